@@ -1,0 +1,602 @@
+// Package config reads, defaults and validates the intercloud topology file:
+// the clouds, one URL per service on each, and the settings of every stage.
+//
+// A missing file means the embedded default: every service on files and
+// SQLite under one data directory, every endpoint on 127.0.0.1.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// DefaultDataDir is where the embedded default keeps its state.
+const DefaultDataDir = "intercloud-data"
+
+// Config is the whole topology. The zero value is not useful: use Default,
+// Load or Parse, which fill defaults and validate.
+type Config struct {
+	// DataDir holds embedded state: files, SQLite databases, the API key.
+	DataDir string `yaml:"data_dir"`
+	// APIKey is the bearer key the ingest APIs accept. Empty means the
+	// INTERCLOUD_API_KEY environment variable, else a key kept in DataDir.
+	APIKey string `yaml:"api_key"`
+	// Clouds maps a cloud's name ("aws", "azure") to its services.
+	Clouds map[string]*Cloud `yaml:"clouds"`
+	// Schema is what every ingested record is validated against.
+	Schema Schema `yaml:"schema"`
+	// Replication is the database stream between the clouds.
+	Replication Replication `yaml:"replication"`
+	// Ingest tunes the ingest APIs.
+	Ingest Ingest `yaml:"ingest"`
+	// Functions tunes the function hosts.
+	Functions Functions `yaml:"functions"`
+	// Publish configures the aggregating function.
+	Publish Publish `yaml:"publish"`
+	// Edge configures the CDN edge.
+	Edge Edge `yaml:"edge"`
+	// FrontDoor configures the global router.
+	FrontDoor FrontDoor `yaml:"frontdoor"`
+	// Logs configures the central log store.
+	Logs Logs `yaml:"logs"`
+}
+
+// Cloud is one cloud's services, each named by URL.
+type Cloud struct {
+	// Objects is the object store URL: file:///dir, s3://bucket?..., azblob://container?...
+	Objects string `yaml:"objects"`
+	// SQL is the database URL: sqlite:///file.db, mysql://..., postgres://..., sqlserver://...
+	SQL string `yaml:"sql"`
+	// API is the listen address of this cloud's ingest API.
+	API string `yaml:"api"`
+	// Origin is the listen address of this cloud's public result endpoint
+	// (the storage account's web endpoint the edge pulls from). Empty on a
+	// cloud that publishes nothing.
+	Origin string `yaml:"origin"`
+}
+
+// Field is one field of the record schema.
+type Field struct {
+	Name     string `yaml:"name"`
+	Type     string `yaml:"type"` // string, number, integer, boolean, timestamp
+	Required bool   `yaml:"required"`
+	// MaxLength bounds a string field in bytes; 0 means 1024.
+	MaxLength int `yaml:"max_length"`
+}
+
+// Field types a schema may use.
+const (
+	TypeString    = "string"
+	TypeNumber    = "number"
+	TypeInteger   = "integer"
+	TypeBoolean   = "boolean"
+	TypeTimestamp = "timestamp"
+)
+
+// Schema is the record schema: the table the records land in and its fields.
+// Every record also has an "id" primary key, which is not listed.
+type Schema struct {
+	Table  string  `yaml:"table"`
+	Fields []Field `yaml:"fields"`
+}
+
+// Field returns the named field and whether it exists.
+func (s Schema) Field(name string) (Field, bool) {
+	for _, f := range s.Fields {
+		if f.Name == name {
+			return f, true
+		}
+	}
+	return Field{}, false
+}
+
+// Replication names the stream's direction and tables.
+type Replication struct {
+	From   string   `yaml:"from"`
+	To     string   `yaml:"to"`
+	Tables []string `yaml:"tables"`
+	// Reverse also replicates To → From (records ingested on the second
+	// cloud during an outage flow back), skipping replicated changes so
+	// nothing echoes.
+	Reverse *bool `yaml:"reverse"`
+	// BatchSize bounds the changes applied in one target transaction.
+	BatchSize int `yaml:"batch_size"`
+	// Poll is how often an idle source is asked for new changes.
+	Poll Duration `yaml:"poll"`
+}
+
+// ReverseEnabled reports whether the reverse stream runs.
+func (r Replication) ReverseEnabled() bool { return r.Reverse == nil || *r.Reverse }
+
+// Ingest tunes the ingest APIs.
+type Ingest struct {
+	// MaxBodyBytes bounds one request body (413 past it).
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// MaxRecords bounds the records of one request (413 past it).
+	MaxRecords int `yaml:"max_records"`
+	// BatchBytes bounds one group-committed object.
+	BatchBytes int `yaml:"batch_bytes"`
+	// BatchWait is how long the first request of a group waits for others.
+	BatchWait Duration `yaml:"batch_wait"`
+	// RateLimit is requests per second per key (429 past it); 0 means none.
+	RateLimit float64 `yaml:"rate_limit"`
+	// RateBurst is the burst the rate limit allows.
+	RateBurst int `yaml:"rate_burst"`
+}
+
+// Functions tunes every function host.
+type Functions struct {
+	// Concurrency bounds the invocations running at once per function.
+	Concurrency int `yaml:"concurrency"`
+	// MaxAttempts is how often an event is tried before it is dead-lettered.
+	MaxAttempts int `yaml:"max_attempts"`
+	// Backoff is the first retry delay; it doubles per attempt.
+	Backoff Duration `yaml:"backoff"`
+	// Reconcile is how often unprocessed objects are looked for.
+	Reconcile Duration `yaml:"reconcile"`
+}
+
+// Publish configures the aggregating function.
+type Publish struct {
+	// Cloud is where the function runs and writes results.
+	Cloud string `yaml:"cloud"`
+	// GroupBy is the field the aggregates are grouped by.
+	GroupBy string `yaml:"group_by"`
+	// Value is the numeric field that is aggregated.
+	Value string `yaml:"value"`
+	// Time is the timestamp field that picks the hourly bucket.
+	Time string `yaml:"time"`
+}
+
+// Edge configures the CDN edge.
+type Edge struct {
+	Listen string `yaml:"listen"`
+	// Origins are the result endpoints, tried in order; empty means the
+	// publishing cloud's origin.
+	Origins []string `yaml:"origins"`
+	// TTL is how long a cached response is fresh.
+	TTL Duration `yaml:"ttl"`
+	// StaleIfError is how long a stale response may be served while the
+	// origin fails.
+	StaleIfError Duration `yaml:"stale_if_error"`
+}
+
+// FrontDoor configures the global router.
+type FrontDoor struct {
+	Listen string `yaml:"listen"`
+	// Priority lists the clouds in the order writes prefer them.
+	Priority []string `yaml:"priority"`
+	// HealthInterval is how often every API's health is checked.
+	HealthInterval Duration `yaml:"health_interval"`
+}
+
+// Logs configures the central log store.
+type Logs struct {
+	Listen string `yaml:"listen"`
+	// Store is the log store URL: sqlite:///file.db.
+	Store string `yaml:"store"`
+	// Level is the lowest level logged: debug, info, warn, error.
+	Level string `yaml:"level"`
+}
+
+// Duration is a time.Duration written as "250ms", "5s" in YAML.
+type Duration time.Duration
+
+// UnmarshalYAML parses a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return err
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration (like 250ms or 5s)", n.Line, s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML writes the duration as a string.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// D returns the time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Default returns the embedded default topology under dataDir (DefaultDataDir
+// when empty): both clouds on files and SQLite, endpoints on 127.0.0.1.
+func Default(dataDir string) *Config {
+	c := &Config{DataDir: dataDir}
+	c.fill()
+	return c
+}
+
+// Load reads the topology file at path; an empty path means the embedded
+// default. A non-empty dataDir overrides the file's data_dir.
+func Load(path, dataDir string) (*Config, error) {
+	if path == "" {
+		c := Default(dataDir)
+		return c, c.Validate()
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c, err := Parse(b, dataDir)
+	if err != nil {
+		return nil, fmt.Errorf("config: %s: %w", path, errors.Unwrap(err))
+	}
+	return c, nil
+}
+
+// Parse reads a topology from YAML, fills defaults and validates it. Unknown
+// keys are errors. A non-empty dataDir overrides data_dir.
+func Parse(b []byte, dataDir string) (*Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("config: %w", fmt.Errorf("%s", yamlMessage(err)))
+	}
+	if dataDir != "" {
+		c.DataDir = dataDir
+	}
+	c.fill()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// yamlMessage turns the YAML decoder's wording into ours: "unknown key".
+func yamlMessage(err error) string {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	msg = strings.ReplaceAll(msg, "unmarshal errors:\n  ", "")
+	if i := strings.Index(msg, "field "); i >= 0 && strings.Contains(msg, " not found in type ") {
+		rest := msg[i+len("field "):]
+		name := rest[:strings.Index(rest, " not found in type ")]
+		return msg[:i] + fmt.Sprintf("unknown key %q", name)
+	}
+	return msg
+}
+
+// fill sets every default the file left empty.
+func (c *Config) fill() {
+	if c.DataDir == "" {
+		c.DataDir = DefaultDataDir
+	}
+	dir, err := filepath.Abs(c.DataDir)
+	if err == nil {
+		c.DataDir = dir
+	}
+	if c.Clouds == nil {
+		c.Clouds = map[string]*Cloud{"aws": {}, "azure": {}}
+	}
+	ports := map[string][2]string{"aws": {"127.0.0.1:8081", ""}, "azure": {"127.0.0.1:8082", "127.0.0.1:8085"}}
+	for name, cl := range c.Clouds {
+		if cl == nil {
+			cl = &Cloud{}
+			c.Clouds[name] = cl
+		}
+		if cl.Objects == "" {
+			cl.Objects = "file://" + filepath.ToSlash(filepath.Join(c.DataDir, name, "objects"))
+		}
+		if cl.SQL == "" {
+			cl.SQL = "sqlite://" + filepath.ToSlash(filepath.Join(c.DataDir, name, "sql.db"))
+		}
+		if cl.API == "" {
+			cl.API = ports[name][0]
+		}
+		if cl.Origin == "" {
+			cl.Origin = ports[name][1]
+		}
+	}
+	if c.Schema.Table == "" {
+		c.Schema.Table = "records"
+	}
+	if len(c.Schema.Fields) == 0 {
+		c.Schema.Fields = []Field{
+			{Name: "device", Type: TypeString, Required: true},
+			{Name: "metric", Type: TypeString, Required: true},
+			{Name: "value", Type: TypeNumber, Required: true},
+			{Name: "ts", Type: TypeTimestamp, Required: true},
+		}
+	}
+	for i := range c.Schema.Fields {
+		if c.Schema.Fields[i].Type == TypeString && c.Schema.Fields[i].MaxLength == 0 {
+			c.Schema.Fields[i].MaxLength = 1024
+		}
+	}
+	r := &c.Replication
+	if r.From == "" && r.To == "" {
+		r.From, r.To = "aws", "azure"
+	}
+	if len(r.Tables) == 0 {
+		r.Tables = []string{c.Schema.Table}
+	}
+	if r.BatchSize == 0 {
+		r.BatchSize = 2000
+	}
+	if r.Poll == 0 {
+		r.Poll = Duration(50 * time.Millisecond)
+	}
+	in := &c.Ingest
+	if in.MaxBodyBytes == 0 {
+		in.MaxBodyBytes = 8 << 20
+	}
+	if in.MaxRecords == 0 {
+		in.MaxRecords = 10000
+	}
+	if in.BatchBytes == 0 {
+		in.BatchBytes = 4 << 20
+	}
+	if in.BatchWait == 0 {
+		in.BatchWait = Duration(5 * time.Millisecond)
+	}
+	if in.RateBurst == 0 && in.RateLimit > 0 {
+		in.RateBurst = int(in.RateLimit) + 1
+	}
+	f := &c.Functions
+	if f.Concurrency == 0 {
+		f.Concurrency = 4
+	}
+	if f.MaxAttempts == 0 {
+		f.MaxAttempts = 5
+	}
+	if f.Backoff == 0 {
+		f.Backoff = Duration(100 * time.Millisecond)
+	}
+	if f.Reconcile == 0 {
+		f.Reconcile = Duration(30 * time.Second)
+	}
+	p := &c.Publish
+	if p.Cloud == "" {
+		p.Cloud = r.To
+	}
+	if p.GroupBy == "" {
+		p.GroupBy = "metric"
+	}
+	if p.Value == "" {
+		p.Value = "value"
+	}
+	if p.Time == "" {
+		p.Time = "ts"
+	}
+	e := &c.Edge
+	if e.Listen == "" {
+		e.Listen = "127.0.0.1:8083"
+	}
+	if e.TTL == 0 {
+		e.TTL = Duration(60 * time.Second)
+	}
+	if e.StaleIfError == 0 {
+		e.StaleIfError = Duration(24 * time.Hour)
+	}
+	fd := &c.FrontDoor
+	if fd.Listen == "" {
+		fd.Listen = "127.0.0.1:8080"
+	}
+	if len(fd.Priority) == 0 {
+		fd.Priority = []string{r.From, r.To}
+	}
+	if fd.HealthInterval == 0 {
+		fd.HealthInterval = Duration(time.Second)
+	}
+	l := &c.Logs
+	if l.Listen == "" {
+		l.Listen = "127.0.0.1:8084"
+	}
+	if l.Store == "" {
+		l.Store = "sqlite://" + filepath.ToSlash(filepath.Join(c.DataDir, "logs.db"))
+	}
+	if l.Level == "" {
+		l.Level = "info"
+	}
+}
+
+// Known URL schemes per service; a driver must also be linked in.
+var (
+	objectSchemes = []string{"file", "s3", "azblob"}
+	sqlSchemes    = []string{"sqlite", "mysql", "postgres", "postgresql", "sqlserver"}
+	fieldTypes    = []string{TypeString, TypeNumber, TypeInteger, TypeBoolean, TypeTimestamp}
+)
+
+// Validate checks the whole topology and names the first bad key.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, a...)))
+	}
+	names := c.CloudNames()
+	if len(names) == 0 {
+		bad("clouds", "at least one cloud is required")
+	}
+	for _, name := range names {
+		cl := c.Clouds[name]
+		key := "clouds." + name
+		checkURL(bad, key+".objects", cl.Objects, objectSchemes)
+		checkURL(bad, key+".sql", cl.SQL, sqlSchemes)
+		checkAddr(bad, key+".api", cl.API, true)
+		checkAddr(bad, key+".origin", cl.Origin, false)
+	}
+	if !validIdent(c.Schema.Table) {
+		bad("schema.table", "%q is not a plain name (letters, digits, _)", c.Schema.Table)
+	}
+	seen := map[string]bool{"id": true}
+	for i, f := range c.Schema.Fields {
+		key := fmt.Sprintf("schema.fields[%d]", i)
+		switch {
+		case !validIdent(f.Name):
+			bad(key+".name", "%q is not a plain name (letters, digits, _)", f.Name)
+		case strings.HasPrefix(f.Name, "_"):
+			bad(key+".name", "%q: names starting with _ are reserved", f.Name)
+		case seen[f.Name]:
+			bad(key+".name", "%q is a duplicate or reserved", f.Name)
+		}
+		seen[f.Name] = true
+		if !slices.Contains(fieldTypes, f.Type) {
+			bad(key+".type", "%q is not one of %s", f.Type, strings.Join(fieldTypes, ", "))
+		}
+		if f.MaxLength < 0 {
+			bad(key+".max_length", "must not be negative")
+		}
+	}
+	r := c.Replication
+	c.checkCloud(bad, "replication.from", r.From)
+	c.checkCloud(bad, "replication.to", r.To)
+	if r.From != "" && r.From == r.To {
+		bad("replication.to", "must differ from replication.from")
+	}
+	for i, t := range r.Tables {
+		if !validIdent(t) {
+			bad(fmt.Sprintf("replication.tables[%d]", i), "%q is not a plain name", t)
+		}
+	}
+	if r.BatchSize < 0 {
+		bad("replication.batch_size", "must be positive")
+	}
+	if c.Ingest.MaxBodyBytes < 0 || c.Ingest.MaxRecords < 0 || c.Ingest.BatchBytes < 0 || c.Ingest.BatchWait < 0 || c.Ingest.RateLimit < 0 {
+		bad("ingest", "limits must not be negative")
+	}
+	if c.Functions.Concurrency < 0 || c.Functions.MaxAttempts < 0 || c.Functions.Backoff < 0 || c.Functions.Reconcile < 0 {
+		bad("functions", "settings must not be negative")
+	}
+	p := c.Publish
+	c.checkCloud(bad, "publish.cloud", p.Cloud)
+	if f, ok := c.Schema.Field(p.GroupBy); !ok || f.Type != TypeString {
+		bad("publish.group_by", "%q must name a string field of the schema", p.GroupBy)
+	}
+	if f, ok := c.Schema.Field(p.Value); !ok || (f.Type != TypeNumber && f.Type != TypeInteger) {
+		bad("publish.value", "%q must name a number field of the schema", p.Value)
+	}
+	if f, ok := c.Schema.Field(p.Time); !ok || f.Type != TypeTimestamp || !f.Required {
+		bad("publish.time", "%q must name a required timestamp field of the schema", p.Time)
+	}
+	if pc, ok := c.Clouds[p.Cloud]; ok && pc.Origin == "" && len(c.Edge.Origins) == 0 {
+		bad("clouds."+p.Cloud+".origin", "the publishing cloud needs a result origin address")
+	}
+	checkAddr(bad, "edge.listen", c.Edge.Listen, true)
+	for i, o := range c.Edge.Origins {
+		checkURL(bad, fmt.Sprintf("edge.origins[%d]", i), o, []string{"http", "https"})
+	}
+	if c.Edge.TTL < 0 || c.Edge.StaleIfError < 0 {
+		bad("edge", "durations must not be negative")
+	}
+	checkAddr(bad, "frontdoor.listen", c.FrontDoor.Listen, true)
+	for i, name := range c.FrontDoor.Priority {
+		c.checkCloud(bad, fmt.Sprintf("frontdoor.priority[%d]", i), name)
+	}
+	checkAddr(bad, "logs.listen", c.Logs.Listen, true)
+	checkURL(bad, "logs.store", c.Logs.Store, []string{"sqlite"})
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Logs.Level) {
+		bad("logs.level", "%q is not one of debug, info, warn, error", c.Logs.Level)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("config: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// CloudNames returns the clouds' names, sorted.
+func (c *Config) CloudNames() []string {
+	names := make([]string, 0, len(c.Clouds))
+	for n := range c.Clouds {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func (c *Config) checkCloud(bad func(string, string, ...any), key, name string) {
+	if _, ok := c.Clouds[name]; !ok {
+		bad(key, "%q is not a cloud of this topology (have %s)", name, strings.Join(c.CloudNames(), ", "))
+	}
+}
+
+func checkURL(bad func(string, string, ...any), key, raw string, schemes []string) {
+	if raw == "" {
+		bad(key, "a URL is required")
+		return
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		bad(key, "not a URL: %v", RedactError(err))
+		return
+	}
+	if !slices.Contains(schemes, u.Scheme) {
+		bad(key, "scheme %q is not one of %s", u.Scheme, strings.Join(schemes, ", "))
+	}
+}
+
+func checkAddr(bad func(string, string, ...any), key, addr string, required bool) {
+	if addr == "" {
+		if required {
+			bad(key, "a listen address (host:port) is required")
+		}
+		return
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		bad(key, "%q is not host:port", addr)
+	}
+}
+
+func validIdent(s string) bool {
+	if s == "" || len(s) > 63 {
+		return false
+	}
+	for i, r := range s {
+		if !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || i > 0 && r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// Redact returns the URL with any password and secret-looking query values
+// replaced, for logs and errors.
+func Redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparseable URL)"
+	}
+	if u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+	}
+	q := u.Query()
+	changed := false
+	for k := range q {
+		lk := strings.ToLower(k)
+		for _, s := range []string{"secret", "password", "key", "token", "sig", "credential", "connection"} {
+			if strings.Contains(lk, s) {
+				q.Set(k, "xxxxx")
+				changed = true
+			}
+		}
+	}
+	if changed {
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
+}
+
+// RedactError hides a URL error's URL, which may hold a password.
+func RedactError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
+	}
+	return err
+}

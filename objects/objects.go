@@ -1,0 +1,361 @@
+// Package objects is intercloud's portable object store: a thin layer over
+// gocloud.dev/blob with drivers chosen by URL scheme (file, s3, azblob), one
+// set of portable errors, and "object created" events for the function host.
+//
+// Drivers live in sub-packages and register their scheme in init; import the
+// ones a binary ships (cmd/intercloud imports them all).
+package objects
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"sort"
+	"sync"
+	"time"
+
+	"gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
+)
+
+// Portable errors; drivers' errors are mapped to these.
+var (
+	// ErrNotFound: the object does not exist.
+	ErrNotFound = errors.New("objects: not found")
+	// ErrExists: a conditional create found the object already there.
+	ErrExists = errors.New("objects: already exists")
+)
+
+// Opener opens a driver's bucket for a URL of its scheme. It must not log
+// or return the URL's credentials.
+type Opener func(ctx context.Context, u *url.URL) (*blob.Bucket, error)
+
+var (
+	regMu   sync.RWMutex
+	openers = map[string]Opener{}
+)
+
+// Register makes a driver available under a URL scheme. It panics if the
+// scheme is registered twice, like database/sql.Register.
+func Register(scheme string, o Opener) {
+	regMu.Lock()
+	defer regMu.Unlock()
+	if _, dup := openers[scheme]; dup {
+		panic("objects: Register called twice for scheme " + scheme)
+	}
+	openers[scheme] = o
+}
+
+// Schemes lists the registered schemes, sorted.
+func Schemes() []string {
+	regMu.RLock()
+	defer regMu.RUnlock()
+	s := make([]string, 0, len(openers))
+	for k := range openers {
+		s = append(s, k)
+	}
+	sort.Strings(s)
+	return s
+}
+
+// Event says an object was created.
+type Event struct {
+	// Key is the object's key.
+	Key string
+	// Size is its length in bytes, when known.
+	Size int64
+	// Metadata is its user metadata, when known (trace context lives there).
+	Metadata map[string]string
+	// Source says who noticed: "put" (our own write), "notification" (the
+	// store's event), "reconcile" (a listing).
+	Source string
+}
+
+// Attributes describe a stored object.
+type Attributes struct {
+	Size        int64
+	ModTime     time.Time
+	ETag        string
+	ContentType string
+	Metadata    map[string]string
+}
+
+// Object is one entry of a listing.
+type Object struct {
+	Key     string
+	Size    int64
+	ModTime time.Time
+}
+
+// PutOptions tune a write.
+type PutOptions struct {
+	ContentType string
+	Metadata    map[string]string
+	// IfNotExist makes the write fail with ErrExists when the key exists,
+	// so a retried write can never overwrite an acknowledged one.
+	IfNotExist bool
+}
+
+// Bucket is an open object store. It is safe for concurrent use.
+type Bucket struct {
+	b      *blob.Bucket
+	name   string
+	log    *slog.Logger
+	mu     sync.RWMutex
+	notify []func(Event)
+}
+
+// Open opens the bucket a URL names, with the driver registered for its scheme.
+func Open(ctx context.Context, rawURL string, log *slog.Logger) (*Bucket, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("objects: bad URL: %w", redactURLError(err))
+	}
+	regMu.RLock()
+	o, ok := openers[u.Scheme]
+	regMu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("objects: no driver for scheme %q (have %v)", u.Scheme, Schemes())
+	}
+	b, err := o(ctx, u)
+	if err != nil {
+		return nil, fmt.Errorf("objects: open %s://%s: %w", u.Scheme, u.Host+u.Path, err)
+	}
+	return NewBucket(b, u.Scheme+"://"+u.Host+u.Path, log), nil
+}
+
+// NewBucket wraps an open gocloud bucket; name is for logs and must hold no
+// secret.
+func NewBucket(b *blob.Bucket, name string, log *slog.Logger) *Bucket {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Bucket{b: b, name: name, log: log}
+}
+
+// Name returns the bucket's URL without credentials.
+func (b *Bucket) Name() string { return b.name }
+
+// OnCreate registers fn to be called after every successful Put through
+// this Bucket. fn runs on the writer's goroutine and must not block.
+func (b *Bucket) OnCreate(fn func(Event)) {
+	b.mu.Lock()
+	b.notify = append(b.notify, fn)
+	b.mu.Unlock()
+}
+
+func (b *Bucket) created(e Event) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	for _, fn := range b.notify {
+		fn(e)
+	}
+}
+
+// Put writes data under key. It returns only after the store has the
+// object; then it emits an object-created event.
+func (b *Bucket) Put(ctx context.Context, key string, data []byte, opts *PutOptions) error {
+	return b.PutStream(ctx, key, bytes.NewReader(data), opts)
+}
+
+// PutStream writes the reader's bytes under key without holding them all in
+// memory (drivers upload large objects in parts).
+func (b *Bucket) PutStream(ctx context.Context, key string, r io.Reader, opts *PutOptions) error {
+	if opts == nil {
+		opts = &PutOptions{}
+	}
+	wo := &blob.WriterOptions{ContentType: opts.ContentType, Metadata: opts.Metadata, IfNotExist: opts.IfNotExist}
+	if wo.ContentType == "" {
+		wo.ContentType = "application/octet-stream"
+	}
+	w, err := b.b.NewWriter(ctx, key, wo)
+	if err != nil {
+		return fmt.Errorf("objects: put %s: %w", key, mapErr(err))
+	}
+	n, err := io.Copy(w, r)
+	if err != nil {
+		cancelWriter(w)
+		return fmt.Errorf("objects: put %s: %w", key, mapErr(err))
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("objects: put %s: %w", key, mapErr(err))
+	}
+	b.created(Event{Key: key, Size: n, Metadata: opts.Metadata, Source: "put"})
+	return nil
+}
+
+// cancelWriter abandons a write: closing the writer after its context is
+// cancelled discards the upload. gocloud has no Abort, so a write whose
+// reader failed is closed with an error-returning reader instead.
+func cancelWriter(w *blob.Writer) { _ = w.Close() }
+
+// Get reads a whole object.
+func (b *Bucket) Get(ctx context.Context, key string) ([]byte, *Attributes, error) {
+	r, attrs, err := b.NewReader(ctx, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer r.Close()
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, nil, fmt.Errorf("objects: get %s: %w", key, mapErr(err))
+	}
+	return data, attrs, nil
+}
+
+// NewReader opens an object for streaming. The attributes are those of the
+// object being read.
+func (b *Bucket) NewReader(ctx context.Context, key string) (io.ReadCloser, *Attributes, error) {
+	a, err := b.Attributes(ctx, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := b.b.NewReader(ctx, key, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("objects: get %s: %w", key, mapErr(err))
+	}
+	return r, a, nil
+}
+
+// NewRangeReader reads length bytes from offset (length < 0: to the end).
+func (b *Bucket) NewRangeReader(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
+	r, err := b.b.NewRangeReader(ctx, key, offset, length, nil)
+	if err != nil {
+		return nil, fmt.Errorf("objects: get %s: %w", key, mapErr(err))
+	}
+	return r, nil
+}
+
+// Attributes returns an object's attributes.
+func (b *Bucket) Attributes(ctx context.Context, key string) (*Attributes, error) {
+	a, err := b.b.Attributes(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("objects: attributes %s: %w", key, mapErr(err))
+	}
+	return &Attributes{Size: a.Size, ModTime: a.ModTime, ETag: a.ETag, ContentType: a.ContentType, Metadata: a.Metadata}, nil
+}
+
+// List calls fn for every object whose key starts with prefix, in key order.
+// An error from fn stops the listing and is returned.
+func (b *Bucket) List(ctx context.Context, prefix string, fn func(Object) error) error {
+	it := b.b.List(&blob.ListOptions{Prefix: prefix})
+	for {
+		o, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("objects: list %s: %w", prefix, mapErr(err))
+		}
+		if o.IsDir {
+			continue
+		}
+		if err := fn(Object{Key: o.Key, Size: o.Size, ModTime: o.ModTime}); err != nil {
+			return err
+		}
+	}
+}
+
+// ListDirs returns the "directories" directly under prefix (ending in
+// delim), in key order, so a caller can walk time partitions cheaply.
+func (b *Bucket) ListDirs(ctx context.Context, prefix string) ([]string, error) {
+	it := b.b.List(&blob.ListOptions{Prefix: prefix, Delimiter: "/"})
+	var dirs []string
+	for {
+		o, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			return dirs, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("objects: list %s: %w", prefix, mapErr(err))
+		}
+		if o.IsDir {
+			dirs = append(dirs, o.Key)
+		}
+	}
+}
+
+// Delete removes an object.
+func (b *Bucket) Delete(ctx context.Context, key string) error {
+	if err := b.b.Delete(ctx, key); err != nil {
+		return fmt.Errorf("objects: delete %s: %w", key, mapErr(err))
+	}
+	return nil
+}
+
+// Exists reports whether an object exists.
+func (b *Bucket) Exists(ctx context.Context, key string) (bool, error) {
+	ok, err := b.b.Exists(ctx, key)
+	if err != nil {
+		return false, fmt.Errorf("objects: exists %s: %w", key, mapErr(err))
+	}
+	return ok, nil
+}
+
+// Move copies src to dst with extra metadata merged in, then deletes src.
+// It is safe to repeat after a crash: a missing src with an existing dst
+// counts as done.
+func (b *Bucket) Move(ctx context.Context, src, dst string, metadata map[string]string) error {
+	data, attrs, err := b.Get(ctx, src)
+	if errors.Is(err, ErrNotFound) {
+		if ok, _ := b.Exists(ctx, dst); ok {
+			return nil
+		}
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	md := map[string]string{}
+	for k, v := range attrs.Metadata {
+		md[k] = v
+	}
+	for k, v := range metadata {
+		md[k] = v
+	}
+	w, err := b.b.NewWriter(ctx, dst, &blob.WriterOptions{ContentType: attrs.ContentType, Metadata: md})
+	if err != nil {
+		return fmt.Errorf("objects: move %s: %w", src, mapErr(err))
+	}
+	if _, err := w.Write(data); err != nil {
+		_ = w.Close()
+		return fmt.Errorf("objects: move %s: %w", src, mapErr(err))
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("objects: move %s: %w", src, mapErr(err))
+	}
+	if err := b.Delete(ctx, src); err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
+// As exposes the driver's types (see gocloud.dev/blob.Bucket.As).
+func (b *Bucket) As(i any) bool { return b.b.As(i) }
+
+// Close releases the bucket.
+func (b *Bucket) Close() error { return b.b.Close() }
+
+// mapErr turns gocloud error codes into the portable errors, keeping the
+// cause for errors.As.
+func mapErr(err error) error {
+	switch gcerrors.Code(err) {
+	case gcerrors.NotFound:
+		return errors.Join(ErrNotFound, err)
+	case gcerrors.FailedPrecondition, gcerrors.AlreadyExists:
+		return errors.Join(ErrExists, err)
+	}
+	return err
+}
+
+func redactURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}

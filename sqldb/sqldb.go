@@ -1,0 +1,304 @@
+// Package sqldb opens SQL databases by URL and gives each a Dialect: the DDL
+// for a portable table schema, upserts, deletes, quoting and type mapping.
+//
+// Drivers live in sub-packages (sqldb/sqlite, ...) and register their URL
+// scheme in init, like database/sql drivers.
+package sqldb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Kind is a portable column type.
+type Kind int
+
+// The portable kinds. Drivers map each to their closest exact type.
+const (
+	KindString    Kind = iota + 1 // bounded text (Type.Length)
+	KindText                      // unbounded text
+	KindInt                       // 64-bit integer (Type.Unsigned)
+	KindFloat                     // 64-bit float
+	KindDecimal                   // exact decimal (Type.Precision, Type.Scale)
+	KindBool                      // boolean
+	KindTimestamp                 // instant, microseconds, UTC
+	KindDate                      // calendar date
+	KindTime                      // time of day / duration
+	KindBytes                     // binary
+	KindJSON                      // JSON document
+)
+
+var kindNames = map[Kind]string{
+	KindString: "string", KindText: "text", KindInt: "int", KindFloat: "float",
+	KindDecimal: "decimal", KindBool: "bool", KindTimestamp: "timestamp", KindDate: "date",
+	KindTime: "time", KindBytes: "bytes", KindJSON: "json",
+}
+
+func (k Kind) String() string {
+	if s, ok := kindNames[k]; ok {
+		return s
+	}
+	return fmt.Sprintf("kind(%d)", int(k))
+}
+
+// Type is a column's portable type with its parameters.
+type Type struct {
+	Kind      Kind
+	Length    int  // KindString, KindBytes: maximum length; 0 = unbounded
+	Precision int  // KindDecimal
+	Scale     int  // KindDecimal
+	Unsigned  bool // KindInt
+	Bits      int  // KindInt: 8, 16, 32, 64 (0 = 64)
+}
+
+// Column is one column of a table.
+type Column struct {
+	Name     string
+	Type     Type
+	Nullable bool
+}
+
+// Table is a portable table schema.
+type Table struct {
+	Name       string
+	Columns    []Column
+	PrimaryKey []string
+}
+
+// Column returns the named column.
+func (t Table) Column(name string) (Column, bool) {
+	for _, c := range t.Columns {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return Column{}, false
+}
+
+// ColumnNames returns the columns' names in order.
+func (t Table) ColumnNames() []string {
+	names := make([]string, len(t.Columns))
+	for i, c := range t.Columns {
+		names[i] = c.Name
+	}
+	return names
+}
+
+// Dialect is what differs between SQL databases. Implementations must be
+// safe for concurrent use and free of I/O except Describe.
+type Dialect interface {
+	// Name is the dialect's name: "sqlite", "mysql", "postgres", "sqlserver".
+	Name() string
+	// Quote quotes an identifier.
+	Quote(ident string) string
+	// Placeholder returns the n-th (1-based) bind parameter.
+	Placeholder(n int) string
+	// ColumnType returns the DDL type for a portable type.
+	ColumnType(t Type) string
+	// CreateTable returns the statements that create the table if it does
+	// not exist.
+	CreateTable(t Table) []string
+	// Upsert returns one statement inserting rows (each with every column
+	// of t, in order) and, on a primary-key conflict, overwriting the
+	// existing row's other columns.
+	Upsert(t Table, rows int) string
+	// InsertIgnore is like Upsert but keeps an existing row unchanged.
+	InsertIgnore(t Table, rows int) string
+	// Value converts a Go value to what the driver binds for a column of
+	// type t (for example time.Time to a sortable string in SQLite).
+	Value(t Type, v any) (any, error)
+	// Describe reads a table's schema from the database; it returns
+	// ErrNoTable when the table does not exist.
+	Describe(ctx context.Context, q Querier, table string) (Table, error)
+}
+
+// ErrNoTable is returned by Describe for a missing table.
+var ErrNoTable = errors.New("sqldb: no such table")
+
+// Querier is what *sql.DB, *sql.Conn and *sql.Tx have in common.
+type Querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// Driver opens a database for a URL of its scheme.
+type Driver interface {
+	// Open connects; it must not put the URL's password in its error.
+	Open(ctx context.Context, u *url.URL) (*sql.DB, Dialect, error)
+}
+
+var (
+	regMu   sync.RWMutex
+	drivers = map[string]Driver{}
+)
+
+// Register makes a driver available under a URL scheme; it panics when the
+// scheme is taken.
+func Register(scheme string, d Driver) {
+	regMu.Lock()
+	defer regMu.Unlock()
+	if _, dup := drivers[scheme]; dup {
+		panic("sqldb: Register called twice for scheme " + scheme)
+	}
+	drivers[scheme] = d
+}
+
+// Schemes lists the registered schemes.
+func Schemes() []string {
+	regMu.RLock()
+	defer regMu.RUnlock()
+	var s []string
+	for k := range drivers {
+		s = append(s, k)
+	}
+	sort.Strings(s)
+	return s
+}
+
+// DB is an open database with its dialect. It is safe for concurrent use.
+type DB struct {
+	*sql.DB
+	Dialect Dialect
+	// Name is the URL without credentials, for logs.
+	Name string
+	log  *slog.Logger
+}
+
+// Open opens the database a URL names.
+func Open(ctx context.Context, rawURL string, log *slog.Logger) (*DB, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("sqldb: bad URL: %w", err)
+	}
+	regMu.RLock()
+	d, ok := drivers[u.Scheme]
+	regMu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("sqldb: no driver for scheme %q (have %v)", u.Scheme, Schemes())
+	}
+	name := u.Scheme + "://" + u.Host + u.Path
+	db, dialect, err := d.Open(ctx, u)
+	if err != nil {
+		return nil, fmt.Errorf("sqldb: open %s: %w", name, err)
+	}
+	return &DB{DB: db, Dialect: dialect, Name: name, log: log}, nil
+}
+
+// EnsureTable creates the table if it does not exist.
+func (db *DB) EnsureTable(ctx context.Context, t Table) error {
+	for _, stmt := range db.Dialect.CreateTable(t) {
+		if _, err := db.ExecContext(ctx, stmt); err != nil {
+			return fmt.Errorf("sqldb: create %s: %w", t.Name, err)
+		}
+	}
+	return nil
+}
+
+// Tx runs fn in a transaction and commits it when fn returns nil. A
+// transaction that fails with a transient error (lock timeout, deadlock,
+// serialization failure) is retried a few times.
+func (db *DB) Tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Duration(attempt*attempt) * 20 * time.Millisecond):
+			}
+		}
+		err = db.tx(ctx, fn)
+		if err == nil || !Transient(err) {
+			return err
+		}
+		db.log.Debug("transaction retried", "db", db.Name, "attempt", attempt+1, "err", err)
+	}
+	return err
+}
+
+func (db *DB) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// Transient reports whether err looks like a retryable database error.
+func Transient(err error) bool {
+	if err == nil {
+		return false
+	}
+	msg := strings.ToLower(err.Error())
+	for _, s := range []string{"database is locked", "sqlite_busy", "deadlock", "lock wait timeout", "serialization failure", "could not serialize", "(5)", "(517)"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// Placeholders returns n placeholders starting at from, comma-separated.
+func Placeholders(d Dialect, from, n int) string {
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(d.Placeholder(from + i))
+	}
+	return b.String()
+}
+
+// QuoteList quotes and joins identifiers.
+func QuoteList(d Dialect, names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = d.Quote(n)
+	}
+	return strings.Join(q, ", ")
+}
+
+// ValuesList returns "(?, ?), (?, ?)" for rows of cols columns.
+func ValuesList(d Dialect, rows, cols int) string {
+	var b strings.Builder
+	for r := 0; r < rows; r++ {
+		if r > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteByte('(')
+		b.WriteString(Placeholders(d, r*cols+1, cols))
+		b.WriteByte(')')
+	}
+	return b.String()
+}
+
+// IsPrimaryKey reports whether col is part of the table's primary key.
+func (t Table) IsPrimaryKey(col string) bool {
+	for _, k := range t.PrimaryKey {
+		if k == col {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,269 @@
+// Package sqlite is the sqldb driver for SQLite (modernc.org/sqlite, no
+// cgo), the embedded default: sqlite:///abs/path/file.db.
+//
+// Databases open in WAL mode with full synchronous commits, a busy timeout
+// and immediate write transactions, so a committed transaction survives a
+// crash and concurrent writers wait rather than fail.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"github.com/intercloud/intercloud/sqldb"
+)
+
+// Scheme is the URL scheme this driver registers.
+const Scheme = "sqlite"
+
+// TimeFormat is how timestamps are stored: fixed width, so text order is
+// time order.
+const TimeFormat = "2006-01-02T15:04:05.000000Z"
+
+func init() { sqldb.Register(Scheme, driver{}) }
+
+type driver struct{}
+
+func (driver) Open(ctx context.Context, u *url.URL) (*sql.DB, sqldb.Dialect, error) {
+	path := u.Path
+	if u.Host != "" { // sqlite://relative/path.db
+		path = u.Host + u.Path
+	}
+	if path == "" {
+		return nil, nil, fmt.Errorf("sqlite: a file path is required (sqlite:///abs/file.db)")
+	}
+	db, err := OpenFile(ctx, path)
+	if err != nil {
+		return nil, nil, err
+	}
+	return db, Dialect{}, nil
+}
+
+// OpenFile opens (creating if needed) a SQLite database file.
+func OpenFile(ctx context.Context, path string) (*sql.DB, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	dsn := "file:" + path + "?_pragma=busy_timeout(30000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(8)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// Dialect is SQLite's SQL.
+type Dialect struct{}
+
+var _ sqldb.Dialect = Dialect{}
+
+// Name implements sqldb.Dialect.
+func (Dialect) Name() string { return "sqlite" }
+
+// Quote implements sqldb.Dialect.
+func (Dialect) Quote(id string) string { return `"` + strings.ReplaceAll(id, `"`, `""`) + `"` }
+
+// Placeholder implements sqldb.Dialect.
+func (Dialect) Placeholder(int) string { return "?" }
+
+// ColumnType implements sqldb.Dialect. The declared names keep the portable
+// type readable by Describe while giving SQLite the right affinity: exact
+// decimals and timestamps are TEXT, never REAL.
+func (Dialect) ColumnType(t sqldb.Type) string {
+	switch t.Kind {
+	case sqldb.KindString:
+		if t.Length > 0 {
+			return fmt.Sprintf("VARCHAR(%d)", t.Length)
+		}
+		return "TEXT"
+	case sqldb.KindText:
+		return "TEXT"
+	case sqldb.KindInt:
+		if t.Unsigned && (t.Bits == 0 || t.Bits == 64) {
+			return "UNSIGNED_BIGINT_TEXT" // beyond int64: kept as decimal text
+		}
+		return "INTEGER"
+	case sqldb.KindFloat:
+		return "REAL"
+	case sqldb.KindDecimal:
+		return fmt.Sprintf("DECIMAL_TEXT(%d,%d)", t.Precision, t.Scale)
+	case sqldb.KindBool:
+		return "BOOLEAN"
+	case sqldb.KindTimestamp:
+		return "TIMESTAMP_TEXT"
+	case sqldb.KindDate:
+		return "DATE_TEXT"
+	case sqldb.KindTime:
+		return "TIME_TEXT"
+	case sqldb.KindBytes:
+		return "BLOB"
+	case sqldb.KindJSON:
+		return "JSON_TEXT"
+	}
+	return "TEXT"
+}
+
+// CreateTable implements sqldb.Dialect.
+func (d Dialect) CreateTable(t sqldb.Table) []string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "CREATE TABLE IF NOT EXISTS %s (", d.Quote(t.Name))
+	for i, c := range t.Columns {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s %s", d.Quote(c.Name), d.ColumnType(c.Type))
+		if !c.Nullable {
+			b.WriteString(" NOT NULL")
+		}
+	}
+	if len(t.PrimaryKey) > 0 {
+		fmt.Fprintf(&b, ", PRIMARY KEY (%s)", sqldb.QuoteList(d, t.PrimaryKey))
+	}
+	b.WriteString(")")
+	return []string{b.String()}
+}
+
+// Upsert implements sqldb.Dialect.
+func (d Dialect) Upsert(t sqldb.Table, rows int) string {
+	var set []string
+	for _, c := range t.Columns {
+		if !t.IsPrimaryKey(c.Name) {
+			set = append(set, fmt.Sprintf("%s = excluded.%s", d.Quote(c.Name), d.Quote(c.Name)))
+		}
+	}
+	conflict := "DO NOTHING"
+	if len(set) > 0 {
+		conflict = "DO UPDATE SET " + strings.Join(set, ", ")
+	}
+	return fmt.Sprintf("INSERT INTO %s (%s) VALUES %s ON CONFLICT (%s) %s",
+		d.Quote(t.Name), sqldb.QuoteList(d, t.ColumnNames()), sqldb.ValuesList(d, rows, len(t.Columns)),
+		sqldb.QuoteList(d, t.PrimaryKey), conflict)
+}
+
+// InsertIgnore implements sqldb.Dialect.
+func (d Dialect) InsertIgnore(t sqldb.Table, rows int) string {
+	return fmt.Sprintf("INSERT INTO %s (%s) VALUES %s ON CONFLICT DO NOTHING",
+		d.Quote(t.Name), sqldb.QuoteList(d, t.ColumnNames()), sqldb.ValuesList(d, rows, len(t.Columns)))
+}
+
+// Value implements sqldb.Dialect.
+func (Dialect) Value(t sqldb.Type, v any) (any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	switch t.Kind {
+	case sqldb.KindTimestamp:
+		switch x := v.(type) {
+		case time.Time:
+			return x.UTC().Format(TimeFormat), nil
+		case string:
+			ts, err := time.Parse(time.RFC3339Nano, x)
+			if err != nil {
+				return nil, fmt.Errorf("sqlite: timestamp %q: %w", x, err)
+			}
+			return ts.UTC().Format(TimeFormat), nil
+		}
+	case sqldb.KindDate:
+		if x, ok := v.(time.Time); ok {
+			return x.Format("2006-01-02"), nil
+		}
+	case sqldb.KindBool:
+		if x, ok := v.(bool); ok {
+			if x {
+				return int64(1), nil
+			}
+			return int64(0), nil
+		}
+	case sqldb.KindInt:
+		if x, ok := v.(uint64); ok {
+			if t.Unsigned && (t.Bits == 0 || t.Bits == 64) {
+				return strconv.FormatUint(x, 10), nil
+			}
+			return int64(x), nil
+		}
+	}
+	return v, nil
+}
+
+var declRE = regexp.MustCompile(`^([A-Z_]+)(?:\((\d+)(?:,(\d+))?\))?$`)
+
+// Describe implements sqldb.Dialect.
+func (Dialect) Describe(ctx context.Context, q sqldb.Querier, table string) (sqldb.Table, error) {
+	rows, err := q.QueryContext(ctx, "SELECT name, type, \"notnull\", pk FROM pragma_table_info(?) ORDER BY cid", table)
+	if err != nil {
+		return sqldb.Table{}, fmt.Errorf("sqlite: describe %s: %w", table, err)
+	}
+	defer rows.Close()
+	t := sqldb.Table{Name: table}
+	pks := map[int]string{}
+	for rows.Next() {
+		var name, decl string
+		var notnull, pk int
+		if err := rows.Scan(&name, &decl, &notnull, &pk); err != nil {
+			return sqldb.Table{}, fmt.Errorf("sqlite: describe %s: %w", table, err)
+		}
+		t.Columns = append(t.Columns, sqldb.Column{Name: name, Type: parseDecl(decl), Nullable: notnull == 0})
+		if pk > 0 {
+			pks[pk] = name
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return sqldb.Table{}, fmt.Errorf("sqlite: describe %s: %w", table, err)
+	}
+	if len(t.Columns) == 0 {
+		return sqldb.Table{}, fmt.Errorf("sqlite: describe %s: %w", table, sqldb.ErrNoTable)
+	}
+	for i := 1; i <= len(pks); i++ {
+		t.PrimaryKey = append(t.PrimaryKey, pks[i])
+	}
+	return t, nil
+}
+
+func parseDecl(decl string) sqldb.Type {
+	m := declRE.FindStringSubmatch(strings.ToUpper(strings.ReplaceAll(decl, " ", "")))
+	if m == nil {
+		return sqldb.Type{Kind: sqldb.KindText}
+	}
+	n1, _ := strconv.Atoi(m[2])
+	n2, _ := strconv.Atoi(m[3])
+	switch m[1] {
+	case "VARCHAR":
+		return sqldb.Type{Kind: sqldb.KindString, Length: n1}
+	case "INTEGER", "INT", "BIGINT":
+		return sqldb.Type{Kind: sqldb.KindInt}
+	case "UNSIGNED_BIGINT_TEXT":
+		return sqldb.Type{Kind: sqldb.KindInt, Unsigned: true}
+	case "REAL", "DOUBLE", "FLOAT":
+		return sqldb.Type{Kind: sqldb.KindFloat}
+	case "DECIMAL_TEXT":
+		return sqldb.Type{Kind: sqldb.KindDecimal, Precision: n1, Scale: n2}
+	case "BOOLEAN":
+		return sqldb.Type{Kind: sqldb.KindBool}
+	case "TIMESTAMP_TEXT":
+		return sqldb.Type{Kind: sqldb.KindTimestamp}
+	case "DATE_TEXT":
+		return sqldb.Type{Kind: sqldb.KindDate}
+	case "TIME_TEXT":
+		return sqldb.Type{Kind: sqldb.KindTime}
+	case "BLOB":
+		return sqldb.Type{Kind: sqldb.KindBytes}
+	case "JSON_TEXT":
+		return sqldb.Type{Kind: sqldb.KindJSON}
+	}
+	return sqldb.Type{Kind: sqldb.KindText}
+}
