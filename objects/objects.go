@@ -15,8 +15,10 @@ import (
 	"log/slog"
 	"net/url"
 	"sort"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
@@ -28,7 +30,45 @@ var (
 	ErrNotFound = errors.New("objects: not found")
 	// ErrExists: a conditional create found the object already there.
 	ErrExists = errors.New("objects: already exists")
+	// ErrInvalidKey: the key is not one every driver stores under that
+	// exact name (see ValidateKey).
+	ErrInvalidKey = errors.New("objects: invalid key")
 )
+
+// ValidateKey reports whether key can name an object: valid UTF-8, not
+// empty, and made of '/'-separated segments none of which is empty, "."
+// or ".." (so no leading, trailing or doubled '/'). Such keys would be
+// stored under another name by some drivers (a file system cleans the
+// path), so every Bucket method refuses them with ErrInvalidKey.
+func ValidateKey(key string) error {
+	if key == "" {
+		return fmt.Errorf("%w: empty", ErrInvalidKey)
+	}
+	if !utf8.ValidString(key) {
+		return fmt.Errorf("%w %q: not valid UTF-8", ErrInvalidKey, key)
+	}
+	for seg := range strings.SplitSeq(key, "/") {
+		switch seg {
+		case "":
+			return fmt.Errorf("%w %q: empty path segment (leading, trailing or doubled '/')", ErrInvalidKey, key)
+		case ".", "..":
+			return fmt.Errorf("%w %q: %q path segment", ErrInvalidKey, key, seg)
+		}
+	}
+	return nil
+}
+
+// check refuses a call whose context is already done or whose key is
+// invalid, before any I/O: a cancelled call changes nothing.
+func check(ctx context.Context, op, key string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("objects: %s %s: %w", op, key, err)
+	}
+	if err := ValidateKey(key); err != nil {
+		return fmt.Errorf("objects: %s: %w", op, err)
+	}
+	return nil
+}
 
 // Opener opens a driver's bucket for a URL of its scheme. It must not log
 // or return the URL's credentials.
@@ -165,33 +205,63 @@ func (b *Bucket) Put(ctx context.Context, key string, data []byte, opts *PutOpti
 // PutStream writes the reader's bytes under key without holding them all in
 // memory (drivers upload large objects in parts).
 func (b *Bucket) PutStream(ctx context.Context, key string, r io.Reader, opts *PutOptions) error {
+	if err := check(ctx, "put", key); err != nil {
+		return err
+	}
 	if opts == nil {
 		opts = &PutOptions{}
 	}
-	wo := &blob.WriterOptions{ContentType: opts.ContentType, Metadata: opts.Metadata, IfNotExist: opts.IfNotExist}
+	// A failing reader cancels wctx before the driver sees its error, so
+	// the driver discards the upload instead of committing a partial object.
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ur := &uploadReader{r: r, cancel: cancel}
+	wo := &blob.WriterOptions{
+		ContentType: opts.ContentType, Metadata: opts.Metadata, IfNotExist: opts.IfNotExist,
+		BufferSize: uploadPartSize, MaxConcurrency: uploadConcurrency,
+	}
 	if wo.ContentType == "" {
 		wo.ContentType = "application/octet-stream"
 	}
-	w, err := b.b.NewWriter(ctx, key, wo)
+	// Upload hands the reader to the driver in one call (no pipe), which
+	// streams it in parts.
+	err := b.b.Upload(wctx, key, ur, wo)
+	if ur.err != nil {
+		return fmt.Errorf("objects: put %s: %w", key, ur.err)
+	}
 	if err != nil {
 		return fmt.Errorf("objects: put %s: %w", key, mapErr(err))
 	}
-	n, err := io.Copy(w, r)
-	if err != nil {
-		cancelWriter(w)
-		return fmt.Errorf("objects: put %s: %w", key, mapErr(err))
-	}
-	if err := w.Close(); err != nil {
-		return fmt.Errorf("objects: put %s: %w", key, mapErr(err))
-	}
-	b.created(Event{Key: key, Size: n, Metadata: opts.Metadata, Source: "put"})
+	b.created(Event{Key: key, Size: ur.n, Metadata: opts.Metadata, Source: "put"})
 	return nil
 }
 
-// cancelWriter abandons a write: closing the writer after its context is
-// cancelled discards the upload. gocloud has no Abort, so a write whose
-// reader failed is closed with an error-returning reader instead.
-func cancelWriter(w *blob.Writer) { _ = w.Close() }
+// uploadReader counts the bytes read and, when the reader fails, records
+// the error and cancels the upload's context first.
+type uploadReader struct {
+	r      io.Reader
+	cancel context.CancelFunc
+	n      int64
+	err    error
+}
+
+func (u *uploadReader) Read(p []byte) (int, error) {
+	n, err := u.r.Read(p)
+	u.n += int64(n)
+	if err != nil && err != io.EOF {
+		u.err = err
+		u.cancel()
+	}
+	return n, err
+}
+
+// Large objects are uploaded in parts of uploadPartSize (the smallest part
+// S3 accepts), uploadConcurrency at a time, which bounds the memory of one
+// streamed write to a few parts whatever the object's size.
+const (
+	uploadPartSize    = 5 << 20
+	uploadConcurrency = 4
+)
 
 // Get reads a whole object.
 func (b *Bucket) Get(ctx context.Context, key string) ([]byte, *Attributes, error) {
@@ -223,6 +293,9 @@ func (b *Bucket) NewReader(ctx context.Context, key string) (io.ReadCloser, *Att
 
 // NewRangeReader reads length bytes from offset (length < 0: to the end).
 func (b *Bucket) NewRangeReader(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
+	if err := check(ctx, "get", key); err != nil {
+		return nil, err
+	}
 	r, err := b.b.NewRangeReader(ctx, key, offset, length, nil)
 	if err != nil {
 		return nil, fmt.Errorf("objects: get %s: %w", key, mapErr(err))
@@ -232,6 +305,9 @@ func (b *Bucket) NewRangeReader(ctx context.Context, key string, offset, length 
 
 // Attributes returns an object's attributes.
 func (b *Bucket) Attributes(ctx context.Context, key string) (*Attributes, error) {
+	if err := check(ctx, "attributes", key); err != nil {
+		return nil, err
+	}
 	a, err := b.b.Attributes(ctx, key)
 	if err != nil {
 		return nil, fmt.Errorf("objects: attributes %s: %w", key, mapErr(err))
@@ -242,6 +318,9 @@ func (b *Bucket) Attributes(ctx context.Context, key string) (*Attributes, error
 // List calls fn for every object whose key starts with prefix, in key order.
 // An error from fn stops the listing and is returned.
 func (b *Bucket) List(ctx context.Context, prefix string, fn func(Object) error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("objects: list %s: %w", prefix, err)
+	}
 	it := b.b.List(&blob.ListOptions{Prefix: prefix})
 	for {
 		o, err := it.Next(ctx)
@@ -263,6 +342,9 @@ func (b *Bucket) List(ctx context.Context, prefix string, fn func(Object) error)
 // ListDirs returns the "directories" directly under prefix (ending in
 // delim), in key order, so a caller can walk time partitions cheaply.
 func (b *Bucket) ListDirs(ctx context.Context, prefix string) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("objects: list %s: %w", prefix, err)
+	}
 	it := b.b.List(&blob.ListOptions{Prefix: prefix, Delimiter: "/"})
 	var dirs []string
 	for {
@@ -281,6 +363,9 @@ func (b *Bucket) ListDirs(ctx context.Context, prefix string) ([]string, error) 
 
 // Delete removes an object.
 func (b *Bucket) Delete(ctx context.Context, key string) error {
+	if err := check(ctx, "delete", key); err != nil {
+		return err
+	}
 	if err := b.b.Delete(ctx, key); err != nil {
 		return fmt.Errorf("objects: delete %s: %w", key, mapErr(err))
 	}
@@ -289,6 +374,9 @@ func (b *Bucket) Delete(ctx context.Context, key string) error {
 
 // Exists reports whether an object exists.
 func (b *Bucket) Exists(ctx context.Context, key string) (bool, error) {
+	if err := check(ctx, "exists", key); err != nil {
+		return false, err
+	}
 	ok, err := b.b.Exists(ctx, key)
 	if err != nil {
 		return false, fmt.Errorf("objects: exists %s: %w", key, mapErr(err))
@@ -300,6 +388,9 @@ func (b *Bucket) Exists(ctx context.Context, key string) (bool, error) {
 // It is safe to repeat after a crash: a missing src with an existing dst
 // counts as done.
 func (b *Bucket) Move(ctx context.Context, src, dst string, metadata map[string]string) error {
+	if err := check(ctx, "move", dst); err != nil {
+		return err
+	}
 	data, attrs, err := b.Get(ctx, src)
 	if errors.Is(err, ErrNotFound) {
 		if ok, _ := b.Exists(ctx, dst); ok {
@@ -317,15 +408,11 @@ func (b *Bucket) Move(ctx context.Context, src, dst string, metadata map[string]
 	for k, v := range metadata {
 		md[k] = v
 	}
-	w, err := b.b.NewWriter(ctx, dst, &blob.WriterOptions{ContentType: attrs.ContentType, Metadata: md})
-	if err != nil {
-		return fmt.Errorf("objects: move %s: %w", src, mapErr(err))
+	ct := attrs.ContentType
+	if ct == "" {
+		ct = "application/octet-stream"
 	}
-	if _, err := w.Write(data); err != nil {
-		_ = w.Close()
-		return fmt.Errorf("objects: move %s: %w", src, mapErr(err))
-	}
-	if err := w.Close(); err != nil {
+	if err := b.b.Upload(ctx, dst, bytes.NewReader(data), &blob.WriterOptions{ContentType: ct, Metadata: md}); err != nil {
 		return fmt.Errorf("objects: move %s: %w", src, mapErr(err))
 	}
 	if err := b.Delete(ctx, src); err != nil && !errors.Is(err, ErrNotFound) {

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/url"
 	"sort"
 	"strings"
@@ -249,6 +250,14 @@ func Transient(err error) bool {
 	if err == nil {
 		return false
 	}
+	regMu.RLock()
+	for _, d := range drivers {
+		if tc, ok := d.(TransientChecker); ok && tc.Transient(err) {
+			regMu.RUnlock()
+			return true
+		}
+	}
+	regMu.RUnlock()
 	msg := strings.ToLower(err.Error())
 	for _, s := range []string{"database is locked", "sqlite_busy", "deadlock", "lock wait timeout", "serialization failure", "could not serialize", "(5)", "(517)"} {
 		if strings.Contains(msg, s) {
@@ -256,6 +265,34 @@ func Transient(err error) bool {
 		}
 	}
 	return false
+}
+
+// TransientChecker is implemented by drivers that recognise their
+// database's retryable errors (deadlock, lock timeout, serialization
+// failure) by error type and code; Transient consults every registered
+// driver that implements it before falling back to message text.
+type TransientChecker interface {
+	// Transient reports whether err, from this driver's database, means
+	// the whole transaction may be retried.
+	Transient(err error) bool
+}
+
+// ParamLimiter is implemented by dialects whose statements take a bounded
+// number of bind parameters: a multi-row Upsert or InsertIgnore of a table
+// with c columns must then have at most MaxParams()/c rows.
+type ParamLimiter interface {
+	// MaxParams is the most bind parameters one statement may have.
+	MaxParams() int
+}
+
+// MaxRows returns how many rows of cols columns one statement of d may
+// bind, at least 1; without a ParamLimiter it is unbounded (math.MaxInt).
+func MaxRows(d Dialect, cols int) int {
+	pl, ok := d.(ParamLimiter)
+	if !ok || cols <= 0 {
+		return math.MaxInt
+	}
+	return max(pl.MaxParams()/cols, 1)
 }
 
 // Placeholders returns n placeholders starting at from, comma-separated.
@@ -301,4 +338,11 @@ func (t Table) IsPrimaryKey(col string) bool {
 		}
 	}
 	return false
+}
+
+// Indexer is implemented by dialects that can create secondary indexes.
+type Indexer interface {
+	// CreateIndex returns the statements that create the index if it does
+	// not exist.
+	CreateIndex(table, name string, columns []string) []string
 }

@@ -95,7 +95,11 @@ func (Dialect) ColumnType(t sqldb.Type) string {
 		return "TEXT"
 	case sqldb.KindInt:
 		if t.Unsigned && (t.Bits == 0 || t.Bits == 64) {
-			return "UNSIGNED_BIGINT_TEXT" // beyond int64: kept as decimal text
+			// Beyond int64: 20-digit zero-padded text, so text order is
+			// numeric order. The name must not contain "INT": SQLite would
+			// give the column INTEGER affinity and turn large values into
+			// REAL.
+			return "UNSIGNED_BIGNUM_TEXT"
 		}
 		return "INTEGER"
 	case sqldb.KindFloat:
@@ -190,10 +194,18 @@ func (Dialect) Value(t sqldb.Type, v any) (any, error) {
 			return int64(0), nil
 		}
 	case sqldb.KindInt:
-		if x, ok := v.(uint64); ok {
-			if t.Unsigned && (t.Bits == 0 || t.Bits == 64) {
-				return strconv.FormatUint(x, 10), nil
+		if t.Unsigned && (t.Bits == 0 || t.Bits == 64) {
+			switch x := v.(type) {
+			case uint64:
+				return fmt.Sprintf("%020d", x), nil
+			case int64:
+				if x < 0 {
+					return nil, fmt.Errorf("sqlite: %d out of range for uint64", x)
+				}
+				return fmt.Sprintf("%020d", x), nil
 			}
+		}
+		if x, ok := v.(uint64); ok {
 			return int64(x), nil
 		}
 	}
@@ -246,7 +258,7 @@ func parseDecl(decl string) sqldb.Type {
 		return sqldb.Type{Kind: sqldb.KindString, Length: n1}
 	case "INTEGER", "INT", "BIGINT":
 		return sqldb.Type{Kind: sqldb.KindInt}
-	case "UNSIGNED_BIGINT_TEXT":
+	case "UNSIGNED_BIGNUM_TEXT", "UNSIGNED_BIGINT_TEXT":
 		return sqldb.Type{Kind: sqldb.KindInt, Unsigned: true}
 	case "REAL", "DOUBLE", "FLOAT":
 		return sqldb.Type{Kind: sqldb.KindFloat}
@@ -266,4 +278,11 @@ func parseDecl(decl string) sqldb.Type {
 		return sqldb.Type{Kind: sqldb.KindJSON}
 	}
 	return sqldb.Type{Kind: sqldb.KindText}
+}
+
+var _ sqldb.Indexer = Dialect{}
+
+// CreateIndex implements sqldb.Indexer.
+func (d Dialect) CreateIndex(table, name string, columns []string) []string {
+	return []string{fmt.Sprintf("CREATE INDEX IF NOT EXISTS %s ON %s (%s)", d.Quote(name), d.Quote(table), sqldb.QuoteList(d, columns))}
 }

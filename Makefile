@@ -1,0 +1,31 @@
+# intercloud: `make demo` runs the scenario, `make test` runs every test
+# (installing and starting the real servers the tests talk to).
+
+GO ?= go
+.PHONY: test peers demo build fuzz bench vet
+
+test: peers vet
+	$(GO) test -count=1 -timeout 25m ./...
+
+peers:
+	@if [ -f scripts/install-peers.sh ]; then bash scripts/install-peers.sh; fi
+
+demo:
+	$(GO) run ./cmd/intercloud demo --records 10000
+
+build:
+	$(GO) build -o intercloud ./cmd/intercloud
+
+vet:
+	$(GO) vet ./...
+
+# Each fuzzer for a short while (FUZZTIME=5m for longer).
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test ./ingest -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
+	$(GO) test ./config -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
+	$(GO) test ./logstore -run '^$$' -fuzz FuzzParseQuery -fuzztime $(FUZZTIME)
+	$(GO) test ./origin -run '^$$' -fuzz . -fuzztime $(FUZZTIME)
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./ingest ./edge ./frontdoor ./replicate

@@ -1,0 +1,157 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/intercloud/intercloud/config"
+	"github.com/intercloud/intercloud/topology"
+)
+
+const usage = `intercloud runs a cross-cloud data platform.
+
+Usage:
+  intercloud demo     [--records N] [--config FILE] [--data-dir DIR]   run the whole scenario once and report
+  intercloud up       [--config FILE] [--data-dir DIR] [--cloud aws|azure|global,...]   run the topology until interrupted
+  intercloud validate [--config FILE] [--data-dir DIR] [--resync]      compare the clouds' databases
+  intercloud logs     [--config FILE] [--data-dir DIR] [--limit N] QUERY   search the central logs
+  intercloud status   [--config FILE] [--data-dir DIR]                 show every component's state
+  intercloud version
+
+No --config means the embedded default: files and SQLite under ./intercloud-data.
+`
+
+// command is one subcommand.
+type command interface {
+	flags(fs *flag.FlagSet)
+	run(ctx context.Context, env *env, args []string) error
+}
+
+// env is what every command shares.
+type env struct {
+	stdout, stderr io.Writer
+	configPath     string
+	dataDir        string
+}
+
+// load reads the topology and resolves the API key.
+func (e *env) load() (*config.Config, string, error) {
+	cfg, err := config.Load(e.configPath, e.dataDir)
+	if err != nil {
+		return nil, "", err
+	}
+	key, created, err := topology.ResolveAPIKey(cfg)
+	if err != nil {
+		return nil, "", err
+	}
+	if created {
+		fmt.Fprintf(e.stderr, "made an API key and kept it in %s: %s\n", filepath.Join(cfg.DataDir, "api-key"), key)
+	}
+	return cfg, key, nil
+}
+
+// logFile opens the local JSON log of a data directory.
+func logFile(cfg *config.Config) (*os.File, error) {
+	dir := filepath.Join(cfg.DataDir, "logs")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	return os.OpenFile(filepath.Join(dir, "intercloud.jsonl"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+}
+
+func parseLevel(s string) slog.Level {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(s))
+	return l
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stderr, usage)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	cmds := map[string]command{
+		"demo": &demoCmd{}, "up": &upCmd{}, "validate": &validateCmd{},
+		"logs": &logsCmd{}, "status": &statusCmd{}, "version": &versionCmd{},
+	}
+	cmd, ok := cmds[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "intercloud: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	e := &env{stdout: stdout, stderr: stderr}
+	fs := flag.NewFlagSet("intercloud "+args[0], flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&e.configPath, "config", "", "topology file (YAML); empty: the embedded default")
+	fs.StringVar(&e.dataDir, "data-dir", "", "data directory of the embedded stand-ins (default ./"+config.DefaultDataDir+")")
+	cmd.flags(fs)
+	if err := fs.Parse(interleave(fs, args[1:])); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if err := cmd.run(ctx, e, fs.Args()); err != nil {
+		var ee *exitError
+		if errors.As(err, &ee) {
+			if ee.err != nil {
+				fmt.Fprintf(stderr, "intercloud %s: %v\n", args[0], ee.err)
+			}
+			return ee.code
+		}
+		fmt.Fprintf(stderr, "intercloud %s: %v\n", args[0], err)
+		return 1
+	}
+	return 0
+}
+
+// interleave moves flags after positional arguments to the front, so
+// `intercloud logs QUERY --limit 5` works like `--limit 5 QUERY`.
+func interleave(fs *flag.FlagSet, args []string) []string {
+	var flags, pos []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			pos = append(pos, args[i+1:]...)
+			break
+		}
+		if strings.HasPrefix(a, "-") && len(a) > 1 {
+			flags = append(flags, a)
+			name := strings.TrimLeft(a, "-")
+			if !strings.Contains(name, "=") {
+				if f := fs.Lookup(name); f != nil {
+					if bf, ok := f.Value.(interface{ IsBoolFlag() bool }); !ok || !bf.IsBoolFlag() {
+						if i+1 < len(args) {
+							flags = append(flags, args[i+1])
+							i++
+						}
+					}
+				}
+			}
+			continue
+		}
+		pos = append(pos, a)
+	}
+	return append(flags, pos...)
+}
+
+type versionCmd struct{}
+
+func (*versionCmd) flags(*flag.FlagSet) {}
+func (*versionCmd) run(_ context.Context, e *env, _ []string) error {
+	fmt.Fprintln(e.stdout, "intercloud", version)
+	return nil
+}
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"

@@ -1,0 +1,31 @@
+// Command intercloud runs a cross-cloud (AWS ⇄ Azure) data platform: ingest,
+// load, replication, publish, edge, front door and central logs, on embedded
+// stand-ins or on the real services named in one topology file.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	_ "github.com/intercloud/intercloud/objects/file"
+	_ "github.com/intercloud/intercloud/replicate/sqlitesrc"
+	_ "github.com/intercloud/intercloud/sqldb/sqlite"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// exitError carries a process exit code.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return fmt.Sprint(e.err) }

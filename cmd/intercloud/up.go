@@ -1,0 +1,45 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/intercloud/intercloud/topology"
+)
+
+type upCmd struct {
+	cloud string
+}
+
+func (c *upCmd) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.cloud, "cloud", "", "run only these roles, comma-separated: a cloud's name (aws, azure) and/or global (front door, edge, logs); empty: all")
+}
+
+func (c *upCmd) run(ctx context.Context, e *env, _ []string) error {
+	cfg, key, err := e.load()
+	if err != nil {
+		return err
+	}
+	var roles []string
+	if c.cloud != "" {
+		roles = strings.Split(c.cloud, ",")
+	}
+	topo, err := topology.Start(ctx, cfg, topology.Options{
+		Roles: roles, APIKey: key, LogWriter: os.Stderr, LogLevel: parseLevel(cfg.Logs.Level),
+	})
+	if err != nil {
+		return err
+	}
+	for _, ep := range topo.Endpoints() {
+		fmt.Fprintf(e.stdout, "%s %s\n", ep.Name, ep.URL)
+	}
+	<-ctx.Done()
+	fmt.Fprintln(e.stderr, "intercloud: shutting down: finishing requests in flight")
+	sctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	return topo.Stop(sctx)
+}

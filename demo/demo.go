@@ -1,0 +1,466 @@
+// Package demo drives the whole scenario: it starts the topology in one
+// process, sends generated records through the front door over real HTTP,
+// waits until every acknowledged record is in both clouds' databases and
+// counted in the published results, and reports what happened.
+package demo
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/intercloud/intercloud/apierr"
+	"github.com/intercloud/intercloud/config"
+	"github.com/intercloud/intercloud/publish"
+	"github.com/intercloud/intercloud/sqldb"
+	"github.com/intercloud/intercloud/topology"
+)
+
+// Options tune a demo run.
+type Options struct {
+	Records     int           // records to send (default 1000)
+	BatchSize   int           // records per request (default 100)
+	Concurrency int           // requests in flight (default 8)
+	Timeout     time.Duration // for the records to arrive everywhere (default 2m)
+	Attempts    int           // tries per request before giving up on it (default 8)
+	Progress    io.Writer     // progress lines; nil = none
+	// Topology options (API key, logs); Roles are ignored: all run.
+	Topology topology.Options
+	// OnStarted is called once the topology runs (tests use it to inject
+	// failures); the demo goes on when it returns.
+	OnStarted func(t *topology.Topology)
+}
+
+// Summary is the demo's one-line JSON report.
+type Summary struct {
+	Sent           int     `json:"sent"`
+	Acked          int     `json:"acked"`
+	AWSRows        int64   `json:"aws_rows"`
+	AzureRows      int64   `json:"azure_rows"`
+	ResultsRecords int64   `json:"results_records"`
+	Lost           int     `json:"lost"`
+	E2EP50ms       float64 `json:"e2e_p50_ms"`
+	E2EP99ms       float64 `json:"e2e_p99_ms"`
+	IngestP50ms    float64 `json:"ingest_p50_ms"`
+	IngestP99ms    float64 `json:"ingest_p99_ms"`
+	Seconds        float64 `json:"seconds"`
+	RecordsPerSec  float64 `json:"records_per_sec"`
+	// Records are the acknowledged records as sent, by id (not printed).
+	Records map[string]Record `json:"-"`
+}
+
+// Record is a generated record as sent.
+type Record struct {
+	Device string    `json:"device"`
+	Metric string    `json:"metric"`
+	Value  float64   `json:"value"`
+	TS     time.Time `json:"ts"`
+}
+
+// Metrics are the generated metric names.
+var Metrics = []string{"cpu", "mem", "disk", "net", "temp"}
+
+// Run starts the topology from cfg, runs the scenario and stops it. The
+// error is non-nil when the run could not be carried out, or when anything
+// acknowledged is missing anywhere (the summary is returned as well).
+func Run(ctx context.Context, cfg *config.Config, opts Options) (*Summary, error) {
+	opts = opts.withDefaults()
+	progress := opts.Progress
+	var mu sync.Mutex
+	published := map[string]time.Time{}
+	topts := opts.Topology
+	topts.Roles = nil
+	prev := topts.OnPublished
+	topts.OnPublished = func(ids []string) {
+		now := time.Now()
+		mu.Lock()
+		for _, id := range ids {
+			if _, ok := published[id]; !ok {
+				published[id] = now
+			}
+		}
+		mu.Unlock()
+		if prev != nil {
+			prev(ids)
+		}
+	}
+	fmt.Fprintf(progress, "starting the topology in %s\n", cfg.DataDir)
+	topo, err := topology.Start(ctx, cfg, topts)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = topo.Stop(sctx)
+	}()
+	for _, e := range topo.Endpoints() {
+		fmt.Fprintf(progress, "  %-13s %s\n", e.Name, e.URL)
+	}
+	if opts.OnStarted != nil {
+		opts.OnStarted(topo)
+	}
+
+	start := time.Now()
+	sent, sentAt, ingestLat, err := send(ctx, topo.URL("frontdoor"), topts.APIKey, opts, progress)
+	if err != nil {
+		return nil, err
+	}
+	s := &Summary{Sent: opts.Records, Acked: len(sent), Records: sent}
+	fmt.Fprintf(progress, "sent %d, acknowledged %d in %.1fs; waiting for both databases and the results\n", s.Sent, s.Acked, time.Since(start).Seconds())
+
+	waitErr := wait(ctx, topo, cfg, s, opts.Timeout, progress)
+	s.Seconds = time.Since(start).Seconds()
+	if s.Seconds > 0 {
+		s.RecordsPerSec = float64(s.Acked) / s.Seconds
+	}
+	mu.Lock()
+	var e2e []float64
+	for id, at := range sentAt {
+		if p, ok := published[id]; ok {
+			e2e = append(e2e, float64(p.Sub(at).Microseconds())/1000)
+		}
+	}
+	mu.Unlock()
+	s.E2EP50ms, s.E2EP99ms = percentile(e2e, 50), percentile(e2e, 99)
+	s.IngestP50ms, s.IngestP99ms = percentile(ingestLat, 50), percentile(ingestLat, 99)
+	if waitErr != nil {
+		return s, waitErr
+	}
+	if s.Lost > 0 {
+		return s, fmt.Errorf("demo: %d acknowledged records are missing", s.Lost)
+	}
+	return s, nil
+}
+
+func (o Options) withDefaults() Options {
+	if o.Records <= 0 {
+		o.Records = 1000
+	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = 100
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 8
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 2 * time.Minute
+	}
+	if o.Attempts <= 0 {
+		o.Attempts = 8
+	}
+	if o.Progress == nil {
+		o.Progress = io.Discard
+	}
+	return o
+}
+
+// Send posts generated records to a front door (or any ingest API) and
+// returns the acknowledged ones by id. Requests that fail for good are left
+// unacknowledged; a rejected request (4xx) is an error.
+func Send(ctx context.Context, url, key string, opts Options) (map[string]Record, error) {
+	opts = opts.withDefaults()
+	acked, _, _, err := send(ctx, url, key, opts, opts.Progress)
+	return acked, err
+}
+
+// Verify waits until every acknowledged record is in both databases of a
+// running topology and counted in the results it publishes.
+func Verify(ctx context.Context, topo *topology.Topology, cfg *config.Config, acked map[string]Record, timeout time.Duration, progress io.Writer) (*Summary, error) {
+	if progress == nil {
+		progress = io.Discard
+	}
+	s := &Summary{Sent: len(acked), Acked: len(acked), Records: acked}
+	if err := wait(ctx, topo, cfg, s, timeout, progress); err != nil {
+		return s, err
+	}
+	if s.Lost > 0 {
+		return s, fmt.Errorf("demo: %d acknowledged records are missing", s.Lost)
+	}
+	return s, nil
+}
+
+// send posts the records through the front door with Concurrency workers,
+// retrying a failed request under the same Idempotency-Key.
+func send(ctx context.Context, url, key string, opts Options, progress io.Writer) (map[string]Record, map[string]time.Time, []float64, error) {
+	type batch struct {
+		n    int
+		recs []Record
+	}
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	now := time.Now().UTC()
+	var batches []batch
+	for i := 0; i < opts.Records; i += opts.BatchSize {
+		var b batch
+		for j := i; j < min(opts.Records, i+opts.BatchSize); j++ {
+			b.recs = append(b.recs, Record{
+				Device: fmt.Sprintf("dev-%03d", rng.IntN(200)),
+				Metric: Metrics[rng.IntN(len(Metrics))],
+				Value:  float64(rng.IntN(1000000)) / 100,
+				TS:     now.Add(-time.Duration(rng.IntN(3*3600)) * time.Second).Truncate(time.Millisecond),
+			})
+		}
+		b.n = len(batches)
+		batches = append(batches, b)
+	}
+	var (
+		mu      sync.Mutex
+		acked   = map[string]Record{}
+		sentAt  = map[string]time.Time{}
+		lat     []float64
+		done    atomic.Int64
+		fatal   error
+		work    = make(chan batch)
+		wg      sync.WaitGroup
+		client  = &http.Client{Timeout: 60 * time.Second}
+		lastOut = time.Now()
+	)
+	for w := 0; w < opts.Concurrency; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range work {
+				t0 := time.Now()
+				ids, err := post(ctx, client, url, key, b.n, b.recs, opts.Attempts)
+				mu.Lock()
+				if err != nil {
+					if fatal == nil && !errors.Is(err, errGaveUp) {
+						fatal = err
+					}
+					fmt.Fprintf(progress, "request %d not acknowledged: %v\n", b.n, err)
+				} else {
+					lat = append(lat, float64(time.Since(t0).Microseconds())/1000)
+					for i, id := range ids {
+						acked[id] = b.recs[i]
+						sentAt[id] = t0
+					}
+				}
+				n := done.Add(int64(len(b.recs)))
+				if time.Since(lastOut) > time.Second || int(n) == opts.Records {
+					fmt.Fprintf(progress, "sent %d/%d records, %d acknowledged\n", n, opts.Records, len(acked))
+					lastOut = time.Now()
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, b := range batches {
+		select {
+		case work <- b:
+		case <-ctx.Done():
+		}
+	}
+	close(work)
+	wg.Wait()
+	if ctx.Err() != nil {
+		return nil, nil, nil, ctx.Err()
+	}
+	if fatal != nil {
+		return nil, nil, nil, fatal
+	}
+	return acked, sentAt, lat, nil
+}
+
+var errGaveUp = errors.New("demo: gave up after retries")
+
+// post sends one request, as NDJSON or a JSON array by turns, and retries
+// transient failures with the same Idempotency-Key.
+func post(ctx context.Context, client *http.Client, url, key string, n int, recs []Record, attempts int) ([]string, error) {
+	var body bytes.Buffer
+	ctype := "application/json"
+	if n%2 == 1 {
+		ctype = "application/x-ndjson"
+		enc := json.NewEncoder(&body)
+		for _, r := range recs {
+			_ = enc.Encode(r)
+		}
+	} else {
+		_ = json.NewEncoder(&body).Encode(recs)
+	}
+	idem := uuid.Must(uuid.NewV7()).String()
+	var last error
+	for attempt := 0; attempt < attempts; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(time.Duration(50<<attempt) * time.Millisecond):
+			}
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+"/v1/records", bytes.NewReader(body.Bytes()))
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Content-Type", ctype)
+		req.Header.Set("Authorization", "Bearer "+key)
+		req.Header.Set("Idempotency-Key", idem)
+		resp, err := client.Do(req)
+		if err != nil {
+			last = err
+			continue
+		}
+		if resp.StatusCode == http.StatusAccepted {
+			var out struct {
+				IDs []string `json:"ids"`
+			}
+			err := json.NewDecoder(resp.Body).Decode(&out)
+			resp.Body.Close()
+			if err != nil || len(out.IDs) != len(recs) {
+				return nil, fmt.Errorf("demo: bad 202 answer (%d ids for %d records): %v", len(out.IDs), len(recs), err)
+			}
+			return out.IDs, nil
+		}
+		e := apierr.Read(resp)
+		resp.Body.Close()
+		last = e
+		if resp.StatusCode != http.StatusServiceUnavailable && resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode < 500 {
+			return nil, fmt.Errorf("demo: request rejected: %w", e)
+		}
+	}
+	return nil, fmt.Errorf("%w: %v", errGaveUp, last)
+}
+
+// wait polls both databases and the published summary (through the edge)
+// until every acknowledged record is everywhere, or the timeout passes.
+func wait(ctx context.Context, topo *topology.Topology, cfg *config.Config, s *Summary, timeout time.Duration, progress io.Writer) error {
+	deadline := time.Now().Add(timeout)
+	ids := make([]string, 0, len(s.Records))
+	for id := range s.Records {
+		ids = append(ids, id)
+	}
+	from, to := cfg.Replication.From, cfg.Replication.To
+	lastOut := time.Time{}
+	for {
+		var err error
+		missing := 0
+		for _, name := range []string{from, to} {
+			m, n, cerr := countMissing(ctx, topo.Cloud(name).DB, cfg.Schema.Table, ids)
+			if cerr != nil {
+				err = cerr
+				break
+			}
+			missing += m
+			if name == from {
+				s.AWSRows = n
+			} else {
+				s.AzureRows = n
+			}
+		}
+		if err == nil {
+			s.ResultsRecords, err = summaryRecords(ctx, topo.URL("edge"))
+		}
+		s.Lost = missing
+		complete := err == nil && missing == 0 && s.ResultsRecords == s.AzureRows && s.AWSRows == s.AzureRows
+		if complete {
+			fmt.Fprintf(progress, "every record arrived: %s=%d %s=%d published=%d\n", from, s.AWSRows, to, s.AzureRows, s.ResultsRecords)
+			return nil
+		}
+		if time.Since(lastOut) > time.Second {
+			fmt.Fprintf(progress, "waiting: %s=%d %s=%d published=%d missing=%d\n", from, s.AWSRows, to, s.AzureRows, s.ResultsRecords, missing)
+			lastOut = time.Now()
+		}
+		if time.Now().After(deadline) {
+			if s.Lost == 0 && s.ResultsRecords < s.AzureRows {
+				s.Lost = int(s.AzureRows - s.ResultsRecords)
+			}
+			return fmt.Errorf("demo: not everything arrived within %s (last error: %v)", timeout, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// countMissing returns how many of ids the table lacks, and its row count.
+func countMissing(ctx context.Context, db *sqldb.DB, table string, ids []string) (int, int64, error) {
+	d := db.Dialect
+	var n int64
+	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+d.Quote(table)).Scan(&n); err != nil {
+		return 0, 0, err
+	}
+	present := map[string]bool{}
+	for i := 0; i < len(ids); i += 500 {
+		chunk := ids[i:min(len(ids), i+500)]
+		args := make([]any, len(chunk))
+		for j, id := range chunk {
+			args[j] = id
+		}
+		rows, err := db.QueryContext(ctx, fmt.Sprintf("SELECT %s FROM %s WHERE %s IN (%s)", d.Quote("id"), d.Quote(table), d.Quote("id"), sqldb.Placeholders(d, 1, len(chunk))), args...)
+		if err != nil {
+			return 0, 0, err
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return 0, 0, err
+			}
+			present[id] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return 0, 0, err
+		}
+	}
+	return len(ids) - len(present), n, nil
+}
+
+// summaryRecords reads results/summary.json through the edge.
+func summaryRecords(ctx context.Context, edgeURL string) (int64, error) {
+	sum, err := FetchSummary(ctx, edgeURL)
+	if err != nil {
+		return 0, err
+	}
+	return sum.Records, nil
+}
+
+// FetchSummary reads the published summary through the edge.
+func FetchSummary(ctx context.Context, edgeURL string) (*publish.Summary, error) {
+	var s publish.Summary
+	if err := FetchJSON(ctx, edgeURL+"/"+publish.SummaryKey, &s); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// FetchJSON GETs a URL and decodes its JSON body.
+func FetchJSON(ctx context.Context, url string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if e := apierr.Read(resp); e != nil {
+		return fmt.Errorf("GET %s: %w", strings.TrimPrefix(url, "http://"), e)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+func percentile(xs []float64, p float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	sort.Float64s(s)
+	i := int(float64(len(s)-1) * p / 100)
+	return float64(int(s[i]*10)) / 10
+}

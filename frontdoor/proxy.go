@@ -1,0 +1,376 @@
+package frontdoor
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/google/uuid"
+
+	"github.com/intercloud/intercloud/apierr"
+)
+
+var _ http.Handler = (*FrontDoor)(nil)
+
+// hopByHop lists the connection-specific header fields that a proxy must
+// not forward (RFC 9110 section 7.6.1, plus the legacy ones that
+// httputil.ReverseProxy also drops).
+var hopByHop = []string{
+	"Connection",
+	"Proxy-Connection",
+	"Keep-Alive",
+	"Proxy-Authenticate",
+	"Proxy-Authorization",
+	"Te",
+	"Trailer",
+	"Transfer-Encoding",
+	"Upgrade",
+}
+
+// copyBufs holds the buffers used to stream answers back.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// ServeHTTP serves the front door's own endpoints (GET /healthz, GET
+// /v1/status) and routes every other /v1/... request to a backend.
+func (f *FrontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p := r.URL.Path
+	switch {
+	case p == "/healthz":
+		f.serveStatus(w, r, true)
+	case p == "/v1/status":
+		f.serveStatus(w, r, false)
+	case strings.HasPrefix(p, "/v1/"):
+		if hasDotSegment(p) {
+			apierr.Write(w, apierr.New(http.StatusBadRequest, apierr.CodeMalformed, "path %q has dot segments", p))
+			return
+		}
+		f.proxy(w, r)
+	default:
+		apierr.Write(w, apierr.New(http.StatusNotFound, apierr.CodeNotFound, "no route for %s", p))
+	}
+}
+
+// statusBody is the JSON answer of GET /healthz and GET /v1/status.
+type statusBody struct {
+	Healthy  bool            `json:"healthy"`
+	Backends []BackendStatus `json:"backends"`
+}
+
+// serveStatus answers the front door's health (503 when no backend is
+// healthy, if unhealthy503) with every backend's status.
+func (f *FrontDoor) serveStatus(w http.ResponseWriter, r *http.Request, unhealthy503 bool) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		apierr.Write(w, apierr.New(http.StatusMethodNotAllowed, apierr.CodeMethod, "%s %s: use GET", r.Method, r.URL.Path))
+		return
+	}
+	body := statusBody{Healthy: f.anyHealthy(), Backends: f.Status()}
+	code := http.StatusOK
+	if !body.Healthy && unhealthy503 {
+		code = http.StatusServiceUnavailable
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	if r.Method == http.MethodHead {
+		return
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(body)
+}
+
+// proxy buffers the request and tries the candidate backends in order
+// until one gives an answer that can be passed through.
+func (f *FrontDoor) proxy(w http.ResponseWriter, r *http.Request) {
+	body, err := f.readBody(r)
+	if err != nil {
+		apierr.Write(w, err)
+		return
+	}
+	hdr := f.outboundHeader(r)
+	traceID := traceIDOf(hdr.Get(HeaderTraceparent))
+
+	var tried []string
+	for _, b := range f.candidates() {
+		reason, done := f.attempt(w, r, b, hdr, body, traceID)
+		if done {
+			return
+		}
+		tried = append(tried, fmt.Sprintf("%s (%s)", b.name, reason))
+		if b.markFailed("request: " + reason) {
+			f.logChange(b, false, "request failed", reason)
+		}
+		f.log.Warn("frontdoor: attempt failed, trying the next backend",
+			"trace_id", traceID, "backend", b.name, "method", r.Method, "path", r.URL.Path, "err", reason)
+	}
+	f.log.Error("frontdoor: no backend could take the request",
+		"trace_id", traceID, "method", r.Method, "path", r.URL.Path, "tried", strings.Join(tried, ", "))
+	w.Header().Set("Retry-After", "1")
+	apierr.Write(w, apierr.New(http.StatusServiceUnavailable, CodeNoHealthyCloud,
+		"no cloud could take the request; tried %s", strings.Join(tried, ", ")))
+}
+
+// attempt sends one attempt of r to b. It reports done when the request
+// is finished (answered, or the client went away); otherwise the attempt
+// failed over and reason says why.
+func (f *FrontDoor) attempt(w http.ResponseWriter, r *http.Request, b *backend, hdr http.Header, body []byte,
+	traceID string) (reason string, done bool) {
+	ctx, cancel := context.WithTimeout(r.Context(), f.cfg.Timeout)
+	defer cancel()
+	resp, err := f.client.Do(b.request(ctx, r, hdr, body))
+	if r.Context().Err() != nil {
+		// The client went away: nothing to answer, nothing learnt.
+		if err == nil {
+			_ = resp.Body.Close()
+		}
+		return "", true
+	}
+	if err != nil {
+		return describeErr(err), false
+	}
+	if failoverStatus(resp.StatusCode) {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		_ = resp.Body.Close()
+		return fmt.Sprintf("status %d", resp.StatusCode), false
+	}
+	f.relay(w, resp, b, traceID)
+	return "", true
+}
+
+// candidates returns the healthy backends in priority order or, when none
+// is healthy, every backend (fail open: health state may be stale, and
+// trying costs less than refusing).
+func (f *FrontDoor) candidates() []*backend {
+	out := make([]*backend, 0, len(f.backends))
+	for _, b := range f.backends {
+		if b.isHealthy() {
+			out = append(out, b)
+		}
+	}
+	if len(out) == 0 {
+		return f.backends
+	}
+	return out
+}
+
+// failoverStatus reports whether a backend answer means the backend could
+// not take the request, so that it is retried elsewhere.
+func failoverStatus(code int) bool {
+	return code == http.StatusBadGateway || code == http.StatusServiceUnavailable || code == http.StatusGatewayTimeout
+}
+
+// readBody buffers the request body, bounded by MaxBodyBytes.
+func (f *FrontDoor) readBody(r *http.Request) ([]byte, error) {
+	max := f.cfg.MaxBodyBytes
+	tooLarge := apierr.New(http.StatusRequestEntityTooLarge, apierr.CodeTooLarge,
+		"request body is larger than %d bytes", max)
+	if r.ContentLength > max {
+		return nil, tooLarge
+	}
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil, nil
+	}
+	var buf bytes.Buffer
+	if r.ContentLength > 0 {
+		buf.Grow(int(r.ContentLength))
+	}
+	n, err := buf.ReadFrom(io.LimitReader(r.Body, max+1))
+	if err != nil {
+		return nil, apierr.New(http.StatusBadRequest, apierr.CodeMalformed, "read request body: %v", err)
+	}
+	if n > max {
+		return nil, tooLarge
+	}
+	return buf.Bytes(), nil
+}
+
+// outboundHeader returns the headers every attempt of r carries: r's
+// headers without hop-by-hop fields, with X-Forwarded-* set and an
+// Idempotency-Key and a valid traceparent added when missing.
+func (f *FrontDoor) outboundHeader(r *http.Request) http.Header {
+	h := r.Header.Clone()
+	if h == nil {
+		h = http.Header{}
+	}
+	removeHopByHop(h)
+	h.Del("Expect") // the body is already buffered
+	if _, ok := h["User-Agent"]; !ok {
+		h["User-Agent"] = []string{""} // do not send Go's default
+	}
+	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		if prior := h.Values("X-Forwarded-For"); len(prior) > 0 {
+			ip = strings.Join(prior, ", ") + ", " + ip
+		}
+		h.Set("X-Forwarded-For", ip)
+	}
+	h.Set("X-Forwarded-Host", r.Host)
+	if r.TLS != nil {
+		h.Set("X-Forwarded-Proto", "https")
+	} else {
+		h.Set("X-Forwarded-Proto", "http")
+	}
+	if strings.TrimSpace(h.Get(HeaderIdempotencyKey)) == "" {
+		h.Set(HeaderIdempotencyKey, uuid.Must(uuid.NewV7()).String())
+	}
+	if tp := h.Values(HeaderTraceparent); len(tp) != 1 || !validTraceparent(tp[0]) {
+		// Missing or unparseable: restart the trace (W3C Trace Context
+		// says tracestate is then dropped too).
+		if len(tp) > 0 {
+			h.Del(HeaderTracestate)
+		}
+		h.Set(HeaderTraceparent, newTraceparent())
+	}
+	return h
+}
+
+// removeHopByHop deletes the hop-by-hop fields and those named in
+// Connection from h.
+func removeHopByHop(h http.Header) {
+	for _, v := range h["Connection"] {
+		for _, name := range strings.Split(v, ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				h.Del(name)
+			}
+		}
+	}
+	for _, name := range hopByHop {
+		h.Del(name)
+	}
+}
+
+// request builds one attempt of r on b.
+func (b *backend) request(ctx context.Context, r *http.Request, hdr http.Header, body []byte) *http.Request {
+	u := &url.URL{
+		Scheme:   b.url.Scheme,
+		Host:     b.url.Host,
+		User:     b.url.User,
+		Path:     joinPath(b.url.Path, r.URL.Path),
+		RawQuery: r.URL.RawQuery,
+	}
+	if r.URL.RawPath != "" {
+		u.RawPath = joinPath(b.url.EscapedPath(), r.URL.EscapedPath())
+	}
+	out := &http.Request{
+		Method:     r.Method,
+		URL:        u,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     hdr,
+		Host:       u.Host,
+	}
+	if len(body) > 0 {
+		out.ContentLength = int64(len(body))
+		out.Body = io.NopCloser(bytes.NewReader(body))
+		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	}
+	return out.WithContext(ctx)
+}
+
+// relay passes a backend's answer through unchanged, streaming its body,
+// with X-Served-By added.
+func (f *FrontDoor) relay(w http.ResponseWriter, resp *http.Response, b *backend, traceID string) {
+	defer resp.Body.Close()
+	b.requests.Add(1)
+	removeHopByHop(resp.Header)
+	h := w.Header()
+	for k, vv := range resp.Header {
+		h[k] = vv
+	}
+	h.Set(HeaderServedBy, b.name)
+	w.WriteHeader(resp.StatusCode)
+	readErr, writeErr := copyBody(w, resp.Body, resp.ContentLength == -1)
+	for k, vv := range resp.Trailer {
+		h[http.TrailerPrefix+k] = vv
+	}
+	if readErr != nil {
+		// The status is already sent: abort the connection so the client
+		// sees a truncated answer rather than a short one that looks whole.
+		f.log.Warn("frontdoor: answer cut off by backend", "trace_id", traceID, "backend", b.name, "err", describeErr(readErr))
+		panic(http.ErrAbortHandler)
+	}
+	if writeErr != nil {
+		f.log.Debug("frontdoor: client went away", "trace_id", traceID, "backend", b.name, "err", writeErr)
+		return
+	}
+	f.log.Debug("frontdoor: served", "trace_id", traceID, "backend", b.name, "status", resp.StatusCode)
+}
+
+// copyBody copies src to w, flushing after every write if flush, and tells
+// read errors from write errors.
+func copyBody(w http.ResponseWriter, src io.Reader, flush bool) (readErr, writeErr error) {
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
+	rc := http.NewResponseController(w)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return nil, werr
+			}
+			if flush {
+				_ = rc.Flush()
+			}
+		}
+		if err == io.EOF {
+			return nil, nil
+		}
+		if err != nil {
+			return err, nil
+		}
+	}
+}
+
+// describeErr turns an attempt's error into a short reason naming the
+// failure, without the URL (which could carry credentials).
+func describeErr(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return "connection reset"
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err.Error()
+	}
+	return err.Error()
+}
+
+// joinPath joins a base path and a request path with exactly one slash.
+func joinPath(base, p string) string {
+	switch {
+	case base == "" || base == "/":
+		return p
+	case strings.HasSuffix(base, "/") && strings.HasPrefix(p, "/"):
+		return base + p[1:]
+	case !strings.HasSuffix(base, "/") && !strings.HasPrefix(p, "/"):
+		return base + "/" + p
+	}
+	return base + p
+}
+
+// hasDotSegment reports whether a path has a "." or ".." segment, which
+// could make a backend see another path than the one routed.
+func hasDotSegment(p string) bool {
+	for seg := range strings.SplitSeq(p, "/") {
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,168 @@
+package functions
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func runFn(t *testing.T, cfg Config) *Function {
+	t.Helper()
+	f, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = f.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return f
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func TestDelivery(t *testing.T) {
+	tests := []struct {
+		name        string
+		failures    int   // failures before success
+		permanent   bool  // fail with ErrPermanent
+		wantCalls   int64 // handler calls
+		wantDead    int64
+		maxAttempts int
+	}{
+		{"succeeds first time", 0, false, 1, 0, 3},
+		{"retried until success", 2, false, 3, 0, 3},
+		{"dead-lettered after max attempts", 10, false, 3, 1, 3},
+		{"permanent failure dead-letters at once", 10, true, 1, 1, 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var calls atomic.Int64
+			var deadErr error
+			var deadMu sync.Mutex
+			f := runFn(t, Config{
+				Name: "test", MaxAttempts: tt.maxAttempts, Backoff: time.Millisecond,
+				Handler: func(ctx context.Context, e Event) error {
+					n := calls.Add(1)
+					if e.Attempt != int(n) {
+						return fmt.Errorf("attempt %d on call %d", e.Attempt, n)
+					}
+					if int(n) <= tt.failures {
+						if tt.permanent {
+							return fmt.Errorf("bad object: %w", ErrPermanent)
+						}
+						return errors.New("transient")
+					}
+					return nil
+				},
+				DeadLetter: func(ctx context.Context, e Event, cause error) error {
+					deadMu.Lock()
+					deadErr = cause
+					deadMu.Unlock()
+					return nil
+				},
+			})
+			f.Submit(Event{ID: "k"})
+			eventually(t, "settled", func() bool {
+				s := f.Stats()
+				return s.Pending == 0 && (s.Succeeded+s.DeadLettered) == 1
+			})
+			if got := calls.Load(); got != tt.wantCalls {
+				t.Errorf("calls = %d, want %d", got, tt.wantCalls)
+			}
+			if got := f.Stats().DeadLettered; got != tt.wantDead {
+				t.Errorf("dead = %d, want %d", got, tt.wantDead)
+			}
+			deadMu.Lock()
+			defer deadMu.Unlock()
+			if tt.wantDead > 0 && deadErr == nil {
+				t.Error("dead letter got no cause")
+			}
+		})
+	}
+}
+
+func TestConcurrencyBoundAndDedup(t *testing.T) {
+	var running, peak, calls atomic.Int64
+	release := make(chan struct{})
+	f := runFn(t, Config{Name: "c", Concurrency: 3, Handler: func(ctx context.Context, e Event) error {
+		n := running.Add(1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		calls.Add(1)
+		<-release
+		running.Add(-1)
+		return nil
+	}})
+	for i := 0; i < 10; i++ {
+		f.Submit(Event{ID: fmt.Sprint(i)})
+		f.Submit(Event{ID: fmt.Sprint(i)}) // duplicate while queued: dropped
+	}
+	eventually(t, "three running", func() bool { return running.Load() == 3 })
+	close(release)
+	eventually(t, "all done", func() bool { return f.Stats().Succeeded == 10 })
+	if peak.Load() > 3 {
+		t.Errorf("peak concurrency %d > 3", peak.Load())
+	}
+	if calls.Load() != 10 {
+		t.Errorf("calls = %d, want 10 (duplicates must be dropped)", calls.Load())
+	}
+}
+
+func TestPanicIsAFailure(t *testing.T) {
+	var calls atomic.Int64
+	f := runFn(t, Config{Name: "p", MaxAttempts: 2, Backoff: time.Millisecond, Handler: func(ctx context.Context, e Event) error {
+		if calls.Add(1) == 1 {
+			panic("boom")
+		}
+		return nil
+	}})
+	f.Submit(Event{ID: "x"})
+	eventually(t, "success after panic", func() bool { return f.Stats().Succeeded == 1 })
+}
+
+func TestReconcilerResubmits(t *testing.T) {
+	var mu sync.Mutex
+	done := map[string]bool{}
+	f := runFn(t, Config{Name: "r", Handler: func(ctx context.Context, e Event) error {
+		mu.Lock()
+		done[e.ID] = true
+		mu.Unlock()
+		return nil
+	}})
+	r := &Reconciler{Target: f, Interval: 5 * time.Millisecond, List: func(ctx context.Context, submit func(Event)) error {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, id := range []string{"a", "b", "c"} {
+			if !done[id] {
+				submit(Event{ID: id})
+			}
+		}
+		return nil
+	}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go r.Run(ctx)
+	eventually(t, "reconciled", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(done) == 3
+	})
+}

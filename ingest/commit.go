@@ -1,0 +1,214 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/intercloud/intercloud/objects"
+)
+
+// pending is one validated request waiting for its object.
+type pending struct {
+	lines []byte   // NDJSON, one line per record
+	ids   []string // record ids in request order
+	trace string
+	at    time.Time // when it was queued
+	done  chan result
+}
+
+// result is the outcome of the write that held a request.
+type result struct {
+	key string
+	err error
+}
+
+// batch is the requests of one object.
+type batch struct {
+	reqs []*pending
+	size int
+}
+
+func (b *batch) add(p *pending) {
+	b.reqs = append(b.reqs, p)
+	b.size += len(p.lines)
+}
+
+// commitLoop is the committer: it gathers queued requests into batches and
+// hands each to a writer. It ends once stopCh is closed, which happens only
+// when no request is in flight, so the queue is empty then.
+func (a *API) commitLoop() {
+	defer close(a.loopDone)
+	var carry *pending
+	for {
+		first := carry
+		carry = nil
+		if first == nil {
+			select {
+			case first = <-a.queue:
+			case <-a.stopCh:
+				a.writers.Wait()
+				return
+			}
+		}
+		// Wait for a free writer first: meanwhile requests queue up and
+		// join this batch.
+		a.sem <- struct{}{}
+		b := &batch{}
+		b.add(first)
+		carry = a.collect(b, first.at.Add(a.cfg.Limits.BatchWait.D()))
+		a.writers.Add(1)
+		go func() {
+			defer a.writers.Done()
+			defer func() { <-a.sem }()
+			a.write(b)
+		}()
+	}
+}
+
+// collect adds queued requests to b until it holds BatchBytes or the
+// deadline has passed (at once when closing). It returns a request that
+// did not fit, which starts the next batch.
+func (a *API) collect(b *batch, deadline time.Time) *pending {
+	limit := a.cfg.Limits.BatchBytes
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for b.size < limit {
+		var p *pending
+		wait := time.Until(deadline)
+		if wait <= 0 || isClosed(a.closingCh) {
+			select { // take only what is already queued
+			case p = <-a.queue:
+			default:
+				return nil
+			}
+		} else {
+			if timer == nil {
+				timer = time.NewTimer(wait)
+			}
+			select {
+			case p = <-a.queue:
+			case <-timer.C:
+				deadline = time.Time{}
+				continue
+			case <-a.closingCh:
+				continue
+			}
+		}
+		if b.size+len(p.lines) > limit {
+			return p
+		}
+		b.add(p)
+	}
+	return nil
+}
+
+func isClosed(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// write writes one batch as one object and answers its requests.
+func (a *API) write(b *batch) {
+	start := time.Now()
+	data := make([]byte, 0, b.size)
+	var traces []string
+	seen := map[string]bool{}
+	records := 0
+	for _, p := range b.reqs {
+		data = append(data, p.lines...)
+		records += len(p.ids)
+		if len(traces) < 16 && !seen[p.trace] {
+			seen[p.trace] = true
+			traces = append(traces, p.trace)
+		}
+	}
+	opts := &objects.PutOptions{
+		ContentType: MediaNDJSON,
+		IfNotExist:  true,
+		Metadata: map[string]string{
+			"origin":    a.cfg.Cloud,
+			"records":   strconv.Itoa(records),
+			"trace-ids": strings.Join(traces, ","),
+		},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.WriteTimeout)
+	defer cancel()
+	key, err := a.newKey()
+	if err == nil {
+		key, err = a.put(ctx, key, data, opts)
+	}
+	if err == nil {
+		a.objects.Add(1)
+		a.bytes.Add(int64(len(data)))
+		a.log.Info("object written", "key", key, "records", records, "requests", len(b.reqs),
+			"bytes", len(data), "duration", time.Since(start), "trace_id", strings.Join(traces, " "))
+	} else {
+		a.log.Error("object not written", "key", key, "records", records, "requests", len(b.reqs),
+			"duration", time.Since(start), "trace_id", strings.Join(traces, " "), "err", err)
+	}
+	for _, p := range b.reqs {
+		p.done <- result{key: key, err: err}
+	}
+}
+
+// put writes data under key, retrying failed attempts under the same key:
+// IfNotExist keeps a retry from overwriting anything, and an existing
+// object that holds exactly data is an earlier attempt of ours that
+// succeeded without saying so. An existing object with other bytes is not
+// ours: the write moves to a new key. It returns the key written.
+func (a *API) put(ctx context.Context, key string, data []byte, opts *objects.PutOptions) (string, error) {
+	var err error
+	backoff := 50 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err = a.cfg.Bucket.Put(ctx, key, data, opts)
+		if err == nil {
+			return key, nil
+		}
+		if errors.Is(err, objects.ErrExists) {
+			got, _, gerr := a.cfg.Bucket.Get(ctx, key)
+			if gerr == nil && bytes.Equal(got, data) {
+				return key, nil
+			}
+			// Someone else's object: never ours to overwrite. Take a new key.
+			if key, err = a.newKey(); err != nil {
+				return "", err
+			}
+			err = fmt.Errorf("ingest: key taken by another object")
+		}
+		if attempt >= putAttempts || ctx.Err() != nil {
+			return key, fmt.Errorf("ingest: write %s after %d attempts: %w", key, attempt, err)
+		}
+		a.log.Warn("object write failed, retrying", "key", key, "attempt", attempt, "err", err)
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return key, fmt.Errorf("ingest: write %s after %d attempts: %w", key, attempt, err)
+		}
+		backoff *= 2
+	}
+}
+
+// newKey names a raw object: raw/YYYY/MM/DD/HH/<uuidv7>.ndjson in the UTC
+// hour of the write; the UUIDv7 sorts keys by time within the hour.
+func (a *API) newKey() (string, error) {
+	id, err := newID()
+	if err != nil {
+		return "", err
+	}
+	return RawPrefix + a.cfg.Now().UTC().Format("2006/01/02/15/") + id + ".ndjson", nil
+}

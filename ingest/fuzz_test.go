@@ -1,0 +1,109 @@
+package ingest
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/intercloud/intercloud/apierr"
+	"github.com/intercloud/intercloud/record"
+)
+
+// FuzzParse checks that Parse never panics, that every error is an API
+// error with a client status, and that whatever it accepts, written back as
+// JSON, is accepted again with the same ids and values.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{
+		good,
+		"[" + good + "," + good + "]",
+		`{"id":"x:1","device":"d","metric":"m","value":-1.5e-3,"count":-42,"ok":false,"ts":"2025-01-02T03:04:05.999999999-07:00"}`,
+		`{"device":"\ud83d\ude00\u00e9\\","metric":"\"\n","value":0,"ts":"2025-01-02t03:04:05z"}`,
+		`{"device":"d","device":"d"}`,
+		`[{"device":"a\ud800"},5,"x"]`,
+		`{"count":1e3,"value":1e400}`,
+		"\xff\xfe",
+		"",
+	} {
+		f.Add([]byte(s), false)
+		f.Add([]byte(s+"\n"+s), true)
+	}
+	const maxRecords = 50
+	statuses := map[int]bool{400: true, 413: true, 415: true, 422: true}
+	f.Fuzz(func(t *testing.T, body []byte, ndjson bool) {
+		ct := MediaJSON
+		if ndjson {
+			ct = MediaNDJSON
+		}
+		recs, err := Parse(testSchema, ct, body, maxRecords)
+		if err != nil {
+			var e *apierr.Error
+			if !errors.As(err, &e) || !statuses[e.Status] || e.Message == "" {
+				t.Fatalf("error %T %v is not a client API error", err, err)
+			}
+			return
+		}
+		if len(recs) == 0 || len(recs) > maxRecords {
+			t.Fatalf("accepted %d records", len(recs))
+		}
+		again, err := Parse(testSchema, MediaJSON, reencode(t, recs), maxRecords)
+		if err != nil {
+			t.Fatalf("accepted records do not re-validate: %v", err)
+		}
+		for i := range recs {
+			if !sameRecord(recs[i], again[i]) {
+				t.Fatalf("record %d changed: %#v then %#v", i, recs[i], again[i])
+			}
+		}
+	})
+}
+
+// reencode writes records back as a JSON array of input objects.
+func reencode(t *testing.T, recs []record.Record) []byte {
+	objs := make([]map[string]any, len(recs))
+	for i, r := range recs {
+		m := map[string]any{}
+		for k, v := range r.Fields {
+			if ts, ok := v.(time.Time); ok {
+				v = ts.Format(time.RFC3339Nano)
+			}
+			m[k] = v
+		}
+		if r.ID != "" {
+			m["id"] = r.ID
+		}
+		objs[i] = m
+	}
+	b, err := json.Marshal(objs)
+	if err != nil {
+		t.Fatalf("re-encode: %v", err)
+	}
+	return b
+}
+
+func sameRecord(a, b record.Record) bool {
+	if a.ID != b.ID || len(a.Fields) != len(b.Fields) {
+		return false
+	}
+	for k, v := range a.Fields {
+		w, ok := b.Fields[k]
+		if !ok {
+			return false
+		}
+		if ts, isTime := v.(time.Time); isTime {
+			wt, ok := w.(time.Time)
+			if !ok || !ts.Equal(wt) || wt.Location() != time.UTC {
+				return false
+			}
+			continue
+		}
+		if s, isString := v.(string); isString && strings.ContainsRune(s, 0) {
+			return false // never accepted
+		}
+		if v != w {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,530 @@
+// Package ingest is the ingest API each cloud runs: POST /v1/records takes
+// records, authenticates the caller, validates every record against the
+// schema, gives each an id, and group-commits the records of concurrent
+// requests into one NDJSON object under raw/YYYY/MM/DD/HH/ in the cloud's
+// object store. It answers 202 only after that object was written, so an
+// acknowledged record is durable.
+//
+// # Requests
+//
+// A body is one JSON object, a JSON array of objects (Content-Type
+// application/json) or one object per line (application/x-ndjson, blank
+// lines ignored). The caller sends "Authorization: Bearer <key>". One bad
+// record rejects the whole request and nothing of it is written. Errors are
+// JSON (see package apierr): 400 malformed, 401 unauthenticated, 404/405,
+// 413 too large, 415 wrong type, 422 schema violation naming the record and
+// field, 429 rate limited (with Retry-After), 503 closing or store
+// unavailable.
+//
+// # Ids
+//
+// A record's id is its client-supplied "id" (1 to 64 characters of
+// A-Z a-z 0-9 . _ : -), else a fresh UUIDv7. When the request carries an
+// Idempotency-Key header (1 to 200 printable ASCII characters), a record
+// without an id gets DerivedID(key, index) instead: a version 8 UUID from
+// SHA-256(key || 0x00 || decimal record index). A retry of the same request
+// with the same key, on this cloud or another, therefore yields the same
+// ids, and the stores downstream (keyed by id) keep each record once. A key
+// must thus name one logical request: reusing it for different records
+// makes their ids collide.
+//
+// # Traces
+//
+// The trace id comes from a valid W3C traceparent header, else it is 16
+// random bytes in hex. It is answered in X-Trace-Id, stamped into every
+// stored record and into every log line about the request (trace_id).
+//
+// # Group commit
+//
+// Validated requests queue for one committer, which gathers the records of
+// concurrent requests until they reach Limits.BatchBytes of NDJSON or
+// Limits.BatchWait has passed since the first of them arrived, then writes
+// one object with IfNotExist (up to Config.Writers objects are written at
+// once). A request is never split across objects; one larger than
+// BatchBytes is an object of its own. A failed write is retried under the
+// same key; when every attempt fails each request of the batch gets 503
+// store_unavailable and none of it is acknowledged. A request whose client
+// went away while queued is still written, or not, as a whole.
+package ingest
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/intercloud/intercloud/apierr"
+	"github.com/intercloud/intercloud/config"
+	"github.com/intercloud/intercloud/objects"
+	"github.com/intercloud/intercloud/record"
+)
+
+// Routes the API serves.
+const (
+	PathRecords = "/v1/records"
+	PathHealth  = "/healthz"
+)
+
+// Headers the API reads or sets.
+const (
+	HeaderIdempotencyKey = "Idempotency-Key"
+	HeaderTraceparent    = "Traceparent"
+	HeaderTraceID        = "X-Trace-Id"
+)
+
+// CodeStoreUnavailable is the apierr code of the 503 answered when the
+// object store did not take a batch.
+const CodeStoreUnavailable = "store_unavailable"
+
+// RawPrefix is where raw objects are written.
+const RawPrefix = "raw/"
+
+// Defaults for zero fields of Config and Config.Limits.
+const (
+	DefaultMaxBodyBytes = 8 << 20
+	DefaultMaxRecords   = 10000
+	DefaultBatchBytes   = 4 << 20
+	DefaultBatchWait    = 5 * time.Millisecond
+	DefaultWriters      = 4
+	DefaultWriteTimeout = 30 * time.Second
+	// putAttempts is one write plus three retries.
+	putAttempts = 4
+)
+
+// Config configures an API.
+type Config struct {
+	// Cloud names this cloud ("aws", "azure"); it is stamped into every
+	// record's origin and every log line.
+	Cloud string
+	// Bucket is where raw objects are written.
+	Bucket *objects.Bucket
+	// Schema is what records are validated against.
+	Schema config.Schema
+	// Limits bounds requests and batches; zero fields take the defaults
+	// above, RateLimit 0 means no rate limit.
+	Limits config.Ingest
+	// APIKey is the bearer key callers must present; required.
+	APIKey string
+	// Logger receives the API's logs (default slog.Default()).
+	Logger *slog.Logger
+	// Now stamps IngestedAt and picks the object's hour (default time.Now).
+	Now func() time.Time
+	// Writers bounds the objects written at once (default 4).
+	Writers int
+	// WriteTimeout bounds the writing of one object, retries included
+	// (default 30s).
+	WriteTimeout time.Duration
+}
+
+// Stats are the API's counters since New.
+type Stats struct {
+	// Requests counts POST /v1/records requests.
+	Requests int64
+	// RecordsAcked counts records answered with 202.
+	RecordsAcked int64
+	// ObjectsWritten counts raw objects written.
+	ObjectsWritten int64
+	// BytesWritten counts the bytes of those objects.
+	BytesWritten int64
+	// Pending counts requests queued for or being written to an object.
+	Pending int64
+	// Rejected counts error answers by apierr code.
+	Rejected map[string]int64
+}
+
+// API is the ingest HTTP API. It is safe for concurrent use.
+type API struct {
+	cfg     Config
+	log     *slog.Logger
+	keyHash [sha256.Size]byte
+	limiter *rate.Limiter
+
+	queue     chan *pending
+	sem       chan struct{}
+	startOnce sync.Once
+	stopOnce  sync.Once
+	stopCh    chan struct{} // closed when no request is left: the committer ends
+	loopDone  chan struct{} // closed when the committer has ended
+	writers   sync.WaitGroup
+
+	mu        sync.Mutex
+	closing   bool
+	closingCh chan struct{} // closed by Close: flush without waiting
+	inflight  sync.WaitGroup
+
+	requests, acked, objects, bytes, pending atomic.Int64
+	rejMu                                    sync.Mutex
+	rejected                                 map[string]int64
+}
+
+var _ http.Handler = (*API)(nil)
+
+// New checks cfg, fills defaults and returns an API. It starts nothing: the
+// committer starts with the first write.
+func New(cfg Config) (*API, error) {
+	if cfg.Cloud == "" {
+		return nil, errors.New("ingest: config: Cloud is required")
+	}
+	if cfg.Bucket == nil {
+		return nil, errors.New("ingest: config: Bucket is required")
+	}
+	if cfg.APIKey == "" {
+		return nil, errors.New("ingest: config: APIKey is required")
+	}
+	if len(cfg.Schema.Fields) == 0 {
+		return nil, errors.New("ingest: config: Schema has no fields")
+	}
+	for i, f := range cfg.Schema.Fields {
+		switch f.Type {
+		case config.TypeString, config.TypeNumber, config.TypeInteger, config.TypeBoolean, config.TypeTimestamp:
+		default:
+			return nil, fmt.Errorf("ingest: config: Schema.Fields[%d] (%s): unknown type %q", i, f.Name, f.Type)
+		}
+		if f.Name == record.ColID || strings.HasPrefix(f.Name, "_") {
+			return nil, fmt.Errorf("ingest: config: Schema.Fields[%d]: the name %q is reserved", i, f.Name)
+		}
+	}
+	l := &cfg.Limits
+	if l.MaxBodyBytes < 0 || l.MaxRecords < 0 || l.BatchBytes < 0 || l.BatchWait < 0 || l.RateLimit < 0 || l.RateBurst < 0 ||
+		math.IsNaN(l.RateLimit) || cfg.Writers < 0 || cfg.WriteTimeout < 0 {
+		return nil, errors.New("ingest: config: limits must not be negative")
+	}
+	if l.MaxBodyBytes == 0 {
+		l.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if l.MaxRecords == 0 {
+		l.MaxRecords = DefaultMaxRecords
+	}
+	if l.BatchBytes == 0 {
+		l.BatchBytes = DefaultBatchBytes
+	}
+	if l.BatchWait == 0 {
+		l.BatchWait = config.Duration(DefaultBatchWait)
+	}
+	if cfg.Writers == 0 {
+		cfg.Writers = DefaultWriters
+	}
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	a := &API{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		keyHash:   sha256.Sum256([]byte(cfg.APIKey)),
+		queue:     make(chan *pending, 1024),
+		sem:       make(chan struct{}, cfg.Writers),
+		stopCh:    make(chan struct{}),
+		loopDone:  make(chan struct{}),
+		closingCh: make(chan struct{}),
+		rejected:  map[string]int64{},
+	}
+	if l.RateLimit > 0 {
+		burst := l.RateBurst
+		if burst == 0 {
+			burst = int(l.RateLimit) + 1
+		}
+		a.limiter = rate.NewLimiter(rate.Limit(l.RateLimit), burst)
+	}
+	return a, nil
+}
+
+// ServeHTTP routes POST /v1/records and GET /healthz; anything else is a
+// JSON 404 or 405.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case PathRecords:
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			a.fail(w, nil, apierr.New(http.StatusMethodNotAllowed, apierr.CodeMethod, "%s %s is not allowed: use POST", r.Method, PathRecords))
+			return
+		}
+		a.postRecords(w, r)
+	case PathHealth:
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			a.fail(w, nil, apierr.New(http.StatusMethodNotAllowed, apierr.CodeMethod, "%s %s is not allowed: use GET", r.Method, PathHealth))
+			return
+		}
+		a.health(w)
+	default:
+		a.fail(w, nil, apierr.New(http.StatusNotFound, apierr.CodeNotFound, "no route %s (have POST %s, GET %s)", clip(r.URL.Path, 200), PathRecords, PathHealth))
+	}
+}
+
+func (a *API) health(w http.ResponseWriter) {
+	status, code := "ok", http.StatusOK
+	if a.isClosing() {
+		status, code = "closing", http.StatusServiceUnavailable
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(map[string]string{"status": status, "cloud": a.cfg.Cloud})
+}
+
+// postRecords is POST /v1/records.
+func (a *API) postRecords(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	a.requests.Add(1)
+	trace := traceIDFrom(r.Header.Get(HeaderTraceparent))
+	if trace == "" {
+		trace = newTraceID()
+	}
+	w.Header().Set(HeaderTraceID, trace)
+	log := a.log.With("trace_id", trace)
+
+	if !a.enter() {
+		a.fail(w, log, apierr.New(http.StatusServiceUnavailable, apierr.CodeUnavailable, "the %s ingest API is shutting down", a.cfg.Cloud))
+		return
+	}
+	defer a.inflight.Done()
+
+	if !a.authorized(r.Header.Get("Authorization")) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="intercloud"`)
+		a.fail(w, log, apierr.New(http.StatusUnauthorized, apierr.CodeUnauthenticated, "a valid bearer key is required (Authorization: Bearer <key>)"))
+		return
+	}
+	if a.limiter != nil {
+		res := a.limiter.Reserve()
+		if d := res.Delay(); !res.OK() || d > 0 {
+			res.Cancel()
+			secs := int64(math.Ceil(d.Seconds()))
+			if !res.OK() || secs < 1 {
+				secs = 1
+			}
+			w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+			a.fail(w, log, apierr.New(http.StatusTooManyRequests, apierr.CodeRateLimited, "rate limit of %g requests per second exceeded; retry after %d s", a.cfg.Limits.RateLimit, secs))
+			return
+		}
+	}
+	ct := r.Header.Get("Content-Type")
+	if _, err := mediaType(ct); err != nil {
+		a.fail(w, log, err)
+		return
+	}
+	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+		a.fail(w, log, apierr.New(http.StatusUnsupportedMediaType, apierr.CodeUnsupportedType, "Content-Encoding %q is not supported: send the body uncompressed", clip(ce, 40)))
+		return
+	}
+	idemKey, hasKey := "", false
+	if vs := r.Header.Values(HeaderIdempotencyKey); len(vs) > 0 {
+		if len(vs) > 1 || !ValidIdempotencyKey(vs[0]) {
+			a.fail(w, log, malformed("%s must be one value of 1 to %d printable ASCII characters", HeaderIdempotencyKey, MaxIdempotencyKey))
+			return
+		}
+		idemKey, hasKey = vs[0], true
+	}
+	body, err := a.readBody(w, r)
+	if err != nil {
+		a.fail(w, log, err)
+		return
+	}
+	recs, err := Parse(a.cfg.Schema, ct, body, a.cfg.Limits.MaxRecords)
+	if err != nil {
+		a.fail(w, log, err)
+		return
+	}
+	p, err := a.prepare(recs, trace, idemKey, hasKey)
+	if err != nil {
+		a.fail(w, log, err)
+		return
+	}
+	// The records are complete: from here the request is written as a
+	// whole or not at all, whatever its client does.
+	a.startOnce.Do(func() { go a.commitLoop() })
+	p.at = time.Now()
+	select {
+	case a.queue <- p:
+	case <-r.Context().Done():
+		a.fail(w, log, apierr.New(http.StatusServiceUnavailable, apierr.CodeUnavailable, "the request was cancelled before it was queued; nothing was written"))
+		return
+	}
+	a.pending.Add(1)
+	res := <-p.done
+	a.pending.Add(-1)
+	if res.err != nil {
+		log.Error("records not written", "records", len(p.ids), "key", res.key, "err", res.err)
+		a.fail(w, log, apierr.New(http.StatusServiceUnavailable, CodeStoreUnavailable, "the %s object store did not take the write; nothing was stored, retry", a.cfg.Cloud))
+		return
+	}
+	a.acked.Add(int64(len(p.ids)))
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusAccepted)
+	_ = json.NewEncoder(w).Encode(struct {
+		IDs []string `json:"ids"`
+	}{p.ids})
+	log.Info("records accepted", "status", http.StatusAccepted, "records", len(p.ids), "key", res.key, "duration", time.Since(start))
+}
+
+// readBody reads the body up to MaxBodyBytes; past it is a 413.
+func (a *API) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	limit := a.cfg.Limits.MaxBodyBytes
+	tooLarge := apierr.New(http.StatusRequestEntityTooLarge, apierr.CodeTooLarge, "the body is larger than %d bytes", limit)
+	if r.ContentLength > limit {
+		return nil, tooLarge
+	}
+	size := int64(512)
+	if r.ContentLength > 0 {
+		size = r.ContentLength + 1
+	}
+	buf := make([]byte, 0, size)
+	rd := http.MaxBytesReader(w, r.Body, limit)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := rd.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				return nil, tooLarge
+			}
+			return nil, malformed("reading the body: %v", err)
+		}
+	}
+}
+
+// prepare stamps ids, origin, trace and time on the records and renders
+// their NDJSON lines.
+func (a *API) prepare(recs []record.Record, trace, idemKey string, hasKey bool) (*pending, error) {
+	p := &pending{trace: trace, ids: make([]string, len(recs)), done: make(chan result, 1)}
+	now := a.cfg.Now().UTC()
+	var lines []byte
+	for i := range recs {
+		rec := &recs[i]
+		switch {
+		case rec.ID != "":
+		case hasKey:
+			rec.ID = DerivedID(idemKey, i)
+		default:
+			id, err := newID()
+			if err != nil {
+				return nil, err
+			}
+			rec.ID = id
+		}
+		rec.Origin, rec.TraceID, rec.IngestedAt = a.cfg.Cloud, trace, now
+		line, err := rec.MarshalJSON()
+		if err != nil {
+			return nil, fmt.Errorf("ingest: render record %d: %w", i, err)
+		}
+		lines = append(append(lines, line...), '\n')
+		p.ids[i] = rec.ID
+	}
+	p.lines = lines
+	return p, nil
+}
+
+// authorized compares the bearer key in constant time.
+func (a *API) authorized(header string) bool {
+	scheme, key, ok := strings.Cut(header, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	h := sha256.Sum256([]byte(strings.TrimSpace(key)))
+	return subtle.ConstantTimeCompare(h[:], a.keyHash[:]) == 1
+}
+
+// enter counts a write request in unless the API is closing.
+func (a *API) enter() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closing {
+		return false
+	}
+	a.inflight.Add(1)
+	return true
+}
+
+func (a *API) isClosing() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.closing
+}
+
+// fail answers err and counts and logs the rejection.
+func (a *API) fail(w http.ResponseWriter, log *slog.Logger, err error) {
+	var e *apierr.Error
+	if !errors.As(err, &e) {
+		e = apierr.New(http.StatusInternalServerError, apierr.CodeInternal, "internal error")
+		if log != nil {
+			log.Error("ingest failed", "err", err)
+		}
+	}
+	a.rejMu.Lock()
+	a.rejected[e.Code]++
+	a.rejMu.Unlock()
+	if log != nil {
+		log.Info("request rejected", "status", e.Status, "code", e.Code, "message", e.Message)
+	}
+	apierr.Write(w, e)
+}
+
+// Close stops taking writes (new ones get 503, /healthz answers 503), has
+// every queued request written at once and answered, and waits for every
+// request in flight. It returns ctx's error if that takes longer; the
+// remaining requests are still answered afterwards. Close may be called
+// more than once.
+func (a *API) Close(ctx context.Context) error {
+	a.mu.Lock()
+	if !a.closing {
+		a.closing = true
+		close(a.closingCh)
+	}
+	a.mu.Unlock()
+	drained := make(chan struct{})
+	go func() {
+		a.inflight.Wait()
+		a.stopOnce.Do(func() { close(a.stopCh) })
+		a.startOnce.Do(func() { close(a.loopDone) }) // never started: nothing to wait for
+		<-a.loopDone
+		close(drained)
+	}()
+	select {
+	case <-drained:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("ingest: close: %w", ctx.Err())
+	}
+}
+
+// Stats returns a snapshot of the counters.
+func (a *API) Stats() Stats {
+	s := Stats{
+		Requests:       a.requests.Load(),
+		RecordsAcked:   a.acked.Load(),
+		ObjectsWritten: a.objects.Load(),
+		BytesWritten:   a.bytes.Load(),
+		Pending:        a.pending.Load(),
+		Rejected:       map[string]int64{},
+	}
+	a.rejMu.Lock()
+	for k, v := range a.rejected {
+		s.Rejected[k] = v
+	}
+	a.rejMu.Unlock()
+	return s
+}

@@ -1,0 +1,781 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/intercloud/intercloud/apierr"
+	"github.com/intercloud/intercloud/config"
+	"github.com/intercloud/intercloud/objects"
+	_ "github.com/intercloud/intercloud/objects/file"
+	"github.com/intercloud/intercloud/record"
+)
+
+const testKey = "s3cr3t-key-value"
+
+// env is an API over a real file bucket behind a real HTTP server.
+type env struct {
+	api    *API
+	bucket *objects.Bucket
+	dir    string
+	srv    *httptest.Server
+	logs   *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func newEnv(t testing.TB, cloud string, mod func(*Config)) *env {
+	t.Helper()
+	dir := t.TempDir()
+	b, err := objects.Open(context.Background(), "file://"+dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	cfg := Config{
+		Cloud:  cloud,
+		Bucket: b,
+		Schema: testSchema,
+		Limits: config.Ingest{MaxBodyBytes: 1 << 20, MaxRecords: 1000, BatchBytes: 1 << 20, BatchWait: config.Duration(2 * time.Millisecond)},
+		APIKey: testKey,
+		Logger: slog.New(slog.NewJSONHandler(logs, nil)).With("component", "ingest", "cloud", cloud),
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	api, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := api.Close(ctx); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		srv.Close()
+		_ = b.Close()
+	})
+	return &env{api: api, bucket: b, dir: dir, srv: srv, logs: logs}
+}
+
+type answer struct {
+	status int
+	header http.Header
+	ids    []string
+	err    *apierr.Error
+}
+
+// post sends a request; hdr entries override the defaults (JSON, bearer key).
+func (e *env) post(t testing.TB, body string, hdr map[string]string) answer {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, e.srv.URL+PathRecords, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+testKey)
+	for k, v := range hdr {
+		if v == "" {
+			req.Header.Del(k)
+		} else {
+			req.Header.Set(k, v)
+		}
+	}
+	return do(t, req)
+}
+
+func do(t testing.TB, req *http.Request) answer {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Error(err)
+		return answer{}
+	}
+	defer resp.Body.Close()
+	a := answer{status: resp.StatusCode, header: resp.Header}
+	if resp.StatusCode == http.StatusAccepted {
+		var out struct {
+			IDs []string `json:"ids"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+			t.Errorf("202 body: %v", err)
+		}
+		a.ids = out.IDs
+		return a
+	}
+	a.err = apierr.Read(resp)
+	return a
+}
+
+// stored lists every raw object and parses its lines.
+func (e *env) stored(t testing.TB) map[string][]record.Record {
+	t.Helper()
+	ctx := context.Background()
+	out := map[string][]record.Record{}
+	err := e.bucket.List(ctx, RawPrefix, func(o objects.Object) error {
+		data, _, err := e.bucket.Get(ctx, o.Key)
+		if err != nil {
+			return err
+		}
+		if len(data) == 0 || data[len(data)-1] != '\n' {
+			return fmt.Errorf("%s does not end in a newline", o.Key)
+		}
+		for _, line := range bytes.Split(bytes.TrimSuffix(data, []byte("\n")), []byte("\n")) {
+			r, err := record.ParseStored(testSchema, line)
+			if err != nil {
+				return fmt.Errorf("%s: %w", o.Key, err)
+			}
+			out[o.Key] = append(out[o.Key], r)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func recBody(n int, prefix string) string {
+	var parts []string
+	for i := 0; i < n; i++ {
+		parts = append(parts, fmt.Sprintf(`{"device":"%s%d","metric":"temp","value":%d.25,"count":%d,"ok":true,"ts":"2025-01-02T03:04:05.123+02:00"}`, prefix, i, i, i))
+	}
+	return "[" + strings.Join(parts, ",") + "]"
+}
+
+func TestPostRoundTrip(t *testing.T) {
+	now := time.Date(2024, 3, 5, 7, 30, 0, 123, time.FixedZone("CET", 3600))
+	e := newEnv(t, "aws", func(c *Config) { c.Now = func() time.Time { return now } })
+	body := `[{"id":"client-1","device":"a","metric":"m","value":1.5,"ts":"2025-01-02T03:04:05Z"},` +
+		`{"device":"b","metric":"m","value":-2,"count":9007199254740993,"ok":false,"ts":"2025-01-02T04:04:05.000000001+01:00"}]`
+	tp := "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	a := e.post(t, body, map[string]string{"Traceparent": tp})
+	if a.status != http.StatusAccepted {
+		t.Fatalf("status %d: %v", a.status, a.err)
+	}
+	if got := a.header.Get(HeaderTraceID); got != "4bf92f3577b34da6a3ce929d0e0e4736" {
+		t.Errorf("X-Trace-Id = %q", got)
+	}
+	if len(a.ids) != 2 || a.ids[0] != "client-1" {
+		t.Fatalf("ids = %v", a.ids)
+	}
+	if u, err := uuid.Parse(a.ids[1]); err != nil || u.Version() != 7 {
+		t.Errorf("generated id %q is not a UUIDv7", a.ids[1])
+	}
+	objs := e.stored(t)
+	if len(objs) != 1 {
+		t.Fatalf("%d objects, want 1", len(objs))
+	}
+	for key, recs := range objs {
+		if !strings.HasPrefix(key, "raw/2024/03/05/06/") || !strings.HasSuffix(key, ".ndjson") {
+			t.Errorf("key %q is not in the UTC hour of the write", key)
+		}
+		attrs, err := e.bucket.Attributes(context.Background(), key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if attrs.ContentType != MediaNDJSON || attrs.Metadata["origin"] != "aws" || attrs.Metadata["records"] != "2" ||
+			attrs.Metadata["trace-ids"] != "4bf92f3577b34da6a3ce929d0e0e4736" {
+			t.Errorf("attributes %+v", attrs)
+		}
+		if len(recs) != 2 {
+			t.Fatalf("%d lines", len(recs))
+		}
+		for i, r := range recs {
+			if r.ID != a.ids[i] || r.Origin != "aws" || r.TraceID != "4bf92f3577b34da6a3ce929d0e0e4736" || !r.IngestedAt.Equal(now) {
+				t.Errorf("line %d: %+v", i, r)
+			}
+		}
+		if recs[1].Fields["count"] != int64(9007199254740993) || recs[1].Fields["ok"] != false || recs[1].Fields["value"] != -2.0 {
+			t.Errorf("fields %v", recs[1].Fields)
+		}
+		if ts := recs[1].Fields["ts"].(time.Time); !ts.Equal(time.Date(2025, 1, 2, 3, 4, 5, 1, time.UTC)) {
+			t.Errorf("ts %v", ts)
+		}
+		if _, ok := recs[0].Fields["count"]; ok {
+			t.Errorf("absent optional field stored: %v", recs[0].Fields)
+		}
+	}
+	s := e.api.Stats()
+	if s.Requests != 1 || s.RecordsAcked != 2 || s.ObjectsWritten != 1 || s.BytesWritten == 0 || s.Pending != 0 {
+		t.Errorf("stats %+v", s)
+	}
+	logs := e.logs.String()
+	if strings.Contains(logs, testKey) {
+		t.Error("the API key appears in the logs")
+	}
+	var sawObject bool
+	for _, line := range strings.Split(strings.TrimSpace(logs), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if m["component"] != "ingest" || m["cloud"] != "aws" || m["trace_id"] != "4bf92f3577b34da6a3ce929d0e0e4736" {
+			t.Errorf("log line lacks component/cloud/trace_id: %s", line)
+		}
+		if m["msg"] == "object written" {
+			sawObject = m["key"] != nil && m["records"] == 2.0 && m["bytes"] != nil && m["duration"] != nil
+		}
+	}
+	if !sawObject {
+		t.Errorf("no complete object log line in:\n%s", logs)
+	}
+}
+
+func TestNDJSONAndTrace(t *testing.T) {
+	e := newEnv(t, "azure", nil)
+	body := `{"device":"a","metric":"m","value":1,"ts":"2025-01-02T03:04:05Z"}` + "\n\n" +
+		`{"device":"b","metric":"m","value":2,"ts":"2025-01-02T03:04:05Z"}` + "\n"
+	a := e.post(t, body, map[string]string{"Content-Type": "application/x-ndjson; charset=utf-8", "Traceparent": "garbage"})
+	if a.status != http.StatusAccepted || len(a.ids) != 2 {
+		t.Fatalf("status %d ids %v err %v", a.status, a.ids, a.err)
+	}
+	trace := a.header.Get(HeaderTraceID)
+	if len(trace) != 32 || !lowerHex(trace) {
+		t.Fatalf("generated trace id %q", trace)
+	}
+	for _, recs := range e.stored(t) {
+		for _, r := range recs {
+			if r.TraceID != trace || r.Origin != "azure" {
+				t.Errorf("record %+v", r)
+			}
+		}
+	}
+}
+
+func TestRejectedRequestsWriteNothing(t *testing.T) {
+	e := newEnv(t, "aws", func(c *Config) {
+		c.Limits.MaxBodyBytes = 4096
+		c.Limits.MaxRecords = 5
+	})
+	goodRec := `{"device":"a","metric":"m","value":1,"ts":"2025-01-02T03:04:05Z"}`
+	tests := []struct {
+		name   string
+		body   string
+		hdr    map[string]string
+		status int
+		code   string
+		want   string
+	}{
+		{"one bad record among good", "[" + goodRec + "," + goodRec + `,{"device":"a","metric":"m","value":"x","ts":"2025-01-02T03:04:05Z"}]`, nil, 422, apierr.CodeInvalid, `record 2: field "value"`},
+		{"unknown field", `{"device":"a","metric":"m","value":1,"ts":"2025-01-02T03:04:05Z","x":1}`, nil, 422, apierr.CodeInvalid, `unknown field "x"`},
+		{"malformed", "[" + goodRec + ",{]", nil, 400, apierr.CodeMalformed, "record 1"},
+		{"duplicate key", `{"device":"a","device":"a","metric":"m","value":1,"ts":"2025-01-02T03:04:05Z"}`, nil, 400, apierr.CodeMalformed, "duplicate key"},
+		{"empty", "", nil, 400, apierr.CodeMalformed, "empty"},
+		{"no auth", goodRec, map[string]string{"Authorization": ""}, 401, apierr.CodeUnauthenticated, "bearer"},
+		{"wrong key", goodRec, map[string]string{"Authorization": "Bearer nope"}, 401, apierr.CodeUnauthenticated, ""},
+		{"key prefix", goodRec, map[string]string{"Authorization": "Bearer " + testKey[:5]}, 401, apierr.CodeUnauthenticated, ""},
+		{"basic auth", goodRec, map[string]string{"Authorization": "Basic " + testKey}, 401, apierr.CodeUnauthenticated, ""},
+		{"no content type", goodRec, map[string]string{"Content-Type": ""}, 415, apierr.CodeUnsupportedType, ""},
+		{"form", goodRec, map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, 415, apierr.CodeUnsupportedType, ""},
+		{"gzip", goodRec, map[string]string{"Content-Encoding": "gzip"}, 415, apierr.CodeUnsupportedType, "Content-Encoding"},
+		{"too many records", recBody(6, "d"), nil, 413, apierr.CodeTooLarge, "more than 5 records"},
+		{"body too large", recBody(5, strings.Repeat("d", 1000)), nil, 413, apierr.CodeTooLarge, "larger than 4096 bytes"},
+		{"bad idempotency key", goodRec, map[string]string{HeaderIdempotencyKey: strings.Repeat("k", 201)}, 400, apierr.CodeMalformed, HeaderIdempotencyKey},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := e.post(t, tt.body, tt.hdr)
+			if a.status != tt.status || a.err == nil || a.err.Code != tt.code {
+				t.Fatalf("got %d %+v, want %d %s", a.status, a.err, tt.status, tt.code)
+			}
+			if !strings.Contains(a.err.Message, tt.want) {
+				t.Errorf("message %q lacks %q", a.err.Message, tt.want)
+			}
+			if tt.status == 401 && a.header.Get("WWW-Authenticate") == "" {
+				t.Error("401 without WWW-Authenticate")
+			}
+			if a.header.Get(HeaderTraceID) == "" {
+				t.Error("no X-Trace-Id on an error")
+			}
+		})
+	}
+	if objs := e.stored(t); len(objs) != 0 {
+		t.Fatalf("rejected requests wrote %d objects", len(objs))
+	}
+	s := e.api.Stats()
+	if s.RecordsAcked != 0 || s.ObjectsWritten != 0 || s.Rejected[apierr.CodeUnauthenticated] != 4 || s.Rejected[apierr.CodeInvalid] != 2 {
+		t.Errorf("stats %+v", s)
+	}
+	if strings.Contains(e.logs.String(), testKey) {
+		t.Error("the API key appears in the logs")
+	}
+	// A lowercase scheme is fine.
+	if a := e.post(t, goodRec, map[string]string{"Authorization": "bearer " + testKey}); a.status != http.StatusAccepted {
+		t.Fatalf("lowercase bearer: %d %v", a.status, a.err)
+	}
+}
+
+func TestBodyLimitWithoutLength(t *testing.T) {
+	e := newEnv(t, "aws", func(c *Config) { c.Limits.MaxBodyBytes = 1000 })
+	body := recBody(20, "d")
+	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+PathRecords, struct{ io.Reader }{strings.NewReader(body)})
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+testKey)
+	if req.ContentLength != 0 {
+		t.Fatal("request has a length")
+	}
+	if a := do(t, req); a.status != http.StatusRequestEntityTooLarge {
+		t.Fatalf("status %d %v", a.status, a.err)
+	}
+}
+
+func TestRoutes(t *testing.T) {
+	e := newEnv(t, "aws", nil)
+	tests := []struct {
+		method, path string
+		status       int
+		code, allow  string
+	}{
+		{"GET", "/healthz", 200, "", ""},
+		{"HEAD", "/healthz", 200, "", ""},
+		{"POST", "/healthz", 405, apierr.CodeMethod, "GET, HEAD"},
+		{"GET", "/v1/records", 405, apierr.CodeMethod, "POST"},
+		{"PUT", "/v1/records", 405, apierr.CodeMethod, "POST"},
+		{"GET", "/nope", 404, apierr.CodeNotFound, ""},
+		{"POST", "/v1/records/x", 404, apierr.CodeNotFound, ""},
+	}
+	for _, tt := range tests {
+		req, _ := http.NewRequest(tt.method, e.srv.URL+tt.path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tt.status || resp.Header.Get("Allow") != tt.allow {
+			t.Errorf("%s %s: %d Allow %q", tt.method, tt.path, resp.StatusCode, resp.Header.Get("Allow"))
+		}
+		if tt.code != "" && !strings.Contains(string(body), `"code":"`+tt.code+`"`) {
+			t.Errorf("%s %s: body %s", tt.method, tt.path, body)
+		}
+		if tt.method == "GET" && tt.status == 200 && strings.TrimSpace(string(body)) != `{"cloud":"aws","status":"ok"}` {
+			t.Errorf("health body %s", body)
+		}
+	}
+}
+
+func TestGroupCommit(t *testing.T) {
+	e := newEnv(t, "aws", func(c *Config) { c.Limits.BatchWait = config.Duration(300 * time.Millisecond) })
+	const n = 50
+	answers := make([]answer, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			answers[i] = e.post(t, recBody(2, fmt.Sprintf("r%d-", i)), nil)
+		})
+	}
+	close(start)
+	wg.Wait()
+	acked := map[string]int{}
+	for i, a := range answers {
+		if a.status != http.StatusAccepted || len(a.ids) != 2 {
+			t.Fatalf("request %d: %d %v", i, a.status, a.err)
+		}
+		for _, id := range a.ids {
+			acked[id]++
+		}
+	}
+	objs := e.stored(t)
+	stored := map[string]int{}
+	total := 0
+	for _, recs := range objs {
+		for _, r := range recs {
+			stored[r.ID]++
+			total++
+		}
+	}
+	t.Logf("%d requests in %d objects", n, len(objs))
+	if len(objs) > 10 {
+		t.Errorf("%d objects for %d concurrent requests: no group commit", len(objs), n)
+	}
+	if total != 2*n || len(acked) != 2*n {
+		t.Fatalf("stored %d lines, acked %d ids, want %d", total, len(acked), 2*n)
+	}
+	for id, c := range acked {
+		if c != 1 || stored[id] != 1 {
+			t.Errorf("id %s acked %d times, stored %d times", id, c, stored[id])
+		}
+	}
+	if s := e.api.Stats(); s.ObjectsWritten != int64(len(objs)) || s.RecordsAcked != 2*n {
+		t.Errorf("stats %+v", s)
+	}
+}
+
+func TestBatchBytesNeverSplitsARequest(t *testing.T) {
+	e := newEnv(t, "aws", func(c *Config) {
+		c.Limits.BatchBytes = 1200
+		c.Limits.BatchWait = config.Duration(100 * time.Millisecond)
+	})
+	const n = 12
+	answers := make([]answer, n+1)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { answers[i] = e.post(t, recBody(2, fmt.Sprintf("r%d-", i)), nil) })
+	}
+	wg.Go(func() { answers[n] = e.post(t, recBody(20, "big"), nil) }) // larger than BatchBytes alone
+	wg.Wait()
+	objectOf := map[string]string{}
+	sizes := map[string]int{}
+	for key, recs := range e.stored(t) {
+		for _, r := range recs {
+			objectOf[r.ID] = key
+		}
+		data, _, err := e.bucket.Get(context.Background(), key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sizes[key] = len(data)
+	}
+	for i, a := range answers {
+		if a.status != http.StatusAccepted {
+			t.Fatalf("request %d: %d %v", i, a.status, a.err)
+		}
+		key := objectOf[a.ids[0]]
+		for _, id := range a.ids {
+			if objectOf[id] != key {
+				t.Fatalf("request %d is split across %s and %s", i, key, objectOf[id])
+			}
+		}
+	}
+	bigKey := objectOf[answers[n].ids[0]]
+	for key, size := range sizes {
+		if key != bigKey && size > 1200 {
+			t.Errorf("object %s has %d bytes, over BatchBytes", key, size)
+		}
+	}
+	var inBig int
+	for _, k := range objectOf {
+		if k == bigKey {
+			inBig++
+		}
+	}
+	if inBig != 20 {
+		t.Errorf("the large request's object holds %d records, want its 20 alone", inBig)
+	}
+	t.Logf("%d objects", len(sizes))
+}
+
+func TestIdempotencyKey(t *testing.T) {
+	aws := newEnv(t, "aws", nil)
+	azure := newEnv(t, "azure", nil)
+	body := `[{"device":"a","metric":"m","value":1,"ts":"2025-01-02T03:04:05Z"},` +
+		`{"id":"mine","device":"b","metric":"m","value":2,"ts":"2025-01-02T03:04:05Z"},` +
+		`{"device":"c","metric":"m","value":3,"ts":"2025-01-02T03:04:05Z"}]`
+	key := map[string]string{HeaderIdempotencyKey: "order-42 attempt"}
+	a1 := aws.post(t, body, key)
+	a2 := azure.post(t, body, key)
+	a3 := aws.post(t, body, key)
+	if a1.status != 202 || a2.status != 202 || a3.status != 202 {
+		t.Fatalf("statuses %d %d %d", a1.status, a2.status, a3.status)
+	}
+	want := []string{DerivedID("order-42 attempt", 0), "mine", DerivedID("order-42 attempt", 2)}
+	for _, got := range [][]string{a1.ids, a2.ids, a3.ids} {
+		if strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Errorf("ids %v, want %v", got, want)
+		}
+	}
+	other := aws.post(t, body, map[string]string{HeaderIdempotencyKey: "another"})
+	none := aws.post(t, body, nil)
+	if other.ids[0] == want[0] || none.ids[0] == want[0] || other.ids[1] != "mine" {
+		t.Errorf("other key %v, no key %v", other.ids, none.ids)
+	}
+	if u, err := uuid.Parse(none.ids[0]); err != nil || u.Version() != 7 {
+		t.Errorf("without a key: %q is not a UUIDv7", none.ids[0])
+	}
+	for _, recs := range azure.stored(t) {
+		for i, r := range recs {
+			if r.ID != want[i] {
+				t.Errorf("azure stored %s, want %s", r.ID, want[i])
+			}
+		}
+	}
+}
+
+func TestRateLimit(t *testing.T) {
+	e := newEnv(t, "aws", func(c *Config) {
+		c.Limits.RateLimit = 0.5
+		c.Limits.RateBurst = 2
+	})
+	goodRec := `{"device":"a","metric":"m","value":1,"ts":"2025-01-02T03:04:05Z"}`
+	for i := 0; i < 2; i++ {
+		if a := e.post(t, goodRec, nil); a.status != http.StatusAccepted {
+			t.Fatalf("request %d: %d %v", i, a.status, a.err)
+		}
+	}
+	a := e.post(t, goodRec, nil)
+	if a.status != http.StatusTooManyRequests || a.err.Code != apierr.CodeRateLimited {
+		t.Fatalf("third request: %d %v", a.status, a.err)
+	}
+	if ra := a.header.Get("Retry-After"); ra != "2" {
+		t.Errorf("Retry-After %q, want 2", ra)
+	}
+	// An unauthenticated caller does not spend the key's budget and gets 401.
+	if a := e.post(t, goodRec, map[string]string{"Authorization": "Bearer x"}); a.status != http.StatusUnauthorized {
+		t.Fatalf("unauthenticated: %d", a.status)
+	}
+	if objs := e.stored(t); len(objs) != 2 {
+		t.Errorf("%d objects, want 2", len(objs))
+	}
+}
+
+func TestCloseDrainsPendingRequests(t *testing.T) {
+	e := newEnv(t, "aws", func(c *Config) { c.Limits.BatchWait = config.Duration(time.Minute) })
+	const n = 10
+	answers := make([]answer, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { answers[i] = e.post(t, recBody(3, fmt.Sprintf("r%d-", i)), nil) })
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for e.api.Stats().Pending < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d requests queued", e.api.Stats().Pending)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := e.api.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Close took %v: it waited for BatchWait", d)
+	}
+	wg.Wait()
+	acked := 0
+	stored := map[string]bool{}
+	for _, recs := range e.stored(t) {
+		for _, r := range recs {
+			stored[r.ID] = true
+		}
+	}
+	for i, a := range answers {
+		if a.status != http.StatusAccepted {
+			t.Fatalf("request %d: %d %v", i, a.status, a.err)
+		}
+		for _, id := range a.ids {
+			acked++
+			if !stored[id] {
+				t.Errorf("acked id %s is not in the bucket", id)
+			}
+		}
+	}
+	if acked != 3*n || len(stored) != 3*n {
+		t.Errorf("acked %d, stored %d", acked, len(stored))
+	}
+	// Closed: writes and health answer 503.
+	a := e.post(t, recBody(1, "late"), nil)
+	if a.status != http.StatusServiceUnavailable || a.err.Code != apierr.CodeUnavailable {
+		t.Fatalf("write after Close: %d %v", a.status, a.err)
+	}
+	resp, err := http.Get(e.srv.URL + PathHealth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("health after Close: %d", resp.StatusCode)
+	}
+	if err := e.api.Close(ctx); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}
+
+func TestCloseBeforeAnyWrite(t *testing.T) {
+	e := newEnv(t, "aws", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := e.api.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestStoreUnavailable(t *testing.T) {
+	e := newEnv(t, "aws", nil)
+	// A file where the raw/ directory must go makes every write fail.
+	if err := os.WriteFile(filepath.Join(e.dir, "raw"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a := e.post(t, recBody(3, "d"), nil)
+	if a.status != http.StatusServiceUnavailable || a.err.Code != CodeStoreUnavailable {
+		t.Fatalf("got %d %v", a.status, a.err)
+	}
+	if s := e.api.Stats(); s.RecordsAcked != 0 || s.ObjectsWritten != 0 || s.Rejected[CodeStoreUnavailable] != 1 {
+		t.Errorf("stats %+v", s)
+	}
+	if !strings.Contains(e.logs.String(), "object write failed, retrying") {
+		t.Error("no retry was logged")
+	}
+	// The store recovers: the next request is written.
+	if err := os.Remove(filepath.Join(e.dir, "raw")); err != nil {
+		t.Fatal(err)
+	}
+	if a := e.post(t, recBody(1, "d"), nil); a.status != http.StatusAccepted {
+		t.Fatalf("after recovery: %d %v", a.status, a.err)
+	}
+}
+
+func TestPutExistingKey(t *testing.T) {
+	e := newEnv(t, "aws", nil)
+	ctx := context.Background()
+	opts := &objects.PutOptions{ContentType: MediaNDJSON, IfNotExist: true}
+	ours := []byte("{\"a\":1}\n")
+	if err := e.bucket.Put(ctx, "raw/x/ours.ndjson", ours, nil); err != nil {
+		t.Fatal(err)
+	}
+	// An earlier attempt of ours that landed: the same bytes count as done.
+	key, err := e.api.put(ctx, "raw/x/ours.ndjson", ours, opts)
+	if err != nil || key != "raw/x/ours.ndjson" {
+		t.Fatalf("put over our own object: %q %v", key, err)
+	}
+	// Someone else's object is kept; the write moves to a new key.
+	key, err = e.api.put(ctx, "raw/x/ours.ndjson", []byte("{\"b\":2}\n"), opts)
+	if err != nil || key == "raw/x/ours.ndjson" || !strings.HasPrefix(key, RawPrefix) {
+		t.Fatalf("put over another object: %q %v", key, err)
+	}
+	if got, _, _ := e.bucket.Get(ctx, "raw/x/ours.ndjson"); !bytes.Equal(got, ours) {
+		t.Fatal("an existing object was overwritten")
+	}
+	if got, _, _ := e.bucket.Get(ctx, key); string(got) != "{\"b\":2}\n" {
+		t.Fatalf("new key holds %q", got)
+	}
+}
+
+func TestNewValidates(t *testing.T) {
+	b, err := objects.Open(context.Background(), "file://"+t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ok := Config{Cloud: "aws", Bucket: b, Schema: testSchema, APIKey: "k"}
+	tests := []struct {
+		name string
+		mod  func(*Config)
+		want string
+	}{
+		{"no cloud", func(c *Config) { c.Cloud = "" }, "Cloud"},
+		{"no bucket", func(c *Config) { c.Bucket = nil }, "Bucket"},
+		{"no key", func(c *Config) { c.APIKey = "" }, "APIKey"},
+		{"no fields", func(c *Config) { c.Schema = config.Schema{} }, "no fields"},
+		{"bad type", func(c *Config) { c.Schema = config.Schema{Fields: []config.Field{{Name: "a", Type: "blob"}}} }, "unknown type"},
+		{"reserved field", func(c *Config) { c.Schema = config.Schema{Fields: []config.Field{{Name: "_a", Type: "string"}}} }, "reserved"},
+		{"negative", func(c *Config) { c.Limits.BatchBytes = -1 }, "negative"},
+	}
+	for _, tt := range tests {
+		cfg := ok
+		tt.mod(&cfg)
+		if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: got %v, want %q", tt.name, err, tt.want)
+		}
+	}
+	a, err := New(ok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.cfg.Limits.MaxBodyBytes != DefaultMaxBodyBytes || a.cfg.Limits.BatchWait.D() != DefaultBatchWait || a.limiter != nil {
+		t.Errorf("defaults not filled: %+v", a.cfg.Limits)
+	}
+}
+
+func BenchmarkIngest(b *testing.B) {
+	e := newEnv(b, "aws", func(c *Config) { c.Logger = slog.New(slog.DiscardHandler) })
+	const perRequest = 20
+	body := recBody(perRequest, "bench")
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	b.SetParallelism(16) // many clients at once, as group commit expects
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req := httptest.NewRequest(http.MethodPost, PathRecords, strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", "Bearer "+testKey)
+			w := httptest.NewRecorder()
+			e.api.ServeHTTP(w, req)
+			if w.Code != http.StatusAccepted {
+				b.Errorf("status %d: %s", w.Code, w.Body)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(b.N*perRequest)/b.Elapsed().Seconds(), "records/s")
+	s := e.api.Stats()
+	if s.ObjectsWritten > 0 {
+		b.ReportMetric(float64(s.RecordsAcked)/float64(s.ObjectsWritten), "records/object")
+	}
+}
+
+func TestClientGoneAfterQueueStillWritesWhole(t *testing.T) {
+	e := newEnv(t, "aws", func(c *Config) { c.Limits.BatchWait = config.Duration(time.Minute) })
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, e.srv.URL+PathRecords, strings.NewReader(recBody(4, "gone")))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+testKey)
+	done := make(chan error, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for e.api.Stats().Pending < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the request was not queued")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err == nil {
+		t.Fatal("the cancelled request got an answer")
+	}
+	closeCtx, stop := context.WithTimeout(context.Background(), 10*time.Second)
+	defer stop()
+	if err := e.api.Close(closeCtx); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, recs := range e.stored(t) {
+		n += len(recs)
+	}
+	if n != 4 {
+		t.Fatalf("stored %d of the request's 4 records", n)
+	}
+}

@@ -1,0 +1,190 @@
+package load
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/intercloud/intercloud/config"
+	"github.com/intercloud/intercloud/functions"
+	"github.com/intercloud/intercloud/objects"
+	_ "github.com/intercloud/intercloud/objects/file"
+	"github.com/intercloud/intercloud/record"
+	"github.com/intercloud/intercloud/sqldb"
+	_ "github.com/intercloud/intercloud/sqldb/sqlite"
+)
+
+func setup(t *testing.T) (*Loader, *objects.Bucket, *sqldb.DB) {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	b, err := objects.Open(ctx, "file://"+filepath.Join(dir, "objects"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sqldb.Open(ctx, "sqlite://"+filepath.Join(dir, "sql.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close(); db.Close() })
+	l := New(b, db, config.Default(dir).Schema, nil)
+	if err := l.Prepare(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return l, b, db
+}
+
+func rawObject(t *testing.T, ids ...string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	for i, id := range ids {
+		r := record.Record{ID: id, Origin: "aws", TraceID: "trace-1", IngestedAt: time.Now(), Fields: map[string]any{
+			"device": "d1", "metric": "cpu", "value": float64(i) + 0.5, "ts": time.Date(2026, 11, 24, 10, i, 0, 0, time.UTC),
+		}}
+		b, err := r.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf.Write(b)
+		buf.WriteByte('\n')
+	}
+	return buf.Bytes()
+}
+
+func count(t *testing.T, db *sqldb.DB) int {
+	t.Helper()
+	var n int
+	if err := db.QueryRow("SELECT COUNT(*) FROM records").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestLoadIsIdempotent(t *testing.T) {
+	ctx := context.Background()
+	l, b, db := setup(t)
+	key := "raw/2026/11/24/10/a.ndjson"
+	if err := b.Put(ctx, key, rawObject(t, "r1", "r2", "r3"), nil); err != nil {
+		t.Fatal(err)
+	}
+	res, err := l.Load(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Records != 3 || res.Inserted != 3 || res.Skipped {
+		t.Fatalf("first load: %+v", res)
+	}
+	res, err = l.Load(ctx, key)
+	if err != nil || !res.Skipped {
+		t.Fatalf("second load: %+v %v", res, err)
+	}
+	// Another object repeating a record (a retried request) adds only the new one.
+	key2 := "raw/2026/11/24/10/b.ndjson"
+	if err := b.Put(ctx, key2, rawObject(t, "r3", "r4"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if res, err = l.Load(ctx, key2); err != nil || res.Inserted != 1 {
+		t.Fatalf("overlapping load: %+v %v", res, err)
+	}
+	if n := count(t, db); n != 4 {
+		t.Fatalf("rows = %d, want 4", n)
+	}
+	var ts, device string
+	var value float64
+	if err := db.QueryRow("SELECT ts, device, value FROM records WHERE id = 'r2'").Scan(&ts, &device, &value); err != nil {
+		t.Fatal(err)
+	}
+	if ts != "2026-11-24T10:01:00.000000Z" || device != "d1" || value != 1.5 {
+		t.Fatalf("row r2 = %s %s %v", ts, device, value)
+	}
+}
+
+func TestMalformedIsPermanentAndDeadLettered(t *testing.T) {
+	ctx := context.Background()
+	l, b, db := setup(t)
+	for name, body := range map[string]string{
+		"garbage":       "not json\n",
+		"missing field": `{"id":"x","_origin":"aws","_trace_id":"t","_ingested_at":"2026-11-24T10:00:00Z","device":"d"}` + "\n",
+		"bad time":      `{"id":"x","_origin":"aws","_trace_id":"t","_ingested_at":"yesterday","device":"d","metric":"m","value":1,"ts":"2026-11-24T10:00:00Z"}` + "\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			key := "raw/2026/11/24/10/" + name + ".ndjson"
+			good := rawObject(t, "ok-"+name)
+			if err := b.Put(ctx, key, append(good, body...), nil); err != nil {
+				t.Fatal(err)
+			}
+			_, err := l.Load(ctx, key)
+			if !errors.Is(err, functions.ErrPermanent) {
+				t.Fatalf("err = %v, want permanent", err)
+			}
+			if err := l.DeadLetter()(ctx, functions.Event{ID: key, Attempt: 1}, err); err != nil {
+				t.Fatal(err)
+			}
+			if ok, _ := b.Exists(ctx, key); ok {
+				t.Fatal("raw object still there after dead-lettering")
+			}
+			a, err := b.Attributes(ctx, DeadPrefix+key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a.Metadata["error"] == "" {
+				t.Fatal("dead letter lacks its error")
+			}
+		})
+	}
+	if n := count(t, db); n != 0 {
+		t.Fatalf("a malformed object wrote %d rows", n)
+	}
+}
+
+func TestPendingFindsUnloadedAndAdvancesWatermark(t *testing.T) {
+	ctx := context.Background()
+	l, b, _ := setup(t)
+	old := time.Now().Add(-30 * time.Hour)
+	oldKey := PartitionOf(old) + "old.ndjson"
+	newKey := PartitionOf(time.Now()) + "new.ndjson"
+	for i, k := range []string{oldKey, newKey} {
+		if err := b.Put(ctx, k, rawObject(t, fmt.Sprint("p", i)), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pending := func() []string {
+		var got []string
+		if err := l.Pending(ctx, func(e functions.Event) { got = append(got, e.ID) }); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got := pending(); len(got) != 2 {
+		t.Fatalf("pending = %v, want both", got)
+	}
+	if _, err := l.Load(ctx, oldKey); err != nil {
+		t.Fatal(err)
+	}
+	if got := pending(); len(got) != 1 || got[0] != newKey {
+		t.Fatalf("pending = %v, want only %s", got, newKey)
+	}
+	w, ok, err := l.watermark(ctx)
+	if err != nil || !ok || w != PartitionOf(old) {
+		t.Fatalf("watermark = %q %v %v, want %s", w, ok, err, PartitionOf(old))
+	}
+	// An object planted before the watermark is no longer listed: the
+	// reconciler stays cheap. (Events still deliver such objects.)
+	if err := b.Put(ctx, PartitionOf(old.Add(-24*time.Hour))+"late.ndjson", rawObject(t, "late"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := pending(); len(got) != 1 {
+		t.Fatalf("pending = %v, want the partitions before the watermark skipped", got)
+	}
+}
+
+func TestNotARawKey(t *testing.T) {
+	l, _, _ := setup(t)
+	if _, err := l.Load(context.Background(), "results/x.json"); !errors.Is(err, functions.ErrPermanent) {
+		t.Fatalf("err = %v", err)
+	}
+}

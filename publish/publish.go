@@ -1,0 +1,572 @@
+// Package publish is the "publish" function: it follows the changes of the
+// publishing cloud's records table, recomputes the aggregates those changes
+// touch (per group and UTC hour: count, sum, min, max, mean), writes them as
+// JSON and CSV under results/ in that cloud's object store, rewrites
+// results/summary.json, and purges the written paths at the edge.
+//
+// It is driven by the database's own change feed (the replicate package's
+// source for the dialect), with its position checkpointed in the same
+// database after the results are written: at-least-once, and idempotent
+// because every write is a full recomputation.
+package publish
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/csv"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/intercloud/intercloud/config"
+	"github.com/intercloud/intercloud/objects"
+	"github.com/intercloud/intercloud/record"
+	"github.com/intercloud/intercloud/replicate"
+	"github.com/intercloud/intercloud/sqldb"
+)
+
+// Paths of the results in the object store.
+const (
+	ResultsPrefix = "results/"
+	HourlyPrefix  = ResultsPrefix + "hourly/"
+	SummaryKey    = ResultsPrefix + "summary.json"
+	// HourFormat names an hourly bucket.
+	HourFormat = "2006-01-02T15"
+	// StreamName is the checkpoint name of the publisher's change feed.
+	StreamName = "publish"
+	// PublishedTable holds the count each published bucket file holds, so
+	// the summary counts exactly what the hourly files count.
+	PublishedTable = "_ic_published"
+)
+
+// Config configures a Publisher.
+type Config struct {
+	DB       *sqldb.DB
+	Bucket   *objects.Bucket
+	Schema   config.Schema
+	Settings config.Publish
+	// Purge removes paths ("/results/...") from the edge cache; nil skips.
+	Purge func(ctx context.Context, paths []string) error
+	// OnPublished is called with the ids of the records whose aggregates
+	// were just written.
+	OnPublished func(ids []string)
+	BatchSize   int           // changes per pass (default 5000)
+	Poll        time.Duration // default 50ms
+	Logger      *slog.Logger
+}
+
+// Aggregate is one published hourly aggregate.
+type Aggregate struct {
+	Group string
+	Hour  time.Time
+	Count int64
+	Sum   float64
+	Min   float64
+	Max   float64
+}
+
+// Mean is Sum/Count.
+func (a Aggregate) Mean() float64 {
+	if a.Count == 0 {
+		return 0
+	}
+	return a.Sum / float64(a.Count)
+}
+
+// Publisher runs the publish function.
+type Publisher struct {
+	cfg       Config
+	table     sqldb.Table
+	published sqldb.Table
+	log       *slog.Logger
+}
+
+// New returns a Publisher; it starts nothing.
+func New(cfg Config) (*Publisher, error) {
+	if cfg.DB == nil || cfg.Bucket == nil {
+		return nil, errors.New("publish: a database and a bucket are required")
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 5000
+	}
+	if cfg.Poll <= 0 {
+		cfg.Poll = 50 * time.Millisecond
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Publisher{cfg: cfg, table: record.Table(cfg.Schema), log: cfg.Logger,
+		published: sqldb.Table{Name: PublishedTable, PrimaryKey: []string{"bucket"}, Columns: []sqldb.Column{
+			{Name: "bucket", Type: sqldb.Type{Kind: sqldb.KindString, Length: 80}},
+			{Name: "grp", Type: sqldb.Type{Kind: sqldb.KindText}},
+			{Name: "records", Type: sqldb.Type{Kind: sqldb.KindInt}},
+		}},
+	}, nil
+}
+
+// Prepare creates the records table (if the loader has not), its change
+// capture and the checkpoint table.
+func (p *Publisher) Prepare(ctx context.Context) error {
+	for _, t := range []sqldb.Table{p.table, p.published} {
+		if err := p.cfg.DB.EnsureTable(ctx, t); err != nil {
+			return fmt.Errorf("publish: %w", err)
+		}
+	}
+	if ix, ok := p.cfg.DB.Dialect.(sqldb.Indexer); ok {
+		for _, stmt := range ix.CreateIndex(p.table.Name, "ix_"+p.table.Name+"_publish", []string{p.cfg.Settings.GroupBy, p.cfg.Settings.Time}) {
+			if _, err := p.cfg.DB.ExecContext(ctx, stmt); err != nil {
+				return fmt.Errorf("publish: index: %w", err)
+			}
+		}
+	}
+	if err := replicate.Prepare(ctx, p.cfg.DB, []string{p.table.Name}, p.log); err != nil {
+		return fmt.Errorf("publish: %w", err)
+	}
+	if err := replicate.EnsureCheckpoints(ctx, p.cfg.DB); err != nil {
+		return fmt.Errorf("publish: %w", err)
+	}
+	return nil
+}
+
+// Run follows the change feed until ctx is cancelled. On its first run it
+// publishes everything already in the table.
+func (p *Publisher) Run(ctx context.Context) error {
+	for {
+		err := p.run(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		p.log.Warn("publish failed; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (p *Publisher) run(ctx context.Context) error {
+	db := p.cfg.DB
+	src, err := replicate.OpenSource(ctx, db, []string{p.table.Name}, p.log)
+	if err != nil {
+		return fmt.Errorf("publish: %w", err)
+	}
+	defer src.Close()
+	cp, err := replicate.LoadCheckpoint(ctx, db, db.Dialect, StreamName)
+	if err != nil {
+		return fmt.Errorf("publish: %w", err)
+	}
+	pos := cp.Position
+	if pos == "" {
+		if pos, err = src.Current(ctx); err != nil {
+			return fmt.Errorf("publish: %w", err)
+		}
+		if err := p.Rebuild(ctx); err != nil {
+			return err
+		}
+		if err := p.saveCheckpoint(ctx, pos); err != nil {
+			return err
+		}
+	}
+	return src.Stream(ctx, pos, replicate.StreamOptions{Tables: []string{p.table.Name}, MaxBatch: p.cfg.BatchSize, Poll: p.cfg.Poll},
+		func(ctx context.Context, b replicate.Batch) error {
+			if err := p.apply(ctx, b); err != nil {
+				return err
+			}
+			return p.saveCheckpoint(ctx, b.Position)
+		})
+}
+
+func (p *Publisher) saveCheckpoint(ctx context.Context, pos replicate.Position) error {
+	return p.cfg.DB.Tx(ctx, func(tx *sql.Tx) error {
+		return replicate.SaveCheckpoint(ctx, tx, p.cfg.DB.Dialect, StreamName, replicate.Checkpoint{Position: pos, Phase: replicate.PhaseCDC})
+	})
+}
+
+type bucketKey struct {
+	group string
+	hour  time.Time
+}
+
+// apply recomputes every aggregate a batch touched.
+func (p *Publisher) apply(ctx context.Context, b replicate.Batch) error {
+	start := time.Now()
+	touched := map[bucketKey]bool{}
+	var ids []string
+	traces := map[string]bool{}
+	rebuild := false
+	for _, c := range b.Changes {
+		if c.Table != p.table.Name {
+			continue
+		}
+		if c.Op == replicate.OpDelete {
+			rebuild = true // the deleted row's bucket is unknown
+			continue
+		}
+		g, _ := c.Row[p.cfg.Settings.GroupBy].(string)
+		ts, err := asTime(c.Row[p.cfg.Settings.Time])
+		if err != nil {
+			p.log.Warn("change without a usable time; skipped", "key", fmt.Sprint(c.Key), "err", err)
+			continue
+		}
+		touched[bucketKey{g, ts.Truncate(time.Hour)}] = true
+		if id, ok := c.Row[record.ColID].(string); ok {
+			ids = append(ids, id)
+		}
+		if c.TraceID != "" {
+			traces[c.TraceID] = true
+		}
+	}
+	if rebuild {
+		if err := p.Rebuild(ctx); err != nil {
+			return err
+		}
+	} else if len(touched) > 0 {
+		keys := make([]bucketKey, 0, len(touched))
+		for k := range touched {
+			keys = append(keys, k)
+		}
+		var paths []string
+		aggs := make([]Aggregate, 0, len(keys))
+		for _, k := range keys {
+			a, err := p.compute(ctx, k)
+			if err != nil {
+				return err
+			}
+			written, err := p.write(ctx, k, a)
+			if err != nil {
+				return err
+			}
+			paths = append(paths, written...)
+			aggs = append(aggs, a)
+		}
+		if err := p.recordCounts(ctx, false, aggs); err != nil {
+			return err
+		}
+		sp, err := p.writeSummary(ctx)
+		if err != nil {
+			return err
+		}
+		paths = append(paths, sp)
+		if err := p.purge(ctx, paths); err != nil {
+			return err
+		}
+	}
+	if len(ids) > 0 {
+		p.log.InfoContext(ctx, "aggregates published", "records", len(ids), "buckets", len(touched),
+			"trace_id", joinKeys(traces), "ms", time.Since(start).Milliseconds())
+		if p.cfg.OnPublished != nil {
+			p.cfg.OnPublished(ids)
+		}
+	}
+	return nil
+}
+
+func (p *Publisher) purge(ctx context.Context, keys []string) error {
+	if p.cfg.Purge == nil || len(keys) == 0 {
+		return nil
+	}
+	paths := make([]string, len(keys))
+	for i, k := range keys {
+		paths[i] = "/" + k
+	}
+	if err := p.cfg.Purge(ctx, paths); err != nil {
+		// The edge's TTL bounds staleness; a failed purge is not worth
+		// redoing the batch for.
+		p.log.Warn("edge purge failed; cached copies expire by TTL", "paths", len(paths), "err", err)
+	}
+	return nil
+}
+
+// compute reads one bucket's aggregate from the database.
+func (p *Publisher) compute(ctx context.Context, k bucketKey) (Aggregate, error) {
+	db := p.cfg.DB
+	d := db.Dialect
+	s := p.cfg.Settings
+	tcol, _ := p.table.Column(s.Time)
+	from, err := d.Value(tcol.Type, k.hour)
+	if err != nil {
+		return Aggregate{}, err
+	}
+	to, err := d.Value(tcol.Type, k.hour.Add(time.Hour))
+	if err != nil {
+		return Aggregate{}, err
+	}
+	v := d.Quote(s.Value)
+	q := fmt.Sprintf("SELECT COUNT(*), COALESCE(SUM(%s), 0), COALESCE(MIN(%s), 0), COALESCE(MAX(%s), 0) FROM %s WHERE %s = %s AND %s >= %s AND %s < %s",
+		v, v, v, d.Quote(p.table.Name), d.Quote(s.GroupBy), d.Placeholder(1), d.Quote(s.Time), d.Placeholder(2), d.Quote(s.Time), d.Placeholder(3))
+	a := Aggregate{Group: k.group, Hour: k.hour}
+	if err := db.QueryRowContext(ctx, q, k.group, from, to).Scan(&a.Count, &a.Sum, &a.Min, &a.Max); err != nil {
+		return Aggregate{}, fmt.Errorf("publish: aggregate %s %s: %w", k.group, k.hour.Format(HourFormat), err)
+	}
+	return a, nil
+}
+
+// Key returns the object key of a bucket's JSON aggregate.
+func Key(group string, hour time.Time, ext string) string {
+	return HourlyPrefix + PathSegment(group) + "/" + hour.UTC().Format(HourFormat) + "." + ext
+}
+
+// PathSegment escapes a group value into one safe path segment: letters,
+// digits, '-', '_' and '.' stay; everything else is percent-encoded, and so
+// are the dots of a segment made only of dots.
+func PathSegment(s string) string {
+	if s == "" {
+		return "%00"
+	}
+	var b strings.Builder
+	onlyDots := strings.Trim(s, ".") == ""
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' && !onlyDots {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
+}
+
+// write stores (or, for an empty bucket, removes) one aggregate's files.
+func (p *Publisher) write(ctx context.Context, k bucketKey, a Aggregate) ([]string, error) {
+	jk, ck := Key(k.group, k.hour, "json"), Key(k.group, k.hour, "csv")
+	if a.Count == 0 {
+		for _, key := range []string{jk, ck} {
+			if err := p.cfg.Bucket.Delete(ctx, key); err != nil && !errors.Is(err, objects.ErrNotFound) {
+				return nil, fmt.Errorf("publish: %w", err)
+			}
+		}
+		return []string{jk, ck}, nil
+	}
+	js, cs, err := p.encode(a)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.cfg.Bucket.Put(ctx, jk, js, &objects.PutOptions{ContentType: "application/json"}); err != nil {
+		return nil, fmt.Errorf("publish: %w", err)
+	}
+	if err := p.cfg.Bucket.Put(ctx, ck, cs, &objects.PutOptions{ContentType: "text/csv"}); err != nil {
+		return nil, fmt.Errorf("publish: %w", err)
+	}
+	return []string{jk, ck}, nil
+}
+
+func (p *Publisher) encode(a Aggregate) (js, cs []byte, err error) {
+	g := p.cfg.Settings.GroupBy
+	js, err = json.Marshal(map[string]any{
+		g: a.Group, "hour": a.Hour.UTC().Format(HourFormat),
+		"count": a.Count, "sum": a.Sum, "min": a.Min, "max": a.Max, "mean": a.Mean(),
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("publish: encode: %w", err)
+	}
+	var buf bytes.Buffer
+	w := csv.NewWriter(&buf)
+	f := func(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
+	_ = w.Write([]string{g, "hour", "count", "sum", "min", "max", "mean"})
+	_ = w.Write([]string{csvSafe(a.Group), a.Hour.UTC().Format(HourFormat), strconv.FormatInt(a.Count, 10), f(a.Sum), f(a.Min), f(a.Max), f(a.Mean())})
+	w.Flush()
+	return js, buf.Bytes(), w.Error()
+}
+
+// csvSafe defuses spreadsheet formula injection in a user-supplied value.
+func csvSafe(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
+}
+
+// recordCounts stores the counts of the bucket files just written; with
+// replace, they are all the buckets there are.
+func (p *Publisher) recordCounts(ctx context.Context, replace bool, aggs []Aggregate) error {
+	db := p.cfg.DB
+	err := db.Tx(ctx, func(tx *sql.Tx) error {
+		if replace {
+			if _, err := tx.ExecContext(ctx, "DELETE FROM "+db.Dialect.Quote(PublishedTable)); err != nil {
+				return err
+			}
+		}
+		const per = 500
+		for i := 0; i < len(aggs); i += per {
+			chunk := aggs[i:min(len(aggs), i+per)]
+			args := make([]any, 0, 3*len(chunk))
+			for _, a := range chunk {
+				args = append(args, bucketID(a.Group, a.Hour), a.Group, a.Count)
+			}
+			if _, err := tx.ExecContext(ctx, db.Dialect.Upsert(p.published, len(chunk)), args...); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("publish: record counts: %w", err)
+	}
+	return nil
+}
+
+// bucketID names a bucket in PublishedTable: a hash of the group (which may
+// be long) and the hour.
+func bucketID(group string, hour time.Time) string {
+	h := sha256.Sum256([]byte(group))
+	return hex.EncodeToString(h[:16]) + "/" + hour.UTC().Format(HourFormat)
+}
+
+// Summary is results/summary.json.
+type Summary struct {
+	Records   int64            `json:"records"`
+	Groups    map[string]int64 `json:"groups"`
+	GroupBy   string           `json:"group_by"`
+	UpdatedAt time.Time        `json:"updated_at"`
+}
+
+func (p *Publisher) writeSummary(ctx context.Context) (string, error) {
+	db := p.cfg.DB
+	d := db.Dialect
+	rows, err := db.QueryContext(ctx, fmt.Sprintf("SELECT %s, SUM(%s) FROM %s GROUP BY %s",
+		d.Quote("grp"), d.Quote("records"), d.Quote(PublishedTable), d.Quote("grp")))
+	if err != nil {
+		return "", fmt.Errorf("publish: summary: %w", err)
+	}
+	defer rows.Close()
+	s := Summary{Groups: map[string]int64{}, GroupBy: p.cfg.Settings.GroupBy, UpdatedAt: time.Now().UTC()}
+	for rows.Next() {
+		var name sql.NullString
+		var n sql.NullInt64
+		if err := rows.Scan(&name, &n); err != nil {
+			return "", fmt.Errorf("publish: summary: %w", err)
+		}
+		if n.Int64 > 0 {
+			s.Groups[name.String] += n.Int64
+			s.Records += n.Int64
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return "", fmt.Errorf("publish: summary: %w", err)
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		return "", fmt.Errorf("publish: summary: %w", err)
+	}
+	if err := p.cfg.Bucket.Put(ctx, SummaryKey, b, &objects.PutOptions{ContentType: "application/json"}); err != nil {
+		return "", fmt.Errorf("publish: %w", err)
+	}
+	return SummaryKey, nil
+}
+
+// Rebuild recomputes every aggregate from the table and removes result
+// files of buckets that no longer have rows.
+func (p *Publisher) Rebuild(ctx context.Context) error {
+	db := p.cfg.DB
+	d := db.Dialect
+	s := p.cfg.Settings
+	rows, err := db.QueryContext(ctx, fmt.Sprintf("SELECT %s, %s, %s FROM %s", d.Quote(s.GroupBy), d.Quote(s.Time), d.Quote(s.Value), d.Quote(p.table.Name)))
+	if err != nil {
+		return fmt.Errorf("publish: rebuild: %w", err)
+	}
+	aggs := map[bucketKey]*Aggregate{}
+	for rows.Next() {
+		var g sql.NullString
+		var ts any
+		var v sql.NullFloat64
+		if err := rows.Scan(&g, &ts, &v); err != nil {
+			rows.Close()
+			return fmt.Errorf("publish: rebuild: %w", err)
+		}
+		t, err := asTime(ts)
+		if err != nil {
+			continue
+		}
+		k := bucketKey{g.String, t.Truncate(time.Hour)}
+		a := aggs[k]
+		if a == nil {
+			a = &Aggregate{Group: k.group, Hour: k.hour, Min: math.Inf(1), Max: math.Inf(-1)}
+			aggs[k] = a
+		}
+		a.Count++
+		a.Sum += v.Float64
+		a.Min = math.Min(a.Min, v.Float64)
+		a.Max = math.Max(a.Max, v.Float64)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("publish: rebuild: %w", err)
+	}
+	keep := map[string]bool{}
+	var paths []string
+	all := make([]Aggregate, 0, len(aggs))
+	keys := make([]bucketKey, 0, len(aggs))
+	for k := range aggs {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		return keys[i].group < keys[j].group || keys[i].group == keys[j].group && keys[i].hour.Before(keys[j].hour)
+	})
+	for _, k := range keys {
+		written, err := p.write(ctx, k, *aggs[k])
+		if err != nil {
+			return err
+		}
+		for _, w := range written {
+			keep[w] = true
+		}
+		paths = append(paths, written...)
+		all = append(all, *aggs[k])
+	}
+	if err := p.recordCounts(ctx, true, all); err != nil {
+		return err
+	}
+	var stale []string
+	if err := p.cfg.Bucket.List(ctx, HourlyPrefix, func(o objects.Object) error {
+		if !keep[o.Key] {
+			stale = append(stale, o.Key)
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("publish: rebuild: %w", err)
+	}
+	for _, k := range stale {
+		if err := p.cfg.Bucket.Delete(ctx, k); err != nil && !errors.Is(err, objects.ErrNotFound) {
+			return fmt.Errorf("publish: rebuild: %w", err)
+		}
+		paths = append(paths, k)
+	}
+	sp, err := p.writeSummary(ctx)
+	if err != nil {
+		return err
+	}
+	p.log.Info("aggregates rebuilt", "buckets", len(aggs), "removed", len(stale))
+	return p.purge(ctx, append(paths, sp))
+}
+
+// asTime reads a timestamp column value as a driver returns it.
+func asTime(v any) (time.Time, error) {
+	switch x := v.(type) {
+	case time.Time:
+		return x.UTC(), nil
+	case string:
+		return time.Parse(time.RFC3339Nano, x)
+	case []byte:
+		return time.Parse(time.RFC3339Nano, string(x))
+	}
+	return time.Time{}, fmt.Errorf("publish: %T is not a timestamp", v)
+}
+
+func joinKeys(m map[string]bool) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return strings.Join(keys, " ")
+}

@@ -1,0 +1,250 @@
+package replicate
+
+import (
+	"context"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/intercloud/intercloud/sqldb"
+)
+
+// tablePair is one replicated table's schema on both sides.
+type tablePair struct {
+	src sqldb.Table // source schema: how to read and normalize values
+	dst sqldb.Table // target schema: how to write them
+}
+
+// describePair reads a table's source schema, checks its primary key, and
+// creates the table on the target from it when missing.
+func describePair(ctx context.Context, src, dst *sqldb.DB, name string, create bool) (*tablePair, error) {
+	st, err := src.Dialect.Describe(ctx, src, name)
+	if err != nil {
+		if errors.Is(err, sqldb.ErrNoTable) {
+			return nil, permanent(fmt.Errorf("replicate: source table %q does not exist", name))
+		}
+		return nil, fmt.Errorf("replicate: describe source %s: %w", name, err)
+	}
+	if len(st.PrimaryKey) == 0 {
+		return nil, permanent(fmt.Errorf("replicate: table %q %w", name, ErrNoPrimaryKey))
+	}
+	dt, err := dst.Dialect.Describe(ctx, dst, name)
+	if errors.Is(err, sqldb.ErrNoTable) && create {
+		if err := dst.EnsureTable(ctx, st); err != nil {
+			return nil, fmt.Errorf("replicate: create target %s: %w", name, err)
+		}
+		dt, err = dst.Dialect.Describe(ctx, dst, name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("replicate: describe target %s: %w", name, err)
+	}
+	if len(dt.PrimaryKey) == 0 {
+		return nil, permanent(fmt.Errorf("replicate: target table %q %w", name, ErrNoPrimaryKey))
+	}
+	if strings.Join(dt.PrimaryKey, "\x00") != strings.Join(st.PrimaryKey, "\x00") {
+		return nil, permanent(fmt.Errorf("replicate: table %q: target primary key (%s) differs from source (%s)",
+			name, strings.Join(dt.PrimaryKey, ", "), strings.Join(st.PrimaryKey, ", ")))
+	}
+	for _, c := range st.Columns {
+		if _, ok := dt.Column(c.Name); !ok {
+			return nil, permanent(fmt.Errorf("replicate: table %q: target has no column %q", name, c.Name))
+		}
+	}
+	return &tablePair{src: st, dst: dt}, nil
+}
+
+// writer applies row images and deletes to a target inside a transaction.
+type writer struct {
+	d      sqldb.Dialect
+	tables map[string]*tablePair
+}
+
+// targetRow converts a source row image to the target's bind values, in the
+// target's column order.
+func (w *writer) targetRow(tp *tablePair, row map[string]any) ([]any, error) {
+	out := make([]any, len(tp.dst.Columns))
+	for i, c := range tp.dst.Columns {
+		v, ok := row[c.Name]
+		if !ok || v == nil {
+			continue
+		}
+		st := c.Type
+		if sc, ok := tp.src.Column(c.Name); ok {
+			st = sc.Type
+		}
+		n, err := Normalize(st, v)
+		if err != nil {
+			return nil, fmt.Errorf("replicate: %s.%s: %w", tp.dst.Name, c.Name, err)
+		}
+		x, err := w.d.Value(c.Type, n)
+		if err != nil {
+			return nil, fmt.Errorf("replicate: %s.%s: %w", tp.dst.Name, c.Name, err)
+		}
+		out[i] = x
+	}
+	return out, nil
+}
+
+// targetKey converts a source key to the target's bind values.
+func (w *writer) targetKey(tp *tablePair, key []any) ([]any, error) {
+	if len(key) != len(tp.src.PrimaryKey) {
+		return nil, fmt.Errorf("replicate: %s: key has %d values, primary key %d columns", tp.src.Name, len(key), len(tp.src.PrimaryKey))
+	}
+	norm := make([]any, len(key))
+	for i, v := range key {
+		c, _ := tp.src.Column(tp.src.PrimaryKey[i])
+		n, err := Normalize(c.Type, v)
+		if err != nil {
+			return nil, fmt.Errorf("replicate: %s: key column %s: %w", tp.src.Name, c.Name, err)
+		}
+		norm[i] = n
+	}
+	return dialectKey(w.d, tp.dst, norm)
+}
+
+// upsert writes rows (already converted by targetRow) with multi-row
+// statements. Rows must have distinct keys.
+func (w *writer) upsert(ctx context.Context, tx *sql.Tx, tp *tablePair, rows [][]any) error {
+	per := min(maxRows, max(1, maxParams(w.d)/len(tp.dst.Columns)))
+	for len(rows) > 0 {
+		n := min(per, len(rows))
+		vals := make([]any, 0, n*len(tp.dst.Columns))
+		for _, r := range rows[:n] {
+			vals = append(vals, r...)
+		}
+		if _, err := tx.ExecContext(ctx, w.d.Upsert(tp.dst, n), vals...); err != nil {
+			return fmt.Errorf("replicate: upsert %d rows into %s: %w", n, tp.dst.Name, err)
+		}
+		rows = rows[n:]
+	}
+	return nil
+}
+
+// delete removes rows by key (already converted by targetKey).
+func (w *writer) delete(ctx context.Context, tx *sql.Tx, tp *tablePair, keys [][]any) error {
+	pk := tp.dst.PrimaryKey
+	per := min(maxRows, max(1, maxParams(w.d)/len(pk)))
+	for len(keys) > 0 {
+		n := min(per, len(keys))
+		a := &args{d: w.d}
+		var where string
+		if len(pk) == 1 {
+			ph := make([]string, n)
+			for i, k := range keys[:n] {
+				ph[i] = a.add(k[0])
+			}
+			where = w.d.Quote(pk[0]) + " IN (" + strings.Join(ph, ", ") + ")"
+		} else {
+			ors := make([]string, n)
+			for i, k := range keys[:n] {
+				ors[i] = "(" + keyEquals(a, pk, k) + ")"
+			}
+			where = strings.Join(ors, " OR ")
+		}
+		q := "DELETE FROM " + w.d.Quote(tp.dst.Name) + " WHERE " + where
+		if _, err := tx.ExecContext(ctx, q, a.vals...); err != nil {
+			return fmt.Errorf("replicate: delete %d rows from %s: %w", n, tp.dst.Name, err)
+		}
+		keys = keys[n:]
+	}
+	return nil
+}
+
+// apply writes changes in order, grouping consecutive changes of one table
+// and operation into multi-row statements. It returns the rows written.
+func (w *writer) apply(ctx context.Context, tx *sql.Tx, changes []Change) (int, error) {
+	written := 0
+	for i := 0; i < len(changes); {
+		c := changes[i]
+		tp, ok := w.tables[c.Table]
+		if !ok {
+			i++ // not a replicated table: the source should not send it
+			continue
+		}
+		j := i + 1
+		for j < len(changes) && changes[j].Table == c.Table && changes[j].Op == c.Op {
+			j++
+		}
+		group := changes[i:j]
+		i = j
+		// One statement must not touch a key twice (Postgres refuses it,
+		// and the last image is what counts): keep each key's last change.
+		seen := make(map[string]int, len(group))
+		keys := make([][]any, 0, len(group))
+		var rows [][]any
+		for _, ch := range group {
+			k, err := w.targetKey(tp, ch.Key)
+			if err != nil {
+				return written, err
+			}
+			ks := dedupKey(k)
+			var r []any
+			if c.Op == OpUpsert {
+				if r, err = w.targetRow(tp, ch.Row); err != nil {
+					return written, err
+				}
+			}
+			if at, dup := seen[ks]; dup {
+				keys[at] = k
+				if c.Op == OpUpsert {
+					rows[at] = r
+				}
+				continue
+			}
+			seen[ks] = len(keys)
+			keys = append(keys, k)
+			if c.Op == OpUpsert {
+				rows = append(rows, r)
+			}
+		}
+		var err error
+		switch c.Op {
+		case OpUpsert:
+			err = w.upsert(ctx, tx, tp, rows)
+		case OpDelete:
+			err = w.delete(ctx, tx, tp, keys)
+		default:
+			err = fmt.Errorf("replicate: %s: unknown op %v", c.Table, c.Op)
+		}
+		if err != nil {
+			return written, err
+		}
+		written += len(keys)
+	}
+	return written, nil
+}
+
+// permanentError marks errors a retry cannot fix (configuration, schema).
+type permanentError struct{ err error }
+
+func (e permanentError) Error() string { return e.err.Error() }
+func (e permanentError) Unwrap() error { return e.err }
+
+func permanent(err error) error { return permanentError{err} }
+
+func isPermanent(err error) bool {
+	var p permanentError
+	return errors.As(err, &p) || errors.Is(err, ErrNoPrimaryKey) || errors.Is(err, ErrNoSourceDriver)
+}
+
+// dedupKey identifies bound key values within one statement group.
+func dedupKey(k []any) string {
+	var b strings.Builder
+	for _, v := range k {
+		switch x := v.(type) {
+		case int64:
+			b.WriteString("i" + strconv.FormatInt(x, 10))
+		case string:
+			b.WriteString("s" + strconv.Itoa(len(x)) + ":" + x)
+		case []byte:
+			b.WriteString("b" + hex.EncodeToString(x))
+		default:
+			fmt.Fprintf(&b, "%T:%#v", x, x)
+		}
+		b.WriteByte(0)
+	}
+	return b.String()
+}

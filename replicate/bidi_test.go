@@ -1,0 +1,149 @@
+package replicate_test
+
+import (
+	"context"
+	"database/sql"
+	"testing"
+	"time"
+
+	"github.com/intercloud/intercloud/replicate"
+	"github.com/intercloud/intercloud/sqldb"
+)
+
+// TestBidirectional runs A→B and B→A with SkipReplicated: writes on either
+// side reach the other exactly once and nothing echoes back.
+func TestBidirectional(t *testing.T) {
+	ctx := context.Background()
+	a, b := openDB(t, "a"), openDB(t, "b")
+	for _, db := range []*sqldb.DB{a, b} {
+		exec(t, db, itemsDDL)
+		if err := replicate.Prepare(ctx, db, []string{"items"}, quietLogger()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fillItems(t, a, 1, 51)
+	fillItems(t, b, 1001, 1051)
+	// a's rows arrive on b by full load; b's (written after Prepare) reach
+	// a from the start of b's log. The reverse stream starts once the full
+	// load is done, so that load cannot copy b's rows back to b.
+	ab := start(t, replicate.Config{Name: "a-to-b", Origin: "a", Source: a, Target: b, Tables: []string{"items"}, SkipReplicated: true, Poll: 5 * time.Millisecond})
+	waitFor(t, "full load", 20*time.Second, func() bool { return ab.s.Status().Phase == replicate.PhaseCDC })
+	ba := start(t, replicate.Config{Name: "b-to-a", Origin: "b", Source: b, Target: a, Tables: []string{"items"}, SkipReplicated: true, SkipFullLoad: true, Poll: 5 * time.Millisecond})
+	settle := func() {
+		t.Helper()
+		for i := 0; i < 2; i++ { // a change applied on one side is logged there; let both see it
+			waitCaughtUp(t, ab, a)
+			waitCaughtUp(t, ba, b)
+		}
+		mustValidate(t, a, b, "items")
+	}
+	settle()
+
+	// Each phase writes distinct keys, one transaction per write, so every
+	// local change is one change on the other side.
+	write := func(db *sqldb.DB, queries ...string) {
+		for _, q := range queries {
+			exec(t, db, q)
+		}
+	}
+	fillItems(t, a, 100, 130)
+	fillItems(t, b, 2000, 2030)
+	settle()
+	write(a, `UPDATE items SET qty = 1 WHERE id BETWEEN 100 AND 109`, `UPDATE items SET qty = 2 WHERE id BETWEEN 1001 AND 1005`)
+	write(b, `UPDATE items SET qty = 3 WHERE id BETWEEN 2000 AND 2009`, `UPDATE items SET qty = 4 WHERE id BETWEEN 1 AND 5`)
+	settle()
+	write(a, `DELETE FROM items WHERE id BETWEEN 110 AND 114`, `UPDATE items SET id = 3000 WHERE id = 115`)
+	write(b, `DELETE FROM items WHERE id BETWEEN 2010 AND 2014`)
+	settle()
+
+	// Let any echo show up before counting.
+	time.Sleep(100 * time.Millisecond)
+	settle()
+
+	logged := func(db *sqldb.DB, origin string) int64 {
+		return count(t, db, `SELECT COUNT(*) FROM _ic_changes WHERE origin = ?`, origin)
+	}
+	// Local changes of a: 50 + 30 inserts, 10 + 5 updates, 5 deletes,
+	// 1 key change (a delete and an update) = 102; of b: 50 + 30 + 10 + 5
+	// + 5 = 100. The other side applied each exactly once, tagged.
+	for _, tc := range []struct {
+		local, remote     *sqldb.DB
+		remoteOrigin      string
+		wantLocal, wantIn int64
+	}{
+		{a, b, "a", 102, 102},
+		{b, a, "b", 100, 100},
+	} {
+		if n := logged(tc.local, ""); n != tc.wantLocal {
+			t.Errorf("local changes logged = %d, want %d", n, tc.wantLocal)
+		}
+		if n := logged(tc.remote, tc.remoteOrigin); n != tc.wantIn {
+			t.Errorf("changes from %s applied on the other side = %d, want %d", tc.remoteOrigin, n, tc.wantIn)
+		}
+	}
+	// No echo: a's log holds nothing tagged "a", b's nothing tagged "b",
+	// and (counts above) each side holds exactly the other's local changes.
+	if n := logged(a, "a") + logged(b, "b"); n != 0 {
+		t.Errorf("%d changes echoed back to their origin", n)
+	}
+	if n := count(t, a, `SELECT COUNT(*) FROM items`); n != count(t, b, `SELECT COUNT(*) FROM items`) || n != 50+50+30+30-5-5 {
+		t.Errorf("a has %d rows", n)
+	}
+}
+
+// TestOriginMarkScope checks the origin tag covers only the apply
+// transaction's writes.
+func TestOriginMarkScope(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t, "a")
+	exec(t, db, itemsDDL)
+	if err := replicate.Prepare(ctx, db, []string{"items"}, quietLogger()); err != nil {
+		t.Fatal(err)
+	}
+	m := replicate.MarkerFor("sqlite")
+	if m == nil {
+		t.Fatal("no sqlite marker")
+	}
+	inTx(t, db, func(tx *sql.Tx) error {
+		if err := m.MarkOrigin(ctx, tx, "peer"); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(`INSERT INTO items (id, name) VALUES (1, 'x')`); err != nil {
+			return err
+		}
+		return m.UnmarkOrigin(ctx, tx)
+	})
+	exec(t, db, `INSERT INTO items (id, name) VALUES (2, 'y')`)
+	// A rolled-back mark leaves nothing behind.
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.MarkOrigin(ctx, tx, "peer"); err != nil {
+		t.Fatal(err)
+	}
+	_ = tx.Rollback()
+	exec(t, db, `UPDATE items SET name = 'z' WHERE id = 1`)
+	var got []string
+	rows, err := db.QueryContext(ctx, `SELECT pk || ':' || op || ':' || origin FROM _ic_changes ORDER BY seq`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, s)
+	}
+	want := []string{"[1]:I:peer", "[2]:I:", "[1]:U:"}
+	if len(got) != len(want) {
+		t.Fatalf("changes = %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("changes = %v, want %v", got, want)
+		}
+	}
+}

@@ -1,0 +1,230 @@
+package replicate_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/intercloud/intercloud/replicate"
+	"github.com/intercloud/intercloud/replicate/sqlitesrc"
+	"github.com/intercloud/intercloud/sqldb"
+	_ "github.com/intercloud/intercloud/sqldb/sqlite"
+)
+
+func quietLogger() *slog.Logger {
+	if os.Getenv("REPLICATE_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+func openAt(tb testing.TB, path string) *sqldb.DB {
+	tb.Helper()
+	db, err := sqldb.Open(context.Background(), "sqlite://"+path, quietLogger())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	return db
+}
+
+func openDB(tb testing.TB, name string) *sqldb.DB {
+	tb.Helper()
+	return openAt(tb, filepath.Join(tb.TempDir(), name+".db"))
+}
+
+func exec(tb testing.TB, db *sqldb.DB, query string, args ...any) {
+	tb.Helper()
+	if _, err := db.ExecContext(context.Background(), query, args...); err != nil {
+		tb.Fatalf("%s: %v", query, err)
+	}
+}
+
+func count(tb testing.TB, db *sqldb.DB, query string, args ...any) int64 {
+	tb.Helper()
+	var n int64
+	if err := db.QueryRowContext(context.Background(), query, args...).Scan(&n); err != nil {
+		tb.Fatalf("%s: %v", query, err)
+	}
+	return n
+}
+
+// inTx runs statements in one transaction.
+func inTx(tb testing.TB, db *sqldb.DB, fn func(tx *sql.Tx) error) {
+	tb.Helper()
+	if err := db.Tx(context.Background(), fn); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+const itemsDDL = `CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL, qty INTEGER, price DECIMAL_TEXT(10,2), at TIMESTAMP_TEXT, _trace_id VARCHAR(64))`
+
+// fillItems inserts items lo..hi-1 in one transaction.
+func fillItems(tb testing.TB, db *sqldb.DB, lo, hi int) {
+	tb.Helper()
+	inTx(tb, db, func(tx *sql.Tx) error {
+		st, err := tx.Prepare(`INSERT INTO items (id, name, qty, price, at, _trace_id) VALUES (?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		base := time.Date(2024, 5, 6, 7, 8, 9, 123456000, time.UTC)
+		for i := lo; i < hi; i++ {
+			var qty any = int64(i % 17)
+			if i%10 == 0 {
+				qty = nil
+			}
+			at := base.Add(time.Duration(i) * time.Second).Format("2006-01-02T15:04:05.000000Z")
+			if _, err := st.Exec(i, "item-"+strconv.Itoa(i), qty, fmt.Sprintf("%d.%02d", i, i%100), at, fmt.Sprintf("trace-%d", i)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// running is a stream started in a goroutine.
+type running struct {
+	s      *replicate.Stream
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error // Run's result, once done is closed
+	seen   bool  // the result was handed to the test
+}
+
+func start(tb testing.TB, cfg replicate.Config) *running {
+	tb.Helper()
+	return startCtx(tb, context.Background(), cfg)
+}
+
+// startCtx runs the stream until parent or stop cancels it.
+func startCtx(tb testing.TB, parent context.Context, cfg replicate.Config) *running {
+	tb.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = quietLogger()
+	}
+	s, err := replicate.New(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(parent)
+	r := &running{s: s, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		r.err = s.Run(ctx)
+		close(r.done)
+	}()
+	tb.Cleanup(func() { r.stop(tb) })
+	return r
+}
+
+// stop cancels the stream and waits for Run to return nil.
+func (r *running) stop(tb testing.TB) {
+	tb.Helper()
+	r.cancel()
+	select {
+	case <-r.done:
+	case <-time.After(30 * time.Second):
+		tb.Fatal("Run did not return after cancel")
+	}
+	if r.err != nil && !r.seen {
+		tb.Errorf("Run: %v", r.err)
+	}
+	r.seen = true
+}
+
+// wait waits for Run to return and returns its result.
+func (r *running) wait(tb testing.TB) error {
+	tb.Helper()
+	select {
+	case <-r.done:
+		r.seen = true
+		return r.err
+	case <-time.After(30 * time.Second):
+		tb.Fatal("Run did not return")
+		return nil
+	}
+}
+
+func waitFor(tb testing.TB, what string, timeout time.Duration, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// currentSeq is the source's change-log position.
+func currentSeq(tb testing.TB, db *sqldb.DB) int64 {
+	tb.Helper()
+	src, err := sqlitesrc.Open(context.Background(), db, nil, quietLogger())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer src.Close()
+	p, err := src.Current(context.Background())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	n, _ := sqlitesrc.ParsePosition(p)
+	return n
+}
+
+// waitCaughtUp waits until the stream has applied everything the source
+// logged so far.
+func waitCaughtUp(tb testing.TB, r *running, src *sqldb.DB) {
+	tb.Helper()
+	want := currentSeq(tb, src)
+	waitFor(tb, fmt.Sprintf("position %d", want), 30*time.Second, func() bool {
+		st := r.s.Status()
+		if st.Phase != replicate.PhaseCDC {
+			return false
+		}
+		n, err := sqlitesrc.ParsePosition(st.Position)
+		return err == nil && n >= want
+	})
+}
+
+func mustValidate(tb testing.TB, src, dst *sqldb.DB, tables ...string) {
+	tb.Helper()
+	rep, err := replicate.Validate(context.Background(), src, dst, tables, 100)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if !rep.OK() {
+		tb.Fatalf("source and target differ:\n%s", rep)
+	}
+}
+
+// hook records what OnApplied saw.
+type hook struct {
+	mu      sync.Mutex
+	batches []replicate.Batch
+	after   func(replicate.Batch)
+}
+
+func (h *hook) fn(b replicate.Batch) {
+	h.mu.Lock()
+	h.batches = append(h.batches, b)
+	after := h.after
+	h.mu.Unlock()
+	if after != nil {
+		after(b)
+	}
+}
+
+func (h *hook) snapshot() []replicate.Batch {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]replicate.Batch(nil), h.batches...)
+}

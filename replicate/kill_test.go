@@ -1,0 +1,126 @@
+package replicate_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	osexec "os/exec"
+	"os/signal"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/intercloud/intercloud/replicate"
+	"github.com/intercloud/intercloud/sqldb"
+)
+
+const (
+	childSrcEnv = "REPLICATE_CHILD_SRC"
+	childDstEnv = "REPLICATE_CHILD_DST"
+)
+
+// TestChildStream is the child process of TestKillRestart: it runs a stream
+// between the databases its environment names until it is killed.
+func TestChildStream(t *testing.T) {
+	srcPath, dstPath := os.Getenv(childSrcEnv), os.Getenv(childDstEnv)
+	if srcPath == "" || dstPath == "" {
+		t.Skip("runs only as the child of TestKillRestart")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	s, err := replicate.New(replicate.Config{
+		Name: "killed", Source: openAt(t, srcPath), Target: openAt(t, dstPath),
+		Tables: []string{"items"}, BatchSize: 50, Poll: 5 * time.Millisecond, Logger: quietLogger(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func startChild(t *testing.T, srcPath, dstPath string) *osexec.Cmd {
+	t.Helper()
+	cmd := osexec.Command(os.Args[0], "-test.run=^TestChildStream$", "-test.count=1")
+	cmd.Env = append(os.Environ(), childSrcEnv+"="+srcPath, childDstEnv+"="+dstPath)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	return cmd
+}
+
+func kill(t *testing.T, cmd *osexec.Cmd) {
+	t.Helper()
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+}
+
+func checkpoint(t *testing.T, dst *sqldb.DB) replicate.Checkpoint {
+	t.Helper()
+	if err := replicate.EnsureCheckpoints(context.Background(), dst); err != nil {
+		t.Fatal(err)
+	}
+	cp, err := replicate.LoadCheckpoint(context.Background(), dst, dst.Dialect, "killed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cp
+}
+
+// TestKillRestart kills (SIGKILL) a replicating process mid-load and
+// mid-CDC while the source keeps changing, restarts it, and checks the
+// target ends equal to the source.
+func TestKillRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts child processes")
+	}
+	ctx := context.Background()
+	dir := t.TempDir()
+	srcPath, dstPath := dir+"/src.db", dir+"/dst.db"
+	src, dst := openAt(t, srcPath), openAt(t, dstPath)
+	exec(t, src, itemsDDL)
+	if err := replicate.Prepare(ctx, src, []string{"items"}, quietLogger()); err != nil {
+		t.Fatal(err)
+	}
+	fillItems(t, src, 1, 3001)
+
+	// Kill 1: during the full load.
+	child := startChild(t, srcPath, dstPath)
+	waitFor(t, "a loaded chunk", 30*time.Second, func() bool {
+		cp := checkpoint(t, dst)
+		return cp.Phase == replicate.PhaseSnapshot && len(cp.Snapshot.LastKey) > 0
+	})
+	exec(t, src, `UPDATE items SET name = 'during-load' WHERE id % 13 = 0`)
+	kill(t, child)
+	if cp := checkpoint(t, dst); cp.Phase != replicate.PhaseSnapshot {
+		t.Logf("the load finished before the kill (checkpoint %+v)", cp)
+	}
+
+	// Kill 2: during CDC, with changes streaming in.
+	child = startChild(t, srcPath, dstPath)
+	waitFor(t, "cdc", 30*time.Second, func() bool { return checkpoint(t, dst).Phase == replicate.PhaseCDC })
+	for i := 0; i < 20; i++ {
+		exec(t, src, `UPDATE items SET qty = ? WHERE id % 20 = ?`, 1000+i, i)
+		exec(t, src, `INSERT INTO items (id, name) VALUES (?, ?)`, 10000+i, fmt.Sprint("new-", i))
+		exec(t, src, `DELETE FROM items WHERE id = ?`, 100+i)
+	}
+	before := checkpoint(t, dst).Position
+	waitFor(t, "cdc progress", 30*time.Second, func() bool { return checkpoint(t, dst).Position != before })
+	kill(t, child)
+	exec(t, src, `UPDATE items SET id = id + 50000 WHERE id BETWEEN 200 AND 220`)
+
+	// The restarted stream converges.
+	r := start(t, replicate.Config{Name: "killed", Source: src, Target: dst, Tables: []string{"items"}, BatchSize: 50, Poll: 5 * time.Millisecond})
+	waitCaughtUp(t, r, src)
+	mustValidate(t, src, dst, "items")
+}

@@ -1,0 +1,258 @@
+// Package replicate copies tables from a source database into a target
+// database the way a managed migration service does: a full load in
+// primary-key chunks, then change data capture (CDC) from the source's own
+// change log, with type mapping through the sqldb dialects.
+//
+// The applied position is stored in the target, in table _ic_checkpoints,
+// in the same transaction as the rows it covers, so a restart (even after
+// kill -9) resumes exactly where the last commit stopped: nothing is applied
+// twice in effect and nothing is missed. Applying is idempotent (full row
+// upserts and key deletes), which is what makes replaying the changes that
+// happened during a full load safe.
+//
+// Sources are drivers registered by sqldb dialect name (RegisterSource),
+// like database/sql drivers: replicate/sqlitesrc (a trigger-fed change
+// table) registers "sqlite". A program imports the source packages it ships.
+//
+// For a bidirectional pair (A→B and B→A), each stream tags the writes it
+// applies with its Origin through the target dialect's OriginMarker, and the
+// other stream, with SkipReplicated, skips changes so tagged: nothing
+// echoes. A full load copies every row its source holds, replicated ones
+// included, so in a pair at most one stream does one: when both databases
+// were prepared (Prepare) before any write, both streams set
+// Config.SkipFullLoad and read their source's log from the start; when one
+// side has older data, its stream does the full load and the reverse
+// stream, with SkipFullLoad, starts once that load is done (Status().Phase
+// is PhaseCDC). The pair assumes a key is written on one side at a time (records
+// have unique ids); concurrent conflicting writes of one key on both sides
+// are not reconciled.
+package replicate
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/intercloud/intercloud/sqldb"
+)
+
+// Position is a source-specific, opaque place in the source's change log.
+// The empty Position is the beginning of the log.
+type Position string
+
+// Op is what a change does to its row.
+type Op uint8
+
+// The change operations.
+const (
+	// OpUpsert makes the row with Change.Key equal to Change.Row.
+	OpUpsert Op = iota + 1
+	// OpDelete removes the row with Change.Key.
+	OpDelete
+)
+
+// String names the operation.
+func (o Op) String() string {
+	switch o {
+	case OpUpsert:
+		return "upsert"
+	case OpDelete:
+		return "delete"
+	}
+	return fmt.Sprintf("op(%d)", uint8(o))
+}
+
+// Change is one row change.
+type Change struct {
+	Table string
+	Op    Op
+	// Key holds the primary-key values in primary-key order.
+	Key []any
+	// Row is the full row image for OpUpsert (column → value as the source
+	// read it; see Normalize for the values accepted), nil for OpDelete.
+	Row map[string]any
+	// TraceID is the row's _trace_id column when it has one (for logs).
+	TraceID string
+}
+
+// Batch is a run of changes delivered and applied together.
+type Batch struct {
+	// Changes are whole source transactions in commit order (as far as the
+	// source can tell; see the source package's documentation).
+	Changes []Change
+	// Position is the position after the last change of the batch.
+	Position Position
+	// CommitTime is the source commit time of the last change (for lag).
+	CommitTime time.Time
+	// Snapshot is set on batches of the full load given to
+	// Config.OnApplied; their Position is the load's start position.
+	Snapshot bool
+}
+
+// StreamOptions tune Source.Stream.
+type StreamOptions struct {
+	// Tables limits the stream to these tables.
+	Tables []string
+	// SkipReplicated skips changes that replication itself wrote into the
+	// source (origin tagging), so a bidirectional pair does not echo.
+	SkipReplicated bool
+	// MaxBatch bounds the changes of one batch. Whole transactions are never
+	// split across batches unless one transaction alone exceeds it (sources
+	// that cannot see transactions document their boundaries).
+	MaxBatch int
+	// Poll is how often a polling source looks for new changes when idle.
+	Poll time.Duration
+}
+
+// Source reads a database's change log.
+type Source interface {
+	// Current returns the position at the end of the log now. Every change
+	// committed after Current returns is after that position.
+	Current(ctx context.Context) (Position, error)
+	// Stream delivers the changes after from, in order, one batch per call
+	// of fn, and blocks until ctx is done (returning ctx.Err()) or fn fails
+	// (returning its error) or the source fails. Calls of fn are
+	// sequential. A batch may carry no changes and only move the position
+	// (for example when every change it covered was skipped).
+	Stream(ctx context.Context, from Position, opts StreamOptions, fn func(context.Context, Batch) error) error
+	// Close releases the source; it does not close the database.
+	Close() error
+}
+
+// OriginMarker is implemented by a source package for its dialect. A target
+// calls MarkOrigin inside its apply transaction, before its writes, so the
+// database's own change log records that those writes came from
+// replication (and SkipReplicated then skips them), and UnmarkOrigin before
+// commit.
+type OriginMarker interface {
+	MarkOrigin(ctx context.Context, tx *sql.Tx, origin string) error
+	UnmarkOrigin(ctx context.Context, tx *sql.Tx) error
+}
+
+// OriginSetup is implemented by markers that need objects in the target
+// database (for example a table holding the mark) before MarkOrigin works.
+// Setup must be idempotent.
+type OriginSetup interface {
+	Setup(ctx context.Context, db *sqldb.DB) error
+}
+
+// SourceDriver opens sources for one sqldb dialect.
+type SourceDriver interface {
+	// Open installs whatever capture needs for the tables (idempotent) and
+	// returns a source reading their changes.
+	Open(ctx context.Context, db *sqldb.DB, tables []string, log *slog.Logger) (Source, error)
+	// Marker returns the dialect's origin marker, nil when the dialect
+	// cannot tag origins.
+	Marker() OriginMarker
+}
+
+// Preparer is implemented by drivers whose capture can be installed without
+// opening a source; Prepare uses it when present.
+type Preparer interface {
+	Prepare(ctx context.Context, db *sqldb.DB, tables []string, log *slog.Logger) error
+}
+
+// Pruner is implemented by sources whose change log the consumer trims:
+// Prune drops the changes at or before upTo. Only a caller that knows every
+// consumer of the log has passed upTo may call it (see Config.PruneSource).
+type Pruner interface {
+	Prune(ctx context.Context, upTo Position) error
+}
+
+// Errors.
+var (
+	// ErrNoSourceDriver is returned for a dialect no source registered.
+	ErrNoSourceDriver = errors.New("replicate: no source driver for dialect")
+	// ErrNoPrimaryKey is returned for a table without a primary key.
+	ErrNoPrimaryKey = errors.New("has no primary key; replication needs one to apply updates and deletes exactly once")
+)
+
+var (
+	regMu   sync.RWMutex
+	sources = map[string]SourceDriver{}
+)
+
+// RegisterSource makes a source driver available for a sqldb dialect name;
+// it panics when the name is taken.
+func RegisterSource(dialect string, d SourceDriver) {
+	regMu.Lock()
+	defer regMu.Unlock()
+	if d == nil {
+		panic("replicate: RegisterSource with a nil driver for " + dialect)
+	}
+	if _, dup := sources[dialect]; dup {
+		panic("replicate: RegisterSource called twice for dialect " + dialect)
+	}
+	sources[dialect] = d
+}
+
+// SourceDialects lists the dialects with a registered source driver.
+func SourceDialects() []string {
+	regMu.RLock()
+	defer regMu.RUnlock()
+	var s []string
+	for k := range sources {
+		s = append(s, k)
+	}
+	sort.Strings(s)
+	return s
+}
+
+func sourceDriver(dialect string) (SourceDriver, error) {
+	regMu.RLock()
+	d, ok := sources[dialect]
+	regMu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("%w %q (have %v)", ErrNoSourceDriver, dialect, SourceDialects())
+	}
+	return d, nil
+}
+
+// MarkerFor returns the origin marker of a dialect, nil when no source
+// driver is registered for it or it cannot tag origins.
+func MarkerFor(dialect string) OriginMarker {
+	d, err := sourceDriver(dialect)
+	if err != nil {
+		return nil
+	}
+	return d.Marker()
+}
+
+// OpenSource opens the change source of db through the driver registered for
+// its dialect, installing capture for the tables (idempotent).
+func OpenSource(ctx context.Context, db *sqldb.DB, tables []string, log *slog.Logger) (Source, error) {
+	d, err := sourceDriver(db.Dialect.Name())
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return d.Open(ctx, db, tables, log)
+}
+
+// Prepare installs capture for the tables on db (idempotent). Call it after
+// creating the tables and before anything writes to them, so CDC sees every
+// write even before a stream starts.
+func Prepare(ctx context.Context, db *sqldb.DB, tables []string, log *slog.Logger) error {
+	d, err := sourceDriver(db.Dialect.Name())
+	if err != nil {
+		return err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	if p, ok := d.(Preparer); ok {
+		return p.Prepare(ctx, db, tables, log)
+	}
+	src, err := d.Open(ctx, db, tables, log)
+	if err != nil {
+		return err
+	}
+	return src.Close()
+}

@@ -1,0 +1,657 @@
+// Package sqlitesrc is the replicate source for SQLite (dialect "sqlite"): a
+// trigger-fed change table.
+//
+// Install (called by replicate.Prepare and by every Open) adds AFTER
+// INSERT, UPDATE and DELETE triggers to each replicated table. They append
+// one row per changed key to
+//
+//	_ic_changes(seq INTEGER PRIMARY KEY AUTOINCREMENT, tbl, pk, op, origin, at)
+//
+// where pk is a JSON array of the key's values (BLOB key columns as hex),
+// op is I, U or D, at the commit-ish time (UTC, milliseconds), and origin
+// the content of the one-row table _ic_origin, which Marker.MarkOrigin sets
+// inside a replication apply transaction and UnmarkOrigin clears before it
+// commits. SQLite has one writer at a time, so only that transaction's
+// writes carry the tag. An update that changes the primary key records the
+// old key (as a delete) and the new one.
+//
+// A Position is the seq as a decimal string. Because SQLite commits one
+// writer at a time and seq grows with every insert, seq order is commit
+// order and the log has no gaps a reader could later see filled.
+//
+// Stream polls the change table and, in the same read transaction, reads
+// the current row of every changed key: a row that exists becomes an
+// OpUpsert with its full current image, a missing one an OpDelete. The
+// result converges and is consistent as of that read, and several changes
+// of one key in a batch collapse into one. SQLite does not expose
+// transaction ids, so batch boundaries may fall anywhere between changes;
+// since each batch carries current row images that is still consistent.
+//
+// The change table grows until pruned: Prune drops the changes at or before
+// a position. Whoever knows every consumer of a database's log calls it
+// with the smallest position they have all applied; a replicate.Stream with
+// Config.PruneSource does it itself when it is the only consumer.
+package sqlitesrc
+
+import (
+	"context"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/intercloud/intercloud/replicate"
+	"github.com/intercloud/intercloud/sqldb"
+)
+
+// Dialect is the sqldb dialect this source registers for.
+const Dialect = "sqlite"
+
+// Names of the capture objects.
+const (
+	ChangesTable = "_ic_changes"
+	OriginTable  = "_ic_origin"
+)
+
+func init() { replicate.RegisterSource(Dialect, Driver{}) }
+
+// Driver is the SQLite source driver.
+type Driver struct{}
+
+var (
+	_ replicate.SourceDriver = Driver{}
+	_ replicate.Preparer     = Driver{}
+	_ replicate.Source       = (*Source)(nil)
+	_ replicate.Pruner       = (*Source)(nil)
+	_ replicate.OriginMarker = Marker{}
+	_ replicate.OriginSetup  = Marker{}
+)
+
+// Open implements replicate.SourceDriver.
+func (Driver) Open(ctx context.Context, db *sqldb.DB, tables []string, log *slog.Logger) (replicate.Source, error) {
+	return Open(ctx, db, tables, log)
+}
+
+// Marker implements replicate.SourceDriver.
+func (Driver) Marker() replicate.OriginMarker { return Marker{} }
+
+// Prepare implements replicate.Preparer.
+func (Driver) Prepare(ctx context.Context, db *sqldb.DB, tables []string, log *slog.Logger) error {
+	return Install(ctx, db, tables)
+}
+
+// table is what the source knows of one captured table.
+type table struct {
+	def       sqldb.Table
+	cols      []string
+	selectAll string // SELECT cols FROM t
+	byKey     string // SELECT cols FROM t WHERE pk = ?
+	kinds     []sqldb.Kind
+	hasTID    bool
+}
+
+// Install creates the change and origin tables and (re)creates the capture
+// triggers of each table, in one transaction. It is idempotent. Every table
+// must exist and have a primary key.
+func Install(ctx context.Context, db *sqldb.DB, tables []string) error {
+	_, err := install(ctx, db, tables)
+	return err
+}
+
+func install(ctx context.Context, db *sqldb.DB, tables []string) (map[string]*table, error) {
+	if db.Dialect.Name() != Dialect {
+		return nil, fmt.Errorf("sqlitesrc: database %s is %s, not sqlite", db.Name, db.Dialect.Name())
+	}
+	out := map[string]*table{}
+	err := db.Tx(ctx, func(tx *sql.Tx) error {
+		stmts := []string{
+			`CREATE TABLE IF NOT EXISTS ` + ChangesTable + ` (
+				seq INTEGER PRIMARY KEY AUTOINCREMENT,
+				tbl TEXT NOT NULL,
+				pk TEXT NOT NULL,
+				op TEXT NOT NULL,
+				origin TEXT NOT NULL DEFAULT '',
+				at TEXT NOT NULL)`,
+			`CREATE TABLE IF NOT EXISTS ` + OriginTable + ` (id INTEGER PRIMARY KEY CHECK (id = 1), origin TEXT)`,
+		}
+		for _, name := range tables {
+			def, err := db.Dialect.Describe(ctx, tx, name)
+			if err != nil {
+				if errors.Is(err, sqldb.ErrNoTable) {
+					return fmt.Errorf("sqlitesrc: capture %q: the table does not exist", name)
+				}
+				return fmt.Errorf("sqlitesrc: capture %s: %w", name, err)
+			}
+			if len(def.PrimaryKey) == 0 {
+				return fmt.Errorf("sqlitesrc: capture: table %q %w", name, replicate.ErrNoPrimaryKey)
+			}
+			stmts = append(stmts, triggers(def)...)
+			out[name] = newTable(def)
+		}
+		for _, s := range stmts {
+			if _, err := tx.ExecContext(ctx, s); err != nil {
+				return fmt.Errorf("sqlitesrc: install capture: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func newTable(def sqldb.Table) *table {
+	d := sqliteQuote
+	t := &table{def: def, cols: def.ColumnNames()}
+	var where []string
+	for _, k := range def.PrimaryKey {
+		where = append(where, d(k)+" = ?")
+		c, _ := def.Column(k)
+		t.kinds = append(t.kinds, c.Type.Kind)
+	}
+	qcols := make([]string, len(t.cols))
+	for i, c := range t.cols {
+		qcols[i] = d(c)
+	}
+	t.selectAll = fmt.Sprintf("SELECT %s FROM %s", strings.Join(qcols, ", "), d(def.Name))
+	t.byKey = t.selectAll + " WHERE " + strings.Join(where, " AND ")
+	_, t.hasTID = def.Column("_trace_id")
+	return t
+}
+
+func sqliteQuote(id string) string { return `"` + strings.ReplaceAll(id, `"`, `""`) + `"` }
+
+func sqliteString(s string) string { return `'` + strings.ReplaceAll(s, `'`, `''`) + `'` }
+
+// triggers returns the statements that (re)create a table's capture.
+func triggers(def sqldb.Table) []string {
+	q := sqliteQuote
+	keyJSON := func(row string) string {
+		parts := make([]string, len(def.PrimaryKey))
+		for i, k := range def.PrimaryKey {
+			c, _ := def.Column(k)
+			ref := row + "." + q(k)
+			if c.Type.Kind == sqldb.KindBytes {
+				ref = "hex(" + ref + ")"
+			}
+			parts[i] = ref
+		}
+		return "json_array(" + strings.Join(parts, ", ") + ")"
+	}
+	keyChanged := func() string {
+		var ors []string
+		for _, k := range def.PrimaryKey {
+			ors = append(ors, "OLD."+q(k)+" IS NOT NEW."+q(k))
+		}
+		return strings.Join(ors, " OR ")
+	}
+	// ins appends the change of row's key, when cond holds.
+	ins := func(row, op, cond string) string {
+		stmt := fmt.Sprintf("INSERT INTO %s (tbl, pk, op, origin, at) SELECT %s, %s, '%s', "+
+			"COALESCE((SELECT origin FROM %s WHERE id = 1), ''), strftime('%%Y-%%m-%%dT%%H:%%M:%%fZ', 'now')",
+			ChangesTable, sqliteString(def.Name), keyJSON(row), op, OriginTable)
+		if cond != "" {
+			stmt += " WHERE " + cond
+		}
+		return stmt + ";"
+	}
+	name := func(suffix string) string { return q("_ic_" + def.Name + "_" + suffix) }
+	tbl := q(def.Name)
+	return []string{
+		"DROP TRIGGER IF EXISTS " + name("ins"),
+		"DROP TRIGGER IF EXISTS " + name("upd"),
+		"DROP TRIGGER IF EXISTS " + name("del"),
+		fmt.Sprintf("CREATE TRIGGER %s AFTER INSERT ON %s BEGIN %s END", name("ins"), tbl, ins("NEW", "I", "")),
+		fmt.Sprintf("CREATE TRIGGER %s AFTER UPDATE ON %s BEGIN %s %s END", name("upd"), tbl,
+			ins("OLD", "D", keyChanged()), ins("NEW", "U", "")),
+		fmt.Sprintf("CREATE TRIGGER %s AFTER DELETE ON %s BEGIN %s END", name("del"), tbl, ins("OLD", "D", "")),
+	}
+}
+
+// Source reads a SQLite database's change table.
+type Source struct {
+	db     *sqldb.DB
+	log    *slog.Logger
+	tables map[string]*table
+
+	mu     sync.Mutex
+	closed bool
+}
+
+// Open installs capture for the tables and returns their source.
+func Open(ctx context.Context, db *sqldb.DB, tables []string, log *slog.Logger) (*Source, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	t, err := install(ctx, db, tables)
+	if err != nil {
+		return nil, err
+	}
+	return &Source{db: db, log: log.With("component", "replicate.sqlitesrc", "db", db.Name), tables: t}, nil
+}
+
+// ErrClosed is returned by a closed source.
+var ErrClosed = errors.New("sqlitesrc: source closed")
+
+// Close implements replicate.Source; it leaves the database open.
+func (s *Source) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *Source) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// Current implements replicate.Source: the last seq ever assigned.
+func (s *Source) Current(ctx context.Context) (replicate.Position, error) {
+	var seq int64
+	err := s.db.QueryRowContext(ctx, `SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = ?), (SELECT MAX(seq) FROM `+ChangesTable+`), 0)`, ChangesTable).Scan(&seq)
+	if err != nil {
+		return "", fmt.Errorf("sqlitesrc: current position: %w", err)
+	}
+	return FormatPosition(seq), nil
+}
+
+// FormatPosition returns the position of a seq.
+func FormatPosition(seq int64) replicate.Position {
+	return replicate.Position(strconv.FormatInt(seq, 10))
+}
+
+// ParsePosition returns the seq of a position ("" is 0).
+func ParsePosition(p replicate.Position) (int64, error) {
+	if p == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(string(p), 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("sqlitesrc: bad position %q: want a non-negative decimal seq", string(p))
+	}
+	return n, nil
+}
+
+// Stream implements replicate.Source.
+func (s *Source) Stream(ctx context.Context, from replicate.Position, opts replicate.StreamOptions, fn func(context.Context, replicate.Batch) error) error {
+	seq, err := ParsePosition(from)
+	if err != nil {
+		return err
+	}
+	want := map[string]bool{}
+	for _, t := range opts.Tables {
+		if _, ok := s.tables[t]; !ok {
+			return fmt.Errorf("sqlitesrc: stream: table %q is not captured by this source", t)
+		}
+		want[t] = true
+	}
+	if len(opts.Tables) == 0 {
+		for t := range s.tables {
+			want[t] = true
+		}
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = replicate.DefaultBatchSize
+	}
+	if opts.Poll <= 0 {
+		opts.Poll = replicate.DefaultPoll
+	}
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		if s.isClosed() {
+			return ErrClosed
+		}
+		b, read, err := s.read(ctx, seq, want, opts)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return err
+		}
+		if read > 0 {
+			if err := fn(ctx, b); err != nil {
+				return err
+			}
+			if seq, err = ParsePosition(b.Position); err != nil {
+				return err
+			}
+			if read == opts.MaxBatch {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				continue // more is waiting
+			}
+		}
+		timer.Reset(opts.Poll)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-timer.C:
+		}
+	}
+}
+
+// entry is one row of the change table.
+type entry struct {
+	seq    int64
+	tbl    string
+	pk     string
+	origin string
+	at     string
+}
+
+// read reads up to MaxBatch changes after seq and the current rows of their
+// keys in one read transaction. It returns how many change rows it read.
+func (s *Source) read(ctx context.Context, seq int64, want map[string]bool, opts replicate.StreamOptions) (replicate.Batch, int, error) {
+	var b replicate.Batch
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true}) // a deferred (snapshot) read
+	if err != nil {
+		return b, 0, fmt.Errorf("sqlitesrc: read changes: %w", err)
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, `SELECT seq, tbl, pk, origin, at FROM `+ChangesTable+` WHERE seq > ? ORDER BY seq LIMIT ?`, seq, opts.MaxBatch)
+	if err != nil {
+		return b, 0, fmt.Errorf("sqlitesrc: read changes: %w", err)
+	}
+	var entries []entry
+	for rows.Next() {
+		var e entry
+		if err := rows.Scan(&e.seq, &e.tbl, &e.pk, &e.origin, &e.at); err != nil {
+			rows.Close()
+			return b, 0, fmt.Errorf("sqlitesrc: read changes: %w", err)
+		}
+		entries = append(entries, e)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return b, 0, fmt.Errorf("sqlitesrc: read changes: %w", err)
+	}
+	if len(entries) == 0 {
+		return b, 0, nil
+	}
+	last := entries[len(entries)-1]
+	b.Position = FormatPosition(last.seq)
+	if at, err := time.Parse(time.RFC3339Nano, last.at); err == nil {
+		b.CommitTime = at
+	}
+	// Keep each key's last change (the image read below is the same for
+	// all of them), in the order of those last changes.
+	lastOf := map[string]int{}
+	for i, e := range entries {
+		if !want[e.tbl] || (opts.SkipReplicated && e.origin != "") {
+			continue
+		}
+		lastOf[e.tbl+"\x00"+e.pk] = i
+	}
+	// Read the current rows of the kept keys, a table at a time.
+	type wanted struct {
+		e   entry
+		key []any
+	}
+	var kept []wanted
+	byTable := map[string][][]any{}
+	for i, e := range entries {
+		if j, ok := lastOf[e.tbl+"\x00"+e.pk]; !ok || j != i {
+			continue
+		}
+		key, err := decodeKey(s.tables[e.tbl], e.pk)
+		if err != nil {
+			return b, 0, fmt.Errorf("sqlitesrc: change %d: %w", e.seq, err)
+		}
+		kept = append(kept, wanted{e, key})
+		byTable[e.tbl] = append(byTable[e.tbl], key)
+	}
+	current := map[string]map[string][]any{}
+	for tbl, keys := range byTable {
+		rows, err := s.t(tbl).readRows(ctx, tx, keys)
+		if err != nil {
+			return b, 0, err
+		}
+		current[tbl] = rows
+	}
+	for _, w := range kept {
+		t := s.tables[w.e.tbl]
+		vals, ok := current[w.e.tbl][keyString(w.key)]
+		if !ok {
+			// Not found in bulk: confirm with the exact key before
+			// calling it deleted (a value the bulk match may have
+			// represented differently).
+			var err error
+			if vals, ok, err = t.readRow(ctx, tx, w.key); err != nil {
+				return b, 0, err
+			}
+		}
+		if !ok {
+			b.Changes = append(b.Changes, replicate.Change{Table: w.e.tbl, Op: replicate.OpDelete, Key: w.key})
+			continue
+		}
+		row := make(map[string]any, len(vals))
+		for k, c := range t.cols {
+			row[c] = vals[k]
+		}
+		ch := replicate.Change{Table: w.e.tbl, Op: replicate.OpUpsert, Key: w.key, Row: row}
+		if t.hasTID {
+			switch v := row["_trace_id"].(type) {
+			case string:
+				ch.TraceID = v
+			case []byte:
+				ch.TraceID = string(v)
+			}
+		}
+		b.Changes = append(b.Changes, ch)
+	}
+	return b, len(entries), nil
+}
+
+func (s *Source) t(name string) *table { return s.tables[name] }
+
+// maxKeysPerQuery bounds the keys of one bulk read (SQLite allows 32766
+// parameters).
+const maxKeysPerQuery = 500
+
+// readRows returns the current rows of keys that exist, by keyString.
+func (t *table) readRows(ctx context.Context, tx *sql.Tx, keys [][]any) (map[string][]any, error) {
+	out := make(map[string][]any, len(keys))
+	pkIdx := make([]int, len(t.def.PrimaryKey))
+	for i, k := range t.def.PrimaryKey {
+		for j, c := range t.cols {
+			if c == k {
+				pkIdx[i] = j
+			}
+		}
+	}
+	for len(keys) > 0 {
+		n := min(len(keys), maxKeysPerQuery)
+		var args []any
+		var q string
+		if len(t.def.PrimaryKey) == 1 {
+			q = t.selectAll + " WHERE " + sqliteQuote(t.def.PrimaryKey[0]) + " IN (" + strings.TrimSuffix(strings.Repeat("?, ", n), ", ") + ")"
+			for _, k := range keys[:n] {
+				args = append(args, k[0])
+			}
+		} else {
+			one := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(t.def.PrimaryKey)), ", ") + ")"
+			cols := make([]string, len(t.def.PrimaryKey))
+			for i, c := range t.def.PrimaryKey {
+				cols[i] = sqliteQuote(c)
+			}
+			q = t.selectAll + " WHERE (" + strings.Join(cols, ", ") + ") IN (VALUES " + strings.TrimSuffix(strings.Repeat(one+", ", n), ", ") + ")"
+			for _, k := range keys[:n] {
+				args = append(args, k...)
+			}
+		}
+		keys = keys[n:]
+		rows, err := tx.QueryContext(ctx, q, args...)
+		if err != nil {
+			return nil, fmt.Errorf("sqlitesrc: read %s: %w", t.def.Name, err)
+		}
+		for rows.Next() {
+			vals := make([]any, len(t.cols))
+			ptrs := make([]any, len(t.cols))
+			for k := range vals {
+				ptrs[k] = &vals[k]
+			}
+			if err := rows.Scan(ptrs...); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("sqlitesrc: read %s: %w", t.def.Name, err)
+			}
+			key := make([]any, len(pkIdx))
+			for i, j := range pkIdx {
+				key[i] = vals[j]
+			}
+			out[keyString(key)] = vals
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("sqlitesrc: read %s: %w", t.def.Name, err)
+		}
+	}
+	return out, nil
+}
+
+// readRow reads the current row of one key.
+func (t *table) readRow(ctx context.Context, tx *sql.Tx, key []any) ([]any, bool, error) {
+	vals := make([]any, len(t.cols))
+	ptrs := make([]any, len(t.cols))
+	for k := range vals {
+		ptrs[k] = &vals[k]
+	}
+	err := tx.QueryRowContext(ctx, t.byKey, key...).Scan(ptrs...)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil, false, nil
+	case err != nil:
+		return nil, false, fmt.Errorf("sqlitesrc: read %s: %w", t.def.Name, err)
+	}
+	return vals, true, nil
+}
+
+// keyString identifies a key's values by type and value.
+func keyString(key []any) string {
+	var b strings.Builder
+	for _, v := range key {
+		switch x := v.(type) {
+		case int64:
+			b.WriteString("i")
+			b.WriteString(strconv.FormatInt(x, 10))
+		case float64:
+			b.WriteString("f")
+			b.WriteString(strconv.FormatFloat(x, 'g', -1, 64))
+		case string:
+			b.WriteString("s")
+			b.WriteString(strconv.Itoa(len(x)))
+			b.WriteString(":")
+			b.WriteString(x)
+		case []byte:
+			b.WriteString("b")
+			b.WriteString(hex.EncodeToString(x))
+		default:
+			fmt.Fprintf(&b, "?%T:%v", x, x)
+		}
+		b.WriteByte(0)
+	}
+	return b.String()
+}
+
+// decodeKey parses a change's JSON key into values to bind.
+func decodeKey(t *table, pk string) ([]any, error) {
+	dec := json.NewDecoder(strings.NewReader(pk))
+	dec.UseNumber()
+	var raw []any
+	if err := dec.Decode(&raw); err != nil {
+		return nil, fmt.Errorf("key %q: %w", pk, err)
+	}
+	if len(raw) != len(t.kinds) {
+		return nil, fmt.Errorf("key %q: %d values for a %d-column primary key", pk, len(raw), len(t.kinds))
+	}
+	key := make([]any, len(raw))
+	for i, v := range raw {
+		switch x := v.(type) {
+		case json.Number:
+			if n, err := x.Int64(); err == nil {
+				key[i] = n
+			} else if f, err := x.Float64(); err == nil {
+				key[i] = f
+			} else {
+				return nil, fmt.Errorf("key %q: bad number %s", pk, x)
+			}
+		case string:
+			if t.kinds[i] == sqldb.KindBytes {
+				bs, err := hex.DecodeString(x)
+				if err != nil {
+					return nil, fmt.Errorf("key %q: bad hex: %w", pk, err)
+				}
+				key[i] = bs
+			} else {
+				key[i] = x
+			}
+		case nil:
+			key[i] = nil
+		default:
+			return nil, fmt.Errorf("key %q: unexpected %T", pk, v)
+		}
+	}
+	return key, nil
+}
+
+// Prune implements replicate.Pruner.
+func (s *Source) Prune(ctx context.Context, upTo replicate.Position) error {
+	_, err := Prune(ctx, s.db, upTo)
+	return err
+}
+
+// Prune deletes the changes at or before upTo from db's change table and
+// returns how many it deleted. Call it only with a position every consumer
+// of the log has applied (the smallest of their checkpoints).
+func Prune(ctx context.Context, db *sqldb.DB, upTo replicate.Position) (int64, error) {
+	seq, err := ParsePosition(upTo)
+	if err != nil {
+		return 0, err
+	}
+	res, err := db.ExecContext(ctx, `DELETE FROM `+ChangesTable+` WHERE seq <= ?`, seq)
+	if err != nil {
+		return 0, fmt.Errorf("sqlitesrc: prune: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n, nil
+}
+
+// Marker tags the writes of a replication apply transaction on a SQLite
+// target with their origin (see the package doc).
+type Marker struct{}
+
+// Setup implements replicate.OriginSetup: it creates the origin table.
+func (Marker) Setup(ctx context.Context, db *sqldb.DB) error {
+	_, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS `+OriginTable+` (id INTEGER PRIMARY KEY CHECK (id = 1), origin TEXT)`)
+	if err != nil {
+		return fmt.Errorf("sqlitesrc: origin table: %w", err)
+	}
+	return nil
+}
+
+// MarkOrigin implements replicate.OriginMarker.
+func (Marker) MarkOrigin(ctx context.Context, tx *sql.Tx, origin string) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO `+OriginTable+` (id, origin) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET origin = excluded.origin`, origin)
+	if err != nil {
+		return fmt.Errorf("sqlitesrc: mark origin: %w", err)
+	}
+	return nil
+}
+
+// UnmarkOrigin implements replicate.OriginMarker.
+func (Marker) UnmarkOrigin(ctx context.Context, tx *sql.Tx) error {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM `+OriginTable+` WHERE id = 1`); err != nil {
+		return fmt.Errorf("sqlitesrc: unmark origin: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,518 @@
+package replicate
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/intercloud/intercloud/sqldb"
+)
+
+// Defaults for Config.
+const (
+	DefaultBatchSize = 2000
+	DefaultPoll      = 50 * time.Millisecond
+	maxBackoff       = 10 * time.Second
+	pruneEvery       = 5 * time.Second
+)
+
+// Config configures a Stream.
+type Config struct {
+	// Name names the stream (e.g. "aws-to-azure"); it keys the checkpoint
+	// in the target.
+	Name string
+	// Origin is the tag the target's OriginMarker writes with every applied
+	// change (e.g. "aws"); default Name.
+	Origin string
+	// Source and Target are the databases; the Source's dialect must have a
+	// registered source driver.
+	Source *sqldb.DB
+	Target *sqldb.DB
+	// Tables are the replicated tables, loaded in this order.
+	Tables []string
+	// BatchSize bounds the rows of one full-load chunk and the changes of
+	// one CDC batch (default 2000).
+	BatchSize int
+	// Poll is how often an idle polling source is asked for changes
+	// (default 50ms).
+	Poll time.Duration
+	// SkipReplicated skips source changes that replication wrote; set it on
+	// both streams of a bidirectional pair.
+	SkipReplicated bool
+	// SkipFullLoad starts a stream without a checkpoint at the beginning of
+	// the source's change log instead of with a full load. Use it for the
+	// second stream of a bidirectional pair (a full load copies every row
+	// the source holds, including rows replicated into it, so they would
+	// echo once), on a source whose capture was installed (Prepare) before
+	// anything wrote to it.
+	SkipFullLoad bool
+	// PruneSource lets the stream trim the source's change log up to the
+	// position it has applied (every few seconds). Set it only when this
+	// stream is the sole consumer of the source's log; otherwise whoever
+	// knows every consumer prunes (for SQLite, sqlitesrc.Prune with the
+	// smallest applied position).
+	PruneSource bool
+	// PruneEvery is how often PruneSource trims (default 5s).
+	PruneEvery time.Duration
+	// OnApplied is called after each committed target transaction, full
+	// load chunks included (Batch.Snapshot); it must not block long.
+	OnApplied func(Batch)
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	switch {
+	case c.Name == "":
+		return errors.New("replicate: config: Name is required")
+	case c.Source == nil:
+		return errors.New("replicate: config: Source is required")
+	case c.Target == nil:
+		return errors.New("replicate: config: Target is required")
+	case len(c.Tables) == 0:
+		return errors.New("replicate: config: Tables is empty")
+	case c.BatchSize < 0:
+		return errors.New("replicate: config: BatchSize is negative")
+	case c.Poll < 0:
+		return errors.New("replicate: config: Poll is negative")
+	}
+	seen := map[string]bool{}
+	for _, t := range c.Tables {
+		if t == "" {
+			return errors.New("replicate: config: Tables has an empty name")
+		}
+		if seen[t] {
+			return fmt.Errorf("replicate: config: Tables lists %q twice", t)
+		}
+		seen[t] = true
+	}
+	return nil
+}
+
+// Status is a stream's progress, for operators and metrics.
+type Status struct {
+	Name  string `json:"name"`
+	Phase string `json:"phase"` // "starting", "snapshot", "cdc", "stopped"
+	// Table is the table being loaded during the full load.
+	Table    string   `json:"table,omitempty"`
+	Position Position `json:"position"`
+	// SnapshotRows and CDCRows count rows written to the target since the
+	// stream started (in this process).
+	SnapshotRows int64 `json:"snapshot_rows"`
+	CDCRows      int64 `json:"cdc_rows"`
+	// RowsPerSec is the write rate over the last seconds.
+	RowsPerSec float64 `json:"rows_per_sec"`
+	// SourceLag is how old the last batch was when it was read (read time
+	// minus its source commit time); TargetLag how old when it committed
+	// on the target. Both keep their last value while the source is idle.
+	SourceLag time.Duration `json:"source_lag_ns"`
+	TargetLag time.Duration `json:"target_lag_ns"`
+	// AppliedAt is when the last target transaction committed.
+	AppliedAt time.Time `json:"applied_at,omitzero"`
+	// LastError is the last failure (retried), LastErrorAt when it was.
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+}
+
+// Stream replicates tables from a source to a target database.
+type Stream struct {
+	cfg Config
+	log *slog.Logger
+
+	mu      sync.Mutex
+	status  Status
+	samples []rateSample
+}
+
+type rateSample struct {
+	at   time.Time
+	rows int64
+}
+
+// New checks cfg and returns a stream; it does no I/O.
+func New(cfg Config) (*Stream, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Origin == "" {
+		cfg.Origin = cfg.Name
+	}
+	if cfg.BatchSize == 0 {
+		cfg.BatchSize = DefaultBatchSize
+	}
+	if cfg.Poll == 0 {
+		cfg.Poll = DefaultPoll
+	}
+	if cfg.PruneEvery <= 0 {
+		cfg.PruneEvery = pruneEvery
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	cfg.Tables = append([]string(nil), cfg.Tables...)
+	s := &Stream{
+		cfg:    cfg,
+		log:    cfg.Logger.With("component", "replicate", "stream", cfg.Name),
+		status: Status{Name: cfg.Name, Phase: "starting"},
+	}
+	return s, nil
+}
+
+// Status returns the stream's progress.
+func (s *Stream) Status() Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.status
+	if n := len(s.samples); n >= 2 {
+		first, last := s.samples[0], s.samples[n-1]
+		if d := last.at.Sub(first.at).Seconds(); d > 0 {
+			st.RowsPerSec = float64(last.rows-first.rows) / d
+		}
+		if time.Since(last.at) > 10*time.Second {
+			st.RowsPerSec = 0
+		}
+	}
+	return st
+}
+
+// Run does the full load when the target has no checkpoint for the stream
+// (or resumes it), then applies changes until ctx is cancelled, and returns
+// nil then. Failures of either database are logged, kept in Status and
+// retried with backoff; only configuration and schema errors (a missing
+// table, a table without primary key) end Run with an error.
+func (s *Stream) Run(ctx context.Context) error {
+	backoff := 100 * time.Millisecond
+	for {
+		applied := s.applied()
+		err := s.runOnce(ctx)
+		if ctx.Err() != nil {
+			s.setPhase("stopped")
+			return nil
+		}
+		if err == nil {
+			err = errors.New("replicate: source stream ended")
+		}
+		s.mu.Lock()
+		s.status.LastError = err.Error()
+		s.status.LastErrorAt = time.Now()
+		s.mu.Unlock()
+		if isPermanent(err) {
+			s.setPhase("stopped")
+			s.log.Error("replication stopped", "err", err)
+			return err
+		}
+		if s.applied() > applied {
+			backoff = 100 * time.Millisecond
+		}
+		s.log.Warn("replication failed; retrying", "err", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			s.setPhase("stopped")
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+func (s *Stream) applied() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.status.SnapshotRows + s.status.CDCRows
+}
+
+func (s *Stream) setPhase(p string) {
+	s.mu.Lock()
+	s.status.Phase = p
+	s.mu.Unlock()
+}
+
+// runOnce connects, loads and streams until an error or ctx ends.
+func (s *Stream) runOnce(ctx context.Context) error {
+	if err := EnsureCheckpoints(ctx, s.cfg.Target); err != nil {
+		return err
+	}
+	w := &writer{d: s.cfg.Target.Dialect, tables: map[string]*tablePair{}}
+	for _, name := range s.cfg.Tables {
+		tp, err := describePair(ctx, s.cfg.Source, s.cfg.Target, name, true)
+		if err != nil {
+			return err
+		}
+		w.tables[name] = tp
+	}
+	src, err := OpenSource(ctx, s.cfg.Source, s.cfg.Tables, s.log)
+	if err != nil {
+		if errors.Is(err, ErrNoSourceDriver) {
+			return permanent(err)
+		}
+		return fmt.Errorf("replicate: open source: %w", err)
+	}
+	defer src.Close()
+	marker := MarkerFor(s.cfg.Target.Dialect.Name())
+	if setup, ok := marker.(OriginSetup); ok {
+		if err := setup.Setup(ctx, s.cfg.Target); err != nil {
+			return fmt.Errorf("replicate: origin marker setup: %w", err)
+		}
+	}
+	a := &applier{s: s, w: w, marker: marker}
+
+	cp, err := LoadCheckpoint(ctx, s.cfg.Target, s.cfg.Target.Dialect, s.cfg.Name)
+	if err != nil {
+		return err
+	}
+	if cp.Phase == "" && s.cfg.SkipFullLoad {
+		cp = Checkpoint{Phase: PhaseCDC}
+		if err := s.cfg.Target.Tx(ctx, func(tx *sql.Tx) error {
+			return SaveCheckpoint(ctx, tx, s.cfg.Target.Dialect, s.cfg.Name, cp)
+		}); err != nil {
+			return err
+		}
+		s.log.Info("change data capture from the start of the log, without full load")
+	}
+	if cp.Phase == "" {
+		// The start position comes first: every change after it is
+		// replayed after the load, so nothing written during it is missed.
+		pos, err := src.Current(ctx)
+		if err != nil {
+			return fmt.Errorf("replicate: source position: %w", err)
+		}
+		cp = Checkpoint{Phase: PhaseSnapshot, Snapshot: &SnapshotState{Start: pos, Table: s.cfg.Tables[0]}}
+		if err := s.cfg.Target.Tx(ctx, func(tx *sql.Tx) error {
+			return SaveCheckpoint(ctx, tx, s.cfg.Target.Dialect, s.cfg.Name, cp)
+		}); err != nil {
+			return err
+		}
+		s.log.Info("full load starting", "start", pos, "tables", s.cfg.Tables)
+	}
+	if cp.Phase == PhaseSnapshot {
+		if err := a.snapshot(ctx, *cp.Snapshot); err != nil {
+			return err
+		}
+		cp = Checkpoint{Phase: PhaseCDC, Position: cp.Snapshot.Start}
+	}
+	s.mu.Lock()
+	s.status.Phase = PhaseCDC
+	s.status.Table = ""
+	s.status.Position = cp.Position
+	s.mu.Unlock()
+	s.log.Info("change data capture", "from", cp.Position)
+	opts := StreamOptions{
+		Tables:         s.cfg.Tables,
+		SkipReplicated: s.cfg.SkipReplicated,
+		MaxBatch:       s.cfg.BatchSize,
+		Poll:           s.cfg.Poll,
+	}
+	var pruner Pruner
+	if s.cfg.PruneSource {
+		pruner, _ = src.(Pruner)
+	}
+	lastPrune := time.Now()
+	return src.Stream(ctx, cp.Position, opts, func(ctx context.Context, b Batch) error {
+		if err := a.applyBatch(ctx, b); err != nil {
+			return err
+		}
+		if pruner != nil && time.Since(lastPrune) >= s.cfg.PruneEvery {
+			lastPrune = time.Now()
+			if err := pruner.Prune(ctx, b.Position); err != nil {
+				s.log.Warn("prune source change log", "err", err)
+			}
+		}
+		return nil
+	})
+}
+
+// applier writes to the target for one run of the stream.
+type applier struct {
+	s      *Stream
+	w      *writer
+	marker OriginMarker
+}
+
+// tx runs fn in a target transaction tagged with the stream's origin.
+func (a *applier) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return a.s.cfg.Target.Tx(ctx, func(tx *sql.Tx) error {
+		if a.marker != nil {
+			if err := a.marker.MarkOrigin(ctx, tx, a.s.cfg.Origin); err != nil {
+				return fmt.Errorf("replicate: mark origin: %w", err)
+			}
+		}
+		if err := fn(tx); err != nil {
+			return err
+		}
+		if a.marker != nil {
+			if err := a.marker.UnmarkOrigin(ctx, tx); err != nil {
+				return fmt.Errorf("replicate: unmark origin: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// snapshot loads every table from where st says, chunk by chunk, each chunk
+// committed with its checkpoint.
+func (a *applier) snapshot(ctx context.Context, st SnapshotState) error {
+	s := a.s
+	start := indexOf(s.cfg.Tables, st.Table)
+	if start < 0 { // the table list changed: load everything again
+		start, st.LastKey = 0, nil
+	}
+	for ti := start; ti < len(s.cfg.Tables); ti++ {
+		tp := a.w.tables[s.cfg.Tables[ti]]
+		var last []any
+		if ti == start && len(st.LastKey) > 0 {
+			var err error
+			if last, err = decodeKey(tp.src, st.LastKey); err != nil {
+				return permanent(err)
+			}
+		}
+		s.mu.Lock()
+		s.status.Phase = PhaseSnapshot
+		s.status.Table = tp.src.Name
+		s.status.Position = st.Start
+		s.mu.Unlock()
+		s.log.Info("full load of table", "table", tp.src.Name, "resume_after", st.LastKey)
+		for {
+			n, next, err := a.snapshotChunk(ctx, tp, st.Start, last)
+			if err != nil {
+				return err
+			}
+			if n < s.cfg.BatchSize {
+				break
+			}
+			last = next
+		}
+	}
+	// Switch to CDC at the load's start position.
+	cp := Checkpoint{Phase: PhaseCDC, Position: st.Start}
+	if err := s.cfg.Target.Tx(ctx, func(tx *sql.Tx) error {
+		return SaveCheckpoint(ctx, tx, s.cfg.Target.Dialect, s.cfg.Name, cp)
+	}); err != nil {
+		return err
+	}
+	s.log.Info("full load done", "start", st.Start)
+	return nil
+}
+
+// snapshotChunk copies the rows after last (up to BatchSize) and returns how
+// many it read and the last key.
+func (a *applier) snapshotChunk(ctx context.Context, tp *tablePair, start Position, last []any) (int, []any, error) {
+	s := a.s
+	cols := tp.src.ColumnNames()
+	q, qargs, err := rangeQuery(s.cfg.Source.Dialect, tp.src, cols, last, nil, s.cfg.BatchSize)
+	if err != nil {
+		return 0, nil, permanent(err)
+	}
+	rows, err := queryRows(ctx, s.cfg.Source, q, qargs, len(cols))
+	if err != nil {
+		return 0, nil, fmt.Errorf("replicate: read %s: %w", tp.src.Name, err)
+	}
+	if len(rows) == 0 {
+		return 0, last, nil
+	}
+	changes := make([]Change, len(rows))
+	for i, r := range rows {
+		key, err := keyOf(tp.src, cols, r)
+		if err != nil {
+			return 0, nil, err
+		}
+		row := make(map[string]any, len(cols))
+		for j, c := range cols {
+			row[c] = r[j]
+		}
+		changes[i] = Change{Table: tp.src.Name, Op: OpUpsert, Key: key, Row: row, TraceID: traceID(row)}
+	}
+	next := changes[len(changes)-1].Key
+	lastKey, err := encodeKey(tp.src, next)
+	if err != nil {
+		return 0, nil, err
+	}
+	cp := Checkpoint{Phase: PhaseSnapshot, Snapshot: &SnapshotState{Start: start, Table: tp.src.Name, LastKey: lastKey}}
+	var written int
+	err = a.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if written, err = a.w.apply(ctx, tx, changes); err != nil {
+			return err
+		}
+		return SaveCheckpoint(ctx, tx, s.cfg.Target.Dialect, s.cfg.Name, cp)
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	now := time.Now()
+	s.mu.Lock()
+	s.status.SnapshotRows += int64(written)
+	s.status.AppliedAt = now
+	s.sampleLocked(now)
+	s.mu.Unlock()
+	if s.cfg.OnApplied != nil {
+		s.cfg.OnApplied(Batch{Changes: changes, Position: start, Snapshot: true})
+	}
+	return len(rows), next, nil
+}
+
+// applyBatch applies one CDC batch and its position in one transaction.
+func (a *applier) applyBatch(ctx context.Context, b Batch) error {
+	s := a.s
+	read := time.Now()
+	var written int
+	err := a.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if written, err = a.w.apply(ctx, tx, b.Changes); err != nil {
+			return err
+		}
+		return SaveCheckpoint(ctx, tx, s.cfg.Target.Dialect, s.cfg.Name, Checkpoint{Phase: PhaseCDC, Position: b.Position})
+	})
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	s.mu.Lock()
+	s.status.Position = b.Position
+	s.status.CDCRows += int64(written)
+	s.status.AppliedAt = now
+	if !b.CommitTime.IsZero() && len(b.Changes) > 0 {
+		s.status.SourceLag = max(0, read.Sub(b.CommitTime))
+		s.status.TargetLag = max(0, now.Sub(b.CommitTime))
+	}
+	s.sampleLocked(now)
+	s.mu.Unlock()
+	if len(b.Changes) > 0 {
+		s.log.Debug("batch applied", "changes", len(b.Changes), "position", b.Position)
+	}
+	if s.cfg.OnApplied != nil {
+		s.cfg.OnApplied(b)
+	}
+	return nil
+}
+
+// sampleLocked records the applied total for the rate, keeping ~10 s.
+func (s *Stream) sampleLocked(now time.Time) {
+	total := s.status.SnapshotRows + s.status.CDCRows
+	s.samples = append(s.samples, rateSample{at: now, rows: total})
+	i := 0
+	for i < len(s.samples)-2 && now.Sub(s.samples[i].at) > 10*time.Second {
+		i++
+	}
+	if i > 0 || len(s.samples) > 1024 {
+		if len(s.samples)-i > 1024 {
+			i = len(s.samples) - 1024
+		}
+		s.samples = append(s.samples[:0], s.samples[i:]...)
+	}
+}
+
+// traceID returns a row's _trace_id when it has one.
+func traceID(row map[string]any) string {
+	switch v := row["_trace_id"].(type) {
+	case string:
+		return v
+	case []byte:
+		return string(v)
+	}
+	return ""
+}

@@ -1,0 +1,361 @@
+package replicate
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/intercloud/intercloud/sqldb"
+)
+
+// DefaultValidateChunk is the rows per checksummed key range when Validate
+// is given no chunk size.
+const DefaultValidateChunk = 10000
+
+// Report is the result of Validate.
+type Report struct {
+	Tables []TableReport `json:"tables"`
+}
+
+// TableReport compares one table.
+type TableReport struct {
+	Table      string `json:"table"`
+	SourceRows int64  `json:"source_rows"`
+	TargetRows int64  `json:"target_rows"`
+	// CountsDiffer is set when the row counts differ.
+	CountsDiffer bool `json:"counts_differ"`
+	// Missing is set when the target has no such table.
+	Missing bool `json:"missing,omitempty"`
+	// Ranges are the key ranges whose rows differ.
+	Ranges []RangeDiff `json:"ranges,omitempty"`
+}
+
+// RangeDiff is a primary-key range whose rows differ: keys after From
+// (exclusive; nil = from the first key) up to To (inclusive; nil = to the
+// end). Keys are normalized values (see Normalize) in primary-key order.
+type RangeDiff struct {
+	From       []any `json:"from"`
+	To         []any `json:"to"`
+	SourceRows int   `json:"source_rows"`
+	TargetRows int   `json:"target_rows"`
+}
+
+// OK reports whether the table matches.
+func (t TableReport) OK() bool { return !t.CountsDiffer && !t.Missing && len(t.Ranges) == 0 }
+
+// OK reports whether every table matches.
+func (r Report) OK() bool {
+	for _, t := range r.Tables {
+		if !t.OK() {
+			return false
+		}
+	}
+	return true
+}
+
+// String summarises the report, one line per table.
+func (r Report) String() string {
+	var b strings.Builder
+	for _, t := range r.Tables {
+		switch {
+		case t.Missing:
+			fmt.Fprintf(&b, "%s: missing on target (source %d rows)\n", t.Table, t.SourceRows)
+		case t.OK():
+			fmt.Fprintf(&b, "%s: ok (%d rows)\n", t.Table, t.SourceRows)
+		default:
+			fmt.Fprintf(&b, "%s: differs: source %d rows, target %d rows", t.Table, t.SourceRows, t.TargetRows)
+			if t.CountsDiffer {
+				b.WriteString(" (counts differ)")
+			}
+			b.WriteString("\n")
+			for _, d := range t.Ranges {
+				fmt.Fprintf(&b, "  keys %s: source %d rows, target %d rows\n", d.Describe(), d.SourceRows, d.TargetRows)
+			}
+		}
+	}
+	return b.String()
+}
+
+// Describe renders the range, e.g. "(10, 20]" or "(-∞, 5]".
+func (d RangeDiff) Describe() string {
+	key := func(k []any) string {
+		parts := make([]string, len(k))
+		for i, v := range k {
+			switch x := v.(type) {
+			case []byte:
+				parts[i] = fmt.Sprintf("%x", x)
+			case string:
+				parts[i] = strconv.Quote(x)
+			default:
+				parts[i] = fmt.Sprint(x)
+			}
+		}
+		return strings.Join(parts, ", ")
+	}
+	from, to := "-∞", "+∞"
+	if d.From != nil {
+		from = key(d.From)
+	}
+	if d.To != nil {
+		to = key(d.To)
+	}
+	return "(" + from + " .. " + to + "]"
+}
+
+// Validate compares tables of src and dst: row counts, and a checksum per
+// primary-key range of chunk source rows (in source key order). Checksums
+// are computed in Go over each row's canonical values (see Canonical) and
+// are independent of row order, so the same logical rows match across
+// dialects.
+func Validate(ctx context.Context, src, dst *sqldb.DB, tables []string, chunk int) (Report, error) {
+	if chunk <= 0 {
+		chunk = DefaultValidateChunk
+	}
+	var rep Report
+	for _, name := range tables {
+		tr, err := validateTable(ctx, src, dst, name, chunk)
+		if err != nil {
+			return Report{}, err
+		}
+		rep.Tables = append(rep.Tables, tr)
+	}
+	return rep, nil
+}
+
+func validateTable(ctx context.Context, src, dst *sqldb.DB, name string, chunk int) (TableReport, error) {
+	tr := TableReport{Table: name}
+	tp, err := describePair(ctx, src, dst, name, false)
+	if errors.Is(err, sqldb.ErrNoTable) {
+		n, err := countRows(ctx, src, src.Dialect, name)
+		if err != nil {
+			return tr, fmt.Errorf("replicate: validate %s: count source: %w", name, err)
+		}
+		tr.SourceRows, tr.Missing, tr.CountsDiffer = n, true, n != 0
+		tr.Ranges = []RangeDiff{{SourceRows: int(n)}}
+		return tr, nil
+	}
+	if err != nil {
+		return tr, fmt.Errorf("replicate: validate: %w", err)
+	}
+	if tr.SourceRows, err = countRows(ctx, src, src.Dialect, name); err != nil {
+		return tr, fmt.Errorf("replicate: validate %s: count source: %w", name, err)
+	}
+	if tr.TargetRows, err = countRows(ctx, dst, dst.Dialect, name); err != nil {
+		return tr, fmt.Errorf("replicate: validate %s: count target: %w", name, err)
+	}
+	tr.CountsDiffer = tr.SourceRows != tr.TargetRows
+	cols := tp.src.ColumnNames()
+	var from []any
+	for {
+		q, qargs, err := rangeQuery(src.Dialect, tp.src, cols, from, nil, chunk)
+		if err != nil {
+			return tr, err
+		}
+		srows, err := queryRows(ctx, src, q, qargs, len(cols))
+		if err != nil {
+			return tr, fmt.Errorf("replicate: validate %s: read source: %w", name, err)
+		}
+		var to []any
+		if len(srows) == chunk {
+			if to, err = keyOf(tp.src, cols, srows[len(srows)-1]); err != nil {
+				return tr, err
+			}
+		}
+		ssum, err := checksum(tp.src, cols, srows)
+		if err != nil {
+			return tr, err
+		}
+		q, qargs, err = rangeQuery(dst.Dialect, tp.dst, cols, from, to, 0)
+		if err != nil {
+			return tr, err
+		}
+		trows, err := queryRows(ctx, dst, q, qargs, len(cols))
+		if err != nil {
+			return tr, fmt.Errorf("replicate: validate %s: read target: %w", name, err)
+		}
+		tsum, err := checksum(tp.dst, cols, trows)
+		if err != nil {
+			return tr, err
+		}
+		if ssum != tsum || len(srows) != len(trows) {
+			tr.Ranges = append(tr.Ranges, RangeDiff{From: from, To: to, SourceRows: len(srows), TargetRows: len(trows)})
+		}
+		if to == nil {
+			return tr, nil
+		}
+		from = to
+	}
+}
+
+// checksum is an order-independent digest of rows: the lane-wise sum of
+// each row's SHA-256 over its canonical values.
+func checksum(t sqldb.Table, cols []string, rows []scannedRow) ([4]uint64, error) {
+	var sum [4]uint64
+	types := make([]sqldb.Type, len(cols))
+	for i, c := range cols {
+		col, _ := t.Column(c)
+		types[i] = col.Type
+	}
+	var buf []byte
+	for _, r := range rows {
+		buf = buf[:0]
+		for i, v := range r {
+			if v == nil {
+				buf = append(buf, 'N')
+				continue
+			}
+			s, err := Canonical(types[i], v)
+			if err != nil {
+				return sum, fmt.Errorf("replicate: checksum %s.%s: %w", t.Name, cols[i], err)
+			}
+			buf = append(buf, 'V')
+			buf = strconv.AppendInt(buf, int64(len(s)), 10)
+			buf = append(buf, ':')
+			buf = append(buf, s...)
+		}
+		h := sha256.Sum256(buf)
+		for i := range sum {
+			sum[i] += binary.BigEndian.Uint64(h[i*8:])
+		}
+	}
+	return sum, nil
+}
+
+// Resync copies the ranges a report found different again from src to dst:
+// it upserts the source's rows of each range and deletes the target's rows
+// in the range that the source does not have, a chunk per transaction. A
+// missing target table is created. The writes are origin-tagged "resync"
+// where the target dialect can tag, so a reverse stream with
+// SkipReplicated does not send them back. Validate again to confirm; rows
+// changing meanwhile are brought in line by the running stream.
+func Resync(ctx context.Context, src, dst *sqldb.DB, report Report) error {
+	const chunk = 1000
+	marker := MarkerFor(dst.Dialect.Name())
+	if setup, ok := marker.(OriginSetup); ok {
+		if err := setup.Setup(ctx, dst); err != nil {
+			return fmt.Errorf("replicate: resync: origin marker setup: %w", err)
+		}
+	}
+	for _, tr := range report.Tables {
+		if tr.OK() {
+			continue
+		}
+		tp, err := describePair(ctx, src, dst, tr.Table, true)
+		if err != nil {
+			return fmt.Errorf("replicate: resync: %w", err)
+		}
+		w := &writer{d: dst.Dialect, tables: map[string]*tablePair{tr.Table: tp}}
+		ranges := tr.Ranges
+		if len(ranges) == 0 { // counts differ but no range listed: whole table
+			ranges = []RangeDiff{{}}
+		}
+		for _, rg := range ranges {
+			if err := resyncRange(ctx, src, dst, w, tp, marker, rg, chunk); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func resyncRange(ctx context.Context, src, dst *sqldb.DB, w *writer, tp *tablePair, marker OriginMarker, rg RangeDiff, chunk int) error {
+	cols := tp.src.ColumnNames()
+	cursor := rg.From
+	for {
+		q, qargs, err := rangeQuery(src.Dialect, tp.src, cols, cursor, rg.To, chunk)
+		if err != nil {
+			return err
+		}
+		srows, err := queryRows(ctx, src, q, qargs, len(cols))
+		if err != nil {
+			return fmt.Errorf("replicate: resync %s: read source: %w", tp.src.Name, err)
+		}
+		hi := rg.To
+		if len(srows) == chunk {
+			if hi, err = keyOf(tp.src, cols, srows[len(srows)-1]); err != nil {
+				return err
+			}
+		}
+		var changes []Change
+		have := map[string]bool{}
+		for _, r := range srows {
+			key, err := keyOf(tp.src, cols, r)
+			if err != nil {
+				return err
+			}
+			ks, err := canonicalKey(tp.src, key)
+			if err != nil {
+				return err
+			}
+			have[ks] = true
+			row := make(map[string]any, len(cols))
+			for j, c := range cols {
+				row[c] = r[j]
+			}
+			changes = append(changes, Change{Table: tp.src.Name, Op: OpUpsert, Key: key, Row: row})
+		}
+		q, qargs, err = rangeQuery(dst.Dialect, tp.dst, tp.dst.PrimaryKey, cursor, hi, 0)
+		if err != nil {
+			return err
+		}
+		tkeys, err := queryRows(ctx, dst, q, qargs, len(tp.dst.PrimaryKey))
+		if err != nil {
+			return fmt.Errorf("replicate: resync %s: read target: %w", tp.src.Name, err)
+		}
+		for _, r := range tkeys {
+			key, err := keyOf(tp.dst, tp.dst.PrimaryKey, r)
+			if err != nil {
+				return err
+			}
+			ks, err := canonicalKey(tp.dst, key)
+			if err != nil {
+				return err
+			}
+			if !have[ks] {
+				changes = append(changes, Change{Table: tp.src.Name, Op: OpDelete, Key: key})
+			}
+		}
+		err = dst.Tx(ctx, func(tx *sql.Tx) error {
+			if marker != nil {
+				if err := marker.MarkOrigin(ctx, tx, "resync"); err != nil {
+					return err
+				}
+			}
+			if _, err := w.apply(ctx, tx, changes); err != nil {
+				return err
+			}
+			if marker != nil {
+				return marker.UnmarkOrigin(ctx, tx)
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("replicate: resync %s: %w", tp.src.Name, err)
+		}
+		if len(srows) < chunk {
+			return nil
+		}
+		cursor = hi
+	}
+}
+
+// canonicalKey is a key's identity across dialects.
+func canonicalKey(t sqldb.Table, key []any) (string, error) {
+	var b strings.Builder
+	for i, v := range key {
+		c, _ := t.Column(t.PrimaryKey[i])
+		s, err := Canonical(c.Type, v)
+		if err != nil {
+			return "", fmt.Errorf("replicate: %s: key column %s: %w", t.Name, c.Name, err)
+		}
+		b.WriteString(strconv.Itoa(len(s)))
+		b.WriteByte(':')
+		b.WriteString(s)
+	}
+	return b.String(), nil
+}

@@ -1,0 +1,239 @@
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+)
+
+// Sink receives batches of log lines, each one JSON object without its
+// trailing newline. Write returns when the batch was delivered or failed; a
+// failure wrapping ErrRejected means resending the same batch cannot
+// succeed. A Sink must not modify or retain entries after Write returns.
+// Implementations must be safe for concurrent use.
+type Sink interface {
+	Write(entries [][]byte) error
+}
+
+// ContextSink is an optional interface of a Sink whose writes can be
+// bounded by a context; the Shipper uses it when present.
+type ContextSink interface {
+	Sink
+	WriteContext(ctx context.Context, entries [][]byte) error
+}
+
+// ErrRejected marks a batch the receiver refused for good (malformed, too
+// large, not allowed): the Shipper drops it instead of retrying.
+var ErrRejected = errors.New("telemetry: batch rejected")
+
+// ShipperOptions tunes a Shipper; zero values take the defaults.
+type ShipperOptions struct {
+	// BufferSize is the most lines held while waiting to ship (default
+	// 10000). Lines written when it is full are dropped and counted.
+	BufferSize int
+	// BatchSize is the most lines per Sink write (default 500); a full
+	// batch is shipped at once, a partial one every FlushInterval.
+	BatchSize int
+	// FlushInterval is how often buffered lines are shipped (default 200ms).
+	FlushInterval time.Duration
+	// MinBackoff and MaxBackoff bound the wait between retries of a failed
+	// batch (defaults 100ms and 5s; doubling).
+	MinBackoff, MaxBackoff time.Duration
+	// FinalFlushTimeout bounds the last flush when Run's context is
+	// cancelled (default 2s).
+	FinalFlushTimeout time.Duration
+}
+
+func (o *ShipperOptions) defaults() {
+	if o.BufferSize <= 0 {
+		o.BufferSize = 10000
+	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = 500
+	}
+	if o.BatchSize > o.BufferSize {
+		o.BatchSize = o.BufferSize
+	}
+	if o.FlushInterval <= 0 {
+		o.FlushInterval = 200 * time.Millisecond
+	}
+	if o.MinBackoff <= 0 {
+		o.MinBackoff = 100 * time.Millisecond
+	}
+	if o.MaxBackoff < o.MinBackoff {
+		o.MaxBackoff = 5 * time.Second
+		if o.MaxBackoff < o.MinBackoff {
+			o.MaxBackoff = o.MinBackoff
+		}
+	}
+	if o.FinalFlushTimeout <= 0 {
+		o.FinalFlushTimeout = 2 * time.Second
+	}
+}
+
+// ShipperStats counts what a Shipper did.
+type ShipperStats struct {
+	Shipped       int64 // lines delivered
+	Dropped       int64 // lines dropped: buffer full, or batch rejected for good
+	FailedBatches int64 // Sink writes that failed (retried or dropped)
+	Buffered      int   // lines waiting now
+}
+
+// Shipper buffers log lines and ships them to a Sink in batches from Run.
+// It is itself a Sink whose Write never blocks on I/O: give it to
+// Options.Sink. Lines stay buffered (in order) while the sink is down and
+// are delivered when it comes back; when the buffer is full new lines are
+// dropped. A Shipper is safe for concurrent use.
+type Shipper struct {
+	sink Sink
+	opts ShipperOptions
+	kick chan struct{}
+
+	mu      sync.Mutex
+	buf     [][]byte
+	shipped int64
+	dropped int64
+	failed  int64
+}
+
+var _ Sink = (*Shipper)(nil)
+
+// NewShipper returns a Shipper for sink; nothing is shipped until Run.
+func NewShipper(sink Sink, opts ShipperOptions) *Shipper {
+	opts.defaults()
+	return &Shipper{sink: sink, opts: opts, kick: make(chan struct{}, 1)}
+}
+
+// Write queues entries for shipping; it keeps the slices (callers must not
+// modify them) and never blocks on the sink. It returns nil even when lines
+// are dropped; Stats counts them.
+func (s *Shipper) Write(entries [][]byte) error {
+	s.mu.Lock()
+	room := s.opts.BufferSize - len(s.buf)
+	n := min(max(room, 0), len(entries))
+	s.buf = append(s.buf, entries[:n]...)
+	s.dropped += int64(len(entries) - n)
+	full := len(s.buf) >= s.opts.BatchSize
+	s.mu.Unlock()
+	if full {
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+// Stats returns the counters so far.
+func (s *Shipper) Stats() ShipperStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return ShipperStats{Shipped: s.shipped, Dropped: s.dropped, FailedBatches: s.failed, Buffered: len(s.buf)}
+}
+
+// Run ships buffered lines every FlushInterval, or as soon as a batch is
+// full, retrying failed batches with exponential backoff. When ctx is
+// cancelled it makes a last flush bounded by FinalFlushTimeout and returns
+// nil.
+func (s *Shipper) Run(ctx context.Context) error {
+	t := time.NewTicker(s.opts.FlushInterval)
+	defer t.Stop()
+	var (
+		backoff time.Duration
+		retry   <-chan time.Time // set while waiting to retry a failed batch
+	)
+	for {
+		select {
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.Background(), s.opts.FinalFlushTimeout)
+			s.finalFlush(fctx)
+			cancel()
+			return nil
+		case <-retry:
+			retry = nil
+		case <-t.C:
+			if retry != nil {
+				continue
+			}
+		case <-s.kick:
+			if retry != nil {
+				continue
+			}
+		}
+		if err := s.flush(ctx); err != nil {
+			backoff = min(max(backoff*2, s.opts.MinBackoff), s.opts.MaxBackoff)
+			retry = time.After(backoff)
+		} else {
+			backoff = 0
+		}
+	}
+}
+
+// flush ships whole batches until the buffer is empty or a write fails.
+func (s *Shipper) flush(ctx context.Context) error {
+	for {
+		s.mu.Lock()
+		n := min(len(s.buf), s.opts.BatchSize)
+		batch := s.buf[:n:n]
+		s.mu.Unlock()
+		if n == 0 {
+			return nil
+		}
+		err := s.write(ctx, batch)
+		s.mu.Lock()
+		switch {
+		case err == nil:
+			s.shipped += int64(n)
+			s.buf = s.drop(n)
+		case errors.Is(err, ErrRejected):
+			s.failed++
+			s.dropped += int64(n)
+			s.buf = s.drop(n)
+		default:
+			s.failed++
+		}
+		s.mu.Unlock()
+		if err != nil && !errors.Is(err, ErrRejected) {
+			return err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+}
+
+// drop removes the first n lines; called with mu held. Only Run removes
+// lines, so the first n are still the batch that was written.
+func (s *Shipper) drop(n int) [][]byte {
+	rest := s.buf[n:]
+	if len(rest) == 0 {
+		return nil
+	}
+	if cap(rest) < s.opts.BufferSize/2 {
+		return append(make([][]byte, 0, len(rest)+s.opts.BatchSize), rest...)
+	}
+	return rest
+}
+
+func (s *Shipper) finalFlush(ctx context.Context) {
+	backoff := s.opts.MinBackoff
+	for ctx.Err() == nil {
+		if s.flush(ctx) == nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, s.opts.MaxBackoff)
+	}
+}
+
+// write calls the sink, bounded by ctx when the sink supports it.
+func (s *Shipper) write(ctx context.Context, batch [][]byte) error {
+	if cs, ok := s.sink.(ContextSink); ok {
+		return cs.WriteContext(ctx, batch)
+	}
+	return s.sink.Write(batch)
+}

@@ -1,0 +1,114 @@
+package topology
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/intercloud/intercloud/apierr"
+	"github.com/intercloud/intercloud/config"
+	"github.com/intercloud/intercloud/functions"
+	"github.com/intercloud/intercloud/replicate"
+)
+
+// KeyEnv is the environment variable that overrides the API key.
+const KeyEnv = "INTERCLOUD_API_KEY"
+
+// ResolveAPIKey returns the API key: the topology file's api_key, else
+// $INTERCLOUD_API_KEY, else the key kept in the data directory, made on
+// first use (created reports that).
+func ResolveAPIKey(cfg *config.Config) (key string, created bool, err error) {
+	if cfg.APIKey != "" {
+		return cfg.APIKey, false, nil
+	}
+	if k := strings.TrimSpace(os.Getenv(KeyEnv)); k != "" {
+		return k, false, nil
+	}
+	path := filepath.Join(cfg.DataDir, "api-key")
+	if b, err := os.ReadFile(path); err == nil {
+		if k := strings.TrimSpace(string(b)); k != "" {
+			return k, false, nil
+		}
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return "", false, fmt.Errorf("topology: api key: %w", err)
+	}
+	buf := make([]byte, 24)
+	if _, err := rand.Read(buf); err != nil {
+		return "", false, fmt.Errorf("topology: api key: %w", err)
+	}
+	k := "ick_" + hex.EncodeToString(buf)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) { // another process made it first
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return "", false, fmt.Errorf("topology: api key: %w", err)
+		}
+		return strings.TrimSpace(string(b)), false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("topology: api key: %w", err)
+	}
+	_, werr := f.WriteString(k + "\n")
+	if err := errors.Join(werr, f.Sync(), f.Close()); err != nil {
+		return "", false, fmt.Errorf("topology: api key: %w", err)
+	}
+	return k, true, nil
+}
+
+// CloudStatus is what GET /v1/status on a cloud's API reports.
+type CloudStatus struct {
+	Cloud       string             `json:"cloud"`
+	Load        functions.Stats    `json:"load"`
+	Replication []replicate.Status `json:"replication"`
+	Time        time.Time          `json:"time"`
+}
+
+// Status returns a cloud's status.
+func (c *Cloud) Status() CloudStatus {
+	st := CloudStatus{Cloud: c.Name, Load: c.Load.Stats(), Time: time.Now().UTC()}
+	for _, s := range c.Streams {
+		st.Replication = append(st.Replication, s.Status())
+	}
+	return st
+}
+
+func (t *Topology) statusHandler(c *Cloud) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+t.opts.APIKey {
+			apierr.Write(w, apierr.New(http.StatusUnauthorized, apierr.CodeUnauthenticated, "a valid bearer key is required"))
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(c.Status())
+	}
+}
+
+// purgeHTTP asks an edge in another process to purge paths.
+func purgeHTTP(ctx context.Context, edgeURL, key string, paths []string) error {
+	body, _ := json.Marshal(map[string][]string{"paths": paths})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, edgeURL+"/purge", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("purge: %w", err)
+	}
+	defer resp.Body.Close()
+	if e := apierr.Read(resp); e != nil {
+		return fmt.Errorf("purge: %w", e)
+	}
+	return nil
+}

@@ -1,0 +1,557 @@
+// Package topology builds every intercloud component from the topology
+// file and runs them with one lifecycle: start in dependency order, print
+// the endpoints, stop gracefully (in-flight requests finish, pending group
+// commits are written, acknowledged data is never lost).
+//
+// A process runs some roles of the topology: a cloud's part ("aws",
+// "azure": its object store, database, ingest API, load function, the
+// replication stream into it, and publish where configured) and the global
+// part ("global": front door, edge, central log store). `intercloud up`
+// runs all of them; `intercloud up --cloud aws` one cloud's part.
+package topology
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/intercloud/intercloud/config"
+	"github.com/intercloud/intercloud/edge"
+	"github.com/intercloud/intercloud/frontdoor"
+	"github.com/intercloud/intercloud/functions"
+	"github.com/intercloud/intercloud/ingest"
+	"github.com/intercloud/intercloud/load"
+	"github.com/intercloud/intercloud/logstore"
+	"github.com/intercloud/intercloud/objects"
+	"github.com/intercloud/intercloud/origin"
+	"github.com/intercloud/intercloud/publish"
+	"github.com/intercloud/intercloud/replicate"
+	"github.com/intercloud/intercloud/sqldb"
+	"github.com/intercloud/intercloud/telemetry"
+)
+
+// RoleGlobal is the role of the parts that belong to no cloud.
+const RoleGlobal = "global"
+
+// Options tune a running topology.
+type Options struct {
+	// Roles to run: cloud names and/or RoleGlobal; empty means all.
+	Roles []string
+	// APIKey is the bearer key of the APIs (see ResolveAPIKey).
+	APIKey string
+	// LogWriter receives every component's JSON log lines; nil discards.
+	LogWriter io.Writer
+	// LogLevel is the lowest level logged.
+	LogLevel slog.Level
+	// OnPublished is told the ids whose aggregates were just published.
+	OnPublished func(ids []string)
+}
+
+// Endpoint is a named URL the topology serves.
+type Endpoint struct {
+	Name string
+	URL  string
+}
+
+// Topology is a running set of components.
+type Topology struct {
+	cfg  *config.Config
+	opts Options
+	log  *slog.Logger
+
+	shipper *telemetry.Shipper
+	logs    *logstore.Store
+	clouds  map[string]*Cloud
+	edge    *edge.Edge
+	front   *frontdoor.FrontDoor
+
+	servers   []*server
+	endpoints []Endpoint
+
+	// pipeline runs functions, streams and publishers; cancelled last.
+	pipeCtx    context.Context
+	pipeCancel context.CancelFunc
+	pipeWG     sync.WaitGroup
+	// shipCancel stops the log shipper after everything else.
+	shipCancel context.CancelFunc
+	shipDone   chan struct{}
+	closers    []func() error
+	stopOnce   sync.Once
+	stopErr    error
+}
+
+// Cloud is one cloud's running part.
+type Cloud struct {
+	Name    string
+	Bucket  *objects.Bucket
+	DB      *sqldb.DB
+	API     *ingest.API
+	Loader  *load.Loader
+	Load    *functions.Function
+	Streams []*replicate.Stream
+	Publish *publish.Publisher
+	api     *server
+}
+
+type server struct {
+	name string
+	srv  *http.Server
+	ln   net.Listener
+	url  string
+	done chan struct{}
+}
+
+// Start opens and starts every component of the roles asked for. On error,
+// whatever was started is stopped again.
+func Start(ctx context.Context, cfg *config.Config, opts Options) (t *Topology, err error) {
+	if len(opts.Roles) == 0 {
+		opts.Roles = append(cfg.CloudNames(), RoleGlobal)
+	}
+	for _, r := range opts.Roles {
+		if _, ok := cfg.Clouds[r]; !ok && r != RoleGlobal {
+			return nil, fmt.Errorf("topology: unknown role %q (have %s, %s)", r, strings.Join(cfg.CloudNames(), ", "), RoleGlobal)
+		}
+	}
+	if opts.APIKey == "" {
+		return nil, errors.New("topology: an API key is required")
+	}
+	t = &Topology{cfg: cfg, opts: opts, clouds: map[string]*Cloud{}}
+	defer func() {
+		if err != nil {
+			_ = t.Stop(context.Background())
+			t = nil
+		}
+	}()
+	t.pipeCtx, t.pipeCancel = context.WithCancel(context.Background())
+	if err := t.startLogs(ctx); err != nil {
+		return t, err
+	}
+	for _, name := range cfg.CloudNames() {
+		if t.has(name) {
+			if err := t.startCloud(ctx, name); err != nil {
+				return t, err
+			}
+		}
+	}
+	for _, name := range cfg.CloudNames() {
+		if t.has(name) {
+			if err := t.startStreams(ctx, name); err != nil {
+				return t, err
+			}
+		}
+	}
+	if t.has(RoleGlobal) {
+		if err := t.startGlobal(ctx); err != nil {
+			return t, err
+		}
+	}
+	t.log.Info("topology started", "roles", strings.Join(opts.Roles, ","))
+	return t, nil
+}
+
+func (t *Topology) has(role string) bool { return slices.Contains(t.opts.Roles, role) }
+
+// logger returns a component's logger for a cloud ("" for global parts).
+func (t *Topology) logger(cloud, component string) *slog.Logger {
+	var sink telemetry.Sink
+	if t.shipper != nil {
+		sink = t.shipper
+	}
+	l := telemetry.NewLogger(telemetry.Options{Cloud: cloud, Level: t.opts.LogLevel, Writer: t.opts.LogWriter, Sink: sink})
+	return l.With("component", component)
+}
+
+// startLogs opens the central store (global role) and the shipper that
+// sends this process's logs to it.
+func (t *Topology) startLogs(ctx context.Context) error {
+	logsURL := "http://" + t.cfg.Logs.Listen
+	if t.has(RoleGlobal) {
+		st, err := logstore.Open(ctx, t.cfg.Logs.Store)
+		if err != nil {
+			return fmt.Errorf("topology: %w", err)
+		}
+		t.logs = st
+		t.closers = append(t.closers, st.Close)
+		srv, err := t.serve("logs", t.cfg.Logs.Listen, st.Handler(t.opts.APIKey))
+		if err != nil {
+			return err
+		}
+		logsURL = srv.url
+	}
+	t.shipper = telemetry.NewShipper(telemetry.NewHTTPSink(logsURL+"/v1/logs", t.opts.APIKey, nil), telemetry.ShipperOptions{})
+	shipCtx, cancel := context.WithCancel(context.Background())
+	t.shipCancel, t.shipDone = cancel, make(chan struct{})
+	go func() {
+		defer close(t.shipDone)
+		_ = t.shipper.Run(shipCtx)
+	}()
+	t.log = t.logger("", "topology")
+	return nil
+}
+
+func (t *Topology) startCloud(ctx context.Context, name string) error {
+	cc := t.cfg.Clouds[name]
+	c := &Cloud{Name: name}
+	t.clouds[name] = c
+	var err error
+	if c.Bucket, err = objects.Open(ctx, cc.Objects, t.logger(name, "objects")); err != nil {
+		return fmt.Errorf("topology: %s: %w", name, err)
+	}
+	t.closers = append(t.closers, c.Bucket.Close)
+	if c.DB, err = sqldb.Open(ctx, cc.SQL, t.logger(name, "sql")); err != nil {
+		return fmt.Errorf("topology: %s: %w", name, err)
+	}
+	t.closers = append(t.closers, c.DB.Close)
+
+	c.Loader = load.New(c.Bucket, c.DB, t.cfg.Schema, t.logger(name, "load"))
+	if err := c.Loader.Prepare(ctx); err != nil {
+		return fmt.Errorf("topology: %s: %w", name, err)
+	}
+	// Capture changes before anything writes, so replication and publish
+	// see every row.
+	if err := replicate.Prepare(ctx, c.DB, t.cfg.Replication.Tables, t.logger(name, "replicate")); err != nil {
+		return fmt.Errorf("topology: %s: %w", name, err)
+	}
+	if err := replicate.EnsureCheckpoints(ctx, c.DB); err != nil {
+		return fmt.Errorf("topology: %s: %w", name, err)
+	}
+	f := t.cfg.Functions
+	c.Load, err = functions.New(functions.Config{
+		Name: "load", Handler: c.Loader.Handler(), DeadLetter: c.Loader.DeadLetter(),
+		Concurrency: f.Concurrency, MaxAttempts: f.MaxAttempts, Backoff: f.Backoff.D(),
+		Logger: t.logger(name, "functions"),
+	})
+	if err != nil {
+		return fmt.Errorf("topology: %s: %w", name, err)
+	}
+	c.Bucket.OnCreate(func(e objects.Event) {
+		if strings.HasPrefix(e.Key, load.RawPrefix) {
+			c.Load.Submit(functions.Event{ID: e.Key, Metadata: e.Metadata, Source: e.Source})
+		}
+	})
+	t.goPipe(func(ctx context.Context) { _ = c.Load.Run(ctx) })
+	rec := &functions.Reconciler{List: c.Loader.Pending, Target: c.Load, Interval: f.Reconcile.D(), Logger: t.logger(name, "functions")}
+	t.goPipe(func(ctx context.Context) { _ = rec.Run(ctx) })
+
+	c.API, err = ingest.New(ingest.Config{
+		Cloud: name, Bucket: c.Bucket, Schema: t.cfg.Schema, Limits: t.cfg.Ingest,
+		APIKey: t.opts.APIKey, Logger: t.logger(name, "ingest"),
+	})
+	if err != nil {
+		return fmt.Errorf("topology: %s: %w", name, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/", c.API)
+	mux.HandleFunc("GET /v1/status", t.statusHandler(c))
+	if c.api, err = t.serve(name+"-api", cc.API, mux); err != nil {
+		return err
+	}
+
+	if t.cfg.Publish.Cloud == name {
+		c.Publish, err = publish.New(publish.Config{
+			DB: c.DB, Bucket: c.Bucket, Schema: t.cfg.Schema, Settings: t.cfg.Publish,
+			Purge: t.purger(), OnPublished: t.opts.OnPublished, Logger: t.logger(name, "publish"),
+			Poll: t.cfg.Replication.Poll.D(),
+		})
+		if err != nil {
+			return fmt.Errorf("topology: %s: %w", name, err)
+		}
+		if err := c.Publish.Prepare(ctx); err != nil {
+			return fmt.Errorf("topology: %s: %w", name, err)
+		}
+		t.goPipe(func(ctx context.Context) { _ = c.Publish.Run(ctx) })
+	}
+	if cc.Origin != "" {
+		o := origin.New(origin.Config{Bucket: c.Bucket, Prefix: publish.ResultsPrefix, Logger: t.logger(name, "origin")})
+		if _, err := t.serve(name+"-origin", cc.Origin, o); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startStreams starts the replication streams whose target is this cloud:
+// the configured one, and its reverse when enabled.
+func (t *Topology) startStreams(ctx context.Context, name string) error {
+	r := t.cfg.Replication
+	// The reverse stream needs no full load: capture is installed on both
+	// databases before anything writes, and a full load would copy back
+	// the rows the forward stream brought in.
+	type dir struct {
+		from, to string
+		reverse  bool
+	}
+	dirs := []dir{{r.From, r.To, false}}
+	if r.ReverseEnabled() {
+		dirs = append(dirs, dir{r.To, r.From, true})
+	}
+	for _, d := range dirs {
+		if d.to != name {
+			continue
+		}
+		src, err := t.openDB(ctx, d.from)
+		if err != nil {
+			return err
+		}
+		log := t.logger(name, "replicate")
+		s, err := replicate.New(replicate.Config{
+			Name: d.from + "-to-" + d.to, Origin: d.from, Source: src, Target: t.clouds[name].DB,
+			Tables: r.Tables, BatchSize: r.BatchSize, Poll: r.Poll.D(), SkipReplicated: true, SkipFullLoad: d.reverse,
+			OnApplied: func(b replicate.Batch) { logApplied(log, b) },
+			Logger:    log,
+		})
+		if err != nil {
+			return fmt.Errorf("topology: %w", err)
+		}
+		t.clouds[name].Streams = append(t.clouds[name].Streams, s)
+		t.goPipe(func(ctx context.Context) {
+			if err := s.Run(ctx); err != nil {
+				log.Error("replication stopped", "err", err)
+			}
+		})
+	}
+	return nil
+}
+
+// logApplied writes one line per applied batch with the trace ids of its
+// rows, so a record's trace finds its replication.
+func logApplied(log *slog.Logger, b replicate.Batch) {
+	if len(b.Changes) == 0 {
+		return
+	}
+	traces := map[string]bool{}
+	for _, c := range b.Changes {
+		if c.TraceID != "" {
+			traces[c.TraceID] = true
+		}
+	}
+	ids := make([]string, 0, len(traces))
+	for id := range traces {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	log.Info("changes applied", "changes", len(b.Changes), "position", string(b.Position), "trace_id", strings.Join(ids, " "))
+}
+
+// openDB returns the database of a cloud, opening it when that cloud runs
+// elsewhere (the stream reads the other cloud's database remotely).
+func (t *Topology) openDB(ctx context.Context, name string) (*sqldb.DB, error) {
+	if c, ok := t.clouds[name]; ok {
+		return c.DB, nil
+	}
+	db, err := sqldb.Open(ctx, t.cfg.Clouds[name].SQL, t.logger(name, "sql"))
+	if err != nil {
+		return nil, fmt.Errorf("topology: %s: %w", name, err)
+	}
+	t.closers = append(t.closers, db.Close)
+	if err := replicate.Prepare(ctx, db, t.cfg.Replication.Tables, t.logger(name, "replicate")); err != nil {
+		return nil, fmt.Errorf("topology: %s: %w", name, err)
+	}
+	return db, nil
+}
+
+func (t *Topology) startGlobal(ctx context.Context) error {
+	origins := t.cfg.Edge.Origins
+	if len(origins) == 0 {
+		origins = []string{t.urlOf(t.cfg.Publish.Cloud+"-origin", t.cfg.Clouds[t.cfg.Publish.Cloud].Origin)}
+	}
+	var err error
+	t.edge, err = edge.New(edge.Config{
+		Origins: origins, TTL: t.cfg.Edge.TTL.D(), StaleIfError: t.cfg.Edge.StaleIfError.D(),
+		PurgeKey: t.opts.APIKey, Logger: t.logger("", "edge"),
+	})
+	if err != nil {
+		return fmt.Errorf("topology: %w", err)
+	}
+	if _, err := t.serve("edge", t.cfg.Edge.Listen, t.edge); err != nil {
+		return err
+	}
+	var backends []frontdoor.Backend
+	for _, name := range t.cfg.FrontDoor.Priority {
+		backends = append(backends, frontdoor.Backend{Name: name, URL: t.urlOf(name+"-api", t.cfg.Clouds[name].API)})
+	}
+	t.front, err = frontdoor.New(frontdoor.Config{
+		Backends: backends, HealthInterval: t.cfg.FrontDoor.HealthInterval.D(),
+		MaxBodyBytes: t.cfg.Ingest.MaxBodyBytes, Logger: t.logger("", "frontdoor"),
+	})
+	if err != nil {
+		return fmt.Errorf("topology: %w", err)
+	}
+	t.goPipe(func(ctx context.Context) { _ = t.front.Run(ctx) })
+	_, err = t.serve("frontdoor", t.cfg.FrontDoor.Listen, t.front)
+	return err
+}
+
+// urlOf returns the URL of a server of this process by name, else the one
+// the topology file gives.
+func (t *Topology) urlOf(name, addr string) string {
+	for _, s := range t.servers {
+		if s.name == name {
+			return s.url
+		}
+	}
+	return "http://" + addr
+}
+
+// purger returns how publish purges the edge: in-process when the edge
+// runs here, over HTTP otherwise.
+func (t *Topology) purger() func(context.Context, []string) error {
+	return func(ctx context.Context, paths []string) error {
+		if t.edge != nil {
+			t.edge.Purge(paths...)
+			return nil
+		}
+		if !t.has(RoleGlobal) {
+			return purgeHTTP(ctx, "http://"+t.cfg.Edge.Listen, t.opts.APIKey, paths)
+		}
+		return nil // the edge is still starting: nothing is cached yet
+	}
+}
+
+// serve listens on addr and serves h until Stop.
+func (t *Topology) serve(name, addr string, h http.Handler) (*server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("topology: %s: listen %s: %w", name, addr, err)
+	}
+	s := &server{name: name, ln: ln, url: "http://" + ln.Addr().String(), done: make(chan struct{}),
+		srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}}
+	go func() {
+		defer close(s.done)
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) && t.log != nil {
+			t.log.Error("server failed", "server", name, "err", err)
+		}
+	}()
+	t.servers = append(t.servers, s)
+	t.endpoints = append(t.endpoints, Endpoint{Name: name, URL: s.url})
+	return s, nil
+}
+
+func (t *Topology) goPipe(fn func(ctx context.Context)) {
+	t.pipeWG.Add(1)
+	go func() {
+		defer t.pipeWG.Done()
+		fn(t.pipeCtx)
+	}()
+}
+
+// Endpoints lists the served URLs: front door first, then each cloud's API,
+// the edge and the logs.
+func (t *Topology) Endpoints() []Endpoint {
+	order := map[string]int{"frontdoor": 0, "edge": 90, "logs": 95}
+	eps := slices.Clone(t.endpoints)
+	rank := func(e Endpoint) int {
+		if r, ok := order[e.Name]; ok {
+			return r
+		}
+		if strings.HasSuffix(e.Name, "-api") {
+			return 10
+		}
+		return 50
+	}
+	slices.SortStableFunc(eps, func(a, b Endpoint) int { return rank(a) - rank(b) })
+	return eps
+}
+
+// URL returns the URL of a named endpoint, or "".
+func (t *Topology) URL(name string) string {
+	for _, e := range t.endpoints {
+		if e.Name == name {
+			return e.URL
+		}
+	}
+	return ""
+}
+
+// Cloud returns a running cloud part, or nil.
+func (t *Topology) Cloud(name string) *Cloud { return t.clouds[name] }
+
+// Logs returns the central log store when this process runs it.
+func (t *Topology) Logs() *logstore.Store { return t.logs }
+
+// Edge returns the edge when this process runs it.
+func (t *Topology) Edge() *edge.Edge { return t.edge }
+
+// FrontDoor returns the front door when this process runs it.
+func (t *Topology) FrontDoor() *frontdoor.FrontDoor { return t.front }
+
+// StopAPI stops one cloud's ingest API as an outage would: its listener
+// closes and requests are refused. Pending writes are still completed.
+func (t *Topology) StopAPI(ctx context.Context, cloud string) error {
+	c := t.clouds[cloud]
+	if c == nil || c.api == nil {
+		return fmt.Errorf("topology: no API of cloud %q runs here", cloud)
+	}
+	err := c.api.srv.Shutdown(ctx)
+	return errors.Join(err, c.API.Close(ctx))
+}
+
+// Stop shuts down gracefully: the front door and the APIs stop taking
+// requests and finish the ones in flight, pending group commits are written,
+// then the pipeline stops and the stores close. Safe to call twice and after
+// a failed Start.
+func (t *Topology) Stop(ctx context.Context) error {
+	t.stopOnce.Do(func() { t.stopErr = t.stop(ctx) })
+	return t.stopErr
+}
+
+func (t *Topology) stop(ctx context.Context) error {
+	var (
+		mu   sync.Mutex
+		errs []error
+	)
+	shutdown := func(match func(string) bool) {
+		var wg sync.WaitGroup
+		for _, s := range t.servers {
+			if match(s.name) {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if err := s.srv.Shutdown(ctx); err != nil {
+						mu.Lock()
+						errs = append(errs, fmt.Errorf("topology: stop %s: %w", s.name, err))
+						mu.Unlock()
+					}
+				}()
+			}
+		}
+		wg.Wait()
+	}
+	shutdown(func(n string) bool { return n == "frontdoor" })
+	shutdown(func(n string) bool { return strings.HasSuffix(n, "-api") })
+	for _, c := range t.clouds {
+		if c.API != nil {
+			if err := c.API.Close(ctx); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if t.pipeCancel != nil {
+		t.pipeCancel()
+	}
+	t.pipeWG.Wait()
+	shutdown(func(n string) bool { return n != "logs" })
+	if t.log != nil {
+		t.log.Info("topology stopped")
+	}
+	// The last lines reach the central store before it stops.
+	if t.shipCancel != nil {
+		t.shipCancel()
+		<-t.shipDone
+	}
+	shutdown(func(string) bool { return true })
+	for i := len(t.closers) - 1; i >= 0; i-- {
+		if err := t.closers[i](); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,335 @@
+package topology_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/intercloud/intercloud/config"
+	"github.com/intercloud/intercloud/demo"
+	"github.com/intercloud/intercloud/logstore"
+	_ "github.com/intercloud/intercloud/objects/file"
+	"github.com/intercloud/intercloud/publish"
+	_ "github.com/intercloud/intercloud/replicate/sqlitesrc"
+	_ "github.com/intercloud/intercloud/sqldb/sqlite"
+	"github.com/intercloud/intercloud/topology"
+)
+
+const testKey = "test-key-0123456789"
+
+// testConfig is the embedded default on free ports with fast loops.
+func testConfig(t testing.TB, dir string) *config.Config {
+	t.Helper()
+	cfg := config.Default(dir)
+	for _, c := range cfg.Clouds {
+		c.API = "127.0.0.1:0"
+		if c.Origin != "" {
+			c.Origin = "127.0.0.1:0"
+		}
+	}
+	cfg.Edge.Listen, cfg.FrontDoor.Listen, cfg.Logs.Listen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.FrontDoor.HealthInterval = config.Duration(100 * time.Millisecond)
+	cfg.Functions.Reconcile = config.Duration(500 * time.Millisecond)
+	cfg.Functions.Backoff = config.Duration(20 * time.Millisecond)
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func start(t *testing.T, cfg *config.Config) *topology.Topology {
+	t.Helper()
+	topo, err := topology.Start(context.Background(), cfg, topology.Options{APIKey: testKey, LogWriter: testLog(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = topo.Stop(ctx)
+	})
+	return topo
+}
+
+// testLog keeps component logs in a file of the test's temp dir, shown
+// only when the test fails.
+func testLog(t *testing.T) *os.File {
+	f, err := os.CreateTemp(t.TempDir(), "log-*.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(f.Name())
+			lines := strings.Split(string(b), "\n")
+			t.Logf("last log lines:\n%s", strings.Join(lines[max(0, len(lines)-60):], "\n"))
+		}
+		f.Close()
+	})
+	return f
+}
+
+type agg struct {
+	count         int64
+	sum, min, max float64
+}
+
+// expected computes the hourly aggregates independently from the records.
+func expected(recs map[string]demo.Record) map[string]*agg {
+	want := map[string]*agg{}
+	for _, r := range recs {
+		k := publish.Key(r.Metric, r.TS.UTC().Truncate(time.Hour), "json")
+		a := want[k]
+		if a == nil {
+			a = &agg{min: math.Inf(1), max: math.Inf(-1)}
+			want[k] = a
+		}
+		a.count++
+		a.sum += r.Value
+		a.min = math.Min(a.min, r.Value)
+		a.max = math.Max(a.max, r.Value)
+	}
+	return want
+}
+
+// checkResults reads every expected aggregate through the edge and
+// compares it with the independent computation.
+func checkResults(t *testing.T, edgeURL string, recs map[string]demo.Record) {
+	t.Helper()
+	ctx := context.Background()
+	want := expected(recs)
+	var total int64
+	for key, w := range want {
+		var got struct {
+			Metric string  `json:"metric"`
+			Hour   string  `json:"hour"`
+			Count  int64   `json:"count"`
+			Sum    float64 `json:"sum"`
+			Min    float64 `json:"min"`
+			Max    float64 `json:"max"`
+			Mean   float64 `json:"mean"`
+		}
+		if err := demo.FetchJSON(ctx, edgeURL+"/"+key, &got); err != nil {
+			t.Fatalf("aggregate %s: %v", key, err)
+		}
+		if got.Count != w.count || math.Abs(got.Sum-w.sum) > 1e-6*math.Max(1, math.Abs(w.sum)) || got.Min != w.min || got.Max != w.max ||
+			math.Abs(got.Mean-w.sum/float64(w.count)) > 1e-6*math.Max(1, math.Abs(got.Mean)) {
+			t.Errorf("aggregate %s = %+v, want count=%d sum=%v min=%v max=%v", key, got, w.count, w.sum, w.min, w.max)
+		}
+		total += got.Count
+	}
+	sum, err := demo.FetchSummary(ctx, edgeURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Records != int64(len(recs)) || total != int64(len(recs)) {
+		t.Errorf("summary records = %d, aggregates count %d, want %d", sum.Records, total, len(recs))
+	}
+}
+
+func TestEndToEnd(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	var edgeURL string
+	sum, err := demo.Run(context.Background(), cfg, demo.Options{
+		Records: 3000, BatchSize: 50, Concurrency: 8, Timeout: time.Minute,
+		Topology:  topology.Options{APIKey: testKey, LogWriter: testLog(t)},
+		OnStarted: func(topo *topology.Topology) { edgeURL = topo.URL("edge") },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Acked != 3000 || sum.AWSRows != 3000 || sum.AzureRows != 3000 || sum.ResultsRecords != 3000 || sum.Lost != 0 {
+		t.Fatalf("summary %+v", sum)
+	}
+	// The demo stopped its topology: serve the results again to check them.
+	topo := start(t, cfg)
+	_ = edgeURL
+	checkResults(t, topo.URL("edge"), sum.Records)
+
+	// One record's trace id finds its path through both clouds.
+	var trace string
+	if err := topo.Cloud("aws").DB.QueryRow(`SELECT "_trace_id" FROM records LIMIT 1`).Scan(&trace); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		entries, err := topo.Logs().Search(context.Background(), mustQuery(t, "trace_id:"+trace))
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := map[string]bool{}
+		for _, e := range entries {
+			seen[e.Cloud+"/"+e.Component] = true
+		}
+		if seen["aws/ingest"] && seen["aws/load"] && seen["azure/replicate"] && seen["azure/publish"] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("trace %s found only in %v", trace, seen)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestFailover(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	sum, err := demo.Run(context.Background(), cfg, demo.Options{
+		Records: 1000, BatchSize: 50, Concurrency: 4, Timeout: time.Minute,
+		Topology: topology.Options{APIKey: testKey, LogWriter: testLog(t)},
+		OnStarted: func(topo *topology.Topology) {
+			if err := topo.StopAPI(context.Background(), "aws"); err != nil {
+				t.Error(err)
+			}
+		},
+	})
+	if err != nil {
+		t.Fatalf("%v (summary %+v)", err, sum)
+	}
+	if sum.Acked != 1000 || sum.AzureRows != 1000 || sum.ResultsRecords != 1000 || sum.AWSRows != 1000 {
+		t.Fatalf("summary %+v", sum)
+	}
+	topo := start(t, cfg)
+	checkResults(t, topo.URL("edge"), sum.Records)
+	var azure int
+	if err := topo.Cloud("aws").DB.QueryRow(`SELECT COUNT(*) FROM records WHERE "_origin" = 'azure'`).Scan(&azure); err != nil {
+		t.Fatal(err)
+	}
+	if azure != 1000 {
+		t.Fatalf("%d records were taken by azure, want all 1000 (reverse-replicated to aws)", azure)
+	}
+}
+
+// TestRestartAfterCancel stops the topology gracefully while records are
+// being sent, restarts it on the same data dir, and checks that every
+// acknowledged record arrives everywhere exactly once.
+func TestRestartAfterCancel(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir)
+	topo, err := topology.Start(context.Background(), cfg, topology.Options{APIKey: testKey, LogWriter: testLog(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		acked map[string]demo.Record
+		err   error
+	}
+	done := make(chan result, 1)
+	go func() {
+		acked, err := demo.Send(context.Background(), topo.URL("frontdoor"), testKey, demo.Options{Records: 4000, BatchSize: 20, Concurrency: 8, Attempts: 1})
+		done <- result{acked, err}
+	}()
+	time.Sleep(300 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	if err := topo.Stop(ctx); err != nil {
+		t.Logf("stop: %v", err)
+	}
+	cancel()
+	res := <-done
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	if len(res.acked) == 0 || len(res.acked) == 4000 {
+		t.Fatalf("acked %d of 4000: the stop did not land mid-stream", len(res.acked))
+	}
+	t.Logf("acknowledged %d of 4000 before the stop", len(res.acked))
+	topo = start(t, cfg)
+	if _, err := demo.Verify(context.Background(), topo, cfg, res.acked, time.Minute, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRestartAfterKill runs the topology in a child process, kills it with
+// SIGKILL while records are being sent, restarts on the same data dir and
+// checks that every acknowledged record arrives everywhere exactly once.
+func TestRestartAfterKill(t *testing.T) {
+	if os.Getenv("INTERCLOUD_CHILD_DIR") != "" {
+		t.Skip("child")
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestChildTopology$")
+	cmd.Env = append(os.Environ(), "INTERCLOUD_CHILD_DIR="+dir)
+	cmd.Stderr = testLog(t)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	var front string
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		if f, ok := strings.CutPrefix(sc.Text(), "frontdoor "); ok {
+			front = f
+			break
+		}
+	}
+	if front == "" {
+		t.Fatal("child printed no front door URL")
+	}
+	go func() {
+		for sc.Scan() {
+		}
+	}()
+	type result struct {
+		acked map[string]demo.Record
+		err   error
+	}
+	done := make(chan result, 1)
+	go func() {
+		acked, err := demo.Send(context.Background(), front, testKey, demo.Options{Records: 6000, BatchSize: 20, Concurrency: 8, Attempts: 1})
+		done <- result{acked, err}
+	}()
+	time.Sleep(500 * time.Millisecond)
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	res := <-done
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	if len(res.acked) == 0 || len(res.acked) == 6000 {
+		t.Fatalf("acked %d of 6000: the kill did not land mid-stream", len(res.acked))
+	}
+	t.Logf("acknowledged %d of 6000 before SIGKILL", len(res.acked))
+	cfg := testConfig(t, dir)
+	topo := start(t, cfg)
+	if _, err := demo.Verify(context.Background(), topo, cfg, res.acked, time.Minute, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestChildTopology is the child process of TestRestartAfterKill.
+func TestChildTopology(t *testing.T) {
+	dir := os.Getenv("INTERCLOUD_CHILD_DIR")
+	if dir == "" {
+		t.Skip("run by TestRestartAfterKill")
+	}
+	cfg := testConfig(t, dir)
+	topo, err := topology.Start(context.Background(), cfg, topology.Options{APIKey: testKey, LogWriter: os.Stderr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range topo.Endpoints() {
+		fmt.Printf("%s %s\n", e.Name, e.URL)
+	}
+	select {} // until killed
+}
+
+func mustQuery(t *testing.T, s string) logstore.Query {
+	t.Helper()
+	q, err := logstore.ParseQuery(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q
+}
