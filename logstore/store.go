@@ -29,6 +29,10 @@ const MaxLineSize = 1 << 20
 // trace id).
 const maxFieldLen = 256
 
+// maxTraceFieldLen bounds a line's trace_id field, which holds every trace
+// of a batch separated by spaces; each id is at most maxFieldLen.
+const maxTraceFieldLen = 256 << 10
+
 // Entry is one stored log line.
 type Entry struct {
 	Time      time.Time `json:"time"`
@@ -180,8 +184,15 @@ func parseLine(line []byte, now time.Time) (row, error) {
 		if *f.dst, err = str(f.keys...); err != nil {
 			return row{}, err
 		}
-		if f.dst != &r.msg && len(*f.dst) > maxFieldLen {
-			return row{}, fmt.Errorf("field %q is longer than %d bytes", f.keys[0], maxFieldLen)
+		limit := maxFieldLen
+		switch f.dst {
+		case &r.msg:
+			continue
+		case &r.trace: // a line about a batch names all its traces
+			limit = maxTraceFieldLen
+		}
+		if len(*f.dst) > limit {
+			return row{}, fmt.Errorf("field %q is longer than %d bytes", f.keys[0], limit)
 		}
 	}
 	r.level = strings.ToUpper(r.level)
@@ -299,6 +310,9 @@ func (s *Store) Insert(ctx context.Context, lines [][]byte) (int, error) {
 				return err
 			}
 			for _, tid := range TraceIDs(r.trace) {
+				if len(tid) > maxFieldLen {
+					continue
+				}
 				if _, err := trc.ExecContext(ctx, tid, id); err != nil {
 					return err
 				}

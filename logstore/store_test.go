@@ -255,3 +255,33 @@ func FuzzParseLine(f *testing.F) {
 		}
 	})
 }
+
+func TestBatchLineFoundByEachTrace(t *testing.T) {
+	s := openTestStore(t, t.TempDir()+"/logs.db")
+	ctx := context.Background()
+	var ids []string
+	for i := 0; i < 500; i++ { // far more than one short field holds
+		ids = append(ids, newTestTraceID(i))
+	}
+	n, err := s.Insert(ctx, [][]byte{
+		line(t, map[string]any{"msg": "changes applied", "cloud": "azure", "component": "replicate", "trace_id": strings.Join(ids, " ")}),
+		line(t, map[string]any{"msg": "object loaded", "cloud": "aws", "component": "load", "trace_id": ids[7] + "," + ids[8]}),
+	})
+	if err != nil || n != 2 {
+		t.Fatalf("insert: %d %v", n, err)
+	}
+	for _, tc := range []struct {
+		id   string
+		want int
+	}{{ids[0], 1}, {ids[499], 1}, {ids[7], 2}, {ids[8], 2}, {"absent", 0}} {
+		es, err := s.Search(ctx, Query{TraceID: tc.id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(es) != tc.want {
+			t.Errorf("trace %s: %d entries, want %d", tc.id, len(es), tc.want)
+		}
+	}
+}
+
+func newTestTraceID(i int) string { return fmt.Sprintf("%032x", i+1) }
