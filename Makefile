@@ -8,7 +8,7 @@ test: peers vet
 	$(GO) test -count=1 -timeout 25m ./...
 
 peers:
-	@if [ -f scripts/install-peers.sh ]; then bash scripts/install-peers.sh; fi
+	bash scripts/install-peers.sh
 
 demo:
 	$(GO) run ./cmd/intercloud demo --records 10000

@@ -1,0 +1,140 @@
+// Package peers installs, starts and stops the real servers that the
+// project's tests talk to: versitygw (S3), Azurite (Azure Blob and Queue),
+// MariaDB with binlog, PostgreSQL with logical decoding, the AWS Lambda
+// Runtime Interface Emulator and VictoriaLogs.
+//
+// Every server is its own instance in a temporary directory, listens on a
+// free loopback port only, runs detached in its own session, is recorded by
+// PID and is stopped by that PID when the test ends. Binaries and
+// node_modules are cached under CacheDir so that a second run starts in
+// seconds.
+//
+// When a peer cannot be installed or started, the Start functions skip the
+// test with the reason, unless the environment variable CI is set or
+// INTERCLOUD_REQUIRE_PEERS=1, in which case the test fails.
+package peers
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// modulePath is the module whose root Root looks for.
+const modulePath = "github.com/intercloud/intercloud"
+
+// Root returns the repository root: the directory of the go.mod that
+// declares the project's module, found by walking up from the working
+// directory. When no such go.mod is found it falls back to the nearest
+// go.mod, and then to the working directory.
+func Root() string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return "."
+	}
+	nearest := ""
+	for dir := wd; ; {
+		gomod := filepath.Join(dir, "go.mod")
+		if b, err := os.ReadFile(gomod); err == nil {
+			if nearest == "" {
+				nearest = dir
+			}
+			if declaresModule(b, modulePath) {
+				return dir
+			}
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			break
+		}
+		dir = parent
+	}
+	if nearest != "" {
+		return nearest
+	}
+	return wd
+}
+
+// declaresModule reports whether the go.mod content declares module mod.
+func declaresModule(gomod []byte, mod string) bool {
+	sc := bufio.NewScanner(bytes.NewReader(gomod))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) >= 2 && f[0] == "module" && strings.Trim(f[1], `"`) == mod {
+			return true
+		}
+	}
+	return false
+}
+
+// CacheDir returns the directory where installed peers are cached:
+// Root()/.cache/peers (git-ignored), or $INTERCLOUD_PEERS_CACHE when set.
+// Go binaries live under bin/, node_modules under npm/.
+func CacheDir() string {
+	if d := os.Getenv("INTERCLOUD_PEERS_CACHE"); d != "" {
+		if abs, err := filepath.Abs(d); err == nil {
+			return abs
+		}
+		return d
+	}
+	return filepath.Join(Root(), ".cache", "peers")
+}
+
+// binDir is where go-installed peers live.
+func binDir() string { return filepath.Join(CacheDir(), "bin") }
+
+// npmDir is the npm prefix where Azurite is installed.
+func npmDir() string { return filepath.Join(CacheDir(), "npm") }
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	p, err := freePort()
+	if err != nil {
+		t.Fatalf("peers: free port: %v", err)
+	}
+	return p
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Required reports whether peers must be available: when true a peer that
+// cannot be installed or started fails the test instead of skipping it.
+// It is true when CI is set or INTERCLOUD_REQUIRE_PEERS=1.
+func Required() bool {
+	return os.Getenv("CI") != "" || os.Getenv("INTERCLOUD_REQUIRE_PEERS") == "1"
+}
+
+// unavailable ends the test because a peer cannot be installed or started:
+// a failure when peers are required, a skip otherwise.
+func unavailable(t testing.TB, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	if Required() {
+		t.Fatal(msg)
+		return
+	}
+	t.Skip(msg + " (set CI or INTERCLOUD_REQUIRE_PEERS=1 to fail instead)")
+}
+
+// mkdirs creates each directory with its parents.
+func mkdirs(dirs ...string) error {
+	for _, d := range dirs {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
+}

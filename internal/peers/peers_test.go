@@ -1,0 +1,529 @@
+package peers
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	_ "github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// timed runs start and logs how long it took.
+func timed[T any](t *testing.T, what string, start func(testing.TB) T) T {
+	t.Helper()
+	t0 := time.Now()
+	v := start(t)
+	t.Logf("%s ready in %s", what, time.Since(t0).Round(time.Millisecond))
+	return v
+}
+
+func TestDeclaresModule(t *testing.T) {
+	tests := []struct {
+		name, gomod string
+		want        bool
+	}{
+		{"plain", "module github.com/intercloud/intercloud\n\ngo 1.26\n", true},
+		{"quoted", "module \"github.com/intercloud/intercloud\"\n", true},
+		{"other", "module example.com/peers/handler\n", false},
+		{"prefix", "module github.com/intercloud/intercloud/x\n", false},
+		{"empty", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := declaresModule([]byte(tt.gomod), modulePath); got != tt.want {
+				t.Errorf("declaresModule = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRootAndCacheDir(t *testing.T) {
+	root := Root()
+	b, err := os.ReadFile(filepath.Join(root, "go.mod"))
+	if err != nil || !declaresModule(b, modulePath) {
+		t.Fatalf("Root() = %s: not the project's module root (%v)", root, err)
+	}
+	if got, want := CacheDir(), filepath.Join(root, ".cache", "peers"); os.Getenv("INTERCLOUD_PEERS_CACHE") == "" && got != want {
+		t.Errorf("CacheDir() = %s, want %s", got, want)
+	}
+}
+
+func TestInstallUnknown(t *testing.T) {
+	err := Install(context.Background(), "nosuchpeer")
+	if err == nil || !strings.Contains(err.Error(), "unknown peer") {
+		t.Fatalf("Install(nosuchpeer) = %v, want unknown peer error", err)
+	}
+}
+
+// recTB records Skip and Fatal instead of ending the test.
+type recTB struct {
+	testing.TB
+	skipped, fatal string
+}
+
+func (r *recTB) Skip(args ...any)  { r.skipped = fmt.Sprint(args...) }
+func (r *recTB) Fatal(args ...any) { r.fatal = fmt.Sprint(args...) }
+
+func TestUnavailable(t *testing.T) {
+	tests := []struct {
+		name, ci, require string
+		wantFatal         bool
+	}{
+		{"developer", "", "", false},
+		{"ci", "true", "", true},
+		{"required", "", "1", true},
+		{"required other value", "", "0", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("CI", tt.ci)
+			if tt.ci == "" {
+				os.Unsetenv("CI")
+			}
+			t.Setenv("INTERCLOUD_REQUIRE_PEERS", tt.require)
+			r := &recTB{TB: t}
+			unavailable(r, "peers: x: %s", "gone")
+			if tt.wantFatal {
+				if r.fatal != "peers: x: gone" || r.skipped != "" {
+					t.Errorf("fatal=%q skipped=%q, want fatal", r.fatal, r.skipped)
+				}
+			} else if !strings.HasPrefix(r.skipped, "peers: x: gone") || r.fatal != "" {
+				t.Errorf("fatal=%q skipped=%q, want skip", r.fatal, r.skipped)
+			}
+		})
+	}
+}
+
+func TestProcStopAndEarlyExit(t *testing.T) {
+	dir := t.TempDir()
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("no sh")
+	}
+	// A server whose child ignores SIGTERM: stop must still leave nothing.
+	p, err := startProc(procSpec{
+		name: "sleeper", path: sh, dir: dir, logPath: filepath.Join(dir, "sleeper.log"),
+		args: []string{"-c", "trap '' TERM; sleep 60 & echo started; wait"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "sleeper.pid")); err != nil || len(b) == 0 {
+		t.Errorf("pid file: %v", err)
+	}
+	if err := waitReady(p, 5*time.Second, func() error {
+		if b, _ := os.ReadFile(filepath.Join(dir, "sleeper.log")); !bytes.Contains(b, []byte("started")) {
+			return errors.New("not started")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	if err := p.stop(syscall.SIGTERM, 500*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if !p.exited() {
+		t.Fatal("process still running after stop")
+	}
+	if err := syscall.Kill(-p.pid, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("process group %d still has members: %v", p.pid, err)
+	}
+	if took := time.Since(t0); took < 500*time.Millisecond {
+		t.Errorf("stop took %s: SIGTERM should have been ignored until the timeout", took)
+	}
+	if err := p.stop(syscall.SIGTERM, time.Second); err != nil {
+		t.Errorf("second stop: %v", err)
+	}
+
+	q, err := startProc(procSpec{
+		name: "crasher", path: sh, dir: dir, logPath: filepath.Join(dir, "crasher.log"),
+		args: []string{"-c", "echo cannot bind port; exit 3"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = waitReady(q, 5*time.Second, func() error { return errors.New("not yet") })
+	if err == nil || !strings.Contains(err.Error(), "cannot bind port") || !strings.Contains(err.Error(), "exited early") {
+		t.Fatalf("waitReady = %v, want early exit with log tail", err)
+	}
+}
+
+func TestS3(t *testing.T) {
+	t.Parallel()
+	srv := timed(t, "versitygw", StartS3)
+	srv.CreateBucket(t, "peers-test")
+	if err := srv.createBucket(t.Context(), "Bad_Name"); err == nil {
+		t.Error("CreateBucket(Bad_Name) succeeded, want invalid name error")
+	}
+	client := s3Client(srv)
+	ctx := t.Context()
+	body := []byte("hello from peers")
+	if _, err := client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: aws.String("peers-test"), Key: aws.String("raw/a.ndjson"), Body: bytes.NewReader(body),
+	}); err != nil {
+		t.Fatalf("put: %v", err)
+	}
+	out, err := client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("peers-test"), Key: aws.String("raw/a.ndjson")})
+	if err != nil {
+		t.Fatalf("get: %v", err)
+	}
+	got, _ := io.ReadAll(out.Body)
+	out.Body.Close()
+	if !bytes.Equal(got, body) {
+		t.Fatalf("get = %q, want %q", got, body)
+	}
+	if _, err := os.Stat(filepath.Join(srv.Dir, "peers-test", "raw", "a.ndjson")); err != nil {
+		t.Errorf("object not in the posix backend: %v", err)
+	}
+}
+
+func s3Client(srv *S3) *s3.Client {
+	return s3.New(s3.Options{
+		Region:       srv.Region,
+		BaseEndpoint: aws.String(srv.Endpoint),
+		UsePathStyle: true,
+		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+			return aws.Credentials{AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey}, nil
+		}),
+	})
+}
+
+func TestS3Webhook(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var events []string
+	got := make(chan struct{}, 16)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		events = append(events, string(b))
+		mu.Unlock()
+		got <- struct{}{}
+	}))
+	defer hook.Close()
+	srv := StartS3WithWebhook(t, hook.URL+"/events")
+	srv.CreateBucket(t, "hooked")
+	if _, err := s3Client(srv).PutObject(t.Context(), &s3.PutObjectInput{
+		Bucket: aws.String("hooked"), Key: aws.String("raw/x.ndjson"), Body: strings.NewReader("{}\n"),
+	}); err != nil {
+		t.Fatalf("put: %v", err)
+	}
+	deadline := time.After(10 * time.Second)
+	for {
+		mu.Lock()
+		all := strings.Join(events, "\n")
+		mu.Unlock()
+		if strings.Contains(all, "ObjectCreated") && strings.Contains(all, "raw/x.ndjson") {
+			return
+		}
+		select {
+		case <-got:
+		case <-deadline:
+			t.Fatalf("no ObjectCreated event for raw/x.ndjson; got %q", all)
+		}
+	}
+}
+
+func TestAzurite(t *testing.T) {
+	t.Parallel()
+	az := timed(t, "azurite", StartAzurite)
+	if !strings.Contains(az.ConnectionString, "BlobEndpoint="+az.BlobEndpoint+";") {
+		t.Errorf("connection string lacks the blob endpoint")
+	}
+	client, err := azblob.NewClientFromConnectionString(az.ConnectionString, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if _, err := client.CreateContainer(ctx, "peers", nil); err != nil {
+		t.Fatalf("create container: %v", err)
+	}
+	body := []byte(`{"hello":"azure"}`)
+	if _, err := client.UploadBuffer(ctx, "peers", "results/a.json", body, nil); err != nil {
+		t.Fatalf("upload: %v", err)
+	}
+	resp, err := client.DownloadStream(ctx, "peers", "results/a.json", nil)
+	if err != nil {
+		t.Fatalf("download: %v", err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !bytes.Equal(got, body) {
+		t.Fatalf("download = %q, want %q", got, body)
+	}
+	// The queue service answers too (without credentials: an auth error).
+	qresp, err := http.Get(az.QueueEndpoint + "?comp=list")
+	if err != nil {
+		t.Fatalf("queue: %v", err)
+	}
+	qresp.Body.Close()
+	if qresp.StatusCode != http.StatusForbidden {
+		t.Errorf("anonymous queue list: %s, want 403", qresp.Status)
+	}
+}
+
+func TestMariaDB(t *testing.T) {
+	t.Parallel()
+	m := timed(t, "mariadb", StartMariaDB)
+	ctx := t.Context()
+	db, err := sql.Open("mysql", m.DSN("app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for name, want := range map[string]string{
+		"binlog_format": "ROW", "binlog_row_image": "FULL", "binlog_row_metadata": "FULL",
+		"server_id": "1", "log_bin": "ON", "bind_address": "127.0.0.1",
+	} {
+		var n, v string
+		if err := db.QueryRowContext(ctx, "SHOW VARIABLES LIKE '"+name+"'").Scan(&n, &v); err != nil {
+			t.Fatalf("show %s: %v", name, err)
+		}
+		if v != want {
+			t.Errorf("%s = %q, want %q", name, v, want)
+		}
+	}
+	grants := queryStrings(t, db, "SHOW GRANTS")
+	for _, want := range []string{"RELOAD", "REPLICATION SLAVE", "BINLOG MONITOR", "ALL PRIVILEGES ON `app`.*"} {
+		if !strings.Contains(strings.Join(grants, "\n"), want) {
+			t.Errorf("grants lack %q: %q", want, grants)
+		}
+	}
+	if _, err := db.ExecContext(ctx, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20))"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, "INSERT INTO t VALUES (1, 'kept')"); err != nil {
+		t.Fatal(err)
+	}
+	// The CDC grants let app read the binary log position.
+	if rows := queryStrings(t, db, "SHOW MASTER STATUS"); len(rows) == 0 {
+		t.Error("SHOW MASTER STATUS returned nothing")
+	}
+
+	t0 := time.Now()
+	m.Kill(t)
+	m.Start(t)
+	t.Logf("mariadb kill and restart took %s", time.Since(t0).Round(time.Millisecond))
+	var v string
+	if err := db.QueryRowContext(ctx, "SELECT v FROM t WHERE id = 1").Scan(&v); err != nil || v != "kept" {
+		t.Fatalf("after kill+start: v=%q err=%v, want kept", v, err)
+	}
+	m.Stop(t)
+	m.Start(t)
+
+	root, err := sql.Open("mysql", m.RootDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	if _, err := root.ExecContext(ctx, "CREATE DATABASE other"); err != nil {
+		t.Fatalf("root: %v", err)
+	}
+	if !strings.HasPrefix(m.URL("app"), "mysql://app:secret@127.0.0.1:") {
+		t.Errorf("URL = %s", m.URL("app"))
+	}
+}
+
+// queryStrings returns the first column of every row.
+func queryStrings(t *testing.T, db *sql.DB, q string) []string {
+	t.Helper()
+	rows, err := db.QueryContext(t.Context(), q)
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	defer rows.Close()
+	cols, _ := rows.Columns()
+	var out []string
+	for rows.Next() {
+		vals := make([]sql.RawBytes, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, string(vals[0]))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestPostgres(t *testing.T) {
+	t.Parallel()
+	p := timed(t, "postgres", StartPostgres)
+	ctx := t.Context()
+	conn, err := pgx.Connect(ctx, p.URL("app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var walLevel string
+	if err := conn.QueryRow(ctx, "SHOW wal_level").Scan(&walLevel); err != nil || walLevel != "logical" {
+		t.Fatalf("wal_level = %q (%v), want logical", walLevel, err)
+	}
+	if _, err := conn.Exec(ctx, "CREATE TABLE t (id int PRIMARY KEY, v text)"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "INSERT INTO t VALUES (1, 'kept')"); err != nil {
+		t.Fatal(err)
+	}
+	// Logical replication as app: a replication connection and a pgoutput slot.
+	if _, err := conn.Exec(ctx, "CREATE PUBLICATION pub FOR TABLE t"); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := pgconn.Connect(ctx, p.URL("app")+"&replication=database")
+	if err != nil {
+		t.Fatalf("replication connection: %v", err)
+	}
+	if _, err := rc.Exec(ctx, "CREATE_REPLICATION_SLOT s1 LOGICAL pgoutput").ReadAll(); err != nil {
+		t.Fatalf("create slot: %v", err)
+	}
+	rc.Close(ctx)
+	conn.Close(ctx)
+
+	t0 := time.Now()
+	p.Kill(t)
+	p.Start(t)
+	t.Logf("postgres kill and restart took %s", time.Since(t0).Round(time.Millisecond))
+	conn, err = pgx.Connect(ctx, p.URL("app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v string
+	if err := conn.QueryRow(ctx, "SELECT v FROM t WHERE id = 1").Scan(&v); err != nil || v != "kept" {
+		t.Fatalf("after kill+start: v=%q err=%v, want kept", v, err)
+	}
+	// Stop is a fast shutdown: an open connection does not hold it up.
+	p.Stop(t)
+	conn.Close(context.Background())
+	p.Start(t)
+	root, err := pgx.Connect(ctx, p.RootURL("postgres"))
+	if err != nil {
+		t.Fatalf("superuser: %v", err)
+	}
+	root.Close(ctx)
+}
+
+func TestLambdaRIE(t *testing.T) {
+	t.Parallel()
+	handler := filepath.Join(t.TempDir(), "bootstrap")
+	gobin, err := goTool()
+	if err != nil {
+		t.Fatal(err)
+	}
+	build := exec.CommandContext(t.Context(), gobin, "build", "-tags", "lambda.norpc", "-o", handler, ".")
+	build.Dir = filepath.Join("testdata", "handler")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build handler: %v\n%s", err, out)
+	}
+	rie := timed(t, "aws-lambda-rie", func(tb testing.TB) *RIE {
+		return StartLambdaRIE(tb, handler, []string{"GREETING=hi"})
+	})
+	resp, err := http.Post(rie.InvokeURL, "application/json", strings.NewReader(`{"name":"peers"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var got struct{ Hello, Greeting string }
+	if err := json.Unmarshal(b, &got); err != nil || got.Hello != "peers" || got.Greeting != "hi" {
+		t.Fatalf("invoke: %s %s (%v), want hello=peers greeting=hi", resp.Status, b, err)
+	}
+}
+
+func TestVictoriaLogs(t *testing.T) {
+	t.Parallel()
+	vl := timed(t, "victoria-logs", StartVictoriaLogs)
+	bulk := `{"create":{"_index":"logs"}}` + "\n" +
+		fmt.Sprintf(`{"@timestamp":%q,"message":"hello from peers","component":"peerstest"}`, time.Now().UTC().Format(time.RFC3339Nano)) + "\n"
+	resp, err := http.Post(vl.URL+"/insert/elasticsearch/_bulk?_msg_field=message&_time_field=@timestamp&_stream_fields=component",
+		"application/x-ndjson", strings.NewReader(bulk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), `"errors":false`) {
+		t.Fatalf("bulk: %s %s", resp.Status, b)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.PostForm(vl.URL+"/select/logsql/query", url.Values{"query": {`component:peerstest`}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK && strings.Contains(string(b), "hello from peers") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("query: %s %s, want the ingested line", resp.Status, b)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestParseConfSetting(t *testing.T) {
+	tests := []struct {
+		name, conf, key, want string
+	}{
+		{"quoted", "data_directory = '/tmp/peers-pg-1/data'\t\t# use data in another directory\n", "data_directory", "/tmp/peers-pg-1/data"},
+		{"last wins", "port = 5432\nport = 6000\n", "port", "6000"},
+		{"commented", "#data_directory = '/x'\n", "data_directory", ""},
+		{"missing", "port = 1\n", "data_directory", ""},
+		{"no spaces", "data_directory='/y'", "data_directory", "/y"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := parseConfSetting(tt.conf, tt.key); got != tt.want {
+				t.Errorf("parseConfSetting = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func FuzzParseConfSetting(f *testing.F) {
+	f.Add("data_directory = '/var/lib/postgresql/15/main'\n# comment\nport = 5432\n", "data_directory")
+	f.Add("x=\n=y\n'''\n", "x")
+	f.Fuzz(func(t *testing.T, conf, key string) {
+		v := parseConfSetting(conf, key)
+		if len(v) > len(conf) {
+			t.Fatalf("value %q longer than the input", v)
+		}
+	})
+}
+
+func FuzzDeclaresModule(f *testing.F) {
+	f.Add([]byte("module github.com/intercloud/intercloud\n\ngo 1.26\n"))
+	f.Add([]byte("module \"x\"\nrequire (\n)\n"))
+	f.Fuzz(func(t *testing.T, gomod []byte) {
+		if declaresModule(gomod, modulePath) && !bytes.Contains(gomod, []byte(modulePath)) {
+			t.Fatal("declared a module that is not in the input")
+		}
+	})
+}
