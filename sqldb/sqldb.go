@@ -172,6 +172,18 @@ type DB struct {
 	// Name is the URL without credentials, for logs.
 	Name string
 	log  *slog.Logger
+	url  *url.URL
+}
+
+// URL returns a copy of the URL the database was opened with, credentials
+// included, for drivers that open connections of their own (a binlog or
+// replication connection). Never log it.
+func (db *DB) URL() *url.URL {
+	if db.url == nil {
+		return nil
+	}
+	u := *db.url
+	return &u
 }
 
 // Open opens the database a URL names.
@@ -198,7 +210,7 @@ func Open(ctx context.Context, rawURL string, log *slog.Logger) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqldb: open %s: %w", name, err)
 	}
-	return &DB{DB: db, Dialect: dialect, Name: name, log: log}, nil
+	return &DB{DB: db, Dialect: dialect, Name: name, log: log, url: u}, nil
 }
 
 // EnsureTable creates the table if it does not exist.

@@ -1,0 +1,186 @@
+// Package mysql is the sqldb driver for MySQL and MariaDB
+// (github.com/go-sql-driver/mysql):
+//
+//	mysql://user:pass@host:port/db?params
+//
+// Connections parse DATETIME/DATE into time.Time in UTC, use utf8mb4, run
+// one statement per query (multiStatements is refused), and set the session
+// to strict SQL mode and time_zone '+00:00' unless the URL sets sql_mode or
+// time_zone itself. Other query parameters are go-sql-driver/mysql DSN
+// parameters and pass through unchanged: tls=true|skip-verify|preferred|NAME
+// (NAME registered with mysql.RegisterTLSConfig, for mutual TLS), timeout,
+// readTimeout, writeTimeout, interpolateParams, ...; unknown ones become
+// session variables, as go-sql-driver/mysql does.
+//
+// # Type map
+//
+//	string(n)   VARCHAR(n) for 0 < n <= MaxVarchar; else MEDIUMTEXT
+//	            (a key column is always VARCHAR: n, or MaxKeyVarchar)
+//	text        LONGTEXT
+//	int         TINYINT, SMALLINT, INT, BIGINT by Bits, UNSIGNED if Unsigned
+//	float       DOUBLE
+//	decimal     DECIMAL(p,s); DECIMAL(65,30) when Precision is 0
+//	bool        TINYINT(1)
+//	timestamp   DATETIME(6), holding UTC. Not TIMESTAMP: that type only
+//	            spans 1970-2038, converts through the session time zone,
+//	            and on older servers silently gains DEFAULT/ON UPDATE
+//	            CURRENT_TIMESTAMP.
+//	date        DATE
+//	time        TIME(6)
+//	bytes(n)    VARBINARY(n) for 0 < n <= MaxVarbinary; else LONGBLOB
+//	json        JSON (MariaDB: LONGTEXT with a json_valid check, which
+//	            Describe recognises)
+//
+// Tables are InnoDB, utf8mb4 with a binary collation that does not pad
+// (utf8mb4_nopad_bin on MariaDB, utf8mb4_0900_bin on MySQL), so keys
+// compare byte for byte as on PostgreSQL and SQLite: "a" and "a " are two
+// keys, and "A" is not "a".
+//
+// Describe is lossy only where the DDL is: string(n) above MaxVarchar reads
+// back as string(0), bytes(n) above MaxVarbinary as bytes(0), and an
+// unbounded key string as string(MaxKeyVarchar).
+//
+// Upsert uses INSERT ... ON DUPLICATE KEY UPDATE c = VALUES(c), which both
+// MySQL and MariaDB accept (MySQL 8.0.20+ deprecates VALUES() in favour of a
+// row alias that MariaDB lacks); its RowsAffected counts 2 per updated row,
+// as MySQL does. InsertIgnore is ON DUPLICATE KEY UPDATE pk = pk rather
+// than INSERT IGNORE, which would also turn truncation and other errors
+// into warnings; its RowsAffected is the number of rows inserted.
+package mysql
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+
+	gomysql "github.com/go-sql-driver/mysql"
+
+	"github.com/intercloud/intercloud/sqldb"
+)
+
+// Scheme is the URL scheme this driver registers.
+const Scheme = "mysql"
+
+// Pool settings of databases opened by URL.
+const (
+	MaxOpenConns    = 16
+	MaxIdleConns    = 8
+	ConnMaxLifetime = 5 * time.Minute // below usual wait_timeout and proxy idle limits
+	ConnMaxIdleTime = time.Minute
+)
+
+// StrictMode is the sql_mode sessions use unless the URL sets one: bad
+// values are errors, never truncated or zeroed.
+const StrictMode = "STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION"
+
+func init() { sqldb.Register(Scheme, Driver{}) }
+
+// Driver opens mysql:// URLs.
+type Driver struct{}
+
+var (
+	_ sqldb.Driver           = Driver{}
+	_ sqldb.TransientChecker = Driver{}
+)
+
+// Open implements sqldb.Driver. It pings the server and reads its version
+// to pick the MariaDB or MySQL flavour of the dialect.
+func (Driver) Open(ctx context.Context, u *url.URL) (*sql.DB, sqldb.Dialect, error) {
+	cfg, err := ConfigFromURL(u)
+	if err != nil {
+		return nil, nil, err
+	}
+	pass := cfg.Passwd
+	conn, err := gomysql.NewConnector(cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("mysql: %s", redact(err.Error(), pass))
+	}
+	db := sql.OpenDB(conn)
+	db.SetMaxOpenConns(MaxOpenConns)
+	db.SetMaxIdleConns(MaxIdleConns)
+	db.SetConnMaxLifetime(ConnMaxLifetime)
+	db.SetConnMaxIdleTime(ConnMaxIdleTime)
+	var version string
+	if err := db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&version); err != nil {
+		db.Close()
+		return nil, nil, fmt.Errorf("mysql: connect: %s", redact(err.Error(), pass))
+	}
+	return db, Dialect{MariaDB: strings.Contains(strings.ToLower(version), "mariadb")}, nil
+}
+
+// Transient implements sqldb.TransientChecker: deadlocks (1213), lock wait
+// timeouts (1205), and Galera/MariaDB's "record has changed" (1020).
+func (Driver) Transient(err error) bool {
+	var me *gomysql.MySQLError
+	if errors.As(err, &me) {
+		switch me.Number {
+		case 1213, 1205, 1020:
+			return true
+		}
+	}
+	return false
+}
+
+// ConfigFromURL converts a mysql:// URL to a go-sql-driver/mysql config
+// with the settings this package requires. Its errors never contain the
+// password.
+func ConfigFromURL(u *url.URL) (*gomysql.Config, error) {
+	if u.Scheme != Scheme {
+		return nil, fmt.Errorf("mysql: scheme %q is not %q", u.Scheme, Scheme)
+	}
+	if u.Host == "" {
+		return nil, errors.New("mysql: a host is required (mysql://user:pass@host:port/db)")
+	}
+	// Only the query goes through ParseDSN, so its errors cannot show
+	// credentials.
+	cfg, err := gomysql.ParseDSN("/?" + u.RawQuery)
+	if err != nil {
+		return nil, fmt.Errorf("mysql: bad URL parameters: %w", err)
+	}
+	if cfg.MultiStatements {
+		return nil, errors.New("mysql: multiStatements=true is not allowed")
+	}
+	cfg.Net = "tcp"
+	cfg.Addr = u.Host
+	if u.Port() == "" {
+		cfg.Addr = net.JoinHostPort(u.Hostname(), "3306")
+	}
+	if u.User != nil {
+		cfg.User = u.User.Username()
+		cfg.Passwd, _ = u.User.Password()
+	}
+	cfg.DBName = strings.TrimPrefix(u.Path, "/")
+	if strings.Contains(cfg.DBName, "/") {
+		return nil, fmt.Errorf("mysql: bad database name %q", cfg.DBName)
+	}
+	cfg.ParseTime = true
+	cfg.Loc = time.UTC
+	cfg.MultiStatements = false
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	if cfg.Params == nil {
+		cfg.Params = map[string]string{}
+	}
+	if _, ok := cfg.Params["sql_mode"]; !ok {
+		cfg.Params["sql_mode"] = "'" + StrictMode + "'"
+	}
+	if _, ok := cfg.Params["time_zone"]; !ok {
+		cfg.Params["time_zone"] = "'+00:00'"
+	}
+	return cfg, nil
+}
+
+// redact removes the password from a message.
+func redact(msg, pass string) string {
+	if pass == "" {
+		return msg
+	}
+	msg = strings.ReplaceAll(msg, pass, "xxxxx")
+	return strings.ReplaceAll(msg, url.QueryEscape(pass), "xxxxx")
+}
