@@ -156,7 +156,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 
 func (p *Publisher) run(ctx context.Context) error {
 	db := p.cfg.DB
-	src, err := replicate.OpenSource(ctx, db, []string{p.table.Name}, p.log)
+	src, err := replicate.OpenSource(ctx, db, replicate.SourceConfig{Name: StreamName, Tables: []string{p.table.Name}, Logger: p.log})
 	if err != nil {
 		return fmt.Errorf("publish: %w", err)
 	}

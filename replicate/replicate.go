@@ -54,6 +54,11 @@ const (
 	OpUpsert Op = iota + 1
 	// OpDelete removes the row with Change.Key.
 	OpDelete
+	// OpSchema says the table's schema changed at this point of the log
+	// (Change.DDL holds the statement when the source knows it); Key and
+	// Row are nil. The stream follows the change on the target or stops
+	// with an error naming the statement.
+	OpSchema
 )
 
 // String names the operation.
@@ -63,6 +68,8 @@ func (o Op) String() string {
 		return "upsert"
 	case OpDelete:
 		return "delete"
+	case OpSchema:
+		return "schema"
 	}
 	return fmt.Sprintf("op(%d)", uint8(o))
 }
@@ -78,6 +85,8 @@ type Change struct {
 	Row map[string]any
 	// TraceID is the row's _trace_id column when it has one (for logs).
 	TraceID string
+	// DDL is the statement of an OpSchema change, when known.
+	DDL string
 }
 
 // Batch is a run of changes delivered and applied together.
@@ -141,11 +150,25 @@ type OriginSetup interface {
 	Setup(ctx context.Context, db *sqldb.DB) error
 }
 
+// SourceConfig says which changes a source reads, for whom.
+type SourceConfig struct {
+	// Name identifies the consumer (the stream's name). Sources that keep
+	// state per consumer in the database (a Postgres replication slot)
+	// key it by Name; one name must be read by one stream at a time.
+	Name string
+	// Tables are the tables to capture.
+	Tables []string
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
 // SourceDriver opens sources for one sqldb dialect.
 type SourceDriver interface {
 	// Open installs whatever capture needs for the tables (idempotent) and
-	// returns a source reading their changes.
-	Open(ctx context.Context, db *sqldb.DB, tables []string, log *slog.Logger) (Source, error)
+	// returns a source reading their changes for the named consumer. A
+	// source that keeps per-consumer state creates it no later than
+	// Current, so no change after that position is lost.
+	Open(ctx context.Context, db *sqldb.DB, cfg SourceConfig) (Source, error)
 	// Marker returns the dialect's origin marker, nil when the dialect
 	// cannot tag origins.
 	Marker() OriginMarker
@@ -225,15 +248,15 @@ func MarkerFor(dialect string) OriginMarker {
 
 // OpenSource opens the change source of db through the driver registered for
 // its dialect, installing capture for the tables (idempotent).
-func OpenSource(ctx context.Context, db *sqldb.DB, tables []string, log *slog.Logger) (Source, error) {
+func OpenSource(ctx context.Context, db *sqldb.DB, cfg SourceConfig) (Source, error) {
 	d, err := sourceDriver(db.Dialect.Name())
 	if err != nil {
 		return nil, err
 	}
-	if log == nil {
-		log = slog.Default()
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
 	}
-	return d.Open(ctx, db, tables, log)
+	return d.Open(ctx, db, cfg)
 }
 
 // Prepare installs capture for the tables on db (idempotent). Call it after
@@ -250,7 +273,7 @@ func Prepare(ctx context.Context, db *sqldb.DB, tables []string, log *slog.Logge
 	if p, ok := d.(Preparer); ok {
 		return p.Prepare(ctx, db, tables, log)
 	}
-	src, err := d.Open(ctx, db, tables, log)
+	src, err := d.Open(ctx, db, SourceConfig{Tables: tables, Logger: log})
 	if err != nil {
 		return err
 	}

@@ -245,7 +245,7 @@ func (s *Stream) runOnce(ctx context.Context) error {
 		}
 		w.tables[name] = tp
 	}
-	src, err := OpenSource(ctx, s.cfg.Source, s.cfg.Tables, s.log)
+	src, err := OpenSource(ctx, s.cfg.Source, SourceConfig{Name: s.cfg.Name, Tables: s.cfg.Tables, Logger: s.log})
 	if err != nil {
 		if errors.Is(err, ErrNoSourceDriver) {
 			return permanent(err)

@@ -74,7 +74,8 @@ var (
 )
 
 // Open implements replicate.SourceDriver.
-func (Driver) Open(ctx context.Context, db *sqldb.DB, tables []string, log *slog.Logger) (replicate.Source, error) {
+func (Driver) Open(ctx context.Context, db *sqldb.DB, cfg replicate.SourceConfig) (replicate.Source, error) {
+	tables, log := cfg.Tables, cfg.Logger
 	return Open(ctx, db, tables, log)
 }
 
