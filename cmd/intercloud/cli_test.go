@@ -1,0 +1,148 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	_ "modernc.org/sqlite"
+)
+
+func runCLI(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestDemoValidateLogs(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("INTERCLOUD_API_KEY", "")
+	code, out, errs := runCLI(t, "demo", "--records", "400", "--data-dir", dir)
+	if code != 0 {
+		t.Fatalf("demo exit %d\n%s", code, errs)
+	}
+	var sum map[string]any
+	if err := json.Unmarshal([]byte(out), &sum); err != nil {
+		t.Fatalf("demo stdout is not one JSON line: %q", out)
+	}
+	for _, k := range []string{"sent", "acked", "aws_rows", "azure_rows", "results_records"} {
+		if sum[k] != 400.0 {
+			t.Errorf("%s = %v, want 400", k, sum[k])
+		}
+	}
+	if sum["lost"] != 0.0 || sum["e2e_p99_ms"] == nil {
+		t.Errorf("summary %v", sum)
+	}
+	if !strings.Contains(errs, "made an API key") || !strings.Contains(errs, "every record arrived") {
+		t.Errorf("progress on stderr lacks the key or the end:\n%s", errs)
+	}
+
+	if code, out, errs := runCLI(t, "validate", "--data-dir", dir); code != 0 {
+		t.Fatalf("validate exit %d\n%s%s", code, out, errs)
+	}
+	// A row lost on the target is found, named, and repaired.
+	db, err := sql.Open("sqlite", filepath.Join(dir, "azure", "sql.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`DELETE FROM records WHERE id = (SELECT MIN(id) FROM records)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	code, out, _ = runCLI(t, "validate", "--data-dir", dir)
+	if code != 1 || !strings.Contains(out, "records") {
+		t.Fatalf("validate after a planted difference: exit %d\n%s", code, out)
+	}
+	if code, out, errs := runCLI(t, "validate", "--resync", "--data-dir", dir); code != 0 {
+		t.Fatalf("validate --resync exit %d\n%s%s", code, out, errs)
+	}
+
+	// The central store is searchable without a running service.
+	code, out, errs = runCLI(t, "logs", "--data-dir", dir, "component:load", "--limit", "5")
+	if code != 0 || !strings.Contains(out, "object loaded") {
+		t.Fatalf("logs exit %d\n%s%s", code, out, errs)
+	}
+	if n := strings.Count(strings.TrimSpace(out), "\n") + 1; n > 5 {
+		t.Fatalf("logs printed %d lines, want at most 5", n)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(bad, []byte("clouds:\n  aws:\n    objcts: file:///x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{nil, 2, "Usage"},
+		{[]string{"bogus"}, 2, `unknown command "bogus"`},
+		{[]string{"demo", "--records"}, 2, "flag needs an argument"},
+		{[]string{"up", "--config", bad}, 1, `unknown key "objcts"`},
+		{[]string{"up", "--cloud", "gcp", "--data-dir", dir}, 1, `unknown role "gcp"`},
+		{[]string{"version"}, 0, ""},
+	} {
+		code, _, errs := runCLI(t, tc.args...)
+		if code != tc.code || !strings.Contains(errs, tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want %d and %q", tc.args, code, errs, tc.code, tc.want)
+		}
+	}
+}
+
+func TestUpPrintsEndpointsAndStops(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "topology.yaml")
+	yaml := `clouds:
+  aws: {api: "127.0.0.1:0"}
+  azure: {api: "127.0.0.1:0", origin: "127.0.0.1:0"}
+edge: {listen: "127.0.0.1:0"}
+frontdoor: {listen: "127.0.0.1:0"}
+logs: {listen: "127.0.0.1:0"}
+`
+	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"up", "--config", cfg, "--data-dir", dir}, pw, io.Discard)
+		pw.Close()
+	}()
+	names := map[string]bool{}
+	sc := bufio.NewScanner(pr)
+	for len(names) < 6 && sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) != 2 || !strings.HasPrefix(f[1], "http://127.0.0.1:") {
+			t.Fatalf("endpoint line %q is not '<name> <url>'", sc.Text())
+		}
+		names[f[0]] = true
+	}
+	for _, n := range []string{"frontdoor", "aws-api", "azure-api", "edge", "logs"} {
+		if !names[n] {
+			t.Errorf("no %s endpoint in %v", n, names)
+		}
+	}
+	go io.Copy(io.Discard, pr)
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("up exit %d after interrupt", code)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("up did not stop")
+	}
+}

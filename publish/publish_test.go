@@ -1,0 +1,249 @@
+package publish
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/intercloud/intercloud/config"
+	"github.com/intercloud/intercloud/objects"
+	_ "github.com/intercloud/intercloud/objects/file"
+	"github.com/intercloud/intercloud/record"
+	_ "github.com/intercloud/intercloud/replicate/sqlitesrc"
+	"github.com/intercloud/intercloud/sqldb"
+	_ "github.com/intercloud/intercloud/sqldb/sqlite"
+)
+
+func TestPathSegment(t *testing.T) {
+	for in, want := range map[string]string{
+		"cpu":         "cpu",
+		"a.b-c_d":     "a.b-c_d",
+		"a/b":         "a%2Fb",
+		"..":          "%2E%2E",
+		".":           "%2E",
+		"":            "%00",
+		"x y":         "x%20y",
+		"é":           "%C3%A9",
+		"../../etc":   "..%2F..%2Fetc",
+		"%2F":         "%252F",
+		"a\x00b":      "a%00b",
+		"C:\\win.ini": "C%3A%5Cwin.ini",
+	} {
+		if got := PathSegment(in); got != want {
+			t.Errorf("PathSegment(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestCSVSafe(t *testing.T) {
+	for in, want := range map[string]string{"cpu": "cpu", "=1+1": "'=1+1", "@x": "'@x", "-2": "'-2", "": ""} {
+		if got := csvSafe(in); got != want {
+			t.Errorf("csvSafe(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+type env struct {
+	db     *sqldb.DB
+	bucket *objects.Bucket
+	schema config.Schema
+	table  sqldb.Table
+	mu     sync.Mutex
+	purged []string
+	ids    map[string]bool
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	db, err := sqldb.Open(ctx, "sqlite://"+filepath.Join(dir, "sql.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := objects.Open(ctx, "file://"+filepath.Join(dir, "objects"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close(); b.Close() })
+	s := config.Default(dir).Schema
+	return &env{db: db, bucket: b, schema: s, table: record.Table(s), ids: map[string]bool{}}
+}
+
+// run starts a publisher until the test ends or stop is called.
+func (e *env) run(t *testing.T) (stop func()) {
+	t.Helper()
+	p, err := New(Config{DB: e.db, Bucket: e.bucket, Schema: e.schema, Settings: config.Default("").Publish, Poll: 5 * time.Millisecond,
+		Purge: func(ctx context.Context, paths []string) error {
+			e.mu.Lock()
+			e.purged = append(e.purged, paths...)
+			e.mu.Unlock()
+			return nil
+		},
+		OnPublished: func(ids []string) {
+			e.mu.Lock()
+			for _, id := range ids {
+				e.ids[id] = true
+			}
+			e.mu.Unlock()
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Prepare(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = p.Run(ctx) }()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	return stop
+}
+
+type rec struct {
+	id, metric string
+	value      float64
+	ts         time.Time
+}
+
+func (e *env) insert(t *testing.T, recs ...rec) {
+	t.Helper()
+	for _, r := range recs {
+		row, err := record.Row(e.table, e.db.Dialect, record.Record{ID: r.id, Origin: "aws", TraceID: "t-" + r.id, IngestedAt: time.Now(),
+			Fields: map[string]any{"device": "d", "metric": r.metric, "value": r.value, "ts": r.ts}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.db.Exec(e.db.Dialect.Upsert(e.table, 1), row...); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func (e *env) summary(t *testing.T) Summary {
+	t.Helper()
+	var s Summary
+	b, _, err := e.bucket.Get(context.Background(), SummaryKey)
+	if err != nil {
+		return s
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func (e *env) waitRecords(t *testing.T, n int64) {
+	t.Helper()
+	e.waitSummary(t, func(s Summary) bool { return s.Records == n })
+}
+
+func (e *env) waitSummary(t *testing.T, ok func(Summary) bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !ok(e.summary(t)) {
+		if time.Now().After(deadline) {
+			t.Fatalf("summary %+v never matched", e.summary(t))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// started waits for the first pass of a publisher over an empty table.
+func (e *env) started(t *testing.T) {
+	t.Helper()
+	e.waitSummary(t, func(s Summary) bool { return !s.UpdatedAt.IsZero() })
+}
+
+func (e *env) aggregate(t *testing.T, metric string, hour time.Time) map[string]any {
+	t.Helper()
+	b, _, err := e.bucket.Get(context.Background(), Key(metric, hour, "json"))
+	if err != nil {
+		t.Fatalf("aggregate %s %s: %v", metric, hour, err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestPublishesTouchedAggregates(t *testing.T) {
+	e := newEnv(t)
+	h := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	e.run(t)
+	e.started(t)
+	e.insert(t, rec{"a", "cpu", 1, h.Add(time.Minute)}, rec{"b", "cpu", 3, h.Add(59 * time.Minute)}, rec{"c", "cpu", 10, h.Add(time.Hour)},
+		rec{"d", "m/../x", -2.5, h})
+	e.waitRecords(t, 4)
+	got := e.aggregate(t, "cpu", h)
+	if got["metric"] != "cpu" || got["hour"] != "2026-11-24T10" || got["count"] != 2.0 || got["sum"] != 4.0 || got["min"] != 1.0 || got["max"] != 3.0 || got["mean"] != 2.0 {
+		t.Fatalf("cpu 10h = %v", got)
+	}
+	if got := e.aggregate(t, "cpu", h.Add(time.Hour)); got["count"] != 1.0 || got["sum"] != 10.0 {
+		t.Fatalf("cpu 11h = %v", got)
+	}
+	if got := e.aggregate(t, "m/../x", h); got["metric"] != "m/../x" || got["min"] != -2.5 {
+		t.Fatalf("hostile metric = %v", got)
+	}
+	csv, _, err := e.bucket.Get(context.Background(), Key("cpu", h, "csv"))
+	if err != nil || string(csv) != "metric,hour,count,sum,min,max,mean\ncpu,2026-11-24T10,2,4,1,3,2\n" {
+		t.Fatalf("csv = %q %v", csv, err)
+	}
+	s := e.summary(t)
+	if s.Groups["cpu"] != 3 || s.Groups["m/../x"] != 1 || s.GroupBy != "metric" {
+		t.Fatalf("summary %+v", s)
+	}
+	e.mu.Lock()
+	purged := strings.Join(e.purged, " ")
+	gotIDs := len(e.ids)
+	e.mu.Unlock()
+	if !strings.Contains(purged, "/"+Key("cpu", h, "json")) || !strings.Contains(purged, "/"+SummaryKey) {
+		t.Fatalf("purged %s", purged)
+	}
+	if gotIDs != 4 {
+		t.Fatalf("OnPublished saw %d ids", gotIDs)
+	}
+}
+
+func TestDeleteRebuildsAndRestartResumes(t *testing.T) {
+	e := newEnv(t)
+	h := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	stop := e.run(t)
+	e.insert(t, rec{"a", "cpu", 1, h}, rec{"b", "mem", 2, h})
+	e.waitRecords(t, 2)
+	stop()
+	// While stopped: more rows, and a delete that empties a bucket.
+	e.insert(t, rec{"c", "cpu", 5, h})
+	if _, err := e.db.Exec(`DELETE FROM records WHERE id = 'b'`); err != nil {
+		t.Fatal(err)
+	}
+	e.run(t)
+	e.waitSummary(t, func(s Summary) bool { return s.Groups["cpu"] == 2 && s.Groups["mem"] == 0 })
+	if got := e.aggregate(t, "cpu", h); got["count"] != 2.0 || got["max"] != 5.0 {
+		t.Fatalf("cpu = %v", got)
+	}
+	if ok, _ := e.bucket.Exists(context.Background(), Key("mem", h, "json")); ok {
+		t.Fatal("the emptied bucket's file is still published")
+	}
+	if s := e.summary(t); s.Groups["mem"] != 0 || s.Groups["cpu"] != 2 {
+		t.Fatalf("summary %+v", s)
+	}
+}
+
+func TestAggregateMean(t *testing.T) {
+	if m := (Aggregate{}).Mean(); m != 0 || math.IsNaN(m) {
+		t.Fatal(m)
+	}
+	if m := (Aggregate{Count: 4, Sum: 10}).Mean(); m != 2.5 {
+		t.Fatal(m)
+	}
+}
