@@ -10,9 +10,14 @@ import (
 	"os/signal"
 	"syscall"
 
+	_ "github.com/intercloud/intercloud/objects/azblob"
 	_ "github.com/intercloud/intercloud/objects/file"
+	_ "github.com/intercloud/intercloud/objects/s3"
 	_ "github.com/intercloud/intercloud/replicate/sqlitesrc"
+	_ "github.com/intercloud/intercloud/sqldb/mysql"
+	_ "github.com/intercloud/intercloud/sqldb/postgres"
 	_ "github.com/intercloud/intercloud/sqldb/sqlite"
+	_ "github.com/intercloud/intercloud/sqldb/sqlserver"
 )
 
 func main() {
