@@ -17,7 +17,9 @@ import (
 	"github.com/intercloud/intercloud/apierr"
 	"github.com/intercloud/intercloud/config"
 	"github.com/intercloud/intercloud/functions"
+	"github.com/intercloud/intercloud/ingest"
 	"github.com/intercloud/intercloud/replicate"
+	"github.com/intercloud/intercloud/telemetry"
 )
 
 // KeyEnv is the environment variable that overrides the API key.
@@ -68,6 +70,7 @@ func ResolveAPIKey(cfg *config.Config) (key string, created bool, err error) {
 // CloudStatus is what GET /v1/status on a cloud's API reports.
 type CloudStatus struct {
 	Cloud       string             `json:"cloud"`
+	Ingest      ingest.Stats       `json:"ingest"`
 	Load        functions.Stats    `json:"load"`
 	Replication []replicate.Status `json:"replication"`
 	Time        time.Time          `json:"time"`
@@ -75,11 +78,47 @@ type CloudStatus struct {
 
 // Status returns a cloud's status.
 func (c *Cloud) Status() CloudStatus {
-	st := CloudStatus{Cloud: c.Name, Load: c.Load.Stats(), Time: time.Now().UTC()}
+	st := CloudStatus{Cloud: c.Name, Ingest: c.API.Stats(), Load: c.Load.Stats(), Time: time.Now().UTC()}
 	for _, s := range c.Streams {
 		st.Replication = append(st.Replication, s.Status())
 	}
 	return st
+}
+
+// Metrics returns the cloud's counters and gauges: ingest, the load
+// function and every replication stream into this cloud (rows, rate,
+// source and target lag, like a managed migration service's CDC latency).
+func (c *Cloud) Metrics() []telemetry.Metric {
+	st := c.Status()
+	cl := map[string]string{"cloud": c.Name}
+	m := func(name, help, typ string, v float64, labels map[string]string) telemetry.Metric {
+		return telemetry.Metric{Name: "intercloud_" + name, Help: help, Type: typ, Labels: labels, Value: v}
+	}
+	ms := []telemetry.Metric{
+		m("ingest_requests_total", "Ingest requests received.", "counter", float64(st.Ingest.Requests), cl),
+		m("ingest_records_acked_total", "Records acknowledged with 202.", "counter", float64(st.Ingest.RecordsAcked), cl),
+		m("ingest_objects_written_total", "Raw objects written.", "counter", float64(st.Ingest.ObjectsWritten), cl),
+		m("ingest_bytes_written_total", "Bytes of raw objects written.", "counter", float64(st.Ingest.BytesWritten), cl),
+		m("ingest_pending_requests", "Requests waiting for their group commit.", "gauge", float64(st.Ingest.Pending), cl),
+		m("load_succeeded_total", "Load invocations that succeeded.", "counter", float64(st.Load.Succeeded), cl),
+		m("load_failed_total", "Load invocations that failed.", "counter", float64(st.Load.Failed), cl),
+		m("load_dead_lettered_total", "Objects moved under dead/.", "counter", float64(st.Load.DeadLettered), cl),
+		m("load_pending_events", "Load events queued, running or waiting to retry.", "gauge", float64(st.Load.Pending), cl),
+	}
+	for code, n := range st.Ingest.Rejected {
+		ms = append(ms, m("ingest_rejected_total", "Ingest requests answered with an error, by code.", "counter", float64(n), map[string]string{"cloud": c.Name, "code": code}))
+	}
+	for _, r := range st.Replication {
+		l := map[string]string{"cloud": c.Name, "stream": r.Name}
+		ms = append(ms,
+			m("replication_snapshot_rows_total", "Rows written by the full load.", "counter", float64(r.SnapshotRows), l),
+			m("replication_cdc_rows_total", "Rows written by change data capture.", "counter", float64(r.CDCRows), l),
+			m("replication_rows_per_second", "Recent write rate.", "gauge", r.RowsPerSec, l),
+			m("replication_source_lag_seconds", "Age of the last batch when read from the source.", "gauge", r.SourceLag.Seconds(), l),
+			m("replication_target_lag_seconds", "Age of the last batch when committed on the target.", "gauge", r.TargetLag.Seconds(), l),
+		)
+	}
+	return ms
 }
 
 func (t *Topology) statusHandler(c *Cloud) http.HandlerFunc {
@@ -90,6 +129,13 @@ func (t *Topology) statusHandler(c *Cloud) http.HandlerFunc {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(c.Status())
+	}
+}
+
+func (t *Topology) metricsHandler(c *Cloud) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		_ = telemetry.WriteMetrics(w, c.Metrics())
 	}
 }
 

@@ -251,6 +251,7 @@ func (t *Topology) startCloud(ctx context.Context, name string) error {
 	mux := http.NewServeMux()
 	mux.Handle("/", c.API)
 	mux.HandleFunc("GET /v1/status", t.statusHandler(c))
+	mux.HandleFunc("GET /metrics", t.metricsHandler(c))
 	if c.api, err = t.serve(name+"-api", cc.API, mux); err != nil {
 		return err
 	}

@@ -3,8 +3,11 @@ package topology_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"math"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -332,4 +335,50 @@ func mustQuery(t *testing.T, s string) logstore.Query {
 		t.Fatal(err)
 	}
 	return q
+}
+
+func TestStatusAndMetrics(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	topo := start(t, cfg)
+	acked, err := demo.Send(context.Background(), topo.URL("frontdoor"), testKey, demo.Options{Records: 200, BatchSize: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := demo.Verify(context.Background(), topo, cfg, acked, time.Minute, nil); err != nil {
+		t.Fatal(err)
+	}
+	get := func(url, key string) (int, string) {
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		if key != "" {
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	code, body := get(topo.URL("azure-api")+"/metrics", "")
+	for _, want := range []string{
+		`intercloud_replication_cdc_rows_total{cloud="azure",stream="aws-to-azure"}`,
+		`intercloud_replication_source_lag_seconds{cloud="azure",stream="aws-to-azure"}`,
+		"# TYPE intercloud_load_succeeded_total counter",
+	} {
+		if code != 200 || !strings.Contains(body, want) {
+			t.Fatalf("metrics (%d) lack %q:\n%s", code, want, body)
+		}
+	}
+	if code, _ := get(topo.URL("aws-api")+"/v1/status", ""); code != http.StatusUnauthorized {
+		t.Fatalf("status without a key: %d", code)
+	}
+	code, body = get(topo.URL("aws-api")+"/v1/status", testKey)
+	var st topology.CloudStatus
+	if err := json.Unmarshal([]byte(body), &st); err != nil || code != 200 {
+		t.Fatalf("status %d %q: %v", code, body, err)
+	}
+	if st.Cloud != "aws" || st.Ingest.RecordsAcked != 200 || len(st.Replication) != 1 || st.Replication[0].Name != "azure-to-aws" {
+		t.Fatalf("status %+v", st)
+	}
 }
