@@ -248,7 +248,7 @@ func CheckPath(p string) error {
 // ServeHTTP serves GET and HEAD under /results/ and POST /purge.
 func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	rw := &respWriter{ResponseWriter: w, status: http.StatusOK}
+	rw := apierr.NewResponseWriter(w)
 	if r.URL.Path == PurgePath {
 		e.servePurge(rw, r)
 	} else {
@@ -256,11 +256,11 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	e.log.LogAttrs(r.Context(), slog.LevelDebug, "request",
 		slog.String("method", r.Method), slog.String("path", r.URL.Path),
-		slog.Int("status", rw.status), slog.String("cache", rw.Header().Get("X-Cache")),
-		slog.Int64("bytes", rw.n), slog.Duration("dur", time.Since(start)))
+		slog.Int("status", rw.Status), slog.String("cache", rw.Header().Get("X-Cache")),
+		slog.Int64("bytes", rw.Bytes), slog.Duration("dur", time.Since(start)))
 }
 
-func (e *Edge) serveGet(w *respWriter, r *http.Request) {
+func (e *Edge) serveGet(w *apierr.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		apierr.Write(w, apierr.New(http.StatusMethodNotAllowed, apierr.CodeMethod, "method %s not allowed; use GET or HEAD", r.Method))
@@ -525,7 +525,7 @@ func (e *Edge) remove(el *list.Element) {
 }
 
 // respond writes an outcome.
-func (e *Edge) respond(w *respWriter, r *http.Request, out outcome) {
+func (e *Edge) respond(w *apierr.ResponseWriter, r *http.Request, out outcome) {
 	if out.err != nil {
 		w.Header().Set("Cache-Control", "no-store")
 		apierr.Write(w, out.err)
@@ -562,7 +562,7 @@ func (e *Edge) respond(w *respWriter, r *http.Request, out outcome) {
 	h.Set("Content-Type", ent.contentType)
 	h.Set("ETag", ent.etag)
 	h.Set("X-Content-Type-Options", "nosniff")
-	w.jsonErrors = true
+	w.JSONErrors = true
 	http.ServeContent(w, r, "", ent.lastModified, bytes.NewReader(ent.body))
 }
 
@@ -613,7 +613,7 @@ type purgeRequest struct {
 // maxPurgePaths bounds the paths of one purge request.
 const maxPurgePaths = 10000
 
-func (e *Edge) servePurge(w *respWriter, r *http.Request) {
+func (e *Edge) servePurge(w *apierr.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST")
 		apierr.Write(w, apierr.New(http.StatusMethodNotAllowed, apierr.CodeMethod, "method %s not allowed; use POST", r.Method))
@@ -703,65 +703,5 @@ func (e *Edge) Stats() Stats {
 		Revalidations: e.revalidations.Load(), OriginRequests: e.originReqs.Load(),
 		OriginErrors: e.originErrs.Load(), Purges: e.purges.Load(), Purged: e.purged.Load(),
 		Evictions: e.evictions.Load(), Entries: n, Bytes: b,
-	}
-}
-
-// respWriter records the status and byte count for the log and, once
-// jsonErrors is set, turns the plain-text errors http.ServeContent writes
-// (416, 412) into the project's JSON error bodies.
-type respWriter struct {
-	http.ResponseWriter
-	status     int
-	n          int64
-	wrote      bool
-	jsonErrors bool
-	discard    bool
-}
-
-func (w *respWriter) WriteHeader(code int) {
-	if w.wrote {
-		return
-	}
-	w.wrote = true
-	w.status = code
-	if w.jsonErrors && code >= 400 {
-		w.jsonErrors = false
-		w.discard = true
-		h := w.Header()
-		for _, k := range []string{"ETag", "Cache-Control", "Content-Length", "Age", "Warning"} {
-			h.Del(k)
-		}
-		inner := &respWriter{ResponseWriter: w.ResponseWriter}
-		apierr.Write(inner, errorFor(code))
-		w.n = inner.n
-		return
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *respWriter) Write(p []byte) (int, error) {
-	if !w.wrote {
-		w.WriteHeader(http.StatusOK)
-	}
-	if w.discard {
-		return len(p), nil
-	}
-	n, err := w.ResponseWriter.Write(p)
-	w.n += int64(n)
-	return n, err
-}
-
-// Unwrap lets http.ResponseController reach the underlying writer.
-func (w *respWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// errorFor is the JSON error for a status http.ServeContent chose.
-func errorFor(code int) *apierr.Error {
-	switch code {
-	case http.StatusRequestedRangeNotSatisfiable:
-		return apierr.New(code, "range_not_satisfiable", "the requested range is not satisfiable")
-	case http.StatusPreconditionFailed:
-		return apierr.New(code, "precondition_failed", "a precondition failed")
-	default:
-		return apierr.New(http.StatusInternalServerError, apierr.CodeInternal, "internal error")
 	}
 }

@@ -97,15 +97,15 @@ func CheckKey(key string) error {
 // ServeHTTP serves GET and HEAD /<key>.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	rw := &respWriter{ResponseWriter: w, status: http.StatusOK}
+	rw := apierr.NewResponseWriter(w)
 	s.serve(rw, r)
 	s.log.LogAttrs(r.Context(), slog.LevelDebug, "request",
 		slog.String("method", r.Method), slog.String("path", r.URL.Path),
-		slog.Int("status", rw.status), slog.Int64("bytes", rw.n),
+		slog.Int("status", rw.Status), slog.Int64("bytes", rw.Bytes),
 		slog.Duration("dur", time.Since(start)))
 }
 
-func (s *Server) serve(w *respWriter, r *http.Request) {
+func (s *Server) serve(w *apierr.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		apierr.Write(w, apierr.New(http.StatusMethodNotAllowed, apierr.CodeMethod, "method %s not allowed; use GET or HEAD", r.Method))
@@ -135,7 +135,8 @@ func (s *Server) serve(w *respWriter, r *http.Request) {
 	h.Set("ETag", etag(attrs))
 	h.Set("Cache-Control", CacheControl)
 	h.Set("X-Content-Type-Options", "nosniff")
-	w.jsonErrors = true
+	w.JSONErrors = true
+	w.Fallback = apierr.New(http.StatusServiceUnavailable, apierr.CodeUnavailable, "the object could not be read")
 	content := &rangeSeeker{ctx: ctx, b: s.bucket, key: key, size: attrs.Size}
 	defer content.Close()
 	http.ServeContent(w, r, "", attrs.ModTime, content)
@@ -233,65 +234,5 @@ func (s *rangeSeeker) Close() {
 	if s.r != nil {
 		_ = s.r.Close()
 		s.r = nil
-	}
-}
-
-// respWriter records the status and byte count for the log and, once
-// jsonErrors is set, turns the plain-text errors http.ServeContent writes
-// (416, 500) into the project's JSON error bodies.
-type respWriter struct {
-	http.ResponseWriter
-	status     int
-	n          int64
-	wrote      bool
-	jsonErrors bool
-	discard    bool
-}
-
-func (w *respWriter) WriteHeader(code int) {
-	if w.wrote {
-		return
-	}
-	w.wrote = true
-	w.status = code
-	if w.jsonErrors && code >= 400 {
-		w.jsonErrors = false
-		w.discard = true
-		h := w.Header()
-		for _, k := range []string{"ETag", "Last-Modified", "Cache-Control", "Content-Length"} {
-			h.Del(k)
-		}
-		e := &respWriter{ResponseWriter: w.ResponseWriter}
-		apierr.Write(e, errorFor(code))
-		w.n = e.n
-		return
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *respWriter) Write(p []byte) (int, error) {
-	if !w.wrote {
-		w.WriteHeader(http.StatusOK)
-	}
-	if w.discard {
-		return len(p), nil
-	}
-	n, err := w.ResponseWriter.Write(p)
-	w.n += int64(n)
-	return n, err
-}
-
-// Unwrap lets http.ResponseController reach the underlying writer.
-func (w *respWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// errorFor is the JSON error for a status http.ServeContent chose.
-func errorFor(code int) *apierr.Error {
-	switch code {
-	case http.StatusRequestedRangeNotSatisfiable:
-		return apierr.New(code, "range_not_satisfiable", "the requested range is not satisfiable")
-	case http.StatusPreconditionFailed:
-		return apierr.New(code, "precondition_failed", "a precondition failed")
-	default:
-		return apierr.New(http.StatusServiceUnavailable, apierr.CodeUnavailable, "the object could not be read")
 	}
 }
