@@ -199,7 +199,39 @@ func (b *Bucket) created(e Event) {
 // Put writes data under key. It returns only after the store has the
 // object; then it emits an object-created event.
 func (b *Bucket) Put(ctx context.Context, key string, data []byte, opts *PutOptions) error {
-	return b.PutStream(ctx, key, bytes.NewReader(data), opts)
+	if err := check(ctx, "put", key); err != nil {
+		return err
+	}
+	// A bytes.Reader cannot fail mid-way, and drivers upload a seekable
+	// body of known size without copying it into part buffers.
+	if err := b.b.Upload(ctx, key, bytes.NewReader(data), writerOptions(opts, 0)); err != nil {
+		return fmt.Errorf("objects: put %s: %w", key, mapErr(err))
+	}
+	b.created(Event{Key: key, Size: int64(len(data)), Metadata: opts.metadata(), Source: "put"})
+	return nil
+}
+
+// writerOptions maps PutOptions to the driver's; bufferSize 0 leaves the
+// driver's default.
+func writerOptions(opts *PutOptions, bufferSize int) *blob.WriterOptions {
+	if opts == nil {
+		opts = &PutOptions{}
+	}
+	wo := &blob.WriterOptions{
+		ContentType: opts.ContentType, Metadata: opts.Metadata, IfNotExist: opts.IfNotExist,
+		BufferSize: bufferSize, MaxConcurrency: uploadConcurrency,
+	}
+	if wo.ContentType == "" {
+		wo.ContentType = "application/octet-stream"
+	}
+	return wo
+}
+
+func (o *PutOptions) metadata() map[string]string {
+	if o == nil {
+		return nil
+	}
+	return o.Metadata
 }
 
 // PutStream writes the reader's bytes under key without holding them all in
@@ -208,31 +240,21 @@ func (b *Bucket) PutStream(ctx context.Context, key string, r io.Reader, opts *P
 	if err := check(ctx, "put", key); err != nil {
 		return err
 	}
-	if opts == nil {
-		opts = &PutOptions{}
-	}
 	// A failing reader cancels wctx before the driver sees its error, so
 	// the driver discards the upload instead of committing a partial object.
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	ur := &uploadReader{r: r, cancel: cancel}
-	wo := &blob.WriterOptions{
-		ContentType: opts.ContentType, Metadata: opts.Metadata, IfNotExist: opts.IfNotExist,
-		BufferSize: uploadPartSize, MaxConcurrency: uploadConcurrency,
-	}
-	if wo.ContentType == "" {
-		wo.ContentType = "application/octet-stream"
-	}
 	// Upload hands the reader to the driver in one call (no pipe), which
 	// streams it in parts.
-	err := b.b.Upload(wctx, key, ur, wo)
+	err := b.b.Upload(wctx, key, ur, writerOptions(opts, uploadPartSize))
 	if ur.err != nil {
 		return fmt.Errorf("objects: put %s: %w", key, ur.err)
 	}
 	if err != nil {
 		return fmt.Errorf("objects: put %s: %w", key, mapErr(err))
 	}
-	b.created(Event{Key: key, Size: ur.n, Metadata: opts.Metadata, Source: "put"})
+	b.created(Event{Key: key, Size: ur.n, Metadata: opts.metadata(), Source: "put"})
 	return nil
 }
 
