@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Runs the benchmarks that docs/benchmarks.md reports, each next to its
+# baseline in the same run (the machine is shared: compare ratios, not
+# absolute times). Needs the test peers (scripts/install-peers.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BENCHTIME=${BENCHTIME:-2s}
+go test -run '^$' -bench . -benchtime "$BENCHTIME" ./ingest ./edge ./frontdoor ./replicate ./objects/s3 ./objects/azblob
+rm -rf /tmp/intercloud-bench
+go run ./cmd/intercloud demo --records 10000 --data-dir /tmp/intercloud-bench 2>/dev/null
