@@ -61,6 +61,12 @@ type Cloud struct {
 	SQL string `yaml:"sql"`
 	// API is the listen address of this cloud's ingest API.
 	API string `yaml:"api"`
+	// Notifications optionally names where the object store announces new
+	// objects written by others: webhook://127.0.0.1:PORT/path (S3 event
+	// webhook), sqs://QUEUE?region=..., azqueue://QUEUE?service_url=...
+	// (Event Grid through a Storage Queue). Objects our own ingest writes
+	// are announced in-process, and a reconciler finds any that are missed.
+	Notifications string `yaml:"notifications"`
 	// Origin is the listen address of this cloud's public result endpoint
 	// (the storage account's web endpoint the edge pulls from). Empty on a
 	// cloud that publishes nothing.
@@ -240,6 +246,26 @@ func Load(path, dataDir string) (*Config, error) {
 	return c, nil
 }
 
+// LoadValue reads a topology from a setting that is empty (the embedded
+// default), a file path, or inline YAML, as functions configured by
+// environment variables receive it. dataDir is as for Parse.
+func LoadValue(v, dataDir string) (*Config, error) {
+	if v == "" {
+		c := Default(dataDir)
+		return c, c.Validate()
+	}
+	if !strings.Contains(v, "\n") {
+		b, err := os.ReadFile(v)
+		if err == nil {
+			return Parse(b, dataDir)
+		}
+		if !strings.Contains(v, ":") {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+	}
+	return Parse([]byte(v), dataDir)
+}
+
 // Parse reads a topology from YAML, fills defaults and validates it. Unknown
 // keys are errors. A non-empty dataDir overrides data_dir.
 func Parse(b []byte, dataDir string) (*Config, error) {
@@ -409,6 +435,7 @@ func (c *Config) fill() {
 var (
 	objectSchemes = []string{"file", "s3", "azblob"}
 	sqlSchemes    = []string{"sqlite", "mysql", "postgres", "postgresql", "sqlserver"}
+	notifySchemes = []string{"webhook", "sqs", "azqueue"}
 	fieldTypes    = []string{TypeString, TypeNumber, TypeInteger, TypeBoolean, TypeTimestamp}
 )
 
@@ -427,6 +454,9 @@ func (c *Config) Validate() error {
 		key := "clouds." + name
 		checkURL(bad, key+".objects", cl.Objects, objectSchemes)
 		checkURL(bad, key+".sql", cl.SQL, sqlSchemes)
+		if cl.Notifications != "" {
+			checkURL(bad, key+".notifications", cl.Notifications, notifySchemes)
+		}
 		checkAddr(bad, key+".api", cl.API, true)
 		checkAddr(bad, key+".origin", cl.Origin, false)
 	}

@@ -62,6 +62,12 @@ type Summary struct {
 	Records map[string]Record `json:"-"`
 }
 
+// String is the summary's JSON line (without the records).
+func (s *Summary) String() string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
 // Record is a generated record as sent.
 type Record struct {
 	Device string    `json:"device"`

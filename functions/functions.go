@@ -71,7 +71,7 @@ type Function struct {
 	retry map[string]*time.Timer
 
 	succeeded, failed, retried, dead atomic.Int64
-	inflight                          sync.WaitGroup
+	inflight                         sync.WaitGroup
 }
 
 // New returns a function; it starts nothing.

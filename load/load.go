@@ -216,17 +216,36 @@ func (l *Loader) parse(data []byte) ([]record.Record, error) {
 // Handler adapts the Loader to the function host: the event id is the key.
 func (l *Loader) Handler() functions.Handler {
 	return func(ctx context.Context, e functions.Event) error {
-		start := time.Now()
-		res, err := l.Load(ctx, e.ID)
-		if err != nil {
-			return err
-		}
-		if !res.Skipped {
-			l.log.InfoContext(ctx, "object loaded", "key", res.Key, "records", res.Records, "inserted", res.Inserted,
-				"source", e.Source, "trace_id", strings.Join(res.TraceIDs, " "), "ms", time.Since(start).Milliseconds())
-		}
-		return nil
+		_, err := l.loadLogged(ctx, e.ID, e.Source)
+		return err
 	}
+}
+
+// loadLogged is Load with the log line every runtime writes.
+func (l *Loader) loadLogged(ctx context.Context, key, source string) (Result, error) {
+	start := time.Now()
+	res, err := l.Load(ctx, key)
+	if err == nil && !res.Skipped {
+		l.log.InfoContext(ctx, "object loaded", "key", res.Key, "records", res.Records, "inserted", res.Inserted,
+			"source", source, "trace_id", strings.Join(res.TraceIDs, " "), "ms", time.Since(start).Milliseconds())
+	}
+	return res, err
+}
+
+// LoadOrDeadLetter loads one object for a runtime that retries a failed
+// invocation itself (a Lambda, an Azure function): a transient failure is
+// returned for the runtime to retry; an object that can never load is
+// dead-lettered at once and reported with dead set and no error.
+func (l *Loader) LoadOrDeadLetter(ctx context.Context, key, source string) (res Result, dead bool, err error) {
+	res, err = l.loadLogged(ctx, key, source)
+	if err == nil || !errors.Is(err, functions.ErrPermanent) {
+		return res, false, err
+	}
+	derr := l.DeadLetter()(ctx, functions.Event{ID: key, Source: source, Attempt: 1}, err)
+	if derr == nil || errors.Is(derr, objects.ErrNotFound) { // gone: an earlier delivery dead-lettered it
+		return res, true, nil
+	}
+	return res, false, derr
 }
 
 // DeadLetter moves a failed object under dead/ with its error in the

@@ -2,10 +2,12 @@ package topology_test
 
 import (
 	"context"
+	"fmt"
 	"net/url"
 	"testing"
 	"time"
 
+	"github.com/intercloud/intercloud/config"
 	"github.com/intercloud/intercloud/demo"
 	"github.com/intercloud/intercloud/internal/peers"
 	"github.com/intercloud/intercloud/objects"
@@ -42,10 +44,10 @@ func TestScenarioOnRealStorage(t *testing.T) {
 		OnStarted: func(topo *topology.Topology) { edgeURL = topo.URL("edge") },
 	})
 	if err != nil {
-		t.Fatalf("%v (summary %+v)", err, sum)
+		t.Fatalf("%v (summary %v)", err, sum)
 	}
 	if sum.Lost != 0 || sum.AWSRows != 600 || sum.AzureRows != 600 || sum.ResultsRecords != 600 || edgeURL == "" {
-		t.Fatalf("summary %+v", sum)
+		t.Fatalf("summary %v", sum)
 	}
 	topo := start(t, cfg)
 	checkResults(t, topo.URL("edge"), sum.Records)
@@ -56,5 +58,57 @@ func TestScenarioOnRealStorage(t *testing.T) {
 	}
 	if n == 0 {
 		t.Fatal("no raw objects in the S3 bucket")
+	}
+}
+
+// TestS3NotificationsTriggerLoad writes a raw object into the S3 bucket
+// behind the topology's back (as another writer would): versitygw's event
+// webhook makes the load function pick it up long before the reconciler
+// would.
+func TestS3NotificationsTriggerLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts versitygw")
+	}
+	s3Port, hookPort := peers.FreePort(t), peers.FreePort(t)
+	cfg := testConfig(t, t.TempDir())
+	cfg.Functions.Reconcile = config.Duration(time.Hour)
+	q := url.Values{"region": {"us-east-1"}, "endpoint": {fmt.Sprintf("http://127.0.0.1:%d", s3Port)}, "use_path_style": {"true"},
+		"access_key_id": {"intercloudtest"}, "secret_access_key": {"intercloudtest-secret"}}
+	cfg.Clouds["aws"].Objects = "s3://ingest?" + q.Encode()
+	cfg.Clouds["aws"].Notifications = fmt.Sprintf("webhook://127.0.0.1:%d/s3-events?keys=raw", hookPort)
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	topo := start(t, cfg)
+	s3 := peers.StartS3At(t, s3Port, fmt.Sprintf("http://127.0.0.1:%d/s3-events?keys=raw", hookPort))
+	if s3.AccessKey != "intercloudtest" {
+		t.Fatalf("the peer's credentials changed: %s", s3.AccessKey)
+	}
+	s3.CreateBucket(t, "ingest")
+
+	// Another writer: a second bucket handle on the same store, so no
+	// in-process event reaches the function host.
+	other, err := objects.Open(context.Background(), cfg.Clouds["aws"].Objects, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	line := `{"id":"from-elsewhere","device":"d","metric":"cpu","value":1,"ts":"2026-11-24T10:00:00Z","_origin":"aws","_trace_id":"t","_ingested_at":"2026-11-24T10:00:00Z"}` + "\n"
+	if err := other.Put(context.Background(), "raw/2026/11/24/10/elsewhere.ndjson", []byte(line), nil); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var n int
+		if err := topo.Cloud("aws").DB.QueryRow(`SELECT COUNT(*) FROM records WHERE id = 'from-elsewhere'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the notified object was not loaded")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

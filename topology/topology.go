@@ -31,6 +31,7 @@ import (
 	"github.com/intercloud/intercloud/load"
 	"github.com/intercloud/intercloud/logstore"
 	"github.com/intercloud/intercloud/objects"
+	"github.com/intercloud/intercloud/objects/notify"
 	"github.com/intercloud/intercloud/origin"
 	"github.com/intercloud/intercloud/publish"
 	"github.com/intercloud/intercloud/replicate"
@@ -238,6 +239,24 @@ func (t *Topology) startCloud(ctx context.Context, name string) error {
 		}
 	})
 	t.goPipe(func(ctx context.Context) { _ = c.Load.Run(ctx) })
+	if cc.Notifications != "" {
+		nlog := t.logger(name, "notify")
+		l, err := notify.Open(ctx, cc.Notifications, func(_ context.Context, e objects.Event) error {
+			if strings.HasPrefix(e.Key, load.RawPrefix) {
+				c.Load.Submit(functions.Event{ID: e.Key, Metadata: e.Metadata, Source: e.Source})
+			}
+			return nil
+		}, nlog)
+		if err != nil {
+			return fmt.Errorf("topology: %s: %w", name, err)
+		}
+		t.closers = append(t.closers, l.Close)
+		t.goPipe(func(ctx context.Context) {
+			if err := l.Run(ctx); err != nil {
+				nlog.Error("notifications stopped; the reconciler still finds new objects", "err", err)
+			}
+		})
+	}
 	rec := &functions.Reconciler{List: c.Loader.Pending, Target: c.Load, Interval: f.Reconcile.D(), Logger: t.logger(name, "functions")}
 	t.goPipe(func(ctx context.Context) { _ = rec.Run(ctx) })
 

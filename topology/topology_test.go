@@ -149,7 +149,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	if sum.Acked != 3000 || sum.AWSRows != 3000 || sum.AzureRows != 3000 || sum.ResultsRecords != 3000 || sum.Lost != 0 {
-		t.Fatalf("summary %+v", sum)
+		t.Fatalf("summary %v", sum)
 	}
 	// The demo stopped its topology: serve the results again to check them.
 	topo := start(t, cfg)
@@ -193,10 +193,10 @@ func TestFailover(t *testing.T) {
 		},
 	})
 	if err != nil {
-		t.Fatalf("%v (summary %+v)", err, sum)
+		t.Fatalf("%v (summary %v)", err, sum)
 	}
 	if sum.Acked != 1000 || sum.AzureRows != 1000 || sum.ResultsRecords != 1000 || sum.AWSRows != 1000 {
-		t.Fatalf("summary %+v", sum)
+		t.Fatalf("summary %v", sum)
 	}
 	topo := start(t, cfg)
 	checkResults(t, topo.URL("edge"), sum.Records)

@@ -23,6 +23,8 @@ Usage:
   intercloud validate [--config FILE] [--data-dir DIR] [--resync]      compare the clouds' databases
   intercloud logs     [--config FILE] [--data-dir DIR] [--limit N] QUERY   search the central logs
   intercloud status   [--config FILE] [--data-dir DIR]                 show every component's state
+  intercloud function lambda load | azure serve | azure init [--queue Q] [--schedule CRON] [--connection NAME] [--executable PATH] DIR
+                      run a function as an AWS Lambda or an Azure Functions custom handler
   intercloud version
 
 No --config means the embedded default: files and SQLite under ./intercloud-data.
@@ -82,7 +84,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	cmds := map[string]command{
 		"demo": &demoCmd{}, "up": &upCmd{}, "validate": &validateCmd{},
-		"logs": &logsCmd{}, "status": &statusCmd{}, "version": &versionCmd{},
+		"logs": &logsCmd{}, "status": &statusCmd{}, "version": &versionCmd{}, "function": &functionCmd{},
 	}
 	cmd, ok := cmds[args[0]]
 	if !ok {

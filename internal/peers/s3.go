@@ -31,7 +31,7 @@ type S3 struct {
 // a fresh temporary directory, and stops it when the test ends.
 func StartS3(t testing.TB) *S3 {
 	t.Helper()
-	return startS3(t, "")
+	return startS3(t, "", 0)
 }
 
 // StartS3WithWebhook is StartS3 with S3 event notifications posted to url
@@ -40,10 +40,17 @@ func StartS3(t testing.TB) *S3 {
 // one try, fire and forget.
 func StartS3WithWebhook(t testing.TB, url string) *S3 {
 	t.Helper()
-	return startS3(t, url)
+	return startS3(t, url, 0)
 }
 
-func startS3(t testing.TB, webhook string) *S3 {
+// StartS3At is StartS3WithWebhook on a given port (from FreePort), for a
+// receiver that must know the server's address before the server starts.
+func StartS3At(t testing.TB, port int, webhook string) *S3 {
+	t.Helper()
+	return startS3(t, webhook, port)
+}
+
+func startS3(t testing.TB, webhook string, port int) *S3 {
 	t.Helper()
 	if err := Install(t.Context(), "versitygw"); err != nil {
 		unavailable(t, "peers: s3: %v", err)
@@ -58,7 +65,9 @@ func startS3(t testing.TB, webhook string) *S3 {
 	if err := mkdirs(s.Dir); err != nil {
 		t.Fatalf("peers: s3: %v", err)
 	}
-	port := FreePort(t)
+	if port == 0 {
+		port = FreePort(t)
+	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	s.Endpoint = "http://" + addr
 	args := []string{
