@@ -48,6 +48,13 @@ func describePair(ctx context.Context, src, dst *sqldb.DB, name string, create b
 		return nil, permanent(fmt.Errorf("replicate: table %q: target primary key (%s) differs from source (%s)",
 			name, strings.Join(dt.PrimaryKey, ", "), strings.Join(st.PrimaryKey, ", ")))
 	}
+	if added, err := addMissingColumns(ctx, dst, st, dt); err != nil {
+		return nil, err
+	} else if added {
+		if dt, err = dst.Dialect.Describe(ctx, dst, name); err != nil {
+			return nil, fmt.Errorf("replicate: describe target %s: %w", name, err)
+		}
+	}
 	for _, c := range st.Columns {
 		if _, ok := dt.Column(c.Name); !ok {
 			return nil, permanent(fmt.Errorf("replicate: table %q: target has no column %q", name, c.Name))

@@ -460,9 +460,30 @@ func (a *applier) applyBatch(ctx context.Context, b Batch) error {
 	s := a.s
 	read := time.Now()
 	var written int
+	changes := b.Changes
+	// A schema change splits the batch: what came before is committed,
+	// the target follows the change, then the rest applies with the new
+	// columns (and the checkpoint).
+	for i := 0; i < len(changes); i++ {
+		if changes[i].Op != OpSchema {
+			continue
+		}
+		if i > 0 {
+			n, err := a.applySegment(ctx, changes[:i])
+			written += n
+			if err != nil {
+				return err
+			}
+		}
+		if err := a.applySchema(ctx, changes[i]); err != nil {
+			return err
+		}
+		changes, i = changes[i+1:], -1
+	}
 	err := a.tx(ctx, func(tx *sql.Tx) error {
-		var err error
-		if written, err = a.w.apply(ctx, tx, b.Changes); err != nil {
+		n, err := a.w.apply(ctx, tx, changes)
+		written += n
+		if err != nil {
 			return err
 		}
 		return SaveCheckpoint(ctx, tx, s.cfg.Target.Dialect, s.cfg.Name, Checkpoint{Phase: PhaseCDC, Position: b.Position})

@@ -201,6 +201,9 @@ func normBool(v any) (any, error) {
 	case float64:
 		return x != 0, nil
 	case string, []byte, json.Number:
+		if b, ok := x.([]byte); ok && len(b) == 1 && b[0] <= 1 { // MySQL BIT(1)
+			return b[0] == 1, nil
+		}
 		switch strings.ToLower(strings.TrimSpace(text(x))) {
 		case "1", "t", "true", "y", "yes", "on":
 			return true, nil

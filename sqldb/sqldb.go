@@ -358,3 +358,19 @@ type Indexer interface {
 	// not exist.
 	CreateIndex(table, name string, columns []string) []string
 }
+
+// Alterer is implemented by dialects that can change a table's columns in
+// place; replication uses it to follow a source's schema changes. Each
+// method returns the statements to run, in order (none when the change
+// needs no statement in the dialect). Added columns are nullable whatever
+// c.Nullable says, since existing rows have no value for them.
+type Alterer interface {
+	// AddColumn adds column c to table.
+	AddColumn(table string, c Column) []string
+	// DropColumn drops the named column of table.
+	DropColumn(table, column string) []string
+	// WidenColumn changes a column's type to c.Type, a type that holds
+	// every value of the column's current type (longer strings, wider
+	// integers, more decimal digits).
+	WidenColumn(table string, c Column) []string
+}

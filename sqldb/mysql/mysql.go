@@ -126,6 +126,11 @@ func (Driver) Transient(err error) bool {
 	return false
 }
 
+// SourceParams are URL query parameters read by the binlog change source
+// (replicate/mysqlsrc) rather than by the SQL connection; ConfigFromURL
+// leaves them out of the session.
+var SourceParams = []string{"flavor", "server_id", "max_tx_changes"}
+
 // ConfigFromURL converts a mysql:// URL to a go-sql-driver/mysql config
 // with the settings this package requires. Its errors never contain the
 // password.
@@ -138,7 +143,11 @@ func ConfigFromURL(u *url.URL) (*gomysql.Config, error) {
 	}
 	// Only the query goes through ParseDSN, so its errors cannot show
 	// credentials.
-	cfg, err := gomysql.ParseDSN("/?" + u.RawQuery)
+	query := u.Query()
+	for _, p := range SourceParams {
+		query.Del(p)
+	}
+	cfg, err := gomysql.ParseDSN("/?" + query.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("mysql: bad URL parameters: %w", err)
 	}

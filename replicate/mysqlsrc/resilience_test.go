@@ -1,0 +1,249 @@
+package mysqlsrc_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	osexec "os/exec"
+	"os/signal"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/intercloud/intercloud/replicate"
+	"github.com/intercloud/intercloud/sqldb"
+)
+
+const (
+	childSrcEnv = "MYSQLSRC_CHILD_SRC"
+	childDstEnv = "MYSQLSRC_CHILD_DST"
+)
+
+// TestChildStream is the child process of the kill test: it replicates
+// between the URLs its environment names until it is killed.
+func TestChildStream(t *testing.T) {
+	srcURL, dstURL := os.Getenv(childSrcEnv), os.Getenv(childDstEnv)
+	if srcURL == "" || dstURL == "" {
+		t.Skip("runs only as a child of TestMariaDB/KillRestart")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	s, err := replicate.New(replicate.Config{
+		Name: "killed", Source: open(t, srcURL), Target: open(t, dstURL),
+		Tables: []string{"items"}, BatchSize: 500, Logger: quietLogger(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func startChild(t *testing.T, srcURL, dstURL string) *osexec.Cmd {
+	t.Helper()
+	cmd := osexec.Command(os.Args[0], "-test.run=^TestChildStream$", "-test.count=1")
+	cmd.Env = append(os.Environ(), childSrcEnv+"="+srcURL, childDstEnv+"="+dstURL)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	return cmd
+}
+
+func kill(t *testing.T, cmd *osexec.Cmd) {
+	t.Helper()
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+}
+
+func loadCheckpoint(t *testing.T, dst *sqldb.DB, name string) replicate.Checkpoint {
+	t.Helper()
+	if err := replicate.EnsureCheckpoints(context.Background(), dst); err != nil {
+		t.Fatal(err)
+	}
+	cp, err := replicate.LoadCheckpoint(context.Background(), dst, dst.Dialect, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cp
+}
+
+// versionTrigger makes the target count every write of a row: each insert
+// or update of items bumps writes.n for its id.
+const versionDDL = `CREATE TABLE writes (id BIGINT PRIMARY KEY, n INT NOT NULL);
+CREATE FUNCTION count_write() RETURNS trigger AS $$
+BEGIN
+  INSERT INTO writes (id, n) VALUES (NEW.id, 1) ON CONFLICT (id) DO UPDATE SET n = writes.n + 1;
+  RETURN NEW;
+END $$ LANGUAGE plpgsql;
+CREATE TRIGGER items_writes AFTER INSERT OR UPDATE ON items FOR EACH ROW EXECUTE FUNCTION count_write();`
+
+// testKill kills (SIGKILL) the replicating process during the full load
+// and during CDC; the resumed stream converges, and the rows no source
+// change touched after the load were written exactly once.
+func testKill(t *testing.T, e *env) {
+	srcURL, dstURL := e.mysqlURL(t, ""), e.pgURL(t)
+	src, dst := open(t, srcURL), open(t, dstURL)
+	execSQL(t, src, itemsDDL)
+	fillItems(t, src, 1, 20001)
+	// The target table exists before the stream, with the write counter.
+	execSQL(t, dst, "CREATE TABLE items (id BIGINT NOT NULL PRIMARY KEY, name VARCHAR(64) NOT NULL, qty INTEGER NULL, price NUMERIC(12,2) NULL, _trace_id VARCHAR(64) NULL)")
+	for _, stmt := range splitPL(versionDDL) {
+		execSQL(t, dst, stmt)
+	}
+
+	// Kill 1: during the full load.
+	child := startChild(t, srcURL, dstURL)
+	waitFor(t, "a loaded chunk", 60*time.Second, func() bool {
+		cp := loadCheckpoint(t, dst, "killed")
+		return cp.Phase == replicate.PhaseSnapshot && cp.Snapshot != nil && len(cp.Snapshot.LastKey) > 0
+	})
+	execSQL(t, src, "UPDATE items SET name = 'during-load' WHERE id % 13 = 0")
+	kill(t, child)
+	if cp := loadCheckpoint(t, dst, "killed"); cp.Phase != replicate.PhaseSnapshot {
+		t.Logf("the load finished before the kill (checkpoint %+v)", cp)
+	}
+
+	// Kill 2: during CDC, with a stream of changes.
+	child = startChild(t, srcURL, dstURL)
+	waitFor(t, "cdc", 60*time.Second, func() bool { return loadCheckpoint(t, dst, "killed").Phase == replicate.PhaseCDC })
+	before := loadCheckpoint(t, dst, "killed").Position
+	for i := 0; i < 30; i++ {
+		execSQL(t, src, "UPDATE items SET qty = ? WHERE id % 50 = ?", 1000+i, i)
+		execSQL(t, src, "INSERT INTO items (id, name) VALUES (?, ?)", 100000+i, fmt.Sprint("new-", i))
+		execSQL(t, src, "DELETE FROM items WHERE id = ?", 5000+i)
+	}
+	waitFor(t, "cdc progress", 60*time.Second, func() bool { return loadCheckpoint(t, dst, "killed").Position != before })
+	kill(t, child)
+	execSQL(t, src, "UPDATE items SET id = id + 50000 WHERE id BETWEEN 200 AND 220")
+
+	r := start(t, replicate.Config{Name: "killed", Source: src, Target: dst, Tables: []string{"items"}, BatchSize: 500})
+	waitCaughtUp(t, r, src)
+	mustValidate(t, src, dst, "items")
+	// Rows that no change touched after the load started are in the load
+	// only: a chunk replayed after the kill writes them again, but never
+	// CDC. Rows no statement above touched: id % 13 != 0, id % 50 >= 30.
+	var twice int64
+	if err := dst.QueryRowContext(context.Background(), `SELECT COUNT(*) FROM writes w JOIN items i ON i.id = w.id
+WHERE w.n > 2 AND i.id % 13 <> 0 AND i.id % 50 >= 30 AND i.id < 100000`).Scan(&twice); err != nil {
+		t.Fatal(err)
+	}
+	if twice > 0 {
+		t.Errorf("%d untouched rows were written more than twice (once by the load, once more only by a replayed chunk)", twice)
+	}
+	// CDC changes after the last kill are applied exactly once.
+	if n := count(t, dst, "SELECT MAX(n) FROM writes WHERE id BETWEEN 50200 AND 50220"); n != 1 {
+		t.Errorf("rows inserted by the last change written %d times", n)
+	}
+}
+
+// splitPL splits statements at ";\n" outside $$ bodies.
+func splitPL(s string) []string {
+	var out []string
+	var cur strings.Builder
+	in := false
+	for _, line := range strings.Split(s, "\n") {
+		if strings.Count(line, "$$")%2 == 1 {
+			in = !in
+		}
+		cur.WriteString(line + "\n")
+		if !in && strings.HasSuffix(strings.TrimSpace(line), ";") {
+			out = append(out, strings.TrimSuffix(strings.TrimSpace(cur.String()), ";"))
+			cur.Reset()
+		}
+	}
+	return out
+}
+
+// testServerRestart stops and starts MariaDB while the stream runs.
+func testServerRestart(t *testing.T, e *env) {
+	src := open(t, e.mysqlURL(t, ""))
+	dst := open(t, sqliteURL(t))
+	execSQL(t, src, itemsDDL)
+	fillItems(t, src, 1, 101)
+	r := start(t, replicate.Config{Name: "restart", Source: src, Target: dst, Tables: []string{"items"}})
+	waitCaughtUp(t, r, src)
+	e.my.Stop(t)
+	time.Sleep(300 * time.Millisecond)
+	e.my.Start(t)
+	waitFor(t, "source back", 30*time.Second, func() bool { return src.PingContext(context.Background()) == nil })
+	fillItems(t, src, 1000, 1100)
+	execSQL(t, src, "DELETE FROM items WHERE id < 50")
+	waitCaughtUp(t, r, src)
+	mustValidate(t, src, dst, "items")
+	if st := r.s.Status(); st.LastError == "" {
+		t.Log("the restart went unnoticed by the stream")
+	}
+}
+
+// testBidirectional runs MariaDB → SQLite and SQLite → MariaDB with
+// SkipReplicated: writes on either side reach the other, nothing echoes.
+func testBidirectional(t *testing.T, e *env) {
+	my := open(t, e.mysqlURL(t, ""))
+	lite := open(t, sqliteURL(t))
+	execSQL(t, my, itemsDDL)
+	execSQL(t, lite, `CREATE TABLE items (id INTEGER PRIMARY KEY, name VARCHAR(64) NOT NULL, qty INTEGER, price DECIMAL_TEXT(12,2), _trace_id VARCHAR(64))`)
+	if err := replicate.Prepare(context.Background(), lite, []string{"items"}, quietLogger()); err != nil {
+		t.Fatal(err)
+	}
+	var echoes atomicCount
+	ab := start(t, replicate.Config{Name: "my-to-lite", Origin: "aws", Source: my, Target: lite, Tables: []string{"items"}, SkipReplicated: true, SkipFullLoad: true,
+		OnApplied: func(b replicate.Batch) {
+			echoes.add(b, func(id int64) bool { return id >= 1_000_000 && id != 1_000_005 })
+		}})
+	ba := start(t, replicate.Config{Name: "lite-to-my", Origin: "azure", Source: lite, Target: my, Tables: []string{"items"}, SkipReplicated: true, SkipFullLoad: true,
+		OnApplied: func(b replicate.Batch) { echoes.add(b, func(id int64) bool { return id < 1_000_000 }) }})
+	fillItems(t, my, 1, 201)
+	err := lite.Tx(context.Background(), func(tx *sql.Tx) error {
+		for i := 1_000_000; i < 1_000_200; i++ {
+			if _, err := tx.Exec("INSERT INTO items (id, name, qty) VALUES (?, ?, ?)", i, fmt.Sprint("lite-", i), i%5); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "both sides", 60*time.Second, func() bool {
+		return count(t, my, "SELECT COUNT(*) FROM items") == 400 && count(t, lite, "SELECT COUNT(*) FROM items") == 400
+	})
+	execSQL(t, my, "UPDATE items SET qty = 99 WHERE id = 1000005")
+	waitCaughtUp(t, ab, my)
+	waitFor(t, "update on sqlite", 30*time.Second, func() bool {
+		return count(t, lite, "SELECT COUNT(*) FROM items WHERE id = 1000005 AND qty = 99") == 1
+	})
+	time.Sleep(500 * time.Millisecond) // room for an echo to show
+	mustValidate(t, my, lite, "items")
+	if n := echoes.n.Load(); n != 0 {
+		t.Fatalf("%d changes echoed back to their origin", n)
+	}
+	_ = ba
+}
+
+// atomicCount counts the changes of batches whose key is an echo.
+type atomicCount struct{ n atomic.Int64 }
+
+func (c *atomicCount) add(b replicate.Batch, echo func(id int64) bool) {
+	for _, ch := range b.Changes {
+		if len(ch.Key) == 1 {
+			if n, err := replicate.Normalize(sqldb.Type{Kind: sqldb.KindInt}, ch.Key[0]); err == nil {
+				if id, ok := n.(int64); ok && echo(id) {
+					c.n.Add(1)
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,36 @@
+package mysql
+
+import (
+	"fmt"
+
+	"github.com/intercloud/intercloud/sqldb"
+)
+
+var _ sqldb.Alterer = Dialect{}
+
+// AddColumn implements sqldb.Alterer.
+func (d Dialect) AddColumn(table string, c sqldb.Column) []string {
+	ine := ""
+	if d.MariaDB {
+		ine = "IF NOT EXISTS "
+	}
+	return []string{fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s%s %s NULL", d.Quote(table), ine, d.Quote(c.Name), d.ColumnType(c.Type))}
+}
+
+// DropColumn implements sqldb.Alterer.
+func (d Dialect) DropColumn(table, column string) []string {
+	ie := ""
+	if d.MariaDB {
+		ie = "IF EXISTS "
+	}
+	return []string{fmt.Sprintf("ALTER TABLE %s DROP COLUMN %s%s", d.Quote(table), ie, d.Quote(column))}
+}
+
+// WidenColumn implements sqldb.Alterer.
+func (d Dialect) WidenColumn(table string, c sqldb.Column) []string {
+	null := " NULL"
+	if !c.Nullable {
+		null = " NOT NULL"
+	}
+	return []string{fmt.Sprintf("ALTER TABLE %s MODIFY COLUMN %s %s%s", d.Quote(table), d.Quote(c.Name), d.ColumnType(c.Type), null)}
+}
