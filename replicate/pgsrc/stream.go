@@ -1,0 +1,531 @@
+package pgsrc
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/intercloud/intercloud/replicate"
+)
+
+// Timing of Stream.
+const (
+	// statusEvery is how often a standby status update is sent unasked
+	// (well within the server's wal_sender_timeout).
+	statusEvery = 10 * time.Second
+	// batchIdle delivers a pending batch when no message came for this
+	// long; batchMaxAge when it has waited this long in all.
+	batchIdle   = 10 * time.Millisecond
+	batchMaxAge = 250 * time.Millisecond
+	// idleAdvanceEvery is how often an idle stream moves its position to
+	// the server's WAL end with an empty batch.
+	idleAdvanceEvery = 2 * time.Second
+)
+
+// Stream implements replicate.Source (see the package doc).
+func (s *Source) Stream(ctx context.Context, from replicate.Position, opts replicate.StreamOptions, fn func(context.Context, replicate.Batch) error) error {
+	start, err := ParsePosition(from)
+	if err != nil {
+		return err
+	}
+	want := map[string]bool{}
+	for _, t := range opts.Tables {
+		if _, ok := s.tables[t]; !ok {
+			return fmt.Errorf("pgsrc: stream: table %q is not captured by this source", t)
+		}
+		want[t] = true
+	}
+	if len(opts.Tables) == 0 {
+		for _, t := range s.sortedTables() {
+			want[t] = true
+		}
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = replicate.DefaultBatchSize
+	}
+	confirmed, err := s.confirmed(ctx)
+	if err != nil {
+		return err
+	}
+	if start != 0 && start < confirmed {
+		return fmt.Errorf("%w: slot %s is at %s, the stream asked for %s", ErrPositionLost, s.slot, confirmed, start)
+	}
+	if start == 0 {
+		start = confirmed
+	}
+	conn, err := connect(ctx, s.db)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = conn.Close(cctx)
+	}()
+	err = pglogrepl.StartReplication(ctx, conn, s.slot, start, pglogrepl.StartReplicationOptions{
+		PluginArgs: []string{"proto_version '1'", "publication_names '" + Publication + "'"},
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("pgsrc: start replication from %s: %w", start, err)
+	}
+	s.log.Debug("replication started", "from", start)
+	st := &streamState{
+		src:       s,
+		conn:      conn,
+		opts:      opts,
+		want:      want,
+		fn:        fn,
+		confirmed: start,
+		delivered: start,
+		known:     map[string][]relColumn{},
+		rels:      map[uint32]*relationMsg{},
+		schema:    map[string]bool{},
+	}
+	for name, t := range s.tables {
+		st.known[name] = t.cols
+	}
+	err = st.run(ctx)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
+
+// streamState is one run of Stream.
+type streamState struct {
+	src  *Source
+	conn *pgconn.PgConn
+	opts replicate.StreamOptions
+	want map[string]bool
+	fn   func(context.Context, replicate.Batch) error
+
+	// confirmed is the position reported flushed to the server;
+	// delivered the position of the last batch fn accepted.
+	confirmed, delivered pglogrepl.LSN
+	nextStatus           time.Time
+
+	rels   map[uint32]*relationMsg
+	known  map[string][]relColumn // last columns seen per table
+	schema map[string]bool        // tables with a schema change to emit
+
+	// The transaction being received.
+	inTxn     bool
+	txn       []replicate.Change
+	txnSkip   bool   // wrote the origin table: replicated
+	txnTrunc  string // a replicated table it truncated
+	txnTime   time.Time
+	txnSplit  bool // parts of it were delivered already
+	txnErr    error
+	lastMsgAt time.Time
+
+	// The batch of whole transactions waiting for delivery.
+	pending      []replicate.Change
+	pendingPos   pglogrepl.LSN // 0: nothing pending
+	pendingTime  time.Time
+	pendingSince time.Time
+
+	walEnd      pglogrepl.LSN // from keepalives, outside transactions
+	lastAdvance time.Time
+}
+
+func (st *streamState) run(ctx context.Context) error {
+	st.nextStatus = time.Now()
+	st.lastAdvance = time.Now()
+	for {
+		if err := st.timers(ctx); err != nil {
+			return err
+		}
+		deadline := st.nextStatus
+		if st.pendingPos != 0 {
+			deadline = earliest(deadline, st.lastMsgAt.Add(batchIdle), st.pendingSince.Add(batchMaxAge))
+		}
+		if !st.inTxn && st.walEnd > st.delivered && st.pendingPos == 0 {
+			deadline = earliest(deadline, st.lastAdvance.Add(idleAdvanceEvery))
+		}
+		rctx, cancel := context.WithDeadline(ctx, deadline)
+		msg, err := st.conn.ReceiveMessage(rctx)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if pgconn.Timeout(err) {
+				continue
+			}
+			return fmt.Errorf("pgsrc: receive: %w", err)
+		}
+		switch m := msg.(type) {
+		case *pgproto3.CopyData:
+			if err := st.copyData(ctx, m.Data); err != nil {
+				return err
+			}
+		case *pgproto3.ErrorResponse:
+			return fmt.Errorf("pgsrc: replication: %w", pgconn.ErrorResponseToPgError(m))
+		case *pgproto3.CopyDone:
+			return errors.New("pgsrc: the server ended the replication stream")
+		default:
+			// Notices and parameter changes.
+		}
+	}
+}
+
+func earliest(t time.Time, more ...time.Time) time.Time {
+	for _, m := range more {
+		if m.Before(t) {
+			t = m
+		}
+	}
+	return t
+}
+
+// timers delivers a batch that waited long enough, advances an idle
+// position, and sends a due status update.
+func (st *streamState) timers(ctx context.Context) error {
+	now := time.Now()
+	if st.pendingPos != 0 && (now.Sub(st.lastMsgAt) >= batchIdle || now.Sub(st.pendingSince) >= batchMaxAge) {
+		if err := st.deliverPending(ctx); err != nil {
+			return err
+		}
+	}
+	if !st.inTxn && st.pendingPos == 0 && st.walEnd > st.delivered && now.Sub(st.lastAdvance) >= idleAdvanceEvery {
+		st.pendingPos, st.pendingSince = st.walEnd, now
+		if err := st.deliverPending(ctx); err != nil {
+			return err
+		}
+	}
+	if !now.Before(st.nextStatus) {
+		return st.sendStatus(false)
+	}
+	return nil
+}
+
+func (st *streamState) sendStatus(reply bool) error {
+	st.nextStatus = time.Now().Add(statusEvery)
+	err := pglogrepl.SendStandbyStatusUpdate(context.Background(), st.conn, pglogrepl.StandbyStatusUpdate{
+		WALWritePosition: st.confirmed,
+		WALFlushPosition: st.confirmed,
+		WALApplyPosition: st.confirmed,
+		ReplyRequested:   reply,
+	})
+	if err != nil {
+		return fmt.Errorf("pgsrc: send standby status: %w", err)
+	}
+	return nil
+}
+
+// deliverPending hands the pending batch to fn and, once fn accepted it,
+// confirms its position to the server.
+func (st *streamState) deliverPending(ctx context.Context) error {
+	if st.pendingPos == 0 {
+		return nil
+	}
+	b := replicate.Batch{Changes: st.pending, Position: FormatPosition(st.pendingPos), CommitTime: st.pendingTime}
+	pos := st.pendingPos
+	st.pending, st.pendingPos, st.pendingTime = nil, 0, time.Time{}
+	if err := st.fn(ctx, b); err != nil {
+		return err
+	}
+	st.lastAdvance = time.Now()
+	if pos > st.delivered {
+		st.delivered = pos
+	}
+	if pos > st.confirmed {
+		st.confirmed = pos
+		return st.sendStatus(false)
+	}
+	return nil
+}
+
+// copyData handles one CopyData message of the replication stream.
+func (st *streamState) copyData(ctx context.Context, data []byte) error {
+	if len(data) == 0 {
+		return errors.New("pgsrc: empty replication message")
+	}
+	switch data[0] {
+	case pglogrepl.PrimaryKeepaliveMessageByteID:
+		k, err := pglogrepl.ParsePrimaryKeepaliveMessage(data[1:])
+		if err != nil {
+			return fmt.Errorf("pgsrc: keepalive: %w", err)
+		}
+		if !st.inTxn && k.ServerWALEnd > st.walEnd {
+			st.walEnd = k.ServerWALEnd
+		}
+		if k.ReplyRequested {
+			return st.sendStatus(false)
+		}
+		return nil
+	case pglogrepl.XLogDataByteID:
+		x, err := pglogrepl.ParseXLogData(data[1:])
+		if err != nil {
+			return fmt.Errorf("pgsrc: xlog data: %w", err)
+		}
+		st.lastMsgAt = time.Now()
+		m, err := parseMessage(x.WALData)
+		if err != nil {
+			return err
+		}
+		return st.message(ctx, m, x.WALStart)
+	}
+	return nil // other message kinds are not for logical replication clients
+}
+
+// message handles one pgoutput message.
+func (st *streamState) message(ctx context.Context, m any, at pglogrepl.LSN) error {
+	switch m := m.(type) {
+	case beginMsg:
+		st.inTxn = true
+		st.txn, st.txnSkip, st.txnTrunc, st.txnSplit, st.txnErr = nil, false, "", false, nil
+		st.txnTime = m.commitTime
+	case commitMsg:
+		return st.commit(ctx, m)
+	case relationMsg:
+		rel := m
+		st.rels[m.id] = &rel
+		if st.want[m.name] && !sameColumns(st.known[m.name], m.columns) {
+			st.schema[m.name] = true
+		}
+		st.known[m.name] = m.columns
+	case insertMsg, updateMsg, deleteMsg:
+		if !st.inTxn {
+			return fmt.Errorf("pgsrc: row change at %s outside a transaction", at)
+		}
+		return st.row(ctx, m)
+	case truncateMsg:
+		for _, id := range m.rels {
+			if rel := st.rels[id]; rel != nil && st.want[rel.name] && st.txnTrunc == "" {
+				st.txnTrunc = rel.name
+			}
+		}
+	}
+	return nil
+}
+
+// sameColumns reports whether two column lists have the same names, types
+// and type modifiers.
+func sameColumns(a, b []relColumn) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].name != b[i].name || a[i].typ != b[i].typ || a[i].mod != b[i].mod {
+			return false
+		}
+	}
+	return true
+}
+
+// row decodes a row change into the current transaction.
+func (st *streamState) row(ctx context.Context, m any) error {
+	var relID uint32
+	switch m := m.(type) {
+	case insertMsg:
+		relID = m.rel
+	case updateMsg:
+		relID = m.rel
+	case deleteMsg:
+		relID = m.rel
+	}
+	rel := st.rels[relID]
+	if rel == nil {
+		return fmt.Errorf("pgsrc: row change of relation %d before its Relation message", relID)
+	}
+	if rel.name == OriginTable {
+		if st.opts.SkipReplicated {
+			st.txnSkip, st.txn = true, nil
+		}
+		return nil
+	}
+	if st.txnSkip || !st.want[rel.name] || st.txnErr != nil {
+		return nil
+	}
+	t := st.src.tables[rel.name]
+	if st.schema[rel.name] {
+		delete(st.schema, rel.name)
+		st.txn = append(st.txn, replicate.Change{Table: rel.name, Op: replicate.OpSchema})
+	}
+	changes, err := rowChanges(rel, t.def.PrimaryKey, m)
+	if err != nil {
+		// Kept until the commit: a later write to the origin table may
+		// still mark the transaction as replicated.
+		st.txnErr = err
+		return nil
+	}
+	st.txn = append(st.txn, changes...)
+	if len(st.txn) >= MaxTxnChanges {
+		// Too large to hold: deliver what came so far with the position
+		// before the transaction, so a restart replays it whole.
+		if err := st.deliverPending(ctx); err != nil {
+			return err
+		}
+		b := replicate.Batch{Changes: st.txn, Position: FormatPosition(st.delivered), CommitTime: st.txnTime}
+		st.txn, st.txnSplit = nil, true
+		st.src.log.Warn("transaction too large to apply atomically; delivering it in parts", "changes", MaxTxnChanges)
+		if err := st.fn(ctx, b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// commit ends the current transaction: its changes join the pending batch,
+// which is delivered when full.
+func (st *streamState) commit(ctx context.Context, m commitMsg) error {
+	if !st.inTxn {
+		return errors.New("pgsrc: commit without begin")
+	}
+	st.inTxn = false
+	end := pglogrepl.LSN(m.endLSN)
+	if !st.txnSkip {
+		if st.txnErr != nil {
+			return fmt.Errorf("pgsrc: transaction ending at %s: %w", end, st.txnErr)
+		}
+		if st.txnTrunc != "" {
+			return fmt.Errorf("%w: TRUNCATE of %q in the transaction ending at %s", ErrTruncate, st.txnTrunc, end)
+		}
+	}
+	if len(st.pending) > 0 && len(st.pending)+len(st.txn) > st.opts.MaxBatch {
+		if err := st.deliverPending(ctx); err != nil {
+			return err
+		}
+	}
+	if st.pendingPos == 0 {
+		st.pendingSince = time.Now()
+	}
+	st.pending = append(st.pending, st.txn...)
+	st.pendingPos, st.pendingTime = end, m.commitTime
+	st.txn = nil
+	if len(st.pending) >= st.opts.MaxBatch {
+		return st.deliverPending(ctx)
+	}
+	return nil
+}
+
+// rowChanges turns an insert, update or delete of a table with primary key
+// pk into changes.
+func rowChanges(rel *relationMsg, pk []string, m any) ([]replicate.Change, error) {
+	idx := make([]int, len(pk))
+	for i, k := range pk {
+		idx[i] = -1
+		for j, c := range rel.columns {
+			if c.name == k {
+				idx[i] = j
+			}
+		}
+		if idx[i] < 0 {
+			return nil, fmt.Errorf("pgsrc: %s: primary key column %q is not in the replicated columns", rel.name, k)
+		}
+	}
+	switch m := m.(type) {
+	case insertMsg:
+		row, key, err := image(rel, idx, m.new, nil)
+		if err != nil {
+			return nil, err
+		}
+		return []replicate.Change{upsert(rel.name, key, row)}, nil
+	case updateMsg:
+		row, key, err := image(rel, idx, m.new, m.old)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]replicate.Change, 0, 2)
+		if m.old != nil && keyChanged(idx, m.old, m.new) {
+			oldKey, err := keyOf(rel, idx, m.old)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, replicate.Change{Table: rel.name, Op: replicate.OpDelete, Key: oldKey})
+		}
+		return append(out, upsert(rel.name, key, row)), nil
+	case deleteMsg:
+		key, err := keyOf(rel, idx, m.old)
+		if err != nil {
+			return nil, err
+		}
+		return []replicate.Change{{Table: rel.name, Op: replicate.OpDelete, Key: key}}, nil
+	}
+	return nil, fmt.Errorf("pgsrc: %T is not a row change", m)
+}
+
+func upsert(table string, key []any, row map[string]any) replicate.Change {
+	c := replicate.Change{Table: table, Op: replicate.OpUpsert, Key: key, Row: row}
+	if s, ok := row["_trace_id"].(string); ok {
+		c.TraceID = s
+	}
+	return c
+}
+
+// image decodes a new row image; unchanged TOASTed columns come from the
+// old image.
+func image(rel *relationMsg, idx []int, tuple, old []tupleCol) (map[string]any, []any, error) {
+	if len(tuple) != len(rel.columns) {
+		return nil, nil, fmt.Errorf("pgsrc: %s: row has %d columns, relation %d", rel.name, len(tuple), len(rel.columns))
+	}
+	row := make(map[string]any, len(tuple))
+	for i, c := range tuple {
+		col := rel.columns[i]
+		if c.kind == 'u' {
+			if i >= len(old) || (old[i].kind != 't' && old[i].kind != 'n') {
+				return nil, nil, fmt.Errorf("pgsrc: %s.%s: an update left this TOASTed column unchanged and the old row image lacks it; set REPLICA IDENTITY FULL on the table (Prepare does)", rel.name, col.name)
+			}
+			c = old[i]
+		}
+		v, err := decodeValue(col.typ, c)
+		if err != nil {
+			return nil, nil, fmt.Errorf("pgsrc: %s.%s: %w", rel.name, col.name, err)
+		}
+		row[col.name] = v
+	}
+	key := make([]any, len(idx))
+	for i, j := range idx {
+		key[i] = row[rel.columns[j].name]
+		if key[i] == nil {
+			return nil, nil, fmt.Errorf("pgsrc: %s: null in primary key column %s", rel.name, rel.columns[j].name)
+		}
+	}
+	return row, key, nil
+}
+
+// keyOf decodes the primary key from a (key or old) row image.
+func keyOf(rel *relationMsg, idx []int, tuple []tupleCol) ([]any, error) {
+	key := make([]any, len(idx))
+	for i, j := range idx {
+		if j >= len(tuple) {
+			return nil, fmt.Errorf("pgsrc: %s: key image has %d columns", rel.name, len(tuple))
+		}
+		v, err := decodeValue(rel.columns[j].typ, tuple[j])
+		if err != nil {
+			return nil, fmt.Errorf("pgsrc: %s.%s: %w", rel.name, rel.columns[j].name, err)
+		}
+		if v == nil {
+			return nil, fmt.Errorf("pgsrc: %s: null in primary key column %s", rel.name, rel.columns[j].name)
+		}
+		key[i] = v
+	}
+	return key, nil
+}
+
+// keyChanged reports whether the old image's key differs from the new
+// one's (an unchanged TOASTed key keeps its value).
+func keyChanged(idx []int, old, new []tupleCol) bool {
+	for _, j := range idx {
+		if j >= len(old) || j >= len(new) {
+			return true
+		}
+		if new[j].kind == 'u' {
+			continue
+		}
+		if old[j].kind != new[j].kind || !bytes.Equal(old[j].data, new[j].data) {
+			return true
+		}
+	}
+	return false
+}
