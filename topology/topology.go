@@ -149,6 +149,15 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (t *Topology, 
 			}
 		}
 	}
+	// The APIs take writes only once every change consumer has its place
+	// in the databases' logs.
+	for _, name := range cfg.CloudNames() {
+		if t.has(name) {
+			if err := t.serveAPI(name); err != nil {
+				return t, err
+			}
+		}
+	}
 	if t.has(RoleGlobal) {
 		if err := t.startGlobal(ctx); err != nil {
 			return t, err
@@ -267,13 +276,6 @@ func (t *Topology) startCloud(ctx context.Context, name string) error {
 	if err != nil {
 		return fmt.Errorf("topology: %s: %w", name, err)
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/", c.API)
-	mux.HandleFunc("GET /v1/status", t.statusHandler(c))
-	mux.HandleFunc("GET /metrics", t.metricsHandler(c))
-	if c.api, err = t.serve(name+"-api", cc.API, mux); err != nil {
-		return err
-	}
 
 	if t.cfg.Publish.Cloud == name {
 		c.Publish, err = publish.New(publish.Config{
@@ -296,6 +298,18 @@ func (t *Topology) startCloud(ctx context.Context, name string) error {
 		}
 	}
 	return nil
+}
+
+// serveAPI starts serving a cloud's ingest API, status and metrics.
+func (t *Topology) serveAPI(name string) error {
+	c := t.clouds[name]
+	mux := http.NewServeMux()
+	mux.Handle("/", c.API)
+	mux.HandleFunc("GET /v1/status", t.statusHandler(c))
+	mux.HandleFunc("GET /metrics", t.metricsHandler(c))
+	var err error
+	c.api, err = t.serve(name+"-api", t.cfg.Clouds[name].API, mux)
+	return err
 }
 
 // startStreams starts the replication streams whose target is this cloud:
@@ -322,14 +336,22 @@ func (t *Topology) startStreams(ctx context.Context, name string) error {
 			return err
 		}
 		log := t.logger(name, "replicate")
+		streamName := d.from + "-to-" + d.to
 		s, err := replicate.New(replicate.Config{
-			Name: d.from + "-to-" + d.to, Origin: d.from, Source: src, Target: t.clouds[name].DB,
+			Name: streamName, Origin: d.from, Source: src, Target: t.clouds[name].DB,
 			Tables: r.Tables, BatchSize: r.BatchSize, Poll: r.Poll.D(), SkipReplicated: true, SkipFullLoad: d.reverse,
 			OnApplied: func(b replicate.Batch) { logApplied(log, b) },
 			Logger:    log,
 		})
 		if err != nil {
 			return fmt.Errorf("topology: %w", err)
+		}
+		if d.reverse {
+			// Without a full load, the stream must have its place in the
+			// source's log (a Postgres slot) before anything writes.
+			if err := reserve(ctx, src, streamName, r.Tables, log); err != nil {
+				return err
+			}
 		}
 		t.clouds[name].Streams = append(t.clouds[name].Streams, s)
 		t.goPipe(func(ctx context.Context) {
@@ -339,6 +361,20 @@ func (t *Topology) startStreams(ctx context.Context, name string) error {
 		})
 	}
 	return nil
+}
+
+// reserve opens a consumer's source once, which creates whatever per-consumer
+// state the source keeps (a replication slot) from this point of the log.
+func reserve(ctx context.Context, db *sqldb.DB, name string, tables []string, log *slog.Logger) error {
+	src, err := replicate.OpenSource(ctx, db, replicate.SourceConfig{Name: name, Tables: tables, Logger: log})
+	if err != nil {
+		return fmt.Errorf("topology: %s: %w", name, err)
+	}
+	if _, err := src.Current(ctx); err != nil {
+		src.Close()
+		return fmt.Errorf("topology: %s: %w", name, err)
+	}
+	return src.Close()
 }
 
 // logApplied writes one line per applied batch with the trace ids of its

@@ -13,6 +13,8 @@ import (
 	_ "github.com/intercloud/intercloud/objects/azblob"
 	_ "github.com/intercloud/intercloud/objects/file"
 	_ "github.com/intercloud/intercloud/objects/s3"
+	_ "github.com/intercloud/intercloud/replicate/mysqlsrc"
+	_ "github.com/intercloud/intercloud/replicate/pgsrc"
 	_ "github.com/intercloud/intercloud/replicate/sqlitesrc"
 	_ "github.com/intercloud/intercloud/sqldb/mysql"
 	_ "github.com/intercloud/intercloud/sqldb/postgres"

@@ -1,0 +1,52 @@
+package topology_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/intercloud/intercloud/demo"
+	"github.com/intercloud/intercloud/internal/peers"
+	"github.com/intercloud/intercloud/replicate"
+	_ "github.com/intercloud/intercloud/replicate/mysqlsrc"
+	_ "github.com/intercloud/intercloud/replicate/pgsrc"
+	_ "github.com/intercloud/intercloud/sqldb/mysql"
+	_ "github.com/intercloud/intercloud/sqldb/postgres"
+	"github.com/intercloud/intercloud/topology"
+)
+
+// TestScenarioOnRealDatabases runs the demo with AWS on MariaDB (binlog
+// CDC) and Azure on PostgreSQL (logical replication for publish and the
+// reverse stream), then validates the two databases against each other.
+func TestScenarioOnRealDatabases(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts MariaDB and PostgreSQL")
+	}
+	my := peers.StartMariaDB(t)
+	pg := peers.StartPostgres(t)
+	cfg := testConfig(t, t.TempDir())
+	cfg.Clouds["aws"].SQL = my.URL("app")
+	cfg.Clouds["azure"].SQL = pg.URL("app")
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := demo.Run(context.Background(), cfg, demo.Options{
+		Records: 2000, BatchSize: 50, Concurrency: 4, Timeout: 2 * time.Minute,
+		Topology: topology.Options{APIKey: testKey, LogWriter: testLog(t)},
+	})
+	if err != nil {
+		t.Fatalf("%v (summary %v)", err, sum)
+	}
+	if sum.Lost != 0 || sum.AWSRows != 2000 || sum.AzureRows != 2000 || sum.ResultsRecords != 2000 {
+		t.Fatalf("summary %v", sum)
+	}
+	topo := start(t, cfg)
+	checkResults(t, topo.URL("edge"), sum.Records)
+	rep, err := replicate.Validate(context.Background(), topo.Cloud("aws").DB, topo.Cloud("azure").DB, cfg.Replication.Tables, 500)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK() {
+		t.Fatalf("the databases differ:\n%s", rep.String())
+	}
+}
