@@ -346,13 +346,28 @@ func EnsureSlot(ctx context.Context, db *sqldb.DB, name string) error {
 // retains). Call it when a stream is removed for good; a later stream of
 // that name needs a full load. Dropping a missing slot is not an error; a
 // slot in use is.
+//
+// A slot still held by a stream that just stopped stays active until the
+// server notices its walsender is gone; DropSlot waits for that (up to
+// 10 s) rather than fail.
 func DropSlot(ctx context.Context, db *sqldb.DB, name string) error {
 	slot := SlotName(name)
-	_, err := db.ExecContext(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1`, slot)
-	if err != nil {
-		return fmt.Errorf("pgsrc: drop replication slot %s: %w", slot, err)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := db.ExecContext(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1`, slot)
+		var pgErr *pgconn.PgError
+		if err == nil || !errors.As(err, &pgErr) || pgErr.Code != "55006" || time.Now().After(deadline) {
+			if err != nil {
+				return fmt.Errorf("pgsrc: drop replication slot %s: %w", slot, err)
+			}
+			return nil
+		}
+		select { // 55006: object_in_use, the slot is still active
+		case <-ctx.Done():
+			return fmt.Errorf("pgsrc: drop replication slot %s: %w", slot, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
-	return nil
 }
 
 // Source reads a Postgres database's changes for one consumer.
