@@ -30,8 +30,9 @@ const DefaultDataDir = "intercloud-data"
 type Config struct {
 	// DataDir holds embedded state: files, SQLite databases, the API key.
 	DataDir string `yaml:"data_dir"`
-	// APIKey is the bearer key the ingest APIs accept. Empty means the
-	// INTERCLOUD_API_KEY environment variable, else a key kept in DataDir.
+	// APIKey is the bearer key the ingest APIs accept. The
+	// INTERCLOUD_API_KEY environment variable overrides it; when both are
+	// empty, a key is made and kept in DataDir.
 	APIKey string `yaml:"api_key"`
 	// Clouds maps a cloud's name ("aws", "azure") to its services.
 	Clouds map[string]*Cloud `yaml:"clouds"`

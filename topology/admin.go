@@ -25,15 +25,15 @@ import (
 // KeyEnv is the environment variable that overrides the API key.
 const KeyEnv = "INTERCLOUD_API_KEY"
 
-// ResolveAPIKey returns the API key: the topology file's api_key, else
-// $INTERCLOUD_API_KEY, else the key kept in the data directory, made on
-// first use (created reports that).
+// ResolveAPIKey returns the API key: $INTERCLOUD_API_KEY, else the topology
+// file's api_key, else the key kept in the data directory, made on first
+// use (created reports that).
 func ResolveAPIKey(cfg *config.Config) (key string, created bool, err error) {
-	if cfg.APIKey != "" {
-		return cfg.APIKey, false, nil
-	}
 	if k := strings.TrimSpace(os.Getenv(KeyEnv)); k != "" {
 		return k, false, nil
+	}
+	if cfg.APIKey != "" {
+		return cfg.APIKey, false, nil
 	}
 	path := filepath.Join(cfg.DataDir, "api-key")
 	if b, err := os.ReadFile(path); err == nil {
