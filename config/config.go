@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/intercloud/intercloud/replicate"
 )
 
 // DefaultDataDir is where the embedded default keeps its state.
@@ -109,11 +111,23 @@ func (s Schema) Field(name string) (Field, bool) {
 	return Field{}, false
 }
 
-// Replication names the stream's direction and tables.
+// Replication names the stream's direction, its tables and how they are
+// mapped onto the target.
 type Replication struct {
-	From   string   `yaml:"from"`
-	To     string   `yaml:"to"`
+	From string `yaml:"from"`
+	To   string `yaml:"to"`
+	// Tables are the source tables replicated: plain names or path.Match
+	// patterns ("orders_*"), matched against the source's tables when the
+	// stream starts.
 	Tables []string `yaml:"tables"`
+	// Exclude are patterns of tables not replicated although Tables
+	// matches them. Internal tables (_ic_*) are never replicated.
+	Exclude []string `yaml:"exclude"`
+	// Mappings rename tables and columns, leave columns out and filter
+	// rows; the first mapping whose table pattern matches applies. Mapped
+	// tables replicate from From to To only: the reverse stream leaves them
+	// out.
+	Mappings []Mapping `yaml:"mappings"`
 	// Reverse also replicates To → From (records ingested on the second
 	// cloud during an outage flow back), skipping replicated changes so
 	// nothing echoes.
@@ -126,6 +140,50 @@ type Replication struct {
 
 // ReverseEnabled reports whether the reverse stream runs.
 func (r Replication) ReverseEnabled() bool { return r.Reverse == nil || *r.Reverse }
+
+// Mapping is one table-mapping rule of the replication.
+type Mapping struct {
+	// Table is a pattern of the source tables the rule applies to.
+	Table string `yaml:"table"`
+	// Rename is the target table's name; {table} stands for the source
+	// table's name ("copy_{table}").
+	Rename string `yaml:"rename"`
+	// Columns renames columns: source name → target name.
+	Columns map[string]string `yaml:"columns"`
+	// ExcludeColumns are columns not replicated (never a primary-key
+	// column).
+	ExcludeColumns []string `yaml:"exclude_columns"`
+	// Filter selects the rows replicated, e.g. "status = 'paid' AND
+	// amount >= 10" (see replicate.ParseFilter for the language).
+	Filter string `yaml:"filter"`
+}
+
+// Mapping returns the forward stream's table mapping.
+func (r Replication) Mapping() (*replicate.Mapping, error) {
+	m := &replicate.Mapping{Include: r.Tables, Exclude: r.Exclude}
+	for i, mp := range r.Mappings {
+		rule := replicate.Rule{Table: mp.Table, Rename: mp.Rename, Columns: mp.Columns, ExcludeColumns: mp.ExcludeColumns}
+		if mp.Filter != "" {
+			f, err := replicate.ParseFilter(mp.Filter)
+			if err != nil {
+				return nil, fmt.Errorf("replication.mappings[%d].filter: %w", i, err)
+			}
+			rule.Filter = f
+		}
+		m.Rules = append(m.Rules, rule)
+	}
+	return m, nil
+}
+
+// ReverseMapping returns the reverse stream's table mapping: the same
+// tables without the mapped ones, copied unchanged.
+func (r Replication) ReverseMapping() *replicate.Mapping {
+	m := &replicate.Mapping{Include: r.Tables, Exclude: slices.Clone(r.Exclude)}
+	for _, mp := range r.Mappings {
+		m.Exclude = append(m.Exclude, mp.Table)
+	}
+	return m
+}
 
 // Ingest tunes the ingest APIs.
 type Ingest struct {
@@ -490,10 +548,21 @@ func (c *Config) Validate() error {
 		bad("replication.to", "must differ from replication.from")
 	}
 	for i, t := range r.Tables {
-		if !validIdent(t) {
-			bad(fmt.Sprintf("replication.tables[%d]", i), "%q is not a plain name", t)
+		key := fmt.Sprintf("replication.tables[%d]", i)
+		if replicate.IsPattern(t) {
+			if err := replicate.CheckPattern(t); err != nil {
+				bad(key, "%v", err)
+			}
+		} else if !validIdent(t) {
+			bad(key, "%q is not a plain name or a pattern", t)
 		}
 	}
+	for i, t := range r.Exclude {
+		if err := replicate.CheckPattern(t); err != nil {
+			bad(fmt.Sprintf("replication.exclude[%d]", i), "%v", err)
+		}
+	}
+	c.validateMappings(bad)
 	if r.BatchSize < 0 {
 		bad("replication.batch_size", "must be positive")
 	}
@@ -537,6 +606,53 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("config: %w", errors.Join(errs...))
 	}
 	return nil
+}
+
+// validateMappings checks replication.mappings, naming the key at fault.
+func (c *Config) validateMappings(bad func(string, string, ...any)) {
+	for i, mp := range c.Replication.Mappings {
+		key := fmt.Sprintf("replication.mappings[%d]", i)
+		if mp.Table == "" {
+			bad(key+".table", "a table name or pattern is required")
+		} else if err := replicate.CheckPattern(mp.Table); err != nil {
+			bad(key+".table", "%v", err)
+		}
+		if err := replicate.CheckRename(mp.Rename); err != nil {
+			bad(key+".rename", "%v", err)
+		}
+		from := make([]string, 0, len(mp.Columns))
+		for k := range mp.Columns {
+			from = append(from, k)
+		}
+		sort.Strings(from)
+		targets := map[string]string{}
+		for _, k := range from {
+			v := mp.Columns[k]
+			switch {
+			case !validIdent(k):
+				bad(key+".columns", "%q is not a plain column name", k)
+			case !validIdent(v):
+				bad(key+".columns."+k, "%q is not a plain column name", v)
+			case targets[v] != "":
+				bad(key+".columns."+k, "%q is also the new name of %q", v, targets[v])
+			}
+			targets[v] = k
+		}
+		for j, col := range mp.ExcludeColumns {
+			ck := fmt.Sprintf("%s.exclude_columns[%d]", key, j)
+			switch {
+			case !validIdent(col):
+				bad(ck, "%q is not a plain column name", col)
+			case mp.Columns[col] != "":
+				bad(ck, "%q is also renamed in columns", col)
+			}
+		}
+		if mp.Filter != "" {
+			if _, err := replicate.ParseFilter(mp.Filter); err != nil {
+				bad(key+".filter", "%v", err)
+			}
+		}
+	}
 }
 
 // CloudNames returns the clouds' names, sorted.

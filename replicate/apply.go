@@ -227,14 +227,14 @@ func (w *writer) apply(ctx context.Context, tx *sql.Tx, changes []Change) (int, 
 // permanentError marks errors a retry cannot fix (configuration, schema).
 type permanentError struct{ err error }
 
-func (e permanentError) Error() string { return e.err.Error() }
-func (e permanentError) Unwrap() error { return e.err }
+func (e *permanentError) Error() string        { return e.err.Error() }
+func (e *permanentError) Unwrap() error        { return e.err }
+func (e *permanentError) Is(target error) bool { return target == ErrPermanent }
 
-func permanent(err error) error { return permanentError{err} }
+func permanent(err error) error { return Permanent(err) }
 
 func isPermanent(err error) bool {
-	var p permanentError
-	return errors.As(err, &p) || errors.Is(err, ErrNoPrimaryKey) || errors.Is(err, ErrNoSourceDriver)
+	return errors.Is(err, ErrPermanent) || errors.Is(err, ErrNoPrimaryKey) || errors.Is(err, ErrNoSourceDriver)
 }
 
 // dedupKey identifies bound key values within one statement group.

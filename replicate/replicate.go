@@ -193,7 +193,31 @@ var (
 	ErrNoSourceDriver = errors.New("replicate: no source driver for dialect")
 	// ErrNoPrimaryKey is returned for a table without a primary key.
 	ErrNoPrimaryKey = errors.New("has no primary key; replication needs one to apply updates and deletes exactly once")
+	// ErrPermanent matches (errors.Is) every error a retry cannot fix: a
+	// source's log no longer holding the position to resume from, a
+	// change the target cannot follow, a configuration or schema error.
+	// Stream.Run stops on such an error (Status.Phase "stopped",
+	// Status.LastError its text) and returns it, instead of retrying.
+	// Sources mark their errors with Permanent.
+	ErrPermanent = errors.New("replicate: permanent error")
 )
+
+// Permanent returns an error with err's text that matches both err and
+// ErrPermanent with errors.Is; Permanent(nil) is nil.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &permanentError{err}
+}
+
+// Lagger is implemented by sources that can tell how far the change log
+// they read is ahead of what the stream confirmed (for example the WAL a
+// PostgreSQL replication slot retains). Stream.Status reports it as
+// SourceBacklogBytes, polled every few seconds, never on the apply path.
+type Lagger interface {
+	Lag(ctx context.Context) (bytes int64, err error)
+}
 
 var (
 	regMu   sync.RWMutex

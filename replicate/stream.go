@@ -32,8 +32,13 @@ type Config struct {
 	// registered source driver.
 	Source *sqldb.DB
 	Target *sqldb.DB
-	// Tables are the replicated tables, loaded in this order.
+	// Tables are the replicated tables, loaded in this order. With a
+	// Mapping, an empty Tables means the tables the mapping selects from
+	// the source (resolved each time the stream connects).
 	Tables []string
+	// Mapping renames tables and columns, leaves columns out and filters
+	// rows on their way to the target; nil copies the tables unchanged.
+	Mapping *Mapping
 	// BatchSize bounds the rows of one full-load chunk and the changes of
 	// one CDC batch (default 2000).
 	BatchSize int
@@ -74,12 +79,15 @@ func (c Config) Validate() error {
 		return errors.New("replicate: config: Source is required")
 	case c.Target == nil:
 		return errors.New("replicate: config: Target is required")
-	case len(c.Tables) == 0:
+	case len(c.Tables) == 0 && c.Mapping == nil:
 		return errors.New("replicate: config: Tables is empty")
 	case c.BatchSize < 0:
 		return errors.New("replicate: config: BatchSize is negative")
 	case c.Poll < 0:
 		return errors.New("replicate: config: Poll is negative")
+	}
+	if err := c.Mapping.Validate(); err != nil {
+		return fmt.Errorf("replicate: config: %w", err)
 	}
 	seen := map[string]bool{}
 	for _, t := range c.Tables {
@@ -112,6 +120,10 @@ type Status struct {
 	// on the target. Both keep their last value while the source is idle.
 	SourceLag time.Duration `json:"source_lag_ns"`
 	TargetLag time.Duration `json:"target_lag_ns"`
+	// SourceBacklogBytes is how much of the source's change log is not yet
+	// confirmed by the stream, for sources that implement Lagger (polled
+	// every few seconds); 0 otherwise.
+	SourceBacklogBytes int64 `json:"source_backlog_bytes,omitempty"`
 	// AppliedAt is when the last target transaction committed.
 	AppliedAt time.Time `json:"applied_at,omitzero"`
 	// LastError is the last failure (retried), LastErrorAt when it was.
@@ -121,8 +133,9 @@ type Status struct {
 
 // Stream replicates tables from a source to a target database.
 type Stream struct {
-	cfg Config
-	log *slog.Logger
+	cfg     Config
+	log     *slog.Logger
+	resolve bool // Tables come from the Mapping
 
 	mu      sync.Mutex
 	status  Status
@@ -156,9 +169,10 @@ func New(cfg Config) (*Stream, error) {
 	}
 	cfg.Tables = append([]string(nil), cfg.Tables...)
 	s := &Stream{
-		cfg:    cfg,
-		log:    cfg.Logger.With("component", "replicate", "stream", cfg.Name),
-		status: Status{Name: cfg.Name, Phase: "starting"},
+		cfg:     cfg,
+		resolve: len(cfg.Tables) == 0,
+		log:     cfg.Logger.With("component", "replicate", "stream", cfg.Name),
+		status:  Status{Name: cfg.Name, Phase: "starting"},
 	}
 	return s, nil
 }
@@ -237,13 +251,27 @@ func (s *Stream) runOnce(ctx context.Context) error {
 	if err := EnsureCheckpoints(ctx, s.cfg.Target); err != nil {
 		return err
 	}
+	if s.resolve {
+		tables, err := s.cfg.Mapping.Tables(ctx, s.cfg.Source)
+		if err != nil {
+			return err
+		}
+		if len(tables) == 0 {
+			return permanent(fmt.Errorf("replicate: no source table matches %v (excluding %v)", s.cfg.Mapping.Include, s.cfg.Mapping.Exclude))
+		}
+		s.cfg.Tables = tables
+	}
 	w := &writer{d: s.cfg.Target.Dialect, tables: map[string]*tablePair{}}
+	maps := map[string]*mappedTable{}
 	for _, name := range s.cfg.Tables {
-		tp, err := describePair(ctx, s.cfg.Source, s.cfg.Target, name, true)
+		tp, mt, err := describeFor(ctx, s.cfg.Source, s.cfg.Target, name, s.cfg.Mapping, true)
 		if err != nil {
 			return err
 		}
 		w.tables[name] = tp
+		if mt != nil {
+			maps[name] = mt
+		}
 	}
 	src, err := OpenSource(ctx, s.cfg.Source, SourceConfig{Name: s.cfg.Name, Tables: s.cfg.Tables, Logger: s.log})
 	if err != nil {
@@ -253,13 +281,14 @@ func (s *Stream) runOnce(ctx context.Context) error {
 		return fmt.Errorf("replicate: open source: %w", err)
 	}
 	defer src.Close()
+	defer s.watchLag(ctx, src)()
 	marker := MarkerFor(s.cfg.Target.Dialect.Name())
 	if setup, ok := marker.(OriginSetup); ok {
 		if err := setup.Setup(ctx, s.cfg.Target); err != nil {
 			return fmt.Errorf("replicate: origin marker setup: %w", err)
 		}
 	}
-	a := &applier{s: s, w: w, marker: marker}
+	a := &applier{s: s, w: w, marker: marker, maps: maps}
 
 	cp, err := LoadCheckpoint(ctx, s.cfg.Target, s.cfg.Target.Dialect, s.cfg.Name)
 	if err != nil {
@@ -331,6 +360,7 @@ type applier struct {
 	s      *Stream
 	w      *writer
 	marker OriginMarker
+	maps   map[string]*mappedTable // tables a Mapping rule applies to
 }
 
 // tx runs fn in a target transaction tagged with the stream's origin.
@@ -402,8 +432,16 @@ func (a *applier) snapshot(ctx context.Context, st SnapshotState) error {
 // many it read and the last key.
 func (a *applier) snapshotChunk(ctx context.Context, tp *tablePair, start Position, last []any) (int, []any, error) {
 	s := a.s
+	mt := a.maps[tp.src.Name]
 	cols := tp.src.ColumnNames()
-	q, qargs, err := rangeQuery(s.cfg.Source.Dialect, tp.src, cols, last, nil, s.cfg.BatchSize)
+	var q string
+	var qargs []any
+	var err error
+	if mt != nil {
+		q, qargs, err = mt.readQuery(s.cfg.Source.Dialect, last, nil, s.cfg.BatchSize)
+	} else {
+		q, qargs, err = rangeQuery(s.cfg.Source.Dialect, tp.src, cols, last, nil, s.cfg.BatchSize)
+	}
 	if err != nil {
 		return 0, nil, permanent(err)
 	}
@@ -414,17 +452,24 @@ func (a *applier) snapshotChunk(ctx context.Context, tp *tablePair, start Positi
 	if len(rows) == 0 {
 		return 0, last, nil
 	}
-	changes := make([]Change, len(rows))
-	for i, r := range rows {
-		key, err := keyOf(tp.src, cols, r)
-		if err != nil {
+	var changes []Change
+	if mt != nil {
+		if changes, err = mt.rowChanges(rows); err != nil {
 			return 0, nil, err
 		}
-		row := make(map[string]any, len(cols))
-		for j, c := range cols {
-			row[c] = r[j]
+	} else {
+		changes = make([]Change, len(rows))
+		for i, r := range rows {
+			key, err := keyOf(tp.src, cols, r)
+			if err != nil {
+				return 0, nil, err
+			}
+			row := make(map[string]any, len(cols))
+			for j, c := range cols {
+				row[c] = r[j]
+			}
+			changes[i] = Change{Table: tp.src.Name, Op: OpUpsert, Key: key, Row: row, TraceID: traceID(row)}
 		}
-		changes[i] = Change{Table: tp.src.Name, Op: OpUpsert, Key: key, Row: row, TraceID: traceID(row)}
 	}
 	next := changes[len(changes)-1].Key
 	lastKey, err := encodeKey(tp.src, next)
@@ -469,18 +514,26 @@ func (a *applier) applyBatch(ctx context.Context, b Batch) error {
 			continue
 		}
 		if i > 0 {
-			n, err := a.applySegment(ctx, changes[:i])
+			seg, err := mapChanges(a.maps, changes[:i])
+			if err != nil {
+				return permanent(err)
+			}
+			n, err := a.applySegment(ctx, seg)
 			written += n
 			if err != nil {
 				return err
 			}
 		}
-		if err := a.applySchema(ctx, changes[i]); err != nil {
+		if err := a.followSchema(ctx, changes[i]); err != nil {
 			return err
 		}
 		changes, i = changes[i+1:], -1
 	}
-	err := a.tx(ctx, func(tx *sql.Tx) error {
+	changes, err := mapChanges(a.maps, changes)
+	if err != nil {
+		return permanent(err)
+	}
+	err = a.tx(ctx, func(tx *sql.Tx) error {
 		n, err := a.w.apply(ctx, tx, changes)
 		written += n
 		if err != nil {

@@ -24,7 +24,9 @@ type Report struct {
 
 // TableReport compares one table.
 type TableReport struct {
-	Table      string `json:"table"`
+	Table string `json:"table"`
+	// Target is the target table's name when a mapping renames it.
+	Target     string `json:"target,omitempty"`
 	SourceRows int64  `json:"source_rows"`
 	TargetRows int64  `json:"target_rows"`
 	// CountsDiffer is set when the row counts differ.
@@ -62,6 +64,9 @@ func (r Report) OK() bool {
 func (r Report) String() string {
 	var b strings.Builder
 	for _, t := range r.Tables {
+		if t.Target != "" {
+			t.Table += " → " + t.Target
+		}
 		switch {
 		case t.Missing:
 			fmt.Fprintf(&b, "%s: missing on target (source %d rows)\n", t.Table, t.SourceRows)
@@ -234,6 +239,13 @@ func checksum(t sqldb.Table, cols []string, rows []scannedRow) ([4]uint64, error
 // SkipReplicated does not send them back. Validate again to confirm; rows
 // changing meanwhile are brought in line by the running stream.
 func Resync(ctx context.Context, src, dst *sqldb.DB, report Report) error {
+	return ResyncMapping(ctx, src, dst, nil, report)
+}
+
+// ResyncMapping is Resync through a mapping (see ValidateMapping): the
+// source rows of a mapped table are filtered and renamed as the stream
+// writes them, and target rows the filter excludes are deleted.
+func ResyncMapping(ctx context.Context, src, dst *sqldb.DB, m *Mapping, report Report) error {
 	const chunk = 1000
 	marker := MarkerFor(dst.Dialect.Name())
 	if setup, ok := marker.(OriginSetup); ok {
@@ -245,7 +257,7 @@ func Resync(ctx context.Context, src, dst *sqldb.DB, report Report) error {
 		if tr.OK() {
 			continue
 		}
-		tp, err := describePair(ctx, src, dst, tr.Table, true)
+		tp, mt, err := describeFor(ctx, src, dst, tr.Table, m, true)
 		if err != nil {
 			return fmt.Errorf("replicate: resync: %w", err)
 		}
@@ -255,7 +267,7 @@ func Resync(ctx context.Context, src, dst *sqldb.DB, report Report) error {
 			ranges = []RangeDiff{{}}
 		}
 		for _, rg := range ranges {
-			if err := resyncRange(ctx, src, dst, w, tp, marker, rg, chunk); err != nil {
+			if err := resyncRange(ctx, src, dst, w, tp, mt, marker, rg, chunk); err != nil {
 				return err
 			}
 		}
@@ -263,11 +275,18 @@ func Resync(ctx context.Context, src, dst *sqldb.DB, report Report) error {
 	return nil
 }
 
-func resyncRange(ctx context.Context, src, dst *sqldb.DB, w *writer, tp *tablePair, marker OriginMarker, rg RangeDiff, chunk int) error {
+func resyncRange(ctx context.Context, src, dst *sqldb.DB, w *writer, tp *tablePair, mt *mappedTable, marker OriginMarker, rg RangeDiff, chunk int) error {
 	cols := tp.src.ColumnNames()
 	cursor := rg.From
 	for {
-		q, qargs, err := rangeQuery(src.Dialect, tp.src, cols, cursor, rg.To, chunk)
+		var q string
+		var qargs []any
+		var err error
+		if mt != nil {
+			q, qargs, err = mt.readQuery(src.Dialect, cursor, rg.To, chunk)
+		} else {
+			q, qargs, err = rangeQuery(src.Dialect, tp.src, cols, cursor, rg.To, chunk)
+		}
 		if err != nil {
 			return err
 		}
@@ -278,6 +297,12 @@ func resyncRange(ctx context.Context, src, dst *sqldb.DB, w *writer, tp *tablePa
 		hi := rg.To
 		if len(srows) == chunk {
 			if hi, err = keyOf(tp.src, cols, srows[len(srows)-1]); err != nil {
+				return err
+			}
+		}
+		var mapped []Change
+		if mt != nil {
+			if mapped, err = mt.rowChanges(srows); err != nil {
 				return err
 			}
 		}
@@ -293,6 +318,10 @@ func resyncRange(ctx context.Context, src, dst *sqldb.DB, w *writer, tp *tablePa
 				return err
 			}
 			have[ks] = true
+			if mt != nil {
+				changes = append(changes, mapped[len(changes)])
+				continue
+			}
 			row := make(map[string]any, len(cols))
 			for j, c := range cols {
 				row[c] = r[j]

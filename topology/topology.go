@@ -227,8 +227,8 @@ func (t *Topology) startCloud(ctx context.Context, name string) error {
 	}
 	// Capture changes before anything writes, so replication and publish
 	// see every row.
-	if err := replicate.Prepare(ctx, c.DB, t.cfg.Replication.Tables, t.logger(name, "replicate")); err != nil {
-		return fmt.Errorf("topology: %s: %w", name, err)
+	if err := t.prepareCapture(ctx, name, c.DB); err != nil {
+		return err
 	}
 	if err := replicate.EnsureCheckpoints(ctx, c.DB); err != nil {
 		return fmt.Errorf("topology: %s: %w", name, err)
@@ -337,9 +337,26 @@ func (t *Topology) startStreams(ctx context.Context, name string) error {
 		}
 		log := t.logger(name, "replicate")
 		streamName := d.from + "-to-" + d.to
+		// The forward stream resolves its tables through the mapping each
+		// time it connects; the reverse one carries the unmapped tables.
+		mapping, err := r.Mapping()
+		if err != nil {
+			return fmt.Errorf("topology: %w", err)
+		}
+		var tables []string
+		if d.reverse {
+			mapping = nil
+			if tables, err = r.ReverseMapping().Tables(ctx, src); err != nil {
+				return fmt.Errorf("topology: %s: %w", streamName, err)
+			}
+			if len(tables) == 0 {
+				log.Info("no unmapped table to replicate back; reverse stream not started", "stream", streamName)
+				continue
+			}
+		}
 		s, err := replicate.New(replicate.Config{
 			Name: streamName, Origin: d.from, Source: src, Target: t.clouds[name].DB,
-			Tables: r.Tables, BatchSize: r.BatchSize, Poll: r.Poll.D(), SkipReplicated: true, SkipFullLoad: d.reverse,
+			Tables: tables, Mapping: mapping, BatchSize: r.BatchSize, Poll: r.Poll.D(), SkipReplicated: true, SkipFullLoad: d.reverse,
 			OnApplied: func(b replicate.Batch) { logApplied(log, b) },
 			Logger:    log,
 		})
@@ -349,7 +366,7 @@ func (t *Topology) startStreams(ctx context.Context, name string) error {
 		if d.reverse {
 			// Without a full load, the stream must have its place in the
 			// source's log (a Postgres slot) before anything writes.
-			if err := reserve(ctx, src, streamName, r.Tables, log); err != nil {
+			if err := reserve(ctx, src, streamName, tables, log); err != nil {
 				return err
 			}
 		}
@@ -359,6 +376,39 @@ func (t *Topology) startStreams(ctx context.Context, name string) error {
 				log.Error("replication stopped", "err", err)
 			}
 		})
+	}
+	return nil
+}
+
+// prepareCapture installs change capture on a cloud's database for the
+// tables streams read from it: the unmapped replicated tables (the reverse
+// stream's), and on the source cloud every table the mapping selects.
+func (t *Topology) prepareCapture(ctx context.Context, name string, db *sqldb.DB) error {
+	r := t.cfg.Replication
+	tables, err := r.ReverseMapping().Tables(ctx, db)
+	if err != nil {
+		return fmt.Errorf("topology: %s: %w", name, err)
+	}
+	if name == r.From {
+		m, err := r.Mapping()
+		if err != nil {
+			return fmt.Errorf("topology: %w", err)
+		}
+		fwd, err := m.Tables(ctx, db)
+		if err != nil {
+			return fmt.Errorf("topology: %s: %w", name, err)
+		}
+		for _, tb := range fwd {
+			if !slices.Contains(tables, tb) {
+				tables = append(tables, tb)
+			}
+		}
+	}
+	if len(tables) == 0 {
+		return nil
+	}
+	if err := replicate.Prepare(ctx, db, tables, t.logger(name, "replicate")); err != nil {
+		return fmt.Errorf("topology: %s: %w", name, err)
 	}
 	return nil
 }
@@ -408,8 +458,8 @@ func (t *Topology) openDB(ctx context.Context, name string) (*sqldb.DB, error) {
 		return nil, fmt.Errorf("topology: %s: %w", name, err)
 	}
 	t.closers = append(t.closers, db.Close)
-	if err := replicate.Prepare(ctx, db, t.cfg.Replication.Tables, t.logger(name, "replicate")); err != nil {
-		return nil, fmt.Errorf("topology: %s: %w", name, err)
+	if err := t.prepareCapture(ctx, name, db); err != nil {
+		return nil, err
 	}
 	return db, nil
 }

@@ -29,6 +29,12 @@ func (c *validateCmd) run(ctx context.Context, e *env, _ []string) error {
 		return err
 	}
 	r := cfg.Replication
+	// Only the tables the mapping selects are compared, through the mapping
+	// (filtered source rows, renamed and excluded columns).
+	m, err := r.Mapping()
+	if err != nil {
+		return err
+	}
 	src, err := sqldb.Open(ctx, cfg.Clouds[r.From].SQL, nil)
 	if err != nil {
 		return err
@@ -39,16 +45,16 @@ func (c *validateCmd) run(ctx context.Context, e *env, _ []string) error {
 		return err
 	}
 	defer dst.Close()
-	rep, err := replicate.Validate(ctx, src, dst, r.Tables, c.chunk)
+	rep, err := replicate.ValidateMapping(ctx, src, dst, m, c.chunk)
 	if err != nil {
 		return err
 	}
 	if c.resync && !rep.OK() {
-		if err := replicate.Resync(ctx, src, dst, rep); err != nil {
+		if err := replicate.ResyncMapping(ctx, src, dst, m, rep); err != nil {
 			return err
 		}
 		fmt.Fprintln(e.stderr, "resynced the differing ranges; validating again")
-		if rep, err = replicate.Validate(ctx, src, dst, r.Tables, c.chunk); err != nil {
+		if rep, err = replicate.ValidateMapping(ctx, src, dst, m, c.chunk); err != nil {
 			return err
 		}
 	}

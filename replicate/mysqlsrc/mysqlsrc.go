@@ -98,13 +98,18 @@ const DefaultMaxTxChanges = 250_000
 // OriginTable is the table Marker writes in a target.
 const OriginTable = "_ic_replication_origin"
 
-// Errors.
+// Errors. All are permanent (errors.Is(err, replicate.ErrPermanent)): a
+// stream stops on them instead of retrying.
 var (
 	// ErrBinlogConfig is returned by Open when the server's binary log is
 	// off or not in the ROW format with FULL row images.
-	ErrBinlogConfig = errors.New("mysqlsrc: binary log not usable for change data capture")
+	ErrBinlogConfig = replicate.Permanent(errors.New("mysqlsrc: binary log not usable for change data capture"))
 	// ErrBadPosition is returned for a Position this source did not make.
-	ErrBadPosition = errors.New("mysqlsrc: bad position")
+	ErrBadPosition = replicate.Permanent(errors.New("mysqlsrc: bad position"))
+	// ErrPositionLost is returned by Stream when the server no longer has
+	// the binary log of the position to resume from (it was purged): the
+	// changes between are gone and the target needs a new full load.
+	ErrPositionLost = replicate.Permanent(errors.New("mysqlsrc: the binary log of the requested position is no longer on the server"))
 )
 
 func init() { replicate.RegisterSource("mysql", Driver{}) }

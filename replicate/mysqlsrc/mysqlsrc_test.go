@@ -20,28 +20,28 @@ const typesDDL = "CREATE TABLE types (" +
 	"ti TINYINT, tiu TINYINT UNSIGNED, si SMALLINT, siu SMALLINT UNSIGNED, mi MEDIUMINT, miu MEDIUMINT UNSIGNED, " +
 	"i INT, iu INT UNSIGNED, bi BIGINT, biu BIGINT UNSIGNED, " +
 	"dec1 DECIMAL(38,10), dec2 DECIMAL(65,30), dec3 DECIMAL(5,0), fl FLOAT, db DOUBLE, " +
-	"b1 BIT(1), " +
+	"b1 BIT(1), b8 BIT(8), b64 BIT(64), " +
 	"d DATE, tm TIME(6), dt DATETIME(6), ts TIMESTAMP(6) NULL DEFAULT NULL, yr YEAR, " +
 	"c CHAR(10), vc VARCHAR(100), tx TEXT, bn BINARY(4), vb VARBINARY(16), bl BLOB, " +
 	"en ENUM('small','medium','large'), st SET('a','b','c','d'), js JSON" +
 	") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
 
-var typesCols = "id, ti, tiu, si, siu, mi, miu, i, iu, bi, biu, dec1, dec2, dec3, fl, db, b1, d, tm, dt, ts, yr, c, vc, tx, bn, vb, bl, en, st, js"
+var typesCols = "id, ti, tiu, si, siu, mi, miu, i, iu, bi, biu, dec1, dec2, dec3, fl, db, b1, b8, b64, d, tm, dt, ts, yr, c, vc, tx, bn, vb, bl, en, st, js"
 
 // typeRows are the rows of the type test: extremes, ordinary values and
 // NULLs. Their ids are 1..3; the copies written during CDC get +100.
 var typeRows = []string{
 	"(%d, -128, 255, -32768, 65535, -8388608, 16777215, -2147483648, 4294967295, -9223372036854775808, 18446744073709551615, " +
 		"'-1234567890123456789012345678.0123456789', '12345678901234567890123456789012345.123456789012345678901234567891', -99999, 1.5, -2.2250738585072014e-308, " +
-		"b'1', " +
+		"b'1', b'10100101', b'1111111111111111111111111111111111111111111111111111111111111111', " +
 		"'1000-01-01', '00:00:00', '1000-01-01 00:00:00.000000', '1970-01-01 00:00:01.000000', 1901, " +
 		"'a', 'x\U0001F600y ñ', 'long text \U0001F680', x'01000000', x'00ff00', x'deadbeef00', 'small', '', '{\"a\": 1, \"b\": [true, null, \"\U0001F600\"]}')",
 	"(%d, 127, 0, 32767, 0, 8388607, 0, 2147483647, 0, 9223372036854775807, 9223372036854775808, " +
 		"'0.0000000001', '-0.000000000000000000000000000001', 0, -3.25, 1.7976931348623157e308, " +
-		"b'0', " +
+		"b'0', b'0', b'1000000000000000000000000000000000000000000000000000000000000001', " +
 		"'9999-12-31', '23:59:59.999999', '9999-12-31 23:59:59.999999', '2038-01-19 03:14:07.999999', 2155, " +
 		"'', '', '', x'00000000', x'', x'', 'large', 'a,b,c,d', '[]')",
-	"(%d, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)",
+	"(%d, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)",
 }
 
 // wantRow1 is what row 1 reads as on any target (canonical texts).
@@ -50,8 +50,8 @@ var wantRow1 = map[string]string{
 	"i": "-2147483648", "iu": "4294967295", "bi": "-9223372036854775808", "biu": "18446744073709551615",
 	"dec1": "-1234567890123456789012345678.0123456789", "dec2": "12345678901234567890123456789012345.123456789012345678901234567891",
 	"dec3": "-99999", "fl": "1.5", "db": "-2.2250738585072014e-308",
-	"b1": "1",
-	"d":  "1000-01-01", "tm": "00:00:00", "dt": "1000-01-01T00:00:00.000000Z", "ts": "1970-01-01T00:00:01.000000Z", "yr": "1901",
+	"b1": "1", "b8": "165", "b64": "18446744073709551615",
+	"d": "1000-01-01", "tm": "00:00:00", "dt": "1000-01-01T00:00:00.000000Z", "ts": "1970-01-01T00:00:01.000000Z", "yr": "1901",
 	"c": "a", "vc": "x\U0001F600y ñ", "tx": "long text \U0001F680", "bn": "01000000", "vb": "00ff00", "bl": "deadbeef00",
 	"en": "small", "st": "", "js": `{"a":1,"b":[true,null,"` + "\U0001F600" + `"]}`,
 }

@@ -2,6 +2,7 @@ package mysqlsrc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -146,6 +147,10 @@ func (s *Source) Stream(ctx context.Context, from replicate.Position, opts repli
 			if e.err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
+				}
+				var me *gmysql.MyError
+				if errors.As(e.err, &me) && me.Code == gmysql.ER_MASTER_FATAL_ERROR_READING_BINLOG {
+					return fmt.Errorf("%w: from %s: %v", ErrPositionLost, st.committed, e.err)
 				}
 				return fmt.Errorf("mysqlsrc: read binlog: %w", e.err)
 			}

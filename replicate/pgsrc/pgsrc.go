@@ -133,11 +133,13 @@ const MaxTxnChanges = 500_000
 // Errors.
 var (
 	// ErrTruncate is returned by Stream at a TRUNCATE of a replicated
-	// table.
-	ErrTruncate = errors.New("pgsrc: a replicated table was truncated; the target needs a new full load")
+	// table. It is permanent (errors.Is(err, replicate.ErrPermanent)): a
+	// stream stops on it instead of retrying.
+	ErrTruncate = replicate.Permanent(errors.New("pgsrc: a replicated table was truncated; the target needs a new full load"))
 	// ErrPositionLost is returned by Stream when asked to start before the
-	// slot's confirmed position (the changes between were discarded).
-	ErrPositionLost = errors.New("pgsrc: the replication slot has moved past the requested position")
+	// slot's confirmed position (the changes between were discarded). It
+	// is permanent, like ErrTruncate.
+	ErrPositionLost = replicate.Permanent(errors.New("pgsrc: the replication slot has moved past the requested position"))
 	// ErrNoSlot is returned when a stream's replication slot does not
 	// exist.
 	ErrNoSlot = errors.New("pgsrc: replication slot does not exist")
@@ -471,6 +473,8 @@ func (s *Source) Current(ctx context.Context) (replicate.Position, error) {
 	}
 	return FormatPosition(l), nil
 }
+
+var _ replicate.Lagger = (*Source)(nil)
 
 // Lag returns how many bytes of WAL the source's slot retains beyond its
 // confirmed position: how far the consumer is behind the server.

@@ -216,6 +216,7 @@ func TestPostgres(t *testing.T) {
 	t.Run("SchemaChange", func(t *testing.T) { testSchema(t, c) })
 	t.Run("ConfirmOnlyApplied", func(t *testing.T) { testConfirm(t, c) })
 	t.Run("Truncate", func(t *testing.T) { testTruncate(t, c) })
+	t.Run("StreamStopsOnTruncate", func(t *testing.T) { testStopOnTruncate(t, c) })
 	t.Run("NoPrimaryKey", func(t *testing.T) { testNoPK(t, c) })
 	t.Run("Bidirectional", func(t *testing.T) { testBidi(t, c) })
 	t.Run("ServerRestart", func(t *testing.T) { testRestart(t, c) })
@@ -752,5 +753,39 @@ func testConfirm(t *testing.T, c *cluster) {
 	ch := changesOf(again)
 	if len(ch) != 2 || ch[0].Key[0] != int64(2) || ch[1].Key[0] != int64(3) {
 		t.Fatalf("after the failure the stream delivered %+v, want rows 2 and 3", ch)
+	}
+}
+
+// testStopOnTruncate: a stream reports its slot's backlog, and a TRUNCATE
+// (a permanent error) stops it instead of being retried.
+func testStopOnTruncate(t *testing.T, c *cluster) {
+	db := c.newDB(t, "src")
+	exec(t, db, itemsDDL)
+	dst := sqliteDB(t, "dst")
+	cfg := replicate.Config{Name: "stoptrunc", Source: db, Target: dst, Tables: []string{"items"}}
+	r := start(t, cfg)
+	waitFor(t, "full load", 30*time.Second, func() bool { return r.s.Status().Phase == replicate.PhaseCDC })
+	r.stop()
+	for i := 1; i <= 200; i++ {
+		exec(t, db, `INSERT INTO items (id, name) VALUES ($1, 'x')`, i)
+	}
+	r = start(t, cfg)
+	waitFor(t, "source backlog in status", 10*time.Second, func() bool { return r.s.Status().SourceBacklogBytes > 0 })
+	waitSame(t, db, dst, "items")
+	exec(t, db, `TRUNCATE items`)
+	select {
+	case <-r.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("stream still running after a TRUNCATE")
+	}
+	if !errors.Is(r.err, pgsrc.ErrTruncate) || !errors.Is(r.err, replicate.ErrPermanent) {
+		t.Fatalf("Run returned %v, want ErrTruncate (permanent)", r.err)
+	}
+	st := r.s.Status()
+	if st.Phase != "stopped" || !strings.Contains(st.LastError, "truncated") {
+		t.Fatalf("status phase %q, last error %q", st.Phase, st.LastError)
+	}
+	if !errors.Is(pgsrc.ErrPositionLost, replicate.ErrPermanent) {
+		t.Fatal("ErrPositionLost is not permanent")
 	}
 }

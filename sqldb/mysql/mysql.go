@@ -100,7 +100,7 @@ func (Driver) Open(ctx context.Context, u *url.URL) (*sql.DB, sqldb.Dialect, err
 	if err != nil {
 		return nil, nil, fmt.Errorf("mysql: %s", redact(err.Error(), pass))
 	}
-	db := sql.OpenDB(conn)
+	db := sql.OpenDB(bitConnector{conn})
 	db.SetMaxOpenConns(MaxOpenConns)
 	db.SetMaxIdleConns(MaxIdleConns)
 	db.SetConnMaxLifetime(ConnMaxLifetime)

@@ -1,0 +1,76 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+const mappingsYAML = `
+replication:
+  from: aws
+  to: azure
+  tables: [records, "orders_*"]
+  exclude: ["*_tmp", "_ic_*"]
+  mappings:
+    - table: orders_*
+      rename: "copy_{table}"
+      columns: {amount: amount_usd}
+      exclude_columns: [internal_note]
+      filter: "status = 'paid' AND amount >= 10"
+`
+
+func TestReplicationMappings(t *testing.T) {
+	c, err := Parse([]byte(mappingsYAML), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := c.Replication.Mapping()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Rules) != 1 || m.Rules[0].Filter == nil || m.Rules[0].Filter.String() != "(status = 'paid' AND amount >= 10)" {
+		t.Fatalf("mapping = %+v", m)
+	}
+	if m.Target("orders_eu") != "copy_orders_eu" || m.Target("records") != "records" {
+		t.Fatalf("targets: %s %s", m.Target("orders_eu"), m.Target("records"))
+	}
+	for table, want := range map[string]bool{"records": true, "orders_eu": true, "orders_tmp": false, "other": false, "_ic_checkpoints": false} {
+		if got := m.Includes(table); got != want {
+			t.Errorf("Includes(%s) = %v", table, got)
+		}
+	}
+	rev := c.Replication.ReverseMapping()
+	if !rev.Includes("records") || rev.Includes("orders_eu") || len(rev.Rules) != 0 {
+		t.Fatalf("reverse mapping = %+v", rev)
+	}
+}
+
+func TestReplicationMappingErrors(t *testing.T) {
+	tests := []struct{ name, yaml, want string }{
+		{"unknown mapping key", "replication:\n  mappings:\n    - {table: a, renam: b}\n", `unknown key "renam"`},
+		{"unknown replication key", "replication:\n  excludes: [a]\n", `unknown key "excludes"`},
+		{"bad table pattern", "replication:\n  tables: [\"a[\"]\n", `replication.tables[0]: "a[" is not a valid pattern`},
+		{"hostile table name", "replication:\n  tables: [\"a; DROP TABLE b\"]\n", `replication.tables[0]: "a; DROP TABLE b" is not a plain name`},
+		{"bad exclude", "replication:\n  exclude: [\"[\"]\n", "replication.exclude[0]"},
+		{"missing table", "replication:\n  mappings:\n    - {rename: b}\n", "replication.mappings[0].table: a table name or pattern is required"},
+		{"bad rename", "replication:\n  mappings:\n    - {table: a, rename: \"{name}_x\"}\n", "replication.mappings[0].rename"},
+		{"hostile rename", "replication:\n  mappings:\n    - {table: a, rename: \"x\\\"; DROP TABLE y\"}\n", "replication.mappings[0].rename"},
+		{"bad column", "replication:\n  mappings:\n    - {table: a, columns: {\"a b\": c}}\n", "replication.mappings[0].columns"},
+		{"bad new column", "replication:\n  mappings:\n    - {table: a, columns: {a: \"c-d\"}}\n", "replication.mappings[0].columns.a"},
+		{"columns collide", "replication:\n  mappings:\n    - {table: a, columns: {a: c, b: c}}\n", `replication.mappings[0].columns.b: "c" is also the new name of "a"`},
+		{"excluded and renamed", "replication:\n  mappings:\n    - {table: a, columns: {a: c}, exclude_columns: [a]}\n", "replication.mappings[0].exclude_columns[0]"},
+		{"bad excluded column", "replication:\n  mappings:\n    - {table: a, exclude_columns: [\"\"]}\n", "replication.mappings[0].exclude_columns[0]"},
+		{"filter syntax", "replication:\n  mappings:\n    - {table: a, filter: \"status = \"}\n", "replication.mappings[0].filter: at position 10: expected a literal"},
+		{"filter raw sql", "replication:\n  mappings:\n    - {table: a, filter: \"1=1; DROP TABLE records\"}\n", "replication.mappings[0].filter: at position 1: expected a column name"},
+		{"filter unterminated", "replication:\n  mappings:\n    - {table: a}\n    - {table: b, filter: \"a = 'x\"}\n", "replication.mappings[1].filter: at position 5: unterminated string"},
+		{"filter null compare", "replication:\n  mappings:\n    - {table: a, filter: \"a = NULL\"}\n", "IS NULL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.yaml), t.TempDir())
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error = %v, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
