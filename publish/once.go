@@ -14,26 +14,14 @@ import (
 // Functions timer trigger) instead of running it. Like Run, its first
 // pass publishes everything already in the table.
 func (p *Publisher) Once(ctx context.Context) error {
-	db := p.cfg.DB
-	src, err := replicate.OpenSource(ctx, db, replicate.SourceConfig{Name: StreamName, Tables: []string{p.table.Name}, Logger: p.log})
+	src, pos, err := p.open(ctx)
 	if err != nil {
-		return fmt.Errorf("publish: %w", err)
+		return err
 	}
 	defer src.Close()
-	cp, err := replicate.LoadCheckpoint(ctx, db, db.Dialect, StreamName)
-	if err != nil {
-		return fmt.Errorf("publish: %w", err)
-	}
 	end, err := src.Current(ctx)
 	if err != nil {
 		return fmt.Errorf("publish: %w", err)
-	}
-	pos := cp.Position
-	if pos == "" {
-		if err := p.Rebuild(ctx); err != nil {
-			return err
-		}
-		return p.saveCheckpoint(ctx, end)
 	}
 	if pos == end {
 		return nil
@@ -68,7 +56,7 @@ func (p *Publisher) Once(ctx context.Context) error {
 			}
 		}
 	}()
-	err = src.Stream(sctx, pos, replicate.StreamOptions{Tables: []string{p.table.Name}, MaxBatch: p.cfg.BatchSize, Poll: p.cfg.Poll},
+	err = src.Stream(sctx, pos, p.streamOptions(),
 		func(_ context.Context, b replicate.Batch) error {
 			mu.Lock()
 			busy = true
@@ -81,10 +69,7 @@ func (p *Publisher) Once(ctx context.Context) error {
 			}()
 			// The pass's own context, not the stream's: stopping after
 			// the end must not abort a batch half-applied.
-			if err := p.apply(ctx, b); err != nil {
-				return err
-			}
-			return p.saveCheckpoint(ctx, b.Position)
+			return p.handle(ctx, b)
 		})
 	if ctx.Err() != nil {
 		return ctx.Err()

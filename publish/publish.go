@@ -155,35 +155,48 @@ func (p *Publisher) Run(ctx context.Context) error {
 }
 
 func (p *Publisher) run(ctx context.Context) error {
+	src, pos, err := p.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	return src.Stream(ctx, pos, p.streamOptions(), p.handle)
+}
+
+// open opens the change feed and returns it with the position to read
+// from. On the first run (no checkpoint) it publishes everything already
+// in the table and starts from the end of the feed.
+func (p *Publisher) open(ctx context.Context) (replicate.Source, replicate.Position, error) {
 	db := p.cfg.DB
 	src, err := replicate.OpenSource(ctx, db, replicate.SourceConfig{Name: StreamName, Tables: []string{p.table.Name}, Logger: p.log})
 	if err != nil {
-		return fmt.Errorf("publish: %w", err)
+		return nil, "", fmt.Errorf("publish: %w", err)
 	}
-	defer src.Close()
 	cp, err := replicate.LoadCheckpoint(ctx, db, db.Dialect, StreamName)
-	if err != nil {
-		return fmt.Errorf("publish: %w", err)
-	}
-	pos := cp.Position
-	if pos == "" {
-		if pos, err = src.Current(ctx); err != nil {
-			return fmt.Errorf("publish: %w", err)
-		}
-		if err := p.Rebuild(ctx); err != nil {
-			return err
-		}
-		if err := p.saveCheckpoint(ctx, pos); err != nil {
-			return err
-		}
-	}
-	return src.Stream(ctx, pos, replicate.StreamOptions{Tables: []string{p.table.Name}, MaxBatch: p.cfg.BatchSize, Poll: p.cfg.Poll},
-		func(ctx context.Context, b replicate.Batch) error {
-			if err := p.apply(ctx, b); err != nil {
-				return err
+	if err == nil && cp.Position == "" {
+		if cp.Position, err = src.Current(ctx); err == nil {
+			if err = p.Rebuild(ctx); err == nil {
+				err = p.saveCheckpoint(ctx, cp.Position)
 			}
-			return p.saveCheckpoint(ctx, b.Position)
-		})
+		}
+	}
+	if err != nil {
+		src.Close()
+		return nil, "", fmt.Errorf("publish: %w", err)
+	}
+	return src, cp.Position, nil
+}
+
+func (p *Publisher) streamOptions() replicate.StreamOptions {
+	return replicate.StreamOptions{Tables: []string{p.table.Name}, MaxBatch: p.cfg.BatchSize, Poll: p.cfg.Poll}
+}
+
+// handle publishes one batch, then checkpoints it.
+func (p *Publisher) handle(ctx context.Context, b replicate.Batch) error {
+	if err := p.apply(ctx, b); err != nil {
+		return err
+	}
+	return p.saveCheckpoint(ctx, b.Position)
 }
 
 func (p *Publisher) saveCheckpoint(ctx context.Context, pos replicate.Position) error {
