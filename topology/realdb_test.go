@@ -50,3 +50,41 @@ func TestScenarioOnRealDatabases(t *testing.T) {
 		t.Fatalf("the databases differ:\n%s", rep.String())
 	}
 }
+
+// TestFailoverOnRealDatabases stops the AWS API: the records go through
+// Azure (PostgreSQL) and flow back to AWS (MariaDB) by reverse
+// replication, and the two databases validate equal.
+func TestFailoverOnRealDatabases(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts MariaDB and PostgreSQL")
+	}
+	my := peers.StartMariaDB(t)
+	pg := peers.StartPostgres(t)
+	cfg := testConfig(t, t.TempDir())
+	cfg.Clouds["aws"].SQL = my.URL("app")
+	cfg.Clouds["azure"].SQL = pg.URL("app")
+	sum, err := demo.Run(context.Background(), cfg, demo.Options{
+		Records: 500, BatchSize: 50, Concurrency: 4, Timeout: 2 * time.Minute,
+		Topology: topology.Options{APIKey: testKey, LogWriter: testLog(t)},
+		OnStarted: func(topo *topology.Topology) {
+			if err := topo.StopAPI(context.Background(), "aws"); err != nil {
+				t.Error(err)
+			}
+		},
+	})
+	if err != nil {
+		t.Fatalf("%v (summary %v)", err, sum)
+	}
+	topo := start(t, cfg)
+	var fromAzure int
+	if err := topo.Cloud("aws").DB.QueryRow("SELECT COUNT(*) FROM records WHERE `_origin` = 'azure'").Scan(&fromAzure); err != nil {
+		t.Fatal(err)
+	}
+	if fromAzure != 500 {
+		t.Fatalf("%d records reached MariaDB from Azure, want 500", fromAzure)
+	}
+	rep, err := replicate.Validate(context.Background(), topo.Cloud("aws").DB, topo.Cloud("azure").DB, cfg.Replication.Tables, 500)
+	if err != nil || !rep.OK() {
+		t.Fatalf("validate: %v\n%s", err, rep.String())
+	}
+}
