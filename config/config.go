@@ -254,6 +254,12 @@ type Logs struct {
 	Store string `yaml:"store"`
 	// Level is the lowest level logged: debug, info, warn, error.
 	Level string `yaml:"level"`
+	// Elasticsearch optionally also sends every log line to an
+	// Elasticsearch bulk API (the URL before /_bulk; a query such as
+	// VictoriaLogs' ?_msg_field=message&_time_field=@timestamp is kept).
+	Elasticsearch string `yaml:"elasticsearch"`
+	// Index is the Elasticsearch index (default "intercloud-logs").
+	Index string `yaml:"index"`
 }
 
 // Duration is a time.Duration written as "250ms", "5s" in YAML.
@@ -488,6 +494,9 @@ func (c *Config) fill() {
 	if l.Level == "" {
 		l.Level = "info"
 	}
+	if l.Index == "" {
+		l.Index = "intercloud-logs"
+	}
 }
 
 // Known URL schemes per service; a driver must also be linked in.
@@ -599,6 +608,9 @@ func (c *Config) Validate() error {
 	}
 	checkAddr(bad, "logs.listen", c.Logs.Listen, true)
 	checkURL(bad, "logs.store", c.Logs.Store, []string{"sqlite"})
+	if c.Logs.Elasticsearch != "" {
+		checkURL(bad, "logs.elasticsearch", c.Logs.Elasticsearch, []string{"http", "https"})
+	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Logs.Level) {
 		bad("logs.level", "%q is not one of debug, info, warn, error", c.Logs.Level)
 	}

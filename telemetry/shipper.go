@@ -237,3 +237,20 @@ func (s *Shipper) write(ctx context.Context, batch [][]byte) error {
 	}
 	return s.sink.Write(batch)
 }
+
+// Tee returns a Sink that hands every batch to each of sinks in turn (for
+// shipping one process's logs to several stores). Its error joins theirs.
+func Tee(sinks ...Sink) Sink {
+	if len(sinks) == 1 {
+		return sinks[0]
+	}
+	return SinkFunc(func(entries [][]byte) error {
+		var errs []error
+		for _, s := range sinks {
+			if err := s.Write(entries); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		return errors.Join(errs...)
+	})
+}

@@ -3,7 +3,10 @@ package topology_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -110,5 +113,48 @@ func TestS3NotificationsTriggerLoad(t *testing.T) {
 			t.Fatal("the notified object was not loaded")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestLogsExportToElasticsearch ships every log line also to an
+// Elasticsearch bulk API (VictoriaLogs here) and finds a record's trace there.
+func TestLogsExportToElasticsearch(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts VictoriaLogs")
+	}
+	vl := peers.StartVictoriaLogs(t)
+	cfg := testConfig(t, t.TempDir())
+	cfg.Logs.Elasticsearch = vl.URL + "/insert/elasticsearch?_msg_field=message&_time_field=@timestamp&_stream_fields=cloud,component"
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	topo := start(t, cfg)
+	acked, err := demo.Send(context.Background(), topo.URL("frontdoor"), testKey, demo.Options{Records: 50, BatchSize: 50})
+	if err != nil || len(acked) != 50 {
+		t.Fatalf("send: %d %v", len(acked), err)
+	}
+	var trace string
+	deadline := time.Now().Add(20 * time.Second)
+	for trace == "" {
+		_ = topo.Cloud("aws").DB.QueryRow(`SELECT "_trace_id" FROM records LIMIT 1`).Scan(&trace)
+		if time.Now().After(deadline) {
+			t.Fatal("no record loaded")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for {
+		resp, err := http.PostForm(vl.URL+"/select/logsql/query", url.Values{"query": {`trace_id:"` + trace + `"`}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(body), `"component":"ingest"`) && strings.Contains(string(body), `"cloud":"aws"`) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("trace %s not found in VictoriaLogs: %s", trace, body)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }

@@ -68,7 +68,7 @@ type Topology struct {
 	opts Options
 	log  *slog.Logger
 
-	shipper *telemetry.Shipper
+	shipper telemetry.Sink
 	logs    *logstore.Store
 	clouds  map[string]*Cloud
 	edge    *edge.Edge
@@ -196,12 +196,28 @@ func (t *Topology) startLogs(ctx context.Context) error {
 		}
 		logsURL = srv.url
 	}
-	t.shipper = telemetry.NewShipper(telemetry.NewHTTPSink(logsURL+"/v1/logs", t.opts.APIKey, nil), telemetry.ShipperOptions{})
+	shippers := []*telemetry.Shipper{telemetry.NewShipper(telemetry.NewHTTPSink(logsURL+"/v1/logs", t.opts.APIKey, nil), telemetry.ShipperOptions{})}
+	if es := t.cfg.Logs.Elasticsearch; es != "" {
+		shippers = append(shippers, telemetry.NewShipper(telemetry.NewESBulkSink(es, t.cfg.Logs.Index, nil), telemetry.ShipperOptions{}))
+	}
+	sinks := make([]telemetry.Sink, len(shippers))
+	for i, sh := range shippers {
+		sinks[i] = sh
+	}
+	t.shipper = telemetry.Tee(sinks...)
 	shipCtx, cancel := context.WithCancel(context.Background())
 	t.shipCancel, t.shipDone = cancel, make(chan struct{})
+	var wg sync.WaitGroup
+	for _, sh := range shippers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = sh.Run(shipCtx)
+		}()
+	}
 	go func() {
-		defer close(t.shipDone)
-		_ = t.shipper.Run(shipCtx)
+		wg.Wait()
+		close(t.shipDone)
 	}()
 	t.log = t.logger("", "topology")
 	return nil
