@@ -76,6 +76,7 @@ type Topology struct {
 
 	servers   []*server
 	endpoints []Endpoint
+	readers   map[*sqldb.DB][]reader
 
 	// pipeline runs functions, streams and publishers; cancelled last.
 	pipeCtx    context.Context
@@ -162,6 +163,9 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (t *Topology, 
 		if err := t.startGlobal(ctx); err != nil {
 			return t, err
 		}
+	}
+	if len(t.clouds) == len(cfg.Clouds) {
+		t.goPipe(t.pruneLoop)
 	}
 	t.log.Info("topology started", "roles", strings.Join(opts.Roles, ","))
 	return t, nil
@@ -306,6 +310,7 @@ func (t *Topology) startCloud(ctx context.Context, name string) error {
 			return fmt.Errorf("topology: %s: %w", name, err)
 		}
 		t.goPipe(func(ctx context.Context) { _ = c.Publish.Run(ctx) })
+		t.addReader(c.DB, publish.StreamName, c.DB)
 	}
 	if cc.Origin != "" {
 		o := origin.New(origin.Config{Bucket: c.Bucket, Prefix: publish.ResultsPrefix, Logger: t.logger(name, "origin")})
@@ -387,6 +392,7 @@ func (t *Topology) startStreams(ctx context.Context, name string) error {
 			}
 		}
 		t.clouds[name].Streams = append(t.clouds[name].Streams, s)
+		t.addReader(src, streamName, t.clouds[name].DB)
 		t.goPipe(func(ctx context.Context) {
 			if err := s.Run(ctx); err != nil {
 				log.Error("replication stopped", "err", err)
