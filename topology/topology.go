@@ -106,9 +106,7 @@ type Cloud struct {
 type server struct {
 	name string
 	srv  *http.Server
-	ln   net.Listener
 	url  string
-	done chan struct{}
 }
 
 // Start opens and starts every component of the roles asked for. On error,
@@ -550,10 +548,9 @@ func (t *Topology) serve(name, addr string, h http.Handler) (*server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("topology: %s: listen %s: %w", name, addr, err)
 	}
-	s := &server{name: name, ln: ln, url: "http://" + ln.Addr().String(), done: make(chan struct{}),
+	s := &server{name: name, url: "http://" + ln.Addr().String(),
 		srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}}
 	go func() {
-		defer close(s.done)
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) && t.log != nil {
 			t.log.Error("server failed", "server", name, "err", err)
 		}
