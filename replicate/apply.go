@@ -67,22 +67,47 @@ func describePair(ctx context.Context, src, dst *sqldb.DB, name string, create b
 type writer struct {
 	d      sqldb.Dialect
 	tables map[string]*tablePair
+	// conn is the connection the current transaction runs on, when it was
+	// begun on one (applier.tx with a sqldb.Copier target); nil otherwise.
+	conn *sql.Conn
+}
+
+// minCopyRows is the fewest rows of a group written with the dialect's
+// Copier: below it, one multi-row statement costs fewer round trips.
+const minCopyRows = 64
+
+// convPlan is what converting a table's rows and keys needs, looked up
+// once per group of changes instead of once per value.
+type convPlan struct {
+	row []sqldb.Type // per target column: the type its source values have
+	key []sqldb.Type // per primary-key column: its source type
+}
+
+func newConvPlan(tp *tablePair) *convPlan {
+	p := &convPlan{row: make([]sqldb.Type, len(tp.dst.Columns)), key: make([]sqldb.Type, len(tp.src.PrimaryKey))}
+	for i, c := range tp.dst.Columns {
+		p.row[i] = c.Type
+		if sc, ok := tp.src.Column(c.Name); ok {
+			p.row[i] = sc.Type
+		}
+	}
+	for i, k := range tp.src.PrimaryKey {
+		c, _ := tp.src.Column(k)
+		p.key[i] = c.Type
+	}
+	return p
 }
 
 // targetRow converts a source row image to the target's bind values, in the
 // target's column order.
-func (w *writer) targetRow(tp *tablePair, row map[string]any) ([]any, error) {
+func (w *writer) targetRow(tp *tablePair, p *convPlan, row map[string]any) ([]any, error) {
 	out := make([]any, len(tp.dst.Columns))
 	for i, c := range tp.dst.Columns {
 		v, ok := row[c.Name]
 		if !ok || v == nil {
 			continue
 		}
-		st := c.Type
-		if sc, ok := tp.src.Column(c.Name); ok {
-			st = sc.Type
-		}
-		n, err := Normalize(st, v)
+		n, err := Normalize(p.row[i], v)
 		if err != nil {
 			return nil, fmt.Errorf("replicate: %s.%s: %w", tp.dst.Name, c.Name, err)
 		}
@@ -96,16 +121,15 @@ func (w *writer) targetRow(tp *tablePair, row map[string]any) ([]any, error) {
 }
 
 // targetKey converts a source key to the target's bind values.
-func (w *writer) targetKey(tp *tablePair, key []any) ([]any, error) {
+func (w *writer) targetKey(tp *tablePair, p *convPlan, key []any) ([]any, error) {
 	if len(key) != len(tp.src.PrimaryKey) {
 		return nil, fmt.Errorf("replicate: %s: key has %d values, primary key %d columns", tp.src.Name, len(key), len(tp.src.PrimaryKey))
 	}
 	norm := make([]any, len(key))
 	for i, v := range key {
-		c, _ := tp.src.Column(tp.src.PrimaryKey[i])
-		n, err := Normalize(c.Type, v)
+		n, err := Normalize(p.key[i], v)
 		if err != nil {
-			return nil, fmt.Errorf("replicate: %s: key column %s: %w", tp.src.Name, c.Name, err)
+			return nil, fmt.Errorf("replicate: %s: key column %s: %w", tp.src.Name, tp.src.PrimaryKey[i], err)
 		}
 		norm[i] = n
 	}
@@ -113,8 +137,12 @@ func (w *writer) targetKey(tp *tablePair, key []any) ([]any, error) {
 }
 
 // upsert writes rows (already converted by targetRow) with multi-row
-// statements. Rows must have distinct keys.
+// statements, or, for a dialect that is a sqldb.Copier and a transaction
+// begun on w.conn, with its CopyUpsert. Rows must have distinct keys.
 func (w *writer) upsert(ctx context.Context, tx *sql.Tx, tp *tablePair, rows [][]any) error {
+	if cp, ok := w.d.(sqldb.Copier); ok && w.conn != nil && len(rows) >= minCopyRows {
+		return cp.CopyUpsert(ctx, w.conn, tp.dst, rows)
+	}
 	per := min(maxRows, max(1, maxParams(w.d)/len(tp.dst.Columns)))
 	for len(rows) > 0 {
 		n := min(per, len(rows))
@@ -179,18 +207,22 @@ func (w *writer) apply(ctx context.Context, tx *sql.Tx, changes []Change) (int, 
 		i = j
 		// One statement must not touch a key twice (Postgres refuses it,
 		// and the last image is what counts): keep each key's last change.
-		seen := make(map[string]int, len(group))
+		plan := newConvPlan(tp)
+		seen := make(map[groupKey]int, len(group))
 		keys := make([][]any, 0, len(group))
 		var rows [][]any
+		if c.Op == OpUpsert {
+			rows = make([][]any, 0, len(group))
+		}
 		for _, ch := range group {
-			k, err := w.targetKey(tp, ch.Key)
+			k, err := w.targetKey(tp, plan, ch.Key)
 			if err != nil {
 				return written, err
 			}
 			ks := dedupKey(k)
 			var r []any
 			if c.Op == OpUpsert {
-				if r, err = w.targetRow(tp, ch.Row); err != nil {
+				if r, err = w.targetRow(tp, plan, ch.Row); err != nil {
 					return written, err
 				}
 			}
@@ -237,8 +269,28 @@ func isPermanent(err error) bool {
 	return errors.Is(err, ErrPermanent) || errors.Is(err, ErrNoPrimaryKey) || errors.Is(err, ErrNoSourceDriver)
 }
 
+// groupKey identifies bound key values within one statement group.
+type groupKey struct {
+	kind byte // 'i': a single int64 key (n); 't': a single string (s); 'k': any other key (s)
+	n    int64
+	s    string
+}
+
 // dedupKey identifies bound key values within one statement group.
-func dedupKey(k []any) string {
+func dedupKey(k []any) groupKey {
+	if len(k) == 1 {
+		switch x := k[0].(type) {
+		case int64:
+			return groupKey{kind: 'i', n: x}
+		case string:
+			return groupKey{kind: 't', s: x}
+		}
+	}
+	return groupKey{kind: 'k', s: keyString(k)}
+}
+
+// keyString encodes key values as one string.
+func keyString(k []any) string {
 	var b strings.Builder
 	for _, v := range k {
 		switch x := v.(type) {

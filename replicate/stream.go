@@ -365,22 +365,33 @@ type applier struct {
 
 // tx runs fn in a target transaction tagged with the stream's origin.
 func (a *applier) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	return a.s.cfg.Target.Tx(ctx, func(tx *sql.Tx) error {
-		if a.marker != nil {
-			if err := a.marker.MarkOrigin(ctx, tx, a.s.cfg.Origin); err != nil {
-				return fmt.Errorf("replicate: mark origin: %w", err)
-			}
+	if _, ok := a.s.cfg.Target.Dialect.(sqldb.Copier); ok {
+		// The writer copies rows on the transaction's own connection.
+		return a.s.cfg.Target.ConnTx(ctx, func(conn *sql.Conn, tx *sql.Tx) error {
+			a.w.conn = conn
+			defer func() { a.w.conn = nil }()
+			return a.markedTx(ctx, tx, fn)
+		})
+	}
+	return a.s.cfg.Target.Tx(ctx, func(tx *sql.Tx) error { return a.markedTx(ctx, tx, fn) })
+}
+
+// markedTx runs fn in tx between the origin marks.
+func (a *applier) markedTx(ctx context.Context, tx *sql.Tx, fn func(tx *sql.Tx) error) error {
+	if a.marker != nil {
+		if err := a.marker.MarkOrigin(ctx, tx, a.s.cfg.Origin); err != nil {
+			return fmt.Errorf("replicate: mark origin: %w", err)
 		}
-		if err := fn(tx); err != nil {
-			return err
+	}
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if a.marker != nil {
+		if err := a.marker.UnmarkOrigin(ctx, tx); err != nil {
+			return fmt.Errorf("replicate: unmark origin: %w", err)
 		}
-		if a.marker != nil {
-			if err := a.marker.UnmarkOrigin(ctx, tx); err != nil {
-				return fmt.Errorf("replicate: unmark origin: %w", err)
-			}
-		}
-		return nil
-	})
+	}
+	return nil
 }
 
 // snapshot loads every table from where st says, chunk by chunk, each chunk

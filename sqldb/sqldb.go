@@ -245,6 +245,46 @@ func (db *DB) Tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return err
 }
 
+// ConnTx is like Tx but begins the transaction on a connection of its own
+// and gives fn that connection too, for driver-level work that must run
+// inside the transaction (see Copier). fn must not use conn after it
+// returns.
+func (db *DB) ConnTx(ctx context.Context, fn func(conn *sql.Conn, tx *sql.Tx) error) error {
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Duration(attempt*attempt) * 20 * time.Millisecond):
+			}
+		}
+		err = db.connTx(ctx, fn)
+		if err == nil || !Transient(err) {
+			return err
+		}
+		db.log.Debug("transaction retried", "db", db.Name, "attempt", attempt+1, "err", err)
+	}
+	return err
+}
+
+func (db *DB) connTx(ctx context.Context, fn func(conn *sql.Conn, tx *sql.Tx) error) error {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(conn, tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
 func (db *DB) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
@@ -373,4 +413,15 @@ type Alterer interface {
 	// every value of the column's current type (longer strings, wider
 	// integers, more decimal digits).
 	WidenColumn(table string, c Column) []string
+}
+
+// Copier is implemented by dialects that can write many rows faster than
+// multi-row Upsert statements (PostgreSQL COPY).
+type Copier interface {
+	// CopyUpsert writes rows (each with every column of t in order, as
+	// Value converts them, with distinct primary keys) like Upsert does:
+	// a row whose key exists overwrites it. It runs inside the transaction
+	// open on conn (begun with conn.BeginTx, see DB.ConnTx) and fails when
+	// none is; an error leaves that transaction failed, to be rolled back.
+	CopyUpsert(ctx context.Context, conn *sql.Conn, t Table, rows [][]any) error
 }

@@ -37,6 +37,11 @@
 // rows of one Upsert must have distinct keys (ON CONFLICT DO UPDATE cannot
 // touch a row twice). Identifiers longer than 63 bytes are truncated by
 // the server.
+//
+// The dialect is a sqldb.Copier: CopyUpsert writes many rows with COPY
+// inside a transaction begun on a *sql.Conn (sqldb.DB.ConnTx), straight
+// into the table when every key is new, otherwise through a temporary
+// staging table and one INSERT ... SELECT ... ON CONFLICT DO UPDATE.
 package postgres
 
 import (

@@ -85,6 +85,8 @@ func TestPostgres(t *testing.T) {
 		}
 	})
 
+	t.Run("CopyUpsert", func(t *testing.T) { testCopyUpsert(t, open(t, p.URL("app"))) })
+
 	t.Run("MaxRowsPerStatement", func(t *testing.T) {
 		// The largest multi-row upsert the parameter limit allows works.
 		db := open(t, p.URL("app"))
