@@ -243,28 +243,12 @@ var knownParams = []string{
 // without the environment. Its errors name the offending parameter, never
 // a secret value.
 func ParseURL(u *url.URL) (containerName string, opts Options, err error) {
-	if u.Scheme != Scheme {
-		return "", opts, fmt.Errorf("azblob: URL scheme must be %q", Scheme)
-	}
-	if u.User != nil {
-		return "", opts, errors.New("azblob: credentials in the URL's user part are not supported")
-	}
-	if u.Path != "" && u.Path != "/" {
-		return "", opts, errors.New("azblob: the URL names a container only (azblob://CONTAINER?...), not a path")
-	}
-	containerName = u.Host
-	if containerName == "" {
-		return "", opts, errors.New("azblob: a container name is required (azblob://CONTAINER)")
-	}
-	q, err := url.ParseQuery(u.RawQuery)
+	bu, err := objects.SplitURL(u, Scheme, "container")
 	if err != nil {
-		return "", opts, errors.New("azblob: malformed query string")
+		return "", opts, err
 	}
-	for k, vs := range q {
-		if len(vs) != 1 {
-			return "", opts, fmt.Errorf("azblob: parameter %s given %d times", k, len(vs))
-		}
-		v := vs[0]
+	containerName = bu.Name
+	for k, v := range bu.Params {
 		switch k {
 		case "service_url":
 			opts.ServiceURL = v

@@ -184,28 +184,12 @@ func NewClient(ctx context.Context, opts Options) (*awss3.Client, error) {
 // ParseURL turns an s3:// URL into a bucket name and Options. Its errors
 // name the offending parameter, never a secret value.
 func ParseURL(u *url.URL) (bucket string, opts Options, err error) {
-	if u.Scheme != Scheme {
-		return "", opts, fmt.Errorf("s3: URL scheme must be %q", Scheme)
-	}
-	if u.User != nil {
-		return "", opts, errors.New("s3: credentials in the URL's user part are not supported (use the default chain or access_key_id/secret_access_key)")
-	}
-	if u.Path != "" && u.Path != "/" {
-		return "", opts, errors.New("s3: the URL names a bucket only (s3://BUCKET?...), not a path")
-	}
-	bucket = u.Host
-	if bucket == "" {
-		return "", opts, errors.New("s3: a bucket name is required (s3://BUCKET)")
-	}
-	q, err := url.ParseQuery(u.RawQuery)
+	bu, err := objects.SplitURL(u, Scheme, "bucket")
 	if err != nil {
-		return "", opts, errors.New("s3: malformed query string")
+		return "", opts, err
 	}
-	for k, vs := range q {
-		if len(vs) != 1 {
-			return "", opts, fmt.Errorf("s3: parameter %s given %d times", k, len(vs))
-		}
-		v := vs[0]
+	bucket = bu.Name
+	for k, v := range bu.Params {
 		switch k {
 		case "region":
 			opts.Region = v
