@@ -349,22 +349,31 @@ func wait(ctx context.Context, topo *topology.Topology, cfg *config.Config, s *S
 	}
 	from, to := cfg.Replication.From, cfg.Replication.To
 	lastOut := time.Time{}
+	// Only the ids a database still lacks are looked up again on the next
+	// poll; a record missing from both counts once.
+	pending := map[string][]string{from: ids, to: ids}
 	for {
 		var err error
-		missing := 0
 		for _, name := range []string{from, to} {
-			m, n, cerr := countMissing(ctx, topo.Cloud(name).DB, cfg.Schema.Table, ids)
+			left, n, cerr := missingIDs(ctx, topo.Cloud(name).DB, cfg.Schema.Table, pending[name])
 			if cerr != nil {
 				err = cerr
 				break
 			}
-			missing += m
+			pending[name] = left
 			if name == from {
 				s.AWSRows = n
 			} else {
 				s.AzureRows = n
 			}
 		}
+		lost := map[string]bool{}
+		for _, name := range []string{from, to} {
+			for _, id := range pending[name] {
+				lost[id] = true
+			}
+		}
+		missing := len(lost)
 		if err == nil {
 			s.ResultsRecords, err = summaryRecords(ctx, topo.URL("edge"))
 		}
@@ -392,12 +401,12 @@ func wait(ctx context.Context, topo *topology.Topology, cfg *config.Config, s *S
 	}
 }
 
-// countMissing returns how many of ids the table lacks, and its row count.
-func countMissing(ctx context.Context, db *sqldb.DB, table string, ids []string) (int, int64, error) {
+// missingIDs returns the ids the table lacks, and its row count.
+func missingIDs(ctx context.Context, db *sqldb.DB, table string, ids []string) ([]string, int64, error) {
 	d := db.Dialect
 	var n int64
 	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+d.Quote(table)).Scan(&n); err != nil {
-		return 0, 0, err
+		return nil, 0, err
 	}
 	present := map[string]bool{}
 	for i := 0; i < len(ids); i += 500 {
@@ -408,22 +417,28 @@ func countMissing(ctx context.Context, db *sqldb.DB, table string, ids []string)
 		}
 		rows, err := db.QueryContext(ctx, fmt.Sprintf("SELECT %s FROM %s WHERE %s IN (%s)", d.Quote("id"), d.Quote(table), d.Quote("id"), sqldb.Placeholders(d, 1, len(chunk))), args...)
 		if err != nil {
-			return 0, 0, err
+			return nil, 0, err
 		}
 		for rows.Next() {
 			var id string
 			if err := rows.Scan(&id); err != nil {
 				rows.Close()
-				return 0, 0, err
+				return nil, 0, err
 			}
 			present[id] = true
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
-			return 0, 0, err
+			return nil, 0, err
 		}
 	}
-	return len(ids) - len(present), n, nil
+	var left []string
+	for _, id := range ids {
+		if !present[id] {
+			left = append(left, id)
+		}
+	}
+	return left, n, nil
 }
 
 // summaryRecords reads results/summary.json through the edge.

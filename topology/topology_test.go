@@ -382,3 +382,15 @@ func TestStatusAndMetrics(t *testing.T) {
 		t.Fatalf("status %+v", st)
 	}
 }
+
+// TestVerifyReportsMissing: an acknowledged record that is nowhere makes
+// the demo's check fail and count it lost.
+func TestVerifyReportsMissing(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	topo := start(t, cfg)
+	acked := map[string]demo.Record{"never-written": {Device: "d", Metric: "cpu", Value: 1, TS: time.Now()}}
+	sum, err := demo.Verify(context.Background(), topo, cfg, acked, 500*time.Millisecond, nil)
+	if err == nil || sum.Lost != 1 {
+		t.Fatalf("verify = %v, lost %d; want an error and the one record counted lost once", err, sum.Lost)
+	}
+}
