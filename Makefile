@@ -5,9 +5,9 @@ GO ?= go
 # The real servers the tests start are installed once per machine, outside
 # the checkout, so a fresh clone starts them in seconds.
 export INTERCLOUD_PEERS_CACHE ?= $(HOME)/.cache/intercloud/peers
-.PHONY: test peers demo build fuzz bench vet
+.PHONY: test peers demo build fuzz bench vet lint
 
-test: peers vet
+test: peers lint
 	$(GO) test -count=1 -timeout 25m ./...
 
 peers:
@@ -21,6 +21,11 @@ build:
 
 vet:
 	$(GO) vet ./...
+
+# gofmt -l, go vet, go mod tidy -diff and staticcheck (the pinned version
+# `make peers` installs) must all be clean.
+lint:
+	GO=$(GO) bash scripts/lint.sh
 
 # Each fuzzer for a short while (FUZZTIME=5m for longer).
 FUZZTIME ?= 30s

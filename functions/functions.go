@@ -71,7 +71,6 @@ type Function struct {
 	retry map[string]*time.Timer
 
 	succeeded, failed, retried, dead atomic.Int64
-	inflight                         sync.WaitGroup
 }
 
 // New returns a function; it starts nothing.

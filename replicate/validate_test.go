@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -149,7 +150,7 @@ func TestAllKindsAndNulls(t *testing.T) {
 	insertRow(t, src, allKinds, int64(1), "héllo", "long text\nline", int64(-42), uint64(18446744073709551615), 3.141592653589793,
 		"12345678901234567890.0123456789", true, ts, time.Date(2024, 2, 29, 0, 0, 0, 0, time.UTC), "13:14:15.5", []byte{0, 1, 2, 255}, `{"b":1,"a":[true,null]}`)
 	insertRow(t, src, allKinds, int64(2), nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil)
-	insertRow(t, src, allKinds, int64(3), "", "", int64(0), uint64(0), -0.0, "0", false, time.Unix(0, 0), time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), "00:00:00", []byte{}, `null`)
+	insertRow(t, src, allKinds, int64(3), "", "", int64(0), uint64(0), math.Copysign(0, -1), "0", false, time.Unix(0, 0), time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), "00:00:00", []byte{}, `null`)
 	insertRow(t, src, keyKinds, []byte{1, 2}, ts, "10.50", "x")
 	insertRow(t, src, keyKinds, []byte{1, 2}, ts.Add(time.Microsecond), "10.50", nil)
 	insertRow(t, src, keyKinds, []byte{0xff}, ts, "-1.00", "y")
@@ -177,6 +178,18 @@ func TestAllKindsAndNulls(t *testing.T) {
 	}
 	if n := count(t, dst, `SELECT COUNT(*) FROM kinds WHERE id = 2 AND s IS NULL AND i IS NULL AND ts IS NULL AND bin IS NULL AND doc IS NULL`); n != 1 {
 		t.Fatal("NULLs did not arrive as NULLs")
+	}
+	// Negative zero arrives as the source stored it (SQLite keeps REAL
+	// -0.0 as 0.0): == alone cannot tell the two apart, the sign bit can.
+	var sf, tf float64
+	if err := src.QueryRowContext(ctx, `SELECT f FROM kinds WHERE id = 3`).Scan(&sf); err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.QueryRowContext(ctx, `SELECT f FROM kinds WHERE id = 3`).Scan(&tf); err != nil {
+		t.Fatal(err)
+	}
+	if tf != 0 || math.Signbit(tf) != math.Signbit(sf) {
+		t.Fatalf("the source's %v arrived as %v", sf, tf)
 	}
 }
 

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"syscall"
@@ -23,6 +22,9 @@ const (
 	VictoriaLogsVersion = "v1.52.1"
 	AzuriteVersion      = "3.37.0"
 	PostgresVersion     = "15" // preferred major version; another installed one is used if 15 is absent
+	// StaticcheckVersion is the linter `make test` runs (not a server, but
+	// installed and cached the same way).
+	StaticcheckVersion = "v0.8.2"
 )
 
 // Go modules of the go-installed peers.
@@ -30,6 +32,7 @@ const (
 	versitygwModule    = "github.com/versity/versitygw/cmd/versitygw"
 	rieModule          = "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie"
 	victoriaLogsModule = "github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs"
+	staticcheckModule  = "honnef.co/go/tools/cmd/staticcheck"
 )
 
 // peer says how to check and install one peer.
@@ -43,7 +46,7 @@ type peer struct {
 
 // Names returns the names Install accepts, in install order.
 func Names() []string {
-	return []string{"versitygw", "azurite", "rie", "victorialogs", "mariadb", "postgres"}
+	return []string{"versitygw", "azurite", "rie", "victorialogs", "mariadb", "postgres", "staticcheck"}
 }
 
 func peerByName(name string) (peer, error) {
@@ -54,6 +57,8 @@ func peerByName(name string) (peer, error) {
 		return goPeer(name, "aws-lambda-rie", rieModule, RIEVersion), nil
 	case "victorialogs":
 		return goPeer(name, "victoria-logs", victoriaLogsModule, VictoriaLogsVersion), nil
+	case "staticcheck":
+		return goPeer(name, "staticcheck", staticcheckModule, StaticcheckVersion), nil
 	case "azurite":
 		return peer{
 			name:      name,
@@ -221,15 +226,15 @@ func goTool() (string, error) {
 	if p, err := exec.LookPath("go"); err == nil {
 		return p, nil
 	}
-	if root := os.Getenv("GOROOT"); root != "" {
+	// Not on PATH: where `go env GOROOT` usually is.
+	for _, root := range []string{os.Getenv("GOROOT"), "/usr/local/go", "/usr/lib/go"} {
+		if root == "" {
+			continue
+		}
 		p := filepath.Join(root, "bin", "go")
 		if _, err := os.Stat(p); err == nil {
 			return p, nil
 		}
-	}
-	p := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(p); err == nil {
-		return p, nil
 	}
 	return "", errors.New("go command not found")
 }

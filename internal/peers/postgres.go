@@ -84,13 +84,7 @@ func StartPostgres(t testing.TB) *Postgres {
 	}
 	t.Cleanup(func() { os.RemoveAll(p.Dir) })
 	for _, d := range []string{p.Dir, filepath.Join(p.Dir, "run")} {
-		if err := os.MkdirAll(d, 0o755); err == nil {
-			err = os.Chmod(d, 0o755)
-		}
-		if err == nil {
-			err = os.Chown(d, int(cred.Uid), int(cred.Gid))
-		}
-		if err != nil {
+		if err := prepareDir(d, cred); err != nil {
 			t.Fatalf("peers: postgres: %v", err)
 		}
 	}
@@ -117,6 +111,18 @@ func StartPostgres(t testing.TB) *Postgres {
 		t.Fatalf("%v", err)
 	}
 	return p
+}
+
+// prepareDir creates dir (with its parents), opens it to everyone for
+// search and gives it to the postgres user.
+func prepareDir(dir string, cred *syscall.Credential) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return err
+	}
+	return os.Chown(dir, int(cred.Uid), int(cred.Gid))
 }
 
 // postgresCredential returns the credential of the postgres system user.

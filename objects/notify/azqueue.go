@@ -157,7 +157,7 @@ func ParseAzureQueueURL(u *url.URL) (AzureQueueConfig, error) {
 	}
 	c.Queue = u.Host
 	if c.Queue == "" || (u.Path != "" && u.Path != "/") {
-		return c, errors.New("notify: azqueue URL names one queue: azqueue://QUEUE?container=NAME&service_url=...")
+		return c, errors.New("notify: azqueue URL names one queue: azqueue://QUEUE?container=NAME&service_url=URL")
 	}
 	q, err := url.ParseQuery(u.RawQuery)
 	if err != nil {

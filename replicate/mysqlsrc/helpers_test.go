@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -107,7 +106,6 @@ type running struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	err    error
-	once   sync.Once
 }
 
 func start(t testing.TB, cfg replicate.Config) *running {

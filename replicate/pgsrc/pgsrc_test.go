@@ -145,15 +145,6 @@ func (r *running) stop() {
 	<-r.done
 }
 
-func validate(tb testing.TB, src, dst *sqldb.DB, tables ...string) replicate.Report {
-	tb.Helper()
-	rep, err := replicate.Validate(context.Background(), src, dst, tables, 1000)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return rep
-}
-
 // waitSame waits until the target equals the source.
 func waitSame(tb testing.TB, src, dst *sqldb.DB, tables ...string) {
 	tb.Helper()
