@@ -21,6 +21,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/intercloud/intercloud/internal/redact"
 	"github.com/intercloud/intercloud/replicate"
 )
 
@@ -690,7 +691,7 @@ func checkURL(bad func(string, string, ...any), key, raw string, schemes []strin
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		bad(key, "not a URL: %v", RedactError(err))
+		bad(key, "not a URL: %v", redact.URLError(err))
 		return
 	}
 	if !slices.Contains(schemes, u.Scheme) {
@@ -720,42 +721,4 @@ func validIdent(s string) bool {
 		}
 	}
 	return true
-}
-
-// Redact returns the URL with any password and secret-looking query values
-// replaced, for logs and errors.
-func Redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparseable URL)"
-	}
-	if u.User != nil {
-		if _, ok := u.User.Password(); ok {
-			u.User = url.UserPassword(u.User.Username(), "xxxxx")
-		}
-	}
-	q := u.Query()
-	changed := false
-	for k := range q {
-		lk := strings.ToLower(k)
-		for _, s := range []string{"secret", "password", "key", "token", "sig", "credential", "connection"} {
-			if strings.Contains(lk, s) {
-				q.Set(k, "xxxxx")
-				changed = true
-			}
-		}
-	}
-	if changed {
-		u.RawQuery = q.Encode()
-	}
-	return u.String()
-}
-
-// RedactError hides a URL error's URL, which may hold a password.
-func RedactError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
-	}
-	return err
 }

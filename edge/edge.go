@@ -34,7 +34,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/intercloud/intercloud/apierr"
-	"github.com/intercloud/intercloud/config"
+	"github.com/intercloud/intercloud/internal/redact"
 )
 
 // Defaults for the zero values of Config.
@@ -190,7 +190,7 @@ func New(cfg Config) (*Edge, error) {
 	for i, o := range cfg.Origins {
 		u, err := url.Parse(o)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("edge: config: origins[%d] %s: want an http(s) base URL", i, config.Redact(o))
+			return nil, fmt.Errorf("edge: config: origins[%d] %s: want an http(s) base URL", i, redact.URL(o))
 		}
 		e.origins = append(e.origins, u)
 	}
@@ -363,7 +363,7 @@ func (e *Edge) fetchOrigins(ctx context.Context, path string, old *entry) outcom
 			var se *statusError
 			answered = answered || errors.As(err, &se)
 			lastErr = err
-			e.log.Warn("origin failed", "origin", config.Redact(o.String()), "path", path, "err", err)
+			e.log.Warn("origin failed", "origin", redact.URL(o.String()), "path", path, "err", err)
 			continue
 		}
 		if revalidated {
@@ -412,7 +412,7 @@ func (e *Edge) fetchOne(ctx context.Context, base *url.URL, path string, old *en
 	e.originReqs.Add(1)
 	resp, err := e.client.Do(req)
 	if err != nil {
-		return nil, false, fmt.Errorf("edge: fetch %s: %w", path, config.RedactError(err))
+		return nil, false, fmt.Errorf("edge: fetch %s: %w", path, redact.URLError(err))
 	}
 	defer resp.Body.Close()
 	now := e.now()
@@ -440,7 +440,7 @@ func (e *Edge) fetchOne(ctx context.Context, base *url.URL, path string, old *en
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, e.maxBytes+1))
 	if err != nil {
-		return nil, false, fmt.Errorf("edge: fetch %s: read body: %w", path, config.RedactError(err))
+		return nil, false, fmt.Errorf("edge: fetch %s: read body: %w", path, redact.URLError(err))
 	}
 	if int64(len(body)) > e.maxBytes {
 		return nil, false, fmt.Errorf("edge: fetch %s: object larger than the cache (%d bytes): %w", path, e.maxBytes, &statusError{resp.StatusCode})

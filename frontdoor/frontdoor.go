@@ -28,7 +28,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/intercloud/intercloud/config"
+	"github.com/intercloud/intercloud/internal/redact"
 )
 
 // Defaults for zero Config fields.
@@ -208,11 +208,11 @@ func New(cfg Config) (*FrontDoor, error) {
 		u, err := url.Parse(b.URL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return nil, fmt.Errorf("frontdoor: config: backends[%d] (%s): url %q: want http(s)://host[:port][/path]",
-				i, b.Name, config.Redact(b.URL))
+				i, b.Name, redact.URL(b.URL))
 		}
 		if u.RawQuery != "" || u.Fragment != "" {
 			return nil, fmt.Errorf("frontdoor: config: backends[%d] (%s): url %q: must not have a query or fragment",
-				i, b.Name, config.Redact(b.URL))
+				i, b.Name, redact.URL(b.URL))
 		}
 		hu := *u
 		hu.Path = joinPath(u.Path, cfg.HealthPath)
@@ -220,7 +220,7 @@ func New(cfg Config) (*FrontDoor, error) {
 		f.backends = append(f.backends, &backend{
 			name:     b.Name,
 			url:      u,
-			redacted: config.Redact(b.URL),
+			redacted: redact.URL(b.URL),
 			health:   &hu,
 			healthy:  true,
 		})

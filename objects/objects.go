@@ -22,6 +22,8 @@ import (
 
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
+
+	"github.com/intercloud/intercloud/internal/redact"
 )
 
 // Portable errors; drivers' errors are mapped to these.
@@ -153,7 +155,7 @@ type Bucket struct {
 func Open(ctx context.Context, rawURL string, log *slog.Logger) (*Bucket, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("objects: bad URL: %w", redactURLError(err))
+		return nil, fmt.Errorf("objects: bad URL: %w", redact.URLError(err))
 	}
 	regMu.RLock()
 	o, ok := openers[u.Scheme]
@@ -457,14 +459,6 @@ func mapErr(err error) error {
 		return errors.Join(ErrNotFound, err)
 	case gcerrors.FailedPrecondition, gcerrors.AlreadyExists:
 		return errors.Join(ErrExists, err)
-	}
-	return err
-}
-
-func redactURLError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
 	}
 	return err
 }

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/intercloud/intercloud/internal/redact"
 )
 
 // Kind is a portable column type.
@@ -193,11 +195,7 @@ func Open(ctx context.Context, rawURL string, log *slog.Logger) (*DB, error) {
 	}
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return nil, fmt.Errorf("sqldb: bad URL: %w", err)
+		return nil, fmt.Errorf("sqldb: bad URL: %w", redact.URLError(err))
 	}
 	regMu.RLock()
 	d, ok := drivers[u.Scheme]

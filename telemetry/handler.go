@@ -6,9 +6,10 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
-	"regexp"
 	"strings"
 	"sync"
+
+	"github.com/intercloud/intercloud/internal/redact"
 )
 
 // Options configures NewLogger.
@@ -161,67 +162,34 @@ func (lw *lineWriter) Write(p []byte) (int, error) {
 	return len(p), err
 }
 
-// secretKey reports whether an attribute key names a secret.
-func secretKey(key string) bool {
-	k := strings.ToLower(key)
-	if k == "pwd" {
-		return true
-	}
-	for _, s := range []string{"password", "passwd", "secret", "token", "authorization", "api_key", "api-key", "apikey", "private_key", "credential"} {
-		if strings.Contains(k, s) {
-			return true
-		}
-	}
-	return false
-}
-
 // redactAttr is the JSON handler's ReplaceAttr: secret keys (or keys inside
 // a group named like a secret) lose their value; passwords and secret query
 // parameters inside URLs in string, error and URL values are masked.
 func redactAttr(groups []string, a slog.Attr) slog.Attr {
-	if secretKey(a.Key) {
+	if redact.SecretName(a.Key) {
 		return slog.String(a.Key, Redacted)
 	}
 	for _, g := range groups {
-		if secretKey(g) {
+		if redact.SecretName(g) {
 			return slog.String(a.Key, Redacted)
 		}
 	}
 	switch a.Value.Kind() {
 	case slog.KindString:
 		if s := a.Value.String(); strings.Contains(s, "@") || strings.Contains(s, "=") {
-			a.Value = slog.StringValue(RedactText(s))
+			a.Value = slog.StringValue(redact.Text(s))
 		}
 	case slog.KindAny:
 		switch v := a.Value.Any().(type) {
 		case *url.URL:
 			if v != nil {
-				a.Value = slog.StringValue(RedactText(v.String()))
+				a.Value = slog.StringValue(redact.Text(v.String()))
 			}
 		case url.URL:
-			a.Value = slog.StringValue(RedactText(v.String()))
+			a.Value = slog.StringValue(redact.Text(v.String()))
 		case error:
-			a.Value = slog.StringValue(RedactText(v.Error()))
+			a.Value = slog.StringValue(redact.Text(v.Error()))
 		}
 	}
 	return a
-}
-
-var (
-	// scheme://user:password@ — the password is anything up to the last
-	// '@' before the host.
-	urlPasswordRE = regexp.MustCompile(`(?i)\b([a-z][a-z0-9+.\-]*://[^\s/?#@:]*:)([^\s/?#]*)@`)
-	// Go MySQL DSN: user:password@tcp(host)/db
-	dsnPasswordRE = regexp.MustCompile(`(?i)(^|[\s"'=(])([^\s:/@"'=(]+:)([^\s/]*)@(tcp|unix)\(`)
-	// ?secret=..., &sig=... in URLs.
-	queryParamRE = regexp.MustCompile(`(?i)([?&;][a-z0-9_\-]*(?:password|passwd|secret|token|sig|api_key|apikey|credential|accountkey)[a-z0-9_\-]*=)([^&\s#"';]*)`)
-)
-
-// RedactText masks the passwords and secret query parameters of the URLs
-// and DSNs found in s.
-func RedactText(s string) string {
-	s = urlPasswordRE.ReplaceAllString(s, "${1}xxxxx@")
-	s = dsnPasswordRE.ReplaceAllString(s, "${1}${2}xxxxx@${4}(")
-	s = queryParamRE.ReplaceAllString(s, "${1}xxxxx")
-	return s
 }

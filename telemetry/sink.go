@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/intercloud/intercloud/apierr"
+	"github.com/intercloud/intercloud/internal/redact"
 )
 
 // maxRequestBody bounds one request's body; the central store takes 8 MiB.
@@ -37,7 +38,7 @@ func endpoint(base, suffix string) (*url.URL, error) {
 		return nil, fmt.Errorf("telemetry: bad sink URL: %w", err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("telemetry: bad sink URL %s: scheme must be http or https", RedactText(u.Redacted()))
+		return nil, fmt.Errorf("telemetry: bad sink URL %s: scheme must be http or https", redact.Text(u.Redacted()))
 	}
 	if !strings.HasSuffix(u.Path, suffix) {
 		u.Path = strings.TrimRight(u.Path, "/") + suffix
@@ -61,12 +62,12 @@ func post(ctx context.Context, client *http.Client, u *url.URL, name string, hea
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return nil, nil, fmt.Errorf("telemetry: %s %s: %w", name, RedactText(u.Redacted()), err)
+		return nil, nil, fmt.Errorf("telemetry: %s %s: %w", name, redact.Text(u.Redacted()), err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
 		e := apierr.Read(resp)
-		err := fmt.Errorf("telemetry: %s %s: %d %s", name, RedactText(u.Redacted()), resp.StatusCode, truncate(e.Message, 300))
+		err := fmt.Errorf("telemetry: %s %s: %d %s", name, redact.Text(u.Redacted()), resp.StatusCode, truncate(e.Message, 300))
 		if resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != http.StatusRequestTimeout && resp.StatusCode != http.StatusTooManyRequests {
 			err = fmt.Errorf("%w: %w", err, ErrRejected)
 		}
@@ -74,7 +75,7 @@ func post(ctx context.Context, client *http.Client, u *url.URL, name string, hea
 	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
-		return resp, nil, fmt.Errorf("telemetry: %s %s: read answer: %w", name, RedactText(u.Redacted()), err)
+		return resp, nil, fmt.Errorf("telemetry: %s %s: read answer: %w", name, redact.Text(u.Redacted()), err)
 	}
 	return resp, b, nil
 }
@@ -258,7 +259,7 @@ func (s *esBulkSink) send(ctx context.Context, docs [][]byte) error {
 		}
 		var ans bulkAnswer
 		if err := json.Unmarshal(b, &ans); err != nil {
-			return fmt.Errorf("telemetry: bulk index to %s: bad answer: %w", RedactText(s.u.Redacted()), err)
+			return fmt.Errorf("telemetry: bulk index to %s: bad answer: %w", redact.Text(s.u.Redacted()), err)
 		}
 		var retry [][]byte
 		failed := 0
@@ -280,18 +281,18 @@ func (s *esBulkSink) send(ctx context.Context, docs [][]byte) error {
 			}
 		}
 		if ans.Errors && failed == 0 {
-			return fmt.Errorf("telemetry: bulk index to %s: errors without failed items: %w", RedactText(s.u.Redacted()), ErrRejected)
+			return fmt.Errorf("telemetry: bulk index to %s: errors without failed items: %w", redact.Text(s.u.Redacted()), ErrRejected)
 		}
 		if len(retry) == 0 || attempt+1 >= attempts {
 			if n := permanent + len(retry); n > 0 {
 				return fmt.Errorf("telemetry: bulk index to %s: %d of %d documents failed: %s: %w",
-					RedactText(s.u.Redacted()), n, total, lastErr, ErrRejected)
+					redact.Text(s.u.Redacted()), n, total, lastErr, ErrRejected)
 			}
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("telemetry: bulk index to %s: %w", RedactText(s.u.Redacted()), ctx.Err())
+			return fmt.Errorf("telemetry: bulk index to %s: %w", redact.Text(s.u.Redacted()), ctx.Err())
 		case <-time.After(time.Duration(attempt+1) * 100 * time.Millisecond):
 		}
 		docs = retry

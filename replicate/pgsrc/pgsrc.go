@@ -99,7 +99,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"sort"
 	"strings"
 	"time"
@@ -107,6 +106,7 @@ import (
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/intercloud/intercloud/internal/redact"
 	"github.com/intercloud/intercloud/replicate"
 	"github.com/intercloud/intercloud/sqldb"
 	"github.com/intercloud/intercloud/sqldb/postgres"
@@ -561,21 +561,9 @@ func connect(ctx context.Context, db *sqldb.DB) (*pgconn.PgConn, error) {
 	pc.RuntimeParams = params
 	conn, err := pgconn.ConnectConfig(ctx, pc)
 	if err != nil {
-		return nil, fmt.Errorf("pgsrc: replication connection to %s: %s", db.Name, redact(err.Error(), u))
+		return nil, fmt.Errorf("pgsrc: replication connection to %s: %s", db.Name, redact.URLPassword(err.Error(), u))
 	}
 	return conn, nil
-}
-
-// redact removes the URL's password from a message.
-func redact(msg string, u *url.URL) string {
-	pass, ok := u.User.Password()
-	if !ok || pass == "" {
-		return msg
-	}
-	for _, p := range []string{pass, url.QueryEscape(pass), url.PathEscape(pass)} {
-		msg = strings.ReplaceAll(msg, p, "xxxxx")
-	}
-	return msg
 }
 
 // Marker tags the writes of a replication apply transaction on a Postgres

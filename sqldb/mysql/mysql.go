@@ -60,6 +60,7 @@ import (
 
 	gomysql "github.com/go-sql-driver/mysql"
 
+	"github.com/intercloud/intercloud/internal/redact"
 	"github.com/intercloud/intercloud/sqldb"
 )
 
@@ -98,7 +99,7 @@ func (Driver) Open(ctx context.Context, u *url.URL) (*sql.DB, sqldb.Dialect, err
 	pass := cfg.Passwd
 	conn, err := gomysql.NewConnector(cfg)
 	if err != nil {
-		return nil, nil, fmt.Errorf("mysql: %s", redact(err.Error(), pass))
+		return nil, nil, fmt.Errorf("mysql: %s", redact.Password(err.Error(), pass))
 	}
 	db := sql.OpenDB(bitConnector{conn})
 	db.SetMaxOpenConns(MaxOpenConns)
@@ -108,7 +109,7 @@ func (Driver) Open(ctx context.Context, u *url.URL) (*sql.DB, sqldb.Dialect, err
 	var version string
 	if err := db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&version); err != nil {
 		db.Close()
-		return nil, nil, fmt.Errorf("mysql: connect: %s", redact(err.Error(), pass))
+		return nil, nil, fmt.Errorf("mysql: connect: %s", redact.Password(err.Error(), pass))
 	}
 	return db, Dialect{MariaDB: strings.Contains(strings.ToLower(version), "mariadb")}, nil
 }
@@ -183,13 +184,4 @@ func ConfigFromURL(u *url.URL) (*gomysql.Config, error) {
 		cfg.Params["time_zone"] = "'+00:00'"
 	}
 	return cfg, nil
-}
-
-// redact removes the password from a message.
-func redact(msg, pass string) string {
-	if pass == "" {
-		return msg
-	}
-	msg = strings.ReplaceAll(msg, pass, "xxxxx")
-	return strings.ReplaceAll(msg, url.QueryEscape(pass), "xxxxx")
 }

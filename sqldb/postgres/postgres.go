@@ -50,13 +50,13 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 
+	"github.com/intercloud/intercloud/internal/redact"
 	"github.com/intercloud/intercloud/sqldb"
 )
 
@@ -102,7 +102,7 @@ func (Driver) Open(ctx context.Context, u *url.URL) (*sql.DB, sqldb.Dialect, err
 	db.SetConnMaxIdleTime(ConnMaxIdleTime)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
-		return nil, nil, fmt.Errorf("postgres: connect: %s", redact(err.Error(), cfg.Password))
+		return nil, nil, fmt.Errorf("postgres: connect: %s", redact.Password(err.Error(), cfg.Password))
 	}
 	return db, Dialect{}, nil
 }
@@ -120,7 +120,7 @@ func ConfigFromURL(u *url.URL) (*pgx.ConnConfig, error) {
 	cfg, err := pgx.ParseConfig(u.String())
 	if err != nil {
 		// Not wrapped: pgconn.ParseConfigError keeps the raw URL.
-		return nil, fmt.Errorf("postgres: bad URL: %s", redact(err.Error(), pass))
+		return nil, fmt.Errorf("postgres: bad URL: %s", redact.Password(err.Error(), pass))
 	}
 	if cfg.RuntimeParams == nil {
 		cfg.RuntimeParams = map[string]string{}
@@ -145,14 +145,4 @@ func (Driver) Transient(err error) bool {
 		}
 	}
 	return false
-}
-
-// redact removes the password from a message.
-func redact(msg, pass string) string {
-	if pass == "" {
-		return msg
-	}
-	msg = strings.ReplaceAll(msg, pass, "xxxxx")
-	msg = strings.ReplaceAll(msg, url.QueryEscape(pass), "xxxxx")
-	return strings.ReplaceAll(msg, url.PathEscape(pass), "xxxxx")
 }

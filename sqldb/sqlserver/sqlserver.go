@@ -55,6 +55,7 @@ import (
 	mssql "github.com/microsoft/go-mssqldb"
 	"github.com/microsoft/go-mssqldb/msdsn"
 
+	"github.com/intercloud/intercloud/internal/redact"
 	"github.com/intercloud/intercloud/sqldb"
 )
 
@@ -92,7 +93,7 @@ func (Driver) Open(ctx context.Context, u *url.URL) (*sql.DB, sqldb.Dialect, err
 	db.SetConnMaxIdleTime(ConnMaxIdleTime)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
-		return nil, nil, fmt.Errorf("sqlserver: connect: %s", redact(err.Error(), cfg.Password))
+		return nil, nil, fmt.Errorf("sqlserver: connect: %s", redact.Password(err.Error(), cfg.Password))
 	}
 	return db, Dialect{}, nil
 }
@@ -120,7 +121,7 @@ func ConfigFromURL(u *url.URL) (msdsn.Config, error) {
 	v := url.URL{Scheme: Scheme, User: u.User, Host: u.Host, RawQuery: q.Encode()}
 	cfg, err := msdsn.Parse(v.String())
 	if err != nil {
-		return msdsn.Config{}, fmt.Errorf("sqlserver: bad URL: %s", redact(err.Error(), pass))
+		return msdsn.Config{}, fmt.Errorf("sqlserver: bad URL: %s", redact.Password(err.Error(), pass))
 	}
 	return cfg, nil
 }
@@ -148,14 +149,4 @@ func transientNumber(n int32) bool {
 		return true
 	}
 	return false
-}
-
-// redact removes the password from a message.
-func redact(msg, pass string) string {
-	if pass == "" {
-		return msg
-	}
-	msg = strings.ReplaceAll(msg, pass, "xxxxx")
-	msg = strings.ReplaceAll(msg, url.QueryEscape(pass), "xxxxx")
-	return strings.ReplaceAll(msg, url.PathEscape(pass), "xxxxx")
 }
