@@ -22,6 +22,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/intercloud/intercloud/internal/redact"
+	"github.com/intercloud/intercloud/internal/registry"
 	"github.com/intercloud/intercloud/replicate"
 )
 
@@ -500,13 +501,16 @@ func (c *Config) fill() {
 	}
 }
 
-// Known URL schemes per service; a driver must also be linked in.
-var (
-	objectSchemes = []string{"file", "s3", "azblob"}
-	sqlSchemes    = []string{"sqlite", "mysql", "postgres", "postgresql", "sqlserver"}
-	notifySchemes = []string{"webhook", "sqs", "azqueue"}
-	fieldTypes    = []string{TypeString, TypeNumber, TypeInteger, TypeBoolean, TypeTimestamp}
+// Driver kinds whose registries say which URL schemes this binary
+// accepts (see package internal/registry): the kinds the objects, sqldb
+// and objects/notify packages register their drivers under.
+const (
+	objectsKind = "objects"
+	sqlKind     = "sqldb"
+	notifyKind  = "notify"
 )
+
+var fieldTypes = []string{TypeString, TypeNumber, TypeInteger, TypeBoolean, TypeTimestamp}
 
 // Validate checks the whole topology and names the first bad key.
 func (c *Config) Validate() error {
@@ -521,10 +525,10 @@ func (c *Config) Validate() error {
 	for _, name := range names {
 		cl := c.Clouds[name]
 		key := "clouds." + name
-		checkURL(bad, key+".objects", cl.Objects, objectSchemes)
-		checkURL(bad, key+".sql", cl.SQL, sqlSchemes)
+		checkDriverURL(bad, key+".objects", cl.Objects, objectsKind)
+		checkDriverURL(bad, key+".sql", cl.SQL, sqlKind)
 		if cl.Notifications != "" {
-			checkURL(bad, key+".notifications", cl.Notifications, notifySchemes)
+			checkDriverURL(bad, key+".notifications", cl.Notifications, notifyKind)
 		}
 		checkAddr(bad, key+".api", cl.API, true)
 		checkAddr(bad, key+".origin", cl.Origin, false)
@@ -685,17 +689,40 @@ func (c *Config) checkCloud(bad func(string, string, ...any), key, name string) 
 }
 
 func checkURL(bad func(string, string, ...any), key, raw string, schemes []string) {
+	u := parseURL(bad, key, raw)
+	if u != nil && !slices.Contains(schemes, u.Scheme) {
+		bad(key, "scheme %q is not one of %s", u.Scheme, strings.Join(schemes, ", "))
+	}
+}
+
+// parseURL parses a required URL; nil when it is missing or malformed.
+func parseURL(bad func(string, string, ...any), key, raw string) *url.URL {
 	if raw == "" {
 		bad(key, "a URL is required")
-		return
+		return nil
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
 		bad(key, "not a URL: %v", redact.URLError(err))
+		return nil
+	}
+	return u
+}
+
+// checkDriverURL checks a URL whose scheme names a driver of kind: it is
+// accepted iff this binary registered a driver for the scheme.
+func checkDriverURL(bad func(string, string, ...any), key, raw, kind string) {
+	u := parseURL(bad, key, raw)
+	if u == nil {
 		return
 	}
-	if !slices.Contains(schemes, u.Scheme) {
-		bad(key, "scheme %q is not one of %s", u.Scheme, strings.Join(schemes, ", "))
+	var ue *registry.UnknownError
+	if err := registry.Check(kind, u.Scheme); errors.As(err, &ue) {
+		if len(ue.Known) == 0 {
+			bad(key, "scheme %q: this binary has no %s driver", u.Scheme, kind)
+			return
+		}
+		bad(key, "scheme %q is not one of %s (the %s drivers of this binary)", u.Scheme, strings.Join(ue.Known, ", "), kind)
 	}
 }
 

@@ -6,6 +6,16 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	// The drivers a topology may name: config accepts exactly the schemes
+	// of the drivers a binary links.
+	_ "github.com/intercloud/intercloud/objects/azblob"
+	_ "github.com/intercloud/intercloud/objects/file"
+	_ "github.com/intercloud/intercloud/objects/notify"
+	_ "github.com/intercloud/intercloud/objects/s3"
+	_ "github.com/intercloud/intercloud/sqldb/mysql"
+	_ "github.com/intercloud/intercloud/sqldb/postgres"
+	_ "github.com/intercloud/intercloud/sqldb/sqlite"
 )
 
 func TestDefault(t *testing.T) {
@@ -104,4 +114,32 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A URL's scheme is accepted iff this binary registered a driver for it;
+// the error lists the ones it has. This test binary links no sqlserver
+// driver.
+func TestSchemesFromRegistries(t *testing.T) {
+	for _, tt := range []struct{ name, yaml, want string }{
+		{"registered", "clouds:\n  aws: {notifications: \"webhook://127.0.0.1:9/s3\"}\n  azure: {sql: \"postgresql://h/db\"}\n", ""},
+		{"not linked", "clouds:\n  aws: {sql: \"sqlserver://h/db\"}\n  azure: {}\n",
+			`clouds.aws.sql: scheme "sqlserver" is not one of mysql, postgres, postgresql, sqlite (the sqldb drivers of this binary)`},
+		{"unknown objects", "clouds:\n  aws: {objects: \"gs://b\"}\n  azure: {}\n",
+			`clouds.aws.objects: scheme "gs" is not one of azblob, file, s3 (the objects drivers of this binary)`},
+		{"unknown notifications", "clouds:\n  aws: {notifications: \"sns://t\"}\n  azure: {}\n",
+			`clouds.aws.notifications: scheme "sns" is not one of azqueue, sqs, webhook (the notify drivers of this binary)`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.yaml), t.TempDir())
+			if tt.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error = %v, want %q", err, tt.want)
+			}
+		})
+	}
 }

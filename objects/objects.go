@@ -14,7 +14,6 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -24,6 +23,7 @@ import (
 	"gocloud.dev/gcerrors"
 
 	"github.com/intercloud/intercloud/internal/redact"
+	"github.com/intercloud/intercloud/internal/registry"
 )
 
 // Portable errors; drivers' errors are mapped to these.
@@ -76,33 +76,18 @@ func check(ctx context.Context, op, key string) error {
 // or return the URL's credentials.
 type Opener func(ctx context.Context, u *url.URL) (*blob.Bucket, error)
 
-var (
-	regMu   sync.RWMutex
-	openers = map[string]Opener{}
-)
+// DriverKind is the registry kind of object-store drivers (see package
+// internal/registry).
+const DriverKind = "objects"
+
+var drivers = registry.New[Opener](DriverKind, "scheme")
 
 // Register makes a driver available under a URL scheme. It panics if the
 // scheme is registered twice, like database/sql.Register.
-func Register(scheme string, o Opener) {
-	regMu.Lock()
-	defer regMu.Unlock()
-	if _, dup := openers[scheme]; dup {
-		panic("objects: Register called twice for scheme " + scheme)
-	}
-	openers[scheme] = o
-}
+func Register(scheme string, o Opener) { drivers.Register(scheme, o) }
 
 // Schemes lists the registered schemes, sorted.
-func Schemes() []string {
-	regMu.RLock()
-	defer regMu.RUnlock()
-	s := make([]string, 0, len(openers))
-	for k := range openers {
-		s = append(s, k)
-	}
-	sort.Strings(s)
-	return s
-}
+func Schemes() []string { return drivers.Names() }
 
 // Event says an object was created.
 type Event struct {
@@ -157,11 +142,9 @@ func Open(ctx context.Context, rawURL string, log *slog.Logger) (*Bucket, error)
 	if err != nil {
 		return nil, fmt.Errorf("objects: bad URL: %w", redact.URLError(err))
 	}
-	regMu.RLock()
-	o, ok := openers[u.Scheme]
-	regMu.RUnlock()
-	if !ok {
-		return nil, fmt.Errorf("objects: no driver for scheme %q (have %v)", u.Scheme, Schemes())
+	o, err := drivers.Lookup(u.Scheme)
+	if err != nil {
+		return nil, err
 	}
 	b, err := o(ctx, u)
 	if err != nil {

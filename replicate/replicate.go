@@ -34,10 +34,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
-	"sync"
 	"time"
 
+	"github.com/intercloud/intercloud/internal/registry"
 	"github.com/intercloud/intercloud/sqldb"
 )
 
@@ -189,8 +188,9 @@ type Pruner interface {
 
 // Errors.
 var (
-	// ErrNoSourceDriver is returned for a dialect no source registered.
-	ErrNoSourceDriver = errors.New("replicate: no source driver for dialect")
+	// ErrNoSourceDriver matches (errors.Is) the error for a dialect no
+	// source registered; it is registry.ErrUnknown.
+	ErrNoSourceDriver = registry.ErrUnknown
 	// ErrNoPrimaryKey is returned for a table without a primary key.
 	ErrNoPrimaryKey = errors.New("has no primary key; replication needs one to apply updates and deletes exactly once")
 	// ErrPermanent matches (errors.Is) every error a retry cannot fix: a
@@ -219,43 +219,23 @@ type Lagger interface {
 	Lag(ctx context.Context) (bytes int64, err error)
 }
 
-var (
-	regMu   sync.RWMutex
-	sources = map[string]SourceDriver{}
-)
+// SourceDriverKind is the registry kind of source drivers (see package
+// internal/registry); they are named by sqldb dialect.
+const SourceDriverKind = "replicate"
+
+var sources = registry.New[SourceDriver](SourceDriverKind, "dialect")
 
 // RegisterSource makes a source driver available for a sqldb dialect name;
 // it panics when the name is taken.
-func RegisterSource(dialect string, d SourceDriver) {
-	regMu.Lock()
-	defer regMu.Unlock()
-	if d == nil {
-		panic("replicate: RegisterSource with a nil driver for " + dialect)
-	}
-	if _, dup := sources[dialect]; dup {
-		panic("replicate: RegisterSource called twice for dialect " + dialect)
-	}
-	sources[dialect] = d
-}
+func RegisterSource(dialect string, d SourceDriver) { sources.Register(dialect, d) }
 
 // SourceDialects lists the dialects with a registered source driver.
-func SourceDialects() []string {
-	regMu.RLock()
-	defer regMu.RUnlock()
-	var s []string
-	for k := range sources {
-		s = append(s, k)
-	}
-	sort.Strings(s)
-	return s
-}
+func SourceDialects() []string { return sources.Names() }
 
 func sourceDriver(dialect string) (SourceDriver, error) {
-	regMu.RLock()
-	d, ok := sources[dialect]
-	regMu.RUnlock()
-	if !ok {
-		return nil, fmt.Errorf("%w %q (have %v)", ErrNoSourceDriver, dialect, SourceDialects())
+	d, err := sources.Lookup(dialect)
+	if err != nil {
+		return nil, fmt.Errorf("replicate: %w", err)
 	}
 	return d, nil
 }

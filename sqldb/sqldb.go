@@ -13,12 +13,11 @@ import (
 	"log/slog"
 	"math"
 	"net/url"
-	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/intercloud/intercloud/internal/redact"
+	"github.com/intercloud/intercloud/internal/registry"
 )
 
 // Kind is a portable column type.
@@ -139,33 +138,18 @@ type Driver interface {
 	Open(ctx context.Context, u *url.URL) (*sql.DB, Dialect, error)
 }
 
-var (
-	regMu   sync.RWMutex
-	drivers = map[string]Driver{}
-)
+// DriverKind is the registry kind of database drivers (see package
+// internal/registry).
+const DriverKind = "sqldb"
+
+var drivers = registry.New[Driver](DriverKind, "scheme")
 
 // Register makes a driver available under a URL scheme; it panics when the
 // scheme is taken.
-func Register(scheme string, d Driver) {
-	regMu.Lock()
-	defer regMu.Unlock()
-	if _, dup := drivers[scheme]; dup {
-		panic("sqldb: Register called twice for scheme " + scheme)
-	}
-	drivers[scheme] = d
-}
+func Register(scheme string, d Driver) { drivers.Register(scheme, d) }
 
-// Schemes lists the registered schemes.
-func Schemes() []string {
-	regMu.RLock()
-	defer regMu.RUnlock()
-	var s []string
-	for k := range drivers {
-		s = append(s, k)
-	}
-	sort.Strings(s)
-	return s
-}
+// Schemes lists the registered schemes, sorted.
+func Schemes() []string { return drivers.Names() }
 
 // DB is an open database with its dialect. It is safe for concurrent use.
 type DB struct {
@@ -197,11 +181,9 @@ func Open(ctx context.Context, rawURL string, log *slog.Logger) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqldb: bad URL: %w", redact.URLError(err))
 	}
-	regMu.RLock()
-	d, ok := drivers[u.Scheme]
-	regMu.RUnlock()
-	if !ok {
-		return nil, fmt.Errorf("sqldb: no driver for scheme %q (have %v)", u.Scheme, Schemes())
+	d, err := drivers.Lookup(u.Scheme)
+	if err != nil {
+		return nil, err
 	}
 	name := u.Scheme + "://" + u.Host + u.Path
 	db, dialect, err := d.Open(ctx, u)
@@ -300,14 +282,11 @@ func Transient(err error) bool {
 	if err == nil {
 		return false
 	}
-	regMu.RLock()
-	for _, d := range drivers {
+	for _, d := range drivers.Drivers() {
 		if tc, ok := d.(TransientChecker); ok && tc.Transient(err) {
-			regMu.RUnlock()
 			return true
 		}
 	}
-	regMu.RUnlock()
 	msg := strings.ToLower(err.Error())
 	for _, s := range []string{"database is locked", "sqlite_busy", "deadlock", "lock wait timeout", "serialization failure", "could not serialize", "(5)", "(517)"} {
 		if strings.Contains(msg, s) {

@@ -14,12 +14,16 @@ import (
 	"os"
 
 	"github.com/intercloud/intercloud/functions/lambda"
+	// Every driver a topology file may name, so INTERCLOUD_CONFIG accepts
+	// the same files as intercloud itself.
 	_ "github.com/intercloud/intercloud/objects/azblob"
 	_ "github.com/intercloud/intercloud/objects/file"
+	_ "github.com/intercloud/intercloud/objects/notify"
 	_ "github.com/intercloud/intercloud/objects/s3"
 	_ "github.com/intercloud/intercloud/sqldb/mysql"
 	_ "github.com/intercloud/intercloud/sqldb/postgres"
 	_ "github.com/intercloud/intercloud/sqldb/sqlite"
+	_ "github.com/intercloud/intercloud/sqldb/sqlserver"
 )
 
 func main() {

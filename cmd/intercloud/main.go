@@ -12,6 +12,7 @@ import (
 
 	_ "github.com/intercloud/intercloud/objects/azblob"
 	_ "github.com/intercloud/intercloud/objects/file"
+	_ "github.com/intercloud/intercloud/objects/notify"
 	_ "github.com/intercloud/intercloud/objects/s3"
 	_ "github.com/intercloud/intercloud/replicate/mysqlsrc"
 	_ "github.com/intercloud/intercloud/replicate/pgsrc"

@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"net/url"
 
+	"github.com/intercloud/intercloud/internal/registry"
 	"github.com/intercloud/intercloud/objects"
 )
 
@@ -41,8 +42,48 @@ type Listener interface {
 	Close() error
 }
 
-// Open returns the listener a URL names. A webhook listens at once, so the
-// store can be started after Open returns.
+// Opener starts a listener for a URL of its scheme. It must not log or
+// return the URL's credentials.
+type Opener func(ctx context.Context, u *url.URL, cb Callback, log *slog.Logger) (Listener, error)
+
+// DriverKind is the registry kind of notification drivers (see package
+// internal/registry).
+const DriverKind = "notify"
+
+var drivers = registry.New[Opener](DriverKind, "scheme")
+
+// Register makes a notification driver available under a URL scheme; it
+// panics when the scheme is taken.
+func Register(scheme string, o Opener) { drivers.Register(scheme, o) }
+
+// Schemes lists the registered schemes, sorted.
+func Schemes() []string { return drivers.Names() }
+
+func init() {
+	Register("webhook", func(_ context.Context, u *url.URL, cb Callback, log *slog.Logger) (Listener, error) {
+		return ListenWebhook(u, cb, log)
+	})
+	Register("sqs", func(ctx context.Context, u *url.URL, cb Callback, log *slog.Logger) (Listener, error) {
+		cfg, err := ParseSQSURL(u)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Callback, cfg.Logger = cb, log
+		return NewSQS(ctx, cfg)
+	})
+	Register("azqueue", func(_ context.Context, u *url.URL, cb Callback, log *slog.Logger) (Listener, error) {
+		cfg, err := ParseAzureQueueURL(u)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Callback, cfg.Logger = cb, log
+		return NewAzureQueue(cfg)
+	})
+}
+
+// Open returns the listener a URL names, through the driver registered for
+// its scheme. A webhook listens at once, so the store can be started after
+// Open returns.
 func Open(ctx context.Context, rawURL string, cb Callback, log *slog.Logger) (Listener, error) {
 	if cb == nil {
 		return nil, fmt.Errorf("notify: a callback is required")
@@ -54,23 +95,9 @@ func Open(ctx context.Context, rawURL string, cb Callback, log *slog.Logger) (Li
 	if err != nil {
 		return nil, fmt.Errorf("notify: malformed URL")
 	}
-	switch u.Scheme {
-	case "webhook":
-		return ListenWebhook(u, cb, log)
-	case "sqs":
-		cfg, err := ParseSQSURL(u)
-		if err != nil {
-			return nil, err
-		}
-		cfg.Callback, cfg.Logger = cb, log
-		return NewSQS(ctx, cfg)
-	case "azqueue":
-		cfg, err := ParseAzureQueueURL(u)
-		if err != nil {
-			return nil, err
-		}
-		cfg.Callback, cfg.Logger = cb, log
-		return NewAzureQueue(cfg)
+	o, err := drivers.Lookup(u.Scheme)
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("notify: unknown scheme %q (have webhook, sqs, azqueue)", u.Scheme)
+	return o(ctx, u, cb, log)
 }
