@@ -24,7 +24,10 @@ func TestURL(t *testing.T) {
 }
 
 func TestURLError(t *testing.T) {
-	_, err := url.Parse("mysql://app:hunter2@[::1")
+	var err error
+	for _, bad := range []string{"mysql://app:hunter2@[::1"} { // malformed, with a password
+		_, err = url.Parse(bad)
+	}
 	got := URLError(err)
 	if strings.Contains(got.Error(), "hunter2") || !strings.HasPrefix(got.Error(), "parse: ") {
 		t.Fatalf("URLError = %q", got)
