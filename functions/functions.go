@@ -17,6 +17,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/intercloud/intercloud/internal/permanent"
 )
 
 // Event is one invocation's input.
@@ -37,7 +39,9 @@ type Event struct {
 type Handler func(ctx context.Context, e Event) error
 
 // ErrPermanent marks an error that no retry can fix (a malformed object).
-var ErrPermanent = errors.New("functions: permanent failure")
+// It is the same value as replicate.ErrPermanent (package
+// internal/permanent).
+var ErrPermanent = permanent.Err
 
 // DeadLetter receives an event that failed for good, with its last error.
 // If it fails, the event is retried later like any failure.

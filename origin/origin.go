@@ -15,7 +15,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"gocloud.dev/gcerrors"
 
@@ -66,29 +65,20 @@ func New(cfg Config) *Server {
 }
 
 // CheckKey reports whether key is acceptable as an object key taken from a
-// URL path: not empty, at most MaxKeyLen bytes, valid UTF-8, no control
-// characters (NUL included), no empty, "." or ".." segments. The error
-// wraps ErrBadKey and says what is wrong.
+// URL path: a valid object key (objects.ValidateKey: not empty, valid
+// UTF-8, no empty, "." or ".." segments), at most MaxKeyLen bytes, and no
+// control characters (NUL included). The error wraps ErrBadKey and says
+// what is wrong.
 func CheckKey(key string) error {
-	switch {
-	case key == "":
-		return fmt.Errorf("%w: empty", ErrBadKey)
-	case len(key) > MaxKeyLen:
+	if err := objects.ValidateKey(key); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadKey, err)
+	}
+	if len(key) > MaxKeyLen {
 		return fmt.Errorf("%w: longer than %d bytes", ErrBadKey, MaxKeyLen)
-	case !utf8.ValidString(key):
-		return fmt.Errorf("%w: not valid UTF-8", ErrBadKey)
 	}
 	for _, c := range key {
 		if c < 0x20 || c == 0x7f {
 			return fmt.Errorf("%w: control character %U", ErrBadKey, c)
-		}
-	}
-	for seg := range strings.SplitSeq(key, "/") {
-		switch seg {
-		case "":
-			return fmt.Errorf("%w: empty path segment", ErrBadKey)
-		case ".", "..":
-			return fmt.Errorf("%w: %q path segment", ErrBadKey, seg)
 		}
 	}
 	return nil

@@ -256,13 +256,6 @@ func (w *writer) apply(ctx context.Context, tx *sql.Tx, changes []Change) (int, 
 	return written, nil
 }
 
-// permanentError marks errors a retry cannot fix (configuration, schema).
-type permanentError struct{ err error }
-
-func (e *permanentError) Error() string        { return e.err.Error() }
-func (e *permanentError) Unwrap() error        { return e.err }
-func (e *permanentError) Is(target error) bool { return target == ErrPermanent }
-
 func permanent(err error) error { return Permanent(err) }
 
 func isPermanent(err error) bool {

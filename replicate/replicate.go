@@ -36,6 +36,7 @@ import (
 	"log/slog"
 	"time"
 
+	perm "github.com/intercloud/intercloud/internal/permanent"
 	"github.com/intercloud/intercloud/internal/registry"
 	"github.com/intercloud/intercloud/sqldb"
 )
@@ -198,18 +199,14 @@ var (
 	// change the target cannot follow, a configuration or schema error.
 	// Stream.Run stops on such an error (Status.Phase "stopped",
 	// Status.LastError its text) and returns it, instead of retrying.
-	// Sources mark their errors with Permanent.
-	ErrPermanent = errors.New("replicate: permanent error")
+	// Sources mark their errors with Permanent. It is the same value as
+	// functions.ErrPermanent (package internal/permanent).
+	ErrPermanent = perm.Err
 )
 
 // Permanent returns an error with err's text that matches both err and
 // ErrPermanent with errors.Is; Permanent(nil) is nil.
-func Permanent(err error) error {
-	if err == nil {
-		return nil
-	}
-	return &permanentError{err}
-}
+func Permanent(err error) error { return perm.Mark(err) }
 
 // Lagger is implemented by sources that can tell how far the change log
 // they read is ahead of what the stream confirmed (for example the WAL a

@@ -207,22 +207,7 @@ func (db *DB) EnsureTable(ctx context.Context, t Table) error {
 // transaction that fails with a transient error (lock timeout, deadlock,
 // serialization failure) is retried a few times.
 func (db *DB) Tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	var err error
-	for attempt := 0; attempt < 5; attempt++ {
-		if attempt > 0 {
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(time.Duration(attempt*attempt) * 20 * time.Millisecond):
-			}
-		}
-		err = db.tx(ctx, fn)
-		if err == nil || !Transient(err) {
-			return err
-		}
-		db.log.Debug("transaction retried", "db", db.Name, "attempt", attempt+1, "err", err)
-	}
-	return err
+	return db.retry(ctx, func() error { return db.tx(ctx, fn) })
 }
 
 // ConnTx is like Tx but begins the transaction on a connection of its own
@@ -230,20 +215,30 @@ func (db *DB) Tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 // inside the transaction (see Copier). fn must not use conn after it
 // returns.
 func (db *DB) ConnTx(ctx context.Context, fn func(conn *sql.Conn, tx *sql.Tx) error) error {
+	return db.retry(ctx, func() error { return db.connTx(ctx, fn) })
+}
+
+// txAttempts bounds the tries of one transaction.
+const txAttempts = 5
+
+// retry runs one transaction attempt until it succeeds, fails with an
+// error that is not Transient, or txAttempts were made, waiting a little
+// longer before each retry.
+func (db *DB) retry(ctx context.Context, attempt func() error) error {
 	var err error
-	for attempt := 0; attempt < 5; attempt++ {
-		if attempt > 0 {
+	for n := 0; n < txAttempts; n++ {
+		if n > 0 {
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
-			case <-time.After(time.Duration(attempt*attempt) * 20 * time.Millisecond):
+			case <-time.After(time.Duration(n*n) * 20 * time.Millisecond):
 			}
 		}
-		err = db.connTx(ctx, fn)
+		err = attempt()
 		if err == nil || !Transient(err) {
 			return err
 		}
-		db.log.Debug("transaction retried", "db", db.Name, "attempt", attempt+1, "err", err)
+		db.log.Debug("transaction retried", "db", db.Name, "attempt", n+1, "err", err)
 	}
 	return err
 }
