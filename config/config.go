@@ -23,7 +23,7 @@ import (
 
 	"github.com/intercloud/intercloud/internal/redact"
 	"github.com/intercloud/intercloud/internal/registry"
-	"github.com/intercloud/intercloud/replicate"
+	"github.com/intercloud/intercloud/replicate/rowfilter"
 )
 
 // DefaultDataDir is where the embedded default keeps its state.
@@ -156,35 +156,8 @@ type Mapping struct {
 	// column).
 	ExcludeColumns []string `yaml:"exclude_columns"`
 	// Filter selects the rows replicated, e.g. "status = 'paid' AND
-	// amount >= 10" (see replicate.ParseFilter for the language).
+	// amount >= 10" (see package replicate/rowfilter for the language).
 	Filter string `yaml:"filter"`
-}
-
-// Mapping returns the forward stream's table mapping.
-func (r Replication) Mapping() (*replicate.Mapping, error) {
-	m := &replicate.Mapping{Include: r.Tables, Exclude: r.Exclude}
-	for i, mp := range r.Mappings {
-		rule := replicate.Rule{Table: mp.Table, Rename: mp.Rename, Columns: mp.Columns, ExcludeColumns: mp.ExcludeColumns}
-		if mp.Filter != "" {
-			f, err := replicate.ParseFilter(mp.Filter)
-			if err != nil {
-				return nil, fmt.Errorf("replication.mappings[%d].filter: %w", i, err)
-			}
-			rule.Filter = f
-		}
-		m.Rules = append(m.Rules, rule)
-	}
-	return m, nil
-}
-
-// ReverseMapping returns the reverse stream's table mapping: the same
-// tables without the mapped ones, copied unchanged.
-func (r Replication) ReverseMapping() *replicate.Mapping {
-	m := &replicate.Mapping{Include: r.Tables, Exclude: slices.Clone(r.Exclude)}
-	for _, mp := range r.Mappings {
-		m.Exclude = append(m.Exclude, mp.Table)
-	}
-	return m
 }
 
 // Ingest tunes the ingest APIs.
@@ -563,8 +536,8 @@ func (c *Config) Validate() error {
 	}
 	for i, t := range r.Tables {
 		key := fmt.Sprintf("replication.tables[%d]", i)
-		if replicate.IsPattern(t) {
-			if err := replicate.CheckPattern(t); err != nil {
+		if rowfilter.IsPattern(t) {
+			if err := rowfilter.CheckPattern(t); err != nil {
 				bad(key, "%v", err)
 			}
 		} else if !validIdent(t) {
@@ -572,7 +545,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	for i, t := range r.Exclude {
-		if err := replicate.CheckPattern(t); err != nil {
+		if err := rowfilter.CheckPattern(t); err != nil {
 			bad(fmt.Sprintf("replication.exclude[%d]", i), "%v", err)
 		}
 	}
@@ -631,10 +604,10 @@ func (c *Config) validateMappings(bad func(string, string, ...any)) {
 		key := fmt.Sprintf("replication.mappings[%d]", i)
 		if mp.Table == "" {
 			bad(key+".table", "a table name or pattern is required")
-		} else if err := replicate.CheckPattern(mp.Table); err != nil {
+		} else if err := rowfilter.CheckPattern(mp.Table); err != nil {
 			bad(key+".table", "%v", err)
 		}
-		if err := replicate.CheckRename(mp.Rename); err != nil {
+		if err := rowfilter.CheckRename(mp.Rename); err != nil {
 			bad(key+".rename", "%v", err)
 		}
 		from := make([]string, 0, len(mp.Columns))
@@ -665,7 +638,7 @@ func (c *Config) validateMappings(bad func(string, string, ...any)) {
 			}
 		}
 		if mp.Filter != "" {
-			if _, err := replicate.ParseFilter(mp.Filter); err != nil {
+			if _, err := rowfilter.Parse(mp.Filter); err != nil {
 				bad(key+".filter", "%v", err)
 			}
 		}

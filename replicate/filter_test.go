@@ -13,89 +13,6 @@ import (
 	_ "github.com/intercloud/intercloud/sqldb/sqlite"
 )
 
-func TestParseFilter(t *testing.T) {
-	tests := []struct {
-		in, want string
-	}{
-		{"status = 'paid' AND amount >= 10", "(status = 'paid' AND amount >= 10)"},
-		{"a != 1", "a <> 1"},
-		{"a <> -1.5e3", "a <> -1.5e3"},
-		{"not a in (1, 2,3)", "NOT a IN (1, 2, 3)"},
-		{"a NOT IN ('x')", "NOT a IN ('x')"},
-		{"a is null or b IS NOT NULL", "(a IS NULL OR b IS NOT NULL)"},
-		{"(a = 1 OR b = 2) AND c = TRUE", "((a = 1 OR b = 2) AND c = TRUE)"},
-		{"a = 1 OR b = 2 AND c = false", "(a = 1 OR (b = 2 AND c = FALSE))"},
-		{`"odd col" = 'it''s'`, `"odd col" = 'it''s'`},
-		{`"select" = 1`, `select = 1`},
-		{`"and" = 1`, `"and" = 1`},
-		{"name = 'x''; DROP TABLE orders; --'", "name = 'x''; DROP TABLE orders; --'"},
-		{"a = +5", "a = 5"},
-		{"a=.5", "a = .5"},
-	}
-	for _, tt := range tests {
-		f, err := ParseFilter(tt.in)
-		if err != nil {
-			t.Errorf("ParseFilter(%q): %v", tt.in, err)
-			continue
-		}
-		if got := f.String(); got != tt.want {
-			t.Errorf("ParseFilter(%q) = %s, want %s", tt.in, got, tt.want)
-		}
-		again, err := ParseFilter(f.String())
-		if err != nil || again.String() != f.String() {
-			t.Errorf("round trip of %q: %v, %v", tt.in, again, err)
-		}
-	}
-}
-
-func TestParseFilterErrors(t *testing.T) {
-	tests := []struct {
-		in   string
-		pos  int
-		want string
-	}{
-		{"", 1, "empty filter"},
-		{"   ", 1, "empty filter"},
-		{"status", 7, "expected a comparison"},
-		{"status =", 9, "expected a literal"},
-		{"status = paid", 10, "expected a literal"},
-		{"status = 'paid", 10, "unterminated string"},
-		{"a = 1 AND", 10, "expected a column name"},
-		{"a = 1 b = 2", 7, `unexpected "b"`},
-		{"(a = 1", 7, `expected ")"`},
-		{"a = NULL", 5, "IS NULL"},
-		{"a IN ()", 7, "expected a literal"},
-		{"a IN (1, NULL)", 10, "NULL cannot be in an IN list"},
-		{"a IS 1", 6, "expected NULL"},
-		{"a ! 1", 3, `"!" must be followed`},
-		{"a = 1; DROP TABLE x", 6, "unexpected character"},
-		{"a = 1 -- comment", 7, "malformed number"},
-		{"a = 1e99999", 5, "exponent"},
-		{"a = 12abc", 5, "malformed number"},
-		{"1 = a", 1, "expected a column name"},
-		{"a = b", 5, "expected a literal"},
-		{"and = 1", 1, "expected a column name"},
-		{`"" = 1`, 1, "empty quoted name"},
-		{"a NOT 1", 7, "expected IN after NOT"},
-		{strings.Repeat("(", 100) + "a = 1" + strings.Repeat(")", 100), 65, "nested too deeply"},
-		{strings.Repeat("NOT ", 100) + "a = 1", 257, "nested too deeply"},
-	}
-	for _, tt := range tests {
-		_, err := ParseFilter(tt.in)
-		var fe *FilterError
-		if !errors.As(err, &fe) {
-			t.Errorf("ParseFilter(%q) = %v, want a *FilterError", tt.in, err)
-			continue
-		}
-		if fe.Pos != tt.pos || !strings.Contains(fe.Msg, tt.want) {
-			t.Errorf("ParseFilter(%q) = %v (pos %d), want pos %d and %q", tt.in, err, fe.Pos, tt.pos, tt.want)
-		}
-		if !strings.HasPrefix(err.Error(), fmt.Sprintf("at position %d: ", tt.pos)) {
-			t.Errorf("error text %q does not start with the position", err)
-		}
-	}
-}
-
 var ordersTable = sqldb.Table{
 	Name: "orders",
 	Columns: []sqldb.Column{
@@ -130,7 +47,7 @@ func TestCompileFilterErrors(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%q: %v", tt.in, err)
 		}
-		_, err = f.compile(ordersTable)
+		_, err = compileFilter(f, ordersTable)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("compile(%q) = %v, want %q", tt.in, err, tt.want)
 		}
@@ -235,7 +152,7 @@ func FilterEquivalence(t *testing.T, db *sqldb.DB, table sqldb.Table, rows [][]a
 		if err != nil {
 			t.Fatalf("%q: %v", src, err)
 		}
-		cf, err := f.compile(table)
+		cf, err := compileFilter(f, table)
 		if err != nil {
 			t.Fatalf("%q: %v", src, err)
 		}
@@ -280,7 +197,7 @@ func TestFilterHostileLiterals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cf, err := f.compile(ordersTable)
+	cf, err := compileFilter(f, ordersTable)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,7 +251,7 @@ func TestFilterThreeValued(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cf, err := f.compile(ordersTable)
+		cf, err := compileFilter(f, ordersTable)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -369,7 +286,7 @@ func FuzzParseFilter(f *testing.F) {
 			t.Fatalf("round trip %q → %q", out, again.String())
 		}
 		// Evaluating against a table must not panic, whatever it says.
-		if cf, err := fl.compile(ordersTable); err == nil {
+		if cf, err := compileFilter(fl, ordersTable); err == nil {
 			_, _ = cf.match(map[string]any{"status": "paid", "qty": int64(1), "amount": "1.5"})
 			a := &args{d: sqliteDialectForFuzz{}}
 			_, _ = cf.sql(a.d, a)

@@ -9,15 +9,16 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/intercloud/intercloud/replicate/rowfilter"
 	"github.com/intercloud/intercloud/sqldb"
 )
 
 // InternalPrefix starts the names of replication's own tables (checkpoints,
 // change tables); they are never replicated.
-const InternalPrefix = "_ic_"
+const InternalPrefix = rowfilter.InternalPrefix
 
 // TableVar is replaced by the source table's name in Rule.Rename.
-const TableVar = "{table}"
+const TableVar = rowfilter.TableVar
 
 // Mapping selects the tables a stream replicates and says how each lands on
 // the target, like a migration service's table-mapping rules.
@@ -59,50 +60,18 @@ type Rule struct {
 	Filter *Filter
 }
 
-// IsPattern reports whether s is a glob rather than a plain name.
-func IsPattern(s string) bool { return strings.ContainsAny(s, `*?[\`) }
-
-// CheckPattern checks a path.Match pattern.
-func CheckPattern(p string) error {
-	if p == "" {
-		return errors.New("empty pattern")
-	}
-	if _, err := path.Match(p, ""); err != nil {
-		return fmt.Errorf("%q is not a valid pattern (path.Match syntax: *, ?, [a-z])", p)
-	}
-	return nil
-}
-
-// CheckRename checks a Rule.Rename template.
-func CheckRename(tmpl string) error {
-	if tmpl == "" {
-		return nil
-	}
-	rest := strings.ReplaceAll(tmpl, TableVar, "t")
-	if strings.ContainsAny(rest, "{}") {
-		return fmt.Errorf("%q: the only placeholder is %s", tmpl, TableVar)
-	}
-	if !isPlainIdent(rest) {
-		return fmt.Errorf("%q does not give a plain table name (letters, digits, _)", tmpl)
-	}
-	if strings.HasPrefix(rest, InternalPrefix) {
-		return fmt.Errorf("%q: names starting with %s are reserved", tmpl, InternalPrefix)
-	}
-	return nil
-}
-
 // Validate checks the patterns, templates and column names.
 func (m *Mapping) Validate() error {
 	if m == nil {
 		return nil
 	}
 	for i, p := range m.Include {
-		if err := CheckPattern(p); err != nil {
+		if err := rowfilter.CheckPattern(p); err != nil {
 			return fmt.Errorf("replicate: mapping: include[%d]: %w", i, err)
 		}
 	}
 	for i, p := range m.Exclude {
-		if err := CheckPattern(p); err != nil {
+		if err := rowfilter.CheckPattern(p); err != nil {
 			return fmt.Errorf("replicate: mapping: exclude[%d]: %w", i, err)
 		}
 	}
@@ -115,10 +84,10 @@ func (m *Mapping) Validate() error {
 }
 
 func (r Rule) validate() error {
-	if err := CheckPattern(r.Table); err != nil {
+	if err := rowfilter.CheckPattern(r.Table); err != nil {
 		return fmt.Errorf("table: %w", err)
 	}
-	if err := CheckRename(r.Rename); err != nil {
+	if err := rowfilter.CheckRename(r.Rename); err != nil {
 		return fmt.Errorf("rename: %w", err)
 	}
 	targets := map[string]string{}
@@ -206,7 +175,7 @@ func (m *Mapping) Tables(ctx context.Context, db *sqldb.DB) ([]string, error) {
 		}
 	}
 	for _, p := range m.Include {
-		if !IsPattern(p) {
+		if !rowfilter.IsPattern(p) {
 			add(p)
 			continue
 		}
@@ -362,7 +331,7 @@ func mapTable(st sqldb.Table, r *Rule) (*mappedTable, sqldb.Table, error) {
 		view.PrimaryKey = append(view.PrimaryKey, mt.names[k])
 	}
 	if r.Filter != nil {
-		f, err := r.Filter.compile(st)
+		f, err := compileFilter(r.Filter, st)
 		if err != nil {
 			return nil, view, fmt.Errorf("replicate: table %q: %w", st.Name, err)
 		}

@@ -358,14 +358,14 @@ func (t *Topology) startStreams(ctx context.Context, name string) error {
 		streamName := d.from + "-to-" + d.to
 		// The forward stream resolves its tables through the mapping each
 		// time it connects; the reverse one carries the unmapped tables.
-		mapping, err := r.Mapping()
+		mapping, err := Mapping(r)
 		if err != nil {
 			return fmt.Errorf("topology: %w", err)
 		}
 		var tables []string
 		if d.reverse {
 			mapping = nil
-			if tables, err = r.ReverseMapping().Tables(ctx, src); err != nil {
+			if tables, err = ReverseMapping(r).Tables(ctx, src); err != nil {
 				return fmt.Errorf("topology: %s: %w", streamName, err)
 			}
 			if len(tables) == 0 {
@@ -405,12 +405,12 @@ func (t *Topology) startStreams(ctx context.Context, name string) error {
 // stream's), and on the source cloud every table the mapping selects.
 func (t *Topology) prepareCapture(ctx context.Context, name string, db *sqldb.DB) error {
 	r := t.cfg.Replication
-	tables, err := r.ReverseMapping().Tables(ctx, db)
+	tables, err := ReverseMapping(r).Tables(ctx, db)
 	if err != nil {
 		return fmt.Errorf("topology: %s: %w", name, err)
 	}
 	if name == r.From {
-		m, err := r.Mapping()
+		m, err := Mapping(r)
 		if err != nil {
 			return fmt.Errorf("topology: %w", err)
 		}

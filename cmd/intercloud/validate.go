@@ -9,6 +9,7 @@ import (
 
 	"github.com/intercloud/intercloud/replicate"
 	"github.com/intercloud/intercloud/sqldb"
+	"github.com/intercloud/intercloud/topology"
 )
 
 type validateCmd struct {
@@ -31,7 +32,7 @@ func (c *validateCmd) run(ctx context.Context, e *env, _ []string) error {
 	r := cfg.Replication
 	// Only the tables the mapping selects are compared, through the mapping
 	// (filtered source rows, renamed and excluded columns).
-	m, err := r.Mapping()
+	m, err := topology.Mapping(r)
 	if err != nil {
 		return err
 	}

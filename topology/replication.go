@@ -1,0 +1,38 @@
+package topology
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/intercloud/intercloud/config"
+	"github.com/intercloud/intercloud/replicate"
+	"github.com/intercloud/intercloud/replicate/rowfilter"
+)
+
+// Mapping returns the forward stream's table mapping of the topology's
+// replication section.
+func Mapping(r config.Replication) (*replicate.Mapping, error) {
+	m := &replicate.Mapping{Include: r.Tables, Exclude: r.Exclude}
+	for i, mp := range r.Mappings {
+		rule := replicate.Rule{Table: mp.Table, Rename: mp.Rename, Columns: mp.Columns, ExcludeColumns: mp.ExcludeColumns}
+		if mp.Filter != "" {
+			f, err := rowfilter.Parse(mp.Filter)
+			if err != nil {
+				return nil, fmt.Errorf("replication.mappings[%d].filter: %w", i, err)
+			}
+			rule.Filter = f
+		}
+		m.Rules = append(m.Rules, rule)
+	}
+	return m, nil
+}
+
+// ReverseMapping returns the reverse stream's table mapping: the same
+// tables without the mapped ones, copied unchanged.
+func ReverseMapping(r config.Replication) *replicate.Mapping {
+	m := &replicate.Mapping{Include: r.Tables, Exclude: slices.Clone(r.Exclude)}
+	for _, mp := range r.Mappings {
+		m.Exclude = append(m.Exclude, mp.Table)
+	}
+	return m
+}
