@@ -83,7 +83,8 @@ type Field struct {
 	Name     string `yaml:"name"`
 	Type     string `yaml:"type"` // string, number, integer, boolean, timestamp
 	Required bool   `yaml:"required"`
-	// MaxLength bounds a string field in bytes; 0 means 1024.
+	// MaxLength bounds a string field in bytes; 0 means DefaultMaxLength
+	// (see MaxLen).
 	MaxLength int `yaml:"max_length"`
 }
 
@@ -95,6 +96,20 @@ const (
 	TypeBoolean   = "boolean"
 	TypeTimestamp = "timestamp"
 )
+
+// fieldTypes lists the field types in the order errors name them.
+var fieldTypes = []string{TypeString, TypeNumber, TypeInteger, TypeBoolean, TypeTimestamp}
+
+// DefaultMaxLength bounds a string field whose MaxLength is 0.
+const DefaultMaxLength = 1024
+
+// MaxLen returns the field's MaxLength, DefaultMaxLength when it is 0.
+func (f Field) MaxLen() int {
+	if f.MaxLength == 0 {
+		return DefaultMaxLength
+	}
+	return f.MaxLength
+}
 
 // Schema is the record schema: the table the records land in and its fields.
 // Every record also has an "id" primary key, which is not listed.
@@ -134,9 +149,11 @@ type Replication struct {
 	// cloud during an outage flow back), skipping replicated changes so
 	// nothing echoes.
 	Reverse *bool `yaml:"reverse"`
-	// BatchSize bounds the changes applied in one target transaction.
+	// BatchSize bounds the changes applied in one target transaction
+	// (0: package replicate's default, which also checks it).
 	BatchSize int `yaml:"batch_size"`
-	// Poll is how often an idle source is asked for new changes.
+	// Poll is how often an idle source is asked for new changes (0:
+	// package replicate's default).
 	Poll Duration `yaml:"poll"`
 }
 
@@ -160,7 +177,8 @@ type Mapping struct {
 	Filter string `yaml:"filter"`
 }
 
-// Ingest tunes the ingest APIs.
+// Ingest tunes the ingest APIs. Zero fields take the defaults of package
+// ingest, which also checks the values.
 type Ingest struct {
 	// MaxBodyBytes bounds one request body (413 past it).
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
@@ -176,7 +194,9 @@ type Ingest struct {
 	RateBurst int `yaml:"rate_burst"`
 }
 
-// Functions tunes every function host.
+// Functions tunes every function host. Zero fields take the defaults of
+// package functions (concurrency 4, 5 attempts, 100ms backoff, a
+// reconciler pass every 30s).
 type Functions struct {
 	// Concurrency bounds the invocations running at once per function.
 	Concurrency int `yaml:"concurrency"`
@@ -188,9 +208,12 @@ type Functions struct {
 	Reconcile Duration `yaml:"reconcile"`
 }
 
-// Publish configures the aggregating function.
+// Publish configures the aggregating function. Empty fields other than
+// Cloud take the defaults of package publish, which also checks that they
+// name fields of the schema.
 type Publish struct {
-	// Cloud is where the function runs and writes results.
+	// Cloud is where the function runs and writes results (default the
+	// replication's target).
 	Cloud string `yaml:"cloud"`
 	// GroupBy is the field the aggregates are grouped by.
 	GroupBy string `yaml:"group_by"`
@@ -200,7 +223,8 @@ type Publish struct {
 	Time string `yaml:"time"`
 }
 
-// Edge configures the CDN edge.
+// Edge configures the CDN edge. Zero durations take the defaults of
+// package edge, which also checks the origins and durations.
 type Edge struct {
 	Listen string `yaml:"listen"`
 	// Origins are the result endpoints, tried in order; empty means the
@@ -213,7 +237,8 @@ type Edge struct {
 	StaleIfError Duration `yaml:"stale_if_error"`
 }
 
-// FrontDoor configures the global router.
+// FrontDoor configures the global router. A zero HealthInterval takes the
+// default of package frontdoor.
 type FrontDoor struct {
 	Listen string `yaml:"listen"`
 	// Priority lists the clouds in the order writes prefer them.
@@ -233,7 +258,7 @@ type Logs struct {
 	// Elasticsearch bulk API (the URL before /_bulk; a query such as
 	// VictoriaLogs' ?_msg_field=message&_time_field=@timestamp is kept).
 	Elasticsearch string `yaml:"elasticsearch"`
-	// Index is the Elasticsearch index (default "intercloud-logs").
+	// Index is the Elasticsearch index (default telemetry.DefaultIndex).
 	Index string `yaml:"index"`
 }
 
@@ -337,7 +362,11 @@ func yamlMessage(err error) string {
 	return msg
 }
 
-// fill sets every default the file left empty.
+// fill sets the topology's own defaults: where things are (the data
+// directory, each cloud's URLs and addresses, the listen addresses), the
+// record schema, and which clouds replicate, publish and take writes.
+// Settings a component owns (limits, intervals, TTLs, batch sizes) stay
+// zero here and take that component's defaults when it is built.
 func (c *Config) fill() {
 	if c.DataDir == "" {
 		c.DataDir = DefaultDataDir
@@ -346,6 +375,43 @@ func (c *Config) fill() {
 	if err == nil {
 		c.DataDir = dir
 	}
+	c.fillClouds()
+	c.Schema.fill()
+	r := &c.Replication
+	if r.From == "" && r.To == "" {
+		r.From, r.To = "aws", "azure"
+	}
+	if len(r.Tables) == 0 {
+		r.Tables = []string{c.Schema.Table}
+	}
+	if c.Publish.Cloud == "" {
+		c.Publish.Cloud = r.To
+	}
+	if c.Edge.Listen == "" {
+		c.Edge.Listen = "127.0.0.1:8083"
+	}
+	if c.FrontDoor.Listen == "" {
+		c.FrontDoor.Listen = "127.0.0.1:8080"
+	}
+	if len(c.FrontDoor.Priority) == 0 {
+		c.FrontDoor.Priority = []string{r.From, r.To}
+	}
+	l := &c.Logs
+	if l.Listen == "" {
+		l.Listen = "127.0.0.1:8084"
+	}
+	if l.Store == "" {
+		l.Store = "sqlite://" + filepath.ToSlash(filepath.Join(c.DataDir, "logs.db"))
+	}
+	if l.Level == "" {
+		l.Level = "info"
+	}
+}
+
+// fillClouds gives the embedded default its two clouds and every cloud the
+// services it leaves out: files and SQLite under the data directory, and
+// the default addresses of aws and azure.
+func (c *Config) fillClouds() {
 	if c.Clouds == nil {
 		c.Clouds = map[string]*Cloud{"aws": {}, "azure": {}}
 	}
@@ -368,109 +434,20 @@ func (c *Config) fill() {
 			cl.Origin = ports[name][1]
 		}
 	}
-	if c.Schema.Table == "" {
-		c.Schema.Table = "records"
+}
+
+// fill gives an empty schema the default table and fields.
+func (s *Schema) fill() {
+	if s.Table == "" {
+		s.Table = "records"
 	}
-	if len(c.Schema.Fields) == 0 {
-		c.Schema.Fields = []Field{
+	if len(s.Fields) == 0 {
+		s.Fields = []Field{
 			{Name: "device", Type: TypeString, Required: true},
 			{Name: "metric", Type: TypeString, Required: true},
 			{Name: "value", Type: TypeNumber, Required: true},
 			{Name: "ts", Type: TypeTimestamp, Required: true},
 		}
-	}
-	for i := range c.Schema.Fields {
-		if c.Schema.Fields[i].Type == TypeString && c.Schema.Fields[i].MaxLength == 0 {
-			c.Schema.Fields[i].MaxLength = 1024
-		}
-	}
-	r := &c.Replication
-	if r.From == "" && r.To == "" {
-		r.From, r.To = "aws", "azure"
-	}
-	if len(r.Tables) == 0 {
-		r.Tables = []string{c.Schema.Table}
-	}
-	if r.BatchSize == 0 {
-		r.BatchSize = 2000
-	}
-	if r.Poll == 0 {
-		r.Poll = Duration(50 * time.Millisecond)
-	}
-	in := &c.Ingest
-	if in.MaxBodyBytes == 0 {
-		in.MaxBodyBytes = 8 << 20
-	}
-	if in.MaxRecords == 0 {
-		in.MaxRecords = 10000
-	}
-	if in.BatchBytes == 0 {
-		in.BatchBytes = 4 << 20
-	}
-	if in.BatchWait == 0 {
-		in.BatchWait = Duration(5 * time.Millisecond)
-	}
-	if in.RateBurst == 0 && in.RateLimit > 0 {
-		in.RateBurst = int(in.RateLimit) + 1
-	}
-	f := &c.Functions
-	if f.Concurrency == 0 {
-		f.Concurrency = 4
-	}
-	if f.MaxAttempts == 0 {
-		f.MaxAttempts = 5
-	}
-	if f.Backoff == 0 {
-		f.Backoff = Duration(100 * time.Millisecond)
-	}
-	if f.Reconcile == 0 {
-		f.Reconcile = Duration(30 * time.Second)
-	}
-	p := &c.Publish
-	if p.Cloud == "" {
-		p.Cloud = r.To
-	}
-	if p.GroupBy == "" {
-		p.GroupBy = "metric"
-	}
-	if p.Value == "" {
-		p.Value = "value"
-	}
-	if p.Time == "" {
-		p.Time = "ts"
-	}
-	e := &c.Edge
-	if e.Listen == "" {
-		e.Listen = "127.0.0.1:8083"
-	}
-	if e.TTL == 0 {
-		e.TTL = Duration(60 * time.Second)
-	}
-	if e.StaleIfError == 0 {
-		e.StaleIfError = Duration(24 * time.Hour)
-	}
-	fd := &c.FrontDoor
-	if fd.Listen == "" {
-		fd.Listen = "127.0.0.1:8080"
-	}
-	if len(fd.Priority) == 0 {
-		fd.Priority = []string{r.From, r.To}
-	}
-	if fd.HealthInterval == 0 {
-		fd.HealthInterval = Duration(time.Second)
-	}
-	l := &c.Logs
-	if l.Listen == "" {
-		l.Listen = "127.0.0.1:8084"
-	}
-	if l.Store == "" {
-		l.Store = "sqlite://" + filepath.ToSlash(filepath.Join(c.DataDir, "logs.db"))
-	}
-	if l.Level == "" {
-		l.Level = "info"
-	}
-	if l.Index == "" {
-		l.Index = "intercloud-logs"
 	}
 }
 
@@ -483,14 +460,54 @@ const (
 	notifyKind  = "notify"
 )
 
-var fieldTypes = []string{TypeString, TypeNumber, TypeInteger, TypeBoolean, TypeTimestamp}
+// badFunc collects one error naming a key.
+type badFunc func(key, format string, a ...any)
 
-// Validate checks the whole topology and names the first bad key.
+// Validate checks the topology's structure and names every bad key: the
+// clouds and their URLs (a scheme is accepted iff this binary registered a
+// driver for it), addresses, references between sections, the record
+// schema and the text of the replication mappings. The values a component
+// owns (limits, intervals, the publish fields) are checked by that
+// component when it is built.
 func (c *Config) Validate() error {
 	var errs []error
 	bad := func(key, format string, a ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, a...)))
 	}
+	c.validateClouds(bad)
+	if err := c.Schema.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	c.validateReplication(bad)
+	if c.Functions.Concurrency < 0 || c.Functions.MaxAttempts < 0 || c.Functions.Backoff < 0 || c.Functions.Reconcile < 0 {
+		bad("functions", "settings must not be negative")
+	}
+	p := c.Publish
+	c.checkCloud(bad, "publish.cloud", p.Cloud)
+	if pc, ok := c.Clouds[p.Cloud]; ok && pc.Origin == "" && len(c.Edge.Origins) == 0 {
+		bad("clouds."+p.Cloud+".origin", "the publishing cloud needs a result origin address")
+	}
+	checkAddr(bad, "edge.listen", c.Edge.Listen, true)
+	checkAddr(bad, "frontdoor.listen", c.FrontDoor.Listen, true)
+	for i, name := range c.FrontDoor.Priority {
+		c.checkCloud(bad, fmt.Sprintf("frontdoor.priority[%d]", i), name)
+	}
+	checkAddr(bad, "logs.listen", c.Logs.Listen, true)
+	checkURL(bad, "logs.store", c.Logs.Store, []string{"sqlite"})
+	if c.Logs.Elasticsearch != "" {
+		checkURL(bad, "logs.elasticsearch", c.Logs.Elasticsearch, []string{"http", "https"})
+	}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Logs.Level) {
+		bad("logs.level", "%q is not one of debug, info, warn, error", c.Logs.Level)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("config: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// validateClouds checks every cloud's URLs and addresses.
+func (c *Config) validateClouds(bad badFunc) {
 	names := c.CloudNames()
 	if len(names) == 0 {
 		bad("clouds", "at least one cloud is required")
@@ -506,11 +523,24 @@ func (c *Config) Validate() error {
 		checkAddr(bad, key+".api", cl.API, true)
 		checkAddr(bad, key+".origin", cl.Origin, false)
 	}
-	if !validIdent(c.Schema.Table) {
-		bad("schema.table", "%q is not a plain name (letters, digits, _)", c.Schema.Table)
+}
+
+// Validate checks the schema: plain names, no reserved or duplicate one,
+// known types, and at least one field. Every error names its key
+// (schema.fields[1].type).
+func (s Schema) Validate() error {
+	var errs []error
+	bad := func(key, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, a...)))
+	}
+	if !validIdent(s.Table) {
+		bad("schema.table", "%q is not a plain name (letters, digits, _)", s.Table)
+	}
+	if len(s.Fields) == 0 {
+		bad("schema.fields", "no fields (at least one is required)")
 	}
 	seen := map[string]bool{"id": true}
-	for i, f := range c.Schema.Fields {
+	for i, f := range s.Fields {
 		key := fmt.Sprintf("schema.fields[%d]", i)
 		switch {
 		case !validIdent(f.Name):
@@ -528,6 +558,12 @@ func (c *Config) Validate() error {
 			bad(key+".max_length", "must not be negative")
 		}
 	}
+	return errors.Join(errs...)
+}
+
+// validateReplication checks the replication section's clouds, table
+// patterns and mappings.
+func (c *Config) validateReplication(bad badFunc) {
 	r := c.Replication
 	c.checkCloud(bad, "replication.from", r.From)
 	c.checkCloud(bad, "replication.to", r.To)
@@ -550,56 +586,10 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.validateMappings(bad)
-	if r.BatchSize < 0 {
-		bad("replication.batch_size", "must be positive")
-	}
-	if c.Ingest.MaxBodyBytes < 0 || c.Ingest.MaxRecords < 0 || c.Ingest.BatchBytes < 0 || c.Ingest.BatchWait < 0 || c.Ingest.RateLimit < 0 {
-		bad("ingest", "limits must not be negative")
-	}
-	if c.Functions.Concurrency < 0 || c.Functions.MaxAttempts < 0 || c.Functions.Backoff < 0 || c.Functions.Reconcile < 0 {
-		bad("functions", "settings must not be negative")
-	}
-	p := c.Publish
-	c.checkCloud(bad, "publish.cloud", p.Cloud)
-	if f, ok := c.Schema.Field(p.GroupBy); !ok || f.Type != TypeString {
-		bad("publish.group_by", "%q must name a string field of the schema", p.GroupBy)
-	}
-	if f, ok := c.Schema.Field(p.Value); !ok || (f.Type != TypeNumber && f.Type != TypeInteger) {
-		bad("publish.value", "%q must name a number field of the schema", p.Value)
-	}
-	if f, ok := c.Schema.Field(p.Time); !ok || f.Type != TypeTimestamp || !f.Required {
-		bad("publish.time", "%q must name a required timestamp field of the schema", p.Time)
-	}
-	if pc, ok := c.Clouds[p.Cloud]; ok && pc.Origin == "" && len(c.Edge.Origins) == 0 {
-		bad("clouds."+p.Cloud+".origin", "the publishing cloud needs a result origin address")
-	}
-	checkAddr(bad, "edge.listen", c.Edge.Listen, true)
-	for i, o := range c.Edge.Origins {
-		checkURL(bad, fmt.Sprintf("edge.origins[%d]", i), o, []string{"http", "https"})
-	}
-	if c.Edge.TTL < 0 || c.Edge.StaleIfError < 0 {
-		bad("edge", "durations must not be negative")
-	}
-	checkAddr(bad, "frontdoor.listen", c.FrontDoor.Listen, true)
-	for i, name := range c.FrontDoor.Priority {
-		c.checkCloud(bad, fmt.Sprintf("frontdoor.priority[%d]", i), name)
-	}
-	checkAddr(bad, "logs.listen", c.Logs.Listen, true)
-	checkURL(bad, "logs.store", c.Logs.Store, []string{"sqlite"})
-	if c.Logs.Elasticsearch != "" {
-		checkURL(bad, "logs.elasticsearch", c.Logs.Elasticsearch, []string{"http", "https"})
-	}
-	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Logs.Level) {
-		bad("logs.level", "%q is not one of debug, info, warn, error", c.Logs.Level)
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("config: %w", errors.Join(errs...))
-	}
-	return nil
 }
 
 // validateMappings checks replication.mappings, naming the key at fault.
-func (c *Config) validateMappings(bad func(string, string, ...any)) {
+func (c *Config) validateMappings(bad badFunc) {
 	for i, mp := range c.Replication.Mappings {
 		key := fmt.Sprintf("replication.mappings[%d]", i)
 		if mp.Table == "" {
@@ -655,13 +645,13 @@ func (c *Config) CloudNames() []string {
 	return names
 }
 
-func (c *Config) checkCloud(bad func(string, string, ...any), key, name string) {
+func (c *Config) checkCloud(bad badFunc, key, name string) {
 	if _, ok := c.Clouds[name]; !ok {
 		bad(key, "%q is not a cloud of this topology (have %s)", name, strings.Join(c.CloudNames(), ", "))
 	}
 }
 
-func checkURL(bad func(string, string, ...any), key, raw string, schemes []string) {
+func checkURL(bad badFunc, key, raw string, schemes []string) {
 	u := parseURL(bad, key, raw)
 	if u != nil && !slices.Contains(schemes, u.Scheme) {
 		bad(key, "scheme %q is not one of %s", u.Scheme, strings.Join(schemes, ", "))
@@ -669,7 +659,7 @@ func checkURL(bad func(string, string, ...any), key, raw string, schemes []strin
 }
 
 // parseURL parses a required URL; nil when it is missing or malformed.
-func parseURL(bad func(string, string, ...any), key, raw string) *url.URL {
+func parseURL(bad badFunc, key, raw string) *url.URL {
 	if raw == "" {
 		bad(key, "a URL is required")
 		return nil
@@ -684,7 +674,7 @@ func parseURL(bad func(string, string, ...any), key, raw string) *url.URL {
 
 // checkDriverURL checks a URL whose scheme names a driver of kind: it is
 // accepted iff this binary registered a driver for the scheme.
-func checkDriverURL(bad func(string, string, ...any), key, raw, kind string) {
+func checkDriverURL(bad badFunc, key, raw, kind string) {
 	u := parseURL(bad, key, raw)
 	if u == nil {
 		return
@@ -699,7 +689,7 @@ func checkDriverURL(bad func(string, string, ...any), key, raw, kind string) {
 	}
 }
 
-func checkAddr(bad func(string, string, ...any), key, addr string, required bool) {
+func checkAddr(bad badFunc, key, addr string, required bool) {
 	if addr == "" {
 		if required {
 			bad(key, "a listen address (host:port) is required")

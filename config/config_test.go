@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	// The drivers a topology may name: config accepts exactly the schemes
 	// of the drivers a binary links.
@@ -33,8 +32,12 @@ func TestDefault(t *testing.T) {
 	if c.Replication.From != "aws" || c.Replication.To != "azure" || c.Publish.Cloud != "azure" {
 		t.Errorf("directions: %+v %+v", c.Replication, c.Publish)
 	}
-	if c.Ingest.BatchWait.D() != 5*time.Millisecond || c.FrontDoor.Priority[0] != "aws" {
-		t.Errorf("defaults: %+v %+v", c.Ingest, c.FrontDoor)
+	if c.FrontDoor.Priority[0] != "aws" || c.Edge.Listen != "127.0.0.1:8083" || c.Schema.Table != "records" {
+		t.Errorf("defaults: %+v %+v", c.FrontDoor, c.Edge)
+	}
+	// Settings a component owns are left to it (zero: its default).
+	if c.Ingest != (Ingest{}) || c.Functions != (Functions{}) || c.Edge.TTL != 0 || c.Replication.BatchSize != 0 || c.Publish.GroupBy != "" {
+		t.Errorf("config filled component defaults: %+v %+v %+v", c.Ingest, c.Functions, c.Publish)
 	}
 }
 
@@ -67,9 +70,10 @@ ingest: {batch_wait: 2ms, max_body_bytes: 1000}
 		{"bad field type", "schema:\n  fields:\n    - {name: device, type: text}\n", `schema.fields[0].type: "text" is not one of`},
 		{"reserved field", "schema:\n  fields:\n    - {name: id, type: string}\n", `schema.fields[0].name: "id" is a duplicate or reserved`},
 		{"hostile field name", "schema:\n  fields:\n    - {name: \"a; DROP TABLE x\", type: string}\n", "is not a plain name"},
-		{"publish group not in schema", "publish: {group_by: nope}\n", "publish.group_by"},
 		{"bad listen", "edge: {listen: nowhere}\n", `edge.listen: "nowhere" is not host:port`},
-		{"negative", "ingest: {max_records: -1}\n", "ingest: limits must not be negative"},
+		{"negative", "functions: {max_attempts: -1}\n", "functions: settings must not be negative"},
+		{"no fields", "schema:\n  fields: []\n", ""},
+		{"bad max_length", "schema:\n  fields:\n    - {name: a, type: string, max_length: -1}\n", "schema.fields[0].max_length: must not be negative"},
 		{"bad level", "logs: {level: loud}\n", "logs.level"},
 		{"not yaml", "clouds: [\n", "config:"},
 	}

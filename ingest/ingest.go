@@ -184,18 +184,8 @@ func New(cfg Config) (*API, error) {
 	if cfg.APIKey == "" {
 		return nil, errors.New("ingest: config: APIKey is required")
 	}
-	if len(cfg.Schema.Fields) == 0 {
-		return nil, errors.New("ingest: config: Schema has no fields")
-	}
-	for i, f := range cfg.Schema.Fields {
-		switch f.Type {
-		case config.TypeString, config.TypeNumber, config.TypeInteger, config.TypeBoolean, config.TypeTimestamp:
-		default:
-			return nil, fmt.Errorf("ingest: config: Schema.Fields[%d] (%s): unknown type %q", i, f.Name, f.Type)
-		}
-		if f.Name == record.ColID || strings.HasPrefix(f.Name, "_") {
-			return nil, fmt.Errorf("ingest: config: Schema.Fields[%d]: the name %q is reserved", i, f.Name)
-		}
+	if err := cfg.Schema.Validate(); err != nil {
+		return nil, fmt.Errorf("ingest: config: %w", err)
 	}
 	l := &cfg.Limits
 	if l.MaxBodyBytes < 0 || l.MaxRecords < 0 || l.BatchBytes < 0 || l.BatchWait < 0 || l.RateLimit < 0 || l.RateBurst < 0 ||

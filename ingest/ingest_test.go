@@ -692,7 +692,7 @@ func TestNewValidates(t *testing.T) {
 		{"no bucket", func(c *Config) { c.Bucket = nil }, "Bucket"},
 		{"no key", func(c *Config) { c.APIKey = "" }, "APIKey"},
 		{"no fields", func(c *Config) { c.Schema = config.Schema{} }, "no fields"},
-		{"bad type", func(c *Config) { c.Schema = config.Schema{Fields: []config.Field{{Name: "a", Type: "blob"}}} }, "unknown type"},
+		{"bad type", func(c *Config) { c.Schema = config.Schema{Fields: []config.Field{{Name: "a", Type: "blob"}}} }, `type: "blob" is not one of`},
 		{"reserved field", func(c *Config) { c.Schema = config.Schema{Fields: []config.Field{{Name: "_a", Type: "string"}}} }, "reserved"},
 		{"negative", func(c *Config) { c.Limits.BatchBytes = -1 }, "negative"},
 	}

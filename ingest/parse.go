@@ -25,9 +25,6 @@ const (
 	MediaNDJSON = "application/x-ndjson"
 )
 
-// defaultMaxLength bounds a string field whose schema sets no max_length.
-const defaultMaxLength = 1024
-
 // member is one key and its raw value in a JSON object, in input order.
 type member struct {
 	key string
@@ -447,11 +444,7 @@ func fieldValue(f config.Field, raw json.RawMessage) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		limit := f.MaxLength
-		if limit <= 0 {
-			limit = defaultMaxLength
-		}
-		if len(s) > limit {
+		if limit := f.MaxLen(); len(s) > limit {
 			return nil, fmt.Errorf("%d bytes is longer than the limit of %d", len(s), limit)
 		}
 		return s, nil

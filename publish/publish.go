@@ -48,11 +48,23 @@ const (
 	PublishedTable = "_ic_published"
 )
 
+// Defaults for empty fields of Config.Settings: the default schema's
+// fields.
+const (
+	DefaultGroupBy = "metric"
+	DefaultValue   = "value"
+	DefaultTime    = "ts"
+)
+
 // Config configures a Publisher.
 type Config struct {
-	DB       *sqldb.DB
-	Bucket   *objects.Bucket
-	Schema   config.Schema
+	DB     *sqldb.DB
+	Bucket *objects.Bucket
+	Schema config.Schema
+	// Settings name the schema's fields the aggregates use: GroupBy a
+	// string field, Value a number or integer field, Time a required
+	// timestamp field (empty: DefaultGroupBy, DefaultValue, DefaultTime).
+	// Settings.Cloud is not used here.
 	Settings config.Publish
 	// Purge removes paths ("/results/...") from the edge cache; nil skips.
 	Purge func(ctx context.Context, paths []string) error
@@ -95,6 +107,9 @@ func New(cfg Config) (*Publisher, error) {
 	if cfg.DB == nil || cfg.Bucket == nil {
 		return nil, errors.New("publish: a database and a bucket are required")
 	}
+	if err := checkSettings(cfg.Schema, &cfg.Settings); err != nil {
+		return nil, err
+	}
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = 5000
 	}
@@ -111,6 +126,34 @@ func New(cfg Config) (*Publisher, error) {
 			{Name: "records", Type: sqldb.Type{Kind: sqldb.KindInt}},
 		}},
 	}, nil
+}
+
+// checkSettings fills the empty settings with their defaults and checks
+// that each names a schema field of the right type.
+func checkSettings(schema config.Schema, s *config.Publish) error {
+	if s.GroupBy == "" {
+		s.GroupBy = DefaultGroupBy
+	}
+	if s.Value == "" {
+		s.Value = DefaultValue
+	}
+	if s.Time == "" {
+		s.Time = DefaultTime
+	}
+	var errs []error
+	if f, ok := schema.Field(s.GroupBy); !ok || f.Type != config.TypeString {
+		errs = append(errs, fmt.Errorf("publish.group_by: %q must name a string field of the schema", s.GroupBy))
+	}
+	if f, ok := schema.Field(s.Value); !ok || (f.Type != config.TypeNumber && f.Type != config.TypeInteger) {
+		errs = append(errs, fmt.Errorf("publish.value: %q must name a number field of the schema", s.Value))
+	}
+	if f, ok := schema.Field(s.Time); !ok || f.Type != config.TypeTimestamp || !f.Required {
+		errs = append(errs, fmt.Errorf("publish.time: %q must name a required timestamp field of the schema", s.Time))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("publish: config: %w", err)
+	}
+	return nil
 }
 
 // Prepare creates the records table (if the loader has not), its change

@@ -202,10 +202,18 @@ func TestPublishesTouchedAggregates(t *testing.T) {
 	if s.Groups["cpu"] != 3 || s.Groups["m/../x"] != 1 || s.GroupBy != "metric" {
 		t.Fatalf("summary %+v", s)
 	}
-	e.mu.Lock()
-	purged := strings.Join(e.purged, " ")
-	gotIDs := len(e.ids)
-	e.mu.Unlock()
+	// The summary is written before the pass purges and reports its ids:
+	// wait for the report, which comes last.
+	var purged string
+	var gotIDs int
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		e.mu.Lock()
+		purged, gotIDs = strings.Join(e.purged, " "), len(e.ids)
+		e.mu.Unlock()
+		if gotIDs >= 4 || time.Now().After(deadline) {
+			break
+		}
+	}
 	if !strings.Contains(purged, "/"+Key("cpu", h, "json")) || !strings.Contains(purged, "/"+SummaryKey) {
 		t.Fatalf("purged %s", purged)
 	}
@@ -245,5 +253,37 @@ func TestAggregateMean(t *testing.T) {
 	}
 	if m := (Aggregate{Count: 4, Sum: 10}).Mean(); m != 2.5 {
 		t.Fatal(m)
+	}
+}
+
+// Publish owns its settings: empty ones take the defaults, and each must
+// name a schema field of the right type.
+func TestSettings(t *testing.T) {
+	e := newEnv(t)
+	for _, tt := range []struct {
+		name string
+		set  config.Publish
+		want string
+	}{
+		{"defaults", config.Publish{}, ""},
+		{"group not in schema", config.Publish{GroupBy: "nope"}, `publish.group_by: "nope" must name a string field`},
+		{"value not a number", config.Publish{Value: "device"}, `publish.value: "device" must name a number field`},
+		{"time not a timestamp", config.Publish{Time: "value"}, `publish.time: "value" must name a required timestamp field`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := New(Config{DB: e.db, Bucket: e.bucket, Schema: e.schema, Settings: tt.set})
+			if tt.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if s := p.cfg.Settings; s.GroupBy != DefaultGroupBy || s.Value != DefaultValue || s.Time != DefaultTime {
+					t.Fatalf("defaults not filled: %+v", s)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("New = %v, want %q", err, tt.want)
+			}
+		})
 	}
 }

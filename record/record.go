@@ -60,7 +60,7 @@ func ColumnType(f config.Field) sqldb.Type {
 	case config.TypeTimestamp:
 		return sqldb.Type{Kind: sqldb.KindTimestamp}
 	}
-	return sqldb.Type{Kind: sqldb.KindString, Length: f.MaxLength}
+	return sqldb.Type{Kind: sqldb.KindString, Length: f.MaxLen()}
 }
 
 // Row returns the record's values in the table's column order, converted

@@ -177,3 +177,10 @@ func TestESDocument(t *testing.T) {
 		}
 	}
 }
+
+func TestESBulkSinkDefaultIndex(t *testing.T) {
+	s := NewESBulkSink("http://127.0.0.1:9", "", nil).(*esBulkSink)
+	if !strings.Contains(string(s.action), `"_index":"`+DefaultIndex+`"`) {
+		t.Fatalf("action %s does not name %s", s.action, DefaultIndex)
+	}
+}

@@ -163,6 +163,9 @@ type esBulkSink struct {
 
 var _ ContextSink = (*esBulkSink)(nil)
 
+// DefaultIndex is the Elasticsearch index logs go to when none is named.
+const DefaultIndex = "intercloud-logs"
+
 // NewESBulkSink returns a Sink that sends batches to the Elasticsearch bulk
 // API at baseURL (/_bulk is appended to the path unless already there; the
 // query is kept, e.g. VictoriaLogs' ?_msg_field=message&_time_field=@timestamp).
@@ -172,8 +175,11 @@ var _ ContextSink = (*esBulkSink)(nil)
 // A response with "errors":true has its retryable items (429, 5xx) resent
 // up to three times; items still failing fail the batch with ErrRejected,
 // so the items already indexed are not sent again. A nil client uses one
-// with a 30 s timeout.
+// with a 30 s timeout; an empty index is DefaultIndex.
 func NewESBulkSink(baseURL, index string, client *http.Client) Sink {
+	if index == "" {
+		index = DefaultIndex
+	}
 	u, err := endpoint(baseURL, "/_bulk")
 	action, _ := json.Marshal(map[string]map[string]string{"create": {"_index": index}})
 	return &esBulkSink{u: u, err: err, action: action, client: defaultClient(client)}

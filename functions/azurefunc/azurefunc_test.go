@@ -22,6 +22,7 @@ import (
 	"github.com/intercloud/intercloud/load"
 	"github.com/intercloud/intercloud/objects"
 	_ "github.com/intercloud/intercloud/objects/azblob"
+	_ "github.com/intercloud/intercloud/objects/file" // the default topology, read for the schema, names it
 	"github.com/intercloud/intercloud/objects/notify"
 	"github.com/intercloud/intercloud/publish"
 	"github.com/intercloud/intercloud/record"
