@@ -27,6 +27,7 @@ import (
 	"github.com/intercloud/intercloud/edge"
 	"github.com/intercloud/intercloud/frontdoor"
 	"github.com/intercloud/intercloud/functions"
+	"github.com/intercloud/intercloud/hosts"
 	"github.com/intercloud/intercloud/ingest"
 	"github.com/intercloud/intercloud/load"
 	"github.com/intercloud/intercloud/logstore"
@@ -229,20 +230,20 @@ func (t *Topology) startCloud(ctx context.Context, name string) error {
 	cc := t.cfg.Clouds[name]
 	c := &Cloud{Name: name}
 	t.clouds[name] = c
-	var err error
-	if c.Bucket, err = objects.Open(ctx, cc.Objects, t.logger(name, "objects")); err != nil {
+	hs := hosts.Settings{
+		ObjectsURL: cc.Objects, SQLURL: cc.SQL, Schema: t.cfg.Schema,
+		Logger: func(component string) *slog.Logger { return t.logger(name, component) },
+	}
+	if t.cfg.Publish.Cloud == name {
+		hs.Publish, hs.Poll = &t.cfg.Publish, t.cfg.Replication.Poll.D()
+		hs.Purge, hs.OnPublished = t.purger(), t.opts.OnPublished
+	}
+	st, err := hosts.Open(ctx, hs)
+	if err != nil {
 		return fmt.Errorf("topology: %s: %w", name, err)
 	}
-	t.closers = append(t.closers, c.Bucket.Close)
-	if c.DB, err = sqldb.Open(ctx, cc.SQL, t.logger(name, "sql")); err != nil {
-		return fmt.Errorf("topology: %s: %w", name, err)
-	}
-	t.closers = append(t.closers, c.DB.Close)
-
-	c.Loader = load.New(c.Bucket, c.DB, t.cfg.Schema, t.logger(name, "load"))
-	if err := c.Loader.Prepare(ctx); err != nil {
-		return fmt.Errorf("topology: %s: %w", name, err)
-	}
+	t.closers = append(t.closers, st.Close)
+	c.Bucket, c.DB, c.Loader, c.Publish = st.Bucket, st.DB, st.Loader, st.Publisher
 	// Capture changes before anything writes, so replication and publish
 	// see every row.
 	if err := t.prepareCapture(ctx, name, c.DB); err != nil {
@@ -295,18 +296,7 @@ func (t *Topology) startCloud(ctx context.Context, name string) error {
 		return fmt.Errorf("topology: %s: %w", name, err)
 	}
 
-	if t.cfg.Publish.Cloud == name {
-		c.Publish, err = publish.New(publish.Config{
-			DB: c.DB, Bucket: c.Bucket, Schema: t.cfg.Schema, Settings: t.cfg.Publish,
-			Purge: t.purger(), OnPublished: t.opts.OnPublished, Logger: t.logger(name, "publish"),
-			Poll: t.cfg.Replication.Poll.D(),
-		})
-		if err != nil {
-			return fmt.Errorf("topology: %s: %w", name, err)
-		}
-		if err := c.Publish.Prepare(ctx); err != nil {
-			return fmt.Errorf("topology: %s: %w", name, err)
-		}
+	if c.Publish != nil {
 		t.goPipe(func(ctx context.Context) { _ = c.Publish.Run(ctx) })
 		t.addReader(c.DB, publish.StreamName, c.DB)
 	}

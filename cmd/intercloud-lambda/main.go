@@ -4,7 +4,7 @@
 //	CGO_ENABLED=0 GOOS=linux go build -tags lambda.norpc -o bootstrap ./cmd/intercloud-lambda
 //
 // and configure it with INTERCLOUD_OBJECTS_URL, INTERCLOUD_SQL_URL and
-// optionally INTERCLOUD_CONFIG (see package functions/lambda).
+// optionally INTERCLOUD_CONFIG (see package hosts/lambda).
 package main
 
 import (
@@ -13,7 +13,7 @@ import (
 	"log/slog"
 	"os"
 
-	"github.com/intercloud/intercloud/functions/lambda"
+	"github.com/intercloud/intercloud/hosts/lambda"
 	// Every driver a topology file may name, so INTERCLOUD_CONFIG accepts
 	// the same files as intercloud itself.
 	_ "github.com/intercloud/intercloud/objects/azblob"

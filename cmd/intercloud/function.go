@@ -10,8 +10,9 @@ import (
 	"os"
 	"strings"
 
-	"github.com/intercloud/intercloud/functions/azurefunc"
-	"github.com/intercloud/intercloud/functions/lambda"
+	"github.com/intercloud/intercloud/hosts"
+	"github.com/intercloud/intercloud/hosts/azurefunc"
+	"github.com/intercloud/intercloud/hosts/lambda"
 )
 
 const functionUsage = `Usage:
@@ -20,8 +21,9 @@ const functionUsage = `Usage:
   intercloud function azure init [--queue Q] [--schedule CRON] [--connection NAME] [--executable PATH] DIR
                                            write host.json and function.json files of the Azure function app
 
-The functions read INTERCLOUD_OBJECTS_URL, INTERCLOUD_SQL_URL and INTERCLOUD_CONFIG
-(a topology file path or inline YAML; --config is used when it is unset).
+The functions read INTERCLOUD_OBJECTS_URL, INTERCLOUD_SQL_URL, INTERCLOUD_CONFIG
+(a topology file path or inline YAML; --config is used when it is unset), and on
+Azure INTERCLOUD_PUBLISH ("false": load only) and INTERCLOUD_CONTAINER.
 `
 
 // functionCmd runs intercloud's functions on a cloud's function service.
@@ -38,7 +40,7 @@ func (c *functionCmd) flags(fs *flag.FlagSet) {
 
 func (c *functionCmd) run(ctx context.Context, e *env, args []string) error {
 	getenv := func(k string) string {
-		if v := os.Getenv(k); v != "" || k != lambda.EnvConfig {
+		if v := os.Getenv(k); v != "" || k != hosts.EnvConfig {
 			return v
 		}
 		return e.configPath

@@ -8,8 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/intercloud/intercloud/functions/azurefunc"
-	"github.com/intercloud/intercloud/functions/lambda"
+	"github.com/intercloud/intercloud/hosts/azurefunc"
+	"github.com/intercloud/intercloud/hosts/lambda"
 )
 
 func runFunction(t *testing.T, args ...string) (string, error) {

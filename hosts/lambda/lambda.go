@@ -4,14 +4,11 @@
 // uses.
 //
 // A Lambda deployment is the binary of cmd/intercloud-lambda (or
-// `intercloud function lambda load`), configured by environment variables:
-//
-//	INTERCLOUD_OBJECTS_URL  the object store, e.g. s3://ingest?region=eu-west-1
-//	INTERCLOUD_SQL_URL      the database, e.g. mysql://app:secret@host:3306/app
-//	INTERCLOUD_CONFIG       optional: a topology file path, or inline YAML, for the schema
-//
-// plus the standard AWS variables (AWS_REGION, AWS_ACCESS_KEY_ID, ... which
-// the Lambda runtime sets from the function's role).
+// `intercloud function lambda load`), configured by the environment
+// variables of package hosts (INTERCLOUD_OBJECTS_URL, INTERCLOUD_SQL_URL,
+// optionally INTERCLOUD_CONFIG for the schema) plus the standard AWS
+// variables (AWS_REGION, AWS_ACCESS_KEY_ID, ... which the Lambda runtime
+// sets from the function's role). It runs the load function only.
 //
 // An invocation fails (and Lambda retries it) when any object failed with a
 // transient error. An object that can never load (malformed) is moved under
@@ -30,21 +27,13 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	awslambda "github.com/aws/aws-lambda-go/lambda"
 
-	"github.com/intercloud/intercloud/config"
+	"github.com/intercloud/intercloud/hosts"
 	"github.com/intercloud/intercloud/load"
-	"github.com/intercloud/intercloud/objects"
-	"github.com/intercloud/intercloud/sqldb"
 )
 
-// Environment variables the handler reads.
-const (
-	EnvObjectsURL = "INTERCLOUD_OBJECTS_URL"
-	EnvSQLURL     = "INTERCLOUD_SQL_URL"
-	EnvConfig     = "INTERCLOUD_CONFIG"
-	// EnvRuntimeAPI is set by the Lambda runtime (and its emulator); its
-	// absence means the process does not run inside Lambda.
-	EnvRuntimeAPI = "AWS_LAMBDA_RUNTIME_API"
-)
+// EnvRuntimeAPI is set by the Lambda runtime (and its emulator); its
+// absence means the process does not run inside Lambda.
+const EnvRuntimeAPI = "AWS_LAMBDA_RUNTIME_API"
 
 // ErrNotInLambda is returned by Start outside a Lambda environment.
 var ErrNotInLambda = errors.New("lambda: not running in a Lambda environment (" + EnvRuntimeAPI + " is not set)")
@@ -107,59 +96,20 @@ func (h *Handler) loadOne(ctx context.Context, key string) error {
 	return err
 }
 
-// Env holds what the handler needs, read from the environment.
-type Env struct {
-	ObjectsURL string
-	SQLURL     string
-	Schema     config.Schema
-}
-
-// ReadEnv reads the configuration from getenv (os.Getenv in production).
-func ReadEnv(getenv func(string) string) (Env, error) {
-	e := Env{ObjectsURL: getenv(EnvObjectsURL), SQLURL: getenv(EnvSQLURL)}
-	if e.ObjectsURL == "" || e.SQLURL == "" {
-		return e, fmt.Errorf("lambda: %s and %s are required", EnvObjectsURL, EnvSQLURL)
-	}
-	cfg, err := LoadConfig(getenv(EnvConfig))
-	if err != nil {
-		return e, err
-	}
-	e.Schema = cfg.Schema
-	return e, nil
-}
-
-// LoadConfig reads a topology from v: empty (the defaults), a file path,
-// or inline YAML.
-func LoadConfig(v string) (*config.Config, error) {
-	cfg, err := config.LoadValue(v, os.TempDir())
-	if err != nil {
-		return nil, fmt.Errorf("lambda: %s: %w", EnvConfig, err)
-	}
-	return cfg, nil
-}
-
 // Open opens the store and database the environment names, prepares the
 // tables and returns the handler with a function that closes both.
-func Open(ctx context.Context, e Env, log *slog.Logger) (*Handler, func() error, error) {
+func Open(ctx context.Context, e hosts.Env, log *slog.Logger) (*Handler, func() error, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	bucket, err := objects.Open(ctx, e.ObjectsURL, log.With("component", "objects"))
+	s := e.Settings()
+	s.Publish = nil // a Lambda runs the load function only
+	s.Logger = func(c string) *slog.Logger { return log.With("component", c) }
+	st, err := hosts.Open(ctx, s)
 	if err != nil {
 		return nil, nil, fmt.Errorf("lambda: %w", err)
 	}
-	db, err := sqldb.Open(ctx, e.SQLURL, log.With("component", "sql"))
-	if err != nil {
-		bucket.Close()
-		return nil, nil, fmt.Errorf("lambda: %w", err)
-	}
-	closeAll := func() error { return errors.Join(db.Close(), bucket.Close()) }
-	l := load.New(bucket, db, e.Schema, log.With("component", "load"))
-	if err := l.Prepare(ctx); err != nil {
-		_ = closeAll()
-		return nil, nil, fmt.Errorf("lambda: %w", err)
-	}
-	return NewHandler(l, log), closeAll, nil
+	return NewHandler(st.Loader, log), st.Close, nil
 }
 
 // Start reads the environment through getenv (os.Getenv when nil), opens
@@ -172,7 +122,7 @@ func Start(ctx context.Context, getenv func(string) string, log *slog.Logger) er
 	if getenv(EnvRuntimeAPI) == "" {
 		return ErrNotInLambda
 	}
-	e, err := ReadEnv(getenv)
+	e, err := hosts.ReadEnv(getenv)
 	if err != nil {
 		return err
 	}

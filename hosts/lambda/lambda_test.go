@@ -20,7 +20,8 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/intercloud/intercloud/config"
-	"github.com/intercloud/intercloud/functions/lambda"
+	"github.com/intercloud/intercloud/hosts"
+	"github.com/intercloud/intercloud/hosts/lambda"
 	"github.com/intercloud/intercloud/internal/peers"
 	"github.com/intercloud/intercloud/load"
 	"github.com/intercloud/intercloud/objects"
@@ -87,42 +88,14 @@ func TestDecodeKey(t *testing.T) {
 	}
 }
 
-func TestLoadConfig(t *testing.T) {
-	cfg, err := lambda.LoadConfig("")
-	if err != nil || cfg.Schema.Table != "records" {
-		t.Fatalf("default: %v %v", cfg, err)
-	}
-	inline := "schema:\n  table: events\n  fields:\n    - {name: k, type: string, required: true}\n    - {name: ts, type: timestamp, required: true}\n    - {name: value, type: number, required: true}\n    - {name: metric, type: string, required: true}\n"
-	cfg, err = lambda.LoadConfig(inline)
-	if err != nil || cfg.Schema.Table != "events" {
-		t.Fatalf("inline: %v %v", cfg, err)
-	}
-	p := filepath.Join(t.TempDir(), "topology.yaml")
-	if err := os.WriteFile(p, []byte(inline), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if cfg, err = lambda.LoadConfig(p); err != nil || cfg.Schema.Table != "events" {
-		t.Fatalf("file: %v %v", cfg, err)
-	}
-	if _, err := lambda.LoadConfig(filepath.Join(t.TempDir(), "missing.yaml")); err == nil {
-		t.Fatal("a missing file was accepted")
-	}
-	if _, err := lambda.LoadConfig("schema: [\n"); err == nil {
-		t.Fatal("bad YAML was accepted")
-	}
-	if _, err := lambda.ReadEnv(func(string) string { return "" }); err == nil {
-		t.Fatal("ReadEnv accepted an empty environment")
-	}
-}
-
 // TestHandleInProcess runs the handler on a file store: the same code the
 // Lambda runs, without the runtime.
 func TestHandleInProcess(t *testing.T) {
 	dir := t.TempDir()
 	ctx := t.Context()
-	h, closeAll, err := lambda.Open(ctx, lambda.Env{
+	h, closeAll, err := lambda.Open(ctx, hosts.Env{
 		ObjectsURL: "file://" + filepath.Join(dir, "objects"), SQLURL: "sqlite://" + filepath.Join(dir, "sql.db"),
-		Schema: config.Default(dir).Schema,
+		Config: config.Default(dir),
 	}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -280,8 +253,8 @@ func testLambdaRIE(t *testing.T, sqlURL string) {
 	handler := buildHandler(t)
 	objURL := "s3://ingest?endpoint=" + url.QueryEscape(s3.Endpoint) + "&use_path_style=true"
 	rie := peers.StartLambdaRIE(t, handler, []string{
-		lambda.EnvObjectsURL + "=" + objURL,
-		lambda.EnvSQLURL + "=" + sqlURL,
+		hosts.EnvObjectsURL + "=" + objURL,
+		hosts.EnvSQLURL + "=" + sqlURL,
 		"AWS_REGION=" + s3.Region,
 		"AWS_ACCESS_KEY_ID=" + s3.AccessKey,
 		"AWS_SECRET_ACCESS_KEY=" + s3.SecretKey,

@@ -3,18 +3,12 @@ package azurefunc
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"os"
 	"path/filepath"
 
-	"github.com/intercloud/intercloud/config"
-	"github.com/intercloud/intercloud/load"
-	"github.com/intercloud/intercloud/objects"
-	"github.com/intercloud/intercloud/publish"
-	"github.com/intercloud/intercloud/sqldb"
+	"github.com/intercloud/intercloud/hosts"
 )
 
 // AppOptions say how WriteApp declares the function app.
@@ -128,70 +122,28 @@ func WriteApp(dir string, o AppOptions) error {
 	return nil
 }
 
-// Environment variables Open reads (the function app's settings).
-const (
-	EnvObjectsURL = "INTERCLOUD_OBJECTS_URL"
-	EnvSQLURL     = "INTERCLOUD_SQL_URL"
-	EnvConfig     = "INTERCLOUD_CONFIG"
-	// EnvContainer overrides the container Event Grid events are matched
-	// against (default: the container of an azblob:// objects URL).
-	EnvContainer = "INTERCLOUD_CONTAINER"
-	// EnvPublish set to "false" serves the load function only.
-	EnvPublish = "INTERCLOUD_PUBLISH"
-)
-
-// Open builds the handler from the environment: it opens the store and
-// the database, prepares the tables, and returns a function closing both.
+// Open builds the handler from the environment (the function app's
+// settings, see package hosts): it opens the store and the database,
+// prepares the tables, and returns a function closing both. The publish
+// function is served unless INTERCLOUD_PUBLISH is "false".
 func Open(ctx context.Context, getenv func(string) string, log *slog.Logger) (*Handler, func() error, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	objURL, sqlURL := getenv(EnvObjectsURL), getenv(EnvSQLURL)
-	if objURL == "" || sqlURL == "" {
-		return nil, nil, fmt.Errorf("azurefunc: %s and %s are required", EnvObjectsURL, EnvSQLURL)
-	}
-	cfg, err := config.LoadValue(getenv(EnvConfig), os.TempDir())
+	e, err := hosts.ReadEnv(getenv)
 	if err != nil {
 		return nil, nil, err
 	}
-	container := getenv(EnvContainer)
-	if container == "" {
-		if u, err := url.Parse(objURL); err == nil {
-			container = u.Host
-		}
-	}
-	bucket, err := objects.Open(ctx, objURL, log.With("component", "objects"))
+	s := e.Settings()
+	s.Logger = func(c string) *slog.Logger { return log.With("component", c) }
+	st, err := hosts.Open(ctx, s)
 	if err != nil {
 		return nil, nil, fmt.Errorf("azurefunc: %w", err)
 	}
-	db, err := sqldb.Open(ctx, sqlURL, log.With("component", "sql"))
+	h, err := New(Config{Loader: st.Loader, Publisher: st.Publisher, Container: e.Container, Logger: log})
 	if err != nil {
-		bucket.Close()
-		return nil, nil, fmt.Errorf("azurefunc: %w", err)
+		_ = st.Close()
+		return nil, nil, err
 	}
-	closeAll := func() error { return errors.Join(db.Close(), bucket.Close()) }
-	fail := func(err error) (*Handler, func() error, error) {
-		_ = closeAll()
-		return nil, nil, fmt.Errorf("azurefunc: %w", err)
-	}
-	l := load.New(bucket, db, cfg.Schema, log.With("component", "load"))
-	if err := l.Prepare(ctx); err != nil {
-		return fail(err)
-	}
-	var p *publish.Publisher
-	if getenv(EnvPublish) != "false" {
-		p, err = publish.New(publish.Config{DB: db, Bucket: bucket, Schema: cfg.Schema, Settings: cfg.Publish,
-			Poll: cfg.Replication.Poll.D(), Logger: log.With("component", "publish")})
-		if err != nil {
-			return fail(err)
-		}
-		if err := p.Prepare(ctx); err != nil {
-			return fail(err)
-		}
-	}
-	h, err := New(Config{Loader: l, Publisher: p, Container: container, Logger: log})
-	if err != nil {
-		return fail(err)
-	}
-	return h, closeAll, nil
+	return h, st.Close, nil
 }

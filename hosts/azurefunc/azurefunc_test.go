@@ -17,7 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/intercloud/intercloud/functions/azurefunc"
+	"github.com/intercloud/intercloud/hosts"
+	"github.com/intercloud/intercloud/hosts/azurefunc"
 	"github.com/intercloud/intercloud/internal/peers"
 	"github.com/intercloud/intercloud/load"
 	"github.com/intercloud/intercloud/objects"
@@ -167,7 +168,7 @@ func TestCustomHandlerAzurite(t *testing.T) {
 	sqlURL := "sqlite://" + filepath.Join(t.TempDir(), "sql.db")
 	port := strconv.Itoa(peers.FreePort(t))
 	env := map[string]string{
-		azurefunc.EnvObjectsURL: objURL, azurefunc.EnvSQLURL: sqlURL, azurefunc.EnvPort: port,
+		hosts.EnvObjectsURL: objURL, hosts.EnvSQLURL: sqlURL, azurefunc.EnvPort: port,
 	}
 	getenv := func(k string) string { return env[k] }
 	ctx, cancel := context.WithCancel(t.Context())
