@@ -58,8 +58,7 @@ type Config struct {
 	// PruneSource lets the stream trim the source's change log up to the
 	// position it has applied (every few seconds). Set it only when this
 	// stream is the sole consumer of the source's log; otherwise whoever
-	// knows every consumer prunes (for SQLite, sqlitesrc.Prune with the
-	// smallest applied position).
+	// knows every consumer prunes, with PruneLog.
 	PruneSource bool
 	// PruneEvery is how often PruneSource trims (default 5s).
 	PruneEvery time.Duration

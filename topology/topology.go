@@ -77,7 +77,7 @@ type Topology struct {
 
 	servers   []*server
 	endpoints []Endpoint
-	readers   map[*sqldb.DB][]reader
+	readers   map[*sqldb.DB][]replicate.Reader
 
 	// pipeline runs functions, streams and publishers; cancelled last.
 	pipeCtx    context.Context

@@ -28,12 +28,14 @@
 // since each batch carries current row images that is still consistent.
 //
 // The change table grows until pruned: Prune drops the changes at or before
-// a position. Whoever knows every consumer of a database's log calls it
-// with the smallest position they have all applied; a replicate.Stream with
+// a position. Whoever knows every consumer of a database's log trims it
+// through replicate.PruneLog (the driver is a replicate.LogPruner), up to
+// the smallest position they have all applied; a replicate.Stream with
 // Config.PruneSource does it itself when it is the only consumer.
 package sqlitesrc
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/hex"
@@ -69,6 +71,7 @@ var (
 	_ replicate.Preparer     = Driver{}
 	_ replicate.Source       = (*Source)(nil)
 	_ replicate.Pruner       = (*Source)(nil)
+	_ replicate.LogPruner    = Driver{}
 	_ replicate.OriginMarker = Marker{}
 	_ replicate.OriginSetup  = Marker{}
 )
@@ -603,6 +606,25 @@ func decodeKey(t *table, pk string) ([]any, error) {
 		}
 	}
 	return key, nil
+}
+
+// PruneLog implements replicate.LogPruner: it is Prune.
+func (Driver) PruneLog(ctx context.Context, db *sqldb.DB, upTo replicate.Position) (int64, error) {
+	return Prune(ctx, db, upTo)
+}
+
+// ComparePositions implements replicate.LogPruner: positions are ordered by
+// their seq.
+func (Driver) ComparePositions(a, b replicate.Position) (int, error) {
+	x, err := ParsePosition(a)
+	if err != nil {
+		return 0, err
+	}
+	y, err := ParsePosition(b)
+	if err != nil {
+		return 0, err
+	}
+	return cmp.Compare(x, y), nil
 }
 
 // Prune implements replicate.Pruner.

@@ -1,0 +1,50 @@
+package sqlitesrc
+
+import (
+	"context"
+	"database/sql"
+	"testing"
+
+	"github.com/intercloud/intercloud/replicate"
+)
+
+// Several consumers trim the change table through replicate.PruneLog: up to
+// the lowest position every one of them has applied, and not at all while
+// one has no change-capture checkpoint.
+func TestPruneLogThroughReplicate(t *testing.T) {
+	ctx := context.Background()
+	db, at := openDB(t), openDB(t)
+	mustExec(t, db, `CREATE TABLE a (id INTEGER PRIMARY KEY)`)
+	if err := replicate.Prepare(ctx, db, []string{"a"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := replicate.EnsureCheckpoints(ctx, at); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 10; i++ {
+		mustExec(t, db, `INSERT INTO a VALUES (?)`, i)
+	}
+	save := func(name string, cp replicate.Checkpoint) {
+		t.Helper()
+		if err := at.Tx(ctx, func(tx *sql.Tx) error { return replicate.SaveCheckpoint(ctx, tx, at.Dialect, name, cp) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	readers := []replicate.Reader{{Name: "fast", At: at}, {Name: "slow", At: at}, {Name: "new", At: at}}
+	save("fast", replicate.Checkpoint{Phase: replicate.PhaseCDC, Position: "10"})
+	save("slow", replicate.Checkpoint{Phase: replicate.PhaseCDC, Position: "4"})
+	if n, pruned, err := replicate.PruneLog(ctx, db, readers); err != nil || pruned || n != 0 || len(changes(t, db)) != 10 {
+		t.Fatalf("with a reader not in CDC yet: %d %v %v", n, pruned, err)
+	}
+	save("new", replicate.Checkpoint{Phase: replicate.PhaseCDC, Position: "7"})
+	if n, pruned, err := replicate.PruneLog(ctx, db, readers); err != nil || !pruned || n != 4 || len(changes(t, db)) != 6 {
+		t.Fatalf("PruneLog = %d %v %v, left %d", n, pruned, err, len(changes(t, db)))
+	}
+	if _, pruned, err := replicate.PruneLog(ctx, db, nil); err != nil || pruned {
+		t.Fatalf("no readers: %v %v", pruned, err)
+	}
+	save("slow", replicate.Checkpoint{Phase: replicate.PhaseCDC, Position: "x"})
+	if _, _, err := replicate.PruneLog(ctx, db, readers); err == nil {
+		t.Fatal("a bad position was accepted")
+	}
+}
