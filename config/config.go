@@ -1,5 +1,13 @@
-// Package config reads, defaults and validates the intercloud topology file:
-// the clouds, one URL per service on each, and the settings of every stage.
+// Package config is the intercloud topology file as plain data: the
+// clouds, one URL per service on each, the record schema, and the settings
+// of every stage. It parses the file, fills the topology's own defaults
+// (where things are, who replicates and publishes) and checks structure:
+// unknown keys, URLs whose scheme no driver of this binary registered (it
+// asks internal/registry), addresses, references between sections, the
+// schema and the text of the replication mappings. It imports no
+// component: each component fills and checks its own settings when the
+// topology builds it, so a zero setting here means "that component's
+// default".
 //
 // A missing file means the embedded default: every service on files and
 // SQLite under one data directory, every endpoint on 127.0.0.1.
@@ -29,8 +37,8 @@ import (
 // DefaultDataDir is where the embedded default keeps its state.
 const DefaultDataDir = "intercloud-data"
 
-// Config is the whole topology. The zero value is not useful: use Default,
-// Load or Parse, which fill defaults and validate.
+// Config is the whole topology. The zero value is not useful: use Default
+// (which fills the defaults), or Load or Parse (which also validate).
 type Config struct {
 	// DataDir holds embedded state: files, SQLite databases, the API key.
 	DataDir string `yaml:"data_dir"`

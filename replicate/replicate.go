@@ -229,13 +229,9 @@ func RegisterSource(dialect string, d SourceDriver) { sources.Register(dialect, 
 // SourceDialects lists the dialects with a registered source driver.
 func SourceDialects() []string { return sources.Names() }
 
-func sourceDriver(dialect string) (SourceDriver, error) {
-	d, err := sources.Lookup(dialect)
-	if err != nil {
-		return nil, fmt.Errorf("replicate: %w", err)
-	}
-	return d, nil
-}
+// sourceDriver returns the driver of a dialect, or an error
+// ("replicate: no driver for dialect ...") listing the registered ones.
+func sourceDriver(dialect string) (SourceDriver, error) { return sources.Lookup(dialect) }
 
 // MarkerFor returns the origin marker of a dialect, nil when no source
 // driver is registered for it or it cannot tag origins.

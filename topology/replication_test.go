@@ -6,18 +6,10 @@ import (
 	"github.com/intercloud/intercloud/config"
 )
 
-const mappingsYAML = `
-replication:
-  from: aws
-  to: azure
-  tables: [records, "orders_*"]
-  exclude: ["*_tmp", "_ic_*"]
-  mappings:
-    - table: orders_*
-      rename: "copy_{table}"
-      columns: {amount: amount_usd}
-      exclude_columns: [internal_note]
-      filter: "status = 'paid' AND amount >= 10"
+// A replication section with one mapping rule, in flow style.
+const mappingsYAML = `replication: {from: aws, to: azure, tables: [records, "orders_*"], exclude: ["*_tmp", "_ic_*"],
+  mappings: [{table: orders_*, rename: "copy_{table}", columns: {amount: amount_usd}, exclude_columns: [internal_note],
+    filter: "status = 'paid' AND amount >= 10"}]}
 `
 
 func TestReplicationMappings(t *testing.T) {

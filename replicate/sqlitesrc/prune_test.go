@@ -3,9 +3,11 @@ package sqlitesrc
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"testing"
 
 	"github.com/intercloud/intercloud/replicate"
+	"github.com/intercloud/intercloud/sqldb"
 )
 
 // Several consumers trim the change table through replicate.PruneLog: up to
@@ -48,3 +50,17 @@ func TestPruneLogThroughReplicate(t *testing.T) {
 		t.Fatal("a bad position was accepted")
 	}
 }
+
+// A dialect no source registered is named, with the ones that are.
+func TestNoSourceDriver(t *testing.T) {
+	db := openDB(t)
+	db.Dialect = otherDialect{db.Dialect}
+	_, err := replicate.OpenSource(context.Background(), db, replicate.SourceConfig{Name: "s"})
+	if !errors.Is(err, replicate.ErrNoSourceDriver) || err.Error() != `replicate: no driver for dialect "other" (have sqlite)` {
+		t.Fatalf("OpenSource = %v", err)
+	}
+}
+
+type otherDialect struct{ sqldb.Dialect }
+
+func (otherDialect) Name() string { return "other" }
