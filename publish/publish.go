@@ -157,7 +157,10 @@ func checkSettings(schema config.Schema, s *config.Publish) error {
 }
 
 // Prepare creates the records table (if the loader has not), its change
-// capture and the checkpoint table.
+// capture and the checkpoint table, and takes the publisher's place in the
+// change feed: on the first run (no checkpoint) it publishes what the
+// table holds and starts from the end of the feed. Call it before anything
+// writes, so every later record is published as a change, with its trace.
 func (p *Publisher) Prepare(ctx context.Context) error {
 	for _, t := range []sqldb.Table{p.table, p.published} {
 		if err := p.cfg.DB.EnsureTable(ctx, t); err != nil {
@@ -177,11 +180,15 @@ func (p *Publisher) Prepare(ctx context.Context) error {
 	if err := replicate.EnsureCheckpoints(ctx, p.cfg.DB); err != nil {
 		return fmt.Errorf("publish: %w", err)
 	}
-	return nil
+	src, _, err := p.open(ctx)
+	if err != nil {
+		return err
+	}
+	return src.Close()
 }
 
-// Run follows the change feed until ctx is cancelled. On its first run it
-// publishes everything already in the table.
+// Run follows the change feed until ctx is cancelled. On its first run
+// without Prepare it publishes everything already in the table.
 func (p *Publisher) Run(ctx context.Context) error {
 	for {
 		err := p.run(ctx)

@@ -287,3 +287,43 @@ func TestSettings(t *testing.T) {
 		})
 	}
 }
+
+// Prepare takes the publisher's place in the change feed: records written
+// after it are published as changes (told to OnPublished, logged with
+// their traces), even when Run starts only later.
+func TestPrepareTakesItsPlace(t *testing.T) {
+	e := newEnv(t)
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	p, err := New(Config{DB: e.db, Bucket: e.bucket, Schema: e.schema, Poll: 5 * time.Millisecond,
+		OnPublished: func(ids []string) {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, id := range ids {
+				seen[id] = true
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Prepare(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	h := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	e.insert(t, rec{"early1", "cpu", 1, h}, rec{"early2", "cpu", 2, h})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = p.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		mu.Lock()
+		n := len(seen)
+		mu.Unlock()
+		if n == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("records written between Prepare and Run were not published as changes: %v", seen)
+		}
+	}
+}
