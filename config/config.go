@@ -203,8 +203,8 @@ type Ingest struct {
 }
 
 // Functions tunes every function host. Zero fields take the defaults of
-// package functions (concurrency 4, 5 attempts, 100ms backoff, a
-// reconciler pass every 30s).
+// package functions (functions.Config, functions.Reconciler); negative
+// ones are refused here.
 type Functions struct {
 	// Concurrency bounds the invocations running at once per function.
 	Concurrency int `yaml:"concurrency"`
