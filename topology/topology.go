@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -485,18 +486,12 @@ func (t *Topology) openDB(ctx context.Context, name string) (*sqldb.DB, error) {
 }
 
 func (t *Topology) startGlobal(ctx context.Context) error {
-	origins := t.cfg.Edge.Origins
-	if len(origins) == 0 {
-		origins = []string{t.urlOf(t.cfg.Publish.Cloud+"-origin", t.cfg.Clouds[t.cfg.Publish.Cloud].Origin)}
-	}
 	var err error
-	t.edge, err = edge.New(edge.Config{
-		Origins: origins, TTL: t.cfg.Edge.TTL.D(), StaleIfError: t.cfg.Edge.StaleIfError.D(),
-		PurgeKey: t.opts.APIKey, Logger: t.logger("", "edge"),
-	})
+	t.edge, err = edge.New(t.edgeConfig())
 	if err != nil {
 		return fmt.Errorf("topology: %w", err)
 	}
+	t.closers = append(t.closers, t.edge.Close)
 	if _, err := t.serve("edge", t.cfg.Edge.Listen, t.edge); err != nil {
 		return err
 	}
@@ -527,16 +522,45 @@ func (t *Topology) urlOf(name, addr string) string {
 	return "http://" + addr
 }
 
+// edgeConfig maps the topology's edge section to the edge's config: the
+// configured routes plus /results/ to the result store (edge.origins, else
+// the publishing cloud's origin) unless a route claims /results/ itself.
+func (t *Topology) edgeConfig() edge.Config {
+	ec := t.cfg.Edge
+	var routes []edge.Route
+	results := false
+	for _, r := range ec.Routes {
+		routes = append(routes, edge.Route{Prefix: r.Prefix, Origins: r.Origins})
+		results = results || r.Prefix == "/"+publish.ResultsPrefix
+	}
+	if !results {
+		origins := ec.Origins
+		if len(origins) == 0 {
+			origins = []string{t.urlOf(t.cfg.Publish.Cloud+"-origin", t.cfg.Clouds[t.cfg.Publish.Cloud].Origin)}
+		}
+		routes = append(routes, edge.Route{Prefix: "/" + publish.ResultsPrefix, Origins: origins})
+	}
+	disk := ec.DiskDir
+	if disk == "" {
+		disk = filepath.Join(t.cfg.DataDir, "edge-cache")
+	}
+	return edge.Config{
+		Routes: routes, TTL: ec.TTL.D(), StaleIfError: ec.StaleIfError.D(),
+		MemoryBytes: ec.MemoryBytes, DiskDir: disk, DiskBytes: ec.DiskBytes, TargetedFields: ec.TargetedFields,
+		PurgeKey: t.opts.APIKey, Logger: t.logger("", "edge"),
+	}
+}
+
 // purger returns how publish purges the edge: in-process when the edge
 // runs here, over HTTP otherwise.
-func (t *Topology) purger() func(context.Context, []string) error {
-	return func(ctx context.Context, paths []string) error {
+func (t *Topology) purger() func(ctx context.Context, paths, tags []string) error {
+	return func(ctx context.Context, paths, tags []string) error {
 		if t.edge != nil {
-			t.edge.Purge(paths...)
+			t.edge.Purge(edge.PurgeRequest{Paths: paths, Tags: tags})
 			return nil
 		}
 		if !t.has(RoleGlobal) {
-			return purgeHTTP(ctx, "http://"+t.cfg.Edge.Listen, t.opts.APIKey, paths)
+			return purgeHTTP(ctx, "http://"+t.cfg.Edge.Listen, t.opts.APIKey, edge.PurgeRequest{Paths: paths, Tags: tags})
 		}
 		return nil // the edge is still starting: nothing is cached yet
 	}
