@@ -366,6 +366,12 @@ func (e *Edge) serveCacheable(w http.ResponseWriter, r *http.Request, rt *route)
 			writeError(w, apierr.New(http.StatusGatewayTimeout, "not_cached", "only-if-cached: no usable stored response for %s", r.URL.Path))
 			return
 		}
+		if r.Method == http.MethodHead {
+			// Forwarded as a HEAD, whose answer freshens or invalidates
+			// the stored response (RFC 9111 §4.3.5).
+			e.forward(w, r, rt)
+			return
+		}
 		if now.UnixNano() < st.obj.errUntil.Load() && e.staleOnError(m, &rcc, now) {
 			// Every origin failed a moment ago: do not wait for them again.
 			e.staleServed.Add(1)

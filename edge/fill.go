@@ -31,7 +31,8 @@ type fill struct {
 	ready chan struct{}
 
 	kind fillKind
-	meta *meta
+	meta *meta          // as stored (and served to the requests that join)
+	sent *meta          // fillBody: as the origin sent it, for the leader
 	buf  *growBuf       // fillBody
 	obj  *object        // fillValidated
 	resp *http.Response // fillPass, for the leader
@@ -153,7 +154,7 @@ func (e *Edge) fetchAndServe(w http.ResponseWriter, r *http.Request, rt *route, 
 		defer f.buf.release()
 		if leader {
 			e.misses.Add(1)
-			e.respond(w, r, f.meta, f.buf, Miss, false)
+			e.respond(w, r, f.sent, f.buf, Miss, false)
 		} else {
 			e.hits.Add(1)
 			e.respond(w, r, f.meta, f.buf, Hit, true)
@@ -239,8 +240,10 @@ func (e *Edge) runFill(w http.ResponseWriter, f *fill, r *http.Request, rt *rout
 			e.endFill(f)
 			return
 		}
-		m.stripForStorage()
-		f.kind, f.meta = fillBody, m
+		sm := *m
+		sm.Header = m.Header.Clone()
+		sm.stripForStorage()
+		f.kind, f.meta, f.sent = fillBody, &sm, m
 		f.buf = newGrowBuf(total, e.cfg.MemoryObjectBytes, e.tmpDir)
 		f.buf.acquire() // the leader's
 		e.bgWG.Add(1)
@@ -278,7 +281,8 @@ func (e *Edge) copyFill(f *fill, resp *http.Response, req http.Header, maxSize i
 	if err == nil && resp.ContentLength >= 0 && n != resp.ContentLength {
 		err = io.ErrUnexpectedEOF
 	}
-	f.buf.finish(err)
+	// Store before the readers see the end, so that once a client has the
+	// whole body the next request finds it stored.
 	tmp := f.buf.fileName()
 	m := f.meta
 	switch {
@@ -303,10 +307,11 @@ func (e *Edge) copyFill(f *fill, resp *http.Response, req http.Header, maxSize i
 			e.store.removeFiles([]string{id})
 		}
 	}
+	e.endFill(f)
+	f.buf.finish(err)
 	if tmp != "" {
 		_ = os.Remove(tmp) // readers keep their open file
 	}
-	e.endFill(f)
 }
 
 // validatorsMatch reports whether a 304 may update stored (RFC 9111

@@ -182,7 +182,9 @@ func (te *testEdge) do(t testing.TB, method, path, body string, fields ...string
 		k, v, _ := strings.Cut(f, ":")
 		req.Header.Add(k, strings.TrimSpace(v))
 	}
-	resp, err := te.srv.Client().Do(req)
+	client := te.srv.Client()
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
