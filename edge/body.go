@@ -3,6 +3,7 @@ package edge
 import (
 	"context"
 	"io"
+	"net/http"
 	"os"
 	"sync"
 )
@@ -216,9 +217,24 @@ func (g *growBuf) readAt(ctx context.Context, p []byte, off int64) (int, error) 
 	}
 }
 
+// waiting reports whether a read at off would wait for the writer.
+func (g *growBuf) waiting(off int64) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return off >= g.n && !g.done
+}
+
+// writeTo copies as the body arrives; what was written is flushed to the
+// client before waiting for more.
 func (g *growBuf) writeTo(ctx context.Context, w io.Writer, off, n int64) error {
 	buf := make([]byte, 32<<10)
+	flusher, _ := w.(http.Flusher)
 	for n != 0 {
+		// Flush before waiting, unless only the end is awaited: then the
+		// client gets the last bytes once the fill has been stored.
+		if flusher != nil && g.waiting(off) && (g.total < 0 || off < g.total) {
+			flusher.Flush()
+		}
 		p := buf
 		if n > 0 && n < int64(len(p)) {
 			p = p[:n]

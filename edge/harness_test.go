@@ -128,8 +128,9 @@ func (o *testOrigin) lastRequest(path string) *http.Request {
 // real HTTP server.
 type testEdge struct {
 	*Edge
-	srv   *httptest.Server
-	clock *clock
+	srv    *httptest.Server
+	client *http.Client // does not follow redirects
+	clock  *clock
 }
 
 // newTestEdge starts an edge routing "/" to the origins.
@@ -155,7 +156,8 @@ func newTestEdge(t testing.TB, cfg Config, c *clock, origins ...*testOrigin) *te
 		srv.Close()
 		_ = e.Close()
 	})
-	return &testEdge{Edge: e, srv: srv, clock: c}
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return &testEdge{Edge: e, srv: srv, clock: c, client: client}
 }
 
 // result is a response as a client saw it.
@@ -182,9 +184,7 @@ func (te *testEdge) do(t testing.TB, method, path, body string, fields ...string
 		k, v, _ := strings.Cut(f, ":")
 		req.Header.Add(k, strings.TrimSpace(v))
 	}
-	client := te.srv.Client()
-	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	resp, err := client.Do(req)
+	resp, err := te.client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
