@@ -120,7 +120,8 @@ func (g *growBuf) write(p []byte) error {
 	g.mu.Lock()
 	f, inMem := g.file, g.file == nil
 	g.mu.Unlock()
-	if inMem && int64(len(g.mem)+len(p)) > g.memMax {
+	// A body known to be too large goes to a file from its first byte.
+	if inMem && (g.total > g.memMax || int64(len(g.mem)+len(p)) > g.memMax) {
 		nf, err := os.CreateTemp(g.tmpDir, "fill-*")
 		if err != nil {
 			return err
