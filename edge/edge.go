@@ -154,7 +154,26 @@ func New(cfg Config) (*Edge, error) {
 		e.tmpDir = e.store.tmpDir()
 	}
 	e.bg, e.cancel = context.WithCancel(context.Background())
+	if e.store.dir != "" {
+		e.bgWG.Add(1)
+		go e.flushLoop()
+	}
 	return e, nil
+}
+
+// flushLoop persists refreshed metas of the disk tier every second.
+func (e *Edge) flushLoop() {
+	defer e.bgWG.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.bg.Done():
+			return
+		case now := <-t.C:
+			e.store.flush(now, false)
+		}
+	}
 }
 
 // Close stops background fetches and waits for them. What is stored in the
@@ -162,6 +181,7 @@ func New(cfg Config) (*Edge, error) {
 func (e *Edge) Close() error {
 	e.cancel()
 	e.bgWG.Wait()
+	e.store.flush(time.Now(), true)
 	if t, ok := e.transport.(*http.Transport); ok && e.cfg.Transport == nil {
 		t.CloseIdleConnections()
 	}

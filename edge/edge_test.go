@@ -232,8 +232,8 @@ func TestRange(t *testing.T) {
 		{[]string{"Range: bytes=18-100"}, 206, "ij", "bytes 18-19/20"},
 		{[]string{"Range: BYTES=0-0"}, 206, "0", "bytes 0-0/20"},
 		{[]string{"Range: bytes=20-"}, 416, "*", "bytes */20"},
-		{[]string{"Range: bytes=5-2"}, 200, body, ""},  // invalid: ignored
-		{[]string{"Range: items=0-1"}, 200, body, ""},  // unknown unit: ignored
+		{[]string{"Range: bytes=5-2"}, 200, body, ""}, // invalid: ignored
+		{[]string{"Range: items=0-1"}, 200, body, ""}, // unknown unit: ignored
 		{[]string{"Range: bytes=0-0", `If-Range: "r1"`}, 206, "0", "bytes 0-0/20"},
 		{[]string{"Range: bytes=0-0", `If-Range: "r2"`}, 200, body, ""},
 		{[]string{"Range: bytes=0-0", "If-Range: " + lm}, 200, body, ""}, // no Last-Modified stored

@@ -31,11 +31,12 @@ type object struct {
 	meta atomic.Pointer[meta]
 
 	// Guarded by store.mu.
-	mem     []byte // body in the memory tier, nil if not there
-	disk    bool   // body and meta in the disk tier
-	memEl   *list.Element
-	diskEl  *list.Element
-	removed bool
+	mem       []byte // body in the memory tier, nil if not there
+	disk      bool   // body and meta in the disk tier
+	memEl     *list.Element
+	diskEl    *list.Element
+	removed   bool
+	persisted time.Time // when its meta was last written
 
 	invalid      atomic.Bool  // must be validated before use (RFC 9111 §4.3.5)
 	errUntil     atomic.Int64 // unix nanos: origins failed; serve stale until then
@@ -57,13 +58,14 @@ type store struct {
 	diskLRU   *list.List
 	memBytes  int64
 	diskBytes int64
+	dirty     map[*object]struct{} // updated metas not yet persisted
 
 	evictions atomic.Int64
 }
 
 func newStore(memMax, memObjMax, diskMax int64, dir string, log *slog.Logger) *store {
 	return &store{memMax: memMax, memObjMax: memObjMax, diskMax: diskMax, dir: dir, log: log,
-		index: map[string][]*object{}, tags: map[string]map[*object]struct{}{},
+		index: map[string][]*object{}, tags: map[string]map[*object]struct{}{}, dirty: map[*object]struct{}{},
 		memLRU: list.New(), diskLRU: list.New()}
 }
 
@@ -239,11 +241,42 @@ func (s *store) update(o *object, m *meta) {
 	o.meta.Store(m)
 	o.invalid.Store(false)
 	o.errUntil.Store(0)
-	disk := o.disk
+	if o.disk {
+		// Persisted by the next flush: a crash before it only loses the
+		// refresh, and the response is validated again.
+		s.dirty[o] = struct{}{}
+	}
 	s.mu.Unlock()
-	if disk {
-		if err := s.writeMeta(o.id, m); err != nil {
-			s.log.Warn("disk tier: write meta", "key", m.Key, "err", err)
+}
+
+// persistEvery bounds how often one object's refreshed meta is written:
+// a response revalidated every second is not rewritten every second.
+const persistEvery = time.Minute
+
+// flush persists the metas updated since they were last written, those
+// written less than persistEvery ago only when all is set.
+func (s *store) flush(now time.Time, all bool) {
+	s.mu.Lock()
+	if len(s.dirty) == 0 {
+		s.mu.Unlock()
+		return
+	}
+	var objs []*object
+	for o := range s.dirty {
+		if !o.disk || o.removed {
+			delete(s.dirty, o)
+			continue
+		}
+		if all || now.Sub(o.persisted) >= persistEvery {
+			o.persisted = now
+			objs = append(objs, o)
+			delete(s.dirty, o)
+		}
+	}
+	s.mu.Unlock()
+	for _, o := range objs {
+		if err := s.writeMeta(o.id, o.meta.Load()); err != nil {
+			s.log.Warn("disk tier: write meta", "key", o.key, "err", err)
 		}
 	}
 }
@@ -394,27 +427,14 @@ func (s *store) counts() (n int, mem, disk int64) {
 	return n, s.memBytes, s.diskBytes
 }
 
-// writeMeta persists m next to the body of id (write, then rename).
+// writeMeta persists m next to the body of id. A meta cut by a crash
+// fails to load, and the response is dropped.
 func (s *store) writeMeta(id string, m *meta) error {
 	b, err := json.Marshal(m)
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(s.tmpDir(), "meta-*")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), s.metaPath(id))
-	}
-	if err != nil {
-		_ = os.Remove(f.Name())
-	}
-	return err
+	return os.WriteFile(s.metaPath(id), b, 0o644)
 }
 
 // persist moves a complete body file into the disk tier under id and

@@ -1,0 +1,98 @@
+package edge
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+// benchOrigin serves /1k/<n> fresh for an hour and /reval/<n> fresh for
+// one second, with validators.
+func benchOrigin(b *testing.B) *httptest.Server {
+	body := bytes.Repeat([]byte("a"), 1<<10)
+	mod := time.Now().Add(-time.Hour)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		maxAge := 3600
+		if strings.HasPrefix(r.URL.Path, "/reval/") {
+			maxAge = 1
+		}
+		w.Header().Set("Cache-Control", fmt.Sprintf("public, max-age=%d", maxAge))
+		w.Header().Set("ETag", `"`+r.URL.Path+`"`)
+		http.ServeContent(w, r, "", mod, bytes.NewReader(body))
+	}))
+	b.Cleanup(srv.Close)
+	return srv
+}
+
+func benchRequests(b *testing.B, h http.Handler, path func() string) {
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	tr := &http.Transport{MaxIdleConnsPerHost: 64}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr}
+	b.ReportAllocs()
+	b.SetParallelism(16)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			resp, err := client.Get(srv.URL + path())
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				b.Errorf("status %d", resp.StatusCode)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkHit1K: cache hits of a 1 KiB object over real HTTP, next to
+// BenchmarkOriginDirect1K (the same requests straight to the origin).
+func BenchmarkHit1K(b *testing.B) {
+	o := benchOrigin(b)
+	e, err := New(Config{Routes: []Route{{Prefix: "/", Origins: []string{o.URL}}}, Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close()
+	benchRequests(b, e, func() string { return "/1k/0" })
+}
+
+// BenchmarkOriginDirect1K is the baseline of BenchmarkHit1K.
+func BenchmarkOriginDirect1K(b *testing.B) {
+	o := benchOrigin(b)
+	benchRequests(b, o.Config.Handler, func() string { return "/1k/0" })
+}
+
+// BenchmarkRevalidationMix: 2,000 objects fresh for one second, requested
+// at random: most requests revalidate.
+func BenchmarkRevalidationMix(b *testing.B) {
+	o := benchOrigin(b)
+	e, err := New(Config{Routes: []Route{{Prefix: "/", Origins: []string{o.URL}}}, DiskDir: b.TempDir(), Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close()
+	for i := range 2000 {
+		if resp, err := http.Get(fmt.Sprintf("%s/reval/%d", o.URL, i)); err == nil {
+			resp.Body.Close()
+		}
+	}
+	warm := httptest.NewRecorder()
+	for i := range 2000 {
+		e.ServeHTTP(warm, httptest.NewRequest("GET", fmt.Sprintf("/reval/%d", i), nil))
+	}
+	b.ResetTimer()
+	benchRequests(b, e, func() string { return fmt.Sprintf("/reval/%d", rand.IntN(2000)) })
+	st := e.Stats()
+	b.ReportMetric(float64(st.Revalidations)/float64(b.N), "revalidations/op")
+}
