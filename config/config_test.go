@@ -59,6 +59,8 @@ ingest: {batch_wait: 2ms, max_body_bytes: 1000}
 		{"hostile field name", "schema:\n  fields:\n    - {name: \"a; DROP TABLE x\", type: string}\n", "is not a plain name"},
 		{"publish group not in schema", "publish: {group_by: nope}\n", "publish.group_by"},
 		{"bad listen", "edge: {listen: nowhere}\n", `edge.listen: "nowhere" is not host:port`},
+		{"edge routes", "edge:\n  routes:\n    - {prefix: /static/, origins: [\"http://127.0.0.1:9000\"]}\n  targeted_fields: [Edge-Cache-Control]\n  disk_bytes: 1000\n", ""},
+		{"edge route unknown key", "edge:\n  routes:\n    - {prefx: /}\n", `unknown key "prefx"`},
 		{"negative", "ingest: {max_records: -1}\n", "ingest: limits must not be negative"},
 		{"bad level", "logs: {level: loud}\n", "logs.level"},
 		{"not yaml", "clouds: [\n", "config:"},

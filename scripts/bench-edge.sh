@@ -6,13 +6,16 @@
 # requested at random). Installs nginx and wrk from Debian when missing.
 # Opt-in (not part of make test): bash scripts/bench-edge.sh
 #
-# DURATION (default 10s), CONNECTIONS (64) and THREADS (2) tune wrk.
+# DURATION (default 10s), CONNECTIONS (64) and THREADS (2) tune wrk;
+# every workload runs ROUNDS (3) times, nginx and the edge alternating, and
+# the table shows the median round of each (the machine is shared).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-2}
 REVAL_OBJECTS=${REVAL_OBJECTS:-10000}
+ROUNDS=${ROUNDS:-3}
 
 if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null; then
 	apt-get update
@@ -89,7 +92,7 @@ warm() {
 	local port=$2
 	curl -s -o /dev/null "http://127.0.0.1:$port/1k/0"
 	curl -s -o /dev/null "http://127.0.0.1:$port/1m/0"
-	seq 0 $((REVAL_OBJECTS - 1)) | sed "s|^\(.*\)$|url = http://127.0.0.1:$port/reval/\1\noutput = /dev/null|" | curl -s -o /dev/null -K - --parallel --parallel-max 32 || true
+	seq 0 $((REVAL_OBJECTS - 1)) | sed "s|^\(.*\)$|url = http://127.0.0.1:$port/reval/\1\noutput = /dev/null|" | curl -s -o /dev/null -K - --parallel --parallel-max 32 2>/dev/null || true
 	local x1 x2
 	x1=$(curl -s -o /dev/null -D - "http://127.0.0.1:$port/1k/0" | tr -d '\r' | awk -F': ' 'tolower($1)=="x-cache"{print $2}')
 	x2=$(curl -s -o /dev/null -D - "http://127.0.0.1:$port/1m/0" | tr -d '\r' | awk -F': ' 'tolower($1)=="x-cache"{print $2}')
@@ -116,19 +119,27 @@ origin_count() { curl -s "http://127.0.0.1:$oport/stats"; }
 warm nginx "$nport"
 warm edge "$eport"
 
+# median "rps p99" line of several (by req/s)
+median() { sort -n | awk '{ l[NR] = $0 } END { print l[int((NR + 1) / 2)] }'; }
+
 declare -A res
 for name in "1 KiB hit:/1k/0" "1 MiB hit:/1m/0" "revalidation mix:$dir/reval.lua"; do
 	label=${name%%:*} target=${name#*:}
-	before=$(origin_count)
-	res[nginx,$label]=$(measure "$nport" "$target")
-	mid=$(origin_count)
-	res[edge,$label]=$(measure "$eport" "$target")
-	after=$(origin_count)
-	echo "$label: origin stats before nginx $before, after nginx $mid, after edge $after" >&2
+	n="" e=""
+	for round in $(seq "$ROUNDS"); do
+		before=$(origin_count)
+		n+="$(measure "$nport" "$target")"$'\n'
+		mid=$(origin_count)
+		e+="$(measure "$eport" "$target")"$'\n'
+		after=$(origin_count)
+		echo "$label round $round: origin before nginx $before, after nginx $mid, after edge $after" >&2
+	done
+	res[nginx,$label]=$(grep . <<<"$n" | median)
+	res[edge,$label]=$(grep . <<<"$e" | median)
 done
 
 echo
-echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency, $(nproc) cores shared by wrk, the cache and the origin"
+echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency, median of $ROUNDS rounds, $(nproc) cores shared by wrk, the cache and the origin"
 echo
 echo "| workload | nginx req/s | nginx p99 | edge req/s | edge p99 | edge / nginx |"
 echo "|---|---|---|---|---|---|"
