@@ -28,6 +28,7 @@ const (
 // "collapsed requests"). Its fields are set before ready is closed.
 type fill struct {
 	key   string // primary cache key
+	fkey  string // its key among the fills
 	ready chan struct{}
 
 	kind fillKind
@@ -54,7 +55,15 @@ func (e *Edge) joinFill(fkey, key string) (*fill, bool) {
 	if f, ok := e.fills[fkey]; ok {
 		return f, false
 	}
-	f := &fill{key: key, ready: make(chan struct{})}
+	f := &fill{key: key, fkey: fkey, ready: make(chan struct{})}
+	if len(e.passUntil) > maxPassMarks {
+		now := e.now()
+		for k, until := range e.passUntil {
+			if now.After(until) {
+				delete(e.passUntil, k)
+			}
+		}
+	}
 	if until, ok := e.passUntil[key]; ok {
 		if e.now().Before(until) {
 			return f, true // not registered: nobody joins it
@@ -68,14 +77,15 @@ func (e *Edge) joinFill(fkey, key string) (*fill, bool) {
 // endFill unregisters f.
 func (e *Edge) endFill(f *fill) {
 	e.fillMu.Lock()
-	for k, v := range e.fills {
-		if v == f {
-			delete(e.fills, k)
-			break
-		}
+	if e.fills[f.fkey] == f {
+		delete(e.fills, f.fkey)
 	}
 	e.fillMu.Unlock()
 }
+
+// maxPassMarks is how many "do not wait for one another" marks are kept
+// before expired ones are swept.
+const maxPassMarks = 4096
 
 // fetchAndServe answers a GET from the origins, sharing the fetch with
 // concurrent requests for the same URL, revalidating stale when given.
