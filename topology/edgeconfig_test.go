@@ -38,3 +38,16 @@ func TestEdgeConfig(t *testing.T) {
 		t.Fatalf("bad route: %v", err)
 	}
 }
+
+// A purge published while the edge is still starting is applied once it
+// runs: its disk tier may hold what the purge is about.
+func TestPurgeWhileEdgeStarts(t *testing.T) {
+	topo := &Topology{cfg: config.Default(t.TempDir()), opts: Options{Roles: []string{RoleGlobal}}}
+	purge := topo.purger()
+	if err := purge(t.Context(), nil, []string{"summary"}); err != nil {
+		t.Fatal(err)
+	}
+	if len(topo.pendingPurges) != 1 || topo.pendingPurges[0].Tags[0] != "summary" {
+		t.Fatalf("pending %+v", topo.pendingPurges)
+	}
+}

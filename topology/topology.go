@@ -75,6 +75,9 @@ type Topology struct {
 	edge    *edge.Edge
 	front   *frontdoor.FrontDoor
 
+	edgeMu        sync.Mutex // guards edge while it starts, and pendingPurges
+	pendingPurges []edge.PurgeRequest
+
 	servers   []*server
 	endpoints []Endpoint
 	readers   map[*sqldb.DB][]reader
@@ -486,13 +489,21 @@ func (t *Topology) openDB(ctx context.Context, name string) (*sqldb.DB, error) {
 }
 
 func (t *Topology) startGlobal(ctx context.Context) error {
-	var err error
-	t.edge, err = edge.New(t.edgeConfig())
+	e, err := edge.New(t.edgeConfig())
 	if err != nil {
 		return fmt.Errorf("topology: %w", err)
 	}
-	t.closers = append(t.closers, t.edge.Close)
-	if _, err := t.serve("edge", t.cfg.Edge.Listen, t.edge); err != nil {
+	t.closers = append(t.closers, e.Close)
+	// Purges published while the edge was starting apply to what its disk
+	// tier kept from the last run.
+	t.edgeMu.Lock()
+	t.edge = e
+	for _, p := range t.pendingPurges {
+		e.Purge(p)
+	}
+	t.pendingPurges = nil
+	t.edgeMu.Unlock()
+	if _, err := t.serve("edge", t.cfg.Edge.Listen, e); err != nil {
 		return err
 	}
 	var backends []frontdoor.Backend
@@ -555,14 +566,20 @@ func (t *Topology) edgeConfig() edge.Config {
 // runs here, over HTTP otherwise.
 func (t *Topology) purger() func(ctx context.Context, paths, tags []string) error {
 	return func(ctx context.Context, paths, tags []string) error {
-		if t.edge != nil {
-			t.edge.Purge(edge.PurgeRequest{Paths: paths, Tags: tags})
-			return nil
-		}
+		req := edge.PurgeRequest{Paths: paths, Tags: tags}
 		if !t.has(RoleGlobal) {
-			return purgeHTTP(ctx, "http://"+t.cfg.Edge.Listen, t.opts.APIKey, edge.PurgeRequest{Paths: paths, Tags: tags})
+			return purgeHTTP(ctx, "http://"+t.cfg.Edge.Listen, t.opts.APIKey, req)
 		}
-		return nil // the edge is still starting: nothing is cached yet
+		t.edgeMu.Lock()
+		e := t.edge
+		if e == nil {
+			t.pendingPurges = append(t.pendingPurges, req) // the edge is still starting
+		}
+		t.edgeMu.Unlock()
+		if e != nil {
+			e.Purge(req)
+		}
+		return nil
 	}
 }
 
@@ -627,7 +644,11 @@ func (t *Topology) Cloud(name string) *Cloud { return t.clouds[name] }
 func (t *Topology) Logs() *logstore.Store { return t.logs }
 
 // Edge returns the edge when this process runs it.
-func (t *Topology) Edge() *edge.Edge { return t.edge }
+func (t *Topology) Edge() *edge.Edge {
+	t.edgeMu.Lock()
+	defer t.edgeMu.Unlock()
+	return t.edge
+}
 
 // FrontDoor returns the front door when this process runs it.
 func (t *Topology) FrontDoor() *frontdoor.FrontDoor { return t.front }
