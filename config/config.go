@@ -241,8 +241,26 @@ type Edge struct {
 	// TTL is how long a cached response is fresh.
 	TTL Duration `yaml:"ttl"`
 	// StaleIfError is how long a stale response may be served while the
-	// origin fails.
+	// origin fails, where the response does not forbid it.
 	StaleIfError Duration `yaml:"stale_if_error"`
+	// Routes map path prefixes to origins, tried in order; /results/ to
+	// the result store stays the default. The edge validates them.
+	Routes []EdgeRoute `yaml:"routes"`
+	// TargetedFields are the targeted cache-control fields the edge obeys
+	// (RFC 9213); empty means CDN-Cache-Control.
+	TargetedFields []string `yaml:"targeted_fields"`
+	// DiskDir holds the edge's disk tier; empty means <data_dir>/edge-cache.
+	DiskDir string `yaml:"disk_dir"`
+	// DiskBytes bounds the disk tier; MemoryBytes the memory tier (0: the
+	// edge's defaults).
+	DiskBytes   int64 `yaml:"disk_bytes"`
+	MemoryBytes int64 `yaml:"memory_bytes"`
+}
+
+// EdgeRoute sends requests under a path prefix to origins.
+type EdgeRoute struct {
+	Prefix  string   `yaml:"prefix"`
+	Origins []string `yaml:"origins"`
 }
 
 // FrontDoor configures the global router. A zero HealthInterval takes the

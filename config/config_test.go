@@ -74,6 +74,8 @@ ingest: {batch_wait: 2ms, max_body_bytes: 1000}
 		{"negative", "functions: {max_attempts: -1}\n", "functions: settings must not be negative"},
 		{"no fields", "schema:\n  fields: []\n", ""},
 		{"bad max_length", "schema:\n  fields:\n    - {name: a, type: string, max_length: -1}\n", "schema.fields[0].max_length: must not be negative"},
+		{"edge routes", "edge:\n  routes:\n    - {prefix: /static/, origins: [\"http://127.0.0.1:9000\"]}\n  targeted_fields: [Edge-Cache-Control]\n  disk_bytes: 1000\n", ""},
+		{"edge route unknown key", "edge:\n  routes:\n    - {prefx: /}\n", `unknown key "prefx"`},
 		{"bad level", "logs: {level: loud}\n", "logs.level"},
 		{"not yaml", "clouds: [\n", "config:"},
 	}

@@ -1,59 +1,98 @@
 package edge
 
 import (
-	"context"
+	"bytes"
+	"fmt"
+	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
-
-	"github.com/intercloud/intercloud/origin"
+	"time"
 )
 
-// benchBody is a typical published result: a few KiB of JSON.
-var benchBody = `{"rows":[` + strings.Repeat(`{"group":"eu","count":12,"sum":34.5},`, 100) + `{}]}`
-
-// discardWriter is a ResponseWriter that keeps nothing, so the benchmarks
-// measure the handlers rather than a recorder.
-type discardWriter struct {
-	h    http.Header
-	code int
+// benchOrigin serves /1k/<n> fresh for an hour and /reval/<n> fresh for
+// one second, with validators.
+func benchOrigin(b *testing.B) *httptest.Server {
+	body := bytes.Repeat([]byte("a"), 1<<10)
+	mod := time.Now().Add(-time.Hour)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		maxAge := 3600
+		if strings.HasPrefix(r.URL.Path, "/reval/") {
+			maxAge = 1
+		}
+		w.Header().Set("Cache-Control", fmt.Sprintf("public, max-age=%d", maxAge))
+		w.Header().Set("ETag", `"`+r.URL.Path+`"`)
+		http.ServeContent(w, r, "", mod, bytes.NewReader(body))
+	}))
+	b.Cleanup(srv.Close)
+	return srv
 }
 
-func (w *discardWriter) Header() http.Header         { return w.h }
-func (w *discardWriter) WriteHeader(code int)        { w.code = code }
-func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
-
-func benchGets(b *testing.B, h http.Handler) {
-	b.Helper()
-	req := httptest.NewRequestWithContext(context.Background(), "GET", "/results/summary.json", nil)
-	b.SetBytes(int64(len(benchBody)))
+func benchRequests(b *testing.B, h http.Handler, path func() string) {
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	tr := &http.Transport{MaxIdleConnsPerHost: 64}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr}
 	b.ReportAllocs()
-	for b.Loop() {
-		w := &discardWriter{h: http.Header{}}
-		h.ServeHTTP(w, req)
-		if w.code != 0 && w.code != http.StatusOK {
-			b.Fatalf("status %d", w.code)
+	b.SetParallelism(16)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			resp, err := client.Get(srv.URL + path())
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				b.Errorf("status %d", resp.StatusCode)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkHit1K: cache hits of a 1 KiB object over real HTTP, next to
+// BenchmarkOriginDirect1K (the same requests straight to the origin).
+func BenchmarkHit1K(b *testing.B) {
+	o := benchOrigin(b)
+	e, err := New(Config{Routes: []Route{{Prefix: "/", Origins: []string{o.URL}}}, Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close()
+	benchRequests(b, e, func() string { return "/1k/0" })
+}
+
+// BenchmarkOriginDirect1K is the baseline of BenchmarkHit1K.
+func BenchmarkOriginDirect1K(b *testing.B) {
+	o := benchOrigin(b)
+	benchRequests(b, o.Config.Handler, func() string { return "/1k/0" })
+}
+
+// BenchmarkRevalidationMix: 2,000 objects fresh for one second, requested
+// at random: most requests revalidate.
+func BenchmarkRevalidationMix(b *testing.B) {
+	o := benchOrigin(b)
+	e, err := New(Config{Routes: []Route{{Prefix: "/", Origins: []string{o.URL}}}, DiskDir: b.TempDir(), Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close()
+	for i := range 2000 {
+		if resp, err := http.Get(fmt.Sprintf("%s/reval/%d", o.URL, i)); err == nil {
+			resp.Body.Close()
 		}
 	}
-}
-
-// BenchmarkEdgeHit serves cached GETs through the edge handler.
-func BenchmarkEdgeHit(b *testing.B) {
-	o := newOrigin(b)
-	o.put(b, "results/summary.json", benchBody)
-	e, _, _ := newEdge(b, Config{TTL: 1 << 40}, o)
-	benchGets(b, e) // the first GET fills the cache
-	if o.reqs.Load() != 1 {
-		b.Fatalf("origin requests = %d, want 1", o.reqs.Load())
+	warm := httptest.NewRecorder()
+	for i := range 2000 {
+		e.ServeHTTP(warm, httptest.NewRequest("GET", fmt.Sprintf("/reval/%d", i), nil))
 	}
-}
-
-// BenchmarkOriginDirect serves the same GETs straight from the origin
-// handler over the file bucket: what every request would cost without
-// the edge (before any network hop).
-func BenchmarkOriginDirect(b *testing.B) {
-	o := newOrigin(b)
-	o.put(b, "results/summary.json", benchBody)
-	benchGets(b, origin.New(origin.Config{Bucket: o.bucket, Prefix: "results/", Logger: quiet}))
+	b.ResetTimer()
+	benchRequests(b, e, func() string { return fmt.Sprintf("/reval/%d", rand.IntN(2000)) })
+	st := e.Stats()
+	b.ReportMetric(float64(st.Revalidations)/float64(b.N), "revalidations/op")
 }

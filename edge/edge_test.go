@@ -1,16 +1,14 @@
 package edge
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,616 +17,440 @@ import (
 	"github.com/intercloud/intercloud/origin"
 )
 
-var quiet = slog.New(slog.DiscardHandler)
+// Routes: longest prefix wins, the origin URL's path is kept as a prefix,
+// origins are tried in order.
+func TestRoutes(t *testing.T) {
+	c := newClock()
+	static := newTestOrigin(t, c)
+	site := newTestOrigin(t, c)
+	static.static("/base/static/a.css", 200, "css", "Cache-Control: max-age=60")
+	site.static("/page", 200, "page", "Cache-Control: max-age=60")
+	down := httptest.NewServer(http.NotFoundHandler())
+	down.Close()
+	e := newTestEdge(t, Config{Routes: []Route{
+		{Prefix: "/", Origins: []string{down.URL, site.srv.URL}},
+		{Prefix: "/static/", Origins: []string{static.srv.URL + "/base/"}},
+	}}, c)
+	e.get(t, "/static/a.css").want(t, 200, "css", Miss)
+	e.get(t, "/page").want(t, 200, "page", Miss) // the first origin is down: the second answers
+	e.get(t, "/page").want(t, 200, "page", Hit)
+	static.want(t, "/base/static/a.css", 1)
+	site.want(t, "/page", 1)
+	if n := e.Stats().OriginErrors; n != 1 {
+		t.Errorf("origin errors = %d", n)
+	}
 
-// clock is a settable time source for the edge.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
+	// A 5xx moves on to the next origin; the last answer is passed on.
+	a, b := newTestOrigin(t, c), newTestOrigin(t, c)
+	a.static("/x", 503, "a down")
+	b.static("/x", 200, "from b", "Cache-Control: max-age=60")
+	e2 := newTestEdge(t, Config{}, c, a, b)
+	e2.get(t, "/x").want(t, 200, "from b", Miss)
+	b.static("/y", 502, "b down")
+	a.static("/y", 500, "a down")
+	e2.get(t, "/y").want(t, 502, "b down", Pass)
+	// A POST is not retried on another origin once sent.
+	a.static("/p", 503, "a down")
+	e2.do(t, "POST", "/p", "body").want(t, 503, "a down", Pass)
+	b.want(t, "/p", 0)
 }
 
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-// originServer is the real origin over a real file bucket, behind a real
-// HTTP server, with a request counter and an optional gate that holds each
-// response (after the origin produced it) until released.
-type originServer struct {
-	srv    *httptest.Server
-	bucket *objects.Bucket
-	reqs   atomic.Int64
-	inm    atomic.Int64 // requests carrying If-None-Match
-	held   atomic.Int64 // responses produced and held at the gate
-
-	mu   sync.Mutex
-	gate chan struct{}
-}
-
-func newOrigin(t testing.TB) *originServer {
-	t.Helper()
-	b, err := objects.Open(context.Background(), "file://"+t.TempDir(), quiet)
-	if err != nil {
-		t.Fatal(err)
+func TestNoRouteAndBadPaths(t *testing.T) {
+	c := newClock()
+	o := newTestOrigin(t, c)
+	e := newTestEdge(t, Config{Routes: []Route{{Prefix: "/results/", Origins: []string{o.srv.URL}}}}, c)
+	r := e.get(t, "/elsewhere")
+	if r.status != 404 || r.errCode(t) != "not_found" {
+		t.Fatalf("no route: %d %q", r.status, r.body)
 	}
-	t.Cleanup(func() { b.Close() })
-	o := &originServer{bucket: b}
-	h := origin.New(origin.Config{Bucket: b, Prefix: "results/", Logger: quiet})
-	o.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		o.reqs.Add(1)
-		if r.Header.Get("If-None-Match") != "" {
-			o.inm.Add(1)
-		}
-		o.mu.Lock()
-		gate := o.gate
-		o.mu.Unlock()
-		if gate == nil {
-			h.ServeHTTP(w, r)
-			return
-		}
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, r)
-		o.held.Add(1)
-		<-gate
-		for k, v := range rec.Header() {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(rec.Code)
-		_, _ = w.Write(rec.Body.Bytes())
-	}))
-	t.Cleanup(o.srv.Close)
-	return o
-}
-
-func (o *originServer) put(t testing.TB, key, body string) {
-	t.Helper()
-	if err := o.bucket.Put(context.Background(), key, []byte(body), &objects.PutOptions{ContentType: "application/json"}); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// hold makes the origin hold its responses until the returned func runs.
-func (o *originServer) hold() (release func()) {
-	g := make(chan struct{})
-	o.mu.Lock()
-	o.gate = g
-	o.mu.Unlock()
-	return func() {
-		o.mu.Lock()
-		o.gate = nil
-		o.mu.Unlock()
-		close(g)
-	}
-}
-
-func newEdge(t testing.TB, cfg Config, origins ...*originServer) (*Edge, *httptest.Server, *clock) {
-	t.Helper()
-	for _, o := range origins {
-		cfg.Origins = append(cfg.Origins, o.srv.URL)
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = quiet
-	}
-	e, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	clk := &clock{t: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
-	e.now = clk.Now
-	srv := httptest.NewServer(e)
-	t.Cleanup(srv.Close)
-	return e, srv, clk
-}
-
-type result struct {
-	status int
-	body   string
-	h      http.Header
-}
-
-func get(t testing.TB, url string, hdr ...string) result {
-	t.Helper()
-	return do(t, "GET", url, "", hdr...)
-}
-
-func do(t testing.TB, method, url, body string, hdr ...string) result {
-	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return result{resp.StatusCode, string(b), resp.Header}
-}
-
-func (r result) want(t testing.TB, status int, body, xcache string) {
-	t.Helper()
-	if r.status != status || (body != "" && r.body != body) || (xcache != "" && r.h.Get("X-Cache") != xcache) {
-		t.Fatalf("got %d %q X-Cache=%q; want %d %q X-Cache=%q", r.status, r.body, r.h.Get("X-Cache"), status, body, xcache)
-	}
-}
-
-func (r result) errCode(t testing.TB) string {
-	t.Helper()
-	var e struct {
-		Error struct{ Code, Message string } `json:"error"`
-	}
-	if r.h.Get("Content-Type") != "application/json" || json.Unmarshal([]byte(r.body), &e) != nil || e.Error.Code == "" {
-		t.Fatalf("not a JSON error: %d %q %q", r.status, r.h.Get("Content-Type"), r.body)
-	}
-	return e.Error.Code
-}
-
-func TestMissThenHit(t *testing.T) {
-	o := newOrigin(t)
-	o.put(t, "results/summary.json", `{"n":1}`)
-	e, srv, clk := newEdge(t, Config{TTL: 30 * time.Second}, o)
-
-	r := get(t, srv.URL+"/results/summary.json")
-	r.want(t, 200, `{"n":1}`, Miss)
-	if r.h.Get("ETag") == "" || r.h.Get("Content-Type") != "application/json" || r.h.Get("Last-Modified") == "" {
-		t.Fatalf("headers: %v", r.h)
-	}
-	if cc := r.h.Get("Cache-Control"); cc != "public, max-age=30" {
-		t.Fatalf("Cache-Control = %q", cc)
-	}
-	clk.Add(10 * time.Second)
-	r2 := get(t, srv.URL+"/results/summary.json?ignored=1")
-	r2.want(t, 200, `{"n":1}`, Hit)
-	if r2.h.Get("Age") != "10" || r2.h.Get("Cache-Control") != "public, max-age=20" || r2.h.Get("ETag") != r.h.Get("ETag") {
-		t.Fatalf("hit headers: %v", r2.h)
-	}
-	r3 := do(t, "HEAD", srv.URL+"/results/summary.json", "")
-	r3.want(t, 200, "", Hit)
-	if r3.body != "" || r3.h.Get("Content-Length") != "7" {
-		t.Fatalf("HEAD: %q %v", r3.body, r3.h)
-	}
-	if n := o.reqs.Load(); n != 1 {
-		t.Fatalf("origin requests = %d, want 1", n)
-	}
-	s := e.Stats()
-	if s.Hits != 2 || s.Misses != 1 || s.OriginRequests != 1 || s.Entries != 1 || s.Bytes <= 7 {
-		t.Fatalf("stats = %+v", s)
-	}
-}
-
-func TestExpiryRevalidation(t *testing.T) {
-	o := newOrigin(t)
-	o.put(t, "results/a.json", `{"v":1}`)
-	e, srv, clk := newEdge(t, Config{TTL: 10 * time.Second}, o)
-
-	get(t, srv.URL+"/results/a.json").want(t, 200, `{"v":1}`, Miss)
-	clk.Add(11 * time.Second)
-	// Unchanged at the origin: a 304 refreshes the entry.
-	r := get(t, srv.URL+"/results/a.json")
-	r.want(t, 200, `{"v":1}`, Hit)
-	if r.h.Get("Age") != "0" || r.h.Get("Cache-Control") != "public, max-age=10" {
-		t.Fatalf("after revalidation: %v", r.h)
-	}
-	if o.reqs.Load() != 2 || o.inm.Load() != 1 || e.Stats().Revalidations != 1 {
-		t.Fatalf("origin reqs %d, conditional %d, stats %+v", o.reqs.Load(), o.inm.Load(), e.Stats())
-	}
-	get(t, srv.URL+"/results/a.json").want(t, 200, `{"v":1}`, Hit)
-	if o.reqs.Load() != 2 {
-		t.Fatalf("refreshed entry not used: origin reqs %d", o.reqs.Load())
-	}
-	// Changed at the origin: the new body replaces the entry once expired.
-	o.put(t, "results/a.json", `{"v":222}`)
-	get(t, srv.URL+"/results/a.json").want(t, 200, `{"v":1}`, Hit)
-	clk.Add(11 * time.Second)
-	get(t, srv.URL+"/results/a.json").want(t, 200, `{"v":222}`, Miss)
-	get(t, srv.URL+"/results/a.json").want(t, 200, `{"v":222}`, Hit)
-}
-
-func TestOriginMaxAgeBoundsTTL(t *testing.T) {
-	o := newOrigin(t) // the origin says max-age=60
-	o.put(t, "results/a.json", `{}`)
-	_, srv, clk := newEdge(t, Config{TTL: time.Hour}, o)
-	get(t, srv.URL+"/results/a.json").want(t, 200, `{}`, Miss)
-	clk.Add(59 * time.Second)
-	get(t, srv.URL+"/results/a.json").want(t, 200, `{}`, Hit)
-	clk.Add(2 * time.Second)
-	get(t, srv.URL+"/results/a.json").want(t, 200, `{}`, Hit) // revalidated
-	if o.inm.Load() != 1 {
-		t.Fatalf("conditional origin requests = %d, want 1", o.inm.Load())
-	}
-}
-
-func TestFreshness(t *testing.T) {
-	e := &Edge{ttl: 60 * time.Second}
-	tests := []struct {
-		cc    string
-		fresh time.Duration
-		store bool
-	}{
-		{"", 60 * time.Second, true},
-		{"public, max-age=30", 30 * time.Second, true},
-		{"max-age=600", 60 * time.Second, true},
-		{"max-age=600, s-maxage=5", 5 * time.Second, true},
-		{`max-age="20"`, 20 * time.Second, true},
-		{"max-age=-1", 60 * time.Second, true},
-		{"max-age=junk", 60 * time.Second, true},
-		{"no-cache", 0, true},
-		{"no-store", 0, false},
-		{"Private, max-age=30", 0, false},
-		{"public, max-age=0", 0, true},
-	}
-	for _, tc := range tests {
-		fresh, store := e.freshness(tc.cc)
-		if fresh != tc.fresh || store != tc.store {
-			t.Errorf("freshness(%q) = %v %v, want %v %v", tc.cc, fresh, store, tc.fresh, tc.store)
+	for _, p := range []string{"/results/%2e%2e/x", "/results//a", "/results/a%00"} {
+		r := e.get(t, p)
+		if r.status != 400 || r.errCode(t) != "malformed" {
+			t.Errorf("%s: %d %q", p, r.status, r.body)
 		}
 	}
-}
-
-func TestNegativeCache(t *testing.T) {
-	o := newOrigin(t)
-	_, srv, clk := newEdge(t, Config{TTL: time.Minute}, o)
-	r := get(t, srv.URL+"/results/late.json")
-	r.want(t, 404, "", Miss)
-	if r.errCode(t) != "not_found" {
-		t.Fatal(r.body)
-	}
-	o.put(t, "results/late.json", `{"late":true}`)
-	r = get(t, srv.URL+"/results/late.json")
-	r.want(t, 404, "", Hit)
-	if r.h.Get("Cache-Control") != "public, max-age=5" || o.reqs.Load() != 1 {
-		t.Fatalf("negative hit: %v, origin reqs %d", r.h, o.reqs.Load())
-	}
-	clk.Add(6 * time.Second)
-	get(t, srv.URL+"/results/late.json").want(t, 200, `{"late":true}`, Miss)
-}
-
-func TestConditionalAndRange(t *testing.T) {
-	o := newOrigin(t)
-	o.put(t, "results/digits.json", `"0123456789"`)
-	_, srv, _ := newEdge(t, Config{}, o)
-	url := srv.URL + "/results/digits.json"
-	get(t, url).want(t, 200, `"0123456789"`, Miss)
-	for range 2 { // twice: served from the entry each time
-		et := get(t, url).h.Get("ETag")
-		r := get(t, url, "If-None-Match", et)
-		r.want(t, 304, "", Hit)
-		if r.body != "" || r.h.Get("ETag") != et {
-			t.Fatalf("304: %q %v", r.body, r.h)
-		}
-		get(t, url, "If-None-Match", `"other"`).want(t, 200, `"0123456789"`, Hit)
-		r = get(t, url, "Range", "bytes=3-6")
-		r.want(t, 206, "2345", Hit)
-		if r.h.Get("Content-Range") != "bytes 3-6/12" {
-			t.Fatalf("Content-Range = %q", r.h.Get("Content-Range"))
-		}
-		r = get(t, url, "Range", "bytes=100-")
-		r.want(t, 416, "", "")
-		if r.errCode(t) != "range_not_satisfiable" || r.h.Get("Content-Range") != "bytes */12" {
-			t.Fatalf("416: %q %v", r.body, r.h)
-		}
-	}
-	// If-None-Match on the very first (missing) request also gets a 304.
-	o.put(t, "results/other.json", `{}`)
-	et := get(t, o.srv.URL+"/results/other.json").h.Get("ETag")
-	get(t, srv.URL+"/results/other.json", "If-None-Match", et).want(t, 304, "", Miss)
-}
-
-func TestPurge(t *testing.T) {
-	o := newOrigin(t)
-	o.put(t, "results/summary.json", `{"v":1}`)
-	o.put(t, "results/hourly/01.json", `{"h":1}`)
-	o.put(t, "results/hourly/02.json", `{"h":2}`)
-	o.put(t, "results/hourlyx.json", `{"x":1}`)
-	e, srv, _ := newEdge(t, Config{PurgeKey: "k3y"}, o)
-	paths := []string{"/results/summary.json", "/results/hourly/01.json", "/results/hourly/02.json", "/results/hourlyx.json"}
-	for _, p := range paths {
-		get(t, srv.URL+p).want(t, 200, "", Miss)
-	}
-	o.put(t, "results/summary.json", `{"v":2}`)
-	o.put(t, "results/hourly/01.json", `{"h":11}`)
-	o.put(t, "results/hourly/02.json", `{"h":22}`)
-	get(t, srv.URL+"/results/summary.json").want(t, 200, `{"v":1}`, Hit)
-
-	purge := func(body string, hdr ...string) result {
-		return do(t, "POST", srv.URL+"/purge", body, hdr...)
-	}
-	auth := []string{"Authorization", "Bearer k3y", "Content-Type", "application/json"}
-
-	// Refused purges change nothing.
-	for _, tc := range []struct {
-		name   string
-		r      result
-		status int
-		code   string
-	}{
-		{"no key", purge(`{"paths":["/results/summary.json"]}`), 401, "unauthenticated"},
-		{"wrong key", purge(`{"paths":["/results/summary.json"]}`, "Authorization", "Bearer nope"), 401, "unauthenticated"},
-		{"bad json", purge(`{"paths":[`, auth...), 400, "malformed"},
-		{"unknown field", purge(`{"path":["/results/summary.json"]}`, auth...), 400, "malformed"},
-		{"no paths", purge(`{"paths":[]}`, auth...), 400, "malformed"},
-		{"bad path", purge(`{"paths":["/results/../x"]}`, auth...), 400, "malformed"},
-		{"relative path", purge(`{"paths":["results/summary.json"]}`, auth...), 400, "malformed"},
-		{"inner star", purge(`{"paths":["/results/*/x*"]}`, auth...), 400, "malformed"},
-		{"trailing data", purge(`{"paths":["/results/summary.json"]} {}`, auth...), 400, "malformed"},
-		{"GET", do(t, "GET", srv.URL+"/purge", "", auth...), 405, "method_not_allowed"},
-		{"DELETE", do(t, "DELETE", srv.URL+"/purge", "", auth...), 405, "method_not_allowed"},
-	} {
-		if tc.r.status != tc.status || tc.r.errCode(t) != tc.code {
-			t.Fatalf("%s: %d %q", tc.name, tc.r.status, tc.r.body)
-		}
-	}
-	if s := e.Stats(); s.Entries != 4 || s.Purges != 0 {
-		t.Fatalf("refused purges changed the cache: %+v", s)
-	}
-
-	r := purge(`{"paths":["/results/summary.json"]}`, auth...)
-	if r.status != 200 || strings.TrimSpace(r.body) != `{"purged":1}` {
-		t.Fatalf("purge: %d %q", r.status, r.body)
-	}
-	get(t, srv.URL+"/results/summary.json").want(t, 200, `{"v":2}`, Miss)
-	get(t, srv.URL+"/results/hourly/01.json").want(t, 200, `{"h":1}`, Hit)
-
-	r = purge(`{"paths":["/results/hourly/*"]}`, auth...)
-	if r.status != 200 || strings.TrimSpace(r.body) != `{"purged":2}` {
-		t.Fatalf("prefix purge: %d %q", r.status, r.body)
-	}
-	get(t, srv.URL+"/results/hourly/01.json").want(t, 200, `{"h":11}`, Miss)
-	get(t, srv.URL+"/results/hourly/02.json").want(t, 200, `{"h":22}`, Miss)
-	get(t, srv.URL+"/results/hourlyx.json").want(t, 200, `{"x":1}`, Hit)
-
-	if n := e.Purge("/*"); n != 4 {
-		t.Fatalf("purge all = %d", n)
-	}
-	if s := e.Stats(); s.Entries != 0 || s.Bytes != 0 || s.Purges != 3 || s.Purged != 7 {
-		t.Fatalf("stats after purge all: %+v", s)
-	}
-}
-
-func TestPurgeDuringFetch(t *testing.T) {
-	o := newOrigin(t)
-	o.put(t, "results/a.json", `{"v":"old"}`)
-	e, srv, _ := newEdge(t, Config{}, o)
-	release := o.hold()
-	done := make(chan result, 1)
-	go func() { done <- get(t, srv.URL+"/results/a.json") }()
-	// The origin has produced the old body and holds it; now the object
-	// changes and the path is purged.
-	waitFor(t, func() bool { return o.held.Load() == 1 })
-	o.put(t, "results/a.json", `{"v":"new"}`)
-	e.Purge("/results/a.json")
-	release()
-	(<-done).want(t, 200, `{"v":"old"}`, Miss) // its request began before the purge
-	if s := e.Stats(); s.Entries != 0 {
-		t.Fatalf("the in-flight fetch stored its pre-purge body: %+v", s)
-	}
-	get(t, srv.URL+"/results/a.json").want(t, 200, `{"v":"new"}`, Miss)
-	get(t, srv.URL+"/results/a.json").want(t, 200, `{"v":"new"}`, Hit)
-}
-
-func TestStaleIfError(t *testing.T) {
-	o := newOrigin(t)
-	o.put(t, "results/a.json", `{"v":1}`)
-	e, srv, clk := newEdge(t, Config{TTL: 10 * time.Second, StaleIfError: time.Minute}, o)
-	get(t, srv.URL+"/results/a.json").want(t, 200, `{"v":1}`, Miss)
-	o.srv.Close() // the origin is gone
-
-	// Still fresh: served as usual.
-	get(t, srv.URL+"/results/a.json").want(t, 200, `{"v":1}`, Hit)
-
-	clk.Add(30 * time.Second)
-	r := get(t, srv.URL+"/results/a.json")
-	r.want(t, 200, `{"v":1}`, Stale)
-	if r.h.Get("Warning") != `110 - "Response is Stale"` || r.h.Get("Cache-Control") != "public, max-age=0" || r.h.Get("Age") != "30" {
-		t.Fatalf("stale headers: %v", r.h)
-	}
-	errs := e.Stats().OriginErrors
-	// Right after a failure the origins are not retried for every request.
-	get(t, srv.URL+"/results/a.json").want(t, 200, `{"v":1}`, Stale)
-	if e.Stats().OriginErrors != errs {
-		t.Fatalf("origins retried at once: %+v", e.Stats())
-	}
-	clk.Add(10 * time.Second)
-	get(t, srv.URL+"/results/a.json").want(t, 200, `{"v":1}`, Stale)
-	if e.Stats().OriginErrors != errs+1 {
-		t.Fatalf("origins not retried after the back-off: %+v", e.Stats())
-	}
-
-	// Past expiry + StaleIfError: an error, not the stale copy.
-	clk.Add(time.Minute)
-	r = get(t, srv.URL+"/results/a.json")
-	if r.status != 503 || r.errCode(t) != "unavailable" || strings.Contains(r.body, `"v"`) {
-		t.Fatalf("beyond stale-if-error: %d %q", r.status, r.body)
-	}
-	// A path never cached fails the same way.
-	if r = get(t, srv.URL+"/results/never.json"); r.status != 503 {
-		t.Fatalf("uncached with origin down: %d %q", r.status, r.body)
-	}
-	if s := e.Stats(); s.StaleServed != 3 {
-		t.Fatalf("stats: %+v", s)
-	}
-}
-
-func TestStaleWhenOriginAnswers5xx(t *testing.T) {
-	o := newOrigin(t)
-	o.put(t, "results/a.json", `{"v":1}`)
-	_, srv, clk := newEdge(t, Config{TTL: 10 * time.Second, StaleIfError: time.Minute}, o)
-	get(t, srv.URL+"/results/a.json").want(t, 200, `{"v":1}`, Miss)
-	o.bucket.Close() // the origin answers 503 from now on
-	clk.Add(20 * time.Second)
-	get(t, srv.URL+"/results/a.json").want(t, 200, `{"v":1}`, Stale)
-	clk.Add(2 * time.Minute)
-	r := get(t, srv.URL+"/results/a.json")
-	if r.status != 502 || r.errCode(t) != "bad_gateway" {
-		t.Fatalf("beyond stale-if-error with a 5xx origin: %d %q", r.status, r.body)
-	}
-}
-
-func TestFailover(t *testing.T) {
-	down := newOrigin(t)
-	down.srv.Close() // connection refused
-	broken := newOrigin(t)
-	broken.bucket.Close() // answers 503
-	replica := newOrigin(t)
-	replica.put(t, "results/a.json", `{"from":"replica"}`)
-	e, srv, _ := newEdge(t, Config{}, down, broken, replica)
-	get(t, srv.URL+"/results/a.json").want(t, 200, `{"from":"replica"}`, Miss)
-	if s := e.Stats(); s.OriginErrors != 2 || s.OriginRequests != 3 || broken.reqs.Load() != 1 || replica.reqs.Load() != 1 {
-		t.Fatalf("stats %+v, broken %d, replica %d", s, broken.reqs.Load(), replica.reqs.Load())
-	}
-	// A 404 is an answer: it does not fail over.
-	first := newOrigin(t)
-	second := newOrigin(t)
-	second.put(t, "results/b.json", `{}`)
-	_, srv2, _ := newEdge(t, Config{}, first, second)
-	get(t, srv2.URL+"/results/b.json").want(t, 404, "", Miss)
-	if second.reqs.Load() != 0 {
-		t.Fatal("a 404 failed over")
-	}
-}
-
-func TestCoalescing(t *testing.T) {
-	o := newOrigin(t)
-	o.put(t, "results/a.json", `{"v":1}`)
-	e, srv, _ := newEdge(t, Config{}, o)
-	const n = 20
-	release := o.hold()
-	var wg sync.WaitGroup
-	results := make([]result, n)
-	for i := range n {
-		wg.Go(func() { results[i] = get(t, srv.URL+"/results/a.json") })
-	}
-	waitFor(t, func() bool {
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		c := e.flights["/results/a.json"]
-		return c != nil && c.joined == n-1
-	})
-	release()
-	wg.Wait()
-	for _, r := range results {
-		r.want(t, 200, `{"v":1}`, Miss)
-	}
-	if got := o.reqs.Load(); got != 1 {
-		t.Fatalf("origin requests = %d, want 1", got)
-	}
-}
-
-func TestLRUBound(t *testing.T) {
-	o := newOrigin(t)
-	body := strings.Repeat("x", 1000)
-	const per = int64(1000 + len("/results/0.json") + entryOverhead)
-	e, srv, _ := newEdge(t, Config{MaxBytes: 3*per + 10}, o)
-	for i := range 5 {
-		o.put(t, fmt.Sprintf("results/%d.json", i), body)
-	}
-	for i := range 5 {
-		get(t, srv.URL+fmt.Sprintf("/results/%d.json", i)).want(t, 200, body, Miss)
-		if s := e.Stats(); s.Bytes > 3*per+10 {
-			t.Fatalf("over the bound: %+v", s)
-		}
-	}
-	if s := e.Stats(); s.Entries != 3 || s.Evictions != 2 || s.Bytes != 3*per {
-		t.Fatalf("stats = %+v", s)
-	}
-	get(t, srv.URL+"/results/4.json").want(t, 200, body, Hit)
-	get(t, srv.URL+"/results/2.json").want(t, 200, body, Hit)  // now most recent
-	get(t, srv.URL+"/results/0.json").want(t, 200, body, Miss) // evicts 3
-	get(t, srv.URL+"/results/2.json").want(t, 200, body, Hit)
-	get(t, srv.URL+"/results/3.json").want(t, 200, body, Miss)
-
-	// An object larger than the whole cache is refused, not stored.
-	o.put(t, "results/huge.json", strings.Repeat("y", int(4*per)))
-	r := get(t, srv.URL+"/results/huge.json")
-	if r.status != 502 || r.errCode(t) != "bad_gateway" {
-		t.Fatalf("huge: %d %q", r.status, r.body)
-	}
-}
-
-func TestRequestErrors(t *testing.T) {
-	o := newOrigin(t)
-	o.put(t, "private.json", `{"private":1}`)
-	_, srv, _ := newEdge(t, Config{}, o)
-	tests := []struct {
-		method, path string
-		status       int
-		code         string
-	}{
-		{"GET", "/", 404, "not_found"},
-		{"GET", "/private.json", 404, "not_found"},
-		{"GET", "/results", 404, "not_found"},
-		{"GET", "/results/", 400, "malformed"},
-		{"GET", "/results//a.json", 400, "malformed"},
-		{"GET", "/results/../private.json", 400, "malformed"},
-		{"GET", "/results/%2e%2e/private.json", 400, "malformed"},
-		{"GET", "/results/./a.json", 400, "malformed"},
-		{"GET", "/results/a%00.json", 400, "malformed"},
-		{"GET", "/results/%ff.json", 400, "malformed"},
-		{"GET", "/results/" + strings.Repeat("a", MaxPathLen), 400, "malformed"},
-		{"POST", "/results/a.json", 405, "method_not_allowed"},
-		{"PUT", "/results/a.json", 405, "method_not_allowed"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
-			r := do(t, tc.method, srv.URL+tc.path, "")
-			if r.status != tc.status || r.errCode(t) != tc.code {
-				t.Fatalf("got %d %q; want %d %s", r.status, r.body, tc.status, tc.code)
-			}
-		})
-	}
-	if o.reqs.Load() != 0 {
-		t.Fatalf("bad requests reached the origin: %d", o.reqs.Load())
+	if len(o.hits) != 0 {
+		t.Fatalf("bad requests reached the origin: %v", o.hits)
 	}
 }
 
 func TestNewConfig(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		cfg  Config
-		ok   bool
-	}{
-		{"ok", Config{Origins: []string{"http://127.0.0.1:1"}}, true},
-		{"no origins", Config{}, false},
-		{"bad scheme", Config{Origins: []string{"ftp://x"}}, false},
-		{"no host", Config{Origins: []string{"http://"}}, false},
-		{"negative ttl", Config{Origins: []string{"http://x"}, TTL: -1}, false},
-	} {
-		e, err := New(tc.cfg)
-		if (err == nil) != tc.ok {
-			t.Errorf("%s: err = %v", tc.name, err)
-		}
-		if err == nil && (e.ttl != DefaultTTL || e.stale != DefaultStaleIfError || e.maxBytes != DefaultMaxBytes) {
-			t.Errorf("%s: defaults not applied", tc.name)
+	bad := []Config{
+		{},
+		{Routes: []Route{{Prefix: "x", Origins: []string{"http://a"}}}},
+		{Routes: []Route{{Prefix: "/", Origins: nil}}},
+		{Routes: []Route{{Prefix: "/", Origins: []string{"ftp://a"}}}},
+		{Routes: []Route{{Prefix: "/", Origins: []string{"http://"}}}},
+		{Routes: []Route{{Prefix: "/", Origins: []string{"http://a"}}, {Prefix: "/", Origins: []string{"http://b"}}}},
+		{Routes: []Route{{Prefix: "/", Origins: []string{"http://a"}}}, TTL: -1},
+		{Routes: []Route{{Prefix: "/", Origins: []string{"http://a"}}}, TargetedFields: []string{"Bad Field"}},
+		{Routes: []Route{{Prefix: "/", Origins: []string{"http://a"}}}, MemoryBytes: -1},
+	}
+	for i, cfg := range bad {
+		if _, err := New(cfg); err == nil {
+			t.Errorf("config %d accepted", i)
 		}
 	}
-	_, err := New(Config{Origins: []string{"ftp://u:hunter2@x/?sig=secret"}})
-	if err == nil || strings.Contains(err.Error(), "hunter2") || strings.Contains(err.Error(), "secret") {
-		t.Fatalf("credentials in error: %v", err)
+	e, err := New(Config{Routes: []Route{{Prefix: "/", Origins: []string{"http://user:pw@a"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.cfg.TTL != DefaultTTL || e.cfg.StaleIfError != DefaultStaleIfError || e.cfg.MemoryBytes != DefaultMemoryBytes || e.cfg.TargetedFields[0] != "Cdn-Cache-Control" {
+		t.Fatalf("defaults %+v", e.cfg)
+	}
+	_ = e.Close()
+}
+
+// Concurrent misses for one URL share one origin request, and all get the
+// body while it streams.
+func TestCollapsedMisses(t *testing.T) {
+	c := newClock()
+	o := newTestOrigin(t, c)
+	release := make(chan struct{})
+	o.handle("/x", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Content-Length", "10")
+		io.WriteString(w, "01234")
+		w.(http.Flusher).Flush()
+		<-release
+		io.WriteString(w, "56789")
+	})
+	e := newTestEdge(t, Config{}, c, o)
+	var wg sync.WaitGroup
+	results := make([]result, 8)
+	for i := range results {
+		wg.Go(func() { results[i] = e.get(t, "/x") })
+	}
+	waitFor(t, "the fill", func() bool { return o.count("/x") == 1 })
+	time.Sleep(50 * time.Millisecond) // let the others join
+	close(release)
+	wg.Wait()
+	for i, r := range results {
+		if r.status != 200 || r.body != "0123456789" {
+			t.Fatalf("request %d: %d %q", i, r.status, r.body)
+		}
+	}
+	o.want(t, "/x", 1)
+	// A response the followers cannot use (not storable) sends each of
+	// them to the origin.
+	o.static("/private", 200, "mine", "Cache-Control: private")
+	for range 3 {
+		wg.Go(func() { e.get(t, "/private").want(t, 200, "mine", Pass) })
+	}
+	wg.Wait()
+	o.want(t, "/private", 3)
+}
+
+// Bodies stream: the client has the first bytes before the origin has
+// sent the last, on a miss (stored) and on a pass.
+func TestStreaming(t *testing.T) {
+	for _, cc := range []string{"max-age=60", "no-store"} {
+		t.Run(cc, func(t *testing.T) {
+			c := newClock()
+			o := newTestOrigin(t, c)
+			release := make(chan struct{})
+			o.handle("/x", func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Cache-Control", cc)
+				io.WriteString(w, "first")
+				w.(http.Flusher).Flush()
+				<-release
+				io.WriteString(w, "last")
+			})
+			e := newTestEdge(t, Config{}, c, o)
+			resp, err := http.Get(e.srv.URL + "/x")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			buf := make([]byte, 5)
+			if _, err := io.ReadFull(resp.Body, buf); err != nil || string(buf) != "first" {
+				t.Fatalf("first bytes %q %v", buf, err)
+			}
+			close(release)
+			rest, _ := io.ReadAll(resp.Body)
+			if string(rest) != "last" {
+				t.Fatalf("rest %q", rest)
+			}
+		})
 	}
 }
 
-func waitFor(t testing.TB, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
+// A body cut by the origin is not stored, and the client sees the cut.
+func TestTruncatedBody(t *testing.T) {
+	c := newClock()
+	o := newTestOrigin(t, c)
+	o.handle("/x", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Content-Length", "100")
+		io.WriteString(w, "short")
+		w.(http.Flusher).Flush()
+		panic(http.ErrAbortHandler)
+	})
+	e := newTestEdge(t, Config{}, c, o)
+	resp, err := http.Get(e.srv.URL + "/x")
+	if err == nil {
+		_, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+	}
+	if err == nil {
+		t.Fatal("a cut body looked whole")
+	}
+	o.static("/x", 200, "whole", "Cache-Control: max-age=60")
+	e.get(t, "/x").want(t, 200, "whole", Miss)
+}
+
+// Range: served from a stored response; on a miss forwarded as is.
+func TestRange(t *testing.T) {
+	c := newClock()
+	o := newTestOrigin(t, c)
+	body := "0123456789abcdefghij"
+	lm := c.Now().Add(-time.Hour).Format(http.TimeFormat)
+	o.handle("/x", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		w.Header().Set("ETag", `"r1"`)
+		w.Header().Set("Content-Type", "text/plain")
+		http.ServeContent(w, r, "", time.Time{}, strings.NewReader(body))
+	})
+	e := newTestEdge(t, Config{}, c, o)
+	// A miss forwards the Range: the origin answers 206 and nothing is
+	// stored.
+	r := e.get(t, "/x", "Range: bytes=2-4")
+	r.want(t, 206, "234", Pass)
+	if o.lastRequest("/x").Header.Get("Range") != "bytes=2-4" {
+		t.Fatal("Range not forwarded on a miss")
+	}
+	e.get(t, "/x").want(t, 200, body, Miss)
+	cases := []struct {
+		fields []string
+		status int
+		body   string
+		crange string
+	}{
+		{[]string{"Range: bytes=2-4"}, 206, "234", "bytes 2-4/20"},
+		{[]string{"Range: bytes=15-"}, 206, "fghij", "bytes 15-19/20"},
+		{[]string{"Range: bytes=-3"}, 206, "hij", "bytes 17-19/20"},
+		{[]string{"Range: bytes=18-100"}, 206, "ij", "bytes 18-19/20"},
+		{[]string{"Range: BYTES=0-0"}, 206, "0", "bytes 0-0/20"},
+		{[]string{"Range: bytes=20-"}, 416, "*", "bytes */20"},
+		{[]string{"Range: bytes=5-2"}, 200, body, ""}, // invalid: ignored
+		{[]string{"Range: items=0-1"}, 200, body, ""}, // unknown unit: ignored
+		{[]string{"Range: bytes=0-0", `If-Range: "r1"`}, 206, "0", "bytes 0-0/20"},
+		{[]string{"Range: bytes=0-0", `If-Range: "r2"`}, 200, body, ""},
+		{[]string{"Range: bytes=0-0", "If-Range: " + lm}, 200, body, ""}, // no Last-Modified stored
+	}
+	for _, tc := range cases {
+		r := e.get(t, "/x", tc.fields...)
+		if r.status != tc.status || (tc.body != "*" && r.body != tc.body) || r.header.Get("Content-Range") != tc.crange || r.cache() != Hit {
+			t.Errorf("%q: %d %q %q %s", tc.fields, r.status, r.body, r.header.Get("Content-Range"), r.cache())
 		}
-		time.Sleep(time.Millisecond)
+		if tc.status == 416 && r.errCode(t) != "range_not_satisfiable" {
+			t.Errorf("416 body %q", r.body)
+		}
+	}
+	r = e.get(t, "/x", "Range: bytes=0-1,5-6")
+	if r.status != 206 || !strings.HasPrefix(r.header.Get("Content-Type"), "multipart/byteranges") ||
+		!strings.Contains(r.body, "Content-Range: bytes 0-1/20\r\nContent-Type: text/plain\r\n\r\n01") || !strings.Contains(r.body, "\r\n\r\n56\r\n") {
+		t.Errorf("multipart: %d %v %q", r.status, r.header, r.body)
+	}
+	o.want(t, "/x", 2)
+}
+
+// Purge by path, prefix and tag (Surrogate-Key, Cache-Tag), authenticated.
+func TestPurge(t *testing.T) {
+	c := newClock()
+	o := newTestOrigin(t, c)
+	o.static("/a", 200, "a", "Cache-Control: max-age=600", "Surrogate-Key: red blue")
+	o.static("/b", 200, "b", "Cache-Control: max-age=600", "Cache-Tag: blue,green")
+	o.static("/c/1", 200, "c1", "Cache-Control: max-age=600")
+	o.static("/c/2", 200, "c2", "Cache-Control: max-age=600")
+	e := newTestEdge(t, Config{PurgeKey: "k"}, c, o)
+	fill := func() {
+		for _, p := range []string{"/a", "/b", "/c/1", "/c/2", "/a?q=1"} {
+			e.get(t, p)
+		}
+	}
+	purge := func(body string, key string) result {
+		t.Helper()
+		if key == "" {
+			return e.do(t, "POST", "/purge", body)
+		}
+		return e.do(t, "POST", "/purge", body, "Authorization: Bearer "+key)
+	}
+	stored := func(p string) bool { return e.get(t, p, "Cache-Control: only-if-cached").status == 200 }
+	fill()
+	if r := purge(`{"tags":["red"]}`, ""); r.status != 401 || r.errCode(t) != "unauthenticated" {
+		t.Fatalf("no key: %d %q", r.status, r.body)
+	}
+	if r := purge(`{"tags":["red"]}`, "wrong"); r.status != 401 {
+		t.Fatalf("wrong key: %d", r.status)
+	}
+	if r := purge(`{"tags":["red"]}`, "k"); r.status != 200 || r.body != "{\"purged\":2}\n" {
+		t.Fatalf("purge red: %d %q", r.status, r.body)
+	}
+	if stored("/a") || !stored("/b") || stored("/a?q=1") {
+		t.Fatal("tag red")
+	}
+	fill()
+	purge(`{"tags":["blue"]}`, "k")
+	if stored("/a") || stored("/b") || !stored("/c/1") {
+		t.Fatal("tag blue (Surrogate-Key and Cache-Tag)")
+	}
+	fill()
+	purge(`{"paths":["/a"]}`, "k")
+	if stored("/a") || stored("/a?q=1") || !stored("/b") {
+		t.Fatal("path /a with its query strings")
+	}
+	fill()
+	purge(`{"paths":["/c/*"]}`, "k")
+	if stored("/c/1") || stored("/c/2") || !stored("/a") {
+		t.Fatal("prefix /c/*")
+	}
+	purge(`{"paths":["/*"]}`, "k")
+	if n := e.Stats().Entries; n != 0 {
+		t.Fatalf("%d entries after purging everything", n)
+	}
+	for _, body := range []string{``, `{}`, `{"paths":[]}`, `{"tags":[""]}`, `{"tags":["a b"]}`, `{"tags":["a,b"]}`, `{"paths":["/a*b"]}`,
+		`{"paths":["x"]}`, `{"paths":["/../x"]}`, `{"paths":["/a"],"x":1}`, `{"paths":["/a"]} {}`, `[]`, `{"tags":[1]}`} {
+		if r := purge(body, "k"); r.status != 400 || r.errCode(t) != "malformed" {
+			t.Errorf("%q: %d %q", body, r.status, r.body)
+		}
+	}
+	if r := purge(`{"tags":["`+strings.Repeat("a", maxPurgeBody)+`"]}`, "k"); r.status != 413 {
+		t.Errorf("oversize: %d", r.status)
+	}
+	if r := e.get(t, "/purge"); r.status != 405 {
+		t.Errorf("GET /purge: %d", r.status)
+	}
+}
+
+// A purge while a response is still arriving keeps it from being stored.
+func TestPurgeDuringFill(t *testing.T) {
+	c := newClock()
+	o := newTestOrigin(t, c)
+	release := make(chan struct{})
+	o.handle("/x", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Surrogate-Key", "t")
+		io.WriteString(w, "a")
+		w.(http.Flusher).Flush()
+		<-release
+		io.WriteString(w, "b")
+	})
+	e := newTestEdge(t, Config{}, c, o)
+	done := make(chan result)
+	go func() { done <- e.get(t, "/x") }()
+	waitFor(t, "the fill", func() bool { return o.count("/x") == 1 })
+	time.Sleep(20 * time.Millisecond)
+	e.Purge(PurgeRequest{Tags: []string{"t"}})
+	close(release)
+	(<-done).want(t, 200, "ab", Miss)
+	if e.Stats().Entries != 0 {
+		t.Fatal("stored despite the purge")
+	}
+}
+
+// The memory tier is bounded: least recently used bodies go first.
+func TestMemoryLRU(t *testing.T) {
+	c := newClock()
+	o := newTestOrigin(t, c)
+	for i := range 5 {
+		o.static(fmt.Sprintf("/%d", i), 200, strings.Repeat("x", 1000), "Cache-Control: max-age=600")
+	}
+	e := newTestEdge(t, Config{MemoryBytes: 4000, MemoryObjectBytes: 1500}, c, o)
+	for i := range 5 {
+		e.get(t, fmt.Sprintf("/%d", i))
+		e.get(t, "/0") // keep /0 recently used
+	}
+	st := e.Stats()
+	if st.MemoryBytes > 4000 || st.Evictions == 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	e.get(t, "/0").want(t, 200, "*", Hit)
+	e.get(t, "/1").want(t, 200, "*", Miss)
+	// Too big for the memory tier, no disk tier: passed on, not stored.
+	o.static("/big", 200, strings.Repeat("y", 2000), "Cache-Control: max-age=600")
+	e.get(t, "/big").want(t, 200, "*", Pass)
+	e.get(t, "/big").want(t, 200, "*", Pass)
+}
+
+// The disk tier holds what does not fit in memory, is bounded (LRU) and
+// survives a restart.
+func TestDiskTier(t *testing.T) {
+	c := newClock()
+	o := newTestOrigin(t, c)
+	dir := t.TempDir()
+	big := strings.Repeat("b", 5000)
+	o.static("/big", 200, big, "Cache-Control: max-age=600", "Surrogate-Key: big")
+	o.static("/small", 200, "s", "Cache-Control: max-age=600", `ETag: "s1"`)
+	cfg := Config{MemoryBytes: 10000, MemoryObjectBytes: 1000, DiskDir: dir, DiskBytes: 12000}
+	e := newTestEdge(t, cfg, c, o)
+	e.get(t, "/big").want(t, 200, big, Miss)
+	e.get(t, "/big").want(t, 200, big, Hit)
+	e.get(t, "/small").want(t, 200, "s", Miss)
+	st := e.Stats()
+	if st.DiskBytes != 5001 || st.Entries != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+	// A restart finds both on disk.
+	srv := e.srv
+	srv.Close()
+	_ = e.Close()
+	e2 := newTestEdge(t, cfg, c, o)
+	e2.get(t, "/big").want(t, 200, big, Hit)
+	r := e2.get(t, "/small", "Range: bytes=0-0")
+	r.want(t, 206, "s", Hit)
+	o.want(t, "/big", 1)
+	o.want(t, "/small", 1)
+	// Tags survive too.
+	e2.Purge(PurgeRequest{Tags: []string{"big"}})
+	e2.get(t, "/big").want(t, 200, big, Miss)
+	// A 304 rewrites the stored meta: a restart sees the new freshness.
+	c.Add(700 * time.Second)
+	e2.get(t, "/small").want(t, 200, "s", Revalidated)
+	_ = e2.Close()
+	e3 := newTestEdge(t, cfg, c, o)
+	e3.get(t, "/small").want(t, 200, "s", Hit)
+	// Bounded: a third 5000-byte object evicts the least recently used.
+	o.static("/big2", 200, big, "Cache-Control: max-age=600")
+	o.static("/big3", 200, big, "Cache-Control: max-age=600")
+	e3.get(t, "/big2")
+	e3.get(t, "/big3")
+	if st := e3.Stats(); st.DiskBytes > 12000 {
+		t.Fatalf("disk tier over its bound: %+v", st)
+	}
+	e3.get(t, "/big").want(t, 200, big, Miss) // the oldest went
+}
+
+// The default route: the edge in front of the result origin, as the
+// topology wires it.
+func TestResultOrigin(t *testing.T) {
+	b, err := objects.Open(context.Background(), "file://"+t.TempDir(), quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	md := map[string]string{origin.MetadataSurrogateKey: "results metric:cpu"}
+	if err := b.Put(context.Background(), "results/a.json", []byte(`{"a":1}`), &objects.PutOptions{ContentType: "application/json", Metadata: md}); err != nil {
+		t.Fatal(err)
+	}
+	osrv := httptest.NewServer(origin.New(origin.Config{Bucket: b, Prefix: "results/", Logger: quiet}))
+	defer osrv.Close()
+	c := newClock()
+	e := newTestEdge(t, Config{Routes: []Route{{Prefix: "/results/", Origins: []string{osrv.URL}}}}, c)
+	e.get(t, "/results/a.json").want(t, 200, `{"a":1}`, Miss)
+	r := e.get(t, "/results/a.json")
+	r.want(t, 200, `{"a":1}`, Hit)
+	if r.header.Get("Surrogate-Key") != "results metric:cpu" || r.header.Get("Content-Type") != "application/json" {
+		t.Fatalf("header %v", r.header)
+	}
+	if e.Purge(PurgeRequest{Tags: []string{"metric:cpu"}}) != 1 {
+		t.Fatal("tag purge")
+	}
+	r = e.get(t, "/results/missing.json")
+	if r.status != 404 || r.errCode(t) != "not_found" {
+		t.Fatalf("missing: %d %q", r.status, r.body)
+	}
+	if !bytes.Contains([]byte(r.header.Get("Via")), []byte(Pseudonym)) {
+		t.Fatalf("Via %q", r.header.Get("Via"))
 	}
 }

@@ -65,7 +65,7 @@ type Settings struct {
 	// publish's default).
 	Poll time.Duration
 	// Purge and OnPublished are the publisher's (see publish.Config).
-	Purge       func(ctx context.Context, paths []string) error
+	Purge       func(ctx context.Context, paths, tags []string) error
 	OnPublished func(ids []string)
 	// Logger returns the logger of a component ("objects", "sql", "load",
 	// "publish"); nil means slog.Default() with a "component" attribute.

@@ -1,8 +1,9 @@
 // Package origin is the publishing cloud's public result endpoint: what a
 // storage account's web endpoint (or an S3 website) is for the CDN. It serves
 // the objects of an [objects.Bucket] under one key prefix over plain HTTP
-// GET and HEAD, with validators (ETag, Last-Modified), conditional requests
-// and byte ranges, so the edge can cache and revalidate them.
+// GET and HEAD, with validators (ETag, Last-Modified), conditional requests,
+// byte ranges and the objects' tags (Surrogate-Key), so the edge can cache,
+// revalidate and purge them.
 package origin
 
 import (
@@ -24,6 +25,10 @@ import (
 
 // CacheControl is the Cache-Control header of every object response.
 const CacheControl = "public, max-age=60"
+
+// MetadataSurrogateKey is the object metadata served as the Surrogate-Key
+// header: the tags a CDN can purge the object's cached copies by.
+const MetadataSurrogateKey = "surrogate-key"
 
 // MaxKeyLen bounds a key in bytes (the S3 and Azure limit is 1024).
 const MaxKeyLen = 1024
@@ -124,6 +129,9 @@ func (s *Server) serve(w *apierr.ResponseWriter, r *http.Request) {
 	h.Set("Content-Type", ct)
 	h.Set("ETag", etag(attrs))
 	h.Set("Cache-Control", CacheControl)
+	if tags := attrs.Metadata[MetadataSurrogateKey]; tags != "" {
+		h.Set("Surrogate-Key", tags)
+	}
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.JSONErrors = true
 	w.Fallback = apierr.New(http.StatusServiceUnavailable, apierr.CodeUnavailable, "the object could not be read")

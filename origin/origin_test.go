@@ -118,6 +118,23 @@ func TestGetHeaders(t *testing.T) {
 	}
 }
 
+// TestSurrogateKey: an object's tags metadata is served as Surrogate-Key,
+// the header the edge indexes for purge by tag.
+func TestSurrogateKey(t *testing.T) {
+	srv, b := newServer(t)
+	put(t, b, "results/plain.json", "{}", "application/json")
+	md := map[string]string{origin.MetadataSurrogateKey: "results metric:cpu"}
+	if err := b.Put(context.Background(), "results/tagged.json", []byte("{}"), &objects.PutOptions{ContentType: "application/json", Metadata: md}); err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := do(t, "GET", srv.URL+"/results/tagged.json", nil); resp.Header.Get("Surrogate-Key") != "results metric:cpu" {
+		t.Errorf("Surrogate-Key = %q", resp.Header.Get("Surrogate-Key"))
+	}
+	if resp, _ := do(t, "GET", srv.URL+"/results/plain.json", nil); resp.Header["Surrogate-Key"] != nil {
+		t.Errorf("untagged object has Surrogate-Key %q", resp.Header.Get("Surrogate-Key"))
+	}
+}
+
 func TestConditional(t *testing.T) {
 	srv, b := newServer(t)
 	put(t, b, "results/a.json", `{"a":1}`, "application/json")

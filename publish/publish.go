@@ -2,7 +2,8 @@
 // publishing cloud's records table, recomputes the aggregates those changes
 // touch (per group and UTC hour: count, sum, min, max, mean), writes them as
 // JSON and CSV under results/ in that cloud's object store, rewrites
-// results/summary.json, and purges the written paths at the edge.
+// results/summary.json, and purges them at the edge by tag: every result
+// file carries a Surrogate-Key (see Tags) that the origin serves.
 //
 // It is driven by the database's own change feed (the replicate package's
 // source for the dialect), with its position checkpointed in the same
@@ -29,6 +30,7 @@ import (
 
 	"github.com/intercloud/intercloud/config"
 	"github.com/intercloud/intercloud/objects"
+	"github.com/intercloud/intercloud/origin"
 	"github.com/intercloud/intercloud/record"
 	"github.com/intercloud/intercloud/replicate"
 	"github.com/intercloud/intercloud/sqldb"
@@ -66,8 +68,9 @@ type Config struct {
 	// timestamp field (empty: DefaultGroupBy, DefaultValue, DefaultTime).
 	// Settings.Cloud is not used here.
 	Settings config.Publish
-	// Purge removes paths ("/results/...") from the edge cache; nil skips.
-	Purge func(ctx context.Context, paths []string) error
+	// Purge removes paths ("/results/...") and tagged responses from the
+	// edge cache; nil skips.
+	Purge func(ctx context.Context, paths, tags []string) error
 	// OnPublished is called with the ids of the records whose aggregates
 	// were just written.
 	OnPublished func(ids []string)
@@ -298,31 +301,26 @@ func (p *Publisher) apply(ctx context.Context, b replicate.Batch) error {
 		for k := range touched {
 			keys = append(keys, k)
 		}
-		var paths []string
+		tags := make([]string, 0, len(keys)+1)
 		aggs := make([]Aggregate, 0, len(keys))
 		for _, k := range keys {
 			a, err := p.compute(ctx, k)
 			if err != nil {
 				return err
 			}
-			written, err := p.write(ctx, k, a)
-			if err != nil {
+			if _, err := p.write(ctx, k, a); err != nil {
 				return err
 			}
-			paths = append(paths, written...)
+			tags = append(tags, BucketTag(k.group, k.hour))
 			aggs = append(aggs, a)
 		}
 		if err := p.recordCounts(ctx, false, aggs); err != nil {
 			return err
 		}
-		sp, err := p.writeSummary(ctx)
-		if err != nil {
+		if _, err := p.writeSummary(ctx); err != nil {
 			return err
 		}
-		paths = append(paths, sp)
-		if err := p.purge(ctx, paths); err != nil {
-			return err
-		}
+		p.purge(ctx, append(tags, TagSummary))
 	}
 	if len(ids) > 0 {
 		p.log.InfoContext(ctx, "aggregates published", "records", len(ids), "buckets", len(touched),
@@ -334,23 +332,42 @@ func (p *Publisher) apply(ctx context.Context, b replicate.Batch) error {
 	return nil
 }
 
-func (p *Publisher) purge(ctx context.Context, keys []string) error {
-	if p.cfg.Purge == nil || len(keys) == 0 {
-		return nil
+// purge drops the edge's copies of the result files that carry tags.
+func (p *Publisher) purge(ctx context.Context, tags []string) {
+	if p.cfg.Purge == nil || len(tags) == 0 {
+		return
 	}
-	paths := make([]string, len(keys))
-	for i, k := range keys {
-		paths[i] = "/" + k
+	if err := p.cfg.Purge(ctx, nil, tags); err != nil {
+		// Freshness bounds staleness; a failed purge is not worth redoing
+		// the batch for.
+		p.log.Warn("edge purge failed; cached copies expire by their max-age", "tags", len(tags), "err", err)
 	}
-	if err := p.cfg.Purge(ctx, paths); err != nil {
-		// The edge's TTL bounds staleness; a failed purge is not worth
-		// redoing the batch for.
-		p.log.Warn("edge purge failed; cached copies expire by TTL", "paths", len(paths), "err", err)
-	}
-	return nil
 }
 
-// compute reads one bucket's aggregate from the database.
+// Tags of the result files (their Surrogate-Key): every file has
+// TagResults; an hourly file also has its MetricTag and BucketTag (shared
+// by its JSON and CSV), the summary TagSummary.
+const (
+	TagResults = "results"
+	TagSummary = "summary"
+	// MetadataSurrogateKey is the object metadata the origin serves as
+	// the Surrogate-Key header.
+	MetadataSurrogateKey = origin.MetadataSurrogateKey
+)
+
+// MetricTag tags every hourly file of a group.
+func MetricTag(group string) string { return "metric:" + PathSegment(group) }
+
+// BucketTag tags the files of one group and hour.
+func BucketTag(group string, hour time.Time) string {
+	return "hour:" + PathSegment(group) + "/" + hour.UTC().Format(HourFormat)
+}
+
+// Tags returns the Surrogate-Key value of a group's hourly files.
+func Tags(group string, hour time.Time) string {
+	return strings.Join([]string{TagResults, MetricTag(group), BucketTag(group, hour)}, " ")
+}
+
 func (p *Publisher) compute(ctx context.Context, k bucketKey) (Aggregate, error) {
 	db := p.cfg.DB
 	d := db.Dialect
@@ -414,10 +431,11 @@ func (p *Publisher) write(ctx context.Context, k bucketKey, a Aggregate) ([]stri
 	if err != nil {
 		return nil, err
 	}
-	if err := p.cfg.Bucket.Put(ctx, jk, js, &objects.PutOptions{ContentType: "application/json"}); err != nil {
+	md := map[string]string{MetadataSurrogateKey: Tags(k.group, k.hour)}
+	if err := p.cfg.Bucket.Put(ctx, jk, js, &objects.PutOptions{ContentType: "application/json", Metadata: md}); err != nil {
 		return nil, fmt.Errorf("publish: %w", err)
 	}
-	if err := p.cfg.Bucket.Put(ctx, ck, cs, &objects.PutOptions{ContentType: "text/csv"}); err != nil {
+	if err := p.cfg.Bucket.Put(ctx, ck, cs, &objects.PutOptions{ContentType: "text/csv", Metadata: md}); err != nil {
 		return nil, fmt.Errorf("publish: %w", err)
 	}
 	return []string{jk, ck}, nil
@@ -521,7 +539,8 @@ func (p *Publisher) writeSummary(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("publish: summary: %w", err)
 	}
-	if err := p.cfg.Bucket.Put(ctx, SummaryKey, b, &objects.PutOptions{ContentType: "application/json"}); err != nil {
+	md := map[string]string{MetadataSurrogateKey: TagResults + " " + TagSummary}
+	if err := p.cfg.Bucket.Put(ctx, SummaryKey, b, &objects.PutOptions{ContentType: "application/json", Metadata: md}); err != nil {
 		return "", fmt.Errorf("publish: %w", err)
 	}
 	return SummaryKey, nil
@@ -566,7 +585,6 @@ func (p *Publisher) Rebuild(ctx context.Context) error {
 		return fmt.Errorf("publish: rebuild: %w", err)
 	}
 	keep := map[string]bool{}
-	var paths []string
 	all := make([]Aggregate, 0, len(aggs))
 	keys := make([]bucketKey, 0, len(aggs))
 	for k := range aggs {
@@ -583,7 +601,6 @@ func (p *Publisher) Rebuild(ctx context.Context) error {
 		for _, w := range written {
 			keep[w] = true
 		}
-		paths = append(paths, written...)
 		all = append(all, *aggs[k])
 	}
 	if err := p.recordCounts(ctx, true, all); err != nil {
@@ -602,14 +619,13 @@ func (p *Publisher) Rebuild(ctx context.Context) error {
 		if err := p.cfg.Bucket.Delete(ctx, k); err != nil && !errors.Is(err, objects.ErrNotFound) {
 			return fmt.Errorf("publish: rebuild: %w", err)
 		}
-		paths = append(paths, k)
 	}
-	sp, err := p.writeSummary(ctx)
-	if err != nil {
+	if _, err := p.writeSummary(ctx); err != nil {
 		return err
 	}
 	p.log.Info("aggregates rebuilt", "buckets", len(aggs), "removed", len(stale))
-	return p.purge(ctx, append(paths, sp))
+	p.purge(ctx, []string{TagResults})
+	return nil
 }
 
 // asTime reads a timestamp column value as a driver returns it.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/intercloud/intercloud/config"
+	"github.com/intercloud/intercloud/edge"
 	"github.com/intercloud/intercloud/objects"
 	_ "github.com/intercloud/intercloud/objects/file"
 	"github.com/intercloud/intercloud/record"
@@ -79,9 +80,10 @@ func newEnv(t *testing.T) *env {
 func (e *env) run(t *testing.T) (stop func()) {
 	t.Helper()
 	p, err := New(Config{DB: e.db, Bucket: e.bucket, Schema: e.schema, Settings: config.Default("").Publish, Poll: 5 * time.Millisecond,
-		Purge: func(ctx context.Context, paths []string) error {
+		Purge: func(ctx context.Context, paths, tags []string) error {
 			e.mu.Lock()
 			e.purged = append(e.purged, paths...)
+			e.purged = append(e.purged, tags...)
 			e.mu.Unlock()
 			return nil
 		},
@@ -214,8 +216,23 @@ func TestPublishesTouchedAggregates(t *testing.T) {
 			break
 		}
 	}
-	if !strings.Contains(purged, "/"+Key("cpu", h, "json")) || !strings.Contains(purged, "/"+SummaryKey) {
+	if !strings.Contains(purged, BucketTag("cpu", h)) || !strings.Contains(purged, TagSummary) {
 		t.Fatalf("purged %s", purged)
+	}
+	// Every result file carries its tags, which the origin serves as
+	// Surrogate-Key.
+	for key, want := range map[string]string{
+		Key("cpu", h, "json"): "results metric:cpu hour:cpu/2026-11-24T10",
+		Key("cpu", h, "csv"):  "results metric:cpu hour:cpu/2026-11-24T10",
+		SummaryKey:            "results summary",
+	} {
+		a, err := e.bucket.Attributes(context.Background(), key)
+		if err != nil || a.Metadata[MetadataSurrogateKey] != want {
+			t.Errorf("%s: surrogate key %q (%v), want %q", key, a.Metadata[MetadataSurrogateKey], err, want)
+		}
+	}
+	if tag := BucketTag("m/../x", h); tag != "hour:m%2F..%2Fx/2026-11-24T10" || edge.CheckTag(tag) != nil {
+		t.Errorf("hostile metric tag %q", tag)
 	}
 	if gotIDs != 4 {
 		t.Fatalf("OnPublished saw %d ids", gotIDs)

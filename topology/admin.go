@@ -16,6 +16,7 @@ import (
 
 	"github.com/intercloud/intercloud/apierr"
 	"github.com/intercloud/intercloud/config"
+	"github.com/intercloud/intercloud/edge"
 	"github.com/intercloud/intercloud/functions"
 	"github.com/intercloud/intercloud/ingest"
 	"github.com/intercloud/intercloud/replicate"
@@ -140,8 +141,8 @@ func (t *Topology) metricsHandler(c *Cloud) http.HandlerFunc {
 }
 
 // purgeHTTP asks an edge in another process to purge paths.
-func purgeHTTP(ctx context.Context, edgeURL, key string, paths []string) error {
-	body, _ := json.Marshal(map[string][]string{"paths": paths})
+func purgeHTTP(ctx context.Context, edgeURL, key string, pr edge.PurgeRequest) error {
+	body, _ := json.Marshal(pr)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, edgeURL+"/purge", bytes.NewReader(body))
 	if err != nil {
 		return err

@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -74,6 +75,9 @@ type Topology struct {
 	clouds  map[string]*Cloud
 	edge    *edge.Edge
 	front   *frontdoor.FrontDoor
+
+	edgeMu        sync.Mutex // guards edge while it starts, and pendingPurges
+	pendingPurges []edge.PurgeRequest
 
 	servers   []*server
 	endpoints []Endpoint
@@ -475,19 +479,21 @@ func (t *Topology) openDB(ctx context.Context, name string) (*sqldb.DB, error) {
 }
 
 func (t *Topology) startGlobal(ctx context.Context) error {
-	origins := t.cfg.Edge.Origins
-	if len(origins) == 0 {
-		origins = []string{t.urlOf(t.cfg.Publish.Cloud+"-origin", t.cfg.Clouds[t.cfg.Publish.Cloud].Origin)}
-	}
-	var err error
-	t.edge, err = edge.New(edge.Config{
-		Origins: origins, TTL: t.cfg.Edge.TTL.D(), StaleIfError: t.cfg.Edge.StaleIfError.D(),
-		PurgeKey: t.opts.APIKey, Logger: t.logger("", "edge"),
-	})
+	e, err := edge.New(t.edgeConfig())
 	if err != nil {
 		return fmt.Errorf("topology: %w", err)
 	}
-	if _, err := t.serve("edge", t.cfg.Edge.Listen, t.edge); err != nil {
+	t.closers = append(t.closers, e.Close)
+	// Purges published while the edge was starting apply to what its disk
+	// tier kept from the last run.
+	t.edgeMu.Lock()
+	t.edge = e
+	for _, p := range t.pendingPurges {
+		e.Purge(p)
+	}
+	t.pendingPurges = nil
+	t.edgeMu.Unlock()
+	if _, err := t.serve("edge", t.cfg.Edge.Listen, e); err != nil {
 		return err
 	}
 	var backends []frontdoor.Backend
@@ -517,18 +523,53 @@ func (t *Topology) urlOf(name, addr string) string {
 	return "http://" + addr
 }
 
+// edgeConfig maps the topology's edge section to the edge's config: the
+// configured routes plus /results/ to the result store (edge.origins, else
+// the publishing cloud's origin) unless a route claims /results/ itself.
+func (t *Topology) edgeConfig() edge.Config {
+	ec := t.cfg.Edge
+	var routes []edge.Route
+	results := false
+	for _, r := range ec.Routes {
+		routes = append(routes, edge.Route{Prefix: r.Prefix, Origins: r.Origins})
+		results = results || r.Prefix == "/"+publish.ResultsPrefix
+	}
+	if !results {
+		origins := ec.Origins
+		if len(origins) == 0 {
+			origins = []string{t.urlOf(t.cfg.Publish.Cloud+"-origin", t.cfg.Clouds[t.cfg.Publish.Cloud].Origin)}
+		}
+		routes = append(routes, edge.Route{Prefix: "/" + publish.ResultsPrefix, Origins: origins})
+	}
+	disk := ec.DiskDir
+	if disk == "" {
+		disk = filepath.Join(t.cfg.DataDir, "edge-cache")
+	}
+	return edge.Config{
+		Routes: routes, TTL: ec.TTL.D(), StaleIfError: ec.StaleIfError.D(),
+		MemoryBytes: ec.MemoryBytes, DiskDir: disk, DiskBytes: ec.DiskBytes, TargetedFields: ec.TargetedFields,
+		PurgeKey: t.opts.APIKey, Logger: t.logger("", "edge"),
+	}
+}
+
 // purger returns how publish purges the edge: in-process when the edge
 // runs here, over HTTP otherwise.
-func (t *Topology) purger() func(context.Context, []string) error {
-	return func(ctx context.Context, paths []string) error {
-		if t.edge != nil {
-			t.edge.Purge(paths...)
-			return nil
-		}
+func (t *Topology) purger() func(ctx context.Context, paths, tags []string) error {
+	return func(ctx context.Context, paths, tags []string) error {
+		req := edge.PurgeRequest{Paths: paths, Tags: tags}
 		if !t.has(RoleGlobal) {
-			return purgeHTTP(ctx, "http://"+t.cfg.Edge.Listen, t.opts.APIKey, paths)
+			return purgeHTTP(ctx, "http://"+t.cfg.Edge.Listen, t.opts.APIKey, req)
 		}
-		return nil // the edge is still starting: nothing is cached yet
+		t.edgeMu.Lock()
+		e := t.edge
+		if e == nil {
+			t.pendingPurges = append(t.pendingPurges, req) // the edge is still starting
+		}
+		t.edgeMu.Unlock()
+		if e != nil {
+			e.Purge(req)
+		}
+		return nil
 	}
 }
 
@@ -593,7 +634,11 @@ func (t *Topology) Cloud(name string) *Cloud { return t.clouds[name] }
 func (t *Topology) Logs() *logstore.Store { return t.logs }
 
 // Edge returns the edge when this process runs it.
-func (t *Topology) Edge() *edge.Edge { return t.edge }
+func (t *Topology) Edge() *edge.Edge {
+	t.edgeMu.Lock()
+	defer t.edgeMu.Unlock()
+	return t.edge
+}
 
 // FrontDoor returns the front door when this process runs it.
 func (t *Topology) FrontDoor() *frontdoor.FrontDoor { return t.front }
