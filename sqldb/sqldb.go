@@ -8,14 +8,18 @@ package sqldb
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
+	"net"
 	"net/url"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -327,6 +331,73 @@ type TransientChecker interface {
 	// Transient reports whether err, from this driver's database, means
 	// the whole transaction may be retried.
 	Transient(err error) bool
+}
+
+// ErrorClassifier is implemented by drivers that can tell, from their
+// database's error codes, why a statement failed. Unavailable and Rejected
+// consult every registered driver that implements it.
+type ErrorClassifier interface {
+	// Unavailable reports whether err means the database could not serve
+	// the statement now, whatever it carried: unreachable, starting or
+	// shutting down, out of connections or resources, read-only during a
+	// failover. The same statement may succeed later.
+	Unavailable(err error) bool
+	// Rejected reports whether err means the database refused the
+	// statement for the data it carries (a value too long or out of range,
+	// a NULL where none is allowed, a constraint violated): the same
+	// statement fails the same way every time.
+	Rejected(err error) bool
+}
+
+// Unavailable reports whether err says a database could not serve a
+// statement now (see ErrorClassifier): a registered driver recognises it,
+// or the connection to the server failed (refused, reset, timed out, cut
+// mid-answer, driver.ErrBadConn). Transaction conflicts (deadlocks, lock
+// timeouts) are Transient.
+func Unavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	if connectionLost(err) {
+		return true
+	}
+	regMu.RLock()
+	defer regMu.RUnlock()
+	for _, d := range drivers {
+		if ec, ok := d.(ErrorClassifier); ok && ec.Unavailable(err) {
+			return true
+		}
+	}
+	return false
+}
+
+// connectionLost reports whether err is a failure of the connection itself.
+func connectionLost(err error) bool {
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne), errors.Is(err, driver.ErrBadConn), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.ECONNABORTED),
+		errors.Is(err, syscall.EPIPE), errors.Is(err, syscall.ETIMEDOUT), errors.Is(err, syscall.EHOSTUNREACH),
+		errors.Is(err, syscall.ENETUNREACH), errors.Is(err, context.DeadlineExceeded):
+		return true
+	}
+	return false
+}
+
+// Rejected reports whether a database refused a statement for the data it
+// carries (see ErrorClassifier), so that retrying it cannot help.
+func Rejected(err error) bool {
+	if err == nil {
+		return false
+	}
+	regMu.RLock()
+	defer regMu.RUnlock()
+	for _, d := range drivers {
+		if ec, ok := d.(ErrorClassifier); ok && ec.Rejected(err) {
+			return true
+		}
+	}
+	return false
 }
 
 // ParamLimiter is implemented by dialects whose statements take a bounded

@@ -57,7 +57,19 @@ import (
 // Scheme is the URL scheme this driver registers.
 const Scheme = "azblob"
 
-func init() { objects.Register(Scheme, open) }
+func init() {
+	objects.Register(Scheme, open)
+	objects.RegisterStatus(responseStatus)
+}
+
+// responseStatus returns the HTTP status of an Azure SDK response error.
+func responseStatus(err error) (int, bool) {
+	var re *azcore.ResponseError
+	if errors.As(err, &re) {
+		return re.StatusCode, true
+	}
+	return 0, false
+}
 
 // Options configure a container. Exactly one way to authenticate is used,
 // in this order: ConnectionString, AccountKey, SASToken, Credential, and

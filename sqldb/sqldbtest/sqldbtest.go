@@ -133,6 +133,7 @@ func RunConformance(t *testing.T, open func(t *testing.T) *sqldb.DB) {
 	t.Run("TxCommit", func(t *testing.T) { testTxCommit(t, db) })
 	t.Run("TxRollback", func(t *testing.T) { testTxRollback(t, db) })
 	t.Run("TxRetriesTransient", func(t *testing.T) { testTxTransient(t, db) })
+	t.Run("RejectedData", func(t *testing.T) { testRejected(t, db) })
 	t.Logf("conformance %s: %v", name, time.Since(start).Round(time.Millisecond))
 }
 
@@ -391,6 +392,26 @@ func testEnsureTable(t *testing.T, db *sqldb.DB) {
 		}
 	}
 	compareRows(t, tbl, selectAll(t, db, tbl), want(t, tbl, [][]any{{"a", int64(1), "x"}}))
+}
+
+// testRejected: a statement the database refuses for its data is
+// Rejected, and neither Unavailable nor Transient, whatever wraps it.
+func testRejected(t *testing.T, db *sqldb.DB) {
+	tbl := kvTable("conf_rejected")
+	fresh(t, db, tbl)
+	d := db.Dialect
+	_, err := db.ExecContext(t.Context(), d.InsertIgnore(tbl, 1), "a", nil, "x")
+	if err == nil {
+		t.Fatal("NULL in a NOT NULL column accepted")
+	}
+	err = fmt.Errorf("load: insert: %w", err)
+	if !sqldb.Rejected(err) || sqldb.Unavailable(err) || sqldb.Transient(err) {
+		t.Fatalf("NULL in a NOT NULL column: Rejected %v, Unavailable %v, Transient %v (%v)",
+			sqldb.Rejected(err), sqldb.Unavailable(err), sqldb.Transient(err), err)
+	}
+	if sqldb.Rejected(nil) || sqldb.Unavailable(nil) {
+		t.Fatal("nil classified")
+	}
 }
 
 func testDescribeMissing(t *testing.T, db *sqldb.DB) {
