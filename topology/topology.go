@@ -255,7 +255,7 @@ func (t *Topology) startCloud(ctx context.Context, name string) error {
 	c.Load, err = functions.New(functions.Config{
 		Name: "load", Handler: c.Loader.Handler(), DeadLetter: c.Loader.DeadLetter(),
 		Concurrency: f.Concurrency, MaxAttempts: f.MaxAttempts, Backoff: f.Backoff.D(),
-		Logger: t.logger(name, "functions"),
+		MaxBackoff: f.MaxBackoff.D(), MaxAge: f.MaxAge.D(), Logger: t.logger(name, "functions"),
 	})
 	if err != nil {
 		return fmt.Errorf("topology: %s: %w", name, err)
