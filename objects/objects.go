@@ -458,9 +458,9 @@ func (b *Bucket) Exists(ctx context.Context, key string) (bool, error) {
 	return ok, nil
 }
 
-// Move copies src to dst with extra metadata merged in, then deletes src.
-// It is safe to repeat after a crash: a missing src with an existing dst
-// counts as done.
+// Move copies src to dst with extra metadata merged in (an empty value
+// removes that key), then deletes src. It is safe to repeat after a crash:
+// a missing src with an existing dst counts as done.
 func (b *Bucket) Move(ctx context.Context, src, dst string, metadata map[string]string) error {
 	if err := check(ctx, "move", dst); err != nil {
 		return err
@@ -480,7 +480,11 @@ func (b *Bucket) Move(ctx context.Context, src, dst string, metadata map[string]
 		md[k] = v
 	}
 	for k, v := range metadata {
-		md[k] = v
+		if v == "" {
+			delete(md, k)
+		} else {
+			md[k] = v
+		}
 	}
 	ct := attrs.ContentType
 	if ct == "" {
