@@ -159,10 +159,10 @@ func New(cfg Config) (*Function, error) {
 	return &Function{
 		cfg:    cfg,
 		policy: retry.Policy{Base: cfg.Backoff, Max: cfg.MaxBackoff},
-		log:   cfg.Logger.With("function", cfg.Name),
-		queue: make(chan Event, 1<<16),
-		known: map[string]bool{},
-		retry: map[string]*time.Timer{},
+		log:    cfg.Logger.With("function", cfg.Name),
+		queue:  make(chan Event, 1<<16),
+		known:  map[string]bool{},
+		retry:  map[string]*time.Timer{},
 	}, nil
 }
 

@@ -346,6 +346,18 @@ func (l *Loader) DeadLetters(ctx context.Context, records bool) ([]Dead, error) 
 	return out, nil
 }
 
+// IsDead reports whether a raw object is dead-lettered.
+func (l *Loader) IsDead(ctx context.Context, key string) (bool, error) {
+	if !strings.HasPrefix(key, RawPrefix) || objects.ValidateKey(key) != nil {
+		return false, nil
+	}
+	ok, err := l.bucket.Exists(ctx, DeadPrefix+key)
+	if err != nil {
+		return false, fmt.Errorf("load: %w", err)
+	}
+	return ok, nil
+}
+
 // CountDead returns how many objects are dead-lettered (one listing).
 func (l *Loader) CountDead(ctx context.Context) (int, error) {
 	n := 0

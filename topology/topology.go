@@ -101,6 +101,7 @@ type Cloud struct {
 	Streams []*replicate.Stream
 	Publish *publish.Publisher
 	api     *server
+	health  *health
 }
 
 type server struct {
@@ -287,9 +288,12 @@ func (t *Topology) startCloud(ctx context.Context, name string) error {
 	rec := &functions.Reconciler{List: c.Loader.Pending, Target: c.Load, Interval: f.Reconcile.D(), Logger: t.logger(name, "functions")}
 	t.goPipe(func(ctx context.Context) { _ = rec.Run(ctx) })
 
+	c.health = &health{}
+	t.checkHealth(ctx, c)
+	t.goPipe(func(ctx context.Context) { t.watchHealth(ctx, c) })
 	c.API, err = ingest.New(ingest.Config{
 		Cloud: name, Bucket: c.Bucket, Schema: t.cfg.Schema, Limits: t.cfg.Ingest,
-		APIKey: t.opts.APIKey, Logger: t.logger(name, "ingest"),
+		APIKey: t.opts.APIKey, Logger: t.logger(name, "ingest"), Health: c.health.report,
 	})
 	if err != nil {
 		return fmt.Errorf("topology: %s: %w", name, err)
