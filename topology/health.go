@@ -114,7 +114,9 @@ func (t *Topology) checkHealth(ctx context.Context, c *Cloud) {
 	switch {
 	case prev.Status == rep.Status && slices.Equal(prev.Problems, rep.Problems):
 	case rep.Status == ingest.HealthOK:
-		log.Info("cloud healthy again", "was", prev.Status)
+		if prev.Status != "" {
+			log.Info("cloud healthy again", "was", prev.Status)
+		}
 	default:
 		log.Warn("cloud "+rep.Status, "problems", strings.Join(rep.Problems, "; "))
 	}
