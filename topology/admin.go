@@ -151,9 +151,13 @@ func (c *Cloud) Metrics() []telemetry.Metric {
 			m("replication_snapshot_rows_total", "Rows written by the full load.", "counter", float64(r.SnapshotRows), l),
 			m("replication_cdc_rows_total", "Rows written by change data capture.", "counter", float64(r.CDCRows), l),
 			m("replication_rows_per_second", "Recent write rate.", "gauge", r.RowsPerSec, l),
-			m("replication_source_lag_seconds", "Age of the last batch when read from the source.", "gauge", r.SourceLag.Seconds(), l),
-			m("replication_target_lag_seconds", "Age of the last batch when committed on the target.", "gauge", r.TargetLag.Seconds(), l),
+			m("replication_source_lag_seconds", "Age of the last batch when read from the source; grows while the source is unreachable.", "gauge", r.SourceLag.Seconds(), l),
+			m("replication_target_lag_seconds", "Age of the last batch when committed on the target; grows while changes cannot be applied.", "gauge", r.TargetLag.Seconds(), l),
+			m("replication_reconnecting", "Whether the stream lost its source or target and is reconnecting (1) or runs (0).", "gauge", b2f(!r.ReconnectingSince.IsZero()), l),
 		)
+		if r.PendingChanges >= 0 {
+			ms = append(ms, m("replication_pending_changes", "Source changes not applied yet.", "gauge", float64(r.PendingChanges), l))
+		}
 	}
 	return ms
 }
