@@ -19,6 +19,7 @@ import (
 	"github.com/intercloud/intercloud/functions"
 	"github.com/intercloud/intercloud/ingest"
 	"github.com/intercloud/intercloud/load"
+	"github.com/intercloud/intercloud/publish"
 	"github.com/intercloud/intercloud/replicate"
 	"github.com/intercloud/intercloud/telemetry"
 )
@@ -76,6 +77,8 @@ type CloudStatus struct {
 	Ingest      ingest.Stats       `json:"ingest"`
 	Load        functions.Stats    `json:"load"`
 	Replication []replicate.Status `json:"replication"`
+	// Publish is set on the cloud that publishes.
+	Publish *publish.Stats `json:"publish,omitempty"`
 	// DeadLetters counts the dead-lettered objects; DeadLetterList names
 	// the first maxStatusDead of them.
 	DeadLetters    int         `json:"dead_letters"`
@@ -94,6 +97,10 @@ func (c *Cloud) Status() CloudStatus {
 	}
 	for _, s := range c.Streams {
 		st.Replication = append(st.Replication, s.Status())
+	}
+	if c.Publish != nil {
+		ps := c.Publish.Stats()
+		st.Publish = &ps
 	}
 	return st
 }
@@ -141,6 +148,11 @@ func (c *Cloud) Metrics() []telemetry.Metric {
 			ms = append(ms, m("dependency_up", "Whether the cloud's last check reached the dependency (1) or not (0).", "gauge", b2f(d.up),
 				map[string]string{"cloud": c.Name, "dependency": d.name}))
 		}
+	}
+	if p := st.Publish; p != nil {
+		ms = append(ms,
+			m("publish_records_total", "Records whose aggregates were published.", "counter", float64(p.Published), cl),
+			m("publish_failing", "Whether publishing fails and is being retried (1) or works (0).", "gauge", b2f(!p.FailingSince.IsZero()), cl))
 	}
 	for code, n := range st.Ingest.Rejected {
 		ms = append(ms, m("ingest_rejected_total", "Ingest requests answered with an error, by code.", "counter", float64(n), map[string]string{"cloud": c.Name, "code": code}))
