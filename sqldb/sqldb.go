@@ -141,6 +141,13 @@ type Driver interface {
 	Open(ctx context.Context, u *url.URL) (*sql.DB, Dialect, error)
 }
 
+// LoggingDriver is implemented by drivers whose client library logs
+// (reconnections, server notices): Open hands it the database's logger so
+// those lines go through slog, never straight to stderr.
+type LoggingDriver interface {
+	OpenLogged(ctx context.Context, u *url.URL, log *slog.Logger) (*sql.DB, Dialect, error)
+}
+
 var (
 	regMu   sync.RWMutex
 	drivers = map[string]Driver{}
@@ -210,7 +217,13 @@ func Open(ctx context.Context, rawURL string, log *slog.Logger) (*DB, error) {
 		return nil, fmt.Errorf("sqldb: no driver for scheme %q (have %v)", u.Scheme, Schemes())
 	}
 	name := u.Scheme + "://" + u.Host + u.Path
-	db, dialect, err := d.Open(ctx, u)
+	var db *sql.DB
+	var dialect Dialect
+	if ld, ok := d.(LoggingDriver); ok {
+		db, dialect, err = ld.OpenLogged(ctx, u, log.With("db", name))
+	} else {
+		db, dialect, err = d.Open(ctx, u)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("sqldb: open %s: %w", name, err)
 	}

@@ -54,6 +54,11 @@ type Options struct {
 	LogLevel slog.Level
 	// OnPublished is told the ids whose aggregates were just published.
 	OnPublished func(ids []string)
+	// DefaultLogger makes the topology's logger the process's slog default
+	// (and with it the output of the standard log package), so that what
+	// dependencies log through either reaches the same JSON lines and the
+	// central store. For the main of a process; tests leave it off.
+	DefaultLogger bool
 }
 
 // Endpoint is a named URL the topology serves.
@@ -223,6 +228,13 @@ func (t *Topology) startLogs(ctx context.Context) error {
 		close(t.shipDone)
 	}()
 	t.log = t.logger("", "topology")
+	if t.opts.DefaultLogger {
+		cloud := ""
+		if clouds := slices.DeleteFunc(slices.Clone(t.opts.Roles), func(r string) bool { return r == RoleGlobal }); len(clouds) == 1 {
+			cloud = clouds[0]
+		}
+		slog.SetDefault(t.logger(cloud, "intercloud"))
+	}
 	return nil
 }
 

@@ -1,11 +1,14 @@
 package mysql_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -131,7 +134,13 @@ func TestMariaDB(t *testing.T) {
 
 	// Last: it stops and starts the server.
 	t.Run("Outage", func(t *testing.T) {
-		db := open(t, m.URL("app"))
+		// The driver's own lines go to the database's slog logger.
+		var logs syncBuffer
+		db, err := sqldb.Open(t.Context(), m.URL("app"), slog.New(slog.NewJSONHandler(&logs, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
 		warm(t, db)
 		for _, stop := range []func(testing.TB){m.Stop, m.Kill} {
 			stop(t)
@@ -152,6 +161,9 @@ func TestMariaDB(t *testing.T) {
 					t.Fatalf("query after restart (try %d): %v", try, err)
 				}
 			}
+		}
+		if out := logs.String(); !strings.Contains(out, `"library":"go-sql-driver/mysql"`) || !strings.Contains(out, "bad idle connection") {
+			t.Errorf("the driver's lines did not reach slog:\n%s", out)
 		}
 	})
 }
@@ -241,4 +253,22 @@ func warm(t *testing.T, db *sqldb.DB) {
 	for _, c := range conns {
 		c.Close()
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
