@@ -34,6 +34,7 @@ import (
 	"github.com/intercloud/intercloud/objects/notify"
 	"github.com/intercloud/intercloud/origin"
 	"github.com/intercloud/intercloud/publish"
+	"github.com/intercloud/intercloud/record"
 	"github.com/intercloud/intercloud/replicate"
 	"github.com/intercloud/intercloud/sqldb"
 	"github.com/intercloud/intercloud/telemetry"
@@ -494,6 +495,11 @@ func (t *Topology) openDB(ctx context.Context, name string) (*sqldb.DB, error) {
 		return nil, fmt.Errorf("topology: %s: %w", name, err)
 	}
 	t.closers = append(t.closers, db.Close)
+	// That cloud's process may not have run yet: its records table (the
+	// same DDL it runs itself) must exist before capture is installed.
+	if err := db.EnsureTable(ctx, record.Table(t.cfg.Schema)); err != nil {
+		return nil, fmt.Errorf("topology: %s: %w", name, err)
+	}
 	if err := t.prepareCapture(ctx, name, db); err != nil {
 		return nil, err
 	}
