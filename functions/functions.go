@@ -130,7 +130,6 @@ type Function struct {
 	lastErrAt time.Time
 
 	succeeded, failed, retried, dead atomic.Int64
-	inflight                         sync.WaitGroup
 }
 
 // New returns a function; it starts nothing.
