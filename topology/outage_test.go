@@ -201,7 +201,7 @@ func recovered(t *testing.T, topo *topology.Topology) {
 				why = name + ": " + body
 			}
 			for _, r := range topo.Cloud(name).Status().Replication {
-				if !r.ReconnectingSince.IsZero() {
+				if !r.ReconnectingSince.IsZero() || r.Phase != replicate.PhaseCDC {
 					why = r.Name + ": " + r.State
 				}
 			}
