@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/intercloud/intercloud/config"
+	"github.com/intercloud/intercloud/demo"
 	"github.com/intercloud/intercloud/internal/outagetest"
 	"github.com/intercloud/intercloud/internal/peers"
 	"github.com/intercloud/intercloud/replicate"
@@ -214,5 +216,57 @@ func recovered(t *testing.T, topo *topology.Topology) {
 			t.Fatalf("not recovered after a minute: %s", why)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestObjectStoreOutage kills the AWS object store (versitygw) mid-load
+// for a few seconds: AWS answers /healthz 503 (unhealthy: no write can be
+// acknowledged), the front door sends the writes to Azure, the load
+// function retries what it could not read, nothing is dead-lettered, and
+// every acknowledged record arrives once everywhere.
+func TestObjectStoreOutage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts versitygw and takes it down")
+	}
+	s3 := peers.StartS3(t)
+	s3.CreateBucket(t, "ingest")
+	cfg := testConfig(t, t.TempDir())
+	q := url.Values{"region": {s3.Region}, "endpoint": {s3.Endpoint}, "use_path_style": {"true"},
+		"access_key_id": {s3.AccessKey}, "secret_access_key": {s3.SecretKey}}
+	cfg.Clouds["aws"].Objects = "s3://ingest?" + q.Encode()
+	cfg.Functions.MaxBackoff = config.Duration(300 * time.Millisecond)
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	topo := start(t, cfg)
+	s := outagetest.Send(topo.URL("frontdoor"), testKey, 20, 2)
+	s.WaitFor(t, 200)
+	s3.Kill(t)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code, body := getBody(t, topo.URL("aws-api")+"/healthz")
+		fd := topo.FrontDoor().Status()[0]
+		if code == http.StatusServiceUnavailable && strings.Contains(body, `"status":"unhealthy"`) &&
+			strings.Contains(body, "object store unreachable") && fd.Name == "aws" && !fd.Healthy {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("aws while its store is down: %d %s; front door %+v", code, body, fd)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	s.WaitFor(t, 200) // taken by Azure
+	time.Sleep(3 * time.Second)
+	s3.Start(t)
+	recovered(t, topo)
+	s.WaitFor(t, 200)
+	acked := s.Stop(t)
+	if _, err := demo.Verify(context.Background(), topo, cfg, acked, 2*time.Minute, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"aws", "azure"} {
+		if n := topo.Cloud(name).Load.Stats().DeadLettered; n != 0 {
+			t.Errorf("%s dead-lettered %d objects during a store outage", name, n)
+		}
 	}
 }
