@@ -1,8 +1,6 @@
 package load
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -160,7 +158,7 @@ func checkObject(ctx context.Context, c Cloud, key string, unloaded bool, clouds
 	}
 	missing := map[string][]string{}
 	for _, other := range clouds {
-		lacks, err := absent(ctx, other.Loader.db, other.Loader.table.Name, ids)
+		lacks, err := Absent(ctx, other.Loader.db, other.Loader.table.Name, ids)
 		if err != nil {
 			return fmt.Errorf("load: %s: %w", other.Name, err)
 		}
@@ -179,28 +177,22 @@ func checkObject(ctx context.Context, c Cloud, key string, unloaded bool, clouds
 // recordIDs returns the ids of a raw object's records, in order.
 func recordIDs(data []byte) ([]string, error) {
 	var ids []string
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
-	line := 0
-	for sc.Scan() {
-		line++
-		b := bytes.TrimSpace(sc.Bytes())
-		if len(b) == 0 {
-			continue
-		}
+	err := eachLine(data, func(line int, b []byte) error {
 		var r struct {
 			ID string `json:"id"`
 		}
 		if err := json.Unmarshal(b, &r); err != nil || r.ID == "" {
-			return nil, fmt.Errorf("line %d has no record id", line)
+			return fmt.Errorf("line %d has no record id", line)
 		}
 		ids = append(ids, r.ID)
-	}
-	return ids, sc.Err()
+		return nil
+	})
+	return ids, err
 }
 
-// absent returns the ids a table lacks.
-func absent(ctx context.Context, db *sqldb.DB, table string, ids []string) ([]string, error) {
+// Absent returns the ids (of records) that a table lacks, in their order,
+// looking them up 500 at a time.
+func Absent(ctx context.Context, db *sqldb.DB, table string, ids []string) ([]string, error) {
 	d := db.Dialect
 	present := map[string]bool{}
 	for i := 0; i < len(ids); i += 500 {

@@ -203,25 +203,32 @@ func (l *Loader) isLoaded(ctx context.Context, q sqldb.Querier, key string) (boo
 
 func (l *Loader) parse(data []byte) ([]record.Record, error) {
 	var recs []record.Record
+	err := eachLine(data, func(line int, b []byte) error {
+		r, err := record.ParseStored(l.schema, b)
+		if err != nil {
+			return fmt.Errorf("line %d: %w", line, err)
+		}
+		recs = append(recs, r)
+		return nil
+	})
+	return recs, err
+}
+
+// eachLine calls fn with every non-blank line of an NDJSON object and its
+// number (from 1), until fn fails.
+func eachLine(data []byte, fn func(line int, b []byte) error) error {
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
 	line := 0
 	for sc.Scan() {
 		line++
-		b := bytes.TrimSpace(sc.Bytes())
-		if len(b) == 0 {
-			continue
+		if b := bytes.TrimSpace(sc.Bytes()); len(b) > 0 {
+			if err := fn(line, b); err != nil {
+				return err
+			}
 		}
-		r, err := record.ParseStored(l.schema, b)
-		if err != nil {
-			return nil, fmt.Errorf("line %d: %w", line, err)
-		}
-		recs = append(recs, r)
 	}
-	if err := sc.Err(); err != nil {
-		return nil, err
-	}
-	return recs, nil
+	return sc.Err()
 }
 
 // Handler adapts the Loader to the function host: the event id is the key.
@@ -373,11 +380,7 @@ func (l *Loader) CountDead(ctx context.Context) (int, error) {
 // countLines counts the non-blank lines of NDJSON.
 func countLines(data []byte) int {
 	n := 0
-	for line := range bytes.SplitSeq(data, []byte{'\n'}) {
-		if len(bytes.TrimSpace(line)) > 0 {
-			n++
-		}
-	}
+	_ = eachLine(data, func(int, []byte) error { n++; return nil })
 	return n
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -137,15 +136,7 @@ func during(t *testing.T, topo *topology.Topology, o outage) {
 
 func getBody(t *testing.T, url string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, url, nil)
-	req.Header.Set("Authorization", "Bearer "+testKey)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err.Error()
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return outagetest.Get(url, testKey)
 }
 
 func degradedAndAvoided(t *testing.T, topo *topology.Topology, cloud, other string) (bool, string) {

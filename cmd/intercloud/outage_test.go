@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -150,17 +148,7 @@ func (c *child) onlyJSON(t *testing.T) (lines, library int) {
 	return lines, library
 }
 
-func get(url string) (int, string) {
-	req, _ := http.NewRequest(http.MethodGet, url, nil)
-	req.Header.Set("Authorization", "Bearer outage-key")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err.Error()
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
+func get(url string) (int, string) { return outagetest.Get(url, "outage-key") }
 
 // TestOutageAcrossProcesses runs `intercloud up --cloud aws`, `--cloud
 // azure` and `--cloud global` as three processes on MariaDB (AWS) and

@@ -7,7 +7,9 @@ package outagetest
 import (
 	"context"
 	"fmt"
+	"io"
 	"maps"
+	"net/http"
 	"slices"
 	"sort"
 	"strings"
@@ -208,3 +210,20 @@ func Origins(t testing.TB, m *peers.MariaDB, db, table string) map[string]int {
 
 // Keys returns a map's keys, sorted.
 func Keys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
+
+// Get GETs a URL with a bearer key and returns the status and body; a
+// request that fails returns status 0 and the error's text.
+func Get(url, key string) (int, string) {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err.Error()
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}

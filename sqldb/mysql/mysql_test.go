@@ -3,7 +3,6 @@ package mysql_test
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -141,27 +140,7 @@ func TestMariaDB(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer db.Close()
-		warm(t, db)
-		for _, stop := range []func(testing.TB){m.Stop, m.Kill} {
-			stop(t)
-			_, err := db.ExecContext(t.Context(), "SELECT 1")
-			if err == nil || !sqldb.Unavailable(fmt.Errorf("wrapped: %w", err)) || sqldb.Rejected(err) {
-				t.Fatalf("query while down: %v (Unavailable %v)", err, sqldb.Unavailable(err))
-			}
-			m.Start(t)
-			// The pool drops its dead connections and reconnects; a
-			// connection the server closed may fail one more query, as
-			// Unavailable.
-			for try := 0; ; try++ {
-				_, err := db.ExecContext(t.Context(), "SELECT 1")
-				if err == nil {
-					break
-				}
-				if !sqldb.Unavailable(err) || try == 8 {
-					t.Fatalf("query after restart (try %d): %v", try, err)
-				}
-			}
-		}
+		sqldbtest.RunOutage(t, db, m.Start, m.Stop, m.Kill)
 		if out := logs.String(); !strings.Contains(out, `"library":"go-sql-driver/mysql"`) || !strings.Contains(out, "bad idle connection") {
 			t.Errorf("the driver's lines did not reach slog:\n%s", out)
 		}
@@ -235,23 +214,6 @@ func TestTransient(t *testing.T) {
 		if got := sqldb.Transient(err); got != tc.want {
 			t.Errorf("error %d: Transient %v, want %v", tc.n, got, tc.want)
 		}
-	}
-}
-
-// warm opens a few pooled connections, so that a restart leaves idle ones
-// that died.
-func warm(t *testing.T, db *sqldb.DB) {
-	t.Helper()
-	var conns []*sql.Conn
-	for range 4 {
-		c, err := db.Conn(t.Context())
-		if err != nil {
-			t.Fatal(err)
-		}
-		conns = append(conns, c)
-	}
-	for _, c := range conns {
-		c.Close()
 	}
 }
 

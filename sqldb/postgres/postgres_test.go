@@ -2,7 +2,6 @@ package postgres_test
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"net/url"
 	"strings"
@@ -115,27 +114,7 @@ func TestPostgres(t *testing.T) {
 	// Last: it stops and starts the server.
 	t.Run("Outage", func(t *testing.T) {
 		db := open(t, p.URL("app"))
-		warm(t, db)
-		for _, stop := range []func(testing.TB){p.Stop, p.Kill} {
-			stop(t)
-			_, err := db.ExecContext(t.Context(), "SELECT 1")
-			if err == nil || !sqldb.Unavailable(fmt.Errorf("wrapped: %w", err)) || sqldb.Rejected(err) {
-				t.Fatalf("query while down: %v (Unavailable %v)", err, sqldb.Unavailable(err))
-			}
-			p.Start(t)
-			// The pool drops its dead connections and reconnects; a
-			// connection the server closed may fail one more query, as
-			// Unavailable.
-			for try := 0; ; try++ {
-				_, err := db.ExecContext(t.Context(), "SELECT 1")
-				if err == nil {
-					break
-				}
-				if !sqldb.Unavailable(err) || try == 8 {
-					t.Fatalf("query after restart (try %d): %v", try, err)
-				}
-			}
-		}
+		sqldbtest.RunOutage(t, db, p.Start, p.Stop, p.Kill)
 	})
 }
 
@@ -198,22 +177,5 @@ func TestTransient(t *testing.T) {
 		if got := sqldb.Transient(err); got != tc.want {
 			t.Errorf("code %s: Transient %v, want %v", tc.code, got, tc.want)
 		}
-	}
-}
-
-// warm opens a few pooled connections, so that a restart leaves idle ones
-// that died.
-func warm(t *testing.T, db *sqldb.DB) {
-	t.Helper()
-	var conns []*sql.Conn
-	for range 4 {
-		c, err := db.Conn(t.Context())
-		if err != nil {
-			t.Fatal(err)
-		}
-		conns = append(conns, c)
-	}
-	for _, c := range conns {
-		c.Close()
 	}
 }

@@ -821,3 +821,41 @@ func testTxTransient(t *testing.T, db *sqldb.DB) {
 	compareRows(t, tbl, selectAll(t, db, tbl), want(t, tbl, [][]any{{"x", int64(100), nil}}))
 	t.Logf("retried after: %v", firstErr)
 }
+
+// RunOutage takes a real server away under an open database, once with
+// each of downs (a clean stop, a kill), and brings it back with up: while
+// it is down a statement fails Unavailable (never Rejected), and once it is
+// back the pool reconnects by itself (a connection the server closed may
+// fail one more statement, as Unavailable).
+func RunOutage(t *testing.T, db *sqldb.DB, up func(testing.TB), downs ...func(testing.TB)) {
+	t.Helper()
+	// Idle pooled connections that the outage kills.
+	var conns []*sql.Conn
+	for range 4 {
+		c, err := db.Conn(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	for _, down := range downs {
+		down(t)
+		_, err := db.ExecContext(t.Context(), "SELECT 1")
+		if err == nil || !sqldb.Unavailable(fmt.Errorf("wrapped: %w", err)) || sqldb.Rejected(err) {
+			t.Fatalf("statement while the server is down: %v (Unavailable %v)", err, sqldb.Unavailable(err))
+		}
+		up(t)
+		for try := 0; ; try++ {
+			_, err := db.ExecContext(t.Context(), "SELECT 1")
+			if err == nil {
+				break
+			}
+			if !sqldb.Unavailable(err) || try == 8 {
+				t.Fatalf("statement after restart (try %d): %v", try, err)
+			}
+		}
+	}
+}
