@@ -208,10 +208,17 @@ type Ingest struct {
 type Functions struct {
 	// Concurrency bounds the invocations running at once per function.
 	Concurrency int `yaml:"concurrency"`
-	// MaxAttempts is how often an event is tried before it is dead-lettered.
+	// MaxAttempts, when set, dead-letters an event after this many
+	// deliveries whose failures are not transient; transient failures (a
+	// dependency down or busy) are retried until MaxAge whatever it says.
 	MaxAttempts int `yaml:"max_attempts"`
-	// Backoff is the first retry delay; it doubles per attempt.
-	Backoff Duration `yaml:"backoff"`
+	// Backoff is the first retry delay; it doubles per attempt, with
+	// jitter, up to MaxBackoff.
+	Backoff    Duration `yaml:"backoff"`
+	MaxBackoff Duration `yaml:"max_backoff"`
+	// MaxAge is how long a failing event is retried before it is
+	// dead-lettered (the function host's default: 24h).
+	MaxAge Duration `yaml:"max_age"`
 	// Reconcile is how often unprocessed objects are looked for.
 	Reconcile Duration `yaml:"reconcile"`
 }
@@ -505,7 +512,8 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	c.validateReplication(bad)
-	if c.Functions.Concurrency < 0 || c.Functions.MaxAttempts < 0 || c.Functions.Backoff < 0 || c.Functions.Reconcile < 0 {
+	if c.Functions.Concurrency < 0 || c.Functions.MaxAttempts < 0 || c.Functions.Backoff < 0 || c.Functions.Reconcile < 0 ||
+		c.Functions.MaxBackoff < 0 || c.Functions.MaxAge < 0 {
 		bad("functions", "settings must not be negative")
 	}
 	p := c.Publish

@@ -24,6 +24,7 @@ import (
 
 	"github.com/intercloud/intercloud/apierr"
 	"github.com/intercloud/intercloud/config"
+	"github.com/intercloud/intercloud/load"
 	"github.com/intercloud/intercloud/publish"
 	"github.com/intercloud/intercloud/sqldb"
 	"github.com/intercloud/intercloud/topology"
@@ -403,42 +404,12 @@ func wait(ctx context.Context, topo *topology.Topology, cfg *config.Config, s *S
 
 // missingIDs returns the ids the table lacks, and its row count.
 func missingIDs(ctx context.Context, db *sqldb.DB, table string, ids []string) ([]string, int64, error) {
-	d := db.Dialect
 	var n int64
-	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+d.Quote(table)).Scan(&n); err != nil {
+	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+db.Dialect.Quote(table)).Scan(&n); err != nil {
 		return nil, 0, err
 	}
-	present := map[string]bool{}
-	for i := 0; i < len(ids); i += 500 {
-		chunk := ids[i:min(len(ids), i+500)]
-		args := make([]any, len(chunk))
-		for j, id := range chunk {
-			args[j] = id
-		}
-		rows, err := db.QueryContext(ctx, fmt.Sprintf("SELECT %s FROM %s WHERE %s IN (%s)", d.Quote("id"), d.Quote(table), d.Quote("id"), sqldb.Placeholders(d, 1, len(chunk))), args...)
-		if err != nil {
-			return nil, 0, err
-		}
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return nil, 0, err
-			}
-			present[id] = true
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, 0, err
-		}
-	}
-	var left []string
-	for _, id := range ids {
-		if !present[id] {
-			left = append(left, id)
-		}
-	}
-	return left, n, nil
+	left, err := load.Absent(ctx, db, table, ids)
+	return left, n, err
 }
 
 // summaryRecords reads results/summary.json through the edge.

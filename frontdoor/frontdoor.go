@@ -12,7 +12,10 @@
 // Backend health comes from two sources: Run polls every backend's health
 // path with FailAfter/RiseAfter hysteresis (active checks), and a failed
 // attempt marks its backend unhealthy at once (passive checks). A backend
-// that was never checked counts as healthy. When no backend is healthy the
+// that was never checked counts as healthy. A healthy backend whose health
+// answer says {"status": "degraded"} (its cloud takes writes but its
+// database is down, say) is tried only after the healthy backends that are
+// not degraded. When no backend is healthy the
 // front door fails open and tries them all in priority order, since health
 // state may be stale; only when every attempt fails does the client get
 // 503 no_healthy_cloud.
@@ -42,6 +45,11 @@ const (
 	// maxHealthTimeout caps the default health check timeout.
 	maxHealthTimeout = 2 * time.Second
 )
+
+// StatusDegraded is the "status" of a backend health answer (2xx, JSON)
+// that says the backend takes requests but something behind it fails: the
+// front door then prefers the other backends.
+const StatusDegraded = "degraded"
 
 // CodeNoHealthyCloud is the apierr code of the 503 answered when no backend
 // could take a request.
@@ -106,6 +114,11 @@ type BackendStatus struct {
 	URL string `json:"url"`
 	// Healthy reports whether requests are routed to the backend.
 	Healthy bool `json:"healthy"`
+	// Degraded reports that its last health check said "degraded": it
+	// takes requests only when no healthy backend is not degraded.
+	Degraded bool `json:"degraded,omitempty"`
+	// Problems are what a degraded backend said was wrong.
+	Problems []string `json:"problems,omitempty"`
 	// Checked reports whether a health check or attempt has judged the
 	// backend yet; an unchecked backend counts as healthy.
 	Checked bool `json:"checked"`
@@ -143,6 +156,8 @@ type backend struct {
 
 	mu        sync.Mutex
 	healthy   bool
+	degraded  bool
+	problems  []string
 	checked   bool
 	fails     int // consecutive failed checks
 	rises     int // consecutive good checks
@@ -316,12 +331,35 @@ func (b *backend) status() BackendStatus {
 		Name:      b.name,
 		URL:       b.redacted,
 		Healthy:   b.healthy,
+		Degraded:  b.degraded,
+		Problems:  b.problems,
 		Checked:   b.checked,
 		LastCheck: b.lastCheck,
 		LastError: b.lastErr,
 		Requests:  b.requests.Load(),
 		Failures:  b.failures.Load(),
 	}
+}
+
+// setDegraded records what a good health check said; it reports whether
+// the degraded state changed.
+func (b *backend) setDegraded(rep healthReport) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	changed := b.degraded != rep.degraded()
+	b.degraded = rep.degraded()
+	b.problems = nil
+	if b.degraded {
+		b.problems = rep.Problems
+	}
+	return changed
+}
+
+// isPreferred reports whether the backend is healthy and not degraded.
+func (b *backend) isPreferred() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.healthy && !b.degraded
 }
 
 // markFailed records a failed attempt (passive health): the backend is

@@ -37,8 +37,8 @@ type cloud struct {
 	mu      sync.Mutex
 	reqs    []seen
 	handler atomic.Pointer[http.HandlerFunc]
-	// sick makes /healthz answer 503.
-	sick atomic.Bool
+	// sick makes /healthz answer 503, degraded a 200 saying "degraded".
+	sick, degraded atomic.Bool
 }
 
 func newCloud(t testing.TB, name string) *cloud {
@@ -48,6 +48,10 @@ func newCloud(t testing.TB, name string) *cloud {
 		if r.URL.Path == "/healthz" {
 			if c.sick.Load() {
 				http.Error(w, "sick", http.StatusServiceUnavailable)
+				return
+			}
+			if c.degraded.Load() {
+				_, _ = io.WriteString(w, `{"cloud":"`+name+`","status":"degraded","problems":["database unreachable"]}`)
 				return
 			}
 			_, _ = io.WriteString(w, "ok")
@@ -886,4 +890,55 @@ func FuzzTraceparent(f *testing.F) {
 			t.Fatalf("accepted a header-breaking value %q", s)
 		}
 	})
+}
+
+// TestDegradedIsAvoided: a backend whose health says "degraded" gets
+// requests only while no other healthy backend is not degraded.
+func TestDegradedIsAvoided(t *testing.T) {
+	aws, azure := newCloud(t, "aws"), newCloud(t, "azure")
+	f, fd := start(t, Config{HealthInterval: 10 * time.Millisecond, HealthTimeout: time.Second},
+		Backend{"aws", aws.srv.URL}, Backend{"azure", azure.srv.URL})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = f.Run(ctx) }()
+	servedBy := func() string {
+		resp := post(t, fd.URL+"/v1/records", []byte(`{}`), nil)
+		readAll(t, resp)
+		return resp.Header.Get(HeaderServedBy)
+	}
+	waitFor(t, "first check", func() bool { return statusOf(t, f, "aws").Checked })
+	if by := servedBy(); by != "aws" {
+		t.Fatalf("served by %q, want aws (priority)", by)
+	}
+	aws.degraded.Store(true)
+	waitFor(t, "aws degraded", func() bool { return statusOf(t, f, "aws").Degraded })
+	if st := statusOf(t, f, "aws"); !st.Healthy || len(st.Problems) != 1 || st.Problems[0] != "database unreachable" {
+		t.Fatalf("aws status %+v", st)
+	}
+	if by := servedBy(); by != "azure" {
+		t.Fatalf("served by %q while aws is degraded, want azure", by)
+	}
+	// Both degraded: priority again, nothing refused.
+	azure.degraded.Store(true)
+	waitFor(t, "azure degraded", func() bool { return statusOf(t, f, "azure").Degraded })
+	if by := servedBy(); by != "aws" {
+		t.Fatalf("served by %q with both degraded, want aws", by)
+	}
+	// A degraded backend is still preferred to one that is down.
+	azure.degraded.Store(false)
+	azure.sick.Store(true)
+	waitFor(t, "azure down", func() bool { return !statusOf(t, f, "azure").Healthy })
+	if by := servedBy(); by != "aws" {
+		t.Fatalf("served by %q, want the degraded aws over the down azure", by)
+	}
+	azure.sick.Store(false)
+	waitFor(t, "azure up", func() bool { return statusOf(t, f, "azure").Healthy && !statusOf(t, f, "azure").Degraded })
+	if by := servedBy(); by != "azure" {
+		t.Fatalf("served by %q, want azure", by)
+	}
+	aws.degraded.Store(false)
+	waitFor(t, "aws recovered", func() bool { return !statusOf(t, f, "aws").Degraded })
+	if by := servedBy(); by != "aws" {
+		t.Fatalf("served by %q after aws recovered, want aws", by)
+	}
 }

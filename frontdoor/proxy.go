@@ -147,13 +147,18 @@ func (f *FrontDoor) attempt(w http.ResponseWriter, r *http.Request, b *backend, 
 	return "", true
 }
 
-// candidates returns the healthy backends in priority order or, when none
-// is healthy, every backend (fail open: health state may be stale, and
-// trying costs less than refusing).
+// candidates returns the healthy backends in priority order, those that
+// are not degraded first, or, when none is healthy, every backend (fail
+// open: health state may be stale, and trying costs less than refusing).
 func (f *FrontDoor) candidates() []*backend {
 	out := make([]*backend, 0, len(f.backends))
 	for _, b := range f.backends {
-		if b.isHealthy() {
+		if b.isPreferred() {
+			out = append(out, b)
+		}
+	}
+	for _, b := range f.backends {
+		if b.isHealthy() && !b.isPreferred() {
 			out = append(out, b)
 		}
 	}

@@ -1,7 +1,20 @@
 // Package functions is intercloud's function host: it runs a handler for
 // every event of a trigger with at-least-once delivery, bounded concurrency,
-// retries with exponential backoff and dead letters, and a reconciler that
-// re-submits work a lost event left undone.
+// retries with capped exponential backoff and jitter, dead letters, and a
+// reconciler that re-submits work a lost event left undone.
+//
+// # Retries
+//
+// A failure is retried for as long as it takes, bounded only by MaxAge:
+// a dependency that is down for an hour delays the work by an hour and
+// dead-letters nothing. Only a failure wrapping ErrPermanent (an object
+// that cannot be parsed, a row the database rejects for its content) is
+// dead-lettered at once, and a failure still happening MaxAge after the
+// event first failed is dead-lettered with its last error. When
+// MaxAttempts is set, it bounds the deliveries of an event whose failures
+// are not recognised as transient (see retry.Transient); transient ones
+// (connection refused, timeouts, a database shutting down, deadlocks,
+// throttling, 5xx) never count against it.
 //
 // Handlers must be idempotent: an event may be delivered more than once
 // (a retry after an ambiguous failure, a reconciler pass racing the event).
@@ -19,6 +32,7 @@ import (
 	"time"
 
 	"github.com/intercloud/intercloud/internal/permanent"
+	"github.com/intercloud/intercloud/retry"
 )
 
 // Event is one invocation's input.
@@ -32,6 +46,8 @@ type Event struct {
 	Source string
 	// Attempt counts deliveries, from 1.
 	Attempt int
+	// FailingSince is when the first delivery failed; zero until one did.
+	FailingSince time.Time
 }
 
 // Handler does the function's work. A nil error acknowledges the event.
@@ -47,65 +63,108 @@ var ErrPermanent = permanent.Err
 // If it fails, the event is retried later like any failure.
 type DeadLetter func(ctx context.Context, e Event, cause error) error
 
-// Config configures a Function.
+// Defaults for zero Config fields.
+const (
+	DefaultConcurrency = 4
+	DefaultBackoff     = 100 * time.Millisecond
+	DefaultMaxBackoff  = 30 * time.Second
+	DefaultMaxAge      = 24 * time.Hour
+	DefaultTimeout     = 5 * time.Minute
+)
+
+// Config configures a Function. Zero fields take the defaults above.
 type Config struct {
-	Name        string
-	Handler     Handler
-	DeadLetter  DeadLetter
-	Concurrency int           // invocations at once (default 4)
-	MaxAttempts int           // deliveries before dead-lettering (default 5)
-	Backoff     time.Duration // first retry delay, doubled per attempt (default 100ms), capped at MaxBackoff
-	MaxBackoff  time.Duration // default 30s
-	Timeout     time.Duration // per invocation (default 5m)
-	Logger      *slog.Logger
+	Name       string
+	Handler    Handler
+	DeadLetter DeadLetter
+	// Concurrency bounds the invocations running at once.
+	Concurrency int
+	// Backoff is the nominal delay before the first retry; it doubles per
+	// retry up to MaxBackoff, and each delay is jittered (see retry.Policy).
+	Backoff    time.Duration
+	MaxBackoff time.Duration
+	// MaxAge is how long an event is retried after its first failure
+	// before it is dead-lettered (default 24h).
+	MaxAge time.Duration
+	// MaxAttempts, when positive, dead-letters an event after this many
+	// deliveries whose failures are not transient (retry.Transient); 0
+	// bounds nothing but MaxAge.
+	MaxAttempts int
+	// Timeout bounds one invocation.
+	Timeout time.Duration
+	Logger  *slog.Logger
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	switch {
+	case c.Name == "" || c.Handler == nil:
+		return errors.New("functions: a name and a handler are required")
+	case c.Concurrency < 0 || c.Backoff < 0 || c.MaxBackoff < 0 || c.MaxAge < 0 || c.MaxAttempts < 0 || c.Timeout < 0:
+		return fmt.Errorf("functions: %s: concurrency, backoff, max_backoff, max_age, max_attempts and timeout must not be negative", c.Name)
+	case c.MaxBackoff > 0 && c.Backoff > c.MaxBackoff:
+		return fmt.Errorf("functions: %s: backoff %s is above max_backoff %s", c.Name, c.Backoff, c.MaxBackoff)
+	}
+	return nil
 }
 
 // Stats counts a function's work.
 type Stats struct {
 	Succeeded, Failed, Retried, DeadLettered, Pending int64
+	// Failing counts events whose last delivery failed and that wait for
+	// their next one.
+	Failing int64 `json:"failing"`
+	// LastError is the last failure, LastErrorAt when it happened.
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
 }
 
 // Function is a hosted function. Submit events, and Run it to process them.
 type Function struct {
-	cfg   Config
-	log   *slog.Logger
-	queue chan Event
-	mu    sync.Mutex
-	known map[string]bool // queued, waiting for retry, or running
-	retry map[string]*time.Timer
+	cfg    Config
+	policy retry.Policy
+	log    *slog.Logger
+	queue  chan Event
+	mu     sync.Mutex
+	known  map[string]bool // queued, waiting for retry, or running
+	retry  map[string]*time.Timer
+	// lastErr and lastErrAt are the last failure.
+	lastErr   string
+	lastErrAt time.Time
 
 	succeeded, failed, retried, dead atomic.Int64
 }
 
 // New returns a function; it starts nothing.
 func New(cfg Config) (*Function, error) {
-	if cfg.Name == "" || cfg.Handler == nil {
-		return nil, errors.New("functions: a name and a handler are required")
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
-	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = 4
+	if cfg.Concurrency == 0 {
+		cfg.Concurrency = DefaultConcurrency
 	}
-	if cfg.MaxAttempts <= 0 {
-		cfg.MaxAttempts = 5
+	if cfg.Backoff == 0 {
+		cfg.Backoff = DefaultBackoff
 	}
-	if cfg.Backoff <= 0 {
-		cfg.Backoff = 100 * time.Millisecond
+	if cfg.MaxBackoff == 0 {
+		cfg.MaxBackoff = max(DefaultMaxBackoff, cfg.Backoff)
 	}
-	if cfg.MaxBackoff <= 0 {
-		cfg.MaxBackoff = 30 * time.Second
+	if cfg.MaxAge == 0 {
+		cfg.MaxAge = DefaultMaxAge
 	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = 5 * time.Minute
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultTimeout
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	return &Function{
-		cfg:   cfg,
-		log:   cfg.Logger.With("function", cfg.Name),
-		queue: make(chan Event, 1<<16),
-		known: map[string]bool{},
-		retry: map[string]*time.Timer{},
+		cfg:    cfg,
+		policy: retry.Policy{Base: cfg.Backoff, Max: cfg.MaxBackoff},
+		log:    cfg.Logger.With("function", cfg.Name),
+		queue:  make(chan Event, 1<<16),
+		known:  map[string]bool{},
+		retry:  map[string]*time.Timer{},
 	}, nil
 }
 
@@ -181,16 +240,29 @@ func (f *Function) invoke(ctx context.Context, e Event) {
 		return
 	}
 	f.failed.Add(1)
-	if errors.Is(err, ErrPermanent) || e.Attempt >= f.cfg.MaxAttempts {
+	now := time.Now()
+	if e.FailingSince.IsZero() {
+		e.FailingSince = now
+	}
+	f.mu.Lock()
+	f.lastErr, f.lastErrAt = err.Error(), now
+	f.mu.Unlock()
+	transient := retry.Transient(err)
+	switch age := now.Sub(e.FailingSince); {
+	case errors.Is(err, ErrPermanent):
 		f.deadLetter(ctx, e, err)
 		return
+	case age >= f.cfg.MaxAge:
+		f.deadLetter(ctx, e, fmt.Errorf("still failing after %s and %d attempts: %w", age.Round(time.Second), e.Attempt, err))
+		return
+	case !transient && f.cfg.MaxAttempts > 0 && e.Attempt >= f.cfg.MaxAttempts:
+		f.deadLetter(ctx, e, fmt.Errorf("failed %d attempts: %w", e.Attempt, err))
+		return
 	}
-	delay := f.cfg.Backoff << (e.Attempt - 1)
-	if delay > f.cfg.MaxBackoff || delay <= 0 {
-		delay = f.cfg.MaxBackoff
-	}
+	delay := f.policy.Delay(e.Attempt)
 	f.retried.Add(1)
-	f.log.Warn("invocation failed; will retry", "id", e.ID, "attempt", e.Attempt, "retry_in", delay.String(), "err", err)
+	f.log.Warn("invocation failed; will retry", "id", e.ID, "attempt", e.Attempt, "transient", transient,
+		"failing_for", now.Sub(e.FailingSince).Round(time.Millisecond).String(), "retry_in", delay.Round(time.Millisecond).String(), "err", err)
 	next := e
 	next.Attempt++
 	f.mu.Lock()
@@ -230,9 +302,10 @@ func (f *Function) deadLetter(ctx context.Context, e Event, cause error) {
 // Stats returns the counters.
 func (f *Function) Stats() Stats {
 	f.mu.Lock()
-	pending := int64(len(f.known))
+	st := Stats{Pending: int64(len(f.known)), Failing: int64(len(f.retry)), LastError: f.lastErr, LastErrorAt: f.lastErrAt}
 	f.mu.Unlock()
-	return Stats{Succeeded: f.succeeded.Load(), Failed: f.failed.Load(), Retried: f.retried.Load(), DeadLettered: f.dead.Load(), Pending: pending}
+	st.Succeeded, st.Failed, st.Retried, st.DeadLettered = f.succeeded.Load(), f.failed.Load(), f.retried.Load(), f.dead.Load()
+	return st
 }
 
 // Reconciler periodically lists work that is not done yet and submits it,

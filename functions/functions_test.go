@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -64,7 +66,7 @@ func TestDelivery(t *testing.T) {
 						if tt.permanent {
 							return fmt.Errorf("bad object: %w", ErrPermanent)
 						}
-						return errors.New("transient")
+						return errors.New("handler failed")
 					}
 					return nil
 				},
@@ -165,4 +167,104 @@ func TestReconcilerResubmits(t *testing.T) {
 		defer mu.Unlock()
 		return len(done) == 3
 	})
+}
+
+// refused returns a real "connection refused" error.
+func refused(t *testing.T) error {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	_, err = net.DialTimeout("tcp", addr, time.Second)
+	if err == nil {
+		t.Fatal("dial to a closed port succeeded")
+	}
+	return fmt.Errorf("load: check raw/x.ndjson: %w", err)
+}
+
+// TestTransientNeverDeadLettered: a dependency that is down for many
+// attempts delays the work and dead-letters nothing, whatever MaxAttempts
+// says; the capped backoff keeps the retries coming.
+func TestTransientNeverDeadLettered(t *testing.T) {
+	down := refused(t)
+	for _, maxAttempts := range []int{0, 3} {
+		t.Run(fmt.Sprint("max_attempts=", maxAttempts), func(t *testing.T) {
+			var calls atomic.Int64
+			var dead atomic.Int64
+			f := runFn(t, Config{
+				Name: "t", MaxAttempts: maxAttempts, Backoff: time.Millisecond, MaxBackoff: 4 * time.Millisecond,
+				Handler: func(ctx context.Context, e Event) error {
+					if calls.Add(1) <= 40 {
+						return down
+					}
+					return nil
+				},
+				DeadLetter: func(context.Context, Event, error) error { dead.Add(1); return nil },
+			})
+			f.Submit(Event{ID: "k"})
+			eventually(t, "success after 40 failures", func() bool { return f.Stats().Succeeded == 1 })
+			if dead.Load() != 0 || calls.Load() != 41 {
+				t.Fatalf("dead %d, calls %d; want 0 and 41", dead.Load(), calls.Load())
+			}
+			if st := f.Stats(); st.Failing != 0 || st.Pending != 0 || st.LastError == "" {
+				t.Fatalf("stats %+v", st)
+			}
+		})
+	}
+}
+
+// TestUnknownFailuresRetriedByDefault: without MaxAttempts, a failure that
+// is not known to be transient is retried too, until it succeeds.
+func TestUnknownFailuresRetriedByDefault(t *testing.T) {
+	var calls atomic.Int64
+	f := runFn(t, Config{Name: "u", Backoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond,
+		Handler: func(ctx context.Context, e Event) error {
+			if calls.Add(1) <= 20 {
+				return errors.New("something odd")
+			}
+			return nil
+		}})
+	f.Submit(Event{ID: "k"})
+	eventually(t, "success after 20 failures", func() bool { return f.Stats().Succeeded == 1 })
+}
+
+// TestMaxAgeDeadLetters: a failure still happening MaxAge after the first
+// one dead-letters the event, with the last error and how long it failed.
+func TestMaxAgeDeadLetters(t *testing.T) {
+	down := refused(t)
+	var cause atomic.Value
+	f := runFn(t, Config{Name: "a", Backoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, MaxAge: 100 * time.Millisecond,
+		Handler: func(ctx context.Context, e Event) error { return down },
+		DeadLetter: func(_ context.Context, e Event, err error) error {
+			cause.Store(err)
+			return nil
+		}})
+	start := time.Now()
+	f.Submit(Event{ID: "k"})
+	eventually(t, "dead letter", func() bool { return f.Stats().DeadLettered == 1 })
+	if el := time.Since(start); el < 100*time.Millisecond {
+		t.Fatalf("dead-lettered after %v, before MaxAge", el)
+	}
+	err, _ := cause.Load().(error)
+	if err == nil || !strings.Contains(err.Error(), "still failing after") || !strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("cause %v", err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	h := func(context.Context, Event) error { return nil }
+	for _, c := range []Config{
+		{Name: "", Handler: h},
+		{Name: "x"},
+		{Name: "x", Handler: h, MaxAge: -1},
+		{Name: "x", Handler: h, Backoff: time.Second, MaxBackoff: time.Millisecond},
+		{Name: "x", Handler: h, MaxAttempts: -1},
+	} {
+		if _, err := New(c); err == nil {
+			t.Errorf("New(%+v) accepted", c)
+		}
+	}
 }

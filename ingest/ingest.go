@@ -127,6 +127,32 @@ type Config struct {
 	// WriteTimeout bounds the writing of one object, retries included
 	// (default 30s).
 	WriteTimeout time.Duration
+	// Health reports the health of what the API depends on (its object
+	// store, the database its records are loaded into, dead letters) for
+	// GET /healthz; nil means only the API itself counts. It must answer
+	// quickly (report a recent check, do not run one).
+	Health func() Health
+}
+
+// Health states GET /healthz reports.
+const (
+	// HealthOK: the cloud takes writes and processes them.
+	HealthOK = "ok"
+	// HealthDegraded: the cloud takes writes (they are durable) but
+	// something behind it is failing, such as its database; a front door
+	// prefers another cloud. Answered with 200.
+	HealthDegraded = "degraded"
+	// HealthUnhealthy: the cloud cannot take writes (its object store is
+	// unreachable). Answered with 503.
+	HealthUnhealthy = "unhealthy"
+)
+
+// Health is the state of what an API depends on.
+type Health struct {
+	// Status is HealthOK, HealthDegraded or HealthUnhealthy.
+	Status string `json:"status"`
+	// Problems name what is wrong, one line each.
+	Problems []string `json:"problems,omitempty"`
 }
 
 // Stats are the API's counters since New.
@@ -260,15 +286,31 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// health answers GET /healthz: {"status": "ok"|"degraded"|"unhealthy"|
+// "closing", "cloud": ..., "problems": [...]}, 200 when the API takes
+// writes (ok, degraded), else 503.
 func (a *API) health(w http.ResponseWriter) {
-	status, code := "ok", http.StatusOK
-	if a.isClosing() {
-		status, code = "closing", http.StatusServiceUnavailable
+	h := Health{Status: HealthOK}
+	if a.cfg.Health != nil {
+		h = a.cfg.Health()
+	}
+	code := http.StatusOK
+	switch {
+	case a.isClosing():
+		h.Status, code = "closing", http.StatusServiceUnavailable
+	case h.Status == HealthUnhealthy:
+		code = http.StatusServiceUnavailable
+	case h.Status != HealthDegraded:
+		h.Status = HealthOK
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(map[string]string{"status": status, "cloud": a.cfg.Cloud})
+	_ = json.NewEncoder(w).Encode(struct {
+		Cloud    string   `json:"cloud"`
+		Status   string   `json:"status"`
+		Problems []string `json:"problems,omitempty"`
+	}{a.cfg.Cloud, h.Status, h.Problems})
 }
 
 // postRecords is POST /v1/records.

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -777,5 +778,36 @@ func TestClientGoneAfterQueueStillWritesWhole(t *testing.T) {
 	}
 	if n != 4 {
 		t.Fatalf("stored %d of the request's 4 records", n)
+	}
+}
+
+// TestHealthReportsDependencies: /healthz says what the Health hook
+// reports: degraded is still 200 (writes are taken), unhealthy is 503.
+func TestHealthReportsDependencies(t *testing.T) {
+	var cur atomic.Value
+	cur.Store(Health{Status: HealthOK})
+	e := newEnv(t, "aws", func(c *Config) { c.Health = func() Health { return cur.Load().(Health) } })
+	for _, tc := range []struct {
+		h    Health
+		code int
+		body string
+	}{
+		{Health{Status: HealthOK}, 200, `{"cloud":"aws","status":"ok"}`},
+		{Health{Status: HealthDegraded, Problems: []string{"database unreachable: connection refused"}}, 200,
+			`{"cloud":"aws","status":"degraded","problems":["database unreachable: connection refused"]}`},
+		{Health{Status: HealthUnhealthy, Problems: []string{"object store unreachable"}}, 503,
+			`{"cloud":"aws","status":"unhealthy","problems":["object store unreachable"]}`},
+		{Health{Status: "odd"}, 200, `{"cloud":"aws","status":"ok"}`},
+	} {
+		cur.Store(tc.h)
+		resp, err := http.Get(e.srv.URL + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.code || strings.TrimSpace(string(b)) != tc.body {
+			t.Errorf("%+v: %d %s, want %d %s", tc.h, resp.StatusCode, b, tc.code, tc.body)
+		}
 	}
 }

@@ -15,7 +15,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/intercloud/intercloud/config"
@@ -50,6 +52,10 @@ type Loader struct {
 	log    *slog.Logger
 	// maxRows bounds the rows of one INSERT statement.
 	maxRows int
+
+	// mu guards lastFull, when Pending last listed every partition.
+	mu       sync.Mutex
+	lastFull time.Time
 }
 
 // New returns a Loader; call Prepare before the first Load.
@@ -150,6 +156,11 @@ func (l *Loader) Load(ctx context.Context, key string) (Result, error) {
 				args = append(args, row...)
 			}
 			out, err := tx.ExecContext(ctx, l.db.Dialect.InsertIgnore(l.table, len(chunk)), args...)
+			if sqldb.Rejected(err) {
+				// The database refuses these records for their content:
+				// no retry can load them.
+				return fmt.Errorf("insert: the database rejects records %s..%s: %w: %w", chunk[0].ID, chunk[len(chunk)-1].ID, err, functions.ErrPermanent)
+			}
 			if err != nil {
 				return fmt.Errorf("insert: %w", err)
 			}
@@ -192,25 +203,32 @@ func (l *Loader) isLoaded(ctx context.Context, q sqldb.Querier, key string) (boo
 
 func (l *Loader) parse(data []byte) ([]record.Record, error) {
 	var recs []record.Record
+	err := eachLine(data, func(line int, b []byte) error {
+		r, err := record.ParseStored(l.schema, b)
+		if err != nil {
+			return fmt.Errorf("line %d: %w", line, err)
+		}
+		recs = append(recs, r)
+		return nil
+	})
+	return recs, err
+}
+
+// eachLine calls fn with every non-blank line of an NDJSON object and its
+// number (from 1), until fn fails.
+func eachLine(data []byte, fn func(line int, b []byte) error) error {
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
 	line := 0
 	for sc.Scan() {
 		line++
-		b := bytes.TrimSpace(sc.Bytes())
-		if len(b) == 0 {
-			continue
+		if b := bytes.TrimSpace(sc.Bytes()); len(b) > 0 {
+			if err := fn(line, b); err != nil {
+				return err
+			}
 		}
-		r, err := record.ParseStored(l.schema, b)
-		if err != nil {
-			return nil, fmt.Errorf("line %d: %w", line, err)
-		}
-		recs = append(recs, r)
 	}
-	if err := sc.Err(); err != nil {
-		return nil, err
-	}
-	return recs, nil
+	return sc.Err()
 }
 
 // Handler adapts the Loader to the function host: the event id is the key.
@@ -248,17 +266,31 @@ func (l *Loader) LoadOrDeadLetter(ctx context.Context, key, source string) (res 
 	return res, false, derr
 }
 
+// Metadata keys of a dead letter.
+const (
+	MetaError        = "error"
+	MetaAttempts     = "attempts"
+	MetaFailingSince = "failing_since"
+)
+
 // DeadLetter moves a failed object under dead/ with its error in the
 // object's metadata, so the reconciler stops retrying it and an operator
-// can inspect and re-drive it.
+// can inspect it (DeadLetters) and load it again (Replay).
 func (l *Loader) DeadLetter() functions.DeadLetter {
 	return func(ctx context.Context, e functions.Event, cause error) error {
 		msg := cause.Error()
 		if len(msg) > 1024 {
 			msg = msg[:1024]
 		}
+		if !strings.HasPrefix(e.ID, RawPrefix) {
+			return fmt.Errorf("load: dead-letter %s: not a raw object", e.ID)
+		}
+		md := map[string]string{MetaError: msg, MetaAttempts: fmt.Sprint(e.Attempt)}
+		if !e.FailingSince.IsZero() {
+			md[MetaFailingSince] = e.FailingSince.UTC().Format(time.RFC3339)
+		}
 		dst := DeadPrefix + e.ID
-		if err := l.bucket.Move(ctx, e.ID, dst, map[string]string{"error": msg, "attempts": fmt.Sprint(e.Attempt)}); err != nil {
+		if err := l.bucket.Move(ctx, e.ID, dst, md); err != nil {
 			return fmt.Errorf("load: dead-letter %s: %w", e.ID, err)
 		}
 		l.log.ErrorContext(ctx, "object dead-lettered", "key", e.ID, "dead_key", dst, "err", msg)
@@ -266,51 +298,202 @@ func (l *Loader) DeadLetter() functions.DeadLetter {
 	}
 }
 
-// Pending calls submit for every raw object that is not loaded yet. It
-// lists only the hourly partitions from the newest fully loaded one on, so
-// it stays cheap on a large store.
+// Dead is one dead-lettered object.
+type Dead struct {
+	// Key is the raw object's key (without the dead/ prefix).
+	Key string `json:"key"`
+	// Error is why it was dead-lettered.
+	Error string `json:"error"`
+	// Attempts is how many deliveries it had.
+	Attempts int `json:"attempts,omitempty"`
+	// At is when it was dead-lettered.
+	At time.Time `json:"at"`
+	// Records is how many records it holds (-1 when not counted).
+	Records int   `json:"records"`
+	Size    int64 `json:"size"`
+}
+
+// DeadLetters lists the dead-lettered objects in key order; with records,
+// each is read to count its records.
+func (l *Loader) DeadLetters(ctx context.Context, records bool) ([]Dead, error) {
+	var objs []objects.Object
+	if err := l.bucket.List(ctx, DeadPrefix+RawPrefix, func(o objects.Object) error {
+		objs = append(objs, o)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("load: list dead letters: %w", err)
+	}
+	out := make([]Dead, 0, len(objs))
+	for _, o := range objs {
+		d := Dead{Key: strings.TrimPrefix(o.Key, DeadPrefix), At: o.ModTime, Size: o.Size, Records: -1}
+		var data []byte
+		var a *objects.Attributes
+		var err error
+		if records {
+			data, a, err = l.bucket.Get(ctx, o.Key)
+		} else {
+			a, err = l.bucket.Attributes(ctx, o.Key)
+		}
+		if errors.Is(err, objects.ErrNotFound) {
+			continue // replayed meanwhile
+		}
+		if err != nil {
+			return nil, fmt.Errorf("load: dead letter %s: %w", o.Key, err)
+		}
+		d.Error = a.Metadata[MetaError]
+		d.Attempts, _ = strconv.Atoi(a.Metadata[MetaAttempts])
+		if !a.ModTime.IsZero() {
+			d.At = a.ModTime
+		}
+		if records {
+			d.Records = countLines(data)
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// IsDead reports whether a raw object is dead-lettered.
+func (l *Loader) IsDead(ctx context.Context, key string) (bool, error) {
+	if !strings.HasPrefix(key, RawPrefix) || objects.ValidateKey(key) != nil {
+		return false, nil
+	}
+	ok, err := l.bucket.Exists(ctx, DeadPrefix+key)
+	if err != nil {
+		return false, fmt.Errorf("load: %w", err)
+	}
+	return ok, nil
+}
+
+// CountDead returns how many objects are dead-lettered (one listing).
+func (l *Loader) CountDead(ctx context.Context) (int, error) {
+	n := 0
+	if err := l.bucket.List(ctx, DeadPrefix+RawPrefix, func(objects.Object) error {
+		n++
+		return nil
+	}); err != nil {
+		return 0, fmt.Errorf("load: list dead letters: %w", err)
+	}
+	return n, nil
+}
+
+// countLines counts the non-blank lines of NDJSON.
+func countLines(data []byte) int {
+	n := 0
+	_ = eachLine(data, func(int, []byte) error { n++; return nil })
+	return n
+}
+
+// Replay moves a dead-lettered object back under raw/ and loads it, the
+// same idempotent load as the first time; key is the raw key or the dead
+// one. If it fails for good again it is dead-lettered again with the new
+// error; if it fails for now (a dependency down) it stays under raw/,
+// where the reconciler retries it.
+func (l *Loader) Replay(ctx context.Context, key string) (Result, error) {
+	raw := strings.TrimPrefix(key, DeadPrefix)
+	if !strings.HasPrefix(raw, RawPrefix) {
+		return Result{Key: raw}, fmt.Errorf("load: replay %s: not a dead-lettered raw object", key)
+	}
+	if err := l.bucket.Move(ctx, DeadPrefix+raw, raw, map[string]string{MetaError: "", MetaAttempts: "", MetaFailingSince: ""}); err != nil {
+		return Result{Key: raw}, fmt.Errorf("load: replay %s: %w", raw, err)
+	}
+	res, err := l.loadLogged(ctx, raw, "replay")
+	switch {
+	case err == nil:
+		return res, nil
+	case errors.Is(err, functions.ErrPermanent):
+		if derr := l.DeadLetter()(ctx, functions.Event{ID: raw, Source: "replay", Attempt: 1}, err); derr != nil {
+			return res, fmt.Errorf("load: replay %s: %w (and moving it back under %s failed: %v)", raw, err, DeadPrefix, derr)
+		}
+		return res, fmt.Errorf("load: replay %s: dead-lettered again: %w", raw, err)
+	}
+	return res, fmt.Errorf("load: replay %s: left under %s for the reconciler: %w", raw, RawPrefix, err)
+}
+
+// FullScanEvery is how often Pending lists every raw partition rather than
+// those from the watermark on.
+const FullScanEvery = time.Hour
+
+// Pending calls submit for every raw object that is neither loaded nor
+// dead-lettered, whatever its age. It lists the hourly partitions from the
+// newest fully loaded one (the watermark) on, which keeps it cheap on a
+// large store, and every partition on its first call and every
+// FullScanEvery, so an object that lands behind the watermark (a replayed
+// dead letter, a lost load marker) is found too.
 func (l *Loader) Pending(ctx context.Context, submit func(functions.Event)) error {
+	l.mu.Lock()
+	full := time.Since(l.lastFull) >= FullScanEvery
+	l.mu.Unlock()
+	if full {
+		return l.PendingAll(ctx, submit)
+	}
+	return l.pending(ctx, false, submit)
+}
+
+// PendingAll is Pending listing every partition.
+func (l *Loader) PendingAll(ctx context.Context, submit func(functions.Event)) error {
+	start := time.Now()
+	if err := l.pending(ctx, true, submit); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.lastFull = start
+	l.mu.Unlock()
+	return nil
+}
+
+func (l *Loader) pending(ctx context.Context, all bool, submit func(functions.Event)) error {
 	parts, err := l.partitions(ctx)
 	if err != nil {
 		return err
 	}
-	start := 0
-	if w, ok, err := l.watermark(ctx); err != nil {
+	w, hasMark, err := l.watermark(ctx)
+	if err != nil {
 		return err
-	} else if ok {
-		for start < len(parts) && parts[start] < w {
-			start++
-		}
 	}
 	// A partition becomes the watermark only once no writer can still be
 	// writing into it: two hours after it began.
 	settled := PartitionOf(time.Now().Add(-2 * time.Hour))
 	allDone := true
-	for _, p := range parts[start:] {
-		var keys []string
-		if err := l.bucket.List(ctx, p, func(o objects.Object) error {
-			keys = append(keys, o.Key)
-			return nil
-		}); err != nil {
-			return fmt.Errorf("load: %w", err)
+	for _, p := range parts {
+		if !all && hasMark && p < w {
+			continue
 		}
-		missing, err := l.unloaded(ctx, keys)
+		missing, err := l.unloaded(ctx, p)
 		if err != nil {
 			return err
 		}
-		for _, k := range missing {
-			submit(functions.Event{ID: k})
+		for _, o := range missing {
+			submit(functions.Event{ID: o.Key})
 		}
 		if len(missing) > 0 {
 			allDone = false
 		}
-		if allDone && len(keys) > 0 && p <= settled {
+		if allDone && p <= settled && (!hasMark || p > w) {
 			if err := l.setWatermark(ctx, p); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// Unloaded returns every raw object that is neither loaded nor
+// dead-lettered, in key order.
+func (l *Loader) Unloaded(ctx context.Context) ([]objects.Object, error) {
+	parts, err := l.partitions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []objects.Object
+	for _, p := range parts {
+		missing, err := l.unloaded(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, missing...)
+	}
+	return out, nil
 }
 
 // partitions lists raw/YYYY/MM/DD/HH/ prefixes in order.
@@ -330,21 +513,63 @@ func (l *Loader) partitions(ctx context.Context) ([]string, error) {
 	return level, nil
 }
 
-func (l *Loader) unloaded(ctx context.Context, keys []string) ([]string, error) {
-	var missing []string
-	for _, k := range keys {
-		if !strings.HasSuffix(k, ".ndjson") {
-			continue
+// unloaded lists a partition's raw objects that are neither in the
+// loaded-objects table nor under dead/: one listing of each and one query.
+func (l *Loader) unloaded(ctx context.Context, partition string) ([]objects.Object, error) {
+	var raw []objects.Object
+	if err := l.bucket.List(ctx, partition, func(o objects.Object) error {
+		if strings.HasSuffix(o.Key, ".ndjson") {
+			raw = append(raw, o)
 		}
-		done, err := l.isLoaded(ctx, l.db, k)
-		if err != nil {
-			return nil, err
-		}
-		if !done {
-			missing = append(missing, k)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("load: %w", err)
+	}
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	done, err := l.loadedIn(ctx, partition)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.bucket.List(ctx, DeadPrefix+partition, func(o objects.Object) error {
+		done[strings.TrimPrefix(o.Key, DeadPrefix)] = true
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("load: %w", err)
+	}
+	var missing []objects.Object
+	for _, o := range raw {
+		if !done[o.Key] {
+			missing = append(missing, o)
 		}
 	}
 	return missing, nil
+}
+
+// loadedIn returns the loaded keys under a partition prefix.
+func (l *Loader) loadedIn(ctx context.Context, partition string) (map[string]bool, error) {
+	d := l.db.Dialect
+	// The prefix holds only "raw", digits and '/': no LIKE wildcard.
+	rows, err := l.db.QueryContext(ctx, fmt.Sprintf("SELECT %s FROM %s WHERE %s LIKE %s", d.Quote("key"), d.Quote(LoadedTable), d.Quote("key"), d.Placeholder(1)), partition+"%")
+	if err != nil {
+		return nil, fmt.Errorf("load: list loaded %s: %w", partition, err)
+	}
+	defer rows.Close()
+	done := map[string]bool{}
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return nil, fmt.Errorf("load: list loaded %s: %w", partition, err)
+		}
+		if strings.HasPrefix(k, partition) {
+			done[k] = true
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load: list loaded %s: %w", partition, err)
+	}
+	return done, nil
 }
 
 // The watermark is the newest partition whose objects (and all before it)

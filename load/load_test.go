@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -172,13 +173,130 @@ func TestPendingFindsUnloadedAndAdvancesWatermark(t *testing.T) {
 	if err != nil || !ok || w != PartitionOf(old) {
 		t.Fatalf("watermark = %q %v %v, want %s", w, ok, err, PartitionOf(old))
 	}
-	// An object planted before the watermark is no longer listed: the
-	// reconciler stays cheap. (Events still deliver such objects.)
-	if err := b.Put(ctx, PartitionOf(old.Add(-24*time.Hour))+"late.ndjson", rawObject(t, "late"), nil); err != nil {
+	// An object planted before the watermark is not listed by the cheap
+	// passes, but by the next full one: an object that is neither loaded
+	// nor dead is work, whatever its age.
+	lateKey := PartitionOf(old.Add(-24*time.Hour)) + "late.ndjson"
+	if err := b.Put(ctx, lateKey, rawObject(t, "late"), nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := pending(); len(got) != 1 {
 		t.Fatalf("pending = %v, want the partitions before the watermark skipped", got)
+	}
+	l.mu.Lock()
+	l.lastFull = time.Now().Add(-FullScanEvery)
+	l.mu.Unlock()
+	if got := pending(); len(got) != 2 || got[0] != lateKey {
+		t.Fatalf("full pass: pending = %v, want %s and %s", got, lateKey, newKey)
+	}
+	unloaded, err := l.Unloaded(ctx)
+	if err != nil || len(unloaded) != 2 {
+		t.Fatalf("Unloaded = %v, %v", unloaded, err)
+	}
+}
+
+// TestLostMarkerIsWork: an object whose load marker is gone is pending
+// again, and loading it again restores the marker without new rows.
+func TestLostMarkerIsWork(t *testing.T) {
+	ctx := context.Background()
+	l, b, db := setup(t)
+	key := PartitionOf(time.Now().Add(-72*time.Hour)) + "m.ndjson"
+	if err := b.Put(ctx, key, rawObject(t, "m1", "m2"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Load(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.PendingAll(ctx, func(e functions.Event) { t.Fatalf("loaded object pending: %s", e.ID) }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`DELETE FROM "_ic_loaded" WHERE "key" = ?`, key); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	if err := l.PendingAll(ctx, func(e functions.Event) { got = append(got, e.ID) }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0] != key {
+		t.Fatalf("pending = %v, want %s", got, key)
+	}
+	res, err := l.Load(ctx, key)
+	if err != nil || res.Skipped || res.Inserted != 0 || res.Records != 2 {
+		t.Fatalf("reload = %+v, %v", res, err)
+	}
+	if n := count(t, db); n != 2 {
+		t.Fatalf("%d rows", n)
+	}
+}
+
+// TestDeadLettersListedAndReplayed: dead letters are listed with their
+// error and records; a replay loads one whose cause is gone, and sends one
+// that still cannot load back under dead/ with the new error. A dead
+// letter is not pending.
+func TestDeadLettersListedAndReplayed(t *testing.T) {
+	ctx := context.Background()
+	l, b, db := setup(t)
+	part := PartitionOf(time.Now())
+	good, bad := part+"good.ndjson", part+"bad.ndjson"
+	if err := b.Put(ctx, good, rawObject(t, "g1", "g2", "g3"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Put(ctx, bad, []byte("not json\n"), nil); err != nil {
+		t.Fatal(err)
+	}
+	// As an older version did after a database outage.
+	since := time.Now().Add(-time.Minute)
+	if err := l.DeadLetter()(ctx, functions.Event{ID: good, Attempt: 5, FailingSince: since}, errors.New("dial tcp: connection refused")); err != nil {
+		t.Fatal(err)
+	}
+	_, lerr := l.Load(ctx, bad)
+	if err := l.DeadLetter()(ctx, functions.Event{ID: bad, Attempt: 1}, lerr); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.PendingAll(ctx, func(e functions.Event) { t.Errorf("dead letter pending: %s", e.ID) }); err != nil {
+		t.Fatal(err)
+	}
+	dead, err := l.DeadLetters(ctx, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dead) != 2 || dead[0].Key != bad || dead[1].Key != good {
+		t.Fatalf("dead letters %+v", dead)
+	}
+	if d := dead[1]; d.Records != 3 || d.Attempts != 5 || !strings.Contains(d.Error, "connection refused") || time.Since(d.At) > time.Minute {
+		t.Fatalf("dead letter %+v", d)
+	}
+	if n, err := l.CountDead(ctx); err != nil || n != 2 {
+		t.Fatalf("CountDead = %d, %v", n, err)
+	}
+
+	res, err := l.Replay(ctx, DeadPrefix+good)
+	if err != nil || res.Inserted != 3 {
+		t.Fatalf("replay good = %+v, %v", res, err)
+	}
+	a, err := b.Attributes(ctx, good)
+	if err != nil || a.Metadata[MetaError] != "" || a.Metadata[MetaAttempts] != "" {
+		t.Fatalf("replayed object %+v, %v: the dead letter's metadata stays", a, err)
+	}
+	if _, err := l.Replay(ctx, bad); !errors.Is(err, functions.ErrPermanent) {
+		t.Fatalf("replay bad = %v, want permanent", err)
+	}
+	dead, err = l.DeadLetters(ctx, false)
+	if err != nil || len(dead) != 1 || dead[0].Key != bad || !strings.Contains(dead[0].Error, "line 1") || dead[0].Records != -1 {
+		t.Fatalf("after replays: %+v, %v", dead, err)
+	}
+	if _, err := l.Replay(ctx, "results/x.json"); err == nil {
+		t.Fatal("replay of a non-raw key accepted")
+	}
+	// Replaying twice (an operator's retry, a crash mid-replay) is a no-op.
+	if res, err := l.Replay(ctx, good); err != nil || !res.Skipped {
+		t.Fatalf("replay again = %+v, %v", res, err)
+	}
+	if _, err := l.Replay(ctx, part+"never.ndjson"); !errors.Is(err, objects.ErrNotFound) {
+		t.Fatalf("replay of an object that never was: %v", err)
+	}
+	if n := count(t, db); n != 3 {
+		t.Fatalf("%d rows", n)
 	}
 }
 

@@ -13,9 +13,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"net/url"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -35,7 +38,59 @@ var (
 	// ErrInvalidKey: the key is not one every driver stores under that
 	// exact name (see ValidateKey).
 	ErrInvalidKey = errors.New("objects: invalid key")
+	// ErrUnavailable: the store could not serve the call now (unreachable,
+	// throttling, a 5xx answer, a timeout); the same call may succeed
+	// later.
+	ErrUnavailable = errors.New("objects: store unavailable")
 )
+
+// StatusFunc returns the HTTP status of a driver's error, if it has one.
+type StatusFunc func(err error) (status int, ok bool)
+
+var (
+	statusMu    sync.RWMutex
+	statusFuncs []StatusFunc
+)
+
+// RegisterStatus lets a driver tell the HTTP status of its SDK's errors
+// whose type has no HTTPStatusCode method, so that 5xx, 429 and 408
+// answers map to ErrUnavailable. Call it from the driver's init.
+func RegisterStatus(f StatusFunc) {
+	statusMu.Lock()
+	defer statusMu.Unlock()
+	statusFuncs = append(statusFuncs, f)
+}
+
+// httpStatus returns the HTTP status an error carries.
+func httpStatus(err error) (int, bool) {
+	var hs interface{ HTTPStatusCode() int }
+	if errors.As(err, &hs) {
+		return hs.HTTPStatusCode(), true
+	}
+	statusMu.RLock()
+	defer statusMu.RUnlock()
+	for _, f := range statusFuncs {
+		if st, ok := f(err); ok {
+			return st, true
+		}
+	}
+	return 0, false
+}
+
+// unavailable reports whether a driver error says the store could not
+// serve the call now.
+func unavailable(err error) bool {
+	switch gcerrors.Code(err) {
+	case gcerrors.ResourceExhausted, gcerrors.DeadlineExceeded:
+		return true
+	}
+	if st, ok := httpStatus(err); ok && st > 0 { // 0: no answer came
+		return st >= 500 || st == http.StatusTooManyRequests || st == http.StatusRequestTimeout
+	}
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, context.DeadlineExceeded)
+}
 
 // ValidateKey reports whether key can name an object: valid UTF-8, not
 // empty, and made of '/'-separated segments none of which is empty, "."
@@ -391,9 +446,9 @@ func (b *Bucket) Exists(ctx context.Context, key string) (bool, error) {
 	return ok, nil
 }
 
-// Move copies src to dst with extra metadata merged in, then deletes src.
-// It is safe to repeat after a crash: a missing src with an existing dst
-// counts as done.
+// Move copies src to dst with extra metadata merged in (an empty value
+// removes that key), then deletes src. It is safe to repeat after a crash:
+// a missing src with an existing dst counts as done.
 func (b *Bucket) Move(ctx context.Context, src, dst string, metadata map[string]string) error {
 	if err := check(ctx, "move", dst); err != nil {
 		return err
@@ -413,7 +468,11 @@ func (b *Bucket) Move(ctx context.Context, src, dst string, metadata map[string]
 		md[k] = v
 	}
 	for k, v := range metadata {
-		md[k] = v
+		if v == "" {
+			delete(md, k)
+		} else {
+			md[k] = v
+		}
 	}
 	ct := attrs.ContentType
 	if ct == "" {
@@ -442,6 +501,9 @@ func mapErr(err error) error {
 		return errors.Join(ErrNotFound, err)
 	case gcerrors.FailedPrecondition, gcerrors.AlreadyExists:
 		return errors.Join(ErrExists, err)
+	}
+	if unavailable(err) {
+		return errors.Join(ErrUnavailable, err)
 	}
 	return err
 }

@@ -26,6 +26,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/intercloud/intercloud/config"
@@ -33,6 +34,7 @@ import (
 	"github.com/intercloud/intercloud/origin"
 	"github.com/intercloud/intercloud/record"
 	"github.com/intercloud/intercloud/replicate"
+	"github.com/intercloud/intercloud/retry"
 	"github.com/intercloud/intercloud/sqldb"
 )
 
@@ -103,6 +105,9 @@ type Publisher struct {
 	table     sqldb.Table
 	published sqldb.Table
 	log       *slog.Logger
+
+	mu    sync.Mutex
+	stats Stats
 }
 
 // New returns a Publisher; it starts nothing.
@@ -190,19 +195,58 @@ func (p *Publisher) Prepare(ctx context.Context) error {
 	return src.Close()
 }
 
+// Stats say how publishing goes.
+type Stats struct {
+	// Published counts the records whose aggregates were written.
+	Published int64 `json:"published"`
+	// FailingSince is when publishing started to fail; zero while it works.
+	FailingSince time.Time `json:"failing_since,omitzero"`
+	LastError    string    `json:"last_error,omitempty"`
+	LastErrorAt  time.Time `json:"last_error_at,omitzero"`
+}
+
+// Stats returns the publisher's counters.
+func (p *Publisher) Stats() Stats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stats
+}
+
+// retryPolicy is publish's backoff between failed runs of the feed.
+var retryPolicy = retry.Policy{Base: 100 * time.Millisecond, Max: 10 * time.Second}
+
 // Run follows the change feed until ctx is cancelled. On its first run
-// without Prepare it publishes everything already in the table.
+// without Prepare it publishes everything already in the table. A failure (the database or
+// the store down) is retried with capped, jittered backoff for as long as
+// it takes: publishing is a recomputation, nothing is ever given up.
 func (p *Publisher) Run(ctx context.Context) error {
+	failures := 0
 	for {
+		published := p.Stats().Published
 		err := p.run(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
-		p.log.Warn("publish failed; retrying", "err", err)
+		now := time.Now()
+		p.mu.Lock()
+		if p.stats.Published > published {
+			failures = 0
+			p.stats.FailingSince = time.Time{}
+		}
+		if p.stats.FailingSince.IsZero() {
+			p.stats.FailingSince = now
+		}
+		p.stats.LastError, p.stats.LastErrorAt = err.Error(), now
+		since := p.stats.FailingSince
+		p.mu.Unlock()
+		failures++
+		delay := retryPolicy.Delay(failures)
+		p.log.Warn("publish failed; retrying", "err", err, "transient", retry.Transient(err),
+			"failing_for", now.Sub(since).Round(time.Millisecond).String(), "retry_in", delay.Round(time.Millisecond).String())
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(time.Second):
+		case <-time.After(delay):
 		}
 	}
 }
@@ -213,6 +257,9 @@ func (p *Publisher) run(ctx context.Context) error {
 		return err
 	}
 	defer src.Close()
+	p.mu.Lock()
+	p.stats.FailingSince = time.Time{}
+	p.mu.Unlock()
 	return src.Stream(ctx, pos, p.streamOptions(), p.handle)
 }
 
@@ -323,6 +370,10 @@ func (p *Publisher) apply(ctx context.Context, b replicate.Batch) error {
 		p.purge(ctx, append(tags, TagSummary))
 	}
 	if len(ids) > 0 {
+		p.mu.Lock()
+		p.stats.Published += int64(len(ids))
+		p.stats.FailingSince = time.Time{}
+		p.mu.Unlock()
 		p.log.InfoContext(ctx, "aggregates published", "records", len(ids), "buckets", len(touched),
 			"trace_id", joinKeys(traces), "ms", time.Since(start).Milliseconds())
 		if p.cfg.OnPublished != nil {

@@ -216,6 +216,14 @@ type Lagger interface {
 	Lag(ctx context.Context) (bytes int64, err error)
 }
 
+// Backlogger is implemented by source drivers that can tell, without an
+// open stream, how much of the source's change log a consumer (by name)
+// has not applied after position from: changes counts the changes, bytes
+// the log's bytes; -1 when that measure is unknown.
+type Backlogger interface {
+	Backlog(ctx context.Context, db *sqldb.DB, consumer string, from Position) (changes, bytes int64, err error)
+}
+
 // SourceDriverKind is the registry kind of source drivers (see package
 // internal/registry); they are named by sqldb dialect.
 const SourceDriverKind = "replicate"

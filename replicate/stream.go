@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/intercloud/intercloud/retry"
 	"github.com/intercloud/intercloud/sqldb"
 )
 
@@ -117,8 +118,24 @@ type Status struct {
 	// SourceLag is how old the last batch was when it was read (read time
 	// minus its source commit time); TargetLag how old when it committed
 	// on the target. Both keep their last value while the source is idle.
+	// While the stream is reconnecting they grow with the outage: the
+	// source lag while the source is unreachable (the age of the last
+	// read), the target lag while changes cannot be applied.
 	SourceLag time.Duration `json:"source_lag_ns"`
 	TargetLag time.Duration `json:"target_lag_ns"`
+	// State is what the stream does, in words: "streaming", "full load of
+	// TABLE", "reconnecting since T, N changes pending (target
+	// unreachable)", "stopped: ERROR".
+	State string `json:"state"`
+	// ReconnectingSince is when the running stream lost its source or
+	// target; zero while it runs.
+	ReconnectingSince time.Time `json:"reconnecting_since,omitzero"`
+	// Unreachable names what did not answer the last check while
+	// reconnecting: "source", "target" or "source and target".
+	Unreachable string `json:"unreachable,omitempty"`
+	// PendingChanges counts the source's changes not applied yet, for
+	// sources that can count them; -1 when unknown.
+	PendingChanges int64 `json:"pending_changes"`
 	// SourceBacklogBytes is how much of the source's change log is not yet
 	// confirmed by the stream, for sources that implement Lagger (polled
 	// every few seconds); 0 otherwise.
@@ -171,7 +188,7 @@ func New(cfg Config) (*Stream, error) {
 		cfg:     cfg,
 		resolve: len(cfg.Tables) == 0,
 		log:     cfg.Logger.With("component", "replicate", "stream", cfg.Name),
-		status:  Status{Name: cfg.Name, Phase: "starting"},
+		status:  Status{Name: cfg.Name, Phase: "starting", PendingChanges: -1},
 	}
 	return s, nil
 }
@@ -181,6 +198,7 @@ func (s *Stream) Status() Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.status
+	honestLag(&st, time.Now())
 	if n := len(s.samples); n >= 2 {
 		first, last := s.samples[0], s.samples[n-1]
 		if d := last.at.Sub(first.at).Seconds(); d > 0 {
@@ -199,7 +217,8 @@ func (s *Stream) Status() Status {
 // retried with backoff; only configuration and schema errors (a missing
 // table, a table without primary key) end Run with an error.
 func (s *Stream) Run(ctx context.Context) error {
-	backoff := 100 * time.Millisecond
+	policy := retry.Policy{Base: 100 * time.Millisecond, Max: maxBackoff}
+	failures := 0
 	for {
 		applied := s.applied()
 		err := s.runOnce(ctx)
@@ -219,17 +238,26 @@ func (s *Stream) Run(ctx context.Context) error {
 			s.log.Error("replication stopped", "err", err)
 			return err
 		}
-		if s.applied() > applied {
-			backoff = 100 * time.Millisecond
+		s.mu.Lock()
+		if s.status.ReconnectingSince.IsZero() {
+			s.status.ReconnectingSince = s.status.LastErrorAt
 		}
-		s.log.Warn("replication failed; retrying", "err", err, "retry_in", backoff)
+		s.mu.Unlock()
+		s.checkSides(ctx)
+		if s.applied() > applied {
+			failures = 0
+		}
+		failures++
+		backoff := policy.Delay(failures)
+		st := s.Status()
+		s.log.Warn("replication failed; retrying", "err", err, "retry_in", backoff.Round(time.Millisecond).String(), "state", st.State,
+			"source_lag", st.SourceLag.Round(time.Millisecond).String(), "target_lag", st.TargetLag.Round(time.Millisecond).String())
 		select {
 		case <-ctx.Done():
 			s.setPhase("stopped")
 			return nil
 		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, maxBackoff)
 	}
 }
 
@@ -327,6 +355,7 @@ func (s *Stream) runOnce(ctx context.Context) error {
 	s.status.Phase = PhaseCDC
 	s.status.Table = ""
 	s.status.Position = cp.Position
+	s.connectedLocked()
 	s.mu.Unlock()
 	s.log.Info("change data capture", "from", cp.Position)
 	opts := StreamOptions{
@@ -414,6 +443,7 @@ func (a *applier) snapshot(ctx context.Context, st SnapshotState) error {
 		s.status.Phase = PhaseSnapshot
 		s.status.Table = tp.src.Name
 		s.status.Position = st.Start
+		s.connectedLocked()
 		s.mu.Unlock()
 		s.log.Info("full load of table", "table", tp.src.Name, "resume_after", st.LastKey)
 		for {

@@ -8,12 +8,16 @@ package sqldb
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
+	"net"
 	"net/url"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/intercloud/intercloud/internal/redact"
@@ -138,6 +142,13 @@ type Driver interface {
 	Open(ctx context.Context, u *url.URL) (*sql.DB, Dialect, error)
 }
 
+// LoggingDriver is implemented by drivers whose client library logs
+// (reconnections, server notices): Open hands it the database's logger so
+// those lines go through slog, never straight to stderr.
+type LoggingDriver interface {
+	OpenLogged(ctx context.Context, u *url.URL, log *slog.Logger) (*sql.DB, Dialect, error)
+}
+
 // DriverKind is the registry kind of database drivers (see package
 // internal/registry).
 const DriverKind = "sqldb"
@@ -186,7 +197,13 @@ func Open(ctx context.Context, rawURL string, log *slog.Logger) (*DB, error) {
 		return nil, err
 	}
 	name := u.Scheme + "://" + u.Host + u.Path
-	db, dialect, err := d.Open(ctx, u)
+	var db *sql.DB
+	var dialect Dialect
+	if ld, ok := d.(LoggingDriver); ok {
+		db, dialect, err = ld.OpenLogged(ctx, u, log.With("db", name))
+	} else {
+		db, dialect, err = d.Open(ctx, u)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("sqldb: open %s: %w", name, err)
 	}
@@ -299,6 +316,69 @@ type TransientChecker interface {
 	// Transient reports whether err, from this driver's database, means
 	// the whole transaction may be retried.
 	Transient(err error) bool
+}
+
+// ErrorClassifier is implemented by drivers that can tell, from their
+// database's error codes, why a statement failed. Unavailable and Rejected
+// consult every registered driver that implements it.
+type ErrorClassifier interface {
+	// Unavailable reports whether err means the database could not serve
+	// the statement now, whatever it carried: unreachable, starting or
+	// shutting down, out of connections or resources, read-only during a
+	// failover. The same statement may succeed later.
+	Unavailable(err error) bool
+	// Rejected reports whether err means the database refused the
+	// statement for the data it carries (a value too long or out of range,
+	// a NULL where none is allowed, a constraint violated): the same
+	// statement fails the same way every time.
+	Rejected(err error) bool
+}
+
+// Unavailable reports whether err says a database could not serve a
+// statement now (see ErrorClassifier): a registered driver recognises it,
+// or the connection to the server failed (refused, reset, timed out, cut
+// mid-answer, driver.ErrBadConn). Transaction conflicts (deadlocks, lock
+// timeouts) are Transient.
+func Unavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	if connectionLost(err) {
+		return true
+	}
+	for _, d := range drivers.Drivers() {
+		if ec, ok := d.(ErrorClassifier); ok && ec.Unavailable(err) {
+			return true
+		}
+	}
+	return false
+}
+
+// connectionLost reports whether err is a failure of the connection itself.
+func connectionLost(err error) bool {
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne), errors.Is(err, driver.ErrBadConn), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.ECONNABORTED),
+		errors.Is(err, syscall.EPIPE), errors.Is(err, syscall.ETIMEDOUT), errors.Is(err, syscall.EHOSTUNREACH),
+		errors.Is(err, syscall.ENETUNREACH), errors.Is(err, context.DeadlineExceeded):
+		return true
+	}
+	return false
+}
+
+// Rejected reports whether a database refused a statement for the data it
+// carries (see ErrorClassifier), so that retrying it cannot help.
+func Rejected(err error) bool {
+	if err == nil {
+		return false
+	}
+	for _, d := range drivers.Drivers() {
+		if ec, ok := d.(ErrorClassifier); ok && ec.Rejected(err) {
+			return true
+		}
+	}
+	return false
 }
 
 // ParamLimiter is implemented by dialects whose statements take a bounded

@@ -217,3 +217,22 @@ func TestWriterErrorStillShips(t *testing.T) {
 		t.Fatal("line not shipped when the local writer fails")
 	}
 }
+
+func TestLibraryLogger(t *testing.T) {
+	var buf bytes.Buffer
+	log := NewLogger(Options{Writer: &buf, Level: slog.LevelInfo}).With("component", "replicate")
+	lib := LibraryLogger(log, "go-mysql")
+	lib.Info("begin to sync binlog")
+	lib.Warn("retry sync")
+	out := buf.String()
+	if strings.Contains(out, "begin to sync") || !strings.Contains(out, `"msg":"retry sync"`) ||
+		!strings.Contains(out, `"library":"go-mysql"`) || !strings.Contains(out, `"component":"replicate"`) {
+		t.Fatalf("library lines:\n%s", out)
+	}
+	buf.Reset()
+	dbg := LibraryLogger(NewLogger(Options{Writer: &buf, Level: slog.LevelDebug}), "x")
+	dbg.Info("routine")
+	if !strings.Contains(buf.String(), `"level":"DEBUG","msg":"routine"`) {
+		t.Fatalf("info not lowered to debug: %s", buf.String())
+	}
+}

@@ -19,6 +19,8 @@ import (
 	"github.com/intercloud/intercloud/edge"
 	"github.com/intercloud/intercloud/functions"
 	"github.com/intercloud/intercloud/ingest"
+	"github.com/intercloud/intercloud/load"
+	"github.com/intercloud/intercloud/publish"
 	"github.com/intercloud/intercloud/replicate"
 	"github.com/intercloud/intercloud/telemetry"
 )
@@ -70,18 +72,48 @@ func ResolveAPIKey(cfg *config.Config) (key string, created bool, err error) {
 
 // CloudStatus is what GET /v1/status on a cloud's API reports.
 type CloudStatus struct {
-	Cloud       string             `json:"cloud"`
+	Cloud string `json:"cloud"`
+	// Health is what GET /healthz says.
+	Health      ingest.Health      `json:"health"`
 	Ingest      ingest.Stats       `json:"ingest"`
 	Load        functions.Stats    `json:"load"`
 	Replication []replicate.Status `json:"replication"`
-	Time        time.Time          `json:"time"`
+	// Publish is set on the cloud that publishes.
+	Publish *publish.Stats `json:"publish,omitempty"`
+	// DeadLetters counts the dead-lettered objects; DeadLetterList names
+	// the first maxStatusDead of them.
+	DeadLetters    int         `json:"dead_letters"`
+	DeadLetterList []load.Dead `json:"dead_letter_list,omitempty"`
+	Time           time.Time   `json:"time"`
 }
 
-// Status returns a cloud's status.
+// maxStatusDead bounds the dead letters a status lists.
+const maxStatusDead = 100
+
+// Status returns a cloud's status from its counters and last checks.
 func (c *Cloud) Status() CloudStatus {
 	st := CloudStatus{Cloud: c.Name, Ingest: c.API.Stats(), Load: c.Load.Stats(), Time: time.Now().UTC()}
+	if c.health != nil {
+		st.Health, st.DeadLetters = c.health.report(), c.health.deadLetters()
+	}
 	for _, s := range c.Streams {
 		st.Replication = append(st.Replication, s.Status())
+	}
+	if c.Publish != nil {
+		ps := c.Publish.Stats()
+		st.Publish = &ps
+	}
+	return st
+}
+
+// statusWithDead is Status with the dead letters listed afresh.
+func (c *Cloud) statusWithDead(ctx context.Context) CloudStatus {
+	st := c.Status()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if dead, err := c.Loader.DeadLetters(ctx, false); err == nil {
+		st.DeadLetters = len(dead)
+		st.DeadLetterList = dead[:min(len(dead), maxStatusDead)]
 	}
 	return st
 }
@@ -105,6 +137,23 @@ func (c *Cloud) Metrics() []telemetry.Metric {
 		m("load_failed_total", "Load invocations that failed.", "counter", float64(st.Load.Failed), cl),
 		m("load_dead_lettered_total", "Objects moved under dead/.", "counter", float64(st.Load.DeadLettered), cl),
 		m("load_pending_events", "Load events queued, running or waiting to retry.", "gauge", float64(st.Load.Pending), cl),
+		m("load_failing_events", "Load events whose last delivery failed, waiting to retry.", "gauge", float64(st.Load.Failing), cl),
+		m("load_dead_letters", "Objects under dead/ now: acknowledged records not loaded (intercloud dead list).", "gauge", float64(st.DeadLetters), cl),
+	}
+	if c.health != nil {
+		objs, db := c.health.up()
+		for _, d := range []struct {
+			name string
+			up   bool
+		}{{"database", db}, {"objects", objs}} {
+			ms = append(ms, m("dependency_up", "Whether the cloud's last check reached the dependency (1) or not (0).", "gauge", b2f(d.up),
+				map[string]string{"cloud": c.Name, "dependency": d.name}))
+		}
+	}
+	if p := st.Publish; p != nil {
+		ms = append(ms,
+			m("publish_records_total", "Records whose aggregates were published.", "counter", float64(p.Published), cl),
+			m("publish_failing", "Whether publishing fails and is being retried (1) or works (0).", "gauge", b2f(!p.FailingSince.IsZero()), cl))
 	}
 	for code, n := range st.Ingest.Rejected {
 		ms = append(ms, m("ingest_rejected_total", "Ingest requests answered with an error, by code.", "counter", float64(n), map[string]string{"cloud": c.Name, "code": code}))
@@ -115,9 +164,13 @@ func (c *Cloud) Metrics() []telemetry.Metric {
 			m("replication_snapshot_rows_total", "Rows written by the full load.", "counter", float64(r.SnapshotRows), l),
 			m("replication_cdc_rows_total", "Rows written by change data capture.", "counter", float64(r.CDCRows), l),
 			m("replication_rows_per_second", "Recent write rate.", "gauge", r.RowsPerSec, l),
-			m("replication_source_lag_seconds", "Age of the last batch when read from the source.", "gauge", r.SourceLag.Seconds(), l),
-			m("replication_target_lag_seconds", "Age of the last batch when committed on the target.", "gauge", r.TargetLag.Seconds(), l),
+			m("replication_source_lag_seconds", "Age of the last batch when read from the source; grows while the source is unreachable.", "gauge", r.SourceLag.Seconds(), l),
+			m("replication_target_lag_seconds", "Age of the last batch when committed on the target; grows while changes cannot be applied.", "gauge", r.TargetLag.Seconds(), l),
+			m("replication_reconnecting", "Whether the stream lost its source or target and is reconnecting (1) or runs (0).", "gauge", b2f(!r.ReconnectingSince.IsZero()), l),
 		)
+		if r.PendingChanges >= 0 {
+			ms = append(ms, m("replication_pending_changes", "Source changes not applied yet.", "gauge", float64(r.PendingChanges), l))
+		}
 	}
 	return ms
 }
@@ -129,7 +182,7 @@ func (t *Topology) statusHandler(c *Cloud) http.HandlerFunc {
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(c.Status())
+		_ = json.NewEncoder(w).Encode(c.statusWithDead(r.Context()))
 	}
 }
 
@@ -138,6 +191,13 @@ func (t *Topology) metricsHandler(c *Cloud) http.HandlerFunc {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		_ = telemetry.WriteMetrics(w, c.Metrics())
 	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // purgeHTTP asks an edge in another process to purge paths.

@@ -36,6 +36,7 @@ import (
 	"github.com/intercloud/intercloud/objects/notify"
 	"github.com/intercloud/intercloud/origin"
 	"github.com/intercloud/intercloud/publish"
+	"github.com/intercloud/intercloud/record"
 	"github.com/intercloud/intercloud/replicate"
 	"github.com/intercloud/intercloud/sqldb"
 	"github.com/intercloud/intercloud/telemetry"
@@ -56,6 +57,11 @@ type Options struct {
 	LogLevel slog.Level
 	// OnPublished is told the ids whose aggregates were just published.
 	OnPublished func(ids []string)
+	// DefaultLogger makes the topology's logger the process's slog default
+	// (and with it the output of the standard log package), so that what
+	// dependencies log through either reaches the same JSON lines and the
+	// central store. For the main of a process; tests leave it off.
+	DefaultLogger bool
 }
 
 // Endpoint is a named URL the topology serves.
@@ -106,6 +112,7 @@ type Cloud struct {
 	Streams []*replicate.Stream
 	Publish *publish.Publisher
 	api     *server
+	health  *health
 }
 
 type server struct {
@@ -227,6 +234,13 @@ func (t *Topology) startLogs(ctx context.Context) error {
 		close(t.shipDone)
 	}()
 	t.log = t.logger("", "topology")
+	if t.opts.DefaultLogger {
+		cloud := ""
+		if clouds := slices.DeleteFunc(slices.Clone(t.opts.Roles), func(r string) bool { return r == RoleGlobal }); len(clouds) == 1 {
+			cloud = clouds[0]
+		}
+		slog.SetDefault(t.logger(cloud, "intercloud"))
+	}
 	return nil
 }
 
@@ -260,7 +274,7 @@ func (t *Topology) startCloud(ctx context.Context, name string) error {
 	c.Load, err = functions.New(functions.Config{
 		Name: "load", Handler: c.Loader.Handler(), DeadLetter: c.Loader.DeadLetter(),
 		Concurrency: f.Concurrency, MaxAttempts: f.MaxAttempts, Backoff: f.Backoff.D(),
-		Logger: t.logger(name, "functions"),
+		MaxBackoff: f.MaxBackoff.D(), MaxAge: f.MaxAge.D(), Logger: t.logger(name, "functions"),
 	})
 	if err != nil {
 		return fmt.Errorf("topology: %s: %w", name, err)
@@ -292,9 +306,12 @@ func (t *Topology) startCloud(ctx context.Context, name string) error {
 	rec := &functions.Reconciler{List: c.Loader.Pending, Target: c.Load, Interval: f.Reconcile.D(), Logger: t.logger(name, "functions")}
 	t.goPipe(func(ctx context.Context) { _ = rec.Run(ctx) })
 
+	c.health = &health{}
+	t.checkHealth(ctx, c)
+	t.goPipe(func(ctx context.Context) { t.watchHealth(ctx, c) })
 	c.API, err = ingest.New(ingest.Config{
 		Cloud: name, Bucket: c.Bucket, Schema: t.cfg.Schema, Limits: t.cfg.Ingest,
-		APIKey: t.opts.APIKey, Logger: t.logger(name, "ingest"),
+		APIKey: t.opts.APIKey, Logger: t.logger(name, "ingest"), Health: c.health.report,
 	})
 	if err != nil {
 		return fmt.Errorf("topology: %s: %w", name, err)
@@ -472,6 +489,11 @@ func (t *Topology) openDB(ctx context.Context, name string) (*sqldb.DB, error) {
 		return nil, fmt.Errorf("topology: %s: %w", name, err)
 	}
 	t.closers = append(t.closers, db.Close)
+	// That cloud's process may not have run yet: its records table (the
+	// same DDL it runs itself) must exist before capture is installed.
+	if err := db.EnsureTable(ctx, record.Table(t.cfg.Schema)); err != nil {
+		return nil, fmt.Errorf("topology: %s: %w", name, err)
+	}
 	if err := t.prepareCapture(ctx, name, db); err != nil {
 		return nil, err
 	}

@@ -17,7 +17,9 @@ import (
 
 	"github.com/intercloud/intercloud/config"
 	"github.com/intercloud/intercloud/demo"
+	"github.com/intercloud/intercloud/load"
 	"github.com/intercloud/intercloud/logstore"
+	"github.com/intercloud/intercloud/objects"
 	_ "github.com/intercloud/intercloud/objects/file"
 	"github.com/intercloud/intercloud/publish"
 	_ "github.com/intercloud/intercloud/replicate/sqlitesrc"
@@ -392,5 +394,73 @@ func TestVerifyReportsMissing(t *testing.T) {
 	sum, err := demo.Verify(context.Background(), topo, cfg, acked, 500*time.Millisecond, nil)
 	if err == nil || sum.Lost != 1 {
 		t.Fatalf("verify = %v, lost %d; want an error and the one record counted lost once", err, sum.Lost)
+	}
+}
+
+// TestDeadLettersDegrade: a dead letter makes its cloud's /healthz
+// degraded, is counted in /metrics and listed in the status, and the front
+// door prefers the other cloud meanwhile.
+func TestDeadLettersDegrade(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	ctx := context.Background()
+	b, err := objects.Open(ctx, cfg.Clouds["aws"].Objects, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := load.PartitionOf(time.Now()) + "x.ndjson"
+	if err := b.Put(ctx, load.DeadPrefix+key, []byte("not json\n"), &objects.PutOptions{Metadata: map[string]string{load.MetaError: "bad"}}); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	topo := start(t, cfg)
+	get := func(url string) (int, string) {
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		req.Header.Set("Authorization", "Bearer "+testKey)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	if code, body := get(topo.URL("aws-api") + "/healthz"); code != 200 || !strings.Contains(body, `"status":"degraded"`) || !strings.Contains(body, "1 dead-lettered") {
+		t.Fatalf("aws healthz %d %s", code, body)
+	}
+	if code, body := get(topo.URL("azure-api") + "/healthz"); code != 200 || !strings.Contains(body, `"status":"ok"`) {
+		t.Fatalf("azure healthz %d %s", code, body)
+	}
+	if _, body := get(topo.URL("aws-api") + "/metrics"); !strings.Contains(body, `intercloud_load_dead_letters{cloud="aws"} 1`) ||
+		!strings.Contains(body, `intercloud_dependency_up{cloud="aws",dependency="database"} 1`) {
+		t.Fatalf("metrics:\n%s", body)
+	}
+	_, body := get(topo.URL("aws-api") + "/v1/status")
+	var st topology.CloudStatus
+	if err := json.Unmarshal([]byte(body), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.DeadLetters != 1 || len(st.DeadLetterList) != 1 || st.DeadLetterList[0].Key != key || st.Health.Status != "degraded" {
+		t.Fatalf("status %+v", st)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if fs := topo.FrontDoor().Status(); fs[0].Name == "aws" && fs[0].Degraded {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("front door never saw aws degraded: %+v", topo.FrontDoor().Status())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	acked, err := demo.Send(ctx, topo.URL("frontdoor"), testKey, demo.Options{Records: 50, BatchSize: 50})
+	if err != nil || len(acked) != 50 {
+		t.Fatalf("send: %d, %v", len(acked), err)
+	}
+	var onAzure int
+	if _, err := demo.Verify(ctx, topo, cfg, acked, time.Minute, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := topo.Cloud("aws").DB.QueryRow(`SELECT COUNT(*) FROM records WHERE "_origin" = 'azure'`).Scan(&onAzure); err != nil || onAzure != 50 {
+		t.Fatalf("%d records taken by azure, want all 50 while aws is degraded (%v)", onAzure, err)
 	}
 }

@@ -23,6 +23,8 @@ Usage:
   intercloud validate [--config FILE] [--data-dir DIR] [--resync]      compare the clouds' databases
   intercloud logs     [--config FILE] [--data-dir DIR] [--limit N] QUERY   search the central logs
   intercloud status   [--config FILE] [--data-dir DIR]                 show every component's state
+  intercloud dead     list [--cloud NAME] [--json] | replay [--cloud NAME] (--all | KEY...)
+                      list the dead-lettered objects, or load them again
   intercloud function lambda load | azure serve | azure init [--queue Q] [--schedule CRON] [--connection NAME] [--executable PATH] DIR
                       run a function as an AWS Lambda or an Azure Functions custom handler
   intercloud version
@@ -85,6 +87,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cmds := map[string]command{
 		"demo": &demoCmd{}, "up": &upCmd{}, "validate": &validateCmd{},
 		"logs": &logsCmd{}, "status": &statusCmd{}, "version": &versionCmd{}, "function": &functionCmd{},
+		"dead": &deadCmd{},
 	}
 	cmd, ok := cmds[args[0]]
 	if !ok {

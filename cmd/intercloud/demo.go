@@ -46,7 +46,7 @@ func (c *demoCmd) run(ctx context.Context, e *env, _ []string) error {
 	sum, runErr := demo.Run(ctx, cfg, demo.Options{
 		Records: c.records, BatchSize: c.batch, Concurrency: c.concurrency, Timeout: c.timeout,
 		Progress: e.stderr,
-		Topology: topology.Options{APIKey: key, LogWriter: lf, LogLevel: parseLevel(cfg.Logs.Level)},
+		Topology: topology.Options{APIKey: key, LogWriter: lf, LogLevel: parseLevel(cfg.Logs.Level), DefaultLogger: true},
 	})
 	if sum != nil {
 		_ = json.NewEncoder(e.stdout).Encode(sum)

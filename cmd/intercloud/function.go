@@ -46,6 +46,8 @@ func (c *functionCmd) run(ctx context.Context, e *env, args []string) error {
 		return e.configPath
 	}
 	log := slog.New(slog.NewJSONHandler(e.stderr, nil))
+	// Dependencies that log through slog.Default or the log package too.
+	slog.SetDefault(log)
 	switch strings.Join(args, " ") {
 	case "lambda load":
 		return lambda.Start(ctx, getenv, log.With("cloud", "aws"))

@@ -4,7 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"os"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -28,8 +28,9 @@ func (c *upCmd) run(ctx context.Context, e *env, _ []string) error {
 	if c.cloud != "" {
 		roles = strings.Split(c.cloud, ",")
 	}
+	// Every line on stderr is a JSON log line, dependencies' included.
 	topo, err := topology.Start(ctx, cfg, topology.Options{
-		Roles: roles, APIKey: key, LogWriter: os.Stderr, LogLevel: parseLevel(cfg.Logs.Level),
+		Roles: roles, APIKey: key, LogWriter: e.stderr, LogLevel: parseLevel(cfg.Logs.Level), DefaultLogger: true,
 	})
 	if err != nil {
 		return err
@@ -38,7 +39,7 @@ func (c *upCmd) run(ctx context.Context, e *env, _ []string) error {
 		fmt.Fprintf(e.stdout, "%s %s\n", ep.Name, ep.URL)
 	}
 	<-ctx.Done()
-	fmt.Fprintln(e.stderr, "intercloud: shutting down: finishing requests in flight")
+	slog.Info("shutting down: finishing requests in flight")
 	sctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	return topo.Stop(sctx)

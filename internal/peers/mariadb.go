@@ -225,3 +225,20 @@ func (m *MariaDB) Start(t testing.TB) {
 		t.Fatal(err)
 	}
 }
+
+// Query runs a query as root with the server's own command-line client
+// (mariadb --batch --skip-column-names) on database db and returns the
+// output's lines: an independent way to read what the server holds.
+func (m *MariaDB) Query(t testing.TB, db, query string) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, m.tools.client, "--defaults-file="+m.cnf, "--batch", "--skip-column-names", "--database="+db, "--execute="+query)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("peers: mariadb: %s: %v\n%s", query, err, stderr.String())
+	}
+	return lines(string(out))
+}

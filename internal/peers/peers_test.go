@@ -343,6 +343,10 @@ func TestMariaDB(t *testing.T) {
 	if !strings.HasPrefix(m.URL("app"), "mysql://app:secret@127.0.0.1:") {
 		t.Errorf("URL = %s", m.URL("app"))
 	}
+	// The server's own client reads what the server holds.
+	if got := m.Query(t, "app", "SELECT id, v FROM t"); len(got) != 1 || got[0] != "1\tkept" {
+		t.Errorf("Query = %q", got)
+	}
 }
 
 // queryStrings returns the first column of every row.
@@ -425,6 +429,10 @@ func TestPostgres(t *testing.T) {
 		t.Fatalf("superuser: %v", err)
 	}
 	root.Close(ctx)
+	// The server's own client reads what the server holds.
+	if got := p.Query(t, "app", "SELECT id, v FROM t"); len(got) != 1 || got[0] != "1|kept" {
+		t.Errorf("Query = %q", got)
+	}
 }
 
 func TestLambdaRIE(t *testing.T) {

@@ -395,3 +395,35 @@ func parseConfSetting(conf, key string) string {
 	}
 	return val
 }
+
+// Query runs a query as the superuser with the server's own command-line
+// client (psql -At) on database db and returns the output's lines: an
+// independent way to read what the server holds.
+func (p *Postgres) Query(t testing.TB, db, query string) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, p.tools.psql, "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1",
+		"-h", filepath.Join(p.Dir, "run"), "-p", strconv.Itoa(p.Port), "-U", "postgres", "-d", db, "-c", query)
+	cmd.Dir = p.Dir
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + p.Dir}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: p.cred}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("peers: postgres: %s: %v\n%s", query, err, stderr.String())
+	}
+	return lines(string(out))
+}
+
+// lines splits command output into its non-empty lines.
+func lines(s string) []string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimRight(l, "\r"); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}

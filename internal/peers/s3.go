@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -25,6 +26,10 @@ type S3 struct {
 	AccessKey string
 	SecretKey string
 	Dir       string // root of the posix backend: one directory per bucket
+
+	spec procSpec
+	mu   sync.Mutex
+	proc *proc // nil while stopped
 }
 
 // StartS3 starts versitygw on a free loopback port with a posix backend in
@@ -81,34 +86,75 @@ func startS3(t testing.TB, webhook string, port int) *S3 {
 		args = append(args, "--event-webhook-url", webhook)
 	}
 	args = append(args, "posix", s.Dir)
-	p, err := startProc(procSpec{
+	s.spec = procSpec{
 		name:    "versitygw",
 		path:    filepath.Join(binDir(), "versitygw"),
 		args:    args,
 		env:     []string{"PATH=" + os.Getenv("PATH"), "HOME=" + base},
 		dir:     base,
 		logPath: filepath.Join(base, "versitygw.log"),
-	})
-	if err != nil {
-		unavailable(t, "%v", err)
 	}
 	t.Cleanup(func() {
-		if err := p.stop(syscall.SIGTERM, stopTimeout); err != nil {
+		if err := s.stop(syscall.SIGTERM); err != nil {
 			t.Errorf("%v", err)
 		}
 	})
+	if err := s.start(); err != nil {
+		unavailable(t, "%v", err)
+	}
+	return s
+}
+
+// start runs versitygw and waits until it answers.
+func (s *S3) start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc != nil && !s.proc.exited() {
+		return fmt.Errorf("peers: s3: already running (pid %d)", s.proc.pid)
+	}
+	p, err := startProc(s.spec)
+	if err != nil {
+		return err
+	}
+	s.proc = p
 	client := &http.Client{Timeout: 2 * time.Second}
-	if err := waitReady(p, readyTimeout, func() error {
+	return waitReady(p, readyTimeout, func() error {
 		resp, err := client.Get(s.Endpoint + "/")
 		if err != nil {
 			return err
 		}
 		resp.Body.Close()
 		return nil
-	}); err != nil {
-		unavailable(t, "%v", err)
+	})
+}
+
+// stop signals versitygw and waits until it is gone.
+func (s *S3) stop(sig syscall.Signal) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil {
+		return nil
 	}
-	return s
+	err := s.proc.stop(sig, stopTimeout)
+	s.proc = nil
+	return err
+}
+
+// Kill kills the gateway with SIGKILL, as a crash would, and waits until
+// it has exited: the store is unreachable.
+func (s *S3) Kill(t testing.TB) {
+	t.Helper()
+	if err := s.stop(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Start starts the gateway again on the same port and data (after Kill).
+func (s *S3) Start(t testing.TB) {
+	t.Helper()
+	if err := s.start(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // bucketName is what CreateBucket accepts: S3's DNS-compatible names.

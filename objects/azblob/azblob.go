@@ -38,12 +38,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"strconv"
 	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	azlog "github.com/Azure/azure-sdk-for-go/sdk/azcore/log"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	azsdk "github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
@@ -57,7 +59,26 @@ import (
 // Scheme is the URL scheme this driver registers.
 const Scheme = "azblob"
 
-func init() { objects.Register(Scheme, open) }
+func init() {
+	objects.Register(Scheme, open)
+	objects.RegisterStatus(responseStatus)
+	// The Azure SDK logs through one process-wide listener (none by
+	// default); its lines (requests, retries, error answers) go to the
+	// process's slog default at debug level, never to stderr.
+	azlog.SetEvents(azlog.EventRetryPolicy, azlog.EventResponseError)
+	azlog.SetListener(func(ev azlog.Event, msg string) {
+		slog.Default().Debug(msg, "library", "azure-sdk-for-go", "event", string(ev))
+	})
+}
+
+// responseStatus returns the HTTP status of an Azure SDK response error.
+func responseStatus(err error) (int, bool) {
+	var re *azcore.ResponseError
+	if errors.As(err, &re) {
+		return re.StatusCode, true
+	}
+	return 0, false
+}
 
 // Options configure a container. Exactly one way to authenticate is used,
 // in this order: ConnectionString, AccountKey, SASToken, Credential, and

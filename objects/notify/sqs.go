@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/intercloud/intercloud/objects"
+	"github.com/intercloud/intercloud/objects/s3"
 )
 
 // SQSConfig configures an SQS poller. Credentials come from
@@ -71,7 +72,8 @@ func NewSQS(ctx context.Context, cfg SQSConfig) (*SQS, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	var lo []func(*config.LoadOptions) error
+	// The SDK's default logger writes to stderr.
+	lo := []func(*config.LoadOptions) error{config.WithLogger(s3.SDKLogger(cfg.Logger.With("component", "notify")))}
 	if cfg.Region != "" {
 		lo = append(lo, config.WithRegion(cfg.Region))
 	}

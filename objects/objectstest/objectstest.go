@@ -947,6 +947,14 @@ func testMove(t *testing.T, h *harness) {
 		t.Errorf("repeated move: %v", err)
 	}
 	h.mustGet(t, dst, []byte("payload"))
+	// Moving back with an empty value drops that key.
+	if err := h.b.Move(ctx, dst, src, map[string]string{"c": ""}); err != nil {
+		t.Fatalf("move back: %v", err)
+	}
+	a = h.mustGet(t, src, []byte("payload"))
+	if _, ok := a.Metadata["c"]; ok || a.Metadata["a"] != "1" || a.Metadata["b"] != "new" {
+		t.Errorf("metadata after moving back without c: %v", a.Metadata)
+	}
 }
 
 func testConcurrent(t *testing.T, h *harness) {

@@ -160,7 +160,7 @@ func NewClient(ctx context.Context, opts Options) (*awss3.Client, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	lo = append(lo, config.WithLogger(sdkLogger{log.With("component", "s3")}))
+	lo = append(lo, config.WithLogger(SDKLogger(log.With("component", "s3"))))
 	cfg, err := config.LoadDefaultConfig(ctx, lo...)
 	if err != nil {
 		// The SDK's configuration errors name files and profiles, not
@@ -232,6 +232,13 @@ func open(ctx context.Context, u *url.URL) (*blob.Bucket, error) {
 		return nil, err
 	}
 	return OpenBucket(ctx, bucket, opts)
+}
+
+// SDKLogger returns a logger for an AWS SDK client configuration
+// (config.WithLogger) that sends the SDK's lines to log instead of stderr,
+// where the SDK's default logger writes them.
+func SDKLogger(log *slog.Logger) logging.Logger {
+	return sdkLogger{log.With("library", "aws-sdk-go-v2")}
 }
 
 // sdkLogger sends the SDK's log lines to slog instead of stderr.

@@ -300,3 +300,18 @@ func FuzzParseURL(f *testing.F) {
 		}
 	})
 }
+
+// TestStoreDownIsUnavailable: a call to a store that refuses connections
+// fails with objects.ErrUnavailable, so callers retry it.
+func TestStoreDownIsUnavailable(t *testing.T) {
+	port := peers.FreePort(t)
+	b, err := objects.Open(t.Context(), fmt.Sprintf("s3://down?region=us-east-1&endpoint=http://127.0.0.1:%d&use_path_style=true&access_key_id=a&secret_access_key=b", port), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	_, _, err = b.Get(t.Context(), "raw/x.ndjson")
+	if !errors.Is(err, objects.ErrUnavailable) || errors.Is(err, objects.ErrNotFound) {
+		t.Fatalf("get from a store that is down: %v", err)
+	}
+}

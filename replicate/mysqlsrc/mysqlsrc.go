@@ -89,6 +89,7 @@ import (
 	"github.com/intercloud/intercloud/replicate"
 	"github.com/intercloud/intercloud/sqldb"
 	mysqldb "github.com/intercloud/intercloud/sqldb/mysql"
+	"github.com/intercloud/intercloud/telemetry"
 )
 
 // DefaultMaxTxChanges is how many changes of one transaction are held in
@@ -409,7 +410,7 @@ func (s *Source) syncer() *replication.BinlogSyncer {
 		HeartbeatPeriod:         time.Second,
 		ReadTimeout:             10 * time.Second,
 		DisableRetrySync:        true,
-		Logger:                  slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger:                  telemetry.LibraryLogger(s.log, "go-mysql"),
 		Dialer: func(ctx context.Context, network, address string) (net.Conn, error) {
 			d := net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 			return d.DialContext(ctx, network, address)

@@ -474,7 +474,20 @@ func (s *Source) Current(ctx context.Context) (replicate.Position, error) {
 	return FormatPosition(l), nil
 }
 
-var _ replicate.Lagger = (*Source)(nil)
+var (
+	_ replicate.Lagger     = (*Source)(nil)
+	_ replicate.Backlogger = Driver{}
+)
+
+// Backlog implements replicate.Backlogger: the WAL bytes the consumer's
+// slot retains (changes are unknown).
+func (Driver) Backlog(ctx context.Context, db *sqldb.DB, consumer string, _ replicate.Position) (int64, int64, error) {
+	n, err := SlotLag(ctx, db, SlotName(consumer))
+	if err != nil {
+		return -1, -1, err
+	}
+	return -1, n, nil
+}
 
 // Lag returns how many bytes of WAL the source's slot retains beyond its
 // confirmed position: how far the consumer is behind the server.

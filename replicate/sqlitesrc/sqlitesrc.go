@@ -649,6 +649,22 @@ func Prune(ctx context.Context, db *sqldb.DB, upTo replicate.Position) (int64, e
 	return n, nil
 }
 
+var _ replicate.Backlogger = Driver{}
+
+// Backlog implements replicate.Backlogger: the changes of the change table
+// after from (bytes are unknown).
+func (Driver) Backlog(ctx context.Context, db *sqldb.DB, _ string, from replicate.Position) (int64, int64, error) {
+	seq, err := ParsePosition(from)
+	if err != nil {
+		return -1, -1, err
+	}
+	var n int64
+	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+sqliteQuote(ChangesTable)+" WHERE seq > ?", seq).Scan(&n); err != nil {
+		return -1, -1, fmt.Errorf("sqlitesrc: backlog: %w", err)
+	}
+	return n, -1, nil
+}
+
 // Marker tags the writes of a replication apply transaction on a SQLite
 // target with their origin (see the package doc).
 type Marker struct{}

@@ -53,6 +53,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"strings"
@@ -86,16 +87,34 @@ type Driver struct{}
 
 var (
 	_ sqldb.Driver           = Driver{}
+	_ sqldb.LoggingDriver    = Driver{}
 	_ sqldb.TransientChecker = Driver{}
 )
 
-// Open implements sqldb.Driver. It pings the server and reads its version
-// to pick the MariaDB or MySQL flavour of the dialect.
-func (Driver) Open(ctx context.Context, u *url.URL) (*sql.DB, sqldb.Dialect, error) {
+// driverLogger is go-sql-driver/mysql's Logger over slog (the driver's
+// default writes to stderr).
+type driverLogger struct{ log *slog.Logger }
+
+// Print implements gomysql.Logger.
+func (l driverLogger) Print(v ...any) {
+	l.log.Warn(strings.TrimSpace(fmt.Sprint(v...)))
+}
+
+// Open implements sqldb.Driver: OpenLogged with slog.Default().
+func (d Driver) Open(ctx context.Context, u *url.URL) (*sql.DB, sqldb.Dialect, error) {
+	return d.OpenLogged(ctx, u, slog.Default())
+}
+
+// OpenLogged implements sqldb.LoggingDriver. It pings the server and reads
+// its version to pick the MariaDB or MySQL flavour of the dialect. The
+// driver's own lines ("closing bad idle connection: EOF" after a server
+// restart) go to log at warning level.
+func (Driver) OpenLogged(ctx context.Context, u *url.URL, log *slog.Logger) (*sql.DB, sqldb.Dialect, error) {
 	cfg, err := ConfigFromURL(u)
 	if err != nil {
 		return nil, nil, err
 	}
+	cfg.Logger = driverLogger{log.With("library", "go-sql-driver/mysql")}
 	pass := cfg.Passwd
 	conn, err := gomysql.NewConnector(cfg)
 	if err != nil {

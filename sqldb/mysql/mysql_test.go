@@ -1,10 +1,13 @@
 package mysql_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -127,6 +130,21 @@ func TestMariaDB(t *testing.T) {
 			t.Fatalf("time_zone %q sql_mode %q", zone, mode)
 		}
 	})
+
+	// Last: it stops and starts the server.
+	t.Run("Outage", func(t *testing.T) {
+		// The driver's own lines go to the database's slog logger.
+		var logs syncBuffer
+		db, err := sqldb.Open(t.Context(), m.URL("app"), slog.New(slog.NewJSONHandler(&logs, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		sqldbtest.RunOutage(t, db, m.Start, m.Stop, m.Kill)
+		if out := logs.String(); !strings.Contains(out, `"library":"go-sql-driver/mysql"`) || !strings.Contains(out, "bad idle connection") {
+			t.Errorf("the driver's lines did not reach slog:\n%s", out)
+		}
+	})
 }
 
 func TestConfigFromURL(t *testing.T) {
@@ -197,4 +215,22 @@ func TestTransient(t *testing.T) {
 			t.Errorf("error %d: Transient %v, want %v", tc.n, got, tc.want)
 		}
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -49,6 +49,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"time"
 
@@ -86,15 +87,35 @@ type Driver struct{}
 
 var (
 	_ sqldb.Driver           = Driver{}
+	_ sqldb.LoggingDriver    = Driver{}
 	_ sqldb.TransientChecker = Driver{}
 )
 
-// Open implements sqldb.Driver; it pings the server.
-func (Driver) Open(ctx context.Context, u *url.URL) (*sql.DB, sqldb.Dialect, error) {
+// logNotice logs a server notice: WARNING at warning level, the rest
+// (NOTICE, INFO, DEBUG, LOG) at debug.
+func logNotice(log *slog.Logger, n *pgconn.Notice) {
+	level := slog.LevelDebug
+	if n.Severity == "WARNING" {
+		level = slog.LevelWarn
+	}
+	log.Log(context.Background(), level, n.Message, "severity", n.Severity, "sqlstate", n.Code)
+}
+
+// Open implements sqldb.Driver: OpenLogged with slog.Default().
+func (d Driver) Open(ctx context.Context, u *url.URL) (*sql.DB, sqldb.Dialect, error) {
+	return d.OpenLogged(ctx, u, slog.Default())
+}
+
+// OpenLogged implements sqldb.LoggingDriver; it pings the server. The
+// server's notices (pgx drops them by default) go to log: warnings at
+// warning level, the rest at debug.
+func (Driver) OpenLogged(ctx context.Context, u *url.URL, log *slog.Logger) (*sql.DB, sqldb.Dialect, error) {
 	cfg, err := ConfigFromURL(u)
 	if err != nil {
 		return nil, nil, err
 	}
+	nlog := log.With("library", "pgx")
+	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) { logNotice(nlog, n) }
 	db := stdlib.OpenDB(*cfg)
 	db.SetMaxOpenConns(MaxOpenConns)
 	db.SetMaxIdleConns(MaxIdleConns)

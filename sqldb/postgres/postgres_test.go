@@ -110,6 +110,12 @@ func TestPostgres(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+
+	// Last: it stops and starts the server.
+	t.Run("Outage", func(t *testing.T) {
+		db := open(t, p.URL("app"))
+		sqldbtest.RunOutage(t, db, p.Start, p.Stop, p.Kill)
+	})
 }
 
 func TestConfigFromURL(t *testing.T) {

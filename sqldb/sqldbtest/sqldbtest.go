@@ -133,6 +133,7 @@ func RunConformance(t *testing.T, open func(t *testing.T) *sqldb.DB) {
 	t.Run("TxCommit", func(t *testing.T) { testTxCommit(t, db) })
 	t.Run("TxRollback", func(t *testing.T) { testTxRollback(t, db) })
 	t.Run("TxRetriesTransient", func(t *testing.T) { testTxTransient(t, db) })
+	t.Run("RejectedData", func(t *testing.T) { testRejected(t, db) })
 	t.Logf("conformance %s: %v", name, time.Since(start).Round(time.Millisecond))
 }
 
@@ -391,6 +392,26 @@ func testEnsureTable(t *testing.T, db *sqldb.DB) {
 		}
 	}
 	compareRows(t, tbl, selectAll(t, db, tbl), want(t, tbl, [][]any{{"a", int64(1), "x"}}))
+}
+
+// testRejected: a statement the database refuses for its data is
+// Rejected, and neither Unavailable nor Transient, whatever wraps it.
+func testRejected(t *testing.T, db *sqldb.DB) {
+	tbl := kvTable("conf_rejected")
+	fresh(t, db, tbl)
+	d := db.Dialect
+	_, err := db.ExecContext(t.Context(), d.InsertIgnore(tbl, 1), "a", nil, "x")
+	if err == nil {
+		t.Fatal("NULL in a NOT NULL column accepted")
+	}
+	err = fmt.Errorf("load: insert: %w", err)
+	if !sqldb.Rejected(err) || sqldb.Unavailable(err) || sqldb.Transient(err) {
+		t.Fatalf("NULL in a NOT NULL column: Rejected %v, Unavailable %v, Transient %v (%v)",
+			sqldb.Rejected(err), sqldb.Unavailable(err), sqldb.Transient(err), err)
+	}
+	if sqldb.Rejected(nil) || sqldb.Unavailable(nil) {
+		t.Fatal("nil classified")
+	}
 }
 
 func testDescribeMissing(t *testing.T, db *sqldb.DB) {
@@ -799,4 +820,42 @@ func testTxTransient(t *testing.T, db *sqldb.DB) {
 	}
 	compareRows(t, tbl, selectAll(t, db, tbl), want(t, tbl, [][]any{{"x", int64(100), nil}}))
 	t.Logf("retried after: %v", firstErr)
+}
+
+// RunOutage takes a real server away under an open database, once with
+// each of downs (a clean stop, a kill), and brings it back with up: while
+// it is down a statement fails Unavailable (never Rejected), and once it is
+// back the pool reconnects by itself (a connection the server closed may
+// fail one more statement, as Unavailable).
+func RunOutage(t *testing.T, db *sqldb.DB, up func(testing.TB), downs ...func(testing.TB)) {
+	t.Helper()
+	// Idle pooled connections that the outage kills.
+	var conns []*sql.Conn
+	for range 4 {
+		c, err := db.Conn(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	for _, down := range downs {
+		down(t)
+		_, err := db.ExecContext(t.Context(), "SELECT 1")
+		if err == nil || !sqldb.Unavailable(fmt.Errorf("wrapped: %w", err)) || sqldb.Rejected(err) {
+			t.Fatalf("statement while the server is down: %v (Unavailable %v)", err, sqldb.Unavailable(err))
+		}
+		up(t)
+		for try := 0; ; try++ {
+			_, err := db.ExecContext(t.Context(), "SELECT 1")
+			if err == nil {
+				break
+			}
+			if !sqldb.Unavailable(err) || try == 8 {
+				t.Fatalf("statement after restart (try %d): %v", try, err)
+			}
+		}
+	}
 }

@@ -1,0 +1,147 @@
+package topology
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/intercloud/intercloud/ingest"
+)
+
+// How often a cloud checks what it depends on, and how long one check may
+// take. Dead letters are counted less often: it lists the store.
+const (
+	healthEvery   = time.Second
+	healthTimeout = 2 * time.Second
+	deadEvery     = 10 * time.Second
+)
+
+// health is the last check of what a cloud depends on: its object store
+// (without it no write can be acknowledged: unhealthy), its database
+// (writes are still durable, but nothing is loaded: degraded) and its dead
+// letters (acknowledged records not loaded: degraded).
+type health struct {
+	mu       sync.Mutex
+	objects  error
+	database error
+	dead     int
+	deadErr  error
+	deadAt   time.Time
+	last     ingest.Health
+}
+
+// report returns the last check as /healthz reports it.
+func (h *health) report() ingest.Health {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.last
+}
+
+// deadLetters returns the last count of dead letters.
+func (h *health) deadLetters() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.dead
+}
+
+// up reports whether the object store and the database answered the last
+// check.
+func (h *health) up() (objects, database bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.objects == nil, h.database == nil
+}
+
+// checkHealth checks the cloud's object store, database and (every
+// deadEvery) dead letters once, and logs a change of state.
+func (t *Topology) checkHealth(ctx context.Context, c *Cloud) {
+	h := c.health
+	cctx, cancel := context.WithTimeout(ctx, healthTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	var objErr, dbErr error
+	wg.Go(func() {
+		// A missing key answers quickly on every store; only an
+		// unreachable or failing store errs.
+		_, objErr = c.Bucket.Exists(cctx, "healthz/probe")
+	})
+	wg.Go(func() { dbErr = c.DB.PingContext(cctx) })
+	wg.Wait()
+	if ctx.Err() != nil {
+		return
+	}
+	h.mu.Lock()
+	countDead := time.Since(h.deadAt) >= deadEvery && objErr == nil
+	h.mu.Unlock()
+	var dead int
+	var deadErr error
+	if countDead {
+		dctx, dcancel := context.WithTimeout(ctx, healthTimeout)
+		dead, deadErr = c.Loader.CountDead(dctx)
+		dcancel()
+	}
+
+	h.mu.Lock()
+	h.objects, h.database = objErr, dbErr
+	if countDead {
+		h.deadAt, h.deadErr = time.Now(), deadErr
+		if deadErr == nil {
+			h.dead = dead
+		}
+	}
+	rep := ingest.Health{Status: ingest.HealthOK}
+	if objErr != nil {
+		rep.Status = ingest.HealthUnhealthy
+		rep.Problems = append(rep.Problems, "object store unreachable: "+oneLine(objErr))
+	}
+	if dbErr != nil {
+		rep.Problems = append(rep.Problems, "database unreachable: "+oneLine(dbErr))
+	}
+	if h.dead > 0 {
+		rep.Problems = append(rep.Problems, fmt.Sprintf("%d dead-lettered objects (intercloud dead list)", h.dead))
+	}
+	if rep.Status == ingest.HealthOK && len(rep.Problems) > 0 {
+		rep.Status = ingest.HealthDegraded
+	}
+	prev := h.last
+	h.last = rep
+	h.mu.Unlock()
+
+	log := t.logger(c.Name, "health")
+	switch {
+	case prev.Status == rep.Status && slices.Equal(prev.Problems, rep.Problems):
+	case rep.Status == ingest.HealthOK:
+		if prev.Status != "" {
+			log.Info("cloud healthy again", "was", prev.Status)
+		}
+	default:
+		log.Warn("cloud "+rep.Status, "problems", strings.Join(rep.Problems, "; "))
+	}
+}
+
+// watchHealth checks the cloud's dependencies every healthEvery until ctx
+// is cancelled.
+func (t *Topology) watchHealth(ctx context.Context, c *Cloud) {
+	tick := time.NewTicker(healthEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			t.checkHealth(ctx, c)
+		}
+	}
+}
+
+// oneLine shortens an error to one line of at most 300 bytes.
+func oneLine(err error) string {
+	s := strings.Join(strings.Fields(err.Error()), " ")
+	if len(s) > 300 {
+		s = s[:300] + "…"
+	}
+	return s
+}
