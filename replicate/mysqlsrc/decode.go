@@ -163,21 +163,18 @@ func (s *Source) decoderFor(ctx context.Context, tme *replication.TableMapEvent)
 			names[i] = c.name
 		}
 	}
-	var unsigned map[int]bool
-	if len(tme.SignednessBitmap) > 0 {
-		unsigned = tme.UnsignedMap()
-	}
+	// Signedness comes from information_schema only: the binlog's
+	// SIGNEDNESS metadata is read by position among the columns the
+	// library counts as numeric, and MariaDB also gives YEAR a bit, so
+	// every unsigned integer after a YEAR column would take its neighbour's
+	// sign (65535 in a SMALLINT UNSIGNED read as -1). A column
+	// information_schema no longer has is passed through as logged.
 	enums, sets := tme.EnumStrValueMap(), tme.SetStrValueMap()
 	d := &decoder{table: table, cols: make([]column, len(names))}
 	for i, name := range names {
 		var ci colInfo
 		if j, ok := ti.byName[name]; ok {
 			ci = ti.cols[j]
-		}
-		if unsigned != nil {
-			if u, ok := unsigned[i]; ok {
-				ci.unsigned = u
-			}
 		}
 		if l, ok := enums[i]; ok {
 			ci.dataType, ci.labels = "enum", l
