@@ -180,6 +180,10 @@ type Mapping struct {
 	// ExcludeColumns are columns not replicated (never a primary-key
 	// column).
 	ExcludeColumns []string `yaml:"exclude_columns"`
+	// Types overrides the portable type of columns: source name → type
+	// name (bool, int16, text, timestamptz, ...; see the README's type
+	// table), checked when the replication starts.
+	Types map[string]string `yaml:"types"`
 	// Filter selects the rows replicated, e.g. "status = 'paid' AND
 	// amount >= 10" (see package replicate/rowfilter for the language).
 	Filter string `yaml:"filter"`
@@ -659,6 +663,21 @@ func (c *Config) validateMappings(bad badFunc) {
 				bad(ck, "%q is not a plain column name", col)
 			case mp.Columns[col] != "":
 				bad(ck, "%q is also renamed in columns", col)
+			}
+		}
+		typed := make([]string, 0, len(mp.Types))
+		for k := range mp.Types {
+			typed = append(typed, k)
+		}
+		sort.Strings(typed)
+		for _, col := range typed {
+			switch {
+			case !validIdent(col):
+				bad(key+".types", "%q is not a plain column name", col)
+			case strings.TrimSpace(mp.Types[col]) == "":
+				bad(key+".types."+col, "a type name is required")
+			case slices.Contains(mp.ExcludeColumns, col):
+				bad(key+".types."+col, "%q is also excluded", col)
 			}
 		}
 		if mp.Filter != "" {

@@ -485,7 +485,7 @@ func (a *applier) snapshotChunk(ctx context.Context, tp *tablePair, start Positi
 	if err != nil {
 		return 0, nil, permanent(err)
 	}
-	rows, err := queryRows(ctx, s.cfg.Source, q, qargs, len(cols))
+	rows, err := readRows(ctx, s.cfg.Source, tp.src, cols, q, qargs)
 	if err != nil {
 		return 0, nil, fmt.Errorf("replicate: read %s: %w", tp.src.Name, err)
 	}

@@ -161,7 +161,7 @@ func validateTable(ctx context.Context, src, dst *sqldb.DB, name string, chunk i
 		if err != nil {
 			return tr, err
 		}
-		srows, err := queryRows(ctx, src, q, qargs, len(cols))
+		srows, err := readRows(ctx, src, tp.src, cols, q, qargs)
 		if err != nil {
 			return tr, fmt.Errorf("replicate: validate %s: read source: %w", name, err)
 		}
@@ -179,7 +179,7 @@ func validateTable(ctx context.Context, src, dst *sqldb.DB, name string, chunk i
 		if err != nil {
 			return tr, err
 		}
-		trows, err := queryRows(ctx, dst, q, qargs, len(cols))
+		trows, err := readRows(ctx, dst, tp.dst, cols, q, qargs)
 		if err != nil {
 			return tr, fmt.Errorf("replicate: validate %s: read target: %w", name, err)
 		}
@@ -290,7 +290,7 @@ func resyncRange(ctx context.Context, src, dst *sqldb.DB, w *writer, tp *tablePa
 		if err != nil {
 			return err
 		}
-		srows, err := queryRows(ctx, src, q, qargs, len(cols))
+		srows, err := readRows(ctx, src, tp.src, cols, q, qargs)
 		if err != nil {
 			return fmt.Errorf("replicate: resync %s: read source: %w", tp.src.Name, err)
 		}

@@ -62,6 +62,11 @@ func Normalize(t sqldb.Type, v any) (any, error) {
 	case sqldb.KindDate:
 		return normTime(v, true)
 	case sqldb.KindTime:
+		if t.Duration {
+			if d, ok := v.(time.Duration); ok {
+				return sqldb.FormatDuration(d), nil
+			}
+		}
 		switch x := v.(type) {
 		case time.Time:
 			return x.Format("15:04:05.999999"), nil
@@ -182,24 +187,17 @@ func normFloat(v any) (any, error) {
 	return nil, fmt.Errorf("replicate: %T %v is not a float", v, v)
 }
 
+// normBool takes 0 and 1 for false and true, never another number: a
+// 5 is no boolean.
 func normBool(v any) (any, error) {
 	switch x := v.(type) {
 	case bool:
 		return x, nil
-	case int64:
-		return x != 0, nil
-	case int:
-		return x != 0, nil
-	case int32:
-		return x != 0, nil
-	case int8:
-		return x != 0, nil
-	case uint8:
-		return x != 0, nil
-	case uint64:
-		return x != 0, nil
-	case float64:
-		return x != 0, nil
+	case int64, int, int32, int16, int8, uint8, uint16, uint32, uint64, float64:
+		n, err := normInt(x)
+		if err == nil && (n == int64(0) || n == int64(1)) {
+			return n == int64(1), nil
+		}
 	case string, []byte, json.Number:
 		if b, ok := x.([]byte); ok && len(b) == 1 && b[0] <= 1 { // MySQL BIT(1)
 			return b[0] == 1, nil
@@ -310,6 +308,11 @@ func Canonical(t sqldb.Type, v any) (string, error) {
 		case sqldb.KindDecimal:
 			return canonicalDecimal(x), nil
 		case sqldb.KindTime:
+			if t.Duration {
+				if c, err := sqldb.Canonical(t, x); err == nil {
+					return c.(string), nil
+				}
+			}
 			return canonicalClock(x), nil
 		case sqldb.KindJSON:
 			return canonicalJSON(x), nil
