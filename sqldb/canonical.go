@@ -40,79 +40,84 @@ func Canonical(t Type, v any) (any, error) {
 	if v == nil {
 		return nil, nil
 	}
-	switch t.Kind {
-	case KindString, KindText:
-		var s string
-		switch x := v.(type) {
-		case string:
-			s = x
-		case []byte:
-			s = string(x)
-		default:
-			return nil, fmt.Errorf("sqldb: %T is not text", v)
-		}
-		if len(t.Values) > 0 {
-			if err := checkMembers(t, s); err != nil {
-				return nil, err
-			}
-		}
-		return s, nil
-	case KindInt:
-		return canonicalInt(t, v)
-	case KindFloat:
-		return canonicalFloat(v)
-	case KindDecimal:
-		return canonicalDecimal(v)
-	case KindBool:
-		return canonicalBool(v)
-	case KindTimestamp:
-		ts, err := canonicalTime(v)
-		if err != nil {
-			return nil, err
-		}
-		return ts.UTC().Truncate(time.Microsecond), nil
-	case KindDate:
-		ts, err := canonicalTime(v)
-		if err != nil {
-			return nil, err
-		}
-		y, m, d := ts.Date()
-		return time.Date(y, m, d, 0, 0, 0, 0, time.UTC), nil
-	case KindTime:
-		if t.Duration {
-			return canonicalDuration(v)
-		}
-		return canonicalClock(v)
-	case KindBytes:
-		switch x := v.(type) {
-		case []byte:
-			return x, nil
-		case string:
-			return []byte(x), nil
-		}
-		return nil, fmt.Errorf("sqldb: %T is not bytes", v)
-	case KindJSON:
-		var s string
-		switch x := v.(type) {
-		case string:
-			s = x
-		case json.RawMessage:
-			s = string(x)
-		case []byte:
-			s = string(x)
-		default:
-			b, err := json.Marshal(v)
-			if err != nil {
-				return nil, fmt.Errorf("sqldb: json value: %w", err)
-			}
-			return string(b), nil
-		}
-		if !json.Valid([]byte(s)) {
-			return nil, fmt.Errorf("sqldb: invalid JSON document")
-		}
-		return s, nil
+	if c, ok := conversions[t.Kind]; ok {
+		return c.check(t, v)
 	}
 	return nil, fmt.Errorf("sqldb: unknown column kind %v", t.Kind)
+}
+
+func checkString(t Type, v any) (any, error) {
+	var s string
+	switch x := v.(type) {
+	case string:
+		s = x
+	case []byte:
+		s = string(x)
+	default:
+		return nil, fmt.Errorf("sqldb: %T is not text", v)
+	}
+	if len(t.Values) > 0 {
+		if err := checkMembers(t, s); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+func checkTimestamp(_ Type, v any) (any, error) {
+	ts, err := canonicalTime(v)
+	if err != nil {
+		return nil, err
+	}
+	return ts.UTC().Truncate(time.Microsecond), nil
+}
+
+func checkDate(_ Type, v any) (any, error) {
+	ts, err := canonicalTime(v)
+	if err != nil {
+		return nil, err
+	}
+	y, m, d := ts.Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC), nil
+}
+
+func checkClock(t Type, v any) (any, error) {
+	if t.Duration {
+		return canonicalDuration(v)
+	}
+	return canonicalClock(v)
+}
+
+func checkBytes(_ Type, v any) (any, error) {
+	switch x := v.(type) {
+	case []byte:
+		return x, nil
+	case string:
+		return []byte(x), nil
+	}
+	return nil, fmt.Errorf("sqldb: %T is not bytes", v)
+}
+
+func checkJSON(_ Type, v any) (any, error) {
+	var s string
+	switch x := v.(type) {
+	case string:
+		s = x
+	case json.RawMessage:
+		s = string(x)
+	case []byte:
+		s = string(x)
+	default:
+		b, err := json.Marshal(v)
+		if err != nil {
+			return nil, fmt.Errorf("sqldb: json value: %w", err)
+		}
+		return string(b), nil
+	}
+	if !json.Valid([]byte(s)) {
+		return nil, fmt.Errorf("sqldb: invalid JSON document")
+	}
+	return s, nil
 }
 
 func canonicalInt(t Type, v any) (any, error) {
