@@ -34,6 +34,13 @@ func honestLag(st *Status, now time.Time) {
 		}
 	}
 	st.State = describe(*st)
+	if n := len(st.StoppedTables); n > 0 && st.Phase != "stopped" {
+		names := make([]string, n)
+		for i, te := range st.StoppedTables {
+			names[i] = te.Table
+		}
+		st.State += fmt.Sprintf("; %d table(s) stopped by an error: %s", n, strings.Join(names, ", "))
+	}
 }
 
 // describe renders a status as its State.

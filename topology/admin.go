@@ -168,6 +168,12 @@ func (c *Cloud) Metrics() []telemetry.Metric {
 			m("replication_target_lag_seconds", "Age of the last batch when committed on the target; grows while changes cannot be applied.", "gauge", r.TargetLag.Seconds(), l),
 			m("replication_reconnecting", "Whether the stream lost its source or target and is reconnecting (1) or runs (0).", "gauge", b2f(!r.ReconnectingSince.IsZero()), l),
 		)
+		ms = append(ms, m("replication_apply_exceptions_total", "Changes the target rejected, skipped into _ic_apply_exceptions (on_error: skip).", "counter", float64(r.ApplyExceptions), l))
+		ms = append(ms, m("replication_stopped_tables", "Tables of the stream stopped by a change the target rejected; the others go on.", "gauge", float64(len(r.StoppedTables)), l))
+		for _, te := range r.StoppedTables {
+			ms = append(ms, m("replication_table_stopped", "A table stopped by an error (1), labelled with the table.", "gauge", 1,
+				map[string]string{"cloud": c.Name, "stream": r.Name, "table": te.Table}))
+		}
 		if r.PendingChanges >= 0 {
 			ms = append(ms, m("replication_pending_changes", "Source changes not applied yet.", "gauge", float64(r.PendingChanges), l))
 		}

@@ -387,6 +387,7 @@ func (t *Topology) startStreams(ctx context.Context, name string) error {
 		s, err := replicate.New(replicate.Config{
 			Name: streamName, Origin: d.from, Source: src, Target: t.clouds[name].DB,
 			Tables: tables, Mapping: mapping, BatchSize: r.BatchSize, Poll: r.Poll.D(), SkipReplicated: true, SkipFullLoad: d.reverse,
+			OnError: replicate.ErrorPolicy(r.OnError), TableOnError: onErrorTables(r.OnErrorTables), LoadParallel: r.LoadParallel,
 			OnApplied: func(b replicate.Batch) { logApplied(log, b) },
 			Logger:    log,
 		})
@@ -409,6 +410,18 @@ func (t *Topology) startStreams(ctx context.Context, name string) error {
 		})
 	}
 	return nil
+}
+
+// onErrorTables converts the per-table error policies of the config.
+func onErrorTables(m map[string]string) map[string]replicate.ErrorPolicy {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[string]replicate.ErrorPolicy, len(m))
+	for t, p := range m {
+		out[t] = replicate.ErrorPolicy(p)
+	}
+	return out
 }
 
 // prepareCapture installs change capture on a cloud's database for the
