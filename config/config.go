@@ -174,6 +174,10 @@ type Replication struct {
 	// LoadParallel is how many tables the full load copies at once (0:
 	// package replicate's default, 4).
 	LoadParallel int `yaml:"load_parallel"`
+	// ValidateEvery, when set, validates the replicated tables again in
+	// the background at this interval (continuous validation) and exports
+	// the differing rows in status and /metrics.
+	ValidateEvery Duration `yaml:"validate_every"`
 }
 
 // ReverseEnabled reports whether the reverse stream runs.
@@ -645,6 +649,9 @@ func (c *Config) validateReplication(bad badFunc) {
 	}
 	if r.LoadParallel < 0 {
 		bad("replication.load_parallel", "must not be negative")
+	}
+	if r.ValidateEvery.D() < 0 {
+		bad("replication.validate_every", "must not be negative")
 	}
 	c.validateMappings(bad)
 }

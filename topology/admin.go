@@ -78,6 +78,9 @@ type CloudStatus struct {
 	Ingest      ingest.Stats       `json:"ingest"`
 	Load        functions.Stats    `json:"load"`
 	Replication []replicate.Status `json:"replication"`
+	// Validation is the last round of each continuous validation
+	// (replication.validate_every).
+	Validation []replicate.ValidationStatus `json:"validation,omitempty"`
 	// Publish is set on the cloud that publishes.
 	Publish *publish.Stats `json:"publish,omitempty"`
 	// DeadLetters counts the dead-lettered objects; DeadLetterList names
@@ -98,6 +101,9 @@ func (c *Cloud) Status() CloudStatus {
 	}
 	for _, s := range c.Streams {
 		st.Replication = append(st.Replication, s.Status())
+	}
+	for _, v := range c.Validators {
+		st.Validation = append(st.Validation, v.Status())
 	}
 	if c.Publish != nil {
 		ps := c.Publish.Stats()
@@ -176,6 +182,15 @@ func (c *Cloud) Metrics() []telemetry.Metric {
 		}
 		if r.PendingChanges >= 0 {
 			ms = append(ms, m("replication_pending_changes", "Source changes not applied yet.", "gauge", float64(r.PendingChanges), l))
+		}
+	}
+	for _, v := range st.Validation {
+		l := map[string]string{"cloud": c.Name, "stream": v.Name}
+		ms = append(ms, m("replication_validation_rounds_total", "Rounds of continuous validation.", "counter", float64(v.Rounds), l),
+			m("replication_validation_failing", "Whether the last round of continuous validation failed (1) or ran (0).", "gauge", b2f(v.Error != ""), l))
+		for table, n := range v.DifferingRows {
+			ms = append(ms, m("replication_differing_rows", "Rows that differ between source and target in the last round of continuous validation (in both of its looks).", "gauge", float64(n),
+				map[string]string{"cloud": c.Name, "stream": v.Name, "table": table}))
 		}
 	}
 	return ms

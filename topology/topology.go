@@ -110,9 +110,12 @@ type Cloud struct {
 	Loader  *load.Loader
 	Load    *functions.Function
 	Streams []*replicate.Stream
-	Publish *publish.Publisher
-	api     *server
-	health  *health
+	// Validators validate the streams into this cloud in the background
+	// (replication.validate_every).
+	Validators []*replicate.Validator
+	Publish    *publish.Publisher
+	api        *server
+	health     *health
 }
 
 type server struct {
@@ -402,6 +405,12 @@ func (t *Topology) startStreams(ctx context.Context, name string) error {
 			}
 		}
 		t.clouds[name].Streams = append(t.clouds[name].Streams, s)
+		if every := r.ValidateEvery.D(); every > 0 && !d.reverse {
+			v := &replicate.Validator{Source: src, Target: t.clouds[name].DB, Mapping: mapping, Every: every, Name: streamName,
+				Ready: func() bool { return s.Status().Phase == replicate.PhaseCDC }, Logger: t.logger(name, "validate")}
+			t.clouds[name].Validators = append(t.clouds[name].Validators, v)
+			t.goPipe(v.Run)
+		}
 		t.addReader(src, streamName, t.clouds[name].DB)
 		t.goPipe(func(ctx context.Context) {
 			if err := s.Run(ctx); err != nil {
