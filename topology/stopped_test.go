@@ -11,6 +11,7 @@ import (
 	"github.com/intercloud/intercloud/config"
 	"github.com/intercloud/intercloud/demo"
 	"github.com/intercloud/intercloud/replicate"
+	"github.com/intercloud/intercloud/sqldb"
 )
 
 // TestRejectedTableInStatusAndMetrics: a table whose changes the target
@@ -66,5 +67,68 @@ func TestRejectedTableInStatusAndMetrics(t *testing.T) {
 		if !strings.Contains(string(body), want) {
 			t.Fatalf("metrics lack %q:\n%s", want, body)
 		}
+	}
+}
+
+// TestOneWayStream: with reverse off,
+// a plain table name that only the source has starts fine (the full load
+// creates it on the target), a glob does not pick the records table, no
+// capture is installed on the target and no checkpoint table is made on
+// the source.
+func TestOneWayStream(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir)
+	off := false
+	cfg.Replication.Reverse = &off
+	cfg.Replication.Tables = []string{"t", "u*"}
+	ctx := context.Background()
+	src, err := sqldb.Open(ctx, cfg.Clouds["aws"].SQL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	for _, q := range []string{
+		`CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)`, `CREATE TABLE u1 (id INTEGER PRIMARY KEY, v TEXT)`,
+		`INSERT INTO t VALUES (1, 'a'), (2, 'b')`, `INSERT INTO u1 VALUES (1, 'x')`,
+	} {
+		if _, err := src.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	topo := start(t, cfg)
+	dst := topo.Cloud("azure").DB
+	waitRows := func(table string, want int64) {
+		t.Helper()
+		deadline := time.Now().Add(time.Minute)
+		for {
+			var n int64
+			if err := dst.QueryRowContext(ctx, `SELECT COUNT(*) FROM `+table).Scan(&n); err == nil && n == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s never had %d rows on the target", table, want)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	waitRows("t", 2)
+	waitRows("u1", 1)
+	if _, err := src.ExecContext(ctx, `INSERT INTO t VALUES (3, 'c')`); err != nil {
+		t.Fatal(err)
+	}
+	waitRows("t", 3)
+	states, err := replicate.LoadTableStates(ctx, dst, "aws-to-azure")
+	if err != nil || len(states) != 2 || states["t"].State != "loaded" || states["u1"].State != "loaded" {
+		t.Fatalf("replicated tables = %+v, %v (records must not be among them)", states, err)
+	}
+	var n int64
+	if err := src.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE name LIKE '\_ic\_checkpoints' ESCAPE '\'`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("checkpoint tables on the source: %d, %v", n, err)
+	}
+	if err := dst.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name IN ('t', 'u1')`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("capture triggers on the target: %d, %v", n, err)
+	}
+	if len(topo.Cloud("aws").Streams) != 0 {
+		t.Fatal("a reverse stream runs")
 	}
 }

@@ -270,8 +270,12 @@ func (t *Topology) startCloud(ctx context.Context, name string) error {
 	if err := t.prepareCapture(ctx, name, c.DB); err != nil {
 		return err
 	}
-	if err := replicate.EnsureCheckpoints(ctx, c.DB); err != nil {
-		return fmt.Errorf("topology: %s: %w", name, err)
+	// Checkpoints live on the targets only: a one-way stream's source
+	// gets nothing written.
+	if r := t.cfg.Replication; name == r.To || (name == r.From && r.ReverseEnabled()) {
+		if err := replicate.EnsureCheckpoints(ctx, c.DB); err != nil {
+			return fmt.Errorf("topology: %s: %w", name, err)
+		}
 	}
 	f := t.cfg.Functions
 	c.Load, err = functions.New(functions.Config{
@@ -372,14 +376,14 @@ func (t *Topology) startStreams(ctx context.Context, name string) error {
 		streamName := d.from + "-to-" + d.to
 		// The forward stream resolves its tables through the mapping each
 		// time it connects; the reverse one carries the unmapped tables.
-		mapping, err := Mapping(r)
+		mapping, err := Mapping(t.cfg)
 		if err != nil {
 			return fmt.Errorf("topology: %w", err)
 		}
 		var tables []string
 		if d.reverse {
 			mapping = nil
-			if tables, err = ReverseMapping(r).Tables(ctx, src); err != nil {
+			if tables, err = ReverseMapping(t.cfg).Tables(ctx, src); err != nil {
 				return fmt.Errorf("topology: %s: %w", streamName, err)
 			}
 			if len(tables) == 0 {
@@ -438,12 +442,17 @@ func onErrorTables(m map[string]string) map[string]replicate.ErrorPolicy {
 // stream's), and on the source cloud every table the mapping selects.
 func (t *Topology) prepareCapture(ctx context.Context, name string, db *sqldb.DB) error {
 	r := t.cfg.Replication
-	tables, err := ReverseMapping(r).Tables(ctx, db)
-	if err != nil {
-		return fmt.Errorf("topology: %s: %w", name, err)
+	// A one-way stream reads only its source: nothing is installed on the
+	// target for a reverse stream that does not run.
+	var tables []string
+	if r.ReverseEnabled() && name == r.To {
+		var err error
+		if tables, err = ReverseMapping(t.cfg).Tables(ctx, db); err != nil {
+			return fmt.Errorf("topology: %s: %w", name, err)
+		}
 	}
 	if name == r.From {
-		m, err := Mapping(r)
+		m, err := Mapping(t.cfg)
 		if err != nil {
 			return fmt.Errorf("topology: %w", err)
 		}
@@ -512,9 +521,12 @@ func (t *Topology) openDB(ctx context.Context, name string) (*sqldb.DB, error) {
 	}
 	t.closers = append(t.closers, db.Close)
 	// That cloud's process may not have run yet: its records table (the
-	// same DDL it runs itself) must exist before capture is installed.
-	if err := db.EnsureTable(ctx, record.Table(t.cfg.Schema)); err != nil {
-		return nil, fmt.Errorf("topology: %s: %w", name, err)
+	// same DDL it runs itself) must exist before capture is installed,
+	// when it is replicated; nothing else is written there.
+	if m, err := Mapping(t.cfg); err == nil && m.Includes(t.cfg.Schema.Table) {
+		if err := db.EnsureTable(ctx, record.Table(t.cfg.Schema)); err != nil {
+			return nil, fmt.Errorf("topology: %s: %w", name, err)
+		}
 	}
 	if err := t.prepareCapture(ctx, name, db); err != nil {
 		return nil, err

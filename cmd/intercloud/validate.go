@@ -51,7 +51,7 @@ func (c *validateCmd) run(ctx context.Context, e *env, _ []string) error {
 	r := cfg.Replication
 	// Only the tables the mapping selects are compared, through the mapping
 	// (filtered source rows, renamed and excluded columns).
-	m, err := topology.Mapping(r)
+	m, err := topology.Mapping(cfg)
 	if err != nil {
 		return err
 	}

@@ -77,6 +77,7 @@ func TestMariaDB(t *testing.T) {
 	t.Run("KillRestart", func(t *testing.T) { testKill(t, e) })
 	t.Run("Bidirectional", func(t *testing.T) { testBidirectional(t, e) })
 	t.Run("ServerRestart", func(t *testing.T) { testServerRestart(t, e) })
+	t.Run("ReadOnlySource", func(t *testing.T) { testReadOnlySource(t, e) })
 }
 
 func testTypes(t *testing.T, e *env) {
