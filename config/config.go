@@ -174,6 +174,10 @@ type Replication struct {
 	// LoadParallel is how many tables the full load copies at once (0:
 	// package replicate's default, 4).
 	LoadParallel int `yaml:"load_parallel"`
+	// Schema is "tables" (the default: tables, columns, primary keys) or
+	// "full" (also the source's secondary indexes, defaults and foreign
+	// keys, created after the full load; see package replicate).
+	Schema string `yaml:"schema"`
 	// ValidateEvery, when set, validates the replicated tables again in
 	// the background at this interval (continuous validation) and exports
 	// the differing rows in status and /metrics.
@@ -649,6 +653,9 @@ func (c *Config) validateReplication(bad badFunc) {
 	}
 	if r.LoadParallel < 0 {
 		bad("replication.load_parallel", "must not be negative")
+	}
+	if r.Schema != "" && r.Schema != "tables" && r.Schema != "full" {
+		bad("replication.schema", "%q is neither \"tables\" nor \"full\"", r.Schema)
 	}
 	if r.ValidateEvery.D() < 0 {
 		bad("replication.validate_every", "must not be negative")

@@ -22,6 +22,7 @@ replication:
   on_error_tables: {"orders_*": stop}
   load_parallel: 8
   validate_every: 5m
+  schema: full
 `
 
 // The mappings are plain data: what the file says, checked and kept.
@@ -33,7 +34,7 @@ func TestReplicationMappingsParse(t *testing.T) {
 	r := c.Replication
 	if len(r.Mappings) != 1 || r.Mappings[0].Rename != "copy_{table}" || r.Mappings[0].Columns["amount"] != "amount_usd" ||
 		r.Mappings[0].Filter != "status = 'paid' AND amount >= 10" || len(r.Exclude) != 2 ||
-		r.OnError != "skip" || r.OnErrorTables["orders_*"] != "stop" || r.LoadParallel != 8 || r.ValidateEvery.D() != 5*time.Minute {
+		r.OnError != "skip" || r.OnErrorTables["orders_*"] != "stop" || r.LoadParallel != 8 || r.ValidateEvery.D() != 5*time.Minute || r.Schema != "full" {
 		t.Fatalf("replication = %+v", r)
 	}
 }
@@ -59,6 +60,7 @@ func TestReplicationMappingErrors(t *testing.T) {
 		{"bad on_error", "replication:\n  on_error: ignore\n", `replication.on_error: "ignore" is neither "stop" nor "skip"`},
 		{"bad table on_error", "replication:\n  on_error_tables: {t: retry}\n", `replication.on_error_tables.t: "retry" is neither`},
 		{"bad on_error pattern", "replication:\n  on_error_tables: {\"a[\": skip}\n", `replication.on_error_tables.a[`},
+		{"bad schema", "replication:\n  schema: everything\n", `replication.schema: "everything" is neither "tables" nor "full"`},
 		{"negative validate_every", "replication:\n  validate_every: -1s\n", "replication.validate_every: must not be negative"},
 		{"negative load_parallel", "replication:\n  load_parallel: -1\n", "replication.load_parallel: must not be negative"},
 		{"filter null compare", "replication:\n  mappings:\n    - {table: a, filter: \"a = NULL\"}\n", "IS NULL"},

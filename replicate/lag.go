@@ -41,6 +41,9 @@ func honestLag(st *Status, now time.Time) {
 		}
 		st.State += fmt.Sprintf("; %d table(s) stopped by an error: %s", n, strings.Join(names, ", "))
 	}
+	if st.Schema != nil && len(st.Schema.NotConverted) > 0 {
+		st.State += fmt.Sprintf("; %d schema object(s) not converted (see schema)", len(st.Schema.NotConverted))
+	}
 }
 
 // describe renders a status as its State.

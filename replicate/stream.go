@@ -77,6 +77,10 @@ type Config struct {
 	// (defaults 3 and 200ms).
 	RejectRetries int
 	RejectBackoff time.Duration
+	// Schema says which schema objects the target gets (default
+	// SchemaTables; SchemaFull adds indexes, defaults and foreign keys
+	// after the full load).
+	Schema SchemaMode
 	// LoadParallel is how many tables the full load copies at once
 	// (default 4); one table that fails holds back no other.
 	LoadParallel int
@@ -110,6 +114,9 @@ func (c Config) Validate() error {
 		return errors.New("replicate: config: RejectBackoff is negative")
 	}
 	if err := c.OnError.Validate(); err != nil {
+		return fmt.Errorf("replicate: config: %w", err)
+	}
+	if err := c.Schema.Validate(); err != nil {
 		return fmt.Errorf("replicate: config: %w", err)
 	}
 	for p, pol := range c.TableOnError {
@@ -181,6 +188,9 @@ type Status struct {
 	// rejected (OnErrorStop) or a schema that cannot be replicated; the
 	// other tables go on.
 	StoppedTables []TableError `json:"stopped_tables,omitempty"`
+	// Schema is what Config.Schema SchemaFull created on the target, and
+	// what it could not convert; nil before it ran.
+	Schema *SchemaReport `json:"schema,omitempty"`
 	// ApplyExceptions counts the rejected changes written to
 	// ExceptionsTable (OnErrorSkip) since the stream started.
 	ApplyExceptions int64 `json:"apply_exceptions"`
@@ -200,6 +210,7 @@ type Stream struct {
 	samples []rateSample
 	stopped map[string]TableError // tables left out (s.mu)
 	started bool                  // runOnce ran before in this process
+	objects bool                  // SchemaFull objects were created (s.mu)
 }
 
 type rateSample struct {
@@ -473,6 +484,21 @@ func (s *Stream) runOnce(ctx context.Context) error {
 		s.log.Info("loading stopped tables afresh", "tables", load)
 		if err := a.loadTables(ctx, load, cp.Position, states); err != nil {
 			return err
+		}
+	}
+	if s.cfg.Schema == SchemaFull {
+		s.mu.Lock()
+		done := s.objects
+		s.mu.Unlock()
+		if !done {
+			rep, err := a.createObjects(ctx, live)
+			if err != nil {
+				return err
+			}
+			s.mu.Lock()
+			s.objects, s.status.Schema = true, &rep
+			s.mu.Unlock()
+			s.log.Info("schema objects created", "created", rep.Created, "not_converted", len(rep.NotConverted))
 		}
 	}
 	s.mu.Lock()

@@ -353,6 +353,13 @@ func (a *applier) isolate(ctx context.Context, w *writer, changes []Change, pos 
 	err := a.txOn(ctx, w, func(tx *sql.Tx) error {
 		written, stops, skips = 0, nil, 0
 		stopped := map[string]bool{}
+		if d.Name() == "postgres" {
+			// Deferred foreign keys (schema: full) are checked per change
+			// here, so a violation is one change's.
+			if _, err := tx.ExecContext(ctx, "SET CONSTRAINTS ALL IMMEDIATE"); err != nil {
+				return fmt.Errorf("replicate: set constraints immediate: %w", err)
+			}
+		}
 		for i, c := range changes {
 			if stopped[c.Table] {
 				continue

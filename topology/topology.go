@@ -395,6 +395,7 @@ func (t *Topology) startStreams(ctx context.Context, name string) error {
 			Name: streamName, Origin: d.from, Source: src, Target: t.clouds[name].DB,
 			Tables: tables, Mapping: mapping, BatchSize: r.BatchSize, Poll: r.Poll.D(), SkipReplicated: true, SkipFullLoad: d.reverse,
 			OnError: replicate.ErrorPolicy(r.OnError), TableOnError: onErrorTables(r.OnErrorTables), LoadParallel: r.LoadParallel,
+			Schema:    schemaMode(r.Schema, d.reverse),
 			OnApplied: func(b replicate.Batch) { logApplied(log, b) },
 			Logger:    log,
 		})
@@ -423,6 +424,15 @@ func (t *Topology) startStreams(ctx context.Context, name string) error {
 		})
 	}
 	return nil
+}
+
+// schemaMode is the forward stream's schema mode; the reverse stream's
+// tables came from the forward one and keep their objects.
+func schemaMode(s string, reverse bool) replicate.SchemaMode {
+	if reverse {
+		return ""
+	}
+	return replicate.SchemaMode(s)
 }
 
 // onErrorTables converts the per-table error policies of the config.

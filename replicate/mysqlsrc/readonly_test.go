@@ -79,7 +79,7 @@ func testReadOnlySource(t *testing.T, e *env) {
 	if after := schemaOf(t, root, dbName); after != before {
 		t.Fatalf("the source changed:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
-	if n := count(t, root, "SELECT COUNT(*) FROM information_schema.tables WHERE table_name LIKE '\\_ic\\_%'"); n != 0 {
-		t.Fatalf("%d _ic_ tables on the source server", n)
+	if n := count(t, root, "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = ? AND table_name LIKE '\\_ic\\_%'", dbName); n != 0 {
+		t.Fatalf("%d _ic_ tables in the source database", n)
 	}
 }
