@@ -200,6 +200,12 @@ type Ingest struct {
 	RateLimit float64 `yaml:"rate_limit"`
 	// RateBurst is the burst the rate limit allows.
 	RateBurst int `yaml:"rate_burst"`
+	// IdempotencyWindow is how long an API remembers the request an
+	// Idempotency-Key came with (the same key with another request is a
+	// 422); IdempotencyKeys bounds the keys it remembers, oldest forgotten
+	// first. Zero takes package ingest's defaults (24h, 262144).
+	IdempotencyWindow Duration `yaml:"idempotency_window"`
+	IdempotencyKeys   int      `yaml:"idempotency_keys"`
 }
 
 // Functions tunes every function host. Zero fields take the defaults of

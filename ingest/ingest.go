@@ -25,8 +25,17 @@
 // SHA-256(key || 0x00 || decimal record index). A retry of the same request
 // with the same key, on this cloud or another, therefore yields the same
 // ids, and the stores downstream (keyed by id) keep each record once. A key
-// must thus name one logical request: reusing it for different records
-// makes their ids collide.
+// names one logical request: the API remembers the hash of the media type
+// and body each key was acknowledged with for Limits.IdempotencyWindow
+// (default 24 h, at most Limits.IdempotencyKeys keys, oldest forgotten
+// first; in memory, so per API process), and the same key with a
+// different request within that window is a 422 idempotency_key_reused
+// that writes nothing. A request that was not acknowledged binds nothing.
+//
+// # Numbers
+//
+// A number field's magnitude is at most MaxNumber (1e288), so no
+// aggregate of a bucket can overflow to ±Inf; a larger one is a 422.
 //
 // # Traces
 //
@@ -177,6 +186,7 @@ type API struct {
 	log     *slog.Logger
 	keyHash [sha256.Size]byte
 	limiter *rate.Limiter
+	idem    *idemStore
 
 	queue     chan *pending
 	sem       chan struct{}
@@ -215,6 +225,7 @@ func New(cfg Config) (*API, error) {
 	}
 	l := &cfg.Limits
 	if l.MaxBodyBytes < 0 || l.MaxRecords < 0 || l.BatchBytes < 0 || l.BatchWait < 0 || l.RateLimit < 0 || l.RateBurst < 0 ||
+		l.IdempotencyWindow < 0 || l.IdempotencyKeys < 0 ||
 		math.IsNaN(l.RateLimit) || cfg.Writers < 0 || cfg.WriteTimeout < 0 {
 		return nil, errors.New("ingest: config: limits must not be negative")
 	}
@@ -229,6 +240,12 @@ func New(cfg Config) (*API, error) {
 	}
 	if l.BatchWait == 0 {
 		l.BatchWait = config.Duration(DefaultBatchWait)
+	}
+	if l.IdempotencyWindow == 0 {
+		l.IdempotencyWindow = config.Duration(DefaultIdempotencyWindow)
+	}
+	if l.IdempotencyKeys == 0 {
+		l.IdempotencyKeys = DefaultIdempotencyKeys
 	}
 	if cfg.Writers == 0 {
 		cfg.Writers = DefaultWriters
@@ -252,6 +269,7 @@ func New(cfg Config) (*API, error) {
 		loopDone:  make(chan struct{}),
 		closingCh: make(chan struct{}),
 		rejected:  map[string]int64{},
+		idem:      newIdemStore(l.IdempotencyWindow.D(), l.IdempotencyKeys, cfg.Now),
 	}
 	if l.RateLimit > 0 {
 		burst := l.RateBurst
@@ -380,6 +398,16 @@ func (a *API) postRecords(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, log, err)
 		return
 	}
+	if hasKey {
+		media, _ := mediaType(ct)
+		ok, done := a.idem.reserve(idemKey, requestHash(media, body))
+		if !ok {
+			a.fail(w, log, apierr.New(http.StatusUnprocessableEntity, CodeIdempotencyKeyReused,
+				"this %s was used with a different request within the last %s; use a new key for new records", HeaderIdempotencyKey, a.cfg.Limits.IdempotencyWindow.D()))
+			return
+		}
+		defer func() { done(p.acked) }()
+	}
 	// The records are complete: from here the request is written as a
 	// whole or not at all, whatever its client does.
 	a.startOnce.Do(func() { go a.commitLoop() })
@@ -399,6 +427,7 @@ func (a *API) postRecords(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.acked.Add(int64(len(p.ids)))
+	p.acked = true
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusAccepted)
 	_ = json.NewEncoder(w).Encode(struct {

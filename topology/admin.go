@@ -153,7 +153,9 @@ func (c *Cloud) Metrics() []telemetry.Metric {
 	if p := st.Publish; p != nil {
 		ms = append(ms,
 			m("publish_records_total", "Records whose aggregates were published.", "counter", float64(p.Published), cl),
-			m("publish_failing", "Whether publishing fails and is being retried (1) or works (0).", "gauge", b2f(!p.FailingSince.IsZero()), cl))
+			m("publish_failing", "Whether publishing fails and is being retried (1) or works (0).", "gauge", b2f(!p.FailingSince.IsZero()), cl),
+			m("publish_bucket_failures_total", "Failed attempts at publishing one bucket (each retried on its own).", "counter", float64(p.BucketFailures), cl),
+			m("publish_failing_buckets", "Buckets whose results are not published, retried with backoff while the others go on.", "gauge", float64(len(p.Failing)), cl))
 	}
 	for code, n := range st.Ingest.Rejected {
 		ms = append(ms, m("ingest_rejected_total", "Ingest requests answered with an error, by code.", "counter", float64(n), map[string]string{"cloud": c.Name, "code": code}))
