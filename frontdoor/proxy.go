@@ -17,6 +17,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/intercloud/intercloud/apierr"
+	"github.com/intercloud/intercloud/auth"
+	"github.com/intercloud/intercloud/internal/serve"
 )
 
 var _ http.Handler = (*FrontDoor)(nil)
@@ -47,6 +49,12 @@ func (f *FrontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case p == "/healthz":
 		f.serveStatus(w, r, true)
 	case p == "/v1/status":
+		if f.cfg.Keys != nil {
+			if err := f.cfg.Keys.Check(r.Header.Get("Authorization"), auth.ScopeRead); err != nil {
+				auth.Deny(w, err)
+				return
+			}
+		}
 		f.serveStatus(w, r, false)
 	case strings.HasPrefix(p, "/v1/"):
 		if hasDotSegment(p) {
@@ -191,6 +199,9 @@ func (f *FrontDoor) readBody(r *http.Request) ([]byte, error) {
 	}
 	n, err := buf.ReadFrom(io.LimitReader(r.Body, max+1))
 	if err != nil {
+		if serve.IsBodyTooSlow(err) {
+			return nil, serve.BodyTooSlow()
+		}
 		return nil, apierr.New(http.StatusBadRequest, apierr.CodeMalformed, "read request body: %v", err)
 	}
 	if n > max {

@@ -58,8 +58,6 @@ package ingest
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -76,7 +74,9 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/intercloud/intercloud/apierr"
+	"github.com/intercloud/intercloud/auth"
 	"github.com/intercloud/intercloud/config"
+	"github.com/intercloud/intercloud/internal/serve"
 	"github.com/intercloud/intercloud/objects"
 	"github.com/intercloud/intercloud/record"
 )
@@ -125,7 +125,10 @@ type Config struct {
 	// Limits bounds requests and batches; zero fields take the defaults
 	// above, RateLimit 0 means no rate limit.
 	Limits config.Ingest
-	// APIKey is the bearer key callers must present; required.
+	// Keys authorizes callers (scope ingest). When nil, APIKey is the one
+	// key, with every scope; one of the two is required.
+	Keys *auth.Keyring
+	// APIKey is the bearer key callers must present when Keys is nil.
 	APIKey string
 	// Logger receives the API's logs (default slog.Default()).
 	Logger *slog.Logger
@@ -184,7 +187,6 @@ type Stats struct {
 type API struct {
 	cfg     Config
 	log     *slog.Logger
-	keyHash [sha256.Size]byte
 	limiter *rate.Limiter
 	idem    *idemStore
 
@@ -217,8 +219,11 @@ func New(cfg Config) (*API, error) {
 	if cfg.Bucket == nil {
 		return nil, errors.New("ingest: config: Bucket is required")
 	}
-	if cfg.APIKey == "" {
-		return nil, errors.New("ingest: config: APIKey is required")
+	if cfg.Keys == nil && cfg.APIKey == "" {
+		return nil, errors.New("ingest: config: Keys or APIKey is required")
+	}
+	if cfg.Keys == nil {
+		cfg.Keys = auth.Single(cfg.APIKey)
 	}
 	if err := cfg.Schema.Validate(); err != nil {
 		return nil, fmt.Errorf("ingest: config: %w", err)
@@ -262,7 +267,6 @@ func New(cfg Config) (*API, error) {
 	a := &API{
 		cfg:       cfg,
 		log:       cfg.Logger,
-		keyHash:   sha256.Sum256([]byte(cfg.APIKey)),
 		queue:     make(chan *pending, 1024),
 		sem:       make(chan struct{}, cfg.Writers),
 		stopCh:    make(chan struct{}),
@@ -348,9 +352,11 @@ func (a *API) postRecords(w http.ResponseWriter, r *http.Request) {
 	}
 	defer a.inflight.Done()
 
-	if !a.authorized(r.Header.Get("Authorization")) {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="intercloud"`)
-		a.fail(w, log, apierr.New(http.StatusUnauthorized, apierr.CodeUnauthenticated, "a valid bearer key is required (Authorization: Bearer <key>)"))
+	if err := a.cfg.Keys.Check(r.Header.Get("Authorization"), auth.ScopeIngest); err != nil {
+		if status(err) == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="intercloud"`)
+		}
+		a.fail(w, log, err)
 		return
 	}
 	if a.limiter != nil {
@@ -463,6 +469,9 @@ func (a *API) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 			if errors.As(err, &mbe) {
 				return nil, tooLarge
 			}
+			if serve.IsBodyTooSlow(err) {
+				return nil, serve.BodyTooSlow()
+			}
 			return nil, malformed("reading the body: %v", err)
 		}
 	}
@@ -499,14 +508,13 @@ func (a *API) prepare(recs []record.Record, trace, idemKey string, hasKey bool) 
 	return p, nil
 }
 
-// authorized compares the bearer key in constant time.
-func (a *API) authorized(header string) bool {
-	scheme, key, ok := strings.Cut(header, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return false
+// status is the HTTP status of an *apierr.Error, else 500.
+func status(err error) int {
+	var e *apierr.Error
+	if errors.As(err, &e) {
+		return e.Status
 	}
-	h := sha256.Sum256([]byte(strings.TrimSpace(key)))
-	return subtle.ConstantTimeCompare(h[:], a.keyHash[:]) == 1
+	return http.StatusInternalServerError
 }
 
 // enter counts a write request in unless the API is closing.

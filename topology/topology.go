@@ -16,13 +16,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/intercloud/intercloud/config"
 	"github.com/intercloud/intercloud/edge"
@@ -30,6 +28,7 @@ import (
 	"github.com/intercloud/intercloud/functions"
 	"github.com/intercloud/intercloud/hosts"
 	"github.com/intercloud/intercloud/ingest"
+	"github.com/intercloud/intercloud/internal/serve"
 	"github.com/intercloud/intercloud/load"
 	"github.com/intercloud/intercloud/logstore"
 	"github.com/intercloud/intercloud/objects"
@@ -117,7 +116,7 @@ type Cloud struct {
 
 type server struct {
 	name string
-	srv  *http.Server
+	srv  *serve.Server
 	url  string
 }
 
@@ -595,19 +594,18 @@ func (t *Topology) purger() func(ctx context.Context, paths, tags []string) erro
 	}
 }
 
-// serve listens on addr and serves h until Stop.
+// serve listens on addr and serves h until Stop, with the limits of
+// package serve.
 func (t *Topology) serve(name, addr string, h http.Handler) (*server, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("topology: %s: listen %s: %w", name, addr, err)
+	log := t.log
+	if log == nil {
+		log = t.logger("", "topology")
 	}
-	s := &server{name: name, url: "http://" + ln.Addr().String(),
-		srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}}
-	go func() {
-		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) && t.log != nil {
-			t.log.Error("server failed", "server", name, "err", err)
-		}
-	}()
+	srv, err := serve.Listen(serve.Config{Name: name, Addr: addr, Handler: h, Logger: log.With("server", name)})
+	if err != nil {
+		return nil, fmt.Errorf("topology: %w", err)
+	}
+	s := &server{name: name, url: srv.URL(), srv: srv}
 	t.servers = append(t.servers, s)
 	t.endpoints = append(t.endpoints, Endpoint{Name: name, URL: s.url})
 	return s, nil
