@@ -64,6 +64,39 @@ type Config struct {
 	FrontDoor FrontDoor `yaml:"frontdoor"`
 	// Logs configures the central log store.
 	Logs Logs `yaml:"logs"`
+	// Auth configures the scoped keys.
+	Auth Auth `yaml:"auth"`
+	// TLS secures every listener and every hop between the parts.
+	TLS TLS `yaml:"tls"`
+}
+
+// Auth configures who may call the APIs besides the API key (which holds
+// every scope).
+type Auth struct {
+	// Keys is the keys file `intercloud keys` manages (default
+	// <data_dir>/keys.json).
+	Keys string `yaml:"keys"`
+	// PublicMetrics serves GET /metrics without a key (for a scraper
+	// that sends none); by default it needs a key of scope read.
+	PublicMetrics bool `yaml:"public_metrics"`
+}
+
+// TLS secures the listeners (HTTPS, HTTP/2) and the hops between the
+// parts (mutual TLS from a project CA).
+type TLS struct {
+	// Disabled serves plain HTTP everywhere.
+	Disabled bool `yaml:"disabled"`
+	// Dir holds the CA and the per-role certificates `intercloud certs
+	// init` makes; `up` makes them on first start when missing (default
+	// <data_dir>/tls).
+	Dir string `yaml:"dir"`
+	// Cert and Key, when set, are PEM files of one certificate every
+	// listener serves and every hop presents, instead of the per-role
+	// ones in Dir; CA is the PEM bundle peers' certificates must chain to
+	// (default Dir's ca.crt). Files are re-read when they change.
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+	CA   string `yaml:"ca"`
 }
 
 // Cloud is one cloud's services, each named by URL.
@@ -444,6 +477,12 @@ func (c *Config) fill() {
 	}
 	if l.Level == "" {
 		l.Level = "info"
+	}
+	if c.Auth.Keys == "" {
+		c.Auth.Keys = filepath.Join(c.DataDir, "keys.json")
+	}
+	if c.TLS.Dir == "" {
+		c.TLS.Dir = filepath.Join(c.DataDir, "tls")
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/intercloud/intercloud/apierr"
+	"github.com/intercloud/intercloud/auth"
 	"github.com/intercloud/intercloud/config"
 	"github.com/intercloud/intercloud/edge"
 	"github.com/intercloud/intercloud/functions"
@@ -44,7 +45,7 @@ func ResolveAPIKey(cfg *config.Config) (key string, created bool, err error) {
 			return k, false, nil
 		}
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return "", false, fmt.Errorf("topology: api key: %w", err)
 	}
 	buf := make([]byte, 24)
@@ -179,8 +180,8 @@ func (c *Cloud) Metrics() []telemetry.Metric {
 
 func (t *Topology) statusHandler(c *Cloud) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") != "Bearer "+t.opts.APIKey {
-			apierr.Write(w, apierr.New(http.StatusUnauthorized, apierr.CodeUnauthenticated, "a valid bearer key is required"))
+		if err := t.keys.Check(r.Header.Get("Authorization"), auth.ScopeRead); err != nil {
+			auth.Deny(w, err)
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
@@ -190,6 +191,12 @@ func (t *Topology) statusHandler(c *Cloud) http.HandlerFunc {
 
 func (t *Topology) metricsHandler(c *Cloud) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if !t.cfg.Auth.PublicMetrics {
+			if err := t.keys.Check(r.Header.Get("Authorization"), auth.ScopeRead); err != nil {
+				auth.Deny(w, err)
+				return
+			}
+		}
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		_ = telemetry.WriteMetrics(w, c.Metrics())
 	}

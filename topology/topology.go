@@ -17,11 +17,13 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 
+	"github.com/intercloud/intercloud/auth"
 	"github.com/intercloud/intercloud/config"
 	"github.com/intercloud/intercloud/edge"
 	"github.com/intercloud/intercloud/frontdoor"
@@ -74,6 +76,9 @@ type Topology struct {
 	cfg  *config.Config
 	opts Options
 	log  *slog.Logger
+	// keys are the API key (every scope) and the scoped keys of the keys
+	// file.
+	keys *auth.Keyring
 
 	shipper telemetry.Sink
 	logs    *logstore.Store
@@ -134,7 +139,14 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (t *Topology, 
 	if opts.APIKey == "" {
 		return nil, errors.New("topology: an API key is required")
 	}
-	t = &Topology{cfg: cfg, opts: opts, clouds: map[string]*Cloud{}}
+	if err := CheckDataDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	keys, err := auth.New(opts.APIKey, cfg.Auth.Keys)
+	if err != nil {
+		return nil, fmt.Errorf("topology: %w", err)
+	}
+	t = &Topology{cfg: cfg, opts: opts, clouds: map[string]*Cloud{}, keys: keys}
 	defer func() {
 		if err != nil {
 			_ = t.Stop(context.Background())
@@ -180,6 +192,29 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (t *Topology, 
 	return t, nil
 }
 
+// CheckDataDir creates the data directory (0700) when it is missing and
+// refuses one that others may write to (world-writable): whoever can
+// write there can replace databases, keys and certificates.
+func CheckDataDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("topology: data dir: %w", err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("topology: data dir: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("topology: data dir %s is not a directory", dir)
+	}
+	if fi.Mode().Perm()&0o002 != 0 {
+		return fmt.Errorf("topology: data dir %s is world-writable (mode %04o); run chmod o-w,g-w %s (0700 is best)", dir, fi.Mode().Perm(), dir)
+	}
+	return nil
+}
+
 func (t *Topology) has(role string) bool { return slices.Contains(t.opts.Roles, role) }
 
 // logger returns a component's logger for a cloud ("" for global parts).
@@ -203,7 +238,7 @@ func (t *Topology) startLogs(ctx context.Context) error {
 		}
 		t.logs = st
 		t.closers = append(t.closers, st.Close)
-		srv, err := t.serve("logs", t.cfg.Logs.Listen, st.Handler(t.opts.APIKey))
+		srv, err := t.serve("logs", t.cfg.Logs.Listen, st.HandlerKeys(t.keys))
 		if err != nil {
 			return err
 		}
@@ -310,7 +345,7 @@ func (t *Topology) startCloud(ctx context.Context, name string) error {
 	t.goPipe(func(ctx context.Context) { t.watchHealth(ctx, c) })
 	c.API, err = ingest.New(ingest.Config{
 		Cloud: name, Bucket: c.Bucket, Schema: t.cfg.Schema, Limits: t.cfg.Ingest,
-		APIKey: t.opts.APIKey, Logger: t.logger(name, "ingest"), Health: c.health.report,
+		Keys: t.keys, Logger: t.logger(name, "ingest"), Health: c.health.report,
 	})
 	if err != nil {
 		return fmt.Errorf("topology: %s: %w", name, err)
@@ -523,7 +558,7 @@ func (t *Topology) startGlobal(ctx context.Context) error {
 	}
 	t.front, err = frontdoor.New(frontdoor.Config{
 		Backends: backends, HealthInterval: t.cfg.FrontDoor.HealthInterval.D(),
-		MaxBodyBytes: t.cfg.Ingest.MaxBodyBytes, Logger: t.logger("", "frontdoor"),
+		MaxBodyBytes: t.cfg.Ingest.MaxBodyBytes, Logger: t.logger("", "frontdoor"), Keys: t.keys,
 	})
 	if err != nil {
 		return fmt.Errorf("topology: %w", err)
@@ -569,7 +604,7 @@ func (t *Topology) edgeConfig() edge.Config {
 	return edge.Config{
 		Routes: routes, TTL: ec.TTL.D(), StaleIfError: ec.StaleIfError.D(),
 		MemoryBytes: ec.MemoryBytes, DiskDir: disk, DiskBytes: ec.DiskBytes, TargetedFields: ec.TargetedFields,
-		PurgeKey: t.opts.APIKey, Logger: t.logger("", "edge"),
+		Keys: t.keys, Logger: t.logger("", "edge"),
 	}
 }
 
@@ -646,6 +681,9 @@ func (t *Topology) URL(name string) string {
 	}
 	return ""
 }
+
+// Client returns an HTTP client for the topology's endpoints.
+func (t *Topology) Client() *http.Client { return http.DefaultClient }
 
 // Cloud returns a running cloud part, or nil.
 func (t *Topology) Cloud(name string) *Cloud { return t.clouds[name] }

@@ -362,7 +362,10 @@ func TestStatusAndMetrics(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	code, body := get(topo.URL("azure-api")+"/metrics", "")
+	if code, _ := get(topo.URL("azure-api")+"/metrics", ""); code != http.StatusUnauthorized {
+		t.Fatalf("metrics without a key: %d", code)
+	}
+	code, body := get(topo.URL("azure-api")+"/metrics", testKey)
 	for _, want := range []string{
 		`intercloud_replication_cdc_rows_total{cloud="azure",stream="aws-to-azure"}`,
 		`intercloud_replication_source_lag_seconds{cloud="azure",stream="aws-to-azure"}`,
