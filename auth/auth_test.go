@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -135,4 +136,22 @@ func containsBytes(b []byte, s string) bool {
 		}
 	}
 	return false
+}
+
+// The Authorization parser never panics, returns a key without spaces
+// around it, and a key only for the Bearer scheme.
+func FuzzBearerKey(f *testing.F) {
+	for _, s := range []string{"Bearer k", "bearer  k ", "Basic x", "", "Bearer", "BEARER\tk", "Bearer a b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, h string) {
+		k, ok := BearerKey(h)
+		if ok != (k != "") {
+			t.Fatalf("BearerKey(%q) = %q, %v", h, k, ok)
+		}
+		if ok && (k != strings.TrimSpace(k) || !strings.EqualFold(strings.Fields(h)[0], "Bearer")) {
+			t.Fatalf("BearerKey(%q) = %q", h, k)
+		}
+		_ = Single("x").Check(h, ScopeRead)
+	})
 }

@@ -572,6 +572,15 @@ func (c *Config) Validate() error {
 		c.checkCloud(bad, fmt.Sprintf("frontdoor.priority[%d]", i), name)
 	}
 	checkAddr(bad, "logs.listen", c.Logs.Listen, true)
+	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
+		bad("tls", "cert and key go together")
+	}
+	if c.TLS.Disabled && (c.TLS.Cert != "" || c.TLS.CA != "") {
+		bad("tls.disabled", "TLS is off, yet tls.cert or tls.ca is set")
+	}
+	if c.Ingest.IdempotencyWindow < 0 || c.Ingest.IdempotencyKeys < 0 {
+		bad("ingest", "idempotency_window and idempotency_keys must not be negative")
+	}
 	checkURL(bad, "logs.store", c.Logs.Store, []string{"sqlite"})
 	if c.Logs.Elasticsearch != "" {
 		checkURL(bad, "logs.elasticsearch", c.Logs.Elasticsearch, []string{"http", "https"})

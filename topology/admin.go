@@ -210,7 +210,7 @@ func b2f(b bool) float64 {
 }
 
 // purgeHTTP asks an edge in another process to purge paths.
-func purgeHTTP(ctx context.Context, edgeURL, key string, pr edge.PurgeRequest) error {
+func purgeHTTP(ctx context.Context, client *http.Client, edgeURL, key string, pr edge.PurgeRequest) error {
 	body, _ := json.Marshal(pr)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, edgeURL+"/purge", bytes.NewReader(body))
 	if err != nil {
@@ -218,7 +218,7 @@ func purgeHTTP(ctx context.Context, edgeURL, key string, pr edge.PurgeRequest) e
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+key)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return fmt.Errorf("purge: %w", err)
 	}

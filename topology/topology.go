@@ -22,8 +22,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/intercloud/intercloud/auth"
+	"github.com/intercloud/intercloud/certs"
 	"github.com/intercloud/intercloud/config"
 	"github.com/intercloud/intercloud/edge"
 	"github.com/intercloud/intercloud/frontdoor"
@@ -79,6 +81,8 @@ type Topology struct {
 	// keys are the API key (every scope) and the scoped keys of the keys
 	// file.
 	keys *auth.Keyring
+	// tls holds each role's certificates; empty with TLS off.
+	tls map[string]*certs.Source
 
 	shipper telemetry.Sink
 	logs    *logstore.Store
@@ -88,6 +92,9 @@ type Topology struct {
 
 	edgeMu        sync.Mutex // guards edge while it starts, and pendingPurges
 	pendingPurges []edge.PurgeRequest
+
+	clientOnce sync.Once
+	httpClient *http.Client
 
 	servers   []*server
 	endpoints []Endpoint
@@ -146,7 +153,18 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (t *Topology, 
 	if err != nil {
 		return nil, fmt.Errorf("topology: %w", err)
 	}
-	t = &Topology{cfg: cfg, opts: opts, clouds: map[string]*Cloud{}, keys: keys}
+	made, err := InitCerts(cfg)
+	if err != nil {
+		return nil, err
+	}
+	t = &Topology{cfg: cfg, opts: opts, clouds: map[string]*Cloud{}, keys: keys, tls: map[string]*certs.Source{}}
+	if !cfg.TLS.Disabled {
+		for _, role := range opts.Roles {
+			if t.tls[role], err = tlsSource(cfg, role); err != nil {
+				return nil, fmt.Errorf("topology: %w", err)
+			}
+		}
+	}
 	defer func() {
 		if err != nil {
 			_ = t.Stop(context.Background())
@@ -156,6 +174,9 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (t *Topology, 
 	t.pipeCtx, t.pipeCancel = context.WithCancel(context.Background())
 	if err := t.startLogs(ctx); err != nil {
 		return t, err
+	}
+	if made.CA || len(made.Roles) > 0 {
+		t.log.Info("made TLS certificates (intercloud certs rotate replaces them)", "dir", cfg.TLS.Dir, "ca", made.CA, "roles", strings.Join(made.Roles, ","))
 	}
 	for _, name := range cfg.CloudNames() {
 		if t.has(name) {
@@ -230,7 +251,7 @@ func (t *Topology) logger(cloud, component string) *slog.Logger {
 // startLogs opens the central store (global role) and the shipper that
 // sends this process's logs to it.
 func (t *Topology) startLogs(ctx context.Context) error {
-	logsURL := "http://" + t.cfg.Logs.Listen
+	logsURL := Scheme(t.cfg) + "://" + t.cfg.Logs.Listen
 	if t.has(RoleGlobal) {
 		st, err := logstore.Open(ctx, t.cfg.Logs.Store)
 		if err != nil {
@@ -244,7 +265,7 @@ func (t *Topology) startLogs(ctx context.Context) error {
 		}
 		logsURL = srv.url
 	}
-	shippers := []*telemetry.Shipper{telemetry.NewShipper(telemetry.NewHTTPSink(logsURL+"/v1/logs", t.opts.APIKey, nil), telemetry.ShipperOptions{})}
+	shippers := []*telemetry.Shipper{telemetry.NewShipper(telemetry.NewHTTPSink(logsURL+"/v1/logs", t.opts.APIKey, t.Client()), telemetry.ShipperOptions{})}
 	if es := t.cfg.Logs.Elasticsearch; es != "" {
 		shippers = append(shippers, telemetry.NewShipper(telemetry.NewESBulkSink(es, t.cfg.Logs.Index, nil), telemetry.ShipperOptions{}))
 	}
@@ -558,7 +579,7 @@ func (t *Topology) startGlobal(ctx context.Context) error {
 	}
 	t.front, err = frontdoor.New(frontdoor.Config{
 		Backends: backends, HealthInterval: t.cfg.FrontDoor.HealthInterval.D(),
-		MaxBodyBytes: t.cfg.Ingest.MaxBodyBytes, Logger: t.logger("", "frontdoor"), Keys: t.keys,
+		MaxBodyBytes: t.cfg.Ingest.MaxBodyBytes, Logger: t.logger("", "frontdoor"), Keys: t.keys, Client: t.frontDoorClient(),
 	})
 	if err != nil {
 		return fmt.Errorf("topology: %w", err)
@@ -576,7 +597,7 @@ func (t *Topology) urlOf(name, addr string) string {
 			return s.url
 		}
 	}
-	return "http://" + addr
+	return Scheme(t.cfg) + "://" + addr
 }
 
 // edgeConfig maps the topology's edge section to the edge's config: the
@@ -604,7 +625,7 @@ func (t *Topology) edgeConfig() edge.Config {
 	return edge.Config{
 		Routes: routes, TTL: ec.TTL.D(), StaleIfError: ec.StaleIfError.D(),
 		MemoryBytes: ec.MemoryBytes, DiskDir: disk, DiskBytes: ec.DiskBytes, TargetedFields: ec.TargetedFields,
-		Keys: t.keys, Logger: t.logger("", "edge"),
+		Keys: t.keys, Logger: t.logger("", "edge"), Transport: t.edgeTransport(),
 	}
 }
 
@@ -614,7 +635,7 @@ func (t *Topology) purger() func(ctx context.Context, paths, tags []string) erro
 	return func(ctx context.Context, paths, tags []string) error {
 		req := edge.PurgeRequest{Paths: paths, Tags: tags}
 		if !t.has(RoleGlobal) {
-			return purgeHTTP(ctx, "http://"+t.cfg.Edge.Listen, t.opts.APIKey, req)
+			return purgeHTTP(ctx, t.Client(), Scheme(t.cfg)+"://"+t.cfg.Edge.Listen, t.opts.APIKey, req)
 		}
 		t.edgeMu.Lock()
 		e := t.edge
@@ -636,7 +657,16 @@ func (t *Topology) serve(name, addr string, h http.Handler) (*server, error) {
 	if log == nil {
 		log = t.logger("", "topology")
 	}
-	srv, err := serve.Listen(serve.Config{Name: name, Addr: addr, Handler: h, Logger: log.With("server", name)})
+	sc := serve.Config{Name: name, Addr: addr, Handler: h, Logger: log.With("server", name)}
+	if !t.cfg.TLS.Disabled {
+		role, requireClient := serverRole(name)
+		src := t.tls[role]
+		if src == nil {
+			return nil, fmt.Errorf("topology: %s: no certificate for role %s", name, role)
+		}
+		sc.TLS = src.ServerConfig(requireClient)
+	}
+	srv, err := serve.Listen(sc)
 	if err != nil {
 		return nil, fmt.Errorf("topology: %w", err)
 	}
@@ -682,8 +712,21 @@ func (t *Topology) URL(name string) string {
 	return ""
 }
 
-// Client returns an HTTP client for the topology's endpoints.
-func (t *Topology) Client() *http.Client { return http.DefaultClient }
+// Client returns an HTTP client for the topology's endpoints: with TLS on,
+// it trusts the project CA and presents the certificate of one of the
+// roles this process runs.
+func (t *Topology) Client() *http.Client {
+	t.clientOnce.Do(func() {
+		t.httpClient = &http.Client{Timeout: 60 * time.Second}
+		for _, role := range t.opts.Roles {
+			if src := t.tls[role]; src != nil {
+				t.httpClient.Transport = src.Transport(false)
+				break
+			}
+		}
+	})
+	return t.httpClient
+}
 
 // Cloud returns a running cloud part, or nil.
 func (t *Topology) Cloud(name string) *Cloud { return t.clouds[name] }

@@ -27,6 +27,8 @@ Usage:
                       list the dead-lettered objects, or load them again
   intercloud keys     add --scopes SCOPE[,SCOPE...] [--name TEXT] | list [--json] | revoke ID
                       manage the scoped keys (ingest, read, purge, logs:read, logs:write)
+  intercloud certs    init | rotate [--new-ca] | prune | list
+                      make, rotate and list the TLS certificates (a CA, one per role) under tls.dir
   intercloud function lambda load | azure serve | azure init [--queue Q] [--schedule CRON] [--connection NAME] [--executable PATH] DIR
                       run a function as an AWS Lambda or an Azure Functions custom handler
   intercloud version
@@ -95,7 +97,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cmds := map[string]command{
 		"demo": &demoCmd{}, "up": &upCmd{}, "validate": &validateCmd{},
 		"logs": &logsCmd{}, "status": &statusCmd{}, "version": &versionCmd{}, "function": &functionCmd{},
-		"dead": &deadCmd{}, "keys": &keysCmd{},
+		"dead": &deadCmd{}, "keys": &keysCmd{}, "certs": &certsCmd{},
 	}
 	cmd, ok := cmds[args[0]]
 	if !ok {

@@ -145,7 +145,7 @@ logs: {listen: "127.0.0.1:0"}
 	sc := bufio.NewScanner(pr)
 	for len(names) < 6 && sc.Scan() {
 		f := strings.Fields(sc.Text())
-		if len(f) != 2 || !strings.HasPrefix(f[1], "http://127.0.0.1:") {
+		if len(f) != 2 || !strings.HasPrefix(f[1], "https://127.0.0.1:") {
 			t.Fatalf("endpoint line %q is not '<name> <url>'", sc.Text())
 		}
 		names[f[0]] = true
