@@ -514,9 +514,12 @@ func (a *applier) followSchema(ctx context.Context, c Change) error {
 // tables, reading only the source rows that pass a rule's filter and
 // comparing the replicated columns under their target names.
 func ValidateMapping(ctx context.Context, src, dst *sqldb.DB, m *Mapping, chunk int) (Report, error) {
-	if chunk <= 0 {
-		chunk = DefaultValidateChunk
-	}
+	return ValidateMappingWith(ctx, src, dst, m, ValidateOptions{Chunk: chunk})
+}
+
+// ValidateMappingWith is ValidateMapping with options.
+func ValidateMappingWith(ctx context.Context, src, dst *sqldb.DB, m *Mapping, opts ValidateOptions) (Report, error) {
+	opts = opts.withDefaults()
 	tables, err := m.Tables(ctx, src)
 	if err != nil {
 		return Report{}, err
@@ -525,9 +528,9 @@ func ValidateMapping(ctx context.Context, src, dst *sqldb.DB, m *Mapping, chunk 
 	for _, name := range tables {
 		var tr TableReport
 		if m.Rule(name) == nil {
-			tr, err = validateTable(ctx, src, dst, name, chunk)
+			tr, err = validateTable(ctx, src, dst, name, opts)
 		} else {
-			tr, err = validateMapped(ctx, src, dst, m, name, chunk)
+			tr, err = validateMapped(ctx, src, dst, m, name, opts)
 		}
 		if err != nil {
 			return Report{}, err
@@ -537,7 +540,8 @@ func ValidateMapping(ctx context.Context, src, dst *sqldb.DB, m *Mapping, chunk 
 	return rep, nil
 }
 
-func validateMapped(ctx context.Context, src, dst *sqldb.DB, m *Mapping, name string, chunk int) (TableReport, error) {
+func validateMapped(ctx context.Context, src, dst *sqldb.DB, m *Mapping, name string, opts ValidateOptions) (TableReport, error) {
+	chunk := opts.Chunk
 	tr := TableReport{Table: name}
 	if t := m.Target(name); t != name {
 		tr.Target = t
@@ -605,7 +609,11 @@ func validateMapped(ctx context.Context, src, dst *sqldb.DB, m *Mapping, name st
 			return tr, err
 		}
 		if ssum != tsum || len(srows) != len(trows) {
-			tr.Ranges = append(tr.Ranges, RangeDiff{From: from, To: to, SourceRows: len(srows), TargetRows: len(trows)})
+			rd := RangeDiff{From: from, To: to, SourceRows: len(srows), TargetRows: len(trows)}
+			if err := diffRows(&tr, &rd, tp, mt, cols, srows, trows, opts.MaxRows); err != nil {
+				return tr, err
+			}
+			tr.Ranges = append(tr.Ranges, rd)
 		}
 		if to == nil {
 			return tr, nil

@@ -2,7 +2,6 @@ package replicate
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -456,12 +455,6 @@ func ddlWords(stmt string) []string {
 // applySegment applies changes (no schema changes among them) in one
 // target transaction without moving the checkpoint: a restart replays
 // them, idempotently.
-func (a *applier) applySegment(ctx context.Context, changes []Change) (int, error) {
-	var written int
-	err := a.tx(ctx, func(tx *sql.Tx) error {
-		var err error
-		written, err = a.w.apply(ctx, tx, changes)
-		return err
-	})
-	return written, err
+func (a *applier) applySegment(ctx context.Context, changes []Change, pos Position) (int, error) {
+	return a.commit(ctx, a.w, changes, pos, nil)
 }

@@ -232,11 +232,16 @@ FROM information_schema.columns WHERE table_schema = current_schema() AND table_
 	if len(t.Columns) == 0 {
 		return sqldb.Table{}, fmt.Errorf("postgres: describe %s: %w", table, sqldb.ErrNoTable)
 	}
-	pk, err := q.QueryContext(ctx, `SELECT k.column_name FROM information_schema.table_constraints c
-JOIN information_schema.key_column_usage k
-  ON k.constraint_schema = c.constraint_schema AND k.constraint_name = c.constraint_name AND k.table_name = c.table_name
-WHERE c.table_schema = current_schema() AND c.table_name = $1 AND c.constraint_type = 'PRIMARY KEY'
-ORDER BY k.ordinal_position`, table)
+	// The catalog, not information_schema: its constraint views show a
+	// table's keys only to a user with more than SELECT on it, and a
+	// read-only replication user has just that.
+	pk, err := q.QueryContext(ctx, `SELECT a.attname FROM pg_index i
+JOIN pg_class c ON c.oid = i.indrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
+WHERE n.nspname = current_schema() AND c.relname = $1 AND i.indisprimary
+ORDER BY k.ord`, table)
 	if err != nil {
 		return sqldb.Table{}, fmt.Errorf("postgres: describe %s: %w", table, err)
 	}

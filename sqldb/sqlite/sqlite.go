@@ -49,11 +49,19 @@ func (driver) Open(ctx context.Context, u *url.URL) (*sql.DB, sqldb.Dialect, err
 	return db, Dialect{}, nil
 }
 
-// OpenFile opens (creating if needed) a SQLite database file.
+// OpenFile opens (creating if needed, mode 0600 in a 0700 directory) a
+// SQLite database file.
 func OpenFile(ctx context.Context, path string) (*sql.DB, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
+	// A new database is created 0600 (SQLite gives its -wal and -shm
+	// files the database file's mode).
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	_ = f.Close()
 	dsn := "file:" + path + "?_pragma=busy_timeout(30000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
