@@ -1,0 +1,78 @@
+package sqlitesrc_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/intercloud/intercloud/internal/peers"
+	"github.com/intercloud/intercloud/replicate/sourcetest"
+	"github.com/intercloud/intercloud/sqldb"
+	_ "github.com/intercloud/intercloud/sqldb/mysql"
+	_ "github.com/intercloud/intercloud/sqldb/postgres"
+	_ "github.com/intercloud/intercloud/sqldb/sqlite"
+)
+
+var seq atomic.Int64
+
+func openURL(t *testing.T, url string) *sqldb.DB {
+	t.Helper()
+	db, err := sqldb.Open(context.Background(), url, sourcetest.Quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func execOn(t *testing.T, db *sqldb.DB, q string) {
+	t.Helper()
+	if _, err := db.ExecContext(context.Background(), q); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+}
+
+// TestConformance runs the source conformance suite on SQLite.
+func TestConformance(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts PostgreSQL and MariaDB")
+	}
+	pg := peers.StartPostgres(t)
+	my := peers.StartMariaDB(t)
+	sqliteDB := func(t *testing.T) *sqldb.DB {
+		return openURL(t, "sqlite://"+filepath.Join(t.TempDir(), fmt.Sprintf("db%d.db", seq.Add(1))))
+	}
+	sourcetest.Run(t, sourcetest.Harness{
+		Source: sqliteDB,
+		Targets: map[string]func(t *testing.T) *sqldb.DB{
+			"postgres": func(t *testing.T) *sqldb.DB {
+				name := fmt.Sprintf("dst%d", seq.Add(1))
+				execOn(t, openURL(t, pg.RootURL("postgres")), "CREATE DATABASE "+name+" OWNER app")
+				return openURL(t, pg.URL(name))
+			},
+			"mysql": func(t *testing.T) *sqldb.DB {
+				name := fmt.Sprintf("dst%d", seq.Add(1))
+				execOn(t, openURL(t, fmt.Sprintf("mysql://root@127.0.0.1:%d/", my.Port)), "CREATE DATABASE "+name)
+				return openURL(t, fmt.Sprintf("mysql://root@127.0.0.1:%d/%s", my.Port, name))
+			},
+			"sqlite": sqliteDB,
+		},
+		Matrix: []string{`CREATE TABLE matrix (id INTEGER PRIMARY KEY, i INTEGER, r REAL, t TEXT, b BLOB, v VARCHAR(20), bo BOOLEAN)`},
+		MatrixRows: []string{
+			"(%d, -9223372036854775808, -1.5, '', x'', '', 0)",
+			"(%d, 9223372036854775807, 1.7976931348623157e308, 'text \U0001F680 ñ ''q''', x'00ff80c328', 'zzzzzzzzzzzzzzzzzzzz', 1)",
+			"(%d, 0, 4.9406564584124654e-324, ' ', x'00', ' x ', 1)",
+			"(%d" + strings.Repeat(", NULL", 6) + ")",
+		},
+		MatrixColumns: "id, i, r, t, b, v, bo",
+		// SQLite keeps no log of schema changes: its change table's
+		// triggers capture the columns they were installed for.
+		AddColumnDDL: "",
+	})
+}
+
+// TestSourcetestChild is the child process of the suite's kill test.
+func TestSourcetestChild(t *testing.T) { sourcetest.Child(t) }
