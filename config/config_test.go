@@ -77,6 +77,13 @@ ingest: {batch_wait: 2ms, max_body_bytes: 1000}
 		{"edge routes", "edge:\n  routes:\n    - {prefix: /static/, origins: [\"http://127.0.0.1:9000\"]}\n  targeted_fields: [Edge-Cache-Control]\n  disk_bytes: 1000\n", ""},
 		{"edge route unknown key", "edge:\n  routes:\n    - {prefx: /}\n", `unknown key "prefx"`},
 		{"bad level", "logs: {level: loud}\n", "logs.level"},
+		{"replicas per cloud", "frontdoor:\n  backends: {aws: [\"http://10.0.0.1:8081\", \"http://10.0.0.2:8081\"]}\nleases: {ttl: 3s}\nretention: {raw: 72h}\nlogs: {max_age: 24h, max_bytes: 1000000}\n", ""},
+		{"backends of an unknown cloud", "frontdoor:\n  backends: {gcp: [\"http://a\"]}\n", `frontdoor.backends.gcp: "gcp" is not a cloud`},
+		{"backends empty", "frontdoor:\n  backends: {aws: []}\n", "frontdoor.backends.aws: list at least one URL"},
+		{"backend not http", "frontdoor:\n  backends: {aws: [\"ftp://a\"]}\n", `frontdoor.backends.aws[0]: scheme "ftp"`},
+		{"lease ttl too small", "leases: {ttl: 1ms}\n", "leases.ttl: 1ms is below 300ms"},
+		{"negative retention", "retention: {raw: -1h}\n", "retention.raw: must not be negative"},
+		{"negative log size", "logs: {max_bytes: -1}\n", "logs.max_bytes: must not be negative"},
 		{"not yaml", "clouds: [\n", "config:"},
 	}
 	for _, tt := range tests {

@@ -66,10 +66,15 @@ const (
 // ErrUnknownBackend is returned for a backend name that is not configured.
 var ErrUnknownBackend = errors.New("frontdoor: unknown backend")
 
-// Backend is one cloud's API.
+// Backend is one cloud's API, or one replica of it.
 type Backend struct {
 	// Name identifies the backend in logs, status and X-Served-By ("aws").
 	Name string
+	// Group is the cloud the backend belongs to when a cloud has several
+	// replicas ("aws" for backends "aws-1", "aws-2"); default Name. The
+	// backends of a group share one place in the priority order (that of
+	// the group's first backend) and take its requests in turn.
+	Group string
 	// URL is the base URL of the API (http://127.0.0.1:8081). Request paths
 	// are appended to its path.
 	URL string
@@ -141,12 +146,16 @@ type FrontDoor struct {
 	log      *slog.Logger
 	client   *http.Client
 	backends []*backend
-	running  atomic.Bool
+	// groups are the backends by group, in priority order.
+	groups  [][]*backend
+	turn    atomic.Uint64 // rotates the backends within a group
+	running atomic.Bool
 }
 
 // backend is one backend's configuration and state.
 type backend struct {
 	name     string
+	group    string
 	url      *url.URL
 	redacted string
 	health   *url.URL
@@ -232,13 +241,29 @@ func New(cfg Config) (*FrontDoor, error) {
 		hu := *u
 		hu.Path = joinPath(u.Path, cfg.HealthPath)
 		hu.RawPath = ""
-		f.backends = append(f.backends, &backend{
+		group := b.Group
+		if group == "" {
+			group = b.Name
+		}
+		nb := &backend{
 			name:     b.Name,
+			group:    group,
 			url:      u,
 			redacted: redact.URL(b.URL),
 			health:   &hu,
 			healthy:  true,
-		})
+		}
+		f.backends = append(f.backends, nb)
+		placed := false
+		for gi, g := range f.groups {
+			if g[0].group == group {
+				f.groups[gi] = append(g, nb)
+				placed = true
+			}
+		}
+		if !placed {
+			f.groups = append(f.groups, []*backend{nb})
+		}
 	}
 	return f, nil
 }

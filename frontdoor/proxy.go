@@ -150,20 +150,34 @@ func (f *FrontDoor) attempt(w http.ResponseWriter, r *http.Request, b *backend, 
 // candidates returns the healthy backends in priority order, those that
 // are not degraded first, or, when none is healthy, every backend (fail
 // open: health state may be stale, and trying costs less than refusing).
+//
+// The replicas of one cloud (a group) share its place in the order and
+// take turns leading it, so that requests spread over them.
 func (f *FrontDoor) candidates() []*backend {
-	out := make([]*backend, 0, len(f.backends))
-	for _, b := range f.backends {
+	order := f.backends
+	if len(f.groups) < len(f.backends) {
+		turn := f.turn.Add(1)
+		order = make([]*backend, 0, len(f.backends))
+		for _, g := range f.groups {
+			first := int(turn % uint64(len(g)))
+			for i := range g {
+				order = append(order, g[(first+i)%len(g)])
+			}
+		}
+	}
+	out := make([]*backend, 0, len(order))
+	for _, b := range order {
 		if b.isPreferred() {
 			out = append(out, b)
 		}
 	}
-	for _, b := range f.backends {
+	for _, b := range order {
 		if b.isHealthy() && !b.isPreferred() {
 			out = append(out, b)
 		}
 	}
 	if len(out) == 0 {
-		return f.backends
+		return order
 	}
 	return out
 }

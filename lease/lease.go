@@ -304,7 +304,7 @@ func (l *Lease) hold(ctx context.Context, token, version int64, role func(contex
 	defer tick.Stop()
 	lastRenew := time.Now()
 	lost := func(why string, err error) {
-		l.log.Warn("lease lost; role stopped", "why", why, "token", token, "err", err)
+		l.log.Warn("lease lost; role stopped", "why", why, "fencing", token, "err", err)
 	}
 loop:
 	for {
@@ -368,7 +368,7 @@ func (l *Lease) release(token int64) {
 		l.log.Warn("lease not released; a standby takes over after the TTL", "err", err)
 		return
 	}
-	l.log.Info("lease released", "token", token)
+	l.log.Info("lease released", "fencing", token)
 }
 
 func (l *Lease) gained(token int64, from string) {
@@ -377,7 +377,7 @@ func (l *Lease) gained(token int64, from string) {
 	l.status.Since, l.status.LastError = time.Now(), ""
 	l.status.Takeovers++
 	l.mu.Unlock()
-	l.log.Info("lease gained", "token", token, "previous_holder", from)
+	l.log.Info("lease gained", "fencing", token, "previous_holder", from)
 	if l.cfg.OnChange != nil {
 		l.cfg.OnChange(true, token)
 	}

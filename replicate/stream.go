@@ -61,8 +61,14 @@ type Config struct {
 	// stream is the sole consumer of the source's log; otherwise whoever
 	// knows every consumer prunes, with PruneLog.
 	PruneSource bool
-	// PruneEvery is how often PruneSource trims (default 5s).
+	// PruneEvery is how often PruneSource trims, and how often the applied
+	// position is confirmed to a source whose log its readers trim
+	// (ConfirmPosition; default 5s).
 	PruneEvery time.Duration
+	// Fence, when set, runs inside every target transaction that commits a
+	// checkpoint, before it: an error (a lease lost to another process)
+	// rolls the transaction back, so a deposed stream writes nothing.
+	Fence func(ctx context.Context, tx *sql.Tx) error
 	// OnApplied is called after each committed target transaction, full
 	// load chunks included (Batch.Snapshot); it must not block long.
 	OnApplied func(Batch)
@@ -324,7 +330,7 @@ func (s *Stream) runOnce(ctx context.Context) error {
 	if cp.Phase == "" && s.cfg.SkipFullLoad {
 		cp = Checkpoint{Phase: PhaseCDC}
 		if err := s.cfg.Target.Tx(ctx, func(tx *sql.Tx) error {
-			return SaveCheckpoint(ctx, tx, s.cfg.Target.Dialect, s.cfg.Name, cp)
+			return s.saveCheckpoint(ctx, tx, cp)
 		}); err != nil {
 			return err
 		}
@@ -339,7 +345,7 @@ func (s *Stream) runOnce(ctx context.Context) error {
 		}
 		cp = Checkpoint{Phase: PhaseSnapshot, Snapshot: &SnapshotState{Start: pos, Table: s.cfg.Tables[0]}}
 		if err := s.cfg.Target.Tx(ctx, func(tx *sql.Tx) error {
-			return SaveCheckpoint(ctx, tx, s.cfg.Target.Dialect, s.cfg.Name, cp)
+			return s.saveCheckpoint(ctx, tx, cp)
 		}); err != nil {
 			return err
 		}
@@ -369,6 +375,13 @@ func (s *Stream) runOnce(ctx context.Context) error {
 		pruner, _ = src.(Pruner)
 	}
 	lastPrune := time.Now()
+	// On a log its readers trim, the stream confirms what it applied
+	// where the source's trimmer can read it.
+	if _, ok := s.sourceLogPruner(); ok {
+		cctx, stop := context.WithCancel(ctx)
+		defer stop()
+		go s.confirmLoop(cctx, cp.Position)
+	}
 	return src.Stream(ctx, cp.Position, opts, func(ctx context.Context, b Batch) error {
 		if err := a.applyBatch(ctx, b); err != nil {
 			return err
@@ -381,6 +394,61 @@ func (s *Stream) runOnce(ctx context.Context) error {
 		}
 		return nil
 	})
+}
+
+// saveCheckpoint fences the transaction (Config.Fence) and writes the
+// stream's checkpoint in it.
+func (s *Stream) saveCheckpoint(ctx context.Context, tx *sql.Tx, cp Checkpoint) error {
+	if s.cfg.Fence != nil {
+		if err := s.cfg.Fence(ctx, tx); err != nil {
+			return err
+		}
+	}
+	return SaveCheckpoint(ctx, tx, s.cfg.Target.Dialect, s.cfg.Name, cp)
+}
+
+// sourceLogPruner returns the source driver's LogPruner, if its log is
+// one its readers trim.
+func (s *Stream) sourceLogPruner() (LogPruner, bool) {
+	d, err := sourceDriver(s.cfg.Source.Dialect.Name())
+	if err != nil {
+		return nil, false
+	}
+	lp, ok := d.(LogPruner)
+	return lp, ok
+}
+
+// confirmLoop records the applied position in the source
+// (ConfirmPosition) at the start and every PruneEvery while it moves; a
+// failure only delays trimming.
+func (s *Stream) confirmLoop(ctx context.Context, from Position) {
+	var confirmed Position
+	confirm := func(pos Position) {
+		if pos == "" || pos == confirmed {
+			return
+		}
+		if err := ConfirmPosition(ctx, s.cfg.Source, s.cfg.Name, pos); err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("applied position not confirmed to the source; its change log is trimmed later", "err", err)
+			}
+			return
+		}
+		confirmed = pos
+	}
+	confirm(from)
+	tick := time.NewTicker(s.cfg.PruneEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			s.mu.Lock()
+			pos := s.status.Position
+			s.mu.Unlock()
+			confirm(pos)
+		}
+	}
 }
 
 // applier writes to the target for one run of the stream.
@@ -460,7 +528,7 @@ func (a *applier) snapshot(ctx context.Context, st SnapshotState) error {
 	// Switch to CDC at the load's start position.
 	cp := Checkpoint{Phase: PhaseCDC, Position: st.Start}
 	if err := s.cfg.Target.Tx(ctx, func(tx *sql.Tx) error {
-		return SaveCheckpoint(ctx, tx, s.cfg.Target.Dialect, s.cfg.Name, cp)
+		return s.saveCheckpoint(ctx, tx, cp)
 	}); err != nil {
 		return err
 	}
@@ -523,7 +591,7 @@ func (a *applier) snapshotChunk(ctx context.Context, tp *tablePair, start Positi
 		if written, err = a.w.apply(ctx, tx, changes); err != nil {
 			return err
 		}
-		return SaveCheckpoint(ctx, tx, s.cfg.Target.Dialect, s.cfg.Name, cp)
+		return s.saveCheckpoint(ctx, tx, cp)
 	})
 	if err != nil {
 		return 0, nil, err
@@ -579,7 +647,7 @@ func (a *applier) applyBatch(ctx context.Context, b Batch) error {
 		if err != nil {
 			return err
 		}
-		return SaveCheckpoint(ctx, tx, s.cfg.Target.Dialect, s.cfg.Name, Checkpoint{Phase: PhaseCDC, Position: b.Position})
+		return s.saveCheckpoint(ctx, tx, Checkpoint{Phase: PhaseCDC, Position: b.Position})
 	})
 	if err != nil {
 		return err

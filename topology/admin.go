@@ -19,6 +19,7 @@ import (
 	"github.com/intercloud/intercloud/edge"
 	"github.com/intercloud/intercloud/functions"
 	"github.com/intercloud/intercloud/ingest"
+	"github.com/intercloud/intercloud/lease"
 	"github.com/intercloud/intercloud/load"
 	"github.com/intercloud/intercloud/publish"
 	"github.com/intercloud/intercloud/replicate"
@@ -80,6 +81,9 @@ type CloudStatus struct {
 	Replication []replicate.Status `json:"replication"`
 	// Publish is set on the cloud that publishes.
 	Publish *publish.Stats `json:"publish,omitempty"`
+	// Leases are this process's leases for the cloud's singleton roles:
+	// which it holds, and who holds the others.
+	Leases []lease.Status `json:"leases,omitempty"`
 	// DeadLetters counts the dead-lettered objects; DeadLetterList names
 	// the first maxStatusDead of them.
 	DeadLetters    int         `json:"dead_letters"`
@@ -96,8 +100,20 @@ func (c *Cloud) Status() CloudStatus {
 	if c.health != nil {
 		st.Health, st.DeadLetters = c.health.report(), c.health.deadLetters()
 	}
+	for _, l := range c.Leases {
+		st.Leases = append(st.Leases, l.Status())
+	}
 	for _, s := range c.Streams {
-		st.Replication = append(st.Replication, s.Status())
+		ss := s.Status()
+		if l := c.roleLease[ss.Name]; l != nil {
+			if ls := l.Status(); !ls.Held {
+				ss.Phase, ss.State = "standby", "standby: another process holds the stream's lease"
+				if ls.Holder != "" {
+					ss.State = "standby: " + ls.Holder + " holds the stream's lease"
+				}
+			}
+		}
+		st.Replication = append(st.Replication, ss)
 	}
 	if c.Publish != nil {
 		ps := c.Publish.Stats()
@@ -157,6 +173,12 @@ func (c *Cloud) Metrics() []telemetry.Metric {
 	}
 	for code, n := range st.Ingest.Rejected {
 		ms = append(ms, m("ingest_rejected_total", "Ingest requests answered with an error, by code.", "counter", float64(n), map[string]string{"cloud": c.Name, "code": code}))
+	}
+	for _, ls := range st.Leases {
+		ms = append(ms, m("lease_held", "Whether this process holds the lease of a singleton role (1) or stands by (0).", "gauge", b2f(ls.Held),
+			map[string]string{"cloud": c.Name, "lease": ls.Name}))
+		ms = append(ms, m("lease_takeovers_total", "Times this process gained the lease of a singleton role.", "counter", float64(ls.Takeovers),
+			map[string]string{"cloud": c.Name, "lease": ls.Name}))
 	}
 	for _, r := range st.Replication {
 		l := map[string]string{"cloud": c.Name, "stream": r.Name}
