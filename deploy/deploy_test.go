@@ -55,8 +55,8 @@ func asMap(v any) (map[string]any, bool) {
 }
 
 func str(v any, path ...string) string { s, _ := get(v, path...).(string); return s }
-func list(v any, path ...string) []any  { l, _ := get(v, path...).([]any); return l }
-func num(v any, path ...string) int     { n, _ := get(v, path...).(int); return n }
+func list(v any, path ...string) []any { l, _ := get(v, path...).([]any); return l }
+func num(v any, path ...string) int    { n, _ := get(v, path...).(int); return n }
 
 func labels(v any, path ...string) map[string]string {
 	out := map[string]string{}
