@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/intercloud/intercloud/functions"
+	"github.com/intercloud/intercloud/record"
 )
 
 // TestExpireDeletesOnlyLoadedOldObjects: a loaded raw object older than
@@ -76,5 +77,51 @@ func TestExpireDeletesOnlyLoadedOldObjects(t *testing.T) {
 	// Again: nothing more to do.
 	if got, err := l.Expire(ctx, now.Add(time.Second)); err != nil || got.Objects != 0 || got.Kept != 1 {
 		t.Fatalf("second pass: %+v, %v", got, err)
+	}
+}
+
+// TestLoadLastWriterWins: of two writes of one id the later acknowledged
+// stays, whatever the order they are loaded in, and within one object the
+// last line counts; a tie in time goes to the greater cloud name.
+func TestLoadLastWriterWins(t *testing.T) {
+	ctx := context.Background()
+	l, b, db := setup(t)
+	t0 := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
+	obj := func(recs ...record.Record) []byte {
+		var out []byte
+		for _, r := range recs {
+			line, err := r.MarshalJSON()
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(append(out, line...), '\n')
+		}
+		return out
+	}
+	rec := func(id, origin string, v float64, at time.Time) record.Record {
+		return record.Record{ID: id, Origin: origin, TraceID: "t", IngestedAt: at, Fields: map[string]any{
+			"device": "d", "metric": "m", "value": v, "ts": t0}}
+	}
+	put := func(key string, data []byte) {
+		if err := b.Put(ctx, key, data, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.Load(ctx, key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("raw/2026/11/30/10/1.ndjson", obj(rec("x", "aws", 2, t0.Add(2*time.Microsecond)), rec("y", "aws", 1, t0), rec("y", "aws", 9, t0.Add(time.Second))))
+	put("raw/2026/11/30/10/2.ndjson", obj(rec("x", "azure", 1, t0.Add(time.Microsecond)), rec("z", "aws", 1, t0)))
+	put("raw/2026/11/30/10/3.ndjson", obj(rec("z", "azure", 5, t0)))
+	value := func(id string) (v float64, origin string) {
+		if err := db.QueryRow("SELECT value, _origin FROM records WHERE id = ?", id).Scan(&v, &origin); err != nil {
+			t.Fatal(err)
+		}
+		return v, origin
+	}
+	for id, want := range map[string]float64{"x": 2, "y": 9, "z": 5} {
+		if v, o := value(id); v != want {
+			t.Errorf("%s = %v (from %s), want %v", id, v, o, want)
+		}
 	}
 }

@@ -281,5 +281,10 @@ func (a *applier) applySegment(ctx context.Context, changes []Change) (int, erro
 		written, err = a.w.apply(ctx, tx, changes)
 		return err
 	})
+	if err == nil {
+		a.s.mu.Lock()
+		a.s.status.Conflicts += int64(a.w.skipped)
+		a.s.mu.Unlock()
+	}
 	return written, err
 }

@@ -65,6 +65,13 @@ type Config struct {
 	// position is confirmed to a source whose log its readers trim
 	// (ConfirmPosition; default 5s).
 	PruneEvery time.Duration
+	// Version names the columns by which the same key written on both
+	// sides of a bidirectional pair converges (last writer wins): a row
+	// overwrites the target's row only when its version, compared column
+	// by column, is greater (e.g. the acknowledgement time, then the
+	// cloud's name to break ties). Tables without every version column
+	// are upserted unconditionally. Empty: plain upserts.
+	Version []string
 	// Fence, when set, runs inside every target transaction that commits a
 	// checkpoint, before it: an error (a lease lost to another process)
 	// rolls the transaction back, so a deposed stream writes nothing.
@@ -146,6 +153,10 @@ type Status struct {
 	// confirmed by the stream, for sources that implement Lagger (polled
 	// every few seconds); 0 otherwise.
 	SourceBacklogBytes int64 `json:"source_backlog_bytes,omitempty"`
+	// Conflicts counts the rows not applied because the target held the
+	// same key at the same or a greater version (Config.Version): the
+	// conflicts last-writer-wins resolved in the target's favour.
+	Conflicts int64 `json:"conflicts"`
 	// AppliedAt is when the last target transaction committed.
 	AppliedAt time.Time `json:"applied_at,omitzero"`
 	// LastError is the last failure (retried), LastErrorAt when it was.
@@ -294,7 +305,7 @@ func (s *Stream) runOnce(ctx context.Context) error {
 		}
 		s.cfg.Tables = tables
 	}
-	w := &writer{d: s.cfg.Target.Dialect, tables: map[string]*tablePair{}}
+	w := &writer{d: s.cfg.Target.Dialect, tables: map[string]*tablePair{}, version: s.cfg.Version}
 	maps := map[string]*mappedTable{}
 	for _, name := range s.cfg.Tables {
 		tp, mt, err := describeFor(ctx, s.cfg.Source, s.cfg.Target, name, s.cfg.Mapping, true)
@@ -599,6 +610,7 @@ func (a *applier) snapshotChunk(ctx context.Context, tp *tablePair, start Positi
 	now := time.Now()
 	s.mu.Lock()
 	s.status.SnapshotRows += int64(written)
+	s.status.Conflicts += int64(a.w.skipped)
 	s.status.AppliedAt = now
 	s.sampleLocked(now)
 	s.mu.Unlock()
@@ -656,6 +668,7 @@ func (a *applier) applyBatch(ctx context.Context, b Batch) error {
 	s.mu.Lock()
 	s.status.Position = b.Position
 	s.status.CDCRows += int64(written)
+	s.status.Conflicts += int64(a.w.skipped)
 	s.status.AppliedAt = now
 	if !b.CommitTime.IsZero() && len(b.Changes) > 0 {
 		s.status.SourceLag = max(0, read.Sub(b.CommitTime))
