@@ -187,4 +187,3 @@ func getPage(t *testing.T, url string) (int, string) {
 	_, _ = bufio.NewReader(resp.Body).WriteTo(&b)
 	return resp.StatusCode, b.String()
 }
-
