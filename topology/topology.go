@@ -58,6 +58,9 @@ type Options struct {
 	LogWriter io.Writer
 	// LogLevel is the lowest level logged.
 	LogLevel slog.Level
+	// Now is the clock the APIs stamp acknowledgements with (default
+	// time.Now); the chaos suite skews one cloud's clock with it.
+	Now func() time.Time
 	// OnPublished is told the ids whose aggregates were just published.
 	OnPublished func(ids []string)
 	// DefaultLogger makes the topology's logger the process's slog default
@@ -341,7 +344,7 @@ func (t *Topology) startCloud(ctx context.Context, name string) error {
 	t.goPipe(func(ctx context.Context) { t.watchHealth(ctx, c) })
 	c.API, err = ingest.New(ingest.Config{
 		Cloud: name, Bucket: c.Bucket, Schema: t.cfg.Schema, Limits: t.cfg.Ingest,
-		APIKey: t.opts.APIKey, Logger: t.logger(name, "ingest"), Health: c.health.report,
+		APIKey: t.opts.APIKey, Logger: t.logger(name, "ingest"), Health: c.health.report, Now: t.opts.Now,
 	})
 	if err != nil {
 		return fmt.Errorf("topology: %s: %w", name, err)
