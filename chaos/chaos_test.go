@@ -410,8 +410,12 @@ func (s *suite) setup(seed uint64) {
 	t.Cleanup(func() { _ = exec.Command("umount", "-l", s.awsObjects).Run() })
 
 	front, edge, logs := peers.FreePort(t), peers.FreePort(t), peers.FreePort(t)
-	myAt := func(hostport string) string { return strings.Replace(s.my.URL("app"), fmt.Sprintf("127.0.0.1:%d", s.my.Port), hostport, 1) }
-	pgAt := func(hostport string) string { return strings.Replace(s.pg.URL("app"), fmt.Sprintf("127.0.0.1:%d", s.pg.Port), hostport, 1) }
+	myAt := func(hostport string) string {
+		return strings.Replace(s.my.URL("app"), fmt.Sprintf("127.0.0.1:%d", s.my.Port), hostport, 1)
+	}
+	pgAt := func(hostport string) string {
+		return strings.Replace(s.pg.URL("app"), fmt.Sprintf("127.0.0.1:%d", s.pg.Port), hostport, 1)
+	}
 	write := func(name, awsSQL, azureSQL, awsAPI, azureAPI, origin, edgeListen, logsListen, extra string) string {
 		path := filepath.Join(s.dir, name+".yaml")
 		y := fmt.Sprintf(`data_dir: %s
