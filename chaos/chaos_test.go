@@ -35,6 +35,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/intercloud/intercloud/certs"
 	"github.com/intercloud/intercloud/chaos/wan"
 	"github.com/intercloud/intercloud/config"
 	"github.com/intercloud/intercloud/demo"
@@ -283,6 +284,8 @@ type suite struct {
 	front      string
 	edge       string
 	apis       map[string]string // aws-1, aws-2, azure: API URLs from the root namespace
+	tlsDir     string
+	client     *http.Client // with a certificate of the suite's CA
 	rng        *rand.Rand
 }
 
@@ -298,9 +301,9 @@ func TestChaos(t *testing.T) {
 	s.my, s.pg = peers.StartMariaDB(t), peers.StartPostgres(t)
 	s.setup(st.seed)
 
-	send := newSender(s.front)
+	send := newSender(s.client, s.front)
 	defer send.stop()
-	lag := newLagSampler(s.apis["azure"])
+	lag := newLagSampler(s.client, s.apis["azure"])
 	defer lag.stop()
 	if !send.waitAcked(200, time.Minute) {
 		t.Fatalf("the load does not get through: %d acknowledged in a minute", send.acked())
@@ -342,7 +345,7 @@ func TestChaos(t *testing.T) {
 	}
 	// Every row of Azure (acknowledged or not) is counted once at the edge.
 	rows := len(s.pg.Query(t, "app", "SELECT id FROM records"))
-	outagetest.CountedOnce(t, s.edge, rows, 3*time.Minute)
+	outagetest.CountedOnce(t, s.client, s.edge, rows, 3*time.Minute)
 	lost, dup := s.lostAndDuplicated(acked)
 	report := map[string]any{
 		"seed": st.seed, "rounds": st.rounds, "hold": st.hold.String(), "faults": byKind,
@@ -410,6 +413,14 @@ func (s *suite) setup(seed uint64) {
 	t.Cleanup(func() { _ = exec.Command("umount", "-l", s.awsObjects).Run() })
 
 	front, edge, logs := peers.FreePort(t), peers.FreePort(t), peers.FreePort(t)
+	// One CA for every role, with the namespace addresses each role is
+	// reached at in its certificate.
+	s.tlsDir = filepath.Join(s.dir, "tls")
+	if _, err := certs.Init(s.tlsDir, map[string][]string{
+		"aws": {awsG, awsZ}, "azure": {azureG, azureA}, topology.RoleGlobal: {rootA, rootZ, "127.0.0.1"},
+	}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
 	myAt := func(hostport string) string {
 		return strings.Replace(s.my.URL("app"), fmt.Sprintf("127.0.0.1:%d", s.my.Port), hostport, 1)
 	}
@@ -423,16 +434,17 @@ api_key: %s
 clouds:
   aws: {sql: "%s", objects: "file://%s", api: "%s"}
   azure: {sql: "%s", objects: "file://%s", api: "%s", origin: "%s"}
-edge: {listen: "%s", origins: ["http://%s"]}
+edge: {listen: "%s", origins: ["https://%s"]}
 frontdoor:
   listen: "127.0.0.1:%d"
   health_interval: 250ms
-  backends: {aws: ["http://%s:8081", "http://%s:8091"], azure: ["http://%s:8082"]}
+  backends: {aws: ["https://%s:8081", "https://%s:8091"], azure: ["https://%s:8082"]}
 logs: {listen: "%s"}
+tls: {dir: "%s"}
 leases: {ttl: 2s}
 functions: {backoff: 50ms, max_backoff: 1s, reconcile: 2s}
 %s`, filepath.Join(s.dir, name), apiKey, awsSQL, s.awsObjects, awsAPI, azureSQL,
-			filepath.Join(s.dir, "azure-objects"), azureAPI, origin, edgeListen, addr(azureG, 8085), front, awsG, awsG, azureG, logsListen, extra)
+			filepath.Join(s.dir, "azure-objects"), azureAPI, origin, edgeListen, addr(azureG, 8085), front, awsG, awsG, azureG, logsListen, s.tlsDir, extra)
 		if err := os.WriteFile(path, []byte(y), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -463,9 +475,16 @@ functions: {backoff: 50ms, max_backoff: 1s, reconcile: 2s}
 			}
 		}
 	})
-	s.front = fmt.Sprintf("http://127.0.0.1:%d", front)
-	s.edge = fmt.Sprintf("http://127.0.0.1:%d", edge)
-	s.apis = map[string]string{"aws-1": "http://" + addr(awsG, 8081), "aws-2": "http://" + addr(awsG, 8091), "azure": "http://" + addr(azureG, 8082)}
+	s.front = fmt.Sprintf("https://127.0.0.1:%d", front)
+	s.edge = fmt.Sprintf("https://127.0.0.1:%d", edge)
+	s.apis = map[string]string{"aws-1": "https://" + addr(awsG, 8081), "aws-2": "https://" + addr(awsG, 8091), "azure": "https://" + addr(azureG, 8082)}
+	cfg, err := config.Load(global, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.client, err = topology.ClientFor(cfg); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // forward makes a loopback port of the root namespace reachable at ip.
@@ -607,6 +626,7 @@ func (s *suite) lostAndDuplicated(acked map[string]demo.Record) (lost, dup int) 
 // sender keeps records coming through the front door and remembers every
 // acknowledgement and when it came.
 type sender struct {
+	c    *http.Client
 	url  string
 	mu   sync.Mutex
 	ack  map[string]demo.Record
@@ -617,8 +637,8 @@ type sender struct {
 	once sync.Once
 }
 
-func newSender(url string) *sender {
-	s := &sender{url: url, ack: map[string]demo.Record{}, quit: make(chan struct{}), done: make(chan struct{})}
+func newSender(c *http.Client, url string) *sender {
+	s := &sender{c: c, url: url, ack: map[string]demo.Record{}, quit: make(chan struct{}), done: make(chan struct{})}
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Add(1)
@@ -631,7 +651,7 @@ func newSender(url string) *sender {
 				default:
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				acked, err := demo.Send(ctx, s.url, apiKey, demo.Options{Records: 10, BatchSize: 10, Concurrency: 1, Attempts: 3})
+				acked, err := demo.Send(ctx, s.url, apiKey, demo.Options{Records: 10, BatchSize: 10, Concurrency: 1, Attempts: 3, Client: s.c})
 				cancel()
 				now := time.Now()
 				s.mu.Lock()
@@ -727,7 +747,7 @@ type lagSampler struct {
 	once    sync.Once
 }
 
-func newLagSampler(api string) *lagSampler {
+func newLagSampler(c *http.Client, api string) *lagSampler {
 	l := &lagSampler{quit: make(chan struct{})}
 	go func() {
 		tick := time.NewTicker(time.Second)
@@ -738,7 +758,7 @@ func newLagSampler(api string) *lagSampler {
 				return
 			case <-tick.C:
 			}
-			code, page := outagetest.Get(api+"/metrics", apiKey)
+			code, page := outagetest.Get(c, api+"/metrics", apiKey)
 			if code != http.StatusOK {
 				continue
 			}

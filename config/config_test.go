@@ -84,6 +84,10 @@ ingest: {batch_wait: 2ms, max_body_bytes: 1000}
 		{"lease ttl too small", "leases: {ttl: 1ms}\n", "leases.ttl: 1ms is below 300ms"},
 		{"negative retention", "retention: {raw: -1h}\n", "retention.raw: must not be negative"},
 		{"negative log size", "logs: {max_bytes: -1}\n", "logs.max_bytes: must not be negative"},
+		{"tls and auth", "tls: {dir: /etc/ic/tls, cert: /a.crt, key: /a.key, ca: /ca.crt}\nauth: {keys: /etc/ic/keys.json, public_metrics: true}\ningest: {idempotency_window: 1h, idempotency_keys: 10}\n", ""},
+		{"tls cert without key", "tls: {cert: /a.crt}\n", "tls: cert and key go together"},
+		{"tls off with a cert", "tls: {disabled: true, cert: /a.crt, key: /a.key}\n", "tls.disabled"},
+		{"negative idempotency window", "ingest: {idempotency_window: -1s}\n", "idempotency_window"},
 		{"not yaml", "clouds: [\n", "config:"},
 	}
 	for _, tt := range tests {

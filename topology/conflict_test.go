@@ -60,7 +60,7 @@ func raceSameIDs(t *testing.T, cfg *config.Config) {
 				req, _ := http.NewRequest(http.MethodPost, topo.URL(cloud+"-api")+"/v1/records", strings.NewReader(body))
 				req.Header.Set("Authorization", "Bearer "+testKey)
 				req.Header.Set("Content-Type", "application/json")
-				resp, err := http.DefaultClient.Do(req)
+				resp, err := topo.Client().Do(req)
 				if err != nil {
 					errs <- err
 					return
@@ -160,7 +160,7 @@ func raceSameIDs(t *testing.T, cfg *config.Config) {
 	}
 	conflicts := 0.0
 	for _, cloud := range []string{"aws", "azure"} {
-		_, page := getPage(t, topo.URL(cloud+"-api")+"/metrics")
+		_, page := getPage(t, topo.Client(), topo.URL(cloud+"-api")+"/metrics")
 		for _, l := range strings.Split(page, "\n") {
 			if strings.HasPrefix(l, "intercloud_replication_conflicts_total{") {
 				var v float64
@@ -176,9 +176,11 @@ func raceSameIDs(t *testing.T, cfg *config.Config) {
 	}
 }
 
-func getPage(t *testing.T, url string) (int, string) {
+func getPage(t *testing.T, c *http.Client, url string) (int, string) {
 	t.Helper()
-	resp, err := http.Get(url)
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req.Header.Set("Authorization", "Bearer "+testKey)
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

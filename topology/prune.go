@@ -137,7 +137,7 @@ func (t *Topology) readersOf(ctx context.Context, c *Cloud) ([]replicate.Reader,
 		rs = append(rs, replicate.Reader{Name: r.From + "-to-" + r.To, At: at(r.To)})
 	}
 	if c.Name == r.To && r.ReverseEnabled() {
-		tables, err := ReverseMapping(r).Tables(ctx, c.DB)
+		tables, err := ReverseMapping(t.cfg).Tables(ctx, c.DB)
 		if err != nil {
 			return nil, err
 		}

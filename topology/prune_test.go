@@ -49,7 +49,7 @@ func TestPruneKeepsWhatAReaderStillNeeds(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodPost, topo.URL("aws-api")+"/v1/records", strings.NewReader(body.String()))
 	req.Header.Set("Authorization", "Bearer k")
 	req.Header.Set("Content-Type", "application/x-ndjson")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := topo.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +124,7 @@ func TestSplitModeTrimsAndExpires(t *testing.T) {
 		topos = append(topos, topo)
 	}
 	aws, azure := topos[0].Cloud("aws"), topos[1].Cloud("azure")
-	post := func(api string, n int) {
+	post := func(topo *Topology, api string, n int) {
 		var body strings.Builder
 		for i := 0; i < n; i++ {
 			fmt.Fprintf(&body, `{"device":"d","metric":"m","value":%d,"ts":"2026-11-24T10:00:00Z"}`+"\n", i)
@@ -132,7 +132,7 @@ func TestSplitModeTrimsAndExpires(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodPost, api+"/v1/records", strings.NewReader(body.String()))
 		req.Header.Set("Authorization", "Bearer k")
 		req.Header.Set("Content-Type", "application/x-ndjson")
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := topo.Client().Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -141,8 +141,8 @@ func TestSplitModeTrimsAndExpires(t *testing.T) {
 			t.Fatalf("ingest: %d", resp.StatusCode)
 		}
 	}
-	post(topos[0].URL("aws-api"), 100)
-	post(topos[1].URL("azure-api"), 50)
+	post(topos[0], topos[0].URL("aws-api"), 100)
+	post(topos[1], topos[1].URL("azure-api"), 50)
 	rows := func(db *sqldb.DB) int {
 		var n int
 		_ = db.QueryRow(`SELECT COUNT(*) FROM records`).Scan(&n)

@@ -29,9 +29,9 @@ type replicaStatus struct {
 	} `json:"leases"`
 }
 
-func statusOfReplica(t *testing.T, api string) (replicaStatus, bool) {
+func statusOfReplica(t *testing.T, client *http.Client, api string) (replicaStatus, bool) {
 	t.Helper()
-	code, body := outagetest.Get(api+"/v1/status", "replica-key")
+	code, body := outagetest.Get(client, api+"/v1/status", "replica-key")
 	var st replicaStatus
 	if code != http.StatusOK || json.Unmarshal([]byte(body), &st) != nil {
 		return st, false
@@ -83,7 +83,7 @@ clouds:
   aws: {sql: "%s", objects: "%s", api: "%s"}
   azure: {sql: "%s", api: "%s", origin: "%s"}
 edge: {listen: "%s"}
-frontdoor: {listen: "%s", health_interval: 200ms, backends: {aws: ["http://%s", "http://%s"]}}
+frontdoor: {listen: "%s", health_interval: 200ms, backends: {aws: ["https://%s", "https://%s"]}}
 logs: {listen: "%s"}
 leases: {ttl: %s}
 functions: {backoff: 50ms, max_backoff: 1s, reconcile: 2s}
@@ -95,12 +95,15 @@ functions: {backoff: 50ms, max_backoff: 1s, reconcile: 2s}
 	}
 	cfg1, cfg2 := write("aws-1", aws1), write("aws-2", aws2)
 	t.Setenv("INTERCLOUD_API_KEY", "")
+	// The first process makes the TLS material of the shared data dir;
+	// every other one uses it.
 	azure := startChild(t, dir, cfg1, "azure")
 	replicas := []*child{startReplica(t, dir, cfg1, "aws", "aws-1"), startReplica(t, dir, cfg2, "aws", "aws-2")}
 	global := startChild(t, dir, cfg1, "global")
 	apis := []string{replicas[0].urls["aws-api"], replicas[1].urls["aws-api"]}
+	client := testClient(t, cfg1, dir)
 
-	s := outagetest.Send(global.urls["frontdoor"], "replica-key", 20, 4)
+	s := outagetest.Send(client, global.urls["frontdoor"], "replica-key", 20, 4)
 	s.WaitFor(t, 400)
 
 	// Every lease has exactly one holder among the replicas.
@@ -112,7 +115,7 @@ functions: {backoff: 50ms, max_backoff: 1s, reconcile: 2s}
 		leases = leases[:0]
 		count := map[string]int{}
 		for i, api := range apis {
-			st, ok := statusOfReplica(t, api)
+			st, ok := statusOfReplica(t, client, api)
 			if !ok {
 				t.Fatalf("no status from aws-%d", i+1)
 			}
@@ -146,7 +149,7 @@ functions: {backoff: 50ms, max_backoff: 1s, reconcile: 2s}
 	t.Logf("leases of the aws replicas: %v (held by replica %v)", leases, holderOf)
 	// Both replicas take writes through the front door.
 	for i, api := range apis {
-		st, _ := statusOfReplica(t, api)
+		st, _ := statusOfReplica(t, client, api)
 		if st.Ingest.Requests == 0 {
 			t.Errorf("aws-%d took no request through the front door", i+1)
 		}
@@ -169,7 +172,7 @@ functions: {backoff: 50ms, max_backoff: 1s, reconcile: 2s}
 	_ = replicas[victim].cmd.Wait()
 	var took time.Duration
 	for {
-		st, _ := statusOfReplica(t, apis[survivor])
+		st, _ := statusOfReplica(t, client, apis[survivor])
 		if h := st.held(); len(h) == len(leases) {
 			took = time.Since(killed)
 			break
@@ -186,7 +189,7 @@ functions: {backoff: 50ms, max_backoff: 1s, reconcile: 2s}
 
 	// Records written on Azure now reach AWS through the stream the
 	// survivor took over; the front door keeps taking writes on aws.
-	onAzure, err := demo.Send(context.Background(), azure.urls["azure-api"], "replica-key", demo.Options{Records: 200, BatchSize: 20, Concurrency: 2})
+	onAzure, err := demo.Send(context.Background(), azure.urls["azure-api"], "replica-key", demo.Options{Records: 200, BatchSize: 20, Concurrency: 2, Client: client})
 	if err != nil {
 		t.Fatal(err)
 	}
