@@ -167,8 +167,11 @@ type backend struct {
 	requests atomic.Uint64
 	failures atomic.Uint64
 
-	mu        sync.Mutex
-	healthy   bool
+	mu      sync.Mutex
+	healthy bool
+	// down is closed when the backend turns unhealthy (a fresh one while
+	// it is healthy): attempts in flight to it give up and fail over.
+	down      chan struct{}
 	degraded  bool
 	problems  []string
 	checked   bool
@@ -256,6 +259,7 @@ func New(cfg Config) (*FrontDoor, error) {
 			redacted: redact.URL(b.URL),
 			health:   &hu,
 			healthy:  true,
+			down:     make(chan struct{}),
 		}
 		f.backends = append(f.backends, nb)
 		placed := false
@@ -304,7 +308,8 @@ func (f *FrontDoor) SetHealthy(name string, ok bool) error {
 	}
 	b.mu.Lock()
 	changed := b.healthy != ok
-	b.healthy, b.checked = ok, true
+	b.setHealthyLocked(ok)
+	b.checked = true
 	b.fails, b.rises = 0, 0
 	b.mu.Unlock()
 	if changed {
@@ -393,12 +398,36 @@ func (b *backend) isPreferred() bool {
 
 // markFailed records a failed attempt (passive health): the backend is
 // unhealthy at once. It reports whether the state changed.
+// setHealthyLocked sets the health and, when it turns bad, tells the
+// attempts in flight (b.mu held).
+func (b *backend) setHealthyLocked(ok bool) {
+	switch {
+	case b.healthy && !ok:
+		close(b.down)
+	case !b.healthy && ok:
+		b.down = make(chan struct{})
+	}
+	b.healthy = ok
+}
+
+// downSignal returns a channel closed when the backend, healthy now,
+// turns unhealthy; nil (never ready) when it is unhealthy already.
+func (b *backend) downSignal() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.healthy {
+		return nil
+	}
+	return b.down
+}
+
 func (b *backend) markFailed(reason string) bool {
 	b.failures.Add(1)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	changed := b.healthy
-	b.healthy, b.checked = false, true
+	b.setHealthyLocked(false)
+	b.checked = true
 	b.rises = 0
 	b.lastErr = reason
 	return changed
@@ -416,7 +445,7 @@ func (b *backend) observe(at time.Time, err error, failAfter, riseAfter int) boo
 		b.rises = 0
 		b.fails++
 		if b.healthy && b.fails >= failAfter {
-			b.healthy = false
+			b.setHealthyLocked(false)
 			return true
 		}
 		return false
@@ -425,7 +454,7 @@ func (b *backend) observe(at time.Time, err error, failAfter, riseAfter int) boo
 	b.fails = 0
 	b.rises++
 	if !b.healthy && b.rises >= riseAfter {
-		b.healthy = true
+		b.setHealthyLocked(true)
 		return true
 	}
 	return false

@@ -828,8 +828,10 @@ func TestConcurrent(t *testing.T) {
 	if n := failed.Load(); n != 0 {
 		t.Errorf("%d requests failed", n)
 	}
-	if n := len(aws.requests()) + len(azure.requests()); n != 200 {
-		t.Errorf("backends got %d requests, want 200", n)
+	// A request in flight to a backend the checks just declared down is
+	// sent again to the other (same Idempotency-Key): at least 200.
+	if n := len(aws.requests()) + len(azure.requests()); n < 200 {
+		t.Errorf("backends got %d requests, want at least 200", n)
 	}
 }
 
@@ -985,4 +987,39 @@ func TestReplicasOfACloud(t *testing.T) {
 	if by := resp.Header.Get(HeaderServedBy); by != "azure" {
 		t.Fatalf("served by %q with every aws replica down, want azure", by)
 	}
+}
+
+// TestInFlightFailsOverWhenDeclaredDown: a cloud cut off drops packets
+// instead of refusing them; a request waiting on it fails over as soon as
+// the health checks declare it down, not after the attempt's timeout.
+func TestInFlightFailsOverWhenDeclaredDown(t *testing.T) {
+	aws, azure := newCloud(t, "aws"), newCloud(t, "azure")
+	entered := make(chan struct{}, 1)
+	aws.handle(func(w http.ResponseWriter, r *http.Request) {
+		entered <- struct{}{}
+		<-r.Context().Done() // never answers, like a host behind a cut link
+	})
+	f, fd := start(t, Config{HealthInterval: 20 * time.Millisecond, HealthTimeout: 100 * time.Millisecond, Timeout: 30 * time.Second},
+		Backend{Name: "aws", URL: aws.srv.URL}, Backend{Name: "azure", URL: azure.srv.URL})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = f.Run(ctx) }()
+	go func() {
+		<-entered
+		aws.sick.Store(true) // its health checks now fail
+	}()
+	start := time.Now()
+	resp := post(t, fd.URL+"/v1/records", []byte(`{}`), nil)
+	readAll(t, resp)
+	took := time.Since(start)
+	if resp.StatusCode != http.StatusAccepted || resp.Header.Get(HeaderServedBy) != "azure" {
+		t.Fatalf("status %d served by %q", resp.StatusCode, resp.Header.Get(HeaderServedBy))
+	}
+	if took > 5*time.Second {
+		t.Fatalf("failed over after %v, want about the health checks' time", took)
+	}
+	if st := statusOf(t, f, "aws"); st.Healthy || !strings.Contains(st.LastError, "") {
+		t.Errorf("aws status %+v", st)
+	}
+	t.Logf("failed over after %v (attempt timeout 30s)", took.Round(time.Millisecond))
 }
