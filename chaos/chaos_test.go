@@ -313,6 +313,8 @@ func TestChaos(t *testing.T) {
 		byKind      = map[string]int{}
 		failovers   []time.Duration
 		convergence []time.Duration
+		foByKind    = map[string][]time.Duration{}
+		convByKind  = map[string][]time.Duration{}
 	)
 	for round := 1; round <= st.rounds; round++ {
 		kind := faultKinds[s.rng.IntN(len(faultKinds))]
@@ -327,6 +329,7 @@ func TestChaos(t *testing.T) {
 		// from the fault until it healed.
 		fo := send.longestGap(began, healed)
 		failovers = append(failovers, fo)
+		foByKind[kind] = append(foByKind[kind], fo)
 		if !send.waitAcked(50, 2*time.Minute) {
 			t.Fatalf("round %d (%s): the load does not get through after healing", round, desc)
 		}
@@ -335,6 +338,7 @@ func TestChaos(t *testing.T) {
 			t.Fatalf("round %d (%s): %v", round, desc, err)
 		}
 		convergence = append(convergence, conv)
+		convByKind[kind] = append(convByKind[kind], conv)
 		t.Logf("round %d/%d: %s; failover %v, converged %v after healing, %d acknowledged this round",
 			round, st.rounds, desc, fo.Round(time.Millisecond), conv.Round(time.Millisecond), send.acked()-before)
 	}
@@ -354,6 +358,11 @@ func TestChaos(t *testing.T) {
 		"convergence_p50": pct(convergence, 50).String(), "convergence_p99": pct(convergence, 99).String(),
 		"replication_lag_p99": lag.p99().String(), "wan": "40ms±10ms one way, 1% held back 200ms, tbf 100mbit",
 	}
+	perKind := map[string]string{}
+	for k, ds := range foByKind {
+		perKind[k] = fmt.Sprintf("failover p50 %v p99 %v, convergence p50 %v p99 %v", pct(ds, 50), pct(ds, 99), pct(convByKind[k], 50), pct(convByKind[k], 99))
+	}
+	report["by_kind"] = perKind
 	b, _ := json.Marshal(report)
 	t.Logf("chaos summary: %s", b)
 	fmt.Printf("%s\n", b)
