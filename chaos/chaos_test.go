@@ -18,6 +18,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -27,6 +28,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -348,7 +350,7 @@ func TestChaos(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Every row of Azure (acknowledged or not) is counted once at the edge.
-	rows := len(s.pg.Query(t, "app", "SELECT id FROM records"))
+	rows := len(s.ids(func(t testing.TB) []string { return s.pg.Query(t, "app", "SELECT id FROM records") }))
 	outagetest.CountedOnce(t, s.client, s.edge, rows, 3*time.Minute)
 	lost, dup := s.lostAndDuplicated(acked)
 	report := map[string]any{
@@ -581,11 +583,55 @@ func (s *suite) converged(acked map[string]demo.Record, timeout time.Duration) (
 			return time.Since(start), nil
 		}
 		if time.Since(start) > timeout {
-			my, pg := s.missing(acked, s.my.Query(s.t, "app", "SELECT id FROM records")), s.missing(acked, s.pg.Query(s.t, "app", "SELECT id FROM records"))
+			my := s.missing(acked, s.ids(func(t testing.TB) []string { return s.my.Query(t, "app", "SELECT id FROM records") }))
+			pg := s.missing(acked, s.ids(func(t testing.TB) []string { return s.pg.Query(t, "app", "SELECT id FROM records") }))
 			return 0, fmt.Errorf("not converged after %v: %d acknowledged records missing, %d doubled (MariaDB misses %d, e.g. %v; PostgreSQL %d, e.g. %v)",
 				timeout, lost, dup, len(my), my[:min(3, len(my))], len(pg), pg[:min(3, len(pg))])
 		}
 		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// softTB turns a failed query of the databases' own clients into an
+// error (a server just restarted may drop the first connection).
+type softTB struct {
+	testing.TB
+	err error
+}
+
+func (s *softTB) Helper() {}
+
+func (s *softTB) Fatalf(format string, args ...any) {
+	s.err = fmt.Errorf(format, args...)
+	runtime.Goexit()
+}
+
+func (s *softTB) Fatal(args ...any) {
+	s.err = errors.New(fmt.Sprint(args...))
+	runtime.Goexit()
+}
+
+// ids runs a query with a database's own client, retrying for up to a
+// minute while the server does not answer.
+func (s *suite) ids(query func(testing.TB) []string) []string {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		st := &softTB{TB: s.t}
+		var out []string
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			out = query(st)
+		}()
+		<-done
+		if st.err == nil {
+			return out
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatal(st.err)
+		}
+		s.t.Logf("query retried: %v", st.err)
+		time.Sleep(time.Second)
 	}
 }
 
@@ -610,8 +656,8 @@ func (s *suite) missing(acked map[string]demo.Record, ids []string) []string {
 // clients.
 func (s *suite) lostAndDuplicated(acked map[string]demo.Record) (lost, dup int) {
 	for _, ids := range [][]string{
-		s.my.Query(s.t, "app", "SELECT id FROM records"),
-		s.pg.Query(s.t, "app", "SELECT id FROM records"),
+		s.ids(func(t testing.TB) []string { return s.my.Query(t, "app", "SELECT id FROM records") }),
+		s.ids(func(t testing.TB) []string { return s.pg.Query(t, "app", "SELECT id FROM records") }),
 	} {
 		seen := make(map[string]int, len(ids))
 		d := 0
