@@ -190,6 +190,10 @@ type API struct {
 	limiter *rate.Limiter
 	idem    *idemStore
 
+	// last is the acknowledgement time given last (stamp).
+	clockMu sync.Mutex
+	last    time.Time
+
 	queue     chan *pending
 	sem       chan struct{}
 	startOnce sync.Once
@@ -477,11 +481,27 @@ func (a *API) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	}
 }
 
+// stamp returns a request's acknowledgement time: the clock in whole
+// microseconds (what every database keeps), strictly after the last one
+// this API gave. The same id written twice is thereby ordered: the later
+// write carries the greater _ingested_at, which is what replication and
+// load compare (last writer wins, ties broken by the cloud's name).
+func (a *API) stamp() time.Time {
+	now := a.cfg.Now().UTC().Truncate(time.Microsecond)
+	a.clockMu.Lock()
+	defer a.clockMu.Unlock()
+	if !now.After(a.last) {
+		now = a.last.Add(time.Microsecond)
+	}
+	a.last = now
+	return now
+}
+
 // prepare stamps ids, origin, trace and time on the records and renders
 // their NDJSON lines.
 func (a *API) prepare(recs []record.Record, trace, idemKey string, hasKey bool) (*pending, error) {
 	p := &pending{trace: trace, ids: make([]string, len(recs)), done: make(chan result, 1)}
-	now := a.cfg.Now().UTC()
+	now := a.stamp()
 	var lines []byte
 	for i := range recs {
 		rec := &recs[i]
