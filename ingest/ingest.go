@@ -21,12 +21,17 @@
 // A record's id is its client-supplied "id" (1 to 64 characters of
 // A-Z a-z 0-9 . _ : -), else a fresh UUIDv7. When the request carries an
 // Idempotency-Key header (1 to 200 printable ASCII characters), a record
-// without an id gets DerivedID(key, index) instead: a version 8 UUID from
-// SHA-256(key || 0x00 || decimal record index). A retry of the same request
-// with the same key, on this cloud or another, therefore yields the same
-// ids, and the stores downstream (keyed by id) keep each record once. A key
-// must thus name one logical request: reusing it for different records
-// makes their ids collide.
+// without an id gets DerivedID(key, time, index) instead, where time is the
+// request's Intercloud-Request-Time header (RFC 3339; the front door sets
+// it before its first attempt), else the time of a key that is itself a
+// UUIDv7: a UUIDv7 whose time is that time and whose other bits come from
+// the record index and SHA-256(key || 0x00 || decimal record index), so
+// the ids stay time-ordered. A key with no time gives a version 8 UUID
+// from the hash alone. A retry of the same request with the same key (and
+// time), on this cloud or another, therefore yields the same ids, and the
+// stores downstream (keyed by id) keep each record once. A key must thus
+// name one logical request: reusing it for different records makes their
+// ids collide.
 //
 // # Traces
 //
@@ -81,8 +86,12 @@ const (
 // Headers the API reads or sets.
 const (
 	HeaderIdempotencyKey = "Idempotency-Key"
-	HeaderTraceparent    = "Traceparent"
-	HeaderTraceID        = "X-Trace-Id"
+	// HeaderRequestTime fixes the time the ids of a request with an
+	// Idempotency-Key are derived from (RFC 3339); the front door sets it
+	// once, before the first attempt.
+	HeaderRequestTime = "Intercloud-Request-Time"
+	HeaderTraceparent = "Traceparent"
+	HeaderTraceID     = "X-Trace-Id"
 )
 
 // CodeStoreUnavailable is the apierr code of the 503 answered when the
@@ -365,6 +374,11 @@ func (a *API) postRecords(w http.ResponseWriter, r *http.Request) {
 		}
 		idemKey, hasKey = vs[0], true
 	}
+	stamp, ok := RequestTime(r.Header.Values(HeaderRequestTime), idemKey)
+	if !ok {
+		a.fail(w, log, malformed("%s must be one RFC 3339 time, e.g. 2026-11-24T10:00:00.123Z", HeaderRequestTime))
+		return
+	}
 	body, err := a.readBody(w, r)
 	if err != nil {
 		a.fail(w, log, err)
@@ -375,7 +389,7 @@ func (a *API) postRecords(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, log, err)
 		return
 	}
-	p, err := a.prepare(recs, trace, idemKey, hasKey)
+	p, err := a.prepare(recs, trace, idemKey, hasKey, stamp)
 	if err != nil {
 		a.fail(w, log, err)
 		return
@@ -441,7 +455,7 @@ func (a *API) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 
 // prepare stamps ids, origin, trace and time on the records and renders
 // their NDJSON lines.
-func (a *API) prepare(recs []record.Record, trace, idemKey string, hasKey bool) (*pending, error) {
+func (a *API) prepare(recs []record.Record, trace, idemKey string, hasKey bool, stamp time.Time) (*pending, error) {
 	p := &pending{trace: trace, ids: make([]string, len(recs)), done: make(chan result, 1)}
 	now := a.cfg.Now().UTC()
 	var lines []byte
@@ -450,7 +464,7 @@ func (a *API) prepare(recs []record.Record, trace, idemKey string, hasKey bool) 
 		switch {
 		case rec.ID != "":
 		case hasKey:
-			rec.ID = DerivedID(idemKey, i)
+			rec.ID = DerivedID(idemKey, stamp, i)
 		default:
 			id, err := newID()
 			if err != nil {

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -503,7 +504,7 @@ func TestIdempotencyKey(t *testing.T) {
 	if a1.status != 202 || a2.status != 202 || a3.status != 202 {
 		t.Fatalf("statuses %d %d %d", a1.status, a2.status, a3.status)
 	}
-	want := []string{DerivedID("order-42 attempt", 0), "mine", DerivedID("order-42 attempt", 2)}
+	want := []string{DerivedID("order-42 attempt", time.Time{}, 0), "mine", DerivedID("order-42 attempt", time.Time{}, 2)}
 	for _, got := range [][]string{a1.ids, a2.ids, a3.ids} {
 		if strings.Join(got, " ") != strings.Join(want, " ") {
 			t.Errorf("ids %v, want %v", got, want)
@@ -523,6 +524,37 @@ func TestIdempotencyKey(t *testing.T) {
 				t.Errorf("azure stored %s, want %s", r.ID, want[i])
 			}
 		}
+	}
+}
+
+// TestRequestTimeIDs checks that a request stamped with
+// Intercloud-Request-Time gets time-ordered ids, the same on both clouds,
+// and that a malformed stamp is refused with nothing written.
+func TestRequestTimeIDs(t *testing.T) {
+	aws := newEnv(t, "aws", nil)
+	azure := newEnv(t, "azure", nil)
+	body := `[{"device":"a","metric":"m","value":1,"ts":"2025-01-02T03:04:05Z"},` +
+		`{"device":"b","metric":"m","value":2,"ts":"2025-01-02T03:04:05Z"}]`
+	at := "2026-11-24T10:00:00.123Z"
+	hdr := map[string]string{HeaderIdempotencyKey: "order-43", HeaderRequestTime: at}
+	a1, a2 := aws.post(t, body, hdr), azure.post(t, body, hdr)
+	if a1.status != 202 || a2.status != 202 {
+		t.Fatalf("statuses %d %d", a1.status, a2.status)
+	}
+	stamp, _ := time.Parse(time.RFC3339, at)
+	want := []string{DerivedID("order-43", stamp, 0), DerivedID("order-43", stamp, 1)}
+	if !slices.Equal(a1.ids, want) || !slices.Equal(a2.ids, want) {
+		t.Errorf("ids %v and %v, want %v", a1.ids, a2.ids, want)
+	}
+	if u, err := uuid.Parse(a1.ids[0]); err != nil || u.Version() != 7 || a1.ids[0] >= a1.ids[1] {
+		t.Errorf("ids %v are not ascending UUIDv7s", a1.ids)
+	}
+	bad := aws.post(t, body, map[string]string{HeaderIdempotencyKey: "order-44", HeaderRequestTime: "now"})
+	if bad.status != http.StatusBadRequest || !strings.Contains(bad.err.Message, HeaderRequestTime) {
+		t.Errorf("malformed %s: %d %v", HeaderRequestTime, bad.status, bad.err)
+	}
+	if objs := aws.stored(t); len(objs) != 1 {
+		t.Errorf("%d objects, want 1", len(objs))
 	}
 }
 
