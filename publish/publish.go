@@ -416,12 +416,9 @@ func (p *Publisher) apply(ctx context.Context, b replicate.Batch) error {
 	}
 	tags := make([]string, 0, len(touched)+1)
 	for _, a := range touched {
-		if _, err := p.write(ctx, bucketKey{a.Group, a.Hour}, a); err != nil {
-			return err
-		}
 		tags = append(tags, BucketTag(a.Group, a.Hour))
 	}
-	if _, err := p.writeSummary(ctx); err != nil {
+	if err := p.writeAll(ctx, touched); err != nil {
 		return err
 	}
 	p.purge(ctx, append(tags, TagSummary))
@@ -704,6 +701,33 @@ func asFloat(v any) float64 {
 		return f
 	}
 	return 0
+}
+
+// writeConcurrency bounds the result files written at once: a durable
+// write waits mostly on the store (an fsync, a round trip), so they go in
+// parallel.
+const writeConcurrency = 8
+
+// writeAll writes the files of aggs, several at a time, then the summary
+// (last: once it counts a record, that record's bucket files are written).
+func (p *Publisher) writeAll(ctx context.Context, aggs []Aggregate) error {
+	sem := make(chan struct{}, writeConcurrency)
+	errs := make([]error, len(aggs))
+	var wg sync.WaitGroup
+	for i := range aggs {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			_, errs[i] = p.write(ctx, bucketKey{aggs[i].Group, aggs[i].Hour}, aggs[i])
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	_, err := p.writeSummary(ctx)
+	return err
 }
 
 // purge drops the edge's copies of the result files that carry tags.
