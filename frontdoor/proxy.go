@@ -139,7 +139,7 @@ func (f *FrontDoor) attempt(w http.ResponseWriter, r *http.Request, b *backend, 
 	if err != nil {
 		return describeErr(err), false
 	}
-	if failoverStatus(resp.StatusCode) {
+	if failoverStatus(resp.StatusCode) && !backPressure(resp) {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		_ = resp.Body.Close()
 		return fmt.Sprintf("status %d", resp.StatusCode), false
@@ -173,6 +173,14 @@ func (f *FrontDoor) candidates() []*backend {
 // not take the request, so that it is retried elsewhere.
 func failoverStatus(code int) bool {
 	return code == http.StatusBadGateway || code == http.StatusServiceUnavailable || code == http.StatusGatewayTimeout
+}
+
+// backPressure reports whether an answer asks the client to slow down (a
+// 503 with Retry-After, such as an ingest API's admission control while
+// the pipeline behind it catches up): it is passed through, not retried
+// elsewhere, and the backend stays healthy.
+func backPressure(resp *http.Response) bool {
+	return resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != ""
 }
 
 // readBody buffers the request body, bounded by MaxBodyBytes.

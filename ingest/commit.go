@@ -18,7 +18,9 @@ type pending struct {
 	ids   []string // record ids in request order
 	trace string
 	at    time.Time // when it was queued
-	done  chan result
+	// ingested is the ingest time stamped into the records.
+	ingested time.Time
+	done     chan result
 }
 
 // result is the outcome of the write that held a request.

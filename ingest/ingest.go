@@ -98,6 +98,10 @@ const (
 // object store did not take a batch.
 const CodeStoreUnavailable = "store_unavailable"
 
+// CodeBacklog is the apierr code of the 503 (with Retry-After) answered
+// while the published results are further behind than Limits.MaxBacklog.
+const CodeBacklog = "backlog"
+
 // RawPrefix is where raw objects are written.
 const RawPrefix = "raw/"
 
@@ -109,6 +113,8 @@ const (
 	DefaultBatchWait    = 5 * time.Millisecond
 	DefaultWriters      = 4
 	DefaultWriteTimeout = 30 * time.Second
+	// DefaultDegradedBacklog is Limits.DegradedBacklog's default.
+	DefaultDegradedBacklog = time.Minute
 	// putAttempts is one write plus three retries.
 	putAttempts = 4
 )
@@ -141,6 +147,14 @@ type Config struct {
 	// GET /healthz; nil means only the API itself counts. It must answer
 	// quickly (report a recent check, do not run one).
 	Health func() Health
+	// Backlog returns how long the oldest acknowledged record not yet in
+	// the published results has waited, and whether that is known; with
+	// Limits.MaxBacklog set, writes are refused while it is greater. nil
+	// means unknown.
+	Backlog func() (time.Duration, bool)
+	// OnAck is told the ingest time stamped into the records of every
+	// acknowledged request, after the 202 is decided. It must not block.
+	OnAck func(ingestedAt time.Time, records int)
 }
 
 // Health states GET /healthz reports.
@@ -224,6 +238,7 @@ func New(cfg Config) (*API, error) {
 	}
 	l := &cfg.Limits
 	if l.MaxBodyBytes < 0 || l.MaxRecords < 0 || l.BatchBytes < 0 || l.BatchWait < 0 || l.RateLimit < 0 || l.RateBurst < 0 ||
+		l.MaxBacklog < 0 || l.DegradedBacklog < 0 ||
 		math.IsNaN(l.RateLimit) || cfg.Writers < 0 || cfg.WriteTimeout < 0 {
 		return nil, errors.New("ingest: config: limits must not be negative")
 	}
@@ -238,6 +253,9 @@ func New(cfg Config) (*API, error) {
 	}
 	if l.BatchWait == 0 {
 		l.BatchWait = config.Duration(DefaultBatchWait)
+	}
+	if l.DegradedBacklog == 0 {
+		l.DegradedBacklog = config.Duration(DefaultDegradedBacklog)
 	}
 	if cfg.Writers == 0 {
 		cfg.Writers = DefaultWriters
@@ -357,6 +375,18 @@ func (a *API) postRecords(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if limit := a.cfg.Limits.MaxBacklog.D(); limit > 0 && a.cfg.Backlog != nil {
+		if behind, ok := a.cfg.Backlog(); ok && behind > limit {
+			// Come back once the pipeline had time to catch up, between
+			// 1 s and 30 s.
+			secs := int64(math.Ceil(min(max(behind-limit, time.Second), 30*time.Second).Seconds()))
+			w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+			a.fail(w, log, apierr.New(http.StatusServiceUnavailable, CodeBacklog,
+				"the published results are %s behind, more than ingest.max_backlog (%s); nothing was written, retry after %d s",
+				behind.Round(time.Millisecond), limit, secs))
+			return
+		}
+	}
 	ct := r.Header.Get("Content-Type")
 	if _, err := mediaType(ct); err != nil {
 		a.fail(w, log, err)
@@ -413,6 +443,9 @@ func (a *API) postRecords(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.acked.Add(int64(len(p.ids)))
+	if a.cfg.OnAck != nil {
+		a.cfg.OnAck(p.ingested, len(p.ids))
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusAccepted)
 	_ = json.NewEncoder(w).Encode(struct {
@@ -458,6 +491,7 @@ func (a *API) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 func (a *API) prepare(recs []record.Record, trace, idemKey string, hasKey bool, stamp time.Time) (*pending, error) {
 	p := &pending{trace: trace, ids: make([]string, len(recs)), done: make(chan result, 1)}
 	now := a.cfg.Now().UTC()
+	p.ingested = now
 	var lines []byte
 	for i := range recs {
 		rec := &recs[i]

@@ -843,3 +843,57 @@ func TestHealthReportsDependencies(t *testing.T) {
 		}
 	}
 }
+
+// TestAdmissionControl checks ingest.max_backlog: while the results are
+// further behind, writes get 503 with Retry-After and nothing is written;
+// otherwise (and with the limit off) they are taken, and every ack is
+// told to OnAck with the ingest time stamped into its records.
+func TestAdmissionControl(t *testing.T) {
+	var mu sync.Mutex
+	behind, known := 90*time.Second, true
+	var acks []time.Time
+	var ackedRecords int
+	e := newEnv(t, "aws", func(c *Config) {
+		c.Limits.MaxBacklog = config.Duration(time.Minute)
+		c.Backlog = func() (time.Duration, bool) { mu.Lock(); defer mu.Unlock(); return behind, known }
+		c.OnAck = func(at time.Time, n int) { mu.Lock(); acks = append(acks, at); ackedRecords += n; mu.Unlock() }
+	})
+	goodRec := `{"device":"a","metric":"m","value":1,"ts":"2025-01-02T03:04:05Z"}`
+	a := e.post(t, goodRec, nil)
+	if a.status != http.StatusServiceUnavailable || a.err.Code != CodeBacklog || a.header.Get("Retry-After") != "30" ||
+		!strings.Contains(a.err.Message, "max_backlog") {
+		t.Fatalf("behind by 90 s: %d %v Retry-After %q", a.status, a.err, a.header.Get("Retry-After"))
+	}
+	mu.Lock()
+	behind = 61500 * time.Millisecond
+	mu.Unlock()
+	if a := e.post(t, goodRec, nil); a.status != http.StatusServiceUnavailable || a.header.Get("Retry-After") != "2" {
+		t.Fatalf("behind by 61.5 s: %d Retry-After %q", a.status, a.header.Get("Retry-After"))
+	}
+	if objs := e.stored(t); len(objs) != 0 {
+		t.Fatalf("refused writes stored %d objects", len(objs))
+	}
+	for _, st := range []struct {
+		d     time.Duration
+		known bool
+	}{{time.Minute, true}, {time.Hour, false}} {
+		mu.Lock()
+		behind, known = st.d, st.known
+		mu.Unlock()
+		if a := e.post(t, "["+goodRec+","+goodRec+"]", nil); a.status != http.StatusAccepted {
+			t.Fatalf("behind %v (known %v): %d %v", st.d, st.known, a.status, a.err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(acks) != 2 || ackedRecords != 4 {
+		t.Fatalf("OnAck told %d acks of %d records", len(acks), ackedRecords)
+	}
+	for _, recs := range e.stored(t) {
+		for _, r := range recs {
+			if !slices.ContainsFunc(acks, r.IngestedAt.Equal) {
+				t.Errorf("stored ingest time %v not told to OnAck (%v)", r.IngestedAt, acks)
+			}
+		}
+	}
+}

@@ -103,6 +103,10 @@ func (t *Topology) checkHealth(ctx context.Context, c *Cloud) {
 	if h.dead > 0 {
 		rep.Problems = append(rep.Problems, fmt.Sprintf("%d dead-lettered objects (intercloud dead list)", h.dead))
 	}
+	if age, oldest, ok := c.fresh.age(time.Now()); ok && age > t.degradedBacklog() {
+		rep.Problems = append(rep.Problems, fmt.Sprintf("published results %s behind: a record acknowledged at %s is not published yet (ingest.degraded_backlog %s)",
+			age.Round(time.Second), oldest.Format(time.RFC3339), t.degradedBacklog()))
+	}
 	if rep.Status == ingest.HealthOK && len(rep.Problems) > 0 {
 		rep.Status = ingest.HealthDegraded
 	}
@@ -120,6 +124,15 @@ func (t *Topology) checkHealth(ctx context.Context, c *Cloud) {
 	default:
 		log.Warn("cloud "+rep.Status, "problems", strings.Join(rep.Problems, "; "))
 	}
+}
+
+// degradedBacklog is how far behind the results may be before /healthz
+// says degraded.
+func (t *Topology) degradedBacklog() time.Duration {
+	if d := t.cfg.Ingest.DegradedBacklog.D(); d > 0 {
+		return d
+	}
+	return ingest.DefaultDegradedBacklog
 }
 
 // watchHealth checks the cloud's dependencies every healthEvery until ctx

@@ -80,6 +80,7 @@ type Topology struct {
 	logs    *logstore.Store
 	clouds  map[string]*Cloud
 	edge    *edge.Edge
+	fresh   *freshness
 	front   *frontdoor.FrontDoor
 
 	edgeMu        sync.Mutex // guards edge while it starts, and pendingPurges
@@ -113,6 +114,7 @@ type Cloud struct {
 	Publish *publish.Publisher
 	api     *server
 	health  *health
+	fresh   *freshness
 }
 
 type server struct {
@@ -135,7 +137,9 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (t *Topology, 
 	if opts.APIKey == "" {
 		return nil, errors.New("topology: an API key is required")
 	}
-	t = &Topology{cfg: cfg, opts: opts, clouds: map[string]*Cloud{}}
+	t = &Topology{cfg: cfg, opts: opts, clouds: map[string]*Cloud{}, fresh: &freshness{}}
+	// How far the results are behind is known where they are published.
+	t.fresh.known = slices.Contains(opts.Roles, cfg.Publish.Cloud)
 	defer func() {
 		if err != nil {
 			_ = t.Stop(context.Background())
@@ -262,6 +266,11 @@ func (t *Topology) startCloud(ctx context.Context, name string) error {
 	}
 	t.closers = append(t.closers, st.Close)
 	c.Bucket, c.DB, c.Loader, c.Publish = st.Bucket, st.DB, st.Loader, st.Publisher
+	c.fresh = t.fresh
+	if c.Publish != nil {
+		pub := c.Publish
+		t.fresh.setPublisher(func() time.Time { return pub.Stats().NewestIngested })
+	}
 	// Capture changes before anything writes, so replication and publish
 	// see every row.
 	if err := t.prepareCapture(ctx, name, c.DB); err != nil {
@@ -312,6 +321,11 @@ func (t *Topology) startCloud(ctx context.Context, name string) error {
 	c.API, err = ingest.New(ingest.Config{
 		Cloud: name, Bucket: c.Bucket, Schema: t.cfg.Schema, Limits: t.cfg.Ingest,
 		APIKey: t.opts.APIKey, Logger: t.logger(name, "ingest"), Health: c.health.report,
+		Backlog: func() (time.Duration, bool) {
+			age, _, ok := t.fresh.age(time.Now())
+			return age, ok
+		},
+		OnAck: func(at time.Time, _ int) { t.fresh.acked(at) },
 	})
 	if err != nil {
 		return fmt.Errorf("topology: %s: %w", name, err)

@@ -325,7 +325,16 @@ func (b *bucket) NewTypedWriter(ctx context.Context, key, contentType string, op
 	}
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
-	f, err := os.OpenFile(filepath.Join(dir, tempMark+hex.EncodeToString(rnd[:])), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	tmp := filepath.Join(dir, tempMark+hex.EncodeToString(rnd[:]))
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	if errors.Is(err, fs.ErrNotExist) {
+		// The directory was removed from under the bucket: make it again.
+		b.forget(dir)
+		if err := b.ensureDir(dir); err != nil {
+			return nil, err
+		}
+		f, err = os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -423,7 +432,16 @@ func (b *bucket) ensureDir(dir string) error {
 	if err := b.ensureDir(parent); err != nil {
 		return err
 	}
-	if err := os.Mkdir(dir, 0o755); errors.Is(err, fs.ErrExist) {
+	err := os.Mkdir(dir, 0o755)
+	if errors.Is(err, fs.ErrNotExist) {
+		// A parent was removed from under the bucket: make it again.
+		b.forget(parent)
+		if err := b.ensureDir(parent); err != nil {
+			return err
+		}
+		err = os.Mkdir(dir, 0o755)
+	}
+	if errors.Is(err, fs.ErrExist) {
 		if fi, serr := os.Stat(dir); serr == nil && !fi.IsDir() {
 			return fmt.Errorf("file: %s is an object, so no key can continue it with '/'", dir)
 		}
@@ -441,6 +459,15 @@ func (b *bucket) ensureDir(dir string) error {
 	b.durable[dir] = true
 	b.mu.Unlock()
 	return nil
+}
+
+// forget drops dir and its parents from the directories known durable.
+func (b *bucket) forget(dir string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for d := dir; d != b.dir && strings.HasPrefix(d, b.dir); d = filepath.Dir(d) {
+		delete(b.durable, d)
+	}
 }
 
 // syncDir fsyncs a directory, which makes the entries created or removed
@@ -543,8 +570,8 @@ func (b *bucket) ListPaged(ctx context.Context, opts *driver.ListOptions) (*driv
 	seenDir := map[string]bool{}
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
-			if path == root && errors.Is(err, fs.ErrNotExist) {
-				return fs.SkipAll
+			if path == root && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)) {
+				return fs.SkipAll // no such directory: nothing under the prefix
 			}
 			if errors.Is(err, fs.ErrNotExist) { // removed while walking
 				return nil

@@ -171,3 +171,30 @@ func TestObjectUnderObject(t *testing.T) {
 		t.Errorf("put under an object's name: %v, want a clear error", err)
 	}
 }
+
+// TestDirectoryRemovedUnderneath: a directory removed from outside the
+// bucket is made again by the next write under it.
+func TestDirectoryRemovedUnderneath(t *testing.T) {
+	dir := t.TempDir()
+	ctx := t.Context()
+	b, err := objects.Open(ctx, "file://"+dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.Put(ctx, "a/b/c", []byte("1"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "a", "b")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Put(ctx, "a/b/d", []byte("2"), nil); err != nil {
+		t.Fatalf("put after the directory was removed: %v", err)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "a")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Put(ctx, "a/b/d", []byte("2"), nil); err != nil {
+		t.Fatalf("put after the directory was removed: %v", err)
+	}
+}
