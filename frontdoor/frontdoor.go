@@ -6,10 +6,10 @@
 // to Config.MaxBodyBytes) so that a request that failed on one cloud before
 // it was answered (connection refused or reset, timeout, 502/503/504) can be
 // replayed on the next one with the same Idempotency-Key and traceparent
-// headers and the same Intercloud-Request-Time (set before the first
-// attempt); the ingest API derives time-ordered record ids from the key and
-// that time, so the retry is the same logical request and nothing is
-// stored twice.
+// headers; the ingest API derives the record ids from the key, so the
+// retry is the same logical request and nothing is stored twice. A key the
+// front door makes is a UUIDv7, whose time the ids take: they are
+// time-ordered.
 //
 // Backend health comes from two sources: Run polls every backend's health
 // path with FailAfter/RiseAfter hysteresis (active checks), and a failed
@@ -60,13 +60,9 @@ const CodeNoHealthyCloud = "no_healthy_cloud"
 // Header names the front door reads or sets.
 const (
 	HeaderIdempotencyKey = "Idempotency-Key"
-	// HeaderRequestTime is the time (RFC 3339, milliseconds) the ingest
-	// API derives time-ordered record ids from, with the Idempotency-Key;
-	// set once before the first attempt, it is the same on every cloud.
-	HeaderRequestTime = "Intercloud-Request-Time"
-	HeaderTraceparent = "Traceparent"
-	HeaderTracestate  = "Tracestate"
-	HeaderServedBy    = "X-Served-By"
+	HeaderTraceparent    = "Traceparent"
+	HeaderTracestate     = "Tracestate"
+	HeaderServedBy       = "X-Served-By"
 )
 
 // ErrUnknownBackend is returned for a backend name that is not configured.

@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"time"
 
 	"github.com/google/uuid"
 
@@ -210,8 +209,8 @@ func (f *FrontDoor) readBody(r *http.Request) ([]byte, error) {
 
 // outboundHeader returns the headers every attempt of r carries: r's
 // headers without hop-by-hop fields, with X-Forwarded-* set and an
-// Idempotency-Key, an Intercloud-Request-Time and a valid traceparent
-// added when missing.
+// Idempotency-Key (a UUIDv7, made once for every attempt) and a valid
+// traceparent added when missing.
 func (f *FrontDoor) outboundHeader(r *http.Request) http.Header {
 	h := r.Header.Clone()
 	if h == nil {
@@ -236,11 +235,6 @@ func (f *FrontDoor) outboundHeader(r *http.Request) http.Header {
 	}
 	if strings.TrimSpace(h.Get(HeaderIdempotencyKey)) == "" {
 		h.Set(HeaderIdempotencyKey, uuid.Must(uuid.NewV7()).String())
-	}
-	if len(h.Values(HeaderRequestTime)) == 0 {
-		// Fixed once for every attempt: the ids derived from it (with the
-		// key) are time-ordered and the same on every cloud.
-		h.Set(HeaderRequestTime, time.Now().UTC().Format("2006-01-02T15:04:05.000Z07:00"))
 	}
 	if tp := h.Values(HeaderTraceparent); len(tp) != 1 || !validTraceparent(tp[0]) {
 		// Missing or unparseable: restart the trace (W3C Trace Context

@@ -22,9 +22,9 @@
 // A-Z a-z 0-9 . _ : -), else a fresh UUIDv7. When the request carries an
 // Idempotency-Key header (1 to 200 printable ASCII characters), a record
 // without an id gets DerivedID(key, time, index) instead, where time is the
-// request's Intercloud-Request-Time header (RFC 3339; the front door sets
-// it before its first attempt), else the time of a key that is itself a
-// UUIDv7: a UUIDv7 whose time is that time and whose other bits come from
+// request's Intercloud-Request-Time header (RFC 3339), else the time of a
+// key that is itself a UUIDv7 (as the front door makes when the client
+// sends none): a UUIDv7 whose time is that time and whose other bits come from
 // the record index and SHA-256(key || 0x00 || decimal record index), so
 // the ids stay time-ordered. A key with no time gives a version 8 UUID
 // from the hash alone. A retry of the same request with the same key (and
@@ -87,8 +87,8 @@ const (
 const (
 	HeaderIdempotencyKey = "Idempotency-Key"
 	// HeaderRequestTime fixes the time the ids of a request with an
-	// Idempotency-Key are derived from (RFC 3339); the front door sets it
-	// once, before the first attempt.
+	// Idempotency-Key are derived from (RFC 3339); a client whose keys are
+	// not UUIDv7s sends it, the same on every retry, for time-ordered ids.
 	HeaderRequestTime = "Intercloud-Request-Time"
 	HeaderTraceparent = "Traceparent"
 	HeaderTraceID     = "X-Trace-Id"

@@ -549,12 +549,23 @@ func TestRequestTimeIDs(t *testing.T) {
 	if u, err := uuid.Parse(a1.ids[0]); err != nil || u.Version() != 7 || a1.ids[0] >= a1.ids[1] {
 		t.Errorf("ids %v are not ascending UUIDv7s", a1.ids)
 	}
+	// A UUIDv7 key (what the front door makes when the client sends no
+	// key) gives ids in its time, the same on both clouds.
+	key := uuid.Must(uuid.NewV7())
+	k1, k2 := aws.post(t, body, map[string]string{HeaderIdempotencyKey: key.String()}), azure.post(t, body, map[string]string{HeaderIdempotencyKey: key.String()})
+	sec, nsec := key.Time().UnixTime()
+	if want := []string{DerivedID(key.String(), time.Unix(sec, nsec), 0), DerivedID(key.String(), time.Unix(sec, nsec), 1)}; !slices.Equal(k1.ids, want) || !slices.Equal(k2.ids, want) {
+		t.Errorf("UUIDv7 key: ids %v and %v, want %v", k1.ids, k2.ids, want)
+	}
+	if u, err := uuid.Parse(k1.ids[0]); err != nil || u.Version() != 7 || !strings.HasPrefix(k1.ids[0], key.String()[:13]) {
+		t.Errorf("UUIDv7 key %s: ids %v do not carry its time", key, k1.ids)
+	}
 	bad := aws.post(t, body, map[string]string{HeaderIdempotencyKey: "order-44", HeaderRequestTime: "now"})
 	if bad.status != http.StatusBadRequest || !strings.Contains(bad.err.Message, HeaderRequestTime) {
 		t.Errorf("malformed %s: %d %v", HeaderRequestTime, bad.status, bad.err)
 	}
-	if objs := aws.stored(t); len(objs) != 1 {
-		t.Errorf("%d objects, want 1", len(objs))
+	if objs := aws.stored(t); len(objs) != 2 {
+		t.Errorf("%d objects, want 2", len(objs))
 	}
 }
 
