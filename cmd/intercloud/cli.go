@@ -23,6 +23,8 @@ Usage:
   intercloud validate [--config FILE] [--data-dir DIR] [--resync]      compare the clouds' databases
   intercloud logs     [--config FILE] [--data-dir DIR] [--limit N] QUERY   search the central logs
   intercloud status   [--config FILE] [--data-dir DIR]                 show every component's state
+  intercloud bench    [--start] [--target frontdoor|aws|azure|URL] [--clients N] [--batch N] [--rate R] [--duration D]
+                      drive the ingest path and print throughput, latencies, backlog, CPU and memory
   intercloud dead     list [--cloud NAME] [--json] | replay [--cloud NAME] (--all | KEY...)
                       list the dead-lettered objects, or load them again
   intercloud function lambda load | azure serve | azure init [--queue Q] [--schedule CRON] [--connection NAME] [--executable PATH] DIR
@@ -87,7 +89,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cmds := map[string]command{
 		"demo": &demoCmd{}, "up": &upCmd{}, "validate": &validateCmd{},
 		"logs": &logsCmd{}, "status": &statusCmd{}, "version": &versionCmd{}, "function": &functionCmd{},
-		"dead": &deadCmd{},
+		"dead": &deadCmd{}, "bench": &benchCmd{},
 	}
 	cmd, ok := cmds[args[0]]
 	if !ok {
