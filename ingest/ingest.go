@@ -492,7 +492,7 @@ func (a *API) prepare(recs []record.Record, trace, idemKey string, hasKey bool, 
 	p := &pending{trace: trace, ids: make([]string, len(recs)), done: make(chan result, 1)}
 	now := a.cfg.Now().UTC()
 	p.ingested = now
-	var lines []byte
+	lines := make([]byte, 0, 256*len(recs))
 	for i := range recs {
 		rec := &recs[i]
 		switch {
@@ -507,11 +507,11 @@ func (a *API) prepare(recs []record.Record, trace, idemKey string, hasKey bool, 
 			rec.ID = id
 		}
 		rec.Origin, rec.TraceID, rec.IngestedAt = a.cfg.Cloud, trace, now
-		line, err := rec.MarshalJSON()
-		if err != nil {
+		var err error
+		if lines, err = rec.AppendJSON(lines); err != nil {
 			return nil, fmt.Errorf("ingest: render record %d: %w", i, err)
 		}
-		lines = append(append(lines, line...), '\n')
+		lines = append(lines, '\n')
 		p.ids[i] = rec.ID
 	}
 	p.lines = lines
