@@ -107,3 +107,22 @@ func sameRecord(a, b record.Record) bool {
 	}
 	return true
 }
+
+// FuzzParseString checks parseString's fast path against encoding/json:
+// the same text, or the same refusal.
+func FuzzParseString(f *testing.F) {
+	for _, s := range []string{`"plain"`, `"é😀"`, `"a\"b"`, `"\u0041"`, "\"\xff\"", "\"a\x01\"", `""`, `"\ud800"`, `"x`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		got, err := parseString(raw)
+		var want string
+		werr := json.Unmarshal(raw, &want)
+		if err == nil && (werr != nil || got != want) {
+			t.Fatalf("parseString(%q) = %q, encoding/json %q (%v)", raw, got, want, werr)
+		}
+		if err != nil && werr == nil && !loneSurrogate(raw) && strings.IndexByte(want, 0) < 0 {
+			t.Fatalf("parseString(%q) refused (%v) what encoding/json reads as %q", raw, err, want)
+		}
+	})
+}
