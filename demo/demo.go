@@ -76,6 +76,10 @@ type Record struct {
 	TS     time.Time `json:"ts"`
 }
 
+// DefaultMaxBacklog is the ingest.max_backlog Run sets when the topology
+// file sets none.
+const DefaultMaxBacklog = 5 * time.Second
+
 // Metrics are the generated metric names.
 var Metrics = []string{"cpu", "mem", "disk", "net", "temp"}
 
@@ -95,6 +99,12 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) (*Summary, error
 	progress := opts.Progress
 	topts := opts.Topology
 	topts.Roles = nil
+	if cfg.Ingest.MaxBacklog == 0 {
+		// Sent flat out, records would queue behind the slowest stage
+		// without bound: admission control keeps the results at most this
+		// far behind, so the latency does not grow with the records sent.
+		cfg.Ingest.MaxBacklog = config.Duration(DefaultMaxBacklog)
+	}
 	fmt.Fprintf(progress, "starting the topology in %s\n", cfg.DataDir)
 	topo, err := topology.Start(ctx, cfg, topts)
 	if err != nil {

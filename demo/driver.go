@@ -9,6 +9,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/intercloud/intercloud/apierr"
+	"github.com/intercloud/intercloud/ingest"
 )
 
 // Histogram counts latencies in buckets 1% wide (log scale, 0.01 ms to
@@ -331,6 +333,17 @@ func post(ctx context.Context, client *http.Client, url, key string, n int, recs
 		e := apierr.Read(resp)
 		resp.Body.Close()
 		last = e
+		if resp.StatusCode == http.StatusServiceUnavailable && e != nil && e.Code == ingest.CodeBacklog {
+			// Back-pressure: wait as asked, without spending an attempt.
+			secs, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(time.Duration(min(max(secs, 1), 30)) * time.Second):
+			}
+			attempt--
+			continue
+		}
 		if resp.StatusCode != http.StatusServiceUnavailable && resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode < 500 {
 			return nil, fmt.Errorf("demo: request rejected: %w", e)
 		}
