@@ -193,6 +193,10 @@ func splitNDJSON(body []byte, maxRecords int) ([]rawRecord, error) {
 		if maxRecords > 0 && len(raws) >= maxRecords {
 			return nil, tooMany(maxRecords)
 		}
+		if scanFlatObject(line, &r) {
+			raws = append(raws, r)
+			continue
+		}
 		dec := json.NewDecoder(bytes.NewReader(line))
 		dec.UseNumber()
 		if err := readObject(dec, &r); err != nil {
