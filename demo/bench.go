@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -43,6 +44,9 @@ type BenchOptions struct {
 	PIDs []int
 	// Out receives the interval lines (nil: none).
 	Out io.Writer
+	// Client sends the records and reads the results (nil: a plain one;
+	// a topology's own trusts its CA, see topology.ClientFor).
+	Client *http.Client
 }
 
 // BenchResult is the end report of Bench.
@@ -93,6 +97,9 @@ func (o BenchOptions) withDefaults() BenchOptions {
 	if o.Out == nil {
 		o.Out = io.Discard
 	}
+	if o.Client == nil {
+		o.Client = &http.Client{Timeout: 60 * time.Second}
+	}
 	return o
 }
 
@@ -108,15 +115,15 @@ func Bench(ctx context.Context, opts BenchOptions) (*BenchResult, error) {
 	if opts.URL == "" {
 		return nil, errors.New("demo: bench: a URL to send to is required")
 	}
-	d := newDriver(opts.URL, opts.Key, opts.BatchSize, 3)
+	d := newDriver(opts.Client, opts.URL, opts.Key, opts.BatchSize, 3)
 	var base int64
 	if opts.EdgeURL != "" {
-		if sum, err := FetchSummary(ctx, opts.EdgeURL); err == nil {
+		if sum, err := FetchSummary(ctx, opts.Client, opts.EdgeURL); err == nil {
 			base = sum.Records
 		}
 		wctx, stop := context.WithCancel(ctx)
 		done := make(chan struct{})
-		go func() { defer close(done); watchResults(wctx, opts.EdgeURL, base, d) }()
+		go func() { defer close(done); watchResults(wctx, opts.Client, opts.EdgeURL, base, d) }()
 		defer func() { stop(); <-done }()
 	}
 	cpu0, _ := processStats(opts.PIDs)

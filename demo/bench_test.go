@@ -37,7 +37,7 @@ func TestBench(t *testing.T) {
 	defer topo.Stop(context.Background())
 	var out bytes.Buffer
 	res, err := demo.Bench(context.Background(), demo.BenchOptions{
-		URL: topo.URL("frontdoor"), EdgeURL: topo.URL("edge"), Key: "k",
+		URL: topo.URL("frontdoor"), EdgeURL: topo.URL("edge"), Key: "k", Client: topo.Client(),
 		Clients: 4, BatchSize: 50, Rate: 2000, Duration: 2 * time.Second, Interval: 500 * time.Millisecond, Drain: time.Minute, Out: &out,
 	})
 	if err != nil {

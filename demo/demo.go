@@ -11,7 +11,6 @@ import (
 	"io"
 	"math"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -40,6 +39,9 @@ type Options struct {
 	// Summary.Records (tests compare the results with them); off, Run
 	// holds no per-record state.
 	KeepRecords bool
+	// Client sends the records and reads the results (Run: the
+	// topology's client, which trusts its CA; Send: nil is a plain one).
+	Client *http.Client
 }
 
 // Summary is the demo's one-line JSON report.
@@ -95,6 +97,7 @@ var Metrics = []string{"cpu", "mem", "disk", "net", "temp"}
 // published summary, read through the edge every 50 ms, counts as many
 // records as were acknowledged up to it.
 func Run(ctx context.Context, cfg *config.Config, opts Options) (*Summary, error) {
+	client := opts.Client
 	opts = opts.withDefaults()
 	progress := opts.Progress
 	topts := opts.Topology
@@ -118,16 +121,19 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) (*Summary, error
 	for _, e := range topo.Endpoints() {
 		fmt.Fprintf(progress, "  %-13s %s\n", e.Name, e.URL)
 	}
+	if client == nil {
+		opts.Client = topo.Client()
+	}
 	if opts.OnStarted != nil {
 		opts.OnStarted(topo)
 	}
-	base, err := counts(ctx, topo, cfg)
+	base, err := counts(ctx, topo, cfg, opts.Client)
 	if err != nil {
 		return nil, err
 	}
 
 	s := &Summary{Sent: opts.Records}
-	d := newDriver(topo.URL("frontdoor"), topts.APIKey, opts.BatchSize, opts.Attempts)
+	d := newDriver(opts.Client, topo.URL("frontdoor"), topts.APIKey, opts.BatchSize, opts.Attempts)
 	if opts.KeepRecords {
 		var mu sync.Mutex
 		s.Records = map[string]Record{}
@@ -141,7 +147,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) (*Summary, error
 	}
 	wctx, stopWatch := context.WithCancel(ctx)
 	watched := make(chan struct{})
-	go func() { defer close(watched); watchResults(wctx, topo.URL("edge"), base.results, d) }()
+	go func() { defer close(watched); watchResults(wctx, opts.Client, topo.URL("edge"), base.results, d) }()
 	defer func() { stopWatch(); <-watched }()
 
 	start := time.Now()
@@ -157,7 +163,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) (*Summary, error
 	s.Acked = int(d.acked.Load())
 	fmt.Fprintf(progress, "sent %d, acknowledged %d in %.1fs; waiting for both databases and the results\n", s.Sent, s.Acked, time.Since(start).Seconds())
 
-	waitErr := waitCounts(ctx, topo, cfg, s, base, opts.Timeout, progress)
+	waitErr := waitCounts(ctx, topo, cfg, opts.Client, s, base, opts.Timeout, progress)
 	s.Seconds = time.Since(start).Seconds()
 	if s.Seconds > 0 {
 		s.RecordsPerSec = float64(s.Acked) / s.Seconds
@@ -182,7 +188,7 @@ type tally struct{ from, to, results int64 }
 
 // counts reads the rows of both databases and the records the published
 // summary counts (0 before anything is published).
-func counts(ctx context.Context, topo *topology.Topology, cfg *config.Config) (tally, error) {
+func counts(ctx context.Context, topo *topology.Topology, cfg *config.Config, client *http.Client) (tally, error) {
 	var c tally
 	for _, x := range []struct {
 		cloud string
@@ -193,7 +199,7 @@ func counts(ctx context.Context, topo *topology.Topology, cfg *config.Config) (t
 			return c, fmt.Errorf("demo: count %s: %w", x.cloud, err)
 		}
 	}
-	sum, err := FetchSummary(ctx, topo.URL("edge"))
+	sum, err := FetchSummary(ctx, client, topo.URL("edge"))
 	if err == nil {
 		c.results = sum.Records
 	}
@@ -202,7 +208,7 @@ func counts(ctx context.Context, topo *topology.Topology, cfg *config.Config) (t
 
 // watchResults reads the published summary through the edge every 50 ms
 // and tells d how many of its records it counts.
-func watchResults(ctx context.Context, edgeURL string, base int64, d *driver) {
+func watchResults(ctx context.Context, client *http.Client, edgeURL string, base int64, d *driver) {
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -210,7 +216,7 @@ func watchResults(ctx context.Context, edgeURL string, base int64, d *driver) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if sum, err := FetchSummary(ctx, edgeURL); err == nil {
+			if sum, err := FetchSummary(ctx, client, edgeURL); err == nil {
 				d.observe(sum.Records-base, time.Now())
 			}
 		}
@@ -220,13 +226,13 @@ func watchResults(ctx context.Context, edgeURL string, base int64, d *driver) {
 // waitCounts polls both databases and the published summary until each
 // counts the acknowledged records more than before the run, or the
 // timeout passes; s gets the counts and what is missing.
-func waitCounts(ctx context.Context, topo *topology.Topology, cfg *config.Config, s *Summary, base tally, timeout time.Duration, progress io.Writer) error {
+func waitCounts(ctx context.Context, topo *topology.Topology, cfg *config.Config, client *http.Client, s *Summary, base tally, timeout time.Duration, progress io.Writer) error {
 	deadline := time.Now().Add(timeout)
 	want := int64(s.Acked)
 	from, to := cfg.Replication.From, cfg.Replication.To
 	lastOut := time.Time{}
 	for {
-		c, err := counts(ctx, topo, cfg)
+		c, err := counts(ctx, topo, cfg, client)
 		if err == nil {
 			s.AWSRows, s.AzureRows, s.ResultsRecords = c.from, c.to, c.results
 			got := min(c.from-base.from, c.to-base.to, c.results-base.results)
@@ -270,6 +276,9 @@ func (o Options) withDefaults() Options {
 	if o.Progress == nil {
 		o.Progress = io.Discard
 	}
+	if o.Client == nil {
+		o.Client = &http.Client{Timeout: 60 * time.Second}
+	}
 	return o
 }
 
@@ -302,7 +311,7 @@ func Verify(ctx context.Context, topo *topology.Topology, cfg *config.Config, ac
 func send(ctx context.Context, url, key string, opts Options, progress io.Writer) (map[string]Record, error) {
 	var mu sync.Mutex
 	acked := map[string]Record{}
-	d := newDriver(url, key, opts.BatchSize, opts.Attempts)
+	d := newDriver(opts.Client, url, key, opts.BatchSize, opts.Attempts)
 	d.keep = func(ids []string, recs []Record) {
 		mu.Lock()
 		for i, id := range ids {
@@ -380,7 +389,7 @@ func wait(ctx context.Context, topo *topology.Topology, cfg *config.Config, s *S
 		}
 		missing := len(lost)
 		if err == nil {
-			s.ResultsRecords, err = summaryRecords(ctx, topo.URL("edge"))
+			s.ResultsRecords, err = summaryRecords(ctx, topo.Client(), topo.URL("edge"))
 		}
 		s.Lost = missing
 		complete := err == nil && missing == 0 && s.ResultsRecords == s.AzureRows && s.AWSRows == s.AzureRows
@@ -417,8 +426,8 @@ func missingIDs(ctx context.Context, db *sqldb.DB, table string, ids []string) (
 }
 
 // summaryRecords reads results/summary.json through the edge.
-func summaryRecords(ctx context.Context, edgeURL string) (int64, error) {
-	sum, err := FetchSummary(ctx, edgeURL)
+func summaryRecords(ctx context.Context, client *http.Client, edgeURL string) (int64, error) {
+	sum, err := FetchSummary(ctx, client, edgeURL)
 	if err != nil {
 		return 0, err
 	}
@@ -426,27 +435,27 @@ func summaryRecords(ctx context.Context, edgeURL string) (int64, error) {
 }
 
 // FetchSummary reads the published summary through the edge.
-func FetchSummary(ctx context.Context, edgeURL string) (*publish.Summary, error) {
+func FetchSummary(ctx context.Context, client *http.Client, edgeURL string) (*publish.Summary, error) {
 	var s publish.Summary
-	if err := FetchJSON(ctx, edgeURL+"/"+publish.SummaryKey, &s); err != nil {
+	if err := FetchJSON(ctx, client, edgeURL+"/"+publish.SummaryKey, &s); err != nil {
 		return nil, err
 	}
 	return &s, nil
 }
 
 // FetchJSON GETs a URL and decodes its JSON body.
-func FetchJSON(ctx context.Context, url string, v any) error {
+func FetchJSON(ctx context.Context, client *http.Client, url string, v any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
 	if e := apierr.Read(resp); e != nil {
-		return fmt.Errorf("GET %s: %w", strings.TrimPrefix(url, "http://"), e)
+		return fmt.Errorf("GET %s: %w", url, e)
 	}
 	return json.NewDecoder(resp.Body).Decode(v)
 }

@@ -119,9 +119,8 @@ type mark struct {
 	n   int64
 }
 
-func newDriver(url, key string, batch, attempts int) *driver {
-	return &driver{url: url, key: key, batch: batch, attempts: attempts,
-		client: &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256}}}
+func newDriver(client *http.Client, url, key string, batch, attempts int) *driver {
+	return &driver{client: client, url: url, key: key, batch: batch, attempts: attempts}
 }
 
 var errGaveUp = errors.New("demo: gave up after retries")

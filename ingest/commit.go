@@ -21,6 +21,7 @@ type pending struct {
 	// ingested is the ingest time stamped into the records.
 	ingested time.Time
 	done     chan result
+	acked    bool // answered 202 (set by the request's handler)
 }
 
 // result is the outcome of the write that held a request.

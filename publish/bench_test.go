@@ -68,7 +68,7 @@ func BenchmarkApplyBatch(b *testing.B) {
 					aggs = append(aggs, Aggregate{Group: "cpu", Hour: h.Add(time.Duration(k) * time.Hour), Count: c, Sum: s, Min: lo, Max: hi})
 				}
 				// The same files as the incremental pass writes.
-				if err := p.writeAll(context.Background(), aggs); err != nil {
+				if _, err := p.publishAggs(context.Background(), aggs); err != nil {
 					b.Fatal(err)
 				}
 				aggs = aggs[:0]

@@ -37,6 +37,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -124,8 +125,15 @@ type Publisher struct {
 	rows    sqldb.Table
 	log     *slog.Logger
 
-	mu    sync.Mutex
-	stats Stats
+	// pass serialises the passes that write results: the change feed's
+	// and the retries of failed buckets.
+	pass sync.Mutex
+
+	mu     sync.Mutex
+	stats  Stats
+	failed map[bucketKey]*BucketFailure
+	// failedLoaded: FailedTable was read into failed.
+	failedLoaded bool
 }
 
 // New returns a Publisher; it starts nothing.
@@ -147,7 +155,7 @@ func New(cfg Config) (*Publisher, error) {
 	}
 	str := func(n int) sqldb.Type { return sqldb.Type{Kind: sqldb.KindString, Length: n} }
 	float := sqldb.Type{Kind: sqldb.KindFloat}
-	return &Publisher{cfg: cfg, table: record.Table(cfg.Schema), log: cfg.Logger,
+	return &Publisher{cfg: cfg, table: record.Table(cfg.Schema), log: cfg.Logger, failed: map[bucketKey]*BucketFailure{},
 		buckets: sqldb.Table{Name: BucketsTable, PrimaryKey: []string{"bkt"}, Columns: []sqldb.Column{
 			{Name: "bkt", Type: str(80)},
 			{Name: "grp", Type: sqldb.Type{Kind: sqldb.KindText}},
@@ -199,7 +207,7 @@ func checkSettings(schema config.Schema, s *config.Publish) error {
 // table holds and starts from the end of the feed. Call it before anything
 // writes, so every later record is published as a change, with its trace.
 func (p *Publisher) Prepare(ctx context.Context) error {
-	for _, t := range []sqldb.Table{p.table, p.buckets, p.rows} {
+	for _, t := range []sqldb.Table{p.table, p.buckets, p.rows, failedTable()} {
 		if err := p.cfg.DB.EnsureTable(ctx, t); err != nil {
 			return fmt.Errorf("publish: %w", err)
 		}
@@ -240,13 +248,23 @@ type Stats struct {
 	FailingSince time.Time `json:"failing_since,omitzero"`
 	LastError    string    `json:"last_error,omitempty"`
 	LastErrorAt  time.Time `json:"last_error_at,omitzero"`
+	// BucketFailures counts the failed attempts at single buckets.
+	BucketFailures int64 `json:"bucket_failures"`
+	// Failing are the buckets whose results are not published, each
+	// retried on its own with backoff while the others go on.
+	Failing []BucketFailure `json:"failing_buckets,omitempty"`
 }
 
 // Stats returns the publisher's counters.
 func (p *Publisher) Stats() Stats {
+	failing := p.FailingBuckets()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.stats
+	s := p.stats
+	if len(failing) > 0 {
+		s.Failing = failing
+	}
+	return s
 }
 
 // retryPolicy is publish's backoff between failed runs of the feed.
@@ -257,6 +275,11 @@ var retryPolicy = retry.Policy{Base: 100 * time.Millisecond, Max: 10 * time.Seco
 // the store down) is retried with capped, jittered backoff for as long as
 // it takes: publishing is a recomputation, nothing is ever given up.
 func (p *Publisher) Run(ctx context.Context) error {
+	rctx, stop := context.WithCancel(ctx)
+	var retries sync.WaitGroup
+	retries.Go(func() { p.retryFailed(rctx) })
+	defer retries.Wait()
+	defer stop()
 	failures := 0
 	for {
 		published := p.Stats().Published
@@ -309,6 +332,10 @@ func (p *Publisher) open(ctx context.Context) (replicate.Source, replicate.Posit
 	if err != nil {
 		return nil, "", fmt.Errorf("publish: %w", err)
 	}
+	if err := p.prepareFailed(ctx); err != nil {
+		src.Close()
+		return nil, "", err
+	}
 	cp, err := replicate.LoadCheckpoint(ctx, db, db.Dialect, StreamName)
 	var ready bool
 	if err == nil {
@@ -319,6 +346,8 @@ func (p *Publisher) open(ctx context.Context) (replicate.Source, replicate.Posit
 		// checkpoint): everything in the table is published from scratch
 		// and the feed is followed from its end; changes between the end
 		// and the rebuild are applied again, which changes nothing.
+		p.pass.Lock()
+		defer p.pass.Unlock()
 		if cp.Position, err = src.Current(ctx); err == nil {
 			if err = p.Rebuild(ctx); err == nil {
 				err = p.saveCheckpoint(ctx, cp.Position)
@@ -338,6 +367,8 @@ func (p *Publisher) streamOptions() replicate.StreamOptions {
 
 // handle publishes one batch, then checkpoints it.
 func (p *Publisher) handle(ctx context.Context, b replicate.Batch) error {
+	p.pass.Lock()
+	defer p.pass.Unlock()
 	if err := p.apply(ctx, b); err != nil {
 		return err
 	}
@@ -362,6 +393,14 @@ type contribution struct {
 	value  float64
 }
 
+// keyOrZero is c's bucket, the zero key for nil.
+func (c *contribution) keyOrZero() bucketKey {
+	if c == nil {
+		return bucketKey{}
+	}
+	return c.key
+}
+
 // apply updates the aggregates a batch touched by its rows' contributions
 // and rewrites their files.
 func (p *Publisher) apply(ctx context.Context, b replicate.Batch) error {
@@ -369,7 +408,7 @@ func (p *Publisher) apply(ctx context.Context, b replicate.Batch) error {
 	latest := map[string]*contribution{} // record id → new contribution (nil: none)
 	var order []string
 	traces := map[string]bool{}
-	var newest time.Time
+	ingested := map[string]time.Time{}
 	for _, c := range b.Changes {
 		if c.Table != p.table.Name || len(c.Key) == 0 {
 			continue
@@ -397,8 +436,8 @@ func (p *Publisher) apply(ctx context.Context, b replicate.Batch) error {
 		g, _ := c.Row[p.cfg.Settings.GroupBy].(string)
 		k := bucketKey{g, ts.Truncate(time.Hour)}
 		latest[id] = &contribution{bucket: bucketID(k.group, k.hour), key: k, value: asFloat(c.Row[p.cfg.Settings.Value])}
-		if at, err := asTime(c.Row[record.ColIngestedAt]); err == nil && at.After(newest) {
-			newest = at
+		if at, err := asTime(c.Row[record.ColIngestedAt]); err == nil {
+			ingested[id] = at
 		}
 	}
 	if len(order) == 0 {
@@ -414,14 +453,23 @@ func (p *Publisher) apply(ctx context.Context, b replicate.Batch) error {
 	if err != nil {
 		return fmt.Errorf("publish: apply: %w", err)
 	}
-	tags := make([]string, 0, len(touched)+1)
-	for _, a := range touched {
-		tags = append(tags, BucketTag(a.Group, a.Hour))
-	}
-	if err := p.writeAll(ctx, touched); err != nil {
+	failed, err := p.publishAggs(ctx, touched)
+	if err != nil {
 		return err
 	}
-	p.purge(ctx, append(tags, TagSummary))
+	var newest time.Time
+	if len(failed) > 0 { // their records are not published yet
+		order = slices.DeleteFunc(order, func(id string) bool {
+			c := latest[id]
+			_, bad := failed[c.keyOrZero()]
+			return c != nil && bad
+		})
+	}
+	for _, id := range order {
+		if at := ingested[id]; at.After(newest) {
+			newest = at
+		}
+	}
 	p.mu.Lock()
 	p.stats.Published += int64(len(order))
 	p.stats.Records += added
@@ -533,9 +581,13 @@ func (p *Publisher) applyTx(ctx context.Context, tx *sql.Tx, ids []string, lates
 		if a.Count <= 0 {
 			*a = Aggregate{Group: a.Group, Hour: a.Hour}
 			empty = append(empty, bk)
-		} else if recheck[bk] {
-			q := fmt.Sprintf("SELECT MIN(%s), MAX(%s) FROM %s WHERE %s = %s", d.Quote("val"), d.Quote("val"), d.Quote(RowsTable), d.Quote("bkt"), d.Placeholder(1))
-			if err := tx.QueryRowContext(ctx, q, bk).Scan(&a.Min, &a.Max); err != nil {
+		} else if recheck[bk] || math.IsInf(a.Sum, 0) || math.IsNaN(a.Sum) {
+			// An extreme went, or the running sum overflowed (it cannot
+			// come back from ±Inf by subtraction): read them again from
+			// the bucket's contributions.
+			v := d.Quote("val")
+			q := fmt.Sprintf("SELECT MIN(%s), MAX(%s), SUM(%s) FROM %s WHERE %s = %s", v, v, v, d.Quote(RowsTable), d.Quote("bkt"), d.Placeholder(1))
+			if err := tx.QueryRowContext(ctx, q, bk).Scan(&a.Min, &a.Max, &a.Sum); err != nil {
 				return nil, 0, fmt.Errorf("extremes of %s: %w", bk, err)
 			}
 		}
@@ -708,9 +760,13 @@ func asFloat(v any) float64 {
 // parallel.
 const writeConcurrency = 8
 
-// writeAll writes the files of aggs, several at a time, then the summary
-// (last: once it counts a record, that record's bucket files are written).
-func (p *Publisher) writeAll(ctx context.Context, aggs []Aggregate) error {
+// publishAggs writes the files of aggs, several at a time, then the
+// summary (last: once it counts a record, that record's bucket files are
+// written), notes the buckets that failed (kept aside and retried on
+// their own, see FailedTable) and purges the rest at the edge. Only a
+// failure of the summary or of the database fails the pass. The caller
+// holds p.pass.
+func (p *Publisher) publishAggs(ctx context.Context, aggs []Aggregate) (failed map[bucketKey]error, err error) {
 	sem := make(chan struct{}, writeConcurrency)
 	errs := make([]error, len(aggs))
 	var wg sync.WaitGroup
@@ -723,11 +779,52 @@ func (p *Publisher) writeAll(ctx context.Context, aggs []Aggregate) error {
 		}()
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return err
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
 	}
-	_, err := p.writeSummary(ctx)
-	return err
+	failed = map[bucketKey]error{}
+	tags := make([]string, 0, len(aggs)+1)
+	worked := make([]bucketKey, 0, len(aggs))
+	for i, a := range aggs {
+		k := bucketKey{a.Group, a.Hour}
+		if errs[i] != nil {
+			failed[k] = errs[i]
+			continue
+		}
+		worked = append(worked, k)
+		tags = append(tags, BucketTag(a.Group, a.Hour))
+	}
+	if err := p.noteFailures(ctx, failed, worked); err != nil {
+		return nil, err
+	}
+	if _, err := p.writeSummary(ctx); err != nil {
+		return nil, err
+	}
+	p.purge(ctx, append(tags, TagSummary))
+	return failed, nil
+}
+
+// publishBuckets writes the files of the buckets keys from their state
+// (see publishAggs). The caller holds p.pass.
+func (p *Publisher) publishBuckets(ctx context.Context, keys []bucketKey) (map[bucketKey]error, error) {
+	named := make(map[string]bucketKey, len(keys))
+	for _, k := range keys {
+		named[bucketID(k.group, k.hour)] = k
+	}
+	var state map[string]*Aggregate
+	err := p.cfg.DB.Tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		state, err = p.loadBuckets(ctx, tx, named)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("publish: %w", err)
+	}
+	aggs := make([]Aggregate, 0, len(state))
+	for _, a := range state {
+		aggs = append(aggs, *a)
+	}
+	return p.publishAggs(ctx, aggs)
 }
 
 // purge drops the edge's copies of the result files that carry tags.
@@ -860,20 +957,29 @@ type Summary struct {
 func (p *Publisher) writeSummary(ctx context.Context) (string, error) {
 	db := p.cfg.DB
 	d := db.Dialect
-	rows, err := db.QueryContext(ctx, fmt.Sprintf("SELECT %s, SUM(%s) FROM %s WHERE %s > 0 GROUP BY %s",
-		d.Quote("grp"), d.Quote("cnt"), d.Quote(BucketsTable), d.Quote("cnt"), d.Quote("grp")))
+	// The summary counts what the hourly files count: not the buckets
+	// whose files could not be written.
+	skip := map[string]bool{}
+	p.mu.Lock()
+	for k := range p.failed {
+		skip[bucketID(k.group, k.hour)] = true
+	}
+	p.mu.Unlock()
+	rows, err := db.QueryContext(ctx, fmt.Sprintf("SELECT %s, %s, %s FROM %s WHERE %s > 0",
+		d.Quote("bkt"), d.Quote("grp"), d.Quote("cnt"), d.Quote(BucketsTable), d.Quote("cnt")))
 	if err != nil {
 		return "", fmt.Errorf("publish: summary: %w", err)
 	}
 	defer rows.Close()
 	s := Summary{Groups: map[string]int64{}, GroupBy: p.cfg.Settings.GroupBy, UpdatedAt: time.Now().UTC()}
 	for rows.Next() {
+		var bk string
 		var name sql.NullString
 		var n sql.NullInt64
-		if err := rows.Scan(&name, &n); err != nil {
+		if err := rows.Scan(&bk, &name, &n); err != nil {
 			return "", fmt.Errorf("publish: summary: %w", err)
 		}
-		if n.Int64 > 0 {
+		if n.Int64 > 0 && !skip[bk] {
 			s.Groups[name.String] += n.Int64
 			s.Records += n.Int64
 		}

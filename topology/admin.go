@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/intercloud/intercloud/apierr"
+	"github.com/intercloud/intercloud/auth"
 	"github.com/intercloud/intercloud/config"
 	"github.com/intercloud/intercloud/edge"
 	"github.com/intercloud/intercloud/functions"
@@ -44,7 +45,7 @@ func ResolveAPIKey(cfg *config.Config) (key string, created bool, err error) {
 			return k, false, nil
 		}
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return "", false, fmt.Errorf("topology: api key: %w", err)
 	}
 	buf := make([]byte, 24)
@@ -78,6 +79,9 @@ type CloudStatus struct {
 	Ingest      ingest.Stats       `json:"ingest"`
 	Load        functions.Stats    `json:"load"`
 	Replication []replicate.Status `json:"replication"`
+	// Validation is the last round of each continuous validation
+	// (replication.validate_every).
+	Validation []replicate.ValidationStatus `json:"validation,omitempty"`
 	// Publish is set on the cloud that publishes.
 	Publish *publish.Stats `json:"publish,omitempty"`
 	// DeadLetters counts the dead-lettered objects; DeadLetterList names
@@ -109,6 +113,9 @@ func (c *Cloud) Status() CloudStatus {
 	}
 	for _, s := range c.Streams {
 		st.Replication = append(st.Replication, s.Status())
+	}
+	for _, v := range c.Validators {
+		st.Validation = append(st.Validation, v.Status())
 	}
 	if c.Publish != nil {
 		ps := c.Publish.Stats()
@@ -167,7 +174,9 @@ func (c *Cloud) Metrics() []telemetry.Metric {
 	if p := st.Publish; p != nil {
 		ms = append(ms,
 			m("publish_records_total", "Records whose aggregates were published.", "counter", float64(p.Published), cl),
-			m("publish_failing", "Whether publishing fails and is being retried (1) or works (0).", "gauge", b2f(!p.FailingSince.IsZero()), cl))
+			m("publish_failing", "Whether publishing fails and is being retried (1) or works (0).", "gauge", b2f(!p.FailingSince.IsZero()), cl),
+			m("publish_bucket_failures_total", "Failed attempts at publishing one bucket (each retried on its own).", "counter", float64(p.BucketFailures), cl),
+			m("publish_failing_buckets", "Buckets whose results are not published, retried with backoff while the others go on.", "gauge", float64(len(p.Failing)), cl))
 	}
 	if f := st.Freshness; f != nil {
 		ms = append(ms, m("freshness_seconds", "Age of the oldest acknowledged record not yet in the published results (0: all are).", "gauge", f.Seconds, cl))
@@ -185,8 +194,23 @@ func (c *Cloud) Metrics() []telemetry.Metric {
 			m("replication_target_lag_seconds", "Age of the last batch when committed on the target; grows while changes cannot be applied.", "gauge", r.TargetLag.Seconds(), l),
 			m("replication_reconnecting", "Whether the stream lost its source or target and is reconnecting (1) or runs (0).", "gauge", b2f(!r.ReconnectingSince.IsZero()), l),
 		)
+		ms = append(ms, m("replication_apply_exceptions_total", "Changes the target rejected, skipped into _ic_apply_exceptions (on_error: skip).", "counter", float64(r.ApplyExceptions), l))
+		ms = append(ms, m("replication_stopped_tables", "Tables of the stream stopped by a change the target rejected; the others go on.", "gauge", float64(len(r.StoppedTables)), l))
+		for _, te := range r.StoppedTables {
+			ms = append(ms, m("replication_table_stopped", "A table stopped by an error (1), labelled with the table.", "gauge", 1,
+				map[string]string{"cloud": c.Name, "stream": r.Name, "table": te.Table}))
+		}
 		if r.PendingChanges >= 0 {
 			ms = append(ms, m("replication_pending_changes", "Source changes not applied yet.", "gauge", float64(r.PendingChanges), l))
+		}
+	}
+	for _, v := range st.Validation {
+		l := map[string]string{"cloud": c.Name, "stream": v.Name}
+		ms = append(ms, m("replication_validation_rounds_total", "Rounds of continuous validation.", "counter", float64(v.Rounds), l),
+			m("replication_validation_failing", "Whether the last round of continuous validation failed (1) or ran (0).", "gauge", b2f(v.Error != ""), l))
+		for table, n := range v.DifferingRows {
+			ms = append(ms, m("replication_differing_rows", "Rows that differ between source and target in the last round of continuous validation (in both of its looks).", "gauge", float64(n),
+				map[string]string{"cloud": c.Name, "stream": v.Name, "table": table}))
 		}
 	}
 	return ms
@@ -194,8 +218,8 @@ func (c *Cloud) Metrics() []telemetry.Metric {
 
 func (t *Topology) statusHandler(c *Cloud) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") != "Bearer "+t.opts.APIKey {
-			apierr.Write(w, apierr.New(http.StatusUnauthorized, apierr.CodeUnauthenticated, "a valid bearer key is required"))
+		if err := t.keys.Check(r.Header.Get("Authorization"), auth.ScopeRead); err != nil {
+			auth.Deny(w, err)
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
@@ -205,6 +229,12 @@ func (t *Topology) statusHandler(c *Cloud) http.HandlerFunc {
 
 func (t *Topology) metricsHandler(c *Cloud) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if !t.cfg.Auth.PublicMetrics {
+			if err := t.keys.Check(r.Header.Get("Authorization"), auth.ScopeRead); err != nil {
+				auth.Deny(w, err)
+				return
+			}
+		}
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		_ = telemetry.WriteMetrics(w, c.Metrics())
 	}
@@ -218,7 +248,7 @@ func b2f(b bool) float64 {
 }
 
 // purgeHTTP asks an edge in another process to purge paths.
-func purgeHTTP(ctx context.Context, edgeURL, key string, pr edge.PurgeRequest) error {
+func purgeHTTP(ctx context.Context, client *http.Client, edgeURL, key string, pr edge.PurgeRequest) error {
 	body, _ := json.Marshal(pr)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, edgeURL+"/purge", bytes.NewReader(body))
 	if err != nil {
@@ -226,7 +256,7 @@ func purgeHTTP(ctx context.Context, edgeURL, key string, pr edge.PurgeRequest) e
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+key)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return fmt.Errorf("purge: %w", err)
 	}

@@ -61,7 +61,7 @@ func BenchmarkPipeline(b *testing.B) {
 				defer topo.Stop(context.Background())
 				for b.Loop() {
 					res, err := demo.Bench(context.Background(), demo.BenchOptions{
-						URL: topo.URL("frontdoor"), EdgeURL: topo.URL("edge"), Key: testKey,
+						URL: topo.URL("frontdoor"), EdgeURL: topo.URL("edge"), Key: testKey, Client: topo.Client(),
 						Clients: 8, BatchSize: 100, Rate: rate, Duration: dur, Drain: 2 * time.Minute,
 					})
 					if err != nil {

@@ -106,7 +106,7 @@ func expected(recs map[string]demo.Record) map[string]*agg {
 
 // checkResults reads every expected aggregate through the edge and
 // compares it with the independent computation.
-func checkResults(t *testing.T, edgeURL string, recs map[string]demo.Record) {
+func checkResults(t *testing.T, client *http.Client, edgeURL string, recs map[string]demo.Record) {
 	t.Helper()
 	ctx := context.Background()
 	want := expected(recs)
@@ -121,7 +121,7 @@ func checkResults(t *testing.T, edgeURL string, recs map[string]demo.Record) {
 			Max    float64 `json:"max"`
 			Mean   float64 `json:"mean"`
 		}
-		if err := demo.FetchJSON(ctx, edgeURL+"/"+key, &got); err != nil {
+		if err := demo.FetchJSON(ctx, client, edgeURL+"/"+key, &got); err != nil {
 			t.Fatalf("aggregate %s: %v", key, err)
 		}
 		if got.Count != w.count || math.Abs(got.Sum-w.sum) > 1e-6*math.Max(1, math.Abs(w.sum)) || got.Min != w.min || got.Max != w.max ||
@@ -130,7 +130,7 @@ func checkResults(t *testing.T, edgeURL string, recs map[string]demo.Record) {
 		}
 		total += got.Count
 	}
-	sum, err := demo.FetchSummary(ctx, edgeURL)
+	sum, err := demo.FetchSummary(ctx, client, edgeURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +157,7 @@ func TestEndToEnd(t *testing.T) {
 	// The demo stopped its topology: serve the results again to check them.
 	topo := start(t, cfg)
 	_ = edgeURL
-	checkResults(t, topo.URL("edge"), sum.Records)
+	checkResults(t, topo.Client(), topo.URL("edge"), sum.Records)
 
 	// One record's trace id finds its path through both clouds.
 	var trace string
@@ -203,7 +203,7 @@ func TestFailover(t *testing.T) {
 		t.Fatalf("summary %v", sum)
 	}
 	topo := start(t, cfg)
-	checkResults(t, topo.URL("edge"), sum.Records)
+	checkResults(t, topo.Client(), topo.URL("edge"), sum.Records)
 	var azure int
 	if err := topo.Cloud("aws").DB.QueryRow(`SELECT COUNT(*) FROM records WHERE "_origin" = 'azure'`).Scan(&azure); err != nil {
 		t.Fatal(err)
@@ -229,7 +229,7 @@ func TestRestartAfterCancel(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		acked, err := demo.Send(context.Background(), topo.URL("frontdoor"), testKey, demo.Options{Records: 4000, BatchSize: 20, Concurrency: 8, Attempts: 1})
+		acked, err := demo.Send(context.Background(), topo.URL("frontdoor"), testKey, demo.Options{Records: 4000, BatchSize: 20, Concurrency: 8, Attempts: 1, Client: topo.Client()})
 		done <- result{acked, err}
 	}()
 	time.Sleep(300 * time.Millisecond)
@@ -291,8 +291,12 @@ func TestRestartAfterKill(t *testing.T) {
 		err   error
 	}
 	done := make(chan result, 1)
+	client, err := topology.ClientFor(testConfig(t, dir))
+	if err != nil {
+		t.Fatal(err)
+	}
 	go func() {
-		acked, err := demo.Send(context.Background(), front, testKey, demo.Options{Records: 6000, BatchSize: 20, Concurrency: 8, Attempts: 1})
+		acked, err := demo.Send(context.Background(), front, testKey, demo.Options{Records: 6000, BatchSize: 20, Concurrency: 8, Attempts: 1, Client: client})
 		done <- result{acked, err}
 	}()
 	time.Sleep(500 * time.Millisecond)
@@ -344,7 +348,7 @@ func mustQuery(t *testing.T, s string) logstore.Query {
 func TestStatusAndMetrics(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	topo := start(t, cfg)
-	acked, err := demo.Send(context.Background(), topo.URL("frontdoor"), testKey, demo.Options{Records: 200, BatchSize: 50})
+	acked, err := demo.Send(context.Background(), topo.URL("frontdoor"), testKey, demo.Options{Records: 200, BatchSize: 50, Client: topo.Client()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -356,7 +360,7 @@ func TestStatusAndMetrics(t *testing.T) {
 		if key != "" {
 			req.Header.Set("Authorization", "Bearer "+key)
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := topo.Client().Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -364,7 +368,10 @@ func TestStatusAndMetrics(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	code, body := get(topo.URL("azure-api")+"/metrics", "")
+	if code, _ := get(topo.URL("azure-api")+"/metrics", ""); code != http.StatusUnauthorized {
+		t.Fatalf("metrics without a key: %d", code)
+	}
+	code, body := get(topo.URL("azure-api")+"/metrics", testKey)
 	for _, want := range []string{
 		`intercloud_replication_cdc_rows_total{cloud="azure",stream="aws-to-azure"}`,
 		`intercloud_replication_source_lag_seconds{cloud="azure",stream="aws-to-azure"}`,
@@ -418,7 +425,7 @@ func TestDeadLettersDegrade(t *testing.T) {
 	get := func(url string) (int, string) {
 		req, _ := http.NewRequest(http.MethodGet, url, nil)
 		req.Header.Set("Authorization", "Bearer "+testKey)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := topo.Client().Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -454,7 +461,7 @@ func TestDeadLettersDegrade(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	acked, err := demo.Send(ctx, topo.URL("frontdoor"), testKey, demo.Options{Records: 50, BatchSize: 50})
+	acked, err := demo.Send(ctx, topo.URL("frontdoor"), testKey, demo.Options{Records: 50, BatchSize: 50, Client: topo.Client()})
 	if err != nil || len(acked) != 50 {
 		t.Fatalf("send: %d, %v", len(acked), err)
 	}

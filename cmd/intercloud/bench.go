@@ -59,11 +59,17 @@ func (c *benchCmd) run(ctx context.Context, e *env, _ []string) error {
 		}
 		opts.PIDs = append(opts.PIDs, pid)
 	}
-	urls := map[string]string{"frontdoor": "http://" + cfg.FrontDoor.Listen}
+	scheme := topology.Scheme(cfg)
+	urls := map[string]string{"frontdoor": scheme + "://" + cfg.FrontDoor.Listen}
 	for name, cl := range cfg.Clouds {
-		urls[name] = "http://" + cl.API
+		urls[name] = scheme + "://" + cl.API
 	}
-	edge := "http://" + cfg.Edge.Listen
+	edge := scheme + "://" + cfg.Edge.Listen
+	if !c.start {
+		if opts.Client, err = topology.ClientFor(cfg); err != nil {
+			return err
+		}
+	}
 	if c.start {
 		for _, cl := range cfg.Clouds {
 			cl.API = "127.0.0.1:0"
@@ -86,6 +92,7 @@ func (c *benchCmd) run(ctx context.Context, e *env, _ []string) error {
 			defer cancel()
 			_ = topo.Stop(sctx)
 		}()
+		opts.Client = topo.Client()
 		urls["frontdoor"] = topo.URL("frontdoor")
 		for name := range cfg.Clouds {
 			urls[name] = topo.URL(name + "-api")

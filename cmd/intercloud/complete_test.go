@@ -131,7 +131,7 @@ func TestLostMarkerFailsValidateAndIsRepaired(t *testing.T) {
 	cfg := writeConfig(t, dir, "")
 	args := []string{"--config", cfg, "--data-dir", dir}
 	urls, stop := upCLI(t, args...)
-	acked, err := demo.Send(context.Background(), urls["frontdoor"], "test-key", demo.Options{Records: 300, BatchSize: 30})
+	acked, err := demo.Send(context.Background(), urls["frontdoor"], "test-key", demo.Options{Records: 300, BatchSize: 30, Client: testClient(t, cfg, dir)})
 	if err != nil || len(acked) != 300 {
 		t.Fatalf("send: %d acked, %v", len(acked), err)
 	}

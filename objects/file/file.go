@@ -102,7 +102,7 @@ func OpenBucket(dir string) (*blob.Bucket, error) {
 	if err != nil {
 		return nil, fmt.Errorf("file: %w", err)
 	}
-	if err := os.MkdirAll(abs, 0o755); err != nil {
+	if err := os.MkdirAll(abs, 0o700); err != nil {
 		return nil, fmt.Errorf("file: %w", err)
 	}
 	fi, err := os.Stat(abs)
@@ -326,14 +326,14 @@ func (b *bucket) NewTypedWriter(ctx context.Context, key, contentType string, op
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
 	tmp := filepath.Join(dir, tempMark+hex.EncodeToString(rnd[:]))
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, fs.ErrNotExist) {
 		// The directory was removed from under the bucket: make it again.
 		b.forget(dir)
 		if err := b.ensureDir(dir); err != nil {
 			return nil, err
 		}
-		f, err = os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+		f, err = os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	}
 	if err != nil {
 		return nil, err
@@ -432,14 +432,14 @@ func (b *bucket) ensureDir(dir string) error {
 	if err := b.ensureDir(parent); err != nil {
 		return err
 	}
-	err := os.Mkdir(dir, 0o755)
+	err := os.Mkdir(dir, 0o700)
 	if errors.Is(err, fs.ErrNotExist) {
 		// A parent was removed from under the bucket: make it again.
 		b.forget(parent)
 		if err := b.ensureDir(parent); err != nil {
 			return err
 		}
-		err = os.Mkdir(dir, 0o755)
+		err = os.Mkdir(dir, 0o700)
 	}
 	if errors.Is(err, fs.ErrExist) {
 		if fi, serr := os.Stat(dir); serr == nil && !fi.IsDir() {
