@@ -49,7 +49,7 @@ func TestFreshnessAndAdmission(t *testing.T) {
 	get := func(url string) (int, string) {
 		req, _ := http.NewRequest(http.MethodGet, url, nil)
 		req.Header.Set("Authorization", "Bearer "+testKey)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := topo.Client().Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -65,7 +65,7 @@ func TestFreshnessAndAdmission(t *testing.T) {
 		}
 		return st
 	}
-	acked, err := demo.Send(ctx, topo.URL("frontdoor"), testKey, demo.Options{Records: 100, BatchSize: 50})
+	acked, err := demo.Send(ctx, topo.URL("frontdoor"), testKey, demo.Options{Records: 100, BatchSize: 50, Client: topo.Client()})
 	if err != nil || len(acked) != 100 {
 		t.Fatalf("send: %d, %v", len(acked), err)
 	}
@@ -91,7 +91,7 @@ func TestFreshnessAndAdmission(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodPost, topo.URL("frontdoor")+"/v1/records", strings.NewReader(`{"device":"d","metric":"cpu","value":1,"ts":"2026-11-24T10:00:00Z"}`))
 	req.Header.Set("Authorization", "Bearer "+testKey)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := topo.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +117,7 @@ func TestFreshnessAndAdmission(t *testing.T) {
 		f := status().Freshness
 		return f != nil && f.Seconds == 0
 	})
-	more, err := demo.Send(ctx, topo.URL("frontdoor"), testKey, demo.Options{Records: 10, BatchSize: 10})
+	more, err := demo.Send(ctx, topo.URL("frontdoor"), testKey, demo.Options{Records: 10, BatchSize: 10, Client: topo.Client()})
 	if err != nil || len(more) != 10 {
 		t.Fatalf("send after catching up: %d, %v", len(more), err)
 	}
