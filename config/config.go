@@ -261,6 +261,13 @@ type Ingest struct {
 	RateLimit float64 `yaml:"rate_limit"`
 	// RateBurst is the burst the rate limit allows.
 	RateBurst int `yaml:"rate_burst"`
+	// MaxBacklog turns on admission control: while the oldest
+	// acknowledged record not yet in the published results is older than
+	// this, writes are refused with 503 and Retry-After; 0 means off.
+	MaxBacklog Duration `yaml:"max_backlog"`
+	// DegradedBacklog is the age of that record past which /healthz says
+	// degraded.
+	DegradedBacklog Duration `yaml:"degraded_backlog"`
 	// IdempotencyWindow is how long an API remembers the request an
 	// Idempotency-Key came with (the same key with another request is a
 	// 422); IdempotencyKeys bounds the keys it remembers, oldest forgotten

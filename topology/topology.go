@@ -94,6 +94,7 @@ type Topology struct {
 	logs    *logstore.Store
 	clouds  map[string]*Cloud
 	edge    *edge.Edge
+	fresh   *freshness
 	front   *frontdoor.FrontDoor
 
 	edgeMu        sync.Mutex // guards edge while it starts, and pendingPurges
@@ -138,6 +139,7 @@ type Cloud struct {
 	Leases []*lease.Lease
 	api    *server
 	health *health
+	fresh  *freshness
 	// roleLease maps a role (a stream's name, "publish") to its lease.
 	roleLease map[string]*lease.Lease
 }
@@ -173,7 +175,9 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (t *Topology, 
 	if err != nil {
 		return nil, err
 	}
-	t = &Topology{cfg: cfg, opts: opts, clouds: map[string]*Cloud{}, keys: keys, tls: map[string]*certs.Source{}, holder: lease.NewHolder()}
+	t = &Topology{cfg: cfg, opts: opts, clouds: map[string]*Cloud{}, keys: keys, tls: map[string]*certs.Source{}, holder: lease.NewHolder(), fresh: &freshness{}}
+	// How far the results are behind is known where they are published.
+	t.fresh.known = slices.Contains(opts.Roles, cfg.Publish.Cloud)
 	if !cfg.TLS.Disabled {
 		for _, role := range opts.Roles {
 			if t.tls[role], err = tlsSource(cfg, role); err != nil {
@@ -351,6 +355,11 @@ func (t *Topology) startCloud(ctx context.Context, name string) error {
 	if err := lease.Ensure(ctx, c.DB); err != nil {
 		return fmt.Errorf("topology: %s: %w", name, err)
 	}
+	c.fresh = t.fresh
+	if c.Publish != nil {
+		pub := c.Publish
+		t.fresh.setPublisher(func() time.Time { return pub.Stats().NewestIngested })
+	}
 	// Capture changes before anything writes, so replication and publish
 	// see every row.
 	if err := t.prepareCapture(ctx, name, c.DB); err != nil {
@@ -407,6 +416,11 @@ func (t *Topology) startCloud(ctx context.Context, name string) error {
 	c.API, err = ingest.New(ingest.Config{
 		Cloud: name, Bucket: c.Bucket, Schema: t.cfg.Schema, Limits: t.cfg.Ingest,
 		Keys: t.keys, Logger: t.logger(name, "ingest"), Health: c.health.report, Now: t.opts.Now,
+		Backlog: func() (time.Duration, bool) {
+			age, _, ok := t.fresh.age(time.Now())
+			return age, ok
+		},
+		OnAck: func(at time.Time, _ int) { t.fresh.acked(at) },
 	})
 	if err != nil {
 		return fmt.Errorf("topology: %s: %w", name, err)
