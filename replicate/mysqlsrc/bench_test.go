@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"net/url"
 	"os"
+	osexec "os/exec"
 	"sort"
 	"strconv"
 	"strings"
@@ -36,7 +38,8 @@ func BenchmarkMariaDBToPostgres(b *testing.B) {
 		rows = n
 	}
 	e := &env{my: peers.StartMariaDB(b), pg: peers.StartPostgres(b)}
-	src := open(b, e.mysqlURL(b, ""))
+	srcURL := e.mysqlURL(b, "")
+	src := open(b, srcURL)
 	dstURL := e.pgURL(b)
 	dst := open(b, dstURL)
 	execSQL(b, src, itemsDDL)
@@ -50,6 +53,10 @@ func BenchmarkMariaDBToPostgres(b *testing.B) {
 	waitFor(b, "full load", 30*time.Minute, func() bool { return r.s.Status().Phase == replicate.PhaseCDC })
 	full := time.Since(t0)
 	r.stop(b)
+
+	// The baseline: pgloader migrating the same table (schema, rows, the
+	// primary key index) into a database of its own, when it is installed.
+	pgloaderDur := runPgloader(b, e, srcURL, rows)
 
 	// CDC: the same number of rows written while the stream is stopped,
 	// then caught up.
@@ -144,10 +151,16 @@ func BenchmarkMariaDBToPostgres(b *testing.B) {
 	b.ReportMetric(cdcRate, "cdc_rows/s")
 	b.ReportMetric(copyRate, "copy_rows/s")
 	b.ReportMetric(cdcRate/copyRate, "cdc/copy")
+	pglRate := 0.0
+	if pgloaderDur > 0 {
+		pglRate = float64(rows) / pgloaderDur.Seconds()
+		b.ReportMetric(pglRate, "pgloader_rows/s")
+		b.ReportMetric(fullRate/pglRate, "fullload/pgloader")
+	}
 	b.ReportMetric(float64(p50.Milliseconds()), "lag_p50_ms")
 	b.ReportMetric(float64(p99.Milliseconds()), "lag_p99_ms")
-	fmt.Fprintf(os.Stderr, "rows=%d full_load=%.0f rows/s cdc=%.0f rows/s copy=%.0f rows/s cdc/copy=%.2f lag p50=%v p99=%v (%d rows at %.0f rows/s)\n",
-		rows, fullRate, cdcRate, copyRate, cdcRate/copyRate, p50, p99, sent, float64(sent)/20)
+	fmt.Fprintf(os.Stderr, "rows=%d full_load=%.0f rows/s pgloader=%.0f rows/s cdc=%.0f rows/s copy=%.0f rows/s cdc/copy=%.2f lag p50=%v p99=%v (%d rows at %.0f rows/s)\n",
+		rows, fullRate, pglRate, cdcRate, copyRate, cdcRate/copyRate, p50, p99, sent, float64(sent)/20)
 }
 
 // fillBig inserts n items from id lo in transactions of 10,000 rows.
@@ -190,3 +203,38 @@ func (s *itemSource) Values() ([]any, error) {
 	return []any{int64(s.i), "item-" + strconv.Itoa(s.i), int32(s.i % 17), strconv.Itoa(s.i%100000) + ".25"}, nil
 }
 func (s *itemSource) Err() error { return nil }
+
+// runPgloader migrates the source database (the items table) into a fresh
+// PostgreSQL database with pgloader and returns how long it took; 0 when
+// pgloader is not installed (apt-get install pgloader).
+func runPgloader(b *testing.B, e *env, srcURL string, rows int) time.Duration {
+	path, err := osexec.LookPath("pgloader")
+	if err != nil {
+		b.Log("pgloader is not installed: no baseline")
+		return 0
+	}
+	u, err := url.Parse(srcURL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	srcDB := strings.TrimPrefix(u.Path, "/")
+	dstURL := e.pgURL(b)
+	d, err := url.Parse(dstURL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	d.Scheme, d.RawQuery = "postgresql", ""
+	cmd := osexec.Command(path, "--no-ssl-cert-verification", "--dynamic-space-size", "2048", "--root-dir", b.TempDir(),
+		"mysql://root@127.0.0.1:"+u.Port()+"/"+srcDB, d.String())
+	t0 := time.Now()
+	out, err := cmd.CombinedOutput()
+	dur := time.Since(t0)
+	if err != nil {
+		b.Fatalf("pgloader: %v\n%s", err, out)
+	}
+	dst := open(b, dstURL)
+	if n := count(b, dst, "SELECT COUNT(*) FROM "+srcDB+".items"); n != int64(rows) {
+		b.Fatalf("pgloader loaded %d rows, want %d\n%s", n, rows, out)
+	}
+	return dur
+}

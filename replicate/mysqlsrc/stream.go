@@ -57,8 +57,13 @@ type decState struct {
 }
 
 // Stream implements replicate.Source.
-func (s *Source) Stream(ctx context.Context, from replicate.Position, opts replicate.StreamOptions, fn func(context.Context, replicate.Batch) error) error {
-	st := &streamer{s: s, opts: opts, fn: fn, want: map[string]bool{}, maxBatch: opts.MaxBatch, decoders: map[string]decState{}}
+func (s *Source) Stream(ctx context.Context, from replicate.Position, opts replicate.StreamOptions, fn func(context.Context, replicate.Batch) error) (err error) {
+	// Batches are applied by one goroutine, in order, while the next one
+	// is decoded: the position is only ever the target's checkpoint, so
+	// nothing is confirmed to the server early.
+	p := newPipeline(ctx, fn)
+	defer func() { err = p.close(err) }()
+	st := &streamer{s: s, opts: opts, fn: p.send, want: map[string]bool{}, maxBatch: opts.MaxBatch, decoders: map[string]decState{}}
 	if st.maxBatch <= 0 {
 		st.maxBatch = replicate.DefaultBatchSize
 	}
@@ -74,7 +79,6 @@ func (s *Source) Stream(ctx context.Context, from replicate.Position, opts repli
 	syncer := s.syncer()
 	defer syncer.Close()
 	var bs *replication.BinlogStreamer
-	var err error
 	switch {
 	case from == "" && s.gtid:
 		st.gset, _ = gmysql.ParseGTIDSet(s.flavor, "")
@@ -137,6 +141,8 @@ func (s *Source) Stream(ctx context.Context, from replicate.Position, opts repli
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-p.done:
+			return p.err
 		case <-tick.C:
 			if st.dirty && time.Since(st.lastFlush) >= idleFlush {
 				if err := st.flush(ctx); err != nil {
@@ -408,4 +414,50 @@ func traceID(row map[string]any) string {
 		return string(v)
 	}
 	return ""
+}
+
+// pipeline applies batches on a goroutine of its own, in the order sent,
+// one at a time, with at most one more waiting.
+type pipeline struct {
+	ch   chan replicate.Batch
+	done chan struct{} // closed when the applier stopped
+	err  error         // why it stopped (set before done closes)
+}
+
+func newPipeline(ctx context.Context, fn func(context.Context, replicate.Batch) error) *pipeline {
+	p := &pipeline{ch: make(chan replicate.Batch, 1), done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		for b := range p.ch {
+			if err := fn(ctx, b); err != nil {
+				p.err = err
+				return
+			}
+		}
+	}()
+	return p
+}
+
+// send hands a batch to the applier; it fails with the applier's error
+// once the applier stopped.
+func (p *pipeline) send(ctx context.Context, b replicate.Batch) error {
+	select {
+	case p.ch <- b:
+		return nil
+	case <-p.done:
+		return p.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// close lets the applier finish what it was given and returns its error,
+// or err.
+func (p *pipeline) close(err error) error {
+	close(p.ch)
+	<-p.done
+	if p.err != nil {
+		return p.err
+	}
+	return err
 }
