@@ -37,3 +37,4 @@ fuzz:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./ingest ./edge ./frontdoor ./replicate
+	INTERCLOUD_BENCH_ROWS=200000 $(GO) test ./replicate/mysqlsrc/ -run '^$$' -bench MariaDBToPostgres -benchtime 1x -timeout 60m
