@@ -66,9 +66,12 @@ func (a *applier) applySchema(ctx context.Context, c Change) error {
 			if err := need(); err != nil {
 				return err
 			}
+			if err := checkTypes(st, []sqldb.Column{col}, s.cfg.Target.Dialect); err != nil {
+				return err
+			}
 			added = append(added, col.Name)
 			stmts = append(stmts, alt.AddColumn(c.Table, col)...)
-		case had && old.Type != col.Type:
+		case had && !old.Type.Equal(col.Type):
 			if !Widens(old.Type, col.Type) {
 				return fail(fmt.Sprintf("column %s changes type from %s to %s, which is not a widening", col.Name, typeText(old.Type), typeText(col.Type)))
 			}

@@ -185,7 +185,7 @@ func validateTable(ctx context.Context, src, dst *sqldb.DB, name string, opts Va
 		if err != nil {
 			return tr, err
 		}
-		srows, err := queryRows(ctx, src, q, qargs, len(cols))
+		srows, err := readRows(ctx, src, tp.src, cols, q, qargs)
 		if err != nil {
 			return tr, fmt.Errorf("replicate: validate %s: read source: %w", name, err)
 		}
@@ -203,7 +203,7 @@ func validateTable(ctx context.Context, src, dst *sqldb.DB, name string, opts Va
 		if err != nil {
 			return tr, err
 		}
-		trows, err := queryRows(ctx, dst, q, qargs, len(cols))
+		trows, err := readRows(ctx, dst, tp.dst, cols, q, qargs)
 		if err != nil {
 			return tr, fmt.Errorf("replicate: validate %s: read target: %w", name, err)
 		}
@@ -242,10 +242,7 @@ func checksum(t sqldb.Table, cols []string, rows []scannedRow) ([4]uint64, error
 				buf = append(buf, 'N')
 				continue
 			}
-			s, err := Canonical(types[i], v)
-			if err != nil {
-				return sum, fmt.Errorf("replicate: checksum %s.%s: %w", t.Name, cols[i], err)
-			}
+			s := comparable(types[i], v)
 			buf = append(buf, 'V')
 			buf = strconv.AppendInt(buf, int64(len(s)), 10)
 			buf = append(buf, ':')
@@ -332,7 +329,7 @@ func resyncRange(ctx context.Context, src, dst *sqldb.DB, w *writer, tp *tablePa
 		if err != nil {
 			return err
 		}
-		srows, err := queryRows(ctx, src, q, qargs, len(cols))
+		srows, err := readRows(ctx, src, tp.src, cols, q, qargs)
 		if err != nil {
 			return fmt.Errorf("replicate: resync %s: read source: %w", tp.src.Name, err)
 		}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/intercloud/intercloud/apierr"
+	"github.com/intercloud/intercloud/auth"
 	"github.com/intercloud/intercloud/config"
 	"github.com/intercloud/intercloud/edge"
 	"github.com/intercloud/intercloud/functions"
@@ -44,7 +45,7 @@ func ResolveAPIKey(cfg *config.Config) (key string, created bool, err error) {
 			return k, false, nil
 		}
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return "", false, fmt.Errorf("topology: api key: %w", err)
 	}
 	buf := make([]byte, 24)
@@ -159,7 +160,9 @@ func (c *Cloud) Metrics() []telemetry.Metric {
 	if p := st.Publish; p != nil {
 		ms = append(ms,
 			m("publish_records_total", "Records whose aggregates were published.", "counter", float64(p.Published), cl),
-			m("publish_failing", "Whether publishing fails and is being retried (1) or works (0).", "gauge", b2f(!p.FailingSince.IsZero()), cl))
+			m("publish_failing", "Whether publishing fails and is being retried (1) or works (0).", "gauge", b2f(!p.FailingSince.IsZero()), cl),
+			m("publish_bucket_failures_total", "Failed attempts at publishing one bucket (each retried on its own).", "counter", float64(p.BucketFailures), cl),
+			m("publish_failing_buckets", "Buckets whose results are not published, retried with backoff while the others go on.", "gauge", float64(len(p.Failing)), cl))
 	}
 	for code, n := range st.Ingest.Rejected {
 		ms = append(ms, m("ingest_rejected_total", "Ingest requests answered with an error, by code.", "counter", float64(n), map[string]string{"cloud": c.Name, "code": code}))
@@ -198,8 +201,8 @@ func (c *Cloud) Metrics() []telemetry.Metric {
 
 func (t *Topology) statusHandler(c *Cloud) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") != "Bearer "+t.opts.APIKey {
-			apierr.Write(w, apierr.New(http.StatusUnauthorized, apierr.CodeUnauthenticated, "a valid bearer key is required"))
+		if err := t.keys.Check(r.Header.Get("Authorization"), auth.ScopeRead); err != nil {
+			auth.Deny(w, err)
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
@@ -209,6 +212,12 @@ func (t *Topology) statusHandler(c *Cloud) http.HandlerFunc {
 
 func (t *Topology) metricsHandler(c *Cloud) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if !t.cfg.Auth.PublicMetrics {
+			if err := t.keys.Check(r.Header.Get("Authorization"), auth.ScopeRead); err != nil {
+				auth.Deny(w, err)
+				return
+			}
+		}
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		_ = telemetry.WriteMetrics(w, c.Metrics())
 	}
@@ -222,7 +231,7 @@ func b2f(b bool) float64 {
 }
 
 // purgeHTTP asks an edge in another process to purge paths.
-func purgeHTTP(ctx context.Context, edgeURL, key string, pr edge.PurgeRequest) error {
+func purgeHTTP(ctx context.Context, client *http.Client, edgeURL, key string, pr edge.PurgeRequest) error {
 	body, _ := json.Marshal(pr)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, edgeURL+"/purge", bytes.NewReader(body))
 	if err != nil {
@@ -230,7 +239,7 @@ func purgeHTTP(ctx context.Context, edgeURL, key string, pr edge.PurgeRequest) e
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+key)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return fmt.Errorf("purge: %w", err)
 	}

@@ -17,6 +17,9 @@ const (
 	healthEvery   = time.Second
 	healthTimeout = 2 * time.Second
 	deadEvery     = 10 * time.Second
+	// stuckAfter is how long a pipeline stage may fail before /healthz
+	// reports the cloud degraded (a blip is retried quietly).
+	stuckAfter = 5 * time.Second
 )
 
 // health is the last check of what a cloud depends on: its object store
@@ -31,6 +34,9 @@ type health struct {
 	deadErr  error
 	deadAt   time.Time
 	last     ingest.Health
+	// loadFailingSince is when the load function started to have
+	// failing events; zero while it has none.
+	loadFailingSince time.Time
 }
 
 // report returns the last check as /healthz reports it.
@@ -102,6 +108,31 @@ func (t *Topology) checkHealth(ctx context.Context, c *Cloud) {
 	}
 	if h.dead > 0 {
 		rep.Problems = append(rep.Problems, fmt.Sprintf("%d dead-lettered objects (intercloud dead list)", h.dead))
+	}
+	if ls := c.Load.Stats(); ls.Failing > 0 {
+		if h.loadFailingSince.IsZero() {
+			h.loadFailingSince = time.Now()
+		}
+		if time.Since(h.loadFailingSince) > stuckAfter {
+			rep.Problems = append(rep.Problems, fmt.Sprintf("load: %d objects failing since %s (retried): %s", ls.Failing, h.loadFailingSince.UTC().Format(time.RFC3339), ls.LastError))
+		}
+	} else {
+		h.loadFailingSince = time.Time{}
+	}
+	for _, s := range c.Streams {
+		if st := s.Status(); !st.ReconnectingSince.IsZero() && time.Since(st.ReconnectingSince) > stuckAfter {
+			rep.Problems = append(rep.Problems, "replication "+st.Name+": "+st.State)
+		}
+	}
+	if c.Publish != nil {
+		ps := c.Publish.Stats()
+		if !ps.FailingSince.IsZero() && time.Since(ps.FailingSince) > stuckAfter {
+			rep.Problems = append(rep.Problems, fmt.Sprintf("publish failing since %s: %s", ps.FailingSince.UTC().Format(time.RFC3339), ps.LastError))
+		}
+		if n := len(ps.Failing); n > 0 {
+			f := ps.Failing[0]
+			rep.Problems = append(rep.Problems, fmt.Sprintf("publish: %d buckets not published, first %s since %s: %s", n, f.Bucket, f.Since.UTC().Format(time.RFC3339), f.Error))
+		}
 	}
 	if rep.Status == ingest.HealthOK && len(rep.Problems) > 0 {
 		rep.Status = ingest.HealthDegraded

@@ -7,6 +7,7 @@ import (
 	"github.com/intercloud/intercloud/config"
 	"github.com/intercloud/intercloud/replicate"
 	"github.com/intercloud/intercloud/replicate/rowfilter"
+	"github.com/intercloud/intercloud/sqldb"
 )
 
 // Mapping returns the forward stream's table mapping of the topology's
@@ -18,6 +19,16 @@ func Mapping(cfg *config.Config) (*replicate.Mapping, error) {
 	m := &replicate.Mapping{Include: r.Tables, Exclude: ownExcluded(cfg)}
 	for i, mp := range r.Mappings {
 		rule := replicate.Rule{Table: mp.Table, Rename: mp.Rename, Columns: mp.Columns, ExcludeColumns: mp.ExcludeColumns}
+		for col, name := range mp.Types {
+			t, err := sqldb.ParseType(name)
+			if err != nil {
+				return nil, fmt.Errorf("replication.mappings[%d].types.%s: %w", i, col, err)
+			}
+			if rule.Types == nil {
+				rule.Types = map[string]sqldb.Type{}
+			}
+			rule.Types[col] = t
+		}
 		if mp.Filter != "" {
 			f, err := rowfilter.Parse(mp.Filter)
 			if err != nil {

@@ -16,20 +16,23 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/intercloud/intercloud/auth"
+	"github.com/intercloud/intercloud/certs"
 	"github.com/intercloud/intercloud/config"
 	"github.com/intercloud/intercloud/edge"
 	"github.com/intercloud/intercloud/frontdoor"
 	"github.com/intercloud/intercloud/functions"
 	"github.com/intercloud/intercloud/hosts"
 	"github.com/intercloud/intercloud/ingest"
+	"github.com/intercloud/intercloud/internal/serve"
 	"github.com/intercloud/intercloud/load"
 	"github.com/intercloud/intercloud/logstore"
 	"github.com/intercloud/intercloud/objects"
@@ -75,6 +78,11 @@ type Topology struct {
 	cfg  *config.Config
 	opts Options
 	log  *slog.Logger
+	// keys are the API key (every scope) and the scoped keys of the keys
+	// file.
+	keys *auth.Keyring
+	// tls holds each role's certificates; empty with TLS off.
+	tls map[string]*certs.Source
 
 	shipper telemetry.Sink
 	logs    *logstore.Store
@@ -84,6 +92,9 @@ type Topology struct {
 
 	edgeMu        sync.Mutex // guards edge while it starts, and pendingPurges
 	pendingPurges []edge.PurgeRequest
+
+	clientOnce sync.Once
+	httpClient *http.Client
 
 	servers   []*server
 	endpoints []Endpoint
@@ -120,7 +131,7 @@ type Cloud struct {
 
 type server struct {
 	name string
-	srv  *http.Server
+	srv  *serve.Server
 	url  string
 }
 
@@ -138,7 +149,25 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (t *Topology, 
 	if opts.APIKey == "" {
 		return nil, errors.New("topology: an API key is required")
 	}
-	t = &Topology{cfg: cfg, opts: opts, clouds: map[string]*Cloud{}}
+	if err := CheckDataDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	keys, err := auth.New(opts.APIKey, cfg.Auth.Keys)
+	if err != nil {
+		return nil, fmt.Errorf("topology: %w", err)
+	}
+	made, err := InitCerts(cfg)
+	if err != nil {
+		return nil, err
+	}
+	t = &Topology{cfg: cfg, opts: opts, clouds: map[string]*Cloud{}, keys: keys, tls: map[string]*certs.Source{}}
+	if !cfg.TLS.Disabled {
+		for _, role := range opts.Roles {
+			if t.tls[role], err = tlsSource(cfg, role); err != nil {
+				return nil, fmt.Errorf("topology: %w", err)
+			}
+		}
+	}
 	defer func() {
 		if err != nil {
 			_ = t.Stop(context.Background())
@@ -148,6 +177,9 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (t *Topology, 
 	t.pipeCtx, t.pipeCancel = context.WithCancel(context.Background())
 	if err := t.startLogs(ctx); err != nil {
 		return t, err
+	}
+	if made.CA || len(made.Roles) > 0 {
+		t.log.Info("made TLS certificates (intercloud certs rotate replaces them)", "dir", cfg.TLS.Dir, "ca", made.CA, "roles", strings.Join(made.Roles, ","))
 	}
 	for _, name := range cfg.CloudNames() {
 		if t.has(name) {
@@ -184,6 +216,29 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (t *Topology, 
 	return t, nil
 }
 
+// CheckDataDir creates the data directory (0700) when it is missing and
+// refuses one that others may write to (world-writable): whoever can
+// write there can replace databases, keys and certificates.
+func CheckDataDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("topology: data dir: %w", err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("topology: data dir: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("topology: data dir %s is not a directory", dir)
+	}
+	if fi.Mode().Perm()&0o002 != 0 {
+		return fmt.Errorf("topology: data dir %s is world-writable (mode %04o); run chmod o-w,g-w %s (0700 is best)", dir, fi.Mode().Perm(), dir)
+	}
+	return nil
+}
+
 func (t *Topology) has(role string) bool { return slices.Contains(t.opts.Roles, role) }
 
 // logger returns a component's logger for a cloud ("" for global parts).
@@ -199,7 +254,7 @@ func (t *Topology) logger(cloud, component string) *slog.Logger {
 // startLogs opens the central store (global role) and the shipper that
 // sends this process's logs to it.
 func (t *Topology) startLogs(ctx context.Context) error {
-	logsURL := "http://" + t.cfg.Logs.Listen
+	logsURL := Scheme(t.cfg) + "://" + t.cfg.Logs.Listen
 	if t.has(RoleGlobal) {
 		st, err := logstore.Open(ctx, t.cfg.Logs.Store)
 		if err != nil {
@@ -207,13 +262,13 @@ func (t *Topology) startLogs(ctx context.Context) error {
 		}
 		t.logs = st
 		t.closers = append(t.closers, st.Close)
-		srv, err := t.serve("logs", t.cfg.Logs.Listen, st.Handler(t.opts.APIKey))
+		srv, err := t.serve("logs", t.cfg.Logs.Listen, st.HandlerKeys(t.keys))
 		if err != nil {
 			return err
 		}
 		logsURL = srv.url
 	}
-	shippers := []*telemetry.Shipper{telemetry.NewShipper(telemetry.NewHTTPSink(logsURL+"/v1/logs", t.opts.APIKey, nil), telemetry.ShipperOptions{})}
+	shippers := []*telemetry.Shipper{telemetry.NewShipper(telemetry.NewHTTPSink(logsURL+"/v1/logs", t.opts.APIKey, t.Client()), telemetry.ShipperOptions{})}
 	if es := t.cfg.Logs.Elasticsearch; es != "" {
 		shippers = append(shippers, telemetry.NewShipper(telemetry.NewESBulkSink(es, t.cfg.Logs.Index, nil), telemetry.ShipperOptions{}))
 	}
@@ -318,7 +373,7 @@ func (t *Topology) startCloud(ctx context.Context, name string) error {
 	t.goPipe(func(ctx context.Context) { t.watchHealth(ctx, c) })
 	c.API, err = ingest.New(ingest.Config{
 		Cloud: name, Bucket: c.Bucket, Schema: t.cfg.Schema, Limits: t.cfg.Ingest,
-		APIKey: t.opts.APIKey, Logger: t.logger(name, "ingest"), Health: c.health.report,
+		Keys: t.keys, Logger: t.logger(name, "ingest"), Health: c.health.report,
 	})
 	if err != nil {
 		return fmt.Errorf("topology: %s: %w", name, err)
@@ -568,7 +623,7 @@ func (t *Topology) startGlobal(ctx context.Context) error {
 	}
 	t.front, err = frontdoor.New(frontdoor.Config{
 		Backends: backends, HealthInterval: t.cfg.FrontDoor.HealthInterval.D(),
-		MaxBodyBytes: t.cfg.Ingest.MaxBodyBytes, Logger: t.logger("", "frontdoor"),
+		MaxBodyBytes: t.cfg.Ingest.MaxBodyBytes, Logger: t.logger("", "frontdoor"), Keys: t.keys, Client: t.frontDoorClient(),
 	})
 	if err != nil {
 		return fmt.Errorf("topology: %w", err)
@@ -586,7 +641,7 @@ func (t *Topology) urlOf(name, addr string) string {
 			return s.url
 		}
 	}
-	return "http://" + addr
+	return Scheme(t.cfg) + "://" + addr
 }
 
 // edgeConfig maps the topology's edge section to the edge's config: the
@@ -614,7 +669,7 @@ func (t *Topology) edgeConfig() edge.Config {
 	return edge.Config{
 		Routes: routes, TTL: ec.TTL.D(), StaleIfError: ec.StaleIfError.D(),
 		MemoryBytes: ec.MemoryBytes, DiskDir: disk, DiskBytes: ec.DiskBytes, TargetedFields: ec.TargetedFields,
-		PurgeKey: t.opts.APIKey, Logger: t.logger("", "edge"),
+		Keys: t.keys, Logger: t.logger("", "edge"), Transport: t.edgeTransport(),
 	}
 }
 
@@ -624,7 +679,7 @@ func (t *Topology) purger() func(ctx context.Context, paths, tags []string) erro
 	return func(ctx context.Context, paths, tags []string) error {
 		req := edge.PurgeRequest{Paths: paths, Tags: tags}
 		if !t.has(RoleGlobal) {
-			return purgeHTTP(ctx, "http://"+t.cfg.Edge.Listen, t.opts.APIKey, req)
+			return purgeHTTP(ctx, t.Client(), Scheme(t.cfg)+"://"+t.cfg.Edge.Listen, t.opts.APIKey, req)
 		}
 		t.edgeMu.Lock()
 		e := t.edge
@@ -639,19 +694,27 @@ func (t *Topology) purger() func(ctx context.Context, paths, tags []string) erro
 	}
 }
 
-// serve listens on addr and serves h until Stop.
+// serve listens on addr and serves h until Stop, with the limits of
+// package serve.
 func (t *Topology) serve(name, addr string, h http.Handler) (*server, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("topology: %s: listen %s: %w", name, addr, err)
+	log := t.log
+	if log == nil {
+		log = t.logger("", "topology")
 	}
-	s := &server{name: name, url: "http://" + ln.Addr().String(),
-		srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}}
-	go func() {
-		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) && t.log != nil {
-			t.log.Error("server failed", "server", name, "err", err)
+	sc := serve.Config{Name: name, Addr: addr, Handler: h, Logger: log.With("server", name)}
+	if !t.cfg.TLS.Disabled {
+		role, requireClient := serverRole(name)
+		src := t.tls[role]
+		if src == nil {
+			return nil, fmt.Errorf("topology: %s: no certificate for role %s", name, role)
 		}
-	}()
+		sc.TLS = src.ServerConfig(requireClient)
+	}
+	srv, err := serve.Listen(sc)
+	if err != nil {
+		return nil, fmt.Errorf("topology: %w", err)
+	}
+	s := &server{name: name, url: srv.URL(), srv: srv}
 	t.servers = append(t.servers, s)
 	t.endpoints = append(t.endpoints, Endpoint{Name: name, URL: s.url})
 	return s, nil
@@ -691,6 +754,22 @@ func (t *Topology) URL(name string) string {
 		}
 	}
 	return ""
+}
+
+// Client returns an HTTP client for the topology's endpoints: with TLS on,
+// it trusts the project CA and presents the certificate of one of the
+// roles this process runs.
+func (t *Topology) Client() *http.Client {
+	t.clientOnce.Do(func() {
+		t.httpClient = &http.Client{Timeout: 60 * time.Second}
+		for _, role := range t.opts.Roles {
+			if src := t.tls[role]; src != nil {
+				t.httpClient.Transport = src.Transport(false)
+				break
+			}
+		}
+	})
+	return t.httpClient
 }
 
 // Cloud returns a running cloud part, or nil.

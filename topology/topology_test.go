@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -106,7 +107,7 @@ func expected(recs map[string]demo.Record) map[string]*agg {
 
 // checkResults reads every expected aggregate through the edge and
 // compares it with the independent computation.
-func checkResults(t *testing.T, edgeURL string, recs map[string]demo.Record) {
+func checkResults(t *testing.T, client *http.Client, edgeURL string, recs map[string]demo.Record) {
 	t.Helper()
 	ctx := context.Background()
 	want := expected(recs)
@@ -121,7 +122,7 @@ func checkResults(t *testing.T, edgeURL string, recs map[string]demo.Record) {
 			Max    float64 `json:"max"`
 			Mean   float64 `json:"mean"`
 		}
-		if err := demo.FetchJSON(ctx, edgeURL+"/"+key, &got); err != nil {
+		if err := demo.FetchJSON(ctx, client, edgeURL+"/"+key, &got); err != nil {
 			t.Fatalf("aggregate %s: %v", key, err)
 		}
 		if got.Count != w.count || math.Abs(got.Sum-w.sum) > 1e-6*math.Max(1, math.Abs(w.sum)) || got.Min != w.min || got.Max != w.max ||
@@ -130,7 +131,7 @@ func checkResults(t *testing.T, edgeURL string, recs map[string]demo.Record) {
 		}
 		total += got.Count
 	}
-	sum, err := demo.FetchSummary(ctx, edgeURL)
+	sum, err := demo.FetchSummary(ctx, client, edgeURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +157,7 @@ func TestEndToEnd(t *testing.T) {
 	// The demo stopped its topology: serve the results again to check them.
 	topo := start(t, cfg)
 	_ = edgeURL
-	checkResults(t, topo.URL("edge"), sum.Records)
+	checkResults(t, topo.Client(), topo.URL("edge"), sum.Records)
 
 	// One record's trace id finds its path through both clouds.
 	var trace string
@@ -201,7 +202,7 @@ func TestFailover(t *testing.T) {
 		t.Fatalf("summary %v", sum)
 	}
 	topo := start(t, cfg)
-	checkResults(t, topo.URL("edge"), sum.Records)
+	checkResults(t, topo.Client(), topo.URL("edge"), sum.Records)
 	var azure int
 	if err := topo.Cloud("aws").DB.QueryRow(`SELECT COUNT(*) FROM records WHERE "_origin" = 'azure'`).Scan(&azure); err != nil {
 		t.Fatal(err)
@@ -227,7 +228,7 @@ func TestRestartAfterCancel(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		acked, err := demo.Send(context.Background(), topo.URL("frontdoor"), testKey, demo.Options{Records: 4000, BatchSize: 20, Concurrency: 8, Attempts: 1})
+		acked, err := demo.Send(context.Background(), topo.URL("frontdoor"), testKey, demo.Options{Records: 4000, BatchSize: 20, Concurrency: 8, Attempts: 1, Client: topo.Client()})
 		done <- result{acked, err}
 	}()
 	time.Sleep(300 * time.Millisecond)
@@ -289,11 +290,21 @@ func TestRestartAfterKill(t *testing.T) {
 		err   error
 	}
 	done := make(chan result, 1)
+	client, err := topology.ClientFor(testConfig(t, dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The kill lands once a few requests are acknowledged, however slow
+	// the machine is.
+	var acks atomic.Int64
+	client.Transport = countAcks{client.Transport, &acks}
 	go func() {
-		acked, err := demo.Send(context.Background(), front, testKey, demo.Options{Records: 6000, BatchSize: 20, Concurrency: 8, Attempts: 1})
+		acked, err := demo.Send(context.Background(), front, testKey, demo.Options{Records: 6000, BatchSize: 20, Concurrency: 8, Attempts: 1, Client: client})
 		done <- result{acked, err}
 	}()
-	time.Sleep(500 * time.Millisecond)
+	for deadline := time.Now().Add(time.Minute); acks.Load() < 5 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -342,7 +353,7 @@ func mustQuery(t *testing.T, s string) logstore.Query {
 func TestStatusAndMetrics(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	topo := start(t, cfg)
-	acked, err := demo.Send(context.Background(), topo.URL("frontdoor"), testKey, demo.Options{Records: 200, BatchSize: 50})
+	acked, err := demo.Send(context.Background(), topo.URL("frontdoor"), testKey, demo.Options{Records: 200, BatchSize: 50, Client: topo.Client()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -354,7 +365,7 @@ func TestStatusAndMetrics(t *testing.T) {
 		if key != "" {
 			req.Header.Set("Authorization", "Bearer "+key)
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := topo.Client().Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -362,7 +373,10 @@ func TestStatusAndMetrics(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	code, body := get(topo.URL("azure-api")+"/metrics", "")
+	if code, _ := get(topo.URL("azure-api")+"/metrics", ""); code != http.StatusUnauthorized {
+		t.Fatalf("metrics without a key: %d", code)
+	}
+	code, body := get(topo.URL("azure-api")+"/metrics", testKey)
 	for _, want := range []string{
 		`intercloud_replication_cdc_rows_total{cloud="azure",stream="aws-to-azure"}`,
 		`intercloud_replication_source_lag_seconds{cloud="azure",stream="aws-to-azure"}`,
@@ -416,7 +430,7 @@ func TestDeadLettersDegrade(t *testing.T) {
 	get := func(url string) (int, string) {
 		req, _ := http.NewRequest(http.MethodGet, url, nil)
 		req.Header.Set("Authorization", "Bearer "+testKey)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := topo.Client().Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -452,7 +466,7 @@ func TestDeadLettersDegrade(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	acked, err := demo.Send(ctx, topo.URL("frontdoor"), testKey, demo.Options{Records: 50, BatchSize: 50})
+	acked, err := demo.Send(ctx, topo.URL("frontdoor"), testKey, demo.Options{Records: 50, BatchSize: 50, Client: topo.Client()})
 	if err != nil || len(acked) != 50 {
 		t.Fatalf("send: %d, %v", len(acked), err)
 	}
@@ -463,4 +477,22 @@ func TestDeadLettersDegrade(t *testing.T) {
 	if err := topo.Cloud("aws").DB.QueryRow(`SELECT COUNT(*) FROM records WHERE "_origin" = 'azure'`).Scan(&onAzure); err != nil || onAzure != 50 {
 		t.Fatalf("%d records taken by azure, want all 50 while aws is degraded (%v)", onAzure, err)
 	}
+}
+
+// countAcks counts the 202 responses a client receives.
+type countAcks struct {
+	next http.RoundTripper
+	n    *atomic.Int64
+}
+
+func (c countAcks) RoundTrip(r *http.Request) (*http.Response, error) {
+	next := c.next
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	resp, err := next.RoundTrip(r)
+	if err == nil && resp.StatusCode == http.StatusAccepted {
+		c.n.Add(1)
+	}
+	return resp, err
 }

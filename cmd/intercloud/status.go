@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/intercloud/intercloud/apierr"
+	"github.com/intercloud/intercloud/topology"
 )
 
 type statusCmd struct{}
@@ -22,7 +23,11 @@ func (*statusCmd) run(ctx context.Context, e *env, _ []string) error {
 	if err != nil {
 		return err
 	}
-	client := &http.Client{Timeout: 5 * time.Second}
+	client, err := topology.ClientFor(cfg)
+	if err != nil {
+		return err
+	}
+	client.Timeout = 5 * time.Second
 	get := func(name, url string) {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		req.Header.Set("Authorization", "Bearer "+key)
@@ -43,9 +48,10 @@ func (*statusCmd) run(ctx context.Context, e *env, _ []string) error {
 		}
 		_ = json.NewEncoder(e.stdout).Encode(out)
 	}
-	get("frontdoor", fmt.Sprintf("http://%s/healthz", cfg.FrontDoor.Listen))
+	scheme := topology.Scheme(cfg)
+	get("frontdoor", fmt.Sprintf("%s://%s/healthz", scheme, cfg.FrontDoor.Listen))
 	for _, name := range cfg.CloudNames() {
-		get(name, fmt.Sprintf("http://%s/v1/status", cfg.Clouds[name].API))
+		get(name, fmt.Sprintf("%s://%s/v1/status", scheme, cfg.Clouds[name].API))
 	}
 	return nil
 }
