@@ -17,8 +17,10 @@ import (
 
 	"github.com/intercloud/intercloud/auth"
 	"github.com/intercloud/intercloud/certs"
+	"github.com/intercloud/intercloud/config"
 	"github.com/intercloud/intercloud/demo"
 	"github.com/intercloud/intercloud/record"
+	"github.com/intercloud/intercloud/topology"
 )
 
 // Every endpoint that needs a key, with a key of every scope, the process
@@ -277,5 +279,45 @@ func TestStuckBucketIsVisibleAndBlocksNothing(t *testing.T) {
 			t.Fatalf("after a minute: summary %+v (%v)\nhealthz %s\nstatus %s", sum, serr, health, status)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// tls.listeners gives one listener a certificate of its own (here one of
+// another CA, as a public certificate would be), re-read when it changes;
+// the others keep the project's.
+func TestListenerCertificate(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	pub := t.TempDir()
+	hosts := map[string][]string{"public": {"127.0.0.1"}}
+	if _, err := certs.Init(pub, hosts, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	cfg.TLS.Listeners = map[string]config.ListenerTLS{"frontdoor": {Cert: certs.CertFile(pub, "public"), Key: certs.KeyFile(pub, "public")}}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	topo := start(t, cfg)
+	peer := func(name string) *x509.Certificate {
+		t.Helper()
+		c, err := tls.Dial("tcp", strings.TrimPrefix(topo.URL(name), "https://"), &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // only the certificate is looked at
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return c.ConnectionState().PeerCertificates[0]
+	}
+	first := peer("frontdoor")
+	if first.Subject.CommonName != "public" || peer("edge").Subject.CommonName != topology.RoleGlobal {
+		t.Fatalf("frontdoor serves %q, edge %q", first.Subject.CommonName, peer("edge").Subject.CommonName)
+	}
+	if _, err := certs.Rotate(pub, hosts, false, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for peer("frontdoor").SerialNumber.Cmp(first.SerialNumber) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the rotated listener certificate was not taken")
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
