@@ -224,6 +224,25 @@ type Replication struct {
 	// Poll is how often an idle source is asked for new changes (0:
 	// package replicate's default).
 	Poll Duration `yaml:"poll"`
+	// OnError is what a stream does with a change its target rejects
+	// (after retries): "stop" (the default) stops that table alone and
+	// names it in status, /metrics and the log; "skip" writes the change
+	// to _ic_apply_exceptions on the target and goes on.
+	OnError string `yaml:"on_error"`
+	// OnErrorTables overrides OnError per table: name or pattern →
+	// "stop" or "skip".
+	OnErrorTables map[string]string `yaml:"on_error_tables"`
+	// LoadParallel is how many tables the full load copies at once (0:
+	// package replicate's default, 4).
+	LoadParallel int `yaml:"load_parallel"`
+	// Schema is "tables" (the default: tables, columns, primary keys) or
+	// "full" (also the source's secondary indexes, defaults and foreign
+	// keys, created after the full load; see package replicate).
+	Schema string `yaml:"schema"`
+	// ValidateEvery, when set, validates the replicated tables again in
+	// the background at this interval (continuous validation) and exports
+	// the differing rows in status and /metrics.
+	ValidateEvery Duration `yaml:"validate_every"`
 }
 
 // ReverseEnabled reports whether the reverse stream runs.
@@ -241,6 +260,10 @@ type Mapping struct {
 	// ExcludeColumns are columns not replicated (never a primary-key
 	// column).
 	ExcludeColumns []string `yaml:"exclude_columns"`
+	// Types overrides the portable type of columns: source name → type
+	// name (bool, int16, text, timestamptz, ...; see the README's type
+	// table), checked when the replication starts.
+	Types map[string]string `yaml:"types"`
 	// Filter selects the rows replicated, e.g. "status = 'paid' AND
 	// amount >= 10" (see package replicate/rowfilter for the language).
 	Filter string `yaml:"filter"`
@@ -709,6 +732,28 @@ func (c *Config) validateReplication(bad badFunc) {
 			bad(fmt.Sprintf("replication.exclude[%d]", i), "%v", err)
 		}
 	}
+	onError := func(key, v string) {
+		if v != "" && v != "stop" && v != "skip" {
+			bad(key, "%q is neither \"stop\" nor \"skip\"", v)
+		}
+	}
+	onError("replication.on_error", r.OnError)
+	for t, v := range r.OnErrorTables {
+		key := "replication.on_error_tables." + t
+		if err := rowfilter.CheckPattern(t); err != nil {
+			bad(key, "%v", err)
+		}
+		onError(key, v)
+	}
+	if r.LoadParallel < 0 {
+		bad("replication.load_parallel", "must not be negative")
+	}
+	if r.Schema != "" && r.Schema != "tables" && r.Schema != "full" {
+		bad("replication.schema", "%q is neither \"tables\" nor \"full\"", r.Schema)
+	}
+	if r.ValidateEvery.D() < 0 {
+		bad("replication.validate_every", "must not be negative")
+	}
 	c.validateMappings(bad)
 }
 
@@ -749,6 +794,21 @@ func (c *Config) validateMappings(bad badFunc) {
 				bad(ck, "%q is not a plain column name", col)
 			case mp.Columns[col] != "":
 				bad(ck, "%q is also renamed in columns", col)
+			}
+		}
+		typed := make([]string, 0, len(mp.Types))
+		for k := range mp.Types {
+			typed = append(typed, k)
+		}
+		sort.Strings(typed)
+		for _, col := range typed {
+			switch {
+			case !validIdent(col):
+				bad(key+".types", "%q is not a plain column name", col)
+			case strings.TrimSpace(mp.Types[col]) == "":
+				bad(key+".types."+col, "a type name is required")
+			case slices.Contains(mp.ExcludeColumns, col):
+				bad(key+".types."+col, "%q is also excluded", col)
 			}
 		}
 		if mp.Filter != "" {

@@ -79,6 +79,9 @@ type CloudStatus struct {
 	Ingest      ingest.Stats       `json:"ingest"`
 	Load        functions.Stats    `json:"load"`
 	Replication []replicate.Status `json:"replication"`
+	// Validation is the last round of each continuous validation
+	// (replication.validate_every).
+	Validation []replicate.ValidationStatus `json:"validation,omitempty"`
 	// Publish is set on the cloud that publishes.
 	Publish *publish.Stats `json:"publish,omitempty"`
 	// DeadLetters counts the dead-lettered objects; DeadLetterList names
@@ -99,6 +102,9 @@ func (c *Cloud) Status() CloudStatus {
 	}
 	for _, s := range c.Streams {
 		st.Replication = append(st.Replication, s.Status())
+	}
+	for _, v := range c.Validators {
+		st.Validation = append(st.Validation, v.Status())
 	}
 	if c.Publish != nil {
 		ps := c.Publish.Stats()
@@ -171,8 +177,23 @@ func (c *Cloud) Metrics() []telemetry.Metric {
 			m("replication_target_lag_seconds", "Age of the last batch when committed on the target; grows while changes cannot be applied.", "gauge", r.TargetLag.Seconds(), l),
 			m("replication_reconnecting", "Whether the stream lost its source or target and is reconnecting (1) or runs (0).", "gauge", b2f(!r.ReconnectingSince.IsZero()), l),
 		)
+		ms = append(ms, m("replication_apply_exceptions_total", "Changes the target rejected, skipped into _ic_apply_exceptions (on_error: skip).", "counter", float64(r.ApplyExceptions), l))
+		ms = append(ms, m("replication_stopped_tables", "Tables of the stream stopped by a change the target rejected; the others go on.", "gauge", float64(len(r.StoppedTables)), l))
+		for _, te := range r.StoppedTables {
+			ms = append(ms, m("replication_table_stopped", "A table stopped by an error (1), labelled with the table.", "gauge", 1,
+				map[string]string{"cloud": c.Name, "stream": r.Name, "table": te.Table}))
+		}
 		if r.PendingChanges >= 0 {
 			ms = append(ms, m("replication_pending_changes", "Source changes not applied yet.", "gauge", float64(r.PendingChanges), l))
+		}
+	}
+	for _, v := range st.Validation {
+		l := map[string]string{"cloud": c.Name, "stream": v.Name}
+		ms = append(ms, m("replication_validation_rounds_total", "Rounds of continuous validation.", "counter", float64(v.Rounds), l),
+			m("replication_validation_failing", "Whether the last round of continuous validation failed (1) or ran (0).", "gauge", b2f(v.Error != ""), l))
+		for table, n := range v.DifferingRows {
+			ms = append(ms, m("replication_differing_rows", "Rows that differ between source and target in the last round of continuous validation (in both of its looks).", "gauge", float64(n),
+				map[string]string{"cloud": c.Name, "stream": v.Name, "table": table}))
 		}
 	}
 	return ms

@@ -121,9 +121,12 @@ type Cloud struct {
 	Loader  *load.Loader
 	Load    *functions.Function
 	Streams []*replicate.Stream
-	Publish *publish.Publisher
-	api     *server
-	health  *health
+	// Validators validate the streams into this cloud in the background
+	// (replication.validate_every).
+	Validators []*replicate.Validator
+	Publish    *publish.Publisher
+	api        *server
+	health     *health
 }
 
 type server struct {
@@ -322,8 +325,12 @@ func (t *Topology) startCloud(ctx context.Context, name string) error {
 	if err := t.prepareCapture(ctx, name, c.DB); err != nil {
 		return err
 	}
-	if err := replicate.EnsureCheckpoints(ctx, c.DB); err != nil {
-		return fmt.Errorf("topology: %s: %w", name, err)
+	// Checkpoints live on the targets only: a one-way stream's source
+	// gets nothing written.
+	if r := t.cfg.Replication; name == r.To || (name == r.From && r.ReverseEnabled()) {
+		if err := replicate.EnsureCheckpoints(ctx, c.DB); err != nil {
+			return fmt.Errorf("topology: %s: %w", name, err)
+		}
 	}
 	f := t.cfg.Functions
 	c.Load, err = functions.New(functions.Config{
@@ -424,14 +431,14 @@ func (t *Topology) startStreams(ctx context.Context, name string) error {
 		streamName := d.from + "-to-" + d.to
 		// The forward stream resolves its tables through the mapping each
 		// time it connects; the reverse one carries the unmapped tables.
-		mapping, err := Mapping(r)
+		mapping, err := Mapping(t.cfg)
 		if err != nil {
 			return fmt.Errorf("topology: %w", err)
 		}
 		var tables []string
 		if d.reverse {
 			mapping = nil
-			if tables, err = ReverseMapping(r).Tables(ctx, src); err != nil {
+			if tables, err = ReverseMapping(t.cfg).Tables(ctx, src); err != nil {
 				return fmt.Errorf("topology: %s: %w", streamName, err)
 			}
 			if len(tables) == 0 {
@@ -442,6 +449,8 @@ func (t *Topology) startStreams(ctx context.Context, name string) error {
 		s, err := replicate.New(replicate.Config{
 			Name: streamName, Origin: d.from, Source: src, Target: t.clouds[name].DB,
 			Tables: tables, Mapping: mapping, BatchSize: r.BatchSize, Poll: r.Poll.D(), SkipReplicated: true, SkipFullLoad: d.reverse,
+			OnError: replicate.ErrorPolicy(r.OnError), TableOnError: onErrorTables(r.OnErrorTables), LoadParallel: r.LoadParallel,
+			Schema:    schemaMode(r.Schema, d.reverse),
 			OnApplied: func(b replicate.Batch) { logApplied(log, b) },
 			Logger:    log,
 		})
@@ -456,6 +465,12 @@ func (t *Topology) startStreams(ctx context.Context, name string) error {
 			}
 		}
 		t.clouds[name].Streams = append(t.clouds[name].Streams, s)
+		if every := r.ValidateEvery.D(); every > 0 && !d.reverse {
+			v := &replicate.Validator{Source: src, Target: t.clouds[name].DB, Mapping: mapping, Every: every, Name: streamName,
+				Ready: func() bool { return s.Status().Phase == replicate.PhaseCDC }, Logger: t.logger(name, "validate")}
+			t.clouds[name].Validators = append(t.clouds[name].Validators, v)
+			t.goPipe(v.Run)
+		}
 		t.addReader(src, streamName, t.clouds[name].DB)
 		t.goPipe(func(ctx context.Context) {
 			if err := s.Run(ctx); err != nil {
@@ -466,17 +481,43 @@ func (t *Topology) startStreams(ctx context.Context, name string) error {
 	return nil
 }
 
+// schemaMode is the forward stream's schema mode; the reverse stream's
+// tables came from the forward one and keep their objects.
+func schemaMode(s string, reverse bool) replicate.SchemaMode {
+	if reverse {
+		return ""
+	}
+	return replicate.SchemaMode(s)
+}
+
+// onErrorTables converts the per-table error policies of the config.
+func onErrorTables(m map[string]string) map[string]replicate.ErrorPolicy {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[string]replicate.ErrorPolicy, len(m))
+	for t, p := range m {
+		out[t] = replicate.ErrorPolicy(p)
+	}
+	return out
+}
+
 // prepareCapture installs change capture on a cloud's database for the
 // tables streams read from it: the unmapped replicated tables (the reverse
 // stream's), and on the source cloud every table the mapping selects.
 func (t *Topology) prepareCapture(ctx context.Context, name string, db *sqldb.DB) error {
 	r := t.cfg.Replication
-	tables, err := ReverseMapping(r).Tables(ctx, db)
-	if err != nil {
-		return fmt.Errorf("topology: %s: %w", name, err)
+	// A one-way stream reads only its source: nothing is installed on the
+	// target for a reverse stream that does not run.
+	var tables []string
+	if r.ReverseEnabled() && name == r.To {
+		var err error
+		if tables, err = ReverseMapping(t.cfg).Tables(ctx, db); err != nil {
+			return fmt.Errorf("topology: %s: %w", name, err)
+		}
 	}
 	if name == r.From {
-		m, err := Mapping(r)
+		m, err := Mapping(t.cfg)
 		if err != nil {
 			return fmt.Errorf("topology: %w", err)
 		}
@@ -545,9 +586,12 @@ func (t *Topology) openDB(ctx context.Context, name string) (*sqldb.DB, error) {
 	}
 	t.closers = append(t.closers, db.Close)
 	// That cloud's process may not have run yet: its records table (the
-	// same DDL it runs itself) must exist before capture is installed.
-	if err := db.EnsureTable(ctx, record.Table(t.cfg.Schema)); err != nil {
-		return nil, fmt.Errorf("topology: %s: %w", name, err)
+	// same DDL it runs itself) must exist before capture is installed,
+	// when it is replicated; nothing else is written there.
+	if m, err := Mapping(t.cfg); err == nil && m.Includes(t.cfg.Schema.Table) {
+		if err := db.EnsureTable(ctx, record.Table(t.cfg.Schema)); err != nil {
+			return nil, fmt.Errorf("topology: %s: %w", name, err)
+		}
 	}
 	if err := t.prepareCapture(ctx, name, db); err != nil {
 		return nil, err

@@ -20,7 +20,8 @@ const usage = `intercloud runs a cross-cloud data platform.
 Usage:
   intercloud demo     [--records N] [--config FILE] [--data-dir DIR]   run the whole scenario once and report
   intercloud up       [--config FILE] [--data-dir DIR] [--cloud aws|azure|global,...]   run the topology until interrupted
-  intercloud validate [--config FILE] [--data-dir DIR] [--resync]      compare the clouds' databases
+  intercloud validate [--config FILE] [--data-dir DIR] [--resync] [--rows N] [--continuous [--every D] [--listen ADDR]]
+                                                                      compare the clouds' databases, naming differing rows
   intercloud logs     [--config FILE] [--data-dir DIR] [--limit N] QUERY   search the central logs
   intercloud status   [--config FILE] [--data-dir DIR]                 show every component's state
   intercloud dead     list [--cloud NAME] [--json] | replay [--cloud NAME] (--all | KEY...)

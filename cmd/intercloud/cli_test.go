@@ -7,9 +7,11 @@ import (
 	"database/sql"
 	"encoding/json"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -71,10 +73,12 @@ func TestDemoValidateLogs(t *testing.T) {
 	}
 	db.Close()
 	code, out, _ = runCLI(t, "validate", "--data-dir", dir)
-	if code != 1 || !strings.Contains(out, "records") {
+	if code != 1 || !strings.Contains(out, "records") || !strings.Contains(out, "missing on target") {
 		t.Fatalf("validate after a planted difference: exit %d\n%s", code, out)
 	}
-	if code, out, errs := runCLI(t, "validate", "--resync", "--data-dir", dir); code != 0 {
+	// Continuous validation finds it too, and serves the count.
+	continuousValidate(t, dir)
+	if code, out, errs := runCLI(t, "validate", "--resync", "--data-dir", dir); code != 0 || !strings.Contains(errs, "resynced 1 differing rows") {
 		t.Fatalf("validate --resync exit %d\n%s%s", code, out, errs)
 	}
 
@@ -85,6 +89,62 @@ func TestDemoValidateLogs(t *testing.T) {
 	}
 	if n := strings.Count(strings.TrimSpace(out), "\n") + 1; n > 5 {
 		t.Fatalf("logs printed %d lines, want at most 5", n)
+	}
+}
+
+// lockedBuffer is a buffer safe for concurrent writes and reads.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// continuousValidate runs validate --continuous until its first round
+// reports the one planted difference, and reads it from /metrics.
+func continuousValidate(t *testing.T, dir string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errs lockedBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"validate", "--continuous", "--every", "1h", "--recheck", "10ms", "--listen", "127.0.0.1:0", "--data-dir", dir}, &out, &errs)
+	}()
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(out.String(), "records: 1 differing rows") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no round reported the difference:\n%s%s", out.String(), errs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(out.String(), "missing on target") {
+		t.Fatalf("round output:\n%s", out.String())
+	}
+	_, addr, _ := strings.Cut(errs.String(), "metrics on ")
+	addr, _, _ = strings.Cut(addr, "\n")
+	resp, err := http.Get(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `intercloud_validation_differing_rows{stream="aws-to-azure",table="records"} 1`) {
+		t.Fatalf("metrics:\n%s", body)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("validate --continuous exit %d\n%s", code, errs.String())
 	}
 }
 

@@ -117,17 +117,26 @@ func (Dialect) ColumnType(t sqldb.Type) string {
 	case sqldb.KindBool:
 		return "BOOLEAN"
 	case sqldb.KindTimestamp:
+		if t.Local {
+			return "DATETIME_TEXT"
+		}
 		return "TIMESTAMP_TEXT"
 	case sqldb.KindDate:
 		return "DATE_TEXT"
 	case sqldb.KindTime:
+		if t.Duration {
+			return "DURATION_TEXT"
+		}
 		return "TIME_TEXT"
 	case sqldb.KindBytes:
+		if t.Spatial {
+			return "GEOMETRY_BLOB"
+		}
 		return "BLOB"
 	case sqldb.KindJSON:
 		return "JSON_TEXT"
 	}
-	return "TEXT"
+	return ""
 }
 
 // CreateTable implements sqldb.Dialect.
@@ -276,10 +285,16 @@ func parseDecl(decl string) sqldb.Type {
 		return sqldb.Type{Kind: sqldb.KindBool}
 	case "TIMESTAMP_TEXT":
 		return sqldb.Type{Kind: sqldb.KindTimestamp}
+	case "DATETIME_TEXT":
+		return sqldb.Type{Kind: sqldb.KindTimestamp, Local: true}
 	case "DATE_TEXT":
 		return sqldb.Type{Kind: sqldb.KindDate}
 	case "TIME_TEXT":
 		return sqldb.Type{Kind: sqldb.KindTime}
+	case "DURATION_TEXT":
+		return sqldb.Type{Kind: sqldb.KindTime, Duration: true}
+	case "GEOMETRY_BLOB":
+		return sqldb.Type{Kind: sqldb.KindBytes, Spatial: true}
 	case "BLOB":
 		return sqldb.Type{Kind: sqldb.KindBytes}
 	case "JSON_TEXT":
