@@ -26,7 +26,7 @@ func TestRejectedTableInStatusAndMetrics(t *testing.T) {
 		`CREATE TRIGGER frozen BEFORE INSERT ON records BEGIN SELECT RAISE(ABORT, 'records are frozen'); END`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := demo.Send(ctx, topo.URL("frontdoor"), testKey, demo.Options{Records: 20, BatchSize: 10}); err != nil {
+	if _, err := demo.Send(ctx, topo.URL("frontdoor"), testKey, demo.Options{Records: 20, BatchSize: 10, Client: topo.Client()}); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(2 * time.Minute)
@@ -53,7 +53,9 @@ func TestRejectedTableInStatusAndMetrics(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	resp, err := http.Get(topo.URL("azure-api") + "/metrics")
+	req, _ := http.NewRequest(http.MethodGet, topo.URL("azure-api")+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+testKey)
+	resp, err := topo.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

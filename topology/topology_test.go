@@ -297,7 +297,30 @@ func TestRestartAfterKill(t *testing.T) {
 		acked, err := demo.Send(context.Background(), front, testKey, demo.Options{Records: 6000, BatchSize: 20, Concurrency: 8, Attempts: 1, Client: client})
 		done <- result{acked, err}
 	}()
-	time.Sleep(500 * time.Millisecond)
+	// Kill once the front door has passed some answers back (a loaded
+	// machine may take a while for the first TLS handshakes).
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		req, _ := http.NewRequest(http.MethodGet, front+"/v1/status", nil)
+		req.Header.Set("Authorization", "Bearer "+testKey)
+		resp, err := client.Do(req)
+		if err != nil {
+			continue
+		}
+		var st struct {
+			Backends []struct {
+				Requests int64 `json:"requests"`
+			} `json:"backends"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+		var n int64
+		for _, b := range st.Backends {
+			n += b.Requests
+		}
+		if n >= 5 {
+			break
+		}
+	}
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
