@@ -93,11 +93,7 @@ func diffRows(tr *TableReport, rd *RangeDiff, tp *tablePair, mt *mappedTable, co
 				out[i] = "\x00NULL"
 				continue
 			}
-			s, err := Canonical(types[i], v)
-			if err != nil {
-				return nil, fmt.Errorf("replicate: validate %s.%s: %w", tp.src.Name, cols[i], err)
-			}
-			out[i] = s
+			out[i] = comparable(types[i], v)
 		}
 		return out, nil
 	}
@@ -214,6 +210,9 @@ func upsertOf(tp *tablePair, mt *mappedTable, cols []string, r scannedRow, key [
 func shownValue(col, canon string) string {
 	if canon == "\x00NULL" {
 		return "NULL"
+	}
+	if strings.HasPrefix(canon, "\x00invalid ") {
+		return canon[1:]
 	}
 	if redact.SecretName(col) {
 		return "[redacted]"

@@ -242,10 +242,7 @@ func checksum(t sqldb.Table, cols []string, rows []scannedRow) ([4]uint64, error
 				buf = append(buf, 'N')
 				continue
 			}
-			s, err := Canonical(types[i], v)
-			if err != nil {
-				return sum, fmt.Errorf("replicate: checksum %s.%s: %w", t.Name, cols[i], err)
-			}
+			s := comparable(types[i], v)
 			buf = append(buf, 'V')
 			buf = strconv.AppendInt(buf, int64(len(s)), 10)
 			buf = append(buf, ':')

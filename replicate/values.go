@@ -15,6 +15,18 @@ func Normalize(t sqldb.Type, v any) (any, error) { return sqldb.Normalize(t, v) 
 // checksums and checkpoints store keys as.
 func Canonical(t sqldb.Type, v any) (string, error) { return sqldb.Text(t, v) }
 
+// comparable is the canonical text validate compares: Canonical, or, for a
+// value its column's type cannot hold (SQLite keeps a 5 in a BOOLEAN
+// column), a text no value of the type has, so the row is reported as
+// differing instead of failing the validation.
+func comparable(t sqldb.Type, v any) string {
+	s, err := Canonical(t, v)
+	if err != nil {
+		return fmt.Sprintf("\x00invalid %v: %v", t.Kind, v)
+	}
+	return s
+}
+
 // encodeKey returns a key's texts for checkpoints: canonical, except the
 // text-stored kinds, kept exactly.
 func encodeKey(t sqldb.Table, key []any) ([]string, error) {

@@ -174,6 +174,16 @@ func (d Dialect) Upsert(t sqldb.Table, rows int) string {
 	return d.insert(t, rows) + fmt.Sprintf(" ON CONFLICT (%s) DO UPDATE SET %s", sqldb.QuoteList(d, t.PrimaryKey), strings.Join(set, ", "))
 }
 
+// UpsertNewer implements sqldb.NewerUpserter: the conflict's update runs
+// only WHERE the incoming version is greater (RowsAffected counts the rows
+// inserted or overwritten).
+func (d Dialect) UpsertNewer(t sqldb.Table, rows int, version []string) string {
+	cond := sqldb.NewerCondition(version,
+		func(c string) string { return "EXCLUDED." + d.Quote(c) },
+		func(c string) string { return d.Quote(t.Name) + "." + d.Quote(c) })
+	return d.Upsert(t, rows) + " WHERE " + cond
+}
+
 // InsertIgnore implements sqldb.Dialect: only a primary-key conflict is
 // ignored; RowsAffected is the number of rows inserted.
 func (d Dialect) InsertIgnore(t sqldb.Table, rows int) string {
@@ -301,3 +311,5 @@ func ParseType(dataType string, length, precision, scale int) sqldb.Type {
 	}
 	return sqldb.Type{Kind: sqldb.KindText}
 }
+
+var _ sqldb.NewerUpserter = Dialect{}

@@ -176,6 +176,15 @@ func (d Dialect) Upsert(t sqldb.Table, rows int) string {
 		sqldb.QuoteList(d, t.PrimaryKey), conflict)
 }
 
+// UpsertNewer implements sqldb.NewerUpserter: the conflict's update runs
+// only WHERE the incoming version is greater.
+func (d Dialect) UpsertNewer(t sqldb.Table, rows int, version []string) string {
+	cond := sqldb.NewerCondition(version,
+		func(c string) string { return "excluded." + d.Quote(c) },
+		func(c string) string { return d.Quote(t.Name) + "." + d.Quote(c) })
+	return d.Upsert(t, rows) + " WHERE " + cond
+}
+
 // InsertIgnore implements sqldb.Dialect.
 func (d Dialect) InsertIgnore(t sqldb.Table, rows int) string {
 	return fmt.Sprintf("INSERT INTO %s (%s) VALUES %s ON CONFLICT DO NOTHING",
@@ -310,3 +319,5 @@ var _ sqldb.Indexer = Dialect{}
 func (d Dialect) CreateIndex(table, name string, columns []string) []string {
 	return []string{fmt.Sprintf("CREATE INDEX IF NOT EXISTS %s ON %s (%s)", d.Quote(name), d.Quote(table), sqldb.QuoteList(d, columns))}
 }
+
+var _ sqldb.NewerUpserter = Dialect{}
