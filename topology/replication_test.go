@@ -1,6 +1,7 @@
 package topology
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/intercloud/intercloud/config"
@@ -35,5 +36,28 @@ func TestReplicationMappings(t *testing.T) {
 	rev := ReverseMapping(c)
 	if !rev.Includes("records") || rev.Includes("orders_eu") || len(rev.Rules) != 0 {
 		t.Fatalf("reverse mapping = %+v", rev)
+	}
+}
+
+// TestReplicationTypeOverrides: mappings[].types becomes the rule's
+// portable types; an unknown type name is an error naming the field.
+func TestReplicationTypeOverrides(t *testing.T) {
+	const y = `replication: {from: aws, to: azure, tables: [customer],
+  mappings: [{table: customer, types: {active: bool, created: timestamptz}}]}
+`
+	c, err := config.Parse([]byte(y), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Mapping(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Rules[0].Types; got["active"].String() != "bool" || got["created"].String() != "timestamptz" {
+		t.Fatalf("types = %v", got)
+	}
+	c.Replication.Mappings[0].Types["active"] = "boolean(1)"
+	if _, err := Mapping(c); err == nil || !strings.Contains(err.Error(), "replication.mappings[0].types.active") {
+		t.Fatalf("a bad type name: %v", err)
 	}
 }
