@@ -41,6 +41,7 @@ fuzz:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./ingest ./edge ./frontdoor ./replicate
+	INTERCLOUD_BENCH_ROWS=200000 $(GO) test ./replicate/mysqlsrc/ -run '^$$' -bench MariaDBToPostgres -benchtime 1x -timeout 60m
 
 # The container image (deploy/Dockerfile: multi-stage, distroless, non-root);
 # needs a running Docker daemon. IMAGE=registry/name:tag to name it.

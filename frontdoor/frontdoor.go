@@ -6,8 +6,10 @@
 // to Config.MaxBodyBytes) so that a request that failed on one cloud before
 // it was answered (connection refused or reset, timeout, 502/503/504) can be
 // replayed on the next one with the same Idempotency-Key and traceparent
-// headers; the ingest API derives record ids from the Idempotency-Key, so
-// the retry is the same logical request and nothing is stored twice.
+// headers; the ingest API derives the record ids from the key, so the
+// retry is the same logical request and nothing is stored twice. A key the
+// front door makes is a UUIDv7, whose time the ids take: they are
+// time-ordered.
 //
 // Backend health comes from two sources: Run polls every backend's health
 // path with FailAfter/RiseAfter hysteresis (active checks), and a failed

@@ -288,10 +288,13 @@ func TestFailover(t *testing.T) {
 	}
 }
 
+// TestAnswersPassedThroughNotRetried: answers about the request, and a 503
+// with Retry-After (back-pressure), are the client's to see; they are not
+// retried on another cloud and the backend stays healthy.
 func TestAnswersPassedThroughNotRetried(t *testing.T) {
 	for _, code := range []int{http.StatusOK, http.StatusBadRequest, http.StatusUnauthorized, http.StatusNotFound,
 		http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity, http.StatusTooManyRequests,
-		http.StatusInternalServerError} {
+		http.StatusInternalServerError, http.StatusServiceUnavailable} {
 		t.Run(fmt.Sprint(code), func(t *testing.T) {
 			aws, azure := newCloud(t, "aws"), newCloud(t, "azure")
 			aws.handle(func(w http.ResponseWriter, r *http.Request) {

@@ -188,7 +188,7 @@ func (f *FrontDoor) attempt(w http.ResponseWriter, r *http.Request, b *backend, 
 	if err != nil {
 		return describeErr(err), false
 	}
-	if failoverStatus(resp.StatusCode) {
+	if failoverStatus(resp.StatusCode) && !backPressure(resp) {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		_ = resp.Body.Close()
 		return fmt.Sprintf("status %d", resp.StatusCode), false
@@ -238,6 +238,14 @@ func failoverStatus(code int) bool {
 	return code == http.StatusBadGateway || code == http.StatusServiceUnavailable || code == http.StatusGatewayTimeout
 }
 
+// backPressure reports whether an answer asks the client to slow down (a
+// 503 with Retry-After, such as an ingest API's admission control while
+// the pipeline behind it catches up): it is passed through, not retried
+// elsewhere, and the backend stays healthy.
+func backPressure(resp *http.Response) bool {
+	return resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != ""
+}
+
 // readBody buffers the request body, bounded by MaxBodyBytes.
 func (f *FrontDoor) readBody(r *http.Request) ([]byte, error) {
 	max := f.cfg.MaxBodyBytes
@@ -268,7 +276,8 @@ func (f *FrontDoor) readBody(r *http.Request) ([]byte, error) {
 
 // outboundHeader returns the headers every attempt of r carries: r's
 // headers without hop-by-hop fields, with X-Forwarded-* set and an
-// Idempotency-Key and a valid traceparent added when missing.
+// Idempotency-Key (a UUIDv7, made once for every attempt) and a valid
+// traceparent added when missing.
 func (f *FrontDoor) outboundHeader(r *http.Request) http.Header {
 	h := r.Header.Clone()
 	if h == nil {

@@ -489,18 +489,21 @@ func (s *Stream) runOnce(ctx context.Context) error {
 			return err
 		}
 		cp = Checkpoint{Phase: PhaseCDC, Position: cp.Snapshot.Start}
-	} else if len(reload) > 0 {
-		// Load the tables stopped before; replaying the log from the
-		// checkpoint after that is what a full load does too.
+	} else {
+		// Load the tables stopped before, and finish loading those whose
+		// load was cut short; replaying the log from the checkpoint after
+		// that is what a full load does too.
 		var load []string
-		for _, name := range reload {
-			if _, ok := w.tables[name]; ok {
+		for _, name := range live {
+			if slices.Contains(reload, name) || states[name].State == tableLoading {
 				load = append(load, name)
 			}
 		}
-		s.log.Info("loading stopped tables afresh", "tables", load)
-		if err := a.loadTables(ctx, load, cp.Position, states); err != nil {
-			return err
+		if len(load) > 0 {
+			s.log.Info("loading stopped tables afresh", "tables", load)
+			if err := a.loadTables(ctx, load, cp.Position, states); err != nil {
+				return err
+			}
 		}
 	}
 	if s.cfg.Schema == SchemaFull {
@@ -752,7 +755,9 @@ func (a *applier) loadTables(ctx context.Context, tables []string, start Positio
 	return nil
 }
 
-// loadTable copies one table from after lastKey, chunk by chunk.
+// loadTable copies one table from after lastKey, chunk by chunk: a reader
+// reads the next chunk from the source while the current one is written
+// to the target, and each chunk commits with the table's progress.
 func (a *applier) loadTable(ctx context.Context, w *writer, name string, start Position, lastKey []string) error {
 	s := a.s
 	tp := w.tables[name]
@@ -764,27 +769,67 @@ func (a *applier) loadTable(ctx context.Context, w *writer, name string, start P
 		}
 	}
 	s.log.Info("full load of table", "table", name, "resume_after", lastKey)
-	for !s.isStopped(name) {
-		n, next, err := a.snapshotChunk(ctx, w, tp, start, last)
-		if err != nil {
-			return err
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	chunks := make(chan loadChunk, 1)
+	var readErr error
+	complete := false // the reader reached the table's end
+	go func() {
+		defer close(chunks)
+		for {
+			c, err := a.readChunk(rctx, tp, last)
+			if err != nil {
+				readErr = err
+				return
+			}
+			if len(c.changes) == 0 {
+				complete = true
+				return
+			}
+			select {
+			case chunks <- c:
+			case <-rctx.Done():
+				readErr = rctx.Err()
+				return
+			}
+			if len(c.changes) < s.cfg.BatchSize {
+				complete = true
+				return
+			}
+			last = c.changes[len(c.changes)-1].Key
 		}
-		if n < s.cfg.BatchSize {
-			break
+	}()
+	var err error
+	for c := range chunks {
+		if err != nil || s.isStopped(name) {
+			cancel() // drain what the reader sent until it stops
+			continue
 		}
-		last = next
+		err = a.writeChunk(ctx, w, tp, start, c)
 	}
-	if s.isStopped(name) {
-		return nil
+	if err != nil || s.isStopped(name) {
+		return err
+	}
+	if !complete {
+		// Only a table read to its end is loaded.
+		if readErr == nil {
+			readErr = errors.New("the read stopped early")
+		}
+		return fmt.Errorf("replicate: full load of %s: %w", name, readErr)
 	}
 	return s.cfg.Target.Tx(ctx, func(tx *sql.Tx) error {
 		return saveTableState(ctx, tx, s.cfg.Target.Dialect, s.cfg.Name, name, TableState{State: tableLoaded})
 	})
 }
 
-// snapshotChunk copies the rows after last (up to BatchSize) and returns how
-// many it read and the last key.
-func (a *applier) snapshotChunk(ctx context.Context, w *writer, tp *tablePair, start Position, last []any) (int, []any, error) {
+// loadChunk is up to BatchSize rows of a table read for the full load.
+type loadChunk struct {
+	changes []Change
+	lastKey []string // the text of the last key, for the table's progress
+}
+
+// readChunk reads the rows after last (up to BatchSize).
+func (a *applier) readChunk(ctx context.Context, tp *tablePair, last []any) (loadChunk, error) {
 	s := a.s
 	mt := a.maps[tp.src.Name]
 	cols := tp.src.ColumnNames()
@@ -797,26 +842,26 @@ func (a *applier) snapshotChunk(ctx context.Context, w *writer, tp *tablePair, s
 		q, qargs, err = rangeQuery(s.cfg.Source.Dialect, tp.src, cols, last, nil, s.cfg.BatchSize)
 	}
 	if err != nil {
-		return 0, nil, permanent(err)
+		return loadChunk{}, permanent(err)
 	}
 	rows, err := readRows(ctx, s.cfg.Source, tp.src, cols, q, qargs)
 	if err != nil {
-		return 0, nil, fmt.Errorf("replicate: read %s: %w", tp.src.Name, err)
+		return loadChunk{}, fmt.Errorf("replicate: read %s: %w", tp.src.Name, err)
 	}
 	if len(rows) == 0 {
-		return 0, last, nil
+		return loadChunk{}, nil
 	}
 	var changes []Change
 	if mt != nil {
 		if changes, err = mt.rowChanges(rows); err != nil {
-			return 0, nil, err
+			return loadChunk{}, err
 		}
 	} else {
 		changes = make([]Change, len(rows))
 		for i, r := range rows {
 			key, err := keyOf(tp.src, cols, r)
 			if err != nil {
-				return 0, nil, err
+				return loadChunk{}, err
 			}
 			row := make(map[string]any, len(cols))
 			for j, c := range cols {
@@ -825,16 +870,21 @@ func (a *applier) snapshotChunk(ctx context.Context, w *writer, tp *tablePair, s
 			changes[i] = Change{Table: tp.src.Name, Op: OpUpsert, Key: key, Row: row, TraceID: traceID(row)}
 		}
 	}
-	next := changes[len(changes)-1].Key
-	lastKey, err := encodeKey(tp.src, next)
+	lastKey, err := encodeKey(tp.src, changes[len(changes)-1].Key)
 	if err != nil {
-		return 0, nil, err
+		return loadChunk{}, err
 	}
-	written, err := a.commit(ctx, w, changes, start, func(tx *sql.Tx) error {
-		return saveTableState(ctx, tx, s.cfg.Target.Dialect, s.cfg.Name, tp.src.Name, TableState{State: tableLoading, LastKey: lastKey})
+	return loadChunk{changes: changes, lastKey: lastKey}, nil
+}
+
+// writeChunk writes a chunk with the table's progress in one transaction.
+func (a *applier) writeChunk(ctx context.Context, w *writer, tp *tablePair, start Position, c loadChunk) error {
+	s := a.s
+	written, err := a.commit(ctx, w, c.changes, start, func(tx *sql.Tx) error {
+		return saveTableState(ctx, tx, s.cfg.Target.Dialect, s.cfg.Name, tp.src.Name, TableState{State: tableLoading, LastKey: c.lastKey})
 	})
 	if err != nil {
-		return 0, nil, err
+		return err
 	}
 	now := time.Now()
 	s.mu.Lock()
@@ -843,9 +893,9 @@ func (a *applier) snapshotChunk(ctx context.Context, w *writer, tp *tablePair, s
 	s.sampleLocked(now)
 	s.mu.Unlock()
 	if s.cfg.OnApplied != nil {
-		s.cfg.OnApplied(Batch{Changes: changes, Position: start, Snapshot: true})
+		s.cfg.OnApplied(Batch{Changes: c.changes, Position: start, Snapshot: true})
 	}
-	return len(rows), next, nil
+	return nil
 }
 
 // applyBatch applies one CDC batch and its position in one transaction.

@@ -92,7 +92,18 @@ type CloudStatus struct {
 	// the first maxStatusDead of them.
 	DeadLetters    int         `json:"dead_letters"`
 	DeadLetterList []load.Dead `json:"dead_letter_list,omitempty"`
-	Time           time.Time   `json:"time"`
+	// Freshness says how far the published results are behind what was
+	// acknowledged; set where this process publishes.
+	Freshness *Freshness `json:"freshness,omitempty"`
+	Time      time.Time  `json:"time"`
+}
+
+// Freshness is the age of the oldest acknowledged record whose aggregates
+// are not published yet (0 when every acknowledged record is).
+type Freshness struct {
+	Seconds float64 `json:"seconds"`
+	// OldestUnpublished is that record's ingest time.
+	OldestUnpublished time.Time `json:"oldest_unpublished,omitzero"`
 }
 
 // maxStatusDead bounds the dead letters a status lists.
@@ -125,6 +136,9 @@ func (c *Cloud) Status() CloudStatus {
 	if c.Publish != nil {
 		ps := c.Publish.Stats()
 		st.Publish = &ps
+	}
+	if age, oldest, ok := c.fresh.age(time.Now()); ok {
+		st.Freshness = &Freshness{Seconds: age.Seconds(), OldestUnpublished: oldest}
 	}
 	return st
 }
@@ -179,6 +193,9 @@ func (c *Cloud) Metrics() []telemetry.Metric {
 			m("publish_failing", "Whether publishing fails and is being retried (1) or works (0).", "gauge", b2f(!p.FailingSince.IsZero()), cl),
 			m("publish_bucket_failures_total", "Failed attempts at publishing one bucket (each retried on its own).", "counter", float64(p.BucketFailures), cl),
 			m("publish_failing_buckets", "Buckets whose results are not published, retried with backoff while the others go on.", "gauge", float64(len(p.Failing)), cl))
+	}
+	if f := st.Freshness; f != nil {
+		ms = append(ms, m("freshness_seconds", "Age of the oldest acknowledged record not yet in the published results (0: all are).", "gauge", f.Seconds, cl))
 	}
 	for code, n := range st.Ingest.Rejected {
 		ms = append(ms, m("ingest_rejected_total", "Ingest requests answered with an error, by code.", "counter", float64(n), map[string]string{"cloud": c.Name, "code": code}))

@@ -60,7 +60,7 @@ func TestPruneKeepsWhatAReaderStillNeeds(t *testing.T) {
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		var n int
-		_ = azure.DB.QueryRow(`SELECT COUNT(*) FROM _ic_published`).Scan(&n)
+		_ = azure.DB.QueryRow(`SELECT COUNT(*) FROM _ic_publish_rows`).Scan(&n)
 		var rows int
 		_ = azure.DB.QueryRow(`SELECT COUNT(*) FROM records`).Scan(&rows)
 		if rows == 100 && n > 0 && changes(aws.DB) > 0 {

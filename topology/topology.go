@@ -94,6 +94,7 @@ type Topology struct {
 	logs    *logstore.Store
 	clouds  map[string]*Cloud
 	edge    *edge.Edge
+	fresh   *freshness
 	front   *frontdoor.FrontDoor
 
 	edgeMu        sync.Mutex // guards edge while it starts, and pendingPurges
@@ -138,6 +139,7 @@ type Cloud struct {
 	Leases []*lease.Lease
 	api    *server
 	health *health
+	fresh  *freshness
 	// roleLease maps a role (a stream's name, "publish") to its lease.
 	roleLease map[string]*lease.Lease
 }
@@ -173,7 +175,9 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (t *Topology, 
 	if err != nil {
 		return nil, err
 	}
-	t = &Topology{cfg: cfg, opts: opts, clouds: map[string]*Cloud{}, keys: keys, tls: map[string]*certs.Source{}, holder: lease.NewHolder()}
+	t = &Topology{cfg: cfg, opts: opts, clouds: map[string]*Cloud{}, keys: keys, tls: map[string]*certs.Source{}, holder: lease.NewHolder(), fresh: &freshness{}}
+	// How far the results are behind is known where they are published.
+	t.fresh.known = slices.Contains(opts.Roles, cfg.Publish.Cloud)
 	if !cfg.TLS.Disabled {
 		for _, role := range opts.Roles {
 			if t.tls[role], err = tlsSource(cfg, role); err != nil {
@@ -351,6 +355,11 @@ func (t *Topology) startCloud(ctx context.Context, name string) error {
 	if err := lease.Ensure(ctx, c.DB); err != nil {
 		return fmt.Errorf("topology: %s: %w", name, err)
 	}
+	c.fresh = t.fresh
+	if c.Publish != nil {
+		pub := c.Publish
+		t.fresh.setPublisher(func() time.Time { return pub.Stats().NewestIngested })
+	}
 	// Capture changes before anything writes, so replication and publish
 	// see every row.
 	if err := t.prepareCapture(ctx, name, c.DB); err != nil {
@@ -407,6 +416,11 @@ func (t *Topology) startCloud(ctx context.Context, name string) error {
 	c.API, err = ingest.New(ingest.Config{
 		Cloud: name, Bucket: c.Bucket, Schema: t.cfg.Schema, Limits: t.cfg.Ingest,
 		Keys: t.keys, Logger: t.logger(name, "ingest"), Health: c.health.report, Now: t.opts.Now,
+		Backlog: func() (time.Duration, bool) {
+			age, _, ok := t.fresh.age(time.Now())
+			return age, ok
+		},
+		OnAck: func(at time.Time, _ int) { t.fresh.acked(at) },
 	})
 	if err != nil {
 		return fmt.Errorf("topology: %s: %w", name, err)
@@ -787,10 +801,21 @@ func (t *Topology) serve(name, addr string, h http.Handler) (*server, error) {
 	if log == nil {
 		log = t.logger("", "topology")
 	}
-	sc := serve.Config{Name: name, Addr: addr, Handler: h, Logger: log.With("server", name)}
+	hc := t.cfg.HTTP
+	sc := serve.Config{Name: name, Addr: addr, Handler: h, Logger: log.With("server", name), Limits: serve.Limits{
+		ReadHeaderTimeout: hc.ReadHeaderTimeout.D(), ReadTimeout: hc.ReadTimeout.D(), WriteTimeout: hc.WriteTimeout.D(),
+		IdleTimeout: hc.IdleTimeout.D(), MaxHeaderBytes: hc.MaxHeaderBytes, MinBodyRate: hc.MinBodyRate, BodyGrace: hc.BodyGrace.D(),
+		MaxConnsPerIP: hc.MaxConnsPerIP, MaxRequestsPerKey: hc.MaxRequestsPerKey,
+	}}
 	if !t.cfg.TLS.Disabled {
 		role, requireClient := serverRole(name)
 		src := t.tls[role]
+		if l, ok := t.cfg.TLS.Listeners[name]; ok {
+			var err error
+			if src, err = certs.NewSource(l.Cert, l.Key, caFile(t.cfg)); err != nil {
+				return nil, fmt.Errorf("topology: tls.listeners.%s: %w", name, err)
+			}
+		}
 		if src == nil {
 			return nil, fmt.Errorf("topology: %s: no certificate for role %s", name, role)
 		}

@@ -214,7 +214,7 @@ func (d Dialect) CreateIndex(table, name string, columns []string) []string {
 // Describe implements sqldb.Dialect from information_schema, in the
 // current schema.
 func (d Dialect) Describe(ctx context.Context, q sqldb.Querier, table string) (sqldb.Table, error) {
-	rows, err := q.QueryContext(ctx, `SELECT column_name, data_type, character_maximum_length, numeric_precision, numeric_scale, is_nullable
+	rows, err := q.QueryContext(ctx, `SELECT column_name, data_type, character_maximum_length, numeric_precision, numeric_scale, is_nullable, column_default
 FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position`, table)
 	if err != nil {
 		return sqldb.Table{}, fmt.Errorf("postgres: describe %s: %w", table, err)
@@ -224,13 +224,15 @@ FROM information_schema.columns WHERE table_schema = current_schema() AND table_
 	for rows.Next() {
 		var name, dataType, nullable string
 		var length, precision, scale sql.NullInt64
-		if err := rows.Scan(&name, &dataType, &length, &precision, &scale, &nullable); err != nil {
+		var def sql.NullString
+		if err := rows.Scan(&name, &dataType, &length, &precision, &scale, &nullable, &def); err != nil {
 			return sqldb.Table{}, fmt.Errorf("postgres: describe %s: %w", table, err)
 		}
 		t.Columns = append(t.Columns, sqldb.Column{
 			Name:     name,
 			Type:     ParseType(dataType, int(length.Int64), int(precision.Int64), int(scale.Int64)),
 			Nullable: nullable == "YES",
+			Default:  sqldb.ParseDefault(def.String),
 		})
 	}
 	if err := rows.Err(); err != nil {

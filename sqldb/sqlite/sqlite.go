@@ -242,7 +242,7 @@ var declRE = regexp.MustCompile(`^([A-Z_]+)(?:\((\d+)(?:,(\d+))?\))?$`)
 
 // Describe implements sqldb.Dialect.
 func (Dialect) Describe(ctx context.Context, q sqldb.Querier, table string) (sqldb.Table, error) {
-	rows, err := q.QueryContext(ctx, "SELECT name, type, \"notnull\", pk FROM pragma_table_info(?) ORDER BY cid", table)
+	rows, err := q.QueryContext(ctx, "SELECT name, type, \"notnull\", pk, dflt_value FROM pragma_table_info(?) ORDER BY cid", table)
 	if err != nil {
 		return sqldb.Table{}, fmt.Errorf("sqlite: describe %s: %w", table, err)
 	}
@@ -252,10 +252,11 @@ func (Dialect) Describe(ctx context.Context, q sqldb.Querier, table string) (sql
 	for rows.Next() {
 		var name, decl string
 		var notnull, pk int
-		if err := rows.Scan(&name, &decl, &notnull, &pk); err != nil {
+		var def sql.NullString
+		if err := rows.Scan(&name, &decl, &notnull, &pk, &def); err != nil {
 			return sqldb.Table{}, fmt.Errorf("sqlite: describe %s: %w", table, err)
 		}
-		t.Columns = append(t.Columns, sqldb.Column{Name: name, Type: parseDecl(decl), Nullable: notnull == 0})
+		t.Columns = append(t.Columns, sqldb.Column{Name: name, Type: parseDecl(decl), Nullable: notnull == 0, Default: sqldb.ParseDefault(def.String)})
 		if pk > 0 {
 			pks[pk] = name
 		}
