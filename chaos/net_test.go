@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -26,15 +28,35 @@ type link struct {
 	ns, dev string // "" ns: the root namespace
 }
 
-// Addresses on the veths.
-const (
-	rootA  = "10.213.1.1" // root side of root–aws
-	awsG   = "10.213.1.2"
-	rootZ  = "10.213.2.1"
-	azureG = "10.213.2.2"
-	awsZ   = "10.213.3.1" // aws side of the intercloud link
-	azureA = "10.213.3.2"
+// Addresses on the veths, in a 10.N.0.0/16 of the run's own (newNetwork
+// sets them; one network per test process).
+var (
+	rootA  string // root side of root–aws
+	awsG   string
+	rootZ  string
+	azureG string
+	awsZ   string // aws side of the intercloud link
+	azureA string
 )
+
+// pickSubnet returns a second octet no address of this machine uses yet,
+// so that suites running at once (other checkouts' `go test ./...`) do not
+// route into each other.
+func pickSubnet(t testing.TB) int {
+	out, err := exec.Command("ip", "-4", "-o", "addr", "show").Output()
+	if err != nil {
+		t.Fatalf("ip addr: %v", err)
+	}
+	start := 20 + os.Getpid()%200
+	for i := range 200 {
+		n := 20 + (start-20+i)%200
+		if !strings.Contains(string(out), fmt.Sprintf(" 10.%d.", n)) {
+			return n
+		}
+	}
+	t.Fatal("no free 10.N.0.0/16 for the chaos network")
+	return 0
+}
 
 func run(t testing.TB, args ...string) {
 	t.Helper()
@@ -44,8 +66,8 @@ func run(t testing.TB, args ...string) {
 }
 
 // newNetwork builds the namespaces and links, and removes them when the test
-// ends, whatever happens. Namespaces left by a run that was killed (same
-// prefix) are removed first.
+// ends, whatever happens. Names carry the test process's pid; those left by
+// a run that was killed are removed first.
 func newNetwork(t testing.TB) *network {
 	if os.Geteuid() != 0 {
 		t.Skip("the chaos suite needs root for network namespaces")
@@ -53,8 +75,13 @@ func newNetwork(t testing.TB) *network {
 	if _, err := exec.LookPath("ip"); err != nil {
 		t.Skip("the chaos suite needs iproute2 (ip)")
 	}
-	w := &network{t: t, prefix: "icchaos"}
-	w.cleanup()
+	// Names of this run's own (several suites may run at once); those of
+	// runs whose process is gone are removed first.
+	w := &network{t: t, prefix: fmt.Sprintf("icc%d", os.Getpid())}
+	removeStale()
+	n := pickSubnet(t)
+	ip := func(sub, host int) string { return fmt.Sprintf("10.%d.%d.%d", n, sub, host) }
+	rootA, awsG, rootZ, azureG, awsZ, azureA = ip(1, 1), ip(1, 2), ip(2, 1), ip(2, 2), ip(3, 1), ip(3, 2)
 	w.nsA, w.nsZ = w.prefix+"-aws", w.prefix+"-azure"
 	t.Cleanup(w.cleanup)
 	run(t, "ip", "netns", "add", w.nsA)
@@ -86,15 +113,33 @@ func newNetwork(t testing.TB) *network {
 
 // cleanup removes the namespaces (which removes their veths and, with
 // them, the peers in the root namespace).
-func (w *network) cleanup() {
+func (w *network) cleanup() { removeNetwork(w.prefix) }
+
+func removeNetwork(prefix string) {
+	for _, ns := range []string{prefix + "-aws", prefix + "-azure"} {
+		_ = exec.Command("ip", "netns", "del", ns).Run()
+	}
+	for _, d := range []string{prefix + "A", prefix + "Z"} {
+		_ = exec.Command("ip", "link", "del", d).Run()
+	}
+}
+
+// removeStale removes the networks of suites whose process is gone.
+func removeStale() {
 	out, _ := exec.Command("ip", "netns", "list").Output()
 	for _, l := range strings.Split(string(out), "\n") {
-		if f := strings.Fields(l); len(f) > 0 && strings.HasPrefix(f[0], w.prefix+"-") {
-			_ = exec.Command("ip", "netns", "del", f[0]).Run()
+		f := strings.Fields(l)
+		if len(f) == 0 {
+			continue
 		}
-	}
-	for _, d := range []string{w.prefix + "A", w.prefix + "Z"} {
-		_ = exec.Command("ip", "link", "del", d).Run()
+		name, _, ok := strings.Cut(f[0], "-")
+		pid, err := strconv.Atoi(strings.TrimPrefix(name, "icc"))
+		if !ok || !strings.HasPrefix(name, "icc") || err != nil {
+			continue
+		}
+		if syscall.Kill(pid, 0) == syscall.ESRCH {
+			removeNetwork(name)
+		}
 	}
 }
 

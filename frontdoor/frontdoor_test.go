@@ -1026,3 +1026,38 @@ func TestInFlightFailsOverWhenDeclaredDown(t *testing.T) {
 	}
 	t.Logf("failed over after %v (attempt timeout 30s)", took.Round(time.Millisecond))
 }
+
+// TestSkipsCandidateDeclaredDownMeanwhile: of the candidates listed when a
+// request came in, one the health checks declared down while the request
+// waited on another is skipped, not waited on.
+func TestSkipsCandidateDeclaredDownMeanwhile(t *testing.T) {
+	aws1, aws2, azure := newCloud(t, "aws-1"), newCloud(t, "aws-2"), newCloud(t, "azure")
+	hang := func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }
+	aws1.handle(hang)
+	aws2.handle(hang)
+	f, fd := start(t, Config{Timeout: 30 * time.Second},
+		Backend{Name: "aws-1", Group: "aws", URL: aws1.srv.URL},
+		Backend{Name: "aws-2", Group: "aws", URL: aws2.srv.URL},
+		Backend{Name: "azure", URL: azure.srv.URL})
+	// Both AWS replicas are declared down while the request waits on the
+	// first of them.
+	go func() {
+		for len(aws1.requests())+len(aws2.requests()) == 0 {
+			time.Sleep(time.Millisecond)
+		}
+		_ = f.SetHealthy("aws-2", false)
+		_ = f.SetHealthy("aws-1", false)
+	}()
+	start := time.Now()
+	resp := post(t, fd.URL+"/v1/records", []byte(`{}`), nil)
+	readAll(t, resp)
+	if resp.StatusCode != http.StatusAccepted || resp.Header.Get(HeaderServedBy) != "azure" {
+		t.Fatalf("status %d served by %q", resp.StatusCode, resp.Header.Get(HeaderServedBy))
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("took %v: waited on a replica declared down", took)
+	}
+	if n := len(aws1.requests()) + len(aws2.requests()); n != 1 {
+		t.Errorf("the AWS replicas got %d requests, want 1", n)
+	}
+}

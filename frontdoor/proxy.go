@@ -118,7 +118,16 @@ func (f *FrontDoor) proxy(w http.ResponseWriter, r *http.Request) {
 	traceID := traceIDOf(hdr.Get(HeaderTraceparent))
 
 	var tried []string
-	for _, b := range f.candidates() {
+	cands := f.candidates()
+	failOpen := !cands[0].isHealthy()
+	for i, b := range cands {
+		// A candidate the checks declared down since the list was made is
+		// skipped while a later one may still be healthy (a cut-off cloud
+		// drops packets: waiting on it would take the whole timeout).
+		if !failOpen && !b.isHealthy() && i < len(cands)-1 {
+			tried = append(tried, fmt.Sprintf("%s (declared down)", b.name))
+			continue
+		}
 		reason, done := f.attempt(w, r, b, hdr, body, traceID)
 		if done {
 			return
