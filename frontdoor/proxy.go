@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/google/uuid"
@@ -143,7 +144,31 @@ func (f *FrontDoor) attempt(w http.ResponseWriter, r *http.Request, b *backend, 
 	traceID string) (reason string, done bool) {
 	ctx, cancel := context.WithTimeout(r.Context(), f.cfg.Timeout)
 	defer cancel()
+	// When the health checks declare the backend down meanwhile (its
+	// cloud cut off: packets dropped, nothing refused), the attempt gives
+	// up at once and fails over, instead of waiting for its timeout.
+	// Only until the answer starts: an answer being relayed is not cut.
+	var watching chan struct{}
+	var declaredDown atomic.Bool
+	if down := b.downSignal(); down != nil {
+		watching = make(chan struct{})
+		go func() {
+			select {
+			case <-down:
+				declaredDown.Store(true)
+				cancel()
+			case <-watching:
+			case <-ctx.Done():
+			}
+		}()
+	}
 	resp, err := f.client.Do(b.request(ctx, r, hdr, body))
+	if watching != nil {
+		close(watching)
+	}
+	if err != nil && declaredDown.Load() && r.Context().Err() == nil {
+		return "declared down by the health checks while waiting", false
+	}
 	if r.Context().Err() != nil {
 		// The client went away: nothing to answer, nothing learnt.
 		if err == nil {
@@ -166,20 +191,34 @@ func (f *FrontDoor) attempt(w http.ResponseWriter, r *http.Request, b *backend, 
 // candidates returns the healthy backends in priority order, those that
 // are not degraded first, or, when none is healthy, every backend (fail
 // open: health state may be stale, and trying costs less than refusing).
+//
+// The replicas of one cloud (a group) share its place in the order and
+// take turns leading it, so that requests spread over them.
 func (f *FrontDoor) candidates() []*backend {
-	out := make([]*backend, 0, len(f.backends))
-	for _, b := range f.backends {
+	order := f.backends
+	if len(f.groups) < len(f.backends) {
+		turn := f.turn.Add(1)
+		order = make([]*backend, 0, len(f.backends))
+		for _, g := range f.groups {
+			first := int(turn % uint64(len(g)))
+			for i := range g {
+				order = append(order, g[(first+i)%len(g)])
+			}
+		}
+	}
+	out := make([]*backend, 0, len(order))
+	for _, b := range order {
 		if b.isPreferred() {
 			out = append(out, b)
 		}
 	}
-	for _, b := range f.backends {
+	for _, b := range order {
 		if b.isHealthy() && !b.isPreferred() {
 			out = append(out, b)
 		}
 	}
 	if len(out) == 0 {
-		return f.backends
+		return order
 	}
 	return out
 }

@@ -11,10 +11,12 @@
 // application/json) or one object per line (application/x-ndjson, blank
 // lines ignored). The caller sends "Authorization: Bearer <key>". One bad
 // record rejects the whole request and nothing of it is written. Errors are
-// JSON (see package apierr): 400 malformed, 401 unauthenticated, 404/405,
-// 413 too large, 415 wrong type, 422 schema violation naming the record and
-// field, 429 rate limited (with Retry-After), 503 closing or store
-// unavailable.
+// JSON (see package apierr): 400 malformed, 401 unauthenticated, 403 a key
+// without the ingest scope (see package auth), 404/405, 408 a body that
+// arrives too slowly (see internal/serve), 413 too large, 415 wrong type,
+// 422 schema violation naming the record and field (or a reused
+// Idempotency-Key), 429 rate limited (with Retry-After), 503 closing or
+// store unavailable.
 //
 // # Ids
 //
@@ -212,6 +214,10 @@ type API struct {
 	log     *slog.Logger
 	limiter *rate.Limiter
 	idem    *idemStore
+
+	// last is the acknowledgement time given last (stamp).
+	clockMu sync.Mutex
+	last    time.Time
 
 	queue     chan *pending
 	sem       chan struct{}
@@ -524,11 +530,27 @@ func (a *API) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	}
 }
 
+// stamp returns a request's acknowledgement time: the clock in whole
+// microseconds (what every database keeps), strictly after the last one
+// this API gave. The same id written twice is thereby ordered: the later
+// write carries the greater _ingested_at, which is what replication and
+// load compare (last writer wins, ties broken by the cloud's name).
+func (a *API) stamp() time.Time {
+	now := a.cfg.Now().UTC().Truncate(time.Microsecond)
+	a.clockMu.Lock()
+	defer a.clockMu.Unlock()
+	if !now.After(a.last) {
+		now = a.last.Add(time.Microsecond)
+	}
+	a.last = now
+	return now
+}
+
 // prepare stamps ids, origin, trace and time on the records and renders
 // their NDJSON lines.
-func (a *API) prepare(recs []record.Record, trace, idemKey string, hasKey bool, stamp time.Time) (*pending, error) {
+func (a *API) prepare(recs []record.Record, trace, idemKey string, hasKey bool, reqTime time.Time) (*pending, error) {
 	p := &pending{trace: trace, ids: make([]string, len(recs)), done: make(chan result, 1)}
-	now := a.cfg.Now().UTC()
+	now := a.stamp()
 	p.ingested = now
 	lines := make([]byte, 0, 256*len(recs))
 	for i := range recs {
@@ -536,7 +558,7 @@ func (a *API) prepare(recs []record.Record, trace, idemKey string, hasKey bool, 
 		switch {
 		case rec.ID != "":
 		case hasKey:
-			rec.ID = DerivedID(idemKey, stamp, i)
+			rec.ID = DerivedID(idemKey, reqTime, i)
 		default:
 			id, err := newID()
 			if err != nil {

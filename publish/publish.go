@@ -94,9 +94,13 @@ type Config struct {
 	// OnPublished is called with the ids of the records whose aggregates
 	// were just written.
 	OnPublished func(ids []string)
-	BatchSize   int           // changes per pass (default 5000)
-	Poll        time.Duration // default 50ms
-	Logger      *slog.Logger
+	// Fence, when set, runs inside every transaction that commits the
+	// feed's checkpoint, before it: an error (a lease lost to another
+	// process) rolls it back, so a deposed publisher moves nothing on.
+	Fence     func(ctx context.Context, tx *sql.Tx) error
+	BatchSize int           // changes per pass (default 5000)
+	Poll      time.Duration // default 50ms
+	Logger    *slog.Logger
 }
 
 // Aggregate is one published hourly aggregate.
@@ -377,6 +381,11 @@ func (p *Publisher) handle(ctx context.Context, b replicate.Batch) error {
 
 func (p *Publisher) saveCheckpoint(ctx context.Context, pos replicate.Position) error {
 	return p.cfg.DB.Tx(ctx, func(tx *sql.Tx) error {
+		if p.cfg.Fence != nil {
+			if err := p.cfg.Fence(ctx, tx); err != nil {
+				return err
+			}
+		}
 		return replicate.SaveCheckpoint(ctx, tx, p.cfg.DB.Dialect, StreamName, replicate.Checkpoint{Position: pos, Phase: replicate.PhaseCDC})
 	})
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/intercloud/intercloud/edge"
 	"github.com/intercloud/intercloud/functions"
 	"github.com/intercloud/intercloud/ingest"
+	"github.com/intercloud/intercloud/lease"
 	"github.com/intercloud/intercloud/load"
 	"github.com/intercloud/intercloud/publish"
 	"github.com/intercloud/intercloud/replicate"
@@ -84,6 +85,9 @@ type CloudStatus struct {
 	Validation []replicate.ValidationStatus `json:"validation,omitempty"`
 	// Publish is set on the cloud that publishes.
 	Publish *publish.Stats `json:"publish,omitempty"`
+	// Leases are this process's leases for the cloud's singleton roles:
+	// which it holds, and who holds the others.
+	Leases []lease.Status `json:"leases,omitempty"`
 	// DeadLetters counts the dead-lettered objects; DeadLetterList names
 	// the first maxStatusDead of them.
 	DeadLetters    int         `json:"dead_letters"`
@@ -111,8 +115,20 @@ func (c *Cloud) Status() CloudStatus {
 	if c.health != nil {
 		st.Health, st.DeadLetters = c.health.report(), c.health.deadLetters()
 	}
+	for _, l := range c.Leases {
+		st.Leases = append(st.Leases, l.Status())
+	}
 	for _, s := range c.Streams {
-		st.Replication = append(st.Replication, s.Status())
+		ss := s.Status()
+		if l := c.roleLease[ss.Name]; l != nil {
+			if ls := l.Status(); !ls.Held {
+				ss.Phase, ss.State = "standby", "standby: another process holds the stream's lease"
+				if ls.Holder != "" {
+					ss.State = "standby: " + ls.Holder + " holds the stream's lease"
+				}
+			}
+		}
+		st.Replication = append(st.Replication, ss)
 	}
 	for _, v := range c.Validators {
 		st.Validation = append(st.Validation, v.Status())
@@ -184,6 +200,12 @@ func (c *Cloud) Metrics() []telemetry.Metric {
 	for code, n := range st.Ingest.Rejected {
 		ms = append(ms, m("ingest_rejected_total", "Ingest requests answered with an error, by code.", "counter", float64(n), map[string]string{"cloud": c.Name, "code": code}))
 	}
+	for _, ls := range st.Leases {
+		ms = append(ms, m("lease_held", "Whether this process holds the lease of a singleton role (1) or stands by (0).", "gauge", b2f(ls.Held),
+			map[string]string{"cloud": c.Name, "lease": ls.Name}))
+		ms = append(ms, m("lease_takeovers_total", "Times this process gained the lease of a singleton role.", "counter", float64(ls.Takeovers),
+			map[string]string{"cloud": c.Name, "lease": ls.Name}))
+	}
 	for _, r := range st.Replication {
 		l := map[string]string{"cloud": c.Name, "stream": r.Name}
 		ms = append(ms,
@@ -193,6 +215,7 @@ func (c *Cloud) Metrics() []telemetry.Metric {
 			m("replication_source_lag_seconds", "Age of the last batch when read from the source; grows while the source is unreachable.", "gauge", r.SourceLag.Seconds(), l),
 			m("replication_target_lag_seconds", "Age of the last batch when committed on the target; grows while changes cannot be applied.", "gauge", r.TargetLag.Seconds(), l),
 			m("replication_reconnecting", "Whether the stream lost its source or target and is reconnecting (1) or runs (0).", "gauge", b2f(!r.ReconnectingSince.IsZero()), l),
+			m("replication_conflicts_total", "Rows not applied because the target held the same id at the same or a later version (last writer wins by acknowledgement time, then cloud name).", "counter", float64(r.Conflicts), l),
 		)
 		ms = append(ms, m("replication_apply_exceptions_total", "Changes the target rejected, skipped into _ic_apply_exceptions (on_error: skip).", "counter", float64(r.ApplyExceptions), l))
 		ms = append(ms, m("replication_stopped_tables", "Tables of the stream stopped by a change the target rejected; the others go on.", "gauge", float64(len(r.StoppedTables)), l))
