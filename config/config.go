@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/url"
 	"os"
@@ -62,12 +63,33 @@ type Config struct {
 	Edge Edge `yaml:"edge"`
 	// FrontDoor configures the global router.
 	FrontDoor FrontDoor `yaml:"frontdoor"`
+	// Leases configures the leases of the roles that run once per cloud.
+	Leases Leases `yaml:"leases"`
+	// Retention bounds what the platform keeps.
+	Retention Retention `yaml:"retention"`
 	// Logs configures the central log store.
 	Logs Logs `yaml:"logs"`
 	// Auth configures the scoped keys.
 	Auth Auth `yaml:"auth"`
 	// TLS secures every listener and every hop between the parts.
 	TLS TLS `yaml:"tls"`
+	// HTTP bounds what a request and a client may take on every listener.
+	HTTP HTTP `yaml:"http"`
+}
+
+// HTTP bounds requests and clients on every listener. Zero fields take
+// package internal/serve's defaults; negative ones turn the limit off.
+type HTTP struct {
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
+	ReadTimeout       Duration `yaml:"read_timeout"`
+	WriteTimeout      Duration `yaml:"write_timeout"`
+	IdleTimeout       Duration `yaml:"idle_timeout"`
+	MaxHeaderBytes    int      `yaml:"max_header_bytes"`
+	// MinBodyRate is bytes per second on average after BodyGrace.
+	MinBodyRate       int64    `yaml:"min_body_rate"`
+	BodyGrace         Duration `yaml:"body_grace"`
+	MaxConnsPerIP     int      `yaml:"max_conns_per_ip"`
+	MaxRequestsPerKey int      `yaml:"max_requests_per_key"`
 }
 
 // Auth configures who may call the APIs besides the API key (which holds
@@ -97,6 +119,17 @@ type TLS struct {
 	Cert string `yaml:"cert"`
 	Key  string `yaml:"key"`
 	CA   string `yaml:"ca"`
+	// Listeners give one listener its own certificate (a public one for
+	// the front door, say), by endpoint name: frontdoor, edge, logs,
+	// <cloud>-api, <cloud>-origin.
+	Listeners map[string]ListenerTLS `yaml:"listeners"`
+}
+
+// ListenerTLS is one listener's certificate and key (PEM files, re-read
+// when they change).
+type ListenerTLS struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
 }
 
 // Cloud is one cloud's services, each named by URL.
@@ -256,6 +289,13 @@ type Ingest struct {
 	RateLimit float64 `yaml:"rate_limit"`
 	// RateBurst is the burst the rate limit allows.
 	RateBurst int `yaml:"rate_burst"`
+	// MaxBacklog turns on admission control: while the oldest
+	// acknowledged record not yet in the published results is older than
+	// this, writes are refused with 503 and Retry-After; 0 means off.
+	MaxBacklog Duration `yaml:"max_backlog"`
+	// DegradedBacklog is the age of that record past which /healthz says
+	// degraded.
+	DegradedBacklog Duration `yaml:"degraded_backlog"`
 	// IdempotencyWindow is how long an API remembers the request an
 	// Idempotency-Key came with (the same key with another request is a
 	// 422); IdempotencyKeys bounds the keys it remembers, oldest forgotten
@@ -340,6 +380,30 @@ type FrontDoor struct {
 	Priority []string `yaml:"priority"`
 	// HealthInterval is how often every API's health is checked.
 	HealthInterval Duration `yaml:"health_interval"`
+	// Backends lists, per cloud, the URLs of its API replicas (several
+	// `intercloud up --cloud NAME` processes); a cloud left out is reached
+	// at its api address.
+	Backends map[string][]string `yaml:"backends"`
+}
+
+// Leases configures the leases by which one process of a cloud runs each
+// singleton role (a replication stream, publish, the reconciler,
+// trimming). A zero TTL takes the default of package lease.
+type Leases struct {
+	// TTL is how long a holder that stopped renewing keeps its lease: a
+	// standby takes over about one TTL after the holder died.
+	TTL Duration `yaml:"ttl"`
+}
+
+// Retention bounds storage. Zero durations and sizes take the defaults of
+// the components that apply them.
+type Retention struct {
+	// Raw is how long a raw object is kept once it is loaded (default 7
+	// days); dead-lettered objects are never deleted by retention.
+	Raw Duration `yaml:"raw"`
+	// KeepRaw turns raw object retention off (for stores that expire
+	// objects themselves with a lifecycle rule).
+	KeepRaw bool `yaml:"keep_raw"`
 }
 
 // Logs configures the central log store.
@@ -355,6 +419,11 @@ type Logs struct {
 	Elasticsearch string `yaml:"elasticsearch"`
 	// Index is the Elasticsearch index (default telemetry.DefaultIndex).
 	Index string `yaml:"index"`
+	// MaxAge is how long the central store keeps a line (default 7 days).
+	MaxAge Duration `yaml:"max_age"`
+	// MaxBytes bounds the central store's size; the oldest lines go
+	// first (default 1 GiB).
+	MaxBytes int64 `yaml:"max_bytes"`
 }
 
 // Duration is a time.Duration written as "250ms", "5s" in YAML.
@@ -594,9 +663,42 @@ func (c *Config) Validate() error {
 	for i, name := range c.FrontDoor.Priority {
 		c.checkCloud(bad, fmt.Sprintf("frontdoor.priority[%d]", i), name)
 	}
+	for _, name := range slices.Sorted(maps.Keys(c.FrontDoor.Backends)) {
+		key := "frontdoor.backends." + name
+		c.checkCloud(bad, key, name)
+		urls := c.FrontDoor.Backends[name]
+		if len(urls) == 0 {
+			bad(key, "list at least one URL, or leave the cloud out")
+		}
+		for i, u := range urls {
+			checkURL(bad, fmt.Sprintf("%s[%d]", key, i), u, []string{"http", "https"})
+		}
+	}
+	if c.Leases.TTL < 0 {
+		bad("leases.ttl", "must not be negative")
+	} else if c.Leases.TTL > 0 && c.Leases.TTL.D() < 300*time.Millisecond {
+		bad("leases.ttl", "%v is below 300ms", c.Leases.TTL.D())
+	}
+	if c.Retention.Raw < 0 {
+		bad("retention.raw", "must not be negative")
+	}
+	if c.Logs.MaxAge < 0 {
+		bad("logs.max_age", "must not be negative")
+	}
+	if c.Logs.MaxBytes < 0 {
+		bad("logs.max_bytes", "must not be negative")
+	}
 	checkAddr(bad, "logs.listen", c.Logs.Listen, true)
 	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
 		bad("tls", "cert and key go together")
+	}
+	for name, l := range c.TLS.Listeners {
+		if l.Cert == "" || l.Key == "" {
+			bad("tls.listeners."+name, "cert and key are required")
+		}
+		if !c.isListener(name) {
+			bad("tls.listeners."+name, "no such listener (have frontdoor, edge, logs, <cloud>-api, <cloud>-origin)")
+		}
 	}
 	if c.TLS.Disabled && (c.TLS.Cert != "" || c.TLS.CA != "") {
 		bad("tls.disabled", "TLS is off, yet tls.cert or tls.ca is set")
@@ -859,4 +961,18 @@ func validIdent(s string) bool {
 		}
 	}
 	return true
+}
+
+// isListener reports whether name names an endpoint of the topology.
+func (c *Config) isListener(name string) bool {
+	switch name {
+	case "frontdoor", "edge", "logs":
+		return true
+	}
+	for cloud, cc := range c.Clouds {
+		if name == cloud+"-api" || name == cloud+"-origin" && cc.Origin != "" {
+			return true
+		}
+	}
+	return false
 }

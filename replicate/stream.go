@@ -64,8 +64,21 @@ type Config struct {
 	// stream is the sole consumer of the source's log; otherwise whoever
 	// knows every consumer prunes, with PruneLog.
 	PruneSource bool
-	// PruneEvery is how often PruneSource trims (default 5s).
+	// PruneEvery is how often PruneSource trims, and how often the applied
+	// position is confirmed to a source whose log its readers trim
+	// (ConfirmPosition; default 5s).
 	PruneEvery time.Duration
+	// Version names the columns by which the same key written on both
+	// sides of a bidirectional pair converges (last writer wins): a row
+	// overwrites the target's row only when its version, compared column
+	// by column, is greater (e.g. the acknowledgement time, then the
+	// cloud's name to break ties). Tables without every version column
+	// are upserted unconditionally. Empty: plain upserts.
+	Version []string
+	// Fence, when set, runs inside every target transaction that commits a
+	// checkpoint, before it: an error (a lease lost to another process)
+	// rolls the transaction back, so a deposed stream writes nothing.
+	Fence func(ctx context.Context, tx *sql.Tx) error
 	// OnError is what the stream does with a change its target rejects
 	// (default OnErrorStop); TableOnError overrides it per source table
 	// (by name, or by path.Match pattern; a plain name wins).
@@ -183,6 +196,10 @@ type Status struct {
 	// confirmed by the stream, for sources that implement Lagger (polled
 	// every few seconds); 0 otherwise.
 	SourceBacklogBytes int64 `json:"source_backlog_bytes,omitempty"`
+	// Conflicts counts the rows not applied because the target held the
+	// same key at the same or a greater version (Config.Version): the
+	// conflicts last-writer-wins resolved in the target's favour.
+	Conflicts int64 `json:"conflicts"`
 	// AppliedAt is when the last target transaction committed.
 	AppliedAt time.Time `json:"applied_at,omitzero"`
 	// StoppedTables are the tables stopped by a change the target
@@ -381,7 +398,7 @@ func (s *Stream) runOnce(ctx context.Context) error {
 			s.stopTable(st.Err)
 		}
 	}
-	w := &writer{d: s.cfg.Target.Dialect, tables: map[string]*tablePair{}}
+	w := &writer{d: s.cfg.Target.Dialect, tables: map[string]*tablePair{}, version: s.cfg.Version}
 	maps := map[string]*mappedTable{}
 	var live []string
 	var failed []error
@@ -443,7 +460,7 @@ func (s *Stream) runOnce(ctx context.Context) error {
 	if cp.Phase == "" && s.cfg.SkipFullLoad {
 		cp = Checkpoint{Phase: PhaseCDC}
 		if err := s.cfg.Target.Tx(ctx, func(tx *sql.Tx) error {
-			return SaveCheckpoint(ctx, tx, s.cfg.Target.Dialect, s.cfg.Name, cp)
+			return s.saveCheckpoint(ctx, tx, cp)
 		}); err != nil {
 			return err
 		}
@@ -461,7 +478,7 @@ func (s *Stream) runOnce(ctx context.Context) error {
 			if err := resetTableStates(ctx, tx, s.cfg.Target.Dialect, s.cfg.Name); err != nil {
 				return err
 			}
-			return SaveCheckpoint(ctx, tx, s.cfg.Target.Dialect, s.cfg.Name, cp)
+			return s.saveCheckpoint(ctx, tx, cp)
 		}); err != nil {
 			return err
 		}
@@ -523,6 +540,13 @@ func (s *Stream) runOnce(ctx context.Context) error {
 		pruner, _ = src.(Pruner)
 	}
 	lastPrune := time.Now()
+	// On a log its readers trim, the stream confirms what it applied
+	// where the source's trimmer can read it.
+	if _, ok := s.sourceLogPruner(); ok {
+		cctx, stop := context.WithCancel(ctx)
+		defer stop()
+		go s.confirmLoop(cctx, cp.Position)
+	}
 	return src.Stream(ctx, cp.Position, opts, func(ctx context.Context, b Batch) error {
 		if err := a.applyBatch(ctx, b); err != nil {
 			return err
@@ -535,6 +559,61 @@ func (s *Stream) runOnce(ctx context.Context) error {
 		}
 		return nil
 	})
+}
+
+// saveCheckpoint fences the transaction (Config.Fence) and writes the
+// stream's checkpoint in it.
+func (s *Stream) saveCheckpoint(ctx context.Context, tx *sql.Tx, cp Checkpoint) error {
+	if s.cfg.Fence != nil {
+		if err := s.cfg.Fence(ctx, tx); err != nil {
+			return err
+		}
+	}
+	return SaveCheckpoint(ctx, tx, s.cfg.Target.Dialect, s.cfg.Name, cp)
+}
+
+// sourceLogPruner returns the source driver's LogPruner, if its log is
+// one its readers trim.
+func (s *Stream) sourceLogPruner() (LogPruner, bool) {
+	d, err := sourceDriver(s.cfg.Source.Dialect.Name())
+	if err != nil {
+		return nil, false
+	}
+	lp, ok := d.(LogPruner)
+	return lp, ok
+}
+
+// confirmLoop records the applied position in the source
+// (ConfirmPosition) at the start and every PruneEvery while it moves; a
+// failure only delays trimming.
+func (s *Stream) confirmLoop(ctx context.Context, from Position) {
+	var confirmed Position
+	confirm := func(pos Position) {
+		if pos == "" || pos == confirmed {
+			return
+		}
+		if err := ConfirmPosition(ctx, s.cfg.Source, s.cfg.Name, pos); err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("applied position not confirmed to the source; its change log is trimmed later", "err", err)
+			}
+			return
+		}
+		confirmed = pos
+	}
+	confirm(from)
+	tick := time.NewTicker(s.cfg.PruneEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			s.mu.Lock()
+			pos := s.status.Position
+			s.mu.Unlock()
+			confirm(pos)
+		}
+	}
 }
 
 // applier writes to the target for one run of the stream.
@@ -599,7 +678,7 @@ func (a *applier) snapshot(ctx context.Context, st SnapshotState, tables []strin
 	}
 	cp := Checkpoint{Phase: PhaseCDC, Position: st.Start}
 	if err := s.cfg.Target.Tx(ctx, func(tx *sql.Tx) error {
-		return SaveCheckpoint(ctx, tx, s.cfg.Target.Dialect, s.cfg.Name, cp)
+		return s.saveCheckpoint(ctx, tx, cp)
 	}); err != nil {
 		return err
 	}
@@ -736,7 +815,7 @@ func (a *applier) loadTable(ctx context.Context, name string, start Position, la
 	)
 	for range writers {
 		wg.Go(func() {
-			w := &writer{d: a.w.d, tables: a.w.tables}
+			w := &writer{d: a.w.d, tables: a.w.tables, version: a.w.version}
 			for c := range chunks {
 				if ctx.Err() != nil || s.isStopped(name) {
 					continue // drain what the reader sent until it stops
@@ -906,7 +985,7 @@ func (a *applier) applyBatch(ctx context.Context, b Batch) error {
 		return permanent(err)
 	}
 	n, err := a.commit(ctx, a.w, changes, b.Position, func(tx *sql.Tx) error {
-		return SaveCheckpoint(ctx, tx, s.cfg.Target.Dialect, s.cfg.Name, Checkpoint{Phase: PhaseCDC, Position: b.Position})
+		return s.saveCheckpoint(ctx, tx, Checkpoint{Phase: PhaseCDC, Position: b.Position})
 	})
 	written += n
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/intercloud/intercloud/edge"
 	"github.com/intercloud/intercloud/functions"
 	"github.com/intercloud/intercloud/ingest"
+	"github.com/intercloud/intercloud/lease"
 	"github.com/intercloud/intercloud/load"
 	"github.com/intercloud/intercloud/publish"
 	"github.com/intercloud/intercloud/replicate"
@@ -84,11 +85,25 @@ type CloudStatus struct {
 	Validation []replicate.ValidationStatus `json:"validation,omitempty"`
 	// Publish is set on the cloud that publishes.
 	Publish *publish.Stats `json:"publish,omitempty"`
+	// Leases are this process's leases for the cloud's singleton roles:
+	// which it holds, and who holds the others.
+	Leases []lease.Status `json:"leases,omitempty"`
 	// DeadLetters counts the dead-lettered objects; DeadLetterList names
 	// the first maxStatusDead of them.
 	DeadLetters    int         `json:"dead_letters"`
 	DeadLetterList []load.Dead `json:"dead_letter_list,omitempty"`
-	Time           time.Time   `json:"time"`
+	// Freshness says how far the published results are behind what was
+	// acknowledged; set where this process publishes.
+	Freshness *Freshness `json:"freshness,omitempty"`
+	Time      time.Time  `json:"time"`
+}
+
+// Freshness is the age of the oldest acknowledged record whose aggregates
+// are not published yet (0 when every acknowledged record is).
+type Freshness struct {
+	Seconds float64 `json:"seconds"`
+	// OldestUnpublished is that record's ingest time.
+	OldestUnpublished time.Time `json:"oldest_unpublished,omitzero"`
 }
 
 // maxStatusDead bounds the dead letters a status lists.
@@ -100,8 +115,20 @@ func (c *Cloud) Status() CloudStatus {
 	if c.health != nil {
 		st.Health, st.DeadLetters = c.health.report(), c.health.deadLetters()
 	}
+	for _, l := range c.Leases {
+		st.Leases = append(st.Leases, l.Status())
+	}
 	for _, s := range c.Streams {
-		st.Replication = append(st.Replication, s.Status())
+		ss := s.Status()
+		if l := c.roleLease[ss.Name]; l != nil {
+			if ls := l.Status(); !ls.Held {
+				ss.Phase, ss.State = "standby", "standby: another process holds the stream's lease"
+				if ls.Holder != "" {
+					ss.State = "standby: " + ls.Holder + " holds the stream's lease"
+				}
+			}
+		}
+		st.Replication = append(st.Replication, ss)
 	}
 	for _, v := range c.Validators {
 		st.Validation = append(st.Validation, v.Status())
@@ -109,6 +136,9 @@ func (c *Cloud) Status() CloudStatus {
 	if c.Publish != nil {
 		ps := c.Publish.Stats()
 		st.Publish = &ps
+	}
+	if age, oldest, ok := c.fresh.age(time.Now()); ok {
+		st.Freshness = &Freshness{Seconds: age.Seconds(), OldestUnpublished: oldest}
 	}
 	return st
 }
@@ -164,8 +194,17 @@ func (c *Cloud) Metrics() []telemetry.Metric {
 			m("publish_bucket_failures_total", "Failed attempts at publishing one bucket (each retried on its own).", "counter", float64(p.BucketFailures), cl),
 			m("publish_failing_buckets", "Buckets whose results are not published, retried with backoff while the others go on.", "gauge", float64(len(p.Failing)), cl))
 	}
+	if f := st.Freshness; f != nil {
+		ms = append(ms, m("freshness_seconds", "Age of the oldest acknowledged record not yet in the published results (0: all are).", "gauge", f.Seconds, cl))
+	}
 	for code, n := range st.Ingest.Rejected {
 		ms = append(ms, m("ingest_rejected_total", "Ingest requests answered with an error, by code.", "counter", float64(n), map[string]string{"cloud": c.Name, "code": code}))
+	}
+	for _, ls := range st.Leases {
+		ms = append(ms, m("lease_held", "Whether this process holds the lease of a singleton role (1) or stands by (0).", "gauge", b2f(ls.Held),
+			map[string]string{"cloud": c.Name, "lease": ls.Name}))
+		ms = append(ms, m("lease_takeovers_total", "Times this process gained the lease of a singleton role.", "counter", float64(ls.Takeovers),
+			map[string]string{"cloud": c.Name, "lease": ls.Name}))
 	}
 	for _, r := range st.Replication {
 		l := map[string]string{"cloud": c.Name, "stream": r.Name}
@@ -176,6 +215,7 @@ func (c *Cloud) Metrics() []telemetry.Metric {
 			m("replication_source_lag_seconds", "Age of the last batch when read from the source; grows while the source is unreachable.", "gauge", r.SourceLag.Seconds(), l),
 			m("replication_target_lag_seconds", "Age of the last batch when committed on the target; grows while changes cannot be applied.", "gauge", r.TargetLag.Seconds(), l),
 			m("replication_reconnecting", "Whether the stream lost its source or target and is reconnecting (1) or runs (0).", "gauge", b2f(!r.ReconnectingSince.IsZero()), l),
+			m("replication_conflicts_total", "Rows not applied because the target held the same id at the same or a later version (last writer wins by acknowledgement time, then cloud name).", "counter", float64(r.Conflicts), l),
 		)
 		ms = append(ms, m("replication_apply_exceptions_total", "Changes the target rejected, skipped into _ic_apply_exceptions (on_error: skip).", "counter", float64(r.ApplyExceptions), l))
 		ms = append(ms, m("replication_stopped_tables", "Tables of the stream stopped by a change the target rejected; the others go on.", "gauge", float64(len(r.StoppedTables)), l))

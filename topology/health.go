@@ -134,6 +134,10 @@ func (t *Topology) checkHealth(ctx context.Context, c *Cloud) {
 			rep.Problems = append(rep.Problems, fmt.Sprintf("publish: %d buckets not published, first %s since %s: %s", n, f.Bucket, f.Since.UTC().Format(time.RFC3339), f.Error))
 		}
 	}
+	if age, oldest, ok := c.fresh.age(time.Now()); ok && age > t.degradedBacklog() {
+		rep.Problems = append(rep.Problems, fmt.Sprintf("published results behind by more than ingest.degraded_backlog (%s): a record acknowledged at %s is not published yet",
+			t.degradedBacklog(), oldest.Format(time.RFC3339)))
+	}
 	if rep.Status == ingest.HealthOK && len(rep.Problems) > 0 {
 		rep.Status = ingest.HealthDegraded
 	}
@@ -151,6 +155,15 @@ func (t *Topology) checkHealth(ctx context.Context, c *Cloud) {
 	default:
 		log.Warn("cloud "+rep.Status, "problems", strings.Join(rep.Problems, "; "))
 	}
+}
+
+// degradedBacklog is how far behind the results may be before /healthz
+// says degraded.
+func (t *Topology) degradedBacklog() time.Duration {
+	if d := t.cfg.Ingest.DegradedBacklog.D(); d > 0 {
+		return d
+	}
+	return ingest.DefaultDegradedBacklog
 }
 
 // watchHealth checks the cloud's dependencies every healthEvery until ctx

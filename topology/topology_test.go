@@ -144,7 +144,8 @@ func TestEndToEnd(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	var edgeURL string
 	sum, err := demo.Run(context.Background(), cfg, demo.Options{
-		Records: 3000, BatchSize: 50, Concurrency: 8, Timeout: time.Minute,
+		KeepRecords: true,
+		Records:     3000, BatchSize: 50, Concurrency: 8, Timeout: time.Minute,
 		Topology:  topology.Options{APIKey: testKey, LogWriter: testLog(t)},
 		OnStarted: func(topo *topology.Topology) { edgeURL = topo.URL("edge") },
 	})
@@ -187,7 +188,8 @@ func TestEndToEnd(t *testing.T) {
 func TestFailover(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	sum, err := demo.Run(context.Background(), cfg, demo.Options{
-		Records: 1000, BatchSize: 50, Concurrency: 4, Timeout: time.Minute,
+		KeepRecords: true,
+		Records:     1000, BatchSize: 50, Concurrency: 4, Timeout: time.Minute,
 		Topology: topology.Options{APIKey: testKey, LogWriter: testLog(t)},
 		OnStarted: func(topo *topology.Topology) {
 			if err := topo.StopAPI(context.Background(), "aws"); err != nil {

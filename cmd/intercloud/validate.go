@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/intercloud/intercloud/config"
+	"github.com/intercloud/intercloud/internal/serve"
 	"github.com/intercloud/intercloud/load"
 	"github.com/intercloud/intercloud/objects"
 	"github.com/intercloud/intercloud/replicate"
@@ -123,7 +124,7 @@ func (c *validateCmd) runContinuous(ctx context.Context, e *env, name string, v 
 		if err != nil {
 			return fmt.Errorf("validate: --listen: %w", err)
 		}
-		srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		srv := serve.HTTPServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			mu.Lock()
 			st := last
 			mu.Unlock()
@@ -137,7 +138,7 @@ func (c *validateCmd) runContinuous(ctx context.Context, e *env, name string, v 
 				Help: "Rounds of continuous validation.", Labels: map[string]string{"stream": name}})
 			w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 			_ = telemetry.WriteMetrics(w, ms)
-		})}
+		}), serve.Limits{}, nil)
 		go func() { _ = srv.Serve(ln) }()
 		defer srv.Close()
 		fmt.Fprintf(e.stderr, "metrics on http://%s/metrics\n", ln.Addr())
