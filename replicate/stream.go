@@ -98,7 +98,8 @@ type Config struct {
 	// (default 4); one table that fails holds back no other.
 	LoadParallel int
 	// OnApplied is called after each committed target transaction, full
-	// load chunks included (Batch.Snapshot); it must not block long.
+	// load chunks included (Batch.Snapshot); it must not block long, and
+	// during the full load it is called from several goroutines at once.
 	OnApplied func(Batch)
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
@@ -726,9 +727,12 @@ func (a *applier) loadTables(ctx context.Context, tables []string, start Positio
 		s.connectedLocked()
 		s.mu.Unlock()
 	}
-	for range min(s.cfg.LoadParallel, len(todo)) {
+	// The budget of LoadParallel connections goes to the tables first;
+	// what is left writes chunks of the same table side by side.
+	workers := min(s.cfg.LoadParallel, len(todo))
+	perTable := max(1, s.cfg.LoadParallel/workers)
+	for range workers {
 		wg.Go(func() {
-			w := &writer{d: a.w.d, tables: a.w.tables, version: a.w.version}
 			for {
 				mu.Lock()
 				if next >= len(todo) || ctx.Err() != nil {
@@ -739,7 +743,7 @@ func (a *applier) loadTables(ctx context.Context, tables []string, start Positio
 				next++
 				mu.Unlock()
 				setLoading(name, true)
-				err := a.loadTable(ctx, w, name, start, states[name].LastKey)
+				err := a.loadTable(ctx, name, start, states[name].LastKey, perTable)
 				setLoading(name, false)
 				if err != nil {
 					cancel(err)
@@ -756,11 +760,14 @@ func (a *applier) loadTables(ctx context.Context, tables []string, start Positio
 }
 
 // loadTable copies one table from after lastKey, chunk by chunk: a reader
-// reads the next chunk from the source while the current one is written
-// to the target, and each chunk commits with the table's progress.
-func (a *applier) loadTable(ctx context.Context, w *writer, name string, start Position, lastKey []string) error {
+// reads the chunks in key order while up to writers chunks are written to
+// the target at once, each in its own transaction. The table's progress
+// (the last key of the chunks written without a gap before them) is saved
+// as chunks commit, so a restart resumes after it; rows written past it
+// are written again, which upserts make harmless.
+func (a *applier) loadTable(ctx context.Context, name string, start Position, lastKey []string, writers int) error {
 	s := a.s
-	tp := w.tables[name]
+	tp := a.w.tables[name]
 	var last []any
 	if len(lastKey) > 0 {
 		var err error
@@ -768,16 +775,16 @@ func (a *applier) loadTable(ctx context.Context, w *writer, name string, start P
 			return permanent(err)
 		}
 	}
-	s.log.Info("full load of table", "table", name, "resume_after", lastKey)
-	rctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	chunks := make(chan loadChunk, 1)
+	s.log.Info("full load of table", "table", name, "resume_after", lastKey, "writers", writers)
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	chunks := make(chan loadChunk, writers)
 	var readErr error
 	complete := false // the reader reached the table's end
 	go func() {
 		defer close(chunks)
-		for {
-			c, err := a.readChunk(rctx, tp, last)
+		for seq := 0; ; seq++ {
+			c, err := a.readChunk(ctx, tp, last)
 			if err != nil {
 				readErr = err
 				return
@@ -786,10 +793,11 @@ func (a *applier) loadTable(ctx context.Context, w *writer, name string, start P
 				complete = true
 				return
 			}
+			c.seq = seq
 			select {
 			case chunks <- c:
-			case <-rctx.Done():
-				readErr = rctx.Err()
+			case <-ctx.Done():
+				readErr = ctx.Err()
 				return
 			}
 			if len(c.changes) < s.cfg.BatchSize {
@@ -799,16 +807,62 @@ func (a *applier) loadTable(ctx context.Context, w *writer, name string, start P
 			last = c.changes[len(c.changes)-1].Key
 		}
 	}()
-	var err error
-	for c := range chunks {
-		if err != nil || s.isStopped(name) {
-			cancel() // drain what the reader sent until it stops
-			continue
-		}
-		err = a.writeChunk(ctx, w, tp, start, c)
+	var (
+		mu   sync.Mutex
+		done = map[int][]string{} // committed chunks past the progress: seq → last key
+		next int                  // the first chunk not known committed
+		wg   sync.WaitGroup
+	)
+	for range writers {
+		wg.Go(func() {
+			w := &writer{d: a.w.d, tables: a.w.tables, version: a.w.version}
+			for c := range chunks {
+				if ctx.Err() != nil || s.isStopped(name) {
+					continue // drain what the reader sent until it stops
+				}
+				var save func(tx *sql.Tx) error
+				if writers == 1 {
+					// One writer: the progress commits with the rows.
+					save = func(tx *sql.Tx) error {
+						return saveTableState(ctx, tx, s.cfg.Target.Dialect, s.cfg.Name, name, TableState{State: tableLoading, LastKey: c.lastKey})
+					}
+				}
+				if err := a.writeChunk(ctx, w, tp, start, c, save); err != nil {
+					cancel(err)
+					continue
+				}
+				if writers == 1 {
+					continue
+				}
+				// Save the progress when this chunk closes a gap; one save
+				// at a time, so a later key is never overwritten by an
+				// earlier one.
+				mu.Lock()
+				done[c.seq] = c.lastKey
+				var upTo []string
+				for k, ok := done[next]; ok; k, ok = done[next] {
+					upTo = k
+					delete(done, next)
+					next++
+				}
+				if upTo != nil {
+					err := s.cfg.Target.Tx(ctx, func(tx *sql.Tx) error {
+						return saveTableState(ctx, tx, s.cfg.Target.Dialect, s.cfg.Name, name, TableState{State: tableLoading, LastKey: upTo})
+					})
+					if err != nil {
+						cancel(err)
+					}
+				}
+				mu.Unlock()
+			}
+		})
 	}
-	if err != nil || s.isStopped(name) {
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
 		return err
+	}
+	if s.isStopped(name) {
+		return nil
 	}
 	if !complete {
 		// Only a table read to its end is loaded.
@@ -824,6 +878,7 @@ func (a *applier) loadTable(ctx context.Context, w *writer, name string, start P
 
 // loadChunk is up to BatchSize rows of a table read for the full load.
 type loadChunk struct {
+	seq     int // its place in the table, from 0
 	changes []Change
 	lastKey []string // the text of the last key, for the table's progress
 }
@@ -877,12 +932,10 @@ func (a *applier) readChunk(ctx context.Context, tp *tablePair, last []any) (loa
 	return loadChunk{changes: changes, lastKey: lastKey}, nil
 }
 
-// writeChunk writes a chunk with the table's progress in one transaction.
-func (a *applier) writeChunk(ctx context.Context, w *writer, tp *tablePair, start Position, c loadChunk) error {
+// writeChunk writes a chunk in one transaction, with save when set.
+func (a *applier) writeChunk(ctx context.Context, w *writer, tp *tablePair, start Position, c loadChunk, save func(tx *sql.Tx) error) error {
 	s := a.s
-	written, err := a.commit(ctx, w, c.changes, start, func(tx *sql.Tx) error {
-		return saveTableState(ctx, tx, s.cfg.Target.Dialect, s.cfg.Name, tp.src.Name, TableState{State: tableLoading, LastKey: c.lastKey})
-	})
+	written, err := a.commit(ctx, w, c.changes, start, save)
 	if err != nil {
 		return err
 	}
