@@ -441,12 +441,29 @@ func (c *Config) fill() {
 	}
 }
 
-// fillClouds gives the embedded default its two clouds and every cloud the
-// services it leaves out: files and SQLite under the data directory, and
-// the default addresses of aws and azure.
+// DefaultClouds are the clouds of the embedded default.
+var DefaultClouds = []string{"aws", "azure"}
+
+// fillClouds gives the topology the default clouds it leaves out and every
+// cloud the services it leaves out: files and SQLite under the data
+// directory, and the default addresses of aws and azure. A file that names
+// only default clouds (say only clouds.azure.objects) keeps the other
+// default cloud whole; a file that names a cloud of its own declares all
+// of its clouds.
 func (c *Config) fillClouds() {
 	if c.Clouds == nil {
-		c.Clouds = map[string]*Cloud{"aws": {}, "azure": {}}
+		c.Clouds = map[string]*Cloud{}
+	}
+	own := false
+	for name := range c.Clouds {
+		own = own || !slices.Contains(DefaultClouds, name)
+	}
+	if !own {
+		for _, name := range DefaultClouds {
+			if _, ok := c.Clouds[name]; !ok {
+				c.Clouds[name] = &Cloud{}
+			}
+		}
 	}
 	ports := map[string][2]string{"aws": {"127.0.0.1:8081", ""}, "azure": {"127.0.0.1:8082", "127.0.0.1:8085"}}
 	for name, cl := range c.Clouds {
