@@ -64,6 +64,15 @@ type Config struct {
 	FrontDoor FrontDoor `yaml:"frontdoor"`
 	// Logs configures the central log store.
 	Logs Logs `yaml:"logs"`
+	// Console configures the live page and the global status.
+	Console Console `yaml:"console"`
+}
+
+// Console configures the live page (served by the global role): both
+// clouds drawn with their health and throughput, and GET /v1/status for
+// the parts of no cloud (front door, edge).
+type Console struct {
+	Listen string `yaml:"listen"`
 }
 
 // Cloud is one cloud's services, each named by URL.
@@ -429,6 +438,9 @@ func (c *Config) fill() {
 	if len(c.FrontDoor.Priority) == 0 {
 		c.FrontDoor.Priority = []string{r.From, r.To}
 	}
+	if c.Console.Listen == "" {
+		c.Console.Listen = "127.0.0.1:8086"
+	}
 	l := &c.Logs
 	if l.Listen == "" {
 		l.Listen = "127.0.0.1:8084"
@@ -544,6 +556,7 @@ func (c *Config) Validate() error {
 		c.checkCloud(bad, fmt.Sprintf("frontdoor.priority[%d]", i), name)
 	}
 	checkAddr(bad, "logs.listen", c.Logs.Listen, true)
+	checkAddr(bad, "console.listen", c.Console.Listen, true)
 	checkURL(bad, "logs.store", c.Logs.Store, []string{"sqlite"})
 	if c.Logs.Elasticsearch != "" {
 		checkURL(bad, "logs.elasticsearch", c.Logs.Elasticsearch, []string{"http", "https"})

@@ -78,6 +78,10 @@ type ShipperStats struct {
 	Dropped       int64 // lines dropped: buffer full, or batch rejected for good
 	FailedBatches int64 // Sink writes that failed (retried or dropped)
 	Buffered      int   // lines waiting now
+	// FailingSince is when deliveries started to fail; zero while they
+	// work. LastError is the last failure.
+	FailingSince time.Time
+	LastError    string
 }
 
 // Shipper buffers log lines and ships them to a Sink in batches from Run.
@@ -95,6 +99,9 @@ type Shipper struct {
 	shipped int64
 	dropped int64
 	failed  int64
+	// failingSince and lastErr: see ShipperStats.
+	failingSince time.Time
+	lastErr      string
 }
 
 var _ Sink = (*Shipper)(nil)
@@ -129,7 +136,8 @@ func (s *Shipper) Write(entries [][]byte) error {
 func (s *Shipper) Stats() ShipperStats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return ShipperStats{Shipped: s.shipped, Dropped: s.dropped, FailedBatches: s.failed, Buffered: len(s.buf)}
+	return ShipperStats{Shipped: s.shipped, Dropped: s.dropped, FailedBatches: s.failed, Buffered: len(s.buf),
+		FailingSince: s.failingSince, LastError: s.lastErr}
 }
 
 // Run ships buffered lines every FlushInterval, or as soon as a batch is
@@ -186,12 +194,18 @@ func (s *Shipper) flush(ctx context.Context) error {
 		case err == nil:
 			s.shipped += int64(n)
 			s.buf = s.drop(n)
+			s.failingSince = time.Time{}
 		case errors.Is(err, ErrRejected):
 			s.failed++
 			s.dropped += int64(n)
 			s.buf = s.drop(n)
+			s.lastErr = err.Error()
 		default:
 			s.failed++
+			s.lastErr = err.Error()
+			if s.failingSince.IsZero() {
+				s.failingSince = time.Now()
+			}
 		}
 		s.mu.Unlock()
 		if err != nil && !errors.Is(err, ErrRejected) {

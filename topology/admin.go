@@ -12,16 +12,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/intercloud/intercloud/apierr"
 	"github.com/intercloud/intercloud/config"
 	"github.com/intercloud/intercloud/edge"
-	"github.com/intercloud/intercloud/functions"
-	"github.com/intercloud/intercloud/ingest"
-	"github.com/intercloud/intercloud/load"
-	"github.com/intercloud/intercloud/publish"
-	"github.com/intercloud/intercloud/replicate"
 	"github.com/intercloud/intercloud/telemetry"
 )
 
@@ -70,54 +64,6 @@ func ResolveAPIKey(cfg *config.Config) (key string, created bool, err error) {
 	return k, true, nil
 }
 
-// CloudStatus is what GET /v1/status on a cloud's API reports.
-type CloudStatus struct {
-	Cloud string `json:"cloud"`
-	// Health is what GET /healthz says.
-	Health      ingest.Health      `json:"health"`
-	Ingest      ingest.Stats       `json:"ingest"`
-	Load        functions.Stats    `json:"load"`
-	Replication []replicate.Status `json:"replication"`
-	// Publish is set on the cloud that publishes.
-	Publish *publish.Stats `json:"publish,omitempty"`
-	// DeadLetters counts the dead-lettered objects; DeadLetterList names
-	// the first maxStatusDead of them.
-	DeadLetters    int         `json:"dead_letters"`
-	DeadLetterList []load.Dead `json:"dead_letter_list,omitempty"`
-	Time           time.Time   `json:"time"`
-}
-
-// maxStatusDead bounds the dead letters a status lists.
-const maxStatusDead = 100
-
-// Status returns a cloud's status from its counters and last checks.
-func (c *Cloud) Status() CloudStatus {
-	st := CloudStatus{Cloud: c.Name, Ingest: c.API.Stats(), Load: c.Load.Stats(), Time: time.Now().UTC()}
-	if c.health != nil {
-		st.Health, st.DeadLetters = c.health.report(), c.health.deadLetters()
-	}
-	for _, s := range c.Streams {
-		st.Replication = append(st.Replication, s.Status())
-	}
-	if c.Publish != nil {
-		ps := c.Publish.Stats()
-		st.Publish = &ps
-	}
-	return st
-}
-
-// statusWithDead is Status with the dead letters listed afresh.
-func (c *Cloud) statusWithDead(ctx context.Context) CloudStatus {
-	st := c.Status()
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if dead, err := c.Loader.DeadLetters(ctx, false); err == nil {
-		st.DeadLetters = len(dead)
-		st.DeadLetterList = dead[:min(len(dead), maxStatusDead)]
-	}
-	return st
-}
-
 // Metrics returns the cloud's counters and gauges: ingest, the load
 // function and every replication stream into this cloud (rows, rate,
 // source and target lag, like a managed migration service's CDC latency).
@@ -136,7 +82,7 @@ func (c *Cloud) Metrics() []telemetry.Metric {
 		m("load_succeeded_total", "Load invocations that succeeded.", "counter", float64(st.Load.Succeeded), cl),
 		m("load_failed_total", "Load invocations that failed.", "counter", float64(st.Load.Failed), cl),
 		m("load_dead_lettered_total", "Objects moved under dead/.", "counter", float64(st.Load.DeadLettered), cl),
-		m("load_pending_events", "Load events queued, running or waiting to retry.", "gauge", float64(st.Load.Pending), cl),
+		m("load_pending_events", "Load events queued, running or waiting to retry.", "gauge", float64(st.Load.Backlog), cl),
 		m("load_failing_events", "Load events whose last delivery failed, waiting to retry.", "gauge", float64(st.Load.Failing), cl),
 		m("load_dead_letters", "Objects under dead/ now: acknowledged records not loaded (intercloud dead list).", "gauge", float64(st.DeadLetters), cl),
 	}
@@ -163,9 +109,9 @@ func (c *Cloud) Metrics() []telemetry.Metric {
 		ms = append(ms,
 			m("replication_snapshot_rows_total", "Rows written by the full load.", "counter", float64(r.SnapshotRows), l),
 			m("replication_cdc_rows_total", "Rows written by change data capture.", "counter", float64(r.CDCRows), l),
-			m("replication_rows_per_second", "Recent write rate.", "gauge", r.RowsPerSec, l),
-			m("replication_source_lag_seconds", "Age of the last batch when read from the source; grows while the source is unreachable.", "gauge", r.SourceLag.Seconds(), l),
-			m("replication_target_lag_seconds", "Age of the last batch when committed on the target; grows while changes cannot be applied.", "gauge", r.TargetLag.Seconds(), l),
+			m("replication_rows_per_second", "Recent write rate.", "gauge", r.RowsPerSecond, l),
+			m("replication_source_lag_seconds", "Age of the last batch when read from the source; grows while the source is unreachable.", "gauge", r.SourceLagSeconds, l),
+			m("replication_target_lag_seconds", "Age of the last batch when committed on the target; grows while changes cannot be applied.", "gauge", r.TargetLagSeconds, l),
 			m("replication_reconnecting", "Whether the stream lost its source or target and is reconnecting (1) or runs (0).", "gauge", b2f(!r.ReconnectingSince.IsZero()), l),
 		)
 		if r.PendingChanges >= 0 {
@@ -173,17 +119,6 @@ func (c *Cloud) Metrics() []telemetry.Metric {
 		}
 	}
 	return ms
-}
-
-func (t *Topology) statusHandler(c *Cloud) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") != "Bearer "+t.opts.APIKey {
-			apierr.Write(w, apierr.New(http.StatusUnauthorized, apierr.CodeUnauthenticated, "a valid bearer key is required"))
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(c.statusWithDead(r.Context()))
-	}
 }
 
 func (t *Topology) metricsHandler(c *Cloud) http.HandlerFunc {

@@ -2,6 +2,7 @@ package topology
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -31,6 +32,7 @@ type health struct {
 	deadErr  error
 	deadAt   time.Time
 	last     ingest.Health
+	keys     []string // what last's problems are about (see checkHealth)
 }
 
 // report returns the last check as /healthz reports it.
@@ -59,6 +61,9 @@ func (h *health) up() (objects, database bool) {
 // deadEvery) dead letters once, and logs a change of state.
 func (t *Topology) checkHealth(ctx context.Context, c *Cloud) {
 	h := c.health
+	if c.API != nil {
+		c.ackRate.sample(time.Now(), c.API.Stats().RecordsAcked)
+	}
 	cctx, cancel := context.WithTimeout(ctx, healthTimeout)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -103,23 +108,92 @@ func (t *Topology) checkHealth(ctx context.Context, c *Cloud) {
 	if h.dead > 0 {
 		rep.Problems = append(rep.Problems, fmt.Sprintf("%d dead-lettered objects (intercloud dead list)", h.dead))
 	}
+	stages, stageKeys := t.stageProblems(c, time.Now())
+	rep.Problems = append(rep.Problems, stages...)
 	if rep.Status == ingest.HealthOK && len(rep.Problems) > 0 {
 		rep.Status = ingest.HealthDegraded
 	}
-	prev := h.last
-	h.last = rep
+	prev, prevKeys := h.last, h.keys
+	// A stage's problem keeps its key while its text (how long, the last
+	// error) changes: a change of keys is what is logged.
+	keys := append(rep.Problems[:len(rep.Problems)-len(stages):len(rep.Problems)-len(stages)], stageKeys...)
+	h.last, h.keys = rep, keys
 	h.mu.Unlock()
 
 	log := t.logger(c.Name, "health")
 	switch {
-	case prev.Status == rep.Status && slices.Equal(prev.Problems, rep.Problems):
+	case prev.Status == rep.Status && slices.Equal(prevKeys, keys):
 	case rep.Status == ingest.HealthOK:
 		if prev.Status != "" {
 			log.Info("cloud healthy again", "was", prev.Status)
+			t.alert("%s healthy again", c.Name)
 		}
 	default:
 		log.Warn("cloud "+rep.Status, "problems", strings.Join(rep.Problems, "; "))
+		t.alert("%s %s: %s", c.Name, rep.Status, strings.Join(rep.Problems, "; "))
 	}
+}
+
+// stageFailingFor is how long a stage fails before its cloud reports it:
+// long enough to pass over one retried blip, short enough to be seen
+// within seconds.
+const stageFailingFor = 2 * time.Second
+
+// stageProblems names the stages of a cloud that keep failing at run time:
+// the load function, the replication streams into the cloud, publish, and
+// the log shipping of this process. keys names the same stages in words
+// that stay the same while they fail.
+func (t *Topology) stageProblems(c *Cloud, now time.Time) (problems, keys []string) {
+	add := func(key, format string, a ...any) {
+		problems = append(problems, key+" "+fmt.Sprintf(format, a...))
+		keys = append(keys, key)
+	}
+	since := func(at time.Time) string {
+		return fmt.Sprintf("since %s (%s)", at.UTC().Format(time.TimeOnly), now.Sub(at).Round(time.Second))
+	}
+	if c.Load != nil {
+		if ls := c.Load.Stats(); ls.Failing > 0 {
+			add("load failing:", "%d events waiting to retry: %s", ls.Failing, shorten(ls.LastError))
+		}
+	}
+	for _, s := range c.Streams {
+		st := s.Status()
+		switch {
+		case st.Phase == "stopped":
+			add("replication "+st.Name+" stopped:", "%s", shorten(st.LastError))
+		case !st.ReconnectingSince.IsZero() && now.Sub(st.ReconnectingSince) >= stageFailingFor:
+			add("replication "+st.Name+" failing", "%s: %s", since(st.ReconnectingSince), shorten(st.State+": "+st.LastError))
+		}
+	}
+	if c.Publish != nil {
+		if ps := c.Publish.Stats(); !ps.FailingSince.IsZero() && now.Sub(ps.FailingSince) >= stageFailingFor {
+			add("publish failing", "%s: %s", since(ps.FailingSince), shorten(ps.LastError))
+		}
+	}
+	for _, sh := range t.shippers {
+		if ss := sh.Stats(); !ss.FailingSince.IsZero() && now.Sub(ss.FailingSince) >= stageFailingFor {
+			add("log shipping to the "+sh.name+" failing", "%s, %d lines waiting: %s", since(ss.FailingSince), ss.Buffered, shorten(ss.LastError))
+		}
+	}
+	return problems, keys
+}
+
+// alert writes one plain line to Options.Alerts.
+func (t *Topology) alert(format string, a ...any) {
+	if t.opts.Alerts == nil {
+		return
+	}
+	t.alertMu.Lock()
+	defer t.alertMu.Unlock()
+	fmt.Fprintf(t.opts.Alerts, "intercloud: "+format+"\n", a...)
+}
+
+// shorten is oneLine for a message.
+func shorten(s string) string {
+	if s == "" {
+		return "no error recorded"
+	}
+	return oneLine(errors.New(s))
 }
 
 // watchHealth checks the cloud's dependencies every healthEvery until ctx

@@ -82,12 +82,14 @@ func TestS3NotificationsTriggerLoad(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	topo := start(t, cfg)
+	// The store and its bucket exist before the topology starts (which
+	// checks them); its events go to the webhook the topology listens on.
 	s3 := peers.StartS3At(t, s3Port, fmt.Sprintf("http://127.0.0.1:%d/s3-events?keys=raw", hookPort))
 	if s3.AccessKey != "intercloudtest" {
 		t.Fatalf("the peer's credentials changed: %s", s3.AccessKey)
 	}
 	s3.CreateBucket(t, "ingest")
+	topo := start(t, cfg)
 
 	// Another writer: a second bucket handle on the same store, so no
 	// in-process event reaches the function host.

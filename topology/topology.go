@@ -57,6 +57,11 @@ type Options struct {
 	LogLevel slog.Level
 	// OnPublished is told the ids whose aggregates were just published.
 	OnPublished func(ids []string)
+	// Alerts, when set, receives one plain line whenever a cloud of this
+	// process turns degraded or unhealthy (naming the stage and why) and
+	// when it is healthy again: the stderr of `intercloud demo`, whose log
+	// lines go to a file.
+	Alerts io.Writer
 	// DefaultLogger makes the topology's logger the process's slog default
 	// (and with it the output of the standard log package), so that what
 	// dependencies log through either reaches the same JSON lines and the
@@ -76,11 +81,14 @@ type Topology struct {
 	opts Options
 	log  *slog.Logger
 
-	shipper telemetry.Sink
-	logs    *logstore.Store
-	clouds  map[string]*Cloud
-	edge    *edge.Edge
-	front   *frontdoor.FrontDoor
+	shipper  telemetry.Sink
+	shippers []namedShipper
+	logs     *logstore.Store
+	clouds   map[string]*Cloud
+	edge     *edge.Edge
+	front    *frontdoor.FrontDoor
+
+	alertMu sync.Mutex // serializes Options.Alerts
 
 	edgeMu        sync.Mutex // guards edge while it starts, and pendingPurges
 	pendingPurges []edge.PurgeRequest
@@ -113,6 +121,13 @@ type Cloud struct {
 	Publish *publish.Publisher
 	api     *server
 	health  *health
+	ackRate rateMeter // acknowledged records, for the ingest rate
+}
+
+// namedShipper is a log shipper and what its sink is, for health reports.
+type namedShipper struct {
+	name string
+	*telemetry.Shipper
 }
 
 type server struct {
@@ -144,6 +159,9 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (t *Topology, 
 	}()
 	t.pipeCtx, t.pipeCancel = context.WithCancel(context.Background())
 	if err := t.startLogs(ctx); err != nil {
+		return t, err
+	}
+	if err := CheckStores(ctx, cfg, opts.Roles, t.logger("", "check")); err != nil {
 		return t, err
 	}
 	for _, name := range cfg.CloudNames() {
@@ -211,8 +229,10 @@ func (t *Topology) startLogs(ctx context.Context) error {
 		logsURL = srv.url
 	}
 	shippers := []*telemetry.Shipper{telemetry.NewShipper(telemetry.NewHTTPSink(logsURL+"/v1/logs", t.opts.APIKey, nil), telemetry.ShipperOptions{})}
+	t.shippers = []namedShipper{{"central log store", shippers[0]}}
 	if es := t.cfg.Logs.Elasticsearch; es != "" {
 		shippers = append(shippers, telemetry.NewShipper(telemetry.NewESBulkSink(es, t.cfg.Logs.Index, nil), telemetry.ShipperOptions{}))
+		t.shippers = append(t.shippers, namedShipper{"elasticsearch (logs.elasticsearch)", shippers[1]})
 	}
 	sinks := make([]telemetry.Sink, len(shippers))
 	for i, sh := range shippers {
@@ -530,7 +550,10 @@ func (t *Topology) startGlobal(ctx context.Context) error {
 		return fmt.Errorf("topology: %w", err)
 	}
 	t.goPipe(func(ctx context.Context) { _ = t.front.Run(ctx) })
-	_, err = t.serve("frontdoor", t.cfg.FrontDoor.Listen, t.front)
+	if _, err = t.serve("frontdoor", t.cfg.FrontDoor.Listen, t.front); err != nil {
+		return err
+	}
+	_, err = t.serve("console", t.cfg.Console.Listen, t.consoleHandler())
 	return err
 }
 
@@ -624,7 +647,7 @@ func (t *Topology) goPipe(fn func(ctx context.Context)) {
 // Endpoints lists the served URLs: front door first, then each cloud's API,
 // the edge and the logs.
 func (t *Topology) Endpoints() []Endpoint {
-	order := map[string]int{"frontdoor": 0, "edge": 90, "logs": 95}
+	order := map[string]int{"frontdoor": 0, "edge": 90, "console": 92, "logs": 95}
 	eps := slices.Clone(t.endpoints)
 	rank := func(e Endpoint) int {
 		if r, ok := order[e.Name]; ok {

@@ -39,7 +39,7 @@ func testConfig(t testing.TB, dir string) *config.Config {
 			c.Origin = "127.0.0.1:0"
 		}
 	}
-	cfg.Edge.Listen, cfg.FrontDoor.Listen, cfg.Logs.Listen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Edge.Listen, cfg.FrontDoor.Listen, cfg.Logs.Listen, cfg.Console.Listen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.FrontDoor.HealthInterval = config.Duration(100 * time.Millisecond)
 	cfg.Functions.Reconcile = config.Duration(500 * time.Millisecond)
 	cfg.Functions.Backoff = config.Duration(20 * time.Millisecond)
