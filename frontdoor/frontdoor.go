@@ -142,6 +142,23 @@ type FrontDoor struct {
 	client   *http.Client
 	backends []*backend
 	running  atomic.Bool
+	// retried counts requests answered after a failed attempt elsewhere;
+	// unavailable those no backend could take (503).
+	retried, unavailable atomic.Uint64
+}
+
+// Stats are the front door's routing counters beyond each backend's.
+type Stats struct {
+	// Retried counts requests answered by a backend after an attempt on
+	// another one failed (a failover of that request).
+	Retried uint64 `json:"retried"`
+	// Unavailable counts requests no backend could take (answered 503).
+	Unavailable uint64 `json:"unavailable"`
+}
+
+// Stats returns the routing counters.
+func (f *FrontDoor) Stats() Stats {
+	return Stats{Retried: f.retried.Load(), Unavailable: f.unavailable.Load()}
 }
 
 // backend is one backend's configuration and state.

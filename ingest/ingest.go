@@ -132,6 +132,10 @@ type Config struct {
 	// GET /healthz; nil means only the API itself counts. It must answer
 	// quickly (report a recent check, do not run one).
 	Health func() Health
+	// OnCommit, when set, is told each group commit that wrote its
+	// object: how many records and requests it held, its size and how
+	// long the write took (for the batch-size histogram).
+	OnCommit func(records, requests, bytes int, took time.Duration)
 }
 
 // Health states GET /healthz reports.

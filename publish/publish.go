@@ -76,9 +76,13 @@ type Config struct {
 	// OnPublished is called with the ids of the records whose aggregates
 	// were just written.
 	OnPublished func(ids []string)
-	BatchSize   int           // changes per pass (default 5000)
-	Poll        time.Duration // default 50ms
-	Logger      *slog.Logger
+	// OnFresh, when set, is told for each record just published how long
+	// ago it was acknowledged (its _ingested_at): the end-to-end
+	// freshness.
+	OnFresh   func(ages []time.Duration)
+	BatchSize int           // changes per pass (default 5000)
+	Poll      time.Duration // default 50ms
+	Logger    *slog.Logger
 }
 
 // Aggregate is one published hourly aggregate.
@@ -315,6 +319,7 @@ func (p *Publisher) apply(ctx context.Context, b replicate.Batch) error {
 	start := time.Now()
 	touched := map[bucketKey]bool{}
 	var ids []string
+	var acked []time.Time
 	traces := map[string]bool{}
 	rebuild := false
 	for _, c := range b.Changes {
@@ -334,6 +339,9 @@ func (p *Publisher) apply(ctx context.Context, b replicate.Batch) error {
 		touched[bucketKey{g, ts.Truncate(time.Hour)}] = true
 		if id, ok := c.Row[record.ColID].(string); ok {
 			ids = append(ids, id)
+		}
+		if at, err := asTime(c.Row[record.ColIngestedAt]); err == nil && !at.IsZero() {
+			acked = append(acked, at)
 		}
 		if c.TraceID != "" {
 			traces[c.TraceID] = true
@@ -378,6 +386,14 @@ func (p *Publisher) apply(ctx context.Context, b replicate.Batch) error {
 			"trace_id", joinKeys(traces), "ms", time.Since(start).Milliseconds())
 		if p.cfg.OnPublished != nil {
 			p.cfg.OnPublished(ids)
+		}
+		if p.cfg.OnFresh != nil && len(acked) > 0 {
+			now := time.Now()
+			ages := make([]time.Duration, len(acked))
+			for i, at := range acked {
+				ages[i] = max(0, now.Sub(at))
+			}
+			p.cfg.OnFresh(ages)
 		}
 	}
 	return nil

@@ -101,6 +101,11 @@ type Batch struct {
 	// Snapshot is set on batches of the full load given to
 	// Config.OnApplied; their Position is the load's start position.
 	Snapshot bool
+	// Applied is how long the batch took from read to committed on the
+	// target, and AppliedAt when it committed (set on batches given to
+	// Config.OnApplied during change data capture).
+	Applied   time.Duration
+	AppliedAt time.Time
 }
 
 // StreamOptions tune Source.Stream.

@@ -24,6 +24,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/intercloud/intercloud/config"
 	"github.com/intercloud/intercloud/edge"
 	"github.com/intercloud/intercloud/frontdoor"
@@ -93,6 +96,12 @@ type Topology struct {
 	edgeMu        sync.Mutex // guards edge while it starts, and pendingPurges
 	pendingPurges []edge.PurgeRequest
 
+	// registry is what the console's GET /metrics serves (front door,
+	// edge); the histograms are the front door's and the edge's.
+	registry                    *prometheus.Registry
+	frontDuration, edgeDuration *prometheus.HistogramVec
+	edgeBytes                   prometheus.Counter
+
 	servers   []*server
 	endpoints []Endpoint
 	readers   map[*sqldb.DB][]replicate.Reader
@@ -122,6 +131,10 @@ type Cloud struct {
 	api     *server
 	health  *health
 	ackRate rateMeter // acknowledged records, for the ingest rate
+	// registry is what the cloud's GET /metrics serves; metrics its
+	// histograms.
+	registry *prometheus.Registry
+	metrics  *telemetry.CloudMetrics
 }
 
 // namedShipper is a log shipper and what its sink is, for health reports.
@@ -268,13 +281,14 @@ func (t *Topology) startCloud(ctx context.Context, name string) error {
 	cc := t.cfg.Clouds[name]
 	c := &Cloud{Name: name}
 	t.clouds[name] = c
+	t.newCloudRegistry(c)
 	hs := hosts.Settings{
 		ObjectsURL: cc.Objects, SQLURL: cc.SQL, Schema: t.cfg.Schema,
 		Logger: func(component string) *slog.Logger { return t.logger(name, component) },
 	}
 	if t.cfg.Publish.Cloud == name {
 		hs.Publish, hs.Poll = &t.cfg.Publish, t.cfg.Replication.Poll.D()
-		hs.Purge, hs.OnPublished = t.purger(), t.opts.OnPublished
+		hs.Purge, hs.OnPublished, hs.OnFresh = t.purger(), t.opts.OnPublished, c.metrics.ObserveFreshness
 	}
 	st, err := hosts.Open(ctx, hs)
 	if err != nil {
@@ -292,7 +306,7 @@ func (t *Topology) startCloud(ctx context.Context, name string) error {
 	}
 	f := t.cfg.Functions
 	c.Load, err = functions.New(functions.Config{
-		Name: "load", Handler: c.Loader.Handler(), DeadLetter: c.Loader.DeadLetter(),
+		Name: "load", Handler: timedLoad(c.Loader.Handler(), c.metrics), DeadLetter: c.Loader.DeadLetter(),
 		Concurrency: f.Concurrency, MaxAttempts: f.MaxAttempts, Backoff: f.Backoff.D(),
 		MaxBackoff: f.MaxBackoff.D(), MaxAge: f.MaxAge.D(), Logger: t.logger(name, "functions"),
 	})
@@ -332,6 +346,10 @@ func (t *Topology) startCloud(ctx context.Context, name string) error {
 	c.API, err = ingest.New(ingest.Config{
 		Cloud: name, Bucket: c.Bucket, Schema: t.cfg.Schema, Limits: t.cfg.Ingest,
 		APIKey: t.opts.APIKey, Logger: t.logger(name, "ingest"), Health: c.health.report,
+		OnCommit: func(records, _, bytes int, _ time.Duration) {
+			c.metrics.BatchRecords.Observe(float64(records))
+			c.metrics.BatchBytes.Observe(float64(bytes))
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("topology: %s: %w", name, err)
@@ -355,8 +373,9 @@ func (t *Topology) serveAPI(name string) error {
 	c := t.clouds[name]
 	mux := http.NewServeMux()
 	mux.Handle("/", c.API)
+	mux.Handle("POST "+ingest.PathRecords, instrumentIngest(c.API, c.metrics))
 	mux.HandleFunc("GET /v1/status", t.statusHandler(c))
-	mux.HandleFunc("GET /metrics", t.metricsHandler(c))
+	mux.Handle("GET /metrics", telemetry.MetricsHandler(c.registry))
 	var err error
 	c.api, err = t.serve(name+"-api", t.cfg.Clouds[name].API, mux)
 	return err
@@ -407,8 +426,11 @@ func (t *Topology) startStreams(ctx context.Context, name string) error {
 		s, err := replicate.New(replicate.Config{
 			Name: streamName, Origin: d.from, Source: src, Target: t.clouds[name].DB,
 			Tables: tables, Mapping: mapping, BatchSize: r.BatchSize, Poll: r.Poll.D(), SkipReplicated: true, SkipFullLoad: d.reverse,
-			OnApplied: func(b replicate.Batch) { logApplied(log, b) },
-			Logger:    log,
+			OnApplied: func(b replicate.Batch) {
+				logApplied(log, b)
+				observeApplied(t.clouds[name].metrics, streamName, b)
+			},
+			Logger: log,
 		})
 		if err != nil {
 			return fmt.Errorf("topology: %w", err)
@@ -521,6 +543,7 @@ func (t *Topology) openDB(ctx context.Context, name string) (*sqldb.DB, error) {
 }
 
 func (t *Topology) startGlobal(ctx context.Context) error {
+	t.newGlobalRegistry()
 	e, err := edge.New(t.edgeConfig())
 	if err != nil {
 		return fmt.Errorf("topology: %w", err)
@@ -535,7 +558,7 @@ func (t *Topology) startGlobal(ctx context.Context) error {
 	}
 	t.pendingPurges = nil
 	t.edgeMu.Unlock()
-	if _, err := t.serve("edge", t.cfg.Edge.Listen, e); err != nil {
+	if _, err := t.serve("edge", t.cfg.Edge.Listen, t.instrumentEdge(e)); err != nil {
 		return err
 	}
 	var backends []frontdoor.Backend
@@ -550,7 +573,7 @@ func (t *Topology) startGlobal(ctx context.Context) error {
 		return fmt.Errorf("topology: %w", err)
 	}
 	t.goPipe(func(ctx context.Context) { _ = t.front.Run(ctx) })
-	if _, err = t.serve("frontdoor", t.cfg.FrontDoor.Listen, t.front); err != nil {
+	if _, err = t.serve("frontdoor", t.cfg.FrontDoor.Listen, promhttp.InstrumentHandlerDuration(t.frontDuration, t.front)); err != nil {
 		return err
 	}
 	_, err = t.serve("console", t.cfg.Console.Listen, t.consoleHandler())
