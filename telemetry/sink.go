@@ -189,27 +189,75 @@ func (s *esBulkSink) Write(entries [][]byte) error {
 	return s.WriteContext(context.Background(), entries)
 }
 
-// ESDocument converts one JSON log line to the document the bulk sink
-// sends: "time" becomes "@timestamp", "msg" becomes "message".
+// ECSVersion is the version of the Elastic Common Schema the documents of
+// the bulk sink follow.
+const ECSVersion = "8.11.0"
+
+// ESDocument converts one JSON log line to the Elastic Common Schema
+// document the bulk sink sends: "time" becomes "@timestamp", "level"
+// "log.level" (lower case, top level with a dot, as the ECS logging
+// specification asks), "msg" "message", "trace_id" "trace.id", "cloud"
+// "cloud.provider", "component" "service.name" (intercloud-COMPONENT),
+// "err" "error.message", "library" "log.logger"; every other field goes
+// under the custom "intercloud" namespace, so none collides with an ECS
+// field of another type. A line that is not a JSON object is sent as
+// {"message": line}.
 func ESDocument(line []byte) []byte {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(line, &m); err != nil || m == nil {
-		b, _ := json.Marshal(map[string]string{"message": string(line)})
+		b, _ := json.Marshal(map[string]any{"message": string(line), "ecs.version": ECSVersion, "service": map[string]string{"name": "intercloud"}})
 		return b
 	}
-	rename := func(from, to string) {
-		if v, ok := m[from]; ok {
-			if _, taken := m[to]; !taken {
-				m[to] = v
-				delete(m, from)
+	doc := map[string]any{"ecs.version": ECSVersion}
+	nested := func(path ...string) map[string]any {
+		cur := doc
+		for _, p := range path {
+			next, ok := cur[p].(map[string]any)
+			if !ok {
+				next = map[string]any{}
+				cur[p] = next
 			}
+			cur = next
+		}
+		return cur
+	}
+	str := func(v json.RawMessage) (string, bool) {
+		var s string
+		return s, json.Unmarshal(v, &s) == nil
+	}
+	custom := map[string]json.RawMessage{}
+	for k, v := range m {
+		s, isStr := str(v)
+		switch {
+		case k == "time" && isStr:
+			doc["@timestamp"] = s
+		case k == "level" && isStr:
+			doc["log.level"] = strings.ToLower(s)
+		case k == "msg" && isStr:
+			doc["message"] = s
+		case k == "trace_id" && isStr && s != "":
+			nested("trace")["id"] = s
+		case k == "cloud" && isStr:
+			nested("cloud")["provider"] = s
+		case k == "component" && isStr:
+			nested("service")["name"] = "intercloud-" + s
+		case k == "err" && isStr:
+			nested("error")["message"] = s
+		case k == "library" && isStr:
+			nested("log")["logger"] = s
+		default:
+			custom[k] = v
 		}
 	}
-	rename("time", "@timestamp")
-	rename("msg", "message")
-	b, err := json.Marshal(m)
+	if _, ok := doc["service"]; !ok {
+		nested("service")["name"] = "intercloud"
+	}
+	if len(custom) > 0 {
+		doc["intercloud"] = custom
+	}
+	b, err := json.Marshal(doc)
 	if err != nil {
-		b, _ = json.Marshal(map[string]string{"message": string(line)})
+		b, _ = json.Marshal(map[string]any{"message": string(line), "ecs.version": ECSVersion, "service": map[string]string{"name": "intercloud"}})
 	}
 	return b
 }

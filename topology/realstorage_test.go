@@ -16,6 +16,7 @@ import (
 	"github.com/intercloud/intercloud/objects"
 	_ "github.com/intercloud/intercloud/objects/azblob"
 	_ "github.com/intercloud/intercloud/objects/s3"
+	"github.com/intercloud/intercloud/telemetry"
 	"github.com/intercloud/intercloud/topology"
 )
 
@@ -126,7 +127,7 @@ func TestLogsExportToElasticsearch(t *testing.T) {
 	}
 	vl := peers.StartVictoriaLogs(t)
 	cfg := testConfig(t, t.TempDir())
-	cfg.Logs.Elasticsearch = vl.URL + "/insert/elasticsearch?_msg_field=message&_time_field=@timestamp&_stream_fields=cloud,component"
+	cfg.Logs.Elasticsearch = vl.URL + "/insert/elasticsearch?_msg_field=message&_time_field=@timestamp&_stream_fields=cloud.provider,service.name"
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -145,13 +146,15 @@ func TestLogsExportToElasticsearch(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	for {
-		resp, err := http.PostForm(vl.URL+"/select/logsql/query", url.Values{"query": {`trace_id:"` + trace + `"`}})
+		resp, err := http.PostForm(vl.URL+"/select/logsql/query", url.Values{"query": {`trace.id:"` + trace + `"`}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if strings.Contains(string(body), `"component":"ingest"`) && strings.Contains(string(body), `"cloud":"aws"`) {
+		// ECS fields, flattened by VictoriaLogs.
+		if strings.Contains(string(body), `"service.name":"intercloud-ingest"`) && strings.Contains(string(body), `"cloud.provider":"aws"`) &&
+			strings.Contains(string(body), `"log.level":"info"`) && strings.Contains(string(body), `"ecs.version":"`+telemetry.ECSVersion+`"`) {
 			return
 		}
 		if time.Now().After(deadline) {
