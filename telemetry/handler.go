@@ -23,6 +23,10 @@ type Options struct {
 	// Writer receives every record as one JSON line (os.Stderr or a file);
 	// nil writes nothing locally.
 	Writer io.Writer
+	// Text writes the lines for Writer as text a person reads
+	// ("15:04:05.000 INFO  aws/load rows loaded rows=3") instead of JSON,
+	// colored by level when Color is set. The Sink still gets JSON.
+	Text, Color bool
 	// Sink receives every record as a one-line batch, synchronously, from
 	// the logging goroutine. Pass a *Shipper, which only buffers, so a slow
 	// or unreachable central store never slows the code that logs; nil ships
@@ -44,7 +48,7 @@ func NewLogger(opts Options) *slog.Logger {
 
 // NewHandler returns the slog.Handler behind NewLogger.
 func NewHandler(opts Options) slog.Handler {
-	lw := &lineWriter{w: opts.Writer, sink: opts.Sink}
+	lw := &lineWriter{w: opts.Writer, sink: opts.Sink, text: opts.Text, color: opts.Color}
 	level := opts.Level
 	if level == nil {
 		level = slog.LevelInfo
@@ -179,9 +183,10 @@ func (h *handler) clone() *handler {
 // lineWriter receives each formatted record (the JSON handler writes one
 // line per Write, serialized by its own mutex) and fans it out.
 type lineWriter struct {
-	mu   sync.Mutex
-	w    io.Writer
-	sink Sink
+	mu          sync.Mutex
+	w           io.Writer
+	sink        Sink
+	text, color bool
 }
 
 func (lw *lineWriter) Write(p []byte) (int, error) {
@@ -189,7 +194,11 @@ func (lw *lineWriter) Write(p []byte) (int, error) {
 	defer lw.mu.Unlock()
 	var err error
 	if lw.w != nil {
-		_, err = lw.w.Write(p)
+		if lw.text {
+			_, err = lw.w.Write(TextLine(p, lw.color))
+		} else {
+			_, err = lw.w.Write(p)
+		}
 	}
 	if lw.sink != nil {
 		line := bytes.TrimRight(p, "\n")

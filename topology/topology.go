@@ -58,6 +58,10 @@ type Options struct {
 	LogWriter io.Writer
 	// LogLevel is the lowest level logged.
 	LogLevel slog.Level
+	// LogText writes LogWriter's lines as text a person reads instead of
+	// JSON, colored by level with LogColor (the central store and
+	// Elasticsearch still get JSON).
+	LogText, LogColor bool
 	// OnPublished is told the ids whose aggregates were just published.
 	OnPublished func(ids []string)
 	// Alerts, when set, receives one plain line whenever a cloud of this
@@ -220,7 +224,8 @@ func (t *Topology) logger(cloud, component string) *slog.Logger {
 	if t.shipper != nil {
 		sink = t.shipper
 	}
-	l := telemetry.NewLogger(telemetry.Options{Cloud: cloud, Level: t.opts.LogLevel, Writer: t.opts.LogWriter, Sink: sink})
+	l := telemetry.NewLogger(telemetry.Options{Cloud: cloud, Level: t.opts.LogLevel, Writer: t.opts.LogWriter, Sink: sink,
+		Text: t.opts.LogText, Color: t.opts.LogColor})
 	return l.With("component", component)
 }
 

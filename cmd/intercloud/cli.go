@@ -19,10 +19,11 @@ const usage = `intercloud runs a cross-cloud data platform.
 
 Usage:
   intercloud demo     [--records N] [--config FILE] [--data-dir DIR]   run the whole scenario once and report
-  intercloud up       [--config FILE] [--data-dir DIR] [--cloud aws|azure|global,...]   run the topology until interrupted
+  intercloud up       [--config FILE] [--data-dir DIR] [--cloud aws|azure|global,...] [--log-format auto|json|text]
+                      run the topology until interrupted
   intercloud validate [--config FILE] [--data-dir DIR] [--resync]      compare the clouds' databases
   intercloud logs     [--config FILE] [--data-dir DIR] [--limit N] QUERY   search the central logs
-  intercloud status   [--config FILE] [--data-dir DIR]                 show every component's state
+  intercloud status   [--config FILE] [--data-dir DIR] [--json] [--watch]   show every component's state
   intercloud dead     list [--cloud NAME] [--json] | replay [--cloud NAME] (--all | KEY...)
                       list the dead-lettered objects, or load them again
   intercloud function lambda load | azure serve | azure init [--queue Q] [--schedule CRON] [--connection NAME] [--executable PATH] DIR

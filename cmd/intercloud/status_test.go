@@ -146,3 +146,36 @@ console: {listen: "%s"}
 		t.Fatalf("watch exit %d:\n%q", code, wout.String())
 	}
 }
+
+// TestUpLogFormat: --log-format text writes stderr's lines as text (no
+// terminal here, so no colors); a bad format is a usage error.
+func TestUpLogFormat(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("INTERCLOUD_API_KEY", "k")
+	cfg := writeConfig(t, dir, "")
+	if code, _, errs := runCLI(t, "up", "--config", cfg, "--data-dir", dir, "--log-format", "yaml"); code != 2 || !strings.Contains(errs, `--log-format "yaml"`) {
+		t.Fatalf("bad format: exit %d %s", code, errs)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var stderr, stdout lockedBuffer
+	done := make(chan int)
+	go func() {
+		done <- run(ctx, []string{"up", "--config", cfg, "--data-dir", dir, "--log-format", "text"}, &stdout, &stderr)
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(stderr.String(), "topology started") && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("up exit %d", code)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
+		if strings.HasPrefix(l, "{") || strings.Contains(l, "\x1b[") || len(l) < 19 || l[2] != ':' || l[12] != ' ' {
+			t.Fatalf("stderr line %q is not text", l)
+		}
+	}
+	if !strings.Contains(stderr.String(), " INFO  topology topology started roles=") {
+		t.Fatalf("stderr:\n%s", stderr.String())
+	}
+}
