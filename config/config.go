@@ -302,6 +302,11 @@ type Logs struct {
 	Elasticsearch string `yaml:"elasticsearch"`
 	// Index is the Elasticsearch index (default telemetry.DefaultIndex).
 	Index string `yaml:"index"`
+	// Retention is how long the central store keeps a line, MaxBytes how
+	// large it may grow before the oldest lines go (0: the defaults of
+	// package logstore, 7 days and 1 GiB).
+	Retention Duration `yaml:"retention"`
+	MaxBytes  int64    `yaml:"max_bytes"`
 }
 
 // Duration is a time.Duration written as "250ms", "5s" in YAML.
@@ -556,6 +561,9 @@ func (c *Config) Validate() error {
 		c.checkCloud(bad, fmt.Sprintf("frontdoor.priority[%d]", i), name)
 	}
 	checkAddr(bad, "logs.listen", c.Logs.Listen, true)
+	if c.Logs.Retention < 0 || c.Logs.MaxBytes < 0 {
+		bad("logs", "retention and max_bytes must not be negative")
+	}
 	checkAddr(bad, "console.listen", c.Console.Listen, true)
 	checkURL(bad, "logs.store", c.Logs.Store, []string{"sqlite"})
 	if c.Logs.Elasticsearch != "" {

@@ -122,6 +122,10 @@ var _ ContextSink = (*httpSink)(nil)
 // timeout. A batch is split into requests of at most 4 MiB; a failed
 // request fails the whole batch (at-least-once: a retried batch may repeat
 // lines an earlier request delivered).
+//
+// A batch written with a context that carries a key (WithBatchKey) sends
+// it as the Idempotency-Key header, which the log store uses to store a
+// batch sent twice once.
 func NewHTTPSink(baseURL, apiKey string, client *http.Client) Sink {
 	u, err := endpoint(baseURL, "/v1/logs")
 	return &httpSink{u: u, err: err, apiKey: apiKey, client: defaultClient(client)}
@@ -135,7 +139,7 @@ func (s *httpSink) WriteContext(ctx context.Context, entries [][]byte) error {
 	if s.err != nil {
 		return fmt.Errorf("%w: %w", s.err, ErrRejected)
 	}
-	for _, c := range chunks(entries, maxRequestBody, func(e []byte) int { return len(e) + 1 }) {
+	for i, c := range chunks(entries, maxRequestBody, func(e []byte) int { return len(e) + 1 }) {
 		var body bytes.Buffer
 		for _, e := range c {
 			body.Write(e)
@@ -145,6 +149,9 @@ func (s *httpSink) WriteContext(ctx context.Context, entries [][]byte) error {
 		h.Set("Content-Type", "application/x-ndjson")
 		if s.apiKey != "" {
 			h.Set("Authorization", "Bearer "+s.apiKey)
+		}
+		if k := BatchKey(ctx); k != "" {
+			h.Set("Idempotency-Key", fmt.Sprintf("%s/%d", k, i))
 		}
 		if _, _, err := post(ctx, s.client, s.u, "ship logs to", h, body.Bytes()); err != nil {
 			return err
@@ -162,6 +169,20 @@ type esBulkSink struct {
 }
 
 var _ ContextSink = (*esBulkSink)(nil)
+
+type batchKey struct{}
+
+// WithBatchKey returns a context that names the batch written with it, so
+// that a sink can have it stored once however often it is sent.
+func WithBatchKey(ctx context.Context, key string) context.Context {
+	return context.WithValue(ctx, batchKey{}, key)
+}
+
+// BatchKey returns the key WithBatchKey put in ctx, or "".
+func BatchKey(ctx context.Context) string {
+	k, _ := ctx.Value(batchKey{}).(string)
+	return k
+}
 
 // DefaultIndex is the Elasticsearch index logs go to when none is named.
 const DefaultIndex = "intercloud-logs"

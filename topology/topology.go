@@ -240,17 +240,34 @@ func (t *Topology) startLogs(ctx context.Context) error {
 		}
 		t.logs = st
 		t.closers = append(t.closers, st.Close)
+		ret := logstore.Retention{MaxAge: t.cfg.Logs.Retention.D(), MaxBytes: t.cfg.Logs.MaxBytes}
+		t.goPipe(func(ctx context.Context) { st.RunRetention(ctx, ret, t.logger("", "logstore")) })
 		srv, err := t.serve("logs", t.cfg.Logs.Listen, st.Handler(t.opts.APIKey))
 		if err != nil {
 			return err
 		}
 		logsURL = srv.url
 	}
-	shippers := []*telemetry.Shipper{telemetry.NewShipper(telemetry.NewHTTPSink(logsURL+"/v1/logs", t.opts.APIKey, nil), telemetry.ShipperOptions{})}
-	t.shippers = []namedShipper{{"central log store", shippers[0]}}
+	// Each sink's buffer is on disk, one directory per sink and per set of
+	// roles (processes of one data directory do not share one).
+	bufDir := filepath.Join(t.cfg.DataDir, "log-buffer", strings.Join(slices.Sorted(slices.Values(t.opts.Roles)), "+"))
+	central, err := telemetry.NewDiskShipper(telemetry.NewHTTPSink(logsURL+"/v1/logs", t.opts.APIKey, nil),
+		telemetry.ShipperOptions{Dir: filepath.Join(bufDir, "central")})
+	if err != nil {
+		return fmt.Errorf("topology: %w", err)
+	}
+	shippers := []*telemetry.Shipper{central}
+	t.shippers = []namedShipper{{"central log store", central}}
 	if es := t.cfg.Logs.Elasticsearch; es != "" {
-		shippers = append(shippers, telemetry.NewShipper(telemetry.NewESBulkSink(es, t.cfg.Logs.Index, nil), telemetry.ShipperOptions{}))
-		t.shippers = append(t.shippers, namedShipper{"elasticsearch (logs.elasticsearch)", shippers[1]})
+		sh, err := telemetry.NewDiskShipper(telemetry.NewESBulkSink(es, t.cfg.Logs.Index, nil), telemetry.ShipperOptions{Dir: filepath.Join(bufDir, "elasticsearch")})
+		if err != nil {
+			return fmt.Errorf("topology: %w", err)
+		}
+		shippers = append(shippers, sh)
+		t.shippers = append(t.shippers, namedShipper{"elasticsearch (logs.elasticsearch)", sh})
+	}
+	for _, sh := range shippers {
+		t.closers = append(t.closers, sh.Close)
 	}
 	sinks := make([]telemetry.Sink, len(shippers))
 	for i, sh := range shippers {
