@@ -38,6 +38,10 @@ type Options struct {
 	Timeout     time.Duration // for the records to arrive everywhere (default 2m)
 	Attempts    int           // tries per request before giving up on it (default 8)
 	Progress    io.Writer     // progress lines; nil = none
+	// Live redraws one progress line in place on Progress (a terminal):
+	// records sent, acknowledged, in each database, published, the rate
+	// and the ETA; other lines (and the topology's alerts) print above it.
+	Live bool
 	// Topology options (API key, logs); Roles are ignored: all run.
 	Topology topology.Options
 	// OnStarted is called once the topology runs (tests use it to inject
@@ -55,10 +59,15 @@ type Summary struct {
 	Lost           int     `json:"lost"`
 	E2EP50ms       float64 `json:"e2e_p50_ms"`
 	E2EP99ms       float64 `json:"e2e_p99_ms"`
-	IngestP50ms    float64 `json:"ingest_p50_ms"`
-	IngestP99ms    float64 `json:"ingest_p99_ms"`
-	Seconds        float64 `json:"seconds"`
-	RecordsPerSec  float64 `json:"records_per_sec"`
+	// E2EFreshnessP99ms is the 99th percentile of the end-to-end
+	// freshness (acknowledged → published) from the histogram /metrics
+	// exports (intercloud_e2e_freshness_seconds), estimated from its
+	// buckets as Prometheus' histogram_quantile does.
+	E2EFreshnessP99ms float64 `json:"e2e_freshness_p99_ms"`
+	IngestP50ms       float64 `json:"ingest_p50_ms"`
+	IngestP99ms       float64 `json:"ingest_p99_ms"`
+	Seconds           float64 `json:"seconds"`
+	RecordsPerSec     float64 `json:"records_per_sec"`
 	// Records are the acknowledged records as sent, by id (not printed).
 	Records map[string]Record `json:"-"`
 }
@@ -85,6 +94,16 @@ var Metrics = []string{"cpu", "mem", "disk", "net", "temp"}
 // acknowledged is missing anywhere (the summary is returned as well).
 func Run(ctx context.Context, cfg *config.Config, opts Options) (*Summary, error) {
 	opts = opts.withDefaults()
+	tr := &tracker{total: int64(opts.Records)}
+	if opts.Live {
+		lw := &liveWriter{w: opts.Progress, tr: tr}
+		opts.Progress = lw
+		if opts.Topology.Alerts != nil {
+			opts.Topology.Alerts = lw
+		}
+		stop := lw.run()
+		defer stop()
+	}
 	progress := opts.Progress
 	var mu sync.Mutex
 	published := map[string]time.Time{}
@@ -122,14 +141,15 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) (*Summary, error
 	}
 
 	start := time.Now()
-	sent, sentAt, ingestLat, err := send(ctx, topo.URL("frontdoor"), topts.APIKey, opts, progress)
+	tr.start()
+	sent, sentAt, ingestLat, err := send(ctx, topo.URL("frontdoor"), topts.APIKey, opts, progress, tr)
 	if err != nil {
 		return nil, err
 	}
 	s := &Summary{Sent: opts.Records, Acked: len(sent), Records: sent}
 	fmt.Fprintf(progress, "sent %d, acknowledged %d in %.1fs; waiting for both databases and the results\n", s.Sent, s.Acked, time.Since(start).Seconds())
 
-	waitErr := wait(ctx, topo, cfg, s, opts.Timeout, progress)
+	waitErr := wait(ctx, topo, cfg, s, opts.Timeout, progress, tr)
 	s.Seconds = time.Since(start).Seconds()
 	if s.Seconds > 0 {
 		s.RecordsPerSec = float64(s.Acked) / s.Seconds
@@ -144,6 +164,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) (*Summary, error
 	mu.Unlock()
 	s.E2EP50ms, s.E2EP99ms = percentile(e2e, 50), percentile(e2e, 99)
 	s.IngestP50ms, s.IngestP99ms = percentile(ingestLat, 50), percentile(ingestLat, 99)
+	s.E2EFreshnessP99ms = float64(int(topo.FreshnessQuantile(0.99)*10000)) / 10
 	if waitErr != nil {
 		return s, waitErr
 	}
@@ -180,7 +201,7 @@ func (o Options) withDefaults() Options {
 // unacknowledged; a rejected request (4xx) is an error.
 func Send(ctx context.Context, url, key string, opts Options) (map[string]Record, error) {
 	opts = opts.withDefaults()
-	acked, _, _, err := send(ctx, url, key, opts, opts.Progress)
+	acked, _, _, err := send(ctx, url, key, opts, opts.Progress, nil)
 	return acked, err
 }
 
@@ -191,7 +212,7 @@ func Verify(ctx context.Context, topo *topology.Topology, cfg *config.Config, ac
 		progress = io.Discard
 	}
 	s := &Summary{Sent: len(acked), Acked: len(acked), Records: acked}
-	if err := wait(ctx, topo, cfg, s, timeout, progress); err != nil {
+	if err := wait(ctx, topo, cfg, s, timeout, progress, nil); err != nil {
 		return s, err
 	}
 	if s.Lost > 0 {
@@ -202,7 +223,7 @@ func Verify(ctx context.Context, topo *topology.Topology, cfg *config.Config, ac
 
 // send posts the records through the front door with Concurrency workers,
 // retrying a failed request under the same Idempotency-Key.
-func send(ctx context.Context, url, key string, opts Options, progress io.Writer) (map[string]Record, map[string]time.Time, []float64, error) {
+func send(ctx context.Context, url, key string, opts Options, progress io.Writer, tr *tracker) (map[string]Record, map[string]time.Time, []float64, error) {
 	type batch struct {
 		n    int
 		recs []Record
@@ -256,7 +277,9 @@ func send(ctx context.Context, url, key string, opts Options, progress io.Writer
 					}
 				}
 				n := done.Add(int64(len(b.recs)))
-				if time.Since(lastOut) > time.Second || int(n) == opts.Records {
+				tr.set(&tr.sent, n)
+				tr.set(&tr.acked, int64(len(acked)))
+				if !opts.Live && (time.Since(lastOut) > time.Second || int(n) == opts.Records) {
 					fmt.Fprintf(progress, "sent %d/%d records, %d acknowledged\n", n, opts.Records, len(acked))
 					lastOut = time.Now()
 				}
@@ -342,7 +365,7 @@ func post(ctx context.Context, client *http.Client, url, key string, n int, recs
 
 // wait polls both databases and the published summary (through the edge)
 // until every acknowledged record is everywhere, or the timeout passes.
-func wait(ctx context.Context, topo *topology.Topology, cfg *config.Config, s *Summary, timeout time.Duration, progress io.Writer) error {
+func wait(ctx context.Context, topo *topology.Topology, cfg *config.Config, s *Summary, timeout time.Duration, progress io.Writer, tr *tracker) error {
 	deadline := time.Now().Add(timeout)
 	ids := make([]string, 0, len(s.Records))
 	for id := range s.Records {
@@ -379,14 +402,19 @@ func wait(ctx context.Context, topo *topology.Topology, cfg *config.Config, s *S
 			s.ResultsRecords, err = summaryRecords(ctx, topo.URL("edge"))
 		}
 		s.Lost = missing
+		tr.set(&tr.from, s.AWSRows)
+		tr.set(&tr.to, s.AzureRows)
+		tr.set(&tr.published, s.ResultsRecords)
 		complete := err == nil && missing == 0 && s.ResultsRecords == s.AzureRows && s.AWSRows == s.AzureRows
 		if complete {
 			fmt.Fprintf(progress, "every record arrived: %s=%d %s=%d published=%d\n", from, s.AWSRows, to, s.AzureRows, s.ResultsRecords)
 			return nil
 		}
-		if time.Since(lastOut) > time.Second {
-			fmt.Fprintf(progress, "waiting: %s=%d %s=%d published=%d missing=%d\n", from, s.AWSRows, to, s.AzureRows, s.ResultsRecords, missing)
-			lastOut = time.Now()
+		if tr == nil || !tr.live.Load() {
+			if time.Since(lastOut) > time.Second {
+				fmt.Fprintf(progress, "waiting: %s=%d %s=%d published=%d missing=%d\n", from, s.AWSRows, to, s.AzureRows, s.ResultsRecords, missing)
+				lastOut = time.Now()
+			}
 		}
 		if time.Now().After(deadline) {
 			if s.Lost == 0 && s.ResultsRecords < s.AzureRows {

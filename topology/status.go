@@ -13,6 +13,7 @@ import (
 	"github.com/intercloud/intercloud/ingest"
 	"github.com/intercloud/intercloud/load"
 	"github.com/intercloud/intercloud/replicate"
+	"github.com/intercloud/intercloud/telemetry"
 )
 
 // The status schema: what GET /v1/status on a cloud's API and on the
@@ -249,3 +250,14 @@ func (m *rateMeter) rate() float64 {
 
 // maxStatusDead bounds the dead letters a status lists.
 const maxStatusDead = 100
+
+// FreshnessQuantile estimates the q-quantile (0..1), in seconds, of the
+// end-to-end freshness histogram of the publishing cloud when it runs in
+// this process (0 otherwise, or before anything was published).
+func (t *Topology) FreshnessQuantile(q float64) float64 {
+	c := t.clouds[t.cfg.Publish.Cloud]
+	if c == nil || c.metrics == nil {
+		return 0
+	}
+	return telemetry.Quantile(c.metrics.Freshness, q)
+}

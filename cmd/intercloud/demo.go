@@ -45,7 +45,7 @@ func (c *demoCmd) run(ctx context.Context, e *env, _ []string) error {
 	defer lf.Close()
 	sum, runErr := demo.Run(ctx, cfg, demo.Options{
 		Records: c.records, BatchSize: c.batch, Concurrency: c.concurrency, Timeout: c.timeout,
-		Progress: e.stderr,
+		Progress: e.stderr, Live: isTerminal(e.stderr),
 		Topology: topology.Options{APIKey: key, LogWriter: lf, LogLevel: parseLevel(cfg.Logs.Level), DefaultLogger: true, Alerts: e.stderr},
 	})
 	if sum != nil {
