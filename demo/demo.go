@@ -277,8 +277,10 @@ func send(ctx context.Context, url, key string, opts Options, progress io.Writer
 					}
 				}
 				n := done.Add(int64(len(b.recs)))
-				tr.set(&tr.sent, n)
-				tr.set(&tr.acked, int64(len(acked)))
+				if tr != nil {
+					tr.sent.Store(n)
+					tr.acked.Store(int64(len(acked)))
+				}
 				if !opts.Live && (time.Since(lastOut) > time.Second || int(n) == opts.Records) {
 					fmt.Fprintf(progress, "sent %d/%d records, %d acknowledged\n", n, opts.Records, len(acked))
 					lastOut = time.Now()
@@ -402,9 +404,11 @@ func wait(ctx context.Context, topo *topology.Topology, cfg *config.Config, s *S
 			s.ResultsRecords, err = summaryRecords(ctx, topo.URL("edge"))
 		}
 		s.Lost = missing
-		tr.set(&tr.from, s.AWSRows)
-		tr.set(&tr.to, s.AzureRows)
-		tr.set(&tr.published, s.ResultsRecords)
+		if tr != nil {
+			tr.from.Store(s.AWSRows)
+			tr.to.Store(s.AzureRows)
+			tr.published.Store(s.ResultsRecords)
+		}
 		complete := err == nil && missing == 0 && s.ResultsRecords == s.AzureRows && s.AWSRows == s.AzureRows
 		if complete {
 			fmt.Fprintf(progress, "every record arrived: %s=%d %s=%d published=%d\n", from, s.AWSRows, to, s.AzureRows, s.ResultsRecords)

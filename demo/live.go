@@ -23,12 +23,6 @@ func (t *tracker) start() {
 	}
 }
 
-func (t *tracker) set(v *atomic.Int64, n int64) {
-	if t != nil {
-		v.Store(n)
-	}
-}
-
 // line renders the progress: counts, the rate of published records and
 // the ETA of the rest.
 func (t *tracker) line(now time.Time) string {

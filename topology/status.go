@@ -91,10 +91,14 @@ type StreamStatus struct {
 // PublishStatus is the publish function.
 type PublishStatus struct {
 	// Published counts the records whose aggregates were written.
-	Published    int64     `json:"published"`
-	FailingSince time.Time `json:"failing_since,omitzero"`
-	LastError    string    `json:"last_error,omitempty"`
-	LastErrorAt  time.Time `json:"last_error_at,omitzero"`
+	Published int64 `json:"published"`
+	// FreshnessP50Seconds and FreshnessP99Seconds estimate the end-to-end
+	// freshness (acknowledged → published) from its histogram.
+	FreshnessP50Seconds float64   `json:"freshness_p50_seconds"`
+	FreshnessP99Seconds float64   `json:"freshness_p99_seconds"`
+	FailingSince        time.Time `json:"failing_since,omitzero"`
+	LastError           string    `json:"last_error,omitempty"`
+	LastErrorAt         time.Time `json:"last_error_at,omitzero"`
 }
 
 // GlobalStatus is what GET /v1/status on the console reports: the parts
@@ -142,6 +146,10 @@ func (c *Cloud) Status() CloudStatus {
 	if c.Publish != nil {
 		ps := c.Publish.Stats()
 		st.Publish = &PublishStatus{Published: ps.Published, FailingSince: ps.FailingSince, LastError: ps.LastError, LastErrorAt: ps.LastErrorAt}
+		if c.metrics != nil {
+			st.Publish.FreshnessP50Seconds = telemetry.Quantile(c.metrics.Freshness, 0.5)
+			st.Publish.FreshnessP99Seconds = telemetry.Quantile(c.metrics.Freshness, 0.99)
+		}
 	}
 	return st
 }
