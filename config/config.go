@@ -66,6 +66,39 @@ type Config struct {
 	Logs Logs `yaml:"logs"`
 	// Console configures the live page and the global status.
 	Console Console `yaml:"console"`
+	// Auth configures the scoped keys.
+	Auth Auth `yaml:"auth"`
+	// TLS secures every listener and every hop between the parts.
+	TLS TLS `yaml:"tls"`
+}
+
+// Auth configures who may call the APIs besides the API key (which holds
+// every scope).
+type Auth struct {
+	// Keys is the keys file `intercloud keys` manages (default
+	// <data_dir>/keys.json).
+	Keys string `yaml:"keys"`
+	// PublicMetrics serves GET /metrics without a key (for a scraper
+	// that sends none); by default it needs a key of scope read.
+	PublicMetrics bool `yaml:"public_metrics"`
+}
+
+// TLS secures the listeners (HTTPS, HTTP/2) and the hops between the
+// parts (mutual TLS from a project CA).
+type TLS struct {
+	// Disabled serves plain HTTP everywhere.
+	Disabled bool `yaml:"disabled"`
+	// Dir holds the CA and the per-role certificates `intercloud certs
+	// init` makes; `up` makes them on first start when missing (default
+	// <data_dir>/tls).
+	Dir string `yaml:"dir"`
+	// Cert and Key, when set, are PEM files of one certificate every
+	// listener serves and every hop presents, instead of the per-role
+	// ones in Dir; CA is the PEM bundle peers' certificates must chain to
+	// (default Dir's ca.crt). Files are re-read when they change.
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+	CA   string `yaml:"ca"`
 }
 
 // Console configures the live page (served by the global role): both
@@ -172,6 +205,25 @@ type Replication struct {
 	// Poll is how often an idle source is asked for new changes (0:
 	// package replicate's default).
 	Poll Duration `yaml:"poll"`
+	// OnError is what a stream does with a change its target rejects
+	// (after retries): "stop" (the default) stops that table alone and
+	// names it in status, /metrics and the log; "skip" writes the change
+	// to _ic_apply_exceptions on the target and goes on.
+	OnError string `yaml:"on_error"`
+	// OnErrorTables overrides OnError per table: name or pattern →
+	// "stop" or "skip".
+	OnErrorTables map[string]string `yaml:"on_error_tables"`
+	// LoadParallel is how many tables the full load copies at once (0:
+	// package replicate's default, 4).
+	LoadParallel int `yaml:"load_parallel"`
+	// Schema is "tables" (the default: tables, columns, primary keys) or
+	// "full" (also the source's secondary indexes, defaults and foreign
+	// keys, created after the full load; see package replicate).
+	Schema string `yaml:"schema"`
+	// ValidateEvery, when set, validates the replicated tables again in
+	// the background at this interval (continuous validation) and exports
+	// the differing rows in status and /metrics.
+	ValidateEvery Duration `yaml:"validate_every"`
 }
 
 // ReverseEnabled reports whether the reverse stream runs.
@@ -189,6 +241,10 @@ type Mapping struct {
 	// ExcludeColumns are columns not replicated (never a primary-key
 	// column).
 	ExcludeColumns []string `yaml:"exclude_columns"`
+	// Types overrides the portable type of columns: source name → type
+	// name (bool, int16, text, timestamptz, ...; see the README's type
+	// table), checked when the replication starts.
+	Types map[string]string `yaml:"types"`
 	// Filter selects the rows replicated, e.g. "status = 'paid' AND
 	// amount >= 10" (see package replicate/rowfilter for the language).
 	Filter string `yaml:"filter"`
@@ -209,6 +265,12 @@ type Ingest struct {
 	RateLimit float64 `yaml:"rate_limit"`
 	// RateBurst is the burst the rate limit allows.
 	RateBurst int `yaml:"rate_burst"`
+	// IdempotencyWindow is how long an API remembers the request an
+	// Idempotency-Key came with (the same key with another request is a
+	// 422); IdempotencyKeys bounds the keys it remembers, oldest forgotten
+	// first. Zero takes package ingest's defaults (24h, 262144).
+	IdempotencyWindow Duration `yaml:"idempotency_window"`
+	IdempotencyKeys   int      `yaml:"idempotency_keys"`
 }
 
 // Functions tunes every function host. Zero fields take the defaults of
@@ -456,6 +518,12 @@ func (c *Config) fill() {
 	if l.Level == "" {
 		l.Level = "info"
 	}
+	if c.Auth.Keys == "" {
+		c.Auth.Keys = filepath.Join(c.DataDir, "keys.json")
+	}
+	if c.TLS.Dir == "" {
+		c.TLS.Dir = filepath.Join(c.DataDir, "tls")
+	}
 }
 
 // DefaultClouds are the clouds of the embedded default.
@@ -565,6 +633,15 @@ func (c *Config) Validate() error {
 		bad("logs", "retention and max_bytes must not be negative")
 	}
 	checkAddr(bad, "console.listen", c.Console.Listen, true)
+	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
+		bad("tls", "cert and key go together")
+	}
+	if c.TLS.Disabled && (c.TLS.Cert != "" || c.TLS.CA != "") {
+		bad("tls.disabled", "TLS is off, yet tls.cert or tls.ca is set")
+	}
+	if c.Ingest.IdempotencyWindow < 0 || c.Ingest.IdempotencyKeys < 0 {
+		bad("ingest", "idempotency_window and idempotency_keys must not be negative")
+	}
 	checkURL(bad, "logs.store", c.Logs.Store, []string{"sqlite"})
 	if c.Logs.Elasticsearch != "" {
 		checkURL(bad, "logs.elasticsearch", c.Logs.Elasticsearch, []string{"http", "https"})
@@ -657,6 +734,28 @@ func (c *Config) validateReplication(bad badFunc) {
 			bad(fmt.Sprintf("replication.exclude[%d]", i), "%v", err)
 		}
 	}
+	onError := func(key, v string) {
+		if v != "" && v != "stop" && v != "skip" {
+			bad(key, "%q is neither \"stop\" nor \"skip\"", v)
+		}
+	}
+	onError("replication.on_error", r.OnError)
+	for t, v := range r.OnErrorTables {
+		key := "replication.on_error_tables." + t
+		if err := rowfilter.CheckPattern(t); err != nil {
+			bad(key, "%v", err)
+		}
+		onError(key, v)
+	}
+	if r.LoadParallel < 0 {
+		bad("replication.load_parallel", "must not be negative")
+	}
+	if r.Schema != "" && r.Schema != "tables" && r.Schema != "full" {
+		bad("replication.schema", "%q is neither \"tables\" nor \"full\"", r.Schema)
+	}
+	if r.ValidateEvery.D() < 0 {
+		bad("replication.validate_every", "must not be negative")
+	}
 	c.validateMappings(bad)
 }
 
@@ -697,6 +796,21 @@ func (c *Config) validateMappings(bad badFunc) {
 				bad(ck, "%q is not a plain column name", col)
 			case mp.Columns[col] != "":
 				bad(ck, "%q is also renamed in columns", col)
+			}
+		}
+		typed := make([]string, 0, len(mp.Types))
+		for k := range mp.Types {
+			typed = append(typed, k)
+		}
+		sort.Strings(typed)
+		for _, col := range typed {
+			switch {
+			case !validIdent(col):
+				bad(key+".types", "%q is not a plain column name", col)
+			case strings.TrimSpace(mp.Types[col]) == "":
+				bad(key+".types."+col, "a type name is required")
+			case slices.Contains(mp.ExcludeColumns, col):
+				bad(key+".types."+col, "%q is also excluded", col)
 			}
 		}
 		if mp.Filter != "" {

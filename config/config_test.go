@@ -77,6 +77,10 @@ ingest: {batch_wait: 2ms, max_body_bytes: 1000}
 		{"edge routes", "edge:\n  routes:\n    - {prefix: /static/, origins: [\"http://127.0.0.1:9000\"]}\n  targeted_fields: [Edge-Cache-Control]\n  disk_bytes: 1000\n", ""},
 		{"edge route unknown key", "edge:\n  routes:\n    - {prefx: /}\n", `unknown key "prefx"`},
 		{"bad level", "logs: {level: loud}\n", "logs.level"},
+		{"tls and auth", "tls: {dir: /etc/ic/tls, cert: /a.crt, key: /a.key, ca: /ca.crt}\nauth: {keys: /etc/ic/keys.json, public_metrics: true}\ningest: {idempotency_window: 1h, idempotency_keys: 10}\n", ""},
+		{"tls cert without key", "tls: {cert: /a.crt}\n", "tls: cert and key go together"},
+		{"tls off with a cert", "tls: {disabled: true, cert: /a.crt, key: /a.key}\n", "tls.disabled"},
+		{"negative idempotency window", "ingest: {idempotency_window: -1s}\n", "idempotency_window"},
 		{"not yaml", "clouds: [\n", "config:"},
 	}
 	for _, tt := range tests {

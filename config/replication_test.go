@@ -3,6 +3,7 @@ package config
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 const mappingsYAML = `
@@ -17,6 +18,11 @@ replication:
       columns: {amount: amount_usd}
       exclude_columns: [internal_note]
       filter: "status = 'paid' AND amount >= 10"
+  on_error: skip
+  on_error_tables: {"orders_*": stop}
+  load_parallel: 8
+  validate_every: 5m
+  schema: full
 `
 
 // The mappings are plain data: what the file says, checked and kept.
@@ -27,7 +33,8 @@ func TestReplicationMappingsParse(t *testing.T) {
 	}
 	r := c.Replication
 	if len(r.Mappings) != 1 || r.Mappings[0].Rename != "copy_{table}" || r.Mappings[0].Columns["amount"] != "amount_usd" ||
-		r.Mappings[0].Filter != "status = 'paid' AND amount >= 10" || len(r.Exclude) != 2 {
+		r.Mappings[0].Filter != "status = 'paid' AND amount >= 10" || len(r.Exclude) != 2 ||
+		r.OnError != "skip" || r.OnErrorTables["orders_*"] != "stop" || r.LoadParallel != 8 || r.ValidateEvery.D() != 5*time.Minute || r.Schema != "full" {
 		t.Fatalf("replication = %+v", r)
 	}
 }
@@ -50,6 +57,12 @@ func TestReplicationMappingErrors(t *testing.T) {
 		{"filter syntax", "replication:\n  mappings:\n    - {table: a, filter: \"status = \"}\n", "replication.mappings[0].filter: at position 10: expected a literal"},
 		{"filter raw sql", "replication:\n  mappings:\n    - {table: a, filter: \"1=1; DROP TABLE records\"}\n", "replication.mappings[0].filter: at position 1: expected a column name"},
 		{"filter unterminated", "replication:\n  mappings:\n    - {table: a}\n    - {table: b, filter: \"a = 'x\"}\n", "replication.mappings[1].filter: at position 5: unterminated string"},
+		{"bad on_error", "replication:\n  on_error: ignore\n", `replication.on_error: "ignore" is neither "stop" nor "skip"`},
+		{"bad table on_error", "replication:\n  on_error_tables: {t: retry}\n", `replication.on_error_tables.t: "retry" is neither`},
+		{"bad on_error pattern", "replication:\n  on_error_tables: {\"a[\": skip}\n", `replication.on_error_tables.a[`},
+		{"bad schema", "replication:\n  schema: everything\n", `replication.schema: "everything" is neither "tables" nor "full"`},
+		{"negative validate_every", "replication:\n  validate_every: -1s\n", "replication.validate_every: must not be negative"},
+		{"negative load_parallel", "replication:\n  load_parallel: -1\n", "replication.load_parallel: must not be negative"},
 		{"filter null compare", "replication:\n  mappings:\n    - {table: a, filter: \"a = NULL\"}\n", "IS NULL"},
 	}
 	for _, tt := range tests {

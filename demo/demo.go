@@ -15,7 +15,6 @@ import (
 	"net/http"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,6 +46,9 @@ type Options struct {
 	// OnStarted is called once the topology runs (tests use it to inject
 	// failures); the demo goes on when it returns.
 	OnStarted func(t *topology.Topology)
+	// Client sends the records and reads the results (Run: the
+	// topology's client, which trusts its CA; Send: nil is a plain one).
+	Client *http.Client
 }
 
 // Summary is the demo's one-line JSON report.
@@ -93,6 +95,7 @@ var Metrics = []string{"cpu", "mem", "disk", "net", "temp"}
 // error is non-nil when the run could not be carried out, or when anything
 // acknowledged is missing anywhere (the summary is returned as well).
 func Run(ctx context.Context, cfg *config.Config, opts Options) (*Summary, error) {
+	client := opts.Client
 	opts = opts.withDefaults()
 	tr := &tracker{total: int64(opts.Records)}
 	if opts.Live {
@@ -135,6 +138,9 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) (*Summary, error
 	}()
 	for _, e := range topo.Endpoints() {
 		fmt.Fprintf(progress, "  %-13s %s\n", e.Name, e.URL)
+	}
+	if client == nil {
+		opts.Client = topo.Client()
 	}
 	if opts.OnStarted != nil {
 		opts.OnStarted(topo)
@@ -192,6 +198,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Progress == nil {
 		o.Progress = io.Discard
+	}
+	if o.Client == nil {
+		o.Client = &http.Client{Timeout: 60 * time.Second}
 	}
 	return o
 }
@@ -253,7 +262,7 @@ func send(ctx context.Context, url, key string, opts Options, progress io.Writer
 		fatal   error
 		work    = make(chan batch)
 		wg      sync.WaitGroup
-		client  = &http.Client{Timeout: 60 * time.Second}
+		client  = opts.Client
 		lastOut = time.Now()
 	)
 	for w := 0; w < opts.Concurrency; w++ {
@@ -401,7 +410,7 @@ func wait(ctx context.Context, topo *topology.Topology, cfg *config.Config, s *S
 		}
 		missing := len(lost)
 		if err == nil {
-			s.ResultsRecords, err = summaryRecords(ctx, topo.URL("edge"))
+			s.ResultsRecords, err = summaryRecords(ctx, topo.Client(), topo.URL("edge"))
 		}
 		s.Lost = missing
 		if tr != nil {
@@ -445,8 +454,8 @@ func missingIDs(ctx context.Context, db *sqldb.DB, table string, ids []string) (
 }
 
 // summaryRecords reads results/summary.json through the edge.
-func summaryRecords(ctx context.Context, edgeURL string) (int64, error) {
-	sum, err := FetchSummary(ctx, edgeURL)
+func summaryRecords(ctx context.Context, client *http.Client, edgeURL string) (int64, error) {
+	sum, err := FetchSummary(ctx, client, edgeURL)
 	if err != nil {
 		return 0, err
 	}
@@ -454,27 +463,27 @@ func summaryRecords(ctx context.Context, edgeURL string) (int64, error) {
 }
 
 // FetchSummary reads the published summary through the edge.
-func FetchSummary(ctx context.Context, edgeURL string) (*publish.Summary, error) {
+func FetchSummary(ctx context.Context, client *http.Client, edgeURL string) (*publish.Summary, error) {
 	var s publish.Summary
-	if err := FetchJSON(ctx, edgeURL+"/"+publish.SummaryKey, &s); err != nil {
+	if err := FetchJSON(ctx, client, edgeURL+"/"+publish.SummaryKey, &s); err != nil {
 		return nil, err
 	}
 	return &s, nil
 }
 
 // FetchJSON GETs a URL and decodes its JSON body.
-func FetchJSON(ctx context.Context, url string, v any) error {
+func FetchJSON(ctx context.Context, client *http.Client, url string, v any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
 	if e := apierr.Read(resp); e != nil {
-		return fmt.Errorf("GET %s: %w", strings.TrimPrefix(url, "http://"), e)
+		return fmt.Errorf("GET %s: %w", url, e)
 	}
 	return json.NewDecoder(resp.Body).Decode(v)
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/intercloud/intercloud/auth"
 	"github.com/intercloud/intercloud/internal/redact"
 )
 
@@ -74,6 +75,8 @@ type Config struct {
 	// PurgeKey is the bearer key POST /purge requires; empty means no
 	// authentication.
 	PurgeKey string
+	// Keys, when set, authorizes POST /purge instead (scope purge).
+	Keys *auth.Keyring
 	// Transport reaches the origins; default an http.Transport with
 	// OriginTimeout for connecting and for the response header, and no
 	// transparent decompression.

@@ -31,6 +31,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/intercloud/intercloud/apierr"
+	"github.com/intercloud/intercloud/auth"
 	"github.com/intercloud/intercloud/edge/cachecontrol"
 )
 
@@ -95,6 +96,8 @@ type Stats struct {
 // Edge is the caching proxy. It is safe for concurrent use.
 type Edge struct {
 	cfg       Config
+	purgeOnce sync.Once
+	purgeRing *auth.Keyring
 	routes    []route
 	store     *store
 	transport http.RoundTripper

@@ -2,7 +2,6 @@ package edge
 
 import (
 	"bytes"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/intercloud/intercloud/apierr"
+	"github.com/intercloud/intercloud/auth"
 )
 
 const (
@@ -84,11 +84,10 @@ func (e *Edge) servePurge(w http.ResponseWriter, r *http.Request) {
 		writeError(w, apierr.New(http.StatusMethodNotAllowed, apierr.CodeMethod, "method %s not allowed; use POST", r.Method))
 		return
 	}
-	if e.cfg.PurgeKey != "" {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(e.cfg.PurgeKey)) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="edge"`)
-			writeError(w, apierr.New(http.StatusUnauthorized, apierr.CodeUnauthenticated, "purge needs a valid bearer key"))
+	if keys := e.purgeKeys(); keys != nil {
+		if err := keys.Check(r.Header.Get("Authorization"), auth.ScopePurge); err != nil {
+			w.Header().Set("Cache-Control", "no-store")
+			auth.Deny(w, err)
 			return
 		}
 	}
@@ -177,4 +176,17 @@ func checkPurgePath(p string) error {
 		return CheckPath(p)
 	}
 	return CheckPath(prefix + "x")
+}
+
+// purgeKeys returns who may purge: Config.Keys, else a keyring of
+// Config.PurgeKey, else nil (anyone).
+func (e *Edge) purgeKeys() *auth.Keyring {
+	switch {
+	case e.cfg.Keys != nil:
+		return e.cfg.Keys
+	case e.cfg.PurgeKey != "":
+		e.purgeOnce.Do(func() { e.purgeRing = auth.Single(e.cfg.PurgeKey) })
+		return e.purgeRing
+	}
+	return nil
 }

@@ -434,7 +434,7 @@ func (s *store) writeMeta(id string, m *meta) error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(s.metaPath(id), b, 0o644)
+	return os.WriteFile(s.metaPath(id), b, 0o600)
 }
 
 // persist moves a complete body file into the disk tier under id and
@@ -465,7 +465,7 @@ func (s *store) persist(id string, m *meta, bodyFile string, mem []byte) error {
 // load opens the disk tier: it creates the directory, clears unfinished
 // files and indexes the stored responses, least recently used last.
 func (s *store) load(targeted []string, heuristicMax time.Duration) error {
-	if err := os.MkdirAll(s.tmpDir(), 0o755); err != nil {
+	if err := os.MkdirAll(s.tmpDir(), 0o700); err != nil {
 		return fmt.Errorf("edge: disk tier: %w", err)
 	}
 	tmps, _ := os.ReadDir(s.tmpDir())

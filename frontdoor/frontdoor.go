@@ -31,6 +31,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/intercloud/intercloud/auth"
 	"github.com/intercloud/intercloud/internal/redact"
 )
 
@@ -105,6 +106,9 @@ type Config struct {
 	Client *http.Client
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// Keys authorizes GET /v1/status (scope read); nil leaves it open.
+	// /healthz is always open.
+	Keys *auth.Keyring
 }
 
 // BackendStatus is a snapshot of one backend's state.

@@ -17,6 +17,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/intercloud/intercloud/apierr"
+	"github.com/intercloud/intercloud/auth"
+	"github.com/intercloud/intercloud/internal/serve"
 )
 
 var _ http.Handler = (*FrontDoor)(nil)
@@ -45,9 +47,16 @@ func (f *FrontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p := r.URL.Path
 	switch {
 	case p == "/healthz":
-		f.serveStatus(w, r, true)
+		full := f.cfg.Keys == nil || f.cfg.Keys.Check(r.Header.Get("Authorization"), auth.ScopeRead) == nil
+		f.serveStatus(w, r, true, full)
 	case p == "/v1/status":
-		f.serveStatus(w, r, false)
+		if f.cfg.Keys != nil {
+			if err := f.cfg.Keys.Check(r.Header.Get("Authorization"), auth.ScopeRead); err != nil {
+				auth.Deny(w, err)
+				return
+			}
+		}
+		f.serveStatus(w, r, false, true)
 	case strings.HasPrefix(p, "/v1/"):
 		if hasDotSegment(p) {
 			apierr.Write(w, apierr.New(http.StatusBadRequest, apierr.CodeMalformed, "path %q has dot segments", p))
@@ -66,14 +75,21 @@ type statusBody struct {
 }
 
 // serveStatus answers the front door's health (503 when no backend is
-// healthy, if unhealthy503) with every backend's status.
-func (f *FrontDoor) serveStatus(w http.ResponseWriter, r *http.Request, unhealthy503 bool) {
+// healthy, if unhealthy503) with every backend's status; without full,
+// only each backend's name and state (no URL, errors or problems: those
+// need a key of scope read).
+func (f *FrontDoor) serveStatus(w http.ResponseWriter, r *http.Request, unhealthy503, full bool) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		apierr.Write(w, apierr.New(http.StatusMethodNotAllowed, apierr.CodeMethod, "%s %s: use GET", r.Method, r.URL.Path))
 		return
 	}
 	body := statusBody{Healthy: f.anyHealthy(), Backends: f.Status()}
+	if !full {
+		for i, b := range body.Backends {
+			body.Backends[i] = BackendStatus{Name: b.Name, Healthy: b.Healthy, Degraded: b.Degraded, Checked: b.Checked}
+		}
+	}
 	code := http.StatusOK
 	if !body.Healthy && unhealthy503 {
 		code = http.StatusServiceUnavailable
@@ -195,6 +211,9 @@ func (f *FrontDoor) readBody(r *http.Request) ([]byte, error) {
 	}
 	n, err := buf.ReadFrom(io.LimitReader(r.Body, max+1))
 	if err != nil {
+		if serve.IsBodyTooSlow(err) {
+			return nil, serve.BodyTooSlow()
+		}
 		return nil, apierr.New(http.StatusBadRequest, apierr.CodeMalformed, "read request body: %v", err)
 	}
 	if n > max {

@@ -19,6 +19,7 @@ type pending struct {
 	trace string
 	at    time.Time // when it was queued
 	done  chan result
+	acked bool // answered 202 (set by the request's handler)
 }
 
 // result is the outcome of the write that held a request.

@@ -25,8 +25,17 @@
 // SHA-256(key || 0x00 || decimal record index). A retry of the same request
 // with the same key, on this cloud or another, therefore yields the same
 // ids, and the stores downstream (keyed by id) keep each record once. A key
-// must thus name one logical request: reusing it for different records
-// makes their ids collide.
+// names one logical request: the API remembers the hash of the media type
+// and body each key was acknowledged with for Limits.IdempotencyWindow
+// (default 24 h, at most Limits.IdempotencyKeys keys, oldest forgotten
+// first; in memory, so per API process), and the same key with a
+// different request within that window is a 422 idempotency_key_reused
+// that writes nothing. A request that was not acknowledged binds nothing.
+//
+// # Numbers
+//
+// A number field's magnitude is at most MaxNumber (1e288), so no
+// aggregate of a bucket can overflow to ±Inf; a larger one is a 422.
 //
 // # Traces
 //
@@ -49,8 +58,6 @@ package ingest
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -67,7 +74,9 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/intercloud/intercloud/apierr"
+	"github.com/intercloud/intercloud/auth"
 	"github.com/intercloud/intercloud/config"
+	"github.com/intercloud/intercloud/internal/serve"
 	"github.com/intercloud/intercloud/objects"
 	"github.com/intercloud/intercloud/record"
 )
@@ -116,7 +125,10 @@ type Config struct {
 	// Limits bounds requests and batches; zero fields take the defaults
 	// above, RateLimit 0 means no rate limit.
 	Limits config.Ingest
-	// APIKey is the bearer key callers must present; required.
+	// Keys authorizes callers (scope ingest). When nil, APIKey is the one
+	// key, with every scope; one of the two is required.
+	Keys *auth.Keyring
+	// APIKey is the bearer key callers must present when Keys is nil.
 	APIKey string
 	// Logger receives the API's logs (default slog.Default()).
 	Logger *slog.Logger
@@ -179,8 +191,8 @@ type Stats struct {
 type API struct {
 	cfg     Config
 	log     *slog.Logger
-	keyHash [sha256.Size]byte
 	limiter *rate.Limiter
+	idem    *idemStore
 
 	queue     chan *pending
 	sem       chan struct{}
@@ -211,14 +223,18 @@ func New(cfg Config) (*API, error) {
 	if cfg.Bucket == nil {
 		return nil, errors.New("ingest: config: Bucket is required")
 	}
-	if cfg.APIKey == "" {
-		return nil, errors.New("ingest: config: APIKey is required")
+	if cfg.Keys == nil && cfg.APIKey == "" {
+		return nil, errors.New("ingest: config: Keys or APIKey is required")
+	}
+	if cfg.Keys == nil {
+		cfg.Keys = auth.Single(cfg.APIKey)
 	}
 	if err := cfg.Schema.Validate(); err != nil {
 		return nil, fmt.Errorf("ingest: config: %w", err)
 	}
 	l := &cfg.Limits
 	if l.MaxBodyBytes < 0 || l.MaxRecords < 0 || l.BatchBytes < 0 || l.BatchWait < 0 || l.RateLimit < 0 || l.RateBurst < 0 ||
+		l.IdempotencyWindow < 0 || l.IdempotencyKeys < 0 ||
 		math.IsNaN(l.RateLimit) || cfg.Writers < 0 || cfg.WriteTimeout < 0 {
 		return nil, errors.New("ingest: config: limits must not be negative")
 	}
@@ -233,6 +249,12 @@ func New(cfg Config) (*API, error) {
 	}
 	if l.BatchWait == 0 {
 		l.BatchWait = config.Duration(DefaultBatchWait)
+	}
+	if l.IdempotencyWindow == 0 {
+		l.IdempotencyWindow = config.Duration(DefaultIdempotencyWindow)
+	}
+	if l.IdempotencyKeys == 0 {
+		l.IdempotencyKeys = DefaultIdempotencyKeys
 	}
 	if cfg.Writers == 0 {
 		cfg.Writers = DefaultWriters
@@ -249,13 +271,13 @@ func New(cfg Config) (*API, error) {
 	a := &API{
 		cfg:       cfg,
 		log:       cfg.Logger,
-		keyHash:   sha256.Sum256([]byte(cfg.APIKey)),
 		queue:     make(chan *pending, 1024),
 		sem:       make(chan struct{}, cfg.Writers),
 		stopCh:    make(chan struct{}),
 		loopDone:  make(chan struct{}),
 		closingCh: make(chan struct{}),
 		rejected:  map[string]int64{},
+		idem:      newIdemStore(l.IdempotencyWindow.D(), l.IdempotencyKeys, cfg.Now),
 	}
 	if l.RateLimit > 0 {
 		burst := l.RateBurst
@@ -334,9 +356,11 @@ func (a *API) postRecords(w http.ResponseWriter, r *http.Request) {
 	}
 	defer a.inflight.Done()
 
-	if !a.authorized(r.Header.Get("Authorization")) {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="intercloud"`)
-		a.fail(w, log, apierr.New(http.StatusUnauthorized, apierr.CodeUnauthenticated, "a valid bearer key is required (Authorization: Bearer <key>)"))
+	if err := a.cfg.Keys.Check(r.Header.Get("Authorization"), auth.ScopeIngest); err != nil {
+		if status(err) == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="intercloud"`)
+		}
+		a.fail(w, log, err)
 		return
 	}
 	if a.limiter != nil {
@@ -384,6 +408,16 @@ func (a *API) postRecords(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, log, err)
 		return
 	}
+	if hasKey {
+		media, _ := mediaType(ct)
+		ok, done := a.idem.reserve(idemKey, requestHash(media, body))
+		if !ok {
+			a.fail(w, log, apierr.New(http.StatusUnprocessableEntity, CodeIdempotencyKeyReused,
+				"this %s was used with a different request within the last %s; use a new key for new records", HeaderIdempotencyKey, a.cfg.Limits.IdempotencyWindow.D()))
+			return
+		}
+		defer func() { done(p.acked) }()
+	}
 	// The records are complete: from here the request is written as a
 	// whole or not at all, whatever its client does.
 	a.startOnce.Do(func() { go a.commitLoop() })
@@ -403,6 +437,7 @@ func (a *API) postRecords(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.acked.Add(int64(len(p.ids)))
+	p.acked = true
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusAccepted)
 	_ = json.NewEncoder(w).Encode(struct {
@@ -437,6 +472,9 @@ func (a *API) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
 				return nil, tooLarge
+			}
+			if serve.IsBodyTooSlow(err) {
+				return nil, serve.BodyTooSlow()
 			}
 			return nil, malformed("reading the body: %v", err)
 		}
@@ -474,14 +512,13 @@ func (a *API) prepare(recs []record.Record, trace, idemKey string, hasKey bool) 
 	return p, nil
 }
 
-// authorized compares the bearer key in constant time.
-func (a *API) authorized(header string) bool {
-	scheme, key, ok := strings.Cut(header, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return false
+// status is the HTTP status of an *apierr.Error, else 500.
+func status(err error) int {
+	var e *apierr.Error
+	if errors.As(err, &e) {
+		return e.Status
 	}
-	h := sha256.Sum256([]byte(strings.TrimSpace(key)))
-	return subtle.ConstantTimeCompare(h[:], a.keyHash[:]) == 1
+	return http.StatusInternalServerError
 }
 
 // enter counts a write request in unless the API is closing.

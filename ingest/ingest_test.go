@@ -526,6 +526,114 @@ func TestIdempotencyKey(t *testing.T) {
 	}
 }
 
+// The same Idempotency-Key with a different request is a 422 that writes
+// nothing, as payment APIs answer; the same request again is a 202 with the
+// same ids. A request that was not acknowledged does not bind its key, and
+// a key is forgotten after the window.
+func TestIdempotencyKeyReused(t *testing.T) {
+	now := time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	e := newEnv(t, "aws", func(c *Config) { c.Now = clock; c.Limits.IdempotencyWindow = config.Duration(time.Hour) })
+	key := map[string]string{HeaderIdempotencyKey: "order-7"}
+	first := e.post(t, recBody(2, "a"), key)
+	if first.status != 202 {
+		t.Fatalf("first: %d %v", first.status, first.err)
+	}
+	objects := e.api.Stats().ObjectsWritten
+	for name, tt := range map[string]struct {
+		body string
+		hdr  map[string]string
+	}{
+		"other body":         {recBody(2, "b"), key},
+		"one more record":    {recBody(3, "a"), key},
+		"other content type": {strings.ReplaceAll(strings.Trim(recBody(2, "a"), "[]"), "},{", "}\n{"), map[string]string{HeaderIdempotencyKey: "order-7", "Content-Type": "application/x-ndjson"}},
+	} {
+		a := e.post(t, tt.body, tt.hdr)
+		if a.status != http.StatusUnprocessableEntity || a.err == nil || a.err.Code != CodeIdempotencyKeyReused {
+			t.Errorf("%s: %d %v, want 422 %s", name, a.status, a.err, CodeIdempotencyKeyReused)
+		}
+	}
+	again := e.post(t, recBody(2, "a"), key)
+	if again.status != 202 || strings.Join(again.ids, ",") != strings.Join(first.ids, ",") {
+		t.Fatalf("the same request again: %d %v, want 202 %v", again.status, again.ids, first.ids)
+	}
+	if n := e.api.Stats().ObjectsWritten; n != objects+1 {
+		t.Errorf("%d objects written, want %d (the refused requests wrote nothing)", n, objects+1)
+	}
+	var n int
+	for _, recs := range e.stored(t) {
+		for _, r := range recs {
+			if r.Fields["device"] != "a0" && r.Fields["device"] != "a1" {
+				t.Errorf("stored a record of a refused request: %+v", r)
+			}
+			n++
+		}
+	}
+	if n != 4 {
+		t.Errorf("%d records stored, want 4 (two requests of two)", n)
+	}
+	// After the window the key is free again.
+	advance(time.Hour)
+	if a := e.post(t, recBody(1, "c"), key); a.status != 202 {
+		t.Fatalf("after the window: %d %v", a.status, a.err)
+	}
+
+	// A request the store did not take leaves its key unbound.
+	f := newEnv(t, "aws", nil)
+	if err := os.WriteFile(filepath.Join(f.dir, "raw"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if a := f.post(t, recBody(1, "x"), key); a.status != http.StatusServiceUnavailable {
+		t.Fatalf("store down: %d %v", a.status, a.err)
+	}
+	if err := os.Remove(filepath.Join(f.dir, "raw")); err != nil {
+		t.Fatal(err)
+	}
+	if a := f.post(t, recBody(1, "y"), key); a.status != 202 {
+		t.Fatalf("a key whose request failed: %d %v, want 202", a.status, a.err)
+	}
+}
+
+func TestIdemStoreBounds(t *testing.T) {
+	now := time.Unix(0, 0)
+	s := newIdemStore(time.Minute, 2, func() time.Time { return now })
+	h := func(s string) [32]byte { return requestHash("application/json", []byte(s)) }
+	for _, k := range []string{"a", "b", "c"} {
+		ok, done := s.reserve(k, h(k))
+		if !ok {
+			t.Fatalf("reserve %s", k)
+		}
+		done(true)
+	}
+	if s.len() != 2 {
+		t.Fatalf("%d keys kept, want the bound of 2", s.len())
+	}
+	if ok, _ := s.reserve("a", h("other")); !ok {
+		t.Error("the oldest key was not forgotten first")
+	}
+	if ok, _ := s.reserve("c", h("other")); ok {
+		t.Error("a kept key took another request")
+	}
+	// Two requests in flight with the same key and body: the binding
+	// stays while either may still be acknowledged.
+	ok1, done1 := s.reserve("d", h("d"))
+	ok2, done2 := s.reserve("d", h("d"))
+	if !ok1 || !ok2 {
+		t.Fatal("the same request twice was refused")
+	}
+	done1(false)
+	if ok, _ := s.reserve("d", h("x")); ok {
+		t.Error("released while another request held it")
+	}
+	done2(true)
+	now = now.Add(time.Minute)
+	if ok, _ := s.reserve("d", h("x")); !ok {
+		t.Error("not forgotten after the window")
+	}
+}
+
 func TestRateLimit(t *testing.T) {
 	e := newEnv(t, "aws", func(c *Config) {
 		c.Limits.RateLimit = 0.5

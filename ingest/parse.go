@@ -397,6 +397,14 @@ func ValidID(s string) bool {
 	return true
 }
 
+// MaxNumber bounds the magnitude of a number field. The aggregates of a
+// bucket (count, sum, min, max, mean) then stay finite whatever arrives:
+// a bucket holds at most 2^63-1 records (its count is an int64), and
+// (2^63-1) × 1e288 ≈ 9.2e306 is below the largest float64 (≈ 1.8e308), so
+// no sum of accepted values, partial or total, can overflow to ±Inf. A
+// larger magnitude is a 422. Integer fields keep the whole int64 range.
+const MaxNumber = 1e288
+
 // fieldValue types one non-null raw value by the field's schema type.
 func fieldValue(f config.Field, raw json.RawMessage) (any, error) {
 	kind := kindOf(raw)
@@ -408,6 +416,9 @@ func fieldValue(f config.Field, raw json.RawMessage) (any, error) {
 		v, err := strconv.ParseFloat(string(raw), 64)
 		if err != nil || math.IsInf(v, 0) || math.IsNaN(v) {
 			return nil, fmt.Errorf("%s is not a finite 64-bit number", clip(string(raw), 40))
+		}
+		if math.Abs(v) > MaxNumber {
+			return nil, fmt.Errorf("%s is outside ±%g, the range whose sums stay finite", clip(string(raw), 40), MaxNumber)
 		}
 		return v, nil
 	case config.TypeInteger:

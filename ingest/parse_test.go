@@ -53,6 +53,13 @@ func TestParseAccepts(t *testing.T) {
 					t.Errorf("ts = %v", got)
 				}
 			}},
+		{name: "the number bound itself", ct: "application/json", n: 2,
+			body: `[{"device":"d","metric":"m","value":1e288,"ts":"2025-01-02T03:04:05Z"},{"device":"d","metric":"m","value":-1e288,"ts":"2025-01-02T03:04:05Z"}]`,
+			check: func(t *testing.T, recs []map[string]any, ids []string) {
+				if recs[0]["value"] != 1e288 || recs[1]["value"] != -1e288 {
+					t.Errorf("values = %v %v", recs[0]["value"], recs[1]["value"])
+				}
+			}},
 		{name: "integer written as 1e3 and 2.0", ct: "application/json", n: 2,
 			body: `[{"device":"d","metric":"m","value":1,"count":1e3,"ts":"2025-01-02T03:04:05Z"},{"device":"d","metric":"m","value":1,"count":2.0,"ts":"2025-01-02T03:04:05Z"}]`,
 			check: func(t *testing.T, recs []map[string]any, ids []string) {
@@ -148,6 +155,8 @@ func TestParseRejects(t *testing.T) {
 		{name: "array for number", ct: "application/json", body: `{"device":"d","metric":"m","value":[1],"ts":"2025-01-02T03:04:05Z"}`, status: 422, want: []string{"got an array"}},
 		{name: "string for boolean", ct: "application/json", body: rec(`,"ok":"true"`), status: 422, want: []string{`field "ok"`, "expected a boolean"}},
 		{name: "non-finite number", ct: "application/json", body: `{"device":"d","metric":"m","value":1e400,"ts":"2025-01-02T03:04:05Z"}`, status: 422, want: []string{`field "value"`, "not a finite"}},
+		{name: "max float64", ct: "application/json", body: `{"device":"d","metric":"m","value":1.7976931348623157e308,"ts":"2025-01-02T03:04:05Z"}`, status: 422, want: []string{`field "value"`, "sums stay finite"}},
+		{name: "just past the number bound", ct: "application/json", body: `{"device":"d","metric":"m","value":-1.0000000000000001e288,"ts":"2025-01-02T03:04:05Z"}`, status: 422, want: []string{`field "value"`, "sums stay finite"}},
 		{name: "fraction for integer", ct: "application/json", body: rec(`,"count":1.5`), status: 422, want: []string{`field "count"`, "not an integer"}},
 		{name: "integer overflow", ct: "application/json", body: rec(`,"count":9223372036854775808`), status: 422, want: []string{`field "count"`, "out of range"}},
 		{name: "inexact integer exponent", ct: "application/json", body: rec(`,"count":1e300`), status: 422, want: []string{`field "count"`, "exact range"}},

@@ -2,7 +2,6 @@ package logstore
 
 import (
 	"bytes"
-	"crypto/subtle"
 	_ "embed"
 	"encoding/json"
 	"errors"
@@ -13,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/intercloud/intercloud/apierr"
+	"github.com/intercloud/intercloud/auth"
 )
 
 // MaxBody is the largest POST /v1/logs body.
@@ -30,11 +30,24 @@ var page []byte
 // Both API calls need "Authorization: Bearer apiKey"; an empty apiKey
 // refuses every API call. Errors are apierr JSON bodies.
 func (s *Store) Handler(apiKey string) http.Handler {
+	if apiKey == "" {
+		return s.HandlerKeys(nil)
+	}
+	return s.HandlerKeys(auth.Single(apiKey))
+}
+
+// HandlerKeys is Handler with scoped keys: POST /v1/logs needs a key of
+// scope logs:write (log shippers), GET logs:read; nil refuses every API
+// call.
+func (s *Store) HandlerKeys(keys *auth.Keyring) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/v1/logs", func(w http.ResponseWriter, r *http.Request) {
-		if !authorized(r, apiKey) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="logs"`)
-			apierr.Write(w, apierr.New(http.StatusUnauthorized, apierr.CodeUnauthenticated, "a valid bearer API key is required"))
+		scope := auth.ScopeLogsRead
+		if r.Method == http.MethodPost {
+			scope = auth.ScopeLogsWrite
+		}
+		if err := keys.Check(r.Header.Get("Authorization"), scope); err != nil {
+			auth.Deny(w, err)
 			return
 		}
 		switch r.Method {
@@ -66,17 +79,6 @@ func (s *Store) Handler(apiKey string) http.Handler {
 		_, _ = w.Write(page)
 	})
 	return mux
-}
-
-func authorized(r *http.Request, apiKey string) bool {
-	if apiKey == "" {
-		return false
-	}
-	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return false
-	}
-	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(token)), []byte(apiKey)) == 1
 }
 
 var ndjsonTypes = map[string]bool{

@@ -19,6 +19,9 @@ func (p *Publisher) Once(ctx context.Context) error {
 		return err
 	}
 	defer src.Close()
+	if err := p.retryDue(ctx, time.Now()); err != nil {
+		return err
+	}
 	end, err := src.Current(ctx)
 	if err != nil {
 		return fmt.Errorf("publish: %w", err)

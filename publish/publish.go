@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -110,8 +111,15 @@ type Publisher struct {
 	published sqldb.Table
 	log       *slog.Logger
 
-	mu    sync.Mutex
-	stats Stats
+	// pass serialises the passes that write results: the change feed's
+	// and the retries of failed buckets.
+	pass sync.Mutex
+
+	mu     sync.Mutex
+	stats  Stats
+	failed map[bucketKey]*BucketFailure
+	// failedLoaded: FailedTable was read into failed.
+	failedLoaded bool
 }
 
 // New returns a Publisher; it starts nothing.
@@ -131,7 +139,7 @@ func New(cfg Config) (*Publisher, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Publisher{cfg: cfg, table: record.Table(cfg.Schema), log: cfg.Logger,
+	return &Publisher{cfg: cfg, table: record.Table(cfg.Schema), log: cfg.Logger, failed: map[bucketKey]*BucketFailure{},
 		published: sqldb.Table{Name: PublishedTable, PrimaryKey: []string{"bucket"}, Columns: []sqldb.Column{
 			{Name: "bucket", Type: sqldb.Type{Kind: sqldb.KindString, Length: 80}},
 			{Name: "grp", Type: sqldb.Type{Kind: sqldb.KindText}},
@@ -174,7 +182,7 @@ func checkSettings(schema config.Schema, s *config.Publish) error {
 // table holds and starts from the end of the feed. Call it before anything
 // writes, so every later record is published as a change, with its trace.
 func (p *Publisher) Prepare(ctx context.Context) error {
-	for _, t := range []sqldb.Table{p.table, p.published} {
+	for _, t := range []sqldb.Table{p.table, p.published, failedTable()} {
 		if err := p.cfg.DB.EnsureTable(ctx, t); err != nil {
 			return fmt.Errorf("publish: %w", err)
 		}
@@ -207,13 +215,23 @@ type Stats struct {
 	FailingSince time.Time `json:"failing_since,omitzero"`
 	LastError    string    `json:"last_error,omitempty"`
 	LastErrorAt  time.Time `json:"last_error_at,omitzero"`
+	// BucketFailures counts the failed attempts at single buckets.
+	BucketFailures int64 `json:"bucket_failures"`
+	// Failing are the buckets whose results are not published, each
+	// retried on its own with backoff while the others go on.
+	Failing []BucketFailure `json:"failing_buckets,omitempty"`
 }
 
 // Stats returns the publisher's counters.
 func (p *Publisher) Stats() Stats {
+	failing := p.FailingBuckets()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.stats
+	s := p.stats
+	if len(failing) > 0 {
+		s.Failing = failing
+	}
+	return s
 }
 
 // retryPolicy is publish's backoff between failed runs of the feed.
@@ -224,6 +242,11 @@ var retryPolicy = retry.Policy{Base: 100 * time.Millisecond, Max: 10 * time.Seco
 // the store down) is retried with capped, jittered backoff for as long as
 // it takes: publishing is a recomputation, nothing is ever given up.
 func (p *Publisher) Run(ctx context.Context) error {
+	rctx, stop := context.WithCancel(ctx)
+	var retries sync.WaitGroup
+	retries.Go(func() { p.retryFailed(rctx) })
+	defer retries.Wait()
+	defer stop()
 	failures := 0
 	for {
 		published := p.Stats().Published
@@ -276,8 +299,14 @@ func (p *Publisher) open(ctx context.Context) (replicate.Source, replicate.Posit
 	if err != nil {
 		return nil, "", fmt.Errorf("publish: %w", err)
 	}
+	if err := p.prepareFailed(ctx); err != nil {
+		src.Close()
+		return nil, "", err
+	}
 	cp, err := replicate.LoadCheckpoint(ctx, db, db.Dialect, StreamName)
 	if err == nil && cp.Position == "" {
+		p.pass.Lock()
+		defer p.pass.Unlock()
 		if cp.Position, err = src.Current(ctx); err == nil {
 			if err = p.Rebuild(ctx); err == nil {
 				err = p.saveCheckpoint(ctx, cp.Position)
@@ -297,6 +326,8 @@ func (p *Publisher) streamOptions() replicate.StreamOptions {
 
 // handle publishes one batch, then checkpoints it.
 func (p *Publisher) handle(ctx context.Context, b replicate.Batch) error {
+	p.pass.Lock()
+	defer p.pass.Unlock()
 	if err := p.apply(ctx, b); err != nil {
 		return err
 	}
@@ -320,6 +351,7 @@ func (p *Publisher) apply(ctx context.Context, b replicate.Batch) error {
 	touched := map[bucketKey]bool{}
 	var ids []string
 	var acked []time.Time
+	idBucket := map[string]bucketKey{}
 	traces := map[string]bool{}
 	rebuild := false
 	for _, c := range b.Changes {
@@ -336,9 +368,11 @@ func (p *Publisher) apply(ctx context.Context, b replicate.Batch) error {
 			p.log.Warn("change without a usable time; skipped", "key", fmt.Sprint(c.Key), "err", err)
 			continue
 		}
-		touched[bucketKey{g, ts.Truncate(time.Hour)}] = true
+		k := bucketKey{g, ts.Truncate(time.Hour)}
+		touched[k] = true
 		if id, ok := c.Row[record.ColID].(string); ok {
 			ids = append(ids, id)
+			idBucket[id] = k
 		}
 		if at, err := asTime(c.Row[record.ColIngestedAt]); err == nil && !at.IsZero() {
 			acked = append(acked, at)
@@ -356,26 +390,13 @@ func (p *Publisher) apply(ctx context.Context, b replicate.Batch) error {
 		for k := range touched {
 			keys = append(keys, k)
 		}
-		tags := make([]string, 0, len(keys)+1)
-		aggs := make([]Aggregate, 0, len(keys))
-		for _, k := range keys {
-			a, err := p.compute(ctx, k)
-			if err != nil {
-				return err
-			}
-			if _, err := p.write(ctx, k, a); err != nil {
-				return err
-			}
-			tags = append(tags, BucketTag(k.group, k.hour))
-			aggs = append(aggs, a)
-		}
-		if err := p.recordCounts(ctx, false, aggs); err != nil {
+		failed, err := p.publishBuckets(ctx, keys)
+		if err != nil {
 			return err
 		}
-		if _, err := p.writeSummary(ctx); err != nil {
-			return err
+		if len(failed) > 0 { // their records are not published yet
+			ids = slices.DeleteFunc(ids, func(id string) bool { _, ok := failed[idBucket[id]]; return ok })
 		}
-		p.purge(ctx, append(tags, TagSummary))
 	}
 	if len(ids) > 0 {
 		p.mu.Lock()
@@ -397,6 +418,45 @@ func (p *Publisher) apply(ctx context.Context, b replicate.Batch) error {
 		}
 	}
 	return nil
+}
+
+// publishBuckets recomputes and writes the aggregates of keys, then the
+// counts and the summary, and purges them at the edge. A bucket that fails
+// (its aggregate cannot be computed or written) is kept aside and retried
+// on its own (see FailedTable); only a failure of the database or of the
+// summary fails the pass. The caller holds p.pass.
+func (p *Publisher) publishBuckets(ctx context.Context, keys []bucketKey) (failed map[bucketKey]error, err error) {
+	tags := make([]string, 0, len(keys)+1)
+	aggs := make([]Aggregate, 0, len(keys))
+	worked := make([]bucketKey, 0, len(keys))
+	failed = map[bucketKey]error{}
+	for _, k := range keys {
+		a, err := p.compute(ctx, k)
+		if err == nil {
+			_, err = p.write(ctx, k, a)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			failed[k] = err
+			continue
+		}
+		tags = append(tags, BucketTag(k.group, k.hour))
+		aggs = append(aggs, a)
+		worked = append(worked, k)
+	}
+	if err := p.recordCounts(ctx, false, aggs); err != nil {
+		return nil, err
+	}
+	if _, err := p.writeSummary(ctx); err != nil {
+		return nil, err
+	}
+	if err := p.noteFailures(ctx, failed, worked); err != nil {
+		return nil, err
+	}
+	p.purge(ctx, append(tags, TagSummary))
+	return failed, nil
 }
 
 // purge drops the edge's copies of the result files that carry tags.
@@ -660,10 +720,17 @@ func (p *Publisher) Rebuild(ctx context.Context) error {
 	sort.Slice(keys, func(i, j int) bool {
 		return keys[i].group < keys[j].group || keys[i].group == keys[j].group && keys[i].hour.Before(keys[j].hour)
 	})
+	failed := map[bucketKey]error{}
 	for _, k := range keys {
 		written, err := p.write(ctx, k, *aggs[k])
 		if err != nil {
-			return err
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			// Keep what is published of it; it is retried on its own.
+			failed[k] = err
+			keep[Key(k.group, k.hour, "json")], keep[Key(k.group, k.hour, "csv")] = true, true
+			continue
 		}
 		for _, w := range written {
 			keep[w] = true
@@ -671,6 +738,17 @@ func (p *Publisher) Rebuild(ctx context.Context) error {
 		all = append(all, *aggs[k])
 	}
 	if err := p.recordCounts(ctx, true, all); err != nil {
+		return err
+	}
+	var worked []bucketKey
+	p.mu.Lock()
+	for k := range p.failed {
+		if _, ok := failed[k]; !ok {
+			worked = append(worked, k)
+		}
+	}
+	p.mu.Unlock()
+	if err := p.noteFailures(ctx, failed, worked); err != nil {
 		return err
 	}
 	var stale []string

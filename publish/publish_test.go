@@ -2,6 +2,7 @@ package publish
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"math"
 	"path/filepath"
@@ -118,15 +119,22 @@ type rec struct {
 
 func (e *env) insert(t *testing.T, recs ...rec) {
 	t.Helper()
-	for _, r := range recs {
-		row, err := record.Row(e.table, e.db.Dialect, record.Record{ID: r.id, Origin: "aws", TraceID: "t-" + r.id, IngestedAt: time.Now(),
-			Fields: map[string]any{"device": "d", "metric": r.metric, "value": r.value, "ts": r.ts}})
-		if err != nil {
-			t.Fatal(err)
+	// One transaction, so the publisher sees the records together.
+	err := e.db.Tx(context.Background(), func(tx *sql.Tx) error {
+		for _, r := range recs {
+			row, err := record.Row(e.table, e.db.Dialect, record.Record{ID: r.id, Origin: "aws", TraceID: "t-" + r.id, IngestedAt: time.Now(),
+				Fields: map[string]any{"device": "d", "metric": r.metric, "value": r.value, "ts": r.ts}})
+			if err != nil {
+				return err
+			}
+			if _, err := tx.Exec(e.db.Dialect.Upsert(e.table, 1), row...); err != nil {
+				return err
+			}
 		}
-		if _, err := e.db.Exec(e.db.Dialect.Upsert(e.table, 1), row...); err != nil {
-			t.Fatal(err)
-		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -343,4 +351,85 @@ func TestPrepareTakesItsPlace(t *testing.T) {
 			t.Fatalf("records written between Prepare and Run were not published as changes: %v", seen)
 		}
 	}
+}
+
+// A bucket whose aggregate cannot be published (two values whose sum is
+// +Inf, which ingest refuses but a database may hold) fails alone: the
+// other buckets and later batches publish, it is named in Stats with its
+// error, kept across a restart, and published once its rows are fixed.
+func TestFailingBucketBlocksNothing(t *testing.T) {
+	e := newEnv(t)
+	h := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	p, err := New(Config{DB: e.db, Bucket: e.bucket, Schema: e.schema, Poll: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Prepare(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = p.Run(ctx) }()
+	e.insert(t, rec{"big1", "cpu", math.MaxFloat64, h}, rec{"big2", "cpu", math.MaxFloat64, h}, rec{"ok1", "mem", 1, h})
+	e.waitSummary(t, func(s Summary) bool { return s.Groups["mem"] == 1 })
+	waitFailing := func(p *Publisher, n int) []BucketFailure {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			f := p.Stats().Failing
+			if len(f) == n || time.Now().After(deadline) {
+				if len(f) != n {
+					t.Fatalf("failing buckets %+v, want %d", f, n)
+				}
+				return f
+			}
+		}
+	}
+	f := waitFailing(p, 1)
+	if f[0].Bucket != "cpu/2026-11-24T10" || !strings.Contains(f[0].Error, "+Inf") || f[0].Attempts < 1 {
+		t.Fatalf("failing %+v", f[0])
+	}
+	// Later batches, other hours of the same group included, still publish.
+	e.insert(t, rec{"ok2", "mem", 2, h.Add(time.Hour)}, rec{"ok3", "cpu", 3, h.Add(time.Hour)})
+	e.waitSummary(t, func(s Summary) bool { return s.Groups["mem"] == 2 && s.Groups["cpu"] == 1 })
+	if ok, _ := e.bucket.Exists(context.Background(), Key("cpu", h, "json")); ok {
+		t.Fatal("a non-finite aggregate was published")
+	}
+	if s := p.Stats(); s.BucketFailures < 1 || !s.FailingSince.IsZero() {
+		t.Fatalf("stats %+v", s)
+	}
+	cancel()
+	<-done
+
+	// A restart remembers the failing bucket.
+	p2, err := New(Config{DB: e.db, Bucket: e.bucket, Schema: e.schema, Poll: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	done = make(chan struct{})
+	go func() { defer close(done); _ = p2.Run(ctx) }()
+	waitFailing(p2, 1)
+	// Fixing the rows publishes the bucket and clears the failure.
+	if _, err := e.db.Exec(`UPDATE records SET value = 5 WHERE id = 'big2'`); err != nil {
+		t.Fatal(err)
+	}
+	waitFailing(p2, 0)
+	e.waitSummary(t, func(s Summary) bool { return s.Groups["cpu"] == 3 })
+	if got := e.aggregate(t, "cpu", h); got["count"] != 2.0 || got["max"] != math.MaxFloat64 {
+		t.Fatalf("cpu = %v", got)
+	}
+	// The failure's row goes once the bucket is published.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		var n int
+		err := e.db.QueryRow(`SELECT COUNT(*) FROM ` + FailedTable).Scan(&n)
+		if err == nil && n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s holds %d rows (%v)", FailedTable, n, err)
+		}
+	}
+	cancel()
+	<-done
 }

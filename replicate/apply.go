@@ -31,6 +31,9 @@ func describePair(ctx context.Context, src, dst *sqldb.DB, name string, create b
 	if len(st.PrimaryKey) == 0 {
 		return nil, permanent(fmt.Errorf("replicate: table %q %w", name, ErrNoPrimaryKey))
 	}
+	if err := checkTypes(st, st.Columns, dst.Dialect); err != nil {
+		return nil, err
+	}
 	dt, err := dst.Dialect.Describe(ctx, dst, name)
 	if errors.Is(err, sqldb.ErrNoTable) && create {
 		if err := dst.EnsureTable(ctx, st); err != nil {
@@ -61,6 +64,21 @@ func describePair(ctx context.Context, src, dst *sqldb.DB, name string, create b
 		}
 	}
 	return &tablePair{src: st, dst: dt}, nil
+}
+
+// checkTypes refuses columns of t whose type has no portable counterpart
+// or that the target dialect cannot hold, naming table, column and type,
+// rather than replicating them as something else.
+func checkTypes(t sqldb.Table, cols []sqldb.Column, target sqldb.Dialect) error {
+	for _, c := range cols {
+		switch {
+		case c.Type.Kind == 0:
+			return permanent(fmt.Errorf("replicate: table %q column %q: type %s has no portable counterpart; exclude the column or override its type in the mapping", t.Name, c.Name, c.Type))
+		case target.ColumnType(c.Type) == "":
+			return permanent(fmt.Errorf("replicate: table %q column %q: a %s target cannot hold type %s; exclude the column or override its type in the mapping", t.Name, c.Name, target.Name(), c.Type))
+		}
+	}
+	return nil
 }
 
 // writer applies row images and deletes to a target inside a transaction.

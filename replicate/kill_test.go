@@ -98,7 +98,8 @@ func TestKillRestart(t *testing.T) {
 	child := startChild(t, srcPath, dstPath)
 	waitFor(t, "a loaded chunk", 30*time.Second, func() bool {
 		cp := checkpoint(t, dst)
-		return cp.Phase == replicate.PhaseSnapshot && len(cp.Snapshot.LastKey) > 0
+		states, err := replicate.LoadTableStates(context.Background(), dst, "killed")
+		return err == nil && cp.Phase == replicate.PhaseSnapshot && len(states["items"].LastKey) > 0
 	})
 	exec(t, src, `UPDATE items SET name = 'during-load' WHERE id % 13 = 0`)
 	kill(t, child)

@@ -34,6 +34,16 @@ func honestLag(st *Status, now time.Time) {
 		}
 	}
 	st.State = describe(*st)
+	if n := len(st.StoppedTables); n > 0 && st.Phase != "stopped" {
+		names := make([]string, n)
+		for i, te := range st.StoppedTables {
+			names[i] = te.Table
+		}
+		st.State += fmt.Sprintf("; %d table(s) stopped by an error: %s", n, strings.Join(names, ", "))
+	}
+	if st.Schema != nil && len(st.Schema.NotConverted) > 0 {
+		st.State += fmt.Sprintf("; %d schema object(s) not converted (see schema)", len(st.Schema.NotConverted))
+	}
 }
 
 // describe renders a status as its State.

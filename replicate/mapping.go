@@ -58,6 +58,11 @@ type Rule struct {
 	// matching after an update is deleted from the target, one that starts
 	// matching is written.
 	Filter *Filter
+	// Types overrides the portable type of source columns (source name →
+	// type): the target column is created with it and values are
+	// converted to it, a value it cannot hold stopping the table (a
+	// TINYINT(1) holding 5 overridden to bool).
+	Types map[string]sqldb.Type
 }
 
 // Validate checks the patterns, templates and column names.
@@ -100,6 +105,17 @@ func (r Rule) validate() error {
 			return fmt.Errorf("columns: %q and %q both renamed to %q", a, b, to)
 		}
 		targets[to] = from
+	}
+	for c, t := range r.Types {
+		if c == "" {
+			return errors.New("types: empty column name")
+		}
+		if t.Kind == 0 {
+			return fmt.Errorf("types: %q: no type", c)
+		}
+		if slices.Contains(r.ExcludeColumns, c) {
+			return fmt.Errorf("types: %q is also excluded", c)
+		}
 	}
 	for _, c := range r.ExcludeColumns {
 		if c == "" {
@@ -263,6 +279,9 @@ func describeFor(ctx context.Context, src, dst *sqldb.DB, name string, m *Mappin
 	if err != nil {
 		return nil, nil, permanent(err)
 	}
+	if err := checkTypes(st, view.Columns, dst.Dialect); err != nil {
+		return nil, nil, err
+	}
 	target := m.Target(name)
 	view.Name = target
 	dt, err := dst.Dialect.Describe(ctx, dst, target)
@@ -325,6 +344,9 @@ func mapTable(st sqldb.Table, r *Rule) (*mappedTable, sqldb.Table, error) {
 		mt.names[c.Name] = to
 		vc := c
 		vc.Name = to
+		if t, ok := r.Types[c.Name]; ok {
+			vc.Type, vc.Default = t, nil
+		}
 		view.Columns = append(view.Columns, vc)
 	}
 	for _, k := range st.PrimaryKey {
@@ -492,9 +514,12 @@ func (a *applier) followSchema(ctx context.Context, c Change) error {
 // tables, reading only the source rows that pass a rule's filter and
 // comparing the replicated columns under their target names.
 func ValidateMapping(ctx context.Context, src, dst *sqldb.DB, m *Mapping, chunk int) (Report, error) {
-	if chunk <= 0 {
-		chunk = DefaultValidateChunk
-	}
+	return ValidateMappingWith(ctx, src, dst, m, ValidateOptions{Chunk: chunk})
+}
+
+// ValidateMappingWith is ValidateMapping with options.
+func ValidateMappingWith(ctx context.Context, src, dst *sqldb.DB, m *Mapping, opts ValidateOptions) (Report, error) {
+	opts = opts.withDefaults()
 	tables, err := m.Tables(ctx, src)
 	if err != nil {
 		return Report{}, err
@@ -503,9 +528,9 @@ func ValidateMapping(ctx context.Context, src, dst *sqldb.DB, m *Mapping, chunk 
 	for _, name := range tables {
 		var tr TableReport
 		if m.Rule(name) == nil {
-			tr, err = validateTable(ctx, src, dst, name, chunk)
+			tr, err = validateTable(ctx, src, dst, name, opts)
 		} else {
-			tr, err = validateMapped(ctx, src, dst, m, name, chunk)
+			tr, err = validateMapped(ctx, src, dst, m, name, opts)
 		}
 		if err != nil {
 			return Report{}, err
@@ -515,7 +540,8 @@ func ValidateMapping(ctx context.Context, src, dst *sqldb.DB, m *Mapping, chunk 
 	return rep, nil
 }
 
-func validateMapped(ctx context.Context, src, dst *sqldb.DB, m *Mapping, name string, chunk int) (TableReport, error) {
+func validateMapped(ctx context.Context, src, dst *sqldb.DB, m *Mapping, name string, opts ValidateOptions) (TableReport, error) {
+	chunk := opts.Chunk
 	tr := TableReport{Table: name}
 	if t := m.Target(name); t != name {
 		tr.Target = t
@@ -556,7 +582,7 @@ func validateMapped(ctx context.Context, src, dst *sqldb.DB, m *Mapping, name st
 		if err != nil {
 			return tr, err
 		}
-		srows, err := queryRows(ctx, src, q, qargs, len(cols))
+		srows, err := readRows(ctx, src, tp.src, cols, q, qargs)
 		if err != nil {
 			return tr, fmt.Errorf("replicate: validate %s: read source: %w", name, err)
 		}
@@ -574,7 +600,7 @@ func validateMapped(ctx context.Context, src, dst *sqldb.DB, m *Mapping, name st
 		if err != nil {
 			return tr, err
 		}
-		trows, err := queryRows(ctx, dst, q, qargs, len(cols))
+		trows, err := readRows(ctx, dst, tp.dst, cols, q, qargs)
 		if err != nil {
 			return tr, fmt.Errorf("replicate: validate %s: read target: %w", tp.dst.Name, err)
 		}
@@ -583,7 +609,11 @@ func validateMapped(ctx context.Context, src, dst *sqldb.DB, m *Mapping, name st
 			return tr, err
 		}
 		if ssum != tsum || len(srows) != len(trows) {
-			tr.Ranges = append(tr.Ranges, RangeDiff{From: from, To: to, SourceRows: len(srows), TargetRows: len(trows)})
+			rd := RangeDiff{From: from, To: to, SourceRows: len(srows), TargetRows: len(trows)}
+			if err := diffRows(&tr, &rd, tp, mt, cols, srows, trows, opts.MaxRows); err != nil {
+				return tr, err
+			}
+			tr.Ranges = append(tr.Ranges, rd)
 		}
 		if to == nil {
 			return tr, nil

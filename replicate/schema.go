@@ -2,7 +2,6 @@ package replicate
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
@@ -67,9 +66,12 @@ func (a *applier) applySchema(ctx context.Context, c Change) error {
 			if err := need(); err != nil {
 				return err
 			}
+			if err := checkTypes(st, []sqldb.Column{col}, s.cfg.Target.Dialect); err != nil {
+				return err
+			}
 			added = append(added, col.Name)
 			stmts = append(stmts, alt.AddColumn(c.Table, col)...)
-		case had && old.Type != col.Type:
+		case had && !old.Type.Equal(col.Type):
 			if !Widens(old.Type, col.Type) {
 				return fail(fmt.Sprintf("column %s changes type from %s to %s, which is not a widening", col.Name, typeText(old.Type), typeText(col.Type)))
 			}
@@ -274,12 +276,6 @@ func ddlWords(stmt string) []string {
 // applySegment applies changes (no schema changes among them) in one
 // target transaction without moving the checkpoint: a restart replays
 // them, idempotently.
-func (a *applier) applySegment(ctx context.Context, changes []Change) (int, error) {
-	var written int
-	err := a.tx(ctx, func(tx *sql.Tx) error {
-		var err error
-		written, err = a.w.apply(ctx, tx, changes)
-		return err
-	})
-	return written, err
+func (a *applier) applySegment(ctx context.Context, changes []Change, pos Position) (int, error) {
+	return a.commit(ctx, a.w, changes, pos, nil)
 }

@@ -145,6 +145,32 @@ func queryRows(ctx context.Context, q sqldb.Querier, query string, args []any, n
 	return out, rows.Err()
 }
 
+// readRows is queryRows for rows of table t scanned with cols (names of
+// t's columns): values the database stores in a form of its own (see
+// sqldb.Reader) are converted to their portable form.
+func readRows(ctx context.Context, db *sqldb.DB, t sqldb.Table, cols []string, query string, args []any) ([]scannedRow, error) {
+	rows, err := queryRows(ctx, db, query, args, len(cols))
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := db.Dialect.(sqldb.Reader); !ok {
+		return rows, nil
+	}
+	types := make([]sqldb.Type, len(cols))
+	for i, name := range cols {
+		c, _ := t.Column(name)
+		types[i] = c.Type
+	}
+	for _, r := range rows {
+		for i, v := range r {
+			if r[i], err = sqldb.Read(db.Dialect, types[i], v); err != nil {
+				return nil, fmt.Errorf("%s.%s: %w", t.Name, cols[i], err)
+			}
+		}
+	}
+	return rows, nil
+}
+
 // keyOf returns the normalized primary key of a row of t scanned with cols.
 func keyOf(t sqldb.Table, cols []string, r scannedRow) ([]any, error) {
 	key := make([]any, len(t.PrimaryKey))

@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -63,6 +66,24 @@ type Config struct {
 	PruneSource bool
 	// PruneEvery is how often PruneSource trims (default 5s).
 	PruneEvery time.Duration
+	// OnError is what the stream does with a change its target rejects
+	// (default OnErrorStop); TableOnError overrides it per source table
+	// (by name, or by path.Match pattern; a plain name wins).
+	OnError      ErrorPolicy
+	TableOnError map[string]ErrorPolicy
+	// RejectRetries is how often a transaction the target rejects is
+	// retried, with backoff from RejectBackoff, before its changes are
+	// applied one by one and the rejected ones handled by OnError
+	// (defaults 3 and 200ms).
+	RejectRetries int
+	RejectBackoff time.Duration
+	// Schema says which schema objects the target gets (default
+	// SchemaTables; SchemaFull adds indexes, defaults and foreign keys
+	// after the full load).
+	Schema SchemaMode
+	// LoadParallel is how many tables the full load copies at once
+	// (default 4); one table that fails holds back no other.
+	LoadParallel int
 	// OnApplied is called after each committed target transaction, full
 	// load chunks included (Batch.Snapshot); it must not block long.
 	OnApplied func(Batch)
@@ -85,6 +106,26 @@ func (c Config) Validate() error {
 		return errors.New("replicate: config: BatchSize is negative")
 	case c.Poll < 0:
 		return errors.New("replicate: config: Poll is negative")
+	case c.LoadParallel < 0:
+		return errors.New("replicate: config: LoadParallel is negative")
+	case c.RejectRetries < 0:
+		return errors.New("replicate: config: RejectRetries is negative")
+	case c.RejectBackoff < 0:
+		return errors.New("replicate: config: RejectBackoff is negative")
+	}
+	if err := c.OnError.Validate(); err != nil {
+		return fmt.Errorf("replicate: config: %w", err)
+	}
+	if err := c.Schema.Validate(); err != nil {
+		return fmt.Errorf("replicate: config: %w", err)
+	}
+	for p, pol := range c.TableOnError {
+		if _, err := path.Match(p, ""); err != nil || p == "" {
+			return fmt.Errorf("replicate: config: on_error table %q is not a valid name or pattern", p)
+		}
+		if err := pol.Validate(); err != nil {
+			return fmt.Errorf("replicate: config: table %q: %w", p, err)
+		}
 	}
 	if err := c.Mapping.Validate(); err != nil {
 		return fmt.Errorf("replicate: config: %w", err)
@@ -106,7 +147,8 @@ func (c Config) Validate() error {
 type Status struct {
 	Name  string `json:"name"`
 	Phase string `json:"phase"` // "starting", "snapshot", "cdc", "stopped"
-	// Table is the table being loaded during the full load.
+	// Table is the tables being loaded during the full load (comma
+	// separated).
 	Table    string   `json:"table,omitempty"`
 	Position Position `json:"position"`
 	// SnapshotRows and CDCRows count rows written to the target since the
@@ -142,6 +184,16 @@ type Status struct {
 	SourceBacklogBytes int64 `json:"source_backlog_bytes,omitempty"`
 	// AppliedAt is when the last target transaction committed.
 	AppliedAt time.Time `json:"applied_at,omitzero"`
+	// StoppedTables are the tables stopped by a change the target
+	// rejected (OnErrorStop) or a schema that cannot be replicated; the
+	// other tables go on.
+	StoppedTables []TableError `json:"stopped_tables,omitempty"`
+	// Schema is what Config.Schema SchemaFull created on the target, and
+	// what it could not convert; nil before it ran.
+	Schema *SchemaReport `json:"schema,omitempty"`
+	// ApplyExceptions counts the rejected changes written to
+	// ExceptionsTable (OnErrorSkip) since the stream started.
+	ApplyExceptions int64 `json:"apply_exceptions"`
 	// LastError is the last failure (retried), LastErrorAt when it was.
 	LastError   string    `json:"last_error,omitempty"`
 	LastErrorAt time.Time `json:"last_error_at,omitzero"`
@@ -156,6 +208,9 @@ type Stream struct {
 	mu      sync.Mutex
 	status  Status
 	samples []rateSample
+	stopped map[string]TableError // tables left out (s.mu)
+	started bool                  // runOnce ran before in this process
+	objects bool                  // SchemaFull objects were created (s.mu)
 }
 
 type rateSample struct {
@@ -179,6 +234,15 @@ func New(cfg Config) (*Stream, error) {
 	}
 	if cfg.PruneEvery <= 0 {
 		cfg.PruneEvery = pruneEvery
+	}
+	if cfg.LoadParallel == 0 {
+		cfg.LoadParallel = DefaultLoadParallel
+	}
+	if cfg.RejectRetries == 0 {
+		cfg.RejectRetries = DefaultRejectRetries
+	}
+	if cfg.RejectBackoff == 0 {
+		cfg.RejectBackoff = 200 * time.Millisecond
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -278,6 +342,9 @@ func (s *Stream) runOnce(ctx context.Context) error {
 	if err := EnsureCheckpoints(ctx, s.cfg.Target); err != nil {
 		return err
 	}
+	if err := ensureStateTables(ctx, s.cfg.Target); err != nil {
+		return err
+	}
 	if s.resolve {
 		tables, err := s.cfg.Mapping.Tables(ctx, s.cfg.Source)
 		if err != nil {
@@ -288,19 +355,70 @@ func (s *Stream) runOnce(ctx context.Context) error {
 		}
 		s.cfg.Tables = tables
 	}
+	states, err := LoadTableStates(ctx, s.cfg.Target, s.cfg.Name)
+	if err != nil {
+		return err
+	}
+	// Tables stopped in an earlier run are loaded afresh now (the cause
+	// may be fixed); in this process they stay stopped across reconnects.
+	var reload []string
+	s.mu.Lock()
+	first := !s.started
+	s.started = true
+	s.mu.Unlock()
+	for _, name := range s.cfg.Tables {
+		st, ok := states[name]
+		if !ok || st.State != tableStopped {
+			continue
+		}
+		if first {
+			reload = append(reload, name)
+			delete(states, name)
+			continue
+		}
+		if !s.isStopped(name) {
+			s.stopTable(st.Err)
+		}
+	}
 	w := &writer{d: s.cfg.Target.Dialect, tables: map[string]*tablePair{}}
 	maps := map[string]*mappedTable{}
+	var live []string
+	var failed []error
 	for _, name := range s.cfg.Tables {
+		if s.isStopped(name) {
+			continue
+		}
 		tp, mt, err := describeFor(ctx, s.cfg.Source, s.cfg.Target, name, s.cfg.Mapping, true)
 		if err != nil {
-			return err
+			if !isPermanent(err) {
+				return err
+			}
+			// A table that cannot be replicated stops alone.
+			failed = append(failed, err)
+			te := TableError{Table: name, Error: err.Error(), At: time.Now().UTC()}
+			if err := s.cfg.Target.Tx(ctx, func(tx *sql.Tx) error {
+				return saveTableState(ctx, tx, s.cfg.Target.Dialect, s.cfg.Name, name, TableState{State: tableStopped, Err: te})
+			}); err != nil {
+				return err
+			}
+			s.stopTable(te)
+			continue
 		}
 		w.tables[name] = tp
 		if mt != nil {
 			maps[name] = mt
 		}
+		live = append(live, name)
 	}
-	src, err := OpenSource(ctx, s.cfg.Source, SourceConfig{Name: s.cfg.Name, Tables: s.cfg.Tables, Logger: s.log})
+	if len(live) == 0 {
+		for _, te := range s.Status().StoppedTables {
+			if !slices.ContainsFunc(failed, func(e error) bool { return e.Error() == te.Error }) {
+				failed = append(failed, errors.New(te.Error))
+			}
+		}
+		return permanent(fmt.Errorf("replicate: every table is stopped: %w", errors.Join(failed...)))
+	}
+	src, err := OpenSource(ctx, s.cfg.Source, SourceConfig{Name: s.cfg.Name, Tables: live, Logger: s.log})
 	if err != nil {
 		if errors.Is(err, ErrNoSourceDriver) {
 			return permanent(err)
@@ -337,19 +455,51 @@ func (s *Stream) runOnce(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("replicate: source position: %w", err)
 		}
-		cp = Checkpoint{Phase: PhaseSnapshot, Snapshot: &SnapshotState{Start: pos, Table: s.cfg.Tables[0]}}
+		cp = Checkpoint{Phase: PhaseSnapshot, Snapshot: &SnapshotState{Start: pos}}
 		if err := s.cfg.Target.Tx(ctx, func(tx *sql.Tx) error {
+			if err := resetTableStates(ctx, tx, s.cfg.Target.Dialect, s.cfg.Name); err != nil {
+				return err
+			}
 			return SaveCheckpoint(ctx, tx, s.cfg.Target.Dialect, s.cfg.Name, cp)
 		}); err != nil {
 			return err
 		}
-		s.log.Info("full load starting", "start", pos, "tables", s.cfg.Tables)
+		states = map[string]TableState{}
+		s.log.Info("full load starting", "start", pos, "tables", live)
 	}
 	if cp.Phase == PhaseSnapshot {
-		if err := a.snapshot(ctx, *cp.Snapshot); err != nil {
+		if err := a.snapshot(ctx, *cp.Snapshot, live, states); err != nil {
 			return err
 		}
 		cp = Checkpoint{Phase: PhaseCDC, Position: cp.Snapshot.Start}
+	} else if len(reload) > 0 {
+		// Load the tables stopped before; replaying the log from the
+		// checkpoint after that is what a full load does too.
+		var load []string
+		for _, name := range reload {
+			if _, ok := w.tables[name]; ok {
+				load = append(load, name)
+			}
+		}
+		s.log.Info("loading stopped tables afresh", "tables", load)
+		if err := a.loadTables(ctx, load, cp.Position, states); err != nil {
+			return err
+		}
+	}
+	if s.cfg.Schema == SchemaFull {
+		s.mu.Lock()
+		done := s.objects
+		s.mu.Unlock()
+		if !done {
+			rep, err := a.createObjects(ctx, live)
+			if err != nil {
+				return err
+			}
+			s.mu.Lock()
+			s.objects, s.status.Schema = true, &rep
+			s.mu.Unlock()
+			s.log.Info("schema objects created", "created", rep.Created, "not_converted", len(rep.NotConverted))
+		}
 	}
 	s.mu.Lock()
 	s.status.Phase = PhaseCDC
@@ -359,7 +509,7 @@ func (s *Stream) runOnce(ctx context.Context) error {
 	s.mu.Unlock()
 	s.log.Info("change data capture", "from", cp.Position)
 	opts := StreamOptions{
-		Tables:         s.cfg.Tables,
+		Tables:         live,
 		SkipReplicated: s.cfg.SkipReplicated,
 		MaxBatch:       s.cfg.BatchSize,
 		Poll:           s.cfg.Poll,
@@ -391,13 +541,14 @@ type applier struct {
 	maps   map[string]*mappedTable // tables a Mapping rule applies to
 }
 
-// tx runs fn in a target transaction tagged with the stream's origin.
-func (a *applier) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+// txOn runs fn in a target transaction tagged with the stream's origin,
+// writing through w (one writer per concurrent transaction).
+func (a *applier) txOn(ctx context.Context, w *writer, fn func(tx *sql.Tx) error) error {
 	if _, ok := a.s.cfg.Target.Dialect.(sqldb.Copier); ok {
 		// The writer copies rows on the transaction's own connection.
 		return a.s.cfg.Target.ConnTx(ctx, func(conn *sql.Conn, tx *sql.Tx) error {
-			a.w.conn = conn
-			defer func() { a.w.conn = nil }()
+			w.conn = conn
+			defer func() { w.conn = nil }()
 			return a.markedTx(ctx, tx, fn)
 		})
 	}
@@ -422,42 +573,26 @@ func (a *applier) markedTx(ctx context.Context, tx *sql.Tx, fn func(tx *sql.Tx) 
 	return nil
 }
 
-// snapshot loads every table from where st says, chunk by chunk, each chunk
-// committed with its checkpoint.
-func (a *applier) snapshot(ctx context.Context, st SnapshotState) error {
+// snapshot loads the tables not loaded yet (states says where each is),
+// then switches the checkpoint to CDC at the load's start position.
+func (a *applier) snapshot(ctx context.Context, st SnapshotState, tables []string, states map[string]TableState) error {
 	s := a.s
-	start := indexOf(s.cfg.Tables, st.Table)
-	if start < 0 { // the table list changed: load everything again
-		start, st.LastKey = 0, nil
-	}
-	for ti := start; ti < len(s.cfg.Tables); ti++ {
-		tp := a.w.tables[s.cfg.Tables[ti]]
-		var last []any
-		if ti == start && len(st.LastKey) > 0 {
-			var err error
-			if last, err = decodeKey(tp.src, st.LastKey); err != nil {
-				return permanent(err)
+	if st.Table != "" && len(states) == 0 {
+		// A checkpoint of a load that ran one table after the other: the
+		// tables before st.Table are loaded.
+		at := indexOf(s.cfg.Tables, st.Table)
+		for i, name := range s.cfg.Tables {
+			switch {
+			case i < at:
+				states[name] = TableState{State: tableLoaded}
+			case i == at:
+				states[name] = TableState{State: tableLoading, LastKey: st.LastKey}
 			}
 		}
-		s.mu.Lock()
-		s.status.Phase = PhaseSnapshot
-		s.status.Table = tp.src.Name
-		s.status.Position = st.Start
-		s.connectedLocked()
-		s.mu.Unlock()
-		s.log.Info("full load of table", "table", tp.src.Name, "resume_after", st.LastKey)
-		for {
-			n, next, err := a.snapshotChunk(ctx, tp, st.Start, last)
-			if err != nil {
-				return err
-			}
-			if n < s.cfg.BatchSize {
-				break
-			}
-			last = next
-		}
 	}
-	// Switch to CDC at the load's start position.
+	if err := a.loadTables(ctx, tables, st.Start, states); err != nil {
+		return err
+	}
 	cp := Checkpoint{Phase: PhaseCDC, Position: st.Start}
 	if err := s.cfg.Target.Tx(ctx, func(tx *sql.Tx) error {
 		return SaveCheckpoint(ctx, tx, s.cfg.Target.Dialect, s.cfg.Name, cp)
@@ -468,9 +603,109 @@ func (a *applier) snapshot(ctx context.Context, st SnapshotState) error {
 	return nil
 }
 
+// loadTables copies the tables whose state is not loaded, LoadParallel at
+// once, each chunk committed with its table's progress. A table stopped by
+// a rejected row holds back no other; a failure that is not a rejection
+// (a database down) ends the load with that error once the running
+// chunks are done.
+func (a *applier) loadTables(ctx context.Context, tables []string, start Position, states map[string]TableState) error {
+	s := a.s
+	var todo []string
+	for _, name := range tables {
+		if st := states[name]; st.State == tableLoaded || st.State == tableStopped || s.isStopped(name) {
+			continue
+		}
+		todo = append(todo, name)
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var (
+		mu      sync.Mutex
+		loading []string
+		next    int
+		wg      sync.WaitGroup
+	)
+	setLoading := func(name string, on bool) {
+		mu.Lock()
+		if on {
+			loading = append(loading, name)
+		} else if i := indexOf(loading, name); i >= 0 {
+			loading = append(loading[:i], loading[i+1:]...)
+		}
+		names := strings.Join(loading, ", ")
+		mu.Unlock()
+		s.mu.Lock()
+		s.status.Phase = PhaseSnapshot
+		s.status.Table = names
+		s.status.Position = start
+		s.connectedLocked()
+		s.mu.Unlock()
+	}
+	for range min(s.cfg.LoadParallel, len(todo)) {
+		wg.Go(func() {
+			w := &writer{d: a.w.d, tables: a.w.tables}
+			for {
+				mu.Lock()
+				if next >= len(todo) || ctx.Err() != nil {
+					mu.Unlock()
+					return
+				}
+				name := todo[next]
+				next++
+				mu.Unlock()
+				setLoading(name, true)
+				err := a.loadTable(ctx, w, name, start, states[name].LastKey)
+				setLoading(name, false)
+				if err != nil {
+					cancel(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		return err
+	}
+	return nil
+}
+
+// loadTable copies one table from after lastKey, chunk by chunk.
+func (a *applier) loadTable(ctx context.Context, w *writer, name string, start Position, lastKey []string) error {
+	s := a.s
+	tp := w.tables[name]
+	var last []any
+	if len(lastKey) > 0 {
+		var err error
+		if last, err = decodeKey(tp.src, lastKey); err != nil {
+			return permanent(err)
+		}
+	}
+	s.log.Info("full load of table", "table", name, "resume_after", lastKey)
+	for !s.isStopped(name) {
+		n, next, err := a.snapshotChunk(ctx, w, tp, start, last)
+		if err != nil {
+			return err
+		}
+		if n < s.cfg.BatchSize {
+			break
+		}
+		last = next
+	}
+	if s.isStopped(name) {
+		return nil
+	}
+	return s.cfg.Target.Tx(ctx, func(tx *sql.Tx) error {
+		return saveTableState(ctx, tx, s.cfg.Target.Dialect, s.cfg.Name, name, TableState{State: tableLoaded})
+	})
+}
+
 // snapshotChunk copies the rows after last (up to BatchSize) and returns how
 // many it read and the last key.
-func (a *applier) snapshotChunk(ctx context.Context, tp *tablePair, start Position, last []any) (int, []any, error) {
+func (a *applier) snapshotChunk(ctx context.Context, w *writer, tp *tablePair, start Position, last []any) (int, []any, error) {
 	s := a.s
 	mt := a.maps[tp.src.Name]
 	cols := tp.src.ColumnNames()
@@ -485,7 +720,7 @@ func (a *applier) snapshotChunk(ctx context.Context, tp *tablePair, start Positi
 	if err != nil {
 		return 0, nil, permanent(err)
 	}
-	rows, err := queryRows(ctx, s.cfg.Source, q, qargs, len(cols))
+	rows, err := readRows(ctx, s.cfg.Source, tp.src, cols, q, qargs)
 	if err != nil {
 		return 0, nil, fmt.Errorf("replicate: read %s: %w", tp.src.Name, err)
 	}
@@ -516,14 +751,8 @@ func (a *applier) snapshotChunk(ctx context.Context, tp *tablePair, start Positi
 	if err != nil {
 		return 0, nil, err
 	}
-	cp := Checkpoint{Phase: PhaseSnapshot, Snapshot: &SnapshotState{Start: start, Table: tp.src.Name, LastKey: lastKey}}
-	var written int
-	err = a.tx(ctx, func(tx *sql.Tx) error {
-		var err error
-		if written, err = a.w.apply(ctx, tx, changes); err != nil {
-			return err
-		}
-		return SaveCheckpoint(ctx, tx, s.cfg.Target.Dialect, s.cfg.Name, cp)
+	written, err := a.commit(ctx, w, changes, start, func(tx *sql.Tx) error {
+		return saveTableState(ctx, tx, s.cfg.Target.Dialect, s.cfg.Name, tp.src.Name, TableState{State: tableLoading, LastKey: lastKey})
 	})
 	if err != nil {
 		return 0, nil, err
@@ -545,7 +774,7 @@ func (a *applier) applyBatch(ctx context.Context, b Batch) error {
 	s := a.s
 	read := time.Now()
 	var written int
-	changes := b.Changes
+	changes := s.withoutStopped(b.Changes)
 	// A schema change splits the batch: what came before is committed,
 	// the target follows the change, then the rest applies with the new
 	// columns (and the checkpoint).
@@ -558,7 +787,7 @@ func (a *applier) applyBatch(ctx context.Context, b Batch) error {
 			if err != nil {
 				return permanent(err)
 			}
-			n, err := a.applySegment(ctx, seg)
+			n, err := a.applySegment(ctx, seg, b.Position)
 			written += n
 			if err != nil {
 				return err
@@ -567,20 +796,16 @@ func (a *applier) applyBatch(ctx context.Context, b Batch) error {
 		if err := a.followSchema(ctx, changes[i]); err != nil {
 			return err
 		}
-		changes, i = changes[i+1:], -1
+		changes, i = s.withoutStopped(changes[i+1:]), -1
 	}
 	changes, err := mapChanges(a.maps, changes)
 	if err != nil {
 		return permanent(err)
 	}
-	err = a.tx(ctx, func(tx *sql.Tx) error {
-		n, err := a.w.apply(ctx, tx, changes)
-		written += n
-		if err != nil {
-			return err
-		}
+	n, err := a.commit(ctx, a.w, changes, b.Position, func(tx *sql.Tx) error {
 		return SaveCheckpoint(ctx, tx, s.cfg.Target.Dialect, s.cfg.Name, Checkpoint{Phase: PhaseCDC, Position: b.Position})
 	})
+	written += n
 	if err != nil {
 		return err
 	}

@@ -35,6 +35,14 @@ type TableReport struct {
 	Missing bool `json:"missing,omitempty"`
 	// Ranges are the key ranges whose rows differ.
 	Ranges []RangeDiff `json:"ranges,omitempty"`
+	// DifferingRows counts the rows that differ (missing on either side
+	// or with different values); Rows lists the first of them.
+	DifferingRows int64     `json:"differing_rows"`
+	Rows          []RowDiff `json:"rows,omitempty"`
+
+	fixCount int      // fixes kept in Ranges for Resync
+	keys     []string // the differing rows' keys (Key joined by NUL), as many as fixes
+	fixesCut bool     // more rows differ than fixes were kept
 }
 
 // RangeDiff is a primary-key range whose rows differ: keys after From
@@ -45,6 +53,10 @@ type RangeDiff struct {
 	To         []any `json:"to"`
 	SourceRows int   `json:"source_rows"`
 	TargetRows int   `json:"target_rows"`
+	// Differing counts the range's differing rows.
+	Differing int `json:"differing_rows"`
+
+	fixes []Change // what repairs the range's differing rows
 }
 
 // OK reports whether the table matches.
@@ -79,7 +91,13 @@ func (r Report) String() string {
 			}
 			b.WriteString("\n")
 			for _, d := range t.Ranges {
-				fmt.Fprintf(&b, "  keys %s: source %d rows, target %d rows\n", d.Describe(), d.SourceRows, d.TargetRows)
+				fmt.Fprintf(&b, "  keys %s: source %d rows, target %d rows, %d differ\n", d.Describe(), d.SourceRows, d.TargetRows, d.Differing)
+			}
+			for _, d := range t.Rows {
+				fmt.Fprintf(&b, "    %s\n", d)
+			}
+			if n := t.DifferingRows - int64(len(t.Rows)); n > 0 {
+				fmt.Fprintf(&b, "    ... and %d more differing rows\n", n)
 			}
 		}
 	}
@@ -114,16 +132,21 @@ func (d RangeDiff) Describe() string {
 
 // Validate compares tables of src and dst: row counts, and a checksum per
 // primary-key range of chunk source rows (in source key order). Checksums
-// are computed in Go over each row's canonical values (see Canonical) and
-// are independent of row order, so the same logical rows match across
-// dialects.
+// are computed in Go over every column's canonical value (see Canonical)
+// and are independent of row order, so the same logical rows match across
+// dialects. A range whose checksums differ is compared row by row: the
+// report counts the differing rows and lists the first DefaultMaxRowDiffs
+// of them with the columns that differ.
 func Validate(ctx context.Context, src, dst *sqldb.DB, tables []string, chunk int) (Report, error) {
-	if chunk <= 0 {
-		chunk = DefaultValidateChunk
-	}
+	return ValidateWith(ctx, src, dst, tables, ValidateOptions{Chunk: chunk})
+}
+
+// ValidateWith is Validate with options.
+func ValidateWith(ctx context.Context, src, dst *sqldb.DB, tables []string, opts ValidateOptions) (Report, error) {
+	opts = opts.withDefaults()
 	var rep Report
 	for _, name := range tables {
-		tr, err := validateTable(ctx, src, dst, name, chunk)
+		tr, err := validateTable(ctx, src, dst, name, opts)
 		if err != nil {
 			return Report{}, err
 		}
@@ -132,7 +155,8 @@ func Validate(ctx context.Context, src, dst *sqldb.DB, tables []string, chunk in
 	return rep, nil
 }
 
-func validateTable(ctx context.Context, src, dst *sqldb.DB, name string, chunk int) (TableReport, error) {
+func validateTable(ctx context.Context, src, dst *sqldb.DB, name string, opts ValidateOptions) (TableReport, error) {
+	chunk := opts.Chunk
 	tr := TableReport{Table: name}
 	tp, err := describePair(ctx, src, dst, name, false)
 	if errors.Is(err, sqldb.ErrNoTable) {
@@ -161,7 +185,7 @@ func validateTable(ctx context.Context, src, dst *sqldb.DB, name string, chunk i
 		if err != nil {
 			return tr, err
 		}
-		srows, err := queryRows(ctx, src, q, qargs, len(cols))
+		srows, err := readRows(ctx, src, tp.src, cols, q, qargs)
 		if err != nil {
 			return tr, fmt.Errorf("replicate: validate %s: read source: %w", name, err)
 		}
@@ -179,7 +203,7 @@ func validateTable(ctx context.Context, src, dst *sqldb.DB, name string, chunk i
 		if err != nil {
 			return tr, err
 		}
-		trows, err := queryRows(ctx, dst, q, qargs, len(cols))
+		trows, err := readRows(ctx, dst, tp.dst, cols, q, qargs)
 		if err != nil {
 			return tr, fmt.Errorf("replicate: validate %s: read target: %w", name, err)
 		}
@@ -188,7 +212,11 @@ func validateTable(ctx context.Context, src, dst *sqldb.DB, name string, chunk i
 			return tr, err
 		}
 		if ssum != tsum || len(srows) != len(trows) {
-			tr.Ranges = append(tr.Ranges, RangeDiff{From: from, To: to, SourceRows: len(srows), TargetRows: len(trows)})
+			rd := RangeDiff{From: from, To: to, SourceRows: len(srows), TargetRows: len(trows)}
+			if err := diffRows(&tr, &rd, tp, nil, cols, srows, trows, opts.MaxRows); err != nil {
+				return tr, err
+			}
+			tr.Ranges = append(tr.Ranges, rd)
 		}
 		if to == nil {
 			return tr, nil
@@ -214,10 +242,7 @@ func checksum(t sqldb.Table, cols []string, rows []scannedRow) ([4]uint64, error
 				buf = append(buf, 'N')
 				continue
 			}
-			s, err := Canonical(types[i], v)
-			if err != nil {
-				return sum, fmt.Errorf("replicate: checksum %s.%s: %w", t.Name, cols[i], err)
-			}
+			s := comparable(types[i], v)
 			buf = append(buf, 'V')
 			buf = strconv.AppendInt(buf, int64(len(s)), 10)
 			buf = append(buf, ':')
@@ -231,10 +256,13 @@ func checksum(t sqldb.Table, cols []string, rows []scannedRow) ([4]uint64, error
 	return sum, nil
 }
 
-// Resync copies the ranges a report found different again from src to dst:
-// it upserts the source's rows of each range and deletes the target's rows
-// in the range that the source does not have, a chunk per transaction. A
-// missing target table is created. The writes are origin-tagged "resync"
+// Resync repairs what a report found different, from src to dst: exactly
+// the differing rows it found (the source's row upserted, a row only the
+// target has deleted), or, for a missing table or more differing rows than
+// a report keeps (100000 per table), the ranges again: it upserts the
+// source's rows of each range and deletes the target's rows in the range
+// that the source does not have, a chunk per transaction. A missing target
+// table is created. The writes are origin-tagged "resync"
 // where the target dialect can tag, so a reverse stream with
 // SkipReplicated does not send them back. Validate again to confirm; rows
 // changing meanwhile are brought in line by the running stream.
@@ -262,6 +290,17 @@ func ResyncMapping(ctx context.Context, src, dst *sqldb.DB, m *Mapping, report R
 			return fmt.Errorf("replicate: resync: %w", err)
 		}
 		w := &writer{d: dst.Dialect, tables: map[string]*tablePair{tr.Table: tp}}
+		if !tr.Missing && !tr.fixesCut && tr.fixCount > 0 {
+			// Exactly the differing rows, key by key.
+			var fixes []Change
+			for _, rg := range tr.Ranges {
+				fixes = append(fixes, rg.fixes...)
+			}
+			if err := resyncKeys(ctx, dst, w, marker, fixes); err != nil {
+				return fmt.Errorf("replicate: resync %s: %w", tr.Table, err)
+			}
+			continue
+		}
 		ranges := tr.Ranges
 		if len(ranges) == 0 { // counts differ but no range listed: whole table
 			ranges = []RangeDiff{{}}
@@ -290,7 +329,7 @@ func resyncRange(ctx context.Context, src, dst *sqldb.DB, w *writer, tp *tablePa
 		if err != nil {
 			return err
 		}
-		srows, err := queryRows(ctx, src, q, qargs, len(cols))
+		srows, err := readRows(ctx, src, tp.src, cols, q, qargs)
 		if err != nil {
 			return fmt.Errorf("replicate: resync %s: read source: %w", tp.src.Name, err)
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -39,68 +40,84 @@ func Canonical(t Type, v any) (any, error) {
 	if v == nil {
 		return nil, nil
 	}
-	switch t.Kind {
-	case KindString, KindText:
-		switch x := v.(type) {
-		case string:
-			return x, nil
-		case []byte:
-			return string(x), nil
-		}
-		return nil, fmt.Errorf("sqldb: %T is not text", v)
-	case KindInt:
-		return canonicalInt(t, v)
-	case KindFloat:
-		return canonicalFloat(v)
-	case KindDecimal:
-		return canonicalDecimal(v)
-	case KindBool:
-		return canonicalBool(v)
-	case KindTimestamp:
-		ts, err := canonicalTime(v)
-		if err != nil {
-			return nil, err
-		}
-		return ts.UTC().Truncate(time.Microsecond), nil
-	case KindDate:
-		ts, err := canonicalTime(v)
-		if err != nil {
-			return nil, err
-		}
-		y, m, d := ts.Date()
-		return time.Date(y, m, d, 0, 0, 0, 0, time.UTC), nil
-	case KindTime:
-		return canonicalClock(v)
-	case KindBytes:
-		switch x := v.(type) {
-		case []byte:
-			return x, nil
-		case string:
-			return []byte(x), nil
-		}
-		return nil, fmt.Errorf("sqldb: %T is not bytes", v)
-	case KindJSON:
-		var s string
-		switch x := v.(type) {
-		case string:
-			s = x
-		case json.RawMessage:
-			s = string(x)
-		case []byte:
-			s = string(x)
-		default:
-			b, err := json.Marshal(v)
-			if err != nil {
-				return nil, fmt.Errorf("sqldb: json value: %w", err)
-			}
-			return string(b), nil
-		}
-		if !json.Valid([]byte(s)) {
-			return nil, fmt.Errorf("sqldb: invalid JSON document")
-		}
-		return s, nil
+	if c, ok := conversions[t.Kind]; ok {
+		return c.check(t, v)
 	}
 	return nil, fmt.Errorf("sqldb: unknown column kind %v", t.Kind)
+}
+
+func checkString(t Type, v any) (any, error) {
+	var s string
+	switch x := v.(type) {
+	case string:
+		s = x
+	case []byte:
+		s = string(x)
+	default:
+		return nil, fmt.Errorf("sqldb: %T is not text", v)
+	}
+	if len(t.Values) > 0 {
+		if err := checkMembers(t, s); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+func checkTimestamp(_ Type, v any) (any, error) {
+	ts, err := canonicalTime(v)
+	if err != nil {
+		return nil, err
+	}
+	return ts.UTC().Truncate(time.Microsecond), nil
+}
+
+func checkDate(_ Type, v any) (any, error) {
+	ts, err := canonicalTime(v)
+	if err != nil {
+		return nil, err
+	}
+	y, m, d := ts.Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC), nil
+}
+
+func checkClock(t Type, v any) (any, error) {
+	if t.Duration {
+		return canonicalDuration(v)
+	}
+	return canonicalClock(v)
+}
+
+func checkBytes(_ Type, v any) (any, error) {
+	switch x := v.(type) {
+	case []byte:
+		return x, nil
+	case string:
+		return []byte(x), nil
+	}
+	return nil, fmt.Errorf("sqldb: %T is not bytes", v)
+}
+
+func checkJSON(_ Type, v any) (any, error) {
+	var s string
+	switch x := v.(type) {
+	case string:
+		s = x
+	case json.RawMessage:
+		s = string(x)
+	case []byte:
+		s = string(x)
+	default:
+		b, err := json.Marshal(v)
+		if err != nil {
+			return nil, fmt.Errorf("sqldb: json value: %w", err)
+		}
+		return string(b), nil
+	}
+	if !json.Valid([]byte(s)) {
+		return nil, fmt.Errorf("sqldb: invalid JSON document")
+	}
+	return s, nil
 }
 
 func canonicalInt(t Type, v any) (any, error) {
@@ -325,4 +342,76 @@ func canonicalClock(v any) (any, error) {
 		return out, nil
 	}
 	return nil, fmt.Errorf("sqldb: %T is not a time of day", v)
+}
+
+// checkMembers checks an ENUM value (one member, or the empty string
+// MySQL stores for an invalid one) or a SET value (members joined by
+// commas).
+func checkMembers(t Type, s string) error {
+	if s == "" {
+		return nil
+	}
+	parts := []string{s}
+	if t.Set {
+		parts = strings.Split(s, ",")
+	}
+	for _, p := range parts {
+		if !slices.Contains(t.Values, p) {
+			return fmt.Errorf("sqldb: %q is not a member of %s", p, strings.Join(t.Values, ","))
+		}
+	}
+	return nil
+}
+
+var durationRE = regexp.MustCompile(`^(-)?(\d{1,9}):([0-5]\d):([0-5]\d)(?:\.(\d{1,9}))?$`)
+
+// canonicalDuration is the text of a signed duration: [-]hh:mm:ss[.ffffff]
+// with at least two digits of hours and trailing fraction zeros trimmed.
+func canonicalDuration(v any) (any, error) {
+	switch x := v.(type) {
+	case time.Duration:
+		return FormatDuration(x), nil
+	case time.Time:
+		return x.Truncate(time.Microsecond).Format(ClockFormat), nil
+	case []byte:
+		return canonicalDuration(string(x))
+	case string:
+		s := strings.TrimSpace(x)
+		m := durationRE.FindStringSubmatch(s)
+		if m == nil {
+			return nil, fmt.Errorf("sqldb: %q is not a duration ([-]hh:mm:ss[.ffffff])", s)
+		}
+		h, _ := strconv.Atoi(m[2])
+		frac := m[5]
+		if len(frac) > 6 {
+			frac = frac[:6]
+		}
+		frac = strings.TrimRight(frac, "0")
+		out := fmt.Sprintf("%02d:%s:%s", h, m[3], m[4])
+		if frac != "" {
+			out += "." + frac
+		}
+		if m[1] == "-" && strings.Trim(out, "0:.") != "" {
+			out = "-" + out
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("sqldb: %T is not a duration", v)
+}
+
+// FormatDuration formats a signed duration as [-]hh:mm:ss[.ffffff].
+func FormatDuration(d time.Duration) string {
+	neg := d < 0
+	if neg {
+		d = -d
+	}
+	d = d.Truncate(time.Microsecond)
+	out := fmt.Sprintf("%02d:%02d:%02d", d/time.Hour, d%time.Hour/time.Minute, d%time.Minute/time.Second)
+	if us := d % time.Second / time.Microsecond; us != 0 {
+		out += strings.TrimRight(fmt.Sprintf(".%06d", us), "0")
+	}
+	if neg && d != 0 {
+		out = "-" + out
+	}
+	return out
 }

@@ -16,6 +16,7 @@ import (
 	"math"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -55,14 +56,40 @@ func (k Kind) String() string {
 	return fmt.Sprintf("kind(%d)", int(k))
 }
 
-// Type is a column's portable type with its parameters.
+// Type is a column's portable type with its parameters. A Type whose Kind
+// is 0 has no portable counterpart: Native names the source's own type,
+// and replicating such a column stops its table with an error naming it.
 type Type struct {
 	Kind      Kind
 	Length    int  // KindString, KindBytes: maximum length; 0 = unbounded
 	Precision int  // KindDecimal
 	Scale     int  // KindDecimal
 	Unsigned  bool // KindInt
-	Bits      int  // KindInt: 8, 16, 32, 64 (0 = 64)
+	Bits      int  // KindInt: 8, 16, 24, 32, 64 (0 = 64)
+	// Local marks a KindTimestamp without time zone: a wall-clock date
+	// and time (MySQL DATETIME, PostgreSQL timestamp), kept as written;
+	// without it a timestamp is an instant (stored in UTC).
+	Local bool
+	// Duration marks a KindTime that is a signed duration rather than a
+	// time of day (MySQL TIME: -838:59:59 to 838:59:59).
+	Duration bool
+	// Spatial marks a KindBytes holding a geometry as WKB (EWKB, with
+	// the SRID, when the SRID is not 0).
+	Spatial bool
+	// Values are the members of an ENUM (KindString), or of a SET when Set
+	// is true; the target checks its values against them.
+	Values []string
+	Set    bool
+	// Native is the source database's name of the type, for messages.
+	Native string
+}
+
+// Equal reports whether two types are the same portable type (Native
+// aside).
+func (t Type) Equal(u Type) bool {
+	return t.Kind == u.Kind && t.Length == u.Length && t.Precision == u.Precision && t.Scale == u.Scale &&
+		t.Unsigned == u.Unsigned && t.Bits == u.Bits && t.Local == u.Local && t.Duration == u.Duration &&
+		t.Spatial == u.Spatial && t.Set == u.Set && slices.Equal(t.Values, u.Values)
 }
 
 // Column is one column of a table.
@@ -70,6 +97,10 @@ type Column struct {
 	Name     string
 	Type     Type
 	Nullable bool
+	// Default is the column's constant default as the canonical text of a
+	// value of its type ("n/a", "3", "2024-01-01"); nil when it has none
+	// or its default is an expression (CURRENT_TIMESTAMP, uuid()).
+	Default *string
 }
 
 // Table is a portable table schema.
@@ -444,6 +475,22 @@ func (t Table) IsPrimaryKey(col string) bool {
 	return false
 }
 
+// Reader is implemented by dialects that store some portable values in a
+// form of their own (MySQL's geometries): Read converts a value as scanned
+// from a column of type t to what Canonical takes. Other values pass
+// unchanged.
+type Reader interface {
+	Read(t Type, v any) (any, error)
+}
+
+// Read converts a scanned value with d's Reader, when it has one.
+func Read(d Dialect, t Type, v any) (any, error) {
+	if r, ok := d.(Reader); ok && v != nil {
+		return r.Read(t, v)
+	}
+	return v, nil
+}
+
 // Indexer is implemented by dialects that can create secondary indexes.
 type Indexer interface {
 	// CreateIndex returns the statements that create the index if it does
@@ -454,10 +501,12 @@ type Indexer interface {
 // Alterer is implemented by dialects that can change a table's columns in
 // place; replication uses it to follow a source's schema changes. Each
 // method returns the statements to run, in order (none when the change
-// needs no statement in the dialect). Added columns are nullable whatever
-// c.Nullable says, since existing rows have no value for them.
+// needs no statement in the dialect).
 type Alterer interface {
-	// AddColumn adds column c to table.
+	// AddColumn adds column c to table. With a Default, existing rows
+	// get it and the column is NOT NULL when c says so; without one the
+	// column is nullable whatever c.Nullable says, since existing rows
+	// have no value for it.
 	AddColumn(table string, c Column) []string
 	// DropColumn drops the named column of table.
 	DropColumn(table, column string) []string

@@ -37,7 +37,7 @@ func ResolveAPIKey(cfg *config.Config) (key string, created bool, err error) {
 			return k, false, nil
 		}
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return "", false, fmt.Errorf("topology: api key: %w", err)
 	}
 	buf := make([]byte, 24)
@@ -64,7 +64,7 @@ func ResolveAPIKey(cfg *config.Config) (key string, created bool, err error) {
 }
 
 // purgeHTTP asks an edge in another process to purge paths.
-func purgeHTTP(ctx context.Context, edgeURL, key string, pr edge.PurgeRequest) error {
+func purgeHTTP(ctx context.Context, client *http.Client, edgeURL, key string, pr edge.PurgeRequest) error {
 	body, _ := json.Marshal(pr)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, edgeURL+"/purge", bytes.NewReader(body))
 	if err != nil {
@@ -72,7 +72,7 @@ func purgeHTTP(ctx context.Context, edgeURL, key string, pr edge.PurgeRequest) e
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+key)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return fmt.Errorf("purge: %w", err)
 	}

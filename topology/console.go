@@ -2,7 +2,6 @@ package topology
 
 import (
 	"context"
-	"crypto/subtle"
 	"embed"
 	"encoding/json"
 	"fmt"
@@ -14,9 +13,9 @@ import (
 	"time"
 
 	"github.com/intercloud/intercloud/apierr"
+	"github.com/intercloud/intercloud/auth"
 	"github.com/intercloud/intercloud/logstore"
 	"github.com/intercloud/intercloud/record"
-	"github.com/intercloud/intercloud/telemetry"
 )
 
 //go:embed console
@@ -47,32 +46,28 @@ func (t *Topology) consoleHandler() http.Handler {
 	mux.HandleFunc("GET /v1/stream", t.authed(t.streamHandler))
 	mux.HandleFunc("GET /v1/logs", t.authed(t.consoleLogs))
 	mux.HandleFunc("GET /v1/journey", t.authed(t.journeyHandler))
-	mux.Handle("GET /metrics", telemetry.MetricsHandler(t.registry))
+	mux.Handle("GET /metrics", t.metricsHandler(t.registry))
 	return mux
 }
 
-// keyOK reports whether a request carries the API key, as a bearer key or
-// the console's cookie.
-func (t *Topology) keyOK(r *http.Request) bool {
-	got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if c, err := r.Cookie(consoleCookie); err == nil && got == "" {
-		got = c.Value
-	}
-	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(t.opts.APIKey)) == 1
-}
-
+// authed serves h to a request that carries a key of scope read, as a
+// bearer key or the console's cookie.
 func (t *Topology) authed(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if !t.keyOK(r) {
-			apierr.Write(w, apierr.New(http.StatusUnauthorized, apierr.CodeUnauthenticated, "a valid key is required (sign in on the page, or a bearer key)"))
+		header := r.Header.Get("Authorization")
+		if c, err := r.Cookie(consoleCookie); err == nil && header == "" {
+			header = "Bearer " + c.Value
+		}
+		if err := t.keys.Check(header, auth.ScopeRead); err != nil {
+			auth.Deny(w, err)
 			return
 		}
 		h(w, r)
 	}
 }
 
-// sessionHandler signs a browser in: the key (form field or JSON "key")
-// becomes an HttpOnly cookie.
+// sessionHandler signs a browser in: a key of scope read (form field or
+// JSON "key") becomes an HttpOnly, Secure (under TLS) cookie.
 func (t *Topology) sessionHandler(w http.ResponseWriter, r *http.Request) {
 	key := r.PostFormValue("key")
 	if key == "" {
@@ -82,11 +77,11 @@ func (t *Topology) sessionHandler(w http.ResponseWriter, r *http.Request) {
 		_ = json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&body)
 		key = body.Key
 	}
-	if subtle.ConstantTimeCompare([]byte(key), []byte(t.opts.APIKey)) != 1 {
-		apierr.Write(w, apierr.New(http.StatusUnauthorized, apierr.CodeUnauthenticated, "wrong key"))
+	if err := t.keys.Check("Bearer "+key, auth.ScopeRead); err != nil {
+		auth.Deny(w, err)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: consoleCookie, Value: key, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	http.SetCookie(w, &http.Cookie{Name: consoleCookie, Value: key, Path: "/", HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -135,7 +130,7 @@ func (t *Topology) remoteStatus(ctx context.Context, name string) (CloudStatus, 
 		return st, err
 	}
 	req.Header.Set("Authorization", "Bearer "+t.opts.APIKey)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := t.Client().Do(req)
 	if err != nil {
 		return st, err
 	}

@@ -21,7 +21,7 @@ func TestEdgeConfig(t *testing.T) {
 	ec := topo.edgeConfig()
 	want := []edge.Route{
 		{Prefix: "/static/", Origins: []string{"http://127.0.0.1:9000"}},
-		{Prefix: "/results/", Origins: []string{"http://" + cfg.Clouds[cfg.Publish.Cloud].Origin}},
+		{Prefix: "/results/", Origins: []string{"https://" + cfg.Clouds[cfg.Publish.Cloud].Origin}},
 	}
 	if !slices.EqualFunc(ec.Routes, want, func(a, b edge.Route) bool { return a.Prefix == b.Prefix && slices.Equal(a.Origins, b.Origins) }) {
 		t.Fatalf("routes %+v", ec.Routes)

@@ -33,6 +33,9 @@ type health struct {
 	deadAt   time.Time
 	last     ingest.Health
 	keys     []string // what last's problems are about (see checkHealth)
+	// loadFailingSince is when the load function started to have
+	// failing events; zero while it has none.
+	loadFailingSince time.Time
 }
 
 // report returns the last check as /healthz reports it.
@@ -142,7 +145,7 @@ const stageFailingFor = 2 * time.Second
 // stageProblems names the stages of a cloud that keep failing at run time:
 // the load function, the replication streams into the cloud, publish, and
 // the log shipping of this process. keys names the same stages in words
-// that stay the same while they fail.
+// that stay the same while they fail. The caller holds c.health.mu.
 func (t *Topology) stageProblems(c *Cloud, now time.Time) (problems, keys []string) {
 	add := func(key, format string, a ...any) {
 		problems = append(problems, key+" "+fmt.Sprintf(format, a...))
@@ -151,9 +154,17 @@ func (t *Topology) stageProblems(c *Cloud, now time.Time) (problems, keys []stri
 	since := func(at time.Time) string {
 		return fmt.Sprintf("since %s (%s)", at.UTC().Format(time.TimeOnly), now.Sub(at).Round(time.Second))
 	}
-	if c.Load != nil {
-		if ls := c.Load.Stats(); ls.Failing > 0 {
-			add("load failing:", "%d events waiting to retry: %s", ls.Failing, shorten(ls.LastError))
+	if c.Load != nil && c.health != nil {
+		h := c.health // its mu is held by checkHealth
+		ls := c.Load.Stats()
+		if ls.Failing == 0 {
+			h.loadFailingSince = time.Time{}
+		} else if h.loadFailingSince.IsZero() {
+			h.loadFailingSince = now
+		}
+		since0 := h.loadFailingSince
+		if ls.Failing > 0 && now.Sub(since0) >= stageFailingFor {
+			add("load failing", "%s: %d objects waiting to retry: %s", since(since0), ls.Failing, shorten(ls.LastError))
 		}
 	}
 	for _, s := range c.Streams {
@@ -166,8 +177,13 @@ func (t *Topology) stageProblems(c *Cloud, now time.Time) (problems, keys []stri
 		}
 	}
 	if c.Publish != nil {
-		if ps := c.Publish.Stats(); !ps.FailingSince.IsZero() && now.Sub(ps.FailingSince) >= stageFailingFor {
+		ps := c.Publish.Stats()
+		if !ps.FailingSince.IsZero() && now.Sub(ps.FailingSince) >= stageFailingFor {
 			add("publish failing", "%s: %s", since(ps.FailingSince), shorten(ps.LastError))
+		}
+		if n := len(ps.Failing); n > 0 {
+			f := ps.Failing[0]
+			add("publish: buckets not published:", "%d, first %s %s: %s", n, f.Bucket, since(f.Since), shorten(f.Error))
 		}
 	}
 	for _, sh := range t.shippers {

@@ -73,7 +73,7 @@ func TestStageFailuresAreLoud(t *testing.T) {
 		t.Fatal(err)
 	}
 	started := time.Now()
-	if _, err := demo.Send(context.Background(), topo.URL("frontdoor"), testKey, demo.Options{Records: 20, BatchSize: 10}); err != nil {
+	if _, err := demo.Send(context.Background(), topo.URL("frontdoor"), testKey, demo.Options{Records: 20, BatchSize: 10, Client: topo.Client()}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 30*time.Second, "no alert names publish and the log sink", func() (bool, string) {
@@ -82,7 +82,7 @@ func TestStageFailuresAreLoud(t *testing.T) {
 			strings.Contains(a, "log shipping to the elasticsearch (logs.elasticsearch) failing"), a
 	})
 	t.Logf("alerted after %s:\n%s", time.Since(started).Round(time.Millisecond), alerts.String())
-	code, body := getBody(t, topo.URL("azure-api")+"/healthz")
+	code, body := getBody(t, topo, topo.URL("azure-api")+"/healthz")
 	if code != 200 || !strings.Contains(body, `"status":"degraded"`) || !strings.Contains(body, "publish failing") {
 		t.Fatalf("healthz %d %s", code, body)
 	}

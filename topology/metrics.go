@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/intercloud/intercloud/auth"
 	"github.com/intercloud/intercloud/functions"
 	"github.com/intercloud/intercloud/replicate"
 	"github.com/intercloud/intercloud/telemetry"
@@ -54,7 +55,9 @@ func (c *Cloud) Samples() []telemetry.Sample {
 	if p := st.Publish; p != nil {
 		ms = append(ms,
 			counter("publish_records_total", "Records whose aggregates were published.", float64(p.Published), cl),
-			gauge("publish_failing", "Whether publishing fails and is being retried (1) or works (0).", b2f(!p.FailingSince.IsZero()), cl))
+			gauge("publish_failing", "Whether publishing fails and is being retried (1) or works (0).", b2f(!p.FailingSince.IsZero()), cl),
+			counter("publish_bucket_failures_total", "Failed attempts at publishing one bucket (each retried on its own).", float64(p.BucketFailures), cl),
+			gauge("publish_failing_buckets", "Buckets whose results are not published, retried with backoff while the others go on.", float64(len(p.FailingBuckets)), cl))
 	}
 	for code, n := range st.Ingest.Rejected {
 		ms = append(ms, counter("ingest_rejected_total", "Ingest requests answered with an error, by code.", float64(n), map[string]string{"cloud": c.Name, "code": code}))
@@ -69,8 +72,24 @@ func (c *Cloud) Samples() []telemetry.Sample {
 			gauge("replication_target_lag_seconds", "Age of the last batch when committed on the target; grows while changes cannot be applied.", r.TargetLagSeconds, l),
 			gauge("replication_reconnecting", "Whether the stream lost its source or target and is reconnecting (1) or runs (0).", b2f(!r.ReconnectingSince.IsZero()), l),
 		)
+		ms = append(ms,
+			counter("replication_apply_exceptions_total", "Changes the target rejected, skipped into _ic_apply_exceptions (on_error: skip).", float64(r.ApplyExceptions), l),
+			gauge("replication_stopped_tables", "Tables of the stream stopped by a change the target rejected; the others go on.", float64(len(r.StoppedTables)), l))
+		for _, te := range r.StoppedTables {
+			ms = append(ms, gauge("replication_table_stopped", "A table stopped by an error (1), labelled with the table.", 1,
+				map[string]string{"cloud": c.Name, "stream": r.Name, "table": te.Table}))
+		}
 		if r.PendingChanges >= 0 {
 			ms = append(ms, gauge("replication_pending_changes", "Source changes not applied yet.", float64(r.PendingChanges), l))
+		}
+	}
+	for _, v := range st.Validation {
+		l := map[string]string{"cloud": c.Name, "stream": v.Name}
+		ms = append(ms, counter("replication_validation_rounds_total", "Rounds of continuous validation.", float64(v.Rounds), l),
+			gauge("replication_validation_failing", "Whether the last round of continuous validation failed (1) or ran (0).", b2f(v.Error != ""), l))
+		for table, n := range v.DifferingRows {
+			ms = append(ms, gauge("replication_differing_rows", "Rows that differ between source and target in the last round of continuous validation (in both of its looks).", float64(n),
+				map[string]string{"cloud": c.Name, "stream": v.Name, "table": table}))
 		}
 	}
 	return ms
@@ -213,4 +232,14 @@ func b2f(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// metricsHandler serves a registry behind a key of scope read, unless
+// auth.public_metrics is set.
+func (t *Topology) metricsHandler(reg *prometheus.Registry) http.Handler {
+	h := telemetry.MetricsHandler(reg)
+	if t.cfg.Auth.PublicMetrics {
+		return h
+	}
+	return t.keys.Require(auth.ScopeRead, h)
 }

@@ -72,7 +72,7 @@ func TestDatabaseOutages(t *testing.T) {
 		)
 	}
 
-	s := outagetest.Send(topo.URL("frontdoor"), testKey, 20, 4)
+	s := outagetest.Send(topo.Client(), topo.URL("frontdoor"), testKey, 20, 4)
 	s.WaitFor(t, 200)
 	for _, o := range outages {
 		t.Logf("%s for %s, %d records acknowledged so far", o.name, o.length, s.Acked())
@@ -91,7 +91,7 @@ func TestDatabaseOutages(t *testing.T) {
 	outagetest.ExactlyOnce(t, acked, 2*time.Minute,
 		outagetest.MariaDB(my, "app", cfg.Schema.Table), outagetest.Postgres(pg, "app", cfg.Schema.Table))
 	rows := len(pg.Query(t, "app", "SELECT id FROM "+cfg.Schema.Table))
-	outagetest.CountedOnce(t, topo.URL("edge"), rows, time.Minute)
+	outagetest.CountedOnce(t, topo.Client(), topo.URL("edge"), rows, time.Minute)
 	t.Logf("records by the cloud that took them: %v", outagetest.Origins(t, my, "app", cfg.Schema.Table))
 	for _, name := range []string{"aws", "azure"} {
 		c := topo.Cloud(name)
@@ -134,13 +134,13 @@ func during(t *testing.T, topo *topology.Topology, o outage) {
 	}
 }
 
-func getBody(t *testing.T, url string) (int, string) {
+func getBody(t *testing.T, topo *topology.Topology, url string) (int, string) {
 	t.Helper()
-	return outagetest.Get(url, testKey)
+	return outagetest.Get(topo.Client(), url, testKey)
 }
 
 func degradedAndAvoided(t *testing.T, topo *topology.Topology, cloud, other string) (bool, string) {
-	code, body := getBody(t, topo.URL(cloud+"-api")+"/healthz")
+	code, body := getBody(t, topo, topo.URL(cloud+"-api")+"/healthz")
 	if code != http.StatusOK || !strings.Contains(body, `"status":"degraded"`) || !strings.Contains(body, "database unreachable") {
 		return false, "healthz of " + cloud + ": " + body
 	}
@@ -156,7 +156,7 @@ func degradedAndAvoided(t *testing.T, topo *topology.Topology, cloud, other stri
 // through GET /v1/status and /metrics of the other cloud.
 func reconnecting(t *testing.T, topo *topology.Topology, cloud string) (bool, string) {
 	other := map[string]string{"aws": "azure", "azure": "aws"}[cloud]
-	_, body := getBody(t, topo.URL(other+"-api")+"/v1/status")
+	_, body := getBody(t, topo, topo.URL(other+"-api")+"/v1/status")
 	var st topology.CloudStatus
 	if err := json.Unmarshal([]byte(body), &st); err != nil {
 		return false, "status: " + err.Error()
@@ -172,7 +172,7 @@ func reconnecting(t *testing.T, topo *topology.Topology, cloud string) (bool, st
 		if out := (time.Since(r.ReconnectingSince) - 100*time.Millisecond).Seconds(); out < 1 || r.SourceLagSeconds < out || r.TargetLagSeconds < out {
 			return false, fmt.Sprintf("lag not growing yet after %.1fs: source %.1fs, target %.1fs: %s", out, r.SourceLagSeconds, r.TargetLagSeconds, r.State)
 		}
-		_, metrics := getBody(t, topo.URL(other+"-api")+"/metrics")
+		_, metrics := getBody(t, topo, topo.URL(other+"-api")+"/metrics")
 		if !strings.Contains(metrics, `intercloud_replication_reconnecting{cloud="`+other+`",stream="`+r.Name+`"} 1`) {
 			return false, "metrics do not say the stream is reconnecting"
 		}
@@ -190,7 +190,7 @@ func recovered(t *testing.T, topo *topology.Topology) {
 	for {
 		why := ""
 		for _, name := range []string{"aws", "azure"} {
-			if code, body := getBody(t, topo.URL(name+"-api")+"/healthz"); code != http.StatusOK || !strings.Contains(body, `"status":"ok"`) {
+			if code, body := getBody(t, topo, topo.URL(name+"-api")+"/healthz"); code != http.StatusOK || !strings.Contains(body, `"status":"ok"`) {
 				why = name + ": " + body
 			}
 			for _, r := range topo.Cloud(name).Status().Replication {
@@ -230,12 +230,12 @@ func TestObjectStoreOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	topo := start(t, cfg)
-	s := outagetest.Send(topo.URL("frontdoor"), testKey, 20, 2)
+	s := outagetest.Send(topo.Client(), topo.URL("frontdoor"), testKey, 20, 2)
 	s.WaitFor(t, 200)
 	s3.Kill(t)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		code, body := getBody(t, topo.URL("aws-api")+"/healthz")
+		code, body := getBody(t, topo, topo.URL("aws-api")+"/healthz")
 		fd := topo.FrontDoor().Status()[0]
 		if code == http.StatusServiceUnavailable && strings.Contains(body, `"status":"unhealthy"`) &&
 			strings.Contains(body, "object store unreachable") && fd.Name == "aws" && !fd.Healthy {

@@ -47,7 +47,7 @@ func TestPruneKeepsWhatAReaderStillNeeds(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodPost, topo.URL("aws-api")+"/v1/records", strings.NewReader(body.String()))
 	req.Header.Set("Authorization", "Bearer k")
 	req.Header.Set("Content-Type", "application/x-ndjson")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := topo.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

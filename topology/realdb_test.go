@@ -41,7 +41,7 @@ func TestScenarioOnRealDatabases(t *testing.T) {
 		t.Fatalf("summary %v", sum)
 	}
 	topo := start(t, cfg)
-	checkResults(t, topo.URL("edge"), sum.Records)
+	checkResults(t, topo.Client(), topo.URL("edge"), sum.Records)
 	rep, err := replicate.Validate(context.Background(), topo.Cloud("aws").DB, topo.Cloud("azure").DB, cfg.Replication.Tables, 500)
 	if err != nil {
 		t.Fatal(err)

@@ -54,7 +54,7 @@ func TestScenarioOnRealStorage(t *testing.T) {
 		t.Fatalf("summary %v", sum)
 	}
 	topo := start(t, cfg)
-	checkResults(t, topo.URL("edge"), sum.Records)
+	checkResults(t, topo.Client(), topo.URL("edge"), sum.Records)
 	// The raw objects are in the S3 bucket, the results in the container.
 	n := 0
 	if err := topo.Cloud("aws").Bucket.List(context.Background(), "raw/", func(objects.Object) error { n++; return nil }); err != nil {
@@ -132,7 +132,7 @@ func TestLogsExportToElasticsearch(t *testing.T) {
 		t.Fatal(err)
 	}
 	topo := start(t, cfg)
-	acked, err := demo.Send(context.Background(), topo.URL("frontdoor"), testKey, demo.Options{Records: 50, BatchSize: 50})
+	acked, err := demo.Send(context.Background(), topo.URL("frontdoor"), testKey, demo.Options{Records: 50, BatchSize: 50, Client: topo.Client()})
 	if err != nil || len(acked) != 50 {
 		t.Fatalf("send: %d %v", len(acked), err)
 	}

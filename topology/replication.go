@@ -7,14 +7,28 @@ import (
 	"github.com/intercloud/intercloud/config"
 	"github.com/intercloud/intercloud/replicate"
 	"github.com/intercloud/intercloud/replicate/rowfilter"
+	"github.com/intercloud/intercloud/sqldb"
 )
 
 // Mapping returns the forward stream's table mapping of the topology's
-// replication section.
-func Mapping(r config.Replication) (*replicate.Mapping, error) {
-	m := &replicate.Mapping{Include: r.Tables, Exclude: r.Exclude}
+// replication section. A glob in replication.tables never selects the
+// platform's own records table (it lives in every cloud's database): name
+// it to replicate it.
+func Mapping(cfg *config.Config) (*replicate.Mapping, error) {
+	r := cfg.Replication
+	m := &replicate.Mapping{Include: r.Tables, Exclude: ownExcluded(cfg)}
 	for i, mp := range r.Mappings {
 		rule := replicate.Rule{Table: mp.Table, Rename: mp.Rename, Columns: mp.Columns, ExcludeColumns: mp.ExcludeColumns}
+		for col, name := range mp.Types {
+			t, err := sqldb.ParseType(name)
+			if err != nil {
+				return nil, fmt.Errorf("replication.mappings[%d].types.%s: %w", i, col, err)
+			}
+			if rule.Types == nil {
+				rule.Types = map[string]sqldb.Type{}
+			}
+			rule.Types[col] = t
+		}
 		if mp.Filter != "" {
 			f, err := rowfilter.Parse(mp.Filter)
 			if err != nil {
@@ -29,10 +43,22 @@ func Mapping(r config.Replication) (*replicate.Mapping, error) {
 
 // ReverseMapping returns the reverse stream's table mapping: the same
 // tables without the mapped ones, copied unchanged.
-func ReverseMapping(r config.Replication) *replicate.Mapping {
-	m := &replicate.Mapping{Include: r.Tables, Exclude: slices.Clone(r.Exclude)}
+func ReverseMapping(cfg *config.Config) *replicate.Mapping {
+	r := cfg.Replication
+	m := &replicate.Mapping{Include: r.Tables, Exclude: ownExcluded(cfg)}
 	for _, mp := range r.Mappings {
 		m.Exclude = append(m.Exclude, mp.Table)
 	}
 	return m
+}
+
+// ownExcluded is replication.exclude, plus the records table when no
+// plain name in replication.tables names it.
+func ownExcluded(cfg *config.Config) []string {
+	ex := slices.Clone(cfg.Replication.Exclude)
+	own := cfg.Schema.Table
+	if own != "" && !slices.Contains(cfg.Replication.Tables, own) {
+		ex = append(ex, own)
+	}
+	return ex
 }

@@ -17,7 +17,7 @@ func TestReplicationMappings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := Mapping(c.Replication)
+	m, err := Mapping(c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +32,7 @@ func TestReplicationMappings(t *testing.T) {
 			t.Errorf("Includes(%s) = %v", table, got)
 		}
 	}
-	rev := ReverseMapping(c.Replication)
+	rev := ReverseMapping(c)
 	if !rev.Includes("records") || rev.Includes("orders_eu") || len(rev.Rules) != 0 {
 		t.Fatalf("reverse mapping = %+v", rev)
 	}

@@ -7,11 +7,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/intercloud/intercloud/apierr"
+	"github.com/intercloud/intercloud/auth"
 	"github.com/intercloud/intercloud/edge"
 	"github.com/intercloud/intercloud/frontdoor"
 	"github.com/intercloud/intercloud/ingest"
 	"github.com/intercloud/intercloud/load"
+	"github.com/intercloud/intercloud/publish"
 	"github.com/intercloud/intercloud/replicate"
 	"github.com/intercloud/intercloud/telemetry"
 )
@@ -28,6 +29,9 @@ type CloudStatus struct {
 	Ingest      IngestStatus   `json:"ingest"`
 	Load        LoadStatus     `json:"load"`
 	Replication []StreamStatus `json:"replication"`
+	// Validation is the last round of each continuous validation
+	// (replication.validate_every).
+	Validation []replicate.ValidationStatus `json:"validation,omitempty"`
 	// Publish is set on the cloud that publishes.
 	Publish *PublishStatus `json:"publish,omitempty"`
 	// DeadLetters counts the dead-lettered objects; DeadLetterList names
@@ -84,8 +88,13 @@ type StreamStatus struct {
 	PendingChanges     int64     `json:"pending_changes"`
 	SourceBacklogBytes int64     `json:"source_backlog_bytes"`
 	AppliedAt          time.Time `json:"applied_at,omitzero"`
-	LastError          string    `json:"last_error,omitempty"`
-	LastErrorAt        time.Time `json:"last_error_at,omitzero"`
+	// StoppedTables are the tables stopped by a change the target
+	// rejected; ApplyExceptions counts the changes skipped into
+	// _ic_apply_exceptions.
+	StoppedTables   []replicate.TableError `json:"stopped_tables,omitempty"`
+	ApplyExceptions int64                  `json:"apply_exceptions"`
+	LastError       string                 `json:"last_error,omitempty"`
+	LastErrorAt     time.Time              `json:"last_error_at,omitzero"`
 }
 
 // PublishStatus is the publish function.
@@ -97,8 +106,13 @@ type PublishStatus struct {
 	FreshnessP50Seconds float64   `json:"freshness_p50_seconds"`
 	FreshnessP99Seconds float64   `json:"freshness_p99_seconds"`
 	FailingSince        time.Time `json:"failing_since,omitzero"`
-	LastError           string    `json:"last_error,omitempty"`
-	LastErrorAt         time.Time `json:"last_error_at,omitzero"`
+	// BucketFailures counts the failed attempts at single buckets;
+	// FailingBuckets are the buckets not published, each retried on its
+	// own while the others go on.
+	BucketFailures int64                   `json:"bucket_failures"`
+	FailingBuckets []publish.BucketFailure `json:"failing_buckets,omitempty"`
+	LastError      string                  `json:"last_error,omitempty"`
+	LastErrorAt    time.Time               `json:"last_error_at,omitzero"`
 }
 
 // GlobalStatus is what GET /v1/status on the console reports: the parts
@@ -143,9 +157,13 @@ func (c *Cloud) Status() CloudStatus {
 	for _, s := range c.Streams {
 		st.Replication = append(st.Replication, streamStatus(s.Status()))
 	}
+	for _, v := range c.Validators {
+		st.Validation = append(st.Validation, v.Status())
+	}
 	if c.Publish != nil {
 		ps := c.Publish.Stats()
-		st.Publish = &PublishStatus{Published: ps.Published, FailingSince: ps.FailingSince, LastError: ps.LastError, LastErrorAt: ps.LastErrorAt}
+		st.Publish = &PublishStatus{Published: ps.Published, FailingSince: ps.FailingSince, LastError: ps.LastError, LastErrorAt: ps.LastErrorAt,
+			BucketFailures: ps.BucketFailures, FailingBuckets: ps.Failing}
 		if c.metrics != nil {
 			st.Publish.FreshnessP50Seconds = telemetry.Quantile(c.metrics.Freshness, 0.5)
 			st.Publish.FreshnessP99Seconds = telemetry.Quantile(c.metrics.Freshness, 0.99)
@@ -161,6 +179,7 @@ func streamStatus(r replicate.Status) StreamStatus {
 		SourceLagSeconds: r.SourceLag.Seconds(), TargetLagSeconds: r.TargetLag.Seconds(),
 		ReconnectingSince: r.ReconnectingSince, Unreachable: r.Unreachable, PendingChanges: r.PendingChanges,
 		SourceBacklogBytes: r.SourceBacklogBytes, AppliedAt: r.AppliedAt, LastError: r.LastError, LastErrorAt: r.LastErrorAt,
+		StoppedTables: r.StoppedTables, ApplyExceptions: r.ApplyExceptions,
 	}
 }
 
@@ -188,9 +207,10 @@ func (t *Topology) GlobalStatus() GlobalStatus {
 	return gs
 }
 
+// authorized checks that a request carries a key of scope read.
 func (t *Topology) authorized(w http.ResponseWriter, r *http.Request) bool {
-	if r.Header.Get("Authorization") != "Bearer "+t.opts.APIKey {
-		apierr.Write(w, apierr.New(http.StatusUnauthorized, apierr.CodeUnauthenticated, "a valid bearer key is required"))
+	if err := t.keys.Check(r.Header.Get("Authorization"), auth.ScopeRead); err != nil {
+		auth.Deny(w, err)
 		return false
 	}
 	return true

@@ -16,8 +16,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -27,12 +27,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/intercloud/intercloud/auth"
+	"github.com/intercloud/intercloud/certs"
 	"github.com/intercloud/intercloud/config"
 	"github.com/intercloud/intercloud/edge"
 	"github.com/intercloud/intercloud/frontdoor"
 	"github.com/intercloud/intercloud/functions"
 	"github.com/intercloud/intercloud/hosts"
 	"github.com/intercloud/intercloud/ingest"
+	"github.com/intercloud/intercloud/internal/serve"
 	"github.com/intercloud/intercloud/load"
 	"github.com/intercloud/intercloud/logstore"
 	"github.com/intercloud/intercloud/objects"
@@ -87,6 +90,11 @@ type Topology struct {
 	cfg  *config.Config
 	opts Options
 	log  *slog.Logger
+	// keys are the API key (every scope) and the scoped keys of the keys
+	// file.
+	keys *auth.Keyring
+	// tls holds each role's certificates; empty with TLS off.
+	tls map[string]*certs.Source
 
 	shipper  telemetry.Sink
 	shippers []namedShipper
@@ -105,6 +113,8 @@ type Topology struct {
 	registry                    *prometheus.Registry
 	frontDuration, edgeDuration *prometheus.HistogramVec
 	edgeBytes                   prometheus.Counter
+	clientOnce                  sync.Once
+	httpClient                  *http.Client
 
 	servers   []*server
 	endpoints []Endpoint
@@ -131,10 +141,13 @@ type Cloud struct {
 	Loader  *load.Loader
 	Load    *functions.Function
 	Streams []*replicate.Stream
-	Publish *publish.Publisher
-	api     *server
-	health  *health
-	ackRate rateMeter // acknowledged records, for the ingest rate
+	// Validators validate the streams into this cloud in the background
+	// (replication.validate_every).
+	Validators []*replicate.Validator
+	Publish    *publish.Publisher
+	api        *server
+	health     *health
+	ackRate    rateMeter // acknowledged records, for the ingest rate
 	// registry is what the cloud's GET /metrics serves; metrics its
 	// histograms.
 	registry *prometheus.Registry
@@ -149,7 +162,7 @@ type namedShipper struct {
 
 type server struct {
 	name string
-	srv  *http.Server
+	srv  *serve.Server
 	url  string
 }
 
@@ -167,7 +180,25 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (t *Topology, 
 	if opts.APIKey == "" {
 		return nil, errors.New("topology: an API key is required")
 	}
-	t = &Topology{cfg: cfg, opts: opts, clouds: map[string]*Cloud{}}
+	if err := CheckDataDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	keys, err := auth.New(opts.APIKey, cfg.Auth.Keys)
+	if err != nil {
+		return nil, fmt.Errorf("topology: %w", err)
+	}
+	made, err := InitCerts(cfg)
+	if err != nil {
+		return nil, err
+	}
+	t = &Topology{cfg: cfg, opts: opts, clouds: map[string]*Cloud{}, keys: keys, tls: map[string]*certs.Source{}}
+	if !cfg.TLS.Disabled {
+		for _, role := range opts.Roles {
+			if t.tls[role], err = tlsSource(cfg, role); err != nil {
+				return nil, fmt.Errorf("topology: %w", err)
+			}
+		}
+	}
 	defer func() {
 		if err != nil {
 			_ = t.Stop(context.Background())
@@ -180,6 +211,9 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (t *Topology, 
 	}
 	if err := CheckStores(ctx, cfg, opts.Roles, t.logger("", "check")); err != nil {
 		return t, err
+	}
+	if made.CA || len(made.Roles) > 0 {
+		t.log.Info("made TLS certificates (intercloud certs rotate replaces them)", "dir", cfg.TLS.Dir, "ca", made.CA, "roles", strings.Join(made.Roles, ","))
 	}
 	for _, name := range cfg.CloudNames() {
 		if t.has(name) {
@@ -216,6 +250,29 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (t *Topology, 
 	return t, nil
 }
 
+// CheckDataDir creates the data directory (0700) when it is missing and
+// refuses one that others may write to (world-writable): whoever can
+// write there can replace databases, keys and certificates.
+func CheckDataDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("topology: data dir: %w", err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("topology: data dir: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("topology: data dir %s is not a directory", dir)
+	}
+	if fi.Mode().Perm()&0o002 != 0 {
+		return fmt.Errorf("topology: data dir %s is world-writable (mode %04o); run chmod o-w,g-w %s (0700 is best)", dir, fi.Mode().Perm(), dir)
+	}
+	return nil
+}
+
 func (t *Topology) has(role string) bool { return slices.Contains(t.opts.Roles, role) }
 
 // logger returns a component's logger for a cloud ("" for global parts).
@@ -232,7 +289,7 @@ func (t *Topology) logger(cloud, component string) *slog.Logger {
 // startLogs opens the central store (global role) and the shipper that
 // sends this process's logs to it.
 func (t *Topology) startLogs(ctx context.Context) error {
-	logsURL := "http://" + t.cfg.Logs.Listen
+	logsURL := Scheme(t.cfg) + "://" + t.cfg.Logs.Listen
 	if t.has(RoleGlobal) {
 		st, err := logstore.Open(ctx, t.cfg.Logs.Store)
 		if err != nil {
@@ -242,7 +299,7 @@ func (t *Topology) startLogs(ctx context.Context) error {
 		t.closers = append(t.closers, st.Close)
 		ret := logstore.Retention{MaxAge: t.cfg.Logs.Retention.D(), MaxBytes: t.cfg.Logs.MaxBytes}
 		t.goPipe(func(ctx context.Context) { st.RunRetention(ctx, ret, t.logger("", "logstore")) })
-		srv, err := t.serve("logs", t.cfg.Logs.Listen, st.Handler(t.opts.APIKey))
+		srv, err := t.serve("logs", t.cfg.Logs.Listen, st.HandlerKeys(t.keys))
 		if err != nil {
 			return err
 		}
@@ -251,7 +308,7 @@ func (t *Topology) startLogs(ctx context.Context) error {
 	// Each sink's buffer is on disk, one directory per sink and per set of
 	// roles (processes of one data directory do not share one).
 	bufDir := filepath.Join(t.cfg.DataDir, "log-buffer", strings.Join(slices.Sorted(slices.Values(t.opts.Roles)), "+"))
-	central, err := telemetry.NewDiskShipper(telemetry.NewHTTPSink(logsURL+"/v1/logs", t.opts.APIKey, nil),
+	central, err := telemetry.NewDiskShipper(telemetry.NewHTTPSink(logsURL+"/v1/logs", t.opts.APIKey, t.Client()),
 		telemetry.ShipperOptions{Dir: filepath.Join(bufDir, "central")})
 	if err != nil {
 		return fmt.Errorf("topology: %w", err)
@@ -323,8 +380,12 @@ func (t *Topology) startCloud(ctx context.Context, name string) error {
 	if err := t.prepareCapture(ctx, name, c.DB); err != nil {
 		return err
 	}
-	if err := replicate.EnsureCheckpoints(ctx, c.DB); err != nil {
-		return fmt.Errorf("topology: %s: %w", name, err)
+	// Checkpoints live on the targets only: a one-way stream's source
+	// gets nothing written.
+	if r := t.cfg.Replication; name == r.To || (name == r.From && r.ReverseEnabled()) {
+		if err := replicate.EnsureCheckpoints(ctx, c.DB); err != nil {
+			return fmt.Errorf("topology: %s: %w", name, err)
+		}
 	}
 	f := t.cfg.Functions
 	c.Load, err = functions.New(functions.Config{
@@ -367,7 +428,7 @@ func (t *Topology) startCloud(ctx context.Context, name string) error {
 	t.goPipe(func(ctx context.Context) { t.watchHealth(ctx, c) })
 	c.API, err = ingest.New(ingest.Config{
 		Cloud: name, Bucket: c.Bucket, Schema: t.cfg.Schema, Limits: t.cfg.Ingest,
-		APIKey: t.opts.APIKey, Logger: t.logger(name, "ingest"), Health: c.health.report,
+		Keys: t.keys, Logger: t.logger(name, "ingest"), Health: c.health.report,
 		OnCommit: func(records, _, bytes int, _ time.Duration) {
 			c.metrics.BatchRecords.Observe(float64(records))
 			c.metrics.BatchBytes.Observe(float64(bytes))
@@ -397,7 +458,7 @@ func (t *Topology) serveAPI(name string) error {
 	mux.Handle("/", c.API)
 	mux.Handle("POST "+ingest.PathRecords, instrumentIngest(c.API, c.metrics))
 	mux.HandleFunc("GET /v1/status", t.statusHandler(c))
-	mux.Handle("GET /metrics", telemetry.MetricsHandler(c.registry))
+	mux.Handle("GET /metrics", t.metricsHandler(c.registry))
 	var err error
 	c.api, err = t.serve(name+"-api", t.cfg.Clouds[name].API, mux)
 	return err
@@ -430,14 +491,14 @@ func (t *Topology) startStreams(ctx context.Context, name string) error {
 		streamName := d.from + "-to-" + d.to
 		// The forward stream resolves its tables through the mapping each
 		// time it connects; the reverse one carries the unmapped tables.
-		mapping, err := Mapping(r)
+		mapping, err := Mapping(t.cfg)
 		if err != nil {
 			return fmt.Errorf("topology: %w", err)
 		}
 		var tables []string
 		if d.reverse {
 			mapping = nil
-			if tables, err = ReverseMapping(r).Tables(ctx, src); err != nil {
+			if tables, err = ReverseMapping(t.cfg).Tables(ctx, src); err != nil {
 				return fmt.Errorf("topology: %s: %w", streamName, err)
 			}
 			if len(tables) == 0 {
@@ -448,6 +509,8 @@ func (t *Topology) startStreams(ctx context.Context, name string) error {
 		s, err := replicate.New(replicate.Config{
 			Name: streamName, Origin: d.from, Source: src, Target: t.clouds[name].DB,
 			Tables: tables, Mapping: mapping, BatchSize: r.BatchSize, Poll: r.Poll.D(), SkipReplicated: true, SkipFullLoad: d.reverse,
+			OnError: replicate.ErrorPolicy(r.OnError), TableOnError: onErrorTables(r.OnErrorTables), LoadParallel: r.LoadParallel,
+			Schema: schemaMode(r.Schema, d.reverse),
 			OnApplied: func(b replicate.Batch) {
 				logApplied(log, b)
 				observeApplied(t.clouds[name].metrics, streamName, b)
@@ -465,6 +528,12 @@ func (t *Topology) startStreams(ctx context.Context, name string) error {
 			}
 		}
 		t.clouds[name].Streams = append(t.clouds[name].Streams, s)
+		if every := r.ValidateEvery.D(); every > 0 && !d.reverse {
+			v := &replicate.Validator{Source: src, Target: t.clouds[name].DB, Mapping: mapping, Every: every, Name: streamName,
+				Ready: func() bool { return s.Status().Phase == replicate.PhaseCDC }, Logger: t.logger(name, "validate")}
+			t.clouds[name].Validators = append(t.clouds[name].Validators, v)
+			t.goPipe(v.Run)
+		}
 		t.addReader(src, streamName, t.clouds[name].DB)
 		t.goPipe(func(ctx context.Context) {
 			if err := s.Run(ctx); err != nil {
@@ -475,17 +544,43 @@ func (t *Topology) startStreams(ctx context.Context, name string) error {
 	return nil
 }
 
+// schemaMode is the forward stream's schema mode; the reverse stream's
+// tables came from the forward one and keep their objects.
+func schemaMode(s string, reverse bool) replicate.SchemaMode {
+	if reverse {
+		return ""
+	}
+	return replicate.SchemaMode(s)
+}
+
+// onErrorTables converts the per-table error policies of the config.
+func onErrorTables(m map[string]string) map[string]replicate.ErrorPolicy {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[string]replicate.ErrorPolicy, len(m))
+	for t, p := range m {
+		out[t] = replicate.ErrorPolicy(p)
+	}
+	return out
+}
+
 // prepareCapture installs change capture on a cloud's database for the
 // tables streams read from it: the unmapped replicated tables (the reverse
 // stream's), and on the source cloud every table the mapping selects.
 func (t *Topology) prepareCapture(ctx context.Context, name string, db *sqldb.DB) error {
 	r := t.cfg.Replication
-	tables, err := ReverseMapping(r).Tables(ctx, db)
-	if err != nil {
-		return fmt.Errorf("topology: %s: %w", name, err)
+	// A one-way stream reads only its source: nothing is installed on the
+	// target for a reverse stream that does not run.
+	var tables []string
+	if r.ReverseEnabled() && name == r.To {
+		var err error
+		if tables, err = ReverseMapping(t.cfg).Tables(ctx, db); err != nil {
+			return fmt.Errorf("topology: %s: %w", name, err)
+		}
 	}
 	if name == r.From {
-		m, err := Mapping(r)
+		m, err := Mapping(t.cfg)
 		if err != nil {
 			return fmt.Errorf("topology: %w", err)
 		}
@@ -554,9 +649,12 @@ func (t *Topology) openDB(ctx context.Context, name string) (*sqldb.DB, error) {
 	}
 	t.closers = append(t.closers, db.Close)
 	// That cloud's process may not have run yet: its records table (the
-	// same DDL it runs itself) must exist before capture is installed.
-	if err := db.EnsureTable(ctx, record.Table(t.cfg.Schema)); err != nil {
-		return nil, fmt.Errorf("topology: %s: %w", name, err)
+	// same DDL it runs itself) must exist before capture is installed,
+	// when it is replicated; nothing else is written there.
+	if m, err := Mapping(t.cfg); err == nil && m.Includes(t.cfg.Schema.Table) {
+		if err := db.EnsureTable(ctx, record.Table(t.cfg.Schema)); err != nil {
+			return nil, fmt.Errorf("topology: %s: %w", name, err)
+		}
 	}
 	if err := t.prepareCapture(ctx, name, db); err != nil {
 		return nil, err
@@ -589,7 +687,7 @@ func (t *Topology) startGlobal(ctx context.Context) error {
 	}
 	t.front, err = frontdoor.New(frontdoor.Config{
 		Backends: backends, HealthInterval: t.cfg.FrontDoor.HealthInterval.D(),
-		MaxBodyBytes: t.cfg.Ingest.MaxBodyBytes, Logger: t.logger("", "frontdoor"),
+		MaxBodyBytes: t.cfg.Ingest.MaxBodyBytes, Logger: t.logger("", "frontdoor"), Keys: t.keys, Client: t.frontDoorClient(),
 	})
 	if err != nil {
 		return fmt.Errorf("topology: %w", err)
@@ -610,7 +708,7 @@ func (t *Topology) urlOf(name, addr string) string {
 			return s.url
 		}
 	}
-	return "http://" + addr
+	return Scheme(t.cfg) + "://" + addr
 }
 
 // edgeConfig maps the topology's edge section to the edge's config: the
@@ -638,7 +736,7 @@ func (t *Topology) edgeConfig() edge.Config {
 	return edge.Config{
 		Routes: routes, TTL: ec.TTL.D(), StaleIfError: ec.StaleIfError.D(),
 		MemoryBytes: ec.MemoryBytes, DiskDir: disk, DiskBytes: ec.DiskBytes, TargetedFields: ec.TargetedFields,
-		PurgeKey: t.opts.APIKey, Logger: t.logger("", "edge"),
+		Keys: t.keys, Logger: t.logger("", "edge"), Transport: t.edgeTransport(),
 	}
 }
 
@@ -648,7 +746,7 @@ func (t *Topology) purger() func(ctx context.Context, paths, tags []string) erro
 	return func(ctx context.Context, paths, tags []string) error {
 		req := edge.PurgeRequest{Paths: paths, Tags: tags}
 		if !t.has(RoleGlobal) {
-			return purgeHTTP(ctx, "http://"+t.cfg.Edge.Listen, t.opts.APIKey, req)
+			return purgeHTTP(ctx, t.Client(), Scheme(t.cfg)+"://"+t.cfg.Edge.Listen, t.opts.APIKey, req)
 		}
 		t.edgeMu.Lock()
 		e := t.edge
@@ -663,19 +761,27 @@ func (t *Topology) purger() func(ctx context.Context, paths, tags []string) erro
 	}
 }
 
-// serve listens on addr and serves h until Stop.
+// serve listens on addr and serves h until Stop, with the limits of
+// package serve.
 func (t *Topology) serve(name, addr string, h http.Handler) (*server, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("topology: %s: listen %s: %w", name, addr, err)
+	log := t.log
+	if log == nil {
+		log = t.logger("", "topology")
 	}
-	s := &server{name: name, url: "http://" + ln.Addr().String(),
-		srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}}
-	go func() {
-		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) && t.log != nil {
-			t.log.Error("server failed", "server", name, "err", err)
+	sc := serve.Config{Name: name, Addr: addr, Handler: h, Logger: log.With("server", name)}
+	if !t.cfg.TLS.Disabled {
+		role, requireClient := serverRole(name)
+		src := t.tls[role]
+		if src == nil {
+			return nil, fmt.Errorf("topology: %s: no certificate for role %s", name, role)
 		}
-	}()
+		sc.TLS = src.ServerConfig(requireClient)
+	}
+	srv, err := serve.Listen(sc)
+	if err != nil {
+		return nil, fmt.Errorf("topology: %w", err)
+	}
+	s := &server{name: name, url: srv.URL(), srv: srv}
 	t.servers = append(t.servers, s)
 	t.endpoints = append(t.endpoints, Endpoint{Name: name, URL: s.url})
 	return s, nil
@@ -715,6 +821,22 @@ func (t *Topology) URL(name string) string {
 		}
 	}
 	return ""
+}
+
+// Client returns an HTTP client for the topology's endpoints: with TLS on,
+// it trusts the project CA and presents the certificate of one of the
+// roles this process runs.
+func (t *Topology) Client() *http.Client {
+	t.clientOnce.Do(func() {
+		t.httpClient = &http.Client{Timeout: 60 * time.Second}
+		for _, role := range t.opts.Roles {
+			if src := t.tls[role]; src != nil {
+				t.httpClient.Transport = src.Transport(false)
+				break
+			}
+		}
+	})
+	return t.httpClient
 }
 
 // Cloud returns a running cloud part, or nil.

@@ -111,7 +111,7 @@ func expected(recs map[string]demo.Record) map[string]*agg {
 
 // checkResults reads every expected aggregate through the edge and
 // compares it with the independent computation.
-func checkResults(t *testing.T, edgeURL string, recs map[string]demo.Record) {
+func checkResults(t *testing.T, client *http.Client, edgeURL string, recs map[string]demo.Record) {
 	t.Helper()
 	ctx := context.Background()
 	want := expected(recs)
@@ -126,7 +126,7 @@ func checkResults(t *testing.T, edgeURL string, recs map[string]demo.Record) {
 			Max    float64 `json:"max"`
 			Mean   float64 `json:"mean"`
 		}
-		if err := demo.FetchJSON(ctx, edgeURL+"/"+key, &got); err != nil {
+		if err := demo.FetchJSON(ctx, client, edgeURL+"/"+key, &got); err != nil {
 			t.Fatalf("aggregate %s: %v", key, err)
 		}
 		if got.Count != w.count || math.Abs(got.Sum-w.sum) > 1e-6*math.Max(1, math.Abs(w.sum)) || got.Min != w.min || got.Max != w.max ||
@@ -135,7 +135,7 @@ func checkResults(t *testing.T, edgeURL string, recs map[string]demo.Record) {
 		}
 		total += got.Count
 	}
-	sum, err := demo.FetchSummary(ctx, edgeURL)
+	sum, err := demo.FetchSummary(ctx, client, edgeURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +161,7 @@ func TestEndToEnd(t *testing.T) {
 	// The demo stopped its topology: serve the results again to check them.
 	topo := start(t, cfg)
 	_ = edgeURL
-	checkResults(t, topo.URL("edge"), sum.Records)
+	checkResults(t, topo.Client(), topo.URL("edge"), sum.Records)
 
 	// One record's trace id finds its path through both clouds.
 	var trace string
@@ -206,7 +206,7 @@ func TestFailover(t *testing.T) {
 		t.Fatalf("summary %v", sum)
 	}
 	topo := start(t, cfg)
-	checkResults(t, topo.URL("edge"), sum.Records)
+	checkResults(t, topo.Client(), topo.URL("edge"), sum.Records)
 	var azure int
 	if err := topo.Cloud("aws").DB.QueryRow(`SELECT COUNT(*) FROM records WHERE "_origin" = 'azure'`).Scan(&azure); err != nil {
 		t.Fatal(err)
@@ -232,7 +232,7 @@ func TestRestartAfterCancel(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		acked, err := demo.Send(context.Background(), topo.URL("frontdoor"), testKey, demo.Options{Records: 4000, BatchSize: 20, Concurrency: 8, Attempts: 1})
+		acked, err := demo.Send(context.Background(), topo.URL("frontdoor"), testKey, demo.Options{Records: 4000, BatchSize: 20, Concurrency: 8, Attempts: 1, Client: topo.Client()})
 		done <- result{acked, err}
 	}()
 	time.Sleep(300 * time.Millisecond)
@@ -294,8 +294,12 @@ func TestRestartAfterKill(t *testing.T) {
 		err   error
 	}
 	done := make(chan result, 1)
+	client, err := topology.ClientFor(testConfig(t, dir))
+	if err != nil {
+		t.Fatal(err)
+	}
 	go func() {
-		acked, err := demo.Send(context.Background(), front, testKey, demo.Options{Records: 6000, BatchSize: 20, Concurrency: 8, Attempts: 1})
+		acked, err := demo.Send(context.Background(), front, testKey, demo.Options{Records: 6000, BatchSize: 20, Concurrency: 8, Attempts: 1, Client: client})
 		done <- result{acked, err}
 	}()
 	time.Sleep(500 * time.Millisecond)
@@ -347,7 +351,7 @@ func mustQuery(t *testing.T, s string) logstore.Query {
 func TestStatusAndMetrics(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	topo := start(t, cfg)
-	acked, err := demo.Send(context.Background(), topo.URL("frontdoor"), testKey, demo.Options{Records: 200, BatchSize: 50})
+	acked, err := demo.Send(context.Background(), topo.URL("frontdoor"), testKey, demo.Options{Records: 200, BatchSize: 50, Client: topo.Client()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -359,7 +363,7 @@ func TestStatusAndMetrics(t *testing.T) {
 		if key != "" {
 			req.Header.Set("Authorization", "Bearer "+key)
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := topo.Client().Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -370,9 +374,14 @@ func TestStatusAndMetrics(t *testing.T) {
 	if code, _ := get(topo.URL("edge")+"/results/summary.json", ""); code != 200 {
 		t.Fatalf("edge: %d", code)
 	}
+	for _, u := range []string{topo.URL("azure-api"), topo.URL("console")} {
+		if code, _ := get(u+"/metrics", ""); code != http.StatusUnauthorized {
+			t.Fatalf("%s/metrics without a key: %d", u, code)
+		}
+	}
 	families := func(url string) map[string]*dto.MetricFamily {
 		t.Helper()
-		code, body := get(url, "")
+		code, body := get(url, testKey)
 		if code != 200 {
 			t.Fatalf("%s: %d", url, code)
 		}
@@ -504,7 +513,7 @@ func TestDeadLettersDegrade(t *testing.T) {
 	get := func(url string) (int, string) {
 		req, _ := http.NewRequest(http.MethodGet, url, nil)
 		req.Header.Set("Authorization", "Bearer "+testKey)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := topo.Client().Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -540,7 +549,7 @@ func TestDeadLettersDegrade(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	acked, err := demo.Send(ctx, topo.URL("frontdoor"), testKey, demo.Options{Records: 50, BatchSize: 50})
+	acked, err := demo.Send(ctx, topo.URL("frontdoor"), testKey, demo.Options{Records: 50, BatchSize: 50, Client: topo.Client()})
 	if err != nil || len(acked) != 50 {
 		t.Fatalf("send: %d, %v", len(acked), err)
 	}

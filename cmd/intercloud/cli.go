@@ -21,11 +21,16 @@ Usage:
   intercloud demo     [--records N] [--config FILE] [--data-dir DIR]   run the whole scenario once and report
   intercloud up       [--config FILE] [--data-dir DIR] [--cloud aws|azure|global,...] [--log-format auto|json|text]
                       run the topology until interrupted
-  intercloud validate [--config FILE] [--data-dir DIR] [--resync]      compare the clouds' databases
+  intercloud validate [--config FILE] [--data-dir DIR] [--resync] [--rows N] [--continuous [--every D] [--listen ADDR]]
+                                                                      compare the clouds' databases, naming differing rows
   intercloud logs     [--config FILE] [--data-dir DIR] [--limit N] QUERY   search the central logs
   intercloud status   [--config FILE] [--data-dir DIR] [--json] [--watch]   show every component's state
   intercloud dead     list [--cloud NAME] [--json] | replay [--cloud NAME] (--all | KEY...)
                       list the dead-lettered objects, or load them again
+  intercloud keys     add --scopes SCOPE[,SCOPE...] [--name TEXT] | list [--json] | revoke ID
+                      manage the scoped keys (ingest, read, purge, logs:read, logs:write)
+  intercloud certs    init | rotate [--new-ca] | prune | list
+                      make, rotate and list the TLS certificates (a CA, one per role) under tls.dir
   intercloud function lambda load | azure serve | azure init [--queue Q] [--schedule CRON] [--connection NAME] [--executable PATH] DIR
                       run a function as an AWS Lambda or an Azure Functions custom handler
   intercloud version
@@ -52,6 +57,9 @@ func (e *env) load() (*config.Config, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
+	if err := topology.CheckDataDir(cfg.DataDir); err != nil {
+		return nil, "", err
+	}
 	key, created, err := topology.ResolveAPIKey(cfg)
 	if err != nil {
 		return nil, "", err
@@ -65,10 +73,10 @@ func (e *env) load() (*config.Config, string, error) {
 // logFile opens the local JSON log of a data directory.
 func logFile(cfg *config.Config) (*os.File, error) {
 	dir := filepath.Join(cfg.DataDir, "logs")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	return os.OpenFile(filepath.Join(dir, "intercloud.jsonl"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	return os.OpenFile(filepath.Join(dir, "intercloud.jsonl"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 }
 
 func parseLevel(s string) slog.Level {
@@ -78,6 +86,9 @@ func parseLevel(s string) slog.Level {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	// Everything the process creates (databases, objects, logs, keys,
+	// certificates) is for its own user only: 0600 files, 0700 dirs.
+	restrictUmask()
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprint(stderr, usage)
 		if len(args) == 0 {
@@ -88,7 +99,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cmds := map[string]command{
 		"demo": &demoCmd{}, "up": &upCmd{}, "validate": &validateCmd{},
 		"logs": &logsCmd{}, "status": &statusCmd{}, "version": &versionCmd{}, "function": &functionCmd{},
-		"dead": &deadCmd{},
+		"dead": &deadCmd{}, "keys": &keysCmd{}, "certs": &certsCmd{},
 	}
 	cmd, ok := cmds[args[0]]
 	if !ok {

@@ -7,9 +7,11 @@ import (
 	"database/sql"
 	"encoding/json"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -46,6 +48,18 @@ func TestDemoValidateLogs(t *testing.T) {
 		t.Errorf("progress on stderr lacks the key or the end:\n%s", errs)
 	}
 
+	// Everything the demo made is for its user only.
+	if err := filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		if p != dir && fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s has mode %04o: others may read it", p, fi.Mode().Perm())
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 	if code, out, errs := runCLI(t, "validate", "--data-dir", dir); code != 0 {
 		t.Fatalf("validate exit %d\n%s%s", code, out, errs)
 	}
@@ -59,10 +73,12 @@ func TestDemoValidateLogs(t *testing.T) {
 	}
 	db.Close()
 	code, out, _ = runCLI(t, "validate", "--data-dir", dir)
-	if code != 1 || !strings.Contains(out, "records") {
+	if code != 1 || !strings.Contains(out, "records") || !strings.Contains(out, "missing on target") {
 		t.Fatalf("validate after a planted difference: exit %d\n%s", code, out)
 	}
-	if code, out, errs := runCLI(t, "validate", "--resync", "--data-dir", dir); code != 0 {
+	// Continuous validation finds it too, and serves the count.
+	continuousValidate(t, dir)
+	if code, out, errs := runCLI(t, "validate", "--resync", "--data-dir", dir); code != 0 || !strings.Contains(errs, "resynced 1 differing rows") {
 		t.Fatalf("validate --resync exit %d\n%s%s", code, out, errs)
 	}
 
@@ -76,8 +92,71 @@ func TestDemoValidateLogs(t *testing.T) {
 	}
 }
 
+// lockedBuffer is a buffer safe for concurrent writes and reads.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// continuousValidate runs validate --continuous until its first round
+// reports the one planted difference, and reads it from /metrics.
+func continuousValidate(t *testing.T, dir string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errs lockedBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"validate", "--continuous", "--every", "1h", "--recheck", "10ms", "--listen", "127.0.0.1:0", "--data-dir", dir}, &out, &errs)
+	}()
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(out.String(), "records: 1 differing rows") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no round reported the difference:\n%s%s", out.String(), errs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(out.String(), "missing on target") {
+		t.Fatalf("round output:\n%s", out.String())
+	}
+	_, addr, _ := strings.Cut(errs.String(), "metrics on ")
+	addr, _, _ = strings.Cut(addr, "\n")
+	resp, err := http.Get(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `intercloud_validation_differing_rows{stream="aws-to-azure",table="records"} 1`) {
+		t.Fatalf("metrics:\n%s", body)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("validate --continuous exit %d\n%s", code, errs.String())
+	}
+}
+
 func TestUsageErrors(t *testing.T) {
 	dir := t.TempDir()
+	open := filepath.Join(dir, "open")
+	if err := os.Mkdir(open, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
 	bad := filepath.Join(dir, "bad.yaml")
 	if err := os.WriteFile(bad, []byte("clouds:\n  aws:\n    objcts: file:///x\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -93,6 +172,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"up", "--config", bad}, 1, `unknown key "objcts"`},
 		{[]string{"up", "--cloud", "gcp", "--data-dir", dir}, 1, `unknown role "gcp"`},
 		{[]string{"version"}, 0, ""},
+		{[]string{"up", "--data-dir", open}, 1, "world-writable"},
 	} {
 		code, _, errs := runCLI(t, tc.args...)
 		if code != tc.code || !strings.Contains(errs, tc.want) {
@@ -126,7 +206,7 @@ console: {listen: "127.0.0.1:0"}
 	sc := bufio.NewScanner(pr)
 	for len(names) < 7 && sc.Scan() {
 		f := strings.Fields(sc.Text())
-		if len(f) != 2 || !strings.HasPrefix(f[1], "http://127.0.0.1:") {
+		if len(f) != 2 || !strings.HasPrefix(f[1], "https://127.0.0.1:") {
 			t.Fatalf("endpoint line %q is not '<name> <url>'", sc.Text())
 		}
 		names[f[0]] = true
@@ -145,5 +225,40 @@ console: {listen: "127.0.0.1:0"}
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("up did not stop")
+	}
+}
+
+// keys add prints a key once and stores only its hash; list names it
+// without the key; revoke removes it.
+func TestKeysCLI(t *testing.T) {
+	dir := t.TempDir()
+	code, out, errs := runCLI(t, "keys", "add", "--scopes", "ingest,read", "--name", "ci", "--data-dir", dir)
+	key := strings.TrimSpace(out)
+	if code != 0 || !strings.HasPrefix(key, "ick_") || !strings.Contains(errs, "ingest,read") {
+		t.Fatalf("keys add: %d %q %s", code, out, errs)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "keys.json"))
+	if err != nil || strings.Contains(string(b), key) {
+		t.Fatalf("keys file holds the key in clear (or %v)", err)
+	}
+	code, out, _ = runCLI(t, "keys", "list", "--json", "--data-dir", dir)
+	var k struct {
+		ID     string   `json:"id"`
+		Name   string   `json:"name"`
+		Scopes []string `json:"scopes"`
+	}
+	if err := json.Unmarshal([]byte(out), &k); code != 0 || err != nil || k.Name != "ci" || len(k.Scopes) != 2 || strings.Contains(out, key) {
+		t.Fatalf("keys list: %d %q %v", code, out, err)
+	}
+	if code, _, errs := runCLI(t, "keys", "revoke", k.ID, "--data-dir", dir); code != 0 {
+		t.Fatalf("keys revoke: %d %s", code, errs)
+	}
+	if code, out, _ := runCLI(t, "keys", "list", "--data-dir", dir); code != 0 || strings.Contains(out, k.ID) {
+		t.Fatalf("after revoke: %d %s", code, out)
+	}
+	for _, args := range [][]string{{"keys"}, {"keys", "add"}, {"keys", "add", "--scopes", "root"}, {"keys", "revoke"}, {"keys", "nope"}} {
+		if code, _, _ := runCLI(t, append(args, "--data-dir", dir)...); code != 2 {
+			t.Errorf("%v: exit %d, want 2", args, code)
+		}
 	}
 }

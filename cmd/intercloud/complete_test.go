@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"testing"
@@ -40,7 +41,9 @@ func upCLI(t *testing.T, args ...string) (map[string]string, func()) {
 					t.Errorf("up exit %d", code)
 				}
 			case <-time.After(60 * time.Second):
-				t.Error("up did not stop")
+				var stacks strings.Builder
+				_ = pprof.Lookup("goroutine").WriteTo(&stacks, 1)
+				t.Errorf("up did not stop; goroutines:\n%s", stacks.String())
 			}
 		})
 	}
@@ -132,9 +135,13 @@ func TestLostMarkerFailsValidateAndIsRepaired(t *testing.T) {
 	cfg := writeConfig(t, dir, "")
 	args := []string{"--config", cfg, "--data-dir", dir}
 	urls, stop := upCLI(t, args...)
-	acked, err := demo.Send(context.Background(), urls["frontdoor"], "test-key", demo.Options{Records: 300, BatchSize: 30})
-	if err != nil || len(acked) != 300 {
-		t.Fatalf("send: %d acked, %v", len(acked), err)
+	// Two sends one after the other: at least two raw objects, whatever
+	// the group commit packs together.
+	for range 2 {
+		acked, err := demo.Send(context.Background(), urls["frontdoor"], "test-key", demo.Options{Records: 150, BatchSize: 30, Client: testClient(t, cfg, dir)})
+		if err != nil || len(acked) != 150 {
+			t.Fatalf("send: %d acked, %v", len(acked), err)
+		}
 	}
 	out := validateUntil(t, 0, args...)
 	if !strings.Contains(out, "completeness:") || !strings.Contains(out, "300 records: ok") {

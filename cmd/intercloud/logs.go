@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/intercloud/intercloud/apierr"
+	"github.com/intercloud/intercloud/config"
 	"github.com/intercloud/intercloud/logstore"
+	"github.com/intercloud/intercloud/topology"
 
 	"encoding/json"
 )
@@ -38,9 +40,9 @@ func (c *logsCmd) run(ctx context.Context, e *env, args []string) error {
 		return &exitError{code: 2, err: err}
 	}
 	q.Limit = c.limit
-	entries, err := searchHTTP(ctx, "http://"+cfg.Logs.Listen, key, query, c.limit)
+	entries, err := searchHTTP(ctx, cfg, topology.Scheme(cfg)+"://"+cfg.Logs.Listen, key, query, c.limit)
 	var opErr *net.OpError
-	if errors.As(err, &opErr) {
+	if errors.As(err, &opErr) || errors.Is(err, errNoClient) {
 		// No log service runs: read the store directly.
 		st, oerr := logstore.Open(ctx, cfg.Logs.Store)
 		if oerr != nil {
@@ -72,13 +74,20 @@ func orDash(s string) string {
 	return s
 }
 
-func searchHTTP(ctx context.Context, base, key, query string, limit int) ([]logstore.Entry, error) {
+// errNoClient: no certificate to reach a log service with (none ran).
+var errNoClient = errors.New("logs: no client certificate")
+
+func searchHTTP(ctx context.Context, cfg *config.Config, base, key, query string, limit int) ([]logstore.Entry, error) {
+	client, err := topology.ClientFor(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errNoClient, err)
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/v1/logs?q=%s&limit=%d", base, url.QueryEscape(query), limit), nil)
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+key)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -14,8 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/intercloud/intercloud/config"
 	"github.com/intercloud/intercloud/internal/outagetest"
 	"github.com/intercloud/intercloud/internal/peers"
+	"github.com/intercloud/intercloud/topology"
 )
 
 // childEnv holds the arguments of `intercloud` for TestChildCLI.
@@ -148,7 +151,22 @@ func (c *child) onlyJSON(t *testing.T) (lines, library int) {
 	return lines, library
 }
 
-func get(url string) (int, string) { return outagetest.Get(url, "outage-key") }
+func get(c *http.Client, url string) (int, string) { return outagetest.Get(c, url, "outage-key") }
+
+// testClient is a client for the endpoints of a topology file (its CA,
+// a certificate of its TLS directory).
+func testClient(t *testing.T, configPath, dataDir string) *http.Client {
+	t.Helper()
+	cfg, err := config.Load(configPath, dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := topology.ClientFor(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
 
 // TestOutageAcrossProcesses runs `intercloud up --cloud aws`, `--cloud
 // azure` and `--cloud global` as three processes on MariaDB (AWS) and
@@ -193,7 +211,8 @@ functions: {backoff: 50ms, max_backoff: 1s, reconcile: 2s}
 		return code, out + errs
 	}
 
-	s := outagetest.Send(global.urls["frontdoor"], "outage-key", 20, 2)
+	client := testClient(t, config, dir)
+	s := outagetest.Send(client, global.urls["frontdoor"], "outage-key", 20, 2)
 	s.WaitFor(t, 300)
 
 	outage := time.Minute
@@ -205,16 +224,16 @@ functions: {backoff: 50ms, max_backoff: 1s, reconcile: 2s}
 	my.Kill(t)
 	seen := map[string]bool{}
 	for time.Since(began) < outage {
-		if code, body := get(aws.urls["aws-api"] + "/healthz"); code == 200 && strings.Contains(body, `"degraded"`) && strings.Contains(body, "database unreachable") {
+		if code, body := get(client, aws.urls["aws-api"]+"/healthz"); code == 200 && strings.Contains(body, `"degraded"`) && strings.Contains(body, "database unreachable") {
 			seen["aws degraded"] = true
 		}
-		if _, body := get(global.urls["frontdoor"] + "/healthz"); strings.Contains(body, `"degraded": true`) {
+		if _, body := get(client, global.urls["frontdoor"]+"/healthz"); strings.Contains(body, `"degraded": true`) {
 			seen["front door sees it"] = true
 		}
 		if _, out := cli("status", "--json"); strings.Contains(out, "reconnecting since") && strings.Contains(out, `"unreachable":"source"`) {
 			seen["status reconnecting"] = true
 		}
-		if _, m := get(azure.urls["azure-api"] + "/metrics"); time.Since(began) > outage/3 {
+		if _, m := get(client, azure.urls["azure-api"]+"/metrics"); time.Since(began) > outage/3 {
 			if lag := metric(m, `intercloud_replication_source_lag_seconds{cloud="azure",stream="aws-to-azure"}`); lag > outage.Seconds()/4 {
 				seen["source lag growing"] = true
 			}
@@ -227,7 +246,7 @@ functions: {backoff: 50ms, max_backoff: 1s, reconcile: 2s}
 		}
 	}
 	my.Start(t)
-	waitHealthy(t, aws, azure)
+	waitHealthy(t, client, aws, azure)
 	s.WaitFor(t, 300)
 
 	t.Logf("stopping PostgreSQL for 5 s; %d records acknowledged so far", s.Acked())
@@ -235,14 +254,14 @@ functions: {backoff: 50ms, max_backoff: 1s, reconcile: 2s}
 	s.WaitFor(t, 100)
 	time.Sleep(5 * time.Second)
 	pg.Start(t)
-	waitHealthy(t, aws, azure)
+	waitHealthy(t, client, aws, azure)
 	s.WaitFor(t, 300)
 	acked := s.Stop(t)
 	t.Logf("%d records acknowledged", len(acked))
 
 	outagetest.ExactlyOnce(t, acked, 3*time.Minute, outagetest.MariaDB(my, "app", "records"), outagetest.Postgres(pg, "app", "records"))
 	rows := len(pg.Query(t, "app", "SELECT id FROM records"))
-	outagetest.CountedOnce(t, global.urls["edge"], rows, 2*time.Minute)
+	outagetest.CountedOnce(t, client, global.urls["edge"], rows, 2*time.Minute)
 	t.Logf("records by the cloud that took them: %v", outagetest.Origins(t, my, "app", "records"))
 	if code, out := cli("dead", "list"); code != 0 || strings.Count(strings.TrimSpace(out), "\n") != 0 {
 		t.Errorf("dead letters after the outages (exit %d):\n%s", code, out)
@@ -275,15 +294,15 @@ func metric(page, series string) float64 {
 
 // waitHealthy waits until both clouds say they are healthy and no stream
 // is reconnecting.
-func waitHealthy(t *testing.T, aws, azure *child) {
+func waitHealthy(t *testing.T, client *http.Client, aws, azure *child) {
 	t.Helper()
 	start := time.Now()
 	for {
 		why := ""
 		for _, u := range []string{aws.urls["aws-api"], azure.urls["azure-api"]} {
-			if code, body := get(u + "/healthz"); code != 200 || !strings.Contains(body, `"status":"ok"`) {
+			if code, body := get(client, u+"/healthz"); code != 200 || !strings.Contains(body, `"status":"ok"`) {
 				why = body
-			} else if _, st := get(u + "/v1/status"); strings.Contains(st, "reconnecting since") || strings.Contains(st, `"state":"stopped`) {
+			} else if _, st := get(client, u+"/v1/status"); strings.Contains(st, "reconnecting since") || strings.Contains(st, `"state":"stopped`) {
 				why = st
 			}
 		}

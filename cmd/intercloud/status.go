@@ -60,9 +60,14 @@ func (c *statusCmd) run(ctx context.Context, e *env, _ []string) error {
 	if c.interval <= 0 {
 		return &exitError{code: 2, err: errors.New("--interval must be positive")}
 	}
+	client, err := topology.ClientFor(cfg)
+	if err != nil {
+		return err
+	}
+	client.Timeout = 5 * time.Second
 	color := isTerminal(e.stdout)
 	for {
-		rep := collect(ctx, cfg, key)
+		rep := collect(ctx, client, cfg, key)
 		var buf bytes.Buffer
 		if c.json {
 			_ = json.NewEncoder(&buf).Encode(rep)
@@ -89,8 +94,8 @@ func (c *statusCmd) run(ctx context.Context, e *env, _ []string) error {
 }
 
 // collect asks each cloud's API and the console for their status.
-func collect(ctx context.Context, cfg *config.Config, key string) Report {
-	client := &http.Client{Timeout: 5 * time.Second}
+func collect(ctx context.Context, client *http.Client, cfg *config.Config, key string) Report {
+	scheme := topology.Scheme(cfg)
 	rep := Report{Time: time.Now().UTC()}
 	get := func(component, url string, v any) bool {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
@@ -112,12 +117,12 @@ func collect(ctx context.Context, cfg *config.Config, key string) Report {
 	}
 	for _, name := range cfg.CloudNames() {
 		var st topology.CloudStatus
-		if get(name, fmt.Sprintf("http://%s/v1/status", cfg.Clouds[name].API), &st) {
+		if get(name, fmt.Sprintf("%s://%s/v1/status", scheme, cfg.Clouds[name].API), &st) {
 			rep.Clouds = append(rep.Clouds, st)
 		}
 	}
 	var gs topology.GlobalStatus
-	if get("console", fmt.Sprintf("http://%s/v1/status", cfg.Console.Listen), &gs) {
+	if get("console", fmt.Sprintf("%s://%s/v1/status", scheme, cfg.Console.Listen), &gs) {
 		rep.Global = &gs
 	}
 	return rep

@@ -8,32 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/intercloud/intercloud/demo"
 	"github.com/intercloud/intercloud/internal/peers"
 )
-
-// lockedBuffer is a bytes.Buffer safe for a command writing while the test
-// reads.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestStatusTableJSONWatch runs `up` on fixed ports, sends records, and
 // reads `status` as a table, as --json (one snake_case schema whose
@@ -59,7 +39,7 @@ console: {listen: "%s"}
 	if urls["console"] == "" {
 		t.Fatalf("up printed no console line: %v", urls)
 	}
-	acked, err := demo.Send(context.Background(), urls["frontdoor"], "status-key", demo.Options{Records: 300, BatchSize: 30})
+	acked, err := demo.Send(context.Background(), urls["frontdoor"], "status-key", demo.Options{Records: 300, BatchSize: 30, Client: testClient(t, cfg, dir)})
 	if err != nil || len(acked) != 300 {
 		t.Fatalf("send: %d, %v", len(acked), err)
 	}

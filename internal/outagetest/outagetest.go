@@ -34,12 +34,12 @@ type Sender struct {
 // concurrency requests at once, a short pause between rounds) to url.
 // Every request is finished before Stop returns, so that every record the
 // front door acknowledged is known.
-func Send(url, key string, batch, concurrency int) *Sender {
+func Send(client *http.Client, url, key string, batch, concurrency int) *Sender {
 	s := &Sender{acked: map[string]demo.Record{}, stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
 		for {
-			acked, err := demo.Send(context.Background(), url, key, demo.Options{Records: batch * concurrency, BatchSize: batch, Concurrency: concurrency})
+			acked, err := demo.Send(context.Background(), url, key, demo.Options{Records: batch * concurrency, BatchSize: batch, Concurrency: concurrency, Client: client})
 			s.mu.Lock()
 			maps.Copy(s.acked, acked)
 			if err != nil && s.err == nil {
@@ -166,11 +166,11 @@ func compare(ids []string, acked map[string]demo.Record) string {
 // CountedOnce waits until the edge's published summary counts exactly n
 // records (the rows of the publishing database, every acknowledged record
 // among them).
-func CountedOnce(t testing.TB, edgeURL string, n int, timeout time.Duration) {
+func CountedOnce(t testing.TB, client *http.Client, edgeURL string, n int, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		sum, err := demo.FetchSummary(context.Background(), edgeURL)
+		sum, err := demo.FetchSummary(context.Background(), client, edgeURL)
 		if err == nil && sum.Records == int64(n) {
 			var per int64
 			for _, n := range sum.Groups {
@@ -213,13 +213,13 @@ func Keys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
 
 // Get GETs a URL with a bearer key and returns the status and body; a
 // request that fails returns status 0 and the error's text.
-func Get(url, key string) (int, string) {
+func Get(client *http.Client, url, key string) (int, string) {
 	req, err := http.NewRequest(http.MethodGet, url, nil)
 	if err != nil {
 		return 0, err.Error()
 	}
 	req.Header.Set("Authorization", "Bearer "+key)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return 0, err.Error()
 	}

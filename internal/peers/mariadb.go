@@ -24,6 +24,7 @@ type MariaDB struct {
 
 	tools mariadbToolset
 	cnf   string
+	tls   *TLSFiles
 
 	mu   sync.Mutex
 	proc *proc // nil while stopped
@@ -41,6 +42,20 @@ const (
 // ends.
 func StartMariaDB(t testing.TB) *MariaDB {
 	t.Helper()
+	return startMariaDB(t, nil)
+}
+
+// StartMariaDBTLS is StartMariaDB with a server that speaks TLS with f's
+// certificate and refuses TCP connections without TLS
+// (require_secure_transport); with f.CA set it also asks clients for a
+// certificate from that CA.
+func StartMariaDBTLS(t testing.TB, f TLSFiles) *MariaDB {
+	t.Helper()
+	return startMariaDB(t, &f)
+}
+
+func startMariaDB(t testing.TB, f *TLSFiles) *MariaDB {
+	t.Helper()
 	if err := Install(t.Context(), "mariadb"); err != nil {
 		unavailable(t, "peers: mariadb: %v", err)
 	}
@@ -48,7 +63,7 @@ func StartMariaDB(t testing.TB) *MariaDB {
 	if err != nil {
 		unavailable(t, "peers: mariadb: %v", err)
 	}
-	m := &MariaDB{Port: FreePort(t), Dir: t.TempDir(), tools: tools}
+	m := &MariaDB{Port: FreePort(t), Dir: t.TempDir(), tools: tools, tls: f}
 	m.cnf = filepath.Join(m.Dir, "my.cnf")
 	if err := m.initialise(t.Context()); err != nil {
 		unavailable(t, "%v", err)
@@ -91,12 +106,12 @@ binlog_row_image=FULL
 binlog_row_metadata=FULL
 character-set-server=utf8mb4
 collation-server=utf8mb4_unicode_ci
-
+%[3]s
 [client]
 socket=%[1]s/run/mysqld.sock
 port=%[2]d
 user=root
-`, d, m.Port)
+`, d, m.Port, m.tlsConf())
 	if err := os.WriteFile(m.cnf, []byte(cnf), 0o644); err != nil {
 		return fmt.Errorf("peers: mariadb: write my.cnf: %w", err)
 	}
@@ -241,4 +256,22 @@ func (m *MariaDB) Query(t testing.TB, db, query string) []string {
 		t.Fatalf("peers: mariadb: %s: %v\n%s", query, err, stderr.String())
 	}
 	return lines(string(out))
+}
+
+// TLSFiles are the PEM files of a server's TLS certificate, its key and the
+// CA its clients' certificates must chain to (empty: none asked for).
+type TLSFiles struct {
+	Cert, Key, CA string
+}
+
+// tlsConf is the [mariadbd] lines of TLS.
+func (m *MariaDB) tlsConf() string {
+	if m.tls == nil {
+		return ""
+	}
+	s := fmt.Sprintf("ssl-cert=%s\nssl-key=%s\nrequire_secure_transport=ON\n", m.tls.Cert, m.tls.Key)
+	if m.tls.CA != "" {
+		s += fmt.Sprintf("ssl-ca=%s\n", m.tls.CA)
+	}
+	return s
 }

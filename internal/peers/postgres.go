@@ -32,6 +32,7 @@ type Postgres struct {
 	tools   postgresToolset
 	cred    *syscall.Credential
 	confDir string
+	tls     *TLSFiles
 
 	mu   sync.Mutex
 	proc *proc // nil while stopped
@@ -52,6 +53,19 @@ const clusterPrefix = "peers_"
 // directory, starts its postmaster as a child of the test process on a
 // free loopback port, and drops the cluster when the test ends.
 func StartPostgres(t testing.TB) *Postgres {
+	t.Helper()
+	return startPostgres(t, nil)
+}
+
+// StartPostgresTLS is StartPostgres with a server that speaks TLS with f's
+// certificate and accepts TCP connections only over TLS (hostssl); with
+// f.CA set it verifies client certificates that are sent.
+func StartPostgresTLS(t testing.TB, f TLSFiles) *Postgres {
+	t.Helper()
+	return startPostgres(t, &f)
+}
+
+func startPostgres(t testing.TB, f *TLSFiles) *Postgres {
 	t.Helper()
 	if err := Install(t.Context(), "postgres"); err != nil {
 		unavailable(t, "peers: postgres: %v", err)
@@ -74,6 +88,7 @@ func StartPostgres(t testing.TB) *Postgres {
 		Version: tools.version,
 		tools:   tools,
 		cred:    cred,
+		tls:     f,
 	}
 	p.confDir = filepath.Join("/etc/postgresql", p.Version, p.Name)
 	// The data directory's parent must belong to postgres, and every
@@ -168,8 +183,8 @@ func (p *Postgres) create(ctx context.Context) error {
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '%s'
 external_pid_file = ''
-ssl = off
-`, filepath.Join(p.Dir, "run"))
+%s
+`, filepath.Join(p.Dir, "run"), p.tlsConf())
 	f, err := os.OpenFile(filepath.Join(p.confDir, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		return fmt.Errorf("peers: postgres: %w", err)
@@ -181,7 +196,55 @@ ssl = off
 	if err != nil {
 		return fmt.Errorf("peers: postgres: write postgresql.conf: %w", err)
 	}
+	if p.tls != nil {
+		// TCP clients only over TLS.
+		hba := filepath.Join(p.confDir, "pg_hba.conf")
+		b, err := os.ReadFile(hba)
+		if err != nil {
+			return fmt.Errorf("peers: postgres: %w", err)
+		}
+		var out []string
+		for _, l := range strings.Split(string(b), "\n") {
+			if rest, ok := strings.CutPrefix(l, "host "); ok {
+				l = "hostssl " + rest
+			}
+			out = append(out, l)
+		}
+		if err := os.WriteFile(hba, []byte(strings.Join(out, "\n")), 0o640); err != nil {
+			return fmt.Errorf("peers: postgres: %w", err)
+		}
+	}
 	return nil
+}
+
+// tlsConf copies the TLS files where the postgres user may read them
+// (the key 0600, its own) and returns the postgresql.conf lines.
+func (p *Postgres) tlsConf() string {
+	if p.tls == nil {
+		return "ssl = off"
+	}
+	dir := filepath.Join(p.Dir, "tls")
+	_ = os.MkdirAll(dir, 0o700)
+	_ = os.Chown(dir, int(p.cred.Uid), int(p.cred.Gid))
+	cp := func(src, name string) string {
+		dst := filepath.Join(dir, name)
+		b, err := os.ReadFile(src)
+		if err == nil {
+			err = os.WriteFile(dst, b, 0o600)
+		}
+		if err == nil {
+			err = os.Chown(dst, int(p.cred.Uid), int(p.cred.Gid))
+		}
+		if err != nil {
+			return "/nonexistent/" + name // the server's start then fails and says so
+		}
+		return dst
+	}
+	s := fmt.Sprintf("ssl = on\nssl_cert_file = '%s'\nssl_key_file = '%s'", cp(p.tls.Cert, "server.crt"), cp(p.tls.Key, "server.key"))
+	if p.tls.CA != "" {
+		s += fmt.Sprintf("\nssl_ca_file = '%s'", cp(p.tls.CA, "ca.crt"))
+	}
+	return s
 }
 
 func (p *Postgres) dataDir() string { return filepath.Join(p.Dir, "data") }

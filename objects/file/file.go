@@ -28,10 +28,10 @@ func OpenBucket(dir string) (*blob.Bucket, error) {
 	if dir == "" {
 		return nil, fmt.Errorf("file: a directory path is required (file:///abs/dir)")
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("file: %w", err)
 	}
-	b, err := fileblob.OpenBucket(dir, &fileblob.Options{CreateDir: true, NoTempDir: true})
+	b, err := fileblob.OpenBucket(dir, &fileblob.Options{CreateDir: true, NoTempDir: true, DirFileMode: 0o700})
 	if err != nil {
 		return nil, fmt.Errorf("file: open %s: %w", dir, err)
 	}

@@ -10,6 +10,8 @@ import (
 	gmysql "github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
 	"github.com/shopspring/decimal"
+
+	"github.com/intercloud/intercloud/sqldb/mysql"
 )
 
 // colInfo is one column as information_schema describes it.
@@ -53,7 +55,7 @@ FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER 
 		c.dataType = strings.ToLower(c.dataType)
 		c.unsigned = strings.Contains(strings.ToLower(ctype), "unsigned")
 		if c.dataType == "enum" || c.dataType == "set" {
-			c.labels = parseLabels(ctype)
+			c.labels = mysql.ParseLabels(ctype)
 		}
 		ti.byName[c.name] = len(ti.cols)
 		ti.cols = append(ti.cols, c)
@@ -86,43 +88,6 @@ func (s *Source) forget(tables ...string) {
 	}
 	for _, t := range tables {
 		delete(s.cache, t)
-	}
-}
-
-// parseLabels reads the members of "enum('a','b”c')" or "set(...)".
-func parseLabels(ctype string) []string {
-	i := strings.IndexByte(ctype, '(')
-	if i < 0 {
-		return nil
-	}
-	s := ctype[i+1:]
-	var out []string
-	for {
-		j := strings.IndexByte(s, '\'')
-		if j < 0 {
-			return out
-		}
-		s = s[j+1:]
-		var b strings.Builder
-		for len(s) > 0 {
-			if s[0] == '\'' {
-				if len(s) > 1 && s[1] == '\'' {
-					b.WriteByte('\'')
-					s = s[2:]
-					continue
-				}
-				s = s[1:]
-				break
-			}
-			if s[0] == '\\' && len(s) > 1 {
-				b.WriteByte(s[1])
-				s = s[2:]
-				continue
-			}
-			b.WriteByte(s[0])
-			s = s[1:]
-		}
-		out = append(out, b.String())
 	}
 }
 
@@ -163,21 +128,18 @@ func (s *Source) decoderFor(ctx context.Context, tme *replication.TableMapEvent)
 			names[i] = c.name
 		}
 	}
-	var unsigned map[int]bool
-	if len(tme.SignednessBitmap) > 0 {
-		unsigned = tme.UnsignedMap()
-	}
+	// Signedness comes from information_schema only: the binlog's
+	// SIGNEDNESS metadata is read by position among the columns the
+	// library counts as numeric, and MariaDB also gives YEAR a bit, so
+	// every unsigned integer after a YEAR column would take its neighbour's
+	// sign (65535 in a SMALLINT UNSIGNED read as -1). A column
+	// information_schema no longer has is passed through as logged.
 	enums, sets := tme.EnumStrValueMap(), tme.SetStrValueMap()
 	d := &decoder{table: table, cols: make([]column, len(names))}
 	for i, name := range names {
 		var ci colInfo
 		if j, ok := ti.byName[name]; ok {
 			ci = ti.cols[j]
-		}
-		if unsigned != nil {
-			if u, ok := unsigned[i]; ok {
-				ci.unsigned = u
-			}
 		}
 		if l, ok := enums[i]; ok {
 			ci.dataType, ci.labels = "enum", l
@@ -265,6 +227,8 @@ func converter(c colInfo) func(any) (any, error) {
 			}
 			return v, nil
 		}
+	case "geometry", "point", "linestring", "polygon", "multipoint", "multilinestring", "multipolygon", "geometrycollection", "geomcollection":
+		return func(v any) (any, error) { return mysql.ReadGeometry(toBytes(v)) }
 	case "binary":
 		n := c.octets
 		return func(v any) (any, error) {

@@ -29,7 +29,8 @@
 //	                       memory before it is delivered in parts
 //	                       (default DefaultMaxTxChanges)
 //
-// tls=true|skip-verify turns TLS on for the binlog connection too.
+// tls=true|skip-verify, and tls-ca, tls-cert, tls-key (see
+// mysql.TLSParams), turn TLS on for the binlog connection too.
 //
 // # Positions
 //
@@ -221,10 +222,16 @@ func Open(ctx context.Context, db *sqldb.DB, cfg replicate.SourceConfig) (*Sourc
 		s.conn.user = u.User.Username()
 		s.conn.pass, _ = u.User.Password()
 	}
-	switch q.Get("tls") {
-	case "true":
+	tc, err := mysqldb.TLSConfigFromURL(u)
+	if err != nil {
+		return nil, fmt.Errorf("mysqlsrc: %w", err)
+	}
+	switch {
+	case tc != nil:
+		s.conn.tls = tc
+	case q.Get("tls") == "true":
 		s.conn.tls = &tls.Config{ServerName: s.conn.host, MinVersion: tls.VersionTLS12}
-	case "skip-verify":
+	case q.Get("tls") == "skip-verify":
 		s.conn.tls = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // asked for by the URL
 	}
 	if err := s.checkServer(ctx); err != nil {

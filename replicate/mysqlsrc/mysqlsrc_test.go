@@ -77,6 +77,8 @@ func TestMariaDB(t *testing.T) {
 	t.Run("KillRestart", func(t *testing.T) { testKill(t, e) })
 	t.Run("Bidirectional", func(t *testing.T) { testBidirectional(t, e) })
 	t.Run("ServerRestart", func(t *testing.T) { testServerRestart(t, e) })
+	t.Run("ReadOnlySource", func(t *testing.T) { testReadOnlySource(t, e) })
+	t.Run("SchemaFull", func(t *testing.T) { testSchemaFull(t, e) })
 }
 
 func testTypes(t *testing.T, e *env) {

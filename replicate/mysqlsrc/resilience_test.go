@@ -108,7 +108,8 @@ func testKill(t *testing.T, e *env) {
 	child := startChild(t, srcURL, dstURL)
 	waitFor(t, "a loaded chunk", 60*time.Second, func() bool {
 		cp := loadCheckpoint(t, dst, "killed")
-		return cp.Phase == replicate.PhaseSnapshot && cp.Snapshot != nil && len(cp.Snapshot.LastKey) > 0
+		states, err := replicate.LoadTableStates(context.Background(), dst, "killed")
+		return err == nil && cp.Phase == replicate.PhaseSnapshot && len(states["items"].LastKey) > 0
 	})
 	execSQL(t, src, "UPDATE items SET name = 'during-load' WHERE id % 13 = 0")
 	kill(t, child)

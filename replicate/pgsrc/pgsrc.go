@@ -8,7 +8,8 @@
 // Prepare (and every Open) installs, idempotently and under an advisory
 // lock:
 //
-//   - the table _ic_replication_origin (the origin marker, see below);
+//   - the table _ic_replication_origin (the origin marker, see below),
+//     when the user may create tables (a one-way stream needs none);
 //   - REPLICA IDENTITY FULL on every replicated table (see TOAST below);
 //   - the publication "intercloud" covering the replicated tables and the
 //     marker table; tables are added with ALTER PUBLICATION when a later
@@ -19,6 +20,12 @@
 // decodes: a publication created after a stream's position would make
 // resuming from that position fail, while one that only grows is always
 // there. Call Prepare before anything writes to the tables.
+//
+// Each step only writes when something is missing, so a user with
+// nothing but SELECT on the tables and the REPLICATION attribute reads a
+// source that its owner prepared (CREATE PUBLICATION intercloud FOR TABLE
+// ...; ALTER TABLE ... REPLICA IDENTITY FULL) without writing to it; what
+// is missing and cannot be made is named in the error.
 //
 // Every consumer (replicate.SourceConfig.Name) has its own logical
 // replication slot, SlotName(name) = "intercloud_<sanitized name>",
@@ -99,6 +106,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -206,8 +214,18 @@ func Install(ctx context.Context, db *sqldb.DB, tables []string) (map[string]sql
 		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtext('intercloud.pgsrc.install'))`); err != nil {
 			return fmt.Errorf("pgsrc: install: lock: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, originDDL); err != nil {
-			return fmt.Errorf("pgsrc: install: create %s: %w", OriginTable, err)
+		// The marker table is created when the user may create tables; a
+		// user with SELECT and REPLICATION only (a one-way stream, whose
+		// source nothing replicates into) reads without it.
+		var haveOrigin, mayCreate bool
+		if err := tx.QueryRowContext(ctx, `SELECT to_regclass($1) IS NOT NULL, has_schema_privilege(current_schema(), 'CREATE')`, OriginTable).Scan(&haveOrigin, &mayCreate); err != nil {
+			return fmt.Errorf("pgsrc: install: %s: %w", OriginTable, err)
+		}
+		if !haveOrigin && mayCreate {
+			if _, err := tx.ExecContext(ctx, originDDL); err != nil {
+				return fmt.Errorf("pgsrc: install: create %s: %w", OriginTable, err)
+			}
+			haveOrigin = true
 		}
 		for _, name := range tables {
 			if name == OriginTable {
@@ -230,18 +248,22 @@ func Install(ctx context.Context, db *sqldb.DB, tables []string) (map[string]sql
 			}
 			if ident != "f" {
 				if _, err := tx.ExecContext(ctx, `ALTER TABLE `+quote(name)+` REPLICA IDENTITY FULL`); err != nil {
-					return fmt.Errorf("pgsrc: capture %s: set replica identity full: %w", name, err)
+					return fmt.Errorf("pgsrc: capture %s: set replica identity full (a user who may not alter the table needs its owner to run ALTER TABLE %s REPLICA IDENTITY FULL): %w", name, quote(name), err)
 				}
 			}
 		}
-		want := append([]string{OriginTable}, tables...)
+		want := slices.Clone(tables)
+		if haveOrigin {
+			want = append([]string{OriginTable}, tables...)
+		}
 		var exists bool
 		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)`, Publication).Scan(&exists); err != nil {
 			return fmt.Errorf("pgsrc: install: publication: %w", err)
 		}
 		if !exists {
 			if _, err := tx.ExecContext(ctx, `CREATE PUBLICATION `+quote(Publication)+` FOR TABLE `+quoteList(dedup(want))); err != nil {
-				return fmt.Errorf("pgsrc: install: create publication: %w", err)
+				return fmt.Errorf("pgsrc: install: create publication (a user who may not create it needs the tables' owner to run CREATE PUBLICATION %s FOR TABLE %s): %w",
+					quote(Publication), quoteList(dedup(want)), err)
 			}
 			return nil
 		}
@@ -270,7 +292,8 @@ func Install(ctx context.Context, db *sqldb.DB, tables []string) (map[string]sql
 		}
 		if len(missing) > 0 {
 			if _, err := tx.ExecContext(ctx, `ALTER PUBLICATION `+quote(Publication)+` ADD TABLE `+quoteList(missing)); err != nil {
-				return fmt.Errorf("pgsrc: install: add tables to publication: %w", err)
+				return fmt.Errorf("pgsrc: install: add tables to publication (a user who may not alter it needs its owner to run ALTER PUBLICATION %s ADD TABLE %s): %w",
+					quote(Publication), quoteList(missing), err)
 			}
 		}
 		return nil

@@ -14,7 +14,14 @@ func (d Dialect) AddColumn(table string, c sqldb.Column) []string {
 	if d.MariaDB {
 		ine = "IF NOT EXISTS "
 	}
-	return []string{fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s%s %s NULL", d.Quote(table), ine, d.Quote(c.Name), d.ColumnType(c.Type))}
+	null := " NULL"
+	if c.Default != nil {
+		null = " DEFAULT " + Literal(*c.Default)
+		if !c.Nullable {
+			null = " NOT NULL" + null
+		}
+	}
+	return []string{fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s%s %s%s", d.Quote(table), ine, d.Quote(c.Name), d.ColumnType(c.Type), null)}
 }
 
 // DropColumn implements sqldb.Alterer.

@@ -3,11 +3,13 @@ package mysql
 import (
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/intercloud/intercloud/sqldb"
 )
@@ -37,6 +39,7 @@ var (
 	_ sqldb.Dialect      = Dialect{}
 	_ sqldb.Indexer      = Dialect{}
 	_ sqldb.ParamLimiter = Dialect{}
+	_ sqldb.Reader       = Dialect{}
 )
 
 // Name implements sqldb.Dialect.
@@ -60,10 +63,21 @@ func (d Dialect) Collation() string {
 	return "utf8mb4_0900_bin"
 }
 
-// ColumnType implements sqldb.Dialect.
-func (Dialect) ColumnType(t sqldb.Type) string {
+// ColumnType implements sqldb.Dialect; it is "" for a type of Kind 0.
+func (d Dialect) ColumnType(t sqldb.Type) string {
 	switch t.Kind {
 	case sqldb.KindString:
+		if len(t.Values) > 0 {
+			kw := "ENUM"
+			if t.Set {
+				kw = "SET"
+			}
+			q := make([]string, len(t.Values))
+			for i, v := range t.Values {
+				q[i] = Literal(v)
+			}
+			return kw + "(" + strings.Join(q, ",") + ")"
+		}
 		if t.Length > 0 && t.Length <= MaxVarchar {
 			return fmt.Sprintf("VARCHAR(%d)", t.Length)
 		}
@@ -77,6 +91,8 @@ func (Dialect) ColumnType(t sqldb.Type) string {
 			s = "TINYINT"
 		case 16:
 			s = "SMALLINT"
+		case 24:
+			s = "MEDIUMINT"
 		case 32:
 			s = "INT"
 		default:
@@ -102,6 +118,9 @@ func (Dialect) ColumnType(t sqldb.Type) string {
 	case sqldb.KindTime:
 		return "TIME(6)"
 	case sqldb.KindBytes:
+		if t.Spatial {
+			return "GEOMETRY"
+		}
 		if t.Length > 0 && t.Length <= MaxVarbinary {
 			return fmt.Sprintf("VARBINARY(%d)", t.Length)
 		}
@@ -109,7 +128,13 @@ func (Dialect) ColumnType(t sqldb.Type) string {
 	case sqldb.KindJSON:
 		return "JSON"
 	}
-	return "LONGTEXT"
+	return ""
+}
+
+// Literal quotes a string as a MySQL string literal (backslashes escaped,
+// so it holds in every sql_mode).
+func Literal(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, "'", "''").Replace(s) + "'"
 }
 
 // keyType is the DDL type of a primary-key column: InnoDB cannot index
@@ -117,6 +142,9 @@ func (Dialect) ColumnType(t sqldb.Type) string {
 func (d Dialect) keyType(t sqldb.Type) string {
 	switch t.Kind {
 	case sqldb.KindString, sqldb.KindText:
+		if len(t.Values) > 0 {
+			return d.ColumnType(t)
+		}
 		if t.Kind == sqldb.KindString && t.Length > 0 && t.Length <= MaxKeyVarchar {
 			return fmt.Sprintf("VARCHAR(%d)", t.Length)
 		}
@@ -191,19 +219,54 @@ func (d Dialect) InsertIgnore(t sqldb.Table, rows int) string {
 
 // Value implements sqldb.Dialect: sqldb.Canonical, then timestamps, dates
 // and times as text in the server's own formats (exact, and free of the
-// driver's time zone and zero-time handling).
+// driver's time zone and zero-time handling), geometries in the server's
+// own form (the SRID, then WKB).
 func (Dialect) Value(t sqldb.Type, v any) (any, error) {
 	c, err := sqldb.Canonical(t, v)
 	if err != nil || c == nil {
 		return c, err
 	}
 	switch t.Kind {
+	case sqldb.KindBytes:
+		if t.Spatial {
+			srid, wkb, err := sqldb.SplitEWKB(c.([]byte))
+			if err != nil {
+				return nil, fmt.Errorf("mysql: geometry: %w", err)
+			}
+			return append(binary.LittleEndian.AppendUint32(nil, srid), wkb...), nil
+		}
 	case sqldb.KindTimestamp:
 		return c.(time.Time).Format("2006-01-02 15:04:05.000000"), nil
 	case sqldb.KindDate:
 		return c.(time.Time).Format("2006-01-02"), nil
 	}
 	return c, nil
+}
+
+// Read implements sqldb.Reader: a geometry as the server stores it (the
+// SRID, little-endian, then WKB) becomes the portable (E)WKB.
+func (Dialect) Read(t sqldb.Type, v any) (any, error) {
+	if t.Kind != sqldb.KindBytes || !t.Spatial || v == nil {
+		return v, nil
+	}
+	b, ok := v.([]byte)
+	if !ok {
+		return v, nil
+	}
+	return ReadGeometry(b)
+}
+
+// ReadGeometry converts a geometry as MySQL stores it (and writes it to
+// the binlog) to the portable (E)WKB.
+func ReadGeometry(b []byte) ([]byte, error) {
+	if len(b) < 4 {
+		return nil, fmt.Errorf("mysql: geometry of %d bytes", len(b))
+	}
+	out, err := sqldb.EWKB(binary.LittleEndian.Uint32(b[:4]), b[4:])
+	if err != nil {
+		return nil, fmt.Errorf("mysql: geometry: %w", err)
+	}
+	return out, nil
 }
 
 // CreateIndex implements sqldb.Indexer. MariaDB's statement has IF NOT
@@ -238,7 +301,7 @@ func (d Dialect) EnsureIndex(ctx context.Context, q sqldb.Querier, table, name s
 
 // Describe implements sqldb.Dialect from information_schema.
 func (d Dialect) Describe(ctx context.Context, q sqldb.Querier, table string) (sqldb.Table, error) {
-	rows, err := q.QueryContext(ctx, `SELECT COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COLUMN_KEY
+	rows, err := q.QueryContext(ctx, `SELECT COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COLUMN_KEY, COLUMN_DEFAULT, EXTRA
 FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION`, table)
 	if err != nil {
 		return sqldb.Table{}, fmt.Errorf("mysql: describe %s: %w", table, err)
@@ -246,11 +309,16 @@ FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME =
 	defer rows.Close()
 	t := sqldb.Table{Name: table}
 	for rows.Next() {
-		var name, ctype, nullable, key string
-		if err := rows.Scan(&name, &ctype, &nullable, &key); err != nil {
+		var name, ctype, nullable, key, extra string
+		var def sql.NullString
+		if err := rows.Scan(&name, &ctype, &nullable, &key, &def, &extra); err != nil {
 			return sqldb.Table{}, fmt.Errorf("mysql: describe %s: %w", table, err)
 		}
-		t.Columns = append(t.Columns, sqldb.Column{Name: name, Type: ParseColumnType(ctype), Nullable: nullable == "YES"})
+		c := sqldb.Column{Name: name, Type: ParseColumnType(ctype), Nullable: nullable == "YES"}
+		if def.Valid {
+			c.Default = d.constantDefault(def.String, extra)
+		}
+		t.Columns = append(t.Columns, c)
 	}
 	if err := rows.Err(); err != nil {
 		return sqldb.Table{}, fmt.Errorf("mysql: describe %s: %w", table, err)
@@ -286,6 +354,32 @@ WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND CONSTRAINT_NAME = 'PRIMAR
 	return t, nil
 }
 
+var numericDefault = regexp.MustCompile(`^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$`)
+
+// constantDefault reads information_schema.COLUMNS.COLUMN_DEFAULT: the text
+// of a constant default, nil for NULL or an expression. MariaDB quotes
+// string literals and writes NULL and expressions as SQL; MySQL writes
+// literals bare and marks expressions DEFAULT_GENERATED in EXTRA.
+func (d Dialect) constantDefault(def, extra string) *string {
+	if !d.MariaDB {
+		if strings.Contains(strings.ToUpper(extra), "DEFAULT_GENERATED") {
+			return nil
+		}
+		return &def
+	}
+	switch {
+	case len(def) >= 2 && def[0] == '\'' && def[len(def)-1] == '\'':
+		v := ParseLabels("(" + def + ")")
+		if len(v) != 1 {
+			return nil
+		}
+		return &v[0]
+	case numericDefault.MatchString(def):
+		return &def
+	}
+	return nil // NULL, or an expression such as current_timestamp()
+}
+
 func markJSON(ctx context.Context, q sqldb.Querier, t *sqldb.Table) error {
 	rows, err := q.QueryContext(ctx, `SELECT CONSTRAINT_NAME, CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS
 WHERE CONSTRAINT_SCHEMA = DATABASE() AND TABLE_NAME = ?`, t.Name)
@@ -315,22 +409,51 @@ func isJSONValid(clause, col string) bool {
 
 var columnTypeRE = regexp.MustCompile(`^([a-z]+)(?:\((\d+)(?:,(\d+))?\))?((?: [a-z]+)*)$`)
 
+// spatialTypes are MySQL's geometry types.
+var spatialTypes = map[string]bool{
+	"geometry": true, "point": true, "linestring": true, "polygon": true, "multipoint": true,
+	"multilinestring": true, "multipolygon": true, "geometrycollection": true, "geomcollection": true,
+}
+
 // ParseColumnType reads information_schema.COLUMNS.COLUMN_TYPE ("bigint(20)
-// unsigned", "decimal(38,10)", "varchar(64)", ...) as a portable type.
-// Types without a portable counterpart read as text.
+// unsigned", "decimal(38,10)", "varchar(64)", ...) as a portable type: every
+// integer keeps its width and sign (TINYINT(1) is an 8-bit integer, not a
+// boolean), DATETIME is a timestamp without zone and TIMESTAMP an instant,
+// TIME a signed duration, the spatial types bytes holding WKB, ENUM and SET
+// strings with their members. A type without a portable counterpart has
+// Kind 0 and its name in Native.
 func ParseColumnType(ctype string) sqldb.Type {
-	m := columnTypeRE.FindStringSubmatch(strings.ToLower(strings.TrimSpace(ctype)))
-	if m == nil {
-		if strings.HasPrefix(strings.ToLower(ctype), "enum(") || strings.HasPrefix(strings.ToLower(ctype), "set(") {
-			return sqldb.Type{Kind: sqldb.KindString, Length: 0}
+	lower := strings.ToLower(strings.TrimSpace(ctype))
+	if strings.HasPrefix(lower, "enum(") || strings.HasPrefix(lower, "set(") {
+		labels := ParseLabels(ctype)
+		t := sqldb.Type{Kind: sqldb.KindString, Values: labels, Set: strings.HasPrefix(lower, "set("), Native: lower}
+		for _, l := range labels {
+			n := utf8.RuneCountInString(l)
+			if t.Set {
+				t.Length += n + 1
+			} else {
+				t.Length = max(t.Length, n)
+			}
 		}
-		return sqldb.Type{Kind: sqldb.KindText}
+		t.Length = max(t.Length, 1)
+		return t
+	}
+	unknown := sqldb.Type{Native: lower}
+	if lower == "" {
+		unknown.Native = "(no type)"
+	}
+	m := columnTypeRE.FindStringSubmatch(lower)
+	if m == nil {
+		return unknown
 	}
 	n1, _ := strconv.Atoi(m[2])
 	n2, _ := strconv.Atoi(m[3])
 	unsigned := strings.Contains(m[4], "unsigned")
 	intType := func(bits int) sqldb.Type {
 		return sqldb.Type{Kind: sqldb.KindInt, Bits: bits, Unsigned: unsigned}
+	}
+	if spatialTypes[m[1]] {
+		return sqldb.Type{Kind: sqldb.KindBytes, Spatial: true}
 	}
 	switch m[1] {
 	case "varchar", "char":
@@ -342,15 +465,14 @@ func ParseColumnType(ctype string) sqldb.Type {
 	case "longtext":
 		return sqldb.Type{Kind: sqldb.KindText}
 	case "tinyint":
-		if m[2] == "1" && !unsigned {
-			return sqldb.Type{Kind: sqldb.KindBool}
-		}
 		return intType(8)
 	case "bool", "boolean":
 		return sqldb.Type{Kind: sqldb.KindBool}
 	case "smallint":
 		return intType(16)
-	case "mediumint", "int", "integer":
+	case "mediumint":
+		return intType(24)
+	case "int", "integer":
 		return intType(32)
 	case "bigint":
 		return intType(64)
@@ -366,12 +488,14 @@ func ParseColumnType(ctype string) sqldb.Type {
 			n1 = 10
 		}
 		return sqldb.Type{Kind: sqldb.KindDecimal, Precision: n1, Scale: n2}
-	case "datetime", "timestamp":
+	case "datetime":
+		return sqldb.Type{Kind: sqldb.KindTimestamp, Local: true}
+	case "timestamp":
 		return sqldb.Type{Kind: sqldb.KindTimestamp}
 	case "date":
 		return sqldb.Type{Kind: sqldb.KindDate}
 	case "time":
-		return sqldb.Type{Kind: sqldb.KindTime}
+		return sqldb.Type{Kind: sqldb.KindTime, Duration: true}
 	case "varbinary", "binary":
 		return sqldb.Type{Kind: sqldb.KindBytes, Length: n1}
 	case "tinyblob":
@@ -381,7 +505,45 @@ func ParseColumnType(ctype string) sqldb.Type {
 	case "json":
 		return sqldb.Type{Kind: sqldb.KindJSON}
 	case "year":
-		return intType(16)
+		return sqldb.Type{Kind: sqldb.KindInt, Bits: 16}
 	}
-	return sqldb.Type{Kind: sqldb.KindText}
+	return unknown
+}
+
+// ParseLabels reads the members of an ENUM or SET column type, such as
+// enum('a','b') (a quote inside a member is doubled).
+func ParseLabels(ctype string) []string {
+	i := strings.IndexByte(ctype, '(')
+	if i < 0 {
+		return nil
+	}
+	s := ctype[i+1:]
+	var out []string
+	for {
+		j := strings.IndexByte(s, '\'')
+		if j < 0 {
+			return out
+		}
+		s = s[j+1:]
+		var b strings.Builder
+		for len(s) > 0 {
+			if s[0] == '\'' {
+				if len(s) > 1 && s[1] == '\'' {
+					b.WriteByte('\'')
+					s = s[2:]
+					continue
+				}
+				s = s[1:]
+				break
+			}
+			if s[0] == '\\' && len(s) > 1 {
+				b.WriteByte(s[1])
+				s = s[2:]
+				continue
+			}
+			b.WriteByte(s[0])
+			s = s[1:]
+		}
+		out = append(out, b.String())
+	}
 }

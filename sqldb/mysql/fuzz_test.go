@@ -14,7 +14,20 @@ func TestParseColumnType(t *testing.T) {
 		"bigint(20) unsigned":           {Kind: sqldb.KindInt, Bits: 64, Unsigned: true},
 		"bigint unsigned":               {Kind: sqldb.KindInt, Bits: 64, Unsigned: true},
 		"int(11)":                       {Kind: sqldb.KindInt, Bits: 32},
-		"tinyint(1)":                    {Kind: sqldb.KindBool},
+		"tinyint(1)":                    {Kind: sqldb.KindInt, Bits: 8},
+		"tinyint(1) unsigned":           {Kind: sqldb.KindInt, Bits: 8, Unsigned: true},
+		"mediumint(8) unsigned":         {Kind: sqldb.KindInt, Bits: 24, Unsigned: true},
+		"mediumint(9)":                  {Kind: sqldb.KindInt, Bits: 24},
+		"bit(1)":                        {Kind: sqldb.KindBool},
+		"bit(64)":                       {Kind: sqldb.KindInt, Bits: 64, Unsigned: true},
+		"year(4)":                       {Kind: sqldb.KindInt, Bits: 16},
+		"datetime":                      {Kind: sqldb.KindTimestamp, Local: true},
+		"timestamp(3)":                  {Kind: sqldb.KindTimestamp},
+		"point":                         {Kind: sqldb.KindBytes, Spatial: true},
+		"set('a','b,c')":                {Kind: sqldb.KindString, Length: 6, Values: []string{"a", "b,c"}, Set: true, Native: "set('a','b,c')"},
+		"enum('it''s','x')":             {Kind: sqldb.KindString, Length: 4, Values: []string{"it's", "x"}, Native: "enum('it''s','x')"},
+		"enum('')":                      {Kind: sqldb.KindString, Length: 1, Values: []string{""}, Native: "enum('')"},
+		"vector(3)":                     {Native: "vector(3)"},
 		"tinyint(4)":                    {Kind: sqldb.KindInt, Bits: 8},
 		"tinyint(3) unsigned":           {Kind: sqldb.KindInt, Bits: 8, Unsigned: true},
 		"smallint(5) unsigned zerofill": {Kind: sqldb.KindInt, Bits: 16, Unsigned: true},
@@ -23,16 +36,16 @@ func TestParseColumnType(t *testing.T) {
 		"varchar(64)":                   {Kind: sqldb.KindString, Length: 64},
 		"mediumtext":                    {Kind: sqldb.KindString},
 		"longtext":                      {Kind: sqldb.KindText},
-		"datetime(6)":                   {Kind: sqldb.KindTimestamp},
-		"time(6)":                       {Kind: sqldb.KindTime},
+		"datetime(6)":                   {Kind: sqldb.KindTimestamp, Local: true},
+		"time(6)":                       {Kind: sqldb.KindTime, Duration: true},
 		"varbinary(300)":                {Kind: sqldb.KindBytes, Length: 300},
 		"longblob":                      {Kind: sqldb.KindBytes},
 		"json":                          {Kind: sqldb.KindJSON},
 		"double":                        {Kind: sqldb.KindFloat},
-		"enum('a','b')":                 {Kind: sqldb.KindString},
-		"geometry":                      {Kind: sqldb.KindText},
+		"enum('a','b')":                 {Kind: sqldb.KindString, Length: 1, Values: []string{"a", "b"}, Native: "enum('a','b')"},
+		"geometry":                      {Kind: sqldb.KindBytes, Spatial: true},
 	} {
-		if got := mysql.ParseColumnType(in); got != want {
+		if got := mysql.ParseColumnType(in); !got.Equal(want) || got.Native != want.Native {
 			t.Errorf("ParseColumnType(%q) = %+v, want %+v", in, got, want)
 		}
 	}
@@ -46,8 +59,13 @@ func FuzzParseColumnType(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		typ := mysql.ParseColumnType(s)
-		if typ.Kind < sqldb.KindString || typ.Kind > sqldb.KindJSON {
-			t.Fatalf("%q: kind %v", s, typ.Kind)
+		if typ.Kind == 0 && typ.Native == "" || typ.Kind < 0 || typ.Kind > sqldb.KindJSON {
+			t.Fatalf("%q: kind %v without its native name", s, typ.Kind)
+		}
+		if typ.Kind != 0 {
+			if again := mysql.ParseColumnType(mysql.Dialect{}.ColumnType(typ)); again.Kind != typ.Kind {
+				t.Fatalf("%q: %+v, its DDL %q reads back as %+v", s, typ, mysql.Dialect{}.ColumnType(typ), again)
+			}
 		}
 		if typ.Length < 0 || typ.Precision < 0 || typ.Scale < 0 {
 			t.Fatalf("%q: negative parameter %+v", s, typ)

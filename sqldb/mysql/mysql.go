@@ -8,9 +8,11 @@
 // to strict SQL mode and time_zone '+00:00' unless the URL sets sql_mode or
 // time_zone itself. Other query parameters are go-sql-driver/mysql DSN
 // parameters and pass through unchanged: tls=true|skip-verify|preferred|NAME
-// (NAME registered with mysql.RegisterTLSConfig, for mutual TLS), timeout,
+// (NAME registered with mysql.RegisterTLSConfig), timeout,
 // readTimeout, writeTimeout, interpolateParams, ...; unknown ones become
-// session variables, as go-sql-driver/mysql does.
+// session variables, as go-sql-driver/mysql does. tls-ca, tls-cert and
+// tls-key name PEM files for a custom CA and a client certificate (see
+// TLSParams), for the binlog connection too.
 //
 // # Type map
 //
@@ -50,12 +52,15 @@ package mysql
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -151,6 +156,52 @@ func (Driver) Transient(err error) bool {
 // leaves them out of the session.
 var SourceParams = []string{"flavor", "server_id", "max_tx_changes"}
 
+// TLSParams are the URL parameters of a TLS connection with a custom CA
+// or a client certificate: tls-ca (PEM file of the CAs the server's
+// certificate must chain to), tls-cert and tls-key (PEM files of a client
+// certificate, for mutual TLS). Any of them turns TLS on (tls=true, or
+// tls=skip-verify to skip checking the server's certificate).
+var TLSParams = []string{"tls-ca", "tls-cert", "tls-key"}
+
+// TLSConfigFromURL returns the TLS settings of a mysql:// URL that names
+// files (TLSParams), or nil when it names none (tls=true|skip-verify|NAME
+// then work as go-sql-driver/mysql has them). The server's name is the
+// URL's host.
+func TLSConfigFromURL(u *url.URL) (*tls.Config, error) {
+	q := u.Query()
+	ca, cert, key := q.Get("tls-ca"), q.Get("tls-cert"), q.Get("tls-key")
+	if ca == "" && cert == "" && key == "" {
+		return nil, nil
+	}
+	switch q.Get("tls") {
+	case "", "true", "skip-verify":
+	default:
+		return nil, fmt.Errorf("mysql: URL parameter tls=%q cannot go with tls-ca, tls-cert or tls-key (want true or skip-verify)", q.Get("tls"))
+	}
+	tc := &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12, InsecureSkipVerify: q.Get("tls") == "skip-verify"} //nolint:gosec // asked for by the URL
+	if ca != "" {
+		b, err := os.ReadFile(ca)
+		if err != nil {
+			return nil, fmt.Errorf("mysql: tls-ca: %w", err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(b) {
+			return nil, fmt.Errorf("mysql: tls-ca %s holds no PEM certificate", ca)
+		}
+	}
+	if (cert == "") != (key == "") {
+		return nil, errors.New("mysql: tls-cert and tls-key go together")
+	}
+	if cert != "" {
+		pair, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			return nil, fmt.Errorf("mysql: tls-cert: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{pair}
+	}
+	return tc, nil
+}
+
 // ConfigFromURL converts a mysql:// URL to a go-sql-driver/mysql config
 // with the settings this package requires. Its errors never contain the
 // password.
@@ -164,12 +215,22 @@ func ConfigFromURL(u *url.URL) (*gomysql.Config, error) {
 	// Only the query goes through ParseDSN, so its errors cannot show
 	// credentials.
 	query := u.Query()
-	for _, p := range SourceParams {
+	for _, p := range append(SourceParams, TLSParams...) {
 		query.Del(p)
+	}
+	tc, err := TLSConfigFromURL(u)
+	if err != nil {
+		return nil, err
+	}
+	if tc != nil {
+		query.Del("tls")
 	}
 	cfg, err := gomysql.ParseDSN("/?" + query.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("mysql: bad URL parameters: %w", err)
+	}
+	if tc != nil {
+		cfg.TLS = tc
 	}
 	if cfg.MultiStatements {
 		return nil, errors.New("mysql: multiStatements=true is not allowed")

@@ -10,8 +10,15 @@ var _ sqldb.Alterer = Dialect{}
 
 // AddColumn implements sqldb.Alterer.
 func (d Dialect) AddColumn(table string, c sqldb.Column) []string {
-	return []string{fmt.Sprintf("ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s %s%s",
-		d.Quote(table), d.Quote(c.Name), d.ColumnType(c.Type), d.rangeCheck(c.Name, c.Type))}
+	def := ""
+	if c.Default != nil {
+		def = " DEFAULT " + literal(*c.Default)
+		if !c.Nullable {
+			def += " NOT NULL"
+		}
+	}
+	return []string{fmt.Sprintf("ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s %s%s%s",
+		d.Quote(table), d.Quote(c.Name), d.ColumnType(c.Type), def, d.check(c.Name, c.Type))}
 }
 
 // DropColumn implements sqldb.Alterer.

@@ -30,7 +30,10 @@ func (Dialect) Placeholder(n int) string { return fmt.Sprintf("$%d", n) }
 // MaxParams implements sqldb.ParamLimiter.
 func (Dialect) MaxParams() int { return maxParams }
 
-// ColumnType implements sqldb.Dialect.
+// ColumnType implements sqldb.Dialect; it is "" for a type of Kind 0.
+// Integers take the narrowest type that holds every value (unsigned ones
+// the next wider signed type, uint64 NUMERIC(20,0)); check adds the exact
+// bounds.
 func (Dialect) ColumnType(t sqldb.Type) string {
 	switch t.Kind {
 	case sqldb.KindString:
@@ -41,19 +44,15 @@ func (Dialect) ColumnType(t sqldb.Type) string {
 	case sqldb.KindText:
 		return "TEXT"
 	case sqldb.KindInt:
-		bits := t.Bits
-		if t.Unsigned {
-			bits *= 2 // the next wider signed type holds every value
-		}
-		switch {
-		case t.Unsigned && (t.Bits == 0 || t.Bits >= 64):
-			return "NUMERIC(20,0)"
-		case bits > 0 && bits <= 16:
+		switch need := intBits(t); {
+		case need <= 16:
 			return "SMALLINT"
-		case bits == 32:
+		case need <= 32:
 			return "INTEGER"
+		case need <= 64:
+			return "BIGINT"
 		}
-		return "BIGINT"
+		return "NUMERIC(20,0)"
 	case sqldb.KindFloat:
 		return "DOUBLE PRECISION"
 	case sqldb.KindDecimal:
@@ -64,33 +63,71 @@ func (Dialect) ColumnType(t sqldb.Type) string {
 	case sqldb.KindBool:
 		return "BOOLEAN"
 	case sqldb.KindTimestamp:
+		if t.Local {
+			return "TIMESTAMP(6)"
+		}
 		return "TIMESTAMPTZ(6)"
 	case sqldb.KindDate:
 		return "DATE"
 	case sqldb.KindTime:
+		if t.Duration {
+			return "INTERVAL"
+		}
 		return "TIME(6)"
 	case sqldb.KindBytes:
 		return "BYTEA"
 	case sqldb.KindJSON:
 		return "JSONB"
 	}
-	return "TEXT"
+	return ""
 }
 
-// rangeCheck returns the CHECK an integer column needs when its SQL type
-// is wider than the portable one.
-func (d Dialect) rangeCheck(name string, t sqldb.Type) string {
-	if t.Kind != sqldb.KindInt {
-		return ""
+// intBits is how many bits of a signed integer hold every value of t.
+func intBits(t sqldb.Type) int {
+	b := t.Bits
+	if b <= 0 || b > 64 {
+		b = 64
 	}
+	if t.Unsigned {
+		b++
+	}
+	return b
+}
+
+// literal quotes a string as a PostgreSQL string literal.
+func literal(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// check returns the CHECK a column needs: the exact bounds of an integer
+// whose SQL type is wider, the members of an ENUM or SET.
+func (d Dialect) check(name string, t sqldb.Type) string {
 	q := d.Quote(name)
-	switch {
-	case t.Unsigned && (t.Bits == 0 || t.Bits >= 64):
-		return fmt.Sprintf(" CHECK (%s >= 0 AND %s <= 18446744073709551615)", q, q)
-	case t.Unsigned:
-		return fmt.Sprintf(" CHECK (%s >= 0 AND %s <= %d)", q, q, uint64(1)<<t.Bits-1)
-	case t.Bits == 8:
-		return fmt.Sprintf(" CHECK (%s >= -128 AND %s <= 127)", q, q)
+	switch t.Kind {
+	case sqldb.KindString:
+		if len(t.Values) == 0 {
+			return ""
+		}
+		lits := make([]string, len(t.Values))
+		for i, v := range t.Values {
+			lits[i] = literal(v)
+		}
+		if t.Set {
+			return fmt.Sprintf(" CHECK (%s = '' OR string_to_array(%s, ',') <@ ARRAY[%s]::text[])", q, q, strings.Join(lits, ", "))
+		}
+		return fmt.Sprintf(" CHECK (%s IN ('', %s))", q, strings.Join(lits, ", "))
+	case sqldb.KindInt:
+		bits := t.Bits
+		if bits <= 0 || bits > 64 {
+			bits = 64
+		}
+		switch {
+		case t.Unsigned && bits == 64:
+			return fmt.Sprintf(" CHECK (%s >= 0 AND %s <= 18446744073709551615)", q, q)
+		case t.Unsigned:
+			return fmt.Sprintf(" CHECK (%s >= 0 AND %s <= %d)", q, q, uint64(1)<<bits-1)
+		case bits == 16 || bits == 32 || bits == 64:
+			return ""
+		}
+		return fmt.Sprintf(" CHECK (%s >= %d AND %s <= %d)", q, -(int64(1) << (bits - 1)), q, int64(1)<<(bits-1)-1)
 	}
 	return ""
 }
@@ -107,7 +144,7 @@ func (d Dialect) CreateTable(t sqldb.Table) []string {
 		if !c.Nullable {
 			b.WriteString(" NOT NULL")
 		}
-		b.WriteString(d.rangeCheck(c.Name, c.Type))
+		b.WriteString(d.check(c.Name, c.Type))
 	}
 	if len(t.PrimaryKey) > 0 {
 		fmt.Fprintf(&b, ", PRIMARY KEY (%s)", sqldb.QuoteList(d, t.PrimaryKey))
@@ -193,11 +230,16 @@ FROM information_schema.columns WHERE table_schema = current_schema() AND table_
 	if len(t.Columns) == 0 {
 		return sqldb.Table{}, fmt.Errorf("postgres: describe %s: %w", table, sqldb.ErrNoTable)
 	}
-	pk, err := q.QueryContext(ctx, `SELECT k.column_name FROM information_schema.table_constraints c
-JOIN information_schema.key_column_usage k
-  ON k.constraint_schema = c.constraint_schema AND k.constraint_name = c.constraint_name AND k.table_name = c.table_name
-WHERE c.table_schema = current_schema() AND c.table_name = $1 AND c.constraint_type = 'PRIMARY KEY'
-ORDER BY k.ordinal_position`, table)
+	// The catalog, not information_schema: its constraint views show a
+	// table's keys only to a user with more than SELECT on it, and a
+	// read-only replication user has just that.
+	pk, err := q.QueryContext(ctx, `SELECT a.attname FROM pg_index i
+JOIN pg_class c ON c.oid = i.indrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
+WHERE n.nspname = current_schema() AND c.relname = $1 AND i.indisprimary
+ORDER BY k.ord`, table)
 	if err != nil {
 		return sqldb.Table{}, fmt.Errorf("postgres: describe %s: %w", table, err)
 	}
@@ -236,12 +278,20 @@ func ParseType(dataType string, length, precision, scale int) sqldb.Type {
 		return sqldb.Type{Kind: sqldb.KindDecimal, Precision: precision, Scale: scale}
 	case "boolean":
 		return sqldb.Type{Kind: sqldb.KindBool}
-	case "timestamp with time zone", "timestamp without time zone":
+	case "timestamp with time zone":
 		return sqldb.Type{Kind: sqldb.KindTimestamp}
+	case "timestamp without time zone":
+		return sqldb.Type{Kind: sqldb.KindTimestamp, Local: true}
 	case "date":
 		return sqldb.Type{Kind: sqldb.KindDate}
 	case "time without time zone", "time with time zone":
 		return sqldb.Type{Kind: sqldb.KindTime}
+	case "interval":
+		return sqldb.Type{Kind: sqldb.KindTime, Duration: true}
+	case "uuid", "inet", "cidr", "macaddr", "xml", "money":
+		return sqldb.Type{Kind: sqldb.KindText, Native: dataType} // exact as text
+	case "ARRAY", "tsvector", "point", "line", "polygon", "box", "circle", "path", "lseg":
+		return sqldb.Type{Native: dataType}
 	case "bytea":
 		return sqldb.Type{Kind: sqldb.KindBytes}
 	case "json", "jsonb":

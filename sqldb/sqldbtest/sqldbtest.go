@@ -73,9 +73,12 @@ var Lossy = map[string]func(sqldb.Type) sqldb.Type{
 		return t
 	},
 	// MySQL and MariaDB keep MEDIUMTEXT / LONGBLOB lengths only up to the
-	// VARCHAR / VARBINARY limits (4096 characters, 16384 bytes).
+	// VARCHAR / VARBINARY limits (4096 characters, 16384 bytes), and have
+	// no boolean: TINYINT(1) is an 8-bit integer.
 	"mysql": func(t sqldb.Type) sqldb.Type {
 		switch {
+		case t.Kind == sqldb.KindBool:
+			return sqldb.Type{Kind: sqldb.KindInt, Bits: 8}
 		case t.Kind == sqldb.KindString && t.Length > 4096:
 			return sqldb.Type{Kind: sqldb.KindString}
 		case t.Kind == sqldb.KindBytes && t.Length > 16384:
@@ -482,9 +485,9 @@ func testDescribe(t *testing.T, db *sqldb.DB) {
 			t.Errorf("column %s: nullable %v, want %v", c.Name, g.Nullable, c.Nullable)
 		}
 		exp := expectedType(db.Dialect.Name(), c.Type)
-		if essential(g.Type) != exp {
+		if !essential(g.Type).Equal(exp) {
 			t.Errorf("column %s: declared %+v, described %+v, want %+v", c.Name, c.Type, g.Type, exp)
-		} else if essential(c.Type) != exp {
+		} else if !essential(c.Type).Equal(exp) {
 			t.Logf("column %s: declared %+v reads back as %+v (documented)", c.Name, essential(c.Type), exp)
 		}
 	}
@@ -497,7 +500,7 @@ func testDescribe(t *testing.T, db *sqldb.DB) {
 		t.Fatalf("Describe again: %v", err)
 	}
 	for i := range got.Columns {
-		if essential(got2.Columns[i].Type) != essential(got.Columns[i].Type) {
+		if !essential(got2.Columns[i].Type).Equal(essential(got.Columns[i].Type)) {
 			t.Errorf("column %s: Describe → CreateTable → Describe gives %+v, then %+v", got.Columns[i].Name, got.Columns[i].Type, got2.Columns[i].Type)
 		}
 	}

@@ -49,11 +49,19 @@ func (driver) Open(ctx context.Context, u *url.URL) (*sql.DB, sqldb.Dialect, err
 	return db, Dialect{}, nil
 }
 
-// OpenFile opens (creating if needed) a SQLite database file.
+// OpenFile opens (creating if needed, mode 0600 in a 0700 directory) a
+// SQLite database file.
 func OpenFile(ctx context.Context, path string) (*sql.DB, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
+	// A new database is created 0600 (SQLite gives its -wal and -shm
+	// files the database file's mode).
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	_ = f.Close()
 	dsn := "file:" + path + "?_pragma=busy_timeout(30000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
@@ -109,17 +117,26 @@ func (Dialect) ColumnType(t sqldb.Type) string {
 	case sqldb.KindBool:
 		return "BOOLEAN"
 	case sqldb.KindTimestamp:
+		if t.Local {
+			return "DATETIME_TEXT"
+		}
 		return "TIMESTAMP_TEXT"
 	case sqldb.KindDate:
 		return "DATE_TEXT"
 	case sqldb.KindTime:
+		if t.Duration {
+			return "DURATION_TEXT"
+		}
 		return "TIME_TEXT"
 	case sqldb.KindBytes:
+		if t.Spatial {
+			return "GEOMETRY_BLOB"
+		}
 		return "BLOB"
 	case sqldb.KindJSON:
 		return "JSON_TEXT"
 	}
-	return "TEXT"
+	return ""
 }
 
 // CreateTable implements sqldb.Dialect.
@@ -268,10 +285,16 @@ func parseDecl(decl string) sqldb.Type {
 		return sqldb.Type{Kind: sqldb.KindBool}
 	case "TIMESTAMP_TEXT":
 		return sqldb.Type{Kind: sqldb.KindTimestamp}
+	case "DATETIME_TEXT":
+		return sqldb.Type{Kind: sqldb.KindTimestamp, Local: true}
 	case "DATE_TEXT":
 		return sqldb.Type{Kind: sqldb.KindDate}
 	case "TIME_TEXT":
 		return sqldb.Type{Kind: sqldb.KindTime}
+	case "DURATION_TEXT":
+		return sqldb.Type{Kind: sqldb.KindTime, Duration: true}
+	case "GEOMETRY_BLOB":
+		return sqldb.Type{Kind: sqldb.KindBytes, Spatial: true}
 	case "BLOB":
 		return sqldb.Type{Kind: sqldb.KindBytes}
 	case "JSON_TEXT":

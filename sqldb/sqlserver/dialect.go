@@ -65,13 +65,13 @@ func (Dialect) ColumnType(t sqldb.Type) string {
 			return "TINYINT"
 		case t.Unsigned && t.Bits == 16:
 			return "INT"
-		case t.Unsigned && t.Bits == 32:
+		case t.Unsigned && (t.Bits == 24 || t.Bits == 32):
 			return "BIGINT"
 		case t.Unsigned:
 			return "DECIMAL(20,0)"
 		case t.Bits == 8 || t.Bits == 16:
 			return "SMALLINT"
-		case t.Bits == 32:
+		case t.Bits == 24 || t.Bits == 32:
 			return "INT"
 		}
 		return "BIGINT"
@@ -92,14 +92,17 @@ func (Dialect) ColumnType(t sqldb.Type) string {
 	case sqldb.KindDate:
 		return "DATE"
 	case sqldb.KindTime:
+		if t.Duration {
+			return "" // TIME holds only times of day
+		}
 		return "TIME(6)"
 	case sqldb.KindBytes:
-		if t.Length > 0 && t.Length <= maxVarbinary {
+		if t.Length > 0 && t.Length <= maxVarbinary && !t.Spatial {
 			return fmt.Sprintf("VARBINARY(%d)", t.Length)
 		}
 		return "VARBINARY(MAX)"
 	}
-	return "NVARCHAR(MAX)"
+	return ""
 }
 
 // columnType is the DDL type of a column, narrower for key columns:
@@ -132,12 +135,22 @@ func (d Dialect) check(c sqldb.Column) string {
 	switch t.Kind {
 	case sqldb.KindJSON:
 		return fmt.Sprintf(" CHECK (ISJSON(%s) = 1)", q)
+	case sqldb.KindString:
+		if len(t.Values) > 0 && !t.Set {
+			lits := make([]string, len(t.Values))
+			for i, v := range t.Values {
+				lits[i] = literal(v)
+			}
+			return fmt.Sprintf(" CHECK (%s IN (N'', %s))", q, strings.Join(lits, ", "))
+		}
 	case sqldb.KindInt:
 		switch {
 		case t.Unsigned && t.Bits == 8:
 			return "" // TINYINT is exactly uint8
-		case t.Unsigned && (t.Bits == 16 || t.Bits == 32):
+		case t.Unsigned && (t.Bits == 16 || t.Bits == 24 || t.Bits == 32):
 			return fmt.Sprintf(" CHECK (%s >= 0 AND %s <= %d)", q, q, uint64(1)<<t.Bits-1)
+		case t.Bits == 24:
+			return fmt.Sprintf(" CHECK (%s >= -8388608 AND %s <= 8388607)", q, q)
 		case t.Unsigned:
 			return fmt.Sprintf(" CHECK (%s >= 0)", q)
 		case t.Bits == 8:
