@@ -66,6 +66,8 @@ type Config struct {
 	Logs Logs `yaml:"logs"`
 	// Console configures the live page and the global status.
 	Console Console `yaml:"console"`
+	// Traces configures OpenTelemetry tracing.
+	Traces Traces `yaml:"traces"`
 	// Auth configures the scoped keys.
 	Auth Auth `yaml:"auth"`
 	// TLS secures every listener and every hop between the parts.
@@ -99,6 +101,18 @@ type TLS struct {
 	Cert string `yaml:"cert"`
 	Key  string `yaml:"key"`
 	CA   string `yaml:"ca"`
+}
+
+// Traces configures OpenTelemetry tracing. Spans are always kept in the
+// process's embedded store (the console shows them); OTLP also exports
+// them to a collector.
+type Traces struct {
+	// OTLP is an OTLP/HTTP collector's base URL (http://host:4318); empty
+	// exports nothing.
+	OTLP string `yaml:"otlp"`
+	// Keep bounds the spans the embedded store keeps (0: telemetry's
+	// default).
+	Keep int `yaml:"keep"`
 }
 
 // Console configures the live page (served by the global role): both
@@ -633,6 +647,12 @@ func (c *Config) Validate() error {
 		bad("logs", "retention and max_bytes must not be negative")
 	}
 	checkAddr(bad, "console.listen", c.Console.Listen, true)
+	if c.Traces.OTLP != "" {
+		checkURL(bad, "traces.otlp", c.Traces.OTLP, []string{"http", "https"})
+	}
+	if c.Traces.Keep < 0 {
+		bad("traces.keep", "must not be negative")
+	}
 	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
 		bad("tls", "cert and key go together")
 	}

@@ -59,7 +59,7 @@ func TestLiveProgressAndFreshness(t *testing.T) {
 	if strings.Contains(text, "waiting: ") {
 		t.Fatalf("periodic lines in live mode:\n%q", text)
 	}
-	if sum.E2EFreshnessP99ms <= 0 || sum.E2EFreshnessP99ms > sum.Seconds*1000+1000 {
+	if sum.E2EFreshnessP99ms <= 0 || sum.E2EFreshnessP99ms > 2*sum.Seconds*1000+1000 { // a bucket estimate: within its bucket
 		t.Fatalf("e2e_freshness_p99_ms %.1f (run %.1fs)", sum.E2EFreshnessP99ms, sum.Seconds)
 	}
 	t.Logf("e2e_freshness_p99_ms %.1f, e2e_p99_ms %.1f; last line %q", sum.E2EFreshnessP99ms, sum.E2EP99ms, text[strings.LastIndex(text, "\r\x1b[K"):])

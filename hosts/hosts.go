@@ -68,6 +68,7 @@ type Settings struct {
 	Purge       func(ctx context.Context, paths, tags []string) error
 	OnPublished func(ids []string)
 	OnFresh     func(ages []time.Duration)
+	OnTraces    func(traces []string, start, end time.Time)
 	// Logger returns the logger of a component ("objects", "sql", "load",
 	// "publish"); nil means slog.Default() with a "component" attribute.
 	Logger func(component string) *slog.Logger
@@ -120,7 +121,7 @@ func Open(ctx context.Context, s Settings) (st *Stack, err error) {
 	}
 	st.Publisher, err = publish.New(publish.Config{
 		DB: st.DB, Bucket: st.Bucket, Schema: s.Schema, Settings: *s.Publish, Poll: s.Poll,
-		Purge: s.Purge, OnPublished: s.OnPublished, OnFresh: s.OnFresh, Logger: s.logger("publish"),
+		Purge: s.Purge, OnPublished: s.OnPublished, OnFresh: s.OnFresh, OnTraces: s.OnTraces, Logger: s.logger("publish"),
 	})
 	if err != nil {
 		return st, err

@@ -80,7 +80,11 @@ type Config struct {
 	// OnFresh, when set, is told for each record just published how long
 	// ago it was acknowledged (its _ingested_at): the end-to-end
 	// freshness.
-	OnFresh   func(ages []time.Duration)
+	OnFresh func(ages []time.Duration)
+	// OnTraces, when set, is told the trace ids of the records just
+	// published (results written and purged at the edge), with when that
+	// publish started and ended, for their spans.
+	OnTraces  func(traces []string, start, end time.Time)
 	BatchSize int           // changes per pass (default 5000)
 	Poll      time.Duration // default 50ms
 	Logger    *slog.Logger
@@ -407,6 +411,9 @@ func (p *Publisher) apply(ctx context.Context, b replicate.Batch) error {
 			"trace_id", joinKeys(traces), "ms", time.Since(start).Milliseconds())
 		if p.cfg.OnPublished != nil {
 			p.cfg.OnPublished(ids)
+		}
+		if p.cfg.OnTraces != nil && len(traces) > 0 {
+			p.cfg.OnTraces(strings.Fields(joinKeys(traces)), start, time.Now())
 		}
 		if p.cfg.OnFresh != nil && len(acked) > 0 {
 			now := time.Now()

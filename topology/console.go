@@ -16,6 +16,7 @@ import (
 	"github.com/intercloud/intercloud/auth"
 	"github.com/intercloud/intercloud/logstore"
 	"github.com/intercloud/intercloud/record"
+	"github.com/intercloud/intercloud/telemetry"
 )
 
 //go:embed console
@@ -46,6 +47,14 @@ func (t *Topology) consoleHandler() http.Handler {
 	mux.HandleFunc("GET /v1/stream", t.authed(t.streamHandler))
 	mux.HandleFunc("GET /v1/logs", t.authed(t.consoleLogs))
 	mux.HandleFunc("GET /v1/journey", t.authed(t.journeyHandler))
+	mux.HandleFunc("GET /v1/traces", t.authed(func(w http.ResponseWriter, r *http.Request) {
+		id := r.URL.Query().Get("trace_id")
+		if id == "" {
+			apierr.Write(w, apierr.New(http.StatusBadRequest, apierr.CodeMalformed, "give a trace id (trace_id=)"))
+			return
+		}
+		writeJSON(w, map[string][]telemetry.Span{"spans": t.Spans(id)})
+	}))
 	mux.Handle("GET /metrics", t.metricsHandler(t.registry))
 	return mux
 }
@@ -201,6 +210,8 @@ type Journey struct {
 	// In names the clouds whose database holds the record.
 	In   []string `json:"in"`
 	Hops []Hop    `json:"hops"`
+	// Spans are the trace's spans this process keeps (OpenTelemetry).
+	Spans []telemetry.Span `json:"spans"`
 }
 
 // Hop is one step of a journey.
@@ -276,7 +287,18 @@ func (t *Topology) Journey(ctx context.Context, id, trace string) (*Journey, err
 		j.Hops = append(j.Hops, h)
 	}
 	sort.SliceStable(j.Hops, func(a, b int) bool { return j.Hops[a].Time.Before(j.Hops[b].Time) })
+	j.Spans = t.Spans(j.TraceID)
 	return j, nil
+}
+
+// Spans returns the spans of a trace that this process keeps, oldest
+// first (never nil).
+func (t *Topology) Spans(traceID string) []telemetry.Span {
+	out := t.tracing.Store().Trace(traceID)
+	if out == nil {
+		out = []telemetry.Span{}
+	}
+	return out
 }
 
 // asTime reads a timestamp column as the drivers return it.

@@ -140,7 +140,7 @@ func (t *Topology) checkHealth(ctx context.Context, c *Cloud) {
 // stageFailingFor is how long a stage fails before its cloud reports it:
 // long enough to pass over one retried blip, short enough to be seen
 // within seconds.
-const stageFailingFor = 2 * time.Second
+const stageFailingFor = 5 * time.Second
 
 // stageProblems names the stages of a cloud that keep failing at run time:
 // the load function, the replication streams into the cloud, publish, and

@@ -3,10 +3,12 @@ package topology
 import (
 	"context"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/intercloud/intercloud/auth"
 	"github.com/intercloud/intercloud/functions"
@@ -242,4 +244,39 @@ func (t *Topology) metricsHandler(reg *prometheus.Registry) http.Handler {
 		return h
 	}
 	return t.keys.Require(auth.ScopeRead, h)
+}
+
+// tracedLoad records each load invocation as a span of every record's
+// trace the raw object carries (its trace-ids metadata).
+func (t *Topology) tracedLoad(cloud string, h functions.Handler) functions.Handler {
+	return func(ctx context.Context, e functions.Event) error {
+		start := time.Now()
+		err := h(ctx, e)
+		if ids := e.Metadata["trace-ids"]; ids != "" {
+			attrs := []attribute.KeyValue{attribute.String("cloud", cloud), attribute.String("object.key", e.ID)}
+			if err != nil {
+				attrs = append(attrs, attribute.String("error", err.Error()))
+			}
+			t.tracing.Hop("load", "load "+e.ID, strings.Split(ids, ","), start, time.Now(), attrs...)
+		}
+		return err
+	}
+}
+
+// traceApplied records a replicated batch as a span of every trace its
+// rows carry.
+func (t *Topology) traceApplied(cloud, stream string, b replicate.Batch) {
+	if b.AppliedAt.IsZero() || len(b.Changes) == 0 {
+		return
+	}
+	seen := map[string]bool{}
+	var ids []string
+	for _, c := range b.Changes {
+		if c.TraceID != "" && !seen[c.TraceID] {
+			seen[c.TraceID] = true
+			ids = append(ids, c.TraceID)
+		}
+	}
+	t.tracing.Hop("replicate", "replicate "+stream, ids, b.AppliedAt.Add(-b.Applied), b.AppliedAt,
+		attribute.String("cloud", cloud), attribute.String("stream", stream), attribute.Int("changes", len(b.Changes)))
 }

@@ -26,6 +26,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/intercloud/intercloud/auth"
 	"github.com/intercloud/intercloud/certs"
@@ -96,6 +97,7 @@ type Topology struct {
 	// tls holds each role's certificates; empty with TLS off.
 	tls map[string]*certs.Source
 
+	tracing  *telemetry.Tracing
 	shipper  telemetry.Sink
 	shippers []namedShipper
 	logs     *logstore.Store
@@ -206,6 +208,17 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (t *Topology, 
 		}
 	}()
 	t.pipeCtx, t.pipeCancel = context.WithCancel(context.Background())
+	t.tracing, err = telemetry.NewTracing(ctx, telemetry.TracingOptions{
+		Service: "intercloud-" + strings.Join(slices.Sorted(slices.Values(opts.Roles)), "+"), OTLP: cfg.Traces.OTLP, Keep: cfg.Traces.Keep,
+	})
+	if err != nil {
+		return t, fmt.Errorf("topology: %w", err)
+	}
+	t.closers = append(t.closers, func() error {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return t.tracing.Shutdown(sctx)
+	})
 	if err := t.startLogs(ctx); err != nil {
 		return t, err
 	}
@@ -368,6 +381,9 @@ func (t *Topology) startCloud(ctx context.Context, name string) error {
 	if t.cfg.Publish.Cloud == name {
 		hs.Publish, hs.Poll = &t.cfg.Publish, t.cfg.Replication.Poll.D()
 		hs.Purge, hs.OnPublished, hs.OnFresh = t.purger(), t.opts.OnPublished, c.metrics.ObserveFreshness
+		hs.OnTraces = func(traces []string, start, end time.Time) {
+			t.tracing.Hop("publish", "publish: results written, edge purged", traces, start, end, attribute.String("cloud", name))
+		}
 	}
 	st, err := hosts.Open(ctx, hs)
 	if err != nil {
@@ -389,7 +405,7 @@ func (t *Topology) startCloud(ctx context.Context, name string) error {
 	}
 	f := t.cfg.Functions
 	c.Load, err = functions.New(functions.Config{
-		Name: "load", Handler: timedLoad(c.Loader.Handler(), c.metrics), DeadLetter: c.Loader.DeadLetter(),
+		Name: "load", Handler: t.tracedLoad(name, timedLoad(c.Loader.Handler(), c.metrics)), DeadLetter: c.Loader.DeadLetter(),
 		Concurrency: f.Concurrency, MaxAttempts: f.MaxAttempts, Backoff: f.Backoff.D(),
 		MaxBackoff: f.MaxBackoff.D(), MaxAge: f.MaxAge.D(), Logger: t.logger(name, "functions"),
 	})
@@ -456,7 +472,7 @@ func (t *Topology) serveAPI(name string) error {
 	c := t.clouds[name]
 	mux := http.NewServeMux()
 	mux.Handle("/", c.API)
-	mux.Handle("POST "+ingest.PathRecords, instrumentIngest(c.API, c.metrics))
+	mux.Handle("POST "+ingest.PathRecords, instrumentIngest(t.tracing.Middleware("ingest", "ingest POST "+ingest.PathRecords, c.API), c.metrics))
 	mux.HandleFunc("GET /v1/status", t.statusHandler(c))
 	mux.Handle("GET /metrics", t.metricsHandler(c.registry))
 	var err error
@@ -514,6 +530,7 @@ func (t *Topology) startStreams(ctx context.Context, name string) error {
 			OnApplied: func(b replicate.Batch) {
 				logApplied(log, b)
 				observeApplied(t.clouds[name].metrics, streamName, b)
+				t.traceApplied(name, streamName, b)
 			},
 			Logger: log,
 		})
@@ -693,7 +710,7 @@ func (t *Topology) startGlobal(ctx context.Context) error {
 		return fmt.Errorf("topology: %w", err)
 	}
 	t.goPipe(func(ctx context.Context) { _ = t.front.Run(ctx) })
-	if _, err = t.serve("frontdoor", t.cfg.FrontDoor.Listen, promhttp.InstrumentHandlerDuration(t.frontDuration, t.front)); err != nil {
+	if _, err = t.serve("frontdoor", t.cfg.FrontDoor.Listen, promhttp.InstrumentHandlerDuration(t.frontDuration, t.tracing.Middleware("frontdoor", "frontdoor", t.front))); err != nil {
 		return err
 	}
 	_, err = t.serve("console", t.cfg.Console.Listen, t.consoleHandler())
