@@ -5,7 +5,7 @@ GO ?= go
 # The real servers the tests start are installed once per machine, outside
 # the checkout, so a fresh clone starts them in seconds.
 export INTERCLOUD_PEERS_CACHE ?= $(HOME)/.cache/intercloud/peers
-.PHONY: test peers demo build fuzz bench vet lint
+.PHONY: test peers demo build fuzz bench vet lint image package
 
 test: peers lint
 	$(GO) test -count=1 -timeout 25m ./...
@@ -41,3 +41,15 @@ fuzz:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./ingest ./edge ./frontdoor ./replicate
+	INTERCLOUD_BENCH_ROWS=200000 $(GO) test ./replicate/mysqlsrc/ -run '^$$' -bench MariaDBToPostgres -benchtime 1x -timeout 60m
+
+# The container image (deploy/Dockerfile: multi-stage, distroless, non-root);
+# needs a running Docker daemon. IMAGE=registry/name:tag to name it.
+IMAGE ?= intercloud:dev
+image:
+	@docker info >/dev/null 2>&1 || { echo "make image: no Docker daemon answers (docker info failed); see docs/deploy.md" >&2; exit 1; }
+	docker build -f deploy/Dockerfile -t $(IMAGE) .
+
+# The AWS Lambda and Azure Functions zips under dist/ (ARCH=arm64 for arm).
+package:
+	GO=$(GO) bash scripts/package.sh

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/url"
 	"os"
@@ -62,6 +63,10 @@ type Config struct {
 	Edge Edge `yaml:"edge"`
 	// FrontDoor configures the global router.
 	FrontDoor FrontDoor `yaml:"frontdoor"`
+	// Leases configures the leases of the roles that run once per cloud.
+	Leases Leases `yaml:"leases"`
+	// Retention bounds what the platform keeps.
+	Retention Retention `yaml:"retention"`
 	// Logs configures the central log store.
 	Logs Logs `yaml:"logs"`
 	// Console configures the live page and the global status.
@@ -279,6 +284,13 @@ type Ingest struct {
 	RateLimit float64 `yaml:"rate_limit"`
 	// RateBurst is the burst the rate limit allows.
 	RateBurst int `yaml:"rate_burst"`
+	// MaxBacklog turns on admission control: while the oldest
+	// acknowledged record not yet in the published results is older than
+	// this, writes are refused with 503 and Retry-After; 0 means off.
+	MaxBacklog Duration `yaml:"max_backlog"`
+	// DegradedBacklog is the age of that record past which /healthz says
+	// degraded.
+	DegradedBacklog Duration `yaml:"degraded_backlog"`
 	// IdempotencyWindow is how long an API remembers the request an
 	// Idempotency-Key came with (the same key with another request is a
 	// 422); IdempotencyKeys bounds the keys it remembers, oldest forgotten
@@ -363,6 +375,30 @@ type FrontDoor struct {
 	Priority []string `yaml:"priority"`
 	// HealthInterval is how often every API's health is checked.
 	HealthInterval Duration `yaml:"health_interval"`
+	// Backends lists, per cloud, the URLs of its API replicas (several
+	// `intercloud up --cloud NAME` processes); a cloud left out is reached
+	// at its api address.
+	Backends map[string][]string `yaml:"backends"`
+}
+
+// Leases configures the leases by which one process of a cloud runs each
+// singleton role (a replication stream, publish, the reconciler,
+// trimming). A zero TTL takes the default of package lease.
+type Leases struct {
+	// TTL is how long a holder that stopped renewing keeps its lease: a
+	// standby takes over about one TTL after the holder died.
+	TTL Duration `yaml:"ttl"`
+}
+
+// Retention bounds storage. Zero durations and sizes take the defaults of
+// the components that apply them.
+type Retention struct {
+	// Raw is how long a raw object is kept once it is loaded (default 7
+	// days); dead-lettered objects are never deleted by retention.
+	Raw Duration `yaml:"raw"`
+	// KeepRaw turns raw object retention off (for stores that expire
+	// objects themselves with a lifecycle rule).
+	KeepRaw bool `yaml:"keep_raw"`
 }
 
 // Logs configures the central log store.
@@ -378,11 +414,11 @@ type Logs struct {
 	Elasticsearch string `yaml:"elasticsearch"`
 	// Index is the Elasticsearch index (default telemetry.DefaultIndex).
 	Index string `yaml:"index"`
-	// Retention is how long the central store keeps a line, MaxBytes how
-	// large it may grow before the oldest lines go (0: the defaults of
-	// package logstore, 7 days and 1 GiB).
-	Retention Duration `yaml:"retention"`
-	MaxBytes  int64    `yaml:"max_bytes"`
+	// MaxAge is how long the central store keeps a line (default 7 days).
+	MaxAge Duration `yaml:"max_age"`
+	// MaxBytes bounds the central store's size; the oldest lines go
+	// first (default 1 GiB).
+	MaxBytes int64 `yaml:"max_bytes"`
 }
 
 // Duration is a time.Duration written as "250ms", "5s" in YAML.
@@ -642,10 +678,32 @@ func (c *Config) Validate() error {
 	for i, name := range c.FrontDoor.Priority {
 		c.checkCloud(bad, fmt.Sprintf("frontdoor.priority[%d]", i), name)
 	}
-	checkAddr(bad, "logs.listen", c.Logs.Listen, true)
-	if c.Logs.Retention < 0 || c.Logs.MaxBytes < 0 {
-		bad("logs", "retention and max_bytes must not be negative")
+	for _, name := range slices.Sorted(maps.Keys(c.FrontDoor.Backends)) {
+		key := "frontdoor.backends." + name
+		c.checkCloud(bad, key, name)
+		urls := c.FrontDoor.Backends[name]
+		if len(urls) == 0 {
+			bad(key, "list at least one URL, or leave the cloud out")
+		}
+		for i, u := range urls {
+			checkURL(bad, fmt.Sprintf("%s[%d]", key, i), u, []string{"http", "https"})
+		}
 	}
+	if c.Leases.TTL < 0 {
+		bad("leases.ttl", "must not be negative")
+	} else if c.Leases.TTL > 0 && c.Leases.TTL.D() < 300*time.Millisecond {
+		bad("leases.ttl", "%v is below 300ms", c.Leases.TTL.D())
+	}
+	if c.Retention.Raw < 0 {
+		bad("retention.raw", "must not be negative")
+	}
+	if c.Logs.MaxAge < 0 {
+		bad("logs.max_age", "must not be negative")
+	}
+	if c.Logs.MaxBytes < 0 {
+		bad("logs.max_bytes", "must not be negative")
+	}
+	checkAddr(bad, "logs.listen", c.Logs.Listen, true)
 	checkAddr(bad, "console.listen", c.Console.Listen, true)
 	if c.Traces.OTLP != "" {
 		checkURL(bad, "traces.otlp", c.Traces.OTLP, []string{"http", "https"})

@@ -5,21 +5,14 @@
 package demo
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
+	"math"
 	"net/http"
-	"slices"
-	"sort"
 	"sync"
-	"sync/atomic"
 	"time"
-
-	"github.com/google/uuid"
 
 	"github.com/intercloud/intercloud/apierr"
 	"github.com/intercloud/intercloud/config"
@@ -46,6 +39,10 @@ type Options struct {
 	// OnStarted is called once the topology runs (tests use it to inject
 	// failures); the demo goes on when it returns.
 	OnStarted func(t *topology.Topology)
+	// KeepRecords makes Run keep every acknowledged record in
+	// Summary.Records (tests compare the results with them); off, Run
+	// holds no per-record state.
+	KeepRecords bool
 	// Client sends the records and reads the results (Run: the
 	// topology's client, which trusts its CA; Send: nil is a plain one).
 	Client *http.Client
@@ -61,6 +58,7 @@ type Summary struct {
 	Lost           int     `json:"lost"`
 	E2EP50ms       float64 `json:"e2e_p50_ms"`
 	E2EP99ms       float64 `json:"e2e_p99_ms"`
+	E2EMaxms       float64 `json:"e2e_max_ms"`
 	// E2EFreshnessP99ms is the 99th percentile of the end-to-end
 	// freshness (acknowledged → published) from the histogram /metrics
 	// exports (intercloud_e2e_freshness_seconds), estimated from its
@@ -70,7 +68,8 @@ type Summary struct {
 	IngestP99ms       float64 `json:"ingest_p99_ms"`
 	Seconds           float64 `json:"seconds"`
 	RecordsPerSec     float64 `json:"records_per_sec"`
-	// Records are the acknowledged records as sent, by id (not printed).
+	// Records are the acknowledged records as sent, by id (not printed),
+	// kept by Run only with Options.KeepRecords.
 	Records map[string]Record `json:"-"`
 }
 
@@ -88,12 +87,24 @@ type Record struct {
 	TS     time.Time `json:"ts"`
 }
 
+// DefaultMaxBacklog is the ingest.max_backlog Run sets when the topology
+// file sets none.
+const DefaultMaxBacklog = 5 * time.Second
+
 // Metrics are the generated metric names.
 var Metrics = []string{"cpu", "mem", "disk", "net", "temp"}
 
 // Run starts the topology from cfg, runs the scenario and stops it. The
 // error is non-nil when the run could not be carried out, or when anything
 // acknowledged is missing anywhere (the summary is returned as well).
+//
+// It holds no per-record state (unless Options.KeepRecords): records are
+// generated per request, completeness is checked by counts (both
+// databases and the published summary, against their counts before the
+// run), and latencies go into fixed-size histograms. The end-to-end
+// latency of a request runs from its acknowledgement to the moment the
+// published summary, read through the edge every 50 ms, counts as many
+// records as were acknowledged up to it.
 func Run(ctx context.Context, cfg *config.Config, opts Options) (*Summary, error) {
 	client := opts.Client
 	opts = opts.withDefaults()
@@ -108,23 +119,13 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) (*Summary, error
 		defer stop()
 	}
 	progress := opts.Progress
-	var mu sync.Mutex
-	published := map[string]time.Time{}
 	topts := opts.Topology
 	topts.Roles = nil
-	prev := topts.OnPublished
-	topts.OnPublished = func(ids []string) {
-		now := time.Now()
-		mu.Lock()
-		for _, id := range ids {
-			if _, ok := published[id]; !ok {
-				published[id] = now
-			}
-		}
-		mu.Unlock()
-		if prev != nil {
-			prev(ids)
-		}
+	if cfg.Ingest.MaxBacklog == 0 {
+		// Sent flat out, records would queue behind the slowest stage
+		// without bound: admission control keeps the results at most this
+		// far behind, so the latency does not grow with the records sent.
+		cfg.Ingest.MaxBacklog = config.Duration(DefaultMaxBacklog)
 	}
 	fmt.Fprintf(progress, "starting the topology in %s\n", cfg.DataDir)
 	topo, err := topology.Start(ctx, cfg, topts)
@@ -145,32 +146,61 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) (*Summary, error
 	if opts.OnStarted != nil {
 		opts.OnStarted(topo)
 	}
-
-	start := time.Now()
-	tr.start()
-	sent, sentAt, ingestLat, err := send(ctx, topo.URL("frontdoor"), topts.APIKey, opts, progress, tr)
+	base, err := counts(ctx, topo, cfg, opts.Client)
 	if err != nil {
 		return nil, err
 	}
-	s := &Summary{Sent: opts.Records, Acked: len(sent), Records: sent}
+
+	s := &Summary{Sent: opts.Records}
+	d := newDriver(opts.Client, topo.URL("frontdoor"), topts.APIKey, opts.BatchSize, opts.Attempts)
+	if opts.KeepRecords {
+		var mu sync.Mutex
+		s.Records = map[string]Record{}
+		d.keep = func(ids []string, recs []Record) {
+			mu.Lock()
+			for i, id := range ids {
+				s.Records[id] = recs[i]
+			}
+			mu.Unlock()
+		}
+	}
+	wctx, stopWatch := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() { defer close(watched); watchResults(wctx, opts.Client, topo.URL("edge"), base.results, d) }()
+	defer func() { stopWatch(); <-watched }()
+
+	start := time.Now()
+	refresh := func() { tr.sent.Store(d.sent.Load()); tr.acked.Store(d.acked.Load()) }
+	tr.refresh.Store(&refresh)
+	tr.start()
+	lines := progress
+	if opts.Live {
+		lines = io.Discard // the live line shows the counts
+	}
+	stop := reportProgress(ctx, d, opts.Records, lines)
+	err = d.run(ctx, nil, opts.Concurrency, opts.Records, 0)
+	stop()
+	if err != nil {
+		return nil, err
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	s.Acked = int(d.acked.Load())
 	fmt.Fprintf(progress, "sent %d, acknowledged %d in %.1fs; waiting for both databases and the results\n", s.Sent, s.Acked, time.Since(start).Seconds())
 
-	waitErr := wait(ctx, topo, cfg, s, opts.Timeout, progress, tr)
+	waitErr := waitCounts(ctx, topo, cfg, opts.Client, s, base, opts.Timeout, progress, tr)
 	s.Seconds = time.Since(start).Seconds()
 	if s.Seconds > 0 {
 		s.RecordsPerSec = float64(s.Acked) / s.Seconds
 	}
-	mu.Lock()
-	var e2e []float64
-	for id, at := range sentAt {
-		if p, ok := published[id]; ok {
-			e2e = append(e2e, float64(p.Sub(at).Microseconds())/1000)
-		}
+	if waitErr == nil {
+		d.observe(s.ResultsRecords-base.results, time.Now())
 	}
-	mu.Unlock()
-	s.E2EP50ms, s.E2EP99ms = percentile(e2e, 50), percentile(e2e, 99)
-	s.IngestP50ms, s.IngestP99ms = percentile(ingestLat, 50), percentile(ingestLat, 99)
-	s.E2EFreshnessP99ms = float64(int(topo.FreshnessQuantile(0.99)*10000)) / 10
+	ing, e2e := d.snapshot()
+	s.E2EP50ms, s.E2EP99ms, s.E2EMaxms = e2e.Quantile(0.5), e2e.Quantile(0.99), math.Round(e2e.Max()*10)/10
+	s.IngestP50ms, s.IngestP99ms = ing.Quantile(0.5), ing.Quantile(0.99)
+	s.E2EFreshnessP99ms = math.Round(topo.FreshnessQuantile(0.99)*10000) / 10
 	if waitErr != nil {
 		return s, waitErr
 	}
@@ -178,6 +208,85 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) (*Summary, error
 		return s, fmt.Errorf("demo: %d acknowledged records are missing", s.Lost)
 	}
 	return s, nil
+}
+
+// tally is what the databases and the results count.
+type tally struct{ from, to, results int64 }
+
+// counts reads the rows of both databases and the records the published
+// summary counts (0 before anything is published).
+func counts(ctx context.Context, topo *topology.Topology, cfg *config.Config, client *http.Client) (tally, error) {
+	var c tally
+	for _, x := range []struct {
+		cloud string
+		n     *int64
+	}{{cfg.Replication.From, &c.from}, {cfg.Replication.To, &c.to}} {
+		db := topo.Cloud(x.cloud).DB
+		if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+db.Dialect.Quote(cfg.Schema.Table)).Scan(x.n); err != nil {
+			return c, fmt.Errorf("demo: count %s: %w", x.cloud, err)
+		}
+	}
+	sum, err := FetchSummary(ctx, client, topo.URL("edge"))
+	if err == nil {
+		c.results = sum.Records
+	}
+	return c, nil
+}
+
+// watchResults reads the published summary through the edge every 50 ms
+// and tells d how many of its records it counts.
+func watchResults(ctx context.Context, client *http.Client, edgeURL string, base int64, d *driver) {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if sum, err := FetchSummary(ctx, client, edgeURL); err == nil {
+				d.observe(sum.Records-base, time.Now())
+			}
+		}
+	}
+}
+
+// waitCounts polls both databases and the published summary until each
+// counts the acknowledged records more than before the run, or the
+// timeout passes; s gets the counts and what is missing.
+func waitCounts(ctx context.Context, topo *topology.Topology, cfg *config.Config, client *http.Client, s *Summary, base tally, timeout time.Duration, progress io.Writer, tr *tracker) error {
+	deadline := time.Now().Add(timeout)
+	want := int64(s.Acked)
+	from, to := cfg.Replication.From, cfg.Replication.To
+	lastOut := time.Time{}
+	for {
+		c, err := counts(ctx, topo, cfg, client)
+		if err == nil {
+			s.AWSRows, s.AzureRows, s.ResultsRecords = c.from, c.to, c.results
+			got := min(c.from-base.from, c.to-base.to, c.results-base.results)
+			s.Lost = int(max(want-got, 0))
+			if tr != nil {
+				tr.from.Store(c.from - base.from)
+				tr.to.Store(c.to - base.to)
+				tr.published.Store(c.results - base.results)
+			}
+			if got >= want && c.results == c.to && c.from == c.to {
+				fmt.Fprintf(progress, "every record arrived: %s=%d %s=%d published=%d\n", from, c.from, to, c.to, c.results)
+				return nil
+			}
+		}
+		if time.Since(lastOut) > time.Second && (tr == nil || !tr.live.Load()) {
+			fmt.Fprintf(progress, "waiting: %s=%d %s=%d published=%d missing=%d\n", from, s.AWSRows, to, s.AzureRows, s.ResultsRecords, s.Lost)
+			lastOut = time.Now()
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("demo: not everything arrived within %s (last error: %v)", timeout, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 func (o Options) withDefaults() Options {
@@ -210,8 +319,7 @@ func (o Options) withDefaults() Options {
 // unacknowledged; a rejected request (4xx) is an error.
 func Send(ctx context.Context, url, key string, opts Options) (map[string]Record, error) {
 	opts = opts.withDefaults()
-	acked, _, _, err := send(ctx, url, key, opts, opts.Progress, nil)
-	return acked, err
+	return send(ctx, url, key, opts, opts.Progress)
 }
 
 // Verify waits until every acknowledged record is in both databases of a
@@ -221,7 +329,7 @@ func Verify(ctx context.Context, topo *topology.Topology, cfg *config.Config, ac
 		progress = io.Discard
 	}
 	s := &Summary{Sent: len(acked), Acked: len(acked), Records: acked}
-	if err := wait(ctx, topo, cfg, s, timeout, progress, nil); err != nil {
+	if err := wait(ctx, topo, cfg, s, timeout, progress); err != nil {
 		return s, err
 	}
 	if s.Lost > 0 {
@@ -230,153 +338,56 @@ func Verify(ctx context.Context, topo *topology.Topology, cfg *config.Config, ac
 	return s, nil
 }
 
-// send posts the records through the front door with Concurrency workers,
-// retrying a failed request under the same Idempotency-Key.
-func send(ctx context.Context, url, key string, opts Options, progress io.Writer, tr *tracker) (map[string]Record, map[string]time.Time, []float64, error) {
-	type batch struct {
-		n    int
-		recs []Record
-	}
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
-	now := time.Now().UTC()
-	var batches []batch
-	for i := 0; i < opts.Records; i += opts.BatchSize {
-		var b batch
-		for j := i; j < min(opts.Records, i+opts.BatchSize); j++ {
-			b.recs = append(b.recs, Record{
-				Device: fmt.Sprintf("dev-%03d", rng.IntN(200)),
-				Metric: Metrics[rng.IntN(len(Metrics))],
-				Value:  float64(rng.IntN(1000000)) / 100,
-				TS:     now.Add(-time.Duration(rng.IntN(3*3600)) * time.Second).Truncate(time.Millisecond),
-			})
+// send posts generated records with Concurrency workers and returns the
+// acknowledged ones by id.
+func send(ctx context.Context, url, key string, opts Options, progress io.Writer) (map[string]Record, error) {
+	var mu sync.Mutex
+	acked := map[string]Record{}
+	d := newDriver(opts.Client, url, key, opts.BatchSize, opts.Attempts)
+	d.keep = func(ids []string, recs []Record) {
+		mu.Lock()
+		for i, id := range ids {
+			acked[id] = recs[i]
 		}
-		b.n = len(batches)
-		batches = append(batches, b)
+		mu.Unlock()
 	}
-	var (
-		mu      sync.Mutex
-		acked   = map[string]Record{}
-		sentAt  = map[string]time.Time{}
-		lat     []float64
-		done    atomic.Int64
-		fatal   error
-		work    = make(chan batch)
-		wg      sync.WaitGroup
-		client  = opts.Client
-		lastOut = time.Now()
-	)
-	for w := 0; w < opts.Concurrency; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for b := range work {
-				t0 := time.Now()
-				ids, err := post(ctx, client, url, key, b.n, b.recs, opts.Attempts)
-				mu.Lock()
-				if err != nil {
-					if fatal == nil && !errors.Is(err, errGaveUp) {
-						fatal = err
-					}
-					fmt.Fprintf(progress, "request %d not acknowledged: %v\n", b.n, err)
-				} else {
-					lat = append(lat, float64(time.Since(t0).Microseconds())/1000)
-					for i, id := range ids {
-						acked[id] = b.recs[i]
-						sentAt[id] = t0
-					}
-				}
-				n := done.Add(int64(len(b.recs)))
-				if tr != nil {
-					tr.sent.Store(n)
-					tr.acked.Store(int64(len(acked)))
-				}
-				if !opts.Live && (time.Since(lastOut) > time.Second || int(n) == opts.Records) {
-					fmt.Fprintf(progress, "sent %d/%d records, %d acknowledged\n", n, opts.Records, len(acked))
-					lastOut = time.Now()
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-	for _, b := range batches {
-		select {
-		case work <- b:
-		case <-ctx.Done():
-		}
-	}
-	close(work)
-	wg.Wait()
+	stop := reportProgress(ctx, d, opts.Records, progress)
+	err := d.run(ctx, nil, opts.Concurrency, opts.Records, 0)
+	stop()
 	if ctx.Err() != nil {
-		return nil, nil, nil, ctx.Err()
+		return nil, ctx.Err()
 	}
-	if fatal != nil {
-		return nil, nil, nil, fatal
+	if err != nil {
+		return nil, err
 	}
-	return acked, sentAt, lat, nil
+	return acked, nil
 }
 
-var errGaveUp = errors.New("demo: gave up after retries")
-
-// post sends one request, as NDJSON or a JSON array by turns, and retries
-// transient failures with the same Idempotency-Key.
-func post(ctx context.Context, client *http.Client, url, key string, n int, recs []Record, attempts int) ([]string, error) {
-	var body bytes.Buffer
-	ctype := "application/json"
-	if n%2 == 1 {
-		ctype = "application/x-ndjson"
-		enc := json.NewEncoder(&body)
-		for _, r := range recs {
-			_ = enc.Encode(r)
-		}
-	} else {
-		_ = json.NewEncoder(&body).Encode(recs)
-	}
-	idem := uuid.Must(uuid.NewV7()).String()
-	var last error
-	for attempt := 0; attempt < attempts; attempt++ {
-		if attempt > 0 {
+// reportProgress prints the sending progress every second until stop is
+// called.
+func reportProgress(ctx context.Context, d *driver, total int, progress io.Writer) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
 			select {
 			case <-ctx.Done():
-				return nil, ctx.Err()
-			case <-time.After(time.Duration(50<<attempt) * time.Millisecond):
+				fmt.Fprintf(progress, "sent %d/%d records, %d acknowledged\n", d.sent.Load(), total, d.acked.Load())
+				return
+			case <-t.C:
+				fmt.Fprintf(progress, "sent %d/%d records, %d acknowledged\n", d.sent.Load(), total, d.acked.Load())
 			}
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+"/v1/records", bytes.NewReader(body.Bytes()))
-		if err != nil {
-			return nil, err
-		}
-		req.Header.Set("Content-Type", ctype)
-		req.Header.Set("Authorization", "Bearer "+key)
-		req.Header.Set("Idempotency-Key", idem)
-		resp, err := client.Do(req)
-		if err != nil {
-			last = err
-			continue
-		}
-		if resp.StatusCode == http.StatusAccepted {
-			var out struct {
-				IDs []string `json:"ids"`
-			}
-			err := json.NewDecoder(resp.Body).Decode(&out)
-			resp.Body.Close()
-			if err != nil || len(out.IDs) != len(recs) {
-				return nil, fmt.Errorf("demo: bad 202 answer (%d ids for %d records): %v", len(out.IDs), len(recs), err)
-			}
-			return out.IDs, nil
-		}
-		e := apierr.Read(resp)
-		resp.Body.Close()
-		last = e
-		if resp.StatusCode != http.StatusServiceUnavailable && resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode < 500 {
-			return nil, fmt.Errorf("demo: request rejected: %w", e)
-		}
-	}
-	return nil, fmt.Errorf("%w: %v", errGaveUp, last)
+	}()
+	return func() { cancel(); <-done }
 }
 
 // wait polls both databases and the published summary (through the edge)
 // until every acknowledged record is everywhere, or the timeout passes.
-func wait(ctx context.Context, topo *topology.Topology, cfg *config.Config, s *Summary, timeout time.Duration, progress io.Writer, tr *tracker) error {
+func wait(ctx context.Context, topo *topology.Topology, cfg *config.Config, s *Summary, timeout time.Duration, progress io.Writer) error {
 	deadline := time.Now().Add(timeout)
 	ids := make([]string, 0, len(s.Records))
 	for id := range s.Records {
@@ -413,21 +424,14 @@ func wait(ctx context.Context, topo *topology.Topology, cfg *config.Config, s *S
 			s.ResultsRecords, err = summaryRecords(ctx, topo.Client(), topo.URL("edge"))
 		}
 		s.Lost = missing
-		if tr != nil {
-			tr.from.Store(s.AWSRows)
-			tr.to.Store(s.AzureRows)
-			tr.published.Store(s.ResultsRecords)
-		}
 		complete := err == nil && missing == 0 && s.ResultsRecords == s.AzureRows && s.AWSRows == s.AzureRows
 		if complete {
 			fmt.Fprintf(progress, "every record arrived: %s=%d %s=%d published=%d\n", from, s.AWSRows, to, s.AzureRows, s.ResultsRecords)
 			return nil
 		}
-		if tr == nil || !tr.live.Load() {
-			if time.Since(lastOut) > time.Second {
-				fmt.Fprintf(progress, "waiting: %s=%d %s=%d published=%d missing=%d\n", from, s.AWSRows, to, s.AzureRows, s.ResultsRecords, missing)
-				lastOut = time.Now()
-			}
+		if time.Since(lastOut) > time.Second {
+			fmt.Fprintf(progress, "waiting: %s=%d %s=%d published=%d missing=%d\n", from, s.AWSRows, to, s.AzureRows, s.ResultsRecords, missing)
+			lastOut = time.Now()
 		}
 		if time.Now().After(deadline) {
 			if s.Lost == 0 && s.ResultsRecords < s.AzureRows {
@@ -486,14 +490,4 @@ func FetchJSON(ctx context.Context, client *http.Client, url string, v any) erro
 		return fmt.Errorf("GET %s: %w", url, e)
 	}
 	return json.NewDecoder(resp.Body).Decode(v)
-}
-
-func percentile(xs []float64, p float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	sort.Float64s(s)
-	i := int(float64(len(s)-1) * p / 100)
-	return float64(int(s[i]*10)) / 10
 }

@@ -15,6 +15,8 @@ type tracker struct {
 	sent, acked, from, to, published atomic.Int64
 	began                            atomic.Int64 // unix nanoseconds
 	live                             atomic.Bool
+	// refresh, when set, updates the counts before each draw.
+	refresh atomic.Pointer[func()]
 }
 
 func (t *tracker) start() {
@@ -76,6 +78,9 @@ func (l *liveWriter) Write(p []byte) (int, error) {
 }
 
 func (l *liveWriter) draw() {
+	if f := l.tr.refresh.Load(); f != nil {
+		(*f)()
+	}
 	line := l.tr.line(time.Now())
 	l.mu.Lock()
 	defer l.mu.Unlock()

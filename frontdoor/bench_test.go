@@ -64,7 +64,7 @@ func benchPosts(b *testing.B, url string) {
 // with BenchmarkDirect for the front door's overhead.
 func BenchmarkFrontDoor(b *testing.B) {
 	backend := benchBackend(b)
-	_, fd := start(b, Config{}, Backend{"aws", backend.URL}, Backend{"azure", backend.URL})
+	_, fd := start(b, Config{}, Backend{Name: "aws", URL: backend.URL}, Backend{Name: "azure", URL: backend.URL})
 	benchPosts(b, fd.URL)
 }
 

@@ -6,8 +6,10 @@
 // to Config.MaxBodyBytes) so that a request that failed on one cloud before
 // it was answered (connection refused or reset, timeout, 502/503/504) can be
 // replayed on the next one with the same Idempotency-Key and traceparent
-// headers; the ingest API derives record ids from the Idempotency-Key, so
-// the retry is the same logical request and nothing is stored twice.
+// headers; the ingest API derives the record ids from the key, so the
+// retry is the same logical request and nothing is stored twice. A key the
+// front door makes is a UUIDv7, whose time the ids take: they are
+// time-ordered.
 //
 // Backend health comes from two sources: Run polls every backend's health
 // path with FailAfter/RiseAfter hysteresis (active checks), and a failed
@@ -67,10 +69,15 @@ const (
 // ErrUnknownBackend is returned for a backend name that is not configured.
 var ErrUnknownBackend = errors.New("frontdoor: unknown backend")
 
-// Backend is one cloud's API.
+// Backend is one cloud's API, or one replica of it.
 type Backend struct {
 	// Name identifies the backend in logs, status and X-Served-By ("aws").
 	Name string
+	// Group is the cloud the backend belongs to when a cloud has several
+	// replicas ("aws" for backends "aws-1", "aws-2"); default Name. The
+	// backends of a group share one place in the priority order (that of
+	// the group's first backend) and take its requests in turn.
+	Group string
 	// URL is the base URL of the API (http://127.0.0.1:8081). Request paths
 	// are appended to its path.
 	URL string
@@ -145,7 +152,10 @@ type FrontDoor struct {
 	log      *slog.Logger
 	client   *http.Client
 	backends []*backend
-	running  atomic.Bool
+	// groups are the backends by group, in priority order.
+	groups  [][]*backend
+	turn    atomic.Uint64 // rotates the backends within a group
+	running atomic.Bool
 	// retried counts requests answered after a failed attempt elsewhere;
 	// unavailable those no backend could take (503).
 	retried, unavailable atomic.Uint64
@@ -168,6 +178,7 @@ func (f *FrontDoor) Stats() Stats {
 // backend is one backend's configuration and state.
 type backend struct {
 	name     string
+	group    string
 	url      *url.URL
 	redacted string
 	health   *url.URL
@@ -175,8 +186,11 @@ type backend struct {
 	requests atomic.Uint64
 	failures atomic.Uint64
 
-	mu        sync.Mutex
-	healthy   bool
+	mu      sync.Mutex
+	healthy bool
+	// down is closed when the backend turns unhealthy (a fresh one while
+	// it is healthy): attempts in flight to it give up and fail over.
+	down      chan struct{}
 	degraded  bool
 	problems  []string
 	checked   bool
@@ -253,13 +267,30 @@ func New(cfg Config) (*FrontDoor, error) {
 		hu := *u
 		hu.Path = joinPath(u.Path, cfg.HealthPath)
 		hu.RawPath = ""
-		f.backends = append(f.backends, &backend{
+		group := b.Group
+		if group == "" {
+			group = b.Name
+		}
+		nb := &backend{
 			name:     b.Name,
+			group:    group,
 			url:      u,
 			redacted: redact.URL(b.URL),
 			health:   &hu,
 			healthy:  true,
-		})
+			down:     make(chan struct{}),
+		}
+		f.backends = append(f.backends, nb)
+		placed := false
+		for gi, g := range f.groups {
+			if g[0].group == group {
+				f.groups[gi] = append(g, nb)
+				placed = true
+			}
+		}
+		if !placed {
+			f.groups = append(f.groups, []*backend{nb})
+		}
 	}
 	return f, nil
 }
@@ -296,7 +327,8 @@ func (f *FrontDoor) SetHealthy(name string, ok bool) error {
 	}
 	b.mu.Lock()
 	changed := b.healthy != ok
-	b.healthy, b.checked = ok, true
+	b.setHealthyLocked(ok)
+	b.checked = true
 	b.fails, b.rises = 0, 0
 	b.mu.Unlock()
 	if changed {
@@ -385,12 +417,36 @@ func (b *backend) isPreferred() bool {
 
 // markFailed records a failed attempt (passive health): the backend is
 // unhealthy at once. It reports whether the state changed.
+// setHealthyLocked sets the health and, when it turns bad, tells the
+// attempts in flight (b.mu held).
+func (b *backend) setHealthyLocked(ok bool) {
+	switch {
+	case b.healthy && !ok:
+		close(b.down)
+	case !b.healthy && ok:
+		b.down = make(chan struct{})
+	}
+	b.healthy = ok
+}
+
+// downSignal returns a channel closed when the backend, healthy now,
+// turns unhealthy; nil (never ready) when it is unhealthy already.
+func (b *backend) downSignal() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.healthy {
+		return nil
+	}
+	return b.down
+}
+
 func (b *backend) markFailed(reason string) bool {
 	b.failures.Add(1)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	changed := b.healthy
-	b.healthy, b.checked = false, true
+	b.setHealthyLocked(false)
+	b.checked = true
 	b.rises = 0
 	b.lastErr = reason
 	return changed
@@ -408,7 +464,7 @@ func (b *backend) observe(at time.Time, err error, failAfter, riseAfter int) boo
 		b.rises = 0
 		b.fails++
 		if b.healthy && b.fails >= failAfter {
-			b.healthy = false
+			b.setHealthyLocked(false)
 			return true
 		}
 		return false
@@ -417,7 +473,7 @@ func (b *backend) observe(at time.Time, err error, failAfter, riseAfter int) boo
 	b.fails = 0
 	b.rises++
 	if !b.healthy && b.rises >= riseAfter {
-		b.healthy = true
+		b.setHealthyLocked(true)
 		return true
 	}
 	return false

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/google/uuid"
@@ -147,7 +148,31 @@ func (f *FrontDoor) attempt(w http.ResponseWriter, r *http.Request, b *backend, 
 	traceID string) (reason string, done bool) {
 	ctx, cancel := context.WithTimeout(r.Context(), f.cfg.Timeout)
 	defer cancel()
+	// When the health checks declare the backend down meanwhile (its
+	// cloud cut off: packets dropped, nothing refused), the attempt gives
+	// up at once and fails over, instead of waiting for its timeout.
+	// Only until the answer starts: an answer being relayed is not cut.
+	var watching chan struct{}
+	var declaredDown atomic.Bool
+	if down := b.downSignal(); down != nil {
+		watching = make(chan struct{})
+		go func() {
+			select {
+			case <-down:
+				declaredDown.Store(true)
+				cancel()
+			case <-watching:
+			case <-ctx.Done():
+			}
+		}()
+	}
 	resp, err := f.client.Do(b.request(ctx, r, hdr, body))
+	if watching != nil {
+		close(watching)
+	}
+	if err != nil && declaredDown.Load() && r.Context().Err() == nil {
+		return "declared down by the health checks while waiting", false
+	}
 	if r.Context().Err() != nil {
 		// The client went away: nothing to answer, nothing learnt.
 		if err == nil {
@@ -158,7 +183,7 @@ func (f *FrontDoor) attempt(w http.ResponseWriter, r *http.Request, b *backend, 
 	if err != nil {
 		return describeErr(err), false
 	}
-	if failoverStatus(resp.StatusCode) {
+	if failoverStatus(resp.StatusCode) && !backPressure(resp) {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		_ = resp.Body.Close()
 		return fmt.Sprintf("status %d", resp.StatusCode), false
@@ -170,20 +195,34 @@ func (f *FrontDoor) attempt(w http.ResponseWriter, r *http.Request, b *backend, 
 // candidates returns the healthy backends in priority order, those that
 // are not degraded first, or, when none is healthy, every backend (fail
 // open: health state may be stale, and trying costs less than refusing).
+//
+// The replicas of one cloud (a group) share its place in the order and
+// take turns leading it, so that requests spread over them.
 func (f *FrontDoor) candidates() []*backend {
-	out := make([]*backend, 0, len(f.backends))
-	for _, b := range f.backends {
+	order := f.backends
+	if len(f.groups) < len(f.backends) {
+		turn := f.turn.Add(1)
+		order = make([]*backend, 0, len(f.backends))
+		for _, g := range f.groups {
+			first := int(turn % uint64(len(g)))
+			for i := range g {
+				order = append(order, g[(first+i)%len(g)])
+			}
+		}
+	}
+	out := make([]*backend, 0, len(order))
+	for _, b := range order {
 		if b.isPreferred() {
 			out = append(out, b)
 		}
 	}
-	for _, b := range f.backends {
+	for _, b := range order {
 		if b.isHealthy() && !b.isPreferred() {
 			out = append(out, b)
 		}
 	}
 	if len(out) == 0 {
-		return f.backends
+		return order
 	}
 	return out
 }
@@ -192,6 +231,14 @@ func (f *FrontDoor) candidates() []*backend {
 // not take the request, so that it is retried elsewhere.
 func failoverStatus(code int) bool {
 	return code == http.StatusBadGateway || code == http.StatusServiceUnavailable || code == http.StatusGatewayTimeout
+}
+
+// backPressure reports whether an answer asks the client to slow down (a
+// 503 with Retry-After, such as an ingest API's admission control while
+// the pipeline behind it catches up): it is passed through, not retried
+// elsewhere, and the backend stays healthy.
+func backPressure(resp *http.Response) bool {
+	return resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != ""
 }
 
 // readBody buffers the request body, bounded by MaxBodyBytes.
@@ -224,7 +271,8 @@ func (f *FrontDoor) readBody(r *http.Request) ([]byte, error) {
 
 // outboundHeader returns the headers every attempt of r carries: r's
 // headers without hop-by-hop fields, with X-Forwarded-* set and an
-// Idempotency-Key and a valid traceparent added when missing.
+// Idempotency-Key (a UUIDv7, made once for every attempt) and a valid
+// traceparent added when missing.
 func (f *FrontDoor) outboundHeader(r *http.Request) http.Header {
 	h := r.Header.Clone()
 	if h == nil {

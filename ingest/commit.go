@@ -18,8 +18,10 @@ type pending struct {
 	ids   []string // record ids in request order
 	trace string
 	at    time.Time // when it was queued
-	done  chan result
-	acked bool // answered 202 (set by the request's handler)
+	// ingested is the ingest time stamped into the records.
+	ingested time.Time
+	done     chan result
+	acked    bool // answered 202 (set by the request's handler)
 }
 
 // result is the outcome of the write that held a request.

@@ -1,8 +1,10 @@
 package ingest
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -106,4 +108,62 @@ func sameRecord(a, b record.Record) bool {
 		}
 	}
 	return true
+}
+
+// FuzzParseString checks parseString's fast path against encoding/json:
+// the same text, or the same refusal.
+func FuzzParseString(f *testing.F) {
+	for _, s := range []string{`"plain"`, `"é😀"`, `"a\"b"`, `"\u0041"`, "\"\xff\"", "\"a\x01\"", `""`, `"\ud800"`, `"x`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		got, err := parseString(raw)
+		var want string
+		werr := json.Unmarshal(raw, &want)
+		if err == nil && (werr != nil || got != want) {
+			t.Fatalf("parseString(%q) = %q, encoding/json %q (%v)", raw, got, want, werr)
+		}
+		if err != nil && werr == nil && !loneSurrogate(raw) && strings.IndexByte(want, 0) < 0 {
+			t.Fatalf("parseString(%q) refused (%v) what encoding/json reads as %q", raw, err, want)
+		}
+	})
+}
+
+// FuzzScanFlatObject checks the fast NDJSON object reader against
+// encoding/json: every line it accepts, readObject accepts with the same
+// members (keys, raw values, order).
+func FuzzScanFlatObject(f *testing.F) {
+	for _, s := range []string{good, `{}`, ` { "a" : 1 , "b":"x\"y\u00e9" ,"c":null,"d":true,"e":false,"f":-0.5e+3} `,
+		`{"a":1,"a":2}`, `{"a":[1]}`, `{"a":{"b":1}}`, `{"a":01}`, `{"a":1.}`, `{"a":"\x"}`, `{"a\"":1}`, `{"a":1}x`, `{"a":1,}`, `{"a" 1}`, `{"a":tru}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		if invalidUTF8(line) >= 0 {
+			return
+		}
+		var fast rawRecord
+		if !scanFlatObject(line, &fast) {
+			if len(fast.members) != 0 {
+				t.Fatalf("refused %q but left members %v", line, fast.members)
+			}
+			return
+		}
+		var slow rawRecord
+		dec := json.NewDecoder(bytes.NewReader(line))
+		dec.UseNumber()
+		if err := readObject(dec, &slow); err != nil {
+			t.Fatalf("fast reader accepted %q, encoding/json: %v", line, err)
+		}
+		if _, err := dec.Token(); err != io.EOF {
+			t.Fatalf("fast reader accepted %q with trailing data", line)
+		}
+		if len(fast.members) != len(slow.members) {
+			t.Fatalf("%q: %d members, encoding/json %d", line, len(fast.members), len(slow.members))
+		}
+		for i := range fast.members {
+			if fast.members[i].key != slow.members[i].key || !bytes.Equal(fast.members[i].raw, slow.members[i].raw) {
+				t.Fatalf("%q member %d: %q=%s, encoding/json %q=%s", line, i, fast.members[i].key, fast.members[i].raw, slow.members[i].key, slow.members[i].raw)
+			}
+		}
+	})
 }

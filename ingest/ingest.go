@@ -21,10 +21,15 @@
 // A record's id is its client-supplied "id" (1 to 64 characters of
 // A-Z a-z 0-9 . _ : -), else a fresh UUIDv7. When the request carries an
 // Idempotency-Key header (1 to 200 printable ASCII characters), a record
-// without an id gets DerivedID(key, index) instead: a version 8 UUID from
-// SHA-256(key || 0x00 || decimal record index). A retry of the same request
-// with the same key, on this cloud or another, therefore yields the same
-// ids, and the stores downstream (keyed by id) keep each record once. A key
+// without an id gets DerivedID(key, time, index) instead, where time is the
+// request's Intercloud-Request-Time header (RFC 3339), else the time of a
+// key that is itself a UUIDv7 (as the front door makes when the client
+// sends none): a UUIDv7 whose time is that time and whose other bits come from
+// the record index and SHA-256(key || 0x00 || decimal record index), so
+// the ids stay time-ordered. A key with no time gives a version 8 UUID
+// from the hash alone. A retry of the same request with the same key (and
+// time), on this cloud or another, therefore yields the same ids, and the
+// stores downstream (keyed by id) keep each record once. A key
 // names one logical request: the API remembers the hash of the media type
 // and body each key was acknowledged with for Limits.IdempotencyWindow
 // (default 24 h, at most Limits.IdempotencyKeys keys, oldest forgotten
@@ -90,13 +95,21 @@ const (
 // Headers the API reads or sets.
 const (
 	HeaderIdempotencyKey = "Idempotency-Key"
-	HeaderTraceparent    = "Traceparent"
-	HeaderTraceID        = "X-Trace-Id"
+	// HeaderRequestTime fixes the time the ids of a request with an
+	// Idempotency-Key are derived from (RFC 3339); a client whose keys are
+	// not UUIDv7s sends it, the same on every retry, for time-ordered ids.
+	HeaderRequestTime = "Intercloud-Request-Time"
+	HeaderTraceparent = "Traceparent"
+	HeaderTraceID     = "X-Trace-Id"
 )
 
 // CodeStoreUnavailable is the apierr code of the 503 answered when the
 // object store did not take a batch.
 const CodeStoreUnavailable = "store_unavailable"
+
+// CodeBacklog is the apierr code of the 503 (with Retry-After) answered
+// while the published results are further behind than Limits.MaxBacklog.
+const CodeBacklog = "backlog"
 
 // RawPrefix is where raw objects are written.
 const RawPrefix = "raw/"
@@ -109,6 +122,8 @@ const (
 	DefaultBatchWait    = 5 * time.Millisecond
 	DefaultWriters      = 4
 	DefaultWriteTimeout = 30 * time.Second
+	// DefaultDegradedBacklog is Limits.DegradedBacklog's default.
+	DefaultDegradedBacklog = time.Minute
 	// putAttempts is one write plus three retries.
 	putAttempts = 4
 )
@@ -148,6 +163,14 @@ type Config struct {
 	// object: how many records and requests it held, its size and how
 	// long the write took (for the batch-size histogram).
 	OnCommit func(records, requests, bytes int, took time.Duration)
+	// Backlog returns how long the oldest acknowledged record not yet in
+	// the published results has waited, and whether that is known; with
+	// Limits.MaxBacklog set, writes are refused while it is greater. nil
+	// means unknown.
+	Backlog func() (time.Duration, bool)
+	// OnAck is told the ingest time stamped into the records of every
+	// acknowledged request, after the 202 is decided. It must not block.
+	OnAck func(ingestedAt time.Time, records int)
 }
 
 // Health states GET /healthz reports.
@@ -194,6 +217,10 @@ type API struct {
 	limiter *rate.Limiter
 	idem    *idemStore
 
+	// last is the acknowledgement time given last (stamp).
+	clockMu sync.Mutex
+	last    time.Time
+
 	queue     chan *pending
 	sem       chan struct{}
 	startOnce sync.Once
@@ -234,6 +261,7 @@ func New(cfg Config) (*API, error) {
 	}
 	l := &cfg.Limits
 	if l.MaxBodyBytes < 0 || l.MaxRecords < 0 || l.BatchBytes < 0 || l.BatchWait < 0 || l.RateLimit < 0 || l.RateBurst < 0 ||
+		l.MaxBacklog < 0 || l.DegradedBacklog < 0 ||
 		l.IdempotencyWindow < 0 || l.IdempotencyKeys < 0 ||
 		math.IsNaN(l.RateLimit) || cfg.Writers < 0 || cfg.WriteTimeout < 0 {
 		return nil, errors.New("ingest: config: limits must not be negative")
@@ -249,6 +277,9 @@ func New(cfg Config) (*API, error) {
 	}
 	if l.BatchWait == 0 {
 		l.BatchWait = config.Duration(DefaultBatchWait)
+	}
+	if l.DegradedBacklog == 0 {
+		l.DegradedBacklog = config.Duration(DefaultDegradedBacklog)
 	}
 	if l.IdempotencyWindow == 0 {
 		l.IdempotencyWindow = config.Duration(DefaultIdempotencyWindow)
@@ -376,6 +407,18 @@ func (a *API) postRecords(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if limit := a.cfg.Limits.MaxBacklog.D(); limit > 0 && a.cfg.Backlog != nil {
+		if behind, ok := a.cfg.Backlog(); ok && behind > limit {
+			// Come back once the pipeline had time to catch up, between
+			// 1 s and 30 s.
+			secs := int64(math.Ceil(min(max(behind-limit, time.Second), 30*time.Second).Seconds()))
+			w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+			a.fail(w, log, apierr.New(http.StatusServiceUnavailable, CodeBacklog,
+				"the published results are %s behind, more than ingest.max_backlog (%s); nothing was written, retry after %d s",
+				behind.Round(time.Millisecond), limit, secs))
+			return
+		}
+	}
 	ct := r.Header.Get("Content-Type")
 	if _, err := mediaType(ct); err != nil {
 		a.fail(w, log, err)
@@ -393,6 +436,11 @@ func (a *API) postRecords(w http.ResponseWriter, r *http.Request) {
 		}
 		idemKey, hasKey = vs[0], true
 	}
+	stamp, ok := RequestTime(r.Header.Values(HeaderRequestTime), idemKey)
+	if !ok {
+		a.fail(w, log, malformed("%s must be one RFC 3339 time, e.g. 2026-11-24T10:00:00.123Z", HeaderRequestTime))
+		return
+	}
 	body, err := a.readBody(w, r)
 	if err != nil {
 		a.fail(w, log, err)
@@ -403,7 +451,7 @@ func (a *API) postRecords(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, log, err)
 		return
 	}
-	p, err := a.prepare(recs, trace, idemKey, hasKey)
+	p, err := a.prepare(recs, trace, idemKey, hasKey, stamp)
 	if err != nil {
 		a.fail(w, log, err)
 		return
@@ -438,6 +486,9 @@ func (a *API) postRecords(w http.ResponseWriter, r *http.Request) {
 	}
 	a.acked.Add(int64(len(p.ids)))
 	p.acked = true
+	if a.cfg.OnAck != nil {
+		a.cfg.OnAck(p.ingested, len(p.ids))
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusAccepted)
 	_ = json.NewEncoder(w).Encode(struct {
@@ -481,18 +532,35 @@ func (a *API) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	}
 }
 
+// stamp returns a request's acknowledgement time: the clock in whole
+// microseconds (what every database keeps), strictly after the last one
+// this API gave. The same id written twice is thereby ordered: the later
+// write carries the greater _ingested_at, which is what replication and
+// load compare (last writer wins, ties broken by the cloud's name).
+func (a *API) stamp() time.Time {
+	now := a.cfg.Now().UTC().Truncate(time.Microsecond)
+	a.clockMu.Lock()
+	defer a.clockMu.Unlock()
+	if !now.After(a.last) {
+		now = a.last.Add(time.Microsecond)
+	}
+	a.last = now
+	return now
+}
+
 // prepare stamps ids, origin, trace and time on the records and renders
 // their NDJSON lines.
-func (a *API) prepare(recs []record.Record, trace, idemKey string, hasKey bool) (*pending, error) {
+func (a *API) prepare(recs []record.Record, trace, idemKey string, hasKey bool, reqTime time.Time) (*pending, error) {
 	p := &pending{trace: trace, ids: make([]string, len(recs)), done: make(chan result, 1)}
-	now := a.cfg.Now().UTC()
-	var lines []byte
+	now := a.stamp()
+	p.ingested = now
+	lines := make([]byte, 0, 256*len(recs))
 	for i := range recs {
 		rec := &recs[i]
 		switch {
 		case rec.ID != "":
 		case hasKey:
-			rec.ID = DerivedID(idemKey, i)
+			rec.ID = DerivedID(idemKey, reqTime, i)
 		default:
 			id, err := newID()
 			if err != nil {
@@ -501,11 +569,11 @@ func (a *API) prepare(recs []record.Record, trace, idemKey string, hasKey bool) 
 			rec.ID = id
 		}
 		rec.Origin, rec.TraceID, rec.IngestedAt = a.cfg.Cloud, trace, now
-		line, err := rec.MarshalJSON()
-		if err != nil {
+		var err error
+		if lines, err = rec.AppendJSON(lines); err != nil {
 			return nil, fmt.Errorf("ingest: render record %d: %w", i, err)
 		}
-		lines = append(append(lines, line...), '\n')
+		lines = append(lines, '\n')
 		p.ids[i] = rec.ID
 	}
 	p.lines = lines

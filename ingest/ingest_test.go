@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -214,7 +215,7 @@ func TestPostRoundTrip(t *testing.T) {
 			t.Fatalf("%d lines", len(recs))
 		}
 		for i, r := range recs {
-			if r.ID != a.ids[i] || r.Origin != "aws" || r.TraceID != "4bf92f3577b34da6a3ce929d0e0e4736" || !r.IngestedAt.Equal(now) {
+			if r.ID != a.ids[i] || r.Origin != "aws" || r.TraceID != "4bf92f3577b34da6a3ce929d0e0e4736" || !r.IngestedAt.Equal(now.Truncate(time.Microsecond)) {
 				t.Errorf("line %d: %+v", i, r)
 			}
 		}
@@ -503,7 +504,7 @@ func TestIdempotencyKey(t *testing.T) {
 	if a1.status != 202 || a2.status != 202 || a3.status != 202 {
 		t.Fatalf("statuses %d %d %d", a1.status, a2.status, a3.status)
 	}
-	want := []string{DerivedID("order-42 attempt", 0), "mine", DerivedID("order-42 attempt", 2)}
+	want := []string{DerivedID("order-42 attempt", time.Time{}, 0), "mine", DerivedID("order-42 attempt", time.Time{}, 2)}
 	for _, got := range [][]string{a1.ids, a2.ids, a3.ids} {
 		if strings.Join(got, " ") != strings.Join(want, " ") {
 			t.Errorf("ids %v, want %v", got, want)
@@ -523,6 +524,48 @@ func TestIdempotencyKey(t *testing.T) {
 				t.Errorf("azure stored %s, want %s", r.ID, want[i])
 			}
 		}
+	}
+}
+
+// TestRequestTimeIDs checks that a request stamped with
+// Intercloud-Request-Time gets time-ordered ids, the same on both clouds,
+// and that a malformed stamp is refused with nothing written.
+func TestRequestTimeIDs(t *testing.T) {
+	aws := newEnv(t, "aws", nil)
+	azure := newEnv(t, "azure", nil)
+	body := `[{"device":"a","metric":"m","value":1,"ts":"2025-01-02T03:04:05Z"},` +
+		`{"device":"b","metric":"m","value":2,"ts":"2025-01-02T03:04:05Z"}]`
+	at := "2026-11-24T10:00:00.123Z"
+	hdr := map[string]string{HeaderIdempotencyKey: "order-43", HeaderRequestTime: at}
+	a1, a2 := aws.post(t, body, hdr), azure.post(t, body, hdr)
+	if a1.status != 202 || a2.status != 202 {
+		t.Fatalf("statuses %d %d", a1.status, a2.status)
+	}
+	stamp, _ := time.Parse(time.RFC3339, at)
+	want := []string{DerivedID("order-43", stamp, 0), DerivedID("order-43", stamp, 1)}
+	if !slices.Equal(a1.ids, want) || !slices.Equal(a2.ids, want) {
+		t.Errorf("ids %v and %v, want %v", a1.ids, a2.ids, want)
+	}
+	if u, err := uuid.Parse(a1.ids[0]); err != nil || u.Version() != 7 || a1.ids[0] >= a1.ids[1] {
+		t.Errorf("ids %v are not ascending UUIDv7s", a1.ids)
+	}
+	// A UUIDv7 key (what the front door makes when the client sends no
+	// key) gives ids in its time, the same on both clouds.
+	key := uuid.Must(uuid.NewV7())
+	k1, k2 := aws.post(t, body, map[string]string{HeaderIdempotencyKey: key.String()}), azure.post(t, body, map[string]string{HeaderIdempotencyKey: key.String()})
+	sec, nsec := key.Time().UnixTime()
+	if want := []string{DerivedID(key.String(), time.Unix(sec, nsec), 0), DerivedID(key.String(), time.Unix(sec, nsec), 1)}; !slices.Equal(k1.ids, want) || !slices.Equal(k2.ids, want) {
+		t.Errorf("UUIDv7 key: ids %v and %v, want %v", k1.ids, k2.ids, want)
+	}
+	if u, err := uuid.Parse(k1.ids[0]); err != nil || u.Version() != 7 || !strings.HasPrefix(k1.ids[0], key.String()[:13]) {
+		t.Errorf("UUIDv7 key %s: ids %v do not carry its time", key, k1.ids)
+	}
+	bad := aws.post(t, body, map[string]string{HeaderIdempotencyKey: "order-44", HeaderRequestTime: "now"})
+	if bad.status != http.StatusBadRequest || !strings.Contains(bad.err.Message, HeaderRequestTime) {
+		t.Errorf("malformed %s: %d %v", HeaderRequestTime, bad.status, bad.err)
+	}
+	if objs := aws.stored(t); len(objs) != 2 {
+		t.Errorf("%d objects, want 2", len(objs))
 	}
 }
 
@@ -916,6 +959,60 @@ func TestHealthReportsDependencies(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != tc.code || strings.TrimSpace(string(b)) != tc.body {
 			t.Errorf("%+v: %d %s, want %d %s", tc.h, resp.StatusCode, b, tc.code, tc.body)
+		}
+	}
+}
+
+// TestAdmissionControl checks ingest.max_backlog: while the results are
+// further behind, writes get 503 with Retry-After and nothing is written;
+// otherwise (and with the limit off) they are taken, and every ack is
+// told to OnAck with the ingest time stamped into its records.
+func TestAdmissionControl(t *testing.T) {
+	var mu sync.Mutex
+	behind, known := 90*time.Second, true
+	var acks []time.Time
+	var ackedRecords int
+	e := newEnv(t, "aws", func(c *Config) {
+		c.Limits.MaxBacklog = config.Duration(time.Minute)
+		c.Backlog = func() (time.Duration, bool) { mu.Lock(); defer mu.Unlock(); return behind, known }
+		c.OnAck = func(at time.Time, n int) { mu.Lock(); acks = append(acks, at); ackedRecords += n; mu.Unlock() }
+	})
+	goodRec := `{"device":"a","metric":"m","value":1,"ts":"2025-01-02T03:04:05Z"}`
+	a := e.post(t, goodRec, nil)
+	if a.status != http.StatusServiceUnavailable || a.err.Code != CodeBacklog || a.header.Get("Retry-After") != "30" ||
+		!strings.Contains(a.err.Message, "max_backlog") {
+		t.Fatalf("behind by 90 s: %d %v Retry-After %q", a.status, a.err, a.header.Get("Retry-After"))
+	}
+	mu.Lock()
+	behind = 61500 * time.Millisecond
+	mu.Unlock()
+	if a := e.post(t, goodRec, nil); a.status != http.StatusServiceUnavailable || a.header.Get("Retry-After") != "2" {
+		t.Fatalf("behind by 61.5 s: %d Retry-After %q", a.status, a.header.Get("Retry-After"))
+	}
+	if objs := e.stored(t); len(objs) != 0 {
+		t.Fatalf("refused writes stored %d objects", len(objs))
+	}
+	for _, st := range []struct {
+		d     time.Duration
+		known bool
+	}{{time.Minute, true}, {time.Hour, false}} {
+		mu.Lock()
+		behind, known = st.d, st.known
+		mu.Unlock()
+		if a := e.post(t, "["+goodRec+","+goodRec+"]", nil); a.status != http.StatusAccepted {
+			t.Fatalf("behind %v (known %v): %d %v", st.d, st.known, a.status, a.err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(acks) != 2 || ackedRecords != 4 {
+		t.Fatalf("OnAck told %d acks of %d records", len(acks), ackedRecords)
+	}
+	for _, recs := range e.stored(t) {
+		for _, r := range recs {
+			if !slices.ContainsFunc(acks, r.IngestedAt.Equal) {
+				t.Errorf("stored ingest time %v not told to OnAck (%v)", r.IngestedAt, acks)
+			}
 		}
 	}
 }

@@ -193,6 +193,10 @@ func splitNDJSON(body []byte, maxRecords int) ([]rawRecord, error) {
 		if maxRecords > 0 && len(raws) >= maxRecords {
 			return nil, tooMany(maxRecords)
 		}
+		if scanFlatObject(line, &r) {
+			raws = append(raws, r)
+			continue
+		}
 		dec := json.NewDecoder(bytes.NewReader(line))
 		dec.UseNumber()
 		if err := readObject(dec, &r); err != nil {
@@ -487,6 +491,20 @@ func parseInteger(s string) (int64, error) {
 // parseString decodes a JSON string, refusing NUL and escaped lone UTF-16
 // surrogates (which would decode to U+FFFD, silently changing the text).
 func parseString(raw json.RawMessage) (string, error) {
+	// Most strings have no escape and no control character: their text is
+	// the literal's inside, when that is valid UTF-8.
+	if n := len(raw); n >= 2 && raw[0] == '"' && raw[n-1] == '"' {
+		plain := true
+		for _, c := range raw[1 : n-1] {
+			if c < 0x20 || c == '\\' || c == '"' {
+				plain = false
+				break
+			}
+		}
+		if plain && utf8.Valid(raw[1:n-1]) {
+			return string(raw[1 : n-1]), nil
+		}
+	}
 	if loneSurrogate(raw) {
 		return "", errors.New("the string holds an escaped lone UTF-16 surrogate (not valid UTF-8 text)")
 	}

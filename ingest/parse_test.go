@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/intercloud/intercloud/apierr"
 	"github.com/intercloud/intercloud/config"
 )
@@ -211,8 +213,9 @@ func TestParseNoRecordBound(t *testing.T) {
 }
 
 func TestDerivedID(t *testing.T) {
-	a, b := DerivedID("k", 0), DerivedID("k", 1)
-	if a == b || a != DerivedID("k", 0) || DerivedID("k2", 0) == a {
+	var none time.Time
+	a, b := DerivedID("k", none, 0), DerivedID("k", none, 1)
+	if a == b || a != DerivedID("k", none, 0) || DerivedID("k2", none, 0) == a {
 		t.Fatalf("ids not deterministic and distinct: %s %s", a, b)
 	}
 	// Version 8, RFC 9562 variant.
@@ -224,8 +227,74 @@ func TestDerivedID(t *testing.T) {
 	}
 	// The derivation is fixed: other clouds and versions must agree. The
 	// value was computed independently of this code.
-	if got, want := DerivedID("order-42", 3), "5e4352d2-6872-81b0-9ce6-edd9c0444667"; got != want {
+	if got, want := DerivedID("order-42", none, 3), "5e4352d2-6872-81b0-9ce6-edd9c0444667"; got != want {
 		t.Fatalf("DerivedID = %s, want %s", got, want)
+	}
+}
+
+func TestDerivedIDTimeOrdered(t *testing.T) {
+	at := time.Date(2026, 11, 24, 10, 0, 0, 123_456_789, time.UTC)
+	// Computed independently (Python hashlib) from the layout in the doc.
+	if got, want := DerivedID("order-42", at, 3), "01a20cff-7d7b-7000-83e6-edd9c0444667"; got != want {
+		t.Fatalf("DerivedID = %s, want %s", got, want)
+	}
+	var prev string
+	for _, tc := range []struct {
+		at    time.Time
+		index int
+	}{
+		{at, 0}, {at, 1}, {at, 2}, {at, 63}, {at, 64}, {at, 9_999}, {at, 1<<18 - 1},
+		{at.Add(time.Millisecond), 0}, {at.Add(time.Hour), 0}, {at.Add(time.Hour), 5_000},
+	} {
+		id := DerivedID("k", tc.at, tc.index)
+		u, err := uuid.Parse(id)
+		if err != nil || u.Version() != 7 || u.Variant() != uuid.RFC4122 || !ValidID(id) {
+			t.Fatalf("%s is not a UUIDv7 (%v)", id, err)
+		}
+		if sec, nsec := u.Time().UnixTime(); time.Unix(sec, nsec).UnixMilli() != tc.at.UnixMilli() {
+			t.Errorf("%s holds time %v, want %v", id, time.Unix(sec, nsec).UTC(), tc.at)
+		}
+		if id <= prev {
+			t.Errorf("%s (index %d) does not follow %s", id, tc.index, prev)
+		}
+		prev = id
+		if id != DerivedID("k", tc.at, tc.index) || id == DerivedID("k2", tc.at, tc.index) {
+			t.Errorf("%s: not deterministic or not keyed", id)
+		}
+	}
+	// Times outside the 48-bit range are clamped, not wrapped.
+	if id := DerivedID("k", time.Unix(-5, 0), 0); !strings.HasPrefix(id, "00000000-0000-7") {
+		t.Errorf("time before 1970: %s", id)
+	}
+}
+
+func TestRequestTime(t *testing.T) {
+	v7 := uuid.Must(uuid.NewV7())
+	sec, nsec := v7.Time().UnixTime()
+	for _, tc := range []struct {
+		name   string
+		header []string
+		key    string
+		want   time.Time
+		ok     bool
+	}{
+		{"header", []string{"2026-11-24T10:00:00.123Z"}, "k", time.Date(2026, 11, 24, 10, 0, 0, 123e6, time.UTC), true},
+		{"header wins over key", []string{"2026-11-24T10:00:00+01:00"}, v7.String(), time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC), true},
+		{"UUIDv7 key", nil, v7.String(), time.Unix(sec, nsec), true},
+		{"UUIDv4 key", nil, uuid.NewString(), time.Time{}, true},
+		{"other key", nil, "order-42", time.Time{}, true},
+		{"no key", nil, "", time.Time{}, true},
+		{"malformed", []string{"yesterday"}, "k", time.Time{}, false},
+		{"two values", []string{"2026-11-24T10:00:00Z", "2026-11-24T10:00:00Z"}, "k", time.Time{}, false},
+		{"before 1970", []string{"1969-12-31T23:59:59Z"}, "k", time.Time{}, false},
+		{"empty", []string{""}, "k", time.Time{}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := RequestTime(tc.header, tc.key)
+			if ok != tc.ok || !got.Equal(tc.want) {
+				t.Errorf("RequestTime(%q, %q) = %v, %v; want %v, %v", tc.header, tc.key, got, ok, tc.want, tc.ok)
+			}
+		})
 	}
 }
 

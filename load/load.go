@@ -132,6 +132,7 @@ func (l *Loader) Load(ctx context.Context, key string) (Result, error) {
 		return res, fmt.Errorf("load: %s: %w: %w", key, err, functions.ErrPermanent)
 	}
 	res.Records = len(recs)
+	recs = lastOfEachID(recs)
 	seen := map[string]bool{}
 	for _, r := range recs {
 		if !seen[r.TraceID] && len(res.TraceIDs) < 16 {
@@ -155,7 +156,7 @@ func (l *Loader) Load(ctx context.Context, key string) (Result, error) {
 				}
 				args = append(args, row...)
 			}
-			out, err := tx.ExecContext(ctx, l.db.Dialect.InsertIgnore(l.table, len(chunk)), args...)
+			out, err := tx.ExecContext(ctx, l.insert(len(chunk)), args...)
 			if sqldb.Rejected(err) {
 				// The database refuses these records for their content:
 				// no retry can load them.
@@ -178,6 +179,40 @@ func (l *Loader) Load(ctx context.Context, key string) (Result, error) {
 		return res, fmt.Errorf("load: %s: %w", key, err)
 	}
 	return res, nil
+}
+
+// Version is how a record's row is ordered against another row of the
+// same id (written on the other cloud, or again on this one): by the time
+// the API acknowledged it, then by the cloud's name. Load and replication
+// both keep the greater (last writer wins), so both clouds converge to one
+// row.
+var Version = []string{record.ColIngestedAt, record.ColOrigin}
+
+// insert returns the statement that writes n records: each is inserted,
+// or overwrites a stored row of its id with a smaller Version; a stored
+// row with the same or a greater Version stays (so loading an object again
+// changes nothing).
+func (l *Loader) insert(n int) string {
+	if nu, ok := l.db.Dialect.(sqldb.NewerUpserter); ok {
+		return nu.UpsertNewer(l.table, n, Version)
+	}
+	return l.db.Dialect.InsertIgnore(l.table, n)
+}
+
+// lastOfEachID keeps, of records sharing an id within one object, the last
+// (one statement must not write a key twice).
+func lastOfEachID(recs []record.Record) []record.Record {
+	at := make(map[string]int, len(recs))
+	out := recs[:0:0]
+	for _, r := range recs {
+		if i, ok := at[r.ID]; ok {
+			out[i] = r
+			continue
+		}
+		at[r.ID] = len(out)
+		out = append(out, r)
+	}
+	return out
 }
 
 func markArgs(d sqldb.Dialect, t sqldb.Table, key string, n int) ([]any, error) {

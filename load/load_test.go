@@ -83,12 +83,13 @@ func TestLoadIsIdempotent(t *testing.T) {
 	if err != nil || !res.Skipped {
 		t.Fatalf("second load: %+v %v", res, err)
 	}
-	// Another object repeating a record (a retried request) adds only the new one.
+	// Another object repeating a record (a retried request, acknowledged
+	// later) overwrites it (last writer wins) and adds the new one.
 	key2 := "raw/2026/11/24/10/b.ndjson"
 	if err := b.Put(ctx, key2, rawObject(t, "r3", "r4"), nil); err != nil {
 		t.Fatal(err)
 	}
-	if res, err = l.Load(ctx, key2); err != nil || res.Inserted != 1 {
+	if res, err = l.Load(ctx, key2); err != nil || res.Inserted != 2 {
 		t.Fatalf("overlapping load: %+v %v", res, err)
 	}
 	if n := count(t, db); n != 4 {

@@ -7,8 +7,22 @@
 //
 // It is driven by the database's own change feed (the replicate package's
 // source for the dialect), with its position checkpointed in the same
-// database after the results are written: at-least-once, and idempotent
-// because every write is a full recomputation.
+// database after the results are written: at-least-once.
+//
+// # Incremental aggregates
+//
+// A change batch costs O(changes), not O(bucket): the publisher keeps, in
+// the same database, each record's contribution (RowsTable: its bucket and
+// value) and each bucket's mergeable state (BucketsTable: count, sum, min,
+// max). A batch looks up the old contributions of the records it changed,
+// subtracts them from their buckets and adds the new ones, all in one
+// transaction, then rewrites only the touched buckets' files. Applying a
+// change twice changes nothing (the record's contribution is already the
+// new one), so a batch replayed after a crash is exact. Min and max are
+// exact too: when a removed or changed value was its bucket's min or max,
+// that bucket's extremes are read again from its contributions (an index
+// on bucket and value), never from the whole table. Only Rebuild
+// recomputes everything from the records table.
 package publish
 
 import (
@@ -48,9 +62,12 @@ const (
 	HourFormat = "2006-01-02T15"
 	// StreamName is the checkpoint name of the publisher's change feed.
 	StreamName = "publish"
-	// PublishedTable holds the count each published bucket file holds, so
-	// the summary counts exactly what the hourly files count.
-	PublishedTable = "_ic_published"
+	// BucketsTable holds each bucket's aggregate state (count, sum, min,
+	// max), which is what its files publish; the summary sums its counts.
+	BucketsTable = "_ic_publish_buckets"
+	// RowsTable holds each published record's contribution: its bucket
+	// and value.
+	RowsTable = "_ic_publish_rows"
 )
 
 // Defaults for empty fields of Config.Settings: the default schema's
@@ -84,7 +101,11 @@ type Config struct {
 	// OnTraces, when set, is told the trace ids of the records just
 	// published (results written and purged at the edge), with when that
 	// publish started and ended, for their spans.
-	OnTraces  func(traces []string, start, end time.Time)
+	OnTraces func(traces []string, start, end time.Time)
+	// Fence, when set, runs inside every transaction that commits the
+	// feed's checkpoint, before it: an error (a lease lost to another
+	// process) rolls it back, so a deposed publisher moves nothing on.
+	Fence     func(ctx context.Context, tx *sql.Tx) error
 	BatchSize int           // changes per pass (default 5000)
 	Poll      time.Duration // default 50ms
 	Logger    *slog.Logger
@@ -110,10 +131,11 @@ func (a Aggregate) Mean() float64 {
 
 // Publisher runs the publish function.
 type Publisher struct {
-	cfg       Config
-	table     sqldb.Table
-	published sqldb.Table
-	log       *slog.Logger
+	cfg     Config
+	table   sqldb.Table
+	buckets sqldb.Table
+	rows    sqldb.Table
+	log     *slog.Logger
 
 	// pass serialises the passes that write results: the change feed's
 	// and the retries of failed buckets.
@@ -143,11 +165,22 @@ func New(cfg Config) (*Publisher, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	str := func(n int) sqldb.Type { return sqldb.Type{Kind: sqldb.KindString, Length: n} }
+	float := sqldb.Type{Kind: sqldb.KindFloat}
 	return &Publisher{cfg: cfg, table: record.Table(cfg.Schema), log: cfg.Logger, failed: map[bucketKey]*BucketFailure{},
-		published: sqldb.Table{Name: PublishedTable, PrimaryKey: []string{"bucket"}, Columns: []sqldb.Column{
-			{Name: "bucket", Type: sqldb.Type{Kind: sqldb.KindString, Length: 80}},
+		buckets: sqldb.Table{Name: BucketsTable, PrimaryKey: []string{"bkt"}, Columns: []sqldb.Column{
+			{Name: "bkt", Type: str(80)},
 			{Name: "grp", Type: sqldb.Type{Kind: sqldb.KindText}},
-			{Name: "records", Type: sqldb.Type{Kind: sqldb.KindInt}},
+			{Name: "hour", Type: str(16)},
+			{Name: "cnt", Type: sqldb.Type{Kind: sqldb.KindInt}},
+			{Name: "total", Type: float},
+			{Name: "min_v", Type: float},
+			{Name: "max_v", Type: float},
+		}},
+		rows: sqldb.Table{Name: RowsTable, PrimaryKey: []string{"id"}, Columns: []sqldb.Column{
+			{Name: "id", Type: str(record.MaxIDLength)},
+			{Name: "bkt", Type: str(80)},
+			{Name: "val", Type: float},
 		}},
 	}, nil
 }
@@ -186,13 +219,14 @@ func checkSettings(schema config.Schema, s *config.Publish) error {
 // table holds and starts from the end of the feed. Call it before anything
 // writes, so every later record is published as a change, with its trace.
 func (p *Publisher) Prepare(ctx context.Context) error {
-	for _, t := range []sqldb.Table{p.table, p.published, failedTable()} {
+	for _, t := range []sqldb.Table{p.table, p.buckets, p.rows, failedTable()} {
 		if err := p.cfg.DB.EnsureTable(ctx, t); err != nil {
 			return fmt.Errorf("publish: %w", err)
 		}
 	}
 	if ix, ok := p.cfg.DB.Dialect.(sqldb.Indexer); ok {
-		for _, stmt := range ix.CreateIndex(p.table.Name, "ix_"+p.table.Name+"_publish", []string{p.cfg.Settings.GroupBy, p.cfg.Settings.Time}) {
+		// A bucket's extremes are read from its contributions, in order.
+		for _, stmt := range ix.CreateIndex(RowsTable, "ix"+RowsTable+"_bkt_val", []string{"bkt", "val"}) {
 			if _, err := p.cfg.DB.ExecContext(ctx, stmt); err != nil {
 				return fmt.Errorf("publish: index: %w", err)
 			}
@@ -213,8 +247,15 @@ func (p *Publisher) Prepare(ctx context.Context) error {
 
 // Stats say how publishing goes.
 type Stats struct {
-	// Published counts the records whose aggregates were written.
+	// Published counts the record changes whose aggregates were written.
 	Published int64 `json:"published"`
+	// Records is how many records the published aggregates count, as
+	// far as this publisher applied them since it started (deletes
+	// subtract).
+	Records int64 `json:"records"`
+	// NewestIngested is the latest ingest time of a record published so
+	// far (zero: none yet).
+	NewestIngested time.Time `json:"newest_ingested,omitzero"`
 	// FailingSince is when publishing started to fail; zero while it works.
 	FailingSince time.Time `json:"failing_since,omitzero"`
 	LastError    string    `json:"last_error,omitempty"`
@@ -308,7 +349,15 @@ func (p *Publisher) open(ctx context.Context) (replicate.Source, replicate.Posit
 		return nil, "", err
 	}
 	cp, err := replicate.LoadCheckpoint(ctx, db, db.Dialect, StreamName)
-	if err == nil && cp.Position == "" {
+	var ready bool
+	if err == nil {
+		ready, err = p.stateReady(ctx)
+	}
+	if err == nil && (cp.Position == "" || !ready) {
+		// No checkpoint, or no aggregate state (an earlier version's
+		// checkpoint): everything in the table is published from scratch
+		// and the feed is followed from its end; changes between the end
+		// and the rebuild are applied again, which changes nothing.
 		p.pass.Lock()
 		defer p.pass.Unlock()
 		if cp.Position, err = src.Current(ctx); err == nil {
@@ -340,6 +389,11 @@ func (p *Publisher) handle(ctx context.Context, b replicate.Batch) error {
 
 func (p *Publisher) saveCheckpoint(ctx context.Context, pos replicate.Position) error {
 	return p.cfg.DB.Tx(ctx, func(tx *sql.Tx) error {
+		if p.cfg.Fence != nil {
+			if err := p.cfg.Fence(ctx, tx); err != nil {
+				return err
+			}
+		}
 		return replicate.SaveCheckpoint(ctx, tx, p.cfg.DB.Dialect, StreamName, replicate.Checkpoint{Position: pos, Phase: replicate.PhaseCDC})
 	})
 }
@@ -349,121 +403,460 @@ type bucketKey struct {
 	hour  time.Time
 }
 
-// apply recomputes every aggregate a batch touched.
+// contribution is what one record adds to its bucket.
+type contribution struct {
+	bucket string
+	key    bucketKey
+	value  float64
+}
+
+// keyOrZero is c's bucket, the zero key for nil.
+func (c *contribution) keyOrZero() bucketKey {
+	if c == nil {
+		return bucketKey{}
+	}
+	return c.key
+}
+
+// apply updates the aggregates a batch touched by its rows' contributions
+// and rewrites their files.
 func (p *Publisher) apply(ctx context.Context, b replicate.Batch) error {
 	start := time.Now()
-	touched := map[bucketKey]bool{}
-	var ids []string
-	var acked []time.Time
-	idBucket := map[string]bucketKey{}
+	latest := map[string]*contribution{} // record id → new contribution (nil: none)
+	var order []string
 	traces := map[string]bool{}
-	rebuild := false
+	ingested := map[string]time.Time{}
 	for _, c := range b.Changes {
-		if c.Table != p.table.Name {
+		if c.Table != p.table.Name || len(c.Key) == 0 {
 			continue
 		}
-		if c.Op == replicate.OpDelete {
-			rebuild = true // the deleted row's bucket is unknown
+		id, ok := keyString(c.Key[0])
+		if !ok {
+			p.log.Warn("change with an unusable key; skipped", "key", fmt.Sprint(c.Key))
 			continue
 		}
-		g, _ := c.Row[p.cfg.Settings.GroupBy].(string)
-		ts, err := asTime(c.Row[p.cfg.Settings.Time])
-		if err != nil {
-			p.log.Warn("change without a usable time; skipped", "key", fmt.Sprint(c.Key), "err", err)
-			continue
+		if _, seen := latest[id]; !seen {
+			order = append(order, id)
 		}
-		k := bucketKey{g, ts.Truncate(time.Hour)}
-		touched[k] = true
-		if id, ok := c.Row[record.ColID].(string); ok {
-			ids = append(ids, id)
-			idBucket[id] = k
-		}
-		if at, err := asTime(c.Row[record.ColIngestedAt]); err == nil && !at.IsZero() {
-			acked = append(acked, at)
-		}
+		latest[id] = nil
 		if c.TraceID != "" {
 			traces[c.TraceID] = true
 		}
-	}
-	if rebuild {
-		if err := p.Rebuild(ctx); err != nil {
-			return err
+		if c.Op == replicate.OpDelete {
+			continue
 		}
-	} else if len(touched) > 0 {
-		keys := make([]bucketKey, 0, len(touched))
-		for k := range touched {
-			keys = append(keys, k)
-		}
-		failed, err := p.publishBuckets(ctx, keys)
+		ts, err := asTime(c.Row[p.cfg.Settings.Time])
 		if err != nil {
-			return err
+			p.log.Warn("change without a usable time; not counted", "key", id, "err", err)
+			continue
 		}
-		if len(failed) > 0 { // their records are not published yet
-			ids = slices.DeleteFunc(ids, func(id string) bool { _, ok := failed[idBucket[id]]; return ok })
+		g, _ := c.Row[p.cfg.Settings.GroupBy].(string)
+		k := bucketKey{g, ts.Truncate(time.Hour)}
+		latest[id] = &contribution{bucket: bucketID(k.group, k.hour), key: k, value: asFloat(c.Row[p.cfg.Settings.Value])}
+		if at, err := asTime(c.Row[record.ColIngestedAt]); err == nil {
+			ingested[id] = at
 		}
 	}
-	if len(ids) > 0 {
-		p.mu.Lock()
-		p.stats.Published += int64(len(ids))
-		p.stats.FailingSince = time.Time{}
-		p.mu.Unlock()
-		p.log.InfoContext(ctx, "aggregates published", "records", len(ids), "buckets", len(touched),
-			"trace_id", joinKeys(traces), "ms", time.Since(start).Milliseconds())
-		if p.cfg.OnPublished != nil {
-			p.cfg.OnPublished(ids)
+	if len(order) == 0 {
+		return nil
+	}
+	var touched []Aggregate
+	var added int64
+	err := p.cfg.DB.Tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		touched, added, err = p.applyTx(ctx, tx, order, latest)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("publish: apply: %w", err)
+	}
+	failed, err := p.publishAggs(ctx, touched)
+	if err != nil {
+		return err
+	}
+	var newest time.Time
+	if len(failed) > 0 { // their records are not published yet
+		order = slices.DeleteFunc(order, func(id string) bool {
+			c := latest[id]
+			_, bad := failed[c.keyOrZero()]
+			return c != nil && bad
+		})
+	}
+	for _, id := range order {
+		if at := ingested[id]; at.After(newest) {
+			newest = at
 		}
-		if p.cfg.OnTraces != nil && len(traces) > 0 {
-			p.cfg.OnTraces(strings.Fields(joinKeys(traces)), start, time.Now())
-		}
-		if p.cfg.OnFresh != nil && len(acked) > 0 {
-			now := time.Now()
-			ages := make([]time.Duration, len(acked))
-			for i, at := range acked {
-				ages[i] = max(0, now.Sub(at))
+	}
+	p.mu.Lock()
+	p.stats.Published += int64(len(order))
+	p.stats.Records += added
+	if newest.After(p.stats.NewestIngested) {
+		p.stats.NewestIngested = newest
+	}
+	p.stats.FailingSince = time.Time{}
+	p.mu.Unlock()
+	p.log.InfoContext(ctx, "aggregates published", "records", len(order), "buckets", len(touched),
+		"trace_id", joinKeys(traces), "ms", time.Since(start).Milliseconds())
+	if p.cfg.OnPublished != nil {
+		p.cfg.OnPublished(order)
+	}
+	if p.cfg.OnTraces != nil && len(traces) > 0 {
+		p.cfg.OnTraces(strings.Fields(joinKeys(traces)), start, time.Now())
+	}
+	if p.cfg.OnFresh != nil {
+		now := time.Now()
+		ages := make([]time.Duration, 0, len(order))
+		for _, id := range order {
+			if at := ingested[id]; !at.IsZero() {
+				ages = append(ages, max(0, now.Sub(at)))
 			}
+		}
+		if len(ages) > 0 {
 			p.cfg.OnFresh(ages)
 		}
 	}
 	return nil
 }
 
-// publishBuckets recomputes and writes the aggregates of keys, then the
-// counts and the summary, and purges them at the edge. A bucket that fails
-// (its aggregate cannot be computed or written) is kept aside and retried
-// on its own (see FailedTable); only a failure of the database or of the
-// summary fails the pass. The caller holds p.pass.
-func (p *Publisher) publishBuckets(ctx context.Context, keys []bucketKey) (failed map[bucketKey]error, err error) {
-	tags := make([]string, 0, len(keys)+1)
-	aggs := make([]Aggregate, 0, len(keys))
-	worked := make([]bucketKey, 0, len(keys))
-	failed = map[bucketKey]error{}
-	for _, k := range keys {
-		a, err := p.compute(ctx, k)
-		if err == nil {
-			_, err = p.write(ctx, k, a)
+// applyTx moves the contributions of the changed records (ids, in order)
+// to latest within tx and returns the touched buckets' new aggregates
+// (count 0: the bucket is now empty) and how many records were added
+// (minus those removed).
+func (p *Publisher) applyTx(ctx context.Context, tx *sql.Tx, ids []string, latest map[string]*contribution) ([]Aggregate, int64, error) {
+	d := p.cfg.DB.Dialect
+	old, err := p.contributions(ctx, tx, ids)
+	if err != nil {
+		return nil, 0, err
+	}
+	keys := map[string]bucketKey{}
+	for _, id := range ids {
+		if c := latest[id]; c != nil {
+			keys[c.bucket] = c.key
 		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
+	}
+	for _, c := range old {
+		if _, ok := keys[c.bucket]; !ok {
+			keys[c.bucket] = bucketKey{} // filled from the table
+		}
+	}
+	state, err := p.loadBuckets(ctx, tx, keys)
+	if err != nil {
+		return nil, 0, err
+	}
+	recheck := map[string]bool{}
+	var removed, upserts []string
+	var added int64
+	for _, id := range ids {
+		o, n := old[id], latest[id]
+		if o != nil && n != nil && o.bucket == n.bucket && o.value == n.value {
+			continue // already counted as it is
+		}
+		if o != nil {
+			a := state[o.bucket]
+			a.Count--
+			a.Sum -= o.value
+			if o.value <= a.Min || o.value >= a.Max {
+				recheck[o.bucket] = true
 			}
-			failed[k] = err
+			added--
+			if n == nil {
+				removed = append(removed, id)
+			}
+		}
+		if n != nil {
+			a := state[n.bucket]
+			if a.Count == 0 && !recheck[n.bucket] {
+				a.Min, a.Max = n.value, n.value
+			} else {
+				a.Min, a.Max = math.Min(a.Min, n.value), math.Max(a.Max, n.value)
+			}
+			a.Count++
+			a.Sum += n.value
+			added++
+			upserts = append(upserts, id)
+		}
+	}
+	// The contributions first: recomputed extremes read them.
+	per := min(500, sqldb.MaxRows(d, 1))
+	for i := 0; i < len(removed); i += per {
+		chunk := removed[i:min(len(removed), i+per)]
+		args := make([]any, len(chunk))
+		for j, id := range chunk {
+			args[j] = id
+		}
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("DELETE FROM %s WHERE %s IN (%s)", d.Quote(RowsTable), d.Quote("id"), sqldb.Placeholders(d, 1, len(chunk))), args...); err != nil {
+			return nil, 0, err
+		}
+	}
+	per = min(500, sqldb.MaxRows(d, 3))
+	for i := 0; i < len(upserts); i += per {
+		chunk := upserts[i:min(len(upserts), i+per)]
+		args := make([]any, 0, 3*len(chunk))
+		for _, id := range chunk {
+			c := latest[id]
+			args = append(args, id, c.bucket, c.value)
+		}
+		if _, err := tx.ExecContext(ctx, d.Upsert(p.rows, len(chunk)), args...); err != nil {
+			return nil, 0, err
+		}
+	}
+	bks := make([]string, 0, len(state))
+	for bk := range state {
+		bks = append(bks, bk)
+	}
+	sort.Strings(bks)
+	out := make([]Aggregate, 0, len(bks))
+	var empty []string
+	var keep []Aggregate
+	for _, bk := range bks {
+		a := state[bk]
+		if a.Count <= 0 {
+			*a = Aggregate{Group: a.Group, Hour: a.Hour}
+			empty = append(empty, bk)
+		} else if recheck[bk] || math.IsInf(a.Sum, 0) || math.IsNaN(a.Sum) {
+			// An extreme went, or the running sum overflowed (it cannot
+			// come back from ±Inf by subtraction): read them again from
+			// the bucket's contributions.
+			v := d.Quote("val")
+			q := fmt.Sprintf("SELECT MIN(%s), MAX(%s), SUM(%s) FROM %s WHERE %s = %s", v, v, v, d.Quote(RowsTable), d.Quote("bkt"), d.Placeholder(1))
+			if err := tx.QueryRowContext(ctx, q, bk).Scan(&a.Min, &a.Max, &a.Sum); err != nil {
+				return nil, 0, fmt.Errorf("extremes of %s: %w", bk, err)
+			}
+		}
+		if a.Count > 0 {
+			keep = append(keep, *a)
+		}
+		out = append(out, *a)
+	}
+	for _, bk := range empty {
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("DELETE FROM %s WHERE %s = %s", d.Quote(BucketsTable), d.Quote("bkt"), d.Placeholder(1)), bk); err != nil {
+			return nil, 0, err
+		}
+	}
+	if err := p.saveBuckets(ctx, tx, keep); err != nil {
+		return nil, 0, err
+	}
+	return out, added, nil
+}
+
+// contributions reads the stored contributions of ids.
+func (p *Publisher) contributions(ctx context.Context, tx *sql.Tx, ids []string) (map[string]*contribution, error) {
+	d := p.cfg.DB.Dialect
+	out := map[string]*contribution{}
+	per := min(500, sqldb.MaxRows(d, 1))
+	for i := 0; i < len(ids); i += per {
+		chunk := ids[i:min(len(ids), i+per)]
+		args := make([]any, len(chunk))
+		for j, id := range chunk {
+			args[j] = id
+		}
+		rows, err := tx.QueryContext(ctx, fmt.Sprintf("SELECT %s, %s, %s FROM %s WHERE %s IN (%s)",
+			d.Quote("id"), d.Quote("bkt"), d.Quote("val"), d.Quote(RowsTable), d.Quote("id"), sqldb.Placeholders(d, 1, len(chunk))), args...)
+		if err != nil {
+			return nil, fmt.Errorf("contributions: %w", err)
+		}
+		for rows.Next() {
+			c := &contribution{}
+			var id string
+			if err := rows.Scan(&id, &c.bucket, &c.value); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("contributions: %w", err)
+			}
+			out[id] = c
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("contributions: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// loadBuckets reads the state of the named buckets; a bucket not in the
+// table starts empty with the group and hour of its key.
+func (p *Publisher) loadBuckets(ctx context.Context, tx *sql.Tx, keys map[string]bucketKey) (map[string]*Aggregate, error) {
+	d := p.cfg.DB.Dialect
+	out := make(map[string]*Aggregate, len(keys))
+	names := make([]string, 0, len(keys))
+	for bk, k := range keys {
+		names = append(names, bk)
+		out[bk] = &Aggregate{Group: k.group, Hour: k.hour}
+	}
+	per := min(500, sqldb.MaxRows(d, 1))
+	for i := 0; i < len(names); i += per {
+		chunk := names[i:min(len(names), i+per)]
+		args := make([]any, len(chunk))
+		for j, n := range chunk {
+			args[j] = n
+		}
+		rows, err := tx.QueryContext(ctx, fmt.Sprintf("SELECT %s FROM %s WHERE %s IN (%s)",
+			sqldb.QuoteList(d, p.buckets.ColumnNames()), d.Quote(BucketsTable), d.Quote("bkt"), sqldb.Placeholders(d, 1, len(chunk))), args...)
+		if err != nil {
+			return nil, fmt.Errorf("buckets: %w", err)
+		}
+		for rows.Next() {
+			var bk, hour string
+			var a Aggregate
+			if err := rows.Scan(&bk, &a.Group, &hour, &a.Count, &a.Sum, &a.Min, &a.Max); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("buckets: %w", err)
+			}
+			if a.Hour, err = time.Parse(HourFormat, hour); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("buckets: %s: %w", bk, err)
+			}
+			out[bk] = &a
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("buckets: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// saveBuckets upserts the state of non-empty buckets.
+func (p *Publisher) saveBuckets(ctx context.Context, tx *sql.Tx, aggs []Aggregate) error {
+	d := p.cfg.DB.Dialect
+	per := min(200, sqldb.MaxRows(d, len(p.buckets.Columns)))
+	for i := 0; i < len(aggs); i += per {
+		chunk := aggs[i:min(len(aggs), i+per)]
+		args := make([]any, 0, len(p.buckets.Columns)*len(chunk))
+		for _, a := range chunk {
+			args = append(args, bucketID(a.Group, a.Hour), a.Group, a.Hour.UTC().Format(HourFormat), a.Count, a.Sum, a.Min, a.Max)
+		}
+		if _, err := tx.ExecContext(ctx, d.Upsert(p.buckets, len(chunk)), args...); err != nil {
+			return fmt.Errorf("buckets: %w", err)
+		}
+	}
+	return nil
+}
+
+// stateMarker is the BucketsTable row that says the aggregate state was
+// built (by Rebuild); its count is 0, so no summary counts it.
+const stateMarker = "#state"
+
+// stateReady reports whether the aggregate state was built.
+func (p *Publisher) stateReady(ctx context.Context) (bool, error) {
+	d := p.cfg.DB.Dialect
+	var n int
+	err := p.cfg.DB.QueryRowContext(ctx, fmt.Sprintf("SELECT COUNT(*) FROM %s WHERE %s = %s", d.Quote(BucketsTable), d.Quote("bkt"), d.Placeholder(1)), stateMarker).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("publish: state: %w", err)
+	}
+	return n > 0, nil
+}
+
+// keyString reads a record id from a change's key.
+func keyString(v any) (string, bool) {
+	switch x := v.(type) {
+	case string:
+		return x, x != ""
+	case []byte:
+		return string(x), len(x) > 0
+	}
+	return "", false
+}
+
+// asFloat reads a value column as a driver returns it; NULL and values
+// that are not numbers count as 0.
+func asFloat(v any) float64 {
+	switch x := v.(type) {
+	case float64:
+		return x
+	case float32:
+		return float64(x)
+	case int64:
+		return float64(x)
+	case int:
+		return float64(x)
+	case int32:
+		return float64(x)
+	case uint64:
+		return float64(x)
+	case string:
+		f, _ := strconv.ParseFloat(x, 64)
+		return f
+	case []byte:
+		f, _ := strconv.ParseFloat(string(x), 64)
+		return f
+	case interface{ Float64() (float64, bool) }:
+		f, _ := x.Float64()
+		return f
+	}
+	return 0
+}
+
+// writeConcurrency bounds the result files written at once: a durable
+// write waits mostly on the store (an fsync, a round trip), so they go in
+// parallel.
+const writeConcurrency = 8
+
+// publishAggs writes the files of aggs, several at a time, then the
+// summary (last: once it counts a record, that record's bucket files are
+// written), notes the buckets that failed (kept aside and retried on
+// their own, see FailedTable) and purges the rest at the edge. Only a
+// failure of the summary or of the database fails the pass. The caller
+// holds p.pass.
+func (p *Publisher) publishAggs(ctx context.Context, aggs []Aggregate) (failed map[bucketKey]error, err error) {
+	sem := make(chan struct{}, writeConcurrency)
+	errs := make([]error, len(aggs))
+	var wg sync.WaitGroup
+	for i := range aggs {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			_, errs[i] = p.write(ctx, bucketKey{aggs[i].Group, aggs[i].Hour}, aggs[i])
+		}()
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	failed = map[bucketKey]error{}
+	tags := make([]string, 0, len(aggs)+1)
+	worked := make([]bucketKey, 0, len(aggs))
+	for i, a := range aggs {
+		k := bucketKey{a.Group, a.Hour}
+		if errs[i] != nil {
+			failed[k] = errs[i]
 			continue
 		}
-		tags = append(tags, BucketTag(k.group, k.hour))
-		aggs = append(aggs, a)
 		worked = append(worked, k)
+		tags = append(tags, BucketTag(a.Group, a.Hour))
 	}
-	if err := p.recordCounts(ctx, false, aggs); err != nil {
+	if err := p.noteFailures(ctx, failed, worked); err != nil {
 		return nil, err
 	}
 	if _, err := p.writeSummary(ctx); err != nil {
 		return nil, err
 	}
-	if err := p.noteFailures(ctx, failed, worked); err != nil {
-		return nil, err
-	}
 	p.purge(ctx, append(tags, TagSummary))
 	return failed, nil
+}
+
+// publishBuckets writes the files of the buckets keys from their state
+// (see publishAggs). The caller holds p.pass.
+func (p *Publisher) publishBuckets(ctx context.Context, keys []bucketKey) (map[bucketKey]error, error) {
+	named := make(map[string]bucketKey, len(keys))
+	for _, k := range keys {
+		named[bucketID(k.group, k.hour)] = k
+	}
+	var state map[string]*Aggregate
+	err := p.cfg.DB.Tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		state, err = p.loadBuckets(ctx, tx, named)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("publish: %w", err)
+	}
+	aggs := make([]Aggregate, 0, len(state))
+	for _, a := range state {
+		aggs = append(aggs, *a)
+	}
+	return p.publishAggs(ctx, aggs)
 }
 
 // purge drops the edge's copies of the result files that carry tags.
@@ -500,29 +893,6 @@ func BucketTag(group string, hour time.Time) string {
 // Tags returns the Surrogate-Key value of a group's hourly files.
 func Tags(group string, hour time.Time) string {
 	return strings.Join([]string{TagResults, MetricTag(group), BucketTag(group, hour)}, " ")
-}
-
-func (p *Publisher) compute(ctx context.Context, k bucketKey) (Aggregate, error) {
-	db := p.cfg.DB
-	d := db.Dialect
-	s := p.cfg.Settings
-	tcol, _ := p.table.Column(s.Time)
-	from, err := d.Value(tcol.Type, k.hour)
-	if err != nil {
-		return Aggregate{}, err
-	}
-	to, err := d.Value(tcol.Type, k.hour.Add(time.Hour))
-	if err != nil {
-		return Aggregate{}, err
-	}
-	v := d.Quote(s.Value)
-	q := fmt.Sprintf("SELECT COUNT(*), COALESCE(SUM(%s), 0), COALESCE(MIN(%s), 0), COALESCE(MAX(%s), 0) FROM %s WHERE %s = %s AND %s >= %s AND %s < %s",
-		v, v, v, d.Quote(p.table.Name), d.Quote(s.GroupBy), d.Placeholder(1), d.Quote(s.Time), d.Placeholder(2), d.Quote(s.Time), d.Placeholder(3))
-	a := Aggregate{Group: k.group, Hour: k.hour}
-	if err := db.QueryRowContext(ctx, q, k.group, from, to).Scan(&a.Count, &a.Sum, &a.Min, &a.Max); err != nil {
-		return Aggregate{}, fmt.Errorf("publish: aggregate %s %s: %w", k.group, k.hour.Format(HourFormat), err)
-	}
-	return a, nil
 }
 
 // Key returns the object key of a bucket's JSON aggregate.
@@ -601,36 +971,7 @@ func csvSafe(s string) string {
 	return s
 }
 
-// recordCounts stores the counts of the bucket files just written; with
-// replace, they are all the buckets there are.
-func (p *Publisher) recordCounts(ctx context.Context, replace bool, aggs []Aggregate) error {
-	db := p.cfg.DB
-	err := db.Tx(ctx, func(tx *sql.Tx) error {
-		if replace {
-			if _, err := tx.ExecContext(ctx, "DELETE FROM "+db.Dialect.Quote(PublishedTable)); err != nil {
-				return err
-			}
-		}
-		const per = 500
-		for i := 0; i < len(aggs); i += per {
-			chunk := aggs[i:min(len(aggs), i+per)]
-			args := make([]any, 0, 3*len(chunk))
-			for _, a := range chunk {
-				args = append(args, bucketID(a.Group, a.Hour), a.Group, a.Count)
-			}
-			if _, err := tx.ExecContext(ctx, db.Dialect.Upsert(p.published, len(chunk)), args...); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("publish: record counts: %w", err)
-	}
-	return nil
-}
-
-// bucketID names a bucket in PublishedTable: a hash of the group (which may
+// bucketID names a bucket in BucketsTable: a hash of the group (which may
 // be long) and the hour.
 func bucketID(group string, hour time.Time) string {
 	h := sha256.Sum256([]byte(group))
@@ -648,20 +989,29 @@ type Summary struct {
 func (p *Publisher) writeSummary(ctx context.Context) (string, error) {
 	db := p.cfg.DB
 	d := db.Dialect
-	rows, err := db.QueryContext(ctx, fmt.Sprintf("SELECT %s, SUM(%s) FROM %s GROUP BY %s",
-		d.Quote("grp"), d.Quote("records"), d.Quote(PublishedTable), d.Quote("grp")))
+	// The summary counts what the hourly files count: not the buckets
+	// whose files could not be written.
+	skip := map[string]bool{}
+	p.mu.Lock()
+	for k := range p.failed {
+		skip[bucketID(k.group, k.hour)] = true
+	}
+	p.mu.Unlock()
+	rows, err := db.QueryContext(ctx, fmt.Sprintf("SELECT %s, %s, %s FROM %s WHERE %s > 0",
+		d.Quote("bkt"), d.Quote("grp"), d.Quote("cnt"), d.Quote(BucketsTable), d.Quote("cnt")))
 	if err != nil {
 		return "", fmt.Errorf("publish: summary: %w", err)
 	}
 	defer rows.Close()
 	s := Summary{Groups: map[string]int64{}, GroupBy: p.cfg.Settings.GroupBy, UpdatedAt: time.Now().UTC()}
 	for rows.Next() {
+		var bk string
 		var name sql.NullString
 		var n sql.NullInt64
-		if err := rows.Scan(&name, &n); err != nil {
+		if err := rows.Scan(&bk, &name, &n); err != nil {
 			return "", fmt.Errorf("publish: summary: %w", err)
 		}
-		if n.Int64 > 0 {
+		if n.Int64 > 0 && !skip[bk] {
 			s.Groups[name.String] += n.Int64
 			s.Records += n.Int64
 		}
@@ -680,46 +1030,112 @@ func (p *Publisher) writeSummary(ctx context.Context) (string, error) {
 	return SummaryKey, nil
 }
 
-// Rebuild recomputes every aggregate from the table and removes result
-// files of buckets that no longer have rows.
+// Rebuild recomputes every aggregate and every record's contribution from
+// the table, in one transaction, rewrites every result file and removes
+// those of buckets that no longer have rows.
 func (p *Publisher) Rebuild(ctx context.Context) error {
 	db := p.cfg.DB
 	d := db.Dialect
 	s := p.cfg.Settings
-	rows, err := db.QueryContext(ctx, fmt.Sprintf("SELECT %s, %s, %s FROM %s", d.Quote(s.GroupBy), d.Quote(s.Time), d.Quote(s.Value), d.Quote(p.table.Name)))
+	const page = 5000
+	var aggs map[bucketKey]*Aggregate
+	err := db.Tx(ctx, func(tx *sql.Tx) error {
+		aggs = map[bucketKey]*Aggregate{}
+		for _, t := range []string{RowsTable, BucketsTable} {
+			if _, err := tx.ExecContext(ctx, "DELETE FROM "+d.Quote(t)); err != nil {
+				return err
+			}
+		}
+		q := fmt.Sprintf("SELECT %s, %s, %s, %s FROM %s", d.Quote(record.ColID), d.Quote(s.GroupBy), d.Quote(s.Time), d.Quote(s.Value), d.Quote(p.table.Name))
+		after := ""
+		for {
+			qq, args := q, []any{}
+			if after != "" {
+				qq += fmt.Sprintf(" WHERE %s > %s", d.Quote(record.ColID), d.Placeholder(1))
+				args = append(args, after)
+			}
+			qq += " ORDER BY " + d.Quote(record.ColID) + limitClause(d, page)
+			rows, err := tx.QueryContext(ctx, qq, args...)
+			if err != nil {
+				return err
+			}
+			var ids []string
+			cs := map[string]*contribution{}
+			for rows.Next() {
+				var id string
+				var g sql.NullString
+				var ts, v any
+				if err := rows.Scan(&id, &g, &ts, &v); err != nil {
+					rows.Close()
+					return err
+				}
+				ids = append(ids, id)
+				t, err := asTime(ts)
+				if err != nil {
+					continue
+				}
+				k := bucketKey{g.String, t.Truncate(time.Hour)}
+				cs[id] = &contribution{bucket: bucketID(k.group, k.hour), key: k, value: asFloat(v)}
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			if len(ids) == 0 {
+				break
+			}
+			after = ids[len(ids)-1]
+			per := min(500, sqldb.MaxRows(d, 3))
+			var chunk []any
+			flush := func() error {
+				if len(chunk) == 0 {
+					return nil
+				}
+				_, err := tx.ExecContext(ctx, d.Upsert(p.rows, len(chunk)/3), chunk...)
+				chunk = chunk[:0]
+				return err
+			}
+			for _, id := range ids {
+				c := cs[id]
+				if c == nil {
+					continue
+				}
+				a := aggs[c.key]
+				if a == nil {
+					a = &Aggregate{Group: c.key.group, Hour: c.key.hour, Min: c.value, Max: c.value}
+					aggs[c.key] = a
+				}
+				a.Count++
+				a.Sum += c.value
+				a.Min, a.Max = math.Min(a.Min, c.value), math.Max(a.Max, c.value)
+				chunk = append(chunk, id, c.bucket, c.value)
+				if len(chunk)/3 == per {
+					if err := flush(); err != nil {
+						return err
+					}
+				}
+			}
+			if err := flush(); err != nil {
+				return err
+			}
+			if len(ids) < page {
+				break
+			}
+		}
+		all := make([]Aggregate, 0, len(aggs))
+		for _, a := range aggs {
+			all = append(all, *a)
+		}
+		if err := p.saveBuckets(ctx, tx, all); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, d.Upsert(p.buckets, 1), stateMarker, "", "", 0, 0.0, 0.0, 0.0)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("publish: rebuild: %w", err)
 	}
-	aggs := map[bucketKey]*Aggregate{}
-	for rows.Next() {
-		var g sql.NullString
-		var ts any
-		var v sql.NullFloat64
-		if err := rows.Scan(&g, &ts, &v); err != nil {
-			rows.Close()
-			return fmt.Errorf("publish: rebuild: %w", err)
-		}
-		t, err := asTime(ts)
-		if err != nil {
-			continue
-		}
-		k := bucketKey{g.String, t.Truncate(time.Hour)}
-		a := aggs[k]
-		if a == nil {
-			a = &Aggregate{Group: k.group, Hour: k.hour, Min: math.Inf(1), Max: math.Inf(-1)}
-			aggs[k] = a
-		}
-		a.Count++
-		a.Sum += v.Float64
-		a.Min = math.Min(a.Min, v.Float64)
-		a.Max = math.Max(a.Max, v.Float64)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("publish: rebuild: %w", err)
-	}
 	keep := map[string]bool{}
-	all := make([]Aggregate, 0, len(aggs))
 	keys := make([]bucketKey, 0, len(aggs))
 	for k := range aggs {
 		keys = append(keys, k)
@@ -727,36 +1143,14 @@ func (p *Publisher) Rebuild(ctx context.Context) error {
 	sort.Slice(keys, func(i, j int) bool {
 		return keys[i].group < keys[j].group || keys[i].group == keys[j].group && keys[i].hour.Before(keys[j].hour)
 	})
-	failed := map[bucketKey]error{}
 	for _, k := range keys {
 		written, err := p.write(ctx, k, *aggs[k])
 		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			// Keep what is published of it; it is retried on its own.
-			failed[k] = err
-			keep[Key(k.group, k.hour, "json")], keep[Key(k.group, k.hour, "csv")] = true, true
-			continue
+			return err
 		}
 		for _, w := range written {
 			keep[w] = true
 		}
-		all = append(all, *aggs[k])
-	}
-	if err := p.recordCounts(ctx, true, all); err != nil {
-		return err
-	}
-	var worked []bucketKey
-	p.mu.Lock()
-	for k := range p.failed {
-		if _, ok := failed[k]; !ok {
-			worked = append(worked, k)
-		}
-	}
-	p.mu.Unlock()
-	if err := p.noteFailures(ctx, failed, worked); err != nil {
-		return err
 	}
 	var stale []string
 	if err := p.cfg.Bucket.List(ctx, HourlyPrefix, func(o objects.Object) error {
@@ -780,17 +1174,37 @@ func (p *Publisher) Rebuild(ctx context.Context) error {
 	return nil
 }
 
-// asTime reads a timestamp column value as a driver returns it.
+// limitClause returns the row limit of a query ending in ORDER BY.
+func limitClause(d sqldb.Dialect, n int) string {
+	if d.Name() == "sqlserver" {
+		return fmt.Sprintf(" OFFSET 0 ROWS FETCH NEXT %d ROWS ONLY", n)
+	}
+	return fmt.Sprintf(" LIMIT %d", n)
+}
+
+// asTime reads a timestamp column value as a driver returns it: a
+// time.Time, or text in RFC 3339 or MySQL's DATETIME form (UTC, as the
+// binlog reports it).
 func asTime(v any) (time.Time, error) {
+	var s string
 	switch x := v.(type) {
 	case time.Time:
 		return x.UTC(), nil
 	case string:
-		return time.Parse(time.RFC3339Nano, x)
+		s = x
 	case []byte:
-		return time.Parse(time.RFC3339Nano, string(x))
+		s = string(x)
+	default:
+		return time.Time{}, fmt.Errorf("publish: %T is not a timestamp", v)
 	}
-	return time.Time{}, fmt.Errorf("publish: %T is not a timestamp", v)
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t.UTC(), nil
+	}
+	t, err := time.ParseInLocation("2006-01-02 15:04:05.999999", s, time.UTC)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("publish: %q is not a timestamp", s)
+	}
+	return t, nil
 }
 
 func joinKeys(m map[string]bool) string {

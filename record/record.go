@@ -5,7 +5,11 @@ package record
 import (
 	"encoding/json"
 	"fmt"
+	"math"
+	"slices"
+	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/intercloud/intercloud/config"
 	"github.com/intercloud/intercloud/sqldb"
@@ -93,18 +97,142 @@ func Row(t sqldb.Table, d sqldb.Dialect, r Record) ([]any, error) {
 // MarshalJSON writes the stored form: the fields, "id", and the system
 // fields; timestamps in RFC 3339 with nanoseconds, UTC.
 func (r Record) MarshalJSON() ([]byte, error) {
-	m := make(map[string]any, len(r.Fields)+4)
-	for k, v := range r.Fields {
-		if t, ok := v.(time.Time); ok {
-			v = t.UTC().Format(time.RFC3339Nano)
+	return r.AppendJSON(make([]byte, 0, 256))
+}
+
+// AppendJSON appends the record's stored form (what MarshalJSON returns:
+// one JSON object, keys in sorted order, exactly as encoding/json would
+// write the map of its fields and system columns) to b.
+func (r Record) AppendJSON(b []byte) ([]byte, error) {
+	keys := make([]string, 0, len(r.Fields)+4)
+	for k := range r.Fields {
+		switch k {
+		case ColID, ColOrigin, ColTraceID, ColIngestedAt:
+		default:
+			keys = append(keys, k)
 		}
-		m[k] = v
 	}
-	m[ColID] = r.ID
-	m[ColOrigin] = r.Origin
-	m[ColTraceID] = r.TraceID
-	m[ColIngestedAt] = r.IngestedAt.UTC().Format(time.RFC3339Nano)
-	return json.Marshal(m)
+	keys = append(keys, ColID, ColOrigin, ColTraceID, ColIngestedAt)
+	slices.Sort(keys)
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, k)
+		b = append(b, ':')
+		var v any
+		switch k {
+		case ColID:
+			v = r.ID
+		case ColOrigin:
+			v = r.Origin
+		case ColTraceID:
+			v = r.TraceID
+		case ColIngestedAt:
+			v = r.IngestedAt.UTC().Format(time.RFC3339Nano)
+		default:
+			v = r.Fields[k]
+		}
+		switch x := v.(type) {
+		case string:
+			b = appendString(b, x)
+		case time.Time:
+			b = appendString(b, x.UTC().Format(time.RFC3339Nano))
+		case float64:
+			if math.IsNaN(x) || math.IsInf(x, 0) {
+				return nil, fmt.Errorf("record: field %s: unsupported value %v", k, x)
+			}
+			b = appendFloat(b, x)
+		case int64:
+			b = strconv.AppendInt(b, x, 10)
+		case bool:
+			b = strconv.AppendBool(b, x)
+		case nil:
+			b = append(b, "null"...)
+		default:
+			raw, err := json.Marshal(x)
+			if err != nil {
+				return nil, fmt.Errorf("record: field %s: %w", k, err)
+			}
+			b = append(b, raw...)
+		}
+	}
+	return append(b, '}'), nil
+}
+
+// appendFloat writes f as encoding/json does (ES6 number formatting).
+func appendFloat(b []byte, f float64) []byte {
+	abs := math.Abs(f)
+	format := byte('f')
+	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if format == 'e' {
+		// clean up e-09 to e-9
+		n := len(b)
+		if n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString writes s as a JSON string as encoding/json does: HTML
+// characters, U+2028 and U+2029 escaped, invalid UTF-8 as U+FFFD.
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '\\', '"':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }
 
 // ParseStored reads one line of a raw object written by MarshalJSON, typing

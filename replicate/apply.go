@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -85,6 +86,11 @@ func checkTypes(t sqldb.Table, cols []sqldb.Column, target sqldb.Dialect) error 
 type writer struct {
 	d      sqldb.Dialect
 	tables map[string]*tablePair
+	// version are the columns by which a row replaces the target's only
+	// when newer (Config.Version); skipped counts the rows of the last
+	// apply that were not newer than the target's.
+	version []string
+	skipped int
 	// conn is the connection the current transaction runs on, when it was
 	// begun on one (applier.tx with a sqldb.Copier target); nil otherwise.
 	conn *sql.Conn
@@ -158,6 +164,9 @@ func (w *writer) targetKey(tp *tablePair, p *convPlan, key []any) ([]any, error)
 // statements, or, for a dialect that is a sqldb.Copier and a transaction
 // begun on w.conn, with its CopyUpsert. Rows must have distinct keys.
 func (w *writer) upsert(ctx context.Context, tx *sql.Tx, tp *tablePair, rows [][]any) error {
+	if nu, ok := w.d.(sqldb.NewerUpserter); ok && w.versioned(tp) {
+		return w.upsertNewer(ctx, tx, tp, nu, rows)
+	}
 	if cp, ok := w.d.(sqldb.Copier); ok && w.conn != nil && len(rows) >= minCopyRows {
 		return cp.CopyUpsert(ctx, w.conn, tp.dst, rows)
 	}
@@ -174,6 +183,76 @@ func (w *writer) upsert(ctx context.Context, tx *sql.Tx, tp *tablePair, rows [][
 		rows = rows[n:]
 	}
 	return nil
+}
+
+// versioned reports whether the target table has every version column
+// outside its primary key.
+func (w *writer) versioned(tp *tablePair) bool {
+	if len(w.version) == 0 {
+		return false
+	}
+	for _, v := range w.version {
+		if _, ok := tp.dst.Column(v); !ok || tp.dst.IsPrimaryKey(v) {
+			return false
+		}
+	}
+	return true
+}
+
+// upsertNewer writes rows that are newer than the target's (or new), and
+// counts in w.skipped the rows that were not: the target already held the
+// same or a greater version of the row.
+func (w *writer) upsertNewer(ctx context.Context, tx *sql.Tx, tp *tablePair, nu sqldb.NewerUpserter, rows [][]any) error {
+	per := min(maxRows, max(1, maxParams(w.d)/len(tp.dst.Columns)))
+	// MySQL counts an overwritten row twice; the rows that existed before
+	// tell inserts from overwrites.
+	double := w.d.Name() == "mysql" && len(tp.dst.PrimaryKey) == 1
+	for len(rows) > 0 {
+		n := min(per, len(rows))
+		vals := make([]any, 0, n*len(tp.dst.Columns))
+		for _, r := range rows[:n] {
+			vals = append(vals, r...)
+		}
+		existing := 0
+		if double {
+			var err error
+			if existing, err = w.countExisting(ctx, tx, tp, rows[:n]); err != nil {
+				return err
+			}
+		}
+		res, err := tx.ExecContext(ctx, nu.UpsertNewer(tp.dst, n, w.version), vals...)
+		if err != nil {
+			return fmt.Errorf("replicate: upsert %d rows into %s: %w", n, tp.dst.Name, err)
+		}
+		if affected, err := res.RowsAffected(); err == nil {
+			a := int(affected)
+			if double {
+				inserted := n - existing
+				a = inserted + (a-inserted)/2
+			}
+			w.skipped += max(0, n-a)
+		}
+		rows = rows[n:]
+	}
+	return nil
+}
+
+// countExisting counts the rows of a single-column key that the target
+// holds already.
+func (w *writer) countExisting(ctx context.Context, tx *sql.Tx, tp *tablePair, rows [][]any) (int, error) {
+	pk := tp.dst.PrimaryKey[0]
+	at := slices.Index(tp.dst.ColumnNames(), pk)
+	a := &args{d: w.d}
+	ph := make([]string, len(rows))
+	for i, r := range rows {
+		ph[i] = a.add(r[at])
+	}
+	var n int
+	q := "SELECT COUNT(*) FROM " + w.d.Quote(tp.dst.Name) + " WHERE " + w.d.Quote(pk) + " IN (" + strings.Join(ph, ", ") + ")"
+	if err := tx.QueryRowContext(ctx, q, a.vals...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("replicate: count rows of %s: %w", tp.dst.Name, err)
+	}
+	return n, nil
 }
 
 // delete removes rows by key (already converted by targetKey).
@@ -210,6 +289,7 @@ func (w *writer) delete(ctx context.Context, tx *sql.Tx, tp *tablePair, keys [][
 // and operation into multi-row statements. It returns the rows written.
 func (w *writer) apply(ctx context.Context, tx *sql.Tx, changes []Change) (int, error) {
 	written := 0
+	w.skipped = 0
 	for i := 0; i < len(changes); {
 		c := changes[i]
 		tp, ok := w.tables[c.Table]

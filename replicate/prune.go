@@ -2,7 +2,10 @@ package replicate
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/intercloud/intercloud/sqldb"
 )
@@ -19,10 +22,61 @@ type LogPruner interface {
 
 // Reader is one consumer of a database's change log: the name its
 // checkpoint is kept under (a stream's name) and the database that keeps
-// it (the stream's target).
+// it (the stream's target). A nil At means the position the reader
+// confirmed in the log's own database (ConfirmPosition), for a trimmer
+// that cannot see the reader's target (another process, another cloud).
 type Reader struct {
 	Name string
 	At   *sqldb.DB
+}
+
+// ReadersTable keeps, in a database whose change log its readers trim,
+// the position each reader has applied (ConfirmPosition).
+const ReadersTable = "_ic_readers"
+
+var readersDef = sqldb.Table{
+	Name: ReadersTable,
+	Columns: []sqldb.Column{
+		{Name: "reader", Type: sqldb.Type{Kind: sqldb.KindString, Length: 190}},
+		{Name: "position", Type: sqldb.Type{Kind: sqldb.KindText}},
+		{Name: "updated_at", Type: sqldb.Type{Kind: sqldb.KindTimestamp}},
+	},
+	PrimaryKey: []string{"reader"},
+}
+
+// ConfirmPosition records in db (the source) that reader has applied
+// every change of db's log up to pos. A reader confirms only what its
+// target has committed, so the recorded position may lag, never lead.
+func ConfirmPosition(ctx context.Context, db *sqldb.DB, reader string, pos Position) error {
+	if err := db.EnsureTable(ctx, readersDef); err != nil {
+		return fmt.Errorf("replicate: confirm %s: %w", reader, err)
+	}
+	now, err := db.Dialect.Value(readersDef.Columns[2].Type, time.Now().UTC())
+	if err != nil {
+		return fmt.Errorf("replicate: confirm %s: %w", reader, err)
+	}
+	if _, err := db.ExecContext(ctx, db.Dialect.Upsert(readersDef, 1), reader, string(pos), now); err != nil {
+		return fmt.Errorf("replicate: confirm %s: %w", reader, err)
+	}
+	return nil
+}
+
+// ConfirmedPosition returns the position reader last confirmed in db;
+// ok is false when it never did.
+func ConfirmedPosition(ctx context.Context, db *sqldb.DB, reader string) (pos Position, ok bool, err error) {
+	if err := db.EnsureTable(ctx, readersDef); err != nil {
+		return "", false, fmt.Errorf("replicate: confirmed %s: %w", reader, err)
+	}
+	d := db.Dialect
+	q := fmt.Sprintf("SELECT %s FROM %s WHERE %s = %s", d.Quote("position"), d.Quote(ReadersTable), d.Quote("reader"), d.Placeholder(1))
+	var s string
+	switch err := db.QueryRowContext(ctx, q, reader).Scan(&s); {
+	case errors.Is(err, sql.ErrNoRows):
+		return "", false, nil
+	case err != nil:
+		return "", false, fmt.Errorf("replicate: confirmed %s: %w", reader, err)
+	}
+	return Position(s), true, nil
 }
 
 // PruneLog trims db's change log up to the lowest position all readers
@@ -42,23 +96,33 @@ func PruneLog(ctx context.Context, db *sqldb.DB, readers []Reader) (n int64, pru
 	}
 	var lowest Position
 	for i, r := range readers {
-		cp, err := LoadCheckpoint(ctx, r.At, r.At.Dialect, r.Name)
-		if err != nil {
-			return 0, false, err
-		}
-		if cp.Phase != PhaseCDC {
-			return 0, false, nil
+		var pos Position
+		if r.At == nil {
+			p, ok, err := ConfirmedPosition(ctx, db, r.Name)
+			if err != nil || !ok {
+				return 0, false, err
+			}
+			pos = p
+		} else {
+			cp, err := LoadCheckpoint(ctx, r.At, r.At.Dialect, r.Name)
+			if err != nil {
+				return 0, false, err
+			}
+			if cp.Phase != PhaseCDC {
+				return 0, false, nil
+			}
+			pos = cp.Position
 		}
 		if i == 0 {
-			lowest = cp.Position
+			lowest = pos
 			continue
 		}
-		c, err := lp.ComparePositions(cp.Position, lowest)
+		c, err := lp.ComparePositions(pos, lowest)
 		if err != nil {
 			return 0, false, fmt.Errorf("replicate: prune %s: reader %s: %w", db.Name, r.Name, err)
 		}
 		if c < 0 {
-			lowest = cp.Position
+			lowest = pos
 		}
 	}
 	n, err = lp.PruneLog(ctx, db, lowest)

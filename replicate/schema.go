@@ -4,20 +4,23 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"unicode"
 
 	"github.com/intercloud/intercloud/sqldb"
 )
 
-// Schema changes (OpSchema) are followed on the target when they only add
-// columns, drop columns, or widen a column's type (a longer string or
-// binary, a wider integer, a decimal with more digits on either side of
-// the point); columns added on the target are nullable. Everything else —
-// renames, narrowing or other type changes, a changed primary key,
-// TRUNCATE, DROP TABLE, a change that both adds and drops columns without
-// a statement to tell a rename apart — stops the stream with an error that
-// names the statement, rather than letting the target silently diverge.
+// Schema changes (OpSchema) are followed on the target: added columns
+// (with their constant default, so rows already there get it, and NOT NULL
+// with it), dropped columns, renamed columns (RENAME COLUMN, CHANGE), type
+// changes (the target converts the values; one it cannot hold fails the
+// statement), TRUNCATE (the target's rows are deleted) and DROP TABLE (the
+// target table is dropped and the table leaves the stream). What cannot be
+// followed — a renamed table, a changed primary key, a replaced table, a
+// change that both adds and drops columns without a statement to tell a
+// rename apart — stops the stream with an error that names the statement,
+// rather than letting the target silently diverge.
 
 // applySchema reconciles the target table with the source table as it is
 // now, after the schema change c.
@@ -32,15 +35,40 @@ func (a *applier) applySchema(ctx context.Context, c Change) error {
 		what = fmt.Sprintf("schema change %q", c.DDL)
 	}
 	fail := func(why string) error {
-		return permanent(fmt.Errorf("replicate: table %q: %s: %s; replication stopped (only added or dropped columns and widened types are followed)", c.Table, what, why))
+		return permanent(fmt.Errorf("replicate: table %q: %s: %s; replication stopped", c.Table, what, why))
 	}
+	words := ddlWords(c.DDL)
 	if c.DDL != "" {
 		if why := unsupportedDDL(c.DDL); why != "" {
 			return fail(why)
 		}
 	}
+	target := s.cfg.Target
+	exec := func(stmts ...string) error {
+		for _, q := range stmts {
+			if _, err := target.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("replicate: follow %s on target %s: %s: %w", what, tp.dst.Name, q, err)
+			}
+		}
+		return nil
+	}
+	if len(words) > 0 && words[0] == "TRUNCATE" {
+		if err := exec("DELETE FROM " + target.Dialect.Quote(tp.dst.Name)); err != nil {
+			return err
+		}
+		s.log.Info("truncate followed", "table", c.Table, "target", tp.dst.Name)
+		return nil
+	}
 	st, err := s.cfg.Source.Dialect.Describe(ctx, s.cfg.Source, c.Table)
 	if errors.Is(err, sqldb.ErrNoTable) {
+		if len(words) > 1 && words[0] == "DROP" && (words[1] == "TABLE" || words[1] == "TEMPORARY") {
+			if err := exec("DROP TABLE IF EXISTS " + target.Dialect.Quote(tp.dst.Name)); err != nil {
+				return err
+			}
+			delete(a.w.tables, c.Table)
+			s.log.Warn("drop table followed: the table left the stream", "table", c.Table, "target", tp.dst.Name)
+			return nil
+		}
 		return fail("the source table no longer exists")
 	}
 	if err != nil {
@@ -49,72 +77,247 @@ func (a *applier) applySchema(ctx context.Context, c Change) error {
 	if strings.Join(st.PrimaryKey, "\x00") != strings.Join(tp.src.PrimaryKey, "\x00") {
 		return fail(fmt.Sprintf("the primary key changed from (%s) to (%s)", strings.Join(tp.src.PrimaryKey, ", "), strings.Join(st.PrimaryKey, ", ")))
 	}
-	var stmts []string
-	alt, canAlter := s.cfg.Target.Dialect.(sqldb.Alterer)
-	need := func() error {
-		if !canAlter {
-			return fail(fmt.Sprintf("the %s target cannot alter tables", s.cfg.Target.Dialect.Name()))
+	alt, canAlter := target.Dialect.(sqldb.Alterer)
+	// Renames first, by the statement's own words: the source's schema
+	// as described now may already reflect later statements.
+	var renamed [][2]string
+	for _, rn := range columnRenames(c.DDL) {
+		from, to := rn[0], rn[1]
+		if from == to {
+			continue
 		}
-		return nil
+		_, had := tp.src.Column(from)
+		_, onTarget := tp.dst.Column(from)
+		_, taken := tp.dst.Column(to)
+		if !had || !onTarget || taken {
+			continue
+		}
+		if !canAlter {
+			return fail(fmt.Sprintf("the %s target cannot alter tables", target.Dialect.Name()))
+		}
+		if err := exec(alt.RenameColumn(tp.dst.Name, from, to)...); err != nil {
+			return err
+		}
+		renamed = append(renamed, rn)
+		src := tp.src
+		src.Columns = slices.Clone(src.Columns)
+		for i := range src.Columns {
+			if src.Columns[i].Name == from {
+				src.Columns[i].Name = to
+			}
+		}
+		dt, err := target.Dialect.Describe(ctx, target, tp.dst.Name)
+		if err != nil {
+			return fmt.Errorf("replicate: describe target %s: %w", tp.dst.Name, err)
+		}
+		tp = &tablePair{src: src, dst: dt}
+		a.w.tables[c.Table] = tp
 	}
-	var added, dropped []string
+	// With a statement, only the columns it names change: the source as
+	// described now may already show later statements' changes, which
+	// their own events follow.
+	named := func(string) bool { return true }
+	if c.DDL != "" {
+		mentioned := map[string]bool{}
+		for _, t := range ddlTokens(c.DDL) {
+			mentioned[strings.ToLower(t.text)] = true
+		}
+		named = func(col string) bool { return mentioned[strings.ToLower(col)] }
+	}
+	var added, dropped []sqldb.Column
+	var changed []sqldb.Column
 	for _, col := range st.Columns {
+		if !named(col.Name) {
+			continue
+		}
 		old, had := tp.src.Column(col.Name)
 		_, onTarget := tp.dst.Column(col.Name)
 		switch {
 		case !had && !onTarget:
-			if err := need(); err != nil {
-				return err
-			}
-			if err := checkTypes(st, []sqldb.Column{col}, s.cfg.Target.Dialect); err != nil {
-				return err
-			}
-			added = append(added, col.Name)
-			stmts = append(stmts, alt.AddColumn(c.Table, col)...)
+			added = append(added, col)
 		case had && !old.Type.Equal(col.Type):
-			if !Widens(old.Type, col.Type) {
-				return fail(fmt.Sprintf("column %s changes type from %s to %s, which is not a widening", col.Name, typeText(old.Type), typeText(col.Type)))
-			}
-			if err := need(); err != nil {
-				return err
-			}
 			tc := col
 			if dc, ok := tp.dst.Column(col.Name); ok {
 				tc.Nullable = dc.Nullable
 			}
-			stmts = append(stmts, alt.WidenColumn(c.Table, tc)...)
+			changed = append(changed, tc)
 		}
 	}
 	for _, col := range tp.src.Columns {
-		if _, still := st.Column(col.Name); still {
+		if _, still := st.Column(col.Name); still || !named(col.Name) {
 			continue
 		}
 		if _, onTarget := tp.dst.Column(col.Name); !onTarget {
 			continue
 		}
-		if err := need(); err != nil {
-			return err
-		}
-		dropped = append(dropped, col.Name)
-		stmts = append(stmts, alt.DropColumn(c.Table, col.Name)...)
+		dropped = append(dropped, col)
 	}
 	if len(added) > 0 && len(dropped) > 0 && c.DDL == "" {
-		return fail(fmt.Sprintf("columns %v added and %v dropped at once (a rename?)", added, dropped))
+		return fail(fmt.Sprintf("columns %v added and %v dropped at once (a rename?)", names(added), names(dropped)))
 	}
-	for _, q := range stmts {
-		if _, err := s.cfg.Target.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("replicate: follow %s on target %s: %s: %w", what, c.Table, q, err)
+	if len(added)+len(dropped)+len(changed) > 0 && !canAlter {
+		return fail(fmt.Sprintf("the %s target cannot alter tables", target.Dialect.Name()))
+	}
+	if err := checkTypes(st, added, target.Dialect); err != nil {
+		return err
+	}
+	if err := checkTypes(st, changed, target.Dialect); err != nil {
+		return err
+	}
+	var stmts []string
+	for _, col := range added {
+		stmts = append(stmts, alt.AddColumn(tp.dst.Name, col)...)
+	}
+	for _, col := range dropped {
+		stmts = append(stmts, alt.DropColumn(tp.dst.Name, col.Name)...)
+	}
+	for _, col := range changed {
+		if old, _ := tp.src.Column(col.Name); !Widens(old.Type, col.Type) && target.Dialect.Name() == "sqlite" {
+			return fail(fmt.Sprintf("column %s changes type from %s to %s, and SQLite cannot change a column's type", col.Name, old.Type, col.Type))
+		}
+		stmts = append(stmts, alt.WidenColumn(tp.dst.Name, col)...)
+	}
+	if err := exec(stmts...); err != nil {
+		return err
+	}
+	dt, err := target.Dialect.Describe(ctx, target, tp.dst.Name)
+	if err != nil {
+		return fmt.Errorf("replicate: describe target %s: %w", tp.dst.Name, err)
+	}
+	// The source as of this change: columns the statement names as the
+	// source has them now, the others as they were (a later statement's
+	// changes are its own event's).
+	now := st
+	now.Columns = nil
+	for _, col := range st.Columns {
+		old, had := tp.src.Column(col.Name)
+		switch {
+		case named(col.Name):
+			now.Columns = append(now.Columns, col)
+		case had:
+			now.Columns = append(now.Columns, old)
 		}
 	}
-	dt, err := s.cfg.Target.Dialect.Describe(ctx, s.cfg.Target, c.Table)
-	if err != nil {
-		return fmt.Errorf("replicate: describe target %s: %w", c.Table, err)
+	for _, col := range tp.src.Columns {
+		if _, still := st.Column(col.Name); !still && !named(col.Name) {
+			now.Columns = append(now.Columns, col)
+		}
 	}
-	a.w.tables[c.Table] = &tablePair{src: st, dst: dt}
-	if len(stmts) > 0 {
-		s.log.Info("schema change followed", "table", c.Table, "ddl", c.DDL, "added", added, "dropped", dropped, "statements", len(stmts))
+	a.w.tables[c.Table] = &tablePair{src: now, dst: dt}
+	if len(stmts)+len(renamed) > 0 {
+		s.log.Info("schema change followed", "table", c.Table, "ddl", c.DDL, "added", names(added), "dropped", names(dropped),
+			"changed", names(changed), "renamed", renamed, "statements", len(stmts))
 	}
 	return nil
+}
+
+func names(cols []sqldb.Column) []string {
+	out := make([]string, len(cols))
+	for i, c := range cols {
+		out[i] = c.Name
+	}
+	return out
+}
+
+// columnRenames finds the column renames of an ALTER TABLE statement:
+// RENAME COLUMN a TO b, and CHANGE [COLUMN] a b (which may also retype).
+func columnRenames(stmt string) [][2]string {
+	toks := ddlTokens(stmt)
+	var out [][2]string
+	up := func(i int) string {
+		if i < len(toks) && !toks[i].quoted {
+			return strings.ToUpper(toks[i].text)
+		}
+		return ""
+	}
+	if up(0) != "ALTER" {
+		return nil
+	}
+	for i := 0; i < len(toks); i++ {
+		switch up(i) {
+		case "RENAME":
+			if up(i+1) == "COLUMN" && i+4 < len(toks) && up(i+3) == "TO" {
+				out = append(out, [2]string{toks[i+2].text, toks[i+4].text})
+				i += 4
+			}
+		case "CHANGE":
+			j := i + 1
+			if up(j) == "COLUMN" {
+				j++
+			}
+			if up(j) == "IF" && up(j+1) == "EXISTS" {
+				j += 2
+			}
+			if j+1 < len(toks) {
+				out = append(out, [2]string{toks[j].text, toks[j+1].text})
+				i = j + 1
+			}
+		}
+	}
+	return out
+}
+
+type ddlToken struct {
+	text   string
+	quoted bool
+}
+
+// ddlTokens splits a statement into words and quoted identifiers (strings,
+// comments and punctuation left out), keeping their case.
+func ddlTokens(stmt string) []ddlToken {
+	var out []ddlToken
+	r := []rune(stmt)
+	for i := 0; i < len(r); {
+		c := r[i]
+		switch {
+		case c == '`' || c == '"':
+			var b strings.Builder
+			j := i + 1
+			for j < len(r) {
+				if r[j] == c {
+					if j+1 < len(r) && r[j+1] == c {
+						b.WriteRune(c)
+						j += 2
+						continue
+					}
+					break
+				}
+				b.WriteRune(r[j])
+				j++
+			}
+			out = append(out, ddlToken{text: b.String(), quoted: true})
+			i = j + 1
+		case c == '\'':
+			j := i + 1
+			for j < len(r) && r[j] != '\'' {
+				if r[j] == '\\' {
+					j++
+				}
+				j++
+			}
+			i = j + 1
+		case c == '/' && i+1 < len(r) && r[i+1] == '*':
+			j := i + 2
+			for j+1 < len(r) && !(r[j] == '*' && r[j+1] == '/') {
+				j++
+			}
+			i = j + 2
+		case c == '-' && i+1 < len(r) && r[i+1] == '-', c == '#':
+			for i < len(r) && r[i] != '\n' {
+				i++
+			}
+		case unicode.IsLetter(c) || c == '_' || unicode.IsDigit(c):
+			j := i
+			for j < len(r) && (unicode.IsLetter(r[j]) || unicode.IsDigit(r[j]) || r[j] == '_' || r[j] == '$') {
+				j++
+			}
+			out = append(out, ddlToken{text: string(r[i:j])})
+			i = j
+		default:
+			i++
+		}
+	}
+	return out
 }
 
 // addMissingColumns adds to the target the source columns it lacks (a
@@ -179,28 +382,9 @@ func intBits(t sqldb.Type) int {
 	return t.Bits
 }
 
-func typeText(t sqldb.Type) string {
-	switch t.Kind {
-	case sqldb.KindString, sqldb.KindBytes:
-		if t.Length > 0 {
-			return fmt.Sprintf("%s(%d)", t.Kind, t.Length)
-		}
-	case sqldb.KindDecimal:
-		return fmt.Sprintf("decimal(%d,%d)", t.Precision, t.Scale)
-	case sqldb.KindInt:
-		u := ""
-		if t.Unsigned {
-			u = " unsigned"
-		}
-		return fmt.Sprintf("int%d%s", intBits(t), u)
-	}
-	return t.Kind.String()
-}
-
 // unsupportedDDL says why a statement cannot be followed by comparing
-// columns, or "" when it can: renames, TRUNCATE, DROP TABLE and primary-key
-// changes leave no trace a column comparison would see, or would be
-// mistaken for a drop and an add.
+// columns, or "" when it can: renamed tables, replaced tables and
+// primary-key changes leave no trace a column comparison would see.
 func unsupportedDDL(stmt string) string {
 	w := ddlWords(stmt)
 	has := func(seq ...string) bool {
@@ -216,14 +400,9 @@ func unsupportedDDL(stmt string) string {
 		return false
 	}
 	switch {
-	case len(w) > 0 && w[0] == "TRUNCATE":
-		return "TRUNCATE is not replicated"
-	case len(w) > 1 && w[0] == "DROP" && (w[1] == "TABLE" || has("TEMPORARY", "TABLE")):
-		return "the table is dropped"
-	case has("RENAME"):
-		return "renames are not followed"
-	case len(w) > 0 && w[0] == "ALTER" && has("CHANGE"):
-		return "CHANGE COLUMN (a rename or redefinition) is not followed"
+	case len(w) > 1 && w[0] == "RENAME" && w[1] == "TABLE",
+		len(w) > 0 && w[0] == "ALTER" && has("RENAME") && !has("RENAME", "COLUMN") && !has("RENAME", "INDEX") && !has("RENAME", "KEY"):
+		return "renamed tables are not followed"
 	case len(w) > 0 && w[0] == "ALTER" && has("PRIMARY", "KEY"):
 		return "primary-key changes are not followed"
 	case has("CREATE", "OR", "REPLACE"):

@@ -64,8 +64,21 @@ type Config struct {
 	// stream is the sole consumer of the source's log; otherwise whoever
 	// knows every consumer prunes, with PruneLog.
 	PruneSource bool
-	// PruneEvery is how often PruneSource trims (default 5s).
+	// PruneEvery is how often PruneSource trims, and how often the applied
+	// position is confirmed to a source whose log its readers trim
+	// (ConfirmPosition; default 5s).
 	PruneEvery time.Duration
+	// Version names the columns by which the same key written on both
+	// sides of a bidirectional pair converges (last writer wins): a row
+	// overwrites the target's row only when its version, compared column
+	// by column, is greater (e.g. the acknowledgement time, then the
+	// cloud's name to break ties). Tables without every version column
+	// are upserted unconditionally. Empty: plain upserts.
+	Version []string
+	// Fence, when set, runs inside every target transaction that commits a
+	// checkpoint, before it: an error (a lease lost to another process)
+	// rolls the transaction back, so a deposed stream writes nothing.
+	Fence func(ctx context.Context, tx *sql.Tx) error
 	// OnError is what the stream does with a change its target rejects
 	// (default OnErrorStop); TableOnError overrides it per source table
 	// (by name, or by path.Match pattern; a plain name wins).
@@ -182,6 +195,10 @@ type Status struct {
 	// confirmed by the stream, for sources that implement Lagger (polled
 	// every few seconds); 0 otherwise.
 	SourceBacklogBytes int64 `json:"source_backlog_bytes,omitempty"`
+	// Conflicts counts the rows not applied because the target held the
+	// same key at the same or a greater version (Config.Version): the
+	// conflicts last-writer-wins resolved in the target's favour.
+	Conflicts int64 `json:"conflicts"`
 	// AppliedAt is when the last target transaction committed.
 	AppliedAt time.Time `json:"applied_at,omitzero"`
 	// StoppedTables are the tables stopped by a change the target
@@ -380,7 +397,7 @@ func (s *Stream) runOnce(ctx context.Context) error {
 			s.stopTable(st.Err)
 		}
 	}
-	w := &writer{d: s.cfg.Target.Dialect, tables: map[string]*tablePair{}}
+	w := &writer{d: s.cfg.Target.Dialect, tables: map[string]*tablePair{}, version: s.cfg.Version}
 	maps := map[string]*mappedTable{}
 	var live []string
 	var failed []error
@@ -442,7 +459,7 @@ func (s *Stream) runOnce(ctx context.Context) error {
 	if cp.Phase == "" && s.cfg.SkipFullLoad {
 		cp = Checkpoint{Phase: PhaseCDC}
 		if err := s.cfg.Target.Tx(ctx, func(tx *sql.Tx) error {
-			return SaveCheckpoint(ctx, tx, s.cfg.Target.Dialect, s.cfg.Name, cp)
+			return s.saveCheckpoint(ctx, tx, cp)
 		}); err != nil {
 			return err
 		}
@@ -460,7 +477,7 @@ func (s *Stream) runOnce(ctx context.Context) error {
 			if err := resetTableStates(ctx, tx, s.cfg.Target.Dialect, s.cfg.Name); err != nil {
 				return err
 			}
-			return SaveCheckpoint(ctx, tx, s.cfg.Target.Dialect, s.cfg.Name, cp)
+			return s.saveCheckpoint(ctx, tx, cp)
 		}); err != nil {
 			return err
 		}
@@ -472,18 +489,21 @@ func (s *Stream) runOnce(ctx context.Context) error {
 			return err
 		}
 		cp = Checkpoint{Phase: PhaseCDC, Position: cp.Snapshot.Start}
-	} else if len(reload) > 0 {
-		// Load the tables stopped before; replaying the log from the
-		// checkpoint after that is what a full load does too.
+	} else {
+		// Load the tables stopped before, and finish loading those whose
+		// load was cut short; replaying the log from the checkpoint after
+		// that is what a full load does too.
 		var load []string
-		for _, name := range reload {
-			if _, ok := w.tables[name]; ok {
+		for _, name := range live {
+			if slices.Contains(reload, name) || states[name].State == tableLoading {
 				load = append(load, name)
 			}
 		}
-		s.log.Info("loading stopped tables afresh", "tables", load)
-		if err := a.loadTables(ctx, load, cp.Position, states); err != nil {
-			return err
+		if len(load) > 0 {
+			s.log.Info("loading stopped tables afresh", "tables", load)
+			if err := a.loadTables(ctx, load, cp.Position, states); err != nil {
+				return err
+			}
 		}
 	}
 	if s.cfg.Schema == SchemaFull {
@@ -519,6 +539,13 @@ func (s *Stream) runOnce(ctx context.Context) error {
 		pruner, _ = src.(Pruner)
 	}
 	lastPrune := time.Now()
+	// On a log its readers trim, the stream confirms what it applied
+	// where the source's trimmer can read it.
+	if _, ok := s.sourceLogPruner(); ok {
+		cctx, stop := context.WithCancel(ctx)
+		defer stop()
+		go s.confirmLoop(cctx, cp.Position)
+	}
 	return src.Stream(ctx, cp.Position, opts, func(ctx context.Context, b Batch) error {
 		if err := a.applyBatch(ctx, b); err != nil {
 			return err
@@ -531,6 +558,61 @@ func (s *Stream) runOnce(ctx context.Context) error {
 		}
 		return nil
 	})
+}
+
+// saveCheckpoint fences the transaction (Config.Fence) and writes the
+// stream's checkpoint in it.
+func (s *Stream) saveCheckpoint(ctx context.Context, tx *sql.Tx, cp Checkpoint) error {
+	if s.cfg.Fence != nil {
+		if err := s.cfg.Fence(ctx, tx); err != nil {
+			return err
+		}
+	}
+	return SaveCheckpoint(ctx, tx, s.cfg.Target.Dialect, s.cfg.Name, cp)
+}
+
+// sourceLogPruner returns the source driver's LogPruner, if its log is
+// one its readers trim.
+func (s *Stream) sourceLogPruner() (LogPruner, bool) {
+	d, err := sourceDriver(s.cfg.Source.Dialect.Name())
+	if err != nil {
+		return nil, false
+	}
+	lp, ok := d.(LogPruner)
+	return lp, ok
+}
+
+// confirmLoop records the applied position in the source
+// (ConfirmPosition) at the start and every PruneEvery while it moves; a
+// failure only delays trimming.
+func (s *Stream) confirmLoop(ctx context.Context, from Position) {
+	var confirmed Position
+	confirm := func(pos Position) {
+		if pos == "" || pos == confirmed {
+			return
+		}
+		if err := ConfirmPosition(ctx, s.cfg.Source, s.cfg.Name, pos); err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("applied position not confirmed to the source; its change log is trimmed later", "err", err)
+			}
+			return
+		}
+		confirmed = pos
+	}
+	confirm(from)
+	tick := time.NewTicker(s.cfg.PruneEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			s.mu.Lock()
+			pos := s.status.Position
+			s.mu.Unlock()
+			confirm(pos)
+		}
+	}
 }
 
 // applier writes to the target for one run of the stream.
@@ -595,7 +677,7 @@ func (a *applier) snapshot(ctx context.Context, st SnapshotState, tables []strin
 	}
 	cp := Checkpoint{Phase: PhaseCDC, Position: st.Start}
 	if err := s.cfg.Target.Tx(ctx, func(tx *sql.Tx) error {
-		return SaveCheckpoint(ctx, tx, s.cfg.Target.Dialect, s.cfg.Name, cp)
+		return s.saveCheckpoint(ctx, tx, cp)
 	}); err != nil {
 		return err
 	}
@@ -646,7 +728,7 @@ func (a *applier) loadTables(ctx context.Context, tables []string, start Positio
 	}
 	for range min(s.cfg.LoadParallel, len(todo)) {
 		wg.Go(func() {
-			w := &writer{d: a.w.d, tables: a.w.tables}
+			w := &writer{d: a.w.d, tables: a.w.tables, version: a.w.version}
 			for {
 				mu.Lock()
 				if next >= len(todo) || ctx.Err() != nil {
@@ -673,7 +755,9 @@ func (a *applier) loadTables(ctx context.Context, tables []string, start Positio
 	return nil
 }
 
-// loadTable copies one table from after lastKey, chunk by chunk.
+// loadTable copies one table from after lastKey, chunk by chunk: a reader
+// reads the next chunk from the source while the current one is written
+// to the target, and each chunk commits with the table's progress.
 func (a *applier) loadTable(ctx context.Context, w *writer, name string, start Position, lastKey []string) error {
 	s := a.s
 	tp := w.tables[name]
@@ -685,27 +769,67 @@ func (a *applier) loadTable(ctx context.Context, w *writer, name string, start P
 		}
 	}
 	s.log.Info("full load of table", "table", name, "resume_after", lastKey)
-	for !s.isStopped(name) {
-		n, next, err := a.snapshotChunk(ctx, w, tp, start, last)
-		if err != nil {
-			return err
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	chunks := make(chan loadChunk, 1)
+	var readErr error
+	complete := false // the reader reached the table's end
+	go func() {
+		defer close(chunks)
+		for {
+			c, err := a.readChunk(rctx, tp, last)
+			if err != nil {
+				readErr = err
+				return
+			}
+			if len(c.changes) == 0 {
+				complete = true
+				return
+			}
+			select {
+			case chunks <- c:
+			case <-rctx.Done():
+				readErr = rctx.Err()
+				return
+			}
+			if len(c.changes) < s.cfg.BatchSize {
+				complete = true
+				return
+			}
+			last = c.changes[len(c.changes)-1].Key
 		}
-		if n < s.cfg.BatchSize {
-			break
+	}()
+	var err error
+	for c := range chunks {
+		if err != nil || s.isStopped(name) {
+			cancel() // drain what the reader sent until it stops
+			continue
 		}
-		last = next
+		err = a.writeChunk(ctx, w, tp, start, c)
 	}
-	if s.isStopped(name) {
-		return nil
+	if err != nil || s.isStopped(name) {
+		return err
+	}
+	if !complete {
+		// Only a table read to its end is loaded.
+		if readErr == nil {
+			readErr = errors.New("the read stopped early")
+		}
+		return fmt.Errorf("replicate: full load of %s: %w", name, readErr)
 	}
 	return s.cfg.Target.Tx(ctx, func(tx *sql.Tx) error {
 		return saveTableState(ctx, tx, s.cfg.Target.Dialect, s.cfg.Name, name, TableState{State: tableLoaded})
 	})
 }
 
-// snapshotChunk copies the rows after last (up to BatchSize) and returns how
-// many it read and the last key.
-func (a *applier) snapshotChunk(ctx context.Context, w *writer, tp *tablePair, start Position, last []any) (int, []any, error) {
+// loadChunk is up to BatchSize rows of a table read for the full load.
+type loadChunk struct {
+	changes []Change
+	lastKey []string // the text of the last key, for the table's progress
+}
+
+// readChunk reads the rows after last (up to BatchSize).
+func (a *applier) readChunk(ctx context.Context, tp *tablePair, last []any) (loadChunk, error) {
 	s := a.s
 	mt := a.maps[tp.src.Name]
 	cols := tp.src.ColumnNames()
@@ -718,26 +842,26 @@ func (a *applier) snapshotChunk(ctx context.Context, w *writer, tp *tablePair, s
 		q, qargs, err = rangeQuery(s.cfg.Source.Dialect, tp.src, cols, last, nil, s.cfg.BatchSize)
 	}
 	if err != nil {
-		return 0, nil, permanent(err)
+		return loadChunk{}, permanent(err)
 	}
 	rows, err := readRows(ctx, s.cfg.Source, tp.src, cols, q, qargs)
 	if err != nil {
-		return 0, nil, fmt.Errorf("replicate: read %s: %w", tp.src.Name, err)
+		return loadChunk{}, fmt.Errorf("replicate: read %s: %w", tp.src.Name, err)
 	}
 	if len(rows) == 0 {
-		return 0, last, nil
+		return loadChunk{}, nil
 	}
 	var changes []Change
 	if mt != nil {
 		if changes, err = mt.rowChanges(rows); err != nil {
-			return 0, nil, err
+			return loadChunk{}, err
 		}
 	} else {
 		changes = make([]Change, len(rows))
 		for i, r := range rows {
 			key, err := keyOf(tp.src, cols, r)
 			if err != nil {
-				return 0, nil, err
+				return loadChunk{}, err
 			}
 			row := make(map[string]any, len(cols))
 			for j, c := range cols {
@@ -746,16 +870,21 @@ func (a *applier) snapshotChunk(ctx context.Context, w *writer, tp *tablePair, s
 			changes[i] = Change{Table: tp.src.Name, Op: OpUpsert, Key: key, Row: row, TraceID: traceID(row)}
 		}
 	}
-	next := changes[len(changes)-1].Key
-	lastKey, err := encodeKey(tp.src, next)
+	lastKey, err := encodeKey(tp.src, changes[len(changes)-1].Key)
 	if err != nil {
-		return 0, nil, err
+		return loadChunk{}, err
 	}
-	written, err := a.commit(ctx, w, changes, start, func(tx *sql.Tx) error {
-		return saveTableState(ctx, tx, s.cfg.Target.Dialect, s.cfg.Name, tp.src.Name, TableState{State: tableLoading, LastKey: lastKey})
+	return loadChunk{changes: changes, lastKey: lastKey}, nil
+}
+
+// writeChunk writes a chunk with the table's progress in one transaction.
+func (a *applier) writeChunk(ctx context.Context, w *writer, tp *tablePair, start Position, c loadChunk) error {
+	s := a.s
+	written, err := a.commit(ctx, w, c.changes, start, func(tx *sql.Tx) error {
+		return saveTableState(ctx, tx, s.cfg.Target.Dialect, s.cfg.Name, tp.src.Name, TableState{State: tableLoading, LastKey: c.lastKey})
 	})
 	if err != nil {
-		return 0, nil, err
+		return err
 	}
 	now := time.Now()
 	s.mu.Lock()
@@ -764,9 +893,9 @@ func (a *applier) snapshotChunk(ctx context.Context, w *writer, tp *tablePair, s
 	s.sampleLocked(now)
 	s.mu.Unlock()
 	if s.cfg.OnApplied != nil {
-		s.cfg.OnApplied(Batch{Changes: changes, Position: start, Snapshot: true})
+		s.cfg.OnApplied(Batch{Changes: c.changes, Position: start, Snapshot: true})
 	}
-	return len(rows), next, nil
+	return nil
 }
 
 // applyBatch applies one CDC batch and its position in one transaction.
@@ -803,7 +932,7 @@ func (a *applier) applyBatch(ctx context.Context, b Batch) error {
 		return permanent(err)
 	}
 	n, err := a.commit(ctx, a.w, changes, b.Position, func(tx *sql.Tx) error {
-		return SaveCheckpoint(ctx, tx, s.cfg.Target.Dialect, s.cfg.Name, Checkpoint{Phase: PhaseCDC, Position: b.Position})
+		return s.saveCheckpoint(ctx, tx, Checkpoint{Phase: PhaseCDC, Position: b.Position})
 	})
 	written += n
 	if err != nil {

@@ -318,11 +318,21 @@ func (a *applier) commit(ctx context.Context, w *writer, changes []Change, pos P
 			if written, err = w.apply(ctx, tx, changes); err != nil {
 				return err
 			}
+			if s.cfg.Fence != nil {
+				if err := s.cfg.Fence(ctx, tx); err != nil {
+					return err
+				}
+			}
 			if save != nil {
 				return save(tx)
 			}
 			return nil
 		})
+		if err == nil {
+			s.mu.Lock()
+			s.status.Conflicts += int64(w.skipped)
+			s.mu.Unlock()
+		}
 		if err == nil || !rejected(ctx, err) {
 			return written, err
 		}

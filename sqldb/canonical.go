@@ -151,6 +151,10 @@ func canonicalInt(t Type, v any) (any, error) {
 		n = int64(x)
 	case uint8:
 		n = int64(x)
+	case bool: // a boolean into an integer column (MySQL's TINYINT(1))
+		if x {
+			n = 1
+		}
 	case float64:
 		if x != math.Trunc(x) || math.IsInf(x, 0) || x < -(1<<63) || x >= 1<<64 {
 			return nil, fmt.Errorf("sqldb: %v is not an integer", x)

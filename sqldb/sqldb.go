@@ -510,9 +510,12 @@ type Alterer interface {
 	AddColumn(table string, c Column) []string
 	// DropColumn drops the named column of table.
 	DropColumn(table, column string) []string
-	// WidenColumn changes a column's type to c.Type, a type that holds
-	// every value of the column's current type (longer strings, wider
-	// integers, more decimal digits).
+	// RenameColumn renames a column of table, keeping its values.
+	RenameColumn(table, from, to string) []string
+	// WidenColumn changes a column's type to c.Type, converting its
+	// values (and replacing the checks of the old type); a value the new
+	// type cannot hold fails the statement. Replication uses it for
+	// widenings and for the type changes a source made.
 	WidenColumn(table string, c Column) []string
 }
 

@@ -136,3 +136,23 @@ func ParseType(name string) (Type, error) {
 	}
 	return t, nil
 }
+
+var (
+	quotedDefault  = regexp.MustCompile(`^\(*'((?:[^']|'')*)'(?:::[a-z][a-z0-9 _"]*(?:\(\d+(?:,\d+)?\))?)?\)*$`)
+	numericDefault = regexp.MustCompile(`^\(*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\)*(?:::[a-z][a-z0-9 _"]*)?$`)
+)
+
+// ParseDefault reads a column default as a catalogue shows it ('n/a',
+// 'n/a'::character varying, 3, (-1.5)::numeric): the constant's text, or
+// nil for NULL and for expressions (now(), nextval(...)).
+func ParseDefault(expr string) *string {
+	s := strings.TrimSpace(expr)
+	if m := quotedDefault.FindStringSubmatch(s); m != nil {
+		v := strings.ReplaceAll(m[1], "''", "'")
+		return &v
+	}
+	if m := numericDefault.FindStringSubmatch(s); m != nil {
+		return &m[1]
+	}
+	return nil
+}

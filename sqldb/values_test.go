@@ -97,3 +97,19 @@ func TestValueModel(t *testing.T) {
 		}
 	}
 }
+
+func TestParseDefault(t *testing.T) {
+	for in, want := range map[string]string{
+		"'n/a'": "n/a", "'n/a'::character varying": "n/a", "'it''s'::text": "it's", "3": "3", "(-1.5)::numeric": "-1.5",
+		"'2024-01-01 00:00:00'::timestamp without time zone": "2024-01-01 00:00:00", "''": "",
+		"now()": "<nil>", "nextval('s'::regclass)": "<nil>", "NULL": "<nil>", "": "<nil>", "CURRENT_TIMESTAMP": "<nil>",
+	} {
+		got := "<nil>"
+		if p := sqldb.ParseDefault(in); p != nil {
+			got = *p
+		}
+		if got != want {
+			t.Errorf("ParseDefault(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -111,6 +111,11 @@ func (t *Topology) checkHealth(ctx context.Context, c *Cloud) {
 	if h.dead > 0 {
 		rep.Problems = append(rep.Problems, fmt.Sprintf("%d dead-lettered objects (intercloud dead list)", h.dead))
 	}
+	if age, oldest, ok := c.fresh.age(time.Now()); ok && age > t.degradedBacklog() {
+		rep.Problems = append(rep.Problems, fmt.Sprintf("published results behind by more than ingest.degraded_backlog (%s): a record acknowledged at %s is not published yet",
+			t.degradedBacklog(), oldest.Format(time.RFC3339)))
+	}
+	// The stages' problems come last (see keys below).
 	stages, stageKeys := t.stageProblems(c, time.Now())
 	rep.Problems = append(rep.Problems, stages...)
 	if rep.Status == ingest.HealthOK && len(rep.Problems) > 0 {
@@ -210,6 +215,15 @@ func shorten(s string) string {
 		return "no error recorded"
 	}
 	return oneLine(errors.New(s))
+}
+
+// degradedBacklog is how far behind the results may be before /healthz
+// says degraded.
+func (t *Topology) degradedBacklog() time.Duration {
+	if d := t.cfg.Ingest.DegradedBacklog.D(); d > 0 {
+		return d
+	}
+	return ingest.DefaultDegradedBacklog
 }
 
 // watchHealth checks the cloud's dependencies every healthEvery until ctx

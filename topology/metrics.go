@@ -61,6 +61,14 @@ func (c *Cloud) Samples() []telemetry.Sample {
 			counter("publish_bucket_failures_total", "Failed attempts at publishing one bucket (each retried on its own).", float64(p.BucketFailures), cl),
 			gauge("publish_failing_buckets", "Buckets whose results are not published, retried with backoff while the others go on.", float64(len(p.FailingBuckets)), cl))
 	}
+	if f := st.Freshness; f != nil {
+		ms = append(ms, gauge("freshness_seconds", "Age of the oldest acknowledged record not yet in the published results (0: all are).", f.Seconds, cl))
+	}
+	for _, ls := range st.Leases {
+		ll := map[string]string{"cloud": c.Name, "lease": ls.Name}
+		ms = append(ms, gauge("lease_held", "Whether this process holds the lease of a singleton role (1) or stands by (0).", b2f(ls.Held), ll),
+			counter("lease_takeovers_total", "Times this process gained the lease of a singleton role.", float64(ls.Takeovers), ll))
+	}
 	for code, n := range st.Ingest.Rejected {
 		ms = append(ms, counter("ingest_rejected_total", "Ingest requests answered with an error, by code.", float64(n), map[string]string{"cloud": c.Name, "code": code}))
 	}
@@ -73,6 +81,7 @@ func (c *Cloud) Samples() []telemetry.Sample {
 			gauge("replication_source_lag_seconds", "Age of the last batch when read from the source; grows while the source is unreachable.", r.SourceLagSeconds, l),
 			gauge("replication_target_lag_seconds", "Age of the last batch when committed on the target; grows while changes cannot be applied.", r.TargetLagSeconds, l),
 			gauge("replication_reconnecting", "Whether the stream lost its source or target and is reconnecting (1) or runs (0).", b2f(!r.ReconnectingSince.IsZero()), l),
+			counter("replication_conflicts_total", "Rows not applied because the target held the same id at the same or a later version (last writer wins by acknowledgement time, then cloud name).", float64(r.Conflicts), l),
 		)
 		ms = append(ms,
 			counter("replication_apply_exceptions_total", "Changes the target rejected, skipped into _ic_apply_exceptions (on_error: skip).", float64(r.ApplyExceptions), l),

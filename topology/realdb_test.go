@@ -31,7 +31,8 @@ func TestScenarioOnRealDatabases(t *testing.T) {
 		t.Fatal(err)
 	}
 	sum, err := demo.Run(context.Background(), cfg, demo.Options{
-		Records: 2000, BatchSize: 50, Concurrency: 4, Timeout: 2 * time.Minute,
+		KeepRecords: true,
+		Records:     2000, BatchSize: 50, Concurrency: 4, Timeout: 2 * time.Minute,
 		Topology: topology.Options{APIKey: testKey, LogWriter: testLog(t)},
 	})
 	if err != nil {
@@ -64,7 +65,8 @@ func TestFailoverOnRealDatabases(t *testing.T) {
 	cfg.Clouds["aws"].SQL = my.URL("app")
 	cfg.Clouds["azure"].SQL = pg.URL("app")
 	sum, err := demo.Run(context.Background(), cfg, demo.Options{
-		Records: 500, BatchSize: 50, Concurrency: 4, Timeout: 2 * time.Minute,
+		KeepRecords: true,
+		Records:     500, BatchSize: 50, Concurrency: 4, Timeout: 2 * time.Minute,
 		Topology: topology.Options{APIKey: testKey, LogWriter: testLog(t)},
 		OnStarted: func(topo *topology.Topology) {
 			if err := topo.StopAPI(context.Background(), "aws"); err != nil {

@@ -43,7 +43,8 @@ func TestScenarioOnRealStorage(t *testing.T) {
 
 	var edgeURL string
 	sum, err := demo.Run(context.Background(), cfg, demo.Options{
-		Records: 600, BatchSize: 50, Concurrency: 4, Timeout: 2 * time.Minute,
+		KeepRecords: true,
+		Records:     600, BatchSize: 50, Concurrency: 4, Timeout: 2 * time.Minute,
 		Topology:  topology.Options{APIKey: testKey, LogWriter: testLog(t)},
 		OnStarted: func(topo *topology.Topology) { edgeURL = topo.URL("edge") },
 	})

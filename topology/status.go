@@ -11,6 +11,7 @@ import (
 	"github.com/intercloud/intercloud/edge"
 	"github.com/intercloud/intercloud/frontdoor"
 	"github.com/intercloud/intercloud/ingest"
+	"github.com/intercloud/intercloud/lease"
 	"github.com/intercloud/intercloud/load"
 	"github.com/intercloud/intercloud/publish"
 	"github.com/intercloud/intercloud/replicate"
@@ -34,11 +35,25 @@ type CloudStatus struct {
 	Validation []replicate.ValidationStatus `json:"validation,omitempty"`
 	// Publish is set on the cloud that publishes.
 	Publish *PublishStatus `json:"publish,omitempty"`
+	// Leases are this process's leases for the cloud's singleton roles:
+	// which it holds, and who holds the others.
+	Leases []lease.Status `json:"leases,omitempty"`
 	// DeadLetters counts the dead-lettered objects; DeadLetterList names
 	// the first maxStatusDead of them.
 	DeadLetters    int         `json:"dead_letters"`
 	DeadLetterList []load.Dead `json:"dead_letter_list,omitempty"`
-	Time           time.Time   `json:"time"`
+	// Freshness says how far the published results are behind what was
+	// acknowledged; set where this process publishes.
+	Freshness *Freshness `json:"freshness,omitempty"`
+	Time      time.Time  `json:"time"`
+}
+
+// Freshness is the age of the oldest acknowledged record whose aggregates
+// are not published yet (0 when every acknowledged record is).
+type Freshness struct {
+	Seconds float64 `json:"seconds"`
+	// OldestUnpublished is that record's ingest time.
+	OldestUnpublished time.Time `json:"oldest_unpublished,omitzero"`
 }
 
 // IngestStatus is a cloud's ingest API.
@@ -93,8 +108,11 @@ type StreamStatus struct {
 	// _ic_apply_exceptions.
 	StoppedTables   []replicate.TableError `json:"stopped_tables,omitempty"`
 	ApplyExceptions int64                  `json:"apply_exceptions"`
-	LastError       string                 `json:"last_error,omitempty"`
-	LastErrorAt     time.Time              `json:"last_error_at,omitzero"`
+	// Conflicts counts rows not applied because the target held the same
+	// id at the same or a later version.
+	Conflicts   int64     `json:"conflicts"`
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
 }
 
 // PublishStatus is the publish function.
@@ -154,8 +172,20 @@ func (c *Cloud) Status() CloudStatus {
 	if c.health != nil {
 		st.Health, st.DeadLetters = c.health.report(), c.health.deadLetters()
 	}
+	for _, l := range c.Leases {
+		st.Leases = append(st.Leases, l.Status())
+	}
 	for _, s := range c.Streams {
-		st.Replication = append(st.Replication, streamStatus(s.Status()))
+		ss := s.Status()
+		if l := c.roleLease[ss.Name]; l != nil {
+			if ls := l.Status(); !ls.Held {
+				ss.Phase, ss.State = "standby", "standby: another process holds the stream's lease"
+				if ls.Holder != "" {
+					ss.State = "standby: " + ls.Holder + " holds the stream's lease"
+				}
+			}
+		}
+		st.Replication = append(st.Replication, streamStatus(ss))
 	}
 	for _, v := range c.Validators {
 		st.Validation = append(st.Validation, v.Status())
@@ -169,6 +199,9 @@ func (c *Cloud) Status() CloudStatus {
 			st.Publish.FreshnessP99Seconds = telemetry.Quantile(c.metrics.Freshness, 0.99)
 		}
 	}
+	if age, oldest, ok := c.fresh.age(time.Now()); ok {
+		st.Freshness = &Freshness{Seconds: age.Seconds(), OldestUnpublished: oldest}
+	}
 	return st
 }
 
@@ -179,7 +212,7 @@ func streamStatus(r replicate.Status) StreamStatus {
 		SourceLagSeconds: r.SourceLag.Seconds(), TargetLagSeconds: r.TargetLag.Seconds(),
 		ReconnectingSince: r.ReconnectingSince, Unreachable: r.Unreachable, PendingChanges: r.PendingChanges,
 		SourceBacklogBytes: r.SourceBacklogBytes, AppliedAt: r.AppliedAt, LastError: r.LastError, LastErrorAt: r.LastErrorAt,
-		StoppedTables: r.StoppedTables, ApplyExceptions: r.ApplyExceptions,
+		StoppedTables: r.StoppedTables, ApplyExceptions: r.ApplyExceptions, Conflicts: r.Conflicts,
 	}
 }
 

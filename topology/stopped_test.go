@@ -2,7 +2,6 @@ package topology_test
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -26,7 +25,7 @@ func TestRejectedTableInStatusAndMetrics(t *testing.T) {
 		`CREATE TRIGGER frozen BEFORE INSERT ON records BEGIN SELECT RAISE(ABORT, 'records are frozen'); END`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := demo.Send(ctx, topo.URL("frontdoor"), testKey, demo.Options{Records: 20, BatchSize: 10}); err != nil {
+	if _, err := demo.Send(ctx, topo.URL("frontdoor"), testKey, demo.Options{Records: 20, BatchSize: 10, Client: topo.Client()}); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(2 * time.Minute)
@@ -53,18 +52,16 @@ func TestRejectedTableInStatusAndMetrics(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	resp, err := http.Get(topo.URL("azure-api") + "/metrics")
-	if err != nil {
-		t.Fatal(err)
+	code, body := getBody(t, topo, topo.URL("azure-api")+"/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("metrics: %d %s", code, body)
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
 	for _, want := range []string{
 		`intercloud_replication_table_stopped{cloud="azure",stream="aws-to-azure",table="records"} 1`,
 		`intercloud_replication_stopped_tables{cloud="azure",stream="aws-to-azure"} 1`,
 		`intercloud_replication_differing_rows{cloud="azure",stream="aws-to-azure",table="records"} 20`,
 	} {
-		if !strings.Contains(string(body), want) {
+		if !strings.Contains(body, want) {
 			t.Fatalf("metrics lack %q:\n%s", want, body)
 		}
 	}

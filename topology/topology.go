@@ -12,6 +12,7 @@ package topology
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +23,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,6 +39,7 @@ import (
 	"github.com/intercloud/intercloud/hosts"
 	"github.com/intercloud/intercloud/ingest"
 	"github.com/intercloud/intercloud/internal/serve"
+	"github.com/intercloud/intercloud/lease"
 	"github.com/intercloud/intercloud/load"
 	"github.com/intercloud/intercloud/logstore"
 	"github.com/intercloud/intercloud/objects"
@@ -66,6 +69,9 @@ type Options struct {
 	// JSON, colored by level with LogColor (the central store and
 	// Elasticsearch still get JSON).
 	LogText, LogColor bool
+	// Now is the clock the APIs stamp acknowledgements with (default
+	// time.Now); the chaos suite skews one cloud's clock with it.
+	Now func() time.Time
 	// OnPublished is told the ids whose aggregates were just published.
 	OnPublished func(ids []string)
 	// Alerts, when set, receives one plain line whenever a cloud of this
@@ -103,6 +109,7 @@ type Topology struct {
 	logs     *logstore.Store
 	clouds   map[string]*Cloud
 	edge     *edge.Edge
+	fresh    *freshness
 	front    *frontdoor.FrontDoor
 
 	alertMu sync.Mutex // serializes Options.Alerts
@@ -121,6 +128,8 @@ type Topology struct {
 	servers   []*server
 	endpoints []Endpoint
 	readers   map[*sqldb.DB][]replicate.Reader
+	// holder names this process in the leases it takes.
+	holder string
 
 	// pipeline runs functions, streams and publishers; cancelled last.
 	pipeCtx    context.Context
@@ -147,9 +156,15 @@ type Cloud struct {
 	// (replication.validate_every).
 	Validators []*replicate.Validator
 	Publish    *publish.Publisher
-	api        *server
-	health     *health
-	ackRate    rateMeter // acknowledged records, for the ingest rate
+	// Leases are the leases this process campaigns for in the cloud's
+	// database, one per singleton role.
+	Leases  []*lease.Lease
+	api     *server
+	health  *health
+	fresh   *freshness
+	ackRate rateMeter // acknowledged records, for the ingest rate
+	// roleLease maps a role (a stream's name, "publish") to its lease.
+	roleLease map[string]*lease.Lease
 	// registry is what the cloud's GET /metrics serves; metrics its
 	// histograms.
 	registry *prometheus.Registry
@@ -193,7 +208,9 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (t *Topology, 
 	if err != nil {
 		return nil, err
 	}
-	t = &Topology{cfg: cfg, opts: opts, clouds: map[string]*Cloud{}, keys: keys, tls: map[string]*certs.Source{}}
+	t = &Topology{cfg: cfg, opts: opts, clouds: map[string]*Cloud{}, keys: keys, tls: map[string]*certs.Source{}, holder: lease.NewHolder(), fresh: &freshness{}}
+	// How far the results are behind is known where they are published.
+	t.fresh.known = slices.Contains(opts.Roles, cfg.Publish.Cloud)
 	if !cfg.TLS.Disabled {
 		for _, role := range opts.Roles {
 			if t.tls[role], err = tlsSource(cfg, role); err != nil {
@@ -256,8 +273,12 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (t *Topology, 
 			return t, err
 		}
 	}
-	if len(t.clouds) == len(cfg.Clouds) {
-		t.goPipe(t.pruneLoop)
+	for _, name := range cfg.CloudNames() {
+		if c := t.clouds[name]; c != nil {
+			if _, err := t.singleton(c, "prune", func(ctx context.Context) { t.pruneLoop(ctx, c) }); err != nil {
+				return t, err
+			}
+		}
 	}
 	t.log.Info("topology started", "roles", strings.Join(opts.Roles, ","))
 	return t, nil
@@ -310,8 +331,7 @@ func (t *Topology) startLogs(ctx context.Context) error {
 		}
 		t.logs = st
 		t.closers = append(t.closers, st.Close)
-		ret := logstore.Retention{MaxAge: t.cfg.Logs.Retention.D(), MaxBytes: t.cfg.Logs.MaxBytes}
-		t.goPipe(func(ctx context.Context) { st.RunRetention(ctx, ret, t.logger("", "logstore")) })
+		t.goPipe(t.limitLogs)
 		srv, err := t.serve("logs", t.cfg.Logs.Listen, st.HandlerKeys(t.keys))
 		if err != nil {
 			return err
@@ -371,18 +391,28 @@ func (t *Topology) startLogs(ctx context.Context) error {
 
 func (t *Topology) startCloud(ctx context.Context, name string) error {
 	cc := t.cfg.Clouds[name]
-	c := &Cloud{Name: name}
+	c := &Cloud{Name: name, roleLease: map[string]*lease.Lease{}}
 	t.clouds[name] = c
 	t.newCloudRegistry(c)
 	hs := hosts.Settings{
 		ObjectsURL: cc.Objects, SQLURL: cc.SQL, Schema: t.cfg.Schema,
 		Logger: func(component string) *slog.Logger { return t.logger(name, component) },
 	}
+	// Publish commits its checkpoints under its lease, once it has one
+	// (its first checkpoint, taken while it prepares, needs none: every
+	// process would write the same).
+	var pubLease atomic.Pointer[lease.Lease]
 	if t.cfg.Publish.Cloud == name {
 		hs.Publish, hs.Poll = &t.cfg.Publish, t.cfg.Replication.Poll.D()
 		hs.Purge, hs.OnPublished, hs.OnFresh = t.purger(), t.opts.OnPublished, c.metrics.ObserveFreshness
 		hs.OnTraces = func(traces []string, start, end time.Time) {
 			t.tracing.Hop("publish", "publish: results written, edge purged", traces, start, end, attribute.String("cloud", name))
+		}
+		hs.PublishFence = func(ctx context.Context, tx *sql.Tx) error {
+			if l := pubLease.Load(); l != nil {
+				return l.Fence(ctx, tx)
+			}
+			return nil
 		}
 	}
 	st, err := hosts.Open(ctx, hs)
@@ -391,6 +421,14 @@ func (t *Topology) startCloud(ctx context.Context, name string) error {
 	}
 	t.closers = append(t.closers, st.Close)
 	c.Bucket, c.DB, c.Loader, c.Publish = st.Bucket, st.DB, st.Loader, st.Publisher
+	if err := lease.Ensure(ctx, c.DB); err != nil {
+		return fmt.Errorf("topology: %s: %w", name, err)
+	}
+	c.fresh = t.fresh
+	if c.Publish != nil {
+		pub := c.Publish
+		t.fresh.setPublisher(func() time.Time { return pub.Stats().NewestIngested })
+	}
 	// Capture changes before anything writes, so replication and publish
 	// see every row.
 	if err := t.prepareCapture(ctx, name, c.DB); err != nil {
@@ -437,14 +475,21 @@ func (t *Topology) startCloud(ctx context.Context, name string) error {
 		})
 	}
 	rec := &functions.Reconciler{List: c.Loader.Pending, Target: c.Load, Interval: f.Reconcile.D(), Logger: t.logger(name, "functions")}
-	t.goPipe(func(ctx context.Context) { _ = rec.Run(ctx) })
+	if _, err := t.singleton(c, "reconcile", func(ctx context.Context) { _ = rec.Run(ctx) }); err != nil {
+		return err
+	}
 
 	c.health = &health{}
 	t.checkHealth(ctx, c)
 	t.goPipe(func(ctx context.Context) { t.watchHealth(ctx, c) })
 	c.API, err = ingest.New(ingest.Config{
 		Cloud: name, Bucket: c.Bucket, Schema: t.cfg.Schema, Limits: t.cfg.Ingest,
-		Keys: t.keys, Logger: t.logger(name, "ingest"), Health: c.health.report,
+		Keys: t.keys, Logger: t.logger(name, "ingest"), Health: c.health.report, Now: t.opts.Now,
+		Backlog: func() (time.Duration, bool) {
+			age, _, ok := t.fresh.age(time.Now())
+			return age, ok
+		},
+		OnAck: func(at time.Time, _ int) { t.fresh.acked(at) },
 		OnCommit: func(records, _, bytes int, _ time.Duration) {
 			c.metrics.BatchRecords.Observe(float64(records))
 			c.metrics.BatchBytes.Observe(float64(bytes))
@@ -455,8 +500,11 @@ func (t *Topology) startCloud(ctx context.Context, name string) error {
 	}
 
 	if c.Publish != nil {
-		t.goPipe(func(ctx context.Context) { _ = c.Publish.Run(ctx) })
-		t.addReader(c.DB, publish.StreamName, c.DB)
+		l, err := t.singleton(c, "publish", func(ctx context.Context) { _ = c.Publish.Run(ctx) })
+		if err != nil {
+			return err
+		}
+		pubLease.Store(l)
 	}
 	if cc.Origin != "" {
 		o := origin.New(origin.Config{Bucket: c.Bucket, Prefix: publish.ResultsPrefix, Logger: t.logger(name, "origin")})
@@ -522,9 +570,15 @@ func (t *Topology) startStreams(ctx context.Context, name string) error {
 				continue
 			}
 		}
+		c := t.clouds[name]
+		l, err := t.newLease(c, streamName)
+		if err != nil {
+			return err
+		}
 		s, err := replicate.New(replicate.Config{
-			Name: streamName, Origin: d.from, Source: src, Target: t.clouds[name].DB,
+			Name: streamName, Origin: d.from, Source: src, Target: c.DB,
 			Tables: tables, Mapping: mapping, BatchSize: r.BatchSize, Poll: r.Poll.D(), SkipReplicated: true, SkipFullLoad: d.reverse,
+			Fence: l.Fence, Version: load.Version,
 			OnError: replicate.ErrorPolicy(r.OnError), TableOnError: onErrorTables(r.OnErrorTables), LoadParallel: r.LoadParallel,
 			Schema: schemaMode(r.Schema, d.reverse),
 			OnApplied: func(b replicate.Batch) {
@@ -544,21 +598,55 @@ func (t *Topology) startStreams(ctx context.Context, name string) error {
 				return err
 			}
 		}
-		t.clouds[name].Streams = append(t.clouds[name].Streams, s)
+		c.Streams = append(c.Streams, s)
 		if every := r.ValidateEvery.D(); every > 0 && !d.reverse {
-			v := &replicate.Validator{Source: src, Target: t.clouds[name].DB, Mapping: mapping, Every: every, Name: streamName,
+			v := &replicate.Validator{Source: src, Target: c.DB, Mapping: mapping, Every: every, Name: streamName,
 				Ready: func() bool { return s.Status().Phase == replicate.PhaseCDC }, Logger: t.logger(name, "validate")}
-			t.clouds[name].Validators = append(t.clouds[name].Validators, v)
+			c.Validators = append(c.Validators, v)
 			t.goPipe(v.Run)
 		}
-		t.addReader(src, streamName, t.clouds[name].DB)
-		t.goPipe(func(ctx context.Context) {
+		t.runUnder(l, func(ctx context.Context) {
 			if err := s.Run(ctx); err != nil {
 				log.Error("replication stopped", "err", err)
 			}
 		})
 	}
 	return nil
+}
+
+// singleton runs role in one process of the cloud at a time: the one
+// that holds the lease named role in the cloud's database. A standby takes
+// over about one lease TTL after the holder died, at once after it
+// stopped cleanly.
+func (t *Topology) singleton(c *Cloud, role string, run func(ctx context.Context)) (*lease.Lease, error) {
+	l, err := t.newLease(c, role)
+	if err != nil {
+		return nil, err
+	}
+	t.runUnder(l, run)
+	return l, nil
+}
+
+// newLease makes the lease of a cloud's role (a stream's name, "publish",
+// "reconcile", "prune"); runUnder starts campaigning for it.
+func (t *Topology) newLease(c *Cloud, role string) (*lease.Lease, error) {
+	l, err := lease.New(lease.Config{
+		DB: c.DB, Name: role + "@" + c.Name, Holder: t.holder, TTL: t.cfg.Leases.TTL.D(),
+		Logger: t.logger(c.Name, "lease"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("topology: %s: %w", c.Name, err)
+	}
+	c.Leases = append(c.Leases, l)
+	c.roleLease[role] = l
+	return l, nil
+}
+
+// runUnder runs role while this process holds l.
+func (t *Topology) runUnder(l *lease.Lease, run func(ctx context.Context)) {
+	t.goPipe(func(ctx context.Context) {
+		_ = l.Run(ctx, func(ctx context.Context, _ int64) { run(ctx) })
+	})
 }
 
 // schemaMode is the forward stream's schema mode; the reverse stream's
@@ -700,7 +788,17 @@ func (t *Topology) startGlobal(ctx context.Context) error {
 	}
 	var backends []frontdoor.Backend
 	for _, name := range t.cfg.FrontDoor.Priority {
-		backends = append(backends, frontdoor.Backend{Name: name, URL: t.urlOf(name+"-api", t.cfg.Clouds[name].API)})
+		urls := t.cfg.FrontDoor.Backends[name]
+		if len(urls) == 0 {
+			urls = []string{t.urlOf(name+"-api", t.cfg.Clouds[name].API)}
+		}
+		for i, u := range urls {
+			b := frontdoor.Backend{Name: name, Group: name, URL: u}
+			if len(urls) > 1 {
+				b.Name = fmt.Sprintf("%s-%d", name, i+1)
+			}
+			backends = append(backends, b)
+		}
 	}
 	t.front, err = frontdoor.New(frontdoor.Config{
 		Backends: backends, HealthInterval: t.cfg.FrontDoor.HealthInterval.D(),

@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -148,7 +149,8 @@ func TestEndToEnd(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	var edgeURL string
 	sum, err := demo.Run(context.Background(), cfg, demo.Options{
-		Records: 3000, BatchSize: 50, Concurrency: 8, Timeout: time.Minute,
+		KeepRecords: true,
+		Records:     3000, BatchSize: 50, Concurrency: 8, Timeout: time.Minute,
 		Topology:  topology.Options{APIKey: testKey, LogWriter: testLog(t)},
 		OnStarted: func(topo *topology.Topology) { edgeURL = topo.URL("edge") },
 	})
@@ -191,7 +193,8 @@ func TestEndToEnd(t *testing.T) {
 func TestFailover(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	sum, err := demo.Run(context.Background(), cfg, demo.Options{
-		Records: 1000, BatchSize: 50, Concurrency: 4, Timeout: time.Minute,
+		KeepRecords: true,
+		Records:     1000, BatchSize: 50, Concurrency: 4, Timeout: time.Minute,
 		Topology: topology.Options{APIKey: testKey, LogWriter: testLog(t)},
 		OnStarted: func(topo *topology.Topology) {
 			if err := topo.StopAPI(context.Background(), "aws"); err != nil {
@@ -298,11 +301,17 @@ func TestRestartAfterKill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The kill lands once a few requests are acknowledged, however slow
+	// the machine is.
+	var acks atomic.Int64
+	client.Transport = countAcks{client.Transport, &acks}
 	go func() {
 		acked, err := demo.Send(context.Background(), front, testKey, demo.Options{Records: 6000, BatchSize: 20, Concurrency: 8, Attempts: 1, Client: client})
 		done <- result{acked, err}
 	}()
-	time.Sleep(500 * time.Millisecond)
+	for deadline := time.Now().Add(time.Minute); acks.Load() < 5 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -560,4 +569,22 @@ func TestDeadLettersDegrade(t *testing.T) {
 	if err := topo.Cloud("aws").DB.QueryRow(`SELECT COUNT(*) FROM records WHERE "_origin" = 'azure'`).Scan(&onAzure); err != nil || onAzure != 50 {
 		t.Fatalf("%d records taken by azure, want all 50 while aws is degraded (%v)", onAzure, err)
 	}
+}
+
+// countAcks counts the 202 responses a client receives.
+type countAcks struct {
+	next http.RoundTripper
+	n    *atomic.Int64
+}
+
+func (c countAcks) RoundTrip(r *http.Request) (*http.Response, error) {
+	next := c.next
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	resp, err := next.RoundTrip(r)
+	if err == nil && resp.StatusCode == http.StatusAccepted {
+		c.n.Add(1)
+	}
+	return resp, err
 }

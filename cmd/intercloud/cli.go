@@ -25,6 +25,8 @@ Usage:
                                                                       compare the clouds' databases, naming differing rows
   intercloud logs     [--config FILE] [--data-dir DIR] [--limit N] QUERY   search the central logs
   intercloud status   [--config FILE] [--data-dir DIR] [--json] [--watch]   show every component's state
+  intercloud bench    [--start] [--target frontdoor|aws|azure|URL] [--clients N] [--batch N] [--rate R] [--duration D]
+                      drive the ingest path and print throughput, latencies, backlog, CPU and memory
   intercloud dead     list [--cloud NAME] [--json] | replay [--cloud NAME] (--all | KEY...)
                       list the dead-lettered objects, or load them again
   intercloud keys     add --scopes SCOPE[,SCOPE...] [--name TEXT] | list [--json] | revoke ID
@@ -99,7 +101,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cmds := map[string]command{
 		"demo": &demoCmd{}, "up": &upCmd{}, "validate": &validateCmd{},
 		"logs": &logsCmd{}, "status": &statusCmd{}, "version": &versionCmd{}, "function": &functionCmd{},
-		"dead": &deadCmd{}, "keys": &keysCmd{}, "certs": &certsCmd{},
+		"dead": &deadCmd{}, "keys": &keysCmd{}, "certs": &certsCmd{}, "bench": &benchCmd{},
 	}
 	cmd, ok := cmds[args[0]]
 	if !ok {

@@ -50,7 +50,14 @@ type child struct {
 // endpoint lines.
 func startChild(t *testing.T, dir, config, role string) *child {
 	t.Helper()
-	c := &child{role: role, urls: map[string]string{}, stderr: filepath.Join(dir, role+".stderr")}
+	return startReplica(t, dir, config, role, role)
+}
+
+// startReplica is startChild for one of several processes of a role,
+// named name in its stderr file and the test's log.
+func startReplica(t *testing.T, dir, config, role, name string) *child {
+	t.Helper()
+	c := &child{role: role, urls: map[string]string{}, stderr: filepath.Join(dir, name+".stderr")}
 	errf, err := os.Create(c.stderr)
 	if err != nil {
 		t.Fatal(err)
@@ -77,7 +84,7 @@ func startChild(t *testing.T, dir, config, role string) *child {
 			}
 			b, _ := os.ReadFile(c.stderr)
 			lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-			t.Logf("last lines of %s:\n%s", role, strings.Join(lines[max(0, len(lines)-40):], "\n"))
+			t.Logf("last lines of %s:\n%s", name, strings.Join(lines[max(0, len(lines)-40):], "\n"))
 		}
 	})
 	want := map[string]string{"aws": "aws-api", "azure": "azure-origin", "global": "logs"}[role]

@@ -1,15 +1,45 @@
 // Package file is the objects driver for a directory on local disk, the
 // embedded default: file:///abs/dir. The directory is created if missing.
+//
+// Every object is one file under its key's path that holds its attributes
+// (content type, metadata, ETag) and its body together, so an object is
+// never seen without its attributes or the other way round. A write goes
+// to a temporary file in the target directory, which is fsynced, then
+// moved under its name (rename(2); link(2) for a conditional create, which
+// fails atomically when the name exists), and the directory is fsynced: a
+// Put that returned survives a power loss, and a crash mid-write leaves no
+// partial object under the key.
+//
+// Objects written by earlier versions (the body alone, attributes in a
+// sidecar "<key>.attrs" file) are read as they are; keys ending in
+// ".attrs" are therefore refused.
 package file
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"net/url"
 	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+	"unicode/utf8"
 
 	"gocloud.dev/blob"
-	"gocloud.dev/blob/fileblob"
+	"gocloud.dev/blob/driver"
+	"gocloud.dev/gcerrors"
 
 	"github.com/intercloud/intercloud/objects"
 )
@@ -23,17 +53,649 @@ func open(ctx context.Context, u *url.URL) (*blob.Bucket, error) {
 	return OpenBucket(u.Path)
 }
 
+// magic starts every object file this driver writes; then a big-endian
+// uint32 length and that many bytes of JSON header, then the body. A file
+// without it is an object of an earlier version (body only).
+const magic = "\x00icobj1\n"
+
+// legacyAttrs is the suffix of the sidecar attribute files of earlier
+// versions.
+const legacyAttrs = ".attrs"
+
+// tempMark starts the names of temporary files. It is not valid UTF-8, so
+// no key can name such a file and listings skip them.
+const tempMark = ".\xfftmp-"
+
+// header is the JSON stored before an object's body.
+type header struct {
+	ContentType        string            `json:"content_type,omitempty"`
+	CacheControl       string            `json:"cache_control,omitempty"`
+	ContentDisposition string            `json:"content_disposition,omitempty"`
+	ContentEncoding    string            `json:"content_encoding,omitempty"`
+	ContentLanguage    string            `json:"content_language,omitempty"`
+	Metadata           map[string]string `json:"metadata,omitempty"`
+	ETag               string            `json:"etag,omitempty"`
+}
+
+// legacyHeader is the sidecar JSON of earlier versions.
+type legacyHeader struct {
+	CacheControl       string            `json:"user.cache_control"`
+	ContentDisposition string            `json:"user.content_disposition"`
+	ContentEncoding    string            `json:"user.content_encoding"`
+	ContentLanguage    string            `json:"user.content_language"`
+	ContentType        string            `json:"user.content_type"`
+	Metadata           map[string]string `json:"user.metadata"`
+}
+
+var (
+	errExists        = errors.New("file: object already exists")
+	errInvalidKey    = errors.New("file: key cannot be stored in a file system")
+	errUnimplemented = errors.New("file: not implemented")
+)
+
 // OpenBucket opens (creating if needed) a directory as a bucket.
 func OpenBucket(dir string) (*blob.Bucket, error) {
 	if dir == "" {
 		return nil, fmt.Errorf("file: a directory path is required (file:///abs/dir)")
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
 		return nil, fmt.Errorf("file: %w", err)
 	}
-	b, err := fileblob.OpenBucket(dir, &fileblob.Options{CreateDir: true, NoTempDir: true, DirFileMode: 0o700})
+	if err := os.MkdirAll(abs, 0o700); err != nil {
+		return nil, fmt.Errorf("file: %w", err)
+	}
+	fi, err := os.Stat(abs)
 	if err != nil {
 		return nil, fmt.Errorf("file: open %s: %w", dir, err)
 	}
-	return b, nil
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("file: open %s: not a directory", dir)
+	}
+	return blob.NewBucket(&bucket{dir: abs, durable: map[string]bool{abs: true}}), nil
+}
+
+// bucket implements gocloud's driver.Bucket over a directory.
+type bucket struct {
+	dir string
+
+	mu      sync.Mutex
+	durable map[string]bool // directories whose entry in their parent is fsynced
+}
+
+// maxDurable bounds the set of directories known to be durable; past it
+// the set starts over (the cost is one more fsync per directory).
+const maxDurable = 4096
+
+// path returns the file of a key.
+func (b *bucket) path(key string) (string, error) {
+	if strings.HasSuffix(key, legacyAttrs) {
+		return "", fmt.Errorf("%w: %q ends in %q", errInvalidKey, key, legacyAttrs)
+	}
+	if strings.ContainsRune(key, 0) {
+		return "", fmt.Errorf("%w: %q holds a NUL byte", errInvalidKey, key)
+	}
+	if err := objects.ValidateKey(key); err != nil {
+		return "", err
+	}
+	return filepath.Join(b.dir, filepath.FromSlash(key)), nil
+}
+
+func (b *bucket) ErrorCode(err error) gcerrors.ErrorCode {
+	switch {
+	case errors.Is(err, errExists):
+		return gcerrors.FailedPrecondition
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ENOTDIR):
+		return gcerrors.NotFound
+	case errors.Is(err, errInvalidKey), errors.Is(err, objects.ErrInvalidKey), errors.Is(err, syscall.ENAMETOOLONG):
+		return gcerrors.InvalidArgument
+	case errors.Is(err, errUnimplemented):
+		return gcerrors.Unimplemented
+	case errors.Is(err, context.Canceled):
+		return gcerrors.Canceled
+	case errors.Is(err, context.DeadlineExceeded):
+		return gcerrors.DeadlineExceeded
+	}
+	return gcerrors.Unknown
+}
+
+func (b *bucket) As(i any) bool { return false }
+
+func (b *bucket) ErrorAs(err error, i any) bool {
+	if p, ok := i.(**os.PathError); ok {
+		return errors.As(err, p)
+	}
+	return false
+}
+
+func (b *bucket) Close() error { return nil }
+
+func (b *bucket) SignedURL(ctx context.Context, key string, opts *driver.SignedURLOptions) (string, error) {
+	return "", fmt.Errorf("%w: signed URLs", errUnimplemented)
+}
+
+// stored is an open object file: its header, where its body starts and
+// its size.
+type stored struct {
+	f       *os.File
+	hdr     header
+	bodyOff int64
+	size    int64
+	modTime time.Time
+}
+
+// openObject opens the file of key and reads its header.
+func (b *bucket) openObject(key string) (*stored, error) {
+	path, err := b.path(key)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	s, err := readHeader(f, path)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// readHeader reads the header of an open object file.
+func readHeader(f *os.File, path string) (*stored, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if fi.IsDir() {
+		return nil, &os.PathError{Op: "open", Path: path, Err: fs.ErrNotExist}
+	}
+	s := &stored{f: f, modTime: fi.ModTime()}
+	var pre [len(magic) + 4]byte
+	n, err := io.ReadFull(f, pre[:])
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	if n == len(pre) && string(pre[:len(magic)]) == magic {
+		hlen := int64(binary.BigEndian.Uint32(pre[len(magic):]))
+		if hlen > fi.Size()-int64(len(pre)) {
+			return nil, fmt.Errorf("file: %s: truncated header", path)
+		}
+		raw := make([]byte, hlen)
+		if _, err := io.ReadFull(f, raw); err != nil {
+			return nil, fmt.Errorf("file: %s: header: %w", path, err)
+		}
+		if err := json.Unmarshal(raw, &s.hdr); err != nil {
+			return nil, fmt.Errorf("file: %s: header: %w", path, err)
+		}
+		s.bodyOff = int64(len(pre)) + hlen
+		s.size = fi.Size() - s.bodyOff
+		return s, nil
+	}
+	// An object of an earlier version: the body alone, attributes in a
+	// sidecar file when it has any.
+	s.size = fi.Size()
+	s.hdr = header{ContentType: "application/octet-stream",
+		ETag: fmt.Sprintf("\"%x-%x\"", fi.ModTime().UnixNano(), fi.Size())}
+	if raw, err := os.ReadFile(path + legacyAttrs); err == nil {
+		var lh legacyHeader
+		if err := json.Unmarshal(raw, &lh); err != nil {
+			return nil, fmt.Errorf("file: %s%s: %w", path, legacyAttrs, err)
+		}
+		s.hdr.ContentType, s.hdr.Metadata = lh.ContentType, lh.Metadata
+		s.hdr.CacheControl, s.hdr.ContentDisposition = lh.CacheControl, lh.ContentDisposition
+		s.hdr.ContentEncoding, s.hdr.ContentLanguage = lh.ContentEncoding, lh.ContentLanguage
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (b *bucket) Attributes(ctx context.Context, key string) (*driver.Attributes, error) {
+	s, err := b.openObject(key)
+	if err != nil {
+		return nil, err
+	}
+	s.f.Close()
+	return &driver.Attributes{
+		CacheControl:       s.hdr.CacheControl,
+		ContentDisposition: s.hdr.ContentDisposition,
+		ContentEncoding:    s.hdr.ContentEncoding,
+		ContentLanguage:    s.hdr.ContentLanguage,
+		ContentType:        s.hdr.ContentType,
+		Metadata:           s.hdr.Metadata,
+		ModTime:            s.modTime,
+		Size:               s.size,
+		ETag:               s.hdr.ETag,
+	}, nil
+}
+
+func (b *bucket) NewRangeReader(ctx context.Context, key string, offset, length int64, opts *driver.ReaderOptions) (driver.Reader, error) {
+	s, err := b.openObject(key)
+	if err != nil {
+		return nil, err
+	}
+	if opts != nil && opts.BeforeRead != nil {
+		if err := opts.BeforeRead(func(any) bool { return false }); err != nil {
+			s.f.Close()
+			return nil, err
+		}
+	}
+	offset = min(offset, s.size)
+	if _, err := s.f.Seek(s.bodyOff+offset, io.SeekStart); err != nil {
+		s.f.Close()
+		return nil, err
+	}
+	n := s.size - offset
+	if length >= 0 {
+		n = min(n, length)
+	}
+	return &reader{r: io.LimitReader(s.f, n), f: s.f,
+		attrs: driver.ReaderAttributes{ContentType: s.hdr.ContentType, ModTime: s.modTime, Size: s.size}}, nil
+}
+
+type reader struct {
+	r     io.Reader
+	f     *os.File
+	attrs driver.ReaderAttributes
+}
+
+func (r *reader) Read(p []byte) (int, error)           { return r.r.Read(p) }
+func (r *reader) Close() error                         { return r.f.Close() }
+func (r *reader) Attributes() *driver.ReaderAttributes { return &r.attrs }
+func (r *reader) As(any) bool                          { return false }
+
+func (b *bucket) NewTypedWriter(ctx context.Context, key, contentType string, opts *driver.WriterOptions) (driver.Writer, error) {
+	path, err := b.path(key)
+	if err != nil {
+		return nil, err
+	}
+	if opts.BeforeWrite != nil {
+		if err := opts.BeforeWrite(func(any) bool { return false }); err != nil {
+			return nil, err
+		}
+	}
+	dir := filepath.Dir(path)
+	if err := b.ensureDir(dir); err != nil {
+		return nil, err
+	}
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:])
+	tmp := filepath.Join(dir, tempMark+hex.EncodeToString(rnd[:]))
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrNotExist) {
+		// The directory was removed from under the bucket: make it again.
+		b.forget(dir)
+		if err := b.ensureDir(dir); err != nil {
+			return nil, err
+		}
+		f, err = os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	}
+	if err != nil {
+		return nil, err
+	}
+	h := header{
+		ContentType: contentType, CacheControl: opts.CacheControl, ContentDisposition: opts.ContentDisposition,
+		ContentEncoding: opts.ContentEncoding, ContentLanguage: opts.ContentLanguage,
+		ETag: "\"" + strconv.FormatInt(time.Now().UnixNano(), 16) + "-" + hex.EncodeToString(rnd[:4]) + "\"",
+	}
+	if len(opts.Metadata) > 0 {
+		h.Metadata = opts.Metadata
+	}
+	raw, err := json.Marshal(h)
+	if err == nil {
+		var buf bytes.Buffer
+		buf.WriteString(magic)
+		_ = binary.Write(&buf, binary.BigEndian, uint32(len(raw)))
+		buf.Write(raw)
+		_, err = f.Write(buf.Bytes())
+	}
+	if err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, err
+	}
+	return &writer{ctx: ctx, b: b, f: f, path: path, ifNotExist: opts.IfNotExist}, nil
+}
+
+// writer writes a temporary file and moves it under its name on Close.
+type writer struct {
+	ctx        context.Context
+	b          *bucket
+	f          *os.File
+	path       string
+	ifNotExist bool
+}
+
+func (w *writer) Write(p []byte) (int, error) { return w.f.Write(p) }
+
+// Upload lets gocloud hand over the whole body in one call.
+func (w *writer) Upload(r io.Reader) error {
+	_, err := io.Copy(w.f, r)
+	return err
+}
+
+func (w *writer) Close() error {
+	tmp := w.f.Name()
+	defer os.Remove(tmp) // after a successful rename there is nothing to remove
+	if err := w.ctx.Err(); err != nil {
+		w.f.Close()
+		return err
+	}
+	if err := w.f.Sync(); err != nil {
+		w.f.Close()
+		return fmt.Errorf("file: fsync %s: %w", w.path, err)
+	}
+	if err := w.f.Close(); err != nil {
+		return err
+	}
+	if err := w.ctx.Err(); err != nil {
+		return err
+	}
+	if w.ifNotExist {
+		if err := os.Link(tmp, w.path); err != nil {
+			if errors.Is(err, fs.ErrExist) {
+				if fi, serr := os.Stat(w.path); serr == nil && fi.IsDir() {
+					return fmt.Errorf("file: %s: a directory of that name exists", w.path)
+				}
+				return fmt.Errorf("%w: %s", errExists, w.path)
+			}
+			return err
+		}
+	} else if err := os.Rename(tmp, w.path); err != nil {
+		return err
+	}
+	// A sidecar of an earlier version's object no longer applies.
+	if err := os.Remove(w.path + legacyAttrs); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return syncDir(filepath.Dir(w.path))
+}
+
+// ensureDir creates dir and its missing parents, each made durable by
+// fsyncing its parent directory (once per directory per process).
+func (b *bucket) ensureDir(dir string) error {
+	b.mu.Lock()
+	ok := b.durable[dir]
+	b.mu.Unlock()
+	if ok {
+		return nil
+	}
+	parent := filepath.Dir(dir)
+	if parent == dir || !strings.HasPrefix(dir, b.dir) {
+		return fmt.Errorf("file: %s is outside the bucket", dir)
+	}
+	if err := b.ensureDir(parent); err != nil {
+		return err
+	}
+	err := os.Mkdir(dir, 0o700)
+	if errors.Is(err, fs.ErrNotExist) {
+		// A parent was removed from under the bucket: make it again.
+		b.forget(parent)
+		if err := b.ensureDir(parent); err != nil {
+			return err
+		}
+		err = os.Mkdir(dir, 0o700)
+	}
+	if errors.Is(err, fs.ErrExist) {
+		if fi, serr := os.Stat(dir); serr == nil && !fi.IsDir() {
+			return fmt.Errorf("file: %s is an object, so no key can continue it with '/'", dir)
+		}
+	} else if err != nil {
+		return err
+	}
+	// Whoever created it, its entry is durable once the parent is synced.
+	if err := syncDir(parent); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	if len(b.durable) >= maxDurable {
+		b.durable = map[string]bool{b.dir: true}
+	}
+	b.durable[dir] = true
+	b.mu.Unlock()
+	return nil
+}
+
+// forget drops dir and its parents from the directories known durable.
+func (b *bucket) forget(dir string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for d := dir; d != b.dir && strings.HasPrefix(d, b.dir); d = filepath.Dir(d) {
+		delete(b.durable, d)
+	}
+}
+
+// syncDir fsyncs a directory, which makes the entries created or removed
+// in it durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("file: fsync directory %s: %w", dir, err)
+	}
+	return nil
+}
+
+func (b *bucket) Copy(ctx context.Context, dstKey, srcKey string, opts *driver.CopyOptions) error {
+	if opts != nil && opts.BeforeCopy != nil {
+		if err := opts.BeforeCopy(func(any) bool { return false }); err != nil {
+			return err
+		}
+	}
+	s, err := b.openObject(srcKey)
+	if err != nil {
+		return err
+	}
+	defer s.f.Close()
+	if _, err := s.f.Seek(s.bodyOff, io.SeekStart); err != nil {
+		return err
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w, err := b.NewTypedWriter(wctx, dstKey, s.hdr.ContentType, &driver.WriterOptions{
+		CacheControl: s.hdr.CacheControl, ContentDisposition: s.hdr.ContentDisposition,
+		ContentEncoding: s.hdr.ContentEncoding, ContentLanguage: s.hdr.ContentLanguage, Metadata: s.hdr.Metadata,
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(w, io.LimitReader(s.f, s.size)); err != nil {
+		cancel()
+		w.Close()
+		return err
+	}
+	return w.Close()
+}
+
+func (b *bucket) Delete(ctx context.Context, key string, opts *driver.DeleteOptions) error {
+	if opts != nil && opts.BeforeDelete != nil {
+		if err := opts.BeforeDelete(func(any) bool { return false }); err != nil {
+			return err
+		}
+	}
+	path, err := b.path(key)
+	if err != nil {
+		return err
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if fi.IsDir() {
+		return &os.PathError{Op: "delete", Path: path, Err: fs.ErrNotExist}
+	}
+	if err := os.Remove(path); err != nil {
+		return err
+	}
+	if err := os.Remove(path + legacyAttrs); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// defaultPageSize is the page size of a listing that asks for none.
+const defaultPageSize = 1000
+
+func (b *bucket) ListPaged(ctx context.Context, opts *driver.ListOptions) (*driver.ListPage, error) {
+	if opts.BeforeList != nil {
+		if err := opts.BeforeList(func(any) bool { return false }); err != nil {
+			return nil, err
+		}
+	}
+	pageSize := opts.PageSize
+	if pageSize <= 0 {
+		pageSize = defaultPageSize
+	}
+	token := string(opts.PageToken)
+	// Only the directory of the prefix's last '/' can hold matches.
+	root := b.dir
+	if i := strings.LastIndex(opts.Prefix, "/"); i >= 0 {
+		root = filepath.Join(b.dir, filepath.FromSlash(opts.Prefix[:i]))
+		if !strings.HasPrefix(root, b.dir) {
+			return &driver.ListPage{}, nil
+		}
+	}
+	var objs []*driver.ListObject
+	seenDir := map[string]bool{}
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if path == root && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)) {
+				return fs.SkipAll // no such directory: nothing under the prefix
+			}
+			if errors.Is(err, fs.ErrNotExist) { // removed while walking
+				return nil
+			}
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if path == b.dir {
+			return nil
+		}
+		name := d.Name()
+		if !utf8.ValidString(name) || strings.HasPrefix(name, tempMark) {
+			if d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		key := filepath.ToSlash(path[len(b.dir)+1:])
+		if d.IsDir() {
+			dk := key + "/"
+			if !strings.HasPrefix(dk, opts.Prefix) && !strings.HasPrefix(opts.Prefix, dk) {
+				return fs.SkipDir
+			}
+			// With a delimiter, a directory past the prefix is one entry
+			// when it holds any object.
+			if opts.Delimiter != "" && strings.HasPrefix(dk, opts.Prefix) {
+				rest := dk[len(opts.Prefix):]
+				if i := strings.Index(rest, opts.Delimiter); i >= 0 {
+					p := opts.Prefix + rest[:i+len(opts.Delimiter)]
+					if !seenDir[p] && hasObject(path) {
+						seenDir[p] = true
+						objs = append(objs, &driver.ListObject{Key: p, IsDir: true})
+					}
+					return fs.SkipDir
+				}
+			}
+			return nil
+		}
+		if !strings.HasPrefix(key, opts.Prefix) || strings.HasSuffix(key, legacyAttrs) {
+			return nil
+		}
+		if opts.Delimiter != "" {
+			rest := key[len(opts.Prefix):]
+			if i := strings.Index(rest, opts.Delimiter); i >= 0 {
+				p := opts.Prefix + rest[:i+len(opts.Delimiter)]
+				if !seenDir[p] {
+					seenDir[p] = true
+					objs = append(objs, &driver.ListObject{Key: p, IsDir: true})
+				}
+				return nil
+			}
+		}
+		size, mod, err := statObject(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		objs = append(objs, &driver.ListObject{Key: key, Size: size, ModTime: mod})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(objs, func(a, b *driver.ListObject) int { return strings.Compare(a.Key, b.Key) })
+	if token != "" {
+		i, _ := slices.BinarySearchFunc(objs, token, func(o *driver.ListObject, t string) int {
+			if o.Key <= t {
+				return -1
+			}
+			return 1
+		})
+		objs = objs[i:]
+	}
+	page := &driver.ListPage{Objects: objs}
+	if len(objs) > pageSize {
+		page.Objects = objs[:pageSize]
+		page.NextPageToken = []byte(objs[pageSize-1].Key)
+	}
+	return page, nil
+}
+
+// hasObject reports whether a directory holds an object at any depth.
+func hasObject(dir string) bool {
+	found := false
+	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		name := d.Name()
+		if path != dir && (!utf8.ValidString(name) || strings.HasPrefix(name, tempMark)) {
+			if d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if !d.IsDir() && !strings.HasSuffix(name, legacyAttrs) {
+			found = true
+			return fs.SkipAll
+		}
+		return nil
+	})
+	return found
+}
+
+// statObject returns the body size and modification time of an object
+// file, reading only the start of its header.
+func statObject(path string) (int64, time.Time, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	var pre [len(magic) + 4]byte
+	n, _ := io.ReadFull(f, pre[:])
+	if n == len(pre) && string(pre[:len(magic)]) == magic {
+		return fi.Size() - int64(len(pre)) - int64(binary.BigEndian.Uint32(pre[len(magic):])), fi.ModTime(), nil
+	}
+	return fi.Size(), fi.ModTime(), nil
 }

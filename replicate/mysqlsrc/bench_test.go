@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"net/url"
 	"os"
+	osexec "os/exec"
 	"sort"
 	"strconv"
 	"strings"
@@ -22,7 +24,9 @@ import (
 // BenchmarkMariaDBToPostgres measures, in one run, MariaDB → PostgreSQL
 // full-load and CDC rows/s for a table of INTERCLOUD_BENCH_ROWS rows
 // (default 1,000,000), the raw rate of PostgreSQL COPY of the same rows,
-// and the replication lag under a steady 10,000 rows/s write load for 20 s.
+// pgloader migrating the same table (when installed: apt-get install
+// pgloader), and the replication lag under a steady 10,000 rows/s write
+// load for 20 s.
 // Run it alone:
 //
 //	go test ./replicate/mysqlsrc/ -run '^$' -bench MariaDBToPostgres -benchtime 1x
@@ -36,7 +40,8 @@ func BenchmarkMariaDBToPostgres(b *testing.B) {
 		rows = n
 	}
 	e := &env{my: peers.StartMariaDB(b), pg: peers.StartPostgres(b)}
-	src := open(b, e.mysqlURL(b, ""))
+	srcURL := e.mysqlURL(b, "")
+	src := open(b, srcURL)
 	dstURL := e.pgURL(b)
 	dst := open(b, dstURL)
 	execSQL(b, src, itemsDDL)
@@ -51,32 +56,42 @@ func BenchmarkMariaDBToPostgres(b *testing.B) {
 	full := time.Since(t0)
 	r.stop(b)
 
-	// CDC: the same number of rows written while the stream is stopped,
-	// then caught up.
-	fillBig(b, src, rows+1, rows)
-	t0 = time.Now()
-	r = start(b, replicate.Config{Name: "bench", Source: src, Target: dst, Tables: []string{"items"}, BatchSize: 5000})
-	waitCaughtUp(b, r, src)
-	cdc := time.Since(t0)
-	if n := count(b, dst, "SELECT COUNT(*) FROM items"); n != int64(2*rows) {
-		b.Fatalf("target has %d rows, want %d", n, 2*rows)
-	}
+	// The baseline: pgloader migrating the same table (schema, rows, the
+	// primary key index) into a database of its own, when it is installed.
+	pgloaderDur := runPgloader(b, e, srcURL, rows)
 
-	// Raw COPY of the same rows.
+	// Raw COPY of the same rows, right before and right after the CDC
+	// catch-up (the machine is shared: the two bracket it in time).
 	conn, err := pgx.Connect(ctx, dstURL)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE TABLE copied (id BIGINT PRIMARY KEY, name VARCHAR(64) NOT NULL, qty INTEGER, price NUMERIC(12,2), _trace_id VARCHAR(64))"); err != nil {
-		b.Fatal(err)
+	rawCopy := func(table string) time.Duration {
+		if _, err := conn.Exec(ctx, "CREATE TABLE "+table+" (id BIGINT PRIMARY KEY, name VARCHAR(64) NOT NULL, qty INTEGER, price NUMERIC(12,2), _trace_id VARCHAR(64))"); err != nil {
+			b.Fatal(err)
+		}
+		t0 := time.Now()
+		n, err := conn.CopyFrom(ctx, pgx.Identifier{table}, []string{"id", "name", "qty", "price"}, &itemSource{n: rows})
+		if err != nil || n != int64(rows) {
+			b.Fatalf("copy: %d, %v", n, err)
+		}
+		return time.Since(t0)
 	}
+
+	// CDC: the same number of rows written while the stream is stopped,
+	// then caught up.
+	fillBig(b, src, rows+1, rows)
+	copyBefore := rawCopy("copied_before")
 	t0 = time.Now()
-	n, err := conn.CopyFrom(ctx, pgx.Identifier{"copied"}, []string{"id", "name", "qty", "price"}, &itemSource{n: rows})
-	if err != nil || n != int64(rows) {
-		b.Fatalf("copy: %d, %v", n, err)
+	r = start(b, replicate.Config{Name: "bench", Source: src, Target: dst, Tables: []string{"items"}, BatchSize: 5000})
+	waitCaughtUp(b, r, src)
+	cdc := time.Since(t0)
+	copyAfter := rawCopy("copied_after")
+	copyDur := (copyBefore + copyAfter) / 2
+	if n := count(b, dst, "SELECT COUNT(*) FROM items"); n != int64(2*rows) {
+		b.Fatalf("target has %d rows, want %d", n, 2*rows)
 	}
-	copyDur := time.Since(t0)
 
 	// Lag at 10,000 rows/s (100-row transactions every 10 ms) for 20 s.
 	var mu sync.Mutex
@@ -144,10 +159,16 @@ func BenchmarkMariaDBToPostgres(b *testing.B) {
 	b.ReportMetric(cdcRate, "cdc_rows/s")
 	b.ReportMetric(copyRate, "copy_rows/s")
 	b.ReportMetric(cdcRate/copyRate, "cdc/copy")
+	pglRate := 0.0
+	if pgloaderDur > 0 {
+		pglRate = float64(rows) / pgloaderDur.Seconds()
+		b.ReportMetric(pglRate, "pgloader_rows/s")
+		b.ReportMetric(fullRate/pglRate, "fullload/pgloader")
+	}
 	b.ReportMetric(float64(p50.Milliseconds()), "lag_p50_ms")
 	b.ReportMetric(float64(p99.Milliseconds()), "lag_p99_ms")
-	fmt.Fprintf(os.Stderr, "rows=%d full_load=%.0f rows/s cdc=%.0f rows/s copy=%.0f rows/s cdc/copy=%.2f lag p50=%v p99=%v (%d rows at %.0f rows/s)\n",
-		rows, fullRate, cdcRate, copyRate, cdcRate/copyRate, p50, p99, sent, float64(sent)/20)
+	fmt.Fprintf(os.Stderr, "rows=%d full_load=%.0f rows/s pgloader=%.0f rows/s cdc=%.0f rows/s copy=%.0f rows/s cdc/copy=%.2f lag p50=%v p99=%v (%d rows at %.0f rows/s)\n",
+		rows, fullRate, pglRate, cdcRate, copyRate, cdcRate/copyRate, p50, p99, sent, float64(sent)/20)
 }
 
 // fillBig inserts n items from id lo in transactions of 10,000 rows.
@@ -190,3 +211,38 @@ func (s *itemSource) Values() ([]any, error) {
 	return []any{int64(s.i), "item-" + strconv.Itoa(s.i), int32(s.i % 17), strconv.Itoa(s.i%100000) + ".25"}, nil
 }
 func (s *itemSource) Err() error { return nil }
+
+// runPgloader migrates the source database (the items table) into a fresh
+// PostgreSQL database with pgloader and returns how long it took; 0 when
+// pgloader is not installed (apt-get install pgloader).
+func runPgloader(b *testing.B, e *env, srcURL string, rows int) time.Duration {
+	path, err := osexec.LookPath("pgloader")
+	if err != nil {
+		b.Log("pgloader is not installed: no baseline")
+		return 0
+	}
+	u, err := url.Parse(srcURL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	srcDB := strings.TrimPrefix(u.Path, "/")
+	dstURL := e.pgURL(b)
+	d, err := url.Parse(dstURL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	d.Scheme, d.RawQuery = "postgresql", ""
+	cmd := osexec.Command(path, "--no-ssl-cert-verification", "--dynamic-space-size", "2048", "--root-dir", b.TempDir(),
+		"mysql://root@127.0.0.1:"+u.Port()+"/"+srcDB, d.String())
+	t0 := time.Now()
+	out, err := cmd.CombinedOutput()
+	dur := time.Since(t0)
+	if err != nil {
+		b.Fatalf("pgloader: %v\n%s", err, out)
+	}
+	dst := open(b, dstURL)
+	if n := count(b, dst, "SELECT COUNT(*) FROM "+srcDB+".items"); n != int64(rows) {
+		b.Fatalf("pgloader loaded %d rows, want %d\n%s", n, rows, out)
+	}
+	return dur
+}

@@ -10,6 +10,7 @@ import (
 	gmysql "github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
 	"github.com/shopspring/decimal"
+	"golang.org/x/text/encoding/charmap"
 
 	"github.com/intercloud/intercloud/sqldb/mysql"
 )
@@ -22,6 +23,7 @@ type colInfo struct {
 	labels   []string // ENUM and SET members
 	octets   int      // CHARACTER_OCTET_LENGTH (BINARY(n) pads to it)
 	scale    int      // NUMERIC_SCALE
+	charset  string   // CHARACTER_SET_NAME of character columns
 }
 
 // tableInfo is a table's columns and primary key as of when it was read.
@@ -39,7 +41,8 @@ func (s *Source) tableInfo(ctx context.Context, table string) (*tableInfo, error
 	if ti != nil {
 		return ti, nil
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, COALESCE(CHARACTER_OCTET_LENGTH, 0), COALESCE(NUMERIC_SCALE, 0)
+	rows, err := s.db.QueryContext(ctx, `SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, COALESCE(CHARACTER_OCTET_LENGTH, 0), COALESCE(NUMERIC_SCALE, 0),
+COALESCE(CHARACTER_SET_NAME, '')
 FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION`, s.schema, table)
 	if err != nil {
 		return nil, fmt.Errorf("mysqlsrc: describe %s: %w", table, err)
@@ -49,7 +52,7 @@ FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER 
 	for rows.Next() {
 		var c colInfo
 		var ctype string
-		if err := rows.Scan(&c.name, &c.dataType, &ctype, &c.octets, &c.scale); err != nil {
+		if err := rows.Scan(&c.name, &c.dataType, &ctype, &c.octets, &c.scale, &c.charset); err != nil {
 			return nil, fmt.Errorf("mysqlsrc: describe %s: %w", table, err)
 		}
 		c.dataType = strings.ToLower(c.dataType)
@@ -229,6 +232,8 @@ func converter(c colInfo) func(any) (any, error) {
 		}
 	case "geometry", "point", "linestring", "polygon", "multipoint", "multilinestring", "multipolygon", "geometrycollection", "geomcollection":
 		return func(v any) (any, error) { return mysql.ReadGeometry(toBytes(v)) }
+	case "char", "varchar", "tinytext", "text", "mediumtext", "longtext":
+		return textConverter(c.charset)
 	case "binary":
 		n := c.octets
 		return func(v any) (any, error) {
@@ -270,6 +275,27 @@ func converter(c colInfo) func(any) (any, error) {
 		}
 	}
 	return plain
+}
+
+// textConverter decodes character columns: the binlog carries their bytes
+// in the column's character set, which the target must get as UTF-8.
+func textConverter(charset string) func(any) (any, error) {
+	switch strings.ToLower(charset) {
+	case "", "utf8", "utf8mb3", "utf8mb4", "ascii", "binary":
+		return plain
+	case "latin1": // MySQL's latin1 is Windows-1252
+		dec := charmap.Windows1252.NewDecoder()
+		return func(v any) (any, error) {
+			b, err := dec.Bytes(toBytes(v))
+			if err != nil {
+				return nil, fmt.Errorf("latin1 text: %w", err)
+			}
+			return string(b), nil
+		}
+	}
+	return func(any) (any, error) {
+		return nil, fmt.Errorf("character set %s is not supported (only utf8mb4, utf8mb3, latin1 and ascii)", charset)
+	}
 }
 
 // plain copies byte slices (they point into the event buffer) and passes

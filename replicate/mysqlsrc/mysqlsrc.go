@@ -116,6 +116,13 @@ var (
 
 func init() { replicate.RegisterSource("mysql", Driver{}) }
 
+// The interfaces a source package implements, checked at compile time.
+var (
+	_ replicate.SourceDriver = Driver{}
+	_ replicate.Source       = (*Source)(nil)
+	_ replicate.OriginMarker = Marker{}
+)
+
 // Driver opens binlog sources; it is registered for the "mysql" dialect.
 type Driver struct{}
 

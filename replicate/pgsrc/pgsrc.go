@@ -82,9 +82,9 @@
 // A Relation message whose columns (names, types, type modifiers) differ
 // from the ones last seen for the table (at first, the catalog's when the
 // source was opened) emits a replicate.OpSchema change for the table before
-// its next row. A TRUNCATE of a replicated table cannot be expressed as row
-// changes: the stream stops with ErrTruncate at that transaction, and the
-// target needs a new full load (drop the stream's checkpoint).
+// its next row. A TRUNCATE of a replicated table is an OpSchema change
+// whose DDL is "TRUNCATE <table>", at its place in the transaction: the
+// stream deletes the target's rows there.
 //
 // # Origins
 //
@@ -140,9 +140,11 @@ const MaxTxnChanges = 500_000
 
 // Errors.
 var (
-	// ErrTruncate is returned by Stream at a TRUNCATE of a replicated
-	// table. It is permanent (errors.Is(err, replicate.ErrPermanent)): a
-	// stream stops on it instead of retrying.
+	// ErrTruncate was returned by Stream at a TRUNCATE of a replicated
+	// table; a TRUNCATE is now an OpSchema change. Kept for callers that
+	// test for it.
+	//
+	// Deprecated: Stream no longer returns it.
 	ErrTruncate = replicate.Permanent(errors.New("pgsrc: a replicated table was truncated; the target needs a new full load"))
 	// ErrPositionLost is returned by Stream when asked to start before the
 	// slot's confirmed position (the changes between were discarded). It
@@ -154,6 +156,13 @@ var (
 )
 
 func init() { replicate.RegisterSource(Dialect, Driver{}) }
+
+// The interfaces a source package implements, checked at compile time.
+var (
+	_ replicate.SourceDriver = Driver{}
+	_ replicate.Source       = (*Source)(nil)
+	_ replicate.OriginMarker = Marker{}
+)
 
 // Driver is the Postgres source driver.
 type Driver struct{}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -120,8 +121,7 @@ type streamState struct {
 	// The transaction being received.
 	inTxn     bool
 	txn       []replicate.Change
-	txnSkip   bool   // wrote the origin table: replicated
-	txnTrunc  string // a replicated table it truncated
+	txnSkip   bool // wrote the origin table: replicated
 	txnTime   time.Time
 	txnSplit  bool // parts of it were delivered already
 	txnErr    error
@@ -283,7 +283,7 @@ func (st *streamState) message(ctx context.Context, m any, at pglogrepl.LSN) err
 	switch m := m.(type) {
 	case beginMsg:
 		st.inTxn = true
-		st.txn, st.txnSkip, st.txnTrunc, st.txnSplit, st.txnErr = nil, false, "", false, nil
+		st.txn, st.txnSkip, st.txnSplit, st.txnErr = nil, false, false, nil
 		st.txnTime = m.commitTime
 	case commitMsg:
 		return st.commit(ctx, m)
@@ -300,9 +300,13 @@ func (st *streamState) message(ctx context.Context, m any, at pglogrepl.LSN) err
 		}
 		return st.row(ctx, m)
 	case truncateMsg:
+		if !st.inTxn {
+			return fmt.Errorf("pgsrc: truncate at %s outside a transaction", at)
+		}
 		for _, id := range m.rels {
-			if rel := st.rels[id]; rel != nil && st.want[rel.name] && st.txnTrunc == "" {
-				st.txnTrunc = rel.name
+			if rel := st.rels[id]; rel != nil && st.want[rel.name] && !st.txnSkip {
+				st.txn = append(st.txn, replicate.Change{Table: rel.name, Op: replicate.OpSchema,
+					DDL: `TRUNCATE "` + strings.ReplaceAll(rel.name, `"`, `""`) + `"`})
 			}
 		}
 	}
@@ -387,9 +391,6 @@ func (st *streamState) commit(ctx context.Context, m commitMsg) error {
 	if !st.txnSkip {
 		if st.txnErr != nil {
 			return fmt.Errorf("pgsrc: transaction ending at %s: %w", end, st.txnErr)
-		}
-		if st.txnTrunc != "" {
-			return fmt.Errorf("%w: TRUNCATE of %q in the transaction ending at %s", ErrTruncate, st.txnTrunc, end)
 		}
 	}
 	if len(st.pending) > 0 && len(st.pending)+len(st.txn) > st.opts.MaxBatch {

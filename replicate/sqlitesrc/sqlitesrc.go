@@ -63,6 +63,13 @@ const (
 
 func init() { replicate.RegisterSource(Dialect, Driver{}) }
 
+// The interfaces a source package implements, checked at compile time.
+var (
+	_ replicate.SourceDriver = Driver{}
+	_ replicate.Source       = (*Source)(nil)
+	_ replicate.OriginMarker = Marker{}
+)
+
 // Driver is the SQLite source driver.
 type Driver struct{}
 

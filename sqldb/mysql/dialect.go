@@ -205,6 +205,36 @@ func (d Dialect) Upsert(t sqldb.Table, rows int) string {
 	return d.insert(t, rows) + " ON DUPLICATE KEY UPDATE " + strings.Join(set, ", ")
 }
 
+// UpsertNewer implements sqldb.NewerUpserter. MySQL has no condition on
+// ON DUPLICATE KEY UPDATE, so every column is assigned IF(newer, incoming,
+// existing); the assignments run left to right and each sees the columns
+// assigned before it, so the version columns come last, in reverse order:
+// once the later ones are overwritten the condition still decides by the
+// earlier ones, which are equal whenever only the later ones were newer.
+func (d Dialect) UpsertNewer(t sqldb.Table, rows int, version []string) string {
+	cond := sqldb.NewerCondition(version,
+		func(c string) string { return "VALUES(" + d.Quote(c) + ")" },
+		func(c string) string { return d.Quote(c) })
+	isVersion := map[string]bool{}
+	for _, v := range version {
+		isVersion[v] = true
+	}
+	assign := func(c string) string {
+		q := d.Quote(c)
+		return q + " = IF(" + cond + ", VALUES(" + q + "), " + q + ")"
+	}
+	var set []string
+	for _, c := range t.Columns {
+		if !t.IsPrimaryKey(c.Name) && !isVersion[c.Name] {
+			set = append(set, assign(c.Name))
+		}
+	}
+	for i := len(version) - 1; i >= 0; i-- {
+		set = append(set, assign(version[i]))
+	}
+	return d.insert(t, rows) + " ON DUPLICATE KEY UPDATE " + strings.Join(set, ", ")
+}
+
 // InsertIgnore implements sqldb.Dialect: a duplicate key leaves the row
 // as it is (assigning a key column to itself changes nothing and counts no
 // affected row); every other error still fails the statement.
@@ -547,3 +577,5 @@ func ParseLabels(ctype string) []string {
 		out = append(out, b.String())
 	}
 }
+
+var _ sqldb.NewerUpserter = Dialect{}

@@ -174,6 +174,16 @@ func (d Dialect) Upsert(t sqldb.Table, rows int) string {
 	return d.insert(t, rows) + fmt.Sprintf(" ON CONFLICT (%s) DO UPDATE SET %s", sqldb.QuoteList(d, t.PrimaryKey), strings.Join(set, ", "))
 }
 
+// UpsertNewer implements sqldb.NewerUpserter: the conflict's update runs
+// only WHERE the incoming version is greater (RowsAffected counts the rows
+// inserted or overwritten).
+func (d Dialect) UpsertNewer(t sqldb.Table, rows int, version []string) string {
+	cond := sqldb.NewerCondition(version,
+		func(c string) string { return "EXCLUDED." + d.Quote(c) },
+		func(c string) string { return d.Quote(t.Name) + "." + d.Quote(c) })
+	return d.Upsert(t, rows) + " WHERE " + cond
+}
+
 // InsertIgnore implements sqldb.Dialect: only a primary-key conflict is
 // ignored; RowsAffected is the number of rows inserted.
 func (d Dialect) InsertIgnore(t sqldb.Table, rows int) string {
@@ -204,7 +214,7 @@ func (d Dialect) CreateIndex(table, name string, columns []string) []string {
 // Describe implements sqldb.Dialect from information_schema, in the
 // current schema.
 func (d Dialect) Describe(ctx context.Context, q sqldb.Querier, table string) (sqldb.Table, error) {
-	rows, err := q.QueryContext(ctx, `SELECT column_name, data_type, character_maximum_length, numeric_precision, numeric_scale, is_nullable
+	rows, err := q.QueryContext(ctx, `SELECT column_name, data_type, character_maximum_length, numeric_precision, numeric_scale, is_nullable, column_default
 FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position`, table)
 	if err != nil {
 		return sqldb.Table{}, fmt.Errorf("postgres: describe %s: %w", table, err)
@@ -214,13 +224,15 @@ FROM information_schema.columns WHERE table_schema = current_schema() AND table_
 	for rows.Next() {
 		var name, dataType, nullable string
 		var length, precision, scale sql.NullInt64
-		if err := rows.Scan(&name, &dataType, &length, &precision, &scale, &nullable); err != nil {
+		var def sql.NullString
+		if err := rows.Scan(&name, &dataType, &length, &precision, &scale, &nullable, &def); err != nil {
 			return sqldb.Table{}, fmt.Errorf("postgres: describe %s: %w", table, err)
 		}
 		t.Columns = append(t.Columns, sqldb.Column{
 			Name:     name,
 			Type:     ParseType(dataType, int(length.Int64), int(precision.Int64), int(scale.Int64)),
 			Nullable: nullable == "YES",
+			Default:  sqldb.ParseDefault(def.String),
 		})
 	}
 	if err := rows.Err(); err != nil {
@@ -299,3 +311,5 @@ func ParseType(dataType string, length, precision, scale int) sqldb.Type {
 	}
 	return sqldb.Type{Kind: sqldb.KindText}
 }
+
+var _ sqldb.NewerUpserter = Dialect{}

@@ -130,6 +130,7 @@ func RunConformance(t *testing.T, open func(t *testing.T) *sqldb.DB) {
 	t.Run("UpsertKeyOnly", func(t *testing.T) { testKeyOnly(t, db) })
 	t.Run("CompositeKey", func(t *testing.T) { testCompositeKey(t, db) })
 	t.Run("InsertIgnore", func(t *testing.T) { testInsertIgnore(t, db) })
+	t.Run("UpsertNewer", func(t *testing.T) { testUpsertNewer(t, db) })
 	t.Run("RoundTrip", func(t *testing.T) { testRoundTrip(t, db) })
 	t.Run("QuotedIdentifiers", func(t *testing.T) { testIdentifiers(t, db) })
 	t.Run("Index", func(t *testing.T) { testIndex(t, db) })
@@ -861,4 +862,51 @@ func RunOutage(t *testing.T, db *sqldb.DB, up func(testing.TB), downs ...func(te
 			}
 		}
 	}
+}
+
+// testUpsertNewer: a row replaces the stored one only when its version
+// (a timestamp, then a name breaking ties) is greater; an older or equal
+// row changes nothing; new keys are inserted either way.
+func testUpsertNewer(t *testing.T, db *sqldb.DB) {
+	nu, ok := db.Dialect.(sqldb.NewerUpserter)
+	if !ok {
+		t.Skipf("%s has no conditional upsert", db.Dialect.Name())
+	}
+	tbl := sqldb.Table{Name: "conf_newer", Columns: []sqldb.Column{
+		{Name: "k", Type: sqldb.Type{Kind: sqldb.KindString, Length: 40}},
+		{Name: "v", Type: sqldb.Type{Kind: sqldb.KindText}, Nullable: true},
+		{Name: "at", Type: sqldb.Type{Kind: sqldb.KindTimestamp}},
+		{Name: "origin", Type: sqldb.Type{Kind: sqldb.KindString, Length: 32}},
+	}, PrimaryKey: []string{"k"}}
+	fresh(t, db, tbl)
+	t0 := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
+	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Microsecond) }
+	run := func(rows [][]any) {
+		t.Helper()
+		if _, err := db.ExecContext(t.Context(), nu.UpsertNewer(tbl, len(rows), []string{"at", "origin"}), bind(t, db.Dialect, tbl, rows)...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run([][]any{{"a", "a-aws", ms(10), "aws"}, {"b", "b-aws", ms(10), "aws"}, {"c", "c-azure", ms(10), "azure"}, {"d", "d-aws", ms(10), "aws"}})
+	run([][]any{
+		{"a", "a-azure-later", ms(11), "azure"},  // later: wins
+		{"b", "b-azure-tie", ms(10), "azure"},    // same time, greater name: wins
+		{"c", "c-aws-tie", ms(10), "aws"},        // same time, smaller name: loses
+		{"d", "d-azure-earlier", ms(9), "azure"}, // earlier: loses
+		{"e", "e-new", ms(1), "aws"},             // new key: inserted
+	})
+	// Applying the same rows again changes nothing.
+	run([][]any{{"a", "a-azure-later", ms(11), "azure"}, {"c", "c-aws-tie", ms(10), "aws"}})
+	compareRows(t, tbl, selectAll(t, db, tbl), want(t, tbl, [][]any{
+		{"a", "a-azure-later", ms(11), "azure"},
+		{"b", "b-azure-tie", ms(10), "azure"},
+		{"c", "c-azure", ms(10), "azure"},
+		{"d", "d-aws", ms(10), "aws"},
+		{"e", "e-new", ms(1), "aws"},
+	}))
+	// The order of arrival does not matter: both orders end the same.
+	fresh(t, db, tbl)
+	run([][]any{{"x", "x-azure", ms(5), "azure"}})
+	run([][]any{{"x", "x-aws", ms(5), "aws"}})
+	compareRows(t, tbl, selectAll(t, db, tbl), want(t, tbl, [][]any{{"x", "x-azure", ms(5), "azure"}}))
 }

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/intercloud/intercloud/sqldb"
 )
@@ -10,7 +11,19 @@ var _ sqldb.Alterer = Dialect{}
 
 // AddColumn implements sqldb.Alterer.
 func (d Dialect) AddColumn(table string, c sqldb.Column) []string {
-	return []string{fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", d.Quote(table), d.Quote(c.Name), d.ColumnType(c.Type))}
+	def := ""
+	if c.Default != nil {
+		def = " DEFAULT '" + strings.ReplaceAll(*c.Default, "'", "''") + "'"
+		if !c.Nullable {
+			def = " NOT NULL" + def
+		}
+	}
+	return []string{fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s%s", d.Quote(table), d.Quote(c.Name), d.ColumnType(c.Type), def)}
+}
+
+// RenameColumn implements sqldb.Alterer.
+func (d Dialect) RenameColumn(table, from, to string) []string {
+	return []string{fmt.Sprintf("ALTER TABLE %s RENAME COLUMN %s TO %s", d.Quote(table), d.Quote(from), d.Quote(to))}
 }
 
 // DropColumn implements sqldb.Alterer.
@@ -19,6 +32,5 @@ func (d Dialect) DropColumn(table, column string) []string {
 }
 
 // WidenColumn implements sqldb.Alterer: SQLite does not enforce declared
-// lengths or precisions, and every integer is 64-bit, so widening needs no
-// statement.
+// types (values keep their own), so a type change needs no statement.
 func (Dialect) WidenColumn(string, sqldb.Column) []string { return nil }

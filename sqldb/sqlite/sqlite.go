@@ -176,6 +176,15 @@ func (d Dialect) Upsert(t sqldb.Table, rows int) string {
 		sqldb.QuoteList(d, t.PrimaryKey), conflict)
 }
 
+// UpsertNewer implements sqldb.NewerUpserter: the conflict's update runs
+// only WHERE the incoming version is greater.
+func (d Dialect) UpsertNewer(t sqldb.Table, rows int, version []string) string {
+	cond := sqldb.NewerCondition(version,
+		func(c string) string { return "excluded." + d.Quote(c) },
+		func(c string) string { return d.Quote(t.Name) + "." + d.Quote(c) })
+	return d.Upsert(t, rows) + " WHERE " + cond
+}
+
 // InsertIgnore implements sqldb.Dialect.
 func (d Dialect) InsertIgnore(t sqldb.Table, rows int) string {
 	return fmt.Sprintf("INSERT INTO %s (%s) VALUES %s ON CONFLICT DO NOTHING",
@@ -233,7 +242,7 @@ var declRE = regexp.MustCompile(`^([A-Z_]+)(?:\((\d+)(?:,(\d+))?\))?$`)
 
 // Describe implements sqldb.Dialect.
 func (Dialect) Describe(ctx context.Context, q sqldb.Querier, table string) (sqldb.Table, error) {
-	rows, err := q.QueryContext(ctx, "SELECT name, type, \"notnull\", pk FROM pragma_table_info(?) ORDER BY cid", table)
+	rows, err := q.QueryContext(ctx, "SELECT name, type, \"notnull\", pk, dflt_value FROM pragma_table_info(?) ORDER BY cid", table)
 	if err != nil {
 		return sqldb.Table{}, fmt.Errorf("sqlite: describe %s: %w", table, err)
 	}
@@ -243,10 +252,11 @@ func (Dialect) Describe(ctx context.Context, q sqldb.Querier, table string) (sql
 	for rows.Next() {
 		var name, decl string
 		var notnull, pk int
-		if err := rows.Scan(&name, &decl, &notnull, &pk); err != nil {
+		var def sql.NullString
+		if err := rows.Scan(&name, &decl, &notnull, &pk, &def); err != nil {
 			return sqldb.Table{}, fmt.Errorf("sqlite: describe %s: %w", table, err)
 		}
-		t.Columns = append(t.Columns, sqldb.Column{Name: name, Type: parseDecl(decl), Nullable: notnull == 0})
+		t.Columns = append(t.Columns, sqldb.Column{Name: name, Type: parseDecl(decl), Nullable: notnull == 0, Default: sqldb.ParseDefault(def.String)})
 		if pk > 0 {
 			pks[pk] = name
 		}
@@ -309,3 +319,5 @@ var _ sqldb.Indexer = Dialect{}
 func (d Dialect) CreateIndex(table, name string, columns []string) []string {
 	return []string{fmt.Sprintf("CREATE INDEX IF NOT EXISTS %s ON %s (%s)", d.Quote(name), d.Quote(table), sqldb.QuoteList(d, columns))}
 }
+
+var _ sqldb.NewerUpserter = Dialect{}

@@ -10,9 +10,22 @@ var _ sqldb.Alterer = Dialect{}
 
 // AddColumn implements sqldb.Alterer.
 func (d Dialect) AddColumn(table string, c sqldb.Column) []string {
+	if c.Default != nil {
+		null := " NULL"
+		if !c.Nullable {
+			null = " NOT NULL"
+		}
+		return []string{fmt.Sprintf("ALTER TABLE %s ADD %s %s%s DEFAULT %s WITH VALUES%s",
+			d.Quote(table), d.Quote(c.Name), d.ColumnType(c.Type), null, literal(*c.Default), d.check(c))}
+	}
 	c.Nullable = true
 	return []string{fmt.Sprintf("ALTER TABLE %s ADD %s %s NULL%s",
 		d.Quote(table), d.Quote(c.Name), d.ColumnType(c.Type), d.check(c))}
+}
+
+// RenameColumn implements sqldb.Alterer.
+func (d Dialect) RenameColumn(table, from, to string) []string {
+	return []string{fmt.Sprintf("EXEC sp_rename %s, %s, N'COLUMN'", literal(d.Quote(table)+"."+d.Quote(from)), literal(to))}
 }
 
 // DropColumn implements sqldb.Alterer. The column's CHECK constraints

@@ -186,6 +186,17 @@ func (d Dialect) CreateTable(t sqldb.Table) []string {
 // merge builds MERGE ... USING (VALUES ...) with each parameter cast to its
 // column's type, so that NULLs and strings bind to the right types.
 func (d Dialect) merge(t sqldb.Table, rows int, update bool) string {
+	return d.mergeIf(t, rows, update, nil)
+}
+
+// UpsertNewer implements sqldb.NewerUpserter: WHEN MATCHED AND the source
+// row's version is greater.
+func (d Dialect) UpsertNewer(t sqldb.Table, rows int, version []string) string {
+	return d.mergeIf(t, rows, true, version)
+}
+
+// mergeIf is merge whose update runs only for a newer version, if given.
+func (d Dialect) mergeIf(t sqldb.Table, rows int, update bool, version []string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "MERGE INTO %s WITH (HOLDLOCK) AS [target] USING (VALUES ", d.Quote(t.Name))
 	n := 1
@@ -222,7 +233,13 @@ func (d Dialect) merge(t sqldb.Table, rows int, update bool) string {
 		}
 	}
 	if update && len(set) > 0 {
-		b.WriteString(" WHEN MATCHED THEN UPDATE SET " + strings.Join(set, ", "))
+		when := " WHEN MATCHED"
+		if len(version) > 0 {
+			when += " AND " + sqldb.NewerCondition(version,
+				func(c string) string { return "[source]." + d.Quote(c) },
+				func(c string) string { return "[target]." + d.Quote(c) })
+		}
+		b.WriteString(when + " THEN UPDATE SET " + strings.Join(set, ", "))
 	}
 	src := make([]string, len(t.Columns))
 	for i, c := range t.Columns {
@@ -394,3 +411,5 @@ func ParseType(dataType string, length, precision, scale int) sqldb.Type {
 	}
 	return sqldb.Type{Kind: sqldb.KindText}
 }
+
+var _ sqldb.NewerUpserter = Dialect{}

@@ -96,6 +96,7 @@ func TestGoldenSQL(t *testing.T) {
 		{"upsert_key_only", []string{d.Upsert(keyOnly, 2)}},
 		{"upsert_odd_names", []string{d.Upsert(odd, 1)}},
 		{"insert_ignore_kv_2", []string{d.InsertIgnore(kv, 2)}},
+		{"upsert_newer_composite_2", []string{d.UpsertNewer(composite, 2, []string{"v"})}},
 		{"insert_ignore_every_type", []string{d.InsertIgnore(everyType(), 1)}},
 		{"create_index", d.CreateIndex("order ]by[ it's", "ix 'odd'", []string{"select", "a]]b"})},
 	} {

@@ -1,0 +1,258 @@
+package publish
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/intercloud/intercloud/config"
+	"github.com/intercloud/intercloud/internal/peers"
+	"github.com/intercloud/intercloud/objects"
+	"github.com/intercloud/intercloud/record"
+	_ "github.com/intercloud/intercloud/replicate/mysqlsrc"
+	_ "github.com/intercloud/intercloud/replicate/pgsrc"
+	"github.com/intercloud/intercloud/sqldb"
+	_ "github.com/intercloud/intercloud/sqldb/mysql"
+	_ "github.com/intercloud/intercloud/sqldb/postgres"
+)
+
+// newEnvAt is newEnv on the database at url.
+func newEnvAt(t *testing.T, url string) *env {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	db, err := sqldb.Open(ctx, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := objects.Open(ctx, "file://"+filepath.Join(dir, "objects"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close(); b.Close() })
+	s := config.Default(dir).Schema
+	return &env{db: db, bucket: b, schema: s, table: record.Table(s), ids: map[string]bool{}}
+}
+
+// TestIncrementalAggregates checks on every database that the aggregates
+// kept incrementally equal those computed from scratch by the test (from
+// the rows read with a plain query) after inserts, updates that move rows
+// between buckets or change a bucket's min or max, deletes of a bucket's
+// extremes and of whole buckets, and a restart.
+func TestIncrementalAggregates(t *testing.T) {
+	dbs := []struct {
+		name string
+		url  func(t *testing.T) string
+	}{
+		{"sqlite", func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "sql.db") }},
+		{"postgres", func(t *testing.T) string { return peers.StartPostgres(t).URL("app") }},
+		{"mariadb", func(t *testing.T) string { return peers.StartMariaDB(t).URL("app") }},
+	}
+	for _, tc := range dbs {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.name != "sqlite" && testing.Short() {
+				t.Skip("real servers are skipped with -short")
+			}
+			e := newEnvAt(t, tc.url(t))
+			testIncremental(t, e)
+		})
+	}
+}
+
+func testIncremental(t *testing.T, e *env) {
+	h := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	metrics := []string{"cpu", "mem", "disk"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	recs := map[string]rec{}
+	put := func(rs ...rec) {
+		t.Helper()
+		e.insert(t, rs...)
+		for _, r := range rs {
+			recs[r.id] = r
+		}
+	}
+	del := func(ids ...string) {
+		t.Helper()
+		d := e.db.Dialect
+		for _, id := range ids {
+			if _, err := e.db.Exec(fmt.Sprintf("DELETE FROM %s WHERE %s = %s", d.Quote("records"), d.Quote("id"), d.Placeholder(1)), id); err != nil {
+				t.Fatal(err)
+			}
+			delete(recs, id)
+		}
+	}
+	stop := e.run(t)
+	var batch []rec
+	for i := range 300 {
+		batch = append(batch, rec{fmt.Sprintf("r%03d", i), metrics[rng.IntN(3)], float64(rng.IntN(1000) - 500),
+			h.Add(time.Duration(rng.IntN(3*3600)) * time.Second)})
+	}
+	put(batch...)
+	e.checkAggregates(t, "after inserts")
+
+	// Move rows to other buckets (other metric, other hour), change the
+	// values of some, and make new extremes.
+	var moved []rec
+	for i := 0; i < 300; i += 7 {
+		r := recs[fmt.Sprintf("r%03d", i)]
+		r.metric = metrics[(slices.Index(metrics, r.metric)+1)%3]
+		r.ts = r.ts.Add(time.Hour)
+		moved = append(moved, r)
+	}
+	for i := 1; i < 300; i += 11 {
+		r := recs[fmt.Sprintf("r%03d", i)]
+		r.value = float64(rng.IntN(4000) - 2000)
+		moved = append(moved, r)
+	}
+	put(moved...)
+	e.checkAggregates(t, "after moves and updates")
+
+	// Delete the min and the max of every bucket, then all of one bucket.
+	ext := map[bucketKey][2]rec{}
+	for _, r := range recs {
+		k := bucketKey{r.metric, r.ts.Truncate(time.Hour)}
+		m, ok := ext[k]
+		if !ok {
+			m = [2]rec{r, r}
+		}
+		if r.value < m[0].value {
+			m[0] = r
+		}
+		if r.value > m[1].value {
+			m[1] = r
+		}
+		ext[k] = m
+	}
+	var gone []string
+	for _, m := range ext {
+		gone = append(gone, m[0].id, m[1].id)
+	}
+	slices.Sort(gone)
+	del(slices.Compact(gone)...)
+	e.checkAggregates(t, "after deleting extremes")
+	var whole []string
+	for id, r := range recs {
+		if r.metric == "disk" && r.ts.Truncate(time.Hour).Equal(h.Add(time.Hour)) {
+			whole = append(whole, id)
+		}
+	}
+	del(whole...)
+	e.checkAggregates(t, "after emptying a bucket")
+
+	// Stopped, then more changes: the restart applies them.
+	stop()
+	put(rec{"late1", "cpu", 99999, h}, rec{"late2", "net", -99999, h})
+	del("r002")
+	e.run(t)
+	e.checkAggregates(t, "after a restart")
+}
+
+// checkAggregates waits until the published files equal the aggregates
+// the test computes from the table's rows, and fails with the difference
+// after a deadline.
+func (e *env) checkAggregates(t *testing.T, when string) {
+	t.Helper()
+	var diff string
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if diff = e.aggregateDiff(t); diff == "" {
+			return
+		}
+	}
+	t.Fatalf("%s: published aggregates differ from the table:\n%s", when, diff)
+}
+
+func (e *env) aggregateDiff(t *testing.T) string {
+	t.Helper()
+	ctx := context.Background()
+	d := e.db.Dialect
+	rows, err := e.db.QueryContext(ctx, fmt.Sprintf("SELECT %s, %s, %s FROM %s", d.Quote("metric"), d.Quote("ts"), d.Quote("value"), d.Quote("records")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type agg struct{ count, sum, min, max float64 }
+	want := map[string]*agg{}
+	var total float64
+	for rows.Next() {
+		var m string
+		var ts any
+		var v sql.NullFloat64
+		if err := rows.Scan(&m, &ts, &v); err != nil {
+			t.Fatal(err)
+		}
+		tt, err := asTime(ts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k := Key(m, tt.Truncate(time.Hour), "json")
+		a := want[k]
+		if a == nil {
+			a = &agg{min: v.Float64, max: v.Float64}
+			want[k] = a
+		}
+		a.count++
+		a.sum += v.Float64
+		a.min, a.max = min(a.min, v.Float64), max(a.max, v.Float64)
+		total++
+	}
+	rows.Close()
+	var diff []string
+	got := map[string]bool{}
+	err = e.bucket.List(ctx, HourlyPrefix, func(o objects.Object) error {
+		if !strings.HasSuffix(o.Key, ".json") {
+			return nil
+		}
+		got[o.Key] = true
+		b, _, err := e.bucket.Get(ctx, o.Key)
+		if err != nil {
+			return err
+		}
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			return err
+		}
+		w := want[o.Key]
+		if w == nil {
+			diff = append(diff, fmt.Sprintf("%s published (%v) but the table has no such bucket", o.Key, m))
+			return nil
+		}
+		if m["count"] != w.count || m["sum"] != w.sum || m["min"] != w.min || m["max"] != w.max || m["mean"] != w.sum/w.count {
+			diff = append(diff, fmt.Sprintf("%s = %v, want count %g sum %g min %g max %g", o.Key, m, w.count, w.sum, w.min, w.max))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range want {
+		if !got[k] {
+			diff = append(diff, k+" missing")
+		}
+	}
+	if s := e.summary(t); float64(s.Records) != total {
+		diff = append(diff, fmt.Sprintf("summary counts %d records, the table has %g", s.Records, total))
+	}
+	slices.Sort(diff)
+	return strings.Join(diff, "\n")
+}
+
+func TestAsTime(t *testing.T) {
+	want := time.Date(2026, 11, 24, 12, 3, 57, 120000000, time.UTC)
+	for _, in := range []any{want, want.In(time.FixedZone("x", 3600)), "2026-11-24T12:03:57.12Z", "2026-11-24T13:03:57.12+01:00",
+		"2026-11-24 12:03:57.120000", []byte("2026-11-24 12:03:57.12")} {
+		if got, err := asTime(in); err != nil || !got.Equal(want) || got.Location() != time.UTC {
+			t.Errorf("asTime(%v) = %v, %v", in, got, err)
+		}
+	}
+	for _, in := range []any{"", "yesterday", 42, nil, "2026-11-24"} {
+		if _, err := asTime(in); err == nil {
+			t.Errorf("asTime(%v) accepted", in)
+		}
+	}
+}

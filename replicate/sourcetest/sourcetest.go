@@ -1,0 +1,697 @@
+// Package sourcetest is the conformance suite every change-data-capture
+// source (sqlitesrc, mysqlsrc, pgsrc) passes against a real database:
+// full load, change data capture, a replicating process killed with
+// SIGKILL and restarted, origin tagging without echo, schema changes, and
+// a matrix of the source's column types written before the full load and
+// during CDC into every target.
+//
+// Every comparison reads both sides with Dump: each database's own text
+// conversion of each column (hand-written SQL per dialect and type) with a
+// light textual normalisation written here, never the replicator's value
+// model, so the suite cannot agree with a bug in it.
+//
+// A source package runs the suite from a test with its Harness, and
+// defines the child process the kill test starts:
+//
+//	func TestConformance(t *testing.T) { sourcetest.Run(t, harness(t)) }
+//	func TestSourcetestChild(t *testing.T) { sourcetest.Child(t) }
+package sourcetest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"os"
+	osexec "os/exec"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/intercloud/intercloud/replicate"
+	"github.com/intercloud/intercloud/sqldb"
+)
+
+// Harness gives the suite databases of one source kind.
+type Harness struct {
+	// Source opens a fresh, empty database of the source's kind, able to
+	// capture changes (binary log on, logical replication, ...).
+	Source func(t *testing.T) *sqldb.DB
+	// Targets open fresh, empty target databases by name ("postgres",
+	// "mysql", "sqlite"); the matrix runs into each.
+	Targets map[string]func(t *testing.T) *sqldb.DB
+	// Matrix is the source's type matrix: statements creating table
+	// "matrix" (primary key "id", an integer) in the source's own DDL.
+	Matrix []string
+	// MatrixRows are INSERT ... VALUES tuples of table matrix, each with
+	// a %d for its id; every row is written before the full load and
+	// again (id + 1000) during CDC.
+	MatrixRows []string
+	// MatrixColumns is the column list of MatrixRows, "id, a, b, ...".
+	MatrixColumns string
+	// Unportable lists, per target, matrix columns the target cannot
+	// hold (they are excluded from the stream into it and the stream
+	// must refuse them otherwise).
+	Unportable map[string][]string
+	// AddColumnDDL adds to table items a column "note", a string NOT NULL
+	// with the default 'n/a', in the source's own DDL; "" when the source
+	// cannot follow schema changes.
+	AddColumnDDL string
+	// LeastPrivilege, when set, returns the source database opened as a
+	// user with only the grants one-way replication needs; the suite then
+	// checks a stream reading through it writes nothing into the source.
+	LeastPrivilege func(t *testing.T, db *sqldb.DB) *sqldb.DB
+}
+
+// Quiet is the suite's logger: silent unless SOURCETEST_LOG is set.
+func Quiet() *slog.Logger {
+	if os.Getenv("SOURCETEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// Run runs the suite.
+func Run(t *testing.T, h Harness) {
+	t.Run("FullLoadAndCDC", func(t *testing.T) { testFullLoadCDC(t, h) })
+	t.Run("KillAndResume", func(t *testing.T) { testKill(t, h) })
+	t.Run("OriginNoEcho", func(t *testing.T) { testNoEcho(t, h) })
+	t.Run("AddColumnWithDefault", func(t *testing.T) {
+		if h.AddColumnDDL == "" {
+			t.Skip("the source follows no schema changes")
+		}
+		testAddColumn(t, h)
+	})
+	t.Run("TypeMatrix", func(t *testing.T) {
+		if len(h.Matrix) == 0 {
+			t.Skip("no type matrix")
+		}
+		testMatrix(t, h)
+	})
+	t.Run("LeastPrivilege", func(t *testing.T) {
+		if h.LeastPrivilege == nil {
+			t.Skip("no least-privilege user for this source")
+		}
+		testLeastPrivilege(t, h)
+	})
+}
+
+var items = sqldb.Table{
+	Name: "items",
+	Columns: []sqldb.Column{
+		{Name: "id", Type: sqldb.Type{Kind: sqldb.KindInt, Bits: 64}},
+		{Name: "name", Type: sqldb.Type{Kind: sqldb.KindString, Length: 100}},
+		{Name: "qty", Type: sqldb.Type{Kind: sqldb.KindInt, Bits: 32}, Nullable: true},
+		{Name: "price", Type: sqldb.Type{Kind: sqldb.KindDecimal, Precision: 12, Scale: 2}, Nullable: true},
+	},
+	PrimaryKey: []string{"id"},
+}
+
+func exec(t testing.TB, db *sqldb.DB, q string, args ...any) {
+	t.Helper()
+	if _, err := db.ExecContext(context.Background(), q, args...); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+}
+
+// createItems creates table items and installs capture for it.
+func createItems(t testing.TB, db *sqldb.DB) {
+	t.Helper()
+	if err := db.EnsureTable(context.Background(), items); err != nil {
+		t.Fatal(err)
+	}
+	if err := replicate.Prepare(context.Background(), db, []string{"items"}, Quiet()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func insertItems(t testing.TB, db *sqldb.DB, lo, hi int) {
+	t.Helper()
+	d := db.Dialect
+	q := fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s)", d.Quote("items"), sqldb.QuoteList(d, items.ColumnNames()), sqldb.Placeholders(d, 1, 4))
+	for i := lo; i < hi; i++ {
+		var qty any
+		if i%3 != 0 {
+			qty = i * 7
+		}
+		exec(t, db, q, int64(i), fmt.Sprintf("item %d ñ \U0001F600 '", i), qty, fmt.Sprintf("%d.%02d", i, i%100))
+	}
+}
+
+type running struct {
+	s      *replicate.Stream
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error
+}
+
+func start(t testing.TB, cfg replicate.Config) *running {
+	t.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = Quiet()
+	}
+	if cfg.Poll == 0 {
+		cfg.Poll = 10 * time.Millisecond
+	}
+	s, err := replicate.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{s: s, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		r.err = s.Run(ctx)
+		close(r.done)
+	}()
+	t.Cleanup(r.stop)
+	return r
+}
+
+func (r *running) stop() {
+	r.cancel()
+	select {
+	case <-r.done:
+	case <-time.After(60 * time.Second):
+	}
+}
+
+func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitSame waits until Dump of the tables is equal on both sides, and
+// fails with the first difference when it never is.
+func waitSame(t testing.TB, r *running, src, dst *sqldb.DB, skip []string, tables ...string) {
+	t.Helper()
+	deadline := time.Now().Add(120 * time.Second)
+	for {
+		diff := ""
+		for _, tbl := range tables {
+			if d := DiffDumps(Dump(t, src, tbl, skip), Dump(t, dst, tbl, nil)); d != "" {
+				diff = tbl + ":\n" + d
+				break
+			}
+		}
+		if diff == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			st := ""
+			if r != nil {
+				st = fmt.Sprintf("\nstream: %+v", r.s.Status())
+			}
+			t.Fatalf("source and target still differ: %s%s", diff, st)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func testFullLoadCDC(t *testing.T, h Harness) {
+	src := h.Source(t)
+	createItems(t, src)
+	insertItems(t, src, 1, 201)
+	for name, open := range h.Targets {
+		t.Run(name, func(t *testing.T) {
+			dst := open(t)
+			r := start(t, replicate.Config{Name: "conf", Source: src, Target: dst, Tables: []string{"items"}, BatchSize: 64})
+			waitSame(t, r, src, dst, nil, "items")
+			if r.s.Status().SnapshotRows < 200 {
+				t.Errorf("full load wrote %d rows, want 200", r.s.Status().SnapshotRows)
+			}
+		})
+	}
+	// Changes during CDC, into the first target again.
+	name := firstTarget(h)
+	dst := h.Targets[name](t)
+	r := start(t, replicate.Config{Name: "conf-cdc", Source: src, Target: dst, Tables: []string{"items"}})
+	waitFor(t, "full load", 120*time.Second, func() bool { return r.s.Status().Phase == replicate.PhaseCDC })
+	insertItems(t, src, 300, 350)
+	d := src.Dialect
+	exec(t, src, fmt.Sprintf("UPDATE %s SET %s = NULL, %s = %s WHERE %s < 20", d.Quote("items"), d.Quote("qty"), d.Quote("name"), d.Placeholder(1), d.Quote("id")), "")
+	exec(t, src, fmt.Sprintf("DELETE FROM %s WHERE %s BETWEEN 100 AND 149", d.Quote("items"), d.Quote("id")))
+	exec(t, src, fmt.Sprintf("UPDATE %s SET %s = 5000 WHERE %s = 300", d.Quote("items"), d.Quote("id"), d.Quote("id")))
+	waitSame(t, r, src, dst, nil, "items")
+	if n := len(Dump(t, dst, "items", nil)); n != 200 {
+		t.Errorf("target has %d rows, want 200", n)
+	}
+}
+
+func firstTarget(h Harness) string {
+	names := make([]string, 0, len(h.Targets))
+	for n := range h.Targets {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names[0]
+}
+
+func testAddColumn(t *testing.T, h Harness) {
+	src := h.Source(t)
+	createItems(t, src)
+	insertItems(t, src, 1, 21)
+	streams := map[string]*running{}
+	targets := map[string]*sqldb.DB{}
+	for name, open := range h.Targets {
+		dst := open(t)
+		r := start(t, replicate.Config{Name: "conf-ddl-" + name, Source: src, Target: dst, Tables: []string{"items"}})
+		waitFor(t, "full load", 120*time.Second, func() bool { return r.s.Status().Phase == replicate.PhaseCDC })
+		streams[name], targets[name] = r, dst
+	}
+	for name, r := range streams {
+		waitSame(t, r, src, targets[name], nil, "items")
+	}
+	exec(t, src, h.AddColumnDDL)
+	insertItems(t, src, 100, 105)
+	for name, r := range streams {
+		t.Run(name, func(t *testing.T) {
+			waitSame(t, r, src, targets[name], nil, "items")
+			for _, line := range Dump(t, targets[name], "items", nil) {
+				if !strings.Contains(line, `note="n/a"`) {
+					t.Fatalf("target row without the default: %s", line)
+				}
+			}
+		})
+	}
+}
+
+// Child is the child process of the kill test: it runs a stream between
+// the databases its environment names until it is killed. Define
+// TestSourcetestChild in the source's package to call it.
+func Child(t *testing.T) {
+	srcURL, dstURL := os.Getenv(childSrcEnv), os.Getenv(childDstEnv)
+	if srcURL == "" || dstURL == "" {
+		t.Skip("runs only as the child of the kill test")
+	}
+	ctx := context.Background()
+	src, err := sqldb.Open(ctx, srcURL, Quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst, err := sqldb.Open(ctx, dstURL, Quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := replicate.New(replicate.Config{Name: "killed", Source: src, Target: dst, Tables: []string{"items"},
+		BatchSize: 50, Poll: 5 * time.Millisecond, Logger: Quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+const (
+	childSrcEnv = "SOURCETEST_CHILD_SRC"
+	childDstEnv = "SOURCETEST_CHILD_DST"
+)
+
+func startChild(t *testing.T, src, dst *sqldb.DB) *osexec.Cmd {
+	t.Helper()
+	cmd := osexec.Command(os.Args[0], "-test.run=^TestSourcetestChild$", "-test.count=1")
+	cmd.Env = append(os.Environ(), childSrcEnv+"="+src.URL().String(), childDstEnv+"="+dst.URL().String())
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	return cmd
+}
+
+func testKill(t *testing.T, h Harness) {
+	src := h.Source(t)
+	createItems(t, src)
+	insertItems(t, src, 1, 301)
+	dst := h.Targets[firstTarget(h)](t)
+	for round := 0; round < 3; round++ {
+		child := startChild(t, src, dst)
+		// Let it work, write meanwhile, then kill it mid-stream.
+		insertItems(t, src, 1000+round*100, 1050+round*100)
+		time.Sleep(time.Duration(300+round*400) * time.Millisecond)
+		if err := child.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		_ = child.Wait()
+		insertItems(t, src, 1050+round*100, 1100+round*100)
+	}
+	child := startChild(t, src, dst)
+	waitSame(t, nil, src, dst, nil, "items")
+	if n := len(Dump(t, dst, "items", nil)); n != 300+3*100 {
+		t.Errorf("target has %d rows after the kills, want %d", n, 600)
+	}
+	_ = child.Process.Signal(syscall.SIGTERM)
+	_ = child.Wait()
+}
+
+func testNoEcho(t *testing.T, h Harness) {
+	a, b := h.Source(t), h.Source(t)
+	createItems(t, a)
+	createItems(t, b)
+	insertItems(t, a, 1, 51)
+	ab := start(t, replicate.Config{Name: "a-to-b", Origin: "a", Source: a, Target: b, Tables: []string{"items"}, SkipReplicated: true})
+	waitFor(t, "full load", 120*time.Second, func() bool { return ab.s.Status().Phase == replicate.PhaseCDC })
+	ba := start(t, replicate.Config{Name: "b-to-a", Origin: "b", Source: b, Target: a, Tables: []string{"items"}, SkipReplicated: true, SkipFullLoad: true})
+	waitFor(t, "reverse stream", 120*time.Second, func() bool { return ba.s.Status().Phase == replicate.PhaseCDC })
+	waitSame(t, ab, a, b, nil, "items")
+	insertItems(t, a, 100, 120) // 20 changes on a
+	insertItems(t, b, 200, 230) // 30 changes on b
+	waitSame(t, ab, a, b, nil, "items")
+	d := a.Dialect
+	exec(t, b, fmt.Sprintf("UPDATE %s SET %s = 1 WHERE %s BETWEEN 1 AND 10", d.Quote("items"), d.Quote("qty"), d.Quote("id"))) // 10 on b
+	waitSame(t, ab, a, b, nil, "items")
+	// Let an echo show before counting: each side applied exactly the
+	// other's changes.
+	time.Sleep(2 * time.Second)
+	waitSame(t, ab, a, b, nil, "items")
+	if n := ab.s.Status().CDCRows; n != 20 {
+		t.Errorf("a→b applied %d rows during CDC, want 20 (an echo?)", n)
+	}
+	if n := ba.s.Status().CDCRows; n != 40 {
+		t.Errorf("b→a applied %d rows, want 40 (an echo?)", n)
+	}
+}
+
+func testMatrix(t *testing.T, h Harness) {
+	src := h.Source(t)
+	for _, q := range h.Matrix {
+		exec(t, src, q)
+	}
+	if err := replicate.Prepare(context.Background(), src, []string{"matrix"}, Quiet()); err != nil {
+		t.Fatal(err)
+	}
+	insert := func(base int) {
+		for i, r := range h.MatrixRows {
+			exec(t, src, "INSERT INTO matrix ("+h.MatrixColumns+") VALUES "+fmt.Sprintf(r, base+i+1))
+		}
+	}
+	insert(0)
+	for name, open := range h.Targets {
+		t.Run(name, func(t *testing.T) {
+			dst := open(t)
+			cfg := replicate.Config{Name: "matrix-" + name, Source: src, Target: dst, Tables: []string{"matrix"}}
+			if cols := h.Unportable[name]; len(cols) > 0 {
+				// Refused as a whole, naming the column ...
+				r := start(t, cfg)
+				waitFor(t, "the refusal", 120*time.Second, func() bool { return r.s.Status().LastError != "" })
+				if msg := r.s.Status().LastError; !strings.Contains(msg, cols[0]) {
+					t.Errorf("refusal %q does not name column %s", msg, cols[0])
+				}
+				r.stop()
+				// ... and replicated without those columns.
+				cfg.Name += "-mapped"
+				cfg.Mapping = &replicate.Mapping{Include: []string{"matrix"}, Rules: []replicate.Rule{{Table: "matrix", ExcludeColumns: cols}}}
+				cfg.Tables = nil
+			}
+			r := start(t, cfg)
+			waitFor(t, "full load", 120*time.Second, func() bool { return r.s.Status().Phase == replicate.PhaseCDC })
+			if name == firstTarget(h) {
+				insert(1000) // through the change log
+			}
+			waitSame(t, r, src, dst, h.Unportable[name], "matrix")
+		})
+	}
+}
+
+func testLeastPrivilege(t *testing.T, h Harness) {
+	src := h.Source(t)
+	createItems(t, src)
+	insertItems(t, src, 1, 11)
+	ro := h.LeastPrivilege(t, src)
+	dst := h.Targets[firstTarget(h)](t)
+	r := start(t, replicate.Config{Name: "least", Source: ro, Target: dst, Tables: []string{"items"}})
+	waitFor(t, "full load", 120*time.Second, func() bool { return r.s.Status().Phase == replicate.PhaseCDC })
+	insertItems(t, src, 100, 110)
+	waitSame(t, r, src, dst, nil, "items")
+	tables, err := replicate.ListTables(context.Background(), src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(tables, []string{"items"}) {
+		t.Errorf("the source now has tables %v; a one-way stream must write nothing into it", tables)
+	}
+}
+
+// column is one column of a table as its database's catalogue has it.
+type column struct{ name, typ string }
+
+func columns(t testing.TB, db *sqldb.DB, table string) []column {
+	t.Helper()
+	var q string
+	switch db.Dialect.Name() {
+	case "postgres":
+		q = `SELECT column_name, CASE WHEN data_type = 'USER-DEFINED' THEN udt_name ELSE data_type END FROM information_schema.columns
+WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position`
+	case "mysql":
+		q = `SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION`
+	case "sqlite":
+		q = `SELECT name, lower(type) FROM pragma_table_info(?) ORDER BY cid`
+	default:
+		t.Fatalf("sourcetest: no dump for dialect %s", db.Dialect.Name())
+	}
+	rows, err := db.QueryContext(context.Background(), q, table)
+	if err != nil {
+		t.Fatalf("columns of %s: %v", table, err)
+	}
+	defer rows.Close()
+	var out []column
+	for rows.Next() {
+		var c column
+		if err := rows.Scan(&c.name, &c.typ); err != nil {
+			t.Fatal(err)
+		}
+		c.typ = strings.ToLower(c.typ)
+		out = append(out, c)
+	}
+	return out
+}
+
+// isBytes reports whether textExpr reads the column as hex.
+func isBytes(dialect string, c column) bool {
+	switch dialect {
+	case "postgres":
+		return c.typ == "bytea"
+	case "mysql":
+		return strings.Contains(c.typ, "binary") || strings.Contains(c.typ, "blob") || strings.Contains(c.typ, "geometry") ||
+			slices.Contains([]string{"point", "linestring", "polygon", "multipoint", "multilinestring", "multipolygon"}, c.typ)
+	}
+	return strings.Contains(c.typ, "blob")
+}
+
+// textExpr is the SQL that reads a column as text in the database's own
+// conversion.
+func textExpr(dialect string, c column, q string) string {
+	switch dialect {
+	case "postgres":
+		switch c.typ {
+		case "bytea":
+			return "encode(" + q + ", 'hex')"
+		case "timestamp with time zone":
+			return "to_char(" + q + " AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')"
+		case "timestamp without time zone":
+			return "to_char(" + q + ", 'YYYY-MM-DD HH24:MI:SS.US')"
+		case "boolean":
+			return "CASE WHEN " + q + " THEN '1' WHEN NOT " + q + " THEN '0' END"
+		}
+		return q + "::text"
+	case "mysql":
+		switch c.typ {
+		case "binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob":
+			return "HEX(" + q + ")"
+		case "geometry", "point", "linestring", "polygon", "multipoint", "multilinestring", "multipolygon", "geometrycollection":
+			return "HEX(ST_AsWKB(" + q + "))"
+		case "datetime", "timestamp":
+			return "DATE_FORMAT(" + q + ", '%Y-%m-%d %H:%i:%s.%f')"
+		case "bit":
+			return "CAST(" + q + " + 0 AS CHAR)"
+		case "float":
+			return "CAST(CAST(" + q + " AS DOUBLE) AS CHAR)"
+		}
+		return "CAST(" + q + " AS CHAR)"
+	}
+	switch {
+	case strings.Contains(c.typ, "blob"):
+		return "CASE WHEN " + q + " IS NOT NULL THEN hex(" + q + ") END"
+	}
+	return "CAST(" + q + " AS TEXT)"
+}
+
+// Dump reads every row of a table (without the columns in skip) as
+// "col=value ..." lines sorted by id, each value the database's own text of
+// it, normalised by Canon.
+func Dump(t testing.TB, db *sqldb.DB, table string, skip []string) []string {
+	t.Helper()
+	cols := columns(t, db, table)
+	if len(cols) == 0 {
+		return nil // no such table (yet)
+	}
+	d := db.Dialect
+	var exprs, names []string
+	var hex []bool
+	for _, c := range cols {
+		if slices.Contains(skip, c.name) {
+			continue
+		}
+		exprs = append(exprs, textExpr(d.Name(), c, d.Quote(c.name)))
+		names = append(names, c.name)
+		hex = append(hex, isBytes(d.Name(), c))
+	}
+	for i := range exprs { // output names must not hide the table's id
+		exprs[i] += " AS " + d.Quote(fmt.Sprintf("c%d", i))
+	}
+	q := fmt.Sprintf("SELECT %s FROM %s ORDER BY %s", strings.Join(exprs, ", "), d.Quote(table), d.Quote("id"))
+	rows, err := db.QueryContext(context.Background(), q)
+	if err != nil {
+		t.Fatalf("dump %s: %s: %v", table, q, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		vals := make([]*string, len(names))
+		ptrs := make([]any, len(names))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatalf("dump %s: %v", table, err)
+		}
+		var b strings.Builder
+		for i, v := range vals {
+			if i > 0 {
+				b.WriteByte('\t')
+			}
+			s := "NULL"
+			switch {
+			case v != nil && hex[i]:
+				s = "0x" + strings.ToLower(*v)
+			case v != nil:
+				s = strconv.Quote(Canon(*v))
+			}
+			b.WriteString(names[i] + "=" + s)
+		}
+		out = append(out, b.String())
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("dump %s: %v", table, err)
+	}
+	return out
+}
+
+var (
+	integerText = regexp.MustCompile(`^-?\d+$`)
+	decimalText = regexp.MustCompile(`^-?\d+\.\d+$`)
+	timeText    = regexp.MustCompile(`^(\d{4}-\d\d-\d\d)[ T](\d\d:\d\d:\d\d)(?:\.(\d+))?(?:Z|\+00(?::?00)?)?$`)
+	clockText   = regexp.MustCompile(`^(-?\d+:\d\d:\d\d)(?:\.(\d+))?$`)
+)
+
+// Canon normalises one value's text so that databases' spellings of one
+// value agree: trailing fraction zeros of decimals, times and timestamps
+// trimmed, leading zeros of integers, floats in shortest form, booleans
+// as 0/1, JSON re-encoded with sorted keys.
+func Canon(s string) string {
+	switch {
+	case s == "t" || s == "true":
+		return "1"
+	case s == "f" || s == "false":
+		return "0"
+	}
+	if m := timeText.FindStringSubmatch(s); m != nil {
+		out := m[1] + " " + m[2]
+		if f := strings.TrimRight(m[3], "0"); f != "" {
+			out += "." + f
+		}
+		return out
+	}
+	if m := clockText.FindStringSubmatch(s); m != nil {
+		out := m[1]
+		if f := strings.TrimRight(m[2], "0"); f != "" {
+			out += "." + f
+		}
+		return strings.TrimPrefix(strings.Replace(out, "-00:00:00", "00:00:00", 1), "+")
+	}
+	if integerText.MatchString(s) {
+		if n, ok := new(big.Int).SetString(s, 10); ok {
+			return n.String() // SQLite's zero-padded uint64
+		}
+	}
+	if decimalText.MatchString(s) {
+		s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
+		if s == "-0" {
+			return "0"
+		}
+		return s
+	}
+	if _, err := strconv.ParseInt(s, 10, 64); err != nil {
+		if r, ok := new(big.Rat).SetString(s); ok && strings.ContainsAny(s, "eE") {
+			if f, err := strconv.ParseFloat(s, 64); err == nil {
+				return strconv.FormatFloat(f, 'g', -1, 64)
+			}
+			return r.String()
+		}
+	}
+	if len(s) > 0 && (s[0] == '{' || s[0] == '[') {
+		var v any
+		if err := json.Unmarshal([]byte(s), &v); err == nil {
+			b, _ := json.Marshal(v)
+			return string(b)
+		}
+	}
+	return s
+}
+
+// DiffDumps describes the first differences of two dumps, "" when equal:
+// per row, the columns that differ with both values (long ones cut).
+func DiffDumps(src, dst []string) string {
+	var b strings.Builder
+	n := 0
+	short := func(s string) string {
+		if len(s) > 120 {
+			return s[:120] + fmt.Sprintf("…(%d bytes)", len(s))
+		}
+		return s
+	}
+	for i := 0; i < max(len(src), len(dst)) && n < 8; i++ {
+		var s, d string
+		if i < len(src) {
+			s = src[i]
+		}
+		if i < len(dst) {
+			d = dst[i]
+		}
+		if s == d {
+			continue
+		}
+		n++
+		sc, dc := strings.Split(s, "\t"), strings.Split(d, "\t")
+		if len(sc) != len(dc) || sc[0] != dc[0] {
+			fmt.Fprintf(&b, "  row %d: source %s\n          target %s\n", i, short(sc[0]), short(dc[0]))
+			continue
+		}
+		for j := range sc {
+			if sc[j] != dc[j] {
+				fmt.Fprintf(&b, "  %s: source %s, target %s\n", sc[0], short(sc[j]), short(dc[j]))
+			}
+		}
+	}
+	if len(src) != len(dst) {
+		fmt.Fprintf(&b, "  source has %d rows, target %d\n", len(src), len(dst))
+	}
+	return b.String()
+}

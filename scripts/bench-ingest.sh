@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Side-by-side durable ingest benchmark: the ingest API (auth, validation,
+# group commit into one object per batch on the file store, the object and
+# its directory fsynced before the 202) next to the floor, a trivial Go
+# server that appends each request body to one file and fsyncs it before
+# its 202. Both take the same NDJSON bodies (100 and 1,000 records) from
+# the same wrk clients (8 and 32 connections); the table gives records/s
+# and p99 of each, and the API's share of the floor.
+# Opt-in (not part of make test): bash scripts/bench-ingest.sh
+#
+# DURATION (default 10s) and THREADS (2) tune wrk; every case runs ROUNDS
+# (default 3) times, floor and API alternating, and the table shows the
+# median round of each (the machine is shared). PROFILE=1 also takes a
+# 10 s CPU profile of the API under 32 clients of 100 records and prints
+# its top functions.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-10s}
+THREADS=${THREADS:-2}
+ROUNDS=${ROUNDS:-3}
+PROFILE=${PROFILE:-0}
+
+if ! command -v wrk >/dev/null; then
+	apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y wrk
+fi
+
+dir=$(mktemp -d /tmp/bench-ingest.XXXXXX)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	rm -rf "$dir"
+}
+trap cleanup EXIT
+
+freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+waitport() {
+	for _ in $(seq 100); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+		sleep 0.1
+	done
+	echo "nothing listens on $1" >&2
+	return 1
+}
+
+go build -o "$dir/ingestbench" ./ingest/internal/ingestbench
+for n in 100 1000; do "$dir/ingestbench" body -records "$n" >"$dir/body-$n.ndjson"; done
+cat >"$dir/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/x-ndjson"
+wrk.headers["Authorization"] = "Bearer bench"
+local f = assert(io.open(os.getenv("BODY"), "r"))
+wrk.body = f:read("*a")
+f:close()
+LUA
+
+fport=$(freeport) aport=$(freeport) pport=$(freeport)
+mkdir -p "$dir/floor" "$dir/api"
+"$dir/ingestbench" floor -listen "127.0.0.1:$fport" -dir "$dir/floor" & pids+=($!)
+"$dir/ingestbench" api -listen "127.0.0.1:$aport" -dir "$dir/api" -pprof "127.0.0.1:$pport" & pids+=($!)
+waitport "$fport"
+waitport "$aport"
+
+# run URL RECORDS CONNECTIONS -> "records/s p99_ms non2xx"
+run() {
+	local out
+	out=$(BODY="$dir/body-$2.ndjson" wrk -t"$THREADS" -c"$3" -d"$DURATION" --latency -s "$dir/post.lua" "$1/v1/records")
+	awk -v recs="$2" '
+		function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
+		/Requests\/sec:/ { rps = $2 }
+		/^ +99%/ { p99 = ms($2) }
+		/Non-2xx/ { bad = $NF }
+		END { printf "%.0f %.1f %d\n", rps*recs, p99, bad+0 }' <<<"$out"
+}
+
+median() { sort -n | awk '{ a[NR] = $0 } END { print a[int((NR+1)/2)] }'; }
+
+printf '| records/request | clients | floor records/s | floor p99 | API records/s | API p99 | API/floor records/s | API/floor p99 |\n'
+printf '|---|---|---|---|---|---|---|---|\n'
+for recs in 100 1000; do
+	for conns in 8 32; do
+		: >"$dir/f.txt"
+		: >"$dir/a.txt"
+		for _ in $(seq "$ROUNDS"); do
+			run "http://127.0.0.1:$fport" "$recs" "$conns" >>"$dir/f.txt"
+			run "http://127.0.0.1:$aport" "$recs" "$conns" >>"$dir/a.txt"
+		done
+		read -r frps fp99 fbad <<<"$(median <"$dir/f.txt")"
+		read -r arps ap99 abad <<<"$(median <"$dir/a.txt")"
+		if [[ $fbad != 0 || $abad != 0 ]]; then echo "non-2xx answers: floor $fbad, API $abad" >&2; fi
+		# The p99 of the median round by records/s.
+		fp99=$(sort -n "$dir/f.txt" | awk -v r="$frps" '$1 == r { print $2; exit }')
+		ap99=$(sort -n "$dir/a.txt" | awk -v r="$arps" '$1 == r { print $2; exit }')
+		awk -v rc="$recs" -v c="$conns" -v fr="$frps" -v fp="$fp99" -v ar="$arps" -v ap="$ap99" 'BEGIN {
+			printf "| %d | %d | %d | %.1f ms | %d | %.1f ms | %.2f | %.2f |\n", rc, c, fr, fp, ar, ap, ar/fr, ap/fp }'
+	done
+done
+
+if [[ $PROFILE == 1 ]]; then
+	BODY="$dir/body-100.ndjson" wrk -t"$THREADS" -c32 -d12s -s "$dir/post.lua" "http://127.0.0.1:$aport/v1/records" >/dev/null &
+	wrkpid=$!
+	sleep 1
+	curl -s -o "$dir/cpu.pprof" "http://127.0.0.1:$pport/debug/pprof/profile?seconds=10"
+	wait "$wrkpid"
+	go tool pprof -top -nodecount=25 "$dir/ingestbench" "$dir/cpu.pprof" 2>/dev/null | head -35
+	go tool pprof -top -cum -nodecount=25 "$dir/ingestbench" "$dir/cpu.pprof" 2>/dev/null | sed -n '6,35p'
+fi
