@@ -77,6 +77,23 @@ type Config struct {
 	Auth Auth `yaml:"auth"`
 	// TLS secures every listener and every hop between the parts.
 	TLS TLS `yaml:"tls"`
+	// HTTP bounds what a request and a client may take on every listener.
+	HTTP HTTP `yaml:"http"`
+}
+
+// HTTP bounds requests and clients on every listener. Zero fields take
+// package internal/serve's defaults; negative ones turn the limit off.
+type HTTP struct {
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
+	ReadTimeout       Duration `yaml:"read_timeout"`
+	WriteTimeout      Duration `yaml:"write_timeout"`
+	IdleTimeout       Duration `yaml:"idle_timeout"`
+	MaxHeaderBytes    int      `yaml:"max_header_bytes"`
+	// MinBodyRate is bytes per second on average after BodyGrace.
+	MinBodyRate       int64    `yaml:"min_body_rate"`
+	BodyGrace         Duration `yaml:"body_grace"`
+	MaxConnsPerIP     int      `yaml:"max_conns_per_ip"`
+	MaxRequestsPerKey int      `yaml:"max_requests_per_key"`
 }
 
 // Auth configures who may call the APIs besides the API key (which holds
@@ -106,6 +123,17 @@ type TLS struct {
 	Cert string `yaml:"cert"`
 	Key  string `yaml:"key"`
 	CA   string `yaml:"ca"`
+	// Listeners give one listener its own certificate (a public one for
+	// the front door, say), by endpoint name: frontdoor, edge, logs,
+	// <cloud>-api, <cloud>-origin.
+	Listeners map[string]ListenerTLS `yaml:"listeners"`
+}
+
+// ListenerTLS is one listener's certificate and key (PEM files, re-read
+// when they change).
+type ListenerTLS struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
 }
 
 // Traces configures OpenTelemetry tracing. Spans are always kept in the
@@ -714,6 +742,14 @@ func (c *Config) Validate() error {
 	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
 		bad("tls", "cert and key go together")
 	}
+	for name, l := range c.TLS.Listeners {
+		if l.Cert == "" || l.Key == "" {
+			bad("tls.listeners."+name, "cert and key are required")
+		}
+		if !c.isListener(name) {
+			bad("tls.listeners."+name, "no such listener (have frontdoor, edge, logs, <cloud>-api, <cloud>-origin)")
+		}
+	}
 	if c.TLS.Disabled && (c.TLS.Cert != "" || c.TLS.CA != "") {
 		bad("tls.disabled", "TLS is off, yet tls.cert or tls.ca is set")
 	}
@@ -975,4 +1011,18 @@ func validIdent(s string) bool {
 		}
 	}
 	return true
+}
+
+// isListener reports whether name names an endpoint of the topology.
+func (c *Config) isListener(name string) bool {
+	switch name {
+	case "frontdoor", "edge", "logs":
+		return true
+	}
+	for cloud, cc := range c.Clouds {
+		if name == cloud+"-api" || name == cloud+"-origin" && cc.Origin != "" {
+			return true
+		}
+	}
+	return false
 }

@@ -11,10 +11,12 @@
 // application/json) or one object per line (application/x-ndjson, blank
 // lines ignored). The caller sends "Authorization: Bearer <key>". One bad
 // record rejects the whole request and nothing of it is written. Errors are
-// JSON (see package apierr): 400 malformed, 401 unauthenticated, 404/405,
-// 413 too large, 415 wrong type, 422 schema violation naming the record and
-// field, 429 rate limited (with Retry-After), 503 closing or store
-// unavailable.
+// JSON (see package apierr): 400 malformed, 401 unauthenticated, 403 a key
+// without the ingest scope (see package auth), 404/405, 408 a body that
+// arrives too slowly (see internal/serve), 413 too large, 415 wrong type,
+// 422 schema violation naming the record and field (or a reused
+// Idempotency-Key), 429 rate limited (with Retry-After), 503 closing or
+// store unavailable.
 //
 // # Ids
 //

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"database/sql"
 	"fmt"
 	"io"
 	"math"
@@ -17,8 +18,10 @@ import (
 
 	"github.com/intercloud/intercloud/auth"
 	"github.com/intercloud/intercloud/certs"
+	"github.com/intercloud/intercloud/config"
 	"github.com/intercloud/intercloud/demo"
 	"github.com/intercloud/intercloud/record"
+	"github.com/intercloud/intercloud/topology"
 )
 
 // Every endpoint that needs a key, with a key of every scope, the process
@@ -238,15 +241,22 @@ func TestStuckBucketIsVisibleAndBlocksNothing(t *testing.T) {
 	topo := start(t, cfg)
 	db := topo.Cloud("azure").DB
 	tbl := record.Table(cfg.Schema)
-	for _, id := range []string{"huge-1", "huge-2"} {
-		row, err := record.Row(tbl, db.Dialect, record.Record{ID: id, Origin: "azure", IngestedAt: time.Now(),
-			Fields: map[string]any{"device": "d", "metric": "overflow", "value": math.MaxFloat64, "ts": time.Date(2026, 11, 30, 1, 0, 0, 0, time.UTC)}})
-		if err != nil {
-			t.Fatal(err)
+	// One transaction: the publisher sees both rows together.
+	err := db.Tx(context.Background(), func(tx *sql.Tx) error {
+		for _, id := range []string{"huge-1", "huge-2"} {
+			row, err := record.Row(tbl, db.Dialect, record.Record{ID: id, Origin: "azure", IngestedAt: time.Now(),
+				Fields: map[string]any{"device": "d", "metric": "overflow", "value": math.MaxFloat64, "ts": time.Date(2026, 11, 30, 1, 0, 0, 0, time.UTC)}})
+			if err != nil {
+				return err
+			}
+			if _, err := tx.Exec(db.Dialect.Upsert(tbl, 1), row...); err != nil {
+				return err
+			}
 		}
-		if _, err := db.Exec(db.Dialect.Upsert(tbl, 1), row...); err != nil {
-			t.Fatal(err)
-		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	acked, err := demo.Send(context.Background(), topo.URL("frontdoor"), testKey, demo.Options{Records: 100, BatchSize: 50, Client: topo.Client()})
 	if err != nil {
@@ -269,7 +279,7 @@ func TestStuckBucketIsVisibleAndBlocksNothing(t *testing.T) {
 		_, health := get(topo.URL("azure-api") + "/healthz")
 		_, metrics := get(topo.URL("azure-api") + "/metrics")
 		_, status := get(topo.URL("azure-api") + "/v1/status")
-		if serr == nil && sum.Records == int64(len(acked)) && strings.Contains(health, `"degraded"`) && strings.Contains(health, "overflow/2026-11-30T01") &&
+		if serr == nil && sum.Records-sum.Groups["overflow"] == int64(len(acked)) && strings.Contains(health, `"degraded"`) && strings.Contains(health, "overflow/2026-11-30T01") &&
 			strings.Contains(metrics, `intercloud_publish_failing_buckets{cloud="azure"} 1`) && strings.Contains(status, `"failing_buckets"`) {
 			break
 		}
@@ -277,5 +287,45 @@ func TestStuckBucketIsVisibleAndBlocksNothing(t *testing.T) {
 			t.Fatalf("after a minute: summary %+v (%v)\nhealthz %s\nstatus %s", sum, serr, health, status)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// tls.listeners gives one listener a certificate of its own (here one of
+// another CA, as a public certificate would be), re-read when it changes;
+// the others keep the project's.
+func TestListenerCertificate(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	pub := t.TempDir()
+	hosts := map[string][]string{"public": {"127.0.0.1"}}
+	if _, err := certs.Init(pub, hosts, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	cfg.TLS.Listeners = map[string]config.ListenerTLS{"frontdoor": {Cert: certs.CertFile(pub, "public"), Key: certs.KeyFile(pub, "public")}}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	topo := start(t, cfg)
+	peer := func(name string) *x509.Certificate {
+		t.Helper()
+		c, err := tls.Dial("tcp", strings.TrimPrefix(topo.URL(name), "https://"), &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // only the certificate is looked at
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return c.ConnectionState().PeerCertificates[0]
+	}
+	first := peer("frontdoor")
+	if first.Subject.CommonName != "public" || peer("edge").Subject.CommonName != topology.RoleGlobal {
+		t.Fatalf("frontdoor serves %q, edge %q", first.Subject.CommonName, peer("edge").Subject.CommonName)
+	}
+	if _, err := certs.Rotate(pub, hosts, false, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for peer("frontdoor").SerialNumber.Cmp(first.SerialNumber) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the rotated listener certificate was not taken")
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -112,10 +112,7 @@ func lockDir(dir string) (func(), error) {
 // for all, else the role's files in the TLS directory.
 func tlsSource(cfg *config.Config, role string) (*certs.Source, error) {
 	c := cfg.TLS
-	ca := c.CA
-	if ca == "" {
-		ca = filepath.Join(c.Dir, certs.CACert)
-	}
+	ca := caFile(cfg)
 	if c.Cert != "" {
 		return certs.NewSource(c.Cert, c.Key, ca)
 	}
@@ -194,4 +191,12 @@ func (t *Topology) edgeTransport() http.RoundTripper {
 	tr.DisableCompression = true
 	tr.ResponseHeaderTimeout, tr.TLSHandshakeTimeout = edge.DefaultOriginTimeout, edge.DefaultOriginTimeout
 	return tr
+}
+
+// caFile is the CA bundle peers' certificates must chain to.
+func caFile(cfg *config.Config) string {
+	if cfg.TLS.CA != "" {
+		return cfg.TLS.CA
+	}
+	return filepath.Join(cfg.TLS.Dir, certs.CACert)
 }

@@ -883,10 +883,21 @@ func (t *Topology) serve(name, addr string, h http.Handler) (*server, error) {
 	if log == nil {
 		log = t.logger("", "topology")
 	}
-	sc := serve.Config{Name: name, Addr: addr, Handler: h, Logger: log.With("server", name)}
+	hc := t.cfg.HTTP
+	sc := serve.Config{Name: name, Addr: addr, Handler: h, Logger: log.With("server", name), Limits: serve.Limits{
+		ReadHeaderTimeout: hc.ReadHeaderTimeout.D(), ReadTimeout: hc.ReadTimeout.D(), WriteTimeout: hc.WriteTimeout.D(),
+		IdleTimeout: hc.IdleTimeout.D(), MaxHeaderBytes: hc.MaxHeaderBytes, MinBodyRate: hc.MinBodyRate, BodyGrace: hc.BodyGrace.D(),
+		MaxConnsPerIP: hc.MaxConnsPerIP, MaxRequestsPerKey: hc.MaxRequestsPerKey,
+	}}
 	if !t.cfg.TLS.Disabled {
 		role, requireClient := serverRole(name)
 		src := t.tls[role]
+		if l, ok := t.cfg.TLS.Listeners[name]; ok {
+			var err error
+			if src, err = certs.NewSource(l.Cert, l.Key, caFile(t.cfg)); err != nil {
+				return nil, fmt.Errorf("topology: tls.listeners.%s: %w", name, err)
+			}
+		}
 		if src == nil {
 			return nil, fmt.Errorf("topology: %s: no certificate for role %s", name, role)
 		}

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"net"
-	"net/http"
 	"slices"
 	"sync"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/intercloud/intercloud/config"
+	"github.com/intercloud/intercloud/internal/serve"
 	"github.com/intercloud/intercloud/load"
 	"github.com/intercloud/intercloud/objects"
 	"github.com/intercloud/intercloud/replicate"
@@ -139,7 +139,7 @@ func (c *validateCmd) runContinuous(ctx context.Context, e *env, name string, v 
 			return append(ms, telemetry.Sample{Name: "validation_rounds_total", Type: prometheus.CounterValue, Value: float64(st.Rounds),
 				Help: "Rounds of continuous validation.", Labels: map[string]string{"stream": name}})
 		}))
-		srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: telemetry.MetricsHandler(reg)}
+		srv := serve.HTTPServer(telemetry.MetricsHandler(reg), serve.Limits{}, nil)
 		go func() { _ = srv.Serve(ln) }()
 		defer srv.Close()
 		fmt.Fprintf(e.stderr, "metrics on http://%s/metrics\n", ln.Addr())

@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/intercloud/intercloud/functions"
+	"github.com/intercloud/intercloud/internal/serve"
 	"github.com/intercloud/intercloud/load"
 	"github.com/intercloud/intercloud/objects"
 	"github.com/intercloud/intercloud/objects/notify"
@@ -255,7 +256,7 @@ func Addr(getenv func(string) string) string {
 // Serve serves h on ln until ctx is cancelled, then finishes the
 // invocations in flight.
 func Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	srv := serve.HTTPServer(h, serve.Limits{}, nil)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

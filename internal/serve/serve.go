@@ -215,6 +215,25 @@ func Serve(cfg Config, ln net.Listener) *Server {
 	return s
 }
 
+// HTTPServer returns an http.Server with the timeouts and per-request
+// limits of lim (not the per-address cap, which needs the listener), for a
+// server whose listener and lifecycle its owner keeps.
+func HTTPServer(h http.Handler, lim Limits, log *slog.Logger) *http.Server {
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{lim: lim.withDefaults(), log: log, keys: keyCounter{n: map[[sha256.Size]byte]int{}}}
+	return &http.Server{
+		Handler:           s.wrap(h),
+		ReadHeaderTimeout: s.lim.ReadHeaderTimeout,
+		ReadTimeout:       s.lim.ReadTimeout,
+		WriteTimeout:      s.lim.WriteTimeout,
+		IdleTimeout:       s.lim.IdleTimeout,
+		MaxHeaderBytes:    s.lim.HardHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+}
+
 // URL is the server's base URL: http:// or https:// and the address it
 // listens on.
 func (s *Server) URL() string { return s.url }

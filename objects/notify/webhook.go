@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/intercloud/intercloud/apierr"
+	"github.com/intercloud/intercloud/internal/serve"
 )
 
 // DefaultMaxBody bounds a webhook request body.
@@ -134,7 +135,7 @@ func ListenWebhook(u *url.URL, cb Callback, log *slog.Logger) (*WebhookServer, e
 	}
 	mux := http.NewServeMux()
 	mux.Handle(path, NewS3Webhook(cb, opts, log))
-	return &WebhookServer{ln: ln, path: path, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}}, nil
+	return &WebhookServer{ln: ln, path: path, srv: serve.HTTPServer(mux, serve.Limits{}, log)}, nil
 }
 
 // URL returns the http URL to give the store (its --event-webhook-url).
