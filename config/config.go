@@ -69,6 +69,10 @@ type Config struct {
 	Retention Retention `yaml:"retention"`
 	// Logs configures the central log store.
 	Logs Logs `yaml:"logs"`
+	// Console configures the live page and the global status.
+	Console Console `yaml:"console"`
+	// Traces configures OpenTelemetry tracing.
+	Traces Traces `yaml:"traces"`
 	// Auth configures the scoped keys.
 	Auth Auth `yaml:"auth"`
 	// TLS secures every listener and every hop between the parts.
@@ -130,6 +134,25 @@ type TLS struct {
 type ListenerTLS struct {
 	Cert string `yaml:"cert"`
 	Key  string `yaml:"key"`
+}
+
+// Traces configures OpenTelemetry tracing. Spans are always kept in the
+// process's embedded store (the console shows them); OTLP also exports
+// them to a collector.
+type Traces struct {
+	// OTLP is an OTLP/HTTP collector's base URL (http://host:4318); empty
+	// exports nothing.
+	OTLP string `yaml:"otlp"`
+	// Keep bounds the spans the embedded store keeps (0: telemetry's
+	// default).
+	Keep int `yaml:"keep"`
+}
+
+// Console configures the live page (served by the global role): both
+// clouds drawn with their health and throughput, and GET /v1/status for
+// the parts of no cloud (front door, edge).
+type Console struct {
+	Listen string `yaml:"listen"`
 }
 
 // Cloud is one cloud's services, each named by URL.
@@ -560,6 +583,9 @@ func (c *Config) fill() {
 	if len(c.FrontDoor.Priority) == 0 {
 		c.FrontDoor.Priority = []string{r.From, r.To}
 	}
+	if c.Console.Listen == "" {
+		c.Console.Listen = "127.0.0.1:8086"
+	}
 	l := &c.Logs
 	if l.Listen == "" {
 		l.Listen = "127.0.0.1:8084"
@@ -578,12 +604,29 @@ func (c *Config) fill() {
 	}
 }
 
-// fillClouds gives the embedded default its two clouds and every cloud the
-// services it leaves out: files and SQLite under the data directory, and
-// the default addresses of aws and azure.
+// DefaultClouds are the clouds of the embedded default.
+var DefaultClouds = []string{"aws", "azure"}
+
+// fillClouds gives the topology the default clouds it leaves out and every
+// cloud the services it leaves out: files and SQLite under the data
+// directory, and the default addresses of aws and azure. A file that names
+// only default clouds (say only clouds.azure.objects) keeps the other
+// default cloud whole; a file that names a cloud of its own declares all
+// of its clouds.
 func (c *Config) fillClouds() {
 	if c.Clouds == nil {
-		c.Clouds = map[string]*Cloud{"aws": {}, "azure": {}}
+		c.Clouds = map[string]*Cloud{}
+	}
+	own := false
+	for name := range c.Clouds {
+		own = own || !slices.Contains(DefaultClouds, name)
+	}
+	if !own {
+		for _, name := range DefaultClouds {
+			if _, ok := c.Clouds[name]; !ok {
+				c.Clouds[name] = &Cloud{}
+			}
+		}
 	}
 	ports := map[string][2]string{"aws": {"127.0.0.1:8081", ""}, "azure": {"127.0.0.1:8082", "127.0.0.1:8085"}}
 	for name, cl := range c.Clouds {
@@ -689,6 +732,13 @@ func (c *Config) Validate() error {
 		bad("logs.max_bytes", "must not be negative")
 	}
 	checkAddr(bad, "logs.listen", c.Logs.Listen, true)
+	checkAddr(bad, "console.listen", c.Console.Listen, true)
+	if c.Traces.OTLP != "" {
+		checkURL(bad, "traces.otlp", c.Traces.OTLP, []string{"http", "https"})
+	}
+	if c.Traces.Keep < 0 {
+		bad("traces.keep", "must not be negative")
+	}
 	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
 		bad("tls", "cert and key go together")
 	}

@@ -110,6 +110,54 @@ ingest: {batch_wait: 2ms, max_body_bytes: 1000}
 	}
 }
 
+// TestPartialKeepsDefaults: a file that sets some keys keeps the defaults
+// of everything else, the other default cloud included.
+func TestPartialKeepsDefaults(t *testing.T) {
+	tests := []struct {
+		name   string
+		yaml   string
+		clouds []string
+		check  func(t *testing.T, c *Config)
+	}{
+		{"only azure objects", "clouds:\n  azure:\n    objects: azblob://results\n", []string{"aws", "azure"}, func(t *testing.T, c *Config) {
+			if c.Clouds["azure"].Objects != "azblob://results" || !strings.HasPrefix(c.Clouds["azure"].SQL, "sqlite://") {
+				t.Errorf("azure = %+v", *c.Clouds["azure"])
+			}
+			if c.Clouds["aws"].API != "127.0.0.1:8081" || !strings.HasPrefix(c.Clouds["aws"].Objects, "file://") {
+				t.Errorf("aws = %+v", *c.Clouds["aws"])
+			}
+		}},
+		{"only aws sql", "clouds:\n  aws: {sql: \"mysql://a:b@h:3306/db\"}\n", []string{"aws", "azure"}, func(t *testing.T, c *Config) {
+			if c.Clouds["azure"].Origin != "127.0.0.1:8085" {
+				t.Errorf("azure = %+v", *c.Clouds["azure"])
+			}
+		}},
+		{"empty clouds", "clouds: {aws: {}, azure: {}}\n", []string{"aws", "azure"}, nil},
+		{"null cloud", "clouds:\n  aws:\n", []string{"aws", "azure"}, nil},
+		{"only a log level", "logs: {level: debug}\n", []string{"aws", "azure"}, func(t *testing.T, c *Config) {
+			if c.Logs.Listen != "127.0.0.1:8084" || c.Replication.From != "aws" {
+				t.Errorf("logs = %+v", c.Logs)
+			}
+		}},
+		{"own clouds", "clouds:\n  east: {api: \"127.0.0.1:9001\"}\n  west: {api: \"127.0.0.1:9002\", origin: \"127.0.0.1:9003\"}\nreplication: {from: east, to: west}\n",
+			[]string{"east", "west"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse([]byte(tt.yaml), t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.CloudNames(); strings.Join(got, ",") != strings.Join(tt.clouds, ",") {
+				t.Fatalf("clouds = %v, want %v", got, tt.clouds)
+			}
+			if tt.check != nil {
+				tt.check(t, c)
+			}
+		})
+	}
+}
+
 func TestLoadNamesFileAndHidesPasswords(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "topology.yaml")
 	if err := os.WriteFile(path, []byte("clouds:\n  aws:\n    sql: \"mysql://app:hunter2@[::1\"\n  azure: {}\n"), 0o644); err != nil {

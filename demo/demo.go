@@ -30,6 +30,10 @@ type Options struct {
 	Timeout     time.Duration // for the records to arrive everywhere (default 2m)
 	Attempts    int           // tries per request before giving up on it (default 8)
 	Progress    io.Writer     // progress lines; nil = none
+	// Live redraws one progress line in place on Progress (a terminal):
+	// records sent, acknowledged, in each database, published, the rate
+	// and the ETA; other lines (and the topology's alerts) print above it.
+	Live bool
 	// Topology options (API key, logs); Roles are ignored: all run.
 	Topology topology.Options
 	// OnStarted is called once the topology runs (tests use it to inject
@@ -55,10 +59,15 @@ type Summary struct {
 	E2EP50ms       float64 `json:"e2e_p50_ms"`
 	E2EP99ms       float64 `json:"e2e_p99_ms"`
 	E2EMaxms       float64 `json:"e2e_max_ms"`
-	IngestP50ms    float64 `json:"ingest_p50_ms"`
-	IngestP99ms    float64 `json:"ingest_p99_ms"`
-	Seconds        float64 `json:"seconds"`
-	RecordsPerSec  float64 `json:"records_per_sec"`
+	// E2EFreshnessP99ms is the 99th percentile of the end-to-end
+	// freshness (acknowledged → published) from the histogram /metrics
+	// exports (intercloud_e2e_freshness_seconds), estimated from its
+	// buckets as Prometheus' histogram_quantile does.
+	E2EFreshnessP99ms float64 `json:"e2e_freshness_p99_ms"`
+	IngestP50ms       float64 `json:"ingest_p50_ms"`
+	IngestP99ms       float64 `json:"ingest_p99_ms"`
+	Seconds           float64 `json:"seconds"`
+	RecordsPerSec     float64 `json:"records_per_sec"`
 	// Records are the acknowledged records as sent, by id (not printed),
 	// kept by Run only with Options.KeepRecords.
 	Records map[string]Record `json:"-"`
@@ -99,6 +108,16 @@ var Metrics = []string{"cpu", "mem", "disk", "net", "temp"}
 func Run(ctx context.Context, cfg *config.Config, opts Options) (*Summary, error) {
 	client := opts.Client
 	opts = opts.withDefaults()
+	tr := &tracker{total: int64(opts.Records)}
+	if opts.Live {
+		lw := &liveWriter{w: opts.Progress, tr: tr}
+		opts.Progress = lw
+		if opts.Topology.Alerts != nil {
+			opts.Topology.Alerts = lw
+		}
+		stop := lw.run()
+		defer stop()
+	}
 	progress := opts.Progress
 	topts := opts.Topology
 	topts.Roles = nil
@@ -151,7 +170,14 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) (*Summary, error
 	defer func() { stopWatch(); <-watched }()
 
 	start := time.Now()
-	stop := reportProgress(ctx, d, opts.Records, progress)
+	refresh := func() { tr.sent.Store(d.sent.Load()); tr.acked.Store(d.acked.Load()) }
+	tr.refresh.Store(&refresh)
+	tr.start()
+	lines := progress
+	if opts.Live {
+		lines = io.Discard // the live line shows the counts
+	}
+	stop := reportProgress(ctx, d, opts.Records, lines)
 	err = d.run(ctx, nil, opts.Concurrency, opts.Records, 0)
 	stop()
 	if err != nil {
@@ -163,7 +189,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) (*Summary, error
 	s.Acked = int(d.acked.Load())
 	fmt.Fprintf(progress, "sent %d, acknowledged %d in %.1fs; waiting for both databases and the results\n", s.Sent, s.Acked, time.Since(start).Seconds())
 
-	waitErr := waitCounts(ctx, topo, cfg, opts.Client, s, base, opts.Timeout, progress)
+	waitErr := waitCounts(ctx, topo, cfg, opts.Client, s, base, opts.Timeout, progress, tr)
 	s.Seconds = time.Since(start).Seconds()
 	if s.Seconds > 0 {
 		s.RecordsPerSec = float64(s.Acked) / s.Seconds
@@ -174,6 +200,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) (*Summary, error
 	ing, e2e := d.snapshot()
 	s.E2EP50ms, s.E2EP99ms, s.E2EMaxms = e2e.Quantile(0.5), e2e.Quantile(0.99), math.Round(e2e.Max()*10)/10
 	s.IngestP50ms, s.IngestP99ms = ing.Quantile(0.5), ing.Quantile(0.99)
+	s.E2EFreshnessP99ms = math.Round(topo.FreshnessQuantile(0.99)*10000) / 10
 	if waitErr != nil {
 		return s, waitErr
 	}
@@ -226,7 +253,7 @@ func watchResults(ctx context.Context, client *http.Client, edgeURL string, base
 // waitCounts polls both databases and the published summary until each
 // counts the acknowledged records more than before the run, or the
 // timeout passes; s gets the counts and what is missing.
-func waitCounts(ctx context.Context, topo *topology.Topology, cfg *config.Config, client *http.Client, s *Summary, base tally, timeout time.Duration, progress io.Writer) error {
+func waitCounts(ctx context.Context, topo *topology.Topology, cfg *config.Config, client *http.Client, s *Summary, base tally, timeout time.Duration, progress io.Writer, tr *tracker) error {
 	deadline := time.Now().Add(timeout)
 	want := int64(s.Acked)
 	from, to := cfg.Replication.From, cfg.Replication.To
@@ -237,12 +264,17 @@ func waitCounts(ctx context.Context, topo *topology.Topology, cfg *config.Config
 			s.AWSRows, s.AzureRows, s.ResultsRecords = c.from, c.to, c.results
 			got := min(c.from-base.from, c.to-base.to, c.results-base.results)
 			s.Lost = int(max(want-got, 0))
+			if tr != nil {
+				tr.from.Store(c.from - base.from)
+				tr.to.Store(c.to - base.to)
+				tr.published.Store(c.results - base.results)
+			}
 			if got >= want && c.results == c.to && c.from == c.to {
 				fmt.Fprintf(progress, "every record arrived: %s=%d %s=%d published=%d\n", from, c.from, to, c.to, c.results)
 				return nil
 			}
 		}
-		if time.Since(lastOut) > time.Second {
+		if time.Since(lastOut) > time.Second && (tr == nil || !tr.live.Load()) {
 			fmt.Fprintf(progress, "waiting: %s=%d %s=%d published=%d missing=%d\n", from, s.AWSRows, to, s.AzureRows, s.ResultsRecords, s.Lost)
 			lastOut = time.Now()
 		}

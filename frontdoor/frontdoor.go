@@ -156,6 +156,23 @@ type FrontDoor struct {
 	groups  [][]*backend
 	turn    atomic.Uint64 // rotates the backends within a group
 	running atomic.Bool
+	// retried counts requests answered after a failed attempt elsewhere;
+	// unavailable those no backend could take (503).
+	retried, unavailable atomic.Uint64
+}
+
+// Stats are the front door's routing counters beyond each backend's.
+type Stats struct {
+	// Retried counts requests answered by a backend after an attempt on
+	// another one failed (a failover of that request).
+	Retried uint64 `json:"retried"`
+	// Unavailable counts requests no backend could take (answered 503).
+	Unavailable uint64 `json:"unavailable"`
+}
+
+// Stats returns the routing counters.
+func (f *FrontDoor) Stats() Stats {
+	return Stats{Retried: f.retried.Load(), Unavailable: f.unavailable.Load()}
 }
 
 // backend is one backend's configuration and state.

@@ -130,6 +130,9 @@ func (f *FrontDoor) proxy(w http.ResponseWriter, r *http.Request) {
 		}
 		reason, done := f.attempt(w, r, b, hdr, body, traceID)
 		if done {
+			if len(tried) > 0 {
+				f.retried.Add(1)
+			}
 			return
 		}
 		tried = append(tried, fmt.Sprintf("%s (%s)", b.name, reason))
@@ -141,6 +144,7 @@ func (f *FrontDoor) proxy(w http.ResponseWriter, r *http.Request) {
 	}
 	f.log.Error("frontdoor: no backend could take the request",
 		"trace_id", traceID, "method", r.Method, "path", r.URL.Path, "tried", strings.Join(tried, ", "))
+	f.unavailable.Add(1)
 	w.Header().Set("Retry-After", "1")
 	apierr.Write(w, apierr.New(http.StatusServiceUnavailable, CodeNoHealthyCloud,
 		"no cloud could take the request; tried %s", strings.Join(tried, ", ")))

@@ -66,10 +66,12 @@ type Settings struct {
 	// publish's default).
 	Poll time.Duration
 	// Purge, OnPublished and PublishFence are the publisher's Purge,
-	// OnPublished and Fence (see publish.Config).
+	// OnPublished and Fence; OnFresh and OnTraces its (see publish.Config).
 	Purge        func(ctx context.Context, paths, tags []string) error
 	OnPublished  func(ids []string)
 	PublishFence func(ctx context.Context, tx *sql.Tx) error
+	OnFresh      func(ages []time.Duration)
+	OnTraces     func(traces []string, start, end time.Time)
 	// Logger returns the logger of a component ("objects", "sql", "load",
 	// "publish"); nil means slog.Default() with a "component" attribute.
 	Logger func(component string) *slog.Logger
@@ -122,7 +124,7 @@ func Open(ctx context.Context, s Settings) (st *Stack, err error) {
 	}
 	st.Publisher, err = publish.New(publish.Config{
 		DB: st.DB, Bucket: st.Bucket, Schema: s.Schema, Settings: *s.Publish, Poll: s.Poll,
-		Purge: s.Purge, OnPublished: s.OnPublished, Fence: s.PublishFence, Logger: s.logger("publish"),
+		Purge: s.Purge, OnPublished: s.OnPublished, Fence: s.PublishFence, OnFresh: s.OnFresh, OnTraces: s.OnTraces, Logger: s.logger("publish"),
 	})
 	if err != nil {
 		return st, err

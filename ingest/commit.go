@@ -156,6 +156,9 @@ func (a *API) write(b *batch) {
 	if err == nil {
 		a.objects.Add(1)
 		a.bytes.Add(int64(len(data)))
+		if a.cfg.OnCommit != nil {
+			a.cfg.OnCommit(records, len(b.reqs), len(data), time.Since(start))
+		}
 		a.log.Info("object written", "key", key, "records", records, "requests", len(b.reqs),
 			"bytes", len(data), "duration", time.Since(start), "trace_id", strings.Join(traces, " "))
 	} else {

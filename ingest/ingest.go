@@ -161,6 +161,10 @@ type Config struct {
 	// GET /healthz; nil means only the API itself counts. It must answer
 	// quickly (report a recent check, do not run one).
 	Health func() Health
+	// OnCommit, when set, is told each group commit that wrote its
+	// object: how many records and requests it held, its size and how
+	// long the write took (for the batch-size histogram).
+	OnCommit func(records, requests, bytes int, took time.Duration)
 	// Backlog returns how long the oldest acknowledged record not yet in
 	// the published results has waited, and whether that is known; with
 	// Limits.MaxBacklog set, writes are refused while it is greater. nil

@@ -110,7 +110,7 @@ func (s *Store) ingest(w http.ResponseWriter, r *http.Request) {
 			lines = append(lines, l)
 		}
 	}
-	n, err := s.Insert(r.Context(), lines)
+	n, err := s.InsertBatch(r.Context(), r.Header.Get("Idempotency-Key"), lines)
 	if err != nil {
 		s.log.Error("log ingest failed", "component", "logstore", "lines", len(lines), "err", err)
 		apierr.Write(w, apierr.New(http.StatusServiceUnavailable, apierr.CodeUnavailable, "the log store could not save the lines"))

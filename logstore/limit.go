@@ -32,6 +32,10 @@ func (s *Store) Limit(ctx context.Context, maxAge time.Duration, maxBytes int64)
 	if err != nil {
 		return n, err
 	}
+	// A batch key only has to outlive its shipper's retries.
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM log_batches WHERE at < ?`, s.now().Add(-batchKeyAge).UTC().Format(sqlite.TimeFormat)); err != nil {
+		return n, fmt.Errorf("logstore: limit: %w", err)
+	}
 	for range 1000 { // each round deletes a tenth of the lines
 		used, err := s.Used(ctx)
 		if err != nil {
@@ -86,3 +90,7 @@ func (s *Store) Used(ctx context.Context) (int64, error) {
 	}
 	return (pages - free) * size, nil
 }
+
+// batchKeyAge is how long a batch's Idempotency-Key is kept: longer than
+// any shipper retries a batch.
+const batchKeyAge = 7 * 24 * time.Hour

@@ -84,6 +84,9 @@ var schema = []string{
 	// one row per trace id, so trace_id:a finds it.
 	`CREATE TABLE IF NOT EXISTS log_traces (trace_id TEXT NOT NULL, log_id INTEGER NOT NULL, PRIMARY KEY (trace_id, log_id)) WITHOUT ROWID`,
 	// Contentless: the text lives in logs; the index only maps terms to ids.
+	// The keys of the batches stored (a shipper's Idempotency-Key), so a
+	// batch sent again after a lost answer is not stored twice.
+	`CREATE TABLE IF NOT EXISTS log_batches (key TEXT PRIMARY KEY, at TEXT NOT NULL) WITHOUT ROWID`,
 	`CREATE VIRTUAL TABLE IF NOT EXISTS logs_fts USING fts5(msg, attrs, content='', contentless_delete=1, tokenize='unicode61')`,
 }
 
@@ -269,6 +272,13 @@ func truncate(s string, n int) string {
 // non-string known field, over MaxLineSize) are skipped; blank lines count
 // as rejected too. An error means nothing was stored.
 func (s *Store) Insert(ctx context.Context, lines [][]byte) (int, error) {
+	return s.InsertBatch(ctx, "", lines)
+}
+
+// InsertBatch is Insert for a batch named by key (a shipper's
+// Idempotency-Key): a batch whose key was stored before is not stored
+// again (it returns 0 and no error). An empty key is Insert.
+func (s *Store) InsertBatch(ctx context.Context, key string, lines [][]byte) (int, error) {
 	now := s.now()
 	rows := make([]row, 0, len(lines))
 	for _, l := range lines {
@@ -281,7 +291,19 @@ func (s *Store) Insert(ctx context.Context, lines [][]byte) (int, error) {
 	if len(rows) == 0 {
 		return 0, nil
 	}
+	dup := false
 	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		dup = false
+		if key != "" {
+			res, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO log_batches (key, at) VALUES (?, ?)`, key, now.UTC().Format(sqlite.TimeFormat))
+			if err != nil {
+				return err
+			}
+			if n, err := res.RowsAffected(); err != nil || n == 0 {
+				dup = true
+				return err
+			}
+		}
 		ins, err := tx.PrepareContext(ctx, `INSERT INTO logs (time, level, msg, cloud, component, trace_id, line) VALUES (?, ?, ?, ?, ?, ?, ?)`)
 		if err != nil {
 			return err
@@ -322,6 +344,9 @@ func (s *Store) Insert(ctx context.Context, lines [][]byte) (int, error) {
 	})
 	if err != nil {
 		return 0, fmt.Errorf("logstore: insert %d lines: %w", len(rows), err)
+	}
+	if dup {
+		return 0, nil
 	}
 	return len(rows), nil
 }

@@ -38,6 +38,10 @@ var (
 	// ErrInvalidKey: the key is not one every driver stores under that
 	// exact name (see ValidateKey).
 	ErrInvalidKey = errors.New("objects: invalid key")
+	// ErrNoBucket: the bucket or container a URL names does not exist.
+	ErrNoBucket = errors.New("objects: the bucket does not exist")
+	// ErrDenied: the store refused the credentials or their rights.
+	ErrDenied = errors.New("objects: access denied")
 	// ErrUnavailable: the store could not serve the call now (unreachable,
 	// throttling, a 5xx answer, a timeout); the same call may succeed
 	// later.
@@ -430,6 +434,25 @@ func (b *Bucket) Delete(ctx context.Context, key string) error {
 	}
 	if err := b.b.Delete(ctx, key); err != nil {
 		return fmt.Errorf("objects: delete %s: %w", key, mapErr(err))
+	}
+	return nil
+}
+
+// Check reports whether the store answers and the bucket (container,
+// directory) the URL names exists: nil, an error wrapping ErrNoBucket or
+// ErrUnavailable, or the driver's own (rejected credentials, say). It lists
+// at most one object.
+func (b *Bucket) Check(ctx context.Context) error {
+	ok, err := b.b.IsAccessible(ctx)
+	if err != nil {
+		if st, known := httpStatus(err); known && (st == http.StatusUnauthorized || st == http.StatusForbidden) ||
+			gcerrors.Code(err) == gcerrors.PermissionDenied {
+			return fmt.Errorf("objects: check %s: %w", b.name, errors.Join(ErrDenied, err))
+		}
+		return fmt.Errorf("objects: check %s: %w", b.name, mapErr(err))
+	}
+	if !ok {
+		return fmt.Errorf("objects: check %s: %w", b.name, ErrNoBucket)
 	}
 	return nil
 }

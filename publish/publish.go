@@ -94,6 +94,14 @@ type Config struct {
 	// OnPublished is called with the ids of the records whose aggregates
 	// were just written.
 	OnPublished func(ids []string)
+	// OnFresh, when set, is told for each record just published how long
+	// ago it was acknowledged (its _ingested_at): the end-to-end
+	// freshness.
+	OnFresh func(ages []time.Duration)
+	// OnTraces, when set, is told the trace ids of the records just
+	// published (results written and purged at the edge), with when that
+	// publish started and ended, for their spans.
+	OnTraces func(traces []string, start, end time.Time)
 	// Fence, when set, runs inside every transaction that commits the
 	// feed's checkpoint, before it: an error (a lease lost to another
 	// process) rolls it back, so a deposed publisher moves nothing on.
@@ -491,6 +499,21 @@ func (p *Publisher) apply(ctx context.Context, b replicate.Batch) error {
 		"trace_id", joinKeys(traces), "ms", time.Since(start).Milliseconds())
 	if p.cfg.OnPublished != nil {
 		p.cfg.OnPublished(order)
+	}
+	if p.cfg.OnTraces != nil && len(traces) > 0 {
+		p.cfg.OnTraces(strings.Fields(joinKeys(traces)), start, time.Now())
+	}
+	if p.cfg.OnFresh != nil {
+		now := time.Now()
+		ages := make([]time.Duration, 0, len(order))
+		for _, id := range order {
+			if at := ingested[id]; !at.IsZero() {
+				ages = append(ages, max(0, now.Sub(at)))
+			}
+		}
+		if len(ages) > 0 {
+			p.cfg.OnFresh(ages)
+		}
 	}
 	return nil
 }

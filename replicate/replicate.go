@@ -101,6 +101,11 @@ type Batch struct {
 	// Snapshot is set on batches of the full load given to
 	// Config.OnApplied; their Position is the load's start position.
 	Snapshot bool
+	// Applied is how long the batch took from read to committed on the
+	// target, and AppliedAt when it committed (set on batches given to
+	// Config.OnApplied during change data capture).
+	Applied   time.Duration
+	AppliedAt time.Time
 }
 
 // StreamOptions tune Source.Stream.
@@ -178,6 +183,28 @@ type SourceDriver interface {
 // opening a source; Prepare uses it when present.
 type Preparer interface {
 	Prepare(ctx context.Context, db *sqldb.DB, tables []string, log *slog.Logger) error
+}
+
+// Checker is implemented by drivers that can tell, before anything starts,
+// whether a database's settings allow change data capture (a MySQL binary
+// log in ROW format, a Postgres wal_level of logical); the error names the
+// setting and how to fix it.
+type Checker interface {
+	Check(ctx context.Context, db *sqldb.DB) error
+}
+
+// Check reports whether the database can be a replication source: its
+// dialect has a source driver and, where the driver can tell, the server's
+// settings allow capture.
+func Check(ctx context.Context, db *sqldb.DB) error {
+	d, err := sourceDriver(db.Dialect.Name())
+	if err != nil {
+		return err
+	}
+	if c, ok := d.(Checker); ok {
+		return c.Check(ctx, db)
+	}
+	return nil
 }
 
 // Pruner is implemented by sources whose change log the consumer trims:

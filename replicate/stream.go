@@ -1006,6 +1006,7 @@ func (a *applier) applyBatch(ctx context.Context, b Batch) error {
 		s.log.Debug("batch applied", "changes", len(b.Changes), "position", b.Position)
 	}
 	if s.cfg.OnApplied != nil {
+		b.Applied, b.AppliedAt = now.Sub(read), now
 		s.cfg.OnApplied(b)
 	}
 	return nil

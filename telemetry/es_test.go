@@ -3,15 +3,19 @@ package telemetry
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // bulkServer parses Elasticsearch _bulk bodies strictly (action line,
@@ -108,8 +112,9 @@ func TestESBulkSinkFormat(t *testing.T) {
 		t.Fatalf("docs %v", b.docs)
 	}
 	d := b.docs[0]
-	if d["_index"] != "intercloud-logs" || d["message"] != "rows loaded" || d["cloud"] != "aws" || d["component"] != "load" ||
-		d["rows"] != 3.0 || d["level"] != "INFO" || d["@timestamp"] == nil || d["time"] != nil || d["msg"] != nil || d["password"] != Redacted {
+	ic, _ := d["intercloud"].(map[string]any)
+	if d["_index"] != "intercloud-logs" || d["message"] != "rows loaded" || dig(d, "cloud", "provider") != "aws" || dig(d, "service", "name") != "intercloud-load" ||
+		ic["rows"] != 3.0 || d["log.level"] != "info" || d["@timestamp"] == nil || d["time"] != nil || d["msg"] != nil || ic["password"] != Redacted {
 		t.Fatalf("doc %v", d)
 	}
 	if b.docs[1]["message"] != "not json" {
@@ -164,14 +169,107 @@ func TestESBulkSinkHTTPErrors(t *testing.T) {
 	}
 }
 
-func TestESDocument(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{`{"time":"t","msg":"m","a":1}`, `{"@timestamp":"t","a":1,"message":"m"}`},
-		{`{"time":"t","@timestamp":"u"}`, `{"@timestamp":"u","time":"t"}`},
-		{`[1]`, `{"message":"[1]"}`},
-		{`null`, `{"message":"null"}`},
+// dig returns the value at a path of nested objects.
+func dig(m map[string]any, path ...string) any {
+	var v any = m
+	for _, p := range path {
+		o, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = o[p]
 	}
-	for _, tt := range tests {
+	return v
+}
+
+// TestESDocumentIsECS converts log lines of every kind and checks each
+// field of the documents against the ECS definitions (testdata, from the
+// ECS field reference): a known ECS field of the right type, or a field
+// of the custom "intercloud" namespace.
+func TestESDocumentIsECS(t *testing.T) {
+	raw, err := os.ReadFile("testdata/ecs-fields.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var defs struct {
+		Fields map[string]struct {
+			Type string `json:"type"`
+		} `json:"fields"`
+		Custom string `json:"custom_namespace"`
+	}
+	if err := json.Unmarshal(raw, &defs); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	log := NewLogger(Options{Cloud: "azure", Writer: &buf, Level: slog.LevelDebug})
+	ctx := WithTrace(context.Background(), "4bf92f3577b34da6a3ce929d0e0e4736")
+	log.With("component", "publish").ErrorContext(ctx, "publish failed", "err", errors.New("container does not exist"), "records", 3, "url", "http://x")
+	LibraryLogger(log.With("component", "replicate"), "go-mysql").Warn("binlog reconnect", "level_detail", "x")
+	NewLogger(Options{Writer: &buf}).Info("front door started", "group", map[string]int{"a": 1})
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	for _, line := range append(lines, "not json") {
+		var doc map[string]any
+		if err := json.Unmarshal(ESDocument([]byte(line)), &doc); err != nil {
+			t.Fatal(err)
+		}
+		flat := map[string]any{}
+		var walk func(prefix string, v any)
+		walk = func(prefix string, v any) {
+			if o, ok := v.(map[string]any); ok && prefix != defs.Custom {
+				for k, vv := range o {
+					name := k
+					if prefix != "" {
+						name = prefix + "." + k
+					}
+					walk(name, vv)
+				}
+				return
+			}
+			flat[prefix] = v
+		}
+		walk("", doc)
+		for _, req := range []string{"message", "ecs.version", "service.name"} {
+			if flat[req] == nil {
+				t.Errorf("%s: no %s in %v", line, req, flat)
+			}
+		}
+		for name, v := range flat {
+			if name == defs.Custom {
+				continue
+			}
+			def, ok := defs.Fields[name]
+			if !ok {
+				t.Errorf("%s: field %q is neither ECS nor under %q", line, name, defs.Custom)
+				continue
+			}
+			s, isStr := v.(string)
+			switch {
+			case !isStr:
+				t.Errorf("%s: %s is %T, ECS says %s", line, name, v, def.Type)
+			case def.Type == "date":
+				if _, err := time.Parse(time.RFC3339Nano, s); err != nil {
+					t.Errorf("%s: %s %q is not a date", line, name, s)
+				}
+			}
+		}
+		if line == lines[0] && (flat["trace.id"] != "4bf92f3577b34da6a3ce929d0e0e4736" || flat["log.level"] != "error" ||
+			flat["cloud.provider"] != "azure" || flat["error.message"] != "container does not exist" || flat["service.name"] != "intercloud-publish") {
+			t.Errorf("first document %v", flat)
+		}
+		if line == lines[1] && (flat["log.logger"] != "go-mysql" || flat["log.level"] != "warn") {
+			t.Errorf("library document %v", flat)
+		}
+	}
+}
+
+func TestESDocument(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{`{"time":"t","msg":"m","a":1}`, `{"@timestamp":"t","ecs.version":"8.11.0","intercloud":{"a":1},"message":"m","service":{"name":"intercloud"}}`},
+		{`{"time":"t","level":"INFO","cloud":"aws","component":"load","trace_id":"x"}`,
+			`{"@timestamp":"t","cloud":{"provider":"aws"},"ecs.version":"8.11.0","log.level":"info","service":{"name":"intercloud-load"},"trace":{"id":"x"}}`},
+		{`[1]`, `{"ecs.version":"8.11.0","message":"[1]","service":{"name":"intercloud"}}`},
+		{`null`, `{"ecs.version":"8.11.0","message":"null","service":{"name":"intercloud"}}`},
+	} {
 		if got := string(ESDocument([]byte(tt.in))); got != tt.want {
 			t.Errorf("ESDocument(%s) = %s, want %s", tt.in, got, tt.want)
 		}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 
@@ -22,6 +23,10 @@ type Options struct {
 	// Writer receives every record as one JSON line (os.Stderr or a file);
 	// nil writes nothing locally.
 	Writer io.Writer
+	// Text writes the lines for Writer as text a person reads
+	// ("15:04:05.000 INFO  aws/load rows loaded rows=3") instead of JSON,
+	// colored by level when Color is set. The Sink still gets JSON.
+	Text, Color bool
 	// Sink receives every record as a one-line batch, synchronously, from
 	// the logging goroutine. Pass a *Shipper, which only buffers, so a slow
 	// or unreachable central store never slows the code that logs; nil ships
@@ -43,28 +48,31 @@ func NewLogger(opts Options) *slog.Logger {
 
 // NewHandler returns the slog.Handler behind NewLogger.
 func NewHandler(opts Options) slog.Handler {
-	lw := &lineWriter{w: opts.Writer, sink: opts.Sink}
+	lw := &lineWriter{w: opts.Writer, sink: opts.Sink, text: opts.Text, color: opts.Color}
 	level := opts.Level
 	if level == nil {
 		level = slog.LevelInfo
 	}
-	var base slog.Handler = slog.NewJSONHandler(lw, &slog.HandlerOptions{Level: level, ReplaceAttr: redactAttr})
+	raw := slog.NewJSONHandler(lw, &slog.HandlerOptions{Level: level, ReplaceAttr: redactAttr})
+	h := &handler{raw: raw}
 	if opts.Cloud != "" {
-		base = base.WithAttrs([]slog.Attr{slog.String("cloud", opts.Cloud)})
+		h.top = []slog.Attr{slog.String("cloud", opts.Cloud)}
 	}
-	return &handler{base: base, inner: base}
+	h.inner = h.build(h.top)
+	return h
 }
 
-// handler adds the context's trace id at the top level of each record. The
-// JSON handler does the formatting and redaction; WithAttrs/WithGroup are
-// also recorded so that a record logged inside a group can have its trace
-// id rebuilt outside the group.
+// handler writes each key once at the top level of a record: an attribute
+// added with With replaces an earlier one of the same key (a component's
+// logger given to a package that adds "component" itself), and a record's
+// own attribute replaces both; it adds the context's trace id unless the
+// record has one. The JSON handler does the formatting and redaction.
+// Attributes added after a group are inside it and kept as they are.
 type handler struct {
-	base     slog.Handler // JSON handler with the cloud attribute only
-	inner    slog.Handler // base with ops applied
-	ops      []op
-	grouped  bool // some op is a group
-	hasTrace bool // a top-level trace_id attribute was added with With
+	raw   slog.Handler // the JSON handler, no attributes
+	top   []slog.Attr  // top-level attributes, one per key, in order
+	ops   []op         // groups and their attributes, after top
+	inner slog.Handler // raw with top and ops applied
 }
 
 type op struct {
@@ -74,28 +82,12 @@ type op struct {
 
 var _ slog.Handler = (*handler)(nil)
 
-func (h *handler) Enabled(ctx context.Context, l slog.Level) bool { return h.inner.Enabled(ctx, l) }
-
-func (h *handler) Handle(ctx context.Context, r slog.Record) error {
-	id := TraceID(ctx)
-	if id == "" || h.hasTrace {
-		return h.inner.Handle(ctx, r)
+// build applies top-level attributes and then the groups to the JSON handler.
+func (h *handler) build(top []slog.Attr) slog.Handler {
+	hh := h.raw
+	if len(top) > 0 {
+		hh = hh.WithAttrs(top)
 	}
-	if !h.grouped {
-		present := false
-		r.Attrs(func(a slog.Attr) bool {
-			present = a.Key == "trace_id"
-			return !present
-		})
-		if present {
-			return h.inner.Handle(ctx, r)
-		}
-		r = r.Clone()
-		r.AddAttrs(slog.String("trace_id", id))
-		return h.inner.Handle(ctx, r)
-	}
-	// Inside a group: rebuild the chain with trace_id before the groups.
-	hh := h.base.WithAttrs([]slog.Attr{slog.String("trace_id", id)})
 	for _, o := range h.ops {
 		if o.group != "" {
 			hh = hh.WithGroup(o.group)
@@ -103,7 +95,48 @@ func (h *handler) Handle(ctx context.Context, r slog.Record) error {
 			hh = hh.WithAttrs(o.attrs)
 		}
 	}
-	return hh.Handle(ctx, r)
+	return hh
+}
+
+func (h *handler) Enabled(ctx context.Context, l slog.Level) bool { return h.inner.Enabled(ctx, l) }
+
+func (h *handler) Handle(ctx context.Context, r slog.Record) error {
+	id := TraceID(ctx)
+	needTrace := id != "" && !hasKey(h.top, "trace_id")
+	var drop []string
+	if len(h.ops) == 0 {
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == "trace_id" {
+				needTrace = false
+			}
+			if hasKey(h.top, a.Key) {
+				drop = append(drop, a.Key)
+			}
+			return true
+		})
+	}
+	if len(drop) == 0 && !needTrace {
+		return h.inner.Handle(ctx, r)
+	}
+	top := make([]slog.Attr, 0, len(h.top)+1)
+	for _, a := range h.top {
+		if !slices.Contains(drop, a.Key) {
+			top = append(top, a)
+		}
+	}
+	if needTrace {
+		top = append(top, slog.String("trace_id", id))
+	}
+	return h.build(top).Handle(ctx, r)
+}
+
+func hasKey(attrs []slog.Attr, key string) bool {
+	for _, a := range attrs {
+		if a.Key == key {
+			return true
+		}
+	}
+	return false
 }
 
 func (h *handler) WithAttrs(attrs []slog.Attr) slog.Handler {
@@ -111,15 +144,22 @@ func (h *handler) WithAttrs(attrs []slog.Attr) slog.Handler {
 		return h
 	}
 	c := h.clone()
-	c.inner = h.inner.WithAttrs(attrs)
-	c.ops = append(c.ops, op{attrs: attrs})
-	if !h.grouped {
-		for _, a := range attrs {
-			if a.Key == "trace_id" {
-				c.hasTrace = true
-			}
+	if len(c.ops) > 0 {
+		c.ops = append(c.ops, op{attrs: attrs})
+		c.inner = h.inner.WithAttrs(attrs)
+		return c
+	}
+	for _, a := range attrs {
+		if a.Equal(slog.Attr{}) {
+			continue
+		}
+		if i := slices.IndexFunc(c.top, func(b slog.Attr) bool { return b.Key == a.Key }); i >= 0 {
+			c.top[i] = a
+		} else {
+			c.top = append(c.top, a)
 		}
 	}
+	c.inner = c.build(c.top)
 	return c
 }
 
@@ -130,22 +170,23 @@ func (h *handler) WithGroup(name string) slog.Handler {
 	c := h.clone()
 	c.inner = h.inner.WithGroup(name)
 	c.ops = append(c.ops, op{group: name})
-	c.grouped = true
 	return c
 }
 
 func (h *handler) clone() *handler {
 	c := *h
-	c.ops = append([]op(nil), h.ops...)
+	c.top = slices.Clone(h.top)
+	c.ops = slices.Clone(h.ops)
 	return &c
 }
 
 // lineWriter receives each formatted record (the JSON handler writes one
 // line per Write, serialized by its own mutex) and fans it out.
 type lineWriter struct {
-	mu   sync.Mutex
-	w    io.Writer
-	sink Sink
+	mu          sync.Mutex
+	w           io.Writer
+	sink        Sink
+	text, color bool
 }
 
 func (lw *lineWriter) Write(p []byte) (int, error) {
@@ -153,7 +194,11 @@ func (lw *lineWriter) Write(p []byte) (int, error) {
 	defer lw.mu.Unlock()
 	var err error
 	if lw.w != nil {
-		_, err = lw.w.Write(p)
+		if lw.text {
+			_, err = lw.w.Write(TextLine(p, lw.color))
+		} else {
+			_, err = lw.w.Write(p)
+		}
 	}
 	if lw.sink != nil {
 		line := bytes.TrimRight(p, "\n")

@@ -124,6 +124,41 @@ func TestLoggerLines(t *testing.T) {
 	}
 }
 
+// TestOneKeyOnce: a key given twice (a component's logger handed to a
+// package that adds "component" itself, or a record naming it again) is
+// written once, the latest value winning, so every line is JSON that any
+// consumer reads.
+func TestOneKeyOnce(t *testing.T) {
+	var buf bytes.Buffer
+	log := NewLogger(Options{Cloud: "aws", Writer: &buf}).With("component", "replicate")
+	ctx := WithTrace(context.Background(), "t1")
+	log.With("component", "replicate", "stream", "a").InfoContext(ctx, "twice")
+	log.With("component", "replicate.pgsrc").Info("renamed")
+	log.Info("record wins", "component", "logstore", "cloud", "azure")
+	log.With("cloud", "azure").WithGroup("g").With("component", "inner").InfoContext(ctx, "grouped")
+	lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
+	want := []struct{ component, cloud, trace string }{
+		{"replicate", "aws", "t1"}, {"replicate.pgsrc", "aws", ""}, {"logstore", "azure", ""}, {"replicate", "azure", "t1"},
+	}
+	if len(lines) != len(want) {
+		t.Fatalf("lines: %q", lines)
+	}
+	for i, w := range want {
+		for _, k := range []string{`"component"`, `"cloud"`} {
+			if n := strings.Count(lines[i], k); n != 1 && (i < 3 || k == `"cloud"`) { // line 3 has its own inside g
+				t.Errorf("line %d has %s %d times: %s", i, k, n, lines[i])
+			}
+		}
+		m := decode(t, lines[i])
+		if m["component"] != w.component || m["cloud"] != w.cloud || (w.trace != "" && m["trace_id"] != w.trace) {
+			t.Errorf("line %d: %s", i, lines[i])
+		}
+	}
+	if g, _ := decode(t, lines[3])["g"].(map[string]any); g["component"] != "inner" {
+		t.Errorf("grouped attribute: %s", lines[3])
+	}
+}
+
 func TestNoCloudNoWriter(t *testing.T) {
 	sink := &memSink{}
 	NewLogger(Options{Sink: sink}).Info("x")

@@ -43,6 +43,13 @@ type ShipperOptions struct {
 	// FinalFlushTimeout bounds the last flush when Run's context is
 	// cancelled (default 2s).
 	FinalFlushTimeout time.Duration
+	// Dir, when set, keeps the buffer on disk in this directory (see
+	// NewDiskShipper) instead of in memory: lines survive a long sink
+	// outage and a restart of the process.
+	Dir string
+	// MaxBytes bounds the disk buffer (default 256 MiB); lines past it
+	// are dropped and counted. BufferSize does not apply to it.
+	MaxBytes int64
 }
 
 func (o *ShipperOptions) defaults() {
@@ -70,6 +77,9 @@ func (o *ShipperOptions) defaults() {
 	if o.FinalFlushTimeout <= 0 {
 		o.FinalFlushTimeout = 2 * time.Second
 	}
+	if o.MaxBytes <= 0 {
+		o.MaxBytes = 256 << 20
+	}
 }
 
 // ShipperStats counts what a Shipper did.
@@ -78,6 +88,10 @@ type ShipperStats struct {
 	Dropped       int64 // lines dropped: buffer full, or batch rejected for good
 	FailedBatches int64 // Sink writes that failed (retried or dropped)
 	Buffered      int   // lines waiting now
+	// FailingSince is when deliveries started to fail; zero while they
+	// work. LastError is the last failure.
+	FailingSince time.Time
+	LastError    string
 }
 
 // Shipper buffers log lines and ships them to a Sink in batches from Run.
@@ -90,11 +104,16 @@ type Shipper struct {
 	opts ShipperOptions
 	kick chan struct{}
 
+	disk *diskQueue // the buffer when on disk; buf otherwise
+
 	mu      sync.Mutex
 	buf     [][]byte
 	shipped int64
 	dropped int64
 	failed  int64
+	// failingSince and lastErr: see ShipperStats.
+	failingSince time.Time
+	lastErr      string
 }
 
 var _ Sink = (*Shipper)(nil)
@@ -105,10 +124,48 @@ func NewShipper(sink Sink, opts ShipperOptions) *Shipper {
 	return &Shipper{sink: sink, opts: opts, kick: make(chan struct{}, 1)}
 }
 
+// NewDiskShipper returns a Shipper whose buffer is a directory of
+// segment files (opts.Dir): lines are appended as they are logged and
+// shipped oldest first, bounded by opts.MaxBytes. A cursor file records
+// what the sink has taken, so a sink outage of any length (within the
+// bound) loses nothing, a restart on the same directory ships what the
+// last run left, and a batch the sink took is not sent again (a batch the
+// sink took but whose answer was lost, or one taken just before a crash,
+// is sent again: delivery is at least once). Only one Shipper may use a
+// directory at a time.
+func NewDiskShipper(sink Sink, opts ShipperOptions) (*Shipper, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("telemetry: a disk shipper needs a directory")
+	}
+	s := NewShipper(sink, opts)
+	q, err := openDiskQueue(opts.Dir, s.opts.MaxBytes, min(s.opts.MaxBytes/8, 8<<20))
+	if err != nil {
+		return nil, err
+	}
+	s.disk = q
+	return s, nil
+}
+
 // Write queues entries for shipping; it keeps the slices (callers must not
 // modify them) and never blocks on the sink. It returns nil even when lines
 // are dropped; Stats counts them.
 func (s *Shipper) Write(entries [][]byte) error {
+	if s.disk != nil {
+		dropped, err := s.disk.append(entries)
+		s.mu.Lock()
+		s.dropped += int64(dropped)
+		if err != nil {
+			s.lastErr = err.Error()
+		}
+		s.mu.Unlock()
+		if s.disk.len() >= s.opts.BatchSize {
+			select {
+			case s.kick <- struct{}{}:
+			default:
+			}
+		}
+		return nil
+	}
 	s.mu.Lock()
 	room := s.opts.BufferSize - len(s.buf)
 	n := min(max(room, 0), len(entries))
@@ -129,7 +186,12 @@ func (s *Shipper) Write(entries [][]byte) error {
 func (s *Shipper) Stats() ShipperStats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return ShipperStats{Shipped: s.shipped, Dropped: s.dropped, FailedBatches: s.failed, Buffered: len(s.buf)}
+	buffered := len(s.buf)
+	if s.disk != nil {
+		buffered = s.disk.len()
+	}
+	return ShipperStats{Shipped: s.shipped, Dropped: s.dropped, FailedBatches: s.failed, Buffered: buffered,
+		FailingSince: s.failingSince, LastError: s.lastErr}
 }
 
 // Run ships buffered lines every FlushInterval, or as soon as a batch is
@@ -172,6 +234,9 @@ func (s *Shipper) Run(ctx context.Context) error {
 
 // flush ships whole batches until the buffer is empty or a write fails.
 func (s *Shipper) flush(ctx context.Context) error {
+	if s.disk != nil {
+		return s.flushDisk(ctx)
+	}
 	for {
 		s.mu.Lock()
 		n := min(len(s.buf), s.opts.BatchSize)
@@ -186,12 +251,18 @@ func (s *Shipper) flush(ctx context.Context) error {
 		case err == nil:
 			s.shipped += int64(n)
 			s.buf = s.drop(n)
+			s.failingSince = time.Time{}
 		case errors.Is(err, ErrRejected):
 			s.failed++
 			s.dropped += int64(n)
 			s.buf = s.drop(n)
+			s.lastErr = err.Error()
 		default:
 			s.failed++
+			s.lastErr = err.Error()
+			if s.failingSince.IsZero() {
+				s.failingSince = time.Now()
+			}
 		}
 		s.mu.Unlock()
 		if err != nil && !errors.Is(err, ErrRejected) {
@@ -201,6 +272,56 @@ func (s *Shipper) flush(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// flushDisk is flush for the disk buffer: a batch is marked delivered
+// only once the sink took it.
+func (s *Shipper) flushDisk(ctx context.Context) error {
+	for {
+		batch, used, key, err := s.disk.peek(s.opts.BatchSize)
+		if err != nil {
+			return err
+		}
+		if len(batch) == 0 {
+			return nil
+		}
+		// Sent again (a lost answer, a restart), a batch has the same key.
+		err = s.write(WithBatchKey(ctx, key), batch)
+		s.mu.Lock()
+		switch {
+		case err == nil:
+			s.shipped += int64(len(batch))
+			s.failingSince = time.Time{}
+		case errors.Is(err, ErrRejected):
+			s.failed++
+			s.dropped += int64(len(batch))
+			s.lastErr = err.Error()
+		default:
+			s.failed++
+			s.lastErr = err.Error()
+			if s.failingSince.IsZero() {
+				s.failingSince = time.Now()
+			}
+		}
+		s.mu.Unlock()
+		if err != nil && !errors.Is(err, ErrRejected) {
+			return err
+		}
+		if aerr := s.disk.advance(len(batch), used); aerr != nil {
+			return aerr
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+}
+
+// Close releases the disk buffer's file; call it after Run returned.
+func (s *Shipper) Close() error {
+	if s.disk != nil {
+		return s.disk.close()
+	}
+	return nil
 }
 
 // drop removes the first n lines; called with mu held. Only Run removes

@@ -122,6 +122,10 @@ var _ ContextSink = (*httpSink)(nil)
 // timeout. A batch is split into requests of at most 4 MiB; a failed
 // request fails the whole batch (at-least-once: a retried batch may repeat
 // lines an earlier request delivered).
+//
+// A batch written with a context that carries a key (WithBatchKey) sends
+// it as the Idempotency-Key header, which the log store uses to store a
+// batch sent twice once.
 func NewHTTPSink(baseURL, apiKey string, client *http.Client) Sink {
 	u, err := endpoint(baseURL, "/v1/logs")
 	return &httpSink{u: u, err: err, apiKey: apiKey, client: defaultClient(client)}
@@ -135,7 +139,7 @@ func (s *httpSink) WriteContext(ctx context.Context, entries [][]byte) error {
 	if s.err != nil {
 		return fmt.Errorf("%w: %w", s.err, ErrRejected)
 	}
-	for _, c := range chunks(entries, maxRequestBody, func(e []byte) int { return len(e) + 1 }) {
+	for i, c := range chunks(entries, maxRequestBody, func(e []byte) int { return len(e) + 1 }) {
 		var body bytes.Buffer
 		for _, e := range c {
 			body.Write(e)
@@ -145,6 +149,9 @@ func (s *httpSink) WriteContext(ctx context.Context, entries [][]byte) error {
 		h.Set("Content-Type", "application/x-ndjson")
 		if s.apiKey != "" {
 			h.Set("Authorization", "Bearer "+s.apiKey)
+		}
+		if k := BatchKey(ctx); k != "" {
+			h.Set("Idempotency-Key", fmt.Sprintf("%s/%d", k, i))
 		}
 		if _, _, err := post(ctx, s.client, s.u, "ship logs to", h, body.Bytes()); err != nil {
 			return err
@@ -162,6 +169,20 @@ type esBulkSink struct {
 }
 
 var _ ContextSink = (*esBulkSink)(nil)
+
+type batchKey struct{}
+
+// WithBatchKey returns a context that names the batch written with it, so
+// that a sink can have it stored once however often it is sent.
+func WithBatchKey(ctx context.Context, key string) context.Context {
+	return context.WithValue(ctx, batchKey{}, key)
+}
+
+// BatchKey returns the key WithBatchKey put in ctx, or "".
+func BatchKey(ctx context.Context) string {
+	k, _ := ctx.Value(batchKey{}).(string)
+	return k
+}
 
 // DefaultIndex is the Elasticsearch index logs go to when none is named.
 const DefaultIndex = "intercloud-logs"
@@ -189,27 +210,75 @@ func (s *esBulkSink) Write(entries [][]byte) error {
 	return s.WriteContext(context.Background(), entries)
 }
 
-// ESDocument converts one JSON log line to the document the bulk sink
-// sends: "time" becomes "@timestamp", "msg" becomes "message".
+// ECSVersion is the version of the Elastic Common Schema the documents of
+// the bulk sink follow.
+const ECSVersion = "8.11.0"
+
+// ESDocument converts one JSON log line to the Elastic Common Schema
+// document the bulk sink sends: "time" becomes "@timestamp", "level"
+// "log.level" (lower case, top level with a dot, as the ECS logging
+// specification asks), "msg" "message", "trace_id" "trace.id", "cloud"
+// "cloud.provider", "component" "service.name" (intercloud-COMPONENT),
+// "err" "error.message", "library" "log.logger"; every other field goes
+// under the custom "intercloud" namespace, so none collides with an ECS
+// field of another type. A line that is not a JSON object is sent as
+// {"message": line}.
 func ESDocument(line []byte) []byte {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(line, &m); err != nil || m == nil {
-		b, _ := json.Marshal(map[string]string{"message": string(line)})
+		b, _ := json.Marshal(map[string]any{"message": string(line), "ecs.version": ECSVersion, "service": map[string]string{"name": "intercloud"}})
 		return b
 	}
-	rename := func(from, to string) {
-		if v, ok := m[from]; ok {
-			if _, taken := m[to]; !taken {
-				m[to] = v
-				delete(m, from)
+	doc := map[string]any{"ecs.version": ECSVersion}
+	nested := func(path ...string) map[string]any {
+		cur := doc
+		for _, p := range path {
+			next, ok := cur[p].(map[string]any)
+			if !ok {
+				next = map[string]any{}
+				cur[p] = next
 			}
+			cur = next
+		}
+		return cur
+	}
+	str := func(v json.RawMessage) (string, bool) {
+		var s string
+		return s, json.Unmarshal(v, &s) == nil
+	}
+	custom := map[string]json.RawMessage{}
+	for k, v := range m {
+		s, isStr := str(v)
+		switch {
+		case k == "time" && isStr:
+			doc["@timestamp"] = s
+		case k == "level" && isStr:
+			doc["log.level"] = strings.ToLower(s)
+		case k == "msg" && isStr:
+			doc["message"] = s
+		case k == "trace_id" && isStr && s != "":
+			nested("trace")["id"] = s
+		case k == "cloud" && isStr:
+			nested("cloud")["provider"] = s
+		case k == "component" && isStr:
+			nested("service")["name"] = "intercloud-" + s
+		case k == "err" && isStr:
+			nested("error")["message"] = s
+		case k == "library" && isStr:
+			nested("log")["logger"] = s
+		default:
+			custom[k] = v
 		}
 	}
-	rename("time", "@timestamp")
-	rename("msg", "message")
-	b, err := json.Marshal(m)
+	if _, ok := doc["service"]; !ok {
+		nested("service")["name"] = "intercloud"
+	}
+	if len(custom) > 0 {
+		doc["intercloud"] = custom
+	}
+	b, err := json.Marshal(doc)
 	if err != nil {
-		b, _ = json.Marshal(map[string]string{"message": string(line)})
+		b, _ = json.Marshal(map[string]any{"message": string(line), "ecs.version": ECSVersion, "service": map[string]string{"name": "intercloud"}})
 	}
 	return b
 }

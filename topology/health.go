@@ -2,6 +2,7 @@ package topology
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -17,9 +18,6 @@ const (
 	healthEvery   = time.Second
 	healthTimeout = 2 * time.Second
 	deadEvery     = 10 * time.Second
-	// stuckAfter is how long a pipeline stage may fail before /healthz
-	// reports the cloud degraded (a blip is retried quietly).
-	stuckAfter = 5 * time.Second
 )
 
 // health is the last check of what a cloud depends on: its object store
@@ -34,6 +32,7 @@ type health struct {
 	deadErr  error
 	deadAt   time.Time
 	last     ingest.Health
+	keys     []string // what last's problems are about (see checkHealth)
 	// loadFailingSince is when the load function started to have
 	// failing events; zero while it has none.
 	loadFailingSince time.Time
@@ -65,6 +64,9 @@ func (h *health) up() (objects, database bool) {
 // deadEvery) dead letters once, and logs a change of state.
 func (t *Topology) checkHealth(ctx context.Context, c *Cloud) {
 	h := c.health
+	if c.API != nil {
+		c.ackRate.sample(time.Now(), c.API.Stats().RecordsAcked)
+	}
 	cctx, cancel := context.WithTimeout(ctx, healthTimeout)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -109,52 +111,110 @@ func (t *Topology) checkHealth(ctx context.Context, c *Cloud) {
 	if h.dead > 0 {
 		rep.Problems = append(rep.Problems, fmt.Sprintf("%d dead-lettered objects (intercloud dead list)", h.dead))
 	}
-	if ls := c.Load.Stats(); ls.Failing > 0 {
-		if h.loadFailingSince.IsZero() {
-			h.loadFailingSince = time.Now()
-		}
-		if time.Since(h.loadFailingSince) > stuckAfter {
-			rep.Problems = append(rep.Problems, fmt.Sprintf("load: %d objects failing since %s (retried): %s", ls.Failing, h.loadFailingSince.UTC().Format(time.RFC3339), ls.LastError))
-		}
-	} else {
-		h.loadFailingSince = time.Time{}
-	}
-	for _, s := range c.Streams {
-		if st := s.Status(); !st.ReconnectingSince.IsZero() && time.Since(st.ReconnectingSince) > stuckAfter {
-			rep.Problems = append(rep.Problems, "replication "+st.Name+": "+st.State)
-		}
-	}
-	if c.Publish != nil {
-		ps := c.Publish.Stats()
-		if !ps.FailingSince.IsZero() && time.Since(ps.FailingSince) > stuckAfter {
-			rep.Problems = append(rep.Problems, fmt.Sprintf("publish failing since %s: %s", ps.FailingSince.UTC().Format(time.RFC3339), ps.LastError))
-		}
-		if n := len(ps.Failing); n > 0 {
-			f := ps.Failing[0]
-			rep.Problems = append(rep.Problems, fmt.Sprintf("publish: %d buckets not published, first %s since %s: %s", n, f.Bucket, f.Since.UTC().Format(time.RFC3339), f.Error))
-		}
-	}
 	if age, oldest, ok := c.fresh.age(time.Now()); ok && age > t.degradedBacklog() {
 		rep.Problems = append(rep.Problems, fmt.Sprintf("published results behind by more than ingest.degraded_backlog (%s): a record acknowledged at %s is not published yet",
 			t.degradedBacklog(), oldest.Format(time.RFC3339)))
 	}
+	// The stages' problems come last (see keys below).
+	stages, stageKeys := t.stageProblems(c, time.Now())
+	rep.Problems = append(rep.Problems, stages...)
 	if rep.Status == ingest.HealthOK && len(rep.Problems) > 0 {
 		rep.Status = ingest.HealthDegraded
 	}
-	prev := h.last
-	h.last = rep
+	prev, prevKeys := h.last, h.keys
+	// A stage's problem keeps its key while its text (how long, the last
+	// error) changes: a change of keys is what is logged.
+	keys := append(rep.Problems[:len(rep.Problems)-len(stages):len(rep.Problems)-len(stages)], stageKeys...)
+	h.last, h.keys = rep, keys
 	h.mu.Unlock()
 
 	log := t.logger(c.Name, "health")
 	switch {
-	case prev.Status == rep.Status && slices.Equal(prev.Problems, rep.Problems):
+	case prev.Status == rep.Status && slices.Equal(prevKeys, keys):
 	case rep.Status == ingest.HealthOK:
 		if prev.Status != "" {
 			log.Info("cloud healthy again", "was", prev.Status)
+			t.alert("%s healthy again", c.Name)
 		}
 	default:
 		log.Warn("cloud "+rep.Status, "problems", strings.Join(rep.Problems, "; "))
+		t.alert("%s %s: %s", c.Name, rep.Status, strings.Join(rep.Problems, "; "))
 	}
+}
+
+// stageFailingFor is how long a stage fails before its cloud reports it:
+// long enough to pass over one retried blip, short enough to be seen
+// within seconds.
+const stageFailingFor = 5 * time.Second
+
+// stageProblems names the stages of a cloud that keep failing at run time:
+// the load function, the replication streams into the cloud, publish, and
+// the log shipping of this process. keys names the same stages in words
+// that stay the same while they fail. The caller holds c.health.mu.
+func (t *Topology) stageProblems(c *Cloud, now time.Time) (problems, keys []string) {
+	add := func(key, format string, a ...any) {
+		problems = append(problems, key+" "+fmt.Sprintf(format, a...))
+		keys = append(keys, key)
+	}
+	since := func(at time.Time) string {
+		return fmt.Sprintf("since %s (%s)", at.UTC().Format(time.TimeOnly), now.Sub(at).Round(time.Second))
+	}
+	if c.Load != nil && c.health != nil {
+		h := c.health // its mu is held by checkHealth
+		ls := c.Load.Stats()
+		if ls.Failing == 0 {
+			h.loadFailingSince = time.Time{}
+		} else if h.loadFailingSince.IsZero() {
+			h.loadFailingSince = now
+		}
+		since0 := h.loadFailingSince
+		if ls.Failing > 0 && now.Sub(since0) >= stageFailingFor {
+			add("load failing", "%s: %d objects waiting to retry: %s", since(since0), ls.Failing, shorten(ls.LastError))
+		}
+	}
+	for _, s := range c.Streams {
+		st := s.Status()
+		switch {
+		case st.Phase == "stopped":
+			add("replication "+st.Name+" stopped:", "%s", shorten(st.LastError))
+		case !st.ReconnectingSince.IsZero() && now.Sub(st.ReconnectingSince) >= stageFailingFor:
+			add("replication "+st.Name+" failing", "%s: %s", since(st.ReconnectingSince), shorten(st.State+": "+st.LastError))
+		}
+	}
+	if c.Publish != nil {
+		ps := c.Publish.Stats()
+		if !ps.FailingSince.IsZero() && now.Sub(ps.FailingSince) >= stageFailingFor {
+			add("publish failing", "%s: %s", since(ps.FailingSince), shorten(ps.LastError))
+		}
+		if n := len(ps.Failing); n > 0 {
+			f := ps.Failing[0]
+			add("publish: buckets not published:", "%d, first %s %s: %s", n, f.Bucket, since(f.Since), shorten(f.Error))
+		}
+	}
+	for _, sh := range t.shippers {
+		if ss := sh.Stats(); !ss.FailingSince.IsZero() && now.Sub(ss.FailingSince) >= stageFailingFor {
+			add("log shipping to the "+sh.name+" failing", "%s, %d lines waiting: %s", since(ss.FailingSince), ss.Buffered, shorten(ss.LastError))
+		}
+	}
+	return problems, keys
+}
+
+// alert writes one plain line to Options.Alerts.
+func (t *Topology) alert(format string, a ...any) {
+	if t.opts.Alerts == nil {
+		return
+	}
+	t.alertMu.Lock()
+	defer t.alertMu.Unlock()
+	fmt.Fprintf(t.opts.Alerts, "intercloud: "+format+"\n", a...)
+}
+
+// shorten is oneLine for a message.
+func shorten(s string) string {
+	if s == "" {
+		return "no error recorded"
+	}
+	return oneLine(errors.New(s))
 }
 
 // degradedBacklog is how far behind the results may be before /healthz

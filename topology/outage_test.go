@@ -169,8 +169,8 @@ func reconnecting(t *testing.T, topo *topology.Topology, cloud string) (bool, st
 			return false, "stream " + r.Name + ": " + r.State
 		}
 		// The lags are taken when the status is: a little before now.
-		if out := time.Since(r.ReconnectingSince) - 100*time.Millisecond; out < time.Second || r.SourceLag < out || r.TargetLag < out {
-			return false, fmt.Sprintf("lag not growing yet after %s: source %s, target %s: %s", out, r.SourceLag, r.TargetLag, r.State)
+		if out := (time.Since(r.ReconnectingSince) - 100*time.Millisecond).Seconds(); out < 1 || r.SourceLagSeconds < out || r.TargetLagSeconds < out {
+			return false, fmt.Sprintf("lag not growing yet after %.1fs: source %.1fs, target %.1fs: %s", out, r.SourceLagSeconds, r.TargetLagSeconds, r.State)
 		}
 		_, metrics := getBody(t, topo, topo.URL(other+"-api")+"/metrics")
 		if !strings.Contains(metrics, `intercloud_replication_reconnecting{cloud="`+other+`",stream="`+r.Name+`"} 1`) {

@@ -27,7 +27,7 @@ func TestPruneKeepsWhatAReaderStillNeeds(t *testing.T) {
 			c.Origin = "127.0.0.1:0"
 		}
 	}
-	cfg.Edge.Listen, cfg.FrontDoor.Listen, cfg.Logs.Listen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Edge.Listen, cfg.FrontDoor.Listen, cfg.Logs.Listen, cfg.Console.Listen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	ctx := context.Background()
 	topo, err := Start(ctx, cfg, Options{APIKey: "k"})
 	if err != nil {

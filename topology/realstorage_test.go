@@ -16,6 +16,7 @@ import (
 	"github.com/intercloud/intercloud/objects"
 	_ "github.com/intercloud/intercloud/objects/azblob"
 	_ "github.com/intercloud/intercloud/objects/s3"
+	"github.com/intercloud/intercloud/telemetry"
 	"github.com/intercloud/intercloud/topology"
 )
 
@@ -83,12 +84,14 @@ func TestS3NotificationsTriggerLoad(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	topo := start(t, cfg)
+	// The store and its bucket exist before the topology starts (which
+	// checks them); its events go to the webhook the topology listens on.
 	s3 := peers.StartS3At(t, s3Port, fmt.Sprintf("http://127.0.0.1:%d/s3-events?keys=raw", hookPort))
 	if s3.AccessKey != "intercloudtest" {
 		t.Fatalf("the peer's credentials changed: %s", s3.AccessKey)
 	}
 	s3.CreateBucket(t, "ingest")
+	topo := start(t, cfg)
 
 	// Another writer: a second bucket handle on the same store, so no
 	// in-process event reaches the function host.
@@ -125,7 +128,7 @@ func TestLogsExportToElasticsearch(t *testing.T) {
 	}
 	vl := peers.StartVictoriaLogs(t)
 	cfg := testConfig(t, t.TempDir())
-	cfg.Logs.Elasticsearch = vl.URL + "/insert/elasticsearch?_msg_field=message&_time_field=@timestamp&_stream_fields=cloud,component"
+	cfg.Logs.Elasticsearch = vl.URL + "/insert/elasticsearch?_msg_field=message&_time_field=@timestamp&_stream_fields=cloud.provider,service.name"
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -144,13 +147,15 @@ func TestLogsExportToElasticsearch(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	for {
-		resp, err := http.PostForm(vl.URL+"/select/logsql/query", url.Values{"query": {`trace_id:"` + trace + `"`}})
+		resp, err := http.PostForm(vl.URL+"/select/logsql/query", url.Values{"query": {`trace.id:"` + trace + `"`}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if strings.Contains(string(body), `"component":"ingest"`) && strings.Contains(string(body), `"cloud":"aws"`) {
+		// ECS fields, flattened by VictoriaLogs.
+		if strings.Contains(string(body), `"service.name":"intercloud-ingest"`) && strings.Contains(string(body), `"cloud.provider":"aws"`) &&
+			strings.Contains(string(body), `"log.level":"info"`) && strings.Contains(string(body), `"ecs.version":"`+telemetry.ECSVersion+`"`) {
 			return
 		}
 		if time.Now().After(deadline) {

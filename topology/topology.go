@@ -26,6 +26,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/attribute"
+
 	"github.com/intercloud/intercloud/auth"
 	"github.com/intercloud/intercloud/certs"
 	"github.com/intercloud/intercloud/config"
@@ -61,11 +65,20 @@ type Options struct {
 	LogWriter io.Writer
 	// LogLevel is the lowest level logged.
 	LogLevel slog.Level
+	// LogText writes LogWriter's lines as text a person reads instead of
+	// JSON, colored by level with LogColor (the central store and
+	// Elasticsearch still get JSON).
+	LogText, LogColor bool
 	// Now is the clock the APIs stamp acknowledgements with (default
 	// time.Now); the chaos suite skews one cloud's clock with it.
 	Now func() time.Time
 	// OnPublished is told the ids whose aggregates were just published.
 	OnPublished func(ids []string)
+	// Alerts, when set, receives one plain line whenever a cloud of this
+	// process turns degraded or unhealthy (naming the stage and why) and
+	// when it is healthy again: the stderr of `intercloud demo`, whose log
+	// lines go to a file.
+	Alerts io.Writer
 	// DefaultLogger makes the topology's logger the process's slog default
 	// (and with it the output of the standard log package), so that what
 	// dependencies log through either reaches the same JSON lines and the
@@ -90,18 +103,27 @@ type Topology struct {
 	// tls holds each role's certificates; empty with TLS off.
 	tls map[string]*certs.Source
 
-	shipper telemetry.Sink
-	logs    *logstore.Store
-	clouds  map[string]*Cloud
-	edge    *edge.Edge
-	fresh   *freshness
-	front   *frontdoor.FrontDoor
+	tracing  *telemetry.Tracing
+	shipper  telemetry.Sink
+	shippers []namedShipper
+	logs     *logstore.Store
+	clouds   map[string]*Cloud
+	edge     *edge.Edge
+	fresh    *freshness
+	front    *frontdoor.FrontDoor
+
+	alertMu sync.Mutex // serializes Options.Alerts
 
 	edgeMu        sync.Mutex // guards edge while it starts, and pendingPurges
 	pendingPurges []edge.PurgeRequest
 
-	clientOnce sync.Once
-	httpClient *http.Client
+	// registry is what the console's GET /metrics serves (front door,
+	// edge); the histograms are the front door's and the edge's.
+	registry                    *prometheus.Registry
+	frontDuration, edgeDuration *prometheus.HistogramVec
+	edgeBytes                   prometheus.Counter
+	clientOnce                  sync.Once
+	httpClient                  *http.Client
 
 	servers   []*server
 	endpoints []Endpoint
@@ -136,12 +158,23 @@ type Cloud struct {
 	Publish    *publish.Publisher
 	// Leases are the leases this process campaigns for in the cloud's
 	// database, one per singleton role.
-	Leases []*lease.Lease
-	api    *server
-	health *health
-	fresh  *freshness
+	Leases  []*lease.Lease
+	api     *server
+	health  *health
+	fresh   *freshness
+	ackRate rateMeter // acknowledged records, for the ingest rate
 	// roleLease maps a role (a stream's name, "publish") to its lease.
 	roleLease map[string]*lease.Lease
+	// registry is what the cloud's GET /metrics serves; metrics its
+	// histograms.
+	registry *prometheus.Registry
+	metrics  *telemetry.CloudMetrics
+}
+
+// namedShipper is a log shipper and what its sink is, for health reports.
+type namedShipper struct {
+	name string
+	*telemetry.Shipper
 }
 
 type server struct {
@@ -192,7 +225,21 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (t *Topology, 
 		}
 	}()
 	t.pipeCtx, t.pipeCancel = context.WithCancel(context.Background())
+	t.tracing, err = telemetry.NewTracing(ctx, telemetry.TracingOptions{
+		Service: "intercloud-" + strings.Join(slices.Sorted(slices.Values(opts.Roles)), "+"), OTLP: cfg.Traces.OTLP, Keep: cfg.Traces.Keep,
+	})
+	if err != nil {
+		return t, fmt.Errorf("topology: %w", err)
+	}
+	t.closers = append(t.closers, func() error {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return t.tracing.Shutdown(sctx)
+	})
 	if err := t.startLogs(ctx); err != nil {
+		return t, err
+	}
+	if err := CheckStores(ctx, cfg, opts.Roles, t.logger("", "check")); err != nil {
 		return t, err
 	}
 	if made.CA || len(made.Roles) > 0 {
@@ -268,7 +315,8 @@ func (t *Topology) logger(cloud, component string) *slog.Logger {
 	if t.shipper != nil {
 		sink = t.shipper
 	}
-	l := telemetry.NewLogger(telemetry.Options{Cloud: cloud, Level: t.opts.LogLevel, Writer: t.opts.LogWriter, Sink: sink})
+	l := telemetry.NewLogger(telemetry.Options{Cloud: cloud, Level: t.opts.LogLevel, Writer: t.opts.LogWriter, Sink: sink,
+		Text: t.opts.LogText, Color: t.opts.LogColor})
 	return l.With("component", component)
 }
 
@@ -290,9 +338,26 @@ func (t *Topology) startLogs(ctx context.Context) error {
 		}
 		logsURL = srv.url
 	}
-	shippers := []*telemetry.Shipper{telemetry.NewShipper(telemetry.NewHTTPSink(logsURL+"/v1/logs", t.opts.APIKey, t.Client()), telemetry.ShipperOptions{})}
+	// Each sink's buffer is on disk, one directory per sink and per set of
+	// roles (processes of one data directory do not share one).
+	bufDir := filepath.Join(t.cfg.DataDir, "log-buffer", strings.Join(slices.Sorted(slices.Values(t.opts.Roles)), "+"))
+	central, err := telemetry.NewDiskShipper(telemetry.NewHTTPSink(logsURL+"/v1/logs", t.opts.APIKey, t.Client()),
+		telemetry.ShipperOptions{Dir: filepath.Join(bufDir, "central")})
+	if err != nil {
+		return fmt.Errorf("topology: %w", err)
+	}
+	shippers := []*telemetry.Shipper{central}
+	t.shippers = []namedShipper{{"central log store", central}}
 	if es := t.cfg.Logs.Elasticsearch; es != "" {
-		shippers = append(shippers, telemetry.NewShipper(telemetry.NewESBulkSink(es, t.cfg.Logs.Index, nil), telemetry.ShipperOptions{}))
+		sh, err := telemetry.NewDiskShipper(telemetry.NewESBulkSink(es, t.cfg.Logs.Index, nil), telemetry.ShipperOptions{Dir: filepath.Join(bufDir, "elasticsearch")})
+		if err != nil {
+			return fmt.Errorf("topology: %w", err)
+		}
+		shippers = append(shippers, sh)
+		t.shippers = append(t.shippers, namedShipper{"elasticsearch (logs.elasticsearch)", sh})
+	}
+	for _, sh := range shippers {
+		t.closers = append(t.closers, sh.Close)
 	}
 	sinks := make([]telemetry.Sink, len(shippers))
 	for i, sh := range shippers {
@@ -328,6 +393,7 @@ func (t *Topology) startCloud(ctx context.Context, name string) error {
 	cc := t.cfg.Clouds[name]
 	c := &Cloud{Name: name, roleLease: map[string]*lease.Lease{}}
 	t.clouds[name] = c
+	t.newCloudRegistry(c)
 	hs := hosts.Settings{
 		ObjectsURL: cc.Objects, SQLURL: cc.SQL, Schema: t.cfg.Schema,
 		Logger: func(component string) *slog.Logger { return t.logger(name, component) },
@@ -338,7 +404,10 @@ func (t *Topology) startCloud(ctx context.Context, name string) error {
 	var pubLease atomic.Pointer[lease.Lease]
 	if t.cfg.Publish.Cloud == name {
 		hs.Publish, hs.Poll = &t.cfg.Publish, t.cfg.Replication.Poll.D()
-		hs.Purge, hs.OnPublished = t.purger(), t.opts.OnPublished
+		hs.Purge, hs.OnPublished, hs.OnFresh = t.purger(), t.opts.OnPublished, c.metrics.ObserveFreshness
+		hs.OnTraces = func(traces []string, start, end time.Time) {
+			t.tracing.Hop("publish", "publish: results written, edge purged", traces, start, end, attribute.String("cloud", name))
+		}
 		hs.PublishFence = func(ctx context.Context, tx *sql.Tx) error {
 			if l := pubLease.Load(); l != nil {
 				return l.Fence(ctx, tx)
@@ -374,7 +443,7 @@ func (t *Topology) startCloud(ctx context.Context, name string) error {
 	}
 	f := t.cfg.Functions
 	c.Load, err = functions.New(functions.Config{
-		Name: "load", Handler: c.Loader.Handler(), DeadLetter: c.Loader.DeadLetter(),
+		Name: "load", Handler: t.tracedLoad(name, timedLoad(c.Loader.Handler(), c.metrics)), DeadLetter: c.Loader.DeadLetter(),
 		Concurrency: f.Concurrency, MaxAttempts: f.MaxAttempts, Backoff: f.Backoff.D(),
 		MaxBackoff: f.MaxBackoff.D(), MaxAge: f.MaxAge.D(), Logger: t.logger(name, "functions"),
 	})
@@ -421,6 +490,10 @@ func (t *Topology) startCloud(ctx context.Context, name string) error {
 			return age, ok
 		},
 		OnAck: func(at time.Time, _ int) { t.fresh.acked(at) },
+		OnCommit: func(records, _, bytes int, _ time.Duration) {
+			c.metrics.BatchRecords.Observe(float64(records))
+			c.metrics.BatchBytes.Observe(float64(bytes))
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("topology: %s: %w", name, err)
@@ -447,8 +520,9 @@ func (t *Topology) serveAPI(name string) error {
 	c := t.clouds[name]
 	mux := http.NewServeMux()
 	mux.Handle("/", c.API)
+	mux.Handle("POST "+ingest.PathRecords, instrumentIngest(t.tracing.Middleware("ingest", "ingest POST "+ingest.PathRecords, c.API), c.metrics))
 	mux.HandleFunc("GET /v1/status", t.statusHandler(c))
-	mux.HandleFunc("GET /metrics", t.metricsHandler(c))
+	mux.Handle("GET /metrics", t.metricsHandler(c.registry))
 	var err error
 	c.api, err = t.serve(name+"-api", t.cfg.Clouds[name].API, mux)
 	return err
@@ -506,9 +580,13 @@ func (t *Topology) startStreams(ctx context.Context, name string) error {
 			Tables: tables, Mapping: mapping, BatchSize: r.BatchSize, Poll: r.Poll.D(), SkipReplicated: true, SkipFullLoad: d.reverse,
 			Fence: l.Fence, Version: load.Version,
 			OnError: replicate.ErrorPolicy(r.OnError), TableOnError: onErrorTables(r.OnErrorTables), LoadParallel: r.LoadParallel,
-			Schema:    schemaMode(r.Schema, d.reverse),
-			OnApplied: func(b replicate.Batch) { logApplied(log, b) },
-			Logger:    log,
+			Schema: schemaMode(r.Schema, d.reverse),
+			OnApplied: func(b replicate.Batch) {
+				logApplied(log, b)
+				observeApplied(t.clouds[name].metrics, streamName, b)
+				t.traceApplied(name, streamName, b)
+			},
+			Logger: log,
 		})
 		if err != nil {
 			return fmt.Errorf("topology: %w", err)
@@ -690,6 +768,7 @@ func (t *Topology) openDB(ctx context.Context, name string) (*sqldb.DB, error) {
 }
 
 func (t *Topology) startGlobal(ctx context.Context) error {
+	t.newGlobalRegistry()
 	e, err := edge.New(t.edgeConfig())
 	if err != nil {
 		return fmt.Errorf("topology: %w", err)
@@ -704,7 +783,7 @@ func (t *Topology) startGlobal(ctx context.Context) error {
 	}
 	t.pendingPurges = nil
 	t.edgeMu.Unlock()
-	if _, err := t.serve("edge", t.cfg.Edge.Listen, e); err != nil {
+	if _, err := t.serve("edge", t.cfg.Edge.Listen, t.instrumentEdge(e)); err != nil {
 		return err
 	}
 	var backends []frontdoor.Backend
@@ -729,7 +808,10 @@ func (t *Topology) startGlobal(ctx context.Context) error {
 		return fmt.Errorf("topology: %w", err)
 	}
 	t.goPipe(func(ctx context.Context) { _ = t.front.Run(ctx) })
-	_, err = t.serve("frontdoor", t.cfg.FrontDoor.Listen, t.front)
+	if _, err = t.serve("frontdoor", t.cfg.FrontDoor.Listen, promhttp.InstrumentHandlerDuration(t.frontDuration, t.tracing.Middleware("frontdoor", "frontdoor", t.front))); err != nil {
+		return err
+	}
+	_, err = t.serve("console", t.cfg.Console.Listen, t.consoleHandler())
 	return err
 }
 
@@ -842,7 +924,7 @@ func (t *Topology) goPipe(fn func(ctx context.Context)) {
 // Endpoints lists the served URLs: front door first, then each cloud's API,
 // the edge and the logs.
 func (t *Topology) Endpoints() []Endpoint {
-	order := map[string]int{"frontdoor": 0, "edge": 90, "logs": 95}
+	order := map[string]int{"frontdoor": 0, "edge": 90, "console": 92, "logs": 95}
 	eps := slices.Clone(t.endpoints)
 	rank := func(e Endpoint) int {
 		if r, ok := order[e.Name]; ok {

@@ -1,6 +1,10 @@
 package topology_test
 
 import (
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
 	"bufio"
 	"context"
 	"encoding/json"
@@ -10,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -40,7 +45,7 @@ func testConfig(t testing.TB, dir string) *config.Config {
 			c.Origin = "127.0.0.1:0"
 		}
 	}
-	cfg.Edge.Listen, cfg.FrontDoor.Listen, cfg.Logs.Listen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Edge.Listen, cfg.FrontDoor.Listen, cfg.Logs.Listen, cfg.Console.Listen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.FrontDoor.HealthInterval = config.Duration(100 * time.Millisecond)
 	cfg.Functions.Reconcile = config.Duration(500 * time.Millisecond)
 	cfg.Functions.Backoff = config.Duration(20 * time.Millisecond)
@@ -375,23 +380,108 @@ func TestStatusAndMetrics(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	if code, _ := get(topo.URL("azure-api")+"/metrics", ""); code != http.StatusUnauthorized {
-		t.Fatalf("metrics without a key: %d", code)
+	if code, _ := get(topo.URL("edge")+"/results/summary.json", ""); code != 200 {
+		t.Fatalf("edge: %d", code)
 	}
-	code, body := get(topo.URL("azure-api")+"/metrics", testKey)
-	for _, want := range []string{
-		`intercloud_replication_cdc_rows_total{cloud="azure",stream="aws-to-azure"}`,
-		`intercloud_replication_source_lag_seconds{cloud="azure",stream="aws-to-azure"}`,
-		"# TYPE intercloud_load_succeeded_total counter",
-	} {
-		if code != 200 || !strings.Contains(body, want) {
-			t.Fatalf("metrics (%d) lack %q:\n%s", code, want, body)
+	for _, u := range []string{topo.URL("azure-api"), topo.URL("console")} {
+		if code, _ := get(u+"/metrics", ""); code != http.StatusUnauthorized {
+			t.Fatalf("%s/metrics without a key: %d", u, code)
+		}
+	}
+	families := func(url string) map[string]*dto.MetricFamily {
+		t.Helper()
+		code, body := get(url, testKey)
+		if code != 200 {
+			t.Fatalf("%s: %d", url, code)
+		}
+		// The exposition parses with Prometheus' own parser.
+		p := expfmt.NewTextParser(model.LegacyValidation)
+		fams, err := p.TextToMetricFamilies(strings.NewReader(body))
+		if err != nil {
+			t.Fatalf("%s does not parse: %v\n%s", url, err, body)
+		}
+		return fams
+	}
+	has := func(fams map[string]*dto.MetricFamily, name string, typ dto.MetricType, labels map[string]string, minCount float64) {
+		t.Helper()
+		f := fams[name]
+		if f == nil || f.GetType() != typ {
+			t.Fatalf("no %s %s", typ, name)
+		}
+	next:
+		for _, m := range f.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if want, ok := labels[lp.GetName()]; ok && want != lp.GetValue() {
+					continue next
+				}
+			}
+			var v float64
+			switch typ {
+			case dto.MetricType_HISTOGRAM:
+				v = float64(m.GetHistogram().GetSampleCount())
+			case dto.MetricType_COUNTER:
+				v = m.GetCounter().GetValue()
+			default:
+				v = m.GetGauge().GetValue()
+			}
+			if v >= minCount {
+				return
+			}
+		}
+		t.Fatalf("%s%v: no series reaching %v: %v", name, labels, minCount, f.GetMetric())
+	}
+	az := families(topo.URL("azure-api") + "/metrics")
+	has(az, "intercloud_replication_cdc_rows_total", dto.MetricType_COUNTER, map[string]string{"cloud": "azure", "stream": "aws-to-azure"}, 200)
+	has(az, "intercloud_replication_source_lag_seconds", dto.MetricType_GAUGE, map[string]string{"cloud": "azure", "stream": "aws-to-azure"}, 0)
+	has(az, "intercloud_replication_apply_duration_seconds", dto.MetricType_HISTOGRAM, map[string]string{"cloud": "azure", "stream": "aws-to-azure"}, 1)
+	has(az, "intercloud_replication_lag_seconds", dto.MetricType_HISTOGRAM, map[string]string{"cloud": "azure", "stream": "aws-to-azure"}, 1)
+	has(az, "intercloud_e2e_freshness_seconds", dto.MetricType_HISTOGRAM, map[string]string{"cloud": "azure"}, 200)
+	has(az, "go_goroutines", dto.MetricType_GAUGE, nil, 1)
+	aws := families(topo.URL("aws-api") + "/metrics")
+	has(aws, "intercloud_ingest_request_duration_seconds", dto.MetricType_HISTOGRAM, map[string]string{"cloud": "aws", "code": "202"}, 4)
+	has(aws, "intercloud_ingest_batch_records", dto.MetricType_HISTOGRAM, map[string]string{"cloud": "aws"}, 1)
+	has(aws, "intercloud_load_duration_seconds", dto.MetricType_HISTOGRAM, map[string]string{"cloud": "aws", "outcome": "ok"}, 1)
+	has(aws, "intercloud_load_succeeded_total", dto.MetricType_COUNTER, map[string]string{"cloud": "aws"}, 1)
+	has(aws, "intercloud_log_lines_shipped_total", dto.MetricType_COUNTER, map[string]string{"sink": "central log store"}, 1)
+	global := families(topo.URL("console") + "/metrics")
+	has(global, "intercloud_frontdoor_requests_total", dto.MetricType_COUNTER, map[string]string{"backend": "aws"}, 4)
+	has(global, "intercloud_frontdoor_backend_healthy", dto.MetricType_GAUGE, map[string]string{"backend": "azure"}, 1)
+	has(global, "intercloud_frontdoor_request_duration_seconds", dto.MetricType_HISTOGRAM, map[string]string{"code": "202"}, 4)
+	has(global, "intercloud_edge_misses_total", dto.MetricType_COUNTER, nil, 1)
+	has(global, "intercloud_edge_response_bytes_total", dto.MetricType_COUNTER, nil, 1)
+	has(global, "intercloud_edge_request_duration_seconds", dto.MetricType_HISTOGRAM, map[string]string{"code": "200"}, 1)
+
+	// Every metric the Grafana dashboard in deploy/ plots is exported.
+	dash, err := os.ReadFile("../deploy/grafana/intercloud.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var board struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(dash, &board); err != nil || len(board.Panels) == 0 {
+		t.Fatalf("dashboard: %v", err)
+	}
+	names := regexp.MustCompile(`intercloud_[a-z0-9_]+`)
+	for _, p := range board.Panels {
+		for _, tg := range p.Targets {
+			for _, n := range names.FindAllString(tg.Expr, -1) {
+				n = strings.TrimSuffix(n, "_bucket")
+				if az[n] == nil && aws[n] == nil && global[n] == nil {
+					t.Errorf("dashboard panel %q plots %s, which no /metrics exports", p.Title, n)
+				}
+			}
 		}
 	}
 	if code, _ := get(topo.URL("aws-api")+"/v1/status", ""); code != http.StatusUnauthorized {
 		t.Fatalf("status without a key: %d", code)
 	}
-	code, body = get(topo.URL("aws-api")+"/v1/status", testKey)
+	code, body := get(topo.URL("aws-api")+"/v1/status", testKey)
 	var st topology.CloudStatus
 	if err := json.Unmarshal([]byte(body), &st); err != nil || code != 200 {
 		t.Fatalf("status %d %q: %v", code, body, err)

@@ -19,11 +19,12 @@ const usage = `intercloud runs a cross-cloud data platform.
 
 Usage:
   intercloud demo     [--records N] [--config FILE] [--data-dir DIR]   run the whole scenario once and report
-  intercloud up       [--config FILE] [--data-dir DIR] [--cloud aws|azure|global,...]   run the topology until interrupted
+  intercloud up       [--config FILE] [--data-dir DIR] [--cloud aws|azure|global,...] [--log-format auto|json|text]
+                      run the topology until interrupted
   intercloud validate [--config FILE] [--data-dir DIR] [--resync] [--rows N] [--continuous [--every D] [--listen ADDR]]
                                                                       compare the clouds' databases, naming differing rows
   intercloud logs     [--config FILE] [--data-dir DIR] [--limit N] QUERY   search the central logs
-  intercloud status   [--config FILE] [--data-dir DIR]                 show every component's state
+  intercloud status   [--config FILE] [--data-dir DIR] [--json] [--watch]   show every component's state
   intercloud bench    [--start] [--target frontdoor|aws|azure|URL] [--clients N] [--batch N] [--rate R] [--duration D]
                       drive the ingest path and print throughput, latencies, backlog, CPU and memory
   intercloud dead     list [--cloud NAME] [--json] | replay [--cloud NAME] (--all | KEY...)

@@ -190,6 +190,7 @@ func TestUpPrintsEndpointsAndStops(t *testing.T) {
 edge: {listen: "127.0.0.1:0"}
 frontdoor: {listen: "127.0.0.1:0"}
 logs: {listen: "127.0.0.1:0"}
+console: {listen: "127.0.0.1:0"}
 `
 	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
@@ -203,14 +204,14 @@ logs: {listen: "127.0.0.1:0"}
 	}()
 	names := map[string]bool{}
 	sc := bufio.NewScanner(pr)
-	for len(names) < 6 && sc.Scan() {
+	for len(names) < 7 && sc.Scan() {
 		f := strings.Fields(sc.Text())
 		if len(f) != 2 || !strings.HasPrefix(f[1], "https://127.0.0.1:") {
 			t.Fatalf("endpoint line %q is not '<name> <url>'", sc.Text())
 		}
 		names[f[0]] = true
 	}
-	for _, n := range []string{"frontdoor", "aws-api", "azure-api", "edge", "logs"} {
+	for _, n := range []string{"frontdoor", "aws-api", "azure-api", "edge", "console", "logs"} {
 		if !names[n] {
 			t.Errorf("no %s endpoint in %v", n, names)
 		}

@@ -100,6 +100,7 @@ func writeConfig(t *testing.T, dir, extra string) string {
 edge: {listen: "127.0.0.1:0"}
 frontdoor: {listen: "127.0.0.1:0", health_interval: 100ms}
 logs: {listen: "127.0.0.1:0"}
+console: {listen: "127.0.0.1:0"}
 functions: {backoff: 20ms, max_backoff: 200ms, reconcile: 300ms}
 ` + extra
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {

@@ -37,7 +37,7 @@ func (c *demoCmd) run(ctx context.Context, e *env, _ []string) error {
 			cl.Origin = "127.0.0.1:0"
 		}
 	}
-	cfg.Edge.Listen, cfg.FrontDoor.Listen, cfg.Logs.Listen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Edge.Listen, cfg.FrontDoor.Listen, cfg.Logs.Listen, cfg.Console.Listen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	lf, err := logFile(cfg)
 	if err != nil {
 		return err
@@ -45,8 +45,8 @@ func (c *demoCmd) run(ctx context.Context, e *env, _ []string) error {
 	defer lf.Close()
 	sum, runErr := demo.Run(ctx, cfg, demo.Options{
 		Records: c.records, BatchSize: c.batch, Concurrency: c.concurrency, Timeout: c.timeout,
-		Progress: e.stderr,
-		Topology: topology.Options{APIKey: key, LogWriter: lf, LogLevel: parseLevel(cfg.Logs.Level), DefaultLogger: true},
+		Progress: e.stderr, Live: isTerminal(e.stderr),
+		Topology: topology.Options{APIKey: key, LogWriter: lf, LogLevel: parseLevel(cfg.Logs.Level), DefaultLogger: true, Alerts: e.stderr},
 	})
 	if sum != nil {
 		_ = json.NewEncoder(e.stdout).Encode(sum)

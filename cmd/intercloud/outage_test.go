@@ -201,8 +201,9 @@ clouds:
 edge: {listen: "%s"}
 frontdoor: {listen: "%s", health_interval: 200ms}
 logs: {listen: "%s"}
+console: {listen: "%s"}
 functions: {backoff: 50ms, max_backoff: 1s, reconcile: 2s}
-`, dir, my.URL("app"), port(), pg.URL("app"), port(), port(), port(), port(), port())
+`, dir, my.URL("app"), port(), pg.URL("app"), port(), port(), port(), port(), port(), port())
 	if err := os.WriteFile(config, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +237,7 @@ functions: {backoff: 50ms, max_backoff: 1s, reconcile: 2s}
 		if _, body := get(client, global.urls["frontdoor"]+"/healthz"); strings.Contains(body, `"degraded": true`) {
 			seen["front door sees it"] = true
 		}
-		if _, out := cli("status"); strings.Contains(out, "reconnecting since") && strings.Contains(out, `"unreachable":"source"`) {
+		if _, out := cli("status", "--json"); strings.Contains(out, "reconnecting since") && strings.Contains(out, `"unreachable":"source"`) {
 			seen["status reconnecting"] = true
 		}
 		if _, m := get(client, azure.urls["azure-api"]+"/metrics"); time.Since(began) > outage/3 {

@@ -73,7 +73,7 @@ func TestReplicasPerCloud(t *testing.T) {
 		"access_key_id": {s3.AccessKey}, "secret_access_key": {s3.SecretKey}}
 	objectsURL := "s3://ingest?" + q.Encode()
 	aws1, aws2 := port(), port()
-	azureAPI, origin, edge, front, logs := port(), port(), port(), port(), port()
+	azureAPI, origin, edge, front, logs, console := port(), port(), port(), port(), port(), port()
 	const ttl = 2 * time.Second
 	write := func(name, awsAPI string) string {
 		path := filepath.Join(dir, name+".yaml")
@@ -85,9 +85,10 @@ clouds:
 edge: {listen: "%s"}
 frontdoor: {listen: "%s", health_interval: 200ms, backends: {aws: ["https://%s", "https://%s"]}}
 logs: {listen: "%s"}
+console: {listen: "%s"}
 leases: {ttl: %s}
 functions: {backoff: 50ms, max_backoff: 1s, reconcile: 2s}
-`, dir, my.URL("app"), objectsURL, awsAPI, pg.URL("app"), azureAPI, origin, edge, front, aws1, aws2, logs, ttl)
+`, dir, my.URL("app"), objectsURL, awsAPI, pg.URL("app"), azureAPI, origin, edge, front, aws1, aws2, logs, console, ttl)
 		if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 			t.Fatal(err)
 		}

@@ -12,10 +12,12 @@ import (
 )
 
 type upCmd struct {
-	cloud string
+	cloud     string
+	logFormat string
 }
 
 func (c *upCmd) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.logFormat, "log-format", "auto", "stderr's log lines: json, text (colored on a terminal), or auto (text on a terminal, json otherwise)")
 	fs.StringVar(&c.cloud, "cloud", "", "run only these roles, comma-separated: a cloud's name (aws, azure) and/or global (front door, edge, logs); empty: all")
 }
 
@@ -28,9 +30,21 @@ func (c *upCmd) run(ctx context.Context, e *env, _ []string) error {
 	if c.cloud != "" {
 		roles = strings.Split(c.cloud, ",")
 	}
-	// Every line on stderr is a JSON log line, dependencies' included.
+	term := isTerminal(e.stderr)
+	var text bool
+	switch c.logFormat {
+	case "json":
+	case "text":
+		text = true
+	case "auto", "":
+		text = term
+	default:
+		return &exitError{code: 2, err: fmt.Errorf("--log-format %q is not one of auto, json, text", c.logFormat)}
+	}
+	// Every line on stderr is a log line, dependencies' included.
 	topo, err := topology.Start(ctx, cfg, topology.Options{
 		Roles: roles, APIKey: key, LogWriter: e.stderr, LogLevel: parseLevel(cfg.Logs.Level), DefaultLogger: true,
+		LogText: text, LogColor: text && term,
 	})
 	if err != nil {
 		return err

@@ -7,10 +7,11 @@ import (
 	"flag"
 	"fmt"
 	"net"
-	"net/http"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/intercloud/intercloud/config"
 	"github.com/intercloud/intercloud/internal/serve"
@@ -124,21 +125,21 @@ func (c *validateCmd) runContinuous(ctx context.Context, e *env, name string, v 
 		if err != nil {
 			return fmt.Errorf("validate: --listen: %w", err)
 		}
-		srv := serve.HTTPServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		reg := telemetry.NewRegistry()
+		reg.MustRegister(telemetry.SampleCollector(func() []telemetry.Sample {
 			mu.Lock()
 			st := last
 			mu.Unlock()
-			var ms []telemetry.Metric
+			var ms []telemetry.Sample
 			for table, n := range st.DifferingRows {
-				ms = append(ms, telemetry.Metric{Name: "intercloud_validation_differing_rows", Type: "gauge", Value: float64(n),
+				ms = append(ms, telemetry.Sample{Name: "validation_differing_rows", Type: prometheus.GaugeValue, Value: float64(n),
 					Help:   "Rows that differ between source and target in the last round (in both of its looks).",
 					Labels: map[string]string{"stream": name, "table": table}})
 			}
-			ms = append(ms, telemetry.Metric{Name: "intercloud_validation_rounds_total", Type: "counter", Value: float64(st.Rounds),
+			return append(ms, telemetry.Sample{Name: "validation_rounds_total", Type: prometheus.CounterValue, Value: float64(st.Rounds),
 				Help: "Rounds of continuous validation.", Labels: map[string]string{"stream": name}})
-			w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-			_ = telemetry.WriteMetrics(w, ms)
-		}), serve.Limits{}, nil)
+		}))
+		srv := serve.HTTPServer(telemetry.MetricsHandler(reg), serve.Limits{}, nil)
 		go func() { _ = srv.Serve(ln) }()
 		defer srv.Close()
 		fmt.Fprintf(e.stderr, "metrics on http://%s/metrics\n", ln.Addr())

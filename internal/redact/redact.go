@@ -102,6 +102,24 @@ func Password(msg, pass string) string {
 	return msg
 }
 
+// PasswordError returns err with pass masked in its message (as Password
+// does) while errors.Is and errors.As still reach err and its causes, so a
+// caller can tell a refused login from an unreachable server.
+func PasswordError(err error, pass string) error {
+	if err == nil {
+		return nil
+	}
+	return &masked{msg: Password(err.Error(), pass), err: err}
+}
+
+type masked struct {
+	msg string
+	err error
+}
+
+func (m *masked) Error() string { return m.msg }
+func (m *masked) Unwrap() error { return m.err }
+
 // URLPassword is Password with the password of u (none: msg unchanged).
 func URLPassword(msg string, u *url.URL) string {
 	if u == nil || u.User == nil {

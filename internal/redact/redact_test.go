@@ -2,6 +2,7 @@ package redact
 
 import (
 	"errors"
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
@@ -86,5 +87,20 @@ func TestSecretName(t *testing.T) {
 		if got := SecretName(name); got != want {
 			t.Errorf("SecretName(%q) = %v, want %v", name, got, want)
 		}
+	}
+}
+
+func TestPasswordError(t *testing.T) {
+	cause := &url.Error{Op: "dial", URL: "x", Err: errors.New("login failed for hunter2")}
+	err := fmt.Errorf("db: %w", PasswordError(cause, "hunter2"))
+	if strings.Contains(err.Error(), "hunter2") || !strings.Contains(err.Error(), "login failed for "+Mask) {
+		t.Fatalf("message %q", err)
+	}
+	var ue *url.Error
+	if !errors.As(err, &ue) || ue != cause {
+		t.Fatal("the cause is not reachable")
+	}
+	if PasswordError(nil, "x") != nil {
+		t.Fatal("nil error")
 	}
 }

@@ -268,21 +268,35 @@ func ServerID(name string) uint32 {
 	return 1<<30 | h.Sum32()&(1<<30-1)
 }
 
-// checkServer verifies the binlog settings and whether GTIDs are on.
-func (s *Source) checkServer(ctx context.Context) error {
+// Check implements replicate.Checker: the binary log is on, in ROW format
+// with full row images.
+func (Driver) Check(ctx context.Context, db *sqldb.DB) error {
+	return checkBinlog(ctx, db.DB)
+}
+
+// checkBinlog verifies the binlog settings; the error says how to fix them.
+func checkBinlog(ctx context.Context, db *sql.DB) error {
 	var logBin, format, image string
-	err := s.db.QueryRowContext(ctx, "SELECT @@GLOBAL.log_bin, @@GLOBAL.binlog_format, @@GLOBAL.binlog_row_image").Scan(&logBin, &format, &image)
+	err := db.QueryRowContext(ctx, "SELECT @@GLOBAL.log_bin, @@GLOBAL.binlog_format, @@GLOBAL.binlog_row_image").Scan(&logBin, &format, &image)
 	if err != nil {
 		return fmt.Errorf("mysqlsrc: read binlog settings: %w", err)
 	}
 	if logBin != "1" && !strings.EqualFold(logBin, "ON") {
-		return fmt.Errorf("%w: log_bin is off", ErrBinlogConfig)
+		return fmt.Errorf("%w: log_bin is off (start the server with log_bin, binlog_format=ROW and binlog_row_image=FULL)", ErrBinlogConfig)
 	}
 	if !strings.EqualFold(format, "ROW") {
-		return fmt.Errorf("%w: binlog_format is %s, need ROW", ErrBinlogConfig, format)
+		return fmt.Errorf("%w: binlog_format is %s, need ROW (SET GLOBAL binlog_format=ROW, and binlog_format=ROW in the server's configuration)", ErrBinlogConfig, format)
 	}
 	if !strings.EqualFold(image, "FULL") {
-		return fmt.Errorf("%w: binlog_row_image is %s, need FULL", ErrBinlogConfig, image)
+		return fmt.Errorf("%w: binlog_row_image is %s, need FULL (SET GLOBAL binlog_row_image=FULL, and in the server's configuration)", ErrBinlogConfig, image)
+	}
+	return nil
+}
+
+// checkServer verifies the binlog settings and whether GTIDs are on.
+func (s *Source) checkServer(ctx context.Context) error {
+	if err := checkBinlog(ctx, s.db.DB); err != nil {
+		return err
 	}
 	if s.flavor == gmysql.MySQLFlavor {
 		var mode sql.NullString

@@ -183,6 +183,22 @@ func (Driver) Open(ctx context.Context, db *sqldb.DB, cfg replicate.SourceConfig
 // Marker implements replicate.SourceDriver.
 func (Driver) Marker() replicate.OriginMarker { return Marker{} }
 
+// ErrWALLevel is returned by Check when the server's wal_level is not
+// logical, which logical replication needs.
+var ErrWALLevel = replicate.Permanent(errors.New("pgsrc: wal_level is not logical"))
+
+// Check implements replicate.Checker: the server's wal_level is logical.
+func (Driver) Check(ctx context.Context, db *sqldb.DB) error {
+	var level string
+	if err := db.QueryRowContext(ctx, "SHOW wal_level").Scan(&level); err != nil {
+		return fmt.Errorf("pgsrc: read wal_level: %w", err)
+	}
+	if level != "logical" {
+		return fmt.Errorf("%w: it is %s (ALTER SYSTEM SET wal_level = logical, then restart the server)", ErrWALLevel, level)
+	}
+	return nil
+}
+
 // Prepare implements replicate.Preparer.
 func (Driver) Prepare(ctx context.Context, db *sqldb.DB, tables []string, log *slog.Logger) error {
 	_, err := Install(ctx, db, tables)

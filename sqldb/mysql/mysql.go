@@ -133,7 +133,7 @@ func (Driver) OpenLogged(ctx context.Context, u *url.URL, log *slog.Logger) (*sq
 	var version string
 	if err := db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&version); err != nil {
 		db.Close()
-		return nil, nil, fmt.Errorf("mysql: connect: %s", redact.Password(err.Error(), pass))
+		return nil, nil, fmt.Errorf("mysql: connect: %w", redact.PasswordError(err, pass))
 	}
 	return db, Dialect{MariaDB: strings.Contains(strings.ToLower(version), "mariadb")}, nil
 }

@@ -123,7 +123,7 @@ func (Driver) OpenLogged(ctx context.Context, u *url.URL, log *slog.Logger) (*sq
 	db.SetConnMaxIdleTime(ConnMaxIdleTime)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
-		return nil, nil, fmt.Errorf("postgres: connect: %s", redact.Password(err.Error(), cfg.Password))
+		return nil, nil, fmt.Errorf("postgres: connect: %w", redact.PasswordError(err, cfg.Password))
 	}
 	return db, Dialect{}, nil
 }

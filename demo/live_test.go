@@ -1,0 +1,66 @@
+package demo
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/intercloud/intercloud/config"
+	_ "github.com/intercloud/intercloud/objects/file"
+	_ "github.com/intercloud/intercloud/replicate/sqlitesrc"
+	_ "github.com/intercloud/intercloud/sqldb/sqlite"
+	"github.com/intercloud/intercloud/topology"
+)
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestLiveProgressAndFreshness runs the demo with the live progress line:
+// it is redrawn in place and ends with everything published, and the
+// summary's e2e_freshness_p99_ms comes from the freshness histogram.
+func TestLiveProgressAndFreshness(t *testing.T) {
+	cfg := config.Default(t.TempDir())
+	for _, c := range cfg.Clouds {
+		c.API = "127.0.0.1:0"
+		if c.Origin != "" {
+			c.Origin = "127.0.0.1:0"
+		}
+	}
+	cfg.Edge.Listen, cfg.FrontDoor.Listen, cfg.Logs.Listen, cfg.Console.Listen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	out := &lockedBuffer{}
+	sum, err := Run(context.Background(), cfg, Options{
+		Records: 400, BatchSize: 40, Progress: out, Live: true, Timeout: time.Minute,
+		Topology: topology.Options{APIKey: "k", Alerts: out},
+	})
+	if err != nil {
+		t.Fatalf("%v (%v)", err, sum)
+	}
+	text := out.String()
+	if strings.Count(text, "\r\x1b[K") < 2 || !strings.Contains(text, "published 400 (100%)") || !strings.Contains(text, "sent 400/400 · acked 400") {
+		t.Fatalf("live output:\n%q", text)
+	}
+	if strings.Contains(text, "waiting: ") {
+		t.Fatalf("periodic lines in live mode:\n%q", text)
+	}
+	if sum.E2EFreshnessP99ms <= 0 || sum.E2EFreshnessP99ms > 2*sum.Seconds*1000+1000 { // a bucket estimate: within its bucket
+		t.Fatalf("e2e_freshness_p99_ms %.1f (run %.1fs)", sum.E2EFreshnessP99ms, sum.Seconds)
+	}
+	t.Logf("e2e_freshness_p99_ms %.1f, e2e_p99_ms %.1f; last line %q", sum.E2EFreshnessP99ms, sum.E2EP99ms, text[strings.LastIndex(text, "\r\x1b[K"):])
+}

@@ -1,0 +1,102 @@
+package topology_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/intercloud/intercloud/demo"
+	"github.com/intercloud/intercloud/internal/peers"
+	"github.com/intercloud/intercloud/topology"
+)
+
+// syncBuffer is a bytes.Buffer safe for the topology's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		ok, why := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s, %s: %s", d, what, why)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestStageFailuresAreLoud: publish failing at run time (its results
+// cannot be written) and a log sink that is not there each show within
+// seconds as a plain line on the alerts writer (demo's stderr), in
+// /healthz (degraded) and in the status, naming the stage and why; when
+// publish works again the cloud says so.
+func TestStageFailuresAreLoud(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Logs.Elasticsearch = fmt.Sprintf("http://127.0.0.1:%d", peers.FreePort(t))
+	alerts := &syncBuffer{}
+	topo, err := topology.Start(context.Background(), cfg, topology.Options{APIKey: testKey, LogWriter: testLog(t), Alerts: alerts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = topo.Stop(context.Background()) })
+	// The results "directory" becomes a file: every publish write fails.
+	results := filepath.Join(strings.TrimPrefix(cfg.Clouds["azure"].Objects, "file://"), "results")
+	if err := os.Rename(results, results+".away"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(results, []byte("not a directory"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	started := time.Now()
+	if _, err := demo.Send(context.Background(), topo.URL("frontdoor"), testKey, demo.Options{Records: 20, BatchSize: 10, Client: topo.Client()}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "no alert names publish and the log sink", func() (bool, string) {
+		a := alerts.String()
+		return strings.Contains(a, "intercloud: azure degraded: ") && strings.Contains(a, "publish failing since") &&
+			strings.Contains(a, "log shipping to the elasticsearch (logs.elasticsearch) failing"), a
+	})
+	t.Logf("alerted after %s:\n%s", time.Since(started).Round(time.Millisecond), alerts.String())
+	code, body := getBody(t, topo, topo.URL("azure-api")+"/healthz")
+	if code != 200 || !strings.Contains(body, `"status":"degraded"`) || !strings.Contains(body, "publish failing") {
+		t.Fatalf("healthz %d %s", code, body)
+	}
+	if st := topo.Cloud("azure").Status(); !strings.Contains(strings.Join(st.Health.Problems, "\n"), "publish failing") {
+		t.Fatalf("status health %+v", st.Health)
+	}
+	if err := os.Remove(results); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(results+".away", results); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "publish never recovered", func() (bool, string) {
+		st := topo.Cloud("azure").Status()
+		return !strings.Contains(strings.Join(st.Health.Problems, "\n"), "publish failing"), strings.Join(st.Health.Problems, "; ")
+	})
+}

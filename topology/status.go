@@ -1,0 +1,324 @@
+package topology
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/intercloud/intercloud/auth"
+	"github.com/intercloud/intercloud/edge"
+	"github.com/intercloud/intercloud/frontdoor"
+	"github.com/intercloud/intercloud/ingest"
+	"github.com/intercloud/intercloud/lease"
+	"github.com/intercloud/intercloud/load"
+	"github.com/intercloud/intercloud/publish"
+	"github.com/intercloud/intercloud/replicate"
+	"github.com/intercloud/intercloud/telemetry"
+)
+
+// The status schema: what GET /v1/status on a cloud's API and on the
+// console answer, and what `intercloud status --json` prints. Every key is
+// snake_case; durations are seconds (float), times RFC 3339.
+
+// CloudStatus is what GET /v1/status on a cloud's API reports.
+type CloudStatus struct {
+	Cloud string `json:"cloud"`
+	// Health is what GET /healthz says.
+	Health      ingest.Health  `json:"health"`
+	Ingest      IngestStatus   `json:"ingest"`
+	Load        LoadStatus     `json:"load"`
+	Replication []StreamStatus `json:"replication"`
+	// Validation is the last round of each continuous validation
+	// (replication.validate_every).
+	Validation []replicate.ValidationStatus `json:"validation,omitempty"`
+	// Publish is set on the cloud that publishes.
+	Publish *PublishStatus `json:"publish,omitempty"`
+	// Leases are this process's leases for the cloud's singleton roles:
+	// which it holds, and who holds the others.
+	Leases []lease.Status `json:"leases,omitempty"`
+	// DeadLetters counts the dead-lettered objects; DeadLetterList names
+	// the first maxStatusDead of them.
+	DeadLetters    int         `json:"dead_letters"`
+	DeadLetterList []load.Dead `json:"dead_letter_list,omitempty"`
+	// Freshness says how far the published results are behind what was
+	// acknowledged; set where this process publishes.
+	Freshness *Freshness `json:"freshness,omitempty"`
+	Time      time.Time  `json:"time"`
+}
+
+// Freshness is the age of the oldest acknowledged record whose aggregates
+// are not published yet (0 when every acknowledged record is).
+type Freshness struct {
+	Seconds float64 `json:"seconds"`
+	// OldestUnpublished is that record's ingest time.
+	OldestUnpublished time.Time `json:"oldest_unpublished,omitzero"`
+}
+
+// IngestStatus is a cloud's ingest API.
+type IngestStatus struct {
+	Requests       int64 `json:"requests"`
+	RecordsAcked   int64 `json:"records_acked"`
+	ObjectsWritten int64 `json:"objects_written"`
+	BytesWritten   int64 `json:"bytes_written"`
+	// Pending counts requests waiting for their group commit.
+	Pending int64 `json:"pending"`
+	// Rejected counts error answers by code.
+	Rejected map[string]int64 `json:"rejected,omitempty"`
+	// RecordsPerSecond is the acknowledged rate over the last seconds.
+	RecordsPerSecond float64 `json:"records_per_second"`
+}
+
+// LoadStatus is a cloud's load function.
+type LoadStatus struct {
+	Succeeded    int64 `json:"succeeded"`
+	Failed       int64 `json:"failed"`
+	Retried      int64 `json:"retried"`
+	DeadLettered int64 `json:"dead_lettered"`
+	// Backlog counts events queued, running or waiting to retry.
+	Backlog int64 `json:"backlog"`
+	// Failing counts events whose last delivery failed.
+	Failing     int64     `json:"failing"`
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+}
+
+// StreamStatus is a replication stream into a cloud.
+type StreamStatus struct {
+	Name  string `json:"name"`
+	Phase string `json:"phase"`
+	// State says what the stream does, in words.
+	State             string    `json:"state"`
+	Table             string    `json:"table,omitempty"`
+	Position          string    `json:"position"`
+	SnapshotRows      int64     `json:"snapshot_rows"`
+	CDCRows           int64     `json:"cdc_rows"`
+	RowsPerSecond     float64   `json:"rows_per_second"`
+	SourceLagSeconds  float64   `json:"source_lag_seconds"`
+	TargetLagSeconds  float64   `json:"target_lag_seconds"`
+	ReconnectingSince time.Time `json:"reconnecting_since,omitzero"`
+	Unreachable       string    `json:"unreachable,omitempty"`
+	// PendingChanges is -1 when the source cannot count them.
+	PendingChanges     int64     `json:"pending_changes"`
+	SourceBacklogBytes int64     `json:"source_backlog_bytes"`
+	AppliedAt          time.Time `json:"applied_at,omitzero"`
+	// StoppedTables are the tables stopped by a change the target
+	// rejected; ApplyExceptions counts the changes skipped into
+	// _ic_apply_exceptions.
+	StoppedTables   []replicate.TableError `json:"stopped_tables,omitempty"`
+	ApplyExceptions int64                  `json:"apply_exceptions"`
+	// Conflicts counts rows not applied because the target held the same
+	// id at the same or a later version.
+	Conflicts   int64     `json:"conflicts"`
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+}
+
+// PublishStatus is the publish function.
+type PublishStatus struct {
+	// Published counts the records whose aggregates were written.
+	Published int64 `json:"published"`
+	// FreshnessP50Seconds and FreshnessP99Seconds estimate the end-to-end
+	// freshness (acknowledged → published) from its histogram.
+	FreshnessP50Seconds float64   `json:"freshness_p50_seconds"`
+	FreshnessP99Seconds float64   `json:"freshness_p99_seconds"`
+	FailingSince        time.Time `json:"failing_since,omitzero"`
+	// BucketFailures counts the failed attempts at single buckets;
+	// FailingBuckets are the buckets not published, each retried on its
+	// own while the others go on.
+	BucketFailures int64                   `json:"bucket_failures"`
+	FailingBuckets []publish.BucketFailure `json:"failing_buckets,omitempty"`
+	LastError      string                  `json:"last_error,omitempty"`
+	LastErrorAt    time.Time               `json:"last_error_at,omitzero"`
+}
+
+// GlobalStatus is what GET /v1/status on the console reports: the parts
+// that belong to no cloud.
+type GlobalStatus struct {
+	FrontDoor []frontdoor.BackendStatus `json:"frontdoor"`
+	Edge      *EdgeStatus               `json:"edge,omitempty"`
+	Time      time.Time                 `json:"time"`
+}
+
+// EdgeStatus is the edge's counters and its hit ratio.
+type EdgeStatus struct {
+	edge.Stats
+	// HitRatio is hits / (hits + misses + stale served + revalidations),
+	// 0 before any request.
+	HitRatio float64 `json:"hit_ratio"`
+}
+
+// edgeStatus returns the edge's status.
+func edgeStatus(e *edge.Edge) *EdgeStatus {
+	st := e.Stats()
+	es := &EdgeStatus{Stats: st}
+	if n := st.Hits + st.Misses + st.StaleServed + st.Revalidations; n > 0 {
+		es.HitRatio = float64(st.Hits) / float64(n)
+	}
+	return es
+}
+
+// Status returns a cloud's status from its counters and last checks.
+func (c *Cloud) Status() CloudStatus {
+	is, ls := c.API.Stats(), c.Load.Stats()
+	st := CloudStatus{
+		Cloud: c.Name, Time: time.Now().UTC(),
+		Ingest: IngestStatus{Requests: is.Requests, RecordsAcked: is.RecordsAcked, ObjectsWritten: is.ObjectsWritten,
+			BytesWritten: is.BytesWritten, Pending: is.Pending, Rejected: is.Rejected, RecordsPerSecond: c.ackRate.rate()},
+		Load: LoadStatus{Succeeded: ls.Succeeded, Failed: ls.Failed, Retried: ls.Retried, DeadLettered: ls.DeadLettered,
+			Backlog: ls.Pending, Failing: ls.Failing, LastError: ls.LastError, LastErrorAt: ls.LastErrorAt},
+	}
+	if c.health != nil {
+		st.Health, st.DeadLetters = c.health.report(), c.health.deadLetters()
+	}
+	for _, l := range c.Leases {
+		st.Leases = append(st.Leases, l.Status())
+	}
+	for _, s := range c.Streams {
+		ss := s.Status()
+		if l := c.roleLease[ss.Name]; l != nil {
+			if ls := l.Status(); !ls.Held {
+				ss.Phase, ss.State = "standby", "standby: another process holds the stream's lease"
+				if ls.Holder != "" {
+					ss.State = "standby: " + ls.Holder + " holds the stream's lease"
+				}
+			}
+		}
+		st.Replication = append(st.Replication, streamStatus(ss))
+	}
+	for _, v := range c.Validators {
+		st.Validation = append(st.Validation, v.Status())
+	}
+	if c.Publish != nil {
+		ps := c.Publish.Stats()
+		st.Publish = &PublishStatus{Published: ps.Published, FailingSince: ps.FailingSince, LastError: ps.LastError, LastErrorAt: ps.LastErrorAt,
+			BucketFailures: ps.BucketFailures, FailingBuckets: ps.Failing}
+		if c.metrics != nil {
+			st.Publish.FreshnessP50Seconds = telemetry.Quantile(c.metrics.Freshness, 0.5)
+			st.Publish.FreshnessP99Seconds = telemetry.Quantile(c.metrics.Freshness, 0.99)
+		}
+	}
+	if age, oldest, ok := c.fresh.age(time.Now()); ok {
+		st.Freshness = &Freshness{Seconds: age.Seconds(), OldestUnpublished: oldest}
+	}
+	return st
+}
+
+func streamStatus(r replicate.Status) StreamStatus {
+	return StreamStatus{
+		Name: r.Name, Phase: r.Phase, State: r.State, Table: r.Table, Position: string(r.Position),
+		SnapshotRows: r.SnapshotRows, CDCRows: r.CDCRows, RowsPerSecond: r.RowsPerSec,
+		SourceLagSeconds: r.SourceLag.Seconds(), TargetLagSeconds: r.TargetLag.Seconds(),
+		ReconnectingSince: r.ReconnectingSince, Unreachable: r.Unreachable, PendingChanges: r.PendingChanges,
+		SourceBacklogBytes: r.SourceBacklogBytes, AppliedAt: r.AppliedAt, LastError: r.LastError, LastErrorAt: r.LastErrorAt,
+		StoppedTables: r.StoppedTables, ApplyExceptions: r.ApplyExceptions, Conflicts: r.Conflicts,
+	}
+}
+
+// statusWithDead is Status with the dead letters listed afresh.
+func (c *Cloud) statusWithDead(ctx context.Context) CloudStatus {
+	st := c.Status()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if dead, err := c.Loader.DeadLetters(ctx, false); err == nil {
+		st.DeadLetters = len(dead)
+		st.DeadLetterList = dead[:min(len(dead), maxStatusDead)]
+	}
+	return st
+}
+
+// GlobalStatus returns the status of the global parts this process runs.
+func (t *Topology) GlobalStatus() GlobalStatus {
+	gs := GlobalStatus{Time: time.Now().UTC()}
+	if t.front != nil {
+		gs.FrontDoor = t.front.Status()
+	}
+	if e := t.Edge(); e != nil {
+		gs.Edge = edgeStatus(e)
+	}
+	return gs
+}
+
+// authorized checks that a request carries a key of scope read.
+func (t *Topology) authorized(w http.ResponseWriter, r *http.Request) bool {
+	if err := t.keys.Check(r.Header.Get("Authorization"), auth.ScopeRead); err != nil {
+		auth.Deny(w, err)
+		return false
+	}
+	return true
+}
+
+func (t *Topology) statusHandler(c *Cloud) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !t.authorized(w, r) {
+			return
+		}
+		writeJSON(w, c.statusWithDead(r.Context()))
+	}
+}
+
+func (t *Topology) globalStatusHandler(w http.ResponseWriter, r *http.Request) {
+	if !t.authorized(w, r) {
+		return
+	}
+	writeJSON(w, t.GlobalStatus())
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// rateMeter turns a growing count into a rate over the last rateWindow,
+// sampled by the health loop.
+type rateMeter struct {
+	mu      sync.Mutex
+	samples []rateSample
+}
+
+type rateSample struct {
+	at time.Time
+	n  int64
+}
+
+// rateWindow is how far back a rate looks.
+const rateWindow = 5 * time.Second
+
+func (m *rateMeter) sample(now time.Time, n int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.samples = append(m.samples, rateSample{now, n})
+	for len(m.samples) > 2 && now.Sub(m.samples[1].at) >= rateWindow {
+		m.samples = m.samples[1:]
+	}
+}
+
+func (m *rateMeter) rate() float64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.samples) < 2 {
+		return 0
+	}
+	first, last := m.samples[0], m.samples[len(m.samples)-1]
+	d := last.at.Sub(first.at).Seconds()
+	if d <= 0 {
+		return 0
+	}
+	return float64(last.n-first.n) / d
+}
+
+// maxStatusDead bounds the dead letters a status lists.
+const maxStatusDead = 100
+
+// FreshnessQuantile estimates the q-quantile (0..1), in seconds, of the
+// end-to-end freshness histogram of the publishing cloud when it runs in
+// this process (0 otherwise, or before anything was published).
+func (t *Topology) FreshnessQuantile(q float64) float64 {
+	c := t.clouds[t.cfg.Publish.Cloud]
+	if c == nil || c.metrics == nil {
+		return 0
+	}
+	return telemetry.Quantile(c.metrics.Freshness, q)
+}
