@@ -122,6 +122,26 @@ type dialect struct {
 	jsonArr  string // function building a JSON array
 	hex      func(string) string
 	triggers func(def sqldb.Table, q func(string) string, key func(row string) string) []string
+	// count counts the capture triggers of a table (binds: the table,
+	// then the trigger names: one, or want of them).
+	count string
+	want  int
+}
+
+// installed reports whether a table's capture triggers all exist.
+func (d dialect) installed(ctx context.Context, tx *sql.Tx, tbl string) (bool, error) {
+	if d.count == "" {
+		return false, nil
+	}
+	var n int
+	args := []any{tbl, "_ic_poll_" + tbl}
+	if d.want == 3 {
+		args = []any{tbl, "_ic_poll_" + tbl + "_ins", "_ic_poll_" + tbl + "_upd", "_ic_poll_" + tbl + "_del"}
+	}
+	if err := tx.QueryRowContext(ctx, d.count, args...).Scan(&n); err != nil {
+		return false, err
+	}
+	return n == d.want, nil
 }
 
 var dialects = map[string]dialect{
@@ -153,7 +173,10 @@ var dialects = map[string]dialect{
 			tbl VARCHAR(255) NOT NULL, pk TEXT NOT NULL, op CHAR(1) NOT NULL,
 			at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
 		jsonArr: "JSON_ARRAY",
-		hex:     func(x string) string { return "HEX(" + x + ")" },
+		count: `SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() AND EVENT_OBJECT_TABLE = ?
+			AND TRIGGER_NAME IN (?, ?, ?)`,
+		want: 3,
+		hex:  func(x string) string { return "HEX(" + x + ")" },
 		triggers: func(def sqldb.Table, q func(string) string, key func(string) string) []string {
 			ins := func(row, op string) string {
 				return fmt.Sprintf("INSERT INTO %s (tbl, pk, op) VALUES (%s, %s, '%s');", LogTable, sqlString(def.Name), key(row), op)
@@ -175,7 +198,10 @@ var dialects = map[string]dialect{
 			tbl TEXT NOT NULL, pk TEXT NOT NULL, op CHAR(1) NOT NULL,
 			at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp())`,
 		jsonArr: "json_build_array",
-		hex:     func(x string) string { return "encode(" + x + ", 'hex')" },
+		count: `SELECT COUNT(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+			WHERE c.relname = $1 AND pg_table_is_visible(c.oid) AND t.tgname = $2`,
+		want: 1,
+		hex:  func(x string) string { return "encode(" + x + ", 'hex')" },
 		triggers: func(def sqldb.Table, q func(string) string, key func(string) string) []string {
 			fn := q("_ic_poll_" + def.Name)
 			ins := func(row, op string) string {
@@ -255,7 +281,16 @@ func install(ctx context.Context, db *sqldb.DB, tables []string) (map[string]*ta
 				}
 				return d.jsonArr + "(" + strings.Join(parts, ", ") + ")"
 			}
-			stmts = append(stmts, d.triggers(def, q, key)...)
+			// Recreating a trigger takes an exclusive lock on the table,
+			// which waits for every open writer and blocks the ones after
+			// it: only install what is missing.
+			have, err := d.installed(ctx, tx, def.Name)
+			if err != nil {
+				return fmt.Errorf("pollsrc: capture %s: %w", name, err)
+			}
+			if !have {
+				stmts = append(stmts, d.triggers(def, q, key)...)
+			}
 			t := &table{def: def, cols: def.ColumnNames()}
 			for _, c := range def.Columns {
 				t.types = append(t.types, c.Type)
@@ -324,13 +359,13 @@ func ParsePosition(p replicate.Position) (int64, error) {
 // Current implements replicate.Source: the highest seq committed. Changes
 // in flight below it are found by Stream's hold-back, not skipped.
 func (s *Source) Current(ctx context.Context) (replicate.Position, error) {
-	var seq, low sql.NullInt64
-	if err := s.db.QueryRowContext(ctx, "SELECT MAX(seq), MIN(seq) FROM "+LogTable).Scan(&seq, &low); err != nil {
+	var seq sql.NullInt64
+	if err := s.db.QueryRowContext(ctx, "SELECT MAX(seq) FROM "+LogTable).Scan(&seq); err != nil {
 		return "", fmt.Errorf("pollsrc: current position: %w", err)
 	}
 	// A mark at MAX(seq) would skip smaller seqs still in flight: start
 	// below the ones that may be, and let the hold-back wait for them.
-	return FormatPosition(max(seq.Int64-inFlightMargin, low.Int64-1, 0)), nil
+	return FormatPosition(max(seq.Int64-inFlightMargin, 0)), nil
 }
 
 // inFlightMargin is how far below the highest visible seq Current starts:
