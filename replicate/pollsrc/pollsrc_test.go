@@ -74,14 +74,10 @@ func sources(t *testing.T, kinds ...string) map[string]func(t *testing.T) *sqldb
 // live lists the server-backed sources the tests run on besides SQLite.
 var live = []string{"mariadb", "postgres"}
 
-// conformanceLive lists the server-backed sources the conformance suite
-// runs on in poll mode (SQLite always).
-var conformanceLive []string
-
 // The conformance suite of the log-based sources, in poll mode, on every
 // supported source database (into SQLite targets).
 func TestConformance(t *testing.T) {
-	for name, src := range sources(t, conformanceLive...) {
+	for name, src := range sources(t, live...) {
 		t.Run(name, func(t *testing.T) {
 			sourcetest.Run(t, sourcetest.Harness{
 				Source:     src,
