@@ -124,7 +124,7 @@ func (s *Stream) checkSides(ctx context.Context) {
 // pollBacklog asks the source how much it holds after pos for the stream:
 // changes through the driver's Backlogger when it has one.
 func (s *Stream) pollBacklog(ctx context.Context, pos Position) {
-	d, err := sourceDriver(s.cfg.Source.Dialect.Name())
+	d, err := driverFor(s.cfg.Source, s.cfg.SourceMode)
 	if err != nil {
 		return
 	}
@@ -153,7 +153,7 @@ func (s *Stream) pollBacklog(ctx context.Context, pos Position) {
 // Backlogger driver (changes, bytes), else a Lagger source (bytes).
 func (s *Stream) watchLag(ctx context.Context, src Source) (stop func()) {
 	l, isLagger := src.(Lagger)
-	d, _ := sourceDriver(s.cfg.Source.Dialect.Name())
+	d, _ := driverFor(s.cfg.Source, s.cfg.SourceMode)
 	_, isBacklogger := d.(Backlogger)
 	if !isLagger && !isBacklogger {
 		return func() {}

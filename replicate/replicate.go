@@ -278,10 +278,47 @@ func MarkerFor(dialect string) OriginMarker {
 	return d.Marker()
 }
 
+// Source modes (Config.SourceMode): how a stream reads its source's changes.
+const (
+	// SourceLog reads the database's own change log through the driver
+	// registered for its dialect (binlog, logical decoding, change table).
+	SourceLog = "log"
+	// SourcePoll queries the tables for changes through a monotonically
+	// increasing change column, for any SQL database (replicate/pollsrc).
+	SourcePoll = "poll"
+)
+
+// SourceModeKind is the registry kind of source modes other than
+// SourceLog; they are named by mode.
+const SourceModeKind = "replicate source mode"
+
+var modes = registry.New[SourceDriver](SourceModeKind, "mode")
+
+// RegisterSourceMode makes a source driver available for a mode other than
+// SourceLog (for example SourcePoll), whatever the database's dialect; it
+// panics when the mode is taken.
+func RegisterSourceMode(mode string, d SourceDriver) { modes.Register(mode, d) }
+
+// SourceModes lists the registered modes, SourceLog first.
+func SourceModes() []string { return append([]string{SourceLog}, modes.Names()...) }
+
+// driverFor returns the source driver of db in a mode ("" is SourceLog).
+func driverFor(db *sqldb.DB, mode string) (SourceDriver, error) {
+	if mode == "" || mode == SourceLog {
+		return sourceDriver(db.Dialect.Name())
+	}
+	return modes.Lookup(mode)
+}
+
 // OpenSource opens the change source of db through the driver registered for
 // its dialect, installing capture for the tables (idempotent).
 func OpenSource(ctx context.Context, db *sqldb.DB, cfg SourceConfig) (Source, error) {
-	d, err := sourceDriver(db.Dialect.Name())
+	return OpenSourceMode(ctx, db, SourceLog, cfg)
+}
+
+// OpenSourceMode is OpenSource in a source mode ("" is SourceLog).
+func OpenSourceMode(ctx context.Context, db *sqldb.DB, mode string, cfg SourceConfig) (Source, error) {
+	d, err := driverFor(db, mode)
 	if err != nil {
 		return nil, err
 	}
@@ -295,7 +332,12 @@ func OpenSource(ctx context.Context, db *sqldb.DB, cfg SourceConfig) (Source, er
 // creating the tables and before anything writes to them, so CDC sees every
 // write even before a stream starts.
 func Prepare(ctx context.Context, db *sqldb.DB, tables []string, log *slog.Logger) error {
-	d, err := sourceDriver(db.Dialect.Name())
+	return PrepareMode(ctx, db, SourceLog, tables, log)
+}
+
+// PrepareMode is Prepare in a source mode ("" is SourceLog).
+func PrepareMode(ctx context.Context, db *sqldb.DB, mode string, tables []string, log *slog.Logger) error {
+	d, err := driverFor(db, mode)
 	if err != nil {
 		return err
 	}

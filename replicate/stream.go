@@ -101,6 +101,9 @@ type Config struct {
 	// load chunks included (Batch.Snapshot); it must not block long, and
 	// during the full load it is called from several goroutines at once.
 	OnApplied func(Batch)
+	// SourceMode is how the source's changes are read: SourceLog (the
+	// default) or another registered mode such as SourcePoll.
+	SourceMode string
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -129,6 +132,11 @@ func (c Config) Validate() error {
 	}
 	if err := c.OnError.Validate(); err != nil {
 		return fmt.Errorf("replicate: config: %w", err)
+	}
+	if c.SourceMode != "" && c.SourceMode != SourceLog {
+		if _, err := modes.Lookup(c.SourceMode); err != nil {
+			return fmt.Errorf("replicate: config: source mode: %w", err)
+		}
 	}
 	if err := c.Schema.Validate(); err != nil {
 		return fmt.Errorf("replicate: config: %w", err)
@@ -436,7 +444,7 @@ func (s *Stream) runOnce(ctx context.Context) error {
 		}
 		return permanent(fmt.Errorf("replicate: every table is stopped: %w", errors.Join(failed...)))
 	}
-	src, err := OpenSource(ctx, s.cfg.Source, SourceConfig{Name: s.cfg.Name, Tables: live, Logger: s.log})
+	src, err := OpenSourceMode(ctx, s.cfg.Source, s.cfg.SourceMode, SourceConfig{Name: s.cfg.Name, Tables: live, Logger: s.log})
 	if err != nil {
 		if errors.Is(err, ErrNoSourceDriver) {
 			return permanent(err)
@@ -575,7 +583,7 @@ func (s *Stream) saveCheckpoint(ctx context.Context, tx *sql.Tx, cp Checkpoint) 
 // sourceLogPruner returns the source driver's LogPruner, if its log is
 // one its readers trim.
 func (s *Stream) sourceLogPruner() (LogPruner, bool) {
-	d, err := sourceDriver(s.cfg.Source.Dialect.Name())
+	d, err := driverFor(s.cfg.Source, s.cfg.SourceMode)
 	if err != nil {
 		return nil, false
 	}

@@ -70,6 +70,11 @@ type Harness struct {
 	// user with only the grants one-way replication needs; the suite then
 	// checks a stream reading through it writes nothing into the source.
 	LeastPrivilege func(t *testing.T, db *sqldb.DB) *sqldb.DB
+	// SourceMode is the replicate source mode under test ("" is
+	// replicate.SourceLog); a mode that cannot tag origins sets NoOrigin.
+	SourceMode string
+	// NoOrigin skips the origin-tagging test (one-way sources).
+	NoOrigin bool
 }
 
 // Quiet is the suite's logger: silent unless SOURCETEST_LOG is set.
@@ -84,7 +89,12 @@ func Quiet() *slog.Logger {
 func Run(t *testing.T, h Harness) {
 	t.Run("FullLoadAndCDC", func(t *testing.T) { testFullLoadCDC(t, h) })
 	t.Run("KillAndResume", func(t *testing.T) { testKill(t, h) })
-	t.Run("OriginNoEcho", func(t *testing.T) { testNoEcho(t, h) })
+	t.Run("OriginNoEcho", func(t *testing.T) {
+		if h.NoOrigin {
+			t.Skip("the source cannot tag origins")
+		}
+		testNoEcho(t, h)
+	})
 	t.Run("AddColumnWithDefault", func(t *testing.T) {
 		if h.AddColumnDDL == "" {
 			t.Skip("the source follows no schema changes")
@@ -124,12 +134,12 @@ func exec(t testing.TB, db *sqldb.DB, q string, args ...any) {
 }
 
 // createItems creates table items and installs capture for it.
-func createItems(t testing.TB, db *sqldb.DB) {
+func createItems(t testing.TB, h Harness, db *sqldb.DB) {
 	t.Helper()
 	if err := db.EnsureTable(context.Background(), items); err != nil {
 		t.Fatal(err)
 	}
-	if err := replicate.Prepare(context.Background(), db, []string{"items"}, Quiet()); err != nil {
+	if err := replicate.PrepareMode(context.Background(), db, h.SourceMode, []string{"items"}, Quiet()); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -224,12 +234,12 @@ func waitSame(t testing.TB, r *running, src, dst *sqldb.DB, skip []string, table
 
 func testFullLoadCDC(t *testing.T, h Harness) {
 	src := h.Source(t)
-	createItems(t, src)
+	createItems(t, h, src)
 	insertItems(t, src, 1, 201)
 	for name, open := range h.Targets {
 		t.Run(name, func(t *testing.T) {
 			dst := open(t)
-			r := start(t, replicate.Config{Name: "conf", Source: src, Target: dst, Tables: []string{"items"}, BatchSize: 64})
+			r := start(t, replicate.Config{SourceMode: h.SourceMode, Name: "conf", Source: src, Target: dst, Tables: []string{"items"}, BatchSize: 64})
 			waitSame(t, r, src, dst, nil, "items")
 			if r.s.Status().SnapshotRows < 200 {
 				t.Errorf("full load wrote %d rows, want 200", r.s.Status().SnapshotRows)
@@ -239,7 +249,7 @@ func testFullLoadCDC(t *testing.T, h Harness) {
 	// Changes during CDC, into the first target again.
 	name := firstTarget(h)
 	dst := h.Targets[name](t)
-	r := start(t, replicate.Config{Name: "conf-cdc", Source: src, Target: dst, Tables: []string{"items"}})
+	r := start(t, replicate.Config{SourceMode: h.SourceMode, Name: "conf-cdc", Source: src, Target: dst, Tables: []string{"items"}})
 	waitFor(t, "full load", 120*time.Second, func() bool { return r.s.Status().Phase == replicate.PhaseCDC })
 	insertItems(t, src, 300, 350)
 	d := src.Dialect
@@ -263,13 +273,13 @@ func firstTarget(h Harness) string {
 
 func testAddColumn(t *testing.T, h Harness) {
 	src := h.Source(t)
-	createItems(t, src)
+	createItems(t, h, src)
 	insertItems(t, src, 1, 21)
 	streams := map[string]*running{}
 	targets := map[string]*sqldb.DB{}
 	for name, open := range h.Targets {
 		dst := open(t)
-		r := start(t, replicate.Config{Name: "conf-ddl-" + name, Source: src, Target: dst, Tables: []string{"items"}})
+		r := start(t, replicate.Config{SourceMode: h.SourceMode, Name: "conf-ddl-" + name, Source: src, Target: dst, Tables: []string{"items"}})
 		waitFor(t, "full load", 120*time.Second, func() bool { return r.s.Status().Phase == replicate.PhaseCDC })
 		streams[name], targets[name] = r, dst
 	}
@@ -307,7 +317,7 @@ func Child(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := replicate.New(replicate.Config{Name: "killed", Source: src, Target: dst, Tables: []string{"items"},
+	s, err := replicate.New(replicate.Config{SourceMode: os.Getenv(childModeEnv), Name: "killed", Source: src, Target: dst, Tables: []string{"items"},
 		BatchSize: 50, Poll: 5 * time.Millisecond, Logger: Quiet()})
 	if err != nil {
 		t.Fatal(err)
@@ -318,14 +328,15 @@ func Child(t *testing.T) {
 }
 
 const (
-	childSrcEnv = "SOURCETEST_CHILD_SRC"
-	childDstEnv = "SOURCETEST_CHILD_DST"
+	childSrcEnv  = "SOURCETEST_CHILD_SRC"
+	childDstEnv  = "SOURCETEST_CHILD_DST"
+	childModeEnv = "SOURCETEST_CHILD_MODE"
 )
 
-func startChild(t *testing.T, src, dst *sqldb.DB) *osexec.Cmd {
+func startChild(t *testing.T, h Harness, src, dst *sqldb.DB) *osexec.Cmd {
 	t.Helper()
 	cmd := osexec.Command(os.Args[0], "-test.run=^TestSourcetestChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), childSrcEnv+"="+src.URL().String(), childDstEnv+"="+dst.URL().String())
+	cmd.Env = append(os.Environ(), childSrcEnv+"="+src.URL().String(), childDstEnv+"="+dst.URL().String(), childModeEnv+"="+h.SourceMode)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -341,11 +352,11 @@ func startChild(t *testing.T, src, dst *sqldb.DB) *osexec.Cmd {
 
 func testKill(t *testing.T, h Harness) {
 	src := h.Source(t)
-	createItems(t, src)
+	createItems(t, h, src)
 	insertItems(t, src, 1, 301)
 	dst := h.Targets[firstTarget(h)](t)
 	for round := 0; round < 3; round++ {
-		child := startChild(t, src, dst)
+		child := startChild(t, h, src, dst)
 		// Let it work, write meanwhile, then kill it mid-stream.
 		insertItems(t, src, 1000+round*100, 1050+round*100)
 		time.Sleep(time.Duration(300+round*400) * time.Millisecond)
@@ -355,7 +366,7 @@ func testKill(t *testing.T, h Harness) {
 		_ = child.Wait()
 		insertItems(t, src, 1050+round*100, 1100+round*100)
 	}
-	child := startChild(t, src, dst)
+	child := startChild(t, h, src, dst)
 	waitSame(t, nil, src, dst, nil, "items")
 	if n := len(Dump(t, dst, "items", nil)); n != 300+3*100 {
 		t.Errorf("target has %d rows after the kills, want %d", n, 600)
@@ -366,12 +377,12 @@ func testKill(t *testing.T, h Harness) {
 
 func testNoEcho(t *testing.T, h Harness) {
 	a, b := h.Source(t), h.Source(t)
-	createItems(t, a)
-	createItems(t, b)
+	createItems(t, h, a)
+	createItems(t, h, b)
 	insertItems(t, a, 1, 51)
-	ab := start(t, replicate.Config{Name: "a-to-b", Origin: "a", Source: a, Target: b, Tables: []string{"items"}, SkipReplicated: true})
+	ab := start(t, replicate.Config{SourceMode: h.SourceMode, Name: "a-to-b", Origin: "a", Source: a, Target: b, Tables: []string{"items"}, SkipReplicated: true})
 	waitFor(t, "full load", 120*time.Second, func() bool { return ab.s.Status().Phase == replicate.PhaseCDC })
-	ba := start(t, replicate.Config{Name: "b-to-a", Origin: "b", Source: b, Target: a, Tables: []string{"items"}, SkipReplicated: true, SkipFullLoad: true})
+	ba := start(t, replicate.Config{SourceMode: h.SourceMode, Name: "b-to-a", Origin: "b", Source: b, Target: a, Tables: []string{"items"}, SkipReplicated: true, SkipFullLoad: true})
 	waitFor(t, "reverse stream", 120*time.Second, func() bool { return ba.s.Status().Phase == replicate.PhaseCDC })
 	waitSame(t, ab, a, b, nil, "items")
 	insertItems(t, a, 100, 120) // 20 changes on a
@@ -397,7 +408,7 @@ func testMatrix(t *testing.T, h Harness) {
 	for _, q := range h.Matrix {
 		exec(t, src, q)
 	}
-	if err := replicate.Prepare(context.Background(), src, []string{"matrix"}, Quiet()); err != nil {
+	if err := replicate.PrepareMode(context.Background(), src, h.SourceMode, []string{"matrix"}, Quiet()); err != nil {
 		t.Fatal(err)
 	}
 	insert := func(base int) {
@@ -409,7 +420,7 @@ func testMatrix(t *testing.T, h Harness) {
 	for name, open := range h.Targets {
 		t.Run(name, func(t *testing.T) {
 			dst := open(t)
-			cfg := replicate.Config{Name: "matrix-" + name, Source: src, Target: dst, Tables: []string{"matrix"}}
+			cfg := replicate.Config{SourceMode: h.SourceMode, Name: "matrix-" + name, Source: src, Target: dst, Tables: []string{"matrix"}}
 			if cols := h.Unportable[name]; len(cols) > 0 {
 				// Refused as a whole, naming the column ...
 				r := start(t, cfg)
@@ -435,11 +446,11 @@ func testMatrix(t *testing.T, h Harness) {
 
 func testLeastPrivilege(t *testing.T, h Harness) {
 	src := h.Source(t)
-	createItems(t, src)
+	createItems(t, h, src)
 	insertItems(t, src, 1, 11)
 	ro := h.LeastPrivilege(t, src)
 	dst := h.Targets[firstTarget(h)](t)
-	r := start(t, replicate.Config{Name: "least", Source: ro, Target: dst, Tables: []string{"items"}})
+	r := start(t, replicate.Config{SourceMode: h.SourceMode, Name: "least", Source: ro, Target: dst, Tables: []string{"items"}})
 	waitFor(t, "full load", 120*time.Second, func() bool { return r.s.Status().Phase == replicate.PhaseCDC })
 	insertItems(t, src, 100, 110)
 	waitSame(t, r, src, dst, nil, "items")

@@ -1,0 +1,215 @@
+package pollsrc_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/intercloud/intercloud/internal/peers"
+	"github.com/intercloud/intercloud/replicate"
+	_ "github.com/intercloud/intercloud/replicate/mysqlsrc"
+	_ "github.com/intercloud/intercloud/replicate/pgsrc"
+	_ "github.com/intercloud/intercloud/replicate/pollsrc"
+	"github.com/intercloud/intercloud/replicate/sourcetest"
+	_ "github.com/intercloud/intercloud/replicate/sqlitesrc"
+	"github.com/intercloud/intercloud/sqldb"
+	_ "github.com/intercloud/intercloud/sqldb/mysql"
+	_ "github.com/intercloud/intercloud/sqldb/postgres"
+	_ "github.com/intercloud/intercloud/sqldb/sqlite"
+)
+
+var dbSeq atomic.Int64
+
+func open(t testing.TB, url string) *sqldb.DB {
+	t.Helper()
+	db, err := sqldb.Open(context.Background(), url, sourcetest.Quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func execSQL(t testing.TB, db *sqldb.DB, q string, args ...any) {
+	t.Helper()
+	if _, err := db.ExecContext(context.Background(), q, args...); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+}
+
+func sqliteDB(t *testing.T) *sqldb.DB {
+	return open(t, fmt.Sprintf("sqlite://%s", filepath.Join(t.TempDir(), fmt.Sprintf("db%d.db", dbSeq.Add(1)))))
+}
+
+// sources opens fresh source databases: SQLite and the kinds named;
+// the servers start once per test.
+func sources(t *testing.T, kinds ...string) map[string]func(t *testing.T) *sqldb.DB {
+	out := map[string]func(t *testing.T) *sqldb.DB{"sqlite": sqliteDB}
+	if slices.Contains(kinds, "mariadb") {
+		my := peers.StartMariaDB(t)
+		out["mariadb"] = func(t *testing.T) *sqldb.DB {
+			name := fmt.Sprintf("src%d", dbSeq.Add(1))
+			execSQL(t, open(t, fmt.Sprintf("mysql://root@127.0.0.1:%d/", my.Port)), "CREATE DATABASE "+name)
+			return open(t, fmt.Sprintf("mysql://root@127.0.0.1:%d/%s", my.Port, name))
+		}
+	}
+	if slices.Contains(kinds, "postgres") {
+		pg := peers.StartPostgres(t)
+		out["postgres"] = func(t *testing.T) *sqldb.DB {
+			name := fmt.Sprintf("src%d", dbSeq.Add(1))
+			execSQL(t, open(t, pg.RootURL("postgres")), "CREATE DATABASE "+name+" OWNER app")
+			return open(t, pg.URL(name))
+		}
+	}
+	return out
+}
+
+// live lists the server-backed sources the tests run on besides SQLite.
+var live = []string{"mariadb", "postgres"}
+
+// The conformance suite of the log-based sources, in poll mode, on every
+// supported source database (into SQLite targets).
+func TestConformance(t *testing.T) {
+	for name, src := range sources(t, live...) {
+		t.Run(name, func(t *testing.T) {
+			sourcetest.Run(t, sourcetest.Harness{
+				Source:     src,
+				Targets:    map[string]func(t *testing.T) *sqldb.DB{"sqlite": sqliteDB},
+				SourceMode: replicate.SourcePoll,
+				NoOrigin:   true,
+			})
+		})
+	}
+}
+
+func TestSourcetestChild(t *testing.T) { sourcetest.Child(t) }
+
+// Many writers commit out of order (seq taken in one order, committed in
+// another, some rolled back, one held open across several polls): the
+// target ends with every committed row exactly once, checked by reading
+// both databases' ids directly.
+func TestConcurrentWriters(t *testing.T) {
+	for name, open := range sources(t, live...) {
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			src, dst := open(t), sqliteDB(t)
+			d := src.Dialect
+			execSQL(t, src, fmt.Sprintf("CREATE TABLE %s (%s BIGINT NOT NULL PRIMARY KEY, %s VARCHAR(40) NOT NULL)", d.Quote("w"), d.Quote("id"), d.Quote("v")))
+			if err := replicate.PrepareMode(ctx, src, replicate.SourcePoll, []string{"w"}, sourcetest.Quiet()); err != nil {
+				t.Fatal(err)
+			}
+			s, err := replicate.New(replicate.Config{Name: "poll", SourceMode: replicate.SourcePoll, Source: src, Target: dst,
+				Tables: []string{"w"}, Poll: 5 * time.Millisecond, Logger: sourcetest.Quiet()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- s.Run(ctx) }()
+			insert := fmt.Sprintf("INSERT INTO %s (%s, %s) VALUES (%s, %s)", d.Quote("w"), d.Quote("id"), d.Quote("v"), d.Placeholder(1), d.Placeholder(2))
+			// One transaction takes a seq first and commits last.
+			slow, err := src.BeginTx(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := slow.ExecContext(ctx, insert, 0, "slow"); err != nil {
+				t.Fatal(err)
+			}
+			writers, per := 8, 40
+			if d.Name() == "sqlite" {
+				// One writer at a time: the held transaction would block
+				// the others, so it commits before they start.
+				if err := slow.Commit(); err != nil {
+					t.Fatal(err)
+				}
+				slow = nil
+			}
+			var wg sync.WaitGroup
+			var failed atomic.Int64
+			for w := range writers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := range per {
+						id := int64(1 + w*per + i)
+						err := src.Tx(ctx, func(tx *sql.Tx) error {
+							if _, err := tx.ExecContext(ctx, insert, id, fmt.Sprintf("w%d-%d", w, i)); err != nil {
+								return err
+							}
+							time.Sleep(time.Duration(rand.IntN(5)) * time.Millisecond)
+							if i%10 == 7 {
+								return errRollback
+							}
+							return nil
+						})
+						if err != nil && err != errRollback {
+							failed.Add(1)
+							t.Errorf("writer %d: %v", w, err)
+						}
+					}
+				}()
+			}
+			if slow != nil {
+				// The stream polls past it meanwhile; it commits well
+				// within the hold-back (pollsrc.DefaultHoldBack).
+				time.Sleep(time.Second)
+				if err := slow.Commit(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			wg.Wait()
+			want := ids(t, src)
+			if len(want) != 1+writers*(per-per/10) {
+				t.Fatalf("source has %d rows, want %d", len(want), 1+writers*(per-per/10))
+			}
+			deadline := time.Now().Add(90 * time.Second)
+			for {
+				got := ids(t, dst)
+				if slices.Equal(got, want) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("target has %d rows, source %d; status %+v", len(got), len(want), s.Status())
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			cancel()
+			select {
+			case <-done:
+			case <-time.After(30 * time.Second):
+				t.Log("the stream did not return within 30s of its cancel")
+			}
+		})
+	}
+}
+
+var errRollback = fmt.Errorf("rollback")
+
+// ids reads a table's ids in order, with the database's own query.
+func ids(t *testing.T, db *sqldb.DB) []int64 {
+	t.Helper()
+	rows, err := db.QueryContext(context.Background(), "SELECT "+db.Dialect.Quote("id")+" FROM "+db.Dialect.Quote("w")+" ORDER BY 1")
+	if err != nil {
+		if db.Dialect.Name() == "sqlite" {
+			return nil // not created yet on the target
+		}
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, id)
+	}
+	return out
+}
