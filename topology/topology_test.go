@@ -402,11 +402,12 @@ func TestStatusAndMetrics(t *testing.T) {
 		}
 		return fams
 	}
-	has := func(fams map[string]*dto.MetricFamily, name string, typ dto.MetricType, labels map[string]string, minCount float64) {
-		t.Helper()
+	// reaches reports whether the family holds a series with labels whose
+	// value (a histogram's count) reaches minCount, and why not.
+	reaches := func(fams map[string]*dto.MetricFamily, name string, typ dto.MetricType, labels map[string]string, minCount float64) string {
 		f := fams[name]
 		if f == nil || f.GetType() != typ {
-			t.Fatalf("no %s %s", typ, name)
+			return fmt.Sprintf("no %s %s", typ, name)
 		}
 	next:
 		for _, m := range f.GetMetric() {
@@ -425,25 +426,39 @@ func TestStatusAndMetrics(t *testing.T) {
 				v = m.GetGauge().GetValue()
 			}
 			if v >= minCount {
-				return
+				return ""
 			}
 		}
-		t.Fatalf("%s%v: no series reaching %v: %v", name, labels, minCount, f.GetMetric())
+		return fmt.Sprintf("%s%v: no series reaching %v: %v", name, labels, minCount, f.GetMetric())
 	}
-	az := families(topo.URL("azure-api") + "/metrics")
+	// has waits (shipping and replication run on their own clocks) until
+	// the endpoint's metric reaches minCount.
+	has := func(url, name string, typ dto.MetricType, labels map[string]string, minCount float64) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			why := reaches(families(url), name, typ, labels, minCount)
+			if why == "" {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatal(why)
+			}
+		}
+	}
+	az := topo.URL("azure-api") + "/metrics"
 	has(az, "intercloud_replication_cdc_rows_total", dto.MetricType_COUNTER, map[string]string{"cloud": "azure", "stream": "aws-to-azure"}, 200)
 	has(az, "intercloud_replication_source_lag_seconds", dto.MetricType_GAUGE, map[string]string{"cloud": "azure", "stream": "aws-to-azure"}, 0)
 	has(az, "intercloud_replication_apply_duration_seconds", dto.MetricType_HISTOGRAM, map[string]string{"cloud": "azure", "stream": "aws-to-azure"}, 1)
 	has(az, "intercloud_replication_lag_seconds", dto.MetricType_HISTOGRAM, map[string]string{"cloud": "azure", "stream": "aws-to-azure"}, 1)
 	has(az, "intercloud_e2e_freshness_seconds", dto.MetricType_HISTOGRAM, map[string]string{"cloud": "azure"}, 200)
 	has(az, "go_goroutines", dto.MetricType_GAUGE, nil, 1)
-	aws := families(topo.URL("aws-api") + "/metrics")
+	aws := topo.URL("aws-api") + "/metrics"
 	has(aws, "intercloud_ingest_request_duration_seconds", dto.MetricType_HISTOGRAM, map[string]string{"cloud": "aws", "code": "202"}, 4)
 	has(aws, "intercloud_ingest_batch_records", dto.MetricType_HISTOGRAM, map[string]string{"cloud": "aws"}, 1)
 	has(aws, "intercloud_load_duration_seconds", dto.MetricType_HISTOGRAM, map[string]string{"cloud": "aws", "outcome": "ok"}, 1)
 	has(aws, "intercloud_load_succeeded_total", dto.MetricType_COUNTER, map[string]string{"cloud": "aws"}, 1)
 	has(aws, "intercloud_log_lines_shipped_total", dto.MetricType_COUNTER, map[string]string{"sink": "central log store"}, 1)
-	global := families(topo.URL("console") + "/metrics")
+	global := topo.URL("console") + "/metrics"
 	has(global, "intercloud_frontdoor_requests_total", dto.MetricType_COUNTER, map[string]string{"backend": "aws"}, 4)
 	has(global, "intercloud_frontdoor_backend_healthy", dto.MetricType_GAUGE, map[string]string{"backend": "azure"}, 1)
 	has(global, "intercloud_frontdoor_request_duration_seconds", dto.MetricType_HISTOGRAM, map[string]string{"code": "202"}, 4)
@@ -467,12 +482,13 @@ func TestStatusAndMetrics(t *testing.T) {
 	if err := json.Unmarshal(dash, &board); err != nil || len(board.Panels) == 0 {
 		t.Fatalf("dashboard: %v", err)
 	}
+	azF, awsF, globalF := families(az), families(aws), families(global)
 	names := regexp.MustCompile(`intercloud_[a-z0-9_]+`)
 	for _, p := range board.Panels {
 		for _, tg := range p.Targets {
 			for _, n := range names.FindAllString(tg.Expr, -1) {
 				n = strings.TrimSuffix(n, "_bucket")
-				if az[n] == nil && aws[n] == nil && global[n] == nil {
+				if azF[n] == nil && awsF[n] == nil && globalF[n] == nil {
 					t.Errorf("dashboard panel %q plots %s, which no /metrics exports", p.Title, n)
 				}
 			}
