@@ -93,7 +93,7 @@ func (e *Edge) respond(w http.ResponseWriter, r *http.Request, m *meta, b body, 
 		}
 	}
 	if size >= 0 && !bodyless(status) {
-		h["Content-Length"] = []string{strconv.FormatInt(size, 10)}
+		h["Content-Length"] = m.lengthValue(size)
 	}
 	w.WriteHeader(status)
 	if r.Method == http.MethodHead || bodyless(status) {

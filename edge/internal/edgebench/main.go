@@ -3,7 +3,7 @@
 // runs the edge in front of an origin, as `intercloud up` would.
 //
 //	edgebench origin -listen 127.0.0.1:9001
-//	edgebench edge -listen 127.0.0.1:9002 -origin http://127.0.0.1:9001 [-disk DIR]
+//	edgebench edge -listen 127.0.0.1:9002 -origin http://127.0.0.1:9001 [-disk DIR] [-pprof 127.0.0.1:6060]
 //
 // The origin serves /1k/<n> (1 KiB) and /1m/<n> (1 MiB), fresh for an
 // hour, and /reval/<n> (1 KiB) fresh for one second, all with ETag and
@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	_ "net/http/pprof" // -pprof serves /debug/pprof
 	"os"
 	"os/signal"
 	"strings"
@@ -44,6 +45,7 @@ func run(args []string) error {
 	listen := fs.String("listen", "127.0.0.1:0", "address to listen on")
 	originURL := fs.String("origin", "", "edge: the origin's URL")
 	disk := fs.String("disk", "", "edge: disk tier directory (empty: none)")
+	pprofAddr := fs.String("pprof", "", "edge: serve /debug/pprof on this address")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -61,6 +63,9 @@ func run(args []string) error {
 		}
 		defer e.Close()
 		h = e
+		if *pprofAddr != "" {
+			go func() { _ = http.ListenAndServe(*pprofAddr, http.DefaultServeMux) }()
+		}
 	default:
 		return fmt.Errorf("unknown mode %q", args[0])
 	}
