@@ -108,28 +108,30 @@ warm() {
 	echo "$1 warm: 1k $x1, 1m $x2" >&2
 }
 
-# cputicks PID...: user + system clock ticks the processes have used.
+# cputicks PID: user + system clock ticks the process and its children
+# (nginx's workers, cache manager and loader) have used, the children that
+# exited included.
 cputicks() {
-	local t=0 p
-	for p in "$@"; do
-		t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+	local t p
+	t=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$1/stat")
+	for p in $(pgrep -P "$1"); do
+		t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
 	done
 	echo "$t"
 }
 TICK_US=$((1000000 / $(getconf CLK_TCK)))
 
-# measure PORT PATH|SCRIPT PID...: prints "req/s p99 CPU-µs-per-request"
-# (the CPU of the server processes PID... during the run).
+# measure PORT PATH|SCRIPT PID: prints "req/s p99 CPU-µs-per-request"
+# (the CPU of the server process PID and its children during the run).
 measure() {
-	local port=$1 target=$2 out c0 c1
-	shift 2
-	c0=$(cputicks "$@")
+	local port=$1 target=$2 pid=$3 out c0 c1
+	c0=$(cputicks "$pid")
 	if [[ $target == *.lua ]]; then
 		out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$target" "http://127.0.0.1:$port")
 	else
 		out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "http://127.0.0.1:$port$target")
 	fi
-	c1=$(cputicks "$@")
+	c1=$(cputicks "$pid")
 	if grep -q "Non-2xx" <<<"$out"; then echo "$out" >&2; fi
 	awk -v ticks=$((c1 - c0)) -v tick="$TICK_US" '
 		/^Requests\/sec/ { rps = $2 }
@@ -142,7 +144,7 @@ origin_count() { curl -s "http://127.0.0.1:$oport/stats"; }
 
 warm nginx "$nport"
 warm edge "$eport"
-nginx_pids=("$(cat "$dir/nginx.pid")" $(pgrep -P "$(cat "$dir/nginx.pid")"))
+nginx_pid=$(cat "$dir/nginx.pid")
 edge_pid=${pids[1]}
 
 # median "rps p99" line of several (by req/s)
@@ -154,7 +156,7 @@ for name in "1 KiB hit:/1k/0" "1 MiB hit:/1m/0" "revalidation mix:$dir/reval.lua
 	n="" e=""
 	for round in $(seq "$ROUNDS"); do
 		before=$(origin_count)
-		nr=$(measure "$nport" "$target" "${nginx_pids[@]}")
+		nr=$(measure "$nport" "$target" "$nginx_pid")
 		mid=$(origin_count)
 		er=$(measure "$eport" "$target" "$edge_pid")
 		after=$(origin_count)
