@@ -147,7 +147,7 @@ warm edge "$eport"
 nginx_pid=$(cat "$dir/nginx.pid")
 edge_pid=${pids[1]}
 
-# median "rps p99" line of several (by req/s)
+# median "rps p99 cpu" line of several (by req/s)
 median() { sort -n | awk '{ l[NR] = $0 } END { print l[int((NR + 1) / 2)] }'; }
 
 declare -A res
