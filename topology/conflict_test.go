@@ -173,7 +173,8 @@ func raceSameIDs(t *testing.T, cfg *config.Config) {
 	t.Logf("%d ids written on both clouds at once: winners by cloud %v, %v conflicts resolved by the streams", ids, byOrigin, conflicts)
 	// Whether a stream meets the older row after the newer one depends on
 	// timing (on a loaded machine the writes may not overlap at all), so
-	// only convergence is asserted; the counter is logged.
+	// only convergence is asserted here and the counter is logged;
+	// TestConflictInMetrics counts a conflict made deterministically.
 }
 
 func getPage(t *testing.T, c *http.Client, url string) (int, string) {
@@ -188,4 +189,88 @@ func getPage(t *testing.T, c *http.Client, url string) (int, string) {
 	var b strings.Builder
 	_, _ = bufio.NewReader(resp.Body).WriteTo(&b)
 	return resp.StatusCode, b.String()
+}
+
+// TestConflictInMetrics: the Azure database holds id c at a later version
+// than the one AWS acknowledges and loads; the stream into Azure keeps
+// Azure's row and counts exactly one conflict, in status and in /metrics,
+// and no more after further rows without conflict (reverse replication
+// is off, so nothing else can touch the row).
+func TestConflictInMetrics(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	off := false
+	cfg.Replication.Reverse = &off
+	topo := start(t, cfg)
+	ctx := context.Background()
+	azure := topo.Cloud("azure").DB
+	tb := record.Table(cfg.Schema)
+	later := record.Record{ID: "c", Fields: map[string]any{"device": "azure", "metric": "conflict", "value": 2.0, "ts": time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)},
+		Origin: "azure", TraceID: "t", IngestedAt: time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)}
+	row, err := record.Row(tb, azure.Dialect, later)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := azure.ExecContext(ctx, azure.Dialect.Upsert(tb, 1), row...); err != nil {
+		t.Fatal(err)
+	}
+	post := func(body string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, topo.URL("aws-api")+"/v1/records", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+testKey)
+		req.Header.Set("Content-Type", "application/x-ndjson")
+		resp, err := topo.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("ingest: status %d", resp.StatusCode)
+		}
+	}
+	deviceOf := func(id string) string {
+		var d string
+		_ = azure.QueryRowContext(ctx, "SELECT device FROM records WHERE id = "+azure.Dialect.Placeholder(1), id).Scan(&d)
+		return d
+	}
+	conflicts := func() (float64, int) {
+		_, page := getPage(t, topo.Client(), topo.URL("azure-api")+"/metrics")
+		sum, series := 0.0, 0
+		for _, l := range strings.Split(page, "\n") {
+			if strings.HasPrefix(l, "intercloud_replication_conflicts_total{") {
+				var v float64
+				if _, err := fmt.Sscan(l[strings.LastIndexByte(l, ' ')+1:], &v); err != nil {
+					t.Fatalf("metric line %q: %v", l, err)
+				}
+				sum += v
+				series++
+			}
+		}
+		return sum, series
+	}
+	line := func(id, device string) string {
+		return fmt.Sprintf(`{"id":%q,"device":%q,"metric":"conflict","value":1,"ts":"2026-11-30T10:00:00Z"}`+"\n", id, device)
+	}
+	post(line("c", "aws") + line("n1", "aws"))
+	waitFor(t, time.Minute, "the stream applies n1 and counts c's conflict", func() (bool, string) {
+		n, _ := conflicts()
+		return deviceOf("n1") == "aws" && n >= 1, fmt.Sprintf("n1 on azure from %q, conflicts %v", deviceOf("n1"), n)
+	})
+	post(line("n2", "aws"))
+	waitFor(t, time.Minute, "n2 on azure", func() (bool, string) { return deviceOf("n2") == "aws", "" })
+	if d := deviceOf("c"); d != "azure" {
+		t.Fatalf("azure's c is from %q, want its own later version", d)
+	}
+	if n, series := conflicts(); n != 1 || series != 1 {
+		t.Fatalf("intercloud_replication_conflicts_total = %v over %d series, want 1 in 1", n, series)
+	}
+	var st struct {
+		Replication []struct {
+			Name      string `json:"name"`
+			Conflicts int64  `json:"conflicts"`
+		} `json:"replication"`
+	}
+	getJSON(t, topo, topo.URL("azure-api")+"/v1/status", &st)
+	if len(st.Replication) != 1 || st.Replication[0].Conflicts != 1 {
+		t.Fatalf("status of azure's streams: %+v, want one with 1 conflict", st.Replication)
+	}
 }
