@@ -75,6 +75,12 @@ type Config struct {
 	// cloud's name to break ties). Tables without every version column
 	// are upserted unconditionally. Empty: plain upserts.
 	Version []string
+	// Observe, when set, is told after each committed target transaction
+	// the greatest value of the first Version column among the rows it
+	// carried (applied or not), when that column holds timestamps: the
+	// receive rule of a hybrid logical clock (package hlc), so that what
+	// the target's side acknowledges afterwards is versioned after them.
+	Observe func(time.Time)
 	// Fence, when set, runs inside every target transaction that commits a
 	// checkpoint, before it: an error (a lease lost to another process)
 	// rolls the transaction back, so a deposed stream writes nothing.

@@ -18,6 +18,7 @@ import (
 	"github.com/intercloud/intercloud/record"
 	"github.com/intercloud/intercloud/replicate"
 	"github.com/intercloud/intercloud/sqldb"
+	"github.com/intercloud/intercloud/topology"
 )
 
 // TestSameIDOnBothClouds races writes of the same ids on the AWS and the
@@ -273,4 +274,95 @@ func TestConflictInMetrics(t *testing.T) {
 	if len(st.Replication) != 1 || st.Replication[0].Conflicts != 1 {
 		t.Fatalf("status of azure's streams: %+v, want one with 1 conflict", st.Replication)
 	}
+}
+
+// TestSkewedClockCannotLoseALaterWrite runs each cloud as a process of its
+// own (split mode) with AWS's physical clock an hour behind Azure's. Azure
+// acknowledges id x; once the stream into AWS applied it, AWS acknowledges
+// x again. Without the hybrid logical clock AWS would stamp its later
+// write an hour before Azure's and lose it on both clouds; with it AWS's
+// version is after Azure's, both databases hold AWS's row, and AWS's
+// clock says it runs an hour ahead of its physical time.
+func TestSkewedClockCannotLoseALaterWrite(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	const skew = time.Hour
+	clocks := map[string]func() time.Time{
+		"aws":   func() time.Time { return time.Now().Add(-skew) },
+		"azure": time.Now,
+	}
+	topos := map[string]*topology.Topology{}
+	for _, role := range []string{"aws", "azure"} {
+		topo, err := topology.Start(context.Background(), cfg, topology.Options{Roles: []string{role}, APIKey: testKey, LogWriter: testLog(t), Now: clocks[role]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			_ = topo.Stop(ctx)
+		})
+		topos[role] = topo
+	}
+	ctx := context.Background()
+	post := func(cloud, device string) {
+		t.Helper()
+		topo := topos[cloud]
+		body := fmt.Sprintf(`{"id":"x","device":%q,"metric":"skew","value":1,"ts":"2026-11-30T10:00:00Z"}`, device)
+		req, _ := http.NewRequest(http.MethodPost, topo.URL(cloud+"-api")+"/v1/records", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+testKey)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := topo.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("%s: status %d", cloud, resp.StatusCode)
+		}
+	}
+	type version struct {
+		device, origin string
+		at             time.Time
+	}
+	rowOf := func(cloud string) version {
+		db := topos[cloud].Cloud(cloud).DB
+		var v version
+		var at any
+		_ = db.QueryRowContext(ctx, "SELECT device, _origin, _ingested_at FROM records WHERE id = 'x'").Scan(&v.device, &v.origin, &at)
+		if n, err := sqldb.Normalize(sqldb.Type{Kind: sqldb.KindTimestamp}, at); err == nil && n != nil {
+			v.at = n.(time.Time)
+		}
+		return v
+	}
+	awsClock := topos["aws"].Cloud("aws").Clock
+
+	post("azure", "first")
+	waitFor(t, time.Minute, "azure's x applied on aws and seen by its clock", func() (bool, string) {
+		v := rowOf("aws")
+		return v.device == "first" && awsClock.Ahead() > skew-time.Minute, fmt.Sprintf("aws holds %+v, its clock ahead by %v", v, awsClock.Ahead())
+	})
+	first := rowOf("aws").at
+	post("aws", "second")
+	waitFor(t, time.Minute, "both clouds hold aws's later write", func() (bool, string) {
+		a, z := rowOf("aws"), rowOf("azure")
+		return a.device == "second" && z.device == "second", fmt.Sprintf("aws holds %+v, azure %+v", a, z)
+	})
+	if second := rowOf("azure").at; !second.After(first) || second.After(first.Add(time.Minute)) {
+		t.Fatalf("aws's later write is versioned %v, azure's earlier one %v: want just after it", second, first)
+	}
+	rep, err := replicate.Validate(ctx, topos["aws"].Cloud("aws").DB, topos["azure"].Cloud("azure").DB, cfg.Replication.Tables, 1000)
+	if err != nil || !rep.OK() {
+		t.Fatalf("validate: %v\n%s", err, rep)
+	}
+	_, page := getPage(t, topos["aws"].Client(), topos["aws"].URL("aws-api")+"/metrics")
+	var ahead float64
+	for _, l := range strings.Split(page, "\n") {
+		if strings.HasPrefix(l, "intercloud_clock_ahead_seconds{") {
+			_, _ = fmt.Sscan(l[strings.LastIndexByte(l, ' ')+1:], &ahead)
+		}
+	}
+	if ahead < (skew - time.Minute).Seconds() {
+		t.Fatalf("intercloud_clock_ahead_seconds on aws = %v, want about %v", ahead, skew.Seconds())
+	}
+	t.Logf("aws's clock %v behind: its later write versioned %v after azure's, aws's clock runs %.0f s ahead", skew, rowOf("azure").at.Sub(first), ahead)
 }
