@@ -75,6 +75,12 @@ type Config struct {
 	// cloud's name to break ties). Tables without every version column
 	// are upserted unconditionally. Empty: plain upserts.
 	Version []string
+	// Observe, when set, is told after each committed target transaction
+	// the greatest value of the first Version column among the rows it
+	// carried (applied or not), when that column holds timestamps: the
+	// receive rule of a hybrid logical clock (package hlc), so that what
+	// the target's side acknowledges afterwards is versioned after them.
+	Observe func(time.Time)
 	// Fence, when set, runs inside every target transaction that commits a
 	// checkpoint, before it: an error (a lease lost to another process)
 	// rolls the transaction back, so a deposed stream writes nothing.
@@ -646,18 +652,25 @@ func (a *applier) txOn(ctx context.Context, w *writer, fn func(tx *sql.Tx) error
 	return a.s.cfg.Target.Tx(ctx, func(tx *sql.Tx) error { return a.markedTx(ctx, tx, fn) })
 }
 
-// markedTx runs fn in tx between the origin marks.
+// markedTx runs fn in tx between the stream's origin marks.
 func (a *applier) markedTx(ctx context.Context, tx *sql.Tx, fn func(tx *sql.Tx) error) error {
-	if a.marker != nil {
-		if err := a.marker.MarkOrigin(ctx, tx, a.s.cfg.Origin); err != nil {
+	return marked(ctx, tx, a.marker, a.s.cfg.Origin, fn)
+}
+
+// marked runs fn in tx between marker's marks of origin, so that what fn
+// writes is logged as written by replication from origin (not captured as
+// a local write); a nil marker runs fn alone.
+func marked(ctx context.Context, tx *sql.Tx, marker OriginMarker, origin string, fn func(tx *sql.Tx) error) error {
+	if marker != nil {
+		if err := marker.MarkOrigin(ctx, tx, origin); err != nil {
 			return fmt.Errorf("replicate: mark origin: %w", err)
 		}
 	}
 	if err := fn(tx); err != nil {
 		return err
 	}
-	if a.marker != nil {
-		if err := a.marker.UnmarkOrigin(ctx, tx); err != nil {
+	if marker != nil {
+		if err := marker.UnmarkOrigin(ctx, tx); err != nil {
 			return fmt.Errorf("replicate: unmark origin: %w", err)
 		}
 	}

@@ -36,6 +36,7 @@ import (
 	"github.com/intercloud/intercloud/edge"
 	"github.com/intercloud/intercloud/frontdoor"
 	"github.com/intercloud/intercloud/functions"
+	"github.com/intercloud/intercloud/hlc"
 	"github.com/intercloud/intercloud/hosts"
 	"github.com/intercloud/intercloud/ingest"
 	"github.com/intercloud/intercloud/internal/serve"
@@ -69,8 +70,9 @@ type Options struct {
 	// JSON, colored by level with LogColor (the central store and
 	// Elasticsearch still get JSON).
 	LogText, LogColor bool
-	// Now is the clock the APIs stamp acknowledgements with (default
-	// time.Now); the chaos suite skews one cloud's clock with it.
+	// Now is the physical clock under the clouds' hybrid logical clocks,
+	// which stamp acknowledgements (default time.Now); the chaos suite
+	// skews one cloud's clock with it.
 	Now func() time.Time
 	// OnPublished is told the ids whose aggregates were just published.
 	OnPublished func(ids []string)
@@ -145,10 +147,13 @@ type Topology struct {
 
 // Cloud is one cloud's running part.
 type Cloud struct {
-	Name    string
-	Bucket  *objects.Bucket
-	DB      *sqldb.DB
-	API     *ingest.API
+	Name   string
+	Bucket *objects.Bucket
+	DB     *sqldb.DB
+	API    *ingest.API
+	// Clock versions the records the API acknowledges; the streams into
+	// the cloud's database raise it to the versions they apply.
+	Clock   *hlc.Clock
 	Loader  *load.Loader
 	Load    *functions.Function
 	Streams []*replicate.Stream
@@ -391,7 +396,7 @@ func (t *Topology) startLogs(ctx context.Context) error {
 
 func (t *Topology) startCloud(ctx context.Context, name string) error {
 	cc := t.cfg.Clouds[name]
-	c := &Cloud{Name: name, roleLease: map[string]*lease.Lease{}}
+	c := &Cloud{Name: name, roleLease: map[string]*lease.Lease{}, Clock: hlc.New(t.opts.Now)}
 	t.clouds[name] = c
 	t.newCloudRegistry(c)
 	hs := hosts.Settings{
@@ -484,7 +489,7 @@ func (t *Topology) startCloud(ctx context.Context, name string) error {
 	t.goPipe(func(ctx context.Context) { t.watchHealth(ctx, c) })
 	c.API, err = ingest.New(ingest.Config{
 		Cloud: name, Bucket: c.Bucket, Schema: t.cfg.Schema, Limits: t.cfg.Ingest,
-		Keys: t.keys, Logger: t.logger(name, "ingest"), Health: c.health.report, Now: t.opts.Now,
+		Keys: t.keys, Logger: t.logger(name, "ingest"), Health: c.health.report, Now: t.opts.Now, Clock: c.Clock,
 		Backlog: func() (time.Duration, bool) {
 			age, _, ok := t.fresh.age(time.Now())
 			return age, ok
@@ -578,7 +583,7 @@ func (t *Topology) startStreams(ctx context.Context, name string) error {
 		s, err := replicate.New(replicate.Config{
 			Name: streamName, Origin: d.from, Source: src, Target: c.DB,
 			Tables: tables, Mapping: mapping, BatchSize: r.BatchSize, Poll: r.Poll.D(), SkipReplicated: true, SkipFullLoad: d.reverse,
-			Fence: l.Fence, Version: load.Version,
+			Fence: l.Fence, Version: load.Version, Observe: c.Clock.Observe,
 			OnError: replicate.ErrorPolicy(r.OnError), TableOnError: onErrorTables(r.OnErrorTables), LoadParallel: r.LoadParallel,
 			Schema: schemaMode(r.Schema, d.reverse),
 			OnApplied: func(b replicate.Batch) {
