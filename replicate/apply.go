@@ -131,7 +131,7 @@ func (w *writer) targetRow(tp *tablePair, p *convPlan, row map[string]any) ([]an
 		if !ok || v == nil {
 			continue
 		}
-		n, err := Normalize(p.row[i], v)
+		n, err := sqldb.Normalize(p.row[i], v)
 		if err != nil {
 			return nil, fmt.Errorf("replicate: %s.%s: %w", tp.dst.Name, c.Name, err)
 		}
@@ -151,7 +151,7 @@ func (w *writer) targetKey(tp *tablePair, p *convPlan, key []any) ([]any, error)
 	}
 	norm := make([]any, len(key))
 	for i, v := range key {
-		n, err := Normalize(p.key[i], v)
+		n, err := sqldb.Normalize(p.key[i], v)
 		if err != nil {
 			return nil, fmt.Errorf("replicate: %s: key column %s: %w", tp.src.Name, tp.src.PrimaryKey[i], err)
 		}

@@ -177,7 +177,7 @@ func keyOf(t sqldb.Table, cols []string, r scannedRow) ([]any, error) {
 	for i, k := range t.PrimaryKey {
 		idx := indexOf(cols, k)
 		c, _ := t.Column(k)
-		v, err := Normalize(c.Type, r[idx])
+		v, err := sqldb.Normalize(c.Type, r[idx])
 		if err != nil {
 			return nil, fmt.Errorf("replicate: %s: key column %s: %w", t.Name, k, err)
 		}

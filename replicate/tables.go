@@ -176,7 +176,7 @@ func LoadTableStates(ctx context.Context, db *sqldb.DB, stream string) (map[stri
 		}
 		if state == tableStopped {
 			ts.Err = TableError{Table: name, Key: key.String, Op: op.String, Error: msg.String, Position: Position(pos.String)}
-			if t, err := Normalize(sqldb.Type{Kind: sqldb.KindTimestamp}, at); err == nil && t != nil {
+			if t, err := sqldb.Normalize(sqldb.Type{Kind: sqldb.KindTimestamp}, at); err == nil && t != nil {
 				ts.Err.At = t.(time.Time)
 			}
 		}
