@@ -128,10 +128,13 @@ func (w *writer) targetRow(tp *tablePair, p *convPlan, row map[string]any) ([]an
 	out := make([]any, len(tp.dst.Columns))
 	for i, c := range tp.dst.Columns {
 		v, ok := row[c.Name]
-		if !ok || v == nil {
+		if v = zeroDate(c, v); !ok || v == nil {
 			continue
 		}
 		n, err := sqldb.Normalize(p.row[i], v)
+		if errors.Is(err, sqldb.ErrZeroDate) {
+			return nil, fmt.Errorf("replicate: %s.%s is NOT NULL: %w", tp.dst.Name, c.Name, err)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("replicate: %s.%s: %w", tp.dst.Name, c.Name, err)
 		}

@@ -443,7 +443,7 @@ func (mt *mappedTable) readQuery(d sqldb.Dialect, after, upTo []any, limit int) 
 		where = append(where, f)
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "SELECT %s FROM %s", sqldb.QuoteList(d, mt.cols), d.Quote(t.Name))
+	fmt.Fprintf(&b, "SELECT %s FROM %s", sqldb.SelectList(d, t, mt.cols), d.Quote(t.Name))
 	if len(where) > 0 {
 		b.WriteString(" WHERE " + strings.Join(where, " AND "))
 	}

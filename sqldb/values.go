@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"math/big"
@@ -344,6 +345,9 @@ func parseTime(v any) (time.Time, error) {
 		return x, nil
 	case string, []byte:
 		s := strings.TrimSpace(asText(x))
+		if IsZeroDate(s) {
+			return time.Time{}, fmt.Errorf("sqldb: %w %q", ErrZeroDate, s)
+		}
 		for _, layout := range timeLayouts {
 			if ts, err := time.Parse(layout, s); err == nil {
 				return ts, nil
@@ -354,6 +358,36 @@ func parseTime(v any) (time.Time, error) {
 		return time.Unix(x, 0), nil
 	}
 	return time.Time{}, fmt.Errorf("sqldb: %T is not a timestamp", v)
+}
+
+// ErrZeroDate is the error for a zero date: MySQL's '0000-00-00' (and
+// dates with a zero month or day), which name no day and so have no
+// portable value.
+var ErrZeroDate = errors.New("zero date")
+
+// IsZeroDate reports whether v is the text of a MySQL zero date or of a
+// date with a zero month or day ("0000-00-00", "2024-00-15",
+// "0000-00-00 00:00:00.000"), as MySQL and MariaDB write them when the
+// sql_mode lets them be stored.
+func IsZeroDate(v any) bool {
+	var s string
+	switch x := v.(type) {
+	case string:
+		s = x
+	case []byte:
+		s = string(x)
+	default:
+		return false
+	}
+	if len(s) < 10 || s[4] != '-' || s[7] != '-' || (len(s) > 10 && s[10] != ' ' && s[10] != 'T') {
+		return false
+	}
+	for _, i := range []int{0, 1, 2, 3, 5, 6, 8, 9} {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s[5:7] == "00" || s[8:10] == "00"
 }
 
 func convTimestamp(_ Type, v any, _ bool) (any, error) {

@@ -3,6 +3,7 @@ package sqldb_test
 import (
 	"bytes"
 	"encoding/hex"
+	"errors"
 	"testing"
 	"time"
 
@@ -178,4 +179,23 @@ func FuzzText(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestIsZeroDate(t *testing.T) {
+	for _, c := range []struct {
+		in   any
+		want bool
+	}{
+		{"0000-00-00", true}, {"0000-00-00 00:00:00", true}, {"0000-00-00 00:00:00.000", true}, {"2024-00-15", true},
+		{"2024-01-00 10:00:00", true}, {[]byte("0000-00-00"), true},
+		{"2024-01-01", false}, {"0000-01-01", false}, {"1000-01-01 00:00:00", false}, {"", false}, {"00:00:00", false},
+		{"2024-00-1x", false}, {"abcd-00-00", false}, {int64(0), false}, {time.Time{}, false},
+	} {
+		if got := sqldb.IsZeroDate(c.in); got != c.want {
+			t.Errorf("IsZeroDate(%v) = %v", c.in, got)
+		}
+	}
+	if _, err := sqldb.Normalize(sqldb.Type{Kind: sqldb.KindDate}, "0000-00-00"); !errors.Is(err, sqldb.ErrZeroDate) {
+		t.Errorf("Normalize of a zero date: %v", err)
+	}
 }
