@@ -492,6 +492,9 @@ func (mt *mappedTable) rowChanges(rows []scannedRow) ([]Change, error) {
 // columns are added on the target under their mapped names; dropped ones
 // stay there and are written NULL.
 func (a *applier) followSchema(ctx context.Context, c Change) error {
+	if _, ok := a.w.tables[c.Table]; !ok {
+		return a.created(ctx, c)
+	}
 	if _, ok := a.maps[c.Table]; !ok {
 		return a.applySchema(ctx, c)
 	}
