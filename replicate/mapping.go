@@ -500,7 +500,7 @@ func (a *applier) followSchema(ctx context.Context, c Change) error {
 	}
 	if c.DDL != "" {
 		if why := unsupportedDDL(c.DDL); why != "" {
-			return permanent(fmt.Errorf("replicate: table %q: schema change %q: %s; replication stopped", c.Table, c.DDL, why))
+			return fmt.Errorf("replicate: table %q: schema change %q: %s: %w", c.Table, c.DDL, why, errNotFollowed)
 		}
 	}
 	tp, mt, err := describeFor(ctx, a.s.cfg.Source, a.s.cfg.Target, c.Table, a.s.cfg.Mapping, true)

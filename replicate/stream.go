@@ -301,6 +301,20 @@ func (s *Stream) Status() Status {
 	return st
 }
 
+// stopForSchema stops table c.Table at a schema change the target cannot
+// follow, keeping the stop on the target like a rejected change's.
+func (a *applier) stopForSchema(ctx context.Context, c Change, pos Position, cause error) error {
+	s := a.s
+	te := TableError{Table: c.Table, Op: "schema", Error: cause.Error(), Position: pos, At: time.Now().UTC()}
+	if err := s.cfg.Target.Tx(ctx, func(tx *sql.Tx) error {
+		return saveTableState(ctx, tx, s.cfg.Target.Dialect, s.cfg.Name, c.Table, TableState{State: tableStopped, Err: te})
+	}); err != nil {
+		return err
+	}
+	s.stopTable(te)
+	return nil
+}
+
 // errTableCreated ends runOnce when a table the stream's globs select was
 // created on the source: the next run loads it, then streams it too.
 var errTableCreated = errors.New("replicate: a new table matches the table globs")
@@ -1019,7 +1033,12 @@ func (a *applier) applyBatch(ctx context.Context, b Batch) error {
 			}
 		}
 		if err := a.followSchema(ctx, changes[i]); err != nil {
-			return err
+			if !errors.Is(err, errNotFollowed) {
+				return err
+			}
+			if err := a.stopForSchema(ctx, changes[i], b.Position, err); err != nil {
+				return err
+			}
 		}
 		changes, i = s.withoutStopped(changes[i+1:]), -1
 	}

@@ -466,7 +466,11 @@ func (s *Stream) stopTable(te TableError) {
 	s.stopped[te.Table] = te
 	s.status.StoppedTables = s.stoppedListLocked()
 	s.mu.Unlock()
-	s.log.Error("replication of table stopped: the target rejected a change",
+	why := "the target rejected a change"
+	if te.Op == "schema" {
+		why = "a schema change the target cannot follow"
+	}
+	s.log.Error("replication of table stopped: "+why,
 		"table", te.Table, "key", te.Key, "op", te.Op, "position", string(te.Position), "err", te.Error)
 }
 
