@@ -405,8 +405,12 @@ func (t *Topology) startCloud(ctx context.Context, name string) error {
 	if t.cfg.Publish.Cloud == name {
 		hs.Publish, hs.Poll = &t.cfg.Publish, t.cfg.Replication.Poll.D()
 		hs.Purge, hs.OnPublished, hs.OnFresh = t.purger(), t.opts.OnPublished, c.metrics.ObserveFreshness
-		hs.OnTraces = func(traces []string, start, end time.Time) {
-			t.tracing.Hop("publish", "publish: results written, edge purged", traces, start, end, attribute.String("cloud", name))
+		hs.OnTraces = func(traces []string, tr publish.Trace) {
+			t.tracing.Hop("publish", "publish: results written, edge purged", traces, tr.Start, tr.End, attribute.String("cloud", name))
+			if p := tr.Purge; !p.Start.IsZero() {
+				t.tracing.HopErr("edge", SpanEdgePurge, traces, p.Start, p.End, p.Err,
+					attribute.String("cloud", name), attribute.Int("purge.tags", p.Tags), attribute.Bool("purge.remote", !t.has(RoleGlobal)))
+			}
 		}
 		hs.PublishFence = func(ctx context.Context, tx *sql.Tx) error {
 			if l := pubLease.Load(); l != nil {
@@ -854,6 +858,10 @@ func (t *Topology) edgeConfig() edge.Config {
 		Keys: t.keys, Logger: t.logger("", "edge"), Transport: t.edgeTransport(),
 	}
 }
+
+// SpanEdgePurge names the span of an edge purge in each published
+// record's trace.
+const SpanEdgePurge = "edge purge"
 
 // purger returns how publish purges the edge: in-process when the edge
 // runs here, over HTTP otherwise.
