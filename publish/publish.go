@@ -915,11 +915,11 @@ const (
 )
 
 // MetricTag tags every hourly file of a group.
-func MetricTag(group string) string { return "metric:" + PathSegment(group) }
+func MetricTag(group string) string { return "metric:" + objects.KeySegment(group) }
 
 // BucketTag tags the files of one group and hour.
 func BucketTag(group string, hour time.Time) string {
-	return "hour:" + PathSegment(group) + "/" + hour.UTC().Format(HourFormat)
+	return "hour:" + objects.KeySegment(group) + "/" + hour.UTC().Format(HourFormat)
 }
 
 // Tags returns the Surrogate-Key value of a group's hourly files.
@@ -929,27 +929,7 @@ func Tags(group string, hour time.Time) string {
 
 // Key returns the object key of a bucket's JSON aggregate.
 func Key(group string, hour time.Time, ext string) string {
-	return HourlyPrefix + PathSegment(group) + "/" + hour.UTC().Format(HourFormat) + "." + ext
-}
-
-// PathSegment escapes a group value into one safe path segment: letters,
-// digits, '-', '_' and '.' stay; everything else is percent-encoded, and so
-// are the dots of a segment made only of dots.
-func PathSegment(s string) string {
-	if s == "" {
-		return "%00"
-	}
-	var b strings.Builder
-	onlyDots := strings.Trim(s, ".") == ""
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' && !onlyDots {
-			b.WriteByte(c)
-		} else {
-			fmt.Fprintf(&b, "%%%02X", c)
-		}
-	}
-	return b.String()
+	return HourlyPrefix + objects.KeySegment(group) + "/" + hour.UTC().Format(HourFormat) + "." + ext
 }
 
 // write stores (or, for an empty bucket, removes) one aggregate's files.

@@ -23,27 +23,6 @@ import (
 	_ "github.com/intercloud/intercloud/sqldb/sqlite"
 )
 
-func TestPathSegment(t *testing.T) {
-	for in, want := range map[string]string{
-		"cpu":         "cpu",
-		"a.b-c_d":     "a.b-c_d",
-		"a/b":         "a%2Fb",
-		"..":          "%2E%2E",
-		".":           "%2E",
-		"":            "%00",
-		"x y":         "x%20y",
-		"é":           "%C3%A9",
-		"../../etc":   "..%2F..%2Fetc",
-		"%2F":         "%252F",
-		"a\x00b":      "a%00b",
-		"C:\\win.ini": "C%3A%5Cwin.ini",
-	} {
-		if got := PathSegment(in); got != want {
-			t.Errorf("PathSegment(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestCSVSafe(t *testing.T) {
 	for in, want := range map[string]string{"cpu": "cpu", "=1+1": "'=1+1", "@x": "'@x", "-2": "'-2", "": ""} {
 		if got := csvSafe(in); got != want {
