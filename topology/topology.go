@@ -126,6 +126,7 @@ type Topology struct {
 	httpClient                  *http.Client
 
 	servers   []*server
+	serversMu sync.Mutex // guards servers against /metrics while they start
 	endpoints []Endpoint
 	readers   map[*sqldb.DB][]replicate.Reader
 	// holder names this process in the leases it takes.
@@ -916,7 +917,9 @@ func (t *Topology) serve(name, addr string, h http.Handler) (*server, error) {
 		return nil, fmt.Errorf("topology: %w", err)
 	}
 	s := &server{name: name, url: srv.URL(), srv: srv}
+	t.serversMu.Lock()
 	t.servers = append(t.servers, s)
+	t.serversMu.Unlock()
 	t.endpoints = append(t.endpoints, Endpoint{Name: name, URL: s.url})
 	return s, nil
 }
