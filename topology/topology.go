@@ -75,10 +75,15 @@ type Options struct {
 	// OnPublished is told the ids whose aggregates were just published.
 	OnPublished func(ids []string)
 	// Alerts, when set, receives one plain line whenever a cloud of this
-	// process turns degraded or unhealthy (naming the stage and why) and
-	// when it is healthy again: the stderr of `intercloud demo`, whose log
-	// lines go to a file.
+	// process turns degraded or unhealthy (naming the stage and why),
+	// again every AlertEvery while it stays so, and when it is healthy
+	// again: the stderr of `intercloud demo`, whose log lines go to a
+	// file. The same lines are logged (at ERROR while a stage fails): the
+	// stderr of `intercloud up`.
 	Alerts io.Writer
+	// AlertEvery is how often lasting problems are announced again
+	// (default DefaultAlertEvery).
+	AlertEvery time.Duration
 	// DefaultLogger makes the topology's logger the process's slog default
 	// (and with it the output of the standard log package), so that what
 	// dependencies log through either reaches the same JSON lines and the
