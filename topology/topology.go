@@ -77,10 +77,15 @@ type Options struct {
 	// OnPublished is told the ids whose aggregates were just published.
 	OnPublished func(ids []string)
 	// Alerts, when set, receives one plain line whenever a cloud of this
-	// process turns degraded or unhealthy (naming the stage and why) and
-	// when it is healthy again: the stderr of `intercloud demo`, whose log
-	// lines go to a file.
+	// process turns degraded or unhealthy (naming the stage and why),
+	// again every AlertEvery while it stays so, and when it is healthy
+	// again: the stderr of `intercloud demo`, whose log lines go to a
+	// file. The same lines are logged (at ERROR while a stage fails): the
+	// stderr of `intercloud up`.
 	Alerts io.Writer
+	// AlertEvery is how often lasting problems are announced again
+	// (default DefaultAlertEvery).
+	AlertEvery time.Duration
 	// DefaultLogger makes the topology's logger the process's slog default
 	// (and with it the output of the standard log package), so that what
 	// dependencies log through either reaches the same JSON lines and the
@@ -128,6 +133,7 @@ type Topology struct {
 	httpClient                  *http.Client
 
 	servers   []*server
+	serversMu sync.Mutex // guards servers against /metrics while they start
 	endpoints []Endpoint
 	readers   map[*sqldb.DB][]replicate.Reader
 	// holder names this process in the leases it takes.
@@ -410,8 +416,12 @@ func (t *Topology) startCloud(ctx context.Context, name string) error {
 	if t.cfg.Publish.Cloud == name {
 		hs.Publish, hs.Poll = &t.cfg.Publish, t.cfg.Replication.Poll.D()
 		hs.Purge, hs.OnPublished, hs.OnFresh = t.purger(), t.opts.OnPublished, c.metrics.ObserveFreshness
-		hs.OnTraces = func(traces []string, start, end time.Time) {
-			t.tracing.Hop("publish", "publish: results written, edge purged", traces, start, end, attribute.String("cloud", name))
+		hs.OnTraces = func(traces []string, tr publish.Trace) {
+			t.tracing.Hop("publish", "publish: results written, edge purged", traces, tr.Start, tr.End, attribute.String("cloud", name))
+			if p := tr.Purge; !p.Start.IsZero() {
+				t.tracing.HopErr("edge", SpanEdgePurge, traces, p.Start, p.End, p.Err,
+					attribute.String("cloud", name), attribute.Int("purge.tags", p.Tags), attribute.Bool("purge.remote", !t.has(RoleGlobal)))
+			}
 		}
 		hs.PublishFence = func(ctx context.Context, tx *sql.Tx) error {
 			if l := pubLease.Load(); l != nil {
@@ -860,6 +870,10 @@ func (t *Topology) edgeConfig() edge.Config {
 	}
 }
 
+// SpanEdgePurge names the span of an edge purge in each published
+// record's trace.
+const SpanEdgePurge = "edge purge"
+
 // purger returns how publish purges the edge: in-process when the edge
 // runs here, over HTTP otherwise.
 func (t *Topology) purger() func(ctx context.Context, paths, tags []string) error {
@@ -913,7 +927,9 @@ func (t *Topology) serve(name, addr string, h http.Handler) (*server, error) {
 		return nil, fmt.Errorf("topology: %w", err)
 	}
 	s := &server{name: name, url: srv.URL(), srv: srv}
+	t.serversMu.Lock()
 	t.servers = append(t.servers, s)
+	t.serversMu.Unlock()
 	t.endpoints = append(t.endpoints, Endpoint{Name: name, URL: s.url})
 	return s, nil
 }
