@@ -425,8 +425,8 @@ func appendFieldValue(b []byte, f config.Field, raw []byte) ([]byte, bool) {
 			return appendJSONString(b, s), true
 		}
 	case config.TypeNumber:
-		if v, ok := plainDecimal(raw); ok {
-			return record.AppendFloat(b, v), true
+		if n, ok := shortDecimal(raw); ok {
+			return append(b, n...), true
 		}
 	case config.TypeInteger:
 		if v, ok := plainInteger(raw); ok {
@@ -480,44 +480,49 @@ func appendJSONString(b, s []byte) []byte {
 	return append(b, '"')
 }
 
-// pow10 holds the powers of ten a float64 represents exactly.
-var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
-	1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
-
-// plainDecimal reads a JSON number without exponent and with at most 15
-// digits: its digits as an integer and the power of ten to divide by are
-// then exact float64s, so one division gives the correctly rounded value,
-// as strconv.ParseFloat does.
-func plainDecimal(raw []byte) (float64, bool) {
-	i, neg := 0, false
+// shortDecimal returns the stored form of a JSON number without exponent
+// with at most 15 significant digits and a magnitude of 0 or at least
+// 1e-6: the number itself without the trailing zeros of its fraction (nor
+// a bare "."). Every decimal of up to 15 significant digits is the
+// shortest one that reads back as its nearest float64 (15 is the float64's
+// DBL_DIG), and numbers from 1e-6 up to 1e15 are written without exponent,
+// so this is what strconv's shortest formatting of the parsed value gives.
+func shortDecimal(raw []byte) ([]byte, bool) {
+	i := 0
 	if raw[0] == '-' {
-		i, neg = 1, true
+		i = 1
 	}
-	var m uint64
-	digits, frac, dot := 0, 0, false
-	for ; i < len(raw); i++ {
-		c := raw[i]
+	digits, sig, lead, dot := 0, 0, 0, -1
+	for j := i; j < len(raw); j++ {
+		c := raw[j]
 		switch {
 		case c >= '0' && c <= '9':
-			m = m*10 + uint64(c-'0')
 			digits++
-			if dot {
-				frac++
+			if sig > 0 || c != '0' {
+				sig++
+			} else if dot >= 0 {
+				lead++ // a zero after the point before any other digit
 			}
-		case c == '.' && !dot:
-			dot = true
+		case c == '.' && dot < 0:
+			dot = j
 		default:
-			return 0, false
+			return nil, false
 		}
 	}
-	if digits == 0 || digits > 15 {
-		return 0, false
+	if digits == 0 || sig > 15 || sig > 0 && lead >= 6 {
+		return nil, false // long, or below 1e-6: strconv's own way
 	}
-	v := float64(m) / pow10[frac]
-	if neg {
-		v = -v
+	if dot < 0 {
+		return raw, true
 	}
-	return v, true
+	end := len(raw)
+	for end > dot+1 && raw[end-1] == '0' {
+		end--
+	}
+	if end == dot+1 {
+		end = dot
+	}
+	return raw[:end], true
 }
 
 // plainInteger reads a JSON integer of at most 18 digits (no fraction or

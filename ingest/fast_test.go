@@ -42,6 +42,7 @@ func TestFastPathTakesCommonBodies(t *testing.T) {
 		{MediaJSON, fastSeeds[16], false},   // no records
 		{MediaJSON, recBody(50, "dev"), true},
 		{"application/json; charset=utf-8", string(benchNDJSON(3)), false}, // NDJSON sent as JSON
+		{MediaNDJSON, fastSeeds[18], true},
 	} {
 		for _, stamped := range []bool{false, true} {
 			var at time.Time

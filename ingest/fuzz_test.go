@@ -190,6 +190,12 @@ var fastSeeds = []string{
 	`[{"device":"d","metric":"m","value":1,"ts":"2025-01-02T03:04:05Z"}]]`,
 	`[]`,
 	`{}`,
+	`{"device":"d","metric":"m","value":0.0000012,"ts":"2025-01-02T03:04:05Z"}` + "\n" +
+		`{"device":"d","metric":"m","value":-0.00000012,"ts":"2025-01-02T03:04:05Z"}` + "\n" +
+		`{"device":"d","metric":"m","value":-0.000,"ts":"2025-01-02T03:04:05Z"}` + "\n" +
+		`{"device":"d","metric":"m","value":10.50,"ts":"2025-01-02T03:04:05Z"}` + "\n" +
+		`{"device":"d","metric":"m","value":0.000001,"ts":"2025-01-02T03:04:05Z"}` + "\n" +
+		`{"device":"d","metric":"m","value":99999999999999.9,"ts":"2025-01-02T03:04:05Z"}`,
 }
 
 // FuzzFastPath checks the one-pass fast path against Parse and prepare:
