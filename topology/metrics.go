@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/intercloud/intercloud/auth"
@@ -237,30 +236,7 @@ func (t *Topology) newGlobalRegistry() {
 
 // instrumentEdge counts the edge's latency and the bytes it sends.
 func (t *Topology) instrumentEdge(h http.Handler) http.Handler {
-	h = promhttp.InstrumentHandlerDuration(t.edgeDuration, h)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.ServeHTTP(&countingWriter{ResponseWriter: w, n: t.edgeBytes}, r)
-	})
-}
-
-// countingWriter counts the body bytes written through it.
-type countingWriter struct {
-	http.ResponseWriter
-	n prometheus.Counter
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.ResponseWriter.Write(p)
-	c.n.Add(float64(n))
-	return n, err
-}
-
-func (c *countingWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
-
-func (c *countingWriter) Flush() {
-	if f, ok := c.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
+	return telemetry.InstrumentHandler(h, t.edgeDuration, t.edgeBytes)
 }
 
 // timedLoad wraps the load handler to observe each invocation's duration.
@@ -290,7 +266,7 @@ func observeApplied(m *telemetry.CloudMetrics, stream string, b replicate.Batch)
 
 // instrumentIngest observes the latency of ingest requests by status code.
 func instrumentIngest(h http.Handler, m *telemetry.CloudMetrics) http.Handler {
-	return promhttp.InstrumentHandlerDuration(m.IngestDuration, h)
+	return telemetry.InstrumentHandler(h, m.IngestDuration, nil)
 }
 
 func b2f(b bool) float64 {

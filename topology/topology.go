@@ -27,7 +27,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/intercloud/intercloud/auth"
@@ -823,7 +822,7 @@ func (t *Topology) startGlobal(ctx context.Context) error {
 		return fmt.Errorf("topology: %w", err)
 	}
 	t.goPipe(func(ctx context.Context) { _ = t.front.Run(ctx) })
-	if _, err = t.serve("frontdoor", t.cfg.FrontDoor.Listen, promhttp.InstrumentHandlerDuration(t.frontDuration, t.tracing.Middleware("frontdoor", "frontdoor", t.front))); err != nil {
+	if _, err = t.serve("frontdoor", t.cfg.FrontDoor.Listen, telemetry.InstrumentHandler(t.tracing.Middleware("frontdoor", "frontdoor", t.front), t.frontDuration, nil)); err != nil {
 		return err
 	}
 	_, err = t.serve("console", t.cfg.Console.Listen, t.consoleHandler())
