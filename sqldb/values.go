@@ -348,6 +348,11 @@ func parseTime(v any) (time.Time, error) {
 		if IsZeroDate(s) {
 			return time.Time{}, fmt.Errorf("sqldb: %w %q", ErrZeroDate, s)
 		}
+		if layout := plainLayout(s); layout != "" { // the common case, parsed once
+			if ts, err := time.Parse(layout, s); err == nil {
+				return ts, nil
+			}
+		}
 		for _, layout := range timeLayouts {
 			if ts, err := time.Parse(layout, s); err == nil {
 				return ts, nil
@@ -388,6 +393,19 @@ func IsZeroDate(v any) bool {
 		}
 	}
 	return s[5:7] == "00" || s[8:10] == "00"
+}
+
+// plainLayout is the layout of a zone-less "YYYY-MM-DD" or
+// "YYYY-MM-DD hh:mm:ss[.f]" text (what MySQL and SQLite store), or "".
+func plainLayout(s string) string {
+	switch {
+	case len(s) == 10 && s[4] == '-' && s[7] == '-':
+		return "2006-01-02"
+	case len(s) >= 19 && len(s) <= 29 && s[4] == '-' && s[7] == '-' && s[10] == ' ' && s[13] == ':' && s[16] == ':' &&
+		!strings.ContainsAny(s[19:], "Z+- "):
+		return "2006-01-02 15:04:05.999999999"
+	}
+	return ""
 }
 
 func convTimestamp(_ Type, v any, _ bool) (any, error) {
