@@ -62,7 +62,7 @@ var conversions = map[Kind]convert{
 //	KindTimestamp              time.Time in UTC, microseconds
 //	KindDate                   time.Time at midnight UTC
 //	KindTime                   string
-//	KindBytes                  []byte
+//	KindBytes                  []byte (a geometry's text is hex (E)WKB)
 //	KindString, KindText       string
 //	KindJSON                   string
 //
@@ -510,8 +510,9 @@ func FormatDuration(d time.Duration) string {
 	return out
 }
 
-// convBytes copies what it reads (drivers reuse their scan buffers).
-func convBytes(_ Type, v any, _ bool) (any, error) {
+// convBytes copies what it reads (drivers reuse their scan buffers). A
+// geometry given as text is hex (E)WKB, as PostGIS writes it.
+func convBytes(t Type, v any, _ bool) (any, error) {
 	switch x := v.(type) {
 	case []byte:
 		if x == nil { // some drivers scan an empty BLOB so
@@ -519,6 +520,13 @@ func convBytes(_ Type, v any, _ bool) (any, error) {
 		}
 		return bytes.Clone(x), nil
 	case string:
+		if t.Spatial {
+			b, err := hex.DecodeString(x)
+			if err != nil {
+				return nil, fmt.Errorf("sqldb: a geometry's text is not hex (E)WKB: %w", err)
+			}
+			return b, nil
+		}
 		return []byte(x), nil
 	}
 	return nil, fmt.Errorf("sqldb: %T is not bytes", v)
