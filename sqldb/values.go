@@ -62,7 +62,7 @@ var conversions = map[Kind]convert{
 //	KindTimestamp              time.Time in UTC, microseconds
 //	KindDate                   time.Time at midnight UTC
 //	KindTime                   string
-//	KindBytes                  []byte
+//	KindBytes                  []byte (a geometry's text is hex (E)WKB)
 //	KindString, KindText       string
 //	KindJSON                   string
 //
@@ -348,6 +348,11 @@ func parseTime(v any) (time.Time, error) {
 		if IsZeroDate(s) {
 			return time.Time{}, fmt.Errorf("sqldb: %w %q", ErrZeroDate, s)
 		}
+		if layout := plainLayout(s); layout != "" { // the common case, parsed once
+			if ts, err := time.Parse(layout, s); err == nil {
+				return ts, nil
+			}
+		}
 		for _, layout := range timeLayouts {
 			if ts, err := time.Parse(layout, s); err == nil {
 				return ts, nil
@@ -388,6 +393,19 @@ func IsZeroDate(v any) bool {
 		}
 	}
 	return s[5:7] == "00" || s[8:10] == "00"
+}
+
+// plainLayout is the layout of a zone-less "YYYY-MM-DD" or
+// "YYYY-MM-DD hh:mm:ss[.f]" text (what MySQL and SQLite store), or "".
+func plainLayout(s string) string {
+	switch {
+	case len(s) == 10 && s[4] == '-' && s[7] == '-':
+		return "2006-01-02"
+	case len(s) >= 19 && len(s) <= 29 && s[4] == '-' && s[7] == '-' && s[10] == ' ' && s[13] == ':' && s[16] == ':' &&
+		!strings.ContainsAny(s[19:], "Z+- "):
+		return "2006-01-02 15:04:05.999999999"
+	}
+	return ""
 }
 
 func convTimestamp(_ Type, v any, _ bool) (any, error) {
@@ -492,8 +510,9 @@ func FormatDuration(d time.Duration) string {
 	return out
 }
 
-// convBytes copies what it reads (drivers reuse their scan buffers).
-func convBytes(_ Type, v any, _ bool) (any, error) {
+// convBytes copies what it reads (drivers reuse their scan buffers). A
+// geometry given as text is hex (E)WKB, as PostGIS writes it.
+func convBytes(t Type, v any, _ bool) (any, error) {
 	switch x := v.(type) {
 	case []byte:
 		if x == nil { // some drivers scan an empty BLOB so
@@ -501,6 +520,13 @@ func convBytes(_ Type, v any, _ bool) (any, error) {
 		}
 		return bytes.Clone(x), nil
 	case string:
+		if t.Spatial {
+			b, err := hex.DecodeString(x)
+			if err != nil {
+				return nil, fmt.Errorf("sqldb: a geometry's text is not hex (E)WKB: %w", err)
+			}
+			return b, nil
+		}
 		return []byte(x), nil
 	}
 	return nil, fmt.Errorf("sqldb: %T is not bytes", v)

@@ -199,3 +199,17 @@ func TestIsZeroDate(t *testing.T) {
 		t.Errorf("Normalize of a zero date: %v", err)
 	}
 }
+
+func TestGeometryText(t *testing.T) {
+	geom := sqldb.Type{Kind: sqldb.KindBytes, Spatial: true}
+	got, err := sqldb.Normalize(geom, "0101000000000000000000F03F0000000000000040")
+	if err != nil || hex.EncodeToString(got.([]byte)) != "0101000000000000000000f03f0000000000000040" {
+		t.Errorf("Normalize of a geometry's hex text = %x, %v", got, err)
+	}
+	if _, err := sqldb.Normalize(geom, "POINT(1 2)"); err == nil {
+		t.Error("took a geometry's WKT as hex")
+	}
+	if got, _ := sqldb.Normalize(sqldb.Type{Kind: sqldb.KindBytes}, "ab"); string(got.([]byte)) != "ab" {
+		t.Errorf("bytes from text = %q", got)
+	}
+}

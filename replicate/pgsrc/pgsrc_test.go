@@ -746,6 +746,10 @@ func testConfirm(t *testing.T, c *cluster) {
 			t.Errorf("stream from before the slot: %v, want ErrPositionLost", err)
 		}
 	}
+	// The server lets go of the slot a moment after the stream ended.
+	waitFor(t, "the slot to be free", 20*time.Second, func() bool {
+		return queryString(t, db, `SELECT (NOT active)::text FROM pg_replication_slots WHERE slot_name = $1`, src.Slot()) == "true"
+	})
 	again, err := collect(t, src, accepted, replicate.StreamOptions{}, func(bs []replicate.Batch) bool { return len(changesOf(bs)) >= 2 })
 	if err != nil {
 		t.Fatal(err)
