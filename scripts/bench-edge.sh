@@ -23,31 +23,11 @@ REVAL_OBJECTS=${REVAL_OBJECTS:-10000}
 ROUNDS=${ROUNDS:-3}
 WORKERS=${WORKERS:-$(nproc)}
 
-if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null; then
-	apt-get update
-	DEBIAN_FRONTEND=noninteractive apt-get install -y nginx wrk
-fi
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+bench_need nginx wrk
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-
-dir=$(mktemp -d /tmp/bench-edge.XXXXXX)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	if [[ -f $dir/nginx.pid ]]; then kill "$(cat "$dir/nginx.pid")" 2>/dev/null || true; fi
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$dir"
-}
-trap cleanup EXIT
-
-freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-waitport() {
-	for _ in $(seq 100); do
-		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-		sleep 0.1
-	done
-	echo "nothing listens on $1" >&2
-	return 1
-}
+bench_setup bench-edge
 
 go build -o "$dir/edgebench" ./edge/internal/edgebench
 oport=$(freeport) eport=$(freeport) nport=$(freeport)
@@ -146,9 +126,6 @@ warm nginx "$nport"
 warm edge "$eport"
 nginx_pid=$(cat "$dir/nginx.pid")
 edge_pid=${pids[1]}
-
-# median "rps p99 cpu" line of several (by req/s)
-median() { sort -n | awk '{ l[NR] = $0 } END { print l[int((NR + 1) / 2)] }'; }
 
 declare -A res
 for name in "1 KiB hit:/1k/0" "1 MiB hit:/1m/0" "revalidation mix:$dir/reval.lua"; do
