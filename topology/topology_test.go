@@ -52,13 +52,7 @@ func realDBConfig(t *testing.T) (*config.Config, *peers.MariaDB, *peers.Postgres
 func testConfig(t testing.TB, dir string) *config.Config {
 	t.Helper()
 	cfg := config.Default(dir)
-	for _, c := range cfg.Clouds {
-		c.API = "127.0.0.1:0"
-		if c.Origin != "" {
-			c.Origin = "127.0.0.1:0"
-		}
-	}
-	cfg.Edge.Listen, cfg.FrontDoor.Listen, cfg.Logs.Listen, cfg.Console.Listen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.ListenOnFreePorts()
 	cfg.FrontDoor.HealthInterval = config.Duration(100 * time.Millisecond)
 	cfg.Functions.Reconcile = config.Duration(500 * time.Millisecond)
 	cfg.Functions.Backoff = config.Duration(20 * time.Millisecond)
