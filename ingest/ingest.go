@@ -83,6 +83,7 @@ import (
 	"github.com/intercloud/intercloud/apierr"
 	"github.com/intercloud/intercloud/auth"
 	"github.com/intercloud/intercloud/config"
+	"github.com/intercloud/intercloud/hlc"
 	"github.com/intercloud/intercloud/internal/serve"
 	"github.com/intercloud/intercloud/objects"
 	"github.com/intercloud/intercloud/record"
@@ -149,8 +150,15 @@ type Config struct {
 	APIKey string
 	// Logger receives the API's logs (default slog.Default()).
 	Logger *slog.Logger
-	// Now stamps IngestedAt and picks the object's hour (default time.Now).
+	// Now is the physical clock: it picks the object's hour and, through
+	// Clock, stamps IngestedAt (default time.Now).
 	Now func() time.Time
+	// Clock stamps IngestedAt, the version by which the same id written on
+	// two clouds converges (default a clock of its own over Now). Share it
+	// with the replication streams into this cloud's database (their
+	// Observe), so that a write acknowledged here after a replicated row
+	// was applied carries a greater version than that row.
+	Clock *hlc.Clock
 	// Writers bounds the objects written at once (default 4).
 	Writers int
 	// WriteTimeout bounds the writing of one object, retries included
@@ -219,10 +227,6 @@ type API struct {
 	limiter *rate.Limiter
 	idem    *idemStore
 	fast    *fastPlan // nil: every request takes Parse
-
-	// last is the acknowledgement time given last (stamp).
-	clockMu sync.Mutex
-	last    time.Time
 
 	queue     chan *pending
 	sem       chan struct{}
@@ -298,6 +302,9 @@ func New(cfg Config) (*API, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = hlc.New(cfg.Now)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -539,21 +546,13 @@ func (a *API) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	}
 }
 
-// stamp returns a request's acknowledgement time: the clock in whole
-// microseconds (what every database keeps), strictly after the last one
-// this API gave. The same id written twice is thereby ordered: the later
-// write carries the greater _ingested_at, which is what replication and
-// load compare (last writer wins, ties broken by the cloud's name).
-func (a *API) stamp() time.Time {
-	now := a.cfg.Now().UTC().Truncate(time.Microsecond)
-	a.clockMu.Lock()
-	defer a.clockMu.Unlock()
-	if !now.After(a.last) {
-		now = a.last.Add(time.Microsecond)
-	}
-	a.last = now
-	return now
-}
+// stamp returns a request's acknowledgement time from the hybrid logical
+// clock: whole microseconds, strictly after every time this API gave and
+// every version the streams into its database applied. The same id written
+// twice is thereby ordered: the later write carries the greater
+// _ingested_at, which is what replication and load compare (last writer
+// wins, ties broken by the cloud's name).
+func (a *API) stamp() time.Time { return a.cfg.Clock.Now() }
 
 // prepare stamps ids, origin, trace and the time now on the records and
 // renders their NDJSON lines and the 202 answer.
