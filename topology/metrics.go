@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/intercloud/intercloud/auth"
@@ -43,6 +42,7 @@ func (c *Cloud) Samples() []telemetry.Sample {
 		gauge("load_failing_events", "Load events whose last delivery failed, waiting to retry.", float64(st.Load.Failing), cl),
 		gauge("load_dead_letters", "Objects under dead/ now: acknowledged records not loaded (intercloud dead list).", float64(st.DeadLetters), cl),
 		gauge("cloud_degraded", "Whether the cloud's /healthz says degraded or unhealthy (1) or ok (0).", b2f(st.Health.Status != "" && st.Health.Status != "ok"), cl),
+		gauge("clock_ahead_seconds", "How far the cloud's version clock runs ahead of its physical clock (raised by replicated rows from a clock that is ahead).", st.ClockAheadSeconds, cl),
 		gauge("cloud_problems", "Problems the cloud's /healthz names (a failing stage, an unreachable dependency).", float64(len(st.Health.Problems)), cl),
 	}
 	if c.health != nil {
@@ -236,30 +236,7 @@ func (t *Topology) newGlobalRegistry() {
 
 // instrumentEdge counts the edge's latency and the bytes it sends.
 func (t *Topology) instrumentEdge(h http.Handler) http.Handler {
-	h = promhttp.InstrumentHandlerDuration(t.edgeDuration, h)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.ServeHTTP(&countingWriter{ResponseWriter: w, n: t.edgeBytes}, r)
-	})
-}
-
-// countingWriter counts the body bytes written through it.
-type countingWriter struct {
-	http.ResponseWriter
-	n prometheus.Counter
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.ResponseWriter.Write(p)
-	c.n.Add(float64(n))
-	return n, err
-}
-
-func (c *countingWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
-
-func (c *countingWriter) Flush() {
-	if f, ok := c.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
+	return telemetry.InstrumentHandler(h, t.edgeDuration, t.edgeBytes)
 }
 
 // timedLoad wraps the load handler to observe each invocation's duration.
@@ -289,7 +266,7 @@ func observeApplied(m *telemetry.CloudMetrics, stream string, b replicate.Batch)
 
 // instrumentIngest observes the latency of ingest requests by status code.
 func instrumentIngest(h http.Handler, m *telemetry.CloudMetrics) http.Handler {
-	return promhttp.InstrumentHandlerDuration(m.IngestDuration, h)
+	return telemetry.InstrumentHandler(h, m.IngestDuration, nil)
 }
 
 func b2f(b bool) float64 {

@@ -27,7 +27,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/intercloud/intercloud/auth"
@@ -36,6 +35,7 @@ import (
 	"github.com/intercloud/intercloud/edge"
 	"github.com/intercloud/intercloud/frontdoor"
 	"github.com/intercloud/intercloud/functions"
+	"github.com/intercloud/intercloud/hlc"
 	"github.com/intercloud/intercloud/hosts"
 	"github.com/intercloud/intercloud/ingest"
 	"github.com/intercloud/intercloud/internal/serve"
@@ -69,8 +69,9 @@ type Options struct {
 	// JSON, colored by level with LogColor (the central store and
 	// Elasticsearch still get JSON).
 	LogText, LogColor bool
-	// Now is the clock the APIs stamp acknowledgements with (default
-	// time.Now); the chaos suite skews one cloud's clock with it.
+	// Now is the physical clock under the clouds' hybrid logical clocks,
+	// which stamp acknowledgements (default time.Now); the chaos suite
+	// skews one cloud's clock with it.
 	Now func() time.Time
 	// OnPublished is told the ids whose aggregates were just published.
 	OnPublished func(ids []string)
@@ -151,10 +152,13 @@ type Topology struct {
 
 // Cloud is one cloud's running part.
 type Cloud struct {
-	Name    string
-	Bucket  *objects.Bucket
-	DB      *sqldb.DB
-	API     *ingest.API
+	Name   string
+	Bucket *objects.Bucket
+	DB     *sqldb.DB
+	API    *ingest.API
+	// Clock versions the records the API acknowledges; the streams into
+	// the cloud's database raise it to the versions they apply.
+	Clock   *hlc.Clock
 	Loader  *load.Loader
 	Load    *functions.Function
 	Streams []*replicate.Stream
@@ -397,7 +401,7 @@ func (t *Topology) startLogs(ctx context.Context) error {
 
 func (t *Topology) startCloud(ctx context.Context, name string) error {
 	cc := t.cfg.Clouds[name]
-	c := &Cloud{Name: name, roleLease: map[string]*lease.Lease{}}
+	c := &Cloud{Name: name, roleLease: map[string]*lease.Lease{}, Clock: hlc.New(t.opts.Now)}
 	t.clouds[name] = c
 	t.newCloudRegistry(c)
 	hs := hosts.Settings{
@@ -502,7 +506,7 @@ func (t *Topology) startCloud(ctx context.Context, name string) error {
 	t.goPipe(func(ctx context.Context) { t.watchHealth(ctx, c) })
 	c.API, err = ingest.New(ingest.Config{
 		Cloud: name, Bucket: c.Bucket, Schema: t.cfg.Schema, Limits: t.cfg.Ingest,
-		Keys: t.keys, Logger: t.logger(name, "ingest"), Health: c.health.report, Now: t.opts.Now,
+		Keys: t.keys, Logger: t.logger(name, "ingest"), Health: c.health.report, Now: t.opts.Now, Clock: c.Clock,
 		Backlog: func() (time.Duration, bool) {
 			age, _, ok := t.fresh.age(time.Now())
 			return age, ok
@@ -596,7 +600,7 @@ func (t *Topology) startStreams(ctx context.Context, name string) error {
 		s, err := replicate.New(replicate.Config{
 			Name: streamName, Origin: d.from, Source: src, Target: c.DB,
 			Tables: tables, Mapping: mapping, BatchSize: r.BatchSize, Poll: r.Poll.D(), SkipReplicated: true, SkipFullLoad: d.reverse,
-			Fence: l.Fence, Version: load.Version,
+			Fence: l.Fence, Version: load.Version, Observe: c.Clock.Observe,
 			OnError: replicate.ErrorPolicy(r.OnError), TableOnError: onErrorTables(r.OnErrorTables), LoadParallel: r.LoadParallel,
 			Schema: schemaMode(r.Schema, d.reverse),
 			OnApplied: func(b replicate.Batch) {
@@ -826,7 +830,7 @@ func (t *Topology) startGlobal(ctx context.Context) error {
 		return fmt.Errorf("topology: %w", err)
 	}
 	t.goPipe(func(ctx context.Context) { _ = t.front.Run(ctx) })
-	if _, err = t.serve("frontdoor", t.cfg.FrontDoor.Listen, promhttp.InstrumentHandlerDuration(t.frontDuration, t.tracing.Middleware("frontdoor", "frontdoor", t.front))); err != nil {
+	if _, err = t.serve("frontdoor", t.cfg.FrontDoor.Listen, telemetry.InstrumentHandler(t.tracing.Middleware("frontdoor", "frontdoor", t.front), t.frontDuration, nil)); err != nil {
 		return err
 	}
 	_, err = t.serve("console", t.cfg.Console.Listen, t.consoleHandler())

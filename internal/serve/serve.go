@@ -459,11 +459,24 @@ type capConn struct {
 	once sync.Once
 }
 
+// CloseWrite half-closes the connection when it can.
 func (c *capConn) CloseWrite() error {
 	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
 		return cw.CloseWrite()
 	}
 	return nil
+}
+
+// capConn keeps the connection's ReadFrom, through which net/http sends
+// files with sendfile(2).
+var _ io.ReaderFrom = (*capConn)(nil)
+
+// ReadFrom is the connection's own when it has one.
+func (c *capConn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(c.Conn, r)
 }
 
 func (c *capConn) Close() error {
