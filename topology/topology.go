@@ -420,6 +420,14 @@ func (t *Topology) startCloud(ctx context.Context, name string) error {
 			if p := tr.Purge; !p.Start.IsZero() {
 				t.tracing.HopErr("edge", SpanEdgePurge, traces, p.Start, p.End, p.Err,
 					attribute.String("cloud", name), attribute.Int("purge.tags", p.Tags), attribute.Bool("purge.remote", !t.has(RoleGlobal)))
+				// The journey's last hop (the journey reads the logs).
+				log := t.logger("", "edge")
+				args := []any{"trace_id", strings.Join(traces, " "), "tags", p.Tags, "ms", p.End.Sub(p.Start).Milliseconds()}
+				if p.Err != nil {
+					log.Warn("edge purge failed; cached copies expire by their max-age", append(args, "err", p.Err)...)
+				} else {
+					log.Info("edge purged the published results", args...)
+				}
 			}
 		}
 		hs.PublishFence = func(ctx context.Context, tx *sql.Tx) error {
