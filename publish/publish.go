@@ -105,10 +105,13 @@ type Config struct {
 	// Fence, when set, runs inside every transaction that commits the
 	// feed's checkpoint, before it: an error (a lease lost to another
 	// process) rolls it back, so a deposed publisher moves nothing on.
-	Fence     func(ctx context.Context, tx *sql.Tx) error
-	BatchSize int           // changes per pass (default 5000)
-	Poll      time.Duration // default 50ms
-	Logger    *slog.Logger
+	Fence func(ctx context.Context, tx *sql.Tx) error
+	// SourceMode is how the records table's changes are read (see
+	// replicate.Config.SourceMode; "" is replicate.SourceLog).
+	SourceMode string
+	BatchSize  int           // changes per pass (default 5000)
+	Poll       time.Duration // default 50ms
+	Logger     *slog.Logger
 }
 
 // Aggregate is one published hourly aggregate.
@@ -232,7 +235,7 @@ func (p *Publisher) Prepare(ctx context.Context) error {
 			}
 		}
 	}
-	if err := replicate.Prepare(ctx, p.cfg.DB, []string{p.table.Name}, p.log); err != nil {
+	if err := replicate.PrepareMode(ctx, p.cfg.DB, p.cfg.SourceMode, []string{p.table.Name}, p.log); err != nil {
 		return fmt.Errorf("publish: %w", err)
 	}
 	if err := replicate.EnsureCheckpoints(ctx, p.cfg.DB); err != nil {
@@ -340,7 +343,7 @@ func (p *Publisher) run(ctx context.Context) error {
 // in the table and starts from the end of the feed.
 func (p *Publisher) open(ctx context.Context) (replicate.Source, replicate.Position, error) {
 	db := p.cfg.DB
-	src, err := replicate.OpenSource(ctx, db, replicate.SourceConfig{Name: StreamName, Tables: []string{p.table.Name}, Logger: p.log})
+	src, err := replicate.OpenSourceMode(ctx, db, p.cfg.SourceMode, replicate.SourceConfig{Name: StreamName, Tables: []string{p.table.Name}, Logger: p.log})
 	if err != nil {
 		return nil, "", fmt.Errorf("publish: %w", err)
 	}

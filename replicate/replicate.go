@@ -197,7 +197,12 @@ type Checker interface {
 // dialect has a source driver and, where the driver can tell, the server's
 // settings allow capture.
 func Check(ctx context.Context, db *sqldb.DB) error {
-	d, err := sourceDriver(db.Dialect.Name())
+	return CheckMode(ctx, db, SourceLog)
+}
+
+// CheckMode is Check for a source mode ("" is SourceLog).
+func CheckMode(ctx context.Context, db *sqldb.DB, mode string) error {
+	d, err := driverFor(db, mode)
 	if err != nil {
 		return err
 	}
@@ -267,6 +272,13 @@ func SourceDialects() []string { return sources.Names() }
 // sourceDriver returns the driver of a dialect, or an error
 // ("replicate: no driver for dialect ...") listing the registered ones.
 func sourceDriver(dialect string) (SourceDriver, error) { return sources.Lookup(dialect) }
+
+// HasLogSource reports whether a log-based source driver is registered for
+// a dialect (SourceLog works on its databases).
+func HasLogSource(dialect string) bool {
+	_, err := sourceDriver(dialect)
+	return err == nil
+}
 
 // MarkerFor returns the origin marker of a dialect, nil when no source
 // driver is registered for it or it cannot tag origins.

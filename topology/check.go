@@ -87,7 +87,7 @@ func CheckStores(ctx context.Context, cfg *config.Config, roles []string, log *s
 		}
 		u := cfg.Clouds[name].SQL
 		jobs = append(jobs, job{"clouds." + name + ".sql", u, func(ctx context.Context) (string, string, error) {
-			return checkSQL(ctx, u, sources[name], log)
+			return checkSQL(ctx, u, sources[name], func(db *sqldb.DB) string { return sourceMode(cfg, db) }, log)
 		}})
 	}
 	errs := make([]error, len(jobs))
@@ -129,7 +129,7 @@ func checkObjects(ctx context.Context, u string, log *slog.Logger) (problem, fix
 
 // checkSQL opens a database, pings it and, on a replication source, checks
 // that its settings allow change capture.
-func checkSQL(ctx context.Context, u string, source bool, log *slog.Logger) (problem, fix string, err error) {
+func checkSQL(ctx context.Context, u string, source bool, mode func(*sqldb.DB) string, log *slog.Logger) (problem, fix string, err error) {
 	db, err := sqldb.Open(ctx, u, log)
 	if err != nil {
 		return sqlProblem(err)
@@ -139,7 +139,7 @@ func checkSQL(ctx context.Context, u string, source bool, log *slog.Logger) (pro
 		return sqlProblem(err)
 	}
 	if source {
-		if err := replicate.Check(ctx, db); err != nil {
+		if err := replicate.CheckMode(ctx, db, mode(db)); err != nil {
 			if permanent.Is(err) {
 				return "cannot capture changes: " + oneLine(err), "change the server setting named and restart it", err
 			}

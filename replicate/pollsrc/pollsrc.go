@@ -54,6 +54,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
+
 	"github.com/intercloud/intercloud/replicate"
 	"github.com/intercloud/intercloud/sqldb"
 )
@@ -78,6 +80,7 @@ var (
 	_ replicate.Preparer     = Driver{}
 	_ replicate.LogPruner    = Driver{}
 	_ replicate.Backlogger   = Driver{}
+	_ replicate.Checker      = Driver{}
 	_ replicate.Source       = (*Source)(nil)
 	_ replicate.Pruner       = (*Source)(nil)
 )
@@ -90,6 +93,34 @@ func (Driver) Prepare(ctx context.Context, db *sqldb.DB, tables []string, _ *slo
 	_, err := install(ctx, db, tables)
 	return err
 }
+
+// Check implements replicate.Checker: the dialect is supported and, on
+// MySQL/MariaDB with the binary log on, the user may create the capture
+// triggers (SUPER, or log_bin_trust_function_creators=1).
+func (Driver) Check(ctx context.Context, db *sqldb.DB) error {
+	if _, err := dialectOf(db); err != nil {
+		return err
+	}
+	if db.Dialect.Name() != "mysql" {
+		return nil
+	}
+	var logBin, trust, super int
+	err := db.QueryRowContext(ctx, `SELECT @@GLOBAL.log_bin, @@GLOBAL.log_bin_trust_function_creators,
+		(SELECT COUNT(*) FROM information_schema.USER_PRIVILEGES WHERE PRIVILEGE_TYPE = 'SUPER'
+		 AND GRANTEE = CONCAT("'", SUBSTRING_INDEX(CURRENT_USER(), '@', 1), "'@'", SUBSTRING_INDEX(CURRENT_USER(), '@', -1), "'"))`).Scan(&logBin, &trust, &super)
+	if err != nil {
+		return fmt.Errorf("pollsrc: check %s: %w", db.Name, err)
+	}
+	if logBin == 1 && trust == 0 && super == 0 {
+		return replicate.Permanent(fmt.Errorf("pollsrc: %s: %s", db.Name, trustHint))
+	}
+	return nil
+}
+
+// trustHint says how a MySQL/MariaDB user without SUPER may create
+// triggers while the binary log is on.
+const trustHint = "the binary log is on and log_bin_trust_function_creators is off, so creating the capture triggers needs SUPER: " +
+	"SET GLOBAL log_bin_trust_function_creators = 1 (and in the server's configuration; on RDS and Azure Database for MySQL, the parameter group / server parameter)"
 
 // Open implements replicate.SourceDriver.
 func (d Driver) Open(ctx context.Context, db *sqldb.DB, cfg replicate.SourceConfig) (replicate.Source, error) {
@@ -300,6 +331,9 @@ func install(ctx context.Context, db *sqldb.DB, tables []string) (map[string]*ta
 		}
 		for _, s := range stmts {
 			if _, err := tx.ExecContext(ctx, s); err != nil {
+				if me := (*mysql.MySQLError)(nil); errors.As(err, &me) && me.Number == 1419 {
+					return replicate.Permanent(fmt.Errorf("pollsrc: install capture: %w (%s)", err, trustHint))
+				}
 				return fmt.Errorf("pollsrc: install capture: %w", err)
 			}
 		}

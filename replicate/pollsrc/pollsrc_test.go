@@ -3,10 +3,12 @@ package pollsrc_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -212,4 +214,29 @@ func ids(t *testing.T, db *sqldb.DB) []int64 {
 		out = append(out, id)
 	}
 	return out
+}
+
+// On MariaDB with the binary log on, a user without SUPER cannot create
+// the capture triggers unless log_bin_trust_function_creators is on:
+// Check says so, naming the setting, and passes once it is set.
+func TestCheckTriggerRights(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts MariaDB")
+	}
+	my := peers.StartMariaDB(t)
+	root := open(t, fmt.Sprintf("mysql://root@127.0.0.1:%d/", my.Port))
+	execSQL(t, root, "SET GLOBAL log_bin_trust_function_creators = 0")
+	app := open(t, my.URL("app"))
+	ctx := context.Background()
+	err := replicate.CheckMode(ctx, app, replicate.SourcePoll)
+	if err == nil || !errors.Is(err, replicate.ErrPermanent) || !strings.Contains(err.Error(), "log_bin_trust_function_creators") {
+		t.Fatalf("check as app = %v, want a permanent error naming log_bin_trust_function_creators", err)
+	}
+	if err := replicate.CheckMode(ctx, root, replicate.SourcePoll); err != nil {
+		t.Fatalf("check as root (SUPER) = %v", err)
+	}
+	execSQL(t, root, "SET GLOBAL log_bin_trust_function_creators = 1")
+	if err := replicate.CheckMode(ctx, app, replicate.SourcePoll); err != nil {
+		t.Fatalf("check with log_bin_trust_function_creators = 1: %v", err)
+	}
 }
