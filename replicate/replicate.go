@@ -290,6 +290,28 @@ func MarkerFor(dialect string) OriginMarker {
 	return d.Marker()
 }
 
+// DialectMarker is implemented by mode drivers that serve several dialects
+// (SourcePoll): their marker depends on the target's dialect, and
+// Marker() alone is nil.
+type DialectMarker interface {
+	// MarkerFor returns the marker for a dialect, nil when it has none.
+	MarkerFor(dialect string) OriginMarker
+}
+
+// MarkerForMode returns the origin marker that tags writes into db so
+// that a stream reading db in a source mode ("" is SourceLog) with
+// SkipReplicated skips them; nil when that mode cannot tag db's writes.
+func MarkerForMode(db *sqldb.DB, mode string) OriginMarker {
+	d, err := driverFor(db, mode)
+	if err != nil {
+		return nil
+	}
+	if dm, ok := d.(DialectMarker); ok {
+		return dm.MarkerFor(db.Dialect.Name())
+	}
+	return d.Marker()
+}
+
 // Source modes (Config.SourceMode): how a stream reads its source's changes.
 const (
 	// SourceLog reads the database's own change log through the driver

@@ -1,6 +1,7 @@
 package replicate
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -104,6 +105,11 @@ type Config struct {
 	// SourceMode is how the source's changes are read: SourceLog (the
 	// default) or another registered mode such as SourcePoll.
 	SourceMode string
+	// TargetMode is how the other stream of a bidirectional pair reads
+	// Target (default SourceMode): the writes this stream applies are
+	// origin-tagged where that mode looks (MarkerForMode), so its
+	// SkipReplicated skips them.
+	TargetMode string
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -133,9 +139,11 @@ func (c Config) Validate() error {
 	if err := c.OnError.Validate(); err != nil {
 		return fmt.Errorf("replicate: config: %w", err)
 	}
-	if c.SourceMode != "" && c.SourceMode != SourceLog {
-		if _, err := modes.Lookup(c.SourceMode); err != nil {
-			return fmt.Errorf("replicate: config: source mode: %w", err)
+	for _, m := range []string{c.SourceMode, c.TargetMode} {
+		if m != "" && m != SourceLog {
+			if _, err := modes.Lookup(m); err != nil {
+				return fmt.Errorf("replicate: config: source mode: %w", err)
+			}
 		}
 	}
 	if err := c.Schema.Validate(); err != nil {
@@ -453,7 +461,7 @@ func (s *Stream) runOnce(ctx context.Context) error {
 	}
 	defer src.Close()
 	defer s.watchLag(ctx, src)()
-	marker := MarkerFor(s.cfg.Target.Dialect.Name())
+	marker := MarkerForMode(s.cfg.Target, cmp.Or(s.cfg.TargetMode, s.cfg.SourceMode))
 	if setup, ok := marker.(OriginSetup); ok {
 		if err := setup.Setup(ctx, s.cfg.Target); err != nil {
 			return fmt.Errorf("replicate: origin marker setup: %w", err)

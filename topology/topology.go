@@ -578,8 +578,8 @@ func (t *Topology) startStreams(ctx context.Context, name string) error {
 		s, err := replicate.New(replicate.Config{
 			Name: streamName, Origin: d.from, Source: src, Target: c.DB,
 			Tables: tables, Mapping: mapping, BatchSize: r.BatchSize, Poll: r.Poll.D(), SkipReplicated: r.ReverseEnabled(), SkipFullLoad: d.reverse,
-			SourceMode: sourceMode(t.cfg, src),
-			Fence:      l.Fence, Version: load.Version,
+			SourceMode: sourceMode(t.cfg, src), TargetMode: sourceMode(t.cfg, c.DB),
+			Fence: l.Fence, Version: load.Version,
 			OnError: replicate.ErrorPolicy(r.OnError), TableOnError: onErrorTables(r.OnErrorTables), LoadParallel: r.LoadParallel,
 			Schema: schemaMode(r.Schema, d.reverse),
 			OnApplied: func(b replicate.Batch) {

@@ -5,7 +5,7 @@
 //
 // Install (replicate.PrepareMode and every Open) creates the change table
 //
-//	_ic_poll_log(seq, tbl, pk, op, at)
+//	_ic_poll_log(seq, tbl, pk, op, origin, at)
 //
 // whose seq is a monotonically increasing value the database assigns
 // itself (INTEGER PRIMARY KEY AUTOINCREMENT, AUTO_INCREMENT, an identity
@@ -35,9 +35,22 @@
 // becomes an OpUpsert with its full image, a missing one an OpDelete, so
 // several changes of one key collapse into one and the target converges.
 //
-// The mode cannot tag origins (Marker is nil), so it serves one-way
-// streams only. The change table grows until pruned through
-// replicate.PruneLog or Config.PruneSource.
+// Origins: a stream applying into a database read in this mode tags its
+// writes through Marker (replicate.MarkerForMode): inside the apply
+// transaction it writes its session's row of _ic_poll_origin(conn,
+// origin), keyed by the connection (CONNECTION_ID(), pg_backend_pid(),
+// 0 on SQLite's single writer), and the triggers copy that origin into the
+// origin column of each change they log; every other session logs an
+// empty origin.
+// With SkipReplicated, a key whose last change in a batch was tagged is
+// skipped: its current row came from the other side. A key whose current
+// row was replaced by replication after the change the batch read (a
+// later change, not yet read) is sent once more; the other side's
+// last-writer-wins upsert (replicate.Config.Version) makes that a no-op,
+// and since that side tags what it applies, it never loops.
+//
+// The change table grows until pruned through replicate.PruneLog or
+// Config.PruneSource.
 package pollsrc
 
 import (
@@ -63,6 +76,10 @@ import (
 // LogTable is the change table.
 const LogTable = "_ic_poll_log"
 
+// MarkTable holds the origin of each session (connection) applying
+// replicated changes, for the length of its transaction (Marker).
+const MarkTable = "_ic_poll_origin"
+
 // DefaultHoldBack is how long a missing seq holds the stream back.
 const DefaultHoldBack = 10 * time.Second
 
@@ -76,17 +93,61 @@ type Driver struct {
 }
 
 var (
-	_ replicate.SourceDriver = Driver{}
-	_ replicate.Preparer     = Driver{}
-	_ replicate.LogPruner    = Driver{}
-	_ replicate.Backlogger   = Driver{}
-	_ replicate.Checker      = Driver{}
-	_ replicate.Source       = (*Source)(nil)
-	_ replicate.Pruner       = (*Source)(nil)
+	_ replicate.SourceDriver  = Driver{}
+	_ replicate.Preparer      = Driver{}
+	_ replicate.LogPruner     = Driver{}
+	_ replicate.Backlogger    = Driver{}
+	_ replicate.Checker       = Driver{}
+	_ replicate.DialectMarker = Driver{}
+	_ replicate.OriginMarker  = Marker{}
+	_ replicate.OriginSetup   = Marker{}
+	_ replicate.Source        = (*Source)(nil)
+	_ replicate.Pruner        = (*Source)(nil)
 )
 
-// Marker implements replicate.SourceDriver: the mode cannot tag origins.
+// Marker implements replicate.SourceDriver: nil, the marker depends on
+// the dialect (MarkerFor).
 func (Driver) Marker() replicate.OriginMarker { return nil }
+
+// MarkerFor implements replicate.DialectMarker.
+func (Driver) MarkerFor(dialect string) replicate.OriginMarker {
+	if _, ok := dialects[dialect]; !ok {
+		return nil
+	}
+	return Marker{dialect: dialect}
+}
+
+// Marker tags the writes of a replication apply transaction with their
+// origin: MarkOrigin writes the session's row of MarkTable, which the
+// capture triggers copy into each change they log, and UnmarkOrigin
+// deletes it before commit. The row lives and dies with the transaction
+// (a rollback takes it away), so no other write of the session is ever
+// tagged.
+type Marker struct{ dialect string }
+
+// Setup implements replicate.OriginSetup: it creates MarkTable.
+func (m Marker) Setup(ctx context.Context, db *sqldb.DB) error {
+	if _, err := db.ExecContext(ctx, dialects[m.dialect].markDDL); err != nil {
+		return fmt.Errorf("pollsrc: origin table: %w", err)
+	}
+	return nil
+}
+
+// MarkOrigin implements replicate.OriginMarker.
+func (m Marker) MarkOrigin(ctx context.Context, tx *sql.Tx, origin string) error {
+	if _, err := tx.ExecContext(ctx, dialects[m.dialect].mark, origin); err != nil {
+		return fmt.Errorf("pollsrc: mark origin: %w", err)
+	}
+	return nil
+}
+
+// UnmarkOrigin implements replicate.OriginMarker.
+func (m Marker) UnmarkOrigin(ctx context.Context, tx *sql.Tx) error {
+	if _, err := tx.ExecContext(ctx, "DELETE FROM "+MarkTable+" WHERE conn = "+dialects[m.dialect].session); err != nil {
+		return fmt.Errorf("pollsrc: unmark origin: %w", err)
+	}
+	return nil
+}
 
 // Prepare implements replicate.Preparer.
 func (Driver) Prepare(ctx context.Context, db *sqldb.DB, tables []string, _ *slog.Logger) error {
@@ -150,6 +211,10 @@ type table struct {
 // dialect is what differs between the supported databases.
 type dialect struct {
 	logDDL   string
+	markDDL  string
+	addCol   string // adds the origin column to a change table without it
+	session  string // the id of the session (connection) running a statement
+	mark     string // sets the session's origin (bind: the origin)
 	jsonArr  string // function building a JSON array
 	hex      func(string) string
 	triggers func(def sqldb.Table, q func(string) string, key func(row string) string) []string
@@ -178,13 +243,17 @@ func (d dialect) installed(ctx context.Context, tx *sql.Tx, tbl string) (bool, e
 var dialects = map[string]dialect{
 	"sqlite": {
 		logDDL: `CREATE TABLE IF NOT EXISTS ` + LogTable + ` (seq INTEGER PRIMARY KEY AUTOINCREMENT,
-			tbl TEXT NOT NULL, pk TEXT NOT NULL, op TEXT NOT NULL,
+			tbl TEXT NOT NULL, pk TEXT NOT NULL, op TEXT NOT NULL, origin TEXT NOT NULL DEFAULT '',
 			at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))`,
+		markDDL: `CREATE TABLE IF NOT EXISTS ` + MarkTable + ` (conn INTEGER PRIMARY KEY, origin TEXT NOT NULL)`,
+		addCol:  `ALTER TABLE ` + LogTable + ` ADD COLUMN origin TEXT NOT NULL DEFAULT ''`,
+		session: "0", // one writer at a time
+		mark:    `INSERT INTO ` + MarkTable + ` (conn, origin) VALUES (0, ?) ON CONFLICT (conn) DO UPDATE SET origin = excluded.origin`,
 		jsonArr: "json_array",
 		hex:     func(x string) string { return "hex(" + x + ")" },
 		triggers: func(def sqldb.Table, q func(string) string, key func(string) string) []string {
 			ins := func(row, op string) string {
-				return fmt.Sprintf("INSERT INTO %s (tbl, pk, op) VALUES (%s, %s, '%s');", LogTable, sqlString(def.Name), key(row), op)
+				return fmt.Sprintf("INSERT INTO %s (tbl, pk, op, origin) VALUES (%s, %s, '%s', %s);", LogTable, sqlString(def.Name), key(row), op, originOf("0"))
 			}
 			name := func(s string) string { return q("_ic_poll_" + def.Name + "_" + s) }
 			return []string{
@@ -193,7 +262,7 @@ var dialects = map[string]dialect{
 				"DROP TRIGGER IF EXISTS " + name("del"),
 				fmt.Sprintf("CREATE TRIGGER %s AFTER INSERT ON %s BEGIN %s END", name("ins"), q(def.Name), ins("NEW", "I")),
 				fmt.Sprintf("CREATE TRIGGER %s AFTER UPDATE ON %s BEGIN %s %s END", name("upd"), q(def.Name),
-					fmt.Sprintf("INSERT INTO %s (tbl, pk, op) SELECT %s, %s, 'D' WHERE %s;", LogTable, sqlString(def.Name), key("OLD"), keyChanged(def, q, " IS NOT ")),
+					fmt.Sprintf("INSERT INTO %s (tbl, pk, op, origin) SELECT %s, %s, 'D', %s WHERE %s;", LogTable, sqlString(def.Name), key("OLD"), originOf("0"), keyChanged(def, q, " IS NOT ")),
 					ins("NEW", "U")),
 				fmt.Sprintf("CREATE TRIGGER %s AFTER DELETE ON %s BEGIN %s END", name("del"), q(def.Name), ins("OLD", "D")),
 			}
@@ -201,8 +270,12 @@ var dialects = map[string]dialect{
 	},
 	"mysql": {
 		logDDL: `CREATE TABLE IF NOT EXISTS ` + LogTable + ` (seq BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
-			tbl VARCHAR(255) NOT NULL, pk TEXT NOT NULL, op CHAR(1) NOT NULL,
+			tbl VARCHAR(255) NOT NULL, pk TEXT NOT NULL, op CHAR(1) NOT NULL, origin VARCHAR(64) NOT NULL DEFAULT '',
 			at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
+		markDDL: `CREATE TABLE IF NOT EXISTS ` + MarkTable + ` (conn BIGINT UNSIGNED NOT NULL PRIMARY KEY, origin VARCHAR(64) NOT NULL) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
+		addCol:  `ALTER TABLE ` + LogTable + ` ADD COLUMN origin VARCHAR(64) NOT NULL DEFAULT ''`,
+		session: "CONNECTION_ID()",
+		mark:    `INSERT INTO ` + MarkTable + ` (conn, origin) VALUES (CONNECTION_ID(), ?) ON DUPLICATE KEY UPDATE origin = VALUES(origin)`,
 		jsonArr: "JSON_ARRAY",
 		count: `SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() AND EVENT_OBJECT_TABLE = ?
 			AND TRIGGER_NAME IN (?, ?, ?)`,
@@ -210,7 +283,7 @@ var dialects = map[string]dialect{
 		hex:  func(x string) string { return "HEX(" + x + ")" },
 		triggers: func(def sqldb.Table, q func(string) string, key func(string) string) []string {
 			ins := func(row, op string) string {
-				return fmt.Sprintf("INSERT INTO %s (tbl, pk, op) VALUES (%s, %s, '%s');", LogTable, sqlString(def.Name), key(row), op)
+				return fmt.Sprintf("INSERT INTO %s (tbl, pk, op, origin) VALUES (%s, %s, '%s', %s);", LogTable, sqlString(def.Name), key(row), op, originOf("CONNECTION_ID()"))
 			}
 			name := func(s string) string { return q("_ic_poll_" + def.Name + "_" + s) }
 			return []string{
@@ -226,8 +299,12 @@ var dialects = map[string]dialect{
 	},
 	"postgres": {
 		logDDL: `CREATE TABLE IF NOT EXISTS ` + LogTable + ` (seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-			tbl TEXT NOT NULL, pk TEXT NOT NULL, op CHAR(1) NOT NULL,
+			tbl TEXT NOT NULL, pk TEXT NOT NULL, op CHAR(1) NOT NULL, origin TEXT NOT NULL DEFAULT '',
 			at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp())`,
+		markDDL: `CREATE TABLE IF NOT EXISTS ` + MarkTable + ` (conn BIGINT PRIMARY KEY, origin TEXT NOT NULL)`,
+		addCol:  `ALTER TABLE ` + LogTable + ` ADD COLUMN IF NOT EXISTS origin TEXT NOT NULL DEFAULT ''`,
+		session: "pg_backend_pid()",
+		mark:    `INSERT INTO ` + MarkTable + ` (conn, origin) VALUES (pg_backend_pid(), $1) ON CONFLICT (conn) DO UPDATE SET origin = EXCLUDED.origin`,
 		jsonArr: "json_build_array",
 		count: `SELECT COUNT(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
 			WHERE c.relname = $1 AND pg_table_is_visible(c.oid) AND t.tgname = $2`,
@@ -236,7 +313,7 @@ var dialects = map[string]dialect{
 		triggers: func(def sqldb.Table, q func(string) string, key func(string) string) []string {
 			fn := q("_ic_poll_" + def.Name)
 			ins := func(row, op string) string {
-				return fmt.Sprintf("INSERT INTO %s (tbl, pk, op) VALUES (%s, %s::text, %s);", LogTable, sqlString(def.Name), key(row), op)
+				return fmt.Sprintf("INSERT INTO %s (tbl, pk, op, origin) VALUES (%s, %s::text, %s, %s);", LogTable, sqlString(def.Name), key(row), op, originOf("pg_backend_pid()"))
 			}
 			return []string{
 				fmt.Sprintf(`CREATE OR REPLACE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql AS $f$
@@ -250,6 +327,12 @@ END $f$`, fn, keyChanged(def, q, " IS DISTINCT FROM "), ins("OLD", "'D'"), ins("
 			}
 		},
 	},
+}
+
+// originOf is the origin of the session whose id session gives: what the
+// applier's Marker set in its transaction, ” for every other writer.
+func originOf(session string) string {
+	return "COALESCE((SELECT origin FROM " + MarkTable + " WHERE conn = " + session + "), '')"
 }
 
 func sqlString(s string) string { return `'` + strings.ReplaceAll(s, `'`, `''`) + `'` }
@@ -289,7 +372,11 @@ func install(ctx context.Context, db *sqldb.DB, tables []string) (map[string]*ta
 	out := map[string]*table{}
 	q := db.Dialect.Quote
 	err = db.Tx(ctx, func(tx *sql.Tx) error {
-		stmts := []string{d.logDDL}
+		reinstall, err := installLog(ctx, db, tx, d)
+		if err != nil {
+			return err
+		}
+		var stmts []string
 		for _, name := range tables {
 			def, err := db.Dialect.Describe(ctx, tx, name)
 			if err != nil {
@@ -319,7 +406,7 @@ func install(ctx context.Context, db *sqldb.DB, tables []string) (map[string]*ta
 			if err != nil {
 				return fmt.Errorf("pollsrc: capture %s: %w", name, err)
 			}
-			if !have {
+			if !have || reinstall {
 				stmts = append(stmts, d.triggers(def, q, key)...)
 			}
 			t := &table{def: def, cols: def.ColumnNames()}
@@ -343,6 +430,28 @@ func install(ctx context.Context, db *sqldb.DB, tables []string) (map[string]*ta
 		return nil, err
 	}
 	return out, nil
+}
+
+// installLog creates the change and mark tables and adds the origin
+// column to a change table made before it had one; reinstall says the
+// triggers must be made again (they do not write the origin).
+func installLog(ctx context.Context, db *sqldb.DB, tx *sql.Tx, d dialect) (reinstall bool, err error) {
+	for _, s := range []string{d.logDDL, d.markDDL} {
+		if _, err := tx.ExecContext(ctx, s); err != nil {
+			return false, fmt.Errorf("pollsrc: install capture: %w", err)
+		}
+	}
+	def, err := db.Dialect.Describe(ctx, tx, LogTable)
+	if err != nil {
+		return false, fmt.Errorf("pollsrc: install capture: %w", err)
+	}
+	if _, ok := def.Column("origin"); ok {
+		return false, nil
+	}
+	if _, err := tx.ExecContext(ctx, d.addCol); err != nil {
+		return false, fmt.Errorf("pollsrc: install capture: add the origin column: %w", err)
+	}
+	return true, nil
 }
 
 // Source polls a database's change table.
@@ -390,35 +499,52 @@ func ParsePosition(p replicate.Position) (int64, error) {
 	return n, nil
 }
 
-// Current implements replicate.Source: the highest seq committed. Changes
-// in flight below it are found by Stream's hold-back, not skipped.
+// Current implements replicate.Source: the highest seq committed, or
+// just below the lowest seq missing among the last inFlightMargin (a
+// change still in flight, or a rolled-back one): Stream's hold-back waits
+// for those, instead of skipping them.
 func (s *Source) Current(ctx context.Context) (replicate.Position, error) {
-	var seq sql.NullInt64
-	if err := s.db.QueryRowContext(ctx, "SELECT MAX(seq) FROM "+LogTable).Scan(&seq); err != nil {
+	var hi sql.NullInt64
+	if err := s.db.QueryRowContext(ctx, "SELECT MAX(seq) FROM "+LogTable).Scan(&hi); err != nil {
 		return "", fmt.Errorf("pollsrc: current position: %w", err)
 	}
-	// A mark at MAX(seq) would skip smaller seqs still in flight: start
-	// below the ones that may be, and let the hold-back wait for them.
-	return FormatPosition(max(seq.Int64-inFlightMargin, 0)), nil
+	lo := max(hi.Int64-inFlightMargin, 0)
+	rows, err := s.db.QueryContext(ctx, "SELECT seq FROM "+LogTable+" WHERE seq > "+s.db.Dialect.Placeholder(1)+" ORDER BY seq", lo)
+	if err != nil {
+		return "", fmt.Errorf("pollsrc: current position: %w", err)
+	}
+	defer rows.Close()
+	prev := lo
+	for rows.Next() {
+		var seq int64
+		if err := rows.Scan(&seq); err != nil {
+			return "", fmt.Errorf("pollsrc: current position: %w", err)
+		}
+		if seq != prev+1 {
+			break
+		}
+		prev = seq
+	}
+	if err := rows.Err(); err != nil {
+		return "", fmt.Errorf("pollsrc: current position: %w", err)
+	}
+	return FormatPosition(prev), nil
 }
 
-// inFlightMargin is how far below the highest visible seq Current starts:
-// changes in that window are delivered again (harmless, applying is
-// idempotent) rather than missed when their transactions commit late.
+// inFlightMargin is how far below the highest visible seq Current looks
+// for missing seqs; below it, changes are taken as committed (or pruned).
 const inFlightMargin = 1000
 
 type entry struct {
 	seq     int64
 	tbl, pk string
 	op      string
+	origin  string
 	at      time.Time
 }
 
 // Stream implements replicate.Source.
 func (s *Source) Stream(ctx context.Context, from replicate.Position, opts replicate.StreamOptions, fn func(context.Context, replicate.Batch) error) error {
-	if opts.SkipReplicated {
-		return replicate.Permanent(errors.New("pollsrc: the poll source cannot tell replicated changes apart; use it for one-way streams"))
-	}
 	mark, err := ParsePosition(from)
 	if err != nil {
 		return err
@@ -448,7 +574,7 @@ func (s *Source) Stream(ctx context.Context, from replicate.Position, opts repli
 		if s.isClosed() {
 			return ErrClosed
 		}
-		b, next, full, err := s.read(ctx, mark, want, opts.MaxBatch, gaps)
+		b, next, full, err := s.read(ctx, mark, want, opts, gaps)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -480,21 +606,22 @@ func (s *Source) Stream(ctx context.Context, from replicate.Position, opts repli
 
 // read returns the batch after mark and the mark after it; full says the
 // batch was cut at maxBatch (read again at once).
-func (s *Source) read(ctx context.Context, mark int64, want map[string]bool, maxBatch int, gaps map[int64]time.Time) (replicate.Batch, int64, bool, error) {
+func (s *Source) read(ctx context.Context, mark int64, want map[string]bool, opts replicate.StreamOptions, gaps map[int64]time.Time) (replicate.Batch, int64, bool, error) {
+	maxBatch := opts.MaxBatch
 	var b replicate.Batch
 	next := mark
 	full := false
-	opts := &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead}
+	txOpts := &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead}
 	if s.db.Dialect.Name() == "sqlite" {
-		opts = nil
+		txOpts = nil
 	}
-	tx, err := s.db.BeginTx(ctx, opts)
+	tx, err := s.db.BeginTx(ctx, txOpts)
 	if err != nil {
 		return b, mark, false, fmt.Errorf("pollsrc: read: %w", err)
 	}
 	defer tx.Rollback()
 	ph := s.db.Dialect.Placeholder
-	rows, err := tx.QueryContext(ctx, "SELECT seq, tbl, pk, op, at FROM "+LogTable+" WHERE seq > "+ph(1)+" ORDER BY seq LIMIT "+strconv.Itoa(maxBatch), mark)
+	rows, err := tx.QueryContext(ctx, "SELECT seq, tbl, pk, op, origin, at FROM "+LogTable+" WHERE seq > "+ph(1)+" ORDER BY seq LIMIT "+strconv.Itoa(maxBatch), mark)
 	if err != nil {
 		return b, mark, false, fmt.Errorf("pollsrc: read changes: %w", err)
 	}
@@ -506,7 +633,7 @@ func (s *Source) read(ctx context.Context, mark int64, want map[string]bool, max
 	for rows.Next() {
 		var e entry
 		var at any
-		if err := rows.Scan(&e.seq, &e.tbl, &e.pk, &e.op, &at); err != nil {
+		if err := rows.Scan(&e.seq, &e.tbl, &e.pk, &e.op, &e.origin, &at); err != nil {
 			rows.Close()
 			return b, mark, false, fmt.Errorf("pollsrc: read changes: %w", err)
 		}
@@ -556,6 +683,11 @@ func (s *Source) read(ctx context.Context, mark int64, want map[string]bool, max
 	}
 	for i, e := range entries {
 		if j, ok := last[e.tbl+"\x00"+e.pk]; !ok || j != i {
+			continue
+		}
+		if opts.SkipReplicated && e.origin != "" {
+			// The key's last change was replication's: its current row
+			// came from the other side.
 			continue
 		}
 		t := s.tables[e.tbl]

@@ -85,7 +85,6 @@ func TestConformance(t *testing.T) {
 				Source:     src,
 				Targets:    map[string]func(t *testing.T) *sqldb.DB{"sqlite": sqliteDB},
 				SourceMode: replicate.SourcePoll,
-				NoOrigin:   true,
 			})
 		})
 	}
@@ -238,5 +237,113 @@ func TestCheckTriggerRights(t *testing.T) {
 	execSQL(t, root, "SET GLOBAL log_bin_trust_function_creators = 1")
 	if err := replicate.CheckMode(ctx, app, replicate.SourcePoll); err != nil {
 		t.Fatalf("check with log_bin_trust_function_creators = 1: %v", err)
+	}
+}
+
+// Current stops just below a seq still in flight (a transaction holding
+// it open), and is exact when nothing is missing.
+func TestCurrentBelowInFlight(t *testing.T) {
+	ctx := context.Background()
+	for name, open := range sources(t, live...) {
+		if name == "sqlite" {
+			continue // one writer at a time: nothing is ever in flight
+		}
+		t.Run(name, func(t *testing.T) {
+			db := open(t)
+			d := db.Dialect
+			execSQL(t, db, fmt.Sprintf("CREATE TABLE %s (%s BIGINT NOT NULL PRIMARY KEY)", d.Quote("w"), d.Quote("id")))
+			src, err := replicate.OpenSourceMode(ctx, db, replicate.SourcePoll, replicate.SourceConfig{Name: "cur", Tables: []string{"w"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer src.Close()
+			insert := fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s)", d.Quote("w"), d.Quote("id"), d.Placeholder(1))
+			for i := 1; i <= 3; i++ {
+				execSQL(t, db, insert, i)
+			}
+			if pos, err := src.Current(ctx); err != nil || pos != "3" {
+				t.Fatalf("current = %q, %v; want 3", pos, err)
+			}
+			held, err := db.BeginTx(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer held.Rollback()
+			if _, err := held.ExecContext(ctx, insert, 4); err != nil { // takes seq 4
+				t.Fatal(err)
+			}
+			execSQL(t, db, insert, 5) // seq 5, committed
+			if pos, err := src.Current(ctx); err != nil || pos != "3" {
+				t.Fatalf("current with seq 4 in flight = %q, %v; want 3", pos, err)
+			}
+		})
+	}
+}
+
+// The origin mark lives and dies with its transaction: a rolled-back
+// apply leaves no mark, and the session's next write is logged as local.
+func TestMarkDiesWithTransaction(t *testing.T) {
+	ctx := context.Background()
+	for name, open := range sources(t, live...) {
+		t.Run(name, func(t *testing.T) {
+			db := open(t)
+			d := db.Dialect
+			execSQL(t, db, fmt.Sprintf("CREATE TABLE %s (%s BIGINT NOT NULL PRIMARY KEY)", d.Quote("w"), d.Quote("id")))
+			if err := replicate.PrepareMode(ctx, db, replicate.SourcePoll, []string{"w"}, sourcetest.Quiet()); err != nil {
+				t.Fatal(err)
+			}
+			m := replicate.MarkerForMode(db, replicate.SourcePoll)
+			if m == nil {
+				t.Fatal("no marker for the poll mode")
+			}
+			db.SetMaxOpenConns(1) // the same session throughout
+			insert := fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s)", d.Quote("w"), d.Quote("id"), d.Placeholder(1))
+			tx, err := db.BeginTx(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := m.MarkOrigin(ctx, tx, "b"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tx.ExecContext(ctx, insert, 1); err != nil {
+				t.Fatal(err)
+			}
+			if err := tx.Rollback(); err != nil {
+				t.Fatal(err)
+			}
+			err = db.Tx(ctx, func(tx *sql.Tx) error {
+				if err := m.MarkOrigin(ctx, tx, "b"); err != nil {
+					return err
+				}
+				if _, err := tx.ExecContext(ctx, insert, 2); err != nil {
+					return err
+				}
+				return m.UnmarkOrigin(ctx, tx)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			execSQL(t, db, insert, 3)
+			rows, err := db.QueryContext(ctx, "SELECT pk, origin FROM _ic_poll_log ORDER BY seq")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			var got []string
+			for rows.Next() {
+				var pk, origin string
+				if err := rows.Scan(&pk, &origin); err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, pk+"="+origin)
+			}
+			if want := []string{"[2]=b", "[3]="}; !slices.Equal(got, want) {
+				t.Fatalf("change log %v, want %v", got, want)
+			}
+			var marks int
+			if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM _ic_poll_origin").Scan(&marks); err != nil || marks != 0 {
+				t.Fatalf("%d marks left (%v)", marks, err)
+			}
+		})
 	}
 }
