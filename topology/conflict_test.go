@@ -49,12 +49,8 @@ func TestSameIDOnBothClouds(t *testing.T) {
 		if testing.Short() {
 			t.Skip("starts MariaDB and PostgreSQL")
 		}
-		my := peers.StartMariaDB(t)
+		cfg, my, _ := realDBConfig(t)
 		trustFunctionCreators(t, my)
-		pg := peers.StartPostgres(t)
-		cfg := testConfig(t, t.TempDir())
-		cfg.Clouds["aws"].SQL = my.URL("app")
-		cfg.Clouds["azure"].SQL = pg.URL("app")
 		cfg.Replication.Source = config.SourcePoll
 		if err := cfg.Validate(); err != nil {
 			t.Fatal(err)

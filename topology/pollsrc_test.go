@@ -39,22 +39,20 @@ func trustFunctionCreators(t *testing.T, my *peers.MariaDB) {
 // databases validate equal and the records ingested on Azure reached AWS
 // as Azure's), and the capture installed is the poll source's.
 func TestScenarioPollSource(t *testing.T) {
-	cases := map[string]func(t *testing.T, cfg *config.Config){
-		"sqlite": func(*testing.T, *config.Config) {},
-		"mariadb-postgres": func(t *testing.T, cfg *config.Config) {
+	cases := map[string]func(t *testing.T) *config.Config{
+		"sqlite": func(t *testing.T) *config.Config { return testConfig(t, t.TempDir()) },
+		"mariadb-postgres": func(t *testing.T) *config.Config {
 			if testing.Short() {
 				t.Skip("starts MariaDB and PostgreSQL")
 			}
-			my := peers.StartMariaDB(t)
+			cfg, my, _ := realDBConfig(t)
 			trustFunctionCreators(t, my)
-			cfg.Clouds["aws"].SQL = my.URL("app")
-			cfg.Clouds["azure"].SQL = peers.StartPostgres(t).URL("app")
+			return cfg
 		},
 	}
 	for name, setup := range cases {
 		t.Run(name, func(t *testing.T) {
-			cfg := testConfig(t, t.TempDir())
-			setup(t, cfg)
+			cfg := setup(t)
 			cfg.Replication.Source = config.SourcePoll
 			if err := cfg.Validate(); err != nil {
 				t.Fatal(err)
