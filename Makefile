@@ -30,7 +30,8 @@ lint:
 
 # The parsers of outside input, each fuzzed for a while (FUZZTIME=5m for
 # longer; `make test` runs them for 5 s each): ingest bodies, topology
-# files, replication row filters, log queries, Authorization headers.
+# files, replication row filters, log queries, Authorization headers, poll
+# source positions and change keys.
 FUZZTIME ?= 30s
 fuzz:
 	$(GO) test ./ingest -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
@@ -38,6 +39,8 @@ fuzz:
 	$(GO) test ./replicate -run '^$$' -fuzz '^FuzzParseFilter$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./logstore -run '^$$' -fuzz '^FuzzParseQuery$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./auth -run '^$$' -fuzz '^FuzzBearerKey$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./replicate/pollsrc -run '^$$' -fuzz '^FuzzParsePosition$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./replicate/pollsrc -run '^$$' -fuzz '^FuzzDecodeKey$$' -fuzztime $(FUZZTIME)
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./ingest ./edge ./frontdoor ./replicate

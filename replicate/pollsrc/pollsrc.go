@@ -62,6 +62,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -206,6 +207,42 @@ type table struct {
 	cols  []string
 	types []sqldb.Type
 	sel   string // SELECT cols FROM t WHERE
+}
+
+// newTable is what the source reads of a table with schema def.
+func newTable(db *sqldb.DB, def sqldb.Table) *table {
+	t := &table{def: def, cols: def.ColumnNames()}
+	for _, c := range def.Columns {
+		t.types = append(t.types, c.Type)
+	}
+	t.sel = "SELECT " + sqldb.QuoteList(db.Dialect, t.cols) + " FROM " + db.Dialect.Quote(def.Name) + " WHERE "
+	return t
+}
+
+// refresh compares a table's columns now (in the read transaction) with
+// the ones the source reads, and reads its schema again when they differ:
+// changed says the batch must carry an OpSchema change for it first.
+func (s *Source) refresh(ctx context.Context, tx *sql.Tx, name string) (changed bool, err error) {
+	t := s.tables[name]
+	rows, err := tx.QueryContext(ctx, "SELECT * FROM "+s.db.Dialect.Quote(name)+" WHERE 1 = 0")
+	if err != nil {
+		return false, fmt.Errorf("pollsrc: read %s: %w", name, err)
+	}
+	cols, err := rows.Columns()
+	rows.Close()
+	if err != nil {
+		return false, fmt.Errorf("pollsrc: read %s: %w", name, err)
+	}
+	if slices.Equal(cols, t.cols) {
+		return false, nil
+	}
+	def, err := s.db.Dialect.Describe(ctx, tx, name)
+	if err != nil {
+		return false, fmt.Errorf("pollsrc: schema change of %s: %w", name, err)
+	}
+	s.log.Info("pollsrc: schema change", "table", name, "columns", def.ColumnNames())
+	s.tables[name] = newTable(s.db, def)
+	return true, nil
 }
 
 // dialect is what differs between the supported databases.
@@ -409,12 +446,7 @@ func install(ctx context.Context, db *sqldb.DB, tables []string) (map[string]*ta
 			if !have || reinstall {
 				stmts = append(stmts, d.triggers(def, q, key)...)
 			}
-			t := &table{def: def, cols: def.ColumnNames()}
-			for _, c := range def.Columns {
-				t.types = append(t.types, c.Type)
-			}
-			t.sel = "SELECT " + sqldb.QuoteList(db.Dialect, t.cols) + " FROM " + q(def.Name) + " WHERE "
-			out[name] = t
+			out[name] = newTable(db, def)
 		}
 		for _, s := range stmts {
 			if _, err := tx.ExecContext(ctx, s); err != nil {
@@ -432,17 +464,27 @@ func install(ctx context.Context, db *sqldb.DB, tables []string) (map[string]*ta
 	return out, nil
 }
 
-// installLog creates the change and mark tables and adds the origin
+// installLog creates the mark and change tables (in that order: a change
+// table of this version means its mark table exists) and adds the origin
 // column to a change table made before it had one; reinstall says the
-// triggers must be made again (they do not write the origin).
+// triggers must be made again (they do not write the origin). When the
+// change table is there with its origin column, it runs no DDL at all,
+// so a reader with SELECT alone opens the source.
 func installLog(ctx context.Context, db *sqldb.DB, tx *sql.Tx, d dialect) (reinstall bool, err error) {
-	for _, s := range []string{d.logDDL, d.markDDL} {
+	def, err := db.Dialect.Describe(ctx, tx, LogTable)
+	if err == nil {
+		if _, ok := def.Column("origin"); ok {
+			return false, nil
+		}
+	} else if !errors.Is(err, sqldb.ErrNoTable) {
+		return false, fmt.Errorf("pollsrc: install capture: %w", err)
+	}
+	for _, s := range []string{d.markDDL, d.logDDL} {
 		if _, err := tx.ExecContext(ctx, s); err != nil {
 			return false, fmt.Errorf("pollsrc: install capture: %w", err)
 		}
 	}
-	def, err := db.Dialect.Describe(ctx, tx, LogTable)
-	if err != nil {
+	if def, err = db.Dialect.Describe(ctx, tx, LogTable); err != nil {
 		return false, fmt.Errorf("pollsrc: install capture: %w", err)
 	}
 	if _, ok := def.Column("origin"); ok {
@@ -681,9 +723,23 @@ func (s *Source) read(ctx context.Context, mark int64, want map[string]bool, opt
 			last[e.tbl+"\x00"+e.pk] = i
 		}
 	}
+	// Every row is read as it is now: a table whose columns changed
+	// since the last read gets its OpSchema change ahead of them all.
+	var rowChanges []replicate.Change
+	checked := map[string]bool{}
 	for i, e := range entries {
 		if j, ok := last[e.tbl+"\x00"+e.pk]; !ok || j != i {
 			continue
+		}
+		if !checked[e.tbl] {
+			checked[e.tbl] = true
+			changed, err := s.refresh(ctx, tx, e.tbl)
+			if err != nil {
+				return b, mark, false, err
+			}
+			if changed {
+				b.Changes = append(b.Changes, replicate.Change{Table: e.tbl, Op: replicate.OpSchema})
+			}
 		}
 		if opts.SkipReplicated && e.origin != "" {
 			// The key's last change was replication's: its current row
@@ -699,8 +755,9 @@ func (s *Source) read(ctx context.Context, mark int64, want map[string]bool, opt
 		if err != nil {
 			return b, mark, false, err
 		}
-		b.Changes = append(b.Changes, ch)
+		rowChanges = append(rowChanges, ch)
 	}
+	b.Changes = append(b.Changes, rowChanges...)
 	return b, next, full, nil
 }
 

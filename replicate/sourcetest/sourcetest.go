@@ -448,6 +448,10 @@ func testLeastPrivilege(t *testing.T, h Harness) {
 	src := h.Source(t)
 	createItems(t, h, src)
 	insertItems(t, src, 1, 11)
+	before, err := replicate.ListTables(context.Background(), src)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ro := h.LeastPrivilege(t, src)
 	dst := h.Targets[firstTarget(h)](t)
 	r := start(t, replicate.Config{SourceMode: h.SourceMode, Name: "least", Source: ro, Target: dst, Tables: []string{"items"}})
@@ -458,8 +462,8 @@ func testLeastPrivilege(t *testing.T, h Harness) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(tables, []string{"items"}) {
-		t.Errorf("the source now has tables %v; a one-way stream must write nothing into it", tables)
+	if !slices.Equal(tables, before) {
+		t.Errorf("the source now has tables %v, had %v; a one-way stream must write nothing into it", tables, before)
 	}
 }
 
