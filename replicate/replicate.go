@@ -123,6 +123,37 @@ type StreamOptions struct {
 	Poll time.Duration
 }
 
+// WithDefaults returns the options with MaxBatch and Poll defaulted
+// (DefaultBatchSize, DefaultPoll) where they are not positive.
+func (o StreamOptions) WithDefaults() StreamOptions {
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = DefaultBatchSize
+	}
+	if o.Poll <= 0 {
+		o.Poll = DefaultPoll
+	}
+	return o
+}
+
+// StreamTables returns the set of tables a stream reads: the options'
+// Tables, each of which the source must capture (a key of captured), or
+// every captured table when Tables is empty.
+func StreamTables[T any](o StreamOptions, captured map[string]T) (map[string]bool, error) {
+	want := make(map[string]bool, len(captured))
+	for _, t := range o.Tables {
+		if _, ok := captured[t]; !ok {
+			return nil, fmt.Errorf("replicate: stream: table %q is not captured by this source", t)
+		}
+		want[t] = true
+	}
+	if len(o.Tables) == 0 {
+		for t := range captured {
+			want[t] = true
+		}
+	}
+	return want, nil
+}
+
 // Source reads a database's change log.
 type Source interface {
 	// Current returns the position at the end of the log now. Every change
