@@ -144,7 +144,7 @@ func (m Marker) MarkOrigin(ctx context.Context, tx *sql.Tx, origin string) error
 
 // UnmarkOrigin implements replicate.OriginMarker.
 func (m Marker) UnmarkOrigin(ctx context.Context, tx *sql.Tx) error {
-	if _, err := tx.ExecContext(ctx, "DELETE FROM "+MarkTable+" WHERE conn = "+dialects[m.dialect].session); err != nil {
+	if _, err := tx.ExecContext(ctx, unmarkSQL(dialects[m.dialect])); err != nil {
 		return fmt.Errorf("pollsrc: unmark origin: %w", err)
 	}
 	return nil
@@ -198,7 +198,8 @@ func (d Driver) Open(ctx context.Context, db *sqldb.DB, cfg replicate.SourceConf
 	if hb <= 0 {
 		hb = DefaultHoldBack
 	}
-	return &Source{db: db, tables: t, holdBack: hb, log: log.With("component", "replicate.pollsrc", "db", db.Name)}, nil
+	dl, _ := dialectOf(db) // install checked it
+	return &Source{db: db, d: dl, tables: t, holdBack: hb, log: log.With("component", "replicate.pollsrc", "db", db.Name)}, nil
 }
 
 // table is what the source knows of one captured table.
@@ -206,7 +207,7 @@ type table struct {
 	def   sqldb.Table
 	cols  []string
 	types []sqldb.Type
-	sel   string // SELECT cols FROM t WHERE
+	row   string // reads the row of a key (binds: the key's values)
 }
 
 // newTable is what the source reads of a table with schema def.
@@ -215,7 +216,7 @@ func newTable(db *sqldb.DB, def sqldb.Table) *table {
 	for _, c := range def.Columns {
 		t.types = append(t.types, c.Type)
 	}
-	t.sel = "SELECT " + sqldb.QuoteList(db.Dialect, t.cols) + " FROM " + db.Dialect.Quote(def.Name) + " WHERE "
+	t.row = rowSQL(db.Dialect, def)
 	return t
 }
 
@@ -224,7 +225,7 @@ func newTable(db *sqldb.DB, def sqldb.Table) *table {
 // changed says the batch must carry an OpSchema change for it first.
 func (s *Source) refresh(ctx context.Context, tx *sql.Tx, name string) (changed bool, err error) {
 	t := s.tables[name]
-	rows, err := tx.QueryContext(ctx, "SELECT * FROM "+s.db.Dialect.Quote(name)+" WHERE 1 = 0")
+	rows, err := tx.QueryContext(ctx, columnsSQL(s.db.Dialect, name))
 	if err != nil {
 		return false, fmt.Errorf("pollsrc: read %s: %w", name, err)
 	}
@@ -243,159 +244,6 @@ func (s *Source) refresh(ctx context.Context, tx *sql.Tx, name string) (changed 
 	s.log.Info("pollsrc: schema change", "table", name, "columns", def.ColumnNames())
 	s.tables[name] = newTable(s.db, def)
 	return true, nil
-}
-
-// dialect is what differs between the supported databases.
-type dialect struct {
-	logDDL   string
-	markDDL  string
-	addCol   string // adds the origin column to a change table without it
-	session  string // the id of the session (connection) running a statement
-	mark     string // sets the session's origin (bind: the origin)
-	jsonArr  string // function building a JSON array
-	hex      func(string) string
-	triggers func(def sqldb.Table, q func(string) string, key func(row string) string) []string
-	// count counts the capture triggers of a table (binds: the table,
-	// then the trigger names: one, or want of them).
-	count string
-	want  int
-}
-
-// installed reports whether a table's capture triggers all exist.
-func (d dialect) installed(ctx context.Context, tx *sql.Tx, tbl string) (bool, error) {
-	if d.count == "" {
-		return false, nil
-	}
-	var n int
-	args := []any{tbl, "_ic_poll_" + tbl}
-	if d.want == 3 {
-		args = []any{tbl, "_ic_poll_" + tbl + "_ins", "_ic_poll_" + tbl + "_upd", "_ic_poll_" + tbl + "_del"}
-	}
-	if err := tx.QueryRowContext(ctx, d.count, args...).Scan(&n); err != nil {
-		return false, err
-	}
-	return n == d.want, nil
-}
-
-var dialects = map[string]dialect{
-	"sqlite": {
-		logDDL: `CREATE TABLE IF NOT EXISTS ` + LogTable + ` (seq INTEGER PRIMARY KEY AUTOINCREMENT,
-			tbl TEXT NOT NULL, pk TEXT NOT NULL, op TEXT NOT NULL, origin TEXT NOT NULL DEFAULT '',
-			at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))`,
-		markDDL: `CREATE TABLE IF NOT EXISTS ` + MarkTable + ` (conn INTEGER PRIMARY KEY, origin TEXT NOT NULL)`,
-		addCol:  `ALTER TABLE ` + LogTable + ` ADD COLUMN origin TEXT NOT NULL DEFAULT ''`,
-		session: "0", // one writer at a time
-		mark:    `INSERT INTO ` + MarkTable + ` (conn, origin) VALUES (0, ?) ON CONFLICT (conn) DO UPDATE SET origin = excluded.origin`,
-		jsonArr: "json_array",
-		hex:     func(x string) string { return "hex(" + x + ")" },
-		triggers: func(def sqldb.Table, q func(string) string, key func(string) string) []string {
-			ins := func(row, op string) string {
-				return fmt.Sprintf("INSERT INTO %s (tbl, pk, op, origin) VALUES (%s, %s, '%s', %s);", LogTable, sqlString(def.Name), key(row), op, originOf("0"))
-			}
-			name := func(s string) string { return q("_ic_poll_" + def.Name + "_" + s) }
-			return []string{
-				"DROP TRIGGER IF EXISTS " + name("ins"),
-				"DROP TRIGGER IF EXISTS " + name("upd"),
-				"DROP TRIGGER IF EXISTS " + name("del"),
-				fmt.Sprintf("CREATE TRIGGER %s AFTER INSERT ON %s BEGIN %s END", name("ins"), q(def.Name), ins("NEW", "I")),
-				fmt.Sprintf("CREATE TRIGGER %s AFTER UPDATE ON %s BEGIN %s %s END", name("upd"), q(def.Name),
-					fmt.Sprintf("INSERT INTO %s (tbl, pk, op, origin) SELECT %s, %s, 'D', %s WHERE %s;", LogTable, sqlString(def.Name), key("OLD"), originOf("0"), keyChanged(def, q, " IS NOT ")),
-					ins("NEW", "U")),
-				fmt.Sprintf("CREATE TRIGGER %s AFTER DELETE ON %s BEGIN %s END", name("del"), q(def.Name), ins("OLD", "D")),
-			}
-		},
-	},
-	"mysql": {
-		logDDL: `CREATE TABLE IF NOT EXISTS ` + LogTable + ` (seq BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
-			tbl VARCHAR(255) NOT NULL, pk TEXT NOT NULL, op CHAR(1) NOT NULL, origin VARCHAR(64) NOT NULL DEFAULT '',
-			at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
-		markDDL: `CREATE TABLE IF NOT EXISTS ` + MarkTable + ` (conn BIGINT UNSIGNED NOT NULL PRIMARY KEY, origin VARCHAR(64) NOT NULL) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
-		addCol:  `ALTER TABLE ` + LogTable + ` ADD COLUMN origin VARCHAR(64) NOT NULL DEFAULT ''`,
-		session: "CONNECTION_ID()",
-		mark:    `INSERT INTO ` + MarkTable + ` (conn, origin) VALUES (CONNECTION_ID(), ?) ON DUPLICATE KEY UPDATE origin = VALUES(origin)`,
-		jsonArr: "JSON_ARRAY",
-		count: `SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() AND EVENT_OBJECT_TABLE = ?
-			AND TRIGGER_NAME IN (?, ?, ?)`,
-		want: 3,
-		hex:  func(x string) string { return "HEX(" + x + ")" },
-		triggers: func(def sqldb.Table, q func(string) string, key func(string) string) []string {
-			ins := func(row, op string) string {
-				return fmt.Sprintf("INSERT INTO %s (tbl, pk, op, origin) VALUES (%s, %s, '%s', %s);", LogTable, sqlString(def.Name), key(row), op, originOf("CONNECTION_ID()"))
-			}
-			name := func(s string) string { return q("_ic_poll_" + def.Name + "_" + s) }
-			return []string{
-				"DROP TRIGGER IF EXISTS " + name("ins"),
-				"DROP TRIGGER IF EXISTS " + name("upd"),
-				"DROP TRIGGER IF EXISTS " + name("del"),
-				fmt.Sprintf("CREATE TRIGGER %s AFTER INSERT ON %s FOR EACH ROW %s", name("ins"), q(def.Name), strings.TrimSuffix(ins("NEW", "I"), ";")),
-				fmt.Sprintf("CREATE TRIGGER %s AFTER UPDATE ON %s FOR EACH ROW BEGIN IF %s THEN %s END IF; %s END", name("upd"), q(def.Name),
-					keyChangedMy(def, q), ins("OLD", "D"), ins("NEW", "U")),
-				fmt.Sprintf("CREATE TRIGGER %s AFTER DELETE ON %s FOR EACH ROW %s", name("del"), q(def.Name), strings.TrimSuffix(ins("OLD", "D"), ";")),
-			}
-		},
-	},
-	"postgres": {
-		logDDL: `CREATE TABLE IF NOT EXISTS ` + LogTable + ` (seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-			tbl TEXT NOT NULL, pk TEXT NOT NULL, op CHAR(1) NOT NULL, origin TEXT NOT NULL DEFAULT '',
-			at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp())`,
-		markDDL: `CREATE TABLE IF NOT EXISTS ` + MarkTable + ` (conn BIGINT PRIMARY KEY, origin TEXT NOT NULL)`,
-		addCol:  `ALTER TABLE ` + LogTable + ` ADD COLUMN IF NOT EXISTS origin TEXT NOT NULL DEFAULT ''`,
-		session: "pg_backend_pid()",
-		mark:    `INSERT INTO ` + MarkTable + ` (conn, origin) VALUES (pg_backend_pid(), $1) ON CONFLICT (conn) DO UPDATE SET origin = EXCLUDED.origin`,
-		jsonArr: "json_build_array",
-		count: `SELECT COUNT(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
-			WHERE c.relname = $1 AND pg_table_is_visible(c.oid) AND t.tgname = $2`,
-		want: 1,
-		hex:  func(x string) string { return "encode(" + x + ", 'hex')" },
-		triggers: func(def sqldb.Table, q func(string) string, key func(string) string) []string {
-			fn := q("_ic_poll_" + def.Name)
-			ins := func(row, op string) string {
-				return fmt.Sprintf("INSERT INTO %s (tbl, pk, op, origin) VALUES (%s, %s::text, %s, %s);", LogTable, sqlString(def.Name), key(row), op, originOf("pg_backend_pid()"))
-			}
-			return []string{
-				fmt.Sprintf(`CREATE OR REPLACE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql AS $f$
-BEGIN
-  IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND (%s)) THEN %s END IF;
-  IF TG_OP <> 'DELETE' THEN %s END IF;
-  RETURN NULL;
-END $f$`, fn, keyChanged(def, q, " IS DISTINCT FROM "), ins("OLD", "'D'"), ins("NEW", "left(TG_OP, 1)")),
-				fmt.Sprintf("DROP TRIGGER IF EXISTS %s ON %s", fn, q(def.Name)),
-				fmt.Sprintf("CREATE TRIGGER %s AFTER INSERT OR UPDATE OR DELETE ON %s FOR EACH ROW EXECUTE FUNCTION %s()", fn, q(def.Name), fn),
-			}
-		},
-	},
-}
-
-// originOf is the origin of the session whose id session gives: what the
-// applier's Marker set in its transaction, ” for every other writer.
-func originOf(session string) string {
-	return "COALESCE((SELECT origin FROM " + MarkTable + " WHERE conn = " + session + "), '')"
-}
-
-func sqlString(s string) string { return `'` + strings.ReplaceAll(s, `'`, `''`) + `'` }
-
-func keyChanged(def sqldb.Table, q func(string) string, op string) string {
-	var ors []string
-	for _, k := range def.PrimaryKey {
-		ors = append(ors, "OLD."+q(k)+op+"NEW."+q(k))
-	}
-	return strings.Join(ors, " OR ")
-}
-
-func keyChangedMy(def sqldb.Table, q func(string) string) string {
-	var ors []string
-	for _, k := range def.PrimaryKey {
-		ors = append(ors, "NOT (OLD."+q(k)+" <=> NEW."+q(k)+")")
-	}
-	return strings.Join(ors, " OR ")
-}
-
-func dialectOf(db *sqldb.DB) (dialect, error) {
-	d, ok := dialects[db.Dialect.Name()]
-	if !ok {
-		return d, replicate.Permanent(fmt.Errorf("pollsrc: database %s is %s; the poll source supports sqlite, mysql and postgres", db.Name, db.Dialect.Name()))
-	}
-	return d, nil
 }
 
 // install creates the change table and (re)creates the triggers of each
@@ -425,17 +273,7 @@ func install(ctx context.Context, db *sqldb.DB, tables []string) (map[string]*ta
 			if len(def.PrimaryKey) == 0 {
 				return replicate.Permanent(fmt.Errorf("pollsrc: capture: table %q %w", name, replicate.ErrNoPrimaryKey))
 			}
-			key := func(row string) string {
-				parts := make([]string, len(def.PrimaryKey))
-				for i, k := range def.PrimaryKey {
-					c, _ := def.Column(k)
-					parts[i] = row + "." + q(k)
-					if c.Type.Kind == sqldb.KindBytes {
-						parts[i] = d.hex(parts[i])
-					}
-				}
-				return d.jsonArr + "(" + strings.Join(parts, ", ") + ")"
-			}
+			key := func(row string) string { return d.keyText(def, q, row) }
 			// Recreating a trigger takes an exclusive lock on the table,
 			// which waits for every open writer and blocks the ones after
 			// it: only install what is missing.
@@ -499,6 +337,7 @@ func installLog(ctx context.Context, db *sqldb.DB, tx *sql.Tx, d dialect) (reins
 // Source polls a database's change table.
 type Source struct {
 	db       *sqldb.DB
+	d        dialect
 	tables   map[string]*table
 	holdBack time.Duration
 	log      *slog.Logger
@@ -547,11 +386,11 @@ func ParsePosition(p replicate.Position) (int64, error) {
 // for those, instead of skipping them.
 func (s *Source) Current(ctx context.Context) (replicate.Position, error) {
 	var hi sql.NullInt64
-	if err := s.db.QueryRowContext(ctx, "SELECT MAX(seq) FROM "+LogTable).Scan(&hi); err != nil {
+	if err := s.db.QueryRowContext(ctx, maxSeqSQL).Scan(&hi); err != nil {
 		return "", fmt.Errorf("pollsrc: current position: %w", err)
 	}
 	lo := max(hi.Int64-inFlightMargin, 0)
-	rows, err := s.db.QueryContext(ctx, "SELECT seq FROM "+LogTable+" WHERE seq > "+s.db.Dialect.Placeholder(1)+" ORDER BY seq", lo)
+	rows, err := s.db.QueryContext(ctx, seqsAfterSQL(s.db.Dialect), lo)
 	if err != nil {
 		return "", fmt.Errorf("pollsrc: current position: %w", err)
 	}
@@ -640,17 +479,12 @@ func (s *Source) read(ctx context.Context, mark int64, want map[string]bool, opt
 	var b replicate.Batch
 	next := mark
 	full := false
-	txOpts := &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead}
-	if s.db.Dialect.Name() == "sqlite" {
-		txOpts = nil
-	}
-	tx, err := s.db.BeginTx(ctx, txOpts)
+	tx, err := s.db.BeginTx(ctx, s.d.readTx)
 	if err != nil {
 		return b, mark, false, fmt.Errorf("pollsrc: read: %w", err)
 	}
 	defer tx.Rollback()
-	ph := s.db.Dialect.Placeholder
-	rows, err := tx.QueryContext(ctx, "SELECT seq, tbl, pk, op, origin, at FROM "+LogTable+" WHERE seq > "+ph(1)+" ORDER BY seq LIMIT "+strconv.Itoa(maxBatch), mark)
+	rows, err := tx.QueryContext(ctx, readSQL(s.db.Dialect, s.d, maxBatch), mark)
 	if err != nil {
 		return b, mark, false, fmt.Errorf("pollsrc: read changes: %w", err)
 	}
@@ -750,16 +584,12 @@ func (s *Source) read(ctx context.Context, mark int64, want map[string]bool, opt
 
 // current reads the current row of key as a change.
 func (s *Source) current(ctx context.Context, tx *sql.Tx, t *table, key []any) (replicate.Change, error) {
-	var where []string
-	for i, k := range t.def.PrimaryKey {
-		where = append(where, s.db.Dialect.Quote(k)+" = "+s.db.Dialect.Placeholder(i+1))
-	}
 	vals := make([]any, len(t.cols))
 	ptrs := make([]any, len(t.cols))
 	for i := range vals {
 		ptrs[i] = &vals[i]
 	}
-	err := tx.QueryRowContext(ctx, t.sel+strings.Join(where, " AND "), key...).Scan(ptrs...)
+	err := tx.QueryRowContext(ctx, t.row, key...).Scan(ptrs...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return replicate.Change{Table: t.def.Name, Op: replicate.OpDelete, Key: key}, nil
 	}
@@ -854,7 +684,7 @@ func (Driver) PruneLog(ctx context.Context, db *sqldb.DB, upTo replicate.Positio
 	if err != nil {
 		return 0, err
 	}
-	res, err := db.ExecContext(ctx, "DELETE FROM "+LogTable+" WHERE seq <= "+db.Dialect.Placeholder(1), seq)
+	res, err := db.ExecContext(ctx, pruneSQL(db.Dialect), seq)
 	if err != nil {
 		return 0, fmt.Errorf("pollsrc: prune: %w", err)
 	}
@@ -889,7 +719,7 @@ func (Driver) Backlog(ctx context.Context, db *sqldb.DB, _ string, from replicat
 		return -1, -1, err
 	}
 	var n int64
-	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+LogTable+" WHERE seq > "+db.Dialect.Placeholder(1), seq).Scan(&n); err != nil {
+	if err := db.QueryRowContext(ctx, backlogSQL(db.Dialect), seq).Scan(&n); err != nil {
 		return -1, -1, fmt.Errorf("pollsrc: backlog: %w", err)
 	}
 	return n, -1, nil

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -26,6 +27,7 @@ import (
 	_ "github.com/intercloud/intercloud/sqldb/mysql"
 	_ "github.com/intercloud/intercloud/sqldb/postgres"
 	_ "github.com/intercloud/intercloud/sqldb/sqlite"
+	_ "github.com/intercloud/intercloud/sqldb/sqlserver"
 )
 
 var dbSeq atomic.Int64
@@ -51,10 +53,14 @@ func sqliteDB(t *testing.T) *sqldb.DB {
 	return open(t, fmt.Sprintf("sqlite://%s", filepath.Join(t.TempDir(), fmt.Sprintf("db%d.db", dbSeq.Add(1)))))
 }
 
-// sources opens fresh source databases: SQLite and the kinds named;
+// sources opens fresh source databases: SQLite, the kinds named (not
+// with -short) and SQL Server when INTERCLOUD_SQLSERVER_URL names one;
 // the servers start once per test.
 func sources(t *testing.T, kinds ...string) map[string]func(t *testing.T) *sqldb.DB {
 	out := map[string]func(t *testing.T) *sqldb.DB{"sqlite": sqliteDB}
+	if testing.Short() {
+		kinds = nil // -short: SQLite (and a SQL Server when one is named) only
+	}
 	if slices.Contains(kinds, "mariadb") {
 		my := peers.StartMariaDB(t)
 		out["mariadb"] = func(t *testing.T) *sqldb.DB {
@@ -93,7 +99,53 @@ func sources(t *testing.T, kinds ...string) map[string]func(t *testing.T) *sqldb
 			return open(t, u.String())
 		}
 	}
+	// SQL Server runs only where INTERCLOUD_SQLSERVER_URL names one
+	// (make test-sqlserver): a fresh database per source, dropped after.
+	if u := os.Getenv(SQLServerEnv); u != "" {
+		out["sqlserver"] = func(t *testing.T) *sqldb.DB {
+			admin := open(t, u)
+			name := fmt.Sprintf("icpoll%d_%d", os.Getpid(), dbSeq.Add(1))
+			execSQL(t, admin, "CREATE DATABASE "+name)
+			t.Cleanup(func() {
+				_, _ = admin.Exec("ALTER DATABASE " + name + " SET SINGLE_USER WITH ROLLBACK IMMEDIATE")
+				_, _ = admin.Exec("DROP DATABASE " + name)
+			})
+			pu, err := url.Parse(u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pu.Path = "/" + name
+			return open(t, pu.String())
+		}
+	}
 	return out
+}
+
+// SQLServerEnv names the SQL Server the live tests run against
+// (sqlserver://user:pass@host:1433/master?...); unset, they skip.
+const SQLServerEnv = "INTERCLOUD_SQLSERVER_URL"
+
+// TestSQLServerLive is the poll source's conformance, concurrency,
+// in-flight and origin-mark tests on the SQL Server of
+// INTERCLOUD_SQLSERVER_URL (the other tests run them on SQLite, MariaDB
+// and PostgreSQL). No SQL Server runs where this was written: it skips,
+// saying so, when the variable is unset.
+func TestSQLServerLive(t *testing.T) {
+	if os.Getenv(SQLServerEnv) == "" {
+		t.Skip("SKIPPED: no SQL Server: set " + SQLServerEnv + " (see README, SQL Server) to run the poll source's suites against one")
+	}
+	t.Run("Conformance", TestConformance)
+	t.Run("ConcurrentWriters", TestConcurrentWriters)
+	t.Run("CurrentBelowInFlight", TestCurrentBelowInFlight)
+	t.Run("MarkDiesWithTransaction", TestMarkDiesWithTransaction)
+}
+
+// addColumn adds the conformance suite's column in each database's DDL.
+var addColumn = map[string]string{
+	"sqlite":    "ALTER TABLE items ADD COLUMN note VARCHAR(30) NOT NULL DEFAULT 'n/a'",
+	"mariadb":   "ALTER TABLE items ADD COLUMN note VARCHAR(30) NOT NULL DEFAULT 'n/a'",
+	"postgres":  "ALTER TABLE items ADD COLUMN note VARCHAR(30) NOT NULL DEFAULT 'n/a'",
+	"sqlserver": "ALTER TABLE items ADD note NVARCHAR(30) NOT NULL DEFAULT 'n/a'",
 }
 
 // leastPrivilege opens a source database as a user with only the grants
@@ -108,7 +160,10 @@ var live = []string{"mariadb", "postgres"}
 // supported source database (into SQLite targets).
 func TestConformance(t *testing.T) {
 	srcs := sources(t, live...)
-	targets := map[string]func(t *testing.T) *sqldb.DB{"sqlite": sqliteDB, "postgres": srcs["postgres"]}
+	targets := map[string]func(t *testing.T) *sqldb.DB{"sqlite": sqliteDB}
+	if pg, ok := srcs["postgres"]; ok {
+		targets["postgres"] = pg
+	}
 	matrices := map[string]sourcetest.Matrix{
 		"sqlite": sourcetest.SQLiteMatrix, "mariadb": sourcetest.MariaDBMatrix, "postgres": sourcetest.PostgresMatrix,
 	}
@@ -118,7 +173,7 @@ func TestConformance(t *testing.T) {
 				Source:         src,
 				Targets:        targets,
 				SourceMode:     replicate.SourcePoll,
-				AddColumnDDL:   "ALTER TABLE items ADD COLUMN note VARCHAR(30) NOT NULL DEFAULT 'n/a'",
+				AddColumnDDL:   addColumn[name],
 				LeastPrivilege: leastPrivilege[name],
 			}))
 		})
