@@ -3,6 +3,8 @@ package topology_test
 import (
 	"context"
 	"fmt"
+	"net/url"
+	"os"
 	"testing"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 	"github.com/intercloud/intercloud/replicate"
 	_ "github.com/intercloud/intercloud/replicate/pollsrc"
 	"github.com/intercloud/intercloud/sqldb"
+	_ "github.com/intercloud/intercloud/sqldb/sqlserver"
 	"github.com/intercloud/intercloud/topology"
 )
 
@@ -40,20 +43,36 @@ func trustFunctionCreators(t *testing.T, my *peers.MariaDB) {
 // as Azure's), and the capture installed is the poll source's.
 func TestScenarioPollSource(t *testing.T) {
 	cases := map[string]func(t *testing.T) *config.Config{
-		"sqlite": func(t *testing.T) *config.Config { return testConfig(t, t.TempDir()) },
+		"sqlite": func(t *testing.T) *config.Config {
+			cfg := testConfig(t, t.TempDir())
+			cfg.Replication.Source = config.SourcePoll
+			return cfg
+		},
 		"mariadb-postgres": func(t *testing.T) *config.Config {
 			if testing.Short() {
 				t.Skip("starts MariaDB and PostgreSQL")
 			}
 			cfg, my, _ := realDBConfig(t)
 			trustFunctionCreators(t, my)
+			cfg.Replication.Source = config.SourcePoll
+			return cfg
+		},
+		// Azure on SQL Server without replication.source: AWS (SQLite)
+		// is read through its log, SQL Server (no log source) through
+		// the poll source, by default.
+		"sqlite-sqlserver": func(t *testing.T) *config.Config {
+			u := os.Getenv(sqlServerEnv)
+			if u == "" {
+				t.Skip("SKIPPED: no SQL Server: set " + sqlServerEnv + " (see README, SQL Server) to run the scenario with Azure on SQL Server")
+			}
+			cfg := testConfig(t, t.TempDir())
+			cfg.Clouds["azure"].SQL = freshSQLServerDB(t, u)
 			return cfg
 		},
 	}
 	for name, setup := range cases {
 		t.Run(name, func(t *testing.T) {
 			cfg := setup(t)
-			cfg.Replication.Source = config.SourcePoll
 			if err := cfg.Validate(); err != nil {
 				t.Fatal(err)
 			}
@@ -89,6 +108,9 @@ func TestScenarioPollSource(t *testing.T) {
 				t.Fatalf("validate: %v\n%s", err, rep.String())
 			}
 			for _, db := range []*sqldb.DB{aws, azure} {
+				if cfg.Replication.SourceMode(replicate.HasLogSource(db.Dialect.Name())) != config.SourcePoll {
+					continue
+				}
 				if _, err := db.Dialect.Describe(context.Background(), db, "_ic_poll_log"); err != nil {
 					t.Errorf("%s: the poll change table: %v", db.Name, err)
 				}
@@ -100,4 +122,33 @@ func TestScenarioPollSource(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sqlServerEnv names the SQL Server the live scenario runs against
+// (make test-sqlserver).
+const sqlServerEnv = "INTERCLOUD_SQLSERVER_URL"
+
+// freshSQLServerDB creates a database of its own on the SQL Server at u,
+// dropped when the test ends, and returns its URL.
+func freshSQLServerDB(t *testing.T, u string) string {
+	t.Helper()
+	admin, err := sqldb.Open(context.Background(), u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := fmt.Sprintf("ictopo%d", os.Getpid())
+	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = admin.Exec("ALTER DATABASE " + name + " SET SINGLE_USER WITH ROLLBACK IMMEDIATE")
+		_, _ = admin.Exec("DROP DATABASE " + name)
+		admin.Close()
+	})
+	pu, err := url.Parse(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pu.Path = "/" + name
+	return pu.String()
 }

@@ -1,6 +1,8 @@
 // Package pollsrc is the query-based replicate source (mode "poll") for
-// any SQL database with triggers: SQLite, MySQL/MariaDB and PostgreSQL
-// here. It is the timestamp+incrementing mode of JDBC source connectors,
+// any SQL database with triggers: SQLite, MySQL/MariaDB, PostgreSQL and
+// SQL Server / Azure SQL Database (dialects.go; SQL Server's statements
+// are pinned by golden files and run live only by make test-sqlserver,
+// since no SQL Server runs where this was built). It is the timestamp+incrementing mode of JDBC source connectors,
 // made exact for deletes and for concurrent writers.
 //
 // Install (replicate.PrepareMode and every Open) creates the change table

@@ -12,7 +12,8 @@
 // package was built. Its SQL is covered by golden files (testdata/*.golden,
 // regenerated with go test -update) and its value conversions by unit
 // tests; the shared conformance suite (sqldbtest) has never run against it.
-// Run sqldbtest.RunConformance with a real server before relying on it.
+// make test-sqlserver runs it (TestConformanceLive) against the server
+// INTERCLOUD_SQLSERVER_URL names; run it before relying on this driver.
 //
 // # Type map
 //
