@@ -87,7 +87,7 @@ func CheckStores(ctx context.Context, cfg *config.Config, roles []string, log *s
 		}
 		u := cfg.Clouds[name].SQL
 		jobs = append(jobs, job{"clouds." + name + ".sql", u, func(ctx context.Context) (string, string, error) {
-			return checkSQL(ctx, u, sources[name], func(db *sqldb.DB) string { return sourceMode(cfg, db) }, log)
+			return checkSQL(ctx, u, sources[name], func(db *sqldb.DB) string { return SourceMode(cfg, db) }, log)
 		}})
 	}
 	errs := make([]error, len(jobs))

@@ -63,9 +63,9 @@ func ownExcluded(cfg *config.Config) []string {
 	return ex
 }
 
-// sourceMode is how the topology reads db's changes (replication.source,
+// SourceMode is how the topology reads db's changes (replication.source,
 // else the database's log where this binary has a log source for it,
 // poll otherwise).
-func sourceMode(cfg *config.Config, db *sqldb.DB) string {
+func SourceMode(cfg *config.Config, db *sqldb.DB) string {
 	return cfg.Replication.SourceMode(replicate.HasLogSource(db.Dialect.Name()))
 }

@@ -578,7 +578,7 @@ func (t *Topology) startStreams(ctx context.Context, name string) error {
 		s, err := replicate.New(replicate.Config{
 			Name: streamName, Origin: d.from, Source: src, Target: c.DB,
 			Tables: tables, Mapping: mapping, BatchSize: r.BatchSize, Poll: r.Poll.D(), SkipReplicated: r.ReverseEnabled(), SkipFullLoad: d.reverse,
-			SourceMode: sourceMode(t.cfg, src), TargetMode: sourceMode(t.cfg, c.DB),
+			SourceMode: SourceMode(t.cfg, src), TargetMode: SourceMode(t.cfg, c.DB),
 			Fence: l.Fence, Version: load.Version,
 			OnError: replicate.ErrorPolicy(r.OnError), TableOnError: onErrorTables(r.OnErrorTables), LoadParallel: r.LoadParallel,
 			Schema: schemaMode(r.Schema, d.reverse),
@@ -595,7 +595,7 @@ func (t *Topology) startStreams(ctx context.Context, name string) error {
 		if d.reverse {
 			// Without a full load, the stream must have its place in the
 			// source's log (a Postgres slot) before anything writes.
-			if err := reserve(ctx, src, sourceMode(t.cfg, src), streamName, tables, log); err != nil {
+			if err := reserve(ctx, src, SourceMode(t.cfg, src), streamName, tables, log); err != nil {
 				return err
 			}
 		}
@@ -703,7 +703,7 @@ func (t *Topology) prepareCapture(ctx context.Context, name string, db *sqldb.DB
 	if len(tables) == 0 {
 		return nil
 	}
-	if err := replicate.PrepareMode(ctx, db, sourceMode(t.cfg, db), tables, t.logger(name, "replicate")); err != nil {
+	if err := replicate.PrepareMode(ctx, db, SourceMode(t.cfg, db), tables, t.logger(name, "replicate")); err != nil {
 		return fmt.Errorf("topology: %s: %w", name, err)
 	}
 	return nil

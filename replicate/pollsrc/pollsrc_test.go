@@ -437,3 +437,31 @@ func TestMarkDiesWithTransaction(t *testing.T) {
 		})
 	}
 }
+
+// A resync into a database read in poll mode tags its writes there, so
+// the reverse stream does not send them back.
+func TestResyncTagsPollTarget(t *testing.T) {
+	ctx := context.Background()
+	src, dst := sqliteDB(t), sqliteDB(t)
+	for _, db := range []*sqldb.DB{src, dst} {
+		execSQL(t, db, "CREATE TABLE w (id BIGINT NOT NULL PRIMARY KEY, v VARCHAR(40))")
+	}
+	if err := replicate.PrepareMode(ctx, dst, replicate.SourcePoll, []string{"w"}, sourcetest.Quiet()); err != nil {
+		t.Fatal(err)
+	}
+	execSQL(t, src, "INSERT INTO w (id, v) VALUES (1, 'a'), (2, 'b')")
+	rep, err := replicate.Validate(ctx, src, dst, []string{"w"}, 100)
+	if err != nil || rep.OK() {
+		t.Fatalf("validate before resync: ok %v, %v", rep.OK(), err)
+	}
+	if err := replicate.ResyncMappingMode(ctx, src, dst, nil, rep, replicate.SourcePoll); err != nil {
+		t.Fatal(err)
+	}
+	var n, tagged int
+	if err := dst.QueryRowContext(ctx, "SELECT COUNT(*), SUM(CASE WHEN origin = 'resync' THEN 1 ELSE 0 END) FROM "+pollsrc.LogTable).Scan(&n, &tagged); err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 || tagged != 2 {
+		t.Fatalf("%d changes logged on the target, %d tagged resync; want 2 and 2", n, tagged)
+	}
+}
