@@ -60,6 +60,7 @@ func TestStatementsGolden(t *testing.T) {
 				}
 				stmt("columns of "+def.Name, columnsSQL(q, def.Name))
 				stmt("row of "+def.Name, rowSQL(q, def))
+				stmt("rows of 3 keys of "+def.Name, rowsSQL(q, def, 3))
 			}
 			stmt("mark origin", d.mark)
 			stmt("unmark origin", unmarkSQL(d))

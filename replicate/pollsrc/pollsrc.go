@@ -548,7 +548,7 @@ func (s *Source) read(ctx context.Context, mark int64, want map[string]bool, opt
 	}
 	// Every row is read as it is now: a table whose columns changed
 	// since the last read gets its OpSchema change ahead of them all.
-	var rowChanges []replicate.Change
+	var keys []readKey
 	checked := map[string]bool{}
 	for i, e := range entries {
 		if j, ok := last[e.tbl+"\x00"+e.pk]; !ok || j != i {
@@ -574,28 +574,122 @@ func (s *Source) read(ctx context.Context, mark int64, want map[string]bool, opt
 		if err != nil {
 			return b, mark, false, replicate.Permanent(fmt.Errorf("pollsrc: change %d: %w", e.seq, err))
 		}
-		ch, err := s.current(ctx, tx, t, key)
-		if err != nil {
-			return b, mark, false, err
-		}
-		rowChanges = append(rowChanges, ch)
+		keys = append(keys, readKey{t: t, key: key})
+	}
+	rowChanges, err := s.readRows(ctx, tx, keys)
+	if err != nil {
+		return b, mark, false, err
 	}
 	b.Changes = append(b.Changes, rowChanges...)
 	return b, next, full, nil
 }
 
+// readKey is a changed key whose current row a batch reads.
+type readKey struct {
+	t   *table
+	key []any
+}
+
+// keysPerRead bounds the keys of one batched row read (SQL Server takes
+// at most 2,100 parameters).
+const keysPerRead = 500
+
+// readRows reads the current rows of the keys, in their order: per table,
+// up to keysPerRead keys in one query; a key the query did not return
+// (deleted, or a value that compares equal but reads back differently,
+// such as another letter case under a case-insensitive collation) is
+// read again alone, and only a key that read misses too is a delete.
+func (s *Source) readRows(ctx context.Context, tx *sql.Tx, keys []readKey) ([]replicate.Change, error) {
+	found := make([]*replicate.Change, len(keys))
+	byTable := map[*table][]int{}
+	for i, k := range keys {
+		byTable[k.t] = append(byTable[k.t], i)
+	}
+	for t, idx := range byTable {
+		for len(idx) > 0 {
+			part := idx[:min(keysPerRead, len(idx))]
+			idx = idx[len(part):]
+			want := make(map[string]int, len(part))
+			var args []any
+			for _, i := range part {
+				want[keyString(keys[i].key)] = i
+				args = append(args, keys[i].key...)
+			}
+			rows, err := tx.QueryContext(ctx, rowsSQL(s.db.Dialect, t.def, len(part)), args...)
+			if err != nil {
+				return nil, fmt.Errorf("pollsrc: read %s: %w", t.def.Name, err)
+			}
+			for rows.Next() {
+				ch, err := s.scanRow(rows, t)
+				if err != nil {
+					rows.Close()
+					return nil, err
+				}
+				if i, ok := want[keyString(ch.Key)]; ok {
+					found[i] = &ch
+				}
+			}
+			err = rows.Err()
+			rows.Close()
+			if err != nil {
+				return nil, fmt.Errorf("pollsrc: read %s: %w", t.def.Name, err)
+			}
+		}
+	}
+	out := make([]replicate.Change, len(keys))
+	for i, k := range keys {
+		if found[i] != nil {
+			out[i] = *found[i]
+			continue
+		}
+		ch, err := s.current(ctx, tx, k.t, k.key)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = ch
+	}
+	return out, nil
+}
+
+// keyString is a key's values as one comparable string.
+func keyString(key []any) string {
+	var b strings.Builder
+	for _, v := range key {
+		switch x := v.(type) {
+		case []byte:
+			fmt.Fprintf(&b, "x%x", x)
+		default:
+			fmt.Fprint(&b, v)
+		}
+		b.WriteByte(0)
+	}
+	return b.String()
+}
+
 // current reads the current row of key as a change.
 func (s *Source) current(ctx context.Context, tx *sql.Tx, t *table, key []any) (replicate.Change, error) {
+	rows, err := tx.QueryContext(ctx, t.row, key...)
+	if err != nil {
+		return replicate.Change{}, fmt.Errorf("pollsrc: read %s: %w", t.def.Name, err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return replicate.Change{}, fmt.Errorf("pollsrc: read %s: %w", t.def.Name, err)
+		}
+		return replicate.Change{Table: t.def.Name, Op: replicate.OpDelete, Key: key}, nil
+	}
+	return s.scanRow(rows, t)
+}
+
+// scanRow reads the row rows is at as an upsert of its table.
+func (s *Source) scanRow(rows *sql.Rows, t *table) (replicate.Change, error) {
 	vals := make([]any, len(t.cols))
 	ptrs := make([]any, len(t.cols))
 	for i := range vals {
 		ptrs[i] = &vals[i]
 	}
-	err := tx.QueryRowContext(ctx, t.row, key...).Scan(ptrs...)
-	if errors.Is(err, sql.ErrNoRows) {
-		return replicate.Change{Table: t.def.Name, Op: replicate.OpDelete, Key: key}, nil
-	}
-	if err != nil {
+	if err := rows.Scan(ptrs...); err != nil {
 		return replicate.Change{}, fmt.Errorf("pollsrc: read %s: %w", t.def.Name, err)
 	}
 	row := make(map[string]any, len(vals))

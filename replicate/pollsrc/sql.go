@@ -51,3 +51,26 @@ func rowSQL(q sqldb.Dialect, def sqldb.Table) string {
 func unmarkSQL(d dialect) string {
 	return "DELETE FROM " + MarkTable + " WHERE conn = " + d.session
 }
+
+// rowsSQL reads the current rows of n keys (binds: the keys' values, key
+// after key).
+func rowsSQL(q sqldb.Dialect, def sqldb.Table, n int) string {
+	sel := "SELECT " + sqldb.QuoteList(q, def.ColumnNames()) + " FROM " + q.Quote(def.Name) + " WHERE "
+	k := len(def.PrimaryKey)
+	if k == 1 {
+		ph := make([]string, n)
+		for i := range ph {
+			ph[i] = q.Placeholder(i + 1)
+		}
+		return sel + q.Quote(def.PrimaryKey[0]) + " IN (" + strings.Join(ph, ", ") + ")"
+	}
+	ors := make([]string, n)
+	for i := range ors {
+		and := make([]string, k)
+		for j, col := range def.PrimaryKey {
+			and[j] = q.Quote(col) + " = " + q.Placeholder(i*k+j+1)
+		}
+		ors[i] = "(" + strings.Join(and, " AND ") + ")"
+	}
+	return sel + strings.Join(ors, " OR ")
+}
