@@ -5,7 +5,7 @@ GO ?= go
 # The real servers the tests start are installed once per machine, outside
 # the checkout, so a fresh clone starts them in seconds.
 export INTERCLOUD_PEERS_CACHE ?= $(HOME)/.cache/intercloud/peers
-.PHONY: test test-sqlserver peers demo build fuzz bench vet lint image package
+.PHONY: test test-sqlserver peers demo build fuzz bench vet lint image image-tar package
 
 test: peers lint
 	$(GO) test -count=1 -timeout 25m ./...
@@ -42,16 +42,19 @@ lint:
 	GO=$(GO) bash scripts/lint.sh
 
 # The parsers of outside input, each fuzzed for a while (FUZZTIME=5m for
-# longer; `make test` runs them for 5 s each): ingest bodies, topology
+# longer; `make test` runs them for 5 s each): ingest bodies (and the
+# fast path against the reference parser), topology
 # files, replication row filters, log queries, Authorization headers, poll
 # source positions and change keys.
 FUZZTIME ?= 30s
 fuzz:
 	$(GO) test ./ingest -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./ingest -run '^$$' -fuzz '^FuzzFastPath$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./config -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./replicate -run '^$$' -fuzz '^FuzzParseFilter$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./logstore -run '^$$' -fuzz '^FuzzParseQuery$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./auth -run '^$$' -fuzz '^FuzzBearerKey$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./objects -run '^$$' -fuzz '^FuzzKeyOfPath$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./replicate/pollsrc -run '^$$' -fuzz '^FuzzParsePosition$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./replicate/pollsrc -run '^$$' -fuzz '^FuzzDecodeKey$$' -fuzztime $(FUZZTIME)
 
@@ -63,8 +66,17 @@ bench:
 # needs a running Docker daemon. IMAGE=registry/name:tag to name it.
 IMAGE ?= intercloud:dev
 image:
-	@docker info >/dev/null 2>&1 || { echo "make image: no Docker daemon answers (docker info failed); see docs/deploy.md" >&2; exit 1; }
+	@docker info >/dev/null 2>&1 || { echo "make image: no Docker daemon answers (docker info failed); make image-tar builds the image without one; see docs/deploy.md" >&2; exit 1; }
 	docker build -f deploy/Dockerfile -t $(IMAGE) .
+
+# The same image without a Docker daemon (deploy/image): the static binary
+# on a distroless-like base, configured as deploy/Dockerfile's final stage
+# says, written to dist/intercloud-image.tar for `docker load`, `podman
+# load` or `crane push`.
+image-tar:
+	mkdir -p dist
+	CGO_ENABLED=0 GOOS=linux $(GO) build -trimpath -ldflags="-s -w" -o dist/intercloud ./cmd/intercloud
+	$(GO) run ./deploy/image -binary dist/intercloud -o dist/intercloud-image.tar -tag $(IMAGE)
 
 # The AWS Lambda and Azure Functions zips under dist/ (ARCH=arm64 for arm).
 package:

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/intercloud/intercloud/sqldb"
 )
@@ -91,6 +92,9 @@ type writer struct {
 	// apply that were not newer than the target's.
 	version []string
 	skipped int
+	// newest is the greatest timestamp in the first version column of the
+	// rows of the last apply (zero when none).
+	newest time.Time
 	// conn is the connection the current transaction runs on, when it was
 	// begun on one (applier.tx with a sqldb.Copier target); nil otherwise.
 	conn *sql.Conn
@@ -105,10 +109,14 @@ const minCopyRows = 64
 type convPlan struct {
 	row []sqldb.Type // per target column: the type its source values have
 	key []sqldb.Type // per primary-key column: its source type
+	ver int          // target column of the first version column; -1: none
 }
 
-func newConvPlan(tp *tablePair) *convPlan {
-	p := &convPlan{row: make([]sqldb.Type, len(tp.dst.Columns)), key: make([]sqldb.Type, len(tp.src.PrimaryKey))}
+func (w *writer) newConvPlan(tp *tablePair) *convPlan {
+	p := &convPlan{row: make([]sqldb.Type, len(tp.dst.Columns)), key: make([]sqldb.Type, len(tp.src.PrimaryKey)), ver: -1}
+	if w.versioned(tp) {
+		p.ver = slices.Index(tp.dst.ColumnNames(), w.version[0])
+	}
 	for i, c := range tp.dst.Columns {
 		p.row[i] = c.Type
 		if sc, ok := tp.src.Column(c.Name); ok {
@@ -128,12 +136,20 @@ func (w *writer) targetRow(tp *tablePair, p *convPlan, row map[string]any) ([]an
 	out := make([]any, len(tp.dst.Columns))
 	for i, c := range tp.dst.Columns {
 		v, ok := row[c.Name]
-		if !ok || v == nil {
+		if v = zeroDate(c, v); !ok || v == nil {
 			continue
 		}
-		n, err := Normalize(p.row[i], v)
+		n, err := sqldb.Normalize(p.row[i], v)
+		if errors.Is(err, sqldb.ErrZeroDate) {
+			return nil, fmt.Errorf("replicate: %s.%s is NOT NULL: %w", tp.dst.Name, c.Name, err)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("replicate: %s.%s: %w", tp.dst.Name, c.Name, err)
+		}
+		if i == p.ver {
+			if ts, ok := n.(time.Time); ok && ts.After(w.newest) {
+				w.newest = ts
+			}
 		}
 		x, err := w.d.Value(c.Type, n)
 		if err != nil {
@@ -151,7 +167,7 @@ func (w *writer) targetKey(tp *tablePair, p *convPlan, key []any) ([]any, error)
 	}
 	norm := make([]any, len(key))
 	for i, v := range key {
-		n, err := Normalize(p.key[i], v)
+		n, err := sqldb.Normalize(p.key[i], v)
 		if err != nil {
 			return nil, fmt.Errorf("replicate: %s: key column %s: %w", tp.src.Name, tp.src.PrimaryKey[i], err)
 		}
@@ -289,7 +305,7 @@ func (w *writer) delete(ctx context.Context, tx *sql.Tx, tp *tablePair, keys [][
 // and operation into multi-row statements. It returns the rows written.
 func (w *writer) apply(ctx context.Context, tx *sql.Tx, changes []Change) (int, error) {
 	written := 0
-	w.skipped = 0
+	w.skipped, w.newest = 0, time.Time{}
 	for i := 0; i < len(changes); {
 		c := changes[i]
 		tp, ok := w.tables[c.Table]
@@ -305,7 +321,7 @@ func (w *writer) apply(ctx context.Context, tx *sql.Tx, changes []Change) (int, 
 		i = j
 		// One statement must not touch a key twice (Postgres refuses it,
 		// and the last image is what counts): keep each key's last change.
-		plan := newConvPlan(tp)
+		plan := w.newConvPlan(tp)
 		seen := make(map[groupKey]int, len(group))
 		keys := make([][]any, 0, len(group))
 		var rows [][]any

@@ -250,23 +250,21 @@ func resyncKeys(ctx context.Context, dst *sqldb.DB, w *writer, marker OriginMark
 		n := min(chunk, len(fixes))
 		part := fixes[:n]
 		fixes = fixes[n:]
-		err := dst.Tx(ctx, func(tx *sql.Tx) error {
-			if marker != nil {
-				if err := marker.MarkOrigin(ctx, tx, "resync"); err != nil {
-					return err
-				}
-			}
-			if _, err := w.apply(ctx, tx, part); err != nil {
-				return err
-			}
-			if marker != nil {
-				return marker.UnmarkOrigin(ctx, tx)
-			}
-			return nil
-		})
-		if err != nil {
+		if err := applyMarked(ctx, dst, w, marker, part); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// applyMarked applies a resync's changes to dst in one transaction marked
+// with the origin "resync" (see marked), so that a reverse stream does not
+// carry them back as local writes.
+func applyMarked(ctx context.Context, dst *sqldb.DB, w *writer, marker OriginMarker, changes []Change) error {
+	return dst.Tx(ctx, func(tx *sql.Tx) error {
+		return marked(ctx, tx, marker, "resync", func(tx *sql.Tx) error {
+			_, err := w.apply(ctx, tx, changes)
+			return err
+		})
+	})
 }

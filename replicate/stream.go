@@ -76,6 +76,12 @@ type Config struct {
 	// cloud's name to break ties). Tables without every version column
 	// are upserted unconditionally. Empty: plain upserts.
 	Version []string
+	// Observe, when set, is told after each committed target transaction
+	// the greatest value of the first Version column among the rows it
+	// carried (applied or not), when that column holds timestamps: the
+	// receive rule of a hybrid logical clock (package hlc), so that what
+	// the target's side acknowledges afterwards is versioned after them.
+	Observe func(time.Time)
 	// Fence, when set, runs inside every target transaction that commits a
 	// checkpoint, before it: an error (a lease lost to another process)
 	// rolls the transaction back, so a deposed stream writes nothing.
@@ -309,6 +315,52 @@ func (s *Stream) Status() Status {
 	return st
 }
 
+// stopForSchema stops table c.Table at a schema change the target cannot
+// follow, keeping the stop on the target like a rejected change's.
+func (a *applier) stopForSchema(ctx context.Context, c Change, pos Position, cause error) error {
+	s := a.s
+	te := TableError{Table: c.Table, Op: "schema", Error: cause.Error(), Position: pos, At: time.Now().UTC()}
+	if err := s.cfg.Target.Tx(ctx, func(tx *sql.Tx) error {
+		return saveTableState(ctx, tx, s.cfg.Target.Dialect, s.cfg.Name, c.Table, TableState{State: tableStopped, Err: te})
+	}); err != nil {
+		return err
+	}
+	s.stopTable(te)
+	return nil
+}
+
+// errTableCreated ends runOnce when a table the stream's globs select was
+// created on the source: the next run loads it, then streams it too.
+var errTableCreated = errors.New("replicate: a new table matches the table globs")
+
+// created handles a schema change of a table the stream does not have:
+// CREATE TABLE of a table the Mapping selects (Tables given as globs)
+// marks the table as loading on the target and ends the run, so that the
+// next one loads it (a full load of that table, from the stream's
+// position) and adds it to change data capture. Anything else about
+// tables outside the stream is ignored.
+func (a *applier) created(ctx context.Context, c Change) error {
+	s := a.s
+	w := ddlWords(c.DDL)
+	if !s.resolve || len(w) < 2 || w[0] != "CREATE" || !slices.Contains(w[:min(len(w), 4)], "TABLE") {
+		return nil
+	}
+	tables, err := s.cfg.Mapping.Tables(ctx, s.cfg.Source)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(tables, c.Table) {
+		return nil
+	}
+	if err := s.cfg.Target.Tx(ctx, func(tx *sql.Tx) error {
+		return saveTableState(ctx, tx, s.cfg.Target.Dialect, s.cfg.Name, c.Table, TableState{State: tableLoading})
+	}); err != nil {
+		return err
+	}
+	s.log.Info("new source table matches the table globs: loading it, then streaming it", "table", c.Table)
+	return fmt.Errorf("%w: %s", errTableCreated, c.Table)
+}
+
 // Run does the full load when the target has no checkpoint for the stream
 // (or resumes it), then applies changes until ctx is cancelled, and returns
 // nil then. Failures of either database are logged, kept in Status and
@@ -326,6 +378,9 @@ func (s *Stream) Run(ctx context.Context) error {
 		}
 		if err == nil {
 			err = errors.New("replicate: source stream ended")
+		}
+		if errors.Is(err, errTableCreated) {
+			continue // at once: the next run loads the new table
 		}
 		s.mu.Lock()
 		s.status.LastError = err.Error()
@@ -654,18 +709,25 @@ func (a *applier) txOn(ctx context.Context, w *writer, fn func(tx *sql.Tx) error
 	return a.s.cfg.Target.Tx(ctx, func(tx *sql.Tx) error { return a.markedTx(ctx, tx, fn) })
 }
 
-// markedTx runs fn in tx between the origin marks.
+// markedTx runs fn in tx between the stream's origin marks.
 func (a *applier) markedTx(ctx context.Context, tx *sql.Tx, fn func(tx *sql.Tx) error) error {
-	if a.marker != nil {
-		if err := a.marker.MarkOrigin(ctx, tx, a.s.cfg.Origin); err != nil {
+	return marked(ctx, tx, a.marker, a.s.cfg.Origin, fn)
+}
+
+// marked runs fn in tx between marker's marks of origin, so that what fn
+// writes is logged as written by replication from origin (not captured as
+// a local write); a nil marker runs fn alone.
+func marked(ctx context.Context, tx *sql.Tx, marker OriginMarker, origin string, fn func(tx *sql.Tx) error) error {
+	if marker != nil {
+		if err := marker.MarkOrigin(ctx, tx, origin); err != nil {
 			return fmt.Errorf("replicate: mark origin: %w", err)
 		}
 	}
 	if err := fn(tx); err != nil {
 		return err
 	}
-	if a.marker != nil {
-		if err := a.marker.UnmarkOrigin(ctx, tx); err != nil {
+	if marker != nil {
+		if err := marker.UnmarkOrigin(ctx, tx); err != nil {
 			return fmt.Errorf("replicate: unmark origin: %w", err)
 		}
 	}
@@ -992,7 +1054,12 @@ func (a *applier) applyBatch(ctx context.Context, b Batch) error {
 			}
 		}
 		if err := a.followSchema(ctx, changes[i]); err != nil {
-			return err
+			if !errors.Is(err, errNotFollowed) {
+				return err
+			}
+			if err := a.stopForSchema(ctx, changes[i], b.Position, err); err != nil {
+				return err
+			}
 		}
 		changes, i = s.withoutStopped(changes[i+1:]), -1
 	}

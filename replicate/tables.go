@@ -176,7 +176,7 @@ func LoadTableStates(ctx context.Context, db *sqldb.DB, stream string) (map[stri
 		}
 		if state == tableStopped {
 			ts.Err = TableError{Table: name, Key: key.String, Op: op.String, Error: msg.String, Position: Position(pos.String)}
-			if t, err := Normalize(sqldb.Type{Kind: sqldb.KindTimestamp}, at); err == nil && t != nil {
+			if t, err := sqldb.Normalize(sqldb.Type{Kind: sqldb.KindTimestamp}, at); err == nil && t != nil {
 				ts.Err.At = t.(time.Time)
 			}
 		}
@@ -329,9 +329,7 @@ func (a *applier) commit(ctx context.Context, w *writer, changes []Change, pos P
 			return nil
 		})
 		if err == nil {
-			s.mu.Lock()
-			s.status.Conflicts += int64(w.skipped)
-			s.mu.Unlock()
+			s.committed(w.skipped, w.newest)
 		}
 		if err == nil || !rejected(ctx, err) {
 			return written, err
@@ -359,9 +357,11 @@ func (a *applier) isolate(ctx context.Context, w *writer, changes []Change, pos 
 	d := s.cfg.Target.Dialect
 	var written int
 	var stops []TableError
+	var conflicts int
+	var newest time.Time
 	skips := 0
 	err := a.txOn(ctx, w, func(tx *sql.Tx) error {
-		written, stops, skips = 0, nil, 0
+		written, stops, skips, conflicts, newest = 0, nil, 0, 0, time.Time{}
 		stopped := map[string]bool{}
 		if d.Name() == "postgres" {
 			// Deferred foreign keys (schema: full) are checked per change
@@ -385,6 +385,10 @@ func (a *applier) isolate(ctx context.Context, w *writer, changes []Change, pos 
 					}
 				}
 				written += n
+				conflicts += w.skipped
+				if w.newest.After(newest) {
+					newest = w.newest
+				}
 				continue
 			}
 			if !rejected(ctx, err) {
@@ -427,10 +431,24 @@ func (a *applier) isolate(ctx context.Context, w *writer, changes []Change, pos 
 	s.mu.Lock()
 	s.status.ApplyExceptions += int64(skips)
 	s.mu.Unlock()
+	s.committed(conflicts, newest)
 	for _, te := range stops {
 		s.stopTable(te)
 	}
 	return written, nil
+}
+
+// committed counts the conflicts of a committed target transaction and
+// tells Config.Observe the newest version it carried.
+func (s *Stream) committed(conflicts int, newest time.Time) {
+	if conflicts > 0 {
+		s.mu.Lock()
+		s.status.Conflicts += int64(conflicts)
+		s.mu.Unlock()
+	}
+	if s.cfg.Observe != nil && !newest.IsZero() {
+		s.cfg.Observe(newest)
+	}
 }
 
 // savepoint returns the statement that sets, releases or rolls back to the
@@ -466,7 +484,11 @@ func (s *Stream) stopTable(te TableError) {
 	s.stopped[te.Table] = te
 	s.status.StoppedTables = s.stoppedListLocked()
 	s.mu.Unlock()
-	s.log.Error("replication of table stopped: the target rejected a change",
+	why := "the target rejected a change"
+	if te.Op == "schema" {
+		why = "a schema change the target cannot follow"
+	}
+	s.log.Error("replication of table stopped: "+why,
 		"table", te.Table, "key", te.Key, "op", te.Op, "position", string(te.Position), "err", te.Error)
 }
 

@@ -3,7 +3,6 @@ package replicate
 import (
 	"context"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -395,21 +394,7 @@ func resyncRange(ctx context.Context, src, dst *sqldb.DB, w *writer, tp *tablePa
 				changes = append(changes, Change{Table: tp.src.Name, Op: OpDelete, Key: key})
 			}
 		}
-		err = dst.Tx(ctx, func(tx *sql.Tx) error {
-			if marker != nil {
-				if err := marker.MarkOrigin(ctx, tx, "resync"); err != nil {
-					return err
-				}
-			}
-			if _, err := w.apply(ctx, tx, changes); err != nil {
-				return err
-			}
-			if marker != nil {
-				return marker.UnmarkOrigin(ctx, tx)
-			}
-			return nil
-		})
-		if err != nil {
+		if err := applyMarked(ctx, dst, w, marker, changes); err != nil {
 			return fmt.Errorf("replicate: resync %s: %w", tp.src.Name, err)
 		}
 		if len(srows) < chunk {
@@ -424,7 +409,7 @@ func canonicalKey(t sqldb.Table, key []any) (string, error) {
 	var b strings.Builder
 	for i, v := range key {
 		c, _ := t.Column(t.PrimaryKey[i])
-		s, err := Canonical(c.Type, v)
+		s, err := sqldb.Text(c.Type, v)
 		if err != nil {
 			return "", fmt.Errorf("replicate: %s: key column %s: %w", t.Name, c.Name, err)
 		}

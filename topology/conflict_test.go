@@ -17,6 +17,7 @@ import (
 	"github.com/intercloud/intercloud/record"
 	"github.com/intercloud/intercloud/replicate"
 	"github.com/intercloud/intercloud/sqldb"
+	"github.com/intercloud/intercloud/topology"
 )
 
 // TestSameIDOnBothClouds races writes of the same ids on the AWS and the
@@ -187,7 +188,8 @@ func raceSameIDs(t *testing.T, cfg *config.Config) {
 	t.Logf("%d ids written on both clouds at once: winners by cloud %v, %v conflicts resolved by the streams", ids, byOrigin, conflicts)
 	// Whether a stream meets the older row after the newer one depends on
 	// timing (on a loaded machine the writes may not overlap at all), so
-	// only convergence is asserted; the counter is logged.
+	// only convergence is asserted here and the counter is logged;
+	// TestConflictInMetrics counts a conflict made deterministically.
 }
 
 func getPage(t *testing.T, c *http.Client, url string) (int, string) {
@@ -202,4 +204,179 @@ func getPage(t *testing.T, c *http.Client, url string) (int, string) {
 	var b strings.Builder
 	_, _ = bufio.NewReader(resp.Body).WriteTo(&b)
 	return resp.StatusCode, b.String()
+}
+
+// TestConflictInMetrics: the Azure database holds id c at a later version
+// than the one AWS acknowledges and loads; the stream into Azure keeps
+// Azure's row and counts exactly one conflict, in status and in /metrics,
+// and no more after further rows without conflict (reverse replication
+// is off, so nothing else can touch the row).
+func TestConflictInMetrics(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	off := false
+	cfg.Replication.Reverse = &off
+	topo := start(t, cfg)
+	ctx := context.Background()
+	azure := topo.Cloud("azure").DB
+	tb := record.Table(cfg.Schema)
+	later := record.Record{ID: "c", Fields: map[string]any{"device": "azure", "metric": "conflict", "value": 2.0, "ts": time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)},
+		Origin: "azure", TraceID: "t", IngestedAt: time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)}
+	row, err := record.Row(tb, azure.Dialect, later)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := azure.ExecContext(ctx, azure.Dialect.Upsert(tb, 1), row...); err != nil {
+		t.Fatal(err)
+	}
+	post := func(body string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, topo.URL("aws-api")+"/v1/records", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+testKey)
+		req.Header.Set("Content-Type", "application/x-ndjson")
+		resp, err := topo.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("ingest: status %d", resp.StatusCode)
+		}
+	}
+	deviceOf := func(id string) string {
+		var d string
+		_ = azure.QueryRowContext(ctx, "SELECT device FROM records WHERE id = "+azure.Dialect.Placeholder(1), id).Scan(&d)
+		return d
+	}
+	conflicts := func() (float64, int) {
+		_, page := getPage(t, topo.Client(), topo.URL("azure-api")+"/metrics")
+		sum, series := 0.0, 0
+		for _, l := range strings.Split(page, "\n") {
+			if strings.HasPrefix(l, "intercloud_replication_conflicts_total{") {
+				var v float64
+				if _, err := fmt.Sscan(l[strings.LastIndexByte(l, ' ')+1:], &v); err != nil {
+					t.Fatalf("metric line %q: %v", l, err)
+				}
+				sum += v
+				series++
+			}
+		}
+		return sum, series
+	}
+	line := func(id, device string) string {
+		return fmt.Sprintf(`{"id":%q,"device":%q,"metric":"conflict","value":1,"ts":"2026-11-30T10:00:00Z"}`+"\n", id, device)
+	}
+	post(line("c", "aws") + line("n1", "aws"))
+	waitFor(t, time.Minute, "the stream applies n1 and counts c's conflict", func() (bool, string) {
+		n, _ := conflicts()
+		return deviceOf("n1") == "aws" && n >= 1, fmt.Sprintf("n1 on azure from %q, conflicts %v", deviceOf("n1"), n)
+	})
+	post(line("n2", "aws"))
+	waitFor(t, time.Minute, "n2 on azure", func() (bool, string) { return deviceOf("n2") == "aws", "" })
+	if d := deviceOf("c"); d != "azure" {
+		t.Fatalf("azure's c is from %q, want its own later version", d)
+	}
+	if n, series := conflicts(); n != 1 || series != 1 {
+		t.Fatalf("intercloud_replication_conflicts_total = %v over %d series, want 1 in 1", n, series)
+	}
+	var st struct {
+		Replication []struct {
+			Name      string `json:"name"`
+			Conflicts int64  `json:"conflicts"`
+		} `json:"replication"`
+	}
+	getJSON(t, topo, topo.URL("azure-api")+"/v1/status", &st)
+	if len(st.Replication) != 1 || st.Replication[0].Conflicts != 1 {
+		t.Fatalf("status of azure's streams: %+v, want one with 1 conflict", st.Replication)
+	}
+}
+
+// TestSkewedClockCannotLoseALaterWrite runs each cloud as a process of its
+// own (split mode) with AWS's physical clock an hour behind Azure's. Azure
+// acknowledges id x; once the stream into AWS applied it, AWS acknowledges
+// x again. Without the hybrid logical clock AWS would stamp its later
+// write an hour before Azure's and lose it on both clouds; with it AWS's
+// version is after Azure's, both databases hold AWS's row, and AWS's
+// clock says it runs an hour ahead of its physical time.
+func TestSkewedClockCannotLoseALaterWrite(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	const skew = time.Hour
+	clocks := map[string]func() time.Time{
+		"aws":   func() time.Time { return time.Now().Add(-skew) },
+		"azure": time.Now,
+	}
+	topos := map[string]*topology.Topology{}
+	for _, role := range []string{"aws", "azure"} {
+		topo, err := topology.Start(context.Background(), cfg, topology.Options{Roles: []string{role}, APIKey: testKey, LogWriter: testLog(t), Now: clocks[role]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			_ = topo.Stop(ctx)
+		})
+		topos[role] = topo
+	}
+	ctx := context.Background()
+	post := func(cloud, device string) {
+		t.Helper()
+		topo := topos[cloud]
+		body := fmt.Sprintf(`{"id":"x","device":%q,"metric":"skew","value":1,"ts":"2026-11-30T10:00:00Z"}`, device)
+		req, _ := http.NewRequest(http.MethodPost, topo.URL(cloud+"-api")+"/v1/records", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+testKey)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := topo.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("%s: status %d", cloud, resp.StatusCode)
+		}
+	}
+	type version struct {
+		device, origin string
+		at             time.Time
+	}
+	rowOf := func(cloud string) version {
+		db := topos[cloud].Cloud(cloud).DB
+		var v version
+		var at any
+		_ = db.QueryRowContext(ctx, "SELECT device, _origin, _ingested_at FROM records WHERE id = 'x'").Scan(&v.device, &v.origin, &at)
+		if n, err := sqldb.Normalize(sqldb.Type{Kind: sqldb.KindTimestamp}, at); err == nil && n != nil {
+			v.at = n.(time.Time)
+		}
+		return v
+	}
+	awsClock := topos["aws"].Cloud("aws").Clock
+
+	post("azure", "first")
+	waitFor(t, time.Minute, "azure's x applied on aws and seen by its clock", func() (bool, string) {
+		v := rowOf("aws")
+		return v.device == "first" && awsClock.Ahead() > skew-time.Minute, fmt.Sprintf("aws holds %+v, its clock ahead by %v", v, awsClock.Ahead())
+	})
+	first := rowOf("aws").at
+	post("aws", "second")
+	waitFor(t, time.Minute, "both clouds hold aws's later write", func() (bool, string) {
+		a, z := rowOf("aws"), rowOf("azure")
+		return a.device == "second" && z.device == "second", fmt.Sprintf("aws holds %+v, azure %+v", a, z)
+	})
+	if second := rowOf("azure").at; !second.After(first) || second.After(first.Add(time.Minute)) {
+		t.Fatalf("aws's later write is versioned %v, azure's earlier one %v: want just after it", second, first)
+	}
+	rep, err := replicate.Validate(ctx, topos["aws"].Cloud("aws").DB, topos["azure"].Cloud("azure").DB, cfg.Replication.Tables, 1000)
+	if err != nil || !rep.OK() {
+		t.Fatalf("validate: %v\n%s", err, rep)
+	}
+	_, page := getPage(t, topos["aws"].Client(), topos["aws"].URL("aws-api")+"/metrics")
+	var ahead float64
+	for _, l := range strings.Split(page, "\n") {
+		if strings.HasPrefix(l, "intercloud_clock_ahead_seconds{") {
+			_, _ = fmt.Sscan(l[strings.LastIndexByte(l, ' ')+1:], &ahead)
+		}
+	}
+	if ahead < (skew - time.Minute).Seconds() {
+		t.Fatalf("intercloud_clock_ahead_seconds on aws = %v, want about %v", ahead, skew.Seconds())
+	}
+	t.Logf("aws's clock %v behind: its later write versioned %v after azure's, aws's clock runs %.0f s ahead", skew, rowOf("azure").at.Sub(first), ahead)
 }

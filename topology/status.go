@@ -45,7 +45,11 @@ type CloudStatus struct {
 	// Freshness says how far the published results are behind what was
 	// acknowledged; set where this process publishes.
 	Freshness *Freshness `json:"freshness,omitempty"`
-	Time      time.Time  `json:"time"`
+	// ClockAheadSeconds is how far the cloud's version clock (package
+	// hlc) runs ahead of its physical clock: above 0 after it applied
+	// replicated rows versioned by a clock that is ahead of this one.
+	ClockAheadSeconds float64   `json:"clock_ahead_seconds"`
+	Time              time.Time `json:"time"`
 }
 
 // Freshness is the age of the oldest acknowledged record whose aggregates
@@ -163,7 +167,7 @@ func edgeStatus(e *edge.Edge) *EdgeStatus {
 func (c *Cloud) Status() CloudStatus {
 	is, ls := c.API.Stats(), c.Load.Stats()
 	st := CloudStatus{
-		Cloud: c.Name, Time: time.Now().UTC(),
+		Cloud: c.Name, Time: time.Now().UTC(), ClockAheadSeconds: c.Clock.Ahead().Seconds(),
 		Ingest: IngestStatus{Requests: is.Requests, RecordsAcked: is.RecordsAcked, ObjectsWritten: is.ObjectsWritten,
 			BytesWritten: is.BytesWritten, Pending: is.Pending, Rejected: is.Rejected, RecordsPerSecond: c.ackRate.rate()},
 		Load: LoadStatus{Succeeded: ls.Succeeded, Failed: ls.Failed, Retried: ls.Retried, DeadLettered: ls.DeadLettered,

@@ -27,7 +27,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/intercloud/intercloud/auth"
@@ -36,6 +35,7 @@ import (
 	"github.com/intercloud/intercloud/edge"
 	"github.com/intercloud/intercloud/frontdoor"
 	"github.com/intercloud/intercloud/functions"
+	"github.com/intercloud/intercloud/hlc"
 	"github.com/intercloud/intercloud/hosts"
 	"github.com/intercloud/intercloud/ingest"
 	"github.com/intercloud/intercloud/internal/serve"
@@ -69,16 +69,22 @@ type Options struct {
 	// JSON, colored by level with LogColor (the central store and
 	// Elasticsearch still get JSON).
 	LogText, LogColor bool
-	// Now is the clock the APIs stamp acknowledgements with (default
-	// time.Now); the chaos suite skews one cloud's clock with it.
+	// Now is the physical clock under the clouds' hybrid logical clocks,
+	// which stamp acknowledgements (default time.Now); the chaos suite
+	// skews one cloud's clock with it.
 	Now func() time.Time
 	// OnPublished is told the ids whose aggregates were just published.
 	OnPublished func(ids []string)
 	// Alerts, when set, receives one plain line whenever a cloud of this
-	// process turns degraded or unhealthy (naming the stage and why) and
-	// when it is healthy again: the stderr of `intercloud demo`, whose log
-	// lines go to a file.
+	// process turns degraded or unhealthy (naming the stage and why),
+	// again every AlertEvery while it stays so, and when it is healthy
+	// again: the stderr of `intercloud demo`, whose log lines go to a
+	// file. The same lines are logged (at ERROR while a stage fails): the
+	// stderr of `intercloud up`.
 	Alerts io.Writer
+	// AlertEvery is how often lasting problems are announced again
+	// (default DefaultAlertEvery).
+	AlertEvery time.Duration
 	// DefaultLogger makes the topology's logger the process's slog default
 	// (and with it the output of the standard log package), so that what
 	// dependencies log through either reaches the same JSON lines and the
@@ -126,6 +132,7 @@ type Topology struct {
 	httpClient                  *http.Client
 
 	servers   []*server
+	serversMu sync.Mutex // guards servers against /metrics while they start
 	endpoints []Endpoint
 	readers   map[*sqldb.DB][]replicate.Reader
 	// holder names this process in the leases it takes.
@@ -145,10 +152,13 @@ type Topology struct {
 
 // Cloud is one cloud's running part.
 type Cloud struct {
-	Name    string
-	Bucket  *objects.Bucket
-	DB      *sqldb.DB
-	API     *ingest.API
+	Name   string
+	Bucket *objects.Bucket
+	DB     *sqldb.DB
+	API    *ingest.API
+	// Clock versions the records the API acknowledges; the streams into
+	// the cloud's database raise it to the versions they apply.
+	Clock   *hlc.Clock
 	Loader  *load.Loader
 	Load    *functions.Function
 	Streams []*replicate.Stream
@@ -391,7 +401,7 @@ func (t *Topology) startLogs(ctx context.Context) error {
 
 func (t *Topology) startCloud(ctx context.Context, name string) error {
 	cc := t.cfg.Clouds[name]
-	c := &Cloud{Name: name, roleLease: map[string]*lease.Lease{}}
+	c := &Cloud{Name: name, roleLease: map[string]*lease.Lease{}, Clock: hlc.New(t.opts.Now)}
 	t.clouds[name] = c
 	t.newCloudRegistry(c)
 	hs := hosts.Settings{
@@ -405,8 +415,12 @@ func (t *Topology) startCloud(ctx context.Context, name string) error {
 	if t.cfg.Publish.Cloud == name {
 		hs.Publish, hs.Poll, hs.Source = &t.cfg.Publish, t.cfg.Replication.Poll.D(), t.cfg.Replication.Source
 		hs.Purge, hs.OnPublished, hs.OnFresh = t.purger(), t.opts.OnPublished, c.metrics.ObserveFreshness
-		hs.OnTraces = func(traces []string, start, end time.Time) {
-			t.tracing.Hop("publish", "publish: results written, edge purged", traces, start, end, attribute.String("cloud", name))
+		hs.OnTraces = func(traces []string, tr publish.Trace) {
+			t.tracing.Hop("publish", "publish: results written, edge purged", traces, tr.Start, tr.End, attribute.String("cloud", name))
+			if p := tr.Purge; !p.Start.IsZero() {
+				t.tracing.HopErr("edge", SpanEdgePurge, traces, p.Start, p.End, p.Err,
+					attribute.String("cloud", name), attribute.Int("purge.tags", p.Tags), attribute.Bool("purge.remote", !t.has(RoleGlobal)))
+			}
 		}
 		hs.PublishFence = func(ctx context.Context, tx *sql.Tx) error {
 			if l := pubLease.Load(); l != nil {
@@ -484,7 +498,7 @@ func (t *Topology) startCloud(ctx context.Context, name string) error {
 	t.goPipe(func(ctx context.Context) { t.watchHealth(ctx, c) })
 	c.API, err = ingest.New(ingest.Config{
 		Cloud: name, Bucket: c.Bucket, Schema: t.cfg.Schema, Limits: t.cfg.Ingest,
-		Keys: t.keys, Logger: t.logger(name, "ingest"), Health: c.health.report, Now: t.opts.Now,
+		Keys: t.keys, Logger: t.logger(name, "ingest"), Health: c.health.report, Now: t.opts.Now, Clock: c.Clock,
 		Backlog: func() (time.Duration, bool) {
 			age, _, ok := t.fresh.age(time.Now())
 			return age, ok
@@ -579,7 +593,7 @@ func (t *Topology) startStreams(ctx context.Context, name string) error {
 			Name: streamName, Origin: d.from, Source: src, Target: c.DB,
 			Tables: tables, Mapping: mapping, BatchSize: r.BatchSize, Poll: r.Poll.D(), SkipReplicated: r.ReverseEnabled(), SkipFullLoad: d.reverse,
 			SourceMode: SourceMode(t.cfg, src), TargetMode: SourceMode(t.cfg, c.DB),
-			Fence: l.Fence, Version: load.Version,
+			Fence: l.Fence, Version: load.Version, Observe: c.Clock.Observe,
 			OnError: replicate.ErrorPolicy(r.OnError), TableOnError: onErrorTables(r.OnErrorTables), LoadParallel: r.LoadParallel,
 			Schema: schemaMode(r.Schema, d.reverse),
 			OnApplied: func(b replicate.Batch) {
@@ -809,7 +823,7 @@ func (t *Topology) startGlobal(ctx context.Context) error {
 		return fmt.Errorf("topology: %w", err)
 	}
 	t.goPipe(func(ctx context.Context) { _ = t.front.Run(ctx) })
-	if _, err = t.serve("frontdoor", t.cfg.FrontDoor.Listen, promhttp.InstrumentHandlerDuration(t.frontDuration, t.tracing.Middleware("frontdoor", "frontdoor", t.front))); err != nil {
+	if _, err = t.serve("frontdoor", t.cfg.FrontDoor.Listen, telemetry.InstrumentHandler(t.tracing.Middleware("frontdoor", "frontdoor", t.front), t.frontDuration, nil)); err != nil {
 		return err
 	}
 	_, err = t.serve("console", t.cfg.Console.Listen, t.consoleHandler())
@@ -855,6 +869,10 @@ func (t *Topology) edgeConfig() edge.Config {
 		Keys: t.keys, Logger: t.logger("", "edge"), Transport: t.edgeTransport(),
 	}
 }
+
+// SpanEdgePurge names the span of an edge purge in each published
+// record's trace.
+const SpanEdgePurge = "edge purge"
 
 // purger returns how publish purges the edge: in-process when the edge
 // runs here, over HTTP otherwise.
@@ -909,7 +927,9 @@ func (t *Topology) serve(name, addr string, h http.Handler) (*server, error) {
 		return nil, fmt.Errorf("topology: %w", err)
 	}
 	s := &server{name: name, url: srv.URL(), srv: srv}
+	t.serversMu.Lock()
 	t.servers = append(t.servers, s)
+	t.serversMu.Unlock()
 	t.endpoints = append(t.endpoints, Endpoint{Name: name, URL: s.url})
 	return s, nil
 }

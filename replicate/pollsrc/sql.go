@@ -44,7 +44,7 @@ func rowSQL(q sqldb.Dialect, def sqldb.Table) string {
 	for i, k := range def.PrimaryKey {
 		where[i] = q.Quote(k) + " = " + q.Placeholder(i+1)
 	}
-	return "SELECT " + sqldb.QuoteList(q, def.ColumnNames()) + " FROM " + q.Quote(def.Name) + " WHERE " + strings.Join(where, " AND ")
+	return "SELECT " + sqldb.SelectList(q, def, def.ColumnNames()) + " FROM " + q.Quote(def.Name) + " WHERE " + strings.Join(where, " AND ")
 }
 
 // unmarkSQL deletes the session's origin mark.
@@ -55,7 +55,7 @@ func unmarkSQL(d dialect) string {
 // rowsSQL reads the current rows of n keys (binds: the keys' values, key
 // after key).
 func rowsSQL(q sqldb.Dialect, def sqldb.Table, n int) string {
-	sel := "SELECT " + sqldb.QuoteList(q, def.ColumnNames()) + " FROM " + q.Quote(def.Name) + " WHERE "
+	sel := "SELECT " + sqldb.SelectList(q, def, def.ColumnNames()) + " FROM " + q.Quote(def.Name) + " WHERE "
 	k := len(def.PrimaryKey)
 	if k == 1 {
 		ph := make([]string, n)

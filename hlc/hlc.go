@@ -1,0 +1,83 @@
+// Package hlc is the hybrid logical clock that versions records: the
+// acknowledgement time (_ingested_at) by which the same id written on two
+// clouds converges, last writer wins (Kulkarni et al., "Logical Physical
+// Clocks", 2014).
+//
+// A timestamp is the physical clock in whole microseconds (what every
+// database keeps), raised past every timestamp the clock gave or saw: the
+// logical part of a classic HLC is folded into the microseconds, so a
+// version stays one portable timestamp column. The two rules:
+//
+//   - send (Now): max(physical time, last + 1µs); strictly increasing.
+//   - receive (Observe): after a replicated row with version v is applied,
+//     last = max(last, v), so every later local version is greater than v.
+//
+// A cloud whose physical clock is behind the other's therefore cannot
+// acknowledge a write that loses to one it has already seen; its clock
+// runs ahead of its physical time instead (Ahead), by at most the other
+// clock's lead.
+package hlc
+
+import (
+	"sync"
+	"time"
+)
+
+// Clock is a hybrid logical clock. It is safe for concurrent use.
+type Clock struct {
+	now func() time.Time
+
+	mu   sync.Mutex
+	last time.Time // the greatest timestamp given or observed
+}
+
+// New returns a clock over the physical clock now (time.Now when nil).
+func New(now func() time.Time) *Clock {
+	if now == nil {
+		now = time.Now
+	}
+	return &Clock{now: now}
+}
+
+// Now returns a new timestamp (UTC, whole microseconds): the physical time,
+// or, when that is not after every timestamp given or observed so far, one
+// microsecond after the greatest of them.
+func (c *Clock) Now() time.Time {
+	now := c.physical()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !now.After(c.last) {
+		now = c.last.Add(time.Microsecond)
+	}
+	c.last = now
+	return now
+}
+
+// Observe raises the clock to a timestamp seen in a replicated row: every
+// later Now is after t. The zero time changes nothing.
+func (c *Clock) Observe(t time.Time) {
+	if t.IsZero() {
+		return
+	}
+	t = t.UTC().Truncate(time.Microsecond)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t.After(c.last) {
+		c.last = t
+	}
+}
+
+// Ahead is how far the clock runs ahead of the physical clock: 0 while
+// the physical clock leads, else the lead of the greatest timestamp given
+// or observed (a peer's clock that is ahead of this one, or timestamps
+// given faster than one per microsecond).
+func (c *Clock) Ahead() time.Duration {
+	now := c.physical()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return max(0, c.last.Sub(now))
+}
+
+func (c *Clock) physical() time.Time {
+	return c.now().UTC().Truncate(time.Microsecond)
+}

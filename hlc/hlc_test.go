@@ -1,0 +1,133 @@
+package hlc_test
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/intercloud/intercloud/hlc"
+)
+
+// manual is a physical clock a test sets.
+type manual struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (m *manual) now() time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.t
+}
+
+func (m *manual) set(t time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.t = t
+}
+
+var t0 = time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
+
+func TestClock(t *testing.T) {
+	tests := []struct {
+		name string
+		// steps: "now" (advance physical time to at, then Now), or
+		// "observe" (Observe at); want is what Now returns.
+		steps []step
+	}{
+		{"physical time leads", []step{{op: "now", at: t0, want: t0}, {op: "now", at: t0.Add(time.Second), want: t0.Add(time.Second)}}},
+		{"same microsecond twice", []step{{op: "now", at: t0, want: t0}, {op: "now", at: t0.Add(500 * time.Nanosecond), want: t0.Add(time.Microsecond)}}},
+		{"physical clock steps back", []step{{op: "now", at: t0, want: t0}, {op: "now", at: t0.Add(-time.Hour), want: t0.Add(time.Microsecond)}}},
+		{"observed timestamp ahead", []step{
+			{op: "now", at: t0, want: t0},
+			{op: "observe", at: t0.Add(5 * time.Second)},
+			{op: "now", at: t0.Add(time.Millisecond), want: t0.Add(5*time.Second + time.Microsecond)},
+			{op: "now", at: t0.Add(time.Millisecond), want: t0.Add(5*time.Second + 2*time.Microsecond)},
+			{op: "now", at: t0.Add(6 * time.Second), want: t0.Add(6 * time.Second)},
+		}},
+		{"observed timestamp behind changes nothing", []step{
+			{op: "now", at: t0, want: t0},
+			{op: "observe", at: t0.Add(-time.Second)},
+			{op: "now", at: t0.Add(time.Millisecond), want: t0.Add(time.Millisecond)},
+		}},
+		{"observed sub-microsecond timestamp", []step{
+			{op: "observe", at: t0.Add(1500 * time.Nanosecond)},
+			{op: "now", at: t0, want: t0.Add(2 * time.Microsecond)},
+		}},
+		{"observed zero time", []step{{op: "observe"}, {op: "now", at: t0, want: t0}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m := &manual{}
+			c := hlc.New(m.now)
+			for i, s := range tc.steps {
+				switch s.op {
+				case "observe":
+					c.Observe(s.at)
+				case "now":
+					m.set(s.at)
+					if got := c.Now(); !got.Equal(s.want) || got.Location() != time.UTC {
+						t.Fatalf("step %d: Now() = %v, want %v (UTC)", i, got, s.want)
+					}
+				}
+			}
+		})
+	}
+}
+
+type step struct {
+	op       string
+	at, want time.Time
+}
+
+func TestAhead(t *testing.T) {
+	m := &manual{t: t0}
+	c := hlc.New(m.now)
+	if a := c.Ahead(); a != 0 {
+		t.Fatalf("fresh clock ahead by %v", a)
+	}
+	c.Observe(t0.Add(3 * time.Second))
+	if a := c.Ahead(); a != 3*time.Second {
+		t.Fatalf("ahead by %v after observing +3s, want 3s", a)
+	}
+	m.set(t0.Add(10 * time.Second))
+	if a := c.Ahead(); a != 0 {
+		t.Fatalf("ahead by %v once physical time passed, want 0", a)
+	}
+}
+
+// TestConcurrentNowIncreases: timestamps given at once by many goroutines
+// are distinct, and each goroutine sees them increase.
+func TestConcurrentNowIncreases(t *testing.T) {
+	c := hlc.New(func() time.Time { return t0 }) // a stopped physical clock
+	const goroutines, each = 8, 1000
+	var mu sync.Mutex
+	seen := map[time.Time]bool{}
+	var wg sync.WaitGroup
+	for range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var prev time.Time
+			got := make([]time.Time, 0, each)
+			for range each {
+				ts := c.Now()
+				if !ts.After(prev) {
+					t.Errorf("Now went from %v to %v", prev, ts)
+					return
+				}
+				prev = ts
+				got = append(got, ts)
+			}
+			mu.Lock()
+			for _, ts := range got {
+				seen[ts] = true
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if len(seen) != goroutines*each {
+		t.Fatalf("%d distinct timestamps, want %d", len(seen), goroutines*each)
+	}
+}
