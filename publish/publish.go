@@ -1069,7 +1069,7 @@ func (p *Publisher) Rebuild(ctx context.Context) error {
 				qq += fmt.Sprintf(" WHERE %s > %s", d.Quote(record.ColID), d.Placeholder(1))
 				args = append(args, after)
 			}
-			qq += " ORDER BY " + d.Quote(record.ColID) + limitClause(d, page)
+			qq += " ORDER BY " + d.Quote(record.ColID) + sqldb.Limit(d, page)
 			rows, err := tx.QueryContext(ctx, qq, args...)
 			if err != nil {
 				return err
@@ -1187,14 +1187,6 @@ func (p *Publisher) Rebuild(ctx context.Context) error {
 	p.log.Info("aggregates rebuilt", "buckets", len(aggs), "removed", len(stale))
 	p.purge(ctx, []string{TagResults})
 	return nil
-}
-
-// limitClause returns the row limit of a query ending in ORDER BY.
-func limitClause(d sqldb.Dialect, n int) string {
-	if d.Name() == "sqlserver" {
-		return fmt.Sprintf(" OFFSET 0 ROWS FETCH NEXT %d ROWS ONLY", n)
-	}
-	return fmt.Sprintf(" LIMIT %d", n)
 }
 
 // asTime reads a timestamp column value as a driver returns it: a

@@ -23,9 +23,6 @@ type dialect struct {
 	// over the key columns, BLOBs through hex).
 	key      func(def sqldb.Table, q func(string) string, row string) string
 	triggers func(def sqldb.Table, q func(string) string, key func(row string) string) []string
-	// limit is the clause ending a query ordered by seq that keeps its
-	// first %d rows.
-	limit string
 	// readTx are the options of the read transaction (nil: the
 	// driver's default).
 	readTx *sql.TxOptions
@@ -61,7 +58,6 @@ var dialects = map[string]dialect{
 		session: "0", // one writer at a time
 		mark:    `INSERT INTO ` + MarkTable + ` (conn, origin) VALUES (0, ?) ON CONFLICT (conn) DO UPDATE SET origin = excluded.origin`,
 		jsonArr: "json_array",
-		limit:   " LIMIT %d",
 		hex:     func(x string) string { return "hex(" + x + ")" },
 		triggers: func(def sqldb.Table, q func(string) string, key func(string) string) []string {
 			ins := func(row, op string) string {
@@ -89,7 +85,6 @@ var dialects = map[string]dialect{
 		session: "CONNECTION_ID()",
 		mark:    `INSERT INTO ` + MarkTable + ` (conn, origin) VALUES (CONNECTION_ID(), ?) ON DUPLICATE KEY UPDATE origin = VALUES(origin)`,
 		jsonArr: "JSON_ARRAY",
-		limit:   " LIMIT %d",
 		readTx:  &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead},
 		count: `SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() AND EVENT_OBJECT_TABLE = ?
 			AND TRIGGER_NAME IN (?, ?, ?)`,
@@ -120,7 +115,6 @@ var dialects = map[string]dialect{
 		session: "pg_backend_pid()",
 		mark:    `INSERT INTO ` + MarkTable + ` (conn, origin) VALUES (pg_backend_pid(), $1) ON CONFLICT (conn) DO UPDATE SET origin = EXCLUDED.origin`,
 		jsonArr: "json_build_array",
-		limit:   " LIMIT %d",
 		readTx:  &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead},
 		count: `SELECT COUNT(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
 			WHERE c.relname = $1 AND pg_table_is_visible(c.oid) AND t.tgname = $2`,
@@ -160,7 +154,6 @@ END $f$`, fn, keyChanged(def, q, " IS DISTINCT FROM "), ins("OLD", "'D'"), ins("
 		session: "@@SPID",
 		mark:    `DELETE FROM ` + MarkTable + ` WHERE conn = @@SPID; INSERT INTO ` + MarkTable + ` (conn, origin) VALUES (@@SPID, @p1)`,
 		key:     sqlServerKey,
-		limit:   " OFFSET 0 ROWS FETCH NEXT %d ROWS ONLY",
 		readTx:  &sql.TxOptions{Isolation: sql.LevelReadCommitted},
 		count:   `SELECT COUNT(*) FROM sys.triggers WHERE parent_id = OBJECT_ID(QUOTENAME(@p1)) AND name = @p2`,
 		want:    1,

@@ -64,7 +64,7 @@ func TestStatementsGolden(t *testing.T) {
 			}
 			stmt("mark origin", d.mark)
 			stmt("unmark origin", unmarkSQL(d))
-			stmt("read", readSQL(q, d, 2000))
+			stmt("read", readSQL(q, 2000))
 			stmt("highest seq", maxSeqSQL)
 			stmt("seqs after", seqsAfterSQL(q))
 			stmt("prune", pruneSQL(q))

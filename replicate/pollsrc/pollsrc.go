@@ -486,7 +486,7 @@ func (s *Source) read(ctx context.Context, mark int64, want map[string]bool, opt
 		return b, mark, false, fmt.Errorf("pollsrc: read: %w", err)
 	}
 	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, readSQL(s.db.Dialect, s.d, maxBatch), mark)
+	rows, err := tx.QueryContext(ctx, readSQL(s.db.Dialect, maxBatch), mark)
 	if err != nil {
 		return b, mark, false, fmt.Errorf("pollsrc: read changes: %w", err)
 	}

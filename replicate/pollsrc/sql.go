@@ -1,7 +1,6 @@
 package pollsrc
 
 import (
-	"fmt"
 	"strings"
 
 	"github.com/intercloud/intercloud/sqldb"
@@ -19,8 +18,8 @@ func seqsAfterSQL(q sqldb.Dialect) string {
 }
 
 // readSQL reads up to maxBatch changes after the mark (bind: the mark).
-func readSQL(q sqldb.Dialect, d dialect, maxBatch int) string {
-	return "SELECT seq, tbl, pk, op, origin, at FROM " + LogTable + " WHERE seq > " + q.Placeholder(1) + " ORDER BY seq" + fmt.Sprintf(d.limit, maxBatch)
+func readSQL(q sqldb.Dialect, maxBatch int) string {
+	return "SELECT seq, tbl, pk, op, origin, at FROM " + LogTable + " WHERE seq > " + q.Placeholder(1) + " ORDER BY seq" + sqldb.Limit(q, maxBatch)
 }
 
 // pruneSQL deletes the changes up to a seq (bind: the seq).

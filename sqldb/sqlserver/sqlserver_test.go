@@ -244,3 +244,10 @@ func TestEntraIDAuth(t *testing.T) {
 		t.Fatalf("error leaks the password: %v", err)
 	}
 }
+
+// SQL Server has no LIMIT: sqldb.Limit asks the dialect.
+func TestLimit(t *testing.T) {
+	if got := sqldb.Limit(sqlserver.Dialect{}, 5); got != " OFFSET 0 ROWS FETCH NEXT 5 ROWS ONLY" {
+		t.Fatalf("limit %q", got)
+	}
+}
