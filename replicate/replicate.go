@@ -14,10 +14,12 @@
 // like database/sql drivers: replicate/sqlitesrc (a trigger-fed change
 // table) registers "sqlite". A program imports the source packages it ships.
 //
-// For a bidirectional pair (A→B and B→A), each stream tags the writes it
-// applies with its Origin through the target dialect's OriginMarker, and the
-// other stream, with SkipReplicated, skips changes so tagged: nothing
-// echoes. A full load copies every row its source holds, replicated ones
+// Source modes other than the log (RegisterSourceMode; SourcePoll,
+// replicate/pollsrc) read any dialect. For a bidirectional pair (A→B and
+// B→A), each stream tags the writes it applies with its Origin through the
+// OriginMarker of the mode the other stream reads its target in
+// (MarkerForMode, Config.TargetMode), and the other stream, with
+// SkipReplicated, skips changes so tagged: nothing echoes. A full load copies every row its source holds, replicated ones
 // included, so in a pair at most one stream does one: when both databases
 // were prepared (Prepare) before any write, both streams set
 // Config.SkipFullLoad and read their source's log from the start; when one
