@@ -183,6 +183,8 @@ func (c Config) Validate() error {
 type Status struct {
 	Name  string `json:"name"`
 	Phase string `json:"phase"` // "starting", "snapshot", "cdc", "stopped"
+	// SourceMode is how the source is read (SourceLog, SourcePoll).
+	SourceMode string `json:"source_mode"`
 	// Table is the tables being loaded during the full load (comma
 	// separated).
 	Table    string   `json:"table,omitempty"`
@@ -292,7 +294,7 @@ func New(cfg Config) (*Stream, error) {
 		cfg:     cfg,
 		resolve: len(cfg.Tables) == 0,
 		log:     cfg.Logger.With("component", "replicate", "stream", cfg.Name),
-		status:  Status{Name: cfg.Name, Phase: "starting", PendingChanges: -1},
+		status:  Status{Name: cfg.Name, SourceMode: cmp.Or(cfg.SourceMode, SourceLog), Phase: "starting", PendingChanges: -1},
 	}
 	return s, nil
 }

@@ -96,6 +96,15 @@ func TestScenarioPollSource(t *testing.T) {
 			topo := start(t, cfg)
 			checkResults(t, topo.Client(), topo.URL("edge"), sum.Records)
 			aws, azure := topo.Cloud("aws").DB, topo.Cloud("azure").DB
+			// status names each stream's mode: the mode its source is read in.
+			for _, cloud := range []string{"aws", "azure"} {
+				for _, ss := range topo.Cloud(cloud).Status().Replication {
+					src := map[string]*sqldb.DB{"aws-to-azure": aws, "azure-to-aws": azure}[ss.Name]
+					if want := cfg.Replication.SourceMode(replicate.HasLogSource(src.Dialect.Name())); ss.SourceMode != want {
+						t.Errorf("status of %s: source_mode %q, want %q", ss.Name, ss.SourceMode, want)
+					}
+				}
+			}
 			var fromAzure int
 			if err := aws.QueryRow("SELECT COUNT(*) FROM records WHERE " + aws.Dialect.Quote("_origin") + " = 'azure'").Scan(&fromAzure); err != nil {
 				t.Fatal(err)
