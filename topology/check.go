@@ -94,7 +94,7 @@ func CheckStores(ctx context.Context, cfg *config.Config, roles []string, log *s
 			tables = namedTables(cfg)
 		}
 		jobs = append(jobs, job{"clouds." + name + ".sql", u, func(ctx context.Context) (string, string, error) {
-			problem, fix, err := checkSQL(ctx, u, sources[name], log)
+			problem, fix, err := checkSQL(ctx, u, sources[name], func(db *sqldb.DB) string { return SourceMode(cfg, db) }, log)
 			if err == nil && len(tables) > 0 {
 				problem, fix, err = checkTables(ctx, u, tables, log)
 			}
@@ -140,7 +140,7 @@ func checkObjects(ctx context.Context, u string, log *slog.Logger) (problem, fix
 
 // checkSQL opens a database, pings it and, on a replication source, checks
 // that its settings allow change capture.
-func checkSQL(ctx context.Context, u string, source bool, log *slog.Logger) (problem, fix string, err error) {
+func checkSQL(ctx context.Context, u string, source bool, mode func(*sqldb.DB) string, log *slog.Logger) (problem, fix string, err error) {
 	db, err := sqldb.Open(ctx, u, log)
 	if err != nil {
 		return sqlProblem(err)
@@ -150,7 +150,7 @@ func checkSQL(ctx context.Context, u string, source bool, log *slog.Logger) (pro
 		return sqlProblem(err)
 	}
 	if source {
-		if err := replicate.Check(ctx, db); err != nil {
+		if err := replicate.CheckMode(ctx, db, mode(db)); err != nil {
 			if permanent.Is(err) {
 				return "cannot capture changes: " + oneLine(err), "change the server setting named and restart it", err
 			}
