@@ -15,7 +15,7 @@ peers:
 	bash scripts/install-peers.sh
 
 # The suites that need a SQL Server (none runs here): the sqldb conformance
-# suite, the poll source's suites and the scenario with Azure on SQL
+# suite, the poll and CDC sources' suites and the scenario with Azure on SQL
 # Server, against INTERCLOUD_SQLSERVER_URL (a login that may create
 # databases; see README, SQL Server). Unset, it says so and skips them.
 test-sqlserver:
@@ -25,6 +25,7 @@ test-sqlserver:
 	fi; \
 	$(GO) test -count=1 -timeout 30m -run 'TestConformanceLive' ./sqldb/sqlserver && \
 	$(GO) test -count=1 -timeout 30m -short -run 'TestSQLServerLive' ./replicate/pollsrc && \
+	$(GO) test -count=1 -timeout 30m -run 'TestSQLServerLive' ./replicate/sqlserversrc && \
 	$(GO) test -count=1 -timeout 30m -run 'TestScenarioPollSource/sqlite-sqlserver' ./topology
 
 demo:
