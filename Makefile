@@ -46,7 +46,7 @@ lint:
 # longer; `make test` runs them for 5 s each): ingest bodies (and the
 # fast path against the reference parser), topology
 # files, replication row filters, log queries, Authorization headers, poll
-# source positions and change keys.
+# source positions and change keys, SQL Server CDC source positions.
 FUZZTIME ?= 30s
 fuzz:
 	$(GO) test ./ingest -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
@@ -58,6 +58,7 @@ fuzz:
 	$(GO) test ./objects -run '^$$' -fuzz '^FuzzKeyOfPath$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./replicate/pollsrc -run '^$$' -fuzz '^FuzzParsePosition$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./replicate/pollsrc -run '^$$' -fuzz '^FuzzDecodeKey$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./replicate/sqlserversrc -run '^$$' -fuzz '^FuzzPositionLSN$$' -fuzztime $(FUZZTIME)
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./ingest ./edge ./frontdoor ./replicate
