@@ -1,12 +1,12 @@
 package demo
 
 import (
-	"bytes"
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/intercloud/intercloud/internal/syncbuf"
 
 	"github.com/intercloud/intercloud/config"
 	_ "github.com/intercloud/intercloud/objects/file"
@@ -14,23 +14,6 @@ import (
 	_ "github.com/intercloud/intercloud/sqldb/sqlite"
 	"github.com/intercloud/intercloud/topology"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestLiveProgressAndFreshness runs the demo with the live progress line:
 // it is redrawn in place and ends with everything published, and the
@@ -44,7 +27,7 @@ func TestLiveProgressAndFreshness(t *testing.T) {
 		}
 	}
 	cfg.Edge.Listen, cfg.FrontDoor.Listen, cfg.Logs.Listen, cfg.Console.Listen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	out := &lockedBuffer{}
+	out := &syncbuf.Buffer{}
 	sum, err := Run(context.Background(), cfg, Options{
 		Records: 400, BatchSize: 40, Progress: out, Live: true, Timeout: time.Minute,
 		Topology: topology.Options{APIKey: "k", Alerts: out},

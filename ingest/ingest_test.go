@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/intercloud/intercloud/internal/syncbuf"
+
 	"github.com/google/uuid"
 
 	"github.com/intercloud/intercloud/apierr"
@@ -35,24 +37,7 @@ type env struct {
 	bucket *objects.Bucket
 	dir    string
 	srv    *httptest.Server
-	logs   *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs   *syncbuf.Buffer
 }
 
 func newEnv(t testing.TB, cloud string, mod func(*Config)) *env {
@@ -62,7 +47,7 @@ func newEnv(t testing.TB, cloud string, mod func(*Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	cfg := Config{
 		Cloud:  cloud,
 		Bucket: b,

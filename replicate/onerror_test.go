@@ -1,37 +1,19 @@
 package replicate_test
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/intercloud/intercloud/internal/syncbuf"
 
 	"github.com/intercloud/intercloud/replicate"
 	"github.com/intercloud/intercloud/sqldb"
 )
-
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 const strictDDL = `CREATE TABLE %s (id INTEGER PRIMARY KEY, name TEXT NOT NULL, qty INTEGER CHECK (qty < 100), price DECIMAL_TEXT(10,2), at TIMESTAMP_TEXT, _trace_id VARCHAR(64))`
 
@@ -55,7 +37,7 @@ func TestRejectedChangeStopsOnlyItsTable(t *testing.T) {
 	src, dst := twoTables(t)
 	exec(t, src, `INSERT INTO good (id, name, qty) VALUES (1, 'a', 1)`)
 	exec(t, src, `INSERT INTO bad (id, name, qty) VALUES (1, 'a', 1)`)
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	cfg := replicate.Config{Name: "s", Source: src, Target: dst, Tables: []string{"good", "bad"}, Poll: 5 * time.Millisecond,
 		RejectRetries: 1, RejectBackoff: 10 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(logs, nil))}

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/intercloud/intercloud/config"
-	"github.com/intercloud/intercloud/internal/peers"
 	"github.com/intercloud/intercloud/load"
 	"github.com/intercloud/intercloud/objects"
 	"github.com/intercloud/intercloud/record"
@@ -34,11 +33,7 @@ func TestSameIDOnBothClouds(t *testing.T) {
 		if testing.Short() {
 			t.Skip("starts MariaDB and PostgreSQL")
 		}
-		my := peers.StartMariaDB(t)
-		pg := peers.StartPostgres(t)
-		cfg := testConfig(t, t.TempDir())
-		cfg.Clouds["aws"].SQL = my.URL("app")
-		cfg.Clouds["azure"].SQL = pg.URL("app")
+		cfg, _, _ := realDBConfig(t)
 		if err := cfg.Validate(); err != nil {
 			t.Fatal(err)
 		}

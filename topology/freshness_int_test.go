@@ -46,17 +46,7 @@ func TestFreshnessAndAdmission(t *testing.T) {
 	if err := azure.Put(ctx, blocker, []byte("in the way"), nil); err != nil {
 		t.Fatal(err)
 	}
-	get := func(url string) (int, string) {
-		req, _ := http.NewRequest(http.MethodGet, url, nil)
-		req.Header.Set("Authorization", "Bearer "+testKey)
-		resp, err := topo.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(body)
-	}
+	get := func(url string) (int, string) { return getBody(t, topo, url) }
 	status := func() topology.CloudStatus {
 		_, body := get(topo.URL("azure-api") + "/v1/status")
 		var st topology.CloudStatus

@@ -1,38 +1,20 @@
 package topology_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/intercloud/intercloud/internal/syncbuf"
 
 	"github.com/intercloud/intercloud/demo"
 	"github.com/intercloud/intercloud/internal/peers"
 	"github.com/intercloud/intercloud/topology"
 )
-
-// syncBuffer is a bytes.Buffer safe for the topology's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, d time.Duration, what string, cond func() (bool, string)) {
@@ -58,7 +40,7 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() (bool, stri
 func TestStageFailuresAreLoud(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	cfg.Logs.Elasticsearch = fmt.Sprintf("http://127.0.0.1:%d", peers.FreePort(t))
-	alerts := &syncBuffer{}
+	alerts := &syncbuf.Buffer{}
 	topo, err := topology.Start(context.Background(), cfg, topology.Options{APIKey: testKey, LogWriter: testLog(t), Alerts: alerts})
 	if err != nil {
 		t.Fatal(err)

@@ -44,11 +44,7 @@ func TestDatabaseOutages(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts MariaDB and PostgreSQL and takes them down")
 	}
-	my := peers.StartMariaDB(t)
-	pg := peers.StartPostgres(t)
-	cfg := testConfig(t, t.TempDir())
-	cfg.Clouds["aws"].SQL = my.URL("app")
-	cfg.Clouds["azure"].SQL = pg.URL("app")
+	cfg, my, pg := realDBConfig(t)
 	cfg.Functions.MaxBackoff = config.Duration(300 * time.Millisecond)
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)

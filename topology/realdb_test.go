@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/intercloud/intercloud/demo"
-	"github.com/intercloud/intercloud/internal/peers"
 	"github.com/intercloud/intercloud/replicate"
 	_ "github.com/intercloud/intercloud/replicate/mysqlsrc"
 	_ "github.com/intercloud/intercloud/replicate/pgsrc"
@@ -22,11 +21,7 @@ func TestScenarioOnRealDatabases(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts MariaDB and PostgreSQL")
 	}
-	my := peers.StartMariaDB(t)
-	pg := peers.StartPostgres(t)
-	cfg := testConfig(t, t.TempDir())
-	cfg.Clouds["aws"].SQL = my.URL("app")
-	cfg.Clouds["azure"].SQL = pg.URL("app")
+	cfg, _, _ := realDBConfig(t)
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -59,11 +54,7 @@ func TestFailoverOnRealDatabases(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts MariaDB and PostgreSQL")
 	}
-	my := peers.StartMariaDB(t)
-	pg := peers.StartPostgres(t)
-	cfg := testConfig(t, t.TempDir())
-	cfg.Clouds["aws"].SQL = my.URL("app")
-	cfg.Clouds["azure"].SQL = pg.URL("app")
+	cfg, _, _ := realDBConfig(t)
 	sum, err := demo.Run(context.Background(), cfg, demo.Options{
 		KeepRecords: true,
 		Records:     500, BatchSize: 50, Concurrency: 4, Timeout: 2 * time.Minute,

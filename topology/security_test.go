@@ -262,17 +262,7 @@ func TestStuckBucketIsVisibleAndBlocksNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	get := func(url string) (int, string) {
-		req, _ := http.NewRequest(http.MethodGet, url, nil)
-		req.Header.Set("Authorization", "Bearer "+testKey)
-		resp, err := topo.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	get := func(url string) (int, string) { return getBody(t, topo, url) }
 	deadline := time.Now().Add(time.Minute)
 	for {
 		sum, serr := demo.FetchSummary(context.Background(), topo.Client(), topo.URL("edge"))

@@ -9,7 +9,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"os"
@@ -23,6 +22,8 @@ import (
 
 	"github.com/intercloud/intercloud/config"
 	"github.com/intercloud/intercloud/demo"
+	"github.com/intercloud/intercloud/internal/outagetest"
+	"github.com/intercloud/intercloud/internal/peers"
 	"github.com/intercloud/intercloud/load"
 	"github.com/intercloud/intercloud/logstore"
 	"github.com/intercloud/intercloud/objects"
@@ -34,6 +35,17 @@ import (
 )
 
 const testKey = "test-key-0123456789"
+
+// realDBConfig is testConfig on a MariaDB (AWS) and a PostgreSQL (Azure) of
+// the test's own.
+func realDBConfig(t *testing.T) (*config.Config, *peers.MariaDB, *peers.Postgres) {
+	t.Helper()
+	my, pg := peers.StartMariaDB(t), peers.StartPostgres(t)
+	cfg := testConfig(t, t.TempDir())
+	cfg.Clouds["aws"].SQL = my.URL("app")
+	cfg.Clouds["azure"].SQL = pg.URL("app")
+	return cfg, my, pg
+}
 
 // testConfig is the embedded default on free ports with fast loops.
 func testConfig(t testing.TB, dir string) *config.Config {
@@ -367,19 +379,7 @@ func TestStatusAndMetrics(t *testing.T) {
 	if _, err := demo.Verify(context.Background(), topo, cfg, acked, time.Minute, nil); err != nil {
 		t.Fatal(err)
 	}
-	get := func(url, key string) (int, string) {
-		req, _ := http.NewRequest(http.MethodGet, url, nil)
-		if key != "" {
-			req.Header.Set("Authorization", "Bearer "+key)
-		}
-		resp, err := topo.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	get := func(url, key string) (int, string) { return outagetest.Get(topo.Client(), url, key) }
 	if code, _ := get(topo.URL("edge")+"/results/summary.json", ""); code != 200 {
 		t.Fatalf("edge: %d", code)
 	}
@@ -535,17 +535,7 @@ func TestDeadLettersDegrade(t *testing.T) {
 	}
 	b.Close()
 	topo := start(t, cfg)
-	get := func(url string) (int, string) {
-		req, _ := http.NewRequest(http.MethodGet, url, nil)
-		req.Header.Set("Authorization", "Bearer "+testKey)
-		resp, err := topo.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(body)
-	}
+	get := func(url string) (int, string) { return getBody(t, topo, url) }
 	if code, body := get(topo.URL("aws-api") + "/healthz"); code != 200 || !strings.Contains(body, `"status":"degraded"`) || !strings.Contains(body, "1 dead-lettered") {
 		t.Fatalf("aws healthz %d %s", code, body)
 	}

@@ -11,9 +11,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/intercloud/intercloud/internal/syncbuf"
 
 	_ "modernc.org/sqlite"
 )
@@ -92,31 +93,13 @@ func TestDemoValidateLogs(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a buffer safe for concurrent writes and reads.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // continuousValidate runs validate --continuous until its first round
 // reports the one planted difference, and reads it from /metrics.
 func continuousValidate(t *testing.T, dir string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out, errs lockedBuffer
+	var out, errs syncbuf.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"validate", "--continuous", "--every", "1h", "--recheck", "10ms", "--listen", "127.0.0.1:0", "--data-dir", dir}, &out, &errs)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/intercloud/intercloud/demo"
 	"github.com/intercloud/intercloud/internal/peers"
+	"github.com/intercloud/intercloud/internal/syncbuf"
 )
 
 // TestStatusTableJSONWatch runs `up` on fixed ports, sends records, and
@@ -112,7 +113,7 @@ console: {listen: "%s"}
 
 	// --watch redraws until interrupted.
 	ctx, cancel := context.WithCancel(context.Background())
-	var wout lockedBuffer
+	var wout syncbuf.Buffer
 	done := make(chan int)
 	go func() {
 		done <- run(ctx, append([]string{"status", "--watch", "--interval", "100ms"}, args...), &wout, &bytes.Buffer{})
@@ -137,7 +138,7 @@ func TestUpLogFormat(t *testing.T) {
 		t.Fatalf("bad format: exit %d %s", code, errs)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	var stderr, stdout lockedBuffer
+	var stderr, stdout syncbuf.Buffer
 	done := make(chan int)
 	go func() {
 		done <- run(ctx, []string{"up", "--config", cfg, "--data-dir", dir, "--log-format", "text"}, &stdout, &stderr)

@@ -20,7 +20,7 @@ import (
 // CLIENT, BINLOG MONITOR on *.*). root has no password.
 type MariaDB struct {
 	Port int    // TCP port on 127.0.0.1
-	Dir  string // holds my.cnf, data/, binlog/, run/ and error.log
+	Dir  string // holds my.cnf, data/, binlog/, run/, tmp/ and error.log
 
 	tools mariadbToolset
 	cnf   string
@@ -84,7 +84,7 @@ func startMariaDB(t testing.TB, f *TLSFiles) *MariaDB {
 
 // initialise writes my.cnf and creates the data directory.
 func (m *MariaDB) initialise(ctx context.Context) error {
-	for _, d := range []string{"data", "run", "binlog"} {
+	for _, d := range []string{"data", "run", "binlog", "tmp"} {
 		if err := mkdirs(filepath.Join(m.Dir, d)); err != nil {
 			return fmt.Errorf("peers: mariadb: %w", err)
 		}
@@ -94,6 +94,7 @@ func (m *MariaDB) initialise(ctx context.Context) error {
 datadir=%[1]s/data
 socket=%[1]s/run/mysqld.sock
 pid-file=%[1]s/run/mysqld.pid
+tmpdir=%[1]s/tmp
 bind-address=127.0.0.1
 port=%[2]d
 user=root

@@ -7,7 +7,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -49,9 +51,26 @@ func StartS3WithWebhook(t testing.TB, url string) *S3 {
 }
 
 // StartS3At is StartS3WithWebhook on a given port (from FreePort), for a
-// receiver that must know the server's address before the server starts.
+// receiver that must know the server's address before the server starts
+// and listens only after it: until the server answers, a stand-in on the
+// webhook's address acknowledges the start-up test event, and it is gone
+// when StartS3At returns.
 func StartS3At(t testing.TB, port int, webhook string) *S3 {
 	t.Helper()
+	u, err := url.Parse(webhook)
+	if err != nil {
+		t.Fatalf("peers: s3: webhook %q: %v", webhook, err)
+	}
+	ln, err := net.Listen("tcp", u.Host)
+	if err != nil {
+		t.Fatalf("peers: s3: stand-in for the webhook at %s: %v", u.Host, err)
+	}
+	standIn := &http.Server{
+		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.Copy(io.Discard, r.Body) }),
+		ReadHeaderTimeout: 5 * time.Second,
+	}
+	go func() { _ = standIn.Serve(ln) }()
+	defer standIn.Close()
 	return startS3(t, webhook, port)
 }
 

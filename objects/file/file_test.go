@@ -41,13 +41,8 @@ func TestOpenBucket(t *testing.T) {
 // (attributes and body together) and no temporary file is left behind,
 // not even by a refused conditional create.
 func TestOneFilePerObject(t *testing.T) {
-	dir := t.TempDir()
 	ctx := t.Context()
-	b, err := objects.Open(ctx, "file://"+dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	dir, b := openDir(t)
 	opts := &objects.PutOptions{ContentType: "application/x-ndjson", Metadata: map[string]string{"k": "v"}, IfNotExist: true}
 	if err := b.Put(ctx, "raw/2026/a.ndjson", []byte("{}\n"), opts); err != nil {
 		t.Fatal(err)
@@ -78,13 +73,8 @@ func TestOneFilePerObject(t *testing.T) {
 // TestLeftoverTempFile checks that what a crash mid-write leaves (a
 // temporary file) is neither listed nor readable as an object.
 func TestLeftoverTempFile(t *testing.T) {
-	dir := t.TempDir()
 	ctx := t.Context()
-	b, err := objects.Open(ctx, "file://"+dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	dir, b := openDir(t)
 	if err := b.Put(ctx, "p/a", []byte("a"), nil); err != nil {
 		t.Fatal(err)
 	}
@@ -175,13 +165,8 @@ func TestObjectUnderObject(t *testing.T) {
 // TestDirectoryRemovedUnderneath: a directory removed from outside the
 // bucket is made again by the next write under it.
 func TestDirectoryRemovedUnderneath(t *testing.T) {
-	dir := t.TempDir()
 	ctx := t.Context()
-	b, err := objects.Open(ctx, "file://"+dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	dir, b := openDir(t)
 	if err := b.Put(ctx, "a/b/c", []byte("1"), nil); err != nil {
 		t.Fatal(err)
 	}
@@ -197,4 +182,16 @@ func TestDirectoryRemovedUnderneath(t *testing.T) {
 	if err := b.Put(ctx, "a/b/d", []byte("2"), nil); err != nil {
 		t.Fatalf("put after the directory was removed: %v", err)
 	}
+}
+
+// openDir opens a bucket on a fresh directory, closed when the test ends.
+func openDir(t *testing.T) (string, *objects.Bucket) {
+	t.Helper()
+	dir := t.TempDir()
+	b, err := objects.Open(t.Context(), "file://"+dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return dir, b
 }

@@ -1,15 +1,15 @@
 package mysql_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/intercloud/intercloud/internal/syncbuf"
 
 	gomysql "github.com/go-sql-driver/mysql"
 
@@ -134,7 +134,7 @@ func TestMariaDB(t *testing.T) {
 	// Last: it stops and starts the server.
 	t.Run("Outage", func(t *testing.T) {
 		// The driver's own lines go to the database's slog logger.
-		var logs syncBuffer
+		var logs syncbuf.Buffer
 		db, err := sqldb.Open(t.Context(), m.URL("app"), slog.New(slog.NewJSONHandler(&logs, nil)))
 		if err != nil {
 			t.Fatal(err)
@@ -215,22 +215,4 @@ func TestTransient(t *testing.T) {
 			t.Errorf("error %d: Transient %v, want %v", tc.n, got, tc.want)
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
