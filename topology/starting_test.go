@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/intercloud/intercloud/internal/outagetest"
 	"github.com/intercloud/intercloud/internal/peers"
 	"github.com/intercloud/intercloud/topology"
 )
@@ -51,16 +52,7 @@ func TestStartWaitsForTheDatabase(t *testing.T) {
 			_ = topo.Stop(ctx)
 		}
 	})
-	get := func(path string) (int, string) {
-		req, _ := http.NewRequest(http.MethodGet, api+path, nil)
-		req.Header.Set("Authorization", "Bearer "+testKey)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return 0, err.Error()
-		}
-		defer resp.Body.Close()
-		return resp.StatusCode, readAll(resp)
-	}
+	get := func(path string) (int, string) { return outagetest.Get(http.DefaultClient, api+path, testKey) }
 	post := func(id string) (int, string) {
 		req, _ := http.NewRequest(http.MethodPost, api+"/v1/records",
 			strings.NewReader(fmt.Sprintf(`{"id":%q,"device":"d","metric":"m","value":1,"ts":"2026-11-30T10:00:00Z"}`, id)))
@@ -103,11 +95,8 @@ func TestStartWaitsForTheDatabase(t *testing.T) {
 	if code, _ := get("/v1/status"); code != http.StatusOK {
 		t.Fatalf("status while starting: %d", code)
 	}
-	req, _ := http.NewRequest(http.MethodGet, api+"/v1/status", nil)
-	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("status without a key while starting: %v %v, want 401", resp, err)
-	} else {
-		resp.Body.Close()
+	if code, body := outagetest.Get(http.DefaultClient, api+"/v1/status", ""); code != http.StatusUnauthorized {
+		t.Fatalf("status without a key while starting: %d %s, want 401", code, body)
 	}
 
 	// The database comes up: start completes, writes are taken and flow.
