@@ -154,7 +154,8 @@ type Cloud struct {
 	DB     *sqldb.DB
 	API    *ingest.API
 	// Clock versions the records the API acknowledges; the streams into
-	// the cloud's database raise it to the versions they apply.
+	// the cloud's database raise it to the versions they apply (in every
+	// replica of the cloud, through clockTable).
 	Clock   *hlc.Clock
 	Loader  *load.Loader
 	Load    *functions.Function
@@ -441,9 +442,15 @@ func (t *Topology) startCloud(ctx context.Context, name string) error {
 	}
 	t.closers = append(t.closers, st.Close)
 	c.Bucket, c.DB, c.Loader, c.Publish = st.Bucket, st.DB, st.Loader, st.Publisher
-	if err := t.startRetrying(ctx, name+": the lease table", func(ctx context.Context) error { return lease.Ensure(ctx, c.DB) }); err != nil {
+	if err := t.startRetrying(ctx, name+": the lease and clock tables", func(ctx context.Context) error {
+		if err := lease.Ensure(ctx, c.DB); err != nil {
+			return err
+		}
+		return c.DB.EnsureTable(ctx, clockTable)
+	}); err != nil {
 		return fmt.Errorf("topology: %s: %w", name, err)
 	}
+	t.goPipe(func(ctx context.Context) { t.syncClock(ctx, c) })
 	c.fresh = t.fresh
 	if c.Publish != nil {
 		pub := c.Publish
