@@ -29,15 +29,18 @@ lint:
 	GO=$(GO) bash scripts/lint.sh
 
 # The parsers of outside input, each fuzzed for a while (FUZZTIME=5m for
-# longer; `make test` runs them for 5 s each): ingest bodies, topology
+# longer; `make test` runs them for 5 s each): ingest bodies (and the
+# fast path against the reference parser), topology
 # files, replication row filters, log queries, Authorization headers.
 FUZZTIME ?= 30s
 fuzz:
 	$(GO) test ./ingest -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./ingest -run '^$$' -fuzz '^FuzzFastPath$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./config -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./replicate -run '^$$' -fuzz '^FuzzParseFilter$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./logstore -run '^$$' -fuzz '^FuzzParseQuery$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./auth -run '^$$' -fuzz '^FuzzBearerKey$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./objects -run '^$$' -fuzz '^FuzzKeyOfPath$$' -fuzztime $(FUZZTIME)
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./ingest ./edge ./frontdoor ./replicate

@@ -438,25 +438,11 @@ func (s *suite) setup(seed uint64) {
 	pgAt := func(hostport string) string {
 		return strings.Replace(s.pg.URL("app"), fmt.Sprintf("127.0.0.1:%d", s.pg.Port), hostport, 1)
 	}
+	tf := topologyFiles{dir: s.dir, awsObjects: s.awsObjects, tlsDir: s.tlsDir, origin: addr(azureG, 8085),
+		front: front, console: peers.FreePort(t), aws: awsG, azure: azureG}
 	write := func(name, awsSQL, azureSQL, awsAPI, azureAPI, origin, edgeListen, logsListen, extra string) string {
-		path := filepath.Join(s.dir, name+".yaml")
-		y := fmt.Sprintf(`data_dir: %s
-api_key: %s
-clouds:
-  aws: {sql: "%s", objects: "file://%s", api: "%s"}
-  azure: {sql: "%s", objects: "file://%s", api: "%s", origin: "%s"}
-edge: {listen: "%s", origins: ["https://%s"]}
-frontdoor:
-  listen: "127.0.0.1:%d"
-  health_interval: 250ms
-  backends: {aws: ["https://%s:8081", "https://%s:8091"], azure: ["https://%s:8082"]}
-logs: {listen: "%s"}
-tls: {dir: "%s"}
-leases: {ttl: 2s}
-functions: {backoff: 50ms, max_backoff: 1s, reconcile: 2s}
-%s`, filepath.Join(s.dir, name), apiKey, awsSQL, s.awsObjects, awsAPI, azureSQL,
-			filepath.Join(s.dir, "azure-objects"), azureAPI, origin, edgeListen, addr(azureG, 8085), front, awsG, awsG, azureG, logsListen, s.tlsDir, extra)
-		if err := os.WriteFile(path, []byte(y), 0o644); err != nil {
+		path, err := tf.write(name, awsSQL, azureSQL, awsAPI, azureAPI, origin, edgeListen, logsListen, extra)
+		if err != nil {
 			t.Fatal(err)
 		}
 		return path
@@ -496,6 +482,43 @@ functions: {backoff: 50ms, max_backoff: 1s, reconcile: 2s}
 	if s.client, err = topology.ClientFor(cfg); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// topologyFiles writes the topology files of the suite's processes.
+type topologyFiles struct {
+	dir, awsObjects, tlsDir string
+	origin                  string // the origin's address the edge reaches
+	front, console          int    // the global role's own ports
+	aws, azure              string // the clouds' addresses on the global link
+}
+
+// write writes one process's topology file. Every listener of the global
+// role (front door, edge, logs, console) gets a port of the run's own: the
+// global role runs in the root namespace, where the defaults would collide
+// with other tests and runs.
+func (f topologyFiles) write(name, awsSQL, azureSQL, awsAPI, azureAPI, origin, edgeListen, logsListen, extra string) (string, error) {
+	path := filepath.Join(f.dir, name+".yaml")
+	y := fmt.Sprintf(`data_dir: %s
+api_key: %s
+clouds:
+  aws: {sql: "%s", objects: "file://%s", api: "%s"}
+  azure: {sql: "%s", objects: "file://%s", api: "%s", origin: "%s"}
+edge: {listen: "%s", origins: ["https://%s"]}
+frontdoor:
+  listen: "127.0.0.1:%d"
+  health_interval: 250ms
+  backends: {aws: ["https://%s:8081", "https://%s:8091"], azure: ["https://%s:8082"]}
+logs: {listen: "%s"}
+console: {listen: "127.0.0.1:%d"}
+tls: {dir: "%s"}
+leases: {ttl: 2s}
+functions: {backoff: 50ms, max_backoff: 1s, reconcile: 2s}
+%s`, filepath.Join(f.dir, name), apiKey, awsSQL, f.awsObjects, awsAPI, azureSQL,
+		filepath.Join(f.dir, "azure-objects"), azureAPI, origin, edgeListen, f.origin, f.front, f.aws, f.aws, f.azure, logsListen, f.console, f.tlsDir, extra)
+	if err := os.WriteFile(path, []byte(y), 0o644); err != nil {
+		return "", fmt.Errorf("chaos: write %s: %w", path, err)
+	}
+	return path, nil
 }
 
 // forward makes a loopback port of the root namespace reachable at ip.

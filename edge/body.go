@@ -17,17 +17,18 @@ type body interface {
 	writeTo(ctx context.Context, w io.Writer, off, n int64) error
 }
 
-// memBody is a body held in memory.
-type memBody []byte
+// memBody is a body held in memory. A stored one is made once, so that
+// serving it hands out a pointer (no allocation per request).
+type memBody struct{ b []byte }
 
-func (b memBody) size() int64 { return int64(len(b)) }
+func (m *memBody) size() int64 { return int64(len(m.b)) }
 
-func (b memBody) writeTo(_ context.Context, w io.Writer, off, n int64) error {
-	end := int64(len(b))
+func (m *memBody) writeTo(_ context.Context, w io.Writer, off, n int64) error {
+	end := int64(len(m.b))
 	if n >= 0 {
 		end = off + n
 	}
-	_, err := w.Write(b[off:end])
+	_, err := w.Write(m.b[off:end])
 	return err
 }
 

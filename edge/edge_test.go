@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -452,5 +454,65 @@ func TestResultOrigin(t *testing.T) {
 	}
 	if !bytes.Contains([]byte(r.header.Get("Via")), []byte(Pseudonym)) {
 		t.Fatalf("Via %q", r.header.Get("Via"))
+	}
+}
+
+// TestResultOriginHostileNames publishes a result file for metric names
+// meant to break the mapping between URL paths and object keys, and
+// fetches each through the edge and the result origin at its key's path,
+// escaped once, as a client sends it: every name whose decoded path the
+// edge accepts is served (the metric "a/b" at ".../a%2Fb/..."), in any
+// spelling of its escapes; a name whose decoded path has a dot segment or
+// a control character is refused with a JSON 400 (the edge refuses those
+// for every origin), and nothing is served from outside the prefix.
+func TestResultOriginHostileNames(t *testing.T) {
+	lowerHex := regexp.MustCompile(`%[0-9A-F]{2}`)
+	b, err := objects.Open(context.Background(), "file://"+t.TempDir(), quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.Put(context.Background(), "private/x.json", []byte(`"private"`), nil); err != nil {
+		t.Fatal(err)
+	}
+	osrv := httptest.NewServer(origin.New(origin.Config{Bucket: b, Prefix: "results/", Logger: quiet}))
+	defer osrv.Close()
+	e := newTestEdge(t, Config{Routes: []Route{{Prefix: "/results/", Origins: []string{osrv.URL}}}}, newClock())
+	// The first servable names must be served; the others are names the
+	// edge refuses (dot or empty segments, control characters or invalid
+	// UTF-8 once decoded).
+	const servable = 14
+	names := []string{"cpu", "a/b", "a/b/c", "x y", "é", "%2F", "%252F", "C:\\win.ini", "?q=1", "#frag", "a;b", "a+b", "~u", "a%b",
+		"\xff", "/", "//", "..", ".", "../../private", "a/../b", "a\x00b", "a\nb", ""}
+	for i, name := range names {
+		key := "results/hourly/" + objects.KeySegment(name) + "/2026-11-24T10.json"
+		body := fmt.Sprintf(`{"n":%d}`, i)
+		if err := b.Put(context.Background(), key, []byte(body), &objects.PutOptions{ContentType: "application/json"}); err != nil {
+			t.Fatalf("%q: put %s: %v", name, key, err)
+		}
+		u, err := url.Parse(e.srv.URL + "/" + key)
+		if err != nil {
+			t.Fatalf("%q: %v", name, err)
+		}
+		accept := CheckPath(u.Path) == nil
+		if accept != (i < servable) {
+			t.Errorf("%q: the edge accepts its decoded path %q: %v", name, u.Path, accept)
+		}
+		for _, spelling := range []string{u.String(), e.srv.URL + "/" + lowerHex.ReplaceAllStringFunc(key, strings.ToLower)} {
+			resp, err := e.client.Get(spelling)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			switch {
+			case strings.Contains(string(got), "private"):
+				t.Fatalf("%q: %s served %s", name, spelling, got)
+			case accept && (resp.StatusCode != 200 || string(got) != body):
+				t.Errorf("%q: GET %s = %d %s, want 200 %s", name, spelling, resp.StatusCode, got, body)
+			case !accept && (resp.StatusCode != 400 || resp.Header.Get("Content-Type") != "application/json"):
+				t.Errorf("%q: GET %s = %d %s, want a JSON 400", name, spelling, resp.StatusCode, got)
+			}
+		}
 	}
 }

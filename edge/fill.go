@@ -133,7 +133,7 @@ func (e *Edge) fetchAndServe(w http.ResponseWriter, r *http.Request, rt *route, 
 		if f.meta != nil {
 			// Every origin answered with an error: pass the last answer on.
 			e.passes.Add(1)
-			e.respond(w, r, f.meta, memBody(f.failBody), Pass, false)
+			e.respond(w, r, f.meta, &memBody{f.failBody}, Pass, false)
 			return
 		}
 		writeError(w, originError(r, f.failErr))

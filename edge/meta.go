@@ -42,6 +42,8 @@ type meta struct {
 	tags       []string
 	via        []string // the Via value sent downstream
 	cacheBytes int64    // memory accounted for the header
+	clen       []string // Content-Length value for a body of clenSize bytes
+	clenSize   int64
 }
 
 // hopHeaders are removed when forwarding (RFC 9110 §7.6.1), with the
@@ -187,12 +189,30 @@ func (m *meta) derive(targeted []string, heuristicMax time.Duration) {
 	} else {
 		m.via = []string{self}
 	}
+	m.setLength()
 	m.cacheBytes = 512 + int64(len(m.Key)+len(m.Vary))
 	for k, vs := range h {
 		for _, v := range vs {
 			m.cacheBytes += int64(len(k) + len(v) + 32)
 		}
 	}
+}
+
+// setLength formats the Content-Length value of a body of m.Size bytes
+// once, for every response served from m.
+func (m *meta) setLength() {
+	m.clen, m.clenSize = nil, m.Size
+	if m.Size >= 0 {
+		m.clen = []string{strconv.FormatInt(m.Size, 10)}
+	}
+}
+
+// lengthValue is the Content-Length value for a body of size bytes.
+func (m *meta) lengthValue(size int64) []string {
+	if size == m.clenSize && m.clen != nil {
+		return m.clen
+	}
+	return []string{strconv.FormatInt(size, 10)}
 }
 
 func allSame(vs []string) bool {

@@ -309,6 +309,7 @@ func (e *Edge) writeUpstream(w http.ResponseWriter, r *http.Request, resp *http.
 		h[k] = v
 	}
 	removeHop(h)
+	keepNoType(h)
 	if _, ok := h["Date"]; !ok {
 		h["Date"] = []string{e.now().UTC().Format(http.TimeFormat)}
 	}

@@ -42,6 +42,15 @@ func ageValue(d time.Duration) []string {
 	return []string{strconv.FormatInt(min(s, cachecontrol.MaxDelta), 10)}
 }
 
+// keepNoType keeps a response the origin sent without Content-Type
+// without one: net/http would otherwise add a type it guessed from the
+// body (RFC 9110 §8.3 leaves that to the recipient).
+func keepNoType(h http.Header) {
+	if _, ok := h["Content-Type"]; !ok {
+		h["Content-Type"] = nil
+	}
+}
+
 // bodyless reports statuses that never have content.
 func bodyless(status int) bool {
 	return status < 200 || status == http.StatusNoContent || status == http.StatusNotModified
@@ -59,6 +68,7 @@ func (e *Edge) respond(w http.ResponseWriter, r *http.Request, m *meta, b body, 
 	if setAge {
 		h["Age"] = ageValue(m.currentAge(e.now()))
 	}
+	keepNoType(h)
 	h["Via"] = m.via
 	h["X-Cache"] = xCacheValues[xc]
 	h["Cache-Status"] = cacheStatus[xc]
@@ -93,7 +103,7 @@ func (e *Edge) respond(w http.ResponseWriter, r *http.Request, m *meta, b body, 
 		}
 	}
 	if size >= 0 && !bodyless(status) {
-		h["Content-Length"] = []string{strconv.FormatInt(size, 10)}
+		h["Content-Length"] = m.lengthValue(size)
 	}
 	w.WriteHeader(status)
 	if r.Method == http.MethodHead || bodyless(status) {

@@ -123,6 +123,27 @@ func TestRFC9111_3_1_StoredFields(t *testing.T) {
 	}
 }
 
+// RFC 9110 §8.3: a response the origin sent without Content-Type reaches
+// the client without one (the edge does not guess a media type), whether
+// stored, served from the cache or passed on.
+func TestRFC9110_8_3_NoContentType(t *testing.T) {
+	c := newClock()
+	o := newTestOrigin(t, c)
+	const body = "<html><body>no type</body></html>"
+	o.static("/stored", 200, body, "Cache-Control: max-age=60", "Content-Type:")
+	o.static("/passed", 200, body, "Cache-Control: no-store", "Content-Type:")
+	e := newTestEdge(t, Config{}, c, o)
+	for _, tt := range []struct{ path, xcache string }{
+		{"/stored", Miss}, {"/stored", Hit}, {"/passed", Pass},
+	} {
+		r := e.get(t, tt.path)
+		r.want(t, 200, body, tt.xcache)
+		if ct, ok := r.header["Content-Type"]; ok {
+			t.Errorf("%s (%s): Content-Type %q added", tt.path, tt.xcache, ct)
+		}
+	}
+}
+
 // RFC 9110 §7.6 (Via, hop-by-hop), §6.6.1 (Date): what is forwarded in
 // both directions.
 func TestRFC9110_7_6_Forwarding(t *testing.T) {

@@ -31,8 +31,8 @@ type object struct {
 	meta atomic.Pointer[meta]
 
 	// Guarded by store.mu.
-	mem       []byte // body in the memory tier, nil if not there
-	disk      bool   // body and meta in the disk tier
+	mem       *memBody // body in the memory tier, nil if not there
+	disk      bool     // body and meta in the disk tier
 	memEl     *list.Element
 	diskEl    *list.Element
 	removed   bool
@@ -92,7 +92,7 @@ func (s *store) tmpDir() string            { return filepath.Join(s.dir, "tmp") 
 type stored struct {
 	obj  *object
 	meta *meta
-	mem  []byte
+	mem  *memBody
 	disk bool
 }
 
@@ -141,7 +141,7 @@ func (s *store) variants(key string, req http.Header) []*object {
 // disk file (which the caller closes).
 func (s *store) open(st stored) (body, func(), error) {
 	if st.mem != nil {
-		return memBody(st.mem), func() {}, nil
+		return st.mem, noClose, nil
 	}
 	if !st.disk {
 		return nil, nil, fs.ErrNotExist
@@ -159,12 +159,17 @@ func (s *store) open(st stored) (body, func(), error) {
 	return &fileBody{f: f, n: st.meta.Size}, func() { _ = f.Close() }, nil
 }
 
+func noClose() {}
+
 // insert stores a complete response for the request whose header is req:
 // it replaces the stored responses that req selected (RFC 9111 §4.1),
 // keeps the body in memory when small enough, and in the disk tier (file
 // already at its final path, meta written) when disk is true.
 func (s *store) insert(id string, m *meta, req http.Header, mem []byte, disk bool) *object {
 	o := &object{key: m.Key, id: id}
+	if m.clenSize != m.Size {
+		m.setLength() // the body's length is known now
+	}
 	o.meta.Store(m)
 	if int64(len(mem)) > s.memObjMax || int64(len(mem)) != m.Size {
 		mem = nil
@@ -192,7 +197,7 @@ func (s *store) insert(id string, m *meta, req http.Header, mem []byte, disk boo
 		set[o] = struct{}{}
 	}
 	if mem != nil {
-		o.mem = mem
+		o.mem = &memBody{mem}
 		o.memEl = s.memLRU.PushFront(o)
 		s.memBytes += int64(len(mem)) + m.cacheBytes
 	}
@@ -311,7 +316,7 @@ func (s *store) removeLocked(o *object, files bool) []string {
 	}
 	if o.memEl != nil {
 		s.memLRU.Remove(o.memEl)
-		s.memBytes -= int64(len(o.mem)) + m.cacheBytes
+		s.memBytes -= o.mem.size() + m.cacheBytes
 		o.memEl, o.mem = nil, nil
 	}
 	var drop []string
@@ -338,7 +343,7 @@ func (s *store) evictLocked() []string {
 			continue
 		}
 		s.memLRU.Remove(o.memEl)
-		s.memBytes -= int64(len(o.mem)) + o.meta.Load().cacheBytes
+		s.memBytes -= o.mem.size() + o.meta.Load().cacheBytes
 		o.memEl, o.mem = nil, nil
 	}
 	for s.diskBytes > s.diskMax && s.diskLRU.Len() > 0 {

@@ -21,6 +21,12 @@
 // front door fails open and tries them all in priority order, since health
 // state may be stale; only when every attempt fails does the client get
 // 503 no_healthy_cloud.
+//
+// A backend declared down gets no new requests. Of the attempts in flight
+// to it, those whose request has not been sent in full (still connecting,
+// body not all handed over) fail over at once; those sent in full are
+// left to finish or time out, since the backend may be acting on them
+// and the next one would do the same work again.
 package frontdoor
 
 import (
@@ -189,7 +195,8 @@ type backend struct {
 	mu      sync.Mutex
 	healthy bool
 	// down is closed when the backend turns unhealthy (a fresh one while
-	// it is healthy): attempts in flight to it give up and fail over.
+	// it is healthy): attempts in flight to it that have not been sent in
+	// full give up and fail over.
 	down      chan struct{}
 	degraded  bool
 	problems  []string

@@ -158,9 +158,14 @@ func (f *FrontDoor) attempt(w http.ResponseWriter, r *http.Request, b *backend, 
 	ctx, cancel := context.WithTimeout(r.Context(), f.cfg.Timeout)
 	defer cancel()
 	// When the health checks declare the backend down meanwhile (its
-	// cloud cut off: packets dropped, nothing refused), the attempt gives
-	// up at once and fails over, instead of waiting for its timeout.
-	// Only until the answer starts: an answer being relayed is not cut.
+	// cloud cut off: packets dropped, nothing refused), an attempt whose
+	// request has not been sent in full (still connecting, or its body
+	// not all handed over) gives up at once and fails over, instead of
+	// waiting for its timeout: the backend cannot have acted on it. One
+	// sent in full is left to finish (or time out): the backend may be
+	// working on it, merely slow to answer its health checks, and sending
+	// it to the next backend too would do the work twice.
+	gate := &sendGate{}
 	var watching chan struct{}
 	var declaredDown atomic.Bool
 	if down := b.downSignal(); down != nil {
@@ -168,14 +173,16 @@ func (f *FrontDoor) attempt(w http.ResponseWriter, r *http.Request, b *backend, 
 		go func() {
 			select {
 			case <-down:
-				declaredDown.Store(true)
-				cancel()
+				if gate.stop() {
+					declaredDown.Store(true)
+					cancel()
+				}
 			case <-watching:
 			case <-ctx.Done():
 			}
 		}()
 	}
-	resp, err := f.client.Do(b.request(ctx, r, hdr, body))
+	resp, err := f.client.Do(b.request(ctx, r, hdr, body, gate))
 	if watching != nil {
 		close(watching)
 	}
@@ -333,8 +340,8 @@ func removeHopByHop(h http.Header) {
 	}
 }
 
-// request builds one attempt of r on b.
-func (b *backend) request(ctx context.Context, r *http.Request, hdr http.Header, body []byte) *http.Request {
+// request builds one attempt of r on b, its body passed through gate.
+func (b *backend) request(ctx context.Context, r *http.Request, hdr http.Header, body []byte, gate *sendGate) *http.Request {
 	u := &url.URL{
 		Scheme:   b.url.Scheme,
 		Host:     b.url.Host,
@@ -356,11 +363,65 @@ func (b *backend) request(ctx context.Context, r *http.Request, hdr http.Header,
 	}
 	if len(body) > 0 {
 		out.ContentLength = int64(len(body))
-		out.Body = io.NopCloser(bytes.NewReader(body))
-		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+		out.Body = &gatedBody{gate: gate, rest: body}
+		out.GetBody = func() (io.ReadCloser, error) { return &gatedBody{gate: gate, rest: body}, nil }
 	}
 	return out.WithContext(ctx)
 }
+
+// sendGate tells an attempt whose request was sent in full from one that
+// can still be stopped before the backend has all of it. The zero value
+// is an open gate.
+type sendGate struct {
+	mu      sync.Mutex
+	sent    bool // the end of the body was handed to the transport
+	stopped bool
+}
+
+// stop closes the gate unless the whole body was handed over already; it
+// reports whether it did, and then the backend never gets all of the
+// body (the transport writes the declared Content-Length, so a short body
+// is no request). A request without a body cannot be held back this way:
+// it is always stoppable (such requests, like GET /v1/status, change
+// nothing).
+func (g *sendGate) stop() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.sent {
+		return false
+	}
+	g.stopped = true
+	return true
+}
+
+// errNotSent fails the body of an attempt stopped before it was sent.
+var errNotSent = errors.New("frontdoor: attempt stopped before its body was sent")
+
+// gatedBody is an attempt's body: it hands out its bytes until its gate is
+// stopped, and marks the gate sent when it hands out the last of them.
+type gatedBody struct {
+	gate *sendGate
+	rest []byte
+}
+
+func (g *gatedBody) Read(p []byte) (int, error) {
+	if len(g.rest) == 0 {
+		return 0, io.EOF
+	}
+	g.gate.mu.Lock()
+	defer g.gate.mu.Unlock()
+	if g.gate.stopped {
+		return 0, errNotSent
+	}
+	n := copy(p, g.rest)
+	g.rest = g.rest[n:]
+	if len(g.rest) == 0 {
+		g.gate.sent = true
+	}
+	return n, nil
+}
+
+func (g *gatedBody) Close() error { return nil }
 
 // relay passes a backend's answer through unchanged, streaming its body,
 // with X-Served-By added.

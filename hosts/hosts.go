@@ -71,7 +71,7 @@ type Settings struct {
 	OnPublished  func(ids []string)
 	PublishFence func(ctx context.Context, tx *sql.Tx) error
 	OnFresh      func(ages []time.Duration)
-	OnTraces     func(traces []string, start, end time.Time)
+	OnTraces     func(traces []string, t publish.Trace)
 	// Logger returns the logger of a component ("objects", "sql", "load",
 	// "publish"); nil means slog.Default() with a "component" attribute.
 	Logger func(component string) *slog.Logger

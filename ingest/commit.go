@@ -14,10 +14,11 @@ import (
 
 // pending is one validated request waiting for its object.
 type pending struct {
-	lines []byte   // NDJSON, one line per record
-	ids   []string // record ids in request order
-	trace string
-	at    time.Time // when it was queued
+	lines   []byte // NDJSON, one line per record
+	records int
+	answer  []byte // the 202 body: the records' ids in request order
+	trace   string
+	at      time.Time // when it was queued
 	// ingested is the ingest time stamped into the records.
 	ingested time.Time
 	done     chan result
@@ -132,7 +133,7 @@ func (a *API) write(b *batch) {
 	records := 0
 	for _, p := range b.reqs {
 		data = append(data, p.lines...)
-		records += len(p.ids)
+		records += p.records
 		if len(traces) < 16 && !seen[p.trace] {
 			seen[p.trace] = true
 			traces = append(traces, p.trace)

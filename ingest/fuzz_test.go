@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/intercloud/intercloud/apierr"
+	"github.com/intercloud/intercloud/config"
 	"github.com/intercloud/intercloud/record"
 )
 
@@ -164,6 +165,73 @@ func FuzzScanFlatObject(f *testing.F) {
 			if fast.members[i].key != slow.members[i].key || !bytes.Equal(fast.members[i].raw, slow.members[i].raw) {
 				t.Fatalf("%q member %d: %q=%s, encoding/json %q=%s", line, i, fast.members[i].key, fast.members[i].raw, slow.members[i].key, slow.members[i].raw)
 			}
+		}
+	})
+}
+
+// fastSeeds are bodies for FuzzFastPath: the common shapes the fast path
+// takes and the edges where it must decline or agree with Parse.
+var fastSeeds = []string{
+	good,
+	"[" + good + " , " + good + "]",
+	good + "\r\n\n" + good + "\n",
+	`{"id":"c-1","device":"<a&b>","metric":"\u2028 x","value":-0,"count":-42,"ok":false,"ts":"2025-01-02T03:04:05.999999999-07:00"}`,
+	`{"device":"d","metric":"m","value":123456789012345,"count":123456789012345678,"ts":"2024-02-29T23:59:59.1Z"}`,
+	`{"device":"d","metric":"m","value":1234567890123456,"count":1234567890123456789,"ts":"2023-02-29T00:00:00Z"}`,
+	`{"device":"d","metric":"m","value":0.000001,"ts":"2025-01-02T24:00:00Z"}`,
+	`{"device":"d","metric":"m","value":1e21,"ts":"2025-01-02T03:04:60Z"}`,
+	`{"device":"d","metric":"m","value":1.5,"ts":"2025-01-02T03:04:05.120Z"}`,
+	`{"device":"d","metric":"m","value":1.5,"ts":"0000-01-02T03:04:05Z"}`,
+	`{"device":"d","metric":"m","value":1.5,"ts":"2025-01-02t03:04:05z"}`,
+	`{"device":"0123456789abcdefg","metric":"m","value":1.5,"ts":"2025-01-02T03:04:05Z"}`,
+	`{"device":"é","metric":"m","value":1.5,"ts":"2025-01-02T03:04:05Z","count":null,"ok":true}`,
+	`{"id":"x","device":"d","metric":"m","value":1,"ts":"2025-01-02T03:04:05Z"}` + "\n" + `{"id":"x","device":"d","metric":"m","value":1,"ts":"2025-01-02T03:04:05Z"}`,
+	`{"id":null,"_x":1,"device":"d","metric":"m","value":1,"ts":"2025-01-02T03:04:05Z"}`,
+	`[{"device":"d","metric":"m","value":1,"ts":"2025-01-02T03:04:05Z"}]]`,
+	`[]`,
+	`{}`,
+	`{"device":"d","metric":"m","value":0.0000012,"ts":"2025-01-02T03:04:05Z"}` + "\n" +
+		`{"device":"d","metric":"m","value":-0.00000012,"ts":"2025-01-02T03:04:05Z"}` + "\n" +
+		`{"device":"d","metric":"m","value":-0.000,"ts":"2025-01-02T03:04:05Z"}` + "\n" +
+		`{"device":"d","metric":"m","value":10.50,"ts":"2025-01-02T03:04:05Z"}` + "\n" +
+		`{"device":"d","metric":"m","value":0.000001,"ts":"2025-01-02T03:04:05Z"}` + "\n" +
+		`{"device":"d","metric":"m","value":99999999999999.9,"ts":"2025-01-02T03:04:05Z"}`,
+}
+
+// FuzzFastPath checks the one-pass fast path against Parse and prepare:
+// whatever it takes, they take too and render to the same bytes (stored
+// lines and the 202 answer with the same derived ids).
+func FuzzFastPath(f *testing.F) {
+	for _, s := range fastSeeds {
+		f.Add([]byte(s), false, true)
+		f.Add([]byte(s), true, false)
+	}
+	a := &API{cfg: Config{Cloud: "aws", Schema: testSchema, Limits: config.Ingest{MaxRecords: 50}}, fast: newFastPlan(testSchema, "aws")}
+	now := time.Date(2026, 11, 24, 10, 0, 0, 123456000, time.UTC)
+	const trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+	f.Fuzz(func(t *testing.T, body []byte, ndjson, stamped bool) {
+		ct := MediaJSON
+		if ndjson {
+			ct = MediaNDJSON
+		}
+		var at time.Time
+		if stamped {
+			at = now.Add(-time.Second)
+		}
+		fr, ok := a.fastPrepare(ct, body, trace, now, "key-1", true, at)
+		if !ok {
+			return // declining is always allowed: Parse then answers
+		}
+		recs, err := Parse(testSchema, ct, body, 50)
+		if err != nil {
+			t.Fatalf("the fast path took %q, Parse refuses it: %v", body, err)
+		}
+		p, err := a.prepare(recs, trace, now, "key-1", true, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fr.records != p.records || !bytes.Equal(fr.lines, p.lines) || !bytes.Equal(fr.answer, p.answer) {
+			t.Fatalf("%q:\nfast %d records\n%s%s\nslow %d records\n%s%s", body, fr.records, fr.lines, fr.answer, p.records, p.lines, p.answer)
 		}
 	})
 }

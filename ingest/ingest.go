@@ -226,6 +226,7 @@ type API struct {
 	log     *slog.Logger
 	limiter *rate.Limiter
 	idem    *idemStore
+	fast    *fastPlan // nil: every request takes Parse
 
 	queue     chan *pending
 	sem       chan struct{}
@@ -318,6 +319,7 @@ func New(cfg Config) (*API, error) {
 		closingCh: make(chan struct{}),
 		rejected:  map[string]int64{},
 		idem:      newIdemStore(l.IdempotencyWindow.D(), l.IdempotencyKeys, cfg.Now),
+		fast:      newFastPlan(cfg.Schema, cfg.Cloud),
 	}
 	if l.RateLimit > 0 {
 		burst := l.RateBurst
@@ -455,15 +457,20 @@ func (a *API) postRecords(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, log, err)
 		return
 	}
-	recs, err := Parse(a.cfg.Schema, ct, body, a.cfg.Limits.MaxRecords)
-	if err != nil {
-		a.fail(w, log, err)
-		return
-	}
-	p, err := a.prepare(recs, trace, idemKey, hasKey, stamp)
-	if err != nil {
-		a.fail(w, log, err)
-		return
+	now := a.stamp()
+	var p *pending
+	if fr, ok := a.fastPrepare(ct, body, trace, now, idemKey, hasKey, stamp); ok {
+		p = &pending{trace: trace, ingested: now, lines: fr.lines, records: fr.records, answer: fr.answer, done: make(chan result, 1)}
+	} else {
+		recs, err := Parse(a.cfg.Schema, ct, body, a.cfg.Limits.MaxRecords)
+		if err != nil {
+			a.fail(w, log, err)
+			return
+		}
+		if p, err = a.prepare(recs, trace, now, idemKey, hasKey, stamp); err != nil {
+			a.fail(w, log, err)
+			return
+		}
 	}
 	if hasKey {
 		media, _ := mediaType(ct)
@@ -489,21 +496,19 @@ func (a *API) postRecords(w http.ResponseWriter, r *http.Request) {
 	res := <-p.done
 	a.pending.Add(-1)
 	if res.err != nil {
-		log.Error("records not written", "records", len(p.ids), "key", res.key, "err", res.err)
+		log.Error("records not written", "records", p.records, "key", res.key, "err", res.err)
 		a.fail(w, log, apierr.New(http.StatusServiceUnavailable, CodeStoreUnavailable, "the %s object store did not take the write; nothing was stored, retry", a.cfg.Cloud))
 		return
 	}
-	a.acked.Add(int64(len(p.ids)))
+	a.acked.Add(int64(p.records))
 	p.acked = true
 	if a.cfg.OnAck != nil {
-		a.cfg.OnAck(p.ingested, len(p.ids))
+		a.cfg.OnAck(p.ingested, p.records)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusAccepted)
-	_ = json.NewEncoder(w).Encode(struct {
-		IDs []string `json:"ids"`
-	}{p.ids})
-	log.Info("records accepted", "status", http.StatusAccepted, "records", len(p.ids), "key", res.key, "duration", time.Since(start))
+	_, _ = w.Write(p.answer)
+	log.Info("records accepted", "status", http.StatusAccepted, "records", p.records, "key", res.key, "duration", time.Since(start))
 }
 
 // readBody reads the body up to MaxBodyBytes; past it is a 413.
@@ -549,12 +554,11 @@ func (a *API) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 // wins, ties broken by the cloud's name).
 func (a *API) stamp() time.Time { return a.cfg.Clock.Now() }
 
-// prepare stamps ids, origin, trace and time on the records and renders
-// their NDJSON lines.
-func (a *API) prepare(recs []record.Record, trace, idemKey string, hasKey bool, reqTime time.Time) (*pending, error) {
-	p := &pending{trace: trace, ids: make([]string, len(recs)), done: make(chan result, 1)}
-	now := a.stamp()
-	p.ingested = now
+// prepare stamps ids, origin, trace and the time now on the records and
+// renders their NDJSON lines and the 202 answer.
+func (a *API) prepare(recs []record.Record, trace string, now time.Time, idemKey string, hasKey bool, reqTime time.Time) (*pending, error) {
+	p := &pending{trace: trace, ingested: now, records: len(recs), done: make(chan result, 1)}
+	ids := make([]string, len(recs))
 	lines := make([]byte, 0, 256*len(recs))
 	for i := range recs {
 		rec := &recs[i]
@@ -575,9 +579,16 @@ func (a *API) prepare(recs []record.Record, trace, idemKey string, hasKey bool, 
 			return nil, fmt.Errorf("ingest: render record %d: %w", i, err)
 		}
 		lines = append(lines, '\n')
-		p.ids[i] = rec.ID
+		ids[i] = rec.ID
 	}
 	p.lines = lines
+	answer, err := json.Marshal(struct {
+		IDs []string `json:"ids"`
+	}{ids})
+	if err != nil {
+		return nil, fmt.Errorf("ingest: render answer: %w", err)
+	}
+	p.answer = append(answer, '\n')
 	return p, nil
 }
 

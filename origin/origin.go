@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -89,6 +90,19 @@ func CheckKey(key string) error {
 	return nil
 }
 
+// KeyOf returns the key a request URL names (objects.KeyOfPath of its
+// path as sent), checked with CheckKey.
+func KeyOf(u *url.URL) (string, error) {
+	key, err := objects.KeyOfPath(u.EscapedPath())
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrBadKey, err)
+	}
+	if err := CheckKey(key); err != nil {
+		return "", err
+	}
+	return key, nil
+}
+
 // ServeHTTP serves GET and HEAD /<key>.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
@@ -106,10 +120,22 @@ func (s *Server) serve(w *apierr.ResponseWriter, r *http.Request) {
 		apierr.Write(w, apierr.New(http.StatusMethodNotAllowed, apierr.CodeMethod, "method %s not allowed; use GET or HEAD", r.Method))
 		return
 	}
-	key := strings.TrimPrefix(r.URL.Path, "/")
-	if err := CheckKey(key); err != nil && key != "" {
+	// The decoded path must be a servable key too (no dot segments, no
+	// control characters: what the edge refuses as well), then the path as
+	// sent names the key (objects.KeyOfPath: "a%2Fb" is the key segment
+	// "a%2Fb", the metric "a/b").
+	decoded := strings.TrimPrefix(r.URL.Path, "/")
+	if err := CheckKey(decoded); err != nil && decoded != "" {
 		apierr.Write(w, apierr.New(http.StatusBadRequest, apierr.CodeMalformed, "%v", err))
 		return
+	}
+	var key string
+	if decoded != "" {
+		var err error
+		if key, err = KeyOf(r.URL); err != nil {
+			apierr.Write(w, apierr.New(http.StatusBadRequest, apierr.CodeMalformed, "%v", err))
+			return
+		}
 	}
 	if key == "" || !strings.HasPrefix(key, s.prefix) {
 		apierr.Write(w, apierr.New(http.StatusNotFound, apierr.CodeNotFound, "no object at %s", r.URL.Path))

@@ -99,9 +99,9 @@ type Config struct {
 	// freshness.
 	OnFresh func(ages []time.Duration)
 	// OnTraces, when set, is told the trace ids of the records just
-	// published (results written and purged at the edge), with when that
-	// publish started and ended, for their spans.
-	OnTraces func(traces []string, start, end time.Time)
+	// published (results written and purged at the edge), with the times
+	// of that publish and of its edge purge, for their spans.
+	OnTraces func(traces []string, t Trace)
 	// Fence, when set, runs inside every transaction that commits the
 	// feed's checkpoint, before it: an error (a lease lost to another
 	// process) rolls it back, so a deposed publisher moves nothing on.
@@ -146,6 +146,26 @@ type Publisher struct {
 	failed map[bucketKey]*BucketFailure
 	// failedLoaded: FailedTable was read into failed.
 	failedLoaded bool
+	// lastPurge times the latest purge.
+	lastPurge PurgeTrace
+}
+
+// Trace times one publish of a batch of records, for their traces.
+type Trace struct {
+	// Start and End bound the whole publish: aggregates, files, purge.
+	Start, End time.Time
+	// Purge is the edge purge within it (zero Start: nothing was purged).
+	Purge PurgeTrace
+}
+
+// PurgeTrace times one edge purge.
+type PurgeTrace struct {
+	Start, End time.Time
+	// Tags counts the surrogate keys purged.
+	Tags int
+	// Err is the purge's error (a failed purge does not fail the publish:
+	// cached copies expire by their max-age).
+	Err error
 }
 
 // New returns a Publisher; it starts nothing.
@@ -470,10 +490,16 @@ func (p *Publisher) apply(ctx context.Context, b replicate.Batch) error {
 	if err != nil {
 		return fmt.Errorf("publish: apply: %w", err)
 	}
+	p.mu.Lock()
+	p.lastPurge = PurgeTrace{}
+	p.mu.Unlock()
 	failed, err := p.publishAggs(ctx, touched)
 	if err != nil {
 		return err
 	}
+	p.mu.Lock()
+	purged := p.lastPurge
+	p.mu.Unlock()
 	var newest time.Time
 	if len(failed) > 0 { // their records are not published yet
 		order = slices.DeleteFunc(order, func(id string) bool {
@@ -501,7 +527,7 @@ func (p *Publisher) apply(ctx context.Context, b replicate.Batch) error {
 		p.cfg.OnPublished(order)
 	}
 	if p.cfg.OnTraces != nil && len(traces) > 0 {
-		p.cfg.OnTraces(strings.Fields(joinKeys(traces)), start, time.Now())
+		p.cfg.OnTraces(strings.Fields(joinKeys(traces)), Trace{Start: start, End: time.Now(), Purge: purged})
 	}
 	if p.cfg.OnFresh != nil {
 		now := time.Now()
@@ -859,12 +885,18 @@ func (p *Publisher) publishBuckets(ctx context.Context, keys []bucketKey) (map[b
 	return p.publishAggs(ctx, aggs)
 }
 
-// purge drops the edge's copies of the result files that carry tags.
+// purge drops the edge's copies of the result files that carry tags, and
+// times it in lastPurge.
 func (p *Publisher) purge(ctx context.Context, tags []string) {
 	if p.cfg.Purge == nil || len(tags) == 0 {
 		return
 	}
-	if err := p.cfg.Purge(ctx, nil, tags); err != nil {
+	start := time.Now()
+	err := p.cfg.Purge(ctx, nil, tags)
+	p.mu.Lock()
+	p.lastPurge = PurgeTrace{Start: start, End: time.Now(), Tags: len(tags), Err: err}
+	p.mu.Unlock()
+	if err != nil {
 		// Freshness bounds staleness; a failed purge is not worth redoing
 		// the batch for.
 		p.log.Warn("edge purge failed; cached copies expire by their max-age", "tags", len(tags), "err", err)
@@ -883,11 +915,11 @@ const (
 )
 
 // MetricTag tags every hourly file of a group.
-func MetricTag(group string) string { return "metric:" + PathSegment(group) }
+func MetricTag(group string) string { return "metric:" + objects.KeySegment(group) }
 
 // BucketTag tags the files of one group and hour.
 func BucketTag(group string, hour time.Time) string {
-	return "hour:" + PathSegment(group) + "/" + hour.UTC().Format(HourFormat)
+	return "hour:" + objects.KeySegment(group) + "/" + hour.UTC().Format(HourFormat)
 }
 
 // Tags returns the Surrogate-Key value of a group's hourly files.
@@ -897,27 +929,7 @@ func Tags(group string, hour time.Time) string {
 
 // Key returns the object key of a bucket's JSON aggregate.
 func Key(group string, hour time.Time, ext string) string {
-	return HourlyPrefix + PathSegment(group) + "/" + hour.UTC().Format(HourFormat) + "." + ext
-}
-
-// PathSegment escapes a group value into one safe path segment: letters,
-// digits, '-', '_' and '.' stay; everything else is percent-encoded, and so
-// are the dots of a segment made only of dots.
-func PathSegment(s string) string {
-	if s == "" {
-		return "%00"
-	}
-	var b strings.Builder
-	onlyDots := strings.Trim(s, ".") == ""
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' && !onlyDots {
-			b.WriteByte(c)
-		} else {
-			fmt.Fprintf(&b, "%%%02X", c)
-		}
-	}
-	return b.String()
+	return HourlyPrefix + objects.KeySegment(group) + "/" + hour.UTC().Format(HourFormat) + "." + ext
 }
 
 // write stores (or, for an empty bucket, removes) one aggregate's files.

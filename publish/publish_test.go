@@ -4,8 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"math"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -20,27 +22,6 @@ import (
 	"github.com/intercloud/intercloud/sqldb"
 	_ "github.com/intercloud/intercloud/sqldb/sqlite"
 )
-
-func TestPathSegment(t *testing.T) {
-	for in, want := range map[string]string{
-		"cpu":         "cpu",
-		"a.b-c_d":     "a.b-c_d",
-		"a/b":         "a%2Fb",
-		"..":          "%2E%2E",
-		".":           "%2E",
-		"":            "%00",
-		"x y":         "x%20y",
-		"é":           "%C3%A9",
-		"../../etc":   "..%2F..%2Fetc",
-		"%2F":         "%252F",
-		"a\x00b":      "a%00b",
-		"C:\\win.ini": "C%3A%5Cwin.ini",
-	} {
-		if got := PathSegment(in); got != want {
-			t.Errorf("PathSegment(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
 
 func TestCSVSafe(t *testing.T) {
 	for in, want := range map[string]string{"cpu": "cpu", "=1+1": "'=1+1", "@x": "'@x", "-2": "'-2", "": ""} {
@@ -82,7 +63,13 @@ func newEnvTB(t testing.TB) *env {
 // run starts a publisher until the test ends or stop is called.
 func (e *env) run(t *testing.T) (stop func()) {
 	t.Helper()
-	p, err := New(Config{DB: e.db, Bucket: e.bucket, Schema: e.schema, Settings: config.Default("").Publish, Poll: 5 * time.Millisecond,
+	return e.runWith(t, nil)
+}
+
+// runWith is run with a configuration that set changes.
+func (e *env) runWith(t *testing.T, set func(*Config)) (stop func()) {
+	t.Helper()
+	cfg := Config{DB: e.db, Bucket: e.bucket, Schema: e.schema, Settings: config.Default("").Publish, Poll: 5 * time.Millisecond,
 		Purge: func(ctx context.Context, paths, tags []string) error {
 			e.mu.Lock()
 			e.purged = append(e.purged, paths...)
@@ -97,7 +84,11 @@ func (e *env) run(t *testing.T) (stop func()) {
 			}
 			e.mu.Unlock()
 		},
-	})
+	}
+	if set != nil {
+		set(&cfg)
+	}
+	p, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -434,4 +425,58 @@ func TestFailingBucketBlocksNothing(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// TestTraceTimesThePurge checks that a publish reports its edge purge, with
+// its time, the tags purged and its error, to OnTraces: the purge is a
+// span of its own in each record's trace.
+func TestTraceTimesThePurge(t *testing.T) {
+	e := newEnv(t)
+	h := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	purgeErr := errors.New("edge unreachable")
+	var mu sync.Mutex
+	var got []Trace
+	var ids []string
+	e.runWith(t, func(c *Config) {
+		c.Purge = func(ctx context.Context, paths, tags []string) error {
+			time.Sleep(5 * time.Millisecond)
+			return purgeErr
+		}
+		c.OnTraces = func(traces []string, tr Trace) {
+			mu.Lock()
+			got, ids = append(got, tr), append(ids, traces...)
+			mu.Unlock()
+		}
+	})
+	e.started(t)
+	e.insert(t, rec{"a", "cpu", 1, h}, rec{"b", "mem", 2, h})
+	e.waitRecords(t, 2)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		n := len(ids)
+		mu.Unlock()
+		if n >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("OnTraces told %v", ids)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	slices.Sort(ids)
+	if !slices.Equal(ids, []string{"t-a", "t-b"}) {
+		t.Fatalf("traces %v, want t-a t-b", ids)
+	}
+	for _, tr := range got {
+		p := tr.Purge
+		if p.Start.IsZero() || p.Start.Before(tr.Start) || p.End.After(tr.End) || p.End.Sub(p.Start) < 5*time.Millisecond {
+			t.Errorf("purge %v..%v not within the publish %v..%v, or shorter than the purge took", p.Start, p.End, tr.Start, tr.End)
+		}
+		if p.Tags < 2 || !errors.Is(p.Err, purgeErr) {
+			t.Errorf("purge of %d tags, error %v; want the buckets' and the summary's tags and %v", p.Tags, p.Err, purgeErr)
+		}
+	}
 }

@@ -106,14 +106,9 @@ func (r Record) MarshalJSON() ([]byte, error) {
 func (r Record) AppendJSON(b []byte) ([]byte, error) {
 	keys := make([]string, 0, len(r.Fields)+4)
 	for k := range r.Fields {
-		switch k {
-		case ColID, ColOrigin, ColTraceID, ColIngestedAt:
-		default:
-			keys = append(keys, k)
-		}
+		keys = append(keys, k)
 	}
-	keys = append(keys, ColID, ColOrigin, ColTraceID, ColIngestedAt)
-	slices.Sort(keys)
+	keys = sortedKeys(keys)
 	b = append(b, '{')
 	for i, k := range keys {
 		if i > 0 {
@@ -130,39 +125,73 @@ func (r Record) AppendJSON(b []byte) ([]byte, error) {
 		case ColTraceID:
 			v = r.TraceID
 		case ColIngestedAt:
-			v = r.IngestedAt.UTC().Format(time.RFC3339Nano)
+			v = r.IngestedAt
 		default:
 			v = r.Fields[k]
 		}
-		switch x := v.(type) {
-		case string:
-			b = appendString(b, x)
-		case time.Time:
-			b = appendString(b, x.UTC().Format(time.RFC3339Nano))
-		case float64:
-			if math.IsNaN(x) || math.IsInf(x, 0) {
-				return nil, fmt.Errorf("record: field %s: unsupported value %v", k, x)
-			}
-			b = appendFloat(b, x)
-		case int64:
-			b = strconv.AppendInt(b, x, 10)
-		case bool:
-			b = strconv.AppendBool(b, x)
-		case nil:
-			b = append(b, "null"...)
-		default:
-			raw, err := json.Marshal(x)
-			if err != nil {
-				return nil, fmt.Errorf("record: field %s: %w", k, err)
-			}
-			b = append(b, raw...)
+		var err error
+		if b, err = AppendValue(b, v); err != nil {
+			return nil, fmt.Errorf("record: field %s: %w", k, err)
 		}
 	}
 	return append(b, '}'), nil
 }
 
-// appendFloat writes f as encoding/json does (ES6 number formatting).
-func appendFloat(b []byte, f float64) []byte {
+// StoredKeys returns the member names of the stored form of a schema's
+// records in the order AppendJSON writes them: the schema's fields and the
+// system columns, sorted. A record leaves out the optional fields it
+// lacks.
+func StoredKeys(s config.Schema) []string {
+	keys := make([]string, 0, len(s.Fields)+4)
+	for _, f := range s.Fields {
+		keys = append(keys, f.Name)
+	}
+	return sortedKeys(keys)
+}
+
+// sortedKeys adds the system columns to field names (dropping fields that
+// shadow them) and sorts them.
+func sortedKeys(fields []string) []string {
+	keys := slices.DeleteFunc(fields, func(k string) bool {
+		return k == ColID || k == ColOrigin || k == ColTraceID || k == ColIngestedAt
+	})
+	keys = append(keys, ColID, ColOrigin, ColTraceID, ColIngestedAt)
+	slices.Sort(keys)
+	return keys
+}
+
+// AppendValue appends one value of a record in the stored form, as
+// encoding/json writes it: strings with HTML characters escaped, numbers
+// in ES6 form (NaN and ±Inf are an error), timestamps as RFC 3339 strings
+// in UTC with nanoseconds, nil as null.
+func AppendValue(b []byte, v any) ([]byte, error) {
+	switch x := v.(type) {
+	case string:
+		return appendString(b, x), nil
+	case time.Time:
+		return appendString(b, x.UTC().Format(time.RFC3339Nano)), nil
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return nil, fmt.Errorf("unsupported value %v", x)
+		}
+		return AppendFloat(b, x), nil
+	case int64:
+		return strconv.AppendInt(b, x, 10), nil
+	case bool:
+		return strconv.AppendBool(b, x), nil
+	case nil:
+		return append(b, "null"...), nil
+	}
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return append(b, raw...), nil
+}
+
+// AppendFloat appends a finite f as the stored form writes numbers (as
+// encoding/json does: ES6 number formatting).
+func AppendFloat(b []byte, f float64) []byte {
 	abs := math.Abs(f)
 	format := byte('f')
 	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {

@@ -136,10 +136,13 @@ func (w *writer) targetRow(tp *tablePair, p *convPlan, row map[string]any) ([]an
 	out := make([]any, len(tp.dst.Columns))
 	for i, c := range tp.dst.Columns {
 		v, ok := row[c.Name]
-		if !ok || v == nil {
+		if v = zeroDate(c, v); !ok || v == nil {
 			continue
 		}
-		n, err := Normalize(p.row[i], v)
+		n, err := sqldb.Normalize(p.row[i], v)
+		if errors.Is(err, sqldb.ErrZeroDate) {
+			return nil, fmt.Errorf("replicate: %s.%s is NOT NULL: %w", tp.dst.Name, c.Name, err)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("replicate: %s.%s: %w", tp.dst.Name, c.Name, err)
 		}
@@ -164,7 +167,7 @@ func (w *writer) targetKey(tp *tablePair, p *convPlan, key []any) ([]any, error)
 	}
 	norm := make([]any, len(key))
 	for i, v := range key {
-		n, err := Normalize(p.key[i], v)
+		n, err := sqldb.Normalize(p.key[i], v)
 		if err != nil {
 			return nil, fmt.Errorf("replicate: %s: key column %s: %w", tp.src.Name, tp.src.PrimaryKey[i], err)
 		}

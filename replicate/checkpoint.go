@@ -83,7 +83,7 @@ func LoadCheckpoint(ctx context.Context, q sqldb.Querier, d sqldb.Dialect, strea
 		return Checkpoint{}, fmt.Errorf("replicate: load checkpoint %s: %w", stream, err)
 	}
 	cp := Checkpoint{Phase: phase, Position: Position(pos)}
-	if t, err := Normalize(sqldb.Type{Kind: sqldb.KindTimestamp}, updated); err == nil && t != nil {
+	if t, err := sqldb.Normalize(sqldb.Type{Kind: sqldb.KindTimestamp}, updated); err == nil && t != nil {
 		cp.UpdatedAt = t.(time.Time)
 	}
 	if snap.Valid && snap.String != "" {

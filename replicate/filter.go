@@ -166,7 +166,7 @@ func literalValue(t sqldb.Type, l literal) (norm, val any, err error) {
 		if l.Kind != litString {
 			return nil, nil, errors.New("a timestamp or date column compares with a 'string' like '2024-05-06T07:08:09Z'")
 		}
-		v, err := Normalize(t, l.Text)
+		v, err := sqldb.Normalize(t, l.Text)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -242,7 +242,7 @@ func (n *cnode) eval(row map[string]any) (tri, error) {
 		}
 		return 1 - r, nil
 	}
-	v, err := Normalize(n.typ, row[n.col])
+	v, err := sqldb.Normalize(n.typ, row[n.col])
 	if err != nil {
 		return 0, fmt.Errorf("filter column %s: %w", n.col, err)
 	}

@@ -130,7 +130,7 @@ func FilterEquivalence(t *testing.T, db *sqldb.DB, table sqldb.Table, rows [][]a
 				v = r[i]
 			}
 			c, _ := table.Column(cols[i])
-			n, err := Normalize(c.Type, v)
+			n, err := sqldb.Normalize(c.Type, v)
 			if err != nil {
 				t.Fatal(err)
 			}

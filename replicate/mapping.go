@@ -443,7 +443,7 @@ func (mt *mappedTable) readQuery(d sqldb.Dialect, after, upTo []any, limit int) 
 		where = append(where, f)
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "SELECT %s FROM %s", sqldb.QuoteList(d, mt.cols), d.Quote(t.Name))
+	fmt.Fprintf(&b, "SELECT %s FROM %s", sqldb.SelectList(d, t, mt.cols), d.Quote(t.Name))
 	if len(where) > 0 {
 		b.WriteString(" WHERE " + strings.Join(where, " AND "))
 	}
@@ -492,12 +492,15 @@ func (mt *mappedTable) rowChanges(rows []scannedRow) ([]Change, error) {
 // columns are added on the target under their mapped names; dropped ones
 // stay there and are written NULL.
 func (a *applier) followSchema(ctx context.Context, c Change) error {
+	if _, ok := a.w.tables[c.Table]; !ok {
+		return a.created(ctx, c)
+	}
 	if _, ok := a.maps[c.Table]; !ok {
 		return a.applySchema(ctx, c)
 	}
 	if c.DDL != "" {
 		if why := unsupportedDDL(c.DDL); why != "" {
-			return permanent(fmt.Errorf("replicate: table %q: schema change %q: %s; replication stopped", c.Table, c.DDL, why))
+			return fmt.Errorf("replicate: table %q: schema change %q: %s: %w", c.Table, c.DDL, why, errNotFollowed)
 		}
 	}
 	tp, mt, err := describeFor(ctx, a.s.cfg.Source, a.s.cfg.Target, c.Table, a.s.cfg.Mapping, true)

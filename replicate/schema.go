@@ -19,8 +19,14 @@ import (
 // target table is dropped and the table leaves the stream). What cannot be
 // followed — a renamed table, a changed primary key, a replaced table, a
 // change that both adds and drops columns without a statement to tell a
-// rename apart — stops the stream with an error that names the statement,
-// rather than letting the target silently diverge.
+// rename apart — stops that table with an error that names the table and
+// the statement (in status, /metrics and an ERROR log line, as a rejected
+// change does), rather than letting the target silently diverge; the
+// other tables go on.
+
+// errNotFollowed marks a schema change the target cannot follow: it stops
+// that table (as a rejected change does), and the others go on.
+var errNotFollowed = errors.New("not followed; the table is stopped")
 
 // applySchema reconciles the target table with the source table as it is
 // now, after the schema change c.
@@ -35,7 +41,7 @@ func (a *applier) applySchema(ctx context.Context, c Change) error {
 		what = fmt.Sprintf("schema change %q", c.DDL)
 	}
 	fail := func(why string) error {
-		return permanent(fmt.Errorf("replicate: table %q: %s: %s; replication stopped", c.Table, what, why))
+		return fmt.Errorf("replicate: table %q: %s: %s: %w", c.Table, what, why, errNotFollowed)
 	}
 	words := ddlWords(c.DDL)
 	if c.DDL != "" {

@@ -82,7 +82,7 @@ func rangeQuery(d sqldb.Dialect, t sqldb.Table, cols []string, after, upTo []any
 		where = append(where, "NOT "+keyAfter(a, t.PrimaryKey, k))
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "SELECT %s FROM %s", sqldb.QuoteList(d, cols), d.Quote(t.Name))
+	fmt.Fprintf(&b, "SELECT %s FROM %s", sqldb.SelectList(d, t, cols), d.Quote(t.Name))
 	if len(where) > 0 {
 		b.WriteString(" WHERE " + strings.Join(where, " AND "))
 	}
@@ -153,22 +153,40 @@ func readRows(ctx context.Context, db *sqldb.DB, t sqldb.Table, cols []string, q
 	if err != nil {
 		return nil, err
 	}
-	if _, ok := db.Dialect.(sqldb.Reader); !ok {
-		return rows, nil
-	}
-	types := make([]sqldb.Type, len(cols))
+	_, reader := db.Dialect.(sqldb.Reader)
+	columns := make([]sqldb.Column, len(cols))
+	dates := false
 	for i, name := range cols {
-		c, _ := t.Column(name)
-		types[i] = c.Type
+		columns[i], _ = t.Column(name)
+		dates = dates || isDate(columns[i].Type)
+	}
+	if !reader && !dates {
+		return rows, nil
 	}
 	for _, r := range rows {
 		for i, v := range r {
-			if r[i], err = sqldb.Read(db.Dialect, types[i], v); err != nil {
+			if r[i], err = sqldb.Read(db.Dialect, columns[i].Type, v); err != nil {
 				return nil, fmt.Errorf("%s.%s: %w", t.Name, cols[i], err)
 			}
+			r[i] = zeroDate(columns[i], r[i])
 		}
 	}
 	return rows, nil
+}
+
+func isDate(t sqldb.Type) bool { return t.Kind == sqldb.KindDate || t.Kind == sqldb.KindTimestamp }
+
+// zeroDate is the zero-date policy, for a value read from (or bound for)
+// column c: a MySQL zero date ('0000-00-00', or a date with a zero month
+// or day, which the sql_mode may allow) names no day, so it becomes NULL
+// where the column allows it. In a NOT NULL column it stays, and
+// converting it fails: the change is rejected, naming table, key and
+// column, and handled by the table's on_error policy.
+func zeroDate(c sqldb.Column, v any) any {
+	if c.Nullable && isDate(c.Type) && sqldb.IsZeroDate(v) {
+		return nil
+	}
+	return v
 }
 
 // keyOf returns the normalized primary key of a row of t scanned with cols.
@@ -177,7 +195,7 @@ func keyOf(t sqldb.Table, cols []string, r scannedRow) ([]any, error) {
 	for i, k := range t.PrimaryKey {
 		idx := indexOf(cols, k)
 		c, _ := t.Column(k)
-		v, err := Normalize(c.Type, r[idx])
+		v, err := sqldb.Normalize(c.Type, r[idx])
 		if err != nil {
 			return nil, fmt.Errorf("replicate: %s: key column %s: %w", t.Name, k, err)
 		}

@@ -307,6 +307,52 @@ func (s *Stream) Status() Status {
 	return st
 }
 
+// stopForSchema stops table c.Table at a schema change the target cannot
+// follow, keeping the stop on the target like a rejected change's.
+func (a *applier) stopForSchema(ctx context.Context, c Change, pos Position, cause error) error {
+	s := a.s
+	te := TableError{Table: c.Table, Op: "schema", Error: cause.Error(), Position: pos, At: time.Now().UTC()}
+	if err := s.cfg.Target.Tx(ctx, func(tx *sql.Tx) error {
+		return saveTableState(ctx, tx, s.cfg.Target.Dialect, s.cfg.Name, c.Table, TableState{State: tableStopped, Err: te})
+	}); err != nil {
+		return err
+	}
+	s.stopTable(te)
+	return nil
+}
+
+// errTableCreated ends runOnce when a table the stream's globs select was
+// created on the source: the next run loads it, then streams it too.
+var errTableCreated = errors.New("replicate: a new table matches the table globs")
+
+// created handles a schema change of a table the stream does not have:
+// CREATE TABLE of a table the Mapping selects (Tables given as globs)
+// marks the table as loading on the target and ends the run, so that the
+// next one loads it (a full load of that table, from the stream's
+// position) and adds it to change data capture. Anything else about
+// tables outside the stream is ignored.
+func (a *applier) created(ctx context.Context, c Change) error {
+	s := a.s
+	w := ddlWords(c.DDL)
+	if !s.resolve || len(w) < 2 || w[0] != "CREATE" || !slices.Contains(w[:min(len(w), 4)], "TABLE") {
+		return nil
+	}
+	tables, err := s.cfg.Mapping.Tables(ctx, s.cfg.Source)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(tables, c.Table) {
+		return nil
+	}
+	if err := s.cfg.Target.Tx(ctx, func(tx *sql.Tx) error {
+		return saveTableState(ctx, tx, s.cfg.Target.Dialect, s.cfg.Name, c.Table, TableState{State: tableLoading})
+	}); err != nil {
+		return err
+	}
+	s.log.Info("new source table matches the table globs: loading it, then streaming it", "table", c.Table)
+	return fmt.Errorf("%w: %s", errTableCreated, c.Table)
+}
+
 // Run does the full load when the target has no checkpoint for the stream
 // (or resumes it), then applies changes until ctx is cancelled, and returns
 // nil then. Failures of either database are logged, kept in Status and
@@ -324,6 +370,9 @@ func (s *Stream) Run(ctx context.Context) error {
 		}
 		if err == nil {
 			err = errors.New("replicate: source stream ended")
+		}
+		if errors.Is(err, errTableCreated) {
+			continue // at once: the next run loads the new table
 		}
 		s.mu.Lock()
 		s.status.LastError = err.Error()
@@ -997,7 +1046,12 @@ func (a *applier) applyBatch(ctx context.Context, b Batch) error {
 			}
 		}
 		if err := a.followSchema(ctx, changes[i]); err != nil {
-			return err
+			if !errors.Is(err, errNotFollowed) {
+				return err
+			}
+			if err := a.stopForSchema(ctx, changes[i], b.Position, err); err != nil {
+				return err
+			}
 		}
 		changes, i = s.withoutStopped(changes[i+1:]), -1
 	}

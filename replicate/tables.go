@@ -176,7 +176,7 @@ func LoadTableStates(ctx context.Context, db *sqldb.DB, stream string) (map[stri
 		}
 		if state == tableStopped {
 			ts.Err = TableError{Table: name, Key: key.String, Op: op.String, Error: msg.String, Position: Position(pos.String)}
-			if t, err := Normalize(sqldb.Type{Kind: sqldb.KindTimestamp}, at); err == nil && t != nil {
+			if t, err := sqldb.Normalize(sqldb.Type{Kind: sqldb.KindTimestamp}, at); err == nil && t != nil {
 				ts.Err.At = t.(time.Time)
 			}
 		}
@@ -484,7 +484,11 @@ func (s *Stream) stopTable(te TableError) {
 	s.stopped[te.Table] = te
 	s.status.StoppedTables = s.stoppedListLocked()
 	s.mu.Unlock()
-	s.log.Error("replication of table stopped: the target rejected a change",
+	why := "the target rejected a change"
+	if te.Op == "schema" {
+		why = "a schema change the target cannot follow"
+	}
+	s.log.Error("replication of table stopped: "+why,
 		"table", te.Table, "key", te.Key, "op", te.Op, "position", string(te.Position), "err", te.Error)
 }
 

@@ -402,7 +402,7 @@ func canonicalKey(t sqldb.Table, key []any) (string, error) {
 	var b strings.Builder
 	for i, v := range key {
 		c, _ := t.Column(t.PrimaryKey[i])
-		s, err := Canonical(c.Type, v)
+		s, err := sqldb.Text(c.Type, v)
 		if err != nil {
 			return "", fmt.Errorf("replicate: %s: key column %s: %w", t.Name, c.Name, err)
 		}

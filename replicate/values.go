@@ -7,20 +7,16 @@ import (
 	"github.com/intercloud/intercloud/sqldb"
 )
 
-// Normalize is sqldb.Normalize: a value as scanned or decoded becomes the
-// portable value of its column type.
-func Normalize(t sqldb.Type, v any) (any, error) { return sqldb.Normalize(t, v) }
+// Values go through sqldb's one value model: sqldb.Normalize as scanned or
+// decoded, the target dialect's Value before a write, sqldb.Text for what
+// validation checksums and checkpoints store keys as.
 
-// Canonical is sqldb.Text: the canonical text of a value, what Validate
-// checksums and checkpoints store keys as.
-func Canonical(t sqldb.Type, v any) (string, error) { return sqldb.Text(t, v) }
-
-// comparable is the canonical text validate compares: Canonical, or, for a
+// comparable is the canonical text validate compares: sqldb.Text, or, for a
 // value its column's type cannot hold (SQLite keeps a 5 in a BOOLEAN
 // column), a text no value of the type has, so the row is reported as
 // differing instead of failing the validation.
 func comparable(t sqldb.Type, v any) string {
-	s, err := Canonical(t, v)
+	s, err := sqldb.Text(t, v)
 	if err != nil {
 		return fmt.Sprintf("\x00invalid %v: %v", t.Kind, v)
 	}
@@ -43,11 +39,11 @@ func encodeKey(t sqldb.Table, key []any) ([]string, error) {
 			// Exact text: a database comparing these as text must see the
 			// stored value, not its canonical form.
 			var n any
-			if n, err = Normalize(c.Type, v); err == nil {
+			if n, err = sqldb.Normalize(c.Type, v); err == nil {
 				s = n.(string)
 			}
 		default:
-			s, err = Canonical(c.Type, v)
+			s, err = sqldb.Text(c.Type, v)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("replicate: %s: key column %s: %w", t.Name, c.Name, err)
@@ -73,7 +69,7 @@ func decodeKey(t sqldb.Table, key []string) ([]any, error) {
 		case sqldb.KindDecimal, sqldb.KindString, sqldb.KindText, sqldb.KindJSON, sqldb.KindTime:
 			v = s
 		default:
-			v, err = Normalize(c.Type, s)
+			v, err = sqldb.Normalize(c.Type, s)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("replicate: %s: key column %s: %w", t.Name, c.Name, err)

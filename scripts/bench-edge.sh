@@ -9,6 +9,11 @@
 # DURATION (default 10s), CONNECTIONS (64) and THREADS (2) tune wrk;
 # every workload runs ROUNDS (3) times, nginx and the edge alternating, and
 # the table shows the median round of each (the machine is shared).
+# WORKERS (default: the number of cores) is both nginx's worker_processes
+# and the edge's GOMAXPROCS, so both may run as many threads of work at
+# once. Next to req/s and p99 the table gives the CPU time (user + system)
+# each server spent per request, which depends far less than req/s on what
+# else the machine runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
@@ -16,46 +21,30 @@ CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-2}
 REVAL_OBJECTS=${REVAL_OBJECTS:-10000}
 ROUNDS=${ROUNDS:-3}
+WORKERS=${WORKERS:-$(nproc)}
 
-if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null; then
-	apt-get update
-	DEBIAN_FRONTEND=noninteractive apt-get install -y nginx wrk
-fi
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+bench_need nginx wrk
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-
-dir=$(mktemp -d /tmp/bench-edge.XXXXXX)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	if [[ -f $dir/nginx.pid ]]; then kill "$(cat "$dir/nginx.pid")" 2>/dev/null || true; fi
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$dir"
-}
-trap cleanup EXIT
-
-freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-waitport() {
-	for _ in $(seq 100); do
-		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-		sleep 0.1
-	done
-	echo "nothing listens on $1" >&2
-	return 1
-}
+bench_setup bench-edge
 
 go build -o "$dir/edgebench" ./edge/internal/edgebench
 oport=$(freeport) eport=$(freeport) nport=$(freeport)
 "$dir/edgebench" origin -listen "127.0.0.1:$oport" & pids+=($!)
-"$dir/edgebench" edge -listen "127.0.0.1:$eport" -origin "http://127.0.0.1:$oport" -disk "$dir/edge-cache" & pids+=($!)
+GOMAXPROCS=$WORKERS "$dir/edgebench" edge -listen "127.0.0.1:$eport" -origin "http://127.0.0.1:$oport" -disk "$dir/edge-cache" & pids+=($!)
 
 mkdir -p "$dir/nginx"
 cat >"$dir/nginx.conf" <<CONF
-worker_processes auto;
+worker_processes $WORKERS;
 pid $dir/nginx.pid;
 error_log $dir/nginx/error.log warn;
 events { worker_connections 4096; }
 http {
 	access_log off;
+	# Keep client connections as long as the edge does (nginx closes one
+	# after 1,000 requests by default).
+	keepalive_requests 1000000;
 	client_body_temp_path $dir/nginx/client_body;
 	proxy_temp_path $dir/nginx/proxy_temp;
 	fastcgi_temp_path $dir/nginx/fastcgi_temp;
@@ -99,28 +88,44 @@ warm() {
 	echo "$1 warm: 1k $x1, 1m $x2" >&2
 }
 
-# measure PORT PATH|SCRIPT: prints "req/s p99"
+# cputicks PID: user + system clock ticks the process and its children
+# (nginx's workers, cache manager and loader) have used, the children that
+# exited included.
+cputicks() {
+	local t p
+	t=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$1/stat")
+	for p in $(pgrep -P "$1"); do
+		t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+	done
+	echo "$t"
+}
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+
+# measure PORT PATH|SCRIPT PID: prints "req/s p99 CPU-µs-per-request"
+# (the CPU of the server process PID and its children during the run).
 measure() {
-	local port=$1 target=$2 out
+	local port=$1 target=$2 pid=$3 out c0 c1
+	c0=$(cputicks "$pid")
 	if [[ $target == *.lua ]]; then
 		out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$target" "http://127.0.0.1:$port")
 	else
 		out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "http://127.0.0.1:$port$target")
 	fi
+	c1=$(cputicks "$pid")
 	if grep -q "Non-2xx" <<<"$out"; then echo "$out" >&2; fi
-	local rps p99
-	rps=$(awk '/^Requests\/sec/{print $2}' <<<"$out")
-	p99=$(awk '$1=="99%"{print $2}' <<<"$out")
-	echo "$rps $p99"
+	awk -v ticks=$((c1 - c0)) -v tick="$TICK_US" '
+		/^Requests\/sec/ { rps = $2 }
+		/ requests in / { n = $1 }
+		$1 == "99%" { p99 = $2 }
+		END { printf "%s %s %.1f\n", rps, p99, (n > 0 ? ticks * tick / n : 0) }' <<<"$out"
 }
 
 origin_count() { curl -s "http://127.0.0.1:$oport/stats"; }
 
 warm nginx "$nport"
 warm edge "$eport"
-
-# median "rps p99" line of several (by req/s)
-median() { sort -n | awk '{ l[NR] = $0 } END { print l[int((NR + 1) / 2)] }'; }
+nginx_pid=$(cat "$dir/nginx.pid")
+edge_pid=${pids[1]}
 
 declare -A res
 for name in "1 KiB hit:/1k/0" "1 MiB hit:/1m/0" "revalidation mix:$dir/reval.lua"; do
@@ -128,24 +133,26 @@ for name in "1 KiB hit:/1k/0" "1 MiB hit:/1m/0" "revalidation mix:$dir/reval.lua
 	n="" e=""
 	for round in $(seq "$ROUNDS"); do
 		before=$(origin_count)
-		n+="$(measure "$nport" "$target")"$'\n'
+		nr=$(measure "$nport" "$target" "$nginx_pid")
 		mid=$(origin_count)
-		e+="$(measure "$eport" "$target")"$'\n'
+		er=$(measure "$eport" "$target" "$edge_pid")
 		after=$(origin_count)
-		echo "$label round $round: origin before nginx $before, after nginx $mid, after edge $after" >&2
+		n+="$nr"$'\n' e+="$er"$'\n'
+		echo "$label round $round (load $(cut -d' ' -f1 /proc/loadavg)): nginx $nr, edge $er (req/s p99 CPU-µs/req); origin before nginx $before, after nginx $mid, after edge $after" >&2
 	done
 	res[nginx,$label]=$(grep . <<<"$n" | median)
 	res[edge,$label]=$(grep . <<<"$e" | median)
 done
 
 echo
-echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency, median of $ROUNDS rounds, $(nproc) cores shared by wrk, the cache and the origin"
+echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency, median of $ROUNDS rounds (by req/s), $WORKERS nginx workers and GOMAXPROCS=$WORKERS, $(nproc) cores shared by wrk, the caches and the origin; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-echo "| workload | nginx req/s | nginx p99 | edge req/s | edge p99 | edge / nginx |"
-echo "|---|---|---|---|---|---|"
+echo "| workload | nginx req/s | nginx p99 | nginx CPU/req | edge req/s | edge p99 | edge CPU/req | edge / nginx req/s | nginx / edge CPU per req |"
+echo "|---|---|---|---|---|---|---|---|---|"
 for label in "1 KiB hit" "1 MiB hit" "revalidation mix"; do
-	read -r nr np <<<"${res[nginx,$label]}"
-	read -r er ep <<<"${res[edge,$label]}"
-	ratio=$(awk -v a="$er" -v b="$nr" 'BEGIN{ if (b > 0) printf "%.2f", a/b; else print "n/a" }')
-	echo "| $label | $nr | $np | $er | $ep | $ratio |"
+	read -r nr np nc <<<"${res[nginx,$label]}"
+	read -r er ep ec <<<"${res[edge,$label]}"
+	awk -v nr="$nr" -v np="$np" -v nc="$nc" -v er="$er" -v ep="$ep" -v ec="$ec" -v l="$label" 'BEGIN {
+		printf "| %s | %s | %s | %s µs | %s | %s | %s µs | %s | %s |\n", l, nr, np, nc, er, ep, ec,
+			(nr > 0 ? sprintf("%.2f", er / nr) : "n/a"), (ec > 0 ? sprintf("%.2f", nc / ec) : "n/a") }'
 done

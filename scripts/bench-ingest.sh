@@ -20,29 +20,10 @@ THREADS=${THREADS:-2}
 ROUNDS=${ROUNDS:-3}
 PROFILE=${PROFILE:-0}
 
-if ! command -v wrk >/dev/null; then
-	apt-get update
-	DEBIAN_FRONTEND=noninteractive apt-get install -y wrk
-fi
-
-dir=$(mktemp -d /tmp/bench-ingest.XXXXXX)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$dir"
-}
-trap cleanup EXIT
-
-freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-waitport() {
-	for _ in $(seq 100); do
-		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-		sleep 0.1
-	done
-	echo "nothing listens on $1" >&2
-	return 1
-}
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+bench_need wrk
+bench_setup bench-ingest
 
 go build -o "$dir/ingestbench" ./ingest/internal/ingestbench
 for n in 100 1000; do "$dir/ingestbench" body -records "$n" >"$dir/body-$n.ndjson"; done
@@ -73,8 +54,6 @@ run() {
 		/Non-2xx/ { bad = $NF }
 		END { printf "%.0f %.1f %d\n", rps*recs, p99, bad+0 }' <<<"$out"
 }
-
-median() { sort -n | awk '{ a[NR] = $0 } END { print a[int((NR+1)/2)] }'; }
 
 printf '| records/request | clients | floor records/s | floor p99 | API records/s | API p99 | API/floor records/s | API/floor p99 |\n'
 printf '|---|---|---|---|---|---|---|---|\n'

@@ -491,6 +491,32 @@ func Read(d Dialect, t Type, v any) (any, error) {
 	return v, nil
 }
 
+// Selector is implemented by dialects whose drivers would lose part of
+// some values as they scan them (MySQL's driver turns the zero date
+// '0000-00-00' into year 1 and '2024-00-15' into 2023-12-15):
+// SelectColumn returns the expression that reads a column of type t, whose
+// quoted name is q, so that the value arrives whole.
+type Selector interface {
+	SelectColumn(t Type, q string) string
+}
+
+// SelectList returns the select list that reads columns cols of table t:
+// each quoted, through d's Selector when it has one.
+func SelectList(d Dialect, t Table, cols []string) string {
+	sel, ok := d.(Selector)
+	if !ok {
+		return QuoteList(d, cols)
+	}
+	out := make([]string, len(cols))
+	for i, name := range cols {
+		out[i] = d.Quote(name)
+		if c, found := t.Column(name); found {
+			out[i] = sel.SelectColumn(c.Type, out[i])
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
 // Indexer is implemented by dialects that can create secondary indexes.
 type Indexer interface {
 	// CreateIndex returns the statements that create the index if it does

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -133,15 +134,25 @@ func RootSpanID(traceID trace.TraceID) trace.SpanID {
 // raw object, a replicated batch, a publish) as one span per trace id,
 // under each record's root span, from start to end.
 func (t *Tracing) Hop(component, name string, traceIDs []string, start, end time.Time, attrs ...attribute.KeyValue) {
+	t.HopErr(component, name, traceIDs, start, end, nil, attrs...)
+}
+
+// HopErr is Hop for a step that may have failed: a non-nil err is recorded
+// on each span and sets its status to Error.
+func (t *Tracing) HopErr(component, name string, traceIDs []string, start, end time.Time, err error, attrs ...attribute.KeyValue) {
 	tr := t.Tracer(component)
 	for _, id := range traceIDs {
-		tid, err := trace.TraceIDFromHex(id)
-		if err != nil {
+		tid, perr := trace.TraceIDFromHex(id)
+		if perr != nil {
 			continue
 		}
 		parent := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: RootSpanID(tid), TraceFlags: trace.FlagsSampled, Remote: true})
 		ctx := trace.ContextWithRemoteSpanContext(context.Background(), parent)
 		_, span := tr.Start(ctx, name, trace.WithTimestamp(start), trace.WithAttributes(attrs...))
+		if err != nil {
+			span.RecordError(err, trace.WithTimestamp(end))
+			span.SetStatus(codes.Error, err.Error())
+		}
 		span.End(trace.WithTimestamp(end))
 	}
 }

@@ -96,6 +96,21 @@ func TestStartChecksEveryStore(t *testing.T) {
 		cfg.Clouds["aws"].SQL = my.URL("app")
 		checkStartError(t, cfg, "clouds.aws.sql", "binlog_format is STATEMENT, need ROW", ":secret@")
 	})
+
+	// A PostgreSQL replication source with wal_level=replica (the server's
+	// default), restarted so that the setting is live: last, since it
+	// leaves the server without logical decoding.
+	t.Run("wal level", func(t *testing.T) {
+		pg.Query(t, "app", "ALTER SYSTEM SET wal_level = replica")
+		pg.Stop(t)
+		pg.Start(t)
+		if got := pg.Query(t, "app", "SHOW wal_level"); len(got) != 1 || got[0] != "replica" {
+			t.Fatalf("wal_level %v after the restart, want replica", got)
+		}
+		cfg := testConfig(t, t.TempDir())
+		cfg.Clouds["aws"].SQL = pg.URL("app") // the source of aws-to-azure
+		checkStartError(t, cfg, "clouds.aws.sql", "wal_level is not logical: it is replica", ":secret@")
+	})
 }
 
 // checkStartError starts cfg and wants it to fail with one StartError line.

@@ -33,6 +33,8 @@ type health struct {
 	deadAt   time.Time
 	last     ingest.Health
 	keys     []string // what last's problems are about (see checkHealth)
+	// announcedAt is when the cloud's problems were last announced.
+	announcedAt time.Time
 	// loadFailingSince is when the load function started to have
 	// failing events; zero while it has none.
 	loadFailingSince time.Time
@@ -123,23 +125,53 @@ func (t *Topology) checkHealth(ctx context.Context, c *Cloud) {
 	}
 	prev, prevKeys := h.last, h.keys
 	// A stage's problem keeps its key while its text (how long, the last
-	// error) changes: a change of keys is what is logged.
+	// error) changes: a change of keys is announced at once, the same
+	// problems again every alertEvery while they last, with their text
+	// of the moment.
 	keys := append(rep.Problems[:len(rep.Problems)-len(stages):len(rep.Problems)-len(stages)], stageKeys...)
+	now := time.Now()
+	changed := prev.Status != rep.Status || !slices.Equal(prevKeys, keys)
+	again := !changed && rep.Status != ingest.HealthOK && now.Sub(h.announcedAt) >= t.alertEvery()
+	if changed || again {
+		h.announcedAt = now
+	}
 	h.last, h.keys = rep, keys
 	h.mu.Unlock()
 
 	log := t.logger(c.Name, "health")
 	switch {
-	case prev.Status == rep.Status && slices.Equal(prevKeys, keys):
+	case !changed && !again:
 	case rep.Status == ingest.HealthOK:
 		if prev.Status != "" {
-			log.Info("cloud healthy again", "was", prev.Status)
+			log.Info(c.Name+" healthy again", "was", prev.Status)
 			t.alert("%s healthy again", c.Name)
 		}
 	default:
-		log.Warn("cloud "+rep.Status, "problems", strings.Join(rep.Problems, "; "))
-		t.alert("%s %s: %s", c.Name, rep.Status, strings.Join(rep.Problems, "; "))
+		// One line a person reads (the text format shows the message
+		// first), at ERROR while a stage fails or the cloud is unhealthy.
+		still := ""
+		if again {
+			still = "still "
+		}
+		msg := fmt.Sprintf("%s %s%s: %s", c.Name, still, rep.Status, strings.Join(rep.Problems, "; "))
+		if len(stageKeys) > 0 || rep.Status == ingest.HealthUnhealthy {
+			log.Error(msg, "status", rep.Status, "failing", strings.Join(keys, "; "))
+		} else {
+			log.Warn(msg, "status", rep.Status, "failing", strings.Join(keys, "; "))
+		}
+		t.alert("%s", msg)
 	}
+}
+
+// DefaultAlertEvery is how often a problem that lasts is announced again
+// (see Options.AlertEvery).
+const DefaultAlertEvery = 15 * time.Second
+
+func (t *Topology) alertEvery() time.Duration {
+	if t.opts.AlertEvery > 0 {
+		return t.opts.AlertEvery
+	}
+	return DefaultAlertEvery
 }
 
 // stageFailingFor is how long a stage fails before its cloud reports it:

@@ -3,11 +3,11 @@ package topology
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/intercloud/intercloud/auth"
@@ -123,6 +123,50 @@ func (t *Topology) shipperSamples() []telemetry.Sample {
 	return out
 }
 
+// listenerSamples are the connection counters of this process's
+// listeners that match: connections accepted and open, failed TLS
+// handshakes (plain HTTP among them), and what the listener refused
+// itself (slow bodies, oversized headers, malformed requests, connections
+// over the per-address cap, requests over the per-key cap).
+func (t *Topology) listenerSamples(match func(name string) bool) func() []telemetry.Sample {
+	return func() []telemetry.Sample {
+		t.serversMu.Lock()
+		servers := slices.Clone(t.servers)
+		t.serversMu.Unlock()
+		var out []telemetry.Sample
+		for _, s := range servers {
+			if !match(s.name) {
+				continue
+			}
+			st := s.srv.Stats()
+			l := map[string]string{"listener": s.name}
+			c := func(name, help string, v int64, extra ...string) {
+				labels := l
+				if len(extra) == 2 {
+					labels = map[string]string{"listener": s.name, extra[0]: extra[1]}
+				}
+				out = append(out, telemetry.Sample{Name: name, Help: help, Type: prometheus.CounterValue, Labels: labels, Value: float64(v)})
+			}
+			c("listener_connections_total", "Connections the listener accepted.", st.Accepted)
+			out = append(out, telemetry.Sample{Name: "listener_open_connections", Help: "Connections open now.", Type: prometheus.GaugeValue, Labels: l, Value: float64(st.Open)})
+			c("listener_tls_handshake_failures_total", "TLS handshakes that failed (no or a refused client certificate, a timeout, plain HTTP).", st.TLSHandshakeFailures)
+			c("listener_plain_http_on_tls_total", "Plain HTTP requests sent to the TLS listener (answered with a JSON 400).", st.PlainHTTPOnTLS)
+			const refused = "Requests and connections the listener refused itself, by reason."
+			c("listener_refused_total", refused, st.SlowBodies, "reason", "slow_body")
+			c("listener_refused_total", refused, st.HeaderTooLarge, "reason", "header_too_large")
+			c("listener_refused_total", refused, st.Malformed, "reason", "malformed")
+			c("listener_refused_total", refused, st.ConnsRefused, "reason", "conns_per_ip")
+			c("listener_refused_total", refused, st.KeyLimited, "reason", "requests_per_key")
+		}
+		return out
+	}
+}
+
+// cloudListener reports whether a listener belongs to cloud's /metrics.
+func cloudListener(cloud string) func(string) bool {
+	return func(name string) bool { return strings.HasPrefix(name, cloud+"-") }
+}
+
 // globalSamples are the front door's and the edge's counters.
 func (t *Topology) globalSamples() []telemetry.Sample {
 	var out []telemetry.Sample
@@ -164,14 +208,23 @@ func (t *Topology) globalSamples() []telemetry.Sample {
 func (t *Topology) newCloudRegistry(c *Cloud) {
 	c.registry = telemetry.NewRegistry()
 	c.metrics = telemetry.NewCloudMetrics(c.registry, c.Name)
-	c.registry.MustRegister(telemetry.SampleCollector(c.Samples), telemetry.SampleCollector(t.shipperSamples))
+	c.registry.MustRegister(telemetry.SampleCollector(c.Samples), telemetry.SampleCollector(t.shipperSamples),
+		telemetry.SampleCollector(t.listenerSamples(cloudListener(c.Name))))
 }
 
 // newGlobalRegistry makes the console's /metrics registry: the front
 // door, the edge and this process's log shipping.
 func (t *Topology) newGlobalRegistry() {
 	t.registry = telemetry.NewRegistry()
-	t.registry.MustRegister(telemetry.SampleCollector(t.globalSamples), telemetry.SampleCollector(t.shipperSamples))
+	t.registry.MustRegister(telemetry.SampleCollector(t.globalSamples), telemetry.SampleCollector(t.shipperSamples),
+		telemetry.SampleCollector(t.listenerSamples(func(name string) bool {
+			for cloud := range t.cfg.Clouds {
+				if cloudListener(cloud)(name) {
+					return false
+				}
+			}
+			return true
+		})))
 	t.frontDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "intercloud", Name: "frontdoor_request_duration_seconds",
 		Help: "Latency of requests through the front door, by status code.", Buckets: prometheus.DefBuckets}, []string{"code"})
 	t.edgeDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "intercloud", Name: "edge_request_duration_seconds",
@@ -183,30 +236,7 @@ func (t *Topology) newGlobalRegistry() {
 
 // instrumentEdge counts the edge's latency and the bytes it sends.
 func (t *Topology) instrumentEdge(h http.Handler) http.Handler {
-	h = promhttp.InstrumentHandlerDuration(t.edgeDuration, h)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.ServeHTTP(&countingWriter{ResponseWriter: w, n: t.edgeBytes}, r)
-	})
-}
-
-// countingWriter counts the body bytes written through it.
-type countingWriter struct {
-	http.ResponseWriter
-	n prometheus.Counter
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.ResponseWriter.Write(p)
-	c.n.Add(float64(n))
-	return n, err
-}
-
-func (c *countingWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
-
-func (c *countingWriter) Flush() {
-	if f, ok := c.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
+	return telemetry.InstrumentHandler(h, t.edgeDuration, t.edgeBytes)
 }
 
 // timedLoad wraps the load handler to observe each invocation's duration.
@@ -236,7 +266,7 @@ func observeApplied(m *telemetry.CloudMetrics, stream string, b replicate.Batch)
 
 // instrumentIngest observes the latency of ingest requests by status code.
 func instrumentIngest(h http.Handler, m *telemetry.CloudMetrics) http.Handler {
-	return promhttp.InstrumentHandlerDuration(m.IngestDuration, h)
+	return telemetry.InstrumentHandler(h, m.IngestDuration, nil)
 }
 
 func b2f(b bool) float64 {

@@ -16,10 +16,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/intercloud/intercloud/apierr"
 	"github.com/intercloud/intercloud/auth"
 	"github.com/intercloud/intercloud/certs"
 	"github.com/intercloud/intercloud/config"
 	"github.com/intercloud/intercloud/demo"
+	"github.com/intercloud/intercloud/internal/serve"
 	"github.com/intercloud/intercloud/record"
 	"github.com/intercloud/intercloud/topology"
 )
@@ -147,11 +149,15 @@ func TestTLSAndAttacks(t *testing.T) {
 				t.Logf("%s with %s: %v", name, cname, err)
 			}
 		}
+		// Plain HTTP to a TLS port: a JSON 400 naming the scheme.
 		if resp, err := http.Get(strings.Replace(u, "https://", "http://", 1) + "/healthz"); err == nil {
+			e := apierr.Read(resp)
 			resp.Body.Close()
-			if resp.StatusCode < 400 {
-				t.Errorf("%s answered plain HTTP with %d", name, resp.StatusCode)
+			if resp.StatusCode != 400 || e == nil || e.Code != serve.CodePlainHTTP {
+				t.Errorf("%s answered plain HTTP with %d %v, want a JSON 400 %s", name, resp.StatusCode, e, serve.CodePlainHTTP)
 			}
+		} else {
+			t.Errorf("%s: plain HTTP got no answer: %v", name, err)
 		}
 	}
 	for _, name := range []string{"frontdoor", "edge"} {

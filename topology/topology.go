@@ -27,7 +27,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/intercloud/intercloud/auth"
@@ -77,10 +76,15 @@ type Options struct {
 	// OnPublished is told the ids whose aggregates were just published.
 	OnPublished func(ids []string)
 	// Alerts, when set, receives one plain line whenever a cloud of this
-	// process turns degraded or unhealthy (naming the stage and why) and
-	// when it is healthy again: the stderr of `intercloud demo`, whose log
-	// lines go to a file.
+	// process turns degraded or unhealthy (naming the stage and why),
+	// again every AlertEvery while it stays so, and when it is healthy
+	// again: the stderr of `intercloud demo`, whose log lines go to a
+	// file. The same lines are logged (at ERROR while a stage fails): the
+	// stderr of `intercloud up`.
 	Alerts io.Writer
+	// AlertEvery is how often lasting problems are announced again
+	// (default DefaultAlertEvery).
+	AlertEvery time.Duration
 	// DefaultLogger makes the topology's logger the process's slog default
 	// (and with it the output of the standard log package), so that what
 	// dependencies log through either reaches the same JSON lines and the
@@ -128,6 +132,7 @@ type Topology struct {
 	httpClient                  *http.Client
 
 	servers   []*server
+	serversMu sync.Mutex // guards servers against /metrics while they start
 	endpoints []Endpoint
 	// gates are the cloud APIs' listeners, answering from the start.
 	gates   map[string]*gateServer
@@ -422,8 +427,12 @@ func (t *Topology) startCloud(ctx context.Context, name string) error {
 	if t.cfg.Publish.Cloud == name {
 		hs.Publish, hs.Poll = &t.cfg.Publish, t.cfg.Replication.Poll.D()
 		hs.Purge, hs.OnPublished, hs.OnFresh = t.purger(), t.opts.OnPublished, c.metrics.ObserveFreshness
-		hs.OnTraces = func(traces []string, start, end time.Time) {
-			t.tracing.Hop("publish", "publish: results written, edge purged", traces, start, end, attribute.String("cloud", name))
+		hs.OnTraces = func(traces []string, tr publish.Trace) {
+			t.tracing.Hop("publish", "publish: results written, edge purged", traces, tr.Start, tr.End, attribute.String("cloud", name))
+			if p := tr.Purge; !p.Start.IsZero() {
+				t.tracing.HopErr("edge", SpanEdgePurge, traces, p.Start, p.End, p.Err,
+					attribute.String("cloud", name), attribute.Int("purge.tags", p.Tags), attribute.Bool("purge.remote", !t.has(RoleGlobal)))
+			}
 		}
 		hs.PublishFence = func(ctx context.Context, tx *sql.Tx) error {
 			if l := pubLease.Load(); l != nil {
@@ -852,7 +861,7 @@ func (t *Topology) startGlobal(ctx context.Context) error {
 		return fmt.Errorf("topology: %w", err)
 	}
 	t.goPipe(func(ctx context.Context) { _ = t.front.Run(ctx) })
-	if _, err = t.serve("frontdoor", t.cfg.FrontDoor.Listen, promhttp.InstrumentHandlerDuration(t.frontDuration, t.tracing.Middleware("frontdoor", "frontdoor", t.front))); err != nil {
+	if _, err = t.serve("frontdoor", t.cfg.FrontDoor.Listen, telemetry.InstrumentHandler(t.tracing.Middleware("frontdoor", "frontdoor", t.front), t.frontDuration, nil)); err != nil {
 		return err
 	}
 	_, err = t.serve("console", t.cfg.Console.Listen, t.consoleHandler())
@@ -898,6 +907,10 @@ func (t *Topology) edgeConfig() edge.Config {
 		Keys: t.keys, Logger: t.logger("", "edge"), Transport: t.edgeTransport(),
 	}
 }
+
+// SpanEdgePurge names the span of an edge purge in each published
+// record's trace.
+const SpanEdgePurge = "edge purge"
 
 // purger returns how publish purges the edge: in-process when the edge
 // runs here, over HTTP otherwise.
@@ -952,7 +965,9 @@ func (t *Topology) serve(name, addr string, h http.Handler) (*server, error) {
 		return nil, fmt.Errorf("topology: %w", err)
 	}
 	s := &server{name: name, url: srv.URL(), srv: srv}
+	t.serversMu.Lock()
 	t.servers = append(t.servers, s)
+	t.serversMu.Unlock()
 	t.endpoints = append(t.endpoints, Endpoint{Name: name, URL: s.url})
 	return s, nil
 }

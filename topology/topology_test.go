@@ -7,6 +7,7 @@ import (
 
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -445,8 +446,49 @@ func TestStatusAndMetrics(t *testing.T) {
 			}
 		}
 	}
+	// What the listeners refuse themselves: plain HTTP to the TLS port of
+	// AWS's API, a request without Host to the front door.
+	if resp, err := http.Get(strings.Replace(topo.URL("aws-api"), "https://", "http://", 1) + "/healthz"); err == nil {
+		resp.Body.Close()
+	}
+	conn, err := tls.Dial("tcp", strings.TrimPrefix(topo.URL("frontdoor"), "https://"), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(conn, "GET /healthz HTTP/1.1\r\n\r\n")
+	_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if resp, err := http.ReadResponse(bufio.NewReader(conn), nil); err != nil || resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("a request without Host: %v %v", resp, err)
+	}
+	conn.Close()
+
 	az := topo.URL("azure-api") + "/metrics"
-	has(az, "intercloud_replication_cdc_rows_total", dto.MetricType_COUNTER, map[string]string{"cloud": "azure", "stream": "aws-to-azure"}, 200)
+	// The records reach Azure by the full load or by CDC, whichever the
+	// stream was in when they came: together both counters reach 200.
+	stream := map[string]string{"cloud": "azure", "stream": "aws-to-azure"}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		fams := families(az)
+		var rows float64
+		for _, name := range []string{"intercloud_replication_snapshot_rows_total", "intercloud_replication_cdc_rows_total"} {
+			for _, m := range fams[name].GetMetric() {
+				match := true
+				for _, lp := range m.GetLabel() {
+					if want, ok := stream[lp.GetName()]; ok && want != lp.GetValue() {
+						match = false
+					}
+				}
+				if match {
+					rows += m.GetCounter().GetValue()
+				}
+			}
+		}
+		if rows >= 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replication rows of aws-to-azure: %v, want 200 (full load and CDC together)", rows)
+		}
+	}
 	has(az, "intercloud_replication_source_lag_seconds", dto.MetricType_GAUGE, map[string]string{"cloud": "azure", "stream": "aws-to-azure"}, 0)
 	has(az, "intercloud_replication_apply_duration_seconds", dto.MetricType_HISTOGRAM, map[string]string{"cloud": "azure", "stream": "aws-to-azure"}, 1)
 	has(az, "intercloud_replication_lag_seconds", dto.MetricType_HISTOGRAM, map[string]string{"cloud": "azure", "stream": "aws-to-azure"}, 1)
@@ -465,6 +507,16 @@ func TestStatusAndMetrics(t *testing.T) {
 	has(global, "intercloud_edge_misses_total", dto.MetricType_COUNTER, nil, 1)
 	has(global, "intercloud_edge_response_bytes_total", dto.MetricType_COUNTER, nil, 1)
 	has(global, "intercloud_edge_request_duration_seconds", dto.MetricType_HISTOGRAM, map[string]string{"code": "200"}, 1)
+	has(aws, "intercloud_listener_connections_total", dto.MetricType_COUNTER, map[string]string{"listener": "aws-api"}, 2)
+	has(aws, "intercloud_listener_plain_http_on_tls_total", dto.MetricType_COUNTER, map[string]string{"listener": "aws-api"}, 1)
+	has(aws, "intercloud_listener_tls_handshake_failures_total", dto.MetricType_COUNTER, map[string]string{"listener": "aws-api"}, 1)
+	has(aws, "intercloud_listener_open_connections", dto.MetricType_GAUGE, map[string]string{"listener": "aws-api"}, 0)
+	has(global, "intercloud_listener_connections_total", dto.MetricType_COUNTER, map[string]string{"listener": "frontdoor"}, 2)
+	has(global, "intercloud_listener_refused_total", dto.MetricType_COUNTER, map[string]string{"listener": "frontdoor", "reason": "malformed"}, 1)
+	has(global, "intercloud_listener_refused_total", dto.MetricType_COUNTER, map[string]string{"listener": "edge", "reason": "slow_body"}, 0)
+	if why := reaches(families(global), "intercloud_listener_connections_total", dto.MetricType_COUNTER, map[string]string{"listener": "aws-api"}, 0); why == "" {
+		t.Error("the console's /metrics counts a cloud's listener")
+	}
 
 	// Every metric the Grafana dashboard in deploy/ plots is exported.
 	dash, err := os.ReadFile("../deploy/grafana/intercloud.json")

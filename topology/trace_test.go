@@ -17,13 +17,14 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/intercloud/intercloud/demo"
+	"github.com/intercloud/intercloud/topology"
 )
 
 // TestTraceAcrossClouds sends one record with the client's W3C
 // traceparent: the record's row carries its trace id on both clouds, and
 // its trace holds a span for every hop — the front door (a child of the
 // client's span), ingest (a child of the front door's), the load on AWS,
-// the replication into Azure and publish — in the embedded store and at
+// the replication into Azure, publish and its edge purge — in the embedded store and at
 // an OTLP/HTTP collector.
 func TestTraceAcrossClouds(t *testing.T) {
 	const traceID, clientSpan = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
@@ -83,7 +84,7 @@ func TestTraceAcrossClouds(t *testing.T) {
 			t.Fatalf("%s row trace %q (%v)", cloud, got, err)
 		}
 	}
-	want := []string{"frontdoor", "ingest POST /v1/records", "load raw/", "replicate aws-to-azure", "publish: results written, edge purged"}
+	want := []string{"frontdoor", "ingest POST /v1/records", "load raw/", "replicate aws-to-azure", "publish: results written, edge purged", topology.SpanEdgePurge}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		spans := topo.Spans(traceID)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/intercloud/intercloud/config"
@@ -38,6 +39,7 @@ Usage:
   intercloud version
 
 No --config means the embedded default: files and SQLite under ./intercloud-data.
+Every command takes --cpuprofile FILE: a CPU profile of the whole run, for go tool pprof.
 `
 
 // command is one subcommand.
@@ -51,6 +53,7 @@ type env struct {
 	stdout, stderr io.Writer
 	configPath     string
 	dataDir        string
+	cpuProfile     string
 }
 
 // load reads the topology and resolves the API key.
@@ -113,12 +116,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	fs.StringVar(&e.configPath, "config", "", "topology file (YAML); empty: the embedded default")
 	fs.StringVar(&e.dataDir, "data-dir", "", "data directory of the embedded stand-ins (default ./"+config.DefaultDataDir+")")
+	fs.StringVar(&e.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof)")
 	cmd.flags(fs)
 	if err := fs.Parse(interleave(fs, args[1:])); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
+	}
+	if e.cpuProfile != "" {
+		stop, err := startCPUProfile(e.cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "intercloud %s: %v\n", args[0], err)
+			return 1
+		}
+		defer func() {
+			if err := stop(); err != nil {
+				fmt.Fprintf(stderr, "intercloud %s: %v\n", args[0], err)
+			}
+		}()
 	}
 	if err := cmd.run(ctx, e, fs.Args()); err != nil {
 		var ee *exitError
@@ -132,6 +148,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// startCPUProfile profiles the process into path until stop is called.
+func startCPUProfile(path string) (stop func() error, err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("cpuprofile: %w", err)
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("cpuprofile: %w", err)
+		}
+		return nil
+	}, nil
 }
 
 // interleave moves flags after positional arguments to the front, so

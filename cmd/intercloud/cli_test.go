@@ -245,3 +245,24 @@ func TestKeysCLI(t *testing.T) {
 		}
 	}
 }
+
+// TestCPUProfile: --cpuprofile writes a profile (gzipped, as pprof reads
+// it); a path that
+// cannot be created is an error before the command runs.
+func TestCPUProfile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "cpu.pprof")
+	if code, _, errs := runCLI(t, "version", "--cpuprofile", path); code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b { // a profile is gzipped protobuf
+		t.Fatalf("the profile is %d bytes, not gzip", len(b))
+	}
+	if code, out, errs := runCLI(t, "version", "--cpuprofile", filepath.Join(dir, "no", "such", "dir")); code != 1 || !strings.Contains(errs, "cpuprofile") || out != "" {
+		t.Errorf("unwritable path: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+}

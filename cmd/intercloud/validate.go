@@ -139,8 +139,8 @@ func (c *validateCmd) runContinuous(ctx context.Context, e *env, name string, v 
 			return append(ms, telemetry.Sample{Name: "validation_rounds_total", Type: prometheus.CounterValue, Value: float64(st.Rounds),
 				Help: "Rounds of continuous validation.", Labels: map[string]string{"stream": name}})
 		}))
-		srv := serve.HTTPServer(telemetry.MetricsHandler(reg), serve.Limits{}, nil)
-		go func() { _ = srv.Serve(ln) }()
+		srv, sln := serve.HTTPServer(telemetry.MetricsHandler(reg), serve.Limits{}, nil, ln)
+		go func() { _ = srv.Serve(sln) }()
 		defer srv.Close()
 		fmt.Fprintf(e.stderr, "metrics on http://%s/metrics\n", ln.Addr())
 	}

@@ -256,7 +256,7 @@ func Addr(getenv func(string) string) string {
 // Serve serves h on ln until ctx is cancelled, then finishes the
 // invocations in flight.
 func Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
-	srv := serve.HTTPServer(h, serve.Limits{}, nil)
+	srv, ln := serve.HTTPServer(h, serve.Limits{}, nil, ln)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

@@ -9,8 +9,11 @@
 //   - the request line and headers must arrive within ReadHeaderTimeout
 //     (the connection is closed);
 //   - headers larger than MaxHeaderBytes get a JSON 431; past
-//     HardHeaderBytes Go's own plain-text 431 closes the connection
-//     before any handler runs;
+//     HardHeaderBytes Go's server stops reading them and its answer, a
+//     431 too, is turned into JSON like its other answers (400 for a
+//     malformed request, 501 for an unknown transfer coding), over TLS
+//     too (HTTP/2 has its own frames for these); plain HTTP sent to a TLS
+//     port gets a JSON 400;
 //   - a body must arrive at MinBodyRate bytes per second on average after
 //     a BodyGrace: a slower one fails the handler's read with
 //     ErrBodyTooSlow (a handler answers it with a 408, see IsBodyTooSlow),
@@ -135,17 +138,29 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Stats count what the server refused itself.
+// Stats count the server's connections and what it refused itself.
 type Stats struct {
+	// Accepted counts the connections accepted; Open those open now.
+	Accepted, Open int64
+	// TLSHandshakeFailures counts connections whose TLS handshake failed
+	// (no or a refused client certificate, a timeout, plain HTTP, ...);
+	// PlainHTTPOnTLS those of them that sent plain HTTP (answered with a
+	// JSON 400).
+	TLSHandshakeFailures, PlainHTTPOnTLS int64
 	// ConnsRefused counts connections closed because their address had
 	// MaxConnsPerIP open already.
 	ConnsRefused int64
-	// SlowBodies counts request bodies cut for arriving below MinBodyRate.
+	// SlowBodies counts request bodies cut for arriving below MinBodyRate
+	// (answered with a JSON 408).
 	SlowBodies int64
 	// KeyLimited counts requests refused for MaxRequestsPerKey.
 	KeyLimited int64
-	// HeaderTooLarge counts requests refused for MaxHeaderBytes.
+	// HeaderTooLarge counts requests refused for MaxHeaderBytes or
+	// HardHeaderBytes.
 	HeaderTooLarge int64
+	// Malformed counts requests refused as malformed before any handler
+	// ran (a bad request line or header, an unknown transfer coding).
+	Malformed int64
 }
 
 // Server is a listening HTTP server.
@@ -158,7 +173,10 @@ type Server struct {
 	url   string
 	done  chan struct{}
 	keys  keyCounter
-	stats struct{ connsRefused, slowBodies, keyLimited, headerTooLarge atomic.Int64 }
+	stats struct {
+		accepted, open, tlsFailures, plainHTTP                          atomic.Int64
+		connsRefused, slowBodies, keyLimited, headerTooLarge, malformed atomic.Int64
+	}
 }
 
 // Listen opens cfg.Addr and starts serving. It returns once the listener
@@ -176,10 +194,25 @@ func Listen(cfg Config) (*Server, error) {
 
 // Serve serves on ln, which the Server owns from then on.
 func Serve(cfg Config, ln net.Listener) *Server {
+	s, ln := newServer(cfg, ln)
+	s.done = make(chan struct{})
+	go func() {
+		defer close(s.done)
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("server failed", "server", cfg.Name, "err", err)
+		}
+	}()
+	return s
+}
+
+// newServer makes the Server of cfg and the listener to serve it on, made
+// from ln: the per-address cap, then the TLS handshake and the JSON
+// answers for what Go's server refuses itself (see listener).
+func newServer(cfg Config, ln net.Listener) (*Server, net.Listener) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{cfg: cfg, lim: cfg.Limits.withDefaults(), log: cfg.Logger, done: make(chan struct{}), keys: keyCounter{n: map[[sha256.Size]byte]int{}}}
+	s := &Server{cfg: cfg, lim: cfg.Limits.withDefaults(), log: cfg.Logger, keys: keyCounter{n: map[[sha256.Size]byte]int{}}}
 	scheme := "http"
 	if cfg.TLS != nil {
 		scheme = "https"
@@ -197,41 +230,24 @@ func Serve(cfg Config, ln net.Listener) *Server {
 		MaxHeaderBytes:    s.lim.HardHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
+	var tc *tls.Config
 	if cfg.TLS != nil {
-		tc := cfg.TLS.Clone()
+		tc = cfg.TLS.Clone()
 		if len(tc.NextProtos) == 0 {
 			tc.NextProtos = []string{"h2", "http/1.1"}
 		}
 		s.srv.TLSConfig = tc
-		ln = tls.NewListener(ln, tc)
 	}
-	s.ln = ln
-	go func() {
-		defer close(s.done)
-		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("server failed", "server", cfg.Name, "err", err)
-		}
-	}()
-	return s
+	s.ln = newListener(ln, s, tc)
+	return s, s.ln
 }
 
-// HTTPServer returns an http.Server with the timeouts and per-request
-// limits of lim (not the per-address cap, which needs the listener), for a
-// server whose listener and lifecycle its owner keeps.
-func HTTPServer(h http.Handler, lim Limits, log *slog.Logger) *http.Server {
-	if log == nil {
-		log = slog.Default()
-	}
-	s := &Server{lim: lim.withDefaults(), log: log, keys: keyCounter{n: map[[sha256.Size]byte]int{}}}
-	return &http.Server{
-		Handler:           s.wrap(h),
-		ReadHeaderTimeout: s.lim.ReadHeaderTimeout,
-		ReadTimeout:       s.lim.ReadTimeout,
-		WriteTimeout:      s.lim.WriteTimeout,
-		IdleTimeout:       s.lim.IdleTimeout,
-		MaxHeaderBytes:    s.lim.HardHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}
+// HTTPServer returns an http.Server with the limits of lim, and the
+// listener made from ln to serve it on (srv.Serve(l)), for a plain-HTTP
+// server whose lifecycle its owner keeps.
+func HTTPServer(h http.Handler, lim Limits, log *slog.Logger, ln net.Listener) (srv *http.Server, l net.Listener) {
+	s, l := newServer(Config{Handler: h, Limits: lim, Logger: log}, ln)
+	return s.srv, l
 }
 
 // URL is the server's base URL: http:// or https:// and the address it
@@ -257,10 +273,15 @@ func (s *Server) Close() error { return s.srv.Close() }
 // Stats returns what the server refused.
 func (s *Server) Stats() Stats {
 	return Stats{
-		ConnsRefused:   s.stats.connsRefused.Load(),
-		SlowBodies:     s.stats.slowBodies.Load(),
-		KeyLimited:     s.stats.keyLimited.Load(),
-		HeaderTooLarge: s.stats.headerTooLarge.Load(),
+		Accepted:             s.stats.accepted.Load(),
+		Open:                 s.stats.open.Load(),
+		TLSHandshakeFailures: s.stats.tlsFailures.Load(),
+		PlainHTTPOnTLS:       s.stats.plainHTTP.Load(),
+		ConnsRefused:         s.stats.connsRefused.Load(),
+		SlowBodies:           s.stats.slowBodies.Load(),
+		KeyLimited:           s.stats.keyLimited.Load(),
+		HeaderTooLarge:       s.stats.headerTooLarge.Load(),
+		Malformed:            s.stats.malformed.Load(),
 	}
 }
 
@@ -436,6 +457,26 @@ type capConn struct {
 	l    *capListener
 	host string
 	once sync.Once
+}
+
+// CloseWrite half-closes the connection when it can.
+func (c *capConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// capConn keeps the connection's ReadFrom, through which net/http sends
+// files with sendfile(2).
+var _ io.ReaderFrom = (*capConn)(nil)
+
+// ReadFrom is the connection's own when it has one.
+func (c *capConn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(c.Conn, r)
 }
 
 func (c *capConn) Close() error {

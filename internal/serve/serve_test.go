@@ -2,11 +2,15 @@ package serve
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -212,5 +216,34 @@ func TestRequestsPerKey(t *testing.T) {
 	wg.Wait()
 	if r := get("/", "k1"); r.StatusCode != 200 {
 		t.Fatalf("after the others ended: %d", r.StatusCode)
+	}
+}
+
+// A file served through the per-address cap goes out through the
+// connection's ReadFrom (sendfile on TCP) and arrives whole.
+func TestFileThroughConnCap(t *testing.T) {
+	want := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
+	path := filepath.Join(t.TempDir(), "body")
+	if err := os.WriteFile(path, want, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := start(t, Limits{MaxConnsPerIP: 4}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f, err := os.Open(path)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer f.Close()
+		w.Header().Set("Content-Length", strconv.Itoa(len(want)))
+		_, _ = io.Copy(w, f)
+	}))
+	resp, err := http.Get(s.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("%d of %d bytes, equal %v, err %v", len(got), len(want), bytes.Equal(got, want), err)
 	}
 }

@@ -135,7 +135,8 @@ func ListenWebhook(u *url.URL, cb Callback, log *slog.Logger) (*WebhookServer, e
 	}
 	mux := http.NewServeMux()
 	mux.Handle(path, NewS3Webhook(cb, opts, log))
-	return &WebhookServer{ln: ln, path: path, srv: serve.HTTPServer(mux, serve.Limits{}, log)}, nil
+	srv, sln := serve.HTTPServer(mux, serve.Limits{}, log, ln)
+	return &WebhookServer{ln: sln, path: path, srv: srv}, nil
 }
 
 // URL returns the http URL to give the store (its --event-webhook-url).

@@ -1,6 +1,8 @@
 package mysqlsrc_test
 
 import (
+	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -75,6 +77,18 @@ func TestConformance(t *testing.T) {
 		MatrixRows:    matrixRows,
 		MatrixColumns: matrixColumns,
 		AddColumnDDL:  "ALTER TABLE items ADD COLUMN note VARCHAR(30) NOT NULL DEFAULT 'n/a'",
+		LeastPrivilege: func(t *testing.T, db *sqldb.DB) *sqldb.DB {
+			// A user with exactly the documented grants of a one-way stream.
+			var name string
+			if err := db.QueryRowContext(context.Background(), "SELECT DATABASE()").Scan(&name); err != nil {
+				t.Fatal(err)
+			}
+			user := "least_" + name
+			execSQL(t, db, fmt.Sprintf("CREATE USER '%s'@'%%' IDENTIFIED BY 'pw'", user))
+			execSQL(t, db, fmt.Sprintf("GRANT SELECT ON %s.* TO '%s'@'%%'", name, user))
+			execSQL(t, db, fmt.Sprintf("GRANT REPLICATION CLIENT, REPLICATION SLAVE ON *.* TO '%s'@'%%'", user))
+			return open(t, fmt.Sprintf("mysql://%s:pw@127.0.0.1:%d/%s", user, e.my.Port, name))
+		},
 	})
 }
 

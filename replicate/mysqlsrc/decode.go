@@ -201,7 +201,7 @@ func (d *decoder) row(vals []any) (map[string]any, []any, error) {
 	return row, key, nil
 }
 
-// converter returns how values of a column become what replicate.Normalize
+// converter returns how values of a column become what sqldb.Normalize
 // takes for its portable type.
 func converter(c colInfo) func(any) (any, error) {
 	switch c.dataType {

@@ -219,7 +219,7 @@ func canonicalRow(t testing.TB, db *sqldb.DB, table string, id int) map[string]s
 			out[c.Name] = "NULL"
 			continue
 		}
-		s, err := replicate.Canonical(c.Type, vals[i])
+		s, err := sqldb.Text(c.Type, vals[i])
 		if err != nil {
 			t.Fatalf("%s.%s: %v", table, c.Name, err)
 		}

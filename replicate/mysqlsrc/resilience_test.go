@@ -240,7 +240,7 @@ type atomicCount struct{ n atomic.Int64 }
 func (c *atomicCount) add(b replicate.Batch, echo func(id int64) bool) {
 	for _, ch := range b.Changes {
 		if len(ch.Key) == 1 {
-			if n, err := replicate.Normalize(sqldb.Type{Kind: sqldb.KindInt}, ch.Key[0]); err == nil {
+			if n, err := sqldb.Normalize(sqldb.Type{Kind: sqldb.KindInt}, ch.Key[0]); err == nil {
 				if id, ok := n.(int64); ok && echo(id) {
 					c.n.Add(1)
 				}

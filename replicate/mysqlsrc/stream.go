@@ -254,7 +254,9 @@ func (st *streamer) query(ctx context.Context, h *replication.EventHeader, e *re
 			}
 			st.s.forget(t.Name)
 			delete(st.decoders, t.Name)
-			if st.want[t.Name] {
+			// A created table the stream does not have yet is news too:
+			// the stream picks it up when its table globs select it.
+			if st.want[t.Name] || ddl.Kind == "CREATE TABLE" {
 				hit = append(hit, t.Name)
 			}
 		}

@@ -1,6 +1,7 @@
 package pgsrc_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -61,6 +62,23 @@ func TestConformance(t *testing.T) {
 		MatrixColumns: pgMatrixColumns,
 		Unportable:    map[string][]string{"postgres": {"arr"}, "mysql": {"arr"}, "sqlite": {"arr"}},
 		AddColumnDDL:  "ALTER TABLE items ADD COLUMN note varchar(30) NOT NULL DEFAULT 'n/a'",
+		LeastPrivilege: func(t *testing.T, db *sqldb.DB) *sqldb.DB {
+			// The owner prepares the publication and replica identity; the
+			// stream's user has SELECT and the REPLICATION attribute only.
+			var name string
+			if err := db.QueryRowContext(context.Background(), "SELECT current_database()").Scan(&name); err != nil {
+				t.Fatal(err)
+			}
+			exec(t, db, `ALTER TABLE items REPLICA IDENTITY FULL`)
+			exec(t, db, `DO $$ BEGIN
+				IF NOT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = 'intercloud') THEN CREATE PUBLICATION intercloud; END IF;
+				IF NOT EXISTS (SELECT 1 FROM pg_publication_tables WHERE pubname = 'intercloud' AND tablename = 'items') THEN
+					ALTER PUBLICATION intercloud ADD TABLE items; END IF; END $$`)
+			role := "least_" + name
+			exec(t, c.root, `CREATE ROLE `+role+` LOGIN REPLICATION PASSWORD 'pw'`)
+			exec(t, db, `GRANT SELECT ON items TO `+role)
+			return open(t, fmt.Sprintf("postgres://%s:pw@127.0.0.1:%d/%s?sslmode=disable", role, c.p.Port, name))
+		},
 	})
 }
 

@@ -296,7 +296,7 @@ const (
 )
 
 // decodeValue converts one text-format column value of a type to the Go
-// value replicate.Normalize accepts for it: int64 for integers, float64,
+// value sqldb.Normalize accepts for it: int64 for integers, float64,
 // bool, []byte for bytea, time.Time (UTC) for timestamps and dates, and the
 // exact text for numeric, time, JSON and everything else.
 func decodeValue(typ uint32, c tupleCol) (any, error) {

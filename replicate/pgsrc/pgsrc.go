@@ -402,19 +402,34 @@ func EnsureSlot(ctx context.Context, db *sqldb.DB, name string) error {
 // 10 s) rather than fail.
 func DropSlot(ctx context.Context, db *sqldb.DB, name string) error {
 	slot := SlotName(name)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	err := whileSlotActive(ctx, func() error {
 		_, err := db.ExecContext(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1`, slot)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("pgsrc: drop replication slot %s: %w", slot, err)
+	}
+	return nil
+}
+
+// slotActiveWait is how long whileSlotActive waits for a slot to be let go.
+const slotActiveWait = 10 * time.Second
+
+// whileSlotActive runs fn again while it fails because the replication
+// slot is still active (SQLSTATE 55006, object_in_use), for up to
+// slotActiveWait: a stream that just stopped holds its slot until the
+// server notices its walsender is gone.
+func whileSlotActive(ctx context.Context, fn func() error) error {
+	deadline := time.Now().Add(slotActiveWait)
+	for {
+		err := fn()
 		var pgErr *pgconn.PgError
 		if err == nil || !errors.As(err, &pgErr) || pgErr.Code != "55006" || time.Now().After(deadline) {
-			if err != nil {
-				return fmt.Errorf("pgsrc: drop replication slot %s: %w", slot, err)
-			}
-			return nil
+			return err
 		}
-		select { // 55006: object_in_use, the slot is still active
+		select {
 		case <-ctx.Done():
-			return fmt.Errorf("pgsrc: drop replication slot %s: %w", slot, ctx.Err())
+			return ctx.Err()
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

@@ -18,6 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/intercloud/intercloud/internal/peers"
 	"github.com/intercloud/intercloud/replicate"
 	"github.com/intercloud/intercloud/replicate/pgsrc"
@@ -206,6 +209,7 @@ func TestPostgres(t *testing.T) {
 	t.Run("KillChild", func(t *testing.T) { testKill(t, c) })
 	t.Run("SchemaChange", func(t *testing.T) { testSchema(t, c) })
 	t.Run("ConfirmOnlyApplied", func(t *testing.T) { testConfirm(t, c) })
+	t.Run("WaitsForActiveSlot", func(t *testing.T) { testWaitsForActiveSlot(t, c) })
 	t.Run("Truncate", func(t *testing.T) { testTruncate(t, c) })
 	t.Run("StreamStopsOnTruncate", func(t *testing.T) { testStopOnTruncate(t, c) })
 	t.Run("NoPrimaryKey", func(t *testing.T) { testNoPK(t, c) })
@@ -742,6 +746,10 @@ func testConfirm(t *testing.T, c *cluster) {
 			t.Errorf("stream from before the slot: %v, want ErrPositionLost", err)
 		}
 	}
+	// The server lets go of the slot a moment after the stream ended.
+	waitFor(t, "the slot to be free", 20*time.Second, func() bool {
+		return queryString(t, db, `SELECT (NOT active)::text FROM pg_replication_slots WHERE slot_name = $1`, src.Slot()) == "true"
+	})
 	again, err := collect(t, src, accepted, replicate.StreamOptions{}, func(bs []replicate.Batch) bool { return len(changesOf(bs)) >= 2 })
 	if err != nil {
 		t.Fatal(err)
@@ -749,6 +757,56 @@ func testConfirm(t *testing.T, c *cluster) {
 	ch := changesOf(again)
 	if len(ch) != 2 || ch[0].Key[0] != int64(2) || ch[1].Key[0] != int64(3) {
 		t.Fatalf("after the failure the stream delivered %+v, want rows 2 and 3", ch)
+	}
+}
+
+// testWaitsForActiveSlot: a stream that starts while its slot is still
+// held (as by the walsender of a stream that just stopped, until the
+// server notices) waits for it instead of failing.
+func testWaitsForActiveSlot(t *testing.T, c *cluster) {
+	ctx := context.Background()
+	db := c.newDB(t, "src")
+	exec(t, db, itemsDDL)
+	src, err := pgsrc.Open(ctx, db, replicate.SourceConfig{Name: "held", Tables: []string{"items"}, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	from, err := src.Current(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The slot is held by a replication connection of the test's own.
+	u := *db.URL()
+	q := u.Query()
+	q.Set("replication", "database")
+	u.RawQuery = q.Encode()
+	holder, err := pgconn.Connect(ctx, u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pglogrepl.StartReplication(ctx, holder, src.Slot(), 0, pglogrepl.StartReplicationOptions{
+		PluginArgs: []string{"proto_version '1'", "publication_names '" + pgsrc.Publication + "'"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	released := make(chan time.Time, 1)
+	go func() {
+		time.Sleep(time.Second)
+		released <- time.Now()
+		_ = holder.Close(ctx)
+	}()
+	exec(t, db, `INSERT INTO items (id, name) VALUES (1, 'x')`)
+	got, err := collect(t, src, from, replicate.StreamOptions{}, func(bs []replicate.Batch) bool { return len(changesOf(bs)) >= 1 })
+	if err != nil {
+		t.Fatalf("stream on a held slot: %v", err)
+	}
+	select {
+	case <-released:
+	default:
+		t.Fatal("the stream got its change while the slot was still held")
+	}
+	if ch := changesOf(got); len(ch) != 1 || ch[0].Key[0] != int64(1) {
+		t.Fatalf("changes %+v, want row 1", ch)
 	}
 }
 

@@ -60,18 +60,33 @@ func (s *Source) Stream(ctx context.Context, from replicate.Position, opts repli
 	if start == 0 {
 		start = confirmed
 	}
-	conn, err := connect(ctx, s.db)
-	if err != nil {
-		return err
-	}
-	defer func() {
+	// A slot its previous stream just let go of stays active until the
+	// server notices that walsender is gone; each try is a connection of
+	// its own (a refused START_REPLICATION leaves the protocol mid-way).
+	var conn *pgconn.PgConn
+	closeConn := func(c *pgconn.PgConn) {
 		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_ = conn.Close(cctx)
-	}()
-	err = pglogrepl.StartReplication(ctx, conn, s.slot, start, pglogrepl.StartReplicationOptions{
-		PluginArgs: []string{"proto_version '1'", "publication_names '" + Publication + "'"},
+		_ = c.Close(cctx)
+	}
+	err = whileSlotActive(ctx, func() error {
+		c, err := connect(ctx, s.db)
+		if err != nil {
+			return err
+		}
+		err = pglogrepl.StartReplication(ctx, c, s.slot, start, pglogrepl.StartReplicationOptions{
+			PluginArgs: []string{"proto_version '1'", "publication_names '" + Publication + "'"},
+		})
+		if err != nil {
+			closeConn(c)
+			return err
+		}
+		conn = c
+		return nil
 	})
+	if conn != nil {
+		defer closeConn(conn)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()

@@ -295,7 +295,7 @@ func install(ctx context.Context, db *sqldb.DB, tables []string) (map[string]*ta
 			for _, c := range def.Columns {
 				t.types = append(t.types, c.Type)
 			}
-			t.sel = "SELECT " + sqldb.QuoteList(db.Dialect, t.cols) + " FROM " + q(def.Name) + " WHERE "
+			t.sel = "SELECT " + sqldb.SelectList(db.Dialect, def, t.cols) + " FROM " + q(def.Name) + " WHERE "
 			out[name] = t
 		}
 		for _, s := range stmts {

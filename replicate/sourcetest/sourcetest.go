@@ -449,6 +449,12 @@ func testLeastPrivilege(t *testing.T, h Harness) {
 	createItems(t, h, src)
 	insertItems(t, src, 1, 11)
 	ro := h.LeastPrivilege(t, src)
+	// What the owner's preparation left (a change table, an origin table)
+	// is there before the stream starts; the stream adds nothing.
+	before, err := replicate.ListTables(context.Background(), src)
+	if err != nil {
+		t.Fatal(err)
+	}
 	dst := h.Targets[firstTarget(h)](t)
 	r := start(t, replicate.Config{SourceMode: h.SourceMode, Name: "least", Source: ro, Target: dst, Tables: []string{"items"}})
 	waitFor(t, "full load", 120*time.Second, func() bool { return r.s.Status().Phase == replicate.PhaseCDC })
@@ -458,8 +464,8 @@ func testLeastPrivilege(t *testing.T, h Harness) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(tables, []string{"items"}) {
-		t.Errorf("the source now has tables %v; a one-way stream must write nothing into it", tables)
+	if !slices.Equal(tables, before) {
+		t.Errorf("the source had tables %v and now has %v; a one-way stream must write nothing into it", before, tables)
 	}
 }
 

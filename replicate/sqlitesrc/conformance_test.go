@@ -68,9 +68,9 @@ func TestConformance(t *testing.T) {
 			"(%d" + strings.Repeat(", NULL", 6) + ")",
 		},
 		MatrixColumns: "id, i, r, t, b, v, bo",
-		// SQLite keeps no log of schema changes: its change table's
-		// triggers capture the columns they were installed for.
-		AddColumnDDL: "",
+		// SQLite keeps no log of schema changes: the source notices them
+		// by the schema version and the target follows.
+		AddColumnDDL: "ALTER TABLE items ADD COLUMN note VARCHAR(30) NOT NULL DEFAULT 'n/a'",
 	})
 }
 

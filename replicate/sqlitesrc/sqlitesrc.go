@@ -43,6 +43,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -232,6 +234,10 @@ type Source struct {
 	log    *slog.Logger
 	tables map[string]*table
 
+	// schema is the schema version the tables were described at (only
+	// Stream's goroutine reads and changes it, and tables after Open).
+	schema int64
+
 	mu     sync.Mutex
 	closed bool
 }
@@ -245,7 +251,63 @@ func Open(ctx context.Context, db *sqldb.DB, tables []string, log *slog.Logger) 
 	if err != nil {
 		return nil, err
 	}
-	return &Source{db: db, log: log.With("component", "replicate.sqlitesrc", "db", db.Name), tables: t}, nil
+	src := &Source{db: db, log: log.With("component", "replicate.sqlitesrc", "db", db.Name), tables: t}
+	if src.schema, err = schemaVersion(ctx, db); err != nil {
+		return nil, err
+	}
+	return src, nil
+}
+
+// schemaVersion is SQLite's count of schema changes, which every
+// CREATE, ALTER and DROP advances.
+func schemaVersion(ctx context.Context, q sqldb.Querier) (int64, error) {
+	var v int64
+	if err := q.QueryRowContext(ctx, "PRAGMA schema_version").Scan(&v); err != nil {
+		return 0, fmt.Errorf("sqlitesrc: schema version: %w", err)
+	}
+	return v, nil
+}
+
+// schemaChanges notices a schema change since the last read (SQLite keeps
+// no log of them): each wanted table whose columns or key changed is
+// described afresh, and an OpSchema change for it goes first in the batch,
+// so that the target follows (an added column with its default, a
+// dropped one, a changed type) before the rows read with the new columns.
+// A table that no longer exists gets one too, which stops it visibly, and
+// leaves want.
+func (s *Source) schemaChanges(ctx context.Context, tx *sql.Tx, want map[string]bool) ([]replicate.Change, error) {
+	v, err := schemaVersion(ctx, tx)
+	if err != nil || v == s.schema {
+		return nil, err
+	}
+	var out []replicate.Change
+	for _, name := range slices.Sorted(maps.Keys(s.tables)) {
+		if !want[name] {
+			continue
+		}
+		def, err := s.db.Dialect.Describe(ctx, tx, name)
+		if errors.Is(err, sqldb.ErrNoTable) {
+			// Its rows can no longer be read; the change stops it.
+			out = append(out, replicate.Change{Table: name, Op: replicate.OpSchema})
+			delete(want, name)
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("sqlitesrc: describe %s: %w", name, err)
+		}
+		old := s.tables[name].def
+		same := slices.Equal(old.PrimaryKey, def.PrimaryKey) && slices.EqualFunc(old.Columns, def.Columns, func(a, b sqldb.Column) bool {
+			return a.Name == b.Name && a.Type.Equal(b.Type) && a.Nullable == b.Nullable
+		})
+		if same {
+			continue
+		}
+		s.tables[name] = newTable(def)
+		out = append(out, replicate.Change{Table: name, Op: replicate.OpSchema})
+		s.log.Info("schema change noticed", "table", name)
+	}
+	s.schema = v
+	return out, nil
 }
 
 // ErrClosed is returned by a closed source.
@@ -389,6 +451,9 @@ func (s *Source) read(ctx context.Context, seq int64, want map[string]bool, opts
 	}
 	if len(entries) == 0 {
 		return b, 0, nil
+	}
+	if b.Changes, err = s.schemaChanges(ctx, tx, want); err != nil {
+		return b, 0, err
 	}
 	last := entries[len(entries)-1]
 	b.Position = FormatPosition(last.seq)

@@ -40,6 +40,7 @@ var (
 	_ sqldb.Indexer      = Dialect{}
 	_ sqldb.ParamLimiter = Dialect{}
 	_ sqldb.Reader       = Dialect{}
+	_ sqldb.Selector     = Dialect{}
 )
 
 // Name implements sqldb.Dialect.
@@ -271,6 +272,16 @@ func (Dialect) Value(t sqldb.Type, v any) (any, error) {
 		return c.(time.Time).Format("2006-01-02"), nil
 	}
 	return c, nil
+}
+
+// SelectColumn implements sqldb.Selector: dates and timestamps are read as
+// the server's text, so that a zero date (or one with a zero month or
+// day) arrives as written instead of as the driver's nearest time.Time.
+func (Dialect) SelectColumn(t sqldb.Type, q string) string {
+	if t.Kind == sqldb.KindDate || t.Kind == sqldb.KindTimestamp {
+		return "CAST(" + q + " AS CHAR)"
+	}
+	return q
 }
 
 // Read implements sqldb.Reader: a geometry as the server stores it (the

@@ -136,7 +136,7 @@ func copyRows(ctx context.Context, c *pgx.Conn, table string, t sqldb.Table, row
 			if i > 0 {
 				buf = append(buf, '\t')
 			}
-			if buf, ok = appendCopyText(buf, t.Columns[i].Type.Kind, v); !ok {
+			if buf, ok = appendCopyText(buf, t.Columns[i].Type, v); !ok {
 				return c.CopyFrom(ctx, pgx.Identifier{table}, t.ColumnNames(), pgx.CopyFromRows(rows))
 			}
 		}
@@ -150,14 +150,15 @@ func copyRows(ctx context.Context, c *pgx.Conn, table string, t sqldb.Table, row
 	return tag.RowsAffected(), nil
 }
 
-// appendCopyText appends v in COPY's text format for a column of kind k;
+// appendCopyText appends v in COPY's text format for a column of type t;
 // it reports false for a value it cannot write exactly.
-func appendCopyText(b []byte, k sqldb.Kind, v any) ([]byte, bool) {
+func appendCopyText(b []byte, t sqldb.Type, v any) ([]byte, bool) {
+	k := t.Kind
 	switch x := v.(type) {
 	case nil:
 		return append(b, `\N`...), true
 	case string:
-		if k == sqldb.KindBytes {
+		if k == sqldb.KindBytes && !t.Spatial { // a PostGIS geometry's hex text goes as it is
 			return b, false
 		}
 		return appendCopyEscaped(b, x), true

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"fmt"
 	"strings"
 
@@ -10,7 +11,12 @@ import (
 )
 
 // Dialect is PostgreSQL's SQL.
-type Dialect struct{}
+type Dialect struct {
+	// PostGIS is set when the database has the postgis extension (Open
+	// looks): geometries are then created as PostGIS geometry, written and
+	// read as (E)WKB; without it they are bytea holding the WKB.
+	PostGIS bool
+}
 
 var (
 	_ sqldb.Dialect      = Dialect{}
@@ -34,7 +40,7 @@ func (Dialect) MaxParams() int { return maxParams }
 // Integers take the narrowest type that holds every value (unsigned ones
 // the next wider signed type, uint64 NUMERIC(20,0)); check adds the exact
 // bounds.
-func (Dialect) ColumnType(t sqldb.Type) string {
+func (d Dialect) ColumnType(t sqldb.Type) string {
 	switch t.Kind {
 	case sqldb.KindString:
 		if t.Length > 0 {
@@ -75,6 +81,9 @@ func (Dialect) ColumnType(t sqldb.Type) string {
 		}
 		return "TIME(6)"
 	case sqldb.KindBytes:
+		if t.Spatial && d.PostGIS {
+			return "geometry"
+		}
 		return "BYTEA"
 	case sqldb.KindJSON:
 		return "JSONB"
@@ -195,10 +204,13 @@ func (d Dialect) InsertIgnore(t sqldb.Table, rows int) string {
 
 // Value implements sqldb.Dialect: sqldb.Canonical, with integers beyond
 // int64 as decimal text for NUMERIC(20,0).
-func (Dialect) Value(t sqldb.Type, v any) (any, error) {
+func (d Dialect) Value(t sqldb.Type, v any) (any, error) {
 	c, err := sqldb.Canonical(t, v)
 	if err != nil || c == nil {
 		return c, err
+	}
+	if t.Spatial && d.PostGIS { // PostGIS reads hex EWKB as geometry text
+		return hex.EncodeToString(c.([]byte)), nil
 	}
 	if u, ok := c.(uint64); ok {
 		return fmt.Sprint(u), nil
@@ -214,7 +226,7 @@ func (d Dialect) CreateIndex(table, name string, columns []string) []string {
 // Describe implements sqldb.Dialect from information_schema, in the
 // current schema.
 func (d Dialect) Describe(ctx context.Context, q sqldb.Querier, table string) (sqldb.Table, error) {
-	rows, err := q.QueryContext(ctx, `SELECT column_name, data_type, character_maximum_length, numeric_precision, numeric_scale, is_nullable, column_default
+	rows, err := q.QueryContext(ctx, `SELECT column_name, data_type, udt_name, character_maximum_length, numeric_precision, numeric_scale, is_nullable, column_default
 FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position`, table)
 	if err != nil {
 		return sqldb.Table{}, fmt.Errorf("postgres: describe %s: %w", table, err)
@@ -222,15 +234,19 @@ FROM information_schema.columns WHERE table_schema = current_schema() AND table_
 	defer rows.Close()
 	t := sqldb.Table{Name: table}
 	for rows.Next() {
-		var name, dataType, nullable string
+		var name, dataType, udt, nullable string
 		var length, precision, scale sql.NullInt64
 		var def sql.NullString
-		if err := rows.Scan(&name, &dataType, &length, &precision, &scale, &nullable, &def); err != nil {
+		if err := rows.Scan(&name, &dataType, &udt, &length, &precision, &scale, &nullable, &def); err != nil {
 			return sqldb.Table{}, fmt.Errorf("postgres: describe %s: %w", table, err)
+		}
+		typ := ParseType(dataType, int(length.Int64), int(precision.Int64), int(scale.Int64))
+		if dataType == "USER-DEFINED" && udt == "geometry" { // PostGIS
+			typ = sqldb.Type{Kind: sqldb.KindBytes, Spatial: true}
 		}
 		t.Columns = append(t.Columns, sqldb.Column{
 			Name:     name,
-			Type:     ParseType(dataType, int(length.Int64), int(precision.Int64), int(scale.Int64)),
+			Type:     typ,
 			Nullable: nullable == "YES",
 			Default:  sqldb.ParseDefault(def.String),
 		})

@@ -125,7 +125,12 @@ func (Driver) OpenLogged(ctx context.Context, u *url.URL, log *slog.Logger) (*sq
 		db.Close()
 		return nil, nil, fmt.Errorf("postgres: connect: %w", redact.PasswordError(err, cfg.Password))
 	}
-	return db, Dialect{}, nil
+	var d Dialect
+	if err := db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'postgis')`).Scan(&d.PostGIS); err != nil {
+		db.Close()
+		return nil, nil, fmt.Errorf("postgres: look for PostGIS: %w", redact.PasswordError(err, cfg.Password))
+	}
+	return db, d, nil
 }
 
 // ConfigFromURL parses a postgres URL into a pgx connection config with

@@ -179,3 +179,21 @@ func TestTransient(t *testing.T) {
 		}
 	}
 }
+
+func TestPostGISDialect(t *testing.T) {
+	geom := sqldb.Type{Kind: sqldb.KindBytes, Spatial: true}
+	if got := (postgres.Dialect{}).ColumnType(geom); got != "BYTEA" {
+		t.Errorf("without PostGIS: %s", got)
+	}
+	d := postgres.Dialect{PostGIS: true}
+	if got := d.ColumnType(geom); got != "geometry" {
+		t.Errorf("with PostGIS: %s", got)
+	}
+	if got := d.ColumnType(sqldb.Type{Kind: sqldb.KindBytes}); got != "BYTEA" {
+		t.Errorf("plain bytes with PostGIS: %s", got)
+	}
+	v, err := d.Value(geom, []byte{1, 1, 0, 0, 0})
+	if err != nil || v != "0101000000" {
+		t.Errorf("Value = %#v, %v; want the hex EWKB", v, err)
+	}
+}

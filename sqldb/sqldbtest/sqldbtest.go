@@ -343,11 +343,44 @@ func Canon(t sqldb.Type, v any) (string, error) {
 		}
 		return ts.UTC().Format(time.RFC3339Nano), nil
 	case sqldb.KindTime:
-		c, err := sqldb.Canonical(t, v)
-		if err != nil {
-			return "", err
+		// Independently of sqldb's value model: [-]h:mm:ss[.f] with the
+		// fraction's trailing zeros (and a zero's sign) dropped.
+		var s string
+		switch x := v.(type) {
+		case string:
+			s = x
+		case time.Duration:
+			neg := x < 0
+			if neg {
+				x = -x
+			}
+			s = fmt.Sprintf("%d:%02d:%02d.%06d", x/time.Hour, x%time.Hour/time.Minute, x%time.Minute/time.Second, x%time.Second/time.Microsecond)
+			if neg {
+				s = "-" + s
+			}
+		case time.Time:
+			s = x.Format("15:04:05.000000")
+		default:
+			return "", fmt.Errorf("unexpected %T for a time", v)
 		}
-		return c.(string), nil
+		neg := strings.HasPrefix(s, "-")
+		hms, frac, _ := strings.Cut(strings.TrimPrefix(s, "-"), ".")
+		parts := strings.Split(hms, ":")
+		h, err := strconv.Atoi(parts[0])
+		if len(parts) != 3 || err != nil {
+			return "", fmt.Errorf("unparsable time %q", s)
+		}
+		if len(frac) > 6 {
+			frac = frac[:6]
+		}
+		out := fmt.Sprintf("%02d:%s:%s", h, parts[1], parts[2])
+		if frac = strings.TrimRight(frac, "0"); frac != "" {
+			out += "." + frac
+		}
+		if neg && strings.Trim(out, "0:.") != "" {
+			out = "-" + out
+		}
+		return out, nil
 	case sqldb.KindBytes:
 		switch x := v.(type) {
 		case []byte:

@@ -82,7 +82,9 @@ func (Dialect) ColumnType(t sqldb.Type) string {
 		if p <= 0 {
 			p, s = maxPrecision, 10
 		}
-		p = min(p, maxPrecision)
+		if p > maxPrecision {
+			return "" // DECIMAL holds 38 digits: narrowing would lose values
+		}
 		s = min(s, p)
 		return fmt.Sprintf("DECIMAL(%d,%d)", p, s)
 	case sqldb.KindBool:

@@ -24,8 +24,8 @@
 //	            BIGINT by Bits; uint8 TINYINT, uint16 INT, uint32 BIGINT,
 //	            uint64 DECIMAL(20,0), with CHECKs of the portable range
 //	float       FLOAT (53 bits)
-//	decimal     DECIMAL(p,s) (p at most 38); DECIMAL(38,10) when Precision
-//	            is 0
+//	decimal     DECIMAL(p,s); DECIMAL(38,10) when Precision is 0; a
+//	            precision above 38 (MySQL's DECIMAL(65,s)) is refused
 //	bool        BIT
 //	timestamp   DATETIME2(6), holding UTC
 //	date        DATE

@@ -54,7 +54,7 @@ func everyType() sqldb.Table {
 		{Name: "f", Type: sqldb.Type{Kind: sqldb.KindFloat}},
 		{Name: "d", Type: sqldb.Type{Kind: sqldb.KindDecimal, Precision: 38, Scale: 10}},
 		{Name: "d0", Type: sqldb.Type{Kind: sqldb.KindDecimal}},
-		{Name: "d65", Type: sqldb.Type{Kind: sqldb.KindDecimal, Precision: 65, Scale: 30}},
+		{Name: "d38", Type: sqldb.Type{Kind: sqldb.KindDecimal, Precision: 38, Scale: 30}},
 		{Name: "b", Type: sqldb.Type{Kind: sqldb.KindBool}},
 		{Name: "ts", Type: sqldb.Type{Kind: sqldb.KindTimestamp}},
 		{Name: "dt", Type: sqldb.Type{Kind: sqldb.KindDate}},

@@ -1,9 +1,10 @@
 // Command edgebench is the side-by-side benchmark's helper (see
 // scripts/bench-edge.sh): "origin" serves the benchmark's objects, "edge"
-// runs the edge in front of an origin, as `intercloud up` would.
+// runs the edge in front of an origin, as `intercloud up` serves it: behind
+// the limits of package serve and with its request metrics.
 //
 //	edgebench origin -listen 127.0.0.1:9001
-//	edgebench edge -listen 127.0.0.1:9002 -origin http://127.0.0.1:9001 [-disk DIR]
+//	edgebench edge -listen 127.0.0.1:9002 -origin http://127.0.0.1:9001 [-disk DIR] [-pprof 127.0.0.1:6060]
 //
 // The origin serves /1k/<n> (1 KiB) and /1m/<n> (1 MiB), fresh for an
 // hour, and /reval/<n> (1 KiB) fresh for one second, all with ETag and
@@ -19,6 +20,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	_ "net/http/pprof" // -pprof serves /debug/pprof
 	"os"
 	"os/signal"
 	"strings"
@@ -27,6 +29,9 @@ import (
 	"time"
 
 	"github.com/intercloud/intercloud/edge"
+	"github.com/intercloud/intercloud/internal/serve"
+	"github.com/intercloud/intercloud/telemetry"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func main() {
@@ -44,37 +49,48 @@ func run(args []string) error {
 	listen := fs.String("listen", "127.0.0.1:0", "address to listen on")
 	originURL := fs.String("origin", "", "edge: the origin's URL")
 	disk := fs.String("disk", "", "edge: disk tier directory (empty: none)")
+	pprofAddr := fs.String("pprof", "", "edge: serve /debug/pprof on this address")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	var h http.Handler
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	switch args[0] {
 	case "origin":
-		h = newOrigin()
+		srv := &http.Server{Addr: *listen, Handler: newOrigin(), ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			<-ctx.Done()
+			_ = srv.Shutdown(context.Background())
+		}()
+		if err := srv.ListenAndServe(); err != http.ErrServerClosed {
+			return err
+		}
+		return nil
 	case "edge":
+		log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		e, err := edge.New(edge.Config{
 			Routes:  []edge.Route{{Prefix: "/", Origins: []string{*originURL}}},
-			DiskDir: *disk, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+			DiskDir: *disk, Logger: log,
 		})
 		if err != nil {
 			return err
 		}
 		defer e.Close()
-		h = e
+		duration := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "edge_request_duration_seconds",
+			Help: "Latency of requests to the edge, by status code.", Buckets: prometheus.DefBuckets}, []string{"code"})
+		bytes := prometheus.NewCounter(prometheus.CounterOpts{Name: "edge_response_bytes_total", Help: "Body bytes the edge sent to clients."})
+		srv, err := serve.Listen(serve.Config{Name: "edge", Addr: *listen, Handler: telemetry.InstrumentHandler(e, duration, bytes), Logger: log})
+		if err != nil {
+			return err
+		}
+		if *pprofAddr != "" {
+			go func() { _ = http.ListenAndServe(*pprofAddr, http.DefaultServeMux) }()
+		}
+		<-ctx.Done()
+		return srv.Shutdown(context.Background())
 	default:
 		return fmt.Errorf("unknown mode %q", args[0])
 	}
-	srv := &http.Server{Addr: *listen, Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	go func() {
-		<-ctx.Done()
-		_ = srv.Shutdown(context.Background())
-	}()
-	if err := srv.ListenAndServe(); err != http.ErrServerClosed {
-		return err
-	}
-	return nil
 }
 
 type origin struct {
