@@ -935,6 +935,21 @@ func (c *Config) validateMappings(bad badFunc) {
 	}
 }
 
+// ListenOnFreePorts moves every listener (each cloud's API and origin,
+// the edge, the front door, the log store and the console) to a free
+// loopback port the system picks: for a whole topology in one process
+// (demo, bench, tests) next to anything on the default ports.
+func (c *Config) ListenOnFreePorts() {
+	const free = "127.0.0.1:0"
+	for _, cl := range c.Clouds {
+		cl.API = free
+		if cl.Origin != "" {
+			cl.Origin = free
+		}
+	}
+	c.Edge.Listen, c.FrontDoor.Listen, c.Logs.Listen, c.Console.Listen = free, free, free, free
+}
+
 // CloudNames returns the clouds' names, sorted.
 func (c *Config) CloudNames() []string {
 	names := make([]string, 0, len(c.Clouds))

@@ -212,3 +212,27 @@ func TestSchemesFromRegistries(t *testing.T) {
 		})
 	}
 }
+
+// TestListenOnFreePorts: every listener of a topology moves to a free
+// loopback port, and a cloud without an origin keeps none.
+func TestListenOnFreePorts(t *testing.T) {
+	cfg := Default(t.TempDir())
+	cfg.ListenOnFreePorts()
+	got := []string{cfg.Edge.Listen, cfg.FrontDoor.Listen, cfg.Logs.Listen, cfg.Console.Listen}
+	for name, c := range cfg.Clouds {
+		got = append(got, c.API)
+		if c.Origin != "" {
+			got = append(got, c.Origin)
+		} else if name == "azure" {
+			t.Errorf("azure lost its origin")
+		}
+	}
+	for _, l := range got {
+		if l != "127.0.0.1:0" {
+			t.Errorf("listener %q, want 127.0.0.1:0", l)
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -19,13 +19,7 @@ import (
 // at a fixed rate, and checks its report against the databases' counts.
 func TestBench(t *testing.T) {
 	cfg := config.Default(t.TempDir())
-	for _, c := range cfg.Clouds {
-		c.API = "127.0.0.1:0"
-		if c.Origin != "" {
-			c.Origin = "127.0.0.1:0"
-		}
-	}
-	cfg.Edge.Listen, cfg.FrontDoor.Listen, cfg.Logs.Listen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.ListenOnFreePorts()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -20,13 +20,7 @@ import (
 // summary's e2e_freshness_p99_ms comes from the freshness histogram.
 func TestLiveProgressAndFreshness(t *testing.T) {
 	cfg := config.Default(t.TempDir())
-	for _, c := range cfg.Clouds {
-		c.API = "127.0.0.1:0"
-		if c.Origin != "" {
-			c.Origin = "127.0.0.1:0"
-		}
-	}
-	cfg.Edge.Listen, cfg.FrontDoor.Listen, cfg.Logs.Listen, cfg.Console.Listen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.ListenOnFreePorts()
 	out := &syncbuf.Buffer{}
 	sum, err := Run(context.Background(), cfg, Options{
 		Records: 400, BatchSize: 40, Progress: out, Live: true, Timeout: time.Minute,

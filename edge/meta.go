@@ -199,8 +199,12 @@ func (m *meta) derive(targeted []string, heuristicMax time.Duration) {
 }
 
 // setLength formats the Content-Length value of a body of m.Size bytes
-// once, for every response served from m.
+// once, for every response served from m (and the metas a validation
+// makes from it).
 func (m *meta) setLength() {
+	if m.clen != nil && m.clenSize == m.Size {
+		return
+	}
 	m.clen, m.clenSize = nil, m.Size
 	if m.Size >= 0 {
 		m.clen = []string{strconv.FormatInt(m.Size, 10)}

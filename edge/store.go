@@ -167,9 +167,7 @@ func noClose() {}
 // already at its final path, meta written) when disk is true.
 func (s *store) insert(id string, m *meta, req http.Header, mem []byte, disk bool) *object {
 	o := &object{key: m.Key, id: id}
-	if m.clenSize != m.Size {
-		m.setLength() // the body's length is known now
-	}
+	m.setLength() // the body's length is known now
 	o.meta.Store(m)
 	if int64(len(mem)) > s.memObjMax || int64(len(mem)) != m.Size {
 		mem = nil

@@ -11,14 +11,15 @@
 # DURATION (default 10s) and THREADS (2) tune wrk; every case runs ROUNDS
 # (default 3) times, floor and API alternating, and the table shows the
 # median round of each (the machine is shared). PROFILE=1 also takes a
-# 10 s CPU profile of the API under 32 clients of 100 records and prints
-# its top functions.
+# 10 s CPU profile of the API under 32 clients of PROFILE_RECORDS (default
+# 1000) records per request and prints its top functions.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
 THREADS=${THREADS:-2}
 ROUNDS=${ROUNDS:-3}
 PROFILE=${PROFILE:-0}
+PROFILE_RECORDS=${PROFILE_RECORDS:-1000}
 
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
@@ -26,7 +27,7 @@ bench_need wrk
 bench_setup bench-ingest
 
 go build -o "$dir/ingestbench" ./ingest/internal/ingestbench
-for n in 100 1000; do "$dir/ingestbench" body -records "$n" >"$dir/body-$n.ndjson"; done
+for n in 100 1000 "$PROFILE_RECORDS"; do "$dir/ingestbench" body -records "$n" >"$dir/body-$n.ndjson"; done
 cat >"$dir/post.lua" <<'LUA'
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/x-ndjson"
@@ -77,7 +78,7 @@ for recs in 100 1000; do
 done
 
 if [[ $PROFILE == 1 ]]; then
-	BODY="$dir/body-100.ndjson" wrk -t"$THREADS" -c32 -d12s -s "$dir/post.lua" "http://127.0.0.1:$aport/v1/records" >/dev/null &
+	BODY="$dir/body-$PROFILE_RECORDS.ndjson" wrk -t"$THREADS" -c32 -d12s -s "$dir/post.lua" "http://127.0.0.1:$aport/v1/records" >/dev/null &
 	wrkpid=$!
 	sleep 1
 	curl -s -o "$dir/cpu.pprof" "http://127.0.0.1:$pport/debug/pprof/profile?seconds=10"

@@ -53,17 +53,8 @@ func raceSameIDs(t *testing.T, cfg *config.Config) {
 			go func() {
 				defer wg.Done()
 				body := fmt.Sprintf(`{"id":"same-%d","device":"%s","metric":"race","value":%d,"ts":"2026-11-30T10:00:00Z"}`, i, cloud, i)
-				req, _ := http.NewRequest(http.MethodPost, topo.URL(cloud+"-api")+"/v1/records", strings.NewReader(body))
-				req.Header.Set("Authorization", "Bearer "+testKey)
-				req.Header.Set("Content-Type", "application/json")
-				resp, err := topo.Client().Do(req)
-				if err != nil {
+				if err := postRecords(topo, topo.URL(cloud+"-api"), body); err != nil {
 					errs <- err
-					return
-				}
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusAccepted {
-					errs <- fmt.Errorf("%s: status %d", cloud, resp.StatusCode)
 				}
 			}()
 		}
@@ -211,16 +202,8 @@ func TestConflictInMetrics(t *testing.T) {
 	}
 	post := func(body string) {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodPost, topo.URL("aws-api")+"/v1/records", strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+testKey)
-		req.Header.Set("Content-Type", "application/x-ndjson")
-		resp, err := topo.Client().Do(req)
-		if err != nil {
+		if err := postRecords(topo, topo.URL("aws-api"), body); err != nil {
 			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusAccepted {
-			t.Fatalf("ingest: status %d", resp.StatusCode)
 		}
 	}
 	deviceOf := func(id string) string {
@@ -320,16 +303,8 @@ func TestSkewedClockCannotLoseALaterWrite(t *testing.T) {
 	post := func(topo *topology.Topology, cloud, device string) {
 		t.Helper()
 		body := fmt.Sprintf(`{"id":"x","device":%q,"metric":"skew","value":1,"ts":"2026-11-30T10:00:00Z"}`, device)
-		req, _ := http.NewRequest(http.MethodPost, topo.URL(cloud+"-api")+"/v1/records", strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+testKey)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := topo.Client().Do(req)
-		if err != nil {
+		if err := postRecords(topo, topo.URL(cloud+"-api"), body); err != nil {
 			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusAccepted {
-			t.Fatalf("%s: status %d", cloud, resp.StatusCode)
 		}
 	}
 	type version struct {

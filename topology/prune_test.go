@@ -21,13 +21,7 @@ import (
 
 func TestPruneKeepsWhatAReaderStillNeeds(t *testing.T) {
 	cfg := config.Default(t.TempDir())
-	for _, c := range cfg.Clouds {
-		c.API = "127.0.0.1:0"
-		if c.Origin != "" {
-			c.Origin = "127.0.0.1:0"
-		}
-	}
-	cfg.Edge.Listen, cfg.FrontDoor.Listen, cfg.Logs.Listen, cfg.Console.Listen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.ListenOnFreePorts()
 	ctx := context.Background()
 	topo, err := Start(ctx, cfg, Options{APIKey: "k"})
 	if err != nil {
@@ -104,13 +98,7 @@ func TestPruneKeepsWhatAReaderStillNeeds(t *testing.T) {
 // its retention is deleted while its records stay.
 func TestSplitModeTrimsAndExpires(t *testing.T) {
 	cfg := config.Default(t.TempDir())
-	for _, c := range cfg.Clouds {
-		c.API = "127.0.0.1:0"
-		if c.Origin != "" {
-			c.Origin = "127.0.0.1:0"
-		}
-	}
-	cfg.Edge.Listen, cfg.FrontDoor.Listen, cfg.Logs.Listen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.ListenOnFreePorts()
 	cfg.Functions.Reconcile = config.Duration(300 * time.Millisecond)
 	cfg.Retention.Raw = config.Duration(time.Millisecond)
 	ctx := context.Background()

@@ -1,6 +1,8 @@
 package topology_test
 
 import (
+	"io"
+
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -37,6 +39,27 @@ import (
 
 const testKey = "test-key-0123456789"
 
+// postRecords posts records (one JSON object per line) to base's
+// /v1/records with the test key; anything but 202 is an error.
+func postRecords(topo *topology.Topology, base, body string) error {
+	req, err := http.NewRequest(http.MethodPost, base+"/v1/records", strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+testKey)
+	req.Header.Set("Content-Type", "application/x-ndjson")
+	resp, err := topo.Client().Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		b, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("%s: ingest: status %d: %s", base, resp.StatusCode, b)
+	}
+	return nil
+}
+
 // realDBConfig is testConfig on a MariaDB (AWS) and a PostgreSQL (Azure) of
 // the test's own.
 func realDBConfig(t *testing.T) (*config.Config, *peers.MariaDB, *peers.Postgres) {
@@ -52,13 +75,7 @@ func realDBConfig(t *testing.T) (*config.Config, *peers.MariaDB, *peers.Postgres
 func testConfig(t testing.TB, dir string) *config.Config {
 	t.Helper()
 	cfg := config.Default(dir)
-	for _, c := range cfg.Clouds {
-		c.API = "127.0.0.1:0"
-		if c.Origin != "" {
-			c.Origin = "127.0.0.1:0"
-		}
-	}
-	cfg.Edge.Listen, cfg.FrontDoor.Listen, cfg.Logs.Listen, cfg.Console.Listen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.ListenOnFreePorts()
 	cfg.FrontDoor.HealthInterval = config.Duration(100 * time.Millisecond)
 	cfg.Functions.Reconcile = config.Duration(500 * time.Millisecond)
 	cfg.Functions.Backoff = config.Duration(20 * time.Millisecond)

@@ -71,13 +71,7 @@ func (c *benchCmd) run(ctx context.Context, e *env, _ []string) error {
 		}
 	}
 	if c.start {
-		for _, cl := range cfg.Clouds {
-			cl.API = "127.0.0.1:0"
-			if cl.Origin != "" {
-				cl.Origin = "127.0.0.1:0"
-			}
-		}
-		cfg.Edge.Listen, cfg.FrontDoor.Listen, cfg.Logs.Listen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+		cfg.ListenOnFreePorts()
 		lf, err := logFile(cfg)
 		if err != nil {
 			return err

@@ -31,13 +31,7 @@ func (c *demoCmd) run(ctx context.Context, e *env, _ []string) error {
 	}
 	// The demo runs in one process: every endpoint on a free port, so it
 	// never collides with a running `intercloud up`.
-	for _, cl := range cfg.Clouds {
-		cl.API = "127.0.0.1:0"
-		if cl.Origin != "" {
-			cl.Origin = "127.0.0.1:0"
-		}
-	}
-	cfg.Edge.Listen, cfg.FrontDoor.Listen, cfg.Logs.Listen, cfg.Console.Listen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.ListenOnFreePorts()
 	lf, err := logFile(cfg)
 	if err != nil {
 		return err

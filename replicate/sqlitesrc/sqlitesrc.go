@@ -49,6 +49,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/intercloud/intercloud/replicate"
 	"github.com/intercloud/intercloud/sqldb"
@@ -641,6 +642,23 @@ func keyString(key []any) string {
 
 // decodeKey parses a change's JSON key into values to bind.
 func decodeKey(t *table, pk string) ([]any, error) {
+	// The common key, one text column without escapes (like a UUID),
+	// without a JSON decoder: ["..."] holds the text as it is.
+	if len(t.kinds) == 1 && t.kinds[0] != sqldb.KindBytes && len(pk) >= 4 && pk[:2] == `["` && pk[len(pk)-2:] == `"]` {
+		inner := pk[2 : len(pk)-2]
+		plain := utf8.ValidString(inner)
+		for i := 0; plain && i < len(inner); i++ {
+			plain = inner[i] >= 0x20 && inner[i] != '"' && inner[i] != '\\'
+		}
+		if plain {
+			return []any{inner}, nil
+		}
+	}
+	return decodeKeyJSON(t, pk)
+}
+
+// decodeKeyJSON is decodeKey for any key.
+func decodeKeyJSON(t *table, pk string) ([]any, error) {
 	dec := json.NewDecoder(strings.NewReader(pk))
 	dec.UseNumber()
 	var raw []any

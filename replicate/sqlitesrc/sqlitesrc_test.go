@@ -267,7 +267,8 @@ func TestParsePosition(t *testing.T) {
 }
 
 func FuzzDecodeKey(f *testing.F) {
-	for _, s := range []string{`[1]`, `["a",2]`, `["00FF"]`, `[1.5]`, `[null]`, `[`, `{}`, `[[1]]`, `[1e400]`} {
+	for _, s := range []string{`[1]`, `["a",2]`, `["00FF"]`, `[1.5]`, `[null]`, `[`, `{}`, `[[1]]`, `[1e400]`,
+		`["01a22b3d-08d8-7000-808f-a592882eba72"]`, `["a\"b"]`, `["é"]`, `[""]`, `["a"] `} {
 		f.Add(s)
 	}
 	tbl := newTable(sqldb.Table{Name: "t", Columns: []sqldb.Column{
@@ -280,6 +281,10 @@ func FuzzDecodeKey(f *testing.F) {
 			key, err := decodeKey(tb, s)
 			if err == nil && len(key) != len(tb.kinds) {
 				t.Fatalf("decodeKey(%q) = %v", s, key)
+			}
+			// The shortcut for one text column agrees with the decoder.
+			if slow, serr := decodeKeyJSON(tb, s); err == nil && (serr != nil || !reflect.DeepEqual(key, slow)) {
+				t.Fatalf("decodeKey(%q) = %#v, the JSON decoder %#v, %v", s, key, slow, serr)
 			}
 		}
 	})
