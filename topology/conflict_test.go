@@ -39,6 +39,25 @@ func TestSameIDOnBothClouds(t *testing.T) {
 		}
 		raceSameIDs(t, cfg)
 	})
+	// The same through the query-based source on both sides: the
+	// streams tag what they apply in the poll change table and skip it.
+	t.Run("SQLitePoll", func(t *testing.T) {
+		cfg := testConfig(t, t.TempDir())
+		cfg.Replication.Source = config.SourcePoll
+		raceSameIDs(t, cfg)
+	})
+	t.Run("MariaDBPostgresPoll", func(t *testing.T) {
+		if testing.Short() {
+			t.Skip("starts MariaDB and PostgreSQL")
+		}
+		cfg, my, _ := realDBConfig(t)
+		trustFunctionCreators(t, my)
+		cfg.Replication.Source = config.SourcePoll
+		if err := cfg.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		raceSameIDs(t, cfg)
+	})
 }
 
 func raceSameIDs(t *testing.T, cfg *config.Config) {
