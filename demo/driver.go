@@ -18,6 +18,7 @@ import (
 
 	"github.com/intercloud/intercloud/apierr"
 	"github.com/intercloud/intercloud/ingest"
+	"github.com/intercloud/intercloud/retry"
 )
 
 // Histogram counts latencies in buckets 1% wide (log scale, 0.01 ms to
@@ -324,6 +325,14 @@ func post(ctx context.Context, client *http.Client, url, key string, n int, recs
 			}
 			err := json.NewDecoder(resp.Body).Decode(&out)
 			resp.Body.Close()
+			if err != nil && retry.Transient(err) {
+				// The connection was cut after the status line (the
+				// server died mid-answer): the ids never arrived, so the
+				// request is retried under the same key like one that
+				// got no answer at all.
+				last = err
+				continue
+			}
 			if err != nil || len(out.IDs) != len(recs) {
 				return nil, fmt.Errorf("demo: bad 202 answer (%d ids for %d records): %v", len(out.IDs), len(recs), err)
 			}

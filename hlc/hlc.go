@@ -8,14 +8,19 @@
 // logical part of a classic HLC is folded into the microseconds, so a
 // version stays one portable timestamp column. The two rules:
 //
-//   - send (Now): max(physical time, last + 1µs); strictly increasing.
+//   - send (Now): max(physical time + lead, last + 1µs); strictly
+//     increasing.
 //   - receive (Observe): after a replicated row with version v is applied,
-//     last = max(last, v), so every later local version is greater than v.
+//     last = max(last, v), so every later local version is greater than v;
+//     and lead = max(lead, v − physical time).
 //
 // A cloud whose physical clock is behind the other's therefore cannot
-// acknowledge a write that loses to one it has already seen; its clock
-// runs ahead of its physical time instead (Ahead), by at most the other
-// clock's lead.
+// acknowledge a write that loses to one it has already seen. Unlike a
+// classic HLC, whose logical counter alone orders what follows a
+// timestamp from ahead, the clock keeps the lead it learned and goes on
+// advancing with physical time: processes that saw the same timestamp
+// (replicas of one cloud) keep stamping in real-time order, about the
+// fastest clock they heard of. Ahead reports the lead.
 package hlc
 
 import (
@@ -28,7 +33,8 @@ type Clock struct {
 	now func() time.Time
 
 	mu   sync.Mutex
-	last time.Time // the greatest timestamp given or observed
+	last time.Time     // the greatest timestamp given or observed
+	lead time.Duration // how far observed timestamps ran ahead of physical time
 }
 
 // New returns a clock over the physical clock now (time.Now when nil).
@@ -39,13 +45,15 @@ func New(now func() time.Time) *Clock {
 	return &Clock{now: now}
 }
 
-// Now returns a new timestamp (UTC, whole microseconds): the physical time,
-// or, when that is not after every timestamp given or observed so far, one
-// microsecond after the greatest of them.
+// Now returns a new timestamp (UTC, whole microseconds): the physical time
+// plus the lead learned from observed timestamps, or, when that is not
+// after every timestamp given or observed so far, one microsecond after
+// the greatest of them.
 func (c *Clock) Now() time.Time {
 	now := c.physical()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	now = now.Add(c.lead)
 	if !now.After(c.last) {
 		now = c.last.Add(time.Microsecond)
 	}
@@ -53,29 +61,42 @@ func (c *Clock) Now() time.Time {
 	return now
 }
 
-// Observe raises the clock to a timestamp seen in a replicated row: every
-// later Now is after t. The zero time changes nothing.
+// Observe raises the clock to a timestamp seen in a replicated row (or
+// shared by another process of the same cloud): every later Now is after
+// t, and the clock keeps t's lead over physical time. The zero time
+// changes nothing.
 func (c *Clock) Observe(t time.Time) {
 	if t.IsZero() {
 		return
 	}
 	t = t.UTC().Truncate(time.Microsecond)
+	now := c.physical()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if t.After(c.last) {
 		c.last = t
 	}
+	if d := t.Sub(now); d > c.lead {
+		c.lead = d
+	}
+}
+
+// Last returns the greatest timestamp the clock gave or observed.
+func (c *Clock) Last() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.last
 }
 
 // Ahead is how far the clock runs ahead of the physical clock: 0 while
-// the physical clock leads, else the lead of the greatest timestamp given
-// or observed (a peer's clock that is ahead of this one, or timestamps
-// given faster than one per microsecond).
+// the physical clock leads, else the lead learned from a peer's clock
+// that is ahead of this one (or of timestamps given faster than one per
+// microsecond).
 func (c *Clock) Ahead() time.Duration {
 	now := c.physical()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return max(0, c.last.Sub(now))
+	return max(0, c.lead, c.last.Sub(now))
 }
 
 func (c *Clock) physical() time.Time {

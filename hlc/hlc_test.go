@@ -38,12 +38,13 @@ func TestClock(t *testing.T) {
 		{"physical time leads", []step{{op: "now", at: t0, want: t0}, {op: "now", at: t0.Add(time.Second), want: t0.Add(time.Second)}}},
 		{"same microsecond twice", []step{{op: "now", at: t0, want: t0}, {op: "now", at: t0.Add(500 * time.Nanosecond), want: t0.Add(time.Microsecond)}}},
 		{"physical clock steps back", []step{{op: "now", at: t0, want: t0}, {op: "now", at: t0.Add(-time.Hour), want: t0.Add(time.Microsecond)}}},
-		{"observed timestamp ahead", []step{
+		{"observed timestamp ahead: its lead is kept", []step{
 			{op: "now", at: t0, want: t0},
 			{op: "observe", at: t0.Add(5 * time.Second)},
-			{op: "now", at: t0.Add(time.Millisecond), want: t0.Add(5*time.Second + time.Microsecond)},
-			{op: "now", at: t0.Add(time.Millisecond), want: t0.Add(5*time.Second + 2*time.Microsecond)},
-			{op: "now", at: t0.Add(6 * time.Second), want: t0.Add(6 * time.Second)},
+			{op: "now", at: t0, want: t0.Add(5*time.Second + time.Microsecond)},
+			{op: "now", at: t0.Add(time.Millisecond), want: t0.Add(5*time.Second + time.Millisecond)},
+			{op: "now", at: t0.Add(time.Millisecond), want: t0.Add(5*time.Second + time.Millisecond + time.Microsecond)},
+			{op: "now", at: t0.Add(6 * time.Second), want: t0.Add(11 * time.Second)},
 		}},
 		{"observed timestamp behind changes nothing", []step{
 			{op: "now", at: t0, want: t0},
@@ -58,7 +59,7 @@ func TestClock(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			m := &manual{}
+			m := &manual{t: t0}
 			c := hlc.New(m.now)
 			for i, s := range tc.steps {
 				switch s.op {
@@ -80,19 +81,45 @@ type step struct {
 	at, want time.Time
 }
 
-func TestAhead(t *testing.T) {
+func TestAheadAndLast(t *testing.T) {
 	m := &manual{t: t0}
 	c := hlc.New(m.now)
 	if a := c.Ahead(); a != 0 {
 		t.Fatalf("fresh clock ahead by %v", a)
 	}
 	c.Observe(t0.Add(3 * time.Second))
-	if a := c.Ahead(); a != 3*time.Second {
-		t.Fatalf("ahead by %v after observing +3s, want 3s", a)
+	if a, l := c.Ahead(), c.Last(); a != 3*time.Second || !l.Equal(t0.Add(3*time.Second)) {
+		t.Fatalf("ahead by %v, last %v after observing +3s, want 3s and that time", a, l)
 	}
 	m.set(t0.Add(10 * time.Second))
-	if a := c.Ahead(); a != 0 {
-		t.Fatalf("ahead by %v once physical time passed, want 0", a)
+	if a := c.Ahead(); a != 3*time.Second {
+		t.Fatalf("ahead by %v as physical time goes on, want the 3s lead kept", a)
+	}
+	if got := c.Now(); !got.Equal(t0.Add(13*time.Second)) || !c.Last().Equal(got) {
+		t.Fatalf("Now() = %v, Last() = %v, want %v", got, c.Last(), t0.Add(13*time.Second))
+	}
+}
+
+// TestObserversStayInOrder: two clocks that saw the same timestamp from a
+// clock an hour ahead go on stamping in real-time order.
+func TestObserversStayInOrder(t *testing.T) {
+	m := &manual{t: t0}
+	a, b := hlc.New(m.now), hlc.New(m.now)
+	ahead := t0.Add(time.Hour)
+	a.Observe(ahead)
+	b.Observe(ahead)
+	var prev time.Time
+	for i := range 10 {
+		m.set(t0.Add(time.Duration(i+1) * time.Millisecond))
+		c := a
+		if i%2 == 1 {
+			c = b
+		}
+		ts := c.Now()
+		if !ts.After(prev) || !ts.After(ahead) {
+			t.Fatalf("stamp %d: %v after %v (seen %v)", i, ts, prev, ahead)
+		}
+		prev = ts
 	}
 }
 

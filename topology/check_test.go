@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	_ "github.com/go-sql-driver/mysql"
 
@@ -115,9 +116,13 @@ func TestStartChecksEveryStore(t *testing.T) {
 }
 
 // checkStartError starts cfg and wants it to fail with one StartError line.
+// A store that does not answer is waited for (TestStartWaitsForTheDatabase)
+// until Start's context ends, here after a few seconds.
 func checkStartError(t *testing.T, cfg *config.Config, key, want, secret string) {
 	t.Helper()
-	topo, err := topology.Start(context.Background(), cfg, topology.Options{APIKey: testKey, LogWriter: testLog(t)})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	topo, err := topology.Start(ctx, cfg, topology.Options{APIKey: testKey, LogWriter: testLog(t)})
 	if err == nil {
 		_ = topo.Stop(context.Background())
 		t.Fatal("started")

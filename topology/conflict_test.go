@@ -273,23 +273,21 @@ func TestConflictInMetrics(t *testing.T) {
 	}
 }
 
-// TestSkewedClockCannotLoseALaterWrite runs each cloud as a process of its
-// own (split mode) with AWS's physical clock an hour behind Azure's. Azure
-// acknowledges id x; once the stream into AWS applied it, AWS acknowledges
-// x again. Without the hybrid logical clock AWS would stamp its later
-// write an hour before Azure's and lose it on both clouds; with it AWS's
-// version is after Azure's, both databases hold AWS's row, and AWS's
-// clock says it runs an hour ahead of its physical time.
+// TestSkewedClockCannotLoseALaterWrite runs each cloud as processes of its
+// own (split mode; two AWS replicas) with AWS's physical clock an hour
+// behind Azure's. Azure acknowledges id x; once the stream into AWS
+// applied it, AWS acknowledges x again — on each replica in turn: the one
+// that runs the stream, then the one that does not. Without the hybrid
+// logical clock AWS would stamp its later writes an hour before Azure's
+// and lose them on both clouds; with it each is versioned after the one
+// before, both databases hold AWS's last row, and AWS's clocks say they
+// run an hour ahead of their physical time.
 func TestSkewedClockCannotLoseALaterWrite(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	const skew = time.Hour
-	clocks := map[string]func() time.Time{
-		"aws":   func() time.Time { return time.Now().Add(-skew) },
-		"azure": time.Now,
-	}
-	topos := map[string]*topology.Topology{}
-	for _, role := range []string{"aws", "azure"} {
-		topo, err := topology.Start(context.Background(), cfg, topology.Options{Roles: []string{role}, APIKey: testKey, LogWriter: testLog(t), Now: clocks[role]})
+	behind := func() time.Time { return time.Now().Add(-skew) }
+	startRole := func(role string, now func() time.Time) *topology.Topology {
+		topo, err := topology.Start(context.Background(), cfg, topology.Options{Roles: []string{role}, APIKey: testKey, LogWriter: testLog(t), Now: now})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -298,12 +296,31 @@ func TestSkewedClockCannotLoseALaterWrite(t *testing.T) {
 			defer cancel()
 			_ = topo.Stop(ctx)
 		})
-		topos[role] = topo
+		return topo
+	}
+	azure := startRole("azure", time.Now)
+	replicas := []*topology.Topology{startRole("aws", behind), startRole("aws", behind)}
+	// Which replica runs the stream into AWS (holds its lease).
+	var runs, idle *topology.Topology
+	waitFor(t, time.Minute, "one aws replica holding the stream's lease", func() (bool, string) {
+		holders := 0
+		for _, r := range replicas {
+			for _, l := range r.Cloud("aws").Leases {
+				if st := l.Status(); st.Held && strings.HasPrefix(st.Name, "azure-to-aws@") {
+					holders++
+					runs = r
+				}
+			}
+		}
+		return holders == 1, fmt.Sprintf("%d holders", holders)
+	})
+	idle = replicas[0]
+	if runs == idle {
+		idle = replicas[1]
 	}
 	ctx := context.Background()
-	post := func(cloud, device string) {
+	post := func(topo *topology.Topology, cloud, device string) {
 		t.Helper()
-		topo := topos[cloud]
 		body := fmt.Sprintf(`{"id":"x","device":%q,"metric":"skew","value":1,"ts":"2026-11-30T10:00:00Z"}`, device)
 		if err := postRecords(topo, topo.URL(cloud+"-api"), body); err != nil {
 			t.Fatal(err)
@@ -313,8 +330,7 @@ func TestSkewedClockCannotLoseALaterWrite(t *testing.T) {
 		device, origin string
 		at             time.Time
 	}
-	rowOf := func(cloud string) version {
-		db := topos[cloud].Cloud(cloud).DB
+	rowOf := func(db *sqldb.DB) version {
 		var v version
 		var at any
 		_ = db.QueryRowContext(ctx, "SELECT device, _origin, _ingested_at FROM records WHERE id = 'x'").Scan(&v.device, &v.origin, &at)
@@ -323,27 +339,40 @@ func TestSkewedClockCannotLoseALaterWrite(t *testing.T) {
 		}
 		return v
 	}
-	awsClock := topos["aws"].Cloud("aws").Clock
-
-	post("azure", "first")
-	waitFor(t, time.Minute, "azure's x applied on aws and seen by its clock", func() (bool, string) {
-		v := rowOf("aws")
-		return v.device == "first" && awsClock.Ahead() > skew-time.Minute, fmt.Sprintf("aws holds %+v, its clock ahead by %v", v, awsClock.Ahead())
-	})
-	first := rowOf("aws").at
-	post("aws", "second")
-	waitFor(t, time.Minute, "both clouds hold aws's later write", func() (bool, string) {
-		a, z := rowOf("aws"), rowOf("azure")
-		return a.device == "second" && z.device == "second", fmt.Sprintf("aws holds %+v, azure %+v", a, z)
-	})
-	if second := rowOf("azure").at; !second.After(first) || second.After(first.Add(time.Minute)) {
-		t.Fatalf("aws's later write is versioned %v, azure's earlier one %v: want just after it", second, first)
+	awsDB, azureDB := runs.Cloud("aws").DB, azure.Cloud("azure").DB
+	converged := func(device string) {
+		t.Helper()
+		waitFor(t, time.Minute, "both clouds hold "+device, func() (bool, string) {
+			a, z := rowOf(awsDB), rowOf(azureDB)
+			return a.device == device && z.device == device, fmt.Sprintf("aws holds %+v, azure %+v", a, z)
+		})
 	}
-	rep, err := replicate.Validate(ctx, topos["aws"].Cloud("aws").DB, topos["azure"].Cloud("azure").DB, cfg.Replication.Tables, 1000)
+
+	post(azure, "azure", "first")
+	converged("first")
+	first := rowOf(awsDB).at
+	for i, r := range []*topology.Topology{runs, idle} {
+		what := []string{"the replica running the stream", "the replica not running it"}[i]
+		clock := r.Cloud("aws").Clock
+		waitFor(t, time.Minute, what+" has seen the last version of x", func() (bool, string) {
+			return !clock.Last().Before(first) && clock.Ahead() > skew-time.Minute,
+				fmt.Sprintf("its clock ahead by %v, at %v, x at %v", clock.Ahead(), clock.Last(), first)
+		})
+		device := fmt.Sprintf("aws-%d", i)
+		post(r, "aws", device)
+		converged(device)
+		at := rowOf(azureDB).at
+		if !at.After(first) || at.After(first.Add(2*time.Minute)) {
+			t.Fatalf("%s: its later write is versioned %v, the one before %v: want just after it", what, at, first)
+		}
+		t.Logf("%s, its physical clock %v behind: its later write versioned %v after the one before", what, skew, at.Sub(first))
+		first = at
+	}
+	rep, err := replicate.Validate(ctx, awsDB, azureDB, cfg.Replication.Tables, 1000)
 	if err != nil || !rep.OK() {
 		t.Fatalf("validate: %v\n%s", err, rep)
 	}
-	_, page := getPage(t, topos["aws"].Client(), topos["aws"].URL("aws-api")+"/metrics")
+	_, page := getPage(t, idle.Client(), idle.URL("aws-api")+"/metrics")
 	var ahead float64
 	for _, l := range strings.Split(page, "\n") {
 		if strings.HasPrefix(l, "intercloud_clock_ahead_seconds{") {
@@ -353,5 +382,4 @@ func TestSkewedClockCannotLoseALaterWrite(t *testing.T) {
 	if ahead < (skew - time.Minute).Seconds() {
 		t.Fatalf("intercloud_clock_ahead_seconds on aws = %v, want about %v", ahead, skew.Seconds())
 	}
-	t.Logf("aws's clock %v behind: its later write versioned %v after azure's, aws's clock runs %.0f s ahead", skew, rowOf("azure").at.Sub(first), ahead)
 }

@@ -48,8 +48,12 @@ type CloudStatus struct {
 	// ClockAheadSeconds is how far the cloud's version clock (package
 	// hlc) runs ahead of its physical clock: above 0 after it applied
 	// replicated rows versioned by a clock that is ahead of this one.
-	ClockAheadSeconds float64   `json:"clock_ahead_seconds"`
-	Time              time.Time `json:"time"`
+	ClockAheadSeconds float64 `json:"clock_ahead_seconds"`
+	// Starting is set while the cloud's part has not started yet: what
+	// start waits for (a database that does not answer), retried with
+	// backoff. The cloud takes no writes meanwhile.
+	Starting string    `json:"starting,omitempty"`
+	Time     time.Time `json:"time"`
 }
 
 // Freshness is the age of the oldest acknowledged record whose aggregates

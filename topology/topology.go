@@ -134,7 +134,9 @@ type Topology struct {
 	servers   []*server
 	serversMu sync.Mutex // guards servers against /metrics while they start
 	endpoints []Endpoint
-	readers   map[*sqldb.DB][]replicate.Reader
+	// gates are the cloud APIs' listeners, answering from the start.
+	gates   map[string]*gateServer
+	readers map[*sqldb.DB][]replicate.Reader
 	// holder names this process in the leases it takes.
 	holder string
 
@@ -157,7 +159,8 @@ type Cloud struct {
 	DB     *sqldb.DB
 	API    *ingest.API
 	// Clock versions the records the API acknowledges; the streams into
-	// the cloud's database raise it to the versions they apply.
+	// the cloud's database raise it to the versions they apply (in every
+	// replica of the cloud, through clockTable).
 	Clock   *hlc.Clock
 	Loader  *load.Loader
 	Load    *functions.Function
@@ -218,7 +221,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (t *Topology, 
 	if err != nil {
 		return nil, err
 	}
-	t = &Topology{cfg: cfg, opts: opts, clouds: map[string]*Cloud{}, keys: keys, tls: map[string]*certs.Source{}, holder: lease.NewHolder(), fresh: &freshness{}}
+	t = &Topology{cfg: cfg, opts: opts, clouds: map[string]*Cloud{}, keys: keys, tls: map[string]*certs.Source{}, holder: lease.NewHolder(), fresh: &freshness{}, gates: map[string]*gateServer{}}
 	// How far the results are behind is known where they are published.
 	t.fresh.known = slices.Contains(opts.Roles, cfg.Publish.Cloud)
 	if !cfg.TLS.Disabled {
@@ -249,7 +252,16 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (t *Topology, 
 	if err := t.startLogs(ctx); err != nil {
 		return t, err
 	}
-	if err := CheckStores(ctx, cfg, opts.Roles, t.logger("", "check")); err != nil {
+	// The clouds' APIs answer from now on: unhealthy, naming what start
+	// waits for, until their part has started.
+	if err := t.startGates(); err != nil {
+		return t, err
+	}
+	// A store that does not answer yet (a database still starting) is
+	// waited for; a store that is wrong fails the start.
+	if err := t.startRetrying(ctx, "checking the stores", func(ctx context.Context) error {
+		return CheckStores(ctx, cfg, opts.Roles, t.logger("", "check"))
+	}); err != nil {
 		return t, err
 	}
 	if made.CA || len(made.Roles) > 0 {
@@ -437,15 +449,25 @@ func (t *Topology) startCloud(ctx context.Context, name string) error {
 			return nil
 		}
 	}
-	st, err := hosts.Open(ctx, hs)
-	if err != nil {
+	var st *hosts.Stack
+	var err error
+	if err := t.startRetrying(ctx, name+": opening the object store and the database", func(ctx context.Context) (err error) {
+		st, err = hosts.Open(ctx, hs)
+		return err
+	}); err != nil {
 		return fmt.Errorf("topology: %s: %w", name, err)
 	}
 	t.closers = append(t.closers, st.Close)
 	c.Bucket, c.DB, c.Loader, c.Publish = st.Bucket, st.DB, st.Loader, st.Publisher
-	if err := lease.Ensure(ctx, c.DB); err != nil {
+	if err := t.startRetrying(ctx, name+": the lease and clock tables", func(ctx context.Context) error {
+		if err := lease.Ensure(ctx, c.DB); err != nil {
+			return err
+		}
+		return c.DB.EnsureTable(ctx, clockTable)
+	}); err != nil {
 		return fmt.Errorf("topology: %s: %w", name, err)
 	}
+	t.goPipe(func(ctx context.Context) { t.syncClock(ctx, c) })
 	c.fresh = t.fresh
 	if c.Publish != nil {
 		pub := c.Publish
@@ -453,13 +475,17 @@ func (t *Topology) startCloud(ctx context.Context, name string) error {
 	}
 	// Capture changes before anything writes, so replication and publish
 	// see every row.
-	if err := t.prepareCapture(ctx, name, c.DB); err != nil {
+	if err := t.startRetrying(ctx, name+": installing change capture", func(ctx context.Context) error {
+		return t.prepareCapture(ctx, name, c.DB)
+	}); err != nil {
 		return err
 	}
 	// Checkpoints live on the targets only: a one-way stream's source
 	// gets nothing written.
 	if r := t.cfg.Replication; name == r.To || (name == r.From && r.ReverseEnabled()) {
-		if err := replicate.EnsureCheckpoints(ctx, c.DB); err != nil {
+		if err := t.startRetrying(ctx, name+": the checkpoint table", func(ctx context.Context) error {
+			return replicate.EnsureCheckpoints(ctx, c.DB)
+		}); err != nil {
 			return fmt.Errorf("topology: %s: %w", name, err)
 		}
 	}
@@ -537,7 +563,8 @@ func (t *Topology) startCloud(ctx context.Context, name string) error {
 	return nil
 }
 
-// serveAPI starts serving a cloud's ingest API, status and metrics.
+// serveAPI opens a cloud's gate (listening since Start began) to its
+// ingest API, status and metrics.
 func (t *Topology) serveAPI(name string) error {
 	c := t.clouds[name]
 	mux := http.NewServeMux()
@@ -545,9 +572,11 @@ func (t *Topology) serveAPI(name string) error {
 	mux.Handle("POST "+ingest.PathRecords, instrumentIngest(t.tracing.Middleware("ingest", "ingest POST "+ingest.PathRecords, c.API), c.metrics))
 	mux.HandleFunc("GET /v1/status", t.statusHandler(c))
 	mux.Handle("GET /metrics", t.metricsHandler(c.registry))
-	var err error
-	c.api, err = t.serve(name+"-api", t.cfg.Clouds[name].API, mux)
-	return err
+	gs := t.gates[name]
+	c.api = gs.srv
+	var h http.Handler = mux
+	gs.gate.open.Store(&h)
+	return nil
 }
 
 // startStreams starts the replication streams whose target is this cloud:
@@ -569,12 +598,15 @@ func (t *Topology) startStreams(ctx context.Context, name string) error {
 		if d.to != name {
 			continue
 		}
-		src, err := t.openDB(ctx, d.from)
-		if err != nil {
-			return err
-		}
 		log := t.logger(name, "replicate")
 		streamName := d.from + "-to-" + d.to
+		var src *sqldb.DB
+		if err := t.startRetrying(ctx, streamName+": opening the source database", func(ctx context.Context) (err error) {
+			src, err = t.openDB(ctx, d.from)
+			return err
+		}); err != nil {
+			return err
+		}
 		// The forward stream resolves its tables through the mapping each
 		// time it connects; the reverse one carries the unmapped tables.
 		mapping, err := Mapping(t.cfg)
@@ -584,7 +616,10 @@ func (t *Topology) startStreams(ctx context.Context, name string) error {
 		var tables []string
 		if d.reverse {
 			mapping = nil
-			if tables, err = ReverseMapping(t.cfg).Tables(ctx, src); err != nil {
+			if err := t.startRetrying(ctx, streamName+": listing the tables", func(ctx context.Context) (err error) {
+				tables, err = ReverseMapping(t.cfg).Tables(ctx, src)
+				return err
+			}); err != nil {
 				return fmt.Errorf("topology: %s: %w", streamName, err)
 			}
 			if len(tables) == 0 {
@@ -617,7 +652,9 @@ func (t *Topology) startStreams(ctx context.Context, name string) error {
 		if d.reverse {
 			// Without a full load, the stream must have its place in the
 			// source's log (a Postgres slot) before anything writes.
-			if err := reserve(ctx, src, SourceMode(t.cfg, src), streamName, tables, log); err != nil {
+			if err := t.startRetrying(ctx, streamName+": reserving its place in the source's log", func(ctx context.Context) error {
+				return reserve(ctx, src, SourceMode(t.cfg, src), streamName, tables, log)
+			}); err != nil {
 				return err
 			}
 		}
@@ -775,18 +812,20 @@ func (t *Topology) openDB(ctx context.Context, name string) (*sqldb.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("topology: %s: %w", name, err)
 	}
-	t.closers = append(t.closers, db.Close)
 	// That cloud's process may not have run yet: its records table (the
 	// same DDL it runs itself) must exist before capture is installed,
 	// when it is replicated; nothing else is written there.
 	if m, err := Mapping(t.cfg); err == nil && m.Includes(t.cfg.Schema.Table) {
 		if err := db.EnsureTable(ctx, record.Table(t.cfg.Schema)); err != nil {
+			_ = db.Close()
 			return nil, fmt.Errorf("topology: %s: %w", name, err)
 		}
 	}
 	if err := t.prepareCapture(ctx, name, db); err != nil {
+		_ = db.Close()
 		return nil, err
 	}
+	t.closers = append(t.closers, db.Close)
 	return db, nil
 }
 
