@@ -21,6 +21,13 @@
 // advancing with physical time: processes that saw the same timestamp
 // (replicas of one cloud) keep stamping in real-time order, about the
 // fastest clock they heard of. Ahead reports the lead.
+//
+// A timestamp further ahead of the physical clock than MaxLead (a peer
+// whose clock is badly wrong, a version from the far future) raises the
+// clock only to MaxLead ahead, so that one bad clock cannot drag every
+// later version of both clouds into the future for good; Capped counts
+// such timestamps. Writes concurrent within more skew than that are
+// still ordered deterministically, just not by real time.
 package hlc
 
 import (
@@ -28,13 +35,18 @@ import (
 	"time"
 )
 
+// MaxLead is the furthest ahead of the physical clock an observed
+// timestamp raises the clock.
+const MaxLead = 24 * time.Hour
+
 // Clock is a hybrid logical clock. It is safe for concurrent use.
 type Clock struct {
 	now func() time.Time
 
-	mu   sync.Mutex
-	last time.Time     // the greatest timestamp given or observed
-	lead time.Duration // how far observed timestamps ran ahead of physical time
+	mu     sync.Mutex
+	last   time.Time     // the greatest timestamp given or observed
+	lead   time.Duration // how far observed timestamps ran ahead of physical time
+	capped int64         // observed timestamps beyond MaxLead
 }
 
 // New returns a clock over the physical clock now (time.Now when nil).
@@ -64,7 +76,8 @@ func (c *Clock) Now() time.Time {
 // Observe raises the clock to a timestamp seen in a replicated row (or
 // shared by another process of the same cloud): every later Now is after
 // t, and the clock keeps t's lead over physical time. The zero time
-// changes nothing.
+// changes nothing; a timestamp more than MaxLead ahead counts as MaxLead
+// ahead (see Capped).
 func (c *Clock) Observe(t time.Time) {
 	if t.IsZero() {
 		return
@@ -73,12 +86,24 @@ func (c *Clock) Observe(t time.Time) {
 	now := c.physical()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if t.Sub(now) > MaxLead {
+		c.capped++
+		t = now.Add(MaxLead)
+	}
 	if t.After(c.last) {
 		c.last = t
 	}
 	if d := t.Sub(now); d > c.lead {
 		c.lead = d
 	}
+}
+
+// Capped counts the observed timestamps that were more than MaxLead ahead
+// of the physical clock (and raised it only by MaxLead).
+func (c *Clock) Capped() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.capped
 }
 
 // Last returns the greatest timestamp the clock gave or observed.

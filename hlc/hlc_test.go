@@ -158,3 +158,21 @@ func TestConcurrentNowIncreases(t *testing.T) {
 		t.Fatalf("%d distinct timestamps, want %d", len(seen), goroutines*each)
 	}
 }
+
+// TestFarFutureIsCapped: a timestamp from the far future (a peer's clock
+// badly wrong) raises the clock only MaxLead ahead, and is counted.
+func TestFarFutureIsCapped(t *testing.T) {
+	m := &manual{t: t0}
+	c := hlc.New(m.now)
+	c.Observe(time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC))
+	if got, want := c.Now(), t0.Add(hlc.MaxLead+time.Microsecond); !got.Equal(want) {
+		t.Fatalf("Now after a far-future version: %v, want %v", got, want)
+	}
+	if c.Capped() != 1 {
+		t.Fatalf("Capped: %d, want 1", c.Capped())
+	}
+	c.Observe(t0.Add(time.Hour)) // within the bound: not counted
+	if c.Capped() != 1 || c.Ahead() > hlc.MaxLead+time.Second {
+		t.Fatalf("Capped %d, Ahead %v", c.Capped(), c.Ahead())
+	}
+}

@@ -43,6 +43,7 @@ func (c *Cloud) Samples() []telemetry.Sample {
 		gauge("load_dead_letters", "Objects under dead/ now: acknowledged records not loaded (intercloud dead list).", float64(st.DeadLetters), cl),
 		gauge("cloud_degraded", "Whether the cloud's /healthz says degraded or unhealthy (1) or ok (0).", b2f(st.Health.Status != "" && st.Health.Status != "ok"), cl),
 		gauge("clock_ahead_seconds", "How far the cloud's version clock runs ahead of its physical clock (raised by replicated rows from a clock that is ahead).", st.ClockAheadSeconds, cl),
+		counter("clock_capped_total", "Replicated versions more than 24 h ahead of the physical clock (a clock badly wrong): they raised the version clock by 24 h only.", float64(st.ClockCapped), cl),
 		gauge("cloud_problems", "Problems the cloud's /healthz names (a failing stage, an unreachable dependency).", float64(len(st.Health.Problems)), cl),
 	}
 	if c.health != nil {

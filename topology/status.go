@@ -49,6 +49,10 @@ type CloudStatus struct {
 	// hlc) runs ahead of its physical clock: above 0 after it applied
 	// replicated rows versioned by a clock that is ahead of this one.
 	ClockAheadSeconds float64 `json:"clock_ahead_seconds"`
+	// ClockCapped counts replicated versions more than hlc.MaxLead ahead
+	// of this cloud's physical clock (a clock badly wrong somewhere): they
+	// raised the version clock only by hlc.MaxLead.
+	ClockCapped int64 `json:"clock_capped,omitempty"`
 	// Starting is set while the cloud's part has not started yet: what
 	// start waits for (a database that does not answer), retried with
 	// backoff. The cloud takes no writes meanwhile.
@@ -173,7 +177,7 @@ func edgeStatus(e *edge.Edge) *EdgeStatus {
 func (c *Cloud) Status() CloudStatus {
 	is, ls := c.API.Stats(), c.Load.Stats()
 	st := CloudStatus{
-		Cloud: c.Name, Time: time.Now().UTC(), ClockAheadSeconds: c.Clock.Ahead().Seconds(),
+		Cloud: c.Name, Time: time.Now().UTC(), ClockAheadSeconds: c.Clock.Ahead().Seconds(), ClockCapped: c.Clock.Capped(),
 		Ingest: IngestStatus{Requests: is.Requests, RecordsAcked: is.RecordsAcked, ObjectsWritten: is.ObjectsWritten,
 			BytesWritten: is.BytesWritten, Pending: is.Pending, Rejected: is.Rejected, RecordsPerSecond: c.ackRate.rate()},
 		Load: LoadStatus{Succeeded: ls.Succeeded, Failed: ls.Failed, Retried: ls.Retried, DeadLettered: ls.DeadLettered,
