@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
@@ -221,11 +222,14 @@ func (e *env) aggregateDiff(t *testing.T) string {
 		if !strings.HasSuffix(o.Key, ".json") {
 			return nil
 		}
-		got[o.Key] = true
 		b, _, err := e.bucket.Get(ctx, o.Key)
+		if errors.Is(err, objects.ErrNotFound) {
+			return nil // removed since it was listed (its bucket emptied): looked at again next round
+		}
 		if err != nil {
 			return err
 		}
+		got[o.Key] = true
 		var m map[string]any
 		if err := json.Unmarshal(b, &m); err != nil {
 			return err
