@@ -78,6 +78,8 @@ func TestMariaDB(t *testing.T) {
 	t.Run("Bidirectional", func(t *testing.T) { testBidirectional(t, e) })
 	t.Run("ServerRestart", func(t *testing.T) { testServerRestart(t, e) })
 	t.Run("ReadOnlySource", func(t *testing.T) { testReadOnlySource(t, e) })
+	t.Run("CurrentBeforeInvisible", func(t *testing.T) { testCurrentBeforeInvisible(t, e) })
+	t.Run("CurrentUnderLoad", func(t *testing.T) { testCurrentUnderLoad(t, e) })
 	t.Run("SchemaFull", func(t *testing.T) { testSchemaFull(t, e) })
 }
 
