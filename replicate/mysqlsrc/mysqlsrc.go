@@ -12,8 +12,9 @@
 // ENUM/SET labels then come from the log itself, so rows written before a
 // schema change decode with the schema they were written with; without it
 // they come from information_schema as of now). The user needs SELECT,
-// RELOAD, REPLICATION SLAVE and REPLICATION CLIENT (and BINLOG MONITOR on
-// MariaDB). Open checks the settings and fails with a clear error.
+// REPLICATION SLAVE and REPLICATION CLIENT (on MariaDB 10.5 and later an
+// alias of BINLOG MONITOR), nothing more (TestMariaDB/ReadOnlySource).
+// Open checks the settings and fails with a clear error.
 //
 // # URL parameters
 //
