@@ -67,7 +67,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -344,8 +344,7 @@ type Source struct {
 	holdBack time.Duration
 	log      *slog.Logger
 
-	mu     sync.Mutex
-	closed bool
+	closed atomic.Bool
 }
 
 // ErrClosed is returned by a closed source.
@@ -353,16 +352,8 @@ var ErrClosed = errors.New("pollsrc: source closed")
 
 // Close implements replicate.Source; it leaves the database open.
 func (s *Source) Close() error {
-	s.mu.Lock()
-	s.closed = true
-	s.mu.Unlock()
+	s.closed.Store(true)
 	return nil
-}
-
-func (s *Source) isClosed() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closed
 }
 
 // FormatPosition returns the position of a seq.
@@ -441,7 +432,7 @@ func (s *Source) Stream(ctx context.Context, from replicate.Position, opts repli
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
-		if s.isClosed() {
+		if s.closed.Load() {
 			return ErrClosed
 		}
 		b, next, full, err := s.read(ctx, mark, want, opts, gaps)

@@ -47,7 +47,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -239,8 +239,7 @@ type Source struct {
 	// Stream's goroutine reads and changes it, and tables after Open).
 	schema int64
 
-	mu     sync.Mutex
-	closed bool
+	closed atomic.Bool
 }
 
 // Open installs capture for the tables and returns their source.
@@ -316,16 +315,8 @@ var ErrClosed = errors.New("sqlitesrc: source closed")
 
 // Close implements replicate.Source; it leaves the database open.
 func (s *Source) Close() error {
-	s.mu.Lock()
-	s.closed = true
-	s.mu.Unlock()
+	s.closed.Store(true)
 	return nil
-}
-
-func (s *Source) isClosed() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closed
 }
 
 // Current implements replicate.Source: the last seq ever assigned.
@@ -369,7 +360,7 @@ func (s *Source) Stream(ctx context.Context, from replicate.Position, opts repli
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
-		if s.isClosed() {
+		if s.closed.Load() {
 			return ErrClosed
 		}
 		b, read, err := s.read(ctx, seq, want, opts)

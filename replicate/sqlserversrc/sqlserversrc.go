@@ -58,7 +58,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/intercloud/intercloud/replicate"
@@ -207,8 +207,7 @@ type Source struct {
 	mark   *instance
 	log    *slog.Logger
 
-	mu     sync.Mutex
-	closed bool
+	closed atomic.Bool
 }
 
 // ErrClosed is returned by a closed source.
@@ -216,16 +215,8 @@ var ErrClosed = errors.New("sqlserversrc: source closed")
 
 // Close implements replicate.Source; it leaves the database open.
 func (s *Source) Close() error {
-	s.mu.Lock()
-	s.closed = true
-	s.mu.Unlock()
+	s.closed.Store(true)
 	return nil
-}
-
-func (s *Source) isClosed() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closed
 }
 
 // Current implements replicate.Source: sys.fn_cdc_get_max_lsn().
@@ -258,7 +249,7 @@ func (s *Source) Stream(ctx context.Context, from replicate.Position, opts repli
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
-		if s.isClosed() {
+		if s.closed.Load() {
 			return ErrClosed
 		}
 		b, next, short, err := readBatch(ctx, s.r, s.d, pos, tables, s.mark, opts)
