@@ -1,12 +1,11 @@
 package pollsrc
 
 import (
-	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/intercloud/intercloud/internal/golden"
 
 	"github.com/intercloud/intercloud/sqldb"
 	"github.com/intercloud/intercloud/sqldb/mysql"
@@ -14,8 +13,6 @@ import (
 	"github.com/intercloud/intercloud/sqldb/sqlite"
 	"github.com/intercloud/intercloud/sqldb/sqlserver"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 
 // Every statement the source sends, per dialect, against
 // testdata/<dialect>.golden (go test -update rewrites them): install (the
@@ -69,27 +66,7 @@ func TestStatementsGolden(t *testing.T) {
 			stmt("seqs after", seqsAfterSQL(q))
 			stmt("prune", pruneSQL(q))
 			stmt("backlog", backlogSQL(q))
-			golden(t, q.Name(), b.String())
+			golden.Check(t, q.Name(), b.String())
 		})
-	}
-}
-
-// golden compares got with testdata/name.golden, or rewrites it with
-// -update.
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name+".golden")
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs from %s:\n--- got\n%s\n--- want\n%s", name, path, got, want)
 	}
 }

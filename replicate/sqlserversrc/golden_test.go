@@ -1,19 +1,16 @@
 package sqlserversrc
 
 import (
-	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/intercloud/intercloud/internal/golden"
 
 	"github.com/intercloud/intercloud/replicate/pollsrc"
 	"github.com/intercloud/intercloud/sqldb"
 	"github.com/intercloud/intercloud/sqldb/sqlserver"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 
 // Every statement the source sends, against testdata/sqlserver.golden
 // (go test -update rewrites it): the CDC checks and enabling, the LSN
@@ -50,25 +47,5 @@ func TestStatementsGolden(t *testing.T) {
 		stmt("changes of "+c.inst+", a batch", changesSQL(q, c.inst, c.def, 2000))
 		stmt("changes of "+c.inst+", whole", changesSQL(q, c.inst, c.def, 0))
 	}
-	golden(t, "sqlserver", b.String())
-}
-
-// golden compares got with testdata/name.golden, or rewrites it with
-// -update.
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name+".golden")
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs from %s:\n--- got\n%s\n--- want\n%s", name, path, got, want)
-	}
+	golden.Check(t, "sqlserver", b.String())
 }

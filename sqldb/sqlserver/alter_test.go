@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/intercloud/intercloud/internal/golden"
+
 	"github.com/intercloud/intercloud/sqldb"
 	"github.com/intercloud/intercloud/sqldb/sqlserver"
 )
@@ -22,7 +24,7 @@ func TestGoldenAlter(t *testing.T) {
 		{"alter_widen_decimal", d.WidenColumn("kv", sqldb.Column{Name: "d", Type: sqldb.Type{Kind: sqldb.KindDecimal, Precision: 20, Scale: 4}})},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			golden(t, tc.name, strings.Join(tc.stmts, "\n;\n")+"\n")
+			golden.Check(t, tc.name, strings.Join(tc.stmts, "\n;\n")+"\n")
 		})
 	}
 }

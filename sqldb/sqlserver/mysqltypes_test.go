@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/intercloud/intercloud/internal/golden"
+
 	"github.com/intercloud/intercloud/sqldb"
 	"github.com/intercloud/intercloud/sqldb/mysql"
 	"github.com/intercloud/intercloud/sqldb/sqlserver"
@@ -50,5 +52,5 @@ func TestGoldenMySQLTypes(t *testing.T) {
 		fmt.Fprintf(&b, "%-38s %-40s %s\n", ctype, typ, col)
 	}
 	b.WriteString("\n" + strings.Join(d.CreateTable(tbl), "\n;\n") + "\n")
-	golden(t, "mysql_types", b.String())
+	golden.Check(t, "mysql_types", b.String())
 }

@@ -2,15 +2,14 @@ package sqlserver_test
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"math"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/intercloud/intercloud/internal/golden"
 
 	"github.com/golang-sql/civil"
 	mssql "github.com/microsoft/go-mssqldb"
@@ -18,28 +17,6 @@ import (
 	"github.com/intercloud/intercloud/sqldb"
 	"github.com/intercloud/intercloud/sqldb/sqlserver"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden")
-
-// golden compares got with testdata/name.golden, or rewrites it with
-// -update.
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name+".golden")
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs from %s:\n--- got\n%s\n--- want\n%s", name, path, got, want)
-	}
-}
 
 func everyType() sqldb.Table {
 	in := func(b int, u bool) sqldb.Type { return sqldb.Type{Kind: sqldb.KindInt, Bits: b, Unsigned: u} }
@@ -101,7 +78,7 @@ func TestGoldenSQL(t *testing.T) {
 		{"create_index", d.CreateIndex("order ]by[ it's", "ix 'odd'", []string{"select", "a]]b"})},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			golden(t, tc.name, strings.Join(tc.stmts, "\n;\n")+"\n")
+			golden.Check(t, tc.name, strings.Join(tc.stmts, "\n;\n")+"\n")
 		})
 	}
 }
@@ -130,7 +107,7 @@ func TestColumnTypes(t *testing.T) {
 		back := sqlserver.ParseType(name, length, prec, scale)
 		fmt.Fprintf(&b, "%-6s %+v -> %s -> %+v\n", c.Name, c.Type, typ, back)
 	}
-	golden(t, "column_types", b.String())
+	golden.Check(t, "column_types", b.String())
 }
 
 func TestQuoteAndPlaceholder(t *testing.T) {
