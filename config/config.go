@@ -271,6 +271,32 @@ type Replication struct {
 	// the background at this interval (continuous validation) and exports
 	// the differing rows in status and /metrics.
 	ValidateEvery Duration `yaml:"validate_every"`
+	// Source is how the streams (and publish) read a database's changes:
+	// SourceLog (the database's own change log: binlog, logical
+	// decoding, SQLite's change table) or SourcePoll (queries on a
+	// trigger-fed change table, for any SQL database). Empty: each
+	// database's log where this binary has a log source for it, poll
+	// otherwise (SQL Server); see SourceMode.
+	Source string `yaml:"source"`
+}
+
+// The values of replication.source.
+const (
+	SourceLog  = "log"
+	SourcePoll = "poll"
+)
+
+// SourceMode is the mode a stream or publish reads a database in:
+// replication.source when set, else SourceLog when the database has a
+// log-based source in this binary (hasLog) and SourcePoll when it has not.
+func (r Replication) SourceMode(hasLog bool) string {
+	switch {
+	case r.Source != "":
+		return r.Source
+	case hasLog:
+		return SourceLog
+	}
+	return SourcePoll
 }
 
 // ReverseEnabled reports whether the reverse stream runs.
@@ -870,6 +896,9 @@ func (c *Config) validateReplication(bad badFunc) {
 	}
 	if r.ValidateEvery.D() < 0 {
 		bad("replication.validate_every", "must not be negative")
+	}
+	if r.Source != "" && r.Source != SourceLog && r.Source != SourcePoll {
+		bad("replication.source", "%q is neither %q nor %q", r.Source, SourceLog, SourcePoll)
 	}
 	c.validateMappings(bad)
 }

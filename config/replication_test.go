@@ -23,6 +23,7 @@ replication:
   load_parallel: 8
   validate_every: 5m
   schema: full
+  source: poll
 `
 
 // The mappings are plain data: what the file says, checked and kept.
@@ -34,7 +35,7 @@ func TestReplicationMappingsParse(t *testing.T) {
 	r := c.Replication
 	if len(r.Mappings) != 1 || r.Mappings[0].Rename != "copy_{table}" || r.Mappings[0].Columns["amount"] != "amount_usd" ||
 		r.Mappings[0].Filter != "status = 'paid' AND amount >= 10" || len(r.Exclude) != 2 ||
-		r.OnError != "skip" || r.OnErrorTables["orders_*"] != "stop" || r.LoadParallel != 8 || r.ValidateEvery.D() != 5*time.Minute || r.Schema != "full" {
+		r.OnError != "skip" || r.OnErrorTables["orders_*"] != "stop" || r.LoadParallel != 8 || r.ValidateEvery.D() != 5*time.Minute || r.Schema != "full" || r.Source != "poll" {
 		t.Fatalf("replication = %+v", r)
 	}
 }
@@ -63,6 +64,7 @@ func TestReplicationMappingErrors(t *testing.T) {
 		{"bad schema", "replication:\n  schema: everything\n", `replication.schema: "everything" is neither "tables" nor "full"`},
 		{"negative validate_every", "replication:\n  validate_every: -1s\n", "replication.validate_every: must not be negative"},
 		{"negative load_parallel", "replication:\n  load_parallel: -1\n", "replication.load_parallel: must not be negative"},
+		{"bad source", "replication:\n  source: cdc\n", `replication.source: "cdc" is neither "log" nor "poll"`},
 		{"filter null compare", "replication:\n  mappings:\n    - {table: a, filter: \"a = NULL\"}\n", "IS NULL"},
 	}
 	for _, tt := range tests {
@@ -72,5 +74,29 @@ func TestReplicationMappingErrors(t *testing.T) {
 				t.Fatalf("error = %v, want it to contain %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// replication.source defaults per database: its log where the binary has
+// a log source for it, poll where it has none.
+func TestReplicationSourceMode(t *testing.T) {
+	tests := []struct {
+		source string
+		hasLog bool
+		want   string
+	}{
+		{"", true, SourceLog},
+		{"", false, SourcePoll},
+		{SourcePoll, true, SourcePoll},
+		{SourceLog, false, SourceLog}, // refused when the stream opens, naming the database
+	}
+	for _, tt := range tests {
+		if got := (Replication{Source: tt.source}).SourceMode(tt.hasLog); got != tt.want {
+			t.Errorf("source %q, hasLog %v: mode %q, want %q", tt.source, tt.hasLog, got, tt.want)
+		}
+	}
+	c, err := Parse([]byte("replication:\n  source: log\n"), t.TempDir())
+	if err != nil || c.Replication.Source != SourceLog {
+		t.Fatalf("source: log parsed as %q, %v", c.Replication.Source, err)
 	}
 }

@@ -273,7 +273,7 @@ func checkRole(cfg *config.Config, role string, ports map[string]int) error {
 	want := map[string]string{}
 	switch role {
 	case "global":
-		want["frontdoor"], want["edge"], want["logs"] = cfg.FrontDoor.Listen, cfg.Edge.Listen, cfg.Logs.Listen
+		want["frontdoor"], want["edge"], want["logs"], want["console"] = cfg.FrontDoor.Listen, cfg.Edge.Listen, cfg.Logs.Listen, cfg.Console.Listen
 	default:
 		c := cfg.Clouds[role]
 		if c == nil {
@@ -340,6 +340,7 @@ func TestCheckFindsMistakes(t *testing.T) {
 		{"PDB blocks drains", "kubernetes/azure.yaml", "minAvailable: 1", "minAvailable: 2", "minAvailable"},
 		{"bad topology", "kubernetes/secret.yaml", "leases: {ttl: 5s}", "leases: {ttl: 1ms}", "leases.ttl"},
 		{"wrong port", "kubernetes/secret.yaml", "api: 0.0.0.0:8081", "api: 0.0.0.0:9999", "container port"},
+		{"console inside the pod", "kubernetes/secret.yaml", `console: {listen: "0.0.0.0:8086"}`, "", "console listens on 127.0.0.1:8086"},
 		{"service to nowhere", "kubernetes/global.yaml", "targetPort: logs", "targetPort: log", ""},
 		{"HTTP liveness", "kubernetes/aws.yaml", "tcpSocket: {port: api}", "httpGet: {path: /healthz, port: api}", "liveness"},
 	} {

@@ -92,16 +92,23 @@ type Config struct {
 	MaxAttempts int
 	// Timeout bounds one invocation.
 	Timeout time.Duration
-	Logger  *slog.Logger
+	// ErrorAfter is how long an event fails before its retries are logged
+	// at ERROR rather than WARN (default DefaultErrorAfter): a blip is a
+	// warning, a failure that lasts an error naming the event.
+	ErrorAfter time.Duration
+	Logger     *slog.Logger
 }
+
+// DefaultErrorAfter is Config.ErrorAfter's default.
+const DefaultErrorAfter = 5 * time.Second
 
 // Validate checks the configuration.
 func (c Config) Validate() error {
 	switch {
 	case c.Name == "" || c.Handler == nil:
 		return errors.New("functions: a name and a handler are required")
-	case c.Concurrency < 0 || c.Backoff < 0 || c.MaxBackoff < 0 || c.MaxAge < 0 || c.MaxAttempts < 0 || c.Timeout < 0:
-		return fmt.Errorf("functions: %s: concurrency, backoff, max_backoff, max_age, max_attempts and timeout must not be negative", c.Name)
+	case c.Concurrency < 0 || c.Backoff < 0 || c.MaxBackoff < 0 || c.MaxAge < 0 || c.MaxAttempts < 0 || c.Timeout < 0 || c.ErrorAfter < 0:
+		return fmt.Errorf("functions: %s: concurrency, backoff, max_backoff, max_age, max_attempts, timeout and error_after must not be negative", c.Name)
 	case c.MaxBackoff > 0 && c.Backoff > c.MaxBackoff:
 		return fmt.Errorf("functions: %s: backoff %s is above max_backoff %s", c.Name, c.Backoff, c.MaxBackoff)
 	}
@@ -154,6 +161,9 @@ func New(cfg Config) (*Function, error) {
 	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.ErrorAfter == 0 {
+		cfg.ErrorAfter = DefaultErrorAfter
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -261,7 +271,11 @@ func (f *Function) invoke(ctx context.Context, e Event) {
 	}
 	delay := f.policy.Delay(e.Attempt)
 	f.retried.Add(1)
-	f.log.Warn("invocation failed; will retry", "id", e.ID, "attempt", e.Attempt, "transient", transient,
+	level := slog.LevelWarn
+	if now.Sub(e.FailingSince) >= f.cfg.ErrorAfter {
+		level = slog.LevelError
+	}
+	f.log.Log(ctx, level, "invocation failed; will retry", "id", e.ID, "attempt", e.Attempt, "transient", transient,
 		"failing_for", now.Sub(e.FailingSince).Round(time.Millisecond).String(), "retry_in", delay.Round(time.Millisecond).String(), "err", err)
 	next := e
 	next.Attempt++

@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/intercloud/intercloud/internal/syncbuf"
 )
 
 func runFn(t *testing.T, cfg Config) *Function {
@@ -266,5 +269,44 @@ func TestConfigValidate(t *testing.T) {
 		if _, err := New(c); err == nil {
 			t.Errorf("New(%+v) accepted", c)
 		}
+	}
+}
+
+// TestLastingFailureLoggedAtError: an event's retries are logged at WARN
+// while it fails for less than ErrorAfter, at ERROR (naming the event)
+// once it has failed longer.
+func TestLastingFailureLoggedAtError(t *testing.T) {
+	down := refused(t)
+	var log syncbuf.Buffer
+	var calls atomic.Int64
+	start := time.Now()
+	f := runFn(t, Config{Name: "l", Backoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, ErrorAfter: 200 * time.Millisecond,
+		Logger: slog.New(slog.NewJSONHandler(&log, nil)),
+		Handler: func(ctx context.Context, e Event) error {
+			calls.Add(1)
+			if time.Since(start) < 400*time.Millisecond {
+				return down
+			}
+			return nil
+		}})
+	f.Submit(Event{ID: "raw/2026/11/30/07/x.ndjson"})
+	eventually(t, "success after 400 ms of failures", func() bool { return f.Stats().Succeeded == 1 })
+	var warns, errs int
+	for line := range strings.SplitSeq(log.String(), "\n") {
+		if !strings.Contains(line, "invocation failed; will retry") || !strings.Contains(line, `"id":"raw/2026/11/30/07/x.ndjson"`) {
+			continue
+		}
+		switch {
+		case strings.Contains(line, `"level":"WARN"`):
+			warns++
+			if errs > 0 {
+				t.Fatalf("a WARN after an ERROR: %s", line)
+			}
+		case strings.Contains(line, `"level":"ERROR"`):
+			errs++
+		}
+	}
+	if warns == 0 || errs == 0 {
+		t.Fatalf("%d WARN and %d ERROR retry lines over %d calls, want both", warns, errs, calls.Load())
 	}
 }

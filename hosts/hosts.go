@@ -40,6 +40,7 @@ import (
 	"github.com/intercloud/intercloud/load"
 	"github.com/intercloud/intercloud/objects"
 	"github.com/intercloud/intercloud/publish"
+	"github.com/intercloud/intercloud/replicate"
 	"github.com/intercloud/intercloud/sqldb"
 )
 
@@ -65,6 +66,11 @@ type Settings struct {
 	// Poll is how often the publisher polls an idle change feed (0:
 	// publish's default).
 	Poll time.Duration
+	// Source is the topology's replication.source: how the publisher
+	// reads the database's changes ("": the database's log where this
+	// binary has a log source for it, poll otherwise; see
+	// config.Replication.SourceMode).
+	Source string
 	// Purge, OnPublished and PublishFence are the publisher's Purge,
 	// OnPublished and Fence; OnFresh and OnTraces its (see publish.Config).
 	Purge        func(ctx context.Context, paths, tags []string) error
@@ -124,7 +130,8 @@ func Open(ctx context.Context, s Settings) (st *Stack, err error) {
 	}
 	st.Publisher, err = publish.New(publish.Config{
 		DB: st.DB, Bucket: st.Bucket, Schema: s.Schema, Settings: *s.Publish, Poll: s.Poll,
-		Purge: s.Purge, OnPublished: s.OnPublished, Fence: s.PublishFence, OnFresh: s.OnFresh, OnTraces: s.OnTraces, Logger: s.logger("publish"),
+		SourceMode: config.Replication{Source: s.Source}.SourceMode(replicate.HasLogSource(st.DB.Dialect.Name())),
+		Purge:      s.Purge, OnPublished: s.OnPublished, Fence: s.PublishFence, OnFresh: s.OnFresh, OnTraces: s.OnTraces, Logger: s.logger("publish"),
 	})
 	if err != nil {
 		return st, err
@@ -186,7 +193,8 @@ func (e Env) Settings() Settings {
 	if e.Config == nil {
 		e.Config = config.Default("")
 	}
-	s := Settings{ObjectsURL: e.ObjectsURL, SQLURL: e.SQLURL, Schema: e.Config.Schema, Poll: e.Config.Replication.Poll.D()}
+	s := Settings{ObjectsURL: e.ObjectsURL, SQLURL: e.SQLURL, Schema: e.Config.Schema, Poll: e.Config.Replication.Poll.D(),
+		Source: e.Config.Replication.Source}
 	if e.Publish {
 		p := e.Config.Publish
 		s.Publish = &p

@@ -58,6 +58,9 @@ func TestReadEnv(t *testing.T) {
 	if e, _ := hosts.ReadEnv(envOf(with(hosts.EnvPublish, "false"))); e.Publish || e.Settings().Publish != nil {
 		t.Fatal("INTERCLOUD_PUBLISH=false still publishes")
 	}
+	if e, err := hosts.ReadEnv(envOf(with(hosts.EnvConfig, "replication:\n  source: poll\n"))); err != nil || e.Settings().Source != "poll" {
+		t.Fatalf("replication.source: poll reached the publisher as %q (%v)", e.Settings().Source, err)
+	}
 	if e, _ := hosts.ReadEnv(envOf(with(hosts.EnvObjectsURL, "azblob://results?service_url=x"))); e.Container != "results" {
 		t.Fatalf("container = %q", e.Container)
 	}

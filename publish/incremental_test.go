@@ -16,8 +16,10 @@ import (
 	"github.com/intercloud/intercloud/internal/peers"
 	"github.com/intercloud/intercloud/objects"
 	"github.com/intercloud/intercloud/record"
+	"github.com/intercloud/intercloud/replicate"
 	_ "github.com/intercloud/intercloud/replicate/mysqlsrc"
 	_ "github.com/intercloud/intercloud/replicate/pgsrc"
+	"github.com/intercloud/intercloud/replicate/pollsrc"
 	"github.com/intercloud/intercloud/sqldb"
 	_ "github.com/intercloud/intercloud/sqldb/mysql"
 	_ "github.com/intercloud/intercloud/sqldb/postgres"
@@ -48,20 +50,31 @@ func newEnvAt(t *testing.T, url string) *env {
 // extremes and of whole buckets, and a restart.
 func TestIncrementalAggregates(t *testing.T) {
 	dbs := []struct {
-		name string
-		url  func(t *testing.T) string
+		name, mode string
+		url        func(t *testing.T) string
 	}{
-		{"sqlite", func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "sql.db") }},
-		{"postgres", func(t *testing.T) string { return peers.StartPostgres(t).URL("app") }},
-		{"mariadb", func(t *testing.T) string { return peers.StartMariaDB(t).URL("app") }},
+		{"sqlite", "", func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "sql.db") }},
+		{"postgres", "", func(t *testing.T) string { return peers.StartPostgres(t).URL("app") }},
+		{"mariadb", "", func(t *testing.T) string { return peers.StartMariaDB(t).URL("app") }},
+		// Publish on the query-based source (replication.source: poll).
+		{"sqlite-poll", replicate.SourcePoll, func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "sql.db") }},
+		{"postgres-poll", replicate.SourcePoll, func(t *testing.T) string { return peers.StartPostgres(t).URL("app") }},
 	}
 	for _, tc := range dbs {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.name != "sqlite" && testing.Short() {
+			if !strings.HasPrefix(tc.name, "sqlite") && testing.Short() {
 				t.Skip("real servers are skipped with -short")
 			}
 			e := newEnvAt(t, tc.url(t))
+			e.mode = tc.mode
 			testIncremental(t, e)
+			if tc.mode == replicate.SourcePoll {
+				// The publisher read the poll change table, not a log.
+				var n int
+				if err := e.db.QueryRow("SELECT COUNT(*) FROM " + pollsrc.LogTable).Scan(&n); err != nil || n == 0 {
+					t.Fatalf("poll change table: %d changes, %v", n, err)
+				}
+			}
 		})
 	}
 }

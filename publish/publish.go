@@ -124,9 +124,12 @@ type Config struct {
 	// Fence, when set, runs inside every transaction that commits the
 	// feed's checkpoint, before it: an error (a lease lost to another
 	// process) rolls it back, so a deposed publisher moves nothing on.
-	Fence     func(ctx context.Context, tx *sql.Tx) error
-	BatchSize int           // changes per pass (default 5000)
-	Poll      time.Duration // default 50ms
+	Fence func(ctx context.Context, tx *sql.Tx) error
+	// SourceMode is how the records table's changes are read (see
+	// replicate.Config.SourceMode; "" is replicate.SourceLog).
+	SourceMode string
+	BatchSize  int           // changes per pass (default 5000)
+	Poll       time.Duration // default 50ms
 	// Coalesce bounds how long the result files of applied batches may be
 	// held back while the feed is behind (see "Coalesced writes");
 	// default DefaultCoalesce, negative: every batch is written at once.
@@ -314,7 +317,7 @@ func (p *Publisher) Prepare(ctx context.Context) error {
 			}
 		}
 	}
-	if err := replicate.Prepare(ctx, p.cfg.DB, []string{p.table.Name}, p.log); err != nil {
+	if err := replicate.PrepareMode(ctx, p.cfg.DB, p.cfg.SourceMode, []string{p.table.Name}, p.log); err != nil {
 		return fmt.Errorf("publish: %w", err)
 	}
 	if err := replicate.EnsureCheckpoints(ctx, p.cfg.DB); err != nil {
@@ -427,7 +430,7 @@ func (p *Publisher) run(ctx context.Context) error {
 // in the table and starts from the end of the feed.
 func (p *Publisher) open(ctx context.Context) (replicate.Source, replicate.Position, error) {
 	db := p.cfg.DB
-	src, err := replicate.OpenSource(ctx, db, replicate.SourceConfig{Name: StreamName, Tables: []string{p.table.Name}, Logger: p.log})
+	src, err := replicate.OpenSourceMode(ctx, db, p.cfg.SourceMode, replicate.SourceConfig{Name: StreamName, Tables: []string{p.table.Name}, Logger: p.log})
 	if err != nil {
 		return nil, "", fmt.Errorf("publish: %w", err)
 	}
@@ -1224,7 +1227,7 @@ func (p *Publisher) Rebuild(ctx context.Context) error {
 				qq += fmt.Sprintf(" WHERE %s > %s", d.Quote(record.ColID), d.Placeholder(1))
 				args = append(args, after)
 			}
-			qq += " ORDER BY " + d.Quote(record.ColID) + limitClause(d, page)
+			qq += " ORDER BY " + d.Quote(record.ColID) + sqldb.Limit(d, page)
 			rows, err := tx.QueryContext(ctx, qq, args...)
 			if err != nil {
 				return err
@@ -1342,14 +1345,6 @@ func (p *Publisher) Rebuild(ctx context.Context) error {
 	p.log.Info("aggregates rebuilt", "buckets", len(aggs), "removed", len(stale))
 	p.purge(ctx, []string{TagResults})
 	return nil
-}
-
-// limitClause returns the row limit of a query ending in ORDER BY.
-func limitClause(d sqldb.Dialect, n int) string {
-	if d.Name() == "sqlserver" {
-		return fmt.Sprintf(" OFFSET 0 ROWS FETCH NEXT %d ROWS ONLY", n)
-	}
-	return fmt.Sprintf(" LIMIT %d", n)
 }
 
 // asTime reads a timestamp column value as a driver returns it: a

@@ -39,6 +39,8 @@ type env struct {
 	mu     sync.Mutex
 	purged []string
 	ids    map[string]bool
+	// mode is the source mode the publisher reads the records table in.
+	mode string
 }
 
 func newEnv(t *testing.T) *env { return newEnvTB(t) }
@@ -70,6 +72,7 @@ func (e *env) run(t *testing.T) (stop func()) {
 func (e *env) runWith(t *testing.T, set func(*Config)) (stop func()) {
 	t.Helper()
 	cfg := Config{DB: e.db, Bucket: e.bucket, Schema: e.schema, Settings: config.Default("").Publish, Poll: 5 * time.Millisecond,
+		SourceMode: e.mode,
 		Purge: func(ctx context.Context, paths, tags []string) error {
 			e.mu.Lock()
 			e.purged = append(e.purged, paths...)

@@ -449,7 +449,7 @@ func (mt *mappedTable) readQuery(d sqldb.Dialect, after, upTo []any, limit int) 
 	}
 	b.WriteString(" ORDER BY " + sqldb.QuoteList(d, t.PrimaryKey))
 	if limit > 0 {
-		b.WriteString(limitClause(d, limit))
+		b.WriteString(sqldb.Limit(d, limit))
 	}
 	return b.String(), a.vals, nil
 }

@@ -86,7 +86,13 @@ func ConfirmedPosition(ctx context.Context, db *sqldb.DB, reader string) (pos Po
 // checkpoint yet (it still needs the whole log). Only a caller that knows
 // every reader of the log may call it.
 func PruneLog(ctx context.Context, db *sqldb.DB, readers []Reader) (n int64, pruned bool, err error) {
-	d, err := sourceDriver(db.Dialect.Name())
+	return PruneLogMode(ctx, db, SourceLog, readers)
+}
+
+// PruneLogMode is PruneLog for the readers of db in a source mode ("" is
+// SourceLog): the poll mode's change table is trimmed the same way.
+func PruneLogMode(ctx context.Context, db *sqldb.DB, mode string, readers []Reader) (n int64, pruned bool, err error) {
+	d, err := driverFor(db, mode)
 	if err != nil {
 		return 0, false, err
 	}

@@ -14,10 +14,12 @@
 // like database/sql drivers: replicate/sqlitesrc (a trigger-fed change
 // table) registers "sqlite". A program imports the source packages it ships.
 //
-// For a bidirectional pair (A→B and B→A), each stream tags the writes it
-// applies with its Origin through the target dialect's OriginMarker, and the
-// other stream, with SkipReplicated, skips changes so tagged: nothing
-// echoes. A full load copies every row its source holds, replicated ones
+// Source modes other than the log (RegisterSourceMode; SourcePoll,
+// replicate/pollsrc) read any dialect. For a bidirectional pair (A→B and
+// B→A), each stream tags the writes it applies with its Origin through the
+// OriginMarker of the mode the other stream reads its target in
+// (MarkerForMode, Config.TargetMode), and the other stream, with
+// SkipReplicated, skips changes so tagged: nothing echoes. A full load copies every row its source holds, replicated ones
 // included, so in a pair at most one stream does one: when both databases
 // were prepared (Prepare) before any write, both streams set
 // Config.SkipFullLoad and read their source's log from the start; when one
@@ -123,6 +125,37 @@ type StreamOptions struct {
 	Poll time.Duration
 }
 
+// WithDefaults returns the options with MaxBatch and Poll defaulted
+// (DefaultBatchSize, DefaultPoll) where they are not positive.
+func (o StreamOptions) WithDefaults() StreamOptions {
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = DefaultBatchSize
+	}
+	if o.Poll <= 0 {
+		o.Poll = DefaultPoll
+	}
+	return o
+}
+
+// StreamTables returns the set of tables a stream reads: the options'
+// Tables, each of which the source must capture (a key of captured), or
+// every captured table when Tables is empty.
+func StreamTables[T any](o StreamOptions, captured map[string]T) (map[string]bool, error) {
+	want := make(map[string]bool, len(captured))
+	for _, t := range o.Tables {
+		if _, ok := captured[t]; !ok {
+			return nil, fmt.Errorf("replicate: stream: table %q is not captured by this source", t)
+		}
+		want[t] = true
+	}
+	if len(o.Tables) == 0 {
+		for t := range captured {
+			want[t] = true
+		}
+	}
+	return want, nil
+}
+
 // Source reads a database's change log.
 type Source interface {
 	// Current returns the position at the end of the log now. Every change
@@ -197,7 +230,12 @@ type Checker interface {
 // dialect has a source driver and, where the driver can tell, the server's
 // settings allow capture.
 func Check(ctx context.Context, db *sqldb.DB) error {
-	d, err := sourceDriver(db.Dialect.Name())
+	return CheckMode(ctx, db, SourceLog)
+}
+
+// CheckMode is Check for a source mode ("" is SourceLog).
+func CheckMode(ctx context.Context, db *sqldb.DB, mode string) error {
+	d, err := driverFor(db, mode)
 	if err != nil {
 		return err
 	}
@@ -268,12 +306,41 @@ func SourceDialects() []string { return sources.Names() }
 // ("replicate: no driver for dialect ...") listing the registered ones.
 func sourceDriver(dialect string) (SourceDriver, error) { return sources.Lookup(dialect) }
 
+// HasLogSource reports whether a log-based source driver is registered for
+// a dialect (SourceLog works on its databases).
+func HasLogSource(dialect string) bool {
+	_, err := sourceDriver(dialect)
+	return err == nil
+}
+
 // MarkerFor returns the origin marker of a dialect, nil when no source
 // driver is registered for it or it cannot tag origins.
 func MarkerFor(dialect string) OriginMarker {
 	d, err := sourceDriver(dialect)
 	if err != nil {
 		return nil
+	}
+	return d.Marker()
+}
+
+// DialectMarker is implemented by mode drivers that serve several dialects
+// (SourcePoll): their marker depends on the target's dialect, and
+// Marker() alone is nil.
+type DialectMarker interface {
+	// MarkerFor returns the marker for a dialect, nil when it has none.
+	MarkerFor(dialect string) OriginMarker
+}
+
+// MarkerForMode returns the origin marker that tags writes into db so
+// that a stream reading db in a source mode ("" is SourceLog) with
+// SkipReplicated skips them; nil when that mode cannot tag db's writes.
+func MarkerForMode(db *sqldb.DB, mode string) OriginMarker {
+	d, err := driverFor(db, mode)
+	if err != nil {
+		return nil
+	}
+	if dm, ok := d.(DialectMarker); ok {
+		return dm.MarkerFor(db.Dialect.Name())
 	}
 	return d.Marker()
 }

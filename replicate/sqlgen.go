@@ -88,17 +88,9 @@ func rangeQuery(d sqldb.Dialect, t sqldb.Table, cols []string, after, upTo []any
 	}
 	b.WriteString(" ORDER BY " + sqldb.QuoteList(d, t.PrimaryKey))
 	if limit > 0 {
-		b.WriteString(limitClause(d, limit))
+		b.WriteString(sqldb.Limit(d, limit))
 	}
 	return b.String(), a.vals, nil
-}
-
-// limitClause returns the row limit for a query ending in ORDER BY.
-func limitClause(d sqldb.Dialect, n int) string {
-	if d.Name() == "sqlserver" {
-		return fmt.Sprintf(" OFFSET 0 ROWS FETCH NEXT %d ROWS ONLY", n)
-	}
-	return fmt.Sprintf(" LIMIT %d", n)
 }
 
 // maxParams is a safe number of bind parameters for one statement.

@@ -1,6 +1,7 @@
 package replicate
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -110,6 +111,11 @@ type Config struct {
 	// SourceMode is how the source's changes are read: SourceLog (the
 	// default) or another registered mode such as SourcePoll.
 	SourceMode string
+	// TargetMode is how the other stream of a bidirectional pair reads
+	// Target (default SourceMode): the writes this stream applies are
+	// origin-tagged where that mode looks (MarkerForMode), so its
+	// SkipReplicated skips them.
+	TargetMode string
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -139,9 +145,11 @@ func (c Config) Validate() error {
 	if err := c.OnError.Validate(); err != nil {
 		return fmt.Errorf("replicate: config: %w", err)
 	}
-	if c.SourceMode != "" && c.SourceMode != SourceLog {
-		if _, err := modes.Lookup(c.SourceMode); err != nil {
-			return fmt.Errorf("replicate: config: source mode: %w", err)
+	for _, m := range []string{c.SourceMode, c.TargetMode} {
+		if m != "" && m != SourceLog {
+			if _, err := modes.Lookup(m); err != nil {
+				return fmt.Errorf("replicate: config: source mode: %w", err)
+			}
 		}
 	}
 	if err := c.Schema.Validate(); err != nil {
@@ -175,6 +183,8 @@ func (c Config) Validate() error {
 type Status struct {
 	Name  string `json:"name"`
 	Phase string `json:"phase"` // "starting", "snapshot", "cdc", "stopped"
+	// SourceMode is how the source is read (SourceLog, SourcePoll).
+	SourceMode string `json:"source_mode"`
 	// Table is the tables being loaded during the full load (comma
 	// separated).
 	Table    string   `json:"table,omitempty"`
@@ -284,7 +294,7 @@ func New(cfg Config) (*Stream, error) {
 		cfg:     cfg,
 		resolve: len(cfg.Tables) == 0,
 		log:     cfg.Logger.With("component", "replicate", "stream", cfg.Name),
-		status:  Status{Name: cfg.Name, Phase: "starting", PendingChanges: -1},
+		status:  Status{Name: cfg.Name, SourceMode: cmp.Or(cfg.SourceMode, SourceLog), Phase: "starting", PendingChanges: -1},
 	}
 	return s, nil
 }
@@ -508,7 +518,7 @@ func (s *Stream) runOnce(ctx context.Context) error {
 	}
 	defer src.Close()
 	defer s.watchLag(ctx, src)()
-	marker := MarkerFor(s.cfg.Target.Dialect.Name())
+	marker := MarkerForMode(s.cfg.Target, cmp.Or(s.cfg.TargetMode, s.cfg.SourceMode))
 	if setup, ok := marker.(OriginSetup); ok {
 		if err := setup.Setup(ctx, s.cfg.Target); err != nil {
 			return fmt.Errorf("replicate: origin marker setup: %w", err)

@@ -273,8 +273,15 @@ func Resync(ctx context.Context, src, dst *sqldb.DB, report Report) error {
 // source rows of a mapped table are filtered and renamed as the stream
 // writes them, and target rows the filter excludes are deleted.
 func ResyncMapping(ctx context.Context, src, dst *sqldb.DB, m *Mapping, report Report) error {
+	return ResyncMappingMode(ctx, src, dst, m, report, SourceLog)
+}
+
+// ResyncMappingMode is ResyncMapping for a target that the reverse stream
+// reads in a source mode ("" is SourceLog): the writes are tagged where
+// that mode looks (MarkerForMode).
+func ResyncMappingMode(ctx context.Context, src, dst *sqldb.DB, m *Mapping, report Report, targetMode string) error {
 	const chunk = 1000
-	marker := MarkerFor(dst.Dialect.Name())
+	marker := MarkerForMode(dst, targetMode)
 	if setup, ok := marker.(OriginSetup); ok {
 		if err := setup.Setup(ctx, dst); err != nil {
 			return fmt.Errorf("replicate: resync: origin marker setup: %w", err)

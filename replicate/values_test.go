@@ -11,6 +11,7 @@ import (
 
 	"github.com/intercloud/intercloud/sqldb"
 	"github.com/intercloud/intercloud/sqldb/sqlite"
+	"github.com/intercloud/intercloud/sqldb/sqlserver"
 )
 
 func TestKeyRoundTrip(t *testing.T) {
@@ -47,10 +48,6 @@ type pgish struct{ sqlite.Dialect }
 func (pgish) Name() string             { return "postgres" }
 func (pgish) Placeholder(n int) string { return "$" + string(rune('0'+n)) }
 
-type mssqlish struct{ sqlite.Dialect }
-
-func (mssqlish) Name() string { return "sqlserver" }
-
 func TestRangeQuery(t *testing.T) {
 	tbl := sqldb.Table{Name: "t", Columns: []sqldb.Column{
 		{Name: "a", Type: sqldb.Type{Kind: sqldb.KindString}},
@@ -65,8 +62,8 @@ func TestRangeQuery(t *testing.T) {
 	if q != want || !reflect.DeepEqual(args, []any{"x", "x", int64(1), "y", "y", int64(2)}) {
 		t.Fatalf("got %s %v\nwant %s", q, args, want)
 	}
-	q, _, _ = rangeQuery(mssqlish{}, tbl, []string{"a"}, nil, nil, 5)
-	if !strings.HasSuffix(q, `ORDER BY "a", "b" OFFSET 0 ROWS FETCH NEXT 5 ROWS ONLY`) {
+	q, _, _ = rangeQuery(sqlserver.Dialect{}, tbl, []string{"a"}, nil, nil, 5)
+	if !strings.HasSuffix(q, `ORDER BY [a], [b] OFFSET 0 ROWS FETCH NEXT 5 ROWS ONLY`) {
 		t.Fatalf("sqlserver limit: %s", q)
 	}
 }

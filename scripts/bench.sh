@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BENCHTIME=${BENCHTIME:-2s}
 go test -run '^$' -bench . -benchtime "$BENCHTIME" ./ingest ./edge ./frontdoor ./replicate ./objects/s3 ./objects/azblob
+# TLS next to plain HTTP: two topologies side by side.
+go test ./topology -run '^$' -bench TLS -benchtime 3s -count 4
 # MariaDB → PostgreSQL: full load next to pgloader on the same table
 # (apt-get install pgloader), CDC next to a raw COPY of the same rows.
 for rows in 200000 1000000; do

@@ -491,6 +491,22 @@ func Read(d Dialect, t Type, v any) (any, error) {
 	return v, nil
 }
 
+// Limiter is implemented by dialects without LIMIT n (SQL Server).
+type Limiter interface {
+	// Limit returns the clause ending a query with ORDER BY that keeps
+	// its first n rows.
+	Limit(n int) string
+}
+
+// Limit returns the clause ending a query with ORDER BY that keeps its
+// first n rows: " LIMIT n", or the dialect's own (Limiter).
+func Limit(d Dialect, n int) string {
+	if l, ok := d.(Limiter); ok {
+		return l.Limit(n)
+	}
+	return fmt.Sprintf(" LIMIT %d", n)
+}
+
 // Selector is implemented by dialects whose drivers would lose part of
 // some values as they scan them (MySQL's driver turns the zero date
 // '0000-00-00' into year 1 and '2024-00-15' into 2023-12-15):

@@ -3,12 +3,15 @@ package topology_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/intercloud/intercloud/config"
 	"github.com/intercloud/intercloud/demo"
 	"github.com/intercloud/intercloud/internal/peers"
 	"github.com/intercloud/intercloud/topology"
@@ -73,6 +76,127 @@ func BenchmarkPipeline(b *testing.B) {
 					b.ReportMetric(res.E2EP99ms, "e2e-p99-ms")
 					b.ReportMetric(float64(res.Backlog), "backlog")
 				}
+			})
+		}
+	}
+}
+
+// BenchmarkTLS measures what TLS costs, in one run: a topology with TLS on
+// every listener (mutual TLS from the front door to the APIs) next to one
+// with TLS off (tls.disabled), both running at once. ingest is a POST of
+// 20 records through the front door (client → front door → AWS API, each
+// hop over TLS or not); edge-hit a GET of the published summary served
+// from the edge's cache; each over kept-alive connections, 16 clients at
+// once; edge-new-conn is edge-hit with a new connection (and TLS
+// handshake) per request. Compare each tls line with the plain one.
+//
+//	go test ./topology -run '^$' -bench TLS -benchtime 3s
+func BenchmarkTLS(b *testing.B) {
+	type side struct {
+		topo   *topology.Topology
+		client *http.Client
+	}
+	sides := map[string]side{}
+	for _, mode := range []string{"plain", "tls"} {
+		cfg := testConfig(b, b.TempDir())
+		cfg.TLS.Disabled = mode == "plain"
+		// Health checks at their default pace: every 100 ms (the tests')
+		// declares a busy API down on this loaded machine.
+		cfg.FrontDoor.HealthInterval = config.Duration(time.Second)
+		if err := cfg.Validate(); err != nil {
+			b.Fatal(err)
+		}
+		topo, err := topology.Start(context.Background(), cfg, topology.Options{APIKey: testKey, LogWriter: io.Discard, LogLevel: 8})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = topo.Stop(context.Background()) })
+		tr := &http.Transport{}
+		if t, ok := topo.Client().Transport.(*http.Transport); ok {
+			tr = t.Clone()
+		}
+		tr.MaxIdleConnsPerHost = 64
+		b.Cleanup(tr.CloseIdleConnections)
+		sides[mode] = side{topo: topo, client: &http.Client{Transport: tr, Timeout: time.Minute}}
+		if (mode == "tls") != strings.HasPrefix(topo.URL("frontdoor"), "https://") {
+			b.Fatalf("%s serves %s", mode, topo.URL("frontdoor"))
+		}
+	}
+	var recs []string
+	for i := range 20 {
+		recs = append(recs, fmt.Sprintf(`{"device":"d-%d","metric":"cpu","value":%d.5,"ts":"2026-11-30T06:00:00Z"}`, i, i))
+	}
+	body := "[" + strings.Join(recs, ",") + "]"
+	do := func(b *testing.B, c *http.Client, req *http.Request, want int) {
+		resp, err := c.Do(req)
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		got, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			b.Errorf("%s %s: %d %.200s, want %d", req.Method, req.URL, resp.StatusCode, got, want)
+		}
+	}
+	// The summary exists once publish made its first pass.
+	for mode, s := range sides {
+		deadline := time.Now().Add(time.Minute)
+		for {
+			resp, err := s.client.Get(s.topo.URL("edge") + "/results/summary.json")
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("%s: no summary at the edge: %v", mode, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	kinds := []struct {
+		name string
+		run  func(b *testing.B, s side)
+	}{
+		{"ingest", func(b *testing.B, s side) {
+			b.SetBytes(int64(len(body)))
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					req, _ := http.NewRequest(http.MethodPost, s.topo.URL("frontdoor")+"/v1/records", strings.NewReader(body))
+					req.Header.Set("Content-Type", "application/json")
+					req.Header.Set("Authorization", "Bearer "+testKey)
+					do(b, s.client, req, http.StatusAccepted)
+				}
+			})
+		}},
+		{"edge-hit", func(b *testing.B, s side) {
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					req, _ := http.NewRequest(http.MethodGet, s.topo.URL("edge")+"/results/summary.json", nil)
+					do(b, s.client, req, http.StatusOK)
+				}
+			})
+		}},
+		{"edge-new-conn", func(b *testing.B, s side) {
+			tr := s.client.Transport.(*http.Transport).Clone()
+			tr.DisableKeepAlives = true
+			c := &http.Client{Transport: tr, Timeout: time.Minute}
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					req, _ := http.NewRequest(http.MethodGet, s.topo.URL("edge")+"/results/summary.json", nil)
+					do(b, c, req, http.StatusOK)
+				}
+			})
+		}},
+	}
+	for _, k := range kinds {
+		for _, mode := range []string{"plain", "tls"} {
+			b.Run(k.name+"/"+mode, func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetParallelism(16)
+				k.run(b, sides[mode])
 			})
 		}
 	}

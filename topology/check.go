@@ -50,7 +50,8 @@ func (e *StartError) Unwrap() error { return e.Err }
 // each cloud's object store (it answers, the bucket or container exists,
 // the credentials are taken) and database (it answers, the database
 // exists, the credentials are taken), and, on a replication source, that
-// the server's settings allow change capture. The error joins one
+// the server's settings allow change capture and (on replication.from)
+// that the tables replication.tables names outright exist. The error joins one
 // *StartError per failing store.
 func CheckStores(ctx context.Context, cfg *config.Config, roles []string, log *slog.Logger) error {
 	type job struct {
@@ -86,8 +87,18 @@ func CheckStores(ctx context.Context, cfg *config.Config, roles []string, log *s
 			continue
 		}
 		u := cfg.Clouds[name].SQL
+		// The tables the forward stream reads must exist already (on the
+		// other side, its full load creates them for the reverse one).
+		var tables []string
+		if name == cfg.Replication.From {
+			tables = namedTables(cfg)
+		}
 		jobs = append(jobs, job{"clouds." + name + ".sql", u, func(ctx context.Context) (string, string, error) {
-			return checkSQL(ctx, u, sources[name], log)
+			problem, fix, err := checkSQL(ctx, u, sources[name], func(db *sqldb.DB) string { return SourceMode(cfg, db) }, log)
+			if err == nil && len(tables) > 0 {
+				problem, fix, err = checkTables(ctx, u, tables, log)
+			}
+			return problem, fix, err
 		}})
 	}
 	errs := make([]error, len(jobs))
@@ -129,7 +140,7 @@ func checkObjects(ctx context.Context, u string, log *slog.Logger) (problem, fix
 
 // checkSQL opens a database, pings it and, on a replication source, checks
 // that its settings allow change capture.
-func checkSQL(ctx context.Context, u string, source bool, log *slog.Logger) (problem, fix string, err error) {
+func checkSQL(ctx context.Context, u string, source bool, mode func(*sqldb.DB) string, log *slog.Logger) (problem, fix string, err error) {
 	db, err := sqldb.Open(ctx, u, log)
 	if err != nil {
 		return sqlProblem(err)
@@ -139,9 +150,40 @@ func checkSQL(ctx context.Context, u string, source bool, log *slog.Logger) (pro
 		return sqlProblem(err)
 	}
 	if source {
-		if err := replicate.Check(ctx, db); err != nil {
+		if err := replicate.CheckMode(ctx, db, mode(db)); err != nil {
 			if permanent.Is(err) {
 				return "cannot capture changes: " + oneLine(err), "change the server setting named and restart it", err
+			}
+			return sqlProblem(err)
+		}
+	}
+	return "", "", nil
+}
+
+// namedTables are the tables replication.tables names outright (not by a
+// pattern), but for the schema's table, which the load function creates.
+func namedTables(cfg *config.Config) []string {
+	var out []string
+	for _, t := range cfg.Replication.Tables {
+		if t != cfg.Schema.Table && !strings.ContainsAny(t, `*?[\`) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// checkTables checks that a replication source holds tables.
+func checkTables(ctx context.Context, u string, tables []string, log *slog.Logger) (problem, fix string, err error) {
+	db, err := sqldb.Open(ctx, u, log)
+	if err != nil {
+		return sqlProblem(err)
+	}
+	defer db.Close()
+	for _, name := range tables {
+		if _, err := db.Dialect.Describe(ctx, db, name); err != nil {
+			if errors.Is(err, sqldb.ErrNoTable) {
+				return fmt.Sprintf("replication.tables names %q, which this database does not have", name),
+					"create the table, or remove it from replication.tables (or correct its name)", err
 			}
 			return sqlProblem(err)
 		}

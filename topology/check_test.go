@@ -65,6 +65,8 @@ func TestStartChecksEveryStore(t *testing.T) {
 			"clouds.aws.sql", "refused the credentials", "wrong-pass"},
 		{"no database", func(c *config.Config) { c.Clouds["azure"].SQL = pg.URL("nodb") },
 			"clouds.azure.sql", "database does not exist", ""},
+		{"no source table", func(c *config.Config) { c.Replication.Tables = append(c.Replication.Tables, "orders") },
+			"clouds.aws.sql", `replication.tables names "orders", which this database does not have`, ":secret@"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

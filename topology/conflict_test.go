@@ -39,6 +39,25 @@ func TestSameIDOnBothClouds(t *testing.T) {
 		}
 		raceSameIDs(t, cfg)
 	})
+	// The same through the query-based source on both sides: the
+	// streams tag what they apply in the poll change table and skip it.
+	t.Run("SQLitePoll", func(t *testing.T) {
+		cfg := testConfig(t, t.TempDir())
+		cfg.Replication.Source = config.SourcePoll
+		raceSameIDs(t, cfg)
+	})
+	t.Run("MariaDBPostgresPoll", func(t *testing.T) {
+		if testing.Short() {
+			t.Skip("starts MariaDB and PostgreSQL")
+		}
+		cfg, my, _ := realDBConfig(t)
+		trustFunctionCreators(t, my)
+		cfg.Replication.Source = config.SourcePoll
+		if err := cfg.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		raceSameIDs(t, cfg)
+	})
 }
 
 func raceSameIDs(t *testing.T, cfg *config.Config) {
@@ -53,17 +72,8 @@ func raceSameIDs(t *testing.T, cfg *config.Config) {
 			go func() {
 				defer wg.Done()
 				body := fmt.Sprintf(`{"id":"same-%d","device":"%s","metric":"race","value":%d,"ts":"2026-11-30T10:00:00Z"}`, i, cloud, i)
-				req, _ := http.NewRequest(http.MethodPost, topo.URL(cloud+"-api")+"/v1/records", strings.NewReader(body))
-				req.Header.Set("Authorization", "Bearer "+testKey)
-				req.Header.Set("Content-Type", "application/json")
-				resp, err := topo.Client().Do(req)
-				if err != nil {
+				if err := postRecords(topo, topo.URL(cloud+"-api"), body); err != nil {
 					errs <- err
-					return
-				}
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusAccepted {
-					errs <- fmt.Errorf("%s: status %d", cloud, resp.StatusCode)
 				}
 			}()
 		}
@@ -211,16 +221,8 @@ func TestConflictInMetrics(t *testing.T) {
 	}
 	post := func(body string) {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodPost, topo.URL("aws-api")+"/v1/records", strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+testKey)
-		req.Header.Set("Content-Type", "application/x-ndjson")
-		resp, err := topo.Client().Do(req)
-		if err != nil {
+		if err := postRecords(topo, topo.URL("aws-api"), body); err != nil {
 			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusAccepted {
-			t.Fatalf("ingest: status %d", resp.StatusCode)
 		}
 	}
 	deviceOf := func(id string) string {
@@ -303,16 +305,8 @@ func TestSkewedClockCannotLoseALaterWrite(t *testing.T) {
 		t.Helper()
 		topo := topos[cloud]
 		body := fmt.Sprintf(`{"id":"x","device":%q,"metric":"skew","value":1,"ts":"2026-11-30T10:00:00Z"}`, device)
-		req, _ := http.NewRequest(http.MethodPost, topo.URL(cloud+"-api")+"/v1/records", strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+testKey)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := topo.Client().Do(req)
-		if err != nil {
+		if err := postRecords(topo, topo.URL(cloud+"-api"), body); err != nil {
 			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusAccepted {
-			t.Fatalf("%s: status %d", cloud, resp.StatusCode)
 		}
 	}
 	type version struct {

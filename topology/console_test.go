@@ -26,7 +26,7 @@ import (
 // records flow: it signs in, checks that the numbers shown match the
 // APIs' (bracketed by API reads while they move, equal once the flow
 // stops), follows one record's journey from ingest on AWS to publish on
-// Azure, checks the page fits a phone, and saves screenshots in the
+// Azure and the edge's purge, checks the page fits a phone, and saves screenshots in the
 // test's artifact directory (go test -artifacts keeps them).
 func TestConsoleInBrowser(t *testing.T) {
 	if testing.Short() {
@@ -170,7 +170,8 @@ func TestConsoleInBrowser(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 	}
 
-	// One record's journey, by id: ingest on AWS to publish on Azure.
+	// One record's journey, by id: ingest on AWS to publish on Azure and
+	// the purge at the edge.
 	id := ids[0]
 	var hops []map[string]string
 	deadline = time.Now().Add(30 * time.Second)
@@ -191,7 +192,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		for _, h := range hops {
 			seen[h["cloud"]+"/"+h["component"]] = true
 		}
-		if seen["aws/ingest"] && seen["aws/load"] && seen["azure/replicate"] && seen["azure/publish"] {
+		if seen["aws/ingest"] && seen["aws/load"] && seen["azure/replicate"] && seen["azure/publish"] && seen["/edge"] {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -110,7 +110,7 @@ func (t *Topology) pruneCloud(ctx context.Context, c *Cloud) {
 		t.log.Warn("change log not pruned", "db", c.DB.Name, "err", err)
 		return
 	}
-	n, pruned, err := replicate.PruneLog(ctx, c.DB, rs)
+	n, pruned, err := replicate.PruneLogMode(ctx, c.DB, SourceMode(t.cfg, c.DB), rs)
 	switch {
 	case err != nil:
 		t.log.Warn("change log not pruned", "db", c.DB.Name, "err", err)

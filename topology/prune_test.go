@@ -14,13 +14,22 @@ import (
 	"github.com/intercloud/intercloud/objects"
 	_ "github.com/intercloud/intercloud/objects/file"
 	"github.com/intercloud/intercloud/replicate"
+	_ "github.com/intercloud/intercloud/replicate/pollsrc"
 	_ "github.com/intercloud/intercloud/replicate/sqlitesrc"
 	"github.com/intercloud/intercloud/sqldb"
 	_ "github.com/intercloud/intercloud/sqldb/sqlite"
 )
 
 func TestPruneKeepsWhatAReaderStillNeeds(t *testing.T) {
+	// The log source's change table (SQLite) and the poll source's.
+	for mode, table := range map[string]string{config.SourceLog: "_ic_changes", config.SourcePoll: "_ic_poll_log"} {
+		t.Run(mode, func(t *testing.T) { testPruneKeeps(t, mode, table) })
+	}
+}
+
+func testPruneKeeps(t *testing.T, mode, table string) {
 	cfg := config.Default(t.TempDir())
+	cfg.Replication.Source = mode
 	cfg.ListenOnFreePorts()
 	ctx := context.Background()
 	topo, err := Start(ctx, cfg, Options{APIKey: "k"})
@@ -31,7 +40,7 @@ func TestPruneKeepsWhatAReaderStillNeeds(t *testing.T) {
 	aws, azure := topo.Cloud("aws"), topo.Cloud("azure")
 	changes := func(db *sqldb.DB) int {
 		var n int
-		if err := db.QueryRow(`SELECT COUNT(*) FROM _ic_changes`).Scan(&n); err != nil {
+		if err := db.QueryRow(`SELECT COUNT(*) FROM ` + table).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		return n

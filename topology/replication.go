@@ -62,3 +62,10 @@ func ownExcluded(cfg *config.Config) []string {
 	}
 	return ex
 }
+
+// SourceMode is how the topology reads db's changes (replication.source,
+// else the database's log where this binary has a log source for it,
+// poll otherwise).
+func SourceMode(cfg *config.Config, db *sqldb.DB) string {
+	return cfg.Replication.SourceMode(replicate.HasLogSource(db.Dialect.Name()))
+}

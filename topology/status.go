@@ -92,6 +92,8 @@ type LoadStatus struct {
 type StreamStatus struct {
 	Name  string `json:"name"`
 	Phase string `json:"phase"`
+	// SourceMode is how the stream reads its source: "log" or "poll".
+	SourceMode string `json:"source_mode"`
 	// State says what the stream does, in words.
 	State             string    `json:"state"`
 	Table             string    `json:"table,omitempty"`
@@ -211,7 +213,7 @@ func (c *Cloud) Status() CloudStatus {
 
 func streamStatus(r replicate.Status) StreamStatus {
 	return StreamStatus{
-		Name: r.Name, Phase: r.Phase, State: r.State, Table: r.Table, Position: string(r.Position),
+		Name: r.Name, SourceMode: r.SourceMode, Phase: r.Phase, State: r.State, Table: r.Table, Position: string(r.Position),
 		SnapshotRows: r.SnapshotRows, CDCRows: r.CDCRows, RowsPerSecond: r.RowsPerSec,
 		SourceLagSeconds: r.SourceLag.Seconds(), TargetLagSeconds: r.TargetLag.Seconds(),
 		ReconnectingSince: r.ReconnectingSince, Unreachable: r.Unreachable, PendingChanges: r.PendingChanges,

@@ -413,13 +413,21 @@ func (t *Topology) startCloud(ctx context.Context, name string) error {
 	// process would write the same).
 	var pubLease atomic.Pointer[lease.Lease]
 	if t.cfg.Publish.Cloud == name {
-		hs.Publish, hs.Poll = &t.cfg.Publish, t.cfg.Replication.Poll.D()
+		hs.Publish, hs.Poll, hs.Source = &t.cfg.Publish, t.cfg.Replication.Poll.D(), t.cfg.Replication.Source
 		hs.Purge, hs.OnPublished, hs.OnFresh = t.purger(), t.opts.OnPublished, c.metrics.ObserveFreshness
 		hs.OnTraces = func(traces []string, tr publish.Trace) {
 			t.tracing.Hop("publish", "publish: results written, edge purged", traces, tr.Start, tr.End, attribute.String("cloud", name))
 			if p := tr.Purge; !p.Start.IsZero() {
 				t.tracing.HopErr("edge", SpanEdgePurge, traces, p.Start, p.End, p.Err,
 					attribute.String("cloud", name), attribute.Int("purge.tags", p.Tags), attribute.Bool("purge.remote", !t.has(RoleGlobal)))
+				// The journey's last hop (the journey reads the logs).
+				log := t.logger("", "edge")
+				args := []any{"trace_id", strings.Join(traces, " "), "tags", p.Tags, "ms", p.End.Sub(p.Start).Milliseconds()}
+				if p.Err != nil {
+					log.Warn("edge purge failed; cached copies expire by their max-age", append(args, "err", p.Err)...)
+				} else {
+					log.Info("edge purged the published results", args...)
+				}
 			}
 		}
 		hs.PublishFence = func(ctx context.Context, tx *sql.Tx) error {
@@ -591,7 +599,8 @@ func (t *Topology) startStreams(ctx context.Context, name string) error {
 		}
 		s, err := replicate.New(replicate.Config{
 			Name: streamName, Origin: d.from, Source: src, Target: c.DB,
-			Tables: tables, Mapping: mapping, BatchSize: r.BatchSize, Poll: r.Poll.D(), SkipReplicated: true, SkipFullLoad: d.reverse,
+			Tables: tables, Mapping: mapping, BatchSize: r.BatchSize, Poll: r.Poll.D(), SkipReplicated: r.ReverseEnabled(), SkipFullLoad: d.reverse,
+			SourceMode: SourceMode(t.cfg, src), TargetMode: SourceMode(t.cfg, c.DB),
 			Fence: l.Fence, Version: load.Version, Observe: c.Clock.Observe,
 			OnError: replicate.ErrorPolicy(r.OnError), TableOnError: onErrorTables(r.OnErrorTables), LoadParallel: r.LoadParallel,
 			Schema: schemaMode(r.Schema, d.reverse),
@@ -608,7 +617,7 @@ func (t *Topology) startStreams(ctx context.Context, name string) error {
 		if d.reverse {
 			// Without a full load, the stream must have its place in the
 			// source's log (a Postgres slot) before anything writes.
-			if err := reserve(ctx, src, streamName, tables, log); err != nil {
+			if err := reserve(ctx, src, SourceMode(t.cfg, src), streamName, tables, log); err != nil {
 				return err
 			}
 		}
@@ -716,7 +725,7 @@ func (t *Topology) prepareCapture(ctx context.Context, name string, db *sqldb.DB
 	if len(tables) == 0 {
 		return nil
 	}
-	if err := replicate.Prepare(ctx, db, tables, t.logger(name, "replicate")); err != nil {
+	if err := replicate.PrepareMode(ctx, db, SourceMode(t.cfg, db), tables, t.logger(name, "replicate")); err != nil {
 		return fmt.Errorf("topology: %s: %w", name, err)
 	}
 	return nil
@@ -724,8 +733,8 @@ func (t *Topology) prepareCapture(ctx context.Context, name string, db *sqldb.DB
 
 // reserve opens a consumer's source once, which creates whatever per-consumer
 // state the source keeps (a replication slot) from this point of the log.
-func reserve(ctx context.Context, db *sqldb.DB, name string, tables []string, log *slog.Logger) error {
-	src, err := replicate.OpenSource(ctx, db, replicate.SourceConfig{Name: name, Tables: tables, Logger: log})
+func reserve(ctx context.Context, db *sqldb.DB, mode, name string, tables []string, log *slog.Logger) error {
+	src, err := replicate.OpenSourceMode(ctx, db, mode, replicate.SourceConfig{Name: name, Tables: tables, Logger: log})
 	if err != nil {
 		return fmt.Errorf("topology: %s: %w", name, err)
 	}

@@ -1,6 +1,8 @@
 package topology_test
 
 import (
+	"io"
+
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -36,6 +38,27 @@ import (
 )
 
 const testKey = "test-key-0123456789"
+
+// postRecords posts records (one JSON object per line) to base's
+// /v1/records with the test key; anything but 202 is an error.
+func postRecords(topo *topology.Topology, base, body string) error {
+	req, err := http.NewRequest(http.MethodPost, base+"/v1/records", strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+testKey)
+	req.Header.Set("Content-Type", "application/x-ndjson")
+	resp, err := topo.Client().Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		b, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("%s: ingest: status %d: %s", base, resp.StatusCode, b)
+	}
+	return nil
+}
 
 // realDBConfig is testConfig on a MariaDB (AWS) and a PostgreSQL (Azure) of
 // the test's own.

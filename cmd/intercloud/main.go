@@ -16,6 +16,7 @@ import (
 	_ "github.com/intercloud/intercloud/objects/s3"
 	_ "github.com/intercloud/intercloud/replicate/mysqlsrc"
 	_ "github.com/intercloud/intercloud/replicate/pgsrc"
+	_ "github.com/intercloud/intercloud/replicate/pollsrc"
 	_ "github.com/intercloud/intercloud/replicate/sqlitesrc"
 	_ "github.com/intercloud/intercloud/sqldb/mysql"
 	_ "github.com/intercloud/intercloud/sqldb/postgres"

@@ -76,7 +76,7 @@ func (c *validateCmd) run(ctx context.Context, e *env, _ []string) error {
 		return err
 	}
 	if c.resync && !rep.OK() {
-		if err := replicate.ResyncMapping(ctx, src, dst, m, rep); err != nil {
+		if err := replicate.ResyncMappingMode(ctx, src, dst, m, rep, topology.SourceMode(cfg, dst)); err != nil {
 			return err
 		}
 		var n int64

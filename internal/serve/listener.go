@@ -76,7 +76,9 @@ func (s *Server) goError(p []byte) *apierr.Error {
 	if !bytes.HasPrefix(p, []byte(proto)) || len(p) < len(proto)+3 {
 		return nil
 	}
-	end := bytes.Index(p, []byte(goErrorHeaders))
+	// Go's status line is short; a response's own header block is not
+	// searched past it.
+	end := bytes.Index(p[:min(len(p), 512)], []byte(goErrorHeaders))
 	if end < 0 || bytes.IndexByte(p[:end], '\n') >= 0 {
 		return nil
 	}

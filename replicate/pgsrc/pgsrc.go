@@ -107,7 +107,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -667,13 +666,3 @@ ON CONFLICT (id) DO UPDATE SET origin = EXCLUDED.origin, at = EXCLUDED.at`, orig
 // UnmarkOrigin implements replicate.OriginMarker; the mark is in the
 // transaction's WAL already, so there is nothing to undo.
 func (Marker) UnmarkOrigin(ctx context.Context, tx *sql.Tx) error { return nil }
-
-// sortedTables lists the captured table names.
-func (s *Source) sortedTables() []string {
-	var out []string
-	for t := range s.tables {
-		out = append(out, t)
-	}
-	sort.Strings(out)
-	return out
-}

@@ -35,21 +35,11 @@ func (s *Source) Stream(ctx context.Context, from replicate.Position, opts repli
 	if err != nil {
 		return err
 	}
-	want := map[string]bool{}
-	for _, t := range opts.Tables {
-		if _, ok := s.tables[t]; !ok {
-			return fmt.Errorf("pgsrc: stream: table %q is not captured by this source", t)
-		}
-		want[t] = true
+	want, err := replicate.StreamTables(opts, s.tables)
+	if err != nil {
+		return err
 	}
-	if len(opts.Tables) == 0 {
-		for _, t := range s.sortedTables() {
-			want[t] = true
-		}
-	}
-	if opts.MaxBatch <= 0 {
-		opts.MaxBatch = replicate.DefaultBatchSize
-	}
+	opts = opts.WithDefaults()
 	confirmed, err := s.confirmed(ctx)
 	if err != nil {
 		return err

@@ -1,11 +1,13 @@
 // Package pollsrc is the query-based replicate source (mode "poll") for
-// any SQL database with triggers: SQLite, MySQL/MariaDB and PostgreSQL
-// here. It is the timestamp+incrementing mode of JDBC source connectors,
+// any SQL database with triggers: SQLite, MySQL/MariaDB, PostgreSQL and
+// SQL Server / Azure SQL Database (dialects.go; SQL Server's statements
+// are pinned by golden files and run live only by make test-sqlserver,
+// since no SQL Server runs where this was built). It is the timestamp+incrementing mode of JDBC source connectors,
 // made exact for deletes and for concurrent writers.
 //
 // Install (replicate.PrepareMode and every Open) creates the change table
 //
-//	_ic_poll_log(seq, tbl, pk, op, at)
+//	_ic_poll_log(seq, tbl, pk, op, origin, at)
 //
 // whose seq is a monotonically increasing value the database assigns
 // itself (INTEGER PRIMARY KEY AUTOINCREMENT, AUTO_INCREMENT, an identity
@@ -35,9 +37,22 @@
 // becomes an OpUpsert with its full image, a missing one an OpDelete, so
 // several changes of one key collapse into one and the target converges.
 //
-// The mode cannot tag origins (Marker is nil), so it serves one-way
-// streams only. The change table grows until pruned through
-// replicate.PruneLog or Config.PruneSource.
+// Origins: a stream applying into a database read in this mode tags its
+// writes through Marker (replicate.MarkerForMode): inside the apply
+// transaction it writes its session's row of _ic_poll_origin(conn,
+// origin), keyed by the connection (CONNECTION_ID(), pg_backend_pid(),
+// 0 on SQLite's single writer), and the triggers copy that origin into the
+// origin column of each change they log; every other session logs an
+// empty origin.
+// With SkipReplicated, a key whose last change in a batch was tagged is
+// skipped: its current row came from the other side. A key whose current
+// row was replaced by replication after the change the batch read (a
+// later change, not yet read) is sent once more; the other side's
+// last-writer-wins upsert (replicate.Config.Version) makes that a no-op,
+// and since that side tags what it applies, it never loops.
+//
+// The change table grows until pruned through replicate.PruneLog or
+// Config.PruneSource.
 package pollsrc
 
 import (
@@ -49,10 +64,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/go-sql-driver/mysql"
 
 	"github.com/intercloud/intercloud/replicate"
 	"github.com/intercloud/intercloud/sqldb"
@@ -60,6 +78,10 @@ import (
 
 // LogTable is the change table.
 const LogTable = "_ic_poll_log"
+
+// MarkTable holds the origin of each session (connection) applying
+// replicated changes, for the length of its transaction (Marker).
+const MarkTable = "_ic_poll_origin"
 
 // DefaultHoldBack is how long a missing seq holds the stream back.
 const DefaultHoldBack = 10 * time.Second
@@ -74,22 +96,95 @@ type Driver struct {
 }
 
 var (
-	_ replicate.SourceDriver = Driver{}
-	_ replicate.Preparer     = Driver{}
-	_ replicate.LogPruner    = Driver{}
-	_ replicate.Backlogger   = Driver{}
-	_ replicate.Source       = (*Source)(nil)
-	_ replicate.Pruner       = (*Source)(nil)
+	_ replicate.SourceDriver  = Driver{}
+	_ replicate.Preparer      = Driver{}
+	_ replicate.LogPruner     = Driver{}
+	_ replicate.Backlogger    = Driver{}
+	_ replicate.Checker       = Driver{}
+	_ replicate.DialectMarker = Driver{}
+	_ replicate.OriginMarker  = Marker{}
+	_ replicate.OriginSetup   = Marker{}
+	_ replicate.Source        = (*Source)(nil)
+	_ replicate.Pruner        = (*Source)(nil)
 )
 
-// Marker implements replicate.SourceDriver: the mode cannot tag origins.
+// Marker implements replicate.SourceDriver: nil, the marker depends on
+// the dialect (MarkerFor).
 func (Driver) Marker() replicate.OriginMarker { return nil }
+
+// MarkerFor implements replicate.DialectMarker.
+func (Driver) MarkerFor(dialect string) replicate.OriginMarker {
+	if _, ok := dialects[dialect]; !ok {
+		return nil
+	}
+	return Marker{dialect: dialect}
+}
+
+// Marker tags the writes of a replication apply transaction with their
+// origin: MarkOrigin writes the session's row of MarkTable, which the
+// capture triggers copy into each change they log, and UnmarkOrigin
+// deletes it before commit. The row lives and dies with the transaction
+// (a rollback takes it away), so no other write of the session is ever
+// tagged.
+type Marker struct{ dialect string }
+
+// Setup implements replicate.OriginSetup: it creates MarkTable.
+func (m Marker) Setup(ctx context.Context, db *sqldb.DB) error {
+	if _, err := db.ExecContext(ctx, dialects[m.dialect].markDDL); err != nil {
+		return fmt.Errorf("pollsrc: origin table: %w", err)
+	}
+	return nil
+}
+
+// MarkOrigin implements replicate.OriginMarker.
+func (m Marker) MarkOrigin(ctx context.Context, tx *sql.Tx, origin string) error {
+	if _, err := tx.ExecContext(ctx, dialects[m.dialect].mark, origin); err != nil {
+		return fmt.Errorf("pollsrc: mark origin: %w", err)
+	}
+	return nil
+}
+
+// UnmarkOrigin implements replicate.OriginMarker.
+func (m Marker) UnmarkOrigin(ctx context.Context, tx *sql.Tx) error {
+	if _, err := tx.ExecContext(ctx, unmarkSQL(dialects[m.dialect])); err != nil {
+		return fmt.Errorf("pollsrc: unmark origin: %w", err)
+	}
+	return nil
+}
 
 // Prepare implements replicate.Preparer.
 func (Driver) Prepare(ctx context.Context, db *sqldb.DB, tables []string, _ *slog.Logger) error {
 	_, err := install(ctx, db, tables)
 	return err
 }
+
+// Check implements replicate.Checker: the dialect is supported and, on
+// MySQL/MariaDB with the binary log on, the user may create the capture
+// triggers (SUPER, or log_bin_trust_function_creators=1).
+func (Driver) Check(ctx context.Context, db *sqldb.DB) error {
+	if _, err := dialectOf(db); err != nil {
+		return err
+	}
+	if db.Dialect.Name() != "mysql" {
+		return nil
+	}
+	var logBin, trust, super int
+	err := db.QueryRowContext(ctx, `SELECT @@GLOBAL.log_bin, @@GLOBAL.log_bin_trust_function_creators,
+		(SELECT COUNT(*) FROM information_schema.USER_PRIVILEGES WHERE PRIVILEGE_TYPE = 'SUPER'
+		 AND GRANTEE = CONCAT("'", SUBSTRING_INDEX(CURRENT_USER(), '@', 1), "'@'", SUBSTRING_INDEX(CURRENT_USER(), '@', -1), "'"))`).Scan(&logBin, &trust, &super)
+	if err != nil {
+		return fmt.Errorf("pollsrc: check %s: %w", db.Name, err)
+	}
+	if logBin == 1 && trust == 0 && super == 0 {
+		return replicate.Permanent(fmt.Errorf("pollsrc: %s: %s", db.Name, trustHint))
+	}
+	return nil
+}
+
+// trustHint says how a MySQL/MariaDB user without SUPER may create
+// triggers while the binary log is on.
+const trustHint = "the binary log is on and log_bin_trust_function_creators is off, so creating the capture triggers needs SUPER: " +
+	"SET GLOBAL log_bin_trust_function_creators = 1 (and in the server's configuration; on RDS and Azure Database for MySQL, the parameter group / server parameter)"
 
 // Open implements replicate.SourceDriver.
 func (d Driver) Open(ctx context.Context, db *sqldb.DB, cfg replicate.SourceConfig) (replicate.Source, error) {
@@ -105,7 +200,8 @@ func (d Driver) Open(ctx context.Context, db *sqldb.DB, cfg replicate.SourceConf
 	if hb <= 0 {
 		hb = DefaultHoldBack
 	}
-	return &Source{db: db, tables: t, holdBack: hb, log: log.With("component", "replicate.pollsrc", "db", db.Name)}, nil
+	dl, _ := dialectOf(db) // install checked it
+	return &Source{db: db, d: dl, tables: t, holdBack: hb, log: log.With("component", "replicate.pollsrc", "db", db.Name)}, nil
 }
 
 // table is what the source knows of one captured table.
@@ -113,138 +209,43 @@ type table struct {
 	def   sqldb.Table
 	cols  []string
 	types []sqldb.Type
-	sel   string // SELECT cols FROM t WHERE
+	row   string // reads the row of a key (binds: the key's values)
 }
 
-// dialect is what differs between the supported databases.
-type dialect struct {
-	logDDL   string
-	jsonArr  string // function building a JSON array
-	hex      func(string) string
-	triggers func(def sqldb.Table, q func(string) string, key func(row string) string) []string
-	// count counts the capture triggers of a table (binds: the table,
-	// then the trigger names: one, or want of them).
-	count string
-	want  int
+// newTable is what the source reads of a table with schema def.
+func newTable(db *sqldb.DB, def sqldb.Table) *table {
+	t := &table{def: def, cols: def.ColumnNames()}
+	for _, c := range def.Columns {
+		t.types = append(t.types, c.Type)
+	}
+	t.row = rowSQL(db.Dialect, def)
+	return t
 }
 
-// installed reports whether a table's capture triggers all exist.
-func (d dialect) installed(ctx context.Context, tx *sql.Tx, tbl string) (bool, error) {
-	if d.count == "" {
+// refresh compares a table's columns now (in the read transaction) with
+// the ones the source reads, and reads its schema again when they differ:
+// changed says the batch must carry an OpSchema change for it first.
+func (s *Source) refresh(ctx context.Context, tx *sql.Tx, name string) (changed bool, err error) {
+	t := s.tables[name]
+	rows, err := tx.QueryContext(ctx, columnsSQL(s.db.Dialect, name))
+	if err != nil {
+		return false, fmt.Errorf("pollsrc: read %s: %w", name, err)
+	}
+	cols, err := rows.Columns()
+	rows.Close()
+	if err != nil {
+		return false, fmt.Errorf("pollsrc: read %s: %w", name, err)
+	}
+	if slices.Equal(cols, t.cols) {
 		return false, nil
 	}
-	var n int
-	args := []any{tbl, "_ic_poll_" + tbl}
-	if d.want == 3 {
-		args = []any{tbl, "_ic_poll_" + tbl + "_ins", "_ic_poll_" + tbl + "_upd", "_ic_poll_" + tbl + "_del"}
+	def, err := s.db.Dialect.Describe(ctx, tx, name)
+	if err != nil {
+		return false, fmt.Errorf("pollsrc: schema change of %s: %w", name, err)
 	}
-	if err := tx.QueryRowContext(ctx, d.count, args...).Scan(&n); err != nil {
-		return false, err
-	}
-	return n == d.want, nil
-}
-
-var dialects = map[string]dialect{
-	"sqlite": {
-		logDDL: `CREATE TABLE IF NOT EXISTS ` + LogTable + ` (seq INTEGER PRIMARY KEY AUTOINCREMENT,
-			tbl TEXT NOT NULL, pk TEXT NOT NULL, op TEXT NOT NULL,
-			at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))`,
-		jsonArr: "json_array",
-		hex:     func(x string) string { return "hex(" + x + ")" },
-		triggers: func(def sqldb.Table, q func(string) string, key func(string) string) []string {
-			ins := func(row, op string) string {
-				return fmt.Sprintf("INSERT INTO %s (tbl, pk, op) VALUES (%s, %s, '%s');", LogTable, sqlString(def.Name), key(row), op)
-			}
-			name := func(s string) string { return q("_ic_poll_" + def.Name + "_" + s) }
-			return []string{
-				"DROP TRIGGER IF EXISTS " + name("ins"),
-				"DROP TRIGGER IF EXISTS " + name("upd"),
-				"DROP TRIGGER IF EXISTS " + name("del"),
-				fmt.Sprintf("CREATE TRIGGER %s AFTER INSERT ON %s BEGIN %s END", name("ins"), q(def.Name), ins("NEW", "I")),
-				fmt.Sprintf("CREATE TRIGGER %s AFTER UPDATE ON %s BEGIN %s %s END", name("upd"), q(def.Name),
-					fmt.Sprintf("INSERT INTO %s (tbl, pk, op) SELECT %s, %s, 'D' WHERE %s;", LogTable, sqlString(def.Name), key("OLD"), keyChanged(def, q, " IS NOT ")),
-					ins("NEW", "U")),
-				fmt.Sprintf("CREATE TRIGGER %s AFTER DELETE ON %s BEGIN %s END", name("del"), q(def.Name), ins("OLD", "D")),
-			}
-		},
-	},
-	"mysql": {
-		logDDL: `CREATE TABLE IF NOT EXISTS ` + LogTable + ` (seq BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
-			tbl VARCHAR(255) NOT NULL, pk TEXT NOT NULL, op CHAR(1) NOT NULL,
-			at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
-		jsonArr: "JSON_ARRAY",
-		count: `SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() AND EVENT_OBJECT_TABLE = ?
-			AND TRIGGER_NAME IN (?, ?, ?)`,
-		want: 3,
-		hex:  func(x string) string { return "HEX(" + x + ")" },
-		triggers: func(def sqldb.Table, q func(string) string, key func(string) string) []string {
-			ins := func(row, op string) string {
-				return fmt.Sprintf("INSERT INTO %s (tbl, pk, op) VALUES (%s, %s, '%s');", LogTable, sqlString(def.Name), key(row), op)
-			}
-			name := func(s string) string { return q("_ic_poll_" + def.Name + "_" + s) }
-			return []string{
-				"DROP TRIGGER IF EXISTS " + name("ins"),
-				"DROP TRIGGER IF EXISTS " + name("upd"),
-				"DROP TRIGGER IF EXISTS " + name("del"),
-				fmt.Sprintf("CREATE TRIGGER %s AFTER INSERT ON %s FOR EACH ROW %s", name("ins"), q(def.Name), strings.TrimSuffix(ins("NEW", "I"), ";")),
-				fmt.Sprintf("CREATE TRIGGER %s AFTER UPDATE ON %s FOR EACH ROW BEGIN IF %s THEN %s END IF; %s END", name("upd"), q(def.Name),
-					keyChangedMy(def, q), ins("OLD", "D"), ins("NEW", "U")),
-				fmt.Sprintf("CREATE TRIGGER %s AFTER DELETE ON %s FOR EACH ROW %s", name("del"), q(def.Name), strings.TrimSuffix(ins("OLD", "D"), ";")),
-			}
-		},
-	},
-	"postgres": {
-		logDDL: `CREATE TABLE IF NOT EXISTS ` + LogTable + ` (seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-			tbl TEXT NOT NULL, pk TEXT NOT NULL, op CHAR(1) NOT NULL,
-			at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp())`,
-		jsonArr: "json_build_array",
-		count: `SELECT COUNT(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
-			WHERE c.relname = $1 AND pg_table_is_visible(c.oid) AND t.tgname = $2`,
-		want: 1,
-		hex:  func(x string) string { return "encode(" + x + ", 'hex')" },
-		triggers: func(def sqldb.Table, q func(string) string, key func(string) string) []string {
-			fn := q("_ic_poll_" + def.Name)
-			ins := func(row, op string) string {
-				return fmt.Sprintf("INSERT INTO %s (tbl, pk, op) VALUES (%s, %s::text, %s);", LogTable, sqlString(def.Name), key(row), op)
-			}
-			return []string{
-				fmt.Sprintf(`CREATE OR REPLACE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql AS $f$
-BEGIN
-  IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND (%s)) THEN %s END IF;
-  IF TG_OP <> 'DELETE' THEN %s END IF;
-  RETURN NULL;
-END $f$`, fn, keyChanged(def, q, " IS DISTINCT FROM "), ins("OLD", "'D'"), ins("NEW", "left(TG_OP, 1)")),
-				fmt.Sprintf("DROP TRIGGER IF EXISTS %s ON %s", fn, q(def.Name)),
-				fmt.Sprintf("CREATE TRIGGER %s AFTER INSERT OR UPDATE OR DELETE ON %s FOR EACH ROW EXECUTE FUNCTION %s()", fn, q(def.Name), fn),
-			}
-		},
-	},
-}
-
-func sqlString(s string) string { return `'` + strings.ReplaceAll(s, `'`, `''`) + `'` }
-
-func keyChanged(def sqldb.Table, q func(string) string, op string) string {
-	var ors []string
-	for _, k := range def.PrimaryKey {
-		ors = append(ors, "OLD."+q(k)+op+"NEW."+q(k))
-	}
-	return strings.Join(ors, " OR ")
-}
-
-func keyChangedMy(def sqldb.Table, q func(string) string) string {
-	var ors []string
-	for _, k := range def.PrimaryKey {
-		ors = append(ors, "NOT (OLD."+q(k)+" <=> NEW."+q(k)+")")
-	}
-	return strings.Join(ors, " OR ")
-}
-
-func dialectOf(db *sqldb.DB) (dialect, error) {
-	d, ok := dialects[db.Dialect.Name()]
-	if !ok {
-		return d, replicate.Permanent(fmt.Errorf("pollsrc: database %s is %s; the poll source supports sqlite, mysql and postgres", db.Name, db.Dialect.Name()))
-	}
-	return d, nil
+	s.log.Info("pollsrc: schema change", "table", name, "columns", def.ColumnNames())
+	s.tables[name] = newTable(s.db, def)
+	return true, nil
 }
 
 // install creates the change table and (re)creates the triggers of each
@@ -258,7 +259,11 @@ func install(ctx context.Context, db *sqldb.DB, tables []string) (map[string]*ta
 	out := map[string]*table{}
 	q := db.Dialect.Quote
 	err = db.Tx(ctx, func(tx *sql.Tx) error {
-		stmts := []string{d.logDDL}
+		reinstall, err := installLog(ctx, db, tx, d)
+		if err != nil {
+			return err
+		}
+		var stmts []string
 		for _, name := range tables {
 			def, err := db.Dialect.Describe(ctx, tx, name)
 			if err != nil {
@@ -270,17 +275,7 @@ func install(ctx context.Context, db *sqldb.DB, tables []string) (map[string]*ta
 			if len(def.PrimaryKey) == 0 {
 				return replicate.Permanent(fmt.Errorf("pollsrc: capture: table %q %w", name, replicate.ErrNoPrimaryKey))
 			}
-			key := func(row string) string {
-				parts := make([]string, len(def.PrimaryKey))
-				for i, k := range def.PrimaryKey {
-					c, _ := def.Column(k)
-					parts[i] = row + "." + q(k)
-					if c.Type.Kind == sqldb.KindBytes {
-						parts[i] = d.hex(parts[i])
-					}
-				}
-				return d.jsonArr + "(" + strings.Join(parts, ", ") + ")"
-			}
+			key := func(row string) string { return d.keyText(def, q, row) }
 			// Recreating a trigger takes an exclusive lock on the table,
 			// which waits for every open writer and blocks the ones after
 			// it: only install what is missing.
@@ -288,18 +283,16 @@ func install(ctx context.Context, db *sqldb.DB, tables []string) (map[string]*ta
 			if err != nil {
 				return fmt.Errorf("pollsrc: capture %s: %w", name, err)
 			}
-			if !have {
+			if !have || reinstall {
 				stmts = append(stmts, d.triggers(def, q, key)...)
 			}
-			t := &table{def: def, cols: def.ColumnNames()}
-			for _, c := range def.Columns {
-				t.types = append(t.types, c.Type)
-			}
-			t.sel = "SELECT " + sqldb.SelectList(db.Dialect, def, t.cols) + " FROM " + q(def.Name) + " WHERE "
-			out[name] = t
+			out[name] = newTable(db, def)
 		}
 		for _, s := range stmts {
 			if _, err := tx.ExecContext(ctx, s); err != nil {
+				if me := (*mysql.MySQLError)(nil); errors.As(err, &me) && me.Number == 1419 {
+					return replicate.Permanent(fmt.Errorf("pollsrc: install capture: %w (%s)", err, trustHint))
+				}
 				return fmt.Errorf("pollsrc: install capture: %w", err)
 			}
 		}
@@ -311,9 +304,42 @@ func install(ctx context.Context, db *sqldb.DB, tables []string) (map[string]*ta
 	return out, nil
 }
 
+// installLog creates the mark and change tables (in that order: a change
+// table of this version means its mark table exists) and adds the origin
+// column to a change table made before it had one; reinstall says the
+// triggers must be made again (they do not write the origin). When the
+// change table is there with its origin column, it runs no DDL at all,
+// so a reader with SELECT alone opens the source.
+func installLog(ctx context.Context, db *sqldb.DB, tx *sql.Tx, d dialect) (reinstall bool, err error) {
+	def, err := db.Dialect.Describe(ctx, tx, LogTable)
+	if err == nil {
+		if _, ok := def.Column("origin"); ok {
+			return false, nil
+		}
+	} else if !errors.Is(err, sqldb.ErrNoTable) {
+		return false, fmt.Errorf("pollsrc: install capture: %w", err)
+	}
+	for _, s := range []string{d.markDDL, d.logDDL} {
+		if _, err := tx.ExecContext(ctx, s); err != nil {
+			return false, fmt.Errorf("pollsrc: install capture: %w", err)
+		}
+	}
+	if def, err = db.Dialect.Describe(ctx, tx, LogTable); err != nil {
+		return false, fmt.Errorf("pollsrc: install capture: %w", err)
+	}
+	if _, ok := def.Column("origin"); ok {
+		return false, nil
+	}
+	if _, err := tx.ExecContext(ctx, d.addCol); err != nil {
+		return false, fmt.Errorf("pollsrc: install capture: add the origin column: %w", err)
+	}
+	return true, nil
+}
+
 // Source polls a database's change table.
 type Source struct {
 	db       *sqldb.DB
+	d        dialect
 	tables   map[string]*table
 	holdBack time.Duration
 	log      *slog.Logger
@@ -356,57 +382,61 @@ func ParsePosition(p replicate.Position) (int64, error) {
 	return n, nil
 }
 
-// Current implements replicate.Source: the highest seq committed. Changes
-// in flight below it are found by Stream's hold-back, not skipped.
+// Current implements replicate.Source: the highest seq committed, or
+// just below the lowest seq missing among the last inFlightMargin (a
+// change still in flight, or a rolled-back one): Stream's hold-back waits
+// for those, instead of skipping them.
 func (s *Source) Current(ctx context.Context) (replicate.Position, error) {
-	var seq sql.NullInt64
-	if err := s.db.QueryRowContext(ctx, "SELECT MAX(seq) FROM "+LogTable).Scan(&seq); err != nil {
+	var hi sql.NullInt64
+	if err := s.db.QueryRowContext(ctx, maxSeqSQL).Scan(&hi); err != nil {
 		return "", fmt.Errorf("pollsrc: current position: %w", err)
 	}
-	// A mark at MAX(seq) would skip smaller seqs still in flight: start
-	// below the ones that may be, and let the hold-back wait for them.
-	return FormatPosition(max(seq.Int64-inFlightMargin, 0)), nil
+	lo := max(hi.Int64-inFlightMargin, 0)
+	rows, err := s.db.QueryContext(ctx, seqsAfterSQL(s.db.Dialect), lo)
+	if err != nil {
+		return "", fmt.Errorf("pollsrc: current position: %w", err)
+	}
+	defer rows.Close()
+	prev := lo
+	for rows.Next() {
+		var seq int64
+		if err := rows.Scan(&seq); err != nil {
+			return "", fmt.Errorf("pollsrc: current position: %w", err)
+		}
+		if seq != prev+1 {
+			break
+		}
+		prev = seq
+	}
+	if err := rows.Err(); err != nil {
+		return "", fmt.Errorf("pollsrc: current position: %w", err)
+	}
+	return FormatPosition(prev), nil
 }
 
-// inFlightMargin is how far below the highest visible seq Current starts:
-// changes in that window are delivered again (harmless, applying is
-// idempotent) rather than missed when their transactions commit late.
+// inFlightMargin is how far below the highest visible seq Current looks
+// for missing seqs; below it, changes are taken as committed (or pruned).
 const inFlightMargin = 1000
 
 type entry struct {
 	seq     int64
 	tbl, pk string
 	op      string
+	origin  string
 	at      time.Time
 }
 
 // Stream implements replicate.Source.
 func (s *Source) Stream(ctx context.Context, from replicate.Position, opts replicate.StreamOptions, fn func(context.Context, replicate.Batch) error) error {
-	if opts.SkipReplicated {
-		return replicate.Permanent(errors.New("pollsrc: the poll source cannot tell replicated changes apart; use it for one-way streams"))
-	}
 	mark, err := ParsePosition(from)
 	if err != nil {
 		return err
 	}
-	want := map[string]bool{}
-	for _, t := range opts.Tables {
-		if _, ok := s.tables[t]; !ok {
-			return fmt.Errorf("pollsrc: stream: table %q is not captured by this source", t)
-		}
-		want[t] = true
+	want, err := replicate.StreamTables(opts, s.tables)
+	if err != nil {
+		return err
 	}
-	if len(opts.Tables) == 0 {
-		for t := range s.tables {
-			want[t] = true
-		}
-	}
-	if opts.MaxBatch <= 0 {
-		opts.MaxBatch = replicate.DefaultBatchSize
-	}
-	if opts.Poll <= 0 {
-		opts.Poll = replicate.DefaultPoll
-	}
+	opts = opts.WithDefaults()
 	gaps := map[int64]time.Time{} // first seq of a gap → when first seen
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -414,7 +444,7 @@ func (s *Source) Stream(ctx context.Context, from replicate.Position, opts repli
 		if s.isClosed() {
 			return ErrClosed
 		}
-		b, next, full, err := s.read(ctx, mark, want, opts.MaxBatch, gaps)
+		b, next, full, err := s.read(ctx, mark, want, opts, gaps)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -446,21 +476,17 @@ func (s *Source) Stream(ctx context.Context, from replicate.Position, opts repli
 
 // read returns the batch after mark and the mark after it; full says the
 // batch was cut at maxBatch (read again at once).
-func (s *Source) read(ctx context.Context, mark int64, want map[string]bool, maxBatch int, gaps map[int64]time.Time) (replicate.Batch, int64, bool, error) {
+func (s *Source) read(ctx context.Context, mark int64, want map[string]bool, opts replicate.StreamOptions, gaps map[int64]time.Time) (replicate.Batch, int64, bool, error) {
+	maxBatch := opts.MaxBatch
 	var b replicate.Batch
 	next := mark
 	full := false
-	opts := &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead}
-	if s.db.Dialect.Name() == "sqlite" {
-		opts = nil
-	}
-	tx, err := s.db.BeginTx(ctx, opts)
+	tx, err := s.db.BeginTx(ctx, s.d.readTx)
 	if err != nil {
 		return b, mark, false, fmt.Errorf("pollsrc: read: %w", err)
 	}
 	defer tx.Rollback()
-	ph := s.db.Dialect.Placeholder
-	rows, err := tx.QueryContext(ctx, "SELECT seq, tbl, pk, op, at FROM "+LogTable+" WHERE seq > "+ph(1)+" ORDER BY seq LIMIT "+strconv.Itoa(maxBatch), mark)
+	rows, err := tx.QueryContext(ctx, readSQL(s.db.Dialect, maxBatch), mark)
 	if err != nil {
 		return b, mark, false, fmt.Errorf("pollsrc: read changes: %w", err)
 	}
@@ -472,7 +498,7 @@ func (s *Source) read(ctx context.Context, mark int64, want map[string]bool, max
 	for rows.Next() {
 		var e entry
 		var at any
-		if err := rows.Scan(&e.seq, &e.tbl, &e.pk, &e.op, &at); err != nil {
+		if err := rows.Scan(&e.seq, &e.tbl, &e.pk, &e.op, &e.origin, &at); err != nil {
 			rows.Close()
 			return b, mark, false, fmt.Errorf("pollsrc: read changes: %w", err)
 		}
@@ -520,8 +546,27 @@ func (s *Source) read(ctx context.Context, mark int64, want map[string]bool, max
 			last[e.tbl+"\x00"+e.pk] = i
 		}
 	}
+	// Every row is read as it is now: a table whose columns changed
+	// since the last read gets its OpSchema change ahead of them all.
+	var keys []readKey
+	checked := map[string]bool{}
 	for i, e := range entries {
 		if j, ok := last[e.tbl+"\x00"+e.pk]; !ok || j != i {
+			continue
+		}
+		if !checked[e.tbl] {
+			checked[e.tbl] = true
+			changed, err := s.refresh(ctx, tx, e.tbl)
+			if err != nil {
+				return b, mark, false, err
+			}
+			if changed {
+				b.Changes = append(b.Changes, replicate.Change{Table: e.tbl, Op: replicate.OpSchema})
+			}
+		}
+		if opts.SkipReplicated && e.origin != "" {
+			// The key's last change was replication's: its current row
+			// came from the other side.
 			continue
 		}
 		t := s.tables[e.tbl]
@@ -529,31 +574,122 @@ func (s *Source) read(ctx context.Context, mark int64, want map[string]bool, max
 		if err != nil {
 			return b, mark, false, replicate.Permanent(fmt.Errorf("pollsrc: change %d: %w", e.seq, err))
 		}
-		ch, err := s.current(ctx, tx, t, key)
-		if err != nil {
-			return b, mark, false, err
-		}
-		b.Changes = append(b.Changes, ch)
+		keys = append(keys, readKey{t: t, key: key})
 	}
+	rowChanges, err := s.readRows(ctx, tx, keys)
+	if err != nil {
+		return b, mark, false, err
+	}
+	b.Changes = append(b.Changes, rowChanges...)
 	return b, next, full, nil
+}
+
+// readKey is a changed key whose current row a batch reads.
+type readKey struct {
+	t   *table
+	key []any
+}
+
+// keysPerRead bounds the keys of one batched row read (SQL Server takes
+// at most 2,100 parameters).
+const keysPerRead = 500
+
+// readRows reads the current rows of the keys, in their order: per table,
+// up to keysPerRead keys in one query; a key the query did not return
+// (deleted, or a value that compares equal but reads back differently,
+// such as another letter case under a case-insensitive collation) is
+// read again alone, and only a key that read misses too is a delete.
+func (s *Source) readRows(ctx context.Context, tx *sql.Tx, keys []readKey) ([]replicate.Change, error) {
+	found := make([]*replicate.Change, len(keys))
+	byTable := map[*table][]int{}
+	for i, k := range keys {
+		byTable[k.t] = append(byTable[k.t], i)
+	}
+	for t, idx := range byTable {
+		for len(idx) > 0 {
+			part := idx[:min(keysPerRead, len(idx))]
+			idx = idx[len(part):]
+			want := make(map[string]int, len(part))
+			var args []any
+			for _, i := range part {
+				want[keyString(keys[i].key)] = i
+				args = append(args, keys[i].key...)
+			}
+			rows, err := tx.QueryContext(ctx, rowsSQL(s.db.Dialect, t.def, len(part)), args...)
+			if err != nil {
+				return nil, fmt.Errorf("pollsrc: read %s: %w", t.def.Name, err)
+			}
+			for rows.Next() {
+				ch, err := s.scanRow(rows, t)
+				if err != nil {
+					rows.Close()
+					return nil, err
+				}
+				if i, ok := want[keyString(ch.Key)]; ok {
+					found[i] = &ch
+				}
+			}
+			err = rows.Err()
+			rows.Close()
+			if err != nil {
+				return nil, fmt.Errorf("pollsrc: read %s: %w", t.def.Name, err)
+			}
+		}
+	}
+	out := make([]replicate.Change, len(keys))
+	for i, k := range keys {
+		if found[i] != nil {
+			out[i] = *found[i]
+			continue
+		}
+		ch, err := s.current(ctx, tx, k.t, k.key)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = ch
+	}
+	return out, nil
+}
+
+// keyString is a key's values as one comparable string.
+func keyString(key []any) string {
+	var b strings.Builder
+	for _, v := range key {
+		switch x := v.(type) {
+		case []byte:
+			fmt.Fprintf(&b, "x%x", x)
+		default:
+			fmt.Fprint(&b, v)
+		}
+		b.WriteByte(0)
+	}
+	return b.String()
 }
 
 // current reads the current row of key as a change.
 func (s *Source) current(ctx context.Context, tx *sql.Tx, t *table, key []any) (replicate.Change, error) {
-	var where []string
-	for i, k := range t.def.PrimaryKey {
-		where = append(where, s.db.Dialect.Quote(k)+" = "+s.db.Dialect.Placeholder(i+1))
+	rows, err := tx.QueryContext(ctx, t.row, key...)
+	if err != nil {
+		return replicate.Change{}, fmt.Errorf("pollsrc: read %s: %w", t.def.Name, err)
 	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return replicate.Change{}, fmt.Errorf("pollsrc: read %s: %w", t.def.Name, err)
+		}
+		return replicate.Change{Table: t.def.Name, Op: replicate.OpDelete, Key: key}, nil
+	}
+	return s.scanRow(rows, t)
+}
+
+// scanRow reads the row rows is at as an upsert of its table.
+func (s *Source) scanRow(rows *sql.Rows, t *table) (replicate.Change, error) {
 	vals := make([]any, len(t.cols))
 	ptrs := make([]any, len(t.cols))
 	for i := range vals {
 		ptrs[i] = &vals[i]
 	}
-	err := tx.QueryRowContext(ctx, t.sel+strings.Join(where, " AND "), key...).Scan(ptrs...)
-	if errors.Is(err, sql.ErrNoRows) {
-		return replicate.Change{Table: t.def.Name, Op: replicate.OpDelete, Key: key}, nil
-	}
-	if err != nil {
+	if err := rows.Scan(ptrs...); err != nil {
 		return replicate.Change{}, fmt.Errorf("pollsrc: read %s: %w", t.def.Name, err)
 	}
 	row := make(map[string]any, len(vals))
@@ -644,7 +780,7 @@ func (Driver) PruneLog(ctx context.Context, db *sqldb.DB, upTo replicate.Positio
 	if err != nil {
 		return 0, err
 	}
-	res, err := db.ExecContext(ctx, "DELETE FROM "+LogTable+" WHERE seq <= "+db.Dialect.Placeholder(1), seq)
+	res, err := db.ExecContext(ctx, pruneSQL(db.Dialect), seq)
 	if err != nil {
 		return 0, fmt.Errorf("pollsrc: prune: %w", err)
 	}
@@ -679,7 +815,7 @@ func (Driver) Backlog(ctx context.Context, db *sqldb.DB, _ string, from replicat
 		return -1, -1, err
 	}
 	var n int64
-	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+LogTable+" WHERE seq > "+db.Dialect.Placeholder(1), seq).Scan(&n); err != nil {
+	if err := db.QueryRowContext(ctx, backlogSQL(db.Dialect), seq).Scan(&n); err != nil {
 		return -1, -1, fmt.Errorf("pollsrc: backlog: %w", err)
 	}
 	return n, -1, nil

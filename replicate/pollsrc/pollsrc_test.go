@@ -3,10 +3,14 @@ package pollsrc_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,13 +20,14 @@ import (
 	"github.com/intercloud/intercloud/replicate"
 	_ "github.com/intercloud/intercloud/replicate/mysqlsrc"
 	_ "github.com/intercloud/intercloud/replicate/pgsrc"
-	_ "github.com/intercloud/intercloud/replicate/pollsrc"
+	"github.com/intercloud/intercloud/replicate/pollsrc"
 	"github.com/intercloud/intercloud/replicate/sourcetest"
 	_ "github.com/intercloud/intercloud/replicate/sqlitesrc"
 	"github.com/intercloud/intercloud/sqldb"
 	_ "github.com/intercloud/intercloud/sqldb/mysql"
 	_ "github.com/intercloud/intercloud/sqldb/postgres"
 	_ "github.com/intercloud/intercloud/sqldb/sqlite"
+	_ "github.com/intercloud/intercloud/sqldb/sqlserver"
 )
 
 var dbSeq atomic.Int64
@@ -48,16 +53,33 @@ func sqliteDB(t *testing.T) *sqldb.DB {
 	return open(t, fmt.Sprintf("sqlite://%s", filepath.Join(t.TempDir(), fmt.Sprintf("db%d.db", dbSeq.Add(1)))))
 }
 
-// sources opens fresh source databases: SQLite and the kinds named;
+// sources opens fresh source databases: SQLite, the kinds named (not
+// with -short) and SQL Server when INTERCLOUD_SQLSERVER_URL names one;
 // the servers start once per test.
 func sources(t *testing.T, kinds ...string) map[string]func(t *testing.T) *sqldb.DB {
 	out := map[string]func(t *testing.T) *sqldb.DB{"sqlite": sqliteDB}
+	if testing.Short() {
+		kinds = nil // -short: SQLite (and a SQL Server when one is named) only
+	}
 	if slices.Contains(kinds, "mariadb") {
 		my := peers.StartMariaDB(t)
 		out["mariadb"] = func(t *testing.T) *sqldb.DB {
 			name := fmt.Sprintf("src%d", dbSeq.Add(1))
 			execSQL(t, open(t, fmt.Sprintf("mysql://root@127.0.0.1:%d/", my.Port)), "CREATE DATABASE "+name)
 			return open(t, fmt.Sprintf("mysql://root@127.0.0.1:%d/%s", my.Port, name))
+		}
+		// SELECT on the captured tables and the change table, and, since
+		// MySQL shows a table's triggers only to users who hold TRIGGER
+		// on it, that too (the source checks them at every open).
+		leastPrivilege["mariadb"] = func(t *testing.T, db *sqldb.DB) *sqldb.DB {
+			user := fmt.Sprintf("ro%d", dbSeq.Add(1))
+			u := db.URL()
+			name := strings.TrimPrefix(u.Path, "/")
+			execSQL(t, db, "CREATE USER '"+user+"'@'%' IDENTIFIED BY 'ro'")
+			execSQL(t, db, "GRANT SELECT, TRIGGER ON `"+name+"`.items TO '"+user+"'@'%'")
+			execSQL(t, db, "GRANT SELECT ON `"+name+"`."+pollsrc.LogTable+" TO '"+user+"'@'%'")
+			u.User = url.UserPassword(user, "ro")
+			return open(t, u.String())
 		}
 	}
 	if slices.Contains(kinds, "postgres") {
@@ -67,9 +89,69 @@ func sources(t *testing.T, kinds ...string) map[string]func(t *testing.T) *sqldb
 			execSQL(t, open(t, pg.RootURL("postgres")), "CREATE DATABASE "+name+" OWNER app")
 			return open(t, pg.URL(name))
 		}
+		// SELECT on the captured tables and the change table.
+		leastPrivilege["postgres"] = func(t *testing.T, db *sqldb.DB) *sqldb.DB {
+			role := fmt.Sprintf("ro%d", dbSeq.Add(1))
+			execSQL(t, open(t, pg.RootURL("postgres")), "CREATE ROLE "+role+" LOGIN PASSWORD 'ro'")
+			execSQL(t, db, "GRANT SELECT ON items, "+pollsrc.LogTable+" TO "+role)
+			u := db.URL()
+			u.User = url.UserPassword(role, "ro")
+			return open(t, u.String())
+		}
+	}
+	// SQL Server runs only where INTERCLOUD_SQLSERVER_URL names one
+	// (make test-sqlserver): a fresh database per source, dropped after.
+	if u := os.Getenv(SQLServerEnv); u != "" {
+		out["sqlserver"] = func(t *testing.T) *sqldb.DB {
+			admin := open(t, u)
+			name := fmt.Sprintf("icpoll%d_%d", os.Getpid(), dbSeq.Add(1))
+			execSQL(t, admin, "CREATE DATABASE "+name)
+			t.Cleanup(func() {
+				_, _ = admin.Exec("ALTER DATABASE " + name + " SET SINGLE_USER WITH ROLLBACK IMMEDIATE")
+				_, _ = admin.Exec("DROP DATABASE " + name)
+			})
+			pu, err := url.Parse(u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pu.Path = "/" + name
+			return open(t, pu.String())
+		}
 	}
 	return out
 }
+
+// SQLServerEnv names the SQL Server the live tests run against
+// (sqlserver://user:pass@host:1433/master?...); unset, they skip.
+const SQLServerEnv = "INTERCLOUD_SQLSERVER_URL"
+
+// TestSQLServerLive is the poll source's conformance, concurrency,
+// in-flight and origin-mark tests on the SQL Server of
+// INTERCLOUD_SQLSERVER_URL (the other tests run them on SQLite, MariaDB
+// and PostgreSQL). No SQL Server runs where this was written: it skips,
+// saying so, when the variable is unset.
+func TestSQLServerLive(t *testing.T) {
+	if os.Getenv(SQLServerEnv) == "" {
+		t.Skip("SKIPPED: no SQL Server: set " + SQLServerEnv + " (see README, SQL Server) to run the poll source's suites against one")
+	}
+	t.Run("Conformance", TestConformance)
+	t.Run("ConcurrentWriters", TestConcurrentWriters)
+	t.Run("CurrentBelowInFlight", TestCurrentBelowInFlight)
+	t.Run("MarkDiesWithTransaction", TestMarkDiesWithTransaction)
+}
+
+// addColumn adds the conformance suite's column in each database's DDL.
+var addColumn = map[string]string{
+	"sqlite":    "ALTER TABLE items ADD COLUMN note VARCHAR(30) NOT NULL DEFAULT 'n/a'",
+	"mariadb":   "ALTER TABLE items ADD COLUMN note VARCHAR(30) NOT NULL DEFAULT 'n/a'",
+	"postgres":  "ALTER TABLE items ADD COLUMN note VARCHAR(30) NOT NULL DEFAULT 'n/a'",
+	"sqlserver": "ALTER TABLE items ADD note NVARCHAR(30) NOT NULL DEFAULT 'n/a'",
+}
+
+// leastPrivilege opens a source database as a user with only the grants
+// a one-way poll stream needs once capture is installed (by PrepareMode,
+// which the suite runs as the owner); sources fills it per server.
+var leastPrivilege = map[string]func(t *testing.T, db *sqldb.DB) *sqldb.DB{}
 
 // live lists the server-backed sources the tests run on besides SQLite.
 var live = []string{"mariadb", "postgres"}
@@ -77,14 +159,23 @@ var live = []string{"mariadb", "postgres"}
 // The conformance suite of the log-based sources, in poll mode, on every
 // supported source database (into SQLite targets).
 func TestConformance(t *testing.T) {
-	for name, src := range sources(t, live...) {
+	srcs := sources(t, live...)
+	targets := map[string]func(t *testing.T) *sqldb.DB{"sqlite": sqliteDB}
+	if pg, ok := srcs["postgres"]; ok {
+		targets["postgres"] = pg
+	}
+	matrices := map[string]sourcetest.Matrix{
+		"sqlite": sourcetest.SQLiteMatrix, "mariadb": sourcetest.MariaDBMatrix, "postgres": sourcetest.PostgresMatrix,
+	}
+	for name, src := range srcs {
 		t.Run(name, func(t *testing.T) {
-			sourcetest.Run(t, sourcetest.Harness{
-				Source:     src,
-				Targets:    map[string]func(t *testing.T) *sqldb.DB{"sqlite": sqliteDB},
-				SourceMode: replicate.SourcePoll,
-				NoOrigin:   true,
-			})
+			sourcetest.Run(t, matrices[name].With(sourcetest.Harness{
+				Source:         src,
+				Targets:        targets,
+				SourceMode:     replicate.SourcePoll,
+				AddColumnDDL:   addColumn[name],
+				LeastPrivilege: leastPrivilege[name],
+			}))
 		})
 	}
 }
@@ -212,4 +303,199 @@ func ids(t *testing.T, db *sqldb.DB) []int64 {
 		out = append(out, id)
 	}
 	return out
+}
+
+// On MariaDB with the binary log on, a user without SUPER cannot create
+// the capture triggers unless log_bin_trust_function_creators is on:
+// Check says so, naming the setting, and passes once it is set.
+func TestCheckTriggerRights(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts MariaDB")
+	}
+	my := peers.StartMariaDB(t)
+	root := open(t, fmt.Sprintf("mysql://root@127.0.0.1:%d/", my.Port))
+	execSQL(t, root, "SET GLOBAL log_bin_trust_function_creators = 0")
+	app := open(t, my.URL("app"))
+	ctx := context.Background()
+	err := replicate.CheckMode(ctx, app, replicate.SourcePoll)
+	if err == nil || !errors.Is(err, replicate.ErrPermanent) || !strings.Contains(err.Error(), "log_bin_trust_function_creators") {
+		t.Fatalf("check as app = %v, want a permanent error naming log_bin_trust_function_creators", err)
+	}
+	if err := replicate.CheckMode(ctx, root, replicate.SourcePoll); err != nil {
+		t.Fatalf("check as root (SUPER) = %v", err)
+	}
+	execSQL(t, root, "SET GLOBAL log_bin_trust_function_creators = 1")
+	if err := replicate.CheckMode(ctx, app, replicate.SourcePoll); err != nil {
+		t.Fatalf("check with log_bin_trust_function_creators = 1: %v", err)
+	}
+}
+
+// Current stops just below a seq still in flight (a transaction holding
+// it open), and is exact when nothing is missing.
+func TestCurrentBelowInFlight(t *testing.T) {
+	ctx := context.Background()
+	for name, open := range sources(t, live...) {
+		if name == "sqlite" {
+			continue // one writer at a time: nothing is ever in flight
+		}
+		t.Run(name, func(t *testing.T) {
+			db := open(t)
+			d := db.Dialect
+			execSQL(t, db, fmt.Sprintf("CREATE TABLE %s (%s BIGINT NOT NULL PRIMARY KEY)", d.Quote("w"), d.Quote("id")))
+			src, err := replicate.OpenSourceMode(ctx, db, replicate.SourcePoll, replicate.SourceConfig{Name: "cur", Tables: []string{"w"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer src.Close()
+			insert := fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s)", d.Quote("w"), d.Quote("id"), d.Placeholder(1))
+			for i := 1; i <= 3; i++ {
+				execSQL(t, db, insert, i)
+			}
+			if pos, err := src.Current(ctx); err != nil || pos != "3" {
+				t.Fatalf("current = %q, %v; want 3", pos, err)
+			}
+			held, err := db.BeginTx(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer held.Rollback()
+			if _, err := held.ExecContext(ctx, insert, 4); err != nil { // takes seq 4
+				t.Fatal(err)
+			}
+			execSQL(t, db, insert, 5) // seq 5, committed
+			if pos, err := src.Current(ctx); err != nil || pos != "3" {
+				t.Fatalf("current with seq 4 in flight = %q, %v; want 3", pos, err)
+			}
+		})
+	}
+}
+
+// The origin mark lives and dies with its transaction: a rolled-back
+// apply leaves no mark, and the session's next write is logged as local.
+func TestMarkDiesWithTransaction(t *testing.T) {
+	ctx := context.Background()
+	for name, open := range sources(t, live...) {
+		t.Run(name, func(t *testing.T) {
+			db := open(t)
+			d := db.Dialect
+			execSQL(t, db, fmt.Sprintf("CREATE TABLE %s (%s BIGINT NOT NULL PRIMARY KEY)", d.Quote("w"), d.Quote("id")))
+			if err := replicate.PrepareMode(ctx, db, replicate.SourcePoll, []string{"w"}, sourcetest.Quiet()); err != nil {
+				t.Fatal(err)
+			}
+			m := replicate.MarkerForMode(db, replicate.SourcePoll)
+			if m == nil {
+				t.Fatal("no marker for the poll mode")
+			}
+			db.SetMaxOpenConns(1) // the same session throughout
+			insert := fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s)", d.Quote("w"), d.Quote("id"), d.Placeholder(1))
+			tx, err := db.BeginTx(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := m.MarkOrigin(ctx, tx, "b"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tx.ExecContext(ctx, insert, 1); err != nil {
+				t.Fatal(err)
+			}
+			if err := tx.Rollback(); err != nil {
+				t.Fatal(err)
+			}
+			err = db.Tx(ctx, func(tx *sql.Tx) error {
+				if err := m.MarkOrigin(ctx, tx, "b"); err != nil {
+					return err
+				}
+				if _, err := tx.ExecContext(ctx, insert, 2); err != nil {
+					return err
+				}
+				return m.UnmarkOrigin(ctx, tx)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			execSQL(t, db, insert, 3)
+			rows, err := db.QueryContext(ctx, "SELECT pk, origin FROM _ic_poll_log ORDER BY seq")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			var got []string
+			for rows.Next() {
+				var pk, origin string
+				if err := rows.Scan(&pk, &origin); err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, pk+"="+origin)
+			}
+			if want := []string{"[2]=b", "[3]="}; !slices.Equal(got, want) {
+				t.Fatalf("change log %v, want %v", got, want)
+			}
+			var marks int
+			if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM _ic_poll_origin").Scan(&marks); err != nil || marks != 0 {
+				t.Fatalf("%d marks left (%v)", marks, err)
+			}
+		})
+	}
+}
+
+// A resync into a database read in poll mode tags its writes there, so
+// the reverse stream does not send them back.
+func TestResyncTagsPollTarget(t *testing.T) {
+	ctx := context.Background()
+	src, dst := sqliteDB(t), sqliteDB(t)
+	for _, db := range []*sqldb.DB{src, dst} {
+		execSQL(t, db, "CREATE TABLE w (id BIGINT NOT NULL PRIMARY KEY, v VARCHAR(40))")
+	}
+	if err := replicate.PrepareMode(ctx, dst, replicate.SourcePoll, []string{"w"}, sourcetest.Quiet()); err != nil {
+		t.Fatal(err)
+	}
+	execSQL(t, src, "INSERT INTO w (id, v) VALUES (1, 'a'), (2, 'b')")
+	rep, err := replicate.Validate(ctx, src, dst, []string{"w"}, 100)
+	if err != nil || rep.OK() {
+		t.Fatalf("validate before resync: ok %v, %v", rep.OK(), err)
+	}
+	if err := replicate.ResyncMappingMode(ctx, src, dst, nil, rep, replicate.SourcePoll); err != nil {
+		t.Fatal(err)
+	}
+	var n, tagged int
+	if err := dst.QueryRowContext(ctx, "SELECT COUNT(*), SUM(CASE WHEN origin = 'resync' THEN 1 ELSE 0 END) FROM "+pollsrc.LogTable).Scan(&n, &tagged); err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 || tagged != 2 {
+		t.Fatalf("%d changes logged on the target, %d tagged resync; want 2 and 2", n, tagged)
+	}
+}
+
+// A key whose value reads back unlike its logged text (a timestamp: text
+// in the change table, a time when read) is not found by the batched
+// read; it is read again alone, so it arrives instead of being deleted.
+func TestKeyReadBackDiffers(t *testing.T) {
+	ctx := context.Background()
+	src, dst := sqliteDB(t), sqliteDB(t)
+	execSQL(t, src, "CREATE TABLE e (at TIMESTAMP NOT NULL PRIMARY KEY, v INTEGER)")
+	if err := replicate.PrepareMode(ctx, src, replicate.SourcePoll, []string{"e"}, sourcetest.Quiet()); err != nil {
+		t.Fatal(err)
+	}
+	s, err := replicate.New(replicate.Config{Name: "ts", SourceMode: replicate.SourcePoll, Source: src, Target: dst,
+		Tables: []string{"e"}, SkipFullLoad: true, Poll: 5 * time.Millisecond, Logger: sourcetest.Quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(rctx) }()
+	defer func() { cancel(); <-done }()
+	execSQL(t, src, "INSERT INTO e (at, v) VALUES ('2024-01-02T03:04:05Z', 1), ('2024-01-02T03:04:06Z', 2)")
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var n, sum int
+		_ = dst.QueryRowContext(ctx, "SELECT COUNT(*), COALESCE(SUM(v), 0) FROM e").Scan(&n, &sum)
+		if n == 2 && sum == 3 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("target has %d rows (sum %d), want 2 (3); status %+v", n, sum, s.Status())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

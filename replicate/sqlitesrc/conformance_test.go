@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -45,7 +44,7 @@ func TestConformance(t *testing.T) {
 	sqliteDB := func(t *testing.T) *sqldb.DB {
 		return openURL(t, "sqlite://"+filepath.Join(t.TempDir(), fmt.Sprintf("db%d.db", seq.Add(1))))
 	}
-	sourcetest.Run(t, sourcetest.Harness{
+	sourcetest.Run(t, sourcetest.SQLiteMatrix.With(sourcetest.Harness{
 		Source: sqliteDB,
 		Targets: map[string]func(t *testing.T) *sqldb.DB{
 			"postgres": func(t *testing.T) *sqldb.DB {
@@ -60,18 +59,10 @@ func TestConformance(t *testing.T) {
 			},
 			"sqlite": sqliteDB,
 		},
-		Matrix: []string{`CREATE TABLE matrix (id INTEGER PRIMARY KEY, i INTEGER, r REAL, t TEXT, b BLOB, v VARCHAR(20), bo BOOLEAN)`},
-		MatrixRows: []string{
-			"(%d, -9223372036854775808, -1.5, '', x'', '', 0)",
-			"(%d, 9223372036854775807, 1.7976931348623157e308, 'text \U0001F680 ñ ''q''', x'00ff80c328', 'zzzzzzzzzzzzzzzzzzzz', 1)",
-			"(%d, 0, 4.9406564584124654e-324, ' ', x'00', ' x ', 1)",
-			"(%d" + strings.Repeat(", NULL", 6) + ")",
-		},
-		MatrixColumns: "id, i, r, t, b, v, bo",
 		// SQLite keeps no log of schema changes: the source notices them
 		// by the schema version and the target follows.
 		AddColumnDDL: "ALTER TABLE items ADD COLUMN note VARCHAR(30) NOT NULL DEFAULT 'n/a'",
-	})
+	}))
 }
 
 // TestSourcetestChild is the child process of the suite's kill test.

@@ -361,24 +361,11 @@ func (s *Source) Stream(ctx context.Context, from replicate.Position, opts repli
 	if err != nil {
 		return err
 	}
-	want := map[string]bool{}
-	for _, t := range opts.Tables {
-		if _, ok := s.tables[t]; !ok {
-			return fmt.Errorf("sqlitesrc: stream: table %q is not captured by this source", t)
-		}
-		want[t] = true
+	want, err := replicate.StreamTables(opts, s.tables)
+	if err != nil {
+		return err
 	}
-	if len(opts.Tables) == 0 {
-		for t := range s.tables {
-			want[t] = true
-		}
-	}
-	if opts.MaxBatch <= 0 {
-		opts.MaxBatch = replicate.DefaultBatchSize
-	}
-	if opts.Poll <= 0 {
-		opts.Poll = replicate.DefaultPoll
-	}
+	opts = opts.WithDefaults()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {

@@ -43,6 +43,9 @@ func (Dialect) Quote(id string) string { return "[" + strings.ReplaceAll(id, "]"
 // Placeholder implements sqldb.Dialect.
 func (Dialect) Placeholder(n int) string { return fmt.Sprintf("@p%d", n) }
 
+// Limit implements sqldb.Limiter: SQL Server has no LIMIT.
+func (Dialect) Limit(n int) string { return fmt.Sprintf(" OFFSET 0 ROWS FETCH NEXT %d ROWS ONLY", n) }
+
 // MaxParams implements sqldb.ParamLimiter.
 func (Dialect) MaxParams() int { return maxParams }
 

@@ -8,11 +8,17 @@
 // go-mssqldb's: encrypt, TrustServerCertificate, certificate,
 // hostNameInCertificate, connection timeout, app name, ...
 //
+// A fedauth parameter (ActiveDirectoryDefault,
+// ActiveDirectoryManagedIdentity, ActiveDirectoryServicePrincipal, ...)
+// authenticates with Microsoft Entra ID through go-mssqldb's azuread
+// connector instead of the URL's user and password.
+//
 // NOT VERIFIED AGAINST A LIVE SERVER: no SQL Server can run where this
 // package was built. Its SQL is covered by golden files (testdata/*.golden,
 // regenerated with go test -update) and its value conversions by unit
 // tests; the shared conformance suite (sqldbtest) has never run against it.
-// Run sqldbtest.RunConformance with a real server before relying on it.
+// make test-sqlserver runs it (TestConformanceLive) against the server
+// INTERCLOUD_SQLSERVER_URL names; run it before relying on this driver.
 //
 // # Type map
 //
@@ -53,6 +59,7 @@ import (
 	"time"
 
 	mssql "github.com/microsoft/go-mssqldb"
+	"github.com/microsoft/go-mssqldb/azuread"
 	"github.com/microsoft/go-mssqldb/msdsn"
 
 	"github.com/intercloud/intercloud/internal/redact"
@@ -86,7 +93,11 @@ func (Driver) Open(ctx context.Context, u *url.URL) (*sql.DB, sqldb.Dialect, err
 	if err != nil {
 		return nil, nil, err
 	}
-	db := sql.OpenDB(mssql.NewConnectorConfig(cfg))
+	conn, err := connector(u, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	db := sql.OpenDB(conn)
 	db.SetMaxOpenConns(MaxOpenConns)
 	db.SetMaxIdleConns(MaxIdleConns)
 	db.SetConnMaxLifetime(ConnMaxLifetime)
@@ -98,28 +109,58 @@ func (Driver) Open(ctx context.Context, u *url.URL) (*sql.DB, sqldb.Dialect, err
 	return db, Dialect{}, nil
 }
 
-// ConfigFromURL converts a sqlserver:// URL, whose path names the
-// database, to a go-mssqldb config. Its errors never contain the password.
-func ConfigFromURL(u *url.URL) (msdsn.Config, error) {
+// connector returns the connector of a parsed URL: with a fedauth
+// parameter, go-mssqldb's Microsoft Entra ID (Azure AD) connector, which
+// gets its tokens from azidentity (ActiveDirectoryDefault,
+// ActiveDirectoryManagedIdentity, ActiveDirectoryServicePrincipal, ...);
+// else SQL authentication with the URL's user and password.
+func connector(u *url.URL, cfg msdsn.Config) (*mssql.Connector, error) {
+	if cfg.Parameters["fedauth"] == "" {
+		return mssql.NewConnectorConfig(cfg), nil
+	}
+	dsn, pass, err := dsnOf(u)
+	if err != nil {
+		return nil, err
+	}
+	c, err := azuread.NewConnector(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("sqlserver: fedauth %s: %s", cfg.Parameters["fedauth"], redact.Password(err.Error(), pass))
+	}
+	return c, nil
+}
+
+// dsnOf is the go-mssqldb DSN of a URL: the path's database moved into
+// the query (go-mssqldb reads a path as an instance name).
+func dsnOf(u *url.URL) (dsn, pass string, err error) {
 	if u.Scheme != Scheme {
-		return msdsn.Config{}, fmt.Errorf("sqlserver: scheme %q is not %q", u.Scheme, Scheme)
+		return "", "", fmt.Errorf("sqlserver: scheme %q is not %q", u.Scheme, Scheme)
 	}
 	if u.Host == "" {
-		return msdsn.Config{}, errors.New("sqlserver: a host is required (sqlserver://user:pass@host:port/db)")
+		return "", "", errors.New("sqlserver: a host is required (sqlserver://user:pass@host:port/db)")
 	}
-	pass, _ := u.User.Password()
+	pass, _ = u.User.Password()
 	q := u.Query()
 	if db := strings.TrimPrefix(u.Path, "/"); db != "" {
 		if strings.Contains(db, "/") {
-			return msdsn.Config{}, fmt.Errorf("sqlserver: bad database name %q", db)
+			return "", "", fmt.Errorf("sqlserver: bad database name %q", db)
 		}
 		if other := q.Get("database"); other != "" && other != db {
-			return msdsn.Config{}, fmt.Errorf("sqlserver: database %q in the path and %q in the query", db, other)
+			return "", "", fmt.Errorf("sqlserver: database %q in the path and %q in the query", db, other)
 		}
 		q.Set("database", db)
 	}
 	v := url.URL{Scheme: Scheme, User: u.User, Host: u.Host, RawQuery: q.Encode()}
-	cfg, err := msdsn.Parse(v.String())
+	return v.String(), pass, nil
+}
+
+// ConfigFromURL converts a sqlserver:// URL, whose path names the
+// database, to a go-mssqldb config. Its errors never contain the password.
+func ConfigFromURL(u *url.URL) (msdsn.Config, error) {
+	dsn, pass, err := dsnOf(u)
+	if err != nil {
+		return msdsn.Config{}, err
+	}
+	cfg, err := msdsn.Parse(dsn)
 	if err != nil {
 		return msdsn.Config{}, fmt.Errorf("sqlserver: bad URL: %s", redact.Password(err.Error(), pass))
 	}

@@ -228,3 +228,26 @@ func TestTransient(t *testing.T) {
 		}
 	}
 }
+
+// A fedauth parameter selects Microsoft Entra ID (Azure AD)
+// authentication through go-mssqldb's azuread connector: its own checks
+// apply (ActiveDirectoryPassword needs an application client id), before
+// any connection, and the error keeps the password out.
+func TestEntraIDAuth(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	_, err := sqldb.Open(ctx, "sqlserver://u%40example.com:s3cr3t@127.0.0.1:1/app?fedauth=ActiveDirectoryPassword&dial+timeout=2", nil)
+	if err == nil || !strings.Contains(err.Error(), "applicationclientid") || !strings.Contains(err.Error(), "fedauth") {
+		t.Fatalf("error %v, want the azuread connector's complaint about applicationclientid", err)
+	}
+	if strings.Contains(err.Error(), "s3cr3t") {
+		t.Fatalf("error leaks the password: %v", err)
+	}
+}
+
+// SQL Server has no LIMIT: sqldb.Limit asks the dialect.
+func TestLimit(t *testing.T) {
+	if got := sqldb.Limit(sqlserver.Dialect{}, 5); got != " OFFSET 0 ROWS FETCH NEXT 5 ROWS ONLY" {
+		t.Fatalf("limit %q", got)
+	}
+}
