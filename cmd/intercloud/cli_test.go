@@ -286,3 +286,21 @@ func TestCPUProfile(t *testing.T) {
 		t.Errorf("unwritable path: exit %d, stdout %q, stderr %q", code, out, errs)
 	}
 }
+
+// TestMemoryLimit: without GOMEMLIMIT the process takes the default soft
+// memory limit; with it (a size or off), the runtime's own stands.
+func TestMemoryLimit(t *testing.T) {
+	for _, tt := range []struct {
+		env   string
+		limit int64
+		set   bool
+	}{
+		{"", DefaultMemoryLimit, true},
+		{"off", 0, false},
+		{"200MiB", 0, false},
+	} {
+		if limit, set := memoryLimit(tt.env); limit != tt.limit || set != tt.set {
+			t.Errorf("GOMEMLIMIT=%q: %d %v, want %d %v", tt.env, limit, set, tt.limit, tt.set)
+		}
+	}
+}
