@@ -15,7 +15,7 @@ peers:
 	bash scripts/install-peers.sh
 
 # The suites that need a SQL Server (none runs here): the sqldb conformance
-# suite, the poll source's suites and the scenario with Azure on SQL
+# suite, the poll and CDC sources' suites and the scenario with Azure on SQL
 # Server, against INTERCLOUD_SQLSERVER_URL (a login that may create
 # databases; see README, SQL Server). Unset, it says so and skips them.
 test-sqlserver:
@@ -25,6 +25,7 @@ test-sqlserver:
 	fi; \
 	$(GO) test -count=1 -timeout 30m -run 'TestConformanceLive' ./sqldb/sqlserver && \
 	$(GO) test -count=1 -timeout 30m -short -run 'TestSQLServerLive' ./replicate/pollsrc && \
+	$(GO) test -count=1 -timeout 30m -run 'TestSQLServerLive' ./replicate/sqlserversrc && \
 	$(GO) test -count=1 -timeout 30m -run 'TestScenarioPollSource/sqlite-sqlserver' ./topology
 
 demo:
@@ -45,7 +46,7 @@ lint:
 # longer; `make test` runs them for 5 s each): ingest bodies (and the
 # fast path against the reference parser), topology
 # files, replication row filters, log queries, Authorization headers, poll
-# source positions and change keys.
+# source positions and change keys, SQL Server CDC source positions.
 FUZZTIME ?= 30s
 fuzz:
 	$(GO) test ./ingest -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
@@ -57,6 +58,7 @@ fuzz:
 	$(GO) test ./objects -run '^$$' -fuzz '^FuzzKeyOfPath$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./replicate/pollsrc -run '^$$' -fuzz '^FuzzParsePosition$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./replicate/pollsrc -run '^$$' -fuzz '^FuzzDecodeKey$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./replicate/sqlserversrc -run '^$$' -fuzz '^FuzzPositionLSN$$' -fuzztime $(FUZZTIME)
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./ingest ./edge ./frontdoor ./replicate

@@ -273,10 +273,12 @@ type Replication struct {
 	ValidateEvery Duration `yaml:"validate_every"`
 	// Source is how the streams (and publish) read a database's changes:
 	// SourceLog (the database's own change log: binlog, logical
-	// decoding, SQLite's change table) or SourcePoll (queries on a
-	// trigger-fed change table, for any SQL database). Empty: each
-	// database's log where this binary has a log source for it, poll
-	// otherwise (SQL Server); see SourceMode.
+	// decoding, SQLite's change table, SQL Server's change data
+	// capture) or SourcePoll (queries on a trigger-fed change table, for
+	// any SQL database). Empty: each database's log where this binary has
+	// a log source for it that needs nothing enabled by an operator, poll
+	// otherwise (SQL Server, whose CDC source runs only with source: log);
+	// see SourceMode.
 	Source string `yaml:"source"`
 }
 

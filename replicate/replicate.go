@@ -306,11 +306,27 @@ func SourceDialects() []string { return sources.Names() }
 // ("replicate: no driver for dialect ...") listing the registered ones.
 func sourceDriver(dialect string) (SourceDriver, error) { return sources.Lookup(dialect) }
 
-// HasLogSource reports whether a log-based source driver is registered for
-// a dialect (SourceLog works on its databases).
+// HasLogSource reports whether a dialect's databases are read in
+// SourceLog by default: a log-based source driver is registered for it and
+// is not opt-in (OptIn).
 func HasLogSource(dialect string) bool {
-	_, err := sourceDriver(dialect)
-	return err == nil
+	d, err := sourceDriver(dialect)
+	if err != nil {
+		return false
+	}
+	if o, ok := d.(OptIn); ok && o.OptIn() {
+		return false
+	}
+	return true
+}
+
+// OptIn is implemented by log-based source drivers that run only when
+// SourceLog is asked for explicitly (replication.source: log), for
+// example because the database needs its own change capture enabled by
+// an operator first (replicate/sqlserversrc): HasLogSource reports false
+// for their dialect, so its default mode stays SourcePoll.
+type OptIn interface {
+	OptIn() bool
 }
 
 // MarkerFor returns the origin marker of a dialect, nil when no source

@@ -19,6 +19,7 @@ import (
 	_ "github.com/intercloud/intercloud/replicate/pgsrc"
 	_ "github.com/intercloud/intercloud/replicate/pollsrc"
 	_ "github.com/intercloud/intercloud/replicate/sqlitesrc"
+	_ "github.com/intercloud/intercloud/replicate/sqlserversrc"
 	_ "github.com/intercloud/intercloud/sqldb/mysql"
 	_ "github.com/intercloud/intercloud/sqldb/postgres"
 	_ "github.com/intercloud/intercloud/sqldb/sqlite"

@@ -57,8 +57,16 @@
 //
 // Current returns pg_current_wal_insert_lsn() after the slot exists, and
 // then waits until every transaction that was running at that moment has
-// ended: a transaction that commits after Current returns therefore has
-// its commit record after the position, and the slot retains it.
+// ended and is visible to new snapshots (until it lets go of the lock on
+// its own transaction ID, pg_locks). A transaction is thus either seen by
+// every read that starts after Current returns (a full load), or has its
+// commit record after the position, where the slot retains it. Neither
+// its status in the commit log (pg_xact_status) nor a snapshot's list of
+// running transactions is enough: a commit is recorded in the log before
+// other sessions see it (for a moment, or for as long as it waits for a
+// synchronous standby), and a snapshot leaves out running transactions
+// whose IDs are at or past its xmax; a load reading in between would miss
+// the row, and the stream would skip it as committed before the position.
 //
 // # Row images
 //
@@ -507,20 +515,24 @@ func (s *Source) Slot() string { return s.slot }
 
 // Current implements replicate.Source (see the package doc).
 func (s *Source) Current(ctx context.Context) (replicate.Position, error) {
-	var lsn, snap string
+	var lsn, running string
 	if err := s.db.QueryRowContext(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&lsn); err != nil {
 		return "", fmt.Errorf("pgsrc: current position: %w", err)
 	}
-	if err := s.db.QueryRowContext(ctx, `SELECT pg_current_snapshot()::text`).Scan(&snap); err != nil {
-		return "", fmt.Errorf("pgsrc: current position: %w", err)
+	// The transactions running now: each holds the lock on its own ID
+	// until after other sessions see it ended. (A snapshot's list of
+	// running IDs leaves out those at or past its xmax, and the commit
+	// log shows a commit before other sessions see it.)
+	if err := s.db.QueryRowContext(ctx, `SELECT coalesce(array_agg(transactionid::text), '{}')::text FROM pg_locks `+xactLocks).Scan(&running); err != nil {
+		return "", fmt.Errorf("pgsrc: current position: running transactions: %w", err)
 	}
-	for {
-		var running int
-		err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM pg_snapshot_xip($1::pg_snapshot) AS x WHERE pg_xact_status(x) = 'in progress'`, snap).Scan(&running)
+	for running != "{}" {
+		var n int
+		err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM pg_locks `+xactLocks+` AND transactionid::text = ANY($1::text[])`, running).Scan(&n)
 		if err != nil {
 			return "", fmt.Errorf("pgsrc: current position: wait for running transactions: %w", err)
 		}
-		if running == 0 {
+		if n == 0 {
 			break
 		}
 		select {
@@ -570,6 +582,9 @@ func SlotLag(ctx context.Context, db *sqldb.DB, slot string) (int64, error) {
 	}
 	return lag.Int64, nil
 }
+
+// xactLocks selects the locks transactions hold on their own IDs.
+const xactLocks = `WHERE locktype = 'transactionid' AND mode = 'ExclusiveLock' AND granted`
 
 // confirmed returns the slot's confirmed position.
 func (s *Source) confirmed(ctx context.Context) (pglogrepl.LSN, error) {

@@ -215,6 +215,7 @@ func TestPostgres(t *testing.T) {
 	t.Run("NoPrimaryKey", func(t *testing.T) { testNoPK(t, c) })
 	t.Run("Bidirectional", func(t *testing.T) { testBidi(t, c) })
 	t.Run("ServerRestart", func(t *testing.T) { testRestart(t, c) })
+	t.Run("CurrentWaitsForVisibility", func(t *testing.T) { testCurrentWaitsForVisibility(t, c) })
 	t.Run("ReadOnlySource", func(t *testing.T) { testReadOnlySource(t, c) })
 }
 
