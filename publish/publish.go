@@ -187,6 +187,9 @@ type Publisher struct {
 
 	// held is what was applied but not yet written (guarded by pass).
 	held held
+	// abort ends the current run of the feed with a cause (guarded by
+	// pass): a held write that failed fails the run, as a batch's would.
+	abort context.CancelCauseFunc
 }
 
 // held is the applied batches whose files are not written yet.
@@ -411,8 +414,11 @@ func (p *Publisher) Run(ctx context.Context) error {
 
 func (p *Publisher) run(ctx context.Context) error {
 	// What an earlier run held is replayed from the checkpoint.
+	rctx, abort := context.WithCancelCause(ctx)
+	defer abort(nil)
 	p.pass.Lock()
 	p.held = held{}
+	p.abort = abort
 	p.pass.Unlock()
 	src, pos, err := p.open(ctx)
 	if err != nil {
@@ -422,7 +428,11 @@ func (p *Publisher) run(ctx context.Context) error {
 	p.mu.Lock()
 	p.stats.FailingSince = time.Time{}
 	p.mu.Unlock()
-	return src.Stream(ctx, pos, p.streamOptions(), p.handle)
+	err = src.Stream(rctx, pos, p.streamOptions(), p.handle)
+	if cause := context.Cause(rctx); ctx.Err() == nil && cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause
+	}
+	return err
 }
 
 // open opens the change feed and returns it with the position to read
@@ -502,9 +512,10 @@ func (p *Publisher) flushHeld(ctx context.Context) {
 		}
 		p.pass.Lock()
 		if !p.held.since.IsZero() && time.Since(p.held.since) >= p.cfg.Coalesce {
-			if err := p.flush(ctx); err != nil && ctx.Err() == nil {
-				// The feed's next pass writes them (or replays them).
-				p.log.Warn("publish: writing held results failed", "err", err)
+			if err := p.flush(ctx); err != nil && ctx.Err() == nil && p.abort != nil {
+				// Fails the run like a batch's write: retried with
+				// backoff, the held batches replayed from the checkpoint.
+				p.abort(fmt.Errorf("publish: write held results: %w", err))
 			}
 		}
 		p.pass.Unlock()
