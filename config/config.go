@@ -334,7 +334,8 @@ type Ingest struct {
 	MaxRecords int `yaml:"max_records"`
 	// BatchBytes bounds one group-committed object.
 	BatchBytes int `yaml:"batch_bytes"`
-	// BatchWait is how long the first request of a group waits for others.
+	// BatchWait bounds how long the first request of a group waits for
+	// others; a group closes at once when no other request is being read.
 	BatchWait Duration `yaml:"batch_wait"`
 	// RateLimit is requests per second per key (429 past it); 0 means none.
 	RateLimit float64 `yaml:"rate_limit"`

@@ -74,8 +74,9 @@ func (a *API) commitLoop() {
 	}
 }
 
-// collect adds queued requests to b until it holds BatchBytes or the
-// deadline has passed (at once when closing). It returns a request that
+// collect adds queued requests to b until it holds BatchBytes, no other
+// request is being prepared (none could join), the deadline has passed,
+// or the API is closing, whichever comes first. It returns a request that
 // did not fit, which starts the next batch.
 func (a *API) collect(b *batch, deadline time.Time) *pending {
 	limit := a.cfg.Limits.BatchBytes
@@ -87,14 +88,15 @@ func (a *API) collect(b *batch, deadline time.Time) *pending {
 	}()
 	for b.size < limit {
 		var p *pending
-		wait := time.Until(deadline)
-		if wait <= 0 || isClosed(a.closingCh) {
-			select { // take only what is already queued
-			case p = <-a.queue:
-			default:
+		select { // what is already queued joins at once
+		case p = <-a.queue:
+		default:
+		}
+		if p == nil {
+			wait := time.Until(deadline)
+			if wait <= 0 || isClosed(a.closingCh) || a.preparing.Load() == 0 {
 				return nil
 			}
-		} else {
 			if timer == nil {
 				timer = time.NewTimer(wait)
 			}
@@ -104,6 +106,8 @@ func (a *API) collect(b *batch, deadline time.Time) *pending {
 				deadline = time.Time{}
 				continue
 			case <-a.closingCh:
+				continue
+			case <-a.prepared: // look again: maybe none is left
 				continue
 			}
 		}

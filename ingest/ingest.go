@@ -53,10 +53,13 @@
 // # Group commit
 //
 // Validated requests queue for one committer, which gathers the records of
-// concurrent requests until they reach Limits.BatchBytes of NDJSON or
-// Limits.BatchWait has passed since the first of them arrived, then writes
-// one object with IfNotExist (up to Config.Writers objects are written at
-// once). A request is never split across objects; one larger than
+// concurrent requests into one object with IfNotExist (up to
+// Config.Writers objects are written at once). The group is adaptive: it
+// closes as soon as no other request is being read or validated (one that
+// could still join it), else once it holds Limits.BatchBytes of NDJSON or
+// Limits.BatchWait has passed since its first request arrived, whichever
+// comes first. A lone client's request is written at once; many clients'
+// requests share objects. A request is never split across objects; one larger than
 // BatchBytes is an object of its own. A failed write is retried under the
 // same key; when every attempt fails each request of the batch gets 503
 // store_unavailable and none of it is acknowledged. A request whose client
@@ -242,8 +245,13 @@ type API struct {
 	inflight  sync.WaitGroup
 
 	requests, acked, objects, bytes, pending atomic.Int64
-	rejMu                                    sync.Mutex
-	rejected                                 map[string]int64
+	// preparing counts the write requests being read or validated, not
+	// yet queued: the ones a group may still wait for.
+	preparing atomic.Int64
+	// prepared is nudged when preparing falls to 0.
+	prepared chan struct{}
+	rejMu    sync.Mutex
+	rejected map[string]int64
 }
 
 var _ http.Handler = (*API)(nil)
@@ -317,6 +325,7 @@ func New(cfg Config) (*API, error) {
 		stopCh:    make(chan struct{}),
 		loopDone:  make(chan struct{}),
 		closingCh: make(chan struct{}),
+		prepared:  make(chan struct{}, 1),
 		rejected:  map[string]int64{},
 		idem:      newIdemStore(l.IdempotencyWindow.D(), l.IdempotencyKeys, cfg.Now),
 		fast:      newFastPlan(cfg.Schema, cfg.Cloud),
@@ -397,6 +406,13 @@ func (a *API) postRecords(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer a.inflight.Done()
+	a.preparing.Add(1)
+	preparing := true
+	defer func() {
+		if preparing {
+			a.donePreparing()
+		}
+	}()
 
 	if err := a.cfg.Keys.Check(r.Header.Get("Authorization"), auth.ScopeIngest); err != nil {
 		if status(err) == http.StatusUnauthorized {
@@ -493,6 +509,8 @@ func (a *API) postRecords(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.pending.Add(1)
+	preparing = false
+	a.donePreparing()
 	res := <-p.done
 	a.pending.Add(-1)
 	if res.err != nil {
@@ -610,6 +628,17 @@ func (a *API) enter() bool {
 	}
 	a.inflight.Add(1)
 	return true
+}
+
+// donePreparing counts a request out of the ones being prepared (queued or
+// failed) and wakes the committer when none is left.
+func (a *API) donePreparing() {
+	if a.preparing.Add(-1) == 0 {
+		select {
+		case a.prepared <- struct{}{}:
+		default:
+		}
+	}
 }
 
 func (a *API) isClosing() bool {

@@ -102,6 +102,46 @@ func (e *env) post(t testing.TB, body string, hdr map[string]string) answer {
 	return do(t, req)
 }
 
+// stall starts a request whose body stops halfway, and waits until the
+// API is reading it (nothing else may be in flight then). finish sends the
+// rest and returns the answer.
+func (e *env) stall(t testing.TB, body string) (finish func() answer) {
+	t.Helper()
+	pr, pw := io.Pipe()
+	req, err := http.NewRequest(http.MethodPost, e.srv.URL+PathRecords, pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+testKey)
+	got := make(chan answer, 1)
+	go func() { got <- do(t, req) }()
+	half := len(body) / 2
+	if _, err := pw.Write([]byte(body[:half])); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the stalled request being read", func() bool { return e.api.preparing.Load() == 1 })
+	return func() answer {
+		if _, err := pw.Write([]byte(body[half:])); err != nil {
+			t.Error(err)
+		}
+		_ = pw.Close()
+		return <-got
+	}
+}
+
+// waitFor polls cond for up to 20 s.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
 func do(t testing.TB, req *http.Request) answer {
 	t.Helper()
 	resp, err := http.DefaultClient.Do(req)
@@ -373,20 +413,28 @@ func TestRoutes(t *testing.T) {
 	}
 }
 
+// TestGroupCommit: requests queued while another is still being read wait
+// for it (up to BatchWait, here a minute) and share one object with it;
+// the group closes as soon as that request is queued.
 func TestGroupCommit(t *testing.T) {
-	e := newEnv(t, "aws", func(c *Config) { c.Limits.BatchWait = config.Duration(300 * time.Millisecond) })
+	e := newEnv(t, "aws", func(c *Config) { c.Limits.BatchWait = config.Duration(time.Minute) })
 	const n = 50
 	answers := make([]answer, n)
+	finish := e.stall(t, recBody(2, "r0-"))
 	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := range n {
-		wg.Go(func() {
-			<-start
-			answers[i] = e.post(t, recBody(2, fmt.Sprintf("r%d-", i)), nil)
-		})
+	for i := 1; i < n; i++ {
+		wg.Go(func() { answers[i] = e.post(t, recBody(2, fmt.Sprintf("r%d-", i)), nil) })
 	}
-	close(start)
+	waitFor(t, "the requests to queue", func() bool { return e.api.Stats().Pending == n-1 })
+	if s := e.api.Stats(); s.ObjectsWritten != 0 {
+		t.Fatalf("%d objects written while a request was still being read", s.ObjectsWritten)
+	}
+	start := time.Now()
+	answers[0] = finish()
 	wg.Wait()
+	if d := time.Since(start); d > 30*time.Second {
+		t.Errorf("the group closed %v after its last request: it waited out BatchWait", d)
+	}
 	acked := map[string]int{}
 	for i, a := range answers {
 		if a.status != http.StatusAccepted || len(a.ids) != 2 {
@@ -405,9 +453,8 @@ func TestGroupCommit(t *testing.T) {
 			total++
 		}
 	}
-	t.Logf("%d requests in %d objects", n, len(objs))
-	if len(objs) > 10 {
-		t.Errorf("%d objects for %d concurrent requests: no group commit", len(objs), n)
+	if len(objs) != 1 {
+		t.Errorf("%d objects for %d requests queued together, want 1", len(objs), n)
 	}
 	if total != 2*n || len(acked) != 2*n {
 		t.Fatalf("stored %d lines, acked %d ids, want %d", total, len(acked), 2*n)
@@ -419,6 +466,36 @@ func TestGroupCommit(t *testing.T) {
 	}
 	if s := e.api.Stats(); s.ObjectsWritten != int64(len(objs)) || s.RecordsAcked != 2*n {
 		t.Errorf("stats %+v", s)
+	}
+}
+
+// TestLoneRequestIsNotHeld: with no other request being read, a group
+// closes at once instead of waiting out BatchWait (here a minute), so a
+// lone client's requests are answered one after another, each in its own
+// object.
+func TestLoneRequestIsNotHeld(t *testing.T) {
+	e := newEnv(t, "aws", func(c *Config) { c.Limits.BatchWait = config.Duration(time.Minute) })
+	const n = 3
+	start := time.Now()
+	for i := range n {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.srv.URL+PathRecords, strings.NewReader(recBody(2, fmt.Sprintf("r%d-", i))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+testKey)
+		a := do(t, req)
+		cancel()
+		if a.status != http.StatusAccepted {
+			t.Fatalf("request %d: %d %v (held for BatchWait?)", i, a.status, a.err)
+		}
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Errorf("%d lone requests took %v", n, d)
+	}
+	if s := e.api.Stats(); s.ObjectsWritten != n || s.RecordsAcked != 2*n {
+		t.Errorf("stats %+v, want %d objects", s, n)
 	}
 }
 
@@ -692,28 +769,29 @@ func TestRateLimit(t *testing.T) {
 func TestCloseDrainsPendingRequests(t *testing.T) {
 	e := newEnv(t, "aws", func(c *Config) { c.Limits.BatchWait = config.Duration(time.Minute) })
 	const n = 10
-	answers := make([]answer, n)
+	answers := make([]answer, n+1)
+	// A request still being read holds the group for BatchWait: only
+	// Close writes the queued ones before that.
+	finish := e.stall(t, recBody(3, "r0-"))
 	var wg sync.WaitGroup
-	for i := range n {
+	for i := 1; i <= n; i++ {
 		wg.Go(func() { answers[i] = e.post(t, recBody(3, fmt.Sprintf("r%d-", i)), nil) })
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for e.api.Stats().Pending < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d requests queued", e.api.Stats().Pending)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	waitFor(t, "the requests to queue", func() bool { return e.api.Stats().Pending == n })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	start := time.Now()
-	if err := e.api.Close(ctx); err != nil {
+	closed := make(chan error, 1)
+	go func() { closed <- e.api.Close(ctx) }()
+	wg.Wait()
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Close wrote the queued requests after %v: it waited for BatchWait", d)
+	}
+	// The request being read when Close came is still taken whole.
+	answers[0] = finish()
+	if err := <-closed; err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("Close took %v: it waited for BatchWait", d)
-	}
-	wg.Wait()
 	acked := 0
 	stored := map[string]bool{}
 	for _, recs := range e.stored(t) {
@@ -732,7 +810,7 @@ func TestCloseDrainsPendingRequests(t *testing.T) {
 			}
 		}
 	}
-	if acked != 3*n || len(stored) != 3*n {
+	if acked != 3*(n+1) || len(stored) != 3*(n+1) {
 		t.Errorf("acked %d, stored %d", acked, len(stored))
 	}
 	// Closed: writes and health answer 503.
@@ -880,6 +958,9 @@ func BenchmarkIngest(b *testing.B) {
 
 func TestClientGoneAfterQueueStillWritesWhole(t *testing.T) {
 	e := newEnv(t, "aws", func(c *Config) { c.Limits.BatchWait = config.Duration(time.Minute) })
+	// A request still being read holds the group, so the other stays
+	// queued while its client goes away.
+	finish := e.stall(t, recBody(2, "held"))
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, e.srv.URL+PathRecords, strings.NewReader(recBody(4, "gone")))
 	req.Header.Set("Content-Type", "application/json")
@@ -903,6 +984,9 @@ func TestClientGoneAfterQueueStillWritesWhole(t *testing.T) {
 	if err := <-done; err == nil {
 		t.Fatal("the cancelled request got an answer")
 	}
+	if a := finish(); a.status != http.StatusAccepted {
+		t.Fatalf("held request: %d %v", a.status, a.err)
+	}
 	closeCtx, stop := context.WithTimeout(context.Background(), 10*time.Second)
 	defer stop()
 	if err := e.api.Close(closeCtx); err != nil {
@@ -910,7 +994,11 @@ func TestClientGoneAfterQueueStillWritesWhole(t *testing.T) {
 	}
 	n := 0
 	for _, recs := range e.stored(t) {
-		n += len(recs)
+		for _, r := range recs {
+			if d, _ := r.Fields["device"].(string); strings.HasPrefix(d, "gone") {
+				n++
+			}
+		}
 	}
 	if n != 4 {
 		t.Fatalf("stored %d of the request's 4 records", n)

@@ -44,7 +44,10 @@ func BenchmarkApplyBatch(b *testing.B) {
 		}
 		b.Run(fmt.Sprintf("incremental/rows=%d", n), func(b *testing.B) {
 			for b.Loop() {
-				if err := p.apply(context.Background(), batch()); err != nil {
+				if _, err := p.apply(context.Background(), batch()); err != nil {
+					b.Fatal(err)
+				}
+				if err := p.flush(context.Background()); err != nil {
 					b.Fatal(err)
 				}
 			}

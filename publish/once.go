@@ -14,6 +14,9 @@ import (
 // Functions timer trigger) instead of running it. Like Run, its first
 // pass publishes everything already in the table.
 func (p *Publisher) Once(ctx context.Context) error {
+	p.pass.Lock()
+	p.held = held{}
+	p.pass.Unlock()
 	src, pos, err := p.open(ctx)
 	if err != nil {
 		return err
@@ -77,11 +80,11 @@ func (p *Publisher) Once(ctx context.Context) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	if sctx.Err() != nil {
-		return nil
-	}
-	if err != nil {
+	if err != nil && sctx.Err() == nil {
 		return fmt.Errorf("publish: %w", err)
 	}
-	return nil
+	// Nothing stays held past the pass.
+	p.pass.Lock()
+	defer p.pass.Unlock()
+	return p.flush(ctx)
 }

@@ -23,6 +23,20 @@
 // that bucket's extremes are read again from its contributions (an index
 // on bucket, id and value), never from the whole table. Only Rebuild
 // recomputes everything from the records table.
+//
+// # Coalesced writes
+//
+// While the feed is behind (a batch was full, so more is waiting, or its
+// oldest record was acknowledged more than 4 × Config.Coalesce ago), the
+// aggregates of each batch are applied in the database at once, but the
+// touched buckets' files are written for several batches together, at
+// most Config.Coalesce (default 250 ms) after the first of them, or once
+// 4 × BatchSize records are held: a bucket busy in every batch is written
+// once, not once per batch. A batch that finds the feed caught up is
+// written at once with whatever is held. The checkpoint moves only after
+// the files are written, and records count as published (Stats,
+// OnPublished, OnFresh) only then, so a crash replays the held batches
+// and rewrites their files.
 package publish
 
 import (
@@ -116,8 +130,22 @@ type Config struct {
 	SourceMode string
 	BatchSize  int           // changes per pass (default 5000)
 	Poll       time.Duration // default 50ms
-	Logger     *slog.Logger
+	// Coalesce bounds how long the result files of applied batches may be
+	// held back while the feed is behind (see "Coalesced writes");
+	// default DefaultCoalesce, negative: every batch is written at once.
+	Coalesce time.Duration
+	Logger   *slog.Logger
 }
+
+// DefaultCoalesce is Config.Coalesce's default.
+const DefaultCoalesce = 250 * time.Millisecond
+
+// heldBehind: a batch whose oldest record was acknowledged longer ago
+// than this many Coalesce intervals is behind.
+const heldBehind = 4
+
+// heldMax bounds the held records, in batches of BatchSize.
+const heldMax = 4
 
 // Aggregate is one published hourly aggregate.
 type Aggregate struct {
@@ -156,6 +184,31 @@ type Publisher struct {
 	failedLoaded bool
 	// lastPurge times the latest purge.
 	lastPurge PurgeTrace
+
+	// held is what was applied but not yet written (guarded by pass).
+	held held
+	// abort ends the current run of the feed with a cause (guarded by
+	// pass): a held write that failed fails the run, as a batch's would.
+	abort context.CancelCauseFunc
+}
+
+// held is the applied batches whose files are not written yet.
+type held struct {
+	since   time.Time // when the first of them was applied; zero: none
+	pos     replicate.Position
+	aggs    map[bucketKey]Aggregate // the latest state of each touched bucket
+	recs    []heldRecord
+	traces  map[string]bool
+	added   int64
+	batches int
+}
+
+// heldRecord is one record change of a held batch.
+type heldRecord struct {
+	id       string
+	key      bucketKey // its new bucket
+	counted  bool      // it has one (not deleted)
+	ingested time.Time
 }
 
 // Trace times one publish of a batch of records, for their traces.
@@ -189,6 +242,9 @@ func New(cfg Config) (*Publisher, error) {
 	}
 	if cfg.Poll <= 0 {
 		cfg.Poll = 50 * time.Millisecond
+	}
+	if cfg.Coalesce == 0 {
+		cfg.Coalesce = DefaultCoalesce
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -322,6 +378,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 	rctx, stop := context.WithCancel(ctx)
 	var retries sync.WaitGroup
 	retries.Go(func() { p.retryFailed(rctx) })
+	retries.Go(func() { p.flushHeld(rctx) })
 	defer retries.Wait()
 	defer stop()
 	failures := 0
@@ -356,6 +413,13 @@ func (p *Publisher) Run(ctx context.Context) error {
 }
 
 func (p *Publisher) run(ctx context.Context) error {
+	// What an earlier run held is replayed from the checkpoint.
+	rctx, abort := context.WithCancelCause(ctx)
+	defer abort(nil)
+	p.pass.Lock()
+	p.held = held{}
+	p.abort = abort
+	p.pass.Unlock()
 	src, pos, err := p.open(ctx)
 	if err != nil {
 		return err
@@ -364,7 +428,11 @@ func (p *Publisher) run(ctx context.Context) error {
 	p.mu.Lock()
 	p.stats.FailingSince = time.Time{}
 	p.mu.Unlock()
-	return src.Stream(ctx, pos, p.streamOptions(), p.handle)
+	err = src.Stream(rctx, pos, p.streamOptions(), p.handle)
+	if cause := context.Cause(rctx); ctx.Err() == nil && cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause
+	}
+	return err
 }
 
 // open opens the change feed and returns it with the position to read
@@ -409,14 +477,132 @@ func (p *Publisher) streamOptions() replicate.StreamOptions {
 	return replicate.StreamOptions{Tables: []string{p.table.Name}, MaxBatch: p.cfg.BatchSize, Poll: p.cfg.Poll}
 }
 
-// handle publishes one batch, then checkpoints it.
+// handle applies one batch, then writes its files and checkpoints it, at
+// once or coalesced with the next batches while the feed is behind.
 func (p *Publisher) handle(ctx context.Context, b replicate.Batch) error {
 	p.pass.Lock()
 	defer p.pass.Unlock()
-	if err := p.apply(ctx, b); err != nil {
+	oldest, err := p.apply(ctx, b)
+	if err != nil {
 		return err
 	}
-	return p.saveCheckpoint(ctx, b.Position)
+	h := &p.held
+	h.pos = b.Position
+	behind := len(b.Changes) >= p.cfg.BatchSize ||
+		(!oldest.IsZero() && time.Since(oldest) > heldBehind*p.cfg.Coalesce)
+	if p.cfg.Coalesce > 0 && behind && time.Since(h.since) < p.cfg.Coalesce && len(h.recs) < heldMax*p.cfg.BatchSize {
+		return nil
+	}
+	return p.flush(ctx)
+}
+
+// flushHeld writes what is held once it has waited Coalesce: for a feed
+// that stops right after a full batch.
+func (p *Publisher) flushHeld(ctx context.Context) {
+	if p.cfg.Coalesce <= 0 {
+		return
+	}
+	t := time.NewTicker(p.cfg.Coalesce)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		p.pass.Lock()
+		if !p.held.since.IsZero() && time.Since(p.held.since) >= p.cfg.Coalesce {
+			if err := p.flush(ctx); err != nil && ctx.Err() == nil && p.abort != nil {
+				// Fails the run like a batch's write: retried with
+				// backoff, the held batches replayed from the checkpoint.
+				p.abort(fmt.Errorf("publish: write held results: %w", err))
+			}
+		}
+		p.pass.Unlock()
+	}
+}
+
+// flush writes the held buckets' files and the summary, counts their
+// records as published and checkpoints the feed. The caller holds p.pass.
+func (p *Publisher) flush(ctx context.Context) error {
+	h := &p.held
+	if h.since.IsZero() { // nothing to write: a batch of other tables' changes
+		var err error
+		if h.pos != "" {
+			err = p.saveCheckpoint(ctx, h.pos)
+		}
+		p.held = held{}
+		return err
+	}
+	start := h.since
+	p.mu.Lock()
+	p.lastPurge = PurgeTrace{}
+	p.mu.Unlock()
+	touched := make([]Aggregate, 0, len(h.aggs))
+	for _, a := range h.aggs {
+		touched = append(touched, a)
+	}
+	sort.Slice(touched, func(i, j int) bool {
+		if touched[i].Group != touched[j].Group {
+			return touched[i].Group < touched[j].Group
+		}
+		return touched[i].Hour.Before(touched[j].Hour)
+	})
+	failed, err := p.publishAggs(ctx, touched)
+	if err != nil {
+		return err
+	}
+	if err := p.saveCheckpoint(ctx, h.pos); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	purged := p.lastPurge
+	p.mu.Unlock()
+	recs := h.recs
+	if len(failed) > 0 { // their records are not published yet
+		recs = slices.DeleteFunc(recs, func(r heldRecord) bool {
+			_, bad := failed[r.key]
+			return r.counted && bad
+		})
+	}
+	var newest time.Time
+	order := make([]string, len(recs))
+	for i, r := range recs {
+		order[i] = r.id
+		if r.ingested.After(newest) {
+			newest = r.ingested
+		}
+	}
+	p.mu.Lock()
+	p.stats.Published += int64(len(order))
+	p.stats.Records += h.added
+	if newest.After(p.stats.NewestIngested) {
+		p.stats.NewestIngested = newest
+	}
+	p.stats.FailingSince = time.Time{}
+	p.mu.Unlock()
+	p.log.InfoContext(ctx, "aggregates published", "records", len(order), "buckets", len(touched), "batches", h.batches,
+		"trace_id", joinKeys(h.traces), "ms", time.Since(start).Milliseconds())
+	if p.cfg.OnPublished != nil {
+		p.cfg.OnPublished(order)
+	}
+	if p.cfg.OnTraces != nil && len(h.traces) > 0 {
+		p.cfg.OnTraces(strings.Fields(joinKeys(h.traces)), Trace{Start: start, End: time.Now(), Purge: purged})
+	}
+	if p.cfg.OnFresh != nil {
+		now := time.Now()
+		ages := make([]time.Duration, 0, len(recs))
+		for _, r := range recs {
+			if !r.ingested.IsZero() {
+				ages = append(ages, max(0, now.Sub(r.ingested)))
+			}
+		}
+		if len(ages) > 0 {
+			p.cfg.OnFresh(ages)
+		}
+	}
+	p.held = held{}
+	return nil
 }
 
 func (p *Publisher) saveCheckpoint(ctx context.Context, pos replicate.Position) error {
@@ -451,8 +637,10 @@ func (c *contribution) keyOrZero() bucketKey {
 }
 
 // apply updates the aggregates a batch touched by its rows' contributions
-// and rewrites their files.
-func (p *Publisher) apply(ctx context.Context, b replicate.Batch) error {
+// in the database and adds them to what is held for writing (see flush).
+// It returns the ingest time of the batch's oldest record. The caller
+// holds p.pass.
+func (p *Publisher) apply(ctx context.Context, b replicate.Batch) (time.Time, error) {
 	start := time.Now()
 	latest := map[string]*contribution{} // record id → new contribution (nil: none)
 	var order []string
@@ -490,7 +678,7 @@ func (p *Publisher) apply(ctx context.Context, b replicate.Batch) error {
 		}
 	}
 	if len(order) == 0 {
-		return nil
+		return time.Time{}, nil
 	}
 	var touched []Aggregate
 	var added int64
@@ -500,60 +688,32 @@ func (p *Publisher) apply(ctx context.Context, b replicate.Batch) error {
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("publish: apply: %w", err)
+		return time.Time{}, fmt.Errorf("publish: apply: %w", err)
 	}
-	p.mu.Lock()
-	p.lastPurge = PurgeTrace{}
-	p.mu.Unlock()
-	failed, err := p.publishAggs(ctx, touched)
-	if err != nil {
-		return err
+	h := &p.held
+	if h.since.IsZero() {
+		h.since = start
+		h.aggs = map[bucketKey]Aggregate{}
+		h.traces = map[string]bool{}
 	}
-	p.mu.Lock()
-	purged := p.lastPurge
-	p.mu.Unlock()
-	var newest time.Time
-	if len(failed) > 0 { // their records are not published yet
-		order = slices.DeleteFunc(order, func(id string) bool {
-			c := latest[id]
-			_, bad := failed[c.keyOrZero()]
-			return c != nil && bad
-		})
+	h.batches++
+	h.added += added
+	for _, a := range touched {
+		h.aggs[bucketKey{a.Group, a.Hour}] = a
 	}
+	for t := range traces {
+		h.traces[t] = true
+	}
+	var oldest time.Time
 	for _, id := range order {
-		if at := ingested[id]; at.After(newest) {
-			newest = at
+		c := latest[id]
+		at := ingested[id]
+		if !at.IsZero() && (oldest.IsZero() || at.Before(oldest)) {
+			oldest = at
 		}
+		h.recs = append(h.recs, heldRecord{id: id, key: c.keyOrZero(), counted: c != nil, ingested: at})
 	}
-	p.mu.Lock()
-	p.stats.Published += int64(len(order))
-	p.stats.Records += added
-	if newest.After(p.stats.NewestIngested) {
-		p.stats.NewestIngested = newest
-	}
-	p.stats.FailingSince = time.Time{}
-	p.mu.Unlock()
-	p.log.InfoContext(ctx, "aggregates published", "records", len(order), "buckets", len(touched),
-		"trace_id", joinKeys(traces), "ms", time.Since(start).Milliseconds())
-	if p.cfg.OnPublished != nil {
-		p.cfg.OnPublished(order)
-	}
-	if p.cfg.OnTraces != nil && len(traces) > 0 {
-		p.cfg.OnTraces(strings.Fields(joinKeys(traces)), Trace{Start: start, End: time.Now(), Purge: purged})
-	}
-	if p.cfg.OnFresh != nil {
-		now := time.Now()
-		ages := make([]time.Duration, 0, len(order))
-		for _, id := range order {
-			if at := ingested[id]; !at.IsZero() {
-				ages = append(ages, max(0, now.Sub(at)))
-			}
-		}
-		if len(ages) > 0 {
-			p.cfg.OnFresh(ages)
-		}
-	}
-	return nil
+	return oldest, nil
 }
 
 // applyTx moves the contributions of the changed records (ids, in order)

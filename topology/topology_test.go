@@ -265,7 +265,7 @@ func TestRestartAfterCancel(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		acked, err := demo.Send(context.Background(), topo.URL("frontdoor"), testKey, demo.Options{Records: 4000, BatchSize: 20, Concurrency: 8, Attempts: 1, Client: topo.Client()})
+		acked, err := demo.Send(context.Background(), topo.URL("frontdoor"), testKey, demo.Options{Records: 20000, BatchSize: 20, Concurrency: 8, Attempts: 1, Client: topo.Client()})
 		done <- result{acked, err}
 	}()
 	time.Sleep(300 * time.Millisecond)
@@ -278,10 +278,10 @@ func TestRestartAfterCancel(t *testing.T) {
 	if res.err != nil {
 		t.Fatal(res.err)
 	}
-	if len(res.acked) == 0 || len(res.acked) == 4000 {
-		t.Fatalf("acked %d of 4000: the stop did not land mid-stream", len(res.acked))
+	if len(res.acked) == 0 || len(res.acked) == 20000 {
+		t.Fatalf("acked %d of 20000: the stop did not land mid-stream", len(res.acked))
 	}
-	t.Logf("acknowledged %d of 4000 before the stop", len(res.acked))
+	t.Logf("acknowledged %d of 20000 before the stop", len(res.acked))
 	topo = start(t, cfg)
 	if _, err := demo.Verify(context.Background(), topo, cfg, res.acked, time.Minute, nil); err != nil {
 		t.Fatal(err)

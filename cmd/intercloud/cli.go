@@ -9,8 +9,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/metrics"
 	"runtime/pprof"
 	"strings"
+	"time"
 
 	"github.com/intercloud/intercloud/config"
 	"github.com/intercloud/intercloud/topology"
@@ -39,7 +41,8 @@ Usage:
   intercloud version
 
 No --config means the embedded default: files and SQLite under ./intercloud-data.
-Every command takes --cpuprofile FILE: a CPU profile of the whole run, for go tool pprof.
+Every command takes --cpuprofile FILE: a CPU profile of the whole run, for go tool pprof,
+and --memprofile FILE: a heap profile taken when the live heap was largest.
 `
 
 // command is one subcommand.
@@ -54,6 +57,7 @@ type env struct {
 	configPath     string
 	dataDir        string
 	cpuProfile     string
+	memProfile     string
 }
 
 // load reads the topology and resolves the API key.
@@ -117,6 +121,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&e.configPath, "config", "", "topology file (YAML); empty: the embedded default")
 	fs.StringVar(&e.dataDir, "data-dir", "", "data directory of the embedded stand-ins (default ./"+config.DefaultDataDir+")")
 	fs.StringVar(&e.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof)")
+	fs.StringVar(&e.memProfile, "memprofile", "", "write a heap profile, taken when the live heap was largest, to this file (go tool pprof)")
 	cmd.flags(fs)
 	if err := fs.Parse(interleave(fs, args[1:])); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -126,6 +131,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if e.cpuProfile != "" {
 		stop, err := startCPUProfile(e.cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "intercloud %s: %v\n", args[0], err)
+			return 1
+		}
+		defer func() {
+			if err := stop(); err != nil {
+				fmt.Fprintf(stderr, "intercloud %s: %v\n", args[0], err)
+			}
+		}()
+	}
+	if e.memProfile != "" {
+		stop, err := startHeapProfile(e.memProfile, time.Second)
 		if err != nil {
 			fmt.Fprintf(stderr, "intercloud %s: %v\n", args[0], err)
 			return 1
@@ -167,6 +184,71 @@ func startCPUProfile(path string) (stop func() error, err error) {
 		}
 		return nil
 	}, nil
+}
+
+// startHeapProfile looks at the live heap every interval and, each time it
+// is the largest yet (by 5 %), writes a heap profile to path (a temporary
+// file renamed over it, so path always holds a whole profile); stop takes
+// a last look.
+func startHeapProfile(path string, interval time.Duration) (stop func() error, err error) {
+	if err := writeHeapProfile(path); err != nil { // the path works, and a profile is there
+		return nil, err
+	}
+	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	var peak uint64
+	look := func() error {
+		metrics.Read(sample)
+		if sample[0].Value.Kind() != metrics.KindUint64 {
+			return nil
+		}
+		if live := sample[0].Value.Uint64(); live > peak+peak/20 {
+			peak = live
+			return writeHeapProfile(path)
+		}
+		return nil
+	}
+	done := make(chan struct{})
+	errc := make(chan error, 1)
+	go func() {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		var first error
+		for {
+			select {
+			case <-done:
+				if err := look(); err != nil && first == nil {
+					first = err
+				}
+				errc <- first
+				return
+			case <-t.C:
+				if err := look(); err != nil && first == nil {
+					first = err
+				}
+			}
+		}
+	}()
+	return func() error { close(done); return <-errc }, nil
+}
+
+func writeHeapProfile(path string) error {
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return fmt.Errorf("memprofile: %w", err)
+	}
+	err = pprof.Lookup("heap").WriteTo(f, 0)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("memprofile: %w", err)
+	}
+	return nil
 }
 
 // interleave moves flags after positional arguments to the front, so

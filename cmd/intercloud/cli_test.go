@@ -246,6 +246,26 @@ func TestKeysCLI(t *testing.T) {
 	}
 }
 
+// TestMemProfile: --memprofile writes a heap profile (gzipped protobuf);
+// a path that cannot be created is an error before the command runs.
+func TestMemProfile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "heap.pprof")
+	if code, _, errs := runCLI(t, "version", "--memprofile", path); code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+		t.Fatalf("the profile is %d bytes, not gzip", len(b))
+	}
+	if code, out, errs := runCLI(t, "version", "--memprofile", filepath.Join(dir, "no", "such", "dir")); code != 1 || !strings.Contains(errs, "memprofile") || out != "" {
+		t.Errorf("unwritable path: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+}
+
 // TestCPUProfile: --cpuprofile writes a profile (gzipped, as pprof reads
 // it); a path that
 // cannot be created is an error before the command runs.
@@ -264,5 +284,23 @@ func TestCPUProfile(t *testing.T) {
 	}
 	if code, out, errs := runCLI(t, "version", "--cpuprofile", filepath.Join(dir, "no", "such", "dir")); code != 1 || !strings.Contains(errs, "cpuprofile") || out != "" {
 		t.Errorf("unwritable path: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+}
+
+// TestMemoryLimit: without GOMEMLIMIT the process takes the default soft
+// memory limit; with it (a size or off), the runtime's own stands.
+func TestMemoryLimit(t *testing.T) {
+	for _, tt := range []struct {
+		env   string
+		limit int64
+		set   bool
+	}{
+		{"", DefaultMemoryLimit, true},
+		{"off", 0, false},
+		{"200MiB", 0, false},
+	} {
+		if limit, set := memoryLimit(tt.env); limit != tt.limit || set != tt.set {
+			t.Errorf("GOMEMLIMIT=%q: %d %v, want %d %v", tt.env, limit, set, tt.limit, tt.set)
+		}
 	}
 }

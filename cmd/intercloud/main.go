@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	_ "github.com/intercloud/intercloud/objects/azblob"
@@ -25,7 +26,25 @@ import (
 	_ "github.com/intercloud/intercloud/sqldb/sqlserver"
 )
 
+// DefaultMemoryLimit is the Go runtime's soft memory limit when GOMEMLIMIT
+// is not set: the garbage collector runs early rather than let the heap
+// grow to twice its live size while a backlog keeps full change batches in
+// flight (GOMEMLIMIT=off lifts it).
+const DefaultMemoryLimit = 80 << 20
+
+// memoryLimit is the soft memory limit to set given GOMEMLIMIT's value, or
+// false to leave the runtime's own (GOMEMLIMIT set).
+func memoryLimit(env string) (int64, bool) {
+	if env != "" {
+		return 0, false
+	}
+	return DefaultMemoryLimit, true
+}
+
 func main() {
+	if limit, ok := memoryLimit(os.Getenv("GOMEMLIMIT")); ok {
+		debug.SetMemoryLimit(limit)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()

@@ -1,0 +1,116 @@
+package publish
+
+import (
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// insertBatches inserts n records of metric cpu in hour h, per records a
+// transaction, ids prefix-0, prefix-1, ...
+func (e *env) insertBatches(t *testing.T, prefix string, n, per int, h time.Time) {
+	t.Helper()
+	for i := 0; i < n; i += per {
+		var recs []rec
+		for j := i; j < min(n, i+per); j++ {
+			recs = append(recs, rec{fmt.Sprintf("%s-%03d", prefix, j), "cpu", float64(j), h})
+		}
+		e.insert(t, recs...)
+	}
+}
+
+// TestCoalescedWritesWhileBehind: while full batches follow each other
+// (the feed is behind), their files are written together: 95 records in
+// batches of 10 are published in 3 writes (at the cap of 4 batches' worth
+// of held records, again, and at the partial last batch), not 10, and the
+// results are exact.
+func TestCoalescedWritesWhileBehind(t *testing.T) {
+	e := newEnv(t)
+	h := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	stop := e.run(t)
+	e.started(t)
+	stop()
+	e.insertBatches(t, "r", 95, 10, h)
+	var writes atomic.Int64
+	e.runWith(t, func(c *Config) {
+		c.BatchSize = 10
+		c.Coalesce = time.Minute
+		published := c.OnPublished
+		c.OnPublished = func(ids []string) { writes.Add(1); published(ids) }
+	})
+	e.waitRecords(t, 95)
+	if got := e.aggregate(t, "cpu", h); got["count"] != 95.0 || got["min"] != 0.0 || got["max"] != 94.0 {
+		t.Fatalf("cpu = %v", got)
+	}
+	// OnPublished follows the summary's write.
+	deadline := time.Now().Add(20 * time.Second)
+	for len(e.published()) < 95 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d records reported published, want 95", len(e.published()))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := writes.Load(); n != 3 {
+		t.Errorf("%d writes for 10 batches while behind, want 3", n)
+	}
+}
+
+// TestHeldResultsAreWrittenWhenTheFeedStops: a full batch that turns out
+// to be the last is written Coalesce after it, by the timer.
+func TestHeldResultsAreWrittenWhenTheFeedStops(t *testing.T) {
+	e := newEnv(t)
+	h := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	stop := e.run(t)
+	e.started(t)
+	stop()
+	e.insertBatches(t, "r", 10, 10, h)
+	e.runWith(t, func(c *Config) { c.BatchSize = 10; c.Coalesce = 200 * time.Millisecond })
+	e.waitRecords(t, 10)
+}
+
+// TestHeldResultsAreReplayedAfterAStop: batches applied in the database but
+// held (not yet written) when the publisher stops are written by the next
+// run: the checkpoint had not moved past them.
+func TestHeldResultsAreReplayedAfterAStop(t *testing.T) {
+	e := newEnv(t)
+	h := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	stop := e.run(t)
+	e.started(t)
+	stop()
+	e.insertBatches(t, "r", 20, 10, h)
+	stop = e.runWith(t, func(c *Config) { c.BatchSize = 10; c.Coalesce = time.Hour })
+	// Both batches applied to the aggregate state, nothing written.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var n int64
+		_ = e.db.QueryRow(`SELECT COALESCE(SUM(cnt), 0) FROM ` + BucketsTable).Scan(&n)
+		if n == 20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("aggregate state counts %d records, want 20", n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	stop()
+	if s := e.summary(t); s.Records != 0 {
+		t.Fatalf("summary counts %d records while they were held", s.Records)
+	}
+	e.run(t)
+	e.waitRecords(t, 20)
+	if got := e.aggregate(t, "cpu", h); got["count"] != 20.0 || got["max"] != 19.0 {
+		t.Fatalf("cpu = %v", got)
+	}
+}
+
+// published returns the ids OnPublished was told of.
+func (e *env) published() map[string]bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make(map[string]bool, len(e.ids))
+	for id := range e.ids {
+		out[id] = true
+	}
+	return out
+}
