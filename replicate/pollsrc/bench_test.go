@@ -20,11 +20,11 @@ func benchSources(b *testing.B) func(b *testing.B, kind string) *sqldb.DB {
 	pg := peers.StartPostgres(b)
 	return func(b *testing.B, kind string) *sqldb.DB {
 		if kind == "sqlite" {
-			return open(b, fmt.Sprintf("sqlite://%s/src%d.db", b.TempDir(), dbSeq.Add(1)))
+			return sourcetest.Open(b, fmt.Sprintf("sqlite://%s/src%d.db", b.TempDir(), dbSeq.Add(1)))
 		}
 		name := fmt.Sprintf("bench%d", dbSeq.Add(1))
-		execSQL(b, open(b, pg.RootURL("postgres")), "CREATE DATABASE "+name+" OWNER app")
-		return open(b, pg.URL(name))
+		sourcetest.Exec(b, sourcetest.Open(b, pg.RootURL("postgres")), "CREATE DATABASE "+name+" OWNER app")
+		return sourcetest.Open(b, pg.URL(name))
 	}
 }
 
@@ -52,7 +52,7 @@ func writeRows(tb testing.TB, db *sqldb.DB, from, n int) {
 
 func createW(tb testing.TB, db *sqldb.DB) {
 	d := db.Dialect
-	execSQL(tb, db, fmt.Sprintf("CREATE TABLE %s (%s BIGINT NOT NULL PRIMARY KEY, %s VARCHAR(40) NOT NULL)", d.Quote("w"), d.Quote("id"), d.Quote("v")))
+	sourcetest.Exec(tb, db, fmt.Sprintf("CREATE TABLE %s (%s BIGINT NOT NULL PRIMARY KEY, %s VARCHAR(40) NOT NULL)", d.Quote("w"), d.Quote("id"), d.Quote("v")))
 }
 
 // BenchmarkCDC: b.N changes waiting in the source, applied to a SQLite
@@ -64,7 +64,7 @@ func BenchmarkCDC(b *testing.B) {
 		for _, mode := range []string{replicate.SourceLog, replicate.SourcePoll} {
 			b.Run(kind+"-"+mode, func(b *testing.B) {
 				src := benchSource(b, kind)
-				dst := open(b, fmt.Sprintf("sqlite://%s/dst%d.db", b.TempDir(), dbSeq.Add(1)))
+				dst := sourcetest.Open(b, fmt.Sprintf("sqlite://%s/dst%d.db", b.TempDir(), dbSeq.Add(1)))
 				createW(b, src)
 				ctx := context.Background()
 				if err := replicate.PrepareMode(ctx, src, mode, []string{"w"}, sourcetest.Quiet()); err != nil {

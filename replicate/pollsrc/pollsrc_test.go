@@ -32,25 +32,8 @@ import (
 
 var dbSeq atomic.Int64
 
-func open(t testing.TB, url string) *sqldb.DB {
-	t.Helper()
-	db, err := sqldb.Open(context.Background(), url, sourcetest.Quiet())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
-}
-
-func execSQL(t testing.TB, db *sqldb.DB, q string, args ...any) {
-	t.Helper()
-	if _, err := db.ExecContext(context.Background(), q, args...); err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-}
-
 func sqliteDB(t *testing.T) *sqldb.DB {
-	return open(t, fmt.Sprintf("sqlite://%s", filepath.Join(t.TempDir(), fmt.Sprintf("db%d.db", dbSeq.Add(1)))))
+	return sourcetest.Open(t, fmt.Sprintf("sqlite://%s", filepath.Join(t.TempDir(), fmt.Sprintf("db%d.db", dbSeq.Add(1)))))
 }
 
 // sources opens fresh source databases: SQLite, the kinds named (not
@@ -65,8 +48,8 @@ func sources(t *testing.T, kinds ...string) map[string]func(t *testing.T) *sqldb
 		my := peers.StartMariaDB(t)
 		out["mariadb"] = func(t *testing.T) *sqldb.DB {
 			name := fmt.Sprintf("src%d", dbSeq.Add(1))
-			execSQL(t, open(t, fmt.Sprintf("mysql://root@127.0.0.1:%d/", my.Port)), "CREATE DATABASE "+name)
-			return open(t, fmt.Sprintf("mysql://root@127.0.0.1:%d/%s", my.Port, name))
+			sourcetest.Exec(t, sourcetest.Open(t, fmt.Sprintf("mysql://root@127.0.0.1:%d/", my.Port)), "CREATE DATABASE "+name)
+			return sourcetest.Open(t, fmt.Sprintf("mysql://root@127.0.0.1:%d/%s", my.Port, name))
 		}
 		// SELECT on the captured tables and the change table, and, since
 		// MySQL shows a table's triggers only to users who hold TRIGGER
@@ -75,48 +58,34 @@ func sources(t *testing.T, kinds ...string) map[string]func(t *testing.T) *sqldb
 			user := fmt.Sprintf("ro%d", dbSeq.Add(1))
 			u := db.URL()
 			name := strings.TrimPrefix(u.Path, "/")
-			execSQL(t, db, "CREATE USER '"+user+"'@'%' IDENTIFIED BY 'ro'")
-			execSQL(t, db, "GRANT SELECT, TRIGGER ON `"+name+"`.items TO '"+user+"'@'%'")
-			execSQL(t, db, "GRANT SELECT ON `"+name+"`."+pollsrc.LogTable+" TO '"+user+"'@'%'")
+			sourcetest.Exec(t, db, "CREATE USER '"+user+"'@'%' IDENTIFIED BY 'ro'")
+			sourcetest.Exec(t, db, "GRANT SELECT, TRIGGER ON `"+name+"`.items TO '"+user+"'@'%'")
+			sourcetest.Exec(t, db, "GRANT SELECT ON `"+name+"`."+pollsrc.LogTable+" TO '"+user+"'@'%'")
 			u.User = url.UserPassword(user, "ro")
-			return open(t, u.String())
+			return sourcetest.Open(t, u.String())
 		}
 	}
 	if slices.Contains(kinds, "postgres") {
 		pg := peers.StartPostgres(t)
 		out["postgres"] = func(t *testing.T) *sqldb.DB {
 			name := fmt.Sprintf("src%d", dbSeq.Add(1))
-			execSQL(t, open(t, pg.RootURL("postgres")), "CREATE DATABASE "+name+" OWNER app")
-			return open(t, pg.URL(name))
+			sourcetest.Exec(t, sourcetest.Open(t, pg.RootURL("postgres")), "CREATE DATABASE "+name+" OWNER app")
+			return sourcetest.Open(t, pg.URL(name))
 		}
 		// SELECT on the captured tables and the change table.
 		leastPrivilege["postgres"] = func(t *testing.T, db *sqldb.DB) *sqldb.DB {
 			role := fmt.Sprintf("ro%d", dbSeq.Add(1))
-			execSQL(t, open(t, pg.RootURL("postgres")), "CREATE ROLE "+role+" LOGIN PASSWORD 'ro'")
-			execSQL(t, db, "GRANT SELECT ON items, "+pollsrc.LogTable+" TO "+role)
+			sourcetest.Exec(t, sourcetest.Open(t, pg.RootURL("postgres")), "CREATE ROLE "+role+" LOGIN PASSWORD 'ro'")
+			sourcetest.Exec(t, db, "GRANT SELECT ON items, "+pollsrc.LogTable+" TO "+role)
 			u := db.URL()
 			u.User = url.UserPassword(role, "ro")
-			return open(t, u.String())
+			return sourcetest.Open(t, u.String())
 		}
 	}
 	// SQL Server runs only where INTERCLOUD_SQLSERVER_URL names one
 	// (make test-sqlserver): a fresh database per source, dropped after.
 	if u := os.Getenv(SQLServerEnv); u != "" {
-		out["sqlserver"] = func(t *testing.T) *sqldb.DB {
-			admin := open(t, u)
-			name := fmt.Sprintf("icpoll%d_%d", os.Getpid(), dbSeq.Add(1))
-			execSQL(t, admin, "CREATE DATABASE "+name)
-			t.Cleanup(func() {
-				_, _ = admin.Exec("ALTER DATABASE " + name + " SET SINGLE_USER WITH ROLLBACK IMMEDIATE")
-				_, _ = admin.Exec("DROP DATABASE " + name)
-			})
-			pu, err := url.Parse(u)
-			if err != nil {
-				t.Fatal(err)
-			}
-			pu.Path = "/" + name
-			return open(t, pu.String())
-		}
+		out["sqlserver"] = func(t *testing.T) *sqldb.DB { return sourcetest.FreshSQLServerDB(t, u, "icpoll") }
 	}
 	return out
 }
@@ -193,7 +162,7 @@ func TestConcurrentWriters(t *testing.T) {
 			defer cancel()
 			src, dst := open(t), sqliteDB(t)
 			d := src.Dialect
-			execSQL(t, src, fmt.Sprintf("CREATE TABLE %s (%s BIGINT NOT NULL PRIMARY KEY, %s VARCHAR(40) NOT NULL)", d.Quote("w"), d.Quote("id"), d.Quote("v")))
+			sourcetest.Exec(t, src, fmt.Sprintf("CREATE TABLE %s (%s BIGINT NOT NULL PRIMARY KEY, %s VARCHAR(40) NOT NULL)", d.Quote("w"), d.Quote("id"), d.Quote("v")))
 			if err := replicate.PrepareMode(ctx, src, replicate.SourcePoll, []string{"w"}, sourcetest.Quiet()); err != nil {
 				t.Fatal(err)
 			}
@@ -313,9 +282,9 @@ func TestCheckTriggerRights(t *testing.T) {
 		t.Skip("starts MariaDB")
 	}
 	my := peers.StartMariaDB(t)
-	root := open(t, fmt.Sprintf("mysql://root@127.0.0.1:%d/", my.Port))
-	execSQL(t, root, "SET GLOBAL log_bin_trust_function_creators = 0")
-	app := open(t, my.URL("app"))
+	root := sourcetest.Open(t, fmt.Sprintf("mysql://root@127.0.0.1:%d/", my.Port))
+	sourcetest.Exec(t, root, "SET GLOBAL log_bin_trust_function_creators = 0")
+	app := sourcetest.Open(t, my.URL("app"))
 	ctx := context.Background()
 	err := replicate.CheckMode(ctx, app, replicate.SourcePoll)
 	if err == nil || !errors.Is(err, replicate.ErrPermanent) || !strings.Contains(err.Error(), "log_bin_trust_function_creators") {
@@ -324,7 +293,7 @@ func TestCheckTriggerRights(t *testing.T) {
 	if err := replicate.CheckMode(ctx, root, replicate.SourcePoll); err != nil {
 		t.Fatalf("check as root (SUPER) = %v", err)
 	}
-	execSQL(t, root, "SET GLOBAL log_bin_trust_function_creators = 1")
+	sourcetest.Exec(t, root, "SET GLOBAL log_bin_trust_function_creators = 1")
 	if err := replicate.CheckMode(ctx, app, replicate.SourcePoll); err != nil {
 		t.Fatalf("check with log_bin_trust_function_creators = 1: %v", err)
 	}
@@ -341,7 +310,7 @@ func TestCurrentBelowInFlight(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			db := open(t)
 			d := db.Dialect
-			execSQL(t, db, fmt.Sprintf("CREATE TABLE %s (%s BIGINT NOT NULL PRIMARY KEY)", d.Quote("w"), d.Quote("id")))
+			sourcetest.Exec(t, db, fmt.Sprintf("CREATE TABLE %s (%s BIGINT NOT NULL PRIMARY KEY)", d.Quote("w"), d.Quote("id")))
 			src, err := replicate.OpenSourceMode(ctx, db, replicate.SourcePoll, replicate.SourceConfig{Name: "cur", Tables: []string{"w"}})
 			if err != nil {
 				t.Fatal(err)
@@ -349,7 +318,7 @@ func TestCurrentBelowInFlight(t *testing.T) {
 			defer src.Close()
 			insert := fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s)", d.Quote("w"), d.Quote("id"), d.Placeholder(1))
 			for i := 1; i <= 3; i++ {
-				execSQL(t, db, insert, i)
+				sourcetest.Exec(t, db, insert, i)
 			}
 			if pos, err := src.Current(ctx); err != nil || pos != "3" {
 				t.Fatalf("current = %q, %v; want 3", pos, err)
@@ -362,7 +331,7 @@ func TestCurrentBelowInFlight(t *testing.T) {
 			if _, err := held.ExecContext(ctx, insert, 4); err != nil { // takes seq 4
 				t.Fatal(err)
 			}
-			execSQL(t, db, insert, 5) // seq 5, committed
+			sourcetest.Exec(t, db, insert, 5) // seq 5, committed
 			if pos, err := src.Current(ctx); err != nil || pos != "3" {
 				t.Fatalf("current with seq 4 in flight = %q, %v; want 3", pos, err)
 			}
@@ -378,7 +347,7 @@ func TestMarkDiesWithTransaction(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			db := open(t)
 			d := db.Dialect
-			execSQL(t, db, fmt.Sprintf("CREATE TABLE %s (%s BIGINT NOT NULL PRIMARY KEY)", d.Quote("w"), d.Quote("id")))
+			sourcetest.Exec(t, db, fmt.Sprintf("CREATE TABLE %s (%s BIGINT NOT NULL PRIMARY KEY)", d.Quote("w"), d.Quote("id")))
 			if err := replicate.PrepareMode(ctx, db, replicate.SourcePoll, []string{"w"}, sourcetest.Quiet()); err != nil {
 				t.Fatal(err)
 			}
@@ -413,7 +382,7 @@ func TestMarkDiesWithTransaction(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			execSQL(t, db, insert, 3)
+			sourcetest.Exec(t, db, insert, 3)
 			rows, err := db.QueryContext(ctx, "SELECT pk, origin FROM _ic_poll_log ORDER BY seq")
 			if err != nil {
 				t.Fatal(err)
@@ -444,12 +413,12 @@ func TestResyncTagsPollTarget(t *testing.T) {
 	ctx := context.Background()
 	src, dst := sqliteDB(t), sqliteDB(t)
 	for _, db := range []*sqldb.DB{src, dst} {
-		execSQL(t, db, "CREATE TABLE w (id BIGINT NOT NULL PRIMARY KEY, v VARCHAR(40))")
+		sourcetest.Exec(t, db, "CREATE TABLE w (id BIGINT NOT NULL PRIMARY KEY, v VARCHAR(40))")
 	}
 	if err := replicate.PrepareMode(ctx, dst, replicate.SourcePoll, []string{"w"}, sourcetest.Quiet()); err != nil {
 		t.Fatal(err)
 	}
-	execSQL(t, src, "INSERT INTO w (id, v) VALUES (1, 'a'), (2, 'b')")
+	sourcetest.Exec(t, src, "INSERT INTO w (id, v) VALUES (1, 'a'), (2, 'b')")
 	rep, err := replicate.Validate(ctx, src, dst, []string{"w"}, 100)
 	if err != nil || rep.OK() {
 		t.Fatalf("validate before resync: ok %v, %v", rep.OK(), err)
@@ -472,7 +441,7 @@ func TestResyncTagsPollTarget(t *testing.T) {
 func TestKeyReadBackDiffers(t *testing.T) {
 	ctx := context.Background()
 	src, dst := sqliteDB(t), sqliteDB(t)
-	execSQL(t, src, "CREATE TABLE e (at TIMESTAMP NOT NULL PRIMARY KEY, v INTEGER)")
+	sourcetest.Exec(t, src, "CREATE TABLE e (at TIMESTAMP NOT NULL PRIMARY KEY, v INTEGER)")
 	if err := replicate.PrepareMode(ctx, src, replicate.SourcePoll, []string{"e"}, sourcetest.Quiet()); err != nil {
 		t.Fatal(err)
 	}
@@ -485,7 +454,7 @@ func TestKeyReadBackDiffers(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- s.Run(rctx) }()
 	defer func() { cancel(); <-done }()
-	execSQL(t, src, "INSERT INTO e (at, v) VALUES ('2024-01-02T03:04:05Z', 1), ('2024-01-02T03:04:06Z', 2)")
+	sourcetest.Exec(t, src, "INSERT INTO e (at, v) VALUES ('2024-01-02T03:04:05Z', 1), ('2024-01-02T03:04:06Z', 2)")
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		var n, sum int

@@ -27,12 +27,14 @@ import (
 	"io"
 	"log/slog"
 	"math/big"
+	"net/url"
 	"os"
 	osexec "os/exec"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -126,11 +128,45 @@ var items = sqldb.Table{
 	PrimaryKey: []string{"id"},
 }
 
-func exec(t testing.TB, db *sqldb.DB, q string, args ...any) {
+// Exec runs a statement on db or fails the test.
+func Exec(t testing.TB, db *sqldb.DB, q string, args ...any) {
 	t.Helper()
 	if _, err := db.ExecContext(context.Background(), q, args...); err != nil {
 		t.Fatalf("%s: %v", q, err)
 	}
+}
+
+// Open opens the database at u for the test, closed when it ends.
+func Open(t testing.TB, u string) *sqldb.DB {
+	t.Helper()
+	db, err := sqldb.Open(context.Background(), u, Quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+var dbSeq atomic.Int64
+
+// FreshSQLServerDB creates a database of its own (named prefix, the
+// process id and a sequence number) on the SQL Server at u (a login that
+// may create databases), opens it, and drops it when the test ends.
+func FreshSQLServerDB(t testing.TB, u, prefix string) *sqldb.DB {
+	t.Helper()
+	admin := Open(t, u)
+	name := fmt.Sprintf("%s%d_%d", prefix, os.Getpid(), dbSeq.Add(1))
+	Exec(t, admin, "CREATE DATABASE "+name)
+	t.Cleanup(func() {
+		_, _ = admin.Exec("ALTER DATABASE " + name + " SET SINGLE_USER WITH ROLLBACK IMMEDIATE")
+		_, _ = admin.Exec("DROP DATABASE " + name)
+	})
+	pu, err := url.Parse(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pu.Path = "/" + name
+	return Open(t, pu.String())
 }
 
 // createItems creates table items and installs capture for it.
@@ -153,7 +189,7 @@ func insertItems(t testing.TB, db *sqldb.DB, lo, hi int) {
 		if i%3 != 0 {
 			qty = i * 7
 		}
-		exec(t, db, q, int64(i), fmt.Sprintf("item %d ñ \U0001F600 '", i), qty, fmt.Sprintf("%d.%02d", i, i%100))
+		Exec(t, db, q, int64(i), fmt.Sprintf("item %d ñ \U0001F600 '", i), qty, fmt.Sprintf("%d.%02d", i, i%100))
 	}
 }
 
@@ -253,9 +289,9 @@ func testFullLoadCDC(t *testing.T, h Harness) {
 	waitFor(t, "full load", 120*time.Second, func() bool { return r.s.Status().Phase == replicate.PhaseCDC })
 	insertItems(t, src, 300, 350)
 	d := src.Dialect
-	exec(t, src, fmt.Sprintf("UPDATE %s SET %s = NULL, %s = %s WHERE %s < 20", d.Quote("items"), d.Quote("qty"), d.Quote("name"), d.Placeholder(1), d.Quote("id")), "")
-	exec(t, src, fmt.Sprintf("DELETE FROM %s WHERE %s BETWEEN 100 AND 149", d.Quote("items"), d.Quote("id")))
-	exec(t, src, fmt.Sprintf("UPDATE %s SET %s = 5000 WHERE %s = 300", d.Quote("items"), d.Quote("id"), d.Quote("id")))
+	Exec(t, src, fmt.Sprintf("UPDATE %s SET %s = NULL, %s = %s WHERE %s < 20", d.Quote("items"), d.Quote("qty"), d.Quote("name"), d.Placeholder(1), d.Quote("id")), "")
+	Exec(t, src, fmt.Sprintf("DELETE FROM %s WHERE %s BETWEEN 100 AND 149", d.Quote("items"), d.Quote("id")))
+	Exec(t, src, fmt.Sprintf("UPDATE %s SET %s = 5000 WHERE %s = 300", d.Quote("items"), d.Quote("id"), d.Quote("id")))
 	waitSame(t, r, src, dst, nil, "items")
 	if n := len(Dump(t, dst, "items", nil)); n != 200 {
 		t.Errorf("target has %d rows, want 200", n)
@@ -286,7 +322,7 @@ func testAddColumn(t *testing.T, h Harness) {
 	for name, r := range streams {
 		waitSame(t, r, src, targets[name], nil, "items")
 	}
-	exec(t, src, h.AddColumnDDL)
+	Exec(t, src, h.AddColumnDDL)
 	insertItems(t, src, 100, 105)
 	for name, r := range streams {
 		t.Run(name, func(t *testing.T) {
@@ -389,7 +425,7 @@ func testNoEcho(t *testing.T, h Harness) {
 	insertItems(t, b, 200, 230) // 30 changes on b
 	waitSame(t, ab, a, b, nil, "items")
 	d := a.Dialect
-	exec(t, b, fmt.Sprintf("UPDATE %s SET %s = 1 WHERE %s BETWEEN 1 AND 10", d.Quote("items"), d.Quote("qty"), d.Quote("id"))) // 10 on b
+	Exec(t, b, fmt.Sprintf("UPDATE %s SET %s = 1 WHERE %s BETWEEN 1 AND 10", d.Quote("items"), d.Quote("qty"), d.Quote("id"))) // 10 on b
 	waitSame(t, ab, a, b, nil, "items")
 	// Let an echo show before counting: each side applied exactly the
 	// other's changes.
@@ -406,14 +442,14 @@ func testNoEcho(t *testing.T, h Harness) {
 func testMatrix(t *testing.T, h Harness) {
 	src := h.Source(t)
 	for _, q := range h.Matrix {
-		exec(t, src, q)
+		Exec(t, src, q)
 	}
 	if err := replicate.PrepareMode(context.Background(), src, h.SourceMode, []string{"matrix"}, Quiet()); err != nil {
 		t.Fatal(err)
 	}
 	insert := func(base int) {
 		for i, r := range h.MatrixRows {
-			exec(t, src, "INSERT INTO matrix ("+h.MatrixColumns+") VALUES "+fmt.Sprintf(r, base+i+1))
+			Exec(t, src, "INSERT INTO matrix ("+h.MatrixColumns+") VALUES "+fmt.Sprintf(r, base+i+1))
 		}
 	}
 	insert(0)

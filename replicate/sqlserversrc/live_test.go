@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,46 +27,16 @@ const SQLServerEnv = "INTERCLOUD_SQLSERVER_URL"
 
 var dbSeq atomic.Int64
 
-func open(t testing.TB, u string) *sqldb.DB {
-	t.Helper()
-	db, err := sqldb.Open(context.Background(), u, sourcetest.Quiet())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
-}
-
-func execSQL(t testing.TB, db *sqldb.DB, q string, args ...any) {
-	t.Helper()
-	if _, err := db.ExecContext(context.Background(), q, args...); err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-}
-
 // cdcDB creates a fresh database on the server, enables CDC on it (the
 // operator's step) and drops it after the test.
 func cdcDB(t *testing.T) *sqldb.DB {
-	u := os.Getenv(SQLServerEnv)
-	admin := open(t, u)
-	name := fmt.Sprintf("iccdc%d_%d", os.Getpid(), dbSeq.Add(1))
-	execSQL(t, admin, "CREATE DATABASE "+name)
-	t.Cleanup(func() {
-		_, _ = admin.Exec("ALTER DATABASE " + name + " SET SINGLE_USER WITH ROLLBACK IMMEDIATE")
-		_, _ = admin.Exec("DROP DATABASE " + name)
-	})
-	pu, err := url.Parse(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pu.Path = "/" + name
-	db := open(t, pu.String())
-	execSQL(t, db, "EXEC sys.sp_cdc_enable_db")
+	db := sourcetest.FreshSQLServerDB(t, os.Getenv(SQLServerEnv), "iccdc")
+	sourcetest.Exec(t, db, "EXEC sys.sp_cdc_enable_db")
 	return db
 }
 
 func sqliteDB(t *testing.T) *sqldb.DB {
-	return open(t, "sqlite://"+filepath.Join(t.TempDir(), fmt.Sprintf("dst%d.db", dbSeq.Add(1))))
+	return sourcetest.Open(t, "sqlite://"+filepath.Join(t.TempDir(), fmt.Sprintf("dst%d.db", dbSeq.Add(1))))
 }
 
 // TestSQLServerLive is the CDC source's conformance suite (full load,
@@ -99,7 +68,7 @@ func testAddColumnStops(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	db := cdcDB(t)
-	execSQL(t, db, "CREATE TABLE items (id BIGINT NOT NULL PRIMARY KEY, name NVARCHAR(50) NULL)")
+	sourcetest.Exec(t, db, "CREATE TABLE items (id BIGINT NOT NULL PRIMARY KEY, name NVARCHAR(50) NULL)")
 	src, err := replicate.OpenSourceMode(ctx, db, replicate.SourceLog, replicate.SourceConfig{Name: "t", Tables: []string{"items"}})
 	if err != nil {
 		t.Fatal(err)
@@ -109,9 +78,9 @@ func testAddColumnStops(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	execSQL(t, db, "INSERT INTO items (id, name) VALUES (1, N'a')")
-	execSQL(t, db, "ALTER TABLE items ADD note NVARCHAR(30) NOT NULL DEFAULT N'n/a'")
-	execSQL(t, db, "INSERT INTO items (id, name) VALUES (2, N'b')")
+	sourcetest.Exec(t, db, "INSERT INTO items (id, name) VALUES (1, N'a')")
+	sourcetest.Exec(t, db, "ALTER TABLE items ADD note NVARCHAR(30) NOT NULL DEFAULT N'n/a'")
+	sourcetest.Exec(t, db, "INSERT INTO items (id, name) VALUES (2, N'b')")
 	err = src.Stream(ctx, pos, replicate.StreamOptions{Poll: 200 * time.Millisecond}, func(context.Context, replicate.Batch) error { return nil })
 	if !errors.Is(err, replicate.ErrPermanent) || !strings.Contains(err.Error(), "sys.sp_cdc_enable_table") {
 		t.Fatalf("stream: %v, want a permanent error naming sys.sp_cdc_enable_table", err)
