@@ -151,6 +151,13 @@ func check(objs []object) []error {
 		if get(c, "securityContext", "readOnlyRootFilesystem") != true || get(c, "securityContext", "allowPrivilegeEscalation") != false {
 			bad(d, "the container must have a read-only root filesystem and no privilege escalation")
 		}
+		memLimit := false
+		for _, e := range list(c, "env") {
+			memLimit = memLimit || str(e, "name") == "GOMEMLIMIT" && str(e, "valueFrom", "resourceFieldRef", "resource") == "limits.memory"
+		}
+		if !memLimit {
+			bad(d, "GOMEMLIMIT must come from the container's memory limit (resourceFieldRef limits.memory)")
+		}
 		ports := map[string]int{}
 		for _, p := range list(c, "ports") {
 			ports[str(p, "name")] = num(p, "containerPort")
@@ -341,6 +348,7 @@ func TestCheckFindsMistakes(t *testing.T) {
 		{"bad topology", "kubernetes/secret.yaml", "leases: {ttl: 5s}", "leases: {ttl: 1ms}", "leases.ttl"},
 		{"wrong port", "kubernetes/secret.yaml", "api: 0.0.0.0:8081", "api: 0.0.0.0:9999", "container port"},
 		{"console inside the pod", "kubernetes/secret.yaml", `console: {listen: "0.0.0.0:8086"}`, "", "console listens on 127.0.0.1:8086"},
+		{"no memory limit for Go", "kubernetes/azure.yaml", "resource: limits.memory", "resource: limits.cpu", "GOMEMLIMIT"},
 		{"service to nowhere", "kubernetes/global.yaml", "targetPort: logs", "targetPort: log", ""},
 		{"HTTP liveness", "kubernetes/aws.yaml", "tcpSocket: {port: api}", "httpGet: {path: /healthz, port: api}", "liveness"},
 	} {
