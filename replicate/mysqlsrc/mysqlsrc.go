@@ -265,7 +265,6 @@ func Open(ctx context.Context, db *sqldb.DB, cfg replicate.SourceConfig) (*Sourc
 	if err := s.checkServer(ctx); err != nil {
 		return nil, err
 	}
-	var datetimes []string
 	for _, t := range cfg.Tables {
 		def, err := db.Dialect.Describe(ctx, db, t)
 		if err != nil {
@@ -278,35 +277,8 @@ func Open(ctx context.Context, db *sqldb.DB, cfg replicate.SourceConfig) (*Sourc
 			return nil, fmt.Errorf("mysqlsrc: table %q %w", t, replicate.ErrNoPrimaryKey)
 		}
 		s.tables[t] = true
-		for _, c := range def.Columns {
-			if c.Type.Kind == sqldb.KindTimestamp && c.Type.Local {
-				datetimes = append(datetimes, t+"."+c.Name)
-			}
-		}
 	}
-	s.warnZeroInDate(ctx, datetimes)
 	return s, nil
-}
-
-// warnZeroInDate says, once per start, when the server's sql_mode lets
-// DATETIME columns of the captured tables hold a date with a zero month or
-// day but not all zero ('2024-01-00 10:00:00'): the binlog library reads
-// such a value as the nearest real time, so change data capture cannot
-// carry it exactly (the full load and validate read it exactly, and
-// validate reports the row).
-func (s *Source) warnZeroInDate(ctx context.Context, columns []string) {
-	if len(columns) == 0 {
-		return
-	}
-	var mode string
-	if err := s.db.QueryRowContext(ctx, "SELECT @@GLOBAL.sql_mode").Scan(&mode); err != nil {
-		return
-	}
-	if strings.Contains(strings.ToUpper(mode), "NO_ZERO_IN_DATE") {
-		return
-	}
-	s.log.Warn("the source's sql_mode lacks NO_ZERO_IN_DATE: a DATETIME with a zero month or day (not all zero) "+
-		"arrives through the binlog as the nearest real time; validate reports such rows", "sql_mode", mode, "columns", strings.Join(columns, ", "))
 }
 
 // ServerID derives a replica server id from a stream name: stable, non-zero
@@ -540,6 +512,7 @@ func (s *Source) syncer() *replication.BinlogSyncer {
 		Charset:                 "utf8mb4",
 		UseDecimal:              true,
 		ParseTime:               false,
+		RowsEventDecodeFunc:     decodeRows,
 		TimestampStringLocation: time.UTC,
 		HeartbeatPeriod:         time.Second,
 		ReadTimeout:             10 * time.Second,

@@ -1,0 +1,95 @@
+package mysqlsrc
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+	"github.com/go-mysql-org/go-mysql/replication"
+)
+
+// decodeRows decodes a rows event as the binlog library does, except its
+// DATETIME2 values (MySQL 5.6+ and MariaDB's DATETIME), which it formats
+// from their bytes: the library builds those with time.Date, which turns
+// a zero month or day ('2024-01-00 10:00:00', stored under a permissive
+// sql_mode) into the nearest real time (2023-12-31 10:00:00). Here each
+// such value is read as raw bytes (the library's BIT decoding of the same
+// length, on a copy of the table map) and formatted field by field, as
+// the server prints it, so the zero-date policy sees what was stored.
+func decodeRows(e *replication.RowsEvent, data []byte) error {
+	pos, err := e.DecodeHeader(data)
+	if err != nil {
+		return err
+	}
+	orig := e.Table
+	var cols []int
+	if orig != nil {
+		for i, tp := range orig.ColumnType {
+			if tp == mysql.MYSQL_TYPE_DATETIME2 && i < len(orig.ColumnMeta) {
+				cols = append(cols, i)
+			}
+		}
+	}
+	if len(cols) == 0 {
+		return e.DecodeData(pos, data)
+	}
+	raw := *orig
+	raw.ColumnType = slices.Clone(orig.ColumnType)
+	raw.ColumnMeta = slices.Clone(orig.ColumnMeta)
+	for _, i := range cols {
+		raw.ColumnType[i] = mysql.MYSQL_TYPE_BIT
+		raw.ColumnMeta[i] = uint16(datetime2Len(orig.ColumnMeta[i])) << 8 // whole bytes
+	}
+	e.Table = &raw
+	err = e.DecodeData(pos, data)
+	e.Table = orig
+	if err != nil {
+		return err
+	}
+	for _, row := range e.Rows {
+		for _, i := range cols {
+			if i >= len(row) {
+				continue
+			}
+			if v, ok := row[i].(int64); ok {
+				row[i] = formatDatetime2(uint64(v), int(orig.ColumnMeta[i]))
+			}
+		}
+	}
+	return nil
+}
+
+// datetime2Len is the stored length of a DATETIME2 of dec fractional
+// digits: 5 bytes and 0-3 of fraction.
+func datetime2Len(dec uint16) int { return 5 + int(dec+1)/2 }
+
+// datetime2Offset is what the server adds to a DATETIME2's packed integer
+// part (so that the stored bytes sort as the values).
+const datetime2Offset = 0x8000000000
+
+// formatDatetime2 formats the packed DATETIME2 raw (datetime2Len(dec)
+// bytes, big-endian) as the server prints it: "YYYY-MM-DD HH:MM:SS" and,
+// for dec > 0, "." and dec digits; zero fields stay zero.
+func formatDatetime2(raw uint64, dec int) string {
+	fracBytes := (dec + 1) / 2
+	frac := int64(raw & (1<<(8*fracBytes) - 1))
+	switch fracBytes {
+	case 1:
+		frac *= 10000
+	case 2:
+		frac *= 100
+	}
+	packed := int64(raw>>(8*fracBytes)) - datetime2Offset
+	if packed < 0 {
+		packed = -packed
+	}
+	ymd, hms := packed>>17, packed%(1<<17)
+	ym := ymd >> 5
+	year, month, day := ym/13, ym%13, ymd%(1<<5)
+	hour, minute, second := hms>>12, (hms>>6)%(1<<6), hms%(1<<6)
+	s := fmt.Sprintf("%04d-%02d-%02d %02d:%02d:%02d", year, month, day, hour, minute, second)
+	if dec > 0 {
+		s += fmt.Sprintf(".%06d", frac)[:dec+1]
+	}
+	return s
+}
