@@ -9,7 +9,7 @@ export INTERCLOUD_PEERS_CACHE ?= $(HOME)/.cache/intercloud/peers
 
 test: peers lint
 	$(GO) test -count=1 -timeout 25m ./...
-	$(MAKE) fuzz FUZZTIME=5s
+	$(MAKE) fuzz FUZZTIME=3000x
 
 peers:
 	bash scripts/install-peers.sh
@@ -43,7 +43,10 @@ lint:
 	GO=$(GO) bash scripts/lint.sh
 
 # The parsers of outside input, each fuzzed for a while (FUZZTIME=5m for
-# longer; `make test` runs them for 5 s each): ingest bodies (and the
+# longer; `make test` runs 3,000 inputs each, a count rather than a time:
+# Go 1.26's fuzz coordinator can fail a time-limited run with "context
+# deadline exceeded" at its end on a busy machine, golang/go#75804, fixed
+# in Go 1.27): ingest bodies (and the
 # fast path against the reference parser), topology
 # files, replication row filters, log queries, Authorization headers, poll
 # source positions and change keys, SQL Server CDC source positions.
