@@ -200,6 +200,14 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) (*Summary, error
 	ing, e2e := d.snapshot()
 	s.E2EP50ms, s.E2EP99ms, s.E2EMaxms = e2e.Quantile(0.5), e2e.Quantile(0.99), math.Round(e2e.Max()*10)/10
 	s.IngestP50ms, s.IngestP99ms = ing.Quantile(0.5), ing.Quantile(0.99)
+	if waitErr == nil {
+		// The results are visible a moment before the publisher has
+		// observed their freshness: wait for the histogram (briefly).
+		want := uint64(max(0, s.ResultsRecords-base.results))
+		for deadline := time.Now().Add(5 * time.Second); topo.FreshnessSamples() < want && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 	s.E2EFreshnessP99ms = math.Round(topo.FreshnessQuantile(0.99)*10000) / 10
 	if waitErr != nil {
 		return s, waitErr

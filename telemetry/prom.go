@@ -95,6 +95,15 @@ func (m *CloudMetrics) ObserveFreshness(ages []time.Duration) {
 	}
 }
 
+// SampleCount is how many observations a histogram holds.
+func SampleCount(h prometheus.Histogram) uint64 {
+	var m dto.Metric
+	if err := h.Write(&m); err != nil {
+		return 0
+	}
+	return m.GetHistogram().GetSampleCount()
+}
+
 // Quantile estimates the q-quantile (0..1) of a histogram from its buckets
 // the way Prometheus' histogram_quantile does (linear within a bucket);
 // NaN-free: 0 without observations.

@@ -336,3 +336,15 @@ func (t *Topology) FreshnessQuantile(q float64) float64 {
 	}
 	return telemetry.Quantile(c.metrics.Freshness, q)
 }
+
+// FreshnessSamples is how many published records the end-to-end freshness
+// histogram has seen. The publisher observes them right after it wrote
+// their results, so a reader of the results may see them a moment before
+// the histogram does.
+func (t *Topology) FreshnessSamples() uint64 {
+	c := t.clouds[t.cfg.Publish.Cloud]
+	if c == nil || c.metrics == nil {
+		return 0
+	}
+	return telemetry.SampleCount(c.metrics.Freshness)
+}
