@@ -18,9 +18,11 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -92,6 +94,11 @@ func binDir() string { return filepath.Join(CacheDir(), "bin") }
 func npmDir() string { return filepath.Join(CacheDir(), "npm") }
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+//
+// It is picked at random below the kernel's ephemeral range
+// (net.ipv4.ip_local_port_range), never from it: a port the kernel can
+// hand to any outgoing connection or ":0" listener of a concurrent test
+// would be taken between FreePort and the server's bind now and then.
 func FreePort(t testing.TB) int {
 	t.Helper()
 	p, err := freePort()
@@ -101,13 +108,43 @@ func FreePort(t testing.TB) int {
 	return p
 }
 
+// portsFrom is the lowest port FreePort picks.
+const portsFrom = 10000
+
 func freePort() (int, error) {
+	if hi := ephemeralLow(); hi-portsFrom >= 1000 {
+		for range 200 {
+			p := portsFrom + rand.IntN(hi-portsFrom)
+			if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p)); err == nil {
+				l.Close()
+				return p, nil
+			}
+		}
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// ephemeralLow is the lowest port of the kernel's ephemeral range (32768,
+// Linux's default, where it cannot be read).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 32768
+	}
+	n, err := strconv.Atoi(f[0])
+	if err != nil {
+		return 32768
+	}
+	return n
 }
 
 // Required reports whether peers must be available: when true a peer that
