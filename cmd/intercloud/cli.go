@@ -129,20 +129,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
-	if e.cpuProfile != "" {
-		stop, err := startCPUProfile(e.cpuProfile)
-		if err != nil {
-			fmt.Fprintf(stderr, "intercloud %s: %v\n", args[0], err)
-			return 1
+	for _, prof := range []struct {
+		file  string
+		start func(string) (func() error, error)
+	}{
+		{e.cpuProfile, startCPUProfile},
+		{e.memProfile, func(f string) (func() error, error) { return startHeapProfile(f, time.Second) }},
+	} {
+		if prof.file == "" {
+			continue
 		}
-		defer func() {
-			if err := stop(); err != nil {
-				fmt.Fprintf(stderr, "intercloud %s: %v\n", args[0], err)
-			}
-		}()
-	}
-	if e.memProfile != "" {
-		stop, err := startHeapProfile(e.memProfile, time.Second)
+		stop, err := prof.start(prof.file)
 		if err != nil {
 			fmt.Fprintf(stderr, "intercloud %s: %v\n", args[0], err)
 			return 1
