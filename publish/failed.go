@@ -19,7 +19,8 @@ import (
 // others, also across a restart.
 const FailedTable = "_ic_publish_failed"
 
-// bucketRetry is the backoff between attempts at one failing bucket.
+// bucketRetry bounds the wait before the next attempt at a failing bucket:
+// as long as it has been failing, within Base and Max.
 var bucketRetry = retry.Policy{Base: time.Second, Max: 5 * time.Minute}
 
 // BucketFailure is one bucket whose results are not published.
@@ -122,7 +123,11 @@ func (p *Publisher) noteFailures(ctx context.Context, failed map[bucketKey]error
 		}
 		f.Attempts++
 		f.Error = oneLine(err)
-		f.NextAt = now.Add(bucketRetry.Delay(f.Attempts))
+		// The wait grows with how long the bucket has been failing, not
+		// with how many batches touched it: under steady traffic every
+		// batch is an attempt, which would push the next try minutes
+		// away within seconds, long after the cause went away.
+		f.NextAt = now.Add(max(bucketRetry.Base, min(bucketRetry.Max, now.Sub(f.Since))))
 		p.stats.BucketFailures++
 		c := *f
 		save = append(save, &c)
