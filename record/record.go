@@ -67,24 +67,28 @@ func ColumnType(f config.Field) sqldb.Type {
 	return sqldb.Type{Kind: sqldb.KindString, Length: f.MaxLen()}
 }
 
+// value is the record's value of a column: a system field or one of
+// Fields.
+func (r Record) value(name string) any {
+	switch name {
+	case ColID:
+		return r.ID
+	case ColOrigin:
+		return r.Origin
+	case ColTraceID:
+		return r.TraceID
+	case ColIngestedAt:
+		return r.IngestedAt
+	}
+	return r.Fields[name]
+}
+
 // Row returns the record's values in the table's column order, converted
 // for the dialect.
 func Row(t sqldb.Table, d sqldb.Dialect, r Record) ([]any, error) {
 	row := make([]any, len(t.Columns))
 	for i, c := range t.Columns {
-		var v any
-		switch c.Name {
-		case ColID:
-			v = r.ID
-		case ColOrigin:
-			v = r.Origin
-		case ColTraceID:
-			v = r.TraceID
-		case ColIngestedAt:
-			v = r.IngestedAt
-		default:
-			v = r.Fields[c.Name]
-		}
+		v := r.value(c.Name)
 		cv, err := d.Value(c.Type, v)
 		if err != nil {
 			return nil, fmt.Errorf("record %s: field %s: %w", r.ID, c.Name, err)
@@ -116,19 +120,7 @@ func (r Record) AppendJSON(b []byte) ([]byte, error) {
 		}
 		b = appendString(b, k)
 		b = append(b, ':')
-		var v any
-		switch k {
-		case ColID:
-			v = r.ID
-		case ColOrigin:
-			v = r.Origin
-		case ColTraceID:
-			v = r.TraceID
-		case ColIngestedAt:
-			v = r.IngestedAt
-		default:
-			v = r.Fields[k]
-		}
+		v := r.value(k)
 		var err error
 		if b, err = AppendValue(b, v); err != nil {
 			return nil, fmt.Errorf("record: field %s: %w", k, err)
