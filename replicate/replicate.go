@@ -36,6 +36,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	perm "github.com/intercloud/intercloud/internal/permanent"
@@ -46,6 +47,23 @@ import (
 // Position is a source-specific, opaque place in the source's change log.
 // The empty Position is the beginning of the log.
 type Position string
+
+// SeqPosition is the position of a change log's sequence number (the
+// SQLite and poll sources' positions).
+func SeqPosition(seq int64) Position { return Position(strconv.FormatInt(seq, 10)) }
+
+// ParseSeqPosition returns the sequence number of a SeqPosition ("" is 0);
+// anything else is a permanent error.
+func ParseSeqPosition(p Position) (int64, error) {
+	if p == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(string(p), 10, 64)
+	if err != nil || n < 0 {
+		return 0, Permanent(fmt.Errorf("replicate: bad position %q: want a non-negative decimal seq", string(p)))
+	}
+	return n, nil
+}
 
 // Op is what a change does to its row.
 type Op uint8

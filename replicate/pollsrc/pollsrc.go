@@ -65,7 +65,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -358,20 +357,11 @@ func (s *Source) Close() error {
 
 // FormatPosition returns the position of a seq.
 func FormatPosition(seq int64) replicate.Position {
-	return replicate.Position(strconv.FormatInt(seq, 10))
+	return replicate.SeqPosition(seq)
 }
 
 // ParsePosition returns the seq of a position ("" is 0).
-func ParsePosition(p replicate.Position) (int64, error) {
-	if p == "" {
-		return 0, nil
-	}
-	n, err := strconv.ParseInt(string(p), 10, 64)
-	if err != nil || n < 0 {
-		return 0, replicate.Permanent(fmt.Errorf("pollsrc: bad position %q: want a non-negative decimal seq", string(p)))
-	}
-	return n, nil
-}
+func ParsePosition(p replicate.Position) (int64, error) { return replicate.ParseSeqPosition(p) }
 
 // Current implements replicate.Source: the highest seq committed, or
 // just below the lowest seq missing among the last inFlightMargin (a

@@ -331,20 +331,11 @@ func (s *Source) Current(ctx context.Context) (replicate.Position, error) {
 
 // FormatPosition returns the position of a seq.
 func FormatPosition(seq int64) replicate.Position {
-	return replicate.Position(strconv.FormatInt(seq, 10))
+	return replicate.SeqPosition(seq)
 }
 
 // ParsePosition returns the seq of a position ("" is 0).
-func ParsePosition(p replicate.Position) (int64, error) {
-	if p == "" {
-		return 0, nil
-	}
-	n, err := strconv.ParseInt(string(p), 10, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("sqlitesrc: bad position %q: want a non-negative decimal seq", string(p))
-	}
-	return n, nil
-}
+func ParsePosition(p replicate.Position) (int64, error) { return replicate.ParseSeqPosition(p) }
 
 // Stream implements replicate.Source.
 func (s *Source) Stream(ctx context.Context, from replicate.Position, opts replicate.StreamOptions, fn func(context.Context, replicate.Batch) error) error {
