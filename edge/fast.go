@@ -143,4 +143,3 @@ func renderHead(h http.Header, status string, ok *bool) headParts {
 	p.post = append([]byte("\r\n"), b...)
 	return p
 }
-

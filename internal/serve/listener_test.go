@@ -66,12 +66,16 @@ func rawExchange(t *testing.T, dial func() (net.Conn, error), req string) (*http
 }
 
 // Every request Go's HTTP/1 server refuses itself, before any handler —
+// with or without a fast path in front of it —
 // headers past the hard limit (here 2 MiB against 1 MiB), a request
 // without Host, a garbled request line, an unknown transfer coding — gets
 // a JSON error, over plain HTTP and over TLS.
 func TestGoErrorsAreJSON(t *testing.T) {
 	plain := start(t, Limits{}, echo)
 	secure, ctc := startTLS(t, Limits{}, echo)
+	plainFast := startFast(t, Limits{}, nil)
+	stc, _ := testTLS(t)
+	secureFast := startFast(t, Limits{}, stc)
 	ctc = ctc.Clone()
 	ctc.NextProtos = []string{"http/1.1"}
 	huge := "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 2<<20) + "\r\n\r\n"
@@ -93,6 +97,8 @@ func TestGoErrorsAreJSON(t *testing.T) {
 	}{
 		{"plain", plain, func() (net.Conn, error) { return net.Dial("tcp", plain.Addr().String()) }},
 		{"tls", secure, func() (net.Conn, error) { return tls.Dial("tcp", secure.Addr().String(), ctc) }},
+		{"plain with a fast path", plainFast, func() (net.Conn, error) { return net.Dial("tcp", plainFast.Addr().String()) }},
+		{"tls with a fast path", secureFast, func() (net.Conn, error) { return tls.Dial("tcp", secureFast.Addr().String(), ctc) }},
 	} {
 		for _, tt := range tests {
 			t.Run(srv.name+"/"+tt.name, func(t *testing.T) {
