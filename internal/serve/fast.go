@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -247,7 +248,7 @@ type fastConn struct {
 	out  []byte
 	req  FastRequest
 	resp FastResponse
-	idle bool // waiting for a request; guarded by Server.fast.mu
+	idle atomic.Bool // waiting for a request
 }
 
 var fastPool = sync.Pool{New: func() any {
@@ -258,9 +259,9 @@ var fastPool = sync.Pool{New: func() any {
 // fastState tracks the connections in the fast path's loop, for Shutdown
 // and Close.
 type fastState struct {
+	closing atomic.Bool
 	mu      sync.Mutex
 	conns   map[*fastConn]struct{}
-	closing bool
 	wg      sync.WaitGroup
 }
 
@@ -268,7 +269,7 @@ type fastState struct {
 func (f *fastState) enter(fc *fastConn) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.closing {
+	if f.closing.Load() {
 		return false
 	}
 	if f.conns == nil {
@@ -287,22 +288,22 @@ func (f *fastState) leave(fc *fastConn) {
 }
 
 // setIdle marks fc as waiting for a request (or not); it reports false
-// when the server is closing.
+// when the server is closing. Marking before looking at closing (and
+// close doing the reverse) makes sure an idle connection is either
+// closed by close or sees closing.
 func (f *fastState) setIdle(fc *fastConn, idle bool) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	fc.idle = idle
-	return !f.closing
+	fc.idle.Store(idle)
+	return !f.closing.Load()
 }
 
 // close stops the loops: idle connections (all with force) are closed,
 // the others close after their answer.
 func (f *fastState) close(force bool) {
+	f.closing.Store(true)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.closing = true
 	for fc := range f.conns {
-		if force || fc.idle {
+		if force || fc.idle.Load() {
 			_ = fc.c.Close()
 		}
 	}
@@ -402,7 +403,7 @@ func (s *Server) serveFast(c net.Conn) (handoff net.Conn) {
 		}
 		first = false
 		head := fc.buf[fc.r : fc.r+end+4]
-		if err := ParseFastRequest(head, &fc.req); err != nil || !s.fitsHeaderCap(head, len(fc.req.Header)) {
+		if err := ParseFastRequest(head, &fc.req); err != nil || !s.fitsHeaderCap(head) {
 			return s.handoff(fc)
 		}
 		fc.resp = FastResponse{Head: fc.out}
@@ -473,10 +474,10 @@ func (s *Server) readHead(fc *fastConn, start time.Time, timeout time.Duration) 
 
 // fitsHeaderCap reports whether net/http's size of the request's headers
 // (see headerSize) is surely within MaxHeaderBytes: it is at most the
-// head's length plus one byte per field (a field sent without a space
+// head's length plus one byte per line (a field sent without a space
 // after its colon counts one byte more).
-func (s *Server) fitsHeaderCap(head []byte, fields int) bool {
-	return s.lim.MaxHeaderBytes <= 0 || len(head)+fields+2 <= s.lim.MaxHeaderBytes
+func (s *Server) fitsHeaderCap(head []byte) bool {
+	return s.lim.MaxHeaderBytes <= 0 || len(head)+bytes.Count(head, []byte("\n")) <= s.lim.MaxHeaderBytes
 }
 
 // fastFlush writes the answers buffered so far.

@@ -141,13 +141,14 @@ func waitClosed(t *testing.T, c net.Conn, within time.Duration) {
 }
 
 // The fast path keeps the server's limits: a request head must arrive
-// within ReadHeaderTimeout (first request and later ones), a kept-alive
+// within ReadHeaderTimeout (first request, from the connection's start,
+// and later ones), a kept-alive
 // connection is closed after IdleTimeout, a head past MaxHeaderBytes gets
 // net/http's JSON 431 even when it fits the fast path's buffer, and the
 // per-address cap counts the fast path's connections.
 func TestFastPathLimits(t *testing.T) {
 	const timeout = 300 * time.Millisecond
-	s := startFast(t, Limits{ReadHeaderTimeout: timeout, IdleTimeout: 2 * timeout, MaxHeaderBytes: 1024, MaxConnsPerIP: 3}, nil)
+	s := startFast(t, Limits{ReadHeaderTimeout: timeout, IdleTimeout: 2 * timeout, MaxHeaderBytes: 1024}, nil)
 	dial := func() net.Conn {
 		c, err := net.Dial("tcp", s.Addr().String())
 		if err != nil {
@@ -156,6 +157,9 @@ func TestFastPathLimits(t *testing.T) {
 		t.Cleanup(func() { c.Close() })
 		return c
 	}
+	t.Run("silent", func(t *testing.T) {
+		waitClosed(t, dial(), timeout)
+	})
 	t.Run("slow first head", func(t *testing.T) {
 		c := dial()
 		_, _ = io.WriteString(c, "GET /fast HTTP/1.1\r\nHost: x\r\n")
@@ -198,6 +202,7 @@ func TestFastPathLimits(t *testing.T) {
 		}
 	})
 	t.Run("connections per address", func(t *testing.T) {
+		s = startFast(t, Limits{MaxConnsPerIP: 3}, nil)
 		var cs []net.Conn
 		for range 3 {
 			c := dial()
