@@ -23,6 +23,13 @@
 //     one is closed at once (counted in Stats);
 //   - more than MaxRequestsPerKey requests in flight with one bearer key: a
 //     JSON 429 with Retry-After.
+//
+// A server may have a fast path (Config.Fast, see FastHandler): each
+// HTTP/1.1 connection is read by a loop of this package that parses the
+// request heads itself, lets the FastHandler answer the plain ones, and
+// hands the connection to net/http, with the bytes it read, at the first
+// request the FastHandler declines or this package does not parse as
+// plain. The limits above hold on the fast path too.
 package serve
 
 import (
