@@ -113,18 +113,24 @@ func (w *discardWriter) Header() http.Header         { return w.h }
 func (w *discardWriter) WriteHeader(status int)      { w.status = status }
 func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 
-// BenchmarkHit1KHandler: the edge's own work for a 1 KiB cache hit (no
-// network, no net/http), the part of BenchmarkHit1K the edge controls.
-func BenchmarkHit1KHandler(b *testing.B) {
+// warmEdge is an edge in front of benchOrigin with /1k/0 stored.
+func warmEdge(b *testing.B) *Edge {
 	o := benchOrigin(b)
 	e, err := New(Config{Routes: []Route{{Prefix: "/", Origins: []string{o.URL}}}, Logger: quiet})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer e.Close()
+	b.Cleanup(func() { _ = e.Close() })
+	e.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/1k/0", nil))
+	return e
+}
+
+// BenchmarkHit1KHandler: the edge's own work for a 1 KiB cache hit (no
+// network, no net/http), the part of BenchmarkHit1K the edge controls.
+func BenchmarkHit1KHandler(b *testing.B) {
+	e := warmEdge(b)
 	r := httptest.NewRequest("GET", "/1k/0", nil)
 	r.Header.Set("User-Agent", "bench")
-	e.ServeHTTP(httptest.NewRecorder(), r)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
@@ -142,13 +148,7 @@ func BenchmarkHit1KHandler(b *testing.B) {
 // BenchmarkHit1KFastHandler: the edge's own work for a 1 KiB cache hit on
 // the fast path (no network), next to BenchmarkHit1KHandler.
 func BenchmarkHit1KFastHandler(b *testing.B) {
-	o := benchOrigin(b)
-	e, err := New(Config{Routes: []Route{{Prefix: "/", Origins: []string{o.URL}}}, Logger: quiet})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer e.Close()
-	e.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/1k/0", nil))
+	e := warmEdge(b)
 	head := []byte("GET /1k/0 HTTP/1.1\r\nHost: edge\r\nUser-Agent: bench\r\n\r\n")
 	var req serve.FastRequest
 	if err := serve.ParseFastRequest(head, &req); err != nil {
@@ -171,13 +171,7 @@ func BenchmarkHit1KFastHandler(b *testing.B) {
 // client reads the answers with a fixed-size read, so most of the time
 // and all allocations are the server's.
 func BenchmarkHit1KConn(b *testing.B) {
-	o := benchOrigin(b)
-	e, err := New(Config{Routes: []Route{{Prefix: "/", Origins: []string{o.URL}}}, Logger: quiet})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer e.Close()
-	e.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/1k/0", nil))
+	e := warmEdge(b)
 	for _, fast := range []bool{true, false} {
 		name := "net/http"
 		var fh serve.FastHandler

@@ -74,14 +74,7 @@ func TestFastPathHandsOver(t *testing.T) {
 	ctc.NextProtos = []string{"http/1.1"}
 	plain := startFast(t, Limits{}, nil)
 	secure := startFast(t, Limits{}, stc)
-	for _, srv := range []struct {
-		name string
-		s    *Server
-		dial func() (net.Conn, error)
-	}{
-		{"plain", plain, func() (net.Conn, error) { return net.Dial("tcp", plain.Addr().String()) }},
-		{"tls", secure, func() (net.Conn, error) { return tls.Dial("tcp", secure.Addr().String(), ctc) }},
-	} {
+	for _, srv := range []dialServer{plainServer("plain", plain), tlsServer("tls", secure, ctc)} {
 		t.Run(srv.name, func(t *testing.T) {
 			c, err := srv.dial()
 			if err != nil {
