@@ -371,22 +371,21 @@ func (s *Server) serveFast(c net.Conn) (handoff net.Conn) {
 				_ = c.Close()
 				return nil
 			}
-			n, err := c.Read(fc.buf)
+			n, _ := c.Read(fc.buf)
 			if !s.fast.setIdle(fc, false) && n == 0 {
 				_ = c.Close()
 				return nil
 			}
-			fc.w = n
 			if n == 0 {
 				// The client went away or stayed idle too long: net/http
 				// closes such a connection without an answer too.
-				_ = err
 				_ = c.Close()
 				return nil
 			}
+			fc.w = n
 		}
-		end := bytes.Index(fc.buf[fc.r:fc.w], []byte("\r\n\r\n"))
-		if end < 0 {
+		size := scanHead(fc.buf[fc.r:fc.w])
+		if size == 0 {
 			if !s.fastFlush(fc) {
 				return nil
 			}
@@ -394,15 +393,15 @@ func (s *Server) serveFast(c net.Conn) (handoff net.Conn) {
 			if !first {
 				start = time.Now()
 			}
-			if end, ok = s.readHead(fc, start, headerTimeout); !ok {
+			if size, ok = s.readHead(fc, start, headerTimeout); !ok {
 				return nil
 			}
-			if end < 0 {
-				return s.handoff(fc)
-			}
+		}
+		if size < 0 {
+			return s.handoff(fc)
 		}
 		first = false
-		head := fc.buf[fc.r : fc.r+end+4]
+		head := fc.buf[fc.r : fc.r+size]
 		if err := ParseFastRequest(head, &fc.req); err != nil || !s.fitsHeaderCap(head) {
 			return s.handoff(fc)
 		}
@@ -441,12 +440,38 @@ func (s *Server) serveFast(c net.Conn) (handoff net.Conn) {
 	}
 }
 
-// readHead reads until the buffer holds a whole request head, and returns
-// its length without the final CRLFCRLF (the head's first byte arrived at
-// start; it must be whole within timeout from then), or -1 when it does not fit (or
-// the client closed the connection in the middle of it: net/http answers
-// that). A timeout closes the connection, as net/http does (ok false).
-func (s *Server) readHead(fc *fastConn, start time.Time, timeout time.Duration) (end int, ok bool) {
+// scanHead returns the length of the request head at the start of b, up
+// to and including the empty line ending it (CRLF or a bare LF, which
+// ParseFastRequest declines); 0 while b holds only part of a head that
+// may be one the fast path takes; -1 when it cannot be one (its method is
+// neither GET nor HEAD), so that net/http gets it without waiting for
+// more.
+func scanHead(b []byte) int {
+	if m := b[:min(len(b), 5)]; !bytes.HasPrefix([]byte("HEAD "), m) && !bytes.HasPrefix([]byte("GET "), m[:min(len(m), 4)]) {
+		return -1
+	}
+	for i := 0; ; i++ {
+		j := bytes.IndexByte(b[i:], '\n')
+		if j < 0 {
+			return 0
+		}
+		i += j
+		switch {
+		case i+1 < len(b) && b[i+1] == '\n':
+			return i + 2
+		case i+2 < len(b) && b[i+1] == '\r' && b[i+2] == '\n':
+			return i + 3
+		}
+	}
+}
+
+// readHead reads until the buffer holds a whole request head (the head's
+// first byte arrived at start; it must be whole within timeout from then)
+// and returns its length (see scanHead); -1 when it cannot be one the fast
+// path takes, does not fit the buffer, or the client closed the
+// connection in the middle of it (net/http answers that). A timeout closes
+// the connection, as net/http does (ok false).
+func (s *Server) readHead(fc *fastConn, start time.Time, timeout time.Duration) (size int, ok bool) {
 	if fc.r > 0 {
 		fc.w = copy(fc.buf, fc.buf[fc.r:fc.w])
 		fc.r = 0
@@ -456,10 +481,9 @@ func (s *Server) readHead(fc *fastConn, start time.Time, timeout time.Duration) 
 	}
 	for fc.w < len(fc.buf) {
 		n, err := fc.c.Read(fc.buf[fc.w:])
-		from := max(0, fc.w-3)
 		fc.w += n
-		if i := bytes.Index(fc.buf[from:fc.w], []byte("\r\n\r\n")); i >= 0 {
-			return from + i, true
+		if size := scanHead(fc.buf[:fc.w]); size != 0 {
+			return size, true
 		}
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {

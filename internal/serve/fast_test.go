@@ -243,3 +243,31 @@ func TestFastPathCloseAndShutdown(t *testing.T) {
 func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), d)
 }
+
+// A request the fast path cannot take reaches net/http as soon as that is
+// clear, not after the header timeout: a head ending with bare LFs, a
+// method other than GET or HEAD (with its body), a head larger than the
+// fast path's buffer.
+func TestFastPathHandsOverAtOnce(t *testing.T) {
+	s := startFast(t, Limits{ReadHeaderTimeout: time.Minute}, nil)
+	for _, req := range []string{
+		"GET /fast HTTP/1.1\nHost: x\n\n",
+		"GET /fast HTTP/1.1\r\nHost: x\n\r\n",
+		"POST /fast HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc",
+		"GET /fast HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("b", 5000) + "\r\n\r\n",
+	} {
+		c, err := net.Dial("tcp", s.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		_, _ = io.WriteString(c, req)
+		if got := answers(t, bufio.NewReader(c), 1); got[0] != "net/http slow" {
+			t.Fatalf("%.40q: %v", req, got)
+		}
+		c.Close()
+	}
+	if n := s.Stats().Fast; n != 0 {
+		t.Fatalf("%d fast answers", n)
+	}
+}

@@ -11,8 +11,8 @@ import (
 
 // FuzzParseFastRequest: whatever the fast path's parser accepts, net/http
 // reads as the same request (method, target, Host, fields, whether the
-// connection closes) without a body; and it never accepts more than the
-// head.
+// connection closes) without a body; it never accepts more than the
+// head, and the head's scan ends where it does.
 func FuzzParseFastRequest(f *testing.F) {
 	for _, s := range []string{
 		"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
@@ -29,8 +29,12 @@ func FuzzParseFastRequest(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, head []byte) {
 		var r FastRequest
+		size := scanHead(head)
 		if err := ParseFastRequest(head, &r); err != nil {
 			return
+		}
+		if size != len(head) {
+			t.Fatalf("%q: the head scan ends at %d of %d", head, size, len(head))
 		}
 		req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(head)))
 		if err != nil {
