@@ -13,7 +13,8 @@ import (
 // TestPostGISSource replicates PostGIS geometries from PostgreSQL to
 // MariaDB through the full load and logical decoding: MariaDB's own
 // functions read the same geometry and SRID back, and validate agrees.
-// Skipped when PostGIS is not installed.
+// Without PostGIS (peers installs it) the test skips, or fails when peers
+// are required.
 func TestPostGISSource(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts PostgreSQL and MariaDB")
@@ -22,9 +23,7 @@ func TestPostGISSource(t *testing.T) {
 	c := startCluster(t)
 	src := c.newDB(t, "gis")
 	name := queryString(t, src, `SELECT current_database()`)
-	if _, err := open(t, c.p.RootURL(name)).ExecContext(ctx, "CREATE EXTENSION IF NOT EXISTS postgis"); err != nil {
-		t.Skipf("PostGIS is not installed (apt-get install postgresql-NN-postgis-3): %v", err)
-	}
+	c.p.CreatePostGIS(t, name)
 	exec(t, src, `CREATE TABLE geo (id BIGINT PRIMARY KEY, g geometry)`)
 	if err := replicate.Prepare(ctx, src, []string{"geo"}, quietLogger()); err != nil {
 		t.Fatal(err)
