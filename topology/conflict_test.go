@@ -372,16 +372,7 @@ func TestSkewedClockCannotLoseALaterWrite(t *testing.T) {
 // clock now, until the test ends.
 func startRole(t *testing.T, cfg *config.Config, role string, now func() time.Time) *topology.Topology {
 	t.Helper()
-	topo, err := topology.Start(context.Background(), cfg, topology.Options{Roles: []string{role}, APIKey: testKey, LogWriter: testLog(t), Now: now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = topo.Stop(ctx)
-	})
-	return topo
+	return startWith(t, cfg, topology.Options{Roles: []string{role}, Now: now})
 }
 
 // metricValue returns the value of the first sample of a metric in a
