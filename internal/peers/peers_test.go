@@ -482,6 +482,11 @@ func TestPostgres(t *testing.T) {
 	if got := p.Query(t, "app", "SELECT id, v FROM t"); len(got) != 1 || got[0] != "1|kept" {
 		t.Errorf("Query = %q", got)
 	}
+	// PostGIS, which Install puts in for the cluster's version.
+	p.CreatePostGIS(t, "app")
+	if got := p.Query(t, "app", "SELECT ST_AsText(ST_GeomFromText('POINT(1 2)', 4326))"); len(got) != 1 || got[0] != "POINT(1 2)" {
+		t.Errorf("PostGIS: %q", got)
+	}
 }
 
 func TestLambdaRIE(t *testing.T) {
