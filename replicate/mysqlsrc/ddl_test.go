@@ -1,12 +1,15 @@
 package mysqlsrc_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/intercloud/intercloud/replicate"
 	"github.com/intercloud/intercloud/replicate/mysqlsrc"
+	"github.com/intercloud/intercloud/replicate/sourcetest"
+	"github.com/intercloud/intercloud/sqldb"
 )
 
 // testDDL changes the source table during streaming: added columns and
@@ -71,9 +74,20 @@ func testDDL(t *testing.T, e *env) {
 				t.Errorf("target has %d rows after TRUNCATE and one insert, want 1", n)
 			}
 			mustValidate(t, src, dst, "items")
-			// Unsupported: a renamed table stops, naming the statement.
+			// Renamed to a name the stream does not list: the table leaves
+			// the stream, the target keeps it as it is.
 			execSQL(t, src, "RENAME TABLE items TO things")
-			waitStopped(t, r, "items", "RENAME TABLE items TO things")
+			execSQL(t, src, "INSERT INTO things (id, name) VALUES (201, 'after-rename')")
+			waitFor(t, "items leaving the stream", 60*time.Second, func() bool {
+				rt := r.s.Status().RenamedTables
+				return len(rt) == 1 && rt[0].From == "items" && rt[0].To == "things" && rt[0].Left
+			})
+			if n := count(t, dst, "SELECT COUNT(*) FROM items"); n != 1 {
+				t.Errorf("target items has %d rows after it left the stream, want 1", n)
+			}
+			if st := r.s.Status(); len(st.StoppedTables) > 0 || st.Phase != replicate.PhaseCDC {
+				t.Errorf("stream after the rename: %+v", st)
+			}
 		})
 	}
 }
@@ -94,34 +108,94 @@ func waitStopped(t *testing.T, r *running, table, want string) replicate.TableEr
 	return got
 }
 
-// TestRenameTableStopsOnlyIt: RENAME TABLE of a replicated table cannot be
-// followed; that table stops (status names it, the statement and why) and
-// the other tables go on.
-func TestRenameTableStopsOnlyIt(t *testing.T) {
+// TestRenameTable follows the renames of MySQL's statements on a stream
+// whose tables are globs: RENAME TABLE with several pairs and ALTER TABLE
+// ... RENAME TO rename the target tables, with rows before, between and
+// after the renames in one stretch of log; a table renamed into the globs
+// is loaded in full and streamed; a rename onto a name the target already
+// has stops that table, naming both, and the others go on. The target is
+// compared by its own canonical dump.
+func TestRenameTable(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts MariaDB and PostgreSQL")
 	}
 	e := newEnv(t, true)
 	src, dst := open(t, e.mysqlURL(t, "")), open(t, e.pgURL(t))
-	execSQL(t, src, "CREATE TABLE keep (id INT PRIMARY KEY, v INT)")
-	execSQL(t, src, "CREATE TABLE moved (id INT PRIMARY KEY, v INT)")
-	execSQL(t, src, "INSERT INTO keep VALUES (1, 1)")
-	execSQL(t, src, "INSERT INTO moved VALUES (1, 1)")
-	r := start(t, replicate.Config{Name: "rename", Source: src, Target: dst, Tables: []string{"keep", "moved"}})
+	for _, tbl := range []string{"shop_a", "shop_b", "shop_c", "shop_d", "stash"} {
+		execSQL(t, src, "CREATE TABLE "+tbl+" (id INT PRIMARY KEY, v VARCHAR(20))")
+		for i := 1; i <= 10; i++ {
+			execSQL(t, src, "INSERT INTO "+tbl+" VALUES (?, ?)", i, tbl)
+		}
+	}
+	execSQL(t, dst, "CREATE TABLE shop_taken (id INT PRIMARY KEY, v TEXT)")
+	execSQL(t, dst, "INSERT INTO shop_taken VALUES (99, 'the target''s own')")
+	m := &replicate.Mapping{Include: []string{"shop_*"}}
+	r := start(t, replicate.Config{Name: "renames", Source: src, Target: dst, Mapping: m})
 	waitCaughtUp(t, r, src)
-	execSQL(t, src, "RENAME TABLE moved TO moved_away")
-	execSQL(t, src, "INSERT INTO keep VALUES (2, 2)")
-	te := waitStopped(t, r, "moved", "RENAME TABLE moved TO moved_away")
-	if te.Op != "schema" || !strings.Contains(te.Error, "renamed tables are not followed") {
-		t.Errorf("stopped table: %+v", te)
+	for _, q := range []string{
+		"INSERT INTO shop_a VALUES (11, 'before')",
+		"UPDATE shop_b SET v = 'before' WHERE id = 1",
+		"RENAME TABLE shop_a TO shop_x, shop_b TO shop_y",
+		"INSERT INTO shop_x VALUES (12, 'between')",
+		"DELETE FROM shop_y WHERE id = 2",
+		"ALTER TABLE shop_c RENAME TO shop_z",
+		"INSERT INTO shop_z VALUES (11, 'after')",
+		"RENAME TABLE stash TO shop_stash",
+		"INSERT INTO shop_stash VALUES (11, 'after')",
+		"RENAME TABLE shop_d TO shop_taken",
+		"INSERT INTO shop_x VALUES (13, 'after')",
+		"INSERT INTO shop_taken VALUES (11, 'after')",
+	} {
+		execSQL(t, src, q)
+	}
+	te := waitStopped(t, r, "shop_taken", "the target already has a table \"shop_taken\"")
+	if !strings.Contains(te.Error, `"shop_d"`) {
+		t.Errorf("the stop does not name the old table: %+v", te)
 	}
 	waitCaughtUp(t, r, src)
-	if n := count(t, dst, "SELECT COUNT(*) FROM keep"); n != 2 {
-		t.Errorf("keep has %d rows on the target, want 2", n)
+	for _, tbl := range []string{"shop_x", "shop_y", "shop_z", "shop_stash"} {
+		waitSameTable(t, src, dst, tbl)
 	}
-	if st := r.s.Status(); st.Phase != replicate.PhaseCDC {
-		t.Errorf("the stream should go on: %+v", st)
+	for _, tbl := range []string{"shop_a", "shop_b", "shop_c"} {
+		if n := count(t, dst, "SELECT COUNT(*) FROM information_schema.tables WHERE table_name = $1", tbl); n != 0 {
+			t.Errorf("target still has %s", tbl)
+		}
 	}
+	if got := sourcetest.Dump(t, dst, "shop_taken", nil); len(got) != 1 || !strings.Contains(got[0], "the target's own") {
+		t.Errorf("the target's shop_taken changed: %v", got)
+	}
+	if n := count(t, dst, "SELECT COUNT(*) FROM shop_d"); n != 10 {
+		t.Errorf("target shop_d has %d rows, want its 10 (kept as it is)", n)
+	}
+	st := r.s.Status()
+	if len(st.StoppedTables) != 1 || st.Phase != replicate.PhaseCDC {
+		t.Errorf("status: phase %s, stopped %+v", st.Phase, st.StoppedTables)
+	}
+	var renames []string
+	for _, tr := range st.RenamedTables {
+		renames = append(renames, tr.From+">"+tr.To)
+	}
+	if want := "shop_a>shop_x shop_b>shop_y shop_c>shop_z"; strings.Join(renames, " ") != want {
+		t.Errorf("renamed tables in status: %v, want %s", renames, want)
+	}
+	rep, err := replicate.ValidateMapping(context.Background(), src, dst, &replicate.Mapping{Include: []string{"shop_x", "shop_y", "shop_z", "shop_stash"}}, 100)
+	if err != nil || !rep.OK() {
+		t.Errorf("validate: %v\n%s", err, rep)
+	}
+}
+
+// waitSameTable waits until the canonical dumps of a table are equal.
+func waitSameTable(t *testing.T, src, dst *sqldb.DB, table string) {
+	t.Helper()
+	var diff string
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if diff = sourcetest.DiffDumps(sourcetest.Dump(t, src, table, nil), sourcetest.Dump(t, dst, table, nil)); diff == "" {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Errorf("%s differs:\n%s", table, diff)
 }
 
 // TestDropTable: DROP TABLE of a replicated table drops it on the target

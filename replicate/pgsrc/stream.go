@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -294,6 +295,9 @@ func (st *streamState) message(ctx context.Context, m any, at pglogrepl.LSN) err
 		return st.commit(ctx, m)
 	case relationMsg:
 		rel := m
+		if prev := st.rels[m.id]; prev != nil && prev.name != m.name {
+			st.renamed(prev.name, m.name)
+		}
 		st.rels[m.id] = &rel
 		if st.want[m.name] && !sameColumns(st.known[m.name], m.columns) {
 			st.schema[m.name] = true
@@ -316,6 +320,36 @@ func (st *streamState) message(ctx context.Context, m any, at pglogrepl.LSN) err
 		}
 	}
 	return nil
+}
+
+// renamed handles a relation that comes under a new name (ALTER TABLE
+// ... RENAME TO): an OpSchema change with NewTable goes into the
+// transaction before the row that follows, and a table the stream reads
+// is read under its new name from then on. A table of the publication the
+// stream does not read is news too: the stream may select its new name.
+func (st *streamState) renamed(from, to string) {
+	if from == OriginTable || to == OriginTable {
+		return
+	}
+	st.txn = append(st.txn, replicate.Change{Table: from, Op: replicate.OpSchema, NewTable: to,
+		DDL: "ALTER TABLE " + quote(from) + " RENAME TO " + quote(to)})
+	if !st.want[from] {
+		return
+	}
+	delete(st.want, from)
+	st.want[to] = true
+	if t, ok := st.src.tables[from]; ok {
+		delete(st.src.tables, from)
+		st.src.tables[to] = t
+	}
+	if cols, ok := st.known[from]; ok {
+		delete(st.known, from)
+		st.known[to] = cols
+	}
+	if st.schema[from] {
+		delete(st.schema, from)
+		st.schema[to] = true
+	}
 }
 
 // sameColumns reports whether two column lists have the same names, types
@@ -349,7 +383,9 @@ func (st *streamState) row(ctx context.Context, m any) error {
 	}
 	if rel.name == OriginTable {
 		if st.opts.SkipReplicated {
-			st.txnSkip, st.txn = true, nil
+			// Renames seen in a replicated transaction still rename.
+			st.txnSkip = true
+			st.txn = slices.DeleteFunc(st.txn, func(c replicate.Change) bool { return c.NewTable == "" })
 		}
 		return nil
 	}
