@@ -22,7 +22,7 @@ func testDDL(t *testing.T, e *env) {
 			dst := open(t, target.url)
 			execSQL(t, src, "CREATE TABLE items (id BIGINT NOT NULL PRIMARY KEY, name VARCHAR(20) NOT NULL, qty INT NULL, price DECIMAL(6,2) NULL, gone INT NULL, _trace_id VARCHAR(64) NULL)")
 			fillItems(t, src, 1, 51)
-			r := start(t, replicate.Config{Name: "ddl", Source: src, Target: dst, Tables: []string{"items"}})
+			r := sourcetest.Start(t, replicate.Config{Name: "ddl", Source: src, Target: dst, Tables: []string{"items"}})
 			waitCaughtUp(t, r, src)
 			// Rows before and after an added column, in one stretch of log.
 			execSQL(t, src, "INSERT INTO items (id, name) VALUES (100, 'before-add')")
@@ -79,13 +79,13 @@ func testDDL(t *testing.T, e *env) {
 			execSQL(t, src, "RENAME TABLE items TO things")
 			execSQL(t, src, "INSERT INTO things (id, name) VALUES (201, 'after-rename')")
 			waitFor(t, "items leaving the stream", 60*time.Second, func() bool {
-				rt := r.s.Status().RenamedTables
+				rt := r.Stream.Status().RenamedTables
 				return len(rt) == 1 && rt[0].From == "items" && rt[0].To == "things" && rt[0].Left
 			})
 			if n := count(t, dst, "SELECT COUNT(*) FROM items"); n != 1 {
 				t.Errorf("target items has %d rows after it left the stream, want 1", n)
 			}
-			if st := r.s.Status(); len(st.StoppedTables) > 0 || st.Phase != replicate.PhaseCDC {
+			if st := r.Stream.Status(); len(st.StoppedTables) > 0 || st.Phase != replicate.PhaseCDC {
 				t.Errorf("stream after the rename: %+v", st)
 			}
 		})
@@ -93,11 +93,11 @@ func testDDL(t *testing.T, e *env) {
 }
 
 // waitStopped waits until table is stopped with an error containing want.
-func waitStopped(t *testing.T, r *running, table, want string) replicate.TableError {
+func waitStopped(t *testing.T, r *sourcetest.Running, table, want string) replicate.TableError {
 	t.Helper()
 	var got replicate.TableError
 	waitFor(t, table+" stopped", 60*time.Second, func() bool {
-		for _, te := range r.s.Status().StoppedTables {
+		for _, te := range r.Stream.Status().StoppedTables {
 			if te.Table == table && strings.Contains(te.Error, want) {
 				got = te
 				return true
@@ -130,7 +130,7 @@ func TestRenameTable(t *testing.T) {
 	execSQL(t, dst, "CREATE TABLE shop_taken (id INT PRIMARY KEY, v TEXT)")
 	execSQL(t, dst, "INSERT INTO shop_taken VALUES (99, 'the target''s own')")
 	m := &replicate.Mapping{Include: []string{"shop_*"}}
-	r := start(t, replicate.Config{Name: "renames", Source: src, Target: dst, Mapping: m})
+	r := sourcetest.Start(t, replicate.Config{Name: "renames", Source: src, Target: dst, Mapping: m})
 	waitCaughtUp(t, r, src)
 	for _, q := range []string{
 		"INSERT INTO shop_a VALUES (11, 'before')",
@@ -167,7 +167,7 @@ func TestRenameTable(t *testing.T) {
 	if n := count(t, dst, "SELECT COUNT(*) FROM shop_d"); n != 10 {
 		t.Errorf("target shop_d has %d rows, want its 10 (kept as it is)", n)
 	}
-	st := r.s.Status()
+	st := r.Stream.Status()
 	if len(st.StoppedTables) != 1 || st.Phase != replicate.PhaseCDC {
 		t.Errorf("status: phase %s, stopped %+v", st.Phase, st.StoppedTables)
 	}
@@ -210,7 +210,7 @@ func TestDropTable(t *testing.T) {
 	execSQL(t, src, "CREATE TABLE gone (id INT PRIMARY KEY, v INT)")
 	execSQL(t, src, "INSERT INTO keep VALUES (1, 1)")
 	execSQL(t, src, "INSERT INTO gone VALUES (1, 1)")
-	r := start(t, replicate.Config{Name: "drop", Source: src, Target: dst, Tables: []string{"keep", "gone"}})
+	r := sourcetest.Start(t, replicate.Config{Name: "drop", Source: src, Target: dst, Tables: []string{"keep", "gone"}})
 	waitCaughtUp(t, r, src)
 	execSQL(t, src, "DROP TABLE gone")
 	execSQL(t, src, "INSERT INTO keep VALUES (2, 2)")
@@ -221,7 +221,7 @@ func TestDropTable(t *testing.T) {
 	if n := count(t, dst, "SELECT COUNT(*) FROM keep"); n != 2 {
 		t.Errorf("keep has %d rows on the target, want 2", n)
 	}
-	if st := r.s.Status(); st.LastError != "" {
+	if st := r.Stream.Status(); st.LastError != "" {
 		t.Errorf("status after DROP TABLE: %q", st.LastError)
 	}
 }
@@ -298,7 +298,7 @@ func TestCreateTableLive(t *testing.T) {
 	execSQL(t, src, "CREATE TABLE shop_a (id INT PRIMARY KEY, v VARCHAR(10))")
 	execSQL(t, src, "INSERT INTO shop_a VALUES (1, 'a1')")
 	m := &replicate.Mapping{Include: []string{"shop_*"}}
-	r := start(t, replicate.Config{Name: "live", Source: src, Target: dst, Mapping: m})
+	r := sourcetest.Start(t, replicate.Config{Name: "live", Source: src, Target: dst, Mapping: m})
 	waitCaughtUp(t, r, src)
 	// Created and filled in one go, before the stream reads the CREATE.
 	execSQL(t, src, "CREATE TABLE shop_b (id INT PRIMARY KEY, v VARCHAR(10), n SMALLINT UNSIGNED)")
@@ -321,7 +321,7 @@ func TestCreateTableLive(t *testing.T) {
 	if n := count(t, dst, "SELECT COUNT(*) FROM information_schema.tables WHERE table_name = 'other'"); n != 0 {
 		t.Errorf("a table the globs do not select was replicated")
 	}
-	if st := r.s.Status(); st.LastError != "" || len(st.StoppedTables) != 0 {
+	if st := r.Stream.Status(); st.LastError != "" || len(st.StoppedTables) != 0 {
 		t.Errorf("status: %+v", st)
 	}
 }

@@ -196,13 +196,15 @@ func insertItems(t testing.TB, db *sqldb.DB, lo, hi int) {
 }
 
 // Running is a stream running in a goroutine of its own, stopped when
-// the test ends.
+// the test ends; a Run that failed without the test asking for its error
+// (Wait) fails the test then.
 type Running struct {
 	// Stream is the running stream.
 	Stream *replicate.Stream
 	cancel context.CancelFunc
 	done   chan struct{}
 	err    error // Run's result, once done is closed
+	seen   bool  // the result was handed to the test
 }
 
 // Start runs a stream of cfg (with Quiet logging and a 10ms poll unless
@@ -232,24 +234,31 @@ func StartCtx(tb testing.TB, parent context.Context, cfg replicate.Config) *Runn
 		r.err = s.Run(ctx)
 		close(r.done)
 	}()
-	tb.Cleanup(func() { r.cancel(); <-r.done })
+	tb.Cleanup(func() { r.Stop(tb) })
 	return r
 }
 
-// Stop cancels the stream and returns Run's result; it fails the test
-// when Run does not return within a minute.
-func (r *Running) Stop(tb testing.TB) error {
+// Cancel asks the stream to stop, without waiting for it.
+func (r *Running) Cancel() { r.cancel() }
+
+// Stop cancels the stream and waits for Run to return nil; it fails the
+// test when Run returned an error not handed out by Wait before, or does
+// not return within a minute.
+func (r *Running) Stop(tb testing.TB) {
 	tb.Helper()
 	r.cancel()
-	return r.Wait(tb)
+	seen := r.seen
+	if err := r.Wait(tb); err != nil && !seen {
+		tb.Errorf("Run: %v", err)
+	}
 }
 
-// Wait waits (up to a minute) for Run to return by itself and returns its
-// result.
+// Wait waits (up to a minute) for Run to return and returns its result.
 func (r *Running) Wait(tb testing.TB) error {
 	tb.Helper()
 	select {
 	case <-r.done:
+		r.seen = true
 		return r.err
 	case <-time.After(60 * time.Second):
 		tb.Fatal("Run did not return")
@@ -494,7 +503,8 @@ func testMatrix(t *testing.T, h Harness) {
 				if msg := r.Stream.Status().LastError; !strings.Contains(msg, cols[0]) {
 					t.Errorf("refusal %q does not name column %s", msg, cols[0])
 				}
-				_ = r.Stop(t)
+				r.Cancel()
+				_ = r.Wait(t) // the refusal
 				// ... and replicated without those columns.
 				cfg.Name += "-mapped"
 				cfg.Mapping = &replicate.Mapping{Include: []string{"matrix"}, Rules: []replicate.Rule{{Table: "matrix", ExcludeColumns: cols}}}
