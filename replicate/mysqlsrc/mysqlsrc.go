@@ -512,7 +512,7 @@ func (s *Source) syncer() *replication.BinlogSyncer {
 		Charset:                 "utf8mb4",
 		UseDecimal:              true,
 		ParseTime:               false,
-		RowsEventDecodeFunc:     decodeRows,
+		RowsEventDecodeFunc:     newRowsDecoder().decode,
 		TimestampStringLocation: time.UTC,
 		HeartbeatPeriod:         time.Second,
 		ReadTimeout:             10 * time.Second,
