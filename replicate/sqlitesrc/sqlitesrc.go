@@ -27,6 +27,15 @@
 // transaction ids, so batch boundaries may fall anywhere between changes;
 // since each batch carries current row images that is still consistent.
 //
+// Schema changes are noticed by SQLite's schema version when changes are
+// next read. A replicated table renamed with ALTER TABLE ... RENAME TO
+// keeps its capture triggers (SQLite moves them with it), which go on
+// logging the old name: the source finds the new name by the triggers'
+// table, emits an OpSchema change with Change.NewTable, and reads the
+// changes logged under either name as the new one's. The next Install of
+// the table under its new name moves the logged changes to it and
+// replaces the triggers.
+//
 // The change table grows until pruned: Prune drops the changes at or before
 // a position. Whoever knows every consumer of a database's log trims it
 // through replicate.PruneLog (the driver is a replicate.LogPruner), up to
