@@ -2,6 +2,7 @@ package mysqlsrc_test
 
 import (
 	"context"
+	"errors"
 	"net/url"
 	"strings"
 	"testing"
@@ -176,7 +177,9 @@ func TestUnportableType(t *testing.T) {
 	execSQL(t, src, `CREATE TABLE hosts (id INT PRIMARY KEY, addr INET6)`)
 	execSQL(t, src, `INSERT INTO hosts VALUES (1, '::1')`)
 	r := sourcetest.Start(t, replicate.Config{Name: "inet", Source: src, Target: dst, Tables: []string{"hosts"}})
-	waitFor(t, "the error", 60*time.Second, func() bool { return r.Stream.Status().LastError != "" })
+	if err := r.Wait(t); !errors.Is(err, replicate.ErrPermanent) {
+		t.Errorf("Run: %v, want a permanent error", err)
+	}
 	msg := r.Stream.Status().LastError
 	for _, want := range []string{`"hosts"`, `"addr"`, "inet6"} {
 		if !strings.Contains(msg, want) {

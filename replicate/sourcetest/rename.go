@@ -36,6 +36,9 @@ func testRenameTable(t *testing.T, h Harness) {
 		streams[name], targets[name] = r, dst
 	}
 	insertItems(t, src, 100, 120) // before the rename, during CDC
+	for name, r := range streams {
+		waitSame(t, r, src, targets[name], nil, "items")
+	}
 
 	// A writer inserts ids from 1000 on, under the old name and, once it
 	// is gone, the new one, while the table is renamed under it.
