@@ -127,7 +127,7 @@ type streamState struct {
 	nextStatus           time.Time
 
 	rels   map[uint32]*relationMsg
-	oids   map[uint32]string // the wanted tables' names by OID when the stream started
+	oids   map[uint32]string      // the wanted tables' names by OID when the stream started
 	known  map[string][]relColumn // last columns seen per table
 	schema map[string]bool        // tables with a schema change to emit
 
