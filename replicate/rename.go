@@ -67,6 +67,9 @@ func (s *Stream) selects(table string) bool {
 func (a *applier) renamed(ctx context.Context, c Change, pos Position) error {
 	s := a.s
 	from, to := c.Table, c.NewTable
+	if from == to {
+		return nil
+	}
 	tp, had := a.w.tables[from]
 	te, wasStopped := s.stoppedError(from)
 	_, has := a.w.tables[to]
