@@ -8,6 +8,7 @@ import (
 
 	"github.com/intercloud/intercloud/internal/peers"
 	"github.com/intercloud/intercloud/replicate"
+	"github.com/intercloud/intercloud/replicate/sourcetest"
 )
 
 // TestPostGISSource replicates PostGIS geometries from PostgreSQL to
@@ -37,8 +38,8 @@ func TestPostGISSource(t *testing.T) {
 	root := open(t, fmt.Sprintf("mysql://root@127.0.0.1:%d/", my.Port))
 	exec(t, root, "CREATE DATABASE gis_dst")
 	dst := open(t, fmt.Sprintf("mysql://root@127.0.0.1:%d/gis_dst", my.Port))
-	r := start(t, replicate.Config{Name: "gis", Source: src, Target: dst, Tables: []string{"geo"}, Poll: 10 * time.Millisecond})
-	waitFor(t, "full load", 60*time.Second, func() bool { return r.s.Status().Phase == replicate.PhaseCDC })
+	r := sourcetest.Start(t, replicate.Config{Name: "gis", Source: src, Target: dst, Tables: []string{"geo"}, Poll: 10 * time.Millisecond})
+	waitFor(t, "full load", 60*time.Second, func() bool { return r.Stream.Status().Phase == replicate.PhaseCDC })
 	fill(100)
 	exec(t, src, `UPDATE geo SET g = ST_GeomFromText('LINESTRING(0 0,1 2)', 4326) WHERE id = 2`)
 	waitSame(t, src, dst, "geo")
