@@ -546,6 +546,7 @@ func TestStatusAndMetrics(t *testing.T) {
 	has(global, "intercloud_listener_connections_total", dto.MetricType_COUNTER, map[string]string{"listener": "frontdoor"}, 2)
 	has(global, "intercloud_listener_refused_total", dto.MetricType_COUNTER, map[string]string{"listener": "frontdoor", "reason": "malformed"}, 1)
 	has(global, "intercloud_listener_refused_total", dto.MetricType_COUNTER, map[string]string{"listener": "edge", "reason": "slow_body"}, 0)
+	has(global, "intercloud_listener_fast_requests_total", dto.MetricType_COUNTER, map[string]string{"listener": "edge"}, 0)
 	if why := reaches(families(global), "intercloud_listener_connections_total", dto.MetricType_COUNTER, map[string]string{"listener": "aws-api"}, 0); why == "" {
 		t.Error("the console's /metrics counts a cloud's listener")
 	}
