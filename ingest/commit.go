@@ -14,7 +14,7 @@ import (
 
 // pending is one validated request waiting for its object.
 type pending struct {
-	lines   []byte // NDJSON, one line per record
+	lines   []byte // NDJSON: the shared line, then a line per record
 	records int
 	answer  []byte // the 202 body: the records' ids in request order
 	trace   string

@@ -76,7 +76,7 @@ func newFastPlan(s config.Schema, cloud string) *fastPlan {
 
 // fastRequest is what the fast path makes of one request.
 type fastRequest struct {
-	lines   []byte // stored NDJSON, one line per record
+	lines   []byte // stored NDJSON: the shared line, then a line per record
 	records int
 	answer  []byte // the 202 body: {"ids":[...]}
 }

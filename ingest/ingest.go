@@ -576,7 +576,8 @@ func (a *API) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 func (a *API) stamp() time.Time { return a.cfg.Clock.Now() }
 
 // prepare stamps ids, origin, trace and the time now on the records and
-// renders their NDJSON lines and the 202 answer.
+// renders their NDJSON (the shared line, then a compact line per record)
+// and the 202 answer.
 func (a *API) prepare(recs []record.Record, trace string, now time.Time, idemKey string, hasKey bool, reqTime time.Time) (*pending, error) {
 	p := &pending{trace: trace, ingested: now, records: len(recs), done: make(chan result, 1)}
 	ids := make([]string, len(recs))
