@@ -2,7 +2,6 @@ package topology_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -98,19 +97,13 @@ func raceSameIDs(t *testing.T, cfg *config.Config) {
 			if err != nil {
 				return err
 			}
-			sc := bufio.NewScanner(bytes.NewReader(data))
-			sc.Buffer(nil, 1<<20)
-			for sc.Scan() {
-				r, err := record.ParseStored(cfg.Schema, sc.Bytes())
-				if err != nil {
-					return err
-				}
+			return record.ReadStored(cfg.Schema, data, func(_ int, r record.Record) error {
 				w, ok := winner[r.ID]
 				if !ok || r.IngestedAt.After(w.at) || r.IngestedAt.Equal(w.at) && r.Origin > w.origin {
 					winner[r.ID] = version{r.IngestedAt, r.Origin}
 				}
-			}
-			return sc.Err()
+				return nil
+			})
 		})
 		if err != nil {
 			t.Fatal(err)
