@@ -87,7 +87,15 @@ func testConfig(t testing.TB, dir string) *config.Config {
 
 func start(t *testing.T, cfg *config.Config) *topology.Topology {
 	t.Helper()
-	topo, err := topology.Start(context.Background(), cfg, topology.Options{APIKey: testKey, LogWriter: testLog(t)})
+	return startWith(t, cfg, topology.Options{})
+}
+
+// startWith starts the topology with opts, the test's key and log added,
+// until the test ends.
+func startWith(t *testing.T, cfg *config.Config, opts topology.Options) *topology.Topology {
+	t.Helper()
+	opts.APIKey, opts.LogWriter = testKey, testLog(t)
+	topo, err := topology.Start(context.Background(), cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
