@@ -40,25 +40,33 @@ const seqField = "X-Origin-Seq"
 
 // ctStep is one request of a suite test.
 type ctStep struct {
-	method string // default GET
-	path   string // default /t
-	req    []string
+	method  string // default GET
+	path    string // default /t; may carry a query
+	req     []string
+	reqBody string
 	// status and resp are the origin's answer to this request; resp nil:
-	// the previous step's fields. A value "@N" is the test clock + N
-	// seconds as an HTTP-date; Date is the clock's unless given ("Date:"
-	// alone omits it). A 200 whose validators match the request's
-	// preconditions is answered 304 with the same fields.
+	// the previous step's fields. Date is the clock's unless given
+	// ("Date:" alone omits it). A 200 whose validators match the
+	// request's preconditions is answered 304 with the same fields.
+	// Field values (here, in req and in wantHdr) may be times: "@N" is the
+	// clock + N seconds when the message is made, "@@N" the clock at the
+	// start of the test + N seconds, as an IMF-fixdate; "rfc850 @N" the
+	// same in the RFC 850 form.
 	status     int
 	resp       []string
-	body       string
-	disconnect bool // the origin closes the connection without answering
-	pause      bool // the clock moves 3 s after the request
+	body       string // default the test id
+	disconnect bool   // the origin closes the connection without answering
+	pause      bool   // the clock moves 3 s after the request
 
 	want       string // ctCached, ctNotCached, ...; "": not checked
 	wantStatus int    // default the origin's status (200); -1: not checked
-	wantHdr    []string
-	missing    []string
-	wantReq    []string // fields the origin saw ("Name" or "Name: value")
+	wantBody   *string
+	// wantHdr are "Name" (present), "Name: value" or "Name > n" (a
+	// number above n).
+	wantHdr        []string
+	missing        []string
+	wantReq        []string // fields the origin saw ("Name" or "Name: value")
+	wantReqMissing []string
 }
 
 // ctCase is one suite test.
@@ -78,8 +86,55 @@ func runCacheTests(t *testing.T, cases []ctCase) {
 	}
 }
 
+// writeRaw304 sends a 304 with every field of h, as origins other than
+// net/http's (which drops Content-Type from a 304) may.
+func writeRaw304(w http.ResponseWriter, h http.Header) {
+	conn, buf, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	h.Set("Connection", "close")
+	_, _ = buf.WriteString("HTTP/1.1 304 Not Modified\r\n")
+	_ = h.Write(buf)
+	_, _ = buf.WriteString("\r\n")
+	_ = buf.Flush()
+}
+
+// ctTime resolves the time forms of a field value (see ctStep).
+func ctTime(v string, start, now time.Time) string {
+	layout := http.TimeFormat
+	if rest, ok := strings.CutPrefix(v, "rfc850 "); ok {
+		v, layout = rest, "Monday, 02-Jan-06 15:04:05 GMT"
+	}
+	base := now
+	n, ok := strings.CutPrefix(v, "@")
+	if !ok {
+		return v
+	}
+	if rest, ok := strings.CutPrefix(n, "@"); ok {
+		n, base = rest, start
+	}
+	d, err := strconv.Atoi(n)
+	if err != nil {
+		return v
+	}
+	return base.Add(time.Duration(d) * time.Second).UTC().Format(layout)
+}
+
+// ctFields splits "Name: value" lines, resolving times.
+func ctFields(fields []string, start, now time.Time) [][2]string {
+	var out [][2]string
+	for _, f := range fields {
+		k, v, _ := strings.Cut(f, ":")
+		out = append(out, [2]string{k, ctTime(strings.TrimSpace(v), start, now)})
+	}
+	return out
+}
+
 func runCacheTest(t *testing.T, tc ctCase) {
 	c := newClock()
+	start := c.Now()
 	o := newTestOrigin(t, c)
 	var cur atomic.Int32
 	var resps [][]string
@@ -103,26 +158,20 @@ func runCacheTest(t *testing.T, tc ctCase) {
 		h := w.Header()
 		h.Set("Date", c.Now().Format(http.TimeFormat))
 		h.Set(seqField, strconv.Itoa(o.count(r.URL.Path)))
-		for _, f := range resps[i] {
-			k, v, _ := strings.Cut(f, ":")
-			v = strings.TrimSpace(v)
-			if strings.EqualFold(k, "Date") {
+		for _, kv := range ctFields(resps[i], start, c.Now()) {
+			if strings.EqualFold(kv[0], "Date") {
 				h.Del("Date")
 			}
-			if v == "" {
-				continue
+			if kv[1] != "" {
+				h.Add(kv[0], kv[1])
 			}
-			if n, err := strconv.Atoi(strings.TrimPrefix(v, "@")); err == nil && strings.HasPrefix(v, "@") {
-				v = c.Now().Add(time.Duration(n) * time.Second).Format(http.TimeFormat)
-			}
-			h.Add(k, v)
 		}
 		status := s.status
 		if status == 0 {
 			status = http.StatusOK
 		}
 		if status == http.StatusOK && notModifiedAtOrigin(r, h) {
-			w.WriteHeader(http.StatusNotModified)
+			writeRaw304(w, h)
 			return
 		}
 		w.WriteHeader(status)
@@ -135,17 +184,22 @@ func runCacheTest(t *testing.T, tc ctCase) {
 	e := newTestEdge(t, Config{}, c, o)
 	for i, s := range tc.steps {
 		cur.Store(int32(i))
-		path := s.path
-		if path == "" {
-			path = "/t"
+		target := s.path
+		if target == "" {
+			target = "/t"
 		}
+		path, _, _ := strings.Cut(target, "?")
 		o.handle(path, handler)
 		method := s.method
 		if method == "" {
 			method = http.MethodGet
 		}
 		before := o.count(path)
-		r := e.do(t, method, path, "", s.req...)
+		var req []string
+		for _, kv := range ctFields(s.req, start, c.Now()) {
+			req = append(req, kv[0]+": "+kv[1])
+		}
+		r := e.do(t, method, target, s.reqBody, req...)
 		seen := o.count(path) > before
 		// A response is the origin's answer to this request when it
 		// carries this request's sequence number.
@@ -182,11 +236,23 @@ func runCacheTest(t *testing.T, tc ctCase) {
 		if want > 0 && r.status != want {
 			fail("status %d, want %d", r.status, want)
 		}
+		if s.wantBody != nil && r.body != *s.wantBody {
+			fail("body %q, want %q", r.body, *s.wantBody)
+		}
 		for _, f := range s.wantHdr {
-			k, v, hasValue := strings.Cut(f, ":")
+			if k, n, ok := strings.Cut(f, " > "); ok {
+				got, err1 := strconv.Atoi(r.header.Get(k))
+				min, err2 := strconv.Atoi(n)
+				if err1 != nil || err2 != nil || got <= min {
+					fail("want %s", f)
+				}
+				continue
+			}
+			k, _, hasValue := strings.Cut(f, ":")
+			v := ctFields([]string{f}, start, c.Now())[0][1]
 			got, present := r.header[http.CanonicalHeaderKey(k)]
-			if !present || (hasValue && strings.Join(got, ", ") != strings.TrimSpace(v)) {
-				fail("want %s", f)
+			if !present || (hasValue && strings.Join(got, ", ") != v) {
+				fail("want %s: %s", k, v)
 			}
 		}
 		for _, k := range s.missing {
@@ -194,15 +260,20 @@ func runCacheTest(t *testing.T, tc ctCase) {
 				fail("want no %s", k)
 			}
 		}
+		lr := o.lastRequest(path)
 		for _, f := range s.wantReq {
 			k, v, hasValue := strings.Cut(f, ":")
-			lr := o.lastRequest(path)
 			if !seen || lr == nil {
 				fail("want %s at the origin, it saw no request", f)
 			}
 			got, present := lr.Header[http.CanonicalHeaderKey(k)]
 			if !present || (hasValue && strings.Join(got, ", ") != strings.TrimSpace(v)) {
 				fail("origin got %v, want %s", lr.Header, f)
+			}
+		}
+		for _, k := range s.wantReqMissing {
+			if seen && lr != nil && lr.Header.Get(k) != "" {
+				fail("origin got %v, want no %s", lr.Header, k)
 			}
 		}
 		if s.pause {
@@ -531,5 +602,336 @@ func TestCacheTests_Authorization(t *testing.T) {
 		auth("other-authorization-public", ctOptimal, ctCached, "Cache-Control: max-age=3600, public", "Date: @0"),
 		auth("other-authorization-must-revalidate", ctOptimal, ctCached, "Cache-Control: max-age=3600, must-revalidate", "Date: @0"),
 		auth("other-authorization-smaxage", ctOptimal, ctCached, "Cache-Control: s-maxage=3600", "Date: @0"),
+	})
+}
+
+// suite: vary.mjs.
+func TestCacheTests_Vary(t *testing.T) {
+	varied := func(vary string, req ...string) ctStep {
+		return ctStep{req: req, resp: []string{"Expires: @5000", "Last-Modified: @-3000", "Date: @0", "Vary: " + vary}}
+	}
+	runCacheTests(t, []ctCase{
+		{id: "vary-match", kind: ctOptimal, steps: []ctStep{varied("Foo", "Foo: 1"), then(ctCached, "Foo: 1")}},
+		{id: "vary-no-match", kind: ctRequired, steps: []ctStep{varied("Foo", "Foo: 1"), then(ctNotCached, "Foo: 2")}},
+		{id: "vary-omit", kind: ctRequired, steps: []ctStep{varied("Foo", "Foo: 1"), then(ctNotCached)}},
+		{id: "vary-invalidate", kind: ctOptimal, steps: []ctStep{
+			{req: []string{"Foo: 1"}, resp: varied("Foo").resp, body: "foo_1"},
+			{req: []string{"Foo: 2"}, resp: varied("Foo").resp, body: "foo_2", want: ctNotCached},
+			{req: []string{"Foo: 1"}, want: ctCached, wantBody: ptr("foo_1")},
+		}},
+		{id: "vary-cache-key", kind: ctOptimal, steps: []ctStep{varied("Foo", "Foo: 1", "Other: 2"), then(ctCached, "Foo: 1", "Other: 3")}},
+		{id: "vary-2-match", kind: ctOptimal, steps: []ctStep{varied("Foo, Bar", "Foo: 1", "Bar: abc"), then(ctCached, "Foo: 1", "Bar: abc")}},
+		{id: "vary-2-no-match", kind: ctRequired, steps: []ctStep{varied("Foo, Bar", "Foo: 1", "Bar: abc"), then(ctNotCached, "Foo: 2", "Bar: abc")}},
+		{id: "vary-2-match-omit", kind: ctRequired, steps: []ctStep{varied("Foo, Bar", "Foo: 1"), then(ctNotCached)}},
+		{id: "vary-3-match", kind: ctOptimal, steps: []ctStep{varied("Foo, Bar, Baz", "Foo: 1", "Bar: abc", "Baz: 789"), then(ctCached, "Foo: 1", "Bar: abc", "Baz: 789")}},
+		{id: "vary-3-no-match", kind: ctRequired, steps: []ctStep{varied("Foo, Bar, Baz", "Foo: 1", "Bar: abc", "Baz: 789"), then(ctNotCached, "Foo: 2", "Bar: abc", "Baz: 789")}},
+		{id: "vary-3-order", kind: ctRequired, steps: []ctStep{varied("Foo, Bar, Baz", "Foo: 1", "Bar: abc4", "Baz: 789"), then(ctNotCached, "Foo: 1", "Bar: abc", "Baz: 789")}},
+		{id: "vary-3-omit", kind: ctOptimal, steps: []ctStep{varied("Foo, Bar, Baz", "Foo: 1", "Baz: 789"), then(ctCached, "Foo: 1", "Baz: 789")}},
+		{id: "vary-star", kind: ctRequired, steps: []ctStep{varied("*", "Foo: 1", "Baz: 789"), then(ctNotCached, "*: 1", "Baz: 789")}},
+		{id: "vary-normalise-space", kind: ctOptimal, steps: []ctStep{varied("Foo", "Foo: 1,2"), then(ctCached, "Foo:  1, 2 ")}},
+		{id: "vary-normalise-combine", kind: ctOptimal, steps: []ctStep{varied("Foo", "Foo: 1, 2"), then(ctCached, "Foo: 1", "Foo: 2")}},
+		{id: "vary-normalise-lang-order", kind: ctOptimal, differs: "selecting fields are normalised for whitespace and field lines only, not by each field's semantics (RFC 9111 §4.1 allows, does not require, more)", steps: []ctStep{
+			varied("Accept-Language", "Accept-Language: en, de"), then(ctNotCached, "Accept-Language: de, en"),
+		}},
+	})
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// fresh is the suite's template of a fresh response.
+func freshStep(extra ...string) ctStep {
+	return ctStep{resp: append([]string{"Expires: @100000", "Cache-Control: max-age=100000", "Last-Modified: @0", "Date: @0"}, extra...)}
+}
+
+// suite: conditional-etag.mjs and conditional-lm.mjs.
+func TestCacheTests_Conditional(t *testing.T) {
+	inm := func(id, kind, etag, inm string, extra ...string) ctCase {
+		return ctCase{id: id, kind: kind, steps: []ctStep{
+			freshStep("ETag: " + etag),
+			{req: []string{"If-None-Match: " + inm}, want: ctCached, wantStatus: http.StatusNotModified, wantHdr: extra},
+		}}
+	}
+	stale := func(id, kind, etag, sent string) ctCase {
+		return ctCase{id: id, kind: kind, steps: []ctStep{
+			firstThen("Cache-Control: max-age=2", "Template-A: 1", "ETag: "+etag),
+			{want: ctETagValid, wantReq: []string{"If-None-Match: " + sent}},
+		}}
+	}
+	lm := func(id, kind, cc, lastMod, ims string, want string, status int) ctCase {
+		f := []string{"Cache-Control: " + cc, "Date: @0"}
+		if lastMod != "" {
+			f = append(f, "Last-Modified: "+lastMod)
+		}
+		return ctCase{id: id, kind: kind, steps: []ctStep{
+			firstThen(f...),
+			{req: []string{"If-Modified-Since: " + ims}, want: want, wantStatus: status},
+		}}
+	}
+	// malformed pins the edge's answer where the suite's tags are not
+	// entity-tags.
+	malformed := func(id, etag, tags string) ctCase {
+		c := inm(id, ctCheck, etag, tags)
+		c.steps[1].wantStatus = http.StatusOK
+		c.differs = "a malformed entity-tag (RFC 9110 §8.8.3: unquoted, w/ or a W without /) in If-None-Match matches nothing; the stored response is sent in full"
+		return c
+	}
+	unquoted := "an If-None-Match entity-tag must be quoted (RFC 9110 §8.8.3); an unquoted one matches nothing, and the request is answered in full"
+	runCacheTests(t, []ctCase{
+		inm("conditional-etag-strong-respond", ctOptimal, `"abcdef"`, `"abcdef"`),
+		inm("conditional-304-etag", ctRequired, `"abcdef"`, `"abcdef"`, `ETag: "abcdef"`),
+		{id: "conditional-etag-precedence", kind: ctRequired, steps: []ctStep{
+			freshStep("Last-Modified: @-5000", `ETag: "abcdef"`),
+			{req: []string{`If-None-Match: "abcdef"`, "If-Modified-Since: @-5001"}, want: ctCached, wantStatus: http.StatusNotModified},
+		}},
+		inm("conditional-etag-strong-respond-obs-text", ctCheck, "\"abcdef\xfc\"", "\"abcdef\xfc\""),
+		{id: "conditional-etag-quoted-respond-unquoted", kind: ctCheck, differs: unquoted, steps: []ctStep{
+			freshStep(`ETag: "abcdef"`), {req: []string{"If-None-Match: abcdef"}, want: ctCached},
+		}},
+		malformed("conditional-etag-unquoted-respond-unquoted", "abcdef", "abcdef"),
+		{id: "conditional-etag-unquoted-respond-quoted", kind: ctCheck, differs: unquoted, steps: []ctStep{
+			freshStep("ETag: abcdef"), {req: []string{`If-None-Match: "abcdef"`}, want: ctCached},
+		}},
+		inm("conditional-etag-weak-respond", ctOptimal, `W/"abcdef"`, `W/"abcdef"`),
+		malformed("conditional-etag-weak-respond-lowercase", `w/"abcdef"`, `w/"abcdef"`),
+		malformed("conditional-etag-weak-respond-backslash", `W\"abcdef"`, `W\"abcdef"`),
+		malformed("conditional-etag-weak-respond-omit-slash", `W"abcdef"`, `W"abcdef"`),
+		inm("conditional-etag-strong-respond-multiple-first", ctOptimal, `"abcdef"`, `"abcdef", "1234", "5678"`),
+		inm("conditional-etag-strong-respond-multiple-second", ctOptimal, `"abcdef"`, `"1234", "abcdef", "5678"`),
+		inm("conditional-etag-strong-respond-multiple-last", ctOptimal, `"abcdef"`, `"1234", "5678", "abcdef"`),
+		{id: "conditional-etag-vary-headers", kind: ctRequired, steps: []ctStep{
+			{req: []string{"Abc: 123"}, resp: []string{"Expires: @1", `ETag: "abcdef"`, "Date: @0", "Vary: Abc"}, pause: true},
+			{req: []string{"Abc: 123"}, want: ctETagValid, wantReq: []string{"Abc: 123"}},
+		}},
+		{id: "conditional-etag-vary-headers-mismatch", kind: ctCheck, steps: []ctStep{
+			{req: []string{"Abc: 123"}, resp: []string{"Expires: @10000", `ETag: "abcdef"`, "Date: @0", "Vary: Abc"}, pause: true},
+			{req: []string{"Abc: 456"}, wantReqMissing: []string{"If-None-Match"}},
+		}},
+		stale("conditional-etag-strong-generate", ctOptimal, `"abcdef"`, `"abcdef"`),
+		stale("conditional-etag-weak-generate-weak", ctOptimal, `W/"abcdef"`, `W/"abcdef"`),
+		{id: "conditional-etag-strong-generate-unquoted", kind: ctCheck, differs: "a stored ETag is sent back as the origin gave it (RFC 9111 §4.3.1), not repaired", steps: []ctStep{
+			firstThen("Cache-Control: max-age=2", "Template-A: 1", "ETag: abcdef"),
+			{want: ctETagValid, wantReq: []string{"If-None-Match: abcdef"}},
+		}},
+		{id: "conditional-etag-forward", kind: ctCheck, differs: "a miss is fetched whole, without the client's preconditions, so that it can be stored; the edge answers the preconditions itself (RFC 9111 §4.3.2)", steps: []ctStep{{req: []string{`If-None-Match: "abcdef"`}, wantReqMissing: []string{"If-None-Match"}}}},
+		{id: "conditional-etag-forward-unquoted", kind: ctCheck, differs: "a miss is fetched whole, without the client's preconditions, so that it can be stored; the edge answers the preconditions itself (RFC 9111 §4.3.2)", steps: []ctStep{
+			{req: []string{"If-None-Match: abcdef"}, wantReqMissing: []string{"If-None-Match"}},
+		}},
+		lm("conditional-lm-fresh", ctOptimal, "max-age=100000", "@-3000", "@-3000", ctCached, http.StatusNotModified),
+		lm("conditional-lm-fresh-earlier", ctOptimal, "max-age=100000", "@-3000", "@-2000", ctCached, http.StatusNotModified),
+		lm("conditional-lm-stale", ctOptimal, "max-age=2", "@@-3000", "@@-3000", ctLMValidated, http.StatusNotModified),
+		func() ctCase {
+			c := lm("conditional-lm-fresh-no-lm", ctOptimal, "max-age=10000", "", "@-3000", ctCached, http.StatusOK)
+			c.differs = "without Last-Modified the stored response's Date stands in for it (RFC 9110 §13.1.3); it is later than If-Modified-Since, so the response is sent in full"
+			return c
+		}(),
+		lm("conditional-lm-fresh-rfc850", ctOptimal, "max-age=10000", "@-3000", "rfc850 @-3000", ctCached, http.StatusNotModified),
+	})
+}
+
+// suite: invalidation.mjs. Location and Content-Location are same-origin
+// paths.
+func TestCacheTests_Invalidation(t *testing.T) {
+	var cases []ctCase
+	for _, m := range []string{"POST", "PUT", "DELETE", "M-SEARCH"} {
+		unsafe := ctStep{method: m, reqBody: "abc", resp: []string{"Location: /l", "Content-Location: /cl"}}
+		failed := unsafe
+		failed.status = http.StatusInternalServerError
+		target := func(path string) ctStep {
+			s := freshStep()
+			s.path = path
+			return s
+		}
+		again := func(path string) ctStep {
+			s := target(path)
+			s.want = ctNotCached
+			return s
+		}
+		cached := ctStep{want: ctCached}
+		cases = append(cases,
+			ctCase{id: "invalidate-" + m, kind: ctRequired, steps: []ctStep{target("/t"), unsafe, again("/t")}},
+			ctCase{id: "invalidate-" + m + "-failed", kind: ctOptimal, steps: []ctStep{target("/t"), failed, cached}},
+			ctCase{id: "invalidate-" + m + "-location", kind: ctRequired, steps: []ctStep{target("/l"), unsafe, again("/l")}},
+			ctCase{id: "invalidate-" + m + "-cl", kind: ctRequired, steps: []ctStep{target("/cl"), unsafe, again("/cl")}},
+		)
+	}
+	runCacheTests(t, cases)
+}
+
+// suite: update304.mjs: fields of a stored response a 304 must update.
+func TestCacheTests_Update304(t *testing.T) {
+	const lm1 = "@@-86400"
+	cases := []ctCase{{id: "304-lm-use-stored-Test-Header", kind: ctRequired, steps: []ctStep{
+		firstThen("Cache-Control: max-age=1", "Last-Modified: "+lm1, "Date: @0", "Test-Header: A"),
+		{resp: []string{"Cache-Control: max-age=3600", "Last-Modified: " + lm1, "Date: @0"}, want: ctLMValidated, wantHdr: []string{"Test-Header: A"}},
+	}}}
+	for _, h := range [][3]string{
+		{"Test-Header", "A", "B"},
+		{"X-Test-Header", "A", "B"},
+		{"Content-Foo", "A", "B"},
+		{"X-Content-Foo", "A", "B"},
+		{"Content-Type", "text/plain", "text/plain;charset=utf-8"},
+		{"Content-MD5", "rL0Y20zC+Fzt72VPzMSk2A==", "N7UdGUp1E+RbVvZSTy1R8g=="},
+		{"Content-Location", "/foo", "/bar"},
+		{"Content-Security-Policy", "default-src 'self'", "default-src 'self' cdn.example.com"},
+		{"X-Frame-Options", "deny", "sameorigin"},
+		{"X-XSS-Protection", "1", "1; mode=block"},
+		{"Cache-Control", "max-age=1", "max-age=3600"},
+		{"Expires", "@@1", "@@3600"},
+		{"Clear-Site-Data", "cache", "cookies"},
+		{"Public-Key-Pins", "A", "B"},
+		{"Set-Cookie", "a=b", "a=c"},
+		{"Set-Cookie2", "a=b", "a=c"},
+	} {
+		name, a, b := h[0], h[1], h[2]
+		resp := func(validator, value string, lifetime int) []string {
+			cc := fmt.Sprintf("Cache-Control: max-age=%d", lifetime)
+			if name == "Cache-Control" {
+				cc = "a: b"
+			}
+			return []string{cc, "Date: @0", validator + ": " + value, name + ": " + map[int]string{1: a, 3600: b}[lifetime]}
+		}
+		for _, v := range [][3]string{{"lm", "Last-Modified", lm1}, {"etag", "ETag", `"etag-1"`}} {
+			want := ctLMValidated
+			if v[0] == "etag" {
+				want = ctETagValid
+			}
+			cases = append(cases,
+				ctCase{id: fmt.Sprintf("304-%s-update-response-%s", v[0], name), kind: ctRequired, steps: []ctStep{
+					{resp: resp(v[1], v[2], 1), pause: true},
+					{resp: resp(v[1], v[2], 3600), want: want, wantHdr: []string{name + ": " + b}},
+				}},
+				ctCase{id: fmt.Sprintf("304-%s-update-stored-%s", v[0], name), kind: ctRequired, steps: []ctStep{
+					{resp: resp(v[1], v[2], 1), pause: true},
+					{resp: resp(v[1], v[2], 3600), want: want, pause: true},
+					{want: ctCached, wantHdr: []string{name + ": " + b}},
+				}},
+			)
+		}
+	}
+	runCacheTests(t, cases)
+}
+
+// suite: headers.mjs: which fields a stored response keeps.
+func TestCacheTests_Headers(t *testing.T) {
+	store := func(name, value string) ctCase {
+		return ctCase{id: "headers-store-" + name, kind: ctCheck, steps: []ctStep{
+			firstThen(name+": "+value, "Cache-Control: max-age=3600", "Date: @0"),
+			{want: ctCached, wantHdr: []string{name + ": " + value}},
+		}}
+	}
+	hop := func(name string) ctCase {
+		c := store(name, name+"-store-value")
+		c.steps[1].wantHdr = nil
+		c.steps[1].missing = []string{name}
+		c.differs = "a hop-by-hop field (RFC 9110 §7.6.1) is neither stored nor forwarded"
+		return c
+	}
+	runCacheTests(t, []ctCase{
+		store("Test-Header", "Test-Header-store-value"),
+		store("X-Test-Header", "X-Test-Header-store-value"),
+		store("Content-Type", "text/plain"),
+		store("X-Frame-Options", "deny"),
+		store("X-XSS-Protection", "1"),
+		store("Clear-Site-Data", "cookies"),
+		hop("Connection"),
+		func() ctCase {
+			c := hop("Proxy-Authenticate")
+			c.differs = "fields specific to the proxy (Proxy-Authenticate) are not stored (RFC 9111 §3.1)"
+			return c
+		}(),
+		hop("Proxy-Connection"),
+		store("Public-Key-Pins", "Public-Key-Pins-store-value"),
+		store("Set-Cookie", "a=b"),
+		store("Set-Cookie2", "a=b"),
+		store("Strict-Transport-Security", "Strict-Transport-Security-store-value"),
+		store("Strict-Transport-Security2", "Strict-Transport-Security2-store-value"),
+		hop("Upgrade"),
+		store("WWW-Authenticate", "WWW-Authenticate-store-value"),
+		{id: "headers-omit-headers-listed-in-Connection", kind: ctRequired, steps: []ctStep{
+			firstThen("Connection: a, b", "a: 1", "b: 2", "c: 3", "Cache-Control: max-age=3600", "Date: @0"),
+			{want: ctCached, wantHdr: []string{"c: 3"}, missing: []string{"Connection", "a", "b"}},
+		}},
+	})
+}
+
+// suite: status.mjs: statuses with explicit freshness.
+func TestCacheTests_Status(t *testing.T) {
+	var cases []ctCase
+	for _, code := range []int{200, 203, 204, 299, 301, 302, 303, 307, 308, 400, 404, 410, 499, 500, 502, 503, 504, 599} {
+		body := fmt.Sprintf("%d body", code)
+		if code == http.StatusNoContent {
+			body = ""
+		}
+		stale := ctStep{status: code, body: body, resp: []string{"Expires: @-5000", "Last-Modified: @-100000", "Date: @0"}}
+		fresh := freshStep()
+		fresh.status, fresh.body = code, body
+		again := ctStep{status: code, body: body, want: ctNotCached}
+		cases = append(cases, ctCase{id: fmt.Sprintf("status-%d-stale", code), kind: ctRequired, steps: []ctStep{stale, again}})
+		reuse := ctCase{id: fmt.Sprintf("status-%d-fresh", code), kind: ctOptimal, steps: []ctStep{fresh, {status: code, body: body, want: ctCached}}}
+		if code >= 500 && code <= 504 {
+			reuse.differs = "500, 502, 503 and 504 are never stored: they trigger failover and stale-if-error"
+			reuse.steps[1].want = ctNotCached
+		}
+		cases = append(cases, reuse)
+	}
+	runCacheTests(t, cases)
+}
+
+// suite: other.mjs.
+func TestCacheTests_Other(t *testing.T) {
+	far := []string{"Expires: @2592000", "Date: @0"}
+	runCacheTests(t, []ctCase{
+		{id: "other-age-gen", kind: ctRequired, steps: []ctStep{firstThen(far...), {want: ctCached, wantHdr: []string{"Age > 2"}}}},
+		{id: "other-age-update-expires", kind: ctRequired, steps: []ctStep{firstThen(append(far, "Age: 30")...), {want: ctCached, wantHdr: []string{"Age > 32"}}}},
+		{id: "other-age-update-max-age", kind: ctRequired, steps: []ctStep{firstThen("Cache-Control: max-age=600", "Date: @0", "Age: 30"), {want: ctCached, wantHdr: []string{"Age > 32"}}}},
+		{id: "other-date-update", kind: ctRequired, steps: []ctStep{firstThen(far...), {want: ctCached, wantHdr: []string{"Date: @@0"}}}},
+		{id: "query-args-different", kind: ctRequired, steps: []ctStep{
+			{path: "/t?test=1", resp: freshStep().resp}, {path: "/t?test=2", want: ctNotCached},
+		}},
+		{id: "query-args-same", kind: ctOptimal, steps: []ctStep{
+			{path: "/t?test=1", resp: freshStep().resp}, {path: "/t?test=1", want: ctCached},
+		}},
+		{id: "other-heuristic-content-disposition-attachment", kind: ctCheck, steps: []ctStep{
+			storedNow("Last-Modified: @-100000", "Date: @0", "Content-Disposition: attachment; filename=example.txt"), then(ctCached),
+		}},
+		{id: "other-fresh-content-disposition-attachment", kind: ctCheck, steps: []ctStep{
+			storedNow("Cache-Control: max-age=3600", "Content-Disposition: attachment; filename=example.txt"), then(ctCached),
+		}},
+		{id: "other-set-cookie", kind: ctOptimal, steps: []ctStep{storedNow("Cache-Control: max-age=3600", "Set-Cookie: a=b"), then(ctCached)}},
+		{id: "other-cookie", kind: ctOptimal, steps: []ctStep{storedNow("Cache-Control: max-age=3600"), then(ctCached, "Cookie: a=b")}},
+		{id: "other-warning", kind: ctCheck, differs: "Warning is obsolete (RFC 9111 §5.5): not generated", steps: []ctStep{
+			storedNow("Expires: @-5000", "Last-Modified: @-100000", "Date: @0"), {missing: []string{"Warning"}},
+		}},
+	})
+}
+
+// suite: partial.mjs (all "optimal").
+func TestCacheTests_Partial(t *testing.T) {
+	const noPartial = "206 responses are not stored and partial responses are not combined (RFC 9111 §3.3, §3.4 allow it); a Range miss is forwarded as is"
+	partial := ctStep{req: []string{"Range: bytes=-5"}, status: http.StatusPartialContent, resp: []string{"Cache-Control: max-age=3600", "Content-Range: bytes 4-9/10"}, body: "01234", wantReq: []string{"Range: bytes=-5"}}
+	fromPartial := func(id, rng string) ctCase {
+		return ctCase{id: id, kind: ctOptimal, differs: noPartial, steps: []ctStep{
+			partial, {req: []string{"Range: " + rng}, status: http.StatusPartialContent, want: ctNotCached},
+		}}
+	}
+	complete := func(id, body, rng, want string) ctCase {
+		return ctCase{id: id, kind: ctOptimal, steps: []ctStep{
+			{resp: []string{"Cache-Control: max-age=3600"}, body: body},
+			{req: []string{"Range: " + rng}, want: ctCached, wantStatus: http.StatusPartialContent, wantBody: ptr(want)},
+		}}
+	}
+	completed := partial
+	completed.resp = []string{"Cache-Control: max-age=3600", "Content-Range: bytes 0-4/10"}
+	runCacheTests(t, []ctCase{
+		fromPartial("partial-store-partial-reuse-partial", "bytes=-5"),
+		complete("partial-store-complete-reuse-partial", "01234567890", "bytes=0-1", "01"),
+		complete("partial-store-complete-reuse-partial-no-last", "01234567890", "bytes=1-", "1234567890"),
+		complete("partial-store-complete-reuse-partial-suffix", "0123456789A", "bytes=-1", "A"),
+		fromPartial("partial-store-partial-reuse-partial-byterange", "bytes=6-8"),
+		fromPartial("partial-store-partial-reuse-partial-absent", "bytes=6-"),
+		fromPartial("partial-store-partial-reuse-partial-suffix", "bytes=-1"),
+		{id: "partial-store-partial-complete", kind: ctOptimal, differs: noPartial, steps: []ctStep{
+			completed, {wantReqMissing: []string{"Range"}},
+		}},
 	})
 }
