@@ -935,3 +935,37 @@ func TestCacheTests_Partial(t *testing.T) {
 		}},
 	})
 }
+
+// suite: vary-parse.mjs. An empty field line cannot be sent by the test
+// origin, so vary-syntax-empty-star-lines sends "*" alone.
+func TestCacheTests_VaryParse(t *testing.T) {
+	star := func(id string, vary ...string) ctCase {
+		f := []string{"Cache-Control: max-age=5000", "Last-Modified: @-3000", "Date: @0"}
+		for _, v := range vary {
+			f = append(f, "Vary: "+v)
+		}
+		return ctCase{id: id, kind: ctRequired, steps: []ctStep{
+			{req: []string{"Foo: 1", "Baz: 789"}, resp: f},
+			then(ctNotCached, "Foo: 1", "Baz: 789"),
+		}}
+	}
+	runCacheTests(t, []ctCase{
+		star("vary-syntax-star", "*"),
+		star("vary-syntax-star-star", "*, *"),
+		star("vary-syntax-star-star-lines", "*", "*"),
+		star("vary-syntax-empty-star", ", *"),
+		star("vary-syntax-empty-star-lines", "*"),
+		star("vary-syntax-star-foo", "*, Foo"),
+		star("vary-syntax-foo-star", "Foo, *"),
+	})
+}
+
+// suite: method.mjs.
+func TestCacheTests_Method(t *testing.T) {
+	runCacheTests(t, []ctCase{
+		{id: "method-POST", kind: ctOptimal, differs: "responses to POST are not stored (RFC 9111 §3 allows it only with explicit freshness and a matching Content-Location; the edge forwards every unsafe method)", steps: []ctStep{
+			{method: http.MethodPost, reqBody: "12345", req: []string{"Content-Type: text/plain"}, resp: []string{"Expires: @2592000", "Content-Location: /t", "Date: @0"}, pause: true},
+			then(ctNotCached),
+		}},
+	})
+}
