@@ -12,8 +12,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"log/slog"
 	"math"
+	"math/bits"
 	"net"
 	"net/url"
 	"slices"
@@ -428,6 +430,42 @@ func MaxRows(d Dialect, cols int) int {
 		return math.MaxInt
 	}
 	return max(pl.MaxParams()/cols, 1)
+}
+
+// StatementCacher is implemented by dialects whose driver keeps the
+// statements a connection ran prepared, so that running the same SQL text
+// again skips parsing and compiling it.
+type StatementCacher interface {
+	// CachesStatements reports whether the driver keeps statements
+	// prepared.
+	CachesStatements() bool
+}
+
+// StatementRows returns how many of n rows (n ≥ 1) the next multi-row
+// statement of d carries, at most most. For a StatementCacher it is the
+// largest power of two that fits, so that the statements of any n use one
+// of a few texts (log2(most)+1), each prepared once per connection;
+// otherwise it is min(n, most), the fewest statements.
+func StatementRows(d Dialect, n, most int) int {
+	k := max(1, min(n, most))
+	if sc, ok := d.(StatementCacher); ok && sc.CachesStatements() {
+		return 1 << (bits.Len(uint(k)) - 1)
+	}
+	return k
+}
+
+// StatementChunks splits s into the rows of consecutive multi-row
+// statements of d, each of at most most rows, sized by StatementRows.
+func StatementChunks[T any](d Dialect, s []T, most int) iter.Seq[[]T] {
+	return func(yield func([]T) bool) {
+		for len(s) > 0 {
+			n := StatementRows(d, len(s), most)
+			if !yield(s[:n]) {
+				return
+			}
+			s = s[n:]
+		}
+	}
 }
 
 // Placeholders returns n placeholders starting at from, comma-separated.

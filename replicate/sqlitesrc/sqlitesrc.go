@@ -459,7 +459,7 @@ func (s *Source) read(ctx context.Context, seq int64, want map[string]bool, opts
 	}
 	current := map[string]map[string][]any{}
 	for tbl, keys := range byTable {
-		rows, err := s.t(tbl).readRows(ctx, tx, keys)
+		rows, err := s.t(tbl).readRows(ctx, s.db.Dialect, tx, keys)
 		if err != nil {
 			return b, 0, err
 		}
@@ -505,8 +505,9 @@ func (s *Source) t(name string) *table { return s.tables[name] }
 // parameters).
 const maxKeysPerQuery = 500
 
-// readRows returns the current rows of keys that exist, by keyString.
-func (t *table) readRows(ctx context.Context, tx *sql.Tx, keys [][]any) (map[string][]any, error) {
+// readRows returns the current rows of keys that exist, by keyString, in
+// queries sized for d (sqldb.StatementRows).
+func (t *table) readRows(ctx context.Context, d sqldb.Dialect, tx *sql.Tx, keys [][]any) (map[string][]any, error) {
 	out := make(map[string][]any, len(keys))
 	pkIdx := make([]int, len(t.def.PrimaryKey))
 	for i, k := range t.def.PrimaryKey {
@@ -517,7 +518,7 @@ func (t *table) readRows(ctx context.Context, tx *sql.Tx, keys [][]any) (map[str
 		}
 	}
 	for len(keys) > 0 {
-		n := min(len(keys), maxKeysPerQuery)
+		n := sqldb.StatementRows(d, len(keys), maxKeysPerQuery)
 		var args []any
 		var q string
 		if len(t.def.PrimaryKey) == 1 {
