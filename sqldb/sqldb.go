@@ -443,16 +443,22 @@ type StatementCacher interface {
 
 // StatementRows returns how many of n rows (n ≥ 1) the next multi-row
 // statement of d carries, at most most. For a StatementCacher it is the
-// largest power of two that fits, so that the statements of any n use one
-// of a few texts (log2(most)+1), each prepared once per connection;
-// otherwise it is min(n, most), the fewest statements.
+// largest power of two that fits, and at most CachedStatementRows, so
+// that the statements of any n use one of a few texts (at most 9), each
+// prepared once per connection and small enough to keep; otherwise it is
+// min(n, most), the fewest statements.
 func StatementRows(d Dialect, n, most int) int {
 	k := max(1, min(n, most))
 	if sc, ok := d.(StatementCacher); ok && sc.CachesStatements() {
-		return 1 << (bits.Len(uint(k)) - 1)
+		return 1 << (bits.Len(uint(min(k, CachedStatementRows))) - 1)
 	}
 	return k
 }
+
+// CachedStatementRows bounds the rows of a multi-row statement of a
+// StatementCacher: a statement of more rows saves little per row and
+// takes memory while it is kept prepared.
+const CachedStatementRows = 256
 
 // StatementChunks splits s into the rows of consecutive multi-row
 // statements of d, each of at most most rows, sized by StatementRows.

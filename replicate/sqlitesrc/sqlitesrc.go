@@ -106,8 +106,12 @@ type table struct {
 	cols      []string
 	selectAll string // SELECT cols FROM t
 	byKey     string // SELECT cols FROM t WHERE pk = ?
-	kinds     []sqldb.Kind
-	hasTID    bool
+	// joined reads the changes after a seq (LIMIT ?) with the current
+	// row of each change's key (see readJoined).
+	joined string
+	pkIdx  []int // the primary key's columns among cols
+	kinds  []sqldb.Kind
+	hasTID bool
 }
 
 // Install creates the change and origin tables and (re)creates the capture
@@ -177,6 +181,23 @@ func newTable(def sqldb.Table) *table {
 	t.selectAll = fmt.Sprintf("SELECT %s FROM %s", strings.Join(qcols, ", "), d(def.Name))
 	t.byKey = t.selectAll + " WHERE " + strings.Join(where, " AND ")
 	_, t.hasTID = def.Column("_trace_id")
+	// The key of a change is a JSON array of the key's values (BLOBs as
+	// hex): each is matched to its column as its JSON type reads.
+	on := []string{"c.tbl = " + sqliteString(def.Name), "(? = 0 OR c.origin = '')"}
+	for i, k := range def.PrimaryKey {
+		v := fmt.Sprintf("json_extract(c.pk, '$[%d]')", i)
+		if t.kinds[i] == sqldb.KindBytes {
+			v = "unhex(" + v + ")"
+		}
+		on = append(on, "t."+d(k)+" = "+v)
+		t.pkIdx = append(t.pkIdx, slices.Index(t.cols, k))
+	}
+	tcols := make([]string, len(t.cols))
+	for i, c := range qcols {
+		tcols[i] = "t." + c
+	}
+	t.joined = fmt.Sprintf("SELECT c.seq, c.tbl, c.pk, c.origin, c.at, %s FROM %s AS c LEFT JOIN %s AS t ON %s WHERE c.seq > ? ORDER BY c.seq LIMIT ?",
+		strings.Join(tcols, ", "), ChangesTable, d(def.Name), strings.Join(on, " AND "))
 	return t
 }
 
@@ -402,28 +423,22 @@ func (s *Source) read(ctx context.Context, seq int64, want map[string]bool, opts
 		return b, 0, fmt.Errorf("sqlitesrc: read changes: %w", err)
 	}
 	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, `SELECT seq, tbl, pk, origin, at FROM `+ChangesTable+` WHERE seq > ? ORDER BY seq LIMIT ?`, seq, opts.MaxBatch)
-	if err != nil {
-		return b, 0, fmt.Errorf("sqlitesrc: read changes: %w", err)
-	}
 	var entries []entry
-	for rows.Next() {
-		var e entry
-		if err := rows.Scan(&e.seq, &e.tbl, &e.pk, &e.origin, &e.at); err != nil {
-			rows.Close()
-			return b, 0, fmt.Errorf("sqlitesrc: read changes: %w", err)
-		}
-		entries = append(entries, e)
+	var images [][]any // with one: the row read with each entry, nil for none
+	one := s.only(want)
+	if one != nil {
+		entries, images, err = one.readJoined(ctx, tx, seq, opts)
+	} else {
+		entries, err = readEntries(ctx, tx, seq, opts.MaxBatch)
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return b, 0, fmt.Errorf("sqlitesrc: read changes: %w", err)
-	}
-	if len(entries) == 0 {
-		return b, 0, nil
+	if err != nil || len(entries) == 0 {
+		return b, 0, err
 	}
 	if b.Changes, err = s.schemaChanges(ctx, tx, want); err != nil {
 		return b, 0, err
+	}
+	if one != nil && s.tables[one.def.Name] != one {
+		images = nil // described afresh: read its rows with its new columns
 	}
 	last := entries[len(entries)-1]
 	b.Position = FormatPosition(last.seq)
@@ -439,10 +454,10 @@ func (s *Source) read(ctx context.Context, seq int64, want map[string]bool, opts
 		}
 		lastOf[e.tbl+"\x00"+e.pk] = i
 	}
-	// Read the current rows of the kept keys, a table at a time.
 	type wanted struct {
-		e   entry
-		key []any
+		e    entry
+		key  []any
+		vals []any // the row read with the change; nil: not read yet
 	}
 	var kept []wanted
 	byTable := map[string][][]any{}
@@ -454,9 +469,16 @@ func (s *Source) read(ctx context.Context, seq int64, want map[string]bool, opts
 		if err != nil {
 			return b, 0, fmt.Errorf("sqlitesrc: change %d: %w", e.seq, err)
 		}
-		kept = append(kept, wanted{e, key})
-		byTable[e.tbl] = append(byTable[e.tbl], key)
+		w := wanted{e: e, key: key}
+		if images != nil {
+			w.vals = images[i]
+		} else {
+			byTable[e.tbl] = append(byTable[e.tbl], key)
+		}
+		kept = append(kept, w)
 	}
+	// Read the current rows of the kept keys not read yet, a table at a
+	// time.
 	current := map[string]map[string][]any{}
 	for tbl, keys := range byTable {
 		rows, err := s.t(tbl).readRows(ctx, s.db.Dialect, tx, keys)
@@ -467,7 +489,10 @@ func (s *Source) read(ctx context.Context, seq int64, want map[string]bool, opts
 	}
 	for _, w := range kept {
 		t := s.tables[w.e.tbl]
-		vals, ok := current[w.e.tbl][keyString(w.key)]
+		vals, ok := w.vals, w.vals != nil
+		if !ok && images == nil {
+			vals, ok = current[w.e.tbl][keyString(w.key)]
+		}
 		if !ok {
 			// Not found in bulk: confirm with the exact key before
 			// calling it deleted (a value the bulk match may have
@@ -497,6 +522,103 @@ func (s *Source) read(ctx context.Context, seq int64, want map[string]bool, opts
 		b.Changes = append(b.Changes, ch)
 	}
 	return b, len(entries), nil
+}
+
+// only returns the table of a source that captures one table, when the
+// stream reads it; nil otherwise.
+func (s *Source) only(want map[string]bool) *table {
+	if len(s.tables) != 1 {
+		return nil
+	}
+	for name, t := range s.tables {
+		if want[name] {
+			return t
+		}
+	}
+	return nil
+}
+
+// readEntries reads up to limit changes after seq.
+func readEntries(ctx context.Context, tx *sql.Tx, seq int64, limit int) ([]entry, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT seq, tbl, pk, origin, at FROM `+ChangesTable+` WHERE seq > ? ORDER BY seq LIMIT ?`, seq, limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitesrc: read changes: %w", err)
+	}
+	defer rows.Close()
+	var entries []entry
+	for rows.Next() {
+		var e entry
+		if err := rows.Scan(&e.seq, &e.tbl, &e.pk, &e.origin, &e.at); err != nil {
+			return nil, fmt.Errorf("sqlitesrc: read changes: %w", err)
+		}
+		entries = append(entries, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlitesrc: read changes: %w", err)
+	}
+	return entries, nil
+}
+
+// readJoined reads up to MaxBatch changes after seq, and with each change
+// of t the current row of its key, in one statement (t.joined): one pass
+// over the change table with a primary-key lookup per change, instead of
+// a second query binding every key. A change's image is nil when the
+// key has no row (then readRow confirms it), when the change is of
+// another table, or when it was replicated and the stream skips those.
+func (t *table) readJoined(ctx context.Context, tx *sql.Tx, seq int64, opts replicate.StreamOptions) ([]entry, [][]any, error) {
+	skip := 0
+	if opts.SkipReplicated {
+		skip = 1
+	}
+	rows, err := tx.QueryContext(ctx, t.joined, skip, seq, opts.MaxBatch)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sqlitesrc: read changes of %s: %w", t.def.Name, err)
+	}
+	defer rows.Close()
+	var (
+		entries     []entry
+		images      [][]any
+		tbl, origin sql.RawBytes
+		at          sql.RawBytes
+		lastAt      string
+	)
+	n := len(t.cols)
+	var e entry
+	ptrs := make([]any, 5+n)
+	ptrs[0], ptrs[1], ptrs[2], ptrs[3], ptrs[4] = &e.seq, &tbl, &e.pk, &origin, &at
+	for rows.Next() {
+		vals := make([]any, n)
+		for k := range vals {
+			ptrs[5+k] = &vals[k]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, nil, fmt.Errorf("sqlitesrc: read changes of %s: %w", t.def.Name, err)
+		}
+		e.tbl = t.def.Name
+		if string(tbl) != t.def.Name {
+			e.tbl = string(tbl)
+		}
+		e.origin = ""
+		if len(origin) > 0 {
+			e.origin = string(origin)
+		}
+		lastAt = string(at)
+		for _, j := range t.pkIdx {
+			if vals[j] == nil {
+				vals = nil
+				break
+			}
+		}
+		entries = append(entries, e)
+		images = append(images, vals)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("sqlitesrc: read changes of %s: %w", t.def.Name, err)
+	}
+	if len(entries) > 0 {
+		entries[len(entries)-1].at = lastAt
+	}
+	return entries, images, nil
 }
 
 func (s *Source) t(name string) *table { return s.tables[name] }

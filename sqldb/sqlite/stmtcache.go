@@ -25,7 +25,7 @@ import (
 const (
 	// cacheTextBudget bounds the SQL text of one connection's cached
 	// statements, in bytes.
-	cacheTextBudget = 256 << 10
+	cacheTextBudget = 64 << 10
 	// cacheMaxText is the longest statement cached.
 	cacheMaxText = cacheTextBudget / 4
 	// cacheMaxStmts bounds one connection's cached statements.
