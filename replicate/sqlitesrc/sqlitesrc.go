@@ -106,8 +106,8 @@ type table struct {
 	cols      []string
 	selectAll string // SELECT cols FROM t
 	byKey     string // SELECT cols FROM t WHERE pk = ?
-	// joined reads the changes after a seq (LIMIT ?) with the current
-	// row of each change's key (see readJoined).
+	// joined reads the changes of a span of seqs with the current row
+	// of each change's key (see readJoined).
 	joined string
 	pkIdx  []int // the primary key's columns among cols
 	kinds  []sqldb.Kind
@@ -183,7 +183,7 @@ func newTable(def sqldb.Table) *table {
 	_, t.hasTID = def.Column("_trace_id")
 	// The key of a change is a JSON array of the key's values (BLOBs as
 	// hex): each is matched to its column as its JSON type reads.
-	on := []string{"c.tbl = " + sqliteString(def.Name), "(? = 0 OR c.origin = '')"}
+	on := []string{"c.tbl = " + sqliteString(def.Name)}
 	for i, k := range def.PrimaryKey {
 		v := fmt.Sprintf("json_extract(c.pk, '$[%d]')", i)
 		if t.kinds[i] == sqldb.KindBytes {
@@ -196,7 +196,8 @@ func newTable(def sqldb.Table) *table {
 	for i, c := range qcols {
 		tcols[i] = "t." + c
 	}
-	t.joined = fmt.Sprintf("SELECT c.seq, c.tbl, c.pk, c.origin, c.at, %s FROM %s AS c LEFT JOIN %s AS t ON %s WHERE c.seq > ? ORDER BY c.seq LIMIT ?",
+	t.joined = fmt.Sprintf("SELECT c.seq, c.tbl, c.pk, c.origin, c.at, %s FROM %s AS c LEFT JOIN %s AS t ON %s "+
+		"WHERE c.seq > ? AND c.seq <= ? AND (? = 0 OR c.origin = '') ORDER BY c.seq",
 		strings.Join(tcols, ", "), ChangesTable, d(def.Name), strings.Join(on, " AND "))
 	return t
 }
@@ -423,15 +424,22 @@ func (s *Source) read(ctx context.Context, seq int64, want map[string]bool, opts
 		return b, 0, fmt.Errorf("sqlitesrc: read changes: %w", err)
 	}
 	defer tx.Rollback()
-	var entries []entry
-	var images [][]any // with one: the row read with each entry, nil for none
+	var (
+		sp      span
+		entries []entry
+		images  [][]any // with one: the row read with each entry, nil for none
+	)
 	one := s.only(want)
 	if one != nil {
-		entries, images, err = one.readJoined(ctx, tx, seq, opts)
+		sp, entries, images, err = one.readJoined(ctx, tx, seq, opts)
 	} else {
 		entries, err = readEntries(ctx, tx, seq, opts.MaxBatch)
+		if len(entries) > 0 {
+			last := entries[len(entries)-1]
+			sp = span{n: len(entries), last: last.seq, at: last.at}
+		}
 	}
-	if err != nil || len(entries) == 0 {
+	if err != nil || sp.n == 0 {
 		return b, 0, err
 	}
 	if b.Changes, err = s.schemaChanges(ctx, tx, want); err != nil {
@@ -440,9 +448,8 @@ func (s *Source) read(ctx context.Context, seq int64, want map[string]bool, opts
 	if one != nil && s.tables[one.def.Name] != one {
 		images = nil // described afresh: read its rows with its new columns
 	}
-	last := entries[len(entries)-1]
-	b.Position = FormatPosition(last.seq)
-	if at, err := time.Parse(time.RFC3339Nano, last.at); err == nil {
+	b.Position = FormatPosition(sp.last)
+	if at, err := time.Parse(time.RFC3339Nano, sp.at); err == nil {
 		b.CommitTime = at
 	}
 	// Keep each key's last change (the image read below is the same for
@@ -521,8 +528,20 @@ func (s *Source) read(ctx context.Context, seq int64, want map[string]bool, opts
 		}
 		b.Changes = append(b.Changes, ch)
 	}
-	return b, len(entries), nil
+	return b, sp.n, nil
 }
+
+// span is the changes one read covers: how many, the last one's seq and
+// its time.
+type span struct {
+	n    int
+	last int64
+	at   string
+}
+
+// spanQuery finds the span of up to LIMIT changes after a seq.
+const spanQuery = `WITH r AS (SELECT seq FROM ` + ChangesTable + ` WHERE seq > ? ORDER BY seq LIMIT ?)
+	SELECT n, last, (SELECT at FROM ` + ChangesTable + ` WHERE seq = last) FROM (SELECT COUNT(*) AS n, COALESCE(MAX(seq), 0) AS last FROM r)`
 
 // only returns the table of a source that captures one table, when the
 // stream reads it; nil otherwise.
@@ -563,36 +582,45 @@ func readEntries(ctx context.Context, tx *sql.Tx, seq int64, limit int) ([]entry
 // of t the current row of its key, in one statement (t.joined): one pass
 // over the change table with a primary-key lookup per change, instead of
 // a second query binding every key. A change's image is nil when the
-// key has no row (then readRow confirms it), when the change is of
-// another table, or when it was replicated and the stream skips those.
-func (t *table) readJoined(ctx context.Context, tx *sql.Tx, seq int64, opts replicate.StreamOptions) ([]entry, [][]any, error) {
+// key has no row (then readRow confirms it) or when the change is of
+// another table. When the stream skips replicated changes they are not
+// read at all, only counted in the span.
+func (t *table) readJoined(ctx context.Context, tx *sql.Tx, seq int64, opts replicate.StreamOptions) (span, []entry, [][]any, error) {
+	var sp span
+	var at sql.NullString
+	if err := tx.QueryRowContext(ctx, spanQuery, seq, opts.MaxBatch).Scan(&sp.n, &sp.last, &at); err != nil {
+		return sp, nil, nil, fmt.Errorf("sqlitesrc: read changes: %w", err)
+	}
+	sp.at = at.String
+	if sp.n == 0 {
+		return sp, nil, nil, nil
+	}
 	skip := 0
 	if opts.SkipReplicated {
 		skip = 1
 	}
-	rows, err := tx.QueryContext(ctx, t.joined, skip, seq, opts.MaxBatch)
+	rows, err := tx.QueryContext(ctx, t.joined, seq, sp.last, skip)
 	if err != nil {
-		return nil, nil, fmt.Errorf("sqlitesrc: read changes of %s: %w", t.def.Name, err)
+		return sp, nil, nil, fmt.Errorf("sqlitesrc: read changes of %s: %w", t.def.Name, err)
 	}
 	defer rows.Close()
 	var (
 		entries     []entry
 		images      [][]any
 		tbl, origin sql.RawBytes
-		at          sql.RawBytes
-		lastAt      string
+		ignored     sql.RawBytes
 	)
 	n := len(t.cols)
 	var e entry
 	ptrs := make([]any, 5+n)
-	ptrs[0], ptrs[1], ptrs[2], ptrs[3], ptrs[4] = &e.seq, &tbl, &e.pk, &origin, &at
+	ptrs[0], ptrs[1], ptrs[2], ptrs[3], ptrs[4] = &e.seq, &tbl, &e.pk, &origin, &ignored
 	for rows.Next() {
 		vals := make([]any, n)
 		for k := range vals {
 			ptrs[5+k] = &vals[k]
 		}
 		if err := rows.Scan(ptrs...); err != nil {
-			return nil, nil, fmt.Errorf("sqlitesrc: read changes of %s: %w", t.def.Name, err)
+			return sp, nil, nil, fmt.Errorf("sqlitesrc: read changes of %s: %w", t.def.Name, err)
 		}
 		e.tbl = t.def.Name
 		if string(tbl) != t.def.Name {
@@ -602,7 +630,6 @@ func (t *table) readJoined(ctx context.Context, tx *sql.Tx, seq int64, opts repl
 		if len(origin) > 0 {
 			e.origin = string(origin)
 		}
-		lastAt = string(at)
 		for _, j := range t.pkIdx {
 			if vals[j] == nil {
 				vals = nil
@@ -613,12 +640,9 @@ func (t *table) readJoined(ctx context.Context, tx *sql.Tx, seq int64, opts repl
 		images = append(images, vals)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, nil, fmt.Errorf("sqlitesrc: read changes of %s: %w", t.def.Name, err)
+		return sp, nil, nil, fmt.Errorf("sqlitesrc: read changes of %s: %w", t.def.Name, err)
 	}
-	if len(entries) > 0 {
-		entries[len(entries)-1].at = lastAt
-	}
-	return entries, images, nil
+	return sp, entries, images, nil
 }
 
 func (s *Source) t(name string) *table { return s.tables[name] }

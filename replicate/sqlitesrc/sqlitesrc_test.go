@@ -372,7 +372,7 @@ func TestJoinedRead(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, images, err := joined.tables["t"].readJoined(ctx, tx, 0, replicate.StreamOptions{MaxBatch: 100})
+			_, _, images, err := joined.tables["t"].readJoined(ctx, tx, 0, replicate.StreamOptions{MaxBatch: 100})
 			tx.Rollback()
 			if err != nil || len(images) == 0 || images[0] == nil {
 				t.Fatalf("readJoined: %v, images %v", err, images)
@@ -382,6 +382,7 @@ func TestJoinedRead(t *testing.T) {
 				{Tables: []string{"t"}, MaxBatch: 100},
 				{Tables: []string{"t"}, MaxBatch: 3},
 				{Tables: []string{"t"}, MaxBatch: 100, SkipReplicated: true},
+				{Tables: []string{"t"}, MaxBatch: 2, SkipReplicated: true},
 			} {
 				opts.Poll = time.Millisecond
 				got := collect(t, joined, "", opts, all)
