@@ -4,10 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/intercloud/intercloud/internal/cputime"
 	"github.com/intercloud/intercloud/replicate"
 	"github.com/intercloud/intercloud/sqldb"
 )
@@ -84,14 +84,13 @@ func BenchmarkApply(b *testing.B) {
 	b.ReportMetric(float64(b.N)/el.Seconds(), "rows/s")
 }
 
-// cpuTime is the CPU time (user and system) the process has used: what
-// a stage costs on a machine whose other work makes wall time swing.
+// cpuTime is the process's CPU time so far.
 func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+	t, err := cputime.Process()
+	if err != nil {
 		b.Fatal(err)
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return t
 }
 
 // BenchmarkRawInsert inserts the same rows into the target directly with the
