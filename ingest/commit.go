@@ -14,7 +14,7 @@ import (
 
 // pending is one validated request waiting for its object.
 type pending struct {
-	lines   []byte // NDJSON, one line per record
+	lines   []byte // NDJSON: the shared line, then a line per record
 	records int
 	answer  []byte // the 202 body: the records' ids in request order
 	trace   string
@@ -131,12 +131,19 @@ func isClosed(ch chan struct{}) bool {
 // write writes one batch as one object and answers its requests.
 func (a *API) write(b *batch) {
 	start := time.Now()
-	data := make([]byte, 0, b.size)
+	// A lone request's lines are the object as they are; several are
+	// joined.
+	data := b.reqs[0].lines
+	if len(b.reqs) > 1 {
+		data = make([]byte, 0, b.size)
+		for _, p := range b.reqs {
+			data = append(data, p.lines...)
+		}
+	}
 	var traces []string
 	seen := map[string]bool{}
 	records := 0
 	for _, p := range b.reqs {
-		data = append(data, p.lines...)
 		records += p.records
 		if len(traces) < 16 && !seen[p.trace] {
 			seen[p.trace] = true

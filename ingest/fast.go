@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -30,24 +31,19 @@ const maxFastFields = 63
 // fastPlan is a schema compiled for the fast path.
 type fastPlan struct {
 	fields []config.Field
-	// order is the stored form's members in the order record.AppendJSON
-	// writes them.
+	// order is the members of a compact record line in the order
+	// record.AppendCompact writes them.
 	order []fastMember
 	// required has the bits of the required fields.
 	required uint64
-	origin   []byte // the cloud's name as a JSON string
+	cloud    string
 }
 
-// Members of the stored form other than a schema field.
-const (
-	colID = -1 - iota
-	colOrigin
-	colTrace
-	colIngested
-)
+// colID marks the "id" member in fastMember.col.
+const colID = -1
 
-// fastMember is one member of the stored form: `"name":` and what it
-// holds (a field index, or one of the col constants).
+// fastMember is one member of a compact record line: `"name":` and what
+// it holds (a field index, or colID).
 type fastMember struct {
 	key []byte
 	col int
@@ -58,44 +54,29 @@ func newFastPlan(s config.Schema, cloud string) *fastPlan {
 	if len(s.Fields) > maxFastFields {
 		return nil
 	}
-	p := &fastPlan{fields: s.Fields}
+	p := &fastPlan{fields: s.Fields, cloud: cloud}
 	for i, f := range s.Fields {
 		if f.Required {
 			p.required |= 1 << i
 		}
 	}
-	for _, k := range record.StoredKeys(s) {
-		m := fastMember{col: -100}
-		switch k {
-		case record.ColID:
-			m.col = colID
-		case record.ColOrigin:
-			m.col = colOrigin
-		case record.ColTraceID:
-			m.col = colTrace
-		case record.ColIngestedAt:
-			m.col = colIngested
-		default:
-			for i, f := range s.Fields {
-				if f.Name == k {
-					m.col = i
-				}
+	for _, k := range record.CompactKeys(s) {
+		m := fastMember{col: colID}
+		if k != record.ColID {
+			if m.col = slices.IndexFunc(s.Fields, func(f config.Field) bool { return f.Name == k }); m.col < 0 {
+				return nil
 			}
-		}
-		if m.col == -100 {
-			return nil
 		}
 		m.key, _ = record.AppendValue(nil, k)
 		m.key = append(m.key, ':')
 		p.order = append(p.order, m)
 	}
-	p.origin, _ = record.AppendValue(nil, cloud)
 	return p
 }
 
 // fastRequest is what the fast path makes of one request.
 type fastRequest struct {
-	lines   []byte // stored NDJSON, one line per record
+	lines   []byte // stored NDJSON: the shared line, then a line per record
 	records int
 	answer  []byte // the 202 body: {"ids":[...]}
 }
@@ -122,14 +103,13 @@ type fastIDs struct {
 
 // fastBuild is the state of one request on the fast path.
 type fastBuild struct {
-	p                       *fastPlan
-	maxRecords              int
-	traceJSON, ingestedJSON []byte
-	ids                     fastIDs
-	sc                      fastScratch
-	clientIDs               map[string]struct{}
-	out, answer             []byte
-	n                       int
+	p           *fastPlan
+	maxRecords  int
+	ids         fastIDs
+	sc          fastScratch
+	clientIDs   map[string]struct{}
+	out, answer []byte
+	n           int
 }
 
 // fastPrepare is the fast path of Parse followed by prepare. ok is false
@@ -145,23 +125,21 @@ func (a *API) fastPrepare(contentType string, body []byte, trace string, now tim
 		return fr, false
 	}
 	fb := fastBuild{p: p, maxRecords: a.cfg.Limits.MaxRecords, ids: fastIDs{derived: hasKey, at: reqTime}}
-	// The members every record of the request shares.
-	fb.traceJSON, _ = record.AppendValue(nil, trace)
-	fb.ingestedJSON, _ = record.AppendValue(nil, now)
 	if hasKey {
 		fb.ids.key = append(append(make([]byte, 0, len(idemKey)+21), idemKey...), 0)
 	} else {
 		fb.ids.ms = uint64(max(now.UnixMilli(), 0))
 	}
-	// Each record grows by its id, the system columns and the keys of
-	// the fields it leaves out; a line per record is a fair guess at the
-	// count.
+	// Each record grows by its id and the keys of the fields it leaves
+	// out; a line per record is a fair guess at the count.
 	guess := bytes.Count(body, []byte{'\n'}) + 1
-	perRecord := 48 + len(p.origin) + len(fb.traceJSON) + len(fb.ingestedJSON)
+	perRecord := 48
 	for _, m := range p.order {
 		perRecord += len(m.key)
 	}
-	fb.out = make([]byte, 0, len(body)+guess*perRecord+64)
+	fb.out = make([]byte, 0, len(body)+guess*perRecord+len(p.cloud)+len(trace)+128)
+	// The members every record of the request shares, once.
+	fb.out = append(record.AppendShared(fb.out, record.Shared{Origin: p.cloud, TraceID: trace, IngestedAt: now}), '\n')
 	fb.answer = append(make([]byte, 0, 39*guess+16), `{"ids":[`...)
 	fb.sc = fastScratch{spans: make([][2]int32, len(p.fields)), vals: make([]byte, 0, 256)}
 
@@ -258,29 +236,19 @@ func (fb *fastBuild) add(obj []byte) bool {
 	out := append(fb.out, '{')
 	first := true
 	for _, m := range p.order {
-		var v []byte
-		switch m.col {
-		case colID:
+		if m.col == colID {
 			out = appendMember(out, &first, m.key)
 			out = append(out, '"')
 			out = append(out, id...)
 			out = append(out, '"')
 			continue
-		case colOrigin:
-			v = p.origin
-		case colTrace:
-			v = fb.traceJSON
-		case colIngested:
-			v = fb.ingestedJSON
-		default:
-			if sc.set&(1<<m.col) == 0 {
-				continue
-			}
-			sp := sc.spans[m.col]
-			v = sc.vals[sp[0]:sp[1]]
 		}
+		if sc.set&(1<<m.col) == 0 {
+			continue
+		}
+		sp := sc.spans[m.col]
 		out = appendMember(out, &first, m.key)
-		out = append(out, v...)
+		out = append(out, sc.vals[sp[0]:sp[1]]...)
 	}
 	fb.out = append(out, '}', '\n')
 	fb.n++

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/intercloud/intercloud/config"
+	"github.com/intercloud/intercloud/record"
 )
 
 // TestFastPathTakesCommonBodies: the bodies clients send (NDJSON and JSON
@@ -106,11 +107,8 @@ func TestFastPathFreshIDs(t *testing.T) {
 			t.Errorf("id %d time %v, want about %v", i, time.Unix(sec, nsec), now)
 		}
 	}
-	lines := bytes.Split(bytes.TrimSuffix(fr.lines, []byte("\n")), []byte("\n"))
-	for i, l := range lines {
-		var m map[string]any
-		if err := json.Unmarshal(l, &m); err != nil || m["id"] != ans.IDs[i] {
-			t.Fatalf("line %d %s: id %v, answer %s (%v)", i, l, m["id"], ans.IDs[i], err)
-		}
+	stored, err := record.StoredIDs(fr.lines)
+	if err != nil || !slices.Equal(stored, ans.IDs) {
+		t.Fatalf("stored ids %v (%v), answer %v", stored, err, ans.IDs)
 	}
 }

@@ -2,8 +2,10 @@
 // records, authenticates the caller, validates every record against the
 // schema, gives each an id, and group-commits the records of concurrent
 // requests into one NDJSON object under raw/YYYY/MM/DD/HH/ in the cloud's
-// object store. It answers 202 only after that object was written, so an
-// acknowledged record is durable.
+// object store: per request, a shared line of its origin, trace id and
+// ingest time, then a line per record of its id and fields (the layout
+// record.ReadStored reads). It answers 202 only after that object was
+// written, so an acknowledged record is durable.
 //
 // # Requests
 //
@@ -47,8 +49,9 @@
 // # Traces
 //
 // The trace id comes from a valid W3C traceparent header, else it is 16
-// random bytes in hex. It is answered in X-Trace-Id, stamped into every
-// stored record and into every log line about the request (trace_id).
+// random bytes in hex. It is answered in X-Trace-Id, stamped into the
+// request's shared line in the object (so into every record's row) and
+// into every log line about the request (trace_id).
 //
 // # Group commit
 //
@@ -573,11 +576,13 @@ func (a *API) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 func (a *API) stamp() time.Time { return a.cfg.Clock.Now() }
 
 // prepare stamps ids, origin, trace and the time now on the records and
-// renders their NDJSON lines and the 202 answer.
+// renders their NDJSON (the shared line, then a compact line per record)
+// and the 202 answer.
 func (a *API) prepare(recs []record.Record, trace string, now time.Time, idemKey string, hasKey bool, reqTime time.Time) (*pending, error) {
 	p := &pending{trace: trace, ingested: now, records: len(recs), done: make(chan result, 1)}
 	ids := make([]string, len(recs))
-	lines := make([]byte, 0, 256*len(recs))
+	lines := make([]byte, 0, 128+128*len(recs))
+	lines = append(record.AppendShared(lines, record.Shared{Origin: a.cfg.Cloud, TraceID: trace, IngestedAt: now}), '\n')
 	for i := range recs {
 		rec := &recs[i]
 		switch {
@@ -593,7 +598,7 @@ func (a *API) prepare(recs []record.Record, trace string, now time.Time, idemKey
 		}
 		rec.Origin, rec.TraceID, rec.IngestedAt = a.cfg.Cloud, trace, now
 		var err error
-		if lines, err = rec.AppendJSON(lines); err != nil {
+		if lines, err = rec.AppendCompact(lines); err != nil {
 			return nil, fmt.Errorf("ingest: render record %d: %w", i, err)
 		}
 		lines = append(lines, '\n')

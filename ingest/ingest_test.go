@@ -178,12 +178,12 @@ func (e *env) stored(t testing.TB) map[string][]record.Record {
 		if len(data) == 0 || data[len(data)-1] != '\n' {
 			return fmt.Errorf("%s does not end in a newline", o.Key)
 		}
-		for _, line := range bytes.Split(bytes.TrimSuffix(data, []byte("\n")), []byte("\n")) {
-			r, err := record.ParseStored(testSchema, line)
-			if err != nil {
-				return fmt.Errorf("%s: %w", o.Key, err)
-			}
+		err = record.ReadStored(testSchema, data, func(_ int, r record.Record) error {
 			out[o.Key] = append(out[o.Key], r)
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("%s: %w", o.Key, err)
 		}
 		return nil
 	})
@@ -462,6 +462,28 @@ func TestGroupCommit(t *testing.T) {
 	for id, c := range acked {
 		if c != 1 || stored[id] != 1 {
 			t.Errorf("id %s acked %d times, stored %d times", id, c, stored[id])
+		}
+	}
+	// Each request is its shared line (origin, its trace, its time)
+	// and its records' compact lines, which carry its trace through it.
+	traces := map[string]string{}
+	for _, a := range answers {
+		for _, id := range a.ids {
+			traces[id] = a.header.Get(HeaderTraceID)
+		}
+	}
+	for key, recs := range objs {
+		data, _, err := e.bucket.Get(context.Background(), key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lines, shared := bytes.Count(data, []byte("\n")), bytes.Count(data, []byte(`"_origin"`)); lines != 3*n || shared != n {
+			t.Errorf("%d lines, %d with an origin; want %d requests of a shared line and 2 records", lines, shared, n)
+		}
+		for _, r := range recs {
+			if r.TraceID != traces[r.ID] {
+				t.Errorf("record %s has trace %s, its request %s", r.ID, r.TraceID, traces[r.ID])
+			}
 		}
 	}
 	if s := e.api.Stats(); s.ObjectsWritten != int64(len(objs)) || s.RecordsAcked != 2*n {

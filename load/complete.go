@@ -2,7 +2,6 @@ package load
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -146,7 +145,7 @@ func checkObject(ctx context.Context, c Cloud, key string, unloaded bool, clouds
 	if err != nil {
 		return fmt.Errorf("load: %s: %w", c.Name, err)
 	}
-	ids, err := recordIDs(data)
+	ids, err := record.StoredIDs(data)
 	if err != nil {
 		return fmt.Errorf("load: %s: %s: %w", c.Name, key, err)
 	}
@@ -172,22 +171,6 @@ func checkObject(ctx context.Context, c Cloud, key string, unloaded bool, clouds
 		}
 	}
 	return nil
-}
-
-// recordIDs returns the ids of a raw object's records, in order.
-func recordIDs(data []byte) ([]string, error) {
-	var ids []string
-	err := eachLine(data, func(line int, b []byte) error {
-		var r struct {
-			ID string `json:"id"`
-		}
-		if err := json.Unmarshal(b, &r); err != nil || r.ID == "" {
-			return fmt.Errorf("line %d has no record id", line)
-		}
-		ids = append(ids, r.ID)
-		return nil
-	})
-	return ids, err
 }
 
 // Absent returns the ids (of records) that a table lacks, in their order,

@@ -8,7 +8,6 @@
 package load
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"database/sql"
@@ -237,32 +236,11 @@ func (l *Loader) isLoaded(ctx context.Context, q sqldb.Querier, key string) (boo
 
 func (l *Loader) parse(data []byte) ([]record.Record, error) {
 	var recs []record.Record
-	err := eachLine(data, func(line int, b []byte) error {
-		r, err := record.ParseStored(l.schema, b)
-		if err != nil {
-			return fmt.Errorf("line %d: %w", line, err)
-		}
+	err := record.ReadStored(l.schema, data, func(_ int, r record.Record) error {
 		recs = append(recs, r)
 		return nil
 	})
 	return recs, err
-}
-
-// eachLine calls fn with every non-blank line of an NDJSON object and its
-// number (from 1), until fn fails.
-func eachLine(data []byte, fn func(line int, b []byte) error) error {
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
-	line := 0
-	for sc.Scan() {
-		line++
-		if b := bytes.TrimSpace(sc.Bytes()); len(b) > 0 {
-			if err := fn(line, b); err != nil {
-				return err
-			}
-		}
-	}
-	return sc.Err()
 }
 
 // Handler adapts the Loader to the function host: the event id is the key.
@@ -380,7 +358,7 @@ func (l *Loader) DeadLetters(ctx context.Context, records bool) ([]Dead, error) 
 			d.At = a.ModTime
 		}
 		if records {
-			d.Records = countLines(data)
+			d.Records = countRecords(data)
 		}
 		out = append(out, d)
 	}
@@ -411,10 +389,18 @@ func (l *Loader) CountDead(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// countLines counts the non-blank lines of NDJSON.
-func countLines(data []byte) int {
+// countRecords counts the records of a raw object; of a damaged one, its
+// non-blank lines.
+func countRecords(data []byte) int {
+	if ids, err := record.StoredIDs(data); err == nil {
+		return len(ids)
+	}
 	n := 0
-	_ = eachLine(data, func(int, []byte) error { n++; return nil })
+	for line := range bytes.Lines(data) {
+		if len(bytes.TrimSpace(line)) > 0 {
+			n++
+		}
+	}
 	return n
 }
 

@@ -23,12 +23,17 @@ import (
 type server struct {
 	url         string
 	stop, start func(testing.TB)
+	// query runs SQL with the server's own client.
+	query func(t testing.TB, db, query string) []string
 }
 
 // TestOutageIsTransientRejectionPermanent loads into MariaDB and
 // PostgreSQL: while the server is down (stopped, or killed) a load fails
 // with a transient error, never a permanent one, and succeeds once it is
-// back; a record the database refuses for its content is permanent.
+// back; a record the database refuses for its content is permanent. Then
+// the same records load from an object of each layout (self-contained
+// lines, shared lines) to the same rows, as the server's own client
+// prints them.
 func TestOutageIsTransientRejectionPermanent(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts MariaDB and PostgreSQL")
@@ -38,10 +43,10 @@ func TestOutageIsTransientRejectionPermanent(t *testing.T) {
 			var s server
 			if name == "mariadb" {
 				m := peers.StartMariaDB(t)
-				s = server{m.URL("app"), m.Kill, m.Start} // a crash
+				s = server{m.URL("app"), m.Kill, m.Start, m.Query} // a crash
 			} else {
 				p := peers.StartPostgres(t)
-				s = server{p.URL("app"), p.Stop, p.Start} // a clean shutdown
+				s = server{p.URL("app"), p.Stop, p.Start, p.Query} // a clean shutdown
 			}
 			ctx := context.Background()
 			dir := t.TempDir()
@@ -99,6 +104,13 @@ func TestOutageIsTransientRejectionPermanent(t *testing.T) {
 				}
 				time.Sleep(100 * time.Millisecond)
 			}
+
+			if _, err := db.ExecContext(ctx, "DELETE FROM records"); err != nil {
+				t.Fatal(err)
+			}
+			loadBothLayouts(t, l, db, part, func() []string {
+				return s.query(t, "app", "SELECT * FROM records ORDER BY id")
+			})
 		})
 	}
 }

@@ -3,6 +3,7 @@
 package record
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -98,21 +99,42 @@ func Row(t sqldb.Table, d sqldb.Dialect, r Record) ([]any, error) {
 	return row, nil
 }
 
-// MarshalJSON writes the stored form: the fields, "id", and the system
-// fields; timestamps in RFC 3339 with nanoseconds, UTC.
+// MarshalJSON writes the record's self-contained stored form: the fields,
+// "id", and the system fields; timestamps in RFC 3339 with nanoseconds,
+// UTC. Raw objects of earlier versions hold one such line per record; the
+// API now writes a shared line per request and compact record lines (see
+// AppendShared, AppendCompact and ReadStored).
 func (r Record) MarshalJSON() ([]byte, error) {
 	return r.AppendJSON(make([]byte, 0, 256))
 }
 
-// AppendJSON appends the record's stored form (what MarshalJSON returns:
-// one JSON object, keys in sorted order, exactly as encoding/json would
-// write the map of its fields and system columns) to b.
+// AppendJSON appends the record's self-contained stored form (what
+// MarshalJSON returns: one JSON object, keys in sorted order, exactly as
+// encoding/json would write the map of its fields and system columns) to
+// b.
 func (r Record) AppendJSON(b []byte) ([]byte, error) {
+	return r.appendObject(b, sortedKeys(r.fieldNames(), ColID, ColOrigin, ColTraceID, ColIngestedAt))
+}
+
+// AppendCompact appends the record's line in a raw object after a shared
+// line (AppendShared) that holds its origin, trace id and ingest time: one
+// JSON object of its fields and "id", keys in sorted order, values written
+// as AppendJSON writes them.
+func (r Record) AppendCompact(b []byte) ([]byte, error) {
+	return r.appendObject(b, sortedKeys(r.fieldNames(), ColID))
+}
+
+func (r Record) fieldNames() []string {
 	keys := make([]string, 0, len(r.Fields)+4)
 	for k := range r.Fields {
 		keys = append(keys, k)
 	}
-	keys = sortedKeys(keys)
+	return keys
+}
+
+// appendObject appends the JSON object of the record's values of keys, in
+// that order.
+func (r Record) appendObject(b []byte, keys []string) ([]byte, error) {
 	b = append(b, '{')
 	for i, k := range keys {
 		if i > 0 {
@@ -120,36 +142,58 @@ func (r Record) AppendJSON(b []byte) ([]byte, error) {
 		}
 		b = appendString(b, k)
 		b = append(b, ':')
-		v := r.value(k)
 		var err error
-		if b, err = AppendValue(b, v); err != nil {
+		if b, err = AppendValue(b, r.value(k)); err != nil {
 			return nil, fmt.Errorf("record: field %s: %w", k, err)
 		}
 	}
 	return append(b, '}'), nil
 }
 
-// StoredKeys returns the member names of the stored form of a schema's
-// records in the order AppendJSON writes them: the schema's fields and the
-// system columns, sorted. A record leaves out the optional fields it
-// lacks.
-func StoredKeys(s config.Schema) []string {
-	keys := make([]string, 0, len(s.Fields)+4)
+// Shared is what the records of one ingest request share: the members of
+// a raw object's shared line.
+type Shared struct {
+	Origin     string
+	TraceID    string
+	IngestedAt time.Time
+}
+
+// AppendShared appends the shared line of the compact record lines that
+// follow it in a raw object: {"_ingested_at":...,"_origin":...,
+// "_trace_id":...}, keys in sorted order, values written as AppendJSON
+// writes them.
+func AppendShared(b []byte, s Shared) []byte {
+	b = append(b, `{"`+ColIngestedAt+`":`...)
+	b = appendString(b, s.IngestedAt.UTC().Format(time.RFC3339Nano))
+	b = append(b, `,"`+ColOrigin+`":`...)
+	b = appendString(b, s.Origin)
+	b = append(b, `,"`+ColTraceID+`":`...)
+	b = appendString(b, s.TraceID)
+	return append(b, '}')
+}
+
+// CompactKeys returns the member names of a schema's compact record lines
+// in the order AppendCompact writes them: the schema's fields and "id",
+// sorted. A record leaves out the optional fields it lacks.
+func CompactKeys(s config.Schema) []string {
+	keys := make([]string, 0, len(s.Fields)+1)
 	for _, f := range s.Fields {
 		keys = append(keys, f.Name)
 	}
-	return sortedKeys(keys)
+	return sortedKeys(keys, ColID)
 }
 
-// sortedKeys adds the system columns to field names (dropping fields that
-// shadow them) and sorts them.
-func sortedKeys(fields []string) []string {
-	keys := slices.DeleteFunc(fields, func(k string) bool {
-		return k == ColID || k == ColOrigin || k == ColTraceID || k == ColIngestedAt
-	})
-	keys = append(keys, ColID, ColOrigin, ColTraceID, ColIngestedAt)
+// sortedKeys adds system columns to field names (dropping fields that
+// shadow a system column) and sorts them.
+func sortedKeys(fields []string, system ...string) []string {
+	keys := slices.DeleteFunc(fields, isSystem)
+	keys = append(keys, system...)
 	slices.Sort(keys)
 	return keys
+}
+
+func isSystem(k string) bool {
+	return k == ColID || k == ColOrigin || k == ColTraceID || k == ColIngestedAt
 }
 
 // AppendValue appends one value of a record in the stored form, as
@@ -256,14 +300,42 @@ func appendString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// ParseStored reads one line of a raw object written by MarshalJSON, typing
-// the fields by the schema. Raw objects are our own output, but a damaged
-// one must fail clearly rather than load garbage.
-func ParseStored(s config.Schema, line []byte) (Record, error) {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(line, &m); err != nil {
-		return Record{}, fmt.Errorf("record: stored line: %w", err)
-	}
+// ReadStored reads a raw object, calling fn with each record (its fields
+// typed by the schema) and the number of its line (from 1), until fn
+// fails. A raw object is NDJSON of two kinds of line: a record line holds
+// "id" and the record's fields; a shared line (no "id") holds
+// "_ingested_at", "_origin" and "_trace_id" for the record lines after it,
+// up to the next shared line. A record line may hold those members itself
+// (every line of an object written by an earlier version does, and has no
+// shared line); its own win. Raw objects are our own output, but a
+// damaged one fails clearly rather than load garbage.
+func ReadStored(s config.Schema, data []byte, fn func(line int, r Record) error) error {
+	var shared map[string]json.RawMessage
+	return eachLine(data, func(line int, b []byte) error {
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(b, &m); err != nil {
+			return fmt.Errorf("record: line %d: %w", line, err)
+		}
+		if _, ok := m[ColID]; !ok {
+			for k := range m {
+				if k != ColOrigin && k != ColTraceID && k != ColIngestedAt {
+					return fmt.Errorf("record: line %d: a shared line (no %q) holds %q", line, ColID, k)
+				}
+			}
+			shared = m
+			return nil
+		}
+		r, err := parseRecord(s, m, shared)
+		if err != nil {
+			return fmt.Errorf("record: line %d: %w", line, err)
+		}
+		return fn(line, r)
+	})
+}
+
+// parseRecord types one record line's members, taking the system members
+// it lacks from the shared line before it (nil: none).
+func parseRecord(s config.Schema, m, shared map[string]json.RawMessage) (Record, error) {
 	var r Record
 	var ingested string
 	for _, p := range []struct {
@@ -272,10 +344,12 @@ func ParseStored(s config.Schema, line []byte) (Record, error) {
 	}{{ColID, &r.ID}, {ColOrigin, &r.Origin}, {ColTraceID, &r.TraceID}, {ColIngestedAt, &ingested}} {
 		raw, ok := m[p.key]
 		if !ok {
-			return Record{}, fmt.Errorf("record: stored line lacks %q", p.key)
+			if raw, ok = shared[p.key]; !ok {
+				return Record{}, fmt.Errorf("record %s lacks %q (neither in its line nor in a shared line before it)", r.ID, p.key)
+			}
 		}
 		if err := json.Unmarshal(raw, p.dst); err != nil {
-			return Record{}, fmt.Errorf("record: stored %q: %w", p.key, err)
+			return Record{}, fmt.Errorf("record %s: stored %q: %w", r.ID, p.key, err)
 		}
 	}
 	t, err := time.Parse(time.RFC3339Nano, ingested)
@@ -288,7 +362,7 @@ func ParseStored(s config.Schema, line []byte) (Record, error) {
 		raw, ok := m[f.Name]
 		if !ok || string(raw) == "null" {
 			if f.Required {
-				return Record{}, fmt.Errorf("record %s: stored line lacks required %q", r.ID, f.Name)
+				return Record{}, fmt.Errorf("record %s lacks required %q", r.ID, f.Name)
 			}
 			continue
 		}
@@ -299,6 +373,49 @@ func ParseStored(s config.Schema, line []byte) (Record, error) {
 		r.Fields[f.Name] = v
 	}
 	return r, nil
+}
+
+// StoredIDs returns the ids of a raw object's records in order, reading
+// only their "id" (and recognising shared lines by their "_origin").
+func StoredIDs(data []byte) ([]string, error) {
+	var ids []string
+	err := eachLine(data, func(line int, b []byte) error {
+		var l struct {
+			ID     *string `json:"id"`
+			Origin *string `json:"_origin"`
+		}
+		err := json.Unmarshal(b, &l)
+		switch {
+		case err != nil:
+			return fmt.Errorf("record: line %d: %w", line, err)
+		case l.ID == nil && l.Origin != nil: // a shared line
+			return nil
+		case l.ID == nil || *l.ID == "":
+			return fmt.Errorf("record: line %d has no record id", line)
+		}
+		ids = append(ids, *l.ID)
+		return nil
+	})
+	return ids, err
+}
+
+// eachLine calls fn with every non-blank line of NDJSON (without its
+// newline and surrounding space) and its number (from 1), until fn fails.
+func eachLine(data []byte, fn func(line int, b []byte) error) error {
+	for n := 1; len(data) > 0; n++ {
+		b := data
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			b, data = data[:i], data[i+1:]
+		} else {
+			data = nil
+		}
+		if b = bytes.TrimSpace(b); len(b) > 0 {
+			if err := fn(n, b); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func decodeField(f config.Field, raw json.RawMessage) (any, error) {

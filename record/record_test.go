@@ -2,7 +2,9 @@ package record
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -16,41 +18,74 @@ func TestStoredRoundTrip(t *testing.T) {
 	in := Record{ID: "r-1", Origin: "aws", TraceID: "abc", IngestedAt: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC), Fields: map[string]any{
 		"device": "d😀", "metric": "cpu", "value": 1.25, "ts": time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC), "n": int64(1) << 60, "ok": true,
 	}}
-	b, err := in.MarshalJSON()
+	self, err := in.MarshalJSON()
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := ParseStored(s, b)
+	compact, err := in.AppendCompact(append(AppendShared(nil, Shared{Origin: in.Origin, TraceID: in.TraceID, IngestedAt: in.IngestedAt}), '\n'))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out.ID != in.ID || out.Origin != in.Origin || out.TraceID != in.TraceID || !out.IngestedAt.Equal(in.IngestedAt) {
-		t.Fatalf("system fields: %+v", out)
-	}
-	for k, v := range in.Fields {
-		got := out.Fields[k]
-		if tv, ok := v.(time.Time); ok {
-			if !got.(time.Time).Equal(tv) {
-				t.Errorf("%s = %v, want %v", k, got, v)
-			}
-		} else if got != v {
-			t.Errorf("%s = %#v, want %#v", k, got, v)
+	for name, data := range map[string][]byte{"self-contained": self, "shared": compact} {
+		var out []Record
+		if err := ReadStored(s, data, func(_ int, r Record) error { out = append(out, r); return nil }); err != nil || len(out) != 1 {
+			t.Fatalf("%s: %d records, %v", name, len(out), err)
+		}
+		if !reflect.DeepEqual(out[0], in) {
+			t.Errorf("%s: read %+v\nwant %+v", name, out[0], in)
 		}
 	}
 }
 
-func TestParseStoredErrors(t *testing.T) {
+// TestReadStoredShared checks which shared line a record line takes its
+// system members from: the last one before it; its own members win.
+func TestReadStoredShared(t *testing.T) {
+	s := config.Default(t.TempDir()).Schema
+	f := `"device":"d","metric":"m","value":1,"ts":"2026-11-24T10:00:00Z"`
+	data := `{"_ingested_at":"2026-11-24T10:00:01Z","_origin":"aws","_trace_id":"t1"}
+{"id":"a",` + f + `}
+
+{"id":"b",` + f + `}
+{"_ingested_at":"2026-11-24T10:00:02.5Z","_origin":"azure","_trace_id":"t2"}
+{"id":"c",` + f + `}
+{"id":"d","_ingested_at":"2026-11-24T10:00:03Z","_origin":"aws","_trace_id":"t3",` + f + `}
+{"id":"e",` + f + `,"_trace_id":"t4"}
+`
+	var got []string
+	err := ReadStored(s, []byte(data), func(line int, r Record) error {
+		got = append(got, fmt.Sprintf("%d %s %s %s %s", line, r.ID, r.Origin, r.TraceID, r.IngestedAt.Format(time.RFC3339Nano)))
+		return nil
+	})
+	want := []string{
+		"2 a aws t1 2026-11-24T10:00:01Z",
+		"4 b aws t1 2026-11-24T10:00:01Z",
+		"6 c azure t2 2026-11-24T10:00:02.5Z",
+		"7 d aws t3 2026-11-24T10:00:03Z",
+		"8 e azure t4 2026-11-24T10:00:02.5Z",
+	}
+	if err != nil || strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("read %v:\n%s\nwant\n%s", err, strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestReadStoredErrors(t *testing.T) {
 	s := config.Default(t.TempDir()).Schema
 	base := `"id":"x","_origin":"aws","_trace_id":"t","_ingested_at":"2026-11-24T10:00:00Z"`
-	for name, tc := range map[string]struct{ line, want string }{
-		"not json":         {`{`, "stored line"},
-		"no id":            {`{"_origin":"aws","_trace_id":"t","_ingested_at":"2026-11-24T10:00:00Z"}`, `lacks "id"`},
-		"missing required": {`{` + base + `,"device":"d","metric":"m","value":1}`, `lacks required "ts"`},
-		"wrong type":       {`{` + base + `,"device":1,"metric":"m","value":1,"ts":"2026-11-24T10:00:00Z"}`, `stored "device"`},
-		"bad ingested":     {`{"id":"x","_origin":"aws","_trace_id":"t","_ingested_at":"now"}`, `_ingested_at`},
+	shared := `{"_origin":"aws","_trace_id":"t","_ingested_at":"2026-11-24T10:00:00Z"}` + "\n"
+	fields := `"device":"d","metric":"m","value":1,"ts":"2026-11-24T10:00:00Z"`
+	for name, tc := range map[string]struct{ data, want string }{
+		"not json":            {`{`, "line 1"},
+		"missing required":    {`{` + base + `,"device":"d","metric":"m","value":1}`, `lacks required "ts"`},
+		"wrong type":          {`{` + base + `,"device":1,"metric":"m","value":1,"ts":"2026-11-24T10:00:00Z"}`, `stored "device"`},
+		"bad ingested":        {`{"id":"x","_origin":"aws","_trace_id":"t","_ingested_at":"now",` + fields + `}`, `_ingested_at`},
+		"no shared line":      {`{"id":"x",` + fields + `}`, `record x lacks "_origin"`},
+		"shared line lacks":   {`{"_origin":"aws","_trace_id":"t"}` + "\n" + `{"id":"x",` + fields + `}`, `lacks "_ingested_at"`},
+		"shared line's field": {`{"_origin":"aws","device":"d"}` + "\n" + `{"id":"x",` + fields + `}`, `shared line (no "id") holds "device"`},
+		"bad shared time":     {`{"_origin":"aws","_trace_id":"t","_ingested_at":"now"}` + "\n" + `{"id":"x",` + fields + `}`, `_ingested_at`},
+		"second line":         {shared + `{"id":"x",` + fields + "}\n[]", "line 3"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := ParseStored(s, []byte(tc.line))
+			err := ReadStored(s, []byte(tc.data), func(int, Record) error { return nil })
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want %q", err, tc.want)
 			}
@@ -92,6 +127,24 @@ func TestAppendJSONLikeEncodingJSON(t *testing.T) {
 			want, _ := json.Marshal(m)
 			if string(got) != string(want) {
 				t.Fatalf("got  %s\nwant %s", got, want)
+			}
+			// The compact line is the same map without the shared
+			// members, and the shared line those members alone.
+			shared := map[string]any{}
+			for _, k := range []string{ColOrigin, ColTraceID, ColIngestedAt} {
+				shared[k] = m[k]
+				delete(m, k)
+			}
+			got, err = r.AppendCompact(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want, _ = json.Marshal(m); string(got) != string(want) {
+				t.Fatalf("compact: got  %s\nwant %s", got, want)
+			}
+			got = AppendShared(nil, Shared{Origin: r.Origin, TraceID: r.TraceID, IngestedAt: r.IngestedAt})
+			if want, _ = json.Marshal(shared); string(got) != string(want) {
+				t.Fatalf("shared: got  %s\nwant %s", got, want)
 			}
 		}
 	}

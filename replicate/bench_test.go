@@ -9,6 +9,7 @@ import (
 
 	"github.com/intercloud/intercloud/internal/cputime"
 	"github.com/intercloud/intercloud/replicate"
+	"github.com/intercloud/intercloud/replicate/sourcetest"
 	"github.com/intercloud/intercloud/sqldb"
 )
 
@@ -72,12 +73,12 @@ func BenchmarkApply(b *testing.B) {
 	want := currentSeq(b, src)
 	b.ResetTimer()
 	t0, cpu0 := time.Now(), cpuTime(b)
-	r := start(b, replicate.Config{Name: "bench", Source: src, Target: dst, Tables: []string{"items"}, SkipFullLoad: true, Poll: time.Millisecond})
+	r := sourcetest.Start(b, replicate.Config{Name: "bench", Source: src, Target: dst, Tables: []string{"items"}, SkipFullLoad: true, Poll: time.Millisecond})
 	waitCaughtUp(b, r, src)
 	el, cpu := time.Since(t0), cpuTime(b)-cpu0
 	b.StopTimer()
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/row")
-	r.stop(b)
+	r.Stop(b)
 	if n := count(b, dst, `SELECT COUNT(*) FROM items`); n != int64(b.N) || want == 0 {
 		b.Fatalf("target has %d rows, want %d", n, b.N)
 	}

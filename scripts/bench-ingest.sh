@@ -13,6 +13,12 @@
 # median round of each (the machine is shared). PROFILE=1 also takes a
 # 10 s CPU profile of the API under 32 clients of PROFILE_RECORDS (default
 # 1000) records per request and prints its top functions.
+#
+# BASE=<git revision> also builds the API of that revision and runs it in
+# the same rounds (floor, base, API alternating), with its columns beside
+# the API's: a before/after comparison under the same load.
+# ROUNDS_OUT=FILE appends every round, one line each: records/request,
+# clients, f (floor) / b (base) / a (API), records/s, p99 ms, non-2xx.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
@@ -20,6 +26,7 @@ THREADS=${THREADS:-2}
 ROUNDS=${ROUNDS:-3}
 PROFILE=${PROFILE:-0}
 PROFILE_RECORDS=${PROFILE_RECORDS:-1000}
+BASE=${BASE:-}
 
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
@@ -27,6 +34,11 @@ bench_need wrk
 bench_setup bench-ingest
 
 go build -o "$dir/ingestbench" ./ingest/internal/ingestbench
+if [[ -n $BASE ]]; then
+	mkdir "$dir/base-src"
+	git archive "$BASE" | tar -x -C "$dir/base-src"
+	(cd "$dir/base-src" && go build -o "$dir/ingestbench-base" ./ingest/internal/ingestbench)
+fi
 for n in 100 1000 "$PROFILE_RECORDS"; do "$dir/ingestbench" body -records "$n" >"$dir/body-$n.ndjson"; done
 cat >"$dir/post.lua" <<'LUA'
 wrk.method = "POST"
@@ -43,6 +55,12 @@ mkdir -p "$dir/floor" "$dir/api"
 "$dir/ingestbench" api -listen "127.0.0.1:$aport" -dir "$dir/api" -pprof "127.0.0.1:$pport" & pids+=($!)
 waitport "$fport"
 waitport "$aport"
+if [[ -n $BASE ]]; then
+	bport=$(freeport)
+	mkdir -p "$dir/base"
+	"$dir/ingestbench-base" api -listen "127.0.0.1:$bport" -dir "$dir/base" & pids+=($!)
+	waitport "$bport"
+fi
 
 # run URL RECORDS CONNECTIONS -> "records/s p99_ms non2xx"
 run() {
@@ -56,24 +74,47 @@ run() {
 		END { printf "%.0f %.1f %d\n", rps*recs, p99, bad+0 }' <<<"$out"
 }
 
-printf '| records/request | clients | floor records/s | floor p99 | API records/s | API p99 | API/floor records/s | API/floor p99 |\n'
-printf '|---|---|---|---|---|---|---|---|\n'
+# pick FILE RECORDS_PER_S: the p99 of the round with that records/s (the
+# median round's).
+pick() { sort -n "$1" | awk -v r="$2" '$1 == r { print $2; exit }'; }
+
+if [[ -n $BASE ]]; then
+	printf '| records/request | clients | floor records/s | floor p99 | base records/s | base p99 | API records/s | API p99 | base/floor records/s | base/floor p99 | API/floor records/s | API/floor p99 |\n'
+	printf '|---|---|---|---|---|---|---|---|---|---|---|---|\n'
+else
+	printf '| records/request | clients | floor records/s | floor p99 | API records/s | API p99 | API/floor records/s | API/floor p99 |\n'
+	printf '|---|---|---|---|---|---|---|---|\n'
+fi
 for recs in 100 1000; do
 	for conns in 8 32; do
 		: >"$dir/f.txt"
 		: >"$dir/a.txt"
+		: >"$dir/b.txt"
 		for _ in $(seq "$ROUNDS"); do
 			run "http://127.0.0.1:$fport" "$recs" "$conns" >>"$dir/f.txt"
+			if [[ -n $BASE ]]; then run "http://127.0.0.1:$bport" "$recs" "$conns" >>"$dir/b.txt"; fi
 			run "http://127.0.0.1:$aport" "$recs" "$conns" >>"$dir/a.txt"
 		done
-		read -r frps fp99 fbad <<<"$(median <"$dir/f.txt")"
-		read -r arps ap99 abad <<<"$(median <"$dir/a.txt")"
+		read -r frps _ fbad <<<"$(median <"$dir/f.txt")"
+		read -r arps _ abad <<<"$(median <"$dir/a.txt")"
 		if [[ $fbad != 0 || $abad != 0 ]]; then echo "non-2xx answers: floor $fbad, API $abad" >&2; fi
-		# The p99 of the median round by records/s.
-		fp99=$(sort -n "$dir/f.txt" | awk -v r="$frps" '$1 == r { print $2; exit }')
-		ap99=$(sort -n "$dir/a.txt" | awk -v r="$arps" '$1 == r { print $2; exit }')
-		awk -v rc="$recs" -v c="$conns" -v fr="$frps" -v fp="$fp99" -v ar="$arps" -v ap="$ap99" 'BEGIN {
-			printf "| %d | %d | %d | %.1f ms | %d | %.1f ms | %.2f | %.2f |\n", rc, c, fr, fp, ar, ap, ar/fr, ap/fp }'
+		fp99=$(pick "$dir/f.txt" "$frps")
+		ap99=$(pick "$dir/a.txt" "$arps")
+		if [[ -n $BASE ]]; then
+			read -r brps _ bbad <<<"$(median <"$dir/b.txt")"
+			if [[ $bbad != 0 ]]; then echo "non-2xx answers: base $bbad" >&2; fi
+			bp99=$(pick "$dir/b.txt" "$brps")
+			awk -v rc="$recs" -v c="$conns" -v fr="$frps" -v fp="$fp99" -v br="$brps" -v bp="$bp99" -v ar="$arps" -v ap="$ap99" 'BEGIN {
+				printf "| %d | %d | %d | %.1f ms | %d | %.1f ms | %d | %.1f ms | %.2f | %.2f | %.2f | %.2f |\n", rc, c, fr, fp, br, bp, ar, ap, br/fr, bp/fp, ar/fr, ap/fp }'
+		else
+			awk -v rc="$recs" -v c="$conns" -v fr="$frps" -v fp="$fp99" -v ar="$arps" -v ap="$ap99" 'BEGIN {
+				printf "| %d | %d | %d | %.1f ms | %d | %.1f ms | %.2f | %.2f |\n", rc, c, fr, fp, ar, ap, ar/fr, ap/fp }'
+		fi
+		if [[ -n ${ROUNDS_OUT:-} ]]; then
+			for who in f b a; do
+				if [[ -s $dir/$who.txt ]]; then sed "s/^/$recs $conns $who /" "$dir/$who.txt" >>"$ROUNDS_OUT"; fi
+			done
+		fi
 	done
 done
 

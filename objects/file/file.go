@@ -6,9 +6,10 @@
 // never seen without its attributes or the other way round. A write goes
 // to a temporary file in the target directory, which is fsynced, then
 // moved under its name (rename(2); link(2) for a conditional create, which
-// fails atomically when the name exists), and the directory is fsynced: a
-// Put that returned survives a power loss, and a crash mid-write leaves no
-// partial object under the key.
+// fails atomically when the name exists), and the directory is fsynced
+// (writers that finish together share one fsync that started after their
+// names were made): a Put that returned survives a power loss, and a crash
+// mid-write leaves no partial object under the key.
 //
 // Objects written by earlier versions (the body alone, attributes in a
 // sidecar "<key>.attrs" file) are read as they are; keys ending in
@@ -112,15 +113,22 @@ func OpenBucket(dir string) (*blob.Bucket, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("file: open %s: not a directory", dir)
 	}
-	return blob.NewBucket(&bucket{dir: abs, durable: map[string]bool{abs: true}}), nil
+	return blob.NewBucket(newBucket(abs)), nil
+}
+
+func newBucket(dir string) *bucket {
+	return &bucket{dir: dir, durable: map[string]bool{dir: true}, syncers: map[string]*dirSyncer{}, fsyncDir: syncDir}
 }
 
 // bucket implements gocloud's driver.Bucket over a directory.
 type bucket struct {
 	dir string
+	// fsyncDir fsyncs a directory (syncDir; tests count or fail it).
+	fsyncDir func(dir string) error
 
 	mu      sync.Mutex
-	durable map[string]bool // directories whose entry in their parent is fsynced
+	durable map[string]bool       // directories whose entry in their parent is fsynced
+	syncers map[string]*dirSyncer // by directory
 }
 
 // maxDurable bounds the set of directories known to be durable; past it
@@ -413,7 +421,85 @@ func (w *writer) Close() error {
 	if err := os.Remove(w.path + legacyAttrs); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	return syncDir(filepath.Dir(w.path))
+	return w.b.syncEntries(filepath.Dir(w.path))
+}
+
+// syncEntries makes the entries created or removed in dir so far durable:
+// it returns once an fsync of dir that started after the call returned.
+// Writers that finish together share one fsync (see dirSyncer).
+func (b *bucket) syncEntries(dir string) error {
+	b.mu.Lock()
+	s := b.syncers[dir]
+	if s == nil {
+		if len(b.syncers) >= maxDurable {
+			// Syncers in use go on serving their callers.
+			b.syncers = map[string]*dirSyncer{}
+		}
+		s = &dirSyncer{dir: dir, fsync: b.fsyncDir}
+		b.syncers[dir] = s
+	}
+	b.mu.Unlock()
+	return s.sync()
+}
+
+// dirSyncer coalesces the fsyncs of one directory, as a database
+// group-commits its log: an fsync of a directory makes every entry made in
+// it before the fsync started durable, so the callers that arrive while
+// one runs wait for the next round, which one fsync serves for all of
+// them. A caller never counts a round that started before it called.
+type dirSyncer struct {
+	dir   string
+	fsync func(dir string) error
+
+	mu      sync.Mutex
+	running bool       // a round's fsync is running
+	next    *syncRound // the round that starts when it ends; callers join it
+}
+
+// syncRound is one fsync of a directory and the callers it serves.
+type syncRound struct {
+	done    chan struct{} // closed when err is set
+	err     error
+	callers int
+}
+
+// sync returns once a round that started after the call has ended, with
+// that round's error.
+func (s *dirSyncer) sync() error {
+	s.mu.Lock()
+	r := s.next
+	if r == nil {
+		r = &syncRound{done: make(chan struct{})}
+		s.next = r
+	}
+	r.callers++
+	start := !s.running
+	s.running = true
+	s.mu.Unlock()
+	if start {
+		s.round()
+	}
+	<-r.done
+	return r.err
+}
+
+// round runs the waiting round, then hands the next one, if callers
+// joined it meanwhile, to a goroutine of its own (so that no caller runs
+// rounds for others after its own).
+func (s *dirSyncer) round() {
+	s.mu.Lock()
+	r := s.next
+	s.next = nil // callers from now on join a round that starts after this one
+	s.mu.Unlock()
+	r.err = s.fsync(s.dir)
+	close(r.done)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.next != nil {
+		go s.round()
+		return
+	}
+	s.running = false
 }
 
 // ensureDir creates dir and its missing parents, each made durable by
@@ -541,7 +627,7 @@ func (b *bucket) Delete(ctx context.Context, key string, opts *driver.DeleteOpti
 	if err := os.Remove(path + legacyAttrs); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	return syncDir(filepath.Dir(path))
+	return b.syncEntries(filepath.Dir(path))
 }
 
 // defaultPageSize is the page size of a listing that asks for none.
