@@ -26,6 +26,10 @@
 // of one key in a batch collapse into one. SQLite does not expose
 // transaction ids, so batch boundaries may fall anywhere between changes;
 // since each batch carries current row images that is still consistent.
+// A source of one table reads the changes and their rows in one statement
+// (the change table joined on the table's primary key); one of several
+// tables reads the rows by key afterwards. A stream that skips replicated
+// changes does not read them, only counts them.
 //
 // Schema changes are noticed by SQLite's schema version when changes are
 // next read. A replicated table renamed with ALTER TABLE ... RENAME TO
