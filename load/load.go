@@ -145,8 +145,7 @@ func (l *Loader) Load(ctx context.Context, key string) (Result, error) {
 			res.Skipped = done
 			return err
 		}
-		for i := 0; i < len(recs); i += l.maxRows {
-			chunk := recs[i:min(len(recs), i+l.maxRows)]
+		for chunk := range sqldb.StatementChunks(l.db.Dialect, recs, l.maxRows) {
 			args := make([]any, 0, len(chunk)*len(l.table.Columns))
 			for _, r := range chunk {
 				row, err := record.Row(l.table, l.db.Dialect, r)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/intercloud/intercloud/config"
+	"github.com/intercloud/intercloud/internal/cputime"
 	"github.com/intercloud/intercloud/record"
 	"github.com/intercloud/intercloud/replicate"
 )
@@ -43,6 +44,10 @@ func BenchmarkApplyBatch(b *testing.B) {
 			return bt
 		}
 		b.Run(fmt.Sprintf("incremental/rows=%d", n), func(b *testing.B) {
+			cpu0, err := cputime.Process()
+			if err != nil {
+				b.Fatal(err)
+			}
 			for b.Loop() {
 				if _, err := p.apply(context.Background(), batch()); err != nil {
 					b.Fatal(err)
@@ -52,6 +57,9 @@ func BenchmarkApplyBatch(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/1000, "µs/change")
+			if cpu, err := cputime.Process(); err == nil {
+				b.ReportMetric(float64((cpu-cpu0).Microseconds())/float64(b.N)/1000, "cpu-µs/change")
+			}
 		})
 		b.Run(fmt.Sprintf("recompute/rows=%d", n), func(b *testing.B) {
 			d := e.db.Dialect

@@ -776,8 +776,7 @@ func (p *Publisher) applyTx(ctx context.Context, tx *sql.Tx, ids []string, lates
 	}
 	// The contributions first: recomputed extremes read them.
 	per := min(500, sqldb.MaxRows(d, 1))
-	for i := 0; i < len(removed); i += per {
-		chunk := removed[i:min(len(removed), i+per)]
+	for chunk := range sqldb.StatementChunks(d, removed, per) {
 		args := make([]any, len(chunk))
 		for j, id := range chunk {
 			args[j] = id
@@ -787,8 +786,7 @@ func (p *Publisher) applyTx(ctx context.Context, tx *sql.Tx, ids []string, lates
 		}
 	}
 	per = min(500, sqldb.MaxRows(d, 3))
-	for i := 0; i < len(upserts); i += per {
-		chunk := upserts[i:min(len(upserts), i+per)]
+	for chunk := range sqldb.StatementChunks(d, upserts, per) {
 		args := make([]any, 0, 3*len(chunk))
 		for _, id := range chunk {
 			c := latest[id]
@@ -842,8 +840,7 @@ func (p *Publisher) contributions(ctx context.Context, tx *sql.Tx, ids []string)
 	d := p.cfg.DB.Dialect
 	out := map[string]*contribution{}
 	per := min(500, sqldb.MaxRows(d, 1))
-	for i := 0; i < len(ids); i += per {
-		chunk := ids[i:min(len(ids), i+per)]
+	for chunk := range sqldb.StatementChunks(d, ids, per) {
 		args := make([]any, len(chunk))
 		for j, id := range chunk {
 			args[j] = id
@@ -881,8 +878,7 @@ func (p *Publisher) loadBuckets(ctx context.Context, tx *sql.Tx, keys map[string
 		out[bk] = &Aggregate{Group: k.group, Hour: k.hour}
 	}
 	per := min(500, sqldb.MaxRows(d, 1))
-	for i := 0; i < len(names); i += per {
-		chunk := names[i:min(len(names), i+per)]
+	for chunk := range sqldb.StatementChunks(d, names, per) {
 		args := make([]any, len(chunk))
 		for j, n := range chunk {
 			args[j] = n
@@ -917,8 +913,7 @@ func (p *Publisher) loadBuckets(ctx context.Context, tx *sql.Tx, keys map[string
 func (p *Publisher) saveBuckets(ctx context.Context, tx *sql.Tx, aggs []Aggregate) error {
 	d := p.cfg.DB.Dialect
 	per := min(200, sqldb.MaxRows(d, len(p.buckets.Columns)))
-	for i := 0; i < len(aggs); i += per {
-		chunk := aggs[i:min(len(aggs), i+per)]
+	for chunk := range sqldb.StatementChunks(d, aggs, per) {
 		args := make([]any, 0, len(p.buckets.Columns)*len(chunk))
 		for _, a := range chunk {
 			args = append(args, bucketID(a.Group, a.Hour), a.Group, a.Hour.UTC().Format(HourFormat), a.Count, a.Sum, a.Min, a.Max)

@@ -188,7 +188,7 @@ func (w *writer) upsert(ctx context.Context, tx *sql.Tx, tp *tablePair, rows [][
 	}
 	per := min(maxRows, max(1, maxParams(w.d)/len(tp.dst.Columns)))
 	for len(rows) > 0 {
-		n := min(per, len(rows))
+		n := sqldb.StatementRows(w.d, len(rows), per)
 		vals := make([]any, 0, n*len(tp.dst.Columns))
 		for _, r := range rows[:n] {
 			vals = append(vals, r...)
@@ -224,7 +224,7 @@ func (w *writer) upsertNewer(ctx context.Context, tx *sql.Tx, tp *tablePair, nu 
 	// tell inserts from overwrites.
 	double := w.d.Name() == "mysql" && len(tp.dst.PrimaryKey) == 1
 	for len(rows) > 0 {
-		n := min(per, len(rows))
+		n := sqldb.StatementRows(w.d, len(rows), per)
 		vals := make([]any, 0, n*len(tp.dst.Columns))
 		for _, r := range rows[:n] {
 			vals = append(vals, r...)
@@ -276,7 +276,7 @@ func (w *writer) delete(ctx context.Context, tx *sql.Tx, tp *tablePair, keys [][
 	pk := tp.dst.PrimaryKey
 	per := min(maxRows, max(1, maxParams(w.d)/len(pk)))
 	for len(keys) > 0 {
-		n := min(per, len(keys))
+		n := sqldb.StatementRows(w.d, len(keys), per)
 		a := &args{d: w.d}
 		var where string
 		if len(pk) == 1 {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/intercloud/intercloud/internal/cputime"
 	"github.com/intercloud/intercloud/replicate"
 	"github.com/intercloud/intercloud/replicate/sourcetest"
 	"github.com/intercloud/intercloud/sqldb"
@@ -71,16 +72,26 @@ func BenchmarkApply(b *testing.B) {
 	insertMulti(b, src, tbl, benchRows(b.N))
 	want := currentSeq(b, src)
 	b.ResetTimer()
-	t0 := time.Now()
+	t0, cpu0 := time.Now(), cpuTime(b)
 	r := sourcetest.Start(b, replicate.Config{Name: "bench", Source: src, Target: dst, Tables: []string{"items"}, SkipFullLoad: true, Poll: time.Millisecond})
 	waitCaughtUp(b, r, src)
-	el := time.Since(t0)
+	el, cpu := time.Since(t0), cpuTime(b)-cpu0
 	b.StopTimer()
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/row")
 	r.Stop(b)
 	if n := count(b, dst, `SELECT COUNT(*) FROM items`); n != int64(b.N) || want == 0 {
 		b.Fatalf("target has %d rows, want %d", n, b.N)
 	}
 	b.ReportMetric(float64(b.N)/el.Seconds(), "rows/s")
+}
+
+// cpuTime is the process's CPU time so far.
+func cpuTime(b *testing.B) time.Duration {
+	t, err := cputime.Process()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return t
 }
 
 // BenchmarkRawInsert inserts the same rows into the target directly with the

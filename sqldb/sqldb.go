@@ -12,8 +12,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"log/slog"
 	"math"
+	"math/bits"
 	"net"
 	"net/url"
 	"slices"
@@ -428,6 +430,48 @@ func MaxRows(d Dialect, cols int) int {
 		return math.MaxInt
 	}
 	return max(pl.MaxParams()/cols, 1)
+}
+
+// StatementCacher is implemented by dialects whose driver keeps the
+// statements a connection ran prepared, so that running the same SQL text
+// again skips parsing and compiling it.
+type StatementCacher interface {
+	// CachesStatements reports whether the driver keeps statements
+	// prepared.
+	CachesStatements() bool
+}
+
+// StatementRows returns how many of n rows (n ≥ 1) the next multi-row
+// statement of d carries, at most most. For a StatementCacher it is the
+// largest power of two that fits, and at most CachedStatementRows, so
+// that the statements of any n use one of a few texts (at most 9), each
+// prepared once per connection and small enough to keep; otherwise it is
+// min(n, most), the fewest statements.
+func StatementRows(d Dialect, n, most int) int {
+	k := max(1, min(n, most))
+	if sc, ok := d.(StatementCacher); ok && sc.CachesStatements() {
+		return 1 << (bits.Len(uint(min(k, CachedStatementRows))) - 1)
+	}
+	return k
+}
+
+// CachedStatementRows bounds the rows of a multi-row statement of a
+// StatementCacher: a statement of more rows saves little per row and
+// takes memory while it is kept prepared.
+const CachedStatementRows = 256
+
+// StatementChunks splits s into the rows of consecutive multi-row
+// statements of d, each of at most most rows, sized by StatementRows.
+func StatementChunks[T any](d Dialect, s []T, most int) iter.Seq[[]T] {
+	return func(yield func([]T) bool) {
+		for len(s) > 0 {
+			n := StatementRows(d, len(s), most)
+			if !yield(s[:n]) {
+				return
+			}
+			s = s[n:]
+		}
+	}
 }
 
 // Placeholders returns n placeholders starting at from, comma-separated.

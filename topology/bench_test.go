@@ -19,7 +19,8 @@ import (
 
 // BenchmarkPipeline drives the whole pipeline through the front door at
 // fixed rates (INTERCLOUD_BENCH_RATES, records/s, comma-separated; default
-// 1000,2500,5000) for INTERCLOUD_BENCH_DURATION (default 20s) each, on the
+// 1000,2500,5000) for INTERCLOUD_BENCH_DURATION (default 20s) each, with
+// INTERCLOUD_BENCH_CLIENTS clients of 100 records (default 8), on the
 // embedded default and on MariaDB (AWS) + PostgreSQL (Azure), and reports
 // what `intercloud bench` reports: acknowledged records/s and the
 // ack → visible-at-the-edge latency. The rate at which the backlog stops
@@ -37,6 +38,14 @@ func BenchmarkPipeline(b *testing.B) {
 			}
 			rates = append(rates, r)
 		}
+	}
+	clients := 8
+	if s := os.Getenv("INTERCLOUD_BENCH_CLIENTS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			b.Fatalf("INTERCLOUD_BENCH_CLIENTS: %q is not a positive number", s)
+		}
+		clients = n
 	}
 	dur := 20 * time.Second
 	if s := os.Getenv("INTERCLOUD_BENCH_DURATION"); s != "" {
@@ -65,7 +74,7 @@ func BenchmarkPipeline(b *testing.B) {
 				for b.Loop() {
 					res, err := demo.Bench(context.Background(), demo.BenchOptions{
 						URL: topo.URL("frontdoor"), EdgeURL: topo.URL("edge"), Key: testKey, Client: topo.Client(),
-						Clients: 8, BatchSize: 100, Rate: rate, Duration: dur, Drain: 2 * time.Minute,
+						Clients: clients, BatchSize: 100, Rate: rate, Duration: dur, Drain: 2 * time.Minute,
 					})
 					if err != nil {
 						b.Fatal(err)

@@ -26,6 +26,10 @@
 // of one key in a batch collapse into one. SQLite does not expose
 // transaction ids, so batch boundaries may fall anywhere between changes;
 // since each batch carries current row images that is still consistent.
+// A source of one table reads the changes and their rows in one statement
+// (the change table joined on the table's primary key); one of several
+// tables reads the rows by key afterwards. A stream that skips replicated
+// changes does not read them, only counts them.
 //
 // Schema changes are noticed by SQLite's schema version when changes are
 // next read. A replicated table renamed with ALTER TABLE ... RENAME TO
@@ -115,8 +119,12 @@ type table struct {
 	cols      []string
 	selectAll string // SELECT cols FROM t
 	byKey     string // SELECT cols FROM t WHERE pk = ?
-	kinds     []sqldb.Kind
-	hasTID    bool
+	// joined reads the changes of a span of seqs with the current row
+	// of each change's key (see readJoined).
+	joined string
+	pkIdx  []int // the primary key's columns among cols
+	kinds  []sqldb.Kind
+	hasTID bool
 }
 
 // Install creates the change and origin tables and (re)creates the capture
@@ -239,6 +247,24 @@ func newTable(def sqldb.Table) *table {
 	t.selectAll = fmt.Sprintf("SELECT %s FROM %s", strings.Join(qcols, ", "), d(def.Name))
 	t.byKey = t.selectAll + " WHERE " + strings.Join(where, " AND ")
 	_, t.hasTID = def.Column("_trace_id")
+	// The key of a change is a JSON array of the key's values (BLOBs as
+	// hex): each is matched to its column as its JSON type reads.
+	on := []string{"c.tbl = " + sqliteString(def.Name)}
+	for i, k := range def.PrimaryKey {
+		v := fmt.Sprintf("json_extract(c.pk, '$[%d]')", i)
+		if t.kinds[i] == sqldb.KindBytes {
+			v = "unhex(" + v + ")"
+		}
+		on = append(on, "t."+d(k)+" = "+v)
+		t.pkIdx = append(t.pkIdx, slices.Index(t.cols, k))
+	}
+	tcols := make([]string, len(t.cols))
+	for i, c := range qcols {
+		tcols[i] = "t." + c
+	}
+	t.joined = fmt.Sprintf("SELECT c.seq, c.tbl, c.pk, c.origin, c.at, %s FROM %s AS c LEFT JOIN %s AS t ON %s "+
+		"WHERE c.seq > ? AND c.seq <= ? AND (? = 0 OR c.origin = '') ORDER BY c.seq",
+		strings.Join(tcols, ", "), ChangesTable, d(def.Name), strings.Join(on, " AND "))
 	return t
 }
 
@@ -508,37 +534,45 @@ func (s *Source) read(ctx context.Context, seq int64, want map[string]bool, opts
 		return b, 0, fmt.Errorf("sqlitesrc: read changes: %w", err)
 	}
 	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, `SELECT seq, tbl, pk, origin, at FROM `+ChangesTable+` WHERE seq > ? ORDER BY seq LIMIT ?`, seq, opts.MaxBatch)
-	if err != nil {
-		return b, 0, fmt.Errorf("sqlitesrc: read changes: %w", err)
-	}
-	var entries []entry
-	for rows.Next() {
-		var e entry
-		if err := rows.Scan(&e.seq, &e.tbl, &e.pk, &e.origin, &e.at); err != nil {
-			rows.Close()
-			return b, 0, fmt.Errorf("sqlitesrc: read changes: %w", err)
+	var (
+		sp      span
+		entries []entry
+		images  [][]any // with one: the row read with each entry, nil for none
+	)
+	one := s.only(want)
+	if one != nil {
+		// The joined statement reads the table as last described: after
+		// a schema change (the table renamed, dropped, altered) the
+		// changes are read alone first, and schemaChanges follows it.
+		if v, err := schemaVersion(ctx, tx); err != nil || v != s.schema {
+			one = nil
 		}
-		entries = append(entries, e)
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return b, 0, fmt.Errorf("sqlitesrc: read changes: %w", err)
+	if one != nil {
+		sp, entries, images, err = one.readJoined(ctx, tx, seq, opts)
+	} else {
+		entries, err = readEntries(ctx, tx, seq, opts.MaxBatch)
+		if len(entries) > 0 {
+			last := entries[len(entries)-1]
+			sp = span{n: len(entries), last: last.seq, at: last.at}
+		}
 	}
-	if len(entries) == 0 {
-		return b, 0, nil
+	if err != nil || sp.n == 0 {
+		return b, 0, err
 	}
 	if b.Changes, err = s.schemaChanges(ctx, tx, want); err != nil {
 		return b, 0, err
+	}
+	if one != nil && s.tables[one.def.Name] != one {
+		images = nil // described afresh: read its rows with its new columns
 	}
 	for i, e := range entries {
 		if to, ok := s.alias[e.tbl]; ok {
 			entries[i].tbl = to
 		}
 	}
-	last := entries[len(entries)-1]
-	b.Position = FormatPosition(last.seq)
-	if at, err := time.Parse(time.RFC3339Nano, last.at); err == nil {
+	b.Position = FormatPosition(sp.last)
+	if at, err := time.Parse(time.RFC3339Nano, sp.at); err == nil {
 		b.CommitTime = at
 	}
 	// Keep each key's last change (the image read below is the same for
@@ -550,10 +584,10 @@ func (s *Source) read(ctx context.Context, seq int64, want map[string]bool, opts
 		}
 		lastOf[e.tbl+"\x00"+e.pk] = i
 	}
-	// Read the current rows of the kept keys, a table at a time.
 	type wanted struct {
-		e   entry
-		key []any
+		e    entry
+		key  []any
+		vals []any // the row read with the change; nil: not read yet
 	}
 	var kept []wanted
 	byTable := map[string][][]any{}
@@ -565,12 +599,19 @@ func (s *Source) read(ctx context.Context, seq int64, want map[string]bool, opts
 		if err != nil {
 			return b, 0, fmt.Errorf("sqlitesrc: change %d: %w", e.seq, err)
 		}
-		kept = append(kept, wanted{e, key})
-		byTable[e.tbl] = append(byTable[e.tbl], key)
+		w := wanted{e: e, key: key}
+		if images != nil {
+			w.vals = images[i]
+		} else {
+			byTable[e.tbl] = append(byTable[e.tbl], key)
+		}
+		kept = append(kept, w)
 	}
+	// Read the current rows of the kept keys not read yet, a table at a
+	// time.
 	current := map[string]map[string][]any{}
 	for tbl, keys := range byTable {
-		rows, err := s.t(tbl).readRows(ctx, tx, keys)
+		rows, err := s.t(tbl).readRows(ctx, s.db.Dialect, tx, keys)
 		if err != nil {
 			return b, 0, err
 		}
@@ -578,7 +619,10 @@ func (s *Source) read(ctx context.Context, seq int64, want map[string]bool, opts
 	}
 	for _, w := range kept {
 		t := s.tables[w.e.tbl]
-		vals, ok := current[w.e.tbl][keyString(w.key)]
+		vals, ok := w.vals, w.vals != nil
+		if !ok && images == nil {
+			vals, ok = current[w.e.tbl][keyString(w.key)]
+		}
 		if !ok {
 			// Not found in bulk: confirm with the exact key before
 			// calling it deleted (a value the bulk match may have
@@ -607,7 +651,123 @@ func (s *Source) read(ctx context.Context, seq int64, want map[string]bool, opts
 		}
 		b.Changes = append(b.Changes, ch)
 	}
-	return b, len(entries), nil
+	return b, sp.n, nil
+}
+
+// span is the changes one read covers: how many, the last one's seq and
+// its time.
+type span struct {
+	n    int
+	last int64
+	at   string
+}
+
+// spanQuery finds the span of up to LIMIT changes after a seq.
+const spanQuery = `WITH r AS (SELECT seq FROM ` + ChangesTable + ` WHERE seq > ? ORDER BY seq LIMIT ?)
+	SELECT n, last, (SELECT at FROM ` + ChangesTable + ` WHERE seq = last) FROM (SELECT COUNT(*) AS n, COALESCE(MAX(seq), 0) AS last FROM r)`
+
+// only returns the table of a source that captures one table, when the
+// stream reads it and it was not renamed (its triggers log its old name
+// until the next Install, which the joined statement does not match);
+// nil otherwise.
+func (s *Source) only(want map[string]bool) *table {
+	if len(s.tables) != 1 || len(s.alias) > 0 {
+		return nil
+	}
+	for name, t := range s.tables {
+		if want[name] {
+			return t
+		}
+	}
+	return nil
+}
+
+// readEntries reads up to limit changes after seq.
+func readEntries(ctx context.Context, tx *sql.Tx, seq int64, limit int) ([]entry, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT seq, tbl, pk, origin, at FROM `+ChangesTable+` WHERE seq > ? ORDER BY seq LIMIT ?`, seq, limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitesrc: read changes: %w", err)
+	}
+	defer rows.Close()
+	var entries []entry
+	for rows.Next() {
+		var e entry
+		if err := rows.Scan(&e.seq, &e.tbl, &e.pk, &e.origin, &e.at); err != nil {
+			return nil, fmt.Errorf("sqlitesrc: read changes: %w", err)
+		}
+		entries = append(entries, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlitesrc: read changes: %w", err)
+	}
+	return entries, nil
+}
+
+// readJoined reads up to MaxBatch changes after seq, and with each change
+// of t the current row of its key, in one statement (t.joined): one pass
+// over the change table with a primary-key lookup per change, instead of
+// a second query binding every key. A change's image is nil when the
+// key has no row (then readRow confirms it) or when the change is of
+// another table. When the stream skips replicated changes they are not
+// read at all, only counted in the span.
+func (t *table) readJoined(ctx context.Context, tx *sql.Tx, seq int64, opts replicate.StreamOptions) (span, []entry, [][]any, error) {
+	var sp span
+	var at sql.NullString
+	if err := tx.QueryRowContext(ctx, spanQuery, seq, opts.MaxBatch).Scan(&sp.n, &sp.last, &at); err != nil {
+		return sp, nil, nil, fmt.Errorf("sqlitesrc: read changes: %w", err)
+	}
+	sp.at = at.String
+	if sp.n == 0 {
+		return sp, nil, nil, nil
+	}
+	skip := 0
+	if opts.SkipReplicated {
+		skip = 1
+	}
+	rows, err := tx.QueryContext(ctx, t.joined, seq, sp.last, skip)
+	if err != nil {
+		return sp, nil, nil, fmt.Errorf("sqlitesrc: read changes of %s: %w", t.def.Name, err)
+	}
+	defer rows.Close()
+	var (
+		entries     []entry
+		images      [][]any
+		tbl, origin sql.RawBytes
+		ignored     sql.RawBytes
+	)
+	n := len(t.cols)
+	var e entry
+	ptrs := make([]any, 5+n)
+	ptrs[0], ptrs[1], ptrs[2], ptrs[3], ptrs[4] = &e.seq, &tbl, &e.pk, &origin, &ignored
+	for rows.Next() {
+		vals := make([]any, n)
+		for k := range vals {
+			ptrs[5+k] = &vals[k]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return sp, nil, nil, fmt.Errorf("sqlitesrc: read changes of %s: %w", t.def.Name, err)
+		}
+		e.tbl = t.def.Name
+		if string(tbl) != t.def.Name {
+			e.tbl = string(tbl)
+		}
+		e.origin = ""
+		if len(origin) > 0 {
+			e.origin = string(origin)
+		}
+		for _, j := range t.pkIdx {
+			if vals[j] == nil {
+				vals = nil
+				break
+			}
+		}
+		entries = append(entries, e)
+		images = append(images, vals)
+	}
+	if err := rows.Err(); err != nil {
+		return sp, nil, nil, fmt.Errorf("sqlitesrc: read changes of %s: %w", t.def.Name, err)
+	}
+	return sp, entries, images, nil
 }
 
 func (s *Source) t(name string) *table { return s.tables[name] }
@@ -616,8 +776,9 @@ func (s *Source) t(name string) *table { return s.tables[name] }
 // parameters).
 const maxKeysPerQuery = 500
 
-// readRows returns the current rows of keys that exist, by keyString.
-func (t *table) readRows(ctx context.Context, tx *sql.Tx, keys [][]any) (map[string][]any, error) {
+// readRows returns the current rows of keys that exist, by keyString, in
+// queries sized for d (sqldb.StatementRows).
+func (t *table) readRows(ctx context.Context, d sqldb.Dialect, tx *sql.Tx, keys [][]any) (map[string][]any, error) {
 	out := make(map[string][]any, len(keys))
 	pkIdx := make([]int, len(t.def.PrimaryKey))
 	for i, k := range t.def.PrimaryKey {
@@ -628,7 +789,7 @@ func (t *table) readRows(ctx context.Context, tx *sql.Tx, keys [][]any) (map[str
 		}
 	}
 	for len(keys) > 0 {
-		n := min(len(keys), maxKeysPerQuery)
+		n := sqldb.StatementRows(d, len(keys), maxKeysPerQuery)
 		var args []any
 		var q string
 		if len(t.def.PrimaryKey) == 1 {

@@ -3,7 +3,8 @@
 //
 // Databases open in WAL mode with full synchronous commits, a busy timeout
 // and immediate write transactions, so a committed transaction survives a
-// crash and concurrent writers wait rather than fail.
+// crash and concurrent writers wait rather than fail. Each connection keeps
+// the statements it ran last prepared (see stmtcache.go).
 package sqlite
 
 import (
@@ -18,7 +19,7 @@ import (
 	"strings"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	sqlite "modernc.org/sqlite"
 
 	"github.com/intercloud/intercloud/sqldb"
 )
@@ -63,11 +64,16 @@ func OpenFile(ctx context.Context, path string) (*sql.DB, error) {
 	}
 	_ = f.Close()
 	dsn := "file:" + path + "?_pragma=busy_timeout(30000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate"
-	db, err := sql.Open("sqlite", dsn)
+	conn, err := sqlite.NewConnector(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
+	db := sql.OpenDB(cachingConnector{conn})
 	db.SetMaxOpenConns(8)
+	// Keep every connection open when idle (database/sql keeps 2 by
+	// default and closes the others), and with it the statements it
+	// keeps prepared.
+	db.SetMaxIdleConns(8)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
@@ -82,6 +88,12 @@ var _ sqldb.Dialect = Dialect{}
 
 // Name implements sqldb.Dialect.
 func (Dialect) Name() string { return "sqlite" }
+
+var _ sqldb.StatementCacher = Dialect{}
+
+// CachesStatements implements sqldb.StatementCacher: every connection
+// keeps the statements it ran last prepared (stmtcache.go).
+func (Dialect) CachesStatements() bool { return true }
 
 // Quote implements sqldb.Dialect.
 func (Dialect) Quote(id string) string { return `"` + strings.ReplaceAll(id, `"`, `""`) + `"` }
