@@ -58,6 +58,7 @@ fuzz:
 	$(GO) test ./replicate -run '^$$' -fuzz '^FuzzParseFilter$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./logstore -run '^$$' -fuzz '^FuzzParseQuery$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./auth -run '^$$' -fuzz '^FuzzBearerKey$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/serve -run '^$$' -fuzz '^FuzzParseFastRequest$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./objects -run '^$$' -fuzz '^FuzzKeyOfPath$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./replicate/pollsrc -run '^$$' -fuzz '^FuzzParsePosition$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./replicate/pollsrc -run '^$$' -fuzz '^FuzzDecodeKey$$' -fuzztime $(FUZZTIME)

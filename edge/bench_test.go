@@ -1,15 +1,19 @@
 package edge
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/intercloud/intercloud/internal/serve"
 )
 
 // benchOrigin serves /1k/<n> fresh for an hour and /reval/<n> fresh for
@@ -109,18 +113,24 @@ func (w *discardWriter) Header() http.Header         { return w.h }
 func (w *discardWriter) WriteHeader(status int)      { w.status = status }
 func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 
-// BenchmarkHit1KHandler: the edge's own work for a 1 KiB cache hit (no
-// network, no net/http), the part of BenchmarkHit1K the edge controls.
-func BenchmarkHit1KHandler(b *testing.B) {
+// warmEdge is an edge in front of benchOrigin with /1k/0 stored.
+func warmEdge(b *testing.B) *Edge {
 	o := benchOrigin(b)
 	e, err := New(Config{Routes: []Route{{Prefix: "/", Origins: []string{o.URL}}}, Logger: quiet})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer e.Close()
+	b.Cleanup(func() { _ = e.Close() })
+	e.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/1k/0", nil))
+	return e
+}
+
+// BenchmarkHit1KHandler: the edge's own work for a 1 KiB cache hit (no
+// network, no net/http), the part of BenchmarkHit1K the edge controls.
+func BenchmarkHit1KHandler(b *testing.B) {
+	e := warmEdge(b)
 	r := httptest.NewRequest("GET", "/1k/0", nil)
 	r.Header.Set("User-Agent", "bench")
-	e.ServeHTTP(httptest.NewRecorder(), r)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
@@ -132,5 +142,80 @@ func BenchmarkHit1KHandler(b *testing.B) {
 	}
 	if st := e.Stats(); st.Hits < int64(b.N) {
 		b.Fatalf("%d hits for %d requests", st.Hits, b.N)
+	}
+}
+
+// BenchmarkHit1KFastHandler: the edge's own work for a 1 KiB cache hit on
+// the fast path (no network), next to BenchmarkHit1KHandler.
+func BenchmarkHit1KFastHandler(b *testing.B) {
+	e := warmEdge(b)
+	head := []byte("GET /1k/0 HTTP/1.1\r\nHost: edge\r\nUser-Agent: bench\r\n\r\n")
+	var req serve.FastRequest
+	if err := serve.ParseFastRequest(head, &req); err != nil {
+		b.Fatal(err)
+	}
+	buf := make([]byte, 0, 4096)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		w := serve.FastResponse{Head: buf[:0]}
+		if !e.ServeFast(&w, &req) || w.Status != http.StatusOK || len(w.Body) != 1<<10 {
+			b.Fatalf("not answered: %d", w.Status)
+		}
+	}
+}
+
+// BenchmarkHit1KConn: 1 KiB cache hits over loopback on kept-alive
+// connections, one request at a time per connection, through package
+// serve with the fast path ("fast") and without it ("net/http"); the
+// client reads the answers with a fixed-size read, so most of the time
+// and all allocations are the server's.
+func BenchmarkHit1KConn(b *testing.B) {
+	e := warmEdge(b)
+	for _, fast := range []bool{true, false} {
+		name := "net/http"
+		var fh serve.FastHandler
+		if fast {
+			name, fh = "fast", e
+		}
+		b.Run(name, func(b *testing.B) {
+			srv := startEdgeServer(b, e, fh)
+			req := []byte("GET /1k/0 HTTP/1.1\r\nHost: edge\r\nUser-Agent: bench\r\n\r\n")
+			// The answer's length, from one exchange.
+			c, err := net.Dial("tcp", srv.Addr().String())
+			if err != nil {
+				b.Fatal(err)
+			}
+			_, _ = c.Write(req)
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var sb strings.Builder
+			_ = resp.Write(&sb)
+			c.Close()
+			size := sb.Len()
+			b.ReportAllocs()
+			b.SetParallelism(4)
+			b.RunParallel(func(pb *testing.PB) {
+				c, err := net.Dial("tcp", srv.Addr().String())
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				defer c.Close()
+				buf := make([]byte, size)
+				for pb.Next() {
+					if _, err := c.Write(req); err != nil {
+						b.Error(err)
+						return
+					}
+					if _, err := io.ReadFull(c, buf); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
 	}
 }

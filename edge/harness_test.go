@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/intercloud/intercloud/internal/serve"
 )
 
 var quiet = slog.New(slog.DiscardHandler)
@@ -125,10 +127,10 @@ func (o *testOrigin) lastRequest(path string) *http.Request {
 }
 
 // testEdge is an edge with a fake clock in front of origins, behind a
-// real HTTP server.
+// real HTTP server: package serve's, with the edge's fast path on.
 type testEdge struct {
 	*Edge
-	srv    *httptest.Server
+	srv    *edgeServer
 	client *http.Client // does not follow redirects
 	clock  *clock
 }
@@ -151,13 +153,32 @@ func newTestEdge(t testing.TB, cfg Config, c *clock, origins ...*testOrigin) *te
 		t.Fatal(err)
 	}
 	e.now = c.Now
-	srv := httptest.NewServer(e)
+	srv := startEdgeServer(t, e, e)
 	t.Cleanup(func() {
 		srv.Close()
 		_ = e.Close()
 	})
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	return &testEdge{Edge: e, srv: srv, clock: c, client: client}
+}
+
+// edgeServer is an edge served as `intercloud up` serves it, on a free
+// loopback port.
+type edgeServer struct {
+	*serve.Server
+	URL string
+}
+
+// startEdgeServer serves h (with fast, when not nil, as its fast path)
+// with package serve's default limits.
+func startEdgeServer(t testing.TB, h http.Handler, fast serve.FastHandler) *edgeServer {
+	t.Helper()
+	s, err := serve.Listen(serve.Config{Name: "edge", Addr: "127.0.0.1:0", Handler: h, Fast: fast, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return &edgeServer{Server: s, URL: s.URL()}
 }
 
 // result is a response as a client saw it.

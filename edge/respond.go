@@ -35,11 +35,16 @@ func init() {
 }
 
 func ageValue(d time.Duration) []string {
-	s := int64(d / time.Second)
+	s := ageSeconds(d)
 	if s < int64(len(smallAges)) {
-		return smallAges[max(s, 0)]
+		return smallAges[s]
 	}
-	return []string{strconv.FormatInt(min(s, cachecontrol.MaxDelta), 10)}
+	return []string{strconv.FormatInt(s, 10)}
+}
+
+// ageSeconds is the Age field's value for an age of d.
+func ageSeconds(d time.Duration) int64 {
+	return min(max(int64(d/time.Second), 0), cachecontrol.MaxDelta)
 }
 
 // keepNoType keeps a response the origin sent without Content-Type
@@ -56,27 +61,44 @@ func bodyless(status int) bool {
 	return status < 200 || status == http.StatusNoContent || status == http.StatusNotModified
 }
 
+// responseHeader fills h with the header of a response served from m as
+// xc: the stored fields, Age (unless age is nil), Via, X-Cache and
+// Cache-Status.
+func responseHeader(h http.Header, m *meta, xc string, age []string) {
+	for k, v := range m.Header {
+		h[k] = v
+	}
+	if age != nil {
+		h["Age"] = age
+	}
+	keepNoType(h)
+	h["Via"] = m.via
+	h["X-Cache"] = xCacheValues[xc]
+	h["Cache-Status"] = cacheStatus[xc]
+}
+
+// dropForNotModified removes the fields a 304 answering a client's
+// precondition leaves out.
+func dropForNotModified(h http.Header) {
+	for _, k := range []string{"Content-Type", "Content-Encoding", "Content-Language", "Content-Range", "Content-Disposition"} {
+		delete(h, k)
+	}
+}
+
 // respond writes a stored (or storing) response: its header as stored,
 // Age when served from the cache (setAge), Via, X-Cache and Cache-Status;
 // then evaluates the client's preconditions (RFC 9111 §4.3.2) and range
 // (RFC 9110 §14) against it.
 func (e *Edge) respond(w http.ResponseWriter, r *http.Request, m *meta, b body, xc string, setAge bool) {
 	h := w.Header()
-	for k, v := range m.Header {
-		h[k] = v
-	}
+	var age []string
 	if setAge {
-		h["Age"] = ageValue(m.currentAge(e.now()))
+		age = ageValue(m.currentAge(e.now()))
 	}
-	keepNoType(h)
-	h["Via"] = m.via
-	h["X-Cache"] = xCacheValues[xc]
-	h["Cache-Status"] = cacheStatus[xc]
+	responseHeader(h, m, xc, age)
 	status := m.Status
 	if status >= 200 && status < 300 && notModified(r, m) {
-		for _, k := range []string{"Content-Type", "Content-Encoding", "Content-Language", "Content-Range", "Content-Disposition"} {
-			delete(h, k)
-		}
+		dropForNotModified(h)
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}

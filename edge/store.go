@@ -42,6 +42,7 @@ type object struct {
 	errUntil     atomic.Int64 // unix nanos: origins failed; serve stale until then
 	revalidating atomic.Bool  // a background revalidation runs
 	touched      atomic.Int64 // unix seconds of the last disk mtime refresh
+	fast         atomic.Pointer[fastHead]
 }
 
 // store holds the objects: an index by primary key, a tag index, and two
@@ -115,13 +116,38 @@ func (s *store) lookup(key string, req http.Header) (stored, bool) {
 	if best == nil {
 		return stored{}, false
 	}
-	if best.memEl != nil {
-		s.memLRU.MoveToFront(best.memEl)
-	}
-	if best.diskEl != nil {
-		s.diskLRU.MoveToFront(best.diskEl)
-	}
+	s.touchLocked(best)
 	return stored{obj: best, meta: bm, mem: best.mem, disk: best.disk}, true
+}
+
+// lookupMemory returns the stored response for key when it is the only
+// one, answers every request whatever its fields (no Vary) and its body
+// is in the memory tier; it marks it used.
+func (s *store) lookupMemory(key string) (stored, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	vs := s.index[key]
+	if len(vs) != 1 || vs[0].mem == nil {
+		return stored{}, false
+	}
+	o := vs[0]
+	m := o.meta.Load()
+	if m.Vary != "" || len(m.varyNames) > 0 || m.varyStar {
+		return stored{}, false
+	}
+	s.touchLocked(o)
+	return stored{obj: o, meta: m, mem: o.mem, disk: o.disk}, true
+}
+
+// touchLocked moves o to the front of the tiers' LRU lists. s.mu must be
+// held.
+func (s *store) touchLocked(o *object) {
+	if o.memEl != nil {
+		s.memLRU.MoveToFront(o.memEl)
+	}
+	if o.diskEl != nil {
+		s.diskLRU.MoveToFront(o.diskEl)
+	}
 }
 
 // variants returns the stored responses for key that match req.

@@ -102,10 +102,11 @@ func (p *Publisher) loadFailed(ctx context.Context) error {
 
 func bucketName(k bucketKey) string { return k.group + "/" + k.hour.UTC().Format(HourFormat) }
 
-// noteFailures records buckets that failed (and forgets those that now
-// worked) in memory and in FailedTable, and logs each failure at ERROR.
-func (p *Publisher) noteFailures(ctx context.Context, failed map[bucketKey]error, worked []bucketKey) error {
-	now := time.Now().UTC()
+// noteFailures records buckets that failed at now (and forgets those that
+// now worked) in memory and in FailedTable, and logs each failure at
+// ERROR.
+func (p *Publisher) noteFailures(ctx context.Context, now time.Time, failed map[bucketKey]error, worked []bucketKey) error {
+	now = now.UTC()
 	p.mu.Lock()
 	var forget []bucketKey
 	for _, k := range worked {
@@ -127,7 +128,7 @@ func (p *Publisher) noteFailures(ctx context.Context, failed map[bucketKey]error
 		// with how many batches touched it: under steady traffic every
 		// batch is an attempt, which would push the next try minutes
 		// away within seconds, long after the cause went away.
-		f.NextAt = now.Add(max(bucketRetry.Base, min(bucketRetry.Max, now.Sub(f.Since))))
+		f.NextAt = now.Add(retryWait(now.Sub(f.Since)))
 		p.stats.BucketFailures++
 		c := *f
 		save = append(save, &c)
@@ -165,6 +166,12 @@ func (p *Publisher) noteFailures(ctx context.Context, failed map[bucketKey]error
 		return fmt.Errorf("publish: record failed buckets: %w", err)
 	}
 	return nil
+}
+
+// retryWait is how long a bucket failing for the given time waits before
+// its next attempt: as long again, within bucketRetry's Base and Max.
+func retryWait(failingFor time.Duration) time.Duration {
+	return max(bucketRetry.Base, min(bucketRetry.Max, failingFor))
 }
 
 // retryFailed retries the failing buckets that are due; it returns when

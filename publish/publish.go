@@ -1024,7 +1024,7 @@ func (p *Publisher) publishAggs(ctx context.Context, aggs []Aggregate) (failed m
 		worked = append(worked, k)
 		tags = append(tags, BucketTag(a.Group, a.Hour))
 	}
-	if err := p.noteFailures(ctx, failed, worked); err != nil {
+	if err := p.noteFailures(ctx, time.Now(), failed, worked); err != nil {
 		return nil, err
 	}
 	if _, err := p.writeSummary(ctx); err != nil {

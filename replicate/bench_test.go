@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/intercloud/intercloud/replicate"
+	"github.com/intercloud/intercloud/replicate/sourcetest"
 	"github.com/intercloud/intercloud/sqldb"
 )
 
@@ -71,11 +72,11 @@ func BenchmarkApply(b *testing.B) {
 	want := currentSeq(b, src)
 	b.ResetTimer()
 	t0 := time.Now()
-	r := start(b, replicate.Config{Name: "bench", Source: src, Target: dst, Tables: []string{"items"}, SkipFullLoad: true, Poll: time.Millisecond})
+	r := sourcetest.Start(b, replicate.Config{Name: "bench", Source: src, Target: dst, Tables: []string{"items"}, SkipFullLoad: true, Poll: time.Millisecond})
 	waitCaughtUp(b, r, src)
 	el := time.Since(t0)
 	b.StopTimer()
-	r.stop(b)
+	r.Stop(b)
 	if n := count(b, dst, `SELECT COUNT(*) FROM items`); n != int64(b.N) || want == 0 {
 		b.Fatalf("target has %d rows, want %d", n, b.N)
 	}

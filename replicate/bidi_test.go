@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/intercloud/intercloud/replicate"
+	"github.com/intercloud/intercloud/replicate/sourcetest"
 	"github.com/intercloud/intercloud/sqldb"
 )
 
@@ -26,9 +27,9 @@ func TestBidirectional(t *testing.T) {
 	// a's rows arrive on b by full load; b's (written after Prepare) reach
 	// a from the start of b's log. The reverse stream starts once the full
 	// load is done, so that load cannot copy b's rows back to b.
-	ab := start(t, replicate.Config{Name: "a-to-b", Origin: "a", Source: a, Target: b, Tables: []string{"items"}, SkipReplicated: true, Poll: 5 * time.Millisecond})
-	waitFor(t, "full load", 20*time.Second, func() bool { return ab.s.Status().Phase == replicate.PhaseCDC })
-	ba := start(t, replicate.Config{Name: "b-to-a", Origin: "b", Source: b, Target: a, Tables: []string{"items"}, SkipReplicated: true, SkipFullLoad: true, Poll: 5 * time.Millisecond})
+	ab := sourcetest.Start(t, replicate.Config{Name: "a-to-b", Origin: "a", Source: a, Target: b, Tables: []string{"items"}, SkipReplicated: true, Poll: 5 * time.Millisecond})
+	waitFor(t, "full load", 20*time.Second, func() bool { return ab.Stream.Status().Phase == replicate.PhaseCDC })
+	ba := sourcetest.Start(t, replicate.Config{Name: "b-to-a", Origin: "b", Source: b, Target: a, Tables: []string{"items"}, SkipReplicated: true, SkipFullLoad: true, Poll: 5 * time.Millisecond})
 	settle := func() {
 		t.Helper()
 		for i := 0; i < 2; i++ { // a change applied on one side is logged there; let both see it

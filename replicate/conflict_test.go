@@ -7,6 +7,7 @@ import (
 
 	"github.com/intercloud/intercloud/internal/peers"
 	"github.com/intercloud/intercloud/replicate"
+	"github.com/intercloud/intercloud/replicate/sourcetest"
 	"github.com/intercloud/intercloud/sqldb"
 	_ "github.com/intercloud/intercloud/sqldb/mysql"
 	_ "github.com/intercloud/intercloud/sqldb/postgres"
@@ -83,9 +84,9 @@ func conflictCounted(t *testing.T, b *sqldb.DB) {
 	if err := replicate.Prepare(ctx, a, []string{"recs"}, quietLogger()); err != nil {
 		t.Fatal(err)
 	}
-	r := start(t, replicate.Config{Name: "a-to-b", Origin: "aws", Source: a, Target: b, Tables: []string{"recs"},
+	r := sourcetest.Start(t, replicate.Config{Name: "a-to-b", Origin: "aws", Source: a, Target: b, Tables: []string{"recs"},
 		SkipReplicated: true, Version: recsVersion, Poll: 5 * time.Millisecond})
-	waitFor(t, "full load", 20*time.Second, func() bool { return r.s.Status().Phase == replicate.PhaseCDC })
+	waitFor(t, "full load", 20*time.Second, func() bool { return r.Stream.Status().Phase == replicate.PhaseCDC })
 
 	t0 := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
 	// The target took id k at t0+2s (from azure); the source's write of k
@@ -94,7 +95,7 @@ func conflictCounted(t *testing.T, b *sqldb.DB) {
 	putRec(t, a, "k", 1, t0.Add(time.Second), "aws")
 	putRec(t, a, "n", 10, t0, "aws")
 	waitCaughtUp(t, r, a)
-	if got := r.s.Status().Conflicts; got != 1 {
+	if got := r.Stream.Status().Conflicts; got != 1 {
 		t.Fatalf("conflicts = %d after an older version, want 1", got)
 	}
 	if v, o := recOf(t, b, "k"); v != 2 || o != "azure" {
@@ -118,7 +119,7 @@ func conflictCounted(t *testing.T, b *sqldb.DB) {
 	if v, o := recOf(t, b, "k"); v != 4 || o != "azure" {
 		t.Fatalf("target's k = %d from %s, want the tie's winner 4 from azure", v, o)
 	}
-	if got := r.s.Status().Conflicts; got != 2 {
+	if got := r.Stream.Status().Conflicts; got != 2 {
 		t.Fatalf("conflicts = %d after a newer version and a lost tie, want 2", got)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/intercloud/intercloud/replicate"
+	"github.com/intercloud/intercloud/replicate/sourcetest"
 	"github.com/intercloud/intercloud/replicate/sqlitesrc"
 	"github.com/intercloud/intercloud/sqldb"
 	_ "github.com/intercloud/intercloud/sqldb/sqlite"
@@ -91,68 +92,6 @@ func fillItems(tb testing.TB, db *sqldb.DB, lo, hi int) {
 	})
 }
 
-// running is a stream started in a goroutine.
-type running struct {
-	s      *replicate.Stream
-	cancel context.CancelFunc
-	done   chan struct{}
-	err    error // Run's result, once done is closed
-	seen   bool  // the result was handed to the test
-}
-
-func start(tb testing.TB, cfg replicate.Config) *running {
-	tb.Helper()
-	return startCtx(tb, context.Background(), cfg)
-}
-
-// startCtx runs the stream until parent or stop cancels it.
-func startCtx(tb testing.TB, parent context.Context, cfg replicate.Config) *running {
-	tb.Helper()
-	if cfg.Logger == nil {
-		cfg.Logger = quietLogger()
-	}
-	s, err := replicate.New(cfg)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(parent)
-	r := &running{s: s, cancel: cancel, done: make(chan struct{})}
-	go func() {
-		r.err = s.Run(ctx)
-		close(r.done)
-	}()
-	tb.Cleanup(func() { r.stop(tb) })
-	return r
-}
-
-// stop cancels the stream and waits for Run to return nil.
-func (r *running) stop(tb testing.TB) {
-	tb.Helper()
-	r.cancel()
-	select {
-	case <-r.done:
-	case <-time.After(30 * time.Second):
-		tb.Fatal("Run did not return after cancel")
-	}
-	if r.err != nil && !r.seen {
-		tb.Errorf("Run: %v", r.err)
-	}
-	r.seen = true
-}
-
-// wait waits for Run to return and returns its result.
-func (r *running) wait(tb testing.TB) error {
-	tb.Helper()
-	select {
-	case <-r.done:
-		r.seen = true
-		return r.err
-	case <-time.After(30 * time.Second):
-		tb.Fatal("Run did not return")
-		return nil
-	}
-}
-
 func waitFor(tb testing.TB, what string, timeout time.Duration, cond func() bool) {
 	tb.Helper()
 	deadline := time.Now().Add(timeout)
@@ -182,11 +121,11 @@ func currentSeq(tb testing.TB, db *sqldb.DB) int64 {
 
 // waitCaughtUp waits until the stream has applied everything the source
 // logged so far.
-func waitCaughtUp(tb testing.TB, r *running, src *sqldb.DB) {
+func waitCaughtUp(tb testing.TB, r *sourcetest.Running, src *sqldb.DB) {
 	tb.Helper()
 	want := currentSeq(tb, src)
 	waitFor(tb, fmt.Sprintf("position %d", want), 30*time.Second, func() bool {
-		st := r.s.Status()
+		st := r.Stream.Status()
 		if st.Phase != replicate.PhaseCDC {
 			return false
 		}

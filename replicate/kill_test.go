@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/intercloud/intercloud/replicate"
+	"github.com/intercloud/intercloud/replicate/sourcetest"
 	"github.com/intercloud/intercloud/sqldb"
 )
 
@@ -127,7 +128,7 @@ func TestKillRestart(t *testing.T) {
 	exec(t, src, `UPDATE items SET id = id + 50000 WHERE id BETWEEN 200 AND 220`)
 
 	// The restarted stream converges.
-	r := start(t, replicate.Config{Name: "killed", Source: src, Target: dst, Tables: []string{"items"}, BatchSize: 50, Poll: 5 * time.Millisecond})
+	r := sourcetest.Start(t, replicate.Config{Name: "killed", Source: src, Target: dst, Tables: []string{"items"}, BatchSize: 50, Poll: 5 * time.Millisecond})
 	waitCaughtUp(t, r, src)
 	mustValidate(t, src, dst, "items")
 }

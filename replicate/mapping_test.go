@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/intercloud/intercloud/replicate"
+	"github.com/intercloud/intercloud/replicate/sourcetest"
 	"github.com/intercloud/intercloud/sqldb"
 )
 
@@ -106,7 +107,7 @@ func TestMappedStream(t *testing.T) {
 		t.Fatalf("before replication:\n%s", rep)
 	}
 
-	r := start(t, replicate.Config{Name: "s", Source: src, Target: dst, Mapping: m, BatchSize: 2, Poll: 5 * time.Millisecond})
+	r := sourcetest.Start(t, replicate.Config{Name: "s", Source: src, Target: dst, Mapping: m, BatchSize: 2, Poll: 5 * time.Millisecond})
 	waitCaughtUp(t, r, src)
 	if got := ids(t, dst, `SELECT id FROM copy_orders_a ORDER BY id`); !reflect.DeepEqual(got, []int64{1, 4}) {
 		t.Fatalf("full load copied orders %v, want [1 4]", got)
@@ -152,7 +153,7 @@ func TestMappedStream(t *testing.T) {
 	if rep := validateMapped(t, src, dst, m); !rep.OK() {
 		t.Fatalf("after CDC:\n%s", rep)
 	}
-	r.stop(t)
+	r.Stop(t)
 
 	// A real difference is still found, and resynced through the mapping.
 	exec(t, dst, `UPDATE copy_orders_a SET amount_usd = '999.00' WHERE id = 7`)
@@ -194,8 +195,8 @@ func TestMappedStreamErrors(t *testing.T) {
 			src, dst := openDB(t, "src"), openDB(t, "dst")
 			exec(t, src, `CREATE TABLE orders (id INTEGER PRIMARY KEY, status TEXT, note TEXT)`)
 			m := &replicate.Mapping{Include: []string{"orders"}, Rules: []replicate.Rule{tt.rule}}
-			r := start(t, replicate.Config{Name: "s", Source: src, Target: dst, Mapping: m, Poll: 5 * time.Millisecond})
-			err := r.wait(t)
+			r := sourcetest.Start(t, replicate.Config{Name: "s", Source: src, Target: dst, Mapping: m, Poll: 5 * time.Millisecond})
+			err := r.Wait(t)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("Run = %v, want %q", err, tt.want)
 			}

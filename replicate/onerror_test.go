@@ -12,6 +12,7 @@ import (
 	"github.com/intercloud/intercloud/internal/syncbuf"
 
 	"github.com/intercloud/intercloud/replicate"
+	"github.com/intercloud/intercloud/replicate/sourcetest"
 	"github.com/intercloud/intercloud/sqldb"
 )
 
@@ -41,7 +42,7 @@ func TestRejectedChangeStopsOnlyItsTable(t *testing.T) {
 	cfg := replicate.Config{Name: "s", Source: src, Target: dst, Tables: []string{"good", "bad"}, Poll: 5 * time.Millisecond,
 		RejectRetries: 1, RejectBackoff: 10 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(logs, nil))}
-	r := start(t, cfg)
+	r := sourcetest.Start(t, cfg)
 	waitCaughtUp(t, r, src)
 
 	// One transaction: a good row, a row the target rejects, more rows.
@@ -72,7 +73,7 @@ func TestRejectedChangeStopsOnlyItsTable(t *testing.T) {
 	if got := count(t, dst, `SELECT COUNT(*) FROM bad`); got != 2 || count(t, dst, `SELECT COUNT(*) FROM bad WHERE id IN (1, 4)`) != 2 {
 		t.Fatalf("bad has %d rows on the target, want ids 1 and 4", got)
 	}
-	st := r.s.Status()
+	st := r.Stream.Status()
 	if st.Phase != replicate.PhaseCDC || len(st.StoppedTables) != 1 {
 		t.Fatalf("status = %+v", st)
 	}
@@ -99,14 +100,14 @@ func TestRejectedChangeStopsOnlyItsTable(t *testing.T) {
 	if err != nil || states["bad"].State != "stopped" || states["bad"].Err.Key != "5" || states["good"].State != "loaded" {
 		t.Fatalf("table states = %+v, %v", states, err)
 	}
-	r.stop(t)
+	r.Stop(t)
 
 	// Once the cause is gone, a restart loads the table afresh.
 	exec(t, src, `UPDATE bad SET qty = 50 WHERE id = 5`)
-	r2 := start(t, cfg)
+	r2 := sourcetest.Start(t, cfg)
 	waitCaughtUp(t, r2, src)
 	mustValidate(t, src, dst, "good", "bad")
-	if st := r2.s.Status(); len(st.StoppedTables) != 0 {
+	if st := r2.Stream.Status(); len(st.StoppedTables) != 0 {
 		t.Fatalf("stopped after the fix: %+v", st.StoppedTables)
 	}
 }
@@ -115,7 +116,7 @@ func TestRejectedChangeSkipped(t *testing.T) {
 	ctx := context.Background()
 	src, dst := twoTables(t)
 	exec(t, src, `INSERT INTO bad (id, name, qty) VALUES (1, 'a', 1), (2, 'full-load', 200)`)
-	r := start(t, replicate.Config{Name: "s", Source: src, Target: dst, Tables: []string{"good", "bad"}, Poll: 5 * time.Millisecond,
+	r := sourcetest.Start(t, replicate.Config{Name: "s", Source: src, Target: dst, Tables: []string{"good", "bad"}, Poll: 5 * time.Millisecond,
 		RejectRetries: 1, RejectBackoff: 10 * time.Millisecond, TableOnError: map[string]replicate.ErrorPolicy{"ba*": replicate.OnErrorSkip}})
 	waitCaughtUp(t, r, src)
 	exec(t, src, `INSERT INTO bad (id, name, qty) VALUES (5, 'rejected', 500), (6, 'after', 6)`)
@@ -126,7 +127,7 @@ func TestRejectedChangeSkipped(t *testing.T) {
 		t.Fatalf("bad has %d rows on the target, want id 6 only", n)
 	}
 	mustValidate(t, src, dst, "good")
-	st := r.s.Status()
+	st := r.Stream.Status()
 	if len(st.StoppedTables) != 0 || st.ApplyExceptions != 2 {
 		t.Fatalf("status = %+v", st)
 	}
@@ -176,11 +177,11 @@ func TestFullLoadOneBadTableBlocksNoOther(t *testing.T) {
 		})
 	}
 	exec(t, src, `UPDATE t0 SET qty = 1000 WHERE id = 250`)
-	r := start(t, replicate.Config{Name: "s", Source: src, Target: dst, Tables: tables, BatchSize: 100, LoadParallel: 2, Poll: 5 * time.Millisecond,
+	r := sourcetest.Start(t, replicate.Config{Name: "s", Source: src, Target: dst, Tables: tables, BatchSize: 100, LoadParallel: 2, Poll: 5 * time.Millisecond,
 		RejectRetries: 1, RejectBackoff: 10 * time.Millisecond})
 	waitCaughtUp(t, r, src)
 	mustValidate(t, src, dst, tables[1:]...)
-	st := r.s.Status()
+	st := r.Stream.Status()
 	if len(st.StoppedTables) != 1 || st.StoppedTables[0].Table != "t0" || st.StoppedTables[0].Key != "250" {
 		t.Fatalf("stopped = %+v", st.StoppedTables)
 	}

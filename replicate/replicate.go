@@ -107,6 +107,13 @@ type Change struct {
 	TraceID string
 	// DDL is the statement of an OpSchema change, when known.
 	DDL string
+	// NewTable is, for an OpSchema change, the table's new name when the
+	// change renamed it (RENAME TABLE, ALTER TABLE ... RENAME TO): the
+	// changes after it name the table NewTable. A source emits one such
+	// change per renamed table, in the order the statement renames them,
+	// also for a table it does not capture whose new name may be one the
+	// stream selects.
+	NewTable string
 }
 
 // Batch is a run of changes delivered and applied together.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/intercloud/intercloud/replicate"
+	"github.com/intercloud/intercloud/replicate/sourcetest"
 )
 
 // TestSchemaFullToSQLite: a SQLite target gets the indexes; what SQLite
@@ -21,12 +22,12 @@ func TestSchemaFullToSQLite(t *testing.T) {
 	if err := replicate.Prepare(context.Background(), src, []string{"p", "c"}, quietLogger()); err != nil {
 		t.Fatal(err)
 	}
-	r := start(t, replicate.Config{Name: "s", Source: src, Target: dst, Tables: []string{"p", "c"}, Schema: replicate.SchemaFull, Poll: 5 * time.Millisecond})
+	r := sourcetest.Start(t, replicate.Config{Name: "s", Source: src, Target: dst, Tables: []string{"p", "c"}, Schema: replicate.SchemaFull, Poll: 5 * time.Millisecond})
 	waitCaughtUp(t, r, src)
 	if n := count(t, dst, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'p_p_code' AND sql LIKE 'CREATE UNIQUE INDEX%'`); n != 1 {
 		t.Fatal("the unique index is not on the target")
 	}
-	st := r.s.Status()
+	st := r.Stream.Status()
 	var issues []string
 	for _, i := range st.Schema.NotConverted {
 		issues = append(issues, i.Table+" "+i.Kind+" "+i.Name+": "+i.Reason)
@@ -44,7 +45,7 @@ func TestSchemaFullToSQLite(t *testing.T) {
 	if st.Schema.Created != 1 || len(issues) != 3 {
 		t.Fatalf("schema report: %+v", st.Schema)
 	}
-	if !strings.Contains(r.s.Status().State, "streaming") {
+	if !strings.Contains(r.Stream.Status().State, "streaming") {
 		t.Fatalf("state %q", st.State)
 	}
 }

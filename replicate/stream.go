@@ -233,6 +233,10 @@ type Status struct {
 	// Schema is what Config.Schema SchemaFull created on the target, and
 	// what it could not convert; nil before it ran.
 	Schema *SchemaReport `json:"schema,omitempty"`
+	// RenamedTables are the latest tables renamed on the source during
+	// change data capture, followed on the target or leaving the stream
+	// (see TableRename).
+	RenamedTables []TableRename `json:"renamed_tables,omitempty"`
 	// ApplyExceptions counts the rejected changes written to
 	// ExceptionsTable (OnErrorSkip) since the stream started.
 	ApplyExceptions int64 `json:"apply_exceptions"`
@@ -354,13 +358,7 @@ func (a *applier) created(ctx context.Context, c Change) error {
 	if !slices.Contains(tables, c.Table) {
 		return nil
 	}
-	if err := s.cfg.Target.Tx(ctx, func(tx *sql.Tx) error {
-		return saveTableState(ctx, tx, s.cfg.Target.Dialect, s.cfg.Name, c.Table, TableState{State: tableLoading})
-	}); err != nil {
-		return err
-	}
-	s.log.Info("new source table matches the table globs: loading it, then streaming it", "table", c.Table)
-	return fmt.Errorf("%w: %s", errTableCreated, c.Table)
+	return a.pickUp(ctx, c.Table, "new source table matches the table globs")
 }
 
 // Run does the full load when the target has no checkpoint for the stream
@@ -475,9 +473,22 @@ func (s *Stream) runOnce(ctx context.Context) error {
 	maps := map[string]*mappedTable{}
 	var live []string
 	var failed []error
+	// A table that joins a stream at a restart (no state, no target table
+	// yet: created or renamed on the source while the stream was away) is
+	// loaded in full before change data capture goes on.
+	fresh := map[string]bool{}
 	for _, name := range s.cfg.Tables {
 		if s.isStopped(name) {
 			continue
+		}
+		if _, known := states[name]; !known && !s.cfg.SkipFullLoad {
+			_, err := s.cfg.Target.Dialect.Describe(ctx, s.cfg.Target, s.cfg.Mapping.Target(name))
+			switch {
+			case errors.Is(err, sqldb.ErrNoTable):
+				fresh[name] = true
+			case err != nil:
+				return fmt.Errorf("replicate: describe target %s: %w", s.cfg.Mapping.Target(name), err)
+			}
 		}
 		tp, mt, err := describeFor(ctx, s.cfg.Source, s.cfg.Target, name, s.cfg.Mapping, true)
 		if err != nil {
@@ -524,7 +535,10 @@ func (s *Stream) runOnce(ctx context.Context) error {
 			return fmt.Errorf("replicate: origin marker setup: %w", err)
 		}
 	}
-	a := &applier{s: s, w: w, marker: marker, maps: maps}
+	a := &applier{s: s, w: w, marker: marker, maps: maps, fresh: fresh, stated: map[string]bool{}}
+	for name := range states {
+		a.stated[name] = true
+	}
 
 	cp, err := LoadCheckpoint(ctx, s.cfg.Target, s.cfg.Target.Dialect, s.cfg.Name)
 	if err != nil {
@@ -569,12 +583,12 @@ func (s *Stream) runOnce(ctx context.Context) error {
 		// that is what a full load does too.
 		var load []string
 		for _, name := range live {
-			if slices.Contains(reload, name) || states[name].State == tableLoading {
+			if slices.Contains(reload, name) || states[name].State == tableLoading || fresh[name] {
 				load = append(load, name)
 			}
 		}
 		if len(load) > 0 {
-			s.log.Info("loading stopped tables afresh", "tables", load)
+			s.log.Info("loading stopped, unfinished and new tables afresh", "tables", load)
 			if err := a.loadTables(ctx, load, cp.Position, states); err != nil {
 				return err
 			}
@@ -695,6 +709,8 @@ type applier struct {
 	w      *writer
 	marker OriginMarker
 	maps   map[string]*mappedTable // tables a Mapping rule applies to
+	fresh  map[string]bool         // tables whose target table this run created
+	stated map[string]bool         // tables with a state on the target at the run's start
 }
 
 // txOn runs fn in a target transaction tagged with the stream's origin,
@@ -1055,7 +1071,11 @@ func (a *applier) applyBatch(ctx context.Context, b Batch) error {
 				return err
 			}
 		}
-		if err := a.followSchema(ctx, changes[i]); err != nil {
+		if changes[i].NewTable != "" {
+			if err := a.renamed(ctx, changes[i], b.Position); err != nil {
+				return err
+			}
+		} else if err := a.followSchema(ctx, changes[i]); err != nil {
 			if !errors.Is(err, errNotFollowed) {
 				return err
 			}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/intercloud/intercloud/replicate"
+	"github.com/intercloud/intercloud/replicate/sourcetest"
 	"github.com/intercloud/intercloud/replicate/sqlitesrc"
 )
 
@@ -23,10 +24,10 @@ func TestFullLoadThenCDC(t *testing.T) {
 	fillItems(t, src, 1, 5001)
 
 	var h hook
-	r := start(t, replicate.Config{Name: "s", Source: src, Target: dst, Tables: []string{"items"}, BatchSize: 700, Poll: 5 * time.Millisecond, OnApplied: h.fn})
+	r := sourcetest.Start(t, replicate.Config{Name: "s", Source: src, Target: dst, Tables: []string{"items"}, BatchSize: 700, Poll: 5 * time.Millisecond, OnApplied: h.fn})
 	waitCaughtUp(t, r, src)
 	mustValidate(t, src, dst, "items")
-	if st := r.s.Status(); st.SnapshotRows != 5000 {
+	if st := r.Stream.Status(); st.SnapshotRows != 5000 {
 		t.Fatalf("snapshot rows = %d, want 5000", st.SnapshotRows)
 	}
 
@@ -41,7 +42,7 @@ func TestFullLoadThenCDC(t *testing.T) {
 	if n := count(t, dst, `SELECT COUNT(*) FROM items WHERE id <= 20`); n != 0 {
 		t.Fatalf("%d rows left under their old primary key", n)
 	}
-	st := r.s.Status()
+	st := r.Stream.Status()
 	if st.CDCRows == 0 || st.Phase != replicate.PhaseCDC || st.LastError != "" {
 		t.Fatalf("status = %+v", st)
 	}
@@ -94,8 +95,8 @@ func TestResumeMidSnapshotAndMidCDC(t *testing.T) {
 	ctx1, cancel1 := context.WithCancel(ctx)
 	h1.after = func(replicate.Batch) { cancel1() }
 	cfg.OnApplied = h1.fn
-	r1 := startCtx(t, ctx1, cfg)
-	if err := r1.wait(t); err != nil {
+	r1 := sourcetest.StartCtx(t, ctx1, cfg)
+	if err := r1.Wait(t); err != nil {
 		t.Fatal(err)
 	}
 	if got := len(h1.snapshot()); got != 1 {
@@ -113,9 +114,9 @@ func TestResumeMidSnapshotAndMidCDC(t *testing.T) {
 	// Run 2 resumes after the saved key.
 	var h2 hook
 	cfg.OnApplied = h2.fn
-	r2 := start(t, cfg)
+	r2 := sourcetest.Start(t, cfg)
 	waitCaughtUp(t, r2, src)
-	r2.stop(t)
+	r2.Stop(t)
 	seen := map[int64]int{}
 	for _, b := range append(h1.snapshot(), h2.snapshot()...) {
 		if !b.Snapshot {
@@ -149,8 +150,8 @@ func TestResumeMidSnapshotAndMidCDC(t *testing.T) {
 		}
 	}
 	cfg.OnApplied = h3.fn
-	r3 := startCtx(t, ctx3, cfg)
-	if err := r3.wait(t); err != nil {
+	r3 := sourcetest.StartCtx(t, ctx3, cfg)
+	if err := r3.Wait(t); err != nil {
 		t.Fatal(err)
 	}
 	if got := len(h3.snapshot()); got != 3 {
@@ -158,9 +159,9 @@ func TestResumeMidSnapshotAndMidCDC(t *testing.T) {
 	}
 	var h4 hook
 	cfg.OnApplied = h4.fn
-	r4 := start(t, cfg)
+	r4 := sourcetest.Start(t, cfg)
 	waitCaughtUp(t, r4, src)
-	r4.stop(t)
+	r4.Stop(t)
 
 	// Positions only go forward across runs, and each key came once.
 	var last int64
@@ -200,7 +201,7 @@ func TestChangesDuringSnapshot(t *testing.T) {
 	// Every chunk commits while the source keeps changing rows the load
 	// has read and rows it has not.
 	var i int
-	r := start(t, replicate.Config{Name: "s", Source: src, Target: dst, Tables: []string{"items"}, BatchSize: 100, Poll: 5 * time.Millisecond,
+	r := sourcetest.Start(t, replicate.Config{Name: "s", Source: src, Target: dst, Tables: []string{"items"}, BatchSize: 100, Poll: 5 * time.Millisecond,
 		OnApplied: func(b replicate.Batch) {
 			if !b.Snapshot {
 				return
@@ -209,7 +210,7 @@ func TestChangesDuringSnapshot(t *testing.T) {
 			_, _ = src.ExecContext(ctx, `UPDATE items SET name = 'during' WHERE id IN (?, ?)`, i*5, 2000-i*5)
 			_, _ = src.ExecContext(ctx, `DELETE FROM items WHERE id = ?`, i*100+1)
 		}})
-	waitFor(t, "cdc", 20*time.Second, func() bool { return r.s.Status().Phase == replicate.PhaseCDC })
+	waitFor(t, "cdc", 20*time.Second, func() bool { return r.Stream.Status().Phase == replicate.PhaseCDC })
 	waitCaughtUp(t, r, src)
 	mustValidate(t, src, dst, "items")
 }
@@ -217,8 +218,8 @@ func TestChangesDuringSnapshot(t *testing.T) {
 func TestNoPrimaryKey(t *testing.T) {
 	src, dst := openDB(t, "src"), openDB(t, "dst")
 	exec(t, src, `CREATE TABLE nopk (a TEXT, b INTEGER)`)
-	r := start(t, replicate.Config{Name: "s", Source: src, Target: dst, Tables: []string{"nopk"}})
-	err := r.wait(t)
+	r := sourcetest.Start(t, replicate.Config{Name: "s", Source: src, Target: dst, Tables: []string{"nopk"}})
+	err := r.Wait(t)
 	if !errors.Is(err, replicate.ErrNoPrimaryKey) || !strings.Contains(err.Error(), `"nopk" has no primary key; replication needs one to apply updates and deletes exactly once`) {
 		t.Fatalf("Run = %v", err)
 	}
@@ -234,8 +235,8 @@ func TestNoPrimaryKey(t *testing.T) {
 
 func TestMissingSourceTable(t *testing.T) {
 	src, dst := openDB(t, "src"), openDB(t, "dst")
-	r := start(t, replicate.Config{Name: "s", Source: src, Target: dst, Tables: []string{"ghost"}})
-	if err := r.wait(t); err == nil || !strings.Contains(err.Error(), `"ghost" does not exist`) {
+	r := sourcetest.Start(t, replicate.Config{Name: "s", Source: src, Target: dst, Tables: []string{"ghost"}})
+	if err := r.Wait(t); err == nil || !strings.Contains(err.Error(), `"ghost" does not exist`) {
 		t.Fatalf("Run = %v", err)
 	}
 }
@@ -280,7 +281,7 @@ func TestCompositeKey(t *testing.T) {
 		}
 		return nil
 	})
-	r := start(t, replicate.Config{Name: "s", Source: src, Target: dst, Tables: []string{"ev"}, BatchSize: 64, Poll: 5 * time.Millisecond})
+	r := sourcetest.Start(t, replicate.Config{Name: "s", Source: src, Target: dst, Tables: []string{"ev"}, BatchSize: 64, Poll: 5 * time.Millisecond})
 	waitCaughtUp(t, r, src)
 	mustValidate(t, src, dst, "ev")
 	exec(t, src, `UPDATE ev SET v = 'x' WHERE n % 3 = 0`)
@@ -307,7 +308,7 @@ func TestMultipleTables(t *testing.T) {
 	}
 	fillItems(t, src, 1, 301)
 	exec(t, src, `INSERT INTO tags VALUES ('x', 1), ('y', 2)`)
-	r := start(t, replicate.Config{Name: "s", Source: src, Target: dst, Tables: tables, BatchSize: 128, Poll: 5 * time.Millisecond})
+	r := sourcetest.Start(t, replicate.Config{Name: "s", Source: src, Target: dst, Tables: tables, BatchSize: 128, Poll: 5 * time.Millisecond})
 	waitCaughtUp(t, r, src)
 	inTx(t, src, func(tx *sql.Tx) error {
 		for _, q := range []string{
@@ -339,14 +340,14 @@ func TestRetryAfterFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	fillItems(t, src, 1, 101)
-	r := start(t, replicate.Config{Name: "s", Source: src, Target: dst, Tables: []string{"items"}, Poll: 5 * time.Millisecond,
+	r := sourcetest.Start(t, replicate.Config{Name: "s", Source: src, Target: dst, Tables: []string{"items"}, Poll: 5 * time.Millisecond,
 		PruneSource: true, PruneEvery: time.Millisecond})
 	waitCaughtUp(t, r, src)
 	// The origin table the apply transaction needs disappears.
 	exec(t, dst, `DROP TABLE _ic_origin`)
 	exec(t, src, `UPDATE items SET qty = 7`)
-	waitFor(t, "the failure in Status", 10*time.Second, func() bool { return r.s.Status().LastError != "" })
-	if st := r.s.Status(); !strings.Contains(st.LastError, "_ic_origin") || st.LastErrorAt.IsZero() {
+	waitFor(t, "the failure in Status", 10*time.Second, func() bool { return r.Stream.Status().LastError != "" })
+	if st := r.Stream.Status(); !strings.Contains(st.LastError, "_ic_origin") || st.LastErrorAt.IsZero() {
 		t.Fatalf("status = %+v", st)
 	}
 	waitCaughtUp(t, r, src)

@@ -517,7 +517,8 @@ func (s *Stream) noteError(err error) {
 	s.mu.Unlock()
 }
 
-// withoutStopped drops the changes of stopped tables.
+// withoutStopped drops the changes of stopped tables, except renames (a
+// stopped table stays stopped under its new name).
 func (s *Stream) withoutStopped(changes []Change) []Change {
 	s.mu.Lock()
 	n := len(s.stopped)
@@ -527,7 +528,7 @@ func (s *Stream) withoutStopped(changes []Change) []Change {
 	}
 	out := make([]Change, 0, len(changes))
 	for _, c := range changes {
-		if !s.isStopped(c.Table) {
+		if c.NewTable != "" || !s.isStopped(c.Table) {
 			out = append(out, c)
 		}
 	}

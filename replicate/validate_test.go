@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/intercloud/intercloud/replicate"
+	"github.com/intercloud/intercloud/replicate/sourcetest"
 	"github.com/intercloud/intercloud/sqldb"
 	"github.com/intercloud/intercloud/sqldb/sqlite"
 )
@@ -155,7 +156,7 @@ func TestAllKindsAndNulls(t *testing.T) {
 	insertRow(t, src, keyKinds, []byte{1, 2}, ts.Add(time.Microsecond), "10.50", nil)
 	insertRow(t, src, keyKinds, []byte{0xff}, ts, "-1.00", "y")
 
-	r := start(t, replicate.Config{Name: "s", Source: src, Target: dst, Tables: tables, BatchSize: 2, Poll: 5 * time.Millisecond})
+	r := sourcetest.Start(t, replicate.Config{Name: "s", Source: src, Target: dst, Tables: tables, BatchSize: 2, Poll: 5 * time.Millisecond})
 	waitCaughtUp(t, r, src)
 	mustValidate(t, src, dst, tables...)
 

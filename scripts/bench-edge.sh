@@ -13,7 +13,9 @@
 # and the edge's GOMAXPROCS, so both may run as many threads of work at
 # once. Next to req/s and p99 the table gives the CPU time (user + system)
 # each server spent per request, which depends far less than req/s on what
-# else the machine runs.
+# else the machine runs. A second edge with its fast path off (net/http
+# answers every request, -fast=false) runs alongside, for the fast path's
+# own effect.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
@@ -30,9 +32,10 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 bench_setup bench-edge
 
 go build -o "$dir/edgebench" ./edge/internal/edgebench
-oport=$(freeport) eport=$(freeport) nport=$(freeport)
+oport=$(freeport) eport=$(freeport) nport=$(freeport) sport=$(freeport)
 "$dir/edgebench" origin -listen "127.0.0.1:$oport" & pids+=($!)
 GOMAXPROCS=$WORKERS "$dir/edgebench" edge -listen "127.0.0.1:$eport" -origin "http://127.0.0.1:$oport" -disk "$dir/edge-cache" & pids+=($!)
+GOMAXPROCS=$WORKERS "$dir/edgebench" edge -fast=false -listen "127.0.0.1:$sport" -origin "http://127.0.0.1:$oport" -disk "$dir/edge-cache-nethttp" & pids+=($!)
 
 mkdir -p "$dir/nginx"
 cat >"$dir/nginx.conf" <<CONF
@@ -67,7 +70,7 @@ http {
 CONF
 chmod -R a+rwX "$dir"
 "$NGINX" -c "$dir/nginx.conf" -p "$dir/nginx"
-waitport "$oport"; waitport "$eport"; waitport "$nport"
+waitport "$oport"; waitport "$eport"; waitport "$nport"; waitport "$sport"
 
 cat >"$dir/reval.lua" <<LUA
 math.randomseed(os.time())
@@ -124,35 +127,39 @@ origin_count() { curl -s "http://127.0.0.1:$oport/stats"; }
 
 warm nginx "$nport"
 warm edge "$eport"
+warm edge-nethttp "$sport"
 nginx_pid=$(cat "$dir/nginx.pid")
-edge_pid=${pids[1]}
+edge_pid=${pids[1]} slow_pid=${pids[2]}
 
 declare -A res
 for name in "1 KiB hit:/1k/0" "1 MiB hit:/1m/0" "revalidation mix:$dir/reval.lua"; do
 	label=${name%%:*} target=${name#*:}
-	n="" e=""
+	n="" e="" sl=""
 	for round in $(seq "$ROUNDS"); do
 		before=$(origin_count)
 		nr=$(measure "$nport" "$target" "$nginx_pid")
 		mid=$(origin_count)
 		er=$(measure "$eport" "$target" "$edge_pid")
 		after=$(origin_count)
-		n+="$nr"$'\n' e+="$er"$'\n'
-		echo "$label round $round (load $(cut -d' ' -f1 /proc/loadavg)): nginx $nr, edge $er (req/s p99 CPU-µs/req); origin before nginx $before, after nginx $mid, after edge $after" >&2
+		sr=$(measure "$sport" "$target" "$slow_pid")
+		n+="$nr"$'\n' e+="$er"$'\n' sl+="$sr"$'\n'
+		echo "$label round $round (load $(cut -d' ' -f1 /proc/loadavg)): nginx $nr, edge $er, edge without fast path $sr (req/s p99 CPU-µs/req); origin before nginx $before, after nginx $mid, after edge $after" >&2
 	done
 	res[nginx,$label]=$(grep . <<<"$n" | median)
 	res[edge,$label]=$(grep . <<<"$e" | median)
+	res[slow,$label]=$(grep . <<<"$sl" | median)
 done
 
 echo
 echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency, median of $ROUNDS rounds (by req/s), $WORKERS nginx workers and GOMAXPROCS=$WORKERS, $(nproc) cores shared by wrk, the caches and the origin; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-echo "| workload | nginx req/s | nginx p99 | nginx CPU/req | edge req/s | edge p99 | edge CPU/req | edge / nginx req/s | nginx / edge CPU per req |"
-echo "|---|---|---|---|---|---|---|---|---|"
+echo "| workload | nginx req/s | nginx p99 | nginx CPU/req | edge req/s | edge p99 | edge CPU/req | edge / nginx req/s | nginx / edge CPU per req | edge without fast path: CPU/req |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 for label in "1 KiB hit" "1 MiB hit" "revalidation mix"; do
 	read -r nr np nc <<<"${res[nginx,$label]}"
 	read -r er ep ec <<<"${res[edge,$label]}"
-	awk -v nr="$nr" -v np="$np" -v nc="$nc" -v er="$er" -v ep="$ep" -v ec="$ec" -v l="$label" 'BEGIN {
-		printf "| %s | %s | %s | %s µs | %s | %s | %s µs | %s | %s |\n", l, nr, np, nc, er, ep, ec,
-			(nr > 0 ? sprintf("%.2f", er / nr) : "n/a"), (ec > 0 ? sprintf("%.2f", nc / ec) : "n/a") }'
+	read -r _ _ sc <<<"${res[slow,$label]}"
+	awk -v nr="$nr" -v np="$np" -v nc="$nc" -v er="$er" -v ep="$ep" -v ec="$ec" -v sc="$sc" -v l="$label" 'BEGIN {
+		printf "| %s | %s | %s | %s µs | %s | %s | %s µs | %s | %s | %s µs |\n", l, nr, np, nc, er, ep, ec,
+			(nr > 0 ? sprintf("%.2f", er / nr) : "n/a"), (ec > 0 ? sprintf("%.2f", nc / ec) : "n/a"), sc }'
 done

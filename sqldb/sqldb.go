@@ -554,6 +554,9 @@ type Alterer interface {
 	DropColumn(table, column string) []string
 	// RenameColumn renames a column of table, keeping its values.
 	RenameColumn(table, from, to string) []string
+	// RenameTable renames table from to to, keeping its rows, indexes
+	// and constraints.
+	RenameTable(from, to string) []string
 	// WidenColumn changes a column's type to c.Type, converting its
 	// values (and replacing the checks of the old type); a value the new
 	// type cannot hold fails the statement. Replication uses it for

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/intercloud/intercloud/internal/serve"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -150,4 +151,53 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	n, err := c.ResponseWriter.Write(p)
 	c.n.Add(float64(n))
 	return n, err
+}
+
+// fixedFast answers /ok with a 200 and /nm with a 304, and declines the
+// rest.
+type fixedFast struct{}
+
+func (fixedFast) ServeFast(w *serve.FastResponse, r *serve.FastRequest) bool {
+	switch r.Path {
+	case "/ok":
+		w.Head = append(w.Head, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n"...)
+		w.Body, w.Status = []byte("hello"), http.StatusOK
+	case "/nm":
+		w.Head = append(w.Head, "HTTP/1.1 304 Not Modified\r\n"...)
+		w.Status = http.StatusNotModified
+	default:
+		return false
+	}
+	return true
+}
+
+// TestInstrumentFast: the answers of a fast path are observed in the
+// same series as the handler's, under their status, with their body
+// bytes; declined requests are observed once, by the handler.
+func TestInstrumentFast(t *testing.T) {
+	vec := newDurationVec()
+	bytes := prometheus.NewCounter(prometheus.CounterOpts{Name: "test_bytes_total", Help: "b"})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.Error(w, "nope", http.StatusNotFound) })
+	s, err := serve.Listen(serve.Config{Name: "test", Addr: "127.0.0.1:0", Handler: InstrumentHandler(h, vec, bytes), Fast: InstrumentFast(fixedFast{}, vec, bytes)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, p := range []string{"/ok", "/ok", "/nm", "/other"} {
+		resp, err := http.Get(s.URL() + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	if a, b, c := sampleCount(t, vec, "200"), sampleCount(t, vec, "304"), sampleCount(t, vec, "404"); a != 2 || b != 1 || c != 1 {
+		t.Errorf("observed 200: %d, 304: %d, 404: %d; want 2, 1, 1", a, b, c)
+	}
+	if got, want := testutil.ToFloat64(bytes), float64(2*len("hello")+len("nope\n")); got != want {
+		t.Errorf("%v bytes counted, want %v", got, want)
+	}
+	if st := s.Stats(); st.Fast != 3 {
+		t.Errorf("%d fast answers, want 3", st.Fast)
+	}
 }

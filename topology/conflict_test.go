@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/intercloud/intercloud/config"
+	"github.com/intercloud/intercloud/hlc"
 	"github.com/intercloud/intercloud/load"
 	"github.com/intercloud/intercloud/objects"
 	"github.com/intercloud/intercloud/record"
@@ -279,20 +280,8 @@ func TestSkewedClockCannotLoseALaterWrite(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	const skew = time.Hour
 	behind := func() time.Time { return time.Now().Add(-skew) }
-	startRole := func(role string, now func() time.Time) *topology.Topology {
-		topo, err := topology.Start(context.Background(), cfg, topology.Options{Roles: []string{role}, APIKey: testKey, LogWriter: testLog(t), Now: now})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			_ = topo.Stop(ctx)
-		})
-		return topo
-	}
-	azure := startRole("azure", time.Now)
-	replicas := []*topology.Topology{startRole("aws", behind), startRole("aws", behind)}
+	azure := startRole(t, cfg, "azure", time.Now)
+	replicas := []*topology.Topology{startRole(t, cfg, "aws", behind), startRole(t, cfg, "aws", behind)}
 	// Which replica runs the stream into AWS (holds its lease).
 	var runs, idle *topology.Topology
 	waitFor(t, time.Minute, "one aws replica holding the stream's lease", func() (bool, string) {
@@ -366,13 +355,83 @@ func TestSkewedClockCannotLoseALaterWrite(t *testing.T) {
 		t.Fatalf("validate: %v\n%s", err, rep)
 	}
 	_, page := getPage(t, idle.Client(), idle.URL("aws-api")+"/metrics")
-	var ahead float64
-	for _, l := range strings.Split(page, "\n") {
-		if strings.HasPrefix(l, "intercloud_clock_ahead_seconds{") {
-			_, _ = fmt.Sscan(l[strings.LastIndexByte(l, ' ')+1:], &ahead)
-		}
-	}
+	ahead, _ := metricValue(page, "intercloud_clock_ahead_seconds", `cloud="aws"`)
 	if ahead < (skew - time.Minute).Seconds() {
 		t.Fatalf("intercloud_clock_ahead_seconds on aws = %v, want about %v", ahead, skew.Seconds())
+	}
+}
+
+// startRole starts the processes of one cloud (role) with its physical
+// clock now, until the test ends.
+func startRole(t *testing.T, cfg *config.Config, role string, now func() time.Time) *topology.Topology {
+	t.Helper()
+	return startWith(t, cfg, topology.Options{Roles: []string{role}, Now: now})
+}
+
+// metricValue returns the value of the first sample of a metric in a
+// Prometheus text page whose labels include label, and whether there is
+// one.
+func metricValue(page, name, label string) (float64, bool) {
+	for _, l := range strings.Split(page, "\n") {
+		if strings.HasPrefix(l, name+"{") && strings.Contains(l, label) {
+			var v float64
+			_, err := fmt.Sscan(l[strings.LastIndexByte(l, ' ')+1:], &v)
+			return v, err == nil
+		}
+	}
+	return 0, false
+}
+
+// TestFarAheadClockIsCapped: Azure's clock runs more than hlc.MaxLead
+// ahead (a day and an hour). AWS applies its rows as they are, but raises
+// its own version clock only MaxLead ahead and says so: clock_capped in
+// its status, intercloud_clock_capped_total in /metrics, and a clock
+// ahead by MaxLead, not by Azure's lead.
+func TestFarAheadClockIsCapped(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	const lead = hlc.MaxLead + time.Hour
+	azure := startRole(t, cfg, "azure", func() time.Time { return time.Now().Add(lead) })
+	aws := startRole(t, cfg, "aws", time.Now)
+	ctx := context.Background()
+	post := func(topo *topology.Topology, cloud, id string) {
+		t.Helper()
+		body := fmt.Sprintf(`{"id":%q,"device":%q,"metric":"skew","value":1,"ts":"2026-11-30T10:00:00Z"}`, id, cloud)
+		if err := postRecords(topo, topo.URL(cloud+"-api"), body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	status := func() topology.CloudStatus {
+		t.Helper()
+		var st topology.CloudStatus
+		getJSON(t, aws, aws.URL("aws-api")+"/v1/status", &st)
+		return st
+	}
+	deviceOf := func(topo *topology.Topology, cloud, id string) string {
+		var d string
+		_ = topo.Cloud(cloud).DB.QueryRowContext(ctx, "SELECT device FROM records WHERE id = '"+id+"'").Scan(&d)
+		return d
+	}
+	if st := status(); st.ClockCapped != 0 {
+		t.Fatalf("clock_capped %d before anything was replicated", st.ClockCapped)
+	}
+	post(azure, "azure", "far")
+	waitFor(t, time.Minute, "aws holding azure's row, its clock capped", func() (bool, string) {
+		st := status()
+		return deviceOf(aws, "aws", "far") == "azure" && st.ClockCapped >= 1,
+			fmt.Sprintf("aws holds %q, clock_capped %d, ahead %.0fs", deviceOf(aws, "aws", "far"), st.ClockCapped, st.ClockAheadSeconds)
+	})
+	st := status()
+	if hi, lo := hlc.MaxLead.Seconds()+60, hlc.MaxLead.Seconds()-60; st.ClockAheadSeconds > hi || st.ClockAheadSeconds < lo {
+		t.Fatalf("clock_ahead_seconds %.0f, want about %.0f (MaxLead, not %.0f)", st.ClockAheadSeconds, hlc.MaxLead.Seconds(), lead.Seconds())
+	}
+	_, page := getPage(t, aws.Client(), aws.URL("aws-api")+"/metrics")
+	if v, ok := metricValue(page, "intercloud_clock_capped_total", `cloud="aws"`); !ok || v < float64(st.ClockCapped) {
+		t.Fatalf("intercloud_clock_capped_total{cloud=\"aws\"} = %v (found: %v), want the status' %d", v, ok, st.ClockCapped)
+	}
+	// Azure's own clock saw nothing from further ahead than MaxLead.
+	var az topology.CloudStatus
+	getJSON(t, azure, azure.URL("azure-api")+"/v1/status", &az)
+	if az.ClockCapped != 0 {
+		t.Fatalf("azure: clock_capped %d, want 0", az.ClockCapped)
 	}
 }

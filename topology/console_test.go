@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"image/png"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -26,8 +27,9 @@ import (
 // records flow: it signs in, checks that the numbers shown match the
 // APIs' (bracketed by API reads while they move, equal once the flow
 // stops), follows one record's journey from ingest on AWS to publish on
-// Azure and the edge's purge, checks the page fits a phone, and saves screenshots in the
-// test's artifact directory (go test -artifacts keeps them).
+// Azure and the edge's purge, checks the page fits a phone, and saves
+// screenshots in the test's artifact directory (go test -artifacts keeps
+// them).
 func TestConsoleInBrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts Chromium")
@@ -37,15 +39,31 @@ func TestConsoleInBrowser(t *testing.T) {
 	topo := start(t, cfg)
 	console := topo.URL("console")
 
-	// Records flow until the numbers are checked.
+	// Records flow until the numbers are checked, straight into AWS's
+	// ingest API: the checks below follow AWS's numbers and a record's
+	// journey from AWS. Through the front door, records land on Azure
+	// whenever its health checks (every 100 ms here, so timing out after
+	// 100 ms) are slower than that on a loaded machine and it fails over:
+	// right for the front door, wrong for what this test follows.
 	flowCtx, stopFlow := context.WithCancel(context.Background())
 	var mu sync.Mutex
 	acked := map[string]demo.Record{}
+	var flowErr error
+	flowFailed := func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		return flowErr
+	}
 	var flow sync.WaitGroup
 	flow.Go(func() {
 		for flowCtx.Err() == nil {
-			recs, err := demo.Send(flowCtx, topo.URL("frontdoor"), testKey, demo.Options{Records: 40, BatchSize: 20, Concurrency: 2, Client: topo.Client()})
+			recs, err := demo.Send(flowCtx, topo.URL("aws-api"), testKey, demo.Options{Records: 40, BatchSize: 20, Concurrency: 2, Client: topo.Client()})
 			if err != nil {
+				if flowCtx.Err() == nil {
+					mu.Lock()
+					flowErr = err
+					mu.Unlock()
+				}
 				return
 			}
 			mu.Lock()
@@ -112,7 +130,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	deadline := time.Now().Add(60 * time.Second)
 	for pageInt("#acked-aws") == 0 {
 		if time.Now().After(deadline) {
-			t.Fatal("the page never showed an acknowledged record")
+			t.Fatalf("the page never showed an acknowledged record (sending: %v)", flowFailed())
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -129,7 +147,7 @@ func TestConsoleInBrowser(t *testing.T) {
 				break
 			}
 			if try == 5 {
-				t.Fatalf("page shows %d acknowledged on aws; the API said %d then %d", shown, before, after)
+				t.Fatalf("page shows %d acknowledged on aws; the API said %d then %d (sending: %v)", shown, before, after, flowFailed())
 			}
 		}
 	}
@@ -138,6 +156,9 @@ func TestConsoleInBrowser(t *testing.T) {
 	// Once the flow stops, the page and the APIs agree exactly.
 	stopFlow()
 	flow.Wait()
+	if err := flowFailed(); err != nil {
+		t.Fatalf("sending records: %v", err)
+	}
 	mu.Lock()
 	ids := make([]string, 0, len(acked))
 	for id := range acked {
@@ -154,17 +175,22 @@ func TestConsoleInBrowser(t *testing.T) {
 	for {
 		getJSON(t, topo, topo.URL("azure-api")+"/v1/status", &az)
 		getJSON(t, topo, console+"/v1/status", &gs)
+		// The page rounds the percentage to one decimal its own way
+		// (JavaScript rounds 81.25 up, Go's %.1f to even): what it shows
+		// must be within half of that decimal of the API's.
 		hit := pageText(t, ctx, "#hit-ratio")
-		wantHit := fmt.Sprintf("%.1f%%", 100*gs.Edge.HitRatio)
+		wantHit := 100 * gs.Edge.HitRatio
+		shownHit, err := strconv.ParseFloat(strings.TrimSuffix(hit, "%"), 64)
+		hitOK := err == nil && math.Abs(shownHit-wantHit) <= 0.05+1e-9
 		// The APIs may count a few more than the test saw acknowledged:
 		// the answers of requests cut by the end of the flow.
 		apiTotal := apiAcked("aws") + az.Ingest.RecordsAcked
 		if pageInt("#acked-aws") == apiAcked("aws") && pageInt("#acked-azure") == az.Ingest.RecordsAcked && apiTotal >= int64(total) &&
-			pageInt("#published") == az.Publish.Published && hit == wantHit {
+			pageInt("#published") == az.Publish.Published && hitOK {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("page: acked %d+%d published %d hit %s; API: %d acknowledged (the test saw %d), published %d, hit %s",
+			t.Fatalf("page: acked %d+%d published %d hit %s; API: %d acknowledged (the test saw %d), published %d, hit %g%%",
 				pageInt("#acked-aws"), pageInt("#acked-azure"), pageInt("#published"), hit, apiTotal, total, az.Publish.Published, wantHit)
 		}
 		time.Sleep(300 * time.Millisecond)

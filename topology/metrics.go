@@ -126,7 +126,8 @@ func (t *Topology) shipperSamples() []telemetry.Sample {
 
 // listenerSamples are the connection counters of this process's
 // listeners that match: connections accepted and open, failed TLS
-// handshakes (plain HTTP among them), and what the listener refused
+// handshakes (plain HTTP among them), requests answered on the fast path,
+// and what the listener refused
 // itself (slow bodies, oversized headers, malformed requests, connections
 // over the per-address cap, requests over the per-key cap).
 func (t *Topology) listenerSamples(match func(name string) bool) func() []telemetry.Sample {
@@ -152,6 +153,7 @@ func (t *Topology) listenerSamples(match func(name string) bool) func() []teleme
 			out = append(out, telemetry.Sample{Name: "listener_open_connections", Help: "Connections open now.", Type: prometheus.GaugeValue, Labels: l, Value: float64(st.Open)})
 			c("listener_tls_handshake_failures_total", "TLS handshakes that failed (no or a refused client certificate, a timeout, plain HTTP).", st.TLSHandshakeFailures)
 			c("listener_plain_http_on_tls_total", "Plain HTTP requests sent to the TLS listener (answered with a JSON 400).", st.PlainHTTPOnTLS)
+			c("listener_fast_requests_total", "Requests the listener's fast path answered without Go's HTTP server (the edge's plain cache hits).", st.Fast)
 			const refused = "Requests and connections the listener refused itself, by reason."
 			c("listener_refused_total", refused, st.SlowBodies, "reason", "slow_body")
 			c("listener_refused_total", refused, st.HeaderTooLarge, "reason", "header_too_large")

@@ -122,6 +122,10 @@ type StreamStatus struct {
 	// _ic_apply_exceptions.
 	StoppedTables   []replicate.TableError `json:"stopped_tables,omitempty"`
 	ApplyExceptions int64                  `json:"apply_exceptions"`
+	// RenamedTables are the latest tables renamed on the source during
+	// change data capture: followed on the target, or (Left) out of the
+	// stream.
+	RenamedTables []replicate.TableRename `json:"renamed_tables,omitempty"`
 	// Conflicts counts rows not applied because the target held the same
 	// id at the same or a later version.
 	Conflicts   int64     `json:"conflicts"`
@@ -227,6 +231,7 @@ func streamStatus(r replicate.Status) StreamStatus {
 		ReconnectingSince: r.ReconnectingSince, Unreachable: r.Unreachable, PendingChanges: r.PendingChanges,
 		SourceBacklogBytes: r.SourceBacklogBytes, AppliedAt: r.AppliedAt, LastError: r.LastError, LastErrorAt: r.LastErrorAt,
 		StoppedTables: r.StoppedTables, ApplyExceptions: r.ApplyExceptions, Conflicts: r.Conflicts,
+		RenamedTables: r.RenamedTables,
 	}
 }
 

@@ -845,7 +845,7 @@ func (t *Topology) startGlobal(ctx context.Context) error {
 	}
 	t.pendingPurges = nil
 	t.edgeMu.Unlock()
-	if _, err := t.serve("edge", t.cfg.Edge.Listen, t.instrumentEdge(e)); err != nil {
+	if _, err := t.serveFast("edge", t.cfg.Edge.Listen, t.instrumentEdge(e), telemetry.InstrumentFast(e, t.edgeDuration, t.edgeBytes)); err != nil {
 		return err
 	}
 	var backends []frontdoor.Backend
@@ -945,12 +945,18 @@ func (t *Topology) purger() func(ctx context.Context, paths, tags []string) erro
 // serve listens on addr and serves h until Stop, with the limits of
 // package serve.
 func (t *Topology) serve(name, addr string, h http.Handler) (*server, error) {
+	return t.serveFast(name, addr, h, nil)
+}
+
+// serveFast is serve with a fast path in front of h (see
+// serve.FastHandler), when fast is not nil.
+func (t *Topology) serveFast(name, addr string, h http.Handler, fast serve.FastHandler) (*server, error) {
 	log := t.log
 	if log == nil {
 		log = t.logger("", "topology")
 	}
 	hc := t.cfg.HTTP
-	sc := serve.Config{Name: name, Addr: addr, Handler: h, Logger: log.With("server", name), Limits: serve.Limits{
+	sc := serve.Config{Name: name, Addr: addr, Handler: h, Fast: fast, Logger: log.With("server", name), Limits: serve.Limits{
 		ReadHeaderTimeout: hc.ReadHeaderTimeout.D(), ReadTimeout: hc.ReadTimeout.D(), WriteTimeout: hc.WriteTimeout.D(),
 		IdleTimeout: hc.IdleTimeout.D(), MaxHeaderBytes: hc.MaxHeaderBytes, MinBodyRate: hc.MinBodyRate, BodyGrace: hc.BodyGrace.D(),
 		MaxConnsPerIP: hc.MaxConnsPerIP, MaxRequestsPerKey: hc.MaxRequestsPerKey,

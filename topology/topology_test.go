@@ -87,7 +87,15 @@ func testConfig(t testing.TB, dir string) *config.Config {
 
 func start(t *testing.T, cfg *config.Config) *topology.Topology {
 	t.Helper()
-	topo, err := topology.Start(context.Background(), cfg, topology.Options{APIKey: testKey, LogWriter: testLog(t)})
+	return startWith(t, cfg, topology.Options{})
+}
+
+// startWith starts the topology with opts, the test's key and log added,
+// until the test ends.
+func startWith(t *testing.T, cfg *config.Config, opts topology.Options) *topology.Topology {
+	t.Helper()
+	opts.APIKey, opts.LogWriter = testKey, testLog(t)
+	topo, err := topology.Start(context.Background(), cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -538,6 +546,7 @@ func TestStatusAndMetrics(t *testing.T) {
 	has(global, "intercloud_listener_connections_total", dto.MetricType_COUNTER, map[string]string{"listener": "frontdoor"}, 2)
 	has(global, "intercloud_listener_refused_total", dto.MetricType_COUNTER, map[string]string{"listener": "frontdoor", "reason": "malformed"}, 1)
 	has(global, "intercloud_listener_refused_total", dto.MetricType_COUNTER, map[string]string{"listener": "edge", "reason": "slow_body"}, 0)
+	has(global, "intercloud_listener_fast_requests_total", dto.MetricType_COUNTER, map[string]string{"listener": "edge"}, 0)
 	if why := reaches(families(global), "intercloud_listener_connections_total", dto.MetricType_COUNTER, map[string]string{"listener": "aws-api"}, 0); why == "" {
 		t.Error("the console's /metrics counts a cloud's listener")
 	}

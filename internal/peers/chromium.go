@@ -17,7 +17,9 @@ func Chromium(t testing.TB) string {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Minute)
 	defer cancel()
-	unlock, err := lockFile(ctx, filepath.Join(CacheDir(), "locks", "chromium.lock"))
+	// The lock of every apt-get install here (see peerByName): dpkg
+	// installs one thing at a time.
+	unlock, err := lockFile(ctx, filepath.Join(CacheDir(), "locks", "apt.lock"))
 	if err != nil {
 		unavailable(t, "peers: chromium: %v", err)
 	}

@@ -77,11 +77,14 @@ func peerByName(name string) (peer, error) {
 		}, nil
 	case "postgres":
 		return peer{
-			name:      name,
-			lock:      "apt",
-			what:      "postgresql (apt)",
-			installed: func() bool { _, err := postgresTools(); return err == nil },
-			install:   func(ctx context.Context) error { return aptInstall(ctx, "postgresql") },
+			name: name,
+			lock: "apt",
+			what: "postgresql with postgis (apt)",
+			installed: func() bool {
+				ts, err := postgresTools()
+				return err == nil && postgisInstalled(ts.version)
+			},
+			install: installPostgres,
 		}, nil
 	}
 	return peer{}, fmt.Errorf("peers: unknown peer %q (known: %s)", name, strings.Join(Names(), ", "))
@@ -302,6 +305,28 @@ func installAzurite(ctx context.Context) error {
 	return runLogged(cmd)
 }
 
+// installPostgres installs PostGIS for the PostgreSQL version the test
+// clusters use (see postgresTools), or, when no PostgreSQL is installed,
+// the distribution's default PostgreSQL and PostGIS together.
+func installPostgres(ctx context.Context) error {
+	pkgs := []string{"postgresql", "postgresql-postgis"}
+	if ts, err := postgresTools(); err == nil {
+		pkgs = []string{postgisPackage(ts.version)}
+	}
+	return aptInstall(ctx, pkgs...)
+}
+
+// postgisPackage is the Debian package of PostGIS 3 for PostgreSQL major
+// version v.
+func postgisPackage(v string) string { return "postgresql-" + v + "-postgis-3" }
+
+// postgisInstalled reports whether PostGIS is installed for PostgreSQL
+// major version v (CREATE EXTENSION postgis would find it).
+func postgisInstalled(v string) bool {
+	_, err := os.Stat(filepath.Join("/usr/share/postgresql", v, "extension", "postgis.control"))
+	return err == nil
+}
+
 // aptInstall installs Debian packages. Services that the packages would
 // start are held back with a temporary policy-rc.d, so no system-wide
 // server is left running.
@@ -320,12 +345,15 @@ func aptInstall(ctx context.Context, pkgs ...string) error {
 		}
 	}
 	env := append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-	update := exec.CommandContext(ctx, aptGet, "update")
+	// Another apt-get or dpkg (not one of ours: those take the apt lock)
+	// is waited for rather than failed on.
+	wait := []string{"-o", "DPkg::Lock::Timeout=600"}
+	update := exec.CommandContext(ctx, aptGet, append(wait, "update")...)
 	update.Env = env
 	if err := runLogged(update); err != nil {
 		return err
 	}
-	install := exec.CommandContext(ctx, aptGet, append([]string{"install", "-y"}, pkgs...)...)
+	install := exec.CommandContext(ctx, aptGet, append(append(wait, "install", "-y"), pkgs...)...)
 	install.Env = env
 	return runLogged(install)
 }

@@ -1,7 +1,7 @@
 // Package peers installs, starts and stops the real servers that the
 // project's tests talk to: versitygw (S3), Azurite (Azure Blob and Queue),
-// MariaDB with binlog, PostgreSQL with logical decoding, the AWS Lambda
-// Runtime Interface Emulator and VictoriaLogs.
+// MariaDB with binlog, PostgreSQL with logical decoding (and PostGIS), the
+// AWS Lambda Runtime Interface Emulator and VictoriaLogs.
 //
 // Every server is its own instance in a temporary directory, listens on a
 // free loopback port only, runs detached in its own session, is recorded by
@@ -136,12 +136,18 @@ func ephemeralLow() int {
 	if err != nil {
 		return 32768
 	}
-	f := strings.Fields(string(b))
+	return parseEphemeralLow(string(b))
+}
+
+// parseEphemeralLow returns the lowest port of an ip_local_port_range
+// ("32768\t60999"), or 32768 when it cannot be read.
+func parseEphemeralLow(s string) int {
+	f := strings.Fields(s)
 	if len(f) == 0 {
 		return 32768
 	}
 	n, err := strconv.Atoi(f[0])
-	if err != nil {
+	if err != nil || n <= 0 || n > 65535 {
 		return 32768
 	}
 	return n

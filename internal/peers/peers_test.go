@@ -114,6 +114,55 @@ func TestUnavailable(t *testing.T) {
 	}
 }
 
+// TestFreePortBelowEphemeralRange: FreePort reads the kernel's ephemeral
+// range and picks ports from portsFrom up to just below it, never from
+// it (where a concurrent ":0" listener or outgoing connection may take
+// the port before the server binds it).
+func TestFreePortBelowEphemeralRange(t *testing.T) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		t.Skipf("no ephemeral range to read: %v", err)
+	}
+	var low, high int
+	if _, err := fmt.Sscan(string(b), &low, &high); err != nil {
+		t.Fatalf("ip_local_port_range %q: %v", b, err)
+	}
+	if low-portsFrom < 1000 {
+		t.Skipf("ephemeral range %d-%d leaves no room below it", low, high)
+	}
+	seen := map[int]bool{}
+	for range 300 {
+		p := FreePort(t)
+		if p < portsFrom || p >= low {
+			t.Fatalf("FreePort = %d, want in [%d, %d) below the ephemeral range %d-%d", p, portsFrom, low, low, high)
+		}
+		seen[p] = true
+	}
+	if len(seen) < 250 {
+		t.Errorf("300 calls gave %d distinct ports: not picked at random", len(seen))
+	}
+}
+
+func TestParseEphemeralLow(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want int
+	}{
+		{"32768\t60999\n", 32768},
+		{"20000 40000", 20000},
+		{"1024\t65535\n", 1024},
+		{"", 32768},
+		{"\n", 32768},
+		{"x 60999", 32768},
+		{"-5 60999", 32768},
+		{"70000 80000", 32768},
+	} {
+		if got := parseEphemeralLow(tt.in); got != tt.want {
+			t.Errorf("parseEphemeralLow(%q) = %d, want %d", tt.in, got, tt.want)
+		}
+	}
+}
+
 func TestProcStopAndEarlyExit(t *testing.T) {
 	dir := t.TempDir()
 	sh, err := exec.LookPath("sh")
@@ -432,6 +481,11 @@ func TestPostgres(t *testing.T) {
 	// The server's own client reads what the server holds.
 	if got := p.Query(t, "app", "SELECT id, v FROM t"); len(got) != 1 || got[0] != "1|kept" {
 		t.Errorf("Query = %q", got)
+	}
+	// PostGIS, which Install puts in for the cluster's version.
+	p.CreatePostGIS(t, "app")
+	if got := p.Query(t, "app", "SELECT ST_AsText(ST_GeomFromText('POINT(1 2)', 4326))"); len(got) != 1 || got[0] != "POINT(1 2)" {
+		t.Errorf("PostGIS: %q", got)
 	}
 }
 

@@ -67,12 +67,16 @@ func StartPostgresTLS(t testing.TB, f TLSFiles) *Postgres {
 
 func startPostgres(t testing.TB, f *TLSFiles) *Postgres {
 	t.Helper()
-	if err := Install(t.Context(), "postgres"); err != nil {
-		unavailable(t, "peers: postgres: %v", err)
-	}
+	// An installed server is enough here: PostGIS, which Install puts in
+	// too, is what CreatePostGIS needs.
 	tools, err := postgresTools()
 	if err != nil {
-		unavailable(t, "peers: postgres: %v", err)
+		if err := Install(t.Context(), "postgres"); err != nil {
+			unavailable(t, "peers: postgres: %v", err)
+		}
+		if tools, err = postgresTools(); err != nil {
+			unavailable(t, "peers: postgres: %v", err)
+		}
 	}
 	cred, err := postgresCredential()
 	if err != nil {
@@ -394,6 +398,20 @@ func dropStaleClusters(ctx context.Context, tools postgresToolset) {
 		}
 		cancel()
 	}
+}
+
+// CreatePostGIS creates the postgis extension in database db, as the
+// superuser, after installing PostGIS for the cluster's version when it
+// is missing (see Install). Without PostGIS the test is skipped, or fails
+// when peers are required.
+func (p *Postgres) CreatePostGIS(t testing.TB, db string) {
+	t.Helper()
+	if !postgisInstalled(p.Version) {
+		if err := Install(t.Context(), "postgres"); err != nil {
+			unavailable(t, "peers: postgis: %v", err)
+		}
+	}
+	p.Query(t, db, "CREATE EXTENSION IF NOT EXISTS postgis")
 }
 
 // URL returns a postgres URL for role app on database db.

@@ -154,7 +154,7 @@ func newListener(ln net.Listener, s *Server, tc *tls.Config) *listener {
 	if l.timeout <= 0 {
 		l.timeout = DefaultReadHeaderTimeout
 	}
-	if tc != nil {
+	if tc != nil || s.cfg.Fast != nil {
 		go l.acceptLoop()
 	}
 	return l
@@ -162,7 +162,7 @@ func newListener(ln net.Listener, s *Server, tc *tls.Config) *listener {
 
 // Accept implements net.Listener.
 func (l *listener) Accept() (net.Conn, error) {
-	if l.tls == nil {
+	if l.tls == nil && l.s.cfg.Fast == nil {
 		c, err := l.Listener.Accept()
 		if err != nil {
 			return nil, err
@@ -186,7 +186,8 @@ func (l *listener) Close() error {
 	return l.Listener.Close()
 }
 
-// acceptLoop accepts TLS connections and handshakes each on its own.
+// acceptLoop accepts connections and starts each on its own: the TLS
+// handshake, then the fast path's loop.
 func (l *listener) acceptLoop() {
 	for {
 		c, err := l.Listener.Accept()
@@ -204,12 +205,19 @@ func (l *listener) acceptLoop() {
 			continue
 		}
 		l.s.stats.accepted.Add(1)
-		go l.handshake(l.counted(c))
+		go l.start(l.counted(c))
 	}
 }
 
-// handshake does the TLS handshake of c and hands the connection over.
-func (l *listener) handshake(c net.Conn) {
+// start does the TLS handshake of c, runs the fast path's loop and hands
+// the connection over to net/http unless that loop closed it.
+func (l *listener) start(c net.Conn) {
+	if l.tls == nil {
+		if c = l.s.serveFast(c); c != nil {
+			l.handOver(&jsonConn{Conn: c, s: l.s})
+		}
+		return
+	}
 	tc := tls.Server(c, l.tls)
 	_ = c.SetDeadline(time.Now().Add(l.timeout))
 	err := tc.Handshake()
@@ -234,14 +242,26 @@ func (l *listener) handshake(c net.Conn) {
 		return
 	}
 	_ = c.SetDeadline(time.Time{})
-	var out net.Conn = tc
-	if tc.ConnectionState().NegotiatedProtocol != "h2" {
-		out = &jsonTLSConn{jsonConn: jsonConn{Conn: tc, s: l.s}, tc: tc}
+	if tc.ConnectionState().NegotiatedProtocol == "h2" {
+		l.handOver(tc)
+		return
 	}
+	var in net.Conn = tc
+	if l.s.cfg.Fast != nil {
+		if in = l.s.serveFast(tc); in == nil {
+			return
+		}
+	}
+	l.handOver(&jsonTLSConn{jsonConn: jsonConn{Conn: in, s: l.s}, tc: tc})
+}
+
+// handOver hands c to net/http (through Accept), or closes it when the
+// listener is closed.
+func (l *listener) handOver(c net.Conn) {
 	select {
-	case l.conns <- out:
+	case l.conns <- c:
 	case <-l.done:
-		_ = tc.Close()
+		_ = c.Close()
 	}
 }
 

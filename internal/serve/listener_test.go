@@ -38,6 +38,21 @@ func startTLS(t *testing.T, lim Limits, h http.HandlerFunc) (*Server, *tls.Confi
 	return s, ctc
 }
 
+// dialServer is a server under test and how to connect to it.
+type dialServer struct {
+	name string
+	s    *Server
+	dial func() (net.Conn, error)
+}
+
+func plainServer(name string, s *Server) dialServer {
+	return dialServer{name, s, func() (net.Conn, error) { return net.Dial("tcp", s.Addr().String()) }}
+}
+
+func tlsServer(name string, s *Server, tc *tls.Config) dialServer {
+	return dialServer{name, s, func() (net.Conn, error) { return tls.Dial("tcp", s.Addr().String(), tc) }}
+}
+
 // rawExchange sends req on a new connection (made by dial) while it reads
 // the answer, and returns the answer and its JSON error.
 func rawExchange(t *testing.T, dial func() (net.Conn, error), req string) (*http.Response, *apierr.Error) {
@@ -66,12 +81,16 @@ func rawExchange(t *testing.T, dial func() (net.Conn, error), req string) (*http
 }
 
 // Every request Go's HTTP/1 server refuses itself, before any handler —
+// with or without a fast path in front of it —
 // headers past the hard limit (here 2 MiB against 1 MiB), a request
 // without Host, a garbled request line, an unknown transfer coding — gets
 // a JSON error, over plain HTTP and over TLS.
 func TestGoErrorsAreJSON(t *testing.T) {
 	plain := start(t, Limits{}, echo)
 	secure, ctc := startTLS(t, Limits{}, echo)
+	plainFast := startFast(t, Limits{}, nil)
+	stc, _ := testTLS(t)
+	secureFast := startFast(t, Limits{}, stc)
 	ctc = ctc.Clone()
 	ctc.NextProtos = []string{"http/1.1"}
 	huge := "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 2<<20) + "\r\n\r\n"
@@ -86,13 +105,9 @@ func TestGoErrorsAreJSON(t *testing.T) {
 		{"bad header line", "GET / HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n", 400, CodeMalformed},
 		{"unknown transfer coding", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: rot13\r\n\r\n", 501, CodeNotImplemented},
 	}
-	for _, srv := range []struct {
-		name string
-		s    *Server
-		dial func() (net.Conn, error)
-	}{
-		{"plain", plain, func() (net.Conn, error) { return net.Dial("tcp", plain.Addr().String()) }},
-		{"tls", secure, func() (net.Conn, error) { return tls.Dial("tcp", secure.Addr().String(), ctc) }},
+	for _, srv := range []dialServer{
+		plainServer("plain", plain), tlsServer("tls", secure, ctc),
+		plainServer("plain with a fast path", plainFast), tlsServer("tls with a fast path", secureFast, ctc),
 	} {
 		for _, tt := range tests {
 			t.Run(srv.name+"/"+tt.name, func(t *testing.T) {

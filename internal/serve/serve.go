@@ -23,6 +23,13 @@
 //     one is closed at once (counted in Stats);
 //   - more than MaxRequestsPerKey requests in flight with one bearer key: a
 //     JSON 429 with Retry-After.
+//
+// A server may have a fast path (Config.Fast, see FastHandler): each
+// HTTP/1.1 connection is read by a loop of this package that parses the
+// request heads itself, lets the FastHandler answer the plain ones, and
+// hands the connection to net/http, with the bytes it read, at the first
+// request the FastHandler declines or this package does not parse as
+// plain. The limits above hold on the fast path too.
 package serve
 
 import (
@@ -136,6 +143,14 @@ type Config struct {
 	Limits Limits
 	// Logger receives the server's own logs (default slog.Default()).
 	Logger *slog.Logger
+	// Fast, when set, answers what it can of HTTP/1.1 requests before
+	// net/http (see FastHandler), within the same limits: the request
+	// head must arrive within ReadHeaderTimeout (IdleTimeout between
+	// requests) and fit MaxHeaderBytes, each answer is written within
+	// WriteTimeout, and the per-address connection cap counts these
+	// connections too. It works on plain and TLS connections; HTTP/2
+	// ones go to net/http.
+	Fast FastHandler
 }
 
 // Stats count the server's connections and what it refused itself.
@@ -161,6 +176,8 @@ type Stats struct {
 	// Malformed counts requests refused as malformed before any handler
 	// ran (a bad request line or header, an unknown transfer coding).
 	Malformed int64
+	// Fast counts the requests Config.Fast answered.
+	Fast int64
 }
 
 // Server is a listening HTTP server.
@@ -173,9 +190,11 @@ type Server struct {
 	url   string
 	done  chan struct{}
 	keys  keyCounter
+	fast  fastState
 	stats struct {
 		accepted, open, tlsFailures, plainHTTP                          atomic.Int64
 		connsRefused, slowBodies, keyLimited, headerTooLarge, malformed atomic.Int64
+		fast                                                            atomic.Int64
 	}
 }
 
@@ -260,7 +279,11 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 // Shutdown stops taking connections and waits for the requests in flight
 // (see http.Server.Shutdown).
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.fast.close(false)
 	err := s.srv.Shutdown(ctx)
+	if err == nil && !s.fast.wait(ctx.Done()) {
+		err = ctx.Err()
+	}
 	if err != nil {
 		return fmt.Errorf("serve: %s: %w", s.cfg.Name, err)
 	}
@@ -268,7 +291,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 // Close closes the listener and every connection at once.
-func (s *Server) Close() error { return s.srv.Close() }
+func (s *Server) Close() error {
+	s.fast.close(true)
+	return s.srv.Close()
+}
 
 // Stats returns what the server refused.
 func (s *Server) Stats() Stats {
@@ -282,6 +308,7 @@ func (s *Server) Stats() Stats {
 		KeyLimited:           s.stats.keyLimited.Load(),
 		HeaderTooLarge:       s.stats.headerTooLarge.Load(),
 		Malformed:            s.stats.malformed.Load(),
+		Fast:                 s.stats.fast.Load(),
 	}
 }
 

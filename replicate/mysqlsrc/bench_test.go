@@ -18,6 +18,7 @@ import (
 
 	"github.com/intercloud/intercloud/internal/peers"
 	"github.com/intercloud/intercloud/replicate"
+	"github.com/intercloud/intercloud/replicate/sourcetest"
 	"github.com/intercloud/intercloud/sqldb"
 )
 
@@ -51,10 +52,10 @@ func BenchmarkMariaDBToPostgres(b *testing.B) {
 
 	// Full load.
 	t0 := time.Now()
-	r := start(b, replicate.Config{Name: "bench", Source: src, Target: dst, Tables: []string{"items"}, BatchSize: 5000})
-	waitFor(b, "full load", 30*time.Minute, func() bool { return r.s.Status().Phase == replicate.PhaseCDC })
+	r := sourcetest.Start(b, replicate.Config{Name: "bench", Source: src, Target: dst, Tables: []string{"items"}, BatchSize: 5000})
+	waitFor(b, "full load", 30*time.Minute, func() bool { return r.Stream.Status().Phase == replicate.PhaseCDC })
 	full := time.Since(t0)
-	r.stop(b)
+	r.Stop(b)
 
 	// The baseline: pgloader migrating the same table (schema, rows, the
 	// primary key index) into a database of its own, when it is installed.
@@ -84,7 +85,7 @@ func BenchmarkMariaDBToPostgres(b *testing.B) {
 	fillBig(b, src, rows+1, rows)
 	copyBefore := rawCopy("copied_before")
 	t0 = time.Now()
-	r = start(b, replicate.Config{Name: "bench", Source: src, Target: dst, Tables: []string{"items"}, BatchSize: 5000})
+	r = sourcetest.Start(b, replicate.Config{Name: "bench", Source: src, Target: dst, Tables: []string{"items"}, BatchSize: 5000})
 	waitCaughtUp(b, r, src)
 	cdc := time.Since(t0)
 	copyAfter := rawCopy("copied_after")
@@ -97,8 +98,8 @@ func BenchmarkMariaDBToPostgres(b *testing.B) {
 	var mu sync.Mutex
 	written := map[int64]time.Time{}
 	var lags []time.Duration
-	r.stop(b)
-	r = start(b, replicate.Config{Name: "bench", Source: src, Target: dst, Tables: []string{"items"}, BatchSize: 5000,
+	r.Stop(b)
+	r = sourcetest.Start(b, replicate.Config{Name: "bench", Source: src, Target: dst, Tables: []string{"items"}, BatchSize: 5000,
 		OnApplied: func(bt replicate.Batch) {
 			now := time.Now()
 			mu.Lock()

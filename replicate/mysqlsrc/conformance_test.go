@@ -23,6 +23,7 @@ func TestConformance(t *testing.T) {
 			"sqlite":   func(t *testing.T) *sqldb.DB { return open(t, sqliteURL(t)) },
 		},
 		AddColumnDDL: "ALTER TABLE items ADD COLUMN note VARCHAR(30) NOT NULL DEFAULT 'n/a'",
+		RenameDDL:    "ALTER TABLE %s RENAME TO %s",
 		LeastPrivilege: func(t *testing.T, db *sqldb.DB) *sqldb.DB {
 			// A user with exactly the documented grants of a one-way stream.
 			var name string

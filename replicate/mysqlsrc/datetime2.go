@@ -8,46 +8,88 @@ import (
 	"github.com/go-mysql-org/go-mysql/replication"
 )
 
-// decodeRows decodes a rows event as the binlog library does, except its
-// DATETIME2 values (MySQL 5.6+ and MariaDB's DATETIME), which it formats
-// from their bytes: the library builds those with time.Date, which turns
-// a zero month or day ('2024-01-00 10:00:00', stored under a permissive
-// sql_mode) into the nearest real time (2023-12-31 10:00:00). Here each
-// such value is read as raw bytes (the library's BIT decoding of the same
-// length, on a copy of the table map) and formatted field by field, as
-// the server prints it, so the zero-date policy sees what was stored.
-func decodeRows(e *replication.RowsEvent, data []byte) error {
+// rowsDecoder decodes rows events as the binlog library does, except
+// their DATETIME2 values (MySQL 5.6+ and MariaDB's DATETIME), which it
+// formats from their bytes: the library builds those with time.Date, which
+// turns a zero month or day ('2024-01-00 10:00:00', stored under a
+// permissive sql_mode) into the nearest real time (2023-12-31 10:00:00).
+// Here each such value is read as raw bytes (the library's BIT decoding of
+// the same length, on a copy of the table map) and formatted field by
+// field, as the server prints it, so the zero-date policy sees what was
+// stored.
+//
+// The copy is made once per table map event (by table id and event) and
+// kept while the rows events of its statement follow. One rowsDecoder
+// serves one binlog reader: decode is called from its one parsing
+// goroutine.
+type rowsDecoder struct {
+	maps map[uint64]rawMap
+}
+
+// rawMap is a table map event and its copy that reads DATETIME2 columns
+// as raw bytes (raw is nil when it has none).
+type rawMap struct {
+	orig *replication.TableMapEvent
+	raw  *replication.TableMapEvent
+	cols []int // the DATETIME2 columns
+}
+
+// maxRawMaps bounds the table maps a rowsDecoder keeps (table ids change
+// with every reopened table over a long stream).
+const maxRawMaps = 1024
+
+func newRowsDecoder() *rowsDecoder { return &rowsDecoder{maps: map[uint64]rawMap{}} }
+
+// rawFor returns the raw copy of a table map event, making it once.
+func (d *rowsDecoder) rawFor(orig *replication.TableMapEvent) rawMap {
+	if m, ok := d.maps[orig.TableID]; ok && m.orig == orig {
+		return m
+	}
+	m := rawMap{orig: orig}
+	for i, tp := range orig.ColumnType {
+		if tp == mysql.MYSQL_TYPE_DATETIME2 && i < len(orig.ColumnMeta) {
+			m.cols = append(m.cols, i)
+		}
+	}
+	if len(m.cols) > 0 {
+		raw := *orig
+		raw.ColumnType = slices.Clone(orig.ColumnType)
+		raw.ColumnMeta = slices.Clone(orig.ColumnMeta)
+		for _, i := range m.cols {
+			raw.ColumnType[i] = mysql.MYSQL_TYPE_BIT
+			raw.ColumnMeta[i] = uint16(datetime2Len(orig.ColumnMeta[i])) << 8 // whole bytes
+		}
+		m.raw = &raw
+	}
+	if len(d.maps) >= maxRawMaps {
+		clear(d.maps)
+	}
+	d.maps[orig.TableID] = m
+	return m
+}
+
+// decode is the binlog library's RowsEventDecodeFunc.
+func (d *rowsDecoder) decode(e *replication.RowsEvent, data []byte) error {
 	pos, err := e.DecodeHeader(data)
 	if err != nil {
 		return err
 	}
 	orig := e.Table
-	var cols []int
-	if orig != nil {
-		for i, tp := range orig.ColumnType {
-			if tp == mysql.MYSQL_TYPE_DATETIME2 && i < len(orig.ColumnMeta) {
-				cols = append(cols, i)
-			}
-		}
-	}
-	if len(cols) == 0 {
+	if orig == nil {
 		return e.DecodeData(pos, data)
 	}
-	raw := *orig
-	raw.ColumnType = slices.Clone(orig.ColumnType)
-	raw.ColumnMeta = slices.Clone(orig.ColumnMeta)
-	for _, i := range cols {
-		raw.ColumnType[i] = mysql.MYSQL_TYPE_BIT
-		raw.ColumnMeta[i] = uint16(datetime2Len(orig.ColumnMeta[i])) << 8 // whole bytes
+	m := d.rawFor(orig)
+	if m.raw == nil {
+		return e.DecodeData(pos, data)
 	}
-	e.Table = &raw
+	e.Table = m.raw
 	err = e.DecodeData(pos, data)
 	e.Table = orig
 	if err != nil {
 		return err
 	}
 	for _, row := range e.Rows {
-		for _, i := range cols {
+		for _, i := range m.cols {
 			if i >= len(row) {
 				continue
 			}

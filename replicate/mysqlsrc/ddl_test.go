@@ -1,12 +1,15 @@
 package mysqlsrc_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/intercloud/intercloud/replicate"
 	"github.com/intercloud/intercloud/replicate/mysqlsrc"
+	"github.com/intercloud/intercloud/replicate/sourcetest"
+	"github.com/intercloud/intercloud/sqldb"
 )
 
 // testDDL changes the source table during streaming: added columns and
@@ -19,7 +22,7 @@ func testDDL(t *testing.T, e *env) {
 			dst := open(t, target.url)
 			execSQL(t, src, "CREATE TABLE items (id BIGINT NOT NULL PRIMARY KEY, name VARCHAR(20) NOT NULL, qty INT NULL, price DECIMAL(6,2) NULL, gone INT NULL, _trace_id VARCHAR(64) NULL)")
 			fillItems(t, src, 1, 51)
-			r := start(t, replicate.Config{Name: "ddl", Source: src, Target: dst, Tables: []string{"items"}})
+			r := sourcetest.Start(t, replicate.Config{Name: "ddl", Source: src, Target: dst, Tables: []string{"items"}})
 			waitCaughtUp(t, r, src)
 			// Rows before and after an added column, in one stretch of log.
 			execSQL(t, src, "INSERT INTO items (id, name) VALUES (100, 'before-add')")
@@ -71,19 +74,30 @@ func testDDL(t *testing.T, e *env) {
 				t.Errorf("target has %d rows after TRUNCATE and one insert, want 1", n)
 			}
 			mustValidate(t, src, dst, "items")
-			// Unsupported: a renamed table stops, naming the statement.
+			// Renamed to a name the stream does not list: the table leaves
+			// the stream, the target keeps it as it is.
 			execSQL(t, src, "RENAME TABLE items TO things")
-			waitStopped(t, r, "items", "RENAME TABLE items TO things")
+			execSQL(t, src, "INSERT INTO things (id, name) VALUES (201, 'after-rename')")
+			waitFor(t, "items leaving the stream", 60*time.Second, func() bool {
+				rt := r.Stream.Status().RenamedTables
+				return len(rt) == 1 && rt[0].From == "items" && rt[0].To == "things" && rt[0].Left
+			})
+			if n := count(t, dst, "SELECT COUNT(*) FROM items"); n != 1 {
+				t.Errorf("target items has %d rows after it left the stream, want 1", n)
+			}
+			if st := r.Stream.Status(); len(st.StoppedTables) > 0 || st.Phase != replicate.PhaseCDC {
+				t.Errorf("stream after the rename: %+v", st)
+			}
 		})
 	}
 }
 
 // waitStopped waits until table is stopped with an error containing want.
-func waitStopped(t *testing.T, r *running, table, want string) replicate.TableError {
+func waitStopped(t *testing.T, r *sourcetest.Running, table, want string) replicate.TableError {
 	t.Helper()
 	var got replicate.TableError
 	waitFor(t, table+" stopped", 60*time.Second, func() bool {
-		for _, te := range r.s.Status().StoppedTables {
+		for _, te := range r.Stream.Status().StoppedTables {
 			if te.Table == table && strings.Contains(te.Error, want) {
 				got = te
 				return true
@@ -94,34 +108,97 @@ func waitStopped(t *testing.T, r *running, table, want string) replicate.TableEr
 	return got
 }
 
-// TestRenameTableStopsOnlyIt: RENAME TABLE of a replicated table cannot be
-// followed; that table stops (status names it, the statement and why) and
-// the other tables go on.
-func TestRenameTableStopsOnlyIt(t *testing.T) {
+// TestRenameTable follows the renames of MySQL's statements on a stream
+// whose tables are globs: RENAME TABLE with several pairs and ALTER TABLE
+// ... RENAME TO rename the target tables, with rows before, between and
+// after the renames in one stretch of log; a table renamed into the globs
+// is loaded in full and streamed; a rename onto a name the target already
+// has stops that table, naming both, and the others go on. The target is
+// compared by its own canonical dump.
+func TestRenameTable(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts MariaDB and PostgreSQL")
 	}
 	e := newEnv(t, true)
 	src, dst := open(t, e.mysqlURL(t, "")), open(t, e.pgURL(t))
-	execSQL(t, src, "CREATE TABLE keep (id INT PRIMARY KEY, v INT)")
-	execSQL(t, src, "CREATE TABLE moved (id INT PRIMARY KEY, v INT)")
-	execSQL(t, src, "INSERT INTO keep VALUES (1, 1)")
-	execSQL(t, src, "INSERT INTO moved VALUES (1, 1)")
-	r := start(t, replicate.Config{Name: "rename", Source: src, Target: dst, Tables: []string{"keep", "moved"}})
+	for _, tbl := range []string{"shop_a", "shop_b", "shop_c", "shop_d", "stash"} {
+		execSQL(t, src, "CREATE TABLE "+tbl+" (id INT PRIMARY KEY, v VARCHAR(20))")
+		for i := 1; i <= 10; i++ {
+			execSQL(t, src, "INSERT INTO "+tbl+" VALUES (?, ?)", i, tbl)
+		}
+	}
+	execSQL(t, dst, "CREATE TABLE shop_taken (id INT PRIMARY KEY, v TEXT)")
+	execSQL(t, dst, "INSERT INTO shop_taken VALUES (99, 'the target''s own')")
+	m := &replicate.Mapping{Include: []string{"shop_*"}}
+	r := sourcetest.Start(t, replicate.Config{Name: "renames", Source: src, Target: dst, Mapping: m})
 	waitCaughtUp(t, r, src)
-	execSQL(t, src, "RENAME TABLE moved TO moved_away")
-	execSQL(t, src, "INSERT INTO keep VALUES (2, 2)")
-	te := waitStopped(t, r, "moved", "RENAME TABLE moved TO moved_away")
-	if te.Op != "schema" || !strings.Contains(te.Error, "renamed tables are not followed") {
-		t.Errorf("stopped table: %+v", te)
+	// A change read through the log: the stream reads it, past the load.
+	execSQL(t, src, "INSERT INTO shop_a VALUES (100, 'cdc')")
+	waitCaughtUp(t, r, src)
+	for _, q := range []string{
+		"INSERT INTO shop_a VALUES (11, 'before')",
+		"UPDATE shop_b SET v = 'before' WHERE id = 1",
+		"RENAME TABLE shop_a TO shop_x, shop_b TO shop_y",
+		"INSERT INTO shop_x VALUES (12, 'between')",
+		"DELETE FROM shop_y WHERE id = 2",
+		"ALTER TABLE shop_c RENAME TO shop_z",
+		"INSERT INTO shop_z VALUES (11, 'after')",
+		"RENAME TABLE stash TO shop_stash",
+		"INSERT INTO shop_stash VALUES (11, 'after')",
+		"RENAME TABLE shop_d TO shop_taken",
+		"INSERT INTO shop_x VALUES (13, 'after')",
+		"INSERT INTO shop_taken VALUES (11, 'after')",
+	} {
+		execSQL(t, src, q)
+	}
+	te := waitStopped(t, r, "shop_taken", "the target already has a table \"shop_taken\"")
+	if !strings.Contains(te.Error, `"shop_d"`) {
+		t.Errorf("the stop does not name the old table: %+v", te)
 	}
 	waitCaughtUp(t, r, src)
-	if n := count(t, dst, "SELECT COUNT(*) FROM keep"); n != 2 {
-		t.Errorf("keep has %d rows on the target, want 2", n)
+	for _, tbl := range []string{"shop_x", "shop_y", "shop_z", "shop_stash"} {
+		waitSameTable(t, src, dst, tbl)
 	}
-	if st := r.s.Status(); st.Phase != replicate.PhaseCDC {
-		t.Errorf("the stream should go on: %+v", st)
+	for _, tbl := range []string{"shop_a", "shop_b", "shop_c"} {
+		if n := count(t, dst, "SELECT COUNT(*) FROM information_schema.tables WHERE table_name = $1", tbl); n != 0 {
+			t.Errorf("target still has %s", tbl)
+		}
 	}
+	if got := sourcetest.Dump(t, dst, "shop_taken", nil); len(got) != 1 || !strings.Contains(got[0], "the target's own") {
+		t.Errorf("the target's shop_taken changed: %v", got)
+	}
+	if n := count(t, dst, "SELECT COUNT(*) FROM shop_d"); n != 10 {
+		t.Errorf("target shop_d has %d rows, want its 10 (kept as it is)", n)
+	}
+	st := r.Stream.Status()
+	if len(st.StoppedTables) != 1 || st.Phase != replicate.PhaseCDC {
+		t.Errorf("status: phase %s, stopped %+v", st.Phase, st.StoppedTables)
+	}
+	var renames []string
+	for _, tr := range st.RenamedTables {
+		renames = append(renames, tr.From+">"+tr.To)
+	}
+	if want := "shop_a>shop_x shop_b>shop_y shop_c>shop_z"; strings.Join(renames, " ") != want {
+		t.Errorf("renamed tables in status: %v, want %s", renames, want)
+	}
+	rep, err := replicate.ValidateMapping(context.Background(), src, dst, &replicate.Mapping{Include: []string{"shop_x", "shop_y", "shop_z", "shop_stash"}}, 100)
+	if err != nil || !rep.OK() {
+		t.Errorf("validate: %v\n%s", err, rep)
+	}
+}
+
+// waitSameTable waits until the canonical dumps of a table are equal.
+func waitSameTable(t *testing.T, src, dst *sqldb.DB, table string) {
+	t.Helper()
+	var diff string
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if diff = sourcetest.DiffDumps(sourcetest.Dump(t, src, table, nil), sourcetest.Dump(t, dst, table, nil)); diff == "" {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Errorf("%s differs:\n%s", table, diff)
 }
 
 // TestDropTable: DROP TABLE of a replicated table drops it on the target
@@ -136,7 +213,7 @@ func TestDropTable(t *testing.T) {
 	execSQL(t, src, "CREATE TABLE gone (id INT PRIMARY KEY, v INT)")
 	execSQL(t, src, "INSERT INTO keep VALUES (1, 1)")
 	execSQL(t, src, "INSERT INTO gone VALUES (1, 1)")
-	r := start(t, replicate.Config{Name: "drop", Source: src, Target: dst, Tables: []string{"keep", "gone"}})
+	r := sourcetest.Start(t, replicate.Config{Name: "drop", Source: src, Target: dst, Tables: []string{"keep", "gone"}})
 	waitCaughtUp(t, r, src)
 	execSQL(t, src, "DROP TABLE gone")
 	execSQL(t, src, "INSERT INTO keep VALUES (2, 2)")
@@ -147,7 +224,7 @@ func TestDropTable(t *testing.T) {
 	if n := count(t, dst, "SELECT COUNT(*) FROM keep"); n != 2 {
 		t.Errorf("keep has %d rows on the target, want 2", n)
 	}
-	if st := r.s.Status(); st.LastError != "" {
+	if st := r.Stream.Status(); st.LastError != "" {
 		t.Errorf("status after DROP TABLE: %q", st.LastError)
 	}
 }
@@ -224,7 +301,7 @@ func TestCreateTableLive(t *testing.T) {
 	execSQL(t, src, "CREATE TABLE shop_a (id INT PRIMARY KEY, v VARCHAR(10))")
 	execSQL(t, src, "INSERT INTO shop_a VALUES (1, 'a1')")
 	m := &replicate.Mapping{Include: []string{"shop_*"}}
-	r := start(t, replicate.Config{Name: "live", Source: src, Target: dst, Mapping: m})
+	r := sourcetest.Start(t, replicate.Config{Name: "live", Source: src, Target: dst, Mapping: m})
 	waitCaughtUp(t, r, src)
 	// Created and filled in one go, before the stream reads the CREATE.
 	execSQL(t, src, "CREATE TABLE shop_b (id INT PRIMARY KEY, v VARCHAR(10), n SMALLINT UNSIGNED)")
@@ -247,7 +324,7 @@ func TestCreateTableLive(t *testing.T) {
 	if n := count(t, dst, "SELECT COUNT(*) FROM information_schema.tables WHERE table_name = 'other'"); n != 0 {
 		t.Errorf("a table the globs do not select was replicated")
 	}
-	if st := r.s.Status(); st.LastError != "" || len(st.StoppedTables) != 0 {
+	if st := r.Stream.Status(); st.LastError != "" || len(st.StoppedTables) != 0 {
 		t.Errorf("status: %+v", st)
 	}
 }

@@ -94,6 +94,20 @@ func (s *Source) forget(tables ...string) {
 	}
 }
 
+// rename moves a table's cached schema to its new name (RENAME TABLE
+// keeps the columns), so rows logged before the rename still decode
+// after the server renamed it.
+func (s *Source) rename(from, to string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ti, ok := s.cache[from]
+	delete(s.cache, from)
+	delete(s.cache, to)
+	if ok {
+		s.cache[to] = ti
+	}
+}
+
 // column converts one binlog value of a column.
 type column struct {
 	name string

@@ -2,12 +2,14 @@ package mysqlsrc_test
 
 import (
 	"context"
+	"errors"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/intercloud/intercloud/replicate"
+	"github.com/intercloud/intercloud/replicate/sourcetest"
 	"github.com/intercloud/intercloud/sqldb"
 )
 
@@ -76,8 +78,8 @@ func TestFaithfulMapping(t *testing.T) {
 			(?, 'NC-17', '', 0), (?, NULL, NULL, NULL)`, base+1, base+2, base+3)
 	}
 	fill(0)
-	r := start(t, replicate.Config{Name: "faithful", Source: src, Target: dst, Tables: []string{"customer", "address", "film_text"}})
-	waitFor(t, "full load", 60*time.Second, func() bool { return r.s.Status().Phase == replicate.PhaseCDC })
+	r := sourcetest.Start(t, replicate.Config{Name: "faithful", Source: src, Target: dst, Tables: []string{"customer", "address", "film_text"}})
+	waitFor(t, "full load", 60*time.Second, func() bool { return r.Stream.Status().Phase == replicate.PhaseCDC })
 	fill(100)
 	waitCaughtUp(t, r, src)
 
@@ -174,9 +176,11 @@ func TestUnportableType(t *testing.T) {
 	dst := open(t, sqliteURL(t))
 	execSQL(t, src, `CREATE TABLE hosts (id INT PRIMARY KEY, addr INET6)`)
 	execSQL(t, src, `INSERT INTO hosts VALUES (1, '::1')`)
-	r := start(t, replicate.Config{Name: "inet", Source: src, Target: dst, Tables: []string{"hosts"}})
-	waitFor(t, "the error", 60*time.Second, func() bool { return r.s.Status().LastError != "" })
-	msg := r.s.Status().LastError
+	r := sourcetest.Start(t, replicate.Config{Name: "inet", Source: src, Target: dst, Tables: []string{"hosts"}})
+	if err := r.Wait(t); !errors.Is(err, replicate.ErrPermanent) {
+		t.Errorf("Run: %v, want a permanent error", err)
+	}
+	msg := r.Stream.Status().LastError
 	for _, want := range []string{`"hosts"`, `"addr"`, "inet6"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error %q does not name %s", msg, want)
@@ -191,7 +195,8 @@ func TestUnportableType(t *testing.T) {
 // that has the PostGIS extension, through the full load and the binlog:
 // the target column is a PostGIS geometry holding exactly the source's
 // geometry and SRID (read back with PostGIS's own functions), and
-// validate agrees. Skipped when PostGIS is not installed.
+// validate agrees. Without PostGIS (peers installs it) the test skips, or
+// fails when peers are required.
 func TestPostGIS(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts MariaDB and PostgreSQL")
@@ -202,10 +207,7 @@ func TestPostGIS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	root := open(t, e.pg.RootURL(strings.TrimPrefix(u.Path, "/")))
-	if _, err := root.ExecContext(context.Background(), "CREATE EXTENSION IF NOT EXISTS postgis"); err != nil {
-		t.Skipf("PostGIS is not installed (apt-get install postgresql-NN-postgis-3): %v", err)
-	}
+	e.pg.CreatePostGIS(t, strings.TrimPrefix(u.Path, "/"))
 	src, dst := open(t, e.mysqlURL(t, "")), open(t, dstURL)
 	execSQL(t, src, addressDDL)
 	fill := func(base int) {
@@ -215,8 +217,8 @@ func TestPostGIS(t *testing.T) {
 			(?, 'multi', ST_GeomFromText('MULTILINESTRING((0 0,1 1),(2 2,3 3))', 3857))`, base+1, base+2, base+3, base+4)
 	}
 	fill(0)
-	r := start(t, replicate.Config{Name: "postgis", Source: src, Target: dst, Tables: []string{"address"}})
-	waitFor(t, "full load", 60*time.Second, func() bool { return r.s.Status().Phase == replicate.PhaseCDC })
+	r := sourcetest.Start(t, replicate.Config{Name: "postgis", Source: src, Target: dst, Tables: []string{"address"}})
+	waitFor(t, "full load", 60*time.Second, func() bool { return r.Stream.Status().Phase == replicate.PhaseCDC })
 	fill(100)
 	execSQL(t, src, `UPDATE address SET location = ST_GeomFromText('LINESTRING(0 0,1 2)', 4326) WHERE address_id = 1`)
 	waitCaughtUp(t, r, src)

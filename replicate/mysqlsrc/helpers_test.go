@@ -15,6 +15,7 @@ import (
 	"github.com/intercloud/intercloud/internal/peers"
 	"github.com/intercloud/intercloud/replicate"
 	"github.com/intercloud/intercloud/replicate/mysqlsrc"
+	"github.com/intercloud/intercloud/replicate/sourcetest"
 	_ "github.com/intercloud/intercloud/replicate/sqlitesrc"
 	"github.com/intercloud/intercloud/sqldb"
 	_ "github.com/intercloud/intercloud/sqldb/mysql"
@@ -100,43 +101,6 @@ func count(t testing.TB, db *sqldb.DB, query string, args ...any) int64 {
 	return n
 }
 
-// running is a stream started in a goroutine.
-type running struct {
-	s      *replicate.Stream
-	cancel context.CancelFunc
-	done   chan struct{}
-	err    error
-}
-
-func start(t testing.TB, cfg replicate.Config) *running {
-	t.Helper()
-	if cfg.Logger == nil {
-		cfg.Logger = quietLogger()
-	}
-	s, err := replicate.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{s: s, cancel: cancel, done: make(chan struct{})}
-	go func() {
-		r.err = s.Run(ctx)
-		close(r.done)
-	}()
-	t.Cleanup(func() { r.stop(t) })
-	return r
-}
-
-func (r *running) stop(t testing.TB) error {
-	r.cancel()
-	select {
-	case <-r.done:
-	case <-time.After(30 * time.Second):
-		t.Error("Run did not return after cancel")
-	}
-	return r.err
-}
-
 func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -176,11 +140,11 @@ func reached(a, b replicate.Position) bool {
 }
 
 // waitCaughtUp waits until the stream applied everything logged so far.
-func waitCaughtUp(t testing.TB, r *running, src *sqldb.DB) {
+func waitCaughtUp(t testing.TB, r *sourcetest.Running, src *sqldb.DB) {
 	t.Helper()
 	want := current(t, src)
 	waitFor(t, "position "+string(want), 60*time.Second, func() bool {
-		st := r.s.Status()
+		st := r.Stream.Status()
 		return st.Phase == replicate.PhaseCDC && reached(st.Position, want)
 	})
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/intercloud/intercloud/replicate"
+	"github.com/intercloud/intercloud/replicate/sourcetest"
 	"github.com/intercloud/intercloud/sqldb"
 )
 
@@ -72,8 +73,8 @@ func TestMariaDBToPostgresMapping(t *testing.T) {
 	execSQL(t, src, `INSERT INTO orders_tmp VALUES (1, 'paid', 10, NULL, NULL)`)
 	execSQL(t, src, `INSERT INTO records VALUES (1, 'one')`)
 
-	r := start(t, replicate.Config{Name: "mapped", Source: src, Target: dst, Mapping: m, BatchSize: 3, Poll: 10 * time.Millisecond})
-	waitFor(t, "full load", 60*time.Second, func() bool { return r.s.Status().Phase == replicate.PhaseCDC })
+	r := sourcetest.Start(t, replicate.Config{Name: "mapped", Source: src, Target: dst, Mapping: m, BatchSize: 3, Poll: 10 * time.Millisecond})
+	waitFor(t, "full load", 60*time.Second, func() bool { return r.Stream.Status().Phase == replicate.PhaseCDC })
 	insert(100) // through the binlog (Go)
 	waitCaughtUp(t, r, src)
 	want := []int64{1, 8, 101, 108}
@@ -118,7 +119,8 @@ func TestMariaDBToPostgresMapping(t *testing.T) {
 		t.Fatal("the target has the excluded or the renamed column")
 	}
 	check("after updates")
-	if err := r.stop(t); err != nil {
+	r.Cancel()
+	if err := r.Wait(t); err != nil {
 		t.Fatal(err)
 	}
 

@@ -74,10 +74,18 @@
 //
 // # Schema changes
 //
-// A DDL statement on a replicated table (ALTER TABLE, RENAME TABLE, DROP
-// TABLE, TRUNCATE, CREATE/DROP INDEX) becomes a replicate.Change with Op
-// OpSchema and the statement in DDL, in log order, as a transaction of its
-// own; the per-table schema cache is dropped then.
+// A DDL statement on a replicated table (ALTER TABLE, DROP TABLE,
+// TRUNCATE, CREATE/DROP INDEX) becomes a replicate.Change with Op OpSchema
+// and the statement in DDL, in log order, as a transaction of its own; the
+// per-table schema cache is dropped then. A CREATE TABLE of any table is
+// one too (the stream may select it). RENAME TABLE (each of its pairs) and
+// ALTER TABLE ... RENAME give one OpSchema change per renamed table with
+// Change.NewTable, for every table of the database (the stream decides
+// what the new name means to it); a replicated table's rows are read under
+// its new name from then on, its cached schema moving with it, so rows
+// logged before the rename still decode when read after it. A table moved
+// to another database is an OpSchema change without NewTable (it is gone
+// from this one).
 //
 // # Origin marker
 //
@@ -512,7 +520,7 @@ func (s *Source) syncer() *replication.BinlogSyncer {
 		Charset:                 "utf8mb4",
 		UseDecimal:              true,
 		ParseTime:               false,
-		RowsEventDecodeFunc:     decodeRows,
+		RowsEventDecodeFunc:     newRowsDecoder().decode,
 		TimestampStringLocation: time.UTC,
 		HeartbeatPeriod:         time.Second,
 		ReadTimeout:             10 * time.Second,

@@ -12,6 +12,7 @@ import (
 
 	"github.com/intercloud/intercloud/replicate"
 	"github.com/intercloud/intercloud/replicate/mysqlsrc"
+	"github.com/intercloud/intercloud/replicate/sourcetest"
 	"github.com/intercloud/intercloud/sqldb"
 )
 
@@ -90,8 +91,8 @@ func testTypes(t *testing.T, e *env) {
 	for _, target := range []struct{ name, url string }{{"postgres", e.pgURL(t)}, {"sqlite", sqliteURL(t)}} {
 		t.Run(target.name, func(t *testing.T) {
 			dst := open(t, target.url)
-			r := start(t, replicate.Config{Name: "types-" + target.name, Source: src, Target: dst, Tables: []string{"types"}})
-			waitFor(t, "full load", 30*time.Second, func() bool { return r.s.Status().Phase == replicate.PhaseCDC })
+			r := sourcetest.Start(t, replicate.Config{Name: "types-" + target.name, Source: src, Target: dst, Tables: []string{"types"}})
+			waitFor(t, "full load", 30*time.Second, func() bool { return r.Stream.Status().Phase == replicate.PhaseCDC })
 			if target.name == "postgres" {
 				insertTypes(t, src, 100) // rows that arrive through the binlog
 			}
@@ -158,7 +159,7 @@ func testCDC(t *testing.T, e *env) {
 	dst := open(t, e.pgURL(t))
 	execSQL(t, src, itemsDDL)
 	fillItems(t, src, 1, 501)
-	r := start(t, replicate.Config{Name: "cdc", Source: src, Target: dst, Tables: []string{"items"}, BatchSize: 100})
+	r := sourcetest.Start(t, replicate.Config{Name: "cdc", Source: src, Target: dst, Tables: []string{"items"}, BatchSize: 100})
 	waitCaughtUp(t, r, src)
 	mustValidate(t, src, dst, "items")
 	if n := count(t, dst, "SELECT COUNT(*) FROM items"); n != 500 {
@@ -192,7 +193,7 @@ func testLargeTransaction(t *testing.T, e *env) {
 	dst := open(t, e.pgURL(t))
 	execSQL(t, src, itemsDDL)
 	fillItems(t, src, 1, 11)
-	r := start(t, replicate.Config{Name: "large", Source: src, Target: dst, Tables: []string{"items"}, BatchSize: 2000})
+	r := sourcetest.Start(t, replicate.Config{Name: "large", Source: src, Target: dst, Tables: []string{"items"}, BatchSize: 2000})
 	waitCaughtUp(t, r, src)
 	const big = 100_000
 	var partial atomic.Int64
@@ -239,20 +240,20 @@ func testSplitTransaction(t *testing.T, e *env) {
 	execSQL(t, src, itemsDDL)
 	var positions []replicate.Position
 	var sizes []int
-	r := start(t, replicate.Config{Name: "split", Source: src, Target: dst, Tables: []string{"items"}, BatchSize: 100,
+	r := sourcetest.Start(t, replicate.Config{Name: "split", Source: src, Target: dst, Tables: []string{"items"}, BatchSize: 100,
 		OnApplied: func(b replicate.Batch) {
 			if !b.Snapshot && len(b.Changes) > 0 {
 				positions = append(positions, b.Position)
 				sizes = append(sizes, len(b.Changes))
 			}
 		}})
-	waitFor(t, "cdc", 30*time.Second, func() bool { return r.s.Status().Phase == replicate.PhaseCDC })
+	waitFor(t, "cdc", 30*time.Second, func() bool { return r.Stream.Status().Phase == replicate.PhaseCDC })
 	before := current(t, src)
 	fillItems(t, src, 1, 1001)
 	after := current(t, src)
 	waitCaughtUp(t, r, src)
 	mustValidate(t, src, dst, "items")
-	r.stop(t)
+	r.Stop(t)
 	if len(positions) < 2 {
 		t.Fatalf("batches %v: want the transaction in parts", sizes)
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/intercloud/intercloud/replicate"
+	"github.com/intercloud/intercloud/replicate/sourcetest"
 	"github.com/intercloud/intercloud/sqldb"
 )
 
@@ -62,7 +63,7 @@ func testReadOnlySource(t *testing.T, e *env) {
 
 	src := open(t, fmt.Sprintf("mysql://%s:pw@127.0.0.1:%d/%s", user, e.my.Port, dbName))
 	dst := open(t, sqliteURL(t))
-	r := start(t, replicate.Config{Name: "ro", Source: src, Target: dst, Tables: []string{"items"}, BatchSize: 100})
+	r := sourcetest.Start(t, replicate.Config{Name: "ro", Source: src, Target: dst, Tables: []string{"items"}, BatchSize: 100})
 	waitCaughtUp(t, r, root)
 	mustValidate(t, root, dst, "items")
 	execSQL(t, root, "UPDATE items SET qty = 7 WHERE id % 5 = 0")
@@ -70,10 +71,11 @@ func testReadOnlySource(t *testing.T, e *env) {
 	execSQL(t, root, "INSERT INTO items (id, name) VALUES (1000, 'new')")
 	waitCaughtUp(t, r, root)
 	mustValidate(t, root, dst, "items")
-	if st := r.s.Status(); len(st.StoppedTables) != 0 {
+	if st := r.Stream.Status(); len(st.StoppedTables) != 0 {
 		t.Fatalf("status = %+v", st)
 	}
-	if err := r.stop(t); err != nil {
+	r.Cancel()
+	if err := r.Wait(t); err != nil {
 		t.Fatal(err)
 	}
 	if after := schemaOf(t, root, dbName); after != before {

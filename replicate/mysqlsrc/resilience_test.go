@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/intercloud/intercloud/replicate"
+	"github.com/intercloud/intercloud/replicate/sourcetest"
 	"github.com/intercloud/intercloud/sqldb"
 )
 
@@ -130,7 +131,7 @@ func testKill(t *testing.T, e *env) {
 	kill(t, child)
 	execSQL(t, src, "UPDATE items SET id = id + 50000 WHERE id BETWEEN 200 AND 220")
 
-	r := start(t, replicate.Config{Name: "killed", Source: src, Target: dst, Tables: []string{"items"}, BatchSize: 500})
+	r := sourcetest.Start(t, replicate.Config{Name: "killed", Source: src, Target: dst, Tables: []string{"items"}, BatchSize: 500})
 	waitCaughtUp(t, r, src)
 	mustValidate(t, src, dst, "items")
 	// Rows that no change touched after the load started are in the load
@@ -174,7 +175,7 @@ func testServerRestart(t *testing.T, e *env) {
 	dst := open(t, sqliteURL(t))
 	execSQL(t, src, itemsDDL)
 	fillItems(t, src, 1, 101)
-	r := start(t, replicate.Config{Name: "restart", Source: src, Target: dst, Tables: []string{"items"}})
+	r := sourcetest.Start(t, replicate.Config{Name: "restart", Source: src, Target: dst, Tables: []string{"items"}})
 	waitCaughtUp(t, r, src)
 	e.my.Stop(t)
 	time.Sleep(300 * time.Millisecond)
@@ -184,7 +185,7 @@ func testServerRestart(t *testing.T, e *env) {
 	execSQL(t, src, "DELETE FROM items WHERE id < 50")
 	waitCaughtUp(t, r, src)
 	mustValidate(t, src, dst, "items")
-	if st := r.s.Status(); st.LastError == "" {
+	if st := r.Stream.Status(); st.LastError == "" {
 		t.Log("the restart went unnoticed by the stream")
 	}
 }
@@ -200,11 +201,11 @@ func testBidirectional(t *testing.T, e *env) {
 		t.Fatal(err)
 	}
 	var echoes atomicCount
-	ab := start(t, replicate.Config{Name: "my-to-lite", Origin: "aws", Source: my, Target: lite, Tables: []string{"items"}, SkipReplicated: true, SkipFullLoad: true,
+	ab := sourcetest.Start(t, replicate.Config{Name: "my-to-lite", Origin: "aws", Source: my, Target: lite, Tables: []string{"items"}, SkipReplicated: true, SkipFullLoad: true,
 		OnApplied: func(b replicate.Batch) {
 			echoes.add(b, func(id int64) bool { return id >= 1_000_000 && id != 1_000_005 })
 		}})
-	ba := start(t, replicate.Config{Name: "lite-to-my", Origin: "azure", Source: lite, Target: my, Tables: []string{"items"}, SkipReplicated: true, SkipFullLoad: true,
+	ba := sourcetest.Start(t, replicate.Config{Name: "lite-to-my", Origin: "azure", Source: lite, Target: my, Tables: []string{"items"}, SkipReplicated: true, SkipFullLoad: true,
 		OnApplied: func(b replicate.Batch) { echoes.add(b, func(id int64) bool { return id < 1_000_000 }) }})
 	fillItems(t, my, 1, 201)
 	err := lite.Tx(context.Background(), func(tx *sql.Tx) error {

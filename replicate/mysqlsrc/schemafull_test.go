@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/intercloud/intercloud/replicate"
+	"github.com/intercloud/intercloud/replicate/sourcetest"
 	"github.com/intercloud/intercloud/sqldb"
 )
 
@@ -46,7 +47,7 @@ func testSchemaFull(t *testing.T, e *env) {
 	} {
 		execSQL(t, src, q)
 	}
-	r := start(t, replicate.Config{Name: "full", Source: src, Target: dst, Tables: []string{"parent", "child"}, Schema: replicate.SchemaFull})
+	r := sourcetest.Start(t, replicate.Config{Name: "full", Source: src, Target: dst, Tables: []string{"parent", "child"}, Schema: replicate.SchemaFull})
 	waitCaughtUp(t, r, src)
 	mustValidate(t, src, dst, "parent", "child")
 
@@ -73,7 +74,7 @@ func testSchemaFull(t *testing.T, e *env) {
 	if len(fks) != 1 || fks[0] != "fk_parent c true true true" {
 		t.Errorf("target foreign keys = %v", fks)
 	}
-	st := r.s.Status()
+	st := r.Stream.Status()
 	// 4 indexes (InnoDB's index behind the foreign key too), 3 defaults,
 	// 1 foreign key.
 	if st.Schema == nil || st.Schema.Created != 8 {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/intercloud/intercloud/replicate"
+	"github.com/intercloud/intercloud/replicate/sourcetest"
 )
 
 // filmDDL is shaped like the film table of a well-known MySQL sample
@@ -52,8 +53,8 @@ func TestYearBeforeUnsigned(t *testing.T) {
 	for i, r := range rows {
 		execSQL(t, src, insert+sprintf(r, i+1))
 	}
-	r := start(t, replicate.Config{Name: "film", Source: src, Target: dst, Tables: []string{"film"}})
-	waitFor(t, "full load", 60*time.Second, func() bool { return r.s.Status().Phase == replicate.PhaseCDC })
+	r := sourcetest.Start(t, replicate.Config{Name: "film", Source: src, Target: dst, Tables: []string{"film"}})
+	waitFor(t, "full load", 60*time.Second, func() bool { return r.Stream.Status().Phase == replicate.PhaseCDC })
 	for i, row := range rows {
 		execSQL(t, src, insert+sprintf(row, 65535-i)) // through the binlog
 	}

@@ -76,6 +76,11 @@ func (s *Source) Stream(ctx context.Context, from replicate.Position, opts repli
 	}
 	for _, t := range tables {
 		st.want[t] = true
+		// The schema read now decodes rows logged before a later rename
+		// of the table, when they are read after the server renamed it
+		// (a failure here shows again, and is reported, when a row needs
+		// it).
+		_, _ = s.tableInfo(ctx, t)
 	}
 	syncer := s.syncer()
 	defer syncer.Close()
@@ -242,14 +247,13 @@ func (st *streamer) query(ctx context.Context, h *replication.EventHeader, e *re
 	// A statement logged as text: DDL, which commits on its own.
 	st.begin()
 	ddl := ParseDDL(q)
-	if ddl.Kind != "" {
+	switch {
+	case ddl.Kind == "RENAME TABLE" || (ddl.Kind == "ALTER TABLE" && len(ddl.Tables) > 1):
+		st.renames(ddl, string(e.Schema), q)
+	case ddl.Kind != "":
 		var hit []string
 		for _, t := range ddl.Tables {
-			schema := t.Schema
-			if schema == "" {
-				schema = string(e.Schema)
-			}
-			if schema != st.s.schema {
+			if !st.ours(t, string(e.Schema)) {
 				continue
 			}
 			st.s.forget(t.Name)
@@ -269,6 +273,65 @@ func (st *streamer) query(ctx context.Context, h *replication.EventHeader, e *re
 		}
 	}
 	return st.end(ctx, h)
+}
+
+// ours reports whether a table of a statement run in schema def is in the
+// source's database.
+func (st *streamer) ours(t TableRef, def string) bool {
+	if t.Schema == "" {
+		return def == st.s.schema
+	}
+	return t.Schema == st.s.schema
+}
+
+// renames turns the renames of a RENAME TABLE (pairs of old and new
+// names) or an ALTER TABLE ... RENAME (the table, then its new name) into
+// OpSchema changes with NewTable, one per renamed table, in order: for
+// the tables the stream reads, whose rows it then reads under the new
+// name, and for the others, whose new name the stream may select. A table
+// moved to another database is a schema change without NewTable (it is
+// gone from this one). An ALTER TABLE that renames may change columns
+// too: a schema change of the new name follows its renames.
+func (st *streamer) renames(ddl DDL, def, q string) {
+	pairs := ddl.Tables
+	if ddl.Kind == "ALTER TABLE" {
+		// ALTER TABLE a RENAME b [, RENAME c]: a is renamed to the last.
+		pairs = []TableRef{ddl.Tables[0], ddl.Tables[len(ddl.Tables)-1]}
+	}
+	for i := 0; i+1 < len(pairs); i += 2 {
+		from, to := pairs[i], pairs[i+1]
+		if !st.ours(from, def) {
+			if st.ours(to, def) {
+				// Moved in from another database: the stream may select it.
+				st.s.forget(to.Name)
+				st.tx.changes = append(st.tx.changes, replicate.Change{Table: from.Schema + "." + from.Name, Op: replicate.OpSchema, DDL: q, NewTable: to.Name})
+			}
+			continue
+		}
+		delete(st.decoders, from.Name)
+		delete(st.decoders, to.Name)
+		if !st.ours(to, def) {
+			st.s.forget(from.Name)
+			if st.want[from.Name] {
+				delete(st.want, from.Name)
+				st.tx.changes = append(st.tx.changes, replicate.Change{Table: from.Name, Op: replicate.OpSchema, DDL: q})
+			}
+			continue
+		}
+		if ddl.Kind == "RENAME TABLE" {
+			st.s.rename(from.Name, to.Name)
+		} else {
+			st.s.forget(from.Name, to.Name)
+		}
+		st.tx.changes = append(st.tx.changes, replicate.Change{Table: from.Name, Op: replicate.OpSchema, DDL: q, NewTable: to.Name})
+		if st.want[from.Name] {
+			delete(st.want, from.Name)
+			st.want[to.Name] = true
+			if ddl.Kind == "ALTER TABLE" {
+				st.tx.changes = append(st.tx.changes, replicate.Change{Table: to.Name, Op: replicate.OpSchema, DDL: q})
+			}
+		}
+	}
 }
 
 // rows turns a rows event into changes of the current transaction.

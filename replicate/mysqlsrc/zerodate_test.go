@@ -9,6 +9,7 @@ import (
 
 	"github.com/intercloud/intercloud/internal/syncbuf"
 	"github.com/intercloud/intercloud/replicate"
+	"github.com/intercloud/intercloud/replicate/sourcetest"
 )
 
 // TestZeroDates replicates MariaDB's zero dates ('0000-00-00', and dates
@@ -47,11 +48,11 @@ func testZeroDates(t *testing.T, e *env, target, dstURL string) {
 	}
 	fill(0)
 	var logs syncbuf.Buffer
-	r := start(t, replicate.Config{Name: "zero", Source: src, Target: dst, Tables: []string{"zd", "zd_nn"},
+	r := sourcetest.Start(t, replicate.Config{Name: "zero", Source: src, Target: dst, Tables: []string{"zd", "zd_nn"},
 		Logger:        slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		RejectRetries: 1, RejectBackoff: 10 * time.Millisecond,
 		TableOnError: map[string]replicate.ErrorPolicy{"zd_nn": replicate.OnErrorSkip}})
-	waitFor(t, "full load", 60*time.Second, func() bool { return r.s.Status().Phase == replicate.PhaseCDC })
+	waitFor(t, "full load", 60*time.Second, func() bool { return r.Stream.Status().Phase == replicate.PhaseCDC })
 	fill(100)
 	execSQL(t, loose, `UPDATE zd SET good = '0000-00-00' WHERE id = 4`)
 	waitCaughtUp(t, r, src)

@@ -32,6 +32,7 @@ func TestConformance(t *testing.T) {
 			"sqlite": func(t *testing.T) *sqldb.DB { return sqliteDB(t, "dst") },
 		},
 		AddColumnDDL: "ALTER TABLE items ADD COLUMN note varchar(30) NOT NULL DEFAULT 'n/a'",
+		RenameDDL:    "ALTER TABLE %s RENAME TO %s",
 		LeastPrivilege: func(t *testing.T, db *sqldb.DB) *sqldb.DB {
 			// The owner prepares the publication and replica identity; the
 			// stream's user has SELECT and the REPLICATION attribute only.

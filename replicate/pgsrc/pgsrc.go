@@ -90,7 +90,18 @@
 // A Relation message whose columns (names, types, type modifiers) differ
 // from the ones last seen for the table (at first, the catalog's when the
 // source was opened) emits a replicate.OpSchema change for the table before
-// its next row. A TRUNCATE of a replicated table is an OpSchema change
+// its next row. A Relation message that gives a relation (by OID) a new
+// name (ALTER TABLE ... RENAME TO) — a name other than the one its last
+// Relation message had, or, for its first one in the stream, than the one
+// it had when the stream started, when that new name is its name now —
+// emits an OpSchema change with Change.NewTable before its next row, and
+// the table's rows are read under the new name from then on; the
+// publication keeps the table, since it holds it by OID. (pgoutput sends
+// it only with the table's next row change: a stream that restarts
+// between the rename and that change finds the table under its new name
+// only, as a table new to it.) A table not
+// in the publication sends nothing, so one renamed into the stream's
+// table globs joins it at its next start. A TRUNCATE of a replicated table is an OpSchema change
 // whose DDL is "TRUNCATE <table>", at its place in the transaction: the
 // stream deletes the target's rows there.
 //

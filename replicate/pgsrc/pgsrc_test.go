@@ -24,6 +24,7 @@ import (
 	"github.com/intercloud/intercloud/internal/peers"
 	"github.com/intercloud/intercloud/replicate"
 	"github.com/intercloud/intercloud/replicate/pgsrc"
+	"github.com/intercloud/intercloud/replicate/sourcetest"
 	_ "github.com/intercloud/intercloud/replicate/sqlitesrc"
 	"github.com/intercloud/intercloud/sqldb"
 	_ "github.com/intercloud/intercloud/sqldb/postgres"
@@ -116,38 +117,6 @@ func sqliteDB(t *testing.T, name string) *sqldb.DB {
 	return open(t, "sqlite://"+filepath.Join(t.TempDir(), name+".db"))
 }
 
-// running is a replicate.Stream running in the background.
-type running struct {
-	s      *replicate.Stream
-	cancel context.CancelFunc
-	done   chan struct{}
-	err    error
-}
-
-func start(t *testing.T, cfg replicate.Config) *running {
-	t.Helper()
-	if cfg.Logger == nil {
-		cfg.Logger = quietLogger()
-	}
-	s, err := replicate.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{s: s, cancel: cancel, done: make(chan struct{})}
-	go func() {
-		r.err = s.Run(ctx)
-		close(r.done)
-	}()
-	t.Cleanup(r.stop)
-	return r
-}
-
-func (r *running) stop() {
-	r.cancel()
-	<-r.done
-}
-
 // waitSame waits until the target equals the source.
 func waitSame(tb testing.TB, src, dst *sqldb.DB, tables ...string) {
 	tb.Helper()
@@ -228,7 +197,7 @@ func testCDC(t *testing.T, c *cluster, dst *sqldb.DB) {
 	}
 	insertTypes(t, src, typeRows[:2]) // full load
 	name := "cdc-" + dst.Dialect.Name()
-	r := start(t, replicate.Config{Name: name, Source: src, Target: dst, Tables: []string{"types"}, BatchSize: 100})
+	r := sourcetest.Start(t, replicate.Config{Name: name, Source: src, Target: dst, Tables: []string{"types"}, BatchSize: 100})
 	waitSame(t, src, dst, "types")
 
 	// CDC: inserts, updates, deletes, a primary-key change, TOAST.
@@ -267,7 +236,7 @@ AND j = '{"a": null, "b": [1, 2.5, "x"]}'::jsonb AND js = '{"z": 1, "a": 2}'::js
 			t.Errorf("row 1 on the target differs: %v", err)
 		}
 	}
-	if st := r.s.Status(); st.Phase != replicate.PhaseCDC || st.LastError != "" {
+	if st := r.Stream.Status(); st.Phase != replicate.PhaseCDC || st.LastError != "" {
 		t.Errorf("status %+v", st)
 	}
 	// The slot confirms what was applied: its lag shrinks to (nearly)
@@ -309,7 +278,7 @@ func testLargeTxn(t *testing.T, c *cluster) {
 	}
 	var mu sync.Mutex
 	var sizes []int
-	r := start(t, replicate.Config{Name: "large", Source: src, Target: dst, Tables: []string{"items"}, BatchSize: 500,
+	r := sourcetest.Start(t, replicate.Config{Name: "large", Source: src, Target: dst, Tables: []string{"items"}, BatchSize: 500,
 		OnApplied: func(b replicate.Batch) {
 			if !b.Snapshot && len(b.Changes) > 0 {
 				mu.Lock()
@@ -317,7 +286,7 @@ func testLargeTxn(t *testing.T, c *cluster) {
 				mu.Unlock()
 			}
 		}})
-	waitFor(t, "cdc", 20*time.Second, func() bool { return r.s.Status().Phase == replicate.PhaseCDC })
+	waitFor(t, "cdc", 20*time.Second, func() bool { return r.Stream.Status().Phase == replicate.PhaseCDC })
 	exec(t, src, `INSERT INTO items (id, name) VALUES (0, 'before')`)
 	exec(t, src, `INSERT INTO items (id, name) SELECT g, 'row ' || g FROM generate_series(1, 50000) g`)
 	// Meanwhile the target never shows part of it.
@@ -396,15 +365,15 @@ func testResume(t *testing.T, c *cluster) {
 	cfg := replicate.Config{Name: "resume", Source: src, Target: dst, Tables: []string{"items"}, BatchSize: 7, SkipFullLoad: true}
 	stopWriter := writer(t, src, 1)
 	for i := 0; i < 4; i++ {
-		r := start(t, cfg)
+		r := sourcetest.Start(t, cfg)
 		before := count(t, dst, `SELECT COUNT(*) FROM items`)
 		waitFor(t, "progress", 20*time.Second, func() bool { return count(t, dst, `SELECT COUNT(*) FROM items`) > before+10 })
-		r.stop()
+		r.Stop(t)
 	}
 	n := stopWriter()
-	r := start(t, cfg)
+	r := sourcetest.Start(t, cfg)
 	waitSame(t, src, dst, "items")
-	r.stop()
+	r.Stop(t)
 	if got := count(t, dst, `SELECT n FROM writes`); got != n {
 		t.Errorf("the target saw %d row writes for %d source inserts", got, n)
 	}
@@ -463,9 +432,9 @@ func testKill(t *testing.T, c *cluster) {
 	n := stopWriter()
 	// The killed process's WAL sender may still hold the slot a moment:
 	// the engine retries until it is free.
-	r := start(t, replicate.Config{Name: "killed", Source: src, Target: dst, Tables: []string{"items"}, BatchSize: 5, SkipFullLoad: true})
+	r := sourcetest.Start(t, replicate.Config{Name: "killed", Source: src, Target: dst, Tables: []string{"items"}, BatchSize: 5, SkipFullLoad: true})
 	waitSame(t, src, dst, "items")
-	r.stop()
+	r.Stop(t)
 	if got := count(t, dst, `SELECT n FROM writes`); got != n {
 		t.Errorf("the target saw %d row writes for %d source inserts", got, n)
 	}
@@ -614,7 +583,7 @@ func testBidi(t *testing.T, c *cluster) {
 		{Name: "lite-to-pg", Origin: "lite", Source: lite, Target: pg, Tables: []string{"items"}, SkipReplicated: true, SkipFullLoad: true, Poll: 5 * time.Millisecond},
 	}
 	for _, cfg := range base {
-		start(t, cfg)
+		sourcetest.Start(t, cfg)
 	}
 	// Phases of distinct keys, converged in between, so that no batch
 	// folds two writes of one key into one.
@@ -674,7 +643,7 @@ func testRestart(t *testing.T, c *cluster) {
 	if err := replicate.Prepare(ctx, src, []string{"items"}, quietLogger()); err != nil {
 		t.Fatal(err)
 	}
-	r := start(t, replicate.Config{Name: "restart", Source: src, Target: dst, Tables: []string{"items"}, BatchSize: 10})
+	r := sourcetest.Start(t, replicate.Config{Name: "restart", Source: src, Target: dst, Tables: []string{"items"}, BatchSize: 10})
 	for i := 1; i <= 50; i++ {
 		exec(t, src, `INSERT INTO items (id, name) VALUES ($1, 'before')`, i)
 	}
@@ -695,7 +664,7 @@ func testRestart(t *testing.T, c *cluster) {
 	if n := count(t, dst, `SELECT COUNT(*) FROM items`); n != 100 {
 		t.Errorf("target has %d rows, want 100", n)
 	}
-	if st := r.s.Status(); st.Phase != replicate.PhaseCDC {
+	if st := r.Stream.Status(); st.Phase != replicate.PhaseCDC {
 		t.Errorf("status %+v", st)
 	}
 }
@@ -818,14 +787,14 @@ func testStopOnTruncate(t *testing.T, c *cluster) {
 	exec(t, db, itemsDDL)
 	dst := sqliteDB(t, "dst")
 	cfg := replicate.Config{Name: "stoptrunc", Source: db, Target: dst, Tables: []string{"items"}}
-	r := start(t, cfg)
-	waitFor(t, "full load", 30*time.Second, func() bool { return r.s.Status().Phase == replicate.PhaseCDC })
-	r.stop()
+	r := sourcetest.Start(t, cfg)
+	waitFor(t, "full load", 30*time.Second, func() bool { return r.Stream.Status().Phase == replicate.PhaseCDC })
+	r.Stop(t)
 	for i := 1; i <= 200; i++ {
 		exec(t, db, `INSERT INTO items (id, name) VALUES ($1, 'x')`, i)
 	}
-	r = start(t, cfg)
-	waitFor(t, "source backlog in status", 10*time.Second, func() bool { return r.s.Status().SourceBacklogBytes > 0 })
+	r = sourcetest.Start(t, cfg)
+	waitFor(t, "source backlog in status", 10*time.Second, func() bool { return r.Stream.Status().SourceBacklogBytes > 0 })
 	waitSame(t, db, dst, "items")
 	exec(t, db, `TRUNCATE items`)
 	exec(t, db, `INSERT INTO items (id, name) VALUES (7, 'after')`)
@@ -834,7 +803,7 @@ func testStopOnTruncate(t *testing.T, c *cluster) {
 	if err := dst.QueryRowContext(context.Background(), `SELECT COUNT(*) FROM items`).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("target has %d rows after TRUNCATE and one insert (%v)", n, err)
 	}
-	if st := r.s.Status(); st.Phase != replicate.PhaseCDC || st.LastError != "" {
+	if st := r.Stream.Status(); st.Phase != replicate.PhaseCDC || st.LastError != "" {
 		t.Fatalf("status after a TRUNCATE: phase %q, last error %q", st.Phase, st.LastError)
 	}
 	if !errors.Is(pgsrc.ErrPositionLost, replicate.ErrPermanent) {

@@ -8,12 +8,14 @@ import (
 
 	"github.com/intercloud/intercloud/internal/peers"
 	"github.com/intercloud/intercloud/replicate"
+	"github.com/intercloud/intercloud/replicate/sourcetest"
 )
 
 // TestPostGISSource replicates PostGIS geometries from PostgreSQL to
 // MariaDB through the full load and logical decoding: MariaDB's own
 // functions read the same geometry and SRID back, and validate agrees.
-// Skipped when PostGIS is not installed.
+// Without PostGIS (peers installs it) the test skips, or fails when peers
+// are required.
 func TestPostGISSource(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts PostgreSQL and MariaDB")
@@ -22,9 +24,7 @@ func TestPostGISSource(t *testing.T) {
 	c := startCluster(t)
 	src := c.newDB(t, "gis")
 	name := queryString(t, src, `SELECT current_database()`)
-	if _, err := open(t, c.p.RootURL(name)).ExecContext(ctx, "CREATE EXTENSION IF NOT EXISTS postgis"); err != nil {
-		t.Skipf("PostGIS is not installed (apt-get install postgresql-NN-postgis-3): %v", err)
-	}
+	c.p.CreatePostGIS(t, name)
 	exec(t, src, `CREATE TABLE geo (id BIGINT PRIMARY KEY, g geometry)`)
 	if err := replicate.Prepare(ctx, src, []string{"geo"}, quietLogger()); err != nil {
 		t.Fatal(err)
@@ -38,8 +38,8 @@ func TestPostGISSource(t *testing.T) {
 	root := open(t, fmt.Sprintf("mysql://root@127.0.0.1:%d/", my.Port))
 	exec(t, root, "CREATE DATABASE gis_dst")
 	dst := open(t, fmt.Sprintf("mysql://root@127.0.0.1:%d/gis_dst", my.Port))
-	r := start(t, replicate.Config{Name: "gis", Source: src, Target: dst, Tables: []string{"geo"}, Poll: 10 * time.Millisecond})
-	waitFor(t, "full load", 60*time.Second, func() bool { return r.s.Status().Phase == replicate.PhaseCDC })
+	r := sourcetest.Start(t, replicate.Config{Name: "gis", Source: src, Target: dst, Tables: []string{"geo"}, Poll: 10 * time.Millisecond})
+	waitFor(t, "full load", 60*time.Second, func() bool { return r.Stream.Status().Phase == replicate.PhaseCDC })
 	fill(100)
 	exec(t, src, `UPDATE geo SET g = ST_GeomFromText('LINESTRING(0 0,1 2)', 4326) WHERE id = 2`)
 	waitSame(t, src, dst, "geo")

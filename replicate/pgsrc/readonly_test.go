@@ -9,6 +9,7 @@ import (
 
 	"github.com/intercloud/intercloud/replicate"
 	"github.com/intercloud/intercloud/replicate/pgsrc"
+	"github.com/intercloud/intercloud/replicate/sourcetest"
 	"github.com/intercloud/intercloud/sqldb"
 )
 
@@ -73,16 +74,16 @@ func testReadOnlySource(t *testing.T, c *cluster) {
 
 	// t exists only on the source: the full load creates it on the target.
 	dst := sqliteDB(t, "dst")
-	r := start(t, replicate.Config{Name: "ro", Source: src, Target: dst, Tables: []string{"t"}, Poll: 10 * time.Millisecond})
+	r := sourcetest.Start(t, replicate.Config{Name: "ro", Source: src, Target: dst, Tables: []string{"t"}, Poll: 10 * time.Millisecond})
 	waitSame(t, src, dst, "t")
 	exec(t, owner, `UPDATE t SET v = 'changed' WHERE id % 7 = 0`)
 	exec(t, owner, `DELETE FROM t WHERE id > 450`)
 	exec(t, owner, `INSERT INTO t VALUES (1000, 'new', NULL)`)
 	waitSame(t, src, dst, "t")
-	if st := r.s.Status(); st.Phase != replicate.PhaseCDC || len(st.StoppedTables) != 0 {
+	if st := r.Stream.Status(); st.Phase != replicate.PhaseCDC || len(st.StoppedTables) != 0 {
 		t.Fatalf("status = %+v", st)
 	}
-	r.stop()
+	r.Stop(t)
 	if after := catalog(t, owner); after != before {
 		t.Fatalf("the source changed:\nbefore:\n%s\nafter:\n%s", before, after)
 	}

@@ -3,8 +3,10 @@ package pgsrc
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -84,7 +86,12 @@ func (s *Source) Stream(ctx context.Context, from replicate.Position, opts repli
 		return fmt.Errorf("pgsrc: start replication from %s: %w", start, err)
 	}
 	s.log.Debug("replication started", "from", start)
+	oids, err := s.relationNames(ctx, want)
+	if err != nil {
+		return err
+	}
 	st := &streamState{
+		oids:      oids,
 		src:       s,
 		conn:      conn,
 		opts:      opts,
@@ -120,6 +127,7 @@ type streamState struct {
 	nextStatus           time.Time
 
 	rels   map[uint32]*relationMsg
+	oids   map[uint32]string      // the wanted tables' names by OID when the stream started
 	known  map[string][]relColumn // last columns seen per table
 	schema map[string]bool        // tables with a schema change to emit
 
@@ -294,6 +302,22 @@ func (st *streamState) message(ctx context.Context, m any, at pglogrepl.LSN) err
 		return st.commit(ctx, m)
 	case relationMsg:
 		rel := m
+		if prev := st.rels[m.id]; prev != nil && prev.name != m.name {
+			st.renamed(prev.name, m.name)
+		} else if was, ok := st.oids[m.id]; ok && prev == nil && was != m.name {
+			// The table's first Relation message of this stream, under
+			// another name than it had when the stream started: renamed
+			// since, when that name is the table's name now (otherwise
+			// it is an older name, from before the stream started).
+			now, err := st.src.relationName(ctx, m.id)
+			if err != nil {
+				return err
+			}
+			if now == m.name {
+				st.renamed(was, m.name)
+			}
+		}
+		delete(st.oids, m.id)
 		st.rels[m.id] = &rel
 		if st.want[m.name] && !sameColumns(st.known[m.name], m.columns) {
 			st.schema[m.name] = true
@@ -316,6 +340,86 @@ func (st *streamState) message(ctx context.Context, m any, at pglogrepl.LSN) err
 		}
 	}
 	return nil
+}
+
+// renamed handles a relation that comes under a new name (ALTER TABLE
+// ... RENAME TO): an OpSchema change with NewTable goes into the
+// transaction before the row that follows, and a table the stream reads
+// is read under its new name from then on. A table of the publication the
+// stream does not read is news too: the stream may select its new name.
+func (st *streamState) renamed(from, to string) {
+	if from == OriginTable || to == OriginTable {
+		return
+	}
+	st.txn = append(st.txn, replicate.Change{Table: from, Op: replicate.OpSchema, NewTable: to,
+		DDL: "ALTER TABLE " + quote(from) + " RENAME TO " + quote(to)})
+	if !st.want[from] {
+		return
+	}
+	delete(st.want, from)
+	st.want[to] = true
+	if t, ok := st.src.tables[from]; ok {
+		delete(st.src.tables, from)
+		st.src.tables[to] = t
+	}
+	if cols, ok := st.known[from]; ok {
+		delete(st.known, from)
+		st.known[to] = cols
+	}
+	if st.schema[from] {
+		delete(st.schema, from)
+		st.schema[to] = true
+	}
+}
+
+// relationNames returns the OIDs of the tables (in the current schema)
+// with their names.
+func (s *Source) relationNames(ctx context.Context, tables map[string]bool) (map[uint32]string, error) {
+	names := make([]string, 0, len(tables))
+	for t := range tables {
+		names = append(names, t)
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT c.oid::bigint, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = current_schema() AND c.relname = ANY($1::text[])`, "{"+strings.Join(quoteAll(names), ",")+"}")
+	if err != nil {
+		return nil, fmt.Errorf("pgsrc: relation ids: %w", err)
+	}
+	defer rows.Close()
+	out := map[uint32]string{}
+	for rows.Next() {
+		var oid int64
+		var name string
+		if err := rows.Scan(&oid, &name); err != nil {
+			return nil, fmt.Errorf("pgsrc: relation ids: %w", err)
+		}
+		out[uint32(oid)] = name
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("pgsrc: relation ids: %w", err)
+	}
+	return out, nil
+}
+
+// quoteAll quotes names as elements of a text array literal.
+func quoteAll(names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(n) + `"`
+	}
+	return out
+}
+
+// relationName returns a relation's name now ("" when it is gone).
+func (s *Source) relationName(ctx context.Context, oid uint32) (string, error) {
+	var name string
+	err := s.db.QueryRowContext(ctx, `SELECT relname FROM pg_class WHERE oid = $1`, int64(oid)).Scan(&name)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("pgsrc: name of relation %d: %w", oid, err)
+	}
+	return name, nil
 }
 
 // sameColumns reports whether two column lists have the same names, types
@@ -349,7 +453,9 @@ func (st *streamState) row(ctx context.Context, m any) error {
 	}
 	if rel.name == OriginTable {
 		if st.opts.SkipReplicated {
-			st.txnSkip, st.txn = true, nil
+			// Renames seen in a replicated transaction still rename.
+			st.txnSkip = true
+			st.txn = slices.DeleteFunc(st.txn, func(c replicate.Change) bool { return c.NewTable == "" })
 		}
 		return nil
 	}

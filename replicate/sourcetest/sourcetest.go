@@ -68,6 +68,10 @@ type Harness struct {
 	// with the default 'n/a', in the source's own DDL; "" when the source
 	// cannot follow schema changes.
 	AddColumnDDL string
+	// RenameDDL renames a table in the source's own DDL, a format with
+	// the quoted old and new names ("ALTER TABLE %s RENAME TO %s"); ""
+	// when the source cannot follow renamed tables.
+	RenameDDL string
 	// LeastPrivilege, when set, returns the source database opened as a
 	// user with only the grants one-way replication needs; the suite then
 	// checks a stream reading through it writes nothing into the source.
@@ -102,6 +106,12 @@ func Run(t *testing.T, h Harness) {
 			t.Skip("the source follows no schema changes")
 		}
 		testAddColumn(t, h)
+	})
+	t.Run("RenameTable", func(t *testing.T) {
+		if h.RenameDDL == "" {
+			t.Skip("the source follows no renamed tables")
+		}
+		testRenameTable(t, h)
 	})
 	t.Run("TypeMatrix", func(t *testing.T) {
 		if len(h.Matrix) == 0 {
@@ -182,26 +192,32 @@ func createItems(t testing.TB, h Harness, db *sqldb.DB) {
 
 func insertItems(t testing.TB, db *sqldb.DB, lo, hi int) {
 	t.Helper()
-	d := db.Dialect
-	q := fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s)", d.Quote("items"), sqldb.QuoteList(d, items.ColumnNames()), sqldb.Placeholders(d, 1, 4))
-	for i := lo; i < hi; i++ {
-		var qty any
-		if i%3 != 0 {
-			qty = i * 7
-		}
-		Exec(t, db, q, int64(i), fmt.Sprintf("item %d ñ \U0001F600 '", i), qty, fmt.Sprintf("%d.%02d", i, i%100))
-	}
+	insertItemsInto(t, db, "items", lo, hi)
 }
 
-type running struct {
-	s      *replicate.Stream
+// Running is a stream running in a goroutine of its own, stopped when
+// the test ends; a Run that failed without the test asking for its error
+// (Wait) fails the test then.
+type Running struct {
+	// Stream is the running stream.
+	Stream *replicate.Stream
 	cancel context.CancelFunc
 	done   chan struct{}
-	err    error
+	err    error // Run's result, once done is closed
+	seen   bool  // the result was handed to the test
 }
 
-func start(t testing.TB, cfg replicate.Config) *running {
-	t.Helper()
+// Start runs a stream of cfg (with Quiet logging and a 10ms poll unless
+// cfg says otherwise) until the test ends or Stop.
+func Start(tb testing.TB, cfg replicate.Config) *Running {
+	tb.Helper()
+	return StartCtx(tb, context.Background(), cfg)
+}
+
+// StartCtx is Start with a parent context: the stream also stops when
+// parent is done.
+func StartCtx(tb testing.TB, parent context.Context, cfg replicate.Config) *Running {
+	tb.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = Quiet()
 	}
@@ -210,25 +226,48 @@ func start(t testing.TB, cfg replicate.Config) *running {
 	}
 	s, err := replicate.New(cfg)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{s: s, cancel: cancel, done: make(chan struct{})}
+	ctx, cancel := context.WithCancel(parent)
+	r := &Running{Stream: s, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		r.err = s.Run(ctx)
 		close(r.done)
 	}()
-	t.Cleanup(r.stop)
+	tb.Cleanup(func() { r.Stop(tb) })
 	return r
 }
 
-func (r *running) stop() {
+// Cancel asks the stream to stop, without waiting for it.
+func (r *Running) Cancel() { r.cancel() }
+
+// Stop cancels the stream and waits for Run to return nil; it fails the
+// test when Run returned an error not handed out by Wait before, or does
+// not return within a minute.
+func (r *Running) Stop(tb testing.TB) {
+	tb.Helper()
 	r.cancel()
-	select {
-	case <-r.done:
-	case <-time.After(60 * time.Second):
+	seen := r.seen
+	if err := r.Wait(tb); err != nil && !seen {
+		tb.Errorf("Run: %v", err)
 	}
 }
+
+// Wait waits (up to a minute) for Run to return and returns its result.
+func (r *Running) Wait(tb testing.TB) error {
+	tb.Helper()
+	select {
+	case <-r.done:
+		r.seen = true
+		return r.err
+	case <-time.After(60 * time.Second):
+		tb.Fatal("Run did not return")
+		return nil
+	}
+}
+
+// Done is closed when Run returned.
+func (r *Running) Done() <-chan struct{} { return r.done }
 
 func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
@@ -243,7 +282,7 @@ func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool)
 
 // waitSame waits until Dump of the tables is equal on both sides, and
 // fails with the first difference when it never is.
-func waitSame(t testing.TB, r *running, src, dst *sqldb.DB, skip []string, tables ...string) {
+func waitSame(t testing.TB, r *Running, src, dst *sqldb.DB, skip []string, tables ...string) {
 	t.Helper()
 	deadline := time.Now().Add(120 * time.Second)
 	for {
@@ -260,7 +299,7 @@ func waitSame(t testing.TB, r *running, src, dst *sqldb.DB, skip []string, table
 		if time.Now().After(deadline) {
 			st := ""
 			if r != nil {
-				st = fmt.Sprintf("\nstream: %+v", r.s.Status())
+				st = fmt.Sprintf("\nstream: %+v", r.Stream.Status())
 			}
 			t.Fatalf("source and target still differ: %s%s", diff, st)
 		}
@@ -275,18 +314,18 @@ func testFullLoadCDC(t *testing.T, h Harness) {
 	for name, open := range h.Targets {
 		t.Run(name, func(t *testing.T) {
 			dst := open(t)
-			r := start(t, replicate.Config{SourceMode: h.SourceMode, Name: "conf", Source: src, Target: dst, Tables: []string{"items"}, BatchSize: 64})
+			r := Start(t, replicate.Config{SourceMode: h.SourceMode, Name: "conf", Source: src, Target: dst, Tables: []string{"items"}, BatchSize: 64})
 			waitSame(t, r, src, dst, nil, "items")
-			if r.s.Status().SnapshotRows < 200 {
-				t.Errorf("full load wrote %d rows, want 200", r.s.Status().SnapshotRows)
-			}
+			// The rows are on the target before the stream counts the
+			// batch that wrote them: wait for the count, not only the rows.
+			waitFor(t, "the full load's count of 200 rows", 10*time.Second, func() bool { return r.Stream.Status().SnapshotRows >= 200 })
 		})
 	}
 	// Changes during CDC, into the first target again.
 	name := firstTarget(h)
 	dst := h.Targets[name](t)
-	r := start(t, replicate.Config{SourceMode: h.SourceMode, Name: "conf-cdc", Source: src, Target: dst, Tables: []string{"items"}})
-	waitFor(t, "full load", 120*time.Second, func() bool { return r.s.Status().Phase == replicate.PhaseCDC })
+	r := Start(t, replicate.Config{SourceMode: h.SourceMode, Name: "conf-cdc", Source: src, Target: dst, Tables: []string{"items"}})
+	waitFor(t, "full load", 120*time.Second, func() bool { return r.Stream.Status().Phase == replicate.PhaseCDC })
 	insertItems(t, src, 300, 350)
 	d := src.Dialect
 	Exec(t, src, fmt.Sprintf("UPDATE %s SET %s = NULL, %s = %s WHERE %s < 20", d.Quote("items"), d.Quote("qty"), d.Quote("name"), d.Placeholder(1), d.Quote("id")), "")
@@ -311,12 +350,12 @@ func testAddColumn(t *testing.T, h Harness) {
 	src := h.Source(t)
 	createItems(t, h, src)
 	insertItems(t, src, 1, 21)
-	streams := map[string]*running{}
+	streams := map[string]*Running{}
 	targets := map[string]*sqldb.DB{}
 	for name, open := range h.Targets {
 		dst := open(t)
-		r := start(t, replicate.Config{SourceMode: h.SourceMode, Name: "conf-ddl-" + name, Source: src, Target: dst, Tables: []string{"items"}})
-		waitFor(t, "full load", 120*time.Second, func() bool { return r.s.Status().Phase == replicate.PhaseCDC })
+		r := Start(t, replicate.Config{SourceMode: h.SourceMode, Name: "conf-ddl-" + name, Source: src, Target: dst, Tables: []string{"items"}})
+		waitFor(t, "full load", 120*time.Second, func() bool { return r.Stream.Status().Phase == replicate.PhaseCDC })
 		streams[name], targets[name] = r, dst
 	}
 	for name, r := range streams {
@@ -416,10 +455,10 @@ func testNoEcho(t *testing.T, h Harness) {
 	createItems(t, h, a)
 	createItems(t, h, b)
 	insertItems(t, a, 1, 51)
-	ab := start(t, replicate.Config{SourceMode: h.SourceMode, Name: "a-to-b", Origin: "a", Source: a, Target: b, Tables: []string{"items"}, SkipReplicated: true})
-	waitFor(t, "full load", 120*time.Second, func() bool { return ab.s.Status().Phase == replicate.PhaseCDC })
-	ba := start(t, replicate.Config{SourceMode: h.SourceMode, Name: "b-to-a", Origin: "b", Source: b, Target: a, Tables: []string{"items"}, SkipReplicated: true, SkipFullLoad: true})
-	waitFor(t, "reverse stream", 120*time.Second, func() bool { return ba.s.Status().Phase == replicate.PhaseCDC })
+	ab := Start(t, replicate.Config{SourceMode: h.SourceMode, Name: "a-to-b", Origin: "a", Source: a, Target: b, Tables: []string{"items"}, SkipReplicated: true})
+	waitFor(t, "full load", 120*time.Second, func() bool { return ab.Stream.Status().Phase == replicate.PhaseCDC })
+	ba := Start(t, replicate.Config{SourceMode: h.SourceMode, Name: "b-to-a", Origin: "b", Source: b, Target: a, Tables: []string{"items"}, SkipReplicated: true, SkipFullLoad: true})
+	waitFor(t, "reverse stream", 120*time.Second, func() bool { return ba.Stream.Status().Phase == replicate.PhaseCDC })
 	waitSame(t, ab, a, b, nil, "items")
 	insertItems(t, a, 100, 120) // 20 changes on a
 	insertItems(t, b, 200, 230) // 30 changes on b
@@ -431,10 +470,10 @@ func testNoEcho(t *testing.T, h Harness) {
 	// other's changes.
 	time.Sleep(2 * time.Second)
 	waitSame(t, ab, a, b, nil, "items")
-	if n := ab.s.Status().CDCRows; n != 20 {
+	if n := ab.Stream.Status().CDCRows; n != 20 {
 		t.Errorf("a→b applied %d rows during CDC, want 20 (an echo?)", n)
 	}
-	if n := ba.s.Status().CDCRows; n != 40 {
+	if n := ba.Stream.Status().CDCRows; n != 40 {
 		t.Errorf("b→a applied %d rows, want 40 (an echo?)", n)
 	}
 }
@@ -459,19 +498,20 @@ func testMatrix(t *testing.T, h Harness) {
 			cfg := replicate.Config{SourceMode: h.SourceMode, Name: "matrix-" + name, Source: src, Target: dst, Tables: []string{"matrix"}}
 			if cols := h.Unportable[name]; len(cols) > 0 {
 				// Refused as a whole, naming the column ...
-				r := start(t, cfg)
-				waitFor(t, "the refusal", 120*time.Second, func() bool { return r.s.Status().LastError != "" })
-				if msg := r.s.Status().LastError; !strings.Contains(msg, cols[0]) {
+				r := Start(t, cfg)
+				waitFor(t, "the refusal", 120*time.Second, func() bool { return r.Stream.Status().LastError != "" })
+				if msg := r.Stream.Status().LastError; !strings.Contains(msg, cols[0]) {
 					t.Errorf("refusal %q does not name column %s", msg, cols[0])
 				}
-				r.stop()
+				r.Cancel()
+				_ = r.Wait(t) // the refusal
 				// ... and replicated without those columns.
 				cfg.Name += "-mapped"
 				cfg.Mapping = &replicate.Mapping{Include: []string{"matrix"}, Rules: []replicate.Rule{{Table: "matrix", ExcludeColumns: cols}}}
 				cfg.Tables = nil
 			}
-			r := start(t, cfg)
-			waitFor(t, "full load", 120*time.Second, func() bool { return r.s.Status().Phase == replicate.PhaseCDC })
+			r := Start(t, cfg)
+			waitFor(t, "full load", 120*time.Second, func() bool { return r.Stream.Status().Phase == replicate.PhaseCDC })
 			if name == firstTarget(h) {
 				insert(1000) // through the change log
 			}
@@ -492,8 +532,8 @@ func testLeastPrivilege(t *testing.T, h Harness) {
 		t.Fatal(err)
 	}
 	dst := h.Targets[firstTarget(h)](t)
-	r := start(t, replicate.Config{SourceMode: h.SourceMode, Name: "least", Source: ro, Target: dst, Tables: []string{"items"}})
-	waitFor(t, "full load", 120*time.Second, func() bool { return r.s.Status().Phase == replicate.PhaseCDC })
+	r := Start(t, replicate.Config{SourceMode: h.SourceMode, Name: "least", Source: ro, Target: dst, Tables: []string{"items"}})
+	waitFor(t, "full load", 120*time.Second, func() bool { return r.Stream.Status().Phase == replicate.PhaseCDC })
 	insertItems(t, src, 100, 110)
 	waitSame(t, r, src, dst, nil, "items")
 	tables, err := replicate.ListTables(context.Background(), src)

@@ -62,6 +62,7 @@ func TestConformance(t *testing.T) {
 		// SQLite keeps no log of schema changes: the source notices them
 		// by the schema version and the target follows.
 		AddColumnDDL: "ALTER TABLE items ADD COLUMN note VARCHAR(30) NOT NULL DEFAULT 'n/a'",
+		RenameDDL:    "ALTER TABLE %s RENAME TO %s",
 	}))
 }
 

@@ -27,6 +27,15 @@
 // transaction ids, so batch boundaries may fall anywhere between changes;
 // since each batch carries current row images that is still consistent.
 //
+// Schema changes are noticed by SQLite's schema version when changes are
+// next read. A replicated table renamed with ALTER TABLE ... RENAME TO
+// keeps its capture triggers (SQLite moves them with it), which go on
+// logging the old name: the source finds the new name by the triggers'
+// table, emits an OpSchema change with Change.NewTable, and reads the
+// changes logged under either name as the new one's. The next Install of
+// the table under its new name moves the logged changes to it and
+// replaces the triggers.
+//
 // The change table grows until pruned: Prune drops the changes at or before
 // a position. Whoever knows every consumer of a database's log trims it
 // through replicate.PruneLog (the driver is a replicate.LogPruner), up to
@@ -145,6 +154,11 @@ func install(ctx context.Context, db *sqldb.DB, tables []string) (map[string]*ta
 			if len(def.PrimaryKey) == 0 {
 				return fmt.Errorf("sqlitesrc: capture: table %q %w", name, replicate.ErrNoPrimaryKey)
 			}
+			moved, err := formerCapture(ctx, tx, name)
+			if err != nil {
+				return err
+			}
+			stmts = append(stmts, moved...)
 			stmts = append(stmts, triggers(def)...)
 			out[name] = newTable(def)
 		}
@@ -159,6 +173,54 @@ func install(ctx context.Context, db *sqldb.DB, tables []string) (map[string]*ta
 		return nil, err
 	}
 	return out, nil
+}
+
+// formerCapture returns the statements that move the capture of a table
+// renamed since it was installed (SQLite's ALTER TABLE ... RENAME TO keeps
+// the triggers, named after the old name and logging it) to its name: the
+// changes logged under the old name are renamed, the old triggers dropped.
+func formerCapture(ctx context.Context, tx *sql.Tx, table string) ([]string, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ? AND name LIKE '\_ic\_%' ESCAPE '\'`, table)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitesrc: capture %s: triggers: %w", table, err)
+	}
+	defer rows.Close()
+	var stmts []string
+	seen := map[string]bool{}
+	for rows.Next() {
+		var trig string
+		if err := rows.Scan(&trig); err != nil {
+			return nil, fmt.Errorf("sqlitesrc: capture %s: triggers: %w", table, err)
+		}
+		old, ok := triggerTable(trig)
+		if !ok || old == table {
+			continue
+		}
+		stmts = append(stmts, "DROP TRIGGER IF EXISTS "+sqliteQuote(trig))
+		if !seen[old] {
+			seen[old] = true
+			stmts = append(stmts, "UPDATE "+ChangesTable+" SET tbl = "+sqliteString(table)+" WHERE tbl = "+sqliteString(old))
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlitesrc: capture %s: triggers: %w", table, err)
+	}
+	return stmts, nil
+}
+
+// triggerTable returns the table a capture trigger was made for, from its
+// name ("_ic_<table>_ins", "_upd", "_del").
+func triggerTable(trigger string) (string, bool) {
+	rest, ok := strings.CutPrefix(trigger, "_ic_")
+	if !ok {
+		return "", false
+	}
+	for _, suffix := range []string{"_ins", "_upd", "_del"} {
+		if t, ok := strings.CutSuffix(rest, suffix); ok && t != "" {
+			return t, true
+		}
+	}
+	return "", false
 }
 
 func newTable(def sqldb.Table) *table {
@@ -236,8 +298,11 @@ type Source struct {
 	tables map[string]*table
 
 	// schema is the schema version the tables were described at (only
-	// Stream's goroutine reads and changes it, and tables after Open).
+	// Stream's goroutine reads and changes it, and tables and alias after
+	// Open).
 	schema int64
+	// alias maps the name a renamed table's triggers log to its name.
+	alias map[string]string
 
 	closed atomic.Bool
 }
@@ -251,7 +316,7 @@ func Open(ctx context.Context, db *sqldb.DB, tables []string, log *slog.Logger) 
 	if err != nil {
 		return nil, err
 	}
-	src := &Source{db: db, log: log.With("component", "replicate.sqlitesrc", "db", db.Name), tables: t}
+	src := &Source{db: db, log: log.With("component", "replicate.sqlitesrc", "db", db.Name), tables: t, alias: map[string]string{}}
 	if src.schema, err = schemaVersion(ctx, db); err != nil {
 		return nil, err
 	}
@@ -287,9 +352,35 @@ func (s *Source) schemaChanges(ctx context.Context, tx *sql.Tx, want map[string]
 		}
 		def, err := s.db.Dialect.Describe(ctx, tx, name)
 		if errors.Is(err, sqldb.ErrNoTable) {
-			// Its rows can no longer be read; the change stops it.
-			out = append(out, replicate.Change{Table: name, Op: replicate.OpSchema})
 			delete(want, name)
+			logged := name // the name its triggers log (it may have been renamed before)
+			for from, now := range s.alias {
+				if now == name {
+					logged = from
+				}
+			}
+			to, err := s.renamedTo(ctx, tx, logged)
+			if err != nil {
+				return nil, err
+			}
+			if to == "" {
+				// Its rows can no longer be read; the change stops it.
+				out = append(out, replicate.Change{Table: name, Op: replicate.OpSchema})
+				continue
+			}
+			// Renamed: its triggers still log the old name, read as
+			// the new one from now on.
+			def, err := s.db.Dialect.Describe(ctx, tx, to)
+			if err != nil {
+				return nil, fmt.Errorf("sqlitesrc: describe %s: %w", to, err)
+			}
+			delete(s.tables, name)
+			s.tables[to] = newTable(def)
+			s.alias[logged] = to
+			want[to] = true
+			out = append(out, replicate.Change{Table: name, Op: replicate.OpSchema, NewTable: to,
+				DDL: "ALTER TABLE " + sqliteQuote(name) + " RENAME TO " + sqliteQuote(to)})
+			s.log.Info("table rename noticed", "table", name, "renamed_to", to)
 			continue
 		}
 		if err != nil {
@@ -308,6 +399,21 @@ func (s *Source) schemaChanges(ctx context.Context, tx *sql.Tx, want map[string]
 	}
 	s.schema = v
 	return out, nil
+}
+
+// renamedTo returns the name of the table that the capture triggers of
+// table now belong to ("" when there is none): SQLite's ALTER TABLE ...
+// RENAME TO moves them along with the table.
+func (s *Source) renamedTo(ctx context.Context, tx *sql.Tx, table string) (string, error) {
+	var to string
+	err := tx.QueryRowContext(ctx, `SELECT tbl_name FROM sqlite_master WHERE type = 'trigger' AND name = ?`, "_ic_"+table+"_ins").Scan(&to)
+	if errors.Is(err, sql.ErrNoRows) || to == table {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("sqlitesrc: find renamed %s: %w", table, err)
+	}
+	return to, nil
 }
 
 // ErrClosed is returned by a closed source.
@@ -424,6 +530,11 @@ func (s *Source) read(ctx context.Context, seq int64, want map[string]bool, opts
 	}
 	if b.Changes, err = s.schemaChanges(ctx, tx, want); err != nil {
 		return b, 0, err
+	}
+	for i, e := range entries {
+		if to, ok := s.alias[e.tbl]; ok {
+			entries[i].tbl = to
+		}
 	}
 	last := entries[len(entries)-1]
 	b.Position = FormatPosition(last.seq)

@@ -33,6 +33,11 @@ func (d Dialect) DropColumn(table, column string) []string {
 	return []string{fmt.Sprintf("ALTER TABLE %s DROP COLUMN %s%s", d.Quote(table), ie, d.Quote(column))}
 }
 
+// RenameTable implements sqldb.Alterer.
+func (d Dialect) RenameTable(from, to string) []string {
+	return []string{fmt.Sprintf("RENAME TABLE %s TO %s", d.Quote(from), d.Quote(to))}
+}
+
 // RenameColumn implements sqldb.Alterer.
 func (d Dialect) RenameColumn(table, from, to string) []string {
 	return []string{fmt.Sprintf("ALTER TABLE %s RENAME COLUMN %s TO %s", d.Quote(table), d.Quote(from), d.Quote(to))}

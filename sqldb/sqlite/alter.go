@@ -21,6 +21,11 @@ func (d Dialect) AddColumn(table string, c sqldb.Column) []string {
 	return []string{fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s%s", d.Quote(table), d.Quote(c.Name), d.ColumnType(c.Type), def)}
 }
 
+// RenameTable implements sqldb.Alterer.
+func (d Dialect) RenameTable(from, to string) []string {
+	return []string{fmt.Sprintf("ALTER TABLE %s RENAME TO %s", d.Quote(from), d.Quote(to))}
+}
+
 // RenameColumn implements sqldb.Alterer.
 func (d Dialect) RenameColumn(table, from, to string) []string {
 	return []string{fmt.Sprintf("ALTER TABLE %s RENAME COLUMN %s TO %s", d.Quote(table), d.Quote(from), d.Quote(to))}

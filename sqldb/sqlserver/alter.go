@@ -23,6 +23,11 @@ func (d Dialect) AddColumn(table string, c sqldb.Column) []string {
 		d.Quote(table), d.Quote(c.Name), d.ColumnType(c.Type), d.check(c))}
 }
 
+// RenameTable implements sqldb.Alterer.
+func (d Dialect) RenameTable(from, to string) []string {
+	return []string{fmt.Sprintf("EXEC sp_rename %s, %s", literal(d.Quote(from)), literal(to))}
+}
+
 // RenameColumn implements sqldb.Alterer.
 func (d Dialect) RenameColumn(table, from, to string) []string {
 	return []string{fmt.Sprintf("EXEC sp_rename %s, %s, N'COLUMN'", literal(d.Quote(table)+"."+d.Quote(from)), literal(to))}

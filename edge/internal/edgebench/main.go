@@ -4,7 +4,7 @@
 // the limits of package serve and with its request metrics.
 //
 //	edgebench origin -listen 127.0.0.1:9001
-//	edgebench edge -listen 127.0.0.1:9002 -origin http://127.0.0.1:9001 [-disk DIR] [-pprof 127.0.0.1:6060]
+//	edgebench edge -listen 127.0.0.1:9002 -origin http://127.0.0.1:9001 [-disk DIR] [-pprof 127.0.0.1:6060] [-fast=false]
 //
 // The origin serves /1k/<n> (1 KiB) and /1m/<n> (1 MiB), fresh for an
 // hour, and /reval/<n> (1 KiB) fresh for one second, all with ETag and
@@ -50,6 +50,7 @@ func run(args []string) error {
 	originURL := fs.String("origin", "", "edge: the origin's URL")
 	disk := fs.String("disk", "", "edge: disk tier directory (empty: none)")
 	pprofAddr := fs.String("pprof", "", "edge: serve /debug/pprof on this address")
+	fast := fs.Bool("fast", true, "edge: answer memory-tier hits on the fast path (else net/http only)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -79,7 +80,11 @@ func run(args []string) error {
 		duration := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "edge_request_duration_seconds",
 			Help: "Latency of requests to the edge, by status code.", Buckets: prometheus.DefBuckets}, []string{"code"})
 		bytes := prometheus.NewCounter(prometheus.CounterOpts{Name: "edge_response_bytes_total", Help: "Body bytes the edge sent to clients."})
-		srv, err := serve.Listen(serve.Config{Name: "edge", Addr: *listen, Handler: telemetry.InstrumentHandler(e, duration, bytes), Logger: log})
+		cfg := serve.Config{Name: "edge", Addr: *listen, Handler: telemetry.InstrumentHandler(e, duration, bytes), Logger: log}
+		if *fast {
+			cfg.Fast = telemetry.InstrumentFast(e, duration, bytes)
+		}
+		srv, err := serve.Listen(cfg)
 		if err != nil {
 			return err
 		}

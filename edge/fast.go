@@ -1,0 +1,145 @@
+package edge
+
+import (
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/intercloud/intercloud/edge/cachecontrol"
+	"github.com/intercloud/intercloud/internal/serve"
+)
+
+var _ serve.FastHandler = (*Edge)(nil)
+
+// fastDeclined are the request fields that change how a stored response
+// answers; a request with one goes to ServeHTTP. If-None-Match is
+// evaluated on the fast path.
+var fastDeclined = []string{"Cache-Control", "Pragma", "Range", "If-Range", "If-Match", "If-Modified-Since", "If-Unmodified-Since"}
+
+// ServeFast answers a GET or HEAD that is a fresh hit of a 200 stored in
+// the memory tier, without Vary, for a request without a field that
+// changes the answer (Cache-Control, Pragma, Range, conditionals other
+// than one If-None-Match): exactly what ServeHTTP answers, from a header
+// rendered once per stored response with Age (and Date, when the
+// response has none) filled in per hit. Everything else it declines.
+func (e *Edge) ServeFast(w *serve.FastResponse, r *serve.FastRequest) bool {
+	if r.Path == PurgePath || CheckPath(r.Path) != nil || e.match(r.Path) == nil {
+		return false
+	}
+	inm, hasINM := "", false
+	for _, f := range r.Header {
+		if strings.EqualFold(f.Name, "If-None-Match") {
+			if hasINM {
+				return false
+			}
+			inm, hasINM = f.Value, true
+			continue
+		}
+		for _, d := range fastDeclined {
+			if len(f.Name) == len(d) && strings.EqualFold(f.Name, d) {
+				return false
+			}
+		}
+	}
+	key := r.Path
+	if r.RawQuery != "" {
+		key = r.Target
+	}
+	st, ok := e.store.lookupMemory(key)
+	if !ok || st.meta.Status != http.StatusOK || st.mem.size() != st.meta.Size {
+		return false
+	}
+	m := st.meta
+	now := e.now()
+	if decide(m, &cachecontrol.Directives{}, now, st.obj.invalid.Load()) != useFresh {
+		return false
+	}
+	fh := st.obj.fast.Load()
+	if fh == nil || fh.m != m {
+		fh = renderFast(m)
+		st.obj.fast.Store(fh)
+	}
+	if !fh.ok {
+		return false
+	}
+	e.hits.Add(1)
+	part := &fh.full
+	w.Status = http.StatusOK
+	if hasINM && m.etag != "" && etagListMatch([]string{inm}, m.etag, false) {
+		part, w.Status = &fh.notModified, http.StatusNotModified
+	}
+	w.Head = append(w.Head, part.pre...)
+	w.Head = strconv.AppendInt(w.Head, ageSeconds(m.currentAge(now)), 10)
+	w.Head = append(w.Head, part.post...)
+	if fh.date {
+		w.Head = append(w.Head, "Date: "...)
+		w.Head = time.Now().UTC().AppendFormat(w.Head, http.TimeFormat)
+		w.Head = append(w.Head, "\r\n"...)
+	}
+	if w.Status == http.StatusOK && r.Method == http.MethodGet {
+		w.Body = st.mem.b
+	}
+	return true
+}
+
+// fastHead is the header of a stored 200 as net/http writes it for
+// respond, rendered once: each answer is pre, the Age value, post.
+type fastHead struct {
+	m                 *meta
+	ok                bool // every field is written as stored
+	full, notModified headParts
+	date              bool // no Date field: net/http adds one
+}
+
+type headParts struct{ pre, post []byte }
+
+// renderFast renders the answers of m: the status line and the fields
+// sorted by name (net/http's order) up to "Age: ", then the rest. A field
+// net/http would drop or rewrite (an invalid name, a value with CR, LF or
+// surrounding whitespace) leaves it unrendered.
+func renderFast(m *meta) *fastHead {
+	fh := &fastHead{m: m, ok: true}
+	h := http.Header{}
+	responseHeader(h, m, Hit, []string{""})
+	h["Content-Length"] = m.lengthValue(m.Size)
+	_, hasDate := h["Date"]
+	fh.date = !hasDate
+	fh.full = renderHead(h, "HTTP/1.1 200 OK\r\n", &fh.ok)
+	dropForNotModified(h)
+	delete(h, "Content-Length")
+	fh.notModified = renderHead(h, "HTTP/1.1 304 Not Modified\r\n", &fh.ok)
+	return fh
+}
+
+func renderHead(h http.Header, status string, ok *bool) headParts {
+	keys := make([]string, 0, len(h))
+	for k := range h {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var p headParts
+	b := []byte(status)
+	for _, k := range keys {
+		if k == "Age" {
+			p.pre = append(b, "Age: "...)
+			b = nil
+			continue
+		}
+		if !serve.IsToken(k) {
+			*ok = false
+		}
+		for _, v := range h[k] {
+			if strings.ContainsAny(v, "\r\n") || strings.TrimSpace(v) != v {
+				*ok = false
+			}
+			b = append(b, k...)
+			b = append(b, ": "...)
+			b = append(b, v...)
+			b = append(b, "\r\n"...)
+		}
+	}
+	p.post = append([]byte("\r\n"), b...)
+	return p
+}
