@@ -351,6 +351,9 @@ func parseRecord(s config.Schema, m, shared map[string]json.RawMessage) (Record,
 		if err := json.Unmarshal(raw, p.dst); err != nil {
 			return Record{}, fmt.Errorf("record %s: stored %q: %w", r.ID, p.key, err)
 		}
+		if r.ID == "" {
+			return Record{}, fmt.Errorf("record: stored %q is empty or null", ColID)
+		}
 	}
 	t, err := time.Parse(time.RFC3339Nano, ingested)
 	if err != nil {
@@ -381,19 +384,20 @@ func StoredIDs(data []byte) ([]string, error) {
 	var ids []string
 	err := eachLine(data, func(line int, b []byte) error {
 		var l struct {
-			ID     *string `json:"id"`
-			Origin *string `json:"_origin"`
+			ID     json.RawMessage `json:"id"`
+			Origin *string         `json:"_origin"`
 		}
-		err := json.Unmarshal(b, &l)
-		switch {
-		case err != nil:
+		if err := json.Unmarshal(b, &l); err != nil {
 			return fmt.Errorf("record: line %d: %w", line, err)
-		case l.ID == nil && l.Origin != nil: // a shared line
+		}
+		if l.ID == nil && l.Origin != nil { // a shared line
 			return nil
-		case l.ID == nil || *l.ID == "":
+		}
+		var id string
+		if l.ID == nil || json.Unmarshal(l.ID, &id) != nil || id == "" {
 			return fmt.Errorf("record: line %d has no record id", line)
 		}
-		ids = append(ids, *l.ID)
+		ids = append(ids, id)
 		return nil
 	})
 	return ids, err

@@ -83,6 +83,8 @@ func TestReadStoredErrors(t *testing.T) {
 		"shared line's field": {`{"_origin":"aws","device":"d"}` + "\n" + `{"id":"x",` + fields + `}`, `shared line (no "id") holds "device"`},
 		"bad shared time":     {`{"_origin":"aws","_trace_id":"t","_ingested_at":"now"}` + "\n" + `{"id":"x",` + fields + `}`, `_ingested_at`},
 		"second line":         {shared + `{"id":"x",` + fields + "}\n[]", "line 3"},
+		"null id":             {shared + `{"id":null,` + fields + "}", `"id" is empty or null`},
+		"empty id":            {shared + `{"id":"",` + fields + "}", `"id" is empty or null`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			err := ReadStored(s, []byte(tc.data), func(int, Record) error { return nil })
@@ -160,5 +162,29 @@ func BenchmarkMarshalJSON(b *testing.B) {
 		if _, err := r.MarshalJSON(); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestStoredIDs(t *testing.T) {
+	shared := `{"_ingested_at":"2026-11-24T10:00:00Z","_origin":"aws","_trace_id":"t"}` + "\n"
+	for name, tc := range map[string]struct{ data, want, err string }{
+		"both layouts": {data: shared + `{"id":"a","device":"d"}` + "\n\n" + `{"id":"b","_origin":"aws"}` + "\n", want: "a,b"},
+		"neither":      {data: shared + `{"device":"d"}`, err: "line 2 has no record id"},
+		"null id":      {data: `{"id":null,"_origin":"aws"}`, err: "line 1 has no record id"},
+		"number id":    {data: `{"id":1}`, err: "line 1 has no record id"},
+		"not json":     {data: shared + "{", err: "line 2"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			ids, err := StoredIDs([]byte(tc.data))
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err = %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil || strings.Join(ids, ",") != tc.want {
+				t.Fatalf("ids = %v, %v; want %s", ids, err, tc.want)
+			}
+		})
 	}
 }

@@ -17,8 +17,9 @@
 # BASE=<git revision> also builds the API of that revision and runs it in
 # the same rounds (floor, base, API alternating), with its columns beside
 # the API's: a before/after comparison under the same load.
-# ROUNDS_OUT=FILE appends every round, one line each: records/request,
-# clients, f (floor) / b (base) / a (API), records/s, p99 ms, non-2xx.
+# ROUNDS_OUT=FILE (an absolute path) appends every round, one line each:
+# records/request, clients, f (floor) / b (base) / a (API), records/s,
+# p99 ms, non-2xx.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
