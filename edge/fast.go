@@ -170,32 +170,35 @@ func renderFast(m *meta, xc string) *fastHead {
 	h["Content-Length"] = m.lengthValue(m.Size)
 	_, hasDate := h["Date"]
 	fh.date = !hasDate
-	fh.full = renderHead(h, "HTTP/1.1 200 OK\r\n", &fh.ok)
-	dropForNotModified(h)
-	delete(h, "Content-Length")
-	fh.notModified = renderHead(h, "HTTP/1.1 304 Not Modified\r\n", &fh.ok)
-	return fh
-}
-
-func renderHead(h http.Header, status string, ok *bool) headParts {
 	keys := make([]string, 0, len(h))
 	for k := range h {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
+	fh.full = renderHead(h, keys, "HTTP/1.1 200 OK\r\n", &fh.ok)
+	dropForNotModified(h)
+	delete(h, "Content-Length")
+	fh.notModified = renderHead(h, keys, "HTTP/1.1 304 Not Modified\r\n", &fh.ok)
+	return fh
+}
+
+// renderHead renders the fields of h named in keys (sorted), in two parts
+// split at the Age value.
+func renderHead(h http.Header, keys []string, status string, ok *bool) headParts {
 	var p headParts
-	b := []byte(status)
+	b := append(make([]byte, 0, 512), status...)
 	for _, k := range keys {
+		vs, present := h[k]
 		if k == "Age" {
 			p.pre = append(b, "Age: "...)
-			b = nil
+			b = append(make([]byte, 0, 512), "\r\n"...)
 			continue
 		}
-		if !serve.IsToken(k) {
+		if present && !serve.IsToken(k) {
 			*ok = false
 		}
-		for _, v := range h[k] {
-			if strings.ContainsAny(v, "\r\n") || strings.TrimSpace(v) != v {
+		for _, v := range vs {
+			if strings.IndexByte(v, '\r') >= 0 || strings.IndexByte(v, '\n') >= 0 || strings.TrimSpace(v) != v {
 				*ok = false
 			}
 			b = append(b, k...)
@@ -204,6 +207,6 @@ func renderHead(h http.Header, status string, ok *bool) headParts {
 			b = append(b, "\r\n"...)
 		}
 	}
-	p.post = append([]byte("\r\n"), b...)
+	p.post = b
 	return p
 }
