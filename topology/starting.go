@@ -101,10 +101,18 @@ func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // database that is down, starting or drops the connection), saying so in
 // the log and in every cloud gate of the process; it returns nil once the
 // step succeeded, the step's error when it failed for good, and its last
-// error when ctx ends first.
+// error when ctx ends first: that of the last attempt that ran to its end,
+// since one cut short by ctx blames every dependency it had not finished
+// asking (on a loaded machine, healthy databases next to the one that is
+// down).
 func (t *Topology) startRetrying(ctx context.Context, what string, step func(ctx context.Context) error) error {
+	var complete error
 	for attempt := 1; ; attempt++ {
 		err := step(ctx)
+		if err != nil && ctx.Err() != nil && complete != nil {
+			return complete
+		}
+		complete = err
 		if err == nil {
 			if attempt > 1 {
 				t.log.Info("start: "+what+" succeeded", "attempts", attempt)
