@@ -449,13 +449,19 @@ func (e *Edge) revalidateAsync(r *http.Request, rt *route, rcc *cachecontrol.Dir
 			return
 		}
 		e.runFill(nil, f, req, rt, cacheKey(req), &cc, o)
-		if f.kind == fillPass {
-			_ = f.resp.Body.Close()
-		}
-		if f.kind == fillBody {
-			f.buf.release()
-		}
+		e.dropFill(f)
 	}()
+}
+
+// dropFill lets go of what runFill left to a leader that answers no
+// client with it: the response to pass on, its reference to the body.
+func (e *Edge) dropFill(f *fill) {
+	switch f.kind {
+	case fillPass:
+		_ = f.resp.Body.Close()
+	case fillBody:
+		f.buf.release()
+	}
 }
 
 // isServerError reports the statuses RFC 5861 counts as errors.

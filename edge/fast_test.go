@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -37,6 +38,7 @@ func exchange(t *testing.T, addr, raw string) string {
 type fastPair struct {
 	*testEdge
 	fast, slow *edgeServer
+	origin     *testOrigin
 }
 
 func newFastPair(t *testing.T) *fastPair {
@@ -57,7 +59,7 @@ func newFastPair(t *testing.T) *fastPair {
 		te.get(t, p)
 	}
 	c.Add(2 * time.Second) // /stale is stale now; the others are 2 s old
-	return &fastPair{testEdge: te, fast: te.srv, slow: startEdgeServer(t, te.Edge, nil)}
+	return &fastPair{testEdge: te, fast: te.srv, slow: startEdgeServer(t, te.Edge, nil), origin: o}
 }
 
 var dateField = regexp.MustCompile(`(?m)^Date: .*\r$`)
@@ -144,7 +146,6 @@ func TestFastPathDeclines(t *testing.T) {
 		{"two If-None-Match", "GET /plain HTTP/1.1\r\nHost: x\r\nIf-None-Match: \"v1\"\r\nIf-None-Match: \"v2\"\r\n\r\n", 304, Hit},
 		{"Authorization", "GET /plain HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k\r\n\r\n", 200, Hit},
 		{"Vary", "GET /vary HTTP/1.1\r\nHost: x\r\n\r\n", 200, Hit},
-		{"stale", "GET /stale HTTP/1.1\r\nHost: x\r\n\r\n", 200, Revalidated},
 		{"404 stored", "GET /missing HTTP/1.1\r\nHost: x\r\n\r\n", 404, Hit},
 		{"miss", "GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n", 404, Pass},
 		{"percent-encoded path (another cache key)", "GET /pl%61in HTTP/1.1\r\nHost: x\r\n\r\n", 200, Miss},
@@ -184,4 +185,45 @@ func TestFastPathDeclines(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A GET of a stale memory-tier hit is validated on the fast path and
+// answered byte for byte as net/http answers it (REVALIDATED, then hits),
+// with the same conditional request to the origin, once per validation;
+// the connection stays on the fast path.
+func TestFastPathRevalidates(t *testing.T) {
+	p := newFastPair(t)
+	get := "GET /stale HTTP/1.1\r\nHost: edge.test\r\nUser-Agent: test\r\nX-Forwarded-For: 192.0.2.1\r\nAccept: */*\r\naccept: text/plain\r\n\r\n"
+	raw := get + get + "GET /stale HTTP/1.1\r\nHost: edge.test\r\nConnection: close\r\n\r\n"
+	type run struct {
+		answer string
+		fast   int64
+		asked  int
+		req    *http.Request
+	}
+	do := func(s *edgeServer) run {
+		before, asked := s.Stats().Fast, p.origin.count("/stale")
+		// The origin dates its answers by the test's clock.
+		answer := dateField.ReplaceAllString(exchange(t, s.Addr().String(), raw), "Date: X\r")
+		return run{answer, s.Stats().Fast - before, p.origin.count("/stale") - asked, p.origin.lastRequest("/stale")}
+	}
+	got := do(p.fast)
+	p.clock.Add(2 * time.Second) // stale again
+	want := do(p.slow)
+	if got.answer != want.answer {
+		t.Fatalf("fast path answered\n%q\nnet/http answered\n%q", got.answer, want.answer)
+	}
+	if got.fast != 3 || got.asked != 1 || want.asked != 1 {
+		t.Fatalf("fast path answered %d of 3; origin asked %d and %d times, want once each", got.fast, got.asked, want.asked)
+	}
+	for _, k := range []string{"If-None-Match", "Via", "X-Forwarded-For", "User-Agent", "Accept"} {
+		if g, w := got.req.Header[k], want.req.Header[k]; !slices.Equal(g, w) || len(g) == 0 {
+			t.Errorf("origin got %s %q from the fast path, %q from net/http", k, g, w)
+		}
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(strings.NewReader(got.answer)), nil)
+	if err != nil || resp.Header.Get("X-Cache") != Revalidated {
+		t.Fatalf("first answer %v, X-Cache %q: want %s", err, resp.Header.Get("X-Cache"), Revalidated)
+	}
+	t.Logf("%.400q", got.answer)
 }

@@ -226,7 +226,10 @@ func (s *store) insert(id string, m *meta, req http.Header, mem []byte, disk boo
 		s.memBytes += int64(len(mem)) + m.cacheBytes
 	}
 	if disk {
+		// Its meta was written with the body: a refresh within
+		// persistEvery waits for the next write.
 		o.disk = true
+		o.persisted = time.Now()
 		o.diskEl = s.diskLRU.PushFront(o)
 		s.diskBytes += m.Size
 	}

@@ -45,6 +45,9 @@ type FastRequest struct {
 	// the answer (Connection: close); the server then adds
 	// "Connection: close" to the answer (see FastResponse) and closes it.
 	Close bool
+	// RemoteAddr is the client's address, as net/http's
+	// Request.RemoteAddr has it.
+	RemoteAddr string
 }
 
 // FastField is a header field of a FastRequest.
@@ -330,8 +333,9 @@ func (f *fastState) wait(done <-chan struct{}) bool {
 func (s *Server) serveFast(c net.Conn) (handoff net.Conn) {
 	fc := fastPool.Get().(*fastConn)
 	fc.c, fc.r, fc.w, fc.out = c, 0, 0, fc.out[:0]
+	fc.req.RemoteAddr = c.RemoteAddr().String()
 	defer func() {
-		fc.c, fc.req.Target, fc.req.Path, fc.req.RawQuery = nil, "", "", ""
+		fc.c, fc.req.Target, fc.req.Path, fc.req.RawQuery, fc.req.RemoteAddr = nil, "", "", "", ""
 		clear(fc.req.Header[:cap(fc.req.Header)])
 		fc.resp = FastResponse{}
 		if cap(fc.out) > 4*fastInline {
