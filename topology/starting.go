@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -101,10 +102,15 @@ func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // database that is down, starting or drops the connection), saying so in
 // the log and in every cloud gate of the process; it returns nil once the
 // step succeeded, the step's error when it failed for good, and its last
-// error when ctx ends first.
+// error when ctx ends first (the last one a store answered with, when
+// ctx's end cut the last attempt's checks short).
 func (t *Topology) startRetrying(ctx context.Context, what string, step func(ctx context.Context) error) error {
+	var answered error // the last error of an attempt ctx's end did not cut short
 	for attempt := 1; ; attempt++ {
 		err := step(ctx)
+		if err != nil && !onlyCut(err) {
+			answered = err
+		}
 		if err == nil {
 			if attempt > 1 {
 				t.log.Info("start: "+what+" succeeded", "attempts", attempt)
@@ -112,6 +118,9 @@ func (t *Topology) startRetrying(ctx context.Context, what string, step func(ctx
 			}
 			t.setWaiting("", 0)
 			return nil
+		}
+		if ctx.Err() != nil && answered != nil {
+			return answered
 		}
 		if ctx.Err() != nil || !startTransient(err) {
 			return err
@@ -122,7 +131,7 @@ func (t *Topology) startRetrying(ctx context.Context, what string, step func(ctx
 			t.alert("start: %s failed; retrying until it answers: %s", what, oneLine(err))
 		}
 		if startPolicy.Sleep(ctx, attempt) != nil {
-			return err
+			return answered
 		}
 	}
 }
@@ -157,4 +166,14 @@ func startTransient(err error) bool {
 		err = se.Err
 	}
 	return retry.Transient(err) || unreachable(err)
+}
+
+// onlyCut reports whether every one of the joined errors is a store's
+// check that the caller's context cut short (CheckStores).
+func onlyCut(err error) bool {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs := j.Unwrap()
+		return len(errs) > 0 && !slices.ContainsFunc(errs, func(e error) bool { return !onlyCut(e) })
+	}
+	return errors.Is(err, errCheckCut)
 }
