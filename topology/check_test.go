@@ -132,7 +132,11 @@ func checkStartError(t *testing.T, cfg *config.Config, wait time.Duration, key, 
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
+	began := time.Now()
 	topo, err := topology.Start(ctx, cfg, topology.Options{APIKey: testKey, LogWriter: testLog(t)})
+	if took := time.Since(began); !strings.Contains(want, "does not answer") && took > wait/2 {
+		t.Errorf("Start took %s: it waited for a store that answered wrong", took.Round(time.Millisecond))
+	}
 	if err == nil {
 		_ = topo.Stop(context.Background())
 		t.Fatal("started")
