@@ -142,7 +142,7 @@ func (m *meta) derive(targeted []string, heuristicMax time.Duration) {
 		m.lifetime = 0
 		if allSame(expires) {
 			// An invalid date, such as "0", is in the past (RFC 9111 §5.3).
-			if t, err := http.ParseTime(expires[0]); err == nil {
+			if t, ok := parseHTTPDate(expires[0]); ok {
 				m.lifetime = max(0, t.Sub(m.date))
 			}
 		}
@@ -217,6 +217,31 @@ func (m *meta) lengthValue(size int64) []string {
 		return m.clen
 	}
 	return []string{strconv.FormatInt(size, 10)}
+}
+
+// httpDateLayouts are the HTTP-date forms (RFC 9110 §5.6.7): IMF-fixdate
+// and the obsolete RFC 850 and asctime forms, in GMT.
+var httpDateLayouts = []string{
+	"Mon, 02 Jan 2006 15:04:05 GMT",
+	"Monday, 02-Jan-06 15:04:05 GMT",
+	"Mon Jan _2 15:04:05 2006",
+}
+
+// parseHTTPDate parses an HTTP-date strictly: the value must be exactly
+// one of the three forms (a single space between parts, two-digit hours,
+// a four-digit year in IMF-fixdate), which time.Parse alone does not
+// check. Letter case is not significant, as recipients commonly accept.
+func parseHTTPDate(s string) (time.Time, bool) {
+	if n := len(s) - 3; n > 0 && strings.EqualFold(s[n:], "GMT") {
+		s = s[:n] + "GMT"
+	}
+	for _, layout := range httpDateLayouts {
+		t, err := time.Parse(layout, s)
+		if err == nil && strings.EqualFold(t.Format(layout), s) {
+			return t, true
+		}
+	}
+	return time.Time{}, false
 }
 
 func allSame(vs []string) bool {

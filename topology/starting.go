@@ -102,8 +102,10 @@ func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // database that is down, starting or drops the connection), saying so in
 // the log and in every cloud gate of the process; it returns nil once the
 // step succeeded, the step's error when it failed for good, and its last
-// error when ctx ends first (the last one a store answered with, when
-// ctx's end cut the last attempt's checks short).
+// error when ctx ends first: the last one a dependency answered with, since
+// an attempt cut short by ctx blames every dependency it had not finished
+// asking (on a loaded machine, healthy databases next to the one that is
+// down; CheckStores marks those checks).
 func (t *Topology) startRetrying(ctx context.Context, what string, step func(ctx context.Context) error) error {
 	var answered error // the last error of an attempt ctx's end did not cut short
 	for attempt := 1; ; attempt++ {

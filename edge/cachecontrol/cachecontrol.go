@@ -224,12 +224,18 @@ func (p *lexer) element() (name, arg string, hasArg, ok bool) {
 		p.i++
 	}
 	name = p.s[start:p.i]
+	beforeEq := p.i
 	p.ows()
 	ok = name != ""
 	if p.i < len(p.s) && p.s[p.i] == '=' {
+		// The grammar has no whitespace around "=" (RFC 9111 §5.2):
+		// "max-age =60" and "max-age= 60" are malformed.
+		ok = ok && p.i == beforeEq
 		p.i++
 		hasArg = true
+		afterEq := p.i
 		p.ows()
+		ok = ok && p.i == afterEq
 		if p.i < len(p.s) && p.s[p.i] == '"' {
 			var qok bool
 			arg, qok = p.quoted()

@@ -44,7 +44,9 @@ func TestParse(t *testing.T) {
 		{"request", []string{"max-stale, min-fresh=5, only-if-cached, no-cache"}, "no-cache, max-stale=2147483648, min-fresh=5, only-if-cached"},
 		{"max-stale arg", []string{"max-stale=30"}, "max-stale=30"},
 		{"5861", []string{"max-age=1, stale-while-revalidate=30, stale-if-error=600"}, "max-age=1, stale-while-revalidate=30, stale-if-error=600"},
-		{"ows", []string{"\tmax-age = 5 ,public"}, "max-age=5, public"},
+		{"ows", []string{"\tmax-age=5 ,public"}, "max-age=5, public"},
+		{"space before =", []string{"max-age =5, public"}, "max-age=invalid, public"},
+		{"space after =", []string{"max-age= 5, public"}, "max-age=invalid, public"},
 		{"flags", []string{"must-understand, no-store, immutable, proxy-revalidate, no-transform"}, "no-store, no-transform, proxy-revalidate, must-understand, immutable"},
 	}
 	for _, tc := range tests {

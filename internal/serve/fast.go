@@ -20,8 +20,8 @@ import (
 // connection from then on. A FastHandler is only an accelerator: what it
 // answers must be byte for byte what the Handler would answer.
 type FastHandler interface {
-	// ServeFast appends the whole answer to r — status line and header
-	// to w.Head, the body (not copied; it must stay unchanged) to
+	// ServeFast writes the whole answer to r into w — status line and
+	// header appended to w.Head, the body (not copied; it must stay unchanged) to
 	// w.Body, the status to w.Status — and returns true; or it returns
 	// false and leaves w alone. r and its strings are valid only during
 	// the call. It is called concurrently.
@@ -42,8 +42,8 @@ type FastRequest struct {
 	// names as sent and values without surrounding whitespace.
 	Header []FastField
 	// Close is set when the client asked to close the connection after
-	// the answer (Connection: close); the answer must say so (see
-	// FastResponse).
+	// the answer (Connection: close); the server then adds
+	// "Connection: close" to the answer (see FastResponse) and closes it.
 	Close bool
 }
 
