@@ -131,6 +131,9 @@ type Lease struct {
 	status Status
 }
 
+// lostNotRenewed is why a holder that could not renew in time lost its lease.
+const lostNotRenewed = "not renewed in time"
+
 // Status is what a Lease knows about its row.
 type Status struct {
 	Name string `json:"name"`
@@ -147,6 +150,13 @@ type Status struct {
 	// LastError is the last error talking to the database, if the last
 	// try failed.
 	LastError string `json:"last_error,omitempty"`
+	// Lost says why this process last lost the lease ("taken over by
+	// another process", "not renewed in time: ERR"); empty while it holds
+	// the lease, before it ever held it and after it released it.
+	Lost string `json:"lost,omitempty"`
+	// Mine is true when Holder is this process: while it holds the lease,
+	// or after it lost the lease that nobody took yet.
+	Mine bool `json:"mine"`
 }
 
 // New checks cfg and returns a Lease; it starts nothing.
@@ -305,6 +315,10 @@ func (l *Lease) hold(ctx context.Context, token, version int64, role func(contex
 	lastRenew := time.Now()
 	lost := func(why string, err error) {
 		l.log.Warn("lease lost; role stopped", "why", why, "fencing", token, "err", err)
+		if err != nil {
+			why += ": " + err.Error()
+		}
+		l.lost(why)
 	}
 loop:
 	for {
@@ -323,8 +337,7 @@ loop:
 			case err == nil && !ok:
 				stopRole()
 				<-done
-				lost("taken over", nil)
-				l.lost()
+				lost("taken over by another process", nil)
 				return
 			case ctx.Err() != nil:
 				break loop
@@ -333,8 +346,7 @@ loop:
 				if time.Since(lastRenew) >= 2*l.cfg.TTL/3 {
 					stopRole()
 					<-done
-					lost("not renewed in time", err)
-					l.lost()
+					lost(lostNotRenewed, err)
 					return
 				}
 			}
@@ -343,7 +355,7 @@ loop:
 	stopRole()
 	<-done
 	l.release(token)
-	l.lost()
+	l.lost("")
 }
 
 func (l *Lease) renew(ctx context.Context, token int64) (bool, error) {
@@ -374,7 +386,7 @@ func (l *Lease) release(token int64) {
 func (l *Lease) gained(token int64, from string) {
 	l.mu.Lock()
 	l.status.Held, l.status.Token, l.status.Holder = true, token, l.cfg.Holder
-	l.status.Since, l.status.LastError = time.Now(), ""
+	l.status.Since, l.status.LastError, l.status.Lost, l.status.Mine = time.Now(), "", "", true
 	l.status.Takeovers++
 	l.mu.Unlock()
 	l.log.Info("lease gained", "fencing", token, "previous_holder", from)
@@ -383,10 +395,16 @@ func (l *Lease) gained(token int64, from string) {
 	}
 }
 
-func (l *Lease) lost() {
+// lost records that this process no longer holds the lease, and why
+// ("" after a release). Who holds it now is known at the next campaign;
+// only a lease not renewed in time may still name this process.
+func (l *Lease) lost(why string) {
 	l.mu.Lock()
 	token := l.status.Token
-	l.status.Held, l.status.Token, l.status.Since = false, 0, time.Now()
+	l.status.Held, l.status.Token, l.status.Since, l.status.Lost = false, 0, time.Now(), why
+	if !strings.HasPrefix(why, lostNotRenewed) {
+		l.status.Holder, l.status.Mine = "", false
+	}
 	l.mu.Unlock()
 	if l.cfg.OnChange != nil {
 		l.cfg.OnChange(false, token)
@@ -401,7 +419,7 @@ func (l *Lease) setError(err error) {
 
 func (l *Lease) clearError(holder string) {
 	l.mu.Lock()
-	l.status.LastError, l.status.Holder = "", holder
+	l.status.LastError, l.status.Holder, l.status.Mine = "", holder, holder == l.cfg.Holder
 	l.mu.Unlock()
 }
 

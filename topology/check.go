@@ -102,19 +102,50 @@ func CheckStores(ctx context.Context, cfg *config.Config, roles []string, log *s
 		}})
 	}
 	errs := make([]error, len(jobs))
+	cut := make([]bool, len(jobs))
 	var wg sync.WaitGroup
 	for i, j := range jobs {
 		wg.Go(func() {
 			cctx, cancel := context.WithTimeout(ctx, checkTimeout)
 			defer cancel()
 			problem, fix, err := j.check(cctx)
-			if err != nil {
-				errs[i] = &StartError{Key: j.key, URL: redact.URL(j.url), Problem: problem, Fix: fix, Err: err}
+			switch {
+			case err == nil:
+				return
+			case ctx.Err() != nil && timedOut(err):
+				// The caller's context ended (start's own deadline,
+				// spent on a busy machine or on other stores): this
+				// store gave no answer, good or bad.
+				cut[i] = true
+				problem = fmt.Sprintf("start ended (%v) before the check of this store finished", context.Cause(ctx))
+				fix = "start again, or give start more time; the store itself gave no error"
+				err = fmt.Errorf("%w: %w", errCheckCut, err)
+			case cctx.Err() != nil && timedOut(err):
+				problem += fmt.Sprintf(" (waited %s)", checkTimeout)
 			}
+			errs[i] = &StartError{Key: j.key, URL: redact.URL(j.url), Problem: problem, Fix: fix, Err: err}
 		})
 	}
 	wg.Wait()
+	// A store that answered wrong is the start's error; the checks the
+	// caller's end cut short are named only when no store answered wrong.
+	if slices.ContainsFunc(errs, func(e error) bool { return e != nil && !errors.Is(e, errCheckCut) }) {
+		for i := range errs {
+			if cut[i] {
+				errs[i] = nil
+			}
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// errCheckCut marks a store's check that the caller's context cut short.
+var errCheckCut = errors.New("check cut short")
+
+// timedOut reports whether err is a context's end or a network timeout.
+func timedOut(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || errors.As(err, &ne) && ne.Timeout()
 }
 
 // checkObjects opens an object store and checks its bucket.

@@ -5,7 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -74,7 +77,14 @@ func TestStartChecksEveryStore(t *testing.T) {
 			cfg := testConfig(t, t.TempDir())
 			cfg.Clouds["aws"].SQL, cfg.Clouds["azure"].SQL = my.URL("app"), pg.URL("app")
 			tt.set(cfg)
-			checkStartError(t, cfg, tt.key, tt.want, tt.secret)
+			// Start waits for a store that does not answer until its
+			// context ends; a wrong store fails it at once, however
+			// long a loaded machine takes to get there.
+			wait := time.Minute
+			if strings.Contains(tt.want, "does not answer") {
+				wait = 8 * time.Second
+			}
+			checkStartError(t, cfg, wait, tt.key, tt.want, tt.secret)
 		})
 	}
 
@@ -96,7 +106,7 @@ func TestStartChecksEveryStore(t *testing.T) {
 		}()
 		cfg := testConfig(t, t.TempDir())
 		cfg.Clouds["aws"].SQL = my.URL("app")
-		checkStartError(t, cfg, "clouds.aws.sql", "binlog_format is STATEMENT, need ROW", ":secret@")
+		checkStartError(t, cfg, time.Minute, "clouds.aws.sql", "binlog_format is STATEMENT, need ROW", ":secret@")
 	})
 
 	// A PostgreSQL replication source with wal_level=replica (the server's
@@ -111,18 +121,22 @@ func TestStartChecksEveryStore(t *testing.T) {
 		}
 		cfg := testConfig(t, t.TempDir())
 		cfg.Clouds["aws"].SQL = pg.URL("app") // the source of aws-to-azure
-		checkStartError(t, cfg, "clouds.aws.sql", "wal_level is not logical: it is replica", ":secret@")
+		checkStartError(t, cfg, time.Minute, "clouds.aws.sql", "wal_level is not logical: it is replica", ":secret@")
 	})
 }
 
 // checkStartError starts cfg and wants it to fail with one StartError line.
 // A store that does not answer is waited for (TestStartWaitsForTheDatabase)
-// until Start's context ends, here after a few seconds.
-func checkStartError(t *testing.T, cfg *config.Config, key, want, secret string) {
+// until Start's context ends, here after wait.
+func checkStartError(t *testing.T, cfg *config.Config, wait time.Duration, key, want, secret string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
+	began := time.Now()
 	topo, err := topology.Start(ctx, cfg, topology.Options{APIKey: testKey, LogWriter: testLog(t)})
+	if took := time.Since(began); !strings.Contains(want, "does not answer") && took > wait/2 {
+		t.Errorf("Start took %s: it waited for a store that answered wrong", took.Round(time.Millisecond))
+	}
 	if err == nil {
 		_ = topo.Stop(context.Background())
 		t.Fatal("started")
@@ -138,5 +152,65 @@ func checkStartError(t *testing.T, cfg *config.Config, key, want, secret string)
 	}
 	if secret != "" && strings.Contains(msg, secret) {
 		t.Fatalf("message shows a secret: %q", msg)
+	}
+}
+
+// TestCheckStoresCutShort: a check that the caller's context cuts short
+// (start's deadline, spent on a loaded machine or on a store that hangs)
+// does not blame its store; a store that answered wrong is the error, and
+// with none the error says that start ended before the checks finished.
+func TestCheckStoresCutShort(t *testing.T) {
+	// A database that accepts connections and never answers.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	notADir := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(notADir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		set  func(c *config.Config)
+		want []string // one line each, in order
+	}{
+		{"wrong store and hanging database", func(c *config.Config) {
+			c.Clouds["azure"].Objects = "file://" + filepath.ToSlash(notADir)
+			c.Clouds["aws"].SQL = "mysql://app:secret@" + ln.Addr().String() + "/app"
+		}, []string{"clouds.azure.objects file://" + filepath.ToSlash(notADir) + ": cannot open the store"}},
+		{"hanging database only", func(c *config.Config) {
+			c.Clouds["aws"].SQL = "mysql://app:secret@" + ln.Addr().String() + "/app"
+		}, []string{"clouds.aws.sql mysql://app:xxxxx@" + ln.Addr().String() + "/app: start ended (context deadline exceeded) before the check of this store finished"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := testConfig(t, t.TempDir())
+			tt.set(cfg)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			err := topology.CheckStores(ctx, cfg, cfg.CloudNames(), nil)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			lines := strings.Split(err.Error(), "\n")
+			if len(lines) != len(tt.want) {
+				t.Fatalf("error:\n%v\nwant %d lines", err, len(tt.want))
+			}
+			for i, w := range tt.want {
+				if !strings.HasPrefix(lines[i], w) {
+					t.Errorf("line %d: %q, want it to start %q", i, lines[i], w)
+				}
+			}
+		})
 	}
 }

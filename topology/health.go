@@ -1,6 +1,7 @@
 package topology
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/intercloud/intercloud/ingest"
+	"github.com/intercloud/intercloud/lease"
 )
 
 // How often a cloud checks what it depends on, and how long one check may
@@ -204,9 +206,16 @@ func (t *Topology) stageProblems(c *Cloud, now time.Time) (problems, keys []stri
 			add("load failing", "%s: %d objects waiting to retry: %s", since(since0), ls.Failing, shorten(ls.LastError))
 		}
 	}
+	ttl := cmp.Or(t.cfg.Leases.TTL.D(), lease.DefaultTTL)
 	for _, s := range c.Streams {
-		st := s.Status()
+		st, lostSince := c.streamStatus(s)
 		switch {
+		case !lostSince.IsZero():
+			// A new holder takes over about one TTL after the lease was
+			// lost: only a stream that runs nowhere for longer is a problem.
+			if now.Sub(lostSince) >= ttl+stageFailingFor {
+				add("replication "+st.Name+" runs in no process", "%s: %s", since(lostSince), shorten(st.State))
+			}
 		case st.Phase == "stopped":
 			add("replication "+st.Name+" stopped:", "%s", shorten(st.LastError))
 		case !st.ReconnectingSince.IsZero() && now.Sub(st.ReconnectingSince) >= stageFailingFor:

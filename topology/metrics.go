@@ -82,6 +82,7 @@ func (c *Cloud) Samples() []telemetry.Sample {
 			gauge("replication_rows_per_second", "Recent write rate.", r.RowsPerSecond, l),
 			gauge("replication_source_lag_seconds", "Age of the last batch when read from the source; grows while the source is unreachable.", r.SourceLagSeconds, l),
 			gauge("replication_target_lag_seconds", "Age of the last batch when committed on the target; grows while changes cannot be applied.", r.TargetLagSeconds, l),
+			gauge("replication_lease_lost", "Whether this process lost the stream's lease and no other process is seen holding it: the stream runs nowhere (1), or it runs in some process (0).", b2f(!r.LeaseLostSince.IsZero()), l),
 			gauge("replication_reconnecting", "Whether the stream lost its source or target and is reconnecting (1) or runs (0).", b2f(!r.ReconnectingSince.IsZero()), l),
 			counter("replication_conflicts_total", "Rows not applied because the target held the same id at the same or a later version (last writer wins by acknowledgement time, then cloud name).", float64(r.Conflicts), l),
 		)

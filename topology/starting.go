@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -101,18 +102,17 @@ func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // database that is down, starting or drops the connection), saying so in
 // the log and in every cloud gate of the process; it returns nil once the
 // step succeeded, the step's error when it failed for good, and its last
-// error when ctx ends first: that of the last attempt that ran to its end,
-// since one cut short by ctx blames every dependency it had not finished
+// error when ctx ends first: the last one a dependency answered with, since
+// an attempt cut short by ctx blames every dependency it had not finished
 // asking (on a loaded machine, healthy databases next to the one that is
-// down).
+// down; CheckStores marks those checks).
 func (t *Topology) startRetrying(ctx context.Context, what string, step func(ctx context.Context) error) error {
-	var complete error
+	var answered error // the last error of an attempt ctx's end did not cut short
 	for attempt := 1; ; attempt++ {
 		err := step(ctx)
-		if err != nil && ctx.Err() != nil && complete != nil {
-			return complete
+		if err != nil && !onlyCut(err) {
+			answered = err
 		}
-		complete = err
 		if err == nil {
 			if attempt > 1 {
 				t.log.Info("start: "+what+" succeeded", "attempts", attempt)
@@ -120,6 +120,9 @@ func (t *Topology) startRetrying(ctx context.Context, what string, step func(ctx
 			}
 			t.setWaiting("", 0)
 			return nil
+		}
+		if ctx.Err() != nil && answered != nil {
+			return answered
 		}
 		if ctx.Err() != nil || !startTransient(err) {
 			return err
@@ -130,7 +133,7 @@ func (t *Topology) startRetrying(ctx context.Context, what string, step func(ctx
 			t.alert("start: %s failed; retrying until it answers: %s", what, oneLine(err))
 		}
 		if startPolicy.Sleep(ctx, attempt) != nil {
-			return err
+			return answered
 		}
 	}
 }
@@ -165,4 +168,14 @@ func startTransient(err error) bool {
 		err = se.Err
 	}
 	return retry.Transient(err) || unreachable(err)
+}
+
+// onlyCut reports whether every one of the joined errors is a store's
+// check that the caller's context cut short (CheckStores).
+func onlyCut(err error) bool {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs := j.Unwrap()
+		return len(errs) > 0 && !slices.ContainsFunc(errs, func(e error) bool { return !onlyCut(e) })
+	}
+	return errors.Is(err, errCheckCut)
 }

@@ -1,8 +1,10 @@
 package topology
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"sync"
 	"time"
@@ -131,6 +133,10 @@ type StreamStatus struct {
 	Conflicts   int64     `json:"conflicts"`
 	LastError   string    `json:"last_error,omitempty"`
 	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+	// LeaseLostSince is when this process lost the stream's lease, which
+	// no other process is seen holding since: the stream runs nowhere
+	// until one (re)gains it. Zero while a process holds it.
+	LeaseLostSince time.Time `json:"lease_lost_since,omitzero"`
 }
 
 // PublishStatus is the publish function.
@@ -194,16 +200,10 @@ func (c *Cloud) Status() CloudStatus {
 		st.Leases = append(st.Leases, l.Status())
 	}
 	for _, s := range c.Streams {
-		ss := s.Status()
-		if l := c.roleLease[ss.Name]; l != nil {
-			if ls := l.Status(); !ls.Held {
-				ss.Phase, ss.State = "standby", "standby: another process holds the stream's lease"
-				if ls.Holder != "" {
-					ss.State = "standby: " + ls.Holder + " holds the stream's lease"
-				}
-			}
-		}
-		st.Replication = append(st.Replication, streamStatus(ss))
+		ss, lostSince := c.streamStatus(s)
+		rs := streamStatus(ss)
+		rs.LeaseLostSince = lostSince
+		st.Replication = append(st.Replication, rs)
 	}
 	for _, v := range c.Validators {
 		st.Validation = append(st.Validation, v.Status())
@@ -221,6 +221,50 @@ func (c *Cloud) Status() CloudStatus {
 		st.Freshness = &Freshness{Seconds: age.Seconds(), OldestUnpublished: oldest}
 	}
 	return st
+}
+
+// Phases of a stream that does not run in this process, next to the
+// stream's own (replicate.Status.Phase).
+const (
+	// PhaseStandby: another process holds the stream's lease and runs it.
+	PhaseStandby = "standby"
+	// PhaseWaiting: no process is seen holding the stream's lease; this
+	// one campaigns for it (at start, or after it lost it).
+	PhaseWaiting = "waiting"
+)
+
+// streamStatus is a stream's status as this process sees it, and since
+// when no process is seen running it after this one lost its lease (zero
+// otherwise). A stream runs only in the process that holds its lease; one
+// stopped because the lease was lost says only "stopped" itself.
+func (c *Cloud) streamStatus(s *replicate.Stream) (replicate.Status, time.Time) {
+	ss := s.Status()
+	l := c.roleLease[ss.Name]
+	if l == nil {
+		return ss, time.Time{}
+	}
+	ls := l.Status()
+	switch {
+	case ls.Held:
+		return ss, time.Time{}
+	case ls.Holder != "" && !ls.Mine:
+		ss.Phase, ss.State = PhaseStandby, "standby: "+ls.Holder+" holds the stream's lease"
+		return ss, time.Time{}
+	}
+	ss.Phase = PhaseWaiting
+	if ls.Since.IsZero() {
+		ss.State = "waiting for the stream's lease"
+	} else {
+		why := cmp.Or(ls.Lost, "released")
+		ss.State = fmt.Sprintf("lease lost at %s (%s), held by no other process; waiting to reacquire it", ls.Since.UTC().Format(time.TimeOnly), why)
+	}
+	if ls.LastError != "" {
+		ss.State += ": " + ls.LastError
+	}
+	if ls.Since.IsZero() {
+		return ss, time.Time{}
+	}
+	return ss, ls.Since
 }
 
 func streamStatus(r replicate.Status) StreamStatus {

@@ -192,7 +192,7 @@ func writeTable(w io.Writer, rep Report, color bool) {
 		fmt.Fprintln(tw, "STREAM\tPHASE\tSTATE\tLAG\tROWS/s\tROWS\tPENDING\t")
 		for _, s := range streams {
 			state := s.State
-			if !s.ReconnectingSince.IsZero() || s.Phase == "stopped" {
+			if !s.ReconnectingSince.IsZero() || !s.LeaseLostSince.IsZero() || s.Phase == "stopped" {
 				state = paint(red, state)
 			}
 			pending := "-"

@@ -12,19 +12,23 @@ import (
 var _ sqldb.ErrorClassifier = Driver{}
 
 // Unavailable implements sqldb.ErrorClassifier: a connection that could not
-// be made (pgconn.ConnectError) or timed out, and the SQLSTATEs of a server
+// be made (pgconn.ConnectError without the server's error: a refusal of the
+// database or the credentials is no outage) or timed out, and the SQLSTATEs of a server
 // that cannot serve now — connection exceptions (class 08), insufficient
 // resources (class 53), operator intervention (57P01 admin shutdown, 57P02
 // crash shutdown, 57P03 cannot connect now, 57014 query cancelled), system
 // errors (class 58) and a read-only transaction during a failover (25006).
 func (Driver) Unavailable(err error) bool {
-	var ce *pgconn.ConnectError
-	if errors.As(err, &ce) || pgconn.Timeout(err) {
+	if pgconn.Timeout(err) {
 		return true
 	}
+	// A server that answered the connection with an error (no such
+	// database, credentials refused) is unavailable only for the codes
+	// below; one that did not answer (refused, cut, unknown host) is.
 	var pe *pgconn.PgError
 	if !errors.As(err, &pe) {
-		return false
+		var ce *pgconn.ConnectError
+		return errors.As(err, &ce)
 	}
 	switch {
 	case strings.HasPrefix(pe.Code, "08"), strings.HasPrefix(pe.Code, "53"), strings.HasPrefix(pe.Code, "58"):
