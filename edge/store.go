@@ -132,7 +132,7 @@ func (s *store) lookupMemory(key string) (stored, bool) {
 	}
 	o := vs[0]
 	m := o.meta.Load()
-	if m.Vary != "" || len(m.varyNames) > 0 || m.varyStar {
+	if len(m.varyNames) > 0 || m.varyStar {
 		return stored{}, false
 	}
 	s.touchLocked(o)

@@ -102,7 +102,6 @@ func CheckStores(ctx context.Context, cfg *config.Config, roles []string, log *s
 		}})
 	}
 	errs := make([]error, len(jobs))
-	cut := make([]bool, len(jobs))
 	var wg sync.WaitGroup
 	for i, j := range jobs {
 		wg.Go(func() {
@@ -116,7 +115,6 @@ func CheckStores(ctx context.Context, cfg *config.Config, roles []string, log *s
 				// The caller's context ended (start's own deadline,
 				// spent on a busy machine or on other stores): this
 				// store gave no answer, good or bad.
-				cut[i] = true
 				problem = fmt.Sprintf("start ended (%v) before the check of this store finished", context.Cause(ctx))
 				fix = "start again, or give start more time; the store itself gave no error"
 				err = fmt.Errorf("%w: %w", errCheckCut, err)
@@ -131,7 +129,7 @@ func CheckStores(ctx context.Context, cfg *config.Config, roles []string, log *s
 	// caller's end cut short are named only when no store answered wrong.
 	if slices.ContainsFunc(errs, func(e error) bool { return e != nil && !errors.Is(e, errCheckCut) }) {
 		for i := range errs {
-			if cut[i] {
+			if errors.Is(errs[i], errCheckCut) {
 				errs[i] = nil
 			}
 		}

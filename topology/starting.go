@@ -1,6 +1,7 @@
 package topology
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -121,10 +122,10 @@ func (t *Topology) startRetrying(ctx context.Context, what string, step func(ctx
 			t.setWaiting("", 0)
 			return nil
 		}
-		if ctx.Err() != nil && answered != nil {
-			return answered
+		if ctx.Err() != nil {
+			return cmp.Or(answered, err)
 		}
-		if ctx.Err() != nil || !startTransient(err) {
+		if !startTransient(err) {
 			return err
 		}
 		t.setWaiting(what+": "+oneLine(err), attempt)
@@ -133,7 +134,7 @@ func (t *Topology) startRetrying(ctx context.Context, what string, step func(ctx
 			t.alert("start: %s failed; retrying until it answers: %s", what, oneLine(err))
 		}
 		if startPolicy.Sleep(ctx, attempt) != nil {
-			return answered
+			return err // ctx was still alive after this attempt: it ran to its end
 		}
 	}
 }

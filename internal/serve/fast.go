@@ -291,7 +291,8 @@ func (f *fastState) leave(fc *fastConn) {
 }
 
 // setIdle marks fc as waiting for a request (or not); it reports false
-// when the server is closing. Marking before looking at closing (and
+// when the server is closing (the loop looks only before it waits: after,
+// a closed connection's read has already returned nothing). Marking before looking at closing (and
 // close doing the reverse) makes sure an idle connection is either
 // closed by close or sees closing.
 func (f *fastState) setIdle(fc *fastConn, idle bool) bool {
@@ -376,10 +377,7 @@ func (s *Server) serveFast(c net.Conn) (handoff net.Conn) {
 				return nil
 			}
 			n, _ := c.Read(fc.buf)
-			if !s.fast.setIdle(fc, false) && n == 0 {
-				_ = c.Close()
-				return nil
-			}
+			s.fast.setIdle(fc, false)
 			if n == 0 {
 				// The client went away or stayed idle too long: net/http
 				// closes such a connection without an answer too.

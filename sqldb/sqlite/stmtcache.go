@@ -4,6 +4,7 @@ import (
 	"container/list"
 	"context"
 	sqldriver "database/sql/driver"
+	"fmt"
 )
 
 // Every connection this package opens keeps the statements it ran last
@@ -180,9 +181,11 @@ func (c *cachingConn) QueryContext(ctx context.Context, query string, args []sql
 	}
 	fr, ok := r.(fullRows)
 	if !ok {
+		// Never run the query again to get other rows: it has run (an
+		// INSERT ... RETURNING would apply twice).
 		r.Close()
 		release()
-		return c.fullConn.QueryContext(ctx, query, args)
+		return nil, fmt.Errorf("sqlite: the driver's rows (%T) lack the column type methods", r)
 	}
 	return &cachedRows{fullRows: fr, release: release}, nil
 }
