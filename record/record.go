@@ -164,7 +164,7 @@ type Shared struct {
 // writes them.
 func AppendShared(b []byte, s Shared) []byte {
 	b = append(b, `{"`+ColIngestedAt+`":`...)
-	b = appendString(b, s.IngestedAt.UTC().Format(time.RFC3339Nano))
+	b = appendTime(b, s.IngestedAt)
 	b = append(b, `,"`+ColOrigin+`":`...)
 	b = appendString(b, s.Origin)
 	b = append(b, `,"`+ColTraceID+`":`...)
@@ -192,6 +192,12 @@ func sortedKeys(fields []string, system ...string) []string {
 	return keys
 }
 
+// appendTime appends a timestamp in the stored form: an RFC 3339 string
+// in UTC with nanoseconds.
+func appendTime(b []byte, t time.Time) []byte {
+	return appendString(b, t.UTC().Format(time.RFC3339Nano))
+}
+
 func isSystem(k string) bool {
 	return k == ColID || k == ColOrigin || k == ColTraceID || k == ColIngestedAt
 }
@@ -205,7 +211,7 @@ func AppendValue(b []byte, v any) ([]byte, error) {
 	case string:
 		return appendString(b, x), nil
 	case time.Time:
-		return appendString(b, x.UTC().Format(time.RFC3339Nano)), nil
+		return appendTime(b, x), nil
 	case float64:
 		if math.IsNaN(x) || math.IsInf(x, 0) {
 			return nil, fmt.Errorf("unsupported value %v", x)
@@ -317,8 +323,12 @@ func ReadStored(s config.Schema, data []byte, fn func(line int, r Record) error)
 			return fmt.Errorf("record: line %d: %w", line, err)
 		}
 		if _, ok := m[ColID]; !ok {
+			// A shared line, recognised as StoredIDs does: by its origin.
+			if _, ok := m[ColOrigin]; !ok {
+				return fmt.Errorf("record: line %d has no record id", line)
+			}
 			for k := range m {
-				if k != ColOrigin && k != ColTraceID && k != ColIngestedAt {
+				if !isSystem(k) {
 					return fmt.Errorf("record: line %d: a shared line (no %q) holds %q", line, ColID, k)
 				}
 			}

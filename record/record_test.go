@@ -85,6 +85,10 @@ func TestReadStoredErrors(t *testing.T) {
 		"second line":         {shared + `{"id":"x",` + fields + "}\n[]", "line 3"},
 		"null id":             {shared + `{"id":null,` + fields + "}", `"id" is empty or null`},
 		"empty id":            {shared + `{"id":"",` + fields + "}", `"id" is empty or null`},
+		// StoredIDs (completeness, dead letters) refuses these too: both
+		// readers tell a shared line by its "_origin".
+		"empty line object": {`{}`, "line 1 has no record id"},
+		"no id, no origin":  {`{"_trace_id":"t"}` + "\n" + `{"id":"x",` + fields + `}`, "line 1 has no record id"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			err := ReadStored(s, []byte(tc.data), func(int, Record) error { return nil })
@@ -173,6 +177,8 @@ func TestStoredIDs(t *testing.T) {
 		"null id":      {data: `{"id":null,"_origin":"aws"}`, err: "line 1 has no record id"},
 		"number id":    {data: `{"id":1}`, err: "line 1 has no record id"},
 		"not json":     {data: shared + "{", err: "line 2"},
+		"empty object": {data: `{}`, err: "line 1 has no record id"},
+		"no origin":    {data: `{"_trace_id":"t"}`, err: "line 1 has no record id"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			ids, err := StoredIDs([]byte(tc.data))
