@@ -195,3 +195,34 @@ func TestFullLoadOneBadTableBlocksNoOther(t *testing.T) {
 	waitCaughtUp(t, r, src)
 	mustValidate(t, src, dst, tables[1:]...)
 }
+
+// TestRenamedStoppedTableStaysStopped renames a table that a rejected
+// change stopped: it stays stopped under its new name, with the error that
+// stopped it, and the rename logs no second stop.
+func TestRenamedStoppedTableStaysStopped(t *testing.T) {
+	src, dst := twoTables(t)
+	logs := &syncbuf.Buffer{}
+	cfg := replicate.Config{Name: "s", Source: src, Target: dst, Mapping: &replicate.Mapping{Include: []string{"good", "bad*"}}, Poll: 5 * time.Millisecond,
+		RejectRetries: 1, RejectBackoff: 10 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(logs, nil))}
+	r := sourcetest.Start(t, cfg)
+	waitCaughtUp(t, r, src)
+	exec(t, src, `INSERT INTO bad (id, name, qty) VALUES (5, 'rejected', 500)`)
+	waitFor(t, "bad stopped", 30*time.Second, func() bool { return len(r.Stream.Status().StoppedTables) == 1 })
+
+	exec(t, src, `ALTER TABLE bad RENAME TO bad_renamed`)
+	exec(t, src, `INSERT INTO bad_renamed (id, name, qty) VALUES (6, 'after', 6)`)
+	exec(t, src, `INSERT INTO good (id, name, qty) VALUES (7, 'g', 7)`)
+	waitFor(t, "the rename followed", 30*time.Second, func() bool {
+		st := r.Stream.Status()
+		return len(st.StoppedTables) == 1 && st.StoppedTables[0].Table == "bad_renamed"
+	})
+	waitCaughtUp(t, r, src)
+	te := r.Stream.Status().StoppedTables[0]
+	if te.Key != "5" || te.Op != "upsert" || !strings.Contains(te.Error, "CHECK constraint failed") {
+		t.Fatalf("stopped table after the rename = %+v, want the error that stopped it", te)
+	}
+	if n := strings.Count(logs.String(), "replication of table stopped"); n != 1 {
+		t.Fatalf("%d stop lines in the log, want 1 (the rename is no new stop):\n%s", n, logs.String())
+	}
+}

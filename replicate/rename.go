@@ -71,7 +71,7 @@ func (a *applier) renamed(ctx context.Context, c Change, pos Position) error {
 		return nil
 	}
 	tp, had := a.w.tables[from]
-	te, wasStopped := s.stoppedError(from)
+	wasStopped := s.isStopped(from)
 	_, has := a.w.tables[to]
 	switch {
 	case has && !had && !wasStopped:
@@ -122,9 +122,7 @@ func (a *applier) renamed(ctx context.Context, c Change, pos Position) error {
 		return err
 	}
 	if wasStopped {
-		s.unstop(from)
-		te.Table = to
-		s.stopTable(te)
+		s.moveStopped(from, to)
 	}
 	if tp != nil {
 		delete(a.w.tables, from)
@@ -275,20 +273,25 @@ func (s *Stream) noteRename(r TableRename) {
 	}
 }
 
-// stoppedError returns the error a stopped table was stopped with.
-func (s *Stream) stoppedError(table string) (TableError, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	te, ok := s.stopped[table]
-	return te, ok
-}
-
 // unstop forgets that a table is stopped (in this process).
 func (s *Stream) unstop(table string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.stopped[table]; ok {
 		delete(s.stopped, table)
+		s.status.StoppedTables = s.stoppedListLocked()
+	}
+}
+
+// moveStopped keeps a stopped table stopped under its new name, with the
+// error that stopped it (not a new stop: nothing is logged).
+func (s *Stream) moveStopped(from, to string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if te, ok := s.stopped[from]; ok {
+		delete(s.stopped, from)
+		te.Table = to
+		s.stopped[to] = te
 		s.status.StoppedTables = s.stoppedListLocked()
 	}
 }
