@@ -155,7 +155,7 @@ type Status struct {
 	// the lease, before it ever held it and after it released it.
 	Lost string `json:"lost,omitempty"`
 	// Mine is true when Holder is this process: while it holds the lease,
-	// or after it lost the lease that nobody took yet.
+	// or after it lost the lease that nobody took yet (set by Status).
 	Mine bool `json:"mine"`
 }
 
@@ -182,7 +182,9 @@ func (l *Lease) Name() string { return l.cfg.Name }
 func (l *Lease) Status() Status {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.status
+	s := l.status
+	s.Mine = s.Holder != "" && s.Holder == l.cfg.Holder
+	return s
 }
 
 // Token returns the fencing token while held, else 0.
@@ -315,10 +317,11 @@ func (l *Lease) hold(ctx context.Context, token, version int64, role func(contex
 	lastRenew := time.Now()
 	lost := func(why string, err error) {
 		l.log.Warn("lease lost; role stopped", "why", why, "fencing", token, "err", err)
+		stillNamed := why == lostNotRenewed // nobody took it: the row still names this process
 		if err != nil {
 			why += ": " + err.Error()
 		}
-		l.lost(why)
+		l.lost(why, stillNamed)
 	}
 loop:
 	for {
@@ -355,7 +358,7 @@ loop:
 	stopRole()
 	<-done
 	l.release(token)
-	l.lost("")
+	l.lost("", false)
 }
 
 func (l *Lease) renew(ctx context.Context, token int64) (bool, error) {
@@ -386,7 +389,7 @@ func (l *Lease) release(token int64) {
 func (l *Lease) gained(token int64, from string) {
 	l.mu.Lock()
 	l.status.Held, l.status.Token, l.status.Holder = true, token, l.cfg.Holder
-	l.status.Since, l.status.LastError, l.status.Lost, l.status.Mine = time.Now(), "", "", true
+	l.status.Since, l.status.LastError, l.status.Lost = time.Now(), "", ""
 	l.status.Takeovers++
 	l.mu.Unlock()
 	l.log.Info("lease gained", "fencing", token, "previous_holder", from)
@@ -397,13 +400,14 @@ func (l *Lease) gained(token int64, from string) {
 
 // lost records that this process no longer holds the lease, and why
 // ("" after a release). Who holds it now is known at the next campaign;
-// only a lease not renewed in time may still name this process.
-func (l *Lease) lost(why string) {
+// only a lease not renewed in time (stillNamed) may still name this
+// process.
+func (l *Lease) lost(why string, stillNamed bool) {
 	l.mu.Lock()
 	token := l.status.Token
 	l.status.Held, l.status.Token, l.status.Since, l.status.Lost = false, 0, time.Now(), why
-	if !strings.HasPrefix(why, lostNotRenewed) {
-		l.status.Holder, l.status.Mine = "", false
+	if !stillNamed {
+		l.status.Holder = ""
 	}
 	l.mu.Unlock()
 	if l.cfg.OnChange != nil {
@@ -419,7 +423,7 @@ func (l *Lease) setError(err error) {
 
 func (l *Lease) clearError(holder string) {
 	l.mu.Lock()
-	l.status.LastError, l.status.Holder, l.status.Mine = "", holder, holder == l.cfg.Holder
+	l.status.LastError, l.status.Holder = "", holder
 	l.mu.Unlock()
 }
 
