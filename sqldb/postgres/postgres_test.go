@@ -37,6 +37,31 @@ func TestPostgres(t *testing.T) {
 		sqldbtest.RunConformance(t, func(t *testing.T) *sqldb.DB { return open(t, p.URL("app")) })
 	})
 
+	t.Run("RefusalIsNoOutage", func(t *testing.T) {
+		// A server that refuses the database or the credentials answered:
+		// no outage, so start fails at once instead of waiting for it. A
+		// port nobody listens on is one.
+		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+		defer cancel()
+		badPass := strings.Replace(p.URL("app"), "postgres://app:", "postgres://app:wrong", 1)
+		for name, tc := range map[string]struct {
+			url  string
+			want bool
+		}{
+			"no such database": {p.URL("nosuchdb"), false},
+			"wrong password":   {badPass, false},
+			"nobody listening": {fmt.Sprintf("postgres://app:x@127.0.0.1:%d/app?sslmode=disable&connect_timeout=5", peers.FreePort(t)), true},
+		} {
+			_, err := sqldb.Open(ctx, tc.url, nil)
+			if err == nil {
+				t.Fatalf("%s: opened", name)
+			}
+			if got := sqldb.Unavailable(err); got != tc.want {
+				t.Errorf("%s: Unavailable = %v, want %v (%v)", name, got, tc.want, err)
+			}
+		}
+	})
+
 	t.Run("PostgresqlScheme", func(t *testing.T) {
 		db := open(t, strings.Replace(p.URL("app"), "postgres://", "postgresql://", 1))
 		if db.Dialect.Name() != "postgres" {
