@@ -202,6 +202,10 @@ func TestConflictInMetrics(t *testing.T) {
 	cfg.Replication.Reverse = &off
 	topo := start(t, cfg)
 	ctx := context.Background()
+	// Changes made while the full load runs are applied by it and again
+	// by CDC from the load's start (as a migration service does), and
+	// each application of c's older version counts: write in CDC only.
+	waitStreamInCDC(t, topo, "azure", "aws-to-azure")
 	azure := topo.Cloud("azure").DB
 	tb := record.Table(cfg.Schema)
 	later := record.Record{ID: "c", Fields: map[string]any{"device": "azure", "metric": "conflict", "value": 2.0, "ts": time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)},
@@ -434,4 +438,18 @@ func TestFarAheadClockIsCapped(t *testing.T) {
 	if az.ClockCapped != 0 {
 		t.Fatalf("azure: clock_capped %d, want 0", az.ClockCapped)
 	}
+}
+
+// waitStreamInCDC waits until the stream name of cloud is in change data
+// capture (its full load done).
+func waitStreamInCDC(t *testing.T, topo *topology.Topology, cloud, name string) {
+	t.Helper()
+	waitFor(t, time.Minute, "the stream "+name+" in CDC", func() (bool, string) {
+		for _, s := range topo.Cloud(cloud).Streams {
+			if st := s.Status(); st.Name == name {
+				return st.Phase == replicate.PhaseCDC, st.Phase
+			}
+		}
+		return false, "no stream " + name
+	})
 }

@@ -17,7 +17,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/intercloud/intercloud/demo"
-	"github.com/intercloud/intercloud/replicate"
 	"github.com/intercloud/intercloud/topology"
 )
 
@@ -58,14 +57,7 @@ func TestTraceAcrossClouds(t *testing.T) {
 	topo := start(t, cfg)
 	// A record the stream takes by its full load (written before the
 	// stream started) has no replicate span: write once it is in CDC.
-	waitFor(t, time.Minute, "the stream into azure in CDC", func() (bool, string) {
-		for _, s := range topo.Cloud("azure").Streams {
-			if st := s.Status(); st.Name == "aws-to-azure" {
-				return st.Phase == replicate.PhaseCDC, st.Phase
-			}
-		}
-		return false, "no stream aws-to-azure"
-	})
+	waitStreamInCDC(t, topo, "azure", "aws-to-azure")
 	rec := demo.Record{Device: "d-trace", Metric: "cpu", Value: 1.5, TS: time.Now().UTC().Truncate(time.Second)}
 	body, _ := json.Marshal(rec)
 	req, _ := http.NewRequest(http.MethodPost, topo.URL("frontdoor")+"/v1/records", bytes.NewReader(body))
