@@ -3,8 +3,10 @@
 //
 // Databases open in WAL mode with full synchronous commits, a busy timeout
 // and immediate write transactions, so a committed transaction survives a
-// crash and concurrent writers wait rather than fail. Each connection keeps
-// the statements it ran last prepared (see stmtcache.go).
+// crash and concurrent writers wait rather than fail; the writers of one
+// pool take the write lock in turn, in the order they asked (gate.go).
+// Each connection keeps the statements it ran last prepared (see
+// stmtcache.go).
 package sqlite
 
 import (
@@ -53,6 +55,12 @@ func (driver) Open(ctx context.Context, u *url.URL) (*sql.DB, sqldb.Dialect, err
 // OpenFile opens (creating if needed, mode 0600 in a 0700 directory) a
 // SQLite database file.
 func OpenFile(ctx context.Context, path string) (*sql.DB, error) {
+	return openFile(ctx, path, newWriteGate(busyTimeout))
+}
+
+// openFile is OpenFile with the pool's write gate (nil: none, the writers
+// wait in SQLite's busy handler alone).
+func openFile(ctx context.Context, path string, gate *writeGate) (*sql.DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
@@ -63,12 +71,13 @@ func OpenFile(ctx context.Context, path string) (*sql.DB, error) {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
 	_ = f.Close()
-	dsn := "file:" + path + "?_pragma=busy_timeout(30000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate"
+	dsn := "file:" + path + fmt.Sprintf("?_pragma=busy_timeout(%d)", busyTimeout.Milliseconds()) +
+		"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate"
 	conn, err := sqlite.NewConnector(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	db := sql.OpenDB(cachingConnector{conn})
+	db := sql.OpenDB(cachingConnector{Connector: conn, gate: gate})
 	db.SetMaxOpenConns(8)
 	// Keep every connection open when idle (database/sql keeps 2 by
 	// default and closes the others), and with it the statements it

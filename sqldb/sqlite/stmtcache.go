@@ -67,8 +67,12 @@ var (
 	_ fullRows = (*cachedRows)(nil)
 )
 
-// cachingConnector wraps the driver's connector.
-type cachingConnector struct{ sqldriver.Connector }
+// cachingConnector wraps the driver's connector; its connections share
+// one write gate (gate.go).
+type cachingConnector struct {
+	sqldriver.Connector
+	gate *writeGate
+}
 
 // Connect implements sqldriver.Connector.
 func (c cachingConnector) Connect(ctx context.Context) (sqldriver.Conn, error) {
@@ -77,7 +81,7 @@ func (c cachingConnector) Connect(ctx context.Context) (sqldriver.Conn, error) {
 		return nil, err
 	}
 	if fc, ok := cn.(fullConn); ok {
-		return &cachingConn{fullConn: fc, stmts: map[string]*list.Element{}, lru: list.New()}, nil
+		return &cachingConn{fullConn: fc, gate: c.gate, stmts: map[string]*list.Element{}, lru: list.New()}, nil
 	}
 	return cn, nil
 }
@@ -91,6 +95,10 @@ type cachingConn struct {
 	stmts map[string]*list.Element // SQL text → element of lru holding a *cachedStmt
 	lru   *list.List               // front: most recently used
 	text  int                      // bytes of SQL text cached
+
+	gate *writeGate // the pool's turn at the write lock (gate.go)
+	inTx bool       // a transaction is open on this connection
+	held bool       // and holds gate
 }
 
 // cachedStmt is one prepared statement of the cache.
@@ -153,6 +161,11 @@ func (c *cachingConn) drop(e *list.Element) {
 
 // ExecContext implements sqldriver.ExecerContext with a cached statement.
 func (c *cachingConn) ExecContext(ctx context.Context, query string, args []sqldriver.NamedValue) (sqldriver.Result, error) {
+	leave, err := c.autocommit(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer leave()
 	s, release, err := c.stmt(ctx, query)
 	if err == sqldriver.ErrSkip {
 		return c.fullConn.ExecContext(ctx, query, args)
@@ -194,6 +207,7 @@ func (c *cachingConn) QueryContext(ctx context.Context, query string, args []sql
 // not close a connection that has statements left). A statement whose rows
 // are still open is left to them.
 func (c *cachingConn) Close() error {
+	c.end()
 	for e := c.lru.Front(); e != nil; {
 		next := e.Next()
 		if !e.Value.(*cachedStmt).busy {
