@@ -500,11 +500,11 @@ func (s *Source) Stream(ctx context.Context, from replicate.Position, opts repli
 			if seq, err = ParsePosition(b.Position); err != nil {
 				return err
 			}
-			if read == opts.MaxBatch {
+			if opts.Busy(read) {
 				if err := ctx.Err(); err != nil {
 					return err
 				}
-				continue // more is waiting
+				continue // more is waiting, or will be by the next read
 			}
 		}
 		timer.Reset(opts.Poll)
