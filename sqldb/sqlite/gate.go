@@ -79,30 +79,42 @@ func (c *cachingConn) BeginTx(ctx context.Context, opts sqldriver.TxOptions) (sq
 		}
 		return nil, err
 	}
-	c.inTx, c.held = true, held
+	c.inTx, c.write, c.held = true, !opts.ReadOnly, held
 	return &gatedTx{Tx: tx, c: c}, nil
 }
 
-// end marks the connection's transaction over and passes the gate on if
-// it held it.
+// end marks the connection's transaction over, counts it for the
+// checkpointer if it wrote, and passes the gate on if it held it.
 func (c *cachingConn) end() {
+	if c.write {
+		c.ckpt.wrote()
+	}
 	if c.held {
 		c.gate.leave()
 	}
-	c.inTx, c.held = false, false
+	c.inTx, c.write, c.held = false, false, false
 }
 
 // autocommit runs a statement outside a transaction (it may write) with
-// the gate held; inside one, the transaction already decided.
+// the gate held; inside one, the transaction already decided. The
+// returned function ends the statement's turn.
 func (c *cachingConn) autocommit(ctx context.Context) (func(), error) {
-	if c.inTx || c.gate == nil {
+	if c.inTx {
 		return func() {}, nil
 	}
-	held, err := c.gate.enter(ctx)
-	if err != nil || !held {
-		return func() {}, err
+	held := false
+	if c.gate != nil {
+		var err error
+		if held, err = c.gate.enter(ctx); err != nil {
+			return nil, err
+		}
 	}
-	return c.gate.leave, nil
+	return func() {
+		c.ckpt.wrote()
+		if held {
+			c.gate.leave()
+		}
+	}, nil
 }
 
 // gatedTx ends its connection's turn when it commits or rolls back.

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -12,12 +13,12 @@ import (
 	"time"
 )
 
-// openGated opens a database file with a write gate (nil: none) and a
-// table t.
-func openGated(t testing.TB, gate *writeGate) (*sql.DB, string) {
+// openGated opens a database file, tuned (a write gate, checkpoints
+// beside the writers) or not, with a table t.
+func openGated(t testing.TB, tuned bool) (*sql.DB, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "g.db")
-	db, err := openFile(context.Background(), path, gate)
+	db, err := openFile(context.Background(), path, tuned)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +32,7 @@ func openGated(t testing.TB, gate *writeGate) (*sql.DB, string) {
 // Writers of one pool, in transactions and in single statements, all
 // commit; the rows are counted through a pool of its own.
 func TestGateEveryWriteCommits(t *testing.T) {
-	db, path := openGated(t, newWriteGate(busyTimeout))
+	db, path := openGated(t, true)
 	const writers, each = 8, 40
 	var wg sync.WaitGroup
 	errs := make(chan error, writers)
@@ -64,7 +65,7 @@ func TestGateEveryWriteCommits(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	other, err := openFile(context.Background(), path, nil)
+	other, err := openFile(context.Background(), path, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +79,7 @@ func TestGateEveryWriteCommits(t *testing.T) {
 // However a write transaction ends (commit, rollback, its context
 // cancelled, its connection closed), the next writer gets its turn.
 func TestGatePassesOn(t *testing.T) {
-	db, _ := openGated(t, newWriteGate(busyTimeout))
+	db, _ := openGated(t, true)
 	next := func(what string) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -137,7 +138,7 @@ func TestGatePassesOn(t *testing.T) {
 // Readers never wait for the gate; a writer waits until its context
 // ends, and says so.
 func TestGateReadersPassWritersWait(t *testing.T) {
-	db, _ := openGated(t, newWriteGate(busyTimeout))
+	db, _ := openGated(t, true)
 	tx, err := db.Begin()
 	if err != nil {
 		t.Fatal(err)
@@ -193,8 +194,9 @@ func TestGateWaitIsBounded(t *testing.T) {
 }
 
 // BenchmarkContendedWrites runs small write transactions from several
-// goroutines on one pool, with the write gate and with SQLite's busy
-// handler alone, and reports how long a transaction waited to begin (p50,
+// goroutines on one pool, with the write gate and checkpoints beside the
+// writers ("gate") and with SQLite's busy handler and checkpoints in the
+// commits ("busy-handler"), and reports how long a transaction waited to begin (p50,
 // p99, max) and the commits per second.
 func BenchmarkContendedWrites(b *testing.B) {
 	for _, c := range []struct {
@@ -202,11 +204,7 @@ func BenchmarkContendedWrites(b *testing.B) {
 		gated bool
 	}{{"gate", true}, {"busy-handler", false}} {
 		b.Run(c.name, func(b *testing.B) {
-			var gate *writeGate
-			if c.gated {
-				gate = newWriteGate(busyTimeout)
-			}
-			db, _ := openGated(b, gate)
+			db, _ := openGated(b, c.gated)
 			const writers = 4
 			var mu sync.Mutex
 			var waits []time.Duration
@@ -234,6 +232,7 @@ func BenchmarkContendedWrites(b *testing.B) {
 						mu.Lock()
 						waits = append(waits, waited)
 						mu.Unlock()
+						time.Sleep(time.Millisecond) // work before the next one (a loader parses its next object)
 					}
 				})
 			}
@@ -247,4 +246,51 @@ func BenchmarkContendedWrites(b *testing.B) {
 			b.ReportMetric(float64(len(waits))/elapsed.Seconds(), "commits/s")
 		})
 	}
+}
+
+// A pool's commits leave the write-ahead log to its checkpointer: its
+// connections do not checkpoint (wal_autocheckpoint 0), and what they
+// wrote reaches the database file within a few checkpoint intervals.
+func TestCheckpointsBesideTheWriters(t *testing.T) {
+	db, path := openGated(t, true)
+	var auto int
+	if err := db.QueryRow(`PRAGMA wal_autocheckpoint`).Scan(&auto); err != nil || auto != 0 {
+		t.Fatalf("wal_autocheckpoint = %d, %v; want 0", auto, err)
+	}
+	before := fileSize(t, path)
+	const n, size = 64, 64 << 10 // 4 MiB, about 1,000 pages
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(`CREATE TABLE b (v BLOB)`); err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		if _, err := tx.Exec(`INSERT INTO b VALUES (randomblob(?))`, size); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if got := fileSize(t, path); got > before+size {
+		t.Fatalf("the commit checkpointed: the database file went from %d to %d bytes", before, got)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for fileSize(t, path) < before+n*size {
+		if time.Now().After(deadline) {
+			t.Fatalf("the database file has %d bytes 10s after the commit; want the %d written", fileSize(t, path), n*size)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func fileSize(t *testing.T, path string) int64 {
+	t.Helper()
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Size()
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	sqldriver "database/sql/driver"
 	"fmt"
+	"io"
 )
 
 // Every connection this package opens keeps the statements it ran last
@@ -68,10 +69,22 @@ var (
 )
 
 // cachingConnector wraps the driver's connector; its connections share
-// one write gate (gate.go).
+// one write gate (gate.go) and one checkpointer (checkpoint.go), nil when
+// the pool has none.
 type cachingConnector struct {
 	sqldriver.Connector
 	gate *writeGate
+	ckpt *checkpointer
+}
+
+// Close stops the pool's checkpointer; database/sql calls it when the pool
+// closes.
+func (c cachingConnector) Close() error {
+	c.ckpt.close()
+	if cl, ok := c.Connector.(io.Closer); ok {
+		return cl.Close()
+	}
+	return nil
 }
 
 // Connect implements sqldriver.Connector.
@@ -81,7 +94,7 @@ func (c cachingConnector) Connect(ctx context.Context) (sqldriver.Conn, error) {
 		return nil, err
 	}
 	if fc, ok := cn.(fullConn); ok {
-		return &cachingConn{fullConn: fc, gate: c.gate, stmts: map[string]*list.Element{}, lru: list.New()}, nil
+		return &cachingConn{fullConn: fc, gate: c.gate, ckpt: c.ckpt, stmts: map[string]*list.Element{}, lru: list.New()}, nil
 	}
 	return cn, nil
 }
@@ -96,9 +109,11 @@ type cachingConn struct {
 	lru   *list.List               // front: most recently used
 	text  int                      // bytes of SQL text cached
 
-	gate *writeGate // the pool's turn at the write lock (gate.go)
-	inTx bool       // a transaction is open on this connection
-	held bool       // and holds gate
+	gate  *writeGate    // the pool's turn at the write lock (gate.go)
+	ckpt  *checkpointer // the pool's checkpointer (checkpoint.go)
+	inTx  bool          // a transaction is open on this connection
+	write bool          // a write transaction
+	held  bool          // holding gate
 }
 
 // cachedStmt is one prepared statement of the cache.
