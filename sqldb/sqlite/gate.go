@@ -20,19 +20,22 @@ import (
 // the order they asked, and the gate passes to the next one the moment the
 // previous commits or rolls back. SQLite's own lock and busy timeout still
 // hold between pools and processes. A wait for the gate ends with its
-// context; after busyTimeout the write goes on without the gate and
-// SQLite's busy timeout decides, so a caller that writes on a second
-// connection while its own transaction holds the gate is no worse off than
-// without it.
+// context; after gateWait the write goes on without the gate and SQLite's
+// busy timeout decides, so a caller that runs a statement on a second
+// connection while its own transaction holds the gate (one that needs no
+// write lock, or one SQLite would refuse after its busy timeout) waits
+// gateWait longer than without the gate, not forever.
 
-// busyTimeout is SQLite's busy timeout (PRAGMA busy_timeout) and the
-// longest wait for the gate.
+// busyTimeout is SQLite's busy timeout (PRAGMA busy_timeout).
 const busyTimeout = 30 * time.Second
+
+// gateWait bounds a wait for the gate.
+const gateWait = 5 * time.Second
 
 // writeGate is a pool's turn at the write lock.
 type writeGate struct {
 	turn chan struct{}
-	wait time.Duration // the longest wait (busyTimeout)
+	wait time.Duration // the longest wait (gateWait)
 }
 
 func newWriteGate(wait time.Duration) *writeGate {

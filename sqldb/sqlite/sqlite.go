@@ -85,7 +85,7 @@ func openFile(ctx context.Context, path string, tuned bool) (*sql.DB, error) {
 	}
 	cc := cachingConnector{Connector: conn}
 	if tuned {
-		cc.gate, cc.ckpt = newWriteGate(busyTimeout), newCheckpointer(conn)
+		cc.gate, cc.ckpt = newWriteGate(gateWait), newCheckpointer(conn)
 	}
 	db := sql.OpenDB(cc)
 	db.SetMaxOpenConns(8)
