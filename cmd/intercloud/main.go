@@ -30,12 +30,12 @@ import (
 // is not set: the garbage collector runs early rather than let the heap
 // grow to twice its live size while a backlog keeps full change batches in
 // flight (GOMEMLIMIT=off lifts it).
-const DefaultMemoryLimit = 80 << 20
+const DefaultMemoryLimit = 64 << 20
 
 // DefaultGCPercent is the garbage collector's target (GOGC) that goes with
 // DefaultMemoryLimit when neither GOGC nor GOMEMLIMIT is set: the live heap
-// of a running topology is 12–40 MB, and at the runtime's 100 the collector
-// ran every 20–40 MB allocated (10–15 times a second at 20,000 records/s),
+// of a running topology is 12–25 MB, and at the runtime's 100 the collector
+// ran every 12–25 MB allocated (10–15 times a second at 20,000 records/s),
 // so it lets the heap grow to four times the live size, the memory limit
 // still bounding the whole (see docs/benchmarks.md).
 const DefaultGCPercent = 300
