@@ -28,10 +28,23 @@ func protoVersion(major, minor int) string {
 	return strconv.Itoa(major) + "." + strconv.Itoa(minor)
 }
 
+// viaHTTP11 is the Via value of an HTTP/1.1 message the edge is the first
+// intermediary of; headers share it and never modify it.
+var viaHTTP11 = []string{"1.1 " + Pseudonym}
+
+// noUserAgent is a User-Agent value that sends none; headers share it
+// and never modify it.
+var noUserAgent = []string{""}
+
 // appendVia appends the edge to a message's Via field (RFC 9110 §7.6.3).
 func appendVia(h http.Header, major, minor int) {
+	prev := h["Via"]
+	if len(prev) == 0 && major == 1 && minor == 1 {
+		h["Via"] = viaHTTP11
+		return
+	}
 	self := protoVersion(major, minor) + " " + Pseudonym
-	if prev := h["Via"]; len(prev) > 0 {
+	if len(prev) > 0 {
 		h["Via"] = []string{strings.Join(prev, ", ") + ", " + self}
 		return
 	}
@@ -87,7 +100,7 @@ func (e *Edge) outRequest(ctx context.Context, r *http.Request, o *url.URL, meth
 		h["X-Forwarded-For"] = []string{ip}
 	}
 	if _, ok := h["User-Agent"]; !ok {
-		h["User-Agent"] = []string{""} // send none rather than Go's
+		h["User-Agent"] = noUserAgent // send none rather than Go's
 	}
 	req := &http.Request{Method: method, URL: &u, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: h, Host: o.Host}
