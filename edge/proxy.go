@@ -113,12 +113,12 @@ func (e *Edge) outRequest(ctx context.Context, r *http.Request, o *url.URL, meth
 	return req.WithContext(ctx)
 }
 
-// roundTrip sends a request to the route's origins in order. It moves on
+// roundTrip sends a request to the route's origins in order, through tr. It moves on
 // after a connection error or timeout, and after a 500, 502, 503 or 504
 // when replayable; a request whose body may have been sent is not tried
 // again. It returns the first usable response, else the last 5xx, else
 // the last error.
-func (e *Edge) roundTrip(rt *route, path string, build func(rt *route, i int) (*http.Request, error), replayable bool) (*http.Response, error) {
+func (e *Edge) roundTrip(tr http.RoundTripper, rt *route, path string, build func(rt *route, i int) (*http.Request, error), replayable bool) (*http.Response, error) {
 	var lastErr error
 	var last5xx *http.Response
 	for i, o := range rt.origins {
@@ -127,7 +127,7 @@ func (e *Edge) roundTrip(rt *route, path string, build func(rt *route, i int) (*
 			return nil, err
 		}
 		e.originReqs.Add(1)
-		resp, err := e.transport.RoundTrip(req)
+		resp, err := tr.RoundTrip(req)
 		if err != nil {
 			e.originErrs.Add(1)
 			lastErr = fmt.Errorf("edge: origin %s: %w", redact.URL(o.String()), redact.URLError(err))
@@ -225,7 +225,7 @@ func (e *Edge) forward(w http.ResponseWriter, r *http.Request, rt *route) {
 		body = &keepBody{ReadCloser: r.Body}
 	}
 	reqTime := e.now()
-	resp, err := e.roundTrip(rt, r.URL.Path, func(rt *route, i int) (*http.Request, error) {
+	resp, err := e.roundTrip(e.transport, rt, r.URL.Path, func(rt *route, i int) (*http.Request, error) {
 		if body != nil && body.read {
 			return nil, errors.New("edge: request body already sent")
 		}
