@@ -220,7 +220,9 @@ func (e *Edge) runFill(w http.ResponseWriter, f *fill, r *http.Request, rt *rout
 			return
 		}
 		if resp.StatusCode == http.StatusNotModified && validators != nil {
-			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+			if resp.Body != http.NoBody {
+				_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+			}
 			_ = resp.Body.Close()
 			if !validatorsMatch(validators, resp.Header) {
 				// Not a 304 for what is stored (RFC 9111 §4.3.4): fetch it whole.

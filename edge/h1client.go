@@ -53,6 +53,10 @@ type h1Conn struct {
 	bw     *bufio.Writer
 	addr   string
 	idleAt time.Time
+
+	raw   syscall.RawConn // nil: cannot look at the socket
+	peek  func(fd uintptr) bool
+	empty bool // what peek saw
 }
 
 // countReader reads the connection within a limit, counting what it read.
@@ -118,7 +122,7 @@ func (cl *h1Client) get(ctx context.Context, addr string) (*h1Conn, bool, error)
 		list[len(list)-1] = nil
 		cl.idle[addr] = list[:len(list)-1]
 		cl.mu.Unlock()
-		if now.Sub(pc.idleAt) < cl.idleTimeout && pc.br.Buffered() == 0 && idleQuiet(pc.c) {
+		if now.Sub(pc.idleAt) < cl.idleTimeout && pc.br.Buffered() == 0 && pc.quiet() {
 			return pc, true, nil
 		}
 		_ = pc.c.Close()
@@ -130,28 +134,30 @@ func (cl *h1Client) get(ctx context.Context, addr string) (*h1Conn, bool, error)
 	pc := &h1Conn{c: c, addr: addr, cr: countReader{c: c}}
 	pc.br = bufio.NewReaderSize(&pc.cr, 4<<10)
 	pc.bw = bufio.NewWriterSize(c, 4<<10)
+	if sc, ok := c.(syscall.Conn); ok {
+		if pc.raw, err = sc.SyscallConn(); err != nil {
+			_ = c.Close()
+			return nil, false, err
+		}
+		pc.peek = func(fd uintptr) bool {
+			pc.empty = peekEmpty(fd)
+			return true
+		}
+	}
 	return pc, false, nil
 }
 
-// idleQuiet reports whether nothing waits to be read on an idle connection:
+// quiet reports whether nothing waits to be read on an idle connection:
 // neither bytes (an unsolicited response) nor the peer's close.
-func idleQuiet(c net.Conn) bool {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
+func (pc *h1Conn) quiet() bool {
+	if pc.raw == nil {
 		return true
 	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
+	pc.empty = false
+	if err := pc.raw.Read(pc.peek); err != nil {
 		return false
 	}
-	ok = false
-	if err := rc.Read(func(fd uintptr) bool {
-		ok = peekEmpty(fd)
-		return true
-	}); err != nil {
-		return false
-	}
-	return ok
+	return pc.empty
 }
 
 // put returns a connection whose response was read whole to the pool.

@@ -25,7 +25,7 @@ func newTestH1Client() *h1Client {
 
 // rawOrigin is a TCP server that answers the first request on each
 // connection with raw and every later one with rawSecond; after an
-// answer it waits up to a moment for the next request, then closes.
+// answer it waits a moment for the next request, then closes.
 type rawOrigin struct {
 	ln    net.Listener
 	conns atomic.Int64
@@ -55,7 +55,11 @@ func startRawOrigin(t testing.TB, raw []byte) *rawOrigin {
 				defer c.Close()
 				br := bufio.NewReader(c)
 				for n := 0; ; n++ {
-					_ = c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+					wait := 100 * time.Millisecond // for a next request
+					if n == 0 {
+						wait = 10 * time.Second
+					}
+					_ = c.SetReadDeadline(time.Now().Add(wait))
 					if _, err := http.ReadRequest(br); err != nil {
 						return
 					}
