@@ -72,12 +72,12 @@ run() {
 	local out load
 	out=$(BODY="$dir/body-$2.ndjson" wrk -t"$THREADS" -c"$3" -d"$DURATION" --latency -s "$dir/post.lua" "$1/v1/records")
 	read -r load _ </proc/loadavg
-	awk -v recs="$2" -v load="$load" '
+	awk -v recs="$2" -v la="$load" '
 		function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
 		/Requests\/sec:/ { rps = $2 }
 		/^ +99%/ { p99 = ms($2) }
 		/Non-2xx/ { bad = $NF }
-		END { printf "%.0f %.1f %d %s\n", rps*recs, p99, bad+0, load }' <<<"$out"
+		END { printf "%.0f %.1f %d %s\n", rps*recs, p99, bad+0, la }' <<<"$out"
 }
 
 # met FLOOR_FILE OTHER_FILE -> "rounds_met rounds": the rounds (line by
