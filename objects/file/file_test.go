@@ -185,7 +185,7 @@ func TestDirectoryRemovedUnderneath(t *testing.T) {
 }
 
 // openDir opens a bucket on a fresh directory, closed when the test ends.
-func openDir(t *testing.T) (string, *objects.Bucket) {
+func openDir(t testing.TB) (string, *objects.Bucket) {
 	t.Helper()
 	dir := t.TempDir()
 	b, err := objects.Open(t.Context(), "file://"+dir, nil)
