@@ -33,8 +33,8 @@ import (
 // acknowledged record (user + system, µs, from the start of the sending
 // until the backlog drained) of the test process (cpu-µs/rec) and, on
 // MariaDB + PostgreSQL, of each database server with its children
-// (mariadb-µs/rec, postgres-µs/rec: every process of the server's
-// session, read from /proc). INTERCLOUD_BENCH_CPUPROFILE=PREFIX writes
+// (mariadb-µs/rec, postgres-µs/rec: the server's process and its
+// children, read from /proc). INTERCLOUD_BENCH_CPUPROFILE=PREFIX writes
 // the test process's CPU profile of each run (the sending and the drain,
 // not the start-up) to PREFIX-DBS-RATE.pprof.
 //
@@ -141,16 +141,17 @@ func startProfile(b *testing.B, run string) func() {
 }
 
 // serverCPU returns, per name, the CPU seconds (user + system) that the
-// server whose pid file it maps to has used so far: every process of the
-// server's session (it leads one), with the children it reaped. A backend
-// that exits between two readings moves from its own figures into its
-// parent's children's figures, so differences stay whole.
+// server whose pid file it maps to has used so far: its own process (with
+// the children it reaped) and its children (PostgreSQL's backends, each in
+// a session of its own). A backend that exits between two readings moves
+// from its own figures into its parent's children's figures, so
+// differences stay whole.
 func serverCPU(b *testing.B, pidFiles map[string]string) map[string]float64 {
 	out := map[string]float64{}
 	if len(pidFiles) == 0 {
 		return out
 	}
-	sessions := map[int]string{}
+	servers := map[int]string{}
 	for name, f := range pidFiles {
 		raw, err := os.ReadFile(f)
 		if err != nil {
@@ -160,7 +161,7 @@ func serverCPU(b *testing.B, pidFiles map[string]string) map[string]float64 {
 		if err != nil {
 			b.Fatalf("%s: %v", f, err)
 		}
-		sessions[pid] = name
+		servers[pid] = name
 	}
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
@@ -179,10 +180,13 @@ func serverCPU(b *testing.B, pidFiles map[string]string) map[string]float64 {
 		if len(f) < 15 {
 			continue
 		}
-		sid, _ := strconv.Atoi(f[3])
-		name, ok := sessions[sid]
+		pid, _ := strconv.Atoi(e.Name())
+		ppid, _ := strconv.Atoi(f[1])
+		name, ok := servers[pid]
 		if !ok {
-			continue
+			if name, ok = servers[ppid]; !ok {
+				continue
+			}
 		}
 		for _, i := range []int{11, 12, 13, 14} { // utime, stime, cutime, cstime
 			ticks, _ := strconv.ParseFloat(f[i], 64)
