@@ -217,8 +217,17 @@ func (w *writer) versioned(tp *tablePair) bool {
 
 // upsertNewer writes rows that are newer than the target's (or new), and
 // counts in w.skipped the rows that were not: the target already held the
-// same or a greater version of the row.
+// same or a greater version of the row. Like upsert, it copies many rows
+// with the dialect's sqldb.NewerCopier when it has one.
 func (w *writer) upsertNewer(ctx context.Context, tx *sql.Tx, tp *tablePair, nu sqldb.NewerUpserter, rows [][]any) error {
+	if cp, ok := w.d.(sqldb.NewerCopier); ok && w.conn != nil && len(rows) >= minCopyRows {
+		n, err := cp.CopyUpsertNewer(ctx, w.conn, tp.dst, rows, w.version)
+		if err != nil {
+			return err
+		}
+		w.skipped += max(0, len(rows)-int(n))
+		return nil
+	}
 	per := min(maxRows, max(1, maxParams(w.d)/len(tp.dst.Columns)))
 	// MySQL counts an overwritten row twice; the rows that existed before
 	// tell inserts from overwrites.
