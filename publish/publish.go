@@ -44,8 +44,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
+	"encoding/base64"
 	"encoding/csv"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -80,12 +80,10 @@ const (
 	// max), which is what its files publish; the summary sums its counts.
 	BucketsTable = "_ic_publish_buckets"
 	// RowsTable holds each published record's contribution: its bucket
-	// and value.
+	// and value. Rebuild makes it afresh, so a state built by an earlier
+	// version (see stateMarker) gets the current layout and indexes.
 	RowsTable = "_ic_publish_rows"
-	// RowsIndex is RowsTable's index on bucket, id and value. Databases
-	// prepared by earlier versions also have ix_ic_publish_rows_bkt_val
-	// (bucket, value), whose inserts land at random places; dropping it
-	// by hand saves that upkeep.
+	// RowsIndex is RowsTable's index on bucket, id and value.
 	RowsIndex = "ix" + RowsTable + "_bkt_id_val"
 )
 
@@ -263,10 +261,15 @@ func New(cfg Config) (*Publisher, error) {
 			{Name: "min_v", Type: float},
 			{Name: "max_v", Type: float},
 		}},
+		// Its columns are never NULL but not declared NOT NULL: SQLite
+		// keeps a statement journal (a copy of every page a multi-row
+		// statement changes, spilled to a temporary file past 64 KiB) for
+		// a statement that may fail midway, which a NOT NULL constraint
+		// makes every insert of several rows.
 		rows: sqldb.Table{Name: RowsTable, PrimaryKey: []string{"id"}, Columns: []sqldb.Column{
-			{Name: "id", Type: str(record.MaxIDLength)},
-			{Name: "bkt", Type: str(80)},
-			{Name: "val", Type: float},
+			{Name: "id", Type: str(record.MaxIDLength), Nullable: true},
+			{Name: "bkt", Type: str(80), Nullable: true},
+			{Name: "val", Type: float, Nullable: true},
 		}},
 	}, nil
 }
@@ -305,10 +308,31 @@ func checkSettings(schema config.Schema, s *config.Publish) error {
 // table holds and starts from the end of the feed. Call it before anything
 // writes, so every later record is published as a change, with its trace.
 func (p *Publisher) Prepare(ctx context.Context) error {
-	for _, t := range []sqldb.Table{p.table, p.buckets, p.rows, failedTable()} {
+	for _, t := range []sqldb.Table{p.table, p.buckets, failedTable()} {
 		if err := p.cfg.DB.EnsureTable(ctx, t); err != nil {
 			return fmt.Errorf("publish: %w", err)
 		}
+	}
+	if err := p.ensureRows(ctx); err != nil {
+		return err
+	}
+	if err := replicate.PrepareMode(ctx, p.cfg.DB, p.cfg.SourceMode, []string{p.table.Name}, p.log); err != nil {
+		return fmt.Errorf("publish: %w", err)
+	}
+	if err := replicate.EnsureCheckpoints(ctx, p.cfg.DB); err != nil {
+		return fmt.Errorf("publish: %w", err)
+	}
+	src, _, err := p.open(ctx)
+	if err != nil {
+		return err
+	}
+	return src.Close()
+}
+
+// ensureRows creates RowsTable and its index.
+func (p *Publisher) ensureRows(ctx context.Context) error {
+	if err := p.cfg.DB.EnsureTable(ctx, p.rows); err != nil {
+		return fmt.Errorf("publish: %w", err)
 	}
 	if ix, ok := p.cfg.DB.Dialect.(sqldb.Indexer); ok {
 		// A bucket's extremes are read again from its contributions alone
@@ -322,17 +346,7 @@ func (p *Publisher) Prepare(ctx context.Context) error {
 			}
 		}
 	}
-	if err := replicate.PrepareMode(ctx, p.cfg.DB, p.cfg.SourceMode, []string{p.table.Name}, p.log); err != nil {
-		return fmt.Errorf("publish: %w", err)
-	}
-	if err := replicate.EnsureCheckpoints(ctx, p.cfg.DB); err != nil {
-		return fmt.Errorf("publish: %w", err)
-	}
-	src, _, err := p.open(ctx)
-	if err != nil {
-		return err
-	}
-	return src.Close()
+	return nil
 }
 
 // Stats say how publishing goes.
@@ -974,8 +988,11 @@ func (p *Publisher) saveBuckets(ctx context.Context, tx *sql.Tx, aggs []Aggregat
 }
 
 // stateMarker is the BucketsTable row that says the aggregate state was
-// built (by Rebuild); its count is 0, so no summary counts it.
-const stateMarker = "#state"
+// built (by Rebuild) in the current layout; its count is 0, so no summary
+// counts it. A state built by an earlier version has another marker
+// ("#state": 128-bit bucket ids, RowsTable's columns NOT NULL), so it is
+// built again.
+const stateMarker = "#state/2"
 
 // stateReady reports whether the aggregate state was built.
 func (p *Publisher) stateReady(ctx context.Context) (bool, error) {
@@ -1198,11 +1215,16 @@ func csvSafe(s string) string {
 	return s
 }
 
-// bucketID names a bucket in BucketsTable: a hash of the group (which may
-// be long) and the hour.
+// bucketID names a bucket in BucketsTable and RowsTable: 96 bits of a
+// hash of the group (which may be long) in base64url, then the hour as
+// hours since 1970. It is short because every contribution and its index
+// entry carry it.
 func bucketID(group string, hour time.Time) string {
 	h := sha256.Sum256([]byte(group))
-	return hex.EncodeToString(h[:16]) + "/" + hour.UTC().Format(HourFormat)
+	b := make([]byte, 16, 16+1+8)
+	base64.RawURLEncoding.Encode(b, h[:12])
+	b = append(b, '/')
+	return string(strconv.AppendInt(b, hour.Unix()/3600, 10))
 }
 
 // Summary is results/summary.json.
@@ -1266,12 +1288,22 @@ func (p *Publisher) Rebuild(ctx context.Context) error {
 	s := p.cfg.Settings
 	const page = 5000
 	var aggs map[bucketKey]*Aggregate
-	err := db.Tx(ctx, func(tx *sql.Tx) error {
+	// RowsTable is made afresh, in the current layout; the marker goes
+	// first, so a rebuild that stops before its end is done again.
+	_, err := db.ExecContext(ctx, fmt.Sprintf("DELETE FROM %s WHERE %s = %s", d.Quote(BucketsTable), d.Quote("bkt"), d.Placeholder(1)), stateMarker)
+	if err == nil {
+		_, err = db.ExecContext(ctx, "DROP TABLE IF EXISTS "+d.Quote(RowsTable))
+	}
+	if err == nil {
+		err = p.ensureRows(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("publish: rebuild: %w", err)
+	}
+	err = db.Tx(ctx, func(tx *sql.Tx) error {
 		aggs = map[bucketKey]*Aggregate{}
-		for _, t := range []string{RowsTable, BucketsTable} {
-			if _, err := tx.ExecContext(ctx, "DELETE FROM "+d.Quote(t)); err != nil {
-				return err
-			}
+		if _, err := tx.ExecContext(ctx, "DELETE FROM "+d.Quote(BucketsTable)); err != nil {
+			return err
 		}
 		q := fmt.Sprintf("SELECT %s, %s, %s, %s FROM %s", d.Quote(record.ColID), d.Quote(s.GroupBy), d.Quote(s.Time), d.Quote(s.Value), d.Quote(p.table.Name))
 		after := ""
