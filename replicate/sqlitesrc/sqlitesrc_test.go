@@ -16,7 +16,7 @@ import (
 	_ "github.com/intercloud/intercloud/sqldb/sqlite"
 )
 
-func openDB(t *testing.T) *sqldb.DB {
+func openDB(t testing.TB) *sqldb.DB {
 	t.Helper()
 	db, err := sqldb.Open(context.Background(), "sqlite://"+filepath.Join(t.TempDir(), "t.db"), nil)
 	if err != nil {
