@@ -114,3 +114,38 @@ func (e *env) published() map[string]bool {
 	}
 	return out
 }
+
+// holdFor: a full batch holds for Coalesce; one that is not full holds
+// nothing until its oldest record is 4 × Coalesce late, then in
+// proportion, up to Coalesce at 8 × Coalesce.
+func TestHoldGrowsWithLateness(t *testing.T) {
+	now := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	ms := time.Millisecond
+	for _, c := range []struct {
+		coalesce time.Duration
+		full     bool
+		age      time.Duration // of the oldest record; 0: none known
+		want     time.Duration
+	}{
+		{250 * ms, true, 0, 250 * ms},
+		{250 * ms, true, 10 * ms, 250 * ms},
+		{250 * ms, false, 0, 0},
+		{250 * ms, false, 500 * ms, 0},
+		{250 * ms, false, 1000 * ms, 0},
+		{250 * ms, false, 1100 * ms, 25 * ms},
+		{250 * ms, false, 1500 * ms, 125 * ms},
+		{250 * ms, false, 2000 * ms, 250 * ms},
+		{250 * ms, false, time.Minute, 250 * ms},
+		{-1, true, time.Minute, 0},
+		{-1, false, time.Minute, 0},
+	} {
+		p := &Publisher{cfg: Config{Coalesce: c.coalesce}}
+		var oldest time.Time
+		if c.age > 0 {
+			oldest = now.Add(-c.age)
+		}
+		if got := p.holdFor(c.full, oldest, now); got != c.want {
+			t.Errorf("Coalesce %v, full %v, oldest %v old: hold %v, want %v", c.coalesce, c.full, c.age, got, c.want)
+		}
+	}
+}

@@ -32,8 +32,12 @@
 // touched buckets' files are written for several batches together, at
 // most Config.Coalesce (default 250 ms) after the first of them, or once
 // 4 × BatchSize records are held: a bucket busy in every batch is written
-// once, not once per batch. A batch that finds the feed caught up is
-// written at once with whatever is held. The checkpoint moves only after
+// once, not once per batch. How long files wait grows with how far
+// behind the feed is: Coalesce after a full batch; after one that is not
+// full, nothing while its oldest record is under 4 × Coalesce old, then
+// in proportion up to Coalesce at 8 × Coalesce, so a feed slightly behind
+// adds little to its records' latency. A batch that finds the feed caught
+// up is written at once with whatever is held. The checkpoint moves only after
 // the files are written, and records count as published (Stats,
 // OnPublished, OnFresh) only then, so a crash replays the held batches
 // and rewrites their files.
@@ -194,7 +198,8 @@ type Publisher struct {
 
 // held is the applied batches whose files are not written yet.
 type held struct {
-	since   time.Time // when the first of them was applied; zero: none
+	since   time.Time     // when the first of them was applied; zero: none
+	hold    time.Duration // how long after since they may wait (holdFor)
 	pos     replicate.Position
 	aggs    map[bucketKey]Aggregate // the latest state of each touched bucket
 	recs    []heldRecord
@@ -504,21 +509,51 @@ func (p *Publisher) handle(ctx context.Context, b replicate.Batch) error {
 	}
 	h := &p.held
 	h.pos = b.Position
-	behind := len(b.Changes) >= p.cfg.BatchSize ||
-		(!oldest.IsZero() && time.Since(oldest) > heldBehind*p.cfg.Coalesce)
-	if p.cfg.Coalesce > 0 && behind && time.Since(h.since) < p.cfg.Coalesce && len(h.recs) < heldMax*p.cfg.BatchSize {
+	now := time.Now()
+	h.hold = p.holdFor(len(b.Changes) >= p.cfg.BatchSize, oldest, now)
+	if now.Sub(h.since) < h.hold && len(h.recs) < heldMax*p.cfg.BatchSize {
 		return nil
 	}
 	return p.flush(ctx)
 }
 
-// flushHeld writes what is held once it has waited Coalesce: for a feed
-// that stops right after a full batch.
+// holdFor is how long after the first held batch the files may wait,
+// given the batch just applied: whether it was full (more is waiting: the
+// next batch comes at once) and the acknowledgement time of its oldest
+// record. A full batch holds for Coalesce. A batch that is not full holds
+// only when its records are late, and the longer the later they are:
+// nothing up to heldBehind × Coalesce, then growing with the lateness to
+// Coalesce at twice that. A feed only slightly behind writes almost at
+// once (holding its files would add Coalesce to records already near the
+// freshness bound); one far behind saves the writes for the records'
+// sake.
+func (p *Publisher) holdFor(full bool, oldest, now time.Time) time.Duration {
+	c := p.cfg.Coalesce
+	switch {
+	case c <= 0:
+		return 0
+	case full:
+		return c
+	case oldest.IsZero():
+		return 0
+	}
+	behind := heldBehind * c
+	late := now.Sub(oldest) - behind
+	if late <= 0 {
+		return 0
+	}
+	return min(c, time.Duration(float64(c)*float64(late)/float64(behind)))
+}
+
+// flushHeld writes what is held once it has waited its hold (see
+// holdFor): for a feed that stops right after a held batch. It looks
+// every Poll (at most every Coalesce), so a hold ends within a poll of
+// its time.
 func (p *Publisher) flushHeld(ctx context.Context) {
 	if p.cfg.Coalesce <= 0 {
 		return
 	}
-	t := time.NewTicker(p.cfg.Coalesce)
+	t := time.NewTicker(min(p.cfg.Coalesce, p.cfg.Poll))
 	defer t.Stop()
 	for {
 		select {
@@ -527,7 +562,7 @@ func (p *Publisher) flushHeld(ctx context.Context) {
 		case <-t.C:
 		}
 		p.pass.Lock()
-		if !p.held.since.IsZero() && time.Since(p.held.since) >= p.cfg.Coalesce {
+		if !p.held.since.IsZero() && time.Since(p.held.since) >= p.held.hold {
 			if err := p.flush(ctx); err != nil && ctx.Err() == nil && p.abort != nil {
 				// Fails the run like a batch's write: retried with
 				// backoff, the held batches replayed from the checkpoint.

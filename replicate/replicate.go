@@ -147,8 +147,26 @@ type StreamOptions struct {
 	// that cannot see transactions document their boundaries).
 	MaxBatch int
 	// Poll is how often a polling source looks for new changes when idle.
+	// A polling source may read again at once, without waiting Poll, after
+	// a busy batch (see Busy; the SQLite change table's source does).
 	Poll time.Duration
 }
+
+// Busy reports whether a batch of read changes says the source is busy:
+// at least a quarter of MaxBatch (BusyBatchDivisor). What arrived while
+// such a batch was read and applied is likely a batch worth reading
+// already, so a polling source reads again at once: a stage that keeps up
+// adds the time of its own work to a change's latency, not that plus
+// Poll, while a batch stays large enough (a quarter of MaxBatch at least)
+// that its fixed costs (a read transaction, a target commit) stay spread
+// over many changes.
+func (o StreamOptions) Busy(read int) bool {
+	return read > 0 && read >= o.MaxBatch/BusyBatchDivisor
+}
+
+// BusyBatchDivisor: a batch of at least MaxBatch / BusyBatchDivisor
+// changes is busy (StreamOptions.Busy).
+const BusyBatchDivisor = 4
 
 // WithDefaults returns the options with MaxBatch and Poll defaulted
 // (DefaultBatchSize, DefaultPoll) where they are not positive.

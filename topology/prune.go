@@ -21,9 +21,11 @@ func (t *Topology) addReader(db *sqldb.DB, name string, at *sqldb.DB) {
 
 // How often the change logs the consumers trim are trimmed, raw objects
 // past their retention deleted, and the central log store held to its
-// limits.
+// limits. A trim deletes in chunks (sqlitesrc.Prune) and often, so that
+// each is small: the writers of a busy database wait for one chunk at a
+// time, never for the changes of half a minute at once.
 var (
-	pruneEvery  = 30 * time.Second
+	pruneEvery  = 5 * time.Second
 	expireEvery = 10 * time.Minute
 	limitEvery  = time.Minute
 )

@@ -64,3 +64,36 @@ func TestNoSourceDriver(t *testing.T) {
 type otherDialect struct{ sqldb.Dialect }
 
 func (otherDialect) Name() string { return "other" }
+
+// Prune trims in chunks of pruneChunk changes: every change at or before
+// the position goes, at every boundary of a chunk, and nothing after it.
+func TestPruneInChunks(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t)
+	mustExec(t, db, `CREATE TABLE a (id INTEGER PRIMARY KEY)`)
+	if err := Install(ctx, db, []string{"a"}); err != nil {
+		t.Fatal(err)
+	}
+	total := 3*pruneChunk + 5
+	mustExec(t, db, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?) INSERT INTO a SELECT i FROM n`, total)
+	left := func() (n, lo int64) {
+		t.Helper()
+		if err := db.QueryRowContext(ctx, `SELECT count(*), coalesce(min(seq), 0) FROM _ic_changes`).Scan(&n, &lo); err != nil {
+			t.Fatal(err)
+		}
+		return n, lo
+	}
+	done := int64(0)
+	for _, upTo := range []int64{0, 1, pruneChunk - 1, pruneChunk, pruneChunk + 1, 3 * pruneChunk, int64(total), int64(total) + 10} {
+		n, err := Prune(ctx, db, FormatPosition(upTo))
+		want := max(0, min(upTo, int64(total))-done)
+		if err != nil || n != want {
+			t.Fatalf("Prune(%d) = %d, %v; want %d", upTo, n, err, want)
+		}
+		done += n
+		count, lo := left()
+		if count != int64(total)-done || (count > 0 && lo != done+1) {
+			t.Fatalf("after Prune(%d): %d changes from seq %d; want %d from %d", upTo, count, lo, int64(total)-done, done+1)
+		}
+	}
+}

@@ -595,11 +595,11 @@ func (s *Source) Stream(ctx context.Context, from replicate.Position, opts repli
 			if seq, err = ParsePosition(b.Position); err != nil {
 				return err
 			}
-			if read == opts.MaxBatch {
+			if opts.Busy(read) {
 				if err := ctx.Err(); err != nil {
 					return err
 				}
-				continue // more is waiting
+				continue // more is waiting, or will be by the next read
 			}
 		}
 		timer.Reset(opts.Poll)
@@ -1097,20 +1097,33 @@ func (s *Source) Prune(ctx context.Context, upTo replicate.Position) error {
 	return err
 }
 
+// pruneChunk bounds the changes one statement of Prune deletes.
+const pruneChunk = 4096
+
 // Prune deletes the changes at or before upTo from db's change table and
 // returns how many it deleted. Call it only with a position every consumer
-// of the log has applied (the smallest of their checkpoints).
+// of the log has applied (the smallest of their checkpoints). It deletes
+// the oldest pruneChunk changes at a time, each in a transaction of its
+// own, so the writers of the database (a loader, a replication apply)
+// wait for one chunk at most, not for the whole trim of a busy log.
 func Prune(ctx context.Context, db *sqldb.DB, upTo replicate.Position) (int64, error) {
 	seq, err := ParsePosition(upTo)
 	if err != nil {
 		return 0, err
 	}
-	res, err := db.ExecContext(ctx, `DELETE FROM `+ChangesTable+` WHERE seq <= ?`, seq)
-	if err != nil {
-		return 0, fmt.Errorf("sqlitesrc: prune: %w", err)
+	q := `DELETE FROM ` + ChangesTable + ` WHERE seq <= min(?, (SELECT min(seq) FROM ` + ChangesTable + `) + ?)`
+	var total int64
+	for {
+		res, err := db.ExecContext(ctx, q, seq, pruneChunk-1)
+		if err != nil {
+			return total, fmt.Errorf("sqlitesrc: prune: %w", err)
+		}
+		n, _ := res.RowsAffected()
+		total += n
+		if n == 0 {
+			return total, nil
+		}
 	}
-	n, _ := res.RowsAffected()
-	return n, nil
 }
 
 var _ replicate.Backlogger = Driver{}
