@@ -2,6 +2,7 @@ package file
 
 import (
 	"errors"
+	"io"
 	"os"
 	"syscall"
 
@@ -30,29 +31,33 @@ func writeAll(f *os.File, a, b []byte) error {
 	iov := [][]byte{a, b}
 	var werr error
 	if err := rc.Write(func(fd uintptr) bool {
-		for len(iov) > 0 {
+		for {
+			for len(iov) > 0 && len(iov[0]) == 0 {
+				iov = iov[1:]
+			}
+			if len(iov) == 0 {
+				return true
+			}
 			n, err := unix.Writev(int(fd), iov)
 			if errors.Is(err, unix.EINTR) {
 				continue
+			}
+			if err == nil && n == 0 {
+				err = io.ErrShortWrite
 			}
 			if err != nil {
 				werr = &os.PathError{Op: "write", Path: f.Name(), Err: err}
 				return true
 			}
-			for n > 0 && len(iov) > 0 {
+			for n > 0 {
 				if n < len(iov[0]) {
 					iov[0] = iov[0][n:]
-					n = 0
 					break
 				}
 				n -= len(iov[0])
 				iov = iov[1:]
 			}
-			for len(iov) > 0 && len(iov[0]) == 0 {
-				iov = iov[1:]
-			}
 		}
-		return true
 	}); err != nil {
 		return err
 	}
