@@ -12,10 +12,10 @@
 // Unix epoch (changes logged by earlier versions hold RFC 3339 text, UTC,
 // which is read too), rid the changed row's rowid when the table has one
 // (a hint for the read, see below; NULL in changes logged by earlier
-// versions), and origin
-// the content of the one-row table _ic_origin, which Marker.MarkOrigin sets
-// inside a replication apply transaction and UnmarkOrigin clears before it
-// commits. SQLite has one writer at a time, so only that transaction's
+// versions, whose change table the next Install gives the column), and
+// origin the content of the one-row table _ic_origin, which
+// Marker.MarkOrigin sets inside a replication apply transaction and
+// UnmarkOrigin clears before it commits. SQLite has one writer at a time, so only that transaction's
 // writes carry the tag. An update that changes the primary key records the
 // old key (as a delete) and the new one.
 //
@@ -34,9 +34,9 @@
 // the change table joined on the row at the logged rowid, which is one
 // B-tree lookup by integer where a lookup by key is two (the key's index,
 // then the row), and, for a change without a rowid or of a table without
-// rowids, on the primary key. A rowid is only a hint (VACUUM renumbers the
-// rowids of a table without an INTEGER PRIMARY KEY, a deleted rowid may be
-// reused): a row whose key is not the change's is read again by key. A
+// rowids, on the primary key. A rowid is only a hint (VACUUM may renumber
+// the rowids of a table without an INTEGER PRIMARY KEY, a deleted rowid may
+// be reused): a row whose key is not the change's is read again by key. A
 // source of several tables reads the rows by key afterwards. A stream that
 // skips replicated changes does not read them, only counts them.
 //
