@@ -662,7 +662,6 @@ func firstNonSpace(b []byte) int {
 	return i
 }
 
-
 // clip shortens s for a message.
 func clip(s string, n int) string {
 	if len(s) <= n {
