@@ -272,6 +272,10 @@ func sqliteQuote(id string) string { return `"` + strings.ReplaceAll(id, `"`, `"
 
 func sqliteString(s string) string { return `'` + strings.ReplaceAll(s, `'`, `''`) + `'` }
 
+// changeTime is the SQL of a change's time: now, in UTC, as
+// YYYY-MM-DDTHH:MM:SS.SSSZ.
+const changeTime = `replace(datetime('now', 'subsec'), ' ', 'T') || 'Z'`
+
 // triggers returns the statements that (re)create a table's capture.
 func triggers(def sqldb.Table) []string {
 	q := sqliteQuote
@@ -294,11 +298,14 @@ func triggers(def sqldb.Table) []string {
 		}
 		return strings.Join(ors, " OR ")
 	}
-	// ins appends the change of row's key, when cond holds.
+	// ins appends the change of row's key, when cond holds. Its time is
+	// the text strftime('%Y-%m-%dT%H:%M:%fZ', 'now') gives, spelled with
+	// datetime(), which writes its digits itself: strftime formats each
+	// field through SQLite's printf, a cost every captured row paid.
 	ins := func(row, op, cond string) string {
 		stmt := fmt.Sprintf("INSERT INTO %s (tbl, pk, op, origin, at) SELECT %s, %s, '%s', "+
-			"COALESCE((SELECT origin FROM %s WHERE id = 1), ''), strftime('%%Y-%%m-%%dT%%H:%%M:%%fZ', 'now')",
-			ChangesTable, sqliteString(def.Name), keyJSON(row), op, OriginTable)
+			"COALESCE((SELECT origin FROM %s WHERE id = 1), ''), %s",
+			ChangesTable, sqliteString(def.Name), keyJSON(row), op, OriginTable, changeTime)
 		if cond != "" {
 			stmt += " WHERE " + cond
 		}

@@ -88,6 +88,37 @@ func TestTriggers(t *testing.T) {
 	if err := Install(ctx, db, []string{"missing"}); err == nil || !strings.Contains(err.Error(), `"missing"`) {
 		t.Fatalf("Install(missing) = %v", err)
 	}
+	// Each change's time is now, as strftime('%Y-%m-%dT%H:%M:%fZ') writes it.
+	var bad int
+	var last string
+	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FILTER (WHERE length(at) != 24 OR at != strftime('%Y-%m-%dT%H:%M:%fZ', at)), MAX(at) FROM _ic_changes`).Scan(&bad, &last); err != nil || bad != 0 {
+		t.Fatalf("%d change times not in the form, %v", bad, err)
+	}
+	if at, err := time.Parse(time.RFC3339Nano, last); err != nil || time.Since(at) > time.Minute || time.Since(at) < -time.Minute {
+		t.Fatalf("change time %q: %v", last, err)
+	}
+}
+
+// TestChangeTimeIsStrftime checks the change time's SQL against the
+// strftime format it replaces, for now and for instants at the edges of a
+// second, a day and a year.
+func TestChangeTimeIsStrftime(t *testing.T) {
+	db := openDB(t)
+	at := strings.ReplaceAll(changeTime, "'now'", "?1")
+	for _, v := range []string{"now", "2026-12-31 23:59:59.999", "2026-12-31 23:59:59.9994", "2024-02-29 00:00:00", "2026-01-01 00:00:00.001", "1970-01-01 00:00:00", "9999-12-31 23:59:59.999"} {
+		var got, want string
+		q := `SELECT ` + at + `, strftime('%Y-%m-%dT%H:%M:%fZ', ?1)`
+		if v == "now" {
+			q = `SELECT ` + changeTime + `, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')`
+		}
+		args := []any{v}
+		if v == "now" {
+			args = nil
+		}
+		if err := db.QueryRowContext(context.Background(), q, args...).Scan(&got, &want); err != nil || got != want {
+			t.Errorf("%s: %q, strftime %q (%v)", v, got, want, err)
+		}
+	}
 }
 
 func collect(t *testing.T, src *Source, from replicate.Position, opts replicate.StreamOptions, until func([]replicate.Batch) bool) []replicate.Batch {
