@@ -3,6 +3,7 @@ package record
 import (
 	"math"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -53,7 +54,7 @@ func sameRows(a, b Rows) bool {
 			return false
 		}
 	}
-	return reflect.DeepEqual(a.IDs, b.IDs) && reflect.DeepEqual(a.TraceIDs, b.TraceIDs)
+	return slices.Equal(a.IDs, b.IDs) && slices.Equal(a.TraceIDs, b.TraceIDs)
 }
 
 // commonObjects are raw objects of the shape the API writes, and of the
