@@ -1,6 +1,7 @@
 package record
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -108,12 +109,7 @@ func (r *RowReader) fast(data []byte) (rs Rows, ok bool) {
 	str := string(data)
 	nf := len(r.schema.Fields)
 	cols := len(r.table.Columns)
-	lines := 1
-	for _, c := range data {
-		if c == '\n' {
-			lines++
-		}
-	}
+	lines := bytes.Count(data, []byte{'\n'}) + 1
 	rs = Rows{Cols: cols, Values: make([]any, 0, lines*cols), IDs: make([]string, 0, lines), TraceIDs: make([]string, 0, lines)}
 	raw := make([][]byte, slotFields+nf)
 	var shared [slotFields]string // a shared line's origin, trace id, ingest time
