@@ -12,7 +12,8 @@ package flatjson
 // flat JSON object with nothing but whitespace around it. It stops and
 // reports false as soon as fn returns false or the syntax is not that of
 // a flat object; fn may then have been called for the members before.
-// Keys that repeat are passed on: the caller decides. The slices fn gets
+// Keys that repeat are passed on, and UTF-8 is not checked: the caller
+// decides. The slices fn gets
 // alias line, and raw's capacity runs to the end of line's (so that
 // cap(line)-cap(raw) is raw's offset in line).
 func Object(line []byte, fn func(key, raw []byte) bool) bool {
