@@ -134,8 +134,9 @@ const minCopyRows = 64
 // once per group of changes instead of once per value.
 type convPlan struct {
 	row []sqldb.Type // per target column: the type its source values have
-	key []sqldb.Type // per primary-key column: its source type
-	ver int          // target column of the first version column; -1: none
+	key  []sqldb.Type // per primary-key column: its source type
+	dkey []sqldb.Type // per primary-key column: its target type
+	ver  int          // target column of the first version column; -1: none
 	// last holds, per target column of a kind that is parsed (times,
 	// dates), the last text converted and its bind value: rows written
 	// together often share one (the ingest time of a request's records).
@@ -164,9 +165,14 @@ func (w *writer) newConvPlan(tp *tablePair, rows int) *convPlan {
 			p.row[i] = sc.Type
 		}
 	}
+	p.dkey = make([]sqldb.Type, len(tp.dst.PrimaryKey))
 	for i, k := range tp.src.PrimaryKey {
 		c, _ := tp.src.Column(k)
 		p.key[i] = c.Type
+	}
+	for i, k := range tp.dst.PrimaryKey {
+		c, _ := tp.dst.Column(k)
+		p.dkey[i] = c.Type
 	}
 	return p
 }
@@ -219,15 +225,18 @@ func (w *writer) targetKey(tp *tablePair, p *convPlan, key []any) ([]any, error)
 	if len(key) != len(tp.src.PrimaryKey) {
 		return nil, fmt.Errorf("replicate: %s: key has %d values, primary key %d columns", tp.src.Name, len(key), len(tp.src.PrimaryKey))
 	}
-	norm := make([]any, len(key))
+	out := make([]any, len(key))
 	for i, v := range key {
 		n, err := sqldb.Normalize(p.key[i], v)
 		if err != nil {
 			return nil, fmt.Errorf("replicate: %s: key column %s: %w", tp.src.Name, tp.src.PrimaryKey[i], err)
 		}
-		norm[i] = n
+		// As dialectKey converts a key.
+		if out[i], err = w.d.Value(p.dkey[i], n); err != nil {
+			return nil, fmt.Errorf("replicate: %s: key column %s: %w", tp.dst.Name, tp.dst.PrimaryKey[i], err)
+		}
 	}
-	return dialectKey(w.d, tp.dst, norm)
+	return out, nil
 }
 
 // upsert writes rows (already converted by targetRow) with multi-row
