@@ -133,7 +133,7 @@ const minCopyRows = 64
 // convPlan is what converting a table's rows and keys needs, looked up
 // once per group of changes instead of once per value.
 type convPlan struct {
-	row []sqldb.Type // per target column: the type its source values have
+	row  []sqldb.Type // per target column: the type its source values have
 	key  []sqldb.Type // per primary-key column: its source type
 	dkey []sqldb.Type // per primary-key column: its target type
 	ver  int          // target column of the first version column; -1: none
