@@ -89,6 +89,16 @@ func TestTriggers(t *testing.T) {
 	if err := Install(ctx, db, []string{"missing"}); err == nil || !strings.Contains(err.Error(), `"missing"`) {
 		t.Fatalf("Install(missing) = %v", err)
 	}
+	// Each change's time is now, in Unix milliseconds (digits in the TEXT
+	// column).
+	var bad int
+	var last int64
+	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FILTER (WHERE CAST(CAST(at AS INTEGER) AS TEXT) != at), MAX(CAST(at AS INTEGER)) FROM _ic_changes`).Scan(&bad, &last); err != nil || bad != 0 {
+		t.Fatalf("%d change times not milliseconds, %v", bad, err)
+	}
+	if at := time.UnixMilli(last); time.Since(at).Abs() > time.Minute {
+		t.Fatalf("change time %d (%v) is not now", last, at)
+	}
 }
 
 func collect(t *testing.T, src *Source, from replicate.Position, opts replicate.StreamOptions, until func([]replicate.Batch) bool) []replicate.Batch {
