@@ -131,7 +131,7 @@ type Function struct {
 	cfg    Config
 	policy retry.Policy
 	log    *slog.Logger
-	queue  chan Event
+	queue  *queue
 	mu     sync.Mutex
 	known  map[string]bool // queued, waiting for retry, or running
 	retry  map[string]*time.Timer
@@ -172,7 +172,7 @@ func New(cfg Config) (*Function, error) {
 		cfg:    cfg,
 		policy: retry.Policy{Base: cfg.Backoff, Max: cfg.MaxBackoff},
 		log:    cfg.Logger.With("function", cfg.Name),
-		queue:  make(chan Event, 1<<16),
+		queue:  newQueue(),
 		known:  map[string]bool{},
 		retry:  map[string]*time.Timer{},
 	}, nil
@@ -192,9 +192,7 @@ func (f *Function) Submit(e Event) {
 	}
 	f.known[e.ID] = true
 	f.mu.Unlock()
-	select {
-	case f.queue <- e:
-	default:
+	if !f.queue.push(e) {
 		f.forget(e.ID)
 		f.log.Warn("queue full; event left to the reconciler", "id", e.ID)
 	}
@@ -216,12 +214,11 @@ func (f *Function) Run(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			for {
-				select {
-				case <-ctx.Done():
+				e, ok := f.queue.next(ctx)
+				if !ok {
 					return
-				case e := <-f.queue:
-					f.invoke(ctx, e)
 				}
+				f.invoke(ctx, e)
 			}
 		}()
 	}
@@ -281,9 +278,7 @@ func (f *Function) invoke(ctx context.Context, e Event) {
 	next.Attempt++
 	f.mu.Lock()
 	f.retry[e.ID] = time.AfterFunc(delay, func() {
-		select {
-		case f.queue <- next:
-		default:
+		if !f.queue.push(next) {
 			f.forget(e.ID)
 		}
 	})

@@ -3,6 +3,7 @@ package telemetry
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"net/http"
 	"sort"
@@ -177,39 +178,54 @@ type Span struct {
 type SpanStore struct {
 	keep  int
 	mu    sync.Mutex
-	ring  []Span
+	ring  []storedSpan
 	next  int
 	count int
+}
+
+// storedSpan is a Span as the ring keeps it: ids as bytes and the
+// attributes packed in one string, so that the spans kept are about one
+// object each for the garbage collector to mark (a Span is six or more:
+// three hex ids, a map and its entries) and cost no work to store beyond
+// that one string.
+type storedSpan struct {
+	trace                trace.TraceID
+	span, parent         trace.SpanID
+	name, service, scope string
+	start, end           time.Time
+	attrs                string // uvarint-length-prefixed key, value, key, value ...
+	err                  string
 }
 
 var _ sdktrace.SpanExporter = (*SpanStore)(nil)
 
 // ExportSpans implements sdktrace.SpanExporter.
 func (s *SpanStore) ExportSpans(_ context.Context, spans []sdktrace.ReadOnlySpan) error {
+	var buf []byte
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ring == nil {
-		s.ring = make([]Span, s.keep)
+		s.ring = make([]storedSpan, s.keep)
 	}
 	for _, sp := range spans {
-		out := Span{
-			TraceID: sp.SpanContext().TraceID().String(), SpanID: sp.SpanContext().SpanID().String(),
-			Name: sp.Name(), Scope: sp.InstrumentationScope().Name, Start: sp.StartTime(), End: sp.EndTime(),
+		out := storedSpan{
+			trace: sp.SpanContext().TraceID(), span: sp.SpanContext().SpanID(),
+			name: sp.Name(), scope: sp.InstrumentationScope().Name, start: sp.StartTime(), end: sp.EndTime(),
+			err: sp.Status().Description,
 		}
 		if p := sp.Parent(); p.IsValid() {
-			out.ParentID = p.SpanID().String()
+			out.parent = p.SpanID()
 		}
 		if v, ok := sp.Resource().Set().Value(semconv.ServiceNameKey); ok {
-			out.Service = v.AsString()
+			out.service = v.AsString()
 		}
-		if len(sp.Attributes()) > 0 {
-			out.Attrs = map[string]string{}
-			for _, a := range sp.Attributes() {
-				out.Attrs[string(a.Key)] = a.Value.String()
+		if attrs := sp.Attributes(); len(attrs) > 0 {
+			buf = buf[:0]
+			for _, a := range attrs {
+				buf = appendPacked(buf, string(a.Key))
+				buf = appendPacked(buf, a.Value.String())
 			}
-		}
-		if sp.Status().Description != "" {
-			out.StatusErr = sp.Status().Description
+			out.attrs = string(buf)
 		}
 		s.ring[s.next] = out
 		s.next = (s.next + 1) % s.keep
@@ -218,19 +234,57 @@ func (s *SpanStore) ExportSpans(_ context.Context, spans []sdktrace.ReadOnlySpan
 	return nil
 }
 
-// Shutdown implements sdktrace.SpanExporter.
-func (s *SpanStore) Shutdown(context.Context) error { return nil }
+func appendPacked(b []byte, s string) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
+}
+
+// unpacked returns the next string of a packed attribute list and the rest.
+func unpacked(s string) (string, string) {
+	n, w := binary.Uvarint([]byte(s[:min(len(s), binary.MaxVarintLen64)]))
+	if w <= 0 || uint64(len(s)-w) < n {
+		return "", ""
+	}
+	return s[w : w+int(n)], s[w+int(n):]
+}
+
+// toSpan renders a kept span as the console and the API show it.
+func (st *storedSpan) toSpan() Span {
+	out := Span{
+		TraceID: st.trace.String(), SpanID: st.span.String(),
+		Name: st.name, Service: st.service, Scope: st.scope, Start: st.start, End: st.end, StatusErr: st.err,
+	}
+	if st.parent.IsValid() {
+		out.ParentID = st.parent.String()
+	}
+	if st.attrs != "" {
+		out.Attrs = map[string]string{}
+		for rest := st.attrs; rest != ""; {
+			var k, v string
+			k, rest = unpacked(rest)
+			v, rest = unpacked(rest)
+			out.Attrs[k] = v
+		}
+	}
+	return out
+}
 
 // Trace returns the spans of a trace, oldest first.
 func (s *SpanStore) Trace(traceID string) []Span {
+	id, err := trace.TraceIDFromHex(traceID)
+	if err != nil {
+		return nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []Span
 	for i := 0; i < s.count; i++ {
-		if sp := s.ring[i]; sp.TraceID == traceID {
-			out = append(out, sp)
+		if st := &s.ring[i]; st.trace == id {
+			out = append(out, st.toSpan())
 		}
 	}
 	sort.SliceStable(out, func(a, b int) bool { return out[a].Start.Before(out[b].Start) })
 	return out
 }
+
+// Shutdown implements sdktrace.SpanExporter.
+func (s *SpanStore) Shutdown(context.Context) error { return nil }

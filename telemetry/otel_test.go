@@ -2,12 +2,15 @@ package telemetry
 
 import (
 	"context"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -49,5 +52,50 @@ func TestTracing(t *testing.T) {
 	}
 	if n := len(tr.Store().Trace(tid)); n != 0 {
 		t.Fatalf("%d spans of the first trace kept past the bound", n)
+	}
+}
+
+// TestSpanStoreKeepsAttributes: what the store packs (attributes of every
+// type, odd strings included, the error, parent and service) reads back as
+// the span had it.
+func TestSpanStoreKeepsAttributes(t *testing.T) {
+	tr, err := NewTracing(context.Background(), TracingOptions{Service: "svc", Keep: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Shutdown(context.Background())
+	long := strings.Repeat("é", 300)
+	ctx, parent := tr.Tracer("comp").Start(context.Background(), "parent")
+	_, sp := tr.Tracer("comp").Start(ctx, "child", trace.WithAttributes(
+		attribute.String("empty", ""), attribute.String("nul", "a\x00b"), attribute.String("long", long),
+		attribute.Int64("int", -9223372036854775808), attribute.Bool("bool", true),
+		attribute.Float64("float", 0.1), attribute.StringSlice("slice", []string{"x", "y"}),
+	))
+	sp.SetStatus(codes.Error, "it broke\nbadly")
+	sp.End()
+	parent.End()
+	spans := tr.Store().Trace(sp.SpanContext().TraceID().String())
+	if len(spans) != 2 {
+		t.Fatalf("%d spans, want 2: %+v", len(spans), spans)
+	}
+	var child Span
+	for _, s := range spans {
+		if s.Name == "child" {
+			child = s
+		}
+	}
+	want := map[string]string{
+		"empty": "", "nul": "a\x00b", "long": long, "int": "-9223372036854775808",
+		"bool": "true", "float": "0.1", "slice": `["x","y"]`,
+	}
+	if !maps.Equal(child.Attrs, want) {
+		t.Fatalf("attributes %q, want %q", child.Attrs, want)
+	}
+	if child.StatusErr != "it broke\nbadly" || child.Service != "svc" || !strings.HasSuffix(child.Scope, "/comp") ||
+		child.ParentID != parent.SpanContext().SpanID().String() || child.SpanID != sp.SpanContext().SpanID().String() {
+		t.Fatalf("span %+v", child)
+	}
+	if got := tr.Store().Trace("not hex"); got != nil {
+		t.Fatalf("bad trace id gave %v", got)
 	}
 }

@@ -304,3 +304,24 @@ func TestMemoryLimit(t *testing.T) {
 		}
 	}
 }
+
+// TestGCPercent: the higher GOGC goes with the default memory limit only;
+// a GOGC or GOMEMLIMIT of the user's leaves the runtime's own.
+func TestGCPercent(t *testing.T) {
+	for _, tt := range []struct {
+		gogc, memlimit string
+		pct            int
+		set            bool
+	}{
+		{"", "", DefaultGCPercent, true},
+		{"100", "", 0, false},
+		{"off", "", 0, false},
+		{"", "off", 0, false},
+		{"", "1GiB", 0, false},
+		{"50", "1GiB", 0, false},
+	} {
+		if pct, set := gcPercent(tt.gogc, tt.memlimit); pct != tt.pct || set != tt.set {
+			t.Errorf("GOGC=%q GOMEMLIMIT=%q: %d %v, want %d %v", tt.gogc, tt.memlimit, pct, set, tt.pct, tt.set)
+		}
+	}
+}
