@@ -393,19 +393,31 @@ type writer struct {
 	path       string
 	hdr        []byte // the header, until written with the first bytes of the body
 	ifNotExist bool
+	// err is the first write's failure: Close then discards the
+	// temporary file instead of naming an object cut short (gocloud
+	// closes a writer whose write failed, expecting no object).
+	err error
 }
 
 func (w *writer) Write(p []byte) (int, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
 	if w.hdr != nil {
 		// The header and the body's first bytes in one call.
 		hdr := w.hdr
 		w.hdr = nil
 		if err := writeAll(w.f, hdr, p); err != nil {
+			w.err = err
 			return 0, err
 		}
 		return len(p), nil
 	}
-	return w.f.Write(p)
+	n, err := w.f.Write(p)
+	if err != nil {
+		w.err = err
+	}
+	return n, err
 }
 
 // Upload lets gocloud hand over the whole body in one call: a body that
@@ -418,8 +430,13 @@ func (w *writer) Upload(r io.Reader) error {
 	if _, err := w.Write(nil); err != nil {
 		return err
 	}
-	_, err := io.Copy(w.f, r)
-	return err
+	if _, err := io.Copy(w.f, r); err != nil {
+		if w.err == nil {
+			w.err = err
+		}
+		return err
+	}
+	return nil
 }
 
 func (w *writer) Close() error {
@@ -430,6 +447,10 @@ func (w *writer) Close() error {
 			_ = removeAt(w.d.f, w.tmp)
 		}
 	}()
+	if w.err != nil {
+		w.f.Close()
+		return fmt.Errorf("file: write %s: %w", w.path, w.err)
+	}
 	if err := w.ctx.Err(); err != nil {
 		w.f.Close()
 		return err

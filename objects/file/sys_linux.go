@@ -98,12 +98,15 @@ func renameAt(d *os.File, from, to string) error {
 
 // renameNoReplace moves from to to in d unless to exists (fs.ErrExist),
 // atomically: renameat2(2) with RENAME_NOREPLACE, or, on a file system
-// without it, link(2) then unlink(2) of from.
+// or sandbox without it (EINVAL, ENOSYS, or EPERM from a seccomp filter),
+// link(2) then unlink(2) of from. Once linked the object exists: an
+// unlink that fails leaves only a hidden temporary name behind.
 func renameNoReplace(d *os.File, from, to string) error {
 	err := unix.Renameat2(int(d.Fd()), from, int(d.Fd()), to, unix.RENAME_NOREPLACE)
-	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
+	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EPERM) {
 		if err = unix.Linkat(int(d.Fd()), from, int(d.Fd()), to, 0); err == nil {
-			return removeAt(d, from)
+			_ = removeAt(d, from)
+			return nil
 		}
 	}
 	if err != nil {
