@@ -11,9 +11,9 @@
 // link(2) where the file system has no such rename), and the directory is
 // fsynced (writers that finish together share one fsync that started
 // after their names were made): a Put that returned survives a power loss,
-// and a crash mid-write leaves no partial object under the key. The
-// directories written to are held open (a few dozen at most), and the
-// calls are made relative to them.
+// and a crash mid-write leaves no partial object under the key. A
+// directory is held open while writers use it, and the calls are made
+// relative to it.
 //
 // Objects written by earlier versions (the body alone, attributes in a
 // sidecar "<key>.attrs" file) are read as they are; keys ending in
@@ -500,11 +500,15 @@ func (w *writer) Close() error {
 	return w.d.sync()
 }
 
-// dirHandle is a directory of the bucket held open: objects are created
-// and named relative to it, and the fsyncs that make its entries durable
-// are shared (dirSyncer).
+// dirHandle is a directory of the bucket held open while writers use it:
+// objects are created and named relative to it, and the fsyncs that make
+// its entries durable are shared (dirSyncer). It is closed when its last
+// writer is done, so that the next write opens the directory by its path
+// again: a directory renamed or replaced from under the bucket is not
+// written through a handle that still points at it elsewhere.
 type dirHandle struct {
-	f *os.File
+	f    *os.File
+	path string
 	dirSyncer
 	refs    int  // writers using it (under bucket.mu)
 	dropped bool // out of bucket.dirs: closed by its last writer (under bucket.mu)
@@ -545,16 +549,20 @@ func (b *bucket) openDir(dir string) (*dirHandle, error) {
 	if len(b.dirs) >= maxOpenDirs {
 		b.dropDirsLocked()
 	}
-	d := &dirHandle{f: f, refs: 1, dirSyncer: dirSyncer{d: f, fsync: b.fsyncDir}}
+	d := &dirHandle{f: f, path: dir, refs: 1, dirSyncer: dirSyncer{d: f, fsync: b.fsyncDir}}
 	b.dirs[dir] = d
 	return d, nil
 }
 
-// releaseDir ends a writer's use of d.
+// releaseDir ends a writer's use of d, closing it after its last.
 func (b *bucket) releaseDir(d *dirHandle) {
 	b.mu.Lock()
 	d.refs--
-	last := d.dropped && d.refs == 0
+	last := d.refs == 0
+	if last && !d.dropped {
+		d.dropped = true
+		delete(b.dirs, d.path)
+	}
 	b.mu.Unlock()
 	if last {
 		d.f.Close()
