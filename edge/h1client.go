@@ -25,8 +25,10 @@ import (
 // to its end, unless the origin asked to close; an idle connection with
 // anything to read (an unsolicited byte, the origin's close) is not
 // reused; a request on a reused connection that the origin had closed is
-// sent again on a new one (GET is idempotent). Any other request (another
-// scheme or method, a request with a body) goes to next.
+// sent again on a new one (GET is idempotent); a connection idle longer
+// than idleTimeout is closed by a timer, whether or not traffic follows
+// (the Transport's idle timer). Any other request (another scheme or
+// method, a request with a body) goes to next.
 type h1Client struct {
 	next          http.RoundTripper
 	dial          func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -35,7 +37,8 @@ type h1Client struct {
 	idleTimeout   time.Duration
 
 	mu     sync.Mutex
-	idle   map[string][]*h1Conn
+	idle   map[string][]*h1Conn // per origin, oldest first
+	reaper *time.Timer          // closes connections idle past idleTimeout; nil: none idle
 	closed bool
 }
 
@@ -164,15 +167,60 @@ func (pc *h1Conn) quiet() bool {
 func (cl *h1Client) put(pc *h1Conn) {
 	pc.idleAt = time.Now()
 	cl.mu.Lock()
-	if !cl.closed && len(cl.idle[pc.addr]) < cl.maxIdle {
+	if !cl.closed && cl.idleTimeout > 0 && len(cl.idle[pc.addr]) < cl.maxIdle {
 		if cl.idle == nil {
 			cl.idle = map[string][]*h1Conn{}
 		}
 		cl.idle[pc.addr] = append(cl.idle[pc.addr], pc)
 		pc = nil
+		if cl.reaper == nil {
+			cl.reaper = time.AfterFunc(cl.idleTimeout, cl.reap)
+		}
 	}
 	cl.mu.Unlock()
 	if pc != nil {
+		_ = pc.c.Close()
+	}
+}
+
+// reap closes the connections idle for idleTimeout or longer (those an
+// origin closed would otherwise hold their sockets half-closed until
+// picked, which the LIFO pool may never do) and sets the timer for the
+// next one to expire.
+func (cl *h1Client) reap() {
+	var expired []*h1Conn
+	cl.mu.Lock()
+	now := time.Now()
+	var next time.Time
+	for addr, list := range cl.idle {
+		n := 0
+		for n < len(list) && now.Sub(list[n].idleAt) >= cl.idleTimeout {
+			n++
+		}
+		expired = append(expired, list[:n]...)
+		switch {
+		case n == len(list):
+			delete(cl.idle, addr)
+			continue
+		case n > 0:
+			rest := copy(list, list[n:])
+			clear(list[rest:])
+			list = list[:rest]
+			cl.idle[addr] = list
+		}
+		if next.IsZero() || list[0].idleAt.Before(next) {
+			next = list[0].idleAt
+		}
+	}
+	switch {
+	case cl.reaper == nil: // closeIdle ran meanwhile
+	case next.IsZero():
+		cl.reaper = nil
+	default:
+		cl.reaper.Reset(next.Add(cl.idleTimeout).Sub(now))
+	}
+	cl.mu.Unlock()
+	for _, pc := range expired {
 		_ = pc.c.Close()
 	}
 }
@@ -183,6 +231,10 @@ func (cl *h1Client) closeIdle(stop bool) {
 	idle := cl.idle
 	cl.idle = nil
 	cl.closed = cl.closed || stop
+	if cl.reaper != nil {
+		cl.reaper.Stop()
+		cl.reaper = nil
+	}
 	cl.mu.Unlock()
 	for _, list := range idle {
 		for _, pc := range list {
@@ -219,6 +271,14 @@ func (cl *h1Client) exchange(pc *h1Conn, req *http.Request) (*http.Response, err
 	}
 	pc.cr.limit = 1<<63 - 1
 	_ = pc.c.SetDeadline(time.Time{})
+	if err := ctx.Err(); err != nil {
+		// Cancelled after the header was read: the cancellation's past
+		// deadline may have just been cleared, so the body would read
+		// with none.
+		stop()
+		_ = pc.c.Close()
+		return nil, err
+	}
 	keep := !resp.Close && !req.Close && resp.StatusCode != http.StatusSwitchingProtocols
 	if resp.Body == http.NoBody || resp.StatusCode == http.StatusSwitchingProtocols {
 		resp.Body = http.NoBody
@@ -229,7 +289,7 @@ func (cl *h1Client) exchange(pc *h1Conn, req *http.Request) (*http.Response, err
 		}
 		return resp, nil
 	}
-	resp.Body = &h1Body{rc: resp.Body, pc: pc, cl: cl, keep: keep, stop: stop}
+	resp.Body = &h1Body{ctx: ctx, rc: resp.Body, pc: pc, cl: cl, keep: keep, stop: stop}
 	return resp, nil
 }
 
@@ -254,10 +314,12 @@ func (cl *h1Client) send(pc *h1Conn, req *http.Request) (*http.Response, error) 
 	}
 }
 
-// h1Body is a response body on an h1Conn. Close waits for a Read in
-// progress.
+// h1Body is a response body on an h1Conn. Close interrupts a Read in
+// progress (it sets a past deadline on the connection, which it then
+// closes), as closing the Transport's body does.
 type h1Body struct {
-	mu     sync.Mutex
+	ctx    context.Context
+	mu     sync.Mutex // held by Read and by Close's release of the connection
 	rc     io.ReadCloser
 	pc     *h1Conn
 	cl     *h1Client
@@ -266,6 +328,13 @@ type h1Body struct {
 	done   bool // the connection is released
 	eof    bool
 	closed bool
+
+	// amu guards aborted and released, never held during I/O: Close
+	// interrupts a Read only while the connection is still the body's,
+	// and a connection Close interrupted is never pooled.
+	amu      sync.Mutex
+	aborted  bool // Close was called
+	released bool // finish ran
 }
 
 var errBodyClosed = errors.New("edge: read on a closed response body")
@@ -288,13 +357,31 @@ func (b *h1Body) Read(p []byte) (int, error) {
 		b.finish(b.keep)
 	case err != nil:
 		b.finish(false)
+		switch {
+		case b.ctx.Err() != nil:
+			err = fmt.Errorf("%w (%w)", b.ctx.Err(), err)
+		case b.isAborted():
+			err = errBodyClosed
+		}
 	}
 	return n, err
+}
+
+func (b *h1Body) isAborted() bool {
+	b.amu.Lock()
+	defer b.amu.Unlock()
+	return b.aborted
 }
 
 // Close closes the body; a body not read to its end closes the
 // connection.
 func (b *h1Body) Close() error {
+	b.amu.Lock()
+	b.aborted = true
+	if !b.released {
+		_ = b.pc.c.SetDeadline(aLongTimeAgo) // end a Read in progress
+	}
+	b.amu.Unlock()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.closed = true
@@ -306,6 +393,10 @@ func (b *h1Body) Close() error {
 
 func (b *h1Body) finish(keep bool) {
 	b.done = true
+	b.amu.Lock()
+	b.released = true
+	keep = keep && !b.aborted
+	b.amu.Unlock()
 	if b.stop() && keep {
 		_ = b.rc.Close()
 		b.cl.put(b.pc)

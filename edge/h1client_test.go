@@ -188,7 +188,7 @@ func FuzzH1Client(f *testing.F) {
 // go over one kept-alive connection, one after the other; an origin that
 // closes idle connections costs a new connection, not an error.
 func TestH1ClientReusesConnections(t *testing.T) {
-	var conns atomic.Int64
+	var conns, idles atomic.Int64
 	closeIdle := atomic.Bool{}
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("If-None-Match") == `"v"` {
@@ -203,6 +203,7 @@ func TestH1ClientReusesConnections(t *testing.T) {
 		case http.StateNew:
 			conns.Add(1)
 		case http.StateIdle:
+			idles.Add(1)
 			if closeIdle.Load() {
 				c.Close()
 			}
@@ -236,6 +237,9 @@ func TestH1ClientReusesConnections(t *testing.T) {
 	}
 	if n := conns.Load(); n != 1 {
 		t.Fatalf("%d connections for 51 requests in a row, want 1", n)
+	}
+	for idles.Load() < 51 { // the origin may mark its connection idle after the client read the answer
+		time.Sleep(time.Millisecond)
 	}
 	closeIdle.Store(true)
 	for range 5 {
@@ -280,5 +284,235 @@ func TestH1ClientTimeoutAndCancel(t *testing.T) {
 	_, err = cl.RoundTrip(req.WithContext(ctx))
 	if !errors.Is(err, context.Canceled) || time.Since(start) > 2*time.Second {
 		t.Fatalf("err %v after %v: want context.Canceled at once", err, time.Since(start))
+	}
+}
+
+// startStallingOrigin is a TCP server that answers each request with
+// head and then sends nothing more, keeping the connection open until
+// the test ends.
+func startStallingOrigin(t *testing.T, head string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+					return
+				}
+				_, _ = io.WriteString(c, head)
+				<-done
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		close(done)
+		wg.Wait()
+	})
+	return ln.Addr().String()
+}
+
+// cancelAfterHeaderConn cancels its request's context once the
+// response's header has been read, and waits until the cancellation has
+// set its past deadline, so that the deadline is set before the client
+// clears it.
+type cancelAfterHeaderConn struct {
+	net.Conn
+	cancel context.CancelFunc
+	past   chan struct{} // closed when a past deadline is set
+	once   sync.Once
+	got    []byte
+}
+
+func (c *cancelAfterHeaderConn) SetDeadline(t time.Time) error {
+	if !t.IsZero() && time.Until(t) < 0 {
+		c.once.Do(func() { close(c.past) })
+	}
+	return c.Conn.SetDeadline(t)
+}
+
+func (c *cancelAfterHeaderConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.got = append(c.got, p[:n]...)
+	if strings.Contains(string(c.got), "\r\n\r\n") && c.cancel != nil {
+		c.cancel()
+		c.cancel = nil
+		<-c.past
+	}
+	return n, err
+}
+
+// TestH1ClientCancelAfterHeader: a context cancelled just after the
+// response's header was read ends the request with the context's error;
+// the cancellation's deadline is not lost, so no body read waits on a
+// stalled origin.
+func TestH1ClientCancelAfterHeader(t *testing.T) {
+	addr := startStallingOrigin(t, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cl := newTestH1Client()
+	defer cl.closeIdle(true)
+	d := &net.Dialer{Timeout: 2 * time.Second}
+	cl.dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &cancelAfterHeaderConn{Conn: c, cancel: cancel, past: make(chan struct{})}, nil
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/", nil)
+	done := make(chan error, 1)
+	go func() {
+		resp, err := cl.RoundTrip(req)
+		if err == nil {
+			_, err = io.ReadAll(resp.Body)
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("err %v, want context.Canceled", err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("the body read still waits on the stalled origin 3s after the cancellation")
+	}
+}
+
+// TestH1ClientBodyAbort: closing a body from another goroutine ends a
+// Read blocked on a stalled origin at once (as closing the Transport's
+// body does), and a cancelled context ends it with the context's error.
+func TestH1ClientBodyAbort(t *testing.T) {
+	addr := startStallingOrigin(t, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello")
+	for _, tc := range []struct {
+		name    string
+		abort   func(resp *http.Response, cancel context.CancelFunc)
+		wantErr func(error) bool
+	}{
+		{"close", func(resp *http.Response, _ context.CancelFunc) { resp.Body.Close() },
+			func(err error) bool { return errors.Is(err, errBodyClosed) }},
+		{"cancel", func(_ *http.Response, cancel context.CancelFunc) { cancel() },
+			func(err error) bool { return errors.Is(err, context.Canceled) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cl := newTestH1Client()
+			defer cl.closeIdle(true)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/", nil)
+			resp, err := cl.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, 5)
+			if _, err := io.ReadFull(resp.Body, buf); err != nil || string(buf) != "hello" {
+				t.Fatalf("read %q, %v", buf, err)
+			}
+			done := make(chan error, 1)
+			go func() {
+				_, err := resp.Body.Read(buf) // blocks: the origin stalls
+				done <- err
+			}()
+			time.Sleep(50 * time.Millisecond)
+			closed := make(chan struct{})
+			go func() {
+				tc.abort(resp, cancel)
+				close(closed)
+			}()
+			select {
+			case err := <-done:
+				if !tc.wantErr(err) {
+					t.Fatalf("blocked read ended with %v", err)
+				}
+			case <-time.After(3 * time.Second):
+				t.Fatal("the blocked read still waits 3s after the abort")
+			}
+			select {
+			case <-closed:
+			case <-time.After(3 * time.Second):
+				t.Fatal("the abort still waits 3s on")
+			}
+			resp.Body.Close()
+		})
+	}
+}
+
+// TestH1ClientIdleReaped: connections idle longer than the idle timeout
+// are closed without waiting for another request to the origin (the
+// origin sees them closed), and none stay in the pool.
+func TestH1ClientIdleReaped(t *testing.T) {
+	const n = 3
+	var open atomic.Int64
+	release := make(chan struct{})
+	var started sync.WaitGroup
+	var reqs atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if reqs.Add(1) <= n {
+			started.Done()
+			<-release // hold the first n requests until all are in: one connection each
+		}
+		_, _ = io.WriteString(w, "ok")
+	}))
+	srv.Config.ConnState = func(c net.Conn, s http.ConnState) {
+		switch s {
+		case http.StateNew:
+			open.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			open.Add(-1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	cl := newTestH1Client()
+	defer cl.closeIdle(true)
+	cl.idleTimeout = 300 * time.Millisecond
+	started.Add(n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if r := doGet(cl, srv.URL+"/"); r.Err || r.Body != "ok" {
+				t.Errorf("got %v", r)
+			}
+		}()
+	}
+	started.Wait()
+	close(release)
+	wg.Wait()
+	cl.mu.Lock()
+	pooled := len(cl.idle[srv.Listener.Addr().String()])
+	cl.mu.Unlock()
+	if pooled != n {
+		t.Fatalf("%d idle connections after %d parallel requests, want %d", pooled, n, n)
+	}
+	if got := doGet(cl, srv.URL+"/"); got.Body != "ok" { // one stays fresh a while longer
+		t.Fatalf("got %v", got)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for open.Load() != 0 || pooled != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections open at the origin, %d pooled, 5s after the last request (idle timeout %v)",
+				open.Load(), pooled, cl.idleTimeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+		cl.mu.Lock()
+		pooled = len(cl.idle[srv.Listener.Addr().String()])
+		cl.mu.Unlock()
 	}
 }
