@@ -101,6 +101,7 @@ type Edge struct {
 	routes    []route
 	store     *store
 	transport http.RoundTripper
+	h1        *h1Client // nil with a configured Transport
 	log       *slog.Logger
 	now       func() time.Time
 	tmpDir    string
@@ -143,6 +144,8 @@ func New(cfg Config) (*Edge, error) {
 			ExpectContinueTimeout: time.Second,
 			DisableCompression:    true,
 		}
+		e.h1 = &h1Client{next: e.transport, dial: d.DialContext, headerTimeout: cfg.OriginTimeout,
+			maxIdle: 256, idleTimeout: 90 * time.Second}
 	}
 	e.store = newStore(cfg.MemoryBytes, cfg.MemoryObjectBytes, cfg.DiskBytes, "", e.log)
 	if cfg.DiskDir != "" {
@@ -187,6 +190,9 @@ func (e *Edge) Close() error {
 	e.store.flush(time.Now(), true)
 	if t, ok := e.transport.(*http.Transport); ok && e.cfg.Transport == nil {
 		t.CloseIdleConnections()
+	}
+	if e.h1 != nil {
+		e.h1.closeIdle(true)
 	}
 	return nil
 }

@@ -76,10 +76,10 @@ func (e *Edge) ServeFast(w *serve.FastResponse, r *serve.FastRequest) bool {
 	}
 	m := st.meta
 	fh := st.obj.fast.Load()
-	if xc != Hit {
-		fh = renderFast(m, xc)
-	} else if fh == nil || fh.m != m {
-		fh = renderFast(m, xc)
+	if fh == nil || fh.m != m {
+		// The first answer from this stored response (a revalidated one
+		// included): rendered once for it and the hits that follow.
+		fh = renderFast(m)
 		st.obj.fast.Store(fh)
 	}
 	if !fh.ok {
@@ -91,9 +91,7 @@ func (e *Edge) ServeFast(w *serve.FastResponse, r *serve.FastRequest) bool {
 	if hasINM && m.etag != "" && etagListMatch([]string{inm}, m.etag, false) {
 		part, w.Status = &fh.notModified, http.StatusNotModified
 	}
-	w.Head = append(w.Head, part.pre...)
-	w.Head = strconv.AppendInt(w.Head, ageSeconds(m.currentAge(now)), 10)
-	w.Head = append(w.Head, part.post...)
+	w.Head = part.appendTo(w.Head, ageSeconds(m.currentAge(now)), xc)
 	if fh.date {
 		w.Head = append(w.Head, "Date: "...)
 		w.Head = time.Now().UTC().AppendFormat(w.Head, http.TimeFormat)
@@ -133,23 +131,50 @@ func (e *Edge) revalidateFast(r *serve.FastRequest, rt *route, key string, stale
 }
 
 // fastHTTPRequest is r as net/http would parse it, its strings copied
-// (they outlive the call of ServeFast).
+// (they outlive the call of ServeFast) into one allocation, its field
+// values into one array.
 func fastHTTPRequest(r *serve.FastRequest) *http.Request {
-	h := make(http.Header, len(r.Header)+1)
+	n := len(r.Path) + len(r.RawQuery) + len(r.Target)
 	for _, f := range r.Header {
-		k := http.CanonicalHeaderKey(strings.Clone(f.Name))
-		h[k] = append(h[k], strings.Clone(f.Value))
+		n += len(f.Name) + len(f.Value)
+	}
+	var sb strings.Builder
+	sb.Grow(n)
+	for _, f := range r.Header {
+		sb.WriteString(f.Name)
+		sb.WriteString(f.Value)
+	}
+	sb.WriteString(r.Path)
+	sb.WriteString(r.RawQuery)
+	sb.WriteString(r.Target)
+	all, off := sb.String(), 0
+	next := func(k int) string {
+		off += k
+		return all[off-k : off]
+	}
+	h := make(http.Header, len(r.Header)+1)
+	values := make([]string, len(r.Header))
+	for i, f := range r.Header {
+		k := http.CanonicalHeaderKey(next(len(f.Name)))
+		values[i] = next(len(f.Value))
+		if vs, ok := h[k]; ok {
+			h[k] = append(vs, values[i])
+		} else {
+			h[k] = values[i : i+1 : i+1]
+		}
 	}
 	if r.Close {
 		h["Connection"] = []string{"close"}
 	}
-	return &http.Request{Method: r.Method, URL: &url.URL{Path: strings.Clone(r.Path), RawQuery: strings.Clone(r.RawQuery)},
+	path, query, target := next(len(r.Path)), next(len(r.RawQuery)), next(len(r.Target))
+	return &http.Request{Method: r.Method, URL: &url.URL{Path: path, RawQuery: query},
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Header: h, RemoteAddr: r.RemoteAddr,
-		RequestURI: strings.Clone(r.Target)}
+		RequestURI: target}
 }
 
 // fastHead is the header of a stored 200 as net/http writes it for
-// respond, rendered once: each answer is pre, the Age value, post.
+// respond, rendered once per stored response for every label (a hit, a
+// revalidated answer): see headParts.
 type fastHead struct {
 	m                 *meta
 	ok                bool // every field is written as stored
@@ -157,56 +182,89 @@ type fastHead struct {
 	date              bool // no Date field: net/http adds one
 }
 
-type headParts struct{ pre, post []byte }
+// headParts is a rendered header cut before the values that change from
+// one answer to the next: parts[0], the Age value, parts[1], the
+// Cache-Status value, parts[2], the X-Cache value, parts[3] (the order
+// of the names sorted).
+type headParts [len(fastHoles) + 1][]byte
 
-// renderFast renders the answers of m, labelled xc: the status line and the fields
-// sorted by name (net/http's order) up to "Age: ", then the rest. A field
-// net/http would drop or rewrite (an invalid name, a value with CR, LF or
-// surrounding whitespace) leaves it unrendered.
-func renderFast(m *meta, xc string) *fastHead {
+// fastHoles are the fields whose values headParts leaves out, sorted.
+var fastHoles = [...]string{"Age", "Cache-Status", "X-Cache"}
+
+// appendTo appends the header of an answer labelled xc at age seconds.
+func (p *headParts) appendTo(b []byte, age int64, xc string) []byte {
+	b = append(b, p[0]...)
+	b = strconv.AppendInt(b, age, 10)
+	b = append(b, p[1]...)
+	b = append(b, cacheStatus[xc][0]...)
+	b = append(b, p[2]...)
+	b = append(b, xc...)
+	return append(b, p[3]...)
+}
+
+// renderFast renders the answers of m: the status line and the fields
+// sorted by name (net/http's order), cut at the values headParts leaves
+// out. A field net/http would drop or rewrite (an invalid name, a value
+// with CR, LF or surrounding whitespace) leaves it unrendered.
+func renderFast(m *meta) *fastHead {
 	fh := &fastHead{m: m, ok: true}
-	h := http.Header{}
-	responseHeader(h, m, xc, []string{""})
+	h := make(http.Header, len(m.Header)+6)
+	responseHeader(h, m, Hit, []string{""})
 	h["Content-Length"] = m.lengthValue(m.Size)
 	_, hasDate := h["Date"]
 	fh.date = !hasDate
 	keys := make([]string, 0, len(h))
-	for k := range h {
+	size := len("HTTP/1.1 200 OK\r\n") + len("HTTP/1.1 304 Not Modified\r\n")
+	for k, vs := range h {
 		keys = append(keys, k)
+		for _, v := range vs {
+			size += 2 * (len(k) + len(v) + 4) // at most twice: 200 and 304
+		}
 	}
 	slices.Sort(keys)
-	fh.full = renderHead(h, keys, "HTTP/1.1 200 OK\r\n", &fh.ok)
+	buf := make([]byte, 0, size)
+	buf, fh.full = renderHead(buf, h, keys, "HTTP/1.1 200 OK\r\n", &fh.ok)
 	dropForNotModified(h)
 	delete(h, "Content-Length")
-	fh.notModified = renderHead(h, keys, "HTTP/1.1 304 Not Modified\r\n", &fh.ok)
+	_, fh.notModified = renderHead(buf, h, keys, "HTTP/1.1 304 Not Modified\r\n", &fh.ok)
 	return fh
 }
 
-// renderHead renders the fields of h named in keys (sorted), in two parts
-// split at the Age value.
-func renderHead(h http.Header, keys []string, status string, ok *bool) headParts {
+// renderHead renders the fields of h named in keys (sorted) after status,
+// appending to buf (the parts share its array), and returns buf grown.
+func renderHead(buf []byte, h http.Header, keys []string, status string, ok *bool) ([]byte, headParts) {
 	var p headParts
-	b := append(make([]byte, 0, 512), status...)
+	hole, start := 0, len(buf)
+	buf = append(buf, status...)
 	for _, k := range keys {
 		vs, present := h[k]
-		if k == "Age" {
-			p.pre = append(b, "Age: "...)
-			b = append(make([]byte, 0, 512), "\r\n"...)
+		if !present {
 			continue
 		}
-		if present && !serve.IsToken(k) {
+		if hole < len(fastHoles) && k == fastHoles[hole] {
+			buf = append(buf, k...)
+			buf = append(buf, ": "...)
+			p[hole], start = buf[start:len(buf):len(buf)], len(buf)
+			buf = append(buf, "\r\n"...)
+			hole++
+			continue
+		}
+		if !serve.IsToken(k) {
 			*ok = false
 		}
 		for _, v := range vs {
 			if strings.IndexByte(v, '\r') >= 0 || strings.IndexByte(v, '\n') >= 0 || strings.TrimSpace(v) != v {
 				*ok = false
 			}
-			b = append(b, k...)
-			b = append(b, ": "...)
-			b = append(b, v...)
-			b = append(b, "\r\n"...)
+			buf = append(buf, k...)
+			buf = append(buf, ": "...)
+			buf = append(buf, v...)
+			buf = append(buf, "\r\n"...)
 		}
 	}
-	p.post = b
-	return p
+	if hole != len(fastHoles) {
+		*ok = false // cannot happen: responseHeader sets them all
+	}
+	p[hole] = buf[start:len(buf):len(buf)]
+	return buf, p
 }

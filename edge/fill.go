@@ -189,8 +189,11 @@ func originError(r *http.Request, err error) *apierr.Error {
 func (e *Edge) runFill(w http.ResponseWriter, f *fill, r *http.Request, rt *route, key string, rcc *cachecontrol.Directives, stale *object) {
 	defer close(f.ready)
 	ctx := e.bg
+	var tr http.RoundTripper = e.transport
 	if w != nil {
 		ctx = withInformational(ctx, w)
+	} else if e.h1 != nil {
+		tr = e.h1 // no client waits for informational responses
 	}
 	var validators *meta
 	if stale != nil {
@@ -198,7 +201,7 @@ func (e *Edge) runFill(w http.ResponseWriter, f *fill, r *http.Request, rt *rout
 	}
 	for {
 		reqTime := e.now()
-		resp, err := e.roundTrip(rt, r.URL.Path, func(o *route, i int) (*http.Request, error) {
+		resp, err := e.roundTrip(tr, rt, r.URL.Path, func(o *route, i int) (*http.Request, error) {
 			return e.outRequest(ctx, r, o.origins[i], http.MethodGet, nil, true, validators), nil
 		}, true)
 		respTime := e.now()
@@ -217,7 +220,9 @@ func (e *Edge) runFill(w http.ResponseWriter, f *fill, r *http.Request, rt *rout
 			return
 		}
 		if resp.StatusCode == http.StatusNotModified && validators != nil {
-			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+			if resp.Body != http.NoBody {
+				_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+			}
 			_ = resp.Body.Close()
 			if !validatorsMatch(validators, resp.Header) {
 				// Not a 304 for what is stored (RFC 9111 §4.3.4): fetch it whole.

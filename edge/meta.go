@@ -183,11 +183,13 @@ func (m *meta) derive(targeted []string, heuristicMax time.Duration) {
 	if proto == "" {
 		proto = "1.1"
 	}
-	self := proto + " " + Pseudonym
-	if prev := h["Via"]; len(prev) > 0 {
-		m.via = []string{strings.Join(prev, ", ") + ", " + self}
-	} else {
-		m.via = []string{self}
+	switch prev := h["Via"]; {
+	case len(prev) > 0:
+		m.via = []string{strings.Join(prev, ", ") + ", " + proto + " " + Pseudonym}
+	case proto == "1.1":
+		m.via = viaHTTP11
+	default:
+		m.via = []string{proto + " " + Pseudonym}
 	}
 	m.setLength()
 	m.cacheBytes = 512 + int64(len(m.Key)+len(m.Vary))
@@ -341,7 +343,12 @@ func (m *meta) matches(req http.Header) bool {
 // response merged in (RFC 9111 §3.2), timed by the new exchange.
 func (m *meta) updated(h http.Header, reqTime, respTime time.Time, targeted []string, heuristicMax time.Duration) *meta {
 	n := *m
-	n.Header = m.Header.Clone()
+	// A new map; the value slices are shared with m's (stored headers are
+	// never modified).
+	n.Header = make(http.Header, len(m.Header)+len(h))
+	for k, v := range m.Header {
+		n.Header[k] = v
+	}
 	for k, v := range h {
 		switch k {
 		case "Content-Length", "Content-Range", "Content-Encoding", "Content-Type", "Transfer-Encoding":

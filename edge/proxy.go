@@ -28,10 +28,23 @@ func protoVersion(major, minor int) string {
 	return strconv.Itoa(major) + "." + strconv.Itoa(minor)
 }
 
+// viaHTTP11 is the Via value of an HTTP/1.1 message the edge is the first
+// intermediary of; headers share it and never modify it.
+var viaHTTP11 = []string{"1.1 " + Pseudonym}
+
+// noUserAgent is a User-Agent value that sends none; headers share it
+// and never modify it.
+var noUserAgent = []string{""}
+
 // appendVia appends the edge to a message's Via field (RFC 9110 §7.6.3).
 func appendVia(h http.Header, major, minor int) {
+	prev := h["Via"]
+	if len(prev) == 0 && major == 1 && minor == 1 {
+		h["Via"] = viaHTTP11
+		return
+	}
 	self := protoVersion(major, minor) + " " + Pseudonym
-	if prev := h["Via"]; len(prev) > 0 {
+	if len(prev) > 0 {
 		h["Via"] = []string{strings.Join(prev, ", ") + ", " + self}
 		return
 	}
@@ -87,7 +100,7 @@ func (e *Edge) outRequest(ctx context.Context, r *http.Request, o *url.URL, meth
 		h["X-Forwarded-For"] = []string{ip}
 	}
 	if _, ok := h["User-Agent"]; !ok {
-		h["User-Agent"] = []string{""} // send none rather than Go's
+		h["User-Agent"] = noUserAgent // send none rather than Go's
 	}
 	req := &http.Request{Method: method, URL: &u, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: h, Host: o.Host}
@@ -100,12 +113,12 @@ func (e *Edge) outRequest(ctx context.Context, r *http.Request, o *url.URL, meth
 	return req.WithContext(ctx)
 }
 
-// roundTrip sends a request to the route's origins in order. It moves on
+// roundTrip sends a request to the route's origins in order, through tr. It moves on
 // after a connection error or timeout, and after a 500, 502, 503 or 504
 // when replayable; a request whose body may have been sent is not tried
 // again. It returns the first usable response, else the last 5xx, else
 // the last error.
-func (e *Edge) roundTrip(rt *route, path string, build func(rt *route, i int) (*http.Request, error), replayable bool) (*http.Response, error) {
+func (e *Edge) roundTrip(tr http.RoundTripper, rt *route, path string, build func(rt *route, i int) (*http.Request, error), replayable bool) (*http.Response, error) {
 	var lastErr error
 	var last5xx *http.Response
 	for i, o := range rt.origins {
@@ -114,7 +127,7 @@ func (e *Edge) roundTrip(rt *route, path string, build func(rt *route, i int) (*
 			return nil, err
 		}
 		e.originReqs.Add(1)
-		resp, err := e.transport.RoundTrip(req)
+		resp, err := tr.RoundTrip(req)
 		if err != nil {
 			e.originErrs.Add(1)
 			lastErr = fmt.Errorf("edge: origin %s: %w", redact.URL(o.String()), redact.URLError(err))
@@ -212,7 +225,7 @@ func (e *Edge) forward(w http.ResponseWriter, r *http.Request, rt *route) {
 		body = &keepBody{ReadCloser: r.Body}
 	}
 	reqTime := e.now()
-	resp, err := e.roundTrip(rt, r.URL.Path, func(rt *route, i int) (*http.Request, error) {
+	resp, err := e.roundTrip(e.transport, rt, r.URL.Path, func(rt *route, i int) (*http.Request, error) {
 		if body != nil && body.read {
 			return nil, errors.New("edge: request body already sent")
 		}

@@ -662,13 +662,6 @@ func firstNonSpace(b []byte) int {
 	return i
 }
 
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
-		i++
-	}
-	return i
-}
-
 // clip shortens s for a message.
 func clip(s string, n int) string {
 	if len(s) <= n {

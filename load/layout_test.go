@@ -147,3 +147,38 @@ func TestStoredIDsAndCount(t *testing.T) {
 		t.Errorf("countRecords of a damaged object = %d, want 3", n)
 	}
 }
+
+// TestLoadKeepsLastOfEachID loads an object whose records repeat ids out
+// of order: each id's last record is loaded, once.
+func TestLoadKeepsLastOfEachID(t *testing.T) {
+	l, _, db := setup(t)
+	ctx := context.Background()
+	recs := layoutRecords()
+	b2 := recs[3]
+	b2.ID = "a-1" // a-1 again, after a-2 and b-1: its values win
+	recs = append([]record.Record{recs[2]}, recs[0], recs[1], b2)
+	key := PartitionOf(time.Now()) + "dups.ndjson"
+	if err := l.bucket.Put(ctx, key, sharedLayout(t, recs), nil); err != nil {
+		t.Fatal(err)
+	}
+	res, err := l.Load(ctx, key)
+	if err != nil || res.Records != 4 || res.Inserted != 3 {
+		t.Fatalf("Load = %+v, %v; want 4 records, 3 inserted", res, err)
+	}
+	rows, err := db.QueryContext(ctx, "SELECT id, device, _origin FROM records ORDER BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []string
+	for rows.Next() {
+		var id, dev, origin string
+		if err := rows.Scan(&id, &dev, &origin); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, id+"|"+dev+"|"+origin)
+	}
+	if want := []string{"a-1|d4|azure", "a-2|dé😀|aws", "b-1|d3|azure"}; !slices.Equal(got, want) {
+		t.Fatalf("rows = %v, want %v", got, want)
+	}
+}

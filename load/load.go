@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -51,6 +52,11 @@ type Loader struct {
 	log    *slog.Logger
 	// maxRows bounds the rows of one INSERT statement.
 	maxRows int
+	// rows reads raw objects into the table's rows.
+	rows *record.RowReader
+	// inserts holds the text of the insert statements of power-of-two
+	// sizes, by size, built once (see insert).
+	inserts sync.Map
 
 	// mu guards lastFull, when Pending last listed every partition.
 	mu       sync.Mutex
@@ -75,6 +81,7 @@ func New(bucket *objects.Bucket, db *sqldb.DB, schema config.Schema, log *slog.L
 			{Name: "value", Type: sqldb.Type{Kind: sqldb.KindString, Length: 512}},
 		}},
 		maxRows: max(1, 30000/len(t.Columns)),
+		rows:    record.NewRowReader(schema, db.Dialect),
 	}
 }
 
@@ -126,39 +133,28 @@ func (l *Loader) Load(ctx context.Context, key string) (Result, error) {
 	if err != nil {
 		return res, fmt.Errorf("load: %w", err)
 	}
-	recs, err := l.parse(data)
+	rows, err := l.rows.Read(data)
 	if err != nil {
 		return res, fmt.Errorf("load: %s: %w: %w", key, err, functions.ErrPermanent)
 	}
-	res.Records = len(recs)
-	recs = lastOfEachID(recs)
-	seen := map[string]bool{}
-	for _, r := range recs {
-		if !seen[r.TraceID] && len(res.TraceIDs) < 16 {
-			seen[r.TraceID] = true
-			res.TraceIDs = append(res.TraceIDs, r.TraceID)
-		}
-	}
+	res.Records = rows.Len()
+	lastOfEachID(&rows)
+	res.TraceIDs = firstTraceIDs(rows.TraceIDs, 16)
 	err = l.db.Tx(ctx, func(tx *sql.Tx) error {
 		res.Inserted = 0
 		if done, err := l.isLoaded(ctx, tx, key); err != nil || done {
 			res.Skipped = done
 			return err
 		}
-		for chunk := range sqldb.StatementChunks(l.db.Dialect, recs, l.maxRows) {
-			args := make([]any, 0, len(chunk)*len(l.table.Columns))
-			for _, r := range chunk {
-				row, err := record.Row(l.table, l.db.Dialect, r)
-				if err != nil {
-					return fmt.Errorf("%w: %w", err, functions.ErrPermanent)
-				}
-				args = append(args, row...)
-			}
+		at := 0
+		for chunk := range sqldb.StatementChunks(l.db.Dialect, rows.IDs, l.maxRows) {
+			args := rows.Values[at*rows.Cols : (at+len(chunk))*rows.Cols]
+			at += len(chunk)
 			out, err := tx.ExecContext(ctx, l.insert(len(chunk)), args...)
 			if sqldb.Rejected(err) {
 				// The database refuses these records for their content:
 				// no retry can load them.
-				return fmt.Errorf("insert: the database rejects records %s..%s: %w: %w", chunk[0].ID, chunk[len(chunk)-1].ID, err, functions.ErrPermanent)
+				return fmt.Errorf("insert: the database rejects records %s..%s: %w: %w", chunk[0], chunk[len(chunk)-1], err, functions.ErrPermanent)
 			}
 			if err != nil {
 				return fmt.Errorf("insert: %w", err)
@@ -166,7 +162,7 @@ func (l *Loader) Load(ctx context.Context, key string) (Result, error) {
 			n, _ := out.RowsAffected()
 			res.Inserted += int(n)
 		}
-		mark, err := markArgs(l.db.Dialect, l.loaded, key, len(recs))
+		mark, err := markArgs(l.db.Dialect, l.loaded, key, rows.Len())
 		if err != nil {
 			return err
 		}
@@ -189,26 +185,64 @@ var Version = []string{record.ColIngestedAt, record.ColOrigin}
 // insert returns the statement that writes n records: each is inserted,
 // or overwrites a stored row of its id with a smaller Version; a stored
 // row with the same or a greater Version stays (so loading an object again
-// changes nothing).
+// changes nothing). The texts of power-of-two sizes, those
+// sqldb.StatementRows gives a statement-caching dialect, are built once.
 func (l *Loader) insert(n int) string {
-	if nu, ok := l.db.Dialect.(sqldb.NewerUpserter); ok {
-		return nu.UpsertNewer(l.table, n, Version)
+	pow2 := n&(n-1) == 0
+	if pow2 {
+		if q, ok := l.inserts.Load(n); ok {
+			return q.(string)
+		}
 	}
-	return l.db.Dialect.InsertIgnore(l.table, n)
+	var q string
+	if nu, ok := l.db.Dialect.(sqldb.NewerUpserter); ok {
+		q = nu.UpsertNewer(l.table, n, Version)
+	} else {
+		q = l.db.Dialect.InsertIgnore(l.table, n)
+	}
+	if pow2 {
+		l.inserts.Store(n, q)
+	}
+	return q
 }
 
-// lastOfEachID keeps, of records sharing an id within one object, the last
-// (one statement must not write a key twice).
-func lastOfEachID(recs []record.Record) []record.Record {
-	at := make(map[string]int, len(recs))
-	out := recs[:0:0]
-	for _, r := range recs {
-		if i, ok := at[r.ID]; ok {
-			out[i] = r
-			continue
+// lastOfEachID keeps, of rows sharing a record id within one object, the
+// last, at the place of the first (one statement must not write a key
+// twice). Ids in increasing order (time-ordered ids, as the API gives
+// them) are distinct without a look-up.
+func lastOfEachID(rs *record.Rows) {
+	increasing := true
+	for i := 1; i < len(rs.IDs) && increasing; i++ {
+		increasing = rs.IDs[i-1] < rs.IDs[i]
+	}
+	if increasing {
+		return
+	}
+	at := make(map[string]int, len(rs.IDs))
+	n := 0
+	for i, id := range rs.IDs {
+		j, dup := at[id]
+		if !dup {
+			j = n
+			at[id] = n
+			n++
 		}
-		at[r.ID] = len(out)
-		out = append(out, r)
+		copy(rs.Row(j), rs.Row(i))
+		rs.IDs[j], rs.TraceIDs[j] = id, rs.TraceIDs[i]
+	}
+	rs.IDs, rs.TraceIDs, rs.Values = rs.IDs[:n], rs.TraceIDs[:n], rs.Values[:n*rs.Cols]
+}
+
+// firstTraceIDs returns the first most distinct trace ids of traces.
+func firstTraceIDs(traces []string, most int) []string {
+	var out []string
+	for i, t := range traces {
+		if len(out) == most {
+			break
+		}
+		if (i == 0 || t != traces[i-1]) && !slices.Contains(out, t) {
+			out = append(out, t)
+		}
 	}
 	return out
 }
@@ -232,15 +266,6 @@ func (l *Loader) isLoaded(ctx context.Context, q sqldb.Querier, key string) (boo
 		return false, fmt.Errorf("load: check %s: %w", key, err)
 	}
 	return true, nil
-}
-
-func (l *Loader) parse(data []byte) ([]record.Record, error) {
-	var recs []record.Record
-	err := record.ReadStored(l.schema, data, func(_ int, r record.Record) error {
-		recs = append(recs, r)
-		return nil
-	})
-	return recs, err
 }
 
 // Handler adapts the Loader to the function host: the event id is the key.

@@ -3,6 +3,7 @@ package publish
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -120,4 +121,86 @@ func newBenchEnv(b *testing.B, n int) *env {
 		}
 	}
 	return e
+}
+
+// BenchmarkApplyBatchFeed measures the publisher's pass over change
+// batches shaped like the embedded pipeline's at full load: 5,000 changes
+// a batch, rows as the SQLite change feed reads them (timestamps as text,
+// one trace id per 100 records), time-ordered ids, 5 groups over 4 hourly
+// buckets, on a state already holding 200,000 contributions; each batch
+// is applied and its 20 buckets' files written. "inserts" are new records
+// only; "updates" has one change in 10 rewrite an earlier record (a new
+// value, mostly in another bucket) and one in 100 delete one.
+func BenchmarkApplyBatchFeed(b *testing.B) {
+	const per, warm = 5000, 40
+	metrics := []string{"cpu", "mem", "disk", "net", "temp"}
+	h := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	for _, mix := range []string{"inserts", "updates"} {
+		e := newEnvTB(b)
+		p, err := New(Config{DB: e.db, Bucket: e.bucket, Schema: e.schema, Settings: config.Default("").Publish})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx := context.Background()
+		if err := p.Prepare(ctx); err != nil {
+			b.Fatal(err)
+		}
+		rng := rand.New(rand.NewPCG(3, 4))
+		next := 0
+		id := func(n int) string { return fmt.Sprintf("019ad2f0-%04x-7%03x-8000-%012x", n/4096, n%4096, n*7919) }
+		row := func(n int) map[string]any {
+			ts := h.Add(time.Duration(rng.IntN(4*3600)) * time.Second)
+			return map[string]any{"id": id(n), "device": fmt.Sprintf("dev-%03d", rng.IntN(200)), "metric": metrics[rng.IntN(len(metrics))],
+				"value": float64(rng.IntN(1000000)) / 100, "ts": ts.Format("2006-01-02T15:04:05.000000Z"),
+				record.ColIngestedAt: time.Now().UTC().Format("2006-01-02T15:04:05.000000Z"), "_origin": "aws", "_trace_id": fmt.Sprintf("%032x", n/100)}
+		}
+		batch := func(updates bool) replicate.Batch {
+			var bt replicate.Batch
+			for i := 0; i < per; i++ {
+				switch {
+				case updates && i%100 == 99 && next > per:
+					bt.Changes = append(bt.Changes, replicate.Change{Table: "records", Op: replicate.OpDelete, Key: []any{id(rng.IntN(next - per))}})
+				case updates && i%10 == 9 && next > per:
+					n := rng.IntN(next - per)
+					r := row(n)
+					bt.Changes = append(bt.Changes, replicate.Change{Table: "records", Op: replicate.OpUpsert, Key: []any{id(n)}, Row: r, TraceID: r["_trace_id"].(string)})
+				default:
+					r := row(next)
+					bt.Changes = append(bt.Changes, replicate.Change{Table: "records", Op: replicate.OpUpsert, Key: []any{id(next)}, Row: r, TraceID: r["_trace_id"].(string)})
+					next++
+				}
+			}
+			return bt
+		}
+		pass := func(bt replicate.Batch) {
+			if _, err := p.apply(ctx, bt); err != nil {
+				b.Fatal(err)
+			}
+			if err := p.flush(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for range warm {
+			pass(batch(false))
+		}
+		b.Run(mix, func(b *testing.B) {
+			var used time.Duration
+			for b.Loop() {
+				b.StopTimer()
+				bt := batch(mix == "updates")
+				b.StartTimer()
+				cpu0, err := cputime.Process()
+				if err != nil {
+					b.Fatal(err)
+				}
+				pass(bt)
+				cpu, err := cputime.Process()
+				if err != nil {
+					b.Fatal(err)
+				}
+				used += cpu - cpu0
+			}
+			b.ReportMetric(float64(used.Nanoseconds())/float64(b.N)/per/1000, "cpu-µs/change")
+		})
+	}
 }

@@ -2,7 +2,9 @@ package publish
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"fmt"
 	"sort"
 	"strings"
@@ -102,6 +104,13 @@ func (p *Publisher) loadFailed(ctx context.Context) error {
 
 func bucketName(k bucketKey) string { return k.group + "/" + k.hour.UTC().Format(HourFormat) }
 
+// failedID names a bucket in FailedTable: 128 bits of a hash of the group
+// in hex, then the hour.
+func failedID(k bucketKey) string {
+	h := sha256.Sum256([]byte(k.group))
+	return hex.EncodeToString(h[:16]) + "/" + k.hour.UTC().Format(HourFormat)
+}
+
 // noteFailures records buckets that failed at now (and forgets those that
 // now worked) in memory and in FailedTable, and logs each failure at
 // ERROR.
@@ -150,12 +159,12 @@ func (p *Publisher) noteFailures(ctx context.Context, now time.Time, failed map[
 	err := db.Tx(ctx, func(tx *sql.Tx) error {
 		for _, k := range forget {
 			if _, err := tx.ExecContext(ctx, fmt.Sprintf("DELETE FROM %s WHERE %s = %s", db.Dialect.Quote(FailedTable),
-				db.Dialect.Quote("bucket"), db.Dialect.Placeholder(1)), bucketID(k.group, k.hour)); err != nil {
+				db.Dialect.Quote("bucket"), db.Dialect.Placeholder(1)), failedID(k)); err != nil {
 				return err
 			}
 		}
 		for _, f := range save {
-			if _, err := tx.ExecContext(ctx, db.Dialect.Upsert(t, 1), bucketID(f.group, f.hour), f.group,
+			if _, err := tx.ExecContext(ctx, db.Dialect.Upsert(t, 1), failedID(bucketKey{f.group, f.hour}), f.group,
 				f.hour.Format(HourFormat), f.Error, int64(f.Attempts), f.Since.Format(time.RFC3339Nano)); err != nil {
 				return err
 			}

@@ -273,3 +273,78 @@ func TestAsTime(t *testing.T) {
 		}
 	}
 }
+
+// TestEarlierStateIsRebuilt: a state an earlier version built (its
+// marker, 128-bit bucket ids, RowsTable's columns NOT NULL, and a
+// contribution or bucket that no longer agrees with the table) is built
+// again in the current layout when the publisher starts, and what it
+// publishes then agrees with the table.
+func TestEarlierStateIsRebuilt(t *testing.T) {
+	e := newEnv(t)
+	h := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	stop := e.run(t)
+	e.insert(t, rec{"a", "cpu", 1, h}, rec{"b", "cpu", 5, h.Add(time.Minute)}, rec{"c", "mem", 7, h.Add(time.Hour)})
+	e.checkAggregates(t, "before the downgrade")
+	stop()
+	// The earlier layout, with a stale bucket and a stray contribution.
+	for _, q := range []string{
+		`DROP TABLE ` + RowsTable,
+		`CREATE TABLE ` + RowsTable + ` (id VARCHAR(64) NOT NULL, bkt VARCHAR(80) NOT NULL, val REAL NOT NULL, PRIMARY KEY (id))`,
+		`CREATE INDEX ix_ic_publish_rows_bkt_val ON ` + RowsTable + ` (bkt, val)`,
+		`INSERT INTO ` + RowsTable + ` VALUES ('zz', '7f/2026-11-24T10', 1000)`,
+		`DELETE FROM ` + BucketsTable,
+		`INSERT INTO ` + BucketsTable + ` VALUES ('#state', '', '', 0, 0, 0, 0), ('7f/2026-11-24T10', 'cpu', '2026-11-24T10', 3, 1000, 1, 1000)`,
+	} {
+		if _, err := e.db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	e.insert(t, rec{"d", "cpu", -3, h.Add(2 * time.Minute)})
+	e.run(t)
+	e.checkAggregates(t, "after the rebuild")
+	var marker, contributions, notNull int
+	if err := e.db.QueryRow(`SELECT COUNT(*) FROM `+BucketsTable+` WHERE bkt = ?`, stateMarker).Scan(&marker); err != nil || marker != 1 {
+		t.Fatalf("marker rows %d, %v", marker, err)
+	}
+	if err := e.db.QueryRow(`SELECT COUNT(*) FROM ` + RowsTable + ` r JOIN records USING (id) JOIN ` + BucketsTable + ` b ON b.bkt = r.bkt`).Scan(&contributions); err != nil || contributions != 4 {
+		t.Fatalf("contributions of the records in their buckets: %d, %v", contributions, err)
+	}
+	if err := e.db.QueryRow(`SELECT COUNT(*) FROM pragma_table_info('` + RowsTable + `') WHERE "notnull" = 1`).Scan(&notNull); err != nil || notNull != 0 {
+		t.Fatalf("%d NOT NULL columns in %s, %v", notNull, RowsTable, err)
+	}
+	var indexes []string
+	rows, err := e.db.Query(`SELECT name FROM pragma_index_list('` + RowsTable + `') WHERE origin = 'c'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		indexes = append(indexes, n)
+	}
+	rows.Close()
+	if !slices.Equal(indexes, []string{RowsIndex}) {
+		t.Fatalf("indexes of %s: %v, want [%s]", RowsTable, indexes, RowsIndex)
+	}
+}
+
+// TestBucketID: bucket ids are short, tell groups and hours apart, and
+// are the same for the same bucket however its hour was made.
+func TestBucketID(t *testing.T) {
+	h := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	ids := map[string]bool{}
+	for _, g := range []string{"", "cpu", "mem", strings.Repeat("x", 10000)} {
+		for _, hr := range []time.Time{h, h.Add(time.Hour), h.Add(-24 * 365 * 100 * time.Hour), time.Unix(0, 0).UTC()} {
+			id := bucketID(g, hr)
+			if len(id) > 30 || ids[id] {
+				t.Fatalf("bucketID(%.10q, %v) = %q: too long or seen", g, hr, id)
+			}
+			ids[id] = true
+			if again := bucketID(g, hr.In(time.FixedZone("x", 3600))); again != id {
+				t.Fatalf("bucketID in another zone: %q, want %q", again, id)
+			}
+		}
+	}
+}

@@ -48,8 +48,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
+	"encoding/base64"
 	"encoding/csv"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -84,12 +84,10 @@ const (
 	// max), which is what its files publish; the summary sums its counts.
 	BucketsTable = "_ic_publish_buckets"
 	// RowsTable holds each published record's contribution: its bucket
-	// and value.
+	// and value. Rebuild makes it afresh, so a state built by an earlier
+	// version (see stateMarker) gets the current layout and indexes.
 	RowsTable = "_ic_publish_rows"
-	// RowsIndex is RowsTable's index on bucket, id and value. Databases
-	// prepared by earlier versions also have ix_ic_publish_rows_bkt_val
-	// (bucket, value), whose inserts land at random places; dropping it
-	// by hand saves that upkeep.
+	// RowsIndex is RowsTable's index on bucket, id and value.
 	RowsIndex = "ix" + RowsTable + "_bkt_id_val"
 )
 
@@ -191,6 +189,8 @@ type Publisher struct {
 
 	// held is what was applied but not yet written (guarded by pass).
 	held held
+	// bucketIDs caches bucketID for apply (guarded by pass).
+	bucketIDs map[bucketKey]string
 	// abort ends the current run of the feed with a cause (guarded by
 	// pass): a held write that failed fails the run, as a batch's would.
 	abort context.CancelCauseFunc
@@ -256,7 +256,7 @@ func New(cfg Config) (*Publisher, error) {
 	}
 	str := func(n int) sqldb.Type { return sqldb.Type{Kind: sqldb.KindString, Length: n} }
 	float := sqldb.Type{Kind: sqldb.KindFloat}
-	return &Publisher{cfg: cfg, table: record.Table(cfg.Schema), log: cfg.Logger, failed: map[bucketKey]*BucketFailure{},
+	return &Publisher{cfg: cfg, table: record.Table(cfg.Schema), log: cfg.Logger, failed: map[bucketKey]*BucketFailure{}, bucketIDs: map[bucketKey]string{},
 		buckets: sqldb.Table{Name: BucketsTable, PrimaryKey: []string{"bkt"}, Columns: []sqldb.Column{
 			{Name: "bkt", Type: str(80)},
 			{Name: "grp", Type: sqldb.Type{Kind: sqldb.KindText}},
@@ -266,10 +266,15 @@ func New(cfg Config) (*Publisher, error) {
 			{Name: "min_v", Type: float},
 			{Name: "max_v", Type: float},
 		}},
+		// Its columns are never NULL but not declared NOT NULL: SQLite
+		// keeps a statement journal (a copy of every page a multi-row
+		// statement changes, spilled to a temporary file past 64 KiB) for
+		// a statement that may fail midway, which a NOT NULL constraint
+		// makes every insert of several rows.
 		rows: sqldb.Table{Name: RowsTable, PrimaryKey: []string{"id"}, Columns: []sqldb.Column{
-			{Name: "id", Type: str(record.MaxIDLength)},
-			{Name: "bkt", Type: str(80)},
-			{Name: "val", Type: float},
+			{Name: "id", Type: str(record.MaxIDLength), Nullable: true},
+			{Name: "bkt", Type: str(80), Nullable: true},
+			{Name: "val", Type: float, Nullable: true},
 		}},
 	}, nil
 }
@@ -308,10 +313,31 @@ func checkSettings(schema config.Schema, s *config.Publish) error {
 // table holds and starts from the end of the feed. Call it before anything
 // writes, so every later record is published as a change, with its trace.
 func (p *Publisher) Prepare(ctx context.Context) error {
-	for _, t := range []sqldb.Table{p.table, p.buckets, p.rows, failedTable()} {
+	for _, t := range []sqldb.Table{p.table, p.buckets, failedTable()} {
 		if err := p.cfg.DB.EnsureTable(ctx, t); err != nil {
 			return fmt.Errorf("publish: %w", err)
 		}
+	}
+	if err := p.ensureRows(ctx); err != nil {
+		return err
+	}
+	if err := replicate.PrepareMode(ctx, p.cfg.DB, p.cfg.SourceMode, []string{p.table.Name}, p.log); err != nil {
+		return fmt.Errorf("publish: %w", err)
+	}
+	if err := replicate.EnsureCheckpoints(ctx, p.cfg.DB); err != nil {
+		return fmt.Errorf("publish: %w", err)
+	}
+	src, _, err := p.open(ctx)
+	if err != nil {
+		return err
+	}
+	return src.Close()
+}
+
+// ensureRows creates RowsTable and its index.
+func (p *Publisher) ensureRows(ctx context.Context) error {
+	if err := p.cfg.DB.EnsureTable(ctx, p.rows); err != nil {
+		return fmt.Errorf("publish: %w", err)
 	}
 	if ix, ok := p.cfg.DB.Dialect.(sqldb.Indexer); ok {
 		// A bucket's extremes are read again from its contributions alone
@@ -325,17 +351,7 @@ func (p *Publisher) Prepare(ctx context.Context) error {
 			}
 		}
 	}
-	if err := replicate.PrepareMode(ctx, p.cfg.DB, p.cfg.SourceMode, []string{p.table.Name}, p.log); err != nil {
-		return fmt.Errorf("publish: %w", err)
-	}
-	if err := replicate.EnsureCheckpoints(ctx, p.cfg.DB); err != nil {
-		return fmt.Errorf("publish: %w", err)
-	}
-	src, _, err := p.open(ctx)
-	if err != nil {
-		return err
-	}
-	return src.Close()
+	return nil
 }
 
 // Stats say how publishing goes.
@@ -663,12 +679,32 @@ type contribution struct {
 	value  float64
 }
 
-// keyOrZero is c's bucket, the zero key for nil.
-func (c *contribution) keyOrZero() bucketKey {
-	if c == nil {
-		return bucketKey{}
+// change is a batch's latest change of one record, with what the record
+// contributed before it (read within the transaction).
+type change struct {
+	id       string
+	new      contribution // valid when counted
+	counted  bool         // the record now has a contribution
+	old      contribution // valid when had; its key is not read
+	had      bool         // the record had a contribution
+	ingested time.Time
+}
+
+// bucketIDsMax bounds the bucket ids apply keeps computed.
+const bucketIDsMax = 4096
+
+// cachedBucketID is bucketID, computed once for each bucket while its
+// changes keep coming. The caller holds p.pass.
+func (p *Publisher) cachedBucketID(k bucketKey) string {
+	if id, ok := p.bucketIDs[k]; ok {
+		return id
 	}
-	return c.key
+	if len(p.bucketIDs) >= bucketIDsMax {
+		clear(p.bucketIDs)
+	}
+	id := bucketID(k.group, k.hour)
+	p.bucketIDs[k] = id
+	return id
 }
 
 // apply updates the aggregates a batch touched by its rows' contributions
@@ -677,10 +713,11 @@ func (c *contribution) keyOrZero() bucketKey {
 // holds p.pass.
 func (p *Publisher) apply(ctx context.Context, b replicate.Batch) (time.Time, error) {
 	start := time.Now()
-	latest := map[string]*contribution{} // record id → new contribution (nil: none)
-	var order []string
+	s := p.cfg.Settings
+	recs := make([]change, 0, len(b.Changes))
+	at := make(map[string]int, len(b.Changes)) // record id → its index in recs
 	traces := map[string]bool{}
-	ingested := map[string]time.Time{}
+	lastTrace := ""
 	for _, c := range b.Changes {
 		if c.Table != p.table.Name || len(c.Key) == 0 {
 			continue
@@ -690,36 +727,42 @@ func (p *Publisher) apply(ctx context.Context, b replicate.Batch) (time.Time, er
 			p.log.Warn("change with an unusable key; skipped", "key", fmt.Sprint(c.Key))
 			continue
 		}
-		if _, seen := latest[id]; !seen {
-			order = append(order, id)
+		i, seen := at[id]
+		if !seen {
+			i = len(recs)
+			at[id] = i
+			recs = append(recs, change{id: id})
 		}
-		latest[id] = nil
-		if c.TraceID != "" {
+		r := &recs[i]
+		r.counted = false
+		if c.TraceID != "" && c.TraceID != lastTrace { // a request's records come together
 			traces[c.TraceID] = true
+			lastTrace = c.TraceID
 		}
 		if c.Op == replicate.OpDelete {
 			continue
 		}
-		ts, err := asTime(c.Row[p.cfg.Settings.Time])
+		ts, err := asTime(c.Row[s.Time])
 		if err != nil {
 			p.log.Warn("change without a usable time; not counted", "key", id, "err", err)
 			continue
 		}
-		g, _ := c.Row[p.cfg.Settings.GroupBy].(string)
+		g, _ := c.Row[s.GroupBy].(string)
 		k := bucketKey{g, ts.Truncate(time.Hour)}
-		latest[id] = &contribution{bucket: bucketID(k.group, k.hour), key: k, value: asFloat(c.Row[p.cfg.Settings.Value])}
-		if at, err := asTime(c.Row[record.ColIngestedAt]); err == nil {
-			ingested[id] = at
+		r.new = contribution{bucket: p.cachedBucketID(k), key: k, value: asFloat(c.Row[s.Value])}
+		r.counted = true
+		if t, err := asTime(c.Row[record.ColIngestedAt]); err == nil {
+			r.ingested = t
 		}
 	}
-	if len(order) == 0 {
+	if len(recs) == 0 {
 		return time.Time{}, nil
 	}
 	var touched []Aggregate
 	var added int64
 	err := p.cfg.DB.Tx(ctx, func(tx *sql.Tx) error {
 		var err error
-		touched, added, err = p.applyTx(ctx, tx, order, latest)
+		touched, added, err = p.applyTx(ctx, tx, recs, at)
 		return err
 	})
 	if err != nil {
@@ -740,36 +783,44 @@ func (p *Publisher) apply(ctx context.Context, b replicate.Batch) (time.Time, er
 		h.traces[t] = true
 	}
 	var oldest time.Time
-	for _, id := range order {
-		c := latest[id]
-		at := ingested[id]
-		if !at.IsZero() && (oldest.IsZero() || at.Before(oldest)) {
-			oldest = at
+	h.recs = slices.Grow(h.recs, len(recs))
+	for i := range recs {
+		r := &recs[i]
+		if !r.ingested.IsZero() && (oldest.IsZero() || r.ingested.Before(oldest)) {
+			oldest = r.ingested
 		}
-		h.recs = append(h.recs, heldRecord{id: id, key: c.keyOrZero(), counted: c != nil, ingested: at})
+		hr := heldRecord{id: r.id, counted: r.counted, ingested: r.ingested}
+		if r.counted {
+			hr.key = r.new.key
+		}
+		h.recs = append(h.recs, hr)
 	}
 	return oldest, nil
 }
 
-// applyTx moves the contributions of the changed records (ids, in order)
-// to latest within tx and returns the touched buckets' new aggregates
-// (count 0: the bucket is now empty) and how many records were added
-// (minus those removed).
-func (p *Publisher) applyTx(ctx context.Context, tx *sql.Tx, ids []string, latest map[string]*contribution) ([]Aggregate, int64, error) {
+// applyTx moves the contributions of the changed records (recs, in order;
+// at indexes them by id) to their new ones within tx and returns the
+// touched buckets' new aggregates (count 0: the bucket is now empty) and
+// how many records were added (minus those removed).
+func (p *Publisher) applyTx(ctx context.Context, tx *sql.Tx, recs []change, at map[string]int) ([]Aggregate, int64, error) {
 	d := p.cfg.DB.Dialect
-	old, err := p.contributions(ctx, tx, ids)
-	if err != nil {
+	for i := range recs {
+		recs[i].had = false // a retried transaction reads them again
+	}
+	if err := p.contributions(ctx, tx, recs, at); err != nil {
 		return nil, 0, err
 	}
 	keys := map[string]bucketKey{}
-	for _, id := range ids {
-		if c := latest[id]; c != nil {
-			keys[c.bucket] = c.key
+	for i := range recs {
+		if r := &recs[i]; r.counted {
+			keys[r.new.bucket] = r.new.key
 		}
 	}
-	for _, c := range old {
-		if _, ok := keys[c.bucket]; !ok {
-			keys[c.bucket] = bucketKey{} // filled from the table
+	for i := range recs {
+		if r := &recs[i]; r.had {
+			if _, ok := keys[r.old.bucket]; !ok {
+				keys[r.old.bucket] = bucketKey{} // filled from the table
+			}
 		}
 	}
 	state, err := p.loadBuckets(ctx, tx, keys)
@@ -777,14 +828,16 @@ func (p *Publisher) applyTx(ctx context.Context, tx *sql.Tx, ids []string, lates
 		return nil, 0, err
 	}
 	recheck := map[string]bool{}
-	var removed, upserts []string
+	var removed []string
+	var upserts []*change
 	var added int64
-	for _, id := range ids {
-		o, n := old[id], latest[id]
-		if o != nil && n != nil && o.bucket == n.bucket && o.value == n.value {
+	for i := range recs {
+		r := &recs[i]
+		o, n := &r.old, &r.new
+		if r.had && r.counted && o.bucket == n.bucket && o.value == n.value {
 			continue // already counted as it is
 		}
-		if o != nil {
+		if r.had {
 			a := state[o.bucket]
 			a.Count--
 			a.Sum -= o.value
@@ -792,11 +845,11 @@ func (p *Publisher) applyTx(ctx context.Context, tx *sql.Tx, ids []string, lates
 				recheck[o.bucket] = true
 			}
 			added--
-			if n == nil {
-				removed = append(removed, id)
+			if !r.counted {
+				removed = append(removed, r.id)
 			}
 		}
-		if n != nil {
+		if r.counted {
 			a := state[n.bucket]
 			if a.Count == 0 && !recheck[n.bucket] {
 				a.Min, a.Max = n.value, n.value
@@ -806,15 +859,16 @@ func (p *Publisher) applyTx(ctx context.Context, tx *sql.Tx, ids []string, lates
 			a.Count++
 			a.Sum += n.value
 			added++
-			upserts = append(upserts, id)
+			upserts = append(upserts, r)
 		}
 	}
 	// The contributions first: recomputed extremes read them.
+	var args []any
 	per := min(500, sqldb.MaxRows(d, 1))
 	for chunk := range sqldb.StatementChunks(d, removed, per) {
-		args := make([]any, len(chunk))
-		for j, id := range chunk {
-			args[j] = id
+		args = args[:0]
+		for _, id := range chunk {
+			args = append(args, id)
 		}
 		if _, err := tx.ExecContext(ctx, fmt.Sprintf("DELETE FROM %s WHERE %s IN (%s)", d.Quote(RowsTable), d.Quote("id"), sqldb.Placeholders(d, 1, len(chunk))), args...); err != nil {
 			return nil, 0, err
@@ -822,10 +876,9 @@ func (p *Publisher) applyTx(ctx context.Context, tx *sql.Tx, ids []string, lates
 	}
 	per = min(500, sqldb.MaxRows(d, 3))
 	for chunk := range sqldb.StatementChunks(d, upserts, per) {
-		args := make([]any, 0, 3*len(chunk))
-		for _, id := range chunk {
-			c := latest[id]
-			args = append(args, id, c.bucket, c.value)
+		args = args[:0]
+		for _, r := range chunk {
+			args = append(args, r.id, r.new.bucket, r.new.value)
 		}
 		if _, err := tx.ExecContext(ctx, d.Upsert(p.rows, len(chunk)), args...); err != nil {
 			return nil, 0, err
@@ -870,36 +923,45 @@ func (p *Publisher) applyTx(ctx context.Context, tx *sql.Tx, ids []string, lates
 	return out, added, nil
 }
 
-// contributions reads the stored contributions of ids.
-func (p *Publisher) contributions(ctx context.Context, tx *sql.Tx, ids []string) (map[string]*contribution, error) {
+// contributions reads the stored contributions of recs (at indexes them
+// by id) into their old and had.
+func (p *Publisher) contributions(ctx context.Context, tx *sql.Tx, recs []change, at map[string]int) error {
 	d := p.cfg.DB.Dialect
-	out := map[string]*contribution{}
 	per := min(500, sqldb.MaxRows(d, 1))
-	for chunk := range sqldb.StatementChunks(d, ids, per) {
-		args := make([]any, len(chunk))
-		for j, id := range chunk {
-			args[j] = id
+	var args []any
+	var q string
+	qn := 0
+	for chunk := range sqldb.StatementChunks(d, recs, per) {
+		args = args[:0]
+		for i := range chunk {
+			args = append(args, chunk[i].id)
 		}
-		rows, err := tx.QueryContext(ctx, fmt.Sprintf("SELECT %s, %s, %s FROM %s WHERE %s IN (%s)",
-			d.Quote("id"), d.Quote("bkt"), d.Quote("val"), d.Quote(RowsTable), d.Quote("id"), sqldb.Placeholders(d, 1, len(chunk))), args...)
+		if qn != len(chunk) {
+			q = fmt.Sprintf("SELECT %s, %s, %s FROM %s WHERE %s IN (%s)",
+				d.Quote("id"), d.Quote("bkt"), d.Quote("val"), d.Quote(RowsTable), d.Quote("id"), sqldb.Placeholders(d, 1, len(chunk)))
+			qn = len(chunk)
+		}
+		rows, err := tx.QueryContext(ctx, q, args...)
 		if err != nil {
-			return nil, fmt.Errorf("contributions: %w", err)
+			return fmt.Errorf("contributions: %w", err)
 		}
 		for rows.Next() {
-			c := &contribution{}
 			var id string
+			var c contribution
 			if err := rows.Scan(&id, &c.bucket, &c.value); err != nil {
 				rows.Close()
-				return nil, fmt.Errorf("contributions: %w", err)
+				return fmt.Errorf("contributions: %w", err)
 			}
-			out[id] = c
+			if i, ok := at[id]; ok {
+				recs[i].old, recs[i].had = c, true
+			}
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("contributions: %w", err)
+			return fmt.Errorf("contributions: %w", err)
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // loadBuckets reads the state of the named buckets; a bucket not in the
@@ -961,8 +1023,11 @@ func (p *Publisher) saveBuckets(ctx context.Context, tx *sql.Tx, aggs []Aggregat
 }
 
 // stateMarker is the BucketsTable row that says the aggregate state was
-// built (by Rebuild); its count is 0, so no summary counts it.
-const stateMarker = "#state"
+// built (by Rebuild) in the current layout; its count is 0, so no summary
+// counts it. A state built by an earlier version has another marker
+// ("#state": 128-bit bucket ids, RowsTable's columns NOT NULL), so it is
+// built again.
+const stateMarker = "#state/2"
 
 // stateReady reports whether the aggregate state was built.
 func (p *Publisher) stateReady(ctx context.Context) (bool, error) {
@@ -1185,11 +1250,16 @@ func csvSafe(s string) string {
 	return s
 }
 
-// bucketID names a bucket in BucketsTable: a hash of the group (which may
-// be long) and the hour.
+// bucketID names a bucket in BucketsTable and RowsTable: 96 bits of a
+// hash of the group (which may be long) in base64url, then the hour as
+// hours since 1970. It is short because every contribution and its index
+// entry carry it.
 func bucketID(group string, hour time.Time) string {
 	h := sha256.Sum256([]byte(group))
-	return hex.EncodeToString(h[:16]) + "/" + hour.UTC().Format(HourFormat)
+	b := make([]byte, 16, 16+1+8)
+	base64.RawURLEncoding.Encode(b, h[:12])
+	b = append(b, '/')
+	return string(strconv.AppendInt(b, hour.Unix()/3600, 10))
 }
 
 // Summary is results/summary.json.
@@ -1253,12 +1323,22 @@ func (p *Publisher) Rebuild(ctx context.Context) error {
 	s := p.cfg.Settings
 	const page = 5000
 	var aggs map[bucketKey]*Aggregate
-	err := db.Tx(ctx, func(tx *sql.Tx) error {
+	// RowsTable is made afresh, in the current layout; the marker goes
+	// first, so a rebuild that stops before its end is done again.
+	_, err := db.ExecContext(ctx, fmt.Sprintf("DELETE FROM %s WHERE %s = %s", d.Quote(BucketsTable), d.Quote("bkt"), d.Placeholder(1)), stateMarker)
+	if err == nil {
+		_, err = db.ExecContext(ctx, "DROP TABLE IF EXISTS "+d.Quote(RowsTable))
+	}
+	if err == nil {
+		err = p.ensureRows(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("publish: rebuild: %w", err)
+	}
+	err = db.Tx(ctx, func(tx *sql.Tx) error {
 		aggs = map[bucketKey]*Aggregate{}
-		for _, t := range []string{RowsTable, BucketsTable} {
-			if _, err := tx.ExecContext(ctx, "DELETE FROM "+d.Quote(t)); err != nil {
-				return err
-			}
+		if _, err := tx.ExecContext(ctx, "DELETE FROM "+d.Quote(BucketsTable)); err != nil {
+			return err
 		}
 		q := fmt.Sprintf("SELECT %s, %s, %s, %s FROM %s", d.Quote(record.ColID), d.Quote(s.GroupBy), d.Quote(s.Time), d.Quote(s.Value), d.Quote(p.table.Name))
 		after := ""

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/intercloud/intercloud/sqldb"
@@ -18,6 +19,31 @@ import (
 type tablePair struct {
 	src sqldb.Table // source schema: how to read and normalize values
 	dst sqldb.Table // target schema: how to write them
+	// upserts holds the texts of the multi-row upserts of power-of-two
+	// sizes written so far, by upsertKey (see upsertText).
+	upserts sync.Map
+}
+
+// upsertKey names one multi-row upsert text of a table.
+type upsertKey struct {
+	rows  int
+	newer bool // NewerUpserter's UpsertNewer rather than Upsert
+}
+
+// upsertText returns the text of an upsert of rows rows, built by make;
+// the texts of power-of-two sizes, those sqldb.StatementRows gives a
+// statement-caching dialect, are built once per table.
+func (tp *tablePair) upsertText(rows int, newer bool, make func() string) string {
+	if rows&(rows-1) != 0 {
+		return make()
+	}
+	k := upsertKey{rows: rows, newer: newer}
+	if q, ok := tp.upserts.Load(k); ok {
+		return q.(string)
+	}
+	q := make()
+	tp.upserts.Store(k, q)
+	return q
 }
 
 // describePair reads a table's source schema, checks its primary key, and
@@ -107,13 +133,29 @@ const minCopyRows = 64
 // convPlan is what converting a table's rows and keys needs, looked up
 // once per group of changes instead of once per value.
 type convPlan struct {
-	row []sqldb.Type // per target column: the type its source values have
-	key []sqldb.Type // per primary-key column: its source type
-	ver int          // target column of the first version column; -1: none
+	row  []sqldb.Type // per target column: the type its source values have
+	key  []sqldb.Type // per primary-key column: its source type
+	dkey []sqldb.Type // per primary-key column: its target type
+	ver  int          // target column of the first version column; -1: none
+	// last holds, per target column of a kind that is parsed (times,
+	// dates), the last text converted and its bind value: rows written
+	// together often share one (the ingest time of a request's records).
+	last []lastValue
+	// slab is where targetRow takes its rows from.
+	slab []any
 }
 
-func (w *writer) newConvPlan(tp *tablePair) *convPlan {
-	p := &convPlan{row: make([]sqldb.Type, len(tp.dst.Columns)), key: make([]sqldb.Type, len(tp.src.PrimaryKey)), ver: -1}
+// lastValue is a column's last converted text.
+type lastValue struct {
+	in  string
+	out any
+	ok  bool
+}
+
+// newConvPlan returns the plan of a group of rows changes of tp.
+func (w *writer) newConvPlan(tp *tablePair, rows int) *convPlan {
+	p := &convPlan{row: make([]sqldb.Type, len(tp.dst.Columns)), key: make([]sqldb.Type, len(tp.src.PrimaryKey)), ver: -1,
+		last: make([]lastValue, len(tp.dst.Columns)), slab: make([]any, rows*len(tp.dst.Columns))}
 	if w.versioned(tp) {
 		p.ver = slices.Index(tp.dst.ColumnNames(), w.version[0])
 	}
@@ -123,9 +165,14 @@ func (w *writer) newConvPlan(tp *tablePair) *convPlan {
 			p.row[i] = sc.Type
 		}
 	}
+	p.dkey = make([]sqldb.Type, len(tp.dst.PrimaryKey))
 	for i, k := range tp.src.PrimaryKey {
 		c, _ := tp.src.Column(k)
 		p.key[i] = c.Type
+	}
+	for i, k := range tp.dst.PrimaryKey {
+		c, _ := tp.dst.Column(k)
+		p.dkey[i] = c.Type
 	}
 	return p
 }
@@ -133,10 +180,20 @@ func (w *writer) newConvPlan(tp *tablePair) *convPlan {
 // targetRow converts a source row image to the target's bind values, in the
 // target's column order.
 func (w *writer) targetRow(tp *tablePair, p *convPlan, row map[string]any) ([]any, error) {
-	out := make([]any, len(tp.dst.Columns))
+	cols := len(tp.dst.Columns)
+	if len(p.slab) < cols {
+		p.slab = make([]any, 64*cols)
+	}
+	out := p.slab[:cols:cols]
+	p.slab = p.slab[cols:]
 	for i, c := range tp.dst.Columns {
 		v, ok := row[c.Name]
 		if v = zeroDate(c, v); !ok || v == nil {
+			continue
+		}
+		text, isText := v.(string)
+		if isText && p.last[i].ok && p.last[i].in == text {
+			out[i] = p.last[i].out // converted before, newest included
 			continue
 		}
 		n, err := sqldb.Normalize(p.row[i], v)
@@ -156,6 +213,9 @@ func (w *writer) targetRow(tp *tablePair, p *convPlan, row map[string]any) ([]an
 			return nil, fmt.Errorf("replicate: %s.%s: %w", tp.dst.Name, c.Name, err)
 		}
 		out[i] = x
+		if k := p.row[i].Kind; isText && (k == sqldb.KindTimestamp || k == sqldb.KindDate) {
+			p.last[i] = lastValue{in: text, out: x, ok: true}
+		}
 	}
 	return out, nil
 }
@@ -165,15 +225,18 @@ func (w *writer) targetKey(tp *tablePair, p *convPlan, key []any) ([]any, error)
 	if len(key) != len(tp.src.PrimaryKey) {
 		return nil, fmt.Errorf("replicate: %s: key has %d values, primary key %d columns", tp.src.Name, len(key), len(tp.src.PrimaryKey))
 	}
-	norm := make([]any, len(key))
+	out := make([]any, len(key))
 	for i, v := range key {
 		n, err := sqldb.Normalize(p.key[i], v)
 		if err != nil {
 			return nil, fmt.Errorf("replicate: %s: key column %s: %w", tp.src.Name, tp.src.PrimaryKey[i], err)
 		}
-		norm[i] = n
+		// As dialectKey converts a key.
+		if out[i], err = w.d.Value(p.dkey[i], n); err != nil {
+			return nil, fmt.Errorf("replicate: %s: key column %s: %w", tp.dst.Name, tp.dst.PrimaryKey[i], err)
+		}
 	}
-	return dialectKey(w.d, tp.dst, norm)
+	return out, nil
 }
 
 // upsert writes rows (already converted by targetRow) with multi-row
@@ -193,7 +256,8 @@ func (w *writer) upsert(ctx context.Context, tx *sql.Tx, tp *tablePair, rows [][
 		for _, r := range rows[:n] {
 			vals = append(vals, r...)
 		}
-		if _, err := tx.ExecContext(ctx, w.d.Upsert(tp.dst, n), vals...); err != nil {
+		q := tp.upsertText(n, false, func() string { return w.d.Upsert(tp.dst, n) })
+		if _, err := tx.ExecContext(ctx, q, vals...); err != nil {
 			return fmt.Errorf("replicate: upsert %d rows into %s: %w", n, tp.dst.Name, err)
 		}
 		rows = rows[n:]
@@ -217,8 +281,17 @@ func (w *writer) versioned(tp *tablePair) bool {
 
 // upsertNewer writes rows that are newer than the target's (or new), and
 // counts in w.skipped the rows that were not: the target already held the
-// same or a greater version of the row.
+// same or a greater version of the row. Like upsert, it copies many rows
+// with the dialect's sqldb.NewerCopier when it has one.
 func (w *writer) upsertNewer(ctx context.Context, tx *sql.Tx, tp *tablePair, nu sqldb.NewerUpserter, rows [][]any) error {
+	if cp, ok := w.d.(sqldb.NewerCopier); ok && w.conn != nil && len(rows) >= minCopyRows {
+		n, err := cp.CopyUpsertNewer(ctx, w.conn, tp.dst, rows, w.version)
+		if err != nil {
+			return err
+		}
+		w.skipped += max(0, len(rows)-int(n))
+		return nil
+	}
 	per := min(maxRows, max(1, maxParams(w.d)/len(tp.dst.Columns)))
 	// MySQL counts an overwritten row twice; the rows that existed before
 	// tell inserts from overwrites.
@@ -236,7 +309,8 @@ func (w *writer) upsertNewer(ctx context.Context, tx *sql.Tx, tp *tablePair, nu 
 				return err
 			}
 		}
-		res, err := tx.ExecContext(ctx, nu.UpsertNewer(tp.dst, n, w.version), vals...)
+		q := tp.upsertText(n, true, func() string { return nu.UpsertNewer(tp.dst, n, w.version) })
+		res, err := tx.ExecContext(ctx, q, vals...)
 		if err != nil {
 			return fmt.Errorf("replicate: upsert %d rows into %s: %w", n, tp.dst.Name, err)
 		}
@@ -321,7 +395,7 @@ func (w *writer) apply(ctx context.Context, tx *sql.Tx, changes []Change) (int, 
 		i = j
 		// One statement must not touch a key twice (Postgres refuses it,
 		// and the last image is what counts): keep each key's last change.
-		plan := w.newConvPlan(tp)
+		plan := w.newConvPlan(tp, len(group))
 		seen := make(map[groupKey]int, len(group))
 		keys := make([][]any, 0, len(group))
 		var rows [][]any

@@ -2,6 +2,8 @@ package replicate_test
 
 import (
 	"context"
+	"database/sql"
+	"fmt"
 	"testing"
 	"time"
 
@@ -121,5 +123,44 @@ func conflictCounted(t *testing.T, b *sqldb.DB) {
 	}
 	if got := r.Stream.Status().Conflicts; got != 2 {
 		t.Fatalf("conflicts = %d after a newer version and a lost tie, want 2", got)
+	}
+
+	// A batch large enough to be copied (PostgreSQL): new keys, one the
+	// target holds newer and one it holds older.
+	putRec(t, b, "m007", 7, t0.Add(time.Hour), "azure")
+	putRec(t, b, "m008", 8, t0, "azure")
+	if err := a.Tx(ctx, func(tx *sql.Tx) error {
+		for i := range 100 {
+			row := make([]any, len(versioned.Columns))
+			for j, x := range []any{fmt.Sprintf("m%03d", i), int64(100 + i), t0.Add(time.Minute), "aws"} {
+				cv, err := a.Dialect.Value(versioned.Columns[j].Type, x)
+				if err != nil {
+					return err
+				}
+				row[j] = cv
+			}
+			if _, err := tx.ExecContext(ctx, a.Dialect.Upsert(versioned, 1), row...); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	waitCaughtUp(t, r, a)
+	if got := r.Stream.Status().Conflicts; got != 3 {
+		t.Fatalf("conflicts = %d after a batch with one older row, want 3", got)
+	}
+	if v, o := recOf(t, b, "m007"); v != 7 || o != "azure" {
+		t.Fatalf("target's m007 = %d from %s, want the newer 7 from azure", v, o)
+	}
+	for _, id := range []string{"m008", "m099"} {
+		if v, o := recOf(t, b, id); v < 100 || o != "aws" {
+			t.Fatalf("target's %s = %d from %s, want the batch's row", id, v, o)
+		}
+	}
+	var n int
+	if err := b.QueryRowContext(ctx, "SELECT COUNT(*) FROM recs WHERE id LIKE 'm%'").Scan(&n); err != nil || n != 100 {
+		t.Fatalf("%d rows of the batch on the target (%v), want 100", n, err)
 	}
 }

@@ -15,7 +15,9 @@
 # each server spent per request, which depends far less than req/s on what
 # else the machine runs. A second edge with its fast path off (net/http
 # answers every request, -fast=false) runs alongside, for the fast path's
-# own effect.
+# own effect; with EDGE_BASE=PATH (an edgebench binary built from another
+# commit) the second edge is that build instead, fast path on, for an A/B
+# of two builds next to nginx.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
@@ -35,7 +37,13 @@ go build -o "$dir/edgebench" ./edge/internal/edgebench
 oport=$(freeport) eport=$(freeport) nport=$(freeport) sport=$(freeport)
 "$dir/edgebench" origin -listen "127.0.0.1:$oport" & pids+=($!)
 GOMAXPROCS=$WORKERS "$dir/edgebench" edge -listen "127.0.0.1:$eport" -origin "http://127.0.0.1:$oport" -disk "$dir/edge-cache" & pids+=($!)
-GOMAXPROCS=$WORKERS "$dir/edgebench" edge -fast=false -listen "127.0.0.1:$sport" -origin "http://127.0.0.1:$oport" -disk "$dir/edge-cache-nethttp" & pids+=($!)
+if [[ -n ${EDGE_BASE:-} ]]; then
+	second="edge (EDGE_BASE)"
+	GOMAXPROCS=$WORKERS "$EDGE_BASE" edge -listen "127.0.0.1:$sport" -origin "http://127.0.0.1:$oport" -disk "$dir/edge-cache-base" & pids+=($!)
+else
+	second="edge without fast path"
+	GOMAXPROCS=$WORKERS "$dir/edgebench" edge -fast=false -listen "127.0.0.1:$sport" -origin "http://127.0.0.1:$oport" -disk "$dir/edge-cache-nethttp" & pids+=($!)
+fi
 
 mkdir -p "$dir/nginx"
 cat >"$dir/nginx.conf" <<CONF
@@ -127,7 +135,7 @@ origin_count() { curl -s "http://127.0.0.1:$oport/stats"; }
 
 warm nginx "$nport"
 warm edge "$eport"
-warm edge-nethttp "$sport"
+warm "$second" "$sport"
 nginx_pid=$(cat "$dir/nginx.pid")
 edge_pid=${pids[1]} slow_pid=${pids[2]}
 
@@ -142,8 +150,9 @@ for name in "1 KiB hit:/1k/0" "1 MiB hit:/1m/0" "revalidation mix:$dir/reval.lua
 		er=$(measure "$eport" "$target" "$edge_pid")
 		after=$(origin_count)
 		sr=$(measure "$sport" "$target" "$slow_pid")
+		last=$(origin_count)
 		n+="$nr"$'\n' e+="$er"$'\n' sl+="$sr"$'\n'
-		echo "$label round $round (load $(cut -d' ' -f1 /proc/loadavg)): nginx $nr, edge $er, edge without fast path $sr (req/s p99 CPU-µs/req); origin before nginx $before, after nginx $mid, after edge $after" >&2
+		echo "$label round $round (load $(cut -d' ' -f1 /proc/loadavg)): nginx $nr, edge $er, $second $sr (req/s p99 CPU-µs/req); origin before nginx $before, after nginx $mid, after edge $after, after $second $last" >&2
 	done
 	res[nginx,$label]=$(grep . <<<"$n" | median)
 	res[edge,$label]=$(grep . <<<"$e" | median)
@@ -153,7 +162,7 @@ done
 echo
 echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency, median of $ROUNDS rounds (by req/s), $WORKERS nginx workers and GOMAXPROCS=$WORKERS, $(nproc) cores shared by wrk, the caches and the origin; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-echo "| workload | nginx req/s | nginx p99 | nginx CPU/req | edge req/s | edge p99 | edge CPU/req | edge / nginx req/s | nginx / edge CPU per req | edge without fast path: CPU/req |"
+echo "| workload | nginx req/s | nginx p99 | nginx CPU/req | edge req/s | edge p99 | edge CPU/req | edge / nginx req/s | nginx / edge CPU per req | $second: CPU/req |"
 echo "|---|---|---|---|---|---|---|---|---|---|"
 for label in "1 KiB hit" "1 MiB hit" "revalidation mix"; do
 	read -r nr np nc <<<"${res[nginx,$label]}"

@@ -19,7 +19,11 @@
 # the API's: a before/after comparison under the same load.
 # ROUNDS_OUT=FILE (an absolute path) appends every round, one line each:
 # records/request, clients, f (floor) / b (base) / a (API), records/s,
-# p99 ms, non-2xx.
+# p99 ms, non-2xx, the 1-minute load average when the round ended.
+# After the medians, a second table counts, per case, the rounds in which
+# the API (and the base) met the target against the floor of the same
+# round (>= 0.5x its records/s at <= 2x its p99), with the range of the
+# load average over the case's rounds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
@@ -63,16 +67,23 @@ if [[ -n $BASE ]]; then
 	waitport "$bport"
 fi
 
-# run URL RECORDS CONNECTIONS -> "records/s p99_ms non2xx"
+# run URL RECORDS CONNECTIONS -> "records/s p99_ms non2xx load1"
 run() {
-	local out
+	local out load
 	out=$(BODY="$dir/body-$2.ndjson" wrk -t"$THREADS" -c"$3" -d"$DURATION" --latency -s "$dir/post.lua" "$1/v1/records")
-	awk -v recs="$2" '
+	read -r load _ </proc/loadavg
+	awk -v recs="$2" -v la="$load" '
 		function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
 		/Requests\/sec:/ { rps = $2 }
 		/^ +99%/ { p99 = ms($2) }
 		/Non-2xx/ { bad = $NF }
-		END { printf "%.0f %.1f %d\n", rps*recs, p99, bad+0 }' <<<"$out"
+		END { printf "%.0f %.1f %d %s\n", rps*recs, p99, bad+0, la }' <<<"$out"
+}
+
+# met FLOOR_FILE OTHER_FILE -> "rounds_met rounds": the rounds (line by
+# line, the same round of each) in which OTHER met the target.
+met() {
+	paste -d' ' "$1" "$2" | awk '{ n++; if ($5 >= 0.5 * $1 && $6 <= 2 * $2) m++ } END { printf "%d %d\n", m, n }'
 }
 
 # pick FILE RECORDS_PER_S: the p99 of the round with that records/s (the
@@ -86,6 +97,7 @@ else
 	printf '| records/request | clients | floor records/s | floor p99 | API records/s | API p99 | API/floor records/s | API/floor p99 |\n'
 	printf '|---|---|---|---|---|---|---|---|\n'
 fi
+: >"$dir/verdicts.txt"
 for recs in 100 1000; do
 	for conns in 8 32; do
 		: >"$dir/f.txt"
@@ -96,13 +108,13 @@ for recs in 100 1000; do
 			if [[ -n $BASE ]]; then run "http://127.0.0.1:$bport" "$recs" "$conns" >>"$dir/b.txt"; fi
 			run "http://127.0.0.1:$aport" "$recs" "$conns" >>"$dir/a.txt"
 		done
-		read -r frps _ fbad <<<"$(median <"$dir/f.txt")"
-		read -r arps _ abad <<<"$(median <"$dir/a.txt")"
+		read -r frps _ fbad _ <<<"$(median <"$dir/f.txt")"
+		read -r arps _ abad _ <<<"$(median <"$dir/a.txt")"
 		if [[ $fbad != 0 || $abad != 0 ]]; then echo "non-2xx answers: floor $fbad, API $abad" >&2; fi
 		fp99=$(pick "$dir/f.txt" "$frps")
 		ap99=$(pick "$dir/a.txt" "$arps")
 		if [[ -n $BASE ]]; then
-			read -r brps _ bbad <<<"$(median <"$dir/b.txt")"
+			read -r brps _ bbad _ <<<"$(median <"$dir/b.txt")"
 			if [[ $bbad != 0 ]]; then echo "non-2xx answers: base $bbad" >&2; fi
 			bp99=$(pick "$dir/b.txt" "$brps")
 			awk -v rc="$recs" -v c="$conns" -v fr="$frps" -v fp="$fp99" -v br="$brps" -v bp="$bp99" -v ar="$arps" -v ap="$ap99" 'BEGIN {
@@ -111,6 +123,11 @@ for recs in 100 1000; do
 			awk -v rc="$recs" -v c="$conns" -v fr="$frps" -v fp="$fp99" -v ar="$arps" -v ap="$ap99" 'BEGIN {
 				printf "| %d | %d | %d | %.1f ms | %d | %.1f ms | %.2f | %.2f |\n", rc, c, fr, fp, ar, ap, ar/fr, ap/fp }'
 		fi
+		read -r am an <<<"$(met "$dir/f.txt" "$dir/a.txt")"
+		bm=-
+		if [[ -n $BASE ]]; then read -r bm _ <<<"$(met "$dir/f.txt" "$dir/b.txt")"; fi
+		loads=$(cat "$dir/f.txt" "$dir/b.txt" "$dir/a.txt" | awk 'NR == 1 || $4 < lo { lo = $4 } NR == 1 || $4 > hi { hi = $4 } END { printf "%s-%s", lo, hi }')
+		echo "$recs $conns $an $am $bm $loads" >>"$dir/verdicts.txt"
 		if [[ -n ${ROUNDS_OUT:-} ]]; then
 			for who in f b a; do
 				if [[ -s $dir/$who.txt ]]; then sed "s/^/$recs $conns $who /" "$dir/$who.txt" >>"$ROUNDS_OUT"; fi
@@ -118,6 +135,15 @@ for recs in 100 1000; do
 		fi
 	done
 done
+
+echo
+if [[ -n $BASE ]]; then
+	printf '| records/request | clients | rounds | API met the target | base met the target | load average |\n|---|---|---|---|---|---|\n'
+	awk '{ printf "| %d | %d | %d | %d | %s | %s |\n", $1, $2, $3, $4, $5, $6 }' "$dir/verdicts.txt"
+else
+	printf '| records/request | clients | rounds | API met the target | load average |\n|---|---|---|---|---|\n'
+	awk '{ printf "| %d | %d | %d | %d | %s |\n", $1, $2, $3, $4, $6 }' "$dir/verdicts.txt"
+fi
 
 if [[ $PROFILE == 1 ]]; then
 	BODY="$dir/body-$PROFILE_RECORDS.ndjson" wrk -t"$THREADS" -c32 -d12s -s "$dir/post.lua" "http://127.0.0.1:$aport/v1/records" >/dev/null &

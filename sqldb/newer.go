@@ -1,6 +1,10 @@
 package sqldb
 
-import "strings"
+import (
+	"context"
+	"database/sql"
+	"strings"
+)
 
 // NewerUpserter is implemented by dialects that can write a row only when
 // it is newer than the row it would replace: the rule by which the same
@@ -12,6 +16,18 @@ type NewerUpserter interface {
 	// breaks its ties, and so on); otherwise the existing row is left
 	// unchanged. Every version column must be a non-key column of t.
 	UpsertNewer(t Table, rows int, version []string) string
+}
+
+// NewerCopier is implemented by dialects that can write many rows the way
+// UpsertNewer does faster than multi-row statements (PostgreSQL COPY).
+type NewerCopier interface {
+	// CopyUpsertNewer writes rows (each with every column of t in order,
+	// as Value converts them, with distinct primary keys) as UpsertNewer
+	// does, and returns how many it wrote (inserted, or overwrote as
+	// newer). Like Copier.CopyUpsert it runs inside the transaction open
+	// on conn and fails when none is; an error leaves that transaction
+	// failed, to be rolled back.
+	CopyUpsertNewer(ctx context.Context, conn *sql.Conn, t Table, rows [][]any, version []string) (int64, error)
 }
 
 // NewerCondition returns the SQL condition "the incoming version is

@@ -80,10 +80,29 @@ func Normalize(t Type, v any) (any, error) {
 		}
 		return Normalize(t, *p)
 	}
+	if normalized(t.Kind, v) {
+		return v, nil
+	}
 	if c, ok := conversions[t.Kind]; ok {
 		return c(t, v, false)
 	}
 	return asText(v), nil
+}
+
+// normalized reports whether v is already what Normalize makes of it for
+// kind k, the common case of a value a driver scanned (text, a 64-bit
+// integer or float): it is then returned as it came, without converting
+// and boxing it again.
+func normalized(k Kind, v any) bool {
+	switch v.(type) {
+	case string:
+		return k == KindString || k == KindText
+	case int64:
+		return k == KindInt
+	case float64:
+		return k == KindFloat
+	}
+	return false
 }
 
 func asText(v any) string {

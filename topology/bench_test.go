@@ -1,11 +1,14 @@
 package topology_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"testing"
@@ -25,6 +28,15 @@ import (
 // what `intercloud bench` reports: acknowledged records/s and the
 // ack → visible-at-the-edge latency. The rate at which the backlog stops
 // draining is the saturation point.
+//
+// Besides acknowledged/s and the latencies it reports the CPU per
+// acknowledged record (user + system, µs, from the start of the sending
+// until the backlog drained) of the test process (cpu-µs/rec) and, on
+// MariaDB + PostgreSQL, of each database server with its children
+// (mariadb-µs/rec, postgres-µs/rec: the server's process and its
+// children, read from /proc). INTERCLOUD_BENCH_CPUPROFILE=PREFIX writes
+// the test process's CPU profile of each run (the sending and the drain,
+// not the start-up) to PREFIX-DBS-RATE.pprof.
 //
 //	go test ./topology -run '^$' -bench Pipeline -benchtime 1x
 func BenchmarkPipeline(b *testing.B) {
@@ -59,9 +71,13 @@ func BenchmarkPipeline(b *testing.B) {
 		for _, rate := range rates {
 			b.Run(fmt.Sprintf("%s/rate=%.0f", dbs, rate), func(b *testing.B) {
 				cfg := testConfig(b, b.TempDir())
+				servers := map[string]string{} // metric name → pid file of the server
 				if dbs != "embedded" {
-					cfg.Clouds["aws"].SQL = peers.StartMariaDB(b).URL("app")
-					cfg.Clouds["azure"].SQL = peers.StartPostgres(b).URL("app")
+					my, pg := peers.StartMariaDB(b), peers.StartPostgres(b)
+					cfg.Clouds["aws"].SQL = my.URL("app")
+					cfg.Clouds["azure"].SQL = pg.URL("app")
+					servers["mariadb-µs/rec"] = filepath.Join(my.Dir, "mariadbd.pid")
+					servers["postgres-µs/rec"] = filepath.Join(pg.Dir, "postgres.pid")
 					if err := cfg.Validate(); err != nil {
 						b.Fatal(err)
 					}
@@ -72,14 +88,24 @@ func BenchmarkPipeline(b *testing.B) {
 				}
 				defer topo.Stop(context.Background())
 				for b.Loop() {
+					cpu0 := serverCPU(b, servers)
+					stopProfile := startProfile(b, fmt.Sprintf("%s-%.0f", strings.ReplaceAll(dbs, "+", "-"), rate))
 					res, err := demo.Bench(context.Background(), demo.BenchOptions{
 						URL: topo.URL("frontdoor"), EdgeURL: topo.URL("edge"), Key: testKey, Client: topo.Client(),
 						Clients: clients, BatchSize: 100, Rate: rate, Duration: dur, Drain: 2 * time.Minute,
 					})
+					stopProfile()
+					cpu1 := serverCPU(b, servers)
 					if err != nil {
 						b.Fatal(err)
 					}
 					b.Logf("%s", res)
+					if res.Acked > 0 {
+						b.ReportMetric(res.CPUSeconds*1e6/float64(res.Acked), "cpu-µs/rec")
+						for name := range servers {
+							b.ReportMetric((cpu1[name]-cpu0[name])*1e6/float64(res.Acked), name)
+						}
+					}
 					b.ReportMetric(float64(res.RecordsPerSec), "acked/s")
 					b.ReportMetric(res.E2EP50ms, "e2e-p50-ms")
 					b.ReportMetric(res.E2EP99ms, "e2e-p99-ms")
@@ -88,6 +114,86 @@ func BenchmarkPipeline(b *testing.B) {
 			})
 		}
 	}
+}
+
+// startProfile starts the CPU profile of one run when
+// INTERCLOUD_BENCH_CPUPROFILE names a file prefix; the function it returns
+// stops it.
+func startProfile(b *testing.B, run string) func() {
+	prefix := os.Getenv("INTERCLOUD_BENCH_CPUPROFILE")
+	if prefix == "" {
+		return func() {}
+	}
+	f, err := os.Create(prefix + "-" + run + ".pprof")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		b.Fatalf("INTERCLOUD_BENCH_CPUPROFILE: %v (not with -cpuprofile)", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			b.Error(err)
+		}
+	}
+}
+
+// serverCPU returns, per name, the CPU seconds (user + system) that the
+// server whose pid file it maps to has used so far: its own process (with
+// the children it reaped) and its children (PostgreSQL's backends, each in
+// a session of its own). A backend that exits between two readings moves
+// from its own figures into its parent's children's figures, so
+// differences stay whole.
+func serverCPU(b *testing.B, pidFiles map[string]string) map[string]float64 {
+	out := map[string]float64{}
+	if len(pidFiles) == 0 {
+		return out
+	}
+	servers := map[int]string{}
+	for name, f := range pidFiles {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+		if err != nil {
+			b.Fatalf("%s: %v", f, err)
+		}
+		servers[pid] = name
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		raw, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue // gone meanwhile
+		}
+		// The command name may hold spaces: the fields follow the last ')'.
+		f := strings.Fields(string(raw[bytes.LastIndexByte(raw, ')')+1:]))
+		if len(f) < 15 {
+			continue
+		}
+		pid, _ := strconv.Atoi(e.Name())
+		ppid, _ := strconv.Atoi(f[1])
+		name, ok := servers[pid]
+		if !ok {
+			if name, ok = servers[ppid]; !ok {
+				continue
+			}
+		}
+		for _, i := range []int{11, 12, 13, 14} { // utime, stime, cutime, cstime
+			ticks, _ := strconv.ParseFloat(f[i], 64)
+			out[name] += ticks / 100 // USER_HZ
+		}
+	}
+	return out
 }
 
 // BenchmarkTLS measures what TLS costs, in one run: a topology with TLS on

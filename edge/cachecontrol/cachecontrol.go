@@ -81,7 +81,7 @@ func Parse(h http.Header) Directives {
 // ParseLines parses Cache-Control field values.
 func ParseLines(lines []string) Directives {
 	var d Directives
-	seen := map[string]string(nil)
+	var seen seenArgs
 	for _, line := range lines {
 		p := lexer{s: line}
 		for !p.done() {
@@ -90,19 +90,46 @@ func ParseLines(lines []string) Directives {
 				continue
 			}
 			name = strings.ToLower(name)
-			if seen == nil {
-				seen = map[string]string{}
-			}
-			prev, dup := seen[name]
 			key := arg
 			if !ok {
 				key = "\x00invalid"
 			}
-			seen[name] = key
+			prev, dup := seen.swap(name, key)
 			d.set(name, arg, hasArg, ok, dup && prev != key)
 		}
 	}
 	return d
+}
+
+// seenArgs maps the directives seen so far to their last argument: the
+// first few in an array (no allocation for a usual field), the rest in a
+// map.
+type seenArgs struct {
+	n     int
+	small [8][2]string
+	more  map[string]string
+}
+
+// swap records arg for name and returns the argument recorded before, if
+// any.
+func (s *seenArgs) swap(name, arg string) (prev string, ok bool) {
+	for i := range s.n {
+		if s.small[i][0] == name {
+			prev, s.small[i][1] = s.small[i][1], arg
+			return prev, true
+		}
+	}
+	if s.n < len(s.small) {
+		s.small[s.n] = [2]string{name, arg}
+		s.n++
+		return "", false
+	}
+	if s.more == nil {
+		s.more = map[string]string{}
+	}
+	prev, ok = s.more[name]
+	s.more[name] = arg
+	return prev, ok
 }
 
 // set records one directive. ok is false when the element was malformed;

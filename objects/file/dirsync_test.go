@@ -1,9 +1,15 @@
 package file
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -24,7 +30,7 @@ func newBlockingFsync() *blockingFsync {
 	return &blockingFsync{started: make(chan int, 16), release: make(chan error)}
 }
 
-func (f *blockingFsync) fsync(string) error {
+func (f *blockingFsync) fsync(*os.File) error {
 	f.mu.Lock()
 	f.calls++
 	n := f.calls
@@ -39,7 +45,7 @@ func (f *blockingFsync) fsync(string) error {
 // a caller after the rounds runs one of its own.
 func TestDirSyncRounds(t *testing.T) {
 	f := newBlockingFsync()
-	s := &dirSyncer{dir: "d", fsync: f.fsync}
+	s := &dirSyncer{fsync: f.fsync}
 	first := make(chan error, 1)
 	go func() { first <- s.sync() }()
 	if n := <-f.started; n != 1 {
@@ -112,7 +118,7 @@ func TestConcurrentPutsShareDirectoryFsyncs(t *testing.T) {
 	var mu sync.Mutex
 	fsyncs := 0
 	gate := make(chan struct{})
-	b.fsyncDir = func(dir string) error {
+	b.fsyncDir = func(d *os.File) error {
 		mu.Lock()
 		fsyncs++
 		first := fsyncs == 1
@@ -120,7 +126,7 @@ func TestConcurrentPutsShareDirectoryFsyncs(t *testing.T) {
 		if first {
 			<-gate // the others finish their writes meanwhile
 		}
-		return syncDir(dir)
+		return syncDirFile(d)
 	}
 	bkt := blob.NewBucket(b)
 	ctx := context.Background()
@@ -136,7 +142,7 @@ func TestConcurrentPutsShareDirectoryFsyncs(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		b.mu.Lock()
-		s := b.syncers[b.dir+"/raw/h"]
+		s := b.dirs[b.dir+"/raw/h"]
 		b.mu.Unlock()
 		c := 0
 		if s != nil {
@@ -170,5 +176,84 @@ func TestConcurrentPutsShareDirectoryFsyncs(t *testing.T) {
 	}
 	if fsyncs != 2 {
 		t.Errorf("%d directory fsyncs for %d objects written together, want 2", fsyncs, n)
+	}
+}
+
+// TestPutOrdersDurably checks the order of a write's flushes, which is
+// what makes an acknowledged object survive a power loss: the file is
+// flushed whole while no name points at it yet (a crash before leaves no
+// partial object under the key), the directory is fsynced after the name
+// was made (the name survives), and Put returns only after both. A
+// failed flush of either fails the Put, and a failed file flush leaves
+// no object.
+func TestPutOrdersDurably(t *testing.T) {
+	for _, conditional := range []bool{true, false} {
+		t.Run(fmt.Sprintf("IfNotExist=%v", conditional), func(t *testing.T) {
+			b := newBucket(t.TempDir())
+			bkt := blob.NewBucket(b)
+			ctx := context.Background()
+			key := "raw/2026/11/30/13/a.ndjson"
+			path := filepath.Join(b.dir, filepath.FromSlash(key))
+			body := bytes.Repeat([]byte("{\"id\":\"x\"}\n"), 20000)
+			var steps []string
+			b.syncFile = func(f *os.File) error {
+				got, err := os.ReadFile(f.Name())
+				if err != nil || !bytes.HasSuffix(got, body) || !bytes.HasPrefix(got, []byte(magic)) {
+					t.Errorf("file flushed before it was written whole (%d bytes, %v)", len(got), err)
+				}
+				if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+					t.Errorf("the object's name exists before its file was flushed: %v", err)
+				}
+				steps = append(steps, "file")
+				return datasync(f)
+			}
+			b.fsyncDir = func(d *os.File) error {
+				if _, err := os.Stat(path); err != nil {
+					t.Errorf("directory fsynced before the object was named: %v", err)
+				}
+				if d.Name() != filepath.Dir(path) {
+					t.Errorf("fsynced %s, the object is in %s", d.Name(), filepath.Dir(path))
+				}
+				steps = append(steps, "dir")
+				return syncDirFile(d)
+			}
+			if err := bkt.WriteAll(ctx, key, body, &blob.WriterOptions{IfNotExist: conditional, ContentType: "application/x-ndjson"}); err != nil {
+				t.Fatal(err)
+			}
+			if want := []string{"file", "dir"}; !slices.Equal(steps, want) {
+				t.Errorf("flushes %q before Put returned, want %q", steps, want)
+			}
+			got, err := bkt.ReadAll(ctx, key)
+			if err != nil || !bytes.Equal(got, body) {
+				t.Fatalf("read back %d bytes, %v", len(got), err)
+			}
+
+			boom := errors.New("flush failed")
+			b.syncFile = func(*os.File) error { return boom }
+			other := "raw/2026/11/30/13/b.ndjson"
+			if err := bkt.WriteAll(ctx, other, body, &blob.WriterOptions{IfNotExist: conditional}); !errors.Is(err, boom) {
+				t.Errorf("put with a failed file flush: %v, want %v", err, boom)
+			}
+			if ok, _ := bkt.Exists(ctx, other); ok {
+				t.Error("an object whose file flush failed exists")
+			}
+			b.syncFile = datasync
+			b.fsyncDir = func(*os.File) error { return boom }
+			other = "raw/2026/11/30/14/b.ndjson" // a directory not yet open
+			if err := bkt.WriteAll(ctx, other, body, &blob.WriterOptions{IfNotExist: conditional}); !errors.Is(err, boom) {
+				t.Errorf("put with a failed directory fsync: %v, want %v", err, boom)
+			}
+			for _, d := range []string{filepath.Dir(path), filepath.Join(b.dir, "raw/2026/11/30/14")} {
+				entries, err := os.ReadDir(d)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, e := range entries {
+					if strings.HasPrefix(e.Name(), tempMark) {
+						t.Errorf("temporary file %q left behind", e.Name())
+					}
+				}
+			}
+		})
 	}
 }

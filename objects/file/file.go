@@ -4,12 +4,16 @@
 // Every object is one file under its key's path that holds its attributes
 // (content type, metadata, ETag) and its body together, so an object is
 // never seen without its attributes or the other way round. A write goes
-// to a temporary file in the target directory, which is fsynced, then
-// moved under its name (rename(2); link(2) for a conditional create, which
-// fails atomically when the name exists), and the directory is fsynced
-// (writers that finish together share one fsync that started after their
-// names were made): a Put that returned survives a power loss, and a crash
-// mid-write leaves no partial object under the key.
+// to a temporary file in the target directory, written with the header in
+// one call and flushed with fdatasync(2) (its data and size), then moved
+// under its name (rename(2); renameat2(2) with RENAME_NOREPLACE for a
+// conditional create, which fails atomically when the name exists, or
+// link(2) where the file system has no such rename), and the directory is
+// fsynced (writers that finish together share one fsync that started
+// after their names were made): a Put that returned survives a power loss,
+// and a crash mid-write leaves no partial object under the key. A
+// directory is held open while writers use it, and the calls are made
+// relative to it.
 //
 // Objects written by earlier versions (the body alone, attributes in a
 // sidecar "<key>.attrs" file) are read as they are; keys ending in
@@ -17,7 +21,6 @@
 package file
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -117,23 +120,29 @@ func OpenBucket(dir string) (*blob.Bucket, error) {
 }
 
 func newBucket(dir string) *bucket {
-	return &bucket{dir: dir, durable: map[string]bool{dir: true}, syncers: map[string]*dirSyncer{}, fsyncDir: syncDir}
+	return &bucket{dir: dir, durable: map[string]bool{dir: true}, dirs: map[string]*dirHandle{}, syncFile: datasync, fsyncDir: syncDirFile}
 }
 
 // bucket implements gocloud's driver.Bucket over a directory.
 type bucket struct {
 	dir string
-	// fsyncDir fsyncs a directory (syncDir; tests count or fail it).
-	fsyncDir func(dir string) error
+	// syncFile flushes a written file (datasync) and fsyncDir an open
+	// directory (syncDirFile); tests watch or fail them.
+	syncFile func(f *os.File) error
+	fsyncDir func(d *os.File) error
 
 	mu      sync.Mutex
 	durable map[string]bool       // directories whose entry in their parent is fsynced
-	syncers map[string]*dirSyncer // by directory
+	dirs    map[string]*dirHandle // directories held open, by path
 }
 
 // maxDurable bounds the set of directories known to be durable; past it
 // the set starts over (the cost is one more fsync per directory).
 const maxDurable = 4096
+
+// maxOpenDirs bounds the directories held open; past it they are all
+// closed (each once its last writer is done) and opened again on use.
+const maxOpenDirs = 64
 
 // path returns the file of a key.
 func (b *bucket) path(key string) (string, error) {
@@ -176,7 +185,12 @@ func (b *bucket) ErrorAs(err error, i any) bool {
 	return false
 }
 
-func (b *bucket) Close() error { return nil }
+func (b *bucket) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.dropDirsLocked()
+	return nil
+}
 
 func (b *bucket) SignedURL(ctx context.Context, key string, opts *driver.SignedURLOptions) (string, error) {
 	return "", fmt.Errorf("%w: signed URLs", errUnimplemented)
@@ -327,25 +341,8 @@ func (b *bucket) NewTypedWriter(ctx context.Context, key, contentType string, op
 			return nil, err
 		}
 	}
-	dir := filepath.Dir(path)
-	if err := b.ensureDir(dir); err != nil {
-		return nil, err
-	}
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
-	tmp := filepath.Join(dir, tempMark+hex.EncodeToString(rnd[:]))
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, fs.ErrNotExist) {
-		// The directory was removed from under the bucket: make it again.
-		b.forget(dir)
-		if err := b.ensureDir(dir); err != nil {
-			return nil, err
-		}
-		f, err = os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
-	}
-	if err != nil {
-		return nil, err
-	}
 	h := header{
 		ContentType: contentType, CacheControl: opts.CacheControl, ContentDisposition: opts.ContentDisposition,
 		ContentEncoding: opts.ContentEncoding, ContentLanguage: opts.ContentLanguage,
@@ -355,46 +352,118 @@ func (b *bucket) NewTypedWriter(ctx context.Context, key, contentType string, op
 		h.Metadata = opts.Metadata
 	}
 	raw, err := json.Marshal(h)
-	if err == nil {
-		var buf bytes.Buffer
-		buf.WriteString(magic)
-		_ = binary.Write(&buf, binary.BigEndian, uint32(len(raw)))
-		buf.Write(raw)
-		_, err = f.Write(buf.Bytes())
-	}
 	if err != nil {
-		f.Close()
-		os.Remove(f.Name())
 		return nil, err
 	}
-	return &writer{ctx: ctx, b: b, f: f, path: path, ifNotExist: opts.IfNotExist}, nil
+	hdr := make([]byte, 0, len(magic)+4+len(raw))
+	hdr = append(hdr, magic...)
+	hdr = binary.BigEndian.AppendUint32(hdr, uint32(len(raw)))
+	hdr = append(hdr, raw...)
+
+	dir, name := filepath.Split(path)
+	dir = filepath.Clean(dir)
+	tmp := tempMark + hex.EncodeToString(rnd[:])
+	var d *dirHandle
+	var f *os.File
+	for attempt := 0; ; attempt++ {
+		if d, err = b.openDir(dir); err != nil {
+			return nil, err
+		}
+		f, err = createAt(d.f, tmp)
+		if err == nil {
+			break
+		}
+		b.releaseDir(d)
+		if !errors.Is(err, fs.ErrNotExist) || attempt > 0 {
+			return nil, err
+		}
+		// The directory was removed from under the bucket: make it again.
+		b.forget(dir)
+	}
+	return &writer{ctx: ctx, b: b, d: d, f: f, tmp: tmp, name: name, path: path, hdr: hdr, ifNotExist: opts.IfNotExist}, nil
 }
 
 // writer writes a temporary file and moves it under its name on Close.
 type writer struct {
 	ctx        context.Context
 	b          *bucket
+	d          *dirHandle // the object's directory
 	f          *os.File
+	tmp, name  string // the temporary file's and the object's names in d
 	path       string
+	hdr        []byte // the header, until written with the first bytes of the body
 	ifNotExist bool
+	// err is the first write's failure: Close then discards the
+	// temporary file instead of naming an object cut short (gocloud
+	// closes a writer whose write failed, expecting no object).
+	err error
 }
 
-func (w *writer) Write(p []byte) (int, error) { return w.f.Write(p) }
+func (w *writer) Write(p []byte) (int, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	if w.hdr != nil {
+		// The header and the body's first bytes in one call.
+		hdr := w.hdr
+		w.hdr = nil
+		if err := writeAll(w.f, hdr, p); err != nil {
+			w.err = err
+			return 0, err
+		}
+		return len(p), nil
+	}
+	n, err := w.f.Write(p)
+	if err != nil {
+		w.err = err
+	}
+	return n, err
+}
 
-// Upload lets gocloud hand over the whole body in one call.
+// Upload lets gocloud hand over the whole body in one call: a body that
+// writes itself (a bytes.Reader) goes in one write with the header.
 func (w *writer) Upload(r io.Reader) error {
-	_, err := io.Copy(w.f, r)
-	return err
+	if wt, ok := r.(io.WriterTo); ok {
+		_, err := wt.WriteTo(w)
+		return err
+	}
+	if _, err := w.Write(nil); err != nil {
+		return err
+	}
+	if _, err := io.Copy(w.f, r); err != nil {
+		if w.err == nil {
+			w.err = err
+		}
+		return err
+	}
+	return nil
 }
 
 func (w *writer) Close() error {
-	tmp := w.f.Name()
-	defer os.Remove(tmp) // after a successful rename there is nothing to remove
+	defer w.b.releaseDir(w.d)
+	named := false
+	defer func() {
+		if !named {
+			_ = removeAt(w.d.f, w.tmp)
+		}
+	}()
+	if w.err != nil {
+		w.f.Close()
+		return fmt.Errorf("file: write %s: %w", w.path, w.err)
+	}
 	if err := w.ctx.Err(); err != nil {
 		w.f.Close()
 		return err
 	}
-	if err := w.f.Sync(); err != nil {
+	if w.hdr != nil { // an empty body
+		if _, err := w.Write(nil); err != nil {
+			w.f.Close()
+			return err
+		}
+	}
+	// The data and its size, before the name: fdatasync(2) flushes what
+	// reading the file back needs, not its timestamps.
+	if err := w.b.syncFile(w.f); err != nil {
 		w.f.Close()
 		return fmt.Errorf("file: fsync %s: %w", w.path, err)
 	}
@@ -405,41 +474,111 @@ func (w *writer) Close() error {
 		return err
 	}
 	if w.ifNotExist {
-		if err := os.Link(tmp, w.path); err != nil {
+		if err := renameNoReplace(w.d.f, w.tmp, w.name); err != nil {
 			if errors.Is(err, fs.ErrExist) {
-				if fi, serr := os.Stat(w.path); serr == nil && fi.IsDir() {
+				if isDirAt(w.d.f, w.name) {
 					return fmt.Errorf("file: %s: a directory of that name exists", w.path)
 				}
 				return fmt.Errorf("%w: %s", errExists, w.path)
 			}
 			return err
 		}
-	} else if err := os.Rename(tmp, w.path); err != nil {
-		return err
+		named = true
+		// No object had the name, so no sidecar of an earlier
+		// version's object applies to it.
+	} else {
+		if err := renameAt(w.d.f, w.tmp, w.name); err != nil {
+			return err
+		}
+		named = true
+		// A sidecar of an earlier version's object no longer applies.
+		if err := removeAt(w.d.f, w.name+legacyAttrs); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
 	}
-	// A sidecar of an earlier version's object no longer applies.
-	if err := os.Remove(w.path + legacyAttrs); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	return w.b.syncEntries(filepath.Dir(w.path))
+	// The name: an fsync of the directory that started after the rename.
+	return w.d.sync()
 }
 
-// syncEntries makes the entries created or removed in dir so far durable:
-// it returns once an fsync of dir that started after the call returned.
-// Writers that finish together share one fsync (see dirSyncer).
-func (b *bucket) syncEntries(dir string) error {
+// dirHandle is a directory of the bucket held open while writers use it:
+// objects are created and named relative to it, and the fsyncs that make
+// its entries durable are shared (dirSyncer). It is closed when its last
+// writer is done, so that the next write opens the directory by its path
+// again: a directory renamed or replaced from under the bucket is not
+// written through a handle that still points at it elsewhere.
+type dirHandle struct {
+	f    *os.File
+	path string
+	dirSyncer
+	refs    int  // writers using it (under bucket.mu)
+	dropped bool // out of bucket.dirs: closed by its last writer (under bucket.mu)
+}
+
+// openDir returns dir held open, made first (durably) if missing. Release
+// it with releaseDir.
+func (b *bucket) openDir(dir string) (*dirHandle, error) {
+	if err := b.ensureDir(dir); err != nil {
+		return nil, err
+	}
 	b.mu.Lock()
-	s := b.syncers[dir]
-	if s == nil {
-		if len(b.syncers) >= maxDurable {
-			// Syncers in use go on serving their callers.
-			b.syncers = map[string]*dirSyncer{}
-		}
-		s = &dirSyncer{dir: dir, fsync: b.fsyncDir}
-		b.syncers[dir] = s
+	if d := b.dirs[dir]; d != nil {
+		d.refs++
+		b.mu.Unlock()
+		return d, nil
 	}
 	b.mu.Unlock()
-	return s.sync()
+	f, err := os.Open(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		// Removed from under the bucket since it was made: make it again.
+		b.forget(dir)
+		if err := b.ensureDir(dir); err != nil {
+			return nil, err
+		}
+		f, err = os.Open(dir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if d := b.dirs[dir]; d != nil { // opened meanwhile by another writer
+		d.refs++
+		f.Close()
+		return d, nil
+	}
+	if len(b.dirs) >= maxOpenDirs {
+		b.dropDirsLocked()
+	}
+	d := &dirHandle{f: f, path: dir, refs: 1, dirSyncer: dirSyncer{d: f, fsync: b.fsyncDir}}
+	b.dirs[dir] = d
+	return d, nil
+}
+
+// releaseDir ends a writer's use of d, closing it after its last.
+func (b *bucket) releaseDir(d *dirHandle) {
+	b.mu.Lock()
+	d.refs--
+	last := d.refs == 0
+	if last && !d.dropped {
+		d.dropped = true
+		delete(b.dirs, d.path)
+	}
+	b.mu.Unlock()
+	if last {
+		d.f.Close()
+	}
+}
+
+// dropDirsLocked closes the directories held open, each once its last
+// writer is done. b.mu is held.
+func (b *bucket) dropDirsLocked() {
+	for p, d := range b.dirs {
+		d.dropped = true
+		if d.refs == 0 {
+			d.f.Close()
+		}
+		delete(b.dirs, p)
+	}
 }
 
 // dirSyncer coalesces the fsyncs of one directory, as a database
@@ -448,8 +587,8 @@ func (b *bucket) syncEntries(dir string) error {
 // one runs wait for the next round, which one fsync serves for all of
 // them. A caller never counts a round that started before it called.
 type dirSyncer struct {
-	dir   string
-	fsync func(dir string) error
+	d     *os.File
+	fsync func(d *os.File) error
 
 	mu      sync.Mutex
 	running bool       // a round's fsync is running
@@ -463,8 +602,9 @@ type syncRound struct {
 	callers int
 }
 
-// sync returns once a round that started after the call has ended, with
-// that round's error.
+// sync makes the entries created or removed in the directory so far
+// durable: it returns once a round that started after the call has
+// ended, with that round's error.
 func (s *dirSyncer) sync() error {
 	s.mu.Lock()
 	r := s.next
@@ -491,7 +631,7 @@ func (s *dirSyncer) round() {
 	r := s.next
 	s.next = nil // callers from now on join a round that starts after this one
 	s.mu.Unlock()
-	r.err = s.fsync(s.dir)
+	r.err = s.fsync(s.d)
 	close(r.done)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -547,12 +687,20 @@ func (b *bucket) ensureDir(dir string) error {
 	return nil
 }
 
-// forget drops dir and its parents from the directories known durable.
+// forget drops dir and its parents from the directories known durable
+// and held open.
 func (b *bucket) forget(dir string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for d := dir; d != b.dir && strings.HasPrefix(d, b.dir); d = filepath.Dir(d) {
 		delete(b.durable, d)
+		if h := b.dirs[d]; h != nil {
+			h.dropped = true
+			if h.refs == 0 {
+				h.f.Close()
+			}
+			delete(b.dirs, d)
+		}
 	}
 }
 
@@ -563,12 +711,17 @@ func syncDir(dir string) error {
 	if err != nil {
 		return err
 	}
-	err = d.Sync()
+	err = syncDirFile(d)
 	if cerr := d.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil {
-		return fmt.Errorf("file: fsync directory %s: %w", dir, err)
+	return err
+}
+
+// syncDirFile fsyncs an open directory.
+func syncDirFile(d *os.File) error {
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("file: fsync directory %s: %w", d.Name(), err)
 	}
 	return nil
 }
@@ -627,7 +780,12 @@ func (b *bucket) Delete(ctx context.Context, key string, opts *driver.DeleteOpti
 	if err := os.Remove(path + legacyAttrs); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	return b.syncEntries(filepath.Dir(path))
+	d, err := b.openDir(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer b.releaseDir(d)
+	return d.sync()
 }
 
 // defaultPageSize is the page size of a listing that asks for none.

@@ -184,8 +184,50 @@ func TestDirectoryRemovedUnderneath(t *testing.T) {
 	}
 }
 
+// TestDirectoryReplacedUnderneath: a directory of the bucket renamed away
+// and replaced (by a new directory, then by a file) between writes: the
+// next object goes to the path its key names, or fails, and never into the
+// directory that moved away.
+func TestDirectoryReplacedUnderneath(t *testing.T) {
+	ctx := t.Context()
+	dir, b := openDir(t)
+	if err := b.Put(ctx, "r/a", []byte("1"), nil); err != nil {
+		t.Fatal(err)
+	}
+	r := filepath.Join(dir, "r")
+	if err := os.Rename(r, r+".away"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(r, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Put(ctx, "r/b", []byte("2"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(filepath.Join(r, "b")); err != nil || !bytes.HasSuffix(got, []byte("2")) {
+		t.Fatalf("r/b on disk: %q, %v; want it in the new directory", got, err)
+	}
+	if err := os.Rename(r, r+".away2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(r, []byte("not a directory"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Put(ctx, "r/c", []byte("3"), nil); err == nil {
+		t.Fatal("put under a path that is a file succeeded")
+	}
+	for _, moved := range []string{"r.away", "r.away2"} {
+		entries, _ := os.ReadDir(filepath.Join(dir, moved))
+		for _, e := range entries {
+			if name := e.Name(); name != "a" && name != "b" {
+				t.Errorf("%s holds %q, written after it moved away", moved, name)
+			}
+		}
+	}
+}
+
 // openDir opens a bucket on a fresh directory, closed when the test ends.
-func openDir(t *testing.T) (string, *objects.Bucket) {
+func openDir(t testing.TB) (string, *objects.Bucket) {
 	t.Helper()
 	dir := t.TempDir()
 	b, err := objects.Open(t.Context(), "file://"+dir, nil)

@@ -153,6 +153,12 @@ type streamState struct {
 func (st *streamState) run(ctx context.Context) error {
 	st.nextStatus = time.Now()
 	st.lastAdvance = time.Now()
+	// Each message is read with a deadline on the connection itself rather
+	// than a context of its own (a timer and a context watcher per row
+	// message); ctx's cancellation ends the read the same way.
+	nc := st.conn.Conn()
+	stop := context.AfterFunc(ctx, func() { _ = nc.SetReadDeadline(time.Now()) })
+	defer stop()
 	for {
 		if err := st.timers(ctx); err != nil {
 			return err
@@ -164,9 +170,13 @@ func (st *streamState) run(ctx context.Context) error {
 		if !st.inTxn && st.walEnd > st.delivered && st.pendingPos == 0 {
 			deadline = earliest(deadline, st.lastAdvance.Add(idleAdvanceEvery))
 		}
-		rctx, cancel := context.WithDeadline(ctx, deadline)
-		msg, err := st.conn.ReceiveMessage(rctx)
-		cancel()
+		if err := nc.SetReadDeadline(deadline); err != nil {
+			return fmt.Errorf("pgsrc: receive: %w", err)
+		}
+		if ctx.Err() != nil { // cancelled before the deadline was set
+			return ctx.Err()
+		}
+		msg, err := st.conn.ReceiveMessage(context.Background())
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()

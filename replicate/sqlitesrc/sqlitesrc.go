@@ -5,13 +5,17 @@
 // INSERT, UPDATE and DELETE triggers to each replicated table. They append
 // one row per changed key to
 //
-//	_ic_changes(seq INTEGER PRIMARY KEY AUTOINCREMENT, tbl, pk, op, origin, at)
+//	_ic_changes(seq INTEGER PRIMARY KEY AUTOINCREMENT, tbl, pk, op, origin, at, rid)
 //
 // where pk is a JSON array of the key's values (BLOB key columns as hex),
-// op is I, U or D, at the commit-ish time (UTC, milliseconds), and origin
-// the content of the one-row table _ic_origin, which Marker.MarkOrigin sets
-// inside a replication apply transaction and UnmarkOrigin clears before it
-// commits. SQLite has one writer at a time, so only that transaction's
+// op is I, U or D, at the time of the change in milliseconds since the
+// Unix epoch (changes logged by earlier versions hold RFC 3339 text, UTC,
+// which is read too), rid the changed row's rowid when the table has one
+// (a hint for the read, see below; NULL in changes logged by earlier
+// versions, whose change table the next Install gives the column), and
+// origin the content of the one-row table _ic_origin, which
+// Marker.MarkOrigin sets inside a replication apply transaction and
+// UnmarkOrigin clears before it commits. SQLite has one writer at a time, so only that transaction's
 // writes carry the tag. An update that changes the primary key records the
 // old key (as a delete) and the new one.
 //
@@ -26,10 +30,15 @@
 // of one key in a batch collapse into one. SQLite does not expose
 // transaction ids, so batch boundaries may fall anywhere between changes;
 // since each batch carries current row images that is still consistent.
-// A source of one table reads the changes and their rows in one statement
-// (the change table joined on the table's primary key); one of several
-// tables reads the rows by key afterwards. A stream that skips replicated
-// changes does not read them, only counts them.
+// A source of one table reads the changes and their rows in one statement:
+// the change table joined on the row at the logged rowid, which is one
+// B-tree lookup by integer where a lookup by key is two (the key's index,
+// then the row), and, for a change without a rowid or of a table without
+// rowids, on the primary key. A rowid is only a hint (VACUUM may renumber
+// the rowids of a table without an INTEGER PRIMARY KEY, a deleted rowid may
+// be reused): a row whose key is not the change's is read again by key. A
+// source of several tables reads the rows by key afterwards. A stream that
+// skips replicated changes does not read them, only counts them.
 //
 // Schema changes are noticed by SQLite's schema version when changes are
 // next read. A replicated table renamed with ALTER TABLE ... RENAME TO
@@ -48,6 +57,7 @@
 package sqlitesrc
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"database/sql"
@@ -124,7 +134,7 @@ type table struct {
 	joined string
 	pkIdx  []int // the primary key's columns among cols
 	kinds  []sqldb.Kind
-	hasTID bool
+	tid    int // the _trace_id column among cols, -1 for none
 }
 
 // Install creates the change and origin tables and (re)creates the capture
@@ -141,16 +151,10 @@ func install(ctx context.Context, db *sqldb.DB, tables []string) (map[string]*ta
 	}
 	out := map[string]*table{}
 	err := db.Tx(ctx, func(tx *sql.Tx) error {
-		stmts := []string{
-			`CREATE TABLE IF NOT EXISTS ` + ChangesTable + ` (
-				seq INTEGER PRIMARY KEY AUTOINCREMENT,
-				tbl TEXT NOT NULL,
-				pk TEXT NOT NULL,
-				op TEXT NOT NULL,
-				origin TEXT NOT NULL DEFAULT '',
-				at TEXT NOT NULL)`,
-			`CREATE TABLE IF NOT EXISTS ` + OriginTable + ` (id INTEGER PRIMARY KEY CHECK (id = 1), origin TEXT)`,
+		if err := createChanges(ctx, tx); err != nil {
+			return err
 		}
+		var stmts []string
 		for _, name := range tables {
 			def, err := db.Dialect.Describe(ctx, tx, name)
 			if err != nil {
@@ -166,9 +170,13 @@ func install(ctx context.Context, db *sqldb.DB, tables []string) (map[string]*ta
 			if err != nil {
 				return err
 			}
+			rowid, err := rowidName(ctx, tx, def)
+			if err != nil {
+				return err
+			}
 			stmts = append(stmts, moved...)
-			stmts = append(stmts, triggers(def)...)
-			out[name] = newTable(def)
+			stmts = append(stmts, triggers(def, rowid)...)
+			out[name] = newTable(def, rowid)
 		}
 		for _, s := range stmts {
 			if _, err := tx.ExecContext(ctx, s); err != nil {
@@ -181,6 +189,56 @@ func install(ctx context.Context, db *sqldb.DB, tables []string) (map[string]*ta
 		return nil, err
 	}
 	return out, nil
+}
+
+// createChanges creates the change and origin tables, and adds the rid
+// column to a change table created by an earlier version.
+func createChanges(ctx context.Context, tx *sql.Tx) error {
+	stmts := []string{
+		`CREATE TABLE IF NOT EXISTS ` + ChangesTable + ` (
+			seq INTEGER PRIMARY KEY AUTOINCREMENT,
+			tbl TEXT NOT NULL,
+			pk TEXT NOT NULL,
+			op TEXT NOT NULL,
+			origin TEXT NOT NULL DEFAULT '',
+			at TEXT NOT NULL,
+			rid INTEGER)`,
+		`CREATE TABLE IF NOT EXISTS ` + OriginTable + ` (id INTEGER PRIMARY KEY CHECK (id = 1), origin TEXT)`,
+	}
+	for _, s := range stmts {
+		if _, err := tx.ExecContext(ctx, s); err != nil {
+			return fmt.Errorf("sqlitesrc: install capture: %w", err)
+		}
+	}
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM pragma_table_info(?) WHERE name = 'rid'`, ChangesTable).Scan(&n); err != nil {
+		return fmt.Errorf("sqlitesrc: install capture: %w", err)
+	}
+	if n == 0 {
+		if _, err := tx.ExecContext(ctx, `ALTER TABLE `+ChangesTable+` ADD COLUMN rid INTEGER`); err != nil {
+			return fmt.Errorf("sqlitesrc: install capture: add rid: %w", err)
+		}
+	}
+	return nil
+}
+
+// rowidName returns the name a table's rowid goes by in its statements:
+// rowid, or _rowid_ or oid when a column takes that name; "" for a table
+// without rowids or whose columns take all three.
+func rowidName(ctx context.Context, tx *sql.Tx, def sqldb.Table) (string, error) {
+	var withoutRowid bool
+	if err := tx.QueryRowContext(ctx, `SELECT wr FROM pragma_table_list(?) WHERE schema = 'main'`, def.Name).Scan(&withoutRowid); err != nil {
+		return "", fmt.Errorf("sqlitesrc: capture %s: %w", def.Name, err)
+	}
+	if withoutRowid {
+		return "", nil
+	}
+	for _, name := range []string{"rowid", "_rowid_", "oid"} {
+		if !slices.ContainsFunc(def.Columns, func(c sqldb.Column) bool { return strings.EqualFold(c.Name, name) }) {
+			return name, nil
+		}
+	}
+	return "", nil
 }
 
 // formerCapture returns the statements that move the capture of a table
@@ -231,7 +289,18 @@ func triggerTable(trigger string) (string, bool) {
 	return "", false
 }
 
-func newTable(def sqldb.Table) *table {
+// captured returns the captured table def.
+func captured(ctx context.Context, tx *sql.Tx, def sqldb.Table) (*table, error) {
+	rowid, err := rowidName(ctx, tx, def)
+	if err != nil {
+		return nil, err
+	}
+	return newTable(def, rowid), nil
+}
+
+// newTable prepares the statements of a captured table whose rowid goes by
+// rowid ("" for none, see rowidName).
+func newTable(def sqldb.Table, rowid string) *table {
 	d := sqliteQuote
 	t := &table{def: def, cols: def.ColumnNames()}
 	var where []string
@@ -246,25 +315,37 @@ func newTable(def sqldb.Table) *table {
 	}
 	t.selectAll = fmt.Sprintf("SELECT %s FROM %s", strings.Join(qcols, ", "), d(def.Name))
 	t.byKey = t.selectAll + " WHERE " + strings.Join(where, " AND ")
-	_, t.hasTID = def.Column("_trace_id")
+	t.tid = slices.Index(t.cols, "_trace_id")
 	// The key of a change is a JSON array of the key's values (BLOBs as
 	// hex): each is matched to its column as its JSON type reads.
-	on := []string{"c.tbl = " + sqliteString(def.Name)}
-	for i, k := range def.PrimaryKey {
-		v := fmt.Sprintf("json_extract(c.pk, '$[%d]')", i)
-		if t.kinds[i] == sqldb.KindBytes {
-			v = "unhex(" + v + ")"
+	keyIs := func(alias string) string {
+		var on []string
+		for i, k := range def.PrimaryKey {
+			v := fmt.Sprintf("json_extract(c.pk, '$[%d]')", i)
+			if t.kinds[i] == sqldb.KindBytes {
+				v = "unhex(" + v + ")"
+			}
+			on = append(on, alias+"."+d(k)+" = "+v)
 		}
-		on = append(on, "t."+d(k)+" = "+v)
+		return strings.Join(on, " AND ")
+	}
+	for _, k := range def.PrimaryKey {
 		t.pkIdx = append(t.pkIdx, slices.Index(t.cols, k))
+	}
+	on := keyIs("t")
+	if rowid != "" {
+		// The logged rowid, or for a change logged without one the
+		// rowid of its key's row (coalesce evaluates the subquery only
+		// then).
+		on = fmt.Sprintf("t.%s = coalesce(c.rid, (SELECT k.%s FROM %s AS k WHERE %s))", rowid, rowid, d(def.Name), keyIs("k"))
 	}
 	tcols := make([]string, len(t.cols))
 	for i, c := range qcols {
 		tcols[i] = "t." + c
 	}
-	t.joined = fmt.Sprintf("SELECT c.seq, c.tbl, c.pk, c.origin, c.at, %s FROM %s AS c LEFT JOIN %s AS t ON %s "+
-		"WHERE c.seq > ? AND c.seq <= ? AND (? = 0 OR c.origin = '') ORDER BY c.seq",
-		strings.Join(tcols, ", "), ChangesTable, d(def.Name), strings.Join(on, " AND "))
+	t.joined = fmt.Sprintf("SELECT c.pk, %s FROM %s AS c LEFT JOIN %s AS t ON %s "+
+		"WHERE c.seq > ? AND c.seq <= ? AND c.tbl = %s AND (? = 0 OR c.origin = '') ORDER BY c.seq",
+		strings.Join(tcols, ", "), ChangesTable, d(def.Name), on, sqliteString(def.Name))
 	return t
 }
 
@@ -272,8 +353,9 @@ func sqliteQuote(id string) string { return `"` + strings.ReplaceAll(id, `"`, `"
 
 func sqliteString(s string) string { return `'` + strings.ReplaceAll(s, `'`, `''`) + `'` }
 
-// triggers returns the statements that (re)create a table's capture.
-func triggers(def sqldb.Table) []string {
+// triggers returns the statements that (re)create a table's capture, for
+// a table whose rowid goes by rowid ("" for none, see rowidName).
+func triggers(def sqldb.Table, rowid string) []string {
 	q := sqliteQuote
 	keyJSON := func(row string) string {
 		parts := make([]string, len(def.PrimaryKey))
@@ -296,9 +378,16 @@ func triggers(def sqldb.Table) []string {
 	}
 	// ins appends the change of row's key, when cond holds.
 	ins := func(row, op, cond string) string {
-		stmt := fmt.Sprintf("INSERT INTO %s (tbl, pk, op, origin, at) SELECT %s, %s, '%s', "+
-			"COALESCE((SELECT origin FROM %s WHERE id = 1), ''), strftime('%%Y-%%m-%%dT%%H:%%M:%%fZ', 'now')",
-			ChangesTable, sqliteString(def.Name), keyJSON(row), op, OriginTable)
+		rid := "NULL"
+		if rowid != "" {
+			rid = row + "." + rowid
+		}
+		// The time in milliseconds (rounded: unixepoch gives seconds
+		// as a REAL), which is what strftime with %f printed, for a
+		// fraction of its cost.
+		stmt := fmt.Sprintf("INSERT INTO %s (tbl, pk, op, origin, at, rid) SELECT %s, %s, '%s', "+
+			"COALESCE((SELECT origin FROM %s WHERE id = 1), ''), CAST(unixepoch('subsec') * 1000 + 0.5 AS INTEGER), %s",
+			ChangesTable, sqliteString(def.Name), keyJSON(row), op, OriginTable, rid)
 		if cond != "" {
 			stmt += " WHERE " + cond
 		}
@@ -400,8 +489,12 @@ func (s *Source) schemaChanges(ctx context.Context, tx *sql.Tx, want map[string]
 			if err != nil {
 				return nil, fmt.Errorf("sqlitesrc: describe %s: %w", to, err)
 			}
+			nt, err := captured(ctx, tx, def)
+			if err != nil {
+				return nil, err
+			}
 			delete(s.tables, name)
-			s.tables[to] = newTable(def)
+			s.tables[to] = nt
 			s.alias[logged] = to
 			want[to] = true
 			out = append(out, replicate.Change{Table: name, Op: replicate.OpSchema, NewTable: to,
@@ -419,7 +512,9 @@ func (s *Source) schemaChanges(ctx context.Context, tx *sql.Tx, want map[string]
 		if same {
 			continue
 		}
-		s.tables[name] = newTable(def)
+		if s.tables[name], err = captured(ctx, tx, def); err != nil {
+			return nil, err
+		}
 		out = append(out, replicate.Change{Table: name, Op: replicate.OpSchema})
 		s.log.Info("schema change noticed", "table", name)
 	}
@@ -572,36 +667,40 @@ func (s *Source) read(ctx context.Context, seq int64, want map[string]bool, opts
 		}
 	}
 	b.Position = FormatPosition(sp.last)
-	if at, err := time.Parse(time.RFC3339Nano, sp.at); err == nil {
-		b.CommitTime = at
-	}
+	b.CommitTime, _ = parseAt(sp.at)
 	// Keep each key's last change (the image read below is the same for
 	// all of them), in the order of those last changes.
-	lastOf := map[string]int{}
+	type tableKey struct{ tbl, pk string }
+	lastOf := make(map[tableKey]int, len(entries))
 	for i, e := range entries {
 		if !want[e.tbl] || (opts.SkipReplicated && e.origin != "") {
 			continue
 		}
-		lastOf[e.tbl+"\x00"+e.pk] = i
+		lastOf[tableKey{e.tbl, e.pk}] = i
 	}
 	type wanted struct {
-		e    entry
+		e    *entry
 		key  []any
 		vals []any // the row read with the change; nil: not read yet
 	}
-	var kept []wanted
+	kept := make([]wanted, 0, len(lastOf))
 	byTable := map[string][][]any{}
-	for i, e := range entries {
-		if j, ok := lastOf[e.tbl+"\x00"+e.pk]; !ok || j != i {
+	for i := range entries {
+		e := &entries[i]
+		if j, ok := lastOf[tableKey{e.tbl, e.pk}]; !ok || j != i {
 			continue
 		}
-		key, err := decodeKey(s.tables[e.tbl], e.pk)
+		t := s.tables[e.tbl]
+		key, err := decodeKey(t, e.pk)
 		if err != nil {
-			return b, 0, fmt.Errorf("sqlitesrc: change %d: %w", e.seq, err)
+			return b, 0, fmt.Errorf("sqlitesrc: change of %s: %w", e.tbl, err)
 		}
 		w := wanted{e: e, key: key}
 		if images != nil {
-			w.vals = images[i]
+			// The row at the logged rowid, if it is still this key's.
+			if w.vals = images[i]; w.vals != nil && !t.hasKey(w.vals, key) {
+				w.vals = nil
+			}
 		} else {
 			byTable[e.tbl] = append(byTable[e.tbl], key)
 		}
@@ -609,7 +708,7 @@ func (s *Source) read(ctx context.Context, seq int64, want map[string]bool, opts
 	}
 	// Read the current rows of the kept keys not read yet, a table at a
 	// time.
-	current := map[string]map[string][]any{}
+	current := make(map[string]map[string][]any, len(byTable))
 	for tbl, keys := range byTable {
 		rows, err := s.t(tbl).readRows(ctx, s.db.Dialect, tx, keys)
 		if err != nil {
@@ -617,6 +716,7 @@ func (s *Source) read(ctx context.Context, seq int64, want map[string]bool, opts
 		}
 		current[tbl] = rows
 	}
+	b.Changes = slices.Grow(b.Changes, len(kept))
 	for _, w := range kept {
 		t := s.tables[w.e.tbl]
 		vals, ok := w.vals, w.vals != nil
@@ -641,8 +741,8 @@ func (s *Source) read(ctx context.Context, seq int64, want map[string]bool, opts
 			row[c] = vals[k]
 		}
 		ch := replicate.Change{Table: w.e.tbl, Op: replicate.OpUpsert, Key: w.key, Row: row}
-		if t.hasTID {
-			switch v := row["_trace_id"].(type) {
+		if t.tid >= 0 {
+			switch v := vals[t.tid].(type) {
 			case string:
 				ch.TraceID = v
 			case []byte:
@@ -704,12 +804,12 @@ func readEntries(ctx context.Context, tx *sql.Tx, seq int64, limit int) ([]entry
 }
 
 // readJoined reads up to MaxBatch changes after seq, and with each change
-// of t the current row of its key, in one statement (t.joined): one pass
-// over the change table with a primary-key lookup per change, instead of
-// a second query binding every key. A change's image is nil when the
-// key has no row (then readRow confirms it) or when the change is of
-// another table. When the stream skips replicated changes they are not
-// read at all, only counted in the span.
+// of t the current row at its logged rowid (or of its key; see t.joined),
+// in one statement: one pass over the change table with a lookup per
+// change, instead of a second query binding every key. A change's image
+// is nil when there is no such row (then read confirms by key). Only t's
+// changes are read, and when the stream skips replicated changes those
+// are not read either, only counted in the span.
 func (t *table) readJoined(ctx context.Context, tx *sql.Tx, seq int64, opts replicate.StreamOptions) (span, []entry, [][]any, error) {
 	var sp span
 	var at sql.NullString
@@ -730,30 +830,25 @@ func (t *table) readJoined(ctx context.Context, tx *sql.Tx, seq int64, opts repl
 	}
 	defer rows.Close()
 	var (
-		entries     []entry
-		images      [][]any
-		tbl, origin sql.RawBytes
-		ignored     sql.RawBytes
+		entries = make([]entry, 0, sp.n)
+		images  = make([][]any, 0, sp.n)
+		n       = len(t.cols)
+		all     []any // the values of the rows, in one allocation
+		pk      string
+		ptrs    = make([]any, 1+n)
 	)
-	n := len(t.cols)
-	var e entry
-	ptrs := make([]any, 5+n)
-	ptrs[0], ptrs[1], ptrs[2], ptrs[3], ptrs[4] = &e.seq, &tbl, &e.pk, &origin, &ignored
+	ptrs[0] = &pk
 	for rows.Next() {
-		vals := make([]any, n)
+		if len(all) < n {
+			all = make([]any, n*max(sp.n-len(entries), 1))
+		}
+		vals := all[:n:n]
+		all = all[n:]
 		for k := range vals {
-			ptrs[5+k] = &vals[k]
+			ptrs[1+k] = &vals[k]
 		}
 		if err := rows.Scan(ptrs...); err != nil {
 			return sp, nil, nil, fmt.Errorf("sqlitesrc: read changes of %s: %w", t.def.Name, err)
-		}
-		e.tbl = t.def.Name
-		if string(tbl) != t.def.Name {
-			e.tbl = string(tbl)
-		}
-		e.origin = ""
-		if len(origin) > 0 {
-			e.origin = string(origin)
 		}
 		for _, j := range t.pkIdx {
 			if vals[j] == nil {
@@ -761,13 +856,51 @@ func (t *table) readJoined(ctx context.Context, tx *sql.Tx, seq int64, opts repl
 				break
 			}
 		}
-		entries = append(entries, e)
+		entries = append(entries, entry{tbl: t.def.Name, pk: pk})
 		images = append(images, vals)
 	}
 	if err := rows.Err(); err != nil {
 		return sp, nil, nil, fmt.Errorf("sqlitesrc: read changes of %s: %w", t.def.Name, err)
 	}
 	return sp, entries, images, nil
+}
+
+// hasKey reports whether vals, a row of t, has key (as decodeKey returns
+// it).
+func (t *table) hasKey(vals, key []any) bool {
+	for i, j := range t.pkIdx {
+		switch k := key[i].(type) {
+		case string:
+			if v, ok := vals[j].(string); !ok || v != k {
+				return false
+			}
+		case int64:
+			if v, ok := vals[j].(int64); !ok || v != k {
+				return false
+			}
+		case float64:
+			if v, ok := vals[j].(float64); !ok || v != k {
+				return false
+			}
+		case []byte:
+			if v, ok := vals[j].([]byte); !ok || !bytes.Equal(v, k) {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// parseAt reads the time of a change: milliseconds since the Unix epoch,
+// or RFC 3339 text (changes logged by earlier versions).
+func parseAt(at string) (time.Time, bool) {
+	if ms, err := strconv.ParseInt(at, 10, 64); err == nil {
+		return time.UnixMilli(ms).UTC(), true
+	}
+	t, err := time.Parse(time.RFC3339Nano, at)
+	return t, err == nil
 }
 
 func (s *Source) t(name string) *table { return s.tables[name] }

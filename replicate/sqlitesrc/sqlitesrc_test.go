@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +17,7 @@ import (
 	_ "github.com/intercloud/intercloud/sqldb/sqlite"
 )
 
-func openDB(t *testing.T) *sqldb.DB {
+func openDB(t testing.TB) *sqldb.DB {
 	t.Helper()
 	db, err := sqldb.Open(context.Background(), "sqlite://"+filepath.Join(t.TempDir(), "t.db"), nil)
 	if err != nil {
@@ -87,6 +88,16 @@ func TestTriggers(t *testing.T) {
 	}
 	if err := Install(ctx, db, []string{"missing"}); err == nil || !strings.Contains(err.Error(), `"missing"`) {
 		t.Fatalf("Install(missing) = %v", err)
+	}
+	// Each change's time is now, in Unix milliseconds (digits in the TEXT
+	// column).
+	var bad int
+	var last int64
+	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FILTER (WHERE CAST(CAST(at AS INTEGER) AS TEXT) != at), MAX(CAST(at AS INTEGER)) FROM _ic_changes`).Scan(&bad, &last); err != nil || bad != 0 {
+		t.Fatalf("%d change times not milliseconds, %v", bad, err)
+	}
+	if at := time.UnixMilli(last); time.Since(at).Abs() > time.Minute {
+		t.Fatalf("change time %d (%v) is not now", last, at)
 	}
 }
 
@@ -274,8 +285,8 @@ func FuzzDecodeKey(f *testing.F) {
 	tbl := newTable(sqldb.Table{Name: "t", Columns: []sqldb.Column{
 		{Name: "a", Type: sqldb.Type{Kind: sqldb.KindBytes}},
 		{Name: "b", Type: sqldb.Type{Kind: sqldb.KindInt}},
-	}, PrimaryKey: []string{"a", "b"}})
-	one := newTable(sqldb.Table{Name: "u", Columns: []sqldb.Column{{Name: "a", Type: sqldb.Type{Kind: sqldb.KindText}}}, PrimaryKey: []string{"a"}})
+	}, PrimaryKey: []string{"a", "b"}}, "")
+	one := newTable(sqldb.Table{Name: "u", Columns: []sqldb.Column{{Name: "a", Type: sqldb.Type{Kind: sqldb.KindText}}}, PrimaryKey: []string{"a"}}, "")
 	f.Fuzz(func(t *testing.T, s string) {
 		for _, tb := range []*table{tbl, one} {
 			key, err := decodeKey(tb, s)
@@ -324,6 +335,8 @@ func TestJoinedRead(t *testing.T) {
 		{"blob", `CREATE TABLE t (k BLOB PRIMARY KEY, v TEXT, _trace_id TEXT)`, []string{"x'00ff'", "x'01'", "x''"}, "x'abcd'"},
 		{"real", `CREATE TABLE t (k REAL PRIMARY KEY, v TEXT, _trace_id TEXT)`, []string{"1.5", "-2.25", "1e300"}, "0.1"},
 		{"without rowid", `CREATE TABLE t (k TEXT PRIMARY KEY, v TEXT, _trace_id TEXT) WITHOUT ROWID`, []string{"'a'", "'b'", "'c'"}, "'d'"},
+		{"a column named rowid", `CREATE TABLE t (k TEXT PRIMARY KEY, v TEXT, _trace_id TEXT, rowid TEXT DEFAULT 'r')`, []string{"'a'", "'b'", "'c'"}, "'d'"},
+		{"columns named rowid, _rowid_ and oid", `CREATE TABLE t (k TEXT PRIMARY KEY, v TEXT, _trace_id TEXT, rowid TEXT, _rowid_ TEXT, "OID" TEXT)`, []string{"'a'", "'b'", "'c'"}, "'d'"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			db := openDB(t)
@@ -343,7 +356,7 @@ func TestJoinedRead(t *testing.T) {
 				t.Fatal("the one-table source does not read joined, or the other one does")
 			}
 			for i, k := range tc.keys {
-				mustExec(t, db, fmt.Sprintf(`INSERT INTO t VALUES (%s, 'v%d', 'trace%d')`, k, i, i))
+				mustExec(t, db, fmt.Sprintf(`INSERT INTO t (k, v, _trace_id) VALUES (%s, 'v%d', 'trace%d')`, k, i, i))
 			}
 			mustExec(t, db, `INSERT INTO other VALUES (7)`)
 			mustExec(t, db, fmt.Sprintf(`UPDATE t SET v = 'updated' WHERE k = %s`, tc.keys[0]))
@@ -354,7 +367,7 @@ func TestJoinedRead(t *testing.T) {
 				if err := m.MarkOrigin(ctx, tx, "peer"); err != nil {
 					return err
 				}
-				if _, err := tx.Exec(fmt.Sprintf(`INSERT INTO t VALUES (%s, 'replicated', NULL)`, tc.keys[2])); err != nil {
+				if _, err := tx.Exec(fmt.Sprintf(`INSERT INTO t (k, v, _trace_id) VALUES (%s, 'replicated', NULL)`, tc.keys[2])); err != nil {
 					return err
 				}
 				return m.UnmarkOrigin(ctx, tx)
@@ -377,24 +390,71 @@ func TestJoinedRead(t *testing.T) {
 			if err != nil || len(images) == 0 || images[0] == nil {
 				t.Fatalf("readJoined: %v, images %v", err, images)
 			}
+			// Every change of a table with rowids logs the row's.
+			var noRowid int64
+			if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM _ic_changes WHERE tbl = 't' AND rid IS NULL`).Scan(&noRowid); err != nil {
+				t.Fatal(err)
+			}
+			if withRowid := !strings.Contains(tc.create, "WITHOUT ROWID") && !strings.Contains(tc.create, "OID"); withRowid != (noRowid == 0) {
+				t.Fatalf("%d changes without a rowid", noRowid)
+			}
 			all := func(b []replicate.Batch) bool { return b[len(b)-1].Position == cur }
-			for _, opts := range []replicate.StreamOptions{
-				{Tables: []string{"t"}, MaxBatch: 100},
-				{Tables: []string{"t"}, MaxBatch: 3},
-				{Tables: []string{"t"}, MaxBatch: 100, SkipReplicated: true},
-				{Tables: []string{"t"}, MaxBatch: 2, SkipReplicated: true},
-			} {
-				opts.Poll = time.Millisecond
-				got := collect(t, joined, "", opts, all)
-				want := collect(t, general, "", opts, all)
-				if !reflect.DeepEqual(describe(got), describe(want)) {
-					t.Fatalf("%+v: joined read\n%s\nreading by key\n%s", opts, describe(got), describe(want))
+			// The logged rowids as they are, then stale: naming another
+			// row (as after VACUUM renumbered them), none, or missing
+			// (as in changes logged by an earlier version).
+			for _, hints := range []string{"", `UPDATE _ic_changes SET rid = CASE seq % 3 WHEN 0 THEN rid + 1 WHEN 1 THEN NULL ELSE -1 END`} {
+				if hints != "" {
+					mustExec(t, db, hints)
 				}
-				if n := len(describe(got)); n == 0 {
-					t.Fatalf("%+v: no changes", opts)
+				for _, opts := range []replicate.StreamOptions{
+					{Tables: []string{"t"}, MaxBatch: 100},
+					{Tables: []string{"t"}, MaxBatch: 3},
+					{Tables: []string{"t"}, MaxBatch: 100, SkipReplicated: true},
+					{Tables: []string{"t"}, MaxBatch: 2, SkipReplicated: true},
+				} {
+					opts.Poll = time.Millisecond
+					got := collect(t, joined, "", opts, all)
+					want := collect(t, general, "", opts, all)
+					if !reflect.DeepEqual(describe(got), describe(want)) {
+						t.Fatalf("%q %+v: joined read\n%s\nreading by key\n%s", hints, opts, describe(got), describe(want))
+					}
+					if n := len(describe(got)); n == 0 {
+						t.Fatalf("%+v: no changes", opts)
+					}
+					if opts.MaxBatch == 100 && !opts.SkipReplicated {
+						checkImages(t, db, got)
+					}
 				}
 			}
 		})
+	}
+}
+
+// checkImages checks the changes of one batch of every change of table t
+// against t read with a query of its own: an upsert for each row, with
+// its v, and deletes only of keys that have none.
+func checkImages(t *testing.T, db *sqldb.DB, bs []replicate.Batch) {
+	t.Helper()
+	if len(bs) != 1 {
+		t.Fatalf("%d batches", len(bs))
+	}
+	var rows, upserts int64
+	if err := db.QueryRowContext(context.Background(), `SELECT COUNT(*) FROM t`).Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range bs[0].Changes {
+		var v sql.NullString
+		err := db.QueryRowContext(context.Background(), `SELECT v FROM t WHERE k = ?`, c.Key...).Scan(&v)
+		switch {
+		case c.Op == replicate.OpDelete && errors.Is(err, sql.ErrNoRows):
+		case c.Op == replicate.OpUpsert && err == nil && c.Row["v"] == v.String:
+			upserts++
+		default:
+			t.Fatalf("%v %#v %#v: the table has v = %q, %v", c.Op, c.Key, c.Row, v.String, err)
+		}
+	}
+	if upserts != rows {
+		t.Fatalf("%d upserts, %d rows", upserts, rows)
 	}
 }
 
@@ -408,4 +468,77 @@ func describe(bs []replicate.Batch) string {
 		}
 	}
 	return b.String()
+}
+
+// A change table and triggers installed by an earlier version (no rid
+// column, the time as RFC 3339 text) are upgraded by the next Open, and the
+// changes they logged are read like the new ones.
+func TestUpgradeEarlierCapture(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t)
+	mustExec(t, db, `CREATE TABLE t (k TEXT PRIMARY KEY, v TEXT)`)
+	mustExec(t, db, `CREATE TABLE _ic_changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, tbl TEXT NOT NULL, pk TEXT NOT NULL,
+		op TEXT NOT NULL, origin TEXT NOT NULL DEFAULT '', at TEXT NOT NULL)`)
+	mustExec(t, db, `CREATE TABLE _ic_origin (id INTEGER PRIMARY KEY CHECK (id = 1), origin TEXT)`)
+	const log = `INSERT INTO _ic_changes (tbl, pk, op, origin, at) SELECT 't', json_array(%s.k), '%s',
+		COALESCE((SELECT origin FROM _ic_origin WHERE id = 1), ''), strftime('%%Y-%%m-%%dT%%H:%%M:%%fZ', 'now');`
+	mustExec(t, db, `CREATE TRIGGER _ic_t_ins AFTER INSERT ON t BEGIN `+fmt.Sprintf(log, "NEW", "I")+` END`)
+	mustExec(t, db, `CREATE TRIGGER _ic_t_upd AFTER UPDATE ON t BEGIN `+fmt.Sprintf(log, "NEW", "U")+` END`)
+	mustExec(t, db, `CREATE TRIGGER _ic_t_del AFTER DELETE ON t BEGIN `+fmt.Sprintf(log, "OLD", "D")+` END`)
+	mustExec(t, db, `INSERT INTO t VALUES ('a', 'one'), ('b', 'two'), ('c', 'three')`)
+	mustExec(t, db, `UPDATE t SET v = 'uno' WHERE k = 'a'`)
+	mustExec(t, db, `DELETE FROM t WHERE k = 'b'`)
+	before := time.Now()
+
+	src, err := Open(ctx, db, []string{"t"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	var rids, ats int64
+	if err := db.QueryRowContext(ctx, `SELECT COUNT(rid), COUNT(*) FILTER (WHERE at LIKE '____-__-__T__:__:__.___Z') FROM _ic_changes`).Scan(&rids, &ats); err != nil || rids != 0 || ats != 5 {
+		t.Fatalf("earlier changes: %d with a rowid, %d with a time as text, %v", rids, ats, err)
+	}
+	cur, _ := src.Current(ctx)
+	got := collect(t, src, "", replicate.StreamOptions{Poll: time.Millisecond}, func(b []replicate.Batch) bool { return b[len(b)-1].Position == cur })
+	checkImages(t, db, got)
+	if at := got[0].CommitTime; at.IsZero() || at.After(before) || before.Sub(at) > time.Minute {
+		t.Fatalf("commit time %v of an earlier change, read at %v", at, before)
+	}
+
+	// What the new triggers log: the rowid, the time in milliseconds.
+	mustExec(t, db, `INSERT INTO t VALUES ('d', 'four')`)
+	mustExec(t, db, `UPDATE t SET v = 'tres' WHERE k = 'c'`)
+	var rid, rowid int64
+	var at string
+	if err := db.QueryRowContext(ctx, `SELECT rid, at, (SELECT rowid FROM t WHERE k = 'd') FROM _ic_changes WHERE seq = 6`).Scan(&rid, &at, &rowid); err != nil || rid != rowid {
+		t.Fatalf("change 6: rid %d, row %d, %v", rid, rowid, err)
+	}
+	if ms, err := strconv.ParseInt(at, 10, 64); err != nil || time.Since(time.UnixMilli(ms)).Abs() > time.Minute {
+		t.Fatalf("change 6 at %q (%v)", at, err)
+	}
+	cur, _ = src.Current(ctx)
+	got = collect(t, src, "", replicate.StreamOptions{Poll: time.Millisecond}, func(b []replicate.Batch) bool { return b[len(b)-1].Position == cur })
+	checkImages(t, db, got)
+	if at := got[0].CommitTime; time.Since(at).Abs() > time.Minute {
+		t.Fatalf("commit time %v", at)
+	}
+}
+
+func FuzzParseAt(f *testing.F) {
+	for _, s := range []string{"1796043944544", "0", "-1", "2026-11-30T13:05:41.917Z", "2026-11-30T13:05:41Z", "", "x", "9223372036854775807", "1e3", " 1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		at, ok := parseAt(s)
+		if !ok {
+			if !at.IsZero() {
+				t.Fatalf("parseAt(%q) = %v, false", s, at)
+			}
+			return
+		}
+		if ms, err := strconv.ParseInt(s, 10, 64); err == nil && at.UnixMilli() != ms {
+			t.Fatalf("parseAt(%q) = %v (%d ms)", s, at, at.UnixMilli())
+		}
+	})
 }

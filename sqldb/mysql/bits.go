@@ -66,7 +66,14 @@ func (c bitConnector) Connect(ctx context.Context) (driver.Conn, error) {
 
 type bitConn struct{ fullConn }
 
+// QueryContext runs a query without arguments; one with arguments goes
+// through a prepared statement (driver.ErrSkip), whose rows come in the
+// binary protocol even when the connection interpolates the arguments of
+// statements (see the package doc).
 func (c *bitConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	if len(args) > 0 {
+		return nil, driver.ErrSkip
+	}
 	r, err := c.fullConn.QueryContext(ctx, query, args)
 	return wrapRows(r), err
 }

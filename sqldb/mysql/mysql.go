@@ -6,7 +6,13 @@
 // Connections parse DATETIME/DATE into time.Time in UTC, use utf8mb4, run
 // one statement per query (multiStatements is refused), and set the session
 // to strict SQL mode and time_zone '+00:00' unless the URL sets sql_mode or
-// time_zone itself. Other query parameters are go-sql-driver/mysql DSN
+// time_zone itself. A statement that returns no rows (Exec) goes with its
+// arguments written into its text, escaped by the driver
+// (interpolateParams, on unless the URL sets it): one round trip, where a
+// server-side prepared statement takes a prepare (whose answer describes
+// every parameter: thousands for a multi-row insert), the execution and a
+// close. Queries with arguments still run as prepared statements, whose
+// binary results carry FLOAT, DOUBLE and TIME values exactly. Other query parameters are go-sql-driver/mysql DSN
 // parameters and pass through unchanged: tls=true|skip-verify|preferred|NAME
 // (NAME registered with mysql.RegisterTLSConfig), timeout,
 // readTimeout, writeTimeout, interpolateParams, ...; unknown ones become
@@ -250,6 +256,9 @@ func ConfigFromURL(u *url.URL) (*gomysql.Config, error) {
 	}
 	cfg.ParseTime = true
 	cfg.Loc = time.UTC
+	if !query.Has("interpolateParams") {
+		cfg.InterpolateParams = true
+	}
 	cfg.MultiStatements = false
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 10 * time.Second

@@ -87,6 +87,8 @@ func TestMariaDB(t *testing.T) {
 		}
 	})
 
+	t.Run("InterpolatedStatements", func(t *testing.T) { testInterpolated(t, m, open(t, m.URL("app"))) })
+
 	t.Run("EnsureIndex", func(t *testing.T) {
 		db := open(t, m.URL("app"))
 		tbl := sqldb.Table{Name: "ensidx", Columns: []sqldb.Column{
@@ -179,6 +181,16 @@ func TestConfigFromURL(t *testing.T) {
 			t.Errorf("%s: config %+v", tc.url, cfg)
 		}
 	}
+	for raw, want := range map[string]bool{
+		"mysql://u:p@h/app":                         true,
+		"mysql://u:p@h/app?interpolateParams=false": false,
+		"mysql://u:p@h/app?interpolateParams=true":  true,
+	} {
+		u, _ := url.Parse(raw)
+		if cfg, err := mysql.ConfigFromURL(u); err != nil || cfg.InterpolateParams != want {
+			t.Errorf("%s: interpolateParams %v, %v; want %v", raw, cfg.InterpolateParams, err, want)
+		}
+	}
 	u, _ := url.Parse("mysql://u:p@h/app?tls=skip-verify")
 	cfg, _ := mysql.ConfigFromURL(u)
 	if cfg.TLSConfig != "skip-verify" {
@@ -214,5 +226,85 @@ func TestTransient(t *testing.T) {
 		if got := sqldb.Transient(err); got != tc.want {
 			t.Errorf("error %d: Transient %v, want %v", tc.n, got, tc.want)
 		}
+	}
+}
+
+// testInterpolated checks that statements go with their arguments in their
+// text (no server-side prepare) and write exactly what a prepared
+// statement writes, as the server's own client reads it back, and that
+// queries with arguments still run prepared.
+func testInterpolated(t *testing.T, m *peers.MariaDB, db *sqldb.DB) {
+	ctx := t.Context()
+	if _, err := db.ExecContext(ctx, `CREATE TABLE interp (k INT PRIMARY KEY, s VARCHAR(100) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin,
+b VARBINARY(300), d DOUBLE, f FLOAT, u BIGINT UNSIGNED, ts DATETIME(6), j JSON, bo TINYINT(1))`); err != nil {
+		t.Fatal(err)
+	}
+	all := make([]byte, 256)
+	for i := range all {
+		all[i] = byte(i)
+	}
+	str := "quote' dq\" backslash\\ nul\x00 ctrl-z\x1a ? -- # /* ünïcødé ☃ \r\n"
+	ts := time.Date(2026, 11, 30, 12, 34, 56, 123456000, time.UTC)
+	args := [][]any{
+		{1, str, all, 1e300, float32(3.4028235e38), uint64(18446744073709551615), ts, `{"a": "b'c\\d"}`, true},
+		{2, "", []byte{}, 5e-324, float32(-1.5), uint64(0), time.Date(1000, 1, 1, 0, 0, 0, 0, time.UTC), `[]`, false},
+		{3, nil, nil, nil, nil, nil, nil, nil, nil},
+	}
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	prepares := func() int {
+		t.Helper()
+		var name string
+		var n int
+		if err := conn.QueryRowContext(ctx, "SHOW SESSION STATUS LIKE 'Com_stmt_prepare'").Scan(&name, &n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := prepares()
+	for _, a := range args[:2] {
+		if _, err := conn.ExecContext(ctx, "INSERT INTO interp VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", a...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := conn.ExecContext(ctx, "INSERT INTO interp (k, s, b, d, f, u, ts, j, bo) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", args[2]...); err != nil {
+		t.Fatal(err)
+	}
+	if n := prepares() - before; n != 0 {
+		t.Fatalf("%d statements prepared for three inserts, want none", n)
+	}
+	var k int
+	if err := conn.QueryRowContext(ctx, "SELECT k FROM interp WHERE k = ?", 2).Scan(&k); err != nil || k != 2 {
+		t.Fatalf("query: %d, %v", k, err)
+	}
+	if n := prepares() - before; n != 1 {
+		t.Fatalf("%d statements prepared for a query with an argument, want 1", n)
+	}
+	// The same rows through a prepared statement, for the server to compare.
+	if _, err := db.ExecContext(ctx, "CREATE TABLE interp_prepared LIKE interp"); err != nil {
+		t.Fatal(err)
+	}
+	stmt, err := conn.PrepareContext(ctx, "INSERT INTO interp_prepared VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stmt.Close()
+	for _, a := range args {
+		if _, err := stmt.ExecContext(ctx, a...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q := "SELECT k, HEX(s), HEX(b), d, HEX(CAST(f AS BINARY)), f = %s, u, ts, j, bo FROM %s ORDER BY k"
+	got := m.Query(t, "app", fmt.Sprintf(q, "-1.5", "interp"))
+	want := m.Query(t, "app", fmt.Sprintf(q, "-1.5", "interp_prepared"))
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("interpolated rows:\n%s\nprepared rows:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	wantFirst := fmt.Sprintf("1\t%X\t%X\t1e300", str, all)
+	if len(got) != 3 || !strings.HasPrefix(got[0], wantFirst) || !strings.Contains(got[0], "18446744073709551615\t2026-11-30 12:34:56.123456") {
+		t.Fatalf("rows as the server's client reads them:\n%s", strings.Join(got, "\n"))
 	}
 }

@@ -20,7 +20,10 @@ import (
 	"github.com/intercloud/intercloud/sqldb"
 )
 
-var _ sqldb.Copier = Dialect{}
+var (
+	_ sqldb.Copier      = Dialect{}
+	_ sqldb.NewerCopier = Dialect{}
+)
 
 // CopyUpsert implements sqldb.Copier with COPY, inside the transaction open
 // on conn. It first copies the rows straight into t (the fast path when
@@ -31,13 +34,31 @@ var _ sqldb.Copier = Dialect{}
 // with CREATE TEMP TABLE ... (LIKE t) and emptied by the statement that
 // reads it.
 func (d Dialect) CopyUpsert(ctx context.Context, conn *sql.Conn, t sqldb.Table, rows [][]any) error {
+	_, err := d.copyUpsertOn(ctx, conn, t, rows, nil)
+	return err
+}
+
+// CopyUpsertNewer implements sqldb.NewerCopier as CopyUpsert does, the
+// staging table's rows overwriting only older rows (the condition of
+// UpsertNewer). When every key is new, every row is written.
+func (d Dialect) CopyUpsertNewer(ctx context.Context, conn *sql.Conn, t sqldb.Table, rows [][]any, version []string) (int64, error) {
+	if len(version) == 0 {
+		return 0, fmt.Errorf("postgres: copy upsert into %s: no version columns", t.Name)
+	}
+	return d.copyUpsertOn(ctx, conn, t, rows, version)
+}
+
+// copyUpsertOn is CopyUpsert, or CopyUpsertNewer when version is set, on
+// conn's pgx connection; it returns the rows written.
+func (d Dialect) copyUpsertOn(ctx context.Context, conn *sql.Conn, t sqldb.Table, rows [][]any, version []string) (int64, error) {
 	if len(rows) == 0 {
-		return nil
+		return 0, nil
 	}
 	if len(t.PrimaryKey) == 0 {
-		return fmt.Errorf("postgres: copy upsert into %s: no primary key", t.Name)
+		return 0, fmt.Errorf("postgres: copy upsert into %s: no primary key", t.Name)
 	}
-	return conn.Raw(func(dc any) error {
+	var written int64
+	err := conn.Raw(func(dc any) error {
 		sc, ok := dc.(*stdlib.Conn)
 		if !ok {
 			return fmt.Errorf("postgres: copy upsert into %s: connection is a %T, not pgx", t.Name, dc)
@@ -46,54 +67,59 @@ func (d Dialect) CopyUpsert(ctx context.Context, conn *sql.Conn, t sqldb.Table, 
 		if st := c.PgConn().TxStatus(); st != 'T' {
 			return fmt.Errorf("postgres: copy upsert into %s: no open transaction on the connection (status %q)", t.Name, st)
 		}
-		return d.copyUpsert(ctx, c, t, rows)
+		var err error
+		written, err = d.copyUpsert(ctx, c, t, rows, version)
+		return err
 	})
+	return written, err
 }
 
-func (d Dialect) copyUpsert(ctx context.Context, c *pgx.Conn, t sqldb.Table, rows [][]any) error {
+func (d Dialect) copyUpsert(ctx context.Context, c *pgx.Conn, t sqldb.Table, rows [][]any, version []string) (int64, error) {
 	const sp = "_ic_copy"
 	if _, err := c.Exec(ctx, "SAVEPOINT "+sp); err != nil {
-		return fmt.Errorf("postgres: copy into %s: %w", t.Name, err)
+		return 0, fmt.Errorf("postgres: copy into %s: %w", t.Name, err)
 	}
 	n, err := copyRows(ctx, c, t.Name, t, rows)
 	if err == nil {
 		if n != int64(len(rows)) {
-			return fmt.Errorf("postgres: copy into %s: %d of %d rows copied", t.Name, n, len(rows))
+			return 0, fmt.Errorf("postgres: copy into %s: %d of %d rows copied", t.Name, n, len(rows))
 		}
 		if _, err := c.Exec(ctx, "RELEASE SAVEPOINT "+sp); err != nil {
-			return fmt.Errorf("postgres: copy into %s: %w", t.Name, err)
+			return 0, fmt.Errorf("postgres: copy into %s: %w", t.Name, err)
 		}
-		return nil
+		return n, nil
 	}
 	var pe *pgconn.PgError
 	if !errors.As(err, &pe) || pe.Code != "23505" {
-		return fmt.Errorf("postgres: copy into %s: %w", t.Name, err)
+		return 0, fmt.Errorf("postgres: copy into %s: %w", t.Name, err)
 	}
 	// A key exists (or another unique constraint objects, which the upsert
 	// then reports): undo the copy and upsert through the staging table.
 	if _, err := c.Exec(ctx, "ROLLBACK TO SAVEPOINT "+sp); err != nil {
-		return fmt.Errorf("postgres: copy into %s: %w", t.Name, err)
+		return 0, fmt.Errorf("postgres: copy into %s: %w", t.Name, err)
 	}
 	if _, err := c.Exec(ctx, "RELEASE SAVEPOINT "+sp); err != nil {
-		return fmt.Errorf("postgres: copy into %s: %w", t.Name, err)
+		return 0, fmt.Errorf("postgres: copy into %s: %w", t.Name, err)
 	}
 	stage := stageName(t)
 	if _, err := c.Exec(ctx, fmt.Sprintf("CREATE TEMP TABLE IF NOT EXISTS %s (LIKE %s) ON COMMIT DELETE ROWS", d.Quote(stage), d.Quote(t.Name))); err != nil {
-		return fmt.Errorf("postgres: staging table for %s: %w", t.Name, err)
+		return 0, fmt.Errorf("postgres: staging table for %s: %w", t.Name, err)
 	}
 	if n, err := copyRows(ctx, c, stage, t, rows); err != nil {
-		return fmt.Errorf("postgres: copy into staging table for %s: %w", t.Name, err)
+		return 0, fmt.Errorf("postgres: copy into staging table for %s: %w", t.Name, err)
 	} else if n != int64(len(rows)) {
-		return fmt.Errorf("postgres: copy into staging table for %s: %d of %d rows copied", t.Name, n, len(rows))
+		return 0, fmt.Errorf("postgres: copy into staging table for %s: %d of %d rows copied", t.Name, n, len(rows))
 	}
-	if _, err := c.Exec(ctx, d.upsertFromStage(t, stage)); err != nil {
-		return fmt.Errorf("postgres: upsert %d rows into %s: %w", len(rows), t.Name, err)
+	tag, err := c.Exec(ctx, d.upsertFromStage(t, stage, version))
+	if err != nil {
+		return 0, fmt.Errorf("postgres: upsert %d rows into %s: %w", len(rows), t.Name, err)
 	}
-	return nil
+	return tag.RowsAffected(), nil
 }
 
-// upsertFromStage moves the staging table's rows into t, emptying it.
-func (d Dialect) upsertFromStage(t sqldb.Table, stage string) string {
+// upsertFromStage moves the staging table's rows into t, emptying it; with
+// version, a row overwrites only an older one (UpsertNewer's condition).
+func (d Dialect) upsertFromStage(t sqldb.Table, stage string, version []string) string {
 	list := sqldb.QuoteList(d, t.ColumnNames())
 	var set []string
 	for _, c := range t.Columns {
@@ -105,6 +131,11 @@ func (d Dialect) upsertFromStage(t sqldb.Table, stage string) string {
 	conflict := "DO NOTHING"
 	if len(set) > 0 {
 		conflict = "DO UPDATE SET " + strings.Join(set, ", ")
+		if len(version) > 0 {
+			conflict += " WHERE " + sqldb.NewerCondition(version,
+				func(c string) string { return "EXCLUDED." + d.Quote(c) },
+				func(c string) string { return d.Quote(t.Name) + "." + d.Quote(c) })
+		}
 	}
 	return fmt.Sprintf("WITH s AS (DELETE FROM %s RETURNING %s) INSERT INTO %s (%s) SELECT %s FROM s ON CONFLICT (%s) %s",
 		d.Quote(stage), list, d.Quote(t.Name), list, list, sqldb.QuoteList(d, t.PrimaryKey), conflict)

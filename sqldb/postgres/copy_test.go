@@ -269,3 +269,104 @@ func testCopyUpsert(t *testing.T, db *sqldb.DB) {
 		sameRows(t, db, "copy_want", "copy_got", 450)
 	})
 }
+
+// testCopyUpsertNewer checks that CopyUpsertNewer writes exactly what
+// UpsertNewer statements write, and counts the same rows written: new
+// keys, and existing ones that are older, equal, newer by the first
+// version column or only by the second, or NULL in it.
+func testCopyUpsertNewer(t *testing.T, db *sqldb.DB) {
+	ctx := t.Context()
+	d := db.Dialect
+	cp, ok := d.(sqldb.NewerCopier)
+	if !ok {
+		t.Fatal("postgres dialect is not a sqldb.NewerCopier")
+	}
+	nu := d.(sqldb.NewerUpserter)
+	version := []string{"at", "origin"}
+	tbl := func(name string) sqldb.Table {
+		return sqldb.Table{Name: name, PrimaryKey: []string{"id"}, Columns: []sqldb.Column{
+			{Name: "id", Type: sqldb.Type{Kind: sqldb.KindString, Length: 40}},
+			{Name: "val", Type: sqldb.Type{Kind: sqldb.KindText}, Nullable: true},
+			{Name: "at", Type: sqldb.Type{Kind: sqldb.KindTimestamp}, Nullable: true},
+			{Name: "origin", Type: sqldb.Type{Kind: sqldb.KindString, Length: 10}},
+		}}
+	}
+	want, got := tbl("newer_want"), tbl("newer_got")
+	for _, tb := range []sqldb.Table{want, got} {
+		if err := db.EnsureTable(ctx, tb); err != nil {
+			t.Fatal(err)
+		}
+	}
+	base := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	// rows returns keys lo..lo+n-1 written at base+shift on origin, with
+	// every seventh key's time NULL.
+	rows := func(lo, n int, shift time.Duration, origin, val string) [][]any {
+		var out [][]any
+		for k := lo; k < lo+n; k++ {
+			var at any = base.Add(shift)
+			if k%7 == 3 {
+				at = nil
+			}
+			r := []any{fmt.Sprintf("id-%05d", k), fmt.Sprintf("%s %d\t\\", val, k), at, origin}
+			for i, v := range r {
+				c, err := d.Value(got.Columns[i].Type, v)
+				if err != nil {
+					t.Fatal(err)
+				}
+				r[i] = c
+			}
+			out = append(out, r)
+		}
+		return out
+	}
+	apply := func(t *testing.T, batch [][]any) {
+		t.Helper()
+		var stmts, copied int64
+		err := db.ConnTx(ctx, func(conn *sql.Conn, tx *sql.Tx) error {
+			for _, r := range batch {
+				res, err := tx.ExecContext(ctx, nu.UpsertNewer(want, 1, version), r...)
+				if err != nil {
+					return fmt.Errorf("statement: %w", err)
+				}
+				n, _ := res.RowsAffected()
+				stmts += n
+			}
+			var err error
+			copied, err = cp.CopyUpsertNewer(ctx, conn, got, batch, version)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if copied != stmts {
+			t.Fatalf("CopyUpsertNewer wrote %d rows, the statements %d", copied, stmts)
+		}
+	}
+	var batch [][]any
+	t.Run("NewKeys", func(t *testing.T) {
+		apply(t, rows(0, 200, 0, "aws", "first"))
+		sameRows(t, db, "newer_want", "newer_got", 200)
+	})
+	t.Run("OlderEqualNewer", func(t *testing.T) {
+		batch = append(batch, rows(0, 50, -time.Second, "azure", "older")...)
+		batch = append(batch, rows(50, 50, 0, "aws", "equal")...)
+		batch = append(batch, rows(100, 50, 0, "azure", "newer origin")...)
+		batch = append(batch, rows(150, 50, time.Second, "aaa", "newer time")...)
+		batch = append(batch, rows(200, 100, 0, "aws", "new")...)
+		apply(t, batch)
+		sameRows(t, db, "newer_want", "newer_got", 300)
+	})
+	t.Run("ReplayChangesNothing", func(t *testing.T) {
+		apply(t, batch)
+		sameRows(t, db, "newer_want", "newer_got", 300)
+	})
+	t.Run("NoVersion", func(t *testing.T) {
+		err := db.ConnTx(ctx, func(conn *sql.Conn, tx *sql.Tx) error {
+			_, err := cp.CopyUpsertNewer(ctx, conn, got, batch, nil)
+			return err
+		})
+		if err == nil || !strings.Contains(err.Error(), "no version") {
+			t.Fatalf("no version columns: %v", err)
+		}
+	})
+}

@@ -41,7 +41,9 @@
 // The dialect is a sqldb.Copier: CopyUpsert writes many rows with COPY
 // inside a transaction begun on a *sql.Conn (sqldb.DB.ConnTx), straight
 // into the table when every key is new, otherwise through a temporary
-// staging table and one INSERT ... SELECT ... ON CONFLICT DO UPDATE.
+// staging table and one INSERT ... SELECT ... ON CONFLICT DO UPDATE. It is
+// a sqldb.NewerCopier too: CopyUpsertNewer does the same with
+// UpsertNewer's condition on the update.
 package postgres
 
 import (

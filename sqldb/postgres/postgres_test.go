@@ -111,6 +111,7 @@ func TestPostgres(t *testing.T) {
 	})
 
 	t.Run("CopyUpsert", func(t *testing.T) { testCopyUpsert(t, open(t, p.URL("app"))) })
+	t.Run("CopyUpsertNewer", func(t *testing.T) { testCopyUpsertNewer(t, open(t, p.URL("app"))) })
 
 	t.Run("MaxRowsPerStatement", func(t *testing.T) {
 		// The largest multi-row upsert the parameter limit allows works.

@@ -5,7 +5,7 @@
 // 202), "body" writes a request body of N generated records.
 //
 //	ingestbench floor -listen 127.0.0.1:9001 -dir DIR
-//	ingestbench api -listen 127.0.0.1:9002 -dir DIR [-pprof 127.0.0.1:6060]
+//	ingestbench api -listen 127.0.0.1:9002 -dir DIR [-pprof 127.0.0.1:6060] [-writers N]
 //	ingestbench body -records 100 > body.ndjson
 //
 // The floor appends each request body to one file and fsyncs it before
@@ -54,6 +54,7 @@ func run(args []string) error {
 	dir := fs.String("dir", "", "where to write")
 	records := fs.Int("records", 100, "body: records per body")
 	pprofAddr := fs.String("pprof", "", "api: serve /debug/pprof on this address")
+	writers := fs.Int("writers", 0, "api: objects written at once (0: the ingest default)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -98,7 +99,7 @@ func run(args []string) error {
 		}
 		defer b.Close()
 		api, err := ingest.New(ingest.Config{
-			Cloud: "aws", Bucket: b, Schema: config.Default("").Schema, APIKey: Key,
+			Cloud: "aws", Bucket: b, Schema: config.Default("").Schema, APIKey: Key, Writers: *writers,
 			Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		})
 		if err != nil {

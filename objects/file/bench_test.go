@@ -1,0 +1,25 @@
+package file_test
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+
+	"github.com/intercloud/intercloud/objects"
+)
+
+// BenchmarkPut writes objects of the size the ingest API writes for one
+// 1,000-record request (124,412 bytes) as it does: a conditional create
+// of a new key in one directory, durable when Put returns.
+func BenchmarkPut(b *testing.B) {
+	_, bkt := openDir(b)
+	data := bytes.Repeat([]byte(`{"id":"01a22c8d-7dc0-7bad-bc7c-54753653f6d3","device":"dev-001","value":1.25}`+"\n"), 124412/80)
+	opts := &objects.PutOptions{ContentType: "application/x-ndjson", IfNotExist: true,
+		Metadata: map[string]string{"origin": "aws", "records": "1000", "trace-ids": "4bf92f3577b34da6a3ce929d0e0e4736"}}
+	b.SetBytes(int64(len(data)))
+	for i := 0; b.Loop(); i++ {
+		if err := bkt.Put(b.Context(), fmt.Sprintf("raw/2026/11/30/13/%08d.ndjson", i), data, opts); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

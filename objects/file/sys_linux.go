@@ -1,0 +1,130 @@
+package file
+
+import (
+	"errors"
+	"io"
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// The calls of a write, made relative to the open directory d so that the
+// file is created, named and made durable in one and the same directory.
+
+// createAt creates name in d, failing if it exists.
+func createAt(d *os.File, name string) (*os.File, error) {
+	fd, err := unix.Openat(int(d.Fd()), name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: d.Name() + "/" + name, Err: err}
+	}
+	return os.NewFile(uintptr(fd), d.Name()+"/"+name), nil
+}
+
+// writeAll writes a then b with as few writev(2) calls as the kernel
+// takes (one, for a regular file).
+func writeAll(f *os.File, a, b []byte) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	iov := [][]byte{a, b}
+	var werr error
+	if err := rc.Write(func(fd uintptr) bool {
+		for {
+			for len(iov) > 0 && len(iov[0]) == 0 {
+				iov = iov[1:]
+			}
+			if len(iov) == 0 {
+				return true
+			}
+			n, err := unix.Writev(int(fd), iov)
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			if err == nil && n == 0 {
+				err = io.ErrShortWrite
+			}
+			if err != nil {
+				werr = &os.PathError{Op: "write", Path: f.Name(), Err: err}
+				return true
+			}
+			for n > 0 {
+				if n < len(iov[0]) {
+					iov[0] = iov[0][n:]
+					break
+				}
+				n -= len(iov[0])
+				iov = iov[1:]
+			}
+		}
+	}); err != nil {
+		return err
+	}
+	return werr
+}
+
+// datasync flushes f's data and what reading it back needs (its size and
+// blocks), not its timestamps: fdatasync(2).
+func datasync(f *os.File) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		for {
+			serr = unix.Fdatasync(int(fd))
+			if !errors.Is(serr, unix.EINTR) {
+				return
+			}
+		}
+	}); err != nil {
+		return err
+	}
+	if serr != nil {
+		return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: serr}
+	}
+	return nil
+}
+
+// renameAt moves from to to in d, replacing to.
+func renameAt(d *os.File, from, to string) error {
+	if err := unix.Renameat(int(d.Fd()), from, int(d.Fd()), to); err != nil {
+		return &os.LinkError{Op: "rename", Old: from, New: d.Name() + "/" + to, Err: err}
+	}
+	return nil
+}
+
+// renameNoReplace moves from to to in d unless to exists (fs.ErrExist),
+// atomically: renameat2(2) with RENAME_NOREPLACE, or, on a file system
+// or sandbox without it (EINVAL, ENOSYS, or EPERM from a seccomp filter),
+// link(2) then unlink(2) of from. Once linked the object exists: an
+// unlink that fails leaves only a hidden temporary name behind.
+func renameNoReplace(d *os.File, from, to string) error {
+	err := unix.Renameat2(int(d.Fd()), from, int(d.Fd()), to, unix.RENAME_NOREPLACE)
+	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EPERM) {
+		if err = unix.Linkat(int(d.Fd()), from, int(d.Fd()), to, 0); err == nil {
+			_ = removeAt(d, from)
+			return nil
+		}
+	}
+	if err != nil {
+		return &os.LinkError{Op: "rename", Old: from, New: d.Name() + "/" + to, Err: err}
+	}
+	return nil
+}
+
+// removeAt removes the file name in d; a missing one is fs.ErrNotExist.
+func removeAt(d *os.File, name string) error {
+	if err := unix.Unlinkat(int(d.Fd()), name, 0); err != nil {
+		return &os.PathError{Op: "remove", Path: d.Name() + "/" + name, Err: err}
+	}
+	return nil
+}
+
+// isDirAt reports whether name in d is a directory.
+func isDirAt(d *os.File, name string) bool {
+	var st unix.Stat_t
+	return unix.Fstatat(int(d.Fd()), name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&syscall.S_IFMT == syscall.S_IFDIR
+}

@@ -1,0 +1,43 @@
+//go:build !linux
+
+package file
+
+import (
+	"os"
+	"path/filepath"
+)
+
+// The calls of a write by path, where the Linux ones use the directory's
+// descriptor (sys_linux.go).
+
+func createAt(d *os.File, name string) (*os.File, error) {
+	return os.OpenFile(filepath.Join(d.Name(), name), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+}
+
+func writeAll(f *os.File, a, b []byte) error {
+	if _, err := f.Write(a); err != nil {
+		return err
+	}
+	_, err := f.Write(b)
+	return err
+}
+
+func datasync(f *os.File) error { return f.Sync() }
+
+func renameAt(d *os.File, from, to string) error {
+	return os.Rename(filepath.Join(d.Name(), from), filepath.Join(d.Name(), to))
+}
+
+func renameNoReplace(d *os.File, from, to string) error {
+	if err := os.Link(filepath.Join(d.Name(), from), filepath.Join(d.Name(), to)); err != nil {
+		return err
+	}
+	return removeAt(d, from)
+}
+
+func removeAt(d *os.File, name string) error { return os.Remove(filepath.Join(d.Name(), name)) }
+
+func isDirAt(d *os.File, name string) bool {
+	fi, err := os.Lstat(filepath.Join(d.Name(), name))
+	return err == nil && fi.IsDir()
+}
