@@ -3,12 +3,8 @@
 //
 // Databases open in WAL mode with full synchronous commits, a busy timeout
 // and immediate write transactions, so a committed transaction survives a
-// crash and concurrent writers wait rather than fail; the writers of one
-// pool take the write lock in turn, in the order they asked (gate.go), and
-// the write-ahead log is checkpointed beside them, not in their commits
-// (checkpoint.go).
-// Each connection keeps the statements it ran last prepared (see
-// stmtcache.go).
+// crash and concurrent writers wait rather than fail. Each connection keeps
+// the statements it ran last prepared (see stmtcache.go).
 package sqlite
 
 import (
@@ -57,13 +53,6 @@ func (driver) Open(ctx context.Context, u *url.URL) (*sql.DB, sqldb.Dialect, err
 // OpenFile opens (creating if needed, mode 0600 in a 0700 directory) a
 // SQLite database file.
 func OpenFile(ctx context.Context, path string) (*sql.DB, error) {
-	return openFile(ctx, path, true)
-}
-
-// openFile is OpenFile; without tuned, the pool has no write gate (its
-// writers wait in SQLite's busy handler alone) and SQLite checkpoints in
-// the commits (as the driver does by default).
-func openFile(ctx context.Context, path string, tuned bool) (*sql.DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
@@ -74,20 +63,12 @@ func openFile(ctx context.Context, path string, tuned bool) (*sql.DB, error) {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
 	_ = f.Close()
-	dsn := "file:" + path + fmt.Sprintf("?_pragma=busy_timeout(%d)", busyTimeout.Milliseconds()) +
-		"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate"
-	if tuned {
-		dsn += "&_pragma=wal_autocheckpoint(0)" // checkpoint.go
-	}
+	dsn := "file:" + path + "?_pragma=busy_timeout(30000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate"
 	conn, err := sqlite.NewConnector(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	cc := cachingConnector{Connector: conn}
-	if tuned {
-		cc.gate, cc.ckpt = newWriteGate(gateWait), newCheckpointer(conn)
-	}
-	db := sql.OpenDB(cc)
+	db := sql.OpenDB(cachingConnector{conn})
 	db.SetMaxOpenConns(8)
 	// Keep every connection open when idle (database/sql keeps 2 by
 	// default and closes the others), and with it the statements it

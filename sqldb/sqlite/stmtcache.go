@@ -5,7 +5,6 @@ import (
 	"context"
 	sqldriver "database/sql/driver"
 	"fmt"
-	"io"
 )
 
 // Every connection this package opens keeps the statements it ran last
@@ -68,24 +67,8 @@ var (
 	_ fullRows = (*cachedRows)(nil)
 )
 
-// cachingConnector wraps the driver's connector; its connections share
-// one write gate (gate.go) and one checkpointer (checkpoint.go), nil when
-// the pool has none.
-type cachingConnector struct {
-	sqldriver.Connector
-	gate *writeGate
-	ckpt *checkpointer
-}
-
-// Close stops the pool's checkpointer; database/sql calls it when the pool
-// closes.
-func (c cachingConnector) Close() error {
-	c.ckpt.close()
-	if cl, ok := c.Connector.(io.Closer); ok {
-		return cl.Close()
-	}
-	return nil
-}
+// cachingConnector wraps the driver's connector.
+type cachingConnector struct{ sqldriver.Connector }
 
 // Connect implements sqldriver.Connector.
 func (c cachingConnector) Connect(ctx context.Context) (sqldriver.Conn, error) {
@@ -94,7 +77,7 @@ func (c cachingConnector) Connect(ctx context.Context) (sqldriver.Conn, error) {
 		return nil, err
 	}
 	if fc, ok := cn.(fullConn); ok {
-		return &cachingConn{fullConn: fc, gate: c.gate, ckpt: c.ckpt, stmts: map[string]*list.Element{}, lru: list.New()}, nil
+		return &cachingConn{fullConn: fc, stmts: map[string]*list.Element{}, lru: list.New()}, nil
 	}
 	return cn, nil
 }
@@ -108,12 +91,6 @@ type cachingConn struct {
 	stmts map[string]*list.Element // SQL text → element of lru holding a *cachedStmt
 	lru   *list.List               // front: most recently used
 	text  int                      // bytes of SQL text cached
-
-	gate  *writeGate    // the pool's turn at the write lock (gate.go)
-	ckpt  *checkpointer // the pool's checkpointer (checkpoint.go)
-	inTx  bool          // a transaction is open on this connection
-	write bool          // a write transaction
-	held  bool          // holding gate
 }
 
 // cachedStmt is one prepared statement of the cache.
@@ -176,11 +153,6 @@ func (c *cachingConn) drop(e *list.Element) {
 
 // ExecContext implements sqldriver.ExecerContext with a cached statement.
 func (c *cachingConn) ExecContext(ctx context.Context, query string, args []sqldriver.NamedValue) (sqldriver.Result, error) {
-	leave, err := c.autocommit(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer leave()
 	s, release, err := c.stmt(ctx, query)
 	if err == sqldriver.ErrSkip {
 		return c.fullConn.ExecContext(ctx, query, args)
@@ -222,7 +194,6 @@ func (c *cachingConn) QueryContext(ctx context.Context, query string, args []sql
 // not close a connection that has statements left). A statement whose rows
 // are still open is left to them.
 func (c *cachingConn) Close() error {
-	c.end()
 	for e := c.lru.Front(); e != nil; {
 		next := e.Next()
 		if !e.Value.(*cachedStmt).busy {
