@@ -320,7 +320,8 @@ func TestGCPercent(t *testing.T) {
 		{"", "1GiB", 0, false},
 		{"50", "1GiB", 0, false},
 	} {
-		if pct, set := gcPercent(tt.gogc, tt.memlimit); pct != tt.pct || set != tt.set {
+		_, limited := memoryLimit(tt.memlimit)
+		if pct, set := gcPercent(tt.gogc, limited); pct != tt.pct || set != tt.set {
 			t.Errorf("GOGC=%q GOMEMLIMIT=%q: %d %v, want %d %v", tt.gogc, tt.memlimit, pct, set, tt.pct, tt.set)
 		}
 	}

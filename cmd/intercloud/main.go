@@ -49,22 +49,23 @@ func memoryLimit(env string) (int64, bool) {
 	return DefaultMemoryLimit, true
 }
 
-// gcPercent is the GOGC to set given GOGC's and GOMEMLIMIT's values, or
-// false to leave the runtime's own: DefaultGCPercent only where the default
-// memory limit applies too, since without a limit it would let the heap
-// grow to four times its live size.
-func gcPercent(gogc, memlimit string) (int, bool) {
-	if gogc != "" || memlimit != "" {
+// gcPercent is the GOGC to set given GOGC's value and whether the default
+// memory limit applies (memoryLimit), or false to leave the runtime's own:
+// DefaultGCPercent only under the default limit, since without a limit it
+// would let the heap grow to four times its live size.
+func gcPercent(gogc string, defaultLimit bool) (int, bool) {
+	if gogc != "" || !defaultLimit {
 		return 0, false
 	}
 	return DefaultGCPercent, true
 }
 
 func main() {
-	if limit, ok := memoryLimit(os.Getenv("GOMEMLIMIT")); ok {
+	limit, limited := memoryLimit(os.Getenv("GOMEMLIMIT"))
+	if limited {
 		debug.SetMemoryLimit(limit)
 	}
-	if pct, ok := gcPercent(os.Getenv("GOGC"), os.Getenv("GOMEMLIMIT")); ok {
+	if pct, ok := gcPercent(os.Getenv("GOGC"), limited); ok {
 		debug.SetGCPercent(pct)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -133,16 +133,12 @@ type bucket struct {
 
 	mu      sync.Mutex
 	durable map[string]bool       // directories whose entry in their parent is fsynced
-	dirs    map[string]*dirHandle // directories held open, by path
+	dirs    map[string]*dirHandle // directories writers are using, by path
 }
 
 // maxDurable bounds the set of directories known to be durable; past it
 // the set starts over (the cost is one more fsync per directory).
 const maxDurable = 4096
-
-// maxOpenDirs bounds the directories held open; past it they are all
-// closed (each once its last writer is done) and opened again on use.
-const maxOpenDirs = 64
 
 // path returns the file of a key.
 func (b *bucket) path(key string) (string, error) {
@@ -185,12 +181,9 @@ func (b *bucket) ErrorAs(err error, i any) bool {
 	return false
 }
 
-func (b *bucket) Close() error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.dropDirsLocked()
-	return nil
-}
+// Close has nothing to release: a directory is held open only while a
+// writer uses it, and its last writer closes it.
+func (b *bucket) Close() error { return nil }
 
 func (b *bucket) SignedURL(ctx context.Context, key string, opts *driver.SignedURLOptions) (string, error) {
 	return "", fmt.Errorf("%w: signed URLs", errUnimplemented)
@@ -546,9 +539,6 @@ func (b *bucket) openDir(dir string) (*dirHandle, error) {
 		f.Close()
 		return d, nil
 	}
-	if len(b.dirs) >= maxOpenDirs {
-		b.dropDirsLocked()
-	}
 	d := &dirHandle{f: f, path: dir, refs: 1, dirSyncer: dirSyncer{d: f, fsync: b.fsyncDir}}
 	b.dirs[dir] = d
 	return d, nil
@@ -559,9 +549,8 @@ func (b *bucket) releaseDir(d *dirHandle) {
 	b.mu.Lock()
 	d.refs--
 	last := d.refs == 0
-	if last && !d.dropped {
-		d.dropped = true
-		delete(b.dirs, d.path)
+	if last {
+		b.unshareLocked(d)
 	}
 	b.mu.Unlock()
 	if last {
@@ -569,15 +558,13 @@ func (b *bucket) releaseDir(d *dirHandle) {
 	}
 }
 
-// dropDirsLocked closes the directories held open, each once its last
-// writer is done. b.mu is held.
-func (b *bucket) dropDirsLocked() {
-	for p, d := range b.dirs {
+// unshareLocked takes d out of bucket.dirs, so that the next writer of its
+// directory opens it by path again; its last writer closes it. b.mu is
+// held.
+func (b *bucket) unshareLocked(d *dirHandle) {
+	if !d.dropped {
 		d.dropped = true
-		if d.refs == 0 {
-			d.f.Close()
-		}
-		delete(b.dirs, p)
+		delete(b.dirs, d.path)
 	}
 }
 
@@ -695,11 +682,7 @@ func (b *bucket) forget(dir string) {
 	for d := dir; d != b.dir && strings.HasPrefix(d, b.dir); d = filepath.Dir(d) {
 		delete(b.durable, d)
 		if h := b.dirs[d]; h != nil {
-			h.dropped = true
-			if h.refs == 0 {
-				h.f.Close()
-			}
-			delete(b.dirs, d)
+			b.unshareLocked(h)
 		}
 	}
 }
