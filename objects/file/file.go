@@ -771,8 +771,13 @@ func (b *bucket) Delete(ctx context.Context, key string, opts *driver.DeleteOpti
 	return d.sync()
 }
 
-// defaultPageSize is the page size of a listing that asks for none.
-const defaultPageSize = 1000
+// defaultPageSize is the page size of a listing that asks for none (an
+// iterator's: Bucket.List). Each page walks the whole directory, so a
+// listing of n objects walks it n/defaultPageSize + 1 times: the
+// reconciler lists the current hour's raw objects every 30 s, tens of
+// thousands of them at a high rate. A page holds its objects' keys,
+// sizes and times (about 100 bytes each).
+const defaultPageSize = 1 << 14
 
 func (b *bucket) ListPaged(ctx context.Context, opts *driver.ListOptions) (*driver.ListPage, error) {
 	if opts.BeforeList != nil {
