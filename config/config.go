@@ -335,7 +335,9 @@ type Ingest struct {
 	// BatchBytes bounds one group-committed object.
 	BatchBytes int `yaml:"batch_bytes"`
 	// BatchWait bounds how long the first request of a group waits for
-	// others; a group closes at once when no other request is being read.
+	// others, those still being read and those queueing behind an object
+	// being written; a group closes at once when no other request is
+	// being read and no object is being written.
 	BatchWait Duration `yaml:"batch_wait"`
 	// RateLimit is requests per second per key (429 past it); 0 means none.
 	RateLimit float64 `yaml:"rate_limit"`
