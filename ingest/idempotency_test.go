@@ -67,9 +67,8 @@ func TestIdemStoreModel(t *testing.T) {
 			s := newIdemStore(window, max, func() time.Time { return now })
 			m := &idemModel{window: window, max: max}
 			type held struct {
-				done  func(bool)
-				ref   *modelEntry
-				model int
+				done func(bool)
+				ref  *modelEntry
 			}
 			var inflight []held
 			keys := max * 3
