@@ -1,11 +1,13 @@
 package pgsrc
 
 import (
+	"context"
 	"encoding/binary"
 	"testing"
 	"time"
 
 	"github.com/intercloud/intercloud/replicate"
+	"github.com/intercloud/intercloud/sqldb"
 )
 
 // msg builds a pgoutput message from parts: byte, uint16, uint32, uint64,
@@ -194,4 +196,55 @@ func FuzzParsePosition(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestReplicatedRowsAreNotParsed feeds a stream reading with
+// SkipReplicated a replicated transaction (its first change writes the
+// origin table) and a local one: the replicated transaction's rows, and
+// rows of a table the stream does not read, are dropped without parsing
+// their row images (no allocation), the local row is delivered.
+func TestReplicatedRowsAreNotParsed(t *testing.T) {
+	ctx := context.Background()
+	var got []replicate.Change
+	st := &streamState{
+		src:  &Source{tables: map[string]*tableInfo{"items": {def: sqldb.Table{Name: "items", PrimaryKey: []string{"id"}}}}},
+		opts: replicate.StreamOptions{SkipReplicated: true, MaxBatch: 1},
+		want: map[string]bool{"items": true},
+		rels: map[uint32]*relationMsg{}, known: map[string][]relColumn{}, schema: map[string]bool{},
+		confirmed: 1 << 62, // no status update to send: there is no server
+		fn: func(_ context.Context, b replicate.Batch) error {
+			for _, c := range b.Changes {
+				if c.Op != replicate.OpSchema { // the first Relation message's
+					got = append(got, c)
+				}
+			}
+			return nil
+		},
+	}
+	origin := msg(byte('R'), uint32(8), "public", OriginTable, byte('f'), uint16(1), byte(1), "id", uint32(oidText), uint32(0xffffffff))
+	other := msg(byte('R'), uint32(9), "public", "others", byte('f'), uint16(1), byte(1), "id", uint32(oidInt8), uint32(0xffffffff))
+	begin := msg(byte('B'), uint64(10), uint64(0), uint32(1))
+	commit := msg(byte('C'), byte(0), uint64(10), uint64(20), uint64(0))
+	row := func(id string) []byte {
+		return msg(byte('I'), uint32(7), byte('N'), uint16(3), textCol(id), textCol("body"), textCol("2024-01-02 03:04:05+00"))
+	}
+	feed := func(msgs ...[]byte) {
+		t.Helper()
+		for _, m := range msgs {
+			if err := st.walData(ctx, m, 1); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	feed(testRelation, origin, other, begin, msg(byte('I'), uint32(8), byte('N'), uint16(1), textCol("aws")))
+	replicated, otherRow := row("1"), msg(byte('I'), uint32(9), byte('N'), uint16(1), textCol("5"))
+	for _, m := range [][]byte{replicated, otherRow} {
+		if n := testing.AllocsPerRun(100, func() { feed(m) }); n != 0 {
+			t.Errorf("a dropped row change allocated %v times", n)
+		}
+	}
+	feed(commit, begin, row("2"), otherRow, commit)
+	if len(got) != 1 || got[0].Key[0] != int64(2) {
+		t.Fatalf("delivered %+v, want the local row 2 only", got)
+	}
 }
