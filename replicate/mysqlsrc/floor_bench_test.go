@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	osexec "os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -45,7 +46,12 @@ func BenchmarkServerFloor(b *testing.B) {
 	ctx := context.Background()
 	e := &env{my: peers.StartMariaDB(b), pg: peers.StartPostgres(b)}
 	src := open(b, e.mysqlURL(b, ""))
-	dst := open(b, e.pgURL(b))
+	dstURL := e.pgURL(b)
+	dst := open(b, dstURL)
+	dbName := dstURL[strings.LastIndexByte(dstURL, '/')+1:]
+	if i := strings.IndexByte(dbName, '?'); i >= 0 {
+		dbName = dbName[:i]
+	}
 	tbl := record.Table(config.Default(b.TempDir()).Schema)
 	if err := src.EnsureTable(ctx, tbl); err != nil {
 		b.Fatal(err)
@@ -68,7 +74,7 @@ func BenchmarkServerFloor(b *testing.B) {
 			for j := 0; j < per; j++ {
 				next++
 				// id, device, metric, value, ts, _origin, _trace_id, _ingested_at
-				args = append(args, fmt.Sprintf("0192f%011x-7000-8000-%012x", next, next), "dev-"+strconv.Itoa(next%100), "temp",
+				args = append(args, lastID(next), "dev-"+strconv.Itoa(next%100), "temp",
 					float64(next%1000)/10, at, "aws", fmt.Sprintf("%032x", next), at)
 			}
 			if _, err := src.ExecContext(ctx, stmt, args...); err != nil {
@@ -80,15 +86,19 @@ func BenchmarkServerFloor(b *testing.B) {
 		my0, pg0, self0 := cpu()
 		t0 := time.Now()
 		insert(rows)
-		want := int64(next)
+		// Transactions apply in commit order: the last record there means
+		// all are (counted once after the round).
 		waitFor(b, name+": the target's rows", 10*time.Minute, func() bool {
-			return count(b, dst, "SELECT COUNT(*) FROM "+tbl.Name) == want && caughtUp()
+			return count(b, dst, "SELECT COUNT(*) FROM "+tbl.Name+" WHERE id = $1", lastID(next)) == 1 && caughtUp()
 		})
 		d := time.Since(t0)
 		my1, pg1, self1 := cpu()
 		us := func(s float64) float64 { return s * 1e6 / float64(rows) }
 		b.Logf("%s: %d records in %v (%.0f/s): MariaDB %.1f µs, PostgreSQL %.1f µs, this process %.1f µs per record",
 			name, rows, d.Round(time.Millisecond), float64(rows)/d.Seconds(), us(my1-my0), us(pg1-pg0), us(self1-self0))
+		if n := count(b, dst, "SELECT COUNT(*) FROM "+tbl.Name); n != int64(next) {
+			b.Fatalf("%s: the target has %d records, want %d", name, n, next)
+		}
 		b.ReportMetric(us(my1-my0), name+"-mariadb-µs/rec")
 		b.ReportMetric(us(pg1-pg0), name+"-postgres-µs/rec")
 		b.ReportMetric(us(self1-self0), name+"-process-µs/rec")
@@ -122,8 +132,62 @@ func BenchmarkServerFloor(b *testing.B) {
 		<-done
 		_ = feed.Close()
 		rev.Stop(b)
+		execSQL(b, dst, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name IN ($1, $2)", pgsrc.SlotName("azure-to-aws"), pgsrc.SlotName("publish"))
+
+		// What a publication row filter would save the reverse stream's
+		// walsender: the same records read by pg_recvlogical (the server's
+		// own client) from the plain publication, then from one whose
+		// inserts of the records table leave out rows that came from the
+		// other cloud (_origin = 'aws'; updates and deletes unfiltered, so
+		// no update turns into a delete).
+		if recv, err := osexec.LookPath("pg_recvlogical"); err == nil || fileExists("/usr/lib/postgresql/15/bin/pg_recvlogical") {
+			if recv == "" {
+				recv = "/usr/lib/postgresql/15/bin/pg_recvlogical"
+			}
+			execSQL(b, dst, `CREATE PUBLICATION floor_ins FOR TABLE `+tbl.Name+` WHERE (_origin IS DISTINCT FROM 'aws') WITH (publish = 'insert')`)
+			execSQL(b, dst, `CREATE PUBLICATION floor_rest FOR TABLE `+tbl.Name+` WITH (publish = 'update, delete, truncate')`)
+			execSQL(b, dst, `CREATE PUBLICATION floor_marker FOR TABLE `+pgsrc.OriginTable)
+			for _, v := range []struct{ name, pubs string }{
+				{"stream+recvlogical", pgsrc.Publication},
+				{"stream+recvlogical-filtered", "floor_ins,floor_rest,floor_marker"},
+			} {
+				slot := strings.ReplaceAll(strings.TrimPrefix(v.name, "stream+"), "-", "_")
+				execSQL(b, dst, "SELECT pg_create_logical_replication_slot($1, 'pgoutput')", slot)
+				var lsn string
+				cmd := osexec.Command(recv, "-d", dbName, "-h", "127.0.0.1", "-p", strconv.Itoa(e.pg.Port), "-U", "app",
+					"-S", slot, "--start", "-o", "proto_version=1", "-o", "publication_names="+v.pubs, "-s", "1", "-F", "1", "-f", os.DevNull)
+				cmd.Env = append(os.Environ(), "PGPASSWORD=secret")
+				var stderr bytes.Buffer
+				cmd.Stderr = &stderr
+				if err := cmd.Start(); err != nil {
+					b.Fatal(err)
+				}
+				round(v.name, func() bool {
+					if lsn == "" {
+						if err := dst.QueryRowContext(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&lsn); err != nil {
+							b.Fatal(err)
+						}
+					}
+					return count(b, dst, "SELECT COUNT(*) FROM pg_replication_slots WHERE slot_name = $1 AND confirmed_flush_lsn >= $2::pg_lsn", slot, lsn) == 1
+				})
+				_ = cmd.Process.Kill()
+				_ = cmd.Wait()
+				waitFor(b, "slot "+slot+" let go of", time.Minute, func() bool {
+					return count(b, dst, "SELECT COUNT(*) FROM pg_replication_slots WHERE slot_name = $1 AND active", slot) == 0
+				})
+				execSQL(b, dst, "SELECT pg_drop_replication_slot($1)", slot)
+			}
+		}
 	}
 	fwd.Stop(b)
+}
+
+// lastID is the id of the n-th record written.
+func lastID(n int) string { return fmt.Sprintf("0192f%011x-7000-8000-%012x", n, n) }
+
+func fileExists(name string) bool {
+	_, err := os.Stat(name)
+	return err == nil
 }
 
 // serverTreeCPU is the CPU time in seconds of the server whose pid file
