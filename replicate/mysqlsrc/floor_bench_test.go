@@ -132,7 +132,13 @@ func BenchmarkServerFloor(b *testing.B) {
 		<-done
 		_ = feed.Close()
 		rev.Stop(b)
-		execSQL(b, dst, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name IN ($1, $2)", pgsrc.SlotName("azure-to-aws"), pgsrc.SlotName("publish"))
+		dropSlots := func(names ...string) {
+			waitFor(b, "the slots let go of", time.Minute, func() bool {
+				return count(b, dst, "SELECT COUNT(*) FROM pg_replication_slots WHERE slot_name = ANY($1) AND active", "{"+strings.Join(names, ",")+"}") == 0
+			})
+			execSQL(b, dst, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = ANY($1)", "{"+strings.Join(names, ",")+"}")
+		}
+		dropSlots(pgsrc.SlotName("azure-to-aws"), pgsrc.SlotName("publish"))
 
 		// What a publication row filter would save the reverse stream's
 		// walsender: the same records read by pg_recvlogical (the server's
@@ -172,10 +178,7 @@ func BenchmarkServerFloor(b *testing.B) {
 				})
 				_ = cmd.Process.Kill()
 				_ = cmd.Wait()
-				waitFor(b, "slot "+slot+" let go of", time.Minute, func() bool {
-					return count(b, dst, "SELECT COUNT(*) FROM pg_replication_slots WHERE slot_name = $1 AND active", slot) == 0
-				})
-				execSQL(b, dst, "SELECT pg_drop_replication_slot($1)", slot)
+				dropSlots(slot)
 			}
 		}
 	}
