@@ -248,3 +248,97 @@ func TestReplicatedRowsAreNotParsed(t *testing.T) {
 		t.Fatalf("delivered %+v, want the local row 2 only", got)
 	}
 }
+
+// slowTimestamp is parseTimestamp by its layouts alone.
+func slowTimestamp(s string) (time.Time, error) {
+	var err error
+	for _, l := range tsLayouts {
+		var t time.Time
+		if t, err = time.Parse(l, s); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, err
+}
+
+// TestUTCTimestamp checks the fast path against the layouts: the same
+// instant where it parses, the layouts' answer where it does not.
+func TestUTCTimestamp(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		fast bool
+	}{
+		{"2024-01-02 03:04:05+00", true},
+		{"2024-01-02 03:04:05.5+00", true},
+		{"2024-01-02 03:04:05.123456+00", true},
+		{"2024-01-02 03:04:05.000001", true},
+		{"0001-01-01 00:00:00+00", true},
+		{"9999-12-31 23:59:59.999999+00", true},
+		{"2024-02-29 00:00:00+00", true},
+		{"2023-02-29 00:00:00+00", false},
+		{"2024-13-01 00:00:00+00", false},
+		{"2024-01-01 24:00:00+00", false},
+		{"2024-01-01 00:00:60+00", false},
+		{"0000-01-01 00:00:00+00", false},
+		{"2024-01-02 03:04:05.+00", false},
+		{"2024-01-02 03:04:05.1234567+00", false},
+		{"2024-01-02 03:04:05+05:30", false},
+		{"2024-01-02 03:04:05+01", false},
+		{"2024-01-02 03:04:05-00", false},
+		{"2024-01-02 03:04:05+00 BC", false},
+		{"infinity", false},
+		{"2024-01-02T03:04:05+00", false},
+		{"2024-1-02 03:04:05+00", false},
+	} {
+		got, ok := utcTimestamp(tc.in)
+		if ok != tc.fast {
+			t.Errorf("%q: fast path %v, want %v", tc.in, ok, tc.fast)
+		}
+		want, err := slowTimestamp(tc.in)
+		if ok && (err != nil || !got.Equal(want) || got.Location() != time.UTC) {
+			t.Errorf("%q: fast %v, layouts %v (%v)", tc.in, got, want, err)
+		}
+		full, ferr := parseTimestamp(tc.in)
+		if (ferr == nil) != (err == nil) || !full.Equal(want) {
+			t.Errorf("%q: parseTimestamp %v %v, layouts %v %v", tc.in, full, ferr, want, err)
+		}
+	}
+}
+
+// FuzzUTCTimestamp: wherever the fast path parses, the layouts parse the
+// same instant.
+func FuzzUTCTimestamp(f *testing.F) {
+	for _, s := range []string{"2024-01-02 03:04:05.123456+00", "2024-01-02 03:04:05", "2023-02-29 00:00:00+00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, ok := utcTimestamp(s)
+		if !ok {
+			return
+		}
+		want, err := slowTimestamp(s)
+		if err != nil || !got.Equal(want) {
+			t.Fatalf("%q: fast %v, layouts %v %v", s, got, want, err)
+		}
+	})
+}
+
+// BenchmarkParseTimestamp parses a timestamptz as the replication
+// session sends it, by the fast path and by the layouts.
+func BenchmarkParseTimestamp(b *testing.B) {
+	const s = "2026-11-30 16:04:05.123456+00"
+	b.Run("fast", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := parseTimestamp(s); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("layouts", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := slowTimestamp(s); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
