@@ -252,6 +252,15 @@ type fastConn struct {
 	req  FastRequest
 	resp FastResponse
 	idle atomic.Bool // waiting for a request
+	raw  rawIO       // raw reads and writes when raw.rc is set
+}
+
+// read reads from the connection, raw when it can.
+func (fc *fastConn) read(p []byte) (int, error) {
+	if fc.raw.rc != nil {
+		return fc.raw.read(p)
+	}
+	return fc.c.Read(p)
 }
 
 var fastPool = sync.Pool{New: func() any {
@@ -335,7 +344,11 @@ func (s *Server) serveFast(c net.Conn) (handoff net.Conn) {
 	fc := fastPool.Get().(*fastConn)
 	fc.c, fc.r, fc.w, fc.out = c, 0, 0, fc.out[:0]
 	fc.req.RemoteAddr = c.RemoteAddr().String()
+	if fc.raw.rc = rawConn(c); fc.raw.rc != nil {
+		fc.raw.init()
+	}
 	defer func() {
+		fc.raw.rc = nil
 		fc.c, fc.req.Target, fc.req.Path, fc.req.RawQuery, fc.req.RemoteAddr = nil, "", "", "", ""
 		clear(fc.req.Header[:cap(fc.req.Header)])
 		fc.resp = FastResponse{}
@@ -376,7 +389,7 @@ func (s *Server) serveFast(c net.Conn) (handoff net.Conn) {
 				_ = c.Close()
 				return nil
 			}
-			n, _ := c.Read(fc.buf)
+			n, _ := fc.read(fc.buf)
 			s.fast.setIdle(fc, false)
 			if n == 0 {
 				// The client went away or stayed idle too long: net/http
@@ -482,7 +495,7 @@ func (s *Server) readHead(fc *fastConn, start time.Time, timeout time.Duration) 
 		_ = fc.c.SetReadDeadline(start.Add(timeout))
 	}
 	for fc.w < len(fc.buf) {
-		n, err := fc.c.Read(fc.buf[fc.w:])
+		n, err := fc.read(fc.buf[fc.w:])
 		fc.w += n
 		if size := scanHead(fc.buf[:fc.w]); size != 0 {
 			return size, true
@@ -521,9 +534,12 @@ func (s *Server) fastWrite(fc *fastConn, body []byte) bool {
 		_ = fc.c.SetWriteDeadline(time.Now().Add(s.lim.WriteTimeout))
 	}
 	var err error
-	if body == nil {
+	switch {
+	case body == nil && fc.raw.rc != nil:
+		err = fc.raw.write(fc.out)
+	case body == nil:
 		_, err = fc.c.Write(fc.out)
-	} else {
+	default:
 		bufs := net.Buffers{fc.out, body}
 		_, err = bufs.WriteTo(fc.c)
 	}
