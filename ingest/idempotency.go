@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"container/list"
 	"crypto/sha256"
 	"sync"
 	"time"
@@ -18,34 +17,51 @@ const (
 	// the window payment APIs keep theirs.
 	DefaultIdempotencyWindow = 24 * time.Hour
 	// DefaultIdempotencyKeys bounds the keys remembered at once (about
-	// 30 MB); past it the oldest are forgotten first.
+	// 25 MB); past it the oldest are forgotten first.
 	DefaultIdempotencyKeys = 1 << 18
 )
 
 // idemStore remembers, per Idempotency-Key, the hash of the request that
 // was first accepted with it, for a window. Keys and hashes are kept as
-// SHA-256 digests, so a key costs the same whatever its length. It is safe
-// for concurrent use.
+// the first 128 bits of their SHA-256 digests, so a key costs the same
+// whatever its length, and the bindings hold no pointer: at a few hundred
+// requests a second the store holds tens of thousands of them, which the
+// garbage collector does not scan (about 100 bytes a key, against about
+// 220 as a list of pointers, all scanned). It is safe for
+// concurrent use.
 type idemStore struct {
 	window time.Duration
 	max    int
 	now    func() time.Time
 
-	mu    sync.Mutex
-	byKey map[[sha256.Size]byte]*list.Element
-	order *list.List // of *idemEntry, oldest first
+	mu sync.Mutex
+	// ring holds the bindings in the order they were made, used slots
+	// from head on (wrapping), oldest first; a binding dropped before its
+	// turn (its request failed) leaves a hole until it reaches the head.
+	ring       []idemEntry
+	head, used int
+	live       int                  // bindings in ring (used minus the holes)
+	seq        int64                // numbers the bindings
+	byKey      map[idemDigest]int32 // key → its binding's slot
 }
+
+// idemDigest is the first 128 bits of a SHA-256 digest.
+type idemDigest [16]byte
 
 type idemEntry struct {
-	key      [sha256.Size]byte
-	req      [sha256.Size]byte
-	at       time.Time
-	inflight int  // requests holding the binding
-	acked    bool // a request with it was acknowledged: kept for the window
+	key      idemDigest
+	req      idemDigest
+	at       int64 // Unix nanoseconds when it was made
+	seq      int64 // 0: a hole
+	inflight int32 // requests holding the binding
+	acked    bool  // a request with it was acknowledged: kept for the window
 }
 
+// idemMinSlots is the ring's first size; it doubles as bindings come.
+const idemMinSlots = 64
+
 func newIdemStore(window time.Duration, max int, now func() time.Time) *idemStore {
-	return &idemStore{window: window, max: max, now: now, byKey: map[[sha256.Size]byte]*list.Element{}, order: list.New()}
+	return &idemStore{window: window, max: max, now: now, byKey: map[idemDigest]int32{}}
 }
 
 // requestHash is the hash an Idempotency-Key is bound to: the media type
@@ -65,56 +81,102 @@ func requestHash(media string, body []byte) [sha256.Size]byte {
 // whether the request was acknowledged: a request that was not releases a
 // binding it made, so the key can be used again.
 func (s *idemStore) reserve(key string, req [sha256.Size]byte) (ok bool, done func(acked bool)) {
-	k := sha256.Sum256([]byte(key))
-	now := s.now()
+	h := sha256.Sum256([]byte(key))
+	k := idemDigest(h[:16])
+	r := idemDigest(req[:16])
+	now := s.now().UnixNano()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.expire(now)
-	if el, found := s.byKey[k]; found {
-		e := el.Value.(*idemEntry)
-		if e.req != req {
+	if i, found := s.byKey[k]; found {
+		e := &s.ring[i]
+		if e.req != r {
 			return false, nil
 		}
 		e.inflight++
-		return true, func(acked bool) { s.release(el, acked) }
+		seq := e.seq
+		return true, func(acked bool) { s.release(k, seq, acked) }
 	}
-	for s.order.Len() >= s.max {
-		s.remove(s.order.Front())
+	for s.live >= s.max {
+		s.pop()
 	}
-	e := &idemEntry{key: k, req: req, at: now, inflight: 1}
-	el := s.order.PushBack(e)
-	s.byKey[k] = el
-	return true, func(acked bool) { s.release(el, acked) }
+	if s.used == len(s.ring) {
+		s.makeRoom()
+	}
+	s.seq++
+	i := (s.head + s.used) % len(s.ring)
+	s.ring[i] = idemEntry{key: k, req: r, at: now, seq: s.seq, inflight: 1}
+	s.used++
+	s.live++
+	s.byKey[k] = int32(i)
+	seq := s.seq
+	return true, func(acked bool) { s.release(k, seq, acked) }
 }
 
-// release ends a reservation. A binding no acknowledged request holds is
-// dropped when its last request in flight ends.
-func (s *idemStore) release(el *list.Element, acked bool) {
+// release ends a reservation of the binding seq of key. A binding no
+// acknowledged request holds is dropped when its last request in flight
+// ends; one already forgotten (past the bound) is left alone.
+func (s *idemStore) release(key idemDigest, seq int64, acked bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e := el.Value.(*idemEntry)
+	i, found := s.byKey[key]
+	if !found || s.ring[i].seq != seq {
+		return
+	}
+	e := &s.ring[i]
 	e.inflight--
 	e.acked = e.acked || acked
 	if !e.acked && e.inflight == 0 {
-		s.remove(el)
+		delete(s.byKey, key)
+		*e = idemEntry{} // a hole
+		s.live--
 	}
 }
 
-// expire forgets the keys older than the window.
-func (s *idemStore) expire(now time.Time) {
-	for el := s.order.Front(); el != nil; el = s.order.Front() {
-		if now.Sub(el.Value.(*idemEntry).at) < s.window {
+// expire forgets the keys older than the window, and the holes before
+// them.
+func (s *idemStore) expire(now int64) {
+	for s.used > 0 {
+		e := &s.ring[s.head]
+		if e.seq != 0 && now-e.at < int64(s.window) {
 			return
 		}
-		s.remove(el)
+		s.pop()
 	}
 }
 
-func (s *idemStore) remove(el *list.Element) {
-	e := s.order.Remove(el).(*idemEntry)
-	if s.byKey[e.key] == el {
+// pop forgets the oldest slot: a binding or a hole.
+func (s *idemStore) pop() {
+	e := &s.ring[s.head]
+	if e.seq != 0 {
 		delete(s.byKey, e.key)
+		s.live--
 	}
+	*e = idemEntry{}
+	s.head = (s.head + 1) % len(s.ring)
+	s.used--
+}
+
+// makeRoom makes a free slot in a full ring: it drops the holes when they
+// are a quarter of it, else doubles it. Either way the bindings move to
+// the start, in order.
+func (s *idemStore) makeRoom() {
+	size := max(idemMinSlots, 2*len(s.ring))
+	if s.used-s.live >= len(s.ring)/4 && s.used > 0 {
+		size = len(s.ring)
+	}
+	ring := make([]idemEntry, size)
+	n := 0
+	for j := range s.used {
+		e := s.ring[(s.head+j)%len(s.ring)]
+		if e.seq == 0 {
+			continue
+		}
+		ring[n] = e
+		s.byKey[e.key] = int32(n)
+		n++
+	}
+	s.ring, s.head, s.used = ring, 0, n
 }
 
 // len returns the keys remembered.

@@ -931,12 +931,27 @@ func (p *Publisher) contributions(ctx context.Context, tx *sql.Tx, recs []change
 	var args []any
 	var q string
 	qn := 0
+	if d.Name() == "postgres" {
+		// One index probe per id, whatever the table's statistics say: a
+		// table autovacuum has not analyzed yet (it waits a minute, and
+		// RowsTable is new and growing at first) gets "id IN (...)"
+		// planned as a scan of the whole table, every batch.
+		per, q, qn = 1000, pgContributionsQuery(d), -1
+	}
 	for chunk := range sqldb.StatementChunks(d, recs, per) {
 		args = args[:0]
-		for i := range chunk {
-			args = append(args, chunk[i].id)
+		if qn < 0 {
+			ids := make([]string, len(chunk))
+			for i := range chunk {
+				ids[i] = chunk[i].id
+			}
+			args = append(args, pgTextArray(ids))
+		} else {
+			for i := range chunk {
+				args = append(args, chunk[i].id)
+			}
 		}
-		if qn != len(chunk) {
+		if qn >= 0 && qn != len(chunk) {
 			q = fmt.Sprintf("SELECT %s, %s, %s FROM %s WHERE %s IN (%s)",
 				d.Quote("id"), d.Quote("bkt"), d.Quote("val"), d.Quote(RowsTable), d.Quote("id"), sqldb.Placeholders(d, 1, len(chunk)))
 			qn = len(chunk)
@@ -962,6 +977,36 @@ func (p *Publisher) contributions(ctx context.Context, tx *sql.Tx, recs []change
 		}
 	}
 	return nil
+}
+
+// pgContributionsQuery reads the contributions of the ids in its one
+// parameter, a text array, on PostgreSQL: each id is a lookup by the
+// primary key (OFFSET 0 keeps the planner from turning the join into a
+// hash join over the whole table).
+func pgContributionsQuery(d sqldb.Dialect) string {
+	return fmt.Sprintf("SELECT r.%[1]s, r.%[2]s, r.%[3]s FROM unnest(%[5]s::text[]) AS k(%[1]s) CROSS JOIN LATERAL (SELECT %[1]s, %[2]s, %[3]s FROM %[4]s WHERE %[1]s = k.%[1]s OFFSET 0) r",
+		d.Quote("id"), d.Quote("bkt"), d.Quote("val"), d.Quote(RowsTable), d.Placeholder(1))
+}
+
+// pgTextArray renders strs as a PostgreSQL text array literal.
+func pgTextArray(strs []string) string {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, s := range strs {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('"')
+		for _, c := range []byte(s) {
+			if c == '"' || c == '\\' {
+				b.WriteByte('\\')
+			}
+			b.WriteByte(c)
+		}
+		b.WriteByte('"')
+	}
+	b.WriteByte('}')
+	return b.String()
 }
 
 // loadBuckets reads the state of the named buckets; a bucket not in the

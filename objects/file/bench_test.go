@@ -3,6 +3,8 @@ package file_test
 import (
 	"bytes"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/intercloud/intercloud/objects"
@@ -21,5 +23,33 @@ func BenchmarkPut(b *testing.B) {
 		if err := bkt.Put(b.Context(), fmt.Sprintf("raw/2026/11/30/13/%08d.ndjson", i), data, opts); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkList lists an hour's raw partition as the reconciler does
+// (Bucket.List, every object with its size and time) with n objects in it.
+func BenchmarkList(b *testing.B) {
+	for _, n := range []int{1000, 20000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			dir, bkt := openDir(b)
+			part := filepath.Join(dir, "raw", "2026", "11", "30", "13")
+			if err := os.MkdirAll(part, 0o700); err != nil {
+				b.Fatal(err)
+			}
+			for i := range n { // objects without attributes, as an earlier version wrote them
+				if err := os.WriteFile(filepath.Join(part, fmt.Sprintf("%08d.ndjson", i)), []byte("{}\n"), 0o600); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for b.Loop() {
+				seen := 0
+				if err := bkt.List(b.Context(), "raw/2026/11/30/13/", func(objects.Object) error { seen++; return nil }); err != nil {
+					b.Fatal(err)
+				}
+				if seen != n {
+					b.Fatalf("listed %d, want %d", seen, n)
+				}
+			}
+		})
 	}
 }

@@ -771,8 +771,13 @@ func (b *bucket) Delete(ctx context.Context, key string, opts *driver.DeleteOpti
 	return d.sync()
 }
 
-// defaultPageSize is the page size of a listing that asks for none.
-const defaultPageSize = 1000
+// defaultPageSize is the page size of a listing that asks for none (an
+// iterator's: Bucket.List). Each page walks the whole directory, so a
+// listing of n objects walks it n/defaultPageSize + 1 times: the
+// reconciler lists the current hour's raw objects every 30 s, tens of
+// thousands of them at a high rate. A page holds its objects' keys,
+// sizes and times (about 100 bytes each).
+const defaultPageSize = 1 << 14
 
 func (b *bucket) ListPaged(ctx context.Context, opts *driver.ListOptions) (*driver.ListPage, error) {
 	if opts.BeforeList != nil {
@@ -793,7 +798,15 @@ func (b *bucket) ListPaged(ctx context.Context, opts *driver.ListOptions) (*driv
 			return &driver.ListPage{}, nil
 		}
 	}
-	var objs []*driver.ListObject
+	// The walk names the candidates after the token; only those of the
+	// page are then opened for their size and time (and a directory
+	// checked for an object), so listing n objects in pages costs n
+	// opens, not n for every page.
+	type candidate struct {
+		key, path string
+		dir       bool
+	}
+	var cands []candidate
 	seenDir := map[string]bool{}
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -830,9 +843,9 @@ func (b *bucket) ListPaged(ctx context.Context, opts *driver.ListOptions) (*driv
 				rest := dk[len(opts.Prefix):]
 				if i := strings.Index(rest, opts.Delimiter); i >= 0 {
 					p := opts.Prefix + rest[:i+len(opts.Delimiter)]
-					if !seenDir[p] && hasObject(path) {
+					if !seenDir[p] && p > token {
 						seenDir[p] = true
-						objs = append(objs, &driver.ListObject{Key: p, IsDir: true})
+						cands = append(cands, candidate{key: p, path: path, dir: true})
 					}
 					return fs.SkipDir
 				}
@@ -846,40 +859,47 @@ func (b *bucket) ListPaged(ctx context.Context, opts *driver.ListOptions) (*driv
 			rest := key[len(opts.Prefix):]
 			if i := strings.Index(rest, opts.Delimiter); i >= 0 {
 				p := opts.Prefix + rest[:i+len(opts.Delimiter)]
-				if !seenDir[p] {
+				if !seenDir[p] && p > token {
 					seenDir[p] = true
-					objs = append(objs, &driver.ListObject{Key: p, IsDir: true})
+					cands = append(cands, candidate{key: p})
 				}
 				return nil
 			}
 		}
-		size, mod, err := statObject(path)
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
+		if key > token {
+			cands = append(cands, candidate{key: key, path: path})
 		}
-		if err != nil {
-			return err
-		}
-		objs = append(objs, &driver.ListObject{Key: key, Size: size, ModTime: mod})
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	slices.SortFunc(objs, func(a, b *driver.ListObject) int { return strings.Compare(a.Key, b.Key) })
-	if token != "" {
-		i, _ := slices.BinarySearchFunc(objs, token, func(o *driver.ListObject, t string) int {
-			if o.Key <= t {
-				return -1
-			}
-			return 1
-		})
-		objs = objs[i:]
+	slices.SortFunc(cands, func(a, b candidate) int { return strings.Compare(a.key, b.key) })
+	page := &driver.ListPage{}
+	if len(cands) > pageSize {
+		cands = cands[:pageSize]
+		page.NextPageToken = []byte(cands[pageSize-1].key)
 	}
-	page := &driver.ListPage{Objects: objs}
-	if len(objs) > pageSize {
-		page.Objects = objs[:pageSize]
-		page.NextPageToken = []byte(objs[pageSize-1].Key)
+	page.Objects = make([]*driver.ListObject, 0, len(cands))
+	for _, c := range cands {
+		switch {
+		case c.dir:
+			if !hasObject(c.path) {
+				continue
+			}
+			page.Objects = append(page.Objects, &driver.ListObject{Key: c.key, IsDir: true})
+		case c.path == "": // a prefix met as an object's key
+			page.Objects = append(page.Objects, &driver.ListObject{Key: c.key, IsDir: true})
+		default:
+			size, mod, err := statObject(c.path)
+			if errors.Is(err, fs.ErrNotExist) { // deleted since the walk
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			page.Objects = append(page.Objects, &driver.ListObject{Key: c.key, Size: size, ModTime: mod})
+		}
 	}
 	return page, nil
 }
