@@ -146,7 +146,9 @@ warm() {
 	local port=$2
 	curl -s -o /dev/null "http://127.0.0.1:$port/1k/0"
 	curl -s -o /dev/null "http://127.0.0.1:$port/1m/0"
-	seq 0 $((REVAL_OBJECTS - 1)) | sed "s|^\(.*\)$|url = http://127.0.0.1:$port/reval/\1\noutput = /dev/null|" | curl -s -o /dev/null -K - --parallel --parallel-max 32 2>/dev/null || true
+	if [[ " $WORKLOADS " == *" reval "* ]]; then
+		seq 0 $((REVAL_OBJECTS - 1)) | sed "s|^\(.*\)$|url = http://127.0.0.1:$port/reval/\1\noutput = /dev/null|" | curl -s -o /dev/null -K - --parallel --parallel-max 32 2>/dev/null || true
+	fi
 	local x1 x2
 	x1=$(curl -s -o /dev/null -D - "http://127.0.0.1:$port/1k/0" | tr -d '\r' | awk -F': ' 'tolower($1)=="x-cache"{print $2}')
 	x2=$(curl -s -o /dev/null -D - "http://127.0.0.1:$port/1m/0" | tr -d '\r' | awk -F': ' 'tolower($1)=="x-cache"{print $2}')
