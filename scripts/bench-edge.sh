@@ -37,7 +37,9 @@
 #                       answers every request). The second edge runs only
 #                       in the saturated measurement.
 #
-# Quick check: DURATION=5s ROUNDS=1 bash scripts/bench-edge.sh
+# Quick check: DURATION=5s ROUNDS=1 bash scripts/bench-edge.sh (about 3
+# minutes); the defaults take about 15 (nine wrk runs per workload and
+# round).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
