@@ -133,10 +133,17 @@ func (a *API) collect(b *batch, deadline time.Time) *pending {
 // until no write is in flight, b holds BatchBytes, the deadline has passed
 // or the API is closing, whichever comes first: one object then takes
 // every request that queued during a write, instead of each starting a
-// write (a file and its fsyncs) of its own beside it. It returns a request
-// that did not fit, which starts the next batch.
+// write (a file and its fsyncs) of its own beside it. It does not wait
+// when writes have lately taken longer than BatchWait (a slow or busy
+// store), where waiting would only delay every request. It returns a
+// request that did not fit, which starts the next batch.
 func (a *API) gather(b *batch, deadline time.Time) *pending {
 	limit := a.cfg.Limits.BatchBytes
+	if time.Duration(a.writeTime.Load()) > a.cfg.Limits.BatchWait.D() {
+		// Writes take longer than a request may wait: waiting for one
+		// would only add to every request's time.
+		return nil
+	}
 	var timer *time.Timer
 	defer func() {
 		if timer != nil {
@@ -173,6 +180,13 @@ func (a *API) gather(b *batch, deadline time.Time) *pending {
 		b.add(p)
 	}
 	return nil
+}
+
+// noteWrite folds the duration of a written object into writeTime, a
+// moving average (weight 1/8) that gather goes by.
+func (a *API) noteWrite(d time.Duration) {
+	old := a.writeTime.Load()
+	a.writeTime.Store(old + (int64(d)-old)/8)
 }
 
 func isClosed(ch chan struct{}) bool {
@@ -223,6 +237,7 @@ func (a *API) write(b *batch) {
 	}
 	if err == nil {
 		a.objects.Add(1)
+		a.noteWrite(time.Since(start))
 		a.bytes.Add(int64(len(data)))
 		if a.cfg.OnCommit != nil {
 			a.cfg.OnCommit(records, len(b.reqs), len(data), time.Since(start))

@@ -67,8 +67,8 @@
 // the last), and starts a write beside it only once it is full or its
 // first request has waited Limits.BatchWait: a store that writes faster
 // than that gets one object (one file and its fsyncs) for all the
-// requests of a write's duration, a slower one still gets writes in
-// parallel. A lone client's request is written at once; many clients'
+// requests of a write's duration, a slower one (writes that lately took
+// longer than BatchWait on average) gets writes in parallel at once. A lone client's request is written at once; many clients'
 // requests share objects. A request is never split across objects; one larger than
 // BatchBytes is an object of its own. A failed write is retried under the
 // same key; when every attempt fails each request of the batch gets 503
@@ -262,10 +262,13 @@ type API struct {
 	prepared chan struct{}
 	// writing counts the objects being written; wrote is nudged when one
 	// is done (its requests answered).
-	writing  atomic.Int64
-	wrote    chan struct{}
-	rejMu    sync.Mutex
-	rejected map[string]int64
+	writing atomic.Int64
+	wrote   chan struct{}
+	// writeTime is the moving average of the objects' write times, in
+	// nanoseconds (noteWrite).
+	writeTime atomic.Int64
+	rejMu     sync.Mutex
+	rejected  map[string]int64
 }
 
 var _ http.Handler = (*API)(nil)

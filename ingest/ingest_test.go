@@ -611,6 +611,32 @@ func TestSlowWriteDoesNotHoldOthersPastBatchWait(t *testing.T) {
 	}
 }
 
+// TestSlowStoreIsNotWaitedFor: when writes have lately taken longer than
+// BatchWait (here 30 s) on average, a request does not wait behind a
+// write in flight at all: it is written beside it at once.
+func TestSlowStoreIsNotWaitedFor(t *testing.T) {
+	e := newEnv(t, "aws", func(c *Config) { c.Limits.BatchWait = config.Duration(30 * time.Second) })
+	entered, release := holdFirstWrite(e)
+	defer release()
+	first := make(chan answer, 1)
+	go func() { first <- e.post(t, recBody(2, "first-"), nil) }()
+	<-entered
+	for range 20 { // writes of a minute each, lately
+		e.api.noteWrite(time.Minute)
+	}
+	start := time.Now()
+	if a := e.post(t, recBody(2, "second-"), nil); a.status != http.StatusAccepted {
+		t.Fatalf("second request: %d %v", a.status, a.err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("answered after %v: it waited behind the slow write", d)
+	}
+	release()
+	if a := <-first; a.status != http.StatusAccepted {
+		t.Fatalf("first request: %d %v", a.status, a.err)
+	}
+}
+
 func TestBatchBytesNeverSplitsARequest(t *testing.T) {
 	e := newEnv(t, "aws", func(c *Config) {
 		c.Limits.BatchBytes = 1200
