@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/intercloud/intercloud/config"
+	"github.com/intercloud/intercloud/functions"
 	"github.com/intercloud/intercloud/internal/cputime"
 	"github.com/intercloud/intercloud/load"
 	"github.com/intercloud/intercloud/objects"
@@ -85,5 +86,52 @@ func BenchmarkLoad(b *testing.B) {
 	var rows int
 	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+schema.Table).Scan(&rows); err != nil || rows != b.N {
 		b.Fatalf("%d rows (%v), want %d", rows, err, b.N)
+	}
+}
+
+// BenchmarkPending is one pass of the reconciler over an hour of 100 raw
+// objects, all loaded, with the keys of the objects loaded in earlier
+// hours (kept in the loaded-objects table after their raw objects
+// expired) in the table: what it costs should follow the hour's objects,
+// not the history.
+func BenchmarkPending(b *testing.B) {
+	for _, history := range []int{0, 200000} {
+		b.Run(fmt.Sprint(history), func(b *testing.B) {
+			ctx := context.Background()
+			dir := b.TempDir()
+			bucket, err := objects.Open(ctx, "file://"+filepath.Join(dir, "objects"), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			db, err := sqldb.Open(ctx, "sqlite://"+filepath.Join(dir, "sql.db"), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { bucket.Close(); db.Close() })
+			l := load.New(bucket, db, config.Default(dir).Schema, nil)
+			if err := l.Prepare(ctx); err != nil {
+				b.Fatal(err)
+			}
+			now := time.Now().UTC()
+			if _, err := db.ExecContext(ctx, `WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?)
+				INSERT INTO `+load.LoadedTable+` (key, records, loaded_at) SELECT printf('raw/2025/%02d/%02d/%02d/%08d.ndjson', 1 + i / 100000 % 12, 1 + i / 4000 % 28, i / 200 % 24, i), 1000, '2025-01-01T00:00:00Z' FROM n`, history); err != nil {
+				b.Fatal(err)
+			}
+			for i := range 100 {
+				key := load.PartitionOf(now) + fmt.Sprintf("%08d.ndjson", i)
+				if err := bucket.Put(ctx, key, []byte(`{"id":"x"}`+"\n"), nil); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := db.ExecContext(ctx, `INSERT INTO `+load.LoadedTable+` (key, records, loaded_at) VALUES (?, 1, '2025-01-01T00:00:00Z')`, key); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for b.Loop() {
+				n := 0
+				if err := l.Pending(ctx, func(functions.Event) { n++ }); err != nil || n != 0 {
+					b.Fatalf("%d pending, %v", n, err)
+				}
+			}
+		})
 	}
 }

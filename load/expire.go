@@ -54,7 +54,11 @@ func (l *Loader) Expire(ctx context.Context, cutoff time.Time) (Expired, error) 
 		if len(old) == 0 {
 			continue
 		}
-		loaded, err := l.loadedIn(ctx, p)
+		keys := make([]string, len(old))
+		for i, o := range old {
+			keys[i] = o.Key
+		}
+		loaded, err := l.loadedAmong(ctx, keys)
 		if err != nil {
 			return out, err
 		}

@@ -559,7 +559,8 @@ func (l *Loader) partitions(ctx context.Context) ([]string, error) {
 }
 
 // unloaded lists a partition's raw objects that are neither in the
-// loaded-objects table nor under dead/: one listing of each and one query.
+// loaded-objects table nor under dead/: one listing of each and a lookup
+// of the listed keys.
 func (l *Loader) unloaded(ctx context.Context, partition string) ([]objects.Object, error) {
 	var raw []objects.Object
 	if err := l.bucket.List(ctx, partition, func(o objects.Object) error {
@@ -573,7 +574,11 @@ func (l *Loader) unloaded(ctx context.Context, partition string) ([]objects.Obje
 	if len(raw) == 0 {
 		return nil, nil
 	}
-	done, err := l.loadedIn(ctx, partition)
+	keys := make([]string, len(raw))
+	for i, o := range raw {
+		keys[i] = o.Key
+	}
+	done, err := l.loadedAmong(ctx, keys)
 	if err != nil {
 		return nil, err
 	}
@@ -592,29 +597,50 @@ func (l *Loader) unloaded(ctx context.Context, partition string) ([]objects.Obje
 	return missing, nil
 }
 
-// loadedIn returns the loaded keys under a partition prefix.
-func (l *Loader) loadedIn(ctx context.Context, partition string) (map[string]bool, error) {
+// loadedAmong returns which of keys the loaded-objects table holds: a
+// lookup of each by the primary key, so what it costs follows the keys
+// asked about (a partition's listing), not the table, which keeps every
+// object ever loaded. (A prefix match, key LIKE 'raw/…/HH/%', read the
+// whole table: SQLite's LIKE is case-insensitive, so the key index
+// cannot serve it.)
+func (l *Loader) loadedAmong(ctx context.Context, keys []string) (map[string]bool, error) {
 	d := l.db.Dialect
-	// The prefix holds only "raw", digits and '/': no LIKE wildcard.
-	rows, err := l.db.QueryContext(ctx, fmt.Sprintf("SELECT %s FROM %s WHERE %s LIKE %s", d.Quote("key"), d.Quote(LoadedTable), d.Quote("key"), d.Placeholder(1)), partition+"%")
+	done := make(map[string]bool, len(keys))
+	args := make([]any, 0, min(len(keys), 500))
+	q, qn := "", 0
+	for chunk := range sqldb.StatementChunks(d, keys, min(500, sqldb.MaxRows(d, 1))) {
+		args = args[:0]
+		for _, k := range chunk {
+			args = append(args, k)
+		}
+		if qn != len(chunk) {
+			q = fmt.Sprintf("SELECT %s FROM %s WHERE %s IN (%s)", d.Quote("key"), d.Quote(LoadedTable), d.Quote("key"), sqldb.Placeholders(d, 1, len(chunk)))
+			qn = len(chunk)
+		}
+		if err := l.scanLoaded(ctx, q, args, done); err != nil {
+			return nil, err
+		}
+	}
+	return done, nil
+}
+
+func (l *Loader) scanLoaded(ctx context.Context, q string, args []any, done map[string]bool) error {
+	rows, err := l.db.QueryContext(ctx, q, args...)
 	if err != nil {
-		return nil, fmt.Errorf("load: list loaded %s: %w", partition, err)
+		return fmt.Errorf("load: list loaded: %w", err)
 	}
 	defer rows.Close()
-	done := map[string]bool{}
 	for rows.Next() {
 		var k string
 		if err := rows.Scan(&k); err != nil {
-			return nil, fmt.Errorf("load: list loaded %s: %w", partition, err)
+			return fmt.Errorf("load: list loaded: %w", err)
 		}
-		if strings.HasPrefix(k, partition) {
-			done[k] = true
-		}
+		done[k] = true
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("load: list loaded %s: %w", partition, err)
+		return fmt.Errorf("load: list loaded: %w", err)
 	}
-	return done, nil
+	return nil
 }
 
 // The watermark is the newest partition whose objects (and all before it)

@@ -56,6 +56,48 @@ func TestCoalescedWritesWhileBehind(t *testing.T) {
 	}
 }
 
+// TestCoalescedWritesWhileBehindOnUpdates: a full read of the change feed
+// is behind however few changes it makes. The SQLite feed keeps a key's
+// latest change once, so a read of 10 updates of one record is one
+// change; 10 such reads in a row are written together (with the batch of
+// inserts before them), not one write each, and the results are exact.
+func TestCoalescedWritesWhileBehindOnUpdates(t *testing.T) {
+	e := newEnv(t)
+	h := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	stop := e.run(t)
+	e.started(t)
+	stop()
+	e.insertBatches(t, "r", 10, 10, h)
+	for i := range 10 { // 10 updates of each record, a transaction each
+		for v := range 10 {
+			e.insert(t, rec{fmt.Sprintf("r-%03d", i), "cpu", float64(100*i + v), h})
+		}
+	}
+	e.insert(t, rec{"r-000", "cpu", 7, h}) // a read that is not full ends it
+	// The feed reads each record's current row, so every read of it
+	// counts one change of each record it names: 10 + 10 + 1.
+	var writes, changes atomic.Int64
+	e.runWith(t, func(c *Config) {
+		c.BatchSize = 10
+		c.Coalesce = time.Minute
+		published := c.OnPublished
+		c.OnPublished = func(ids []string) { writes.Add(1); changes.Add(int64(len(ids))); published(ids) }
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for changes.Load() < 21 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d changes published in %d writes, want 21", changes.Load(), writes.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := e.aggregate(t, "cpu", h); got["count"] != 10.0 || got["min"] != 7.0 || got["max"] != 909.0 {
+		t.Fatalf("cpu = %v", got)
+	}
+	if n := writes.Load(); n > 2 {
+		t.Errorf("%d writes for 12 reads of the feed while behind, want at most 2", n)
+	}
+}
+
 // TestHeldResultsAreWrittenWhenTheFeedStops: a full batch that turns out
 // to be the last is written Coalesce after it, by the timer.
 func TestHeldResultsAreWrittenWhenTheFeedStops(t *testing.T) {

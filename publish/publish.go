@@ -510,7 +510,11 @@ func (p *Publisher) handle(ctx context.Context, b replicate.Batch) error {
 	h := &p.held
 	h.pos = b.Position
 	now := time.Now()
-	h.hold = p.holdFor(len(b.Changes) >= p.cfg.BatchSize, oldest, now)
+	// A feed that collapses a key's changes into its latest (SQLite's)
+	// makes few changes of a full read of updates: what it read says
+	// whether more is waiting.
+	full := len(b.Changes) >= p.cfg.BatchSize || b.Read >= p.cfg.BatchSize
+	h.hold = p.holdFor(full, oldest, now)
 	if now.Sub(h.since) < h.hold && len(h.recs) < heldMax*p.cfg.BatchSize {
 		return nil
 	}

@@ -128,6 +128,12 @@ type Batch struct {
 	// Snapshot is set on batches of the full load given to
 	// Config.OnApplied; their Position is the load's start position.
 	Snapshot bool
+	// Read is how many entries of the change log the source read for the
+	// batch, counting those it left out (a key's earlier changes, kept
+	// once as its latest; changes of other tables; replicated ones); 0
+	// when the source does not tell. Read reaching MaxBatch means the read
+	// was cut there, so more is waiting, however few Changes it made.
+	Read int
 	// Applied is how long the batch took from read to committed on the
 	// target, and AppliedAt when it committed (set on batches given to
 	// Config.OnApplied during change data capture).

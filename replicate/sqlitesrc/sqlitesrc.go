@@ -668,6 +668,7 @@ func (s *Source) read(ctx context.Context, seq int64, want map[string]bool, opts
 	}
 	b.Position = FormatPosition(sp.last)
 	b.CommitTime, _ = parseAt(sp.at)
+	b.Read = sp.n
 	// Keep each key's last change (the image read below is the same for
 	// all of them), in the order of those last changes.
 	type tableKey struct{ tbl, pk string }
