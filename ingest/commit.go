@@ -59,17 +59,27 @@ func (a *API) commitLoop() {
 				return
 			}
 		}
-		// Wait for a free writer first: meanwhile requests queue up and
-		// join this batch.
-		a.sem <- struct{}{}
 		b := &batch{}
 		b.add(first)
-		carry = a.collect(b, first.at.Add(a.cfg.Limits.BatchWait.D()))
+		deadline := first.at.Add(a.cfg.Limits.BatchWait.D())
+		// Behind a write in flight, then for a free writer: meanwhile
+		// requests queue up and join this batch.
+		carry = a.gather(b, deadline)
+		a.sem <- struct{}{}
+		if carry == nil {
+			carry = a.collect(b, deadline)
+		}
 		a.writers.Add(1)
+		a.writing.Add(1)
 		go func() {
 			defer a.writers.Done()
 			defer func() { <-a.sem }()
 			a.write(b)
+			a.writing.Add(-1)
+			select {
+			case a.wrote <- struct{}{}:
+			default:
+			}
 		}()
 	}
 }
@@ -108,6 +118,52 @@ func (a *API) collect(b *batch, deadline time.Time) *pending {
 			case <-a.closingCh:
 				continue
 			case <-a.prepared: // look again: maybe none is left
+				continue
+			}
+		}
+		if b.size+len(p.lines) > limit {
+			return p
+		}
+		b.add(p)
+	}
+	return nil
+}
+
+// gather adds queued requests to b while another object is being written,
+// until no write is in flight, b holds BatchBytes, the deadline has passed
+// or the API is closing, whichever comes first: one object then takes
+// every request that queued during a write, instead of each starting a
+// write (a file and its fsyncs) of its own beside it. It returns a request
+// that did not fit, which starts the next batch.
+func (a *API) gather(b *batch, deadline time.Time) *pending {
+	limit := a.cfg.Limits.BatchBytes
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for b.size < limit && a.writing.Load() > 0 {
+		var p *pending
+		select { // what is already queued joins at once
+		case p = <-a.queue:
+		default:
+		}
+		if p == nil {
+			wait := time.Until(deadline)
+			if wait <= 0 || isClosed(a.closingCh) {
+				return nil
+			}
+			if timer == nil {
+				timer = time.NewTimer(wait)
+			}
+			select {
+			case p = <-a.queue:
+			case <-timer.C:
+				return nil
+			case <-a.closingCh:
+				return nil
+			case <-a.wrote: // look again: maybe none is left
 				continue
 			}
 		}

@@ -61,7 +61,14 @@
 // closes as soon as no other request is being read or validated (one that
 // could still join it), else once it holds Limits.BatchBytes of NDJSON or
 // Limits.BatchWait has passed since its first request arrived, whichever
-// comes first. A lone client's request is written at once; many clients'
+// comes first. While an object is being written, the next group keeps
+// gathering the requests that queue behind it until that write is done
+// (as a database's next log flush takes the commits that arrived during
+// the last), and starts a write beside it only once it is full or its
+// first request has waited Limits.BatchWait: a store that writes faster
+// than that gets one object (one file and its fsyncs) for all the
+// requests of a write's duration, a slower one still gets writes in
+// parallel. A lone client's request is written at once; many clients'
 // requests share objects. A request is never split across objects; one larger than
 // BatchBytes is an object of its own. A failed write is retried under the
 // same key; when every attempt fails each request of the batch gets 503
@@ -253,6 +260,10 @@ type API struct {
 	preparing atomic.Int64
 	// prepared is nudged when preparing falls to 0.
 	prepared chan struct{}
+	// writing counts the objects being written; wrote is nudged when one
+	// is done (its requests answered).
+	writing  atomic.Int64
+	wrote    chan struct{}
 	rejMu    sync.Mutex
 	rejected map[string]int64
 }
@@ -329,6 +340,7 @@ func New(cfg Config) (*API, error) {
 		loopDone:  make(chan struct{}),
 		closingCh: make(chan struct{}),
 		prepared:  make(chan struct{}, 1),
+		wrote:     make(chan struct{}, 1),
 		rejected:  map[string]int64{},
 		idem:      newIdemStore(l.IdempotencyWindow.D(), l.IdempotencyKeys, cfg.Now),
 		fast:      newFastPlan(cfg.Schema, cfg.Cloud),

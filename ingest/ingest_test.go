@@ -521,6 +521,96 @@ func TestLoneRequestIsNotHeld(t *testing.T) {
 	}
 }
 
+// holdFirstWrite makes the first object written through e's bucket stay
+// in flight (its Put has not returned) until release is called; entered
+// is closed once it is held.
+func holdFirstWrite(e *env) (entered chan struct{}, release func()) {
+	entered = make(chan struct{})
+	gate := make(chan struct{})
+	var first atomic.Bool
+	var rel sync.Once
+	e.bucket.OnCreate(func(objects.Event) {
+		if first.CompareAndSwap(false, true) { // later writes pass
+			close(entered)
+			<-gate
+		}
+	})
+	return entered, func() { rel.Do(func() { close(gate) }) }
+}
+
+// TestRequestsQueuedBehindAWriteShareOneObject: requests that queue while
+// an object is being written wait for that write (BatchWait, here a
+// minute, bounds it) and then share one object, instead of each starting
+// a write beside it (Writers is 4 here).
+func TestRequestsQueuedBehindAWriteShareOneObject(t *testing.T) {
+	e := newEnv(t, "aws", func(c *Config) { c.Limits.BatchWait = config.Duration(time.Minute) })
+	entered, release := holdFirstWrite(e)
+	defer release()
+	const n = 6
+	answers := make([]answer, n+1)
+	var wg sync.WaitGroup
+	wg.Go(func() { answers[0] = e.post(t, recBody(2, "first-"), nil) })
+	<-entered
+	for i := 1; i <= n; i++ {
+		wg.Go(func() { answers[i] = e.post(t, recBody(2, fmt.Sprintf("r%d-", i)), nil) })
+	}
+	// All queued (or, without the wait, written beside the held one).
+	waitFor(t, "the requests to queue", func() bool {
+		s := e.api.Stats()
+		return s.Pending == n+1 || s.ObjectsWritten > 0
+	})
+	if s := e.api.Stats(); s.ObjectsWritten != 0 {
+		t.Fatalf("%d objects written beside the one in flight", s.ObjectsWritten)
+	}
+	start := time.Now()
+	release()
+	wg.Wait()
+	if d := time.Since(start); d > 30*time.Second {
+		t.Errorf("answered %v after the write in flight ended: they waited out BatchWait", d)
+	}
+	for i, a := range answers {
+		if a.status != http.StatusAccepted || len(a.ids) != 2 {
+			t.Fatalf("request %d: %d %v", i, a.status, a.err)
+		}
+	}
+	objs := e.stored(t)
+	if len(objs) != 2 {
+		t.Errorf("%d objects, want 2: the held one and one for the %d requests queued behind it", len(objs), n)
+	}
+	for key, recs := range objs {
+		if len(recs) != 2 && len(recs) != 2*n {
+			t.Errorf("object %s holds %d records, want 2 or %d", key, len(recs), 2*n)
+		}
+	}
+}
+
+// TestSlowWriteDoesNotHoldOthersPastBatchWait: behind a write that takes
+// longer than BatchWait, the next group is written beside it, so a slow
+// store still gets writes in parallel.
+func TestSlowWriteDoesNotHoldOthersPastBatchWait(t *testing.T) {
+	e := newEnv(t, "aws", func(c *Config) { c.Limits.BatchWait = config.Duration(50 * time.Millisecond) })
+	entered, release := holdFirstWrite(e)
+	defer release()
+	first := make(chan answer, 1)
+	go func() { first <- e.post(t, recBody(2, "first-"), nil) }()
+	<-entered
+	if a := e.post(t, recBody(2, "second-"), nil); a.status != http.StatusAccepted {
+		t.Fatalf("second request: %d %v", a.status, a.err)
+	}
+	select {
+	case a := <-first:
+		t.Fatalf("the held write was answered (%d) before it was released", a.status)
+	default:
+	}
+	release()
+	if a := <-first; a.status != http.StatusAccepted {
+		t.Fatalf("first request: %d %v", a.status, a.err)
+	}
+	if s := e.api.Stats(); s.ObjectsWritten != 2 {
+		t.Errorf("stats %+v, want 2 objects", s)
+	}
+}
+
 func TestBatchBytesNeverSplitsARequest(t *testing.T) {
 	e := newEnv(t, "aws", func(c *Config) {
 		c.Limits.BatchBytes = 1200

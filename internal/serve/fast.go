@@ -528,20 +528,27 @@ func (s *Server) fastFlush(fc *fastConn) bool {
 }
 
 // fastWrite writes the buffered answers and body, within WriteTimeout; a
-// failure closes the connection.
+// failure closes the connection. No write deadline is left set after it:
+// a raw write sets one only when it has to wait (see rawIO.write), which
+// spares the runtime's timer a change per answer.
 func (s *Server) fastWrite(fc *fastConn, body []byte) bool {
-	if s.lim.WriteTimeout > 0 {
-		_ = fc.c.SetWriteDeadline(time.Now().Add(s.lim.WriteTimeout))
-	}
 	var err error
-	switch {
-	case body == nil && fc.raw.rc != nil:
-		err = fc.raw.write(fc.out)
-	case body == nil:
-		_, err = fc.c.Write(fc.out)
-	default:
-		bufs := net.Buffers{fc.out, body}
-		_, err = bufs.WriteTo(fc.c)
+	if body == nil && fc.raw.rc != nil {
+		err = fc.raw.write(fc.out, fc.c, s.lim.WriteTimeout)
+	} else {
+		timeout := s.lim.WriteTimeout
+		if timeout > 0 {
+			_ = fc.c.SetWriteDeadline(time.Now().Add(timeout))
+		}
+		if body == nil {
+			_, err = fc.c.Write(fc.out)
+		} else {
+			bufs := net.Buffers{fc.out, body}
+			_, err = bufs.WriteTo(fc.c)
+		}
+		if timeout > 0 && err == nil {
+			_ = fc.c.SetWriteDeadline(time.Time{})
+		}
 	}
 	fc.out = fc.out[:0]
 	if err != nil {

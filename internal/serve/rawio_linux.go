@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"syscall"
+	"time"
 	"unsafe"
 )
 
@@ -19,10 +20,15 @@ import (
 // busy the thread handed the P waits for one before the requests queued
 // on that P go on, the tail of the latency.
 type rawIO struct {
-	rc      syscall.RawConn
-	p       []byte
-	n       int
-	errno   syscall.Errno
+	rc    syscall.RawConn
+	p     []byte
+	n     int
+	errno syscall.Errno
+	// c and timeout are the connection and WriteTimeout of the write
+	// under way; armed is set once it set c's write deadline.
+	c       net.Conn
+	timeout time.Duration
+	armed   bool
 	readFn  func(fd uintptr) bool
 	writeFn func(fd uintptr) bool
 }
@@ -81,6 +87,10 @@ func (r *rawIO) init() {
 			case syscall.EINTR:
 				continue
 			case syscall.EAGAIN:
+				if r.timeout > 0 && !r.armed {
+					_ = r.c.SetWriteDeadline(time.Now().Add(r.timeout))
+					r.armed = true
+				}
 				return false
 			}
 			r.errno = e
@@ -111,13 +121,18 @@ func (r *rawIO) read(p []byte) (int, error) {
 	return r.n, nil
 }
 
-// write writes all of p, or fails.
-func (r *rawIO) write(p []byte) error {
-	r.p, r.n, r.errno = p, 0, 0
+// write writes all of p to c (r's connection), or fails; when it has to
+// wait for the socket, within timeout (if not 0) of when it starts
+// waiting: the deadline is set then, and cleared once the write is done.
+func (r *rawIO) write(p []byte, c net.Conn, timeout time.Duration) error {
+	r.p, r.n, r.errno, r.c, r.timeout, r.armed = p, 0, 0, c, timeout, false
 	err := r.rc.Write(r.writeFn)
-	r.p = nil
+	r.p, r.c = nil, nil
 	if err != nil {
 		return err
+	}
+	if r.armed {
+		_ = c.SetWriteDeadline(time.Time{})
 	}
 	if r.errno != 0 {
 		return r.errno

@@ -5,6 +5,7 @@ package serve
 import (
 	"net"
 	"syscall"
+	"time"
 )
 
 // rawIO is the fast path's raw reads and writes, on Linux only: elsewhere
@@ -17,4 +18,6 @@ func (r *rawIO) init() {}
 
 func (r *rawIO) read(p []byte) (int, error) { panic("serve: raw I/O off Linux") }
 
-func (r *rawIO) write(p []byte) error { panic("serve: raw I/O off Linux") }
+func (r *rawIO) write(p []byte, c net.Conn, timeout time.Duration) error {
+	panic("serve: raw I/O off Linux")
+}

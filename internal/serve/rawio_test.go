@@ -161,6 +161,66 @@ func TestFastPathRawWrites(t *testing.T) {
 		}()
 		waitOpen(t, s, 1, writeTimeout+5*time.Second)
 	})
+	t.Run("answers after WriteTimeout", func(t *testing.T) {
+		// No write deadline outlives its write: answers (a small one
+		// written raw, a large one with its body next to it) come later
+		// than WriteTimeout after the earlier ones.
+		const writeTimeout = 200 * time.Millisecond
+		s := startBig(t, Limits{WriteTimeout: writeTimeout})
+		c, err := net.Dial("tcp", s.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		br := bufio.NewReader(c)
+		for i, n := range []int{100 << 10, 10, 100 << 10, 10, 10} {
+			if i > 0 {
+				time.Sleep(writeTimeout + 100*time.Millisecond)
+			}
+			fmt.Fprintf(c, "GET /big/%d HTTP/1.1\r\nHost: x\r\n\r\n", n)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("answer %d: %v", i, err)
+			}
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil || !bytes.Equal(b, bigBody(n)) {
+				t.Fatalf("answer %d: %d bytes (%v), want %d", i, len(b), err, n)
+			}
+		}
+	})
+	t.Run("answer after a write that waited", func(t *testing.T) {
+		// A raw write that had to wait set the write deadline; it is
+		// cleared when the write is done, so an answer later than
+		// WriteTimeout after it goes out.
+		const writeTimeout = time.Second
+		s := startBig(t, Limits{WriteTimeout: writeTimeout})
+		c := dialSmall(t, s)
+		const n, size = 300, 15 << 10 // 4.5 MB of answers written raw: more than the sockets hold
+		go func() {
+			_, _ = io.WriteString(c, strings.Repeat(fmt.Sprintf("GET /big/%d HTTP/1.1\r\nHost: x\r\n\r\n", size), n))
+		}()
+		_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		br := bufio.NewReader(c)
+		read := func(i, size int) {
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("answer %d: %v", i, err)
+			}
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil || !bytes.Equal(b, bigBody(size)) {
+				t.Fatalf("answer %d: %d bytes (%v), want %d", i, len(b), err, size)
+			}
+		}
+		for i := range n {
+			read(i, size)
+		}
+		time.Sleep(writeTimeout + 200*time.Millisecond)
+		_, _ = io.WriteString(c, "GET /big/10 HTTP/1.1\r\nHost: x\r\n\r\n")
+		read(n, 10)
+	})
 	t.Run("closed in a head", func(t *testing.T) {
 		s := startBig(t, Limits{})
 		c := dialSmall(t, s)

@@ -15,6 +15,14 @@
 // directory is held open while writers use it, and the calls are made
 // relative to it.
 //
+// A temporary file is locked (flock(2)) by its writer until its name is
+// gone, so what a killed writer left behind can be told from a live
+// writer's file, whichever process it is in: opening a bucket removes, in
+// the background, the temporary files under it that no writer holds and
+// that were last written more than TempGrace ago (the age also spares the
+// files of versions that did not lock them). Listings never show
+// temporary files.
+//
 // Objects written by earlier versions (the body alone, attributes in a
 // sidecar "<key>.attrs" file) are read as they are; keys ending in
 // ".attrs" are therefore refused.
@@ -30,6 +38,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -47,6 +56,10 @@ import (
 
 	"github.com/intercloud/intercloud/objects"
 )
+
+// TempGrace is how long after its last write a temporary file that no
+// writer holds is kept by the sweep at open.
+const TempGrace = 15 * time.Minute
 
 // Scheme is the URL scheme this driver registers.
 const Scheme = "file"
@@ -116,7 +129,9 @@ func OpenBucket(dir string) (*blob.Bucket, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("file: open %s: not a directory", dir)
 	}
-	return blob.NewBucket(newBucket(abs)), nil
+	b := newBucket(abs)
+	b.startSweep()
+	return blob.NewBucket(b), nil
 }
 
 func newBucket(dir string) *bucket {
@@ -134,6 +149,11 @@ type bucket struct {
 	mu      sync.Mutex
 	durable map[string]bool       // directories whose entry in their parent is fsynced
 	dirs    map[string]*dirHandle // directories writers are using, by path
+
+	// The sweep of temporary files started at open: cancelled and
+	// waited for by Close.
+	stopSweep func()
+	swept     chan struct{} // closed when the sweep has ended
 }
 
 // maxDurable bounds the set of directories known to be durable; past it
@@ -181,9 +201,16 @@ func (b *bucket) ErrorAs(err error, i any) bool {
 	return false
 }
 
-// Close has nothing to release: a directory is held open only while a
-// writer uses it, and its last writer closes it.
-func (b *bucket) Close() error { return nil }
+// Close stops the sweep of temporary files if it still runs. Nothing
+// else is to release: a directory is held open only while a writer uses
+// it, and its last writer closes it.
+func (b *bucket) Close() error {
+	if b.stopSweep != nil {
+		b.stopSweep()
+		<-b.swept
+	}
+	return nil
+}
 
 func (b *bucket) SignedURL(ctx context.Context, key string, opts *driver.SignedURLOptions) (string, error) {
 	return "", fmt.Errorf("%w: signed URLs", errUnimplemented)
@@ -364,7 +391,15 @@ func (b *bucket) NewTypedWriter(ctx context.Context, key, contentType string, op
 		}
 		f, err = createAt(d.f, tmp)
 		if err == nil {
-			break
+			// Held until the temporary name is gone: the sweep at open
+			// leaves a locked temporary file alone.
+			if err = lockFile(f); err == nil {
+				break
+			}
+			f.Close()
+			_ = removeAt(d.f, tmp)
+			b.releaseDir(d)
+			return nil, fmt.Errorf("file: lock %s: %w", f.Name(), err)
 		}
 		b.releaseDir(d)
 		if !errors.Is(err, fs.ErrNotExist) || attempt > 0 {
@@ -434,34 +469,32 @@ func (w *writer) Upload(r io.Reader) error {
 
 func (w *writer) Close() error {
 	defer w.b.releaseDir(w.d)
-	named := false
+	named, closed := false, false
+	// The file (and its lock) is closed only once its temporary name is
+	// gone, moved under the key or removed.
 	defer func() {
 		if !named {
 			_ = removeAt(w.d.f, w.tmp)
 		}
+		if !closed {
+			w.f.Close()
+		}
 	}()
 	if w.err != nil {
-		w.f.Close()
 		return fmt.Errorf("file: write %s: %w", w.path, w.err)
 	}
 	if err := w.ctx.Err(); err != nil {
-		w.f.Close()
 		return err
 	}
 	if w.hdr != nil { // an empty body
 		if _, err := w.Write(nil); err != nil {
-			w.f.Close()
 			return err
 		}
 	}
 	// The data and its size, before the name: fdatasync(2) flushes what
 	// reading the file back needs, not its timestamps.
 	if err := w.b.syncFile(w.f); err != nil {
-		w.f.Close()
 		return fmt.Errorf("file: fsync %s: %w", w.path, err)
-	}
-	if err := w.f.Close(); err != nil {
-		return err
 	}
 	if err := w.ctx.Err(); err != nil {
 		return err
@@ -488,6 +521,10 @@ func (w *writer) Close() error {
 		if err := removeAt(w.d.f, w.name+legacyAttrs); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
+	}
+	closed = true
+	if err := w.f.Close(); err != nil {
+		return fmt.Errorf("file: close %s: %w", w.path, err)
 	}
 	// The name: an fsync of the directory that started after the rename.
 	return w.d.sync()
@@ -945,4 +982,74 @@ func statObject(path string) (int64, time.Time, error) {
 		return fi.Size() - int64(len(pre)) - int64(binary.BigEndian.Uint32(pre[len(magic):])), fi.ModTime(), nil
 	}
 	return fi.Size(), fi.ModTime(), nil
+}
+
+// startSweep removes, in the background, the temporary files under the
+// bucket that a killed writer left (sweepTemps); Close stops it.
+func (b *bucket) startSweep() {
+	ctx, cancel := context.WithCancel(context.Background())
+	b.stopSweep, b.swept = cancel, make(chan struct{})
+	go func() {
+		defer close(b.swept)
+		if n, err := b.sweepTemps(ctx, time.Now().Add(-TempGrace)); err != nil && ctx.Err() == nil {
+			slog.Warn("file: sweeping temporary files", "dir", b.dir, "removed", n, "err", err)
+		}
+	}()
+}
+
+// sweepTemps removes the temporary files under the bucket that no writer
+// holds (a writer locks its file until the temporary name is gone, and a
+// lock dies with its process) and that were last written before
+// olderThan. It returns how many it removed.
+func (b *bucket) sweepTemps(ctx context.Context, olderThan time.Time) (int, error) {
+	removed := 0
+	err := filepath.WalkDir(b.dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) { // removed while walking
+				return nil
+			}
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if d.IsDir() || !strings.HasPrefix(d.Name(), tempMark) {
+			return nil
+		}
+		ok, err := removeStale(path, olderThan)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		if ok {
+			removed++
+		}
+		return nil
+	})
+	return removed, err
+}
+
+// removeStale removes the temporary file at path if it was last written
+// before olderThan and no writer holds its lock, reporting whether it did.
+func removeStale(path string, olderThan time.Time) (bool, error) {
+	fi, err := os.Lstat(path)
+	if err != nil || !fi.Mode().IsRegular() || !fi.ModTime().Before(olderThan) {
+		return false, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	held, err := tryLockFile(f)
+	if err != nil || !held {
+		return false, err // a live writer's
+	}
+	// The file locked is the one still under that name.
+	if now, err := os.Lstat(path); err != nil || !os.SameFile(fi, now) {
+		return false, err
+	}
+	if err := os.Remove(path); err != nil {
+		return false, err
+	}
+	return true, nil
 }

@@ -128,3 +128,24 @@ func isDirAt(d *os.File, name string) bool {
 	var st unix.Stat_t
 	return unix.Fstatat(int(d.Fd()), name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&syscall.S_IFMT == syscall.S_IFDIR
 }
+
+// lockFile takes f's lock (flock(2), exclusive), held until f is closed:
+// it marks a temporary file as a live writer's.
+func lockFile(f *os.File) error {
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if !errors.Is(err, unix.EINTR) {
+			return err
+		}
+	}
+}
+
+// tryLockFile takes f's lock if no one holds it; false means a live
+// writer does.
+func tryLockFile(f *os.File) (bool, error) {
+	err := lockFile(f)
+	if errors.Is(err, unix.EWOULDBLOCK) {
+		return false, nil
+	}
+	return err == nil, err
+}

@@ -369,10 +369,59 @@ var tsLayouts = []string{
 }
 
 func parseTimestamp(s string) (time.Time, error) {
+	if t, ok := utcTimestamp(s); ok {
+		return t, nil
+	}
 	for _, l := range tsLayouts {
 		if t, err := time.Parse(l, s); err == nil {
 			return t.UTC(), nil
 		}
 	}
 	return time.Time{}, fmt.Errorf("timestamp %q is not an ISO timestamp between years 1 and 9999", s)
+}
+
+// utcTimestamp parses the form the replication session sends every
+// timestamptz in (TimeZone UTC) and every timestamp in, "YYYY-MM-DD
+// HH:MM:SS[.ffffff]" with or without "+00", without time.Parse's trials
+// of layouts; ok is false for anything else, which parseTimestamp's
+// layouts then decide.
+func utcTimestamp(s string) (t time.Time, ok bool) {
+	s = strings.TrimSuffix(s, "+00")
+	if len(s) < 19 || len(s) > 26 || s[4] != '-' || s[7] != '-' || s[10] != ' ' || s[13] != ':' || s[16] != ':' {
+		return time.Time{}, false
+	}
+	num := func(from, to int) int {
+		n := 0
+		for i := from; i < to; i++ {
+			c := s[i]
+			if c < '0' || c > '9' {
+				return -1
+			}
+			n = n*10 + int(c-'0')
+		}
+		return n
+	}
+	y, mo, d, h, mi, sec := num(0, 4), num(5, 7), num(8, 10), num(11, 13), num(14, 16), num(17, 19)
+	ns := 0
+	if len(s) > 19 {
+		if s[19] != '.' || len(s) == 20 {
+			return time.Time{}, false
+		}
+		if ns = num(20, len(s)); ns < 0 {
+			return time.Time{}, false
+		}
+		for i := len(s) - 20; i < 9; i++ {
+			ns *= 10
+		}
+	}
+	if y < 1 || mo < 0 || d < 0 || h < 0 || mi < 0 || sec < 0 {
+		return time.Time{}, false
+	}
+	t = time.Date(y, time.Month(mo), d, h, mi, sec, ns, time.UTC)
+	// Out of range fields (month 13, February 30, hour 24) normalize into
+	// another time: not this form's.
+	if t.Year() != y || int(t.Month()) != mo || t.Day() != d || t.Hour() != h || t.Minute() != mi || t.Second() != sec {
+		return time.Time{}, false
+	}
+	return t, true
 }

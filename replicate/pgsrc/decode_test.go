@@ -1,11 +1,13 @@
 package pgsrc
 
 import (
+	"context"
 	"encoding/binary"
 	"testing"
 	"time"
 
 	"github.com/intercloud/intercloud/replicate"
+	"github.com/intercloud/intercloud/sqldb"
 )
 
 // msg builds a pgoutput message from parts: byte, uint16, uint32, uint64,
@@ -191,6 +193,151 @@ func FuzzParsePosition(f *testing.F) {
 		if err == nil && s != "" {
 			if l2, err := ParsePosition(FormatPosition(l)); err != nil || l2 != l {
 				t.Fatalf("%q: round trip %v %v", s, l2, err)
+			}
+		}
+	})
+}
+
+// TestReplicatedRowsAreNotParsed feeds a stream reading with
+// SkipReplicated a replicated transaction (its first change writes the
+// origin table) and a local one: the replicated transaction's rows, and
+// rows of a table the stream does not read, are dropped without parsing
+// their row images (no allocation), the local row is delivered.
+func TestReplicatedRowsAreNotParsed(t *testing.T) {
+	ctx := context.Background()
+	var got []replicate.Change
+	st := &streamState{
+		src:  &Source{tables: map[string]*tableInfo{"items": {def: sqldb.Table{Name: "items", PrimaryKey: []string{"id"}}}}},
+		opts: replicate.StreamOptions{SkipReplicated: true, MaxBatch: 1},
+		want: map[string]bool{"items": true},
+		rels: map[uint32]*relationMsg{}, known: map[string][]relColumn{}, schema: map[string]bool{},
+		confirmed: 1 << 62, // no status update to send: there is no server
+		fn: func(_ context.Context, b replicate.Batch) error {
+			for _, c := range b.Changes {
+				if c.Op != replicate.OpSchema { // the first Relation message's
+					got = append(got, c)
+				}
+			}
+			return nil
+		},
+	}
+	origin := msg(byte('R'), uint32(8), "public", OriginTable, byte('f'), uint16(1), byte(1), "id", uint32(oidText), uint32(0xffffffff))
+	other := msg(byte('R'), uint32(9), "public", "others", byte('f'), uint16(1), byte(1), "id", uint32(oidInt8), uint32(0xffffffff))
+	begin := msg(byte('B'), uint64(10), uint64(0), uint32(1))
+	commit := msg(byte('C'), byte(0), uint64(10), uint64(20), uint64(0))
+	row := func(id string) []byte {
+		return msg(byte('I'), uint32(7), byte('N'), uint16(3), textCol(id), textCol("body"), textCol("2024-01-02 03:04:05+00"))
+	}
+	feed := func(msgs ...[]byte) {
+		t.Helper()
+		for _, m := range msgs {
+			if err := st.walData(ctx, m, 1); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	feed(testRelation, origin, other, begin, msg(byte('I'), uint32(8), byte('N'), uint16(1), textCol("aws")))
+	replicated, otherRow := row("1"), msg(byte('I'), uint32(9), byte('N'), uint16(1), textCol("5"))
+	for _, m := range [][]byte{replicated, otherRow} {
+		if n := testing.AllocsPerRun(100, func() { feed(m) }); n != 0 {
+			t.Errorf("a dropped row change allocated %v times", n)
+		}
+	}
+	feed(commit, begin, row("2"), otherRow, commit)
+	if len(got) != 1 || got[0].Key[0] != int64(2) {
+		t.Fatalf("delivered %+v, want the local row 2 only", got)
+	}
+}
+
+// slowTimestamp is parseTimestamp by its layouts alone.
+func slowTimestamp(s string) (time.Time, error) {
+	var err error
+	for _, l := range tsLayouts {
+		var t time.Time
+		if t, err = time.Parse(l, s); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, err
+}
+
+// TestUTCTimestamp checks the fast path against the layouts: the same
+// instant where it parses, the layouts' answer where it does not.
+func TestUTCTimestamp(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		fast bool
+	}{
+		{"2024-01-02 03:04:05+00", true},
+		{"2024-01-02 03:04:05.5+00", true},
+		{"2024-01-02 03:04:05.123456+00", true},
+		{"2024-01-02 03:04:05.000001", true},
+		{"0001-01-01 00:00:00+00", true},
+		{"9999-12-31 23:59:59.999999+00", true},
+		{"2024-02-29 00:00:00+00", true},
+		{"2023-02-29 00:00:00+00", false},
+		{"2024-13-01 00:00:00+00", false},
+		{"2024-01-01 24:00:00+00", false},
+		{"2024-01-01 00:00:60+00", false},
+		{"0000-01-01 00:00:00+00", false},
+		{"2024-01-02 03:04:05.+00", false},
+		{"2024-01-02 03:04:05.1234567+00", false},
+		{"2024-01-02 03:04:05+05:30", false},
+		{"2024-01-02 03:04:05+01", false},
+		{"2024-01-02 03:04:05-00", false},
+		{"2024-01-02 03:04:05+00 BC", false},
+		{"infinity", false},
+		{"2024-01-02T03:04:05+00", false},
+		{"2024-1-02 03:04:05+00", false},
+	} {
+		got, ok := utcTimestamp(tc.in)
+		if ok != tc.fast {
+			t.Errorf("%q: fast path %v, want %v", tc.in, ok, tc.fast)
+		}
+		want, err := slowTimestamp(tc.in)
+		if ok && (err != nil || !got.Equal(want) || got.Location() != time.UTC) {
+			t.Errorf("%q: fast %v, layouts %v (%v)", tc.in, got, want, err)
+		}
+		full, ferr := parseTimestamp(tc.in)
+		if (ferr == nil) != (err == nil) || !full.Equal(want) {
+			t.Errorf("%q: parseTimestamp %v %v, layouts %v %v", tc.in, full, ferr, want, err)
+		}
+	}
+}
+
+// FuzzUTCTimestamp: wherever the fast path parses, the layouts parse the
+// same instant.
+func FuzzUTCTimestamp(f *testing.F) {
+	for _, s := range []string{"2024-01-02 03:04:05.123456+00", "2024-01-02 03:04:05", "2023-02-29 00:00:00+00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, ok := utcTimestamp(s)
+		if !ok {
+			return
+		}
+		want, err := slowTimestamp(s)
+		if err != nil || !got.Equal(want) {
+			t.Fatalf("%q: fast %v, layouts %v %v", s, got, want, err)
+		}
+	})
+}
+
+// BenchmarkParseTimestamp parses a timestamptz as the replication
+// session sends it, by the fast path and by the layouts.
+func BenchmarkParseTimestamp(b *testing.B) {
+	const s = "2026-11-30 16:04:05.123456+00"
+	b.Run("fast", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := parseTimestamp(s); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("layouts", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := slowTimestamp(s); err != nil {
+				b.Fatal(err)
 			}
 		}
 	})

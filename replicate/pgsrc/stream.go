@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -292,13 +293,43 @@ func (st *streamState) copyData(ctx context.Context, data []byte) error {
 			return fmt.Errorf("pgsrc: xlog data: %w", err)
 		}
 		st.lastMsgAt = time.Now()
-		m, err := parseMessage(x.WALData)
-		if err != nil {
-			return err
-		}
-		return st.message(ctx, m, x.WALStart)
+		return st.walData(ctx, x.WALData, x.WALStart)
 	}
 	return nil // other message kinds are not for logical replication clients
+}
+
+// walData handles one pgoutput message that started at at.
+func (st *streamState) walData(ctx context.Context, data []byte, at pglogrepl.LSN) error {
+	if st.dropped(data) {
+		return nil
+	}
+	m, err := parseMessage(data)
+	if err != nil {
+		return err
+	}
+	return st.message(ctx, m, at)
+}
+
+// dropped reports whether data is a row change that row would drop
+// unread, so its row images need not be parsed: a change inside a
+// transaction that wrote the origin table (with SkipReplicated: the
+// reverse stream receives every replicated row only to skip it), or
+// that failed to decode already, or of a table the stream does not read.
+// A change of the origin table itself is always parsed and handled.
+func (st *streamState) dropped(data []byte) bool {
+	if !st.inTxn || len(data) < 5 {
+		return false
+	}
+	switch data[0] {
+	case 'I', 'U', 'D': // each starts with its relation's OID
+	default:
+		return false
+	}
+	rel := st.rels[binary.BigEndian.Uint32(data[1:5])]
+	if rel == nil || rel.name == OriginTable {
+		return false
+	}
+	return st.txnSkip || st.txnErr != nil || !st.want[rel.name]
 }
 
 // message handles one pgoutput message.
