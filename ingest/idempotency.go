@@ -27,8 +27,7 @@ const (
 // whatever its length, and the bindings hold no pointer: at a few hundred
 // requests a second the store holds tens of thousands of them, which the
 // garbage collector does not scan (about 100 bytes a key, against about
-// 220 as a list of pointers, all scanned). It is safe for
-// concurrent use.
+// 220 as a list of pointers, all scanned). It is safe for concurrent use.
 type idemStore struct {
 	window time.Duration
 	max    int
