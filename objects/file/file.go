@@ -879,9 +879,11 @@ func (b *bucket) ListPaged(ctx context.Context, opts *driver.ListOptions) (*driv
 			if opts.Delimiter != "" && strings.HasPrefix(dk, opts.Prefix) {
 				rest := dk[len(opts.Prefix):]
 				if i := strings.Index(rest, opts.Delimiter); i >= 0 {
-					p := opts.Prefix + rest[:i+len(opts.Delimiter)]
-					if !seenDir[p] && p > token {
-						seenDir[p] = true
+					// Several directories may map to one prefix, and
+					// one without an object must not hide the others:
+					// each stays a candidate, checked when the page is
+					// cut.
+					if p := opts.Prefix + rest[:i+len(opts.Delimiter)]; !seenDir[p] && p > token {
 						cands = append(cands, candidate{key: p, path: path, dir: true})
 					}
 					return fs.SkipDir
@@ -911,14 +913,17 @@ func (b *bucket) ListPaged(ctx context.Context, opts *driver.ListOptions) (*driv
 	if err != nil {
 		return nil, err
 	}
-	slices.SortFunc(cands, func(a, b candidate) int { return strings.Compare(a.key, b.key) })
+	slices.SortStableFunc(cands, func(a, b candidate) int { return strings.Compare(a.key, b.key) })
 	page := &driver.ListPage{}
-	if len(cands) > pageSize {
-		cands = cands[:pageSize]
-		page.NextPageToken = []byte(cands[pageSize-1].key)
-	}
-	page.Objects = make([]*driver.ListObject, 0, len(cands))
+	page.Objects = make([]*driver.ListObject, 0, min(len(cands), pageSize))
 	for _, c := range cands {
+		if n := len(page.Objects); n > 0 && page.Objects[n-1].Key == c.key {
+			continue // a prefix listed already
+		}
+		if n := len(page.Objects); n == pageSize {
+			page.NextPageToken = []byte(page.Objects[n-1].Key)
+			break
+		}
 		switch {
 		case c.dir:
 			if !hasObject(c.path) {
