@@ -505,6 +505,13 @@ func (w *writer) Close() error {
 				if isDirAt(w.d.f, w.name) {
 					return fmt.Errorf("file: %s: a directory of that name exists", w.path)
 				}
+				// The object under the name may be one whose writer
+				// failed after naming it, before the directory's fsync
+				// (a caller that finds its own bytes there takes the
+				// write as done): the name is made durable first.
+				if err := w.d.sync(); err != nil {
+					return fmt.Errorf("file: fsync the directory of %s: %w", w.path, err)
+				}
 				return fmt.Errorf("%w: %s", errExists, w.path)
 			}
 			return err
@@ -523,11 +530,16 @@ func (w *writer) Close() error {
 		}
 	}
 	closed = true
-	if err := w.f.Close(); err != nil {
-		return fmt.Errorf("file: close %s: %w", w.path, err)
+	cerr := w.f.Close()
+	// The name: an fsync of the directory that started after the rename,
+	// whatever the close said (the data was synced before the rename).
+	if err := w.d.sync(); err != nil {
+		return err
 	}
-	// The name: an fsync of the directory that started after the rename.
-	return w.d.sync()
+	if cerr != nil {
+		return fmt.Errorf("file: close %s: %w", w.path, cerr)
+	}
+	return nil
 }
 
 // dirHandle is a directory of the bucket held open while writers use it:
