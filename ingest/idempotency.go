@@ -27,12 +27,15 @@ const (
 // whatever its length, and the bindings hold no pointer: at a few hundred
 // requests a second the store holds tens of thousands of them, which the
 // garbage collector does not scan (about 100 bytes a key, against about
-// 220 as a list of pointers, all scanned). It is safe for
-// concurrent use.
+// 220 as a list of pointers, all scanned). It is safe for concurrent use.
 type idemStore struct {
 	window time.Duration
 	max    int
 	now    func() time.Time
+	// base is when the store was made; a binding's time is kept as the
+	// time since base, which time.Now's monotonic reading makes immune to
+	// steps of the wall clock (a step forward must not expire keys early).
+	base time.Time
 
 	mu sync.Mutex
 	// ring holds the bindings in the order they were made, used slots
@@ -51,7 +54,7 @@ type idemDigest [16]byte
 type idemEntry struct {
 	key      idemDigest
 	req      idemDigest
-	at       int64 // Unix nanoseconds when it was made
+	at       int64 // when it was made: nanoseconds since the store's base
 	seq      int64 // 0: a hole
 	inflight int32 // requests holding the binding
 	acked    bool  // a request with it was acknowledged: kept for the window
@@ -61,7 +64,7 @@ type idemEntry struct {
 const idemMinSlots = 64
 
 func newIdemStore(window time.Duration, max int, now func() time.Time) *idemStore {
-	return &idemStore{window: window, max: max, now: now, byKey: map[idemDigest]int32{}}
+	return &idemStore{window: window, max: max, now: now, base: now(), byKey: map[idemDigest]int32{}}
 }
 
 // requestHash is the hash an Idempotency-Key is bound to: the media type
@@ -84,7 +87,7 @@ func (s *idemStore) reserve(key string, req [sha256.Size]byte) (ok bool, done fu
 	h := sha256.Sum256([]byte(key))
 	k := idemDigest(h[:16])
 	r := idemDigest(req[:16])
-	now := s.now().UnixNano()
+	now := int64(s.now().Sub(s.base))
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.expire(now)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
 )
 
 // blockingFsync is an fsync of directories that counts its calls and
@@ -255,5 +256,39 @@ func TestPutOrdersDurably(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestExistingNameMadeDurable: a conditional write that finds the name
+// taken fsyncs the directory before it says so, since the object there
+// may be one whose writer failed after naming it and before the
+// directory's fsync: a caller that finds its own bytes there (ingest's
+// retry) takes the write as done, so the name must be durable by then.
+func TestExistingNameMadeDurable(t *testing.T) {
+	b := newBucket(t.TempDir())
+	bkt := blob.NewBucket(b)
+	ctx := context.Background()
+	key := "raw/2026/11/30/13/b.ndjson"
+	body := []byte("{\"id\":\"x\"}\n")
+	dirSyncs, fail := 0, true
+	b.fsyncDir = func(d *os.File) error {
+		dirSyncs++
+		if fail {
+			return errors.New("the disk said no")
+		}
+		return syncDirFile(d)
+	}
+	opts := &blob.WriterOptions{IfNotExist: true}
+	if err := bkt.WriteAll(ctx, key, body, opts); err == nil {
+		t.Fatal("a write whose directory fsync failed succeeded")
+	}
+	fail = false
+	before := dirSyncs
+	err := bkt.WriteAll(ctx, key, body, opts)
+	if gcerrors.Code(err) != gcerrors.FailedPrecondition {
+		t.Fatalf("the second write: %v, want the name taken", err)
+	}
+	if dirSyncs == before {
+		t.Error("the name was reported taken without an fsync of its directory")
 	}
 }

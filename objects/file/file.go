@@ -505,6 +505,13 @@ func (w *writer) Close() error {
 				if isDirAt(w.d.f, w.name) {
 					return fmt.Errorf("file: %s: a directory of that name exists", w.path)
 				}
+				// The object under the name may be one whose writer
+				// failed after naming it, before the directory's fsync
+				// (a caller that finds its own bytes there takes the
+				// write as done): the name is made durable first.
+				if err := w.d.sync(); err != nil {
+					return fmt.Errorf("file: fsync the directory of %s: %w", w.path, err)
+				}
 				return fmt.Errorf("%w: %s", errExists, w.path)
 			}
 			return err
@@ -523,11 +530,16 @@ func (w *writer) Close() error {
 		}
 	}
 	closed = true
-	if err := w.f.Close(); err != nil {
-		return fmt.Errorf("file: close %s: %w", w.path, err)
+	cerr := w.f.Close()
+	// The name: an fsync of the directory that started after the rename,
+	// whatever the close said (the data was synced before the rename).
+	if err := w.d.sync(); err != nil {
+		return err
 	}
-	// The name: an fsync of the directory that started after the rename.
-	return w.d.sync()
+	if cerr != nil {
+		return fmt.Errorf("file: close %s: %w", w.path, cerr)
+	}
+	return nil
 }
 
 // dirHandle is a directory of the bucket held open while writers use it:
@@ -879,9 +891,11 @@ func (b *bucket) ListPaged(ctx context.Context, opts *driver.ListOptions) (*driv
 			if opts.Delimiter != "" && strings.HasPrefix(dk, opts.Prefix) {
 				rest := dk[len(opts.Prefix):]
 				if i := strings.Index(rest, opts.Delimiter); i >= 0 {
-					p := opts.Prefix + rest[:i+len(opts.Delimiter)]
-					if !seenDir[p] && p > token {
-						seenDir[p] = true
+					// Several directories may map to one prefix, and
+					// one without an object must not hide the others:
+					// each stays a candidate, checked when the page is
+					// cut.
+					if p := opts.Prefix + rest[:i+len(opts.Delimiter)]; !seenDir[p] && p > token {
 						cands = append(cands, candidate{key: p, path: path, dir: true})
 					}
 					return fs.SkipDir
@@ -911,14 +925,17 @@ func (b *bucket) ListPaged(ctx context.Context, opts *driver.ListOptions) (*driv
 	if err != nil {
 		return nil, err
 	}
-	slices.SortFunc(cands, func(a, b candidate) int { return strings.Compare(a.key, b.key) })
+	slices.SortStableFunc(cands, func(a, b candidate) int { return strings.Compare(a.key, b.key) })
 	page := &driver.ListPage{}
-	if len(cands) > pageSize {
-		cands = cands[:pageSize]
-		page.NextPageToken = []byte(cands[pageSize-1].key)
-	}
-	page.Objects = make([]*driver.ListObject, 0, len(cands))
+	page.Objects = make([]*driver.ListObject, 0, min(len(cands), pageSize))
 	for _, c := range cands {
+		if n := len(page.Objects); n > 0 && page.Objects[n-1].Key == c.key {
+			continue // a prefix listed already
+		}
+		if n := len(page.Objects); n == pageSize {
+			page.NextPageToken = []byte(page.Objects[n-1].Key)
+			break
+		}
 		switch {
 		case c.dir:
 			if !hasObject(c.path) {

@@ -202,7 +202,7 @@ func temps(t testing.TB, dir string) []string {
 	return out
 }
 
-// list returns every key the bucket lists, with and without a delimiter.
+// list returns every key the bucket lists under the empty prefix.
 func list(t testing.TB, b *objects.Bucket) []string {
 	t.Helper()
 	var keys []string

@@ -130,10 +130,16 @@ func isDirAt(d *os.File, name string) bool {
 }
 
 // lockFile takes f's lock (flock(2), exclusive), held until f is closed:
-// it marks a temporary file as a live writer's.
+// it marks a temporary file as a live writer's. On a file system that
+// does not lock (some network and FUSE mounts) the file goes unlocked:
+// the lock only guards the sweep, which then keeps the file (see
+// tryLockFile), and the write goes on.
 func lockFile(f *os.File) error {
 	for {
 		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if lockUnsupported(err) {
+			return nil
+		}
 		if !errors.Is(err, unix.EINTR) {
 			return err
 		}
@@ -141,11 +147,21 @@ func lockFile(f *os.File) error {
 }
 
 // tryLockFile takes f's lock if no one holds it; false means a live
-// writer does.
+// writer may: one holds it, or the file system does not lock, so that no
+// one can tell.
 func tryLockFile(f *os.File) (bool, error) {
-	err := lockFile(f)
-	if errors.Is(err, unix.EWOULDBLOCK) {
+	err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+	for errors.Is(err, unix.EINTR) {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+	}
+	if errors.Is(err, unix.EWOULDBLOCK) || lockUnsupported(err) {
 		return false, nil
 	}
 	return err == nil, err
+}
+
+// lockUnsupported reports whether err says the file system does not
+// lock.
+func lockUnsupported(err error) bool {
+	return errors.Is(err, unix.ENOLCK) || errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EINVAL)
 }
