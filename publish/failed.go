@@ -39,6 +39,12 @@ type BucketFailure struct {
 
 	group string
 	hour  time.Time
+	// pending counts the records a batch did not count as published
+	// because this bucket failed, newest their latest ingest time: both
+	// go to Stats when the bucket is written (in this process; a restart
+	// starts freshness afresh).
+	pending int64
+	newest  time.Time
 }
 
 func failedTable() sqldb.Table {
@@ -119,9 +125,14 @@ func (p *Publisher) noteFailures(ctx context.Context, now time.Time, failed map[
 	p.mu.Lock()
 	var forget []bucketKey
 	for _, k := range worked {
-		if _, ok := p.failed[k]; ok {
+		if f, ok := p.failed[k]; ok {
 			forget = append(forget, k)
 			delete(p.failed, k)
+			// Its records held back by the failure are published now.
+			p.stats.Published += f.pending
+			if f.newest.After(p.stats.NewestIngested) {
+				p.stats.NewestIngested = f.newest
+			}
 		}
 	}
 	var save []*BucketFailure

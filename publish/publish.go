@@ -615,10 +615,21 @@ func (p *Publisher) flush(ctx context.Context) error {
 	p.mu.Unlock()
 	recs := h.recs
 	if len(failed) > 0 { // their records are not published yet
+		p.mu.Lock()
 		recs = slices.DeleteFunc(recs, func(r heldRecord) bool {
-			_, bad := failed[r.key]
-			return r.counted && bad
+			if _, bad := failed[r.key]; !bad || !r.counted {
+				return false
+			}
+			// Counted when the bucket is written (noteFailures).
+			if f := p.failed[r.key]; f != nil {
+				f.pending++
+				if r.ingested.After(f.newest) {
+					f.newest = r.ingested
+				}
+			}
+			return true
 		})
+		p.mu.Unlock()
 	}
 	var newest time.Time
 	order := make([]string, len(recs))

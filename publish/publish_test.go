@@ -430,6 +430,67 @@ func TestFailingBucketBlocksNothing(t *testing.T) {
 	<-done
 }
 
+// TestRetriedBucketCountsItsRecords: records whose bucket failed to be
+// written while the rest of their batch (the summary included) was
+// published count as published, and move NewestIngested (what freshness
+// goes by), when the bucket's retry writes it, with no later change to
+// carry them: before, they stayed unpublished in Stats for good, and
+// freshness reported their age until newer records came.
+func TestRetriedBucketCountsItsRecords(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	h := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	p, err := New(Config{DB: e.db, Bucket: e.bucket, Schema: e.schema, Poll: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Prepare(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = p.Run(rctx) }()
+	defer func() { cancel(); <-done }()
+	e.started(t)
+	// An object where the group's directory goes: its files cannot be
+	// written, the summary can.
+	blocker := HourlyPrefix + "cpu"
+	if err := e.bucket.Put(ctx, blocker, []byte("in the way"), nil); err != nil {
+		t.Fatal(err)
+	}
+	// mem's record first: cpu's are the newest.
+	e.insert(t, rec{"m1", "mem", 1, h}, rec{"c1", "cpu", 1, h}, rec{"c2", "cpu", 2, h})
+	inserted := time.Now()
+	e.waitSummary(t, func(s Summary) bool { return s.Groups["mem"] == 1 })
+	wait := func(what string, ok func(Stats) bool) Stats {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			s := p.Stats()
+			if ok(s) {
+				return s
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("never: %s (stats %+v)", what, s)
+			}
+		}
+	}
+	s := wait("the cpu bucket failing", func(s Stats) bool { return len(s.Failing) == 1 })
+	if s.Published != 1 {
+		t.Fatalf("published %d records while cpu's bucket fails, want mem's 1", s.Published)
+	}
+	if err := e.bucket.Delete(ctx, blocker); err != nil {
+		t.Fatal(err)
+	}
+	memOnly := s.NewestIngested
+	s = wait("the retry publishing cpu's records", func(s Stats) bool { return len(s.Failing) == 0 && s.Published == 3 })
+	if !s.NewestIngested.After(memOnly) || s.NewestIngested.After(inserted) {
+		t.Errorf("NewestIngested %v after the retry, want cpu's newer than mem's %v", s.NewestIngested, memOnly)
+	}
+	if got := e.aggregate(t, "cpu", h); got["count"] != 2.0 {
+		t.Fatalf("cpu = %v", got)
+	}
+}
+
 // TestTraceTimesThePurge checks that a publish reports its edge purge, with
 // its time, the tags purged and its error, to OnTraces: the purge is a
 // span of its own in each record's trace.
