@@ -68,8 +68,9 @@
 // first request has waited Limits.BatchWait: a store that writes faster
 // than that gets one object (one file and its fsyncs) for all the
 // requests of a write's duration, a slower one (writes that lately took
-// longer than BatchWait on average) gets writes in parallel at once. A lone client's request is written at once; many clients'
-// requests share objects. A request is never split across objects; one larger than
+// longer than BatchWait on average) gets writes in parallel at once. A
+// lone client's request is written at once; many clients' requests share
+// objects. A request is never split across objects; one larger than
 // BatchBytes is an object of its own. A failed write is retried under the
 // same key; when every attempt fails each request of the batch gets 503
 // store_unavailable and none of it is acknowledged. A request whose client
