@@ -183,10 +183,15 @@ func (a *API) gather(b *batch, deadline time.Time) *pending {
 }
 
 // noteWrite folds the duration of a written object into writeTime, a
-// moving average (weight 1/8) that gather goes by.
+// moving average (weight 1/8) that gather goes by. Writers finish
+// concurrently: the swap keeps every write's share.
 func (a *API) noteWrite(d time.Duration) {
-	old := a.writeTime.Load()
-	a.writeTime.Store(old + (int64(d)-old)/8)
+	for {
+		old := a.writeTime.Load()
+		if a.writeTime.CompareAndSwap(old, old+(int64(d)-old)/8) {
+			return
+		}
+	}
 }
 
 func isClosed(ch chan struct{}) bool {
