@@ -44,6 +44,9 @@ func TestPostgresContributionsUseTheKey(t *testing.T) {
 	if _, err := db.ExecContext(ctx, `INSERT INTO `+RowsTable+` (id, bkt, val) SELECT 'r' || lpad(i::text, 8, '0'), 'b' || (i % 40), i FROM generate_series(1, 50000) i`); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO `+RowsTable+` (id, bkt, val) VALUES ($1, $2, 0)`, rowsMarker, rowsMarkerBucket); err != nil {
+		t.Fatal(err)
+	}
 	odd := []string{`q"uote`, `back\slash`, `com,ma`, `{brace}`, `sp ace`}
 	for i, id := range odd {
 		if _, err := db.ExecContext(ctx, `INSERT INTO `+RowsTable+` (id, bkt, val) VALUES ($1, 'odd', $2)`, id, i); err != nil {

@@ -339,6 +339,21 @@ func (p *Publisher) ensureRows(ctx context.Context) error {
 	if err := p.cfg.DB.EnsureTable(ctx, p.rows); err != nil {
 		return fmt.Errorf("publish: %w", err)
 	}
+	if p.unloggedRows() {
+		// No WAL for the contributions: writing them costs about half as
+		// much, and neither walsender (the publisher's feed, the reverse
+		// stream) decodes them. A crash of the server empties the table;
+		// its marker (rowsMarker) goes with it, so the state is rebuilt.
+		var persistence string
+		if err := p.cfg.DB.QueryRowContext(ctx, "SELECT relpersistence FROM pg_class WHERE oid = $1::regclass", p.cfg.DB.Dialect.Quote(RowsTable)).Scan(&persistence); err != nil {
+			return fmt.Errorf("publish: %s: %w", RowsTable, err)
+		}
+		if persistence != "u" {
+			if _, err := p.cfg.DB.ExecContext(ctx, "ALTER TABLE "+p.cfg.DB.Dialect.Quote(RowsTable)+" SET UNLOGGED"); err != nil {
+				return fmt.Errorf("publish: %s: %w", RowsTable, err)
+			}
+		}
+	}
 	if ix, ok := p.cfg.DB.Dialect.(sqldb.Indexer); ok {
 		// A bucket's extremes are read again from its contributions alone
 		// (the index covers them). The id comes before the value: ids are
@@ -889,6 +904,26 @@ func (p *Publisher) applyTx(ctx context.Context, tx *sql.Tx, recs []change, at m
 			return nil, 0, err
 		}
 	}
+	if p.unloggedRows() {
+		// New contributions are inserted plainly, three array parameters
+		// for the whole batch: no speculative insertion (ON CONFLICT's)
+		// for ids just read as absent. Only the publisher holding the
+		// lease writes RowsTable, under p.pass, within this transaction.
+		var ids, bkts []string
+		var vals []float64
+		upserts = slices.DeleteFunc(upserts, func(r *change) bool {
+			if r.had {
+				return false
+			}
+			ids, bkts, vals = append(ids, r.id), append(bkts, r.new.bucket), append(vals, r.new.value)
+			return true
+		})
+		if len(ids) > 0 {
+			if _, err := tx.ExecContext(ctx, pgInsertContributions(d), pgTextArray(ids), pgTextArray(bkts), pgFloatArray(vals)); err != nil {
+				return nil, 0, fmt.Errorf("contributions: %w", err)
+			}
+		}
+	}
 	per = min(500, sqldb.MaxRows(d, 3))
 	for chunk := range sqldb.StatementChunks(d, upserts, per) {
 		args = args[:0]
@@ -953,12 +988,19 @@ func (p *Publisher) contributions(ctx context.Context, tx *sql.Tx, recs []change
 		// planned as a scan of the whole table, every batch.
 		per, q, qn = 1000, pgContributionsQuery(d), -1
 	}
+	// Where RowsTable is unlogged, its marker is read with the first ids:
+	// without it the table was emptied by a crash, and what it lacks
+	// would be counted again.
+	marked := !p.unloggedRows()
 	for chunk := range sqldb.StatementChunks(d, recs, per) {
 		args = args[:0]
 		if qn < 0 {
-			ids := make([]string, len(chunk))
+			ids := make([]string, len(chunk), len(chunk)+1)
 			for i := range chunk {
 				ids[i] = chunk[i].id
+			}
+			if !marked {
+				ids = append(ids, rowsMarker)
 			}
 			args = append(args, pgTextArray(ids))
 		} else {
@@ -984,11 +1026,16 @@ func (p *Publisher) contributions(ctx context.Context, tx *sql.Tx, recs []change
 			}
 			if i, ok := at[id]; ok {
 				recs[i].old, recs[i].had = c, true
+			} else if id == rowsMarker {
+				marked = true
 			}
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("contributions: %w", err)
+		}
+		if !marked {
+			return errContributionsLost
 		}
 	}
 	return nil
@@ -1001,6 +1048,37 @@ func (p *Publisher) contributions(ctx context.Context, tx *sql.Tx, recs []change
 func pgContributionsQuery(d sqldb.Dialect) string {
 	return fmt.Sprintf("SELECT r.%[1]s, r.%[2]s, r.%[3]s FROM unnest(%[5]s::text[]) AS k(%[1]s) CROSS JOIN LATERAL (SELECT %[1]s, %[2]s, %[3]s FROM %[4]s WHERE %[1]s = k.%[1]s OFFSET 0) r",
 		d.Quote("id"), d.Quote("bkt"), d.Quote("val"), d.Quote(RowsTable), d.Placeholder(1))
+}
+
+// pgInsertContributions inserts the contributions given as three arrays
+// (text ids, text buckets, float8 values) on PostgreSQL.
+func pgInsertContributions(d sqldb.Dialect) string {
+	return fmt.Sprintf("INSERT INTO %s (%s, %s, %s) SELECT * FROM unnest(%s::text[], %s::text[], %s::float8[])",
+		d.Quote(RowsTable), d.Quote("id"), d.Quote("bkt"), d.Quote("val"), d.Placeholder(1), d.Placeholder(2), d.Placeholder(3))
+}
+
+// pgFloatArray renders fs as a PostgreSQL float8 array literal, each
+// value exactly (the shortest form that reads back as it).
+func pgFloatArray(fs []float64) string {
+	b := make([]byte, 0, 2+len(fs)*12)
+	b = append(b, '{')
+	for i, f := range fs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		switch {
+		case math.IsNaN(f):
+			b = append(b, "NaN"...)
+		case math.IsInf(f, 1):
+			b = append(b, "Infinity"...)
+		case math.IsInf(f, -1):
+			b = append(b, "-Infinity"...)
+		default:
+			b = strconv.AppendFloat(b, f, 'g', -1, 64)
+		}
+	}
+	b = append(b, '}')
+	return string(b)
 }
 
 // pgTextArray renders strs as a PostgreSQL text array literal.
@@ -1094,11 +1172,31 @@ func (p *Publisher) stateReady(ctx context.Context) (bool, error) {
 	d := p.cfg.DB.Dialect
 	var n int
 	err := p.cfg.DB.QueryRowContext(ctx, fmt.Sprintf("SELECT COUNT(*) FROM %s WHERE %s = %s", d.Quote(BucketsTable), d.Quote("bkt"), d.Placeholder(1)), stateMarker).Scan(&n)
+	if err == nil && n > 0 && p.unloggedRows() {
+		err = p.cfg.DB.QueryRowContext(ctx, fmt.Sprintf("SELECT COUNT(*) FROM %s WHERE %s = %s", d.Quote(RowsTable), d.Quote("id"), d.Placeholder(1)), rowsMarker).Scan(&n)
+	}
 	if err != nil {
 		return false, fmt.Errorf("publish: state: %w", err)
 	}
 	return n > 0, nil
 }
+
+// rowsMarker is the id of RowsTable's row that says its contributions are
+// all there (Rebuild writes it with the rest): no record has an empty id.
+// Where RowsTable is unlogged (see unloggedRows), a crash of the server
+// empties the table, marker included; the state is then rebuilt.
+const rowsMarker = ""
+
+// rowsMarkerBucket is rowsMarker's bucket: no bucket id starts with '#'.
+const rowsMarkerBucket = "#rows"
+
+// errContributionsLost: RowsTable's marker is gone (the server crashed
+// and emptied the unlogged table); the run fails and the next one
+// rebuilds the state.
+var errContributionsLost = errors.New("publish: the contributions table was emptied (a crash of the server empties an unlogged table): rebuilding the aggregate state")
+
+// unloggedRows reports whether RowsTable is unlogged: on PostgreSQL.
+func (p *Publisher) unloggedRows() bool { return p.cfg.DB.Dialect.Name() == "postgres" }
 
 // keyString reads a record id from a change's key.
 func keyString(v any) (string, bool) {
@@ -1481,6 +1579,9 @@ func (p *Publisher) Rebuild(ctx context.Context) error {
 			all = append(all, *a)
 		}
 		if err := p.saveBuckets(ctx, tx, all); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, d.Upsert(p.rows, 1), rowsMarker, rowsMarkerBucket, 0.0); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, d.Upsert(p.buckets, 1), stateMarker, "", "", 0, 0.0, 0.0, 0.0)
