@@ -1,14 +1,21 @@
 package publish
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/intercloud/intercloud/config"
 	"github.com/intercloud/intercloud/internal/cputime"
+	"github.com/intercloud/intercloud/internal/peers"
 	"github.com/intercloud/intercloud/record"
 	"github.com/intercloud/intercloud/replicate"
 )
@@ -132,11 +139,100 @@ func newBenchEnv(b *testing.B, n int) *env {
 // only; "updates" has one change in 10 rewrite an earlier record (a new
 // value, mostly in another bucket) and one in 100 delete one.
 func BenchmarkApplyBatchFeed(b *testing.B) {
+	benchApplyBatchFeed(b, func(b *testing.B) (*env, func() time.Duration) { return newEnvTB(b), nil })
+}
+
+// BenchmarkApplyBatchFeedPostgres is BenchmarkApplyBatchFeed on
+// PostgreSQL, with two walsenders following the records table as the
+// pipeline's do (the publisher's feed and the reverse stream: they decode
+// every change written, the contributions' included); postgres-µs/change
+// is the server's CPU (every process of it) per change.
+//
+//	go test ./publish -run '^$' -bench ApplyBatchFeedPostgres -benchtime 20x
+func BenchmarkApplyBatchFeedPostgres(b *testing.B) {
+	if testing.Short() {
+		b.Skip("real servers are skipped with -short")
+	}
+	benchApplyBatchFeed(b, func(b *testing.B) (*env, func() time.Duration) {
+		pg := peers.StartPostgres(b)
+		e := newEnvAt(b, pg.URL("app"))
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		b.Cleanup(func() { cancel(); wg.Wait() })
+		if err := e.db.EnsureTable(ctx, e.table); err != nil {
+			b.Fatal(err)
+		}
+		for _, name := range []string{"bench-feed", "bench-reverse"} {
+			src, err := replicate.OpenSourceMode(ctx, e.db, "", replicate.SourceConfig{Name: name, Tables: []string{e.table.Name}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			pos, err := src.Current(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			wg.Go(func() {
+				defer src.Close()
+				_ = src.Stream(ctx, pos, replicate.StreamOptions{Tables: []string{e.table.Name}, MaxBatch: 5000, Poll: 50 * time.Millisecond},
+					func(context.Context, replicate.Batch) error { return nil })
+			})
+		}
+		pid := filepath.Join(pg.Dir, "postgres.pid")
+		return e, func() time.Duration { return serverCPU(b, pid) }
+	})
+}
+
+// serverCPU returns the CPU time (user + system) the server whose pid
+// file is pidFile has used so far: its own process (with the children it
+// reaped) and its children (PostgreSQL's backends and walsenders).
+func serverCPU(b *testing.B, pidFile string) time.Duration {
+	raw, err := os.ReadFile(pidFile)
+	if err != nil {
+		b.Fatal(err)
+	}
+	server, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(raw), "\n", 2)[0]))
+	if err != nil {
+		b.Fatalf("%s: %v", pidFile, err)
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var ticks float64
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		raw, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue // gone meanwhile
+		}
+		// The command name may hold spaces: the fields follow the last ')'.
+		f := strings.Fields(string(raw[bytes.LastIndexByte(raw, ')')+1:]))
+		if len(f) < 15 {
+			continue
+		}
+		if ppid, _ := strconv.Atoi(f[1]); pid != server && ppid != server {
+			continue
+		}
+		for _, i := range []int{11, 12, 13, 14} { // utime, stime, cutime, cstime
+			t, _ := strconv.ParseFloat(f[i], 64)
+			ticks += t
+		}
+	}
+	return time.Duration(ticks * float64(time.Second) / 100) // USER_HZ
+}
+
+// benchApplyBatchFeed runs BenchmarkApplyBatchFeed on the env newEnv
+// makes; its server function, when not nil, reads the database server's
+// CPU time.
+func benchApplyBatchFeed(b *testing.B, newEnv func(b *testing.B) (*env, func() time.Duration)) {
 	const per, warm = 5000, 40
 	metrics := []string{"cpu", "mem", "disk", "net", "temp"}
 	h := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
 	for _, mix := range []string{"inserts", "updates"} {
-		e := newEnvTB(b)
+		e, server := newEnv(b)
 		p, err := New(Config{DB: e.db, Bucket: e.bucket, Schema: e.schema, Settings: config.Default("").Publish})
 		if err != nil {
 			b.Fatal(err)
@@ -185,6 +281,10 @@ func BenchmarkApplyBatchFeed(b *testing.B) {
 		}
 		b.Run(mix, func(b *testing.B) {
 			var used time.Duration
+			var s0 time.Duration
+			if server != nil {
+				s0 = server()
+			}
 			for b.Loop() {
 				b.StopTimer()
 				bt := batch(mix == "updates")
@@ -201,6 +301,10 @@ func BenchmarkApplyBatchFeed(b *testing.B) {
 				used += cpu - cpu0
 			}
 			b.ReportMetric(float64(used.Nanoseconds())/float64(b.N)/per/1000, "cpu-µs/change")
+			if server != nil {
+				time.Sleep(time.Second) // the walsenders decode what was written
+				b.ReportMetric(float64((server()-s0).Nanoseconds())/float64(b.N)/per/1000, "postgres-µs/change")
+			}
 		})
 	}
 }

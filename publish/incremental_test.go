@@ -27,7 +27,7 @@ import (
 )
 
 // newEnvAt is newEnv on the database at url.
-func newEnvAt(t *testing.T, url string) *env {
+func newEnvAt(t testing.TB, url string) *env {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
