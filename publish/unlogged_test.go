@@ -140,3 +140,40 @@ func TestPgFloatArray(t *testing.T) {
 		t.Fatalf("got %s, want %s", got, want)
 	}
 }
+
+// TestPostgresEarlierStateIsRebuilt: a state an earlier version left on
+// PostgreSQL (a logged contributions table without the marker row) is
+// made unlogged and rebuilt once, at the next start: a stray
+// contribution and a wrong bucket it held are gone.
+func TestPostgresEarlierStateIsRebuilt(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real servers are skipped with -short")
+	}
+	e := newEnvAt(t, peers.StartPostgres(t).URL("app"))
+	h := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	stop := e.run(t)
+	e.insert(t, rec{"a", "cpu", 1, h}, rec{"b", "cpu", 5, h.Add(time.Minute)}, rec{"c", "mem", 7, h.Add(time.Hour)})
+	e.checkAggregates(t, "before")
+	stop()
+	for _, q := range []string{
+		`ALTER TABLE ` + RowsTable + ` SET LOGGED`,
+		`DELETE FROM ` + RowsTable + ` WHERE id = ''`,
+		`INSERT INTO ` + RowsTable + ` VALUES ('zz', '` + bucketID("cpu", h) + `', 1000)`,
+		`UPDATE ` + BucketsTable + ` SET cnt = cnt + 1, total = total + 1000, max_v = 1000 WHERE bkt = '` + bucketID("cpu", h) + `'`,
+	} {
+		if _, err := e.db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	e.insert(t, rec{"d", "cpu", -3, h.Add(2 * time.Minute)})
+	e.run(t)
+	e.checkAggregates(t, "after the rebuild")
+	var persistence string
+	var stray, marker int
+	if err := e.db.QueryRow(`SELECT relpersistence FROM pg_class WHERE relname = $1`, RowsTable).Scan(&persistence); err != nil || persistence != "u" {
+		t.Fatalf("%s: relpersistence %q, %v", RowsTable, persistence, err)
+	}
+	if err := e.db.QueryRow(`SELECT COUNT(*) FILTER (WHERE id = 'zz'), COUNT(*) FILTER (WHERE id = '') FROM `+RowsTable).Scan(&stray, &marker); err != nil || stray != 0 || marker != 1 {
+		t.Fatalf("stray contributions %d, markers %d, %v", stray, marker, err)
+	}
+}
