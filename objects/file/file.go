@@ -829,8 +829,15 @@ func (b *bucket) Delete(ctx context.Context, key string, opts *driver.DeleteOpti
 const defaultPageSize = 1 << 14
 
 func (b *bucket) ListPaged(ctx context.Context, opts *driver.ListOptions) (*driver.ListPage, error) {
+	var req objects.ListRequest
 	if opts.BeforeList != nil {
-		if err := opts.BeforeList(func(any) bool { return false }); err != nil {
+		if err := opts.BeforeList(func(i any) bool {
+			p, ok := i.(**objects.ListRequest)
+			if ok {
+				*p = &req
+			}
+			return ok
+		}); err != nil {
 			return nil, err
 		}
 	}
@@ -850,7 +857,8 @@ func (b *bucket) ListPaged(ctx context.Context, opts *driver.ListOptions) (*driv
 	// The walk names the candidates after the token; only those of the
 	// page are then opened for their size and time (and a directory
 	// checked for an object), so listing n objects in pages costs n
-	// opens, not n for every page.
+	// opens, not n for every page; a keys-only listing
+	// (objects.ListRequest) opens none.
 	type candidate struct {
 		key, path string
 		dir       bool
@@ -944,6 +952,10 @@ func (b *bucket) ListPaged(ctx context.Context, opts *driver.ListOptions) (*driv
 			page.Objects = append(page.Objects, &driver.ListObject{Key: c.key, IsDir: true})
 		case c.path == "": // a prefix met as an object's key
 			page.Objects = append(page.Objects, &driver.ListObject{Key: c.key, IsDir: true})
+		case req.KeysOnly:
+			// The walk saw the file; its size and time are not asked
+			// for, so it is not opened.
+			page.Objects = append(page.Objects, &driver.ListObject{Key: c.key})
 		default:
 			size, mod, err := statObject(c.path)
 			if errors.Is(err, fs.ErrNotExist) { // deleted since the walk
