@@ -39,6 +39,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -844,6 +845,10 @@ func (b *bucket) ListPaged(ctx context.Context, opts *driver.ListOptions) (*driv
 	pageSize := opts.PageSize
 	if pageSize <= 0 {
 		pageSize = defaultPageSize
+		if req.KeysOnly {
+			// A key costs no open: one walk lists them all.
+			pageSize = math.MaxInt
+		}
 	}
 	token := string(opts.PageToken)
 	// Only the directory of the prefix's last '/' can hold matches.
@@ -970,27 +975,41 @@ func (b *bucket) ListPaged(ctx context.Context, opts *driver.ListOptions) (*driv
 	return page, nil
 }
 
-// hasObject reports whether a directory holds an object at any depth.
+// hasObject reports whether a directory holds an object at any depth. It
+// reads the directory's entries in batches, in the order the file system
+// gives them, and stops at the first object: a partition of tens of
+// thousands of objects costs one batch, not a sorted read of them all.
 func hasObject(dir string) bool {
-	found := false
-	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return nil
-		}
-		name := d.Name()
-		if path != dir && (!utf8.ValidString(name) || strings.HasPrefix(name, tempMark)) {
-			if d.IsDir() {
-				return fs.SkipDir
+	f, err := os.Open(dir)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	for {
+		ents, err := f.ReadDir(256)
+		var sub []string
+		for _, d := range ents {
+			name := d.Name()
+			if !utf8.ValidString(name) || strings.HasPrefix(name, tempMark) {
+				continue
 			}
-			return nil
+			if d.IsDir() {
+				sub = append(sub, name)
+				continue
+			}
+			if !strings.HasSuffix(name, legacyAttrs) {
+				return true
+			}
 		}
-		if !d.IsDir() && !strings.HasSuffix(name, legacyAttrs) {
-			found = true
-			return fs.SkipAll
+		for _, name := range sub {
+			if hasObject(filepath.Join(dir, name)) {
+				return true
+			}
 		}
-		return nil
-	})
-	return found
+		if err != nil || len(ents) == 0 {
+			return false
+		}
+	}
 }
 
 // statObject returns the body size and modification time of an object
