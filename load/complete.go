@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/intercloud/intercloud/objects"
 	"github.com/intercloud/intercloud/record"
 	"github.com/intercloud/intercloud/sqldb"
 )
@@ -112,8 +111,8 @@ func CheckComplete(ctx context.Context, clouds []Cloud) (Completeness, error) {
 			return rep, fmt.Errorf("load: %s: %w", c.Name, err)
 		}
 		isUnloaded := map[string]bool{}
-		for _, o := range unloaded {
-			isUnloaded[o.Key] = true
+		for _, k := range unloaded {
+			isUnloaded[k] = true
 		}
 		parts, err := c.Loader.partitions(ctx)
 		if err != nil {
@@ -121,9 +120,9 @@ func CheckComplete(ctx context.Context, clouds []Cloud) (Completeness, error) {
 		}
 		for _, p := range parts {
 			var keys []string
-			if err := c.Loader.bucket.List(ctx, p, func(o objects.Object) error {
-				if strings.HasSuffix(o.Key, ".ndjson") {
-					keys = append(keys, o.Key)
+			if err := c.Loader.bucket.ListKeys(ctx, p, func(k string) error {
+				if strings.HasSuffix(k, ".ndjson") {
+					keys = append(keys, k)
 				}
 				return nil
 			}); err != nil {

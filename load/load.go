@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/intercloud/intercloud/config"
@@ -58,9 +59,21 @@ type Loader struct {
 	// sizes, by size, built once (see insert).
 	inserts sync.Map
 
-	// mu guards lastFull, when Pending last listed every partition.
+	// mu guards lastFull, when Pending last listed every partition, and
+	// known.
 	mu       sync.Mutex
 	lastFull time.Time
+	// known holds, by partition, the raw keys a pass of Pending found in
+	// the loaded-objects table, so the next pass asks the database only
+	// about keys new to the listing: a pass then costs what the new
+	// objects cost, not the whole hour's. A loaded object stays loaded;
+	// a full pass forgets them all (an object whose marker was lost is
+	// found by it).
+	known map[string]map[string]struct{}
+	// pendingMu serialises passes of Pending, which share known.
+	pendingMu sync.Mutex
+	// lookedUp counts the keys asked of the loaded-objects table.
+	lookedUp atomic.Int64
 }
 
 // New returns a Loader; call Prepare before the first Load.
@@ -488,6 +501,14 @@ func (l *Loader) PendingAll(ctx context.Context, submit func(functions.Event)) e
 }
 
 func (l *Loader) pending(ctx context.Context, all bool, submit func(functions.Event)) error {
+	l.pendingMu.Lock()
+	defer l.pendingMu.Unlock()
+	l.mu.Lock()
+	if all || l.known == nil {
+		l.known = map[string]map[string]struct{}{}
+	}
+	known := l.known
+	l.mu.Unlock()
 	parts, err := l.partitions(ctx)
 	if err != nil {
 		return err
@@ -500,16 +521,30 @@ func (l *Loader) pending(ctx context.Context, all bool, submit func(functions.Ev
 	// writing into it: two hours after it began.
 	settled := PartitionOf(time.Now().Add(-2 * time.Hour))
 	allDone := true
+	listed := map[string]bool{}
+	defer func() {
+		// Partitions this pass did not list (behind the watermark, or
+		// gone) are not listed by the next either, until a full one.
+		for p := range known {
+			if !listed[p] {
+				delete(known, p)
+			}
+		}
+	}()
 	for _, p := range parts {
 		if !all && hasMark && p < w {
 			continue
 		}
-		missing, err := l.unloaded(ctx, p)
+		listed[p] = true
+		if known[p] == nil {
+			known[p] = map[string]struct{}{}
+		}
+		missing, err := l.unloaded(ctx, p, known[p])
 		if err != nil {
 			return err
 		}
-		for _, o := range missing {
-			submit(functions.Event{ID: o.Key})
+		for _, k := range missing {
+			submit(functions.Event{ID: k})
 		}
 		if len(missing) > 0 {
 			allDone = false
@@ -523,16 +558,16 @@ func (l *Loader) pending(ctx context.Context, all bool, submit func(functions.Ev
 	return nil
 }
 
-// Unloaded returns every raw object that is neither loaded nor
+// Unloaded returns the key of every raw object that is neither loaded nor
 // dead-lettered, in key order.
-func (l *Loader) Unloaded(ctx context.Context) ([]objects.Object, error) {
+func (l *Loader) Unloaded(ctx context.Context) ([]string, error) {
 	parts, err := l.partitions(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var out []objects.Object
+	var out []string
 	for _, p := range parts {
-		missing, err := l.unloaded(ctx, p)
+		missing, err := l.unloaded(ctx, p, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -558,40 +593,48 @@ func (l *Loader) partitions(ctx context.Context) ([]string, error) {
 	return level, nil
 }
 
-// unloaded lists a partition's raw objects that are neither in the
-// loaded-objects table nor under dead/: one listing of each and a lookup
-// of the listed keys.
-func (l *Loader) unloaded(ctx context.Context, partition string) ([]objects.Object, error) {
-	var raw []objects.Object
-	if err := l.bucket.List(ctx, partition, func(o objects.Object) error {
-		if strings.HasSuffix(o.Key, ".ndjson") {
-			raw = append(raw, o)
+// unloaded lists the keys of a partition's raw objects that are neither
+// in the loaded-objects table nor under dead/: a keys-only listing of
+// each and a lookup of the listed keys that known (when not nil) does not
+// hold; the keys found loaded are added to known.
+func (l *Loader) unloaded(ctx context.Context, partition string, known map[string]struct{}) ([]string, error) {
+	var raw, ask []string
+	if err := l.bucket.ListKeys(ctx, partition, func(k string) error {
+		if strings.HasSuffix(k, ".ndjson") {
+			raw = append(raw, k)
+			if _, ok := known[k]; !ok {
+				ask = append(ask, k)
+			}
 		}
 		return nil
 	}); err != nil {
 		return nil, fmt.Errorf("load: %w", err)
 	}
-	if len(raw) == 0 {
+	if len(ask) == 0 {
 		return nil, nil
 	}
-	keys := make([]string, len(raw))
-	for i, o := range raw {
-		keys[i] = o.Key
-	}
-	done, err := l.loadedAmong(ctx, keys)
+	done, err := l.loadedAmong(ctx, ask)
 	if err != nil {
 		return nil, err
 	}
-	if err := l.bucket.List(ctx, DeadPrefix+partition, func(o objects.Object) error {
-		done[strings.TrimPrefix(o.Key, DeadPrefix)] = true
+	if known != nil {
+		for k := range done {
+			known[k] = struct{}{}
+		}
+	}
+	if len(done) == len(ask) {
+		return nil, nil
+	}
+	if err := l.bucket.ListKeys(ctx, DeadPrefix+partition, func(k string) error {
+		done[strings.TrimPrefix(k, DeadPrefix)] = true
 		return nil
 	}); err != nil {
 		return nil, fmt.Errorf("load: %w", err)
 	}
-	var missing []objects.Object
-	for _, o := range raw {
-		if !done[o.Key] {
-			missing = append(missing, o)
+	var missing []string
+	for _, k := range ask {
+		if !done[k] {
+			missing = append(missing, k)
 		}
 	}
 	return missing, nil
@@ -604,6 +647,7 @@ func (l *Loader) unloaded(ctx context.Context, partition string) ([]objects.Obje
 // whole table: SQLite's LIKE is case-insensitive, so the key index
 // cannot serve it.)
 func (l *Loader) loadedAmong(ctx context.Context, keys []string) (map[string]bool, error) {
+	l.lookedUp.Add(int64(len(keys)))
 	d := l.db.Dialect
 	done := make(map[string]bool, len(keys))
 	args := make([]any, 0, min(len(keys), 500))

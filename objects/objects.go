@@ -405,6 +405,51 @@ func (b *Bucket) List(ctx context.Context, prefix string, fn func(Object) error)
 	}
 }
 
+// ListRequest is what ListKeys hands a driver that asks for it in its
+// listing's BeforeList callback (as a **ListRequest, the way gocloud.dev
+// drivers expose their SDK's request): the listing's options the portable
+// API has no field for.
+type ListRequest struct {
+	// KeysOnly says the caller reads only the listed keys: a driver that
+	// must do more work per object for its size and time (the file driver
+	// opens each file) may leave them zero.
+	KeysOnly bool
+}
+
+// ListKeys calls fn with the key of every object whose key starts with
+// prefix, in key order, as List does, but asks the driver for keys only:
+// Size and ModTime are not known. On a directory it reads the directory
+// entries without opening the objects; S3 and Azure list keys and sizes
+// in one answer anyway. An error from fn stops the listing and is
+// returned.
+func (b *Bucket) ListKeys(ctx context.Context, prefix string, fn func(key string) error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("objects: list %s: %w", prefix, err)
+	}
+	it := b.b.List(&blob.ListOptions{Prefix: prefix, BeforeList: func(as func(any) bool) error {
+		var r *ListRequest
+		if as(&r) {
+			r.KeysOnly = true
+		}
+		return nil
+	}})
+	for {
+		o, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("objects: list %s: %w", prefix, mapErr(err))
+		}
+		if o.IsDir {
+			continue
+		}
+		if err := fn(o.Key); err != nil {
+			return err
+		}
+	}
+}
+
 // ListDirs returns the "directories" directly under prefix (ending in
 // delim), in key order, so a caller can walk time partitions cheaply.
 func (b *Bucket) ListDirs(ctx context.Context, prefix string) ([]string, error) {

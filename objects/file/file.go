@@ -39,6 +39,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -829,14 +830,25 @@ func (b *bucket) Delete(ctx context.Context, key string, opts *driver.DeleteOpti
 const defaultPageSize = 1 << 14
 
 func (b *bucket) ListPaged(ctx context.Context, opts *driver.ListOptions) (*driver.ListPage, error) {
+	var req objects.ListRequest
 	if opts.BeforeList != nil {
-		if err := opts.BeforeList(func(any) bool { return false }); err != nil {
+		if err := opts.BeforeList(func(i any) bool {
+			p, ok := i.(**objects.ListRequest)
+			if ok {
+				*p = &req
+			}
+			return ok
+		}); err != nil {
 			return nil, err
 		}
 	}
 	pageSize := opts.PageSize
 	if pageSize <= 0 {
 		pageSize = defaultPageSize
+		if req.KeysOnly {
+			// A key costs no open: one walk lists them all.
+			pageSize = math.MaxInt
+		}
 	}
 	token := string(opts.PageToken)
 	// Only the directory of the prefix's last '/' can hold matches.
@@ -850,7 +862,8 @@ func (b *bucket) ListPaged(ctx context.Context, opts *driver.ListOptions) (*driv
 	// The walk names the candidates after the token; only those of the
 	// page are then opened for their size and time (and a directory
 	// checked for an object), so listing n objects in pages costs n
-	// opens, not n for every page.
+	// opens, not n for every page; a keys-only listing
+	// (objects.ListRequest) opens none.
 	type candidate struct {
 		key, path string
 		dir       bool
@@ -944,6 +957,10 @@ func (b *bucket) ListPaged(ctx context.Context, opts *driver.ListOptions) (*driv
 			page.Objects = append(page.Objects, &driver.ListObject{Key: c.key, IsDir: true})
 		case c.path == "": // a prefix met as an object's key
 			page.Objects = append(page.Objects, &driver.ListObject{Key: c.key, IsDir: true})
+		case req.KeysOnly:
+			// The walk saw the file; its size and time are not asked
+			// for, so it is not opened.
+			page.Objects = append(page.Objects, &driver.ListObject{Key: c.key})
 		default:
 			size, mod, err := statObject(c.path)
 			if errors.Is(err, fs.ErrNotExist) { // deleted since the walk
@@ -958,27 +975,41 @@ func (b *bucket) ListPaged(ctx context.Context, opts *driver.ListOptions) (*driv
 	return page, nil
 }
 
-// hasObject reports whether a directory holds an object at any depth.
+// hasObject reports whether a directory holds an object at any depth. It
+// reads the directory's entries in batches, in the order the file system
+// gives them, and stops at the first object: a partition of tens of
+// thousands of objects costs one batch, not a sorted read of them all.
 func hasObject(dir string) bool {
-	found := false
-	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return nil
-		}
-		name := d.Name()
-		if path != dir && (!utf8.ValidString(name) || strings.HasPrefix(name, tempMark)) {
-			if d.IsDir() {
-				return fs.SkipDir
+	f, err := os.Open(dir)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	for {
+		ents, err := f.ReadDir(256)
+		var sub []string
+		for _, d := range ents {
+			name := d.Name()
+			if !utf8.ValidString(name) || strings.HasPrefix(name, tempMark) {
+				continue
 			}
-			return nil
+			if d.IsDir() {
+				sub = append(sub, name)
+				continue
+			}
+			if !strings.HasSuffix(name, legacyAttrs) {
+				return true
+			}
 		}
-		if !d.IsDir() && !strings.HasSuffix(name, legacyAttrs) {
-			found = true
-			return fs.SkipAll
+		for _, name := range sub {
+			if hasObject(filepath.Join(dir, name)) {
+				return true
+			}
 		}
-		return nil
-	})
-	return found
+		if err != nil || len(ents) == 0 {
+			return false
+		}
+	}
 }
 
 // statObject returns the body size and modification time of an object

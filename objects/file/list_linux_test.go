@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"testing"
 
 	"gocloud.dev/blob"
 
+	"github.com/intercloud/intercloud/objects"
 	"github.com/intercloud/intercloud/objects/file"
 )
 
@@ -92,6 +94,47 @@ func TestListOpensEachObjectOnce(t *testing.T) {
 	// the directory for each of the 20 pages read 20 times as many.
 	if reads > 2*n {
 		t.Errorf("%d objects listed in pages of %d made %d read system calls, want at most %d", n, per, reads, 2*n)
+	}
+	t.Logf("%d read system calls", reads)
+}
+
+// TestListKeysOpensNoObject: a keys-only listing (Bucket.ListKeys, the
+// reconciler's) reads the directory's entries and opens no object: at
+// 20,000 records/s the current hour holds tens of thousands of objects,
+// and opening each for its size and time every 30 s grew the
+// reconciler's cost through the hour. The keys are those of List, in
+// order.
+func TestListKeysOpensNoObject(t *testing.T) {
+	ctx := t.Context()
+	bkt, err := objects.Open(ctx, "file://"+t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bkt.Close()
+	const n = 400
+	var want []string
+	for i := range n {
+		key := fmt.Sprintf("raw/2026/%04d.ndjson", i)
+		if err := bkt.Put(ctx, key, []byte("{}\n"), nil); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, key)
+	}
+	before := readSyscalls(t)
+	var got []string
+	if err := bkt.ListKeys(ctx, "raw/2026/", func(k string) error {
+		got = append(got, k)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	reads := readSyscalls(t) - before
+	if !slices.Equal(got, want) {
+		t.Fatalf("listed %d keys, want %d in key order", len(got), len(want))
+	}
+	// Opening each object for its header read n times.
+	if reads >= n/10 {
+		t.Errorf("a keys-only listing of %d objects made %d read system calls, want fewer than %d", n, reads, n/10)
 	}
 	t.Logf("%d read system calls", reads)
 }

@@ -136,6 +136,19 @@ func (h *harness) list(t *testing.T, prefix string) []string {
 	return keys
 }
 
+// listKeys returns the keys ListKeys gives under prefix, in order.
+func (h *harness) listKeys(t *testing.T, prefix string) []string {
+	t.Helper()
+	var out []string
+	if err := h.b.ListKeys(t.Context(), prefix, func(k string) error {
+		out = append(out, k)
+		return nil
+	}); err != nil {
+		t.Fatalf("list keys %s: %v", prefix, err)
+	}
+	return out
+}
+
 func randHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
@@ -252,6 +265,9 @@ func testList(t *testing.T, h *harness) {
 		if !slices.Equal(got, tc.want) {
 			t.Errorf("list %q = %q, want %q", tc.prefix, got, tc.want)
 		}
+		if got := h.listKeys(t, h.key(tc.prefix)); !slices.Equal(got, tc.want) {
+			t.Errorf("list keys %q = %q, want %q", tc.prefix, got, tc.want)
+		}
 	}
 	// Sizes and mod times come with the listing.
 	if err := h.b.List(ctx, h.prefix, func(o objects.Object) error {
@@ -277,6 +293,17 @@ func testList(t *testing.T, h *harness) {
 	})
 	if !errors.Is(err, stop) || n != 2 {
 		t.Errorf("list with failing callback: err %v after %d calls, want %v after 2", err, n, stop)
+	}
+	n = 0
+	err = h.b.ListKeys(ctx, h.prefix, func(string) error {
+		n++
+		if n == 2 {
+			return stop
+		}
+		return nil
+	})
+	if !errors.Is(err, stop) || n != 2 {
+		t.Errorf("list keys with failing callback: err %v after %d calls, want %v after 2", err, n, stop)
 	}
 	// More than one page (drivers page at 1000; this checks that paging
 	// joins pages in order without loss on smaller page sizes too).
@@ -306,6 +333,9 @@ func testList(t *testing.T, h *harness) {
 	got := h.list(t, h.key("many/"))
 	if len(got) != many || !sort.StringsAreSorted(got) {
 		t.Errorf("list of %d objects: got %d, sorted %v", many, len(got), sort.StringsAreSorted(got))
+	}
+	if keys := h.listKeys(t, h.key("many/")); !slices.Equal(keys, got) {
+		t.Errorf("list keys of %d objects: got %d, not the listing's keys", many, len(keys))
 	}
 }
 
