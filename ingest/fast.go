@@ -324,6 +324,7 @@ func flatObjectEnd(b []byte, i int) int {
 // sc. It reports false for anything the fast path does not take.
 func (p *fastPlan) scanRecord(obj []byte, sc *fastScratch) bool {
 	sc.vals, sc.set, sc.seen, sc.id, sc.idSeen = sc.vals[:0], 0, 0, nil, false
+	next := 0 // the field expected next
 	i := skipSpace(obj, 0)
 	if i >= len(obj) || obj[i] != '{' {
 		return false
@@ -372,17 +373,24 @@ func (p *fastPlan) scanRecord(obj []byte, sc *fastScratch) bool {
 				sc.id = raw[1 : len(raw)-1]
 			}
 		} else {
+			// Clients mostly send the fields in the schema's order: the
+			// one after the last is tried first.
 			fi := -1
-			for k := range p.fields {
-				if p.fields[k].Name == string(key) {
-					fi = k
-					break
+			if next < len(p.fields) && p.fields[next].Name == string(key) {
+				fi = next
+			} else {
+				for k := range p.fields {
+					if p.fields[k].Name == string(key) {
+						fi = k
+						break
+					}
 				}
 			}
 			if fi < 0 || sc.seen&(1<<fi) != 0 {
 				return false
 			}
 			sc.seen |= 1 << fi
+			next = fi + 1
 			if !isNull(raw) {
 				start := len(sc.vals)
 				var ok bool
@@ -660,12 +668,14 @@ func nextV7(ms, seq *uint64) uint64 {
 // appendUUID appends u in the 8-4-4-4-12 hex form.
 func appendUUID(b []byte, u *[16]byte) []byte {
 	const hexd = "0123456789abcdef"
-	for i, c := range u {
-		switch i {
-		case 4, 6, 8, 10:
-			b = append(b, '-')
-		}
-		b = append(b, hexd[c>>4], hexd[c&0xf])
+	var t [36]byte
+	t[8], t[13], t[18], t[23] = '-', '-', '-', '-'
+	for i, at := range uuidHexAt {
+		c := u[i]
+		t[at], t[at+1] = hexd[c>>4], hexd[c&0xf]
 	}
-	return b
+	return append(b, t[:]...)
 }
+
+// uuidHexAt is where each byte of a UUID goes in its 8-4-4-4-12 form.
+var uuidHexAt = [16]uint8{0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34}
