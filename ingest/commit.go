@@ -210,9 +210,11 @@ func (a *API) write(b *batch) {
 	// joined.
 	data := b.reqs[0].lines
 	if len(b.reqs) > 1 {
-		data = make([]byte, 0, b.size)
+		data = a.bufs.get(b.size)
 		for _, p := range b.reqs {
 			data = append(data, p.lines...)
+			a.bufs.put(p.lines) // copied: nothing refers to it
+			p.lines = nil
 		}
 	}
 	var traces []string
@@ -249,6 +251,11 @@ func (a *API) write(b *batch) {
 		}
 		a.log.Info("object written", "key", key, "records", records, "requests", len(b.reqs),
 			"bytes", len(data), "duration", time.Since(start), "trace_id", strings.Join(traces, " "))
+		// Written: nothing refers to the object's bytes any more. (After
+		// a failed write the store's client might, so they are left to
+		// the garbage collector.)
+		a.bufs.put(data)
+		b.reqs[0].lines = nil
 	} else {
 		a.log.Error("object not written", "key", key, "records", records, "requests", len(b.reqs),
 			"duration", time.Since(start), "trace_id", strings.Join(traces, " "), "err", err)

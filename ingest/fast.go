@@ -2,10 +2,12 @@ package ingest
 
 import (
 	"bytes"
-	"crypto/rand"
+	crand "crypto/rand"
 	"crypto/sha256"
+	"math/rand/v2"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -96,10 +98,32 @@ type fastIDs struct {
 	derived bool
 	key     []byte // Idempotency-Key || 0x00, for DerivedID
 	at      time.Time
-	rnd     []byte // random bytes for new UUIDv7s, 10 per record
-	ms      uint64
-	seq     uint64
+	// rng gives the random bits of fresh UUIDv7s (see idSource); nil
+	// for derived ids.
+	rng *rand.ChaCha8
+	ms  uint64
+	seq uint64
 }
+
+// idSources hands out the generators of fresh ids' random bits: ChaCha8
+// (math/rand/v2), a cryptographically secure generator, each seeded with
+// 32 bytes from crypto/rand when it is made, and used by one request at a
+// time. Its output cannot be told from crypto/rand's without the seed, so
+// ids are as unlikely to collide across requests, processes and restarts
+// as with a crypto/rand read per id, at a fraction of the cost. The zero
+// value is ready.
+type idSources struct{ pool sync.Pool }
+
+func (s *idSources) get() *rand.ChaCha8 {
+	if r, ok := s.pool.Get().(*rand.ChaCha8); ok {
+		return r
+	}
+	var seed [32]byte
+	_, _ = crand.Read(seed[:]) // crypto/rand never fails
+	return rand.NewChaCha8(seed)
+}
+
+func (s *idSources) put(r *rand.ChaCha8) { s.pool.Put(r) }
 
 // fastBuild is the state of one request on the fast path.
 type fastBuild struct {
@@ -129,6 +153,8 @@ func (a *API) fastPrepare(contentType string, body []byte, trace string, now tim
 		fb.ids.key = append(append(make([]byte, 0, len(idemKey)+21), idemKey...), 0)
 	} else {
 		fb.ids.ms = uint64(max(now.UnixMilli(), 0))
+		fb.ids.rng = a.idSources.get()
+		defer a.idSources.put(fb.ids.rng)
 	}
 	// Each record grows by its id and the keys of the fields it leaves
 	// out; a line per record is a fair guess at the count.
@@ -137,10 +163,16 @@ func (a *API) fastPrepare(contentType string, body []byte, trace string, now tim
 	for _, m := range p.order {
 		perRecord += len(m.key)
 	}
-	fb.out = make([]byte, 0, len(body)+guess*perRecord+len(p.cloud)+len(trace)+128)
+	fb.out = a.bufs.get(len(body) + guess*perRecord + len(p.cloud) + len(trace) + 128)
 	// The members every record of the request shares, once.
 	fb.out = append(record.AppendShared(fb.out, record.Shared{Origin: p.cloud, TraceID: trace, IngestedAt: now}), '\n')
-	fb.answer = append(make([]byte, 0, 39*guess+16), `{"ids":[`...)
+	fb.answer = append(a.bufs.get(39*guess+16), `{"ids":[`...)
+	defer func() {
+		if !ok { // nothing of it is used
+			a.bufs.put(fb.out)
+			a.bufs.put(fb.answer)
+		}
+	}()
 	fb.sc = fastScratch{spans: make([][2]int32, len(p.fields)), vals: make([]byte, 0, 256)}
 
 	if media == MediaNDJSON {
@@ -292,6 +324,7 @@ func flatObjectEnd(b []byte, i int) int {
 // sc. It reports false for anything the fast path does not take.
 func (p *fastPlan) scanRecord(obj []byte, sc *fastScratch) bool {
 	sc.vals, sc.set, sc.seen, sc.id, sc.idSeen = sc.vals[:0], 0, 0, nil, false
+	next := 0 // the field expected next
 	i := skipSpace(obj, 0)
 	if i >= len(obj) || obj[i] != '{' {
 		return false
@@ -340,17 +373,24 @@ func (p *fastPlan) scanRecord(obj []byte, sc *fastScratch) bool {
 				sc.id = raw[1 : len(raw)-1]
 			}
 		} else {
+			// Clients mostly send the fields in the schema's order: the
+			// one after the last is tried first.
 			fi := -1
-			for k := range p.fields {
-				if p.fields[k].Name == string(key) {
-					fi = k
-					break
+			if next < len(p.fields) && p.fields[next].Name == string(key) {
+				fi = next
+			} else {
+				for k := range p.fields {
+					if p.fields[k].Name == string(key) {
+						fi = k
+						break
+					}
 				}
 			}
 			if fi < 0 || sc.seen&(1<<fi) != 0 {
 				return false
 			}
 			sc.seen |= 1 << fi
+			next = fi + 1
 			if !isNull(raw) {
 				start := len(sc.vals)
 				var ok bool
@@ -595,13 +635,10 @@ func (g *fastIDs) appendNext(b []byte, index int) []byte {
 		}
 		return appendUUID(b, &u)
 	}
-	if len(g.rnd) < 10 {
-		g.rnd = make([]byte, 10*256)
-		_, _ = rand.Read(g.rnd) // crypto/rand never fails
-	}
-	copy(u[9:], g.rnd[:7])
-	u[6], u[7], u[8] = g.rnd[7], g.rnd[8], g.rnd[9]
-	g.rnd = g.rnd[10:]
+	// 56 random bits (rand_b below the counter); the rest is time,
+	// counter, version and variant.
+	r := g.rng.Uint64()
+	u[9], u[10], u[11], u[12], u[13], u[14], u[15] = byte(r>>48), byte(r>>40), byte(r>>32), byte(r>>24), byte(r>>16), byte(r>>8), byte(r)
 	seq := nextV7(&g.ms, &g.seq)
 	setV7(&u, g.ms, seq)
 	return appendUUID(b, &u)
@@ -631,12 +668,14 @@ func nextV7(ms, seq *uint64) uint64 {
 // appendUUID appends u in the 8-4-4-4-12 hex form.
 func appendUUID(b []byte, u *[16]byte) []byte {
 	const hexd = "0123456789abcdef"
-	for i, c := range u {
-		switch i {
-		case 4, 6, 8, 10:
-			b = append(b, '-')
-		}
-		b = append(b, hexd[c>>4], hexd[c&0xf])
+	var t [36]byte
+	t[8], t[13], t[18], t[23] = '-', '-', '-', '-'
+	for i, at := range uuidHexAt {
+		c := u[i]
+		t[at], t[at+1] = hexd[c>>4], hexd[c&0xf]
 	}
-	return b
+	return append(b, t[:]...)
 }
+
+// uuidHexAt is where each byte of a UUID goes in its 8-4-4-4-12 form.
+var uuidHexAt = [16]uint8{0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -110,5 +111,44 @@ func TestFastPathFreshIDs(t *testing.T) {
 	stored, err := record.StoredIDs(fr.lines)
 	if err != nil || !slices.Equal(stored, ans.IDs) {
 		t.Fatalf("stored ids %v (%v), answer %v", stored, err, ans.IDs)
+	}
+}
+
+// TestFastPathFreshIDsNeverRepeat: requests stamped with the same
+// millisecond, in one API and in two (two processes, or one restarted),
+// get distinct ids: their counters start alike, so the random bits alone
+// keep them apart, and no two generators may give the same bits.
+func TestFastPathFreshIDsNeverRepeat(t *testing.T) {
+	def := config.Default("").Schema
+	now := time.Now()
+	seen := map[string]int{}
+	for proc := range 2 {
+		a := &API{cfg: Config{Cloud: "aws", Schema: def}, fast: newFastPlan(def, "aws")}
+		var wg sync.WaitGroup
+		answers := make([][]byte, 8)
+		for r := range answers {
+			wg.Add(1)
+			go func() { // concurrent requests take generators of their own
+				defer wg.Done()
+				fr, ok := a.fastPrepare(MediaNDJSON, benchNDJSON(100), "t", now, "", false, time.Time{})
+				if !ok {
+					t.Error("declined")
+				}
+				answers[r] = fr.answer
+			}()
+		}
+		wg.Wait()
+		for r, answer := range answers {
+			var ans struct{ IDs []string }
+			if err := json.Unmarshal(answer, &ans); err != nil || len(ans.IDs) != 100 {
+				t.Fatalf("answer %s: %v", answer, err)
+			}
+			for _, id := range ans.IDs {
+				if prev, dup := seen[id]; dup {
+					t.Fatalf("process %d request %d repeats id %s of request %d", proc, r, id, prev)
+				}
+				seen[id] = proc*100 + r
+			}
+		}
 	}
 }

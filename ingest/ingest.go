@@ -241,6 +241,10 @@ type API struct {
 	limiter *rate.Limiter
 	idem    *idemStore
 	fast    *fastPlan // nil: every request takes Parse
+	// idSources gives the fast path the random bits of fresh ids.
+	idSources idSources
+	// bufs recycles request bodies, objects' lines and answers.
+	bufs bufPool
 
 	queue     chan *pending
 	sem       chan struct{}
@@ -492,6 +496,9 @@ func (a *API) postRecords(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, log, err)
 		return
 	}
+	// Nothing refers to the body once the request is answered: the
+	// records' lines and answer are copies.
+	defer a.bufs.put(body)
 	now := a.stamp()
 	var p *pending
 	if fr, ok := a.fastPrepare(ct, body, trace, now, idemKey, hasKey, stamp); ok {
@@ -548,6 +555,7 @@ func (a *API) postRecords(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Length", strconv.Itoa(len(p.answer)))
 	w.WriteHeader(http.StatusAccepted)
 	_, _ = w.Write(p.answer)
+	a.bufs.put(p.answer)
 	log.Info("records accepted", "status", http.StatusAccepted, "records", p.records, "key", res.key, "duration", time.Since(start))
 }
 
@@ -562,7 +570,7 @@ func (a *API) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	if r.ContentLength > 0 {
 		size = r.ContentLength + 1
 	}
-	buf := make([]byte, 0, size)
+	buf := a.bufs.get(int(size))
 	rd := http.MaxBytesReader(w, r.Body, limit)
 	for {
 		if len(buf) == cap(buf) {

@@ -1227,3 +1227,66 @@ func TestAdmissionControl(t *testing.T) {
 		}
 	}
 }
+
+// TestRecycledBuffersKeepEveryRecord: bodies, lines and answers are
+// recycled (bufPool) once nothing refers to them. Many clients sending
+// requests large enough to take recycled buffers, alone and grouped,
+// through both paths (the client id of every third request's first
+// record is a number, which the fast path declines), get back exactly
+// their ids and find exactly their records stored, each once.
+func TestRecycledBuffersKeepEveryRecord(t *testing.T) {
+	e := newEnv(t, "aws", nil)
+	const clients, requests, size = 8, 12, 150
+	type sent struct{ device, request string }
+	var mu sync.Mutex
+	acked := map[string]sent{}
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Go(func() {
+			for r := range requests {
+				prefix := fmt.Sprintf("c%d-r%d-", c, r)
+				body := recBody(size, prefix)
+				if r%3 == 0 {
+					body = strings.Replace(body, `"ok":true`, `"\u006fk":true`, 1)
+				}
+				var hdr map[string]string
+				if r%2 == 1 {
+					body = strings.ReplaceAll(strings.Trim(body, "[]"), "},{", "}\n{")
+					hdr = map[string]string{"Content-Type": MediaNDJSON}
+				}
+				a := e.post(t, body, hdr)
+				if a.status != http.StatusAccepted || len(a.ids) != size {
+					t.Errorf("client %d request %d: %d %v, %d ids", c, r, a.status, a.err, len(a.ids))
+					return
+				}
+				mu.Lock()
+				for i, id := range a.ids {
+					if _, dup := acked[id]; dup {
+						t.Errorf("id %s answered twice", id)
+					}
+					acked[id] = sent{device: fmt.Sprintf("%s%d", prefix, i), request: prefix}
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	stored := 0
+	seen := map[string]bool{}
+	for key, recs := range e.stored(t) {
+		for _, r := range recs {
+			stored++
+			want, ok := acked[r.ID]
+			if !ok || seen[r.ID] {
+				t.Fatalf("%s: record %s not acknowledged, or stored twice", key, r.ID)
+			}
+			seen[r.ID] = true
+			if r.Fields["device"] != want.device {
+				t.Errorf("%s: record %s has device %v, was sent %s", key, r.ID, r.Fields["device"], want.device)
+			}
+		}
+	}
+	if stored != clients*requests*size || len(acked) != stored {
+		t.Errorf("stored %d records, acknowledged %d, sent %d", stored, len(acked), clients*requests*size)
+	}
+}
