@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -99,9 +100,7 @@ func pubTable(t string, f *replicate.ReplicatedInserts) string {
 // publications for tables (see "Filtered publications") and returns their
 // names and the position they may be read from; none when f is nil, its
 // table is not among tables, or the user may not create them.
-func installFiltered(ctx context.Context, db *sqldb.DB, name string, tables []string, f *replicate.ReplicatedInserts, log interface {
-	Warn(string, ...any)
-}) ([]string, pglogrepl.LSN, error) {
+func installFiltered(ctx context.Context, db *sqldb.DB, name string, tables []string, f *replicate.ReplicatedInserts, log *slog.Logger) ([]string, pglogrepl.LSN, error) {
 	if f == nil || !slices.Contains(tables, f.Table) || f.Table == OriginTable {
 		return nil, 0, nil
 	}
