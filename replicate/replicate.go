@@ -245,8 +245,28 @@ type SourceConfig struct {
 	Name string
 	// Tables are the tables to capture.
 	Tables []string
+	// ReplicatedInserts, when set, names inserts the source may leave
+	// out of its change feed unread (see ReplicatedInserts).
+	ReplicatedInserts *ReplicatedInserts
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+}
+
+// ReplicatedInserts names the inserts of one table that only the other
+// stream of a bidirectional pair writes into a source: rows whose Column
+// holds Value (the records table's _origin naming the other cloud). A
+// source that can leave them out before reading them does (PostgreSQL: a
+// publication row filter, evaluated by the server's walsender), sparing
+// the server sending and this process receiving rows that SkipReplicated
+// would skip anyway; the other sources ignore it. SkipReplicated stays
+// the guarantee against echo. Updates and deletes are never left out (a
+// local update that sets Column to Value is replicated), but a local
+// insert whose Column holds Value is: name only a column that nothing but
+// replication sets to Value.
+type ReplicatedInserts struct {
+	Table  string
+	Column string
+	Value  string
 }
 
 // SourceDriver opens sources for one sqldb dialect.

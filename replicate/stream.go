@@ -53,6 +53,10 @@ type Config struct {
 	// SkipReplicated skips source changes that replication wrote; set it on
 	// both streams of a bidirectional pair.
 	SkipReplicated bool
+	// ReplicatedInserts, when set, lets the source leave out the inserts
+	// only the other stream of the pair writes (see ReplicatedInserts);
+	// set it with SkipReplicated.
+	ReplicatedInserts *ReplicatedInserts
 	// SkipFullLoad starts a stream without a checkpoint at the beginning of
 	// the source's change log instead of with a full load. Use it for the
 	// second stream of a bidirectional pair (a full load copies every row
@@ -520,7 +524,7 @@ func (s *Stream) runOnce(ctx context.Context) error {
 		}
 		return permanent(fmt.Errorf("replicate: every table is stopped: %w", errors.Join(failed...)))
 	}
-	src, err := OpenSourceMode(ctx, s.cfg.Source, s.cfg.SourceMode, SourceConfig{Name: s.cfg.Name, Tables: live, Logger: s.log})
+	src, err := OpenSourceMode(ctx, s.cfg.Source, s.cfg.SourceMode, SourceConfig{Name: s.cfg.Name, Tables: live, ReplicatedInserts: s.cfg.ReplicatedInserts, Logger: s.log})
 	if err != nil {
 		if errors.Is(err, ErrNoSourceDriver) {
 			return permanent(err)

@@ -8,7 +8,7 @@ import (
 	"github.com/intercloud/intercloud/demo"
 	"github.com/intercloud/intercloud/replicate"
 	_ "github.com/intercloud/intercloud/replicate/mysqlsrc"
-	_ "github.com/intercloud/intercloud/replicate/pgsrc"
+	"github.com/intercloud/intercloud/replicate/pgsrc"
 	_ "github.com/intercloud/intercloud/sqldb/mysql"
 	_ "github.com/intercloud/intercloud/sqldb/postgres"
 	"github.com/intercloud/intercloud/topology"
@@ -75,6 +75,16 @@ func TestFailoverOnRealDatabases(t *testing.T) {
 	}
 	if fromAzure != 500 {
 		t.Fatalf("%d records reached MariaDB from Azure, want 500", fromAzure)
+	}
+	// The reverse stream read a publication whose row filter leaves out
+	// the records that came from AWS.
+	ins, _ := pgsrc.PubNames("azure-to-aws")
+	var filter string
+	if err := topo.Cloud("azure").DB.QueryRow(`SELECT rowfilter FROM pg_publication_tables WHERE pubname = $1 AND tablename = 'records'`, ins).Scan(&filter); err != nil {
+		t.Fatalf("the reverse stream's publication %s: %v", ins, err)
+	}
+	if filter != "((_origin)::text IS DISTINCT FROM 'aws'::text)" {
+		t.Fatalf("the reverse stream's row filter is %s", filter)
 	}
 	rep, err := replicate.Validate(context.Background(), topo.Cloud("aws").DB, topo.Cloud("azure").DB, cfg.Replication.Tables, 500)
 	if err != nil || !rep.OK() {

@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/intercloud/intercloud/config"
+	"github.com/intercloud/intercloud/record"
 	"github.com/intercloud/intercloud/replicate"
 	"github.com/intercloud/intercloud/replicate/rowfilter"
 	"github.com/intercloud/intercloud/sqldb"
@@ -50,6 +51,20 @@ func ReverseMapping(cfg *config.Config) *replicate.Mapping {
 		m.Exclude = append(m.Exclude, mp.Table)
 	}
 	return m
+}
+
+// ReverseReplicatedInserts returns the inserts the reverse stream's source
+// may leave out before reading them: the records table's rows whose
+// _origin is the forward stream's source cloud (only that cloud's API
+// sets it, so on the reverse stream's source only the forward stream
+// inserts them). On PostgreSQL this is the reverse stream's publication
+// row filter (package pgsrc); the transaction skip (SkipReplicated) stays
+// the guarantee against echo. Nil without a records table.
+func ReverseReplicatedInserts(cfg *config.Config) *replicate.ReplicatedInserts {
+	if cfg.Schema.Table == "" {
+		return nil
+	}
+	return &replicate.ReplicatedInserts{Table: cfg.Schema.Table, Column: record.ColOrigin, Value: cfg.Replication.From}
 }
 
 // ownExcluded is replication.exclude, plus the records table when no

@@ -627,6 +627,10 @@ func (t *Topology) startStreams(ctx context.Context, name string) error {
 				continue
 			}
 		}
+		var replicated *replicate.ReplicatedInserts
+		if d.reverse {
+			replicated = ReverseReplicatedInserts(t.cfg)
+		}
 		c := t.clouds[name]
 		l, err := t.newLease(c, streamName)
 		if err != nil {
@@ -635,7 +639,8 @@ func (t *Topology) startStreams(ctx context.Context, name string) error {
 		s, err := replicate.New(replicate.Config{
 			Name: streamName, Origin: d.from, Source: src, Target: c.DB,
 			Tables: tables, Mapping: mapping, BatchSize: r.BatchSize, Poll: r.Poll.D(), SkipReplicated: r.ReverseEnabled(), SkipFullLoad: d.reverse,
-			SourceMode: SourceMode(t.cfg, src), TargetMode: SourceMode(t.cfg, c.DB),
+			ReplicatedInserts: replicated,
+			SourceMode:        SourceMode(t.cfg, src), TargetMode: SourceMode(t.cfg, c.DB),
 			Fence: l.Fence, Version: load.Version, Observe: c.Clock.Observe,
 			OnError: replicate.ErrorPolicy(r.OnError), TableOnError: onErrorTables(r.OnErrorTables), LoadParallel: r.LoadParallel,
 			Schema: schemaMode(r.Schema, d.reverse),
@@ -653,7 +658,7 @@ func (t *Topology) startStreams(ctx context.Context, name string) error {
 			// Without a full load, the stream must have its place in the
 			// source's log (a Postgres slot) before anything writes.
 			if err := t.startRetrying(ctx, streamName+": reserving its place in the source's log", func(ctx context.Context) error {
-				return reserve(ctx, src, SourceMode(t.cfg, src), streamName, tables, log)
+				return reserve(ctx, src, SourceMode(t.cfg, src), replicate.SourceConfig{Name: streamName, Tables: tables, ReplicatedInserts: replicated, Logger: log})
 			}); err != nil {
 				return err
 			}
@@ -770,14 +775,14 @@ func (t *Topology) prepareCapture(ctx context.Context, name string, db *sqldb.DB
 
 // reserve opens a consumer's source once, which creates whatever per-consumer
 // state the source keeps (a replication slot) from this point of the log.
-func reserve(ctx context.Context, db *sqldb.DB, mode, name string, tables []string, log *slog.Logger) error {
-	src, err := replicate.OpenSourceMode(ctx, db, mode, replicate.SourceConfig{Name: name, Tables: tables, Logger: log})
+func reserve(ctx context.Context, db *sqldb.DB, mode string, cfg replicate.SourceConfig) error {
+	src, err := replicate.OpenSourceMode(ctx, db, mode, cfg)
 	if err != nil {
-		return fmt.Errorf("topology: %s: %w", name, err)
+		return fmt.Errorf("topology: %s: %w", cfg.Name, err)
 	}
 	if _, err := src.Current(ctx); err != nil {
 		src.Close()
-		return fmt.Errorf("topology: %s: %w", name, err)
+		return fmt.Errorf("topology: %s: %w", cfg.Name, err)
 	}
 	return src.Close()
 }

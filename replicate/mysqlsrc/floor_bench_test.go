@@ -30,8 +30,11 @@ import (
 // runs (binlog → COPY), and, in a second round of as many records, with
 // the two PostgreSQL change feeds the topology also runs (the publisher's,
 // which reads every row, and the reverse stream's, which skips the
-// replicated ones). It reports each server's CPU per record (its process
-// and children, from /proc) for both rounds, and the CPU of this process.
+// replicated ones), its reverse stream reading the plain publication, then
+// in a third round its filtered ones, which leave the replicated inserts
+// out (what the topology runs). It reports each server's CPU per record
+// (its process and children, from /proc) for every round, and the CPU of
+// this process.
 //
 //	go test ./replicate/mysqlsrc/ -run '^$' -bench ServerFloor -benchtime 1x
 func BenchmarkServerFloor(b *testing.B) {
@@ -106,42 +109,56 @@ func BenchmarkServerFloor(b *testing.B) {
 	for b.Loop() {
 		round("stream", func() bool { return true })
 
-		// The feeds the topology reads from PostgreSQL: the reverse stream
-		// (its slot before anything writes) and the publisher's.
-		rev := sourcetest.Start(b, replicate.Config{Name: "azure-to-aws", Origin: "azure", Source: dst, Target: src, Tables: []string{tbl.Name}, SkipReplicated: true, SkipFullLoad: true})
-		waitFor(b, "the reverse stream's CDC", time.Minute, func() bool { return rev.Stream.Status().Phase == replicate.PhaseCDC })
-		feed, err := pgsrc.Open(ctx, dst, replicate.SourceConfig{Name: "publish", Tables: []string{tbl.Name}, Logger: quietLogger()})
-		if err != nil {
-			b.Fatal(err)
-		}
-		var fed atomic.Int64
-		fctx, stop := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		from, err := feed.Current(ctx)
-		if err != nil {
-			b.Fatal(err)
-		}
-		go func() {
-			done <- feed.Stream(fctx, from, replicate.StreamOptions{}, func(_ context.Context, bt replicate.Batch) error {
-				fed.Add(int64(len(bt.Changes)))
-				return nil
-			})
-		}()
-		round("stream+feeds", func() bool { return fed.Load() >= int64(rows) })
-		stop()
-		<-done
-		_ = feed.Close()
-		rev.Stop(b)
 		dropSlots := func(names ...string) {
 			waitFor(b, "the slots let go of", time.Minute, func() bool {
 				return count(b, dst, "SELECT COUNT(*) FROM pg_replication_slots WHERE slot_name = ANY($1) AND active", "{"+strings.Join(names, ",")+"}") == 0
 			})
 			execSQL(b, dst, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = ANY($1)", "{"+strings.Join(names, ",")+"}")
 		}
-		dropSlots(pgsrc.SlotName("azure-to-aws"), pgsrc.SlotName("publish"))
+		// The feeds the topology reads from PostgreSQL, with the reverse
+		// stream reading the plain publication, then (what the topology
+		// runs) its filtered ones (package pgsrc).
+		for _, filtered := range []bool{false, true} {
+			name, revName := "stream+feeds", "azure-to-aws"
+			if filtered {
+				// A stream of its own: the first one's checkpoint is in
+				// MariaDB, its slot gone.
+				name, revName = name+"-filtered", revName+"-filtered"
+			}
+			// The reverse stream (its slot before anything writes) and the
+			// publisher's feed.
+			revCfg := replicate.Config{Name: revName, Origin: "azure", Source: dst, Target: src, Tables: []string{tbl.Name}, SkipReplicated: true, SkipFullLoad: true}
+			if filtered {
+				revCfg.ReplicatedInserts = &replicate.ReplicatedInserts{Table: tbl.Name, Column: record.ColOrigin, Value: "aws"}
+			}
+			rev := sourcetest.Start(b, revCfg)
+			waitFor(b, "the reverse stream's CDC", time.Minute, func() bool { return rev.Stream.Status().Phase == replicate.PhaseCDC })
+			feed, err := pgsrc.Open(ctx, dst, replicate.SourceConfig{Name: "publish", Tables: []string{tbl.Name}, Logger: quietLogger()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			var fed atomic.Int64
+			fctx, stop := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			from, err := feed.Current(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			go func() {
+				done <- feed.Stream(fctx, from, replicate.StreamOptions{}, func(_ context.Context, bt replicate.Batch) error {
+					fed.Add(int64(len(bt.Changes)))
+					return nil
+				})
+			}()
+			round(name, func() bool { return fed.Load() >= int64(rows) })
+			stop()
+			<-done
+			_ = feed.Close()
+			rev.Stop(b)
+			dropSlots(pgsrc.SlotName(revName), pgsrc.SlotName("publish"))
+		}
 
-		// What a publication row filter would save the reverse stream's
-		// walsender: the same records read by pg_recvlogical (the server's
+		// What the publication row filter saves one walsender: the same records read by pg_recvlogical (the server's
 		// own client) from the plain publication, then from one whose
 		// inserts of the records table leave out rows that came from the
 		// other cloud (_origin = 'aws'; updates and deletes unfiltered, so

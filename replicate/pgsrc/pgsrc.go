@@ -19,7 +19,11 @@
 // pgoutput reads publications through the catalog as of the WAL it
 // decodes: a publication created after a stream's position would make
 // resuming from that position fail, while one that only grows is always
-// there. Call Prepare before anything writes to the tables.
+// there. Call Prepare before anything writes to the tables. A consumer
+// opened with replicate.SourceConfig.ReplicatedInserts (the reverse stream
+// of a bidirectional pair) reads two publications of its own instead,
+// whose row filter leaves out the other stream's inserts in the server's
+// walsender (see filter.go, "Filtered publications").
 //
 // Each step only writes when something is missing, so a user with
 // nothing but SELECT on the tables and the REPLICATION attribute reads a
@@ -125,8 +129,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -459,6 +465,12 @@ type Source struct {
 	log    *slog.Logger
 	slot   string
 	tables map[string]*tableInfo
+	// pubs are the consumer's filtered publications, readable from
+	// pubsFrom on (see "Filtered publications"); nil: it reads Publication.
+	pubs     []string
+	pubsFrom pglogrepl.LSN
+	// inserts counts the insert messages received.
+	inserts atomic.Int64
 }
 
 // Open installs capture for the tables, creates the consumer's slot when
@@ -486,6 +498,11 @@ func Open(ctx context.Context, db *sqldb.DB, cfg replicate.SourceConfig) (*Sourc
 			return nil, err
 		}
 		s.tables[name] = &tableInfo{def: def, cols: cols}
+	}
+	// The filtered publications exist before the slot (see "Filtered
+	// publications").
+	if s.pubs, s.pubsFrom, err = installFiltered(ctx, db, cfg.Name, slices.Sorted(maps.Keys(defs)), cfg.ReplicatedInserts, s.log); err != nil {
+		return nil, err
 	}
 	if err := EnsureSlot(ctx, db, cfg.Name); err != nil {
 		return nil, err
@@ -526,7 +543,7 @@ func (s *Source) Slot() string { return s.slot }
 
 // Current implements replicate.Source (see the package doc).
 func (s *Source) Current(ctx context.Context) (replicate.Position, error) {
-	var lsn, running string
+	var lsn string
 	if err := s.db.QueryRowContext(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&lsn); err != nil {
 		return "", fmt.Errorf("pgsrc: current position: %w", err)
 	}
@@ -534,23 +551,8 @@ func (s *Source) Current(ctx context.Context) (replicate.Position, error) {
 	// until after other sessions see it ended. (A snapshot's list of
 	// running IDs leaves out those at or past its xmax, and the commit
 	// log shows a commit before other sessions see it.)
-	if err := s.db.QueryRowContext(ctx, `SELECT coalesce(array_agg(transactionid::text), '{}')::text FROM pg_locks `+xactLocks).Scan(&running); err != nil {
-		return "", fmt.Errorf("pgsrc: current position: running transactions: %w", err)
-	}
-	for running != "{}" {
-		var n int
-		err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM pg_locks `+xactLocks+` AND transactionid::text = ANY($1::text[])`, running).Scan(&n)
-		if err != nil {
-			return "", fmt.Errorf("pgsrc: current position: wait for running transactions: %w", err)
-		}
-		if n == 0 {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return "", ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
+	if err := waitRunning(ctx, s.db); err != nil {
+		return "", fmt.Errorf("pgsrc: current position: %w", err)
 	}
 	l, err := pglogrepl.ParseLSN(lsn)
 	if err != nil {

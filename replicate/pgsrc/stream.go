@@ -38,6 +38,28 @@ func (s *Source) Stream(ctx context.Context, from replicate.Position, opts repli
 	if err != nil {
 		return err
 	}
+	for {
+		err := s.stream(ctx, start, opts, fn)
+		var sw switchPubs
+		if !errors.As(err, &sw) {
+			return err
+		}
+		// Past the position the filtered publications may be read from:
+		// a new replication connection reads them.
+		s.log.Info("the stream moves to its filtered publications", "at", sw.at, "publications", strings.Join(s.pubs, ", "))
+		start = sw.at
+	}
+}
+
+// switchPubs ends a stream that read the plain publication once it has
+// delivered everything up to at, at or past where its filtered
+// publications may be read from.
+type switchPubs struct{ at pglogrepl.LSN }
+
+func (switchPubs) Error() string { return "pgsrc: switch to the filtered publications" }
+
+// stream is one replication connection of Stream.
+func (s *Source) stream(ctx context.Context, start pglogrepl.LSN, opts replicate.StreamOptions, fn func(context.Context, replicate.Batch) error) error {
 	want, err := replicate.StreamTables(opts, s.tables)
 	if err != nil {
 		return err
@@ -52,6 +74,16 @@ func (s *Source) Stream(ctx context.Context, from replicate.Position, opts repli
 	}
 	if start == 0 {
 		start = confirmed
+	}
+	// The filtered publications when the stream starts where they may
+	// be read; the plain one until then (see "Filtered publications").
+	pubs, switchAt := []string{Publication}, pglogrepl.LSN(0)
+	if s.pubs != nil {
+		if start >= s.pubsFrom {
+			pubs = s.pubs
+		} else {
+			switchAt = s.pubsFrom
+		}
 	}
 	// A slot its previous stream just let go of stays active until the
 	// server notices that walsender is gone; each try is a connection of
@@ -68,7 +100,7 @@ func (s *Source) Stream(ctx context.Context, from replicate.Position, opts repli
 			return err
 		}
 		err = pglogrepl.StartReplication(ctx, c, s.slot, start, pglogrepl.StartReplicationOptions{
-			PluginArgs: []string{"proto_version '1'", "publication_names '" + Publication + "'"},
+			PluginArgs: []string{"proto_version '1'", pubOption(pubs)},
 		})
 		if err != nil {
 			closeConn(c)
@@ -86,7 +118,7 @@ func (s *Source) Stream(ctx context.Context, from replicate.Position, opts repli
 		}
 		return fmt.Errorf("pgsrc: start replication from %s: %w", start, err)
 	}
-	s.log.Debug("replication started", "from", start)
+	s.log.Debug("replication started", "from", start, "publications", strings.Join(pubs, ", "))
 	oids, err := s.relationNames(ctx, want)
 	if err != nil {
 		return err
@@ -100,6 +132,7 @@ func (s *Source) Stream(ctx context.Context, from replicate.Position, opts repli
 		fn:        fn,
 		confirmed: start,
 		delivered: start,
+		switchAt:  switchAt,
 		known:     map[string][]relColumn{},
 		rels:      map[uint32]*relationMsg{},
 		schema:    map[string]bool{},
@@ -149,6 +182,10 @@ type streamState struct {
 
 	walEnd      pglogrepl.LSN // from keepalives, outside transactions
 	lastAdvance time.Time
+
+	// switchAt, when set, ends the connection (switchPubs) once
+	// everything up to it is delivered.
+	switchAt pglogrepl.LSN
 }
 
 func (st *streamState) run(ctx context.Context) error {
@@ -163,6 +200,9 @@ func (st *streamState) run(ctx context.Context) error {
 	for {
 		if err := st.timers(ctx); err != nil {
 			return err
+		}
+		if st.switchAt != 0 && !st.inTxn && st.pendingPos == 0 && st.delivered >= st.switchAt {
+			return switchPubs{at: st.delivered}
 		}
 		deadline := st.nextStatus
 		if st.pendingPos != 0 {
@@ -300,6 +340,9 @@ func (st *streamState) copyData(ctx context.Context, data []byte) error {
 
 // walData handles one pgoutput message that started at at.
 func (st *streamState) walData(ctx context.Context, data []byte, at pglogrepl.LSN) error {
+	if len(data) > 0 && data[0] == 'I' {
+		st.src.inserts.Add(1)
+	}
 	if st.dropped(data) {
 		return nil
 	}

@@ -1,0 +1,4 @@
+package pgsrc
+
+// InsertsReceived is the number of insert messages s's streams received.
+func InsertsReceived(s *Source) int64 { return s.inserts.Load() }
