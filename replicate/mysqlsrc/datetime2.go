@@ -129,9 +129,34 @@ func formatDatetime2(raw uint64, dec int) string {
 	ym := ymd >> 5
 	year, month, day := ym/13, ym%13, ymd%(1<<5)
 	hour, minute, second := hms>>12, (hms>>6)%(1<<6), hms%(1<<6)
-	s := fmt.Sprintf("%04d-%02d-%02d %02d:%02d:%02d", year, month, day, hour, minute, second)
-	if dec > 0 {
-		s += fmt.Sprintf(".%06d", frac)[:dec+1]
+	if year > 9999 || frac > 999999 || dec > 6 {
+		// Out of the server's range (a damaged value): as fmt prints it.
+		s := fmt.Sprintf("%04d-%02d-%02d %02d:%02d:%02d", year, month, day, hour, minute, second)
+		if dec > 0 {
+			s += fmt.Sprintf(".%06d", frac)[:dec+1]
+		}
+		return s
 	}
-	return s
+	// Every field but the year is below 100 (month < 13, day and hour
+	// < 32, minute and second < 64), so two digits each.
+	var b [len("YYYY-MM-DD HH:MM:SS.ffffff")]byte
+	b[0], b[1], b[2], b[3] = digit(year/1000), digit(year/100), digit(year/10), digit(year)
+	b[4], b[7], b[10], b[13], b[16] = '-', '-', ' ', ':', ':'
+	b[5], b[6] = digit(month/10), digit(month)
+	b[8], b[9] = digit(day/10), digit(day)
+	b[11], b[12] = digit(hour/10), digit(hour)
+	b[14], b[15] = digit(minute/10), digit(minute)
+	b[17], b[18] = digit(second/10), digit(second)
+	n := 19
+	if dec > 0 {
+		b[19] = '.'
+		for i, div := 0, int64(100000); i < dec; i, div = i+1, div/10 {
+			b[20+i] = digit(frac / div)
+		}
+		n = 20 + dec
+	}
+	return string(b[:n])
 }
+
+// digit is the last decimal digit of v (v >= 0).
+func digit(v int64) byte { return byte('0' + v%10) }

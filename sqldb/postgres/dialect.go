@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/intercloud/intercloud/sqldb"
@@ -31,7 +32,7 @@ func (Dialect) Name() string { return "postgres" }
 func (Dialect) Quote(id string) string { return `"` + strings.ReplaceAll(id, `"`, `""`) + `"` }
 
 // Placeholder implements sqldb.Dialect.
-func (Dialect) Placeholder(n int) string { return fmt.Sprintf("$%d", n) }
+func (Dialect) Placeholder(n int) string { return "$" + strconv.Itoa(n) }
 
 // MaxParams implements sqldb.ParamLimiter.
 func (Dialect) MaxParams() int { return maxParams }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -41,7 +42,7 @@ func (Dialect) Name() string { return "sqlserver" }
 func (Dialect) Quote(id string) string { return "[" + strings.ReplaceAll(id, "]", "]]") + "]" }
 
 // Placeholder implements sqldb.Dialect.
-func (Dialect) Placeholder(n int) string { return fmt.Sprintf("@p%d", n) }
+func (Dialect) Placeholder(n int) string { return "@p" + strconv.Itoa(n) }
 
 // Limit implements sqldb.Limiter: SQL Server has no LIMIT.
 func (Dialect) Limit(n int) string { return fmt.Sprintf(" OFFSET 0 ROWS FETCH NEXT %d ROWS ONLY", n) }
