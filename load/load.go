@@ -60,7 +60,8 @@ type Loader struct {
 	inserts sync.Map
 
 	// mu guards lastFull, when Pending last listed every partition, and
-	// known.
+	// the known field itself (a pass replaces it); its contents belong to
+	// the pass holding pendingMu.
 	mu       sync.Mutex
 	lastFull time.Time
 	// known holds, by partition, the raw keys a pass of Pending found in
@@ -598,10 +599,9 @@ func (l *Loader) partitions(ctx context.Context) ([]string, error) {
 // each and a lookup of the listed keys that known (when not nil) does not
 // hold; the keys found loaded are added to known.
 func (l *Loader) unloaded(ctx context.Context, partition string, known map[string]struct{}) ([]string, error) {
-	var raw, ask []string
+	var ask []string
 	if err := l.bucket.ListKeys(ctx, partition, func(k string) error {
 		if strings.HasSuffix(k, ".ndjson") {
-			raw = append(raw, k)
 			if _, ok := known[k]; !ok {
 				ask = append(ask, k)
 			}

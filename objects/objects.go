@@ -387,19 +387,27 @@ func (b *Bucket) List(ctx context.Context, prefix string, fn func(Object) error)
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("objects: list %s: %w", prefix, err)
 	}
-	it := b.b.List(&blob.ListOptions{Prefix: prefix})
+	return b.list(ctx, &blob.ListOptions{Prefix: prefix}, func(o *blob.ListObject) error {
+		return fn(Object{Key: o.Key, Size: o.Size, ModTime: o.ModTime})
+	})
+}
+
+// list calls fn for every object (not directory) of the listing opts
+// asks for, in key order; an error from fn stops it and is returned.
+func (b *Bucket) list(ctx context.Context, opts *blob.ListOptions, fn func(*blob.ListObject) error) error {
+	it := b.b.List(opts)
 	for {
 		o, err := it.Next(ctx)
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("objects: list %s: %w", prefix, mapErr(err))
+			return fmt.Errorf("objects: list %s: %w", opts.Prefix, mapErr(err))
 		}
 		if o.IsDir {
 			continue
 		}
-		if err := fn(Object{Key: o.Key, Size: o.Size, ModTime: o.ModTime}); err != nil {
+		if err := fn(o); err != nil {
 			return err
 		}
 	}
@@ -426,28 +434,14 @@ func (b *Bucket) ListKeys(ctx context.Context, prefix string, fn func(key string
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("objects: list %s: %w", prefix, err)
 	}
-	it := b.b.List(&blob.ListOptions{Prefix: prefix, BeforeList: func(as func(any) bool) error {
+	opts := &blob.ListOptions{Prefix: prefix, BeforeList: func(as func(any) bool) error {
 		var r *ListRequest
 		if as(&r) {
 			r.KeysOnly = true
 		}
 		return nil
-	}})
-	for {
-		o, err := it.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("objects: list %s: %w", prefix, mapErr(err))
-		}
-		if o.IsDir {
-			continue
-		}
-		if err := fn(o.Key); err != nil {
-			return err
-		}
-	}
+	}}
+	return b.list(ctx, opts, func(o *blob.ListObject) error { return fn(o.Key) })
 }
 
 // ListDirs returns the "directories" directly under prefix (ending in
