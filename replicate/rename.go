@@ -28,7 +28,10 @@ import (
 //     Status.RenamedTables say so;
 //   - the stream did not replicate the old name and selects the new one:
 //     it is picked up as a created table is (a full load of that table,
-//     then change data capture, without a restart);
+//     then change data capture, without a restart). When the target
+//     already has a table of the new target name, that table is not the
+//     stream's: nothing is loaded into it, and the renamed table is
+//     stopped under its new name with an error naming both;
 //   - neither name concerns the stream: nothing happens.
 //
 // A stopped table is renamed on the target too, and stays stopped under
@@ -81,6 +84,22 @@ func (a *applier) renamed(ctx context.Context, c Change, pos Position) error {
 	case !had && !wasStopped:
 		if !s.resolve || !s.selects(to) {
 			return nil
+		}
+		// The stream did not have the old name in this run (it was not
+		// replicated, or the run's listing of the source missed it while
+		// the rename ran): a target table of the new name is not the
+		// stream's, and nothing is loaded into it.
+		newDst := s.cfg.Mapping.Target(to)
+		_, err := s.cfg.Target.Dialect.Describe(ctx, s.cfg.Target, newDst)
+		switch {
+		case err == nil:
+			cause := errTargetHas(from, to, newDst)
+			if a.stated[from] {
+				cause = errTargetTaken(from, to, s.cfg.Mapping.Target(from), newDst)
+			}
+			return a.stopRenamed(ctx, from, to, pos, cause)
+		case !errors.Is(err, sqldb.ErrNoTable):
+			return fmt.Errorf("replicate: describe target %s: %w", newDst, err)
 		}
 		return a.pickUp(ctx, to, "a table renamed into the table globs")
 	case !s.selects(to):
@@ -183,6 +202,13 @@ func (a *applier) leave(ctx context.Context, from, to string, tp *tablePair) err
 func errTargetTaken(from, to, oldDst, newDst string) error {
 	return fmt.Errorf("replicate: table %q renamed to %q on the source: the target already has a table %q (the target's %q is kept as it is); drop or rename the target's %q, then restart the stream",
 		from, to, newDst, oldDst, newDst)
+}
+
+// errTargetHas is why a table the stream did not replicate, renamed into
+// its table globs onto a name the target has, stops.
+func errTargetHas(from, to, newDst string) error {
+	return fmt.Errorf("replicate: table %q renamed to %q on the source: the target already has a table %q that the stream did not create (kept as it is); drop or rename the target's %q, then restart the stream",
+		from, to, newDst, newDst)
 }
 
 // forgetOld handles the rename of a table whose new name the stream
