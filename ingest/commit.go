@@ -84,11 +84,38 @@ func (a *API) commitLoop() {
 	}
 }
 
-// collect adds queued requests to b until it holds BatchBytes, no other
-// request is being prepared (none could join), the deadline has passed,
-// or the API is closing, whichever comes first. It returns a request that
-// did not fit, which starts the next batch.
+// collect adds queued requests to b, once a writer is free, until it
+// holds BatchBytes, no other request is being prepared (none could join),
+// the deadline has passed, or the API is closing, whichever comes first.
+// It returns a request that did not fit, which starts the next batch.
 func (a *API) collect(b *batch, deadline time.Time) *pending {
+	return a.fill(b, deadline, func() bool { return a.preparing.Load() > 0 }, a.prepared)
+}
+
+// gather adds queued requests to b while another object is being written,
+// until no write is in flight, b holds BatchBytes, the deadline has passed
+// or the API is closing, whichever comes first: one object then takes
+// every request that queued during a write, instead of each starting a
+// write (a file and its fsyncs) of its own beside it. It does not wait
+// when writes have lately taken longer than BatchWait (a slow or busy
+// store), where waiting would only delay every request. It returns a
+// request that did not fit, which starts the next batch.
+func (a *API) gather(b *batch, deadline time.Time) *pending {
+	if time.Duration(a.writeTime.Load()) > a.cfg.Limits.BatchWait.D() {
+		// Writes take longer than a request may wait: waiting for one
+		// would only add to every request's time.
+		return nil
+	}
+	return a.fill(b, deadline, func() bool { return a.writing.Load() > 0 }, a.wrote)
+}
+
+// fill adds queued requests to b until it holds BatchBytes. What is
+// queued joins at once; when nothing is, it waits for more only while
+// the deadline has not passed, the API is not closing and worth reports
+// that a request may still come (wake signals that worth may have turned
+// false). It returns a request that did not fit, which starts the next
+// batch.
+func (a *API) fill(b *batch, deadline time.Time, worth func() bool, wake <-chan struct{}) *pending {
 	limit := a.cfg.Limits.BatchBytes
 	var timer *time.Timer
 	defer func() {
@@ -104,7 +131,7 @@ func (a *API) collect(b *batch, deadline time.Time) *pending {
 		}
 		if p == nil {
 			wait := time.Until(deadline)
-			if wait <= 0 || isClosed(a.closingCh) || a.preparing.Load() == 0 {
+			if wait <= 0 || isClosed(a.closingCh) || !worth() {
 				return nil
 			}
 			if timer == nil {
@@ -117,60 +144,7 @@ func (a *API) collect(b *batch, deadline time.Time) *pending {
 				continue
 			case <-a.closingCh:
 				continue
-			case <-a.prepared: // look again: maybe none is left
-				continue
-			}
-		}
-		if b.size+len(p.lines) > limit {
-			return p
-		}
-		b.add(p)
-	}
-	return nil
-}
-
-// gather adds queued requests to b while another object is being written,
-// until no write is in flight, b holds BatchBytes, the deadline has passed
-// or the API is closing, whichever comes first: one object then takes
-// every request that queued during a write, instead of each starting a
-// write (a file and its fsyncs) of its own beside it. It does not wait
-// when writes have lately taken longer than BatchWait (a slow or busy
-// store), where waiting would only delay every request. It returns a
-// request that did not fit, which starts the next batch.
-func (a *API) gather(b *batch, deadline time.Time) *pending {
-	limit := a.cfg.Limits.BatchBytes
-	if time.Duration(a.writeTime.Load()) > a.cfg.Limits.BatchWait.D() {
-		// Writes take longer than a request may wait: waiting for one
-		// would only add to every request's time.
-		return nil
-	}
-	var timer *time.Timer
-	defer func() {
-		if timer != nil {
-			timer.Stop()
-		}
-	}()
-	for b.size < limit && a.writing.Load() > 0 {
-		var p *pending
-		select { // what is already queued joins at once
-		case p = <-a.queue:
-		default:
-		}
-		if p == nil {
-			wait := time.Until(deadline)
-			if wait <= 0 || isClosed(a.closingCh) {
-				return nil
-			}
-			if timer == nil {
-				timer = time.NewTimer(wait)
-			}
-			select {
-			case p = <-a.queue:
-			case <-timer.C:
-				return nil
-			case <-a.closingCh:
-				return nil
-			case <-a.wrote: // look again: maybe none is left
+			case <-wake: // look again: maybe none is left
 				continue
 			}
 		}
