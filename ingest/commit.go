@@ -180,21 +180,14 @@ func isClosed(ch chan struct{}) bool {
 // write writes one batch as one object and answers its requests.
 func (a *API) write(b *batch) {
 	start := time.Now()
-	// A lone request's lines are the object as they are; several are
-	// joined.
-	data := b.reqs[0].lines
-	if len(b.reqs) > 1 {
-		data = a.bufs.get(b.size)
-		for _, p := range b.reqs {
-			data = append(data, p.lines...)
-			a.bufs.put(p.lines) // copied: nothing refers to it
-			p.lines = nil
-		}
-	}
+	// The object is the requests' lines in order, written as they are
+	// (not joined into one buffer first).
+	data := make([][]byte, len(b.reqs))
 	var traces []string
 	seen := map[string]bool{}
 	records := 0
-	for _, p := range b.reqs {
+	for i, p := range b.reqs {
+		data[i] = p.lines
 		records += p.records
 		if len(traces) < 16 && !seen[p.trace] {
 			seen[p.trace] = true
@@ -219,17 +212,19 @@ func (a *API) write(b *batch) {
 	if err == nil {
 		a.objects.Add(1)
 		a.noteWrite(time.Since(start))
-		a.bytes.Add(int64(len(data)))
+		a.bytes.Add(int64(b.size))
 		if a.cfg.OnCommit != nil {
-			a.cfg.OnCommit(records, len(b.reqs), len(data), time.Since(start))
+			a.cfg.OnCommit(records, len(b.reqs), b.size, time.Since(start))
 		}
 		a.log.Info("object written", "key", key, "records", records, "requests", len(b.reqs),
-			"bytes", len(data), "duration", time.Since(start), "trace_id", strings.Join(traces, " "))
+			"bytes", b.size, "duration", time.Since(start), "trace_id", strings.Join(traces, " "))
 		// Written: nothing refers to the object's bytes any more. (After
 		// a failed write the store's client might, so they are left to
 		// the garbage collector.)
-		a.bufs.put(data)
-		b.reqs[0].lines = nil
+		for _, p := range b.reqs {
+			a.bufs.put(p.lines)
+			p.lines = nil
+		}
 	} else {
 		a.log.Error("object not written", "key", key, "records", records, "requests", len(b.reqs),
 			"duration", time.Since(start), "trace_id", strings.Join(traces, " "), "err", err)
@@ -244,17 +239,17 @@ func (a *API) write(b *batch) {
 // object that holds exactly data is an earlier attempt of ours that
 // succeeded without saying so. An existing object with other bytes is not
 // ours: the write moves to a new key. It returns the key written.
-func (a *API) put(ctx context.Context, key string, data []byte, opts *objects.PutOptions) (string, error) {
+func (a *API) put(ctx context.Context, key string, data [][]byte, opts *objects.PutOptions) (string, error) {
 	var err error
 	backoff := 50 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		err = a.cfg.Bucket.Put(ctx, key, data, opts)
+		err = a.cfg.Bucket.PutBuffers(ctx, key, data, opts)
 		if err == nil {
 			return key, nil
 		}
 		if errors.Is(err, objects.ErrExists) {
 			got, _, gerr := a.cfg.Bucket.Get(ctx, key)
-			if gerr == nil && bytes.Equal(got, data) {
+			if gerr == nil && equalJoined(got, data) {
 				return key, nil
 			}
 			// Someone else's object: never ours to overwrite. Take a new key.
@@ -276,6 +271,17 @@ func (a *API) put(ctx context.Context, key string, data []byte, opts *objects.Pu
 		}
 		backoff *= 2
 	}
+}
+
+// equalJoined reports whether b holds the slices' bytes in order.
+func equalJoined(b []byte, bufs [][]byte) bool {
+	for _, p := range bufs {
+		if len(p) > len(b) || !bytes.Equal(b[:len(p)], p) {
+			return false
+		}
+		b = b[len(p):]
+	}
+	return len(b) == 0
 }
 
 // newKey names a raw object: raw/YYYY/MM/DD/HH/<uuidv7>.ndjson in the UTC

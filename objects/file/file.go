@@ -5,7 +5,8 @@
 // (content type, metadata, ETag) and its body together, so an object is
 // never seen without its attributes or the other way round. A write goes
 // to a temporary file in the target directory, written with the header in
-// one call and flushed with fdatasync(2) (its data and size), then moved
+// one call (a body in pieces, objects.Buffers, in one writev(2) with it)
+// and flushed with fdatasync(2) (its data and size), then moved
 // under its name (rename(2); renameat2(2) with RENAME_NOREPLACE for a
 // conditional create, which fails atomically when the name exists, or
 // link(2) where the file system has no such rename), and the directory is
@@ -450,8 +451,20 @@ func (w *writer) Write(p []byte) (int, error) {
 }
 
 // Upload lets gocloud hand over the whole body in one call: a body that
-// writes itself (a bytes.Reader) goes in one write with the header.
+// writes itself (a bytes.Reader) goes in one write with the header, and a
+// body in pieces (objects.Buffers) in one writev(2) with it.
 func (w *writer) Upload(r io.Reader) error {
+	if bufs, ok := r.(*objects.Buffers); ok && w.err == nil && w.hdr != nil {
+		// A body in pieces: the header and every piece in one call,
+		// not joined first.
+		hdr := w.hdr
+		w.hdr = nil
+		if err := writeAll(w.f, append([][]byte{hdr}, bufs.Slices()...)...); err != nil {
+			w.err = err
+			return err
+		}
+		return nil
+	}
 	if wt, ok := r.(io.WriterTo); ok {
 		_, err := wt.WriteTo(w)
 		return err

@@ -21,14 +21,14 @@ func createAt(d *os.File, name string) (*os.File, error) {
 	return os.NewFile(uintptr(fd), d.Name()+"/"+name), nil
 }
 
-// writeAll writes a then b with as few writev(2) calls as the kernel
-// takes (one, for a regular file).
-func writeAll(f *os.File, a, b []byte) error {
+// writeAll writes the slices in order with as few writev(2) calls as the
+// kernel takes (one for a regular file, per iovMax slices).
+func writeAll(f *os.File, bufs ...[]byte) error {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return err
 	}
-	iov := [][]byte{a, b}
+	iov := bufs
 	var werr error
 	if err := rc.Write(func(fd uintptr) bool {
 		for {
@@ -38,7 +38,7 @@ func writeAll(f *os.File, a, b []byte) error {
 			if len(iov) == 0 {
 				return true
 			}
-			n, err := unix.Writev(int(fd), iov)
+			n, err := unix.Writev(int(fd), iov[:min(len(iov), iovMax)])
 			if errors.Is(err, unix.EINTR) {
 				continue
 			}
@@ -63,6 +63,9 @@ func writeAll(f *os.File, a, b []byte) error {
 	}
 	return werr
 }
+
+// iovMax is the most slices one writev(2) takes (IOV_MAX).
+const iovMax = 1024
 
 // datasync flushes f's data and what reading it back needs (its size and
 // blocks), not its timestamps: fdatasync(2).

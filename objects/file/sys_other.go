@@ -14,12 +14,13 @@ func createAt(d *os.File, name string) (*os.File, error) {
 	return os.OpenFile(filepath.Join(d.Name(), name), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 }
 
-func writeAll(f *os.File, a, b []byte) error {
-	if _, err := f.Write(a); err != nil {
-		return err
+func writeAll(f *os.File, bufs ...[]byte) error {
+	for _, b := range bufs {
+		if _, err := f.Write(b); err != nil {
+			return err
+		}
 	}
-	_, err := f.Write(b)
-	return err
+	return nil
 }
 
 func datasync(f *os.File) error { return f.Sync() }
