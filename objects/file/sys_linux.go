@@ -91,29 +91,30 @@ func datasync(f *os.File) error {
 	return nil
 }
 
-// renameAt moves from to to in d, replacing to.
-func renameAt(d *os.File, from, to string) error {
-	if err := unix.Renameat(int(d.Fd()), from, int(d.Fd()), to); err != nil {
-		return &os.LinkError{Op: "rename", Old: from, New: d.Name() + "/" + to, Err: err}
+// renameAt moves from in fromDir to to in toDir, replacing to.
+func renameAt(fromDir *os.File, from string, toDir *os.File, to string) error {
+	if err := unix.Renameat(int(fromDir.Fd()), from, int(toDir.Fd()), to); err != nil {
+		return &os.LinkError{Op: "rename", Old: fromDir.Name() + "/" + from, New: toDir.Name() + "/" + to, Err: err}
 	}
 	return nil
 }
 
-// renameNoReplace moves from to to in d unless to exists (fs.ErrExist),
-// atomically: renameat2(2) with RENAME_NOREPLACE, or, on a file system
-// or sandbox without it (EINVAL, ENOSYS, or EPERM from a seccomp filter),
-// link(2) then unlink(2) of from. Once linked the object exists: an
-// unlink that fails leaves only a hidden temporary name behind.
-func renameNoReplace(d *os.File, from, to string) error {
-	err := unix.Renameat2(int(d.Fd()), from, int(d.Fd()), to, unix.RENAME_NOREPLACE)
+// renameNoReplace moves from in fromDir to to in toDir unless to exists
+// (fs.ErrExist), atomically: renameat2(2) with RENAME_NOREPLACE, or, on a
+// file system or sandbox without it (EINVAL, ENOSYS, or EPERM from a
+// seccomp filter), link(2) then unlink(2) of from. Once linked the object
+// exists: an unlink that fails leaves only a hidden temporary name
+// behind.
+func renameNoReplace(fromDir *os.File, from string, toDir *os.File, to string) error {
+	err := unix.Renameat2(int(fromDir.Fd()), from, int(toDir.Fd()), to, unix.RENAME_NOREPLACE)
 	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EPERM) {
-		if err = unix.Linkat(int(d.Fd()), from, int(d.Fd()), to, 0); err == nil {
-			_ = removeAt(d, from)
+		if err = unix.Linkat(int(fromDir.Fd()), from, int(toDir.Fd()), to, 0); err == nil {
+			_ = removeAt(fromDir, from)
 			return nil
 		}
 	}
 	if err != nil {
-		return &os.LinkError{Op: "rename", Old: from, New: d.Name() + "/" + to, Err: err}
+		return &os.LinkError{Op: "rename", Old: fromDir.Name() + "/" + from, New: toDir.Name() + "/" + to, Err: err}
 	}
 	return nil
 }

@@ -25,15 +25,15 @@ func writeAll(f *os.File, bufs ...[]byte) error {
 
 func datasync(f *os.File) error { return f.Sync() }
 
-func renameAt(d *os.File, from, to string) error {
-	return os.Rename(filepath.Join(d.Name(), from), filepath.Join(d.Name(), to))
+func renameAt(fromDir *os.File, from string, toDir *os.File, to string) error {
+	return os.Rename(filepath.Join(fromDir.Name(), from), filepath.Join(toDir.Name(), to))
 }
 
-func renameNoReplace(d *os.File, from, to string) error {
-	if err := os.Link(filepath.Join(d.Name(), from), filepath.Join(d.Name(), to)); err != nil {
+func renameNoReplace(fromDir *os.File, from string, toDir *os.File, to string) error {
+	if err := os.Link(filepath.Join(fromDir.Name(), from), filepath.Join(toDir.Name(), to)); err != nil {
 		return err
 	}
-	return removeAt(d, from)
+	return removeAt(fromDir, from)
 }
 
 func removeAt(d *os.File, name string) error { return os.Remove(filepath.Join(d.Name(), name)) }
