@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,6 +25,7 @@ func TestReplicatedInsertsFilter(t *testing.T) {
 	t.Run("WalsenderLeavesThemOut", func(t *testing.T) { testFilterLeavesOut(t, c) })
 	t.Run("SlotOlderThanPublications", func(t *testing.T) { testFilterOldSlot(t, c) })
 	t.Run("Bidirectional", func(t *testing.T) { testFilterBidi(t, c) })
+	t.Run("DropSlotDropsThem", func(t *testing.T) { testFilterDropSlot(t, c) })
 }
 
 // Hostile names: quotes and a backslash in the table, the column and the
@@ -292,3 +294,56 @@ CREATE TRIGGER count_writes AFTER INSERT OR UPDATE OR DELETE ON records FOR EACH
 	}
 }
 
+// testFilterDropSlot: DropSlot drops a consumer's filtered publications
+// with its slot (its name hostile), and leaves the plain publication,
+// another consumer's slot and publications, and a publication of the
+// consumer's name that it did not make; read with the server's own
+// client.
+func testFilterDropSlot(t *testing.T, c *cluster) {
+	ctx := context.Background()
+	db := c.newDB(t, "dropslot")
+	sourcetest.Exec(t, db, filterDDL(db))
+	sourcetest.Exec(t, db, `CREATE TABLE other (id BIGINT PRIMARY KEY)`)
+	const hostile, kept = `az"ure'); DROP TABLE other; --`, "aws-to-azure"
+	for _, name := range []string{hostile, kept} {
+		cfg := replicate.SourceConfig{Name: name, Tables: []string{fTable, "other"}, Logger: sourcetest.Quiet(),
+			ReplicatedInserts: &replicate.ReplicatedInserts{Table: fTable, Column: fColumn, Value: fValue}}
+		if _, err := pgsrc.Open(ctx, db, cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dbName := queryString(t, db, `SELECT current_database()`)
+	list := func(q string) string { return strings.Join(c.p.Query(t, dbName, q), " ") }
+	pubs := func() string { return list(`SELECT pubname FROM pg_publication ORDER BY pubname`) }
+	slots := func() string {
+		return list(`SELECT slot_name FROM pg_replication_slots WHERE database = current_database() ORDER BY slot_name`)
+	}
+	ins, upd := pgsrc.PubNames(hostile)
+	keptIns, keptUpd := pgsrc.PubNames(kept)
+	sorted := func(names ...string) string { slices.Sort(names); return strings.Join(names, " ") }
+	if got, want := pubs(), sorted(pgsrc.Publication, ins, upd, keptIns, keptUpd); got != want {
+		t.Fatalf("publications %q, want %q", got, want)
+	}
+	if err := pgsrc.DropSlot(ctx, db, hostile); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := pubs(), sorted(pgsrc.Publication, keptIns, keptUpd); got != want {
+		t.Errorf("publications after DropSlot %q, want %q", got, want)
+	}
+	if got, want := slots(), pgsrc.SlotName(kept); got != want {
+		t.Errorf("slots after DropSlot %q, want %q", got, want)
+	}
+	if got := list(`SELECT count(*) FROM other`); got != "0" {
+		t.Errorf("table other: %q", got)
+	}
+	// Again: nothing left to drop is no error. A publication of the
+	// consumer's name that publishes more than the one made here is not
+	// its own and stays.
+	c.p.Query(t, dbName, `CREATE PUBLICATION `+db.Dialect.Quote(ins)+` FOR TABLE other WITH (publish = 'insert, update')`)
+	if err := pgsrc.DropSlot(ctx, db, hostile); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := pubs(), sorted(pgsrc.Publication, ins, keptIns, keptUpd); got != want {
+		t.Errorf("publications after DropSlot again %q, want %q", got, want)
+	}
+}
