@@ -132,9 +132,9 @@ func BenchmarkPrune(b *testing.B) {
 	benchInsert(b, db, 0, b.N)
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0 := benchCPU(b)
+	cpu0 := cputime.Used(b)
 	n, err := Prune(ctx, db, FormatPosition(int64(b.N)))
-	cpu := benchCPU(b) - cpu0
+	cpu := cputime.Used(b) - cpu0
 	b.StopTimer()
 	if err != nil || n != int64(b.N) {
 		b.Fatalf("pruned %d changes (%v), want %d", n, err, b.N)
