@@ -100,14 +100,7 @@ func BenchmarkRead(b *testing.B) {
 // table: b.N rows inserted as load inserts them, each logged by the
 // capture trigger.
 func BenchmarkCapture(b *testing.B) {
-	ctx := context.Background()
-	db := openDB(b)
-	if _, err := db.ExecContext(ctx, benchDDL); err != nil {
-		b.Fatal(err)
-	}
-	if err := Install(ctx, db, []string{"records"}); err != nil {
-		b.Fatal(err)
-	}
+	db := capturedDB(b)
 	b.ReportAllocs()
 	b.ResetTimer()
 	cpu0 := cputime.Used(b)
@@ -122,13 +115,7 @@ func BenchmarkCapture(b *testing.B) {
 // does once every consumer has applied them.
 func BenchmarkPrune(b *testing.B) {
 	ctx := context.Background()
-	db := openDB(b)
-	if _, err := db.ExecContext(ctx, benchDDL); err != nil {
-		b.Fatal(err)
-	}
-	if err := Install(ctx, db, []string{"records"}); err != nil {
-		b.Fatal(err)
-	}
+	db := capturedDB(b)
 	benchInsert(b, db, 0, b.N)
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -140,4 +127,17 @@ func BenchmarkPrune(b *testing.B) {
 		b.Fatalf("pruned %d changes (%v), want %d", n, err, b.N)
 	}
 	b.ReportMetric(float64(cpu.Nanoseconds())/1e3/float64(b.N), "cpu-µs/change")
+}
+
+// capturedDB is a database with benchDDL's records table, captured.
+func capturedDB(b *testing.B) *sqldb.DB {
+	db := openDB(b)
+	ctx := context.Background()
+	if _, err := db.ExecContext(ctx, benchDDL); err != nil {
+		b.Fatal(err)
+	}
+	if err := Install(ctx, db, []string{"records"}); err != nil {
+		b.Fatal(err)
+	}
+	return db
 }
