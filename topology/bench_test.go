@@ -1,14 +1,14 @@
 package topology_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
 	"runtime/pprof"
+	"runtime/trace"
 	"strconv"
 	"strings"
 	"testing"
@@ -37,7 +37,10 @@ import (
 // (mariadb-µs/rec, postgres-µs/rec: the server's process and its
 // children, read from /proc). INTERCLOUD_BENCH_CPUPROFILE=PREFIX writes
 // the test process's CPU profile of each run (the sending and the drain,
-// not the start-up) to PREFIX-DBS-RATE.pprof.
+// not the start-up) to PREFIX-DBS-RATE.pprof. With -v, the interval lines
+// `intercloud bench` prints go to stderr; INTERCLOUD_BENCH_LOG=FILE writes
+// every component's debug log there; INTERCLOUD_BENCH_TRACE=PREFIX keeps
+// execution traces of the slow intervals (traceSlowIntervals).
 //
 //	go test ./topology -run '^$' -bench Pipeline -benchtime 1x
 func BenchmarkPipeline(b *testing.B) {
@@ -80,18 +83,30 @@ func BenchmarkPipeline(b *testing.B) {
 				if err := cfg.Validate(); err != nil {
 					b.Fatal(err)
 				}
-				servers := map[string]string{} // metric name → pid file of the server
+				servers := map[string]func(testing.TB) time.Duration{} // metric name → the server's CPU time
 				if dbs != "embedded" {
 					my, pg := peers.StartMariaDB(b), peers.StartPostgres(b)
 					cfg.Clouds["aws"].SQL = my.URL("app")
 					cfg.Clouds["azure"].SQL = pg.URL("app")
-					servers["mariadb-µs/rec"] = filepath.Join(my.Dir, "mariadbd.pid")
-					servers["postgres-µs/rec"] = filepath.Join(pg.Dir, "postgres.pid")
+					servers["mariadb-µs/rec"] = my.CPU
+					servers["postgres-µs/rec"] = pg.CPU
 					if err := cfg.Validate(); err != nil {
 						b.Fatal(err)
 					}
 				}
-				topo, err := topology.Start(context.Background(), cfg, topology.Options{APIKey: testKey, LogWriter: os.Stderr, LogLevel: 8})
+				opts := topology.Options{APIKey: testKey, LogWriter: os.Stderr, LogLevel: 8}
+				if name := os.Getenv("INTERCLOUD_BENCH_LOG"); name != "" {
+					// Every component's debug log (each batch applied,
+					// each load) to a file, to see what a slow interval
+					// waited on.
+					f, err := os.Create(name)
+					if err != nil {
+						b.Fatal(err)
+					}
+					defer f.Close()
+					opts.LogWriter, opts.LogLevel = f, slog.LevelDebug
+				}
+				topo, err := topology.Start(context.Background(), cfg, opts)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -99,8 +114,14 @@ func BenchmarkPipeline(b *testing.B) {
 				for b.Loop() {
 					cpu0 := serverCPU(b, servers)
 					stopProfile := startProfile(b, fmt.Sprintf("%s-%.0f", strings.ReplaceAll(dbs, "+", "-"), rate))
+					var out io.Writer // the interval lines, with -test.v
+					if testing.Verbose() {
+						out = os.Stderr
+					}
+					out, stopTrace := traceSlowIntervals(b, out, fmt.Sprintf("%s-%.0f", strings.ReplaceAll(dbs, "+", "-"), rate))
+					defer stopTrace()
 					res, err := demo.Bench(context.Background(), demo.BenchOptions{
-						URL: topo.URL("frontdoor"), EdgeURL: topo.URL("edge"), Key: testKey, Client: topo.Client(),
+						URL: topo.URL("frontdoor"), EdgeURL: topo.URL("edge"), Key: testKey, Client: topo.Client(), Out: out,
 						Clients: clients, BatchSize: 100, Rate: rate, Duration: dur, Drain: 2 * time.Minute,
 					})
 					stopProfile()
@@ -123,6 +144,69 @@ func BenchmarkPipeline(b *testing.B) {
 			})
 		}
 	}
+}
+
+// traceSlowIntervals keeps a flight recording of the last seconds'
+// execution trace when INTERCLOUD_BENCH_TRACE names a file prefix, and
+// writes it to PREFIX-RUN-N.trace (at most 5, 20 s apart) after an interval
+// line whose ack → visible maximum exceeds INTERCLOUD_BENCH_TRACE_MS
+// (default 800): what every goroutine waited on during a stall. It returns
+// the writer to give demo.Bench (the interval lines go on to out) and a
+// function that stops the recording.
+func traceSlowIntervals(b *testing.B, out io.Writer, run string) (io.Writer, func()) {
+	prefix := os.Getenv("INTERCLOUD_BENCH_TRACE")
+	if prefix == "" {
+		return out, func() {}
+	}
+	limit := 800.0
+	if s := os.Getenv("INTERCLOUD_BENCH_TRACE_MS"); s != "" {
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			b.Fatalf("INTERCLOUD_BENCH_TRACE_MS: %v", err)
+		}
+		limit = v
+	}
+	fr := trace.NewFlightRecorder(trace.FlightRecorderConfig{MinAge: 6 * time.Second, MaxBytes: 512 << 20})
+	if err := fr.Start(); err != nil {
+		b.Fatal(err)
+	}
+	if out == nil {
+		out = io.Discard
+	}
+	w := &slowLines{out: out, limit: limit, dump: func(n int) {
+		f, err := os.Create(fmt.Sprintf("%s-%s-%d.trace", prefix, run, n))
+		if err != nil {
+			b.Log(err)
+			return
+		}
+		defer f.Close()
+		if _, err := fr.WriteTo(f); err != nil {
+			b.Log(err)
+		}
+	}}
+	return w, fr.Stop
+}
+
+// slowLines passes interval lines on and calls dump after one whose
+// e2e_max column (the ninth) exceeds limit.
+type slowLines struct {
+	out   io.Writer
+	limit float64
+	dump  func(n int)
+	n     int
+	last  time.Time
+}
+
+func (s *slowLines) Write(p []byte) (int, error) {
+	f := strings.Fields(string(p))
+	if len(f) >= 9 && s.n < 5 && time.Since(s.last) > 20*time.Second {
+		if v, err := strconv.ParseFloat(f[8], 64); err == nil && v > s.limit {
+			s.n++
+			s.last = time.Now()
+			s.dump(s.n)
+		}
+	}
+	return s.out.Write(p)
 }
 
 // startProfile starts the CPU profile of one run when
@@ -150,57 +234,12 @@ func startProfile(b *testing.B, run string) func() {
 }
 
 // serverCPU returns, per name, the CPU seconds (user + system) that the
-// server whose pid file it maps to has used so far: its own process (with
-// the children it reaped) and its children (PostgreSQL's backends, each in
-// a session of its own). A backend that exits between two readings moves
-// from its own figures into its parent's children's figures, so
-// differences stay whole.
-func serverCPU(b *testing.B, pidFiles map[string]string) map[string]float64 {
+// server has used so far: its process and every process below it
+// (PostgreSQL's backends), the ended ones included (peers' CPU methods).
+func serverCPU(b *testing.B, servers map[string]func(testing.TB) time.Duration) map[string]float64 {
 	out := map[string]float64{}
-	if len(pidFiles) == 0 {
-		return out
-	}
-	servers := map[int]string{}
-	for name, f := range pidFiles {
-		raw, err := os.ReadFile(f)
-		if err != nil {
-			b.Fatal(err)
-		}
-		pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
-		if err != nil {
-			b.Fatalf("%s: %v", f, err)
-		}
-		servers[pid] = name
-	}
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, e := range entries {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
-			continue
-		}
-		raw, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue // gone meanwhile
-		}
-		// The command name may hold spaces: the fields follow the last ')'.
-		f := strings.Fields(string(raw[bytes.LastIndexByte(raw, ')')+1:]))
-		if len(f) < 15 {
-			continue
-		}
-		pid, _ := strconv.Atoi(e.Name())
-		ppid, _ := strconv.Atoi(f[1])
-		name, ok := servers[pid]
-		if !ok {
-			if name, ok = servers[ppid]; !ok {
-				continue
-			}
-		}
-		for _, i := range []int{11, 12, 13, 14} { // utime, stime, cutime, cstime
-			ticks, _ := strconv.ParseFloat(f[i], 64)
-			out[name] += ticks / 100 // USER_HZ
-		}
+	for name, cpu := range servers {
+		out[name] = cpu(b).Seconds()
 	}
 	return out
 }
