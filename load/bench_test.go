@@ -35,20 +35,7 @@ import (
 func BenchmarkLoad(b *testing.B) {
 	ctx := context.Background()
 	dir := b.TempDir()
-	bucket, err := objects.Open(ctx, "file://"+filepath.Join(dir, "objects"), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	db, err := sqldb.Open(ctx, "sqlite://"+filepath.Join(dir, "sql.db"), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { bucket.Close(); db.Close() })
-	schema := config.Default(dir).Schema
-	l := load.New(bucket, db, schema, nil)
-	if err := l.Prepare(ctx); err != nil {
-		b.Fatal(err)
-	}
+	l, bucket, db, schema := benchLoader(b, dir, "sqlite://"+filepath.Join(dir, "sql.db"))
 	if err := replicate.Prepare(ctx, db, []string{schema.Table}, nil); err != nil {
 		b.Fatal(err)
 	}
@@ -73,6 +60,30 @@ func BenchmarkLoad(b *testing.B) {
 	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+schema.Table).Scan(&rows); err != nil || rows != b.N {
 		b.Fatalf("%d rows (%v), want %d", rows, err, b.N)
 	}
+}
+
+// benchLoader opens a file object store in dir and the database at dbURL,
+// closed when b ends, and returns a prepared Loader of the default schema
+// over them.
+func benchLoader(b *testing.B, dir, dbURL string) (*load.Loader, *objects.Bucket, *sqldb.DB, config.Schema) {
+	b.Helper()
+	ctx := context.Background()
+	bucket, err := objects.Open(ctx, "file://"+filepath.Join(dir, "objects"), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	db, err := sqldb.Open(ctx, dbURL, nil)
+	if err != nil {
+		bucket.Close()
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { bucket.Close(); db.Close() })
+	schema := config.Default(dir).Schema
+	l := load.New(bucket, db, schema, nil)
+	if err := l.Prepare(ctx); err != nil {
+		b.Fatal(err)
+	}
+	return l, bucket, db, schema
 }
 
 // putObjects writes b.N records in raw objects of 1,000 as the API writes
@@ -115,21 +126,7 @@ func BenchmarkLoadMariaDB(b *testing.B) {
 	}
 	ctx := context.Background()
 	my := peers.StartMariaDB(b)
-	dir := b.TempDir()
-	bucket, err := objects.Open(ctx, "file://"+filepath.Join(dir, "objects"), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	db, err := sqldb.Open(ctx, my.URL("app"), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { bucket.Close(); db.Close() })
-	schema := config.Default(dir).Schema
-	l := load.New(bucket, db, schema, nil)
-	if err := l.Prepare(ctx); err != nil {
-		b.Fatal(err)
-	}
+	l, bucket, db, schema := benchLoader(b, b.TempDir(), my.URL("app"))
 	keys := putObjects(b, bucket)
 	server := func() time.Duration {
 		raw, err := os.ReadFile(filepath.Join(my.Dir, "mariadbd.pid"))
@@ -197,19 +194,7 @@ func BenchmarkPending(b *testing.B) {
 		b.Run(fmt.Sprintf("history=%d/hour=%d", c.history, c.hour), func(b *testing.B) {
 			ctx := context.Background()
 			dir := b.TempDir()
-			bucket, err := objects.Open(ctx, "file://"+filepath.Join(dir, "objects"), nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			db, err := sqldb.Open(ctx, "sqlite://"+filepath.Join(dir, "sql.db"), nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { bucket.Close(); db.Close() })
-			l := load.New(bucket, db, config.Default(dir).Schema, nil)
-			if err := l.Prepare(ctx); err != nil {
-				b.Fatal(err)
-			}
+			l, _, db, _ := benchLoader(b, dir, "sqlite://"+filepath.Join(dir, "sql.db"))
 			now := time.Now().UTC()
 			if _, err := db.ExecContext(ctx, `WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?)
 				INSERT INTO `+load.LoadedTable+` (key, records, loaded_at) SELECT printf('raw/2025/%02d/%02d/%02d/%08d.ndjson', 1 + i / 100000 % 12, 1 + i / 4000 % 28, i / 200 % 24, i), 1000, '2025-01-01T00:00:00Z' FROM n`, c.history); err != nil {

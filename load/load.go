@@ -59,11 +59,11 @@ type Loader struct {
 	// sizes, by size, built once (see insert).
 	inserts sync.Map
 
-	// mu guards lastFull, when Pending last listed every partition, and
-	// the known field itself (a pass replaces it); its contents belong to
-	// the pass holding pendingMu.
+	// mu guards lastFull, when Pending last listed every partition.
 	mu       sync.Mutex
 	lastFull time.Time
+	// pendingMu serialises passes of Pending and guards known.
+	pendingMu sync.Mutex
 	// known holds, by partition, the raw keys a pass of Pending found in
 	// the loaded-objects table, so the next pass asks the database only
 	// about keys new to the listing: a pass then costs what the new
@@ -71,10 +71,10 @@ type Loader struct {
 	// a full pass forgets them all (an object whose marker was lost is
 	// found by it).
 	known map[string]map[string]struct{}
-	// pendingMu serialises passes of Pending, which share known.
-	pendingMu sync.Mutex
 	// lookedUp counts the keys asked of the loaded-objects table.
 	lookedUp atomic.Int64
+	// deadListed counts the listings of a partition's dead letters.
+	deadListed atomic.Int64
 }
 
 // New returns a Loader; call Prepare before the first Load.
@@ -504,12 +504,10 @@ func (l *Loader) PendingAll(ctx context.Context, submit func(functions.Event)) e
 func (l *Loader) pending(ctx context.Context, all bool, submit func(functions.Event)) error {
 	l.pendingMu.Lock()
 	defer l.pendingMu.Unlock()
-	l.mu.Lock()
 	if all || l.known == nil {
 		l.known = map[string]map[string]struct{}{}
 	}
 	known := l.known
-	l.mu.Unlock()
 	parts, err := l.partitions(ctx)
 	if err != nil {
 		return err
@@ -623,8 +621,9 @@ func (l *Loader) unloaded(ctx context.Context, partition string, known map[strin
 		}
 	}
 	if len(done) == len(ask) {
-		return nil, nil
+		return nil, nil // every key is loaded: no dead letter to look for
 	}
+	l.deadListed.Add(1)
 	if err := l.bucket.ListKeys(ctx, DeadPrefix+partition, func(k string) error {
 		done[strings.TrimPrefix(k, DeadPrefix)] = true
 		return nil

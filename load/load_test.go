@@ -273,6 +273,56 @@ func TestPendingAsksOnlyAboutNewKeys(t *testing.T) {
 	}
 }
 
+// TestPendingListsDeadLettersOnlyForUnloadedKeys: a partition's dead
+// letters are listed only when some of its listed keys are not loaded
+// (to tell a dead letter from work); a partition whose keys are all
+// loaded, the common case on every pass, costs no listing of them.
+func TestPendingListsDeadLettersOnlyForUnloadedKeys(t *testing.T) {
+	ctx := context.Background()
+	l, b, _ := setup(t)
+	part := PartitionOf(time.Now())
+	put := func(key string, load bool) {
+		t.Helper()
+		if err := b.Put(ctx, key, rawObject(t, key), nil); err != nil {
+			t.Fatal(err)
+		}
+		if load {
+			if _, err := l.Load(ctx, key); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	pass := func() (submitted []string, deadListings int64) {
+		t.Helper()
+		before := l.deadListed.Load()
+		if err := l.PendingAll(ctx, func(e functions.Event) { submitted = append(submitted, e.ID) }); err != nil {
+			t.Fatal(err)
+		}
+		return submitted, l.deadListed.Load() - before
+	}
+	put(part+"a.ndjson", true)
+	put(part+"b.ndjson", true)
+	if got, listed := pass(); len(got) != 0 || listed != 0 {
+		t.Fatalf("every key loaded: submitted %v, dead letters listed %d times, want none and 0", got, listed)
+	}
+	dead := part + "c.ndjson"
+	put(dead, false)
+	if err := l.DeadLetter()(ctx, functions.Event{ID: dead, Attempt: 1}, errors.New("bad")); err != nil {
+		t.Fatal(err)
+	}
+	unloaded := part + "d.ndjson"
+	put(unloaded, false)
+	if got, listed := pass(); len(got) != 1 || got[0] != unloaded || listed != 1 {
+		t.Fatalf("a key not loaded: submitted %v, dead letters listed %d times, want %s and 1", got, listed, unloaded)
+	}
+	if _, err := l.Load(ctx, unloaded); err != nil {
+		t.Fatal(err)
+	}
+	if got, listed := pass(); len(got) != 0 || listed != 0 {
+		t.Fatalf("loaded again: submitted %v, dead letters listed %d times, want none and 0", got, listed)
+	}
+}
+
 // TestLostMarkerIsWork: an object whose load marker is gone is pending
 // again, and loading it again restores the marker without new rows.
 func TestLostMarkerIsWork(t *testing.T) {

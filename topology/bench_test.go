@@ -5,10 +5,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"runtime/trace"
 	"strconv"
 	"strings"
 	"testing"
@@ -37,7 +39,10 @@ import (
 // (mariadb-µs/rec, postgres-µs/rec: the server's process and its
 // children, read from /proc). INTERCLOUD_BENCH_CPUPROFILE=PREFIX writes
 // the test process's CPU profile of each run (the sending and the drain,
-// not the start-up) to PREFIX-DBS-RATE.pprof.
+// not the start-up) to PREFIX-DBS-RATE.pprof. With -v, the interval lines
+// `intercloud bench` prints go to stderr; INTERCLOUD_BENCH_LOG=FILE writes
+// every component's debug log there; INTERCLOUD_BENCH_TRACE=PREFIX keeps
+// execution traces of the slow intervals (traceSlowIntervals).
 //
 //	go test ./topology -run '^$' -bench Pipeline -benchtime 1x
 func BenchmarkPipeline(b *testing.B) {
@@ -91,7 +96,19 @@ func BenchmarkPipeline(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
-				topo, err := topology.Start(context.Background(), cfg, topology.Options{APIKey: testKey, LogWriter: os.Stderr, LogLevel: 8})
+				opts := topology.Options{APIKey: testKey, LogWriter: os.Stderr, LogLevel: 8}
+				if name := os.Getenv("INTERCLOUD_BENCH_LOG"); name != "" {
+					// Every component's debug log (each batch applied,
+					// each load) to a file, to see what a slow interval
+					// waited on.
+					f, err := os.Create(name)
+					if err != nil {
+						b.Fatal(err)
+					}
+					defer f.Close()
+					opts.LogWriter, opts.LogLevel = f, slog.LevelDebug
+				}
+				topo, err := topology.Start(context.Background(), cfg, opts)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -99,8 +116,14 @@ func BenchmarkPipeline(b *testing.B) {
 				for b.Loop() {
 					cpu0 := serverCPU(b, servers)
 					stopProfile := startProfile(b, fmt.Sprintf("%s-%.0f", strings.ReplaceAll(dbs, "+", "-"), rate))
+					var out io.Writer // the interval lines, with -test.v
+					if testing.Verbose() {
+						out = os.Stderr
+					}
+					out, stopTrace := traceSlowIntervals(b, out, fmt.Sprintf("%s-%.0f", strings.ReplaceAll(dbs, "+", "-"), rate))
+					defer stopTrace()
 					res, err := demo.Bench(context.Background(), demo.BenchOptions{
-						URL: topo.URL("frontdoor"), EdgeURL: topo.URL("edge"), Key: testKey, Client: topo.Client(),
+						URL: topo.URL("frontdoor"), EdgeURL: topo.URL("edge"), Key: testKey, Client: topo.Client(), Out: out,
 						Clients: clients, BatchSize: 100, Rate: rate, Duration: dur, Drain: 2 * time.Minute,
 					})
 					stopProfile()
@@ -123,6 +146,69 @@ func BenchmarkPipeline(b *testing.B) {
 			})
 		}
 	}
+}
+
+// traceSlowIntervals keeps a flight recording of the last seconds'
+// execution trace when INTERCLOUD_BENCH_TRACE names a file prefix, and
+// writes it to PREFIX-RUN-N.trace (at most 5, 20 s apart) after an interval
+// line whose ack → visible maximum exceeds INTERCLOUD_BENCH_TRACE_MS
+// (default 800): what every goroutine waited on during a stall. It returns
+// the writer to give demo.Bench (the interval lines go on to out) and a
+// function that stops the recording.
+func traceSlowIntervals(b *testing.B, out io.Writer, run string) (io.Writer, func()) {
+	prefix := os.Getenv("INTERCLOUD_BENCH_TRACE")
+	if prefix == "" {
+		return out, func() {}
+	}
+	limit := 800.0
+	if s := os.Getenv("INTERCLOUD_BENCH_TRACE_MS"); s != "" {
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			b.Fatalf("INTERCLOUD_BENCH_TRACE_MS: %v", err)
+		}
+		limit = v
+	}
+	fr := trace.NewFlightRecorder(trace.FlightRecorderConfig{MinAge: 6 * time.Second, MaxBytes: 512 << 20})
+	if err := fr.Start(); err != nil {
+		b.Fatal(err)
+	}
+	if out == nil {
+		out = io.Discard
+	}
+	w := &slowLines{out: out, limit: limit, dump: func(n int) {
+		f, err := os.Create(fmt.Sprintf("%s-%s-%d.trace", prefix, run, n))
+		if err != nil {
+			b.Log(err)
+			return
+		}
+		defer f.Close()
+		if _, err := fr.WriteTo(f); err != nil {
+			b.Log(err)
+		}
+	}}
+	return w, fr.Stop
+}
+
+// slowLines passes interval lines on and calls dump after one whose
+// e2e_max column (the ninth) exceeds limit.
+type slowLines struct {
+	out   io.Writer
+	limit float64
+	dump  func(n int)
+	n     int
+	last  time.Time
+}
+
+func (s *slowLines) Write(p []byte) (int, error) {
+	f := strings.Fields(string(p))
+	if len(f) >= 9 && s.n < 5 && time.Since(s.last) > 20*time.Second {
+		if v, err := strconv.ParseFloat(f[8], 64); err == nil && v > s.limit {
+			s.n++
+			s.last = time.Now()
+			s.dump(s.n)
+		}
+	}
+	return s.out.Write(p)
 }
 
 // startProfile starts the CPU profile of one run when

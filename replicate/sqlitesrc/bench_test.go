@@ -124,3 +124,28 @@ func BenchmarkCapture(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(cpu.Nanoseconds())/1e3/float64(b.N), "cpu-µs/row")
 }
+
+// BenchmarkPrune measures the trim of the change table: b.N changes of
+// the records table logged, then pruned, as the pipeline's prune loop
+// does once every consumer has applied them.
+func BenchmarkPrune(b *testing.B) {
+	ctx := context.Background()
+	db := openDB(b)
+	if _, err := db.ExecContext(ctx, benchDDL); err != nil {
+		b.Fatal(err)
+	}
+	if err := Install(ctx, db, []string{"records"}); err != nil {
+		b.Fatal(err)
+	}
+	benchInsert(b, db, 0, b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0 := benchCPU(b)
+	n, err := Prune(ctx, db, FormatPosition(int64(b.N)))
+	cpu := benchCPU(b) - cpu0
+	b.StopTimer()
+	if err != nil || n != int64(b.N) {
+		b.Fatalf("pruned %d changes (%v), want %d", n, err, b.N)
+	}
+	b.ReportMetric(float64(cpu.Nanoseconds())/1e3/float64(b.N), "cpu-µs/change")
+}

@@ -1107,23 +1107,33 @@ const pruneChunk = 4096
 // the oldest pruneChunk changes at a time, each in a transaction of its
 // own, so the writers of the database (a loader, a replication apply)
 // wait for one chunk at most, not for the whole trim of a busy log.
+//
+// Each chunk's bound is read first and bound to the DELETE as a value:
+// a DELETE whose WHERE holds a subquery collects the rowids it matches and
+// then seeks each one again from the root, while one bounded by a value
+// deletes the rows as its scan meets them.
 func Prune(ctx context.Context, db *sqldb.DB, upTo replicate.Position) (int64, error) {
 	seq, err := ParsePosition(upTo)
 	if err != nil {
 		return 0, err
 	}
-	q := `DELETE FROM ` + ChangesTable + ` WHERE seq <= min(?, (SELECT min(seq) FROM ` + ChangesTable + `) + ?)`
+	first := `SELECT min(seq) FROM ` + ChangesTable
+	del := `DELETE FROM ` + ChangesTable + ` WHERE seq <= ?`
 	var total int64
 	for {
-		res, err := db.ExecContext(ctx, q, seq, pruneChunk-1)
+		var lo sql.NullInt64
+		if err := db.QueryRowContext(ctx, first).Scan(&lo); err != nil {
+			return total, fmt.Errorf("sqlitesrc: prune: %w", err)
+		}
+		if !lo.Valid || lo.Int64 > seq {
+			return total, nil
+		}
+		res, err := db.ExecContext(ctx, del, min(seq, lo.Int64+pruneChunk-1))
 		if err != nil {
 			return total, fmt.Errorf("sqlitesrc: prune: %w", err)
 		}
 		n, _ := res.RowsAffected()
 		total += n
-		if n == 0 {
-			return total, nil
-		}
 	}
 }
 

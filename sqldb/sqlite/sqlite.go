@@ -68,7 +68,7 @@ func OpenFile(ctx context.Context, path string) (*sql.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	db := sql.OpenDB(cachingConnector{conn})
+	db := sql.OpenDB(cachingConnector{Connector: conn, gate: newWriteGate()})
 	db.SetMaxOpenConns(8)
 	// Keep every connection open when idle (database/sql keeps 2 by
 	// default and closes the others), and with it the statements it

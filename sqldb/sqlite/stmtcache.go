@@ -67,8 +67,12 @@ var (
 	_ fullRows = (*cachedRows)(nil)
 )
 
-// cachingConnector wraps the driver's connector.
-type cachingConnector struct{ sqldriver.Connector }
+// cachingConnector wraps the driver's connector; its connections share
+// one write gate (gate.go).
+type cachingConnector struct {
+	sqldriver.Connector
+	gate writeGate
+}
 
 // Connect implements sqldriver.Connector.
 func (c cachingConnector) Connect(ctx context.Context) (sqldriver.Conn, error) {
@@ -77,7 +81,7 @@ func (c cachingConnector) Connect(ctx context.Context) (sqldriver.Conn, error) {
 		return nil, err
 	}
 	if fc, ok := cn.(fullConn); ok {
-		return &cachingConn{fullConn: fc, stmts: map[string]*list.Element{}, lru: list.New()}, nil
+		return &cachingConn{fullConn: fc, gate: c.gate, stmts: map[string]*list.Element{}, lru: list.New()}, nil
 	}
 	return cn, nil
 }
@@ -88,6 +92,8 @@ func (c cachingConnector) Connect(ctx context.Context) (sqldriver.Conn, error) {
 // lock of its own.
 type cachingConn struct {
 	fullConn
+	gate  writeGate                // shared by the database's connections; nil: none
+	inTx  bool                     // a transaction is open (its writes hold the gate already)
 	stmts map[string]*list.Element // SQL text → element of lru holding a *cachedStmt
 	lru   *list.List               // front: most recently used
 	text  int                      // bytes of SQL text cached
@@ -153,6 +159,11 @@ func (c *cachingConn) drop(e *list.Element) {
 
 // ExecContext implements sqldriver.ExecerContext with a cached statement.
 func (c *cachingConn) ExecContext(ctx context.Context, query string, args []sqldriver.NamedValue) (sqldriver.Result, error) {
+	leave, err := c.exclusive(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer leave()
 	s, release, err := c.stmt(ctx, query)
 	if err == sqldriver.ErrSkip {
 		return c.fullConn.ExecContext(ctx, query, args)
