@@ -10,10 +10,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/intercloud/intercloud/internal/cputime"
 	"github.com/intercloud/intercloud/internal/serve"
 )
 
@@ -245,7 +245,7 @@ func BenchmarkRevalidateFast(b *testing.B) {
 	buf := make([]byte, 0, 4096)
 	before := e.Stats().Revalidations
 	b.ReportAllocs()
-	cpu0 := processCPU(b)
+	cpu0 := cputime.Used(b)
 	for b.Loop() {
 		st.obj.invalid.Store(true) // must be validated (RFC 9111 §4.3.5)
 		w := serve.FastResponse{Head: buf[:0]}
@@ -253,18 +253,8 @@ func BenchmarkRevalidateFast(b *testing.B) {
 			b.Fatalf("not answered: %d", w.Status)
 		}
 	}
-	b.ReportMetric(float64(processCPU(b)-cpu0)/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64(cputime.Used(b)-cpu0)/float64(b.N), "cpu-ns/op")
 	if n := e.Stats().Revalidations - before; n < int64(b.N) {
 		b.Fatalf("%d revalidations for %d requests", n, b.N)
 	}
-}
-
-// processCPU is the CPU time (user + system) the process has used: on a
-// shared machine it tells the work a benchmark did better than ns/op.
-func processCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

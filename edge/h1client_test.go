@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/intercloud/intercloud/internal/deadend"
 )
 
 func newTestH1Client() *h1Client {
@@ -254,25 +256,12 @@ func TestH1ClientReusesConnections(t *testing.T) {
 // TestH1ClientTimeoutAndCancel: an origin that never answers fails the
 // request after the header timeout; a cancelled context ends it at once.
 func TestH1ClientTimeoutAndCancel(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close() // read nothing, answer nothing
-		}
-	}()
+	addr := deadend.Silent(t)
 	cl := newTestH1Client()
 	cl.headerTimeout = 200 * time.Millisecond
-	req, _ := http.NewRequest(http.MethodGet, "http://"+ln.Addr().String()+"/", nil)
+	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/", nil)
 	start := time.Now()
-	_, err = cl.RoundTrip(req)
+	_, err := cl.RoundTrip(req)
 	var ne net.Error
 	if !errors.As(err, &ne) || !ne.Timeout() || time.Since(start) > 2*time.Second {
 		t.Fatalf("err %v after %v: want a timeout after 200ms", err, time.Since(start))

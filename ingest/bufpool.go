@@ -13,10 +13,16 @@ import (
 // two from 4 KiB to 16 MiB; smaller and larger ones are left to the
 // garbage collector. The zero value is ready.
 //
+// A sync.Pool holds pointers: a slice goes in behind a *[]byte. The
+// pointers a get empties are kept (boxes) and a put fills one of them, so
+// that neither allocates once the pool is warm (a put of &b would
+// allocate a slice header on every call).
+//
 // A slice must be put back only once nothing refers to it any more, and
 // then by exactly one owner.
 type bufPool struct {
 	classes [bufMaxShift - bufMinShift + 1]sync.Pool
+	boxes   sync.Pool // empty *[]byte, for put
 }
 
 const (
@@ -31,8 +37,11 @@ func (p *bufPool) get(n int) []byte {
 	}
 	shift := bits.Len(uint(n - 1)) // the smallest power of two >= n
 	shift = max(shift, bufMinShift)
-	if b, ok := p.classes[shift-bufMinShift].Get().(*[]byte); ok {
-		return (*b)[:0]
+	if bp, ok := p.classes[shift-bufMinShift].Get().(*[]byte); ok {
+		b := *bp
+		*bp = nil // the box keeps nothing alive
+		p.boxes.Put(bp)
+		return b[:0]
 	}
 	return make([]byte, 0, 1<<shift)
 }
@@ -44,6 +53,10 @@ func (p *bufPool) put(b []byte) {
 		return
 	}
 	shift := bits.Len(uint(c)) - 1 // the largest power of two <= cap
-	b = b[:0]
-	p.classes[shift-bufMinShift].Put(&b)
+	bp, ok := p.boxes.Get().(*[]byte)
+	if !ok {
+		bp = new([]byte)
+	}
+	*bp = b[:0]
+	p.classes[shift-bufMinShift].Put(bp)
 }

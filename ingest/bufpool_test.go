@@ -29,3 +29,20 @@ func TestBufPool(t *testing.T) {
 		}
 	}
 }
+
+// TestBufPoolPutAllocatesNothing: once warm, a get and a put of a pooled
+// size allocate nothing (the slice's box is reused, not made anew by
+// every put).
+func TestBufPoolPutAllocatesNothing(t *testing.T) {
+	var p bufPool
+	for _, n := range []int{4096, 100_000} {
+		p.put(p.get(n)) // warm: one box, one slice
+		if avg := testing.AllocsPerRun(1000, func() { p.put(p.get(n)) }); avg != 0 {
+			t.Errorf("get(%d) and put: %v allocations, want 0", n, avg)
+		}
+		b := p.get(n)
+		if avg := testing.AllocsPerRun(1000, func() { p.put(b); b = p.get(n) }); avg != 0 {
+			t.Errorf("put and get(%d): %v allocations, want 0", n, avg)
+		}
+	}
+}

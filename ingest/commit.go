@@ -84,11 +84,38 @@ func (a *API) commitLoop() {
 	}
 }
 
-// collect adds queued requests to b until it holds BatchBytes, no other
-// request is being prepared (none could join), the deadline has passed,
-// or the API is closing, whichever comes first. It returns a request that
-// did not fit, which starts the next batch.
+// collect adds queued requests to b, once a writer is free, until it
+// holds BatchBytes, no other request is being prepared (none could join),
+// the deadline has passed, or the API is closing, whichever comes first.
+// It returns a request that did not fit, which starts the next batch.
 func (a *API) collect(b *batch, deadline time.Time) *pending {
+	return a.fill(b, deadline, func() bool { return a.preparing.Load() > 0 }, a.prepared)
+}
+
+// gather adds queued requests to b while another object is being written,
+// until no write is in flight, b holds BatchBytes, the deadline has passed
+// or the API is closing, whichever comes first: one object then takes
+// every request that queued during a write, instead of each starting a
+// write (a file and its fsyncs) of its own beside it. It does not wait
+// when writes have lately taken longer than BatchWait (a slow or busy
+// store), where waiting would only delay every request. It returns a
+// request that did not fit, which starts the next batch.
+func (a *API) gather(b *batch, deadline time.Time) *pending {
+	if time.Duration(a.writeTime.Load()) > a.cfg.Limits.BatchWait.D() {
+		// Writes take longer than a request may wait: waiting for one
+		// would only add to every request's time.
+		return nil
+	}
+	return a.fill(b, deadline, func() bool { return a.writing.Load() > 0 }, a.wrote)
+}
+
+// fill adds queued requests to b until it holds BatchBytes. What is
+// queued joins at once; when nothing is, it waits for more only while
+// the deadline has not passed, the API is not closing and worth reports
+// that a request may still come (wake signals that worth may have turned
+// false). It returns a request that did not fit, which starts the next
+// batch.
+func (a *API) fill(b *batch, deadline time.Time, worth func() bool, wake <-chan struct{}) *pending {
 	limit := a.cfg.Limits.BatchBytes
 	var timer *time.Timer
 	defer func() {
@@ -104,7 +131,7 @@ func (a *API) collect(b *batch, deadline time.Time) *pending {
 		}
 		if p == nil {
 			wait := time.Until(deadline)
-			if wait <= 0 || isClosed(a.closingCh) || a.preparing.Load() == 0 {
+			if wait <= 0 || isClosed(a.closingCh) || !worth() {
 				return nil
 			}
 			if timer == nil {
@@ -117,60 +144,7 @@ func (a *API) collect(b *batch, deadline time.Time) *pending {
 				continue
 			case <-a.closingCh:
 				continue
-			case <-a.prepared: // look again: maybe none is left
-				continue
-			}
-		}
-		if b.size+len(p.lines) > limit {
-			return p
-		}
-		b.add(p)
-	}
-	return nil
-}
-
-// gather adds queued requests to b while another object is being written,
-// until no write is in flight, b holds BatchBytes, the deadline has passed
-// or the API is closing, whichever comes first: one object then takes
-// every request that queued during a write, instead of each starting a
-// write (a file and its fsyncs) of its own beside it. It does not wait
-// when writes have lately taken longer than BatchWait (a slow or busy
-// store), where waiting would only delay every request. It returns a
-// request that did not fit, which starts the next batch.
-func (a *API) gather(b *batch, deadline time.Time) *pending {
-	limit := a.cfg.Limits.BatchBytes
-	if time.Duration(a.writeTime.Load()) > a.cfg.Limits.BatchWait.D() {
-		// Writes take longer than a request may wait: waiting for one
-		// would only add to every request's time.
-		return nil
-	}
-	var timer *time.Timer
-	defer func() {
-		if timer != nil {
-			timer.Stop()
-		}
-	}()
-	for b.size < limit && a.writing.Load() > 0 {
-		var p *pending
-		select { // what is already queued joins at once
-		case p = <-a.queue:
-		default:
-		}
-		if p == nil {
-			wait := time.Until(deadline)
-			if wait <= 0 || isClosed(a.closingCh) {
-				return nil
-			}
-			if timer == nil {
-				timer = time.NewTimer(wait)
-			}
-			select {
-			case p = <-a.queue:
-			case <-timer.C:
-				return nil
-			case <-a.closingCh:
-				return nil
-			case <-a.wrote: // look again: maybe none is left
+			case <-wake: // look again: maybe none is left
 				continue
 			}
 		}
@@ -206,21 +180,14 @@ func isClosed(ch chan struct{}) bool {
 // write writes one batch as one object and answers its requests.
 func (a *API) write(b *batch) {
 	start := time.Now()
-	// A lone request's lines are the object as they are; several are
-	// joined.
-	data := b.reqs[0].lines
-	if len(b.reqs) > 1 {
-		data = a.bufs.get(b.size)
-		for _, p := range b.reqs {
-			data = append(data, p.lines...)
-			a.bufs.put(p.lines) // copied: nothing refers to it
-			p.lines = nil
-		}
-	}
+	// The object is the requests' lines in order, written as they are
+	// (not joined into one buffer first).
+	data := make([][]byte, len(b.reqs))
 	var traces []string
 	seen := map[string]bool{}
 	records := 0
-	for _, p := range b.reqs {
+	for i, p := range b.reqs {
+		data[i] = p.lines
 		records += p.records
 		if len(traces) < 16 && !seen[p.trace] {
 			seen[p.trace] = true
@@ -245,17 +212,19 @@ func (a *API) write(b *batch) {
 	if err == nil {
 		a.objects.Add(1)
 		a.noteWrite(time.Since(start))
-		a.bytes.Add(int64(len(data)))
+		a.bytes.Add(int64(b.size))
 		if a.cfg.OnCommit != nil {
-			a.cfg.OnCommit(records, len(b.reqs), len(data), time.Since(start))
+			a.cfg.OnCommit(records, len(b.reqs), b.size, time.Since(start))
 		}
 		a.log.Info("object written", "key", key, "records", records, "requests", len(b.reqs),
-			"bytes", len(data), "duration", time.Since(start), "trace_id", strings.Join(traces, " "))
+			"bytes", b.size, "duration", time.Since(start), "trace_id", strings.Join(traces, " "))
 		// Written: nothing refers to the object's bytes any more. (After
 		// a failed write the store's client might, so they are left to
 		// the garbage collector.)
-		a.bufs.put(data)
-		b.reqs[0].lines = nil
+		for _, p := range b.reqs {
+			a.bufs.put(p.lines)
+			p.lines = nil
+		}
 	} else {
 		a.log.Error("object not written", "key", key, "records", records, "requests", len(b.reqs),
 			"duration", time.Since(start), "trace_id", strings.Join(traces, " "), "err", err)
@@ -270,17 +239,17 @@ func (a *API) write(b *batch) {
 // object that holds exactly data is an earlier attempt of ours that
 // succeeded without saying so. An existing object with other bytes is not
 // ours: the write moves to a new key. It returns the key written.
-func (a *API) put(ctx context.Context, key string, data []byte, opts *objects.PutOptions) (string, error) {
+func (a *API) put(ctx context.Context, key string, data [][]byte, opts *objects.PutOptions) (string, error) {
 	var err error
 	backoff := 50 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		err = a.cfg.Bucket.Put(ctx, key, data, opts)
+		err = a.cfg.Bucket.PutBuffers(ctx, key, data, opts)
 		if err == nil {
 			return key, nil
 		}
 		if errors.Is(err, objects.ErrExists) {
 			got, _, gerr := a.cfg.Bucket.Get(ctx, key)
-			if gerr == nil && bytes.Equal(got, data) {
+			if gerr == nil && equalJoined(got, data) {
 				return key, nil
 			}
 			// Someone else's object: never ours to overwrite. Take a new key.
@@ -302,6 +271,17 @@ func (a *API) put(ctx context.Context, key string, data []byte, opts *objects.Pu
 		}
 		backoff *= 2
 	}
+}
+
+// equalJoined reports whether b holds the slices' bytes in order.
+func equalJoined(b []byte, bufs [][]byte) bool {
+	for _, p := range bufs {
+		if len(p) > len(b) || !bytes.Equal(b[:len(p)], p) {
+			return false
+		}
+		b = b[len(p):]
+	}
+	return len(b) == 0
 }
 
 // newKey names a raw object: raw/YYYY/MM/DD/HH/<uuidv7>.ndjson in the UTC

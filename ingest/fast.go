@@ -353,7 +353,13 @@ func (p *fastPlan) scanRecord(obj []byte, sc *fastScratch) bool {
 			return false
 		}
 		i = skipSpace(obj, i+1)
-		end := scanScalar(obj, i)
+		var end int
+		var kind strKind
+		if i < len(obj) && obj[i] == '"' {
+			end, kind = stringEnd(obj, i)
+		} else {
+			end = scanScalar(obj, i)
+		}
 		if end < 0 {
 			return false
 		}
@@ -394,7 +400,7 @@ func (p *fastPlan) scanRecord(obj []byte, sc *fastScratch) bool {
 			if !isNull(raw) {
 				start := len(sc.vals)
 				var ok bool
-				if sc.vals, ok = appendFieldValue(sc.vals, p.fields[fi], raw); !ok {
+				if sc.vals, ok = appendFieldValue(sc.vals, p.fields[fi], raw, kind); !ok {
 					return false
 				}
 				sc.spans[fi] = [2]int32{int32(start), int32(len(sc.vals))}
@@ -417,20 +423,29 @@ func (p *fastPlan) scanRecord(obj []byte, sc *fastScratch) bool {
 }
 
 // appendFieldValue validates one non-null raw value of field f and appends
-// its stored form, as fieldValue and record.AppendValue would; ok is false
-// when the value is invalid (Parse reports it).
-func appendFieldValue(b []byte, f config.Field, raw []byte) ([]byte, bool) {
+// its stored form, as fieldValue and record.AppendValue would; kind is
+// what stringEnd found in a string literal. ok is false when the value is
+// invalid (Parse reports it).
+func appendFieldValue(b []byte, f config.Field, raw []byte, kind strKind) ([]byte, bool) {
 	switch f.Type {
 	case config.TypeString:
 		if raw[0] != '"' {
 			return b, false
 		}
-		s := raw[1 : len(raw)-1]
-		if plainString(s) {
+		if kind&strEscaped == 0 {
+			// No escape: the literal's inside is its text (valid UTF-8,
+			// no control character: the scan refused those).
+			s := raw[1 : len(raw)-1]
 			if len(s) > f.MaxLen() {
 				return b, false
 			}
-			return appendJSONString(b, s), true
+			if kind&strSpecial != 0 {
+				// "<", ">", "&", U+2028 and U+2029 are escaped in the
+				// stored form.
+				b, _ = record.AppendValue(b, string(s))
+				return b, true
+			}
+			return append(b, raw...), true
 		}
 	case config.TypeNumber:
 		if n, ok := shortDecimal(raw); ok {
@@ -461,31 +476,61 @@ func appendFieldValue(b []byte, f config.Field, raw []byte) ([]byte, bool) {
 	return b, err == nil
 }
 
-// plainString reports whether the inside of a string literal has no
-// escape (the literal then is its text; the body is valid UTF-8 and the
-// scanner refused control characters).
-func plainString(s []byte) bool {
-	for _, c := range s {
-		if c == '\\' {
-			return false
-		}
-	}
-	return true
-}
+// strKind says what a string literal holds besides plain text.
+type strKind uint8
 
-// appendJSONString appends text s (valid UTF-8, no control character) as
-// the stored form writes strings: "<", ">", "&", U+2028 and U+2029 are
-// escaped, so those take record.AppendValue.
-func appendJSONString(b, s []byte) []byte {
-	for _, c := range s {
-		if c == '<' || c == '>' || c == '&' || c == '"' || c == 0xe2 {
-			b, _ = record.AppendValue(b, string(s))
-			return b
+const (
+	// strEscaped: a backslash escape.
+	strEscaped strKind = 1 << iota
+	// strSpecial: a byte the stored form escapes ("<", ">", "&") or the
+	// first byte of U+2028 or U+2029 (0xe2, which other characters share).
+	strSpecial
+)
+
+// Byte classes of stringEnd; plain text is 0.
+const (
+	clsQuote = 1 + iota
+	clsControl
+	clsBackslash
+	clsSpecial
+)
+
+// strClass classes the bytes of a string literal's inside.
+var strClass = func() (t [256]uint8) {
+	for c := range 0x20 {
+		t[c] = clsControl
+	}
+	t['"'] = clsQuote
+	t['\\'] = clsBackslash
+	t['<'], t['>'], t['&'], t[0xe2] = clsSpecial, clsSpecial, clsSpecial, clsSpecial
+	return t
+}()
+
+// stringEnd returns the end of the JSON string literal starting at b[i]
+// (a '"'), just past its closing quote, and what it holds, reading the
+// literal once; or -1 for a control character, a bad escape or no end.
+// UTF-8 is not checked (the body was).
+func stringEnd(b []byte, i int) (int, strKind) {
+	var kind strKind
+	for j := i + 1; ; j++ {
+		for j < len(b) && strClass[b[j]] == 0 {
+			j++
+		}
+		if j >= len(b) {
+			return -1, 0
+		}
+		switch strClass[b[j]] {
+		case clsQuote:
+			return j + 1, kind
+		case clsBackslash:
+			// Escapes are rare: the literal is checked again with them.
+			return scanScalar(b, i), strEscaped
+		case clsSpecial:
+			kind |= strSpecial
+		default: // a control character
+			return -1, 0
 		}
 	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }
 
 // shortDecimal returns the stored form of a JSON number without exponent

@@ -152,3 +152,40 @@ func TestFastPathFreshIDsNeverRepeat(t *testing.T) {
 		}
 	}
 }
+
+// TestStringEnd: the one-pass scan of a string literal ends where the
+// reference scan does, refuses what it refuses, and says whether the
+// literal holds an escape or a byte the stored form escapes.
+func TestStringEnd(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		kind strKind
+	}{
+		{`""`, 0},
+		{`"plain text"`, 0},
+		{`"dev-001", "x"`, 0},
+		{`"a<b"`, strSpecial},
+		{`"a>b"`, strSpecial},
+		{`"a&b"`, strSpecial},
+		{"\"\u2028\"", strSpecial},
+		{"\"\u20ac\"", strSpecial}, // 0xe2 leads other characters too
+		{"\"caf\u00e9\"", 0},
+		{`"a\"b"`, strEscaped},
+		{`"<\n"`, strEscaped},
+		{`"\u00e9"`, strEscaped},
+		{`"\x"`, 0},     // a bad escape
+		{`"\u12"`, 0},   // a short one
+		{"\"a\tb\"", 0}, // a control character
+		{`"no end`, 0},
+		{`"`, 0},
+	} {
+		end, kind := stringEnd([]byte(tc.in), 0)
+		want := scanScalar([]byte(tc.in), 0)
+		if end != want {
+			t.Errorf("stringEnd(%q) = %d, want %d", tc.in, end, want)
+		}
+		if end >= 0 && kind != tc.kind {
+			t.Errorf("stringEnd(%q) kind = %b, want %b", tc.in, kind, tc.kind)
+		}
+	}
+}

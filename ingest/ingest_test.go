@@ -1011,13 +1011,19 @@ func TestPutExistingKey(t *testing.T) {
 	if err := e.bucket.Put(ctx, "raw/x/ours.ndjson", ours, nil); err != nil {
 		t.Fatal(err)
 	}
-	// An earlier attempt of ours that landed: the same bytes count as done.
-	key, err := e.api.put(ctx, "raw/x/ours.ndjson", ours, opts)
+	// An earlier attempt of ours that landed: the same bytes (here in
+	// pieces, as a group commit holds them) count as done.
+	key, err := e.api.put(ctx, "raw/x/ours.ndjson", [][]byte{ours[:3], {}, ours[3:]}, opts)
 	if err != nil || key != "raw/x/ours.ndjson" {
 		t.Fatalf("put over our own object: %q %v", key, err)
 	}
+	// A part of them is another object: the write moves to a new key.
+	key, err = e.api.put(ctx, "raw/x/ours.ndjson", [][]byte{ours[:3]}, opts)
+	if err != nil || key == "raw/x/ours.ndjson" {
+		t.Fatalf("put of a prefix of an existing object: %q %v", key, err)
+	}
 	// Someone else's object is kept; the write moves to a new key.
-	key, err = e.api.put(ctx, "raw/x/ours.ndjson", []byte("{\"b\":2}\n"), opts)
+	key, err = e.api.put(ctx, "raw/x/ours.ndjson", [][]byte{[]byte("{\"b\":2}\n")}, opts)
 	if err != nil || key == "raw/x/ours.ndjson" || !strings.HasPrefix(key, RawPrefix) {
 		t.Fatalf("put over another object: %q %v", key, err)
 	}

@@ -255,6 +255,27 @@ func (b *Bucket) Put(ctx context.Context, key string, data []byte, opts *PutOpti
 	return nil
 }
 
+// PutBuffers writes the slices' bytes, in order, under key, as Put
+// writes one slice: a caller that holds an object in pieces (the ingest
+// API's group commit, a piece per request) need not join them first. The
+// file driver writes them to the file as they are; the others upload
+// them as one body. The slices must not change until it returns.
+func (b *Bucket) PutBuffers(ctx context.Context, key string, bufs [][]byte, opts *PutOptions) error {
+	if len(bufs) == 1 {
+		return b.Put(ctx, key, bufs[0], opts)
+	}
+	if err := check(ctx, "put", key); err != nil {
+		return err
+	}
+	body := NewBuffers(bufs)
+	size := body.Len()
+	if err := b.b.Upload(ctx, key, body, writerOptions(opts, 0)); err != nil {
+		return fmt.Errorf("objects: put %s: %w", key, mapErr(err))
+	}
+	b.created(Event{Key: key, Size: size, Metadata: opts.metadata(), Source: "put"})
+	return nil
+}
+
 // writerOptions maps PutOptions to the driver's; bufferSize 0 leaves the
 // driver's default.
 func writerOptions(opts *PutOptions, bufferSize int) *blob.WriterOptions {

@@ -1,14 +1,9 @@
 package publish
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -177,51 +172,8 @@ func BenchmarkApplyBatchFeedPostgres(b *testing.B) {
 					func(context.Context, replicate.Batch) error { return nil })
 			})
 		}
-		pid := filepath.Join(pg.Dir, "postgres.pid")
-		return e, func() time.Duration { return serverCPU(b, pid) }
+		return e, func() time.Duration { return pg.CPU(b) }
 	})
-}
-
-// serverCPU returns the CPU time (user + system) the server whose pid
-// file is pidFile has used so far: its own process (with the children it
-// reaped) and its children (PostgreSQL's backends and walsenders).
-func serverCPU(b *testing.B, pidFile string) time.Duration {
-	raw, err := os.ReadFile(pidFile)
-	if err != nil {
-		b.Fatal(err)
-	}
-	server, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(raw), "\n", 2)[0]))
-	if err != nil {
-		b.Fatalf("%s: %v", pidFile, err)
-	}
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		b.Fatal(err)
-	}
-	var ticks float64
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		raw, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue // gone meanwhile
-		}
-		// The command name may hold spaces: the fields follow the last ')'.
-		f := strings.Fields(string(raw[bytes.LastIndexByte(raw, ')')+1:]))
-		if len(f) < 15 {
-			continue
-		}
-		if ppid, _ := strconv.Atoi(f[1]); pid != server && ppid != server {
-			continue
-		}
-		for _, i := range []int{11, 12, 13, 14} { // utime, stime, cutime, cstime
-			t, _ := strconv.ParseFloat(f[i], 64)
-			ticks += t
-		}
-	}
-	return time.Duration(ticks * float64(time.Second) / 100) // USER_HZ
 }
 
 // benchApplyBatchFeed runs BenchmarkApplyBatchFeed on the env newEnv

@@ -3,6 +3,7 @@ package publish
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -44,10 +45,10 @@ func TestPostgresContributionsUseTheKey(t *testing.T) {
 	if _, err := db.ExecContext(ctx, `INSERT INTO `+RowsTable+` (id, bkt, val) SELECT 'r' || lpad(i::text, 8, '0'), 'b' || (i % 40), i FROM generate_series(1, 50000) i`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.ExecContext(ctx, `INSERT INTO `+RowsTable+` (id, bkt, val) VALUES ($1, $2, 0)`, rowsMarker, rowsMarkerBucket); err != nil {
+	if _, err := db.ExecContext(ctx, `INSERT INTO `+RowsMarkerTable+` VALUES (1)`); err != nil {
 		t.Fatal(err)
 	}
-	odd := []string{`q"uote`, `back\slash`, `com,ma`, `{brace}`, `sp ace`}
+	odd := []string{``, `q"uote`, `back\slash`, `com,ma`, `{brace}`, `sp ace`, `NULL`}
 	for i, id := range odd {
 		if _, err := db.ExecContext(ctx, `INSERT INTO `+RowsTable+` (id, bkt, val) VALUES ($1, 'odd', $2)`, id, i); err != nil {
 			t.Fatal(err)
@@ -83,8 +84,8 @@ func TestPostgresContributionsUseTheKey(t *testing.T) {
 		return strings.Join(lines, "\n")
 	}
 	d := db.Dialect
-	got := plan(pgContributionsQuery(d), pgTextArray(ids))
-	if strings.Contains(got, "Seq Scan on "+RowsTable) || !strings.Contains(got, "Index Scan") {
+	got := plan(pgContributionsQuery(d, true), pgTextArray(ids))
+	if strings.Contains(got, "Seq Scan on "+RowsTable+" ") || !strings.Contains(got, "Index Scan") {
 		t.Errorf("contributions on PostgreSQL are not read by the key:\n%s", got)
 	}
 	// The generic statement is what this one replaces: planned as a scan
@@ -124,5 +125,13 @@ func TestPostgresContributionsUseTheKey(t *testing.T) {
 	want := slices.Concat(ids[:500], odd)
 	if !slices.Equal(found, want) {
 		t.Errorf("found %d contributions, want %d (%v ... vs %v ...)", len(found), len(want), found[max(0, len(found)-6):], want[len(want)-6:])
+	}
+	// Without the marker the contributions are taken as lost (emptied
+	// by a crash), whatever ids are read.
+	if _, err := db.ExecContext(ctx, `DELETE FROM `+RowsMarkerTable); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Tx(ctx, func(tx *sql.Tx) error { return p.contributions(ctx, tx, recs, at) }); !errors.Is(err, errContributionsLost) {
+		t.Fatalf("contributions without the marker: %v, want %v", err, errContributionsLost)
 	}
 }

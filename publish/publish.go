@@ -27,12 +27,14 @@
 // On PostgreSQL the contributions table is UNLOGGED: its writes skip the
 // write-ahead log, so they cost about half as much and no walsender (the
 // publisher's own feed, the reverse stream) decodes them. A crash of the
-// server (or a failover to a standby) empties it; a marker row that
-// Rebuild writes with the contributions goes with them, the batch that
-// finds it gone fails, and the next run rebuilds the state from the
-// records table, so nothing is counted twice or lost. New contributions
-// are inserted there plainly (the batch has just read that they are
-// absent), not by a speculative ON CONFLICT upsert.
+// server (or a failover to a standby) empties it; the marker row that
+// Rebuild writes with the contributions (in RowsMarkerTable, unlogged
+// too, so emptied with it, and outside the records' ids, so no record
+// can stand for it) goes with them, the batch that finds it gone fails,
+// and the next run rebuilds the state from the records table, so nothing
+// is counted twice or lost. New contributions are inserted there plainly
+// (the batch has just read that they are absent), not by a speculative
+// ON CONFLICT upsert.
 //
 // # Coalesced writes
 //
@@ -99,6 +101,10 @@ const (
 	RowsTable = "_ic_publish_rows"
 	// RowsIndex is RowsTable's index on bucket, id and value.
 	RowsIndex = "ix" + RowsTable + "_bkt_id_val"
+	// RowsMarkerTable holds, where RowsTable is unlogged (PostgreSQL),
+	// one row that says RowsTable holds every contribution: Rebuild
+	// writes it with them, and a crash of the server empties both.
+	RowsMarkerTable = "_ic_publish_rows_marker"
 )
 
 // Defaults for empty fields of Config.Settings: the default schema's
@@ -183,6 +189,7 @@ type Publisher struct {
 	table   sqldb.Table
 	buckets sqldb.Table
 	rows    sqldb.Table
+	marker  sqldb.Table
 	log     *slog.Logger
 
 	// pass serialises the passes that write results: the change feed's
@@ -286,6 +293,9 @@ func New(cfg Config) (*Publisher, error) {
 			{Name: "bkt", Type: str(80), Nullable: true},
 			{Name: "val", Type: float, Nullable: true},
 		}},
+		marker: sqldb.Table{Name: RowsMarkerTable, PrimaryKey: []string{"one"}, Columns: []sqldb.Column{
+			{Name: "one", Type: sqldb.Type{Kind: sqldb.KindInt}},
+		}},
 	}, nil
 }
 
@@ -344,25 +354,15 @@ func (p *Publisher) Prepare(ctx context.Context) error {
 	return src.Close()
 }
 
-// ensureRows creates RowsTable and its index.
+// ensureRows creates RowsTable (and, where it is unlogged,
+// RowsMarkerTable) and its index.
 func (p *Publisher) ensureRows(ctx context.Context) error {
-	if err := p.cfg.DB.EnsureTable(ctx, p.rows); err != nil {
-		return fmt.Errorf("publish: %w", err)
-	}
 	if p.unloggedRows() {
-		// No WAL for the contributions: writing them costs about half as
-		// much, and neither walsender (the publisher's feed, the reverse
-		// stream) decodes them. A crash of the server empties the table;
-		// its marker (rowsMarker) goes with it, so the state is rebuilt.
-		var persistence string
-		if err := p.cfg.DB.QueryRowContext(ctx, "SELECT relpersistence FROM pg_class WHERE oid = $1::regclass", p.cfg.DB.Dialect.Quote(RowsTable)).Scan(&persistence); err != nil {
-			return fmt.Errorf("publish: %s: %w", RowsTable, err)
+		if err := p.ensureUnlogged(ctx); err != nil {
+			return err
 		}
-		if persistence != "u" {
-			if _, err := p.cfg.DB.ExecContext(ctx, "ALTER TABLE "+p.cfg.DB.Dialect.Quote(RowsTable)+" SET UNLOGGED"); err != nil {
-				return fmt.Errorf("publish: %s: %w", RowsTable, err)
-			}
-		}
+	} else if err := p.cfg.DB.EnsureTable(ctx, p.rows); err != nil {
+		return fmt.Errorf("publish: %w", err)
 	}
 	if ix, ok := p.cfg.DB.Dialect.(sqldb.Indexer); ok {
 		// A bucket's extremes are read again from its contributions alone
@@ -373,6 +373,46 @@ func (p *Publisher) ensureRows(ctx context.Context) error {
 		for _, stmt := range ix.CreateIndex(RowsTable, RowsIndex, []string{"bkt", "id", "val"}) {
 			if _, err := p.cfg.DB.ExecContext(ctx, stmt); err != nil {
 				return fmt.Errorf("publish: index: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// ensureUnlogged creates RowsTable and RowsMarkerTable UNLOGGED, on
+// PostgreSQL. No WAL for the contributions: writing them costs about half
+// as much, and neither walsender (the publisher's feed, the reverse
+// stream) decodes them. A crash of the server empties both tables, so the
+// state is rebuilt (see stateReady). Either table found logged (as an
+// earlier version made RowsTable) is dropped with the other, not
+// converted: ALTER TABLE ... SET UNLOGGED would rewrite every row of it,
+// and without the marker the state is rebuilt, which makes RowsTable
+// afresh anyway.
+func (p *Publisher) ensureUnlogged(ctx context.Context) error {
+	db := p.cfg.DB
+	d := db.Dialect
+	var logged int
+	err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM pg_class WHERE oid IN (to_regclass($1), to_regclass($2)) AND relpersistence <> 'u'",
+		d.Quote(RowsTable), d.Quote(RowsMarkerTable)).Scan(&logged)
+	if err != nil {
+		return fmt.Errorf("publish: %s: %w", RowsTable, err)
+	}
+	if logged > 0 {
+		// The marker first: a RowsTable without it is rebuilt.
+		for _, t := range []string{RowsMarkerTable, RowsTable} {
+			if _, err := db.ExecContext(ctx, "DROP TABLE IF EXISTS "+d.Quote(t)); err != nil {
+				return fmt.Errorf("publish: drop logged %s: %w", t, err)
+			}
+		}
+	}
+	for _, t := range []sqldb.Table{p.rows, p.marker} {
+		for _, stmt := range d.CreateTable(t) {
+			rest, ok := strings.CutPrefix(stmt, "CREATE TABLE ")
+			if !ok {
+				return fmt.Errorf("publish: create %s unlogged: unexpected statement %q", t.Name, stmt)
+			}
+			if _, err := db.ExecContext(ctx, "CREATE UNLOGGED TABLE "+rest); err != nil {
+				return fmt.Errorf("publish: create %s: %w", t.Name, err)
 			}
 		}
 	}
@@ -996,22 +1036,20 @@ func (p *Publisher) contributions(ctx context.Context, tx *sql.Tx, recs []change
 		// table autovacuum has not analyzed yet (it waits a minute, and
 		// RowsTable is new and growing at first) gets "id IN (...)"
 		// planned as a scan of the whole table, every batch.
-		per, q, qn = 1000, pgContributionsQuery(d), -1
+		per, qn = 1000, -1
 	}
-	// Where RowsTable is unlogged, its marker is read with the first ids:
-	// without it the table was emptied by a crash, and what it lacks
-	// would be counted again.
+	// Where RowsTable is unlogged, its marker (RowsMarkerTable's row,
+	// a NULL id) is read with the first ids: without it the table was
+	// emptied by a crash, and what it lacks would be counted again.
 	marked := !p.unloggedRows()
 	for chunk := range sqldb.StatementChunks(d, recs, per) {
 		args = args[:0]
 		if qn < 0 {
-			ids := make([]string, len(chunk), len(chunk)+1)
+			ids := make([]string, len(chunk))
 			for i := range chunk {
 				ids[i] = chunk[i].id
 			}
-			if !marked {
-				ids = append(ids, rowsMarker)
-			}
+			q = pgContributionsQuery(d, !marked)
 			args = append(args, pgTextArray(ids))
 		} else {
 			for i := range chunk {
@@ -1028,16 +1066,16 @@ func (p *Publisher) contributions(ctx context.Context, tx *sql.Tx, recs []change
 			return fmt.Errorf("contributions: %w", err)
 		}
 		for rows.Next() {
-			var id string
+			var id sql.NullString
 			var c contribution
 			if err := rows.Scan(&id, &c.bucket, &c.value); err != nil {
 				rows.Close()
 				return fmt.Errorf("contributions: %w", err)
 			}
-			if i, ok := at[id]; ok {
-				recs[i].old, recs[i].had = c, true
-			} else if id == rowsMarker {
+			if !id.Valid {
 				marked = true
+			} else if i, ok := at[id.String]; ok {
+				recs[i].old, recs[i].had = c, true
 			}
 		}
 		rows.Close()
@@ -1054,10 +1092,15 @@ func (p *Publisher) contributions(ctx context.Context, tx *sql.Tx, recs []change
 // pgContributionsQuery reads the contributions of the ids in its one
 // parameter, a text array, on PostgreSQL: each id is a lookup by the
 // primary key (OFFSET 0 keeps the planner from turning the join into a
-// hash join over the whole table).
-func pgContributionsQuery(d sqldb.Dialect) string {
-	return fmt.Sprintf("SELECT r.%[1]s, r.%[2]s, r.%[3]s FROM unnest(%[5]s::text[]) AS k(%[1]s) CROSS JOIN LATERAL (SELECT %[1]s, %[2]s, %[3]s FROM %[4]s WHERE %[1]s = k.%[1]s OFFSET 0) r",
+// hash join over the whole table). With marker, RowsMarkerTable's row
+// comes too, as a row whose id is NULL (no contribution has one).
+func pgContributionsQuery(d sqldb.Dialect, marker bool) string {
+	q := fmt.Sprintf("SELECT r.%[1]s, r.%[2]s, r.%[3]s FROM unnest(%[5]s::text[]) AS k(%[1]s) CROSS JOIN LATERAL (SELECT %[1]s, %[2]s, %[3]s FROM %[4]s WHERE %[1]s = k.%[1]s OFFSET 0) r",
 		d.Quote("id"), d.Quote("bkt"), d.Quote("val"), d.Quote(RowsTable), d.Placeholder(1))
+	if marker {
+		q += " UNION ALL SELECT NULL, '', 0::float8 FROM " + d.Quote(RowsMarkerTable)
+	}
+	return q
 }
 
 // pgInsertContributions inserts the contributions given as three arrays
@@ -1172,10 +1215,11 @@ func (p *Publisher) saveBuckets(ctx context.Context, tx *sql.Tx, aggs []Aggregat
 
 // stateMarker is the BucketsTable row that says the aggregate state was
 // built (by Rebuild) in the current layout; its count is 0, so no summary
-// counts it. A state built by an earlier version has another marker
-// ("#state": 128-bit bucket ids, RowsTable's columns NOT NULL), so it is
-// built again.
-const stateMarker = "#state/2"
+// counts it. A state built by an earlier version has another marker, so
+// it is built again: "#state" (128-bit bucket ids, RowsTable's columns
+// NOT NULL), "#state/2" (RowsTable's marker was a row of it, id "", the
+// id a record may have too).
+const stateMarker = "#state/3"
 
 // stateReady reports whether the aggregate state was built.
 func (p *Publisher) stateReady(ctx context.Context) (bool, error) {
@@ -1183,7 +1227,7 @@ func (p *Publisher) stateReady(ctx context.Context) (bool, error) {
 	var n int
 	err := p.cfg.DB.QueryRowContext(ctx, fmt.Sprintf("SELECT COUNT(*) FROM %s WHERE %s = %s", d.Quote(BucketsTable), d.Quote("bkt"), d.Placeholder(1)), stateMarker).Scan(&n)
 	if err == nil && n > 0 && p.unloggedRows() {
-		err = p.cfg.DB.QueryRowContext(ctx, fmt.Sprintf("SELECT COUNT(*) FROM %s WHERE %s = %s", d.Quote(RowsTable), d.Quote("id"), d.Placeholder(1)), rowsMarker).Scan(&n)
+		err = p.cfg.DB.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+d.Quote(RowsMarkerTable)).Scan(&n)
 	}
 	if err != nil {
 		return false, fmt.Errorf("publish: state: %w", err)
@@ -1191,30 +1235,22 @@ func (p *Publisher) stateReady(ctx context.Context) (bool, error) {
 	return n > 0, nil
 }
 
-// rowsMarker is the id of RowsTable's row that says its contributions are
-// all there (Rebuild writes it with the rest): no record has an empty id.
-// Where RowsTable is unlogged (see unloggedRows), a crash of the server
-// empties the table, marker included; the state is then rebuilt.
-const rowsMarker = ""
-
-// rowsMarkerBucket is rowsMarker's bucket: no bucket id starts with '#'.
-const rowsMarkerBucket = "#rows"
-
-// errContributionsLost: RowsTable's marker is gone (the server crashed
-// and emptied the unlogged table); the run fails and the next one
-// rebuilds the state.
+// errContributionsLost: RowsMarkerTable's row is gone (the server
+// crashed and emptied the unlogged tables); the run fails and the next
+// one rebuilds the state.
 var errContributionsLost = errors.New("publish: the contributions table was emptied (a crash of the server empties an unlogged table): rebuilding the aggregate state")
 
 // unloggedRows reports whether RowsTable is unlogged: on PostgreSQL.
 func (p *Publisher) unloggedRows() bool { return p.cfg.DB.Dialect.Name() == "postgres" }
 
-// keyString reads a record id from a change's key.
+// keyString reads a record id from a change's key; the empty id is one
+// a table may hold.
 func keyString(v any) (string, bool) {
 	switch x := v.(type) {
 	case string:
-		return x, x != ""
+		return x, true
 	case []byte:
-		return string(x), len(x) > 0
+		return string(x), true
 	}
 	return "", false
 }
@@ -1491,9 +1527,12 @@ func (p *Publisher) Rebuild(ctx context.Context) error {
 	s := p.cfg.Settings
 	const page = 5000
 	var aggs map[bucketKey]*Aggregate
-	// RowsTable is made afresh, in the current layout; the marker goes
+	// RowsTable is made afresh, in the current layout; the markers go
 	// first, so a rebuild that stops before its end is done again.
 	_, err := db.ExecContext(ctx, fmt.Sprintf("DELETE FROM %s WHERE %s = %s", d.Quote(BucketsTable), d.Quote("bkt"), d.Placeholder(1)), stateMarker)
+	if err == nil && p.unloggedRows() {
+		_, err = db.ExecContext(ctx, "DROP TABLE IF EXISTS "+d.Quote(RowsMarkerTable))
+	}
 	if err == nil {
 		_, err = db.ExecContext(ctx, "DROP TABLE IF EXISTS "+d.Quote(RowsTable))
 	}
@@ -1591,8 +1630,10 @@ func (p *Publisher) Rebuild(ctx context.Context) error {
 		if err := p.saveBuckets(ctx, tx, all); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, d.Upsert(p.rows, 1), rowsMarker, rowsMarkerBucket, 0.0); err != nil {
-			return err
+		if p.unloggedRows() {
+			if _, err := tx.ExecContext(ctx, "INSERT INTO "+d.Quote(RowsMarkerTable)+" VALUES (1)"); err != nil {
+				return err
+			}
 		}
 		_, err := tx.ExecContext(ctx, d.Upsert(p.buckets, 1), stateMarker, "", "", 0, 0.0, 0.0, 0.0)
 		return err

@@ -118,7 +118,9 @@ func (e *env) insert(t *testing.T, recs ...rec) {
 	// One transaction, so the publisher sees the records together.
 	err := e.db.Tx(context.Background(), func(tx *sql.Tx) error {
 		for _, r := range recs {
-			row, err := record.Row(e.table, e.db.Dialect, record.Record{ID: r.id, Origin: "aws", TraceID: "t-" + r.id, IngestedAt: time.Now(),
+			trace := "t-" + r.id
+			trace = trace[:min(len(trace), 64)] // the column's length
+			row, err := record.Row(e.table, e.db.Dialect, record.Record{ID: r.id, Origin: "aws", TraceID: trace, IngestedAt: time.Now(),
 				Fields: map[string]any{"device": "d", "metric": r.metric, "value": r.value, "ts": r.ts}})
 			if err != nil {
 				return err

@@ -2,13 +2,19 @@ package publish
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"log/slog"
 	"math"
+	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/intercloud/intercloud/config"
 	"github.com/intercloud/intercloud/internal/peers"
+	"github.com/intercloud/intercloud/record"
 	"github.com/intercloud/intercloud/replicate"
 )
 
@@ -64,8 +70,8 @@ func TestPostgresContributionsSurviveACrash(t *testing.T) {
 	}
 	e.insert(t, rec{"n1", "disk", 1e9, h}, rec{"n2", "cpu", -1e9, h.Add(2 * time.Hour)})
 	e.checkAggregates(t, "after the crash")
-	if err := e.db.QueryRow(`SELECT COUNT(*) FROM `+RowsTable+` WHERE id = $1`, rowsMarker).Scan(&n); err != nil || n != 1 {
-		t.Fatalf("marker rows in %s: %d, %v", RowsTable, n, err)
+	if err := e.db.QueryRow(`SELECT COUNT(*) FROM ` + RowsMarkerTable).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("marker rows in %s: %d, %v", RowsMarkerTable, n, err)
 	}
 }
 
@@ -148,38 +154,204 @@ func TestPgFloatArray(t *testing.T) {
 }
 
 // TestPostgresEarlierStateIsRebuilt: a state an earlier version left on
-// PostgreSQL (a logged contributions table without the marker row) is
-// made unlogged and rebuilt once, at the next start: a stray
-// contribution and a wrong bucket it held are gone.
+// PostgreSQL is rebuilt once, at the next start, into unlogged tables: a
+// stray contribution and a wrong bucket it held are gone, and the old
+// contributions table is dropped, never rewritten row by row (ALTER TABLE
+// ... SET UNLOGGED would: an event trigger on table_rewrite, installed by
+// the superuser, records every rewrite). The earlier layouts: a logged
+// contributions table without a marker, and an unlogged one whose marker
+// was its row with the id "".
 func TestPostgresEarlierStateIsRebuilt(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real servers are skipped with -short")
 	}
-	e := newEnvAt(t, peers.StartPostgres(t).URL("app"))
 	h := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
-	stop := e.run(t)
-	e.insert(t, rec{"a", "cpu", 1, h}, rec{"b", "cpu", 5, h.Add(time.Minute)}, rec{"c", "mem", 7, h.Add(time.Hour)})
-	e.checkAggregates(t, "before")
-	stop()
-	for _, q := range []string{
-		`ALTER TABLE ` + RowsTable + ` SET LOGGED`,
-		`DELETE FROM ` + RowsTable + ` WHERE id = ''`,
-		`INSERT INTO ` + RowsTable + ` VALUES ('zz', '` + bucketID("cpu", h) + `', 1000)`,
-		`UPDATE ` + BucketsTable + ` SET cnt = cnt + 1, total = total + 1000, max_v = 1000 WHERE bkt = '` + bucketID("cpu", h) + `'`,
+	for _, tc := range []struct {
+		name   string
+		layout []string
+	}{
+		{"logged", []string{
+			`ALTER TABLE ` + RowsTable + ` SET LOGGED`,
+		}},
+		{"marker row", []string{
+			`INSERT INTO ` + RowsTable + ` VALUES ('', '#rows', 0)`,
+		}},
 	} {
-		if _, err := e.db.Exec(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			pg := peers.StartPostgres(t)
+			e := newEnvAt(t, pg.URL("app"))
+			stop := e.run(t)
+			e.insert(t, rec{"a", "cpu", 1, h}, rec{"b", "cpu", 5, h.Add(time.Minute)}, rec{"c", "mem", 7, h.Add(time.Hour)})
+			e.checkAggregates(t, "before")
+			stop()
+			layout := append(tc.layout,
+				`DROP TABLE `+RowsMarkerTable,
+				`UPDATE `+BucketsTable+` SET bkt = '#state/2' WHERE bkt = '`+stateMarker+`'`,
+				`INSERT INTO `+RowsTable+` VALUES ('zz', '`+bucketID("cpu", h)+`', 1000)`,
+				`UPDATE `+BucketsTable+` SET cnt = cnt + 1, total = total + 1000, max_v = 1000 WHERE bkt = '`+bucketID("cpu", h)+`'`,
+			)
+			for _, q := range layout {
+				if _, err := e.db.Exec(q); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+			}
+			root, err := sql.Open("pgx", pg.RootURL("app"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer root.Close()
+			for _, q := range []string{
+				`CREATE TABLE rewrites (tbl text)`,
+				`GRANT SELECT, INSERT ON rewrites TO PUBLIC`,
+				`CREATE FUNCTION note_rewrite() RETURNS event_trigger LANGUAGE plpgsql AS $$
+				BEGIN INSERT INTO rewrites VALUES (pg_event_trigger_table_rewrite_oid()::regclass::text); END $$`,
+				`CREATE EVENT TRIGGER note_rewrite ON table_rewrite EXECUTE FUNCTION note_rewrite()`,
+			} {
+				if _, err := root.Exec(q); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+			}
+			e.insert(t, rec{"d", "cpu", -3, h.Add(2 * time.Minute)})
+			e.run(t)
+			e.checkAggregates(t, "after the rebuild")
+			var rewritten []string
+			rows, err := root.Query(`SELECT tbl FROM rewrites`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for rows.Next() {
+				var n string
+				if err := rows.Scan(&n); err != nil {
+					t.Fatal(err)
+				}
+				rewritten = append(rewritten, n)
+			}
+			rows.Close()
+			if len(rewritten) > 0 {
+				t.Errorf("tables rewritten at the start: %v", rewritten)
+			}
+			var persistence string
+			var stray, empty, marker int
+			if err := e.db.QueryRow(`SELECT string_agg(relpersistence::text, '' ORDER BY relname) FROM pg_class WHERE relname IN ($1, $2)`, RowsTable, RowsMarkerTable).Scan(&persistence); err != nil || persistence != "uu" {
+				t.Fatalf("%s, %s: relpersistence %q (want uu: unlogged), %v", RowsTable, RowsMarkerTable, persistence, err)
+			}
+			if err := e.db.QueryRow(`SELECT COUNT(*) FILTER (WHERE id = 'zz'), COUNT(*) FILTER (WHERE id = ''), (SELECT COUNT(*) FROM `+RowsMarkerTable+`) FROM `+RowsTable).Scan(&stray, &empty, &marker); err != nil || stray != 0 || empty != 0 || marker != 1 {
+				t.Fatalf("stray contributions %d, contributions of the id '' %d, markers %d, %v", stray, empty, marker, err)
+			}
+		})
 	}
-	e.insert(t, rec{"d", "cpu", -3, h.Add(2 * time.Minute)})
-	e.run(t)
-	e.checkAggregates(t, "after the rebuild")
-	var persistence string
-	var stray, marker int
-	if err := e.db.QueryRow(`SELECT relpersistence FROM pg_class WHERE relname = $1`, RowsTable).Scan(&persistence); err != nil || persistence != "u" {
-		t.Fatalf("%s: relpersistence %q, %v", RowsTable, persistence, err)
+}
+
+// TestOddRecordIDs: records written straight into the records table with
+// odd ids (the empty one, blanks, quotes, a backslash, array and marker
+// look-alikes, "NULL", a tab, the longest) are counted, moved and deleted
+// exactly like any other, before the first start and after, across a
+// restart. None of them stands for the contributions' marker: the state
+// is built once, at the first start, and the publisher never fails.
+func TestOddRecordIDs(t *testing.T) {
+	dbs := []struct {
+		name string
+		url  func(t *testing.T) string
+	}{
+		{"postgres", func(t *testing.T) string { return peers.StartPostgres(t).URL("app") }},
+		{"sqlite", func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "sql.db") }},
 	}
-	if err := e.db.QueryRow(`SELECT COUNT(*) FILTER (WHERE id = 'zz'), COUNT(*) FILTER (WHERE id = '') FROM `+RowsTable).Scan(&stray, &marker); err != nil || stray != 0 || marker != 1 {
-		t.Fatalf("stray contributions %d, markers %d, %v", stray, marker, err)
+	for _, tc := range dbs {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.name != "sqlite" && testing.Short() {
+				t.Skip("real servers are skipped with -short")
+			}
+			e := newEnvAt(t, tc.url(t))
+			h := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+			odd := []string{" ", "NULL", `"`, `\`, "{}", "{a,b}", ",", "#rows", "#state/2", "a\tb", "é", strings.Repeat("x", record.MaxIDLength), ""}
+			var before, after []rec
+			for i := range 20 {
+				before = append(before, rec{fmt.Sprintf("r%02d", i), "cpu", float64(i), h.Add(time.Duration(i) * time.Minute)})
+			}
+			for i, id := range odd {
+				r := rec{id, []string{"cpu", "mem"}[i%2], float64(i*10 - 50), h.Add(time.Duration(i) * time.Minute)}
+				if i < len(odd)/2 {
+					before = append(before, r)
+				} else {
+					after = append(after, r)
+				}
+			}
+			if err := e.db.EnsureTable(context.Background(), e.table); err != nil {
+				t.Fatal(err)
+			}
+			e.insert(t, before...)
+			logs := &logCounter{n: map[string]int{}}
+			stop := e.runWith(t, func(c *Config) { c.Logger = slog.New(logs) })
+			e.checkAggregates(t, "at the first start")
+			e.insert(t, after...)
+			e.checkAggregates(t, "after new records with odd ids")
+			// Each moved to the other group and the next hour, with a new
+			// extreme among them.
+			var moved []rec
+			for i, id := range odd {
+				moved = append(moved, rec{id, []string{"mem", "cpu"}[i%2], float64(-1000 * i), h.Add(time.Hour + time.Duration(i)*time.Minute)})
+			}
+			e.insert(t, moved...)
+			e.checkAggregates(t, "after moving them")
+			d := e.db.Dialect
+			for _, id := range []string{"", " ", `\`} {
+				if _, err := e.db.Exec(fmt.Sprintf("DELETE FROM %s WHERE %s = %s", d.Quote("records"), d.Quote("id"), d.Placeholder(1)), id); err != nil {
+					t.Fatal(err)
+				}
+			}
+			e.checkAggregates(t, "after deleting some")
+			e.insert(t, rec{"", "disk", 7, h})
+			e.checkAggregates(t, "after the empty id came back")
+			stop()
+			first := logs.take()
+			e.insert(t, rec{"", "disk", 8, h}, rec{" ", "cpu", 1e6, h})
+			e.runWith(t, func(c *Config) { c.Logger = slog.New(logs) })
+			e.checkAggregates(t, "after a restart")
+			second := logs.take()
+			if first[msgRebuilt] != 1 || second[msgRebuilt] != 0 || first[msgRetry]+second[msgRetry] != 0 {
+				t.Fatalf("state built %d times at the first start and %d at the second (want 1 and 0); %d failed runs",
+					first[msgRebuilt], second[msgRebuilt], first[msgRetry]+second[msgRetry])
+			}
+			// Every record has its contribution, and only the records.
+			var records, contributions, joined int
+			q := fmt.Sprintf("SELECT (SELECT COUNT(*) FROM %[1]s), (SELECT COUNT(*) FROM %[2]s), (SELECT COUNT(*) FROM %[1]s r JOIN %[2]s c ON c.%[3]s = r.%[3]s)",
+				d.Quote("records"), d.Quote(RowsTable), d.Quote("id"))
+			if err := e.db.QueryRow(q).Scan(&records, &contributions, &joined); err != nil || records != contributions || records != joined {
+				t.Fatalf("%d records, %d contributions, %d of them the records', %v", records, contributions, joined, err)
+			}
+		})
 	}
+}
+
+// Messages TestOddRecordIDs counts.
+const (
+	msgRebuilt = "aggregates rebuilt"
+	msgRetry   = "publish failed; retrying"
+)
+
+// logCounter is a slog.Handler that counts the messages logged.
+type logCounter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *logCounter) Enabled(context.Context, slog.Level) bool { return true }
+
+func (c *logCounter) Handle(_ context.Context, r slog.Record) error {
+	c.mu.Lock()
+	c.n[r.Message]++
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *logCounter) WithAttrs([]slog.Attr) slog.Handler { return c }
+func (c *logCounter) WithGroup(string) slog.Handler      { return c }
+
+// take returns the counts so far and starts again from zero.
+func (c *logCounter) take() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.n
+	c.n = map[string]int{}
+	return n
 }

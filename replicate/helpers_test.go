@@ -44,18 +44,12 @@ func openDB(tb testing.TB, name string) *sqldb.DB {
 
 func exec(tb testing.TB, db *sqldb.DB, query string, args ...any) {
 	tb.Helper()
-	if _, err := db.ExecContext(context.Background(), query, args...); err != nil {
-		tb.Fatalf("%s: %v", query, err)
-	}
+	sourcetest.Exec(tb, db, query, args...)
 }
 
 func count(tb testing.TB, db *sqldb.DB, query string, args ...any) int64 {
 	tb.Helper()
-	var n int64
-	if err := db.QueryRowContext(context.Background(), query, args...).Scan(&n); err != nil {
-		tb.Fatalf("%s: %v", query, err)
-	}
-	return n
+	return sourcetest.Count(tb, db, query, args...)
 }
 
 // inTx runs statements in one transaction.
@@ -94,13 +88,7 @@ func fillItems(tb testing.TB, db *sqldb.DB, lo, hi int) {
 
 func waitFor(tb testing.TB, what string, timeout time.Duration, cond func() bool) {
 	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	sourcetest.WaitFor(tb, what, timeout, cond)
 }
 
 // currentSeq is the source's change-log position.

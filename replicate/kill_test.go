@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/intercloud/intercloud/internal/testchild"
 	"github.com/intercloud/intercloud/replicate"
 	"github.com/intercloud/intercloud/replicate/sourcetest"
 	"github.com/intercloud/intercloud/sqldb"
@@ -43,27 +44,12 @@ func TestChildStream(t *testing.T) {
 
 func startChild(t *testing.T, srcPath, dstPath string) *osexec.Cmd {
 	t.Helper()
-	cmd := osexec.Command(os.Args[0], "-test.run=^TestChildStream$", "-test.count=1")
-	cmd.Env = append(os.Environ(), childSrcEnv+"="+srcPath, childDstEnv+"="+dstPath)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	})
-	return cmd
+	return testchild.Start(t, "TestChildStream", childSrcEnv+"="+srcPath, childDstEnv+"="+dstPath)
 }
 
 func kill(t *testing.T, cmd *osexec.Cmd) {
 	t.Helper()
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = cmd.Wait()
+	testchild.Kill(t, cmd)
 }
 
 func checkpoint(t *testing.T, dst *sqldb.DB) replicate.Checkpoint {

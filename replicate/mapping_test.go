@@ -38,20 +38,7 @@ func ordersMapping(tb testing.TB) *replicate.Mapping {
 
 func ids(tb testing.TB, db *sqldb.DB, query string) []int64 {
 	tb.Helper()
-	rows, err := db.QueryContext(context.Background(), query)
-	if err != nil {
-		tb.Fatalf("%s: %v", query, err)
-	}
-	defer rows.Close()
-	var out []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			tb.Fatal(err)
-		}
-		out = append(out, id)
-	}
-	return out
+	return sourcetest.Column[int64](tb, db, query)
 }
 
 func columnNames(tb testing.TB, db *sqldb.DB, table string) []string {

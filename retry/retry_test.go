@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"testing"
 	"time"
 
 	gomysql "github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/intercloud/intercloud/internal/deadend"
 	"github.com/intercloud/intercloud/objects"
 	"github.com/intercloud/intercloud/retry"
 	_ "github.com/intercloud/intercloud/sqldb/mysql"
@@ -67,16 +67,7 @@ func TestSleepStopsWithContext(t *testing.T) {
 
 func TestTransient(t *testing.T) {
 	// A real refused connection.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	_, refused := net.DialTimeout("tcp", addr, time.Second)
-	if refused == nil {
-		t.Fatal("dial to a closed port succeeded")
-	}
+	refused := deadend.Refused(t)
 	for _, tc := range []struct {
 		name string
 		err  error

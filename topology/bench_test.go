@@ -1,14 +1,12 @@
 package topology_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
 	"runtime/pprof"
 	"runtime/trace"
 	"strconv"
@@ -85,13 +83,13 @@ func BenchmarkPipeline(b *testing.B) {
 				if err := cfg.Validate(); err != nil {
 					b.Fatal(err)
 				}
-				servers := map[string]string{} // metric name → pid file of the server
+				servers := map[string]func(testing.TB) time.Duration{} // metric name → the server's CPU time
 				if dbs != "embedded" {
 					my, pg := peers.StartMariaDB(b), peers.StartPostgres(b)
 					cfg.Clouds["aws"].SQL = my.URL("app")
 					cfg.Clouds["azure"].SQL = pg.URL("app")
-					servers["mariadb-µs/rec"] = filepath.Join(my.Dir, "mariadbd.pid")
-					servers["postgres-µs/rec"] = filepath.Join(pg.Dir, "postgres.pid")
+					servers["mariadb-µs/rec"] = my.CPU
+					servers["postgres-µs/rec"] = pg.CPU
 					if err := cfg.Validate(); err != nil {
 						b.Fatal(err)
 					}
@@ -236,57 +234,12 @@ func startProfile(b *testing.B, run string) func() {
 }
 
 // serverCPU returns, per name, the CPU seconds (user + system) that the
-// server whose pid file it maps to has used so far: its own process (with
-// the children it reaped) and its children (PostgreSQL's backends, each in
-// a session of its own). A backend that exits between two readings moves
-// from its own figures into its parent's children's figures, so
-// differences stay whole.
-func serverCPU(b *testing.B, pidFiles map[string]string) map[string]float64 {
+// server has used so far: its process and every process below it
+// (PostgreSQL's backends), the ended ones included (peers' CPU methods).
+func serverCPU(b *testing.B, servers map[string]func(testing.TB) time.Duration) map[string]float64 {
 	out := map[string]float64{}
-	if len(pidFiles) == 0 {
-		return out
-	}
-	servers := map[int]string{}
-	for name, f := range pidFiles {
-		raw, err := os.ReadFile(f)
-		if err != nil {
-			b.Fatal(err)
-		}
-		pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
-		if err != nil {
-			b.Fatalf("%s: %v", f, err)
-		}
-		servers[pid] = name
-	}
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, e := range entries {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
-			continue
-		}
-		raw, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue // gone meanwhile
-		}
-		// The command name may hold spaces: the fields follow the last ')'.
-		f := strings.Fields(string(raw[bytes.LastIndexByte(raw, ')')+1:]))
-		if len(f) < 15 {
-			continue
-		}
-		pid, _ := strconv.Atoi(e.Name())
-		ppid, _ := strconv.Atoi(f[1])
-		name, ok := servers[pid]
-		if !ok {
-			if name, ok = servers[ppid]; !ok {
-				continue
-			}
-		}
-		for _, i := range []int{11, 12, 13, 14} { // utime, stime, cutime, cstime
-			ticks, _ := strconv.ParseFloat(f[i], 64)
-			out[name] += ticks / 100 // USER_HZ
-		}
+	for name, cpu := range servers {
+		out[name] = cpu(b).Seconds()
 	}
 	return out
 }

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 	_ "github.com/go-sql-driver/mysql"
 
 	"github.com/intercloud/intercloud/config"
+	"github.com/intercloud/intercloud/internal/deadend"
 	"github.com/intercloud/intercloud/internal/peers"
 	"github.com/intercloud/intercloud/topology"
 )
@@ -40,10 +40,6 @@ func TestStartChecksEveryStore(t *testing.T) {
 			"access_key_id": {s3.AccessKey}, "secret_access_key": {secret}}
 		return "s3://" + bucket + "?" + q.Encode()
 	}
-	azURL := func(container string) string {
-		q := url.Values{"service_url": {az.BlobEndpoint}, "storage_account": {az.Account}, "account_key": {az.Key}}
-		return "azblob://" + container + "?" + q.Encode()
-	}
 	myBadPass := strings.Replace(my.URL("app"), ":secret@", ":wrong-pass@", 1)
 	tests := []struct {
 		name   string
@@ -56,7 +52,7 @@ func TestStartChecksEveryStore(t *testing.T) {
 			"clouds.aws.objects", "bucket or container does not exist", s3.SecretKey},
 		{"bad S3 secret", func(c *config.Config) { c.Clouds["aws"].Objects = s3URL("ingest", "not-the-secret") },
 			"clouds.aws.objects", "refused the credentials", "not-the-secret"},
-		{"no container", func(c *config.Config) { c.Clouds["azure"].Objects = azURL("missing") },
+		{"no container", func(c *config.Config) { c.Clouds["azure"].Objects = az.ContainerURL("missing") },
 			"clouds.azure.objects", "bucket or container does not exist", az.Key},
 		{"S3 not there", func(c *config.Config) {
 			c.Clouds["aws"].Objects = strings.Replace(s3URL("ingest", s3.SecretKey), url.QueryEscape(s3.Endpoint), url.QueryEscape(fmt.Sprintf("http://127.0.0.1:%d", closed)), 1)
@@ -161,20 +157,7 @@ func checkStartError(t *testing.T, cfg *config.Config, wait time.Duration, key, 
 // with none the error says that start ended before the checks finished.
 func TestCheckStoresCutShort(t *testing.T) {
 	// A database that accepts connections and never answers.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-		}
-	}()
+	hanging := deadend.Silent(t)
 	notADir := filepath.Join(t.TempDir(), "file")
 	if err := os.WriteFile(notADir, nil, 0o600); err != nil {
 		t.Fatal(err)
@@ -186,11 +169,11 @@ func TestCheckStoresCutShort(t *testing.T) {
 	}{
 		{"wrong store and hanging database", func(c *config.Config) {
 			c.Clouds["azure"].Objects = "file://" + filepath.ToSlash(notADir)
-			c.Clouds["aws"].SQL = "mysql://app:secret@" + ln.Addr().String() + "/app"
+			c.Clouds["aws"].SQL = "mysql://app:secret@" + hanging + "/app"
 		}, []string{"clouds.azure.objects file://" + filepath.ToSlash(notADir) + ": cannot open the store"}},
 		{"hanging database only", func(c *config.Config) {
-			c.Clouds["aws"].SQL = "mysql://app:secret@" + ln.Addr().String() + "/app"
-		}, []string{"clouds.aws.sql mysql://app:xxxxx@" + ln.Addr().String() + "/app: start ended (context deadline exceeded) before the check of this store finished"}},
+			c.Clouds["aws"].SQL = "mysql://app:secret@" + hanging + "/app"
+		}, []string{"clouds.aws.sql mysql://app:xxxxx@" + hanging + "/app: start ended (context deadline exceeded) before the check of this store finished"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

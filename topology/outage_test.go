@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"testing"
@@ -218,9 +217,7 @@ func TestObjectStoreOutage(t *testing.T) {
 	s3 := peers.StartS3(t)
 	s3.CreateBucket(t, "ingest")
 	cfg := testConfig(t, t.TempDir())
-	q := url.Values{"region": {s3.Region}, "endpoint": {s3.Endpoint}, "use_path_style": {"true"},
-		"access_key_id": {s3.AccessKey}, "secret_access_key": {s3.SecretKey}}
-	cfg.Clouds["aws"].Objects = "s3://ingest?" + q.Encode()
+	cfg.Clouds["aws"].Objects = s3.BucketURL("ingest")
 	cfg.Functions.MaxBackoff = config.Duration(300 * time.Millisecond)
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)

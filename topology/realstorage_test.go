@@ -32,11 +32,8 @@ func TestScenarioOnRealStorage(t *testing.T) {
 	az := peers.StartAzurite(t)
 
 	cfg := testConfig(t, t.TempDir())
-	q := url.Values{"region": {s3.Region}, "endpoint": {s3.Endpoint}, "use_path_style": {"true"},
-		"access_key_id": {s3.AccessKey}, "secret_access_key": {s3.SecretKey}}
-	cfg.Clouds["aws"].Objects = "s3://ingest?" + q.Encode()
-	q = url.Values{"service_url": {az.BlobEndpoint}, "storage_account": {az.Account}, "account_key": {az.Key}, "create": {"true"}}
-	cfg.Clouds["azure"].Objects = "azblob://results?" + q.Encode()
+	cfg.Clouds["aws"].Objects = s3.BucketURL("ingest")
+	cfg.Clouds["azure"].Objects = az.ContainerURL("results") + "&create=true"
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -69,9 +68,7 @@ func TestReplicasPerCloud(t *testing.T) {
 	s3.CreateBucket(t, "ingest")
 	dir := t.TempDir()
 	port := func() string { return fmt.Sprintf("127.0.0.1:%d", peers.FreePort(t)) }
-	q := url.Values{"region": {s3.Region}, "endpoint": {s3.Endpoint}, "use_path_style": {"true"},
-		"access_key_id": {s3.AccessKey}, "secret_access_key": {s3.SecretKey}}
-	objectsURL := "s3://ingest?" + q.Encode()
+	objectsURL := s3.BucketURL("ingest")
 	aws1, aws2 := port(), port()
 	azureAPI, origin, edge, front, logs, console := port(), port(), port(), port(), port(), port()
 	const ttl = 2 * time.Second

@@ -163,8 +163,7 @@ func count(t *testing.T, db *sqldb.DB) int {
 // blob storage and SQLite.
 func TestCustomHandlerAzurite(t *testing.T) {
 	a := peers.StartAzurite(t)
-	q := url.Values{"service_url": {a.BlobEndpoint}, "storage_account": {a.Account}, "account_key": {a.Key}, "create": {"true"}}
-	objURL := "azblob://ingest?" + q.Encode()
+	objURL := a.ContainerURL("ingest") + "&create=true"
 	sqlURL := "sqlite://" + filepath.Join(t.TempDir(), "sql.db")
 	port := strconv.Itoa(peers.FreePort(t))
 	env := map[string]string{

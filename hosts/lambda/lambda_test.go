@@ -261,8 +261,7 @@ func testLambdaRIE(t *testing.T, sqlURL string) {
 	})
 
 	ctx := t.Context()
-	b, err := objects.Open(ctx, "s3://ingest?region=us-east-1&endpoint="+url.QueryEscape(s3.Endpoint)+
-		"&use_path_style=true&access_key_id="+s3.AccessKey+"&secret_access_key="+s3.SecretKey, nil)
+	b, err := objects.Open(ctx, s3.BucketURL("ingest"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

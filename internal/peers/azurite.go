@@ -3,6 +3,7 @@ package peers
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -26,6 +27,14 @@ const (
 	azuriteAccount = "devstoreaccount1"
 	azuriteKey     = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 )
+
+// ContainerURL returns the objects URL (azblob://) of container on this
+// Azurite's blob service with the account's shared key. The container
+// must exist, unless "&create=true" is added: then the store creates it.
+func (a *Azurite) ContainerURL(container string) string {
+	q := url.Values{"service_url": {a.BlobEndpoint}, "storage_account": {a.Account}, "account_key": {a.Key}}
+	return "azblob://" + container + "?" + q.Encode()
+}
 
 // StartAzurite starts azurite-blob and azurite-queue on free loopback
 // ports with their data in a fresh temporary directory, telemetry off and

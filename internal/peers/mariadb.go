@@ -160,6 +160,17 @@ func (m *MariaDB) start() error {
 	})
 }
 
+// CPU returns the CPU time (user + system) mariadbd has used since it
+// last started, with every process below it (see cputime.Tree): the
+// difference of two readings is what the server spent between them. It
+// fails t when the server is not running.
+func (m *MariaDB) CPU(t testing.TB) time.Duration {
+	t.Helper()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.proc.cpu(t)
+}
+
 // stop signals mariadbd and waits until it is gone.
 func (m *MariaDB) stop(sig syscall.Signal) error {
 	m.mu.Lock()

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"syscall"
@@ -396,6 +397,11 @@ func TestMariaDB(t *testing.T) {
 	if got := m.Query(t, "app", "SELECT id, v FROM t"); len(got) != 1 || got[0] != "1\tkept" {
 		t.Errorf("Query = %q", got)
 	}
+	cpu0 := m.CPU(t)
+	m.Query(t, "app", "SELECT BENCHMARK(1000000, MD5('x'))")
+	if d := m.CPU(t) - cpu0; d < 20*time.Millisecond {
+		t.Errorf("CPU grew by %v over a million MD5s, want at least 20ms", d)
+	}
 }
 
 // queryStrings returns the first column of every row.
@@ -486,6 +492,12 @@ func TestPostgres(t *testing.T) {
 	p.CreatePostGIS(t, "app")
 	if got := p.Query(t, "app", "SELECT ST_AsText(ST_GeomFromText('POINT(1 2)', 4326))"); len(got) != 1 || got[0] != "POINT(1 2)" {
 		t.Errorf("PostGIS: %q", got)
+	}
+	// CPU counts a backend that worked and has ended (psql's session).
+	cpu0 := p.CPU(t)
+	p.Query(t, "app", "SELECT count(*) FROM generate_series(1, 2000000)")
+	if d := p.CPU(t) - cpu0; d < 20*time.Millisecond {
+		t.Errorf("CPU grew by %v over a query of 2 million rows, want at least 20ms", d)
 	}
 }
 
@@ -588,4 +600,29 @@ func FuzzDeclaresModule(f *testing.F) {
 			t.Fatal("declared a module that is not in the input")
 		}
 	})
+}
+
+// TestObjectURLs: the objects URLs of a bucket and a container carry the
+// server's endpoint and credentials, escaped (the store's own tests open
+// them against the servers).
+func TestObjectURLs(t *testing.T) {
+	s := &S3{Endpoint: "http://127.0.0.1:7070", Region: "us-east-1", AccessKey: "ak", SecretKey: "s+e/c=r&t"}
+	a := &Azurite{BlobEndpoint: "http://127.0.0.1:10000/devstoreaccount1", Account: "devstoreaccount1", Key: "k+e/y=="}
+	for _, tt := range []struct {
+		raw, scheme, host string
+		want              url.Values
+	}{
+		{s.BucketURL("ingest"), "s3", "ingest", url.Values{"region": {"us-east-1"}, "endpoint": {s.Endpoint}, "use_path_style": {"true"},
+			"access_key_id": {"ak"}, "secret_access_key": {"s+e/c=r&t"}}},
+		{a.ContainerURL("results"), "azblob", "results", url.Values{"service_url": {a.BlobEndpoint}, "storage_account": {a.Account},
+			"account_key": {"k+e/y=="}}},
+	} {
+		u, err := url.Parse(tt.raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u.Scheme != tt.scheme || u.Host != tt.host || u.Path != "" || !reflect.DeepEqual(u.Query(), tt.want) {
+			t.Errorf("%s: %s://%s%s with %v, want %s://%s with %v", tt.raw, u.Scheme, u.Host, u.Path, u.Query(), tt.scheme, tt.host, tt.want)
+		}
+	}
 }

@@ -287,6 +287,18 @@ func (p *Postgres) start() error {
 	})
 }
 
+// CPU returns the CPU time (user + system) the cluster has used since it
+// last started: the postmaster's and every process's below it (backends,
+// WAL senders, background workers), the ended ones included (see
+// cputime.Tree); the difference of two readings is what the server spent
+// between them. It fails t when the cluster is not running.
+func (p *Postgres) CPU(t testing.TB) time.Duration {
+	t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.proc.cpu(t)
+}
+
 // stop signals the postmaster, waits until it is gone, and then until every
 // process of the cluster (backends, WAL senders, ...) is gone too.
 func (p *Postgres) stop(sig syscall.Signal) error {

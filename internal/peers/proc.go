@@ -11,7 +11,10 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"testing"
 	"time"
+
+	"github.com/intercloud/intercloud/internal/cputime"
 )
 
 // Timeouts shared by every server.
@@ -122,6 +125,21 @@ func (p *proc) stop(sig syscall.Signal, timeout time.Duration) error {
 		time.Sleep(10 * time.Millisecond)
 	}
 	return nil
+}
+
+// cpu returns the CPU time of the process and every process below it
+// (cputime.Tree), and fails t when p is nil (a stopped server), has
+// exited, or its figures cannot be read.
+func (p *proc) cpu(t testing.TB) time.Duration {
+	t.Helper()
+	if p == nil || p.exited() {
+		t.Fatal("peers: CPU time of a server that is not running")
+	}
+	d, err := cputime.Tree(p.pid)
+	if err != nil {
+		t.Fatalf("peers: %s: %v", p.name, err)
+	}
+	return d
 }
 
 // exitError describes how the process ended, with the tail of its log.

@@ -179,6 +179,15 @@ func (s *S3) Start(t testing.TB) {
 // bucketName is what CreateBucket accepts: S3's DNS-compatible names.
 var bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 
+// BucketURL returns the objects URL (s3://) of bucket on this gateway:
+// its region, its endpoint with path-style addressing, and its static
+// credentials.
+func (s *S3) BucketURL(bucket string) string {
+	q := url.Values{"region": {s.Region}, "endpoint": {s.Endpoint}, "use_path_style": {"true"},
+		"access_key_id": {s.AccessKey}, "secret_access_key": {s.SecretKey}}
+	return "s3://" + bucket + "?" + q.Encode()
+}
+
 // CreateBucket creates a bucket with a SigV4-signed PUT and fails the test
 // if the server does not answer 200.
 func (s *S3) CreateBucket(t testing.TB, name string) {

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/intercloud/intercloud/internal/deadend"
 )
 
 // bigFast answers GET /big/<n> with n bytes of a pattern that names each
@@ -41,21 +43,8 @@ func TestRawConn(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("raw I/O is on Linux only")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-		}
-	}()
-	c, err := net.Dial("tcp", ln.Addr().String())
+	addr := deadend.Silent(t)
+	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}

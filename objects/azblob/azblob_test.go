@@ -33,14 +33,10 @@ func TestMain(m *testing.M) {
 
 // sharedKeyURL is an azblob:// URL for the emulator with a shared key.
 func sharedKeyURL(a *peers.Azurite, name string, create bool) string {
-	q := url.Values{}
-	q.Set("service_url", a.BlobEndpoint)
-	q.Set("storage_account", a.Account)
-	q.Set("account_key", a.Key)
 	if create {
-		q.Set("create", "true")
+		return a.ContainerURL(name) + "&create=true"
 	}
-	return "azblob://" + name + "?" + q.Encode()
+	return a.ContainerURL(name)
 }
 
 func openURL(t *testing.T, raw string) *objects.Bucket {

@@ -4,24 +4,27 @@
 // Every object is one file under its key's path that holds its attributes
 // (content type, metadata, ETag) and its body together, so an object is
 // never seen without its attributes or the other way round. A write goes
-// to a temporary file in the target directory, written with the header in
-// one call and flushed with fdatasync(2) (its data and size), then moved
-// under its name (rename(2); renameat2(2) with RENAME_NOREPLACE for a
-// conditional create, which fails atomically when the name exists, or
-// link(2) where the file system has no such rename), and the directory is
-// fsynced (writers that finish together share one fsync that started
-// after their names were made): a Put that returned survives a power loss,
-// and a crash mid-write leaves no partial object under the key. A
-// directory is held open while writers use it, and the calls are made
-// relative to it.
+// to a temporary file in the bucket's directory of temporary files,
+// written with the header in one call (a body in pieces, objects.Buffers,
+// in one writev(2) with it) and flushed with fdatasync(2) (its data and
+// size), then moved under its name (rename(2); renameat2(2) with
+// RENAME_NOREPLACE for a conditional create, which fails atomically when
+// the name exists, or link(2) where the file system has no such rename),
+// and the object's directory is fsynced (writers that finish together
+// share one fsync that started after their names were made): a Put that
+// returned survives a power loss, and a crash mid-write leaves no partial
+// object under the key. A directory is held open while writers use it,
+// and the calls are made relative to it.
 //
 // A temporary file is locked (flock(2)) by its writer until its name is
 // gone, so what a killed writer left behind can be told from a live
 // writer's file, whichever process it is in: opening a bucket removes, in
-// the background, the temporary files under it that no writer holds and
-// that were last written more than TempGrace ago (the age also spares the
-// files of versions that did not lock them). Listings never show
-// temporary files.
+// the background, the temporary files that no writer holds and that were
+// last written more than TempGrace ago (the age also spares the files of
+// versions that did not lock them). It reads the directory of temporary
+// files alone, whatever the bucket's size; earlier versions left their
+// temporary files beside the objects, which the first open of a bucket
+// walks it for, once. Listings never show temporary files.
 //
 // Objects written by earlier versions (the body alone, attributes in a
 // sidecar "<key>.attrs" file) are read as they are; keys ending in
@@ -84,6 +87,15 @@ const legacyAttrs = ".attrs"
 // no key can name such a file and listings skip them.
 const tempMark = ".\xfftmp-"
 
+// tempDirName is the directory, under the bucket's, of the temporary
+// files (its name starts with tempMark, so listings skip it). In it,
+// sweptMark, a directory, says that the temporary files earlier versions
+// left beside the objects were swept.
+const (
+	tempDirName = tempMark + "files"
+	sweptMark   = "swept-beside-objects"
+)
+
 // header is the JSON stored before an object's body.
 type header struct {
 	ContentType        string            `json:"content_type,omitempty"`
@@ -136,12 +148,17 @@ func OpenBucket(dir string) (*blob.Bucket, error) {
 }
 
 func newBucket(dir string) *bucket {
-	return &bucket{dir: dir, durable: map[string]bool{dir: true}, dirs: map[string]*dirHandle{}, syncFile: datasync, fsyncDir: syncDirFile}
+	return &bucket{dir: dir, tempDir: filepath.Join(dir, tempDirName), durable: map[string]bool{dir: true},
+		dirs: map[string]*dirHandle{}, syncFile: datasync, fsyncDir: syncDirFile}
 }
 
 // bucket implements gocloud's driver.Bucket over a directory.
 type bucket struct {
 	dir string
+	// tempDir holds the temporary files of writes in progress (and those
+	// killed writers left), so that the sweep at open reads it alone,
+	// however large the bucket.
+	tempDir string
 	// syncFile flushes a written file (datasync) and fsyncDir an open
 	// directory (syncDirFile); tests watch or fail them.
 	syncFile func(f *os.File) error
@@ -384,13 +401,17 @@ func (b *bucket) NewTypedWriter(ctx context.Context, key, contentType string, op
 	dir, name := filepath.Split(path)
 	dir = filepath.Clean(dir)
 	tmp := tempMark + hex.EncodeToString(rnd[:])
-	var d *dirHandle
+	var d, td *dirHandle
 	var f *os.File
 	for attempt := 0; ; attempt++ {
 		if d, err = b.openDir(dir); err != nil {
 			return nil, err
 		}
-		f, err = createAt(d.f, tmp)
+		if td, err = b.openDir(b.tempDir); err != nil {
+			b.releaseDir(d)
+			return nil, err
+		}
+		f, err = createAt(td.f, tmp)
 		if err == nil {
 			// Held until the temporary name is gone: the sweep at open
 			// leaves a locked temporary file alone.
@@ -398,18 +419,20 @@ func (b *bucket) NewTypedWriter(ctx context.Context, key, contentType string, op
 				break
 			}
 			f.Close()
-			_ = removeAt(d.f, tmp)
+			_ = removeAt(td.f, tmp)
+			b.releaseDir(td)
 			b.releaseDir(d)
 			return nil, fmt.Errorf("file: lock %s: %w", f.Name(), err)
 		}
+		b.releaseDir(td)
 		b.releaseDir(d)
 		if !errors.Is(err, fs.ErrNotExist) || attempt > 0 {
 			return nil, err
 		}
 		// The directory was removed from under the bucket: make it again.
-		b.forget(dir)
+		b.forget(b.tempDir)
 	}
-	return &writer{ctx: ctx, b: b, d: d, f: f, tmp: tmp, name: name, path: path, hdr: hdr, ifNotExist: opts.IfNotExist}, nil
+	return &writer{ctx: ctx, b: b, d: d, td: td, f: f, tmp: tmp, name: name, path: path, hdr: hdr, ifNotExist: opts.IfNotExist}, nil
 }
 
 // writer writes a temporary file and moves it under its name on Close.
@@ -417,8 +440,9 @@ type writer struct {
 	ctx        context.Context
 	b          *bucket
 	d          *dirHandle // the object's directory
+	td         *dirHandle // the bucket's directory of temporary files
 	f          *os.File
-	tmp, name  string // the temporary file's and the object's names in d
+	tmp, name  string // the temporary file's name in td and the object's in d
 	path       string
 	hdr        []byte // the header, until written with the first bytes of the body
 	ifNotExist bool
@@ -450,8 +474,20 @@ func (w *writer) Write(p []byte) (int, error) {
 }
 
 // Upload lets gocloud hand over the whole body in one call: a body that
-// writes itself (a bytes.Reader) goes in one write with the header.
+// writes itself (a bytes.Reader) goes in one write with the header, and a
+// body in pieces (objects.Buffers) in one writev(2) with it.
 func (w *writer) Upload(r io.Reader) error {
+	if bufs, ok := r.(*objects.Buffers); ok && w.err == nil && w.hdr != nil {
+		// A body in pieces: the header and every piece in one call,
+		// not joined first.
+		hdr := w.hdr
+		w.hdr = nil
+		if err := writeAll(w.f, append([][]byte{hdr}, bufs.Slices()...)...); err != nil {
+			w.err = err
+			return err
+		}
+		return nil
+	}
 	if wt, ok := r.(io.WriterTo); ok {
 		_, err := wt.WriteTo(w)
 		return err
@@ -470,12 +506,13 @@ func (w *writer) Upload(r io.Reader) error {
 
 func (w *writer) Close() error {
 	defer w.b.releaseDir(w.d)
+	defer w.b.releaseDir(w.td)
 	named, closed := false, false
 	// The file (and its lock) is closed only once its temporary name is
 	// gone, moved under the key or removed.
 	defer func() {
 		if !named {
-			_ = removeAt(w.d.f, w.tmp)
+			_ = removeAt(w.td.f, w.tmp)
 		}
 		if !closed {
 			w.f.Close()
@@ -501,7 +538,7 @@ func (w *writer) Close() error {
 		return err
 	}
 	if w.ifNotExist {
-		if err := renameNoReplace(w.d.f, w.tmp, w.name); err != nil {
+		if err := renameNoReplace(w.td.f, w.tmp, w.d.f, w.name); err != nil {
 			if errors.Is(err, fs.ErrExist) {
 				if isDirAt(w.d.f, w.name) {
 					return fmt.Errorf("file: %s: a directory of that name exists", w.path)
@@ -521,7 +558,7 @@ func (w *writer) Close() error {
 		// No object had the name, so no sidecar of an earlier
 		// version's object applies to it.
 	} else {
-		if err := renameAt(w.d.f, w.tmp, w.name); err != nil {
+		if err := renameAt(w.td.f, w.tmp, w.d.f, w.name); err != nil {
 			return err
 		}
 		named = true
@@ -1032,24 +1069,89 @@ func statObject(path string) (int64, time.Time, error) {
 	return fi.Size(), fi.ModTime(), nil
 }
 
-// startSweep removes, in the background, the temporary files under the
-// bucket that a killed writer left (sweepTemps); Close stops it.
+// startSweep removes, in the background, the temporary files that killed
+// writers left (sweepDir of the bucket's directory of temporary files);
+// Close stops it. Earlier versions wrote their temporary files beside the
+// objects: the first open that finds no sweptMark also walks the whole
+// bucket once for those (sweepTree), then leaves the mark.
 func (b *bucket) startSweep() {
 	ctx, cancel := context.WithCancel(context.Background())
 	b.stopSweep, b.swept = cancel, make(chan struct{})
 	go func() {
 		defer close(b.swept)
-		if n, err := b.sweepTemps(ctx, time.Now().Add(-TempGrace)); err != nil && ctx.Err() == nil {
+		olderThan := time.Now().Add(-TempGrace)
+		n, err := b.sweepDir(ctx, b.tempDir, olderThan)
+		if err == nil {
+			var m int
+			m, err = b.sweepBesideObjects(ctx, olderThan)
+			n += m
+		}
+		if err != nil && ctx.Err() == nil {
 			slog.Warn("file: sweeping temporary files", "dir", b.dir, "removed", n, "err", err)
 		}
 	}()
 }
 
-// sweepTemps removes the temporary files under the bucket that no writer
-// holds (a writer locks its file until the temporary name is gone, and a
-// lock dies with its process) and that were last written before
-// olderThan. It returns how many it removed.
-func (b *bucket) sweepTemps(ctx context.Context, olderThan time.Time) (int, error) {
+// sweepBesideObjects walks the bucket once for the temporary files of
+// earlier versions (sweepTree), unless sweptMark says a walk was done.
+func (b *bucket) sweepBesideObjects(ctx context.Context, olderThan time.Time) (int, error) {
+	mark := filepath.Join(b.tempDir, sweptMark)
+	if fi, err := os.Stat(mark); err == nil && fi.IsDir() {
+		return 0, nil
+	}
+	n, err := b.sweepTree(ctx, olderThan)
+	if err != nil {
+		return n, err
+	}
+	if err := os.MkdirAll(mark, 0o700); err != nil {
+		return n, fmt.Errorf("file: mark the sweep done: %w", err)
+	}
+	return n, nil
+}
+
+// sweepDir removes the temporary files in dir (not below it) that no
+// writer holds and that were last written before olderThan (see
+// removeStale). A missing dir holds none. It returns how many it removed.
+func (b *bucket) sweepDir(ctx context.Context, dir string, olderThan time.Time) (int, error) {
+	f, err := os.Open(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	removed := 0
+	for {
+		ents, err := f.ReadDir(256)
+		for _, d := range ents {
+			if err := ctx.Err(); err != nil {
+				return removed, err
+			}
+			if d.IsDir() || !strings.HasPrefix(d.Name(), tempMark) {
+				continue
+			}
+			ok, err := removeStale(filepath.Join(dir, d.Name()), olderThan)
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return removed, err
+			}
+			if ok {
+				removed++
+			}
+		}
+		if errors.Is(err, io.EOF) || len(ents) == 0 {
+			return removed, nil
+		}
+		if err != nil {
+			return removed, err
+		}
+	}
+}
+
+// sweepTree removes the temporary files anywhere under the bucket, but
+// for its directory of temporary files, that no writer holds and that
+// were last written before olderThan. It returns how many it removed.
+func (b *bucket) sweepTree(ctx context.Context, olderThan time.Time) (int, error) {
 	removed := 0
 	err := filepath.WalkDir(b.dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -1061,7 +1163,13 @@ func (b *bucket) sweepTemps(ctx context.Context, olderThan time.Time) (int, erro
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if d.IsDir() || !strings.HasPrefix(d.Name(), tempMark) {
+		if d.IsDir() {
+			if path == b.tempDir {
+				return fs.SkipDir // swept on its own
+			}
+			return nil
+		}
+		if !strings.HasPrefix(d.Name(), tempMark) {
 			return nil
 		}
 		ok, err := removeStale(path, olderThan)

@@ -21,14 +21,14 @@ func createAt(d *os.File, name string) (*os.File, error) {
 	return os.NewFile(uintptr(fd), d.Name()+"/"+name), nil
 }
 
-// writeAll writes a then b with as few writev(2) calls as the kernel
-// takes (one, for a regular file).
-func writeAll(f *os.File, a, b []byte) error {
+// writeAll writes the slices in order with as few writev(2) calls as the
+// kernel takes (one for a regular file, per iovMax slices).
+func writeAll(f *os.File, bufs ...[]byte) error {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return err
 	}
-	iov := [][]byte{a, b}
+	iov := bufs
 	var werr error
 	if err := rc.Write(func(fd uintptr) bool {
 		for {
@@ -38,7 +38,7 @@ func writeAll(f *os.File, a, b []byte) error {
 			if len(iov) == 0 {
 				return true
 			}
-			n, err := unix.Writev(int(fd), iov)
+			n, err := unix.Writev(int(fd), iov[:min(len(iov), iovMax)])
 			if errors.Is(err, unix.EINTR) {
 				continue
 			}
@@ -64,6 +64,9 @@ func writeAll(f *os.File, a, b []byte) error {
 	return werr
 }
 
+// iovMax is the most slices one writev(2) takes (IOV_MAX).
+const iovMax = 1024
+
 // datasync flushes f's data and what reading it back needs (its size and
 // blocks), not its timestamps: fdatasync(2).
 func datasync(f *os.File) error {
@@ -88,29 +91,30 @@ func datasync(f *os.File) error {
 	return nil
 }
 
-// renameAt moves from to to in d, replacing to.
-func renameAt(d *os.File, from, to string) error {
-	if err := unix.Renameat(int(d.Fd()), from, int(d.Fd()), to); err != nil {
-		return &os.LinkError{Op: "rename", Old: from, New: d.Name() + "/" + to, Err: err}
+// renameAt moves from in fromDir to to in toDir, replacing to.
+func renameAt(fromDir *os.File, from string, toDir *os.File, to string) error {
+	if err := unix.Renameat(int(fromDir.Fd()), from, int(toDir.Fd()), to); err != nil {
+		return &os.LinkError{Op: "rename", Old: fromDir.Name() + "/" + from, New: toDir.Name() + "/" + to, Err: err}
 	}
 	return nil
 }
 
-// renameNoReplace moves from to to in d unless to exists (fs.ErrExist),
-// atomically: renameat2(2) with RENAME_NOREPLACE, or, on a file system
-// or sandbox without it (EINVAL, ENOSYS, or EPERM from a seccomp filter),
-// link(2) then unlink(2) of from. Once linked the object exists: an
-// unlink that fails leaves only a hidden temporary name behind.
-func renameNoReplace(d *os.File, from, to string) error {
-	err := unix.Renameat2(int(d.Fd()), from, int(d.Fd()), to, unix.RENAME_NOREPLACE)
+// renameNoReplace moves from in fromDir to to in toDir unless to exists
+// (fs.ErrExist), atomically: renameat2(2) with RENAME_NOREPLACE, or, on a
+// file system or sandbox without it (EINVAL, ENOSYS, or EPERM from a
+// seccomp filter), link(2) then unlink(2) of from. Once linked the object
+// exists: an unlink that fails leaves only a hidden temporary name
+// behind.
+func renameNoReplace(fromDir *os.File, from string, toDir *os.File, to string) error {
+	err := unix.Renameat2(int(fromDir.Fd()), from, int(toDir.Fd()), to, unix.RENAME_NOREPLACE)
 	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EPERM) {
-		if err = unix.Linkat(int(d.Fd()), from, int(d.Fd()), to, 0); err == nil {
-			_ = removeAt(d, from)
+		if err = unix.Linkat(int(fromDir.Fd()), from, int(toDir.Fd()), to, 0); err == nil {
+			_ = removeAt(fromDir, from)
 			return nil
 		}
 	}
 	if err != nil {
-		return &os.LinkError{Op: "rename", Old: from, New: d.Name() + "/" + to, Err: err}
+		return &os.LinkError{Op: "rename", Old: fromDir.Name() + "/" + from, New: toDir.Name() + "/" + to, Err: err}
 	}
 	return nil
 }

@@ -14,25 +14,26 @@ func createAt(d *os.File, name string) (*os.File, error) {
 	return os.OpenFile(filepath.Join(d.Name(), name), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 }
 
-func writeAll(f *os.File, a, b []byte) error {
-	if _, err := f.Write(a); err != nil {
-		return err
+func writeAll(f *os.File, bufs ...[]byte) error {
+	for _, b := range bufs {
+		if _, err := f.Write(b); err != nil {
+			return err
+		}
 	}
-	_, err := f.Write(b)
-	return err
+	return nil
 }
 
 func datasync(f *os.File) error { return f.Sync() }
 
-func renameAt(d *os.File, from, to string) error {
-	return os.Rename(filepath.Join(d.Name(), from), filepath.Join(d.Name(), to))
+func renameAt(fromDir *os.File, from string, toDir *os.File, to string) error {
+	return os.Rename(filepath.Join(fromDir.Name(), from), filepath.Join(toDir.Name(), to))
 }
 
-func renameNoReplace(d *os.File, from, to string) error {
-	if err := os.Link(filepath.Join(d.Name(), from), filepath.Join(d.Name(), to)); err != nil {
+func renameNoReplace(fromDir *os.File, from string, toDir *os.File, to string) error {
+	if err := os.Link(filepath.Join(fromDir.Name(), from), filepath.Join(toDir.Name(), to)); err != nil {
 		return err
 	}
-	return removeAt(d, from)
+	return removeAt(fromDir, from)
 }
 
 func removeAt(d *os.File, name string) error { return os.Remove(filepath.Join(d.Name(), name)) }

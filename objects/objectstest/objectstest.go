@@ -67,6 +67,7 @@ func RunConformance(t *testing.T, open func(t *testing.T) *objects.Bucket) {
 		fn   func(t *testing.T, h *harness)
 	}{
 		{"PutGet", testPutGet},
+		{"PutBuffers", testPutBuffers},
 		{"Overwrite", testOverwrite},
 		{"Exists", testExists},
 		{"List", testList},
@@ -192,6 +193,59 @@ func testPutGet(t *testing.T, h *harness) {
 			if err != nil || !bytes.Equal(got, tc.data) || a3.Size != int64(len(tc.data)) {
 				t.Errorf("new reader: %d bytes (size %d), err %v; want %d bytes", len(got), a3.Size, err, len(tc.data))
 			}
+		})
+	}
+}
+
+// testPutBuffers writes objects held in pieces (empty ones among them),
+// plain and conditional, and reads them back whole, in ranges and with
+// their attributes.
+func testPutBuffers(t *testing.T, h *harness) {
+	ctx := t.Context()
+	big := rangeBytes(3, 300_000, 0, 300_000)
+	for _, tc := range []struct {
+		name string
+		bufs [][]byte
+	}{
+		{"none", nil},
+		{"empties", [][]byte{{}, {}}},
+		{"one", [][]byte{[]byte("hello, object\n")}},
+		{"lines", [][]byte{[]byte(`{"a":1}` + "\n"), {}, []byte(`{"b":2}` + "\n"), []byte(`{"c":3}` + "\n")}},
+		{"large", [][]byte{big[:1], big[1:100_000], {}, big[100_000:]}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want := bytes.Join(tc.bufs, nil)
+			if want == nil {
+				want = []byte{}
+			}
+			k := h.key(tc.name)
+			opts := &objects.PutOptions{ContentType: "application/x-ndjson", IfNotExist: true, Metadata: map[string]string{"records": "3"}}
+			if err := h.b.PutBuffers(ctx, k, tc.bufs, opts); err != nil {
+				t.Fatalf("put buffers: %v", err)
+			}
+			a := h.mustGet(t, k, want)
+			if a.Size != int64(len(want)) || a.Metadata["records"] != "3" || a.ContentType != "application/x-ndjson" {
+				t.Errorf("attributes: size %d, metadata %v, content type %q; want %d, records=3, application/x-ndjson", a.Size, a.Metadata, a.ContentType, len(want))
+			}
+			if len(want) > 2 {
+				r, err := h.b.NewRangeReader(ctx, k, 1, int64(len(want)-2))
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := io.ReadAll(r)
+				r.Close()
+				if err != nil || !bytes.Equal(got, want[1:len(want)-1]) {
+					t.Errorf("range: %d bytes, %v; want %d", len(got), err, len(want)-2)
+				}
+			}
+			if err := h.b.PutBuffers(ctx, k, [][]byte{[]byte("other"), []byte("bytes")}, opts); !errors.Is(err, objects.ErrExists) {
+				t.Fatalf("second conditional put buffers: %v, want ErrExists", err)
+			}
+			h.mustGet(t, k, want)
+			if err := h.b.PutBuffers(ctx, k, [][]byte{[]byte("other "), []byte("bytes")}, nil); err != nil {
+				t.Fatalf("unconditional put buffers: %v", err)
+			}
+			h.mustGet(t, k, []byte("other bytes"))
 		})
 	}
 }

@@ -47,13 +47,7 @@ func TestMain(m *testing.M) {
 
 // bucketURL is an s3:// URL for the peer with static credentials.
 func bucketURL(s *peers.S3, bucket string) string {
-	q := url.Values{}
-	q.Set("region", s.Region)
-	q.Set("endpoint", s.Endpoint)
-	q.Set("use_path_style", "true")
-	q.Set("access_key_id", s.AccessKey)
-	q.Set("secret_access_key", s.SecretKey)
-	return "s3://" + bucket + "?" + q.Encode()
+	return s.BucketURL(bucket)
 }
 
 func openURL(t *testing.T, raw string) *objects.Bucket {

@@ -42,10 +42,10 @@ func BenchmarkMariaDBToPostgres(b *testing.B) {
 	}
 	e := &env{my: peers.StartMariaDB(b), pg: peers.StartPostgres(b)}
 	srcURL := e.mysqlURL(b, "")
-	src := open(b, srcURL)
+	src := sourcetest.Open(b, srcURL)
 	dstURL := e.pgURL(b)
-	dst := open(b, dstURL)
-	execSQL(b, src, itemsDDL)
+	dst := sourcetest.Open(b, dstURL)
+	sourcetest.Exec(b, src, itemsDDL)
 	fillBig(b, src, 1, rows)
 	ctx := context.Background()
 	b.ResetTimer()
@@ -53,7 +53,7 @@ func BenchmarkMariaDBToPostgres(b *testing.B) {
 	// Full load.
 	t0 := time.Now()
 	r := sourcetest.Start(b, replicate.Config{Name: "bench", Source: src, Target: dst, Tables: []string{"items"}, BatchSize: 5000})
-	waitFor(b, "full load", 30*time.Minute, func() bool { return r.Stream.Status().Phase == replicate.PhaseCDC })
+	sourcetest.WaitFor(b, "full load", 30*time.Minute, func() bool { return r.Stream.Status().Phase == replicate.PhaseCDC })
 	full := time.Since(t0)
 	r.Stop(b)
 
@@ -90,7 +90,7 @@ func BenchmarkMariaDBToPostgres(b *testing.B) {
 	cdc := time.Since(t0)
 	copyAfter := rawCopy("copied_after")
 	copyDur := (copyBefore + copyAfter) / 2
-	if n := count(b, dst, "SELECT COUNT(*) FROM items"); n != int64(2*rows) {
+	if n := sourcetest.Count(b, dst, "SELECT COUNT(*) FROM items"); n != int64(2*rows) {
 		b.Fatalf("target has %d rows, want %d", n, 2*rows)
 	}
 
@@ -241,8 +241,8 @@ func runPgloader(b *testing.B, e *env, srcURL string, rows int) time.Duration {
 	if err != nil {
 		b.Fatalf("pgloader: %v\n%s", err, out)
 	}
-	dst := open(b, dstURL)
-	if n := count(b, dst, "SELECT COUNT(*) FROM "+srcDB+".items"); n != int64(rows) {
+	dst := sourcetest.Open(b, dstURL)
+	if n := sourcetest.Count(b, dst, "SELECT COUNT(*) FROM "+srcDB+".items"); n != int64(rows) {
 		b.Fatalf("pgloader loaded %d rows, want %d\n%s", n, rows, out)
 	}
 	return dur

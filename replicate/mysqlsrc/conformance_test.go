@@ -16,11 +16,11 @@ func TestConformance(t *testing.T) {
 	}
 	e := newEnv(t, true)
 	sourcetest.Run(t, sourcetest.MariaDBMatrix.With(sourcetest.Harness{
-		Source: func(t *testing.T) *sqldb.DB { return open(t, e.mysqlURL(t, "")) },
+		Source: func(t *testing.T) *sqldb.DB { return sourcetest.Open(t, e.mysqlURL(t, "")) },
 		Targets: map[string]func(t *testing.T) *sqldb.DB{
-			"postgres": func(t *testing.T) *sqldb.DB { return open(t, e.pgURL(t)) },
-			"mysql":    func(t *testing.T) *sqldb.DB { return open(t, e.mysqlURL(t, "")) },
-			"sqlite":   func(t *testing.T) *sqldb.DB { return open(t, sqliteURL(t)) },
+			"postgres": func(t *testing.T) *sqldb.DB { return sourcetest.Open(t, e.pgURL(t)) },
+			"mysql":    func(t *testing.T) *sqldb.DB { return sourcetest.Open(t, e.mysqlURL(t, "")) },
+			"sqlite":   func(t *testing.T) *sqldb.DB { return sourcetest.Open(t, sqliteURL(t)) },
 		},
 		AddColumnDDL: "ALTER TABLE items ADD COLUMN note VARCHAR(30) NOT NULL DEFAULT 'n/a'",
 		RenameDDL:    "ALTER TABLE %s RENAME TO %s",
@@ -31,10 +31,10 @@ func TestConformance(t *testing.T) {
 				t.Fatal(err)
 			}
 			user := "least_" + name
-			execSQL(t, db, fmt.Sprintf("CREATE USER '%s'@'%%' IDENTIFIED BY 'pw'", user))
-			execSQL(t, db, fmt.Sprintf("GRANT SELECT ON %s.* TO '%s'@'%%'", name, user))
-			execSQL(t, db, fmt.Sprintf("GRANT REPLICATION CLIENT, REPLICATION SLAVE ON *.* TO '%s'@'%%'", user))
-			return open(t, fmt.Sprintf("mysql://%s:pw@127.0.0.1:%d/%s", user, e.my.Port, name))
+			sourcetest.Exec(t, db, fmt.Sprintf("CREATE USER '%s'@'%%' IDENTIFIED BY 'pw'", user))
+			sourcetest.Exec(t, db, fmt.Sprintf("GRANT SELECT ON %s.* TO '%s'@'%%'", name, user))
+			sourcetest.Exec(t, db, fmt.Sprintf("GRANT REPLICATION CLIENT, REPLICATION SLAVE ON *.* TO '%s'@'%%'", user))
+			return sourcetest.Open(t, fmt.Sprintf("mysql://%s:pw@127.0.0.1:%d/%s", user, e.my.Port, name))
 		},
 	}))
 }

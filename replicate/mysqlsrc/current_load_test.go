@@ -11,6 +11,7 @@ import (
 
 	"github.com/intercloud/intercloud/replicate"
 	"github.com/intercloud/intercloud/replicate/mysqlsrc"
+	"github.com/intercloud/intercloud/replicate/sourcetest"
 )
 
 // testCurrentUnderLoad: while writers commit single-row transactions
@@ -21,9 +22,9 @@ import (
 func testCurrentUnderLoad(t *testing.T, e *env) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	db := open(t, e.mysqlURL(t, ""))
-	execSQL(t, db, itemsDDL)
-	src, err := mysqlsrc.Open(ctx, db, replicate.SourceConfig{Name: "underload", Tables: []string{"items"}, Logger: quietLogger()})
+	db := sourcetest.Open(t, e.mysqlURL(t, ""))
+	sourcetest.Exec(t, db, itemsDDL)
+	src, err := mysqlsrc.Open(ctx, db, replicate.SourceConfig{Name: "underload", Tables: []string{"items"}, Logger: sourcetest.Quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +82,7 @@ func testCurrentUnderLoad(t *testing.T, e *env) {
 		}
 		mu.Unlock()
 		marker := markerBase + int64(round)
-		execSQL(t, db, "INSERT INTO items (id, name) VALUES (?, 'marker')", marker)
+		sourcetest.Exec(t, db, "INSERT INTO items (id, name) VALUES (?, 'marker')", marker)
 		sctx, stop := context.WithTimeout(ctx, 2*time.Minute)
 		done := errors.New("done")
 		err = src.Stream(sctx, pos, replicate.StreamOptions{}, func(_ context.Context, b replicate.Batch) error {
@@ -120,7 +121,7 @@ func testCurrentUnderLoad(t *testing.T, e *env) {
 	cancel()
 	wg.Wait()
 	// Independent count: every acknowledged row is in the source.
-	if n := count(t, db, "SELECT COUNT(*) FROM items WHERE id < ?", markerBase); n < int64(len(acked)) {
+	if n := sourcetest.Count(t, db, "SELECT COUNT(*) FROM items WHERE id < ?", markerBase); n < int64(len(acked)) {
 		t.Fatalf("source has %d writer rows, %d acknowledged", n, len(acked))
 	}
 	t.Logf("%d rounds, %d rows written, rounds losing rows: %d", rounds, len(acked), lost)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/intercloud/intercloud/replicate"
 	"github.com/intercloud/intercloud/replicate/mysqlsrc"
+	"github.com/intercloud/intercloud/replicate/sourcetest"
 	"github.com/intercloud/intercloud/sqldb"
 )
 
@@ -22,7 +23,7 @@ func holdCommits(t *testing.T, root *sqldb.DB) (release func()) {
 	t.Helper()
 	set := func(stmts ...string) {
 		for _, s := range stmts {
-			execSQL(t, root, s)
+			sourcetest.Exec(t, root, s)
 		}
 	}
 	off := func() { set("SET GLOBAL rpl_semi_sync_master_enabled = OFF") }
@@ -41,10 +42,10 @@ func holdCommits(t *testing.T, root *sqldb.DB) (release func()) {
 // with what later reads see.
 func testCurrentBeforeInvisible(t *testing.T, e *env) {
 	ctx := context.Background()
-	db := open(t, e.mysqlURL(t, ""))
-	root := open(t, fmt.Sprintf("mysql://root@127.0.0.1:%d/", e.my.Port))
-	execSQL(t, db, itemsDDL)
-	src, err := mysqlsrc.Open(ctx, db, replicate.SourceConfig{Name: "invisible", Tables: []string{"items"}, Logger: quietLogger()})
+	db := sourcetest.Open(t, e.mysqlURL(t, ""))
+	root := sourcetest.Open(t, fmt.Sprintf("mysql://root@127.0.0.1:%d/", e.my.Port))
+	sourcetest.Exec(t, db, itemsDDL)
+	src, err := mysqlsrc.Open(ctx, db, replicate.SourceConfig{Name: "invisible", Tables: []string{"items"}, Logger: sourcetest.Quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,10 +73,10 @@ func testCurrentBeforeInvisible(t *testing.T, e *env) {
 		return insertErr
 	}
 	t.Cleanup(func() { _ = finish() })
-	waitFor(t, "the insert to wait for a replica's acknowledgement", 30*time.Second, func() bool {
-		return count(t, root, "SELECT COUNT(*) FROM information_schema.processlist WHERE id = ? AND state LIKE '%semi-sync%'", id) == 1
+	sourcetest.WaitFor(t, "the insert to wait for a replica's acknowledgement", 30*time.Second, func() bool {
+		return sourcetest.Count(t, root, "SELECT COUNT(*) FROM information_schema.processlist WHERE id = ? AND state LIKE '%semi-sync%'", id) == 1
 	})
-	if n := count(t, db, "SELECT COUNT(*) FROM items"); n != 0 {
+	if n := sourcetest.Count(t, db, "SELECT COUNT(*) FROM items"); n != 0 {
 		t.Fatalf("the held row is visible already (%d rows)", n)
 	}
 	if cur := binlogEnd(t, root); !reached(cur, before) || cur == before {
@@ -89,11 +90,11 @@ func testCurrentBeforeInvisible(t *testing.T, e *env) {
 		t.Fatal(err)
 	}
 	// What a full load starting now reads.
-	loaded := count(t, db, "SELECT COUNT(*) FROM items WHERE id = 1")
+	loaded := sourcetest.Count(t, db, "SELECT COUNT(*) FROM items WHERE id = 1")
 	if err := finish(); err != nil {
 		t.Fatalf("held insert: %v", err)
 	}
-	execSQL(t, db, "INSERT INTO items (id, name) VALUES (2, 'after')")
+	sourcetest.Exec(t, db, "INSERT INTO items (id, name) VALUES (2, 'after')")
 
 	sctx, stop := context.WithTimeout(ctx, time.Minute)
 	defer stop()
@@ -116,7 +117,7 @@ func testCurrentBeforeInvisible(t *testing.T, e *env) {
 	if loaded+int64(streamed) == 0 {
 		t.Fatalf("row 1 is lost: Current returned %s; a load then did not see it and the stream from there did not deliver it", pos)
 	}
-	if n := count(t, db, "SELECT COUNT(*) FROM items"); n != 2 {
+	if n := sourcetest.Count(t, db, "SELECT COUNT(*) FROM items"); n != 2 {
 		t.Fatalf("source has %d rows, want 2", n)
 	}
 	t.Logf("Current = %s (before the held commit: %s); loaded %d, streamed %d", pos, before, loaded, streamed)

@@ -18,24 +18,24 @@ import (
 func testDDL(t *testing.T, e *env) {
 	for _, target := range []struct{ name, url string }{{"postgres", e.pgURL(t)}, {"sqlite", sqliteURL(t)}} {
 		t.Run(target.name, func(t *testing.T) {
-			src := open(t, e.mysqlURL(t, ""))
-			dst := open(t, target.url)
-			execSQL(t, src, "CREATE TABLE items (id BIGINT NOT NULL PRIMARY KEY, name VARCHAR(20) NOT NULL, qty INT NULL, price DECIMAL(6,2) NULL, gone INT NULL, _trace_id VARCHAR(64) NULL)")
+			src := sourcetest.Open(t, e.mysqlURL(t, ""))
+			dst := sourcetest.Open(t, target.url)
+			sourcetest.Exec(t, src, "CREATE TABLE items (id BIGINT NOT NULL PRIMARY KEY, name VARCHAR(20) NOT NULL, qty INT NULL, price DECIMAL(6,2) NULL, gone INT NULL, _trace_id VARCHAR(64) NULL)")
 			fillItems(t, src, 1, 51)
 			r := sourcetest.Start(t, replicate.Config{Name: "ddl", Source: src, Target: dst, Tables: []string{"items"}})
 			waitCaughtUp(t, r, src)
 			// Rows before and after an added column, in one stretch of log.
-			execSQL(t, src, "INSERT INTO items (id, name) VALUES (100, 'before-add')")
-			execSQL(t, src, "ALTER TABLE items ADD COLUMN note VARCHAR(30) NULL, ADD COLUMN flag TINYINT UNSIGNED NULL")
-			execSQL(t, src, "INSERT INTO items (id, name, note, flag) VALUES (101, 'after-add', 'hello \U0001F600', 250)")
-			execSQL(t, src, "UPDATE items SET note = 'updated' WHERE id = 1")
+			sourcetest.Exec(t, src, "INSERT INTO items (id, name) VALUES (100, 'before-add')")
+			sourcetest.Exec(t, src, "ALTER TABLE items ADD COLUMN note VARCHAR(30) NULL, ADD COLUMN flag TINYINT UNSIGNED NULL")
+			sourcetest.Exec(t, src, "INSERT INTO items (id, name, note, flag) VALUES (101, 'after-add', 'hello \U0001F600', 250)")
+			sourcetest.Exec(t, src, "UPDATE items SET note = 'updated' WHERE id = 1")
 			// Widening.
-			execSQL(t, src, "ALTER TABLE items MODIFY name VARCHAR(200) NOT NULL, MODIFY qty BIGINT NULL, MODIFY price DECIMAL(20,4) NULL")
-			execSQL(t, src, "INSERT INTO items (id, name, qty, price) VALUES (102, ?, 9000000000, 1234567890.1234)", strings.Repeat("w", 150))
+			sourcetest.Exec(t, src, "ALTER TABLE items MODIFY name VARCHAR(200) NOT NULL, MODIFY qty BIGINT NULL, MODIFY price DECIMAL(20,4) NULL")
+			sourcetest.Exec(t, src, "INSERT INTO items (id, name, qty, price) VALUES (102, ?, 9000000000, 1234567890.1234)", strings.Repeat("w", 150))
 			// A dropped column; an index changes nothing on the target.
-			execSQL(t, src, "ALTER TABLE items DROP COLUMN gone")
-			execSQL(t, src, "CREATE INDEX items_name ON items (name)")
-			execSQL(t, src, "INSERT INTO items (id, name) VALUES (103, 'after-drop')")
+			sourcetest.Exec(t, src, "ALTER TABLE items DROP COLUMN gone")
+			sourcetest.Exec(t, src, "CREATE INDEX items_name ON items (name)")
+			sourcetest.Exec(t, src, "INSERT INTO items (id, name) VALUES (103, 'after-drop')")
 			waitCaughtUp(t, r, src)
 			mustValidate(t, src, dst, "items")
 			got := canonicalRow(t, dst, "items", 101)
@@ -47,13 +47,13 @@ func testDDL(t *testing.T, e *env) {
 			}
 			// A renamed column keeps its values; CHANGE renames and
 			// retypes; a type change that is no widening is followed.
-			execSQL(t, src, "ALTER TABLE items RENAME COLUMN note TO remark")
-			execSQL(t, src, "INSERT INTO items (id, name, remark) VALUES (104, 'after-rename', 'r')")
-			execSQL(t, src, "ALTER TABLE items CHANGE flag level SMALLINT UNSIGNED NULL")
-			execSQL(t, src, "UPDATE items SET level = 60000 WHERE id = 104")
+			sourcetest.Exec(t, src, "ALTER TABLE items RENAME COLUMN note TO remark")
+			sourcetest.Exec(t, src, "INSERT INTO items (id, name, remark) VALUES (104, 'after-rename', 'r')")
+			sourcetest.Exec(t, src, "ALTER TABLE items CHANGE flag level SMALLINT UNSIGNED NULL")
+			sourcetest.Exec(t, src, "UPDATE items SET level = 60000 WHERE id = 104")
 			if target.name == "postgres" { // SQLite cannot change a column's type
-				execSQL(t, src, "ALTER TABLE items MODIFY qty VARCHAR(30) NULL")
-				execSQL(t, src, "INSERT INTO items (id, name, qty) VALUES (105, 'qty as text', 'about 7')")
+				sourcetest.Exec(t, src, "ALTER TABLE items MODIFY qty VARCHAR(30) NULL")
+				sourcetest.Exec(t, src, "INSERT INTO items (id, name, qty) VALUES (105, 'qty as text', 'about 7')")
 			}
 			waitCaughtUp(t, r, src)
 			mustValidate(t, src, dst, "items")
@@ -67,22 +67,22 @@ func testDDL(t *testing.T, e *env) {
 				t.Errorf("row 102's qty after MODIFY to VARCHAR: %v", got["qty"])
 			}
 			// TRUNCATE is applied, and the stream goes on.
-			execSQL(t, src, "TRUNCATE TABLE items")
-			execSQL(t, src, "INSERT INTO items (id, name) VALUES (200, 'after-truncate')")
+			sourcetest.Exec(t, src, "TRUNCATE TABLE items")
+			sourcetest.Exec(t, src, "INSERT INTO items (id, name) VALUES (200, 'after-truncate')")
 			waitCaughtUp(t, r, src)
-			if n := count(t, dst, "SELECT COUNT(*) FROM items"); n != 1 {
+			if n := sourcetest.Count(t, dst, "SELECT COUNT(*) FROM items"); n != 1 {
 				t.Errorf("target has %d rows after TRUNCATE and one insert, want 1", n)
 			}
 			mustValidate(t, src, dst, "items")
 			// Renamed to a name the stream does not list: the table leaves
 			// the stream, the target keeps it as it is.
-			execSQL(t, src, "RENAME TABLE items TO things")
-			execSQL(t, src, "INSERT INTO things (id, name) VALUES (201, 'after-rename')")
-			waitFor(t, "items leaving the stream", 60*time.Second, func() bool {
+			sourcetest.Exec(t, src, "RENAME TABLE items TO things")
+			sourcetest.Exec(t, src, "INSERT INTO things (id, name) VALUES (201, 'after-rename')")
+			sourcetest.WaitFor(t, "items leaving the stream", 60*time.Second, func() bool {
 				rt := r.Stream.Status().RenamedTables
 				return len(rt) == 1 && rt[0].From == "items" && rt[0].To == "things" && rt[0].Left
 			})
-			if n := count(t, dst, "SELECT COUNT(*) FROM items"); n != 1 {
+			if n := sourcetest.Count(t, dst, "SELECT COUNT(*) FROM items"); n != 1 {
 				t.Errorf("target items has %d rows after it left the stream, want 1", n)
 			}
 			if st := r.Stream.Status(); len(st.StoppedTables) > 0 || st.Phase != replicate.PhaseCDC {
@@ -96,7 +96,7 @@ func testDDL(t *testing.T, e *env) {
 func waitStopped(t *testing.T, r *sourcetest.Running, table, want string) replicate.TableError {
 	t.Helper()
 	var got replicate.TableError
-	waitFor(t, table+" stopped", 60*time.Second, func() bool {
+	sourcetest.WaitFor(t, table+" stopped", 60*time.Second, func() bool {
 		for _, te := range r.Stream.Status().StoppedTables {
 			if te.Table == table && strings.Contains(te.Error, want) {
 				got = te
@@ -120,20 +120,20 @@ func TestRenameTable(t *testing.T) {
 		t.Skip("starts MariaDB and PostgreSQL")
 	}
 	e := newEnv(t, true)
-	src, dst := open(t, e.mysqlURL(t, "")), open(t, e.pgURL(t))
+	src, dst := sourcetest.Open(t, e.mysqlURL(t, "")), sourcetest.Open(t, e.pgURL(t))
 	for _, tbl := range []string{"shop_a", "shop_b", "shop_c", "shop_d", "stash"} {
-		execSQL(t, src, "CREATE TABLE "+tbl+" (id INT PRIMARY KEY, v VARCHAR(20))")
+		sourcetest.Exec(t, src, "CREATE TABLE "+tbl+" (id INT PRIMARY KEY, v VARCHAR(20))")
 		for i := 1; i <= 10; i++ {
-			execSQL(t, src, "INSERT INTO "+tbl+" VALUES (?, ?)", i, tbl)
+			sourcetest.Exec(t, src, "INSERT INTO "+tbl+" VALUES (?, ?)", i, tbl)
 		}
 	}
-	execSQL(t, dst, "CREATE TABLE shop_taken (id INT PRIMARY KEY, v TEXT)")
-	execSQL(t, dst, "INSERT INTO shop_taken VALUES (99, 'the target''s own')")
+	sourcetest.Exec(t, dst, "CREATE TABLE shop_taken (id INT PRIMARY KEY, v TEXT)")
+	sourcetest.Exec(t, dst, "INSERT INTO shop_taken VALUES (99, 'the target''s own')")
 	m := &replicate.Mapping{Include: []string{"shop_*"}}
 	r := sourcetest.Start(t, replicate.Config{Name: "renames", Source: src, Target: dst, Mapping: m})
 	waitCaughtUp(t, r, src)
 	// A change read through the log: the stream reads it, past the load.
-	execSQL(t, src, "INSERT INTO shop_a VALUES (100, 'cdc')")
+	sourcetest.Exec(t, src, "INSERT INTO shop_a VALUES (100, 'cdc')")
 	waitCaughtUp(t, r, src)
 	for _, q := range []string{
 		"INSERT INTO shop_a VALUES (11, 'before')",
@@ -149,7 +149,7 @@ func TestRenameTable(t *testing.T) {
 		"INSERT INTO shop_x VALUES (13, 'after')",
 		"INSERT INTO shop_taken VALUES (11, 'after')",
 	} {
-		execSQL(t, src, q)
+		sourcetest.Exec(t, src, q)
 	}
 	te := waitStopped(t, r, "shop_taken", "the target already has a table \"shop_taken\"")
 	if !strings.Contains(te.Error, `"shop_d"`) {
@@ -160,14 +160,14 @@ func TestRenameTable(t *testing.T) {
 		waitSameTable(t, src, dst, tbl)
 	}
 	for _, tbl := range []string{"shop_a", "shop_b", "shop_c"} {
-		if n := count(t, dst, "SELECT COUNT(*) FROM information_schema.tables WHERE table_name = $1", tbl); n != 0 {
+		if n := sourcetest.Count(t, dst, "SELECT COUNT(*) FROM information_schema.tables WHERE table_name = $1", tbl); n != 0 {
 			t.Errorf("target still has %s", tbl)
 		}
 	}
 	if got := sourcetest.Dump(t, dst, "shop_taken", nil); len(got) != 1 || !strings.Contains(got[0], "the target's own") {
 		t.Errorf("the target's shop_taken changed: %v", got)
 	}
-	if n := count(t, dst, "SELECT COUNT(*) FROM shop_d"); n != 10 {
+	if n := sourcetest.Count(t, dst, "SELECT COUNT(*) FROM shop_d"); n != 10 {
 		t.Errorf("target shop_d has %d rows, want its 10 (kept as it is)", n)
 	}
 	st := r.Stream.Status()
@@ -254,20 +254,20 @@ func TestDropTable(t *testing.T) {
 		t.Skip("starts MariaDB and PostgreSQL")
 	}
 	e := newEnv(t, true)
-	src, dst := open(t, e.mysqlURL(t, "")), open(t, e.pgURL(t))
-	execSQL(t, src, "CREATE TABLE keep (id INT PRIMARY KEY, v INT)")
-	execSQL(t, src, "CREATE TABLE gone (id INT PRIMARY KEY, v INT)")
-	execSQL(t, src, "INSERT INTO keep VALUES (1, 1)")
-	execSQL(t, src, "INSERT INTO gone VALUES (1, 1)")
+	src, dst := sourcetest.Open(t, e.mysqlURL(t, "")), sourcetest.Open(t, e.pgURL(t))
+	sourcetest.Exec(t, src, "CREATE TABLE keep (id INT PRIMARY KEY, v INT)")
+	sourcetest.Exec(t, src, "CREATE TABLE gone (id INT PRIMARY KEY, v INT)")
+	sourcetest.Exec(t, src, "INSERT INTO keep VALUES (1, 1)")
+	sourcetest.Exec(t, src, "INSERT INTO gone VALUES (1, 1)")
 	r := sourcetest.Start(t, replicate.Config{Name: "drop", Source: src, Target: dst, Tables: []string{"keep", "gone"}})
 	waitCaughtUp(t, r, src)
-	execSQL(t, src, "DROP TABLE gone")
-	execSQL(t, src, "INSERT INTO keep VALUES (2, 2)")
+	sourcetest.Exec(t, src, "DROP TABLE gone")
+	sourcetest.Exec(t, src, "INSERT INTO keep VALUES (2, 2)")
 	waitCaughtUp(t, r, src)
-	if n := count(t, dst, "SELECT COUNT(*) FROM information_schema.tables WHERE table_name = 'gone'"); n != 0 {
+	if n := sourcetest.Count(t, dst, "SELECT COUNT(*) FROM information_schema.tables WHERE table_name = 'gone'"); n != 0 {
 		t.Errorf("the dropped table is still on the target")
 	}
-	if n := count(t, dst, "SELECT COUNT(*) FROM keep"); n != 2 {
+	if n := sourcetest.Count(t, dst, "SELECT COUNT(*) FROM keep"); n != 2 {
 		t.Errorf("keep has %d rows on the target, want 2", n)
 	}
 	if st := r.Stream.Status(); st.LastError != "" {
@@ -343,31 +343,31 @@ func TestCreateTableLive(t *testing.T) {
 		t.Skip("starts MariaDB and PostgreSQL")
 	}
 	e := newEnv(t, true)
-	src, dst := open(t, e.mysqlURL(t, "")), open(t, e.pgURL(t))
-	execSQL(t, src, "CREATE TABLE shop_a (id INT PRIMARY KEY, v VARCHAR(10))")
-	execSQL(t, src, "INSERT INTO shop_a VALUES (1, 'a1')")
+	src, dst := sourcetest.Open(t, e.mysqlURL(t, "")), sourcetest.Open(t, e.pgURL(t))
+	sourcetest.Exec(t, src, "CREATE TABLE shop_a (id INT PRIMARY KEY, v VARCHAR(10))")
+	sourcetest.Exec(t, src, "INSERT INTO shop_a VALUES (1, 'a1')")
 	m := &replicate.Mapping{Include: []string{"shop_*"}}
 	r := sourcetest.Start(t, replicate.Config{Name: "live", Source: src, Target: dst, Mapping: m})
 	waitCaughtUp(t, r, src)
 	// Created and filled in one go, before the stream reads the CREATE.
-	execSQL(t, src, "CREATE TABLE shop_b (id INT PRIMARY KEY, v VARCHAR(10), n SMALLINT UNSIGNED)")
-	execSQL(t, src, "INSERT INTO shop_b VALUES (1, 'b1', 65535), (2, 'b2', 0)")
-	execSQL(t, src, "CREATE TABLE other (id INT PRIMARY KEY)")
-	execSQL(t, src, "INSERT INTO other VALUES (1)")
-	execSQL(t, src, "INSERT INTO shop_a VALUES (2, 'a2')")
-	waitFor(t, "shop_b on the target", 60*time.Second, func() bool {
-		return count(t, dst, "SELECT COUNT(*) FROM information_schema.tables WHERE table_name = 'shop_b'") == 1
+	sourcetest.Exec(t, src, "CREATE TABLE shop_b (id INT PRIMARY KEY, v VARCHAR(10), n SMALLINT UNSIGNED)")
+	sourcetest.Exec(t, src, "INSERT INTO shop_b VALUES (1, 'b1', 65535), (2, 'b2', 0)")
+	sourcetest.Exec(t, src, "CREATE TABLE other (id INT PRIMARY KEY)")
+	sourcetest.Exec(t, src, "INSERT INTO other VALUES (1)")
+	sourcetest.Exec(t, src, "INSERT INTO shop_a VALUES (2, 'a2')")
+	sourcetest.WaitFor(t, "shop_b on the target", 60*time.Second, func() bool {
+		return sourcetest.Count(t, dst, "SELECT COUNT(*) FROM information_schema.tables WHERE table_name = 'shop_b'") == 1
 	})
 	waitCaughtUp(t, r, src)
-	execSQL(t, src, "INSERT INTO shop_b VALUES (3, 'b3', 40000)")
-	execSQL(t, src, "UPDATE shop_b SET v = 'b1!' WHERE id = 1")
-	execSQL(t, src, "DELETE FROM shop_b WHERE id = 2")
+	sourcetest.Exec(t, src, "INSERT INTO shop_b VALUES (3, 'b3', 40000)")
+	sourcetest.Exec(t, src, "UPDATE shop_b SET v = 'b1!' WHERE id = 1")
+	sourcetest.Exec(t, src, "DELETE FROM shop_b WHERE id = 2")
 	waitCaughtUp(t, r, src)
 	mustValidate(t, src, dst, "shop_a", "shop_b")
 	if got := pgText(t, dst, "SELECT string_agg(id || '=' || v || '/' || n, ',' ORDER BY id) FROM shop_b"); got != "1=b1!/65535,3=b3/40000" {
 		t.Errorf("shop_b on the target: %s", got)
 	}
-	if n := count(t, dst, "SELECT COUNT(*) FROM information_schema.tables WHERE table_name = 'other'"); n != 0 {
+	if n := sourcetest.Count(t, dst, "SELECT COUNT(*) FROM information_schema.tables WHERE table_name = 'other'"); n != 0 {
 		t.Errorf("a table the globs do not select was replicated")
 	}
 	if st := r.Stream.Status(); st.LastError != "" || len(st.StoppedTables) != 0 {

@@ -64,22 +64,22 @@ func TestFaithfulMapping(t *testing.T) {
 		t.Skip("starts MariaDB and PostgreSQL")
 	}
 	e := newEnv(t, true)
-	src, dst := open(t, e.mysqlURL(t, "")), open(t, e.pgURL(t))
+	src, dst := sourcetest.Open(t, e.mysqlURL(t, "")), sourcetest.Open(t, e.pgURL(t))
 	for _, ddl := range []string{customerDDL, addressDDL, filmTextDDL} {
-		execSQL(t, src, ddl)
+		sourcetest.Exec(t, src, ddl)
 	}
 	fill := func(base int) {
-		execSQL(t, src, `INSERT INTO customer VALUES (?, 'MARY', 1, '2006-02-14 22:04:36', '2006-02-15 04:57:20'),
+		sourcetest.Exec(t, src, `INSERT INTO customer VALUES (?, 'MARY', 1, '2006-02-14 22:04:36', '2006-02-15 04:57:20'),
 			(?, 'PATRICIA', 0, '1000-01-01 00:00:00', NULL), (?, 'LINDA', 5, '9999-12-31 23:59:59', '2038-01-19 03:14:07')`, base+1, base+2, base+3)
-		execSQL(t, src, `INSERT INTO address VALUES (?, '47 MySakila Drive', ST_GeomFromText('POINT(-112.8185647 49.6999986)')),
+		sourcetest.Exec(t, src, `INSERT INTO address VALUES (?, '47 MySakila Drive', ST_GeomFromText('POINT(-112.8185647 49.6999986)')),
 			(?, 'srid', ST_GeomFromText('POINT(1 2)', 4326)),
 			(?, 'poly', ST_GeomFromText('POLYGON((0 0,10 0,10 10,0 10,0 0),(5 5,7 5,7 7,5 7,5 5))'))`, base+1, base+2, base+3)
-		execSQL(t, src, `INSERT INTO film_text VALUES (?, 'PG-13', 'Trailers,Deleted Scenes', 16777215),
+		sourcetest.Exec(t, src, `INSERT INTO film_text VALUES (?, 'PG-13', 'Trailers,Deleted Scenes', 16777215),
 			(?, 'NC-17', '', 0), (?, NULL, NULL, NULL)`, base+1, base+2, base+3)
 	}
 	fill(0)
 	r := sourcetest.Start(t, replicate.Config{Name: "faithful", Source: src, Target: dst, Tables: []string{"customer", "address", "film_text"}})
-	waitFor(t, "full load", 60*time.Second, func() bool { return r.Stream.Status().Phase == replicate.PhaseCDC })
+	sourcetest.WaitFor(t, "full load", 60*time.Second, func() bool { return r.Stream.Status().Phase == replicate.PhaseCDC })
 	fill(100)
 	waitCaughtUp(t, r, src)
 
@@ -152,8 +152,8 @@ func TestFaithfulMapping(t *testing.T) {
 
 	// ADD COLUMN ... NOT NULL DEFAULT during CDC: the rows already on the
 	// target get the default, as the source's did.
-	execSQL(t, src, `ALTER TABLE customer ADD COLUMN note VARCHAR(30) NOT NULL DEFAULT 'n/a'`)
-	execSQL(t, src, `INSERT INTO customer (customer_id, first_name, create_date, note) VALUES (200, 'NEW', '2020-01-01 00:00:00', 'given')`)
+	sourcetest.Exec(t, src, `ALTER TABLE customer ADD COLUMN note VARCHAR(30) NOT NULL DEFAULT 'n/a'`)
+	sourcetest.Exec(t, src, `INSERT INTO customer (customer_id, first_name, create_date, note) VALUES (200, 'NEW', '2020-01-01 00:00:00', 'given')`)
 	waitCaughtUp(t, r, src)
 	if got := pgText(t, dst, `SELECT string_agg(note, ',' ORDER BY customer_id) FROM customer`); got != "n/a,n/a,n/a,n/a,n/a,n/a,given" {
 		t.Errorf("notes on the target: %s", got)
@@ -172,10 +172,10 @@ func TestUnportableType(t *testing.T) {
 		t.Skip("starts MariaDB")
 	}
 	e := newEnv(t, false)
-	src := open(t, e.mysqlURL(t, ""))
-	dst := open(t, sqliteURL(t))
-	execSQL(t, src, `CREATE TABLE hosts (id INT PRIMARY KEY, addr INET6)`)
-	execSQL(t, src, `INSERT INTO hosts VALUES (1, '::1')`)
+	src := sourcetest.Open(t, e.mysqlURL(t, ""))
+	dst := sourcetest.Open(t, sqliteURL(t))
+	sourcetest.Exec(t, src, `CREATE TABLE hosts (id INT PRIMARY KEY, addr INET6)`)
+	sourcetest.Exec(t, src, `INSERT INTO hosts VALUES (1, '::1')`)
 	r := sourcetest.Start(t, replicate.Config{Name: "inet", Source: src, Target: dst, Tables: []string{"hosts"}})
 	if err := r.Wait(t); !errors.Is(err, replicate.ErrPermanent) {
 		t.Errorf("Run: %v, want a permanent error", err)
@@ -208,19 +208,19 @@ func TestPostGIS(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.pg.CreatePostGIS(t, strings.TrimPrefix(u.Path, "/"))
-	src, dst := open(t, e.mysqlURL(t, "")), open(t, dstURL)
-	execSQL(t, src, addressDDL)
+	src, dst := sourcetest.Open(t, e.mysqlURL(t, "")), sourcetest.Open(t, dstURL)
+	sourcetest.Exec(t, src, addressDDL)
 	fill := func(base int) {
-		execSQL(t, src, `INSERT INTO address VALUES (?, 'point', ST_GeomFromText('POINT(-112.8185647 49.6999986)')),
+		sourcetest.Exec(t, src, `INSERT INTO address VALUES (?, 'point', ST_GeomFromText('POINT(-112.8185647 49.6999986)')),
 			(?, 'srid', ST_GeomFromText('POINT(1 2)', 4326)),
 			(?, 'poly', ST_GeomFromText('POLYGON((0 0,10 0,10 10,0 10,0 0),(5 5,7 5,7 7,5 7,5 5))')),
 			(?, 'multi', ST_GeomFromText('MULTILINESTRING((0 0,1 1),(2 2,3 3))', 3857))`, base+1, base+2, base+3, base+4)
 	}
 	fill(0)
 	r := sourcetest.Start(t, replicate.Config{Name: "postgis", Source: src, Target: dst, Tables: []string{"address"}})
-	waitFor(t, "full load", 60*time.Second, func() bool { return r.Stream.Status().Phase == replicate.PhaseCDC })
+	sourcetest.WaitFor(t, "full load", 60*time.Second, func() bool { return r.Stream.Status().Phase == replicate.PhaseCDC })
 	fill(100)
-	execSQL(t, src, `UPDATE address SET location = ST_GeomFromText('LINESTRING(0 0,1 2)', 4326) WHERE address_id = 1`)
+	sourcetest.Exec(t, src, `UPDATE address SET location = ST_GeomFromText('LINESTRING(0 0,1 2)', 4326) WHERE address_id = 1`)
 	waitCaughtUp(t, r, src)
 	if got := pgText(t, dst, `SELECT udt_name FROM information_schema.columns WHERE table_name = 'address' AND column_name = 'location'`); got != "geometry" {
 		t.Fatalf("target column type %s, want geometry", got)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	osexec "os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/intercloud/intercloud/config"
+	"github.com/intercloud/intercloud/internal/cputime"
 	"github.com/intercloud/intercloud/internal/peers"
 	"github.com/intercloud/intercloud/record"
 	"github.com/intercloud/intercloud/replicate"
@@ -48,9 +48,9 @@ func BenchmarkServerFloor(b *testing.B) {
 	}
 	ctx := context.Background()
 	e := &env{my: peers.StartMariaDB(b), pg: peers.StartPostgres(b)}
-	src := open(b, e.mysqlURL(b, ""))
+	src := sourcetest.Open(b, e.mysqlURL(b, ""))
 	dstURL := e.pgURL(b)
-	dst := open(b, dstURL)
+	dst := sourcetest.Open(b, dstURL)
 	dbName := dstURL[strings.LastIndexByte(dstURL, '/')+1:]
 	if i := strings.IndexByte(dbName, '?'); i >= 0 {
 		dbName = dbName[:i]
@@ -60,9 +60,9 @@ func BenchmarkServerFloor(b *testing.B) {
 		b.Fatal(err)
 	}
 	fwd := sourcetest.Start(b, replicate.Config{Name: "aws-to-azure", Origin: "aws", Source: src, Target: dst, Tables: []string{tbl.Name}, SkipReplicated: true})
-	waitFor(b, "the forward stream's CDC", time.Minute, func() bool { return fwd.Stream.Status().Phase == replicate.PhaseCDC })
+	sourcetest.WaitFor(b, "the forward stream's CDC", time.Minute, func() bool { return fwd.Stream.Status().Phase == replicate.PhaseCDC })
 	cpu := func() (my, pg, self float64) {
-		return serverTreeCPU(b, filepath.Join(e.my.Dir, "mariadbd.pid")), serverTreeCPU(b, filepath.Join(e.pg.Dir, "postgres.pid")), selfCPU(b)
+		return e.my.CPU(b).Seconds(), e.pg.CPU(b).Seconds(), cputime.Used(b).Seconds()
 	}
 	next := 0
 	insert := func(n int) {
@@ -91,15 +91,15 @@ func BenchmarkServerFloor(b *testing.B) {
 		insert(rows)
 		// Transactions apply in commit order: the last record there means
 		// all are (counted once after the round).
-		waitFor(b, name+": the target's rows", 10*time.Minute, func() bool {
-			return count(b, dst, "SELECT COUNT(*) FROM "+tbl.Name+" WHERE id = $1", lastID(next)) == 1 && caughtUp()
+		sourcetest.WaitFor(b, name+": the target's rows", 10*time.Minute, func() bool {
+			return sourcetest.Count(b, dst, "SELECT COUNT(*) FROM "+tbl.Name+" WHERE id = $1", lastID(next)) == 1 && caughtUp()
 		})
 		d := time.Since(t0)
 		my1, pg1, self1 := cpu()
 		us := func(s float64) float64 { return s * 1e6 / float64(rows) }
 		b.Logf("%s: %d records in %v (%.0f/s): MariaDB %.1f µs, PostgreSQL %.1f µs, this process %.1f µs per record",
 			name, rows, d.Round(time.Millisecond), float64(rows)/d.Seconds(), us(my1-my0), us(pg1-pg0), us(self1-self0))
-		if n := count(b, dst, "SELECT COUNT(*) FROM "+tbl.Name); n != int64(next) {
+		if n := sourcetest.Count(b, dst, "SELECT COUNT(*) FROM "+tbl.Name); n != int64(next) {
 			b.Fatalf("%s: the target has %d records, want %d", name, n, next)
 		}
 		b.ReportMetric(us(my1-my0), name+"-mariadb-µs/rec")
@@ -110,10 +110,10 @@ func BenchmarkServerFloor(b *testing.B) {
 		round("stream", func() bool { return true })
 
 		dropSlots := func(names ...string) {
-			waitFor(b, "the slots let go of", time.Minute, func() bool {
-				return count(b, dst, "SELECT COUNT(*) FROM pg_replication_slots WHERE slot_name = ANY($1) AND active", "{"+strings.Join(names, ",")+"}") == 0
+			sourcetest.WaitFor(b, "the slots let go of", time.Minute, func() bool {
+				return sourcetest.Count(b, dst, "SELECT COUNT(*) FROM pg_replication_slots WHERE slot_name = ANY($1) AND active", "{"+strings.Join(names, ",")+"}") == 0
 			})
-			execSQL(b, dst, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = ANY($1)", "{"+strings.Join(names, ",")+"}")
+			sourcetest.Exec(b, dst, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = ANY($1)", "{"+strings.Join(names, ",")+"}")
 		}
 		// The feeds the topology reads from PostgreSQL, with the reverse
 		// stream reading the plain publication, then (what the topology
@@ -132,8 +132,8 @@ func BenchmarkServerFloor(b *testing.B) {
 				revCfg.ReplicatedInserts = &replicate.ReplicatedInserts{Table: tbl.Name, Column: record.ColOrigin, Value: "aws"}
 			}
 			rev := sourcetest.Start(b, revCfg)
-			waitFor(b, "the reverse stream's CDC", time.Minute, func() bool { return rev.Stream.Status().Phase == replicate.PhaseCDC })
-			feed, err := pgsrc.Open(ctx, dst, replicate.SourceConfig{Name: "publish", Tables: []string{tbl.Name}, Logger: quietLogger()})
+			sourcetest.WaitFor(b, "the reverse stream's CDC", time.Minute, func() bool { return rev.Stream.Status().Phase == replicate.PhaseCDC })
+			feed, err := pgsrc.Open(ctx, dst, replicate.SourceConfig{Name: "publish", Tables: []string{tbl.Name}, Logger: sourcetest.Quiet()})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -167,15 +167,15 @@ func BenchmarkServerFloor(b *testing.B) {
 			if recv == "" {
 				recv = "/usr/lib/postgresql/15/bin/pg_recvlogical"
 			}
-			execSQL(b, dst, `CREATE PUBLICATION floor_ins FOR TABLE `+tbl.Name+` WHERE (_origin IS DISTINCT FROM 'aws') WITH (publish = 'insert')`)
-			execSQL(b, dst, `CREATE PUBLICATION floor_rest FOR TABLE `+tbl.Name+` WITH (publish = 'update, delete, truncate')`)
-			execSQL(b, dst, `CREATE PUBLICATION floor_marker FOR TABLE `+pgsrc.OriginTable)
+			sourcetest.Exec(b, dst, `CREATE PUBLICATION floor_ins FOR TABLE `+tbl.Name+` WHERE (_origin IS DISTINCT FROM 'aws') WITH (publish = 'insert')`)
+			sourcetest.Exec(b, dst, `CREATE PUBLICATION floor_rest FOR TABLE `+tbl.Name+` WITH (publish = 'update, delete, truncate')`)
+			sourcetest.Exec(b, dst, `CREATE PUBLICATION floor_marker FOR TABLE `+pgsrc.OriginTable)
 			for _, v := range []struct{ name, pubs string }{
 				{"stream+recvlogical", pgsrc.Publication},
 				{"stream+recvlogical-filtered", "floor_ins,floor_rest,floor_marker"},
 			} {
 				slot := strings.ReplaceAll(strings.TrimPrefix(v.name, "stream+"), "-", "_")
-				execSQL(b, dst, "SELECT pg_create_logical_replication_slot($1, 'pgoutput')", slot)
+				sourcetest.Exec(b, dst, "SELECT pg_create_logical_replication_slot($1, 'pgoutput')", slot)
 				var lsn string
 				cmd := osexec.Command(recv, "-d", dbName, "-h", "127.0.0.1", "-p", strconv.Itoa(e.pg.Port), "-U", "app",
 					"-S", slot, "--start", "-o", "proto_version=1", "-o", "publication_names="+v.pubs, "-s", "1", "-F", "1", "-f", os.DevNull)
@@ -191,7 +191,7 @@ func BenchmarkServerFloor(b *testing.B) {
 							b.Fatal(err)
 						}
 					}
-					return count(b, dst, "SELECT COUNT(*) FROM pg_replication_slots WHERE slot_name = $1 AND confirmed_flush_lsn >= $2::pg_lsn", slot, lsn) == 1
+					return sourcetest.Count(b, dst, "SELECT COUNT(*) FROM pg_replication_slots WHERE slot_name = $1 AND confirmed_flush_lsn >= $2::pg_lsn", slot, lsn) == 1
 				})
 				_ = cmd.Process.Kill()
 				_ = cmd.Wait()
@@ -208,55 +208,4 @@ func lastID(n int) string { return fmt.Sprintf("0192f%011x-7000-8000-%012x", n, 
 func fileExists(name string) bool {
 	_, err := os.Stat(name)
 	return err == nil
-}
-
-// serverTreeCPU is the CPU time in seconds of the server whose pid file
-// is pidFile and of its children.
-func serverTreeCPU(b *testing.B, pidFile string) float64 {
-	raw, err := os.ReadFile(pidFile)
-	if err != nil {
-		b.Fatal(err)
-	}
-	root, err := strconv.Atoi(strings.TrimSpace(string(raw)))
-	if err != nil {
-		b.Fatalf("%s: %v", pidFile, err)
-	}
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		b.Fatal(err)
-	}
-	var ticks float64
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		raw, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue // gone meanwhile
-		}
-		f := strings.Fields(string(raw[bytes.LastIndexByte(raw, ')')+1:]))
-		if len(f) < 15 {
-			continue
-		}
-		if ppid, _ := strconv.Atoi(f[1]); pid != root && ppid != root {
-			continue
-		}
-		u, _ := strconv.ParseFloat(f[11], 64)
-		s, _ := strconv.ParseFloat(f[12], 64)
-		ticks += u + s
-	}
-	return ticks / 100 // USER_HZ
-}
-
-// selfCPU is this process's CPU time in seconds.
-func selfCPU(b *testing.B) float64 {
-	raw, err := os.ReadFile("/proc/self/stat")
-	if err != nil {
-		b.Fatal(err)
-	}
-	f := strings.Fields(string(raw[bytes.LastIndexByte(raw, ')')+1:]))
-	u, _ := strconv.ParseFloat(f[11], 64)
-	s, _ := strconv.ParseFloat(f[12], 64)
-	return (u + s) / 100
 }

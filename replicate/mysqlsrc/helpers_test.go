@@ -3,9 +3,6 @@ package mysqlsrc_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -22,13 +19,6 @@ import (
 	_ "github.com/intercloud/intercloud/sqldb/postgres"
 	_ "github.com/intercloud/intercloud/sqldb/sqlite"
 )
-
-func quietLogger() *slog.Logger {
-	if os.Getenv("REPLICATE_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
 
 // env is one MariaDB and one PostgreSQL server shared by the subtests of
 // a test; each subtest gets databases of its own.
@@ -53,8 +43,8 @@ func newEnv(t *testing.T, withPG bool) *env {
 func (e *env) mysqlURL(t testing.TB, extra string) string {
 	t.Helper()
 	name := fmt.Sprintf("src%d", dbSeq.Add(1))
-	root := open(t, fmt.Sprintf("mysql://root@127.0.0.1:%d/", e.my.Port))
-	execSQL(t, root, "CREATE DATABASE "+name)
+	root := sourcetest.Open(t, fmt.Sprintf("mysql://root@127.0.0.1:%d/", e.my.Port))
+	sourcetest.Exec(t, root, "CREATE DATABASE "+name)
 	u := fmt.Sprintf("mysql://root@127.0.0.1:%d/%s", e.my.Port, name)
 	if extra != "" {
 		u += "?" + extra
@@ -66,8 +56,8 @@ func (e *env) mysqlURL(t testing.TB, extra string) string {
 func (e *env) pgURL(t testing.TB) string {
 	t.Helper()
 	name := fmt.Sprintf("dst%d", dbSeq.Add(1))
-	root := open(t, e.pg.RootURL("postgres"))
-	execSQL(t, root, "CREATE DATABASE "+name+" OWNER app")
+	root := sourcetest.Open(t, e.pg.RootURL("postgres"))
+	sourcetest.Exec(t, root, "CREATE DATABASE "+name+" OWNER app")
 	return e.pg.URL(name)
 }
 
@@ -75,47 +65,10 @@ func sqliteURL(t testing.TB) string {
 	return "sqlite://" + filepath.Join(t.TempDir(), "dst.db")
 }
 
-func open(t testing.TB, url string) *sqldb.DB {
-	t.Helper()
-	db, err := sqldb.Open(context.Background(), url, quietLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
-}
-
-func execSQL(t testing.TB, db *sqldb.DB, query string, args ...any) {
-	t.Helper()
-	if _, err := db.ExecContext(context.Background(), query, args...); err != nil {
-		t.Fatalf("%s: %v", query, err)
-	}
-}
-
-func count(t testing.TB, db *sqldb.DB, query string, args ...any) int64 {
-	t.Helper()
-	var n int64
-	if err := db.QueryRowContext(context.Background(), query, args...).Scan(&n); err != nil {
-		t.Fatalf("%s: %v", query, err)
-	}
-	return n
-}
-
-func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // current is the source's binlog position now.
 func current(t testing.TB, db *sqldb.DB) replicate.Position {
 	t.Helper()
-	src, err := mysqlsrc.Open(context.Background(), db, replicate.SourceConfig{Logger: quietLogger()})
+	src, err := mysqlsrc.Open(context.Background(), db, replicate.SourceConfig{Logger: sourcetest.Quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +96,7 @@ func reached(a, b replicate.Position) bool {
 func waitCaughtUp(t testing.TB, r *sourcetest.Running, src *sqldb.DB) {
 	t.Helper()
 	want := current(t, src)
-	waitFor(t, "position "+string(want), 60*time.Second, func() bool {
+	sourcetest.WaitFor(t, "position "+string(want), 60*time.Second, func() bool {
 		st := r.Stream.Status()
 		return st.Phase == replicate.PhaseCDC && reached(st.Position, want)
 	})

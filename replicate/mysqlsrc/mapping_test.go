@@ -14,20 +14,7 @@ import (
 
 func pgIDs(t testing.TB, db *sqldb.DB, query string) []int64 {
 	t.Helper()
-	rows, err := db.QueryContext(context.Background(), query)
-	if err != nil {
-		t.Fatalf("%s: %v", query, err)
-	}
-	defer rows.Close()
-	var out []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, id)
-	}
-	return out
+	return sourcetest.Column[int64](t, db, query)
 }
 
 // TestMariaDBToPostgresMapping replicates through a table mapping (include
@@ -40,10 +27,10 @@ func TestMariaDBToPostgresMapping(t *testing.T) {
 	}
 	ctx := context.Background()
 	e := newEnv(t, true)
-	src, dst := open(t, e.mysqlURL(t, "")), open(t, e.pgURL(t))
-	execSQL(t, src, `CREATE TABLE records (id BIGINT PRIMARY KEY, v VARCHAR(16))`)
+	src, dst := sourcetest.Open(t, e.mysqlURL(t, "")), sourcetest.Open(t, e.pgURL(t))
+	sourcetest.Exec(t, src, `CREATE TABLE records (id BIGINT PRIMARY KEY, v VARCHAR(16))`)
 	for _, name := range []string{"orders_a", "orders_tmp"} {
-		execSQL(t, src, `CREATE TABLE `+name+` (id BIGINT PRIMARY KEY, status VARCHAR(16) NULL, amount DECIMAL(10,2) NULL,
+		sourcetest.Exec(t, src, `CREATE TABLE `+name+` (id BIGINT PRIMARY KEY, status VARCHAR(16) NULL, amount DECIMAL(10,2) NULL,
 			internal_note TEXT NULL, at DATETIME(6) NULL) ENGINE=InnoDB`)
 	}
 	filter, err := replicate.ParseFilter("status IN ('paid', 'PAID?') AND amount >= 10 AND (at IS NULL OR at >= '2024-01-01T00:00:00Z')")
@@ -67,14 +54,14 @@ func TestMariaDBToPostgresMapping(t *testing.T) {
 		for i := 1; i <= 8; i++ {
 			ids = append(ids, base+i)
 		}
-		execSQL(t, src, "INSERT INTO orders_a (id, status, amount, internal_note, at) VALUES "+sprintf(rows, ids...))
+		sourcetest.Exec(t, src, "INSERT INTO orders_a (id, status, amount, internal_note, at) VALUES "+sprintf(rows, ids...))
 	}
 	insert(0) // through the full load (SQL)
-	execSQL(t, src, `INSERT INTO orders_tmp VALUES (1, 'paid', 10, NULL, NULL)`)
-	execSQL(t, src, `INSERT INTO records VALUES (1, 'one')`)
+	sourcetest.Exec(t, src, `INSERT INTO orders_tmp VALUES (1, 'paid', 10, NULL, NULL)`)
+	sourcetest.Exec(t, src, `INSERT INTO records VALUES (1, 'one')`)
 
 	r := sourcetest.Start(t, replicate.Config{Name: "mapped", Source: src, Target: dst, Mapping: m, BatchSize: 3, Poll: 10 * time.Millisecond})
-	waitFor(t, "full load", 60*time.Second, func() bool { return r.Stream.Status().Phase == replicate.PhaseCDC })
+	sourcetest.WaitFor(t, "full load", 60*time.Second, func() bool { return r.Stream.Status().Phase == replicate.PhaseCDC })
 	insert(100) // through the binlog (Go)
 	waitCaughtUp(t, r, src)
 	want := []int64{1, 8, 101, 108}
@@ -94,28 +81,28 @@ func TestMariaDBToPostgresMapping(t *testing.T) {
 	check("after load and inserts")
 
 	// Rows move into and out of the filter; deletes; the excluded table.
-	execSQL(t, src, `UPDATE orders_a SET amount = 15 WHERE id = 4`)         // in
-	execSQL(t, src, `UPDATE orders_a SET status = 'refunded' WHERE id = 1`) // out
-	execSQL(t, src, `UPDATE orders_a SET status = 'paid' WHERE id IN (2, 3, 5)`)
-	execSQL(t, src, `UPDATE orders_a SET internal_note = 'x' WHERE id = 8`)
-	execSQL(t, src, `DELETE FROM orders_a WHERE id = 108`)
-	execSQL(t, src, `INSERT INTO orders_tmp VALUES (2, 'paid', 10, NULL, NULL)`)
-	execSQL(t, src, `INSERT INTO records VALUES (2, 'two')`)
+	sourcetest.Exec(t, src, `UPDATE orders_a SET amount = 15 WHERE id = 4`)         // in
+	sourcetest.Exec(t, src, `UPDATE orders_a SET status = 'refunded' WHERE id = 1`) // out
+	sourcetest.Exec(t, src, `UPDATE orders_a SET status = 'paid' WHERE id IN (2, 3, 5)`)
+	sourcetest.Exec(t, src, `UPDATE orders_a SET internal_note = 'x' WHERE id = 8`)
+	sourcetest.Exec(t, src, `DELETE FROM orders_a WHERE id = 108`)
+	sourcetest.Exec(t, src, `INSERT INTO orders_tmp VALUES (2, 'paid', 10, NULL, NULL)`)
+	sourcetest.Exec(t, src, `INSERT INTO records VALUES (2, 'two')`)
 	waitCaughtUp(t, r, src)
 	want = []int64{2, 3, 4, 5, 8, 101}
 	if got := pgIDs(t, dst, `SELECT id FROM copy_orders_a ORDER BY id`); !reflect.DeepEqual(got, want) {
 		t.Fatalf("after updates target orders %v, want %v", got, want)
 	}
-	if n := count(t, dst, `SELECT COUNT(*) FROM copy_orders_a WHERE id = 4 AND amount_usd = 15`); n != 1 {
+	if n := sourcetest.Count(t, dst, `SELECT COUNT(*) FROM copy_orders_a WHERE id = 4 AND amount_usd = 15`); n != 1 {
 		t.Fatal("order 4 lacks its new amount")
 	}
-	if n := count(t, dst, `SELECT COUNT(*) FROM records`); n != 2 {
+	if n := sourcetest.Count(t, dst, `SELECT COUNT(*) FROM records`); n != 2 {
 		t.Fatalf("records on target = %d", n)
 	}
-	if n := count(t, dst, `SELECT COUNT(*) FROM information_schema.tables WHERE table_name LIKE '%tmp%' OR table_name = 'orders_a'`); n != 0 {
+	if n := sourcetest.Count(t, dst, `SELECT COUNT(*) FROM information_schema.tables WHERE table_name LIKE '%tmp%' OR table_name = 'orders_a'`); n != 0 {
 		t.Fatal("an unmapped name reached the target")
 	}
-	if n := count(t, dst, `SELECT COUNT(*) FROM information_schema.columns WHERE table_name = 'copy_orders_a' AND column_name IN ('internal_note', 'amount')`); n != 0 {
+	if n := sourcetest.Count(t, dst, `SELECT COUNT(*) FROM information_schema.columns WHERE table_name = 'copy_orders_a' AND column_name IN ('internal_note', 'amount')`); n != 0 {
 		t.Fatal("the target has the excluded or the renamed column")
 	}
 	check("after updates")
@@ -124,7 +111,7 @@ func TestMariaDBToPostgresMapping(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	execSQL(t, dst, `UPDATE copy_orders_a SET status = 'PAID' WHERE id = 101`)
+	sourcetest.Exec(t, dst, `UPDATE copy_orders_a SET status = 'PAID' WHERE id = 101`)
 	rep, err := replicate.ValidateMapping(ctx, src, dst, m, 3)
 	if err != nil {
 		t.Fatal(err)

@@ -60,7 +60,7 @@ var wantRow1 = map[string]string{
 func insertTypes(t testing.TB, db *sqldb.DB, offset int) {
 	t.Helper()
 	for i, r := range typeRows {
-		execSQL(t, db, "INSERT INTO types ("+typesCols+") VALUES "+fmt.Sprintf(r, offset+i+1))
+		sourcetest.Exec(t, db, "INSERT INTO types ("+typesCols+") VALUES "+fmt.Sprintf(r, offset+i+1))
 	}
 }
 
@@ -85,14 +85,14 @@ func TestMariaDB(t *testing.T) {
 }
 
 func testTypes(t *testing.T, e *env) {
-	src := open(t, e.mysqlURL(t, ""))
-	execSQL(t, src, typesDDL)
+	src := sourcetest.Open(t, e.mysqlURL(t, ""))
+	sourcetest.Exec(t, src, typesDDL)
 	insertTypes(t, src, 0)
 	for _, target := range []struct{ name, url string }{{"postgres", e.pgURL(t)}, {"sqlite", sqliteURL(t)}} {
 		t.Run(target.name, func(t *testing.T) {
-			dst := open(t, target.url)
+			dst := sourcetest.Open(t, target.url)
 			r := sourcetest.Start(t, replicate.Config{Name: "types-" + target.name, Source: src, Target: dst, Tables: []string{"types"}})
-			waitFor(t, "full load", 30*time.Second, func() bool { return r.Stream.Status().Phase == replicate.PhaseCDC })
+			sourcetest.WaitFor(t, "full load", 30*time.Second, func() bool { return r.Stream.Status().Phase == replicate.PhaseCDC })
 			if target.name == "postgres" {
 				insertTypes(t, src, 100) // rows that arrive through the binlog
 			}
@@ -155,26 +155,26 @@ func fillItems(t testing.TB, db *sqldb.DB, lo, hi int) {
 }
 
 func testCDC(t *testing.T, e *env) {
-	src := open(t, e.mysqlURL(t, ""))
-	dst := open(t, e.pgURL(t))
-	execSQL(t, src, itemsDDL)
+	src := sourcetest.Open(t, e.mysqlURL(t, ""))
+	dst := sourcetest.Open(t, e.pgURL(t))
+	sourcetest.Exec(t, src, itemsDDL)
 	fillItems(t, src, 1, 501)
 	r := sourcetest.Start(t, replicate.Config{Name: "cdc", Source: src, Target: dst, Tables: []string{"items"}, BatchSize: 100})
 	waitCaughtUp(t, r, src)
 	mustValidate(t, src, dst, "items")
-	if n := count(t, dst, "SELECT COUNT(*) FROM items"); n != 500 {
+	if n := sourcetest.Count(t, dst, "SELECT COUNT(*) FROM items"); n != 500 {
 		t.Fatalf("full load: %d rows", n)
 	}
-	execSQL(t, src, "INSERT INTO items (id, name, qty) VALUES (1000, 'new', NULL)")
-	execSQL(t, src, "UPDATE items SET qty = qty + 1000, name = CONCAT(name, '-u') WHERE id % 7 = 0")
-	execSQL(t, src, "UPDATE items SET id = id + 10000 WHERE id BETWEEN 10 AND 19") // key change
-	execSQL(t, src, "DELETE FROM items WHERE id BETWEEN 100 AND 149")
+	sourcetest.Exec(t, src, "INSERT INTO items (id, name, qty) VALUES (1000, 'new', NULL)")
+	sourcetest.Exec(t, src, "UPDATE items SET qty = qty + 1000, name = CONCAT(name, '-u') WHERE id % 7 = 0")
+	sourcetest.Exec(t, src, "UPDATE items SET id = id + 10000 WHERE id BETWEEN 10 AND 19") // key change
+	sourcetest.Exec(t, src, "DELETE FROM items WHERE id BETWEEN 100 AND 149")
 	waitCaughtUp(t, r, src)
 	mustValidate(t, src, dst, "items")
-	if n := count(t, dst, "SELECT COUNT(*) FROM items WHERE id BETWEEN 10 AND 19"); n != 0 {
+	if n := sourcetest.Count(t, dst, "SELECT COUNT(*) FROM items WHERE id BETWEEN 10 AND 19"); n != 0 {
 		t.Errorf("old keys of changed rows remain: %d", n)
 	}
-	if n := count(t, dst, "SELECT COUNT(*) FROM items WHERE id BETWEEN 10010 AND 10019"); n != 10 {
+	if n := sourcetest.Count(t, dst, "SELECT COUNT(*) FROM items WHERE id BETWEEN 10010 AND 10019"); n != 10 {
 		t.Errorf("new keys: %d rows, want 10", n)
 	}
 	var name string
@@ -189,9 +189,9 @@ func testCDC(t *testing.T, e *env) {
 // testLargeTransaction writes 100k rows in one transaction while a reader
 // watches the target: the count goes from before to after in one step.
 func testLargeTransaction(t *testing.T, e *env) {
-	src := open(t, e.mysqlURL(t, ""))
-	dst := open(t, e.pgURL(t))
-	execSQL(t, src, itemsDDL)
+	src := sourcetest.Open(t, e.mysqlURL(t, ""))
+	dst := sourcetest.Open(t, e.pgURL(t))
+	sourcetest.Exec(t, src, itemsDDL)
 	fillItems(t, src, 1, 11)
 	r := sourcetest.Start(t, replicate.Config{Name: "large", Source: src, Target: dst, Tables: []string{"items"}, BatchSize: 2000})
 	waitCaughtUp(t, r, src)
@@ -225,7 +225,7 @@ func testLargeTransaction(t *testing.T, e *env) {
 	if n := partial.Load(); n != 0 {
 		t.Fatalf("a reader saw %d rows: part of a transaction", n)
 	}
-	if n := count(t, dst, "SELECT COUNT(*) FROM items"); n != 10+big {
+	if n := sourcetest.Count(t, dst, "SELECT COUNT(*) FROM items"); n != 10+big {
 		t.Fatalf("target has %d rows, want %d", n, 10+big)
 	}
 	t.Logf("reader polled %d times", seen.Load())
@@ -235,9 +235,9 @@ func testLargeTransaction(t *testing.T, e *env) {
 // parts; the checkpoint never points inside it and the result is right.
 func testSplitTransaction(t *testing.T, e *env) {
 	srcURL := e.mysqlURL(t, "max_tx_changes=300")
-	src := open(t, srcURL)
-	dst := open(t, sqliteURL(t))
-	execSQL(t, src, itemsDDL)
+	src := sourcetest.Open(t, srcURL)
+	dst := sourcetest.Open(t, sqliteURL(t))
+	sourcetest.Exec(t, src, itemsDDL)
 	var positions []replicate.Position
 	var sizes []int
 	r := sourcetest.Start(t, replicate.Config{Name: "split", Source: src, Target: dst, Tables: []string{"items"}, BatchSize: 100,
@@ -247,7 +247,7 @@ func testSplitTransaction(t *testing.T, e *env) {
 				sizes = append(sizes, len(b.Changes))
 			}
 		}})
-	waitFor(t, "cdc", 30*time.Second, func() bool { return r.Stream.Status().Phase == replicate.PhaseCDC })
+	sourcetest.WaitFor(t, "cdc", 30*time.Second, func() bool { return r.Stream.Status().Phase == replicate.PhaseCDC })
 	before := current(t, src)
 	fillItems(t, src, 1, 1001)
 	after := current(t, src)
@@ -268,8 +268,8 @@ func testSplitTransaction(t *testing.T, e *env) {
 }
 
 func testNoPrimaryKey(t *testing.T, e *env) {
-	src := open(t, e.mysqlURL(t, ""))
-	execSQL(t, src, "CREATE TABLE nokey (a INT, b INT)")
+	src := sourcetest.Open(t, e.mysqlURL(t, ""))
+	sourcetest.Exec(t, src, "CREATE TABLE nokey (a INT, b INT)")
 	_, err := mysqlsrc.Open(context.Background(), src, replicate.SourceConfig{Tables: []string{"nokey"}})
 	if !errors.Is(err, replicate.ErrNoPrimaryKey) || !strings.Contains(err.Error(), "nokey") {
 		t.Fatalf("Open: %v", err)

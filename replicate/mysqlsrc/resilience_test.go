@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/intercloud/intercloud/internal/testchild"
 	"github.com/intercloud/intercloud/replicate"
 	"github.com/intercloud/intercloud/replicate/sourcetest"
 	"github.com/intercloud/intercloud/sqldb"
@@ -33,8 +34,8 @@ func TestChildStream(t *testing.T) {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
 	s, err := replicate.New(replicate.Config{
-		Name: "killed", Source: open(t, srcURL), Target: open(t, dstURL),
-		Tables: []string{"items"}, BatchSize: 500, Logger: quietLogger(),
+		Name: "killed", Source: sourcetest.Open(t, srcURL), Target: sourcetest.Open(t, dstURL),
+		Tables: []string{"items"}, BatchSize: 500, Logger: sourcetest.Quiet(),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -46,27 +47,7 @@ func TestChildStream(t *testing.T) {
 
 func startChild(t *testing.T, srcURL, dstURL string) *osexec.Cmd {
 	t.Helper()
-	cmd := osexec.Command(os.Args[0], "-test.run=^TestChildStream$", "-test.count=1")
-	cmd.Env = append(os.Environ(), childSrcEnv+"="+srcURL, childDstEnv+"="+dstURL)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	})
-	return cmd
-}
-
-func kill(t *testing.T, cmd *osexec.Cmd) {
-	t.Helper()
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = cmd.Wait()
+	return testchild.Start(t, "TestChildStream", childSrcEnv+"="+srcURL, childDstEnv+"="+dstURL)
 }
 
 func loadCheckpoint(t *testing.T, dst *sqldb.DB, name string) replicate.Checkpoint {
@@ -96,40 +77,40 @@ CREATE TRIGGER items_writes AFTER INSERT OR UPDATE ON items FOR EACH ROW EXECUTE
 // change touched after the load were written exactly once.
 func testKill(t *testing.T, e *env) {
 	srcURL, dstURL := e.mysqlURL(t, ""), e.pgURL(t)
-	src, dst := open(t, srcURL), open(t, dstURL)
-	execSQL(t, src, itemsDDL)
+	src, dst := sourcetest.Open(t, srcURL), sourcetest.Open(t, dstURL)
+	sourcetest.Exec(t, src, itemsDDL)
 	fillItems(t, src, 1, 20001)
 	// The target table exists before the stream, with the write counter.
-	execSQL(t, dst, "CREATE TABLE items (id BIGINT NOT NULL PRIMARY KEY, name VARCHAR(64) NOT NULL, qty INTEGER NULL, price NUMERIC(12,2) NULL, _trace_id VARCHAR(64) NULL)")
+	sourcetest.Exec(t, dst, "CREATE TABLE items (id BIGINT NOT NULL PRIMARY KEY, name VARCHAR(64) NOT NULL, qty INTEGER NULL, price NUMERIC(12,2) NULL, _trace_id VARCHAR(64) NULL)")
 	for _, stmt := range splitPL(versionDDL) {
-		execSQL(t, dst, stmt)
+		sourcetest.Exec(t, dst, stmt)
 	}
 
 	// Kill 1: during the full load.
 	child := startChild(t, srcURL, dstURL)
-	waitFor(t, "a loaded chunk", 60*time.Second, func() bool {
+	sourcetest.WaitFor(t, "a loaded chunk", 60*time.Second, func() bool {
 		cp := loadCheckpoint(t, dst, "killed")
 		states, err := replicate.LoadTableStates(context.Background(), dst, "killed")
 		return err == nil && cp.Phase == replicate.PhaseSnapshot && len(states["items"].LastKey) > 0
 	})
-	execSQL(t, src, "UPDATE items SET name = 'during-load' WHERE id % 13 = 0")
-	kill(t, child)
+	sourcetest.Exec(t, src, "UPDATE items SET name = 'during-load' WHERE id % 13 = 0")
+	testchild.Kill(t, child)
 	if cp := loadCheckpoint(t, dst, "killed"); cp.Phase != replicate.PhaseSnapshot {
 		t.Logf("the load finished before the kill (checkpoint %+v)", cp)
 	}
 
 	// Kill 2: during CDC, with a stream of changes.
 	child = startChild(t, srcURL, dstURL)
-	waitFor(t, "cdc", 60*time.Second, func() bool { return loadCheckpoint(t, dst, "killed").Phase == replicate.PhaseCDC })
+	sourcetest.WaitFor(t, "cdc", 60*time.Second, func() bool { return loadCheckpoint(t, dst, "killed").Phase == replicate.PhaseCDC })
 	before := loadCheckpoint(t, dst, "killed").Position
 	for i := 0; i < 30; i++ {
-		execSQL(t, src, "UPDATE items SET qty = ? WHERE id % 50 = ?", 1000+i, i)
-		execSQL(t, src, "INSERT INTO items (id, name) VALUES (?, ?)", 100000+i, fmt.Sprint("new-", i))
-		execSQL(t, src, "DELETE FROM items WHERE id = ?", 5000+i)
+		sourcetest.Exec(t, src, "UPDATE items SET qty = ? WHERE id % 50 = ?", 1000+i, i)
+		sourcetest.Exec(t, src, "INSERT INTO items (id, name) VALUES (?, ?)", 100000+i, fmt.Sprint("new-", i))
+		sourcetest.Exec(t, src, "DELETE FROM items WHERE id = ?", 5000+i)
 	}
-	waitFor(t, "cdc progress", 60*time.Second, func() bool { return loadCheckpoint(t, dst, "killed").Position != before })
-	kill(t, child)
-	execSQL(t, src, "UPDATE items SET id = id + 50000 WHERE id BETWEEN 200 AND 220")
+	sourcetest.WaitFor(t, "cdc progress", 60*time.Second, func() bool { return loadCheckpoint(t, dst, "killed").Position != before })
+	testchild.Kill(t, child)
+	sourcetest.Exec(t, src, "UPDATE items SET id = id + 50000 WHERE id BETWEEN 200 AND 220")
 
 	r := sourcetest.Start(t, replicate.Config{Name: "killed", Source: src, Target: dst, Tables: []string{"items"}, BatchSize: 500})
 	waitCaughtUp(t, r, src)
@@ -146,7 +127,7 @@ WHERE w.n > 2 AND i.id % 13 <> 0 AND i.id % 50 >= 30 AND i.id < 100000`).Scan(&t
 		t.Errorf("%d untouched rows were written more than twice (once by the load, once more only by a replayed chunk)", twice)
 	}
 	// CDC changes after the last kill are applied exactly once.
-	if n := count(t, dst, "SELECT MAX(n) FROM writes WHERE id BETWEEN 50200 AND 50220"); n != 1 {
+	if n := sourcetest.Count(t, dst, "SELECT MAX(n) FROM writes WHERE id BETWEEN 50200 AND 50220"); n != 1 {
 		t.Errorf("rows inserted by the last change written %d times", n)
 	}
 }
@@ -171,18 +152,18 @@ func splitPL(s string) []string {
 
 // testServerRestart stops and starts MariaDB while the stream runs.
 func testServerRestart(t *testing.T, e *env) {
-	src := open(t, e.mysqlURL(t, ""))
-	dst := open(t, sqliteURL(t))
-	execSQL(t, src, itemsDDL)
+	src := sourcetest.Open(t, e.mysqlURL(t, ""))
+	dst := sourcetest.Open(t, sqliteURL(t))
+	sourcetest.Exec(t, src, itemsDDL)
 	fillItems(t, src, 1, 101)
 	r := sourcetest.Start(t, replicate.Config{Name: "restart", Source: src, Target: dst, Tables: []string{"items"}})
 	waitCaughtUp(t, r, src)
 	e.my.Stop(t)
 	time.Sleep(300 * time.Millisecond)
 	e.my.Start(t)
-	waitFor(t, "source back", 30*time.Second, func() bool { return src.PingContext(context.Background()) == nil })
+	sourcetest.WaitFor(t, "source back", 30*time.Second, func() bool { return src.PingContext(context.Background()) == nil })
 	fillItems(t, src, 1000, 1100)
-	execSQL(t, src, "DELETE FROM items WHERE id < 50")
+	sourcetest.Exec(t, src, "DELETE FROM items WHERE id < 50")
 	waitCaughtUp(t, r, src)
 	mustValidate(t, src, dst, "items")
 	if st := r.Stream.Status(); st.LastError == "" {
@@ -193,11 +174,11 @@ func testServerRestart(t *testing.T, e *env) {
 // testBidirectional runs MariaDB → SQLite and SQLite → MariaDB with
 // SkipReplicated: writes on either side reach the other, nothing echoes.
 func testBidirectional(t *testing.T, e *env) {
-	my := open(t, e.mysqlURL(t, ""))
-	lite := open(t, sqliteURL(t))
-	execSQL(t, my, itemsDDL)
-	execSQL(t, lite, `CREATE TABLE items (id INTEGER PRIMARY KEY, name VARCHAR(64) NOT NULL, qty INTEGER, price DECIMAL_TEXT(12,2), _trace_id VARCHAR(64))`)
-	if err := replicate.Prepare(context.Background(), lite, []string{"items"}, quietLogger()); err != nil {
+	my := sourcetest.Open(t, e.mysqlURL(t, ""))
+	lite := sourcetest.Open(t, sqliteURL(t))
+	sourcetest.Exec(t, my, itemsDDL)
+	sourcetest.Exec(t, lite, `CREATE TABLE items (id INTEGER PRIMARY KEY, name VARCHAR(64) NOT NULL, qty INTEGER, price DECIMAL_TEXT(12,2), _trace_id VARCHAR(64))`)
+	if err := replicate.Prepare(context.Background(), lite, []string{"items"}, sourcetest.Quiet()); err != nil {
 		t.Fatal(err)
 	}
 	var echoes atomicCount
@@ -219,13 +200,13 @@ func testBidirectional(t *testing.T, e *env) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "both sides", 60*time.Second, func() bool {
-		return count(t, my, "SELECT COUNT(*) FROM items") == 400 && count(t, lite, "SELECT COUNT(*) FROM items") == 400
+	sourcetest.WaitFor(t, "both sides", 60*time.Second, func() bool {
+		return sourcetest.Count(t, my, "SELECT COUNT(*) FROM items") == 400 && sourcetest.Count(t, lite, "SELECT COUNT(*) FROM items") == 400
 	})
-	execSQL(t, my, "UPDATE items SET qty = 99 WHERE id = 1000005")
+	sourcetest.Exec(t, my, "UPDATE items SET qty = 99 WHERE id = 1000005")
 	waitCaughtUp(t, ab, my)
-	waitFor(t, "update on sqlite", 30*time.Second, func() bool {
-		return count(t, lite, "SELECT COUNT(*) FROM items WHERE id = 1000005 AND qty = 99") == 1
+	sourcetest.WaitFor(t, "update on sqlite", 30*time.Second, func() bool {
+		return sourcetest.Count(t, lite, "SELECT COUNT(*) FROM items WHERE id = 1000005 AND qty = 99") == 1
 	})
 	time.Sleep(500 * time.Millisecond) // room for an echo to show
 	mustValidate(t, my, lite, "items")

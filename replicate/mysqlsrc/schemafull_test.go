@@ -1,7 +1,6 @@
 package mysqlsrc_test
 
 import (
-	"context"
 	"strings"
 	"testing"
 
@@ -13,20 +12,7 @@ import (
 // queryStrings returns the first column of every row.
 func queryStrings(t *testing.T, db *sqldb.DB, q string, args ...any) []string {
 	t.Helper()
-	rows, err := db.QueryContext(context.Background(), q, args...)
-	if err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, s)
-	}
-	return out
+	return sourcetest.Column[string](t, db, q, args...)
 }
 
 // testSchemaFull replicates MariaDB → PostgreSQL with schema: full: the
@@ -35,7 +21,7 @@ func queryStrings(t *testing.T, db *sqldb.DB, q string, args ...any) []string {
 // source did not log (InnoDB keeps cascades out of the binlog) happens on
 // the target through its own foreign key.
 func testSchemaFull(t *testing.T, e *env) {
-	src, dst := open(t, e.mysqlURL(t, "")), open(t, e.pgURL(t))
+	src, dst := sourcetest.Open(t, e.mysqlURL(t, "")), sourcetest.Open(t, e.pgURL(t))
 	for _, q := range []string{
 		`CREATE TABLE parent (id INT PRIMARY KEY, code INT NOT NULL, name VARCHAR(40) NOT NULL DEFAULT 'n/a', body TEXT,
 			created DATETIME DEFAULT CURRENT_TIMESTAMP, token VARCHAR(36) DEFAULT (uuid()),
@@ -45,7 +31,7 @@ func testSchemaFull(t *testing.T, e *env) {
 		`INSERT INTO parent (id, code, name, body) VALUES (1, 10, 'a', 'x'), (2, 20, 'b', 'y'), (3, 30, 'c', 'z')`,
 		`INSERT INTO child (id, parent_id, qty) VALUES (1, 1, 1), (2, 1, 2), (3, 2, 3), (4, 3, 4)`,
 	} {
-		execSQL(t, src, q)
+		sourcetest.Exec(t, src, q)
 	}
 	r := sourcetest.Start(t, replicate.Config{Name: "full", Source: src, Target: dst, Tables: []string{"parent", "child"}, Schema: replicate.SchemaFull})
 	waitCaughtUp(t, r, src)
@@ -90,11 +76,11 @@ func testSchemaFull(t *testing.T, e *env) {
 	}
 
 	// A cascade the binlog does not carry.
-	execSQL(t, src, `DELETE FROM parent WHERE id = 1`)
-	execSQL(t, src, `INSERT INTO child (id, parent_id) VALUES (5, 2)`)
+	sourcetest.Exec(t, src, `DELETE FROM parent WHERE id = 1`)
+	sourcetest.Exec(t, src, `INSERT INTO child (id, parent_id) VALUES (5, 2)`)
 	waitCaughtUp(t, r, src)
 	mustValidate(t, src, dst, "parent", "child")
-	if n := count(t, dst, `SELECT COUNT(*) FROM child WHERE qty = 5`); n != 1 {
+	if n := sourcetest.Count(t, dst, `SELECT COUNT(*) FROM child WHERE qty = 5`); n != 1 {
 		t.Fatalf("%d rows with the default qty", n)
 	}
 }

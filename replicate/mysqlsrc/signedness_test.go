@@ -35,8 +35,8 @@ func TestYearBeforeUnsigned(t *testing.T) {
 		t.Skip("starts MariaDB and PostgreSQL")
 	}
 	e := newEnv(t, true)
-	src, dst := open(t, e.mysqlURL(t, "")), open(t, e.pgURL(t))
-	execSQL(t, src, filmDDL)
+	src, dst := sourcetest.Open(t, e.mysqlURL(t, "")), sourcetest.Open(t, e.pgURL(t))
+	sourcetest.Exec(t, src, filmDDL)
 	const insert = `INSERT INTO film (film_id, title, release_year, language_id, rental_duration, length, views, rentals, bytes, delta) VALUES `
 	rows := []string{
 		"(%d, 'ACADEMY DINOSAUR', 2006, 255, 255, 65535, 16777215, 4294967295, 18446744073709551615, -32768)",
@@ -51,14 +51,14 @@ func TestYearBeforeUnsigned(t *testing.T) {
 		"NULL|1|3|NULL|NULL|NULL|NULL|NULL",
 	}
 	for i, r := range rows {
-		execSQL(t, src, insert+sprintf(r, i+1))
+		sourcetest.Exec(t, src, insert+sprintf(r, i+1))
 	}
 	r := sourcetest.Start(t, replicate.Config{Name: "film", Source: src, Target: dst, Tables: []string{"film"}})
-	waitFor(t, "full load", 60*time.Second, func() bool { return r.Stream.Status().Phase == replicate.PhaseCDC })
+	sourcetest.WaitFor(t, "full load", 60*time.Second, func() bool { return r.Stream.Status().Phase == replicate.PhaseCDC })
 	for i, row := range rows {
-		execSQL(t, src, insert+sprintf(row, 65535-i)) // through the binlog
+		sourcetest.Exec(t, src, insert+sprintf(row, 65535-i)) // through the binlog
 	}
-	execSQL(t, src, `UPDATE film SET length = 65534, rentals = 4294967294 WHERE film_id = 65532`)
+	sourcetest.Exec(t, src, `UPDATE film SET length = 65534, rentals = 4294967294 WHERE film_id = 65532`)
 	waitCaughtUp(t, r, src)
 	check := func(id int, want string) {
 		t.Helper()
@@ -80,7 +80,7 @@ func TestYearBeforeUnsigned(t *testing.T) {
 		}
 	}
 	check(65532, "NULL|1|3|65534|NULL|4294967294|NULL|NULL")
-	if n := count(t, dst, `SELECT count(*) FROM film`); n != 8 {
+	if n := sourcetest.Count(t, dst, `SELECT count(*) FROM film`); n != 8 {
 		t.Errorf("target has %d films, want 8", n)
 	}
 }

@@ -31,20 +31,20 @@ func TestZeroDates(t *testing.T) {
 func testZeroDates(t *testing.T, e *env, target, dstURL string) {
 	ctx := context.Background()
 	srcURL := e.mysqlURL(t, "")
-	src, dst := open(t, srcURL), open(t, dstURL)
+	src, dst := sourcetest.Open(t, srcURL), sourcetest.Open(t, dstURL)
 	// A session whose sql_mode allows zero dates, as legacy applications run.
-	loose := open(t, srcURL+"?sql_mode=%27NO_ENGINE_SUBSTITUTION%27")
-	execSQL(t, src, `CREATE TABLE zd (id INT NOT NULL PRIMARY KEY, d DATE NULL, dt DATETIME(3) NULL,
+	loose := sourcetest.Open(t, srcURL+"?sql_mode=%27NO_ENGINE_SUBSTITUTION%27")
+	sourcetest.Exec(t, src, `CREATE TABLE zd (id INT NOT NULL PRIMARY KEY, d DATE NULL, dt DATETIME(3) NULL,
 		ts TIMESTAMP NULL DEFAULT NULL, good DATE NULL) ENGINE=InnoDB`)
-	execSQL(t, src, `CREATE TABLE zd_nn (id INT NOT NULL PRIMARY KEY, d DATE NOT NULL) ENGINE=InnoDB`)
+	sourcetest.Exec(t, src, `CREATE TABLE zd_nn (id INT NOT NULL PRIMARY KEY, d DATE NOT NULL) ENGINE=InnoDB`)
 	fill := func(base int) {
-		execSQL(t, loose, `INSERT INTO zd VALUES
+		sourcetest.Exec(t, loose, `INSERT INTO zd VALUES
 			(?, '0000-00-00', '0000-00-00 00:00:00.000', '0000-00-00 00:00:00', '2024-02-29'),
 			(?, '2024-00-15', '2024-01-00 10:00:00.500', NULL, '1000-01-01'),
 			(?, NULL, '1960-01-00 10:00:00.500', NULL, NULL),
 			(?, '2024-03-00', NULL, NULL, NULL),
 			(?, '2024-01-02', '2024-01-02 03:04:05.678', '2038-01-19 03:14:07', '9999-12-31')`, base+1, base+2, base+5, base+3, base+4)
-		execSQL(t, loose, `INSERT INTO zd_nn VALUES (?, '2024-01-01'), (?, '0000-00-00')`, base+1, base+2)
+		sourcetest.Exec(t, loose, `INSERT INTO zd_nn VALUES (?, '2024-01-01'), (?, '0000-00-00')`, base+1, base+2)
 	}
 	fill(0)
 	var logs syncbuf.Buffer
@@ -52,16 +52,16 @@ func testZeroDates(t *testing.T, e *env, target, dstURL string) {
 		Logger:        slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		RejectRetries: 1, RejectBackoff: 10 * time.Millisecond,
 		TableOnError: map[string]replicate.ErrorPolicy{"zd_nn": replicate.OnErrorSkip}})
-	waitFor(t, "full load", 60*time.Second, func() bool { return r.Stream.Status().Phase == replicate.PhaseCDC })
+	sourcetest.WaitFor(t, "full load", 60*time.Second, func() bool { return r.Stream.Status().Phase == replicate.PhaseCDC })
 	fill(100)
-	execSQL(t, loose, `UPDATE zd SET good = '0000-00-00' WHERE id = 4`)
+	sourcetest.Exec(t, loose, `UPDATE zd SET good = '0000-00-00' WHERE id = 4`)
 	waitCaughtUp(t, r, src)
 
 	// Every zero date is NULL on the target (the target's own count).
-	if n := count(t, dst, "SELECT COUNT(*) FROM zd WHERE d IS NULL AND dt IS NULL AND ts IS NULL"); n != 8 {
+	if n := sourcetest.Count(t, dst, "SELECT COUNT(*) FROM zd WHERE d IS NULL AND dt IS NULL AND ts IS NULL"); n != 8 {
 		t.Errorf("%d rows with NULL for their zero dates, want 8 (1, 2, 3 and 5 of the full load and of CDC)", n)
 	}
-	if n := count(t, dst, "SELECT COUNT(*) FROM zd WHERE good IS NULL"); n != 5 {
+	if n := sourcetest.Count(t, dst, "SELECT COUNT(*) FROM zd WHERE good IS NULL"); n != 5 {
 		t.Errorf("%d rows with NULL good, want 5 (3, 5, 103, 105, and 4 set to a zero date)", n)
 	}
 	// PostgreSQL's own text of every value.
@@ -92,7 +92,7 @@ func testZeroDates(t *testing.T, e *env, target, dstURL string) {
 
 	// The NOT NULL table: the good rows arrived, the zero dates are
 	// exceptions naming the key and column.
-	if n := count(t, dst, "SELECT COUNT(*) FROM zd_nn WHERE id IN (1, 101)"); n != 2 || count(t, dst, "SELECT COUNT(*) FROM zd_nn") != 2 {
+	if n := sourcetest.Count(t, dst, "SELECT COUNT(*) FROM zd_nn WHERE id IN (1, 101)"); n != 2 || sourcetest.Count(t, dst, "SELECT COUNT(*) FROM zd_nn") != 2 {
 		t.Errorf("zd_nn on the target: %d of rows 1 and 101, want only those", n)
 	}
 	rows, err := dst.QueryContext(ctx, `SELECT change_key, error FROM _ic_apply_exceptions WHERE table_name = 'zd_nn' ORDER BY change_key`)

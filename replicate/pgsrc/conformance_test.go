@@ -25,9 +25,9 @@ func TestConformance(t *testing.T) {
 			"postgres": func(t *testing.T) *sqldb.DB { return c.newDB(t, "dst") },
 			"mysql": func(t *testing.T) *sqldb.DB {
 				n++
-				root := open(t, fmt.Sprintf("mysql://root@127.0.0.1:%d/", my.Port))
-				exec(t, root, fmt.Sprintf("CREATE DATABASE dst%d", n))
-				return open(t, fmt.Sprintf("mysql://root@127.0.0.1:%d/dst%d", my.Port, n))
+				root := sourcetest.Open(t, fmt.Sprintf("mysql://root@127.0.0.1:%d/", my.Port))
+				sourcetest.Exec(t, root, fmt.Sprintf("CREATE DATABASE dst%d", n))
+				return sourcetest.Open(t, fmt.Sprintf("mysql://root@127.0.0.1:%d/dst%d", my.Port, n))
 			},
 			"sqlite": func(t *testing.T) *sqldb.DB { return sqliteDB(t, "dst") },
 		},
@@ -40,15 +40,15 @@ func TestConformance(t *testing.T) {
 			if err := db.QueryRowContext(context.Background(), "SELECT current_database()").Scan(&name); err != nil {
 				t.Fatal(err)
 			}
-			exec(t, db, `ALTER TABLE items REPLICA IDENTITY FULL`)
-			exec(t, db, `DO $$ BEGIN
+			sourcetest.Exec(t, db, `ALTER TABLE items REPLICA IDENTITY FULL`)
+			sourcetest.Exec(t, db, `DO $$ BEGIN
 				IF NOT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = 'intercloud') THEN CREATE PUBLICATION intercloud; END IF;
 				IF NOT EXISTS (SELECT 1 FROM pg_publication_tables WHERE pubname = 'intercloud' AND tablename = 'items') THEN
 					ALTER PUBLICATION intercloud ADD TABLE items; END IF; END $$`)
 			role := "least_" + name
-			exec(t, c.root, `CREATE ROLE `+role+` LOGIN REPLICATION PASSWORD 'pw'`)
-			exec(t, db, `GRANT SELECT ON items TO `+role)
-			return open(t, fmt.Sprintf("postgres://%s:pw@127.0.0.1:%d/%s?sslmode=disable", role, c.p.Port, name))
+			sourcetest.Exec(t, c.root, `CREATE ROLE `+role+` LOGIN REPLICATION PASSWORD 'pw'`)
+			sourcetest.Exec(t, db, `GRANT SELECT ON items TO `+role)
+			return sourcetest.Open(t, fmt.Sprintf("postgres://%s:pw@127.0.0.1:%d/%s?sslmode=disable", role, c.p.Port, name))
 		},
 	}))
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/intercloud/intercloud/replicate"
 	"github.com/intercloud/intercloud/replicate/pgsrc"
+	"github.com/intercloud/intercloud/replicate/sourcetest"
 )
 
 // holdCommit makes the cluster hold every commit of a session that asks for
@@ -18,18 +19,18 @@ import (
 func holdCommit(t *testing.T, c *cluster) {
 	t.Helper()
 	set := func(standbys, commit string) {
-		exec(t, c.root, `ALTER SYSTEM SET synchronous_standby_names = '`+standbys+`'`)
-		exec(t, c.root, `ALTER SYSTEM SET synchronous_commit = '`+commit+`'`)
-		exec(t, c.root, `SELECT pg_reload_conf()`)
-		waitFor(t, "the configuration reload", 20*time.Second, func() bool {
+		sourcetest.Exec(t, c.root, `ALTER SYSTEM SET synchronous_standby_names = '`+standbys+`'`)
+		sourcetest.Exec(t, c.root, `ALTER SYSTEM SET synchronous_commit = '`+commit+`'`)
+		sourcetest.Exec(t, c.root, `SELECT pg_reload_conf()`)
+		sourcetest.WaitFor(t, "the configuration reload", 20*time.Second, func() bool {
 			return queryString(t, c.root, `SHOW synchronous_standby_names`) == standbys
 		})
 	}
 	set("intercloud_absent_standby", "local")
 	t.Cleanup(func() {
-		exec(t, c.root, `ALTER SYSTEM RESET synchronous_standby_names`)
-		exec(t, c.root, `ALTER SYSTEM RESET synchronous_commit`)
-		exec(t, c.root, `SELECT pg_reload_conf()`)
+		sourcetest.Exec(t, c.root, `ALTER SYSTEM RESET synchronous_standby_names`)
+		sourcetest.Exec(t, c.root, `ALTER SYSTEM RESET synchronous_commit`)
+		sourcetest.Exec(t, c.root, `SELECT pg_reload_conf()`)
 	})
 }
 
@@ -40,8 +41,8 @@ func holdCommit(t *testing.T, c *cluster) {
 func testCurrentWaitsForVisibility(t *testing.T, c *cluster) {
 	ctx := context.Background()
 	db := c.newDB(t, "src")
-	exec(t, db, itemsDDL)
-	src, err := pgsrc.Open(ctx, db, replicate.SourceConfig{Name: "visible", Tables: []string{"items"}, Logger: quietLogger()})
+	sourcetest.Exec(t, db, itemsDDL)
+	src, err := pgsrc.Open(ctx, db, replicate.SourceConfig{Name: "visible", Tables: []string{"items"}, Logger: sourcetest.Quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,10 +81,10 @@ func testCurrentWaitsForVisibility(t *testing.T, c *cluster) {
 	t.Cleanup(func() {
 		releaseOnce.Do(func() { _, _ = c.root.ExecContext(ctx, `SELECT pg_cancel_backend($1)`, pid); <-inserted })
 	})
-	waitFor(t, "the insert to wait for the standby", 20*time.Second, func() bool {
-		return count(t, c.root, `SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND wait_event = 'SyncRep'`, pid) == 1
+	sourcetest.WaitFor(t, "the insert to wait for the standby", 20*time.Second, func() bool {
+		return sourcetest.Count(t, c.root, `SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND wait_event = 'SyncRep'`, pid) == 1
 	})
-	if n := count(t, db, `SELECT count(*) FROM items`); n != 0 {
+	if n := sourcetest.Count(t, db, `SELECT count(*) FROM items`); n != 0 {
 		t.Fatalf("the held row is visible already (%d rows)", n)
 	}
 
@@ -111,11 +112,11 @@ func testCurrentWaitsForVisibility(t *testing.T, c *cluster) {
 		t.Fatal(res.err)
 	}
 	// What a full load starting now reads.
-	loaded := count(t, db, `SELECT count(*) FROM items WHERE id = 1`)
+	loaded := sourcetest.Count(t, db, `SELECT count(*) FROM items WHERE id = 1`)
 	if !released {
 		release()
 	}
-	exec(t, db, `INSERT INTO items (id, name) VALUES (2, 'after')`)
+	sourcetest.Exec(t, db, `INSERT INTO items (id, name) VALUES (2, 'after')`)
 	bs, err := collect(t, src, res.pos, replicate.StreamOptions{}, func(bs []replicate.Batch) bool {
 		for _, ch := range changesOf(bs) {
 			if ch.Key[0] == int64(2) {
@@ -136,7 +137,7 @@ func testCurrentWaitsForVisibility(t *testing.T, c *cluster) {
 	if loaded+int64(streamed) == 0 {
 		t.Fatalf("row 1 is lost: Current returned %s (released first: %v); a load then did not see it and the stream from there did not deliver it", res.pos, released)
 	}
-	if n := count(t, db, `SELECT count(*) FROM items`); n != 2 {
+	if n := sourcetest.Count(t, db, `SELECT count(*) FROM items`); n != 2 {
 		t.Fatalf("source has %d rows, want 2", n)
 	}
 }

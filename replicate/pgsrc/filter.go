@@ -57,7 +57,8 @@ import (
 // the plain publication, and moves to the filtered ones by itself, on a
 // new replication connection, once it has delivered past that position.
 // A consumer whose user may not create the publications, or whose filtered
-// table is not among its tables, reads the plain publication.
+// table is not among its tables, reads the plain publication. DropSlot
+// drops a consumer's two publications with its slot.
 
 // filterComment starts the comment of a consumer's insert publication:
 // the position it may be read from and the filter it holds follow.
@@ -205,6 +206,49 @@ func installFiltered(ctx context.Context, db *sqldb.DB, name string, tables []st
 		return nil, 0, fmt.Errorf("pgsrc: filtered publications: comment: %w", err)
 	}
 	return []string{ins, upd}, from, nil
+}
+
+// dropFiltered drops the consumer's filtered publications: those named
+// PubNames(name) that publish what installFiltered made them publish
+// (inserts only; updates, deletes and truncates) for a list of tables. A
+// publication of such a name that publishes anything else was not made
+// here and stays. None is not an error.
+func dropFiltered(ctx context.Context, db *sqldb.DB, name string) error {
+	ins, upd := PubNames(name)
+	err := db.Tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtext('intercloud.pgsrc.install'))`); err != nil {
+			return fmt.Errorf("lock: %w", err)
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT pubname FROM pg_publication WHERE NOT puballtables AND (
+			(pubname = $1 AND pubinsert AND NOT pubupdate AND NOT pubdelete AND NOT pubtruncate) OR
+			(pubname = $2 AND NOT pubinsert AND pubupdate AND pubdelete AND pubtruncate)) ORDER BY pubname`, ins, upd)
+		if err != nil {
+			return fmt.Errorf("list: %w", err)
+		}
+		var pubs []string
+		for rows.Next() {
+			var p string
+			if err := rows.Scan(&p); err != nil {
+				rows.Close()
+				return fmt.Errorf("list: %w", err)
+			}
+			pubs = append(pubs, p)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("list: %w", err)
+		}
+		for _, p := range pubs {
+			if _, err := tx.ExecContext(ctx, `DROP PUBLICATION `+quote(p)); err != nil {
+				return fmt.Errorf("%s: %w", p, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("pgsrc: drop filtered publications %s, %s: %w", ins, upd, err)
+	}
+	return nil
 }
 
 // parseFilterComment splits an insert publication's comment into the

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,6 +25,7 @@ func TestReplicatedInsertsFilter(t *testing.T) {
 	t.Run("WalsenderLeavesThemOut", func(t *testing.T) { testFilterLeavesOut(t, c) })
 	t.Run("SlotOlderThanPublications", func(t *testing.T) { testFilterOldSlot(t, c) })
 	t.Run("Bidirectional", func(t *testing.T) { testFilterBidi(t, c) })
+	t.Run("DropSlotDropsThem", func(t *testing.T) { testFilterDropSlot(t, c) })
 }
 
 // Hostile names: quotes and a backslash in the table, the column and the
@@ -60,7 +62,7 @@ func replicatedTxn(t *testing.T, db *sqldb.DB, first, n int) {
 
 func filterSource(t *testing.T, db *sqldb.DB, filtered bool) *pgsrc.Source {
 	t.Helper()
-	cfg := replicate.SourceConfig{Name: "azure-to-aws", Tables: []string{fTable, "other"}, Logger: quietLogger()}
+	cfg := replicate.SourceConfig{Name: "azure-to-aws", Tables: []string{fTable, "other"}, Logger: sourcetest.Quiet()}
 	if filtered {
 		cfg.ReplicatedInserts = &replicate.ReplicatedInserts{Table: fTable, Column: fColumn, Value: fValue}
 	}
@@ -90,12 +92,12 @@ func keysOf(cs []replicate.Change) []string {
 func testFilterLeavesOut(t *testing.T, c *cluster) {
 	ctx := context.Background()
 	db := c.newDB(t, "filter")
-	exec(t, db, filterDDL(db))
-	exec(t, db, `CREATE TABLE other (id BIGINT PRIMARY KEY)`)
+	sourcetest.Exec(t, db, filterDDL(db))
+	sourcetest.Exec(t, db, `CREATE TABLE other (id BIGINT PRIMARY KEY)`)
 	filterSource(t, db, true)
 	src := filterSource(t, db, true) // again: idempotent
 	ins, upd := pgsrc.PubNames("azure-to-aws")
-	if n := count(t, db, `SELECT count(*) FROM pg_publication WHERE pubname IN ($1, $2)`, ins, upd); n != 2 {
+	if n := sourcetest.Count(t, db, `SELECT count(*) FROM pg_publication WHERE pubname IN ($1, $2)`, ins, upd); n != 2 {
 		t.Fatalf("%d filtered publications, want 2", n)
 	}
 	if got := queryString(t, db, `SELECT string_agg(tablename || ' ' || coalesce(rowfilter, '-'), '; ' ORDER BY tablename) FROM pg_publication_tables WHERE pubname = $1`, ins); got != `_ic_replication_origin -; other -; rec"ords ("_or'igin" IS DISTINCT FROM 'a''w\s"'::text)` {
@@ -107,13 +109,13 @@ func testFilterLeavesOut(t *testing.T, c *cluster) {
 	}
 	q := db.Dialect.Quote(fTable)
 	replicatedTxn(t, db, 1000, 100)
-	exec(t, db, `INSERT INTO `+q+` VALUES (1, 'l', 'azure'), (2, 'l', 'azure'), (3, 'l', 'azure'), (4, 'l', NULL)`)
-	exec(t, db, `INSERT INTO other VALUES (1)`)
-	exec(t, db, `UPDATE `+q+` SET `+db.Dialect.Quote(fColumn)+` = $1 WHERE id = 1`, fValue)
+	sourcetest.Exec(t, db, `INSERT INTO `+q+` VALUES (1, 'l', 'azure'), (2, 'l', 'azure'), (3, 'l', 'azure'), (4, 'l', NULL)`)
+	sourcetest.Exec(t, db, `INSERT INTO other VALUES (1)`)
+	sourcetest.Exec(t, db, `UPDATE `+q+` SET `+db.Dialect.Quote(fColumn)+` = $1 WHERE id = 1`, fValue)
 	replicatedTxn(t, db, 2000, 100)
-	exec(t, db, `UPDATE `+q+` SET v = 'r2' WHERE id = 1000`) // local update of a replicated row
-	exec(t, db, `DELETE FROM `+q+` WHERE id = 2`)
-	exec(t, db, `DELETE FROM `+q+` WHERE id = 1001`)
+	sourcetest.Exec(t, db, `UPDATE `+q+` SET v = 'r2' WHERE id = 1000`) // local update of a replicated row
+	sourcetest.Exec(t, db, `DELETE FROM `+q+` WHERE id = 2`)
+	sourcetest.Exec(t, db, `DELETE FROM `+q+` WHERE id = 1001`)
 	got, err := collect(t, src, from, replicate.StreamOptions{SkipReplicated: true}, func(bs []replicate.Batch) bool {
 		return slices.Contains(keysOf(changesOf(bs)), "delete "+fTable+" 1001")
 	})
@@ -142,7 +144,7 @@ func testFilterLeavesOut(t *testing.T, c *cluster) {
 	// Another value (the other cloud renamed) replaces the filter, to be
 	// read from a later position.
 	before := queryString(t, db, `SELECT obj_description(oid, 'pg_publication') FROM pg_publication WHERE pubname = $1`, ins)
-	if _, err := pgsrc.Open(ctx, db, replicate.SourceConfig{Name: "azure-to-aws", Tables: []string{fTable, "other"}, Logger: quietLogger(),
+	if _, err := pgsrc.Open(ctx, db, replicate.SourceConfig{Name: "azure-to-aws", Tables: []string{fTable, "other"}, Logger: sourcetest.Quiet(),
 		ReplicatedInserts: &replicate.ReplicatedInserts{Table: fTable, Column: fColumn, Value: "gcp"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -160,8 +162,8 @@ func testFilterLeavesOut(t *testing.T, c *cluster) {
 func testFilterOldSlot(t *testing.T, c *cluster) {
 	ctx := context.Background()
 	db := c.newDB(t, "oldslot")
-	exec(t, db, filterDDL(db))
-	exec(t, db, `CREATE TABLE other (id BIGINT PRIMARY KEY)`)
+	sourcetest.Exec(t, db, filterDDL(db))
+	sourcetest.Exec(t, db, `CREATE TABLE other (id BIGINT PRIMARY KEY)`)
 	filterSource(t, db, false) // makes the slot
 	q := db.Dialect.Quote(fTable)
 	// A transaction open across the publications' creation.
@@ -173,10 +175,10 @@ func testFilterOldSlot(t *testing.T, c *cluster) {
 		t.Fatal(err)
 	}
 	replicatedTxn(t, db, 1000, 50)
-	exec(t, db, `INSERT INTO `+q+` VALUES (1, 'a', 'azure')`)
+	sourcetest.Exec(t, db, `INSERT INTO `+q+` VALUES (1, 'a', 'azure')`)
 	made := make(chan *pgsrc.Source)
 	go func() {
-		src, err := pgsrc.Open(ctx, db, replicate.SourceConfig{Name: "azure-to-aws", Tables: []string{fTable, "other"}, Logger: quietLogger(),
+		src, err := pgsrc.Open(ctx, db, replicate.SourceConfig{Name: "azure-to-aws", Tables: []string{fTable, "other"}, Logger: sourcetest.Quiet(),
 			ReplicatedInserts: &replicate.ReplicatedInserts{Table: fTable, Column: fColumn, Value: fValue}})
 		if err != nil {
 			t.Error(err)
@@ -192,7 +194,7 @@ func testFilterOldSlot(t *testing.T, c *cluster) {
 		t.FailNow()
 	}
 	replicatedTxn(t, db, 2000, 50)
-	exec(t, db, `INSERT INTO `+q+` VALUES (2, 'b', 'azure')`)
+	sourcetest.Exec(t, db, `INSERT INTO `+q+` VALUES (2, 'b', 'azure')`)
 	ctx2, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	var keys []string
@@ -205,14 +207,14 @@ func testFilterOldSlot(t *testing.T, c *cluster) {
 			// within 2 s when idle), then write more.
 			go func() {
 				ins, _ := pgsrc.PubNames("azure-to-aws")
-				waitFor(t, "the stream on the filtered publications", 20*time.Second, func() bool {
+				sourcetest.WaitFor(t, "the stream on the filtered publications", 20*time.Second, func() bool {
 					return queryString(t, db, `SELECT coalesce((SELECT confirmed_flush_lsn >= split_part(obj_description(p.oid, 'pg_publication'), ' ', 5)::pg_lsn
 FROM pg_replication_slots, pg_publication p WHERE slot_name = $1 AND p.pubname = $2), false)::text`, pgsrc.SlotName("azure-to-aws"), ins) == "true"
 				})
 				time.Sleep(100 * time.Millisecond)
 				phase3 = pgsrc.InsertsReceived(src)
 				replicatedTxn(t, db, 3000, 50)
-				exec(t, db, `INSERT INTO `+q+` VALUES (3, 'c', 'azure')`)
+				sourcetest.Exec(t, db, `INSERT INTO `+q+` VALUES (3, 'c', 'azure')`)
 			}()
 			phase3 = 0
 		case slices.Contains(keys, "upsert "+fTable+" 3"):
@@ -242,52 +244,106 @@ func testFilterBidi(t *testing.T, c *cluster) {
 	pg, lite := c.newDB(t, "fbidi"), sqliteDB(t, "fbidi")
 	const ddl = `CREATE TABLE records (id BIGINT PRIMARY KEY, v TEXT NOT NULL, _origin TEXT)`
 	for _, db := range []*sqldb.DB{pg, lite} {
-		exec(t, db, ddl)
-		if err := replicate.Prepare(ctx, db, []string{"records"}, quietLogger()); err != nil {
+		sourcetest.Exec(t, db, ddl)
+		if err := replicate.Prepare(ctx, db, []string{"records"}, sourcetest.Quiet()); err != nil {
 			t.Fatal(err)
 		}
 	}
 	rev := replicate.Config{Name: "pg-to-lite", Origin: "pg", Source: pg, Target: lite, Tables: []string{"records"}, SkipReplicated: true, SkipFullLoad: true,
 		Poll: 5 * time.Millisecond, ReplicatedInserts: &replicate.ReplicatedInserts{Table: "records", Column: "_origin", Value: "lite"}}
 	// The slot (and the publications before it) before the first write.
-	src, err := pgsrc.Open(ctx, pg, replicate.SourceConfig{Name: rev.Name, Tables: rev.Tables, ReplicatedInserts: rev.ReplicatedInserts, Logger: quietLogger()})
+	src, err := pgsrc.Open(ctx, pg, replicate.SourceConfig{Name: rev.Name, Tables: rev.Tables, ReplicatedInserts: rev.ReplicatedInserts, Logger: sourcetest.Quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	_ = src.Close()
-	exec(t, lite, `CREATE TABLE writes (n INTEGER NOT NULL); INSERT INTO writes VALUES (0);
+	sourcetest.Exec(t, lite, `CREATE TABLE writes (n INTEGER NOT NULL); INSERT INTO writes VALUES (0);
 CREATE TRIGGER count_ins AFTER INSERT ON records BEGIN UPDATE writes SET n = n + 1; END;
 CREATE TRIGGER count_upd AFTER UPDATE ON records BEGIN UPDATE writes SET n = n + 1; END;
 CREATE TRIGGER count_del AFTER DELETE ON records BEGIN UPDATE writes SET n = n + 1; END;`)
-	exec(t, pg, `CREATE TABLE writes (n BIGINT NOT NULL);
+	sourcetest.Exec(t, pg, `CREATE TABLE writes (n BIGINT NOT NULL);
 INSERT INTO writes VALUES (0);
 CREATE FUNCTION count_write() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN UPDATE writes SET n = n + 1; RETURN NULL; END $$;
 CREATE TRIGGER count_writes AFTER INSERT OR UPDATE OR DELETE ON records FOR EACH ROW EXECUTE FUNCTION count_write();`)
 	sourcetest.Start(t, rev)
 	sourcetest.Start(t, replicate.Config{Name: "lite-to-pg", Origin: "lite", Source: lite, Target: pg, Tables: []string{"records"}, SkipReplicated: true, SkipFullLoad: true, Poll: 5 * time.Millisecond})
 	for i := 1; i <= 30; i++ {
-		exec(t, pg, `INSERT INTO records VALUES ($1, 'pg', 'pg')`, i)
-		exec(t, lite, `INSERT INTO records VALUES (?, 'lite', 'lite')`, 1000+i)
+		sourcetest.Exec(t, pg, `INSERT INTO records VALUES ($1, 'pg', 'pg')`, i)
+		sourcetest.Exec(t, lite, `INSERT INTO records VALUES (?, 'lite', 'lite')`, 1000+i)
 	}
 	waitSame(t, pg, lite, "records")
 	// Local updates on PostgreSQL, one of them setting the origin to the
 	// other cloud (an update is never filtered), and deletes.
-	exec(t, pg, `UPDATE records SET _origin = 'lite', v = 'moved' WHERE id <= 5`)
-	exec(t, pg, `UPDATE records SET v = 'pg2' WHERE id BETWEEN 1001 AND 1005`)
+	sourcetest.Exec(t, pg, `UPDATE records SET _origin = 'lite', v = 'moved' WHERE id <= 5`)
+	sourcetest.Exec(t, pg, `UPDATE records SET v = 'pg2' WHERE id BETWEEN 1001 AND 1005`)
 	waitSame(t, pg, lite, "records")
-	exec(t, pg, `DELETE FROM records WHERE id IN (6, 1006)`)
+	sourcetest.Exec(t, pg, `DELETE FROM records WHERE id IN (6, 1006)`)
 	waitSame(t, pg, lite, "records")
-	if n := count(t, lite, `SELECT count(*) FROM records WHERE _origin = 'lite' AND v = 'moved'`); n != 5 {
+	if n := sourcetest.Count(t, lite, `SELECT count(*) FROM records WHERE _origin = 'lite' AND v = 'moved'`); n != 5 {
 		t.Fatalf("SQLite has %d of the rows whose origin was updated on PostgreSQL, want 5", n)
 	}
 	time.Sleep(300 * time.Millisecond) // any echo
 	waitSame(t, pg, lite, "records")
 	// SQLite: 30 local inserts, 30 replicated + 10 updates + 2 deletes;
 	// PostgreSQL: 30 + 30 + 10 + 2, nothing twice.
-	if got := count(t, lite, `SELECT n FROM writes`); got != 72 {
+	if got := sourcetest.Count(t, lite, `SELECT n FROM writes`); got != 72 {
 		t.Errorf("SQLite saw %d writes, want 72", got)
 	}
-	if got := count(t, pg, `SELECT n FROM writes`); got != 72 {
+	if got := sourcetest.Count(t, pg, `SELECT n FROM writes`); got != 72 {
 		t.Errorf("PostgreSQL saw %d writes, want 72", got)
+	}
+}
+
+// testFilterDropSlot: DropSlot drops a consumer's filtered publications
+// with its slot (its name hostile), and leaves the plain publication,
+// another consumer's slot and publications, and a publication of the
+// consumer's name that it did not make; read with the server's own
+// client.
+func testFilterDropSlot(t *testing.T, c *cluster) {
+	ctx := context.Background()
+	db := c.newDB(t, "dropslot")
+	sourcetest.Exec(t, db, filterDDL(db))
+	sourcetest.Exec(t, db, `CREATE TABLE other (id BIGINT PRIMARY KEY)`)
+	const hostile, kept = `az"ure'); DROP TABLE other; --`, "aws-to-azure"
+	for _, name := range []string{hostile, kept} {
+		cfg := replicate.SourceConfig{Name: name, Tables: []string{fTable, "other"}, Logger: sourcetest.Quiet(),
+			ReplicatedInserts: &replicate.ReplicatedInserts{Table: fTable, Column: fColumn, Value: fValue}}
+		if _, err := pgsrc.Open(ctx, db, cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dbName := queryString(t, db, `SELECT current_database()`)
+	list := func(q string) string { return strings.Join(c.p.Query(t, dbName, q), " ") }
+	pubs := func() string { return list(`SELECT pubname FROM pg_publication ORDER BY pubname`) }
+	slots := func() string {
+		return list(`SELECT slot_name FROM pg_replication_slots WHERE database = current_database() ORDER BY slot_name`)
+	}
+	ins, upd := pgsrc.PubNames(hostile)
+	keptIns, keptUpd := pgsrc.PubNames(kept)
+	sorted := func(names ...string) string { slices.Sort(names); return strings.Join(names, " ") }
+	if got, want := pubs(), sorted(pgsrc.Publication, ins, upd, keptIns, keptUpd); got != want {
+		t.Fatalf("publications %q, want %q", got, want)
+	}
+	if err := pgsrc.DropSlot(ctx, db, hostile); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := pubs(), sorted(pgsrc.Publication, keptIns, keptUpd); got != want {
+		t.Errorf("publications after DropSlot %q, want %q", got, want)
+	}
+	if got, want := slots(), pgsrc.SlotName(kept); got != want {
+		t.Errorf("slots after DropSlot %q, want %q", got, want)
+	}
+	if got := list(`SELECT count(*) FROM other`); got != "0" {
+		t.Errorf("table other: %q", got)
+	}
+	// Again: nothing left to drop is no error. A publication of the
+	// consumer's name that publishes more than the one made here is not
+	// its own and stays.
+	c.p.Query(t, dbName, `CREATE PUBLICATION `+db.Dialect.Quote(ins)+` FOR TABLE other WITH (publish = 'insert, update')`)
+	if err := pgsrc.DropSlot(ctx, db, hostile); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := pubs(), sorted(pgsrc.Publication, ins, keptIns, keptUpd); got != want {
+		t.Errorf("publications after DropSlot again %q, want %q", got, want)
 	}
 }

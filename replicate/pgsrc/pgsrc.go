@@ -417,9 +417,10 @@ func EnsureSlot(ctx context.Context, db *sqldb.DB, name string) error {
 }
 
 // DropSlot drops the consumer's replication slot (and with it the WAL it
-// retains). Call it when a stream is removed for good; a later stream of
-// that name needs a full load. Dropping a missing slot is not an error; a
-// slot in use is.
+// retains), and then the consumer's filtered publications, which no other
+// consumer reads (see dropFiltered). Call it when a stream is removed for
+// good; a later stream of that name needs a full load. Dropping a missing
+// slot is not an error; a slot in use is, and then nothing is dropped.
 //
 // A slot still held by a stream that just stopped stays active until the
 // server notices its walsender is gone; DropSlot waits for that (up to
@@ -433,7 +434,7 @@ func DropSlot(ctx context.Context, db *sqldb.DB, name string) error {
 	if err != nil {
 		return fmt.Errorf("pgsrc: drop replication slot %s: %w", slot, err)
 	}
-	return nil
+	return dropFiltered(ctx, db, name)
 }
 
 // slotActiveWait is how long whileSlotActive waits for a slot to be let go.

@@ -5,10 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
-	osexec "os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -22,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/intercloud/intercloud/internal/peers"
+	"github.com/intercloud/intercloud/internal/testchild"
 	"github.com/intercloud/intercloud/replicate"
 	"github.com/intercloud/intercloud/replicate/pgsrc"
 	"github.com/intercloud/intercloud/replicate/sourcetest"
@@ -30,50 +28,6 @@ import (
 	_ "github.com/intercloud/intercloud/sqldb/postgres"
 	_ "github.com/intercloud/intercloud/sqldb/sqlite"
 )
-
-func quietLogger() *slog.Logger {
-	if os.Getenv("PGSRC_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
-
-func open(tb testing.TB, url string) *sqldb.DB {
-	tb.Helper()
-	db, err := sqldb.Open(context.Background(), url, quietLogger())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { db.Close() })
-	return db
-}
-
-func exec(tb testing.TB, db *sqldb.DB, query string, args ...any) {
-	tb.Helper()
-	if _, err := db.ExecContext(context.Background(), query, args...); err != nil {
-		tb.Fatalf("%s: %v", query, err)
-	}
-}
-
-func count(tb testing.TB, db *sqldb.DB, query string, args ...any) int64 {
-	tb.Helper()
-	var n int64
-	if err := db.QueryRowContext(context.Background(), query, args...).Scan(&n); err != nil {
-		tb.Fatalf("%s: %v", query, err)
-	}
-	return n
-}
-
-func waitFor(tb testing.TB, what string, timeout time.Duration, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 // cluster is a Postgres server shared by the subtests of one test; each
 // subtest works in databases of its own.
@@ -86,14 +40,14 @@ type cluster struct {
 func startCluster(t *testing.T) *cluster {
 	t.Helper()
 	p := peers.StartPostgres(t)
-	return &cluster{p: p, root: open(t, p.RootURL("postgres"))}
+	return &cluster{p: p, root: sourcetest.Open(t, p.RootURL("postgres"))}
 }
 
 // newDB creates a database owned by app and opens it as app.
 func (c *cluster) newDB(t *testing.T, prefix string) *sqldb.DB {
 	t.Helper()
 	name := fmt.Sprintf("%s_%d", prefix, c.n.Add(1))
-	exec(t, c.root, `CREATE DATABASE `+name+` OWNER app`)
+	sourcetest.Exec(t, c.root, `CREATE DATABASE `+name+` OWNER app`)
 	// The cluster has 8 replication slots: free this database's once its
 	// streams stopped (cleanups run last registered first).
 	t.Cleanup(func() {
@@ -110,11 +64,11 @@ func (c *cluster) newDB(t *testing.T, prefix string) *sqldb.DB {
 			time.Sleep(50 * time.Millisecond)
 		}
 	})
-	return open(t, c.p.URL(name))
+	return sourcetest.Open(t, c.p.URL(name))
 }
 
 func sqliteDB(t *testing.T, name string) *sqldb.DB {
-	return open(t, "sqlite://"+filepath.Join(t.TempDir(), name+".db"))
+	return sourcetest.Open(t, "sqlite://"+filepath.Join(t.TempDir(), name+".db"))
 }
 
 // waitSame waits until the target equals the source.
@@ -160,7 +114,7 @@ var typeRows = [][]any{
 func insertTypes(t *testing.T, db *sqldb.DB, rows [][]any) {
 	t.Helper()
 	for _, r := range rows {
-		exec(t, db, `INSERT INTO types VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18)`, r...)
+		sourcetest.Exec(t, db, `INSERT INTO types VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18)`, r...)
 	}
 }
 
@@ -191,8 +145,8 @@ func TestPostgres(t *testing.T) {
 func testCDC(t *testing.T, c *cluster, dst *sqldb.DB) {
 	ctx := context.Background()
 	src := c.newDB(t, "src")
-	exec(t, src, typesDDL)
-	if err := replicate.Prepare(ctx, src, []string{"types"}, quietLogger()); err != nil {
+	sourcetest.Exec(t, src, typesDDL)
+	if err := replicate.Prepare(ctx, src, []string{"types"}, sourcetest.Quiet()); err != nil {
 		t.Fatal(err)
 	}
 	insertTypes(t, src, typeRows[:2]) // full load
@@ -203,11 +157,11 @@ func testCDC(t *testing.T, c *cluster, dst *sqldb.DB) {
 	// CDC: inserts, updates, deletes, a primary-key change, TOAST.
 	insertTypes(t, src, typeRows[2:])
 	big := strings.Repeat("large and incompressible? ", 10) + randomText(8000)
-	exec(t, src, `UPDATE types SET big = $1 WHERE id = 1`, big)
+	sourcetest.Exec(t, src, `UPDATE types SET big = $1 WHERE id = 1`, big)
 	waitSame(t, src, dst, "types")
-	exec(t, src, `UPDATE types SET i4 = 42 WHERE id = 1`) // big unchanged: TOASTed, not sent
-	exec(t, src, `UPDATE types SET id = 100, t = 'moved' WHERE id = 4`)
-	exec(t, src, `DELETE FROM types WHERE id = 2`)
+	sourcetest.Exec(t, src, `UPDATE types SET i4 = 42 WHERE id = 1`) // big unchanged: TOASTed, not sent
+	sourcetest.Exec(t, src, `UPDATE types SET id = 100, t = 'moved' WHERE id = 4`)
+	sourcetest.Exec(t, src, `DELETE FROM types WHERE id = 2`)
 	waitSame(t, src, dst, "types")
 
 	var gotBig string
@@ -218,7 +172,7 @@ func testCDC(t *testing.T, c *cluster, dst *sqldb.DB) {
 	if gotBig != big || i4 != 42 {
 		t.Errorf("TOASTed column after an update that left it: %d bytes (want %d), i4 %d", len(gotBig), len(big), i4)
 	}
-	if n := count(t, dst, `SELECT COUNT(*) FROM types WHERE id IN (2, 4)`); n != 0 {
+	if n := sourcetest.Count(t, dst, `SELECT COUNT(*) FROM types WHERE id IN (2, 4)`); n != 0 {
 		t.Errorf("%d deleted or re-keyed rows remain", n)
 	}
 	var moved string
@@ -241,7 +195,7 @@ AND j = '{"a": null, "b": [1, 2.5, "x"]}'::jsonb AND js = '{"z": 1, "a": 2}'::js
 	}
 	// The slot confirms what was applied: its lag shrinks to (nearly)
 	// nothing once idle.
-	waitFor(t, "slot confirmation", 20*time.Second, func() bool {
+	sourcetest.WaitFor(t, "slot confirmation", 20*time.Second, func() bool {
 		lag, err := pgsrc.SlotLag(ctx, src, pgsrc.SlotName(name))
 		return err == nil && lag < 1024
 	})
@@ -272,8 +226,8 @@ CREATE TRIGGER count_writes AFTER INSERT OR UPDATE OR DELETE ON items FOR EACH R
 func testLargeTxn(t *testing.T, c *cluster) {
 	ctx := context.Background()
 	src, dst := c.newDB(t, "src"), c.newDB(t, "dst")
-	exec(t, src, itemsDDL)
-	if err := replicate.Prepare(ctx, src, []string{"items"}, quietLogger()); err != nil {
+	sourcetest.Exec(t, src, itemsDDL)
+	if err := replicate.Prepare(ctx, src, []string{"items"}, sourcetest.Quiet()); err != nil {
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
@@ -286,9 +240,9 @@ func testLargeTxn(t *testing.T, c *cluster) {
 				mu.Unlock()
 			}
 		}})
-	waitFor(t, "cdc", 20*time.Second, func() bool { return r.Stream.Status().Phase == replicate.PhaseCDC })
-	exec(t, src, `INSERT INTO items (id, name) VALUES (0, 'before')`)
-	exec(t, src, `INSERT INTO items (id, name) SELECT g, 'row ' || g FROM generate_series(1, 50000) g`)
+	sourcetest.WaitFor(t, "cdc", 20*time.Second, func() bool { return r.Stream.Status().Phase == replicate.PhaseCDC })
+	sourcetest.Exec(t, src, `INSERT INTO items (id, name) VALUES (0, 'before')`)
+	sourcetest.Exec(t, src, `INSERT INTO items (id, name) SELECT g, 'row ' || g FROM generate_series(1, 50000) g`)
 	// Meanwhile the target never shows part of it.
 	stop := make(chan struct{})
 	var partial atomic.Int64
@@ -351,10 +305,10 @@ func writer(t *testing.T, db *sqldb.DB, from int64) (stop func() int64) {
 func testResume(t *testing.T, c *cluster) {
 	ctx := context.Background()
 	src, dst := c.newDB(t, "src"), c.newDB(t, "dst")
-	exec(t, src, itemsDDL)
-	exec(t, dst, itemsDDL)
-	exec(t, dst, writeCounter)
-	if err := replicate.Prepare(ctx, src, []string{"items"}, quietLogger()); err != nil {
+	sourcetest.Exec(t, src, itemsDDL)
+	sourcetest.Exec(t, dst, itemsDDL)
+	sourcetest.Exec(t, dst, writeCounter)
+	if err := replicate.Prepare(ctx, src, []string{"items"}, sourcetest.Quiet()); err != nil {
 		t.Fatal(err)
 	}
 	// No full load: it would copy rows that CDC then replays (harmless,
@@ -366,15 +320,15 @@ func testResume(t *testing.T, c *cluster) {
 	stopWriter := writer(t, src, 1)
 	for i := 0; i < 4; i++ {
 		r := sourcetest.Start(t, cfg)
-		before := count(t, dst, `SELECT COUNT(*) FROM items`)
-		waitFor(t, "progress", 20*time.Second, func() bool { return count(t, dst, `SELECT COUNT(*) FROM items`) > before+10 })
+		before := sourcetest.Count(t, dst, `SELECT COUNT(*) FROM items`)
+		sourcetest.WaitFor(t, "progress", 20*time.Second, func() bool { return sourcetest.Count(t, dst, `SELECT COUNT(*) FROM items`) > before+10 })
 		r.Stop(t)
 	}
 	n := stopWriter()
 	r := sourcetest.Start(t, cfg)
 	waitSame(t, src, dst, "items")
 	r.Stop(t)
-	if got := count(t, dst, `SELECT n FROM writes`); got != n {
+	if got := sourcetest.Count(t, dst, `SELECT n FROM writes`); got != n {
 		t.Errorf("the target saw %d row writes for %d source inserts", got, n)
 	}
 }
@@ -393,8 +347,8 @@ func TestChildStream(t *testing.T) {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
-	s, err := replicate.New(replicate.Config{Name: "killed", Source: open(t, srcURL), Target: open(t, dstURL),
-		Tables: []string{"items"}, BatchSize: 5, SkipFullLoad: true, Logger: quietLogger()})
+	s, err := replicate.New(replicate.Config{Name: "killed", Source: sourcetest.Open(t, srcURL), Target: sourcetest.Open(t, dstURL),
+		Tables: []string{"items"}, BatchSize: 5, SkipFullLoad: true, Logger: sourcetest.Quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -406,10 +360,10 @@ func TestChildStream(t *testing.T) {
 func testKill(t *testing.T, c *cluster) {
 	ctx := context.Background()
 	src, dst := c.newDB(t, "src"), c.newDB(t, "dst")
-	exec(t, src, itemsDDL)
-	exec(t, dst, itemsDDL)
-	exec(t, dst, writeCounter)
-	if err := replicate.Prepare(ctx, src, []string{"items"}, quietLogger()); err != nil {
+	sourcetest.Exec(t, src, itemsDDL)
+	sourcetest.Exec(t, dst, itemsDDL)
+	sourcetest.Exec(t, dst, writeCounter)
+	if err := replicate.Prepare(ctx, src, []string{"items"}, sourcetest.Quiet()); err != nil {
 		t.Fatal(err)
 	}
 	if err := pgsrc.EnsureSlot(ctx, src, "killed"); err != nil {
@@ -418,16 +372,10 @@ func testKill(t *testing.T, c *cluster) {
 	srcURL, dstURL := c.p.URL(strings.TrimPrefix(src.URL().Path, "/")), c.p.URL(strings.TrimPrefix(dst.URL().Path, "/"))
 	stopWriter := writer(t, src, 1)
 	for i := 0; i < 3; i++ {
-		cmd := osexec.Command(os.Args[0], "-test.run=^TestChildStream$", "-test.count=1")
-		cmd.Env = append(os.Environ(), childSrcEnv+"="+srcURL, childDstEnv+"="+dstURL)
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		before := count(t, dst, `SELECT COUNT(*) FROM items`)
-		waitFor(t, "child progress", 30*time.Second, func() bool { return count(t, dst, `SELECT COUNT(*) FROM items`) > before+20 })
-		_ = cmd.Process.Signal(syscall.SIGKILL)
-		_ = cmd.Wait()
+		cmd := testchild.Start(t, "TestChildStream", childSrcEnv+"="+srcURL, childDstEnv+"="+dstURL)
+		before := sourcetest.Count(t, dst, `SELECT COUNT(*) FROM items`)
+		sourcetest.WaitFor(t, "child progress", 30*time.Second, func() bool { return sourcetest.Count(t, dst, `SELECT COUNT(*) FROM items`) > before+20 })
+		testchild.Kill(t, cmd)
 	}
 	n := stopWriter()
 	// The killed process's WAL sender may still hold the slot a moment:
@@ -435,7 +383,7 @@ func testKill(t *testing.T, c *cluster) {
 	r := sourcetest.Start(t, replicate.Config{Name: "killed", Source: src, Target: dst, Tables: []string{"items"}, BatchSize: 5, SkipFullLoad: true})
 	waitSame(t, src, dst, "items")
 	r.Stop(t)
-	if got := count(t, dst, `SELECT n FROM writes`); got != n {
+	if got := sourcetest.Count(t, dst, `SELECT n FROM writes`); got != n {
 		t.Errorf("the target saw %d row writes for %d source inserts", got, n)
 	}
 }
@@ -470,8 +418,8 @@ func changesOf(bs []replicate.Batch) []replicate.Change {
 func testSchema(t *testing.T, c *cluster) {
 	ctx := context.Background()
 	db := c.newDB(t, "src")
-	exec(t, db, itemsDDL)
-	src, err := pgsrc.Open(ctx, db, replicate.SourceConfig{Name: "schema", Tables: []string{"items"}, Logger: quietLogger()})
+	sourcetest.Exec(t, db, itemsDDL)
+	src, err := pgsrc.Open(ctx, db, replicate.SourceConfig{Name: "schema", Tables: []string{"items"}, Logger: sourcetest.Quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -479,9 +427,9 @@ func testSchema(t *testing.T, c *cluster) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	exec(t, db, `INSERT INTO items (id, name) VALUES (1, 'a')`)
-	exec(t, db, `ALTER TABLE items ADD COLUMN note TEXT`)
-	exec(t, db, `INSERT INTO items (id, name, note) VALUES (2, 'b', 'n')`)
+	sourcetest.Exec(t, db, `INSERT INTO items (id, name) VALUES (1, 'a')`)
+	sourcetest.Exec(t, db, `ALTER TABLE items ADD COLUMN note TEXT`)
+	sourcetest.Exec(t, db, `INSERT INTO items (id, name, note) VALUES (2, 'b', 'n')`)
 	got, err := collect(t, src, from, replicate.StreamOptions{}, func(bs []replicate.Batch) bool { return len(changesOf(bs)) >= 3 })
 	if err != nil {
 		t.Fatal(err)
@@ -501,7 +449,7 @@ func testSchema(t *testing.T, c *cluster) {
 	}
 	// Resuming from the last position delivers nothing again.
 	last := got[len(got)-1].Position
-	exec(t, db, `INSERT INTO items (id, name) VALUES (3, 'c')`)
+	sourcetest.Exec(t, db, `INSERT INTO items (id, name) VALUES (3, 'c')`)
 	again, err := collect(t, src, last, replicate.StreamOptions{}, func(bs []replicate.Batch) bool { return len(changesOf(bs)) >= 1 })
 	if err != nil {
 		t.Fatal(err)
@@ -522,8 +470,8 @@ func testSchema(t *testing.T, c *cluster) {
 func testTruncate(t *testing.T, c *cluster) {
 	ctx := context.Background()
 	db := c.newDB(t, "src")
-	exec(t, db, itemsDDL)
-	src, err := pgsrc.Open(ctx, db, replicate.SourceConfig{Name: "trunc", Tables: []string{"items"}, Logger: quietLogger()})
+	sourcetest.Exec(t, db, itemsDDL)
+	src, err := pgsrc.Open(ctx, db, replicate.SourceConfig{Name: "trunc", Tables: []string{"items"}, Logger: sourcetest.Quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -531,8 +479,8 @@ func testTruncate(t *testing.T, c *cluster) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	exec(t, db, `INSERT INTO items (id, name) VALUES (1, 'a')`)
-	exec(t, db, `BEGIN; INSERT INTO items (id, name) VALUES (2, 'b'); TRUNCATE items; INSERT INTO items (id, name) VALUES (3, 'c'); COMMIT`)
+	sourcetest.Exec(t, db, `INSERT INTO items (id, name) VALUES (1, 'a')`)
+	sourcetest.Exec(t, db, `BEGIN; INSERT INTO items (id, name) VALUES (2, 'b'); TRUNCATE items; INSERT INTO items (id, name) VALUES (3, 'c'); COMMIT`)
 	ch, err := collect(t, src, from, replicate.StreamOptions{}, func(bs []replicate.Batch) bool { return len(changesOf(bs)) >= 4 })
 	if err != nil {
 		t.Fatalf("stream over a TRUNCATE: %v", err)
@@ -552,12 +500,12 @@ func testTruncate(t *testing.T, c *cluster) {
 func testNoPK(t *testing.T, c *cluster) {
 	ctx := context.Background()
 	db := c.newDB(t, "src")
-	exec(t, db, `CREATE TABLE nokey (a INTEGER)`)
-	err := replicate.Prepare(ctx, db, []string{"nokey"}, quietLogger())
+	sourcetest.Exec(t, db, `CREATE TABLE nokey (a INTEGER)`)
+	err := replicate.Prepare(ctx, db, []string{"nokey"}, sourcetest.Quiet())
 	if !errors.Is(err, replicate.ErrNoPrimaryKey) || !strings.Contains(err.Error(), "nokey") {
 		t.Fatalf("Prepare of a table without primary key: %v", err)
 	}
-	if err := replicate.Prepare(ctx, db, []string{"missing"}, quietLogger()); err == nil || !strings.Contains(err.Error(), "missing") {
+	if err := replicate.Prepare(ctx, db, []string{"missing"}, sourcetest.Quiet()); err == nil || !strings.Contains(err.Error(), "missing") {
 		t.Fatalf("Prepare of a missing table: %v", err)
 	}
 }
@@ -566,8 +514,8 @@ func testBidi(t *testing.T, c *cluster) {
 	ctx := context.Background()
 	pg, lite := c.newDB(t, "bidi"), sqliteDB(t, "bidi")
 	for _, db := range []*sqldb.DB{pg, lite} {
-		exec(t, db, itemsDDL)
-		if err := replicate.Prepare(ctx, db, []string{"items"}, quietLogger()); err != nil {
+		sourcetest.Exec(t, db, itemsDDL)
+		if err := replicate.Prepare(ctx, db, []string{"items"}, sourcetest.Quiet()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -576,8 +524,8 @@ func testBidi(t *testing.T, c *cluster) {
 	if err := pgsrc.EnsureSlot(ctx, pg, "pg-to-lite"); err != nil {
 		t.Fatal(err)
 	}
-	exec(t, lite, writeCounterSQLite)
-	exec(t, pg, writeCounter)
+	sourcetest.Exec(t, lite, writeCounterSQLite)
+	sourcetest.Exec(t, pg, writeCounter)
 	base := []replicate.Config{
 		{Name: "pg-to-lite", Origin: "pg", Source: pg, Target: lite, Tables: []string{"items"}, SkipReplicated: true, SkipFullLoad: true, Poll: 5 * time.Millisecond},
 		{Name: "lite-to-pg", Origin: "lite", Source: lite, Target: pg, Tables: []string{"items"}, SkipReplicated: true, SkipFullLoad: true, Poll: 5 * time.Millisecond},
@@ -588,14 +536,14 @@ func testBidi(t *testing.T, c *cluster) {
 	// Phases of distinct keys, converged in between, so that no batch
 	// folds two writes of one key into one.
 	for i := 1; i <= 30; i++ {
-		exec(t, pg, `INSERT INTO items (id, name) VALUES ($1, 'pg')`, i)
-		exec(t, lite, `INSERT INTO items (id, name) VALUES (?, 'lite')`, 1000+i)
+		sourcetest.Exec(t, pg, `INSERT INTO items (id, name) VALUES ($1, 'pg')`, i)
+		sourcetest.Exec(t, lite, `INSERT INTO items (id, name) VALUES (?, 'lite')`, 1000+i)
 	}
 	waitSame(t, pg, lite, "items")
-	exec(t, pg, `UPDATE items SET qty = 1 WHERE id <= 10`)
-	exec(t, lite, `UPDATE items SET qty = 2 WHERE id BETWEEN 1001 AND 1010`)
+	sourcetest.Exec(t, pg, `UPDATE items SET qty = 1 WHERE id <= 10`)
+	sourcetest.Exec(t, lite, `UPDATE items SET qty = 2 WHERE id BETWEEN 1001 AND 1010`)
 	waitSame(t, pg, lite, "items")
-	exec(t, pg, `DELETE FROM items WHERE id BETWEEN 21 AND 25`)
+	sourcetest.Exec(t, pg, `DELETE FROM items WHERE id BETWEEN 21 AND 25`)
 	waitSame(t, pg, lite, "items")
 	lsn, err := pgsrc.ParsePosition(replicate.Position(queryString(t, pg, `SELECT pg_current_wal_lsn()::text`)))
 	if err != nil {
@@ -606,14 +554,14 @@ func testBidi(t *testing.T, c *cluster) {
 	// lite; 30 + 10 from lite on pg), and local writes count too.
 	time.Sleep(300 * time.Millisecond)
 	waitSame(t, pg, lite, "items")
-	if got := count(t, lite, `SELECT n FROM writes`); got != 45+40 {
+	if got := sourcetest.Count(t, lite, `SELECT n FROM writes`); got != 45+40 {
 		t.Errorf("SQLite saw %d writes, want 45 replicated + 40 local", got)
 	}
-	if got := count(t, pg, `SELECT n FROM writes`); got != 40+45 {
+	if got := sourcetest.Count(t, pg, `SELECT n FROM writes`); got != 40+45 {
 		t.Errorf("Postgres saw %d writes, want 40 replicated + 45 local", got)
 	}
 	// The slot confirms past the replicated (skipped) transactions too.
-	waitFor(t, "the slot to confirm the WAL end", 20*time.Second, func() bool {
+	sourcetest.WaitFor(t, "the slot to confirm the WAL end", 20*time.Second, func() bool {
 		s := queryString(t, pg, `SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1`, pgsrc.SlotName("pg-to-lite"))
 		l, err := pgsrc.ParsePosition(replicate.Position(s))
 		return err == nil && l >= lsn
@@ -639,15 +587,15 @@ func queryString(t *testing.T, db *sqldb.DB, q string, args ...any) string {
 func testRestart(t *testing.T, c *cluster) {
 	ctx := context.Background()
 	src, dst := c.newDB(t, "src"), sqliteDB(t, "restart")
-	exec(t, src, itemsDDL)
-	if err := replicate.Prepare(ctx, src, []string{"items"}, quietLogger()); err != nil {
+	sourcetest.Exec(t, src, itemsDDL)
+	if err := replicate.Prepare(ctx, src, []string{"items"}, sourcetest.Quiet()); err != nil {
 		t.Fatal(err)
 	}
 	r := sourcetest.Start(t, replicate.Config{Name: "restart", Source: src, Target: dst, Tables: []string{"items"}, BatchSize: 10})
 	for i := 1; i <= 50; i++ {
-		exec(t, src, `INSERT INTO items (id, name) VALUES ($1, 'before')`, i)
+		sourcetest.Exec(t, src, `INSERT INTO items (id, name) VALUES ($1, 'before')`, i)
 	}
-	waitFor(t, "progress", 20*time.Second, func() bool {
+	sourcetest.WaitFor(t, "progress", 20*time.Second, func() bool {
 		var n int64
 		err := dst.QueryRowContext(ctx, `SELECT COUNT(*) FROM items`).Scan(&n)
 		return err == nil && n > 0
@@ -655,13 +603,13 @@ func testRestart(t *testing.T, c *cluster) {
 	c.p.Stop(t)
 	c.p.Start(t)
 	for i := 51; i <= 100; i++ {
-		waitFor(t, "the server", 20*time.Second, func() bool {
+		sourcetest.WaitFor(t, "the server", 20*time.Second, func() bool {
 			_, err := src.ExecContext(ctx, `INSERT INTO items (id, name) VALUES ($1, 'after') ON CONFLICT DO NOTHING`, i)
 			return err == nil
 		})
 	}
 	waitSame(t, src, dst, "items")
-	if n := count(t, dst, `SELECT COUNT(*) FROM items`); n != 100 {
+	if n := sourcetest.Count(t, dst, `SELECT COUNT(*) FROM items`); n != 100 {
 		t.Errorf("target has %d rows, want 100", n)
 	}
 	if st := r.Stream.Status(); st.Phase != replicate.PhaseCDC {
@@ -674,8 +622,8 @@ func testRestart(t *testing.T, c *cluster) {
 func testConfirm(t *testing.T, c *cluster) {
 	ctx := context.Background()
 	db := c.newDB(t, "src")
-	exec(t, db, itemsDDL)
-	src, err := pgsrc.Open(ctx, db, replicate.SourceConfig{Name: "confirm", Tables: []string{"items"}, Logger: quietLogger()})
+	sourcetest.Exec(t, db, itemsDDL)
+	src, err := pgsrc.Open(ctx, db, replicate.SourceConfig{Name: "confirm", Tables: []string{"items"}, Logger: sourcetest.Quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -684,7 +632,7 @@ func testConfirm(t *testing.T, c *cluster) {
 		t.Fatal(err)
 	}
 	for i := 1; i <= 3; i++ {
-		exec(t, db, `INSERT INTO items (id, name) VALUES ($1, 'x')`, i)
+		sourcetest.Exec(t, db, `INSERT INTO items (id, name) VALUES ($1, 'x')`, i)
 	}
 	failed := errors.New("apply failed")
 	var accepted replicate.Position
@@ -717,7 +665,7 @@ func testConfirm(t *testing.T, c *cluster) {
 		}
 	}
 	// The server lets go of the slot a moment after the stream ended.
-	waitFor(t, "the slot to be free", 20*time.Second, func() bool {
+	sourcetest.WaitFor(t, "the slot to be free", 20*time.Second, func() bool {
 		return queryString(t, db, `SELECT (NOT active)::text FROM pg_replication_slots WHERE slot_name = $1`, src.Slot()) == "true"
 	})
 	again, err := collect(t, src, accepted, replicate.StreamOptions{}, func(bs []replicate.Batch) bool { return len(changesOf(bs)) >= 2 })
@@ -736,8 +684,8 @@ func testConfirm(t *testing.T, c *cluster) {
 func testWaitsForActiveSlot(t *testing.T, c *cluster) {
 	ctx := context.Background()
 	db := c.newDB(t, "src")
-	exec(t, db, itemsDDL)
-	src, err := pgsrc.Open(ctx, db, replicate.SourceConfig{Name: "held", Tables: []string{"items"}, Logger: quietLogger()})
+	sourcetest.Exec(t, db, itemsDDL)
+	src, err := pgsrc.Open(ctx, db, replicate.SourceConfig{Name: "held", Tables: []string{"items"}, Logger: sourcetest.Quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -765,7 +713,7 @@ func testWaitsForActiveSlot(t *testing.T, c *cluster) {
 		released <- time.Now()
 		_ = holder.Close(ctx)
 	}()
-	exec(t, db, `INSERT INTO items (id, name) VALUES (1, 'x')`)
+	sourcetest.Exec(t, db, `INSERT INTO items (id, name) VALUES (1, 'x')`)
 	got, err := collect(t, src, from, replicate.StreamOptions{}, func(bs []replicate.Batch) bool { return len(changesOf(bs)) >= 1 })
 	if err != nil {
 		t.Fatalf("stream on a held slot: %v", err)
@@ -784,20 +732,20 @@ func testWaitsForActiveSlot(t *testing.T, c *cluster) {
 // is applied on the target (its rows deleted) without stopping the stream.
 func testStopOnTruncate(t *testing.T, c *cluster) {
 	db := c.newDB(t, "src")
-	exec(t, db, itemsDDL)
+	sourcetest.Exec(t, db, itemsDDL)
 	dst := sqliteDB(t, "dst")
 	cfg := replicate.Config{Name: "stoptrunc", Source: db, Target: dst, Tables: []string{"items"}}
 	r := sourcetest.Start(t, cfg)
-	waitFor(t, "full load", 30*time.Second, func() bool { return r.Stream.Status().Phase == replicate.PhaseCDC })
+	sourcetest.WaitFor(t, "full load", 30*time.Second, func() bool { return r.Stream.Status().Phase == replicate.PhaseCDC })
 	r.Stop(t)
 	for i := 1; i <= 200; i++ {
-		exec(t, db, `INSERT INTO items (id, name) VALUES ($1, 'x')`, i)
+		sourcetest.Exec(t, db, `INSERT INTO items (id, name) VALUES ($1, 'x')`, i)
 	}
 	r = sourcetest.Start(t, cfg)
-	waitFor(t, "source backlog in status", 10*time.Second, func() bool { return r.Stream.Status().SourceBacklogBytes > 0 })
+	sourcetest.WaitFor(t, "source backlog in status", 10*time.Second, func() bool { return r.Stream.Status().SourceBacklogBytes > 0 })
 	waitSame(t, db, dst, "items")
-	exec(t, db, `TRUNCATE items`)
-	exec(t, db, `INSERT INTO items (id, name) VALUES (7, 'after')`)
+	sourcetest.Exec(t, db, `TRUNCATE items`)
+	sourcetest.Exec(t, db, `INSERT INTO items (id, name) VALUES (7, 'after')`)
 	waitSame(t, db, dst, "items")
 	var n int
 	if err := dst.QueryRowContext(context.Background(), `SELECT COUNT(*) FROM items`).Scan(&n); err != nil || n != 1 {

@@ -25,23 +25,23 @@ func TestPostGISSource(t *testing.T) {
 	src := c.newDB(t, "gis")
 	name := queryString(t, src, `SELECT current_database()`)
 	c.p.CreatePostGIS(t, name)
-	exec(t, src, `CREATE TABLE geo (id BIGINT PRIMARY KEY, g geometry)`)
-	if err := replicate.Prepare(ctx, src, []string{"geo"}, quietLogger()); err != nil {
+	sourcetest.Exec(t, src, `CREATE TABLE geo (id BIGINT PRIMARY KEY, g geometry)`)
+	if err := replicate.Prepare(ctx, src, []string{"geo"}, sourcetest.Quiet()); err != nil {
 		t.Fatal(err)
 	}
 	fill := func(base int) {
-		exec(t, src, `INSERT INTO geo VALUES ($1, ST_GeomFromText('POINT(1.5 -2)', 4326)), ($2, ST_GeomFromText('POLYGON((0 0,4 0,4 4,0 0))')),
+		sourcetest.Exec(t, src, `INSERT INTO geo VALUES ($1, ST_GeomFromText('POINT(1.5 -2)', 4326)), ($2, ST_GeomFromText('POLYGON((0 0,4 0,4 4,0 0))')),
 			($3, NULL), ($4, ST_GeomFromText('MULTIPOINT((1 1),(2 2))', 3857))`, base+1, base+2, base+3, base+4)
 	}
 	fill(0)
 	my := peers.StartMariaDB(t)
-	root := open(t, fmt.Sprintf("mysql://root@127.0.0.1:%d/", my.Port))
-	exec(t, root, "CREATE DATABASE gis_dst")
-	dst := open(t, fmt.Sprintf("mysql://root@127.0.0.1:%d/gis_dst", my.Port))
+	root := sourcetest.Open(t, fmt.Sprintf("mysql://root@127.0.0.1:%d/", my.Port))
+	sourcetest.Exec(t, root, "CREATE DATABASE gis_dst")
+	dst := sourcetest.Open(t, fmt.Sprintf("mysql://root@127.0.0.1:%d/gis_dst", my.Port))
 	r := sourcetest.Start(t, replicate.Config{Name: "gis", Source: src, Target: dst, Tables: []string{"geo"}, Poll: 10 * time.Millisecond})
-	waitFor(t, "full load", 60*time.Second, func() bool { return r.Stream.Status().Phase == replicate.PhaseCDC })
+	sourcetest.WaitFor(t, "full load", 60*time.Second, func() bool { return r.Stream.Status().Phase == replicate.PhaseCDC })
 	fill(100)
-	exec(t, src, `UPDATE geo SET g = ST_GeomFromText('LINESTRING(0 0,1 2)', 4326) WHERE id = 2`)
+	sourcetest.Exec(t, src, `UPDATE geo SET g = ST_GeomFromText('LINESTRING(0 0,1 2)', 4326) WHERE id = 2`)
 	waitSame(t, src, dst, "geo")
 	for id, want := range map[int]string{
 		1: "4326 POINT(1.5 -2)", 2: "4326 LINESTRING(0 0,1 2)", 3: "", 4: "3857 MULTIPOINT(1 1,2 2)",

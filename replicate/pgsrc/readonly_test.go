@@ -17,21 +17,12 @@ import (
 // a stream wrote nothing there.
 func catalog(t *testing.T, db *sqldb.DB) string {
 	t.Helper()
-	rows, err := db.QueryContext(context.Background(), `
+	var b strings.Builder
+	for _, s := range sourcetest.Column[string](t, db, `
 		SELECT 'rel ' || c.relname || ' ' || c.relkind::text || ' ' || c.relreplident::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public'
 		UNION ALL SELECT 'pub ' || pubname || ' ' || tablename FROM pg_publication_tables
 		UNION ALL SELECT 'pubs ' || count(*) FROM pg_publication
-		ORDER BY 1`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var b strings.Builder
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			t.Fatal(err)
-		}
+		ORDER BY 1`) {
 		b.WriteString(s + "\n")
 	}
 	return b.String()
@@ -44,8 +35,8 @@ func catalog(t *testing.T, db *sqldb.DB) string {
 func testReadOnlySource(t *testing.T, c *cluster) {
 	ctx := context.Background()
 	name := fmt.Sprintf("ro_%d", c.n.Add(1))
-	exec(t, c.root, `CREATE DATABASE `+name)
-	owner := open(t, c.p.RootURL(name))
+	sourcetest.Exec(t, c.root, `CREATE DATABASE `+name)
+	owner := sourcetest.Open(t, c.p.RootURL(name))
 	for _, q := range []string{
 		`REVOKE CREATE ON SCHEMA public FROM PUBLIC`,
 		`CREATE TABLE t (id BIGINT PRIMARY KEY, v TEXT, big TEXT)`,
@@ -54,11 +45,11 @@ func testReadOnlySource(t *testing.T, c *cluster) {
 		`CREATE PUBLICATION intercloud FOR TABLE t`,
 		`INSERT INTO t SELECT i, 'v' || i, repeat('x', 5000) FROM generate_series(1, 500) i`,
 	} {
-		exec(t, owner, q)
+		sourcetest.Exec(t, owner, q)
 	}
 	role := "reader_" + name
-	exec(t, c.root, `CREATE ROLE `+role+` LOGIN REPLICATION PASSWORD 'pw'`)
-	exec(t, owner, `GRANT SELECT ON t TO `+role)
+	sourcetest.Exec(t, c.root, `CREATE ROLE `+role+` LOGIN REPLICATION PASSWORD 'pw'`)
+	sourcetest.Exec(t, owner, `GRANT SELECT ON t TO `+role)
 	t.Cleanup(func() {
 		deadline := time.Now().Add(10 * time.Second)
 		for {
@@ -69,7 +60,7 @@ func testReadOnlySource(t *testing.T, c *cluster) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	})
-	src := open(t, fmt.Sprintf("postgres://%s:pw@127.0.0.1:%d/%s?sslmode=disable", role, c.p.Port, name))
+	src := sourcetest.Open(t, fmt.Sprintf("postgres://%s:pw@127.0.0.1:%d/%s?sslmode=disable", role, c.p.Port, name))
 	before := catalog(t, owner)
 
 	// t exists only on the source: the full load creates it on the target.
@@ -78,9 +69,9 @@ func testReadOnlySource(t *testing.T, c *cluster) {
 	r := sourcetest.Start(t, replicate.Config{Name: "ro", Source: src, Target: dst, Tables: []string{"t"}, Poll: 10 * time.Millisecond,
 		ReplicatedInserts: &replicate.ReplicatedInserts{Table: "t", Column: "v", Value: "v1"}})
 	waitSame(t, src, dst, "t")
-	exec(t, owner, `UPDATE t SET v = 'changed' WHERE id % 7 = 0`)
-	exec(t, owner, `DELETE FROM t WHERE id > 450`)
-	exec(t, owner, `INSERT INTO t VALUES (1000, 'new', NULL)`)
+	sourcetest.Exec(t, owner, `UPDATE t SET v = 'changed' WHERE id % 7 = 0`)
+	sourcetest.Exec(t, owner, `DELETE FROM t WHERE id > 450`)
+	sourcetest.Exec(t, owner, `INSERT INTO t VALUES (1000, 'new', NULL)`)
 	waitSame(t, src, dst, "t")
 	if st := r.Stream.Status(); st.Phase != replicate.PhaseCDC || len(st.StoppedTables) != 0 {
 		t.Fatalf("status = %+v", st)
@@ -89,17 +80,17 @@ func testReadOnlySource(t *testing.T, c *cluster) {
 	if after := catalog(t, owner); after != before {
 		t.Fatalf("the source changed:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
-	if n := count(t, owner, `SELECT count(*) FROM pg_class WHERE relname LIKE '\_ic\_%'`); n != 0 {
+	if n := sourcetest.Count(t, owner, `SELECT count(*) FROM pg_class WHERE relname LIKE '\_ic\_%'`); n != 0 {
 		t.Fatalf("%d _ic_ objects in the source", n)
 	}
 
 	// What the owner did not prepare is named, with the statement to run.
-	exec(t, owner, `GRANT SELECT ON other TO `+role)
+	sourcetest.Exec(t, owner, `GRANT SELECT ON other TO `+role)
 	_, err := pgsrc.Install(ctx, src, []string{"other"})
 	if err == nil || !strings.Contains(err.Error(), `ALTER TABLE "other" REPLICA IDENTITY FULL`) {
 		t.Fatalf("Install without the owner's preparation = %v", err)
 	}
-	exec(t, owner, `ALTER TABLE other REPLICA IDENTITY FULL`)
+	sourcetest.Exec(t, owner, `ALTER TABLE other REPLICA IDENTITY FULL`)
 	_, err = pgsrc.Install(ctx, src, []string{"other"})
 	if err == nil || !strings.Contains(err.Error(), `ALTER PUBLICATION "intercloud" ADD TABLE "other"`) {
 		t.Fatalf("Install without the table in the publication = %v", err)

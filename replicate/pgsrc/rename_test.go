@@ -23,16 +23,16 @@ func TestRenameTable(t *testing.T) {
 	c := startCluster(t)
 	src, dst := c.newDB(t, "src"), c.newDB(t, "dst")
 	for _, tbl := range []string{"shop_a", "shop_b", "shop_c"} {
-		exec(t, src, "CREATE TABLE "+tbl+" (id int PRIMARY KEY, v text)")
-		exec(t, src, "INSERT INTO "+tbl+" SELECT g, '"+tbl+"' FROM generate_series(1, 10) g")
+		sourcetest.Exec(t, src, "CREATE TABLE "+tbl+" (id int PRIMARY KEY, v text)")
+		sourcetest.Exec(t, src, "INSERT INTO "+tbl+" SELECT g, '"+tbl+"' FROM generate_series(1, 10) g")
 	}
-	exec(t, dst, "CREATE TABLE shop_taken (id int PRIMARY KEY, v text)")
-	exec(t, dst, "INSERT INTO shop_taken VALUES (99, 'the target''s own')")
+	sourcetest.Exec(t, dst, "CREATE TABLE shop_taken (id int PRIMARY KEY, v text)")
+	sourcetest.Exec(t, dst, "INSERT INTO shop_taken VALUES (99, 'the target''s own')")
 	r := sourcetest.Start(t, replicate.Config{Name: "renames", Source: src, Target: dst, Mapping: &replicate.Mapping{Include: []string{"shop_*"}}})
-	waitFor(t, "change data capture", 60*time.Second, func() bool { return r.Stream.Status().Phase == replicate.PhaseCDC })
-	exec(t, src, "INSERT INTO shop_a VALUES (100, 'cdc')")
+	sourcetest.WaitFor(t, "change data capture", 60*time.Second, func() bool { return r.Stream.Status().Phase == replicate.PhaseCDC })
+	sourcetest.Exec(t, src, "INSERT INTO shop_a VALUES (100, 'cdc')")
 	waitSame(t, src, dst, "shop_a")
-	exec(t, src, `BEGIN;
+	sourcetest.Exec(t, src, `BEGIN;
 		INSERT INTO shop_a VALUES (11, 'before');
 		UPDATE shop_b SET v = 'before' WHERE id = 1;
 		ALTER TABLE shop_a RENAME TO shop_x;
@@ -40,10 +40,10 @@ func TestRenameTable(t *testing.T) {
 		INSERT INTO shop_x VALUES (12, 'same transaction');
 		DELETE FROM shop_y WHERE id = 2;
 		COMMIT`)
-	exec(t, src, "INSERT INTO shop_x VALUES (13, 'after')")
-	exec(t, src, "ALTER TABLE shop_c RENAME TO shop_taken")
-	exec(t, src, "INSERT INTO shop_taken VALUES (11, 'after')")
-	waitFor(t, "shop_taken stopped", 60*time.Second, func() bool {
+	sourcetest.Exec(t, src, "INSERT INTO shop_x VALUES (13, 'after')")
+	sourcetest.Exec(t, src, "ALTER TABLE shop_c RENAME TO shop_taken")
+	sourcetest.Exec(t, src, "INSERT INTO shop_taken VALUES (11, 'after')")
+	sourcetest.WaitFor(t, "shop_taken stopped", 60*time.Second, func() bool {
 		st := r.Stream.Status().StoppedTables
 		return len(st) == 1 && st[0].Table == "shop_taken"
 	})
@@ -59,7 +59,7 @@ func TestRenameTable(t *testing.T) {
 	if got := sourcetest.Dump(t, dst, "shop_taken", nil); len(got) != 1 || !strings.Contains(got[0], "the target's own") {
 		t.Errorf("the target's shop_taken changed: %v", got)
 	}
-	if n := count(t, dst, "SELECT COUNT(*) FROM information_schema.tables WHERE table_name IN ('shop_a', 'shop_b')"); n != 0 {
+	if n := sourcetest.Count(t, dst, "SELECT COUNT(*) FROM information_schema.tables WHERE table_name IN ('shop_a', 'shop_b')"); n != 0 {
 		t.Errorf("the target still has %d of the old tables", n)
 	}
 	st := r.Stream.Status()

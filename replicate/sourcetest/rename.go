@@ -32,7 +32,7 @@ func testRenameTable(t *testing.T, h Harness) {
 		dst := h.Targets[name](t)
 		r := Start(t, replicate.Config{SourceMode: h.SourceMode, Name: "conf-rename-" + name, Source: src, Target: dst,
 			Mapping: &replicate.Mapping{Include: []string{"item*", "goods_*"}}, BatchSize: 16})
-		waitFor(t, "full load into "+name, 120*time.Second, func() bool { return r.Stream.Status().Phase == replicate.PhaseCDC })
+		WaitFor(t, "full load into "+name, 120*time.Second, func() bool { return r.Stream.Status().Phase == replicate.PhaseCDC })
 		streams[name], targets[name] = r, dst
 	}
 	insertItems(t, src, 100, 120) // before the rename, during CDC
@@ -122,7 +122,7 @@ func testRenameTable(t *testing.T, h Harness) {
 	for name, r := range streams {
 		t.Run(name+"/left", func(t *testing.T) {
 			dst := targets[name]
-			waitFor(t, "the table leaving the stream", 60*time.Second, func() bool {
+			WaitFor(t, "the table leaving the stream", 60*time.Second, func() bool {
 				return slices.ContainsFunc(r.Stream.Status().RenamedTables, func(tr replicate.TableRename) bool { return tr.From == renamed && tr.Left })
 			})
 			// Give the rows after it the time to (wrongly) arrive.

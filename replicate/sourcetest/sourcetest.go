@@ -39,6 +39,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/intercloud/intercloud/internal/testchild"
 	"github.com/intercloud/intercloud/replicate"
 	"github.com/intercloud/intercloud/sqldb"
 )
@@ -144,6 +145,40 @@ func Exec(t testing.TB, db *sqldb.DB, q string, args ...any) {
 	if _, err := db.ExecContext(context.Background(), q, args...); err != nil {
 		t.Fatalf("%s: %v", q, err)
 	}
+}
+
+// Count runs a query that returns one number on db and returns it, or
+// fails the test.
+func Count(t testing.TB, db *sqldb.DB, q string, args ...any) int64 {
+	t.Helper()
+	var n int64
+	if err := db.QueryRowContext(context.Background(), q, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return n
+}
+
+// Column runs a query on db and returns the first column of every row,
+// or fails the test.
+func Column[T any](t testing.TB, db *sqldb.DB, q string, args ...any) []T {
+	t.Helper()
+	rows, err := db.QueryContext(context.Background(), q, args...)
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		var v T
+		if err := rows.Scan(&v); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return out
 }
 
 // Open opens the database at u for the test, closed when it ends.
@@ -269,7 +304,9 @@ func (r *Running) Wait(tb testing.TB) error {
 // Done is closed when Run returned.
 func (r *Running) Done() <-chan struct{} { return r.done }
 
-func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
+// WaitFor polls cond until it holds, and fails the test when it does not
+// within timeout.
+func WaitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
@@ -318,14 +355,14 @@ func testFullLoadCDC(t *testing.T, h Harness) {
 			waitSame(t, r, src, dst, nil, "items")
 			// The rows are on the target before the stream counts the
 			// batch that wrote them: wait for the count, not only the rows.
-			waitFor(t, "the full load's count of 200 rows", 10*time.Second, func() bool { return r.Stream.Status().SnapshotRows >= 200 })
+			WaitFor(t, "the full load's count of 200 rows", 10*time.Second, func() bool { return r.Stream.Status().SnapshotRows >= 200 })
 		})
 	}
 	// Changes during CDC, into the first target again.
 	name := firstTarget(h)
 	dst := h.Targets[name](t)
 	r := Start(t, replicate.Config{SourceMode: h.SourceMode, Name: "conf-cdc", Source: src, Target: dst, Tables: []string{"items"}})
-	waitFor(t, "full load", 120*time.Second, func() bool { return r.Stream.Status().Phase == replicate.PhaseCDC })
+	WaitFor(t, "full load", 120*time.Second, func() bool { return r.Stream.Status().Phase == replicate.PhaseCDC })
 	insertItems(t, src, 300, 350)
 	d := src.Dialect
 	Exec(t, src, fmt.Sprintf("UPDATE %s SET %s = NULL, %s = %s WHERE %s < 20", d.Quote("items"), d.Quote("qty"), d.Quote("name"), d.Placeholder(1), d.Quote("id")), "")
@@ -355,7 +392,7 @@ func testAddColumn(t *testing.T, h Harness) {
 	for name, open := range h.Targets {
 		dst := open(t)
 		r := Start(t, replicate.Config{SourceMode: h.SourceMode, Name: "conf-ddl-" + name, Source: src, Target: dst, Tables: []string{"items"}})
-		waitFor(t, "full load", 120*time.Second, func() bool { return r.Stream.Status().Phase == replicate.PhaseCDC })
+		WaitFor(t, "full load", 120*time.Second, func() bool { return r.Stream.Status().Phase == replicate.PhaseCDC })
 		streams[name], targets[name] = r, dst
 	}
 	for name, r := range streams {
@@ -410,19 +447,8 @@ const (
 
 func startChild(t *testing.T, h Harness, src, dst *sqldb.DB) *osexec.Cmd {
 	t.Helper()
-	cmd := osexec.Command(os.Args[0], "-test.run=^TestSourcetestChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), childSrcEnv+"="+src.URL().String(), childDstEnv+"="+dst.URL().String(), childModeEnv+"="+h.SourceMode)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	})
-	return cmd
+	return testchild.Start(t, "TestSourcetestChild",
+		childSrcEnv+"="+src.URL().String(), childDstEnv+"="+dst.URL().String(), childModeEnv+"="+h.SourceMode)
 }
 
 func testKill(t *testing.T, h Harness) {
@@ -435,10 +461,7 @@ func testKill(t *testing.T, h Harness) {
 		// Let it work, write meanwhile, then kill it mid-stream.
 		insertItems(t, src, 1000+round*100, 1050+round*100)
 		time.Sleep(time.Duration(300+round*400) * time.Millisecond)
-		if err := child.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		_ = child.Wait()
+		testchild.Kill(t, child)
 		insertItems(t, src, 1050+round*100, 1100+round*100)
 	}
 	child := startChild(t, h, src, dst)
@@ -456,9 +479,9 @@ func testNoEcho(t *testing.T, h Harness) {
 	createItems(t, h, b)
 	insertItems(t, a, 1, 51)
 	ab := Start(t, replicate.Config{SourceMode: h.SourceMode, Name: "a-to-b", Origin: "a", Source: a, Target: b, Tables: []string{"items"}, SkipReplicated: true})
-	waitFor(t, "full load", 120*time.Second, func() bool { return ab.Stream.Status().Phase == replicate.PhaseCDC })
+	WaitFor(t, "full load", 120*time.Second, func() bool { return ab.Stream.Status().Phase == replicate.PhaseCDC })
 	ba := Start(t, replicate.Config{SourceMode: h.SourceMode, Name: "b-to-a", Origin: "b", Source: b, Target: a, Tables: []string{"items"}, SkipReplicated: true, SkipFullLoad: true})
-	waitFor(t, "reverse stream", 120*time.Second, func() bool { return ba.Stream.Status().Phase == replicate.PhaseCDC })
+	WaitFor(t, "reverse stream", 120*time.Second, func() bool { return ba.Stream.Status().Phase == replicate.PhaseCDC })
 	waitSame(t, ab, a, b, nil, "items")
 	insertItems(t, a, 100, 120) // 20 changes on a
 	insertItems(t, b, 200, 230) // 30 changes on b
@@ -499,7 +522,7 @@ func testMatrix(t *testing.T, h Harness) {
 			if cols := h.Unportable[name]; len(cols) > 0 {
 				// Refused as a whole, naming the column ...
 				r := Start(t, cfg)
-				waitFor(t, "the refusal", 120*time.Second, func() bool { return r.Stream.Status().LastError != "" })
+				WaitFor(t, "the refusal", 120*time.Second, func() bool { return r.Stream.Status().LastError != "" })
 				if msg := r.Stream.Status().LastError; !strings.Contains(msg, cols[0]) {
 					t.Errorf("refusal %q does not name column %s", msg, cols[0])
 				}
@@ -511,7 +534,7 @@ func testMatrix(t *testing.T, h Harness) {
 				cfg.Tables = nil
 			}
 			r := Start(t, cfg)
-			waitFor(t, "full load", 120*time.Second, func() bool { return r.Stream.Status().Phase == replicate.PhaseCDC })
+			WaitFor(t, "full load", 120*time.Second, func() bool { return r.Stream.Status().Phase == replicate.PhaseCDC })
 			if name == firstTarget(h) {
 				insert(1000) // through the change log
 			}
@@ -533,7 +556,7 @@ func testLeastPrivilege(t *testing.T, h Harness) {
 	}
 	dst := h.Targets[firstTarget(h)](t)
 	r := Start(t, replicate.Config{SourceMode: h.SourceMode, Name: "least", Source: ro, Target: dst, Tables: []string{"items"}})
-	waitFor(t, "full load", 120*time.Second, func() bool { return r.Stream.Status().Phase == replicate.PhaseCDC })
+	WaitFor(t, "full load", 120*time.Second, func() bool { return r.Stream.Status().Phase == replicate.PhaseCDC })
 	insertItems(t, src, 100, 110)
 	waitSame(t, r, src, dst, nil, "items")
 	tables, err := replicate.ListTables(context.Background(), src)

@@ -53,14 +53,6 @@ func benchInsert(b *testing.B, db *sqldb.DB, from, n int) {
 	}
 }
 
-func benchCPU(b *testing.B) time.Duration {
-	t, err := cputime.Process()
-	if err != nil {
-		b.Fatal(err)
-	}
-	return t
-}
-
 // BenchmarkRead measures the change feed's read of a source capturing one
 // table (the records table's feed: the replication stream and the
 // publisher read it so): b.N inserted rows waiting, read in batches of
@@ -80,7 +72,7 @@ func BenchmarkRead(b *testing.B) {
 	opts := replicate.StreamOptions{Tables: []string{"records"}, MaxBatch: replicate.DefaultBatchSize}.WithDefaults()
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0 := benchCPU(b)
+	cpu0 := cputime.Used(b)
 	var seq int64
 	changes := 0
 	for {
@@ -96,7 +88,7 @@ func BenchmarkRead(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	cpu := benchCPU(b) - cpu0
+	cpu := cputime.Used(b) - cpu0
 	b.StopTimer()
 	if changes != b.N {
 		b.Fatalf("read %d changes, want %d", changes, b.N)
@@ -108,19 +100,12 @@ func BenchmarkRead(b *testing.B) {
 // table: b.N rows inserted as load inserts them, each logged by the
 // capture trigger.
 func BenchmarkCapture(b *testing.B) {
-	ctx := context.Background()
-	db := openDB(b)
-	if _, err := db.ExecContext(ctx, benchDDL); err != nil {
-		b.Fatal(err)
-	}
-	if err := Install(ctx, db, []string{"records"}); err != nil {
-		b.Fatal(err)
-	}
+	db := capturedDB(b)
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0 := benchCPU(b)
+	cpu0 := cputime.Used(b)
 	benchInsert(b, db, 0, b.N)
-	cpu := benchCPU(b) - cpu0
+	cpu := cputime.Used(b) - cpu0
 	b.StopTimer()
 	b.ReportMetric(float64(cpu.Nanoseconds())/1e3/float64(b.N), "cpu-µs/row")
 }
@@ -130,22 +115,29 @@ func BenchmarkCapture(b *testing.B) {
 // does once every consumer has applied them.
 func BenchmarkPrune(b *testing.B) {
 	ctx := context.Background()
+	db := capturedDB(b)
+	benchInsert(b, db, 0, b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0 := cputime.Used(b)
+	n, err := Prune(ctx, db, FormatPosition(int64(b.N)))
+	cpu := cputime.Used(b) - cpu0
+	b.StopTimer()
+	if err != nil || n != int64(b.N) {
+		b.Fatalf("pruned %d changes (%v), want %d", n, err, b.N)
+	}
+	b.ReportMetric(float64(cpu.Nanoseconds())/1e3/float64(b.N), "cpu-µs/change")
+}
+
+// capturedDB is a database with benchDDL's records table, captured.
+func capturedDB(b *testing.B) *sqldb.DB {
 	db := openDB(b)
+	ctx := context.Background()
 	if _, err := db.ExecContext(ctx, benchDDL); err != nil {
 		b.Fatal(err)
 	}
 	if err := Install(ctx, db, []string{"records"}); err != nil {
 		b.Fatal(err)
 	}
-	benchInsert(b, db, 0, b.N)
-	b.ReportAllocs()
-	b.ResetTimer()
-	cpu0 := benchCPU(b)
-	n, err := Prune(ctx, db, FormatPosition(int64(b.N)))
-	cpu := benchCPU(b) - cpu0
-	b.StopTimer()
-	if err != nil || n != int64(b.N) {
-		b.Fatalf("pruned %d changes (%v), want %d", n, err, b.N)
-	}
-	b.ReportMetric(float64(cpu.Nanoseconds())/1e3/float64(b.N), "cpu-µs/change")
+	return db
 }
