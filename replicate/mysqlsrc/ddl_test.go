@@ -197,15 +197,15 @@ func TestRenameIntoGlobsOntoTargetTable(t *testing.T) {
 		t.Skip("starts MariaDB and PostgreSQL")
 	}
 	e := newEnv(t, true)
-	src, dst := open(t, e.mysqlURL(t, "")), open(t, e.pgURL(t))
+	src, dst := sourcetest.Open(t, e.mysqlURL(t, "")), sourcetest.Open(t, e.pgURL(t))
 	for _, tbl := range []string{"shop_a", "stash"} {
-		execSQL(t, src, "CREATE TABLE "+tbl+" (id INT PRIMARY KEY, v VARCHAR(20))")
+		sourcetest.Exec(t, src, "CREATE TABLE "+tbl+" (id INT PRIMARY KEY, v VARCHAR(20))")
 		for i := 1; i <= 10; i++ {
-			execSQL(t, src, "INSERT INTO "+tbl+" VALUES (?, ?)", i, tbl)
+			sourcetest.Exec(t, src, "INSERT INTO "+tbl+" VALUES (?, ?)", i, tbl)
 		}
 	}
-	execSQL(t, dst, "CREATE TABLE shop_taken (id INT PRIMARY KEY, v TEXT)")
-	execSQL(t, dst, "INSERT INTO shop_taken VALUES (99, 'the target''s own')")
+	sourcetest.Exec(t, dst, "CREATE TABLE shop_taken (id INT PRIMARY KEY, v TEXT)")
+	sourcetest.Exec(t, dst, "INSERT INTO shop_taken VALUES (99, 'the target''s own')")
 	m := &replicate.Mapping{Include: []string{"shop_*"}}
 	r := sourcetest.Start(t, replicate.Config{Name: "renames", Source: src, Target: dst, Mapping: m})
 	waitCaughtUp(t, r, src)
@@ -214,7 +214,7 @@ func TestRenameIntoGlobsOntoTargetTable(t *testing.T) {
 		"INSERT INTO shop_taken VALUES (11, 'after')",
 		"INSERT INTO shop_a VALUES (11, 'after')",
 	} {
-		execSQL(t, src, q)
+		sourcetest.Exec(t, src, q)
 	}
 	te := waitStopped(t, r, "shop_taken", "the target already has a table \"shop_taken\"")
 	if !strings.Contains(te.Error, `"stash"`) {
@@ -225,7 +225,7 @@ func TestRenameIntoGlobsOntoTargetTable(t *testing.T) {
 	if got := sourcetest.Dump(t, dst, "shop_taken", nil); len(got) != 1 || !strings.Contains(got[0], "the target's own") {
 		t.Errorf("the target's shop_taken changed: %v", got)
 	}
-	if n := count(t, dst, "SELECT COUNT(*) FROM information_schema.tables WHERE table_name = 'stash'"); n != 0 {
+	if n := sourcetest.Count(t, dst, "SELECT COUNT(*) FROM information_schema.tables WHERE table_name = 'stash'"); n != 0 {
 		t.Errorf("target has a table stash")
 	}
 	if st := r.Stream.Status(); len(st.StoppedTables) != 1 || st.Phase != replicate.PhaseCDC {
