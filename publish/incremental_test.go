@@ -21,6 +21,7 @@ import (
 	_ "github.com/intercloud/intercloud/replicate/mysqlsrc"
 	_ "github.com/intercloud/intercloud/replicate/pgsrc"
 	"github.com/intercloud/intercloud/replicate/pollsrc"
+	"github.com/intercloud/intercloud/replicate/sourcetest"
 	"github.com/intercloud/intercloud/sqldb"
 	_ "github.com/intercloud/intercloud/sqldb/mysql"
 	_ "github.com/intercloud/intercloud/sqldb/postgres"
@@ -312,19 +313,7 @@ func TestEarlierStateIsRebuilt(t *testing.T) {
 	if err := e.db.QueryRow(`SELECT COUNT(*) FROM pragma_table_info('` + RowsTable + `') WHERE "notnull" = 1`).Scan(&notNull); err != nil || notNull != 0 {
 		t.Fatalf("%d NOT NULL columns in %s, %v", notNull, RowsTable, err)
 	}
-	var indexes []string
-	rows, err := e.db.Query(`SELECT name FROM pragma_index_list('` + RowsTable + `') WHERE origin = 'c'`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		indexes = append(indexes, n)
-	}
-	rows.Close()
+	indexes := sourcetest.Column[string](t, e.db, `SELECT name FROM pragma_index_list('`+RowsTable+`') WHERE origin = 'c'`)
 	if !slices.Equal(indexes, []string{RowsIndex}) {
 		t.Fatalf("indexes of %s: %v, want [%s]", RowsTable, indexes, RowsIndex)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/intercloud/intercloud/internal/peers"
 	"github.com/intercloud/intercloud/record"
 	"github.com/intercloud/intercloud/replicate"
+	"github.com/intercloud/intercloud/replicate/sourcetest"
 )
 
 // TestPostgresContributionsSurviveACrash: on PostgreSQL the contributions
@@ -214,19 +215,7 @@ func TestPostgresEarlierStateIsRebuilt(t *testing.T) {
 			e.insert(t, rec{"d", "cpu", -3, h.Add(2 * time.Minute)})
 			e.run(t)
 			e.checkAggregates(t, "after the rebuild")
-			var rewritten []string
-			rows, err := root.Query(`SELECT tbl FROM rewrites`)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for rows.Next() {
-				var n string
-				if err := rows.Scan(&n); err != nil {
-					t.Fatal(err)
-				}
-				rewritten = append(rewritten, n)
-			}
-			rows.Close()
+			rewritten := sourcetest.Column[string](t, root, `SELECT tbl FROM rewrites`)
 			if len(rewritten) > 0 {
 				t.Errorf("tables rewritten at the start: %v", rewritten)
 			}

@@ -119,19 +119,7 @@ func TestRenameTable(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts MariaDB and PostgreSQL")
 	}
-	e := newEnv(t, true)
-	src, dst := sourcetest.Open(t, e.mysqlURL(t, "")), sourcetest.Open(t, e.pgURL(t))
-	for _, tbl := range []string{"shop_a", "shop_b", "shop_c", "shop_d", "stash"} {
-		sourcetest.Exec(t, src, "CREATE TABLE "+tbl+" (id INT PRIMARY KEY, v VARCHAR(20))")
-		for i := 1; i <= 10; i++ {
-			sourcetest.Exec(t, src, "INSERT INTO "+tbl+" VALUES (?, ?)", i, tbl)
-		}
-	}
-	sourcetest.Exec(t, dst, "CREATE TABLE shop_taken (id INT PRIMARY KEY, v TEXT)")
-	sourcetest.Exec(t, dst, "INSERT INTO shop_taken VALUES (99, 'the target''s own')")
-	m := &replicate.Mapping{Include: []string{"shop_*"}}
-	r := sourcetest.Start(t, replicate.Config{Name: "renames", Source: src, Target: dst, Mapping: m})
-	waitCaughtUp(t, r, src)
+	src, dst, r := startRenames(t, "shop_a", "shop_b", "shop_c", "shop_d", "stash")
 	// A change read through the log: the stream reads it, past the load.
 	sourcetest.Exec(t, src, "INSERT INTO shop_a VALUES (100, 'cdc')")
 	waitCaughtUp(t, r, src)
@@ -196,19 +184,7 @@ func TestRenameIntoGlobsOntoTargetTable(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts MariaDB and PostgreSQL")
 	}
-	e := newEnv(t, true)
-	src, dst := sourcetest.Open(t, e.mysqlURL(t, "")), sourcetest.Open(t, e.pgURL(t))
-	for _, tbl := range []string{"shop_a", "stash"} {
-		sourcetest.Exec(t, src, "CREATE TABLE "+tbl+" (id INT PRIMARY KEY, v VARCHAR(20))")
-		for i := 1; i <= 10; i++ {
-			sourcetest.Exec(t, src, "INSERT INTO "+tbl+" VALUES (?, ?)", i, tbl)
-		}
-	}
-	sourcetest.Exec(t, dst, "CREATE TABLE shop_taken (id INT PRIMARY KEY, v TEXT)")
-	sourcetest.Exec(t, dst, "INSERT INTO shop_taken VALUES (99, 'the target''s own')")
-	m := &replicate.Mapping{Include: []string{"shop_*"}}
-	r := sourcetest.Start(t, replicate.Config{Name: "renames", Source: src, Target: dst, Mapping: m})
-	waitCaughtUp(t, r, src)
+	src, dst, r := startRenames(t, "shop_a", "stash")
 	for _, q := range []string{
 		"RENAME TABLE stash TO shop_taken",
 		"INSERT INTO shop_taken VALUES (11, 'after')",
@@ -373,4 +349,25 @@ func TestCreateTableLive(t *testing.T) {
 	if st := r.Stream.Status(); st.LastError != "" || len(st.StoppedTables) != 0 {
 		t.Errorf("status: %+v", st)
 	}
+}
+
+// startRenames makes the source tables (10 rows each), a table
+// shop_taken of the target's own (one row, id 99), and a stream of the
+// shop_* tables from MariaDB to PostgreSQL, caught up.
+func startRenames(t *testing.T, tables ...string) (src, dst *sqldb.DB, r *sourcetest.Running) {
+	t.Helper()
+	e := newEnv(t, true)
+	src, dst = sourcetest.Open(t, e.mysqlURL(t, "")), sourcetest.Open(t, e.pgURL(t))
+	for _, tbl := range tables {
+		sourcetest.Exec(t, src, "CREATE TABLE "+tbl+" (id INT PRIMARY KEY, v VARCHAR(20))")
+		for i := 1; i <= 10; i++ {
+			sourcetest.Exec(t, src, "INSERT INTO "+tbl+" VALUES (?, ?)", i, tbl)
+		}
+	}
+	sourcetest.Exec(t, dst, "CREATE TABLE shop_taken (id INT PRIMARY KEY, v TEXT)")
+	sourcetest.Exec(t, dst, "INSERT INTO shop_taken VALUES (99, 'the target''s own')")
+	m := &replicate.Mapping{Include: []string{"shop_*"}}
+	r = sourcetest.Start(t, replicate.Config{Name: "renames", Source: src, Target: dst, Mapping: m})
+	waitCaughtUp(t, r, src)
+	return src, dst, r
 }

@@ -158,9 +158,15 @@ func Count(t testing.TB, db *sqldb.DB, q string, args ...any) int64 {
 	return n
 }
 
+// Queryer is what Column reads through: a *sql.DB, *sql.Tx, *sql.Conn or
+// *sqldb.DB.
+type Queryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
 // Column runs a query on db and returns the first column of every row,
 // or fails the test.
-func Column[T any](t testing.TB, db *sqldb.DB, q string, args ...any) []T {
+func Column[T any](t testing.TB, db Queryer, q string, args ...any) []T {
 	t.Helper()
 	rows, err := db.QueryContext(context.Background(), q, args...)
 	if err != nil {
