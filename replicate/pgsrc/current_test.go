@@ -61,11 +61,39 @@ func testCurrentWaitsForVisibility(t *testing.T, c *cluster) {
 	if _, err := conn.ExecContext(ctx, `SET synchronous_commit = on`); err != nil {
 		t.Fatal(err)
 	}
+	// The reload reaches the session at once but the cluster-wide "a
+	// standby is configured" flag only when the checkpointer has read it:
+	// until then a commit does not wait. An insert that did not wait is
+	// taken back and tried again.
 	inserted := make(chan error, 1)
-	go func() {
-		_, err := conn.ExecContext(ctx, `INSERT INTO items (id, name) VALUES (1, 'held')`)
-		inserted <- err
-	}()
+	for try := 1; ; try++ {
+		go func() {
+			_, err := conn.ExecContext(ctx, `INSERT INTO items (id, name) VALUES (1, 'held')`)
+			inserted <- err
+		}()
+		waiting := false
+		sourcetest.WaitFor(t, "the insert to wait for the standby or end", 20*time.Second, func() bool {
+			waiting = sourcetest.Count(t, c.root, `SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND wait_event = 'SyncRep'`, pid) == 1
+			return waiting || len(inserted) > 0
+		})
+		if waiting {
+			break
+		}
+		if err := <-inserted; err != nil {
+			t.Fatalf("held insert: %v", err)
+		}
+		if try == 10 {
+			t.Fatal("10 inserts committed without waiting for the configured standby")
+		}
+		if _, err := conn.ExecContext(ctx, `SET synchronous_commit = local`); err != nil {
+			t.Fatal(err)
+		}
+		sourcetest.Exec(t, db, `DELETE FROM items`)
+		if _, err := conn.ExecContext(ctx, `SET synchronous_commit = on`); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	var releaseOnce sync.Once
 	var insertErr error
 	release := func() {
@@ -80,9 +108,6 @@ func testCurrentWaitsForVisibility(t *testing.T, c *cluster) {
 	}
 	t.Cleanup(func() {
 		releaseOnce.Do(func() { _, _ = c.root.ExecContext(ctx, `SELECT pg_cancel_backend($1)`, pid); <-inserted })
-	})
-	sourcetest.WaitFor(t, "the insert to wait for the standby", 20*time.Second, func() bool {
-		return sourcetest.Count(t, c.root, `SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND wait_event = 'SyncRep'`, pid) == 1
 	})
 	if n := sourcetest.Count(t, db, `SELECT count(*) FROM items`); n != 0 {
 		t.Fatalf("the held row is visible already (%d rows)", n)
