@@ -16,6 +16,7 @@ import (
 
 	"github.com/intercloud/intercloud/config"
 	"github.com/intercloud/intercloud/demo"
+	"github.com/intercloud/intercloud/internal/gcsettings"
 	"github.com/intercloud/intercloud/internal/peers"
 	"github.com/intercloud/intercloud/topology"
 )
@@ -40,10 +41,14 @@ import (
 // not the start-up) to PREFIX-DBS-RATE.pprof. With -v, the interval lines
 // `intercloud bench` prints go to stderr; INTERCLOUD_BENCH_LOG=FILE writes
 // every component's debug log there; INTERCLOUD_BENCH_TRACE=PREFIX keeps
-// execution traces of the slow intervals (traceSlowIntervals).
+// execution traces of the slow intervals (traceSlowIntervals). It runs
+// with the binary's memory settings (package gcsettings).
 //
 //	go test ./topology -run '^$' -bench Pipeline -benchtime 1x
 func BenchmarkPipeline(b *testing.B) {
+	// The binary's memory settings (GOGC=300 under a 64 MiB limit unless
+	// GOGC or GOMEMLIMIT is set), so the figures are the binary's.
+	defer gcsettings.Apply(os.Getenv)()
 	rates := []float64{1000, 2500, 5000}
 	if s := os.Getenv("INTERCLOUD_BENCH_RATES"); s != "" {
 		rates = nil
