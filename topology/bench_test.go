@@ -46,8 +46,6 @@ import (
 //
 //	go test ./topology -run '^$' -bench Pipeline -benchtime 1x
 func BenchmarkPipeline(b *testing.B) {
-	// The binary's memory settings (GOGC=300 under a 64 MiB limit unless
-	// GOGC or GOMEMLIMIT is set), so the figures are the binary's.
 	defer gcsettings.Apply(os.Getenv)()
 	rates := []float64{1000, 2500, 5000}
 	if s := os.Getenv("INTERCLOUD_BENCH_RATES"); s != "" {
@@ -256,10 +254,12 @@ func serverCPU(b *testing.B, servers map[string]func(testing.TB) time.Duration) 
 // hop over TLS or not); edge-hit a GET of the published summary served
 // from the edge's cache; each over kept-alive connections, 16 clients at
 // once; edge-new-conn is edge-hit with a new connection (and TLS
-// handshake) per request. Compare each tls line with the plain one.
+// handshake) per request. Compare each tls line with the plain one. It
+// runs with the binary's memory settings (package gcsettings).
 //
 //	go test ./topology -run '^$' -bench TLS -benchtime 3s
 func BenchmarkTLS(b *testing.B) {
+	defer gcsettings.Apply(os.Getenv)()
 	type side struct {
 		topo   *topology.Topology
 		client *http.Client

@@ -2,8 +2,8 @@
 // process runs with: a soft memory limit and, under it, a garbage
 // collector target that lets the heap grow past twice its live size,
 // unless the user set GOGC or GOMEMLIMIT. The binary applies them at
-// start; benchmarks of the running topology apply them too, so they
-// measure what the binary does.
+// start; the benchmarks of a running topology (package topology's)
+// apply them too, so they measure what the binary does.
 package gcsettings
 
 import "runtime/debug"
@@ -22,20 +22,20 @@ const DefaultMemoryLimit = 64 << 20
 // still bounding the whole (see docs/benchmarks.md).
 const DefaultGCPercent = 300
 
-// MemoryLimit is the soft memory limit to set given GOMEMLIMIT's value, or
+// memoryLimit is the soft memory limit to set given GOMEMLIMIT's value, or
 // false to leave the runtime's own (GOMEMLIMIT set).
-func MemoryLimit(env string) (int64, bool) {
+func memoryLimit(env string) (int64, bool) {
 	if env != "" {
 		return 0, false
 	}
 	return DefaultMemoryLimit, true
 }
 
-// GCPercent is the GOGC to set given GOGC's value and whether the default
-// memory limit applies (MemoryLimit), or false to leave the runtime's own:
+// gcPercent is the GOGC to set given GOGC's value and whether the default
+// memory limit applies (memoryLimit), or false to leave the runtime's own:
 // DefaultGCPercent only under the default limit, since without a limit it
 // would let the heap grow to four times its live size.
-func GCPercent(gogc string, defaultLimit bool) (int, bool) {
+func gcPercent(gogc string, defaultLimit bool) (int, bool) {
 	if gogc != "" || !defaultLimit {
 		return 0, false
 	}
@@ -45,8 +45,8 @@ func GCPercent(gogc string, defaultLimit bool) (int, bool) {
 // Apply sets the settings given the environment (getenv reads GOGC and
 // GOMEMLIMIT) and returns a function that puts back the ones it replaced.
 func Apply(getenv func(string) string) (restore func()) {
-	limit, limited := MemoryLimit(getenv("GOMEMLIMIT"))
-	pct, setPct := GCPercent(getenv("GOGC"), limited)
+	limit, limited := memoryLimit(getenv("GOMEMLIMIT"))
+	pct, setPct := gcPercent(getenv("GOGC"), limited)
 	var oldLimit int64
 	var oldPct int
 	if limited {

@@ -18,7 +18,7 @@ func TestMemoryLimit(t *testing.T) {
 		{"off", 0, false},
 		{"200MiB", 0, false},
 	} {
-		if limit, set := MemoryLimit(tt.env); limit != tt.limit || set != tt.set {
+		if limit, set := memoryLimit(tt.env); limit != tt.limit || set != tt.set {
 			t.Errorf("GOMEMLIMIT=%q: %d %v, want %d %v", tt.env, limit, set, tt.limit, tt.set)
 		}
 	}
@@ -39,8 +39,8 @@ func TestGCPercent(t *testing.T) {
 		{"", "1GiB", 0, false},
 		{"50", "1GiB", 0, false},
 	} {
-		_, limited := MemoryLimit(tt.memlimit)
-		if pct, set := GCPercent(tt.gogc, limited); pct != tt.pct || set != tt.set {
+		_, limited := memoryLimit(tt.memlimit)
+		if pct, set := gcPercent(tt.gogc, limited); pct != tt.pct || set != tt.set {
 			t.Errorf("GOGC=%q GOMEMLIMIT=%q: %d %v, want %d %v", tt.gogc, tt.memlimit, pct, set, tt.pct, tt.set)
 		}
 	}
