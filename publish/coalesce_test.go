@@ -5,6 +5,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/intercloud/intercloud/internal/peers"
 )
 
 // insertBatches inserts n records of metric cpu in hour h, per records a
@@ -115,7 +117,21 @@ func TestHeldResultsAreWrittenWhenTheFeedStops(t *testing.T) {
 // held (not yet written) when the publisher stops are written by the next
 // run: the checkpoint had not moved past them.
 func TestHeldResultsAreReplayedAfterAStop(t *testing.T) {
-	e := newEnv(t)
+	testHeldResultsAreReplayedAfterAStop(t, newEnv(t))
+}
+
+// TestPostgresHeldResultsAreReplayedAfterAStop is
+// TestHeldResultsAreReplayedAfterAStop on PostgreSQL, whose replication
+// slot forgets what it was told was processed: the slot must not be told
+// of held batches before their checkpoint is saved.
+func TestPostgresHeldResultsAreReplayedAfterAStop(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real servers are skipped with -short")
+	}
+	testHeldResultsAreReplayedAfterAStop(t, newEnvAt(t, peers.StartPostgres(t).URL("app")))
+}
+
+func testHeldResultsAreReplayedAfterAStop(t *testing.T, e *env) {
 	h := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
 	stop := e.run(t)
 	e.started(t)

@@ -203,6 +203,8 @@ type Publisher struct {
 	failedLoaded bool
 	// lastPurge times the latest purge.
 	lastPurge PurgeTrace
+	// saved is the position of the checkpoint last saved or loaded.
+	saved replicate.Position
 
 	// held is what was applied but not yet written (guarded by pass).
 	held held
@@ -556,11 +558,19 @@ func (p *Publisher) open(ctx context.Context) (replicate.Source, replicate.Posit
 		src.Close()
 		return nil, "", fmt.Errorf("publish: %w", err)
 	}
+	p.setSaved(cp.Position)
 	return src, cp.Position, nil
 }
 
+// streamOptions are the change feed's: the source confirms no more than
+// the saved checkpoint, since held batches were accepted unwritten.
 func (p *Publisher) streamOptions() replicate.StreamOptions {
-	return replicate.StreamOptions{Tables: []string{p.table.Name}, MaxBatch: p.cfg.BatchSize, Poll: p.cfg.Poll}
+	return replicate.StreamOptions{Tables: []string{p.table.Name}, MaxBatch: p.cfg.BatchSize, Poll: p.cfg.Poll,
+		Durable: func() replicate.Position {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			return p.saved
+		}}
 }
 
 // handle applies one batch, then writes its files and checkpoints it, at
@@ -737,7 +747,7 @@ func (p *Publisher) flush(ctx context.Context) error {
 }
 
 func (p *Publisher) saveCheckpoint(ctx context.Context, pos replicate.Position) error {
-	return p.cfg.DB.Tx(ctx, func(tx *sql.Tx) error {
+	err := p.cfg.DB.Tx(ctx, func(tx *sql.Tx) error {
 		if p.cfg.Fence != nil {
 			if err := p.cfg.Fence(ctx, tx); err != nil {
 				return err
@@ -745,6 +755,17 @@ func (p *Publisher) saveCheckpoint(ctx context.Context, pos replicate.Position) 
 		}
 		return replicate.SaveCheckpoint(ctx, tx, p.cfg.DB.Dialect, StreamName, replicate.Checkpoint{Position: pos, Phase: replicate.PhaseCDC})
 	})
+	if err == nil {
+		p.setSaved(pos)
+	}
+	return err
+}
+
+// setSaved records the saved checkpoint's position (see streamOptions).
+func (p *Publisher) setSaved(pos replicate.Position) {
+	p.mu.Lock()
+	p.saved = pos
+	p.mu.Unlock()
 }
 
 type bucketKey struct {

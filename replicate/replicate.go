@@ -156,6 +156,15 @@ type StreamOptions struct {
 	// A polling source may read again at once, without waiting Poll, after
 	// a busy batch (see Busy; the SQLite change table's source does).
 	Poll time.Duration
+	// Durable, when set, returns the position up to which the consumer's
+	// work is durable (its saved checkpoint), for a consumer that accepts
+	// batches before it checkpoints them (the publisher holds batches to
+	// write their results together). A source that keeps the consumer's
+	// position on the server (a PostgreSQL replication slot, which then
+	// discards what came before) tells the server no more than it, so the
+	// consumer can always start again from its checkpoint. Nil: every
+	// batch fn accepted is durable.
+	Durable func() Position
 }
 
 // Busy reports whether a batch of read changes says the source is busy:

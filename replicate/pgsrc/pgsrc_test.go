@@ -132,6 +132,7 @@ func TestPostgres(t *testing.T) {
 	t.Run("KillChild", func(t *testing.T) { testKill(t, c) })
 	t.Run("SchemaChange", func(t *testing.T) { testSchema(t, c) })
 	t.Run("ConfirmOnlyApplied", func(t *testing.T) { testConfirm(t, c) })
+	t.Run("ConfirmOnlyDurable", func(t *testing.T) { testConfirmDurable(t, c) })
 	t.Run("WaitsForActiveSlot", func(t *testing.T) { testWaitsForActiveSlot(t, c) })
 	t.Run("Truncate", func(t *testing.T) { testTruncate(t, c) })
 	t.Run("StreamStopsOnTruncate", func(t *testing.T) { testStopOnTruncate(t, c) })
@@ -675,6 +676,91 @@ func testConfirm(t *testing.T, c *cluster) {
 	ch := changesOf(again)
 	if len(ch) != 2 || ch[0].Key[0] != int64(2) || ch[1].Key[0] != int64(3) {
 		t.Fatalf("after the failure the stream delivered %+v, want rows 2 and 3", ch)
+	}
+}
+
+// testConfirmDurable: with StreamOptions.Durable the slot confirms no more
+// than the consumer's durable position, even for batches fn accepted, and
+// follows it as it moves; a stream from that position is not refused.
+func testConfirmDurable(t *testing.T, c *cluster) {
+	ctx := context.Background()
+	db := c.newDB(t, "src")
+	sourcetest.Exec(t, db, itemsDDL)
+	src, err := pgsrc.Open(ctx, db, replicate.SourceConfig{Name: "durable", Tables: []string{"items"}, Logger: sourcetest.Quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	from, err := src.Current(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slotAt := func() pglogrepl.LSN {
+		s := queryString(t, db, `SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1`, src.Slot())
+		l, err := pgsrc.ParsePosition(replicate.Position(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	start := slotAt()
+	var mu sync.Mutex
+	durable := from
+	var positions []replicate.Position // of the batches with changes
+	opts := replicate.StreamOptions{MaxBatch: 1, Durable: func() replicate.Position {
+		mu.Lock()
+		defer mu.Unlock()
+		return durable
+	}}
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- src.Stream(sctx, from, opts, func(ctx context.Context, b replicate.Batch) error {
+			if len(b.Changes) > 0 {
+				mu.Lock()
+				positions = append(positions, b.Position)
+				mu.Unlock()
+			}
+			return nil
+		})
+	}()
+	delivered := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(positions)
+	}
+	for i := 1; i <= 3; i++ {
+		sourcetest.Exec(t, db, `INSERT INTO items (id, name) VALUES ($1, 'x')`, i)
+	}
+	sourcetest.WaitFor(t, "3 batches", 20*time.Second, func() bool { return delivered() == 3 })
+	// Accepted, not durable: the slot stays where it was.
+	time.Sleep(300 * time.Millisecond)
+	if got := slotAt(); got != start {
+		t.Fatalf("the slot moved to %s with the consumer durable at %s (slot was at %s)", got, from, start)
+	}
+	// The consumer saves the second batch; the next delivery confirms
+	// that far and no further.
+	mu.Lock()
+	durable = positions[1]
+	mu.Unlock()
+	want, _ := pgsrc.ParsePosition(positions[1])
+	sourcetest.Exec(t, db, `INSERT INTO items (id, name) VALUES (4, 'x')`)
+	sourcetest.WaitFor(t, "the slot at the durable position", 20*time.Second, func() bool { return slotAt() == want })
+	time.Sleep(300 * time.Millisecond)
+	if got := slotAt(); got != want {
+		t.Fatalf("the slot is at %s, want the durable %s", got, positions[1])
+	}
+	cancel()
+	<-done
+	// A restart from the durable position delivers the rest again.
+	sourcetest.WaitFor(t, "the slot to be free", 20*time.Second, func() bool {
+		return queryString(t, db, `SELECT (NOT active)::text FROM pg_replication_slots WHERE slot_name = $1`, src.Slot()) == "true"
+	})
+	again, err := collect(t, src, positions[1], replicate.StreamOptions{}, func(bs []replicate.Batch) bool { return len(changesOf(bs)) >= 2 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ch := changesOf(again); len(ch) != 2 || ch[0].Key[0] != int64(3) || ch[1].Key[0] != int64(4) {
+		t.Fatalf("from the durable position the stream delivered %+v, want rows 3 and 4", ch)
 	}
 }
 

@@ -156,7 +156,8 @@ type streamState struct {
 	fn   func(context.Context, replicate.Batch) error
 
 	// confirmed is the position reported flushed to the server;
-	// delivered the position of the last batch fn accepted.
+	// delivered the position of the last batch fn accepted (confirmed
+	// trails it while the consumer's checkpoint does, see confirm).
 	confirmed, delivered pglogrepl.LSN
 	nextStatus           time.Time
 
@@ -267,9 +268,30 @@ func (st *streamState) timers(ctx context.Context) error {
 		}
 	}
 	if !now.Before(st.nextStatus) {
+		st.confirm()
 		return st.sendStatus(false)
 	}
 	return nil
+}
+
+// confirm moves confirmed up to what was delivered, and no further than
+// what the consumer says is durable (StreamOptions.Durable). It reports
+// whether confirmed moved.
+func (st *streamState) confirm() bool {
+	to := st.delivered
+	if st.opts.Durable != nil {
+		d, err := ParsePosition(st.opts.Durable())
+		if err != nil {
+			st.src.log.Warn("the consumer's durable position is unusable; not confirmed", "err", err)
+			return false
+		}
+		to = min(to, d)
+	}
+	if to <= st.confirmed {
+		return false
+	}
+	st.confirmed = to
+	return true
 }
 
 func (st *streamState) sendStatus(reply bool) error {
@@ -287,7 +309,7 @@ func (st *streamState) sendStatus(reply bool) error {
 }
 
 // deliverPending hands the pending batch to fn and, once fn accepted it,
-// confirms its position to the server.
+// confirms its position to the server (see confirm).
 func (st *streamState) deliverPending(ctx context.Context) error {
 	if st.pendingPos == 0 {
 		return nil
@@ -302,8 +324,7 @@ func (st *streamState) deliverPending(ctx context.Context) error {
 	if pos > st.delivered {
 		st.delivered = pos
 	}
-	if pos > st.confirmed {
-		st.confirmed = pos
+	if st.confirm() {
 		return st.sendStatus(false)
 	}
 	return nil
