@@ -132,16 +132,20 @@ func (l *Loader) Load(ctx context.Context, key string) (Result, error) {
 	if !strings.HasPrefix(key, RawPrefix) || !strings.HasSuffix(key, ".ndjson") {
 		return res, fmt.Errorf("load: %s is not a raw object: %w", key, functions.ErrPermanent)
 	}
-	done, err := l.isLoaded(ctx, l.db, key)
-	if err != nil {
-		return res, err
-	}
-	if done {
-		res.Skipped = true
-		return res, nil
-	}
+	// Whether the object was loaded before is asked of the database only
+	// when it is gone (a redelivered event of an object since expired);
+	// otherwise the load marker, written first in the transaction below,
+	// says it, so a load costs no query of its own.
 	data, _, err := l.bucket.Get(ctx, key)
 	if errors.Is(err, objects.ErrNotFound) {
+		done, lerr := l.isLoaded(ctx, l.db, key)
+		if lerr != nil {
+			return res, lerr
+		}
+		if done {
+			res.Skipped = true
+			return res, nil
+		}
 		return res, fmt.Errorf("load: %s is gone (dead-lettered?): %w", key, functions.ErrPermanent)
 	}
 	if err != nil {
@@ -154,10 +158,21 @@ func (l *Loader) Load(ctx context.Context, key string) (Result, error) {
 	res.Records = rows.Len()
 	lastOfEachID(&rows)
 	res.TraceIDs = firstTraceIDs(rows.TraceIDs, 16)
+	mark, err := markArgs(l.db.Dialect, l.loaded, key, rows.Len())
+	if err != nil {
+		return res, fmt.Errorf("load: %s: %w", key, err)
+	}
 	err = l.db.Tx(ctx, func(tx *sql.Tx) error {
-		res.Inserted = 0
-		if done, err := l.isLoaded(ctx, tx, key); err != nil || done {
-			res.Skipped = done
+		res.Inserted, res.Skipped = 0, false
+		// The marker first: a marker already there means the object was
+		// loaded (a concurrent load of it waits on the marker's key until
+		// this transaction ends, then finds it).
+		out, err := tx.ExecContext(ctx, l.db.Dialect.InsertIgnore(l.loaded, 1), mark...)
+		if err != nil {
+			return fmt.Errorf("mark loaded: %w", err)
+		}
+		if n, err := out.RowsAffected(); err != nil || n == 0 {
+			res.Skipped = err == nil
 			return err
 		}
 		at := 0
@@ -176,12 +191,7 @@ func (l *Loader) Load(ctx context.Context, key string) (Result, error) {
 			n, _ := out.RowsAffected()
 			res.Inserted += int(n)
 		}
-		mark, err := markArgs(l.db.Dialect, l.loaded, key, rows.Len())
-		if err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, l.db.Dialect.InsertIgnore(l.loaded, 1), mark...)
-		return err
+		return nil
 	})
 	if err != nil {
 		return res, fmt.Errorf("load: %s: %w", key, err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -111,6 +112,41 @@ func TestOutageIsTransientRejectionPermanent(t *testing.T) {
 			loadBothLayouts(t, l, db, part, func() []string {
 				return s.query(t, "app", "SELECT * FROM records ORDER BY id")
 			})
+
+			// One object loaded by eight at once (redelivered events):
+			// one load inserts, the others find its marker, none fails.
+			key = part + "together.ndjson"
+			if err := b.Put(ctx, key, rawObject(t, "t1", "t2", "t3"), nil); err != nil {
+				t.Fatal(err)
+			}
+			var wg sync.WaitGroup
+			results := make([]Result, 8)
+			errs := make([]error, 8)
+			for i := range results {
+				wg.Go(func() { results[i], errs[i] = l.Load(ctx, key) })
+			}
+			wg.Wait()
+			loaded := 0
+			for i, r := range results {
+				if errs[i] != nil {
+					t.Fatalf("concurrent load %d: %v", i, errs[i])
+				}
+				if !r.Skipped {
+					loaded++
+					if r.Inserted != 3 {
+						t.Errorf("the load that inserted: %+v", r)
+					}
+				}
+			}
+			if loaded != 1 {
+				t.Errorf("%d of 8 concurrent loads of one object inserted, want 1", loaded)
+			}
+			if got := s.query(t, "app", "SELECT COUNT(*) FROM records WHERE id IN ('t1', 't2', 't3')"); len(got) != 1 || got[0] != "3" {
+				t.Errorf("records t1..t3: %q, want 3", got)
+			}
+			if got := s.query(t, "app", "SELECT records FROM "+LoadedTable+" WHERE "+db.Dialect.Quote("key")+" = '"+key+"'"); len(got) != 1 || got[0] != "3" {
+				t.Errorf("load marker of %s: %q, want one of 3 records", key, got)
+			}
 		})
 	}
 }

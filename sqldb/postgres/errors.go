@@ -19,7 +19,10 @@ var _ sqldb.ErrorClassifier = Driver{}
 // crash shutdown, 57P03 cannot connect now, 57014 query cancelled), system
 // errors (class 58) and a read-only transaction during a failover (25006).
 func (Driver) Unavailable(err error) bool {
-	if pgconn.Timeout(err) {
+	// A connection the driver closed under the caller (its server went
+	// away: a pooled connection's first use after a restart) is as much an
+	// outage as one refused.
+	if pgconn.Timeout(err) || errors.Is(err, pgconn.ErrConnClosed) {
 		return true
 	}
 	// A server that answered the connection with an error (no such

@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -221,5 +222,19 @@ func TestPostGISDialect(t *testing.T) {
 	v, err := d.Value(geom, []byte{1, 1, 0, 0, 0})
 	if err != nil || v != "0101000000" {
 		t.Errorf("Value = %#v, %v; want the hex EWKB", v, err)
+	}
+}
+
+// TestConnClosedIsUnavailable: the error of a pooled connection's first use
+// after its server went away (pgx closed it; here as pgx wraps it when
+// it could not deallocate the connection's cached statements) is an
+// outage, retried, not a failure of the statement.
+func TestConnClosedIsUnavailable(t *testing.T) {
+	err := fmt.Errorf("failed to deallocate cached statement(s): %w", pgconn.ErrConnClosed)
+	if !sqldb.Unavailable(err) {
+		t.Fatalf("Unavailable(%v) = false, want true", err)
+	}
+	if sqldb.Unavailable(errors.New("conn closed")) {
+		t.Fatal("a message alike without pgx's error is not taken for it")
 	}
 }
