@@ -3,6 +3,7 @@ package replicate_test
 import (
 	"context"
 	"database/sql"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -146,5 +147,54 @@ func TestOriginMarkScope(t *testing.T) {
 		if got[i] != want[i] {
 			t.Fatalf("changes = %v, want %v", got, want)
 		}
+	}
+}
+
+// TestSkippedChangesAreCheckpointedLater: every change the reverse stream
+// of a pair reads is one the forward stream wrote, so each of its batches
+// only moves its position. It checkpoints those at most once a second
+// (a transaction each, fenced, was as many as the forward stream's), and
+// after a restart from the older checkpoint it reads them again and
+// skips them: nothing echoes, a new write still arrives.
+func TestSkippedChangesAreCheckpointedLater(t *testing.T) {
+	ctx := context.Background()
+	a, b := openDB(t, "a"), openDB(t, "b")
+	for _, db := range []*sqldb.DB{a, b} {
+		exec(t, db, itemsDDL)
+		if err := replicate.Prepare(ctx, db, []string{"items"}, quietLogger()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ab := sourcetest.Start(t, replicate.Config{Name: "a-to-b", Origin: "a", Source: a, Target: b, Tables: []string{"items"}, SkipReplicated: true, Poll: 2 * time.Millisecond})
+	waitFor(t, "full load", 20*time.Second, func() bool { return ab.Stream.Status().Phase == replicate.PhaseCDC })
+	var fences, moved atomic.Int64
+	reverse := replicate.Config{Name: "b-to-a", Origin: "b", Source: b, Target: a, Tables: []string{"items"}, SkipReplicated: true, SkipFullLoad: true, Poll: 2 * time.Millisecond,
+		Fence: func(context.Context, *sql.Tx) error { fences.Add(1); return nil },
+		OnApplied: func(bt replicate.Batch) {
+			if len(bt.Changes) == 0 {
+				moved.Add(1)
+			}
+		}}
+	ba := sourcetest.Start(t, reverse)
+	waitFor(t, "the reverse stream", 20*time.Second, func() bool { return ba.Stream.Status().Phase == replicate.PhaseCDC })
+	start, fenced := time.Now(), fences.Load()
+	for i := range 40 {
+		exec(t, a, `INSERT INTO items (id, name, qty) VALUES (?, 'x', 1)`, 100+i)
+		waitFor(t, "the row on b", 20*time.Second, func() bool { return count(t, b, `SELECT COUNT(*) FROM items WHERE id = ?`, 100+i) == 1 })
+		time.Sleep(5 * time.Millisecond)
+	}
+	waitFor(t, "the reverse stream to read them", 20*time.Second, func() bool { return moved.Load() >= 10 })
+	secs := time.Since(start).Seconds()
+	if n := fences.Load() - fenced; float64(n) > secs+2 {
+		t.Errorf("%d transactions on the target for %d batches that only moved the position in %.1fs, want at most one a second", n, moved.Load(), secs)
+	}
+	ba.Stop(t)
+	sourcetest.Start(t, reverse)
+	exec(t, b, `INSERT INTO items (id, name, qty) VALUES (500, 'from b', 2)`)
+	waitFor(t, "b's row on a", 20*time.Second, func() bool { return count(t, a, `SELECT COUNT(*) FROM items WHERE id = 500`) == 1 })
+	time.Sleep(100 * time.Millisecond)
+	mustValidate(t, a, b, "items")
+	if n := count(t, a, `SELECT COUNT(*) FROM _ic_changes WHERE origin = 'b'`); n != 1 {
+		t.Errorf("a logged %d changes applied from b, want 1 (row 500)", n)
 	}
 }

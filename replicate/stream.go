@@ -108,8 +108,10 @@ type Config struct {
 	// LoadParallel is how many tables the full load copies at once
 	// (default 4); one table that fails holds back no other.
 	LoadParallel int
-	// OnApplied is called after each committed target transaction, full
-	// load chunks included (Batch.Snapshot); it must not block long, and
+	// OnApplied is called after each applied batch (a committed target
+	// transaction, or a batch that only moved the position, checkpointed
+	// later: see positionSaveEvery), full load chunks included
+	// (Batch.Snapshot); it must not block long, and
 	// during the full load it is called from several goroutines at once.
 	OnApplied func(Batch)
 	// SourceMode is how the source's changes are read: SourceLog (the
@@ -261,6 +263,34 @@ type Stream struct {
 	stopped map[string]TableError // tables left out (s.mu)
 	started bool                  // runOnce ran before in this process
 	objects bool                  // SchemaFull objects were created (s.mu)
+	// saved is the position of the CDC checkpoint last saved or loaded,
+	// savedAt when (s.mu): a batch that only moves the position is
+	// checkpointed at most every positionSaveEvery (see applyBatch).
+	saved   Position
+	savedAt time.Time
+}
+
+// positionSaveEvery is how often a stream checkpoints batches that only
+// move its position (every change skipped: the other direction's
+// replicated writes, tables not replicated). Each was a transaction on
+// the target (origin marks, fence, checkpoint), about as many as the
+// other direction applied; after a restart the stream reads them again,
+// which changes nothing.
+const positionSaveEvery = time.Second
+
+// setSaved records a saved checkpoint's position.
+func (s *Stream) setSaved(pos Position, at time.Time) {
+	s.mu.Lock()
+	s.saved, s.savedAt = pos, at
+	s.mu.Unlock()
+}
+
+// durable returns the position of the last saved checkpoint
+// (StreamOptions.Durable).
+func (s *Stream) durable() Position {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.saved
 }
 
 type rateSample struct {
@@ -620,11 +650,14 @@ func (s *Stream) runOnce(ctx context.Context) error {
 	s.connectedLocked()
 	s.mu.Unlock()
 	s.log.Info("change data capture", "from", cp.Position)
+	s.setSaved(cp.Position, time.Now())
 	opts := StreamOptions{
 		Tables:         live,
 		SkipReplicated: s.cfg.SkipReplicated,
 		MaxBatch:       s.cfg.BatchSize,
 		Poll:           s.cfg.Poll,
+		// Positions are checkpointed later than accepted (positionSaveEvery).
+		Durable: s.durable,
 	}
 	var pruner Pruner
 	if s.cfg.PruneSource {
@@ -644,7 +677,7 @@ func (s *Stream) runOnce(ctx context.Context) error {
 		}
 		if pruner != nil && time.Since(lastPrune) >= s.cfg.PruneEvery {
 			lastPrune = time.Now()
-			if err := pruner.Prune(ctx, b.Position); err != nil {
+			if err := pruner.Prune(ctx, s.durable()); err != nil {
 				s.log.Warn("prune source change log", "err", err)
 			}
 		}
@@ -699,10 +732,7 @@ func (s *Stream) confirmLoop(ctx context.Context, from Position) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			s.mu.Lock()
-			pos := s.status.Position
-			s.mu.Unlock()
-			confirm(pos)
+			confirm(s.durable())
 		}
 	}
 }
@@ -1093,12 +1123,30 @@ func (a *applier) applyBatch(ctx context.Context, b Batch) error {
 	if err != nil {
 		return permanent(err)
 	}
-	n, err := a.commit(ctx, a.w, changes, b.Position, func(tx *sql.Tx) error {
-		return s.saveCheckpoint(ctx, tx, Checkpoint{Phase: PhaseCDC, Position: b.Position})
-	})
-	written += n
-	if err != nil {
-		return err
+	s.mu.Lock()
+	savedAt := s.savedAt
+	s.mu.Unlock()
+	cp := Checkpoint{Phase: PhaseCDC, Position: b.Position}
+	switch {
+	case len(b.Changes) == 0 && read.Sub(savedAt) < positionSaveEvery:
+		// Only the position moved: checkpointed with a later batch.
+	case len(b.Changes) == 0:
+		// Nothing to write, so no origin marks (see positionSaveEvery).
+		err := s.cfg.Target.Tx(ctx, func(tx *sql.Tx) error { return s.saveCheckpoint(ctx, tx, cp) })
+		if err != nil {
+			return err
+		}
+		s.setSaved(b.Position, read)
+	default:
+		n, err := a.commit(ctx, a.w, changes, b.Position, func(tx *sql.Tx) error {
+			// commit fenced the transaction.
+			return SaveCheckpoint(ctx, tx, s.cfg.Target.Dialect, s.cfg.Name, cp)
+		})
+		written += n
+		if err != nil {
+			return err
+		}
+		s.setSaved(b.Position, read)
 	}
 	now := time.Now()
 	s.mu.Lock()
