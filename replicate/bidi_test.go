@@ -12,17 +12,24 @@ import (
 	"github.com/intercloud/intercloud/sqldb"
 )
 
-// TestBidirectional runs A→B and B→A with SkipReplicated: writes on either
-// side reach the other exactly once and nothing echoes back.
-func TestBidirectional(t *testing.T) {
-	ctx := context.Background()
-	a, b := openDB(t, "a"), openDB(t, "b")
+// openPair opens databases a and b, each with the items table prepared
+// for capture.
+func openPair(t *testing.T) (a, b *sqldb.DB) {
+	t.Helper()
+	a, b = openDB(t, "a"), openDB(t, "b")
 	for _, db := range []*sqldb.DB{a, b} {
 		exec(t, db, itemsDDL)
-		if err := replicate.Prepare(ctx, db, []string{"items"}, quietLogger()); err != nil {
+		if err := replicate.Prepare(context.Background(), db, []string{"items"}, quietLogger()); err != nil {
 			t.Fatal(err)
 		}
 	}
+	return a, b
+}
+
+// TestBidirectional runs A→B and B→A with SkipReplicated: writes on either
+// side reach the other exactly once and nothing echoes back.
+func TestBidirectional(t *testing.T) {
+	a, b := openPair(t)
 	fillItems(t, a, 1, 51)
 	fillItems(t, b, 1001, 1051)
 	// a's rows arrive on b by full load; b's (written after Prepare) reach
@@ -157,14 +164,7 @@ func TestOriginMarkScope(t *testing.T) {
 // after a restart from the older checkpoint it reads them again and
 // skips them: nothing echoes, a new write still arrives.
 func TestSkippedChangesAreCheckpointedLater(t *testing.T) {
-	ctx := context.Background()
-	a, b := openDB(t, "a"), openDB(t, "b")
-	for _, db := range []*sqldb.DB{a, b} {
-		exec(t, db, itemsDDL)
-		if err := replicate.Prepare(ctx, db, []string{"items"}, quietLogger()); err != nil {
-			t.Fatal(err)
-		}
-	}
+	a, b := openPair(t)
 	ab := sourcetest.Start(t, replicate.Config{Name: "a-to-b", Origin: "a", Source: a, Target: b, Tables: []string{"items"}, SkipReplicated: true, Poll: 2 * time.Millisecond})
 	waitFor(t, "full load", 20*time.Second, func() bool { return ab.Stream.Status().Phase == replicate.PhaseCDC })
 	var fences, moved atomic.Int64
