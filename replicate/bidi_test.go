@@ -160,7 +160,8 @@ func TestOriginMarkScope(t *testing.T) {
 // TestSkippedChangesAreCheckpointedLater: every change the reverse stream
 // of a pair reads is one the forward stream wrote, so each of its batches
 // only moves its position. It checkpoints those at most once a second
-// (a transaction each, fenced, was as many as the forward stream's), and
+// (a transaction each, fenced, was as many as the forward stream's), the
+// last one once it has waited that long with nothing after it, and
 // after a restart from the older checkpoint it reads them again and
 // skips them: nothing echoes, a new write still arrives.
 func TestSkippedChangesAreCheckpointedLater(t *testing.T) {
@@ -188,6 +189,11 @@ func TestSkippedChangesAreCheckpointedLater(t *testing.T) {
 	if n := fences.Load() - fenced; float64(n) > secs+2 {
 		t.Errorf("%d transactions on the target for %d batches that only moved the position in %.1fs, want at most one a second", n, moved.Load(), secs)
 	}
+	// With nothing after them, the last position is saved on its own.
+	waitFor(t, "the idle reverse stream's checkpoint", 10*time.Second, func() bool {
+		cp, err := replicate.LoadCheckpoint(context.Background(), a, a.Dialect, "b-to-a")
+		return err == nil && cp.Position != "" && cp.Position == ba.Stream.Status().Position
+	})
 	ba.Stop(t)
 	sourcetest.Start(t, reverse)
 	exec(t, b, `INSERT INTO items (id, name, qty) VALUES (500, 'from b', 2)`)

@@ -268,21 +268,58 @@ type Stream struct {
 	// checkpointed at most every positionSaveEvery (see applyBatch).
 	saved   Position
 	savedAt time.Time
+	// unsaved is the position of the last batch applied but not yet
+	// checkpointed ("": none), saved by saveLoop if no batch follows
+	// (s.mu). applyMu serialises applyBatch and saveLoop's saves, so a
+	// checkpoint never moves back.
+	unsaved Position
+	applyMu sync.Mutex
 }
 
 // positionSaveEvery is how often a stream checkpoints batches that only
 // move its position (every change skipped: the other direction's
-// replicated writes, tables not replicated). Each was a transaction on
-// the target (origin marks, fence, checkpoint), about as many as the
-// other direction applied; after a restart the stream reads them again,
-// which changes nothing.
+// replicated writes, tables not replicated), and how long the last of
+// them waits for a batch after it before saveLoop saves it. Each was a
+// transaction on the target (origin marks, fence, checkpoint), about as
+// many as the other direction applied; after a restart the stream reads
+// them again, which changes nothing.
 const positionSaveEvery = time.Second
 
 // setSaved records a saved checkpoint's position.
 func (s *Stream) setSaved(pos Position, at time.Time) {
 	s.mu.Lock()
-	s.saved, s.savedAt = pos, at
+	s.saved, s.savedAt, s.unsaved = pos, at, ""
 	s.mu.Unlock()
+}
+
+// saveLoop checkpoints a position left unsaved (see positionSaveEvery)
+// once it has waited positionSaveEvery with no batch after it, so an
+// idle stream's checkpoint, and what its source keeps for it, catch up.
+func (s *Stream) saveLoop(ctx context.Context) {
+	tick := time.NewTicker(positionSaveEvery / 2)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		s.applyMu.Lock()
+		s.mu.Lock()
+		pos, due := s.unsaved, time.Since(s.savedAt) >= positionSaveEvery
+		s.mu.Unlock()
+		if pos != "" && due {
+			err := s.cfg.Target.Tx(ctx, func(tx *sql.Tx) error {
+				return s.saveCheckpoint(ctx, tx, Checkpoint{Phase: PhaseCDC, Position: pos})
+			})
+			if err == nil {
+				s.setSaved(pos, time.Now())
+			} else if ctx.Err() == nil {
+				s.log.Warn("checkpoint of an idle position not saved; tried again", "position", string(pos), "err", err)
+			}
+		}
+		s.applyMu.Unlock()
+	}
 }
 
 // durable returns the position of the last saved checkpoint
@@ -671,6 +708,9 @@ func (s *Stream) runOnce(ctx context.Context) error {
 		defer stop()
 		go s.confirmLoop(cctx, cp.Position)
 	}
+	sctx, stopSaves := context.WithCancel(ctx)
+	defer stopSaves()
+	go s.saveLoop(sctx)
 	return src.Stream(ctx, cp.Position, opts, func(ctx context.Context, b Batch) error {
 		if err := a.applyBatch(ctx, b); err != nil {
 			return err
@@ -1084,6 +1124,8 @@ func (a *applier) writeChunk(ctx context.Context, w *writer, tp *tablePair, star
 // applyBatch applies one CDC batch and its position in one transaction.
 func (a *applier) applyBatch(ctx context.Context, b Batch) error {
 	s := a.s
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
 	read := time.Now()
 	var written int
 	changes := s.withoutStopped(b.Changes)
@@ -1129,7 +1171,11 @@ func (a *applier) applyBatch(ctx context.Context, b Batch) error {
 	cp := Checkpoint{Phase: PhaseCDC, Position: b.Position}
 	switch {
 	case len(b.Changes) == 0 && read.Sub(savedAt) < positionSaveEvery:
-		// Only the position moved: checkpointed with a later batch.
+		// Only the position moved: checkpointed with a later batch, or
+		// by saveLoop.
+		s.mu.Lock()
+		s.unsaved = b.Position
+		s.mu.Unlock()
 	case len(b.Changes) == 0:
 		// Nothing to write, so no origin marks (see positionSaveEvery).
 		err := s.cfg.Target.Tx(ctx, func(tx *sql.Tx) error { return s.saveCheckpoint(ctx, tx, cp) })

@@ -74,13 +74,20 @@ func testPruneKeeps(t *testing.T, mode, table string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	time.Sleep(300 * time.Millisecond) // let every reader checkpoint its last batch
-	topo.prune(ctx)
-	if n := changes(aws.DB); n != 0 {
-		t.Fatalf("aws change table keeps %d changes every reader applied", n)
-	}
-	if n := changes(azure.DB); n != 0 {
-		t.Fatalf("azure change table keeps %d changes every reader applied", n)
+	// Every reader checkpoints its last batch: at once, or within a
+	// second and a half for a batch that only moved its position (the
+	// reverse stream skips every replicated change).
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		topo.prune(ctx)
+		a, z := changes(aws.DB), changes(azure.DB)
+		if a == 0 && z == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the change tables keep %d (aws) and %d (azure) changes every reader applied", a, z)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	// A reader that falls behind holds the rest back.
 	err = azure.DB.Tx(ctx, func(tx *sql.Tx) error {
