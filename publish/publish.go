@@ -203,8 +203,8 @@ type Publisher struct {
 	failedLoaded bool
 	// lastPurge times the latest purge.
 	lastPurge PurgeTrace
-	// saved is the position of the checkpoint last saved or loaded.
-	saved replicate.Position
+	// saved is the checkpoint last saved or loaded.
+	saved replicate.SavedPosition
 
 	// held is what was applied but not yet written (guarded by pass).
 	held held
@@ -558,7 +558,7 @@ func (p *Publisher) open(ctx context.Context) (replicate.Source, replicate.Posit
 		src.Close()
 		return nil, "", fmt.Errorf("publish: %w", err)
 	}
-	p.setSaved(cp.Position)
+	p.saved.Set(cp.Position, time.Now())
 	return src, cp.Position, nil
 }
 
@@ -566,11 +566,7 @@ func (p *Publisher) open(ctx context.Context) (replicate.Source, replicate.Posit
 // the saved checkpoint, since held batches were accepted unwritten.
 func (p *Publisher) streamOptions() replicate.StreamOptions {
 	return replicate.StreamOptions{Tables: []string{p.table.Name}, MaxBatch: p.cfg.BatchSize, Poll: p.cfg.Poll,
-		Durable: func() replicate.Position {
-			p.mu.Lock()
-			defer p.mu.Unlock()
-			return p.saved
-		}}
+		Durable: p.saved.Position}
 }
 
 // handle applies one batch, then writes its files and checkpoints it, at
@@ -756,16 +752,9 @@ func (p *Publisher) saveCheckpoint(ctx context.Context, pos replicate.Position) 
 		return replicate.SaveCheckpoint(ctx, tx, p.cfg.DB.Dialect, StreamName, replicate.Checkpoint{Position: pos, Phase: replicate.PhaseCDC})
 	})
 	if err == nil {
-		p.setSaved(pos)
+		p.saved.Set(pos, time.Now())
 	}
 	return err
-}
-
-// setSaved records the saved checkpoint's position (see streamOptions).
-func (p *Publisher) setSaved(pos replicate.Position) {
-	p.mu.Lock()
-	p.saved = pos
-	p.mu.Unlock()
 }
 
 type bucketKey struct {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/intercloud/intercloud/sqldb"
@@ -134,4 +135,34 @@ func SaveCheckpoint(ctx context.Context, tx *sql.Tx, d sqldb.Dialect, stream str
 		return fmt.Errorf("replicate: save checkpoint %s: %w", stream, err)
 	}
 	return nil
+}
+
+// SavedPosition is the position of a consumer's last saved checkpoint and
+// when it was saved, safe for concurrent use; its Position method is a
+// StreamOptions.Durable.
+type SavedPosition struct {
+	mu  sync.Mutex
+	pos Position
+	at  time.Time
+}
+
+// Set records a checkpoint of pos saved at at.
+func (s *SavedPosition) Set(pos Position, at time.Time) {
+	s.mu.Lock()
+	s.pos, s.at = pos, at
+	s.mu.Unlock()
+}
+
+// Position returns the saved position.
+func (s *SavedPosition) Position() Position {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pos
+}
+
+// At returns when the position was saved.
+func (s *SavedPosition) At() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.at
 }

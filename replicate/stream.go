@@ -263,11 +263,10 @@ type Stream struct {
 	stopped map[string]TableError // tables left out (s.mu)
 	started bool                  // runOnce ran before in this process
 	objects bool                  // SchemaFull objects were created (s.mu)
-	// saved is the position of the CDC checkpoint last saved or loaded,
-	// savedAt when (s.mu): a batch that only moves the position is
-	// checkpointed at most every positionSaveEvery (see applyBatch).
-	saved   Position
-	savedAt time.Time
+	// saved is the CDC checkpoint last saved or loaded: a batch that only
+	// moves the position is checkpointed at most every positionSaveEvery
+	// (see applyBatch).
+	saved SavedPosition
 	// unsaved is the position of the last batch applied but not yet
 	// checkpointed ("": none), saved by saveLoop if no batch follows
 	// (s.mu). applyMu serialises applyBatch and saveLoop's saves, so a
@@ -287,9 +286,22 @@ const positionSaveEvery = time.Second
 
 // setSaved records a saved checkpoint's position.
 func (s *Stream) setSaved(pos Position, at time.Time) {
+	s.saved.Set(pos, at)
 	s.mu.Lock()
-	s.saved, s.savedAt, s.unsaved = pos, at, ""
+	s.unsaved = ""
 	s.mu.Unlock()
+}
+
+// savePosition checkpoints pos, read at at, in a transaction of its own
+// (fenced, without origin marks: it writes nothing else).
+func (s *Stream) savePosition(ctx context.Context, pos Position, at time.Time) error {
+	err := s.cfg.Target.Tx(ctx, func(tx *sql.Tx) error {
+		return s.saveCheckpoint(ctx, tx, Checkpoint{Phase: PhaseCDC, Position: pos})
+	})
+	if err == nil {
+		s.setSaved(pos, at)
+	}
+	return err
 }
 
 // saveLoop checkpoints a position left unsaved (see positionSaveEvery)
@@ -306,28 +318,15 @@ func (s *Stream) saveLoop(ctx context.Context) {
 		}
 		s.applyMu.Lock()
 		s.mu.Lock()
-		pos, due := s.unsaved, time.Since(s.savedAt) >= positionSaveEvery
+		pos := s.unsaved
 		s.mu.Unlock()
-		if pos != "" && due {
-			err := s.cfg.Target.Tx(ctx, func(tx *sql.Tx) error {
-				return s.saveCheckpoint(ctx, tx, Checkpoint{Phase: PhaseCDC, Position: pos})
-			})
-			if err == nil {
-				s.setSaved(pos, time.Now())
-			} else if ctx.Err() == nil {
+		if pos != "" && time.Since(s.saved.At()) >= positionSaveEvery {
+			if err := s.savePosition(ctx, pos, time.Now()); err != nil && ctx.Err() == nil {
 				s.log.Warn("checkpoint of an idle position not saved; tried again", "position", string(pos), "err", err)
 			}
 		}
 		s.applyMu.Unlock()
 	}
-}
-
-// durable returns the position of the last saved checkpoint
-// (StreamOptions.Durable).
-func (s *Stream) durable() Position {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.saved
 }
 
 type rateSample struct {
@@ -694,7 +693,7 @@ func (s *Stream) runOnce(ctx context.Context) error {
 		MaxBatch:       s.cfg.BatchSize,
 		Poll:           s.cfg.Poll,
 		// Positions are checkpointed later than accepted (positionSaveEvery).
-		Durable: s.durable,
+		Durable: s.saved.Position,
 	}
 	var pruner Pruner
 	if s.cfg.PruneSource {
@@ -717,7 +716,7 @@ func (s *Stream) runOnce(ctx context.Context) error {
 		}
 		if pruner != nil && time.Since(lastPrune) >= s.cfg.PruneEvery {
 			lastPrune = time.Now()
-			if err := pruner.Prune(ctx, s.durable()); err != nil {
+			if err := pruner.Prune(ctx, s.saved.Position()); err != nil {
 				s.log.Warn("prune source change log", "err", err)
 			}
 		}
@@ -772,7 +771,7 @@ func (s *Stream) confirmLoop(ctx context.Context, from Position) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			confirm(s.durable())
+			confirm(s.saved.Position())
 		}
 	}
 }
@@ -1165,28 +1164,21 @@ func (a *applier) applyBatch(ctx context.Context, b Batch) error {
 	if err != nil {
 		return permanent(err)
 	}
-	s.mu.Lock()
-	savedAt := s.savedAt
-	s.mu.Unlock()
-	cp := Checkpoint{Phase: PhaseCDC, Position: b.Position}
 	switch {
-	case len(b.Changes) == 0 && read.Sub(savedAt) < positionSaveEvery:
+	case len(b.Changes) == 0 && read.Sub(s.saved.At()) < positionSaveEvery:
 		// Only the position moved: checkpointed with a later batch, or
 		// by saveLoop.
 		s.mu.Lock()
 		s.unsaved = b.Position
 		s.mu.Unlock()
 	case len(b.Changes) == 0:
-		// Nothing to write, so no origin marks (see positionSaveEvery).
-		err := s.cfg.Target.Tx(ctx, func(tx *sql.Tx) error { return s.saveCheckpoint(ctx, tx, cp) })
-		if err != nil {
+		if err := s.savePosition(ctx, b.Position, read); err != nil {
 			return err
 		}
-		s.setSaved(b.Position, read)
 	default:
 		n, err := a.commit(ctx, a.w, changes, b.Position, func(tx *sql.Tx) error {
 			// commit fenced the transaction.
-			return SaveCheckpoint(ctx, tx, s.cfg.Target.Dialect, s.cfg.Name, cp)
+			return SaveCheckpoint(ctx, tx, s.cfg.Target.Dialect, s.cfg.Name, Checkpoint{Phase: PhaseCDC, Position: b.Position})
 		})
 		written += n
 		if err != nil {

@@ -265,7 +265,7 @@ CREATE TRIGGER count_del AFTER DELETE ON records BEGIN UPDATE writes SET n = n +
 INSERT INTO writes VALUES (0);
 CREATE FUNCTION count_write() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN UPDATE writes SET n = n + 1; RETURN NULL; END $$;
 CREATE TRIGGER count_writes AFTER INSERT OR UPDATE OR DELETE ON records FOR EACH ROW EXECUTE FUNCTION count_write();`)
-	sourcetest.Start(t, rev)
+	r := sourcetest.Start(t, rev)
 	sourcetest.Start(t, replicate.Config{Name: "lite-to-pg", Origin: "lite", Source: lite, Target: pg, Tables: []string{"records"}, SkipReplicated: true, SkipFullLoad: true, Poll: 5 * time.Millisecond})
 	for i := 1; i <= 30; i++ {
 		sourcetest.Exec(t, pg, `INSERT INTO records VALUES ($1, 'pg', 'pg')`, i)
@@ -292,6 +292,19 @@ CREATE TRIGGER count_writes AFTER INSERT OR UPDATE OR DELETE ON records FOR EACH
 	if got := sourcetest.Count(t, pg, `SELECT n FROM writes`); got != 72 {
 		t.Errorf("PostgreSQL saw %d writes, want 72", got)
 	}
+	// Stopped right after batches that only moved its position (rows
+	// replicated from SQLite, skipped, checkpointed up to a second later),
+	// the reverse stream starts again from its checkpoint: the slot was
+	// told no more than it.
+	for i := 2001; i <= 2003; i++ {
+		sourcetest.Exec(t, lite, `INSERT INTO records VALUES (?, 'lite', 'lite')`, i)
+		waitSame(t, pg, lite, "records")
+	}
+	time.Sleep(100 * time.Millisecond) // the reverse stream reads the last
+	r.Stop(t)
+	sourcetest.Start(t, rev)
+	sourcetest.Exec(t, pg, `INSERT INTO records VALUES (31, 'pg', 'pg')`)
+	waitSame(t, pg, lite, "records")
 }
 
 // testFilterDropSlot: DropSlot drops a consumer's filtered publications
