@@ -32,11 +32,13 @@ func TestIdemStoreHoldsNoPointers(t *testing.T) {
 	if s.len() != n {
 		t.Fatalf("%d keys kept, want %d", s.len(), n)
 	}
-	perKey := float64(heap2-heap) / n
+	// Signed: what other tests left behind may be collected meanwhile,
+	// so a figure can shrink (unsigned, it wrapped to 3.7e14 a key).
+	perKey := float64(int64(heap2)-int64(heap)) / n
 	if perKey > 128 {
 		t.Errorf("%.0f bytes of heap a key, want at most 128", perKey)
 	}
-	if scanned := float64(scan2-scan) / n; scanned > 4 {
+	if scanned := float64(int64(scan2)-int64(scan)) / n; scanned > 4 {
 		t.Errorf("%.1f scannable bytes a key, want none", scanned)
 	}
 	t.Logf("%.0f bytes a key", perKey)
