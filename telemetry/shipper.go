@@ -223,7 +223,7 @@ func (s *Shipper) Run(ctx context.Context) error {
 				continue
 			}
 		}
-		if err := s.flush(ctx); err != nil {
+		if err := s.flush(ctx, false); err != nil {
 			backoff = min(max(backoff*2, s.opts.MinBackoff), s.opts.MaxBackoff)
 			retry = time.After(backoff)
 		} else {
@@ -232,19 +232,26 @@ func (s *Shipper) Run(ctx context.Context) error {
 	}
 }
 
-// flush ships whole batches until the buffer is empty or a write fails.
-func (s *Shipper) flush(ctx context.Context) error {
+// flush ships the lines buffered when it starts and then whole batches,
+// until a write fails; with all, until the buffer is empty. Lines that
+// come while it ships wait for a full batch or the next flush: shipping
+// them at once would make every flush a train of ever smaller batches
+// (under a steady flow of lines, several sink writes every
+// FlushInterval, each its own request and commit in the log store).
+func (s *Shipper) flush(ctx context.Context, all bool) error {
+	owed := s.Stats().Buffered
 	if s.disk != nil {
-		return s.flushDisk(ctx)
+		return s.flushDisk(ctx, all, owed)
 	}
 	for {
 		s.mu.Lock()
 		n := min(len(s.buf), s.opts.BatchSize)
 		batch := s.buf[:n:n]
 		s.mu.Unlock()
-		if n == 0 {
+		if n == 0 || (!all && owed <= 0 && n < s.opts.BatchSize) {
 			return nil
 		}
+		owed -= n
 		err := s.write(ctx, batch)
 		s.mu.Lock()
 		switch {
@@ -276,8 +283,11 @@ func (s *Shipper) flush(ctx context.Context) error {
 
 // flushDisk is flush for the disk buffer: a batch is marked delivered
 // only once the sink took it.
-func (s *Shipper) flushDisk(ctx context.Context) error {
+func (s *Shipper) flushDisk(ctx context.Context, all bool, owed int) error {
 	for {
+		if !all && owed <= 0 && s.disk.len() < s.opts.BatchSize {
+			return nil
+		}
 		batch, used, key, err := s.disk.peek(s.opts.BatchSize)
 		if err != nil {
 			return err
@@ -285,6 +295,7 @@ func (s *Shipper) flushDisk(ctx context.Context) error {
 		if len(batch) == 0 {
 			return nil
 		}
+		owed -= len(batch)
 		// Sent again (a lost answer, a restart), a batch has the same key.
 		err = s.write(WithBatchKey(ctx, key), batch)
 		s.mu.Lock()
@@ -340,7 +351,7 @@ func (s *Shipper) drop(n int) [][]byte {
 func (s *Shipper) finalFlush(ctx context.Context) {
 	backoff := s.opts.MinBackoff
 	for ctx.Err() == nil {
-		if s.flush(ctx) == nil {
+		if s.flush(ctx, true) == nil {
 			return
 		}
 		select {

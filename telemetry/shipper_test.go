@@ -160,3 +160,65 @@ func TestShipperBufferBound(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// slowSink takes a while to answer each write and counts them.
+type slowSink struct {
+	memSink
+	delay time.Duration
+}
+
+func (s *slowSink) Write(entries [][]byte) error {
+	time.Sleep(s.delay)
+	return s.memSink.Write(entries)
+}
+
+// TestShipperFlushShipsWhatWasBuffered: under a steady flow of lines a
+// flush ships what was buffered when it started and leaves the lines that
+// came while it shipped for the next one. Before, it shipped until the
+// buffer was empty, so every interval became a train of small batches:
+// under this flow (a line a millisecond, a write taking 10 ms) about one
+// write per 10 ms instead of one per interval.
+func TestShipperFlushShipsWhatWasBuffered(t *testing.T) {
+	for _, disk := range []bool{false, true} {
+		t.Run(fmt.Sprintf("disk=%v", disk), func(t *testing.T) {
+			sink := &slowSink{delay: 10 * time.Millisecond}
+			opts := ShipperOptions{FlushInterval: 50 * time.Millisecond}
+			s := NewShipper(sink, opts)
+			if disk {
+				opts.Dir = t.TempDir()
+				var err error
+				if s, err = NewDiskShipper(sink, opts); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { s.Close() })
+			}
+			cancel := runShipper(t, s)
+			const lines = 600
+			start := time.Now()
+			for i := range lines {
+				s.Write([][]byte{[]byte(fmt.Sprint(i))})
+				time.Sleep(time.Until(start.Add(time.Duration(i+1) * time.Millisecond)))
+			}
+			elapsed := time.Since(start)
+			cancel()
+			got := sink.lines()
+			if len(got) != lines {
+				t.Fatalf("%d lines shipped, want %d", len(got), lines)
+			}
+			for i, l := range got {
+				if l != fmt.Sprint(i) {
+					t.Fatalf("line %d = %q", i, l)
+				}
+			}
+			sink.mu.Lock()
+			writes := len(sink.batches)
+			sink.mu.Unlock()
+			// One write per interval, the final flush's, and some slack
+			// for a slow machine's late ticks.
+			if most := int(elapsed/opts.FlushInterval) + 4; writes > most {
+				t.Errorf("%d writes in %v, want at most %d (one per %v)", writes, elapsed.Round(time.Millisecond), most, opts.FlushInterval)
+			}
+			t.Logf("%d lines in %d writes over %v", lines, writes, elapsed.Round(time.Millisecond))
+		})
+	}
+}
