@@ -507,9 +507,22 @@ func ParsePosition(p replicate.Position) (kind, file string, pos uint32, gtid st
 	return "", "", 0, "", fmt.Errorf("%w %q", ErrBadPosition, s)
 }
 
+// readAhead bounds the binlog events read and decoded ahead of the
+// stream's batches: in the reader's queue (go-mysql's event channel, 10,240
+// by default) and again in the stream's own. A rows event holds up to 8 KiB
+// of rows (binlog_row_event_max_size), decoded a value each, so while the
+// target was slower than the source the library's default alone held
+// tens of megabytes of decoded rows, and the collector, held to the
+// process's soft memory limit (package gcsettings), took the CPU the
+// stream needed to catch up. 256 events are a few full batches
+// (replicate.DefaultBatchSize changes) ahead of the applier: the server
+// waits on TCP's flow control, not the stream on the server.
+const readAhead = 256
+
 // syncer returns a binlog reader for this source.
 func (s *Source) syncer() *replication.BinlogSyncer {
 	return replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
+		EventCacheCount:         readAhead,
 		ServerID:                s.serverID,
 		Flavor:                  s.flavor,
 		Host:                    s.conn.host,

@@ -82,6 +82,7 @@ func TestMariaDB(t *testing.T) {
 	t.Run("CurrentBeforeInvisible", func(t *testing.T) { testCurrentBeforeInvisible(t, e) })
 	t.Run("CurrentUnderLoad", func(t *testing.T) { testCurrentUnderLoad(t, e) })
 	t.Run("SchemaFull", func(t *testing.T) { testSchemaFull(t, e) })
+	t.Run("ReadAheadBounded", func(t *testing.T) { testReadAheadBounded(t, e) })
 }
 
 func testTypes(t *testing.T, e *env) {

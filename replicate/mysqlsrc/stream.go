@@ -121,7 +121,7 @@ func (s *Source) Stream(ctx context.Context, from replicate.Position, opts repli
 
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	ch := make(chan eventOrErr, 8192)
+	ch := make(chan eventOrErr, readAhead/4) // see readAhead
 	go func() {
 		for {
 			ev, err := bs.GetEvent(rctx)
