@@ -1,7 +1,8 @@
 // Package gcsettings holds the Go runtime's memory settings an intercloud
-// process runs with: a soft memory limit and, under it, a garbage
-// collector target that lets the heap grow past twice its live size,
-// unless the user set GOGC or GOMEMLIMIT. The binary applies them at
+// process runs with: a soft memory limit unless the user set GOMEMLIMIT
+// and, under that limit or the user's, a garbage collector target that
+// lets the heap grow past twice its live size unless the user set GOGC
+// (or lifted the limit with GOMEMLIMIT=off). The binary applies them at
 // start; the benchmarks of a running topology (package topology's)
 // apply them too, so they measure what the binary does.
 package gcsettings
@@ -14,8 +15,9 @@ import "runtime/debug"
 // flight (GOMEMLIMIT=off lifts it).
 const DefaultMemoryLimit = 64 << 20
 
-// DefaultGCPercent is the garbage collector's target (GOGC) that goes with
-// DefaultMemoryLimit when neither GOGC nor GOMEMLIMIT is set: the live heap
+// DefaultGCPercent is the garbage collector's target (GOGC) under a memory
+// limit (DefaultMemoryLimit, or the user's GOMEMLIMIT) when GOGC is not
+// set: the live heap
 // of a running topology is 12–25 MB, and at the runtime's 100 the collector
 // ran every 12–25 MB allocated (10–15 times a second at 20,000 records/s),
 // so it lets the heap grow to four times the live size, the memory limit
@@ -31,12 +33,17 @@ func memoryLimit(env string) (int64, bool) {
 	return DefaultMemoryLimit, true
 }
 
-// gcPercent is the GOGC to set given GOGC's value and whether the default
-// memory limit applies (memoryLimit), or false to leave the runtime's own:
-// DefaultGCPercent only under the default limit, since without a limit it
-// would let the heap grow to four times its live size.
-func gcPercent(gogc string, defaultLimit bool) (int, bool) {
-	if gogc != "" || !defaultLimit {
+// gcPercent is the GOGC to set given GOGC's and GOMEMLIMIT's values, or
+// false to leave the runtime's own: DefaultGCPercent under any memory
+// limit (the default or the user's, as the Kubernetes manifests set it
+// from the container's), not when GOGC is set or GOMEMLIMIT=off lifts
+// the limit, since without one it would let the heap grow to four times
+// its live size. Before, a user's GOMEMLIMIT also left GOGC at 100: a
+// deployment that set its container's limit had its collector run after
+// a third of the allocation the binary's default allows (see
+// docs/benchmarks.md, "A fifth machine").
+func gcPercent(gogc, gomemlimit string) (int, bool) {
+	if gogc != "" || gomemlimit == "off" {
 		return 0, false
 	}
 	return DefaultGCPercent, true
@@ -46,7 +53,7 @@ func gcPercent(gogc string, defaultLimit bool) (int, bool) {
 // GOMEMLIMIT) and returns a function that puts back the ones it replaced.
 func Apply(getenv func(string) string) (restore func()) {
 	limit, limited := memoryLimit(getenv("GOMEMLIMIT"))
-	pct, setPct := gcPercent(getenv("GOGC"), limited)
+	pct, setPct := gcPercent(getenv("GOGC"), getenv("GOMEMLIMIT"))
 	var oldLimit int64
 	var oldPct int
 	if limited {

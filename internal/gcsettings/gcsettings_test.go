@@ -24,8 +24,9 @@ func TestMemoryLimit(t *testing.T) {
 	}
 }
 
-// TestGCPercent: the higher GOGC goes with the default memory limit only;
-// a GOGC or GOMEMLIMIT of the user's leaves the runtime's own.
+// TestGCPercent: the higher GOGC goes with any memory limit, the
+// default or the user's; a GOGC of the user's, or a lifted limit, leaves
+// the runtime's own.
 func TestGCPercent(t *testing.T) {
 	for _, tt := range []struct {
 		gogc, memlimit string
@@ -36,11 +37,10 @@ func TestGCPercent(t *testing.T) {
 		{"100", "", 0, false},
 		{"off", "", 0, false},
 		{"", "off", 0, false},
-		{"", "1GiB", 0, false},
+		{"", "1GiB", DefaultGCPercent, true},
 		{"50", "1GiB", 0, false},
 	} {
-		_, limited := memoryLimit(tt.memlimit)
-		if pct, set := gcPercent(tt.gogc, limited); pct != tt.pct || set != tt.set {
+		if pct, set := gcPercent(tt.gogc, tt.memlimit); pct != tt.pct || set != tt.set {
 			t.Errorf("GOGC=%q GOMEMLIMIT=%q: %d %v, want %d %v", tt.gogc, tt.memlimit, pct, set, tt.pct, tt.set)
 		}
 	}
@@ -76,10 +76,25 @@ func TestApply(t *testing.T) {
 		t.Fatalf("with GOGC set: limit %d, GOGC %d; want %d, 100", limit, pct, DefaultMemoryLimit)
 	}
 	restore()
-	env["GOMEMLIMIT"] = "1GiB"
+	env["GOMEMLIMIT"] = "1GiB" // with GOGC=50 still set: both the user's
 	restore = Apply(getenv)
 	if limit, pct := current(); limit != math.MaxInt64 || pct != 100 {
-		t.Fatalf("with GOMEMLIMIT set: limit %d, GOGC %d; want the runtime's own", limit, pct)
+		t.Fatalf("with GOGC and GOMEMLIMIT set: limit %d, GOGC %d; want the runtime's own", limit, pct)
+	}
+	restore()
+	delete(env, "GOGC") // the user's limit, the higher GOGC under it
+	restore = Apply(getenv)
+	if limit, pct := current(); limit != math.MaxInt64 || pct != DefaultGCPercent {
+		t.Fatalf("with GOMEMLIMIT set: limit %d, GOGC %d; want the runtime's limit and %d", limit, pct, DefaultGCPercent)
+	}
+	restore()
+	if limit, pct := current(); limit != math.MaxInt64 || pct != 100 {
+		t.Fatalf("after restore: limit %d, GOGC %d; want %d, 100", limit, pct, int64(math.MaxInt64))
+	}
+	env["GOMEMLIMIT"] = "off"
+	restore = Apply(getenv)
+	if limit, pct := current(); limit != math.MaxInt64 || pct != 100 {
+		t.Fatalf("with GOMEMLIMIT=off: limit %d, GOGC %d; want the runtime's own", limit, pct)
 	}
 	restore()
 }
