@@ -184,14 +184,21 @@ func (s *Shipper) Write(entries [][]byte) error {
 
 // Stats returns the counters so far.
 func (s *Shipper) Stats() ShipperStats {
+	buffered := s.buffered()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	buffered := len(s.buf)
-	if s.disk != nil {
-		buffered = s.disk.len()
-	}
 	return ShipperStats{Shipped: s.shipped, Dropped: s.dropped, FailedBatches: s.failed, Buffered: buffered,
 		FailingSince: s.failingSince, LastError: s.lastErr}
+}
+
+// buffered returns the lines waiting to be shipped.
+func (s *Shipper) buffered() int {
+	if s.disk != nil {
+		return s.disk.len()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.buf)
 }
 
 // Run ships buffered lines every FlushInterval, or as soon as a batch is
@@ -239,7 +246,7 @@ func (s *Shipper) Run(ctx context.Context) error {
 // (under a steady flow of lines, several sink writes every
 // FlushInterval, each its own request and commit in the log store).
 func (s *Shipper) flush(ctx context.Context, all bool) error {
-	owed := s.Stats().Buffered
+	owed := s.buffered()
 	if s.disk != nil {
 		return s.flushDisk(ctx, all, owed)
 	}

@@ -38,10 +38,10 @@ func memoryLimit(env string) (int64, bool) {
 // limit (the default or the user's, as the Kubernetes manifests set it
 // from the container's), not when GOGC is set or GOMEMLIMIT=off lifts
 // the limit, since without one it would let the heap grow to four times
-// its live size. Before, a user's GOMEMLIMIT also left GOGC at 100: a
-// deployment that set its container's limit had its collector run after
-// a third of the allocation the binary's default allows (see
-// docs/benchmarks.md, "A fifth machine").
+// its live size. A deployment that sets its container's limit thus
+// collects as rarely as the binary's default does (at the runtime's 100,
+// after a third of the allocation; see docs/benchmarks.md, "A fifth
+// machine").
 func gcPercent(gogc, gomemlimit string) (int, bool) {
 	if gogc != "" || gomemlimit == "off" {
 		return 0, false
@@ -52,8 +52,9 @@ func gcPercent(gogc, gomemlimit string) (int, bool) {
 // Apply sets the settings given the environment (getenv reads GOGC and
 // GOMEMLIMIT) and returns a function that puts back the ones it replaced.
 func Apply(getenv func(string) string) (restore func()) {
-	limit, limited := memoryLimit(getenv("GOMEMLIMIT"))
-	pct, setPct := gcPercent(getenv("GOGC"), getenv("GOMEMLIMIT"))
+	memlimit := getenv("GOMEMLIMIT")
+	limit, limited := memoryLimit(memlimit)
+	pct, setPct := gcPercent(getenv("GOGC"), memlimit)
 	var oldLimit int64
 	var oldPct int
 	if limited {

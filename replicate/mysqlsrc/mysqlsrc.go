@@ -508,8 +508,8 @@ func ParsePosition(p replicate.Position) (kind, file string, pos uint32, gtid st
 }
 
 // readAhead bounds the binlog events read and decoded ahead of the
-// stream's batches: in the reader's queue (go-mysql's event channel, 10,240
-// by default) and again in the stream's own. A rows event holds up to 8 KiB
+// stream's batches: go-mysql's event channel holds it (10,240 by
+// default) and the stream's own channel a quarter of it. A rows event holds up to 8 KiB
 // of rows (binlog_row_event_max_size), decoded a value each, so while the
 // target was slower than the source the library's default alone held
 // tens of megabytes of decoded rows, and the collector, held to the

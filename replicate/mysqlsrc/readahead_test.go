@@ -68,16 +68,14 @@ func testReadAheadBounded(t *testing.T, e *env) {
 	for range 20 {
 		time.Sleep(250 * time.Millisecond)
 		g := liveHeap() - before
-		if g-grown < 256<<10 {
-			grown = g
+		settled := g-grown < 256<<10
+		grown = g
+		if settled {
 			break
 		}
-		grown = g
 	}
 	cancel()
-	if err := <-done; err != nil && ctx.Err() == nil && sctx.Err() == nil {
-		t.Fatalf("stream: %v", err)
-	}
+	<-done // the stream's error is the cancellation's
 	t.Logf("live heap %.1f MB larger with the consumer stuck (%d MB logged)", float64(grown)/(1<<20), rows*1000>>20)
 	if grown > 24<<20 {
 		t.Errorf("live heap grew by %.1f MB while the consumer was stuck, want a bounded read-ahead (under 24 MB)", float64(grown)/(1<<20))

@@ -121,7 +121,7 @@ func (s *Source) Stream(ctx context.Context, from replicate.Position, opts repli
 
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	ch := make(chan eventOrErr, readAhead/4) // see readAhead
+	ch := make(chan eventOrErr, readAhead/4)
 	go func() {
 		for {
 			ev, err := bs.GetEvent(rctx)

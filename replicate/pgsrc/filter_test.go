@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pglogrepl"
+
 	"github.com/intercloud/intercloud/replicate"
 	"github.com/intercloud/intercloud/replicate/pgsrc"
 	"github.com/intercloud/intercloud/replicate/sourcetest"
@@ -296,11 +298,21 @@ CREATE TRIGGER count_writes AFTER INSERT OR UPDATE OR DELETE ON records FOR EACH
 	// replicated from SQLite, skipped, checkpointed up to a second later),
 	// the reverse stream starts again from its checkpoint: the slot was
 	// told no more than it.
+	var mark pglogrepl.LSN
 	for i := 2001; i <= 2003; i++ {
+		var err error
+		if mark, err = pglogrepl.ParseLSN(queryString(t, pg, `SELECT pg_current_wal_insert_lsn()::text`)); err != nil {
+			t.Fatal(err)
+		}
 		sourcetest.Exec(t, lite, `INSERT INTO records VALUES (?, 'lite', 'lite')`, i)
 		waitSame(t, pg, lite, "records")
 	}
-	time.Sleep(100 * time.Millisecond) // the reverse stream reads the last
+	// The reverse stream has read the last of them (its position is past
+	// where the WAL stood before it was applied).
+	sourcetest.WaitFor(t, "the reverse stream past the replicated rows", 30*time.Second, func() bool {
+		l, err := pgsrc.ParsePosition(r.Stream.Status().Position)
+		return err == nil && l > mark
+	})
 	r.Stop(t)
 	sourcetest.Start(t, rev)
 	sourcetest.Exec(t, pg, `INSERT INTO records VALUES (31, 'pg', 'pg')`)
