@@ -2,6 +2,7 @@ package publish
 
 import (
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -205,5 +206,55 @@ func TestHoldGrowsWithLateness(t *testing.T) {
 		if got := p.holdFor(c.full, oldest, now); got != c.want {
 			t.Errorf("Coalesce %v, full %v, oldest %v old: hold %v, want %v", c.coalesce, c.full, c.age, got, c.want)
 		}
+	}
+}
+
+// TestMinIntervalSpacesWrites: a feed that keeps up (batches of one
+// record, each read at once) writes its files at most once per
+// MinInterval, not once per batch, the last batch too (by the timer), and
+// the results are exact. Coalesce is off, so nothing else holds a batch.
+func TestMinIntervalSpacesWrites(t *testing.T) {
+	e := newEnv(t)
+	h := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	stop := e.run(t)
+	e.started(t)
+	stop()
+	const gap = 300 * time.Millisecond
+	var mu sync.Mutex
+	var at []time.Time
+	e.runWith(t, func(c *Config) {
+		c.Coalesce = -1
+		c.MinInterval = gap
+		published := c.OnPublished
+		c.OnPublished = func(ids []string) {
+			mu.Lock()
+			at = append(at, time.Now())
+			mu.Unlock()
+			published(ids)
+		}
+	})
+	const n = 60
+	start := time.Now()
+	for i := range n { // about 1.2 s, a batch each 20 ms
+		e.insert(t, rec{fmt.Sprintf("r-%03d", i), "cpu", float64(i), h})
+		time.Sleep(20 * time.Millisecond)
+	}
+	last := time.Now()
+	e.waitRecords(t, n)
+	if got := e.aggregate(t, "cpu", h); got["count"] != float64(n) || got["min"] != 0.0 || got["max"] != float64(n-1) {
+		t.Fatalf("cpu = %v", got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i := 1; i < len(at); i++ {
+		if d := at[i].Sub(at[i-1]); d < gap-20*time.Millisecond {
+			t.Errorf("write %d came %s after the one before, want at least %s", i, d, gap)
+		}
+	}
+	if max := int(last.Sub(start)/gap) + 2; len(at) > max {
+		t.Errorf("%d writes in %s, want at most %d", len(at), last.Sub(start), max)
+	}
+	if len(at) == 0 || at[len(at)-1].Sub(last) > gap+time.Second {
+		t.Errorf("the last write came %s after the last batch", at[len(at)-1].Sub(last))
 	}
 }

@@ -49,7 +49,11 @@
 // full, nothing while its oldest record is under 4 × Coalesce old, then
 // in proportion up to Coalesce at 8 × Coalesce, so a feed slightly behind
 // adds little to its records' latency. A batch that finds the feed caught
-// up is written at once with whatever is held. The checkpoint moves only after
+// up is written at once with whatever is held, unless the files were
+// written less than Config.MinInterval (default 200 ms) ago: then at that
+// interval after the last write, so a feed that keeps up writes a busy
+// bucket's files a few times a second, not once per batch (each write is
+// two files, made durable one by one). The checkpoint moves only after
 // the files are written, and records count as published (Stats,
 // OnPublished, OnFresh) only then, so a crash replays the held batches
 // and rewrites their files.
@@ -152,11 +156,20 @@ type Config struct {
 	// held back while the feed is behind (see "Coalesced writes");
 	// default DefaultCoalesce, negative: every batch is written at once.
 	Coalesce time.Duration
-	Logger   *slog.Logger
+	// MinInterval is the least time between two writes of the result
+	// files while changes keep coming: the files of a batch applied
+	// sooner after the last write are held until then (see "Coalesced
+	// writes"); default DefaultMinInterval, negative: none.
+	MinInterval time.Duration
+	Logger      *slog.Logger
 }
 
 // DefaultCoalesce is Config.Coalesce's default.
 const DefaultCoalesce = 250 * time.Millisecond
+
+// DefaultMinInterval is Config.MinInterval's default: a feed that keeps
+// up writes each busy bucket's files at most five times a second.
+const DefaultMinInterval = 200 * time.Millisecond
 
 // heldBehind: a batch whose oldest record was acknowledged longer ago
 // than this many Coalesce intervals is behind.
@@ -208,6 +221,8 @@ type Publisher struct {
 
 	// held is what was applied but not yet written (guarded by pass).
 	held held
+	// lastWrite is when held files were last written (guarded by pass).
+	lastWrite time.Time
 	// bucketIDs caches bucketID for apply (guarded by pass).
 	bucketIDs map[bucketKey]string
 	// abort ends the current run of the feed with a cause (guarded by
@@ -269,6 +284,9 @@ func New(cfg Config) (*Publisher, error) {
 	}
 	if cfg.Coalesce == 0 {
 		cfg.Coalesce = DefaultCoalesce
+	}
+	if cfg.MinInterval == 0 {
+		cfg.MinInterval = DefaultMinInterval
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -586,6 +604,9 @@ func (p *Publisher) handle(ctx context.Context, b replicate.Batch) error {
 	// whether more is waiting.
 	full := len(b.Changes) >= p.cfg.BatchSize || b.Read >= p.cfg.BatchSize
 	h.hold = p.holdFor(full, oldest, now)
+	if gap := p.cfg.MinInterval; gap > 0 && !h.since.IsZero() && !p.lastWrite.IsZero() {
+		h.hold = max(h.hold, p.lastWrite.Add(gap).Sub(h.since))
+	}
 	if now.Sub(h.since) < h.hold && len(h.recs) < heldMax*p.cfg.BatchSize {
 		return nil
 	}
@@ -621,14 +642,20 @@ func (p *Publisher) holdFor(full bool, oldest, now time.Time) time.Duration {
 }
 
 // flushHeld writes what is held once it has waited its hold (see
-// holdFor): for a feed that stops right after a held batch. It looks
-// every Poll (at most every Coalesce), so a hold ends within a poll of
-// its time.
+// holdFor and Config.MinInterval): for a feed that stops right after a
+// held batch. It looks every Poll (at most every Coalesce or
+// MinInterval), so a hold ends within a poll of its time.
 func (p *Publisher) flushHeld(ctx context.Context) {
-	if p.cfg.Coalesce <= 0 {
+	every := p.cfg.Poll
+	for _, d := range []time.Duration{p.cfg.Coalesce, p.cfg.MinInterval} {
+		if d > 0 {
+			every = min(every, d)
+		}
+	}
+	if p.cfg.Coalesce <= 0 && p.cfg.MinInterval <= 0 {
 		return
 	}
-	t := time.NewTicker(min(p.cfg.Coalesce, p.cfg.Poll))
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
@@ -739,6 +766,7 @@ func (p *Publisher) flush(ctx context.Context) error {
 		}
 	}
 	p.held = held{}
+	p.lastWrite = time.Now()
 	return nil
 }
 
