@@ -21,6 +21,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/intercloud/intercloud/config"
 	"github.com/intercloud/intercloud/functions"
 	"github.com/intercloud/intercloud/objects"
@@ -64,13 +66,13 @@ type Loader struct {
 	lastFull time.Time
 	// pendingMu serialises passes of Pending and guards known.
 	pendingMu sync.Mutex
-	// known holds, by partition, the raw keys a pass of Pending found in
-	// the loaded-objects table, so the next pass asks the database only
+	// known holds, by partition, what a pass of Pending found in the
+	// loaded-objects table, so the next pass asks the database only
 	// about keys new to the listing: a pass then costs what the new
 	// objects cost, not the whole hour's. A loaded object stays loaded;
-	// a full pass forgets them all (an object whose marker was lost is
+	// a full pass forgets it all (an object whose marker was lost is
 	// found by it).
-	known map[string]map[string]struct{}
+	known map[string]*partKnown
 	// lookedUp counts the keys asked of the loaded-objects table.
 	lookedUp atomic.Int64
 	// deadListed counts the listings of a partition's dead letters.
@@ -515,7 +517,7 @@ func (l *Loader) pending(ctx context.Context, all bool, submit func(functions.Ev
 	l.pendingMu.Lock()
 	defer l.pendingMu.Unlock()
 	if all || l.known == nil {
-		l.known = map[string]map[string]struct{}{}
+		l.known = map[string]*partKnown{}
 	}
 	known := l.known
 	parts, err := l.partitions(ctx)
@@ -546,7 +548,7 @@ func (l *Loader) pending(ctx context.Context, all bool, submit func(functions.Ev
 		}
 		listed[p] = true
 		if known[p] == nil {
-			known[p] = map[string]struct{}{}
+			known[p] = &partKnown{loaded: map[string]struct{}{}}
 		}
 		missing, err := l.unloaded(ctx, p, known[p])
 		if err != nil {
@@ -602,33 +604,86 @@ func (l *Loader) partitions(ctx context.Context) ([]string, error) {
 	return level, nil
 }
 
+// partKnown is what passes of Pending found loaded in one partition:
+// every key up to upTo, in key order, and the keys after it in loaded. A
+// loaded key moves into upTo once every key before it is loaded too and
+// it is settled (see settled), so loaded holds the last few minutes'
+// keys, not the hour's: at 200 objects a second an hour of keys held
+// one by one was 720,000 strings on the heap.
+type partKnown struct {
+	upTo   string
+	loaded map[string]struct{}
+}
+
+// SettleAfter is how old (by the time in its name) a loaded raw key must
+// be before Pending stops asking about keys before it: an object written
+// later under an earlier name (a write that took that long) is still
+// found by its notification or by the next full pass (FullScanEvery).
+const SettleAfter = 5 * time.Minute
+
+// settled reports whether key is older than SettleAfter by the UUIDv7
+// time in its name (raw/…/HH/<uuidv7>.ndjson, as the API names them); a
+// name without one is settled.
+func settled(key string, now time.Time) bool {
+	name := strings.TrimSuffix(key[strings.LastIndexByte(key, '/')+1:], ".ndjson")
+	u, err := uuid.Parse(name)
+	if err != nil || u.Version() != 7 {
+		return true
+	}
+	ms := int64(u[0])<<40 | int64(u[1])<<32 | int64(u[2])<<24 | int64(u[3])<<16 | int64(u[4])<<8 | int64(u[5])
+	return time.UnixMilli(ms).Before(now.Add(-SettleAfter))
+}
+
+// advance moves k.upTo over the keys after it (listed, in any order)
+// that are loaded and settled, up to the first that is not, and forgets
+// them from k.loaded.
+func (k *partKnown) advance(listed []string, now time.Time) {
+	slices.Sort(listed)
+	for _, key := range listed {
+		if _, ok := k.loaded[key]; !ok || !settled(key, now) {
+			return
+		}
+		k.upTo = key
+		delete(k.loaded, key)
+	}
+}
+
 // unloaded lists the keys of a partition's raw objects that are neither
 // in the loaded-objects table nor under dead/: a keys-only listing of
 // each and a lookup of the listed keys that known (when not nil) does not
 // hold; the keys found loaded are added to known.
-func (l *Loader) unloaded(ctx context.Context, partition string, known map[string]struct{}) ([]string, error) {
-	var ask []string
+func (l *Loader) unloaded(ctx context.Context, partition string, known *partKnown) ([]string, error) {
+	var ask, listed []string
 	if err := l.bucket.ListKeys(ctx, partition, func(k string) error {
-		if strings.HasSuffix(k, ".ndjson") {
-			if _, ok := known[k]; !ok {
-				ask = append(ask, k)
+		if !strings.HasSuffix(k, ".ndjson") {
+			return nil
+		}
+		if known != nil {
+			if k <= known.upTo {
+				return nil
+			}
+			listed = append(listed, k)
+			if _, ok := known.loaded[k]; ok {
+				return nil
 			}
 		}
+		ask = append(ask, k)
 		return nil
 	}); err != nil {
 		return nil, fmt.Errorf("load: %w", err)
 	}
-	if len(ask) == 0 {
-		return nil, nil
-	}
-	done, err := l.loadedAmong(ctx, ask)
-	if err != nil {
-		return nil, err
+	var done map[string]bool
+	if len(ask) > 0 {
+		var err error
+		if done, err = l.loadedAmong(ctx, ask); err != nil {
+			return nil, err
+		}
 	}
 	if known != nil {
 		for k := range done {
-			known[k] = struct{}{}
+			known.loaded[k] = struct{}{}
 		}
+		known.advance(listed, time.Now())
 	}
 	if len(done) == len(ask) {
 		return nil, nil // every key is loaded: no dead letter to look for
