@@ -217,21 +217,7 @@ func TestPendingAsksOnlyAboutNewKeys(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	pass := func(full bool) (submitted []string, asked int64) {
-		t.Helper()
-		before := l.lookedUp.Load()
-		submit := func(e functions.Event) { submitted = append(submitted, e.ID) }
-		var err error
-		if full {
-			err = l.PendingAll(ctx, submit)
-		} else {
-			err = l.Pending(ctx, submit)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		return submitted, l.lookedUp.Load() - before
-	}
+	pass := func(full bool) ([]string, int64) { t.Helper(); return pendingPass(t, l, full) }
 	if got, asked := pass(false); len(got) != 0 || asked != n {
 		t.Fatalf("first pass: submitted %v, asked about %d keys, want none and %d", got, asked, n)
 	}
@@ -281,17 +267,7 @@ func TestPendingListsDeadLettersOnlyForUnloadedKeys(t *testing.T) {
 	ctx := context.Background()
 	l, b, _ := setup(t)
 	part := PartitionOf(time.Now())
-	put := func(key string, load bool) {
-		t.Helper()
-		if err := b.Put(ctx, key, rawObject(t, key), nil); err != nil {
-			t.Fatal(err)
-		}
-		if load {
-			if _, err := l.Load(ctx, key); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	put := func(key string, load bool) { t.Helper(); putRaw(t, l, b, key, load) }
 	pass := func() (submitted []string, deadListings int64) {
 		t.Helper()
 		before := l.deadListed.Load()
@@ -432,5 +408,38 @@ func TestNotARawKey(t *testing.T) {
 	l, _, _ := setup(t)
 	if _, err := l.Load(context.Background(), "results/x.json"); !errors.Is(err, functions.ErrPermanent) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// pendingPass runs one pass of Pending (PendingAll when full) and returns
+// what it submitted and how many keys it asked the database about.
+func pendingPass(t *testing.T, l *Loader, full bool) (submitted []string, asked int64) {
+	t.Helper()
+	before := l.lookedUp.Load()
+	submit := func(e functions.Event) { submitted = append(submitted, e.ID) }
+	var err error
+	if full {
+		err = l.PendingAll(context.Background(), submit)
+	} else {
+		err = l.Pending(context.Background(), submit)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return submitted, l.lookedUp.Load() - before
+}
+
+// putRaw puts a raw object of one record under key, and loads it when
+// load is set.
+func putRaw(t *testing.T, l *Loader, b *objects.Bucket, key string, load bool) {
+	t.Helper()
+	ctx := context.Background()
+	if err := b.Put(ctx, key, rawObject(t, key), nil); err != nil {
+		t.Fatal(err)
+	}
+	if load {
+		if _, err := l.Load(ctx, key); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

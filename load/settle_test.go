@@ -1,14 +1,11 @@
 package load
 
 import (
-	"context"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-
-	"github.com/intercloud/intercloud/functions"
 )
 
 // v7Key names a raw object in partition part as the API does, with the
@@ -53,42 +50,17 @@ func TestSettled(t *testing.T) {
 // is asked about again. A key that appears later under a settled name
 // before it is found by the next full pass (and by its notification).
 func TestPendingForgetsSettledKeys(t *testing.T) {
-	ctx := context.Background()
 	l, b, _ := setup(t)
 	part := PartitionOf(time.Now())
 	old := time.Now().Add(-10 * time.Minute)
-	put := func(key string, load bool) {
-		t.Helper()
-		if err := b.Put(ctx, key, rawObject(t, key), nil); err != nil {
-			t.Fatal(err)
-		}
-		if load {
-			if _, err := l.Load(ctx, key); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	put := func(key string, load bool) { t.Helper(); putRaw(t, l, b, key, load) }
 	for i := range 300 {
 		put(v7Key(part, old.Add(time.Duration(i)*time.Millisecond), i), true)
 	}
 	for i := range 5 {
 		put(v7Key(part, time.Now(), i), true)
 	}
-	pass := func(full bool) (submitted []string, asked int64) {
-		t.Helper()
-		before := l.lookedUp.Load()
-		submit := func(e functions.Event) { submitted = append(submitted, e.ID) }
-		var err error
-		if full {
-			err = l.PendingAll(ctx, submit)
-		} else {
-			err = l.Pending(ctx, submit)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		return submitted, l.lookedUp.Load() - before
-	}
+	pass := func(full bool) ([]string, int64) { t.Helper(); return pendingPass(t, l, full) }
 	if got, asked := pass(false); len(got) != 0 || asked != 305 {
 		t.Fatalf("first pass: submitted %v, asked about %d keys, want none and 305", got, asked)
 	}

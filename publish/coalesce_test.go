@@ -10,6 +10,16 @@ import (
 	"github.com/intercloud/intercloud/internal/peers"
 )
 
+// startedOnce runs the publisher until it has started (its first run
+// publishes what the table holds and starts from the end of the feed)
+// and stops it, so what is inserted next comes through the feed.
+func (e *env) startedOnce(t *testing.T) {
+	t.Helper()
+	stop := e.run(t)
+	e.started(t)
+	stop()
+}
+
 // insertBatches inserts n records of metric cpu in hour h, per records a
 // transaction, ids prefix-0, prefix-1, ...
 func (e *env) insertBatches(t *testing.T, prefix string, n, per int, h time.Time) {
@@ -31,9 +41,7 @@ func (e *env) insertBatches(t *testing.T, prefix string, n, per int, h time.Time
 func TestCoalescedWritesWhileBehind(t *testing.T) {
 	e := newEnv(t)
 	h := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
-	stop := e.run(t)
-	e.started(t)
-	stop()
+	e.startedOnce(t)
 	e.insertBatches(t, "r", 95, 10, h)
 	var writes atomic.Int64
 	e.runWith(t, func(c *Config) {
@@ -67,9 +75,7 @@ func TestCoalescedWritesWhileBehind(t *testing.T) {
 func TestCoalescedWritesWhileBehindOnUpdates(t *testing.T) {
 	e := newEnv(t)
 	h := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
-	stop := e.run(t)
-	e.started(t)
-	stop()
+	e.startedOnce(t)
 	e.insertBatches(t, "r", 10, 10, h)
 	for i := range 10 { // 10 updates of each record, a transaction each
 		for v := range 10 {
@@ -106,9 +112,7 @@ func TestCoalescedWritesWhileBehindOnUpdates(t *testing.T) {
 func TestHeldResultsAreWrittenWhenTheFeedStops(t *testing.T) {
 	e := newEnv(t)
 	h := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
-	stop := e.run(t)
-	e.started(t)
-	stop()
+	e.startedOnce(t)
 	e.insertBatches(t, "r", 10, 10, h)
 	e.runWith(t, func(c *Config) { c.BatchSize = 10; c.Coalesce = 200 * time.Millisecond })
 	e.waitRecords(t, 10)
@@ -134,11 +138,9 @@ func TestPostgresHeldResultsAreReplayedAfterAStop(t *testing.T) {
 
 func testHeldResultsAreReplayedAfterAStop(t *testing.T, e *env) {
 	h := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
-	stop := e.run(t)
-	e.started(t)
-	stop()
+	e.startedOnce(t)
 	e.insertBatches(t, "r", 20, 10, h)
-	stop = e.runWith(t, func(c *Config) { c.BatchSize = 10; c.Coalesce = time.Hour })
+	stop := e.runWith(t, func(c *Config) { c.BatchSize = 10; c.Coalesce = time.Hour })
 	// Both batches applied to the aggregate state, nothing written.
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -216,9 +218,7 @@ func TestHoldGrowsWithLateness(t *testing.T) {
 func TestMinIntervalSpacesWrites(t *testing.T) {
 	e := newEnv(t)
 	h := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
-	stop := e.run(t)
-	e.started(t)
-	stop()
+	e.startedOnce(t)
 	const gap = 300 * time.Millisecond
 	var mu sync.Mutex
 	var at []time.Time
