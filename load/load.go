@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -625,13 +626,12 @@ const SettleAfter = 5 * time.Minute
 // time in its name (raw/…/HH/<uuidv7>.ndjson, as the API names them); a
 // name without one is settled.
 func settled(key string, now time.Time) bool {
-	name := strings.TrimSuffix(key[strings.LastIndexByte(key, '/')+1:], ".ndjson")
-	u, err := uuid.Parse(name)
+	u, err := uuid.Parse(strings.TrimSuffix(path.Base(key), ".ndjson"))
 	if err != nil || u.Version() != 7 {
 		return true
 	}
-	ms := int64(u[0])<<40 | int64(u[1])<<32 | int64(u[2])<<24 | int64(u[3])<<16 | int64(u[4])<<8 | int64(u[5])
-	return time.UnixMilli(ms).Before(now.Add(-SettleAfter))
+	sec, nsec := u.Time().UnixTime()
+	return time.Unix(sec, nsec).Before(now.Add(-SettleAfter))
 }
 
 // advance moves k.upTo over the keys after it (listed, in any order)
@@ -651,7 +651,7 @@ func (k *partKnown) advance(listed []string, now time.Time) {
 // unloaded lists the keys of a partition's raw objects that are neither
 // in the loaded-objects table nor under dead/: a keys-only listing of
 // each and a lookup of the listed keys that known (when not nil) does not
-// hold; the keys found loaded are added to known.
+// hold; the keys found loaded are added to known, and its mark advanced.
 func (l *Loader) unloaded(ctx context.Context, partition string, known *partKnown) ([]string, error) {
 	var ask, listed []string
 	if err := l.bucket.ListKeys(ctx, partition, func(k string) error {

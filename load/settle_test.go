@@ -6,20 +6,14 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/intercloud/intercloud/ingest"
 )
 
-// v7Key names a raw object in partition part as the API does, with the
-// UUIDv7 time at and n in its random bits.
+// v7Key names a raw object in partition part as the API does: a UUIDv7
+// of time at, n its counter.
 func v7Key(part string, at time.Time, n int) string {
-	var u uuid.UUID
-	ms := at.UnixMilli()
-	for i := range 6 {
-		u[i] = byte(ms >> (40 - 8*i))
-	}
-	u[6] = 0x70
-	u[8] = 0x80
-	u[12], u[13], u[14], u[15] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
-	return part + u.String() + ".ndjson"
+	return part + ingest.DerivedID("k", at, n) + ".ndjson"
 }
 
 // TestSettled: a key is settled once the UUIDv7 time in its name is

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/intercloud/intercloud/config"
 	"github.com/intercloud/intercloud/internal/peers"
 )
 
@@ -254,7 +255,23 @@ func TestMinIntervalSpacesWrites(t *testing.T) {
 	if max := int(last.Sub(start)/gap) + 2; len(at) > max {
 		t.Errorf("%d writes in %s, want at most %d", len(at), last.Sub(start), max)
 	}
-	if len(at) == 0 || at[len(at)-1].Sub(last) > gap+time.Second {
-		t.Errorf("the last write came %s after the last batch", at[len(at)-1].Sub(last))
+	if len(at) == 0 {
+		t.Fatal("no write")
+	}
+	if d := at[len(at)-1].Sub(last); d > gap+time.Second {
+		t.Errorf("the last write came %s after the last batch", d)
+	}
+}
+
+// TestMinIntervalDefault: a Config without MinInterval spaces writes by
+// DefaultMinInterval.
+func TestMinIntervalDefault(t *testing.T) {
+	e := newEnv(t)
+	p, err := New(Config{DB: e.db, Bucket: e.bucket, Schema: e.schema, Settings: config.Default("").Publish})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.cfg.MinInterval != DefaultMinInterval {
+		t.Errorf("MinInterval %v, want %v", p.cfg.MinInterval, DefaultMinInterval)
 	}
 }

@@ -646,14 +646,14 @@ func (p *Publisher) holdFor(full bool, oldest, now time.Time) time.Duration {
 // held batch. It looks every Poll (at most every Coalesce or
 // MinInterval), so a hold ends within a poll of its time.
 func (p *Publisher) flushHeld(ctx context.Context) {
+	if p.cfg.Coalesce <= 0 && p.cfg.MinInterval <= 0 {
+		return
+	}
 	every := p.cfg.Poll
 	for _, d := range []time.Duration{p.cfg.Coalesce, p.cfg.MinInterval} {
 		if d > 0 {
 			every = min(every, d)
 		}
-	}
-	if p.cfg.Coalesce <= 0 && p.cfg.MinInterval <= 0 {
-		return
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()

@@ -17,11 +17,11 @@ const DefaultMemoryLimit = 64 << 20
 
 // DefaultGCPercent is the garbage collector's target (GOGC) under a memory
 // limit (DefaultMemoryLimit, or the user's GOMEMLIMIT) when GOGC is not
-// set: the live heap
-// of a running topology is 12–25 MB, and at the runtime's 100 the collector
-// ran every 12–25 MB allocated (10–15 times a second at 20,000 records/s),
-// so it lets the heap grow to four times the live size, the memory limit
-// still bounding the whole (see docs/benchmarks.md).
+// set: the live heap of a running topology is 12–25 MB, and at the
+// runtime's 100 the collector ran every 12–25 MB allocated (10–15 times a
+// second at 20,000 records/s), so it lets the heap grow to four times the
+// live size, the memory limit still bounding the whole (see
+// docs/benchmarks.md).
 const DefaultGCPercent = 300
 
 // memoryLimit is the soft memory limit to set given GOMEMLIMIT's value, or

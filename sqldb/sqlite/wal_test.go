@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,7 +19,7 @@ func TestWriteAheadLogSettings(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	var conns []interface{ Close() error }
+	var conns []*sql.Conn
 	for range 3 { // three connections open at once
 		c, err := db.Conn(ctx)
 		if err != nil {
