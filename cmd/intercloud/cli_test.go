@@ -9,8 +9,10 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -284,5 +286,33 @@ func TestCPUProfile(t *testing.T) {
 	}
 	if code, out, errs := runCLI(t, "version", "--cpuprofile", filepath.Join(dir, "no", "such", "dir")); code != 1 || !strings.Contains(errs, "cpuprofile") || out != "" {
 		t.Errorf("unwritable path: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+}
+
+// TestDemoPeakRSS: the whole topology, its clients and the demo's
+// records stay under 150 MB of resident memory at their peak (what
+// `/usr/bin/time -v` reports): the demo holds no per-record state, and
+// neither the Go heap (under its 64 MiB soft limit) nor SQLite's page
+// caches grow with the records.
+func TestDemoPeakRSS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("sends 500,000 records")
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestChildCLI$", "-test.count=1")
+	cmd.Env = append(os.Environ(), childEnv+"=demo --records 500000 --data-dir "+t.TempDir())
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("demo: %v\n%s", err, errb.String())
+	}
+	var sum struct{ Acked, Lost int }
+	if err := json.Unmarshal(bytes.TrimSpace(out), &sum); err != nil || sum.Acked != 500000 || sum.Lost != 0 {
+		t.Fatalf("demo summary %s (%v)", out, err)
+	}
+	peak := cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss << 10 // Linux: KiB
+	t.Logf("peak RSS %.1f MB", float64(peak)/1e6)
+	if peak >= 150e6 {
+		t.Errorf("peak RSS %.1f MB, want under 150 MB", float64(peak)/1e6)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/intercloud/intercloud/config"
+	"github.com/intercloud/intercloud/internal/gcsettings"
 	"github.com/intercloud/intercloud/internal/outagetest"
 	"github.com/intercloud/intercloud/internal/peers"
 	"github.com/intercloud/intercloud/topology"
@@ -32,6 +33,7 @@ func TestChildCLI(t *testing.T) {
 	if args == "" {
 		t.Skip("runs only as a child process")
 	}
+	gcsettings.Apply(os.Getenv) // as main does
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	code := run(ctx, strings.Fields(args), os.Stdout, os.Stderr)
 	stop()

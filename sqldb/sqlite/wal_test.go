@@ -10,8 +10,8 @@ import (
 )
 
 // TestWriteAheadLogSettings: every connection of the pool (not only the
-// first) runs in WAL mode with full synchronous commits and checkpoints
-// the log at WALAutoCheckpoint pages.
+// first) runs in WAL mode with full synchronous commits, checkpoints the
+// log at WALAutoCheckpoint pages and keeps a page cache of PageCacheKiB.
 func TestWriteAheadLogSettings(t *testing.T) {
 	ctx := context.Background()
 	db, err := OpenFile(ctx, filepath.Join(t.TempDir(), "wal.db"))
@@ -27,7 +27,7 @@ func TestWriteAheadLogSettings(t *testing.T) {
 		}
 		conns = append(conns, c)
 		var mode string
-		var sync, ckpt int
+		var sync, ckpt, cache int
 		if err := c.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
 			t.Fatal(err)
 		}
@@ -37,8 +37,12 @@ func TestWriteAheadLogSettings(t *testing.T) {
 		if err := c.QueryRowContext(ctx, "PRAGMA wal_autocheckpoint").Scan(&ckpt); err != nil {
 			t.Fatal(err)
 		}
-		if mode != "wal" || sync != 2 || ckpt != WALAutoCheckpoint {
-			t.Errorf("journal_mode %s, synchronous %d, wal_autocheckpoint %d; want wal, 2 (FULL), %d", mode, sync, ckpt, WALAutoCheckpoint)
+		if err := c.QueryRowContext(ctx, "PRAGMA cache_size").Scan(&cache); err != nil {
+			t.Fatal(err)
+		}
+		if mode != "wal" || sync != 2 || ckpt != WALAutoCheckpoint || cache != -PageCacheKiB {
+			t.Errorf("journal_mode %s, synchronous %d, wal_autocheckpoint %d, cache_size %d; want wal, 2 (FULL), %d, %d",
+				mode, sync, ckpt, cache, WALAutoCheckpoint, -PageCacheKiB)
 		}
 	}
 	for _, c := range conns {
