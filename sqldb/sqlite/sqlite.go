@@ -2,10 +2,11 @@
 // cgo), the embedded default: sqlite:///abs/path/file.db.
 //
 // Databases open in WAL mode with full synchronous commits, a busy
-// timeout, immediate write transactions, a long write-ahead log
-// (WALAutoCheckpoint) and small page caches (PageCacheKiB), so a committed transaction survives a crash and
-// concurrent writers wait rather than fail. Each connection keeps the
-// statements it ran last prepared (see stmtcache.go).
+// timeout and immediate write transactions, so a committed transaction
+// survives a crash and concurrent writers wait rather than fail; with a
+// long write-ahead log (WALAutoCheckpoint) and small page caches
+// (PageCacheKiB). Each connection keeps the statements it ran last
+// prepared (see stmtcache.go).
 package sqlite
 
 import (
