@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -298,8 +297,7 @@ func TestDemoPeakRSS(t *testing.T) {
 	if testing.Short() {
 		t.Skip("sends 500,000 records")
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestChildCLI$", "-test.count=1")
-	cmd.Env = append(os.Environ(), childEnv+"=demo --records 500000 --data-dir "+t.TempDir())
+	cmd := childCLI("demo --records 500000 --data-dir " + t.TempDir())
 	var errb bytes.Buffer
 	cmd.Stderr = &errb
 	out, err := cmd.Output()

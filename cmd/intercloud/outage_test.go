@@ -40,6 +40,14 @@ func TestChildCLI(t *testing.T) {
 	os.Exit(code)
 }
 
+// childCLI is the command that runs `intercloud ARGS` (args split on
+// spaces) in a process of its own, through TestChildCLI.
+func childCLI(args string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestChildCLI$", "-test.count=1")
+	cmd.Env = append(os.Environ(), childEnv+"="+args)
+	return cmd
+}
+
 // child is one `intercloud up --cloud ROLE` process.
 type child struct {
 	role   string
@@ -65,8 +73,7 @@ func startReplica(t *testing.T, dir, config, role, name string) *child {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { errf.Close() })
-	c.cmd = exec.Command(os.Args[0], "-test.run=^TestChildCLI$", "-test.count=1")
-	c.cmd.Env = append(os.Environ(), childEnv+"=up --cloud "+role+" --config "+config)
+	c.cmd = childCLI("up --cloud " + role + " --config " + config)
 	c.cmd.Stderr = errf
 	out, err := c.cmd.StdoutPipe()
 	if err != nil {

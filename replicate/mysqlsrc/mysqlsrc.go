@@ -508,12 +508,11 @@ func ParsePosition(p replicate.Position) (kind, file string, pos uint32, gtid st
 }
 
 // readAhead bounds the binlog events read and decoded ahead of the
-// stream's batches: go-mysql's event channel holds it (10,240 by
-// default) and the stream's own channel a quarter of it. A rows event
-// holds up to 8 KiB of rows (binlog_row_event_max_size), decoded a value
-// each, so while the target was slower than the source the library's
-// default alone held
-// tens of megabytes of decoded rows, and the collector, held to the
+// stream's batches: go-mysql's event channel holds it (10,240 by default)
+// and the stream's own channel a quarter of it. A rows event holds up to
+// 8 KiB of rows (binlog_row_event_max_size), decoded a value each, so
+// while the target was slower than the source the library's default alone
+// held tens of megabytes of decoded rows, and the collector, held to the
 // process's soft memory limit (package gcsettings), took the CPU the
 // stream needed to catch up. 256 events are a few full batches
 // (replicate.DefaultBatchSize changes) ahead of the applier: the server

@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -14,11 +13,7 @@ import (
 // and none of its statements times out.
 func TestRareWriterIsNotStarved(t *testing.T) {
 	ctx := context.Background()
-	db, err := OpenFile(ctx, filepath.Join(t.TempDir(), "gate.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db, _ := openTemp(t, "gate.db")
 	for _, q := range []string{
 		`CREATE TABLE rows (k INTEGER PRIMARY KEY, v TEXT)`,
 		`CREATE TABLE lease (name TEXT PRIMARY KEY, version INTEGER)`,

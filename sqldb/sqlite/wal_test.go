@@ -14,11 +14,7 @@ import (
 // log at WALAutoCheckpoint pages and keeps a page cache of PageCacheKiB.
 func TestWriteAheadLogSettings(t *testing.T) {
 	ctx := context.Background()
-	db, err := OpenFile(ctx, filepath.Join(t.TempDir(), "wal.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db, _ := openTemp(t, "wal.db")
 	var conns []*sql.Conn
 	for range 3 { // three connections open at once
 		c, err := db.Conn(ctx)
@@ -57,12 +53,7 @@ func TestWriteAheadLogSettings(t *testing.T) {
 // pages and a commit.
 func TestWriteAheadLogCheckpointsLate(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "wal.db")
-	db, err := OpenFile(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db, path := openTemp(t, "wal.db")
 	if _, err := db.ExecContext(ctx, `CREATE TABLE blobs (k INTEGER PRIMARY KEY, v TEXT)`); err != nil {
 		t.Fatal(err)
 	}
@@ -95,4 +86,17 @@ func TestWriteAheadLogCheckpointsLate(t *testing.T) {
 	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM blobs`).Scan(&n); err != nil || n != 48*16 {
 		t.Fatalf("%d rows (%v), want %d", n, err, 48*16)
 	}
+}
+
+// openTemp opens (OpenFile) a new database named name in a temporary
+// directory, closed when the test ends, and returns it and its path.
+func openTemp(t *testing.T, name string) (*sql.DB, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	db, err := OpenFile(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db, path
 }
