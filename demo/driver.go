@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"net/http"
@@ -18,7 +19,6 @@ import (
 
 	"github.com/intercloud/intercloud/apierr"
 	"github.com/intercloud/intercloud/ingest"
-	"github.com/intercloud/intercloud/retry"
 )
 
 // Histogram counts latencies in buckets 1% wide (log scale, 0.01 ms to
@@ -320,20 +320,23 @@ func post(ctx context.Context, client *http.Client, url, key string, n int, recs
 			continue
 		}
 		if resp.StatusCode == http.StatusAccepted {
-			var out struct {
-				IDs []string `json:"ids"`
-			}
-			err := json.NewDecoder(resp.Body).Decode(&out)
+			raw, err := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			if err != nil && retry.Transient(err) {
+			if err != nil {
 				// The connection was cut after the status line (the
 				// server died mid-answer): the ids never arrived, so the
 				// request is retried under the same key like one that
-				// got no answer at all.
-				last = err
+				// got no answer at all. Any read error counts, whatever
+				// its type: HTTP/2 reports a cut connection with errors
+				// of its own ("client connection force closed via
+				// ClientConn.Close") that no errors.Is recognises.
+				last = fmt.Errorf("demo: reading the 202 answer: %w", err)
 				continue
 			}
-			if err != nil || len(out.IDs) != len(recs) {
+			var out struct {
+				IDs []string `json:"ids"`
+			}
+			if err := json.Unmarshal(raw, &out); err != nil || len(out.IDs) != len(recs) {
 				return nil, fmt.Errorf("demo: bad 202 answer (%d ids for %d records): %v", len(out.IDs), len(recs), err)
 			}
 			return out.IDs, nil
