@@ -49,7 +49,8 @@ lint:
 # in Go 1.27): ingest bodies (and the
 # fast path against the reference parser), topology
 # files, replication row filters, log queries, Authorization headers, poll
-# source positions and change keys, SQL Server CDC source positions.
+# source positions and change keys, SQL Server CDC source positions; and
+# the file store's listing after a start key against its definition.
 FUZZTIME ?= 30s
 fuzz:
 	$(GO) test ./ingest -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
@@ -58,6 +59,7 @@ fuzz:
 	$(GO) test ./replicate -run '^$$' -fuzz '^FuzzParseFilter$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./logstore -run '^$$' -fuzz '^FuzzParseQuery$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./auth -run '^$$' -fuzz '^FuzzBearerKey$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./objects/file -run '^$$' -fuzz '^FuzzListKeysAfter$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/serve -run '^$$' -fuzz '^FuzzParseFastRequest$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./objects -run '^$$' -fuzz '^FuzzKeyOfPath$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./replicate/pollsrc -run '^$$' -fuzz '^FuzzParsePosition$$' -fuzztime $(FUZZTIME)

@@ -51,19 +51,34 @@ var (
 // StatusFunc returns the HTTP status of a driver's error, if it has one.
 type StatusFunc func(err error) (status int, ok bool)
 
+// hooks are functions drivers register from their init.
+type hooks[F any] struct {
+	mu sync.RWMutex
+	fs []F
+}
+
+func (h *hooks[F]) add(f F) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.fs = append(h.fs, f)
+}
+
+// all returns the functions registered so far.
+func (h *hooks[F]) all() []F {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.fs
+}
+
 var (
-	statusMu    sync.RWMutex
-	statusFuncs []StatusFunc
+	statusFuncs    hooks[StatusFunc]
+	listStartFuncs hooks[ListStartFunc]
 )
 
 // RegisterStatus lets a driver tell the HTTP status of its SDK's errors
 // whose type has no HTTPStatusCode method, so that 5xx, 429 and 408
 // answers map to ErrUnavailable. Call it from the driver's init.
-func RegisterStatus(f StatusFunc) {
-	statusMu.Lock()
-	defer statusMu.Unlock()
-	statusFuncs = append(statusFuncs, f)
-}
+func RegisterStatus(f StatusFunc) { statusFuncs.add(f) }
 
 // httpStatus returns the HTTP status an error carries.
 func httpStatus(err error) (int, bool) {
@@ -71,9 +86,7 @@ func httpStatus(err error) (int, bool) {
 	if errors.As(err, &hs) {
 		return hs.HTTPStatusCode(), true
 	}
-	statusMu.RLock()
-	defer statusMu.RUnlock()
-	for _, f := range statusFuncs {
+	for _, f := range statusFuncs.all() {
 		if st, ok := f(err); ok {
 			return st, true
 		}
@@ -443,7 +456,23 @@ type ListRequest struct {
 	// must do more work per object for its size and time (the file driver
 	// opens each file) may leave them zero.
 	KeysOnly bool
+	// StartAfter asks for the keys after it (in byte order) only. A
+	// driver may list more: ListKeysAfter drops the rest.
+	StartAfter string
 }
+
+// ListStartFunc sets a listing's start key on a driver's own request,
+// which it reaches through the As function gocloud.dev hands a listing's
+// BeforeList (S3's StartAfter on its ListObjectsV2Input, say). It
+// reports whether it set it; it must not when the store could then skip
+// a key after after (a key the driver escapes on the wire, whose order
+// there may differ).
+type ListStartFunc func(as func(any) bool, after string) bool
+
+// RegisterListStart lets a driver start ListKeysAfter's listings where
+// they begin on the store, not at the prefix. Call it from the driver's
+// init.
+func RegisterListStart(f ListStartFunc) { listStartFuncs.add(f) }
 
 // ListKeys calls fn with the key of every object whose key starts with
 // prefix, in key order, as List does, but asks the driver for keys only:
@@ -452,6 +481,16 @@ type ListRequest struct {
 // in one answer anyway. An error from fn stops the listing and is
 // returned.
 func (b *Bucket) ListKeys(ctx context.Context, prefix string, fn func(key string) error) error {
+	return b.ListKeysAfter(ctx, prefix, "", fn)
+}
+
+// ListKeysAfter is ListKeys for the keys after after (in byte order)
+// only, so a caller that walks a growing prefix again and again reads
+// what is new, not the whole prefix each time. The file driver starts
+// its walk there and S3 its listing (StartAfter); Azure, whose listing
+// marker is opaque, lists the prefix and the keys up to after are
+// dropped here.
+func (b *Bucket) ListKeysAfter(ctx context.Context, prefix, after string, fn func(key string) error) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("objects: list %s: %w", prefix, err)
 	}
@@ -459,10 +498,25 @@ func (b *Bucket) ListKeys(ctx context.Context, prefix string, fn func(key string
 		var r *ListRequest
 		if as(&r) {
 			r.KeysOnly = true
+			r.StartAfter = after
+			return nil
+		}
+		if after == "" {
+			return nil
+		}
+		for _, f := range listStartFuncs.all() {
+			if f(as, after) {
+				break
+			}
 		}
 		return nil
 	}}
-	return b.list(ctx, opts, func(o *blob.ListObject) error { return fn(o.Key) })
+	return b.list(ctx, opts, func(o *blob.ListObject) error {
+		if o.Key <= after {
+			return nil
+		}
+		return fn(o.Key)
+	})
 }
 
 // ListDirs returns the "directories" directly under prefix (ending in

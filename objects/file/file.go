@@ -859,12 +859,20 @@ func (b *bucket) Delete(ctx context.Context, key string, opts *driver.DeleteOpti
 }
 
 // defaultPageSize is the page size of a listing that asks for none (an
-// iterator's: Bucket.List). Each page walks the whole directory, so a
-// listing of n objects walks it n/defaultPageSize + 1 times: the
-// reconciler lists the current hour's raw objects every 30 s, tens of
-// thousands of them at a high rate. A page holds its objects' keys,
-// sizes and times (about 100 bytes each).
+// iterator's: Bucket.List). Each page reads the directory that holds its
+// token from the start, keeping the page's keys only (on Linux the
+// entries up to the token, or past the page's last key so far, cost no
+// allocation, see readDir), so a listing of n objects reads it
+// n/defaultPageSize + 1 times. A page holds its objects' keys, sizes and
+// times (about 100 bytes each).
 const defaultPageSize = 1 << 14
+
+// keysOnlyPageSize is the page size of a keys-only listing
+// (objects.ListRequest): a key costs no open, so a page can be larger;
+// the reconciler's pass after its mark (the last few minutes' keys) is
+// one page, a full pass over an hour's partition at 20,000 records/s
+// (about 670,000 objects) eleven.
+const keysOnlyPageSize = 1 << 16
 
 func (b *bucket) ListPaged(ctx context.Context, opts *driver.ListOptions) (*driver.ListPage, error) {
 	var req objects.ListRequest
@@ -883,16 +891,29 @@ func (b *bucket) ListPaged(ctx context.Context, opts *driver.ListOptions) (*driv
 	if pageSize <= 0 {
 		pageSize = defaultPageSize
 		if req.KeysOnly {
-			// A key costs no open: one walk lists them all.
-			pageSize = math.MaxInt
+			pageSize = keysOnlyPageSize
 		}
 	}
 	token := string(opts.PageToken)
+	if req.StartAfter > token {
+		token = req.StartAfter
+	}
 	// Only the directory of the prefix's last '/' can hold matches.
-	root := b.dir
+	root, rootKey := b.dir, ""
 	if i := strings.LastIndex(opts.Prefix, "/"); i >= 0 {
+		// Segments no key has (empty, "." or "..", a NUL) name no
+		// directory of the bucket: nothing starts so.
+		for seg := range strings.SplitSeq(opts.Prefix[:i], "/") {
+			if seg == "" || seg == "." || seg == ".." || strings.IndexByte(seg, 0) >= 0 {
+				return &driver.ListPage{}, nil
+			}
+		}
 		root = filepath.Join(b.dir, filepath.FromSlash(opts.Prefix[:i]))
+		rootKey = opts.Prefix[:i+1]
 		if !strings.HasPrefix(root, b.dir) {
+			return &driver.ListPage{}, nil
+		}
+		if name := filepath.Base(root); !utf8.ValidString(name) || strings.HasPrefix(name, tempMark) {
 			return &driver.ListPage{}, nil
 		}
 	}
@@ -901,80 +922,20 @@ func (b *bucket) ListPaged(ctx context.Context, opts *driver.ListOptions) (*driv
 	// checked for an object), so listing n objects in pages costs n
 	// opens, not n for every page; a keys-only listing
 	// (objects.ListRequest) opens none.
-	type candidate struct {
-		key, path string
-		dir       bool
+	w := &walk{ctx: ctx, prefix: opts.Prefix, delim: opts.Delimiter, token: token, keysOnly: req.KeysOnly, seenDir: map[string]bool{}}
+	if opts.Delimiter == "" {
+		// Every candidate is an object, each key once: the walk keeps
+		// the page's keys and one more (to know there is a next page),
+		// not all those after the token.
+		w.limit = min(pageSize, math.MaxInt-1) + 1
 	}
-	var cands []candidate
-	seenDir := map[string]bool{}
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if path == root && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)) {
-				return fs.SkipAll // no such directory: nothing under the prefix
-			}
-			if errors.Is(err, fs.ErrNotExist) { // removed while walking
-				return nil
-			}
-			return err
+	if err := w.dir(root, rootKey); err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.ENAMETOOLONG) {
+			return &driver.ListPage{}, nil // no such directory: nothing under the prefix
 		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if path == b.dir {
-			return nil
-		}
-		name := d.Name()
-		if !utf8.ValidString(name) || strings.HasPrefix(name, tempMark) {
-			if d.IsDir() {
-				return fs.SkipDir
-			}
-			return nil
-		}
-		key := filepath.ToSlash(path[len(b.dir)+1:])
-		if d.IsDir() {
-			dk := key + "/"
-			if !strings.HasPrefix(dk, opts.Prefix) && !strings.HasPrefix(opts.Prefix, dk) {
-				return fs.SkipDir
-			}
-			// With a delimiter, a directory past the prefix is one entry
-			// when it holds any object.
-			if opts.Delimiter != "" && strings.HasPrefix(dk, opts.Prefix) {
-				rest := dk[len(opts.Prefix):]
-				if i := strings.Index(rest, opts.Delimiter); i >= 0 {
-					// Several directories may map to one prefix, and
-					// one without an object must not hide the others:
-					// each stays a candidate, checked when the page is
-					// cut.
-					if p := opts.Prefix + rest[:i+len(opts.Delimiter)]; !seenDir[p] && p > token {
-						cands = append(cands, candidate{key: p, path: path, dir: true})
-					}
-					return fs.SkipDir
-				}
-			}
-			return nil
-		}
-		if !strings.HasPrefix(key, opts.Prefix) || strings.HasSuffix(key, legacyAttrs) {
-			return nil
-		}
-		if opts.Delimiter != "" {
-			rest := key[len(opts.Prefix):]
-			if i := strings.Index(rest, opts.Delimiter); i >= 0 {
-				p := opts.Prefix + rest[:i+len(opts.Delimiter)]
-				if !seenDir[p] && p > token {
-					seenDir[p] = true
-					cands = append(cands, candidate{key: p})
-				}
-				return nil
-			}
-		}
-		if key > token {
-			cands = append(cands, candidate{key: key, path: path})
-		}
-		return nil
-	})
-	if err != nil {
 		return nil, err
 	}
+	cands := w.cands
 	slices.SortStableFunc(cands, func(a, b candidate) int { return strings.Compare(a.key, b.key) })
 	page := &driver.ListPage{}
 	page.Objects = make([]*driver.ListObject, 0, min(len(cands), pageSize))
@@ -992,7 +953,7 @@ func (b *bucket) ListPaged(ctx context.Context, opts *driver.ListOptions) (*driv
 				continue
 			}
 			page.Objects = append(page.Objects, &driver.ListObject{Key: c.key, IsDir: true})
-		case c.path == "": // a prefix met as an object's key
+		case c.prefix: // a prefix met in an object's key
 			page.Objects = append(page.Objects, &driver.ListObject{Key: c.key, IsDir: true})
 		case req.KeysOnly:
 			// The walk saw the file; its size and time are not asked
@@ -1009,7 +970,177 @@ func (b *bucket) ListPaged(ctx context.Context, opts *driver.ListOptions) (*driv
 			page.Objects = append(page.Objects, &driver.ListObject{Key: c.key, Size: size, ModTime: mod})
 		}
 	}
+	if w.over && page.NextPageToken == nil && len(cands) > 0 {
+		// The walk left keys after its last candidate for a next page,
+		// and objects deleted since the walk left this one short.
+		page.NextPageToken = []byte(cands[len(cands)-1].key)
+	}
 	return page, nil
+}
+
+// candidate is an entry a listing's walk found after its token: an
+// object (its path set unless the listing is keys-only), a directory
+// standing for a delimited prefix (dir), or a prefix met in an object's
+// key (prefix).
+type candidate struct {
+	key, path   string
+	dir, prefix bool
+}
+
+// walk is one listing's walk of the bucket's directories: it collects
+// the candidates after token, in the order the file system gives them;
+// with a limit, only the limit smallest (cands is then a max-heap by key,
+// and over says some were left out).
+type walk struct {
+	ctx                  context.Context
+	prefix, delim, token string
+	keysOnly             bool
+	limit                int
+	over                 bool
+	cands                []candidate
+	seenDir              map[string]bool
+}
+
+// full reports whether the walk holds its limit of candidates, so that
+// only a key before the largest of them can still enter.
+func (w *walk) full() bool { return w.limit > 0 && len(w.cands) == w.limit }
+
+// add collects a candidate, keeping the limit smallest when there is one.
+func (w *walk) add(c candidate) {
+	if w.limit == 0 {
+		w.cands = append(w.cands, c)
+		return
+	}
+	if len(w.cands) < w.limit {
+		w.cands = append(w.cands, c)
+		for i := len(w.cands) - 1; i > 0; {
+			parent := (i - 1) / 2
+			if w.cands[parent].key >= w.cands[i].key {
+				break
+			}
+			w.cands[parent], w.cands[i] = w.cands[i], w.cands[parent]
+			i = parent
+		}
+		return
+	}
+	w.over = true
+	if c.key >= w.cands[0].key {
+		return
+	}
+	w.cands[0] = c
+	for i, n := 0, len(w.cands); ; {
+		largest := i
+		if l := 2*i + 1; l < n && w.cands[l].key > w.cands[largest].key {
+			largest = l
+		}
+		if r := 2*i + 2; r < n && w.cands[r].key > w.cands[largest].key {
+			largest = r
+		}
+		if largest == i {
+			return
+		}
+		w.cands[i], w.cands[largest] = w.cands[largest], w.cands[i]
+		i = largest
+	}
+}
+
+// past reports whether key+name sorts after the largest candidate of a
+// full walk, without building it.
+func (w *walk) past(key string, name []byte) bool {
+	top := w.cands[0].key
+	if rest, ok := strings.CutPrefix(top, key); ok {
+		return string(name) >= rest
+	}
+	return key > top
+}
+
+// dir walks the directory at path, whose objects' keys start with key
+// (ending in '/', or "" for the bucket's root). A directory whose every
+// key is at or before the token is not read at all, and in the one that
+// holds the token, names up to it are skipped before any key is built.
+func (w *walk) dir(path, key string) error {
+	rest, within := strings.CutPrefix(w.token, key)
+	if !within && key < w.token {
+		return nil // every key under it sorts before the token
+	}
+	if w.full() {
+		if top := w.cands[0].key; key > top && !strings.HasPrefix(top, key) {
+			w.over = true
+			return nil // every key under it sorts after the page's
+		}
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return readDir(w.ctx, f, func(name []byte, isDir bool) error {
+		if !isDir {
+			if within && string(name) <= rest {
+				return nil // its key, key+name, is at or before the token
+			}
+			if w.full() && w.past(key, name) {
+				w.over = true
+				return nil // after every key of the page
+			}
+		}
+		return w.entry(path, key, string(name), isDir)
+	})
+}
+
+// entry handles one directory entry of dir (whose keys start with key).
+func (w *walk) entry(dir, key, name string, isDir bool) error {
+	if !utf8.ValidString(name) || strings.HasPrefix(name, tempMark) {
+		return nil
+	}
+	if isDir {
+		dk := key + name + "/"
+		if !strings.HasPrefix(dk, w.prefix) && !strings.HasPrefix(w.prefix, dk) {
+			return nil
+		}
+		// With a delimiter, a directory past the prefix is one entry when
+		// it holds any object.
+		if w.delim != "" && strings.HasPrefix(dk, w.prefix) {
+			rest := dk[len(w.prefix):]
+			if i := strings.Index(rest, w.delim); i >= 0 {
+				// Several directories may map to one prefix, and one
+				// without an object must not hide the others: each stays
+				// a candidate, checked when the page is cut.
+				if p := w.prefix + rest[:i+len(w.delim)]; !w.seenDir[p] && p > w.token {
+					w.add(candidate{key: p, path: filepath.Join(dir, name), dir: true})
+				}
+				return nil
+			}
+		}
+		err := w.dir(filepath.Join(dir, name), dk)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // removed while walking
+		}
+		return err
+	}
+	k := key + name
+	if !strings.HasPrefix(k, w.prefix) || strings.HasSuffix(k, legacyAttrs) {
+		return nil
+	}
+	if w.delim != "" {
+		rest := k[len(w.prefix):]
+		if i := strings.Index(rest, w.delim); i >= 0 {
+			p := w.prefix + rest[:i+len(w.delim)]
+			if !w.seenDir[p] && p > w.token {
+				w.seenDir[p] = true
+				w.add(candidate{key: p, prefix: true})
+			}
+			return nil
+		}
+	}
+	if k > w.token {
+		c := candidate{key: k}
+		if !w.keysOnly {
+			c.path = filepath.Join(dir, name)
+		}
+		w.add(c)
+	}
+	return nil
 }
 
 // hasObject reports whether a directory holds an object at any depth. It

@@ -4,10 +4,12 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"gocloud.dev/blob"
 
+	"github.com/intercloud/intercloud/objects"
 	"github.com/intercloud/intercloud/objects/file"
 )
 
@@ -75,4 +77,97 @@ func TestListDelimiterPrefixes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzListKeysAfter checks the file store's walk, which skips whole
+// directories and names before the start key and keeps only a page's
+// keys, against the plain definition: the keys with the prefix that sort
+// after the start key, in order. It lists through ListKeysAfter and in
+// pages of any size, keys only or not.
+func FuzzListKeysAfter(f *testing.F) {
+	keys := []string{
+		"a-b/c", "a.b", "a/0", "a/1", "a/10/x", "a/1a", "a/b/c/d", "a/b/c/e", "a/b/ca",
+		"a/b0", "ab/5", "b0", "b/a/a/a/a", "c d/é", "c d/ü/1", "c-d/6", "c_d/7", "raw/2026/12/01/18/01a2.ndjson",
+		"raw/2026/12/01/18/01a3.ndjson", "raw/2026/12/01/19/01a1.ndjson", "z~", "~/x",
+	}
+	slices.Sort(keys)
+	ctx := f.Context()
+	bb, err := file.OpenBucket(f.TempDir())
+	if err != nil {
+		f.Fatal(err)
+	}
+	bkt := objects.NewBucket(bb, "file", nil)
+	defer bkt.Close()
+	for _, k := range keys {
+		if err := bkt.Put(ctx, k, []byte("x"), nil); err != nil {
+			f.Fatal(err)
+		}
+	}
+	for _, seed := range []struct {
+		prefix, after string
+		size          uint8
+	}{
+		{"", "", 0}, {"", "a/1", 1}, {"", "a/1/", 2}, {"a/", "a/10", 3}, {"a/", "a/10/", 0}, {"a/b", "a/b/c/", 1},
+		{"a/b/", "a/b/c/d", 0}, {"raw/2026/12/01/", "raw/2026/12/01/18/01a2.ndjson", 0}, {"raw/", "raw/2026/12/01/18/", 1},
+		{"c", "c d/é", 4}, {"", "~", 0}, {"a", "a-", 2}, {"", "a/b/c/e\x00", 0}, {"", "\xff", 0},
+	} {
+		f.Add(seed.prefix, seed.after, seed.size, true)
+		f.Add(seed.prefix, seed.after, seed.size, false)
+	}
+	// Prefixes no key can have, which name no directory that can exist.
+	f.Add("0\x00/", "0", uint8(0), true)
+	f.Add(strings.Repeat("I", 300)+"a/", "@", uint8(0), true)
+	f.Add("/", " ", uint8(0), true)
+	f.Add("a/../b/", "", uint8(0), true)
+	f.Fuzz(func(t *testing.T, prefix, after string, size uint8, keysOnly bool) {
+		var want []string
+		for _, k := range keys {
+			if strings.HasPrefix(k, prefix) && k > after {
+				want = append(want, k)
+			}
+		}
+		var got []string
+		err := bkt.ListKeysAfter(t.Context(), prefix, after, func(k string) error {
+			got = append(got, k)
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("list keys %q after %q: %v", prefix, after, err)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("list keys %q after %q = %q, want %q", prefix, after, got, want)
+		}
+		opts := &blob.ListOptions{Prefix: prefix, BeforeList: func(as func(any) bool) error {
+			var r *objects.ListRequest
+			if as(&r) {
+				r.KeysOnly = keysOnly
+				r.StartAfter = after
+			}
+			return nil
+		}}
+		got = got[:0]
+		token := blob.FirstPageToken
+		for pages := 0; ; pages++ {
+			if pages > len(keys)+1 {
+				t.Fatalf("pages of %d: more than %d", size+1, len(keys)+1)
+			}
+			objs, next, err := bb.ListPage(t.Context(), token, int(size)+1, opts)
+			if err != nil {
+				t.Fatalf("list %q after %q in pages of %d: %v", prefix, after, size+1, err)
+			}
+			if len(objs) > int(size)+1 {
+				t.Fatalf("pages of %d: a page of %d", size+1, len(objs))
+			}
+			for _, o := range objs {
+				got = append(got, o.Key)
+			}
+			if len(next) == 0 {
+				break
+			}
+			token = next
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("list %q after %q in pages of %d (keys only %v) = %q, want %q", prefix, after, size+1, keysOnly, got, want)
+		}
+	})
 }

@@ -3,6 +3,8 @@
 package file
 
 import (
+	"context"
+	"io"
 	"os"
 	"path/filepath"
 )
@@ -41,6 +43,33 @@ func removeAt(d *os.File, name string) error { return os.Remove(filepath.Join(d.
 func isDirAt(d *os.File, name string) bool {
 	fi, err := os.Lstat(filepath.Join(d.Name(), name))
 	return err == nil && fi.IsDir()
+}
+
+// walkBatch is how many entries a directory read returns at a time: a
+// directory of hundreds of thousands of objects (an hour's raw
+// partition) is never held whole.
+const walkBatch = 512
+
+// readDir calls fn for each entry of the open directory d, read in
+// batches (walkBatch), in the order the file system gives them.
+func readDir(ctx context.Context, d *os.File, fn func(name []byte, isDir bool) error) error {
+	for {
+		ents, err := d.ReadDir(walkBatch)
+		if cerr := ctx.Err(); cerr != nil {
+			return cerr
+		}
+		for _, e := range ents {
+			if err := fn([]byte(e.Name()), e.IsDir()); err != nil {
+				return err
+			}
+		}
+		if err == io.EOF || (err == nil && len(ents) == 0) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
 }
 
 // lockFile is a no-op here: the sweep at open goes by a temporary file's

@@ -71,6 +71,7 @@ func RunConformance(t *testing.T, open func(t *testing.T) *objects.Bucket) {
 		{"Overwrite", testOverwrite},
 		{"Exists", testExists},
 		{"List", testList},
+		{"ListKeysAfter", testListKeysAfter},
 		{"ListDirs", testListDirs},
 		{"Delete", testDelete},
 		{"NotFound", testNotFound},
@@ -391,6 +392,103 @@ func testList(t *testing.T, h *harness) {
 	if keys := h.listKeys(t, h.key("many/")); !slices.Equal(keys, got) {
 		t.Errorf("list keys of %d objects: got %d, not the listing's keys", many, len(keys))
 	}
+}
+
+// testListKeysAfter checks that ListKeysAfter lists the keys after its
+// start key only, in order, whatever the start key is: before, at or
+// between keys, a directory's name with or without its '/', outside the
+// prefix on either side, or past the driver's first page of a listing.
+func testListKeysAfter(t *testing.T, h *harness) {
+	keys := []string{"a/1", "a/2.json", "a/b/3", "a/b/c/4", "ab/5", "b", "c-d/6", "c_d/7"}
+	for _, k := range keys {
+		h.put(t, h.key(k), []byte("x"), nil)
+	}
+	after := func(prefix, start string) []string {
+		var out []string
+		for _, k := range keys {
+			if k := h.key(k); strings.HasPrefix(k, h.key(prefix)) && k > start {
+				out = append(out, k)
+			}
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		prefix, start string
+	}{
+		{"", ""},
+		{"", h.key("")},
+		{"", h.key("a/1")},
+		{"", h.key("a/1x")},
+		{"", h.key("a/b")},
+		{"", h.key("a/b/")},
+		{"", h.key("a/b/3")},
+		{"", h.key("a/b/c/4")},
+		{"", h.key("a/b/c/4x")},
+		{"", h.key("a/c")},
+		{"", h.key("b")},
+		{"", h.key("c")},
+		{"", h.key("c_d/7")},
+		{"", h.key("z")},
+		{"a/", h.key("a/2.json")},
+		{"a/", h.key("a/b/c/")},
+		{"a/b/", h.key("a/")},
+		{"a/b/", h.key("a/b/c/4")},
+		{"a", h.key("a/b/c/4")},
+		{"a/", "0"},
+		{"a/", "zzz"},
+	} {
+		var got []string
+		if err := h.b.ListKeysAfter(t.Context(), h.key(tc.prefix), tc.start, func(k string) error {
+			got = append(got, k)
+			return nil
+		}); err != nil {
+			t.Fatalf("list keys %q after %q: %v", tc.prefix, tc.start, err)
+		}
+		if want := after(tc.prefix, tc.start); !slices.Equal(got, want) {
+			t.Errorf("list keys %q after %q = %q, want %q", tc.prefix, tc.start, got, want)
+		}
+	}
+	// Past a first page: S3 lists 1,000 keys a page, Azure 5,000, the
+	// file driver's listing in pages of its own.
+	many := h.key("many/")
+	var all []string
+	for i := range 1100 {
+		all = append(all, fmt.Sprintf("%s%05d", many, i))
+	}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for _, k := range all {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := h.b.Put(t.Context(), k, nil, nil); err != nil {
+				t.Errorf("put %s: %v", k, err)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, start := range []int{0, 999, 1000, 1098, 1099} {
+		var got []string
+		if err := h.b.ListKeysAfter(t.Context(), many, all[start], func(k string) error {
+			got = append(got, k)
+			return nil
+		}); err != nil {
+			t.Fatalf("list keys after %s: %v", all[start], err)
+		}
+		if !slices.Equal(got, all[start+1:]) {
+			t.Errorf("list keys after %s: %d keys from %q, want %d from %q", all[start], len(got), first(got), len(all[start+1:]), first(all[start+1:]))
+		}
+	}
+}
+
+// first returns a list's first element, or "" when it is empty.
+func first(s []string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	return s[0]
 }
 
 func testListDirs(t *testing.T, h *harness) {

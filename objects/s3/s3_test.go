@@ -6,10 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
@@ -158,6 +163,62 @@ func TestS3(t *testing.T) {
 		err := b.Put(ctx, "k", []byte("x"), nil)
 		if err == nil || strings.Contains(err.Error(), secret) {
 			t.Errorf("put to a closed port: %v", err)
+		}
+	})
+
+	t.Run("ListStartsAfter", func(t *testing.T) {
+		// Every request goes through a proxy that counts the listings.
+		target, err := url.Parse(s.Endpoint)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var lists atomic.Int64
+		proxy := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+			if r.In.Method == http.MethodGet && r.In.URL.Query().Get("list-type") == "2" {
+				lists.Add(1)
+			}
+			r.SetURL(target)
+			r.Out.Host = r.In.Host // as signed
+		}}
+		srv := httptest.NewServer(proxy)
+		defer srv.Close()
+		s.CreateBucket(t, "after")
+		b := openURL(t, strings.Replace(bucketURL(s, "after"), url.QueryEscape(s.Endpoint), url.QueryEscape(srv.URL), 1))
+		var keys []string
+		for i := range 1100 {
+			keys = append(keys, fmt.Sprintf("p/%05d", i))
+			if err := b.Put(t.Context(), keys[i], nil, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, tc := range []struct {
+			after string
+			want  []string
+			lists int64
+		}{
+			// The store starts after the key: one page, not two.
+			{"p/01049", keys[1050:], 1},
+			{"p/00999", keys[1000:], 1},
+			// A start key the driver escapes on the wire is not sent:
+			// the listing starts at the prefix and the keys up to it are
+			// dropped here.
+			{"p/../x", keys, 2},
+			{"p/0104\x01", keys[1040:], 2},
+		} {
+			lists.Store(0)
+			var got []string
+			if err := b.ListKeysAfter(t.Context(), "p/", tc.after, func(k string) error {
+				got = append(got, k)
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("after %q: %d keys from %q, want %d", tc.after, len(got), got[0], len(tc.want))
+			}
+			if n := lists.Load(); n != tc.lists {
+				t.Errorf("after %q: %d list requests, want %d", tc.after, n, tc.lists)
+			}
 		}
 	})
 
