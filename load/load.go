@@ -78,6 +78,9 @@ type Loader struct {
 	lookedUp atomic.Int64
 	// deadListed counts the listings of a partition's dead letters.
 	deadListed atomic.Int64
+	// chunk is how many listed keys a pass looks up at a time
+	// (reconcileChunk).
+	chunk int
 }
 
 // New returns a Loader; call Prepare before the first Load.
@@ -99,6 +102,7 @@ func New(bucket *objects.Bucket, db *sqldb.DB, schema config.Schema, log *slog.L
 		}},
 		maxRows: max(1, 30000/len(t.Columns)),
 		rows:    record.NewRowReader(schema, db.Dialect),
+		chunk:   reconcileChunk,
 	}
 }
 
@@ -636,73 +640,108 @@ func settled(key string, now time.Time) bool {
 
 // advance moves k.upTo over the keys after it (listed, in any order)
 // that are loaded and settled, up to the first that is not, and forgets
-// them from k.loaded.
-func (k *partKnown) advance(listed []string, now time.Time) {
+// them from k.loaded. It reports whether it passed them all.
+func (k *partKnown) advance(listed []string, now time.Time) bool {
 	slices.Sort(listed)
 	for _, key := range listed {
 		if _, ok := k.loaded[key]; !ok || !settled(key, now) {
-			return
+			return false
 		}
 		k.upTo = key
 		delete(k.loaded, key)
 	}
+	return true
+}
+
+// has reports whether k (which may be nil) holds key as loaded.
+func (k *partKnown) has(key string) bool {
+	if k == nil {
+		return false
+	}
+	_, ok := k.loaded[key]
+	return ok
 }
 
 // unloaded lists the keys of a partition's raw objects that are neither
 // in the loaded-objects table nor under dead/: a keys-only listing of
 // each and a lookup of the listed keys that known (when not nil) does not
 // hold; the keys found loaded are added to known, and its mark advanced.
+// The listing starts after known's mark (objects.Bucket.ListKeysAfter),
+// so a pass reads the last few minutes' keys, not the hour's; and it is
+// looked up as it goes, a chunk of keys at a time, so a full pass
+// over an hour's partition holds a chunk of it, not all of it.
 func (l *Loader) unloaded(ctx context.Context, partition string, known *partKnown) ([]string, error) {
-	var ask, listed []string
-	if err := l.bucket.ListKeys(ctx, partition, func(k string) error {
+	after := ""
+	if known != nil {
+		after = known.upTo
+	}
+	var (
+		ask, listed, missing []string
+		dead                 map[string]bool // the partition's dead letters, once listed
+		advancing            = known != nil
+	)
+	check := func() error {
+		var done map[string]bool
+		if len(ask) > 0 {
+			var err error
+			if done, err = l.loadedAmong(ctx, ask); err != nil {
+				return err
+			}
+		}
+		if known != nil {
+			for k := range done {
+				known.loaded[k] = struct{}{}
+			}
+			// Once a key stops the mark, the ones after it wait in
+			// known.loaded for a later pass.
+			if advancing {
+				advancing = known.advance(listed, time.Now())
+			}
+		}
+		if len(done) < len(ask) && dead == nil {
+			// Some key is not loaded: a dead letter, or work.
+			dead = map[string]bool{}
+			l.deadListed.Add(1)
+			if err := l.bucket.ListKeys(ctx, DeadPrefix+partition, func(k string) error {
+				dead[strings.TrimPrefix(k, DeadPrefix)] = true
+				return nil
+			}); err != nil {
+				return fmt.Errorf("load: %w", err)
+			}
+		}
+		for _, k := range ask {
+			if !done[k] && !dead[k] {
+				missing = append(missing, k)
+			}
+		}
+		ask, listed = ask[:0], listed[:0]
+		return nil
+	}
+	if err := l.bucket.ListKeysAfter(ctx, partition, after, func(k string) error {
 		if !strings.HasSuffix(k, ".ndjson") {
 			return nil
 		}
 		if known != nil {
-			if k <= known.upTo {
-				return nil
-			}
 			listed = append(listed, k)
-			if _, ok := known.loaded[k]; ok {
-				return nil
-			}
 		}
-		ask = append(ask, k)
-		return nil
+		if !known.has(k) {
+			ask = append(ask, k)
+		}
+		if len(listed) < l.chunk && len(ask) < l.chunk {
+			return nil
+		}
+		return check()
 	}); err != nil {
 		return nil, fmt.Errorf("load: %w", err)
 	}
-	var done map[string]bool
-	if len(ask) > 0 {
-		var err error
-		if done, err = l.loadedAmong(ctx, ask); err != nil {
-			return nil, err
-		}
-	}
-	if known != nil {
-		for k := range done {
-			known.loaded[k] = struct{}{}
-		}
-		known.advance(listed, time.Now())
-	}
-	if len(done) == len(ask) {
-		return nil, nil // every key is loaded: no dead letter to look for
-	}
-	l.deadListed.Add(1)
-	if err := l.bucket.ListKeys(ctx, DeadPrefix+partition, func(k string) error {
-		done[strings.TrimPrefix(k, DeadPrefix)] = true
-		return nil
-	}); err != nil {
-		return nil, fmt.Errorf("load: %w", err)
-	}
-	var missing []string
-	for _, k := range ask {
-		if !done[k] {
-			missing = append(missing, k)
-		}
+	if err := check(); err != nil {
+		return nil, err
 	}
 	return missing, nil
 }
+
+// reconcileChunk is how many listed keys unloaded looks up at a time.
+const reconcileChunk = 10_000
 
 // loadedAmong returns which of keys the loaded-objects table holds: a
 // lookup of each by the primary key, so what it costs follows the keys
