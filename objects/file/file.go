@@ -32,6 +32,7 @@
 package file
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -949,7 +950,7 @@ func (b *bucket) ListPaged(ctx context.Context, opts *driver.ListOptions) (*driv
 		}
 		switch {
 		case c.dir:
-			if !hasObject(c.path) {
+			if !hasObject(ctx, c.path) {
 				continue
 			}
 			page.Objects = append(page.Objects, &driver.ListObject{Key: c.key, IsDir: true})
@@ -1144,40 +1145,39 @@ func (w *walk) entry(dir, key, name string, isDir bool) error {
 }
 
 // hasObject reports whether a directory holds an object at any depth. It
-// reads the directory's entries in batches, in the order the file system
-// gives them, and stops at the first object: a partition of tens of
-// thousands of objects costs one batch, not a sorted read of them all.
-func hasObject(dir string) bool {
+// reads the directory's entries in the order the file system gives them
+// (readDir) and stops at the first object: a partition of tens of
+// thousands of objects costs one read, not a sorted read of them all.
+func hasObject(ctx context.Context, dir string) bool {
 	f, err := os.Open(dir)
 	if err != nil {
 		return false
 	}
 	defer f.Close()
-	for {
-		ents, err := f.ReadDir(256)
-		var sub []string
-		for _, d := range ents {
-			name := d.Name()
-			if !utf8.ValidString(name) || strings.HasPrefix(name, tempMark) {
-				continue
-			}
-			if d.IsDir() {
-				sub = append(sub, name)
-				continue
-			}
-			if !strings.HasSuffix(name, legacyAttrs) {
-				return true
-			}
+	errFound := errors.New("found")
+	var sub []string
+	err = readDir(ctx, f, func(name []byte, isDir bool) error {
+		if !utf8.Valid(name) || bytes.HasPrefix(name, []byte(tempMark)) {
+			return nil
 		}
-		for _, name := range sub {
-			if hasObject(filepath.Join(dir, name)) {
-				return true
-			}
+		if isDir {
+			sub = append(sub, string(name))
+			return nil
 		}
-		if err != nil || len(ents) == 0 {
-			return false
+		if !bytes.HasSuffix(name, []byte(legacyAttrs)) {
+			return errFound
+		}
+		return nil
+	})
+	if err == errFound {
+		return true
+	}
+	for _, name := range sub {
+		if hasObject(ctx, filepath.Join(dir, name)) {
+			return true
 		}
 	}
+	return false
 }
 
 // statObject returns the body size and modification time of an object
