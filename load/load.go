@@ -81,6 +81,19 @@ type Loader struct {
 	// chunk is how many listed keys a pass looks up at a time
 	// (reconcileChunk).
 	chunk int
+
+	// groupMu guards leading and queued, the group commit's state
+	// (group.go): whether a load is committing a group, and the objects
+	// waiting for the next one.
+	// Loads commit in groups only on a database that runs one write
+	// transaction at a time (sqldb.OneWriter): another database overlaps
+	// concurrent loads' statements and commits them with one log flush.
+	grouped bool
+	groupMu sync.Mutex
+	leading bool
+	queued  []*staged
+	// groups counts the group transactions.
+	groups atomic.Int64
 }
 
 // New returns a Loader; call Prepare before the first Load.
@@ -103,6 +116,7 @@ func New(bucket *objects.Bucket, db *sqldb.DB, schema config.Schema, log *slog.L
 		maxRows: max(1, 30000/len(t.Columns)),
 		rows:    record.NewRowReader(schema, db.Dialect),
 		chunk:   reconcileChunk,
+		grouped: sqldb.OneWriter(db.Dialect),
 	}
 }
 
@@ -133,7 +147,9 @@ type Result struct {
 
 // Load inserts the records of one raw object. Loading an object twice, or
 // records that are already present, changes nothing. A malformed object
-// fails with an error wrapping functions.ErrPermanent.
+// fails with an error wrapping functions.ErrPermanent. On a database that
+// runs one write transaction at a time, loads that run at once commit in
+// one transaction (see group.go).
 func (l *Loader) Load(ctx context.Context, key string) (Result, error) {
 	res := Result{Key: key}
 	if !strings.HasPrefix(key, RawPrefix) || !strings.HasSuffix(key, ".ndjson") {
@@ -169,37 +185,7 @@ func (l *Loader) Load(ctx context.Context, key string) (Result, error) {
 	if err != nil {
 		return res, fmt.Errorf("load: %s: %w", key, err)
 	}
-	err = l.db.Tx(ctx, func(tx *sql.Tx) error {
-		res.Inserted, res.Skipped = 0, false
-		// The marker first: a marker already there means the object was
-		// loaded (a concurrent load of it waits on the marker's key until
-		// this transaction ends, then finds it).
-		out, err := tx.ExecContext(ctx, l.db.Dialect.InsertIgnore(l.loaded, 1), mark...)
-		if err != nil {
-			return fmt.Errorf("mark loaded: %w", err)
-		}
-		if n, err := out.RowsAffected(); err != nil || n == 0 {
-			res.Skipped = err == nil
-			return err
-		}
-		at := 0
-		for chunk := range sqldb.StatementChunks(l.db.Dialect, rows.IDs, l.maxRows) {
-			args := rows.Values[at*rows.Cols : (at+len(chunk))*rows.Cols]
-			at += len(chunk)
-			out, err := tx.ExecContext(ctx, l.insert(len(chunk)), args...)
-			if sqldb.Rejected(err) {
-				// The database refuses these records for their content:
-				// no retry can load them.
-				return fmt.Errorf("insert: the database rejects records %s..%s: %w: %w", chunk[0], chunk[len(chunk)-1], err, functions.ErrPermanent)
-			}
-			if err != nil {
-				return fmt.Errorf("insert: %w", err)
-			}
-			n, _ := out.RowsAffected()
-			res.Inserted += int(n)
-		}
-		return nil
-	})
+	err = l.commit(ctx, &staged{key: key, rows: rows, mark: mark, res: &res, done: make(chan outcome, 1)})
 	if err != nil {
 		return res, fmt.Errorf("load: %s: %w", key, err)
 	}

@@ -441,6 +441,22 @@ type StatementCacher interface {
 	CachesStatements() bool
 }
 
+// SingleWriter is implemented by dialects whose database runs one write
+// transaction at a time (SQLite): writers that would commit one after the
+// other gain by committing their work together.
+type SingleWriter interface {
+	// WritesOneAtATime reports whether write transactions run one at a
+	// time.
+	WritesOneAtATime() bool
+}
+
+// OneWriter reports whether d's database runs one write transaction at a
+// time (see SingleWriter).
+func OneWriter(d Dialect) bool {
+	sw, ok := d.(SingleWriter)
+	return ok && sw.WritesOneAtATime()
+}
+
 // StatementRows returns how many of n rows (n ≥ 1) the next multi-row
 // statement of d carries, at most most. For a StatementCacher it is the
 // largest power of two that fits, and at most CachedStatementRows, so

@@ -121,6 +121,12 @@ var _ sqldb.StatementCacher = Dialect{}
 // keeps the statements it ran last prepared (stmtcache.go).
 func (Dialect) CachesStatements() bool { return true }
 
+var _ sqldb.SingleWriter = Dialect{}
+
+// WritesOneAtATime implements sqldb.SingleWriter: a database takes one
+// write transaction at a time.
+func (Dialect) WritesOneAtATime() bool { return true }
+
 // Quote implements sqldb.Dialect.
 func (Dialect) Quote(id string) string { return `"` + strings.ReplaceAll(id, `"`, `""`) + `"` }
 

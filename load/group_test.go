@@ -1,0 +1,239 @@
+package load
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/intercloud/intercloud/functions"
+	"github.com/intercloud/intercloud/objects"
+	"github.com/intercloud/intercloud/sqldb"
+)
+
+// holdWrites takes the database's write lock in a transaction of its own
+// and returns the function that ends it.
+func holdWrites(t *testing.T, db *sqldb.DB) func() {
+	t.Helper()
+	started, release, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	go func() {
+		done <- db.Tx(context.Background(), func(tx *sql.Tx) error {
+			if _, err := tx.Exec("UPDATE " + LoadedTable + " SET records = records WHERE 0"); err != nil {
+				return err
+			}
+			close(started)
+			<-release
+			return nil
+		})
+	}()
+	select {
+	case <-started:
+	case err := <-done:
+		t.Fatalf("hold the write lock: %v", err)
+	}
+	var once sync.Once
+	end := func() {
+		once.Do(func() {
+			close(release)
+			if err := <-done; err != nil {
+				t.Errorf("hold the write lock: %v", err)
+			}
+		})
+	}
+	t.Cleanup(end)
+	return end
+}
+
+// waitQueued waits until a group is committing and n objects queue behind
+// it.
+func waitQueued(t *testing.T, l *Loader, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		l.groupMu.Lock()
+		leading, queued := l.leading, len(l.queued)
+		l.groupMu.Unlock()
+		if leading && queued == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("leading %v, %d queued; want %d queued", leading, queued, n)
+		}
+	}
+}
+
+// loaded is one Load's outcome.
+type loaded struct {
+	res Result
+	err error
+}
+
+// startLoad loads key in a goroutine and returns where its outcome
+// arrives.
+func startLoad(ctx context.Context, l *Loader, key string) <-chan loaded {
+	out := make(chan loaded, 1)
+	go func() {
+		res, err := l.Load(ctx, key)
+		out <- loaded{res, err}
+	}()
+	return out
+}
+
+// putObjects puts n objects of per records each and returns their keys.
+func putObjects(t *testing.T, b *objects.Bucket, n, per int) []string {
+	t.Helper()
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("raw/2026/11/24/10/%03d.ndjson", i)
+		ids := make([]string, per)
+		for j := range ids {
+			ids[j] = fmt.Sprintf("r%03d-%03d", i, j)
+		}
+		if err := b.Put(context.Background(), keys[i], rawObject(t, ids...), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return keys
+}
+
+func TestLoadsCommitTogether(t *testing.T) {
+	ctx := context.Background()
+	l, b, db := setup(t)
+	keys := putObjects(t, b, 8, 10)
+	release := holdWrites(t, db)
+	// The first load leads a group of its own and waits for the lock;
+	// the others, and the first object again, queue behind it.
+	outs := []<-chan loaded{startLoad(ctx, l, keys[0])}
+	waitQueued(t, l, 0)
+	for i, key := range append(keys[1:], keys[0]) {
+		outs = append(outs, startLoad(ctx, l, key))
+		waitQueued(t, l, i+1)
+	}
+	release()
+	inserted, skipped := 0, 0
+	for i, out := range outs {
+		o := <-out
+		if o.err != nil {
+			t.Fatalf("load %d: %v", i, o.err)
+		}
+		inserted += o.res.Inserted
+		if o.res.Skipped {
+			skipped++
+		}
+	}
+	if inserted != 80 || skipped != 1 {
+		t.Fatalf("%d inserted, %d skipped; want 80 and the object loaded twice skipped once", inserted, skipped)
+	}
+	if n := count(t, db); n != 80 {
+		t.Fatalf("rows = %d, want 80", n)
+	}
+	var marks int
+	if err := db.QueryRow("SELECT COUNT(*) FROM " + LoadedTable).Scan(&marks); err != nil || marks != 8 {
+		t.Fatalf("%d load markers (%v), want 8", marks, err)
+	}
+	if g := l.groups.Load(); g != 2 {
+		t.Fatalf("%d transactions for 9 loads queued behind one, want 2", g)
+	}
+}
+
+func TestGroupFailureLoadsEachAlone(t *testing.T) {
+	ctx := context.Background()
+	l, b, db := setup(t)
+	keys := putObjects(t, b, 5, 10)
+	// The database refuses one record of the fourth object.
+	if _, err := db.Exec(`CREATE TRIGGER refuse BEFORE INSERT ON records WHEN NEW.id = 'r003-007'
+		BEGIN SELECT RAISE(ABORT, 'refused'); END`); err != nil {
+		t.Fatal(err)
+	}
+	release := holdWrites(t, db)
+	outs := []<-chan loaded{startLoad(ctx, l, keys[0])}
+	waitQueued(t, l, 0)
+	for i, key := range keys[1:] {
+		outs = append(outs, startLoad(ctx, l, key))
+		waitQueued(t, l, i+1)
+	}
+	release()
+	for i, out := range outs {
+		o := <-out
+		switch {
+		case i == 3 && !errors.Is(o.err, functions.ErrPermanent):
+			t.Errorf("load of the refused object: %v, want a permanent failure", o.err)
+		case i != 3 && (o.err != nil || o.res.Inserted != 10):
+			t.Errorf("load %d: %+v, %v; want 10 inserted", i, o.res, o.err)
+		}
+	}
+	if n := count(t, db); n != 40 {
+		t.Fatalf("rows = %d, want 40 (the refused object's none)", n)
+	}
+	if loaded, err := l.isLoaded(ctx, db, keys[3]); err != nil || loaded {
+		t.Fatalf("refused object marked loaded: %v, %v", loaded, err)
+	}
+}
+
+func TestQueuedLoadsOutliveTheirLeadersContext(t *testing.T) {
+	ctx := context.Background()
+	l, b, db := setup(t)
+	keys := putObjects(t, b, 4, 10)
+	release := holdWrites(t, db)
+	first := startLoad(ctx, l, keys[0])
+	waitQueued(t, l, 0)
+	// The next group's leader gives up (its invocation timed out) before
+	// the group commits: the objects queued behind it load alone.
+	cctx, cancel := context.WithCancel(ctx)
+	gone := startLoad(cctx, l, keys[1])
+	waitQueued(t, l, 1)
+	rest := []<-chan loaded{startLoad(ctx, l, keys[2])}
+	waitQueued(t, l, 2)
+	rest = append(rest, startLoad(ctx, l, keys[3]))
+	waitQueued(t, l, 3)
+	cancel()
+	release()
+	if o := <-first; o.err != nil || o.res.Inserted != 10 {
+		t.Fatalf("first load: %+v, %v", o.res, o.err)
+	}
+	if o := <-gone; !errors.Is(o.err, context.Canceled) {
+		t.Fatalf("load with its context cancelled: %+v, %v; want context.Canceled", o.res, o.err)
+	}
+	for i, out := range rest {
+		if o := <-out; o.err != nil || o.res.Inserted != 10 {
+			t.Fatalf("load %d queued behind the cancelled leader: %+v, %v", i+2, o.res, o.err)
+		}
+	}
+	if n := count(t, db); n != 30 {
+		t.Fatalf("rows = %d, want 30", n)
+	}
+}
+
+// TestConcurrentLoadsLoadEverything loads objects from many goroutines
+// at once, each object twice, as redelivered events and the reconciler
+// do: every record is loaded once and every object is marked.
+func TestConcurrentLoadsLoadEverything(t *testing.T) {
+	ctx := context.Background()
+	l, b, db := setup(t)
+	keys := putObjects(t, b, 120, 7)
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		inserted int
+	)
+	for w := range 16 {
+		wg.Go(func() {
+			for i := range keys {
+				res, err := l.Load(ctx, keys[(i+w*8)%len(keys)])
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				inserted += res.Inserted
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if n := count(t, db); n != 840 || inserted != 840 {
+		t.Fatalf("rows = %d, inserted %d; want 840", n, inserted)
+	}
+}
