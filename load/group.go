@@ -77,9 +77,9 @@ func (l *Loader) commit(ctx context.Context, s *staged) error {
 	}
 	group, records := []*staged{s}, s.rows.Len()
 	for len(l.queued) > 0 && len(group) < groupObjects && records < groupRecords {
-		group = append(group, l.queued[0])
-		records += l.queued[0].rows.Len()
-		l.queued = l.queued[1:]
+		m := l.dequeue()
+		group = append(group, m)
+		records += m.rows.Len()
 	}
 	l.groupMu.Unlock()
 
@@ -102,9 +102,7 @@ func (l *Loader) commit(ctx context.Context, s *staged) error {
 	// Hand over to the first object queued meanwhile, or stop leading.
 	l.groupMu.Lock()
 	if len(l.queued) > 0 {
-		next := l.queued[0]
-		l.queued = l.queued[1:]
-		next.done <- outcome{lead: true}
+		l.dequeue().done <- outcome{lead: true}
 	} else {
 		l.leading = false
 	}
@@ -114,6 +112,15 @@ func (l *Loader) commit(ctx context.Context, s *staged) error {
 		return l.commitAlone(ctx, s)
 	}
 	return err
+}
+
+// dequeue takes the first queued object; groupMu must be held. The
+// queue's array keeps no pointer to it (nor to its records).
+func (l *Loader) dequeue() *staged {
+	m := l.queued[0]
+	l.queued[0] = nil
+	l.queued = l.queued[1:]
+	return m
 }
 
 // commitAlone writes s's records in a transaction of their own.

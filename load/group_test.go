@@ -12,6 +12,10 @@ import (
 	"github.com/intercloud/intercloud/functions"
 	"github.com/intercloud/intercloud/objects"
 	"github.com/intercloud/intercloud/sqldb"
+	"github.com/intercloud/intercloud/sqldb/mysql"
+	"github.com/intercloud/intercloud/sqldb/postgres"
+	"github.com/intercloud/intercloud/sqldb/sqlite"
+	"github.com/intercloud/intercloud/sqldb/sqlserver"
 )
 
 // holdWrites takes the database's write lock in a transaction of its own
@@ -235,5 +239,27 @@ func TestConcurrentLoadsLoadEverything(t *testing.T) {
 	wg.Wait()
 	if n := count(t, db); n != 840 || inserted != 840 {
 		t.Fatalf("rows = %d, inserted %d; want 840", n, inserted)
+	}
+}
+
+// TestGroupedOnlyOnOneWriter: loads commit in groups on SQLite only; the
+// other databases overlap concurrent loads' transactions (group.go).
+func TestGroupedOnlyOnOneWriter(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		d    sqldb.Dialect
+		want bool
+	}{
+		{"sqlite", sqlite.Dialect{}, true},
+		{"mysql", mysql.Dialect{}, false},
+		{"postgres", postgres.Dialect{}, false},
+		{"sqlserver", sqlserver.Dialect{}, false},
+	} {
+		if got := sqldb.OneWriter(c.d); got != c.want {
+			t.Errorf("%s: OneWriter = %v, want %v", c.name, got, c.want)
+		}
+	}
+	if l, _, _ := setup(t); !l.grouped {
+		t.Error("a loader on SQLite does not group its loads")
 	}
 }
