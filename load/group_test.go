@@ -142,6 +142,48 @@ func TestLoadsCommitTogether(t *testing.T) {
 	}
 }
 
+// TestGroupsAreBounded: a group takes at most groupObjects objects, and
+// stops at the object that brings it to groupRecords records.
+func TestGroupsAreBounded(t *testing.T) {
+	for _, c := range []struct {
+		name       string
+		objects    int
+		per        int
+		wantGroups int64
+	}{
+		// The first load alone, then 64 of the 69 queued, then 5.
+		{"by objects", 70, 1, 3},
+		// 2,000 records each: the first alone, then two groups that
+		// each stop at their fifth object (10,000 records).
+		{"by records", 11, 2000, 3},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := context.Background()
+			l, b, db := setup(t)
+			keys := putObjects(t, b, c.objects, c.per)
+			release := holdWrites(t, db)
+			outs := []<-chan loaded{startLoad(ctx, l, keys[0])}
+			waitQueued(t, l, 0)
+			for i, key := range keys[1:] {
+				outs = append(outs, startLoad(ctx, l, key))
+				waitQueued(t, l, i+1)
+			}
+			release()
+			for i, out := range outs {
+				if o := <-out; o.err != nil || o.res.Inserted != c.per {
+					t.Fatalf("load %d: %+v, %v", i, o.res, o.err)
+				}
+			}
+			if n := count(t, db); n != c.objects*c.per {
+				t.Fatalf("rows = %d, want %d", n, c.objects*c.per)
+			}
+			if g := l.groups.Load(); g != c.wantGroups {
+				t.Fatalf("%d transactions, want %d", g, c.wantGroups)
+			}
+		})
+	}
+}
+
 func TestGroupFailureLoadsEachAlone(t *testing.T) {
 	ctx := context.Background()
 	l, b, db := setup(t)
@@ -211,8 +253,8 @@ func TestQueuedLoadsOutliveTheirLeadersContext(t *testing.T) {
 }
 
 // TestConcurrentLoadsLoadEverything loads objects from many goroutines
-// at once, each object twice, as redelivered events and the reconciler
-// do: every record is loaded once and every object is marked.
+// at once, each object from each of them, as redelivered events and the
+// reconciler do: every record is loaded once.
 func TestConcurrentLoadsLoadEverything(t *testing.T) {
 	ctx := context.Background()
 	l, b, db := setup(t)

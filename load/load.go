@@ -82,13 +82,14 @@ type Loader struct {
 	// (reconcileChunk).
 	chunk int
 
-	// groupMu guards leading and queued, the group commit's state
-	// (group.go): whether a load is committing a group, and the objects
-	// waiting for the next one.
-	// Loads commit in groups only on a database that runs one write
-	// transaction at a time (sqldb.OneWriter): another database overlaps
-	// concurrent loads' statements and commits them with one log flush.
+	// grouped: loads commit in groups (group.go), only on a database
+	// that runs one write transaction at a time (sqldb.OneWriter);
+	// another database overlaps concurrent loads' statements and
+	// commits them with one log flush.
 	grouped bool
+	// groupMu guards leading and queued, the group commit's state:
+	// whether a load is committing a group, and the objects waiting for
+	// the next one.
 	groupMu sync.Mutex
 	leading bool
 	queued  []*staged

@@ -1144,6 +1144,9 @@ func (w *walk) entry(dir, key, name string, isDir bool) error {
 	return nil
 }
 
+// errObjectFound stops hasObject's read at the first object.
+var errObjectFound = errors.New("file: an object found")
+
 // hasObject reports whether a directory holds an object at any depth. It
 // reads the directory's entries in the order the file system gives them
 // (readDir) and stops at the first object: a partition of tens of
@@ -1154,7 +1157,6 @@ func hasObject(ctx context.Context, dir string) bool {
 		return false
 	}
 	defer f.Close()
-	errFound := errors.New("found")
 	var sub []string
 	err = readDir(ctx, f, func(name []byte, isDir bool) error {
 		if !utf8.Valid(name) || bytes.HasPrefix(name, []byte(tempMark)) {
@@ -1165,11 +1167,11 @@ func hasObject(ctx context.Context, dir string) bool {
 			return nil
 		}
 		if !bytes.HasSuffix(name, []byte(legacyAttrs)) {
-			return errFound
+			return errObjectFound
 		}
 		return nil
 	})
-	if err == errFound {
+	if err == errObjectFound {
 		return true
 	}
 	for _, name := range sub {

@@ -106,20 +106,8 @@ func TestListOpensEachObjectOnce(t *testing.T) {
 // order.
 func TestListKeysOpensNoObject(t *testing.T) {
 	ctx := t.Context()
-	bkt, err := objects.Open(ctx, "file://"+t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bkt.Close()
 	const n = 400
-	var want []string
-	for i := range n {
-		key := fmt.Sprintf("raw/2026/%04d.ndjson", i)
-		if err := bkt.Put(ctx, key, []byte("{}\n"), nil); err != nil {
-			t.Fatal(err)
-		}
-		want = append(want, key)
-	}
+	bkt, want := partition(t, n)
 	before := readSyscalls(t)
 	var got []string
 	if err := bkt.ListKeys(ctx, "raw/2026/", func(k string) error {
@@ -147,20 +135,8 @@ func TestListKeysOpensNoObject(t *testing.T) {
 // object.
 func TestListKeysAfterBuildsNoKeyBefore(t *testing.T) {
 	ctx := t.Context()
-	bkt, err := objects.Open(ctx, "file://"+t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bkt.Close()
 	const n = 400
-	var keys []string
-	for i := range n {
-		key := fmt.Sprintf("raw/2026/%04d.ndjson", i)
-		if err := bkt.Put(ctx, key, []byte("{}\n"), nil); err != nil {
-			t.Fatal(err)
-		}
-		keys = append(keys, key)
-	}
+	bkt, keys := partition(t, n)
 	var got []string
 	allocs := testing.AllocsPerRun(5, func() {
 		got = got[:0]
@@ -178,4 +154,24 @@ func TestListKeysAfterBuildsNoKeyBefore(t *testing.T) {
 		t.Errorf("listing the last 10 of %d objects made %.0f allocations, want fewer than %d", n, allocs, n/4)
 	}
 	t.Logf("%.0f allocations", allocs)
+}
+
+// partition opens a file store in a temporary directory, closed when t
+// ends, puts n small objects named like the API's in one partition, and
+// returns their keys in order.
+func partition(t *testing.T, n int) (*objects.Bucket, []string) {
+	t.Helper()
+	bkt, err := objects.Open(t.Context(), "file://"+t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bkt.Close() })
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("raw/2026/%04d.ndjson", i)
+		if err := bkt.Put(t.Context(), keys[i], []byte("{}\n"), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return bkt, keys
 }
