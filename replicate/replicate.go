@@ -222,8 +222,12 @@ type Source interface {
 	// Stream delivers the changes after from, in order, one batch per call
 	// of fn, and blocks until ctx is done (returning ctx.Err()) or fn fails
 	// (returning its error) or the source fails. Calls of fn are
-	// sequential. A batch may carry no changes and only move the position
-	// (for example when every change it covered was skipped).
+	// sequential, not necessarily on the caller's goroutine, and Stream
+	// returns only after the last one did. A source may read or decode
+	// its next batch while fn applies the last one (Pipeline): what fn
+	// accepted is durable only as far as StreamOptions.Durable says. A
+	// batch may carry no changes and only move the position (for example
+	// when every change it covered was skipped).
 	Stream(ctx context.Context, from Position, opts StreamOptions, fn func(context.Context, Batch) error) error
 	// Close releases the source; it does not close the database.
 	Close() error

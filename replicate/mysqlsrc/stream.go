@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	gmysql "github.com/go-mysql-org/go-mysql/mysql"
@@ -62,9 +61,9 @@ func (s *Source) Stream(ctx context.Context, from replicate.Position, opts repli
 	// Batches are applied by one goroutine, in order, while the next one
 	// is decoded: the position is only ever the target's checkpoint, so
 	// nothing is confirmed to the server early.
-	p := newPipeline(ctx, fn)
-	defer func() { err = p.close(err) }()
-	st := &streamer{s: s, opts: opts, fn: p.send, want: map[string]bool{}, maxBatch: opts.MaxBatch, decoders: map[string]decState{}}
+	p := replicate.NewPipeline(ctx, fn)
+	defer func() { err = p.Close(err) }()
+	st := &streamer{s: s, opts: opts, fn: p.Send, want: map[string]bool{}, maxBatch: opts.MaxBatch, decoders: map[string]decState{}}
 	if st.maxBatch <= 0 {
 		st.maxBatch = replicate.DefaultBatchSize
 	}
@@ -141,7 +140,7 @@ func (s *Source) Stream(ctx context.Context, from replicate.Position, opts repli
 	for {
 		// A partial batch goes when nothing is waiting to be decoded and
 		// the applier is free; while it is busy, the batch grows.
-		if len(ch) == 0 && len(st.batch) > 0 && p.idle() {
+		if len(ch) == 0 && len(st.batch) > 0 && p.Idle() {
 			if err := st.flush(ctx); err != nil {
 				return err
 			}
@@ -149,9 +148,9 @@ func (s *Source) Stream(ctx context.Context, from replicate.Position, opts repli
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-p.done:
-			return p.err
-		case <-p.free:
+		case <-p.Done():
+			return p.Err()
+		case <-p.Free():
 		case <-tick.C:
 			if st.dirty && time.Since(st.lastFlush) >= idleFlush {
 				if err := st.flush(ctx); err != nil {
@@ -483,64 +482,4 @@ func traceID(row map[string]any) string {
 		return string(v)
 	}
 	return ""
-}
-
-// pipeline applies batches on a goroutine of its own, in the order sent,
-// one at a time, with at most one more waiting.
-type pipeline struct {
-	ch      chan replicate.Batch
-	pending atomic.Int64  // batches sent and not applied yet
-	free    chan struct{} // signalled when a batch was applied
-	done    chan struct{} // closed when the applier stopped
-	err     error         // why it stopped (set before done closes)
-}
-
-func newPipeline(ctx context.Context, fn func(context.Context, replicate.Batch) error) *pipeline {
-	p := &pipeline{ch: make(chan replicate.Batch, 1), free: make(chan struct{}, 1), done: make(chan struct{})}
-	go func() {
-		defer close(p.done)
-		for b := range p.ch {
-			err := fn(ctx, b)
-			p.pending.Add(-1)
-			if err != nil {
-				p.err = err
-				return
-			}
-			select {
-			case p.free <- struct{}{}:
-			default:
-			}
-		}
-	}()
-	return p
-}
-
-// idle reports whether every batch sent was applied.
-func (p *pipeline) idle() bool { return p.pending.Load() == 0 }
-
-// send hands a batch to the applier; it fails with the applier's error
-// once the applier stopped.
-func (p *pipeline) send(ctx context.Context, b replicate.Batch) error {
-	p.pending.Add(1)
-	select {
-	case p.ch <- b:
-		return nil
-	case <-p.done:
-		p.pending.Add(-1)
-		return p.err
-	case <-ctx.Done():
-		p.pending.Add(-1)
-		return ctx.Err()
-	}
-}
-
-// close lets the applier finish what it was given and returns its error,
-// or err.
-func (p *pipeline) close(err error) error {
-	close(p.ch)
-	<-p.done
-	if p.err != nil {
-		return p.err
-	}
-	return err
 }

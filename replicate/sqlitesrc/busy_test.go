@@ -3,6 +3,9 @@ package sqlitesrc
 import (
 	"context"
 	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -79,5 +82,45 @@ func TestBusyBatchReadsAgainAtOnce(t *testing.T) {
 				t.Errorf("a busy batch of %d read again after %s, want at once (Poll %s)", tc.first, waited, poll)
 			}
 		})
+	}
+}
+
+// TestNextBatchReadWhileApplied: the feed reads its next batch while fn
+// applies the last one, so that batch carries the rows as they were
+// before fn returned; a change made meanwhile comes in a later batch,
+// and fn's error ends the stream with that error.
+func TestNextBatchReadWhileApplied(t *testing.T) {
+	db := openDB(t)
+	mustExec(t, db, `CREATE TABLE a (id INTEGER PRIMARY KEY, v TEXT NOT NULL)`)
+	src, err := Open(context.Background(), db, []string{"a"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	mustExec(t, db, `INSERT INTO a VALUES (1, 'before'), (2, 'before'), (3, 'before'), (4, 'before')`)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	errStop := errors.New("stop here")
+	var seen []string
+	err = src.Stream(ctx, "", replicate.StreamOptions{MaxBatch: 2, Poll: 10 * time.Millisecond}, func(ctx context.Context, b replicate.Batch) error {
+		for _, c := range b.Changes {
+			seen = append(seen, fmt.Sprintf("%v=%v", c.Key[0], c.Row["v"]))
+		}
+		switch len(seen) {
+		case 2:
+			// The second batch (rows 3 and 4) is read while this one
+			// is applied.
+			time.Sleep(300 * time.Millisecond)
+			mustExec(t, db, `UPDATE a SET v = 'after' WHERE id = 3`)
+		case 5:
+			return errStop
+		}
+		return nil
+	})
+	if !errors.Is(err, errStop) {
+		t.Fatalf("Stream ended with %v, want fn's error", err)
+	}
+	if want := []string{"1=before", "2=before", "3=before", "4=before", "3=after"}; !slices.Equal(seen, want) {
+		t.Fatalf("batches carried %v, want %v", seen, want)
 	}
 }

@@ -564,8 +564,10 @@ func FormatPosition(seq int64) replicate.Position {
 // ParsePosition returns the seq of a position ("" is 0).
 func ParsePosition(p replicate.Position) (int64, error) { return replicate.ParseSeqPosition(p) }
 
-// Stream implements replicate.Source.
-func (s *Source) Stream(ctx context.Context, from replicate.Position, opts replicate.StreamOptions, fn func(context.Context, replicate.Batch) error) error {
+// Stream implements replicate.Source. The next batch is read while fn
+// applies the last one (replicate.Pipeline): the read is of this
+// database, the apply usually of another, so the two overlap.
+func (s *Source) Stream(ctx context.Context, from replicate.Position, opts replicate.StreamOptions, fn func(context.Context, replicate.Batch) error) (err error) {
 	seq, err := ParsePosition(from)
 	if err != nil {
 		return err
@@ -575,12 +577,23 @@ func (s *Source) Stream(ctx context.Context, from replicate.Position, opts repli
 		return err
 	}
 	opts = opts.WithDefaults()
+	p := replicate.NewPipeline(ctx, fn)
+	defer func() { err = p.Close(err) }()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	// busy is the number (Sent) of the last busy batch: what was written
+	// while it was applied is read at once after it, without Poll's wait.
+	var busy int64
 	for {
 		if s.closed.Load() {
 			return ErrClosed
 		}
+		// One batch read ahead at most: while one is applied and the
+		// next waits, what arrives goes into the batch after them.
+		if err := p.Wait(ctx, p.Sent()-1); err != nil {
+			return err
+		}
+		before := p.Applied()
 		b, read, err := s.read(ctx, seq, want, opts)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -589,23 +602,34 @@ func (s *Source) Stream(ctx context.Context, from replicate.Position, opts repli
 			return err
 		}
 		if read > 0 {
-			if err := fn(ctx, b); err != nil {
+			if err := p.Send(ctx, b); err != nil {
 				return err
 			}
 			if seq, err = ParsePosition(b.Position); err != nil {
 				return err
 			}
 			if opts.Busy(read) {
+				busy = p.Sent()
 				if err := ctx.Err(); err != nil {
 					return err
 				}
 				continue // more is waiting, or will be by the next read
 			}
 		}
+		if before < busy {
+			// This read ran while the busy batch was applied: read again
+			// once it is.
+			if err := p.Wait(ctx, busy); err != nil {
+				return err
+			}
+			continue
+		}
 		timer.Reset(opts.Poll)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-p.Done():
+			return p.Err()
 		case <-timer.C:
 		}
 	}

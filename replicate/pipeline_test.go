@@ -1,0 +1,111 @@
+package replicate
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+)
+
+// TestPipeline: batches are applied in the order sent, one at a time;
+// Send waits while one is applied and another waits; Wait waits for a
+// count of applied batches; the applier's error stops it, and Send, Wait
+// and Close return it.
+func TestPipeline(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	errApply := errors.New("refused")
+	release := make(chan struct{})
+	started := make(chan Position, 10)
+	var got []Position
+	p := NewPipeline(ctx, func(ctx context.Context, b Batch) error {
+		started <- b.Position
+		<-release
+		got = append(got, b.Position)
+		if b.Position == "fail" {
+			return errApply
+		}
+		return nil
+	})
+	for _, pos := range []Position{"1", "2"} {
+		if err := p.Send(ctx, Batch{Position: pos}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if pos := <-started; pos != "1" {
+		t.Fatalf("applied %q first, want 1", pos)
+	}
+	if n := p.Pending(); n != 2 {
+		t.Fatalf("pending %d with one applied and one waiting, want 2", n)
+	}
+	// A third waits for room.
+	sent := make(chan error, 1)
+	go func() { sent <- p.Send(ctx, Batch{Position: "3"}) }()
+	select {
+	case err := <-sent:
+		t.Fatalf("a third batch was taken (%v) while one was applied and one waited", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	release <- struct{}{}
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Wait(ctx, 1); err != nil || p.Applied() != 1 {
+		t.Fatalf("Wait(1): %v, applied %d", err, p.Applied())
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- p.Wait(ctx, 3) }()
+	<-started
+	release <- struct{}{}
+	<-started
+	select {
+	case err := <-waited:
+		t.Fatalf("Wait(3) returned (%v) with 2 applied", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	release <- struct{}{}
+	if err := <-waited; err != nil || !p.Idle() {
+		t.Fatalf("Wait(3): %v, idle %v", err, p.Idle())
+	}
+	if err := p.Send(ctx, Batch{Position: "fail"}); err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	release <- struct{}{}
+	if err := p.Wait(ctx, 4); !errors.Is(err, errApply) {
+		t.Fatalf("Wait after the applier failed: %v, want %v", err, errApply)
+	}
+	if err := p.Send(ctx, Batch{Position: "5"}); !errors.Is(err, errApply) {
+		t.Fatalf("Send after the applier failed: %v, want %v", err, errApply)
+	}
+	if err := p.Close(errors.New("source's")); !errors.Is(err, errApply) {
+		t.Fatalf("Close: %v, want the applier's error", err)
+	}
+	if want := []Position{"1", "2", "3", "fail"}; !slices.Equal(got, want) {
+		t.Fatalf("applied %v, want %v", got, want)
+	}
+}
+
+// TestPipelineCloseFinishesWork: Close lets the applier apply what it was
+// given and returns the source's error when the applier had none.
+func TestPipelineCloseFinishesWork(t *testing.T) {
+	var got []Position
+	p := NewPipeline(context.Background(), func(ctx context.Context, b Batch) error {
+		time.Sleep(20 * time.Millisecond)
+		got = append(got, b.Position)
+		return nil
+	})
+	for _, pos := range []Position{"1", "2"} {
+		if err := p.Send(context.Background(), Batch{Position: pos}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	errSource := errors.New("source ended")
+	if err := p.Close(errSource); err != errSource {
+		t.Fatalf("Close: %v, want %v", err, errSource)
+	}
+	if want := []Position{"1", "2"}; !slices.Equal(got, want) {
+		t.Fatalf("applied %v before Close returned, want %v", got, want)
+	}
+}
