@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"sync/atomic"
+	"time"
 )
 
 // Pipeline applies a source's batches on a goroutine of its own, in the
@@ -73,12 +74,17 @@ func (p *Pipeline) Err() error { return p.err }
 // Send hands a batch to the applier, waiting while one is applied and
 // another waits; it fails with the applier's error once the applier
 // stopped, or with ctx's. (A batch sent as the applier stops is not
-// applied; the next call returns the error.)
+// applied; the next call returns the error.) It sets the batch's ReadAt
+// when the source did not, so the consumer's lag figures do not count
+// the wait for the batch before it.
 func (p *Pipeline) Send(ctx context.Context, b Batch) error {
 	select {
 	case <-p.done:
 		return p.err
 	default:
+	}
+	if b.ReadAt.IsZero() {
+		b.ReadAt = time.Now()
 	}
 	p.sent.Add(1) // before the applier can count it applied
 	select {

@@ -9,9 +9,9 @@ import (
 )
 
 // TestPipeline: batches are applied in the order sent, one at a time;
-// Send waits while one is applied and another waits; Wait waits for a
-// count of applied batches; the applier's error stops it, and Send, Wait
-// and Close return it.
+// Send waits while one is applied and another waits, and stamps each
+// batch's ReadAt; Wait waits for a count of applied batches; the
+// applier's error stops it, and Send, Wait and Close return it.
 func TestPipeline(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -19,7 +19,9 @@ func TestPipeline(t *testing.T) {
 	release := make(chan struct{})
 	started := make(chan Position, 10)
 	var got []Position
+	readAt := map[Position]time.Time{}
 	p := NewPipeline(ctx, func(ctx context.Context, b Batch) error {
+		readAt[b.Position] = b.ReadAt
 		started <- b.Position
 		<-release
 		got = append(got, b.Position)
@@ -47,6 +49,7 @@ func TestPipeline(t *testing.T) {
 		t.Fatalf("a third batch was taken (%v) while one was applied and one waited", err)
 	case <-time.After(100 * time.Millisecond):
 	}
+	released := time.Now()
 	release <- struct{}{}
 	if err := <-sent; err != nil {
 		t.Fatal(err)
@@ -85,19 +88,27 @@ func TestPipeline(t *testing.T) {
 	if want := []Position{"1", "2", "3", "fail"}; !slices.Equal(got, want) {
 		t.Fatalf("applied %v, want %v", got, want)
 	}
+	// A batch is stamped when it is sent, not when its turn comes.
+	if at := readAt["2"]; at.IsZero() || !at.Before(released) {
+		t.Fatalf("batch 2 read at %v, want when it was sent (before batch 1 was released at %v)", at, released)
+	}
 }
 
 // TestPipelineCloseFinishesWork: Close lets the applier apply what it was
-// given and returns the source's error when the applier had none.
+// given and returns the source's error when the applier had none; a
+// batch's ReadAt the source set is kept.
 func TestPipelineCloseFinishesWork(t *testing.T) {
 	var got []Position
+	var kept []time.Time
 	p := NewPipeline(context.Background(), func(ctx context.Context, b Batch) error {
 		time.Sleep(20 * time.Millisecond)
 		got = append(got, b.Position)
+		kept = append(kept, b.ReadAt)
 		return nil
 	})
+	stamped := time.Date(2026, 12, 2, 3, 0, 0, 0, time.UTC)
 	for _, pos := range []Position{"1", "2"} {
-		if err := p.Send(context.Background(), Batch{Position: pos}); err != nil {
+		if err := p.Send(context.Background(), Batch{Position: pos, ReadAt: stamped}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -107,5 +118,9 @@ func TestPipelineCloseFinishesWork(t *testing.T) {
 	}
 	if want := []Position{"1", "2"}; !slices.Equal(got, want) {
 		t.Fatalf("applied %v before Close returned, want %v", got, want)
+	}
+	// A time the source set is kept.
+	if !slices.Equal(kept, []time.Time{stamped, stamped}) {
+		t.Fatalf("read at %v, want the source's %v", kept, stamped)
 	}
 }

@@ -134,6 +134,9 @@ type Batch struct {
 	// when the source does not tell. Read reaching MaxBatch means the read
 	// was cut there, so more is waiting, however few Changes it made.
 	Read int
+	// ReadAt is when the source handed the batch over (Pipeline.Send sets
+	// it); zero: when the consumer received it.
+	ReadAt time.Time
 	// Applied is how long the batch took from read to committed on the
 	// target, and AppliedAt when it committed (set on batches given to
 	// Config.OnApplied during change data capture).

@@ -1125,7 +1125,10 @@ func (a *applier) applyBatch(ctx context.Context, b Batch) error {
 	s := a.s
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
-	read := time.Now()
+	read := b.ReadAt
+	if read.IsZero() {
+		read = time.Now()
+	}
 	var written int
 	changes := s.withoutStopped(b.Changes)
 	// A schema change splits the batch: what came before is committed,
