@@ -129,3 +129,65 @@ func (p *Pipeline) Close(err error) error {
 	}
 	return err
 }
+
+// Poll runs the loop of a source that polls its change log, through a
+// Pipeline: read returns the next batch after the last one it returned,
+// with ok false when nothing new was logged, and busy when more is
+// likely waiting already (a batch cut at MaxBatch, or a large one; see
+// StreamOptions.Busy). read moves the source's own cursor past each
+// batch it returns; Poll hands the batch to fn and reads again while fn
+// applies it. After a busy batch it reads again at once, and once more
+// when that batch was applied, so what was written meanwhile does not
+// wait for the next poll; otherwise it waits poll. It returns fn's
+// error, read's, or ctx's.
+func Poll(ctx context.Context, poll time.Duration, fn func(context.Context, Batch) error, read func(context.Context) (b Batch, ok, busy bool, err error)) (err error) {
+	p := NewPipeline(ctx, fn)
+	defer func() { err = p.Close(err) }()
+	timer := time.NewTimer(poll)
+	defer timer.Stop()
+	// busy is the number (Sent) of the last busy batch.
+	var busy int64
+	for {
+		// One batch read ahead at most: while one is applied and the
+		// next waits, what arrives goes into the batch after them.
+		if err := p.Wait(ctx, p.Sent()-1); err != nil {
+			return err
+		}
+		before := p.Applied()
+		b, ok, more, err := read(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return err
+		}
+		if ok {
+			if err := p.Send(ctx, b); err != nil {
+				return err
+			}
+			if more {
+				busy = p.Sent()
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				continue
+			}
+		}
+		if before < busy {
+			// This read ran while the busy batch was applied: read again
+			// once it is.
+			if err := p.Wait(ctx, busy); err != nil {
+				return err
+			}
+			continue
+		}
+		timer.Reset(poll)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-p.Done():
+			return p.Err()
+		case <-timer.C:
+		}
+	}
+}

@@ -3,7 +3,9 @@ package replicate
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 )
@@ -122,5 +124,71 @@ func TestPipelineCloseFinishesWork(t *testing.T) {
 	// A time the source set is kept.
 	if !slices.Equal(kept, []time.Time{stamped, stamped}) {
 		t.Fatalf("read at %v, want the source's %v", kept, stamped)
+	}
+}
+
+// TestPoll: a polling source's loop reads its next batch while fn applies
+// the last one; after a busy batch, what fn's turn wrote is read as soon
+// as that batch was applied, not a poll later; fn's error ends the loop.
+func TestPoll(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var (
+		mu     sync.Mutex
+		log    = []int{1, 2, 3, 4, 5, 6}
+		cursor int
+		reads  int
+	)
+	read := func(ctx context.Context) (Batch, bool, bool, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		reads++
+		n := min(4, len(log)-cursor)
+		if n == 0 {
+			return Batch{}, false, false, nil
+		}
+		var b Batch
+		for _, v := range log[cursor : cursor+n] {
+			b.Changes = append(b.Changes, Change{Key: []any{v}})
+		}
+		cursor += n
+		b.Position = SeqPosition(int64(cursor))
+		return b, true, n == 4, nil
+	}
+	readsNow := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return reads
+	}
+	errStop := errors.New("stop here")
+	var got []Position
+	start := time.Now()
+	err := Poll(ctx, 10*time.Second, func(ctx context.Context, b Batch) error {
+		got = append(got, b.Position)
+		switch len(got) {
+		case 1:
+			// The second batch is read while this one is applied.
+			for readsNow() < 2 {
+				if ctx.Err() != nil || time.Since(start) > 5*time.Second {
+					return fmt.Errorf("the next batch was not read while the first was applied (%d reads)", readsNow())
+				}
+				time.Sleep(time.Millisecond)
+			}
+			mu.Lock()
+			log = append(log, 7) // written while the busy batch is applied
+			mu.Unlock()
+		case 3:
+			return errStop
+		}
+		return nil
+	}, read)
+	if !errors.Is(err, errStop) {
+		t.Fatalf("Poll ended with %v, want fn's error", err)
+	}
+	if want := []Position{"4", "6", "7"}; !slices.Equal(got, want) {
+		t.Fatalf("batches up to %v, want %v", got, want)
+	}
+	if el := time.Since(start); el > 5*time.Second {
+		t.Fatalf("the change written during the busy batch arrived after %s, want at once (poll 10s)", el)
 	}
 }

@@ -419,40 +419,23 @@ func (s *Source) Stream(ctx context.Context, from replicate.Position, opts repli
 	}
 	opts = opts.WithDefaults()
 	gaps := map[int64]time.Time{} // first seq of a gap → when first seen
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	for {
+	// The next batch is read while fn applies the last one.
+	return replicate.Poll(ctx, opts.Poll, fn, func(ctx context.Context) (replicate.Batch, bool, bool, error) {
 		if s.closed.Load() {
-			return ErrClosed
+			return replicate.Batch{}, false, false, ErrClosed
 		}
 		b, next, full, err := s.read(ctx, mark, want, opts, gaps)
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return err
+		if err != nil || next <= mark {
+			return b, false, false, err
 		}
-		if next > mark {
-			if err := fn(ctx, b); err != nil {
-				return err
-			}
-			mark = next
-			for g := range gaps {
-				if g <= mark {
-					delete(gaps, g)
-				}
-			}
-			if full {
-				continue
+		mark = next
+		for g := range gaps {
+			if g <= mark {
+				delete(gaps, g)
 			}
 		}
-		timer.Reset(opts.Poll)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-timer.C:
-		}
-	}
+		return b, true, full, nil
+	})
 }
 
 // read returns the batch after mark and the mark after it; full says the

@@ -565,9 +565,9 @@ func FormatPosition(seq int64) replicate.Position {
 func ParsePosition(p replicate.Position) (int64, error) { return replicate.ParseSeqPosition(p) }
 
 // Stream implements replicate.Source. The next batch is read while fn
-// applies the last one (replicate.Pipeline): the read is of this
-// database, the apply usually of another, so the two overlap.
-func (s *Source) Stream(ctx context.Context, from replicate.Position, opts replicate.StreamOptions, fn func(context.Context, replicate.Batch) error) (err error) {
+// applies the last one (replicate.Poll): the read is of this database,
+// the apply usually of another, so the two overlap.
+func (s *Source) Stream(ctx context.Context, from replicate.Position, opts replicate.StreamOptions, fn func(context.Context, replicate.Batch) error) error {
 	seq, err := ParsePosition(from)
 	if err != nil {
 		return err
@@ -577,62 +577,19 @@ func (s *Source) Stream(ctx context.Context, from replicate.Position, opts repli
 		return err
 	}
 	opts = opts.WithDefaults()
-	p := replicate.NewPipeline(ctx, fn)
-	defer func() { err = p.Close(err) }()
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	// busy is the number (Sent) of the last busy batch: what was written
-	// while it was applied is read at once after it, without Poll's wait.
-	var busy int64
-	for {
+	return replicate.Poll(ctx, opts.Poll, fn, func(ctx context.Context) (replicate.Batch, bool, bool, error) {
 		if s.closed.Load() {
-			return ErrClosed
+			return replicate.Batch{}, false, false, ErrClosed
 		}
-		// One batch read ahead at most: while one is applied and the
-		// next waits, what arrives goes into the batch after them.
-		if err := p.Wait(ctx, p.Sent()-1); err != nil {
-			return err
-		}
-		before := p.Applied()
 		b, read, err := s.read(ctx, seq, want, opts)
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return err
+		if err != nil || read == 0 {
+			return b, false, false, err
 		}
-		if read > 0 {
-			if err := p.Send(ctx, b); err != nil {
-				return err
-			}
-			if seq, err = ParsePosition(b.Position); err != nil {
-				return err
-			}
-			if opts.Busy(read) {
-				busy = p.Sent()
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-				continue // more is waiting, or will be by the next read
-			}
+		if seq, err = ParsePosition(b.Position); err != nil {
+			return b, false, false, err
 		}
-		if before < busy {
-			// This read ran while the busy batch was applied: read again
-			// once it is.
-			if err := p.Wait(ctx, busy); err != nil {
-				return err
-			}
-			continue
-		}
-		timer.Reset(opts.Poll)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-p.Done():
-			return p.Err()
-		case <-timer.C:
-		}
-	}
+		return b, true, opts.Busy(read), nil
+	})
 }
 
 // entry is one row of the change table.
