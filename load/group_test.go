@@ -102,20 +102,29 @@ func putObjects(t *testing.T, b *objects.Bucket, n, per int) []string {
 	return keys
 }
 
+// queueBehind holds the database's write lock, starts a load of each
+// key in turn once the one before is queued (the first leads a group of
+// its own and waits for the lock), then lets the lock go; it returns
+// each load's outcome, in the order of keys.
+func queueBehind(t *testing.T, ctx context.Context, l *Loader, db *sqldb.DB, keys []string) []<-chan loaded {
+	t.Helper()
+	release := holdWrites(t, db)
+	outs := make([]<-chan loaded, 0, len(keys))
+	for i, key := range keys {
+		outs = append(outs, startLoad(ctx, l, key))
+		waitQueued(t, l, i)
+	}
+	release()
+	return outs
+}
+
 func TestLoadsCommitTogether(t *testing.T) {
 	ctx := context.Background()
 	l, b, db := setup(t)
 	keys := putObjects(t, b, 8, 10)
-	release := holdWrites(t, db)
 	// The first load leads a group of its own and waits for the lock;
 	// the others, and the first object again, queue behind it.
-	outs := []<-chan loaded{startLoad(ctx, l, keys[0])}
-	waitQueued(t, l, 0)
-	for i, key := range append(keys[1:], keys[0]) {
-		outs = append(outs, startLoad(ctx, l, key))
-		waitQueued(t, l, i+1)
-	}
-	release()
+	outs := queueBehind(t, ctx, l, db, append(keys, keys[0]))
 	inserted, skipped := 0, 0
 	for i, out := range outs {
 		o := <-out
@@ -161,14 +170,7 @@ func TestGroupsAreBounded(t *testing.T) {
 			ctx := context.Background()
 			l, b, db := setup(t)
 			keys := putObjects(t, b, c.objects, c.per)
-			release := holdWrites(t, db)
-			outs := []<-chan loaded{startLoad(ctx, l, keys[0])}
-			waitQueued(t, l, 0)
-			for i, key := range keys[1:] {
-				outs = append(outs, startLoad(ctx, l, key))
-				waitQueued(t, l, i+1)
-			}
-			release()
+			outs := queueBehind(t, ctx, l, db, keys)
 			for i, out := range outs {
 				if o := <-out; o.err != nil || o.res.Inserted != c.per {
 					t.Fatalf("load %d: %+v, %v", i, o.res, o.err)
@@ -193,14 +195,7 @@ func TestGroupFailureLoadsEachAlone(t *testing.T) {
 		BEGIN SELECT RAISE(ABORT, 'refused'); END`); err != nil {
 		t.Fatal(err)
 	}
-	release := holdWrites(t, db)
-	outs := []<-chan loaded{startLoad(ctx, l, keys[0])}
-	waitQueued(t, l, 0)
-	for i, key := range keys[1:] {
-		outs = append(outs, startLoad(ctx, l, key))
-		waitQueued(t, l, i+1)
-	}
-	release()
+	outs := queueBehind(t, ctx, l, db, keys)
 	for i, out := range outs {
 		o := <-out
 		switch {
