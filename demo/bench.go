@@ -8,12 +8,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/intercloud/intercloud/topology"
 )
 
 // BenchOptions tune Bench.
@@ -47,6 +51,11 @@ type BenchOptions struct {
 	// Client sends the records and reads the results (nil: a plain one;
 	// a topology's own trusts its CA, see topology.ClientFor).
 	Client *http.Client
+	// Clouds maps a cloud's name to its API, whose GET /v1/status (with
+	// Key) says how busy the cloud's embedded database's write lock is:
+	// each interval's line shows it, the result its share by writer over
+	// the run (nil: neither).
+	Clouds map[string]string
 }
 
 // BenchResult is the end report of Bench.
@@ -73,6 +82,18 @@ type BenchResult struct {
 	// CPUSeconds and PeakRSSMB are those of the observed processes.
 	CPUSeconds float64 `json:"cpu_seconds"`
 	PeakRSSMB  float64 `json:"peak_rss_mb"`
+	// DBWriteLock is, per cloud whose database takes one writer at a
+	// time (BenchOptions.Clouds), the share of the run its write lock
+	// was held, in all and by writer.
+	DBWriteLock map[string]LockShare `json:"db_write_lock,omitempty"`
+}
+
+// LockShare is the share of a span of time a database's write lock was
+// held, in all and by writer ("load", "publish", "replicate:<stream>",
+// ...).
+type LockShare struct {
+	Busy    float64            `json:"busy"`
+	Writers map[string]float64 `json:"writers"`
 }
 
 func (o BenchOptions) withDefaults() BenchOptions {
@@ -127,9 +148,14 @@ func Bench(ctx context.Context, opts BenchOptions) (*BenchResult, error) {
 		defer func() { stop(); <-done }()
 	}
 	cpu0, _ := processStats(opts.PIDs)
+	locks0 := fetchLocks(ctx, opts)
 	start := time.Now()
-	fmt.Fprintf(opts.Out, "%6s %9s %9s %6s %9s %9s %9s %9s %9s %8s %8s %6s %7s\n",
-		"t(s)", "sent/s", "acked/s", "errors", "ing_p50", "ing_p99", "e2e_p50", "e2e_p99", "e2e_max", "backlog", "age(s)", "cpu%", "rss_MB")
+	lockCol := ""
+	if len(opts.Clouds) > 0 {
+		lockCol = "  db_lock% (" + strings.Join(slices.Sorted(maps.Keys(opts.Clouds)), "/") + ")"
+	}
+	fmt.Fprintf(opts.Out, "%6s %9s %9s %6s %9s %9s %9s %9s %9s %8s %8s %6s %7s%s\n",
+		"t(s)", "sent/s", "acked/s", "errors", "ing_p50", "ing_p99", "e2e_p50", "e2e_p99", "e2e_max", "backlog", "age(s)", "cpu%", "rss_MB", lockCol)
 	stop := make(chan struct{})
 	time.AfterFunc(opts.Duration, func() { close(stop) })
 	ran := make(chan error, 1)
@@ -144,10 +170,14 @@ func Bench(ctx context.Context, opts BenchOptions) (*BenchResult, error) {
 		backlog, age := d.backlog(now)
 		st, _ := processStats(opts.PIDs)
 		secs := now.Sub(prevAt).Seconds()
-		fmt.Fprintf(opts.Out, "%6.1f %9.0f %9.0f %6d %9.1f %9.1f %9.1f %9.1f %9.1f %8d %8.1f %6.0f %7.1f\n",
+		lock := ""
+		if len(opts.Clouds) > 0 {
+			lock = "  " + lockLine(opts, fetchLocks(ctx, opts))
+		}
+		fmt.Fprintf(opts.Out, "%6.1f %9.0f %9.0f %6d %9.1f %9.1f %9.1f %9.1f %9.1f %8d %8.1f %6.0f %7.1f%s\n",
 			now.Sub(start).Seconds(), float64(sent-prevSent)/secs, float64(acked-prevAcked)/secs, d.errs.Load(),
 			ing.Quantile(0.5), ing.Quantile(0.99), e2e.Quantile(0.5), e2e.Quantile(0.99), e2e.Max(),
-			backlog, age.Seconds(), 100*(st.cpu-prevCPU)/secs, st.rssMB)
+			backlog, age.Seconds(), 100*(st.cpu-prevCPU)/secs, st.rssMB, lock)
 		prevSent, prevAcked, prevCPU, prevAt = sent, acked, st.cpu, now
 	}
 loop:
@@ -184,6 +214,7 @@ loop:
 		E2EP50ms: e2e.Quantile(0.5), E2EP99ms: e2e.Quantile(0.99), E2EMaxms: math.Round(e2e.Max()*10) / 10,
 		Backlog: backlog, Visible: d.acked.Load() - backlog,
 		CPUSeconds: math.Round((st.cpu-cpu0.cpu)*100) / 100, PeakRSSMB: st.peakMB,
+		DBWriteLock: lockShares(locks0, fetchLocks(ctx, opts)),
 	}
 	if sending > 0 {
 		res.RecordsPerSec = math.Round(float64(res.Acked) / sending.Seconds())
@@ -250,4 +281,72 @@ func processStats(pids []int) (procStats, error) {
 	}
 	s.rssMB, s.peakMB = math.Round(s.rssMB*10)/10, math.Round(s.peakMB*10)/10
 	return s, errors.Join(errs...)
+}
+
+// lockSample is a cloud's write lock status at a time.
+type lockSample struct {
+	at time.Time
+	wl *topology.WriteLockStatus
+}
+
+// fetchLocks reads the write lock status of each of opts.Clouds whose
+// database has one; a cloud that does not answer is left out.
+func fetchLocks(ctx context.Context, opts BenchOptions) map[string]lockSample {
+	out := map[string]lockSample{}
+	for name, u := range opts.Clouds {
+		var st topology.CloudStatus
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := fetchJSONKey(rctx, opts.Client, u+"/v1/status", opts.Key, &st)
+		cancel()
+		if err == nil && st.WriteLock != nil {
+			out[name] = lockSample{at: time.Now(), wl: st.WriteLock}
+		}
+	}
+	return out
+}
+
+// lockLine prints each cloud's recent write lock busy share, in the
+// order of the column's header ("-": unknown).
+func lockLine(opts BenchOptions, locks map[string]lockSample) string {
+	var parts []string
+	for _, name := range slices.Sorted(maps.Keys(opts.Clouds)) {
+		if l, ok := locks[name]; ok {
+			parts = append(parts, strconv.FormatFloat(100*l.wl.Busy, 'f', 0, 64))
+		} else {
+			parts = append(parts, "-")
+		}
+	}
+	return strings.Join(parts, "/")
+}
+
+// lockShares is, per cloud sampled at both ends, the share of the time
+// between them its write lock was held, in all and by writer (writers
+// under half a percent left out).
+func lockShares(from, to map[string]lockSample) map[string]LockShare {
+	var out map[string]LockShare
+	for name, b := range to {
+		a, ok := from[name]
+		span := b.at.Sub(a.at).Seconds()
+		if !ok || span <= 0 {
+			continue
+		}
+		held0 := map[string]float64{}
+		for _, w := range a.wl.Writers {
+			held0[w.Writer] = w.HeldSeconds
+		}
+		ls := LockShare{Writers: map[string]float64{}}
+		for _, w := range b.wl.Writers {
+			share := (w.HeldSeconds - held0[w.Writer]) / span
+			ls.Busy += share
+			if share >= 0.005 {
+				ls.Writers[w.Writer] = math.Round(share*1000) / 1000
+			}
+		}
+		ls.Busy = math.Round(min(1, ls.Busy)*1000) / 1000
+		if out == nil {
+			out = map[string]LockShare{}
+		}
+		out[name] = ls
+	}
+	return out
 }

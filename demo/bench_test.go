@@ -3,6 +3,7 @@ package demo_test
 import (
 	"bytes"
 	"context"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -33,6 +34,7 @@ func TestBench(t *testing.T) {
 	res, err := demo.Bench(context.Background(), demo.BenchOptions{
 		URL: topo.URL("frontdoor"), EdgeURL: topo.URL("edge"), Key: "k", Client: topo.Client(),
 		Clients: 4, BatchSize: 50, Rate: 2000, Duration: 2 * time.Second, Interval: 500 * time.Millisecond, Drain: time.Minute, Out: &out,
+		Clouds: map[string]string{"aws": topo.URL("aws-api"), "azure": topo.URL("azure-api")},
 	})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
@@ -55,5 +57,25 @@ func TestBench(t *testing.T) {
 	}
 	if lines := strings.Count(out.String(), "\n"); lines < 4 {
 		t.Errorf("%d lines of figures:\n%s", lines, out.String())
+	}
+	// Each embedded database's write lock: busy on the line of every
+	// interval (aws/azure), its share by writer over the run in the
+	// result: the load function on AWS, the stream and the publisher on
+	// Azure.
+	if !strings.Contains(out.String(), "db_lock% (aws/azure)") || !regexp.MustCompile(`(?m) \d+/\d+$`).MatchString(out.String()) {
+		t.Errorf("no write lock column:\n%s", out.String())
+	}
+	aws, azure := res.DBWriteLock["aws"], res.DBWriteLock["azure"]
+	if aws.Busy <= 0 || aws.Writers["load"] <= 0 || azure.Busy <= 0 || azure.Writers["replicate:aws-to-azure"] <= 0 || azure.Writers["publish"] <= 0 {
+		t.Errorf("write lock shares %+v", res.DBWriteLock)
+	}
+	for name, ls := range res.DBWriteLock {
+		var sum float64
+		for _, s := range ls.Writers {
+			sum += s
+		}
+		if ls.Busy > 1 || sum > ls.Busy+0.01 {
+			t.Errorf("%s: busy %.3f, writers sum to %.3f: %+v", name, ls.Busy, sum, ls)
+		}
 	}
 }

@@ -485,9 +485,17 @@ func FetchSummary(ctx context.Context, client *http.Client, edgeURL string) (*pu
 
 // FetchJSON GETs a URL and decodes its JSON body.
 func FetchJSON(ctx context.Context, client *http.Client, url string, v any) error {
+	return fetchJSONKey(ctx, client, url, "", v)
+}
+
+// fetchJSONKey is FetchJSON with an API key (none when empty).
+func fetchJSONKey(ctx context.Context, client *http.Client, url, key string, v any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
 	}
 	resp, err := client.Do(req)
 	if err != nil {

@@ -44,6 +44,10 @@ import (
 // Table is the name of the lease table.
 const Table = "_ic_leases"
 
+// Writer names the lease's own database writes (campaign, renewal,
+// release) for sqldb.WithWriter; the role's writes are the role's.
+const Writer = "lease"
+
 // DefaultTTL is how long a silent holder keeps its lease.
 const DefaultTTL = 5 * time.Second
 
@@ -261,7 +265,7 @@ func (l *Lease) Run(ctx context.Context, role func(ctx context.Context, token in
 // campaign reads the row once and takes the lease when it is free,
 // released, or its version stood still for a TTL.
 func (l *Lease) campaign(ctx context.Context, seenVersion *int64, seenAt *time.Time) (held bool, token, version int64, err error) {
-	ctx, cancel := context.WithTimeout(ctx, l.cfg.TTL)
+	ctx, cancel := context.WithTimeout(sqldb.WithWriter(ctx, Writer), l.cfg.TTL)
 	defer cancel()
 	db := l.cfg.DB
 	var holder string
@@ -362,7 +366,7 @@ loop:
 }
 
 func (l *Lease) renew(ctx context.Context, token int64) (bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, l.cfg.TTL/3)
+	ctx, cancel := context.WithTimeout(sqldb.WithWriter(ctx, Writer), l.cfg.TTL/3)
 	defer cancel()
 	res, err := l.cfg.DB.ExecContext(ctx, l.q.renew, l.cfg.Name, token, l.cfg.Holder)
 	if err != nil {
@@ -377,7 +381,7 @@ func (l *Lease) renew(ctx context.Context, token int64) (bool, error) {
 
 // release hands the lease back so that a standby need not wait a TTL.
 func (l *Lease) release(token int64) {
-	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.TTL/3)
+	ctx, cancel := context.WithTimeout(sqldb.WithWriter(context.Background(), Writer), l.cfg.TTL/3)
 	defer cancel()
 	if _, err := l.cfg.DB.ExecContext(ctx, l.q.release, l.cfg.Name, token, l.cfg.Holder); err != nil {
 		l.log.Warn("lease not released; a standby takes over after the TTL", "err", err)

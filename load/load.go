@@ -37,6 +37,9 @@ const (
 	DeadPrefix = "dead/"
 )
 
+// Writer names the load function's database writes (sqldb.WithWriter).
+const Writer = "load"
+
 // Bookkeeping tables the loader keeps beside the records.
 const (
 	// LoadedTable records every object key that has been loaded.
@@ -152,6 +155,7 @@ type Result struct {
 // runs one write transaction at a time, loads that run at once commit in
 // one transaction (see group.go).
 func (l *Loader) Load(ctx context.Context, key string) (Result, error) {
+	ctx = sqldb.WithWriter(ctx, Writer)
 	res := Result{Key: key}
 	if !strings.HasPrefix(key, RawPrefix) || !strings.HasSuffix(key, ".ndjson") {
 		return res, fmt.Errorf("load: %s is not a raw object: %w", key, functions.ErrPermanent)

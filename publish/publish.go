@@ -96,6 +96,8 @@ const (
 	HourFormat = "2006-01-02T15"
 	// StreamName is the checkpoint name of the publisher's change feed.
 	StreamName = "publish"
+	// Writer names the publisher's database writes (sqldb.WithWriter).
+	Writer = "publish"
 	// BucketsTable holds each bucket's aggregate state (count, sum, min,
 	// max), which is what its files publish; the summary sums its counts.
 	BucketsTable = "_ic_publish_buckets"
@@ -481,6 +483,7 @@ var retryPolicy = retry.Policy{Base: 100 * time.Millisecond, Max: 10 * time.Seco
 // the store down) is retried with capped, jittered backoff for as long as
 // it takes: publishing is a recomputation, nothing is ever given up.
 func (p *Publisher) Run(ctx context.Context) error {
+	ctx = sqldb.WithWriter(ctx, Writer)
 	rctx, stop := context.WithCancel(ctx)
 	var retries sync.WaitGroup
 	retries.Go(func() { p.retryFailed(rctx) })
@@ -1560,6 +1563,7 @@ func (p *Publisher) writeSummary(ctx context.Context) (string, error) {
 // the table, in one transaction, rewrites every result file and removes
 // those of buckets that no longer have rows.
 func (p *Publisher) Rebuild(ctx context.Context) error {
+	ctx = sqldb.WithWriter(ctx, Writer)
 	db := p.cfg.DB
 	d := db.Dialect
 	s := p.cfg.Settings

@@ -251,6 +251,10 @@ type Status struct {
 	LastErrorAt time.Time `json:"last_error_at,omitzero"`
 }
 
+// Writer names a stream's database writes, on its target and its source
+// (sqldb.WithWriter): "replicate:" and the stream's name.
+func Writer(stream string) string { return "replicate:" + stream }
+
 // Stream replicates tables from a source to a target database.
 type Stream struct {
 	cfg     Config
@@ -437,6 +441,7 @@ func (a *applier) created(ctx context.Context, c Change) error {
 // retried with backoff; only configuration and schema errors (a missing
 // table, a table without primary key) end Run with an error.
 func (s *Stream) Run(ctx context.Context) error {
+	ctx = sqldb.WithWriter(ctx, Writer(s.cfg.Name))
 	policy := retry.Policy{Base: 100 * time.Millisecond, Max: maxBackoff}
 	failures := 0
 	for {

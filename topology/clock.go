@@ -31,6 +31,7 @@ const clockSyncEvery = 200 * time.Millisecond
 // A database that does not answer is reported by the health checks; the
 // clock waits for it.
 func (t *Topology) syncClock(ctx context.Context, c *Cloud) {
+	ctx = sqldb.WithWriter(ctx, "clock")
 	log := t.logger(c.Name, "clock")
 	var written time.Time
 	tick := time.NewTicker(clockSyncEvery)

@@ -71,6 +71,9 @@ func (t *Topology) checkHealth(ctx context.Context, c *Cloud) {
 	if c.API != nil {
 		c.ackRate.sample(time.Now(), c.API.Stats().RecordsAcked)
 	}
+	if st, ok := c.DB.WriteLock(); ok {
+		c.writeLock.sample(time.Now(), st)
+	}
 	cctx, cancel := context.WithTimeout(ctx, healthTimeout)
 	defer cancel()
 	var wg sync.WaitGroup

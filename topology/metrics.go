@@ -63,6 +63,19 @@ func (c *Cloud) Samples() []telemetry.Sample {
 			counter("publish_bucket_failures_total", "Failed attempts at publishing one bucket (each retried on its own).", float64(p.BucketFailures), cl),
 			gauge("publish_failing_buckets", "Buckets whose results are not published, retried with backoff while the others go on.", float64(len(p.FailingBuckets)), cl))
 	}
+	if wl := st.WriteLock; wl != nil {
+		ms = append(ms,
+			gauge("db_write_lock_busy_ratio", "Share of the last seconds the database's one write lock was held by this process (embedded SQLite): near 1, the database is at its limit.", wl.Busy, cl),
+			gauge("db_write_lock_waiting", "Writers of this process queued for the database's write lock now.", float64(wl.Waiting), cl))
+		for _, w := range wl.Writers {
+			l := map[string]string{"cloud": c.Name, "writer": w.Writer}
+			ms = append(ms,
+				counter("db_write_lock_writes_total", "Write transactions and statements that took the database's write lock, by writer.", float64(w.Writes), l),
+				counter("db_write_lock_wait_seconds_total", "Time writers queued for the database's write lock, by writer.", w.WaitSeconds, l),
+				counter("db_write_lock_held_seconds_total", "Time writers held the database's write lock, by writer.", w.HeldSeconds, l),
+				counter("db_write_lock_bypassed_total", "Writes that queued as long as the database's busy timeout and went on to its own locking, by writer.", float64(w.Bypassed), l))
+		}
+	}
 	if f := st.Freshness; f != nil {
 		ms = append(ms, gauge("freshness_seconds", "Age of the oldest acknowledged record not yet in the published results (0: all are).", f.Seconds, cl))
 	}

@@ -35,6 +35,7 @@ var (
 // raw objects past their retention. It runs in the process that holds the
 // cloud's "prune" lease.
 func (t *Topology) pruneLoop(ctx context.Context, c *Cloud) {
+	ctx = sqldb.WithWriter(ctx, "prune")
 	tick := time.NewTicker(pruneEvery)
 	defer tick.Stop()
 	t.expireRaw(ctx, c)

@@ -55,6 +55,9 @@ type CloudStatus struct {
 	// of this cloud's physical clock (a clock badly wrong somewhere): they
 	// raised the version clock only by hlc.MaxLead.
 	ClockCapped int64 `json:"clock_capped,omitempty"`
+	// WriteLock is set where the cloud's database takes one writer at a
+	// time (the embedded SQLite): how this process's writers share it.
+	WriteLock *WriteLockStatus `json:"write_lock,omitempty"`
 	// Starting is set while the cloud's part has not started yet: what
 	// start waits for (a database that does not answer), retried with
 	// backoff. The cloud takes no writes meanwhile.
@@ -217,6 +220,7 @@ func (c *Cloud) Status() CloudStatus {
 			st.Publish.FreshnessP99Seconds = telemetry.Quantile(c.metrics.Freshness, 0.99)
 		}
 	}
+	st.WriteLock = c.writeLockStatus()
 	if age, oldest, ok := c.fresh.age(time.Now()); ok {
 		st.Freshness = &Freshness{Seconds: age.Seconds(), OldestUnpublished: oldest}
 	}

@@ -176,6 +176,8 @@ type Cloud struct {
 	health  *health
 	fresh   *freshness
 	ackRate rateMeter // acknowledged records, for the ingest rate
+	// writeLock samples the database's write lock (WriteLockStatus).
+	writeLock writeLockMeter
 	// roleLease maps a role (a stream's name, "publish") to its lease.
 	roleLease map[string]*lease.Lease
 	// registry is what the cloud's GET /metrics serves; metrics its

@@ -101,6 +101,10 @@ func (c *benchCmd) run(ctx context.Context, e *env, _ []string) error {
 		opts.URL = strings.TrimSuffix(c.target, "/")
 	}
 	opts.EdgeURL = edge
+	opts.Clouds = map[string]string{}
+	for _, name := range cfg.CloudNames() {
+		opts.Clouds[name] = urls[name]
+	}
 	res, err := demo.Bench(ctx, opts)
 	if res != nil {
 		fmt.Fprintln(e.stdout, res.String())

@@ -215,6 +215,11 @@ func writeTable(w io.Writer, rep Report, color bool) {
 			fmt.Fprintf(w, "publish    %s: %d records published, %s\n", c.Cloud, p.Published, state)
 		}
 	}
+	for _, c := range rep.Clouds {
+		if wl := c.WriteLock; wl != nil {
+			fmt.Fprintf(w, "database   %s: write lock busy %s\n", c.Cloud, writeLockLine(wl))
+		}
+	}
 	if g := rep.Global; g != nil {
 		if e := g.Edge; e != nil {
 			fmt.Fprintf(w, "edge       hit ratio %.1f%% (%d hits, %d misses, %d stale, %d revalidations, %d origin errors)\n",
@@ -242,6 +247,25 @@ func writeTable(w io.Writer, rep Report, color bool) {
 			fmt.Fprintf(w, "  %s\n", paint(red, p))
 		}
 	}
+}
+
+// writeLockLine says how busy a database's write lock is and who keeps
+// it busy: "74% (replicate:aws-to-azure 37%, publish 30%), 2 waiting".
+func writeLockLine(wl *topology.WriteLockStatus) string {
+	s := fmt.Sprintf("%.0f%%", 100*wl.Busy)
+	var by []string
+	for _, w := range wl.Writers { // the busiest first
+		if w.Busy >= 0.005 {
+			by = append(by, fmt.Sprintf("%s %.0f%%", w.Writer, 100*w.Busy))
+		}
+	}
+	if len(by) > 0 {
+		s += " (" + strings.Join(by, ", ") + ")"
+	}
+	if wl.Waiting > 0 {
+		s += fmt.Sprintf(", %d waiting", wl.Waiting)
+	}
+	return s
 }
 
 // seconds prints a lag for a person.

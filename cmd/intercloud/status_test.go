@@ -14,6 +14,7 @@ import (
 	"github.com/intercloud/intercloud/demo"
 	"github.com/intercloud/intercloud/internal/peers"
 	"github.com/intercloud/intercloud/internal/syncbuf"
+	"github.com/intercloud/intercloud/topology"
 )
 
 // TestStatusTableJSONWatch runs `up` on fixed ports, sends records, and
@@ -90,6 +91,27 @@ console: {listen: "%s"}
 		if c.Health.Status != "ok" {
 			t.Errorf("%s health %+v", c.Cloud, c.Health)
 		}
+		// Each cloud's embedded database says who wrote under its write
+		// lock: the leases on both, the load function where the front
+		// door sent the records, the stream and the publisher on Azure.
+		writers := map[string]topology.WriteLockWriter{}
+		if c.WriteLock != nil {
+			for _, w := range c.WriteLock.Writers {
+				writers[w.Writer] = w
+			}
+		}
+		want := []string{"lease"}
+		switch c.Cloud {
+		case "aws":
+			want = append(want, "load")
+		case "azure":
+			want = append(want, "replicate:aws-to-azure", "publish")
+		}
+		for _, name := range want {
+			if w := writers[name]; w.Writes == 0 || w.HeldSeconds <= 0 {
+				t.Errorf("%s: write lock writer %q: %+v (all: %+v)", c.Cloud, name, w, c.WriteLock)
+			}
+		}
 	}
 	if total < 300 || len(rep.Global.FrontDoor) != 2 || rep.Global.Edge == nil { // a retried request may be acknowledged by both clouds
 		t.Fatalf("report %+v", rep)
@@ -102,7 +124,8 @@ console: {listen: "%s"}
 	}
 	t.Logf("status:\n%s", out)
 	for _, want := range []string{"CLOUD", "HEALTH", "INGEST/s", "LOAD BACKLOG", "aws", "azure", "STREAM", "aws-to-azure", "cdc",
-		"publish    azure: ", " records published, ok", "edge       hit ratio", "front door aws healthy, azure healthy"} {
+		"publish    azure: ", " records published, ok", "edge       hit ratio", "front door aws healthy, azure healthy",
+		"database   aws: write lock busy ", "database   azure: write lock busy "} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q", want)
 		}

@@ -67,24 +67,30 @@ func (driver) Open(ctx context.Context, u *url.URL) (*sql.DB, sqldb.Dialect, err
 	if path == "" {
 		return nil, nil, fmt.Errorf("sqlite: a file path is required (sqlite:///abs/file.db)")
 	}
-	db, err := OpenFile(ctx, path)
+	db, gate, err := openFile(ctx, path)
 	if err != nil {
 		return nil, nil, err
 	}
-	return db, Dialect{}, nil
+	return db, Dialect{gate: gate}, nil
 }
 
 // OpenFile opens (creating if needed, mode 0600 in a 0700 directory) a
 // SQLite database file.
 func OpenFile(ctx context.Context, path string) (*sql.DB, error) {
+	db, _, err := openFile(ctx, path)
+	return db, err
+}
+
+// openFile is OpenFile, with the gate its writers queue at.
+func openFile(ctx context.Context, path string) (*sql.DB, *writeGate, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("sqlite: %w", err)
+		return nil, nil, fmt.Errorf("sqlite: %w", err)
 	}
 	// A new database is created 0600 (SQLite gives its -wal and -shm
 	// files the database file's mode).
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: %w", err)
+		return nil, nil, fmt.Errorf("sqlite: %w", err)
 	}
 	_ = f.Close()
 	dsn := "file:" + path + "?_pragma=busy_timeout(30000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate" +
@@ -92,9 +98,10 @@ func OpenFile(ctx context.Context, path string) (*sql.DB, error) {
 		"&_pragma=cache_size(-" + strconv.Itoa(PageCacheKiB) + ")"
 	conn, err := sqlite.NewConnector(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+		return nil, nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	db := sql.OpenDB(cachingConnector{Connector: conn, gate: newWriteGate()})
+	gate := newWriteGate()
+	db := sql.OpenDB(cachingConnector{Connector: conn, gate: gate})
 	db.SetMaxOpenConns(8)
 	// Keep every connection open when idle (database/sql keeps 2 by
 	// default and closes the others), and with it the statements it
@@ -102,13 +109,16 @@ func OpenFile(ctx context.Context, path string) (*sql.DB, error) {
 	db.SetMaxIdleConns(8)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+		return nil, nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	return db, nil
+	return db, gate, nil
 }
 
-// Dialect is SQLite's SQL.
-type Dialect struct{}
+// Dialect is SQLite's SQL. The dialect of a database the driver opened
+// also reports how its writers shared the write lock (WriteLock).
+type Dialect struct {
+	gate *writeGate // nil: no gate known
+}
 
 var _ sqldb.Dialect = Dialect{}
 
@@ -120,6 +130,18 @@ var _ sqldb.StatementCacher = Dialect{}
 // CachesStatements implements sqldb.StatementCacher: every connection
 // keeps the statements it ran last prepared (stmtcache.go).
 func (Dialect) CachesStatements() bool { return true }
+
+var _ sqldb.WriteLocker = Dialect{}
+
+// WriteLock implements sqldb.WriteLocker: how this process's writers
+// shared the database's write lock (gate.go); empty for a Dialect the
+// driver did not open.
+func (d Dialect) WriteLock() sqldb.WriteLockStats {
+	if d.gate == nil {
+		return sqldb.WriteLockStats{}
+	}
+	return d.gate.stats()
+}
 
 var _ sqldb.SingleWriter = Dialect{}
 

@@ -71,7 +71,7 @@ var (
 // one write gate (gate.go).
 type cachingConnector struct {
 	sqldriver.Connector
-	gate writeGate
+	gate *writeGate
 }
 
 // Connect implements sqldriver.Connector.
@@ -92,7 +92,7 @@ func (c cachingConnector) Connect(ctx context.Context) (sqldriver.Conn, error) {
 // lock of its own.
 type cachingConn struct {
 	fullConn
-	gate  writeGate                // shared by the database's connections; nil: none
+	gate  *writeGate               // shared by the database's connections; nil: none
 	inTx  bool                     // a transaction is open (its writes hold the gate already)
 	stmts map[string]*list.Element // SQL text → element of lru holding a *cachedStmt
 	lru   *list.List               // front: most recently used

@@ -1,0 +1,71 @@
+package sqldb
+
+import (
+	"context"
+	"time"
+)
+
+// writerKey is the context key of WithWriter.
+type writerKey struct{}
+
+// WithWriter returns ctx naming the component whose database writes run
+// under it ("load", "publish", "replicate:aws-to-azure", ...). A database
+// whose writers queue for one write lock (WriteLocker) counts each
+// writer's share of that lock under this name; a nested WithWriter wins.
+func WithWriter(ctx context.Context, name string) context.Context {
+	return context.WithValue(ctx, writerKey{}, name)
+}
+
+// UnnamedWriter is the writer name of writes whose context names none.
+const UnnamedWriter = "other"
+
+// WriterName returns the writer WithWriter named in ctx, or
+// UnnamedWriter.
+func WriterName(ctx context.Context) string {
+	if n, ok := ctx.Value(writerKey{}).(string); ok && n != "" {
+		return n
+	}
+	return UnnamedWriter
+}
+
+// WriteLocker is implemented by the dialect of a database that takes one
+// writer at a time (SQLite) and queues this process's writers for it:
+// WriteLock says how they shared it since the database was opened.
+type WriteLocker interface {
+	WriteLock() WriteLockStats
+}
+
+// WriteLockStats says how a database's one write lock was shared by the
+// writers of this process.
+type WriteLockStats struct {
+	// Waiting counts the writers queued for the lock now.
+	Waiting int
+	// Writers are the totals of each writer (see WithWriter), by name.
+	Writers []WriterStats
+}
+
+// WriterStats are one writer's totals at a database's write lock.
+type WriterStats struct {
+	// Writer is the name WithWriter gave (UnnamedWriter: none).
+	Writer string
+	// Writes counts its write transactions and statements outside one.
+	Writes int64
+	// Wait is the time they queued for the lock; Held the time they
+	// held it, a write that holds it now included (Writes counts a
+	// write once it ends).
+	Wait, Held time.Duration
+	// Bypassed counts the writes that queued as long as the database's
+	// busy timeout and went on without the queue, to the database's own
+	// locking: the lock was contended that long.
+	Bypassed int64
+}
+
+// WriteLock returns how the database's write lock was shared, for a
+// database whose dialect is a WriteLocker.
+func (db *DB) WriteLock() (WriteLockStats, bool) {
+	wl, ok := db.Dialect.(WriteLocker)
+	if !ok {
+		return WriteLockStats{}, false
+	}
+	return wl.WriteLock(), true
+}
