@@ -378,8 +378,28 @@ func (w *writer) delete(ctx context.Context, tx *sql.Tx, tp *tablePair, keys [][
 // apply writes changes in order, grouping consecutive changes of one table
 // and operation into multi-row statements. It returns the rows written.
 func (w *writer) apply(ctx context.Context, tx *sql.Tx, changes []Change) (int, error) {
-	written := 0
-	w.skipped, w.newest = 0, time.Time{}
+	steps, err := w.plan(changes)
+	if err != nil {
+		return 0, err
+	}
+	return w.write(ctx, tx, steps)
+}
+
+// step is one group of apply: consecutive changes of one table and
+// operation, converted to the target's bind values, each key once.
+type step struct {
+	tp   *tablePair
+	op   Op
+	keys [][]any // the keys, in order of first appearance
+	rows [][]any // for an upsert, each key's last image
+}
+
+// plan converts changes to the steps write applies, outside any
+// transaction: the conversion holds no lock of the target. It sets
+// w.newest.
+func (w *writer) plan(changes []Change) ([]step, error) {
+	w.newest = time.Time{}
+	var steps []step
 	for i := 0; i < len(changes); {
 		c := changes[i]
 		tp, ok := w.tables[c.Table]
@@ -397,49 +417,60 @@ func (w *writer) apply(ctx context.Context, tx *sql.Tx, changes []Change) (int, 
 		// and the last image is what counts): keep each key's last change.
 		plan := w.newConvPlan(tp, len(group))
 		seen := make(map[groupKey]int, len(group))
-		keys := make([][]any, 0, len(group))
-		var rows [][]any
+		st := step{tp: tp, op: c.Op, keys: make([][]any, 0, len(group))}
 		if c.Op == OpUpsert {
-			rows = make([][]any, 0, len(group))
+			st.rows = make([][]any, 0, len(group))
 		}
 		for _, ch := range group {
 			k, err := w.targetKey(tp, plan, ch.Key)
 			if err != nil {
-				return written, err
+				return nil, err
 			}
 			ks := dedupKey(k)
 			var r []any
 			if c.Op == OpUpsert {
 				if r, err = w.targetRow(tp, plan, ch.Row); err != nil {
-					return written, err
+					return nil, err
 				}
 			}
 			if at, dup := seen[ks]; dup {
-				keys[at] = k
+				st.keys[at] = k
 				if c.Op == OpUpsert {
-					rows[at] = r
+					st.rows[at] = r
 				}
 				continue
 			}
-			seen[ks] = len(keys)
-			keys = append(keys, k)
+			seen[ks] = len(st.keys)
+			st.keys = append(st.keys, k)
 			if c.Op == OpUpsert {
-				rows = append(rows, r)
+				st.rows = append(st.rows, r)
 			}
 		}
+		steps = append(steps, st)
+	}
+	return steps, nil
+}
+
+// write applies steps in tx, in order, and returns the rows written; it
+// sets w.skipped. It changes no step, so a transaction retried runs it
+// again on the same steps.
+func (w *writer) write(ctx context.Context, tx *sql.Tx, steps []step) (int, error) {
+	written := 0
+	w.skipped = 0
+	for _, st := range steps {
 		var err error
-		switch c.Op {
+		switch st.op {
 		case OpUpsert:
-			err = w.upsert(ctx, tx, tp, rows)
+			err = w.upsert(ctx, tx, st.tp, st.rows)
 		case OpDelete:
-			err = w.delete(ctx, tx, tp, keys)
+			err = w.delete(ctx, tx, st.tp, st.keys)
 		default:
-			err = fmt.Errorf("replicate: %s: unknown op %v", c.Table, c.Op)
+			err = fmt.Errorf("replicate: %s: unknown op %v", st.tp.src.Name, st.op)
 		}
 		if err != nil {
 			return written, err
 		}
-		written += len(keys)
+		written += len(st.keys)
 	}
 	return written, nil
 }

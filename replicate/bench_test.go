@@ -78,6 +78,15 @@ func BenchmarkApply(b *testing.B) {
 	el, cpu := time.Since(t0), cpuTime(b)-cpu0
 	b.StopTimer()
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/row")
+	// How long the stream held the target's one write lock per row: what
+	// it costs the target's other writers (the publisher, the load).
+	if st, ok := dst.WriteLock(); ok {
+		for _, w := range st.Writers {
+			if w.Writer == replicate.Writer("bench") {
+				b.ReportMetric(float64(w.Held.Nanoseconds())/1e3/float64(b.N), "lock-µs/row")
+			}
+		}
+	}
 	r.Stop(b)
 	if n := count(b, dst, `SELECT COUNT(*) FROM items`); n != int64(b.N) || want == 0 {
 		b.Fatalf("target has %d rows, want %d", n, b.N)

@@ -313,21 +313,27 @@ func (a *applier) commit(ctx context.Context, w *writer, changes []Change, pos P
 	policy := retry.Policy{Base: s.cfg.RejectBackoff, Max: maxBackoff}
 	for attempt := 1; ; attempt++ {
 		var written int
-		err := a.txOn(ctx, w, func(tx *sql.Tx) error {
-			var err error
-			if written, err = w.apply(ctx, tx, changes); err != nil {
-				return err
-			}
-			if s.cfg.Fence != nil {
-				if err := s.cfg.Fence(ctx, tx); err != nil {
+		// The changes are converted before the transaction begins: a
+		// target that takes one writer at a time (SQLite) is held only
+		// while they are written.
+		steps, err := w.plan(changes)
+		if err == nil {
+			err = a.txOn(ctx, w, func(tx *sql.Tx) error {
+				var err error
+				if written, err = w.write(ctx, tx, steps); err != nil {
 					return err
 				}
-			}
-			if save != nil {
-				return save(tx)
-			}
-			return nil
-		})
+				if s.cfg.Fence != nil {
+					if err := s.cfg.Fence(ctx, tx); err != nil {
+						return err
+					}
+				}
+				if save != nil {
+					return save(tx)
+				}
+				return nil
+			})
+		}
 		if err == nil {
 			s.committed(w.skipped, w.newest)
 		}
