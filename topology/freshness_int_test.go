@@ -2,7 +2,6 @@ package topology_test
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
 	"os"
@@ -47,14 +46,7 @@ func TestFreshnessAndAdmission(t *testing.T) {
 		t.Fatal(err)
 	}
 	get := func(url string) (int, string) { return getBody(t, topo, url) }
-	status := func() topology.CloudStatus {
-		_, body := get(topo.URL("azure-api") + "/v1/status")
-		var st topology.CloudStatus
-		if err := json.Unmarshal([]byte(body), &st); err != nil {
-			t.Fatal(err)
-		}
-		return st
-	}
+	status := func() topology.CloudStatus { return cloudStatus(t, topo, "azure") }
 	acked, err := demo.Send(ctx, topo.URL("frontdoor"), testKey, demo.Options{Records: 100, BatchSize: 50, Client: topo.Client()})
 	if err != nil || len(acked) != 100 {
 		t.Fatalf("send: %d, %v", len(acked), err)

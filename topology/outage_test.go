@@ -134,6 +134,17 @@ func getBody(t *testing.T, topo *topology.Topology, url string) (int, string) {
 	return outagetest.Get(topo.Client(), url, testKey)
 }
 
+// cloudStatus is a cloud's GET /v1/status.
+func cloudStatus(t *testing.T, topo *topology.Topology, cloud string) topology.CloudStatus {
+	t.Helper()
+	_, body := getBody(t, topo, topo.URL(cloud+"-api")+"/v1/status")
+	var st topology.CloudStatus
+	if err := json.Unmarshal([]byte(body), &st); err != nil {
+		t.Fatalf("%s status: %v: %s", cloud, err, body)
+	}
+	return st
+}
+
 func degradedAndAvoided(t *testing.T, topo *topology.Topology, cloud, other string) (bool, string) {
 	code, body := getBody(t, topo, topo.URL(cloud+"-api")+"/healthz")
 	if code != http.StatusOK || !strings.Contains(body, `"status":"degraded"`) || !strings.Contains(body, "database unreachable") {

@@ -631,11 +631,7 @@ func TestDeadLettersDegrade(t *testing.T) {
 		!strings.Contains(body, `intercloud_dependency_up{cloud="aws",dependency="database"} 1`) {
 		t.Fatalf("metrics:\n%s", body)
 	}
-	_, body := get(topo.URL("aws-api") + "/v1/status")
-	var st topology.CloudStatus
-	if err := json.Unmarshal([]byte(body), &st); err != nil {
-		t.Fatal(err)
-	}
+	st := cloudStatus(t, topo, "aws")
 	if st.DeadLetters != 1 || len(st.DeadLetterList) != 1 || st.DeadLetterList[0].Key != key || st.Health.Status != "degraded" {
 		t.Fatalf("status %+v", st)
 	}

@@ -2,7 +2,6 @@ package topology_test
 
 import (
 	"context"
-	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -20,14 +19,7 @@ func TestWriteLockStatus(t *testing.T) {
 	topo := start(t, cfg)
 	ctx := sqldb.WithWriter(context.Background(), "holder")
 	db := topo.Cloud("azure").DB
-	status := func() topology.CloudStatus {
-		_, body := getBody(t, topo, topo.URL("azure-api")+"/v1/status")
-		var st topology.CloudStatus
-		if err := json.Unmarshal([]byte(body), &st); err != nil {
-			t.Fatal(err)
-		}
-		return st
-	}
+	status := func() topology.CloudStatus { return cloudStatus(t, topo, "azure") }
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		t.Fatal(err)

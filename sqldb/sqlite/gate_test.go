@@ -97,14 +97,7 @@ func TestRareWriterIsNotStarved(t *testing.T) {
 // part, and a writer the context does not name counts as "other".
 func TestWriteLockCountsEachWriter(t *testing.T) {
 	ctx := context.Background()
-	db, err := sqldb.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "lock.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.ExecContext(ctx, `CREATE TABLE t (k INTEGER PRIMARY KEY)`); err != nil { // unnamed: "other"
-		t.Fatal(err)
-	}
+	db := openWithTable(t, `CREATE TABLE t (k INTEGER PRIMARY KEY)`) // unnamed: "other"
 	const hold = 150 * time.Millisecond
 	slow := sqldb.WithWriter(ctx, "slow")
 	tx, err := db.BeginTx(slow, nil)
@@ -194,14 +187,7 @@ func TestWriteLockCountsEachWriter(t *testing.T) {
 // counters): a hold moves from "held now" to the totals at once.
 func TestWriteLockTotalsNeverShrink(t *testing.T) {
 	ctx := context.Background()
-	db, err := sqldb.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "mono.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.ExecContext(ctx, `CREATE TABLE t (k INTEGER PRIMARY KEY AUTOINCREMENT, v TEXT)`); err != nil {
-		t.Fatal(err)
-	}
+	db := openWithTable(t, `CREATE TABLE t (k INTEGER PRIMARY KEY AUTOINCREMENT, v TEXT)`)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for _, name := range []string{"a", "b"} {
@@ -237,4 +223,20 @@ func TestWriteLockTotalsNeverShrink(t *testing.T) {
 		t.Fatalf("writers did not write: %+v", last)
 	}
 	t.Logf("%d reads, %+v", reads, last)
+}
+
+// openWithTable opens a new database as the driver does (its dialect
+// reports the write lock) and runs create in it.
+func openWithTable(t *testing.T, create string) *sqldb.DB {
+	t.Helper()
+	ctx := context.Background()
+	db, err := sqldb.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "lock.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if _, err := db.ExecContext(ctx, create); err != nil {
+		t.Fatal(err)
+	}
+	return db
 }
