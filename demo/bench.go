@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/intercloud/intercloud/topology"
@@ -289,19 +290,28 @@ type lockSample struct {
 	wl *topology.WriteLockStatus
 }
 
-// fetchLocks reads the write lock status of each of opts.Clouds whose
-// database has one; a cloud that does not answer is left out.
+// fetchLocks reads, all at once, the write lock status of each of
+// opts.Clouds whose database has one; a cloud that does not answer
+// within half an interval (a cloud down while the bench runs) is left
+// out, so the line of figures is not held up.
 func fetchLocks(ctx context.Context, opts BenchOptions) map[string]lockSample {
+	ctx, cancel := context.WithTimeout(ctx, min(5*time.Second, max(opts.Interval/2, 200*time.Millisecond)))
+	defer cancel()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
 	out := map[string]lockSample{}
 	for name, u := range opts.Clouds {
-		var st topology.CloudStatus
-		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := fetchJSONKey(rctx, opts.Client, u+"/v1/status", opts.Key, &st)
-		cancel()
-		if err == nil && st.WriteLock != nil {
+		wg.Go(func() {
+			var st topology.CloudStatus
+			if err := fetchJSONKey(ctx, opts.Client, u+"/v1/status", opts.Key, &st); err != nil || st.WriteLock == nil {
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
 			out[name] = lockSample{at: time.Now(), wl: st.WriteLock}
-		}
+		})
 	}
+	wg.Wait()
 	return out
 }
 
@@ -326,10 +336,10 @@ func lockShares(from, to map[string]lockSample) map[string]LockShare {
 	var out map[string]LockShare
 	for name, b := range to {
 		a, ok := from[name]
-		span := b.at.Sub(a.at).Seconds()
-		if !ok || span <= 0 {
+		if !ok || !b.at.After(a.at) {
 			continue
 		}
+		span := b.at.Sub(a.at).Seconds()
 		held0 := map[string]float64{}
 		for _, w := range a.wl.Writers {
 			held0[w.Writer] = w.HeldSeconds
