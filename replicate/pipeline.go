@@ -166,10 +166,7 @@ func Poll(ctx context.Context, poll time.Duration, fn func(context.Context, Batc
 				return err
 			}
 			if more {
-				busy = p.Sent()
-				if err := ctx.Err(); err != nil {
-					return err
-				}
+				busy = p.Sent() // read again at once: more is waiting
 				continue
 			}
 		}

@@ -1,6 +1,7 @@
 package topology
 
 import (
+	"cmp"
 	"slices"
 	"sync"
 	"time"
@@ -96,14 +97,6 @@ func (c *Cloud) writeLockStatus() *WriteLockStatus {
 	}
 	out.Busy = min(1, out.Busy)
 	// The busiest first.
-	slices.SortStableFunc(out.Writers, func(a, b WriteLockWriter) int {
-		switch {
-		case a.Busy > b.Busy:
-			return -1
-		case a.Busy < b.Busy:
-			return 1
-		}
-		return 0
-	})
+	slices.SortStableFunc(out.Writers, func(a, b WriteLockWriter) int { return cmp.Compare(b.Busy, a.Busy) })
 	return out
 }
