@@ -62,6 +62,11 @@ func (l *Loader) Expire(ctx context.Context, cutoff time.Time) (Expired, error) 
 		if err != nil {
 			return out, err
 		}
+		// An object is deleted only once its load lasts: a commit can
+		// be visible before it is durable (sqldb.DB.WaitDurable).
+		if err := l.db.WaitDurable(ctx); err != nil {
+			return out, fmt.Errorf("load: expire: %w", err)
+		}
 		for _, o := range old {
 			if !loaded[o.Key] {
 				out.Kept++

@@ -117,6 +117,13 @@ func PruneLogMode(ctx context.Context, db *sqldb.DB, mode string, readers []Read
 			if cp.Phase != PhaseCDC {
 				return 0, false, nil
 			}
+			// The log is trimmed up to a checkpoint that lasts: a
+			// commit can be visible before it is durable
+			// (sqldb.DB.WaitDurable), and a power loss that took the
+			// checkpoint back would leave its changes trimmed.
+			if err := r.At.WaitDurable(ctx); err != nil {
+				return 0, false, fmt.Errorf("replicate: prune %s: reader %s: %w", db.Name, r.Name, err)
+			}
 			pos = cp.Position
 		}
 		if i == 0 {

@@ -42,6 +42,9 @@ type WriteLockStats struct {
 	Waiting int
 	// Writers are the totals of each writer (see WithWriter), by name.
 	Writers []WriterStats
+	// Syncs counts the syncs of the database's log that made commits
+	// durable (commits that end together share one; see DurableWaiter).
+	Syncs int64
 }
 
 // WriterStats are one writer's totals at a database's write lock.
@@ -68,4 +71,26 @@ func (db *DB) WriteLock() (WriteLockStats, bool) {
 		return WriteLockStats{}, false
 	}
 	return wl.WriteLock(), true
+}
+
+// DurableWaiter is implemented by the dialect of a database whose commits
+// become visible to readers a little before they are durable (SQLite as
+// opened by sqldb/sqlite, which syncs its log after the write lock is
+// free): WaitDurable returns once every commit a read that ended before
+// the call could have seen is durable.
+type DurableWaiter interface {
+	WaitDurable(ctx context.Context) error
+}
+
+// WaitDurable returns once every commit that a read which ended before the
+// call could have seen is durable. A reader that passes what it read on
+// outside the database (a change feed) calls it first, so that a power
+// loss cannot take back what it passed on. Where a commit is durable
+// before it is visible (a dialect that is no DurableWaiter) it returns at
+// once.
+func (db *DB) WaitDurable(ctx context.Context) error {
+	if dw, ok := db.Dialect.(DurableWaiter); ok {
+		return dw.WaitDurable(ctx)
+	}
+	return nil
 }

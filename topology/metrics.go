@@ -66,7 +66,8 @@ func (c *Cloud) Samples() []telemetry.Sample {
 	if wl := st.WriteLock; wl != nil {
 		ms = append(ms,
 			gauge("db_write_lock_busy_ratio", "Share of the last seconds the database's one write lock was held by this process (embedded SQLite): near 1, the database is at its limit.", wl.Busy, cl),
-			gauge("db_write_lock_waiting", "Writers of this process queued for the database's write lock now.", float64(wl.Waiting), cl))
+			gauge("db_write_lock_waiting", "Writers of this process queued for the database's write lock now.", float64(wl.Waiting), cl),
+			counter("db_log_syncs_total", "Syncs of the database's write-ahead log that made commits durable, run after the write lock is free (commits that end together share one).", float64(wl.LogSyncs), cl))
 		for _, w := range wl.Writers {
 			l := map[string]string{"cloud": c.Name, "writer": w.Writer}
 			ms = append(ms,

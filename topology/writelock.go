@@ -23,6 +23,10 @@ type WriteLockStatus struct {
 	// Writers are each writer's totals since the database was opened
 	// and its recent share, by name (sqldb.WithWriter).
 	Writers []WriteLockWriter `json:"writers"`
+	// LogSyncs counts the syncs of the database's log that made commits
+	// durable since it was opened: they run after the lock is free, and
+	// commits that end together share one.
+	LogSyncs int64 `json:"log_syncs"`
 }
 
 // WriteLockWriter is one writer's share of a database's write lock.
@@ -88,7 +92,7 @@ func (c *Cloud) writeLockStatus() *WriteLockStatus {
 	if !ok {
 		return nil
 	}
-	out := &WriteLockStatus{Waiting: st.Waiting, Writers: make([]WriteLockWriter, 0, len(st.Writers))}
+	out := &WriteLockStatus{Waiting: st.Waiting, Writers: make([]WriteLockWriter, 0, len(st.Writers)), LogSyncs: st.Syncs}
 	for _, w := range st.Writers {
 		b := c.writeLock.busy(w.Writer)
 		out.Busy += b

@@ -48,8 +48,12 @@ func TestWriteLockStatus(t *testing.T) {
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	if h := holder(status().WriteLock); h.Writes != 1 || h.HeldSeconds < 1 {
+	wl := status().WriteLock
+	if h := holder(wl); h.Writes != 1 || h.HeldSeconds < 1 {
 		t.Errorf("holder %+v, want its one write, held for more than a second", h)
+	}
+	if wl.LogSyncs < 1 {
+		t.Errorf("log syncs %d after a commit, want at least 1", wl.LogSyncs)
 	}
 	// Released, the lock goes back to the pipeline's writers.
 	for deadline := start.Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
@@ -68,6 +72,7 @@ func TestWriteLockStatus(t *testing.T) {
 		`intercloud_db_write_lock_wait_seconds_total{cloud="azure",writer="publish"} `,
 		`intercloud_db_write_lock_busy_ratio{cloud="azure"} `,
 		`intercloud_db_write_lock_waiting{cloud="azure"} `,
+		`intercloud_db_log_syncs_total{cloud="azure"} `,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)

@@ -16,6 +16,8 @@ import (
 
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
+
+	"github.com/intercloud/intercloud/internal/datasync"
 )
 
 // blockingFsync is an fsync of directories that counts its calls and
@@ -206,7 +208,7 @@ func TestPutOrdersDurably(t *testing.T) {
 					t.Errorf("the object's name exists before its file was flushed: %v", err)
 				}
 				steps = append(steps, "file")
-				return datasync(f)
+				return datasync.File(f)
 			}
 			b.fsyncDir = func(d *os.File) error {
 				if _, err := os.Stat(path); err != nil {
@@ -238,7 +240,7 @@ func TestPutOrdersDurably(t *testing.T) {
 			if ok, _ := bkt.Exists(ctx, other); ok {
 				t.Error("an object whose file flush failed exists")
 			}
-			b.syncFile = datasync
+			b.syncFile = datasync.File
 			b.fsyncDir = func(*os.File) error { return boom }
 			other = "raw/2026/11/30/14/b.ndjson" // a directory not yet open
 			if err := bkt.WriteAll(ctx, other, body, &blob.WriterOptions{IfNotExist: conditional}); !errors.Is(err, boom) {

@@ -59,6 +59,7 @@ import (
 	"gocloud.dev/blob/driver"
 	"gocloud.dev/gcerrors"
 
+	"github.com/intercloud/intercloud/internal/datasync"
 	"github.com/intercloud/intercloud/objects"
 )
 
@@ -150,7 +151,7 @@ func OpenBucket(dir string) (*blob.Bucket, error) {
 
 func newBucket(dir string) *bucket {
 	return &bucket{dir: dir, tempDir: filepath.Join(dir, tempDirName), durable: map[string]bool{dir: true},
-		dirs: map[string]*dirHandle{}, syncFile: datasync, fsyncDir: syncDirFile}
+		dirs: map[string]*dirHandle{}, syncFile: datasync.File, fsyncDir: syncDirFile}
 }
 
 // bucket implements gocloud's driver.Bucket over a directory.
@@ -160,7 +161,7 @@ type bucket struct {
 	// killed writers left), so that the sweep at open reads it alone,
 	// however large the bucket.
 	tempDir string
-	// syncFile flushes a written file (datasync) and fsyncDir an open
+	// syncFile flushes a written file (datasync.File) and fsyncDir an open
 	// directory (syncDirFile); tests watch or fail them.
 	syncFile func(f *os.File) error
 	fsyncDir func(d *os.File) error

@@ -70,30 +70,6 @@ func writeAll(f *os.File, bufs ...[]byte) error {
 // iovMax is the most slices one writev(2) takes (IOV_MAX).
 const iovMax = 1024
 
-// datasync flushes f's data and what reading it back needs (its size and
-// blocks), not its timestamps: fdatasync(2).
-func datasync(f *os.File) error {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var serr error
-	if err := rc.Control(func(fd uintptr) {
-		for {
-			serr = unix.Fdatasync(int(fd))
-			if !errors.Is(serr, unix.EINTR) {
-				return
-			}
-		}
-	}); err != nil {
-		return err
-	}
-	if serr != nil {
-		return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: serr}
-	}
-	return nil
-}
-
 // renameAt moves from in fromDir to to in toDir, replacing to.
 func renameAt(fromDir *os.File, from string, toDir *os.File, to string) error {
 	if err := unix.Renameat(int(fromDir.Fd()), from, int(toDir.Fd()), to); err != nil {

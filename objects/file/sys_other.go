@@ -25,8 +25,6 @@ func writeAll(f *os.File, bufs ...[]byte) error {
 	return nil
 }
 
-func datasync(f *os.File) error { return f.Sync() }
-
 func renameAt(fromDir *os.File, from string, toDir *os.File, to string) error {
 	return os.Rename(filepath.Join(fromDir.Name(), from), filepath.Join(toDir.Name(), to))
 }

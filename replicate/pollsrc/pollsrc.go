@@ -428,6 +428,11 @@ func (s *Source) Stream(ctx context.Context, from replicate.Position, opts repli
 		if err != nil || next <= mark {
 			return b, false, false, err
 		}
+		// What goes on to the target must be durable here (a SQLite
+		// commit is visible before its sync ends: sqldb.DB.WaitDurable).
+		if err := s.db.WaitDurable(ctx); err != nil {
+			return b, false, false, fmt.Errorf("pollsrc: read changes: %w", err)
+		}
 		mark = next
 		for g := range gaps {
 			if g <= mark {

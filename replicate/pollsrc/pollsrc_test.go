@@ -468,3 +468,39 @@ func TestKeyReadBackDiffers(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestStreamPassesOnDurableChanges: on SQLite a commit is visible a little
+// before its sync ends (sqldb.DB.WaitDurable), so the source makes sure of
+// what it read before it hands a batch on: a change another opener of the
+// file (another process) committed makes it sync the log itself.
+func TestStreamPassesOnDurableChanges(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "durable.db")
+	db := sourcetest.Open(t, "sqlite://"+path)
+	other := sourcetest.Open(t, "sqlite://"+path)
+	sourcetest.Exec(t, db, `CREATE TABLE w (id INTEGER PRIMARY KEY, v TEXT)`)
+	src, err := pollsrc.Driver{HoldBack: time.Millisecond}.Open(ctx, db, replicate.SourceConfig{Tables: []string{"w"}, Logger: sourcetest.Quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	sourcetest.Exec(t, other, `INSERT INTO w VALUES (1, 'one')`)
+	syncs := func() int64 { st, _ := db.WriteLock(); return st.Syncs }
+	before := syncs()
+	var handed int64
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	err = src.Stream(sctx, "", replicate.StreamOptions{Poll: 5 * time.Millisecond}, func(_ context.Context, b replicate.Batch) error {
+		if len(b.Changes) > 0 {
+			handed = syncs()
+			cancel()
+		}
+		return nil
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Stream = %v", err)
+	}
+	if handed <= before {
+		t.Errorf("syncs of the log: %d before the read, %d when the batch was handed on; want more", before, handed)
+	}
+}

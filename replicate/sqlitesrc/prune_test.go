@@ -4,9 +4,11 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"path/filepath"
 	"testing"
 
 	"github.com/intercloud/intercloud/replicate"
+	"github.com/intercloud/intercloud/replicate/sourcetest"
 	"github.com/intercloud/intercloud/sqldb"
 )
 
@@ -48,6 +50,41 @@ func TestPruneLogThroughReplicate(t *testing.T) {
 	save("slow", replicate.Checkpoint{Phase: replicate.PhaseCDC, Position: "x"})
 	if _, _, err := replicate.PruneLog(ctx, db, readers); err == nil {
 		t.Fatal("a bad position was accepted")
+	}
+}
+
+// TestPruneUpToADurableCheckpoint: a reader's checkpoint in another
+// database may be visible before it is durable (sqldb.DB.WaitDurable);
+// the log is trimmed up to it only once it is, so here, where another
+// opener of the target's file (another process) saved it, the trim syncs
+// the target's log first.
+func TestPruneUpToADurableCheckpoint(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	open := func(name string) *sqldb.DB { return sourcetest.Open(t, "sqlite://"+filepath.Join(dir, name)) }
+	db, at, atOther := open("src.db"), open("dst.db"), open("dst.db")
+	mustExec(t, db, `CREATE TABLE a (id INTEGER PRIMARY KEY)`)
+	if err := replicate.Prepare(ctx, db, []string{"a"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := replicate.EnsureCheckpoints(ctx, at); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		mustExec(t, db, `INSERT INTO a VALUES (?)`, i)
+	}
+	if err := atOther.Tx(ctx, func(tx *sql.Tx) error {
+		return replicate.SaveCheckpoint(ctx, tx, atOther.Dialect, "r", replicate.Checkpoint{Phase: replicate.PhaseCDC, Position: "3"})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	syncs := func() int64 { st, _ := at.WriteLock(); return st.Syncs }
+	before := syncs()
+	if n, pruned, err := replicate.PruneLog(ctx, db, []replicate.Reader{{Name: "r", At: at}}); err != nil || !pruned || n != 3 {
+		t.Fatalf("PruneLog = %d %v %v", n, pruned, err)
+	}
+	if got := syncs(); got <= before {
+		t.Errorf("the target's log was not synced before the trim (%d syncs, %d before)", got, before)
 	}
 }
 

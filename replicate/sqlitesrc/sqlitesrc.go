@@ -585,6 +585,11 @@ func (s *Source) Stream(ctx context.Context, from replicate.Position, opts repli
 		if err != nil || read == 0 {
 			return b, false, false, err
 		}
+		// What goes on to the target must be durable here: a commit
+		// is visible before its sync ends (sqldb.DB.WaitDurable).
+		if err := s.db.WaitDurable(ctx); err != nil {
+			return b, false, false, fmt.Errorf("sqlitesrc: read changes: %w", err)
+		}
 		if seq, err = ParsePosition(b.Position); err != nil {
 			return b, false, false, err
 		}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/intercloud/intercloud/replicate"
+	"github.com/intercloud/intercloud/replicate/sourcetest"
 	"github.com/intercloud/intercloud/sqldb"
 	_ "github.com/intercloud/intercloud/sqldb/sqlite"
 )
@@ -541,4 +542,59 @@ func FuzzParseAt(f *testing.F) {
 			t.Fatalf("parseAt(%q) = %v (%d ms)", s, at, at.UnixMilli())
 		}
 	})
+}
+
+// TestStreamPassesOnDurableChanges: a commit is visible a little before
+// the sync that makes it durable ends (sqldb.DB.WaitDurable), so the
+// stream makes sure of it after each read that found changes, before it
+// hands the batch on: here the change came from another opener of the
+// file (another process), whose syncs this one cannot see, so it syncs
+// the log itself. A read that finds none syncs nothing.
+func TestStreamPassesOnDurableChanges(t *testing.T) {
+	ctx := context.Background()
+	u := "sqlite://" + filepath.Join(t.TempDir(), "t.db")
+	db, other := sourcetest.Open(t, u), sourcetest.Open(t, u)
+	mustExec(t, db, `CREATE TABLE a (id INTEGER PRIMARY KEY, v TEXT)`)
+	src, err := Open(ctx, db, []string{"a"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	syncs := func() int64 {
+		st, ok := db.WriteLock()
+		if !ok {
+			t.Fatal("no write lock figures")
+		}
+		return st.Syncs
+	}
+	mustExec(t, db, `INSERT INTO a VALUES (0, 'zero')`)
+	if err := db.WaitDurable(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, other, `INSERT INTO a VALUES (1, 'one')`)
+	before := syncs()
+	var handed int64
+	collect(t, src, "", replicate.StreamOptions{Poll: 5 * time.Millisecond}, func(bs []replicate.Batch) bool {
+		handed = syncs()
+		return true
+	})
+	if handed <= before {
+		t.Errorf("syncs of the log: %d after the insert, %d when the batch was handed on; want one more", before, handed)
+	}
+	idle := syncs()
+	ictx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	pos, err := src.Current(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Stream(ictx, pos, replicate.StreamOptions{Poll: 5 * time.Millisecond}, func(context.Context, replicate.Batch) error {
+		t.Error("a batch with nothing changed")
+		return nil
+	}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Stream = %v", err)
+	}
+	if got := syncs(); got != idle {
+		t.Errorf("%d syncs while no change came; want none", got-idle)
+	}
 }

@@ -41,6 +41,9 @@ const gateWait = 30 * time.Second
 // writer's (sqldb.WriterName) share of it for sqldb.WriteLocker.
 type writeGate struct {
 	ch chan struct{}
+	// wal makes each write durable once it has left the gate
+	// (walsync.go).
+	wal *walSyncer
 
 	mu      sync.Mutex
 	waiting int
@@ -51,8 +54,10 @@ type writeGate struct {
 	held   time.Time
 }
 
-func newWriteGate() *writeGate {
-	return &writeGate{ch: make(chan struct{}, 1), writers: map[string]*sqldb.WriterStats{}}
+// newWriteGate returns the gate of the database at dbPath; connect opens a
+// connection to it (walsync.go).
+func newWriteGate(dbPath string, connect func(context.Context) (sqldriver.Conn, error)) *writeGate {
+	return &writeGate{ch: make(chan struct{}, 1), wal: newWALSyncer(dbPath, connect), writers: map[string]*sqldb.WriterStats{}}
 }
 
 // enter waits for the gate and returns the function that leaves it; it
@@ -144,10 +149,12 @@ func (g *writeGate) stats() sqldb.WriteLockStats {
 }
 
 // BeginTx implements sqldriver.ConnBeginTx: a write transaction holds the
-// gate until it ends.
+// gate until it ends, and its commit returns once it is durable.
 func (c *cachingConn) BeginTx(ctx context.Context, opts sqldriver.TxOptions) (sqldriver.Tx, error) {
 	leave := func() {}
+	var wal *walSyncer
 	if !opts.ReadOnly && c.gate != nil {
+		wal = c.gate.wal
 		var err error
 		if leave, err = c.gate.enter(ctx); err != nil {
 			return nil, err
@@ -159,19 +166,27 @@ func (c *cachingConn) BeginTx(ctx context.Context, opts sqldriver.TxOptions) (sq
 		return nil, err
 	}
 	c.inTx = true
-	return &gatedTx{Tx: tx, end: func() { c.inTx = false; leave() }}, nil
+	return &gatedTx{Tx: tx, end: func() { c.inTx = false; leave() }, wal: wal}, nil
 }
 
-// gatedTx leaves the gate when the transaction ends.
+// gatedTx leaves the gate when the transaction ends, and, for a write
+// transaction, makes its commit durable after that (walsync.go).
 type gatedTx struct {
 	sqldriver.Tx
 	end func()
+	wal *walSyncer // nil: a read-only transaction
 }
 
-// Commit implements sqldriver.Tx.
+// Commit implements sqldriver.Tx: it returns once the commit is durable,
+// which it waits for outside the gate.
 func (t *gatedTx) Commit() error {
-	defer t.done()
-	return t.Tx.Commit()
+	err := t.Tx.Commit()
+	t.done()
+	if err != nil || t.wal == nil {
+		return err
+	}
+	// database/sql gives a commit no context: the wait is one sync.
+	return t.wal.after(context.Background())
 }
 
 // Rollback implements sqldriver.Tx.
@@ -189,10 +204,21 @@ func (t *gatedTx) done() {
 
 // exclusive enters the gate for a statement run outside a transaction (a
 // write, or a read that costs the gate little) and returns the function
-// that leaves it.
-func (c *cachingConn) exclusive(ctx context.Context) (func(), error) {
+// that leaves it and, once the statement succeeded, waits until what it
+// wrote is durable.
+func (c *cachingConn) exclusive(ctx context.Context) (func(ok bool) error, error) {
 	if c.inTx || c.gate == nil {
-		return func() {}, nil
+		return func(bool) error { return nil }, nil
 	}
-	return c.gate.enter(ctx)
+	leave, err := c.gate.enter(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return func(ok bool) error {
+		leave()
+		if !ok {
+			return nil
+		}
+		return c.gate.wal.after(ctx)
+	}, nil
 }

@@ -227,7 +227,7 @@ func TestWriteLockTotalsNeverShrink(t *testing.T) {
 
 // openWithTable opens a new database as the driver does (its dialect
 // reports the write lock) and runs create in it.
-func openWithTable(t *testing.T, create string) *sqldb.DB {
+func openWithTable(t testing.TB, create string) *sqldb.DB {
 	t.Helper()
 	ctx := context.Background()
 	db, err := sqldb.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "lock.db"), nil)

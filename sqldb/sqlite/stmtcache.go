@@ -74,6 +74,15 @@ type cachingConnector struct {
 	gate *writeGate
 }
 
+// Close closes the connection the gate keeps of its own (database/sql
+// calls it from DB.Close).
+func (c cachingConnector) Close() error {
+	if c.gate == nil {
+		return nil
+	}
+	return c.gate.wal.close()
+}
+
 // Connect implements sqldriver.Connector.
 func (c cachingConnector) Connect(ctx context.Context) (sqldriver.Conn, error) {
 	cn, err := c.Connector.Connect(ctx)
@@ -163,7 +172,15 @@ func (c *cachingConn) ExecContext(ctx context.Context, query string, args []sqld
 	if err != nil {
 		return nil, err
 	}
-	defer leave()
+	res, err := c.exec(ctx, query, args)
+	if lerr := leave(err == nil); err == nil {
+		err = lerr
+	}
+	return res, err
+}
+
+// exec runs query with a cached statement.
+func (c *cachingConn) exec(ctx context.Context, query string, args []sqldriver.NamedValue) (sqldriver.Result, error) {
 	s, release, err := c.stmt(ctx, query)
 	if err == sqldriver.ErrSkip {
 		return c.fullConn.ExecContext(ctx, query, args)
