@@ -585,7 +585,7 @@ func validateMapped(ctx context.Context, src, dst *sqldb.DB, m *Mapping, name st
 		if err != nil {
 			return tr, err
 		}
-		srows, err := readRows(ctx, src, tp.src, cols, q, qargs)
+		srows, err := readSourceRows(ctx, src, tp.src, cols, q, qargs)
 		if err != nil {
 			return tr, fmt.Errorf("replicate: validate %s: read source: %w", name, err)
 		}

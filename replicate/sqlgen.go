@@ -139,18 +139,11 @@ func queryRows(ctx context.Context, q sqldb.Querier, query string, args []any, n
 
 // readRows is queryRows for rows of table t scanned with cols (names of
 // t's columns): values the database stores in a form of its own (see
-// sqldb.Reader) are converted to their portable form. The rows it returns
-// are durable (sqldb.DB.WaitDurable): they are copied to another
-// database.
+// sqldb.Reader) are converted to their portable form.
 func readRows(ctx context.Context, db *sqldb.DB, t sqldb.Table, cols []string, query string, args []any) ([]scannedRow, error) {
 	rows, err := queryRows(ctx, db, query, args, len(cols))
 	if err != nil {
 		return nil, err
-	}
-	if len(rows) > 0 {
-		if err := db.WaitDurable(ctx); err != nil {
-			return nil, err
-		}
 	}
 	_, reader := db.Dialect.(sqldb.Reader)
 	columns := make([]sqldb.Column, len(cols))
@@ -169,6 +162,20 @@ func readRows(ctx context.Context, db *sqldb.DB, t sqldb.Table, cols []string, q
 			}
 			r[i] = zeroDate(columns[i], r[i])
 		}
+	}
+	return rows, nil
+}
+
+// readSourceRows is readRows for rows of the source that may be copied to
+// the target (full load, resync): the rows it returns are durable
+// (sqldb.DB.WaitDurable).
+func readSourceRows(ctx context.Context, db *sqldb.DB, t sqldb.Table, cols []string, query string, args []any) ([]scannedRow, error) {
+	rows, err := readRows(ctx, db, t, cols, query, args)
+	if err != nil || len(rows) == 0 {
+		return rows, err
+	}
+	if err := db.WaitDurable(ctx); err != nil {
+		return nil, err
 	}
 	return rows, nil
 }

@@ -1073,7 +1073,7 @@ func (a *applier) readChunk(ctx context.Context, tp *tablePair, last []any) (loa
 	if err != nil {
 		return loadChunk{}, permanent(err)
 	}
-	rows, err := readRows(ctx, s.cfg.Source, tp.src, cols, q, qargs)
+	rows, err := readSourceRows(ctx, s.cfg.Source, tp.src, cols, q, qargs)
 	if err != nil {
 		return loadChunk{}, fmt.Errorf("replicate: read %s: %w", tp.src.Name, err)
 	}

@@ -184,7 +184,7 @@ func validateTable(ctx context.Context, src, dst *sqldb.DB, name string, opts Va
 		if err != nil {
 			return tr, err
 		}
-		srows, err := readRows(ctx, src, tp.src, cols, q, qargs)
+		srows, err := readSourceRows(ctx, src, tp.src, cols, q, qargs)
 		if err != nil {
 			return tr, fmt.Errorf("replicate: validate %s: read source: %w", name, err)
 		}
@@ -335,7 +335,7 @@ func resyncRange(ctx context.Context, src, dst *sqldb.DB, w *writer, tp *tablePa
 		if err != nil {
 			return err
 		}
-		srows, err := readRows(ctx, src, tp.src, cols, q, qargs)
+		srows, err := readSourceRows(ctx, src, tp.src, cols, q, qargs)
 		if err != nil {
 			return fmt.Errorf("replicate: resync %s: read source: %w", tp.src.Name, err)
 		}

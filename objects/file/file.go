@@ -779,15 +779,10 @@ func (b *bucket) forget(dir string) {
 // syncDir fsyncs a directory, which makes the entries created or removed
 // in it durable.
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
+	if err := datasync.Dir(dir); err != nil {
+		return fmt.Errorf("file: fsync directory %s: %w", dir, err)
 	}
-	err = syncDirFile(d)
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return nil
 }
 
 // syncDirFile fsyncs an open directory.

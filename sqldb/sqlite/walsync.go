@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"sync"
 
@@ -47,8 +46,8 @@ import (
 // walSyncer syncs one database's write-ahead log in rounds.
 type walSyncer struct {
 	wal string // the -wal file
-	// syncFile syncs the log (fsyncFile), syncDir its directory
-	// (fsyncDir); tests replace them.
+	// syncFile syncs the log (datasync.Path), syncDir its directory
+	// (datasync.Dir); tests replace them.
 	syncFile, syncDir func(path string) error
 	// connect opens the connection that reads the database's
 	// data_version (nil: none, every WaitDurable syncs).
@@ -58,9 +57,8 @@ type walSyncer struct {
 	conn sqldriver.Conn // opened on first use
 
 	mu      sync.Mutex
-	started uint64 // rounds begun
-	done    uint64 // rounds ended
-	running bool
+	done    uint64        // rounds ended
+	running bool          // round done+1 runs
 	ended   chan struct{} // closed when the running round ends
 	dirDone bool          // the directory was synced once
 	err     error         // the first failed sync: sticky
@@ -71,7 +69,7 @@ type walSyncer struct {
 }
 
 func newWALSyncer(dbPath string, connect func(ctx context.Context) (sqldriver.Conn, error)) *walSyncer {
-	return &walSyncer{wal: dbPath + "-wal", syncFile: fsyncFile, syncDir: fsyncDir, connect: connect, ended: make(chan struct{})}
+	return &walSyncer{wal: dbPath + "-wal", syncFile: datasync.Path, syncDir: datasync.Dir, connect: connect, ended: make(chan struct{})}
 }
 
 // visible returns once every commit a read that ended before the call
@@ -154,7 +152,10 @@ func (w *walSyncer) close() error {
 // runs the next one itself; the others wait for it.
 func (w *walSyncer) after(ctx context.Context) error {
 	w.mu.Lock()
-	target := w.started + 1
+	target := w.done + 1 // the next round to begin
+	if w.running {
+		target++
+	}
 	for {
 		if w.err != nil {
 			err := w.err
@@ -167,8 +168,7 @@ func (w *walSyncer) after(ctx context.Context) error {
 		}
 		if !w.running {
 			w.running = true
-			w.started++
-			round, dir := w.started, !w.dirDone
+			round, dir := w.done+1, !w.dirDone
 			w.mu.Unlock()
 			// Read before the sync: every commit it counts is
 			// in the log, so the sync covers it.
@@ -225,31 +225,4 @@ func (w *walSyncer) sync(dir bool) error {
 		}
 	}
 	return nil
-}
-
-// fsyncFile opens path and flushes its data (datasync.File: the log's
-// size and blocks too, not its timestamps, which every commit changes).
-func fsyncFile(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	err = datasync.File(f)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-// fsyncDir fsyncs the directory at path, so that the names in it last.
-func fsyncDir(path string) error {
-	d, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
