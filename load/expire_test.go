@@ -6,8 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/intercloud/intercloud/config"
 	"github.com/intercloud/intercloud/functions"
 	"github.com/intercloud/intercloud/record"
+	"github.com/intercloud/intercloud/sqldb"
 )
 
 // TestExpireDeletesOnlyLoadedOldObjects: a loaded raw object older than
@@ -123,5 +125,43 @@ func TestLoadLastWriterWins(t *testing.T) {
 		if v, o := value(id); v != want {
 			t.Errorf("%s = %v (from %s), want %v", id, v, o, want)
 		}
+	}
+}
+
+// TestExpireWaitsForDurableLoads: a raw object is deleted only once its
+// load lasts, and a commit is visible a moment before the sync that makes
+// it durable ends (sqldb.DB.WaitDurable). Here the load committed through
+// another opener of the database (another process), whose syncs this one
+// cannot see, so Expire syncs the log itself before it deletes.
+func TestExpireWaitsForDurableLoads(t *testing.T) {
+	ctx := context.Background()
+	l, b, db := setup(t)
+	other, err := sqldb.Open(ctx, db.URL().String(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	loader := New(b, other, config.Default(t.TempDir()).Schema, nil)
+	key := "raw/2026/11/01/10/a.ndjson"
+	if err := b.Put(ctx, key, rawObject(t, "a"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loader.Load(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	syncs := func() int64 {
+		st, ok := db.WriteLock()
+		if !ok {
+			t.Fatal("no write lock figures")
+		}
+		return st.Syncs
+	}
+	before := syncs()
+	got, err := l.Expire(ctx, time.Now())
+	if err != nil || got.Objects != 1 {
+		t.Fatalf("expired %+v, %v; want the loaded object deleted", got, err)
+	}
+	if after := syncs(); after <= before {
+		t.Errorf("syncs of the log: %d before Expire, %d after; want one more before the delete", before, after)
 	}
 }

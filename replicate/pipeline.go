@@ -4,8 +4,11 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"time"
+
+	"github.com/intercloud/intercloud/sqldb"
 )
 
 // Pipeline applies a source's batches on a goroutine of its own, in the
@@ -138,9 +141,12 @@ func (p *Pipeline) Close(err error) error {
 // batch it returns; Poll hands the batch to fn and reads again while fn
 // applies it. After a busy batch it reads again at once, and once more
 // when that batch was applied, so what was written meanwhile does not
-// wait for the next poll; otherwise it waits poll. It returns fn's
-// error, read's, or ctx's.
-func Poll(ctx context.Context, poll time.Duration, fn func(context.Context, Batch) error, read func(context.Context) (b Batch, ok, busy bool, err error)) (err error) {
+// wait for the next poll; otherwise it waits poll. A batch read from db
+// is handed on only once what it read is durable there (db.WaitDurable:
+// an embedded SQLite commit is visible a moment before its sync ends;
+// elsewhere a no-op; nil: nothing to wait for), so what the target gets
+// lasts on the source. It returns fn's error, read's, or ctx's.
+func Poll(ctx context.Context, db *sqldb.DB, poll time.Duration, fn func(context.Context, Batch) error, read func(context.Context) (b Batch, ok, busy bool, err error)) (err error) {
 	p := NewPipeline(ctx, fn)
 	defer func() { err = p.Close(err) }()
 	timer := time.NewTimer(poll)
@@ -162,6 +168,12 @@ func Poll(ctx context.Context, poll time.Duration, fn func(context.Context, Batc
 			return err
 		}
 		if ok {
+			if err := waitDurable(ctx, db); err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				return fmt.Errorf("replicate: read changes: %w", err)
+			}
 			if err := p.Send(ctx, b); err != nil {
 				return err
 			}
@@ -187,4 +199,12 @@ func Poll(ctx context.Context, poll time.Duration, fn func(context.Context, Batc
 		case <-timer.C:
 		}
 	}
+}
+
+// waitDurable is db.WaitDurable, nothing for a nil db.
+func waitDurable(ctx context.Context, db *sqldb.DB) error {
+	if db == nil {
+		return nil
+	}
+	return db.WaitDurable(ctx)
 }

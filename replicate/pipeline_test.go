@@ -163,7 +163,7 @@ func TestPoll(t *testing.T) {
 	errStop := errors.New("stop here")
 	var got []Position
 	start := time.Now()
-	err := Poll(ctx, 10*time.Second, func(ctx context.Context, b Batch) error {
+	err := Poll(ctx, nil, 10*time.Second, func(ctx context.Context, b Batch) error {
 		got = append(got, b.Position)
 		switch len(got) {
 		case 1:

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"math"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -220,4 +221,49 @@ func dump(t *testing.T, db *sqldb.DB, q string) [][]any {
 		out = append(out, vals)
 	}
 	return out
+}
+
+// TestValidateAndResyncReadDurableRows: a commit is visible a moment
+// before the sync that makes it durable ends (sqldb.DB.WaitDurable), so
+// source rows that may be copied to the target (the rows a validation
+// compares, whose differences a resync applies, and the rows a resync of
+// whole ranges copies) are made sure of first: here they were written
+// through another opener of the source (another process), whose syncs
+// this one cannot see, so each read syncs the source's log itself.
+func TestValidateAndResyncReadDurableRows(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "src.db")
+	src, other, dst := openAt(t, path), openAt(t, path), openDB(t, "dst")
+	exec(t, src, itemsDDL)
+	exec(t, dst, itemsDDL)
+	syncs := func() int64 {
+		st, ok := src.WriteLock()
+		if !ok {
+			t.Fatal("no write lock figures")
+		}
+		return st.Syncs
+	}
+	fillItems(t, other, 1, 101)
+	before := syncs()
+	if _, err := replicate.Validate(ctx, src, dst, []string{"items"}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if after := syncs(); after <= before {
+		t.Errorf("syncs of the source's log: %d before the validation, %d after; want one more", before, after)
+	}
+	// A target without the table: the resync copies whole ranges.
+	fresh := openDB(t, "fresh")
+	rep, err := replicate.Validate(ctx, src, fresh, []string{"items"}, 0)
+	if err != nil || len(rep.Tables) != 1 || !rep.Tables[0].Missing {
+		t.Fatalf("validate against a target without the table: %v\n%s", err, rep)
+	}
+	exec(t, other, `UPDATE items SET qty = 7`)
+	before = syncs()
+	if err := replicate.Resync(ctx, src, fresh, rep); err != nil {
+		t.Fatal(err)
+	}
+	if after := syncs(); after <= before {
+		t.Errorf("syncs of the source's log: %d before the resync, %d after; want one more", before, after)
+	}
+	mustValidate(t, src, fresh, "items")
 }

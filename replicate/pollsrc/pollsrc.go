@@ -420,18 +420,13 @@ func (s *Source) Stream(ctx context.Context, from replicate.Position, opts repli
 	opts = opts.WithDefaults()
 	gaps := map[int64]time.Time{} // first seq of a gap → when first seen
 	// The next batch is read while fn applies the last one.
-	return replicate.Poll(ctx, opts.Poll, fn, func(ctx context.Context) (replicate.Batch, bool, bool, error) {
+	return replicate.Poll(ctx, s.db, opts.Poll, fn, func(ctx context.Context) (replicate.Batch, bool, bool, error) {
 		if s.closed.Load() {
 			return replicate.Batch{}, false, false, ErrClosed
 		}
 		b, next, full, err := s.read(ctx, mark, want, opts, gaps)
 		if err != nil || next <= mark {
 			return b, false, false, err
-		}
-		// What goes on to the target must be durable here (a SQLite
-		// commit is visible before its sync ends: sqldb.DB.WaitDurable).
-		if err := s.db.WaitDurable(ctx); err != nil {
-			return b, false, false, fmt.Errorf("pollsrc: read changes: %w", err)
 		}
 		mark = next
 		for g := range gaps {

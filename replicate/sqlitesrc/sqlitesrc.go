@@ -577,18 +577,13 @@ func (s *Source) Stream(ctx context.Context, from replicate.Position, opts repli
 		return err
 	}
 	opts = opts.WithDefaults()
-	return replicate.Poll(ctx, opts.Poll, fn, func(ctx context.Context) (replicate.Batch, bool, bool, error) {
+	return replicate.Poll(ctx, s.db, opts.Poll, fn, func(ctx context.Context) (replicate.Batch, bool, bool, error) {
 		if s.closed.Load() {
 			return replicate.Batch{}, false, false, ErrClosed
 		}
 		b, read, err := s.read(ctx, seq, want, opts)
 		if err != nil || read == 0 {
 			return b, false, false, err
-		}
-		// What goes on to the target must be durable here: a commit
-		// is visible before its sync ends (sqldb.DB.WaitDurable).
-		if err := s.db.WaitDurable(ctx); err != nil {
-			return b, false, false, fmt.Errorf("sqlitesrc: read changes: %w", err)
 		}
 		if seq, err = ParsePosition(b.Position); err != nil {
 			return b, false, false, err
