@@ -21,7 +21,8 @@
 // new one), so a batch replayed after a crash is exact. Min and max are
 // exact too: when a removed or changed value was its bucket's min or max,
 // that bucket's extremes are read again from its contributions (an index
-// on bucket, id and value), never from the whole table. Only Rebuild
+// on bucket, id and value, or on bucket carrying the value where the
+// dialect has covering indexes), never from the whole table. Only Rebuild
 // recomputes everything from the records table.
 //
 // On PostgreSQL the contributions table is UNLOGGED: its writes skip the
@@ -105,8 +106,13 @@ const (
 	// and value. Rebuild makes it afresh, so a state built by an earlier
 	// version (see stateMarker) gets the current layout and indexes.
 	RowsTable = "_ic_publish_rows"
-	// RowsIndex is RowsTable's index on bucket, id and value.
+	// RowsIndex is RowsTable's index on bucket, id and value, where the
+	// dialect has no covering indexes (see RowsCoveringIndex).
 	RowsIndex = "ix" + RowsTable + "_bkt_id_val"
+	// RowsCoveringIndex is RowsTable's index on bucket that carries the
+	// value (INCLUDE), where the dialect has covering indexes
+	// (PostgreSQL).
+	RowsCoveringIndex = "ix" + RowsTable + "_bkt_inc_val"
 	// RowsMarkerTable holds, where RowsTable is unlogged (PostgreSQL),
 	// one row that says RowsTable holds every contribution: Rebuild
 	// writes it with them, and a crash of the server empties both.
@@ -386,16 +392,24 @@ func (p *Publisher) ensureRows(ctx context.Context) error {
 	} else if err := p.cfg.DB.EnsureTable(ctx, p.rows); err != nil {
 		return fmt.Errorf("publish: %w", err)
 	}
-	if ix, ok := p.cfg.DB.Dialect.(sqldb.Indexer); ok {
-		// A bucket's extremes are read again from its contributions alone
-		// (the index covers them). The id comes before the value: ids are
-		// time-ordered, so a new contribution lands at the end of its
-		// bucket's entries rather than at a random place among them, and
-		// the pages inserts touch stay few however large buckets grow.
-		for _, stmt := range ix.CreateIndex(RowsTable, RowsIndex, []string{"bkt", "id", "val"}) {
-			if _, err := p.cfg.DB.ExecContext(ctx, stmt); err != nil {
-				return fmt.Errorf("publish: index: %w", err)
-			}
+	// A bucket's extremes are read again from its contributions alone
+	// (the index covers them), and a new contribution must land at the
+	// end of its bucket's entries, not at a random place among them, so
+	// that the pages inserts touch stay few however large buckets grow.
+	// With a covering index the key is the bucket alone and the value is
+	// carried: equal keys are kept in the order of the rows' places in
+	// the table (PostgreSQL's heap), which is the order they came in.
+	// Otherwise the time-ordered id comes before the value.
+	var stmts []string
+	switch ix := p.cfg.DB.Dialect.(type) {
+	case sqldb.CoveringIndexer:
+		stmts = ix.CreateCoveringIndex(RowsTable, RowsCoveringIndex, []string{"bkt"}, []string{"val"})
+	case sqldb.Indexer:
+		stmts = ix.CreateIndex(RowsTable, RowsIndex, []string{"bkt", "id", "val"})
+	}
+	for _, stmt := range stmts {
+		if _, err := p.cfg.DB.ExecContext(ctx, stmt); err != nil {
+			return fmt.Errorf("publish: index: %w", err)
 		}
 	}
 	return nil
@@ -406,20 +420,21 @@ func (p *Publisher) ensureRows(ctx context.Context) error {
 // as much, and neither walsender (the publisher's feed, the reverse
 // stream) decodes them. A crash of the server empties both tables, so the
 // state is rebuilt (see stateReady). Either table found logged (as an
-// earlier version made RowsTable) is dropped with the other, not
-// converted: ALTER TABLE ... SET UNLOGGED would rewrite every row of it,
-// and without the marker the state is rebuilt, which makes RowsTable
-// afresh anyway.
+// earlier version made RowsTable), or RowsTable found with RowsIndex (an
+// earlier version's index, before RowsCoveringIndex), is dropped with the
+// other, not converted: ALTER TABLE ... SET UNLOGGED would rewrite every
+// row of it, and without the marker the state is rebuilt, which makes
+// RowsTable afresh anyway.
 func (p *Publisher) ensureUnlogged(ctx context.Context) error {
 	db := p.cfg.DB
 	d := db.Dialect
-	var logged int
-	err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM pg_class WHERE oid IN (to_regclass($1), to_regclass($2)) AND relpersistence <> 'u'",
-		d.Quote(RowsTable), d.Quote(RowsMarkerTable)).Scan(&logged)
+	var logged, earlier int
+	err := db.QueryRowContext(ctx, "SELECT COUNT(*) FILTER (WHERE relpersistence <> 'u'), COUNT(*) FILTER (WHERE oid = to_regclass($3)) FROM pg_class WHERE oid IN (to_regclass($1), to_regclass($2), to_regclass($3))",
+		d.Quote(RowsTable), d.Quote(RowsMarkerTable), d.Quote(RowsIndex)).Scan(&logged, &earlier)
 	if err != nil {
 		return fmt.Errorf("publish: %s: %w", RowsTable, err)
 	}
-	if logged > 0 {
+	if logged > 0 || earlier > 0 {
 		// The marker first: a RowsTable without it is rebuilt.
 		for _, t := range []string{RowsMarkerTable, RowsTable} {
 			if _, err := db.ExecContext(ctx, "DROP TABLE IF EXISTS "+d.Quote(t)); err != nil {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -349,4 +350,55 @@ func (c *logCounter) take() map[string]int {
 	n := c.n
 	c.n = map[string]int{}
 	return n
+}
+
+// TestPostgresContributionsIndexCoversTheValue: on PostgreSQL the
+// contributions' second index is on the bucket alone and carries the
+// value (INCLUDE), so it stays narrow and still answers a bucket's
+// extremes on its own. A state whose contributions have an earlier version's index
+// (on bucket, id and value) is rebuilt with the new one at the start.
+func TestPostgresContributionsIndexCoversTheValue(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real servers are skipped with -short")
+	}
+	h := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	pg := peers.StartPostgres(t)
+	e := newEnvAt(t, pg.URL("app"))
+	indexes := func() []string {
+		return sourcetest.Column[string](t, e.db, `SELECT indexdef FROM pg_indexes WHERE tablename = '`+RowsTable+`' ORDER BY indexname COLLATE "C"`)
+	}
+	want := []string{
+		`CREATE UNIQUE INDEX ` + RowsTable + `_pkey ON public.` + RowsTable + ` USING btree (id)`,
+		`CREATE INDEX ` + RowsCoveringIndex + ` ON public.` + RowsTable + ` USING btree (bkt) INCLUDE (val)`,
+	}
+	stop := e.run(t)
+	e.insert(t, rec{"a", "cpu", 1, h}, rec{"b", "cpu", 5, h.Add(time.Minute)}, rec{"c", "mem", 7, h.Add(time.Hour)})
+	e.checkAggregates(t, "before")
+	if got := indexes(); !slices.Equal(got, want) {
+		t.Fatalf("indexes of %s:\n%s\nwant\n%s", RowsTable, strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	stop()
+
+	// An earlier version's layout: the index on bucket, id and value,
+	// and a stray contribution only a rebuild removes.
+	for _, q := range []string{
+		`DROP INDEX ` + RowsCoveringIndex,
+		`CREATE INDEX ` + RowsIndex + ` ON ` + RowsTable + ` (bkt, id, val)`,
+		`INSERT INTO ` + RowsTable + ` VALUES ('zz', '` + bucketID("cpu", h) + `', 1000)`,
+		`UPDATE ` + BucketsTable + ` SET cnt = cnt + 1, total = total + 1000, max_v = 1000 WHERE bkt = '` + bucketID("cpu", h) + `'`,
+	} {
+		if _, err := e.db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	e.insert(t, rec{"d", "cpu", -3, h.Add(2 * time.Minute)})
+	e.run(t)
+	e.checkAggregates(t, "after the rebuild")
+	if got := indexes(); !slices.Equal(got, want) {
+		t.Fatalf("indexes of %s after the start:\n%s\nwant\n%s", RowsTable, strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	var stray int
+	if err := e.db.QueryRow(`SELECT COUNT(*) FROM ` + RowsTable + ` WHERE id = 'zz'`).Scan(&stray); err != nil || stray != 0 {
+		t.Fatalf("stray contributions %d, %v", stray, err)
+	}
 }

@@ -600,6 +600,16 @@ type Indexer interface {
 	CreateIndex(table, name string, columns []string) []string
 }
 
+// CoveringIndexer is implemented by dialects whose indexes can carry
+// columns they are not ordered by (INCLUDE): an index that answers a
+// query on its own without the wider key, and so the larger tree, that
+// ordering by those columns too would make.
+type CoveringIndexer interface {
+	// CreateCoveringIndex returns the statements that create, if it does
+	// not exist, an index on columns that also holds include.
+	CreateCoveringIndex(table, name string, columns, include []string) []string
+}
+
 // Alterer is implemented by dialects that can change a table's columns in
 // place; replication uses it to follow a source's schema changes. Each
 // method returns the statements to run, in order (none when the change

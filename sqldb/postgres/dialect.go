@@ -224,6 +224,12 @@ func (d Dialect) CreateIndex(table, name string, columns []string) []string {
 	return []string{fmt.Sprintf("CREATE INDEX IF NOT EXISTS %s ON %s (%s)", d.Quote(name), d.Quote(table), sqldb.QuoteList(d, columns))}
 }
 
+// CreateCoveringIndex implements sqldb.CoveringIndexer.
+func (d Dialect) CreateCoveringIndex(table, name string, columns, include []string) []string {
+	return []string{fmt.Sprintf("CREATE INDEX IF NOT EXISTS %s ON %s (%s) INCLUDE (%s)", d.Quote(name), d.Quote(table),
+		sqldb.QuoteList(d, columns), sqldb.QuoteList(d, include))}
+}
+
 // Describe implements sqldb.Dialect from information_schema, in the
 // current schema.
 func (d Dialect) Describe(ctx context.Context, q sqldb.Querier, table string) (sqldb.Table, error) {
@@ -329,4 +335,7 @@ func ParseType(dataType string, length, precision, scale int) sqldb.Type {
 	return sqldb.Type{Kind: sqldb.KindText}
 }
 
-var _ sqldb.NewerUpserter = Dialect{}
+var (
+	_ sqldb.NewerUpserter   = Dialect{}
+	_ sqldb.CoveringIndexer = Dialect{}
+)
