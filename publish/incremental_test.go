@@ -314,8 +314,58 @@ func TestEarlierStateIsRebuilt(t *testing.T) {
 		t.Fatalf("%d NOT NULL columns in %s, %v", notNull, RowsTable, err)
 	}
 	indexes := sourcetest.Column[string](t, e.db, `SELECT name FROM pragma_index_list('`+RowsTable+`') WHERE origin = 'c'`)
-	if !slices.Equal(indexes, []string{RowsIndex}) {
-		t.Fatalf("indexes of %s: %v, want [%s]", RowsTable, indexes, RowsIndex)
+	if !slices.Equal(indexes, []string{RowsBucketIndex}) {
+		t.Fatalf("indexes of %s: %v, want [%s]", RowsTable, indexes, RowsBucketIndex)
+	}
+}
+
+// TestEarlierIndexIsReplaced: on SQLite the contributions' second index
+// is on the bucket alone (entries of the bucket and the rowid), which
+// the read of a bucket's extremes uses; an earlier version's index on
+// bucket, id and value is dropped at the start, the state kept.
+func TestEarlierIndexIsReplaced(t *testing.T) {
+	e := newEnv(t)
+	h := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	stop := e.run(t)
+	e.insert(t, rec{"a", "cpu", 1, h}, rec{"b", "cpu", 5, h.Add(time.Minute)}, rec{"c", "mem", 7, h.Add(time.Hour)})
+	e.checkAggregates(t, "before")
+	stop()
+	for _, q := range []string{
+		`DROP INDEX ` + RowsBucketIndex,
+		`CREATE INDEX ` + RowsIndex + ` ON ` + RowsTable + ` (bkt, id, val)`,
+	} {
+		if _, err := e.db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	stop = e.run(t)
+	defer stop()
+	// A new extreme, then the record that held it moved away: the
+	// bucket's extremes are read again.
+	e.insert(t, rec{"d", "cpu", 9, h.Add(2 * time.Minute)})
+	e.checkAggregates(t, "after the start")
+	e.insert(t, rec{"d", "cpu", 2, h.Add(3 * time.Hour)})
+	e.checkAggregates(t, "after the move")
+	indexes := sourcetest.Column[string](t, e.db, `SELECT name FROM pragma_index_list('`+RowsTable+`') WHERE origin = 'c'`)
+	if !slices.Equal(indexes, []string{RowsBucketIndex}) {
+		t.Fatalf("indexes of %s: %v, want [%s]", RowsTable, indexes, RowsBucketIndex)
+	}
+	var plan []string
+	rows, err := e.db.Query(`EXPLAIN QUERY PLAN SELECT MIN(val), MAX(val), SUM(val) FROM `+RowsTable+` WHERE bkt = ?`, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if len(plan) != 1 || !strings.Contains(plan[0], "USING INDEX "+RowsBucketIndex+" (bkt=?)") {
+		t.Fatalf("the extremes of a bucket are read by %q, want its index", plan)
 	}
 }
 

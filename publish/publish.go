@@ -21,8 +21,8 @@
 // new one), so a batch replayed after a crash is exact. Min and max are
 // exact too: when a removed or changed value was its bucket's min or max,
 // that bucket's extremes are read again from its contributions (an index
-// on bucket, id and value, or on bucket carrying the value where the
-// dialect has covering indexes), never from the whole table. Only Rebuild
+// on the bucket: carrying the value where the dialect has covering
+// indexes; on bucket, id and value on MySQL), never from the whole table. Only Rebuild
 // recomputes everything from the records table.
 //
 // On PostgreSQL the contributions table is UNLOGGED: its writes skip the
@@ -107,8 +107,11 @@ const (
 	// version (see stateMarker) gets the current layout and indexes.
 	RowsTable = "_ic_publish_rows"
 	// RowsIndex is RowsTable's index on bucket, id and value, where the
-	// dialect has no covering indexes (see RowsCoveringIndex).
+	// dialect has no covering indexes (see RowsCoveringIndex) and is not
+	// SQLite (see RowsBucketIndex): MySQL.
 	RowsIndex = "ix" + RowsTable + "_bkt_id_val"
+	// RowsBucketIndex is RowsTable's index on bucket alone, on SQLite.
+	RowsBucketIndex = "ix" + RowsTable + "_bkt"
 	// RowsCoveringIndex is RowsTable's index on bucket that carries the
 	// value (INCLUDE), where the dialect has covering indexes
 	// (PostgreSQL).
@@ -399,13 +402,23 @@ func (p *Publisher) ensureRows(ctx context.Context) error {
 	// With a covering index the key is the bucket alone and the value is
 	// carried: equal keys are kept in the order of the rows' places in
 	// the table (PostgreSQL's heap), which is the order they came in.
-	// Otherwise the time-ordered id comes before the value.
+	// On SQLite the key is the bucket alone too (an entry is the bucket
+	// and the row's rowid, in the order rows came in): its entries are
+	// a third of the size, and the rare read of a bucket's extremes
+	// looks its rows up by rowid. An earlier version's RowsIndex is
+	// dropped. Otherwise (MySQL) the time-ordered id comes before the
+	// value.
+	d := p.cfg.DB.Dialect
 	var stmts []string
-	switch ix := p.cfg.DB.Dialect.(type) {
+	switch ix := d.(type) {
 	case sqldb.CoveringIndexer:
 		stmts = ix.CreateCoveringIndex(RowsTable, RowsCoveringIndex, []string{"bkt"}, []string{"val"})
 	case sqldb.Indexer:
-		stmts = ix.CreateIndex(RowsTable, RowsIndex, []string{"bkt", "id", "val"})
+		if d.Name() == "sqlite" {
+			stmts = append([]string{"DROP INDEX IF EXISTS " + d.Quote(RowsIndex)}, ix.CreateIndex(RowsTable, RowsBucketIndex, []string{"bkt"})...)
+		} else {
+			stmts = ix.CreateIndex(RowsTable, RowsIndex, []string{"bkt", "id", "val"})
+		}
 	}
 	for _, stmt := range stmts {
 		if _, err := p.cfg.DB.ExecContext(ctx, stmt); err != nil {
