@@ -275,6 +275,17 @@ func TestAsTime(t *testing.T) {
 	}
 }
 
+// publishThree runs the publisher until three records, two in one
+// bucket of cpu from h and one of mem an hour later, are published as
+// the table says, and stops it: a state for a test to change.
+func (e *env) publishThree(t *testing.T, h time.Time) {
+	t.Helper()
+	stop := e.run(t)
+	e.insert(t, rec{"a", "cpu", 1, h}, rec{"b", "cpu", 5, h.Add(time.Minute)}, rec{"c", "mem", 7, h.Add(time.Hour)})
+	e.checkAggregates(t, "three records")
+	stop()
+}
+
 // TestEarlierStateIsRebuilt: a state an earlier version built (its
 // marker, 128-bit bucket ids, RowsTable's columns NOT NULL, and a
 // contribution or bucket that no longer agrees with the table) is built
@@ -283,10 +294,7 @@ func TestAsTime(t *testing.T) {
 func TestEarlierStateIsRebuilt(t *testing.T) {
 	e := newEnv(t)
 	h := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
-	stop := e.run(t)
-	e.insert(t, rec{"a", "cpu", 1, h}, rec{"b", "cpu", 5, h.Add(time.Minute)}, rec{"c", "mem", 7, h.Add(time.Hour)})
-	e.checkAggregates(t, "before the downgrade")
-	stop()
+	e.publishThree(t, h)
 	// The earlier layout, with a stale bucket and a stray contribution.
 	for _, q := range []string{
 		`DROP TABLE ` + RowsTable,
@@ -296,9 +304,7 @@ func TestEarlierStateIsRebuilt(t *testing.T) {
 		`DELETE FROM ` + BucketsTable,
 		`INSERT INTO ` + BucketsTable + ` VALUES ('#state', '', '', 0, 0, 0, 0), ('7f/2026-11-24T10', 'cpu', '2026-11-24T10', 3, 1000, 1, 1000)`,
 	} {
-		if _, err := e.db.Exec(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
+		sourcetest.Exec(t, e.db, q)
 	}
 	e.insert(t, rec{"d", "cpu", -3, h.Add(2 * time.Minute)})
 	e.run(t)
@@ -326,19 +332,14 @@ func TestEarlierStateIsRebuilt(t *testing.T) {
 func TestEarlierIndexIsReplaced(t *testing.T) {
 	e := newEnv(t)
 	h := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
-	stop := e.run(t)
-	e.insert(t, rec{"a", "cpu", 1, h}, rec{"b", "cpu", 5, h.Add(time.Minute)}, rec{"c", "mem", 7, h.Add(time.Hour)})
-	e.checkAggregates(t, "before")
-	stop()
+	e.publishThree(t, h)
 	for _, q := range []string{
 		`DROP INDEX ` + RowsBucketIndex,
 		`CREATE INDEX ` + RowsIndex + ` ON ` + RowsTable + ` (bkt, id, val)`,
 	} {
-		if _, err := e.db.Exec(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
+		sourcetest.Exec(t, e.db, q)
 	}
-	stop = e.run(t)
+	stop := e.run(t)
 	defer stop()
 	// A new extreme, then the record that held it moved away: the
 	// bucket's extremes are read again.

@@ -21,9 +21,9 @@
 // new one), so a batch replayed after a crash is exact. Min and max are
 // exact too: when a removed or changed value was its bucket's min or max,
 // that bucket's extremes are read again from its contributions (an index
-// on the bucket: carrying the value where the dialect has covering
-// indexes; on bucket, id and value on MySQL), never from the whole table. Only Rebuild
-// recomputes everything from the records table.
+// on the bucket, carrying the value where the dialect has covering
+// indexes; on bucket, id and value on MySQL), never from the whole
+// table. Only Rebuild recomputes everything from the records table.
 //
 // On PostgreSQL the contributions table is UNLOGGED: its writes skip the
 // write-ahead log, so they cost about half as much and no walsender (the

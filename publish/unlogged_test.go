@@ -188,10 +188,7 @@ func TestPostgresEarlierStateIsRebuilt(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			pg := peers.StartPostgres(t)
 			e := newEnvAt(t, pg.URL("app"))
-			stop := e.run(t)
-			e.insert(t, rec{"a", "cpu", 1, h}, rec{"b", "cpu", 5, h.Add(time.Minute)}, rec{"c", "mem", 7, h.Add(time.Hour)})
-			e.checkAggregates(t, "before")
-			stop()
+			e.publishThree(t, h)
 			layout := append(tc.layout,
 				`DROP TABLE `+RowsMarkerTable,
 				`UPDATE `+BucketsTable+` SET bkt = '#state/2' WHERE bkt = '`+stateMarker+`'`,
@@ -199,9 +196,7 @@ func TestPostgresEarlierStateIsRebuilt(t *testing.T) {
 				`UPDATE `+BucketsTable+` SET cnt = cnt + 1, total = total + 1000, max_v = 1000 WHERE bkt = '`+bucketID("cpu", h)+`'`,
 			)
 			for _, q := range layout {
-				if _, err := e.db.Exec(q); err != nil {
-					t.Fatalf("%s: %v", q, err)
-				}
+				sourcetest.Exec(t, e.db, q)
 			}
 			root, err := sql.Open("pgx", pg.RootURL("app"))
 			if err != nil {
@@ -371,13 +366,10 @@ func TestPostgresContributionsIndexCoversTheValue(t *testing.T) {
 		`CREATE UNIQUE INDEX ` + RowsTable + `_pkey ON public.` + RowsTable + ` USING btree (id)`,
 		`CREATE INDEX ` + RowsCoveringIndex + ` ON public.` + RowsTable + ` USING btree (bkt) INCLUDE (val)`,
 	}
-	stop := e.run(t)
-	e.insert(t, rec{"a", "cpu", 1, h}, rec{"b", "cpu", 5, h.Add(time.Minute)}, rec{"c", "mem", 7, h.Add(time.Hour)})
-	e.checkAggregates(t, "before")
+	e.publishThree(t, h)
 	if got := indexes(); !slices.Equal(got, want) {
 		t.Fatalf("indexes of %s:\n%s\nwant\n%s", RowsTable, strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	stop()
 
 	// An earlier version's layout: the index on bucket, id and value,
 	// and a stray contribution only a rebuild removes.
@@ -387,9 +379,7 @@ func TestPostgresContributionsIndexCoversTheValue(t *testing.T) {
 		`INSERT INTO ` + RowsTable + ` VALUES ('zz', '` + bucketID("cpu", h) + `', 1000)`,
 		`UPDATE ` + BucketsTable + ` SET cnt = cnt + 1, total = total + 1000, max_v = 1000 WHERE bkt = '` + bucketID("cpu", h) + `'`,
 	} {
-		if _, err := e.db.Exec(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
+		sourcetest.Exec(t, e.db, q)
 	}
 	e.insert(t, rec{"d", "cpu", -3, h.Add(2 * time.Minute)})
 	e.run(t)
