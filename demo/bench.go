@@ -57,6 +57,11 @@ type BenchOptions struct {
 	// each interval's line shows it, the result its share by writer over
 	// the run (nil: neither).
 	Clouds map[string]string
+	// Warn receives a line the first time a cloud's status cannot be
+	// read for a given reason (a key without the read scope, a cloud not
+	// answering), so that a "-" in the write lock column is explained
+	// (nil: none).
+	Warn io.Writer
 }
 
 // BenchResult is the end report of Bench.
@@ -149,7 +154,19 @@ func Bench(ctx context.Context, opts BenchOptions) (*BenchResult, error) {
 		defer func() { stop(); <-done }()
 	}
 	cpu0, _ := processStats(opts.PIDs)
-	locks0 := fetchLocks(ctx, opts)
+	warned := map[string]bool{}
+	locks := func() map[string]lockSample {
+		got, errs := fetchLocks(ctx, opts)
+		for _, name := range slices.Sorted(maps.Keys(errs)) {
+			msg := fmt.Sprintf("bench: %s: no write lock figures: %v", name, errs[name])
+			if opts.Warn != nil && !warned[msg] && ctx.Err() == nil {
+				warned[msg] = true
+				fmt.Fprintln(opts.Warn, msg)
+			}
+		}
+		return got
+	}
+	locks0 := locks()
 	start := time.Now()
 	lockCol := ""
 	if len(opts.Clouds) > 0 {
@@ -173,7 +190,7 @@ func Bench(ctx context.Context, opts BenchOptions) (*BenchResult, error) {
 		secs := now.Sub(prevAt).Seconds()
 		lock := ""
 		if len(opts.Clouds) > 0 {
-			lock = "  " + lockLine(opts, fetchLocks(ctx, opts))
+			lock = "  " + lockLine(opts, locks())
 		}
 		fmt.Fprintf(opts.Out, "%6.1f %9.0f %9.0f %6d %9.1f %9.1f %9.1f %9.1f %9.1f %8d %8.1f %6.0f %7.1f%s\n",
 			now.Sub(start).Seconds(), float64(sent-prevSent)/secs, float64(acked-prevAcked)/secs, d.errs.Load(),
@@ -215,7 +232,7 @@ loop:
 		E2EP50ms: e2e.Quantile(0.5), E2EP99ms: e2e.Quantile(0.99), E2EMaxms: math.Round(e2e.Max()*10) / 10,
 		Backlog: backlog, Visible: d.acked.Load() - backlog,
 		CPUSeconds: math.Round((st.cpu-cpu0.cpu)*100) / 100, PeakRSSMB: st.peakMB,
-		DBWriteLock: lockShares(locks0, fetchLocks(ctx, opts)),
+		DBWriteLock: lockShares(locks0, locks()),
 	}
 	if sending > 0 {
 		res.RecordsPerSec = math.Round(float64(res.Acked) / sending.Seconds())
@@ -291,28 +308,33 @@ type lockSample struct {
 }
 
 // fetchLocks reads, all at once, the write lock status of each of
-// opts.Clouds whose database has one; a cloud that does not answer
-// within half an interval (a cloud down while the bench runs) is left
-// out, so the line of figures is not held up.
-func fetchLocks(ctx context.Context, opts BenchOptions) map[string]lockSample {
+// opts.Clouds whose database has one (a database without one, such as a
+// server's, is left out of both maps); a cloud whose status cannot be
+// read, or that does not answer within half an interval (a cloud down
+// while the bench runs), is in errs instead, so the line of figures is
+// not held up.
+func fetchLocks(ctx context.Context, opts BenchOptions) (locks map[string]lockSample, errs map[string]error) {
 	ctx, cancel := context.WithTimeout(ctx, min(5*time.Second, max(opts.Interval/2, 200*time.Millisecond)))
 	defer cancel()
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	out := map[string]lockSample{}
+	locks, errs = map[string]lockSample{}, map[string]error{}
 	for name, u := range opts.Clouds {
 		wg.Go(func() {
 			var st topology.CloudStatus
-			if err := fetchJSONKey(ctx, opts.Client, u+"/v1/status", opts.Key, &st); err != nil || st.WriteLock == nil {
-				return
-			}
+			err := fetchJSONKey(ctx, opts.Client, u+"/v1/status", opts.Key, &st)
 			mu.Lock()
 			defer mu.Unlock()
-			out[name] = lockSample{at: time.Now(), wl: st.WriteLock}
+			switch {
+			case err != nil:
+				errs[name] = err
+			case st.WriteLock != nil:
+				locks[name] = lockSample{at: time.Now(), wl: st.WriteLock}
+			}
 		})
 	}
 	wg.Wait()
-	return out
+	return locks, errs
 }
 
 // lockLine prints each cloud's recent write lock busy share, in the

@@ -45,7 +45,7 @@ func (c *benchCmd) run(ctx context.Context, e *env, _ []string) error {
 		return err
 	}
 	opts := demo.BenchOptions{Key: key, Clients: c.clients, BatchSize: c.batch, Rate: c.rate, Duration: c.duration,
-		Interval: c.interval, Drain: c.drain, Out: e.stdout}
+		Interval: c.interval, Drain: c.drain, Out: e.stdout, Warn: e.stderr}
 	if c.clients < 0 || c.batch < 0 || c.rate < 0 || c.duration < 0 || c.interval < 0 {
 		return &exitError{code: 2, err: errors.New("bench: --clients, --batch, --rate, --duration and --interval must not be negative")}
 	}
