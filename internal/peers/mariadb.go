@@ -22,9 +22,10 @@ type MariaDB struct {
 	Port int    // TCP port on 127.0.0.1
 	Dir  string // holds my.cnf, data/, binlog/, run/, tmp/ and error.log
 
-	tools mariadbToolset
-	cnf   string
-	tls   *TLSFiles
+	tools    mariadbToolset
+	cnf      string
+	tls      *TLSFiles
+	settings string // MariaDBSettingsEnv's lines for my.cnf
 
 	mu   sync.Mutex
 	proc *proc // nil while stopped
@@ -63,7 +64,11 @@ func startMariaDB(t testing.TB, f *TLSFiles) *MariaDB {
 	if err != nil {
 		unavailable(t, "peers: mariadb: %v", err)
 	}
-	m := &MariaDB{Port: FreePort(t), Dir: t.TempDir(), tools: tools, tls: f}
+	settings, err := settingsLines(MariaDBSettingsEnv)
+	if err != nil {
+		t.Fatalf("peers: mariadb: %v", err)
+	}
+	m := &MariaDB{Port: FreePort(t), Dir: t.TempDir(), tools: tools, tls: f, settings: settings}
 	m.cnf = filepath.Join(m.Dir, "my.cnf")
 	if err := m.initialise(t.Context()); err != nil {
 		unavailable(t, "%v", err)
@@ -108,11 +113,12 @@ binlog_row_metadata=FULL
 character-set-server=utf8mb4
 collation-server=utf8mb4_unicode_ci
 %[3]s
+%[4]s
 [client]
 socket=%[1]s/run/mysqld.sock
 port=%[2]d
 user=root
-`, d, m.Port, m.tlsConf())
+`, d, m.Port, m.tlsConf(), m.settings)
 	if err := os.WriteFile(m.cnf, []byte(cnf), 0o644); err != nil {
 		return fmt.Errorf("peers: mariadb: write my.cnf: %w", err)
 	}

@@ -181,3 +181,55 @@ func mkdirs(dirs ...string) error {
 	}
 	return nil
 }
+
+// The environment variables that give the servers a test run starts
+// settings of their own, for a benchmark that sizes them as a production
+// server would be, or loads an extension: "name=value" pairs separated by
+// ";", added after the harness's own (so they win), e.g.
+//
+//	INTERCLOUD_PEERS_POSTGRES_SETTINGS="shared_buffers=1GB;shared_preload_libraries='pg_stat_statements'"
+//	INTERCLOUD_PEERS_MARIADB_SETTINGS="innodb_buffer_pool_size=1G"
+const (
+	PostgresSettingsEnv = "INTERCLOUD_PEERS_POSTGRES_SETTINGS"
+	MariaDBSettingsEnv  = "INTERCLOUD_PEERS_MARIADB_SETTINGS"
+)
+
+// serverSettings parses the value of one of the settings variables into
+// its name and value pairs (nil for an empty value). A name is letters,
+// digits, '_', '-' and '.'; a value is what follows the first '=' with
+// the spaces around it trimmed, and may not hold a line break or '#' (a
+// comment in both servers' files).
+func serverSettings(env, s string) ([][2]string, error) {
+	var out [][2]string
+	for item := range strings.SplitSeq(s, ";") {
+		if strings.TrimSpace(item) == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(item, "=")
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		if !ok || k == "" || strings.ContainsFunc(k, func(r rune) bool {
+			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.')
+		}) {
+			return nil, fmt.Errorf("%s: %q is not name=value", env, item)
+		}
+		if v == "" || strings.ContainsAny(v, "\r\n#") {
+			return nil, fmt.Errorf("%s: %s: the value %q is empty or holds a line break or '#'", env, k, v)
+		}
+		out = append(out, [2]string{k, v})
+	}
+	return out, nil
+}
+
+// settingsLines renders the pairs of the settings variable env, one
+// "name = value" line each (both servers' files take that form).
+func settingsLines(env string) (string, error) {
+	pairs, err := serverSettings(env, os.Getenv(env))
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	for _, p := range pairs {
+		fmt.Fprintf(&b, "%s = %s\n", p[0], p[1])
+	}
+	return b.String(), nil
+}

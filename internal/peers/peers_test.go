@@ -626,3 +626,74 @@ func TestObjectURLs(t *testing.T) {
 		}
 	}
 }
+
+func TestServerSettingsParse(t *testing.T) {
+	tests := []struct {
+		name, in string
+		want     [][2]string
+		err      bool
+	}{
+		{"empty", "", nil, false},
+		{"one", "shared_buffers=1GB", [][2]string{{"shared_buffers", "1GB"}}, false},
+		{"several, spaces, a trailing ;", " work_mem = 5MB ;innodb_buffer_pool_size=1G;", [][2]string{{"work_mem", "5MB"}, {"innodb_buffer_pool_size", "1G"}}, false},
+		{"quoted value with =", "shared_preload_libraries='a=b'", [][2]string{{"shared_preload_libraries", "'a=b'"}}, false},
+		{"dotted and dashed names", "auto_explain.log_min_duration=0;skip-log-bin=1", [][2]string{{"auto_explain.log_min_duration", "0"}, {"skip-log-bin", "1"}}, false},
+		{"no =", "shared_buffers", nil, true},
+		{"no name", "=1", nil, true},
+		{"no value", "x=", nil, true},
+		{"a line break", "x=1\nport=1", nil, true},
+		{"a comment", "x=1 # y", nil, true},
+		{"a space in the name", "a b=1", nil, true},
+		{"a section", "[client]=1", nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := serverSettings("ENV", tt.in)
+			if (err != nil) != tt.err || !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("serverSettings(%q) = %q, %v; want %q, error %v", tt.in, got, err, tt.want, tt.err)
+			}
+			if err != nil && !strings.HasPrefix(err.Error(), "ENV: ") {
+				t.Errorf("error %q does not name the variable", err)
+			}
+		})
+	}
+}
+
+// FuzzServerSettings: whatever the variable holds, the pairs it gives
+// are one line of name = value each, which cannot add a line or a section
+// of its own to a server's file.
+func FuzzServerSettings(f *testing.F) {
+	f.Add("shared_buffers=1GB;work_mem = 5MB")
+	f.Add("x=1\n[client]\ny=2")
+	f.Fuzz(func(t *testing.T, s string) {
+		pairs, err := serverSettings("ENV", s)
+		if err != nil {
+			return
+		}
+		for _, p := range pairs {
+			if p[0] == "" || p[1] == "" || strings.ContainsAny(p[0], "\r\n#[]= ") || strings.ContainsAny(p[1], "\r\n#") {
+				t.Fatalf("pair %q from %q", p, s)
+			}
+		}
+	})
+}
+
+// TestServerSettings: the servers a test starts take the settings of
+// their variables (read back with each server's own client).
+func TestServerSettings(t *testing.T) {
+	t.Setenv(PostgresSettingsEnv, "work_mem=5MB;shared_preload_libraries='pg_stat_statements'")
+	t.Setenv(MariaDBSettingsEnv, "max_connections=77")
+	p := StartPostgres(t)
+	if got := p.Query(t, "app", "SHOW work_mem"); !reflect.DeepEqual(got, []string{"5MB"}) {
+		t.Errorf("postgres work_mem = %q, want 5MB", got)
+	}
+	// The statistics view reads only with the library preloaded.
+	p.Query(t, "app", "CREATE EXTENSION pg_stat_statements")
+	if got := p.Query(t, "app", "SELECT count(*) >= 0 FROM pg_stat_statements"); !reflect.DeepEqual(got, []string{"t"}) {
+		t.Errorf("pg_stat_statements: %q", got)
+	}
+	m := StartMariaDB(t)
+	if got := m.Query(t, "app", "SELECT @@max_connections"); !reflect.DeepEqual(got, []string{"77"}) {
+		t.Errorf("mariadb max_connections = %q, want 77", got)
+	}
+}

@@ -29,10 +29,11 @@ type Postgres struct {
 	Name    string // cluster name, as in pg_lsclusters
 	Version string // major version, as in /etc/postgresql/VERSION/NAME
 
-	tools   postgresToolset
-	cred    *syscall.Credential
-	confDir string
-	tls     *TLSFiles
+	tools    postgresToolset
+	cred     *syscall.Credential
+	confDir  string
+	tls      *TLSFiles
+	settings string // PostgresSettingsEnv's lines for postgresql.conf
 
 	mu   sync.Mutex
 	proc *proc // nil while stopped
@@ -67,6 +68,10 @@ func StartPostgresTLS(t testing.TB, f TLSFiles) *Postgres {
 
 func startPostgres(t testing.TB, f *TLSFiles) *Postgres {
 	t.Helper()
+	settings, err := settingsLines(PostgresSettingsEnv)
+	if err != nil {
+		t.Fatalf("peers: postgres: %v", err)
+	}
 	// An installed server is enough here: PostGIS, which Install puts in
 	// too, is what CreatePostGIS needs.
 	tools, err := postgresTools()
@@ -87,12 +92,13 @@ func startPostgres(t testing.TB, f *TLSFiles) *Postgres {
 	var rnd [4]byte
 	_, _ = rand.Read(rnd[:])
 	p := &Postgres{
-		Port:    FreePort(t),
-		Name:    clusterPrefix + strconv.Itoa(os.Getpid()) + "_" + hex.EncodeToString(rnd[:]),
-		Version: tools.version,
-		tools:   tools,
-		cred:    cred,
-		tls:     f,
+		Port:     FreePort(t),
+		Name:     clusterPrefix + strconv.Itoa(os.Getpid()) + "_" + hex.EncodeToString(rnd[:]),
+		Version:  tools.version,
+		tools:    tools,
+		cred:     cred,
+		tls:      f,
+		settings: settings,
 	}
 	p.confDir = filepath.Join("/etc/postgresql", p.Version, p.Name)
 	// The data directory's parent must belong to postgres, and every
@@ -188,7 +194,7 @@ listen_addresses = '127.0.0.1'
 unix_socket_directories = '%s'
 external_pid_file = ''
 %s
-`, filepath.Join(p.Dir, "run"), p.tlsConf())
+%s`, filepath.Join(p.Dir, "run"), p.tlsConf(), p.settings)
 	f, err := os.OpenFile(filepath.Join(p.confDir, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		return fmt.Errorf("peers: postgres: %w", err)
