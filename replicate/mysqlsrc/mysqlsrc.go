@@ -116,6 +116,7 @@ import (
 	gmysql "github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
 
+	"github.com/intercloud/intercloud/internal/readpace"
 	"github.com/intercloud/intercloud/replicate"
 	"github.com/intercloud/intercloud/sqldb"
 	mysqldb "github.com/intercloud/intercloud/sqldb/mysql"
@@ -539,11 +540,19 @@ func (s *Source) syncer() *replication.BinlogSyncer {
 		ReadTimeout:             10 * time.Second,
 		DisableRetrySync:        true,
 		Logger:                  telemetry.LibraryLogger(s.log, "go-mysql"),
-		Dialer: func(ctx context.Context, network, address string) (net.Conn, error) {
-			d := net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
-			return d.DialContext(ctx, network, address)
-		},
+		Dialer:                  dial,
 	})
+}
+
+// dial opens the binlog connection, its reads paced (package readpace:
+// the server sends each event on its own).
+func dial(ctx context.Context, network, address string) (net.Conn, error) {
+	d := net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	c, err := d.DialContext(ctx, network, address)
+	if err != nil {
+		return nil, err
+	}
+	return readpace.Wrap(c, readpace.DefaultGap), nil
 }
 
 // Marker is the MySQL/MariaDB origin marker (see the package doc).

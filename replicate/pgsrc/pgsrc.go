@@ -130,6 +130,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -138,6 +139,7 @@ import (
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/intercloud/intercloud/internal/readpace"
 	"github.com/intercloud/intercloud/internal/redact"
 	"github.com/intercloud/intercloud/replicate"
 	"github.com/intercloud/intercloud/sqldb"
@@ -640,8 +642,9 @@ func ParsePosition(p replicate.Position) (pglogrepl.LSN, error) {
 }
 
 // connect opens a replication connection (replication=database) to db's
-// server with the session settings the decoder relies on.
-func connect(ctx context.Context, db *sqldb.DB) (*pgconn.PgConn, error) {
+// server with the session settings the decoder relies on, its reads paced
+// by gap (package readpace; 0: not paced).
+func connect(ctx context.Context, db *sqldb.DB, gap time.Duration) (*pgconn.PgConn, error) {
 	u := db.URL()
 	if u == nil {
 		return nil, errors.New("pgsrc: the database has no URL to open a replication connection with")
@@ -663,6 +666,15 @@ func connect(ctx context.Context, db *sqldb.DB) (*pgconn.PgConn, error) {
 	params["intervalstyle"] = "postgres"
 	params["application_name"] = "intercloud-pgsrc"
 	pc.RuntimeParams = params
+	if dial := pc.DialFunc; gap > 0 && dial != nil {
+		pc.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := dial(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return readpace.Wrap(c, gap), nil
+		}
+	}
 	conn, err := pgconn.ConnectConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("pgsrc: replication connection to %s: %s", db.Name, redact.URLPassword(err.Error(), u))

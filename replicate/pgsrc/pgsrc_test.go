@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/intercloud/intercloud/internal/peers"
+	"github.com/intercloud/intercloud/internal/readpace"
 	"github.com/intercloud/intercloud/internal/testchild"
 	"github.com/intercloud/intercloud/replicate"
 	"github.com/intercloud/intercloud/replicate/pgsrc"
@@ -141,6 +142,29 @@ func TestPostgres(t *testing.T) {
 	t.Run("ServerRestart", func(t *testing.T) { testRestart(t, c) })
 	t.Run("CurrentWaitsForVisibility", func(t *testing.T) { testCurrentWaitsForVisibility(t, c) })
 	t.Run("ReadOnlySource", func(t *testing.T) { testReadOnlySource(t, c) })
+	t.Run("PacedReads", func(t *testing.T) { testPacedReads(t, c) })
+}
+
+// testPacedReads: the replication connection's reads are paced (package
+// readpace) by the gap connect is given, and not paced without one.
+func testPacedReads(t *testing.T, c *cluster) {
+	db := c.newDB(t, "paced")
+	for _, gap := range []time.Duration{readpace.DefaultGap, 0} {
+		conn, err := pgsrc.Connect(t.Context(), db, gap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc, paced := conn.Conn().(*readpace.Conn)
+		if paced != (gap > 0) || paced && rc.Gap != gap {
+			t.Errorf("gap %v: the connection is %T", gap, conn.Conn())
+		}
+		if _, err := pglogrepl.IdentifySystem(t.Context(), conn); err != nil {
+			t.Errorf("gap %v: IDENTIFY_SYSTEM: %v", gap, err)
+		}
+		if err := conn.Close(t.Context()); err != nil {
+			t.Error(err)
+		}
+	}
 }
 
 func testCDC(t *testing.T, c *cluster, dst *sqldb.DB) {

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/intercloud/intercloud/internal/readpace"
 	"github.com/intercloud/intercloud/replicate"
 )
 
@@ -95,7 +96,7 @@ func (s *Source) stream(ctx context.Context, start pglogrepl.LSN, opts replicate
 		_ = c.Close(cctx)
 	}
 	err = whileSlotActive(ctx, func() error {
-		c, err := connect(ctx, s.db)
+		c, err := connect(ctx, s.db, readpace.DefaultGap)
 		if err != nil {
 			return err
 		}
