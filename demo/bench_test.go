@@ -19,9 +19,10 @@ import (
 	"github.com/intercloud/intercloud/topology"
 )
 
-// TestBench runs a short bench against a topology through its front door,
-// at a fixed rate, and checks its report against the databases' counts.
-func TestBench(t *testing.T) {
+// startBenchTopology starts the embedded default on free ports with the
+// key "k", stopped when the test ends.
+func startBenchTopology(t *testing.T) (*config.Config, *topology.Topology) {
+	t.Helper()
 	cfg := config.Default(t.TempDir())
 	cfg.ListenOnFreePorts()
 	if err := cfg.Validate(); err != nil {
@@ -32,7 +33,14 @@ func TestBench(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer topo.Stop(context.Background())
+	t.Cleanup(func() { topo.Stop(context.Background()) })
+	return cfg, topo
+}
+
+// TestBench runs a short bench against a topology through its front door,
+// at a fixed rate, and checks its report against the databases' counts.
+func TestBench(t *testing.T) {
+	_, topo := startBenchTopology(t)
 	var out, warn bytes.Buffer
 	res, err := demo.Bench(context.Background(), demo.BenchOptions{
 		URL: topo.URL("frontdoor"), EdgeURL: topo.URL("edge"), Key: "k", Client: topo.Client(),
@@ -94,17 +102,7 @@ func TestBench(t *testing.T) {
 // write lock column shows "-" for both clouds, and Warn says why, once
 // per cloud, naming the scope.
 func TestBenchSaysWhyLocksAreMissing(t *testing.T) {
-	cfg := config.Default(t.TempDir())
-	cfg.ListenOnFreePorts()
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	var logs bytes.Buffer
-	topo, err := topology.Start(context.Background(), cfg, topology.Options{APIKey: "k", LogWriter: &logs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer topo.Stop(context.Background())
+	cfg, topo := startBenchTopology(t)
 	key, _, err := auth.Add(cfg.Auth.Keys, "bench", []auth.Scope{auth.ScopeIngest}, time.Now())
 	if err != nil {
 		t.Fatal(err)
