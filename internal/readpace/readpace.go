@@ -15,6 +15,7 @@
 package readpace
 
 import (
+	"context"
 	"net"
 	"time"
 )
@@ -35,12 +36,25 @@ type Conn struct {
 	drained bool      // the previous read returned less than it had room for
 }
 
-// Wrap returns c paced by gap; c itself when gap is not positive.
-func Wrap(c net.Conn, gap time.Duration) net.Conn {
-	if gap <= 0 {
-		return c
-	}
+// Wrap returns c paced by gap.
+func Wrap(c net.Conn, gap time.Duration) *Conn {
 	return &Conn{Conn: c, Gap: gap}
+}
+
+// DialFunc is how the database clients open their connections (pgconn's
+// Config.DialFunc, go-mysql's BinlogSyncerConfig.Dialer).
+type DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// Dial returns a DialFunc that opens its connections with dial and paces
+// them by gap.
+func Dial(dial DialFunc, gap time.Duration) DialFunc {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return Wrap(c, gap), nil
+	}
 }
 
 // Read implements net.Conn.

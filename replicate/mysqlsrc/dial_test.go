@@ -15,7 +15,7 @@ func TestBinlogConnectionIsPaced(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	c, err := dial(t.Context(), "tcp", l.Addr().String())
+	c, err := binlogDialer()(t.Context(), "tcp", l.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}

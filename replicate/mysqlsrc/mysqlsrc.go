@@ -540,19 +540,15 @@ func (s *Source) syncer() *replication.BinlogSyncer {
 		ReadTimeout:             10 * time.Second,
 		DisableRetrySync:        true,
 		Logger:                  telemetry.LibraryLogger(s.log, "go-mysql"),
-		Dialer:                  dial,
+		Dialer:                  binlogDialer(),
 	})
 }
 
-// dial opens the binlog connection, its reads paced (package readpace:
-// the server sends each event on its own).
-func dial(ctx context.Context, network, address string) (net.Conn, error) {
-	d := net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
-	c, err := d.DialContext(ctx, network, address)
-	if err != nil {
-		return nil, err
-	}
-	return readpace.Wrap(c, readpace.DefaultGap), nil
+// binlogDialer opens the binlog connection, its reads paced (package
+// readpace: the server sends each event on its own).
+func binlogDialer() readpace.DialFunc {
+	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	return readpace.Dial(d.DialContext, readpace.DefaultGap)
 }
 
 // Marker is the MySQL/MariaDB origin marker (see the package doc).

@@ -130,7 +130,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"net"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -643,8 +642,8 @@ func ParsePosition(p replicate.Position) (pglogrepl.LSN, error) {
 
 // connect opens a replication connection (replication=database) to db's
 // server with the session settings the decoder relies on, its reads paced
-// by gap (package readpace; 0: not paced).
-func connect(ctx context.Context, db *sqldb.DB, gap time.Duration) (*pgconn.PgConn, error) {
+// (package readpace: the walsender flushes each message on its own).
+func connect(ctx context.Context, db *sqldb.DB) (*pgconn.PgConn, error) {
 	u := db.URL()
 	if u == nil {
 		return nil, errors.New("pgsrc: the database has no URL to open a replication connection with")
@@ -666,15 +665,7 @@ func connect(ctx context.Context, db *sqldb.DB, gap time.Duration) (*pgconn.PgCo
 	params["intervalstyle"] = "postgres"
 	params["application_name"] = "intercloud-pgsrc"
 	pc.RuntimeParams = params
-	if dial := pc.DialFunc; gap > 0 && dial != nil {
-		pc.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := dial(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			return readpace.Wrap(c, gap), nil
-		}
-	}
+	pc.DialFunc = readpace.Dial(pc.DialFunc, readpace.DefaultGap)
 	conn, err := pgconn.ConnectConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("pgsrc: replication connection to %s: %s", db.Name, redact.URLPassword(err.Error(), u))

@@ -15,7 +15,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
-	"github.com/intercloud/intercloud/internal/readpace"
 	"github.com/intercloud/intercloud/replicate"
 )
 
@@ -96,7 +95,7 @@ func (s *Source) stream(ctx context.Context, start pglogrepl.LSN, opts replicate
 		_ = c.Close(cctx)
 	}
 	err = whileSlotActive(ctx, func() error {
-		c, err := connect(ctx, s.db, readpace.DefaultGap)
+		c, err := connect(ctx, s.db)
 		if err != nil {
 			return err
 		}
